@@ -1,0 +1,97 @@
+/**
+ * The contract between the runtime (controller, handles, routers) and the ingress proxies (HTTP, gRPC).
+ * The proxies see only this interface; ServeInstance (serve-instance.ts) implements it.
+ */
+import type { DeploymentHandle } from '../handle.js';
+
+export type MethodKind = 'unary' | 'stream';
+
+export interface RouteInfo {
+  app: string;
+  /** e.g. '/' or '/summarize'; unique across applications. */
+  routePrefix: string;
+  /** The application's ingress deployment (the root of its bind graph). */
+  ingress: string;
+  /** All deployments of the app, for gRPC calls that name one. */
+  deployments: string[];
+  /** Public methods of the ingress class and whether each is an async generator. */
+  methods: Record<string, MethodKind>;
+  /** True when the ingress class defines handleHttp(req): the proxy hands it every request under the prefix. */
+  rawHttp: boolean;
+}
+
+export interface CallOptions {
+  requestId?: string;
+  signal?: AbortSignal;
+  timeoutMs?: number;
+}
+
+/** What handleHttp(req) receives (plain data: it crosses to the replica). */
+export interface HttpRequestLike {
+  method: string;
+  /** Path below the route prefix, always starting with '/'. */
+  path: string;
+  query: Record<string, string>;
+  headers: Record<string, string>;
+  /** Parsed JSON when the content type is JSON, else the raw text; undefined when empty. */
+  body: unknown;
+  requestId: string;
+  clientIp: string;
+}
+
+/**
+ * What handleHttp returns for a whole response. A streaming handleHttp is an async generator whose first
+ * yield is an HttpResponseLike head (body ignored) and whose later yields are string chunks written as is.
+ */
+export interface HttpResponseLike {
+  status: number;
+  headers?: Record<string, string>;
+  body?: unknown;
+}
+
+export type ReplicaState = 'STARTING' | 'RUNNING' | 'UNHEALTHY' | 'STOPPING' | 'STOPPED';
+export type DeploymentStatus = 'UPDATING' | 'HEALTHY' | 'UNHEALTHY' | 'FAILED' | 'STOPPING';
+
+export interface ReplicaStatusInfo {
+  id: string;
+  state: ReplicaState;
+  placement: 'thread' | 'process' | 'remote' | 'local';
+  node: string;
+  pid?: number;
+  ongoing: number;
+  startedAtMs: number;
+}
+
+export interface DeploymentStatusInfo {
+  name: string;
+  status: DeploymentStatus;
+  /** Why the deployment is unhealthy or failed (e.g. the constructor's error). */
+  message?: string;
+  targetReplicas: number;
+  replicas: ReplicaStatusInfo[];
+  queued: number;
+  ongoing: number;
+}
+
+export interface ApplicationStatusInfo {
+  name: string;
+  routePrefix: string;
+  status: 'DEPLOYING' | 'RUNNING' | 'DEPLOY_FAILED' | 'DELETING';
+  deployments: DeploymentStatusInfo[];
+}
+
+export interface ServeStatus {
+  startedAtMs: number;
+  http?: string;
+  grpc?: string;
+  applications: ApplicationStatusInfo[];
+}
+
+export interface IngressTarget {
+  routes(): RouteInfo[];
+  /** Handle to a deployment of an app (its ingress when deployment is omitted); throws NotFoundError. */
+  getHandle(app: string, deployment?: string): DeploymentHandle<any>;
+  status(): ServeStatus;
+  /** True once shutdown began: proxies answer 503 to new requests. */
+  readonly draining: boolean;
+}

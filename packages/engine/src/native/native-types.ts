@@ -1,0 +1,172 @@
+/**
+ * The whole surface of the native addon (native/ → build/Release/flotilla_native.node), typed.
+ * load-native.ts is the only module that loads the .node file; everything else imports these types.
+ *
+ * Split of work: TypeScript parses model files (headers, metadata, tokenizers) and hands the addon a
+ * tensor manifest — where each tensor lies in which file, its dtype and shape. The addon memory-maps
+ * the files, converts/quantizes weights once at load, owns the paged KV pool, and runs one coarse
+ * `step()` per engine step over a flat varlen batch.
+ */
+
+/** Tensor element types the addon reads from files. Q8_0 / Q4_0 are GGUF's block formats (32 per block). */
+export type NativeDType = 'f32' | 'f16' | 'bf16' | 'q8_0' | 'q4_0';
+
+/** How weights are held in memory after load. 'auto' keeps the file's type (f32 stays f32). */
+export type NativeWeightFormat = 'auto' | 'f32' | 'f16' | 'bf16' | 'int8' | 'int4';
+
+/** RoPE pairing: llama2.c and GGUF rotate interleaved pairs (i, i+1); Hugging Face rotates (i, i + headDim/2). */
+export type RopeLayout = 'interleaved' | 'half';
+
+export interface NativeModelConfig {
+  dim: number;
+  hiddenDim: number;
+  nLayers: number;
+  nHeads: number;
+  nKvHeads: number;
+  vocabSize: number;
+  /** Longest context the model was trained for. */
+  maxSeqLen: number;
+  ropeTheta: number;
+  ropeLayout: RopeLayout;
+  normEps: number;
+  /** The classifier shares the token embedding (no 'output' tensor). */
+  tiedEmbeddings: boolean;
+}
+
+/**
+ * One tensor in the manifest. Canonical names (i = layer):
+ *   tok_embeddings (vocab, dim); norm (dim); output (vocab, dim) unless tied;
+ *   layers.i.attention_norm (dim); layers.i.wq (nHeads*headDim, dim); layers.i.wk (nKvHeads*headDim, dim);
+ *   layers.i.wv (nKvHeads*headDim, dim); layers.i.wo (dim, nHeads*headDim); layers.i.ffn_norm (dim);
+ *   layers.i.w1 (hidden, dim) gate; layers.i.w2 (dim, hidden) down; layers.i.w3 (hidden, dim) up.
+ * Shapes are row-major, outermost first, as written above.
+ */
+export interface NativeTensorSpec {
+  name: string;
+  /** Index into NativeLoadOptions.files. */
+  file: number;
+  /** Byte offset of the first element within the file. */
+  offset: number;
+  dtype: NativeDType;
+  shape: number[];
+}
+
+export interface NativeLoadOptions {
+  config: NativeModelConfig;
+  /** Absolute paths of the files the manifest points into; each is memory-mapped once. */
+  files: string[];
+  tensors: NativeTensorSpec[];
+  /** Weight format held in memory; quantization happens once at load. Default 'auto'. */
+  weightFormat?: NativeWeightFormat;
+  /** Tokens per KV block. Default 16. */
+  blockSize?: number;
+  /** Bytes for the KV pool (all layers, K and V). Default 256 MiB. Ignored when numBlocks is set. */
+  kvCacheBytes?: number;
+  /** Exact number of KV blocks, overriding kvCacheBytes. */
+  numBlocks?: number;
+  /** KV cache element type. Default 'f32'. */
+  kvDtype?: 'f32' | 'f16';
+  /** Most tokens one step may carry (sizes the preallocated activations). Default 2048. */
+  maxBatchTokens?: number;
+  /** Most sequences one step may carry. Default 256. */
+  maxBatchSeqs?: number;
+  /** Worker threads for the CPU backend. Default: number of cores. */
+  numThreads?: number;
+  /** 'auto' picks CUDA when built and a device exists. Default 'auto'. */
+  device?: 'auto' | 'cpu' | 'cuda';
+}
+
+/**
+ * One engine step over a varlen batch of S sequences and T tokens. Sequence s owns token rows
+ * queryStartLoc[s] .. queryStartLoc[s+1]-1 (a prefill chunk or a single decode token).
+ * Every array is read during the call only; the caller may reuse it for the next step.
+ */
+export interface NativeStepBatch {
+  numSeqs: number;
+  numTokens: number;
+  /** (T) */ tokenIds: Int32Array;
+  /** (T) absolute positions within each sequence */ positions: Int32Array;
+  /** (T) KV slot written by each token: block * blockSize + offset */ slotMapping: Int32Array;
+  /** (S+1) */ queryStartLoc: Int32Array;
+  /** (S) context length after this step's tokens are written (cached prefix + new tokens) */ contextLens: Int32Array;
+  /** (S * maxBlocksPerSeq) row-major; unused entries may hold anything */ blockTables: Int32Array;
+  maxBlocksPerSeq: number;
+  /**
+   * (S) 1 if sequence s samples a token from its last row this step (its prompt is complete), else 0
+   * (a prefill chunk that is not the last). Rows that sample are the last row of each such sequence.
+   */
+  sampleMask: Uint8Array;
+  /** Per-sequence sampling parameters, each (S). */
+  temperature: Float32Array; // 0 = greedy
+  topK: Int32Array; // 0 or <0 = off
+  topP: Float32Array; // 1 = off
+  minP: Float32Array; // 0 = off
+  repetitionPenalty: Float32Array; // 1 = off; applies to prompt and output tokens (vLLM's meaning)
+  presencePenalty: Float32Array; // 0 = off; output tokens only
+  frequencyPenalty: Float32Array; // 0 = off; output tokens only
+  /** (S) per-sequence seed; the draw for a token depends only on (seed, position), so output is reproducible. */
+  seeds: Uint32Array;
+  /**
+   * Tokens the penalties look at: sequence s's are penaltyTokens[penaltyOffsets[s] .. penaltyOffsets[s+1]),
+   * the first promptLens[s] of them from the prompt, the rest generated. (S+1) offsets.
+   */
+  penaltyTokens: Int32Array;
+  penaltyOffsets: Int32Array;
+  penaltyPromptLens: Int32Array;
+  /** (S) how many top logprobs to return for sequence s (0 = none; the sampled token's logprob is always returned). */
+  numLogprobs: Int32Array;
+}
+
+export interface NativeStepResult {
+  /** (S) sampled token per sequence; -1 where sampleMask was 0. */
+  tokens: Int32Array;
+  /** (S) log-probability of the sampled token under the model's (penalised, untempered) distribution. */
+  logprobs: Float32Array;
+  /** Width of the top-logprob rows: max of numLogprobs (0 if none asked). */
+  topK: number;
+  /** (S * topK) ids and logprobs of the most likely tokens, best first. */
+  topIds: Int32Array;
+  topLogprobs: Float32Array;
+}
+
+export interface NativeModel {
+  readonly config: NativeModelConfig;
+  readonly blockSize: number;
+  readonly numBlocks: number;
+  /** 'cpu' or 'cuda', and which kernels run: e.g. 'avx2' | 'scalar'. */
+  readonly backend: string;
+  readonly kernels: string;
+  /** Bytes of weights as held in memory after conversion. */
+  readonly weightBytes: number;
+  /** Runs the forward pass and sampling off the event loop. One step at a time per model. */
+  step(batch: NativeStepBatch): Promise<NativeStepResult>;
+  /**
+   * Runs the forward pass and returns raw logits of every row whose sequence has sampleMask 1:
+   * (R, vocab) with R = rowsPerSeq summed over those sequences, where each sequence contributes its
+   * last `logitRows[s]` rows (default 1). Used by tests and by speculative verification (k+1 rows).
+   */
+  logits(batch: NativeStepBatch, logitRows?: Int32Array): Promise<Float32Array>;
+  /** Frees weights, mappings and the KV pool. Further calls throw. */
+  dispose(): void;
+}
+
+export interface NativeBinding {
+  /** Loads weights and allocates the KV pool; rejects with an Error whose `code` is one of NativeErrorCode. */
+  loadModel(options: NativeLoadOptions, onProgress?: (done: number, total: number) => void): Promise<NativeModel>;
+  /** Kernels compiled in and chosen at run time on this machine. */
+  cpuFeatures(): { avx2: boolean; fma: boolean; f16c: boolean; threads: number };
+  /** Measures sequential memory read bandwidth in bytes/s (for benchmarks' bandwidth bound). */
+  measureReadBandwidth(bytes: number): number;
+  /** True when the CUDA backend was compiled in. */
+  readonly hasCuda: boolean;
+}
+
+export type NativeErrorCode =
+  | 'E_FILE' // cannot open / map a file
+  | 'E_SHAPE' // tensor shape inconsistent with config
+  | 'E_DTYPE' // unsupported dtype or conversion
+  | 'E_RANGE' // tensor extends beyond the file
+  | 'E_OOM' // allocation failed
+  | 'E_BATCH' // malformed step batch (bad lengths, ids out of range)
+  | 'E_DISPOSED'
+  | 'E_DEVICE'; // no CUDA device / driver mismatch / unsupported arch
