@@ -1,0 +1,8 @@
+#!/usr/bin/env node
+// The `serve` / `flotilla` executable: registers tsx in this process (so the CLI and the user's module,
+// TypeScript with decorators, load without a build step), then runs the CLI.
+import { register } from 'tsx/esm/api';
+
+register();
+const { main } = await import('../packages/core/src/cli/serve.ts');
+await main(process.argv);

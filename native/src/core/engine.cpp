@@ -1,0 +1,112 @@
+#include "engine.h"
+
+#include <algorithm>
+#include <limits>
+
+#include "error.h"
+#include "kv-cache.h"
+
+namespace flotilla {
+
+namespace {
+
+int resolve_blocks(const LoadSpec& spec) {
+  if (spec.numBlocks > 0) return spec.numBlocks;
+  const uint64_t perBlock = KvCache::bytes_per_block(spec.config, spec.blockSize, spec.kvF16);
+  const uint64_t n = spec.kvCacheBytes / perBlock;
+  if (n < 1) fail("E_OOM", "kvCacheBytes " + std::to_string(spec.kvCacheBytes) + " holds no KV block (one needs " + std::to_string(perBlock) + " bytes)");
+  return static_cast<int>(std::min<uint64_t>(n, std::numeric_limits<int32_t>::max() / uint64_t(spec.blockSize)));
+}
+
+}  // namespace
+
+std::unique_ptr<Engine> Engine::load(const LoadSpec& spec, ProgressFn progress, void* ctx) {
+  check_config(spec.config);
+  check_limits(spec);
+  std::unique_ptr<Engine> e(new Engine());
+  e->pool_ = std::make_unique<ThreadPool>(spec.numThreads > 0 ? spec.numThreads : hardware_threads());
+  e->weights_ = load_weights(spec, *e->pool_, progress, ctx);
+  e->blockSize_ = spec.blockSize;
+  e->numBlocks_ = resolve_blocks(spec);
+  e->maxBatchTokens_ = spec.maxBatchTokens;
+  e->maxBatchSeqs_ = spec.maxBatchSeqs;
+  const BackendOptions bo{e->numBlocks_, spec.blockSize, spec.kvF16, spec.maxBatchTokens, spec.maxBatchSeqs};
+  e->backend_ = make_cpu_backend(*e->weights_, bo, *e->pool_);
+  const int vocab = spec.config.vocabSize, S = spec.maxBatchSeqs;
+  e->sampler_ = std::make_unique<Sampler>(vocab, e->pool_->size());
+  e->rows_.resize(spec.maxBatchTokens);
+  e->rowSeq_.resize(spec.maxBatchTokens);
+  e->logits_.resize(size_t(S) * vocab);
+  e->out_.tokens.resize(S);
+  e->out_.logprobs.resize(S);
+  e->out_.topIds.resize(size_t(S) * kMaxLogprobs);
+  e->out_.topLogprobs.resize(size_t(S) * kMaxLogprobs);
+  return e;
+}
+
+BatchLimits Engine::limits() const {
+  return {maxBatchTokens_, maxBatchSeqs_, config().vocabSize, numBlocks_, blockSize_, kMaxLogprobs};
+}
+
+const StepOutput& Engine::step(const StepBatch& b) {
+  check_batch(b, limits());
+  int R = 0;
+  out_.topK = 0;
+  for (int s = 0; s < b.numSeqs; s++) {
+    if (!b.sampleMask[s]) continue;
+    rows_[R] = b.queryStartLoc[s + 1] - 1;
+    rowSeq_[R++] = s;
+    out_.topK = std::max(out_.topK, int(b.numLogprobs[s]));
+  }
+  backend_->forward(b, rows_.data(), R, logits_.data());
+  out_.numSeqs = b.numSeqs;
+  std::fill_n(out_.tokens.begin(), b.numSeqs, -1);
+  std::fill_n(out_.logprobs.begin(), b.numSeqs, 0.f);
+  std::fill_n(out_.topIds.begin(), size_t(b.numSeqs) * out_.topK, -1);
+  std::fill_n(out_.topLogprobs.begin(), size_t(b.numSeqs) * out_.topK, -std::numeric_limits<float>::infinity());
+  sample_rows(b, R);
+  return out_;
+}
+
+void Engine::sample_rows(const StepBatch& b, int numSampled) {
+  const int vocab = config().vocabSize;
+  pool_->parallel_for_tid(numSampled, [&](int i, int tid) {
+    const int s = rowSeq_[i];
+    SampleParams p;
+    p.temperature = b.temperature[s];
+    p.topK = b.topK[s];
+    p.topP = b.topP[s];
+    p.minP = b.minP[s];
+    p.repetitionPenalty = b.repetitionPenalty[s];
+    p.presencePenalty = b.presencePenalty[s];
+    p.frequencyPenalty = b.frequencyPenalty[s];
+    p.seed = b.seeds[s];
+    p.position = b.positions[rows_[i]] + 1;
+    p.penaltyTokens = b.penaltyTokens + b.penaltyOffsets[s];
+    p.numPenaltyTokens = b.penaltyOffsets[s + 1] - b.penaltyOffsets[s];
+    p.numPromptTokens = b.penaltyPromptLens[s];
+    p.numLogprobs = b.numLogprobs[s];
+    SampleResult r;
+    r.topIds = out_.topIds.data() + size_t(s) * out_.topK;
+    r.topLogprobs = out_.topLogprobs.data() + size_t(s) * out_.topK;
+    sampler_->sample(logits_.data() + size_t(i) * vocab, p, tid, &r);
+    out_.tokens[s] = r.token;
+    out_.logprobs[s] = r.logprob;
+  });
+}
+
+void Engine::logits(const StepBatch& b, const int32_t* logitRows, int64_t lenLogitRows, std::vector<float>* out) {
+  check_batch(b, limits());
+  if (logitRows && lenLogitRows < b.numSeqs) fail("E_BATCH", "logitRows needs one entry per sequence");
+  int R = 0;
+  for (int s = 0; s < b.numSeqs; s++) {
+    if (!b.sampleMask[s]) continue;
+    const int q0 = b.queryStartLoc[s], q1 = b.queryStartLoc[s + 1], n = logitRows ? logitRows[s] : 1;
+    if (n < 1 || n > q1 - q0) fail("E_BATCH", "logitRows[" + std::to_string(s) + "] must be in 1.." + std::to_string(q1 - q0));
+    for (int t = q1 - n; t < q1; t++) rows_[R++] = t;
+  }
+  out->assign(size_t(R) * config().vocabSize, 0.f);
+  backend_->forward(b, rows_.data(), R, out->data());
+}
+
+}  // namespace flotilla

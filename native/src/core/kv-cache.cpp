@@ -1,0 +1,40 @@
+#include "kv-cache.h"
+
+#include <cstring>
+
+namespace flotilla {
+
+uint64_t KvCache::bytes_per_block(const ModelConfig& c, int blockSize, bool f16) {
+  return uint64_t(c.nLayers) * 2 * blockSize * c.kvDim() * (f16 ? 2 : 4);
+}
+
+KvCache::KvCache(const ModelConfig& c, int numBlocks, int blockSize, bool f16)
+    : numBlocks_(numBlocks),
+      blockSize_(blockSize),
+      nKv_(c.nKvHeads),
+      headDim_(c.headDim()),
+      f16_(f16),
+      headBytes_(size_t(c.headDim()) * (f16 ? 2 : 4)),
+      buf_(bytes_per_block(c, blockSize, f16) * numBlocks, "the KV cache") {}
+
+void KvCache::store(uint8_t* dst, const float* src) {
+  if (!f16_) {
+    std::memcpy(dst, src, headBytes_);
+    return;
+  }
+  auto* h = reinterpret_cast<uint16_t*>(dst);
+  for (int i = 0; i < headDim_; i++) h[i] = f32_to_fp16(src[i]);
+}
+
+void KvCache::write(int layer, const float* k, const float* v, int T, const int32_t* slots) {
+  const int kvDim = nKv_ * headDim_;
+  for (int t = 0; t < T; t++) {
+    const int block = slots[t] / blockSize_, off = slots[t] % blockSize_;
+    for (int h = 0; h < nKv_; h++) {
+      store(buf_.data() + offset(layer, 0, block, h) + off * headBytes_, k + size_t(t) * kvDim + h * headDim_);
+      store(buf_.data() + offset(layer, 1, block, h) + off * headBytes_, v + size_t(t) * kvDim + h * headDim_);
+    }
+  }
+}
+
+}  // namespace flotilla

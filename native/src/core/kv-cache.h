@@ -1,0 +1,41 @@
+// The paged KV pool: per layer, K and V of (numBlocks, nKvHeads, blockSize, headDim), allocated once.
+// A head's keys within a block are contiguous, so attention streams them.
+#pragma once
+#include <cstdint>
+
+#include "aligned-buffer.h"
+#include "load-spec.h"
+
+namespace flotilla {
+
+class KvCache {
+ public:
+  KvCache(const ModelConfig& c, int numBlocks, int blockSize, bool f16);
+
+  static uint64_t bytes_per_block(const ModelConfig& c, int blockSize, bool f16);
+
+  int numBlocks() const { return numBlocks_; }
+  int blockSize() const { return blockSize_; }
+  bool f16() const { return f16_; }
+  size_t bytes() const { return buf_.size(); }
+
+  // Start of (blockSize, headDim) keys or values of one head in one block.
+  const uint8_t* keys(int layer, int block, int head) const { return buf_.data() + offset(layer, 0, block, head); }
+  const uint8_t* values(int layer, int block, int head) const { return buf_.data() + offset(layer, 1, block, head); }
+
+  // k, v: (T, nKvHeads * headDim); slots[t] = block * blockSize + offset, already range-checked.
+  void write(int layer, const float* k, const float* v, int T, const int32_t* slots);
+
+ private:
+  size_t offset(int layer, int kv, int block, int head) const {
+    return ((((size_t(layer) * 2 + kv) * numBlocks_ + block) * nKv_ + head) * blockSize_) * headBytes_;
+  }
+  void store(uint8_t* dst, const float* src);
+
+  int numBlocks_, blockSize_, nKv_, headDim_;
+  bool f16_;
+  size_t headBytes_;  // one token of one head
+  AlignedBuffer buf_;
+};
+
+}  // namespace flotilla

@@ -1,0 +1,51 @@
+// Everything loadModel() is given (NativeLoadOptions), as plain C++ so the core builds without Node.
+#pragma once
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "dtype.h"
+
+namespace flotilla {
+
+enum class RopeLayout { Interleaved, Half };
+enum class WeightFormat { Auto, F32, F16, BF16, Int8, Int4 };
+
+struct ModelConfig {
+  int dim = 0, hiddenDim = 0, nLayers = 0, nHeads = 0, nKvHeads = 0, vocabSize = 0, maxSeqLen = 0;
+  float ropeTheta = 10000.f;
+  RopeLayout ropeLayout = RopeLayout::Interleaved;
+  float normEps = 1e-5f;
+  bool tiedEmbeddings = true;
+
+  int headDim() const { return dim / nHeads; }
+  int kvDim() const { return headDim() * nKvHeads; }
+};
+
+struct TensorSpec {
+  std::string name;
+  int file = 0;
+  uint64_t offset = 0;
+  DType dtype = DType::F32;
+  std::vector<int64_t> shape;
+};
+
+struct LoadSpec {
+  ModelConfig config;
+  std::vector<std::string> files;
+  std::vector<TensorSpec> tensors;
+  WeightFormat weightFormat = WeightFormat::Auto;
+  int blockSize = 16;
+  uint64_t kvCacheBytes = 256ull << 20;
+  int numBlocks = 0;  // 0: derive from kvCacheBytes
+  bool kvF16 = false;
+  int maxBatchTokens = 2048;
+  int maxBatchSeqs = 256;
+  int numThreads = 0;  // 0: number of cores
+};
+
+bool parse_weight_format(const std::string& name, WeightFormat* out);
+void check_config(const ModelConfig& c);       // throws E_SHAPE
+void check_limits(const LoadSpec& spec);       // throws E_SHAPE / E_BATCH for bad sizes
+
+}  // namespace flotilla

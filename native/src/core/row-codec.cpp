@@ -1,0 +1,100 @@
+// Load-time conversions between f32 rows and every weight DType (scalar; runs once per weight).
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+
+#include "weights.h"
+
+namespace flotilla {
+
+namespace {
+
+void quantize_q8(const float* x, int n, BlockQ8* out) {
+  for (int g = 0; g < n; g++, x += kGroup) {
+    float amax = 0;
+    for (int i = 0; i < kGroup; i++) amax = std::max(amax, std::fabs(x[i]));
+    uint16_t d16 = f32_to_fp16(amax / 127.f);
+    float d = fp16_to_f32(d16);
+    float id = d != 0 ? 1.f / d : 0.f;
+    out[g].d = d16;
+    for (int i = 0; i < kGroup; i++) {
+      float q = std::nearbyint(x[i] * id);
+      out[g].qs[i] = static_cast<int8_t>(std::min(127.f, std::max(-127.f, q)));
+    }
+  }
+}
+
+// As llama.cpp's Q4_0: the signed extreme maps to -8 so the whole [-8, 7] range is used.
+void quantize_q4(const float* x, int n, BlockQ4* out) {
+  for (int g = 0; g < n; g++, x += kGroup) {
+    float amax = 0, vmax = 0;
+    for (int i = 0; i < kGroup; i++) {
+      if (std::fabs(x[i]) > amax) amax = std::fabs(x[i]), vmax = x[i];
+    }
+    uint16_t d16 = f32_to_fp16(vmax / -8.f);
+    float d = fp16_to_f32(d16);
+    float id = d != 0 ? 1.f / d : 0.f;
+    out[g].d = d16;
+    for (int i = 0; i < kGroup / 2; i++) {
+      int lo = std::min(15, std::max(0, static_cast<int>(x[i] * id + 8.5f)));
+      int hi = std::min(15, std::max(0, static_cast<int>(x[i + kGroup / 2] * id + 8.5f)));
+      out[g].qs[i] = static_cast<uint8_t>(lo | (hi << 4));
+    }
+  }
+}
+
+}  // namespace
+
+void decode_row(DType type, const uint8_t* src, int cols, float* out) {
+  switch (type) {
+    case DType::F32: std::memcpy(out, src, static_cast<size_t>(cols) * 4); return;
+    case DType::F16:
+      for (int i = 0; i < cols; i++) out[i] = fp16_to_f32(static_cast<uint16_t>(src[2 * i] | (src[2 * i + 1] << 8)));
+      return;
+    case DType::BF16:
+      for (int i = 0; i < cols; i++) out[i] = bf16_to_f32(static_cast<uint16_t>(src[2 * i] | (src[2 * i + 1] << 8)));
+      return;
+    case DType::Q8_0: {
+      BlockQ8 b;
+      for (int g = 0; g * kGroup < cols; g++) {
+        std::memcpy(&b, src + g * sizeof(BlockQ8), sizeof b);
+        float d = fp16_to_f32(b.d);
+        for (int i = 0; i < kGroup && g * kGroup + i < cols; i++) out[g * kGroup + i] = d * b.qs[i];
+      }
+      return;
+    }
+    case DType::Q4_0: {
+      BlockQ4 b;
+      for (int g = 0; g * kGroup < cols; g++) {
+        std::memcpy(&b, src + g * sizeof(BlockQ4), sizeof b);
+        float d = fp16_to_f32(b.d);
+        for (int i = 0; i < kGroup && g * kGroup + i < cols; i++) {
+          int q = i < kGroup / 2 ? (b.qs[i] & 0xf) : (b.qs[i - kGroup / 2] >> 4);
+          out[g * kGroup + i] = d * static_cast<float>(q - 8);
+        }
+      }
+      return;
+    }
+  }
+}
+
+// `in` must hold groups_of(cols) * 32 floats for quantized types; the padding must be zero.
+void encode_row(DType type, const float* in, int cols, uint8_t* dst) {
+  switch (type) {
+    case DType::F32: std::memcpy(dst, in, static_cast<size_t>(cols) * 4); return;
+    case DType::F16: {
+      auto* o = reinterpret_cast<uint16_t*>(dst);
+      for (int i = 0; i < cols; i++) o[i] = f32_to_fp16(in[i]);
+      return;
+    }
+    case DType::BF16: {
+      auto* o = reinterpret_cast<uint16_t*>(dst);
+      for (int i = 0; i < cols; i++) o[i] = f32_to_bf16(in[i]);
+      return;
+    }
+    case DType::Q8_0: quantize_q8(in, groups_of(cols), reinterpret_cast<BlockQ8*>(dst)); return;
+    case DType::Q4_0: quantize_q4(in, groups_of(cols), reinterpret_cast<BlockQ4*>(dst)); return;
+  }
+}
+
+}  // namespace flotilla

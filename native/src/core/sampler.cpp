@@ -1,0 +1,122 @@
+#include "sampler.h"
+
+#include <algorithm>
+#include <cmath>
+#include <numeric>
+
+namespace flotilla {
+
+namespace {
+
+uint64_t splitmix64(uint64_t x) {
+  x += 0x9e3779b97f4a7c15ull;
+  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
+  x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
+  return x ^ (x >> 31);
+}
+
+// Uniform in [0, 1) from (seed, position) only.
+double uniform(uint32_t seed, int32_t position) {
+  const uint64_t h = splitmix64((uint64_t(seed) << 32) | uint32_t(position));
+  return double(h >> 11) * (1.0 / 9007199254740992.0);
+}
+
+constexpr uint8_t kRepApplied = 1, kOutApplied = 2;
+
+}  // namespace
+
+Sampler::Sampler(int vocabSize, int numThreads) : vocab_(vocabSize), scratch_(numThreads) {
+  for (auto& s : scratch_) {
+    s.counts.assign(vocabSize, 0);
+    s.marks.assign(vocabSize, 0);
+    s.idx.resize(vocabSize);
+    s.probs.resize(vocabSize);
+  }
+}
+
+// vLLM's semantics: repetition over prompt + output (once per distinct token), presence and
+// frequency over output tokens only.
+void Sampler::apply_penalties(float* logits, const SampleParams& p, Scratch& s) const {
+  const int32_t* toks = p.penaltyTokens;
+  const bool rep = p.repetitionPenalty != 1.f, out = p.presencePenalty != 0.f || p.frequencyPenalty != 0.f;
+  if (!rep && !out) return;
+  for (int i = p.numPromptTokens; i < p.numPenaltyTokens; i++) s.counts[toks[i]]++;
+  for (int i = 0; i < p.numPenaltyTokens; i++) {
+    const int32_t t = toks[i];
+    if (rep && !(s.marks[t] & kRepApplied)) {
+      logits[t] = logits[t] > 0 ? logits[t] / p.repetitionPenalty : logits[t] * p.repetitionPenalty;
+      s.marks[t] |= kRepApplied;
+    }
+    if (out && s.counts[t] > 0 && !(s.marks[t] & kOutApplied)) {
+      logits[t] -= p.frequencyPenalty * static_cast<float>(s.counts[t]) + p.presencePenalty;
+      s.marks[t] |= kOutApplied;
+    }
+  }
+  for (int i = 0; i < p.numPenaltyTokens; i++) s.counts[toks[i]] = 0, s.marks[toks[i]] = 0;
+}
+
+void Sampler::sample(float* logits, const SampleParams& p, int tid, SampleResult* out) {
+  Scratch& s = scratch_[tid];
+  apply_penalties(logits, p, s);
+  int32_t best = 0;
+  for (int i = 1; i < vocab_; i++) {
+    if (logits[i] > logits[best]) best = i;
+  }
+  const float maxLogit = logits[best];
+  double sum = 0;
+  for (int i = 0; i < vocab_; i++) sum += std::exp(double(logits[i] - maxLogit));
+  const float lse = maxLogit + static_cast<float>(std::log(sum));
+  out->token = p.temperature > 0 ? draw(logits, maxLogit, p, s) : best;
+  out->logprob = logits[out->token] - lse;
+  if (p.numLogprobs > 0) top_logprobs(logits, lse, p, s, out);
+}
+
+int32_t Sampler::draw(const float* logits, float maxLogit, const SampleParams& p, Scratch& s) const {
+  const double invT = 1.0 / p.temperature;
+  for (int i = 0; i < vocab_; i++) s.probs[i] = static_cast<float>(std::exp((double(logits[i]) - maxLogit) * invT));
+  int n = vocab_;
+  std::iota(s.idx.begin(), s.idx.end(), 0);
+  const auto better = [&](int32_t a, int32_t b) { return s.probs[a] > s.probs[b] || (s.probs[a] == s.probs[b] && a < b); };
+  const bool topK = p.topK > 0 && p.topK < vocab_;
+  if (topK) {
+    n = p.topK;
+    std::nth_element(s.idx.begin(), s.idx.begin() + n, s.idx.end(), better);
+  }
+  if (topK || p.topP < 1.f) std::sort(s.idx.begin(), s.idx.begin() + n, better);
+  if (p.topP < 1.f) {  // smallest prefix of the (top-k) candidates holding topP of their mass
+    double mass = 0, cum = 0;
+    for (int i = 0; i < n; i++) mass += s.probs[s.idx[i]];
+    int keep = 0;
+    while (keep < n && cum < p.topP * mass) cum += s.probs[s.idx[keep++]];
+    n = std::max(keep, 1);
+  }
+  const float floor = p.minP * 1.0f;  // the most likely token has probs 1 here
+  double total = 0;
+  for (int i = 0; i < n; i++) {
+    if (s.probs[s.idx[i]] >= floor) total += s.probs[s.idx[i]];
+  }
+  const double target = uniform(p.seed, p.position) * total;
+  double cum = 0;
+  int32_t last = s.idx[0];
+  for (int i = 0; i < n; i++) {
+    const int32_t id = s.idx[i];
+    if (s.probs[id] < floor) continue;
+    cum += s.probs[id];
+    last = id;
+    if (cum > target) return id;
+  }
+  return last;
+}
+
+void Sampler::top_logprobs(const float* logits, float lse, const SampleParams& p, Scratch& s, SampleResult* out) const {
+  const int k = std::min(p.numLogprobs, vocab_);
+  std::iota(s.idx.begin(), s.idx.end(), 0);
+  std::partial_sort(s.idx.begin(), s.idx.begin() + k, s.idx.end(),
+                    [&](int32_t a, int32_t b) { return logits[a] > logits[b] || (logits[a] == logits[b] && a < b); });
+  for (int i = 0; i < k; i++) {
+    out->topIds[i] = s.idx[i];
+    out->topLogprobs[i] = logits[s.idx[i]] - lse;
+  }
+}
+
+}  // namespace flotilla

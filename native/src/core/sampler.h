@@ -1,0 +1,49 @@
+// Per-sequence sampling from one logits row: penalties, log-probabilities, temperature, top-k, top-p,
+// min-p, and a draw that depends only on (seed, position). Scratch is per thread, sized at load.
+#pragma once
+#include <cstdint>
+#include <vector>
+
+namespace flotilla {
+
+struct SampleParams {
+  float temperature = 0;
+  int topK = 0;
+  float topP = 1, minP = 0;
+  float repetitionPenalty = 1, presencePenalty = 0, frequencyPenalty = 0;
+  uint32_t seed = 0;
+  int32_t position = 0;  // position of the token being sampled
+  const int32_t* penaltyTokens = nullptr;
+  int numPenaltyTokens = 0, numPromptTokens = 0;
+  int numLogprobs = 0;
+};
+
+struct SampleResult {
+  int32_t token = -1;
+  float logprob = 0;
+  int32_t* topIds = nullptr;  // numLogprobs entries, best first
+  float* topLogprobs = nullptr;
+};
+
+class Sampler {
+ public:
+  Sampler(int vocabSize, int numThreads);
+
+  // logits: (vocab), modified in place. tid picks the scratch.
+  void sample(float* logits, const SampleParams& p, int tid, SampleResult* out);
+
+ private:
+  struct Scratch {
+    std::vector<int32_t> counts, idx;
+    std::vector<uint8_t> marks;
+    std::vector<float> probs;
+  };
+  void apply_penalties(float* logits, const SampleParams& p, Scratch& s) const;
+  int32_t draw(const float* logits, float maxLogit, const SampleParams& p, Scratch& s) const;
+  void top_logprobs(const float* logits, float lse, const SampleParams& p, Scratch& s, SampleResult* out) const;
+
+  int vocab_;
+  std::vector<Scratch> scratch_;
+};
+
+}  // namespace flotilla

@@ -1,0 +1,42 @@
+// One engine step as flat arrays (NativeStepBatch), borrowed from the caller for the call's duration.
+// S sequences, T tokens; sequence s owns rows queryStartLoc[s] .. queryStartLoc[s+1]-1.
+#pragma once
+#include <cstdint>
+
+namespace flotilla {
+
+struct StepBatch {
+  int numSeqs = 0, numTokens = 0, maxBlocksPerSeq = 0;
+  const int32_t* tokenIds = nullptr;       // (T)
+  const int32_t* positions = nullptr;      // (T)
+  const int32_t* slotMapping = nullptr;    // (T) block * blockSize + offset
+  const int32_t* queryStartLoc = nullptr;  // (S+1)
+  const int32_t* contextLens = nullptr;    // (S)
+  const int32_t* blockTables = nullptr;    // (S, maxBlocksPerSeq)
+  const uint8_t* sampleMask = nullptr;     // (S)
+  const float* temperature = nullptr;      // (S) each below
+  const int32_t* topK = nullptr;
+  const float* topP = nullptr;
+  const float* minP = nullptr;
+  const float* repetitionPenalty = nullptr;
+  const float* presencePenalty = nullptr;
+  const float* frequencyPenalty = nullptr;
+  const uint32_t* seeds = nullptr;
+  const int32_t* penaltyTokens = nullptr;     // (penaltyOffsets[S])
+  const int32_t* penaltyOffsets = nullptr;    // (S+1)
+  const int32_t* penaltyPromptLens = nullptr; // (S)
+  const int32_t* numLogprobs = nullptr;       // (S)
+
+  // Element counts of the arrays as given, for bounds checks.
+  int64_t lenTokenIds = 0, lenPositions = 0, lenSlotMapping = 0, lenQueryStartLoc = 0, lenContextLens = 0,
+          lenBlockTables = 0, lenSampleMask = 0, lenPenaltyTokens = 0, lenPenaltyOffsets = 0, lenPerSeq = 0;
+};
+
+struct BatchLimits {
+  int maxBatchTokens, maxBatchSeqs, vocabSize, numBlocks, blockSize, maxLogprobs;
+};
+
+// Throws E_BATCH naming the first problem: lengths, offsets, ids, slots or block ids out of range.
+void check_batch(const StepBatch& b, const BatchLimits& lim);
+
+}  // namespace flotilla

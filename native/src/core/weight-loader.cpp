@@ -1,0 +1,155 @@
+// Manifest validation (every tensor present, shaped as the config says, inside its file, of a known
+// dtype) and the one-time conversion of each weight to the requested in-memory format.
+#include <algorithm>
+#include <string>
+#include <unordered_map>
+
+#include "error.h"
+#include "thread-pool.h"
+#include "weights.h"
+
+namespace flotilla {
+
+namespace {
+
+enum class Role { Norm, Matrix, Embedding };
+
+struct Expected {
+  std::string name;
+  std::vector<int64_t> shape;
+  Role role;
+  Weight* dst;
+};
+
+std::string shape_str(const std::vector<int64_t>& s) {
+  std::string out = "[";
+  for (size_t i = 0; i < s.size(); i++) out += (i ? "," : "") + std::to_string(s[i]);
+  return out + "]";
+}
+
+std::vector<Expected> expected_tensors(const ModelConfig& c, ModelWeights& w) {
+  const int64_t dim = c.dim, hid = c.hiddenDim, q = int64_t(c.nHeads) * c.headDim(), kv = c.kvDim();
+  std::vector<Expected> e = {{"tok_embeddings", {c.vocabSize, dim}, Role::Embedding, &w.tokEmbeddings},
+                             {"norm", {dim}, Role::Norm, &w.norm}};
+  if (!c.tiedEmbeddings) e.push_back({"output", {c.vocabSize, dim}, Role::Embedding, &w.output});
+  for (int i = 0; i < c.nLayers; i++) {
+    LayerWeights& l = w.layers[i];
+    const std::string p = "layers." + std::to_string(i) + ".";
+    e.push_back({p + "attention_norm", {dim}, Role::Norm, &l.attnNorm});
+    e.push_back({p + "ffn_norm", {dim}, Role::Norm, &l.ffnNorm});
+    e.push_back({p + "wq", {q, dim}, Role::Matrix, &l.wq});
+    e.push_back({p + "wk", {kv, dim}, Role::Matrix, &l.wk});
+    e.push_back({p + "wv", {kv, dim}, Role::Matrix, &l.wv});
+    e.push_back({p + "wo", {dim, q}, Role::Matrix, &l.wo});
+    e.push_back({p + "w1", {hid, dim}, Role::Matrix, &l.w1});
+    e.push_back({p + "w2", {dim, hid}, Role::Matrix, &l.w2});
+    e.push_back({p + "w3", {hid, dim}, Role::Matrix, &l.w3});
+  }
+  return e;
+}
+
+// int4 keeps the embedding/classifier at 8 bits, as llama.cpp keeps its output matrix above 4 bits.
+DType target_type(DType src, WeightFormat f, Role role) {
+  if (role == Role::Norm) return DType::F32;
+  switch (f) {
+    case WeightFormat::Auto: return src;
+    case WeightFormat::F32: return DType::F32;
+    case WeightFormat::F16: return DType::F16;
+    case WeightFormat::BF16: return DType::BF16;
+    case WeightFormat::Int8: return DType::Q8_0;
+    case WeightFormat::Int4: return role == Role::Embedding ? DType::Q8_0 : DType::Q4_0;
+  }
+  return src;
+}
+
+void validate(const TensorSpec& t, const Expected& e, const LoadSpec& spec,
+              const std::vector<std::unique_ptr<MappedFile>>& files) {
+  if (t.file < 0 || t.file >= static_cast<int>(files.size()))
+    fail("E_FILE", "tensor '" + t.name + "' names file index " + std::to_string(t.file) + " but only " +
+                       std::to_string(files.size()) + " files were given");
+  const MappedFile& f = *files[t.file];
+  if (t.shape != e.shape)
+    fail("E_SHAPE", f.path() + ": tensor '" + t.name + "' has shape " + shape_str(t.shape) + ", expected " +
+                        shape_str(e.shape) + " from the config");
+  const int64_t cols = e.shape.back();
+  if (is_quantized(t.dtype) && cols % kGroup != 0)
+    fail("E_SHAPE", f.path() + ": tensor '" + t.name + "' is " + dtype_name(t.dtype) + " but its rows (" +
+                        std::to_string(cols) + ") are not whole blocks of 32");
+  const int64_t rows = e.shape.size() == 2 ? e.shape[0] : 1;
+  const uint64_t bytes = row_bytes(t.dtype, cols) * static_cast<uint64_t>(rows);
+  if (t.offset > f.size() || bytes > f.size() - t.offset)
+    fail("E_RANGE", f.path() + ": tensor '" + t.name + "' at offset " + std::to_string(t.offset) + " spans " +
+                        std::to_string(bytes) + " bytes, beyond the file's " + std::to_string(f.size()));
+  (void)spec;
+}
+
+size_t alignment_of(DType t) { return t == DType::F32 ? 4 : 2; }
+
+void materialize(const TensorSpec& t, const Expected& e, const MappedFile& f, DType target, ThreadPool& pool) {
+  Weight& w = *e.dst;
+  w.rows = e.shape.size() == 2 ? static_cast<int>(e.shape[0]) : 1;
+  w.cols = static_cast<int>(e.shape.back());
+  w.type = target;
+  w.rowBytes = row_bytes(target, w.cols);
+  const uint8_t* src = f.data() + t.offset;
+  if (target == t.dtype && t.offset % alignment_of(target) == 0) {
+    w.data = src;  // in place from the mapping
+    return;
+  }
+  w.owned = AlignedBuffer(w.bytes(), t.name.c_str());
+  w.data = w.owned.data();
+  const size_t srcRow = row_bytes(t.dtype, w.cols);
+  const int padded = groups_of(w.cols) * kGroup;
+  const int nThreads = pool.size();
+  const int rowsPer = (w.rows + nThreads - 1) / nThreads;
+  pool.parallel_for(nThreads, [&](int i) {
+    std::vector<float> row(padded, 0.f);  // load time: one scratch row per thread
+    const int r1 = std::min(w.rows, (i + 1) * rowsPer);
+    for (int r = i * rowsPer; r < r1; r++) {
+      decode_row(t.dtype, src + r * srcRow, w.cols, row.data());
+      encode_row(target, row.data(), w.cols, w.owned.data() + r * w.rowBytes);
+    }
+  });
+}
+
+}  // namespace
+
+size_t ModelWeights::bytes() const {
+  size_t n = tokEmbeddings.bytes() + norm.bytes() + output.bytes();
+  for (const auto& l : layers) {
+    for (const Weight* w : {&l.attnNorm, &l.ffnNorm, &l.wq, &l.wk, &l.wv, &l.wo, &l.w1, &l.w2, &l.w3}) n += w->bytes();
+  }
+  return n;
+}
+
+std::unique_ptr<ModelWeights> load_weights(const LoadSpec& spec, ThreadPool& pool, ProgressFn progress, void* ctx) {
+  check_config(spec.config);
+  auto w = std::make_unique<ModelWeights>();
+  w->config = spec.config;
+  w->layers.resize(spec.config.nLayers);
+  for (const auto& path : spec.files) w->files.push_back(std::make_unique<MappedFile>(path));
+
+  std::unordered_map<std::string, const TensorSpec*> byName;
+  for (const auto& t : spec.tensors) {
+    if (!byName.emplace(t.name, &t).second) fail("E_SHAPE", "tensor '" + t.name + "' appears twice in the manifest");
+  }
+  const std::vector<Expected> expected = expected_tensors(spec.config, *w);
+  std::vector<const TensorSpec*> found;
+  for (const auto& e : expected) {
+    auto it = byName.find(e.name);
+    if (it == byName.end()) {
+      std::string where = spec.files.empty() ? std::string("manifest") : spec.files[0];
+      fail("E_SHAPE", where + ": tensor '" + e.name + "' is missing from the manifest");
+    }
+    validate(*it->second, e, spec, w->files);
+    found.push_back(it->second);
+  }
+  for (size_t i = 0; i < expected.size(); i++) {
+    const TensorSpec& t = *found[i];
+    materialize(t, expected[i], *w->files[t.file], target_type(t.dtype, spec.weightFormat, expected[i].role), pool);
+    if (progress) progress(ctx, static_cast<int>(i + 1), static_cast<int>(expected.size()));
+  }
+  return w;
+}
+
+}  // namespace flotilla

@@ -1,0 +1,70 @@
+#include "attention.h"
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+
+namespace flotilla {
+
+namespace {
+constexpr int kQueryChunk = 16;  // long prefills split so both cores get work even for one sequence
+}
+
+PagedAttention::PagedAttention(const ModelConfig& c, int maxBatchTokens, int maxBatchSeqs) : c_(c) {
+  chunks_.reserve(size_t(maxBatchSeqs) + maxBatchTokens / kQueryChunk + 1);
+}
+
+void PagedAttention::run(ThreadPool& pool, const CpuKernels& kern, const KvCache& kv, int layer, const StepBatch& b,
+                         const float* q, float* out) {
+  chunks_.clear();
+  for (int s = 0; s < b.numSeqs; s++) {
+    for (int t = b.queryStartLoc[s]; t < b.queryStartLoc[s + 1]; t += kQueryChunk)
+      chunks_.push_back({s, t, std::min(t + kQueryChunk, b.queryStartLoc[s + 1])});
+  }
+  const int nHeads = c_.nHeads;
+  pool.parallel_for(static_cast<int>(chunks_.size()) * nHeads, [&](int i) {
+    const Chunk& ch = chunks_[i / nHeads];
+    for (int t = ch.t0; t < ch.t1; t++) attend_row(kern, kv, layer, b, ch.seq, t, i % nHeads, q, out);
+  });
+}
+
+// Online softmax over blocks: one pass over K and V, no scores buffer the size of the context.
+void PagedAttention::attend_row(const CpuKernels& kern, const KvCache& kv, int layer, const StepBatch& b, int seq,
+                                int t, int head, const float* q, float* out) const {
+  const int hd = c_.headDim(), bs = kv.blockSize(), kvHead = head / (c_.nHeads / c_.nKvHeads);
+  const size_t qDim = size_t(c_.nHeads) * hd, headBytes = size_t(hd) * (kv.f16() ? 2 : 4);
+  const float* qh = q + t * qDim + head * hd;
+  float* o = out + t * qDim + head * hd;
+  std::fill(o, o + hd, 0.f);
+  const int n = b.positions[t] + 1;
+  const int32_t* table = b.blockTables + size_t(seq) * b.maxBlocksPerSeq;
+  const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
+  float m = -std::numeric_limits<float>::infinity(), l = 0;
+  float scores[1024];
+  const int chunk = std::min(bs, 1024);
+  for (int p0 = 0; p0 < n; p0 += chunk) {
+    const int block = table[p0 / bs], off = p0 % bs, cnt = std::min(chunk, n - p0);
+    const uint8_t* keys = kv.keys(layer, block, kvHead) + off * headBytes;
+    const uint8_t* vals = kv.values(layer, block, kvHead) + off * headBytes;
+    float bm = m;
+    for (int j = 0; j < cnt; j++) {
+      scores[j] = kern.dot_kv(qh, keys + j * headBytes, hd, kv.f16()) * scale;
+      bm = std::max(bm, scores[j]);
+    }
+    if (bm > m) {
+      const float corr = std::exp(m - bm);  // 0 on the first block
+      l *= corr;
+      for (int i = 0; i < hd; i++) o[i] *= corr;
+      m = bm;
+    }
+    for (int j = 0; j < cnt; j++) {
+      const float p = std::exp(scores[j] - m);
+      l += p;
+      kern.axpy_kv(p, vals + j * headBytes, o, hd, kv.f16());
+    }
+  }
+  const float inv = 1.0f / l;
+  for (int i = 0; i < hd; i++) o[i] *= inv;
+}
+
+}  // namespace flotilla

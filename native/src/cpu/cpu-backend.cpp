@@ -1,0 +1,110 @@
+// The Llama forward pass on the CPU over one varlen step: every matmul covers all T tokens of the step.
+#include <algorithm>
+#include <cmath>
+
+#include "../backend.h"
+#include "../core/kv-cache.h"
+#include "attention.h"
+#include "matmul.h"
+#include "ops.h"
+
+namespace flotilla {
+
+namespace {
+
+// Activations preallocated for maxBatchTokens rows; nothing is allocated per step.
+struct Scratch {
+  AlignedBuffer x, xb, q, k, v, att, h1, h3, fin, xq;
+  Scratch(const ModelConfig& c, int T) {
+    const size_t qDim = size_t(c.nHeads) * c.headDim(), wide = std::max<size_t>({size_t(c.dim), qDim, size_t(c.hiddenDim)});
+    x = AlignedBuffer(4 * T * size_t(c.dim), "activations");
+    xb = AlignedBuffer(4 * T * std::max<size_t>(c.dim, qDim), "activations");
+    q = AlignedBuffer(4 * T * qDim, "activations");
+    k = AlignedBuffer(4 * T * size_t(c.kvDim()), "activations");
+    v = AlignedBuffer(4 * T * size_t(c.kvDim()), "activations");
+    att = AlignedBuffer(4 * T * qDim, "activations");
+    h1 = AlignedBuffer(4 * T * size_t(c.hiddenDim), "activations");
+    h3 = AlignedBuffer(4 * T * size_t(c.hiddenDim), "activations");
+    fin = AlignedBuffer(4 * T * size_t(c.dim), "activations");
+    xq = AlignedBuffer(sizeof(BlockQ8Act) * T * groups_of(int64_t(wide)), "activations");
+  }
+};
+
+class CpuBackend : public Backend {
+ public:
+  CpuBackend(const ModelWeights& w, const BackendOptions& o, ThreadPool& pool)
+      : w_(w), c_(w.config), pool_(pool), kern_(select_kernels()), kv_(c_, o.numBlocks, o.blockSize, o.kvF16),
+        attn_(c_, o.maxBatchTokens, o.maxBatchSeqs), s_(c_, o.maxBatchTokens), invFreq_(c_.headDim() / 2) {
+    for (int i = 0; i < c_.headDim() / 2; i++)
+      invFreq_[i] = 1.0f / powf(c_.ropeTheta, static_cast<float>(2 * i) / static_cast<float>(c_.headDim()));  // float, as run.c and HF
+  }
+
+  const char* device() const override { return "cpu"; }
+  const char* kernels() const override { return kern_.name; }
+  size_t kvBytes() const override { return kv_.bytes(); }
+
+  void forward(const StepBatch& b, const int32_t* rows, int numRows, float* logits) override {
+    const int T = b.numTokens, dim = c_.dim;
+    float* x = s_.x.as<float>();
+    rows_parallel(T, [&](int t) { decode_row(w_.tokEmbeddings.type, w_.tokEmbeddings.row(b.tokenIds[t]), dim, x + size_t(t) * dim); });
+    for (int l = 0; l < c_.nLayers; l++) layer(b, l);
+    float* fin = s_.fin.as<float>();
+    rows_parallel(numRows, [&](int i) { rmsnorm(fin + size_t(i) * dim, x + size_t(rows[i]) * dim, w_.norm.f32(), dim, c_.normEps); });
+    const MatmulOut out{&w_.classifier(), logits};
+    matmul_parallel(pool_, kern_, fin, numRows, dim, s_.xq.as<BlockQ8Act>(), &out, 1);
+  }
+
+ private:
+  template <class F>
+  void rows_parallel(int n, F&& fn) {
+    if (n < 16) {
+      for (int i = 0; i < n; i++) fn(i);
+    } else {
+      pool_.parallel_for(n, fn);
+    }
+  }
+
+  void layer(const StepBatch& b, int l) {
+    const LayerWeights& lw = w_.layers[l];
+    const int T = b.numTokens, dim = c_.dim, qDim = c_.nHeads * c_.headDim(), kvDim = c_.kvDim(), hid = c_.hiddenDim;
+    float *x = s_.x.as<float>(), *xb = s_.xb.as<float>(), *q = s_.q.as<float>(), *k = s_.k.as<float>(),
+          *v = s_.v.as<float>(), *att = s_.att.as<float>(), *h1 = s_.h1.as<float>(), *h3 = s_.h3.as<float>();
+    BlockQ8Act* xq = s_.xq.as<BlockQ8Act>();
+
+    rows_parallel(T, [&](int t) { rmsnorm(xb + size_t(t) * dim, x + size_t(t) * dim, lw.attnNorm.f32(), dim, c_.normEps); });
+    const MatmulOut qkv[3] = {{&lw.wq, q}, {&lw.wk, k}, {&lw.wv, v}};
+    matmul_parallel(pool_, kern_, xb, T, dim, xq, qkv, 3);
+    rows_parallel(T, [&](int t) { rope(q + size_t(t) * qDim, k + size_t(t) * kvDim, b.positions[t], invFreq_.data(), c_); });
+    kv_.write(l, k, v, T, b.slotMapping);
+    attn_.run(pool_, kern_, kv_, l, b, q, att);
+    const MatmulOut o{&lw.wo, xb};
+    matmul_parallel(pool_, kern_, att, T, qDim, xq, &o, 1);
+    rows_parallel(T, [&](int t) {
+      add_into(x + size_t(t) * dim, xb + size_t(t) * dim, dim);
+      rmsnorm(xb + size_t(t) * dim, x + size_t(t) * dim, lw.ffnNorm.f32(), dim, c_.normEps);
+    });
+    const MatmulOut gateUp[2] = {{&lw.w1, h1}, {&lw.w3, h3}};
+    matmul_parallel(pool_, kern_, xb, T, dim, xq, gateUp, 2);
+    rows_parallel(T, [&](int t) { swiglu(h1 + size_t(t) * hid, h3 + size_t(t) * hid, hid); });
+    const MatmulOut down{&lw.w2, xb};
+    matmul_parallel(pool_, kern_, h1, T, hid, xq, &down, 1);
+    rows_parallel(T, [&](int t) { add_into(x + size_t(t) * dim, xb + size_t(t) * dim, dim); });
+  }
+
+  const ModelWeights& w_;
+  const ModelConfig& c_;
+  ThreadPool& pool_;
+  const CpuKernels& kern_;
+  KvCache kv_;
+  PagedAttention attn_;
+  Scratch s_;
+  std::vector<float> invFreq_;
+};
+
+}  // namespace
+
+std::unique_ptr<Backend> make_cpu_backend(const ModelWeights& w, const BackendOptions& o, ThreadPool& pool) {
+  return std::make_unique<CpuBackend>(w, o, pool);
+}
+
+}  // namespace flotilla

@@ -1,0 +1,227 @@
+// AVX2/FMA/F16C kernels (this file alone is compiled with -mavx2 -mfma -mf16c).
+// Matmul tiles: 4 weight rows x 2 tokens, one 8-lane accumulator per (row, token) pair; tokens are
+// walked in blocks of 64 so a tile's weight rows stay in cache while all tokens of the step pass.
+#include <immintrin.h>
+
+#include <algorithm>
+#include <cstring>
+
+#include "kernels.h"
+
+namespace flotilla {
+
+namespace {
+
+constexpr int kRows = 4, kToks = 2, kTokenBlock = 64;
+
+inline float hsum(__m256 v) {
+  __m128 a = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  __m128 s = _mm_add_ps(a, _mm_movehdup_ps(a));
+  return _mm_cvtss_f32(_mm_add_ss(s, _mm_movehl_ps(s, s)));
+}
+
+inline __m256i tail_mask(int rem) {
+  alignas(32) static const int32_t m[16] = {-1, -1, -1, -1, -1, -1, -1, -1, 0, 0, 0, 0, 0, 0, 0, 0};
+  return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(m + 8 - rem));
+}
+
+struct LoadF32 {
+  static __m256 load(const uint8_t* r, int k) { return _mm256_loadu_ps(reinterpret_cast<const float*>(r) + k); }
+  static __m256 tail(const uint8_t* r, int k, int rem) {
+    return _mm256_maskload_ps(reinterpret_cast<const float*>(r) + k, tail_mask(rem));
+  }
+};
+inline __m128i load_u16_tail(const uint8_t* p, int rem) {
+  alignas(16) uint16_t tmp[8] = {0};
+  std::memcpy(tmp, p, 2 * size_t(rem));
+  return _mm_load_si128(reinterpret_cast<const __m128i*>(tmp));
+}
+struct LoadF16 {
+  static __m256 load(const uint8_t* r, int k) { return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(r + 2 * size_t(k)))); }
+  static __m256 tail(const uint8_t* r, int k, int rem) { return _mm256_cvtph_ps(load_u16_tail(r + 2 * size_t(k), rem)); }
+};
+struct LoadBF16 {
+  static __m256 cvt(__m128i h) { return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16)); }
+  static __m256 load(const uint8_t* r, int k) { return cvt(_mm_loadu_si128(reinterpret_cast<const __m128i*>(r + 2 * size_t(k)))); }
+  static __m256 tail(const uint8_t* r, int k, int rem) { return cvt(load_u16_tail(r + 2 * size_t(k), rem)); }
+};
+
+template <class L, int R, int NT>
+void tile_float(const Weight& w, int n, const MatmulIn& in, int t, float* y, int ldy) {
+  __m256 acc[R][NT];
+  const uint8_t* wr[R];
+  const float* xr[NT];
+  for (int r = 0; r < R; r++) wr[r] = w.row(n + r);
+  for (int j = 0; j < NT; j++) xr[j] = in.x + size_t(t + j) * in.ldx;
+  for (int r = 0; r < R; r++)
+    for (int j = 0; j < NT; j++) acc[r][j] = _mm256_setzero_ps();
+  int k = 0;
+  for (; k + 8 <= in.K; k += 8) {
+    __m256 wv[R];
+    for (int r = 0; r < R; r++) wv[r] = L::load(wr[r], k);
+    for (int j = 0; j < NT; j++) {
+      const __m256 xv = _mm256_loadu_ps(xr[j] + k);
+      for (int r = 0; r < R; r++) acc[r][j] = _mm256_fmadd_ps(wv[r], xv, acc[r][j]);
+    }
+  }
+  if (k < in.K) {
+    const int rem = in.K - k;
+    for (int j = 0; j < NT; j++) {
+      const __m256 xv = _mm256_maskload_ps(xr[j] + k, tail_mask(rem));
+      for (int r = 0; r < R; r++) acc[r][j] = _mm256_fmadd_ps(L::tail(wr[r], k, rem), xv, acc[r][j]);
+    }
+  }
+  for (int j = 0; j < NT; j++)
+    for (int r = 0; r < R; r++) y[size_t(t + j) * ldy + n + r] = hsum(acc[r][j]);
+}
+
+// 32 weights of group g as int8: Q8_0 as stored, Q4_0 unpacked to [-8, 7].
+struct LoadQ8 {
+  static __m256i load(const uint8_t* row, int g, float* d) {
+    const auto* b = reinterpret_cast<const BlockQ8*>(row) + g;
+    *d = _cvtsh_ss(b->d);
+    return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b->qs));
+  }
+};
+struct LoadQ4 {
+  static __m256i load(const uint8_t* row, int g, float* d) {
+    const auto* b = reinterpret_cast<const BlockQ4*>(row) + g;
+    *d = _cvtsh_ss(b->d);
+    const __m128i raw = _mm_loadu_si128(reinterpret_cast<const __m128i*>(b->qs));
+    const __m256i v = _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(raw, 4), raw), _mm256_set1_epi8(0x0f));
+    return _mm256_sub_epi8(v, _mm256_set1_epi8(8));
+  }
+};
+
+template <class Q, int R, int NT>
+void tile_quant(const Weight& w, int n, const MatmulIn& in, int t, float* y, int ldy) {
+  __m256 acc[R][NT];
+  const uint8_t* wr[R];
+  for (int r = 0; r < R; r++) wr[r] = w.row(n + r);
+  for (int r = 0; r < R; r++)
+    for (int j = 0; j < NT; j++) acc[r][j] = _mm256_setzero_ps();
+  const __m256i ones = _mm256_set1_epi16(1);
+  const int nb = groups_of(in.K);
+  for (int g = 0; g < nb; g++) {
+    __m256i wq[R], aw[R];
+    float dw[R];
+    for (int r = 0; r < R; r++) {
+      wq[r] = Q::load(wr[r], g, &dw[r]);
+      aw[r] = _mm256_sign_epi8(wq[r], wq[r]);  // |w| as unsigned for maddubs; the sign moves to x
+    }
+    for (int j = 0; j < NT; j++) {
+      const BlockQ8Act& xb = in.xq[size_t(t + j) * in.ldq + g];
+      const __m256i xv = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xb.qs));
+      for (int r = 0; r < R; r++) {
+        const __m256i prod = _mm256_madd_epi16(_mm256_maddubs_epi16(aw[r], _mm256_sign_epi8(xv, wq[r])), ones);
+        acc[r][j] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(prod), _mm256_set1_ps(dw[r] * xb.d), acc[r][j]);
+      }
+    }
+  }
+  for (int j = 0; j < NT; j++)
+    for (int r = 0; r < R; r++) y[size_t(t + j) * ldy + n + r] = hsum(acc[r][j]);
+}
+
+using TileFn = void (*)(const Weight&, int, const MatmulIn&, int, float*, int);
+
+template <class L>
+struct FloatTiles {
+  static constexpr TileFn fns[kRows][kToks] = {{tile_float<L, 1, 1>, tile_float<L, 1, 2>},
+                                               {tile_float<L, 2, 1>, tile_float<L, 2, 2>},
+                                               {tile_float<L, 3, 1>, tile_float<L, 3, 2>},
+                                               {tile_float<L, 4, 1>, tile_float<L, 4, 2>}};
+};
+template <class Q>
+struct QuantTiles {
+  static constexpr TileFn fns[kRows][kToks] = {{tile_quant<Q, 1, 1>, tile_quant<Q, 1, 2>},
+                                               {tile_quant<Q, 2, 1>, tile_quant<Q, 2, 2>},
+                                               {tile_quant<Q, 3, 1>, tile_quant<Q, 3, 2>},
+                                               {tile_quant<Q, 4, 1>, tile_quant<Q, 4, 2>}};
+};
+
+void run_tiles(const TileFn (&fns)[kRows][kToks], const Weight& w, const MatmulIn& in, float* y, int ldy, int n0, int n1) {
+  for (int t0 = 0; t0 < in.T; t0 += kTokenBlock) {
+    const int t1 = std::min(in.T, t0 + kTokenBlock);
+    for (int n = n0; n < n1; n += kRows) {
+      const int R = std::min(kRows, n1 - n);
+      for (int t = t0; t < t1; t += kToks) fns[R - 1][std::min(kToks, t1 - t) - 1](w, n, in, t, y, ldy);
+    }
+  }
+}
+
+void matmul(const Weight& w, const MatmulIn& in, float* y, int ldy, int n0, int n1) {
+  switch (w.type) {
+    case DType::F32: return run_tiles(FloatTiles<LoadF32>::fns, w, in, y, ldy, n0, n1);
+    case DType::F16: return run_tiles(FloatTiles<LoadF16>::fns, w, in, y, ldy, n0, n1);
+    case DType::BF16: return run_tiles(FloatTiles<LoadBF16>::fns, w, in, y, ldy, n0, n1);
+    case DType::Q8_0: return run_tiles(QuantTiles<LoadQ8>::fns, w, in, y, ldy, n0, n1);
+    case DType::Q4_0: return run_tiles(QuantTiles<LoadQ4>::fns, w, in, y, ldy, n0, n1);
+  }
+}
+
+void quantize_act(const float* x, int n, BlockQ8Act* out) {
+  const __m256 signBit = _mm256_set1_ps(-0.0f);
+  const __m256i perm = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
+  for (int g = 0; g * kGroup < n; g++) {
+    alignas(32) float v[kGroup] = {0};
+    const float* src = x + g * kGroup;
+    if (n - g * kGroup < kGroup) {
+      std::memcpy(v, src, sizeof(float) * (n - g * kGroup));
+      src = v;
+    }
+    __m256 f[4];
+    __m256 amax = _mm256_setzero_ps();
+    for (int i = 0; i < 4; i++) {
+      f[i] = _mm256_loadu_ps(src + 8 * i);
+      amax = _mm256_max_ps(amax, _mm256_andnot_ps(signBit, f[i]));
+    }
+    __m128 m4 = _mm_max_ps(_mm256_castps256_ps128(amax), _mm256_extractf128_ps(amax, 1));
+    m4 = _mm_max_ps(m4, _mm_movehl_ps(m4, m4));
+    m4 = _mm_max_ss(m4, _mm_movehdup_ps(m4));
+    const float am = _mm_cvtss_f32(m4);
+    out[g].d = am / 127.f;
+    const __m256 id = _mm256_set1_ps(am > 0 ? 127.f / am : 0.f);
+    __m256i q[4];
+    for (int i = 0; i < 4; i++) q[i] = _mm256_cvtps_epi32(_mm256_round_ps(_mm256_mul_ps(f[i], id), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+    const __m256i p = _mm256_packs_epi16(_mm256_packs_epi32(q[0], q[1]), _mm256_packs_epi32(q[2], q[3]));
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(out[g].qs), _mm256_permutevar8x32_epi32(p, perm));
+  }
+}
+
+template <class L>
+float dot_kv_t(const float* q, const uint8_t* k, int n) {
+  __m256 acc = _mm256_setzero_ps();
+  int i = 0;
+  for (; i + 8 <= n; i += 8) acc = _mm256_fmadd_ps(_mm256_loadu_ps(q + i), L::load(k, i), acc);
+  if (i < n) acc = _mm256_fmadd_ps(_mm256_maskload_ps(q + i, tail_mask(n - i)), L::tail(k, i, n - i), acc);
+  return hsum(acc);
+}
+
+float dot_kv(const float* q, const uint8_t* k, int n, bool f16) {
+  return f16 ? dot_kv_t<LoadF16>(q, k, n) : dot_kv_t<LoadF32>(q, k, n);
+}
+
+template <class L>
+void axpy_kv_t(float a, const uint8_t* v, float* y, int n) {
+  const __m256 av = _mm256_set1_ps(a);
+  int i = 0;
+  for (; i + 8 <= n; i += 8) _mm256_storeu_ps(y + i, _mm256_fmadd_ps(av, L::load(v, i), _mm256_loadu_ps(y + i)));
+  if (i < n) {
+    const __m256i m = tail_mask(n - i);
+    _mm256_maskstore_ps(y + i, m, _mm256_fmadd_ps(av, L::tail(v, i, n - i), _mm256_maskload_ps(y + i, m)));
+  }
+}
+
+void axpy_kv(float a, const uint8_t* v, float* y, int n, bool f16) {
+  if (f16) axpy_kv_t<LoadF16>(a, v, y, n);
+  else axpy_kv_t<LoadF32>(a, v, y, n);
+}
+
+}  // namespace
+
+const CpuKernels& avx2_kernels() {
+  static const CpuKernels k = {"avx2", matmul, quantize_act, dot_kv, axpy_kv};
+  return k;
+}
+
+}  // namespace flotilla

@@ -1,0 +1,51 @@
+#include "matmul.h"
+
+#include <algorithm>
+
+namespace flotilla {
+
+namespace {
+
+constexpr int kMaxOuts = 3;
+
+void quantize_input(ThreadPool& pool, const CpuKernels& kern, const float* x, int T, int K, BlockQ8Act* xq) {
+  const int nb = groups_of(K);
+  if (T < 16) {
+    for (int t = 0; t < T; t++) kern.quantize_act(x + size_t(t) * K, K, xq + size_t(t) * nb);
+    return;
+  }
+  pool.parallel_for(T, [&](int t) { kern.quantize_act(x + size_t(t) * K, K, xq + size_t(t) * nb); });
+}
+
+// Rows per chunk: a multiple of the 4-row tile, small enough for ~8 chunks per thread.
+int chunk_rows(int totalRows, int threads) {
+  int ch = totalRows / (threads * 8);
+  ch = std::max(16, (ch + 3) / 4 * 4);
+  return ch;
+}
+
+}  // namespace
+
+void matmul_parallel(ThreadPool& pool, const CpuKernels& kern, const float* x, int T, int K, BlockQ8Act* xqScratch,
+                     const MatmulOut* outs, int nOuts) {
+  bool quant = false;
+  int totalRows = 0;
+  for (int i = 0; i < nOuts; i++) {
+    quant |= is_quantized(outs[i].w->type);
+    totalRows += outs[i].w->rows;
+  }
+  if (quant) quantize_input(pool, kern, x, T, K, xqScratch);
+  const MatmulIn in{T, K, x, K, quant ? xqScratch : nullptr, groups_of(K)};
+  const int ch = chunk_rows(totalRows, pool.size());
+  int firstChunk[kMaxOuts + 1] = {0};
+  for (int i = 0; i < nOuts; i++) firstChunk[i + 1] = firstChunk[i] + (outs[i].w->rows + ch - 1) / ch;
+  pool.parallel_for(firstChunk[nOuts], [&](int c) {
+    int i = 0;
+    while (c >= firstChunk[i + 1]) i++;
+    const Weight& w = *outs[i].w;
+    const int n0 = (c - firstChunk[i]) * ch;
+    kern.matmul(w, in, outs[i].y, w.rows, n0, std::min(w.rows, n0 + ch));
+  });
+}
+
+}  // namespace flotilla

@@ -1,0 +1,97 @@
+/**
+ * ActorRef: the one interface to a replica, whatever carries it (worker thread, child process, and later
+ * a remote node). ChannelActor implements it over any Channel; thread-actor.ts and process-actor.ts only
+ * differ in how they start the actor and what they kill.
+ */
+import * as Comlink from 'comlink';
+import { comlinkEndpoint, type Channel } from './channel.js';
+import { RpcPeer, type CallServer } from './rpc-peer.js';
+import type { ReplicaInit } from './protocol.js';
+import type { MethodKind } from '../ingress/ingress-target.js';
+
+export interface ActorCallOptions {
+  requestId: string;
+  signal?: AbortSignal;
+}
+
+/** What a replica reports once its user class is constructed. */
+export interface ReplicaInfo {
+  methods: Record<string, MethodKind>;
+  rawHttp: boolean;
+  pid: number;
+}
+
+export interface ReplicaStats {
+  /** Requests admitted and not finished. */
+  ongoing: number;
+  /** Sizes of @batch calls since the last stats() call, by method. */
+  batches: { method: string; size: number }[];
+}
+
+/** The replica's control surface, answered outside its request queue (comlink RPC). */
+export interface ReplicaControl {
+  initialize(init: ReplicaInit): Promise<ReplicaInfo>;
+  /** Runs the user's checkHealth() if any; rejects when unhealthy. */
+  checkHealth(): Promise<void>;
+  stats(): ReplicaStats;
+  reconfigure(userConfig: unknown): Promise<void>;
+  /** Stops admitting requests and waits (at most timeoutMs) for the ongoing ones to finish. */
+  drain(timeoutMs: number): Promise<void>;
+}
+
+export interface ActorRef {
+  readonly id: string;
+  readonly kind: 'thread' | 'process';
+  readonly pid: number | undefined;
+  readonly control: Comlink.Remote<ReplicaControl>;
+  /** Settles once when the actor is gone, with the reason. */
+  readonly exited: Promise<string>;
+  readonly alive: boolean;
+  call(method: string, args: unknown[], opts: ActorCallOptions): Promise<unknown>;
+  stream(method: string, args: unknown[], opts: ActorCallOptions): AsyncIterable<unknown>;
+  cancel(requestId: string): void;
+  kill(): Promise<void>;
+  [Symbol.asyncDispose](): Promise<void>;
+}
+
+/** An ActorRef over a Channel; `server` answers the replica's own handle calls (relayed through us). */
+export class ChannelActor implements ActorRef {
+  readonly control: Comlink.Remote<ReplicaControl>;
+  readonly exited: Promise<string>;
+  alive = true;
+  private readonly peer: RpcPeer;
+
+  constructor(
+    readonly id: string,
+    readonly kind: 'thread' | 'process',
+    readonly pid: number | undefined,
+    channel: Channel,
+    server: CallServer,
+    private readonly terminate: () => Promise<void>,
+  ) {
+    this.peer = new RpcPeer(channel, server);
+    this.control = Comlink.wrap<ReplicaControl>(comlinkEndpoint(channel));
+    this.exited = new Promise((resolve) => channel.onClose((reason) => { this.alive = false; resolve(reason); }));
+  }
+
+  call(method: string, args: unknown[], opts: ActorCallOptions): Promise<unknown> {
+    return this.peer.call(method, args, opts);
+  }
+
+  stream(method: string, args: unknown[], opts: ActorCallOptions): AsyncIterable<unknown> {
+    return this.peer.stream(method, args, opts);
+  }
+
+  cancel(requestId: string): void {
+    this.peer.cancelRequest(requestId);
+  }
+
+  async kill(): Promise<void> {
+    if (this.alive) await this.terminate();
+    await this.exited;
+  }
+
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.kill();
+  }
+}

@@ -1,0 +1,96 @@
+/**
+ * One duplex pipe of ProtocolMessages to an actor: a worker's MessagePort or a child's IPC channel.
+ * Both ends of both transports look the same to RpcPeer and to comlink.
+ */
+import type { Worker, MessagePort } from 'node:worker_threads';
+import type { ChildProcess } from 'node:child_process';
+import type { Endpoint } from 'comlink';
+import type { ProtocolMessage } from './protocol.js';
+
+export interface Channel {
+  /** Returns false when the other side is gone (the message was not sent). */
+  send(msg: ProtocolMessage): boolean;
+  onMessage(listener: (msg: ProtocolMessage) => void): void;
+  /** Called once when the other side is gone; reason is human-readable. */
+  onClose(listener: (reason: string) => void): void;
+  readonly closed: boolean;
+}
+
+class BaseChannel {
+  closed = false;
+  private readonly messageListeners: ((msg: ProtocolMessage) => void)[] = [];
+  private readonly closeListeners: ((reason: string) => void)[] = [];
+
+  onMessage(listener: (msg: ProtocolMessage) => void): void { this.messageListeners.push(listener); }
+  onClose(listener: (reason: string) => void): void { this.closeListeners.push(listener); }
+
+  protected deliver(msg: ProtocolMessage): void {
+    for (const l of this.messageListeners) l(msg);
+  }
+
+  protected close(reason: string): void {
+    if (this.closed) return;
+    this.closed = true;
+    for (const l of this.closeListeners) l(reason);
+  }
+}
+
+/** Parent side of a worker thread, or the worker's own parentPort. */
+export class PortChannel extends BaseChannel implements Channel {
+  constructor(private readonly port: Worker | MessagePort) {
+    super();
+    port.on('message', (msg: ProtocolMessage) => this.deliver(msg));
+    if ('threadId' in port && 'terminate' in port) {
+      port.on('exit', (code: number) => this.close(`thread exited with code ${code}`));
+      port.on('error', (err: Error) => this.close(`thread crashed: ${err.message}`));
+    } else {
+      port.on('close', () => this.close('port closed'));
+    }
+  }
+
+  send(msg: ProtocolMessage): boolean {
+    if (this.closed) return false;
+    this.port.postMessage(msg);
+    return true;
+  }
+}
+
+/** Parent side of a forked child (pass the ChildProcess) or the child's side (pass `process`). */
+export class IpcChannel extends BaseChannel implements Channel {
+  constructor(private readonly proc: ChildProcess | NodeJS.Process) {
+    super();
+    proc.on('message', (msg: unknown) => this.deliver(msg as ProtocolMessage));
+    if (proc === process) {
+      proc.on('disconnect', () => this.close('parent disconnected'));
+    } else {
+      proc.on('exit', (code: number | null, signal: string | null) =>
+        this.close(signal ? `process killed by ${signal}` : `process exited with code ${code}`));
+    }
+  }
+
+  send(msg: ProtocolMessage): boolean {
+    if (this.closed || !this.proc.connected || !this.proc.send) return false;
+    // The callback swallows EPIPE after a crash; the exit event reports the death.
+    return this.proc.send(msg, undefined, undefined, () => {});
+  }
+}
+
+/** comlink's Endpoint over a Channel: its messages travel wrapped as `{ type: 'comlink' }`. */
+export function comlinkEndpoint(channel: Channel): Endpoint {
+  const listeners = new Map<unknown, (data: unknown) => void>();
+  channel.onMessage((msg) => {
+    if (msg.type === 'comlink') for (const l of [...listeners.values()]) l(msg.message);
+  });
+  return {
+    postMessage: (message: unknown) => { channel.send({ type: 'comlink', message }); },
+    addEventListener: (_type: string, listener: EventListenerOrEventListenerObject) => {
+      listeners.set(listener, (data) => {
+        const event = { data } as MessageEvent;
+        if (typeof listener === 'function') listener(event); else listener.handleEvent(event);
+      });
+    },
+    removeEventListener: (_type: string, listener: EventListenerOrEventListenerObject) => {
+      listeners.delete(listener);
+    },
+  };
+}

@@ -1,0 +1,26 @@
+/** A replica in a child process: isolated memory and its own environment (CUDA_VISIBLE_DEVICES). */
+import { fork } from 'node:child_process';
+import { ChannelActor } from './actor-ref.js';
+import { IpcChannel } from './channel.js';
+import { ACTOR_BOOTSTRAP } from './thread-actor.js';
+import type { CallServer } from './rpc-peer.js';
+
+export interface ProcessActorOptions {
+  id: string;
+  server: CallServer;
+  /** Added to this process's environment. */
+  env?: Record<string, string>;
+}
+
+export function createProcessActor(options: ProcessActorOptions): ChannelActor {
+  const child = fork(ACTOR_BOOTSTRAP, [], {
+    // 'advanced' is structured clone, like postMessage: Maps, typed arrays and undefined survive.
+    serialization: 'advanced',
+    env: { ...process.env, ...options.env, FLOTILLA_REPLICA_ID: options.id },
+    execArgv: [],
+    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+  });
+  return new ChannelActor(options.id, 'process', child.pid, new IpcChannel(child), options.server, async () => {
+    child.kill('SIGKILL');
+  });
+}

@@ -1,0 +1,257 @@
+/**
+ * Calls and streams over a Channel, in both directions: the same peer class runs in the parent (calling
+ * replica methods, serving relayed handle calls) and in the replica (serving methods, making handle calls).
+ *
+ * Streams are credit-based: the consumer opens with STREAM_WINDOW credits and returns them as it
+ * consumes, so a slow consumer stalls the producer's generator at a `yield` instead of buffering tokens.
+ * Cancelling (break, AbortSignal, timeout) sends `cancel`; the producer then calls the generator's
+ * return(), which runs its finally blocks.
+ */
+import { ActorDiedError, FlotillaError, RequestCancelledError, UnavailableError } from '../errors.js';
+import type { Channel } from './channel.js';
+import { errorFromWire, errorToWire, type HandleTarget, type ProtocolMessage, type CallMessage,
+  type StreamOpenMessage } from './protocol.js';
+
+export interface IncomingCall {
+  target?: HandleTarget;
+  method: string;
+  args: unknown[];
+  requestId: string;
+  stream: boolean;
+}
+
+/** The side that runs calls: a replica (user methods) or the parent (relayed handle calls). */
+export interface CallServer {
+  /** null admits the call; a reason rejects it before it runs (the caller may retry elsewhere). */
+  admit(call: IncomingCall): 'full' | 'draining' | null;
+  unary(call: IncomingCall, signal: AbortSignal): Promise<unknown>;
+  stream(call: IncomingCall, signal: AbortSignal): AsyncIterable<unknown>;
+  /** After an admitted call finished, whatever the outcome. */
+  release(call: IncomingCall): void;
+}
+
+export interface OutgoingOptions {
+  target?: HandleTarget;
+  requestId: string;
+  signal?: AbortSignal;
+}
+
+const STREAM_WINDOW = 16;
+
+interface Outgoing {
+  requestId: string;
+  accepted: boolean;
+  fail(err: Error): void;
+  onMessage(msg: ProtocolMessage): void;
+}
+
+interface Incoming {
+  abort: AbortController;
+  credit: number;
+  wake?: () => void;
+}
+
+/** True for errors raised before the callee accepted the call: safe to retry on another replica. */
+export function isRetryable(err: unknown): boolean {
+  return err instanceof FlotillaError && err.data?.retryable === true;
+}
+
+export function abortReason(signal: AbortSignal): Error {
+  return signal.reason instanceof FlotillaError ? signal.reason : new RequestCancelledError('request cancelled');
+}
+
+export class RpcPeer {
+  private nextId = 0;
+  private readonly outgoing = new Map<number, Outgoing>();
+  private readonly incoming = new Map<number, Incoming>();
+  private closeReason: string | undefined;
+
+  constructor(private readonly channel: Channel, private readonly server?: CallServer) {
+    channel.onMessage((msg) => this.onMessage(msg));
+    channel.onClose((reason) => this.onClose(reason));
+  }
+
+  get pendingCount(): number { return this.outgoing.size; }
+
+  call(method: string, args: unknown[], opts: OutgoingOptions): Promise<unknown> {
+    return new Promise((resolve, reject) => {
+      const id = ++this.nextId;
+      const signal = opts.signal;
+      const onAbort = () => { this.sendCancel(id); entry.fail(abortReason(signal!)); };
+      const entry: Outgoing = {
+        requestId: opts.requestId, accepted: false,
+        fail: (err) => { done(); reject(err); },
+        onMessage: (msg) => {
+          if (msg.type === 'accepted') entry.accepted = true;
+          else if (msg.type === 'result') { done(); resolve(msg.value); }
+          else if (msg.type === 'error') { done(); reject(errorFromWire(msg.error)); }
+          else if (msg.type === 'rejected') entry.fail(rejectedError(msg.reason));
+        },
+      };
+      const done = () => { this.outgoing.delete(id); signal?.removeEventListener('abort', onAbort); };
+      if (signal?.aborted) return reject(abortReason(signal));
+      this.outgoing.set(id, entry);
+      signal?.addEventListener('abort', onAbort, { once: true });
+      this.post({ type: 'call', id, target: opts.target, method, args, requestId: opts.requestId }, entry);
+    });
+  }
+
+  async *stream(method: string, args: unknown[], opts: OutgoingOptions): AsyncGenerator<unknown> {
+    const id = ++this.nextId;
+    const items: unknown[] = [];
+    let ended = false;
+    let error: Error | undefined;
+    let wake: (() => void) | undefined;
+    const notify = () => { const w = wake; wake = undefined; w?.(); };
+    const entry: Outgoing = {
+      requestId: opts.requestId, accepted: false,
+      fail: (err) => { this.outgoing.delete(id); error = err; items.length = 0; notify(); },
+      onMessage: (msg) => {
+        if (msg.type === 'accepted') entry.accepted = true;
+        else if (msg.type === 'stream-item') items.push(msg.value);
+        else if (msg.type === 'stream-end') { ended = true; this.outgoing.delete(id); }
+        else if (msg.type === 'error') { error = errorFromWire(msg.error); this.outgoing.delete(id); }
+        else if (msg.type === 'rejected') entry.fail(rejectedError(msg.reason));
+        notify();
+      },
+    };
+    const signal = opts.signal;
+    if (signal?.aborted) throw abortReason(signal);
+    const onAbort = () => { this.sendCancel(id); entry.fail(abortReason(signal!)); };
+    signal?.addEventListener('abort', onAbort, { once: true });
+    this.outgoing.set(id, entry);
+    this.post({ type: 'stream-open', id, target: opts.target, method, args, requestId: opts.requestId,
+      credit: STREAM_WINDOW }, entry);
+    let consumed = 0;
+    try {
+      for (;;) {
+        if (items.length > 0) {
+          const value = items.shift();
+          if (++consumed >= STREAM_WINDOW / 2) { this.channel.send({ type: 'credit', id, n: consumed }); consumed = 0; }
+          yield value;
+        } else if (error) throw error;
+        else if (ended) return;
+        else await new Promise<void>((r) => { wake = r; });
+      }
+    } finally {
+      signal?.removeEventListener('abort', onAbort);
+      if (this.outgoing.delete(id)) this.sendCancel(id);
+    }
+  }
+
+  /** Cancels every outgoing call of a request (ActorRef.cancel). */
+  cancelRequest(requestId: string): void {
+    for (const [id, entry] of this.outgoing) {
+      if (entry.requestId !== requestId) continue;
+      this.sendCancel(id);
+      entry.fail(new RequestCancelledError(`request ${requestId} cancelled`));
+    }
+  }
+
+  private post(msg: CallMessage | StreamOpenMessage, entry: Outgoing): void {
+    let sent: boolean;
+    try {
+      sent = this.channel.send(msg);
+    } catch (err) {
+      // Arguments that cannot be cloned (functions, class instances with private state).
+      return entry.fail(errorFromWire({ ...errorToWire(err), name: 'BadRequestError', code: 'BAD_REQUEST' }));
+    }
+    if (!sent) entry.fail(diedError(this.closeReason ?? 'channel closed', false));
+  }
+
+  private sendCancel(id: number): void {
+    this.channel.send({ type: 'cancel', id });
+  }
+
+  private onMessage(msg: ProtocolMessage): void {
+    switch (msg.type) {
+      case 'call': case 'stream-open': return this.onIncoming(msg);
+      case 'credit': {
+        const entry = this.incoming.get(msg.id);
+        if (entry) { entry.credit += msg.n; entry.wake?.(); }
+        return;
+      }
+      case 'cancel': {
+        const entry = this.incoming.get(msg.id);
+        if (entry) { entry.abort.abort(new RequestCancelledError('cancelled by the caller')); entry.wake?.(); }
+        return;
+      }
+      case 'comlink': return;
+      default: this.outgoing.get(msg.id)?.onMessage(msg);
+    }
+  }
+
+  private onIncoming(msg: CallMessage | StreamOpenMessage): void {
+    if (!this.server) return void this.channel.send({ type: 'rejected', id: msg.id, reason: 'draining' });
+    const call: IncomingCall = { target: msg.target, method: msg.method, args: msg.args, requestId: msg.requestId,
+      stream: msg.type === 'stream-open' };
+    const reason = this.server.admit(call);
+    if (reason) return void this.channel.send({ type: 'rejected', id: msg.id, reason });
+    this.channel.send({ type: 'accepted', id: msg.id });
+    const entry: Incoming = { abort: new AbortController(), credit: msg.type === 'stream-open' ? msg.credit : 0 };
+    this.incoming.set(msg.id, entry);
+    const run = call.stream ? this.serveStream(msg.id, call, entry) : this.serveUnary(msg.id, call, entry);
+    void run.finally(() => { this.incoming.delete(msg.id); this.server!.release(call); });
+  }
+
+  private async serveUnary(id: number, call: IncomingCall, entry: Incoming): Promise<void> {
+    try {
+      const value = await this.server!.unary(call, entry.abort.signal);
+      this.sendSafely({ type: 'result', id, value }, id);
+    } catch (err) {
+      this.channel.send({ type: 'error', id, error: errorToWire(err) });
+    }
+  }
+
+  private async serveStream(id: number, call: IncomingCall, entry: Incoming): Promise<void> {
+    const signal = entry.abort.signal;
+    let it: AsyncIterator<unknown> | undefined;
+    let finished = false;
+    try {
+      it = this.server!.stream(call, signal)[Symbol.asyncIterator]();
+      for (;;) {
+        while (entry.credit <= 0 && !signal.aborted) await new Promise<void>((r) => { entry.wake = r; });
+        if (signal.aborted) break;
+        const r = await it.next();
+        if (r.done) { finished = true; this.channel.send({ type: 'stream-end', id }); break; }
+        if (signal.aborted) break;
+        entry.credit--;
+        if (!this.sendSafely({ type: 'stream-item', id, value: r.value }, id)) break;
+      }
+    } catch (err) {
+      finished = true;
+      this.channel.send({ type: 'error', id, error: errorToWire(err) });
+    } finally {
+      if (!finished) await it?.return?.(undefined).catch(() => undefined);
+    }
+  }
+
+  /** Sends a value; a value that cannot be cloned becomes an error for the caller instead. */
+  private sendSafely(msg: ProtocolMessage, id: number): boolean {
+    try {
+      this.channel.send(msg);
+      return true;
+    } catch (err) {
+      this.channel.send({ type: 'error', id, error: errorToWire(err) });
+      return false;
+    }
+  }
+
+  private onClose(reason: string): void {
+    this.closeReason = reason;
+    for (const entry of [...this.outgoing.values()]) entry.fail(diedError(reason, entry.accepted));
+    for (const entry of this.incoming.values()) {
+      entry.abort.abort(new RequestCancelledError(`caller gone: ${reason}`));
+      entry.wake?.();
+    }
+  }
+}
+
+function diedError(reason: string, accepted: boolean): ActorDiedError {
+  return new ActorDiedError(`actor died: ${reason}`, { accepted, retryable: !accepted });
+}
+
+function rejectedError(reason: 'full' | 'draining'): UnavailableError {
+  return new UnavailableError(`replica ${reason === 'full' ? 'at maxOngoingRequests' : 'draining'}`,
+    { retryable: true, reason });
+}

@@ -1,0 +1,44 @@
+/** `serve status` and `serve shutdown`: talk to a running instance's admin routes over HTTP. */
+import type { ServeStatus } from '../ingress/ingress-target.js';
+import { CliError } from './cli-error.js';
+import { renderStatus } from './status-table.js';
+
+export const DEFAULT_ADDRESS = 'http://127.0.0.1:8000';
+
+export async function statusCommand(address: string, json: boolean): Promise<string> {
+  const res = await request(address, '/-/status', 'GET');
+  const status = (await res.json()) as ServeStatus;
+  return json ? `${JSON.stringify(status, null, 2)}\n` : renderStatus(status);
+}
+
+export async function shutdownCommand(address: string, waitMs = 60_000): Promise<string> {
+  await request(address, '/-/shutdown', 'POST');
+  // The instance drains before it stops listening; wait until it is gone so scripts can rely on it.
+  const deadline = Date.now() + waitMs;
+  while (Date.now() < deadline) {
+    try {
+      await fetch(new URL('/-/healthz', address), { signal: AbortSignal.timeout(1000) });
+    } catch {
+      return `Flotilla at ${address} has shut down.\n`;
+    }
+    await new Promise((resolve) => setTimeout(resolve, 200));
+  }
+  return `Shutdown requested at ${address}; it is still draining after ${waitMs / 1000}s.\n`;
+}
+
+async function request(address: string, path: string, method: 'GET' | 'POST'): Promise<Response> {
+  let res: Response;
+  try {
+    res = await fetch(new URL(path, address), { method, signal: AbortSignal.timeout(10_000) });
+  } catch (err) {
+    throw new CliError(`Cannot reach Flotilla at ${address} (${(err as Error).cause ?? (err as Error).message}).`,
+      'Start one with `serve run FILE:EXPORT`, or pass --address http://HOST:PORT of the running instance.');
+  }
+  if (!res.ok) {
+    const text = await res.text();
+    throw new CliError(`${method} ${path} at ${address} answered ${res.status}: ${text.slice(0, 300)}`,
+      res.status === 403 ? 'Run the command on the host of the instance (admin routes accept loopback only).'
+        : 'Check that --address points at a Flotilla HTTP proxy.');
+  }
+  return res;
+}

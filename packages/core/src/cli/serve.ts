@@ -1,0 +1,70 @@
+#!/usr/bin/env node
+/**
+ * The `serve` (alias `flotilla`) command line: run, status, shutdown.
+ * Runs under tsx (bin/serve.js or `npm run serve`), so user modules may be TypeScript with decorators.
+ */
+import { pathToFileURL } from 'node:url';
+import { Command, InvalidArgumentError } from 'commander';
+import { DEFAULT_ADDRESS, shutdownCommand, statusCommand } from './admin-client.js';
+import { CliError, formatCliError } from './cli-error.js';
+import { runCommand } from './run-command.js';
+
+export function buildProgram(): Command {
+  const program = new Command('serve')
+    .description('Flotilla: serve multi-model pipelines of actor deployments over HTTP and gRPC.')
+    .showHelpAfterError('(run `serve --help` for usage)');
+  program.command('run')
+    .description('Deploy an application and serve it until Ctrl+C / SIGTERM (then drain and exit 0).')
+    .argument('[target]', 'FILE:EXPORT of an Application or of a builder (args) => Application; the export defaults to "app"')
+    .argument('[args...]', 'key=value arguments for a builder')
+    .option('--host <host>', 'HTTP and gRPC interface (default: 127.0.0.1, or the config file\'s)')
+    .option('--port <port>', 'HTTP port (default: 8000)', parsePort)
+    .option('--grpc-port <port>', 'gRPC port; 0 picks a free one (default: 9000)', parsePort)
+    .option('--no-grpc', 'do not start the gRPC proxy')
+    .option('--config <file>', 'YAML or JSON serve config: deployment option overrides per application')
+    .option('--name <name>', 'application name (default: the export name, or "default")')
+    .option('--route-prefix <prefix>', 'HTTP route prefix of the application (default: /)')
+    .option('--request-timeout <ms>', 'HTTP request timeout in ms, 0 for none (default: 120000)', parseNonNegative)
+    .option('--body-limit <bytes>', 'largest HTTP request body in bytes (default: 4194304)', parseNonNegative)
+    .option('--drain-timeout <ms>', 'how long shutdown waits for in-flight requests (default: 30000)', parseNonNegative)
+    .action(async (target: string | undefined, args: string[], opts) => {
+      await runCommand(target, args, opts);
+    });
+  program.command('status')
+    .description('Show applications, deployments and replicas of a running instance.')
+    .option('--json', 'print the raw /-/status JSON')
+    .option('--address <url>', 'HTTP address of the instance', DEFAULT_ADDRESS)
+    .action(async (opts: { json?: boolean; address: string }) => {
+      process.stdout.write(await statusCommand(opts.address, opts.json ?? false));
+    });
+  program.command('shutdown')
+    .description('Drain and stop a running instance (POST /-/shutdown, accepted from loopback only).')
+    .option('--address <url>', 'HTTP address of the instance', DEFAULT_ADDRESS)
+    .action(async (opts: { address: string }) => {
+      process.stdout.write(await shutdownCommand(opts.address));
+    });
+  return program;
+}
+
+function parsePort(value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 0 || n > 65535) throw new InvalidArgumentError('expected a port number 0-65535.');
+  return n;
+}
+
+function parseNonNegative(value: string): number {
+  const n = Number(value);
+  if (!Number.isFinite(n) || n < 0) throw new InvalidArgumentError('expected a number >= 0.');
+  return n;
+}
+
+export async function main(argv = process.argv): Promise<void> {
+  try {
+    await buildProgram().parseAsync(argv);
+  } catch (err) {
+    process.stderr.write(formatCliError(err));
+    process.exitCode = err instanceof CliError ? err.exitCode : 1;
+  }
+}
+
+if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) await main();

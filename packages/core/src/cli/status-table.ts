@@ -1,0 +1,35 @@
+/** Renders a ServeStatus (GET /-/status) as the readable table `serve status` prints. */
+import type { ServeStatus } from '../ingress/ingress-target.js';
+
+export function renderStatus(status: ServeStatus, now = Date.now()): string {
+  const lines: string[] = [];
+  lines.push(`Flotilla — up ${formatDuration(now - status.startedAtMs)}`
+    + `${status.http ? `  http ${status.http}` : ''}${status.grpc ? `  grpc ${status.grpc}` : ''}`);
+  if (status.applications.length === 0) return `${lines[0]}\n(no applications)\n`;
+  for (const app of status.applications) {
+    lines.push('', `application ${app.name}  ${app.status}  route ${app.routePrefix}`);
+    const rows: string[][] = [['DEPLOYMENT', 'STATUS', 'REPLICAS', 'ONGOING', 'QUEUED', 'REPLICA', 'STATE', 'PLACEMENT', 'PID']];
+    for (const d of app.deployments) {
+      const running = d.replicas.filter((r) => r.state === 'RUNNING').length;
+      const head = [d.name, d.status, `${running}/${d.targetReplicas}`, String(d.ongoing), String(d.queued)];
+      if (d.replicas.length === 0) rows.push([...head, '-', '-', '-', '-']);
+      d.replicas.forEach((r, i) => rows.push([...(i === 0 ? head : ['', '', '', '', '']),
+        r.id, r.state, r.placement, r.pid === undefined ? '-' : String(r.pid)]));
+    }
+    lines.push(...table(rows).map((l) => `  ${l}`));
+    for (const d of app.deployments) if (d.message) lines.push(`  ${d.name}: ${d.message}`);
+  }
+  return `${lines.join('\n')}\n`;
+}
+
+function table(rows: string[][]): string[] {
+  const widths = rows[0]!.map((_, c) => Math.max(...rows.map((r) => (r[c] ?? '').length)));
+  return rows.map((r) => r.map((cell, c) => cell.padEnd(widths[c]!)).join('  ').trimEnd());
+}
+
+function formatDuration(ms: number): string {
+  const s = Math.max(0, Math.floor(ms / 1000));
+  if (s < 60) return `${s}s`;
+  if (s < 3600) return `${Math.floor(s / 60)}m${s % 60}s`;
+  return `${Math.floor(s / 3600)}h${Math.floor((s % 3600) / 60)}m`;
+}

@@ -1,0 +1,236 @@
+/**
+ * Deployment options: validation with clear errors, defaults, and merging of a serve config file.
+ *
+ * The config file follows Ray Serve's serve config (YAML or JSON; snake_case or camelCase keys):
+ *
+ *   http_options: { host: 127.0.0.1, port: 8000 }
+ *   grpc_options: { port: 9000 }
+ *   applications:
+ *     - name: default
+ *       route_prefix: /
+ *       import_path: examples/summarizer.ts:app
+ *       args: { small: ... }
+ *       deployments:
+ *         - name: Small
+ *           num_replicas: 2
+ *           user_config: { ... }
+ *
+ * Precedence, lowest first: @deployment options, `.options()` at bind time, the config file.
+ */
+import { readFileSync } from 'node:fs';
+import { parse as parseYaml } from 'yaml';
+import { DeploymentConfigError } from './errors.js';
+import type { DeploymentOptions, AutoscalingOptions, ResourceOptions, Placement } from './deployment.js';
+
+export interface ResolvedAutoscaling extends Required<AutoscalingOptions> {}
+
+export interface ResolvedDeploymentOptions {
+  name: string;
+  numReplicas: number | 'auto';
+  maxOngoingRequests: number;
+  maxQueuedRequests: number;
+  autoscaling: ResolvedAutoscaling | undefined;
+  resources: Required<ResourceOptions>;
+  placement: Placement;
+  healthCheckPeriodS: number;
+  healthCheckTimeoutS: number;
+  healthCheckFailureThreshold: number;
+  gracefulShutdownTimeoutS: number;
+  maxConstructorRetries: number;
+  userConfig: unknown;
+}
+
+export interface DeploymentConfigEntry extends DeploymentOptions {
+  name: string;
+}
+
+export interface ApplicationConfig {
+  name: string;
+  routePrefix?: string;
+  /** FILE:EXPORT, for the CLI. */
+  importPath?: string;
+  /** Arguments for an application builder. */
+  args?: Record<string, unknown>;
+  deployments?: DeploymentConfigEntry[];
+}
+
+export interface ServeConfig {
+  httpOptions?: { host?: string; port?: number };
+  grpcOptions?: { port?: number };
+  applications: ApplicationConfig[];
+}
+
+const OPTION_KEYS = new Set(['name', 'numReplicas', 'maxOngoingRequests', 'maxQueuedRequests', 'autoscaling',
+  'resources', 'placement', 'healthCheckPeriodS', 'healthCheckTimeoutS', 'healthCheckFailureThreshold',
+  'gracefulShutdownTimeoutS', 'maxConstructorRetries', 'userConfig', 'module']);
+const AUTOSCALING_KEYS = ['minReplicas', 'maxReplicas', 'initialReplicas', 'targetOngoingRequests', 'upscaleDelayS',
+  'downscaleDelayS', 'metricsIntervalS'] as const;
+const RESOURCE_KEYS = ['cpus', 'gpus', 'memoryMb'] as const;
+
+function fail(where: string, message: string): never {
+  throw new DeploymentConfigError(`${where}: ${message}`, { where });
+}
+
+function checkNumber(where: string, key: string, v: unknown, opts: { int?: boolean; min?: number; allowMinusOne?: boolean }): void {
+  if (v === undefined) return;
+  if (opts.allowMinusOne && v === -1) return;
+  const ok = typeof v === 'number' && Number.isFinite(v) && (!opts.int || Number.isInteger(v)) && v >= (opts.min ?? 0);
+  if (!ok) {
+    const kind = opts.int ? 'an integer' : 'a number';
+    fail(where, `${key} must be ${kind} >= ${opts.min ?? 0}${opts.allowMinusOne ? ' or -1' : ''}, got ${JSON.stringify(v)}`);
+  }
+}
+
+function checkKeys(where: string, obj: object, allowed: Iterable<string>, what: string): void {
+  const set = new Set(allowed);
+  for (const key of Object.keys(obj)) if (!set.has(key)) fail(where, `unknown ${what} '${key}' (known: ${[...set].join(', ')})`);
+}
+
+/** Throws DeploymentConfigError naming `where` and the option at fault. */
+export function validateDeploymentOptions(o: DeploymentOptions, where: string): void {
+  if (typeof o !== 'object' || o === null) fail(where, 'options must be an object');
+  checkKeys(where, o, OPTION_KEYS, 'option');
+  if (o.name !== undefined && (typeof o.name !== 'string' || !/^[A-Za-z_][\w.-]*$/.test(o.name))) {
+    fail(where, `name must be a non-empty identifier-like string, got ${JSON.stringify(o.name)}`);
+  }
+  if (o.numReplicas !== 'auto') checkNumber(where, 'numReplicas', o.numReplicas, { int: true });
+  checkNumber(where, 'maxOngoingRequests', o.maxOngoingRequests, { int: true, min: 1 });
+  checkNumber(where, 'maxQueuedRequests', o.maxQueuedRequests, { int: true, allowMinusOne: true });
+  for (const key of ['healthCheckPeriodS', 'healthCheckTimeoutS', 'gracefulShutdownTimeoutS'] as const) {
+    checkNumber(where, key, o[key], {});
+  }
+  checkNumber(where, 'healthCheckFailureThreshold', o.healthCheckFailureThreshold, { int: true, min: 1 });
+  checkNumber(where, 'maxConstructorRetries', o.maxConstructorRetries, { int: true, min: 1 });
+  if (o.placement !== undefined && o.placement !== 'thread' && o.placement !== 'process') {
+    fail(where, `placement must be 'thread' or 'process', got ${JSON.stringify(o.placement)}`);
+  }
+  if (o.resources !== undefined) validateResources(o.resources, where);
+  if (o.autoscaling !== undefined) validateAutoscaling(o.autoscaling, where);
+}
+
+function validateResources(r: ResourceOptions, where: string): void {
+  if (typeof r !== 'object' || r === null) fail(where, 'resources must be an object');
+  checkKeys(where, r, RESOURCE_KEYS, 'resource');
+  checkNumber(where, 'resources.cpus', r.cpus, {});
+  checkNumber(where, 'resources.gpus', r.gpus, {});
+  checkNumber(where, 'resources.memoryMb', r.memoryMb, {});
+  if (r.gpus !== undefined && r.gpus > 1 && !Number.isInteger(r.gpus)) {
+    fail(where, `resources.gpus above 1 must be a whole number, got ${r.gpus}`);
+  }
+}
+
+function validateAutoscaling(a: AutoscalingOptions, where: string): void {
+  if (typeof a !== 'object' || a === null) fail(where, 'autoscaling must be an object');
+  checkKeys(where, a, AUTOSCALING_KEYS, 'autoscaling option');
+  for (const key of ['minReplicas', 'maxReplicas', 'initialReplicas'] as const) {
+    checkNumber(where, `autoscaling.${key}`, a[key], { int: true });
+  }
+  for (const key of ['targetOngoingRequests', 'upscaleDelayS', 'downscaleDelayS', 'metricsIntervalS'] as const) {
+    checkNumber(where, `autoscaling.${key}`, a[key], {});
+  }
+  if (a.targetOngoingRequests === 0) fail(where, 'autoscaling.targetOngoingRequests must be > 0');
+  if (a.minReplicas !== undefined && a.maxReplicas !== undefined && a.minReplicas > a.maxReplicas) {
+    fail(where, `autoscaling.minReplicas (${a.minReplicas}) exceeds maxReplicas (${a.maxReplicas})`);
+  }
+}
+
+/** Merges option layers (lowest precedence first), validates the result and fills defaults. */
+export function resolveDeploymentOptions(name: string, layers: DeploymentOptions[], where: string): ResolvedDeploymentOptions {
+  const o: DeploymentOptions = {};
+  for (const layer of layers) {
+    validateDeploymentOptions(layer, where);
+    Object.assign(o, layer, {
+      resources: { ...o.resources, ...layer.resources },
+      autoscaling: layer.autoscaling || o.autoscaling ? { ...o.autoscaling, ...layer.autoscaling } : undefined,
+    });
+  }
+  const auto = o.numReplicas === 'auto' || o.autoscaling !== undefined;
+  const autoscaling = auto ? resolveAutoscaling(o.autoscaling ?? {}, o.numReplicas === 'auto', where) : undefined;
+  return {
+    name,
+    numReplicas: o.numReplicas ?? (autoscaling ? 'auto' : 1),
+    maxOngoingRequests: o.maxOngoingRequests ?? 5,
+    maxQueuedRequests: o.maxQueuedRequests ?? -1,
+    autoscaling,
+    resources: { cpus: o.resources?.cpus ?? 0, gpus: o.resources?.gpus ?? 0, memoryMb: o.resources?.memoryMb ?? 0 },
+    placement: o.placement ?? 'thread',
+    healthCheckPeriodS: o.healthCheckPeriodS ?? 10,
+    healthCheckTimeoutS: o.healthCheckTimeoutS ?? 30,
+    healthCheckFailureThreshold: o.healthCheckFailureThreshold ?? 3,
+    gracefulShutdownTimeoutS: o.gracefulShutdownTimeoutS ?? 20,
+    maxConstructorRetries: o.maxConstructorRetries ?? 3,
+    userConfig: o.userConfig,
+  };
+}
+
+function resolveAutoscaling(a: AutoscalingOptions, isAuto: boolean, where: string): ResolvedAutoscaling {
+  const minReplicas = a.minReplicas ?? 1;
+  const maxReplicas = a.maxReplicas ?? (isAuto ? Math.max(100, minReplicas) : Math.max(1, minReplicas));
+  const initialReplicas = a.initialReplicas ?? minReplicas;
+  if (minReplicas > maxReplicas) fail(where, `autoscaling.minReplicas (${minReplicas}) exceeds maxReplicas (${maxReplicas})`);
+  if (initialReplicas < minReplicas || initialReplicas > maxReplicas) {
+    fail(where, `autoscaling.initialReplicas (${initialReplicas}) must lie in [${minReplicas}, ${maxReplicas}]`);
+  }
+  return {
+    minReplicas, maxReplicas, initialReplicas,
+    targetOngoingRequests: a.targetOngoingRequests ?? 2,
+    upscaleDelayS: a.upscaleDelayS ?? 30,
+    downscaleDelayS: a.downscaleDelayS ?? 600,
+    metricsIntervalS: a.metricsIntervalS ?? 1,
+  };
+}
+
+/** snake_case → camelCase, recursively, except inside user_config and args (user data). */
+function camelize(value: unknown, key = ''): unknown {
+  if (key === 'userConfig' || key === 'args') return value;
+  if (Array.isArray(value)) return value.map((v) => camelize(v));
+  if (typeof value !== 'object' || value === null) return value;
+  const out: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(value)) {
+    const ck = k.replace(/_([a-z0-9])/g, (_, c: string) => c.toUpperCase());
+    out[ck] = camelize(v, ck);
+  }
+  return out;
+}
+
+/** Parses a serve config (YAML is a superset of JSON) and validates every deployment entry. */
+export function parseServeConfig(text: string, source = 'config'): ServeConfig {
+  let raw: unknown;
+  try {
+    raw = parseYaml(text);
+  } catch (err) {
+    fail(source, `not valid YAML or JSON: ${(err as Error).message}`);
+  }
+  const config = camelize(raw) as ServeConfig;
+  if (typeof config !== 'object' || config === null || !Array.isArray(config.applications)) {
+    fail(source, "expected an object with an 'applications' list");
+  }
+  config.applications.forEach((app, i) => {
+    if (typeof app?.name !== 'string') fail(`${source}: applications[${i}]`, 'name is required');
+    for (const [j, dep] of (app.deployments ?? []).entries()) {
+      const where = `${source}: applications[${i}] (${app.name}) deployments[${j}]`;
+      if (typeof dep?.name !== 'string') fail(where, 'name is required');
+      const { name: _name, ...rest } = dep;
+      validateDeploymentOptions(rest, `${where} (${dep.name})`);
+    }
+  });
+  return config;
+}
+
+export function loadServeConfig(file: string): ServeConfig {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (err) {
+    fail(file, `cannot read: ${(err as Error).message}`);
+  }
+  return parseServeConfig(text, file);
+}
+
+/** The config file's overrides for one deployment of one application, if any. */
+export function configOverrides(config: ServeConfig | undefined, app: string, deployment: string): DeploymentOptions {
+  const entry = config?.applications.find((a) => a.name === app)?.deployments?.find((d) => d.name === deployment);
+  if (!entry) return {};
+  const { name: _name, ...rest } = entry;
+  return rest;
+}

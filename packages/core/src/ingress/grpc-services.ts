@@ -1,0 +1,73 @@
+/**
+ * Deployment-defined gRPC services: a .proto service whose RPCs map onto methods of a deployment. The
+ * request message arrives as the method's single argument (a plain object, proto field names kept);
+ * the method returns (or, for server-streaming RPCs, yields) plain objects of the reply type.
+ *
+ * ```ts
+ * grpcProxy.addService({ protoPath: 'protos/llm.proto', service: 'flotilla.llm.v1.Llm', app: 'llm',
+ *                        methods: { Generate: 'generate', GenerateStream: 'generateStream' } });
+ * ```
+ */
+import * as grpc from '@grpc/grpc-js';
+import * as protoLoader from '@grpc/proto-loader';
+import { DeploymentConfigError, NotFoundError } from '../errors.js';
+import { runStream, runUnary, type GrpcContext, type MutableLabels } from './grpc-call.js';
+
+export interface GrpcServiceBinding {
+  /** Path of the .proto file that defines the service. */
+  protoPath: string;
+  /** Fully qualified service name, e.g. 'flotilla.llm.v1.Llm'. */
+  service: string;
+  /** Application whose deployment serves the RPCs. */
+  app: string;
+  /** Deployment within the app. Default: the app's ingress deployment. */
+  deployment?: string;
+  /** RPC name → deployment method. Default: each RPC maps to its name with a lower-case first letter (Generate → generate). */
+  methods?: Record<string, string>;
+  /** Directories searched for the proto's imports. Default: the proto's own directory. */
+  includeDirs?: string[];
+}
+
+export function bindService(binding: GrpcServiceBinding, ctx: GrpcContext): {
+  definition: grpc.ServiceDefinition; implementation: grpc.UntypedServiceImplementation;
+} {
+  const packageDefinition = protoLoader.loadSync(binding.protoPath, {
+    keepCase: true, longs: Number, enums: String, defaults: true, oneofs: true, includeDirs: binding.includeDirs,
+  });
+  const definition = lookupService(grpc.loadPackageDefinition(packageDefinition), binding);
+  const implementation: grpc.UntypedServiceImplementation = {};
+  for (const [rpc, spec] of Object.entries(definition)) {
+    const method = binding.methods?.[rpc] ?? rpc.charAt(0).toLowerCase() + rpc.slice(1);
+    if (spec.requestStream) {
+      throw new DeploymentConfigError(`${binding.service}/${rpc} takes a client stream, which Flotilla does not map onto deployments; make the request unary.`);
+    }
+    implementation[rpc] = spec.responseStream
+      ? (call: grpc.ServerWritableStream<unknown, unknown>) => void runStream(ctx, call, labelsFor(binding, rpc, method),
+        (scope) => handleFor(ctx, binding).remoteStream(method, [call.request], { requestId: scope.requestId, signal: scope.signal }),
+        (item) => item)
+      : (call: grpc.ServerUnaryCall<unknown, unknown>, cb: grpc.sendUnaryData<unknown>) => void runUnary(ctx, call, cb, labelsFor(binding, rpc, method),
+        (scope) => handleFor(ctx, binding).remote(method, [call.request], { requestId: scope.requestId, signal: scope.signal }));
+  }
+  return { definition, implementation };
+}
+
+function lookupService(pkg: grpc.GrpcObject, binding: GrpcServiceBinding): grpc.ServiceDefinition {
+  let node: unknown = pkg;
+  for (const part of binding.service.split('.')) node = (node as Record<string, unknown> | undefined)?.[part];
+  const service = (node as { service?: grpc.ServiceDefinition } | undefined)?.service;
+  if (!service) {
+    throw new DeploymentConfigError(`${binding.protoPath} defines no service '${binding.service}'; give the fully qualified name (package.Service).`);
+  }
+  return service;
+}
+
+function handleFor(ctx: GrpcContext, binding: GrpcServiceBinding) {
+  if (!ctx.target.routes().some((r) => r.app === binding.app)) {
+    throw new NotFoundError(`Application '${binding.app}' serving ${binding.service} is not running.`);
+  }
+  return ctx.target.getHandle(binding.app, binding.deployment);
+}
+
+function labelsFor(binding: GrpcServiceBinding, rpc: string, method: string): MutableLabels {
+  return { app: binding.app, deployment: binding.deployment ?? '', route: `/${binding.service}/${rpc}`, method };
+}

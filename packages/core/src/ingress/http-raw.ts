@@ -1,0 +1,105 @@
+/**
+ * Raw-HTTP deployments (those defining handleHttp(req)) get the whole request as plain data and answer with
+ * an HttpResponseLike, or — when handleHttp is an async generator — a head followed by chunks written as is.
+ * This is how protocol adapters such as the OpenAI and TGI endpoints are served.
+ */
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import { FlotillaError } from '../errors.js';
+import type { CallContext } from './http-dispatch.js';
+import { parseJsonPayload } from './call-payload.js';
+import type { HttpRequestLike, HttpResponseLike } from './ingress-target.js';
+import { closeIterator, pump } from './stream-writer.js';
+
+export async function dispatchRaw(call: CallContext): Promise<void> {
+  const req = toRequestLike(call.request, call.rest, call.scope.requestId);
+  const handle = call.target.getHandle(call.route.app);
+  const opts = { requestId: call.scope.requestId, signal: call.scope.signal };
+  if (call.route.methods.handleHttp !== 'stream') {
+    const response = await call.scope.race(handle.remote('handleHttp', [req], opts));
+    await sendResponse(call.reply, checkHead(response), call.scope.requestId);
+    return;
+  }
+  const iterator: AsyncIterator<unknown> = handle.remoteStream('handleHttp', [req], opts)[Symbol.asyncIterator]();
+  try {
+    const first = await call.scope.race(iterator.next());
+    if (first.done) throw new FlotillaError(`handleHttp of '${call.route.ingress}' ended without yielding a response head.`);
+    const head = checkHead(first.value);
+    call.scope.clearTimeout();
+    // A head that carries a body is the whole response (e.g. a validation error decided before streaming).
+    if (head.body !== undefined) {
+      closeIterator(iterator);
+      await sendResponse(call.reply, head, call.scope.requestId);
+      return;
+    }
+    await streamChunks(call, head, iterator);
+  } catch (err) {
+    closeIterator(iterator);
+    throw err;
+  }
+}
+
+async function streamChunks(call: CallContext, head: HttpResponseLike, iterator: AsyncIterator<unknown>): Promise<void> {
+  const { reply, scope } = call;
+  reply.hijack();
+  reply.raw.writeHead(head.status, { 'content-type': 'text/plain; charset=utf-8', ...lowerKeys(head.headers), 'x-request-id': scope.requestId });
+  reply.raw.flushHeaders();
+  try {
+    const outcome = await pump(iterator, reply.raw, scope, encodeChunk);
+    if (outcome === 'done') reply.raw.end();
+    else closeIterator(iterator);
+  } catch (err) {
+    closeIterator(iterator);
+    // Mid-stream failures cannot change the status any more; cutting the connection tells the client.
+    if (!reply.raw.destroyed) reply.raw.destroy(err instanceof Error ? err : undefined);
+  }
+}
+
+function encodeChunk(chunk: unknown): string | Uint8Array {
+  if (typeof chunk === 'string') return chunk;
+  if (chunk instanceof Uint8Array) return chunk;
+  return `${JSON.stringify(chunk)}\n`;
+}
+
+async function sendResponse(reply: FastifyReply, res: HttpResponseLike, requestId: string): Promise<void> {
+  const headers = lowerKeys(res.headers);
+  reply.code(res.status).headers(headers).header('x-request-id', requestId);
+  const body = res.body;
+  if (body === undefined || body === null) return void (await reply.send(''));
+  if (typeof body === 'string') {
+    if (!headers['content-type']) reply.header('content-type', 'text/plain; charset=utf-8');
+    return void (await reply.send(body));
+  }
+  if (body instanceof Uint8Array) {
+    if (!headers['content-type']) reply.header('content-type', 'application/octet-stream');
+    return void (await reply.send(Buffer.from(body.buffer, body.byteOffset, body.byteLength)));
+  }
+  if (!headers['content-type']) reply.header('content-type', 'application/json; charset=utf-8');
+  await reply.send(JSON.stringify(body));
+}
+
+function checkHead(value: unknown): HttpResponseLike {
+  const head = value as HttpResponseLike | undefined;
+  if (!head || typeof head !== 'object' || !Number.isInteger(head.status) || head.status < 100 || head.status > 599) {
+    throw new FlotillaError(`handleHttp must return (or first yield) { status, headers?, body? }; got ${JSON.stringify(value)?.slice(0, 200)}.`);
+  }
+  return head;
+}
+
+export function toRequestLike(request: FastifyRequest, path: string, requestId: string): HttpRequestLike {
+  const headers: Record<string, string> = {};
+  for (const [k, v] of Object.entries(request.headers)) if (v !== undefined) headers[k] = Array.isArray(v) ? v.join(', ') : v;
+  const query: Record<string, string> = {};
+  const search = request.url.includes('?') ? request.url.slice(request.url.indexOf('?') + 1) : '';
+  for (const [k, v] of new URLSearchParams(search)) query[k] = v;
+  const raw = Buffer.isBuffer(request.body) ? request.body.toString('utf8') : undefined;
+  const isJson = /[/+]json\b/i.test(headers['content-type'] ?? '');
+  let body: unknown = raw === undefined || raw === '' ? undefined : raw;
+  if (isJson && body !== undefined) body = parseJsonPayload(raw);
+  return { method: request.method, path, query, headers, body, requestId, clientIp: request.ip };
+}
+
+function lowerKeys(headers: Record<string, string> | undefined): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [k, v] of Object.entries(headers ?? {})) out[k.toLowerCase()] = String(v);
+  return out;
+}

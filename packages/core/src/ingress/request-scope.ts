@@ -1,0 +1,69 @@
+/**
+ * One request's cancellation scope: a single AbortSignal that fires on client disconnect, on the proxy's
+ * request timeout, or when the proxy gives up on the request. The signal is handed down in CallOptions so
+ * the router, the actor transport and the replica's generator all stop together.
+ */
+import { RequestCancelledError, RequestTimeoutError } from '../errors.js';
+
+export type AbortCause = 'disconnect' | 'timeout' | 'cancel';
+
+export class RequestScope {
+  private readonly controller = new AbortController();
+  private timer: NodeJS.Timeout | undefined;
+  cause: AbortCause | undefined;
+
+  constructor(readonly requestId: string, timeoutMs: number | undefined) {
+    if (timeoutMs !== undefined && timeoutMs > 0 && Number.isFinite(timeoutMs)) {
+      this.timer = setTimeout(() => this.abort('timeout', timeoutMs), timeoutMs);
+      this.timer.unref();
+    }
+  }
+
+  get signal(): AbortSignal {
+    return this.controller.signal;
+  }
+
+  get aborted(): boolean {
+    return this.controller.signal.aborted;
+  }
+
+  /** Stops the request timeout (a stream that has started is governed by its client, not by the timeout). */
+  clearTimeout(): void {
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = undefined;
+  }
+
+  abort(cause: AbortCause, timeoutMs?: number): void {
+    if (this.aborted) return;
+    this.cause = cause;
+    this.clearTimeout();
+    this.controller.abort(cause === 'timeout'
+      ? new RequestTimeoutError(`Request ${this.requestId} exceeded the proxy's request timeout of ${timeoutMs} ms.`)
+      : new RequestCancelledError(`Request ${this.requestId} was cancelled (${cause === 'disconnect' ? 'client disconnected' : 'cancelled'}).`));
+  }
+
+  /** The error that explains an aborted scope (timeout or cancel). */
+  get reason(): unknown {
+    return this.controller.signal.reason;
+  }
+
+  /** Resolves or rejects with `promise`, or rejects with the abort reason as soon as the scope aborts. */
+  race<T>(promise: Promise<T>): Promise<T> {
+    if (this.aborted) {
+      promise.catch(() => {});
+      return Promise.reject(this.reason);
+    }
+    return new Promise<T>((resolve, reject) => {
+      const onAbort = (): void => reject(this.reason);
+      this.signal.addEventListener('abort', onAbort, { once: true });
+      promise.then(
+        (v) => { this.signal.removeEventListener('abort', onAbort); resolve(v); },
+        (e) => { this.signal.removeEventListener('abort', onAbort); reject(this.aborted ? this.reason : e); },
+      );
+    });
+  }
+
+  dispose(): void {
+    this.clearTimeout();
+  }
+}

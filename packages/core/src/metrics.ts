@@ -1,0 +1,183 @@
+/**
+ * Flotilla's Prometheus metrics, all in one namespace `flotilla_`.
+ *
+ * Request metrics are observed where requests enter (the HTTP and gRPC proxies). Replica counts, health,
+ * ongoing and queued requests are read from the instance's ServeStatus at scrape time, so the runtime
+ * needs no metric calls in its hot path and the numbers can never drift from what `serve status` shows.
+ * Per-deployment calls (including inner hops between deployments) and batch sizes come from the
+ * instance's RuntimeEvents (see `observeRuntime`).
+ */
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import type { ServeStatus } from './ingress/ingress-target.js';
+import type { BatchEvent, RequestEvent, RuntimeEvents } from './runtime-events.js';
+
+export const METRICS_NAMESPACE = 'flotilla_';
+
+/** Latency buckets in seconds: sub-millisecond proxy hops up to multi-minute LLM generations. */
+const LATENCY_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300];
+const BATCH_BUCKETS = [1, 2, 4, 8, 16, 32, 64, 128, 256];
+
+export type Protocol = 'http' | 'grpc';
+
+/** Labels of one finished request. `route` is the route prefix (HTTP) or the gRPC method path. */
+export interface RequestLabels {
+  app: string;
+  deployment: string;
+  route: string;
+  method: string;
+  protocol: Protocol;
+}
+
+export interface MetricsOptions {
+  /** Registry to register into. Default: a fresh Registry, so two instances in one process never clash. */
+  registry?: Registry;
+  /** Read at every scrape for replica, queue and health gauges. Default: none (those gauges stay empty). */
+  status?: () => ServeStatus;
+  /** Also export Node's process metrics (CPU, heap, event-loop lag) under `flotilla_`. Default: true. */
+  processMetrics?: boolean;
+}
+
+export class FlotillaMetrics {
+  readonly registry: Registry;
+  private readonly requests: Counter<string>;
+  private readonly errors: Counter<string>;
+  private readonly latency: Histogram<string>;
+  private readonly proxyOngoing: Gauge<string>;
+  private readonly batchSizes: Histogram<string>;
+  private readonly deploymentCalls: Counter<string>;
+  private readonly deploymentErrors: Counter<string>;
+  private readonly deploymentLatency: Histogram<string>;
+  private statusSource: (() => ServeStatus) | undefined;
+
+  constructor(options: MetricsOptions = {}) {
+    this.registry = options.registry ?? new Registry();
+    this.statusSource = options.status;
+    const registers = [this.registry];
+    const ns = METRICS_NAMESPACE;
+    this.requests = new Counter({
+      name: `${ns}requests_total`, help: 'Requests handled by the proxies, by final status.',
+      labelNames: ['app', 'deployment', 'route', 'method', 'protocol', 'status'], registers,
+    });
+    this.errors = new Counter({
+      name: `${ns}request_errors_total`, help: 'Requests that failed, by error code (BAD_REQUEST, BACK_PRESSURE, ...).',
+      labelNames: ['app', 'deployment', 'route', 'method', 'protocol', 'code'], registers,
+    });
+    this.latency = new Histogram({
+      name: `${ns}request_latency_seconds`, help: 'End-to-end request latency seen by the proxy (streams: until the last chunk).',
+      labelNames: ['app', 'deployment', 'route', 'method', 'protocol'], buckets: LATENCY_BUCKETS, registers,
+    });
+    this.proxyOngoing = new Gauge({
+      name: `${ns}proxy_ongoing_requests`, help: 'Requests currently inside a proxy.', labelNames: ['protocol'], registers,
+    });
+    this.batchSizes = new Histogram({
+      name: `${ns}batch_size`, help: 'Sizes of the batches formed by @batch methods.',
+      labelNames: ['deployment', 'method'], buckets: BATCH_BUCKETS, registers,
+    });
+    const callLabels = ['app', 'deployment', 'method', 'caller'];
+    this.deploymentCalls = new Counter({
+      name: `${ns}deployment_requests_total`, help: 'Calls routed to a deployment (caller: ingress or another replica).',
+      labelNames: callLabels, registers,
+    });
+    this.deploymentErrors = new Counter({
+      name: `${ns}deployment_request_errors_total`, help: 'Calls to a deployment that failed, by error code.',
+      labelNames: [...callLabels, 'code'], registers,
+    });
+    this.deploymentLatency = new Histogram({
+      name: `${ns}deployment_request_latency_seconds`, help: 'Latency of calls to a deployment, measured at the caller.',
+      labelNames: callLabels, buckets: LATENCY_BUCKETS, registers,
+    });
+    this.registerStatusGauges(registers);
+    if (options.processMetrics ?? true) collectDefaultMetrics({ register: this.registry, prefix: ns });
+  }
+
+  /** Replaces the status source (e.g. once the instance that owns the proxies is up). */
+  setStatusSource(status: () => ServeStatus): void {
+    this.statusSource = status;
+  }
+
+  /** Marks a request as started; call the returned function exactly once when it ends. */
+  startRequest(labels: RequestLabels): (status: string, errorCode?: string) => void {
+    const started = process.hrtime.bigint();
+    this.proxyOngoing.inc({ protocol: labels.protocol });
+    return (status, errorCode) => {
+      this.proxyOngoing.dec({ protocol: labels.protocol });
+      const base = { app: labels.app, deployment: labels.deployment, route: labels.route, method: labels.method, protocol: labels.protocol };
+      this.requests.inc({ ...base, status });
+      if (errorCode) this.errors.inc({ ...base, code: errorCode });
+      this.latency.observe(base, Number(process.hrtime.bigint() - started) / 1e9);
+    };
+  }
+
+  observeBatchSize(deployment: string, method: string, size: number): void {
+    this.batchSizes.observe({ deployment, method }, size);
+  }
+
+  /** Observes the runtime's request and batch events; returns a function that stops observing. */
+  observeRuntime(events: RuntimeEvents): () => void {
+    const onRequest = (e: RequestEvent): void => {
+      const labels = { app: e.app, deployment: e.deployment, method: e.method, caller: e.caller };
+      this.deploymentCalls.inc(labels);
+      if (!e.ok) this.deploymentErrors.inc({ ...labels, code: e.errorCode ?? 'INTERNAL' });
+      this.deploymentLatency.observe(labels, e.durationMs / 1000);
+    };
+    const onBatch = (e: BatchEvent): void => this.observeBatchSize(e.deployment, e.method, e.size);
+    events.on('request', onRequest);
+    events.on('batch', onBatch);
+    return () => {
+      events.off('request', onRequest);
+      events.off('batch', onBatch);
+    };
+  }
+
+  /** The exposition text for GET /metrics. */
+  async scrape(): Promise<{ contentType: string; body: string }> {
+    return { contentType: this.registry.contentType, body: await this.registry.metrics() };
+  }
+
+  private registerStatusGauges(registers: Registry[]): void {
+    const ns = METRICS_NAMESPACE;
+    const metrics = this;
+    const fromStatus = (name: string, help: string, labelNames: string[],
+      fill: (g: Gauge<string>, s: ServeStatus) => void): void => {
+      new Gauge({
+        name: `${ns}${name}`, help, labelNames, registers,
+        collect() {
+          this.reset();
+          const status = metrics.readStatus();
+          if (status) fill(this, status);
+        },
+      });
+    };
+    fromStatus('deployment_ongoing_requests', 'Requests executing in the replicas of a deployment.', ['app', 'deployment'],
+      (g, s) => eachDeployment(s, (app, d) => g.set({ app, deployment: d.name }, d.ongoing)));
+    fromStatus('deployment_queued_requests', 'Requests waiting in callers for a replica of a deployment.', ['app', 'deployment'],
+      (g, s) => eachDeployment(s, (app, d) => g.set({ app, deployment: d.name }, d.queued)));
+    fromStatus('deployment_target_replicas', 'Replicas the controller aims for.', ['app', 'deployment'],
+      (g, s) => eachDeployment(s, (app, d) => g.set({ app, deployment: d.name }, d.targetReplicas)));
+    fromStatus('deployment_healthy', '1 when the deployment is HEALTHY, else 0.', ['app', 'deployment', 'status'],
+      (g, s) => eachDeployment(s, (app, d) => g.set({ app, deployment: d.name, status: d.status }, d.status === 'HEALTHY' ? 1 : 0)));
+    fromStatus('replicas', 'Replicas by state.', ['app', 'deployment', 'state'], (g, s) => eachDeployment(s, (app, d) => {
+      const counts = new Map<string, number>();
+      for (const r of d.replicas) counts.set(r.state, (counts.get(r.state) ?? 0) + 1);
+      for (const [state, n] of counts) g.set({ app, deployment: d.name, state }, n);
+    }));
+    fromStatus('replica_healthy', '1 when the replica is RUNNING, else 0.', ['app', 'deployment', 'replica', 'placement'],
+      (g, s) => eachDeployment(s, (app, d) => {
+        for (const r of d.replicas) g.set({ app, deployment: d.name, replica: r.id, placement: r.placement }, r.state === 'RUNNING' ? 1 : 0);
+      }));
+  }
+
+  private readStatus(): ServeStatus | undefined {
+    try {
+      return this.statusSource?.();
+    } catch {
+      // A scrape must never fail because the instance is mid-shutdown; empty gauges say enough.
+      return undefined;
+    }
+  }
+}
+
+function eachDeployment(status: ServeStatus,
+  fn: (app: string, d: ServeStatus['applications'][number]['deployments'][number]) => void): void {
+  for (const app of status.applications) for (const d of app.deployments) fn(app.name, d);
+}

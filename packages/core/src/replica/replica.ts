@@ -1,0 +1,120 @@
+/**
+ * The replica runtime inside a worker thread or child process: constructs the user's class, admits
+ * requests up to maxOngoingRequests (rejecting the rest so the caller's router tries elsewhere), and
+ * answers control calls (health, stats, drain) outside the request queue.
+ */
+import { pathToFileURL } from 'node:url';
+import { findRegisteredDeployment } from '../deployment.js';
+import { takeBatchSizes } from '../batch.js';
+import { createHandle, isHandleDescriptor, type HandleBackend } from '../handle.js';
+import { getRequestContext, setReplicaContext, type RequestContext } from '../request-context.js';
+import { UserCallable } from './user-callable.js';
+import type { CallServer, IncomingCall, RpcPeer } from '../actor/rpc-peer.js';
+import type { ReplicaControl, ReplicaInfo, ReplicaStats } from '../actor/actor-ref.js';
+import type { ReplicaInit } from '../actor/protocol.js';
+
+export class Replica implements CallServer, ReplicaControl {
+  private callable: UserCallable | undefined;
+  private init: ReplicaInit | undefined;
+  private ongoing = 0;
+  private draining = false;
+  private drained: (() => void) | undefined;
+  private peer: RpcPeer | undefined;
+
+  /** The peer carries both our answers and our own handle calls (relayed by the parent). */
+  attach(peer: RpcPeer): void {
+    this.peer = peer;
+  }
+
+  async initialize(init: ReplicaInit): Promise<ReplicaInfo> {
+    this.init = init;
+    setReplicaContext({ replicaId: init.replicaId, app: init.app, deployment: init.deployment, gpuIds: init.gpuIds });
+    const where = `deployment ${init.deployment} (${init.modulePath})`;
+    try {
+      await import(pathToFileURL(init.modulePath).href);
+    } catch (err) {
+      throw new Error(`${where}: cannot load the module: ${describe(err)}`);
+    }
+    const definition = findRegisteredDeployment(init.className);
+    if (!definition) throw new Error(`${where}: no @deployment class named '${init.className}' in the module`);
+    const args = init.args.map((a) => this.rebuildHandles(a));
+    let instance: object;
+    try {
+      instance = new (definition.cls as new (...a: unknown[]) => object)(...args);
+    } catch (err) {
+      throw new Error(`${where}: constructor threw: ${describe(err)}`);
+    }
+    this.callable = new UserCallable(instance, init.deployment);
+    if (init.userConfig !== undefined) await this.reconfigure(init.userConfig);
+    return { methods: this.callable.methods, rawHttp: this.callable.rawHttp, pid: process.pid };
+  }
+
+  async checkHealth(): Promise<void> {
+    await this.callable?.checkHealth();
+  }
+
+  stats(): ReplicaStats {
+    return { ongoing: this.ongoing, batches: takeBatchSizes() };
+  }
+
+  async reconfigure(userConfig: unknown): Promise<void> {
+    try {
+      await this.callable?.reconfigure(userConfig);
+    } catch (err) {
+      throw new Error(`deployment ${this.init?.deployment}: reconfigure threw: ${describe(err)}`);
+    }
+  }
+
+  async drain(timeoutMs: number): Promise<void> {
+    this.draining = true;
+    if (this.ongoing === 0) return;
+    await new Promise<void>((resolve) => {
+      const timer = setTimeout(resolve, timeoutMs);
+      this.drained = () => { clearTimeout(timer); resolve(); };
+    });
+  }
+
+  admit(_call: IncomingCall): 'full' | 'draining' | null {
+    if (this.draining || !this.callable) return 'draining';
+    if (this.ongoing >= this.init!.maxOngoingRequests) return 'full';
+    this.ongoing++;
+    return null;
+  }
+
+  release(): void {
+    this.ongoing--;
+    if (this.draining && this.ongoing === 0) this.drained?.();
+  }
+
+  unary(call: IncomingCall, signal: AbortSignal): Promise<unknown> {
+    return this.callable!.unary(call.method, call.args, this.context(call, signal));
+  }
+
+  stream(call: IncomingCall, signal: AbortSignal): AsyncIterable<unknown> {
+    return this.callable!.stream(call.method, call.args, this.context(call, signal));
+  }
+
+  private context(call: IncomingCall, signal: AbortSignal): RequestContext {
+    return { requestId: call.requestId, signal, app: this.init!.app, deployment: this.init!.deployment, method: call.method };
+  }
+
+  private rebuildHandles(value: unknown): unknown {
+    if (isHandleDescriptor(value)) {
+      const backend: HandleBackend = {
+        call: (target, method, args, opts) => this.peer!.call(method, args, { ...opts, target }),
+        stream: (target, method, args, opts) => this.peer!.stream(method, args, { ...opts, target }),
+      };
+      return createHandle(value.$flotillaHandle, backend, {}, () => getRequestContext());
+    }
+    if (Array.isArray(value)) return value.map((v) => this.rebuildHandles(v));
+    if (typeof value === 'object' && value !== null && Object.getPrototypeOf(value) === Object.prototype) {
+      return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, this.rebuildHandles(v)]));
+    }
+    return value;
+  }
+}
+
+function describe(err: unknown): string {
+  if (err instanceof Error) return `${err.name}: ${err.message}`;
+  return String(err);
+}

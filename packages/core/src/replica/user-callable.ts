@@ -1,0 +1,83 @@
+/**
+ * The one wrapper through which a replica runs user code: method lookup (public methods only), the
+ * request context (AsyncLocalStorage) around every call and every resume of a generator, and the
+ * optional lifecycle methods checkHealth() and reconfigure(config).
+ */
+import { BadRequestError, NotFoundError } from '../errors.js';
+import { requestContextStorage, type RequestContext } from '../request-context.js';
+import type { MethodKind } from '../ingress/ingress-target.js';
+
+/** Not callable through handles or proxies. */
+const LIFECYCLE = new Set(['constructor', 'checkHealth', 'reconfigure']);
+
+type Method = (...args: unknown[]) => unknown;
+
+export class UserCallable {
+  readonly methods: Record<string, MethodKind>;
+
+  constructor(private readonly instance: object, private readonly deployment: string) {
+    this.methods = methodsOf(instance);
+  }
+
+  get rawHttp(): boolean {
+    return 'handleHttp' in this.methods;
+  }
+
+  async unary(method: string, args: unknown[], ctx: RequestContext): Promise<unknown> {
+    const fn = this.lookup(method);
+    if (this.methods[method] === 'stream') {
+      throw new BadRequestError(`${this.deployment}.${method} is a streaming method; call it with remoteStream or handle.stream`);
+    }
+    return requestContextStorage.run(ctx, () => fn.apply(this.instance, args));
+  }
+
+  /** A unary method called as a stream yields its one result. */
+  stream(method: string, args: unknown[], ctx: RequestContext): AsyncIterable<unknown> {
+    const fn = this.lookup(method);
+    if (this.methods[method] !== 'stream') {
+      return (async function* (self) { yield await self.unary(method, args, ctx); })(this);
+    }
+    const gen = requestContextStorage.run(ctx, () => fn.apply(this.instance, args)) as AsyncIterator<unknown>;
+    // A generator body runs in the context of whoever resumes it, so every resume re-enters the context.
+    return {
+      [Symbol.asyncIterator]: () => ({
+        next: () => requestContextStorage.run(ctx, () => gen.next()),
+        return: (value?: unknown) => requestContextStorage.run(ctx, () =>
+          gen.return ? gen.return(value) : Promise.resolve({ done: true as const, value })),
+      }),
+    };
+  }
+
+  async checkHealth(): Promise<void> {
+    const fn = (this.instance as { checkHealth?: () => unknown }).checkHealth;
+    if (typeof fn === 'function') await fn.call(this.instance);
+  }
+
+  async reconfigure(config: unknown): Promise<void> {
+    const fn = (this.instance as { reconfigure?: (c: unknown) => unknown }).reconfigure;
+    if (typeof fn === 'function') await fn.call(this.instance, config);
+  }
+
+  private lookup(method: string): Method {
+    if (!Object.hasOwn(this.methods, method)) {
+      throw new NotFoundError(`${this.deployment} has no method '${method}' (methods: ${Object.keys(this.methods).join(', ') || 'none'})`,
+        { method });
+    }
+    return (this.instance as Record<string, Method>)[method]!;
+  }
+}
+
+/** Public methods along the prototype chain (not `_private`, not lifecycle), with their kind. */
+export function methodsOf(instance: object): Record<string, MethodKind> {
+  const methods: Record<string, MethodKind> = {};
+  for (let proto = Object.getPrototypeOf(instance); proto && proto !== Object.prototype; proto = Object.getPrototypeOf(proto)) {
+    for (const name of Object.getOwnPropertyNames(proto)) {
+      if (name in methods || LIFECYCLE.has(name) || name.startsWith('_')) continue;
+      const desc = Object.getOwnPropertyDescriptor(proto, name);
+      if (!desc || typeof desc.value !== 'function') continue;
+      const tag = Object.prototype.toString.call(desc.value);
+      methods[name] = tag === '[object AsyncGeneratorFunction]' ? 'stream' : 'unary';
+    }
+  }
+  return methods;
+}

@@ -1,0 +1,229 @@
+/**
+ * The router in a caller (an ingress handle, or the relay for a deployment's own handles): queues
+ * requests when every replica is at maxOngoingRequests (up to maxQueuedRequests, then
+ * BackPressureError), picks replicas with pow2-router.ts, and retries on another replica when one
+ * rejects a request or dies before accepting it. Accepted requests are never retried (they may have
+ * side effects); they fail with ActorDiedError.
+ */
+import { ActorDiedError, BackPressureError, FlotillaError, UnavailableError } from '../errors.js';
+import { abortReason, isRetryable } from '../actor/rpc-peer.js';
+import { chooseReplica, retryAfterS, type ReplicaLoad } from './pow2-router.js';
+import type { ActorRef } from '../actor/actor-ref.js';
+import type { ResolvedCallOptions } from '../handle.js';
+import type { RuntimeEvents } from '../runtime-events.js';
+import type { MethodKind } from '../ingress/ingress-target.js';
+
+export interface RoutedReplica {
+  id: string;
+  actor: Pick<ActorRef, 'call' | 'stream'>;
+  maxOngoing: number;
+}
+
+export interface RouterOptions {
+  app: string;
+  deployment: string;
+  caller: 'ingress' | 'replica';
+  /** -1: unbounded. */
+  maxQueuedRequests: number;
+  events?: RuntimeEvents;
+  random?: () => number;
+}
+
+/** Deaths before acceptance tolerated per request before giving up. */
+const MAX_DEATH_RETRIES = 3;
+/** How long a replica that answered "full" is skipped by this caller. */
+const FULL_BACKOFF_MS = 10;
+
+interface Entry extends ReplicaLoad {
+  actor: RoutedReplica['actor'];
+}
+
+interface Waiter {
+  resolve(entry: Entry): void;
+  reject(err: Error): void;
+}
+
+export class Router {
+  private readonly replicas = new Map<string, Entry>();
+  private readonly waiters: Waiter[] = [];
+  private unavailable: Error | undefined;
+  private closedWith: Error | undefined;
+  private retryTimer: NodeJS.Timeout | undefined;
+  private inFlightCount = 0;
+  private idleWaiters: (() => void)[] = [];
+
+  constructor(private readonly options: RouterOptions) {}
+
+  get queued(): number { return this.waiters.length; }
+  get inFlight(): number { return this.inFlightCount; }
+
+  /** The deployment's RUNNING replicas, from the controller. Counts of known replicas are kept. */
+  setReplicas(list: readonly RoutedReplica[]): void {
+    const ids = new Set(list.map((r) => r.id));
+    for (const id of this.replicas.keys()) if (!ids.has(id)) this.replicas.delete(id);
+    for (const r of list) {
+      const known = this.replicas.get(r.id);
+      if (known) known.maxOngoing = r.maxOngoing;
+      else this.replicas.set(r.id, { id: r.id, actor: r.actor, maxOngoing: r.maxOngoing, inFlight: 0 });
+    }
+    this.dispatch();
+  }
+
+  /** A FAILED deployment: queued and new requests fail with `err` until cleared with undefined. */
+  setUnavailable(err: Error | undefined): void {
+    this.unavailable = err;
+    if (err) for (const w of this.waiters.splice(0)) w.reject(err);
+  }
+
+  /** Stops taking requests (they fail with `err`); requests already sent finish. */
+  close(err: Error): void {
+    this.closedWith = err;
+    for (const w of this.waiters.splice(0)) w.reject(err);
+    clearTimeout(this.retryTimer);
+  }
+
+  /** Resolves when nothing is queued or in flight. */
+  idle(): Promise<void> {
+    if (this.inFlightCount === 0 && this.waiters.length === 0) return Promise.resolve();
+    return new Promise((resolve) => this.idleWaiters.push(resolve));
+  }
+
+  async call(method: string, args: unknown[], opts: ResolvedCallOptions): Promise<unknown> {
+    const started = performance.now();
+    let error: unknown;
+    this.inFlightCount++;
+    try {
+      for (let deaths = 0, requeue = false; ; requeue = true) {
+        const entry = await this.acquire(opts.signal, requeue);
+        try {
+          return await entry.actor.call(method, args, opts);
+        } catch (err) {
+          if (!isRetryable(err) || (err instanceof ActorDiedError && ++deaths > MAX_DEATH_RETRIES)) throw err;
+          this.onRetryable(entry, err);
+        } finally {
+          this.release(entry);
+        }
+      }
+    } catch (err) {
+      error = err;
+      throw err;
+    } finally {
+      this.finish(method, 'unary', opts.requestId, started, error);
+    }
+  }
+
+  async *stream(method: string, args: unknown[], opts: ResolvedCallOptions): AsyncGenerator<unknown> {
+    const started = performance.now();
+    let error: unknown;
+    this.inFlightCount++;
+    try {
+      for (let deaths = 0, requeue = false; ; requeue = true) {
+        const entry = await this.acquire(opts.signal, requeue);
+        let yielded = false;
+        try {
+          for await (const item of entry.actor.stream(method, args, opts)) {
+            yielded = true;
+            yield item;
+          }
+          return;
+        } catch (err) {
+          if (yielded || !isRetryable(err) || (err instanceof ActorDiedError && ++deaths > MAX_DEATH_RETRIES)) throw err;
+          this.onRetryable(entry, err);
+        } finally {
+          this.release(entry);
+        }
+      }
+    } catch (err) {
+      error = err;
+      throw err;
+    } finally {
+      this.finish(method, 'stream', opts.requestId, started, error);
+    }
+  }
+
+  private acquire(signal: AbortSignal | undefined, requeue: boolean): Promise<Entry> {
+    const refused = this.closedWith ?? this.unavailable;
+    if (refused) return Promise.reject(refused);
+    if (signal?.aborted) return Promise.reject(abortReason(signal));
+    if (this.waiters.length === 0) {
+      const entry = this.pick();
+      if (entry) return Promise.resolve(entry);
+    }
+    const max = this.options.maxQueuedRequests;
+    if (!requeue && max >= 0 && this.waiters.length >= max) {
+      const capacity = [...this.replicas.values()].reduce((n, r) => n + r.maxOngoing, 0);
+      const after = retryAfterS(this.waiters.length, capacity);
+      return Promise.reject(new BackPressureError(
+        `${this.options.deployment}: ${this.waiters.length} requests already queued (maxQueuedRequests ${max})`,
+        { retryAfterS: after, deployment: this.options.deployment }));
+    }
+    return new Promise<Entry>((resolve, reject) => {
+      const onAbort = () => {
+        const i = this.waiters.indexOf(waiter);
+        if (i >= 0) this.waiters.splice(i, 1);
+        reject(abortReason(signal!));
+        this.notifyIdle();
+      };
+      const waiter: Waiter = {
+        resolve: (e) => { signal?.removeEventListener('abort', onAbort); resolve(e); },
+        reject: (err) => { signal?.removeEventListener('abort', onAbort); reject(err); },
+      };
+      signal?.addEventListener('abort', onAbort, { once: true });
+      this.waiters.push(waiter);
+    });
+  }
+
+  private pick(): Entry | undefined {
+    const id = chooseReplica([...this.replicas.values()], Date.now(), this.options.random);
+    const entry = id === null ? undefined : this.replicas.get(id);
+    if (entry) entry.inFlight++;
+    return entry;
+  }
+
+  private release(entry: Entry): void {
+    entry.inFlight--;
+    this.dispatch();
+  }
+
+  private dispatch(): void {
+    while (this.waiters.length > 0) {
+      const entry = this.pick();
+      if (!entry) break;
+      this.waiters.shift()!.resolve(entry);
+    }
+    if (this.waiters.length > 0) this.scheduleRetry();
+  }
+
+  /** Replicas skipped after a "full" answer become eligible again on a timer, not only on a release. */
+  private scheduleRetry(): void {
+    const now = Date.now();
+    const until = Math.min(...[...this.replicas.values()].map((r) => r.blockedUntilMs ?? 0).filter((t) => t > now));
+    if (!Number.isFinite(until) || this.retryTimer) return;
+    this.retryTimer = setTimeout(() => { this.retryTimer = undefined; this.dispatch(); }, until - now);
+  }
+
+  private onRetryable(entry: Entry, err: unknown): void {
+    const reason = err instanceof FlotillaError ? err.data?.reason : undefined;
+    if (reason === 'full') entry.blockedUntilMs = Date.now() + FULL_BACKOFF_MS;
+    else this.replicas.delete(entry.id); // dead or draining: the controller's next update confirms it
+  }
+
+  private finish(method: string, kind: MethodKind, requestId: string, started: number, error: unknown): void {
+    this.inFlightCount--;
+    this.notifyIdle();
+    const { events, app, deployment, caller } = this.options;
+    if (!events || events.listenerCount('request') === 0) return;
+    const code = error === undefined ? undefined : error instanceof FlotillaError ? error.code : 'INTERNAL';
+    events.emit('request', { app, deployment, method, kind, caller, requestId,
+      durationMs: performance.now() - started, ok: error === undefined, errorCode: code });
+  }
+
+  private notifyIdle(): void {
+    if (this.inFlightCount > 0 || this.waiters.length > 0) return;
+    for (const w of this.idleWaiters.splice(0)) w();
+  }
+}
+
+export function unavailable(deployment: string, why: string): UnavailableError {
+  return new UnavailableError(`deployment ${deployment} is unavailable: ${why}`, { deployment });
+}

@@ -1,0 +1,100 @@
+/**
+ * Typed errors of the engine. Each class has a stable `code` that callers (and the wire format of
+ * packages/core, `{ name, code, message, stack, data }`) can match on; `engineErrorClasses` lets the
+ * actor layer rebuild the same class on the other side of a boundary.
+ *
+ * To add an error: subclass EngineError, override `code` with a new 'E_…' literal, and list the class
+ * in `engineErrorClasses`.
+ */
+export class EngineError extends Error {
+  readonly code: string = 'E_ENGINE';
+  /** Extra machine-readable detail (the file at fault, the tensor name, …). */
+  data?: Record<string, unknown>;
+  constructor(message: string, data?: Record<string, unknown>) {
+    super(message);
+    this.name = new.target.name;
+    if (data) this.data = data;
+  }
+}
+
+/**
+ * A model file (checkpoint, safetensors, GGUF, config or tokenizer) is missing, truncated, has a wrong
+ * magic number, inconsistent shapes or a missing tensor. The message reads "FILE: PROBLEM".
+ */
+export class ModelFormatError extends EngineError {
+  override readonly code: string = 'E_MODEL_FORMAT';
+  readonly file: string;
+  readonly problem: string;
+  constructor(file: string, problem: string, data?: Record<string, unknown>) {
+    super(`${file}: ${problem}`, { file, ...data });
+    this.file = file;
+    this.problem = problem;
+  }
+}
+
+/**
+ * A well-formed model file asks for something the engine cannot run exactly (a tensor type such as
+ * Q4_K, attention biases, RoPE scaling, another architecture). Rejected instead of producing wrong output.
+ * A ModelFormatError subclass so `instanceof ModelFormatError` catches every bad-model case.
+ */
+export class UnsupportedModelError extends ModelFormatError {
+  override readonly code: string = 'E_MODEL_UNSUPPORTED';
+  constructor(file: string, what: string, data?: Record<string, unknown>) {
+    super(file, `unsupported: ${what}`, data);
+  }
+}
+
+export const engineErrorClasses = { EngineError, ModelFormatError, UnsupportedModelError } as const;
+
+/**
+ * A sampling parameter is out of range, of the wrong type, or unknown. `param` names it as the
+ * SamplingParams field (camelCase), so an API layer can map it back to its own spelling.
+ */
+export class SamplingParamsError extends EngineError {
+  override readonly code: string = 'E_SAMPLING_PARAMS';
+  readonly param: string;
+  constructor(param: string, problem: string, data?: Record<string, unknown>) {
+    super(`${param}: ${problem}`, { param, ...data });
+    this.param = param;
+  }
+}
+
+/** The prompt plus maxTokens does not fit the model's context (maxSeqLen); `param` is 'maxTokens' or 'prompt'. */
+export class ContextLengthError extends SamplingParamsError {
+  override readonly code: string = 'E_CONTEXT_LENGTH';
+}
+
+/** One request could never fit the KV pool even alone (prompt + maxTokens needs more blocks than exist). */
+export class KvCapacityError extends EngineError {
+  override readonly code: string = 'E_KV_CAPACITY';
+}
+
+/** The prompt is empty, holds token ids outside the vocabulary, or chat messages are malformed. */
+export class InvalidPromptError extends EngineError {
+  override readonly code: string = 'E_INVALID_PROMPT';
+}
+
+/** The chat template failed to parse or render. */
+export class ChatTemplateError extends EngineError {
+  override readonly code: string = 'E_CHAT_TEMPLATE';
+}
+
+/** A request id is already in flight on this engine. */
+export class DuplicateRequestError extends EngineError {
+  override readonly code: string = 'E_DUPLICATE_REQUEST';
+}
+
+/** The engine was disposed (before or while the request ran). */
+export class EngineDisposedError extends EngineError {
+  override readonly code: string = 'E_ENGINE_DISPOSED';
+}
+
+/** The native step failed; every in-flight request ends with this error. */
+export class EngineStepError extends EngineError {
+  override readonly code: string = 'E_ENGINE_STEP';
+}
+
+export const engineRequestErrorClasses = {
+  SamplingParamsError, ContextLengthError, KvCapacityError, InvalidPromptError, ChatTemplateError,
+  DuplicateRequestError, EngineDisposedError, EngineStepError,
+} as const;

@@ -1,0 +1,158 @@
+/**
+ * Turns a SchedulerOutput into the native step's flat arrays (NativeStepBatch) and runs it.
+ *
+ * Every array is allocated once for the largest step (maxNumBatchedTokens tokens, maxNumSeqs rows)
+ * and reused. A batch row keeps the same sequence from step to step while the running set is stable
+ * (decodes come first, in admission order), so per-row data — the block-table row, the sampling
+ * parameters, the seed — is rewritten only when the row's occupant changed; a block-table row then
+ * only gets the blocks appended since the last step.
+ */
+import type { NativeStepBatch, NativeStepResult } from './native/native-types.js';
+import type { SchedulerOutput } from './scheduler.js';
+import type { Sequence } from './sequence.js';
+
+/** The part of NativeModel the runner calls (a fake in unit tests). */
+export interface StepModel {
+  step(batch: NativeStepBatch): Promise<NativeStepResult>;
+}
+
+export interface ModelRunnerOptions {
+  blockSize: number;
+  maxNumBatchedTokens: number;
+  maxNumSeqs: number;
+  /** Longest sequence served; sizes the block-table rows. */
+  maxModelLen: number;
+}
+
+export class ModelRunner {
+  readonly batch: NativeStepBatch;
+  private readonly model: StepModel;
+  private readonly blockSize: number;
+  /** (maxNumSeqs) seqId and preemption count of each row's occupant at the last step; -1 = none. */
+  private readonly rowSeqId: Int32Array;
+  private readonly rowEpoch: Int32Array;
+  /** (maxNumSeqs) block-table entries of the row that are current. */
+  private readonly rowBlocks: Int32Array;
+
+  constructor(model: StepModel, opts: ModelRunnerOptions) {
+    this.model = model;
+    this.blockSize = opts.blockSize;
+    const T = opts.maxNumBatchedTokens;
+    const S = opts.maxNumSeqs;
+    const maxBlocksPerSeq = Math.ceil(opts.maxModelLen / opts.blockSize);
+    this.rowSeqId = new Int32Array(S).fill(-1);
+    this.rowEpoch = new Int32Array(S);
+    this.rowBlocks = new Int32Array(S);
+    this.batch = {
+      numSeqs: 0, numTokens: 0, maxBlocksPerSeq,
+      tokenIds: new Int32Array(T), positions: new Int32Array(T), slotMapping: new Int32Array(T),
+      queryStartLoc: new Int32Array(S + 1), contextLens: new Int32Array(S),
+      blockTables: new Int32Array(S * maxBlocksPerSeq), sampleMask: new Uint8Array(S),
+      temperature: new Float32Array(S), topK: new Int32Array(S), topP: new Float32Array(S), minP: new Float32Array(S),
+      repetitionPenalty: new Float32Array(S), presencePenalty: new Float32Array(S), frequencyPenalty: new Float32Array(S),
+      seeds: new Uint32Array(S), numLogprobs: new Int32Array(S),
+      penaltyTokens: new Int32Array(0), penaltyOffsets: new Int32Array(S + 1), penaltyPromptLens: new Int32Array(S),
+    };
+  }
+
+  /** Fills the batch for `out` and runs one native step. */
+  execute(out: SchedulerOutput): Promise<NativeStepResult> {
+    return this.model.step(this.prepare(out));
+  }
+
+  /** Writes `out` into the preallocated arrays; the returned batch is this.batch. */
+  prepare(out: SchedulerOutput): NativeStepBatch {
+    const b = this.batch;
+    const S = out.seqs.length;
+    if (S > this.rowSeqId.length || out.numBatchedTokens > b.tokenIds.length) {
+      throw new Error(`assertion: step of ${S} sequences / ${out.numBatchedTokens} tokens exceeds the runner's arrays`);
+    }
+    b.numSeqs = S;
+    b.numTokens = out.numBatchedTokens;
+    this.ensurePenaltyRoom(out);
+    let t = 0;
+    let p = 0;
+    for (let s = 0; s < S; s++) {
+      const seq = out.seqs[s]!;
+      const n = out.numNewTokens[s]!;
+      b.queryStartLoc[s] = t;
+      t = this.writeTokens(seq, n, t);
+      const end = seq.numComputedTokens + n;
+      b.contextLens[s] = end;
+      b.sampleMask[s] = end === seq.numTokens ? 1 : 0;
+      this.writeRow(s, seq);
+      b.penaltyOffsets[s] = p;
+      p = this.writePenaltyTokens(s, seq, p);
+    }
+    b.queryStartLoc[S] = t;
+    b.penaltyOffsets[S] = p;
+    return b;
+  }
+
+  /** Forgets which sequence held which row (after the batch arrays were handed elsewhere). */
+  invalidate(): void {
+    this.rowSeqId.fill(-1);
+  }
+
+  private writeTokens(seq: Sequence, n: number, t: number): number {
+    const b = this.batch;
+    const bs = this.blockSize;
+    const start = seq.numComputedTokens;
+    for (let j = 0; j < n; j++, t++) {
+      const pos = start + j;
+      b.tokenIds[t] = seq.tokenIds[pos]!;
+      b.positions[t] = pos;
+      b.slotMapping[t] = seq.blockTable[(pos / bs) | 0]! * bs + (pos % bs);
+    }
+    return t;
+  }
+
+  /** Block-table row and sampling parameters of row s, rewritten only where they changed. */
+  private writeRow(s: number, seq: Sequence): void {
+    const b = this.batch;
+    const rowStart = s * b.maxBlocksPerSeq;
+    let from = this.rowBlocks[s]!;
+    if (this.rowSeqId[s] !== seq.seqId || this.rowEpoch[s] !== seq.numPreemptions || from > seq.numBlocks) {
+      this.rowSeqId[s] = seq.seqId;
+      this.rowEpoch[s] = seq.numPreemptions;
+      from = 0;
+      const sp = seq.params;
+      b.temperature[s] = sp.temperature;
+      b.topK[s] = sp.topK;
+      b.topP[s] = sp.topP;
+      b.minP[s] = sp.minP;
+      b.repetitionPenalty[s] = sp.repetitionPenalty;
+      b.presencePenalty[s] = sp.presencePenalty;
+      b.frequencyPenalty[s] = sp.frequencyPenalty;
+      b.seeds[s] = seq.seed;
+      b.numLogprobs[s] = sp.logprobs ?? 0;
+    }
+    // Blocks are only ever appended while a sequence holds them, so earlier entries are still right.
+    for (let i = from; i < seq.numBlocks; i++) b.blockTables[rowStart + i] = seq.blockTable[i]!;
+    this.rowBlocks[s] = seq.numBlocks;
+  }
+
+  private writePenaltyTokens(s: number, seq: Sequence, p: number): number {
+    const b = this.batch;
+    if (!hasPenalty(seq)) {
+      b.penaltyPromptLens[s] = 0;
+      return p;
+    }
+    b.penaltyPromptLens[s] = seq.promptLen;
+    for (let i = 0; i < seq.numTokens; i++) b.penaltyTokens[p++] = seq.tokenIds[i]!;
+    return p;
+  }
+
+  /** Grows the penalty buffer (rarely: only sequences with penalties use it) to this step's need. */
+  private ensurePenaltyRoom(out: SchedulerOutput): void {
+    let need = 0;
+    for (const seq of out.seqs) if (hasPenalty(seq)) need += seq.numTokens;
+    if (need <= this.batch.penaltyTokens.length) return;
+    this.batch.penaltyTokens = new Int32Array(Math.max(need, this.batch.penaltyTokens.length * 2, 1024));
+  }
+}
+
+function hasPenalty(seq: Sequence): boolean {
+  const sp = seq.params;
+  return sp.repetitionPenalty !== 1 || sp.presencePenalty !== 0 || sp.frequencyPenalty !== 0;
+}

@@ -1,0 +1,175 @@
+/**
+ * Sampling parameters of one request: what the caller may pass, their defaults, and validation into a
+ * fully resolved object the scheduler and the model runner read without further checks.
+ */
+import { ContextLengthError, SamplingParamsError } from './errors.js';
+
+export interface SamplingParams {
+  /** Softmax temperature; 0 samples greedily. Default 1. */
+  temperature?: number;
+  /** Nucleus sampling: keep the smallest set of tokens whose probability sums to topP, in (0, 1]. Default 1 (off). */
+  topP?: number;
+  /** Keep only the k most likely tokens; 0 or -1 turns it off. Default 0 (off). */
+  topK?: number;
+  /** Drop tokens whose probability is below minP times the best one's, in [0, 1]. Default 0 (off). */
+  minP?: number;
+  /** Most tokens to generate, at least 1. Default: what is left of the model's context after the prompt. */
+  maxTokens?: number;
+  /** Stop tokens and stop strings are ignored until this many tokens have been generated. Default 0. */
+  minTokens?: number;
+  /** Independent samples generated from the same prompt (sharing its KV blocks). Default 1. */
+  n?: number;
+  /**
+   * Seed for reproducible sampling; sample i of a request uses seed + i. Without one each sample
+   * draws a random seed at admission. Default undefined.
+   */
+  seed?: number;
+  /** Strings that end generation; the output stops before them. Default []. */
+  stop?: string | string[];
+  /** Token ids that end generation, besides the model's own EOS / stop tokens. Default []. */
+  stopTokenIds?: number[];
+  /** Keep generating past EOS and the model's stop tokens (stopTokenIds still apply). Default false. */
+  ignoreEos?: boolean;
+  /** Keep the stop string that ended generation at the end of the text. Default false. */
+  includeStopStrInOutput?: boolean;
+  /** Return the sampled token's logprob and this many top alternatives per token, 0..20; undefined = none. Default undefined. */
+  logprobs?: number;
+  /** Divides logits of tokens already in the prompt or output (>1 discourages repeats), > 0. Default 1 (off). */
+  repetitionPenalty?: number;
+  /** Subtracted once from logits of tokens already generated, in [-2, 2]. Default 0 (off). */
+  presencePenalty?: number;
+  /** Subtracted per occurrence from logits of tokens already generated, in [-2, 2]. Default 0 (off). */
+  frequencyPenalty?: number;
+}
+
+/** Every field present and checked. */
+export interface ResolvedSamplingParams {
+  temperature: number;
+  topP: number;
+  topK: number;
+  minP: number;
+  maxTokens: number;
+  minTokens: number;
+  n: number;
+  seed: number | undefined;
+  stop: string[];
+  stopTokenIds: number[];
+  ignoreEos: boolean;
+  includeStopStrInOutput: boolean;
+  logprobs: number | undefined;
+  repetitionPenalty: number;
+  presencePenalty: number;
+  frequencyPenalty: number;
+}
+
+/** What validation needs to know about the model and the prompt. */
+export interface SamplingContext {
+  /** Longest sequence (prompt + output) the model serves. */
+  maxModelLen: number;
+  vocabSize: number;
+  promptLen: number;
+}
+
+/** Most top logprobs one token may ask for. */
+export const MAX_LOGPROBS = 20;
+
+const KNOWN = new Set<string>([
+  'temperature', 'topP', 'topK', 'minP', 'maxTokens', 'minTokens', 'n', 'seed', 'stop', 'stopTokenIds',
+  'ignoreEos', 'includeStopStrInOutput', 'logprobs', 'repetitionPenalty', 'presencePenalty',
+  'frequencyPenalty',
+]);
+
+/**
+ * Checks `input` (anything: it may come straight from a request body) and fills the defaults.
+ * Throws SamplingParamsError (code E_SAMPLING_PARAMS, `param` naming the field) or ContextLengthError.
+ */
+export function resolveSamplingParams(input: unknown, ctx: SamplingContext): ResolvedSamplingParams {
+  if (input === undefined || input === null) input = {};
+  if (typeof input !== 'object' || Array.isArray(input)) {
+    throw new SamplingParamsError('samplingParams', 'must be an object');
+  }
+  const p = input as Record<string, unknown>;
+  for (const key of Object.keys(p)) {
+    if (!KNOWN.has(key)) throw new SamplingParamsError(key, 'unknown sampling parameter');
+  }
+  const temperature = num(p, 'temperature', 1, (v) => v >= 0, 'must be >= 0');
+  const topP = num(p, 'topP', 1, (v) => v > 0 && v <= 1, 'must be in (0, 1]');
+  const topK = int(p, 'topK', 0, (v) => v >= -1, 'must be -1, 0 (off) or a positive integer');
+  const minP = num(p, 'minP', 0, (v) => v >= 0 && v <= 1, 'must be in [0, 1]');
+  const n = int(p, 'n', 1, (v) => v >= 1, 'must be >= 1');
+  const minTokens = int(p, 'minTokens', 0, (v) => v >= 0, 'must be >= 0');
+  const room = ctx.maxModelLen - ctx.promptLen;
+  if (room < 1) {
+    throw new ContextLengthError('prompt', `prompt of ${ctx.promptLen} tokens leaves no room in the model's context of ${ctx.maxModelLen}`,
+      { promptLen: ctx.promptLen, maxModelLen: ctx.maxModelLen });
+  }
+  const maxTokens = int(p, 'maxTokens', room, (v) => v >= 1, 'must be >= 1');
+  if (ctx.promptLen + maxTokens > ctx.maxModelLen) {
+    throw new ContextLengthError('maxTokens',
+      `prompt (${ctx.promptLen} tokens) + maxTokens (${maxTokens}) exceeds the model's context of ${ctx.maxModelLen}`,
+      { promptLen: ctx.promptLen, maxTokens, maxModelLen: ctx.maxModelLen });
+  }
+  if (minTokens > maxTokens) throw new SamplingParamsError('minTokens', `must be <= maxTokens (${maxTokens})`);
+  const seed = p.seed === undefined || p.seed === null ? undefined
+    : int(p, 'seed', 0, (v) => v >= 0 && v <= 0xffffffff, 'must be an integer in [0, 2^32)');
+  const logprobs = p.logprobs === undefined || p.logprobs === null ? undefined
+    : int(p, 'logprobs', 0, (v) => v >= 0 && v <= MAX_LOGPROBS, `must be in [0, ${MAX_LOGPROBS}]`);
+  return {
+    temperature, topP, topK, minP, maxTokens, minTokens, n, seed, logprobs,
+    stop: stopStrings(p.stop),
+    stopTokenIds: tokenIds(p.stopTokenIds, ctx.vocabSize),
+    ignoreEos: bool(p, 'ignoreEos', false),
+    includeStopStrInOutput: bool(p, 'includeStopStrInOutput', false),
+    repetitionPenalty: num(p, 'repetitionPenalty', 1, (v) => v > 0, 'must be > 0'),
+    presencePenalty: num(p, 'presencePenalty', 0, (v) => v >= -2 && v <= 2, 'must be in [-2, 2]'),
+    frequencyPenalty: num(p, 'frequencyPenalty', 0, (v) => v >= -2 && v <= 2, 'must be in [-2, 2]'),
+  };
+}
+
+function num(p: Record<string, unknown>, key: string, dflt: number, ok: (v: number) => boolean, rule: string): number {
+  const v = p[key];
+  if (v === undefined || v === null) return dflt;
+  if (typeof v !== 'number' || !Number.isFinite(v)) throw new SamplingParamsError(key, `must be a finite number, got ${describe(v)}`);
+  if (!ok(v)) throw new SamplingParamsError(key, `${rule}, got ${v}`);
+  return v;
+}
+
+function int(p: Record<string, unknown>, key: string, dflt: number, ok: (v: number) => boolean, rule: string): number {
+  const v = p[key];
+  if (v === undefined || v === null) return dflt;
+  if (typeof v !== 'number' || !Number.isInteger(v)) throw new SamplingParamsError(key, `must be an integer, got ${describe(v)}`);
+  if (!ok(v)) throw new SamplingParamsError(key, `${rule}, got ${v}`);
+  return v;
+}
+
+function bool(p: Record<string, unknown>, key: string, dflt: boolean): boolean {
+  const v = p[key];
+  if (v === undefined || v === null) return dflt;
+  if (typeof v !== 'boolean') throw new SamplingParamsError(key, `must be a boolean, got ${describe(v)}`);
+  return v;
+}
+
+function stopStrings(v: unknown): string[] {
+  if (v === undefined || v === null) return [];
+  const list = typeof v === 'string' ? [v] : v;
+  if (!Array.isArray(list) || list.some((s) => typeof s !== 'string')) {
+    throw new SamplingParamsError('stop', 'must be a string or an array of strings');
+  }
+  if (list.some((s) => s.length === 0)) throw new SamplingParamsError('stop', 'stop strings must not be empty');
+  return [...list];
+}
+
+function tokenIds(v: unknown, vocabSize: number): number[] {
+  if (v === undefined || v === null) return [];
+  if (!Array.isArray(v)) throw new SamplingParamsError('stopTokenIds', 'must be an array of token ids');
+  for (const id of v) {
+    if (!Number.isInteger(id) || id < 0 || id >= vocabSize) {
+      throw new SamplingParamsError('stopTokenIds', `token id ${describe(id)} is outside the vocabulary [0, ${vocabSize})`);
+    }
+  }
+  return [...(v as number[])];
+}
+
+function describe(v: unknown): string {
+  return typeof v === 'string' ? JSON.stringify(v) : Array.isArray(v) ? 'an array' : String(v);
+}

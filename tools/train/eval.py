@@ -1,0 +1,142 @@
+#!/usr/bin/env python3
+"""Measure the shipped pair and write docs/models.md and models/flotilla-stories/goldens.json.
+
+    nice -n 19 /usr/bin/python3 tools/train/eval.py
+
+Reads the exported f16 weights back (so the numbers are those of the shipped files):
+- held-out perplexity of each model: every held-out story as <s> story </s>, mean loss over its tokens;
+- the draft's greedy agreement with the target: the target decodes greedily (from <s> alone and from the
+  first words of held-out stories), and at each position of that output we ask whether the draft's argmax
+  is the target's next token (the acceptance rate of greedy speculative decoding);
+- samples at temperature 0 and 0.8, and the goldens that test/integration/shipped-models.test.ts checks.
+"""
+import argparse
+import json
+import math
+import os
+import sys
+
+import torch
+import torch.nn.functional as F
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from llama import generate, load_hf  # noqa: E402
+from train_tokenizer import Tokenizer  # noqa: E402
+
+PROMPTS = ["", "Once upon a time, there was a little dog named", "Tom found a shiny key", "Lily was sad because",
+           "The sun was shining."]
+
+
+@torch.no_grad()
+def perplexity(model, stories, bsz=16):
+    total, n = 0.0, 0
+    for i in range(0, len(stories), bsz):
+        rows = stories[i:i + bsz]
+        t = max(len(r) for r in rows)
+        x = torch.zeros(len(rows), t, dtype=torch.long)
+        y = torch.full((len(rows), t), -100, dtype=torch.long)
+        for j, r in enumerate(rows):
+            x[j, :len(r)] = torch.tensor(r)
+            y[j, :len(r) - 1] = torch.tensor(r[1:])
+        total += F.cross_entropy(model(x).flatten(0, 1), y.flatten(), ignore_index=-100, reduction="sum").item()
+        n += int((y != -100).sum())
+    return math.exp(total / n), n
+
+
+@torch.no_grad()
+def agreement(target, draft, prompts, n_new):
+    """(matches, positions): the draft's argmax against the target's greedy next token."""
+    hit = pos = 0
+    seqs = []
+    for p in prompts:
+        ids = generate(target, p, n_new)
+        seqs.append(ids)
+        x = torch.tensor([ids])
+        pred = draft(x)[0].argmax(-1)  # prediction for position k+1 from the prefix 0..k
+        for k in range(len(p) - 1, len(ids) - 1):
+            hit += int(pred[k] == ids[k + 1])
+            pos += 1
+    return hit, pos, seqs
+
+
+def first_sentence(text):
+    for i, ch in enumerate(text):
+        if ch in ".!?" and (i + 1 == len(text) or text[i + 1] == " ") and text[:i].count('"') % 2 == 0:
+            return text[:i + 1]
+    return text
+
+
+def params(m):
+    return sum(p.numel() for p in m.parameters())
+
+
+def flops_per_token(m):
+    """2 × (weights touched per token): every matrix but the embedding lookup, plus the tied classifier."""
+    c = m.c
+    return 2 * (params(m) - c["dim"] * (2 * c["n_layers"] + 1))
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--models", default="models/flotilla-stories")
+    ap.add_argument("--corpus", default=".tmp/train/corpus/valid.txt")
+    ap.add_argument("--doc", default="docs/models.md")
+    ap.add_argument("--agree-stories", type=int, default=40)
+    ap.add_argument("--seed", type=int, default=7)
+    args = ap.parse_args()
+    torch.set_num_threads(1)
+    tdir, ddir = os.path.join(args.models, "target"), os.path.join(args.models, "draft")
+    target, draft, tok = load_hf(tdir), load_hf(ddir), Tokenizer(tdir)
+    lines = [l.strip() for l in open(args.corpus, encoding="utf-8") if l.strip()]
+    stories = [[1] + tok.encode(l) + [2] for l in lines]
+    r = {"target": {}, "draft": {}}
+    for name, m, d in (("target", target, tdir), ("draft", draft, ddir)):
+        ppl, n = perplexity(m, stories)
+        log = json.load(open(os.path.join(d, "train_log.json")))
+        r[name] = {"params": params(m), "flops_per_token": flops_per_token(m), "heldout_ppl": ppl,
+                   "heldout_tokens": n, "bytes": os.path.getsize(os.path.join(d, "model.safetensors")),
+                   "tokens_seen": log["tokens_seen"], "steps": log["steps_done"], "wall_min": log["wall_s"] / 60,
+                   "final_train_loss": sum(x["loss"] for x in log["train"][-20:]) / min(20, len(log["train"])),
+                   "args": log["args"], "config": log["config"]}
+        print(name, {k: v for k, v in r[name].items() if k not in ("args", "config")}, flush=True)
+
+    # Agreement: from <s> alone, then from the first four words of held-out stories.
+    agree_prompts = [[1]] + [[1] + tok.encode(" ".join(l.split()[:4])) for l in lines[:args.agree_stories]]
+    hit, pos, _ = agreement(target, draft, agree_prompts, 200)
+    bos_hit, bos_pos, bos_seq = agreement(target, draft, [[1]], 200)
+    r["agreement"] = {"matches": hit, "positions": pos, "rate": hit / pos, "sequences": len(agree_prompts),
+                      "from_bos_rate": bos_hit / bos_pos, "from_bos_positions": bos_pos}
+    print("agreement", r["agreement"], flush=True)
+
+    gen = torch.Generator().manual_seed(args.seed)
+    samples = []
+    for p in PROMPTS:
+        ids = [1] + (tok.encode(p) if p else [])
+        row = {"prompt": p}
+        for name, m in (("target", target), ("draft", draft)):
+            row[f"{name}_t0"] = tok.decode(generate(m, ids, 220))
+            row[f"{name}_t08"] = tok.decode(generate(m, ids, 220, temperature=0.8, gen=gen))
+        samples.append(row)
+    r["samples"] = samples
+
+    greedy_text = tok.decode(bos_seq[0])
+    goldens = {
+        "note": "Written by tools/train/eval.py from the shipped f16 weights (PyTorch, f32 arithmetic).",
+        "target_greedy_from_bos": {"ids": bos_seq[0][:65], "first_sentence": first_sentence(greedy_text)},
+        "draft_greedy_from_bos": {"first_sentence": first_sentence(tok.decode(generate(draft, [1], 60)))},
+        "agreement_from_bos": {"rate": bos_hit / bos_pos, "positions": bos_pos},
+        "agreement": {"rate": hit / pos, "positions": pos},
+        "prompts": [{"prompt": s["prompt"], "target_t0_first_sentence": first_sentence(s["target_t0"])}
+                    for s in samples if s["prompt"]],
+    }
+    with open(os.path.join(args.models, "goldens.json"), "w") as f:
+        json.dump(goldens, f, indent=1)
+    with open(os.path.join(args.models, "eval.json"), "w") as f:
+        json.dump(r, f, indent=1)
+    from models_doc import write_doc  # noqa: E402
+    write_doc(args.doc, r, goldens)
+    print("wrote", args.doc, flush=True)
+
+
+if __name__ == "__main__":
+    main()
