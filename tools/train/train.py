@@ -54,10 +54,13 @@ def evaluate(model, data, seq, max_windows=64):
     return loss / (n * seq)
 
 
-def lr_at(step, args):
+def lr_at(step, args, elapsed=0.0):
+    """Linear warmup, then cosine to 10% at the last step — or at --max-minutes, whichever comes first."""
     if step < args.warmup:
         return args.lr * (step + 1) / args.warmup
     p = (step - args.warmup) / max(1, args.steps - args.warmup)
+    if args.max_minutes:
+        p = max(p, elapsed / (args.max_minutes * 60))
     return args.lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(1.0, p))))
 
 
@@ -108,7 +111,9 @@ def main():
     ap.add_argument("--seed", type=int, default=1234)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--eval-every", type=int, default=100)
-    ap.add_argument("--max-minutes", type=float, default=0, help="stop early after this long (0: never)")
+    ap.add_argument("--max-minutes", type=float, default=0,
+                    help="time budget: stop after this long, the schedule annealing by then (0: none). "
+                         "Weights are then reproducible only on a machine as fast.")
     args = ap.parse_args()
 
     torch.manual_seed(args.seed)
@@ -130,7 +135,7 @@ def main():
     t0, tokens, step = time.time(), 0, 0
     for step in range(args.steps):
         for g in opt.param_groups:
-            g["lr"] = lr_at(step, args)
+            g["lr"] = lr_at(step, args, time.time() - t0)
         x, y = batch(train, rng, args.batch, args.seq)
         loss = torch.nn.functional.cross_entropy(model(x).flatten(0, 1), y.flatten())
         opt.zero_grad(set_to_none=True)
@@ -145,7 +150,7 @@ def main():
             v = evaluate(model, valid, args.seq)
             log["valid"].append({"step": step, "tokens": tokens, "loss": v})
             print(f"step {step} tokens {tokens:,} loss {loss.item():.4f} held-out {v:.4f} ppl {math.exp(v):.3f} "
-                  f"lr {lr_at(step, args):.2e} {time.time() - t0:.0f}s", flush=True)
+                  f"lr {opt.param_groups[0]['lr']:.2e} {time.time() - t0:.0f}s", flush=True)
             with open(os.path.join(args.out, "train_log.json"), "w") as f:
                 json.dump(log, f)
         if out_of_time:

@@ -1,6 +1,7 @@
 #include "cpu-info.h"
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 
@@ -30,11 +31,11 @@ double measure_read_bandwidth(size_t bytes) {
   ThreadPool pool(hardware_threads());
   const int parts = pool.size() * 4;
   const size_t words = bytes / 8, per = (words / parts) / 4 * 4;
-  volatile uint64_t sink = 0;
+  std::atomic<uint64_t> sink{0};  // keeps the reads from being optimised away
   double best = 0;
   for (int pass = 0; pass < 5; pass++) {
     const auto t0 = std::chrono::steady_clock::now();
-    pool.parallel_for(parts, [&](int i) { sink = sink + sum_words(buf.as<uint64_t>() + i * per, per); });
+    pool.parallel_for(parts, [&](int i) { sink.fetch_add(sum_words(buf.as<uint64_t>() + i * per, per), std::memory_order_relaxed); });
     const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     best = std::max(best, double(per) * parts * 8 / s);
   }

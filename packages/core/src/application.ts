@@ -58,6 +58,7 @@ export interface GraphNode {
 
 export interface AppGraph {
   ingress: string;
+  /** Callers before callees; the ingress first. */
   nodes: GraphNode[];
 }
 
@@ -77,12 +78,13 @@ export function buildGraph(app: string, root: Application): AppGraph {
     used.add(name);
     names.set(node, name);
     const graphNode: GraphNode = { name, definition: node.definition, overrides: node.overrides, args: [] };
-    nodes.push(graphNode);
     graphNode.args = node.args.map((a) => replaceApplications(a, (child) => handleDescriptor({ app, deployment: visit(child) })));
+    nodes.push(graphNode);
     return name;
   };
   const ingress = visit(root);
-  return { ingress, nodes };
+  // Post-order reversed: every caller comes before the deployments it calls (shutdown stops them in this order).
+  return { ingress, nodes: nodes.reverse() };
 }
 
 function replaceApplications(value: unknown, replace: (a: Application) => unknown): unknown {

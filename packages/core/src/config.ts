@@ -18,7 +18,7 @@
  * Precedence, lowest first: @deployment options, `.options()` at bind time, the config file.
  */
 import { readFileSync } from 'node:fs';
-import { parse as parseYaml } from 'yaml';
+import { createRequire } from 'node:module';
 import { DeploymentConfigError } from './errors.js';
 import type { DeploymentOptions, AutoscalingOptions, ResourceOptions, Placement } from './deployment.js';
 
@@ -197,7 +197,9 @@ function camelize(value: unknown, key = ''): unknown {
 export function parseServeConfig(text: string, source = 'config'): ServeConfig {
   let raw: unknown;
   try {
-    raw = parseYaml(text);
+    // Loaded on first use: every replica imports this module (for validation) and never parses YAML.
+    const { parse } = createRequire(import.meta.url)('yaml') as typeof import('yaml');
+    raw = parse(text);
   } catch (err) {
     fail(source, `not valid YAML or JSON: ${(err as Error).message}`);
   }

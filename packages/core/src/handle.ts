@@ -36,7 +36,7 @@ export type UnaryMethods<T> = {
 };
 
 /** `for await (const x of handle.stream.method(...args))` for async generator methods of T. */
-export type StreamMethods<T> = {
+export type StreamMethods<T> = IsAny<T> extends true ? { [method: string]: (...args: any[]) => AsyncIterable<any> } : {
   [K in MethodKeys<T>]: T[K] extends (...a: infer A) => AsyncIterable<infer Y> ? (...a: A) => AsyncIterable<Y> : never;
 };
 
@@ -52,7 +52,12 @@ export interface HandleBase<T> {
   toJSON(): HandleDescriptor;
 }
 
-export type DeploymentHandle<T = any> = HandleBase<T> & UnaryMethods<T>;
+type IsAny<T> = 0 extends 1 & T ? true : false;
+
+/** An untyped handle (DeploymentHandle<any>) accepts any method name and returns Promise<any>. */
+export type AnyMethods = { [method: string]: (...args: any[]) => Promise<any> };
+
+export type DeploymentHandle<T = any> = HandleBase<T> & (IsAny<T> extends true ? AnyMethods : UnaryMethods<T>);
 
 const DESCRIPTOR_KEY = '$flotillaHandle';
 

@@ -1,1 +1,21 @@
-export {};
+/** @flotilla/core: deployments as actors, handles, routers, the controller and the ingress contract. */
+export { deployment, getDeploymentDefinition } from './deployment.js';
+export type { DeploymentOptions, AutoscalingOptions, ResourceOptions, Placement, DeploymentDefinition } from './deployment.js';
+export { Application, buildGraph, isApplication } from './application.js';
+export type { AppBuilder, Bindable, AppGraph, GraphNode } from './application.js';
+export { batch } from './batch.js';
+export type { BatchOptions } from './batch.js';
+export type { DeploymentHandle, HandleBase, UnaryMethods, StreamMethods, HandleDescriptor } from './handle.js';
+export { getRequestContext, getReplicaContext } from './request-context.js';
+export type { RequestContext, ReplicaContext } from './request-context.js';
+export { parseServeConfig, loadServeConfig, resolveDeploymentOptions, validateDeploymentOptions } from './config.js';
+export type { ServeConfig, ApplicationConfig, DeploymentConfigEntry, ResolvedDeploymentOptions } from './config.js';
+export { ServeInstance, startServe, serve } from './serve-instance.js';
+export type { StartServeOptions, ApplicationSpec, RunOptions } from './serve-instance.js';
+export { RuntimeEvents } from './runtime-events.js';
+export type { RuntimeEventMap, RequestEvent, ReplicaStateEvent, DeploymentStatusEvent, BatchEvent, DeploymentStats } from './runtime-events.js';
+export { defaultAutoscalingPolicy } from './controller/autoscaling-policy.js';
+export type { AutoscalingPolicy, AutoscalingContext, AutoscalingDecision, AutoscalingState } from './controller/autoscaling-policy.js';
+export type { NodeResources } from './controller/placement.js';
+export * from './errors.js';
+export type * from './ingress/ingress-target.js';

@@ -52,6 +52,11 @@ export class StopChecker {
     return delta;
   }
 
+  /** Length of the text handed out so far. */
+  get emittedLength(): number {
+    return Math.min(this.emitted, this.text.length);
+  }
+
   private heldBack(): number {
     const text = this.text;
     let held = 0;

@@ -46,6 +46,8 @@ export interface ActorRef {
   readonly control: Comlink.Remote<ReplicaControl>;
   /** Settles once when the actor is gone, with the reason. */
   readonly exited: Promise<string>;
+  /** Aborted (reason: the exit reason) when the actor is gone; listeners can be removed, unlike exited's. */
+  readonly exitSignal: AbortSignal;
   readonly alive: boolean;
   call(method: string, args: unknown[], opts: ActorCallOptions): Promise<unknown>;
   stream(method: string, args: unknown[], opts: ActorCallOptions): AsyncIterable<unknown>;
@@ -58,6 +60,7 @@ export interface ActorRef {
 export class ChannelActor implements ActorRef {
   readonly control: Comlink.Remote<ReplicaControl>;
   readonly exited: Promise<string>;
+  readonly exitSignal: AbortSignal;
   alive = true;
   private readonly peer: RpcPeer;
 
@@ -71,7 +74,13 @@ export class ChannelActor implements ActorRef {
   ) {
     this.peer = new RpcPeer(channel, server);
     this.control = Comlink.wrap<ReplicaControl>(comlinkEndpoint(channel));
-    this.exited = new Promise((resolve) => channel.onClose((reason) => { this.alive = false; resolve(reason); }));
+    const exit = new AbortController();
+    this.exitSignal = exit.signal;
+    this.exited = new Promise((resolve) => channel.onClose((reason) => {
+      this.alive = false;
+      exit.abort(reason);
+      resolve(reason);
+    }));
   }
 
   call(method: string, args: unknown[], opts: ActorCallOptions): Promise<unknown> {

@@ -187,9 +187,11 @@ export class RpcPeer {
       stream: msg.type === 'stream-open' };
     const reason = this.server.admit(call);
     if (reason) return void this.channel.send({ type: 'rejected', id: msg.id, reason });
-    this.channel.send({ type: 'accepted', id: msg.id });
     const entry: Incoming = { abort: new AbortController(), credit: msg.type === 'stream-open' ? msg.credit : 0 };
     this.incoming.set(msg.id, entry);
+    // Acknowledged on the next turn unless already answered (an answer implies acceptance): fast calls
+    // then cost one message back instead of two.
+    setImmediate(() => { if (this.incoming.get(msg.id) === entry) this.channel.send({ type: 'accepted', id: msg.id }); });
     const run = call.stream ? this.serveStream(msg.id, call, entry) : this.serveUnary(msg.id, call, entry);
     void run.finally(() => { this.incoming.delete(msg.id); this.server!.release(call); });
   }

@@ -73,7 +73,7 @@ async function resolveExport(spec: AppSpec, value: unknown, args: Record<string,
   const definition = getDeploymentDefinition(value);
   if (definition || /^class[\s{]/.test(Function.prototype.toString.call(value))) {
     throw new CliError(`${where} is the class ${definition?.name ?? value.name}, not an application.`,
-      `Export a bound application: \`export const ${spec.exportName} = ${value.name}.bind(...args);\`${definition ? '' : ' (and decorate the class with @deployment())'}.`);
+      `Export a bound application, e.g. \`export const app = ${value.name}.bind(...args);\`${definition ? '' : ' (and decorate the class with @deployment())'}, and run ${spec.given}:app.`);
   }
   let built: unknown;
   try {

@@ -9,6 +9,8 @@ import type { MethodKind } from '../ingress/ingress-target.js';
 
 /** Not callable through handles or proxies. */
 const LIFECYCLE = new Set(['constructor', 'checkHealth', 'reconfigure']);
+/** Callable although it starts with '_': the default method of an HTTP route, as in Ray Serve. */
+const DEFAULT_METHOD = '__call__';
 
 type Method = (...args: unknown[]) => unknown;
 
@@ -67,12 +69,12 @@ export class UserCallable {
   }
 }
 
-/** Public methods along the prototype chain (not `_private`, not lifecycle), with their kind. */
+/** Public methods along the prototype chain (not `_private` except __call__, not lifecycle), with their kind. */
 export function methodsOf(instance: object): Record<string, MethodKind> {
   const methods: Record<string, MethodKind> = {};
   for (let proto = Object.getPrototypeOf(instance); proto && proto !== Object.prototype; proto = Object.getPrototypeOf(proto)) {
     for (const name of Object.getOwnPropertyNames(proto)) {
-      if (name in methods || LIFECYCLE.has(name) || name.startsWith('_')) continue;
+      if (name in methods || LIFECYCLE.has(name) || (name.startsWith('_') && name !== DEFAULT_METHOD)) continue;
       const desc = Object.getOwnPropertyDescriptor(proto, name);
       if (!desc || typeof desc.value !== 'function') continue;
       const tag = Object.prototype.toString.call(desc.value);

@@ -6,7 +6,7 @@
  * Layout: "GGUF" u32 version, u64 n_tensors, u64 n_kv, then n_kv × (string key, u32 type, value),
  * then n_tensors × (string name, u32 n_dims, u64 dims[n_dims] innermost first, u32 ggml_type, u64 offset).
  */
-import { ModelFormatError } from '../errors.js';
+import { ModelFormatError, UnsupportedModelError } from '../errors.js';
 import { FileCursor } from './binary-file.js';
 
 export const GGUF_MAGIC = 0x46554747; // "GGUF" read as a little-endian u32
@@ -44,7 +44,8 @@ export function readGgufFile(file: string): GgufFile {
   try {
     if (c.size < 4 || c.u32('magic') !== GGUF_MAGIC) throw new ModelFormatError(file, 'wrong magic: not a GGUF file');
     const version = c.u32('version');
-    if (version !== 2 && version !== 3) throw new ModelFormatError(file, `unsupported GGUF version ${version} (2 and 3 are read)`);
+    if (version === 0x02000000 || version === 0x03000000) throw new UnsupportedModelError(file, 'big-endian GGUF');
+    if (version !== 2 && version !== 3) throw new UnsupportedModelError(file, `GGUF version ${version} (2 and 3 are read)`);
     const nTensors = c.u64n('tensor count');
     const nKv = c.u64n('metadata count');
     // every tensor info / kv needs at least 8 bytes: reject absurd counts before looping

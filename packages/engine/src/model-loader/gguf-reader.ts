@@ -103,9 +103,18 @@ function ggufConfig(g: GgufFile, tensors: NativeTensorSpec[]): NativeModelConfig
     nKvHeads: typeof md.get('llama.attention.head_count_kv') === 'number' ? need('llama.attention.head_count_kv') : nHeads,
     vocabSize: embd.shape[0]!,
     maxSeqLen: need('llama.context_length'),
-    ropeTheta: typeof theta === 'number' ? theta : 10000,
+    ropeTheta: typeof theta === 'number' ? shortestF32(theta) : 10000,
     ropeLayout: 'interleaved',
-    normEps: typeof eps === 'number' ? eps : 1e-5,
+    normEps: typeof eps === 'number' ? shortestF32(eps) : 1e-5,
     tiedEmbeddings: !tensors.some((t) => t.name === 'output'),
   };
+}
+
+/** The shortest decimal that is the same float32 (GGUF stores 1e-5 as 9.99999974e-6; report 1e-5). */
+function shortestF32(x: number): number {
+  for (let p = 1; p <= 9; p++) {
+    const d = Number(x.toPrecision(p));
+    if (Math.fround(d) === x) return d;
+  }
+  return x;
 }

@@ -93,7 +93,7 @@ export class HfTokenizer implements Tokenizer {
     const byte = /^<0x([0-9A-Fa-f]{2})>$/.exec(piece);
     if (byte) return Uint8Array.of(parseInt(byte[1]!, 16));
     if (this.byteLevel) return Uint8Array.from([...piece].map((ch) => unicodeToByte().get(ch) ?? 0x3f));
-    return Buffer.from(piece.replaceAll('▁', ' '), 'utf8');
+    return new Uint8Array(Buffer.from(piece.replaceAll('▁', ' '), 'utf8'));
   }
 
   private idOf(token: unknown): number | undefined {

@@ -162,5 +162,5 @@ export function pieceBytes(piece: Uint8Array): Uint8Array {
   if (m) return Uint8Array.of(parseInt(m[1]!, 16));
   // '▁' is E2 96 81 in UTF-8
   if (!s.includes('\xe2\x96\x81')) return piece;
-  return Buffer.from(s.replaceAll('\xe2\x96\x81', ' '), 'latin1');
+  return new Uint8Array(Buffer.from(s.replaceAll('\xe2\x96\x81', ' '), 'latin1'));
 }

@@ -9,7 +9,7 @@ import { ggufName } from '../gguf-reader.js';
 import { expectedShapes, tensorBytes } from '../manifest.js';
 import { encodeTensor } from './encode.js';
 import { FileSink } from './file-sink.js';
-import type { RandomWeights } from './random-tensors.js';
+import type { WeightSource } from './random-tensors.js';
 import type { SyntheticVocab } from './synthetic-vocab.js';
 
 export type GgufWriteDType = 'f32' | 'f16' | 'q8_0' | 'q4_0';
@@ -75,7 +75,7 @@ export function llamaMetadata(c: NativeModelConfig, vocab: SyntheticVocab, name:
   ];
 }
 
-export async function writeGguf(file: string, config: NativeModelConfig, weights: RandomWeights, metadata: GgufKv[], dtype: GgufWriteDType = 'f32'): Promise<void> {
+export async function writeGguf(file: string, config: NativeModelConfig, weights: WeightSource, metadata: GgufKv[], dtype: GgufWriteDType = 'f32'): Promise<void> {
   const tensors = [...expectedShapes(config)].map(([canonical, shape]) => {
     const t = shape.length === 1 ? 'f32' : dtype;
     return { canonical, shape, dtype: t, bytes: tensorBytes(t, shape) };

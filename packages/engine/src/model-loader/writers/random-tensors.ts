@@ -11,10 +11,16 @@ export interface RandomWeightsOptions {
   std?: number;
 }
 
+/** Where writers get tensor values: canonical name and shape → row-major f32 chunks of whole rows. */
+export interface WeightSource {
+  /** With `permuteHalf`, q/k rows come in Hugging Face's half-split RoPE order. */
+  chunks(name: string, shape: number[], permuteHalf?: boolean): Iterable<Float32Array>;
+}
+
 /** Rows per chunk aim at ~1M floats (4 MB). */
 const CHUNK_ELEMS = 1 << 20;
 
-export class RandomWeights {
+export class RandomWeights implements WeightSource {
   private readonly std: number;
   constructor(readonly config: NativeModelConfig, private readonly options: RandomWeightsOptions) {
     this.std = options.std ?? 0.02;
@@ -41,7 +47,7 @@ export class RandomWeights {
   }
 }
 
-function permuteHeadRows(head: Float32Array, hd: number, cols: number): Float32Array {
+export function permuteHeadRows(head: Float32Array, hd: number, cols: number): Float32Array {
   const out = new Float32Array(head.length);
   for (let j = 0; j < 2; j++) {
     for (let i = 0; i < hd / 2; i++) {

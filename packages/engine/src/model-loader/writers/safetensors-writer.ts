@@ -10,7 +10,7 @@ import { hfName } from '../hf-reader.js';
 import { expectedShapes } from '../manifest.js';
 import { encodeTensor } from './encode.js';
 import { FileSink } from './file-sink.js';
-import type { RandomWeights } from './random-tensors.js';
+import type { WeightSource } from './random-tensors.js';
 
 export interface SafetensorsWriteOptions {
   /** Element type of every tensor. Default 'f32'. */
@@ -21,7 +21,7 @@ export interface SafetensorsWriteOptions {
 
 interface Entry { canonical: string; name: string; shape: number[]; bytes: number }
 
-export async function writeSafetensorsModel(dir: string, config: NativeModelConfig, weights: RandomWeights, options: SafetensorsWriteOptions = {}): Promise<void> {
+export async function writeSafetensorsModel(dir: string, config: NativeModelConfig, weights: WeightSource, options: SafetensorsWriteOptions = {}): Promise<void> {
   const dtype = options.dtype ?? 'f32';
   const width = dtype === 'f32' ? 4 : 2;
   const entries: Entry[] = [...expectedShapes(config)].map(([canonical, shape]) => ({
@@ -51,7 +51,7 @@ function splitShards(entries: Entry[], max: number): Entry[][] {
   return shards;
 }
 
-async function writeShard(file: string, entries: Entry[], dtype: 'f32' | 'f16' | 'bf16', weights: RandomWeights): Promise<void> {
+async function writeShard(file: string, entries: Entry[], dtype: 'f32' | 'f16' | 'bf16', weights: WeightSource): Promise<void> {
   const header: Record<string, unknown> = { __metadata__: { format: 'pt' } };
   let at = 0;
   for (const e of entries) {

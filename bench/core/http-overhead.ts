@@ -1,0 +1,67 @@
+/**
+ * Proxy vs bare server, side by side in one run: the same closed-loop load (from a separate process) on
+ * (a) Flotilla's HTTP proxy calling a no-op worker-thread replica and (b) a bare fastify handler doing the
+ * same work (parse the JSON body, await a no-op, serialize JSON). Rounds alternate so drift hits both.
+ */
+import { spawn } from 'node:child_process';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import Fastify, { type FastifyInstance } from 'fastify';
+import type { LoadResult, LoadSpec } from './load-generator.js';
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+
+export interface OverheadRound {
+  target: 'bare' | 'proxy';
+  connections: number;
+  result: LoadResult;
+}
+
+/** A bare fastify server with the proxy's body handling and a no-op async "deployment". */
+export async function startBareServer(): Promise<{ url: string; close(): Promise<void> }> {
+  const app: FastifyInstance = Fastify({ logger: false });
+  app.removeAllContentTypeParsers();
+  app.addContentTypeParser('*', { parseAs: 'buffer' }, (_req, body, done) => done(null, body));
+  const noop = async (x: unknown) => x;
+  app.post('/noop', async (req, reply) => {
+    const text = (req.body as Buffer | undefined)?.toString('utf8') ?? '';
+    const payload = text ? JSON.parse(text) : undefined;
+    const result = await noop(...(Array.isArray(payload) ? payload : [payload]));
+    return reply.header('content-type', 'application/json; charset=utf-8').send(JSON.stringify(result ?? null));
+  });
+  const url = await app.listen({ host: '127.0.0.1', port: 0 });
+  return { url, close: () => app.close() };
+}
+
+/** Runs the load generator in its own process and returns its result. */
+export function runLoadProcess(spec: LoadSpec): Promise<LoadResult> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, ['--import', 'tsx', path.join(here, 'load-generator.ts'), JSON.stringify(spec)],
+      { stdio: ['ignore', 'pipe', 'inherit'] });
+    let out = '';
+    child.stdout.on('data', (d) => { out += d; });
+    child.on('error', reject);
+    child.on('close', (code) => (code === 0 ? resolve(JSON.parse(out) as LoadResult) : reject(new Error(`load generator exited ${code}`))));
+  });
+}
+
+export async function measureOverhead(urls: { bare: string; proxy: string }, opts: {
+  connections: number; durationMs: number; rounds: number; body: string;
+}): Promise<OverheadRound[]> {
+  const rounds: OverheadRound[] = [];
+  for (let i = 0; i < opts.rounds; i++) {
+    // Alternate which goes first so a slow-down in the middle of the run does not favour one side.
+    const order: Array<'bare' | 'proxy'> = i % 2 === 0 ? ['bare', 'proxy'] : ['proxy', 'bare'];
+    for (const target of order) {
+      const result = await runLoadProcess({ url: urls[target], connections: opts.connections, durationMs: opts.durationMs, body: opts.body });
+      rounds.push({ target, connections: opts.connections, result });
+    }
+  }
+  return rounds;
+}
+
+export function median(values: number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = Math.floor(sorted.length / 2);
+  return sorted.length % 2 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
+}

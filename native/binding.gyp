@@ -1,0 +1,59 @@
+{
+  "variables": {
+    "flotilla_cflags": ["-O3", "-std=c++17", "-fexceptions", "-fno-strict-aliasing", "-Wall", "-Wno-unused-function"]
+  },
+  "targets": [
+    {
+      "target_name": "flotilla_kernels_avx2",
+      "type": "static_library",
+      "sources": ["src/cpu/kernels-avx2.cpp"],
+      "conditions": [
+        ["target_arch=='x64'", {
+          "defines": ["FLOTILLA_HAVE_AVX2"],
+          "cflags_cc": ["<@(flotilla_cflags)", "-fPIC", "-mavx2", "-mfma", "-mf16c"]
+        }]
+      ],
+      "cflags!": ["-fno-exceptions"],
+      "cflags_cc!": ["-fno-exceptions", "-std=gnu++17", "-std=gnu++1y", "-std=gnu++20"]
+    },
+    {
+      "target_name": "flotilla_native",
+      "sources": [
+        "src/addon/addon.cpp",
+        "src/addon/js-convert.cpp",
+        "src/addon/js-model.cpp",
+        "src/addon/step-worker.cpp",
+        "src/core/aligned-buffer.cpp",
+        "src/core/cpu-info.cpp",
+        "src/core/dtype.cpp",
+        "src/core/engine.cpp",
+        "src/core/kv-cache.cpp",
+        "src/core/load-spec.cpp",
+        "src/core/mapped-file.cpp",
+        "src/core/row-codec.cpp",
+        "src/core/sampler.cpp",
+        "src/core/step-batch.cpp",
+        "src/core/thread-pool.cpp",
+        "src/core/weight-loader.cpp",
+        "src/cpu/attention.cpp",
+        "src/cpu/cpu-backend.cpp",
+        "src/cpu/kernels.cpp",
+        "src/cpu/kernels-scalar.cpp",
+        "src/cpu/matmul.cpp",
+        "src/cpu/ops.cpp"
+      ],
+      "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
+      "defines": ["NAPI_VERSION=8", "NAPI_CPP_EXCEPTIONS", "NODE_ADDON_API_DISABLE_DEPRECATED"],
+      "cflags!": ["-fno-exceptions"],
+      "cflags_cc!": ["-fno-exceptions", "-std=gnu++17", "-std=gnu++1y", "-std=gnu++20"],
+      "cflags_cc": ["<@(flotilla_cflags)"],
+      "libraries": ["-lpthread"],
+      "conditions": [
+        ["target_arch=='x64'", {
+          "defines": ["FLOTILLA_HAVE_AVX2"],
+          "dependencies": ["flotilla_kernels_avx2"]
+        }]
+      ]
+    }
+  ]
+}

@@ -1,0 +1,91 @@
+#include "js-model.h"
+
+#include "../core/error.h"
+#include "js-convert.h"
+#include "step-worker.h"
+
+namespace flotilla {
+
+namespace {
+struct Ctor {
+  Napi::FunctionReference fn;
+};
+}  // namespace
+
+Napi::Function JsModel::Define(Napi::Env env) {
+  Napi::Function fn = DefineClass(env, "NativeModel",
+                                  {InstanceMethod<&JsModel::Step>("step"), InstanceMethod<&JsModel::Logits>("logits"),
+                                   InstanceMethod<&JsModel::Dispose>("dispose"),
+                                   InstanceAccessor<&JsModel::Config>("config"),
+                                   InstanceAccessor<&JsModel::BlockSize>("blockSize"),
+                                   InstanceAccessor<&JsModel::NumBlocks>("numBlocks"),
+                                   InstanceAccessor<&JsModel::Backend>("backend"),
+                                   InstanceAccessor<&JsModel::Kernels>("kernels"),
+                                   InstanceAccessor<&JsModel::WeightBytes>("weightBytes"),
+                                   InstanceAccessor<&JsModel::NumThreads>("numThreads")});
+  auto* ctor = new Ctor{Napi::Persistent(fn)};
+  env.SetInstanceData<Ctor>(ctor);
+  return fn;
+}
+
+// The constructor takes the Engine through an External: JS cannot construct a NativeModel itself.
+Napi::Object JsModel::New(Napi::Env env, std::unique_ptr<Engine> engine) {
+  auto ext = Napi::External<Engine>::New(env, engine.release());
+  return env.GetInstanceData<Ctor>()->fn.New({ext});
+}
+
+JsModel::JsModel(const Napi::CallbackInfo& info) : Napi::ObjectWrap<JsModel>(info), state_(std::make_shared<ModelState>()) {
+  if (info.Length() != 1 || !info[0].IsExternal()) {
+    Napi::TypeError::New(info.Env(), "NativeModel is created by loadModel()").ThrowAsJavaScriptException();
+    return;
+  }
+  state_->engine.reset(info[0].As<Napi::External<Engine>>().Data());
+  const Engine& e = *state_->engine;
+  configValue_ = e.config();
+  config_ = Napi::Persistent(config_to_js(info.Env(), configValue_));
+  blockSize_ = e.blockSize();
+  numBlocks_ = e.numBlocks();
+  numThreads_ = e.numThreads();
+  weightBytes_ = static_cast<double>(e.weightBytes());
+  backend_ = e.device();
+  kernels_ = e.kernels();
+}
+
+namespace {
+
+// Shared by step() and logits(): a disposed model throws; a bad batch rejects the Promise.
+template <class Worker>
+Napi::Value queue_step(const Napi::CallbackInfo& info, const std::shared_ptr<ModelState>& state, Napi::Value logitRows) {
+  if (state->disposed) throw make_error(info.Env(), "E_DISPOSED", "the model was disposed");
+  auto* w = new Worker(info.Env(), state);
+  Napi::Promise p = w->promise();
+  Napi::Object batch = info.Length() > 0 && info[0].IsObject() ? info[0].As<Napi::Object>() : Napi::Object::New(info.Env());
+  if (w->prepare(batch, logitRows)) w->Queue();
+  else delete w;
+  return p;
+}
+
+}  // namespace
+
+Napi::Value JsModel::Step(const Napi::CallbackInfo& info) {
+  return queue_step<StepWorker>(info, state_, info.Env().Undefined());
+}
+
+Napi::Value JsModel::Logits(const Napi::CallbackInfo& info) {
+  return queue_step<LogitsWorker>(info, state_, info.Length() > 1 ? info[1] : info.Env().Undefined());
+}
+
+void JsModel::Dispose(const Napi::CallbackInfo&) {
+  state_->disposed = true;
+  state_->release_if_idle();
+}
+
+Napi::Value JsModel::Config(const Napi::CallbackInfo&) { return config_.Value(); }
+Napi::Value JsModel::BlockSize(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), blockSize_); }
+Napi::Value JsModel::NumBlocks(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), numBlocks_); }
+Napi::Value JsModel::Backend(const Napi::CallbackInfo& info) { return Napi::String::New(info.Env(), backend_); }
+Napi::Value JsModel::Kernels(const Napi::CallbackInfo& info) { return Napi::String::New(info.Env(), kernels_); }
+Napi::Value JsModel::WeightBytes(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), weightBytes_); }
+Napi::Value JsModel::NumThreads(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), numThreads_); }
+
+}  // namespace flotilla

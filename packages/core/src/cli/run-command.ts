@@ -1,0 +1,110 @@
+/**
+ * `serve run FILE:EXPORT [key=value ...]`: load the application, start the runtime and both proxies,
+ * print the banner, then block until SIGINT/SIGTERM or POST /-/shutdown, and stop gracefully:
+ * refuse new requests, let in-flight ones finish (up to --drain-timeout), stop replicas, exit 0.
+ */
+import type { Application } from '../application.js';
+import { loadServeConfig, type ServeConfig } from '../config.js';
+import { Ingress } from '../ingress/ingress.js';
+import { loadApplication, parseAppSpec, parseKeyValues } from './app-loader.js';
+import { renderBanner } from './banner.js';
+import { CliError, causeOf } from './cli-error.js';
+import { startRuntime, type RuntimeInstance } from './runtime-adapter.js';
+
+export interface RunOptions {
+  host?: string;
+  port?: number;
+  grpcPort?: number;
+  /** commander's --no-grpc. */
+  grpc?: boolean;
+  config?: string;
+  name?: string;
+  routePrefix?: string;
+  requestTimeout?: number;
+  bodyLimit?: number;
+  drainTimeout?: number;
+}
+
+const DEFAULT_DRAIN_TIMEOUT_MS = 30_000;
+
+export async function runCommand(target: string | undefined, words: string[], opts: RunOptions): Promise<void> {
+  if (!target) throw new CliError('serve run needs FILE:EXPORT.', 'e.g. `serve run examples/default.ts:app` (see `serve run --help`).', 2);
+  const config = opts.config ? loadConfig(opts.config) : undefined;
+  const spec = parseAppSpec(target);
+  const app = await loadApplication(spec, parseKeyValues(words));
+  const name = opts.name ?? config?.applications[0]?.name ?? (spec.exportName === 'app' ? 'default' : spec.exportName);
+  const routePrefix = opts.routePrefix ?? config?.applications.find((a) => a.name === name)?.routePrefix ?? '/';
+  const instance = await startOrExplain(spec.given, app, { name, routePrefix, config });
+  let ingress!: Ingress;
+  let stopping: Promise<void> | undefined;
+  const stop = (why: string): Promise<void> => (stopping ??= gracefulStop(why, ingress, instance, opts.drainTimeout ?? DEFAULT_DRAIN_TIMEOUT_MS));
+  try {
+    ingress = await Ingress.start(instance, {
+      http: {
+        host: opts.host ?? config?.httpOptions?.host, port: opts.port ?? config?.httpOptions?.port,
+        requestTimeoutMs: opts.requestTimeout, bodyLimitBytes: opts.bodyLimit, onShutdown: () => void stop('POST /-/shutdown'),
+      },
+      grpc: opts.grpc === false ? false : { host: opts.host ?? config?.httpOptions?.host, port: opts.grpcPort ?? config?.grpcOptions?.port },
+      events: instance.events,
+    });
+  } catch (err) {
+    await instance.shutdown().catch(() => {});
+    throw new CliError(`Could not start the proxies: ${causeOf(err)}`,
+      'Another process may hold the port: pick others with --port / --grpc-port (or stop it with `serve shutdown`).');
+  }
+  instance.endpoints.http = ingress.http?.url;
+  instance.endpoints.grpc = ingress.grpc?.address;
+  process.stdout.write(renderBanner({ http: ingress.http?.url, grpc: ingress.grpc?.address, routes: instance.routes(), source: target }));
+  // Returning leaves the listeners and replicas holding the process open until stop() exits it.
+  installSignalHandlers(stop);
+}
+
+function loadConfig(file: string): ServeConfig {
+  try {
+    return loadServeConfig(file);
+  } catch (err) {
+    throw new CliError(`Bad config file: ${causeOf(err)}`, 'Fix the option named above (see docs/architecture.md for the config format).');
+  }
+}
+
+async function startOrExplain(file: string, app: Application, opts: { name: string; routePrefix: string; config?: ServeConfig }): Promise<RuntimeInstance> {
+  try {
+    return await startRuntime(app, opts);
+  } catch (err) {
+    const deployment = (err as { data?: { deployment?: unknown } }).data?.deployment;
+    const where = typeof deployment === 'string' ? `deployment '${deployment}' in ${file}` : file;
+    throw new CliError(`${where} failed to start: ${causeOf(err)}`,
+      'Fix the constructor or the option named above, then run again; `serve status` shows causes of running instances.');
+  }
+}
+
+function installSignalHandlers(stop: (why: string) => Promise<void>): void {
+  let signals = 0;
+  const onSignal = (signal: NodeJS.Signals): void => {
+    signals++;
+    if (signals > 1) {
+      process.stderr.write(`${signal} again: exiting without waiting for in-flight requests.\n`);
+      process.exit(130);
+    }
+    void stop(signal);
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+}
+
+async function gracefulStop(why: string, ingress: Ingress, instance: RuntimeInstance, drainTimeoutMs: number): Promise<void> {
+  process.stdout.write(`\n${why}: draining (new requests get 503; in-flight ones have ${drainTimeoutMs / 1000}s to finish)...\n`);
+  let code = 0;
+  try {
+    const drained = await ingress.drain(drainTimeoutMs);
+    if (!drained) process.stderr.write('Some requests were still running at the drain timeout; they are being cut.\n');
+    await instance.shutdown();
+    await ingress.close();
+    process.stdout.write('Flotilla stopped.\n');
+  } catch (err) {
+    process.stderr.write(`Shutdown did not finish cleanly: ${causeOf(err)}\n`);
+    code = 1;
+  }
+  // Worker threads or sockets of user code may keep the loop alive; the CLI's job is done.
+  process.exit(code);
+}

@@ -1,0 +1,20 @@
+/**
+ * The one place the CLI touches the runtime's programmatic API (startServe / ServeInstance), so the
+ * rest of the CLI depends only on IngressTarget.
+ */
+import type { Application } from '../application.js';
+import type { ServeConfig } from '../config.js';
+import { startServe, type ServeInstance } from '../serve-instance.js';
+
+export type RuntimeInstance = ServeInstance;
+
+export interface StartRuntimeOptions {
+  name: string;
+  routePrefix: string;
+  config?: ServeConfig;
+}
+
+/** Resolves once every deployment is healthy; rejects (having stopped everything) with the cause. */
+export function startRuntime(app: Application, opts: StartRuntimeOptions): Promise<RuntimeInstance> {
+  return startServe({ applications: [{ name: opts.name, app, routePrefix: opts.routePrefix }], config: opts.config });
+}

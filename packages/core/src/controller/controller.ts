@@ -1,0 +1,91 @@
+/**
+ * The controller: a reconciler loop (every tickMs, ≈100 ms) over the applications. Each update() call is
+ * wrapped so that the loop never dies; the controller also owns placement and starts actors (threads or
+ * processes, with CUDA_VISIBLE_DEVICES from placement) whose own handle calls go to `relay`.
+ */
+import { createThreadActor } from '../actor/thread-actor.js';
+import { createProcessActor } from '../actor/process-actor.js';
+import { PlacementBook, cudaVisibleDevices, type NodeResources, type Allocation } from './placement.js';
+import { ApplicationState } from './application-state.js';
+import type { DeploymentSpec, DeploymentStateDeps } from './deployment-state.js';
+import type { ActorRef } from '../actor/actor-ref.js';
+import type { CallServer } from '../actor/rpc-peer.js';
+import type { AppGraph } from '../application.js';
+import type { ServeConfig } from '../config.js';
+import type { RuntimeEvents } from '../runtime-events.js';
+import type { AutoscalingPolicy } from './autoscaling-policy.js';
+
+export interface ControllerOptions {
+  node: NodeResources;
+  /** Reconcile period in ms. Default: 100. */
+  tickMs?: number;
+  events: RuntimeEvents;
+  /** Serves the handle calls of replicas of (app, deployment). */
+  relay(app: string, deployment: string): CallServer;
+  publish: DeploymentStateDeps['publish'];
+  queued: DeploymentStateDeps['queued'];
+  autoscalingPolicy?: AutoscalingPolicy;
+  /** Errors caught in the loop. Default: console.error. */
+  onError?: (err: unknown) => void;
+}
+
+export class Controller {
+  readonly book: PlacementBook;
+  readonly apps = new Map<string, ApplicationState>();
+  private timer: NodeJS.Timeout | undefined;
+  private readonly deps: DeploymentStateDeps;
+
+  constructor(private readonly options: ControllerOptions) {
+    this.book = new PlacementBook(options.node);
+    this.deps = {
+      book: this.book, events: options.events, publish: options.publish, queued: options.queued,
+      autoscalingPolicy: options.autoscalingPolicy,
+      createActor: (spec, id, alloc) => this.createActor(spec, id, alloc),
+    };
+  }
+
+  /** Adds an application; its replicas start on the next tick. Throws DeploymentConfigError on bad options. */
+  deploy(name: string, routePrefix: string, graph: AppGraph, config?: ServeConfig): ApplicationState {
+    const app = new ApplicationState(name, routePrefix, graph, config, this.deps, (err) => this.report(err));
+    this.apps.set(name, app);
+    return app;
+  }
+
+  start(): void {
+    if (this.timer) return;
+    this.tick();
+    this.timer = setInterval(() => this.tick(), this.options.tickMs ?? 100);
+  }
+
+  tick(): void {
+    const now = Date.now();
+    for (const app of this.apps.values()) {
+      try {
+        app.update(now);
+      } catch (err) {
+        this.report(err);
+      }
+    }
+  }
+
+  /** Stops the loop and every replica (each drains within its gracefulShutdownTimeoutS). */
+  async dispose(): Promise<void> {
+    clearInterval(this.timer);
+    this.timer = undefined;
+    await Promise.all([...this.apps.values()].map((a) => a.stop()));
+  }
+
+  private createActor(spec: DeploymentSpec, id: string, alloc: Allocation): ActorRef {
+    const server = this.options.relay(spec.app, spec.name);
+    if (spec.options.placement === 'process') {
+      const env: Record<string, string> = {};
+      if (alloc.gpuShares.length > 0) env.CUDA_VISIBLE_DEVICES = cudaVisibleDevices(alloc, process.env.CUDA_VISIBLE_DEVICES);
+      return createProcessActor({ id, server, env });
+    }
+    return createThreadActor({ id, server });
+  }
+
+  private report(err: unknown): void {
+    (this.options.onError ?? ((e) => console.error('[flotilla controller]', e)))(err);
+  }
+}

@@ -1,0 +1,194 @@
+/**
+ * The replicas of one deployment and their lifecycle: STARTING (actor up, constructor running) →
+ * RUNNING → UNHEALTHY (a failed health check; replaced after healthCheckFailureThreshold in a row) →
+ * STOPPING (draining) → STOPPED (reaped by DeploymentState). Every control call is raced against the
+ * actor's exit and a timeout, because comlink alone would wait forever on a dead actor.
+ */
+import type { ActorRef, ReplicaInfo } from '../actor/actor-ref.js';
+import type { Allocation } from './placement.js';
+import type { DeploymentSpec } from './deployment-state.js';
+import type { ReplicaState, ReplicaStatusInfo } from '../ingress/ingress-target.js';
+import type { RuntimeEvents } from '../runtime-events.js';
+
+/** Time a replica has to load its module and run its constructor. */
+const START_TIMEOUT_MS = 120_000;
+
+export class ReplicaRecord {
+  state: ReplicaState = 'STARTING';
+  info: ReplicaInfo | undefined;
+  ongoing = 0;
+  healthFailures = 0;
+  nextHealthAtMs = 0;
+  nextStatsAtMs = 0;
+  probing = false;
+  readonly startedAtMs = Date.now();
+
+  constructor(readonly id: string, readonly actor: ActorRef, public alloc: Allocation | undefined) {}
+
+  describe(): ReplicaStatusInfo {
+    return { id: this.id, state: this.state, placement: this.actor.kind, node: 'local', pid: this.info?.pid ?? this.actor.pid,
+      ongoing: this.ongoing, startedAtMs: this.startedAtMs };
+  }
+}
+
+export interface ReplicaSetHooks {
+  onRunning(record: ReplicaRecord): void;
+  onStartFailed(record: ReplicaRecord, err: Error): void;
+}
+
+export class ReplicaSet {
+  private readonly records: ReplicaRecord[] = [];
+  info: ReplicaInfo | undefined;
+
+  constructor(private readonly spec: DeploymentSpec, private readonly events: RuntimeEvents, private readonly hooks: ReplicaSetHooks) {}
+
+  get all(): readonly ReplicaRecord[] { return this.records; }
+
+  live(): ReplicaRecord[] {
+    return this.records.filter((r) => r.state === 'STARTING' || r.state === 'RUNNING' || r.state === 'UNHEALTHY');
+  }
+
+  routable(): ReplicaRecord[] {
+    return this.records.filter((r) => r.state === 'RUNNING');
+  }
+
+  ongoing(): number {
+    return this.records.reduce((n, r) => n + (r.state === 'RUNNING' ? r.ongoing : 0), 0);
+  }
+
+  counts() {
+    const c = { starting: 0, running: 0, unhealthy: 0, stopping: 0 };
+    for (const r of this.records) {
+      if (r.state === 'STARTING') c.starting++;
+      else if (r.state === 'RUNNING') c.running++;
+      else if (r.state === 'UNHEALTHY') c.unhealthy++;
+      else if (r.state === 'STOPPING') c.stopping++;
+    }
+    return c;
+  }
+
+  start(id: string, actor: ActorRef, alloc: Allocation): void {
+    const record = new ReplicaRecord(id, actor, alloc);
+    this.records.push(record);
+    this.setState(record, 'STARTING');
+    void actor.exited.then((reason) => this.onExit(record, reason));
+    void this.initialize(record);
+  }
+
+  /** Removes STOPPED records, handing each to `release` (frees its placement). */
+  reap(release: (r: ReplicaRecord) => void): void {
+    for (let i = this.records.length - 1; i >= 0; i--) {
+      const r = this.records[i]!;
+      if (r.state === 'STOPPED') { release(r); this.records.splice(i, 1); }
+    }
+  }
+
+  /** Health checks and stats polls that are due. */
+  probe(nowMs: number): void {
+    const o = this.spec.options;
+    const statsEveryMs = (o.autoscaling?.metricsIntervalS ?? 1) * 1000;
+    for (const r of this.records) {
+      if ((r.state !== 'RUNNING' && r.state !== 'UNHEALTHY') || r.probing) continue;
+      if (nowMs >= r.nextHealthAtMs) {
+        r.nextHealthAtMs = nowMs + o.healthCheckPeriodS * 1000;
+        void this.checkHealth(r);
+      } else if (nowMs >= r.nextStatsAtMs) {
+        r.nextStatsAtMs = nowMs + statsEveryMs;
+        void this.pollStats(r);
+      }
+    }
+  }
+
+  async stop(r: ReplicaRecord, reason: string): Promise<void> {
+    if (r.state === 'STOPPING' || r.state === 'STOPPED') return r.actor.exited.then(() => undefined);
+    this.setState(r, 'STOPPING', reason);
+    const graceMs = this.spec.options.gracefulShutdownTimeoutS * 1000;
+    await settle(r.actor, r.actor.control.drain(graceMs), graceMs + 1000);
+    await r.actor.kill();
+  }
+
+  async stopAll(reason: string): Promise<void> {
+    await Promise.all(this.records.map((r) => this.stop(r, reason)));
+  }
+
+  private async initialize(r: ReplicaRecord): Promise<void> {
+    const { app, name, className, modulePath, args, options } = this.spec;
+    try {
+      const info = await settle(r.actor, r.actor.control.initialize({
+        replicaId: r.id, app, deployment: name, className, modulePath, args,
+        maxOngoingRequests: options.maxOngoingRequests, userConfig: options.userConfig,
+        gpuIds: r.alloc?.gpuShares.map((g) => g.id) ?? [],
+      }), START_TIMEOUT_MS);
+      if (r.state !== 'STARTING') return;
+      r.info = info;
+      this.info ??= info;
+      this.setState(r, 'RUNNING');
+      r.nextHealthAtMs = Date.now() + options.healthCheckPeriodS * 1000;
+      this.hooks.onRunning(r);
+    } catch (err) {
+      if (r.state !== 'STARTING') return;
+      this.hooks.onStartFailed(r, err as Error);
+      void this.stop(r, `failed to start: ${(err as Error).message}`);
+    }
+  }
+
+  private async checkHealth(r: ReplicaRecord): Promise<void> {
+    r.probing = true;
+    const o = this.spec.options;
+    try {
+      await settle(r.actor, r.actor.control.checkHealth(), o.healthCheckTimeoutS * 1000);
+      r.healthFailures = 0;
+      if (r.state === 'UNHEALTHY') this.setState(r, 'RUNNING');
+    } catch (err) {
+      if (r.state !== 'RUNNING' && r.state !== 'UNHEALTHY') return;
+      r.healthFailures++;
+      const why = `health check failed (${r.healthFailures}/${o.healthCheckFailureThreshold}): ${(err as Error).message}`;
+      if (r.healthFailures >= o.healthCheckFailureThreshold) void this.stop(r, why);
+      else if (r.state === 'RUNNING') this.setState(r, 'UNHEALTHY', why);
+    } finally {
+      r.probing = false;
+    }
+  }
+
+  private async pollStats(r: ReplicaRecord): Promise<void> {
+    r.probing = true;
+    try {
+      const stats = await settle(r.actor, r.actor.control.stats(), this.spec.options.healthCheckTimeoutS * 1000);
+      r.ongoing = stats.ongoing;
+      for (const b of stats.batches) {
+        this.events.emit('batch', { app: this.spec.app, deployment: this.spec.name, method: b.method, size: b.size });
+      }
+    } catch {
+      // A missed poll is harmless; health checks decide about the replica.
+    } finally {
+      r.probing = false;
+    }
+  }
+
+  private onExit(r: ReplicaRecord, reason: string): void {
+    const expected = r.state === 'STOPPING';
+    this.setState(r, 'STOPPED', expected ? undefined : `died: ${reason}`);
+  }
+
+  private setState(r: ReplicaRecord, state: ReplicaState, reason?: string): void {
+    if (r.state === 'STOPPED' && state !== 'STOPPED') return;
+    r.state = state;
+    this.events.emit('replica-state', { app: this.spec.app, deployment: this.spec.name, replicaId: r.id, state, reason });
+  }
+}
+
+/** `p`, unless the actor exits or `timeoutMs` passes first. */
+export function settle<T>(actor: ActorRef, p: Promise<T>, timeoutMs: number): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    const onExit = () => finish(() => reject(new Error(`replica exited (${String(actor.exitSignal.reason)})`)));
+    const timer = setTimeout(() => finish(() => reject(new Error(`timed out after ${timeoutMs} ms`))), timeoutMs);
+    const finish = (settleWith: () => void) => {
+      clearTimeout(timer);
+      actor.exitSignal.removeEventListener('abort', onExit);
+      settleWith();
+    };
+    if (actor.exitSignal.aborted) return onExit();
+    actor.exitSignal.addEventListener('abort', onExit, { once: true });
+    p.then((v) => finish(() => resolve(v)), (err) => finish(() => reject(err)));
+  });
+}

@@ -1,0 +1,208 @@
+/**
+ * The programmatic API: `startServe({ applications })` / `serve.run(app)` start a controller and its
+ * replicas and return a ServeInstance, which is what the proxies and the CLI talk to (IngressTarget).
+ */
+import os from 'node:os';
+import { buildGraph, type Application } from './application.js';
+import { loadServeConfig, type ServeConfig } from './config.js';
+import { DeploymentConfigError, NotFoundError, UnavailableError } from './errors.js';
+import { createHandle, type DeploymentHandle, type HandleBackend } from './handle.js';
+import { Controller } from './controller/controller.js';
+import { detectLocalResources, type NodeResources } from './controller/placement.js';
+import { RouterSet } from './router/router-set.js';
+import { RuntimeEvents, type DeploymentStats, type RuntimeEventMap } from './runtime-events.js';
+import type { CallServer } from './actor/rpc-peer.js';
+import type { AutoscalingPolicy } from './controller/autoscaling-policy.js';
+import type { IngressTarget, RouteInfo, ServeStatus } from './ingress/ingress-target.js';
+
+export interface ApplicationSpec {
+  name: string;
+  /** Default: '/' for a single application, '/<name>' otherwise. */
+  routePrefix?: string;
+  app: Application;
+}
+
+export interface StartServeOptions {
+  applications: ApplicationSpec[];
+  /** A serve config file (YAML/JSON) or its parsed form; its deployment entries override options. Default: none. */
+  config?: string | ServeConfig;
+  /** This node's resources for placement. Default: detected (CPUs, memory; GPUs from FLOTILLA_GPUS or CUDA_VISIBLE_DEVICES). */
+  resources?: Partial<NodeResources>;
+  /** Controller reconcile period in ms. Default: 100. */
+  tickMs?: number;
+  /** Seconds startServe waits for every deployment to be healthy. Default: 120. */
+  startupTimeoutS?: number;
+  /** Replaces the default (Ray-style) autoscaling policy. Default: defaultAutoscalingPolicy. */
+  autoscalingPolicy?: AutoscalingPolicy;
+}
+
+export class ServeInstance implements IngressTarget, AsyncDisposable {
+  readonly events = new RuntimeEvents();
+  readonly startedAtMs = Date.now();
+  /** Addresses reported by status(); set by whoever starts the proxies. */
+  readonly endpoints: { http?: string; grpc?: string } = {};
+  private isDraining = false;
+  private shutdownPromise: Promise<void> | undefined;
+  private readonly controller: Controller;
+  private readonly routers: RouterSet;
+
+  constructor(options: StartServeOptions) {
+    const config = typeof options.config === 'string' ? loadServeConfig(options.config) : options.config;
+    this.routers = new RouterSet(this.events, (app, dep) =>
+      this.controller.apps.get(app)?.deployments.get(dep)?.spec.options.maxQueuedRequests);
+    const detected = detectLocalResources(process.env, os.availableParallelism(), Math.floor(os.totalmem() / 2 ** 20));
+    this.controller = new Controller({
+      node: { ...detected, ...options.resources }, tickMs: options.tickMs, events: this.events,
+      autoscalingPolicy: options.autoscalingPolicy,
+      relay: (app, deployment) => this.relay(deployment),
+      publish: (app, dep, running, why) => this.routers.publish(app, dep, running, why),
+      queued: (app, dep) => this.routers.queued(app, dep),
+    });
+    const names = new Set<string>();
+    const prefixes = new Set<string>();
+    for (const spec of options.applications) {
+      const routePrefix = spec.routePrefix ?? (options.applications.length === 1 ? '/' : `/${spec.name}`);
+      if (names.has(spec.name)) throw new DeploymentConfigError(`two applications named '${spec.name}'`);
+      if (prefixes.has(routePrefix)) throw new DeploymentConfigError(`two applications with route prefix '${routePrefix}'`);
+      names.add(spec.name);
+      prefixes.add(routePrefix);
+      this.controller.deploy(spec.name, routePrefix, buildGraph(spec.name, spec.app), config);
+    }
+    this.controller.start();
+  }
+
+  get draining(): boolean { return this.isDraining; }
+
+  on<K extends keyof RuntimeEventMap>(event: K, listener: (...args: RuntimeEventMap[K]) => void): this {
+    this.events.on(event, listener as never);
+    return this;
+  }
+
+  routes(): RouteInfo[] {
+    return [...this.controller.apps.values()].map((a) => a.route());
+  }
+
+  getHandle<T = any>(app: string, deployment?: string): DeploymentHandle<T> {
+    const state = this.controller.apps.get(app);
+    if (!state) throw new NotFoundError(`no application '${app}'`);
+    const name = deployment ?? state.ingress;
+    if (!state.deployments.has(name)) throw new NotFoundError(`no deployment '${name}' in application '${app}'`);
+    const backend: HandleBackend = {
+      call: (t, method, args, opts) => this.isDraining ? Promise.reject(this.drainingError())
+        : this.routers.get('ingress', t.app, t.deployment).call(method, args, opts),
+      stream: (t, method, args, opts) => this.isDraining ? rejectStream(this.drainingError())
+        : this.routers.get('ingress', t.app, t.deployment).stream(method, args, opts),
+    };
+    return createHandle<T>({ app, deployment: name }, backend);
+  }
+
+  status(): ServeStatus {
+    return { startedAtMs: this.startedAtMs, ...this.endpoints,
+      applications: [...this.controller.apps.values()].map((a) => a.describe()) };
+  }
+
+  stats(): DeploymentStats[] {
+    const out: DeploymentStats[] = [];
+    for (const app of this.controller.apps.values()) {
+      for (const d of app.deployments.values()) {
+        const info = d.describe();
+        out.push({ app: app.name, deployment: d.name, targetReplicas: d.targetReplicas, replicas: d.counts(),
+          ongoing: info.ongoing, queued: info.queued, inFlight: this.routers.inFlight(app.name, d.name) });
+      }
+    }
+    return out;
+  }
+
+  /** Resolves when every application is RUNNING; rejects when one fails to deploy or on timeout. */
+  async ready(timeoutS = 120): Promise<void> {
+    const deadline = Date.now() + timeoutS * 1000;
+    for (;;) {
+      const apps = [...this.controller.apps.values()];
+      const failed = apps.find((a) => a.status === 'DEPLOY_FAILED');
+      if (failed) {
+        throw new DeploymentConfigError(`application '${failed.name}': ${failed.failure()}`, { app: failed.name });
+      }
+      if (apps.every((a) => a.status === 'RUNNING')) return;
+      if (Date.now() > deadline) {
+        const waiting = apps.flatMap((a) => a.describe().deployments.filter((d) => d.status !== 'HEALTHY')
+          .map((d) => `${a.name}/${d.name}: ${d.status}${d.message ? ` (${d.message})` : ''}`));
+        throw new UnavailableError(`not ready after ${timeoutS} s: ${waiting.join('; ')}`);
+      }
+      await new Promise((r) => setTimeout(r, 20));
+    }
+  }
+
+  /**
+   * Drains: new ingress requests fail with UnavailableError (proxies answer 503), requests in flight
+   * finish (within the longest gracefulShutdownTimeoutS), then replicas stop, callers before callees.
+   */
+  shutdown(): Promise<void> {
+    this.shutdownPromise ??= this.drainAndStop();
+    return this.shutdownPromise;
+  }
+
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.shutdown();
+  }
+
+  private async drainAndStop(): Promise<void> {
+    this.isDraining = true;
+    const graceS = Math.max(0, ...[...this.controller.apps.values()]
+      .flatMap((a) => [...a.deployments.values()].map((d) => d.spec.options.gracefulShutdownTimeoutS)));
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([
+      Promise.all(this.routers.ingressRouters().map((r) => r.idle())),
+      new Promise((r) => { timer = setTimeout(r, graceS * 1000); }),
+    ]);
+    clearTimeout(timer);
+    await this.controller.dispose();
+    this.routers.closeAll(this.drainingError());
+  }
+
+  /** Serves the handle calls that replicas of `caller` relay to us. */
+  private relay(caller: string): CallServer {
+    return {
+      admit: () => null,
+      release: () => {},
+      unary: (call, signal) => this.routers.get(caller, call.target!.app, call.target!.deployment)
+        .call(call.method, call.args, { requestId: call.requestId, signal }),
+      stream: (call, signal) => this.routers.get(caller, call.target!.app, call.target!.deployment)
+        .stream(call.method, call.args, { requestId: call.requestId, signal }),
+    };
+  }
+
+  private drainingError(): UnavailableError {
+    return new UnavailableError('serve instance is shutting down', { draining: true });
+  }
+}
+
+async function* rejectStream(err: Error): AsyncGenerator<never> {
+  throw err;
+}
+
+/** Starts the applications and resolves once all are healthy (or rejects with the cause, having stopped everything). */
+export async function startServe(options: StartServeOptions): Promise<ServeInstance> {
+  const instance = new ServeInstance(options);
+  try {
+    await instance.ready(options.startupTimeoutS);
+  } catch (err) {
+    await instance.shutdown();
+    throw err;
+  }
+  return instance;
+}
+
+export interface RunOptions extends Omit<StartServeOptions, 'applications'> {
+  /** Default: 'default'. */
+  name?: string;
+  /** Default: '/'. */
+  routePrefix?: string;
+}
+
+export const serve = {
+  /** One application, like Ray's serve.run. */
+  run(app: Application, options: RunOptions = {}): Promise<ServeInstance> {
+    const { name = 'default', routePrefix = '/', ...rest } = options;
+    return startServe({ ...rest, applications: [{ name, routePrefix, app }] });
+  },
+};

@@ -1,0 +1,360 @@
+/**
+ * LLMEngine: requests in, streams of outputs back. Owns the scheduler, the block manager and the
+ * model runner over one native model, and a step loop that runs while there is work: each iteration
+ * schedules, awaits the native step (the event loop stays free meanwhile) and turns sampled tokens
+ * into text. When idle the loop ends; the next request starts it again (no timers, no spinning).
+ */
+import { randomInt } from 'node:crypto';
+import { BlockManager } from './block-manager.js';
+import { BlockPool } from './block-pool.js';
+import { ChatTemplate } from './chat-template.js';
+import { EngineMetrics, type EngineEventListener } from './engine-metrics.js';
+import { DuplicateRequestError, EngineDisposedError, EngineStepError, KvCapacityError } from './errors.js';
+import type { LoadedModel, LoadModelOptions } from './model-loader/load-model.js';
+import type { ModelSpec } from './model-loader/model-spec.js';
+import { ModelRunner } from './model-runner.js';
+import type { NativeModel, NativeStepResult } from './native/native-types.js';
+import { promptTokenIds, type PromptInput } from './prompt.js';
+import { RequestStream, type RequestOutput } from './request-output.js';
+import { logprobOf, RequestState, SampleState } from './request-state.js';
+import { resolveSamplingParams, type SamplingParams } from './sampling-params.js';
+import { DEFAULT_MAX_NUM_BATCHED_TOKENS, DEFAULT_MAX_NUM_SEQS, Scheduler, type SchedulerOutput } from './scheduler.js';
+import { Sequence } from './sequence.js';
+import type { Tokenizer } from './tokenizer/tokenizer.js';
+
+export interface LLMEngineOptions extends Omit<LoadModelOptions, 'maxBatchTokens' | 'maxBatchSeqs'> {
+  /** A model path (llama2.c .bin, GGUF file, Hugging Face directory), or a model already loaded (not disposed by the engine; one engine at a time may use it). */
+  model: string | LoadedModel;
+  /** Most tokens in one step; a loaded model must have been loaded with maxBatchTokens at least this. Default 2048. */
+  maxNumBatchedTokens?: number;
+  /** Most sequences running at once; a loaded model must allow maxBatchSeqs at least this. Default 256. */
+  maxNumSeqs?: number;
+  /** Split long prompts across steps. Default true. */
+  enableChunkedPrefill?: boolean;
+  /** Reuse KV blocks of earlier requests with the same prefix. Default true. */
+  enablePrefixCaching?: boolean;
+  /** Longest prompt + output served, at most the model's maxSeqLen. Default the model's maxSeqLen. */
+  maxModelLen?: number;
+  /** Jinja chat template overriding the model's. Default: the model's, else DEFAULT_CHAT_TEMPLATE. */
+  chatTemplate?: string;
+  /** Texts the chat template writes for bos_token / eos_token. Default ''. */
+  bosToken?: string;
+  eosToken?: string;
+}
+
+export interface GenerateOptions {
+  /** Id for abort() and in outputs. Default: a fresh 'req-N'. */
+  requestId?: string;
+  /** Aborting it ends the request (a final output with finishReason 'abort') and frees its blocks. Default none. */
+  signal?: AbortSignal;
+}
+
+export interface EngineStats {
+  running: number;
+  waiting: number;
+  /** Fraction of KV blocks held by sequences, 0..1. */
+  kvUsage: number;
+  numBlocks: number;
+  freeBlocks: number;
+  cachedBlocks: number;
+  /** Hit tokens / queried tokens at admissions, 0..1. */
+  prefixCacheHitRate: number;
+  prefixQueryTokens: number;
+  prefixHitTokens: number;
+  preemptions: number;
+  evictions: number;
+  promptTokens: number;
+  generationTokens: number;
+  /** Generated tokens per second over the latest steps. */
+  tokensPerSecond: number;
+  requestsFinished: number;
+  requestsAborted: number;
+  steps: number;
+  meanTtftMs: number;
+  /** Requests in flight (their streams not yet ended). */
+  requests: number;
+}
+
+export class LLMEngine implements AsyncDisposable {
+  readonly spec: ModelSpec;
+  readonly tokenizer: Tokenizer;
+  readonly maxModelLen: number;
+  readonly scheduler: Scheduler;
+  readonly chatTemplate: ChatTemplate;
+  private readonly loaded: LoadedModel;
+  private readonly ownsModel: boolean;
+  private readonly runner: ModelRunner;
+  private readonly metrics = new EngineMetrics();
+  private readonly requests = new Map<string, RequestState>();
+  private readonly samples = new Map<number, SampleState>();
+  private readonly modelStopIds: number[];
+  private loop: Promise<void> | null = null;
+  private disposed = false;
+  private nextSeqId = 0;
+  private nextRequestId = 0;
+
+  private constructor(loaded: LoadedModel, ownsModel: boolean, opts: LLMEngineOptions) {
+    this.loaded = loaded;
+    this.ownsModel = ownsModel;
+    this.spec = loaded.spec;
+    this.tokenizer = loaded.tokenizer;
+    const model: NativeModel = loaded.model;
+    this.maxModelLen = Math.min(opts.maxModelLen ?? model.config.maxSeqLen, model.config.maxSeqLen);
+    const maxNumBatchedTokens = opts.maxNumBatchedTokens ?? DEFAULT_MAX_NUM_BATCHED_TOKENS;
+    const maxNumSeqs = opts.maxNumSeqs ?? DEFAULT_MAX_NUM_SEQS;
+    const blockManager = new BlockManager(new BlockPool(model.numBlocks, model.blockSize), opts.enablePrefixCaching ?? true);
+    this.scheduler = new Scheduler({
+      maxNumBatchedTokens, maxNumSeqs, maxModelLen: this.maxModelLen,
+      ...(opts.enableChunkedPrefill !== undefined ? { enableChunkedPrefill: opts.enableChunkedPrefill } : {}),
+    }, blockManager);
+    this.runner = new ModelRunner(model, { blockSize: model.blockSize, maxNumBatchedTokens, maxNumSeqs, maxModelLen: this.maxModelLen });
+    this.chatTemplate = new ChatTemplate(opts.chatTemplate ?? this.spec.chatTemplate, {
+      ...(opts.bosToken !== undefined ? { bosToken: opts.bosToken } : {}),
+      ...(opts.eosToken !== undefined ? { eosToken: opts.eosToken } : {}),
+    });
+    this.modelStopIds = [...new Set([this.spec.eosId, ...this.spec.stopTokenIds].filter((id) => id >= 0))];
+  }
+
+  /** Loads the model (unless given one) and builds the engine. */
+  static async create(options: LLMEngineOptions): Promise<LLMEngine> {
+    const { model, maxNumBatchedTokens, maxNumSeqs, enableChunkedPrefill, enablePrefixCaching, maxModelLen,
+      chatTemplate, bosToken, eosToken, ...loadOptions } = options;
+    if (typeof model !== 'string') return new LLMEngine(model, false, options);
+    const { loadModel } = await import('./model-loader/load-model.js');
+    const loaded = await loadModel(model, {
+      ...loadOptions,
+      maxBatchTokens: maxNumBatchedTokens ?? DEFAULT_MAX_NUM_BATCHED_TOKENS,
+      maxBatchSeqs: maxNumSeqs ?? DEFAULT_MAX_NUM_SEQS,
+    });
+    try {
+      return new LLMEngine(loaded, true, options);
+    } catch (err) {
+      loaded.dispose();
+      throw err;
+    }
+  }
+
+  /**
+   * Starts a request and returns its outputs as an async iterable (one output per new token per
+   * sample, merged while the consumer lags). Invalid input throws here, synchronously: InvalidPromptError,
+   * SamplingParamsError, ContextLengthError, KvCapacityError, DuplicateRequestError, EngineDisposedError.
+   * Breaking out of the iteration aborts the request.
+   */
+  generate(prompt: PromptInput, samplingParams: SamplingParams = {}, options: GenerateOptions = {}): RequestStream {
+    if (this.disposed) throw new EngineDisposedError('the engine is disposed');
+    const tokens = promptTokenIds(prompt, this.tokenizer, this.chatTemplate);
+    const params = resolveSamplingParams(samplingParams, { maxModelLen: this.maxModelLen, vocabSize: this.tokenizer.vocabSize, promptLen: tokens.length });
+    this.checkCapacity(tokens.length + params.maxTokens);
+    const requestId = options.requestId ?? `req-${this.nextRequestId++}`;
+    if (this.requests.has(requestId)) throw new DuplicateRequestError(`request id ${requestId} is already in flight`, { requestId });
+    const stopTokenIds = params.ignoreEos ? params.stopTokenIds : [...new Set([...params.stopTokenIds, ...this.modelStopIds])];
+    const arrivalTime = performance.now();
+    const samples: SampleState[] = [];
+    for (let i = 0; i < params.n; i++) {
+      const seed = params.seed !== undefined ? (params.seed + i) >>> 0 : randomInt(0, 2 ** 32 - 1);
+      const seq = new Sequence({
+        seqId: this.nextSeqId++, requestId, index: i, promptTokenIds: tokens, params, seed, stopTokenIds,
+        blockSize: this.scheduler.blockManager.blockSize, parent: samples[0]?.seq ?? null, arrivalTime,
+      });
+      samples.push(new SampleState(seq, this.tokenizer));
+    }
+    const stream = new RequestStream(requestId, () => this.abort(requestId));
+    const req = new RequestState(requestId, samples, stream, arrivalTime);
+    this.requests.set(requestId, req);
+    for (const s of samples) {
+      this.samples.set(s.seq.seqId, s);
+      this.scheduler.add(s.seq);
+    }
+    this.metrics.promptTokens += tokens.length;
+    if (options.signal) this.attachSignal(req, options.signal);
+    this.kick();
+    return stream;
+  }
+
+  /** Ends a request wherever it is: its samples finish with 'abort' and their blocks are freed now. False if unknown or done. */
+  abort(requestId: string): boolean {
+    const req = this.requests.get(requestId);
+    if (!req) return false;
+    for (const sample of req.samples) {
+      if (sample.seq.isFinished) continue;
+      this.scheduler.finish(sample.seq, 'abort');
+      this.emitOutput(req, sample, -1, null);
+    }
+    return true;
+  }
+
+  /** Subscribes to step and request-finished events (for metrics exporters). Returns the unsubscribe function. */
+  onEvent(listener: EngineEventListener): () => void {
+    return this.metrics.onEvent(listener);
+  }
+
+  stats(): EngineStats {
+    const bm = this.scheduler.blockManager;
+    const m = this.metrics;
+    return {
+      running: this.scheduler.running.length,
+      waiting: this.scheduler.waiting.length,
+      kvUsage: bm.pool.usage,
+      numBlocks: bm.pool.numBlocks,
+      freeBlocks: bm.pool.numFreeBlocks,
+      cachedBlocks: bm.pool.numCachedBlocks,
+      prefixCacheHitRate: bm.stats.prefixQueryTokens > 0 ? bm.stats.prefixHitTokens / bm.stats.prefixQueryTokens : 0,
+      prefixQueryTokens: bm.stats.prefixQueryTokens,
+      prefixHitTokens: bm.stats.prefixHitTokens,
+      preemptions: this.scheduler.numPreemptions,
+      evictions: bm.pool.numEvictions,
+      promptTokens: m.promptTokens,
+      generationTokens: m.generationTokens,
+      tokensPerSecond: m.tokensPerSecond(),
+      requestsFinished: m.requestsFinished,
+      requestsAborted: m.requestsAborted,
+      steps: m.steps,
+      meanTtftMs: m.ttftCount > 0 ? m.ttftMsSum / m.ttftCount : 0,
+      requests: this.requests.size,
+    };
+  }
+
+  /** Internal sizes, for leak checks in tests: requests, samples and event listeners held. */
+  debugCounts(): { requests: number; samples: number; listeners: number } {
+    return { requests: this.requests.size, samples: this.samples.size, listeners: this.metrics.numListeners };
+  }
+
+  /** Ends every request with EngineDisposedError, waits for the step in flight, and frees the model if the engine loaded it. */
+  async dispose(): Promise<void> {
+    if (this.disposed) return;
+    this.disposed = true;
+    for (const req of [...this.requests.values()]) this.failRequest(req, new EngineDisposedError('the engine was disposed'));
+    await this.loop;
+    if (this.ownsModel) this.loaded.dispose();
+  }
+
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.dispose();
+  }
+
+  private checkCapacity(maxTokens: number): void {
+    const bm = this.scheduler.blockManager;
+    const need = bm.blocksFor(maxTokens);
+    if (need > bm.pool.numBlocks) {
+      throw new KvCapacityError(`a request of up to ${maxTokens} tokens needs ${need} KV blocks; the pool has ${bm.pool.numBlocks}`,
+        { needBlocks: need, numBlocks: bm.pool.numBlocks });
+    }
+    if (!this.scheduler.enableChunkedPrefill && maxTokens > this.scheduler.maxNumBatchedTokens) {
+      throw new KvCapacityError(`without chunked prefill a request of up to ${maxTokens} tokens exceeds maxNumBatchedTokens (${this.scheduler.maxNumBatchedTokens})`);
+    }
+  }
+
+  private attachSignal(req: RequestState, signal: AbortSignal): void {
+    const onAbort = () => this.abort(req.requestId);
+    if (signal.aborted) {
+      queueMicrotask(onAbort);
+      return;
+    }
+    signal.addEventListener('abort', onAbort, { once: true });
+    req.detachSignal = () => signal.removeEventListener('abort', onAbort);
+  }
+
+  private kick(): void {
+    if (this.loop || this.disposed || !this.scheduler.hasWork) return;
+    this.loop = this.runLoop().finally(() => {
+      this.loop = null;
+      this.kick();
+    });
+  }
+
+  private async runLoop(): Promise<void> {
+    while (this.scheduler.hasWork && !this.disposed) {
+      const out = this.scheduler.schedule();
+      if (out.seqs.length === 0) {
+        if (out.preempted.length > 0) continue;
+        // Never expected (every admitted request fits the pool alone): fail what waits rather than spin.
+        for (const req of [...this.requests.values()]) this.failRequest(req, new EngineStepError('the scheduler cannot place any waiting request'));
+        return;
+      }
+      const t0 = performance.now();
+      let result: NativeStepResult;
+      try {
+        result = await this.runner.execute(out);
+      } catch (err) {
+        this.runner.invalidate();
+        const e = new EngineStepError(`engine step failed: ${(err as Error).message}`, { cause: (err as { code?: string }).code });
+        for (const req of [...this.requests.values()]) this.failRequest(req, e);
+        continue;
+      }
+      this.processStep(out, result, t0);
+    }
+  }
+
+  private processStep(out: SchedulerOutput, result: NativeStepResult, t0: number): void {
+    const now = performance.now();
+    for (const seq of out.seqs) {
+      const sample = this.samples.get(seq.seqId);
+      if (sample && Number.isNaN(sample.admittedAt)) {
+        sample.admittedAt = t0;
+        sample.cachedPromptTokens = seq.numCachedTokens;
+      }
+    }
+    this.scheduler.update(out, { sampledTokenIds: result.tokens });
+    let generated = 0;
+    for (let i = 0; i < out.seqs.length; i++) {
+      const token = result.tokens[i]!;
+      const seq = out.seqs[i]!;
+      if (token < 0 || seq.finishReason === 'abort') continue;
+      const sample = this.samples.get(seq.seqId);
+      const req = this.requests.get(seq.requestId);
+      if (!sample || !req) continue;
+      generated++;
+      if (Number.isNaN(sample.firstTokenAt)) sample.firstTokenAt = now;
+      const stopString = sample.acceptToken(token);
+      if (stopString !== null && !seq.isFinished) {
+        this.scheduler.finish(seq, 'stop');
+        seq.stopReason = stopString;
+      }
+      const lp = seq.params.logprobs !== undefined ? logprobOf(result, i, token, seq.params.logprobs) : null;
+      this.emitOutput(req, sample, token, lp);
+    }
+    this.metrics.emit({ type: 'step', numSeqs: out.seqs.length, numTokens: out.numBatchedTokens, numGenerated: generated,
+      numPreempted: out.preempted.length, durationMs: now - t0 });
+  }
+
+  private emitOutput(req: RequestState, sample: SampleState, token: number, lp: ReturnType<typeof logprobOf> | null): void {
+    const out: RequestOutput = sample.output(req.requestId, token, lp);
+    req.stream.push(out);
+    if (out.finished) this.retireSample(req, sample);
+  }
+
+  private retireSample(req: RequestState, sample: SampleState): void {
+    const seq = sample.seq;
+    this.samples.delete(seq.seqId);
+    const end = performance.now();
+    const ttft = sample.firstTokenAt - req.arrivalTime;
+    this.metrics.emit({
+      type: 'request-finished', requestId: req.requestId, index: seq.index, finishReason: seq.finishReason ?? 'abort',
+      promptTokens: seq.promptLen, completionTokens: seq.numOutputTokens, cachedPromptTokens: sample.cachedPromptTokens,
+      queueMs: sample.admittedAt - req.arrivalTime, ttftMs: ttft, e2eMs: end - req.arrivalTime,
+      tpotMs: seq.numOutputTokens > 1 ? (end - sample.firstTokenAt) / (seq.numOutputTokens - 1) : NaN,
+      numPreemptions: seq.numPreemptions,
+    });
+    req.numRetired++;
+    if (req.isDone) this.retireRequest(req);
+  }
+
+  private retireRequest(req: RequestState): void {
+    if (this.requests.get(req.requestId) !== req) return;
+    this.requests.delete(req.requestId);
+    req.detachSignal?.();
+    req.detachSignal = null;
+    req.stream.end();
+  }
+
+  private failRequest(req: RequestState, err: Error): void {
+    for (const sample of req.samples) {
+      if (!sample.seq.isFinished) this.scheduler.finish(sample.seq, 'abort');
+      this.samples.delete(sample.seq.seqId);
+    }
+    this.requests.delete(req.requestId);
+    req.detachSignal?.();
+    req.detachSignal = null;
+    req.stream.fail(err);
+  }
+}

@@ -1,0 +1,129 @@
+"""docs/models.md, written by eval.py from its measurements (so the numbers in it are never retyped)."""
+
+
+def _cmd(a):
+    return (f"nice -n 19 /usr/bin/python3 tools/train/train.py --preset {a['args']['preset']} "
+            f"--out {a['args']['out']} --steps {a['args']['steps']} --lr {a['args']['lr']:g}"
+            + (f" --max-minutes {a['args']['max_minutes']:g}" if a["args"]["max_minutes"] else ""))
+
+
+def _row(name, a):
+    c = a["config"]
+    return (f"| {name} | {a['params']:,} | {c['n_layers']} × {c['dim']}, {c['n_heads']} heads / {c['n_kv_heads']} KV, "
+            f"FFN {c['hidden']} | {a['flops_per_token'] / 1e6:.2f} M | {a['bytes'] / 1e6:.2f} MB | "
+            f"{a['tokens_seen'] / 1e6:.2f} M ({a['steps']} steps) | {a['wall_min']:.0f} min | "
+            f"{a['final_train_loss']:.3f} | **{a['heldout_ppl']:.3f}** |")
+
+
+def _quote(text):
+    return "\n".join("> " + line for line in text.splitlines() or [""])
+
+
+def write_doc(path, r, goldens):
+    t, d, ag = r["target"], r["draft"], r["agreement"]
+    samples = []
+    for s in r["samples"]:
+        title = f"prompt “{s['prompt']}”" if s["prompt"] else "no prompt (from `<s>` alone)"
+        samples.append(f"#### {title}\n")
+        for key, label in (("target_t0", "target, temperature 0"), ("target_t08", "target, temperature 0.8"),
+                           ("draft_t0", "draft, temperature 0"), ("draft_t08", "draft, temperature 0.8")):
+            samples.append(f"*{label}*\n\n{_quote(s[key])}\n")
+    ratio = t["flops_per_token"] / d["flops_per_token"]
+    text = f"""# Flotilla's own models: flotilla-stories
+
+The repository ships a small trained Llama pair in `models/flotilla-stories/`, made entirely by the project
+(corpus, tokenizer, weights) with the scripts in `tools/train/`, so a fresh checkout has a real model with
+no download: `target/` is the model `npm start` and the examples serve by default, and `draft/` is its
+speculative-decoding draft (same tokenizer).
+
+Both are Hugging Face layout — `model.safetensors` (f16, `lm_head.weight` written out although tied),
+`config.json` (`LlamaForCausalLM`), `generation_config.json`, `tokenizer.json`, `tokenizer_config.json` —
+and are MIT-licensed like the rest of the repository: every word of the training text comes from the
+project's own story grammar (`tools/train/make_corpus.py`).
+
+**What they are good for.** They write short children's stories in the corpus's style — fluent, with
+consistent names and pronouns — and they are the real pair behind the speculative-decoding example and
+benchmark. They know only the grammar's ~520 word forms: a prompt outside that world is split into
+characters and the continuation drifts back to the stories.
+
+## The pair
+
+| model | parameters | shape | weight FLOPs / token | file | trained on | wall time | final train loss | held-out perplexity |
+|---|---|---|---|---|---|---|---|---|
+{_row("target", t)}
+{_row("draft", d)}
+
+Vocabulary {t['config']['vocab']} tokens; RoPE θ {t['config']['rope_theta']:g} (half-split, Hugging Face
+layout), RMSNorm ε {t['config']['eps']:g}, SwiGLU, tied embeddings; trained on 256-token windows,
+`max_position_embeddings` {t['config']['max_pos']} (stories are 130–225 tokens). The target does
+{ratio:.1f}× the draft's weight FLOPs per token (attention over the context is extra and similar in both).
+Held-out perplexity is over the {t['heldout_tokens']:,} tokens of the 400 held-out stories (each as
+`<s> story </s>`), computed from the shipped f16 files.
+
+**Draft/target agreement** — along the target's greedy output, how often the draft's greedy token is the
+target's next token (the acceptance rate of greedy speculative decoding):
+**{ag['rate'] * 100:.1f}%** over {ag['positions']:,} positions ({ag['sequences']} sequences: from `<s>` alone and
+from the first four words of {ag['sequences'] - 1} held-out stories); from `<s>` alone
+{ag['from_bos_rate'] * 100:.1f}% over {ag['from_bos_positions']} positions.
+
+**Goldens** (`models/flotilla-stories/goldens.json`, checked by `test/integration/shipped-models.test.ts`):
+the target's greedy text from `<s>` begins “{goldens['target_greedy_from_bos']['first_sentence']}”
+
+### Against the issue's targets
+
+The issue asks for a target of roughly 5–20M parameters. These were trained on two shared CPU cores (no
+GPU), shared with other work, within about 50 minutes of wall time for both models. A 4.5M-parameter
+shape (6 × 256) measured 2.5× slower per step than the shipped target's, so in that budget it would have
+seen barely one pass over the corpus; the target is therefore {t['params'] / 1e6:.1f}M parameters and the
+draft {d['params'] / 1e6:.2f}M. The target is still well over the asked 5× of the draft's compute per
+token. Re-running `train.py` with a larger preset on a GPU (same scripts, same corpus) is the way to a
+5–20M target.
+
+## Loss curves
+
+![target loss](../models/flotilla-stories/target/loss.png)
+![draft loss](../models/flotilla-stories/draft/loss.png)
+
+`models/flotilla-stories/{{target,draft}}/loss.png`; the numbers behind them are in `train_log.json`
+beside each model, and everything measured here is in `models/flotilla-stories/eval.json`.
+
+## Samples
+
+Temperature 0 is greedy; temperature 0.8 samples with PyTorch's generator seeded 7 (the engine's sampler
+draws differently, so its 0.8 samples differ). Generation stops at `</s>`.
+
+{chr(10).join(samples)}
+## Reproducing
+
+Everything runs on the CPU with Debian's PyTorch (`apt-get install python3-torch python3-matplotlib`;
+no PyPI) from the repository root:
+
+```sh
+/usr/bin/python3 tools/train/make_corpus.py --out .tmp/train/corpus --stories 8000 --seed 1
+/usr/bin/python3 tools/train/train_tokenizer.py --corpus .tmp/train/corpus/train.txt --out .tmp/train/tokenizer --vocab-size 1024
+export OMP_NUM_THREADS=1
+{_cmd(t)}
+{_cmd(d)}
+nice -n 19 /usr/bin/python3 tools/train/eval.py      # rewrites this page, goldens.json and eval.json
+```
+
+- **Corpus** (`make_corpus.py`): 8,000 seeded stories from a grammar of characters (40 names, people and
+  18 animals), places, objects, feelings and five plots (problem → failed attempt → a friend's help →
+  resolution → lesson) with quoted dialogue; 7,600 stories (5.0 MB) for training, every 20th story (400)
+  held out. The corpus is not committed; the command regenerates it byte for byte.
+- **Tokenizer** (`train_tokenizer.py`): byte-fallback BPE trained in pure Python, Llama-style: 3 special
+  tokens (`<unk>` 0, `<s>` 1, `</s>` 2), 256 byte tokens `<0x00>`–`<0xFF>`, the corpus's characters, then
+  merges (never across a space or a letter/punctuation boundary). `tokenizer.json` has Llama's
+  normalizer (prepend `▁`, spaces to `▁`), decoder and post-processor (BOS added), so
+  `@huggingface/tokenizers` and the engine encode exactly as the Python trainer does (checked on all 400
+  held-out stories). `tokenizer_config.json` carries a minimal chat template (the messages joined as
+  the start of a story).
+- **Training** (`train.py`, model in `llama.py`): AdamW (β 0.9/0.95, weight decay 0.1 on matrices),
+  batch 16 × 256 tokens, linear warmup then cosine decay to 10%, gradient clipping 1.0, seeded (corpus
+  windows and initialisation). With `--max-minutes` the schedule anneals by that deadline and training
+  stops there, so on a slower machine the weights differ; without it, a run is reproducible on the same
+  torch build. The `Llama` module reproduces the shared stories260K-hf model's greedy tokens exactly
+  when loaded from its safetensors, which checks the HF conventions (half-split RoPE, GQA, tensor names).
+"""
+    with open(path, "w", encoding="utf-8") as f:
+        f.write(text)
