@@ -22,7 +22,7 @@ export async function startBareServer(): Promise<{ url: string; close(): Promise
   const app: FastifyInstance = Fastify({ logger: false });
   app.removeAllContentTypeParsers();
   app.addContentTypeParser('*', { parseAs: 'buffer' }, (_req, body, done) => done(null, body));
-  const noop = async (x: unknown) => x;
+  const noop = async (...args: unknown[]) => args[0];
   app.post('/noop', async (req, reply) => {
     const text = (req.body as Buffer | undefined)?.toString('utf8') ?? '';
     const payload = text ? JSON.parse(text) : undefined;

@@ -36,6 +36,8 @@ describe('HTTP proxy (real runtime)', () => {
   it('echoes X-Request-ID, or generates one', async () => {
     const given = await post('/add', '[1, 2]', { 'x-request-id': 'trace-42' });
     expect(given.headers.get('x-request-id')).toBe('trace-42');
+    const seen = await post('/requestId', undefined, { 'x-request-id': 'trace-43' });
+    expect(await seen.json()).toBe('trace-43');
     const generated = await post('/add', '[1, 2]');
     expect(generated.headers.get('x-request-id')).toMatch(/^[0-9a-f-]{36}$/);
   });

@@ -38,11 +38,11 @@ describe('/metrics', () => {
   it('observes @batch sizes reported by the replicas', async () => {
     await Promise.all(Array.from({ length: 16 }, (_, i) => post('/squares/square', String(i))));
     // Replicas report batch sizes with their periodic stats, so they may lag the requests a little.
-    await eventually(async () => /flotilla_batch_size_count\{deployment="IngressSquarer",method="square"\} [1-9]/.test(await scrape()),
+    await eventually(async () => /flotilla_batch_size_count\{app="squares",deployment="IngressSquarer",method="square"\} [1-9]/.test(await scrape()),
       15_000, 'batch sizes on /metrics');
     const text = await scrape();
-    const sum = Number(/flotilla_batch_size_sum\{deployment="IngressSquarer",method="square"\} (\d+)/.exec(text)?.[1]);
-    const count = Number(/flotilla_batch_size_count\{deployment="IngressSquarer",method="square"\} (\d+)/.exec(text)?.[1]);
+    const sum = Number(/flotilla_batch_size_sum\{app="squares",deployment="IngressSquarer",method="square"\} (\d+)/.exec(text)?.[1]);
+    const count = Number(/flotilla_batch_size_count\{app="squares",deployment="IngressSquarer",method="square"\} (\d+)/.exec(text)?.[1]);
     expect(sum / count).toBeGreaterThan(1);
   });
 });

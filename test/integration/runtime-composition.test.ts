@@ -5,7 +5,11 @@ import { app } from '../fixtures/apps/composition.js';
 describe('composition across a thread replica and a process replica', () => {
   let instance: ServeInstance;
   beforeAll(async () => {
-    instance = await startServe({ applications: [{ name: 'calc', routePrefix: '/calc', app: app({ offset: '3' }) }] });
+    instance = await startServe({
+      applications: [{ name: 'calc', routePrefix: '/calc', app: app({ offset: '3' }) }],
+      // Overrides the bind-time userConfig, as `serve run --config` does.
+      config: { applications: [{ name: 'calc', deployments: [{ name: 'Doubler', userConfig: { label: 'from-config' } }] }] },
+    });
   });
   afterAll(async () => { await instance?.shutdown(); });
 
@@ -21,6 +25,7 @@ describe('composition across a thread replica and a process replica', () => {
   it('reaches a non-ingress deployment directly, with remote() and typed sugar', async () => {
     const doubler = instance.getHandle('calc', 'Doubler');
     expect(await doubler.remote('double', [4])).toMatchObject({ value: 8, mainThread: true, replica: 'Doubler' });
+    expect(await doubler.double(1)).toMatchObject({ label: 'from-config' });
   });
 
   it('streams through the thread replica from the process replica', async () => {

@@ -1,6 +1,6 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { ActorDiedError, BackPressureError, DeploymentConfigError, ServeInstance, startServe } from '@flotilla/core';
-import { broken, flaky, fragile, narrow } from '../fixtures/apps/faults.js';
+import { broken, fanout, flaky, fragile, narrow } from '../fixtures/apps/faults.js';
 
 async function eventually<T>(get: () => T | Promise<T>, ok: (v: T) => boolean, timeoutMs = 20_000): Promise<T> {
   const deadline = Date.now() + timeoutMs;
@@ -60,6 +60,18 @@ describe('faults', () => {
     expect(await Promise.all([first, second])).toEqual(['done', 'done']);
   });
 
+  it('maxOngoingRequests holds at the replica across callers (the replica refuses, routers retry)', async () => {
+    instance = await startServe({ applications: [{ name: 'm', app: fanout() }] });
+    const viaFanout = instance.getHandle('m');
+    const direct = instance.getHandle('m', 'Single');
+    const results = await Promise.all([
+      ...Array.from({ length: 4 }, () => viaFanout.work(50)),
+      ...Array.from({ length: 4 }, () => direct.work(50)),
+    ]);
+    expect(results).toEqual(Array(8).fill('ok'));
+    expect(await direct.peak()).toBe(1);
+  });
+
   it('a constructor that keeps failing marks the deployment FAILED with the cause', async () => {
     const failing = new ServeInstance({ applications: [{ name: 'b', app: broken() }] });
     try {
@@ -73,7 +85,8 @@ describe('faults', () => {
     } finally {
       await failing.shutdown();
     }
-    await expect(startServe({ applications: [{ name: 'b', app: broken() }] })).rejects.toThrow(/no model file/);
+    await expect(startServe({ applications: [{ name: 'b', app: broken().options({ maxConstructorRetries: 1 }) }] }))
+      .rejects.toThrow(/no model file/);
   });
 
   it('a replica failing its health check is replaced', async () => {

@@ -11,7 +11,7 @@ async function eventually(check: () => Promise<boolean>, timeoutMs = 10_000): Pr
   }
 }
 
-describe('streaming through two hops (thread relay → process source)', () => {
+describe('streaming through two hops (process relay → thread source)', () => {
   let instance: ServeInstance;
   beforeAll(async () => {
     instance = await startServe({ applications: [{ name: 'stream', app: app() }] });

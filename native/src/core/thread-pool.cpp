@@ -66,7 +66,7 @@ void ThreadPool::run(int n, Task task, void* ctx) {
 }
 
 void ThreadPool::worker_loop(int tid) {
-  uint64_t seen = generation_.load(std::memory_order_acquire);
+  uint64_t seen = 0;  // not a load: a job may already have been posted before this thread starts
   for (;;) {
     int spins = 0;
     while (generation_.load(std::memory_order_acquire) == seen && spins < kSpinIterations) {

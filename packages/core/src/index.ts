@@ -19,3 +19,12 @@ export type { AutoscalingPolicy, AutoscalingContext, AutoscalingDecision, Autosc
 export type { NodeResources } from './controller/placement.js';
 export * from './errors.js';
 export type * from './ingress/ingress-target.js';
+export { HttpProxy, HTTP_DEFAULTS } from './ingress/http-proxy.js';
+export type { HttpProxyOptions } from './ingress/http-proxy.js';
+export { GrpcProxy, GRPC_DEFAULTS, SERVE_PROTO_PATH } from './ingress/grpc-proxy.js';
+export type { GrpcProxyOptions } from './ingress/grpc-proxy.js';
+export type { GrpcServiceBinding } from './ingress/grpc-services.js';
+export { Ingress } from './ingress/ingress.js';
+export type { IngressOptions } from './ingress/ingress.js';
+export { FlotillaMetrics, METRICS_NAMESPACE } from './metrics.js';
+export type { MetricsOptions, RequestLabels } from './metrics.js';

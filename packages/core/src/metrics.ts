@@ -71,7 +71,7 @@ export class FlotillaMetrics {
     });
     this.batchSizes = new Histogram({
       name: `${ns}batch_size`, help: 'Sizes of the batches formed by @batch methods.',
-      labelNames: ['deployment', 'method'], buckets: BATCH_BUCKETS, registers,
+      labelNames: ['app', 'deployment', 'method'], buckets: BATCH_BUCKETS, registers,
     });
     const callLabels = ['app', 'deployment', 'method', 'caller'];
     this.deploymentCalls = new Counter({
@@ -108,8 +108,8 @@ export class FlotillaMetrics {
     };
   }
 
-  observeBatchSize(deployment: string, method: string, size: number): void {
-    this.batchSizes.observe({ deployment, method }, size);
+  observeBatchSize(app: string, deployment: string, method: string, size: number): void {
+    this.batchSizes.observe({ app, deployment, method }, size);
   }
 
   /** Observes the runtime's request and batch events; returns a function that stops observing. */
@@ -120,7 +120,7 @@ export class FlotillaMetrics {
       if (!e.ok) this.deploymentErrors.inc({ ...labels, code: e.errorCode ?? 'INTERNAL' });
       this.deploymentLatency.observe(labels, e.durationMs / 1000);
     };
-    const onBatch = (e: BatchEvent): void => this.observeBatchSize(e.deployment, e.method, e.size);
+    const onBatch = (e: BatchEvent): void => this.observeBatchSize(e.app, e.deployment, e.method, e.size);
     events.on('request', onRequest);
     events.on('batch', onBatch);
     return () => {

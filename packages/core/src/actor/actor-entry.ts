@@ -8,10 +8,18 @@ import * as Comlink from 'comlink';
 import { IpcChannel, PortChannel, comlinkEndpoint, type Channel } from './channel.js';
 import { RpcPeer } from './rpc-peer.js';
 import { Replica } from '../replica/replica.js';
+import type { ReplicaControl } from './actor-ref.js';
 
 const channel: Channel = isMainThread ? new IpcChannel(process) : new PortChannel(parentPort!);
 const replica = new Replica();
 replica.attach(new RpcPeer(channel, replica));
-Comlink.expose(replica, comlinkEndpoint(channel));
+const control: ReplicaControl = {
+  initialize: (init) => replica.initialize(init),
+  checkHealth: () => replica.checkHealth(),
+  stats: () => replica.stats(),
+  reconfigure: (config) => replica.reconfigure(config),
+  drain: (timeoutMs) => replica.drain(timeoutMs),
+};
+Comlink.expose(control, comlinkEndpoint(channel));
 // A child whose parent is gone must not linger (threads end with their process anyway).
 channel.onClose(() => process.exit(0));

@@ -70,8 +70,10 @@ export class IpcChannel extends BaseChannel implements Channel {
 
   send(msg: ProtocolMessage): boolean {
     if (this.closed || !this.proc.connected || !this.proc.send) return false;
-    // The callback swallows EPIPE after a crash; the exit event reports the death.
-    return this.proc.send(msg, undefined, undefined, () => {});
+    // send() also returns false when its backlog is long although the message is queued, so only the
+    // connection state counts. The callback swallows EPIPE after a crash; the exit event reports the death.
+    this.proc.send(msg, undefined, undefined, () => {});
+    return true;
   }
 }
 

@@ -63,7 +63,7 @@ function loadConfig(file: string): ServeConfig {
   try {
     return loadServeConfig(file);
   } catch (err) {
-    throw new CliError(`Bad config file: ${causeOf(err)}`, 'Fix the option named above (see docs/architecture.md for the config format).');
+    throw new CliError(`Bad config file: ${causeOf(err)}`, 'Fix the option named above; the format is in README.md ("Config file").');
   }
 }
 

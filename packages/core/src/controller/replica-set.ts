@@ -103,7 +103,8 @@ export class ReplicaSet {
     if (r.state === 'STOPPING' || r.state === 'STOPPED') return r.actor.exited.then(() => undefined);
     this.setState(r, 'STOPPING', reason);
     const graceMs = this.spec.options.gracefulShutdownTimeoutS * 1000;
-    await settle(r.actor, r.actor.control.drain(graceMs), graceMs + 1000);
+    // A replica that died or hangs while draining is killed all the same.
+    await settle(r.actor, r.actor.control.drain(graceMs), graceMs + 1000).catch(() => undefined);
     await r.actor.kill();
   }
 

@@ -170,6 +170,7 @@ export class Router {
       };
       signal?.addEventListener('abort', onAbort, { once: true });
       this.waiters.push(waiter);
+      this.scheduleRetry();
     });
   }
 

@@ -92,12 +92,15 @@ export function loadTokenizerFor(checkpoint: string, vocab: number, explicit?: s
   const dir = path.dirname(checkpoint);
   const others = readdirSync(dir).filter((f) => /^tok.*\.bin$/.test(f)).sort();
   const candidates = [...new Set(['tokenizer.bin', `tok${vocab}.bin`, ...others])].map((f) => path.join(dir, f)).filter((f) => existsSync(f) && f !== checkpoint);
+  const rejected: string[] = [];
   for (const candidate of candidates) {
     try {
       return readLlama2cTokenizer(candidate, vocab);
     } catch (err) {
       if (!(err instanceof ModelFormatError)) throw err;
+      rejected.push(`${path.basename(candidate)}: ${err.problem}`);
     }
   }
-  throw new ModelFormatError(checkpoint, `missing tokenizer: no tokenizer.bin / tok*.bin with ${vocab} tokens in ${dir} (tried ${candidates.length}); pass tokenizerPath`);
+  const tried = rejected.length ? ` (${rejected.join('; ')})` : '';
+  throw new ModelFormatError(checkpoint, `missing tokenizer: no tokenizer.bin / tok*.bin with ${vocab} tokens in ${dir}${tried}; pass tokenizerPath`);
 }

@@ -1,0 +1,122 @@
+/**
+ * Engine serving benchmark (issue 4), on a random-weight Llama model, same engine code, same run:
+ *   1. continuous batching vs static batching (batches of 8, padded, each waiting for its slowest)
+ *      vs one request at a time — output tok/s, TTFT and TPOT p50/p99, on Poisson arrivals with mixed
+ *      prompt and output lengths. Targets: ≥ 5x static, ≥ 10x one-at-a-time.
+ *   2. prefix caching on vs off, every prompt opening with the same 512-token system prompt — TTFT p50.
+ *      Target: ≥ 5x lower with caching.
+ * Prints a table and writes bench/results/engine-serving-<timestamp>.json.
+ *
+ *   npx tsx bench/engine-serving/run.ts                 # 'small' model (~24M params): a few minutes on 2 cores
+ *   npx tsx bench/engine-serving/run.ts --preset 110m   # the issue's ~110M model (stories110M shape): much longer on 2 cores
+ *   npx tsx bench/engine-serving/run.ts --quick         # smoke run: fewer requests
+ * Options: --requests N --rate R (req/s) --prefix-requests N --prefix-rate R --threads N --seed S
+ */
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { LLMEngine } from '../../packages/engine/src/llm-engine.js';
+import { loadModel, makeRandomModel, MODEL_PRESETS, type RandomModelConfig } from '../../packages/engine/src/model-loader/index.js';
+import { runContinuous, runSequential, runStatic, summarize, type ModeResult } from './modes.js';
+import { makeWorkload, randomTokens, rng } from './workload.js';
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+const root = path.resolve(here, '../..');
+
+/** Model shapes and the workload sized so the default run fits a few minutes on 2 cores. */
+const PRESETS = {
+  small: { model: { ...MODEL_PRESETS['15m'], maxSeqLen: 1024 }, requests: 64, rate: 16, prefixRequests: 32, prefixRate: 4, kvBytes: 256 << 20 },
+  '110m': { model: MODEL_PRESETS['110m'], requests: 48, rate: 3, prefixRequests: 24, prefixRate: 1, kvBytes: 1 << 30 },
+} satisfies Record<string, { model: RandomModelConfig; requests: number; rate: number; prefixRequests: number; prefixRate: number; kvBytes: number }>;
+
+const { values } = parseArgs({ options: {
+  preset: { type: 'string', default: 'small' }, quick: { type: 'boolean', default: false },
+  requests: { type: 'string' }, rate: { type: 'string' }, 'prefix-requests': { type: 'string' }, 'prefix-rate': { type: 'string' },
+  threads: { type: 'string', default: '1' }, seed: { type: 'string', default: '1' },
+} });
+const presetName = values.preset as keyof typeof PRESETS;
+const preset = PRESETS[presetName];
+if (!preset) throw new Error(`--preset must be one of ${Object.keys(PRESETS).join(', ')}`);
+const scale = values.quick ? 0.375 : 1;
+const requests = Number(values.requests ?? Math.round(preset.requests * scale));
+const rate = Number(values.rate ?? preset.rate);
+const prefixRequests = Number(values['prefix-requests'] ?? Math.round(preset.prefixRequests * scale));
+const prefixRate = Number(values['prefix-rate'] ?? preset.prefixRate);
+const numThreads = Number(values.threads);
+const seed = Number(values.seed);
+const vocabSize = preset.model.vocabSize;
+
+const modelDir = path.join(root, '.tmp', 'bench-models', presetName);
+const modelPath = existsSync(path.join(modelDir, 'model.bin')) ? path.join(modelDir, 'model.bin')
+  : await makeRandomModel(preset.model, { format: 'llama2c', dir: modelDir, seed: 1 });
+const loaded = await loadModel(modelPath, { numThreads, device: 'cpu', kvCacheBytes: preset.kvBytes, maxBatchTokens: 2048, maxBatchSeqs: 256 });
+const params = (loaded.spec.config.dim * loaded.spec.config.dim * 4 + loaded.spec.config.dim * loaded.spec.config.hiddenDim * 3) * loaded.spec.config.nLayers
+  + loaded.spec.config.vocabSize * loaded.spec.config.dim;
+console.log(`model: ${presetName} (${(params / 1e6).toFixed(0)}M params, random weights, ${loaded.model.backend}/${loaded.model.kernels}, ${numThreads} thread(s)), ` +
+  `${loaded.model.numBlocks} KV blocks of ${loaded.model.blockSize}`);
+
+async function withEngine<T>(opts: { maxNumSeqs?: number; enablePrefixCaching?: boolean }, fn: (e: LLMEngine) => Promise<T>): Promise<[T, LLMEngine]> {
+  const engine = await LLMEngine.create({ model: loaded, ...opts });
+  try {
+    return [await fn(engine), engine];
+  } finally {
+    await engine.dispose();
+  }
+}
+
+const serving = makeWorkload({ requests, ratePerS: rate, promptLen: [16, 256], outputLen: [16, 128], vocabSize, seed });
+const results: ModeResult[] = [];
+for (const [mode, opts, fn] of [
+  ['continuous batching', {}, (e: LLMEngine) => runContinuous(e, serving)],
+  ['static batching (8)', { maxNumSeqs: 8 }, (e: LLMEngine) => runStatic(e, serving, 8, 3)],
+  ['one at a time', { maxNumSeqs: 1 }, (e: LLMEngine) => runSequential(e, serving)],
+] as const) {
+  process.stdout.write(`running ${mode} ...`);
+  const [timings, engine] = await withEngine(opts, fn);
+  results.push(summarize(mode, timings, engine));
+  console.log(` ${(results.at(-1)!.wallMs / 1000).toFixed(1)} s`);
+}
+
+const system = randomTokens(512, vocabSize, rng(seed + 7));
+const prefixLoad = makeWorkload({ requests: prefixRequests, ratePerS: prefixRate, promptLen: [16, 64], outputLen: [16, 16], vocabSize, seed: seed + 1, sharedPrefix: system });
+const prefix: ModeResult[] = [];
+for (const caching of [true, false]) {
+  const mode = `prefix caching ${caching ? 'on' : 'off'}`;
+  process.stdout.write(`running ${mode} ...`);
+  const [timings, engine] = await withEngine({ enablePrefixCaching: caching }, (e) => runContinuous(e, prefixLoad));
+  prefix.push(summarize(mode, timings, engine));
+  console.log(` ${(prefix.at(-1)!.wallMs / 1000).toFixed(1)} s`);
+}
+loaded.dispose();
+
+const [cont, stat, seq] = results as [ModeResult, ModeResult, ModeResult];
+const ratios = {
+  continuousOverStatic: cont.outputTokPerS / stat.outputTokPerS,
+  continuousOverSequential: cont.outputTokPerS / seq.outputTokPerS,
+  prefixTtftP50OffOverOn: prefix[1]!.ttftP50Ms / prefix[0]!.ttftP50Ms,
+};
+const f = (n: number, d = 1) => (Number.isFinite(n) ? n.toFixed(d) : '-').padStart(10);
+console.log(`\n${requests} requests, Poisson ${rate}/s, prompts 16-256 tokens, outputs 16-128 tokens (greedy, ignoreEos)`);
+console.log(`${'mode'.padEnd(24)}${'tok/s'.padStart(10)}${'TTFT p50'.padStart(10)}${'TTFT p99'.padStart(10)}${'TPOT p50'.padStart(10)}${'TPOT p99'.padStart(10)}${'preempt'.padStart(10)}  (ms)`);
+for (const r of results) console.log(`${r.mode.padEnd(24)}${f(r.outputTokPerS)}${f(r.ttftP50Ms, 0)}${f(r.ttftP99Ms, 0)}${f(r.tpotP50Ms)}${f(r.tpotP99Ms)}${f(r.preemptions, 0)}`);
+console.log(`continuous / static: ${ratios.continuousOverStatic.toFixed(1)}x (target ≥ 5x)   continuous / one at a time: ${ratios.continuousOverSequential.toFixed(1)}x (target ≥ 10x)`);
+console.log(`\n${prefixRequests} requests, Poisson ${prefixRate}/s, a shared 512-token system prompt + 16-64 tokens, 16 output tokens`);
+console.log(`${'mode'.padEnd(24)}${'tok/s'.padStart(10)}${'TTFT p50'.padStart(10)}${'TTFT p99'.padStart(10)}${'hit rate'.padStart(10)}`);
+for (const r of prefix) console.log(`${r.mode.padEnd(24)}${f(r.outputTokPerS)}${f(r.ttftP50Ms, 0)}${f(r.ttftP99Ms, 0)}${f(r.prefixCacheHitRate, 2)}`);
+console.log(`TTFT p50 off / on: ${ratios.prefixTtftP50OffOverOn.toFixed(1)}x (target ≥ 5x)`);
+
+const dir = path.join(root, 'bench', 'results');
+mkdirSync(dir, { recursive: true });
+const file = path.join(dir, `engine-serving-${new Date().toISOString().replace(/[:.]/g, '-')}.json`);
+writeFileSync(file, `${JSON.stringify({
+  bench: 'engine-serving', at: new Date().toISOString(), node: process.version, cpus: os.cpus().length, cpuModel: os.cpus()[0]?.model,
+  loadAverage: os.loadavg(), preset: presetName, modelParams: params, numThreads,
+  workload: { requests, rate, promptLen: [16, 256], outputLen: [16, 128], seed },
+  prefixWorkload: { requests: prefixRequests, rate: prefixRate, systemPromptTokens: 512, suffixLen: [16, 64], outputLen: 16 },
+  results, prefix, ratios,
+  targets: { continuousOverStatic5x: ratios.continuousOverStatic >= 5, continuousOverSequential10x: ratios.continuousOverSequential >= 10,
+    prefixTtft5x: ratios.prefixTtftP50OffOverOn >= 5 },
+}, null, 2)}\n`);
+console.log(`\nwrote ${path.relative(process.cwd(), file)}`);

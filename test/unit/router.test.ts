@@ -1,0 +1,89 @@
+import { describe, expect, it } from 'vitest';
+import { Router, type RoutedReplica } from '../../packages/core/src/router/router.js';
+import { ActorDiedError, BackPressureError, RequestCancelledError, UnavailableError } from '../../packages/core/src/errors.js';
+
+type Call = { replica: string; resolve(v: unknown): void; reject(e: unknown): void };
+
+/** Fake replicas whose calls stay pending until the test settles them. */
+function fakes(ids: string[], maxOngoing = 1) {
+  const calls: Call[] = [];
+  const replicas: RoutedReplica[] = ids.map((id) => ({
+    id, maxOngoing,
+    actor: {
+      call: () => new Promise((resolve, reject) => calls.push({ replica: id, resolve, reject })),
+      stream: () => { throw new Error('unused'); },
+    },
+  }));
+  return { calls, replicas };
+}
+
+const tick = () => new Promise((r) => setTimeout(r, 0));
+const router = (maxQueuedRequests = -1) => new Router({ app: 'a', deployment: 'D', caller: 'ingress', maxQueuedRequests });
+
+describe('Router', () => {
+  it('queues beyond maxOngoingRequests and sends in order as slots free', async () => {
+    const { calls, replicas } = fakes(['r1']);
+    const r = router();
+    r.setReplicas(replicas);
+    const p1 = r.call('m', [], { requestId: '1' });
+    const p2 = r.call('m', [], { requestId: '2' });
+    await tick();
+    expect(calls).toHaveLength(1);
+    expect(r.queued).toBe(1);
+    calls[0]!.resolve('one');
+    expect(await p1).toBe('one');
+    await tick();
+    calls[1]!.resolve('two');
+    expect(await p2).toBe('two');
+    expect(r.inFlight).toBe(0);
+  });
+
+  it('answers BackPressureError past maxQueuedRequests', async () => {
+    const { replicas } = fakes(['r1']);
+    const r = router(1);
+    r.setReplicas(replicas);
+    void r.call('m', [], { requestId: '1' });
+    void r.call('m', [], { requestId: '2' });
+    await expect(r.call('m', [], { requestId: '3' })).rejects.toBeInstanceOf(BackPressureError);
+  });
+
+  it('retries a call whose replica died before accepting it, and not one that was accepted', async () => {
+    const { calls, replicas } = fakes(['r1', 'r2'], 5);
+    const r = router();
+    r.setReplicas(replicas);
+    const p = r.call('m', [], { requestId: '1' });
+    await tick();
+    const first = calls[0]!;
+    first.reject(new ActorDiedError('gone', { accepted: false, retryable: true }));
+    await tick();
+    expect(calls[1]!.replica).not.toBe(first.replica);
+    calls[1]!.resolve('ok');
+    expect(await p).toBe('ok');
+    const q = r.call('m', [], { requestId: '2' });
+    await tick();
+    calls[2]!.reject(new ActorDiedError('gone', { accepted: true, retryable: false }));
+    await expect(q).rejects.toBeInstanceOf(ActorDiedError);
+  });
+
+  it('waits for replicas that are not running yet; fails queued calls when the deployment fails', async () => {
+    const r = router();
+    const p = r.call('m', [], { requestId: '1' });
+    await tick();
+    expect(r.queued).toBe(1);
+    r.setUnavailable(new UnavailableError('failed'));
+    await expect(p).rejects.toBeInstanceOf(UnavailableError);
+  });
+
+  it('an aborted signal removes a queued call', async () => {
+    const { replicas } = fakes(['r1']);
+    const r = router();
+    r.setReplicas(replicas);
+    void r.call('m', [], { requestId: '1' });
+    const ac = new AbortController();
+    const p = r.call('m', [], { requestId: '2', signal: ac.signal });
+    await tick();
+    ac.abort();
+    await expect(p).rejects.toBeInstanceOf(RequestCancelledError);
+    expect(r.queued).toBe(0);
+  });
+});
