@@ -2,6 +2,7 @@
  * LLMEngine behaviour shared by the fake-model unit test and the stories260K integration tests:
  * the same assertions, whatever model is underneath.
  */
+import { getEventListeners, setMaxListeners } from 'node:events';
 import { expect, it } from 'vitest';
 import { ContextLengthError, DuplicateRequestError, InvalidPromptError, SamplingParamsError } from '../../packages/engine/src/errors.js';
 import type { LLMEngine } from '../../packages/engine/src/llm-engine.js';
@@ -142,11 +143,13 @@ export function engineSuite(make: EngineFactory, prompts: string[]): void {
   it('1,000 short requests leave no block, sequence or listener behind', async () => {
     await using engine = await make({ maxNumSeqs: 64 });
     const ctrl = new AbortController();
+    setMaxListeners(2000, ctrl.signal); // all 1,000 share one signal here
     const all = Array.from({ length: 1000 }, (_, i) =>
       collect(engine.generate(prompts[i % prompts.length]!, { temperature: i % 2 ? 0 : 1, maxTokens: 1 + (i % 4) }, { signal: ctrl.signal })));
     const done = await Promise.all(all);
     expect(done.every((d) => d[0]!.finishReason === 'length' || d[0]!.finishReason === 'stop')).toBe(true);
     expectClean(engine);
+    expect(getEventListeners(ctrl.signal, 'abort').length).toBe(0);
     expect(engine.stats().requestsFinished).toBe(1000);
   });
 

@@ -5,18 +5,22 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
 import { SERVE_PROTO_PATH } from '../../packages/core/src/ingress/grpc-proxy.js';
-import { app } from '../fixtures/apps/ingress-app.js';
+import { grpcServicesOf } from '../../packages/core/src/ingress/grpc-services.js';
+import { app, IngressFront } from '../fixtures/apps/ingress-app.js';
 import { eventually, serveForTest, type Served } from '../helpers/ingress.js';
 
 let served: Served;
 let client: any;
+let echo: any;
 
 beforeAll(async () => {
-  served = await serveForTest([{ name: 'main', routePrefix: '/', app }], { http: false });
+  served = await serveForTest([{ name: 'main', routePrefix: '/', app }], { http: false, grpcServices: grpcServicesOf('main', app) });
   const pkg = grpc.loadPackageDefinition(protoLoader.loadSync(SERVE_PROTO_PATH, { keepCase: true, defaults: true })) as any;
   client = new pkg.flotilla.serve.v1.Serve(served.grpcAddress, grpc.credentials.createInsecure());
+  const echoPkg = grpc.loadPackageDefinition(protoLoader.loadSync(IngressFront.grpcServices[0]!.protoPath, { keepCase: true })) as any;
+  echo = new echoPkg.test.echo.Echo(served.grpcAddress, grpc.credentials.createInsecure());
 });
-afterAll(async () => { client?.close(); await served?.close(); });
+afterAll(async () => { client?.close(); echo?.close(); await served?.close(); });
 
 const json = (v: unknown) => Buffer.from(JSON.stringify(v));
 const unary = (req: object, options: grpc.CallOptions = {}) => new Promise<any>((resolve, reject) =>
@@ -66,6 +70,19 @@ describe('gRPC proxy (real runtime)', () => {
       const now = JSON.parse((await unary({ application: 'main', method: 'closedCounts' })).payload.toString());
       return now.front > before.front && now.ticker > before.ticker;
     }, 10_000, 'both generators to be closed');
+  });
+
+  it('serves the proto service a deployment declares (static grpcServices)', async () => {
+    const said = await new Promise<any>((resolve, reject) => echo.Say({ text: 'ahoy' }, (e: any, r: any) => (e ? reject(e) : resolve(r))));
+    expect(said.text).toBe('AHOY');
+    const many = await new Promise<string[]>((resolve, reject) => {
+      const out: string[] = [];
+      const stream = echo.SayMany({ text: 'x', times: 3 });
+      stream.on('data', (d: { text: string }) => out.push(d.text));
+      stream.on('end', () => resolve(out));
+      stream.on('error', reject);
+    });
+    expect(many).toEqual(['x#0', 'x#1', 'x#2']);
   });
 
   it('lists applications and answers health', async () => {

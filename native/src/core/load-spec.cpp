@@ -39,7 +39,7 @@ void check_config(const ModelConfig& c) {
 
 void check_limits(const LoadSpec& s) {
   if (s.blockSize < 1 || s.blockSize > 1024) fail("E_SHAPE", "blockSize must be in 1..1024");
-  if (s.maxBatchTokens < 1 || s.maxBatchTokens > (1 << 20)) fail("E_SHAPE", "maxBatchTokens must be in 1..2^20");
+  if (s.maxBatchTokens < 1 || s.maxBatchTokens >= (1 << 20)) fail("E_SHAPE", "maxBatchTokens must be in 1..2^20-1");
   if (s.maxBatchSeqs < 1 || s.maxBatchSeqs > s.maxBatchTokens) fail("E_SHAPE", "maxBatchSeqs must be in 1..maxBatchTokens");
   if (s.numBlocks < 0) fail("E_SHAPE", "numBlocks must be positive");
   if (s.numThreads < 0 || s.numThreads > 1024) fail("E_SHAPE", "numThreads must be in 1..1024");

@@ -24,23 +24,40 @@ void quantize_q8(const float* x, int n, BlockQ8* out) {
   }
 }
 
-// As llama.cpp's Q4_0: the signed extreme maps to -8 so the whole [-8, 7] range is used.
-void quantize_q4(const float* x, int n, BlockQ4* out) {
-  for (int g = 0; g < n; g++, x += kGroup) {
-    float amax = 0, vmax = 0;
+// Q4_0 with a searched scale (as llama.cpp's make_qx_quants): try scales around max/-8, round, refit
+// the scale by least squares, keep the assignment with the smallest squared error. Load time only.
+void quantize_q4_group(const float* x, BlockQ4* out) {
+  float amax = 0, vmax = 0;
+  for (int i = 0; i < kGroup; i++) {
+    if (std::fabs(x[i]) > amax) amax = std::fabs(x[i]), vmax = x[i];
+  }
+  int best[kGroup] = {0};
+  float bestD = 0, bestErr = INFINITY;
+  for (int step = -10; step <= 10 && amax > 0; step++) {
+    const float id = (-8.f + 0.1f * step) / vmax;
+    int q[kGroup];
+    float sxq = 0, sqq = 0;
     for (int i = 0; i < kGroup; i++) {
-      if (std::fabs(x[i]) > amax) amax = std::fabs(x[i]), vmax = x[i];
+      q[i] = std::min(7, std::max(-8, static_cast<int>(std::nearbyint(x[i] * id))));
+      sxq += x[i] * q[i];
+      sqq += float(q[i] * q[i]);
     }
-    uint16_t d16 = f32_to_fp16(vmax / -8.f);
-    float d = fp16_to_f32(d16);
-    float id = d != 0 ? 1.f / d : 0.f;
-    out[g].d = d16;
-    for (int i = 0; i < kGroup / 2; i++) {
-      int lo = std::min(15, std::max(0, static_cast<int>(x[i] * id + 8.5f)));
-      int hi = std::min(15, std::max(0, static_cast<int>(x[i + kGroup / 2] * id + 8.5f)));
-      out[g].qs[i] = static_cast<uint8_t>(lo | (hi << 4));
+    if (sqq == 0) continue;
+    const float d = fp16_to_f32(f32_to_fp16(sxq / sqq));
+    float err = 0;
+    for (int i = 0; i < kGroup; i++) err += (x[i] - d * q[i]) * (x[i] - d * q[i]);
+    if (err < bestErr) {
+      bestErr = err, bestD = d;
+      std::memcpy(best, q, sizeof q);
     }
   }
+  out->d = f32_to_fp16(bestD);
+  for (int i = 0; i < kGroup / 2; i++)
+    out->qs[i] = static_cast<uint8_t>((best[i] + 8) | ((best[i + kGroup / 2] + 8) << 4));
+}
+
+void quantize_q4(const float* x, int n, BlockQ4* out) {
+  for (int g = 0; g < n; g++) quantize_q4_group(x + g * kGroup, out + g);
 }
 
 }  // namespace

@@ -11,6 +11,7 @@ inline void cpu_relax() {
 #endif
 }
 constexpr int kSpinIterations = 1 << 14;
+constexpr uint64_t kMask20 = (1u << 20) - 1, kGenMask = (1u << 24) - 1;
 }  // namespace
 
 int hardware_threads() {
@@ -32,55 +33,51 @@ ThreadPool::~ThreadPool() {
   {
     std::lock_guard<std::mutex> lock(mu_);
     stop_.store(true);
-    generation_.fetch_add(1, std::memory_order_release);
   }
   cv_.notify_all();
   for (auto& t : workers_) t.join();
 }
 
-void ThreadPool::drain(int tid) {
+void ThreadPool::work(uint64_t gen, int tid) {
+  uint64_t s = state_.load(std::memory_order_acquire);
   for (;;) {
-    int i = next_.fetch_add(1, std::memory_order_relaxed);
-    if (i >= n_) return;
-    task_(ctx_, i, tid);
+    if ((s >> 40) != gen || (s & kMask20) >= ((s >> 20) & kMask20)) return;
+    if (!state_.compare_exchange_weak(s, s + 1, std::memory_order_acq_rel, std::memory_order_acquire)) continue;
+    const Job& job = jobs_[gen & 1];  // stable: the item just claimed keeps this job unfinished
+    job.task(job.ctx, static_cast<int>(s & kMask20), tid);
+    finished_.fetch_add(1, std::memory_order_release);
+    s = state_.load(std::memory_order_acquire);
   }
 }
 
 void ThreadPool::run(int n, Task task, void* ctx) {
-  task_ = task;
-  ctx_ = ctx;
-  n_ = n;
-  next_.store(0, std::memory_order_relaxed);
-  done_.store(0, std::memory_order_relaxed);
+  generation_ = (generation_ + 1) & kGenMask;
+  jobs_[generation_ & 1] = {task, ctx};
+  finished_.store(0, std::memory_order_relaxed);
   {
     std::lock_guard<std::mutex> lock(mu_);
-    generation_.fetch_add(1, std::memory_order_release);
+    state_.store(pack(generation_, static_cast<uint64_t>(n), 0), std::memory_order_release);
   }
   cv_.notify_all();
-  drain(0);
-  const int workers = static_cast<int>(workers_.size());
-  for (int spins = 0; done_.load(std::memory_order_acquire) < workers; spins++) {
+  work(generation_, 0);
+  for (int spins = 0; finished_.load(std::memory_order_acquire) < n; spins++) {
     if (spins < kSpinIterations) cpu_relax();
     else std::this_thread::yield();
   }
 }
 
 void ThreadPool::worker_loop(int tid) {
-  uint64_t seen = 0;  // not a load: a job may already have been posted before this thread starts
+  uint64_t seen = 0;
   for (;;) {
-    int spins = 0;
-    while (generation_.load(std::memory_order_acquire) == seen && spins < kSpinIterations) {
-      cpu_relax();
-      spins++;
-    }
-    if (generation_.load(std::memory_order_acquire) == seen) {
+    auto fresh = [&] { return (state_.load(std::memory_order_acquire) >> 40) != seen || stop_.load(); };
+    for (int spins = 0; !fresh() && spins < kSpinIterations; spins++) cpu_relax();
+    if (!fresh()) {
       std::unique_lock<std::mutex> lock(mu_);
-      cv_.wait(lock, [&] { return generation_.load(std::memory_order_acquire) != seen; });
+      cv_.wait(lock, fresh);
     }
-    seen = generation_.load(std::memory_order_acquire);
     if (stop_.load()) return;
-    drain(tid);
-    done_.fetch_add(1, std::memory_order_release);
+    seen = state_.load(std::memory_order_acquire) >> 40;
+    work(seen, tid);
   }
 }
 

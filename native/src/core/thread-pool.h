@@ -1,9 +1,12 @@
 // A persistent pool: the calling thread plus (n - 1) workers that spin briefly, then sleep, between
-// jobs. parallel_for hands out indices dynamically, so a core stolen by another process slows a step
-// less; what each index computes never depends on which thread runs it.
+// jobs. Items are claimed one by one from a shared counter, and the caller works too, so a worker
+// that the OS has not scheduled (other processes on the cores) delays a job by at most one item —
+// never by its own wake-up. What an item computes never depends on which thread runs it.
 #pragma once
+#include <algorithm>
 #include <atomic>
 #include <condition_variable>
+#include <cstdint>
 #include <mutex>
 #include <thread>
 #include <type_traits>
@@ -13,6 +16,8 @@ namespace flotilla {
 
 class ThreadPool {
  public:
+  static constexpr int kMaxItems = (1 << 20) - 1;
+
   explicit ThreadPool(int nThreads);
   ~ThreadPool();
   ThreadPool(const ThreadPool&) = delete;
@@ -20,8 +25,8 @@ class ThreadPool {
 
   int size() const { return static_cast<int>(workers_.size()) + 1; }
 
-  // Calls fn(i, tid) for every i in [0, n), tid in [0, size()) naming the thread (for per-thread
-  // scratch), and returns when all calls are done. Not reentrant.
+  // Calls fn(i, tid) for every i in [0, n) (n <= kMaxItems), tid in [0, size()) naming the thread
+  // (for per-thread scratch), and returns when all calls are done. Not reentrant.
   template <class F>
   void parallel_for_tid(int n, F&& fn) {
     if (n <= 0) return;
@@ -30,8 +35,16 @@ class ThreadPool {
       return;
     }
     using Fn = std::remove_reference_t<F>;
-    run(n, [](void* c, int i, int tid) { (*static_cast<Fn*>(c))(i, tid); },
-        const_cast<void*>(static_cast<const void*>(&fn)));
+    for (int base = 0; base < n; base += kMaxItems) {
+      struct Slice {
+        Fn* fn;
+        int base;
+      } slice{&fn, base};
+      run(std::min(kMaxItems, n - base), [](void* c, int i, int tid) {
+        auto* sl = static_cast<Slice*>(c);
+        (*sl->fn)(sl->base + i, tid);
+      }, &slice);
+    }
   }
   template <class F>
   void parallel_for(int n, F&& fn) {
@@ -40,20 +53,25 @@ class ThreadPool {
 
  private:
   using Task = void (*)(void* ctx, int i, int tid);
+  struct Job {
+    Task task;
+    void* ctx;
+  };
+  // state_ packs (generation: 24 bits, n: 20 bits, next item: 20 bits); claiming an item is one CAS
+  // that also proves the job is still the current one.
+  static uint64_t pack(uint64_t gen, uint64_t n, uint64_t next) { return (gen << 40) | (n << 20) | next; }
   void run(int n, Task task, void* ctx);
-  void drain(int tid);
+  void work(uint64_t gen, int tid);
   void worker_loop(int tid);
 
   std::vector<std::thread> workers_;
   std::mutex mu_;
   std::condition_variable cv_;
-  std::atomic<uint64_t> generation_{0};
-  std::atomic<int> next_{0};
-  std::atomic<int> done_{0};
+  std::atomic<uint64_t> state_{0};
+  std::atomic<int> finished_{0};
   std::atomic<bool> stop_{false};
-  Task task_ = nullptr;
-  void* ctx_ = nullptr;
-  int n_ = 0;
+  uint64_t generation_ = 0;  // the caller's count of jobs
+  Job jobs_[2] = {};         // by generation parity: a slow worker of the last job never sees this one's
 };
 
 int hardware_threads();

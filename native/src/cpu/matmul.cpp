@@ -7,6 +7,7 @@ namespace flotilla {
 namespace {
 
 constexpr int kMaxOuts = 3;
+constexpr int64_t kInlineMacs = 1 << 17;
 
 void quantize_input(ThreadPool& pool, const CpuKernels& kern, const float* x, int T, int K, BlockQ8Act* xq) {
   const int nb = groups_of(K);
@@ -36,6 +37,10 @@ void matmul_parallel(ThreadPool& pool, const CpuKernels& kern, const float* x, i
   }
   if (quant) quantize_input(pool, kern, x, T, K, xqScratch);
   const MatmulIn in{T, K, x, K, quant ? xqScratch : nullptr, groups_of(K)};
+  if (int64_t(totalRows) * K * T < kInlineMacs) {  // waking the pool costs more than it saves
+    for (int i = 0; i < nOuts; i++) kern.matmul(*outs[i].w, in, outs[i].y, outs[i].w->rows, 0, outs[i].w->rows);
+    return;
+  }
   const int ch = chunk_rows(totalRows, pool.size());
   int firstChunk[kMaxOuts + 1] = {0};
   for (int i = 0; i < nOuts; i++) firstChunk[i + 1] = firstChunk[i] + (outs[i].w->rows + ch - 1) / ch;

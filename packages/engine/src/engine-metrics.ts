@@ -2,6 +2,7 @@
  * The engine's counters and events. stats() reads the counters; a metrics exporter (Prometheus,
  * issue 5) subscribes with onEvent() and builds its histograms from 'step' and 'request-finished'.
  */
+import type { Scheduler } from './scheduler.js';
 import type { FinishReason } from './sequence.js';
 
 export type EngineEvent =
@@ -101,4 +102,55 @@ export class EngineMetrics {
     const span = newest - this.stepTimes[oldestAt]!;
     return span > 0 ? (tokens * 1000) / span : 0;
   }
+}
+
+export interface EngineStats {
+  running: number;
+  waiting: number;
+  /** Fraction of KV blocks held by sequences, 0..1. */
+  kvUsage: number;
+  numBlocks: number;
+  freeBlocks: number;
+  cachedBlocks: number;
+  /** Hit tokens / queried tokens at admissions, 0..1. */
+  prefixCacheHitRate: number;
+  prefixQueryTokens: number;
+  prefixHitTokens: number;
+  preemptions: number;
+  evictions: number;
+  promptTokens: number;
+  generationTokens: number;
+  /** Generated tokens per second over the latest steps. */
+  tokensPerSecond: number;
+  requestsFinished: number;
+  requestsAborted: number;
+  steps: number;
+  meanTtftMs: number;
+  /** Requests in flight (their streams not yet ended). */
+  requests: number;
+}
+
+export function collectStats(scheduler: Scheduler, m: EngineMetrics, requests: number): EngineStats {
+  const bm = scheduler.blockManager;
+  return {
+    running: scheduler.running.length,
+    waiting: scheduler.waiting.length,
+    kvUsage: bm.pool.usage,
+    numBlocks: bm.pool.numBlocks,
+    freeBlocks: bm.pool.numFreeBlocks,
+    cachedBlocks: bm.pool.numCachedBlocks,
+    prefixCacheHitRate: bm.stats.prefixQueryTokens > 0 ? bm.stats.prefixHitTokens / bm.stats.prefixQueryTokens : 0,
+    prefixQueryTokens: bm.stats.prefixQueryTokens,
+    prefixHitTokens: bm.stats.prefixHitTokens,
+    preemptions: scheduler.numPreemptions,
+    evictions: bm.pool.numEvictions,
+    promptTokens: m.promptTokens,
+    generationTokens: m.generationTokens,
+    tokensPerSecond: m.tokensPerSecond(),
+    requestsFinished: m.requestsFinished,
+    requestsAborted: m.requestsAborted,
+    steps: m.steps,
+    meanTtftMs: m.ttftCount > 0 ? m.ttftMsSum / m.ttftCount : 0,
+    requests,
+  };
 }

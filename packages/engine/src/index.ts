@@ -2,8 +2,8 @@
  * @flotilla/engine: the policy half of the inference engine (scheduler, paged KV blocks, prefix
  * caching, streaming) over the native addon, plus model readers and tokenizers.
  */
-export { LLMEngine, type LLMEngineOptions, type GenerateOptions, type EngineStats } from './llm-engine.js';
-export type { EngineEvent, EngineEventListener } from './engine-metrics.js';
+export { LLMEngine, type LLMEngineOptions, type GenerateOptions } from './llm-engine.js';
+export type { EngineEvent, EngineEventListener, EngineStats } from './engine-metrics.js';
 export { RequestStream, type RequestOutput, type TokenLogprob } from './request-output.js';
 export type { PromptInput } from './prompt.js';
 export { resolveSamplingParams, MAX_LOGPROBS, type SamplingParams, type ResolvedSamplingParams, type SamplingContext } from './sampling-params.js';

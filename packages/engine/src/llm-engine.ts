@@ -8,7 +8,7 @@ import { randomInt } from 'node:crypto';
 import { BlockManager } from './block-manager.js';
 import { BlockPool } from './block-pool.js';
 import { ChatTemplate } from './chat-template.js';
-import { EngineMetrics, type EngineEventListener } from './engine-metrics.js';
+import { collectStats, EngineMetrics, type EngineEventListener, type EngineStats } from './engine-metrics.js';
 import { DuplicateRequestError, EngineDisposedError, EngineStepError, KvCapacityError } from './errors.js';
 import type { LoadedModel, LoadModelOptions } from './model-loader/load-model.js';
 import type { ModelSpec } from './model-loader/model-spec.js';
@@ -47,32 +47,6 @@ export interface GenerateOptions {
   requestId?: string;
   /** Aborting it ends the request (a final output with finishReason 'abort') and frees its blocks. Default none. */
   signal?: AbortSignal;
-}
-
-export interface EngineStats {
-  running: number;
-  waiting: number;
-  /** Fraction of KV blocks held by sequences, 0..1. */
-  kvUsage: number;
-  numBlocks: number;
-  freeBlocks: number;
-  cachedBlocks: number;
-  /** Hit tokens / queried tokens at admissions, 0..1. */
-  prefixCacheHitRate: number;
-  prefixQueryTokens: number;
-  prefixHitTokens: number;
-  preemptions: number;
-  evictions: number;
-  promptTokens: number;
-  generationTokens: number;
-  /** Generated tokens per second over the latest steps. */
-  tokensPerSecond: number;
-  requestsFinished: number;
-  requestsAborted: number;
-  steps: number;
-  meanTtftMs: number;
-  /** Requests in flight (their streams not yet ended). */
-  requests: number;
 }
 
 export class LLMEngine implements AsyncDisposable {
@@ -117,9 +91,9 @@ export class LLMEngine implements AsyncDisposable {
 
   /** Loads the model (unless given one) and builds the engine. */
   static async create(options: LLMEngineOptions): Promise<LLMEngine> {
-    const { model, maxNumBatchedTokens, maxNumSeqs, enableChunkedPrefill, enablePrefixCaching, maxModelLen,
-      chatTemplate, bosToken, eosToken, ...loadOptions } = options;
+    const { model, maxNumBatchedTokens, maxNumSeqs, ...rest } = options;
     if (typeof model !== 'string') return new LLMEngine(model, false, options);
+    const { enableChunkedPrefill: _c, enablePrefixCaching: _p, maxModelLen: _m, chatTemplate: _t, bosToken: _b, eosToken: _e, ...loadOptions } = rest;
     const { loadModel } = await import('./model-loader/load-model.js');
     const loaded = await loadModel(model, {
       ...loadOptions,
@@ -189,29 +163,7 @@ export class LLMEngine implements AsyncDisposable {
   }
 
   stats(): EngineStats {
-    const bm = this.scheduler.blockManager;
-    const m = this.metrics;
-    return {
-      running: this.scheduler.running.length,
-      waiting: this.scheduler.waiting.length,
-      kvUsage: bm.pool.usage,
-      numBlocks: bm.pool.numBlocks,
-      freeBlocks: bm.pool.numFreeBlocks,
-      cachedBlocks: bm.pool.numCachedBlocks,
-      prefixCacheHitRate: bm.stats.prefixQueryTokens > 0 ? bm.stats.prefixHitTokens / bm.stats.prefixQueryTokens : 0,
-      prefixQueryTokens: bm.stats.prefixQueryTokens,
-      prefixHitTokens: bm.stats.prefixHitTokens,
-      preemptions: this.scheduler.numPreemptions,
-      evictions: bm.pool.numEvictions,
-      promptTokens: m.promptTokens,
-      generationTokens: m.generationTokens,
-      tokensPerSecond: m.tokensPerSecond(),
-      requestsFinished: m.requestsFinished,
-      requestsAborted: m.requestsAborted,
-      steps: m.steps,
-      meanTtftMs: m.ttftCount > 0 ? m.ttftMsSum / m.ttftCount : 0,
-      requests: this.requests.size,
-    };
+    return collectStats(this.scheduler, this.metrics, this.requests.size);
   }
 
   /** Internal sizes, for leak checks in tests: requests, samples and event listeners held. */

@@ -24,11 +24,11 @@ beforeAll(async () => {
     },
   }]);
   proxy = await GrpcProxy.start(target, {
-    port: 0, services: [{ protoPath: path.join(here, 'fixtures/echo.proto'), service: 'test.echo.Echo', app: 'echo' }],
+    port: 0, services: [{ protoPath: path.join(here, '../../fixtures/protos/ingress-echo.proto'), service: 'test.echo.Echo', app: 'echo' }],
   });
   const serve = grpc.loadPackageDefinition(protoLoader.loadSync(SERVE_PROTO_PATH, { keepCase: true, defaults: true })) as any;
   client = new serve.flotilla.serve.v1.Serve(proxy.address, grpc.credentials.createInsecure());
-  const echoPkg = grpc.loadPackageDefinition(protoLoader.loadSync(path.join(here, 'fixtures/echo.proto'), { keepCase: true })) as any;
+  const echoPkg = grpc.loadPackageDefinition(protoLoader.loadSync(path.join(here, '../../fixtures/protos/ingress-echo.proto'), { keepCase: true })) as any;
   echo = new echoPkg.test.echo.Echo(proxy.address, grpc.credentials.createInsecure());
 });
 afterAll(async () => { client?.close(); echo?.close(); await proxy.close(); });

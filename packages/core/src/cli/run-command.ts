@@ -6,6 +6,7 @@
 import type { Application } from '../application.js';
 import { loadServeConfig, type ServeConfig } from '../config.js';
 import { Ingress } from '../ingress/ingress.js';
+import { grpcServicesOf, type GrpcServiceBinding } from '../ingress/grpc-services.js';
 import { loadApplication, parseAppSpec, parseKeyValues } from './app-loader.js';
 import { renderBanner } from './banner.js';
 import { CliError, causeOf } from './cli-error.js';
@@ -34,6 +35,7 @@ export async function runCommand(target: string | undefined, words: string[], op
   const app = await loadApplication(spec, parseKeyValues(words));
   const name = opts.name ?? config?.applications[0]?.name ?? (spec.exportName === 'app' ? 'default' : spec.exportName);
   const routePrefix = opts.routePrefix ?? config?.applications.find((a) => a.name === name)?.routePrefix ?? '/';
+  const grpcServices = opts.grpc === false ? [] : declaredServices(spec.given, name, app);
   const instance = await startOrExplain(spec.given, app, { name, routePrefix, config });
   let ingress!: Ingress;
   let stopping: Promise<void> | undefined;
@@ -45,12 +47,14 @@ export async function runCommand(target: string | undefined, words: string[], op
         requestTimeoutMs: opts.requestTimeout, bodyLimitBytes: opts.bodyLimit, onShutdown: () => void stop('POST /-/shutdown'),
       },
       grpc: opts.grpc === false ? false : { host: opts.host ?? config?.httpOptions?.host, port: opts.grpcPort ?? config?.grpcOptions?.port },
+      grpcServices,
       events: instance.events,
     });
   } catch (err) {
     await instance.shutdown().catch(() => {});
     throw new CliError(`Could not start the proxies: ${causeOf(err)}`,
-      'Another process may hold the port: pick others with --port / --grpc-port (or stop it with `serve shutdown`).');
+      'If a port is taken, pick others with --port / --grpc-port (or stop the other instance with `serve shutdown`); '
+      + 'if a declared gRPC service failed to load, fix its protoPath or service name.');
   }
   instance.endpoints.http = ingress.http?.url;
   instance.endpoints.grpc = ingress.grpc?.address;
@@ -64,6 +68,14 @@ function loadConfig(file: string): ServeConfig {
     return loadServeConfig(file);
   } catch (err) {
     throw new CliError(`Bad config file: ${causeOf(err)}`, 'Fix the option named above; the format is in README.md ("Config file").');
+  }
+}
+
+function declaredServices(file: string, name: string, app: Application): GrpcServiceBinding[] {
+  try {
+    return grpcServicesOf(name, app);
+  } catch (err) {
+    throw new CliError(`${file}: ${causeOf(err)}`, 'Declare `static grpcServices = [{ protoPath, service, methods? }]` on the deployment class.');
   }
 }
 

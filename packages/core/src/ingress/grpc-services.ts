@@ -7,10 +7,15 @@
  * grpcProxy.addService({ protoPath: 'protos/llm.proto', service: 'flotilla.llm.v1.Llm', app: 'llm',
  *                        methods: { Generate: 'generate', GenerateStream: 'generateStream' } });
  * ```
+ * or, declared by the deployment class itself and picked up by `serve run` (see `grpcServicesOf`):
+ * ```ts
+ * @deployment() class LLMServer { static grpcServices = [{ protoPath, service: 'flotilla.llm.v1.Llm' }]; ... }
+ * ```
  */
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
 import { DeploymentConfigError, NotFoundError } from '../errors.js';
+import { buildGraph, type Application } from '../application.js';
 import { runStream, runUnary, type GrpcContext, type MutableLabels } from './grpc-call.js';
 
 export interface GrpcServiceBinding {
@@ -26,6 +31,23 @@ export interface GrpcServiceBinding {
   methods?: Record<string, string>;
   /** Directories searched for the proto's imports. Default: the proto's own directory. */
   includeDirs?: string[];
+}
+
+/** What a deployment class declares as `static grpcServices`: a binding without app and deployment. */
+export type DeclaredGrpcService = Omit<GrpcServiceBinding, 'app' | 'deployment'>;
+
+/** The gRPC services the deployment classes of an application declare (`static grpcServices`), bound to it. */
+export function grpcServicesOf(appName: string, app: Application): GrpcServiceBinding[] {
+  const bindings: GrpcServiceBinding[] = [];
+  for (const node of buildGraph(appName, app).nodes) {
+    const declared = (node.definition.cls as { grpcServices?: unknown }).grpcServices;
+    if (declared === undefined) continue;
+    if (!Array.isArray(declared)) {
+      throw new DeploymentConfigError(`${node.name}.grpcServices must be an array of { protoPath, service, methods? }.`, { deployment: node.name });
+    }
+    for (const d of declared as DeclaredGrpcService[]) bindings.push({ ...d, app: appName, deployment: node.name });
+  }
+  return bindings;
 }
 
 export function bindService(binding: GrpcServiceBinding, ctx: GrpcContext): {

@@ -45,7 +45,8 @@ export async function dispatch(ctx: DispatchContext, request: FastifyRequest, re
   const finish = ctx.metrics.startRequest({
     app: route?.app ?? '', deployment: route?.ingress ?? '', route: route?.routePrefix ?? '', get method() { return label.method; }, protocol: 'http',
   });
-  reply.raw.on('close', () => { if (!reply.raw.writableFinished) scope.abort('disconnect'); });
+  const onClose = (): void => { if (!reply.raw.writableFinished) scope.abort('disconnect'); };
+  reply.raw.on('close', onClose);
   ctx.onRequestStart();
   let errorCode: string | undefined;
   try {
@@ -58,6 +59,7 @@ export async function dispatch(ctx: DispatchContext, request: FastifyRequest, re
     errorCode = sendError(reply, scope, err, ctx.isDraining());
   } finally {
     scope.dispose();
+    reply.raw.off('close', onClose);
     ctx.onRequestEnd();
     finish(String(scope.cause === 'disconnect' ? 499 : reply.raw.statusCode), errorCode);
   }

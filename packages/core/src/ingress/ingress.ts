@@ -7,12 +7,15 @@ import type { RuntimeEvents } from '../runtime-events.js';
 import { GrpcProxy, type GrpcProxyOptions } from './grpc-proxy.js';
 import { HttpProxy, type HttpProxyOptions } from './http-proxy.js';
 import type { IngressTarget } from './ingress-target.js';
+import type { GrpcServiceBinding } from './grpc-services.js';
 
 export interface IngressOptions {
   /** HTTP proxy options, or false for none. Default: {} (127.0.0.1:8000). */
   http?: Omit<HttpProxyOptions, 'metrics'> | false;
   /** gRPC proxy options, or false for none. Default: {} (127.0.0.1:9000). */
   grpc?: Omit<GrpcProxyOptions, 'metrics'> | false;
+  /** Deployment-defined proto services for the gRPC proxy (e.g. from grpcServicesOf). Default: none. */
+  grpcServices?: GrpcServiceBinding[];
   /** The runtime's events, for per-deployment call and batch metrics. Default: none. */
   events?: RuntimeEvents;
 }
@@ -27,7 +30,8 @@ export class Ingress implements AsyncDisposable {
     const http = options.http === false ? undefined : await HttpProxy.start(target, { ...options.http, metrics });
     let grpc: GrpcProxy | undefined;
     try {
-      grpc = options.grpc === false ? undefined : await GrpcProxy.start(target, { ...options.grpc, metrics });
+      grpc = options.grpc === false ? undefined
+        : await GrpcProxy.start(target, { ...options.grpc, metrics, services: [...(options.grpc?.services ?? []), ...(options.grpcServices ?? [])] });
     } catch (err) {
       await http?.close();
       throw err;

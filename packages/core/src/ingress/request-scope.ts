@@ -10,6 +10,7 @@ export type AbortCause = 'disconnect' | 'timeout' | 'cancel';
 export class RequestScope {
   private readonly controller = new AbortController();
   private timer: NodeJS.Timeout | undefined;
+  private finished = false;
   cause: AbortCause | undefined;
 
   constructor(readonly requestId: string, timeoutMs: number | undefined) {
@@ -34,7 +35,8 @@ export class RequestScope {
   }
 
   abort(cause: AbortCause, timeoutMs?: number): void {
-    if (this.aborted) return;
+    // After the response is complete a socket 'close' is no disconnect, and building the error is not free.
+    if (this.aborted || this.finished) return;
     this.cause = cause;
     this.clearTimeout();
     this.controller.abort(cause === 'timeout'
@@ -63,7 +65,9 @@ export class RequestScope {
     });
   }
 
+  /** The request is over: stop the timer and ignore later aborts. */
   dispose(): void {
+    this.finished = true;
     this.clearTimeout();
   }
 }

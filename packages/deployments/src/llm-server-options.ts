@@ -1,0 +1,79 @@
+/**
+ * What `LLMServer.bind({...})` takes. Plain data (it crosses to the replica), every field optional.
+ */
+import type { RateLimits } from './guard.js';
+
+export interface LLMServerLimits {
+  /** Largest request body in bytes; larger ones get 413. Default 1 MiB (1048576). */
+  maxBodyBytes?: number;
+  /** Longest prompt in tokens (after the chat template); longer ones get 400. Default: the model's context minus 1. */
+  maxPromptTokens?: number;
+  /** Largest max_tokens (max_new_tokens) a request may ask for. Default: the model's context. */
+  maxTokens?: number;
+  /** Largest n (samples per request). Default 8. */
+  maxN?: number;
+  /** Most stop strings per request. Default 8. */
+  maxStop?: number;
+}
+
+export interface LLMServerOptions {
+  /** Model path (llama2.c .bin, GGUF file or Hugging Face directory). Default: a small random-weight model, said so at start and in /v1/models. */
+  model?: string;
+  /** Tokenizer path overriding the one found beside the model. Default: found beside the model. */
+  tokenizer?: string;
+  /** Quantize weights at load. Default: none (the file's own weight type). */
+  quantize?: 'int8' | 'int4';
+  /** Name clients pass as `model` and see in /v1/models. Default: the model file or directory name ('random-weights' without a model). */
+  servedModelName?: string;
+  /** Bytes for the KV pool. Default: the engine's (256 MiB). */
+  kvCacheBytes?: number;
+  /** Most sequences running at once. Default: the engine's (256). */
+  maxNumSeqs?: number;
+  /** Most tokens in one engine step. Default: the engine's (2048). */
+  maxNumBatchedTokens?: number;
+  /** Longest prompt + output. Default: the model's maxSeqLen. */
+  maxModelLen?: number;
+  /** Reuse KV blocks across requests sharing a prefix. Default true. */
+  enablePrefixCaching?: boolean;
+  /** Native CPU threads. Default: the engine's (all cores). */
+  numThreads?: number;
+  /** Where the model runs. Default 'auto'. */
+  device?: 'auto' | 'cpu' | 'cuda';
+  /** Jinja chat template overriding the model's. Default: the model's, else a plain "Role: content" template. */
+  chatTemplate?: string;
+  /** Accepted API keys (Authorization: Bearer KEY). Default: none (no authentication) unless apiKeyFile is set. */
+  apiKeys?: string[];
+  /** File with one API key per line ('#' comments allowed), read at start. Default: none. */
+  apiKeyFile?: string;
+  /** Per-key token buckets on requests and on tokens. Default: none (unlimited). */
+  rateLimits?: RateLimits;
+  /** Request size limits. Default: see LLMServerLimits. */
+  limits?: LLMServerLimits;
+  /** Put the prompt text into the audit log lines. Default false (never logged). */
+  logPrompts?: boolean;
+  /** Where audit lines go (one JSON object per line). Default 'stderr'; 'none' turns them off. */
+  auditLog?: 'stderr' | 'stdout' | 'none';
+}
+
+export interface ResolvedLimits {
+  maxBodyBytes: number;
+  maxPromptTokens: number;
+  maxTokens: number;
+  maxN: number;
+  maxStop: number;
+}
+
+export const DEFAULT_MAX_BODY_BYTES = 1024 * 1024;
+export const DEFAULT_MAX_N = 8;
+export const DEFAULT_MAX_STOP = 8;
+
+/** Fills the limits once the model's context length is known. */
+export function resolveLimits(limits: LLMServerLimits | undefined, maxModelLen: number): ResolvedLimits {
+  return {
+    maxBodyBytes: limits?.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES,
+    maxPromptTokens: Math.min(limits?.maxPromptTokens ?? maxModelLen - 1, maxModelLen - 1),
+    maxTokens: Math.min(limits?.maxTokens ?? maxModelLen, maxModelLen),
+    maxN: limits?.maxN ?? DEFAULT_MAX_N,
+    maxStop: limits?.maxStop ?? DEFAULT_MAX_STOP,
+  };
+}
