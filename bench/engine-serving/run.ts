@@ -7,7 +7,7 @@
  *      Target: ≥ 5x lower with caching.
  * Prints a table and writes bench/results/engine-serving-<timestamp>.json.
  *
- *   npx tsx bench/engine-serving/run.ts                 # 'small' model (~24M params): a few minutes on 2 cores
+ *   npx tsx bench/engine-serving/run.ts                 # 'small' model (stories15M shape, ~15M params): ~3 minutes on 2 cores
  *   npx tsx bench/engine-serving/run.ts --preset 110m   # the issue's ~110M model (stories110M shape): much longer on 2 cores
  *   npx tsx bench/engine-serving/run.ts --quick         # smoke run: fewer requests
  * Options: --requests N --rate R (req/s) --prefix-requests N --prefix-rate R --threads N --seed S
@@ -27,8 +27,8 @@ const root = path.resolve(here, '../..');
 
 /** Model shapes and the workload sized so the default run fits a few minutes on 2 cores. */
 const PRESETS = {
-  small: { model: { ...MODEL_PRESETS['15m'], maxSeqLen: 1024 }, requests: 64, rate: 16, prefixRequests: 32, prefixRate: 4, kvBytes: 256 << 20 },
-  '110m': { model: MODEL_PRESETS['110m'], requests: 48, rate: 3, prefixRequests: 24, prefixRate: 1, kvBytes: 1 << 30 },
+  small: { model: { ...MODEL_PRESETS['15m'], maxSeqLen: 1024 }, requests: 48, rate: 16, prefixRequests: 32, prefixRate: 4, kvBytes: 256 << 20 },
+  '110m': { model: MODEL_PRESETS['110m'], requests: 48, rate: 4, prefixRequests: 24, prefixRate: 1, kvBytes: 1 << 30 },
 } satisfies Record<string, { model: RandomModelConfig; requests: number; rate: number; prefixRequests: number; prefixRate: number; kvBytes: number }>;
 
 const { values } = parseArgs({ options: {
@@ -66,7 +66,10 @@ async function withEngine<T>(opts: { maxNumSeqs?: number; enablePrefixCaching?: 
   }
 }
 
-const serving = makeWorkload({ requests, ratePerS: rate, promptLen: [16, 256], outputLen: [16, 128], vocabSize, seed });
+// A chat-like mix: outputs longer than prompts on average.
+const promptLen: [number, number] = [16, 128];
+const outputLen: [number, number] = [32, 256];
+const serving = makeWorkload({ requests, ratePerS: rate, promptLen, outputLen, vocabSize, seed });
 const results: ModeResult[] = [];
 for (const [mode, opts, fn] of [
   ['continuous batching', {}, (e: LLMEngine) => runContinuous(e, serving)],
@@ -98,7 +101,7 @@ const ratios = {
   prefixTtftP50OffOverOn: prefix[1]!.ttftP50Ms / prefix[0]!.ttftP50Ms,
 };
 const f = (n: number, d = 1) => (Number.isFinite(n) ? n.toFixed(d) : '-').padStart(10);
-console.log(`\n${requests} requests, Poisson ${rate}/s, prompts 16-256 tokens, outputs 16-128 tokens (greedy, ignoreEos)`);
+console.log(`\n${requests} requests, Poisson ${rate}/s, prompts ${promptLen.join('-')} tokens, outputs ${outputLen.join('-')} tokens (greedy, ignoreEos)`);
 console.log(`${'mode'.padEnd(24)}${'tok/s'.padStart(10)}${'TTFT p50'.padStart(10)}${'TTFT p99'.padStart(10)}${'TPOT p50'.padStart(10)}${'TPOT p99'.padStart(10)}${'preempt'.padStart(10)}  (ms)`);
 for (const r of results) console.log(`${r.mode.padEnd(24)}${f(r.outputTokPerS)}${f(r.ttftP50Ms, 0)}${f(r.ttftP99Ms, 0)}${f(r.tpotP50Ms)}${f(r.tpotP99Ms)}${f(r.preemptions, 0)}`);
 console.log(`continuous / static: ${ratios.continuousOverStatic.toFixed(1)}x (target ≥ 5x)   continuous / one at a time: ${ratios.continuousOverSequential.toFixed(1)}x (target ≥ 10x)`);
@@ -113,7 +116,7 @@ const file = path.join(dir, `engine-serving-${new Date().toISOString().replace(/
 writeFileSync(file, `${JSON.stringify({
   bench: 'engine-serving', at: new Date().toISOString(), node: process.version, cpus: os.cpus().length, cpuModel: os.cpus()[0]?.model,
   loadAverage: os.loadavg(), preset: presetName, modelParams: params, numThreads,
-  workload: { requests, rate, promptLen: [16, 256], outputLen: [16, 128], seed },
+  workload: { requests, rate, promptLen, outputLen, seed },
   prefixWorkload: { requests: prefixRequests, rate: prefixRate, systemPromptTokens: 512, suffixLen: [16, 64], outputLen: 16 },
   results, prefix, ratios,
   targets: { continuousOverStatic5x: ratios.continuousOverStatic >= 5, continuousOverSequential10x: ratios.continuousOverSequential >= 10,

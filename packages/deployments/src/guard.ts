@@ -1,0 +1,150 @@
+/**
+ * The LLM server's front door, run in the replica before a request reaches the engine: API keys
+ * (Authorization: Bearer), per-key token buckets on requests and on tokens, and the body-size limit.
+ *
+ * Token limits charge an estimate (prompt + max_tokens) at admission and refund what was not generated
+ * at the end, so concurrent requests cannot overdraw a key; a key in debt is refused until refilled.
+ * Buckets live in each replica: with N replicas a key's effective limit is up to N times the setting.
+ */
+import { createHash } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { AuthenticationError, LLMServerConfigError, RateLimitError, RequestTooLargeError } from './errors.js';
+import { TokenBucket } from './token-bucket.js';
+
+export interface BucketLimit {
+  /** Sustained rate, per minute. */
+  perMinute: number;
+  /** Most that may be spent at once. Default: perMinute. */
+  burst?: number;
+}
+
+export interface RateLimits {
+  /** Requests per key. Default: unlimited. */
+  requests?: BucketLimit;
+  /** Prompt + generated tokens per key. Default: unlimited. */
+  tokens?: BucketLimit;
+}
+
+export interface GuardOptions {
+  /** Accepted keys. Default: none. */
+  apiKeys?: string[];
+  /** File with one key per line ('#' starts a comment). Default: none. Keys from both are accepted; neither: no authentication. */
+  apiKeyFile?: string;
+  /** Default: none (unlimited). */
+  rateLimits?: RateLimits;
+  /** Clock in ms, for tests. Default Date.now. */
+  now?: () => number;
+}
+
+interface Buckets {
+  requests?: TokenBucket;
+  tokens?: TokenBucket;
+}
+
+/** What admission holds until the request ends. */
+export interface Admission {
+  keyId: string;
+  /** Tokens charged up front, refunded down to the real count by settle(). */
+  reservedTokens: number;
+}
+
+export class Guard {
+  /** sha256(key) → key id. Keys are never kept in clear. */
+  private readonly keys = new Map<string, string>();
+  private readonly buckets = new Map<string, Buckets>();
+  private readonly now: () => number;
+
+  constructor(private readonly options: GuardOptions = {}) {
+    this.now = options.now ?? Date.now;
+    const all = [...(options.apiKeys ?? []), ...(options.apiKeyFile ? readKeyFile(options.apiKeyFile) : [])];
+    for (const key of all) {
+      if (typeof key !== 'string' || key.length < 8) throw new LLMServerConfigError('API keys must be strings of at least 8 characters');
+      const digest = sha256(key);
+      this.keys.set(digest, `key-${digest.slice(0, 12)}`);
+    }
+    for (const [what, limit] of Object.entries(options.rateLimits ?? {})) {
+      if (limit && !(limit.perMinute > 0)) throw new LLMServerConfigError(`rateLimits.${what}.perMinute must be > 0`);
+    }
+  }
+
+  get requiresKey(): boolean {
+    return this.keys.size > 0;
+  }
+
+  /** The caller's key id (a hash prefix, safe to log); without configured keys, one id per client IP. Throws AuthenticationError. */
+  authenticate(headers: Record<string, string>, clientIp: string): string {
+    if (!this.requiresKey) return `ip-${clientIp}`;
+    const auth = headers.authorization ?? '';
+    const m = /^Bearer\s+(\S+)\s*$/i.exec(auth);
+    if (!m) throw new AuthenticationError('Missing API key: send Authorization: Bearer YOUR_KEY.');
+    const id = this.keys.get(sha256(m[1]!));
+    if (!id) throw new AuthenticationError('Invalid API key.');
+    return id;
+  }
+
+  /** Takes one request and reserves `estimatedTokens`; throws RateLimitError (retryAfterS set) when a bucket is empty. */
+  admit(keyId: string, estimatedTokens: number): Admission {
+    const b = this.bucketsOf(keyId);
+    if (b.tokens && b.tokens.available <= 0) {
+      throw new RateLimitError(`Token rate limit reached for ${keyId} (${this.options.rateLimits!.tokens!.perMinute} tokens/min).`,
+        retryAfter(b.tokens.secondsUntil(1)));
+    }
+    if (b.requests && !b.requests.tryTake(1)) {
+      throw new RateLimitError(`Request rate limit reached for ${keyId} (${this.options.rateLimits!.requests!.perMinute} requests/min).`,
+        retryAfter(b.requests.secondsUntil(1)));
+    }
+    b.tokens?.charge(estimatedTokens);
+    return { keyId, reservedTokens: b.tokens ? estimatedTokens : 0 };
+  }
+
+  /** Settles a reservation against the tokens really used. */
+  settle(admission: Admission, usedTokens: number): void {
+    const tokens = this.buckets.get(admission.keyId)?.tokens;
+    if (!tokens) return;
+    const diff = admission.reservedTokens - usedTokens;
+    if (diff > 0) tokens.refund(diff);
+    else if (diff < 0) tokens.charge(-diff);
+  }
+
+  private bucketsOf(keyId: string): Buckets {
+    let b = this.buckets.get(keyId);
+    if (!b) {
+      const limits = this.options.rateLimits ?? {};
+      b = {};
+      if (limits.requests) b.requests = bucket(limits.requests, this.now);
+      if (limits.tokens) b.tokens = bucket(limits.tokens, this.now);
+      this.buckets.set(keyId, b);
+    }
+    return b;
+  }
+}
+
+/** Refuses bodies over `maxBytes`, by Content-Length (what the client sent) or, lacking it, the parsed body's size. */
+export function checkBodySize(headers: Record<string, string>, body: unknown, maxBytes: number): void {
+  const declared = Number(headers['content-length']);
+  const size = Number.isFinite(declared) ? declared
+    : body === undefined ? 0 : Buffer.byteLength(typeof body === 'string' ? body : JSON.stringify(body));
+  if (size > maxBytes) throw new RequestTooLargeError(`Request body is ${size} bytes; the limit is ${maxBytes} bytes (limits.maxBodyBytes).`);
+}
+
+function bucket(limit: BucketLimit, now: () => number): TokenBucket {
+  return new TokenBucket(limit.burst ?? limit.perMinute, limit.perMinute / 60, now);
+}
+
+function retryAfter(seconds: number): number {
+  return Number.isFinite(seconds) ? Math.max(1, Math.ceil(seconds)) : 60;
+}
+
+function sha256(text: string): string {
+  return createHash('sha256').update(text).digest('hex');
+}
+
+function readKeyFile(file: string): string[] {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (err) {
+    throw new LLMServerConfigError(`apiKeyFile ${file} cannot be read: ${(err as Error).message}`);
+  }
+  return text.split(/\r?\n/).map((l) => l.replace(/#.*/, '').trim()).filter(Boolean);
+}

@@ -1,0 +1,156 @@
+/**
+ * OpenAI request bodies → GenerationSpec. Every field is checked and named in OpenAI's spelling; fields
+ * OpenAI has but this server cannot honour (tools, non-text response formats, logit_bias) are refused
+ * rather than ignored. vLLM's extensions (top_k, min_p, repetition_penalty, min_tokens, ignore_eos,
+ * stop_token_ids, include_stop_str_in_output) are accepted too.
+ */
+import type { ChatMessage, SamplingParams } from '@flotilla/engine';
+import { InvalidParameterError } from '../errors.js';
+import type { GenerationSpec, ParamNames } from '../generation.js';
+import type { ResolvedLimits } from '../llm-server-options.js';
+import { BodyReader } from '../validate.js';
+
+export interface OpenAiRequest {
+  kind: 'completion' | 'chat';
+  model: string | undefined;
+  spec: GenerationSpec;
+  stream: boolean;
+  /** stream_options.include_usage: a last chunk with usage and no choices. */
+  includeUsage: boolean;
+  /** completions: put the prompt before the completion. */
+  echo: boolean;
+  /** Top alternatives per token when logprobs were asked for; undefined: none. */
+  logprobs: number | undefined;
+}
+
+/** OpenAI's default max_tokens for /v1/completions (chat's default is the rest of the context). */
+export const COMPLETIONS_DEFAULT_MAX_TOKENS = 16;
+const MAX_SEED = 0xffffffff;
+const CHAT_ROLES = new Set(['system', 'developer', 'user', 'assistant', 'tool']);
+
+const BASE_NAMES: ParamNames = {
+  temperature: 'temperature', topP: 'top_p', topK: 'top_k', minP: 'min_p', maxTokens: 'max_tokens', minTokens: 'min_tokens',
+  n: 'n', seed: 'seed', stop: 'stop', stopTokenIds: 'stop_token_ids', ignoreEos: 'ignore_eos',
+  includeStopStrInOutput: 'include_stop_str_in_output', repetitionPenalty: 'repetition_penalty',
+  presencePenalty: 'presence_penalty', frequencyPenalty: 'frequency_penalty',
+};
+
+export function parseCompletionRequest(body: unknown, limits: ResolvedLimits): OpenAiRequest {
+  const r = BodyReader.of(body);
+  const prompt = readPrompt(r);
+  const params = readSampling(r, limits);
+  const maxTokens = r.integer('max_tokens', { min: 1 });
+  if (maxTokens !== undefined) params.maxTokens = maxTokens;
+  const logprobs = r.integer('logprobs', { min: 0, max: 20 });
+  if (logprobs !== undefined) params.logprobs = logprobs;
+  const echo = r.boolean('echo') ?? false;
+  if (echo && logprobs !== undefined) throw new InvalidParameterError('echo', 'cannot be combined with logprobs on this server');
+  r.unsupported('suffix', (v) => v === '');
+  const bestOf = r.integer('best_of', { min: 1 });
+  if (bestOf !== undefined && bestOf !== (params.n ?? 1)) throw new InvalidParameterError('best_of', 'must equal n (best_of > n is not supported)');
+  const common = readCommon(r);
+  r.rejectUnknown();
+  return {
+    kind: 'completion', model: common.model, stream: common.stream, includeUsage: common.includeUsage, echo, logprobs,
+    spec: { prompt, params, names: { ...BASE_NAMES, prompt: 'prompt' }, defaultMaxTokens: COMPLETIONS_DEFAULT_MAX_TOKENS },
+  };
+}
+
+export function parseChatRequest(body: unknown, limits: ResolvedLimits): OpenAiRequest {
+  const r = BodyReader.of(body);
+  const messages = readMessages(r);
+  const params = readSampling(r, limits);
+  const maxTokens = r.integer('max_tokens', { min: 1 });
+  const maxCompletion = r.integer('max_completion_tokens', { min: 1 });
+  if (maxTokens !== undefined || maxCompletion !== undefined) params.maxTokens = maxCompletion ?? maxTokens;
+  const wantLogprobs = r.boolean('logprobs') ?? false;
+  const top = r.integer('top_logprobs', { min: 0, max: 20 });
+  if (top !== undefined && !wantLogprobs) throw new InvalidParameterError('top_logprobs', 'requires logprobs: true');
+  const logprobs = wantLogprobs ? top ?? 0 : undefined;
+  if (logprobs !== undefined) params.logprobs = logprobs;
+  r.unsupported('tools', (v) => Array.isArray(v) && v.length === 0);
+  r.unsupported('tool_choice', (v) => v === 'none');
+  r.unsupported('parallel_tool_calls', (v) => typeof v === 'boolean');
+  r.unsupported('response_format', (v) => (v as { type?: unknown })?.type === 'text');
+  const common = readCommon(r);
+  r.rejectUnknown();
+  const maxName = maxCompletion !== undefined ? 'max_completion_tokens' : 'max_tokens';
+  return {
+    kind: 'chat', model: common.model, stream: common.stream, includeUsage: common.includeUsage, echo: false, logprobs,
+    spec: { prompt: { messages }, params, names: { ...BASE_NAMES, maxTokens: maxName, prompt: 'messages', logprobs: 'top_logprobs' } },
+  };
+}
+
+function readCommon(r: BodyReader): { model: string | undefined; stream: boolean; includeUsage: boolean } {
+  const model = r.string('model');
+  const stream = r.boolean('stream') ?? false;
+  const opts = r.object('stream_options');
+  let includeUsage = false;
+  if (opts) {
+    if (!stream) throw new InvalidParameterError('stream_options', 'is only allowed with stream: true');
+    includeUsage = opts.boolean('include_usage') ?? false;
+    opts.boolean('continuous_usage_stats');
+    opts.rejectUnknown();
+  }
+  r.string('user');
+  r.raw('metadata');
+  r.unsupported('logit_bias', (v) => typeof v === 'object' && v !== null && Object.keys(v).length === 0);
+  return { model, stream, includeUsage };
+}
+
+/** The sampling fields both endpoints share; ranges are OpenAI's. */
+function readSampling(r: BodyReader, limits: ResolvedLimits): SamplingParams {
+  const p: SamplingParams = {};
+  const set = <K extends keyof SamplingParams>(k: K, v: SamplingParams[K] | undefined) => { if (v !== undefined) p[k] = v; };
+  set('temperature', r.number('temperature', { min: 0, max: 2 }));
+  set('topP', r.number('top_p', { min: 0, max: 1, aboveMin: true }));
+  set('n', r.integer('n', { min: 1 }));
+  set('stop', r.strings('stop', limits.maxStop));
+  set('seed', r.integer('seed', { min: 0, max: MAX_SEED }));
+  set('presencePenalty', r.number('presence_penalty', { min: -2, max: 2 }));
+  set('frequencyPenalty', r.number('frequency_penalty', { min: -2, max: 2 }));
+  set('topK', r.integer('top_k', { min: -1 }));
+  set('minP', r.number('min_p', { min: 0, max: 1 }));
+  set('repetitionPenalty', r.number('repetition_penalty', { min: 0, aboveMin: true }));
+  set('minTokens', r.integer('min_tokens', { min: 0 }));
+  set('ignoreEos', r.boolean('ignore_eos'));
+  set('stopTokenIds', r.ids('stop_token_ids'));
+  set('includeStopStrInOutput', r.boolean('include_stop_str_in_output'));
+  return p;
+}
+
+function readPrompt(r: BodyReader): GenerationSpec['prompt'] {
+  const v = r.raw('prompt');
+  if (v === undefined) throw new InvalidParameterError('prompt', 'is required');
+  if (typeof v === 'string') return { text: v };
+  if (Array.isArray(v) && v.length === 1 && typeof v[0] === 'string') return { text: v[0] };
+  if (Array.isArray(v) && v.length > 0 && v.every((x) => Number.isInteger(x) && x >= 0)) return { tokenIds: v as number[] };
+  if (Array.isArray(v) && v.length === 1 && Array.isArray(v[0])) {
+    const ids = v[0] as unknown[];
+    if (ids.length > 0 && ids.every((x) => Number.isInteger(x) && (x as number) >= 0)) return { tokenIds: ids as number[] };
+  }
+  if (Array.isArray(v) && v.length > 1) throw new InvalidParameterError('prompt', 'one prompt per request is supported; send several requests');
+  throw new InvalidParameterError('prompt', 'must be a string, or an array of token ids');
+}
+
+function readMessages(r: BodyReader): ChatMessage[] {
+  const v = r.raw('messages');
+  if (!Array.isArray(v) || v.length === 0) throw new InvalidParameterError('messages', 'must be a non-empty array of { role, content }');
+  return v.map((m: unknown, i) => {
+    const where = `messages[${i}]`;
+    const mr = BodyReader.of(m, where, `${where}.`);
+    const role = mr.string('role');
+    if (role === undefined || !CHAT_ROLES.has(role)) throw new InvalidParameterError(`${where}.role`, `must be one of ${[...CHAT_ROLES].join(', ')}`);
+    const content = mr.raw('content');
+    const name = mr.string('name');
+    mr.raw('tool_call_id');
+    mr.unsupported('tool_calls', (x) => Array.isArray(x) && x.length === 0);
+    mr.rejectUnknown();
+    if (typeof content !== 'string' && !Array.isArray(content)) {
+      throw new InvalidParameterError(`${where}.content`, 'must be a string or an array of text parts');
+    }
+    const msg: ChatMessage = { role, content: content as ChatMessage['content'] };
+    if (name !== undefined) msg.name = name;
+    return msg;
+  });
+}
