@@ -1,66 +1,40 @@
 /**
- * The default example (`npm start`): a small non-LLM pipeline with the shape of the LLM ones to come.
+ * The default example (`npm start`): the LLM server (examples/llm-server.ts) on the best model at hand,
+ * with no arguments and no network:
  *
- *   Router (worker thread) ──► Analyzer  (2 worker-thread replicas): word and character statistics
- *                          └─► Narrator  (child process):            streams the text back word by word
+ *   1. models/flotilla-stories/target, the project's own story model, once it has been trained;
+ *   2. else ../shared/models/stories260K (llama2.c's 260K-parameter story model) beside the checkout;
+ *   3. else a small random-weight model, announced as such at start and in /v1/models.
  *
  * Try it:
- *   curl -s localhost:8000/ -d '{"text":"the quick brown fox"}'            # router picks a route
- *   curl -s localhost:8000/analyze -d '"hello flotilla"'                     # one deployment, JSON in/out
- *   curl -sN localhost:8000/narrate -H 'accept: text/event-stream' -d '["one two three", 200]'   # SSE
+ *   curl -s localhost:8000/v1/models
+ *   curl -s localhost:8000/v1/completions -H 'content-type: application/json' -d '{"prompt":"Once upon a time","max_tokens":48}'
+ *   curl -sN localhost:8000/generate_stream -H 'content-type: application/json' -d '{"inputs":"Lily","parameters":{"max_new_tokens":20}}'
+ *
+ * Pass the same arguments as examples/llm-server.ts to override (`npm start -- model=PATH`).
+ * The non-LLM pipeline that used to be the default is examples/pipeline.ts.
  */
-import { threadId } from 'node:worker_threads';
-import { setTimeout as sleep } from 'node:timers/promises';
-import { deployment, type DeploymentHandle } from '@flotilla/core';
+import { existsSync, readdirSync, statSync } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { LLM, llmOptions } from './llm-server.js';
 
-@deployment({ numReplicas: 2, placement: 'thread' })
-export class Analyzer {
-  analyze(text: string) {
-    const words = text.split(/\s+/).filter(Boolean);
-    return {
-      words: words.length,
-      chars: text.length,
-      longest: words.reduce((a, w) => (w.length > a.length ? w : a), ''),
-      servedBy: { pid: process.pid, thread: threadId },
-    };
-  }
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+
+/** A loadable model inside `dir` (a Hugging Face directory, a .gguf or a llama2.c .bin), else undefined. */
+function modelIn(dir: string): string | undefined {
+  if (!existsSync(dir) || !statSync(dir).isDirectory()) return undefined;
+  const files = readdirSync(dir);
+  if (files.includes('config.json') && files.some((f) => f.endsWith('.safetensors'))) return dir;
+  const pick = files.find((f) => f.endsWith('.bin') && !/^tok|tokenizer/.test(f)) ?? files.find((f) => f.endsWith('.gguf'));
+  return pick ? path.join(dir, pick) : undefined;
 }
 
-@deployment({ placement: 'process' })
-export class Narrator {
-  /** Yields one word at a time, like tokens from a model; a client that disconnects stops it. */
-  async *narrate(text: string, delayMs = 100) {
-    for (const word of text.split(/\s+/).filter(Boolean)) {
-      yield { word, pid: process.pid };
-      await sleep(delayMs);
-    }
-  }
+export function defaultModel(): string | undefined {
+  return modelIn(path.join(root, 'models/flotilla-stories/target')) ?? modelIn(path.join(root, '../shared/models/stories260K'));
 }
 
-@deployment({ placement: 'thread' })
-export class Router {
-  constructor(
-    private readonly analyzer: DeploymentHandle<Analyzer>,
-    private readonly narrator: DeploymentHandle<Narrator>,
-  ) {}
-
-  /** POST / {"text": "..."}: short texts are analyzed, long ones narrated and collected. */
-  async __call__(input: { text?: string }) {
-    const text = String(input?.text ?? '');
-    if (text.split(/\s+/).length <= 8) return { route: 'analyzer', result: await this.analyzer.analyze(text) };
-    const words: string[] = [];
-    for await (const part of this.narrator.stream.narrate(text, 0)) words.push(part.word);
-    return { route: 'narrator', result: { words: words.length } };
-  }
-
-  analyze(text: string) {
-    return this.analyzer.analyze(text);
-  }
-
-  /** A stream across two hops: this thread relays the child process's generator. */
-  async *narrate(text: string, delayMs = 100) {
-    yield* this.narrator.stream.narrate(text, delayMs);
-  }
-}
-
-export const app = Router.bind(Analyzer.bind(), Narrator.bind());
+export const app = (args: Record<string, string>) => {
+  const model = args.model ?? defaultModel();
+  return LLM.bind(llmOptions({ ...args, ...(model ? { model } : {}) }));
+};

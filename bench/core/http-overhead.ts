@@ -11,8 +11,10 @@ import type { LoadResult, LoadSpec } from './load-generator.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 
+export type ServerKind = 'bare' | 'proxyLocal' | 'proxy';
+
 export interface OverheadRound {
-  target: 'bare' | 'proxy';
+  target: ServerKind;
   connections: number;
   result: LoadResult;
 }
@@ -45,13 +47,14 @@ export function runLoadProcess(spec: LoadSpec): Promise<LoadResult> {
   });
 }
 
-export async function measureOverhead(urls: { bare: string; proxy: string }, opts: {
+export async function measureOverhead(urls: Record<ServerKind, string>, opts: {
   connections: number; durationMs: number; rounds: number; body: string;
 }): Promise<OverheadRound[]> {
   const rounds: OverheadRound[] = [];
   for (let i = 0; i < opts.rounds; i++) {
-    // Alternate which goes first so a slow-down in the middle of the run does not favour one side.
-    const order: Array<'bare' | 'proxy'> = i % 2 === 0 ? ['bare', 'proxy'] : ['proxy', 'bare'];
+    // Alternate the order so a slow-down in the middle of the run does not favour one side.
+    const kinds: ServerKind[] = ['bare', 'proxyLocal', 'proxy'];
+    const order = i % 2 === 0 ? kinds : [...kinds].reverse();
     for (const target of order) {
       const result = await runLoadProcess({ url: urls[target], connections: opts.connections, durationMs: opts.durationMs, body: opts.body });
       rounds.push({ target, connections: opts.connections, result });

@@ -2,7 +2,7 @@
  * Core benchmark: HTTP proxy overhead against a bare fastify server, and handle call latency by placement.
  * Prints a table and writes bench/results/core-<timestamp>.json.
  *
- *   npx tsx bench/core/run.ts [--duration-ms 3000] [--rounds 3] [--connections 32] [--calls 3000]
+ *   npm run bench:core -- [--duration-ms 2000] [--rounds 5] [--connections 32] [--calls 3000]
  *
  * Targets (issue 2): proxy req/s ≥ 50% of bare; p50 added latency (1 connection) < 1 ms for a worker-thread replica.
  */
@@ -14,11 +14,13 @@ import { parseArgs } from 'node:util';
 import { Ingress } from '../../packages/core/src/ingress/ingress.js';
 import { startServe } from '../../packages/core/src/serve-instance.js';
 import { measureHandleLatency } from './handle-latency.js';
+import { HttpProxy } from '../../packages/core/src/ingress/http-proxy.js';
 import { measureOverhead, median, startBareServer, type OverheadRound } from './http-overhead.js';
+import { localTarget } from './local-target.js';
 import { processApp, threadApp } from './noop-app.js';
 
 const { values } = parseArgs({ options: {
-  'duration-ms': { type: 'string', default: '3000' }, rounds: { type: 'string', default: '3' },
+  'duration-ms': { type: 'string', default: '2000' }, rounds: { type: 'string', default: '5' },
   connections: { type: 'string', default: '32' }, calls: { type: 'string', default: '3000' },
 } });
 const durationMs = Number(values['duration-ms']);
@@ -31,8 +33,9 @@ const instance = await startServe({ applications: [
 ] });
 const ingress = await Ingress.start(instance, { http: { port: 0 }, grpc: false, events: instance.events });
 const bare = await startBareServer();
+const proxyLocal = await HttpProxy.start(localTarget, { port: 0 });
 try {
-  const urls = { bare: `${bare.url}/noop`, proxy: `${ingress.http!.url}/noop` };
+  const urls = { bare: `${bare.url}/noop`, proxyLocal: `${proxyLocal.url}/noop`, proxy: `${ingress.http!.url}/noop` };
   const body = '[{"hello":"world"}]';
   const throughput = await measureOverhead(urls, { connections, durationMs, rounds, body });
   const latency = await measureOverhead(urls, { connections: 1, durationMs, rounds, body });
@@ -40,6 +43,7 @@ try {
   report(throughput, latency, handles);
 } finally {
   await bare.close();
+  await proxyLocal.close();
   await ingress.close();
   await instance.shutdown();
 }
@@ -47,24 +51,24 @@ try {
 function report(throughput: OverheadRound[], latency: OverheadRound[], handles: Awaited<ReturnType<typeof measureHandleLatency>>): void {
   const med = (rows: OverheadRound[], target: string, key: 'rps' | 'p50Ms' | 'p99Ms') =>
     median(rows.filter((r) => r.target === target).map((r) => r.result[key]));
-  const summary = {
-    bare: { rps: med(throughput, 'bare', 'rps'), p50Ms: med(throughput, 'bare', 'p50Ms'), p99Ms: med(throughput, 'bare', 'p99Ms'),
-      p50Ms1: med(latency, 'bare', 'p50Ms'), p99Ms1: med(latency, 'bare', 'p99Ms') },
-    proxy: { rps: med(throughput, 'proxy', 'rps'), p50Ms: med(throughput, 'proxy', 'p50Ms'), p99Ms: med(throughput, 'proxy', 'p99Ms'),
-      p50Ms1: med(latency, 'proxy', 'p50Ms'), p99Ms1: med(latency, 'proxy', 'p99Ms') },
-  };
+  const row = (t: string) => ({ rps: med(throughput, t, 'rps'), p50Ms: med(throughput, t, 'p50Ms'), p99Ms: med(throughput, t, 'p99Ms'),
+    p50Ms1: med(latency, t, 'p50Ms'), p99Ms1: med(latency, t, 'p99Ms') });
+  const summary = { bare: row('bare'), proxyLocal: row('proxyLocal'), proxy: row('proxy') };
   const ratio = summary.proxy.rps / summary.bare.rps;
   const addedP50Ms = summary.proxy.p50Ms1 - summary.bare.p50Ms1;
   const f = (n: number, d = 2) => n.toFixed(d).padStart(9);
   console.log(`\nHTTP, ${connections} connections (req/s, latency ms) and 1 connection (latency ms); median of ${rounds} rounds of ${durationMs} ms`);
-  console.log(`${'server'.padEnd(28)}${'req/s'.padStart(9)}${'p50'.padStart(9)}${'p99'.padStart(9)}${'p50@1'.padStart(9)}${'p99@1'.padStart(9)}`);
-  for (const [name, s] of [['bare fastify', summary.bare], ['flotilla proxy → thread', summary.proxy]] as const) {
-    console.log(`${name.padEnd(28)}${f(s.rps, 0)}${f(s.p50Ms)}${f(s.p99Ms)}${f(s.p50Ms1, 3)}${f(s.p99Ms1, 3)}`);
+  console.log(`${'server'.padEnd(30)}${'req/s'.padStart(9)}${'p50'.padStart(9)}${'p99'.padStart(9)}${'p50@1'.padStart(9)}${'p99@1'.padStart(9)}`);
+  const rows = [['bare fastify', summary.bare], ['proxy → same-thread no-op', summary.proxyLocal], ['proxy → worker-thread replica', summary.proxy]] as const;
+  for (const [name, s] of rows) {
+    console.log(`${name.padEnd(30)}${f(s.rps, 0)}${f(s.p50Ms)}${f(s.p99Ms)}${f(s.p50Ms1, 3)}${f(s.p99Ms1, 3)}`);
   }
-  console.log(`proxy/bare req/s: ${(ratio * 100).toFixed(1)}% (target ≥ 50%)   added p50 @1 conn: ${(addedP50Ms * 1000).toFixed(0)} µs (target < 1000 µs)`);
+  console.log(`proxy→thread / bare req/s: ${(ratio * 100).toFixed(1)}% (target ≥ 50%); same-thread: ${(summary.proxyLocal.rps / summary.bare.rps * 100).toFixed(1)}%`);
+  console.log(`added p50 @1 connection, proxy→thread vs bare: ${(addedP50Ms * 1000).toFixed(0)} µs (target < 1000 µs); `
+    + `HTTP layer alone: ${((summary.proxyLocal.p50Ms1 - summary.bare.p50Ms1) * 1000).toFixed(0)} µs`);
   console.log(`\nHandle call latency, ${calls} sequential no-op calls (µs)`);
-  console.log(`${'replica'.padEnd(28)}${'p50'.padStart(9)}${'p99'.padStart(9)}${'mean'.padStart(9)}`);
-  for (const h of handles) console.log(`${h.path.padEnd(28)}${f(h.p50Us, 0)}${f(h.p99Us, 0)}${f(h.meanUs, 0)}`);
+  console.log(`${'replica'.padEnd(30)}${'p50'.padStart(9)}${'p99'.padStart(9)}${'mean'.padStart(9)}`);
+  for (const h of handles) console.log(`${h.path.padEnd(30)}${f(h.p50Us, 0)}${f(h.p99Us, 0)}${f(h.meanUs, 0)}`);
   const dir = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../results');
   mkdirSync(dir, { recursive: true });
   const file = path.join(dir, `core-${new Date().toISOString().replace(/[:.]/g, '-')}.json`);

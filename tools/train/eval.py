@@ -97,7 +97,9 @@ def main():
                    "heldout_tokens": n, "bytes": os.path.getsize(os.path.join(d, "model.safetensors")),
                    "tokens_seen": log["tokens_seen"], "steps": log["steps_done"], "wall_min": log["wall_s"] / 60,
                    "final_train_loss": sum(x["loss"] for x in log["train"][-20:]) / min(20, len(log["train"])),
-                   "args": log["args"], "config": log["config"]}
+                   "args": log["args"], "config": log["config"],
+                   "phases": log.get("phases") or [{"args": log["args"], "steps": log["steps_done"],
+                                                    "tokens": log["tokens_seen"], "wall_s": log["wall_s"]}]}
         print(name, {k: v for k, v in r[name].items() if k not in ("args", "config")}, flush=True)
 
     # Agreement: from <s> alone, then from the first four words of held-out stories.

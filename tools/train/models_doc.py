@@ -2,9 +2,16 @@
 
 
 def _cmd(a):
-    return (f"nice -n 19 /usr/bin/python3 tools/train/train.py --preset {a['args']['preset']} "
-            f"--out {a['args']['out']} --steps {a['args']['steps']} --lr {a['args']['lr']:g}"
-            + (f" --max-minutes {a['args']['max_minutes']:g}" if a["args"]["max_minutes"] else ""))
+    """The train.py command of every phase, with what it did."""
+    out = []
+    for ph in a["phases"]:
+        g = ph["args"]
+        out.append(f"# {ph['steps']} steps, {ph['tokens'] / 1e6:.2f} M tokens, {ph['wall_s'] / 60:.0f} min")
+        out.append(f"nice -n 19 /usr/bin/python3 tools/train/train.py --preset {g['preset']} --out {g['out']} "
+                   f"--steps {g['steps']} --lr {g['lr']:g}" + (f" --warmup {g['warmup']}" if g["warmup"] != 50 else "")
+                   + (f" --init-from {g['init_from']}" if g.get("init_from") else "")
+                   + (f" --max-minutes {g['max_minutes']:g}" if g["max_minutes"] else ""))
+    return "\n".join(out)
 
 
 def _row(name, a):

@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from llama import PRESETS, Llama, hf_config, hf_state, save_safetensors  # noqa: E402
+from llama import PRESETS, Llama, hf_config, hf_state, load_hf, save_safetensors  # noqa: E402
 from train_tokenizer import Tokenizer  # noqa: E402
 
 
@@ -111,6 +111,8 @@ def main():
     ap.add_argument("--seed", type=int, default=1234)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--eval-every", type=int, default=100)
+    ap.add_argument("--init-from", default="", help="continue from an exported model (a second phase): its weights "
+                    "and train_log.json; the optimizer starts afresh")
     ap.add_argument("--max-minutes", type=float, default=0,
                     help="time budget: stop after this long, the schedule annealing by then (0: none). "
                          "Weights are then reproducible only on a machine as fast.")
@@ -131,8 +133,18 @@ def main():
     other = [p for p in model.parameters() if p.dim() < 2]
     opt = torch.optim.AdamW([{"params": decay, "weight_decay": args.wd}, {"params": other, "weight_decay": 0.0}],
                             lr=args.lr, betas=(0.9, 0.95), eps=1e-8)
-    log = {"args": vars(args), "config": c, "params": model.num_params(), "train": [], "valid": []}
-    t0, tokens, step = time.time(), 0, 0
+    log = {"args": vars(args), "config": c, "params": model.num_params(), "train": [], "valid": [], "phases": []}
+    tokens, steps0, wall0 = 0, 0, 0.0
+    if args.init_from:
+        prev = json.load(open(os.path.join(args.init_from, "train_log.json")))
+        assert prev["config"] == c, "--init-from must have the same shape"
+        model.load_state_dict(load_hf(args.init_from).state_dict())
+        log["train"], log["valid"] = prev["train"], prev["valid"]
+        log["phases"] = prev.get("phases") or [{"args": prev["args"], "steps": prev["steps_done"],
+                                                 "tokens": prev["tokens_seen"], "wall_s": prev["wall_s"]}]
+        tokens, steps0, wall0 = prev["tokens_seen"], prev["steps_done"], prev["wall_s"]
+        print(f"continuing from {args.init_from}: {steps0} steps, {tokens:,} tokens done", flush=True)
+    t0, step = time.time(), 0
     for step in range(args.steps):
         for g in opt.param_groups:
             g["lr"] = lr_at(step, args, time.time() - t0)
@@ -143,12 +155,12 @@ def main():
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
         tokens += x.numel()
-        log["train"].append({"step": step, "tokens": tokens, "loss": loss.item()})
+        log["train"].append({"step": steps0 + step, "tokens": tokens, "loss": loss.item()})
         last = step == args.steps - 1
         out_of_time = args.max_minutes and time.time() - t0 > args.max_minutes * 60
         if step % args.eval_every == 0 or last or out_of_time:
             v = evaluate(model, valid, args.seq)
-            log["valid"].append({"step": step, "tokens": tokens, "loss": v})
+            log["valid"].append({"step": steps0 + step, "tokens": tokens, "loss": v})
             print(f"step {step} tokens {tokens:,} loss {loss.item():.4f} held-out {v:.4f} ppl {math.exp(v):.3f} "
                   f"lr {opt.param_groups[0]['lr']:.2e} {time.time() - t0:.0f}s", flush=True)
             with open(os.path.join(args.out, "train_log.json"), "w") as f:
@@ -156,9 +168,11 @@ def main():
         if out_of_time:
             print(f"stopped early at step {step} (--max-minutes {args.max_minutes})", flush=True)
             break
-    log["wall_s"] = time.time() - t0
+    log["phases"].append({"args": vars(args), "steps": step + 1, "tokens": tokens - sum(p["tokens"] for p in log["phases"]),
+                          "wall_s": time.time() - t0})
+    log["wall_s"] = wall0 + time.time() - t0
     log["tokens_seen"] = tokens
-    log["steps_done"] = step + 1
+    log["steps_done"] = steps0 + step + 1
     export(model, c, args, args.tokenizer)
     with open(os.path.join(args.out, "train_log.json"), "w") as f:
         json.dump(log, f)

@@ -20,9 +20,13 @@
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { DeploymentConfigError } from './errors.js';
+import { namedPolicy, type AutoscalingPolicy } from './controller/autoscaling-policy.js';
 import type { DeploymentOptions, AutoscalingOptions, ResourceOptions, Placement } from './deployment.js';
 
-export interface ResolvedAutoscaling extends Required<AutoscalingOptions> {}
+export interface ResolvedAutoscaling extends Required<Omit<AutoscalingOptions, 'policy'>> {
+  /** Undefined: the instance's policy (startServe's autoscalingPolicy, else the default). */
+  policy?: AutoscalingPolicy;
+}
 
 export interface ResolvedDeploymentOptions {
   name: string;
@@ -64,7 +68,7 @@ const OPTION_KEYS = new Set(['name', 'numReplicas', 'maxOngoingRequests', 'maxQu
   'resources', 'placement', 'healthCheckPeriodS', 'healthCheckTimeoutS', 'healthCheckFailureThreshold',
   'gracefulShutdownTimeoutS', 'maxConstructorRetries', 'userConfig', 'module']);
 const AUTOSCALING_KEYS = ['minReplicas', 'maxReplicas', 'initialReplicas', 'targetOngoingRequests', 'upscaleDelayS',
-  'downscaleDelayS', 'metricsIntervalS'] as const;
+  'downscaleDelayS', 'metricsIntervalS', 'lookBackPeriodS', 'upscalingFactor', 'downscalingFactor', 'policy'] as const;
 const RESOURCE_KEYS = ['cpus', 'gpus', 'memoryMb'] as const;
 
 function fail(where: string, message: string): never {
@@ -125,9 +129,14 @@ function validateAutoscaling(a: AutoscalingOptions, where: string): void {
   for (const key of ['minReplicas', 'maxReplicas', 'initialReplicas'] as const) {
     checkNumber(where, `autoscaling.${key}`, a[key], { int: true });
   }
-  for (const key of ['targetOngoingRequests', 'upscaleDelayS', 'downscaleDelayS', 'metricsIntervalS'] as const) {
+  for (const key of ['targetOngoingRequests', 'upscaleDelayS', 'downscaleDelayS', 'metricsIntervalS', 'lookBackPeriodS',
+    'upscalingFactor', 'downscalingFactor'] as const) {
     checkNumber(where, `autoscaling.${key}`, a[key], {});
   }
+  if (a.policy !== undefined && typeof a.policy !== 'function' && !namedPolicy(String(a.policy))) {
+    fail(where, `autoscaling.policy must be a function, 'default' or 'llm', got ${JSON.stringify(a.policy)}`);
+  }
+  if (a.metricsIntervalS === 0) fail(where, 'autoscaling.metricsIntervalS must be > 0');
   if (a.targetOngoingRequests === 0) fail(where, 'autoscaling.targetOngoingRequests must be > 0');
   if (a.minReplicas !== undefined && a.maxReplicas !== undefined && a.minReplicas > a.maxReplicas) {
     fail(where, `autoscaling.minReplicas (${a.minReplicas}) exceeds maxReplicas (${a.maxReplicas})`);
@@ -177,6 +186,10 @@ function resolveAutoscaling(a: AutoscalingOptions, isAuto: boolean, where: strin
     upscaleDelayS: a.upscaleDelayS ?? 30,
     downscaleDelayS: a.downscaleDelayS ?? 600,
     metricsIntervalS: a.metricsIntervalS ?? 1,
+    lookBackPeriodS: a.lookBackPeriodS ?? 5,
+    upscalingFactor: a.upscalingFactor ?? 1,
+    downscalingFactor: a.downscalingFactor ?? 1,
+    policy: typeof a.policy === 'string' ? namedPolicy(a.policy) : a.policy,
   };
 }
 

@@ -8,6 +8,7 @@ import { fileURLToPath } from 'node:url';
 import path from 'node:path';
 import { Application } from './application.js';
 import { validateDeploymentOptions } from './config.js';
+import type { AutoscalingPolicy } from './controller/autoscaling-policy.js';
 
 export type Placement = 'thread' | 'process';
 
@@ -26,6 +27,21 @@ export interface AutoscalingOptions {
   downscaleDelayS?: number;
   /** How often replicas and handles report their load, in seconds. Default: 1. */
   metricsIntervalS?: number;
+  /**
+   * Seconds of load samples averaged into each decision; shorter reacts faster to a burst, longer
+   * ignores blips. Ray's is 30, which with its delays reacts in about 40 s. Default: 5.
+   */
+  lookBackPeriodS?: number;
+  /** Multiplies how far each upscale moves toward the wanted count (Ray's upscaling_factor). Default: 1. */
+  upscalingFactor?: number;
+  /** Multiplies how far each downscale moves toward the wanted count (Ray's downscaling_factor). Default: 1. */
+  downscalingFactor?: number;
+  /**
+   * The policy: a function (see autoscaling-policy.ts), or 'default' (Ray's formula) or 'llm' (also
+   * engine waiting queue and KV-cache use, from the replicas' autoscalingMetrics()) by name.
+   * Default: startServe's autoscalingPolicy, else 'default'.
+   */
+  policy?: AutoscalingPolicy | 'default' | 'llm';
 }
 
 export interface ResourceOptions {

@@ -11,11 +11,14 @@ export type { RequestContext, ReplicaContext } from './request-context.js';
 export { parseServeConfig, loadServeConfig, resolveDeploymentOptions, validateDeploymentOptions } from './config.js';
 export type { ServeConfig, ApplicationConfig, DeploymentConfigEntry, ResolvedDeploymentOptions } from './config.js';
 export { ServeInstance, startServe, serve } from './serve-instance.js';
-export type { StartServeOptions, ApplicationSpec, RunOptions } from './serve-instance.js';
+export type { StartServeOptions, ApplicationSpec, RunOptions, ApplyOptions } from './serve-instance.js';
 export { RuntimeEvents } from './runtime-events.js';
-export type { RuntimeEventMap, RequestEvent, ReplicaStateEvent, DeploymentStatusEvent, BatchEvent, DeploymentStats } from './runtime-events.js';
-export { defaultAutoscalingPolicy } from './controller/autoscaling-policy.js';
-export type { AutoscalingPolicy, AutoscalingContext, AutoscalingDecision, AutoscalingState } from './controller/autoscaling-policy.js';
+export type { RuntimeEventMap, RequestEvent, ReplicaStateEvent, DeploymentStatusEvent, BatchEvent, DeploymentStats,
+  ScalingDecisionEvent } from './runtime-events.js';
+export { defaultAutoscalingPolicy, llmAutoscalingPolicy, applyDelays, rayDesiredReplicas, clampReplicas, LLM_METRICS }
+  from './controller/autoscaling-policy.js';
+export type { AutoscalingPolicy, AutoscalingContext, AutoscalingDecision, AutoscalingState, AutoscalingMetrics,
+  AutoscalingReason, LlmPolicyOptions } from './controller/autoscaling-policy.js';
 export type { NodeResources } from './controller/placement.js';
 export * from './errors.js';
 export type * from './ingress/ingress-target.js';

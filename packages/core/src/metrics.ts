@@ -9,7 +9,7 @@
  */
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { ServeStatus } from './ingress/ingress-target.js';
-import type { BatchEvent, RequestEvent, RuntimeEvents } from './runtime-events.js';
+import type { BatchEvent, RequestEvent, RuntimeEvents, ScalingDecisionEvent } from './runtime-events.js';
 
 export const METRICS_NAMESPACE = 'flotilla_';
 
@@ -47,6 +47,7 @@ export class FlotillaMetrics {
   private readonly deploymentCalls: Counter<string>;
   private readonly deploymentErrors: Counter<string>;
   private readonly deploymentLatency: Histogram<string>;
+  private readonly scalingDecisions: Counter<string>;
   private statusSource: (() => ServeStatus) | undefined;
 
   constructor(options: MetricsOptions = {}) {
@@ -86,6 +87,11 @@ export class FlotillaMetrics {
       name: `${ns}deployment_request_latency_seconds`, help: 'Latency of calls to a deployment, measured at the caller.',
       labelNames: callLabels, buckets: LATENCY_BUCKETS, registers,
     });
+    this.scalingDecisions = new Counter({
+      name: `${ns}scaling_decisions_total`,
+      help: 'Changes of a deployment\'s target replica count, by reason (scale-up, scale-down, scale-from-zero, bounds, config, restored).',
+      labelNames: ['app', 'deployment', 'reason'], registers,
+    });
     this.registerStatusGauges(registers);
     if (options.processMetrics ?? true) collectDefaultMetrics({ register: this.registry, prefix: ns });
   }
@@ -121,11 +127,14 @@ export class FlotillaMetrics {
       this.deploymentLatency.observe(labels, e.durationMs / 1000);
     };
     const onBatch = (e: BatchEvent): void => this.observeBatchSize(e.app, e.deployment, e.method, e.size);
+    const onDecision = (e: ScalingDecisionEvent): void => { this.scalingDecisions.inc({ app: e.app, deployment: e.deployment, reason: e.reason }); };
     events.on('request', onRequest);
     events.on('batch', onBatch);
+    events.on('scaling-decision', onDecision);
     return () => {
       events.off('request', onRequest);
       events.off('batch', onBatch);
+      events.off('scaling-decision', onDecision);
     };
   }
 
@@ -154,6 +163,8 @@ export class FlotillaMetrics {
       (g, s) => eachDeployment(s, (app, d) => g.set({ app, deployment: d.name }, d.queued)));
     fromStatus('deployment_target_replicas', 'Replicas the controller aims for.', ['app', 'deployment'],
       (g, s) => eachDeployment(s, (app, d) => g.set({ app, deployment: d.name }, d.targetReplicas)));
+    fromStatus('deployment_current_replicas', 'Replicas of a deployment that are RUNNING (serving).', ['app', 'deployment'],
+      (g, s) => eachDeployment(s, (app, d) => g.set({ app, deployment: d.name }, d.replicas.filter((r) => r.state === 'RUNNING').length)));
     fromStatus('deployment_healthy', '1 when the deployment is HEALTHY, else 0.', ['app', 'deployment', 'status'],
       (g, s) => eachDeployment(s, (app, d) => g.set({ app, deployment: d.name, status: d.status }, d.status === 'HEALTHY' ? 1 : 0)));
     fromStatus('replicas', 'Replicas by state.', ['app', 'deployment', 'state'], (g, s) => eachDeployment(s, (app, d) => {

@@ -46,6 +46,18 @@ export interface BatchEvent {
   size: number;
 }
 
+/** The controller changed a deployment's target replica count (autoscaling, a new config, a restore). */
+export interface ScalingDecisionEvent {
+  app: string;
+  deployment: string;
+  atMs: number;
+  from: number;
+  to: number;
+  /** Stable code: 'scale-up', 'scale-down', 'scale-from-zero', 'bounds', 'config', 'restored'. */
+  reason: string;
+  message: string;
+}
+
 /** Per-deployment counters at one instant (ServeInstance.stats()). */
 export interface DeploymentStats {
   app: string;
@@ -65,6 +77,7 @@ export interface RuntimeEventMap {
   'replica-state': [ReplicaStateEvent];
   'deployment-status': [DeploymentStatusEvent];
   batch: [BatchEvent];
+  'scaling-decision': [ScalingDecisionEvent];
 }
 
 export class RuntimeEvents extends EventEmitter<RuntimeEventMap> {}

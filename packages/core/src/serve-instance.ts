@@ -9,6 +9,7 @@ import { DeploymentConfigError, NotFoundError, UnavailableError } from './errors
 import { createHandle, type DeploymentHandle, type HandleBackend } from './handle.js';
 import { Controller } from './controller/controller.js';
 import { detectLocalResources, type NodeResources } from './controller/placement.js';
+import { CheckpointStore, defaultCheckpointPath } from './controller/checkpoint.js';
 import { RouterSet } from './router/router-set.js';
 import { RuntimeEvents, type DeploymentStats, type RuntimeEventMap } from './runtime-events.js';
 import type { CallServer } from './actor/rpc-peer.js';
@@ -32,8 +33,22 @@ export interface StartServeOptions {
   tickMs?: number;
   /** Seconds startServe waits for every deployment to be healthy. Default: 120. */
   startupTimeoutS?: number;
-  /** Replaces the default (Ray-style) autoscaling policy. Default: defaultAutoscalingPolicy. */
+  /** Policy for autoscaled deployments that name none in their options. Default: defaultAutoscalingPolicy (Ray's). */
   autoscalingPolicy?: AutoscalingPolicy;
+  /**
+   * File the controller checkpoints its targets to (autoscaled replica counts, decision history), or
+   * false for none. A file left by a controller that died is read back at start-up; a clean shutdown
+   * removes it. Default: os.tmpdir()/flotilla/controller-<hash of the working directory and app names>.json.
+   */
+  checkpoint?: string | false;
+}
+
+/** What ServeInstance.apply() takes: the applications as they should now be. */
+export interface ApplyOptions {
+  /** A serve config file or its parsed form, replacing the one given at start. Default: the one given at start. */
+  config?: string | ServeConfig;
+  /** Seconds apply() waits for every application to be RUNNING again. Default: 120. */
+  timeoutS?: number;
 }
 
 export class ServeInstance implements IngressTarget, AsyncDisposable {
@@ -45,9 +60,12 @@ export class ServeInstance implements IngressTarget, AsyncDisposable {
   private shutdownPromise: Promise<void> | undefined;
   private readonly controller: Controller;
   private readonly routers: RouterSet;
+  private config: ServeConfig | undefined;
 
   constructor(options: StartServeOptions) {
     const config = typeof options.config === 'string' ? loadServeConfig(options.config) : options.config;
+    this.config = config;
+    const apps = withPrefixes(options.applications);
     this.routers = new RouterSet(this.events, (app, dep) =>
       this.controller.apps.get(app)?.deployments.get(dep)?.spec.options.maxQueuedRequests);
     const detected = detectLocalResources(process.env, os.availableParallelism(), Math.floor(os.totalmem() / 2 ** 20));
@@ -57,18 +75,28 @@ export class ServeInstance implements IngressTarget, AsyncDisposable {
       relay: (app, deployment) => this.relay(deployment),
       publish: (app, dep, running, why) => this.routers.publish(app, dep, running, why),
       queued: (app, dep) => this.routers.queued(app, dep),
+      checkpoint: options.checkpoint === false ? undefined
+        : new CheckpointStore(options.checkpoint ?? defaultCheckpointPath(apps.map((a) => `${a.name}@${a.routePrefix}`))),
     });
-    const names = new Set<string>();
-    const prefixes = new Set<string>();
-    for (const spec of options.applications) {
-      const routePrefix = spec.routePrefix ?? (options.applications.length === 1 ? '/' : `/${spec.name}`);
-      if (names.has(spec.name)) throw new DeploymentConfigError(`two applications named '${spec.name}'`);
-      if (prefixes.has(routePrefix)) throw new DeploymentConfigError(`two applications with route prefix '${routePrefix}'`);
-      names.add(spec.name);
-      prefixes.add(routePrefix);
-      this.controller.deploy(spec.name, routePrefix, buildGraph(spec.name, spec.app), config);
-    }
+    for (const a of apps) this.controller.deploy(a.name, a.routePrefix, a.graph, config);
     this.controller.start();
+  }
+
+  /**
+   * Moves the running instance to new applications or a new config, without a restart: a deployment
+   * whose code, arguments or replica options changed is rolled (at most max(20%, 1) of its replicas
+   * replaced at a time, each old one drained only once a new one serves); a userConfig-only change
+   * reaches the running replicas through reconfigure(); a replica count or autoscaling change only
+   * moves the target. Applications no longer listed are stopped. Resolves when all are RUNNING again.
+   * Throws DeploymentConfigError before changing anything when the new options are invalid.
+   */
+  async apply(applications: ApplicationSpec[], options: ApplyOptions = {}): Promise<void> {
+    if (this.isDraining) throw this.drainingError();
+    if (options.config !== undefined) {
+      this.config = typeof options.config === 'string' ? loadServeConfig(options.config) : options.config;
+    }
+    this.controller.apply(withPrefixes(applications), this.config);
+    await this.ready(options.timeoutS);
   }
 
   get draining(): boolean { return this.isDraining; }
@@ -174,6 +202,19 @@ export class ServeInstance implements IngressTarget, AsyncDisposable {
   private drainingError(): UnavailableError {
     return new UnavailableError('serve instance is shutting down', { draining: true });
   }
+}
+
+function withPrefixes(applications: ApplicationSpec[]) {
+  const names = new Set<string>();
+  const prefixes = new Set<string>();
+  return applications.map((spec) => {
+    const routePrefix = spec.routePrefix ?? (applications.length === 1 ? '/' : `/${spec.name}`);
+    if (names.has(spec.name)) throw new DeploymentConfigError(`two applications named '${spec.name}'`);
+    if (prefixes.has(routePrefix)) throw new DeploymentConfigError(`two applications with route prefix '${routePrefix}'`);
+    names.add(spec.name);
+    prefixes.add(routePrefix);
+    return { name: spec.name, routePrefix, graph: buildGraph(spec.name, spec.app) };
+  });
 }
 
 async function* rejectStream(err: Error): AsyncGenerator<never> {

@@ -216,25 +216,30 @@ export class LLMEngine implements AsyncDisposable {
 
   private async runLoop(): Promise<void> {
     while (this.scheduler.hasWork && !this.disposed) {
-      const out = this.scheduler.schedule();
-      if (out.seqs.length === 0) {
-        if (out.preempted.length > 0) continue;
-        // Never expected (every admitted request fits the pool alone): fail what waits rather than spin.
-        for (const req of [...this.requests.values()]) this.failRequest(req, new EngineStepError('the scheduler cannot place any waiting request'));
-        return;
-      }
-      const t0 = performance.now();
-      let result: NativeStepResult;
       try {
-        result = await this.runner.execute(out);
+        if (!(await this.runStep())) return;
       } catch (err) {
+        // A failed native step (or a bug after it): every request in flight ends with the error; the engine goes on.
         this.runner.invalidate();
         const e = new EngineStepError(`engine step failed: ${(err as Error).message}`, { cause: (err as { code?: string }).code });
         for (const req of [...this.requests.values()]) this.failRequest(req, e);
-        continue;
       }
-      this.processStep(out, result, t0);
     }
+  }
+
+  /** One schedule → native step → update. False when nothing could be scheduled. */
+  private async runStep(): Promise<boolean> {
+    const out = this.scheduler.schedule();
+    if (out.seqs.length === 0) {
+      if (out.preempted.length > 0) return true;
+      // Never expected (every admitted request fits the pool alone): fail what waits rather than spin.
+      for (const req of [...this.requests.values()]) this.failRequest(req, new EngineStepError('the scheduler cannot place any waiting request'));
+      return false;
+    }
+    const t0 = performance.now();
+    const result = await this.runner.execute(out);
+    this.processStep(out, result, t0);
+    return true;
   }
 
   private processStep(out: SchedulerOutput, result: NativeStepResult, t0: number): void {

@@ -26,6 +26,8 @@ export interface ReplicaStats {
   ongoing: number;
   /** Sizes of @batch calls since the last stats() call, by method. */
   batches: { method: string; size: number }[];
+  /** What the user's autoscalingMetrics() returned (finite numbers only); absent when it has none. */
+  metrics?: Record<string, number>;
 }
 
 /** The replica's control surface, answered outside its request queue (comlink RPC). */
@@ -33,7 +35,8 @@ export interface ReplicaControl {
   initialize(init: ReplicaInit): Promise<ReplicaInfo>;
   /** Runs the user's checkHealth() if any; rejects when unhealthy. */
   checkHealth(): Promise<void>;
-  stats(): ReplicaStats;
+  /** Load report, polled every metricsIntervalS (also runs the user's autoscalingMetrics()). */
+  stats(): Promise<ReplicaStats>;
   reconfigure(userConfig: unknown): Promise<void>;
   /** Stops admitting requests and waits (at most timeoutMs) for the ongoing ones to finish. */
   drain(timeoutMs: number): Promise<void>;

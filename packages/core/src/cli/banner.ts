@@ -21,7 +21,7 @@ export function renderBanner(b: BannerInput): string {
       lines.push(`  ${r.app.padEnd(12)} POST ${methods.join(', ') || `${base} (no public methods)`}`);
     }
     lines.push(`  health       ${b.http}/-/healthz   routes ${b.http}/-/routes   status ${b.http}/-/status`);
-    lines.push(`  metrics      ${b.http}/metrics`);
+    lines.push(`  metrics      ${b.http}/metrics   dashboard ${b.http}/-/dashboard`);
   }
   if (b.grpc) lines.push(`  gRPC         ${b.grpc}  (flotilla.serve.v1.Serve: Call, Stream, ListApplications, Healthz)`);
   lines.push('Press Ctrl+C to drain and stop (or run `serve shutdown`).');

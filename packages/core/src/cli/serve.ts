@@ -6,6 +6,7 @@
 import { pathToFileURL } from 'node:url';
 import { Command, InvalidArgumentError } from 'commander';
 import { DEFAULT_ADDRESS, shutdownCommand, statusCommand } from './admin-client.js';
+import { registerBenchCommand } from './bench/bench-command.js';
 import { CliError, formatCliError } from './cli-error.js';
 import { runCommand } from './run-command.js';
 
@@ -43,6 +44,7 @@ export function buildProgram(): Command {
     .action(async (opts: { address: string }) => {
       process.stdout.write(await shutdownCommand(opts.address));
     });
+  registerBenchCommand(program);
   return program;
 }
 

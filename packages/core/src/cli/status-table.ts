@@ -18,8 +18,17 @@ export function renderStatus(status: ServeStatus, now = Date.now()): string {
     }
     lines.push(...table(rows).map((l) => `  ${l}`));
     for (const d of app.deployments) if (d.message) lines.push(`  ${d.name}: ${d.message}`);
+    lines.push(...renderDecisions(app.deployments, now));
   }
   return `${lines.join('\n')}\n`;
+}
+
+/** The last scaling decisions of each deployment, newest last: `Small  12s ago  1 → 3  scale-up (7 ongoing+queued, …)`. */
+function renderDecisions(deployments: ServeStatus['applications'][number]['deployments'], now: number, last = 5): string[] {
+  const rows = deployments.flatMap((d) => (d.decisions ?? []).slice(-last).map((x) =>
+    [d.name, `${formatDuration(now - x.atMs)} ago`, `${x.from} → ${x.to}`, `${x.reason} (${x.message})`]));
+  return rows.length === 0 ? [] : ['', '  scaling decisions', ...table([['DEPLOYMENT', 'WHEN', 'REPLICAS', 'REASON'], ...rows])
+    .map((l) => `  ${l}`)];
 }
 
 function table(rows: string[][]): string[] {

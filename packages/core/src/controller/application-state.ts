@@ -1,10 +1,14 @@
 /**
  * One application: its deployments (from the flattened bind graph, with options resolved through
- * decorator → bind-time → config file) and the status derived from theirs.
+ * decorator → bind-time → config file) and the status derived from theirs. apply() takes a new graph
+ * or config: changed deployments update in place (deployment-state.ts), new ones start, removed ones stop.
  */
-import { configOverrides, resolveDeploymentOptions, type ServeConfig } from '../config.js';
+import { createHash } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { inspect } from 'node:util';
+import { configOverrides, resolveDeploymentOptions, type ResolvedDeploymentOptions, type ServeConfig } from '../config.js';
 import { DeploymentConfigError } from '../errors.js';
-import { DeploymentState, type DeploymentStateDeps } from './deployment-state.js';
+import { DeploymentState, type DeploymentSpec, type DeploymentStateDeps } from './deployment-state.js';
 import type { AppGraph } from '../application.js';
 import type { ApplicationStatusInfo, RouteInfo } from '../ingress/ingress-target.js';
 
@@ -14,28 +18,40 @@ export class ApplicationState {
   status: ApplicationStatus = 'DEPLOYING';
   readonly deployments = new Map<string, DeploymentState>();
 
+  private readonly stopping: Promise<void>[] = [];
+
   constructor(
     readonly name: string,
-    readonly routePrefix: string,
+    public routePrefix: string,
     graph: AppGraph,
     config: ServeConfig | undefined,
-    deps: DeploymentStateDeps,
+    private readonly deps: DeploymentStateDeps,
     private readonly onError: (err: unknown) => void,
   ) {
     this.ingress = graph.ingress;
-    for (const node of graph.nodes) {
-      const where = `application '${name}', deployment ${node.name} (${node.definition.modulePath || 'unknown module'})`;
-      if (!node.definition.modulePath) {
-        throw new DeploymentConfigError(`${where}: cannot tell which module defines the class; pass @deployment({ module: import.meta.url })`);
-      }
-      const options = resolveDeploymentOptions(node.name,
-        [node.definition.options, node.overrides, configOverrides(config, name, node.name)], where);
-      this.deployments.set(node.name, new DeploymentState({ app: name, name: node.name, className: node.definition.name,
-        modulePath: node.definition.modulePath, args: node.args, options }, deps));
-    }
+    for (const spec of buildSpecs(name, graph, config)) this.deployments.set(spec.name, new DeploymentState(spec, deps));
   }
 
-  readonly ingress: string;
+  /** Validates the new graph and config first (throws DeploymentConfigError, changing nothing). */
+  apply(routePrefix: string, graph: AppGraph, config: ServeConfig | undefined): void {
+    const specs = buildSpecs(this.name, graph, config);
+    this.routePrefix = routePrefix;
+    this.ingress = graph.ingress;
+    const names = new Set(specs.map((s) => s.name));
+    for (const [name, d] of this.deployments) {
+      if (names.has(name)) continue;
+      this.deployments.delete(name);
+      this.stopping.push(d.stop().catch((err) => this.onError(err)));
+    }
+    for (const spec of specs) {
+      const known = this.deployments.get(spec.name);
+      if (known) known.apply(spec);
+      else this.deployments.set(spec.name, new DeploymentState(spec, this.deps));
+    }
+    if (this.status !== 'DELETING') this.status = 'DEPLOYING';
+  }
+
+  ingress: string;
 
   /** Reconciles every deployment; one failing update never stops the others. */
   update(nowMs: number): void {
@@ -74,5 +90,49 @@ export class ApplicationState {
   async stop(): Promise<void> {
     this.status = 'DELETING';
     for (const d of this.deployments.values()) await d.stop();
+    await Promise.all(this.stopping);
+  }
+}
+
+/** The deployments of a graph with their options resolved and their versions computed. */
+export function buildSpecs(app: string, graph: AppGraph, config: ServeConfig | undefined): DeploymentSpec[] {
+  return graph.nodes.map((node) => {
+    const where = `application '${app}', deployment ${node.name} (${node.definition.modulePath || 'unknown module'})`;
+    if (!node.definition.modulePath) {
+      throw new DeploymentConfigError(`${where}: cannot tell which module defines the class; pass @deployment({ module: import.meta.url })`);
+    }
+    const options = resolveDeploymentOptions(node.name,
+      [node.definition.options, node.overrides, configOverrides(config, app, node.name)], where);
+    const spec = { app, name: node.name, className: node.definition.name, modulePath: node.definition.modulePath,
+      args: node.args, options };
+    return { ...spec, version: deploymentVersion(spec) };
+  });
+}
+
+/**
+ * What makes replicas obsolete: the class, its module's source (only the module file itself; a change
+ * in a module it imports is not seen), the constructor arguments, and the options a running replica
+ * cannot take on (maxOngoingRequests, resources, placement). Scaling options and userConfig are not in it.
+ */
+export function deploymentVersion(spec: Omit<DeploymentSpec, 'version'>): string {
+  const o: ResolvedDeploymentOptions = spec.options;
+  let source = '';
+  try {
+    source = readFileSync(spec.modulePath, 'utf8');
+  } catch {
+    // The replica reports the unreadable module when it starts.
+  }
+  const hash = createHash('sha256');
+  hash.update(JSON.stringify([spec.className, spec.modulePath, o.maxOngoingRequests, o.resources, o.placement]));
+  hash.update(source);
+  hash.update(stableArgs(spec.args));
+  return hash.digest('hex').slice(0, 12);
+}
+
+function stableArgs(args: unknown[]): string {
+  try {
+    return JSON.stringify(args) ?? '';
+  } catch {
+    return inspect(args, { depth: 8 });
   }
 }

@@ -1,12 +1,13 @@
 /**
  * The controller: a reconciler loop (every tickMs, ≈100 ms) over the applications. Each update() call is
  * wrapped so that the loop never dies; the controller also owns placement and starts actors (threads or
- * processes, with CUDA_VISIBLE_DEVICES from placement) whose own handle calls go to `relay`.
+ * processes, with CUDA_VISIBLE_DEVICES from placement) whose own handle calls go to `relay`. When a
+ * target changes it rewrites its checkpoint (checkpoint.ts) at the end of the tick.
  */
 import { createThreadActor } from '../actor/thread-actor.js';
 import { createProcessActor } from '../actor/process-actor.js';
 import { PlacementBook, cudaVisibleDevices, type NodeResources, type Allocation } from './placement.js';
-import { ApplicationState } from './application-state.js';
+import { ApplicationState, buildSpecs } from './application-state.js';
 import type { DeploymentSpec, DeploymentStateDeps } from './deployment-state.js';
 import type { ActorRef } from '../actor/actor-ref.js';
 import type { CallServer } from '../actor/rpc-peer.js';
@@ -14,6 +15,7 @@ import type { AppGraph } from '../application.js';
 import type { ServeConfig } from '../config.js';
 import type { RuntimeEvents } from '../runtime-events.js';
 import type { AutoscalingPolicy } from './autoscaling-policy.js';
+import type { CheckpointStore, ControllerCheckpoint } from './checkpoint.js';
 
 export interface ControllerOptions {
   node: NodeResources;
@@ -27,6 +29,8 @@ export interface ControllerOptions {
   autoscalingPolicy?: AutoscalingPolicy;
   /** Errors caught in the loop. Default: console.error. */
   onError?: (err: unknown) => void;
+  /** Where targets are checkpointed. Default: none. */
+  checkpoint?: CheckpointStore;
 }
 
 export class Controller {
@@ -34,6 +38,8 @@ export class Controller {
   readonly apps = new Map<string, ApplicationState>();
   private timer: NodeJS.Timeout | undefined;
   private readonly deps: DeploymentStateDeps;
+  private dirty = false;
+  private restoredFrom: ControllerCheckpoint | undefined;
 
   constructor(private readonly options: ControllerOptions) {
     this.book = new PlacementBook(options.node);
@@ -42,13 +48,38 @@ export class Controller {
       autoscalingPolicy: options.autoscalingPolicy,
       createActor: (spec, id, alloc) => this.createActor(spec, id, alloc),
     };
+    options.events.on('scaling-decision', () => { this.dirty = true; });
+    this.restoredFrom = options.checkpoint?.loadOrphaned();
   }
 
   /** Adds an application; its replicas start on the next tick. Throws DeploymentConfigError on bad options. */
   deploy(name: string, routePrefix: string, graph: AppGraph, config?: ServeConfig): ApplicationState {
     const app = new ApplicationState(name, routePrefix, graph, config, this.deps, (err) => this.report(err));
     this.apps.set(name, app);
+    const saved = this.restoredFrom?.apps.find((a) => a.name === name);
+    for (const d of saved?.deployments ?? []) app.deployments.get(d.name)?.restore(d);
+    this.dirty = true;
     return app;
+  }
+
+  /**
+   * Moves to a new set of applications: known ones update in place (rolling updates, reconfigure),
+   * new ones deploy, missing ones stop. Everything is validated before anything changes.
+   */
+  apply(apps: { name: string; routePrefix: string; graph: AppGraph }[], config?: ServeConfig): void {
+    for (const a of apps) buildSpecs(a.name, a.graph, config);
+    const names = new Set(apps.map((a) => a.name));
+    for (const [name, app] of this.apps) {
+      if (names.has(name)) continue;
+      this.apps.delete(name);
+      void app.stop().catch((err) => this.report(err));
+    }
+    for (const a of apps) {
+      const known = this.apps.get(a.name);
+      if (known) known.apply(a.routePrefix, a.graph, config);
+      else this.deploy(a.name, a.routePrefix, a.graph, config);
+    }
+    this.dirty = true;
   }
 
   start(): void {
@@ -66,6 +97,12 @@ export class Controller {
         this.report(err);
       }
     }
+    if (this.dirty) this.saveCheckpoint();
+  }
+
+  snapshot(): ControllerCheckpoint {
+    return { format: 1, savedAtMs: Date.now(), pid: process.pid, apps: [...this.apps.values()].map((a) => ({
+      name: a.name, routePrefix: a.routePrefix, deployments: [...a.deployments.values()].map((d) => d.snapshot()) })) };
   }
 
   /** Stops the loop and every replica (each drains within its gracefulShutdownTimeoutS). */
@@ -73,6 +110,17 @@ export class Controller {
     clearInterval(this.timer);
     this.timer = undefined;
     await Promise.all([...this.apps.values()].map((a) => a.stop()));
+    // A clean stop leaves no checkpoint: one found at start-up means the controller died.
+    this.options.checkpoint?.remove();
+  }
+
+  private saveCheckpoint(): void {
+    this.dirty = false;
+    try {
+      this.options.checkpoint?.save(this.snapshot());
+    } catch (err) {
+      this.report(err);
+    }
   }
 
   private createActor(spec: DeploymentSpec, id: string, alloc: Allocation): ActorRef {

@@ -6,7 +6,9 @@
  */
 import { randomUUID } from 'node:crypto';
 import { ReplicaSet, type ReplicaRecord } from './replica-set.js';
-import { defaultAutoscalingPolicy, type AutoscalingPolicy, type AutoscalingState } from './autoscaling-policy.js';
+import { AutoscalingStateManager, type ScalingDecisionRecord } from './autoscaling-state.js';
+import { planReplicas, type PlannedReplica } from './rolling-update.js';
+import type { AutoscalingPolicy, AutoscalingState } from './autoscaling-policy.js';
 import type { PlacementBook } from './placement.js';
 import type { ActorRef } from '../actor/actor-ref.js';
 import type { ResolvedDeploymentOptions } from '../config.js';
@@ -22,6 +24,8 @@ export interface DeploymentSpec {
   modulePath: string;
   args: unknown[];
   options: ResolvedDeploymentOptions;
+  /** Changes with the code, the arguments or any option that needs new replicas (not userConfig, not scaling). */
+  version: string;
 }
 
 export interface DeploymentStateDeps {
@@ -35,18 +39,32 @@ export interface DeploymentStateDeps {
   autoscalingPolicy?: AutoscalingPolicy;
 }
 
+/** What a controller checkpoint keeps of a deployment. */
+export interface DeploymentSnapshot {
+  name: string;
+  version: string;
+  targetReplicas: number;
+  policyState?: AutoscalingState;
+  decisions: ScalingDecisionRecord[];
+}
+
+/** Decisions kept per deployment (oldest dropped first). */
+const HISTORY = 20;
+
 export class DeploymentState {
   status: DeploymentStatus = 'UPDATING';
   message: string | undefined;
   targetReplicas: number;
+  readonly decisions: ScalingDecisionRecord[] = [];
   private readonly replicas: ReplicaSet;
+  private autoscaler: AutoscalingStateManager | undefined;
   private constructorFailures = 0;
-  private autoscalingState: AutoscalingState = {};
   private publishedKey = '';
 
-  constructor(readonly spec: DeploymentSpec, private readonly deps: DeploymentStateDeps) {
+  constructor(public spec: DeploymentSpec, private readonly deps: DeploymentStateDeps) {
     const o = spec.options;
-    this.targetReplicas = o.numReplicas === 'auto' || o.autoscaling ? o.autoscaling!.initialReplicas : o.numReplicas;
+    this.targetReplicas = o.autoscaling ? o.autoscaling.initialReplicas : o.numReplicas as number;
+    if (o.autoscaling) this.autoscaler = new AutoscalingStateManager(o.autoscaling, o.autoscaling.policy);
     this.replicas = new ReplicaSet(spec, deps.events, {
       onRunning: () => { this.constructorFailures = 0; },
       onStartFailed: (record, err) => this.onStartFailed(record, err),
@@ -61,11 +79,36 @@ export class DeploymentState {
   update(nowMs: number): void {
     if (this.status === 'STOPPING') return;
     this.replicas.reap((record) => this.release(record));
-    if (this.spec.options.autoscaling) this.autoscale(nowMs);
+    if (this.autoscaler) this.autoscale(nowMs);
     if (this.status !== 'FAILED') this.scale();
+    this.replicas.syncUserConfig();
     this.replicas.probe(nowMs);
     this.refreshStatus();
     this.publishIfChanged();
+  }
+
+  /**
+   * A new spec (ServeInstance.apply): a new version rolls the replicas (rolling-update.ts); a
+   * userConfig-only change reaches the running replicas through reconfigure(); a new replica count or
+   * autoscaling config only moves the target.
+   */
+  apply(spec: DeploymentSpec): void {
+    const o = spec.options;
+    if (spec.version !== this.spec.version && this.status === 'FAILED') {
+      this.status = 'UPDATING';
+      this.constructorFailures = 0;
+    }
+    this.spec = spec;
+    this.replicas.setSpec(spec);
+    if (o.autoscaling) {
+      if (this.autoscaler) this.autoscaler.configure(o.autoscaling, o.autoscaling.policy);
+      else this.autoscaler = new AutoscalingStateManager(o.autoscaling, o.autoscaling.policy);
+    } else {
+      this.autoscaler = undefined;
+      this.setTarget({ atMs: Date.now(), from: this.targetReplicas, to: o.numReplicas as number, reason: 'config',
+        message: 'numReplicas changed by a new config' });
+    }
+    if (this.status === 'HEALTHY') this.status = 'UPDATING';
   }
 
   /** Stops every replica (drain within gracefulShutdownTimeoutS, then kill). */
@@ -79,49 +122,77 @@ export class DeploymentState {
   describe(): DeploymentStatusInfo {
     const replicas = this.replicas.all.map((r) => r.describe());
     return { name: this.name, status: this.status, message: this.message, targetReplicas: this.targetReplicas,
-      replicas, ongoing: replicas.reduce((n, r) => n + r.ongoing, 0), queued: this.deps.queued(this.spec.app, this.name) };
+      replicas, ongoing: replicas.reduce((n, r) => n + r.ongoing, 0), queued: this.deps.queued(this.spec.app, this.name),
+      decisions: this.decisions.map((d) => ({ ...d })) };
   }
 
   counts() {
     return this.replicas.counts();
   }
 
+  snapshot(): DeploymentSnapshot {
+    return { name: this.name, version: this.spec.version, targetReplicas: this.targetReplicas,
+      policyState: this.autoscaler?.state, decisions: [...this.decisions] };
+  }
+
+  /** Takes an autoscaled target and history from a checkpoint (a fixed count comes from the config). */
+  restore(s: DeploymentSnapshot): void {
+    this.decisions.splice(0, this.decisions.length, ...s.decisions.slice(-HISTORY));
+    const a = this.spec.options.autoscaling;
+    if (!a || !this.autoscaler) return;
+    this.autoscaler.state = s.policyState ?? {};
+    const to = Math.min(a.maxReplicas, Math.max(a.minReplicas, s.targetReplicas));
+    this.setTarget({ atMs: Date.now(), from: this.targetReplicas, to, reason: 'restored', message: 'target from the controller checkpoint' });
+  }
+
   private autoscale(nowMs: number): void {
-    const policy = this.deps.autoscalingPolicy ?? defaultAutoscalingPolicy;
-    const total = this.replicas.ongoing() + this.deps.queued(this.spec.app, this.name);
-    const decision = policy({ config: this.spec.options.autoscaling!, currentReplicas: this.targetReplicas,
-      totalRequests: total, nowMs }, this.autoscalingState);
-    this.autoscalingState = decision.state;
-    this.targetReplicas = decision.replicas;
+    const queuedNow = this.deps.queued(this.spec.app, this.name);
+    this.autoscaler!.report(nowMs, () => ({ ...this.replicas.load(), queued: queuedNow }));
+    const decision = this.autoscaler!.update(nowMs, this.targetReplicas, this.replicas.counts().running, queuedNow,
+      this.deps.autoscalingPolicy);
+    if (decision) this.setTarget(decision);
+  }
+
+  private setTarget(d: ScalingDecisionRecord): void {
+    if (d.to === d.from) return;
+    this.targetReplicas = d.to;
+    this.decisions.push(d);
+    if (this.decisions.length > HISTORY) this.decisions.splice(0, this.decisions.length - HISTORY);
+    this.deps.events.emit('scaling-decision', { app: this.spec.app, deployment: this.name, ...d });
   }
 
   private scale(): void {
     const live = this.replicas.live();
+    const plan = planReplicas(live.map((r): PlannedReplica => ({ id: r.id, version: r.version,
+      state: r.state as PlannedReplica['state'], ongoing: r.ongoing })), this.targetReplicas, this.spec.version);
+    for (const id of plan.stop) {
+      const r = live.find((x) => x.id === id)!;
+      void this.replicas.stop(r, r.version === this.spec.version ? 'scaled down' : 'replaced by a new version');
+    }
+    for (let n = 0; n < plan.start; n++) if (!this.startReplica()) return;
+  }
+
+  /** False when no replica could start (no resources now, or never: the deployment failed). */
+  private startReplica(): boolean {
     const o = this.spec.options;
-    for (let n = live.length; n < this.targetReplicas; n++) {
-      const impossible = this.deps.book.unsatisfiable(o.resources);
-      if (impossible) return this.fail(`cannot place a replica: ${impossible}`);
-      const alloc = this.deps.book.allocate(o.resources);
-      if (!alloc) {
-        this.message = `waiting for resources (${JSON.stringify(o.resources)})`;
-        return;
-      }
-      const id = `${this.spec.app}.${this.name}.${randomUUID().slice(0, 8)}`;
-      let actor: ActorRef;
-      try {
-        actor = this.deps.createActor(this.spec, id, alloc);
-      } catch (err) {
-        this.deps.book.free(alloc);
-        return this.fail(`cannot start a replica: ${(err as Error).message}`);
-      }
-      this.replicas.start(id, actor, alloc);
+    const impossible = this.deps.book.unsatisfiable(o.resources);
+    if (impossible) { this.fail(`cannot place a replica: ${impossible}`); return false; }
+    const alloc = this.deps.book.allocate(o.resources);
+    if (!alloc) {
+      this.message = `waiting for resources (${JSON.stringify(o.resources)})`;
+      return false;
     }
-    // Extra replicas: those still starting go first, then the least busy.
-    const extra = live.length - this.targetReplicas;
-    if (extra > 0) {
-      const victims = [...live].sort((a, b) => rank(a) - rank(b)).slice(0, extra);
-      for (const r of victims) void this.replicas.stop(r, 'scaled down');
+    const id = `${this.spec.app}.${this.name}.${randomUUID().slice(0, 8)}`;
+    let actor: ActorRef;
+    try {
+      actor = this.deps.createActor(this.spec, id, alloc);
+    } catch (err) {
+      this.deps.book.free(alloc);
+      this.fail(`cannot start a replica: ${(err as Error).message}`);
+      return false;
     }
+    this.replicas.start(id, actor, alloc, this.spec.version);
+    return true;
   }
 
   private onStartFailed(record: ReplicaRecord, err: Error): void {
@@ -143,7 +214,8 @@ export class DeploymentState {
   private refreshStatus(): void {
     if (this.status === 'FAILED' || this.status === 'STOPPING') return;
     const c = this.replicas.counts();
-    const next: DeploymentStatus = c.running >= this.targetReplicas && c.unhealthy === 0 ? 'HEALTHY'
+    const settled = this.replicas.live().every((r) => r.version === this.spec.version) && !this.replicas.reconfigPending();
+    const next: DeploymentStatus = c.running >= this.targetReplicas && c.unhealthy === 0 && settled ? 'HEALTHY'
       : c.unhealthy > 0 && c.running === 0 ? 'UNHEALTHY' : 'UPDATING';
     if (next === 'HEALTHY') this.message = undefined;
     if (next !== this.status) {
@@ -166,8 +238,4 @@ export class DeploymentState {
     if (record.alloc) this.deps.book.free(record.alloc);
     record.alloc = undefined;
   }
-}
-
-function rank(r: ReplicaRecord): number {
-  return r.state === 'STARTING' ? -1 : r.ongoing;
 }

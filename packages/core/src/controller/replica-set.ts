@@ -3,6 +3,9 @@
  * RUNNING → UNHEALTHY (a failed health check; replaced after healthCheckFailureThreshold in a row) →
  * STOPPING (draining) → STOPPED (reaped by DeploymentState). Every control call is raced against the
  * actor's exit and a timeout, because comlink alone would wait forever on a dead actor.
+ *
+ * Each record carries the deployment version it was started with (rolling updates replace the others)
+ * and the userConfig it last applied (a userConfig-only change reaches it through reconfigure()).
  */
 import type { ActorRef, ReplicaInfo } from '../actor/actor-ref.js';
 import type { Allocation } from './placement.js';
@@ -21,9 +24,17 @@ export class ReplicaRecord {
   nextHealthAtMs = 0;
   nextStatsAtMs = 0;
   probing = false;
+  /** The user's autoscalingMetrics() as last reported. */
+  metrics: Record<string, number> | undefined;
+  /** JSON of the userConfig the replica runs with; reconfiguring while a change is in flight. */
+  userConfigKey: string;
+  reconfiguring = false;
   readonly startedAtMs = Date.now();
 
-  constructor(readonly id: string, readonly actor: ActorRef, public alloc: Allocation | undefined) {}
+  constructor(readonly id: string, readonly actor: ActorRef, public alloc: Allocation | undefined,
+    readonly version: string, userConfig: unknown) {
+    this.userConfigKey = configKey(userConfig);
+  }
 
   describe(): ReplicaStatusInfo {
     return { id: this.id, state: this.state, placement: this.actor.kind, node: 'local', pid: this.info?.pid ?? this.actor.pid,
@@ -40,7 +51,12 @@ export class ReplicaSet {
   private readonly records: ReplicaRecord[] = [];
   info: ReplicaInfo | undefined;
 
-  constructor(private readonly spec: DeploymentSpec, private readonly events: RuntimeEvents, private readonly hooks: ReplicaSetHooks) {}
+  constructor(private spec: DeploymentSpec, private readonly events: RuntimeEvents, private readonly hooks: ReplicaSetHooks) {}
+
+  /** A new spec from a rolling update; replicas started from now on use it. */
+  setSpec(spec: DeploymentSpec): void {
+    this.spec = spec;
+  }
 
   get all(): readonly ReplicaRecord[] { return this.records; }
 
@@ -56,6 +72,32 @@ export class ReplicaSet {
     return this.records.reduce((n, r) => n + (r.state === 'RUNNING' ? r.ongoing : 0), 0);
   }
 
+  /** The RUNNING replicas' last reports, summed (an autoscaling sample). */
+  load(): { ongoing: number; custom: Record<string, number>; reporting: number } {
+    const custom: Record<string, number> = {};
+    let reporting = 0;
+    for (const r of this.routable()) {
+      reporting++;
+      for (const [k, v] of Object.entries(r.metrics ?? {})) custom[k] = (custom[k] ?? 0) + v;
+    }
+    return { ongoing: this.ongoing(), custom, reporting };
+  }
+
+  /** Sends the spec's userConfig to RUNNING replicas that run an older one (no restart). */
+  syncUserConfig(): void {
+    const key = configKey(this.spec.options.userConfig);
+    for (const r of this.routable()) {
+      if (r.reconfiguring || r.userConfigKey === key) continue;
+      void this.reconfigure(r, this.spec.options.userConfig, key);
+    }
+  }
+
+  /** True while some RUNNING replica still runs an older userConfig. */
+  reconfigPending(): boolean {
+    const key = configKey(this.spec.options.userConfig);
+    return this.routable().some((r) => r.userConfigKey !== key);
+  }
+
   counts() {
     const c = { starting: 0, running: 0, unhealthy: 0, stopping: 0 };
     for (const r of this.records) {
@@ -67,8 +109,8 @@ export class ReplicaSet {
     return c;
   }
 
-  start(id: string, actor: ActorRef, alloc: Allocation): void {
-    const record = new ReplicaRecord(id, actor, alloc);
+  start(id: string, actor: ActorRef, alloc: Allocation, version: string): void {
+    const record = new ReplicaRecord(id, actor, alloc, version, this.spec.options.userConfig);
     this.records.push(record);
     this.setState(record, 'STARTING');
     void actor.exited.then((reason) => this.onExit(record, reason));
@@ -156,6 +198,7 @@ export class ReplicaSet {
     try {
       const stats = await settle(r.actor, r.actor.control.stats(), this.spec.options.healthCheckTimeoutS * 1000);
       r.ongoing = stats.ongoing;
+      r.metrics = stats.metrics;
       for (const b of stats.batches) {
         this.events.emit('batch', { app: this.spec.app, deployment: this.spec.name, method: b.method, size: b.size });
       }
@@ -163,6 +206,21 @@ export class ReplicaSet {
       // A missed poll is harmless; health checks decide about the replica.
     } finally {
       r.probing = false;
+    }
+  }
+
+  private async reconfigure(r: ReplicaRecord, userConfig: unknown, key: string): Promise<void> {
+    r.reconfiguring = true;
+    try {
+      await settle(r.actor, r.actor.control.reconfigure(userConfig), this.spec.options.healthCheckTimeoutS * 1000);
+      r.userConfigKey = key;
+      this.events.emit('replica-state', { app: this.spec.app, deployment: this.spec.name, replicaId: r.id, state: r.state,
+        reason: 'reconfigured' });
+    } catch (err) {
+      // Its replacement starts with the new userConfig through initialize().
+      if (r.state === 'RUNNING' || r.state === 'UNHEALTHY') void this.stop(r, `reconfigure failed: ${(err as Error).message}`);
+    } finally {
+      r.reconfiguring = false;
     }
   }
 
@@ -176,6 +234,10 @@ export class ReplicaSet {
     r.state = state;
     this.events.emit('replica-state', { app: this.spec.app, deployment: this.spec.name, replicaId: r.id, state, reason });
   }
+}
+
+function configKey(userConfig: unknown): string {
+  return JSON.stringify(userConfig) ?? 'undefined';
 }
 
 /** `p`, unless the actor exits or `timeoutMs` passes first. */

@@ -14,6 +14,7 @@ import { FlotillaMetrics } from '../metrics.js';
 import { acceptRequestId } from './call-payload.js';
 import { errorBody, mapError } from './error-mapping.js';
 import { registerAdminRoutes } from './http-admin.js';
+import { registerDashboard } from './dashboard.js';
 import { dispatch } from './http-dispatch.js';
 import type { IngressTarget, ServeStatus } from './ingress-target.js';
 
@@ -138,6 +139,7 @@ export class HttpProxy implements AsyncDisposable {
       decorateStatus: (s) => ({ ...s, http: s.http ?? this.boundUrl, grpc: s.grpc ?? this.extraStatus.grpc }),
       onShutdown: this.options.onShutdown,
     });
+    registerDashboard(app, { target: this.target, metrics: this.metrics });
     await this.options.configure?.(app);
     const ctx = {
       target: this.target,

@@ -62,6 +62,16 @@ export interface ReplicaStatusInfo {
   startedAtMs: number;
 }
 
+/** A change of a deployment's target replica count (autoscaling or a new config). */
+export interface ScalingDecisionInfo {
+  atMs: number;
+  from: number;
+  to: number;
+  /** 'scale-up', 'scale-down', 'scale-from-zero', 'bounds', 'config' or 'restored'. */
+  reason: string;
+  message: string;
+}
+
 export interface DeploymentStatusInfo {
   name: string;
   status: DeploymentStatus;
@@ -71,6 +81,8 @@ export interface DeploymentStatusInfo {
   replicas: ReplicaStatusInfo[];
   queued: number;
   ongoing: number;
+  /** Recent target changes, oldest first (at most 20). */
+  decisions?: ScalingDecisionInfo[];
 }
 
 export interface ApplicationStatusInfo {

@@ -53,8 +53,11 @@ export class Replica implements CallServer, ReplicaControl {
     await this.callable?.checkHealth();
   }
 
-  stats(): ReplicaStats {
-    return { ongoing: this.ongoing, batches: takeBatchSizes() };
+  async stats(): Promise<ReplicaStats> {
+    const stats: ReplicaStats = { ongoing: this.ongoing, batches: takeBatchSizes() };
+    const metrics = await this.callable?.autoscalingMetrics();
+    if (metrics) stats.metrics = metrics;
+    return stats;
   }
 
   async reconfigure(userConfig: unknown): Promise<void> {

@@ -1,14 +1,20 @@
 /**
  * The one wrapper through which a replica runs user code: method lookup (public methods only), the
  * request context (AsyncLocalStorage) around every call and every resume of a generator, and the
- * optional lifecycle methods checkHealth() and reconfigure(config).
+ * optional lifecycle methods checkHealth(), reconfigure(config) and autoscalingMetrics().
+ *
+ * autoscalingMetrics(): `Record<string, number> | Promise<...>`, called every metricsIntervalS outside
+ * the request queue; the numbers reach the autoscaling policy summed over replicas and averaged over
+ * lookBackPeriodS (AutoscalingContext.metrics.custom). An LLM replica reports `waitingRequests` (its
+ * engine's waiting queue) and `kvCacheUsage` (0..1), which the 'llm' policy reads. Keep it cheap; a
+ * throw or a non-number is ignored (a missed report never fails the replica).
  */
 import { BadRequestError, NotFoundError } from '../errors.js';
 import { requestContextStorage, type RequestContext } from '../request-context.js';
 import type { MethodKind } from '../ingress/ingress-target.js';
 
 /** Not callable through handles or proxies. */
-const LIFECYCLE = new Set(['constructor', 'checkHealth', 'reconfigure']);
+const LIFECYCLE = new Set(['constructor', 'checkHealth', 'reconfigure', 'autoscalingMetrics']);
 /** Callable although it starts with '_': the default method of an HTTP route, as in Ray Serve. */
 const DEFAULT_METHOD = '__call__';
 
@@ -58,6 +64,18 @@ export class UserCallable {
   async reconfigure(config: unknown): Promise<void> {
     const fn = (this.instance as { reconfigure?: (c: unknown) => unknown }).reconfigure;
     if (typeof fn === 'function') await fn.call(this.instance, config);
+  }
+
+  async autoscalingMetrics(): Promise<Record<string, number> | undefined> {
+    const fn = (this.instance as { autoscalingMetrics?: () => unknown }).autoscalingMetrics;
+    if (typeof fn !== 'function') return undefined;
+    try {
+      const raw = await fn.call(this.instance);
+      if (typeof raw !== 'object' || raw === null) return undefined;
+      return Object.fromEntries(Object.entries(raw).filter(([, v]) => typeof v === 'number' && Number.isFinite(v)));
+    } catch {
+      return undefined;
+    }
   }
 
   private lookup(method: string): Method {

@@ -1,0 +1,42 @@
+/**
+ * One model served over OpenAI- and TGI-compatible HTTP and gRPC (protos/llm.proto).
+ *
+ *   serve run examples/llm-server.ts:app model=../shared/models/stories260K/stories260K.bin
+ *   serve run examples/llm-server.ts:app model=PATH tokenizer=PATH quantize=int8
+ *   serve run examples/llm-server.ts:app            # no model: random weights (said so at start and in /v1/models)
+ *
+ * Try it:
+ *   curl -s localhost:8000/v1/models
+ *   curl -s localhost:8000/v1/completions -H 'content-type: application/json' -d '{"prompt":"Once upon a time","max_tokens":32}'
+ *   curl -sN localhost:8000/v1/chat/completions -H 'content-type: application/json' \
+ *     -d '{"messages":[{"role":"user","content":"Tell me a story"}],"max_tokens":48,"stream":true}'
+ *   curl -sN localhost:8000/generate_stream -H 'content-type: application/json' -d '{"inputs":"Lily","parameters":{"max_new_tokens":20}}'
+ *   curl -s localhost:8000/metrics | grep flotilla_llm_
+ *
+ * Other options (key=value): served_name=NAME, api_keys=K1,K2, api_key_file=FILE, max_num_seqs=N, kv_cache_mb=N.
+ */
+import { deployment } from '@flotilla/core';
+import { LLMServer, type LLMServerOptions } from '@flotilla/deployments';
+
+/** Many streams share one engine (continuous batching), so a replica admits many requests at once. */
+@deployment({ maxOngoingRequests: 256, placement: 'thread', healthCheckPeriodS: 5 })
+export class LLM extends LLMServer {}
+
+export function llmOptions(args: Record<string, string | undefined>): LLMServerOptions {
+  const { model, tokenizer, quantize, served_name, api_keys, api_key_file, max_num_seqs, kv_cache_mb, ...rest } = args;
+  const unknown = Object.keys(rest);
+  if (unknown.length > 0) throw new Error(`unknown argument ${unknown.join(', ')}; see the header of examples/llm-server.ts`);
+  if (quantize !== undefined && quantize !== 'int8' && quantize !== 'int4') throw new Error(`quantize must be int8 or int4, got ${quantize}`);
+  const options: LLMServerOptions = {};
+  if (model) options.model = model;
+  if (tokenizer) options.tokenizer = tokenizer;
+  if (quantize) options.quantize = quantize;
+  if (served_name) options.servedModelName = served_name;
+  if (api_keys) options.apiKeys = api_keys.split(',').filter(Boolean);
+  if (api_key_file) options.apiKeyFile = api_key_file;
+  if (max_num_seqs) options.maxNumSeqs = Number(max_num_seqs);
+  if (kv_cache_mb) options.kvCacheBytes = Number(kv_cache_mb) * 2 ** 20;
+  return options;
+}
+
+export const app = (args: Record<string, string>) => LLM.bind(llmOptions(args));

@@ -1,0 +1,120 @@
+/**
+ * protos/llm.proto's Llm service on an LLMServer: GenerateRequest → GenerationSpec (validated, fields
+ * named as in the proto), results → GenerateResponse / GenerateStreamResponse, and API errors → the
+ * core's typed errors so the gRPC proxy answers with the right status (INVALID_ARGUMENT, NOT_FOUND,
+ * RESOURCE_EXHAUSTED with retry-after, UNAVAILABLE).
+ */
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { BackPressureError, BadRequestError, NotFoundError, PayloadTooLargeError, UnavailableError, FlotillaError } from '@flotilla/core';
+import type { SamplingParams, TokenLogprob, Tokenizer } from '@flotilla/engine';
+import { InvalidParameterError, LLMApiError, ModelNotFoundError, RateLimitError } from '../errors.js';
+import { collectGeneration, prepareGeneration, startGeneration, UsageTracker, type GenerationSpec, type ParamNames } from '../generation.js';
+import type { HandlerContext } from '../handler-context.js';
+import { tokenText } from '../openai/logprobs.js';
+import { usageBody } from '../openai/responses.js';
+
+export const LLM_PROTO_PATH = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../../../protos/llm.proto');
+export const LLM_GRPC_SERVICE = {
+  protoPath: LLM_PROTO_PATH, service: 'flotilla.llm.v1.Llm', methods: { Generate: 'grpcGenerate', GenerateStream: 'grpcGenerateStream' },
+};
+
+/** GenerateRequest as proto-loader hands it over (keepCase; unset optionals are absent). */
+export interface GrpcGenerateRequest {
+  model?: string;
+  prompt?: string;
+  messages?: Array<{ role: string; content: string }>;
+  prompt_token_ids?: number[];
+  max_tokens?: number; temperature?: number; top_p?: number; top_k?: number; min_p?: number; n?: number;
+  stop?: string[]; seed?: number; logprobs?: number; presence_penalty?: number; frequency_penalty?: number;
+  repetition_penalty?: number; ignore_eos?: boolean; api_key?: string;
+}
+
+const NAMES: ParamNames = {
+  maxTokens: 'max_tokens', temperature: 'temperature', topP: 'top_p', topK: 'top_k', minP: 'min_p', n: 'n', stop: 'stop',
+  seed: 'seed', logprobs: 'logprobs', presencePenalty: 'presence_penalty', frequencyPenalty: 'frequency_penalty',
+  repetitionPenalty: 'repetition_penalty', ignoreEos: 'ignore_eos',
+};
+const FIELDS: Array<[keyof GrpcGenerateRequest, keyof SamplingParams]> = [
+  ['max_tokens', 'maxTokens'], ['temperature', 'temperature'], ['top_p', 'topP'], ['top_k', 'topK'], ['min_p', 'minP'], ['n', 'n'],
+  ['seed', 'seed'], ['logprobs', 'logprobs'], ['presence_penalty', 'presencePenalty'], ['frequency_penalty', 'frequencyPenalty'],
+  ['repetition_penalty', 'repetitionPenalty'], ['ignore_eos', 'ignoreEos'],
+];
+
+export function grpcSpec(req: GrpcGenerateRequest, ctx: HandlerContext): GenerationSpec {
+  if (req.model && req.model !== ctx.model.name) throw new ModelNotFoundError(`The model '${req.model}' does not exist; this server serves '${ctx.model.name}'.`, 'model');
+  const given = [req.prompt ? 'prompt' : '', req.messages?.length ? 'messages' : '', req.prompt_token_ids?.length ? 'prompt_token_ids' : ''].filter(Boolean);
+  if (given.length !== 1) throw new InvalidParameterError('prompt', `give exactly one of prompt, messages, prompt_token_ids (got ${given.join(', ') || 'none'})`);
+  const params: SamplingParams = {};
+  for (const [field, key] of FIELDS) if (req[field] !== undefined && req[field] !== null) (params as Record<string, unknown>)[key] = req[field];
+  if (req.stop?.length) params.stop = req.stop;
+  if (params.n !== undefined && params.n < 1) throw new InvalidParameterError('n', 'must be >= 1');
+  if (params.maxTokens !== undefined && params.maxTokens < 1) throw new InvalidParameterError('max_tokens', 'must be >= 1');
+  const prompt: GenerationSpec['prompt'] = req.prompt ? { text: req.prompt }
+    : req.messages?.length ? { messages: req.messages } : { tokenIds: req.prompt_token_ids! };
+  return { prompt, params, names: { ...NAMES, prompt: given[0]! }, ...(req.prompt ? { defaultMaxTokens: 16 } : {}) };
+}
+
+export async function grpcGenerate(req: GrpcGenerateRequest, ctx: HandlerContext): Promise<unknown> {
+  const spec = grpcSpec(req, ctx);
+  const prepared = prepareGeneration(ctx.engine, spec, ctx.limits);
+  ctx.admit(prepared);
+  const stream = startGeneration(ctx.engine, prepared, spec.names, { requestId: ctx.requestId, signal: ctx.signal });
+  const { samples, usage } = await collectGeneration(stream, prepared.params.n ?? 1);
+  Object.assign(ctx.usage, usage);
+  const tok = ctx.engine.tokenizer;
+  return {
+    id: `gen-${ctx.requestId}`, model: ctx.model.name, usage: usageBody(usage),
+    choices: samples.map((s) => ({
+      index: s.index, text: s.text, token_ids: s.tokenIds, finish_reason: s.finishReason === 'length' ? 'length' : 'stop',
+      stop_reason: s.stopReason === null ? '' : String(s.stopReason), logprobs: s.logprobs.map((lp) => logprob(tok, lp)),
+    })),
+  };
+}
+
+export async function* grpcGenerateStream(req: GrpcGenerateRequest, ctx: HandlerContext): AsyncGenerator<unknown> {
+  const spec = grpcSpec(req, ctx);
+  const prepared = prepareGeneration(ctx.engine, spec, ctx.limits);
+  ctx.admit(prepared);
+  const stream = startGeneration(ctx.engine, prepared, spec.names, { requestId: ctx.requestId, signal: ctx.signal });
+  const tok = ctx.engine.tokenizer;
+  const usage = new UsageTracker();
+  const id = `gen-${ctx.requestId}`;
+  let pending: Record<string, unknown> | null = null;
+  // Each message is held back by one so that the last one can carry the usage.
+  for await (const out of stream) {
+    usage.add(out);
+    if (pending) yield pending;
+    pending = {
+      id, index: out.index, text: out.text, token_ids: out.tokenIds, finished: out.finished,
+      finish_reason: out.finished ? (out.finishReason === 'length' ? 'length' : 'stop') : '',
+      logprobs: (out.logprobs ?? []).map((lp) => logprob(tok, lp)),
+    };
+  }
+  ctx.usage.promptTokens = usage.promptTokens;
+  ctx.usage.completionTokens = usage.completionTokens;
+  if (pending) yield { ...pending, usage: usageBody(ctx.usage) };
+}
+
+function logprob(tok: Tokenizer, lp: TokenLogprob) {
+  return {
+    token_id: lp.tokenId, token: tokenText(tok, lp.tokenId), logprob: lp.logprob,
+    top: lp.top.map((t) => ({ token_id: t.tokenId, token: tokenText(tok, t.tokenId), logprob: t.logprob })),
+  };
+}
+
+/** API errors as the core's typed errors (what the gRPC proxy maps to status codes); the stable code stays in the message and data. */
+export function toCoreError(err: unknown): unknown {
+  if (!(err instanceof LLMApiError)) return err;
+  const message = `[${err.code}] ${err.message}`;
+  const data = { llmCode: err.code, param: err.param };
+  switch (err.status) {
+    case 400: return new BadRequestError(message, data);
+    case 401: return new BadRequestError(message, data);
+    case 404: return new NotFoundError(message, data);
+    case 413: return new PayloadTooLargeError(message, data);
+    case 429: return new BackPressureError(message, { ...data, retryAfterS: (err as RateLimitError).retryAfterS });
+    case 503: return new UnavailableError(message, data);
+    default: return new FlotillaError(message, data);
+  }
+}

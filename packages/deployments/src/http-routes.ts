@@ -1,0 +1,51 @@
+/**
+ * The LLM server's HTTP route table: which handler serves METHOD PATH, in which protocol's error shape,
+ * and whether it needs an API key (everything but /health, which load balancers and probes call).
+ */
+import type { HttpRequestLike, HttpResponseLike } from '@flotilla/core';
+import { LLMApiError, MalformedRequestError, RouteNotFoundError } from './errors.js';
+import type { RouteHandler } from './handler-context.js';
+import { chatCompletions, completions, models, openAiError } from './openai/routes.js';
+import { generate, generateStream, info, tgiError } from './tgi/routes.js';
+
+export interface Route {
+  /** For audit lines and metrics: e.g. 'POST /v1/completions'. */
+  name: string;
+  handler: RouteHandler;
+  renderError: (err: unknown) => HttpResponseLike;
+  /** Needs an API key (when keys are configured). */
+  authenticated: boolean;
+  /** Runs a generation (waits for the model, counts against rate limits). */
+  generates: boolean;
+}
+
+const openai = (name: string, handler: RouteHandler, generates = true): Route =>
+  ({ name, handler, renderError: openAiError, authenticated: true, generates });
+const tgi = (name: string, handler: RouteHandler, generates = true): Route =>
+  ({ name, handler, renderError: tgiError, authenticated: true, generates });
+
+const ROUTES: Record<string, Route> = {
+  'POST /v1/completions': openai('POST /v1/completions', completions),
+  'POST /v1/chat/completions': openai('POST /v1/chat/completions', chatCompletions),
+  'GET /v1/models': openai('GET /v1/models', models, false),
+  'POST /generate': tgi('POST /generate', generate),
+  'POST /generate_stream': tgi('POST /generate_stream', generateStream),
+  'POST /': tgi('POST /', generate),
+  'GET /info': tgi('GET /info', info, false),
+};
+
+/** The route for a request; unknown paths and wrong methods get a handler that throws the right error. */
+export function findRoute(req: HttpRequestLike): Route {
+  const path = req.path.replace(/\/+$/, '') || '/';
+  const route = ROUTES[`${req.method} ${path}`];
+  if (route) return route;
+  const render = path.startsWith('/v1/') ? openAiError : tgiError;
+  const allowed = Object.keys(ROUTES).filter((k) => k.endsWith(` ${path}`)).map((k) => k.split(' ')[0]);
+  const error: LLMApiError = allowed.length > 0
+    ? new MalformedRequestError(`${req.method} is not allowed on ${path}; use ${allowed.join(' or ')}.`)
+    : new RouteNotFoundError(`No route ${req.method} ${path}. This server speaks OpenAI (/v1/completions, /v1/chat/completions, `
+      + '/v1/models) and TGI (/generate, /generate_stream, /info, /health).');
+  // eslint-disable-next-line require-yield
+  const handler: RouteHandler = async function* () { throw error; };
+  return { name: `${req.method} (unknown)`, handler, renderError: render, authenticated: false, generates: false };
+}

@@ -1,0 +1,234 @@
+/**
+ * LLMServer: the deployment that serves one model through LLMEngine, speaking the OpenAI and TGI HTTP
+ * APIs (handleHttp: the proxy hands it every request under its route prefix) and gRPC (protos/llm.proto,
+ * declared in `grpcServices` and bound by `serve run`). Subclass and decorate it:
+ *
+ * ```ts
+ * @deployment({ maxOngoingRequests: 256 })
+ * class Stories extends LLMServer {}
+ * export const app = Stories.bind({ model: 'models/stories260K.bin' });
+ * ```
+ *
+ * The constructor returns at once and the model loads in the background: /health answers 503 until it
+ * is ready, and generation requests wait for it. Every request passes the Guard (API key, rate limits,
+ * body size) before it can reach the engine, and leaves one audit line.
+ */
+import { performance } from 'node:perf_hooks';
+import type { HttpRequestLike } from '@flotilla/core';
+import { getRequestContext } from '@flotilla/core';
+import { LLMEngine, type EngineStats } from '@flotilla/engine';
+import { AuditLog } from './audit-log.js';
+import { LLMServerConfigError, ModelUnavailableError } from './errors.js';
+import { estimatedTokens, type HandlerContext, type HttpChunk, type ModelInfo } from './handler-context.js';
+import { findRoute } from './http-routes.js';
+import { Guard, checkBodySize, type Admission } from './guard.js';
+import { LLM_GRPC_SERVICE, grpcGenerate, grpcGenerateStream, toCoreError, type GrpcGenerateRequest } from './grpc/llm-grpc.js';
+import { LLMMetrics } from './llm-metrics.js';
+import { resolveLimits, type LLMServerOptions, type ResolvedLimits } from './llm-server-options.js';
+import { checkModelPaths, randomWeightsBanner, resolveModelSource } from './model-source.js';
+
+/** What a loaded server holds; absent while loading. */
+export interface LoadedState {
+  engine: LLMEngine;
+  model: ModelInfo;
+  limits: ResolvedLimits;
+}
+
+export class LLMServer {
+  /** Picked up by `serve run` (grpcServicesOf): the Llm service of protos/llm.proto, served by this deployment. */
+  static grpcServices = [LLM_GRPC_SERVICE];
+
+  protected readonly options: LLMServerOptions;
+  readonly guard: Guard;
+  #state: LoadedState | undefined;
+  #loadError: Error | undefined;
+  readonly #loading: Promise<LoadedState>;
+  readonly #audit: AuditLog;
+  #metrics: LLMMetrics | undefined;
+
+  constructor(options: LLMServerOptions = {}) {
+    if (typeof options !== 'object' || options === null) throw new LLMServerConfigError('LLMServer options must be an object');
+    if (options.quantize !== undefined && options.quantize !== 'int8' && options.quantize !== 'int4') {
+      throw new LLMServerConfigError(`quantize must be 'int8' or 'int4', got ${JSON.stringify(options.quantize)}`);
+    }
+    checkModelPaths(options.model, options.tokenizer);
+    this.options = options;
+    this.guard = new Guard({ apiKeys: options.apiKeys, apiKeyFile: options.apiKeyFile, rateLimits: options.rateLimits });
+    this.#audit = new AuditLog(options.auditLog ?? 'stderr');
+    this.#loading = this.#load();
+    this.#loading.catch((err: Error) => {
+      this.#loadError = err;
+      process.stderr.write(`[flotilla] LLMServer: the model failed to load: ${err.message}\n`);
+    });
+  }
+
+  /** Every HTTP request under the route prefix (OpenAI and TGI routes, /health). */
+  async *handleHttp(req: HttpRequestLike): AsyncGenerator<HttpChunk> {
+    if (req.method === 'GET' && (req.path === '/health' || req.path === '/health/')) {
+      yield this.#health();
+      return;
+    }
+    const started = performance.now();
+    const route = findRoute(req);
+    const ctxBase = { requestId: req.requestId, signal: getRequestContext()?.signal };
+    const usage = { promptTokens: 0, completionTokens: 0 };
+    let keyId = 'unauthenticated';
+    let status = 0;
+    let errorCode: string | undefined;
+    let admission: Admission | undefined;
+    let ctx: HandlerContext | undefined;
+    try {
+      if (route.authenticated) keyId = this.guard.authenticate(req.headers, req.clientIp);
+      if (req.method === 'POST') checkBodySize(req.headers, req.body, this.options.limits?.maxBodyBytes ?? resolveLimits(undefined, 2).maxBodyBytes);
+      const state = await this.#ready();
+      ctx = {
+        ...ctxBase, engine: state.engine, limits: state.limits, model: state.model, usage,
+        admit: (p) => { admission = this.guard.admit(keyId, estimatedTokens(p)); },
+      };
+      for await (const chunk of route.handler(req, ctx)) {
+        if (typeof chunk !== 'string' && status === 0) status = chunk.status;
+        yield chunk;
+      }
+    } catch (err) {
+      errorCode = (err as { code?: string }).code ?? 'E_INTERNAL';
+      if (status !== 0) throw err;
+      const head = route.renderError(err);
+      status = head.status;
+      yield head;
+    } finally {
+      if (admission) this.guard.settle(admission, usage.promptTokens + usage.completionTokens);
+      if (ctxBase.signal?.aborted && status < 400) status = 499;
+      this.#audit.record({
+        requestId: req.requestId, keyId, route: route.name, status, promptTokens: usage.promptTokens,
+        completionTokens: usage.completionTokens, latencyMs: performance.now() - started,
+        ...(this.options.logPrompts && ctx?.promptText !== undefined ? { prompt: ctx.promptText } : {}),
+        ...(errorCode ? { error: errorCode } : {}),
+      });
+    }
+  }
+
+  /** gRPC Generate (protos/llm.proto); also callable through a handle. */
+  async grpcGenerate(request: GrpcGenerateRequest): Promise<unknown> {
+    const call = await this.#grpcCall(request, 'grpc Generate');
+    try {
+      const reply = await grpcGenerate(request, call.ctx);
+      call.end(0);
+      return reply;
+    } catch (err) {
+      call.end(1, err);
+      throw toCoreError(err);
+    }
+  }
+
+  /** gRPC GenerateStream; also callable through a handle (`handle.stream.grpcGenerateStream(req)`). */
+  async *grpcGenerateStream(request: GrpcGenerateRequest): AsyncGenerator<unknown> {
+    const call = await this.#grpcCall(request, 'grpc GenerateStream');
+    let failed: unknown;
+    try {
+      yield* grpcGenerateStream(request, call.ctx);
+    } catch (err) {
+      failed = err;
+      throw toCoreError(err);
+    } finally {
+      call.end(failed === undefined ? 0 : 1, failed);
+    }
+  }
+
+  /** The engine's counters (for tests, dashboards and autoscaling signals); null while loading. */
+  engineStats(): (EngineStats & { debug: ReturnType<LLMEngine['debugCounts']> }) | null {
+    const engine = this.#state?.engine;
+    return engine ? { ...engine.stats(), debug: engine.debugCounts() } : null;
+  }
+
+  /** What /v1/models and /info describe; null while loading. */
+  modelInfo(): ModelInfo | null {
+    return this.#state?.model ?? null;
+  }
+
+  /** Replica metrics for the proxy's /metrics (prom-client JSON); see packages/core's collectMetrics. */
+  async collectMetrics(): Promise<unknown[]> {
+    return this.#metrics ? this.#metrics.snapshot() : [];
+  }
+
+  /** The engine's load for the autoscaler ('llm' policy): waiting queue and KV-cache use (0..1). */
+  autoscalingMetrics(): Record<string, number> {
+    const s = this.#state?.engine.stats();
+    return s ? { waitingRequests: s.waiting, runningRequests: s.running, kvCacheUsage: s.kvUsage } : {};
+  }
+
+  /** Fails while the model failed to load, so the controller reports (and replaces) the replica. */
+  async checkHealth(): Promise<void> {
+    if (this.#loadError) throw this.#loadError;
+  }
+
+  async #load(): Promise<LoadedState> {
+    const o = this.options;
+    const source = await resolveModelSource(o.model, o.tokenizer);
+    if (source.randomWeights) process.stderr.write(randomWeightsBanner(source));
+    const engine = await LLMEngine.create({
+      model: source.path,
+      ...(source.tokenizer !== undefined ? { tokenizerPath: source.tokenizer } : {}),
+      ...(o.quantize ? { weightFormat: o.quantize } : {}),
+      ...pick(o, ['kvCacheBytes', 'maxNumSeqs', 'maxNumBatchedTokens', 'maxModelLen', 'enablePrefixCaching', 'numThreads', 'device', 'chatTemplate']),
+    });
+    const model: ModelInfo = {
+      name: o.servedModelName ?? source.defaultName, path: source.path, randomWeights: source.randomWeights,
+      createdS: Math.floor(Date.now() / 1000),
+    };
+    this.#metrics = new LLMMetrics(model.name);
+    this.#metrics.attach(engine);
+    this.#state = { engine, model, limits: resolveLimits(o.limits, engine.maxModelLen) };
+    return this.#state;
+  }
+
+  async #ready(): Promise<LoadedState> {
+    if (this.#state) return this.#state;
+    if (this.#loadError) throw new ModelUnavailableError(`The model failed to load: ${this.#loadError.message}`);
+    try {
+      return await this.#loading;
+    } catch (err) {
+      throw new ModelUnavailableError(`The model failed to load: ${(err as Error).message}`);
+    }
+  }
+
+  /** Authenticates, waits for the model and returns the context plus `end`, which settles the rate limit and writes the audit line. */
+  async #grpcCall(request: GrpcGenerateRequest, route: string): Promise<{ ctx: HandlerContext; end: (failed: number, err?: unknown) => void }> {
+    const rc = getRequestContext();
+    const requestId = rc?.requestId ?? `grpc-${Date.now()}`;
+    const started = performance.now();
+    let keyId = 'unauthenticated';
+    let admission: Admission | undefined;
+    const usage = { promptTokens: 0, completionTokens: 0 };
+    const end = (failed: number, err?: unknown) => {
+      if (admission) this.guard.settle(admission, usage.promptTokens + usage.completionTokens);
+      const code = (err as { code?: string } | undefined)?.code;
+      this.#audit.record({ requestId, keyId, route, status: failed ? (err as { status?: number }).status ?? 500 : 200,
+        promptTokens: usage.promptTokens, completionTokens: usage.completionTokens, latencyMs: performance.now() - started,
+        ...(code ? { error: code } : {}) });
+    };
+    try {
+      keyId = this.guard.authenticate(request?.api_key ? { authorization: `Bearer ${request.api_key}` } : {}, 'grpc');
+      const state = await this.#ready();
+      const ctx: HandlerContext = {
+        requestId, signal: rc?.signal, engine: state.engine, limits: state.limits, model: state.model, usage,
+        admit: (p) => { admission = this.guard.admit(keyId, estimatedTokens(p)); },
+      };
+      return { ctx, end };
+    } catch (err) {
+      end(1, err);
+      throw toCoreError(err);
+    }
+  }
+
+  #health(): HttpChunk {
+    if (this.#state) return { status: 200, body: {} };
+    if (this.#loadError) return { status: 503, body: { error: `model failed to load: ${this.#loadError.message}`, error_type: 'unhealthy' } };
+    return { status: 503, body: { error: 'model is loading', error_type: 'loading' } };
+  }
+}
+
+function pick<T extends object, K extends keyof T>(o: T, keys: K[]): Partial<Pick<T, K>> {
+  const out: Partial<Pick<T, K>> = {};
+  for (const k of keys) if (o[k] !== undefined) out[k] = o[k];
+  return out;
+}

@@ -1,0 +1,55 @@
+/**
+ * Logprobs in OpenAI's two shapes: the legacy completions one (parallel arrays, top alternatives as
+ * { token: logprob } maps, text offsets) and chat's (one entry per token with its bytes and alternatives).
+ */
+import type { TokenLogprob, Tokenizer } from '@flotilla/engine';
+
+const utf8 = new TextDecoder('utf-8');
+
+export interface CompletionLogprobs {
+  tokens: string[];
+  token_logprobs: number[];
+  top_logprobs: Array<Record<string, number>> | null;
+  text_offset: number[];
+}
+
+export interface ChatTokenLogprob {
+  token: string;
+  logprob: number;
+  bytes: number[];
+  top_logprobs: Array<{ token: string; logprob: number; bytes: number[] }>;
+}
+
+export function tokenText(tok: Tokenizer, id: number): string {
+  return utf8.decode(tok.tokenBytes(id));
+}
+
+/** `offset` is where these tokens' text starts in the completion (streams carry it across chunks). */
+export function completionLogprobs(tok: Tokenizer, lps: TokenLogprob[], offset: number, withTop: boolean): CompletionLogprobs {
+  const out: CompletionLogprobs = { tokens: [], token_logprobs: [], top_logprobs: withTop ? [] : null, text_offset: [] };
+  let at = offset;
+  for (const lp of lps) {
+    const text = tokenText(tok, lp.tokenId);
+    out.tokens.push(text);
+    out.token_logprobs.push(lp.logprob);
+    out.text_offset.push(at);
+    at += text.length;
+    if (out.top_logprobs) {
+      const top: Record<string, number> = {};
+      for (const t of lp.top) top[tokenText(tok, t.tokenId)] ??= t.logprob;
+      out.top_logprobs.push(top);
+    }
+  }
+  return out;
+}
+
+export function chatLogprobs(tok: Tokenizer, lps: TokenLogprob[]): { content: ChatTokenLogprob[]; refusal: null } {
+  const entry = (id: number, logprob: number) => {
+    const bytes = tok.tokenBytes(id);
+    return { token: utf8.decode(bytes), logprob, bytes: Array.from(bytes) };
+  };
+  return {
+    content: lps.map((lp) => ({ ...entry(lp.tokenId, lp.logprob), top_logprobs: lp.top.map((t) => entry(t.tokenId, t.logprob)) })),
+    refusal: null,
+  };
+}

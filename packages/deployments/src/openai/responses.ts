@@ -1,0 +1,94 @@
+/**
+ * OpenAI response bodies: whole completions and chat completions, their streaming chunks, and the
+ * final usage chunk of stream_options.include_usage.
+ */
+import type { RequestOutput, Tokenizer } from '@flotilla/engine';
+import type { SampleResult, Usage } from '../generation.js';
+import { chatLogprobs, completionLogprobs } from './logprobs.js';
+import type { OpenAiRequest } from './params.js';
+
+export interface ResponseMeta {
+  id: string;
+  created: number;
+  model: string;
+  tok: Tokenizer;
+  req: OpenAiRequest;
+}
+
+/** OpenAI's finish reasons: a stop string or stop token is 'stop', the length limit is 'length'. */
+export function finishReasonOf(reason: string | null): 'stop' | 'length' | null {
+  if (reason === null) return null;
+  return reason === 'length' ? 'length' : 'stop';
+}
+
+export function usageBody(u: Usage) {
+  return { prompt_tokens: u.promptTokens, completion_tokens: u.completionTokens, total_tokens: u.promptTokens + u.completionTokens };
+}
+
+export function completionBody(m: ResponseMeta, samples: SampleResult[], usage: Usage, promptText: string) {
+  const withTop = (m.req.logprobs ?? 0) > 0;
+  return {
+    id: m.id, object: 'text_completion', created: m.created, model: m.model, system_fingerprint: null,
+    choices: samples.map((s) => ({
+      index: s.index,
+      text: m.req.echo ? promptText + s.text : s.text,
+      logprobs: m.req.logprobs !== undefined ? completionLogprobs(m.tok, s.logprobs, 0, withTop) : null,
+      finish_reason: finishReasonOf(s.finishReason),
+      stop_reason: s.stopReason,
+    })),
+    usage: usageBody(usage),
+  };
+}
+
+export function chatBody(m: ResponseMeta, samples: SampleResult[], usage: Usage) {
+  return {
+    id: m.id, object: 'chat.completion', created: m.created, model: m.model, system_fingerprint: null,
+    choices: samples.map((s) => ({
+      index: s.index,
+      message: { role: 'assistant', content: s.text, refusal: null, tool_calls: [] },
+      logprobs: m.req.logprobs !== undefined ? chatLogprobs(m.tok, s.logprobs) : null,
+      finish_reason: finishReasonOf(s.finishReason),
+      stop_reason: s.stopReason,
+    })),
+    usage: usageBody(usage),
+  };
+}
+
+/** One streamed output of one choice. `offsets` carries each choice's text offset for completion logprobs. */
+export function completionChunk(m: ResponseMeta, out: RequestOutput, offsets: number[]) {
+  const at = offsets[out.index] ?? 0;
+  offsets[out.index] = at + out.text.length;
+  const logprobs = m.req.logprobs !== undefined ? completionLogprobs(m.tok, out.logprobs ?? [], at, (m.req.logprobs ?? 0) > 0) : null;
+  return {
+    id: m.id, object: 'text_completion', created: m.created, model: m.model,
+    choices: [{ index: out.index, text: out.text, logprobs, finish_reason: out.finished ? finishReasonOf(out.finishReason) : null,
+      ...(out.finished ? { stop_reason: out.stopReason } : {}) }],
+  };
+}
+
+export function chatChunk(m: ResponseMeta, out: RequestOutput, first: boolean) {
+  const delta: Record<string, unknown> = first ? { role: 'assistant', content: out.text } : { content: out.text };
+  return {
+    id: m.id, object: 'chat.completion.chunk', created: m.created, model: m.model,
+    choices: [{
+      index: out.index, delta,
+      logprobs: m.req.logprobs !== undefined ? chatLogprobs(m.tok, out.logprobs ?? []) : null,
+      finish_reason: out.finished ? finishReasonOf(out.finishReason) : null,
+      ...(out.finished ? { stop_reason: out.stopReason } : {}),
+    }],
+  };
+}
+
+/** The last chunk with include_usage: no choices, the whole request's usage. */
+export function usageChunk(m: ResponseMeta, usage: Usage) {
+  const object = m.req.kind === 'chat' ? 'chat.completion.chunk' : 'text_completion';
+  return { id: m.id, object, created: m.created, model: m.model, choices: [], usage: usageBody(usage) };
+}
+
+/** The echo chunk that opens a streamed completion with echo: true. */
+export function echoChunk(m: ResponseMeta, n: number, promptText: string) {
+  return {
+    id: m.id, object: 'text_completion', created: m.created, model: m.model,
+    choices: Array.from({ length: n }, (_, index) => ({ index, text: promptText, logprobs: null, finish_reason: null })),
+  };
+}

@@ -1,0 +1,91 @@
+/**
+ * The OpenAI-compatible routes: POST /v1/completions, POST /v1/chat/completions (whole or as server-sent
+ * events ending with `data: [DONE]`), GET /v1/models, and errors in OpenAI's shape.
+ */
+import type { HttpRequestLike, HttpResponseLike } from '@flotilla/core';
+import { LLMApiError, ModelNotFoundError, openAiCodeOf, RateLimitError } from '../errors.js';
+import { collectGeneration, prepareGeneration, startGeneration, UsageTracker } from '../generation.js';
+import { SSE_HEADERS, sse, type HandlerContext, type HttpChunk, type ModelInfo } from '../handler-context.js';
+import {
+  chatBody, chatChunk, completionBody, completionChunk, echoChunk, usageChunk, type ResponseMeta,
+} from './responses.js';
+import { parseChatRequest, parseCompletionRequest, type OpenAiRequest } from './params.js';
+
+export async function* completions(req: HttpRequestLike, ctx: HandlerContext): AsyncGenerator<HttpChunk> {
+  yield* serve(parseCompletionRequest(req.body, ctx.limits), ctx);
+}
+
+export async function* chatCompletions(req: HttpRequestLike, ctx: HandlerContext): AsyncGenerator<HttpChunk> {
+  yield* serve(parseChatRequest(req.body, ctx.limits), ctx);
+}
+
+export async function* models(_req: HttpRequestLike, ctx: HandlerContext): AsyncGenerator<HttpChunk> {
+  yield { status: 200, body: modelList(ctx.model, ctx.engine.maxModelLen) };
+}
+
+export function modelList(model: ModelInfo, maxModelLen: number) {
+  return {
+    object: 'list',
+    data: [{
+      id: model.name, object: 'model', created: model.createdS, owned_by: 'flotilla', root: model.path, max_model_len: maxModelLen,
+      random_weights: model.randomWeights,
+      ...(model.randomWeights ? { description: 'RANDOM WEIGHTS: no model was given, so this server generates noise. Start it with model=PATH.' } : {}),
+    }],
+  };
+}
+
+async function* serve(r: OpenAiRequest, ctx: HandlerContext): AsyncGenerator<HttpChunk> {
+  if (r.model !== undefined && r.model !== ctx.model.name) {
+    throw new ModelNotFoundError(`The model '${r.model}' does not exist; this server serves '${ctx.model.name}'.`, 'model');
+  }
+  const prepared = prepareGeneration(ctx.engine, r.spec, ctx.limits);
+  ctx.promptText = prepared.promptText;
+  ctx.admit(prepared);
+  const stream = startGeneration(ctx.engine, prepared, r.spec.names, { requestId: ctx.requestId, signal: ctx.signal });
+  const meta: ResponseMeta = {
+    id: `${r.kind === 'chat' ? 'chatcmpl' : 'cmpl'}-${ctx.requestId}`, created: Math.floor(Date.now() / 1000),
+    model: ctx.model.name, tok: ctx.engine.tokenizer, req: r,
+  };
+  const n = prepared.params.n ?? 1;
+  if (!r.stream) {
+    const { samples, usage } = await collectGeneration(stream, n);
+    Object.assign(ctx.usage, usage);
+    const body = r.kind === 'chat' ? chatBody(meta, samples, usage) : completionBody(meta, samples, usage, prepared.promptText);
+    yield { status: 200, body };
+    return;
+  }
+  yield { status: 200, headers: SSE_HEADERS };
+  if (r.echo) yield sse(echoChunk(meta, n, prepared.promptText));
+  const usage = new UsageTracker();
+  const offsets: number[] = [];
+  const started = new Set<number>();
+  try {
+    for await (const out of stream) {
+      usage.add(out);
+      ctx.usage.promptTokens = usage.promptTokens;
+      ctx.usage.completionTokens = usage.completionTokens;
+      if (r.kind === 'chat') {
+        yield sse(chatChunk(meta, out, !started.has(out.index)));
+        started.add(out.index);
+      } else {
+        yield sse(completionChunk(meta, out, offsets));
+      }
+    }
+  } catch (err) {
+    // The status line is gone: report in-band, as OpenAI does, then end the stream.
+    yield sse(openAiError(err).body);
+    return;
+  }
+  if (r.includeUsage) yield sse(usageChunk(meta, ctx.usage));
+  yield sse('[DONE]');
+}
+
+/** Any error as OpenAI's `{ error: { message, type, param, code } }`, with Retry-After on 429. */
+export function openAiError(err: unknown): HttpResponseLike & { body: { error: Record<string, unknown> } } {
+  if (err instanceof LLMApiError) {
+    const headers: Record<string, string> = err instanceof RateLimitError ? { 'retry-after': String(err.retryAfterS) } : {};
+    return { status: err.status, headers, body: { error: { message: err.message, type: err.type, param: err.param, code: openAiCodeOf(err) } } };
+  }
+  const message = err instanceof Error ? err.message : String(err);
+  return { status: 500, body: { error: { message, type: 'server_error', param: null, code: 'internal_error' } } };
+}

@@ -1,0 +1,119 @@
+/**
+ * The TGI-compatible routes: POST /generate, POST /generate_stream (one SSE event per token; the last
+ * one carries generated_text and details), GET /info, and TGI's error shape `{ error, error_type }`.
+ */
+import type { HttpRequestLike, HttpResponseLike } from '@flotilla/core';
+import type { RequestOutput, TokenLogprob, Tokenizer } from '@flotilla/engine';
+import { LLMApiError, RateLimitError } from '../errors.js';
+import { collectGeneration, prepareGeneration, startGeneration, type PreparedGeneration } from '../generation.js';
+import { SSE_HEADERS, sse, type HandlerContext, type HttpChunk } from '../handler-context.js';
+import { tokenText } from '../openai/logprobs.js';
+import { parseTgiRequest, type TgiRequest } from './params.js';
+
+export const FLOTILLA_VERSION = '0.1.0';
+
+interface TgiToken { id: number; text: string; logprob: number; special: boolean }
+
+export async function* generate(req: HttpRequestLike, ctx: HandlerContext): AsyncGenerator<HttpChunk> {
+  const r = parseTgiRequest(req.body, ctx.limits);
+  if (r.stream) return yield* streamTokens(r, ctx);
+  const { prepared, stream } = start(r, ctx);
+  const { samples, usage } = await collectGeneration(stream, 1);
+  Object.assign(ctx.usage, usage);
+  const s = samples[0]!;
+  const body: Record<string, unknown> = { generated_text: (r.returnFullText ? prepared.promptText : '') + s.text };
+  if (r.details) {
+    body.details = {
+      finish_reason: tgiFinishReason(s.finishReason, s.stopReason, ctx.engine.tokenizer), generated_tokens: s.tokenIds.length,
+      seed: r.seed, prefill: [], tokens: s.tokenIds.map((id, i) => token(ctx.engine.tokenizer, id, s.logprobs[i])),
+      ...(r.topNTokens > 0 ? { top_tokens: s.logprobs.map((lp) => topTokens(ctx.engine.tokenizer, lp)) } : {}),
+    };
+  }
+  yield { status: 200, body };
+}
+
+export async function* generateStream(req: HttpRequestLike, ctx: HandlerContext): AsyncGenerator<HttpChunk> {
+  yield* streamTokens(parseTgiRequest(req.body, ctx.limits), ctx);
+}
+
+export async function* info(_req: HttpRequestLike, ctx: HandlerContext): AsyncGenerator<HttpChunk> {
+  const e = ctx.engine;
+  yield {
+    status: 200,
+    body: {
+      model_id: ctx.model.name, model_sha: null, model_dtype: 'float32', model_device_type: 'cpu', model_pipeline_tag: 'text-generation',
+      max_concurrent_requests: e.scheduler.maxNumSeqs, max_best_of: 1, max_stop_sequences: ctx.limits.maxStop,
+      max_input_tokens: ctx.limits.maxPromptTokens, max_input_length: ctx.limits.maxPromptTokens, max_total_tokens: e.maxModelLen,
+      max_client_batch_size: 1, validation_workers: 1, router: 'flotilla', version: FLOTILLA_VERSION, sha: null, docker_label: null,
+      random_weights: ctx.model.randomWeights, model_path: ctx.model.path,
+    },
+  };
+}
+
+function start(r: TgiRequest, ctx: HandlerContext): { prepared: PreparedGeneration; stream: AsyncIterable<RequestOutput> } {
+  const prepared = prepareGeneration(ctx.engine, r.spec, ctx.limits);
+  ctx.promptText = prepared.promptText;
+  ctx.admit(prepared);
+  return { prepared, stream: startGeneration(ctx.engine, prepared, r.spec.names, { requestId: ctx.requestId, signal: ctx.signal }) };
+}
+
+async function* streamTokens(r: TgiRequest, ctx: HandlerContext): AsyncGenerator<HttpChunk> {
+  const { prepared, stream } = start(r, ctx);
+  const tok = ctx.engine.tokenizer;
+  yield { status: 200, headers: SSE_HEADERS };
+  let text = '';
+  let index = 0;
+  let last: TgiToken | null = null;
+  try {
+    for await (const out of stream) {
+      ctx.usage.promptTokens = out.usage.promptTokens;
+      ctx.usage.completionTokens = out.usage.completionTokens;
+      text += out.text;
+      for (let i = 0; i < out.tokenIds.length; i++) {
+        last = token(tok, out.tokenIds[i]!, out.logprobs?.[i]);
+        const final = out.finished && i === out.tokenIds.length - 1;
+        yield sse(event(index++, last, out, r, final ? (r.returnFullText ? prepared.promptText : '') + text : null, tok, i));
+      }
+    }
+  } catch (err) {
+    yield sse(tgiError(err).body);
+  }
+}
+
+function event(index: number, tk: TgiToken, out: RequestOutput, r: TgiRequest, generatedText: string | null, tok: Tokenizer, i: number) {
+  const lp = out.logprobs?.[i];
+  return {
+    index, token: tk, top_tokens: r.topNTokens > 0 && lp ? topTokens(tok, lp) : null,
+    generated_text: generatedText,
+    details: generatedText === null ? null : {
+      finish_reason: tgiFinishReason(out.finishReason ?? 'stop', out.stopReason, tok), generated_tokens: out.usage.completionTokens,
+      seed: r.seed, input_length: out.usage.promptTokens,
+    },
+  };
+}
+
+function token(tok: Tokenizer, id: number, lp: TokenLogprob | undefined): TgiToken {
+  return { id, text: tokenText(tok, id), logprob: lp?.logprob ?? 0, special: tok.isSpecial(id) };
+}
+
+function topTokens(tok: Tokenizer, lp: TokenLogprob): TgiToken[] {
+  return lp.top.map((t) => ({ id: t.tokenId, text: tokenText(tok, t.tokenId), logprob: t.logprob, special: tok.isSpecial(t.tokenId) }));
+}
+
+/** TGI's finish reasons: 'length', 'eos_token' (the model's end token), 'stop_sequence' (a stop string or stop token id). */
+export function tgiFinishReason(reason: string, stopReason: number | string | null, tok: Tokenizer): string {
+  if (reason === 'length') return 'length';
+  if (typeof stopReason === 'number' && (stopReason === tok.eosId || tok.isSpecial(stopReason))) return 'eos_token';
+  return 'stop_sequence';
+}
+
+/** Any error as TGI's `{ error, error_type }`. */
+export function tgiError(err: unknown): HttpResponseLike & { body: { error: string; error_type: string } } {
+  if (err instanceof LLMApiError) {
+    const headers: Record<string, string> = err instanceof RateLimitError ? { 'retry-after': String(err.retryAfterS) } : {};
+    const type = err.status === 400 || err.status === 413 ? 'validation' : err.status === 429 ? 'overloaded'
+      : err.status === 401 ? 'authentication' : err.status === 404 ? 'not_found' : 'generation';
+    return { status: err.status, headers, body: { error: err.message, error_type: type } };
+  }
+  return { status: 500, body: { error: err instanceof Error ? err.message : String(err), error_type: 'generation' } };
+}

@@ -1,0 +1,147 @@
+/**
+ * The OpenAI-compatible API of LLMServer through a real `serve run` on stories260K, driven by the
+ * official `openai` npm client: models, completions, chat, streaming (with usage), logprobs, n, stop,
+ * seed, penalties, and errors in OpenAI's shape.
+ */
+import OpenAI from 'openai';
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import { describeWithModels, models } from '../helpers/models.js';
+import { serveRun, type ServeRun } from '../fixtures/apps/deploy-llm-harness.js';
+
+const KEY = 'sk-flotilla-test-0001';
+let server: ServeRun;
+let client: OpenAI;
+
+describeWithModels('LLMServer: OpenAI API through serve run (stories260K)', () => {
+  beforeAll(async () => {
+    server = await serveRun(['examples/llm-server.ts:app', `model=${models.stories260K}`, `api_keys=${KEY}`]);
+    client = new OpenAI({ baseURL: `${server.url}/v1`, apiKey: KEY, maxRetries: 0 });
+  }, 120_000);
+  afterAll(async () => { await server?.stop(); });
+
+  it('lists the served model', async () => {
+    const list = await client.models.list();
+    expect(list.data.map((m) => m.id)).toEqual(['stories260K']);
+    expect((list.data[0] as unknown as { random_weights: boolean }).random_weights).toBe(false);
+  });
+
+  it('completes greedily, with usage and finish_reason length', async () => {
+    const r = await client.completions.create({ model: 'stories260K', prompt: 'Once upon a time', max_tokens: 10, temperature: 0 });
+    expect(r.object).toBe('text_completion');
+    expect(r.choices[0]!.text).toBe(', there was a little girl named Lily');
+    expect(r.choices[0]!.finish_reason).toBe('length');
+    expect(r.usage).toEqual({ prompt_tokens: 5, completion_tokens: 10, total_tokens: 15 });
+  });
+
+  it('stops at a stop string (excluded) with finish_reason stop', async () => {
+    const r = await client.completions.create({ model: 'stories260K', prompt: 'Once upon a time', max_tokens: 30, temperature: 0, stop: [' named'] });
+    expect(r.choices[0]!.text).toBe(', there was a little girl');
+    expect(r.choices[0]!.finish_reason).toBe('stop');
+  });
+
+  it('n samples with a seed are reproducible', async () => {
+    const ask = () => client.completions.create({ model: 'stories260K', prompt: 'Lily and Tom', max_tokens: 12, temperature: 1, n: 3, seed: 42 });
+    const [a, b] = [await ask(), await ask()];
+    expect(a.choices.map((c) => c.index).sort()).toEqual([0, 1, 2]);
+    expect(a.choices.map((c) => c.text)).toEqual(b.choices.map((c) => c.text));
+    expect(a.usage!.completion_tokens).toBe(36);
+  });
+
+  it('returns completion logprobs with top alternatives', async () => {
+    const r = await client.completions.create({ model: 'stories260K', prompt: 'Once upon a time', max_tokens: 5, temperature: 0, logprobs: 2 });
+    const lp = r.choices[0]!.logprobs!;
+    expect(lp.tokens).toHaveLength(5);
+    expect(lp.tokens!.join('')).toBe(r.choices[0]!.text);
+    expect(lp.token_logprobs!.every((x) => x <= 0)).toBe(true);
+    expect(Object.keys(lp.top_logprobs![0]!)).toHaveLength(2);
+    expect(lp.text_offset![1]).toBe(lp.tokens![0]!.length);
+  });
+
+  it('accepts penalties and top_p', async () => {
+    const r = await client.completions.create({
+      model: 'stories260K', prompt: 'Once upon a time', max_tokens: 20, temperature: 0.8, top_p: 0.9, seed: 1,
+      presence_penalty: 1.5, frequency_penalty: 1.0,
+    });
+    expect(r.usage!.completion_tokens).toBeGreaterThan(0);
+  });
+
+  it('streams a completion whose text equals the whole one', async () => {
+    const whole = await client.completions.create({ model: 'stories260K', prompt: 'One day, a big bird', max_tokens: 24, temperature: 0 });
+    const stream = await client.completions.create({ model: 'stories260K', prompt: 'One day, a big bird', max_tokens: 24, temperature: 0, stream: true });
+    let text = '';
+    let finish: string | null = null;
+    for await (const chunk of stream) {
+      text += chunk.choices[0]?.text ?? '';
+      finish = chunk.choices[0]?.finish_reason ?? finish;
+    }
+    expect(text).toBe(whole.choices[0]!.text);
+    expect(finish).toBe('length');
+  });
+
+  it('chats, whole and streamed with include_usage', async () => {
+    const messages = [{ role: 'user' as const, content: 'Tell me a story about a cat' }];
+    const whole = await client.chat.completions.create({ model: 'stories260K', messages, max_tokens: 16, temperature: 0 });
+    expect(whole.object).toBe('chat.completion');
+    expect(whole.choices[0]!.message.role).toBe('assistant');
+    expect(whole.usage!.completion_tokens).toBe(16);
+    const stream = await client.chat.completions.create({
+      model: 'stories260K', messages, max_tokens: 16, temperature: 0, stream: true, stream_options: { include_usage: true },
+    });
+    let text = '';
+    let role: string | undefined;
+    let usage: OpenAI.CompletionUsage | null | undefined;
+    for await (const chunk of stream) {
+      role ??= chunk.choices[0]?.delta.role;
+      text += chunk.choices[0]?.delta.content ?? '';
+      if (chunk.usage) usage = chunk.usage;
+    }
+    expect(role).toBe('assistant');
+    expect(text).toBe(whole.choices[0]!.message.content);
+    expect(usage).toEqual(whole.usage);
+  });
+
+  it('returns chat logprobs', async () => {
+    const r = await client.chat.completions.create({
+      model: 'stories260K', messages: [{ role: 'user', content: 'Hi' }], max_tokens: 4, temperature: 0, logprobs: true, top_logprobs: 3,
+    });
+    const content = r.choices[0]!.logprobs!.content!;
+    expect(content).toHaveLength(4);
+    expect(content[0]!.top_logprobs).toHaveLength(3);
+    expect(content.map((c) => c.token).join('')).toBe(r.choices[0]!.message.content);
+  });
+
+  it('ends the raw SSE stream with data: [DONE]', async () => {
+    const res = await fetch(`${server.url}/v1/completions`, {
+      method: 'POST', headers: { 'content-type': 'application/json', authorization: `Bearer ${KEY}` },
+      body: JSON.stringify({ prompt: 'Hi', max_tokens: 3, stream: true }),
+    });
+    expect(res.headers.get('content-type')).toContain('text/event-stream');
+    const body = await res.text();
+    expect(body.endsWith('data: [DONE]\n\n')).toBe(true);
+    expect(body.split('\n\n').filter(Boolean).every((e) => e.startsWith('data: '))).toBe(true);
+  });
+
+  it('reports errors in OpenAI\'s shape', async () => {
+    const bad = await client.completions.create({ model: 'stories260K', prompt: 'x', temperature: 5 }).catch((e: unknown) => e);
+    expect(bad).toBeInstanceOf(OpenAI.BadRequestError);
+    const e = bad as InstanceType<typeof OpenAI.BadRequestError>;
+    expect(e.status).toBe(400);
+    expect(e.param).toBe('temperature');
+    expect(e.code).toBe('invalid_parameter');
+    expect(e.type).toBe('invalid_request_error');
+    expect(e.message).toContain('temperature');
+
+    const missing = await client.completions.create({ model: 'gpt-9', prompt: 'x' }).catch((err: unknown) => err);
+    expect(missing).toBeInstanceOf(OpenAI.NotFoundError);
+    expect((missing as InstanceType<typeof OpenAI.NotFoundError>).code).toBe('model_not_found');
+
+    const long = await client.completions.create({ model: 'stories260K', prompt: 'x', max_tokens: 100_000 }).catch((err: unknown) => err);
+    expect((long as InstanceType<typeof OpenAI.APIError>).status).toBe(400);
+    expect((long as InstanceType<typeof OpenAI.APIError>).param).toBe('max_tokens');
+
+    const anon = new OpenAI({ baseURL: `${server.url}/v1`, apiKey: 'sk-wrong-key-000', maxRetries: 0 });
+    const denied = await anon.models.list().catch((err: unknown) => err);
+    expect(denied).toBeInstanceOf(OpenAI.AuthenticationError);
+    expect((denied as InstanceType<typeof OpenAI.AuthenticationError>).code).toBe('invalid_api_key');
+  });
+});

@@ -1,0 +1,89 @@
+/**
+ * The TGI-compatible API of LLMServer through a real `serve run` on stories260K, with plain fetch:
+ * /generate, /generate_stream (token events, the last with generated_text and details), /info, /health.
+ */
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import { describeWithModels, models } from '../helpers/models.js';
+import { serveRun, type ServeRun } from '../fixtures/apps/deploy-llm-harness.js';
+
+let server: ServeRun;
+
+const post = (path: string, body: unknown) => fetch(`${server.url}${path}`, {
+  method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body),
+});
+
+function sseEvents(text: string): unknown[] {
+  return text.split('\n\n').filter(Boolean).map((e) => {
+    expect(e.startsWith('data: ')).toBe(true);
+    return JSON.parse(e.slice(6));
+  });
+}
+
+describeWithModels('LLMServer: TGI API through serve run (stories260K)', () => {
+  beforeAll(async () => {
+    server = await serveRun(['examples/llm-server.ts:app', `model=${models.stories260K}`]);
+  }, 120_000);
+  afterAll(async () => { await server?.stop(); });
+
+  it('answers /health 200 and /info with the model and its limits', async () => {
+    expect((await fetch(`${server.url}/health`)).status).toBe(200);
+    const info = await (await fetch(`${server.url}/info`)).json();
+    expect(info).toMatchObject({ model_id: 'stories260K', max_total_tokens: 512, max_input_tokens: 511, router: 'flotilla', random_weights: false });
+  });
+
+  it('generates greedily by default, with details', async () => {
+    const res = await post('/generate', { inputs: 'Once upon a time', parameters: { max_new_tokens: 10, details: true } });
+    expect(res.status).toBe(200);
+    const body = await res.json();
+    expect(body.generated_text).toBe(', there was a little girl named Lily');
+    expect(body.details.finish_reason).toBe('length');
+    expect(body.details.generated_tokens).toBe(10);
+    expect(body.details.tokens).toHaveLength(10);
+    expect(body.details.tokens[0]).toMatchObject({ text: ',', special: false });
+    expect(body.details.tokens[0].logprob).toBeLessThanOrEqual(0);
+  });
+
+  it('stops at a stop sequence and says so', async () => {
+    const body = await (await post('/generate', { inputs: 'Once upon a time', parameters: { max_new_tokens: 30, stop: [' named'], details: true } })).json();
+    expect(body.generated_text).toBe(', there was a little girl');
+    expect(body.details.finish_reason).toBe('stop_sequence');
+  });
+
+  it('returns the full text when asked', async () => {
+    const body = await (await post('/generate', { inputs: 'Once upon a time', parameters: { max_new_tokens: 3, return_full_text: true } })).json();
+    expect(body.generated_text.startsWith('Once upon a time')).toBe(true);
+    expect(body.details).toBeUndefined();
+  });
+
+  it('streams one event per token; the last carries generated_text and details', async () => {
+    const res = await post('/generate_stream', { inputs: 'Once upon a time', parameters: { max_new_tokens: 10, top_n_tokens: 2 } });
+    expect(res.headers.get('content-type')).toContain('text/event-stream');
+    const events = sseEvents(await res.text()) as Array<{ index: number; token: { id: number; text: string; logprob: number; special: boolean };
+      generated_text: string | null; details: { finish_reason: string; generated_tokens: number; input_length: number } | null; top_tokens: unknown[] | null }>;
+    expect(events).toHaveLength(10);
+    expect(events.map((e) => e.index)).toEqual([0, 1, 2, 3, 4, 5, 6, 7, 8, 9]);
+    expect(events.slice(0, -1).every((e) => e.generated_text === null && e.details === null)).toBe(true);
+    const last = events.at(-1)!;
+    expect(last.generated_text).toBe(', there was a little girl named Lily');
+    expect(events.map((e) => e.token.text).join('')).toBe(last.generated_text);
+    expect(last.details).toMatchObject({ finish_reason: 'length', generated_tokens: 10, input_length: 5 });
+    expect(events[0]!.top_tokens).toHaveLength(2);
+  });
+
+  it('samples reproducibly with a seed', async () => {
+    const ask = async () => (await (await post('/generate', { inputs: 'Tom', parameters: { max_new_tokens: 12, do_sample: true, seed: 7 } })).json()).generated_text;
+    expect(await ask()).toBe(await ask());
+  });
+
+  it('answers bad input in TGI\'s error shape, naming the parameter', async () => {
+    const res = await post('/generate', { inputs: 'x', parameters: { temperature: -1 } });
+    expect(res.status).toBe(400);
+    expect(await res.json()).toEqual({ error: expect.stringContaining('parameters.temperature'), error_type: 'validation' });
+    const empty = await post('/generate', { parameters: {} });
+    expect(empty.status).toBe(400);
+    expect((await empty.json()).error).toContain('inputs');
+    const unknown = await post('/generate', { inputs: 'x', parameters: { max_new_tokenz: 3 } });
+    expect((await unknown.json()).error).toContain('parameters.max_new_tokenz');
+    expect((await fetch(`${server.url}/nope`)).status).toBe(404);
+  });
+});
