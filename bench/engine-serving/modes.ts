@@ -26,6 +26,9 @@ export interface ModeResult {
   tpotP99Ms: number;
   preemptions: number;
   prefixCacheHitRate: number;
+  /** CPU seconds the process spent (all threads): on a shared machine, tokens per CPU-second is the steadier figure. */
+  cpuS: number;
+  outputTokPerCpuS: number;
 }
 
 const sleepUntil = (t0: number, atMs: number) => new Promise<void>((r) => setTimeout(r, Math.max(0, t0 + atMs - performance.now())));
@@ -77,7 +80,7 @@ export async function runStatic(engine: LLMEngine, reqs: BenchRequest[], batchSi
   return out;
 }
 
-export function summarize(mode: string, timings: RequestTiming[], engine: LLMEngine): ModeResult {
+export function summarize(mode: string, timings: RequestTiming[], engine: LLMEngine, cpu: NodeJS.CpuUsage): ModeResult {
   const wallMs = Math.max(...timings.map((t) => t.doneMs)) - Math.min(...timings.map((t) => t.arrivalMs));
   const outputTokens = timings.reduce((s, t) => s + t.outputTokens, 0);
   const ttft = timings.map((t) => t.firstTokenMs - t.arrivalMs);
@@ -87,6 +90,7 @@ export function summarize(mode: string, timings: RequestTiming[], engine: LLMEng
     mode, wallMs, outputTokens, outputTokPerS: (outputTokens * 1000) / wallMs,
     ttftP50Ms: percentile(ttft, 50), ttftP99Ms: percentile(ttft, 99), tpotP50Ms: percentile(tpot, 50), tpotP99Ms: percentile(tpot, 99),
     preemptions: st.preemptions, prefixCacheHitRate: st.prefixCacheHitRate,
+    cpuS: (cpu.user + cpu.system) / 1e6, outputTokPerCpuS: outputTokens / ((cpu.user + cpu.system) / 1e6),
   };
 }
 

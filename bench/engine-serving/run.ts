@@ -57,10 +57,11 @@ const params = (loaded.spec.config.dim * loaded.spec.config.dim * 4 + loaded.spe
 console.log(`model: ${presetName} (${(params / 1e6).toFixed(0)}M params, random weights, ${loaded.model.backend}/${loaded.model.kernels}, ${numThreads} thread(s)), ` +
   `${loaded.model.numBlocks} KV blocks of ${loaded.model.blockSize}`);
 
-async function withEngine<T>(opts: { maxNumSeqs?: number; enablePrefixCaching?: boolean }, fn: (e: LLMEngine) => Promise<T>): Promise<[T, LLMEngine]> {
+async function withEngine<T>(opts: { maxNumSeqs?: number; enablePrefixCaching?: boolean }, fn: (e: LLMEngine) => Promise<T>): Promise<[T, LLMEngine, NodeJS.CpuUsage]> {
   const engine = await LLMEngine.create({ model: loaded, ...opts });
+  const cpu0 = process.cpuUsage();
   try {
-    return [await fn(engine), engine];
+    return [await fn(engine), engine, process.cpuUsage(cpu0)];
   } finally {
     await engine.dispose();
   }
@@ -77,8 +78,8 @@ for (const [mode, opts, fn] of [
   ['one at a time', { maxNumSeqs: 1 }, (e: LLMEngine) => runSequential(e, serving)],
 ] as const) {
   process.stdout.write(`running ${mode} ...`);
-  const [timings, engine] = await withEngine(opts, fn);
-  results.push(summarize(mode, timings, engine));
+  const [timings, engine, cpu] = await withEngine(opts, fn);
+  results.push(summarize(mode, timings, engine, cpu));
   console.log(` ${(results.at(-1)!.wallMs / 1000).toFixed(1)} s`);
 }
 
@@ -88,8 +89,8 @@ const prefix: ModeResult[] = [];
 for (const caching of [true, false]) {
   const mode = `prefix caching ${caching ? 'on' : 'off'}`;
   process.stdout.write(`running ${mode} ...`);
-  const [timings, engine] = await withEngine({ enablePrefixCaching: caching }, (e) => runContinuous(e, prefixLoad));
-  prefix.push(summarize(mode, timings, engine));
+  const [timings, engine, cpu] = await withEngine({ enablePrefixCaching: caching }, (e) => runContinuous(e, prefixLoad));
+  prefix.push(summarize(mode, timings, engine, cpu));
   console.log(` ${(prefix.at(-1)!.wallMs / 1000).toFixed(1)} s`);
 }
 loaded.dispose();
@@ -98,13 +99,16 @@ const [cont, stat, seq] = results as [ModeResult, ModeResult, ModeResult];
 const ratios = {
   continuousOverStatic: cont.outputTokPerS / stat.outputTokPerS,
   continuousOverSequential: cont.outputTokPerS / seq.outputTokPerS,
+  perCpuSecondContinuousOverStatic: cont.outputTokPerCpuS / stat.outputTokPerCpuS,
+  perCpuSecondContinuousOverSequential: cont.outputTokPerCpuS / seq.outputTokPerCpuS,
   prefixTtftP50OffOverOn: prefix[1]!.ttftP50Ms / prefix[0]!.ttftP50Ms,
 };
 const f = (n: number, d = 1) => (Number.isFinite(n) ? n.toFixed(d) : '-').padStart(10);
 console.log(`\n${requests} requests, Poisson ${rate}/s, prompts ${promptLen.join('-')} tokens, outputs ${outputLen.join('-')} tokens (greedy, ignoreEos)`);
-console.log(`${'mode'.padEnd(24)}${'tok/s'.padStart(10)}${'TTFT p50'.padStart(10)}${'TTFT p99'.padStart(10)}${'TPOT p50'.padStart(10)}${'TPOT p99'.padStart(10)}${'preempt'.padStart(10)}  (ms)`);
-for (const r of results) console.log(`${r.mode.padEnd(24)}${f(r.outputTokPerS)}${f(r.ttftP50Ms, 0)}${f(r.ttftP99Ms, 0)}${f(r.tpotP50Ms)}${f(r.tpotP99Ms)}${f(r.preemptions, 0)}`);
+console.log(`${'mode'.padEnd(24)}${'tok/s'.padStart(10)}${'tok/CPU-s'.padStart(10)}${'TTFT p50'.padStart(10)}${'TTFT p99'.padStart(10)}${'TPOT p50'.padStart(10)}${'TPOT p99'.padStart(10)}${'preempt'.padStart(10)}  (ms)`);
+for (const r of results) console.log(`${r.mode.padEnd(24)}${f(r.outputTokPerS)}${f(r.outputTokPerCpuS)}${f(r.ttftP50Ms, 0)}${f(r.ttftP99Ms, 0)}${f(r.tpotP50Ms)}${f(r.tpotP99Ms)}${f(r.preemptions, 0)}`);
 console.log(`continuous / static: ${ratios.continuousOverStatic.toFixed(1)}x (target ≥ 5x)   continuous / one at a time: ${ratios.continuousOverSequential.toFixed(1)}x (target ≥ 10x)`);
+console.log(`per CPU-second: continuous / static ${ratios.perCpuSecondContinuousOverStatic.toFixed(1)}x, continuous / one at a time ${ratios.perCpuSecondContinuousOverSequential.toFixed(1)}x`);
 console.log(`\n${prefixRequests} requests, Poisson ${prefixRate}/s, a shared 512-token system prompt + 16-64 tokens, 16 output tokens`);
 console.log(`${'mode'.padEnd(24)}${'tok/s'.padStart(10)}${'TTFT p50'.padStart(10)}${'TTFT p99'.padStart(10)}${'hit rate'.padStart(10)}`);
 for (const r of prefix) console.log(`${r.mode.padEnd(24)}${f(r.outputTokPerS)}${f(r.ttftP50Ms, 0)}${f(r.ttftP99Ms, 0)}${f(r.prefixCacheHitRate, 2)}`);

@@ -42,9 +42,11 @@ async function modelFile(preset: Preset): Promise<string> {
 }
 
 interface Row {
-  model: Preset; format: string; kernels: string; params: number; weightMB: number;
+  model: Preset; format: string; kernels: string; threads: number; params: number; weightMB: number;
   boundTokS: number; decodeTokS: number; ofBound: number; prefillTokS: number;
   batch: Record<number, number>; batch32OverSingle: number;
+  /** CPU seconds per wall second during single decode / batch-32 decode (= threads when the cores are ours alone). */
+  coresBusy: { decode: number; batch32: number };
 }
 
 const binding = loadNative();
@@ -61,12 +63,19 @@ for (const preset of presets) {
     const model = await binding.loadModel({ config: c, files: spec.files, tensors: spec.tensors, weightFormat, numBlocks: blocks,
       maxBatchTokens: Math.max(128 * PROMPT, shape.prefill), maxBatchSeqs: 128, ...(threads ? { numThreads: threads } : {}) });
     const boundTokS = bandwidth / model.weightBytes; // tied classifier: every weight byte is read once per step
-    const decodeTokS = await decodeRate(model, 1, shape.decodeSteps);
-    const prefillTokS = await prefillRate(model, shape.prefill);
+    const single = await decodeRate(model, 1, shape.decodeSteps);
+    const prefill = await prefillRate(model, shape.prefill);
     const batch: Record<number, number> = {};
-    for (const b of BATCHES) batch[b] = b === 1 ? decodeTokS : await decodeRate(model, b, shape.batchSteps);
-    rows.push({ model: preset, format: weightFormat, kernels: model.kernels, params, weightMB: model.weightBytes / 2 ** 20,
-      boundTokS, decodeTokS, ofBound: decodeTokS / boundTokS, prefillTokS, batch, batch32OverSingle: batch[32] / decodeTokS });
+    let busy32 = 0;
+    for (const b of BATCHES) {
+      const r = b === 1 ? single : await decodeRate(model, b, shape.batchSteps);
+      batch[b] = r.tokS;
+      if (b === 32) busy32 = r.coresBusy;
+    }
+    const decodeTokS = single.tokS;
+    rows.push({ model: preset, format: weightFormat, kernels: model.kernels, threads: model.numThreads, params,
+      weightMB: model.weightBytes / 2 ** 20, boundTokS, decodeTokS, ofBound: decodeTokS / boundTokS, prefillTokS: prefill.tokS,
+      batch, batch32OverSingle: batch[32] / decodeTokS, coresBusy: { decode: single.coresBusy, batch32: busy32 } });
     model.dispose();
     const r = rows[rows.length - 1];
     console.log(`  ${preset} ${weightFormat}: decode ${r.decodeTokS.toFixed(1)} tok/s (${(100 * r.ofBound).toFixed(0)}% of bound)`);
@@ -74,9 +83,9 @@ for (const preset of presets) {
 }
 
 const f = (x: number, w: number, d = 1) => x.toFixed(d).padStart(w);
-console.log('\nmodel format  params  weights MB  bound tok/s  decode tok/s  %bound  prefill tok/s  batch8  batch32  batch128  b32/single');
+console.log('\nmodel format  params  weights MB  bound tok/s  decode tok/s  %bound  prefill tok/s  batch8  batch32  batch128  b32/single  cores busy (decode, b32)');
 for (const r of rows) {
-  console.log(`${r.model.padEnd(5)} ${r.format.padEnd(6)} ${f(r.params / 1e6, 6)}M ${f(r.weightMB, 10)} ${f(r.boundTokS, 12)} ${f(r.decodeTokS, 13)} ${f(100 * r.ofBound, 6, 0)}% ${f(r.prefillTokS, 14)} ${f(r.batch[8], 7, 0)} ${f(r.batch[32], 8, 0)} ${f(r.batch[128], 9, 0)} ${f(r.batch32OverSingle, 10)}x`);
+  console.log(`${r.model.padEnd(5)} ${r.format.padEnd(6)} ${f(r.params / 1e6, 6)}M ${f(r.weightMB, 10)} ${f(r.boundTokS, 12)} ${f(r.decodeTokS, 13)} ${f(100 * r.ofBound, 6, 0)}% ${f(r.prefillTokS, 14)} ${f(r.batch[8], 7, 0)} ${f(r.batch[32], 8, 0)} ${f(r.batch[128], 9, 0)} ${f(r.batch32OverSingle, 10)}x  ${r.coresBusy.decode.toFixed(2)}, ${r.coresBusy.batch32.toFixed(2)} of ${r.threads}`);
 }
 const outDir = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../results');
 mkdirSync(outDir, { recursive: true });

@@ -5,6 +5,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
+import { eventually } from '../helpers/ingress.js';
 import { repoRoot } from '../helpers/models.js';
 
 const bin = path.join(repoRoot, 'bin/serve.js');
@@ -29,7 +30,7 @@ function serve(args: string[]): { child: ChildProcess; done: Promise<Outcome>; s
   return { child, done, stdout: () => stdout };
 }
 
-async function waitForBanner(read: () => string, timeoutMs = 60_000): Promise<string> {
+async function waitForBanner(read: () => string, timeoutMs = 150_000): Promise<string> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const m = /(http:\/\/127\.0\.0\.1:\d+)\/-\/healthz/.exec(read());
@@ -39,7 +40,7 @@ async function waitForBanner(read: () => string, timeoutMs = 60_000): Promise<st
   }
 }
 
-describe('serve run on a broken module', () => {
+describe('serve run on a broken module', { timeout: 120_000 }, () => {
   it('reports a syntax error with the file and exits non-zero', async () => {
     mkdirSync(tmpDir, { recursive: true });
     const file = path.join(tmpDir, 'ingress-broken-syntax.ts');
@@ -75,37 +76,42 @@ describe('serve run on a broken module', () => {
   });
 });
 
-describe('serve run, status, SIGTERM', () => {
-  it('serves HTTP, reports status, and drains in-flight requests on SIGTERM', async () => {
+describe('serve run, status, shutdown, SIGTERM', () => {
+  // Each step spawns a CLI process through tsx; on a loaded 2-core machine that alone can take seconds.
+  const slow = 180_000;
+
+  it('runs a builder with key=value args, reports status, and stops on `serve shutdown`', async () => {
     const run = serve(['run', 'test/fixtures/apps/ingress-app.ts:greeter', 'greeting=ahoy', '--port', '0', '--grpc-port', '0']);
     const url = await waitForBanner(run.stdout);
     const greet = await fetch(`${url}/greet`, { method: 'POST', body: '"sailor"' });
     expect(await greet.json()).toBe('ahoy, sailor');
-
     const status = await serve(['status', '--address', url]).done;
     expect(status.code).toBe(0);
     expect(status.stdout).toMatch(/IngressGreeter\s+HEALTHY\s+1\/1/);
     const json = JSON.parse((await serve(['status', '--json', '--address', url]).done).stdout);
     expect(json.applications[0].deployments[0].replicas[0].state).toBe('RUNNING');
-
-    const running = serve(['run', 'test/fixtures/apps/ingress-app.ts:app', '--port', '0', '--grpc-port', '0']);
-    const url2 = await waitForBanner(running.stdout);
-    const inflight = fetch(`${url2}/sleep`, { method: 'POST', body: '[1500]' });
-    await new Promise((resolve) => setTimeout(resolve, 300));
-    running.child.kill('SIGTERM');
-    const answered = await inflight;
-    expect(answered.status).toBe(200);
-    expect(await answered.json()).toEqual({ slept: 1500 });
-    const exit = await running.done;
-    expect(exit.code).toBe(0);
-    expect(exit.stdout).toContain('Flotilla stopped.');
-
     const shutdown = await serve(['shutdown', '--address', url]).done;
     expect(shutdown.code).toBe(0);
     expect((await run.done).code).toBe(0);
-  });
+  }, slow);
 
-  it('explains an unreachable instance', async () => {
+  it('drains on SIGTERM: the in-flight request finishes, then exit 0', async () => {
+    const running = serve(['run', 'test/fixtures/apps/ingress-app.ts:app', '--port', '0', '--grpc-port', '0']);
+    const url = await waitForBanner(running.stdout);
+    const inflight = fetch(`${url}/sleep`, { method: 'POST', body: '[2000]' });
+    // SIGTERM only once the request is inside the proxy (else it would rightly get 503 while draining).
+    await eventually(async () => /flotilla_proxy_ongoing_requests\{protocol="http"\} 1/.test(await (await fetch(`${url}/metrics`)).text()),
+      30_000, 'the request to be in flight');
+    running.child.kill('SIGTERM');
+    const answered = await inflight;
+    expect(answered.status).toBe(200);
+    expect(await answered.json()).toEqual({ slept: 2000 });
+    const exit = await running.done;
+    expect(exit.code).toBe(0);
+    expect(exit.stdout).toContain('Flotilla stopped.');
+  }, slow);
+
+  it('explains an unreachable instance', { timeout: 120_000 }, async () => {
     const { code, stderr } = await serve(['status', '--address', 'http://127.0.0.1:9']).done;
     expect(code).not.toBe(0);
     expect(stderr).toContain('Cannot reach Flotilla');

@@ -3,7 +3,7 @@
  * /-/dashboard in headless Chromium (Debian's, driven by playwright-core), load through the proxy, and
  * a plot that changes. Saves test-results/dashboard.png. Skips, saying why, where Chromium is absent.
  */
-import { existsSync, mkdirSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Browser, Page } from 'playwright-core';
@@ -16,11 +16,13 @@ const haveChromium = existsSync(chromiumPath);
 if (!haveChromium) console.warn(`[dashboard test] skipped: no Chromium at ${chromiumPath} (apt-get install chromium, or set CHROMIUM_PATH).`);
 const describeBrowser = haveChromium ? describe : describe.skip;
 const screenshot = path.join(repoRoot, 'test-results', 'dashboard.png');
-const userDataDir = path.join(repoRoot, '.tmp', `chromium-${process.pid}`);
 
-/** Flags this sandbox needs: no GPU, no sandbox as root, and no background calls to a network that is closed. */
-const CHROMIUM_ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
-  '--disable-component-update', '--disable-sync', '--disable-dev-shm-usage', `--user-data-dir=${userDataDir}`];
+/**
+ * Flags this sandbox needs: no GPU, no sandbox as root, and no background calls to a closed network.
+ * (playwright adds --headless and a fresh temporary profile itself.)
+ */
+const CHROMIUM_ARGS = ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
+  '--disable-component-update', '--disable-sync', '--disable-dev-shm-usage'];
 
 describeBrowser('dashboard in headless Chromium', () => {
   let served: Served;
@@ -37,7 +39,6 @@ describeBrowser('dashboard in headless Chromium', () => {
   afterAll(async () => {
     await browser?.close();
     await served?.close();
-    rmSync(userDataDir, { recursive: true, force: true });
   });
 
   it('serves the page as static assets, and the timeseries as JSON', async () => {

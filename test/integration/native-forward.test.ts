@@ -61,6 +61,16 @@ for (const [name, file] of [['stories260K', models.stories260K], ['llama2xs-260K
       });
     }
 
+    it('an f16 KV cache keeps the greedy text and logits within 1e-2', async () => {
+      const m = await binding.loadModel({ ...llama2cManifest(file), numBlocks: 64, kvDtype: 'f16' });
+      const seq = new Seq([1]);
+      await generate(m, [seq], 48);
+      expect(seq.tokens).toEqual(goldens(name).greedy_from_bos_48);
+      const [a, b] = await Promise.all([prefillLogits(m, seq.tokens), prefillLogits(simd, seq.tokens)]);
+      a.forEach((row, i) => row.forEach((v, j) => expect(Math.abs(v - b[i][j])).toBeLessThan(1e-2)));
+      m.dispose();
+    });
+
     it('scalar and AVX2 logits agree to 1e-4 over 48 positions', async () => {
       const tokens = goldens(name).greedy_from_bos_48;
       const [a, b] = await Promise.all([prefillLogits(simd, tokens), prefillLogits(scalar, tokens)]);

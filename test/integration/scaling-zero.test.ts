@@ -11,7 +11,7 @@ describe('autoscaling with real threads: scale to zero and back', () => {
   let instance: ServeInstance | undefined;
   afterEach(async () => { await instance?.shutdown(); instance = undefined; });
 
-  it('queues requests at the caller while no replica exists, starts one at once, serves them, and goes back to zero', async () => {
+  it('queues requests at the caller while no replica exists, starts one at once, serves them, and goes back to zero', { timeout: 240_000 }, async () => {
     instance = await startServe({ applications: [{ name: 'z', app: elastic() }], checkpoint: false });
     const metrics = new FlotillaMetrics({ status: () => instance!.status(), processMetrics: false });
     metrics.observeRuntime(instance.events);
@@ -24,12 +24,18 @@ describe('autoscaling with real threads: scale to zero and back', () => {
     expect(decisions[0]).toMatchObject({ from: 0, reason: 'scale-from-zero' });
     expect(decisions[0]!.to).toBeGreaterThanOrEqual(1);
 
-    // A burst over maxOngoingRequests 1 per replica scales up to maxReplicas (3) ...
-    const burst = Promise.all(Array.from({ length: 12 }, () => handle.work(400)));
-    await eventually(() => running(instance!), (n) => n === 3);
-    expect(new Set(await burst).size).toBeGreaterThan(1);
+    // Load over maxOngoingRequests 1 per replica, kept up until it has scaled to maxReplicas (3) ...
+    let loaded = true;
+    const served = new Set<string>();
+    const load = Promise.all(Array.from({ length: 6 }, async () => {
+      while (loaded) served.add(await handle.work(100));
+    }));
+    await eventually(() => running(instance!), (n) => n === 3, 120_000);
+    loaded = false;
+    await load;
+    expect(served.size).toBeGreaterThan(1);
     // ... and after downscaleDelayS without load, back to zero.
-    await eventually(() => deploymentOf(instance!), (d) => d.targetReplicas === 0 && d.replicas.length === 0);
+    await eventually(() => deploymentOf(instance!), (d) => d.targetReplicas === 0 && d.replicas.length === 0, 60_000);
     const reasons = deploymentOf(instance).decisions!.map((d) => d.reason);
     expect(reasons).toContain('scale-up');
     expect(reasons[reasons.length - 1]).toBe('scale-down');

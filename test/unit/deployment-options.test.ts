@@ -30,7 +30,11 @@ describe('@deployment', () => {
       healthCheckFailureThreshold: 3, gracefulShutdownTimeoutS: 20, maxConstructorRetries: 3, userConfig: undefined,
     });
     expect(resolveDeploymentOptions('X', [{ numReplicas: 'auto' }], 'X').autoscaling).toEqual({ minReplicas: 1,
-      maxReplicas: 100, initialReplicas: 1, targetOngoingRequests: 2, upscaleDelayS: 30, downscaleDelayS: 600, metricsIntervalS: 1 });
+      maxReplicas: 100, initialReplicas: 1, targetOngoingRequests: 2, upscaleDelayS: 30, downscaleDelayS: 600, metricsIntervalS: 1,
+      lookBackPeriodS: 5, upscalingFactor: 1, downscalingFactor: 1 });
+    expect(() => resolveDeploymentOptions('X', [{ autoscaling: { policy: 'fastest' as never } }], 'X'))
+      .toThrow(/autoscaling.policy must be a function, 'default' or 'llm'/);
+    expect(resolveDeploymentOptions('X', [{ autoscaling: { policy: 'llm' } }], 'X').autoscaling!.policy).toBeTypeOf('function');
   });
 
   it('rejects bad options at decoration time with the class and the option named', () => {

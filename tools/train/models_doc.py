@@ -9,6 +9,7 @@ def _cmd(a):
         out.append(f"# {ph['steps']} steps, {ph['tokens'] / 1e6:.2f} M tokens, {ph['wall_s'] / 60:.0f} min")
         out.append(f"nice -n 19 /usr/bin/python3 tools/train/train.py --preset {g['preset']} --out {g['out']} "
                    f"--steps {g['steps']} --lr {g['lr']:g}" + (f" --warmup {g['warmup']}" if g["warmup"] != 50 else "")
+                   + (f" --seed {g['seed']}" if g["seed"] != 1234 else "")
                    + (f" --init-from {g['init_from']}" if g.get("init_from") else "")
                    + (f" --max-minutes {g['max_minutes']:g}" if g["max_minutes"] else ""))
     return "\n".join(out)

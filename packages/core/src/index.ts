@@ -30,4 +30,6 @@ export type { GrpcServiceBinding } from './ingress/grpc-services.js';
 export { Ingress } from './ingress/ingress.js';
 export type { IngressOptions } from './ingress/ingress.js';
 export { FlotillaMetrics, METRICS_NAMESPACE } from './metrics.js';
+export { Progress, modelLoadProgress, renderProgress } from './cli/progress.js';
+export type { ProgressOptions } from './cli/progress.js';
 export type { MetricsOptions, RequestLabels } from './metrics.js';

@@ -7,8 +7,8 @@
  * Per-deployment calls (including inner hops between deployments) and batch sizes come from the
  * instance's RuntimeEvents (see `observeRuntime`).
  */
-import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
-import type { ServeStatus } from './ingress/ingress-target.js';
+import { AggregatorRegistry, Counter, Gauge, Histogram, Registry, collectDefaultMetrics, type MetricObjectWithValues, type MetricValue } from 'prom-client';
+import type { ReplicaMetrics, ServeStatus } from './ingress/ingress-target.js';
 import type { BatchEvent, RequestEvent, RuntimeEvents, ScalingDecisionEvent } from './runtime-events.js';
 
 export const METRICS_NAMESPACE = 'flotilla_';
@@ -33,6 +33,8 @@ export interface MetricsOptions {
   registry?: Registry;
   /** Read at every scrape for replica, queue and health gauges. Default: none (those gauges stay empty). */
   status?: () => ServeStatus;
+  /** Gathers the metrics replicas expose (collectMetrics()), appended to each scrape with app/deployment/replica labels. Default: none. */
+  replicaMetrics?: () => Promise<ReplicaMetrics[]>;
   /** Also export Node's process metrics (CPU, heap, event-loop lag) under `flotilla_`. Default: true. */
   processMetrics?: boolean;
 }
@@ -49,10 +51,12 @@ export class FlotillaMetrics {
   private readonly deploymentLatency: Histogram<string>;
   private readonly scalingDecisions: Counter<string>;
   private statusSource: (() => ServeStatus) | undefined;
+  private readonly replicaMetrics: (() => Promise<ReplicaMetrics[]>) | undefined;
 
   constructor(options: MetricsOptions = {}) {
     this.registry = options.registry ?? new Registry();
     this.statusSource = options.status;
+    this.replicaMetrics = options.replicaMetrics;
     const registers = [this.registry];
     const ns = METRICS_NAMESPACE;
     this.requests = new Counter({
@@ -138,9 +142,21 @@ export class FlotillaMetrics {
     };
   }
 
-  /** The exposition text for GET /metrics. */
+  /** The exposition text for GET /metrics: the proxy's own metrics, then those the replicas expose. */
   async scrape(): Promise<{ contentType: string; body: string }> {
-    return { contentType: this.registry.contentType, body: await this.registry.metrics() };
+    const own = await this.registry.metrics();
+    const replicas = await this.replicaMetrics?.().catch(() => []) ?? [];
+    if (replicas.length === 0) return { contentType: this.registry.contentType, body: own };
+    // Each replica's series get app/deployment/replica labels, so merging never sums two replicas together.
+    const labelled = replicas.map((r) => (r.metrics as MetricObjectWithValues<MetricValue<string>>[]).map((m) => ({
+      ...m, values: m.values.map((v) => ({ ...v, labels: { ...v.labels, app: r.app, deployment: r.deployment, replica: r.replica } })),
+    })));
+    try {
+      return { contentType: this.registry.contentType, body: `${own}\n${await AggregatorRegistry.aggregate(labelled).metrics()}` };
+    } catch {
+      // Replicas exposing clashing metric types must not break the proxy's own scrape.
+      return { contentType: this.registry.contentType, body: own };
+    }
   }
 
   private registerStatusGauges(registers: Registry[]): void {

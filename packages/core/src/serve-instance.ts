@@ -14,7 +14,8 @@ import { RouterSet } from './router/router-set.js';
 import { RuntimeEvents, type DeploymentStats, type RuntimeEventMap } from './runtime-events.js';
 import type { CallServer } from './actor/rpc-peer.js';
 import type { AutoscalingPolicy } from './controller/autoscaling-policy.js';
-import type { IngressTarget, RouteInfo, ServeStatus } from './ingress/ingress-target.js';
+import type { IngressTarget, ReplicaMetrics, RouteInfo, ServeStatus } from './ingress/ingress-target.js';
+import { settle } from './controller/replica-set.js';
 
 export interface ApplicationSpec {
   name: string;
@@ -122,6 +123,20 @@ export class ServeInstance implements IngressTarget, AsyncDisposable {
         : this.routers.get('ingress', t.app, t.deployment).stream(method, args, opts),
     };
     return createHandle<T>({ app, deployment: name }, backend);
+  }
+
+  /** Asks every RUNNING replica for the metrics it exposes (a replica that does not answer within 2 s is left out). */
+  async replicaMetrics(): Promise<ReplicaMetrics[]> {
+    const asks: Promise<ReplicaMetrics | null>[] = [];
+    for (const app of this.controller.apps.values()) {
+      for (const d of app.deployments.values()) {
+        for (const { id, actor } of d.runningActors()) {
+          asks.push(settle(actor, actor.control.collectMetrics(), 2000)
+            .then((metrics) => (metrics.length > 0 ? { app: app.name, deployment: d.name, replica: id, metrics } : null), () => null));
+        }
+      }
+    }
+    return (await Promise.all(asks)).filter((m): m is ReplicaMetrics => m !== null);
   }
 
   status(): ServeStatus {

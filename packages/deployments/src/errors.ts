@@ -45,6 +45,13 @@ export class MalformedRequestError extends LLMApiError {
   override readonly type: ApiErrorType = 'invalid_request_error';
 }
 
+/** The path exists but not for this HTTP method (405). */
+export class MethodNotAllowedError extends LLMApiError {
+  override readonly code: string = 'E_METHOD_NOT_ALLOWED';
+  override readonly status: number = 405;
+  override readonly type: ApiErrorType = 'invalid_request_error';
+}
+
 /** No or a wrong API key (401). */
 export class AuthenticationError extends LLMApiError {
   override readonly code: string = 'E_INVALID_API_KEY';
@@ -101,6 +108,7 @@ const OPENAI_CODES: Record<string, string> = {
   E_INVALID_PARAMETER: 'invalid_parameter',
   E_CONTEXT_LIMIT: 'context_length_exceeded',
   E_MALFORMED_REQUEST: 'invalid_request',
+  E_METHOD_NOT_ALLOWED: 'method_not_allowed',
   E_INVALID_API_KEY: 'invalid_api_key',
   E_RATE_LIMITED: 'rate_limit_exceeded',
   E_REQUEST_TOO_LARGE: 'request_too_large',

@@ -3,7 +3,7 @@
  * and whether it needs an API key (everything but /health, which load balancers and probes call).
  */
 import type { HttpRequestLike, HttpResponseLike } from '@flotilla/core';
-import { LLMApiError, MalformedRequestError, RouteNotFoundError } from './errors.js';
+import { LLMApiError, MethodNotAllowedError, RouteNotFoundError } from './errors.js';
 import type { RouteHandler } from './handler-context.js';
 import { chatCompletions, completions, models, openAiError } from './openai/routes.js';
 import { generate, generateStream, info, tgiError } from './tgi/routes.js';
@@ -42,7 +42,7 @@ export function findRoute(req: HttpRequestLike): Route {
   const render = path.startsWith('/v1/') ? openAiError : tgiError;
   const allowed = Object.keys(ROUTES).filter((k) => k.endsWith(` ${path}`)).map((k) => k.split(' ')[0]);
   const error: LLMApiError = allowed.length > 0
-    ? new MalformedRequestError(`${req.method} is not allowed on ${path}; use ${allowed.join(' or ')}.`)
+    ? new MethodNotAllowedError(`${req.method} is not allowed on ${path}; use ${allowed.join(' or ')}.`)
     : new RouteNotFoundError(`No route ${req.method} ${path}. This server speaks OpenAI (/v1/completions, /v1/chat/completions, `
       + '/v1/models) and TGI (/generate, /generate_stream, /info, /health).');
   // eslint-disable-next-line require-yield

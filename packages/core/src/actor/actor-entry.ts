@@ -18,6 +18,7 @@ const control: ReplicaControl = {
   checkHealth: () => replica.checkHealth(),
   stats: () => replica.stats(),
   reconfigure: (config) => replica.reconfigure(config),
+  collectMetrics: () => replica.collectMetrics(),
   drain: (timeoutMs) => replica.drain(timeoutMs),
 };
 Comlink.expose(control, comlinkEndpoint(channel));

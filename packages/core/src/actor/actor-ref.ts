@@ -38,6 +38,8 @@ export interface ReplicaControl {
   /** Load report, polled every metricsIntervalS (also runs the user's autoscalingMetrics()). */
   stats(): Promise<ReplicaStats>;
   reconfigure(userConfig: unknown): Promise<void>;
+  /** The user class's collectMetrics() (prom-client metric JSON), [] when it has none. */
+  collectMetrics(): Promise<unknown[]>;
   /** Stops admitting requests and waits (at most timeoutMs) for the ongoing ones to finish. */
   drain(timeoutMs: number): Promise<void>;
 }

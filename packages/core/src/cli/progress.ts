@@ -104,3 +104,16 @@ export function renderProgress(s: ProgressState): string {
 function amountOf(n: number, unit: 'count' | 'bytes'): string {
   return unit === 'bytes' ? (n / 2 ** 20).toFixed(1) : String(n);
 }
+
+/**
+ * An onProgress callback for loadModel / LLMEngine.create that reports weight loading (and conversion,
+ * when quantizing) as 'loading NAME' on stderr: a bar on a terminal, lines in logs and replicas.
+ * Finishes itself when the last tensor is done.
+ */
+export function modelLoadProgress(name: string, options: Omit<ProgressOptions, 'label'> = {}): (done: number, total: number) => void {
+  const progress = new Progress({ label: `loading ${name}`, ...options });
+  return (done, total) => {
+    progress.update(done, total);
+    if (total > 0 && done >= total) progress.finish('tensors');
+  };
+}

@@ -8,16 +8,19 @@ export function renderStatus(status: ServeStatus, now = Date.now()): string {
   if (status.applications.length === 0) return `${lines[0]}\n(no applications)\n`;
   for (const app of status.applications) {
     lines.push('', `application ${app.name}  ${app.status}  route ${app.routePrefix}`);
-    const rows: string[][] = [['DEPLOYMENT', 'STATUS', 'REPLICAS', 'ONGOING', 'QUEUED', 'REPLICA', 'STATE', 'PLACEMENT', 'PID']];
+    const rows: string[][] = [['DEPLOYMENT', 'STATUS', 'REPLICAS', 'ONGOING', 'QUEUED', 'REPLICA', 'STATE', 'PLACEMENT', 'PID', 'NODE']];
     for (const d of app.deployments) {
       const running = d.replicas.filter((r) => r.state === 'RUNNING').length;
       const head = [d.name, d.status, `${running}/${d.targetReplicas}`, String(d.ongoing), String(d.queued)];
-      if (d.replicas.length === 0) rows.push([...head, '-', '-', '-', '-']);
+      if (d.replicas.length === 0) rows.push([...head, '-', '-', '-', '-', '-']);
       d.replicas.forEach((r, i) => rows.push([...(i === 0 ? head : ['', '', '', '', '']),
-        r.id, r.state, r.placement, r.pid === undefined ? '-' : String(r.pid)]));
+        r.id, r.state, r.placement, r.pid === undefined ? '-' : String(r.pid), r.node]));
     }
     lines.push(...table(rows).map((l) => `  ${l}`));
     for (const d of app.deployments) if (d.message) lines.push(`  ${d.name}: ${d.message}`);
+    if (app.deployments.some((d) => d.status === 'FAILED')) {
+      lines.push('  next: fix the cause above (constructor, options or model path), then deploy again with `serve run`.');
+    }
     lines.push(...renderDecisions(app.deployments, now));
   }
   return `${lines.join('\n')}\n`;

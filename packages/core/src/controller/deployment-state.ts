@@ -73,6 +73,11 @@ export class DeploymentState {
 
   get name(): string { return this.spec.name; }
 
+  /** Actors of the RUNNING replicas, with their ids (metrics scrapes ask each). */
+  runningActors(): Array<{ id: string; actor: ActorRef }> {
+    return this.replicas.routable().map((r) => ({ id: r.id, actor: r.actor }));
+  }
+
   /** Methods and rawHttp of the class, once a replica has started. */
   get info() { return this.replicas.info; }
 

@@ -29,7 +29,7 @@ function formatValue(v) {
 
 /**
  * Draws (or redraws) a chart into `box`.
- * spec: { id, title, unit, times: [epoch ms], series: [{ name, color, values: [number|null] }],
+ * spec: { id, title, unit, times: [epoch ms], series: [{ name, color, values: [number|null], dash? }],
  *         yMax?: fixed top (e.g. 1 for fractions), empty?: text shown when no series has a value,
  *         markers?: [epoch ms] drawn as vertical lines (e.g. scaling decisions) }
  */
@@ -75,5 +75,8 @@ function seriesPath(s, times, sx, sy) {
     d += `${pen ? 'L' : 'M'}${sx(times[i]).toFixed(1)},${sy(v).toFixed(1)} `;
     pen = true;
   });
-  return svgEl('path', { d: d.trim(), fill: 'none', stroke: s.color, 'stroke-width': 1.8, 'data-series': s.name });
+  const attrs = { d: d.trim(), fill: 'none', stroke: s.color, 'stroke-width': 1.8, 'data-series': s.name };
+  // A dashed series stays visible where it overlaps a solid one (e.g. target over running replicas).
+  if (s.dash) attrs['stroke-dasharray'] = '6 4';
+  return svgEl('path', attrs);
 }

@@ -71,7 +71,7 @@ function chartSpecs(key) {
       { name: 'queued', color: COLORS.b, values: series(key, (p) => p.queued) }] },
     { id: 'replicas', title: 'Replicas (dashed: scaling decision)', unit: 'count', markers, series: [
       { name: 'running', color: COLORS.c, values: series(key, (p) => p.running) },
-      { name: 'target', color: COLORS.d, values: series(key, (p) => p.targetReplicas) }] },
+      { name: 'target', color: COLORS.d, dash: true, values: series(key, (p) => p.targetReplicas) }] },
     { id: 'tokens', title: 'Tokens/s', unit: 'tok/s', empty: noLlm, series: [
       { name: 'generated', color: COLORS.a, values: llm((l) => l.tokensPerS) }] },
     { id: 'ttft', title: 'Time to first token', unit: 'ms', empty: hasLlm ? 'no finished requests yet' : noLlm, series: [

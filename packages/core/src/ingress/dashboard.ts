@@ -10,11 +10,11 @@ import type { FastifyInstance, FastifyReply } from 'fastify';
 import type { FlotillaMetrics } from '../metrics.js';
 import { TimeseriesSampler, type SamplerOptions } from './dashboard-sampler.js';
 import type { IngressTarget } from './ingress-target.js';
-import type { MetricJson } from './timeseries.js';
+import { parsePrometheusText } from './prom-text.js';
 
 export interface DashboardOptions extends SamplerOptions {
   target: IngressTarget;
-  /** The registry the sampler reads rates and latencies from (the one /metrics serves). */
+  /** What /metrics serves: the sampler reads rates, latencies and LLM figures from its scrape. */
   metrics: FlotillaMetrics;
 }
 
@@ -30,8 +30,7 @@ const ASSETS: Record<string, string> = {
 export function registerDashboard(app: FastifyInstance, options: DashboardOptions): TimeseriesSampler {
   // Read once at start: the assets are tiny, and a missing file should fail at start-up, not per request.
   const files = new Map(Object.keys(ASSETS).map((name) => [name, readFileSync(path.join(ASSETS_DIR, name))]));
-  const sampler = new TimeseriesSampler(options.target,
-    async () => (await options.metrics.registry.getMetricsAsJSON()) as unknown as MetricJson[], options);
+  const sampler = new TimeseriesSampler(options.target, async () => parsePrometheusText((await options.metrics.scrape()).body), options);
   const page = (name: string) => async (_req: unknown, reply: FastifyReply) =>
     reply.type(ASSETS[name]!).header('cache-control', 'no-cache').send(files.get(name)!);
   app.get('/-/dashboard', page('index.html'));

@@ -68,9 +68,9 @@ export async function runStream(
   try {
     if (ctx.isDraining()) throw drainingError();
     iterator = open(scope)[Symbol.asyncIterator]();
-    for (let first = true; ; first = false) {
+    // Unlike HTTP's proxy timeout, a gRPC deadline is the client's own bound on the whole call: keep it.
+    for (;;) {
       const next = await scope.race(iterator.next());
-      if (first) scope.clearTimeout();
       if (next.done) break;
       if (!call.write(encode(next.value, scope))) await Promise.race([once(call, 'drain'), once(call, 'cancelled')]);
       if (scope.aborted) throw scope.reason;

@@ -99,6 +99,14 @@ export interface ServeStatus {
   applications: ApplicationStatusInfo[];
 }
 
+/** One replica's exposed metrics: prom-client metric JSON (Registry.getMetricsAsJSON()). */
+export interface ReplicaMetrics {
+  app: string;
+  deployment: string;
+  replica: string;
+  metrics: unknown[];
+}
+
 export interface IngressTarget {
   routes(): RouteInfo[];
   /** Handle to a deployment of an app (its ingress when deployment is omitted); throws NotFoundError. */
@@ -106,4 +114,6 @@ export interface IngressTarget {
   status(): ServeStatus;
   /** True once shutdown began: proxies answer 503 to new requests. */
   readonly draining: boolean;
+  /** Metrics that replicas expose (collectMetrics()), gathered for a /metrics scrape. Optional. */
+  replicaMetrics?(): Promise<ReplicaMetrics[]>;
 }

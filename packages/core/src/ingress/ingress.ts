@@ -26,7 +26,7 @@ export class Ingress implements AsyncDisposable {
   private constructor(readonly metrics: FlotillaMetrics, readonly http?: HttpProxy, readonly grpc?: GrpcProxy) {}
 
   static async start(target: IngressTarget, options: IngressOptions = {}): Promise<Ingress> {
-    const metrics = new FlotillaMetrics({ status: () => target.status() });
+    const metrics = new FlotillaMetrics({ status: () => target.status(), replicaMetrics: () => target.replicaMetrics?.() ?? Promise.resolve([]) });
     const http = options.http === false ? undefined : await HttpProxy.start(target, { ...options.http, metrics });
     let grpc: GrpcProxy | undefined;
     try {

@@ -60,6 +60,11 @@ export class Replica implements CallServer, ReplicaControl {
     return stats;
   }
 
+  /** Metrics the user class exposes (collectMetrics()), read at scrape time outside the request queue. */
+  async collectMetrics(): Promise<unknown[]> {
+    return (await this.callable?.collectMetrics()) ?? [];
+  }
+
   async reconfigure(userConfig: unknown): Promise<void> {
     try {
       await this.callable?.reconfigure(userConfig);

@@ -14,7 +14,7 @@ import { requestContextStorage, type RequestContext } from '../request-context.j
 import type { MethodKind } from '../ingress/ingress-target.js';
 
 /** Not callable through handles or proxies. */
-const LIFECYCLE = new Set(['constructor', 'checkHealth', 'reconfigure', 'autoscalingMetrics']);
+const LIFECYCLE = new Set(['constructor', 'checkHealth', 'reconfigure', 'autoscalingMetrics', 'collectMetrics']);
 /** Callable although it starts with '_': the default method of an HTTP route, as in Ray Serve. */
 const DEFAULT_METHOD = '__call__';
 
@@ -75,6 +75,18 @@ export class UserCallable {
       return Object.fromEntries(Object.entries(raw).filter(([, v]) => typeof v === 'number' && Number.isFinite(v)));
     } catch {
       return undefined;
+    }
+  }
+
+  /** The user's collectMetrics(): prom-client metric JSON (registry.getMetricsAsJSON()) for the proxy's /metrics; [] without one or on error. */
+  async collectMetrics(): Promise<unknown[]> {
+    const fn = (this.instance as { collectMetrics?: () => unknown }).collectMetrics;
+    if (typeof fn !== 'function') return [];
+    try {
+      const raw = await fn.call(this.instance);
+      return Array.isArray(raw) ? raw : [];
+    } catch {
+      return [];
     }
   }
 

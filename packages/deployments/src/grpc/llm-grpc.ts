@@ -13,6 +13,7 @@ import { collectGeneration, prepareGeneration, startGeneration, UsageTracker, ty
 import type { HandlerContext } from '../handler-context.js';
 import { tokenText } from '../openai/logprobs.js';
 import { usageBody } from '../openai/responses.js';
+import { BodyReader, type NumberRule } from '../validate.js';
 
 export const LLM_PROTO_PATH = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../../../protos/llm.proto');
 export const LLM_GRPC_SERVICE = {
@@ -41,18 +42,28 @@ const FIELDS: Array<[keyof GrpcGenerateRequest, keyof SamplingParams]> = [
   ['repetition_penalty', 'repetitionPenalty'], ['ignore_eos', 'ignoreEos'],
 ];
 
+/** OpenAI's ranges, as on HTTP (proto types already rule out wrong types). */
+const RULES: Partial<Record<keyof GrpcGenerateRequest, NumberRule>> = {
+  max_tokens: { min: 1, integer: true }, temperature: { min: 0, max: 2 }, top_p: { min: 0, max: 1, aboveMin: true },
+  top_k: { min: -1, integer: true }, min_p: { min: 0, max: 1 }, n: { min: 1, integer: true }, logprobs: { min: 0, max: 20, integer: true },
+  presence_penalty: { min: -2, max: 2 }, frequency_penalty: { min: -2, max: 2 }, repetition_penalty: { min: 0, aboveMin: true },
+};
+
 export function grpcSpec(req: GrpcGenerateRequest, ctx: HandlerContext): GenerationSpec {
   if (req.model && req.model !== ctx.model.name) throw new ModelNotFoundError(`The model '${req.model}' does not exist; this server serves '${ctx.model.name}'.`, 'model');
-  const given = [req.prompt ? 'prompt' : '', req.messages?.length ? 'messages' : '', req.prompt_token_ids?.length ? 'prompt_token_ids' : ''].filter(Boolean);
-  if (given.length !== 1) throw new InvalidParameterError('prompt', `give exactly one of prompt, messages, prompt_token_ids (got ${given.join(', ') || 'none'})`);
+  const sources = [req.prompt ? 'prompt' : '', req.messages?.length ? 'messages' : '', req.prompt_token_ids?.length ? 'prompt_token_ids' : ''].filter(Boolean);
+  if (sources.length !== 1) throw new InvalidParameterError('prompt', `give exactly one of prompt, messages, prompt_token_ids (got ${sources.join(', ') || 'none'})`);
   const params: SamplingParams = {};
-  for (const [field, key] of FIELDS) if (req[field] !== undefined && req[field] !== null) (params as Record<string, unknown>)[key] = req[field];
-  if (req.stop?.length) params.stop = req.stop;
-  if (params.n !== undefined && params.n < 1) throw new InvalidParameterError('n', 'must be >= 1');
-  if (params.maxTokens !== undefined && params.maxTokens < 1) throw new InvalidParameterError('max_tokens', 'must be >= 1');
+  const given = BodyReader.of(Object.fromEntries(FIELDS.filter(([f]) => req[f] !== undefined && req[f] !== null).map(([f]) => [f, req[f]])));
+  for (const [field, key] of FIELDS) {
+    const rule = RULES[field];
+    const v = rule ? given.number(field, rule) : given.raw(field);
+    if (v !== undefined) (params as Record<string, unknown>)[key] = v;
+  }
+  if (req.stop?.length) params.stop = BodyReader.of({ stop: req.stop }).strings('stop', ctx.limits.maxStop)!;
   const prompt: GenerationSpec['prompt'] = req.prompt ? { text: req.prompt }
     : req.messages?.length ? { messages: req.messages } : { tokenIds: req.prompt_token_ids! };
-  return { prompt, params, names: { ...NAMES, prompt: given[0]! }, ...(req.prompt ? { defaultMaxTokens: 16 } : {}) };
+  return { prompt, params, names: { ...NAMES, prompt: sources[0]! }, ...(req.prompt ? { defaultMaxTokens: 16 } : {}) };
 }
 
 export async function grpcGenerate(req: GrpcGenerateRequest, ctx: HandlerContext): Promise<unknown> {

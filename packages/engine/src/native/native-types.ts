@@ -138,6 +138,8 @@ export interface NativeModel {
   readonly kernels: string;
   /** Bytes of weights as held in memory after conversion. */
   readonly weightBytes: number;
+  /** Threads the CPU backend computes with (numThreads, or the cores this process may use). */
+  readonly numThreads: number;
   /** Runs the forward pass and sampling off the event loop. One step at a time per model. */
   step(batch: NativeStepBatch): Promise<NativeStepResult>;
   /**
