@@ -86,4 +86,17 @@ describeWithModels('LLMServer: TGI API through serve run (stories260K)', () => {
     expect((await unknown.json()).error).toContain('parameters.max_new_tokenz');
     expect((await fetch(`${server.url}/nope`)).status).toBe(404);
   });
+
+  it('exposes the engine\'s metrics (vLLM meanings) on the proxy\'s /metrics, labelled by replica', async () => {
+    await post('/generate', { inputs: 'Once upon a time', parameters: { max_new_tokens: 8 } });
+    const text = await (await fetch(`${server.url}/metrics`)).text();
+    for (const name of ['num_requests_running', 'num_requests_waiting', 'kv_cache_usage_perc', 'prompt_tokens_total', 'generation_tokens_total',
+      'num_preemptions_total', 'prefix_cache_queries_total', 'prefix_cache_hits_total', 'time_to_first_token_seconds_bucket',
+      'inter_token_latency_seconds_bucket', 'e2e_request_latency_seconds_count', 'request_queue_time_seconds_sum']) {
+      expect(text).toMatch(new RegExp(`^flotilla_llm_${name}\\{[^}]*model_name="stories260K"[^}]*replica="[^"]+"`, 'm'));
+    }
+    const generated = Number(/^flotilla_llm_generation_tokens_total\{[^}]*\} (\d+)/m.exec(text)?.[1]);
+    expect(generated).toBeGreaterThanOrEqual(8);
+    expect(text).toMatch(/^flotilla_llm_kv_cache_usage_perc\{[^}]*\} 0$/m);
+  });
 });

@@ -86,4 +86,20 @@ describe('rolling updates and reconfigure on a running instance', () => {
     expect(replicas()).toEqual(now);
     expect((await handle.info()).label).toBe('b');
   });
+
+  it('a new version whose constructor fails leaves the previous version serving, and a fixed one rolls out', { timeout: 300_000 }, async () => {
+    const app = (version: number) => versioned(version).options({ numReplicas: 2 });
+    instance = await startServe({ applications: [{ name: 'f', app: app(1) }], checkpoint: false, startupTimeoutS: 240 });
+    const handle = instance.getHandle('f');
+    const load = loadLoop(() => handle.work(5), 4);
+    await expect(instance.apply([{ name: 'f', app: app(-1) }], { timeoutS: 240 })).rejects.toThrow(/build -1 is broken/);
+    expect(deploymentOf(instance)).toMatchObject({ status: 'FAILED',
+      message: expect.stringMatching(/rolling update failed, the previous version keeps serving/) });
+    expect(await handle.work(1)).toBe(1);
+
+    await instance.apply([{ name: 'f', app: app(3) }], { timeoutS: 240 });
+    await load.stop();
+    expect(load.stats.errors).toEqual([]);
+    expect(new Set(await Promise.all(Array.from({ length: 10 }, () => handle.work(1))))).toEqual(new Set([3]));
+  });
 });

@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import { FlotillaMetrics, startServe, type ServeInstance } from '@flotilla/core';
+import { FlotillaMetrics, defaultAutoscalingPolicy, startServe, type AutoscalingContext, type ServeInstance } from '@flotilla/core';
 import { renderStatus } from '../../packages/core/src/cli/status-table.js';
 import { elastic } from '../fixtures/apps/scaling.js';
 import { eventually } from '../helpers/eventually.js';
@@ -48,5 +48,17 @@ describe('autoscaling with real threads: scale to zero and back', () => {
     expect(body).toMatch(/flotilla_deployment_target_replicas\{app="z",deployment="Elastic"\} [1-3]/);
     expect(body).toMatch(/flotilla_deployment_current_replicas\{app="z",deployment="Elastic"\} \d/);
     expect(renderStatus(instance.status())).toMatch(/scaling decisions[\s\S]*Elastic .*0 → \d+\s+scale-from-zero/);
+  });
+
+  it("replicas' autoscalingMetrics() reach the policy (summed over replicas, averaged over the window)", { timeout: 240_000 }, async () => {
+    const seen: AutoscalingContext['metrics'][] = [];
+    instance = await startServe({
+      applications: [{ name: 'm', app: elastic().options({ autoscaling: { minReplicas: 2, initialReplicas: 2 } }) }],
+      checkpoint: false, startupTimeoutS: 200,
+      autoscalingPolicy: (ctx, state) => { seen.push(ctx.metrics); return defaultAutoscalingPolicy(ctx, state); },
+    });
+    // Each replica reports kvCacheUsage 0.25: two replicas sum to 0.5 once both reports fill the window.
+    const last = await eventually(() => seen.at(-1), (m) => m !== undefined && m.reporting === 2 && Math.abs((m.custom.kvCacheUsage ?? 0) - 0.5) < 1e-9);
+    expect(last!.custom.waitingRequests).toBe(0);
   });
 });

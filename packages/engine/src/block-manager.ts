@@ -128,6 +128,21 @@ export class BlockManager {
     seq.numRegisteredBlocks = 0;
   }
 
+  /**
+   * Speculative rollback: only the first `numComputedTokens` tokens of `seq` keep valid K/V (the rest
+   * held rejected proposals), so the counter moves back to them and blocks past them are freed. Those
+   * blocks were never offered to the prefix cache: update registers blocks only after rolling back.
+   */
+  rollback(seq: Sequence, numComputedTokens: number): void {
+    const keep = this.blocksFor(numComputedTokens);
+    for (let i = seq.numBlocks - 1; i >= keep; i--) this.pool.release(seq.blockTable[i]!);
+    seq.numBlocks = Math.min(seq.numBlocks, keep);
+    seq.numComputedTokens = numComputedTokens;
+    const full = Math.floor(numComputedTokens / this.blockSize);
+    seq.numRegisteredBlocks = Math.min(seq.numRegisteredBlocks, full);
+    seq.numHashedBlocks = Math.min(seq.numHashedBlocks, Math.floor(seq.numTokens / this.blockSize));
+  }
+
   private blocksNeeded(seq: Sequence, numNewTokens: number, numHitBlocks: number): number {
     let takenFree = 0;
     let held = seq.numBlocks;

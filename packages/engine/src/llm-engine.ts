@@ -21,6 +21,9 @@ import { resolveSamplingParams, type SamplingParams } from './sampling-params.js
 import { DEFAULT_MAX_NUM_BATCHED_TOKENS, DEFAULT_MAX_NUM_SEQS, Scheduler, type SchedulerOutput } from './scheduler.js';
 import { Sequence } from './sequence.js';
 import type { Tokenizer } from './tokenizer/tokenizer.js';
+import type { SpecDecoder, SpecStepResult } from './spec-decode/spec-decoder.js';
+import type { SpecDecodeStats } from './spec-decode/spec-metrics.js';
+import type { EngineSpeculativeOptions } from './spec-decode/speculative-options.js';
 
 export interface LLMEngineOptions extends Omit<LoadModelOptions, 'maxBatchTokens' | 'maxBatchSeqs'> {
   /** A model path (llama2.c .bin, GGUF file, Hugging Face directory), or a model already loaded (not disposed by the engine; one engine at a time may use it). */
@@ -40,7 +43,12 @@ export interface LLMEngineOptions extends Omit<LoadModelOptions, 'maxBatchTokens
   /** Texts the chat template writes for bos_token / eos_token. Default ''. */
   bosToken?: string;
   eosToken?: string;
+  /** Speculative decoding (n-gram lookup or a draft model); requests tune it with SamplingParams.speculative. Default none. */
+  speculative?: EngineSpeculativeOptions;
 }
+
+/** stats() with the speculative-decoding counters when the engine speculates. */
+export type LLMEngineStats = EngineStats & { speculative?: SpecDecodeStats };
 
 export interface GenerateOptions {
   /** Id for abort() and in outputs. Default: a fresh 'req-N'. */
@@ -62,6 +70,8 @@ export class LLMEngine implements AsyncDisposable {
   private readonly requests = new Map<string, RequestState>();
   private readonly samples = new Map<number, SampleState>();
   private readonly modelStopIds: number[];
+  private specDecoder: SpecDecoder | null = null;
+  private ownedDraft: LoadedModel | null = null;
   private loop: Promise<void> | null = null;
   private disposed = false;
   private nextSeqId = 0;
@@ -92,8 +102,8 @@ export class LLMEngine implements AsyncDisposable {
   /** Loads the model (unless given one) and builds the engine. */
   static async create(options: LLMEngineOptions): Promise<LLMEngine> {
     const { model, maxNumBatchedTokens, maxNumSeqs, ...rest } = options;
-    if (typeof model !== 'string') return new LLMEngine(model, false, options);
-    const { enableChunkedPrefill: _c, enablePrefixCaching: _p, maxModelLen: _m, chatTemplate: _t, bosToken: _b, eosToken: _e, ...loadOptions } = rest;
+    const { enableChunkedPrefill: _c, enablePrefixCaching: _p, maxModelLen: _m, chatTemplate: _t, bosToken: _b, eosToken: _e, speculative: _s, ...loadOptions } = rest;
+    if (typeof model !== 'string') return LLMEngine.withSpeculation(new LLMEngine(model, false, options), options, loadOptions);
     const { loadModel } = await import('./model-loader/load-model.js');
     const loaded = await loadModel(model, {
       ...loadOptions,
@@ -101,11 +111,22 @@ export class LLMEngine implements AsyncDisposable {
       maxBatchSeqs: maxNumSeqs ?? DEFAULT_MAX_NUM_SEQS,
     });
     try {
-      return new LLMEngine(loaded, true, options);
+      return await LLMEngine.withSpeculation(new LLMEngine(loaded, true, options), options, loadOptions);
     } catch (err) {
       loaded.dispose();
       throw err;
     }
+  }
+
+  private static async withSpeculation(engine: LLMEngine, options: LLMEngineOptions, loadOptions: LoadModelOptions): Promise<LLMEngine> {
+    if (!options.speculative) return engine;
+    const { createSpecDecoder } = await import('./spec-decode/speculative-options.js');
+    const setup = await createSpecDecoder(options.speculative, engine.loaded, {
+      maxNumBatchedTokens: engine.scheduler.maxNumBatchedTokens, maxNumSeqs: engine.scheduler.maxNumSeqs, maxModelLen: engine.maxModelLen,
+    }, loadOptions);
+    engine.specDecoder = setup.decoder;
+    engine.ownedDraft = setup.ownedDraft;
+    return engine;
   }
 
   /**
@@ -162,8 +183,10 @@ export class LLMEngine implements AsyncDisposable {
     return this.metrics.onEvent(listener);
   }
 
-  stats(): EngineStats {
-    return collectStats(this.scheduler, this.metrics, this.requests.size);
+  stats(): LLMEngineStats {
+    const stats: LLMEngineStats = collectStats(this.scheduler, this.metrics, this.requests.size);
+    if (this.specDecoder) stats.speculative = this.specDecoder.metrics.stats();
+    return stats;
   }
 
   /** Internal sizes, for leak checks in tests: requests, samples and event listeners held. */
@@ -178,6 +201,7 @@ export class LLMEngine implements AsyncDisposable {
     for (const req of [...this.requests.values()]) this.failRequest(req, new EngineDisposedError('the engine was disposed'));
     await this.loop;
     if (this.ownsModel) this.loaded.dispose();
+    this.ownedDraft?.dispose();
   }
 
   [Symbol.asyncDispose](): Promise<void> {
@@ -237,6 +261,11 @@ export class LLMEngine implements AsyncDisposable {
       return false;
     }
     const t0 = performance.now();
+    const spec = this.specDecoder ? await this.specDecoder.step(out, this.loaded.model, this.runner, this.scheduler.blockManager) : null;
+    if (spec) {
+      this.processSpecStep(out, spec, t0);
+      return true;
+    }
     const result = await this.runner.execute(out);
     this.processStep(out, result, t0);
     return true;
@@ -244,13 +273,7 @@ export class LLMEngine implements AsyncDisposable {
 
   private processStep(out: SchedulerOutput, result: NativeStepResult, t0: number): void {
     const now = performance.now();
-    for (const seq of out.seqs) {
-      const sample = this.samples.get(seq.seqId);
-      if (sample && Number.isNaN(sample.admittedAt)) {
-        sample.admittedAt = t0;
-        sample.cachedPromptTokens = seq.numCachedTokens;
-      }
-    }
+    this.noteAdmissions(out, t0);
     this.scheduler.update(out, { sampledTokenIds: result.tokens });
     let generated = 0;
     for (let i = 0; i < out.seqs.length; i++) {
@@ -272,6 +295,39 @@ export class LLMEngine implements AsyncDisposable {
     }
     this.metrics.emit({ type: 'step', numSeqs: out.seqs.length, numTokens: out.numBatchedTokens, numGenerated: generated,
       numPreempted: out.preempted.length, durationMs: now - t0 });
+  }
+
+  /** processStep() for a speculative step: each sequence may append several tokens. */
+  private processSpecStep(out: SchedulerOutput, spec: SpecStepResult, t0: number): void {
+    const now = performance.now();
+    this.noteAdmissions(out, t0);
+    let generated = 0;
+    this.scheduler.updateSpeculative(out, spec.tokenIds, spec.numDraftTokens, (i, j, token) => {
+      const seq = out.seqs[i]!;
+      const sample = this.samples.get(seq.seqId);
+      const req = this.requests.get(seq.requestId);
+      if (!sample || !req) return;
+      generated++;
+      if (Number.isNaN(sample.firstTokenAt)) sample.firstTokenAt = now;
+      const stopString = sample.acceptToken(token);
+      if (stopString !== null && !seq.isFinished) {
+        this.scheduler.finish(seq, 'stop');
+        seq.stopReason = stopString;
+      }
+      this.emitOutput(req, sample, token, spec.logprobs[i]?.[j] ?? null);
+    });
+    this.metrics.emit({ type: 'step', numSeqs: out.seqs.length, numTokens: out.numBatchedTokens, numGenerated: generated,
+      numPreempted: out.preempted.length, durationMs: now - t0 });
+  }
+
+  private noteAdmissions(out: SchedulerOutput, t0: number): void {
+    for (const seq of out.seqs) {
+      const sample = this.samples.get(seq.seqId);
+      if (sample && Number.isNaN(sample.admittedAt)) {
+        sample.admittedAt = t0;
+        sample.cachedPromptTokens = seq.numCachedTokens;
+      }
+    }
   }
 
   private emitOutput(req: RequestState, sample: SampleState, token: number, lp: ReturnType<typeof logprobOf> | null): void {

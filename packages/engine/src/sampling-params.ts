@@ -40,7 +40,23 @@ export interface SamplingParams {
   presencePenalty?: number;
   /** Subtracted per occurrence from logits of tokens already generated, in [-2, 2]. Default 0 (off). */
   frequencyPenalty?: number;
+  /**
+   * Speculative decoding for this request: proposed tokens per step (k, 0..16) and how they are
+   * proposed ('draft' needs an engine with a draft model); false turns it off. Output is distributed
+   * exactly as without it (identical when greedy). Default: the engine's `speculative` option.
+   */
+  speculative?: SpeculativeParams | false;
 }
+
+export interface SpeculativeParams {
+  /** Proposed tokens per step. Default: the engine's. */
+  k?: number;
+  /** 'ngram' (prompt lookup, no model) or 'draft' (the engine's draft model). Default: the engine's. */
+  method?: 'ngram' | 'draft';
+}
+
+/** Most tokens one speculative step may propose. */
+export const MAX_SPECULATIVE_K = 16;
 
 /** Every field present and checked. */
 export interface ResolvedSamplingParams {
@@ -60,6 +76,8 @@ export interface ResolvedSamplingParams {
   repetitionPenalty: number;
   presencePenalty: number;
   frequencyPenalty: number;
+  /** Undefined: the engine's default. */
+  speculative?: SpeculativeParams | false;
 }
 
 /** What validation needs to know about the model and the prompt. */
@@ -76,7 +94,7 @@ export const MAX_LOGPROBS = 20;
 const KNOWN = new Set<string>([
   'temperature', 'topP', 'topK', 'minP', 'maxTokens', 'minTokens', 'n', 'seed', 'stop', 'stopTokenIds',
   'ignoreEos', 'includeStopStrInOutput', 'logprobs', 'repetitionPenalty', 'presencePenalty',
-  'frequencyPenalty',
+  'frequencyPenalty', 'speculative',
 ]);
 
 /**
@@ -114,7 +132,9 @@ export function resolveSamplingParams(input: unknown, ctx: SamplingContext): Res
     : int(p, 'seed', 0, (v) => v >= 0 && v <= 0xffffffff, 'must be an integer in [0, 2^32)');
   const logprobs = p.logprobs === undefined || p.logprobs === null ? undefined
     : int(p, 'logprobs', 0, (v) => v >= 0 && v <= MAX_LOGPROBS, `must be in [0, ${MAX_LOGPROBS}]`);
+  const speculative = speculativeParams(p.speculative);
   return {
+    ...(speculative !== undefined ? { speculative } : {}),
     temperature, topP, topK, minP, maxTokens, minTokens, n, seed, logprobs,
     stop: stopStrings(p.stop),
     stopTokenIds: tokenIds(p.stopTokenIds, ctx.vocabSize),
@@ -168,6 +188,25 @@ function tokenIds(v: unknown, vocabSize: number): number[] {
     }
   }
   return [...(v as number[])];
+}
+
+function speculativeParams(v: unknown): SpeculativeParams | false | undefined {
+  if (v === undefined || v === null || v === false) return v === false ? false : undefined;
+  if (typeof v !== 'object' || Array.isArray(v)) throw new SamplingParamsError('speculative', 'must be an object { k, method } or false');
+  const o = v as Record<string, unknown>;
+  for (const key of Object.keys(o)) if (key !== 'k' && key !== 'method') throw new SamplingParamsError(`speculative.${key}`, 'unknown option');
+  const out: SpeculativeParams = {};
+  if (o.k !== undefined) {
+    if (!Number.isInteger(o.k) || (o.k as number) < 0 || (o.k as number) > MAX_SPECULATIVE_K) {
+      throw new SamplingParamsError('speculative.k', `must be an integer in [0, ${MAX_SPECULATIVE_K}], got ${describe(o.k)}`);
+    }
+    out.k = o.k as number;
+  }
+  if (o.method !== undefined) {
+    if (o.method !== 'ngram' && o.method !== 'draft') throw new SamplingParamsError('speculative.method', `must be 'ngram' or 'draft', got ${describe(o.method)}`);
+    out.method = o.method;
+  }
+  return out;
 }
 
 function describe(v: unknown): string {

@@ -112,6 +112,42 @@ export class Scheduler {
     return finished;
   }
 
+  /**
+   * update() for a speculative step, where seqs[i] ran numDraftTokens[i] proposed tokens after its
+   * real last token and tokenIds[i] holds what verification kept (accepted proposals, then one
+   * corrected or bonus token; for a row without proposals, its one sampled token or nothing). The
+   * proposals are dropped, K/V past the accepted ones rolled back, then the kept tokens appended one
+   * by one with the usual stop checks; `onToken(i, j, token)` runs after each (it may finish the
+   * sequence, e.g. on a stop string, which drops the rest). Returns how many tokens each appended.
+   */
+  updateSpeculative(output: SchedulerOutput, tokenIds: readonly (readonly number[])[], numDraftTokens: ArrayLike<number>,
+    onToken?: (seqIndex: number, tokenIndex: number, tokenId: number) => void): number[] {
+    const appended = new Array<number>(output.seqs.length).fill(0);
+    for (let i = 0; i < output.seqs.length; i++) {
+      const seq = output.seqs[i]!;
+      if (seq.status !== 'running') continue;
+      const k = numDraftTokens[i]!;
+      const kept = tokenIds[i]!;
+      if (k > 0) {
+        seq.truncate(seq.numTokens - k);
+        this.blockManager.rollback(seq, seq.numComputedTokens + output.numNewTokens[i]! - k + Math.max(0, kept.length - 1));
+      } else {
+        seq.numComputedTokens += output.numNewTokens[i]!;
+      }
+      for (const token of kept) {
+        seq.appendToken(token);
+        appended[i]++;
+        const reason = checkTokenStop(seq, token, this.maxModelLen);
+        if (reason) this.finish(seq, reason);
+        onToken?.(i, appended[i]! - 1, token);
+        if (seq.status !== 'running') break;
+      }
+      // After appending, so the hashed blocks hold kept tokens only.
+      if (seq.status === 'running') this.blockManager.cacheFullBlocks(seq);
+    }
+    return appended;
+  }
+
   /** Ends a sequence wherever it is (waiting, running, or in the step now running) and frees its blocks. */
   finish(seq: Sequence, reason: FinishReason): void {
     if (seq.status === 'finished') return;

@@ -102,6 +102,14 @@ export class Sequence {
     this.tokenIds[this.numTokens++] = tokenId;
   }
 
+  /** Drops tokens past the first `numTokens` (rejected speculative proposals). */
+  truncate(numTokens: number): void {
+    if (numTokens < this.numComputedTokens || numTokens > this.numTokens) {
+      throw new Error(`assertion: truncating sequence ${this.seqId} to ${numTokens} (computed ${this.numComputedTokens}, tokens ${this.numTokens})`);
+    }
+    this.numTokens = numTokens;
+  }
+
   /** Output token ids from `from` (an output index) to the end, as a fresh array. */
   outputTokenIds(from = 0): number[] {
     return Array.from(this.tokenIds.subarray(this.promptLen + from, this.numTokens));

@@ -209,7 +209,13 @@ export class DeploymentState {
     void record;
   }
 
-  private fail(message: string): void {
+  /**
+   * Stops starting replicas. Replicas already RUNNING (the previous version, when a rollout fails) stay
+   * and keep serving until a new config is applied; only a deployment left without any is unavailable.
+   */
+  private fail(why: string): void {
+    const previous = this.replicas.routable().some((r) => r.version !== this.spec.version);
+    const message = previous ? `rolling update failed, the previous version keeps serving: ${why}` : why;
     this.status = 'FAILED';
     this.message = message;
     this.deps.events.emit('deployment-status', { app: this.spec.app, deployment: this.name, status: 'FAILED', message });
@@ -235,7 +241,8 @@ export class DeploymentState {
     if (!force && key === this.publishedKey) return;
     this.publishedKey = key;
     const maxOngoing = this.spec.options.maxOngoingRequests;
-    const unavailable = this.status === 'FAILED' ? this.message : this.status === 'STOPPING' ? 'stopping' : undefined;
+    const unavailable = this.status === 'FAILED' && running.length === 0 ? this.message
+      : this.status === 'STOPPING' ? 'stopping' : undefined;
     this.deps.publish(this.spec.app, this.name, running.map((r) => ({ id: r.id, actor: r.actor, maxOngoing })), unavailable);
   }
 

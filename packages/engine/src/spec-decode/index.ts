@@ -1,0 +1,9 @@
+/** Speculative decoding: proposers (n-gram lookup, draft model), exact verification, metrics. */
+export { SpecDecoder, type SpecStepResult, type SpeculativeMethod, type SpecDecoderOptions } from './spec-decoder.js';
+export { DraftProposer, type DraftProposal, type DraftRequest, type DraftProposerOptions } from './draft-proposer.js';
+export { proposeNgram, type NgramOptions } from './ngram-proposer.js';
+export { verifyProposals, verifyGreedy, drawResidual, drawFrom, type VerifyDraws, type VerifyResult } from './rejection-sampler.js';
+export { uniform, applyPenalties, argmax, candidates, walk, distribution, sampleLogits, logprobOfRow, type DistributionParams } from './sampler.js';
+export { SpecDecodeMetrics, type SpecDecodeStats } from './spec-metrics.js';
+export { createSpecDecoder, type EngineSpeculativeOptions } from './speculative-options.js';
+export { SpeculativeConfigError, specDecodeErrorClasses } from './errors.js';

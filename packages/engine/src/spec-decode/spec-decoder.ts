@@ -1,0 +1,192 @@
+/**
+ * Speculative decoding inside continuous batching. After the scheduler picked a step, every decode
+ * of a speculating request gets up to k proposed tokens appended (n-gram lookup or the draft model)
+ * and is widened from 1 to 1 + k tokens; prefills and non-speculating decodes ride along unchanged.
+ * One target forward returns logits for the last 1 + k rows of each sequence; verification (exact
+ * rejection sampling, greedy as its special case) decides what each sequence keeps, and
+ * Scheduler.updateSpeculative() rolls back K/V of the rejected positions. Every row of such a step
+ * is sampled in TypeScript with the native sampler's semantics, so a non-speculating row gets the
+ * token the native step would have given it.
+ */
+import type { ModelRunner } from '../model-runner.js';
+import type { NativeModel } from '../native/native-types.js';
+import type { TokenLogprob } from '../request-output.js';
+import type { SchedulerOutput } from '../scheduler.js';
+import type { Sequence } from '../sequence.js';
+import type { BlockManager } from '../block-manager.js';
+import type { DraftProposer } from './draft-proposer.js';
+import { proposeNgram, type NgramOptions } from './ngram-proposer.js';
+import { verifyGreedy, verifyProposals, type VerifyResult } from './rejection-sampler.js';
+import { applyPenalties, argmax, distribution, logprobOfRow, sampleLogits, uniform } from './sampler.js';
+import { SpecDecodeMetrics } from './spec-metrics.js';
+
+/** Salt of the acceptance draws (independent of the draft's and of the sampling draws). */
+const ACCEPT_SALT = 0x27d4eb2f;
+
+export type SpeculativeMethod = 'ngram' | 'draft';
+
+/** What one speculative step produced, per sequence of the (possibly trimmed) scheduler output. */
+export interface SpecStepResult {
+  /** Kept tokens: accepted proposals then one corrected/bonus token; one sampled token without proposals; [] for a prefill chunk. */
+  tokenIds: number[][];
+  numDraftTokens: number[];
+  /** Logprob records aligned with tokenIds, where the request asked for them. */
+  logprobs: (TokenLogprob[] | null)[];
+}
+
+export interface SpecDecoderOptions {
+  /** Proposed tokens per step for requests that do not set their own. */
+  k: number;
+  method: SpeculativeMethod;
+  ngram: NgramOptions;
+  draft: DraftProposer | null;
+  maxNumBatchedTokens: number;
+  maxModelLen: number;
+}
+
+interface Plan {
+  seq: Sequence;
+  k: number;
+  method: SpeculativeMethod;
+}
+
+export class SpecDecoder {
+  readonly metrics = new SpecDecodeMetrics();
+  private readonly opts: SpecDecoderOptions;
+
+  constructor(opts: SpecDecoderOptions) {
+    this.opts = opts;
+  }
+
+  /** Proposed tokens a sequence wants per step, and by which method (k 0 = none). */
+  configFor(seq: Sequence): { k: number; method: SpeculativeMethod } {
+    const s = seq.params.speculative;
+    if (s === false) return { k: 0, method: this.opts.method };
+    const method = s?.method ?? this.opts.method;
+    const k = method === 'draft' && !this.opts.draft ? 0 : s?.k ?? this.opts.k;
+    return { k, method };
+  }
+
+  /**
+   * Runs the step with speculation, or returns null (having changed nothing the engine cares
+   * about) when no sequence of it speculates: the engine then runs the plain native step.
+   */
+  async step(out: SchedulerOutput, model: NativeModel, runner: ModelRunner, bm: BlockManager): Promise<SpecStepResult | null> {
+    const plans = this.plan(out);
+    if (plans.length === 0) return null;
+    const proposals = await this.propose(plans);
+    dropFinished(out);
+    if (!this.expand(out, plans, proposals, bm)) {
+      if (out.seqs.length > 0) return null;
+      return { tokenIds: [], numDraftTokens: [], logprobs: [] };
+    }
+    const batch = runner.prepare(out);
+    const S = out.seqs.length;
+    const numDraft = out.seqs.map((seq) => proposals.get(seq)?.tokens.length ?? 0);
+    const logitRows = Int32Array.from(numDraft, (k) => k + 1);
+    const logits = await model.logits(batch, logitRows);
+    const V = model.config.vocabSize;
+    const result: SpecStepResult = { tokenIds: [], numDraftTokens: numDraft, logprobs: [] };
+    let r = 0;
+    for (let s = 0; s < S; s++) {
+      if (!batch.sampleMask[s]) {
+        result.tokenIds.push([]);
+        result.logprobs.push(null);
+        continue;
+      }
+      const k = numDraft[s]!;
+      const rows = Array.from({ length: k + 1 }, (_, j) => logits.subarray((r + j) * V, (r + j + 1) * V));
+      r += k + 1;
+      const { tokens, logprobs } = this.verifyRows(out.seqs[s]!, rows, proposals.get(out.seqs[s]!) ?? null);
+      result.tokenIds.push(tokens);
+      result.logprobs.push(logprobs);
+    }
+    return result;
+  }
+
+  /** Decodes (one token behind) of speculating sequences, with k capped by output room and the token budget. */
+  private plan(out: SchedulerOutput): Plan[] {
+    const plans: Plan[] = [];
+    let budget = this.opts.maxNumBatchedTokens - out.numBatchedTokens;
+    for (let i = 0; i < out.seqs.length && budget > 0; i++) {
+      const seq = out.seqs[i]!;
+      const { k: want, method } = this.configFor(seq);
+      if (want <= 0 || out.numNewTokens[i] !== 1 || seq.numTokens - seq.numComputedTokens !== 1) continue;
+      // Room: the kept tokens (up to k + 1) must fit maxTokens and the context.
+      const room = Math.min(seq.params.maxTokens - seq.numOutputTokens, this.opts.maxModelLen - seq.numTokens) - 1;
+      const k = Math.min(want, room, budget);
+      if (k <= 0) continue;
+      budget -= k;
+      plans.push({ seq, k, method });
+    }
+    return plans;
+  }
+
+  private async propose(plans: readonly Plan[]): Promise<Map<Sequence, { tokens: number[]; q: Float64Array[] | null }>> {
+    const map = new Map<Sequence, { tokens: number[]; q: Float64Array[] | null }>();
+    const drafted: Plan[] = [];
+    for (const p of plans) {
+      if (p.method === 'draft') drafted.push(p);
+      else map.set(p.seq, { tokens: proposeNgram(p.seq.tokenIds, p.seq.numTokens, p.k, this.opts.ngram), q: null });
+    }
+    if (drafted.length > 0 && this.opts.draft) {
+      const props = await this.opts.draft.propose(drafted);
+      drafted.forEach((p, i) => map.set(p.seq, props[i]!));
+    }
+    return map;
+  }
+
+  /** Appends proposals and widens the step; drops proposals that do not fit the KV pool. False when none is left. */
+  private expand(out: SchedulerOutput, plans: readonly Plan[], proposals: Map<Sequence, { tokens: number[] }>, bm: BlockManager): boolean {
+    let any = false;
+    for (const { seq } of plans) {
+      const prop = proposals.get(seq);
+      const i = out.seqs.indexOf(seq);
+      if (!prop || i < 0 || prop.tokens.length === 0 || !bm.allocate(seq, 1 + prop.tokens.length)) {
+        proposals.delete(seq);
+        continue;
+      }
+      for (const t of prop.tokens) seq.appendToken(t);
+      out.numNewTokens[i] = 1 + prop.tokens.length;
+      out.numBatchedTokens += prop.tokens.length;
+      any = true;
+    }
+    return any;
+  }
+
+  /** Verifies (or, without proposals, samples) one sequence from its last k + 1 logit rows. */
+  private verifyRows(seq: Sequence, rows: Float32Array[], prop: { tokens: number[]; q: Float64Array[] | null } | null): { tokens: number[]; logprobs: TokenLogprob[] | null } {
+    const p = seq.params;
+    const k = rows.length - 1;
+    const base = seq.numTokens - k; // index of the token row 0 predicts
+    const penalised = rows.map((row, j) => {
+      if (p.repetitionPenalty === 1 && p.presencePenalty === 0 && p.frequencyPenalty === 0) return row;
+      const copy = Float32Array.from(row);
+      applyPenalties(copy, p, seq.tokenIds, seq.promptLen, base + j);
+      return copy;
+    });
+    let res: VerifyResult;
+    if (k === 0) res = { tokens: [sampleLogits(penalised[0]!, p, seq.seed, base)], numAccepted: 0 };
+    else if (p.temperature === 0) res = verifyGreedy(prop!.tokens, penalised.map((row) => argmax(row)));
+    else {
+      const seed = seq.seed;
+      res = verifyProposals(prop!.tokens, penalised.map((row) => distribution(row, p)), prop!.q, {
+        accept: (i) => uniform((seed ^ ACCEPT_SALT) >>> 0, base + i),
+        resample: (i) => uniform(seed, base + i),
+      });
+    }
+    this.metrics.record(k, res.numAccepted);
+    const logprobs = p.logprobs === undefined ? null : res.tokens.map((t, j) => logprobOfRow(penalised[j]!, t, p.logprobs!));
+    return { tokens: res.tokens, logprobs };
+  }
+}
+
+/** Removes sequences finished (aborted) while proposals were computed. */
+function dropFinished(out: SchedulerOutput): void {
+  for (let i = out.seqs.length - 1; i >= 0; i--) {
+    if (out.seqs[i]!.status === 'running') continue;
+    out.numBatchedTokens -= out.numNewTokens[i]!;
+    out.seqs.splice(i, 1);
+    out.numNewTokens.splice(i, 1);
+  }
+}
