@@ -46,9 +46,13 @@ export async function httpLevel(url: string, streams: number, maxTokens: number)
     const decoder = new TextDecoder();
     let text = '';
     let first = true;
-    for await (const chunk of res.body!) {
-      if (first) { ttft.push(performance.now() - start); first = false; }
-      text += decoder.decode(chunk as Uint8Array, { stream: true });
+    const reader = res.body!.getReader();
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      text += decoder.decode(value, { stream: true });
+      // The SSE head comes before any token: time to first token is the first chunk with text.
+      if (first && text.includes('"text"')) { ttft.push(performance.now() - start); first = false; }
     }
     const usage = /"completion_tokens":(\d+)/.exec(text.slice(text.lastIndexOf('"usage"')));
     tokens += Number(usage?.[1] ?? 0);

@@ -12,7 +12,9 @@ import torch.nn.functional as F
 
 PRESETS = {
     # dim, layers, heads, kv_heads, hidden: see docs/models.md for why these sizes
-    "target": dict(dim=192, n_layers=5, n_heads=6, n_kv_heads=2, hidden=512),
+    "target": dict(dim=128, n_layers=5, n_heads=4, n_kv_heads=2, hidden=384),
+    # Tried first: on the shared CPU it ran ~4-8 s/step and was still behind the draft after 46 minutes.
+    "target-2m": dict(dim=192, n_layers=5, n_heads=6, n_kv_heads=2, hidden=512),
     "draft": dict(dim=64, n_layers=2, n_heads=4, n_kv_heads=2, hidden=192),
 }
 

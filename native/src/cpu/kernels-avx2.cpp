@@ -13,6 +13,7 @@ namespace flotilla {
 namespace {
 
 constexpr int kRows = 4, kToks = 2, kTokenBlock = 64;
+constexpr int kPrefetchGroups = 16;  // ~0.5 KiB ahead in each weight row
 
 inline float hsum(__m256 v) {
   __m128 a = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
@@ -77,6 +78,7 @@ void tile_float(const Weight& w, int n, const MatmulIn& in, int t, float* y, int
 
 // 32 weights of group g as int8: Q8_0 as stored, Q4_0 unpacked to [-8, 7].
 struct LoadQ8 {
+  static constexpr int kBlockBytes = sizeof(BlockQ8);
   static __m256i load(const uint8_t* row, int g, float* d) {
     const auto* b = reinterpret_cast<const BlockQ8*>(row) + g;
     *d = _cvtsh_ss(b->d);
@@ -84,6 +86,7 @@ struct LoadQ8 {
   }
 };
 struct LoadQ4 {
+  static constexpr int kBlockBytes = sizeof(BlockQ4);
   static __m256i load(const uint8_t* row, int g, float* d) {
     const auto* b = reinterpret_cast<const BlockQ4*>(row) + g;
     *d = _cvtsh_ss(b->d);
@@ -106,6 +109,8 @@ void tile_quant(const Weight& w, int n, const MatmulIn& in, int t, float* y, int
     __m256i wq[R], aw[R];
     float dw[R];
     for (int r = 0; r < R; r++) {
+      // the integer loop is too long for the hardware prefetcher to keep enough lines in flight
+      _mm_prefetch(reinterpret_cast<const char*>(wr[r]) + (g + kPrefetchGroups) * Q::kBlockBytes, _MM_HINT_T0);
       wq[r] = Q::load(wr[r], g, &dw[r]);
       aw[r] = _mm256_sign_epi8(wq[r], wq[r]);  // |w| as unsigned for maddubs; the sign moves to x
     }

@@ -316,6 +316,9 @@ export class LLMEngine implements AsyncDisposable {
       }
       this.emitOutput(req, sample, token, spec.logprobs[i]?.[j] ?? null);
     });
+    // Rolled-back blocks may return at the same block-table index, which the runner's row cache
+    // would not notice: rewrite every row next step.
+    if (spec.numDraftTokens.some((k) => k > 0)) this.runner.invalidate();
     this.metrics.emit({ type: 'step', numSeqs: out.seqs.length, numTokens: out.numBatchedTokens, numGenerated: generated,
       numPreempted: out.preempted.length, durationMs: now - t0 });
   }

@@ -57,8 +57,9 @@ export class Controller {
     const app = new ApplicationState(name, routePrefix, graph, config, this.deps, (err) => this.report(err));
     this.apps.set(name, app);
     const saved = this.restoredFrom?.apps.find((a) => a.name === name);
+    // Restoring emits 'restored' decisions, which mark the checkpoint dirty; an app with nothing to
+    // restore writes none until a target changes (nothing in it would differ from the user's code).
     for (const d of saved?.deployments ?? []) app.deployments.get(d.name)?.restore(d);
-    this.dirty = true;
     return app;
   }
 
@@ -84,6 +85,8 @@ export class Controller {
 
   start(): void {
     if (this.timer) return;
+    // The checkpoint describes the apps deployed at start-up only; later deploys (apply) start fresh.
+    this.restoredFrom = undefined;
     this.tick();
     this.timer = setInterval(() => this.tick(), this.options.tickMs ?? 100);
   }

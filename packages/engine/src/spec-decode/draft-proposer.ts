@@ -79,6 +79,9 @@ export class DraftProposer {
       budget -= behind;
       active.push(i);
     }
+    // Rollbacks freed blocks that may come back at the same table index: the runner's per-row cache of
+    // block tables would miss that, so every row is rewritten (a few ints per sequence).
+    this.runner.invalidate();
     try {
       for (let j = 0; active.length > 0; j++) {
         await this.forward(reqs, active, out, j === 0);

@@ -16,6 +16,8 @@ export interface EngineSpeculativeOptions {
   method?: SpeculativeMethod;
   /** Draft model (a path, or a model already loaded, not disposed by the engine); must share the target's tokenizer. Default none. */
   draftModel?: string | LoadedModel;
+  /** Tokenizer file for a draft checkpoint that has none beside it (llama2.c .bin). Default: the target's tokenizerPath. */
+  draftTokenizerPath?: string;
   /** N-gram lookup bounds. Default { maxN: 4, minN: 1 }. */
   ngram?: NgramOptions;
 }
@@ -35,8 +37,9 @@ export async function createSpecDecoder(opts: EngineSpeculativeOptions, target: 
   if (opts.draftModel !== undefined) {
     if (typeof opts.draftModel === 'string') {
       const { loadModel } = await import('../model-loader/load-model.js');
-      const { tokenizerPath: _t, ...rest } = loadOptions;
-      draft = ownedDraft = await loadModel(opts.draftModel, { ...rest, maxBatchTokens: sizes.maxNumBatchedTokens, maxBatchSeqs: sizes.maxNumSeqs });
+      const { tokenizerPath, ...rest } = loadOptions;
+      const tok = opts.draftTokenizerPath ?? tokenizerPath;
+      draft = ownedDraft = await loadModel(opts.draftModel, { ...rest, ...(tok !== undefined ? { tokenizerPath: tok } : {}), maxBatchTokens: sizes.maxNumBatchedTokens, maxBatchSeqs: sizes.maxNumSeqs });
     } else {
       draft = opts.draftModel;
     }
