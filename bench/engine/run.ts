@@ -42,7 +42,7 @@ async function modelFile(preset: Preset): Promise<string> {
 }
 
 interface Row {
-  model: Preset; format: string; kernels: string; threads: number; params: number; weightMB: number;
+  model: Preset; format: string; kernels: string; threads: number; params: number; weightMB: number; bandwidthGBs: number;
   boundTokS: number; decodeTokS: number; ofBound: number; prefillTokS: number;
   batch: Record<number, number>; batch32OverSingle: number;
   /** CPU seconds per wall second during single decode / batch-32 decode (= threads when the cores are ours alone). */
@@ -62,7 +62,9 @@ for (const preset of presets) {
     const blocks = Math.ceil((PROMPT + shape.batchSteps + 2) / 16) * 128 + 64;
     const model = await binding.loadModel({ config: c, files: spec.files, tensors: spec.tensors, weightFormat, numBlocks: blocks,
       maxBatchTokens: Math.max(128 * PROMPT, shape.prefill), maxBatchSeqs: 128, ...(threads ? { numThreads: threads } : {}) });
-    const boundTokS = bandwidth / model.weightBytes; // tied classifier: every weight byte is read once per step
+    // measured again right before decoding: on a shared machine the bandwidth left to us changes minute to minute
+    const bandwidthNow = binding.measureReadBandwidth(256 << 20);
+    const boundTokS = bandwidthNow / model.weightBytes; // tied classifier: every weight byte is read once per step
     const single = await decodeRate(model, 1, shape.decodeSteps);
     const prefill = await prefillRate(model, shape.prefill);
     const batch: Record<number, number> = {};
@@ -74,7 +76,7 @@ for (const preset of presets) {
     }
     const decodeTokS = single.tokS;
     rows.push({ model: preset, format: weightFormat, kernels: model.kernels, threads: model.numThreads, params,
-      weightMB: model.weightBytes / 2 ** 20, boundTokS, decodeTokS, ofBound: decodeTokS / boundTokS, prefillTokS: prefill.tokS,
+      weightMB: model.weightBytes / 2 ** 20, bandwidthGBs: bandwidthNow / 1e9, boundTokS, decodeTokS, ofBound: decodeTokS / boundTokS, prefillTokS: prefill.tokS,
       batch, batch32OverSingle: batch[32] / decodeTokS, coresBusy: { decode: single.coresBusy, batch32: busy32 } });
     model.dispose();
     const r = rows[rows.length - 1];
@@ -83,9 +85,9 @@ for (const preset of presets) {
 }
 
 const f = (x: number, w: number, d = 1) => x.toFixed(d).padStart(w);
-console.log('\nmodel format  params  weights MB  bound tok/s  decode tok/s  %bound  prefill tok/s  batch8  batch32  batch128  b32/single  cores busy (decode, b32)');
+console.log('\nmodel format  params  weights MB  GB/s  bound tok/s  decode tok/s  %bound  prefill tok/s  batch8  batch32  batch128  b32/single  cores busy (decode, b32)');
 for (const r of rows) {
-  console.log(`${r.model.padEnd(5)} ${r.format.padEnd(6)} ${f(r.params / 1e6, 6)}M ${f(r.weightMB, 10)} ${f(r.boundTokS, 12)} ${f(r.decodeTokS, 13)} ${f(100 * r.ofBound, 6, 0)}% ${f(r.prefillTokS, 14)} ${f(r.batch[8], 7, 0)} ${f(r.batch[32], 8, 0)} ${f(r.batch[128], 9, 0)} ${f(r.batch32OverSingle, 10)}x  ${r.coresBusy.decode.toFixed(2)}, ${r.coresBusy.batch32.toFixed(2)} of ${r.threads}`);
+  console.log(`${r.model.padEnd(5)} ${r.format.padEnd(6)} ${f(r.params / 1e6, 6)}M ${f(r.weightMB, 10)} ${f(r.bandwidthGBs, 5)} ${f(r.boundTokS, 12)} ${f(r.decodeTokS, 13)} ${f(100 * r.ofBound, 6, 0)}% ${f(r.prefillTokS, 14)} ${f(r.batch[8], 7, 0)} ${f(r.batch[32], 8, 0)} ${f(r.batch[128], 9, 0)} ${f(r.batch32OverSingle, 10)}x  ${r.coresBusy.decode.toFixed(2)}, ${r.coresBusy.batch32.toFixed(2)} of ${r.threads}`);
 }
 const outDir = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../results');
 mkdirSync(outDir, { recursive: true });

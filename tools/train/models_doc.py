@@ -79,13 +79,15 @@ the target's greedy text from `<s>` begins “{goldens['target_greedy_from_bos']
 
 ### Against the issue's targets
 
-The issue asks for a target of roughly 5–20M parameters. These were trained on two shared CPU cores (no
-GPU), shared with other work, within about 50 minutes of wall time for both models. A 4.5M-parameter
-shape (6 × 256) measured 2.5× slower per step than the shipped target's, so in that budget it would have
-seen barely one pass over the corpus; the target is therefore {t['params'] / 1e6:.1f}M parameters and the
-draft {d['params'] / 1e6:.2f}M. The target is still well over the asked 5× of the draft's compute per
-token. Re-running `train.py` with a larger preset on a GPU (same scripts, same corpus) is the way to a
-5–20M target.
+The issue asks for a target of roughly 5–20M parameters and a draft of about 1M. These were trained on
+two CPU cores shared with five other engineers' builds and tests (load average 9–13 throughout), no
+GPU, in about 80 minutes of wall time all told. A first target of 2.2M parameters (preset `target-2m`,
+5 × 192) ran at 4–8 s per step there and after 46 minutes (410 steps, 1.7M tokens) was still behind the
+draft (held-out loss 0.657 nats/token against the draft's 0.50), so the shipped target is the
+{t['params'] / 1e6:.1f}M-parameter preset `target`, which fits several times more steps in the same time;
+the draft is {d['params'] / 1e6:.2f}M. The target does {ratio:.1f}× the draft's compute per token (the issue
+asks for at least 5×). **Both are smaller than the issue asks**: a 5–20M target (and a ~1M draft) needs
+a GPU or an unshared machine — the same scripts with a larger preset in `tools/train/llama.py`.
 
 ## Loss curves
 

@@ -66,7 +66,13 @@ export class UserCodeError extends FlotillaError {
   override readonly httpStatus = 500;
 }
 
+/** A cluster head or agent cannot be reached, refuses to talk (protocol version), or lost its peer. */
+export class ClusterError extends FlotillaError {
+  override readonly code = 'CLUSTER';
+  override readonly httpStatus = 503;
+}
+
 export const errorClasses = {
   FlotillaError, BadRequestError, NotFoundError, RequestTimeoutError, PayloadTooLargeError, BackPressureError,
-  UnavailableError, RequestCancelledError, ActorDiedError, DeploymentConfigError, UserCodeError,
+  UnavailableError, RequestCancelledError, ActorDiedError, DeploymentConfigError, UserCodeError, ClusterError,
 } as const;

@@ -22,3 +22,6 @@ export * from './errors.js';
 export * from './model-loader/index.js';
 export * from './tokenizer/index.js';
 export type * from './native/native-types.js';
+export * from './spec-decode/index.js';
+export type { LLMEngineStats } from './llm-engine.js';
+export type { SpeculativeParams } from './sampling-params.js';

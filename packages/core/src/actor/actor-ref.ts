@@ -1,6 +1,6 @@
 /**
- * ActorRef: the one interface to a replica, whatever carries it (worker thread, child process, and later
- * a remote node). ChannelActor implements it over any Channel; thread-actor.ts and process-actor.ts only
+ * ActorRef: the one interface to a replica, whatever carries it (worker thread, child process or
+ * remote node: remote-actor.ts). ChannelActor implements it over any Channel; the transports only
  * differ in how they start the actor and what they kill.
  */
 import * as Comlink from 'comlink';
@@ -46,8 +46,10 @@ export interface ReplicaControl {
 
 export interface ActorRef {
   readonly id: string;
-  readonly kind: 'thread' | 'process';
+  readonly kind: 'thread' | 'process' | 'remote';
   readonly pid: number | undefined;
+  /** The cluster node it runs on; absent for actors of this process's node. */
+  readonly node?: string;
   readonly control: Comlink.Remote<ReplicaControl>;
   /** Settles once when the actor is gone, with the reason. */
   readonly exited: Promise<string>;
@@ -71,7 +73,7 @@ export class ChannelActor implements ActorRef {
 
   constructor(
     readonly id: string,
-    readonly kind: 'thread' | 'process',
+    readonly kind: 'thread' | 'process' | 'remote',
     readonly pid: number | undefined,
     channel: Channel,
     server: CallServer,

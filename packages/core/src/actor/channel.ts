@@ -16,7 +16,8 @@ export interface Channel {
   readonly closed: boolean;
 }
 
-class BaseChannel {
+/** Listener bookkeeping shared by every Channel (also stream-channel.ts). */
+export class BaseChannel {
   closed = false;
   private readonly messageListeners: ((msg: ProtocolMessage) => void)[] = [];
   private readonly closeListeners: ((reason: string) => void)[] = [];

@@ -18,6 +18,8 @@ export interface ResourceRequest {
 }
 
 export interface Allocation {
+  /** Cluster node that holds it (cluster/cluster-placement.ts); absent on this process's node. */
+  nodeId?: string;
   cpus: number;
   memoryMb: number;
   /** Per GPU id, the share taken (1 for a whole GPU). */
@@ -26,7 +28,17 @@ export interface Allocation {
 
 const EPS = 1e-9;
 
-export class PlacementBook {
+/** What deployments place replicas through: one node's PlacementBook, or a cluster's nodes. */
+export interface Placement {
+  /** Why the request can never be met, or null when it could be (now or once resources free up). */
+  unsatisfiable(req: ResourceRequest): string | null;
+  allocate(req: ResourceRequest): Allocation | null;
+  free(alloc: Allocation): void;
+  /** Why allocate() returned null, for the deployment's status message. */
+  explain?(req: ResourceRequest): string;
+}
+
+export class PlacementBook implements Placement {
   private freeCpus: number;
   private freeMemoryMb: number;
   /** Free share of each GPU, 0..1. */

@@ -97,6 +97,27 @@ export interface ServeStatus {
   http?: string;
   grpc?: string;
   applications: ApplicationStatusInfo[];
+  /** Where agents join, when the instance is a cluster head. */
+  cluster?: string;
+  /** The head's own node ('local') and the agents, live ones first, then recently dead ones (heads only). */
+  nodes?: NodeStatusInfo[];
+}
+
+/** One node of a cluster as the head sees it. */
+export interface NodeStatusInfo {
+  id: string;
+  state: 'ALIVE' | 'SUSPECT' | 'DEAD';
+  /** What the agent reported (host, pod name); 'head' for the local node. */
+  address: string;
+  resources: { cpus: number; gpus: number; memoryMb: number };
+  /** Resources not taken by replicas (GPU shares summed); absent for dead nodes. */
+  free?: { cpus: number; gpus: number; memoryMb: number };
+  replicas: number;
+  labels: Record<string, string>;
+  /** Since the last heartbeat (agents only). */
+  lastHeartbeatMsAgo?: number;
+  /** Why a DEAD node was dropped. */
+  message?: string;
 }
 
 /** One replica's exposed metrics: prom-client metric JSON (Registry.getMetricsAsJSON()). */

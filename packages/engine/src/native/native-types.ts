@@ -171,4 +171,5 @@ export type NativeErrorCode =
   | 'E_OOM' // allocation failed
   | 'E_BATCH' // malformed step batch (bad lengths, ids out of range)
   | 'E_DISPOSED'
-  | 'E_DEVICE'; // no CUDA device / driver mismatch / unsupported arch
+  | 'E_DEVICE' // no CUDA device / driver mismatch / unsupported arch
+  | 'E_INTERNAL'; // an unexpected C++ exception (a bug): the message says what

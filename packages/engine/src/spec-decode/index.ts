@@ -7,3 +7,5 @@ export { uniform, applyPenalties, argmax, candidates, walk, distribution, sample
 export { SpecDecodeMetrics, type SpecDecodeStats } from './spec-metrics.js';
 export { createSpecDecoder, type EngineSpeculativeOptions } from './speculative-options.js';
 export { SpeculativeConfigError, specDecodeErrorClasses } from './errors.js';
+export { SessionDrafter, SessionVerifier, type SessionCall, type SessionModelOptions } from './session-models.js';
+export { verifyRows, type RowsProposal } from './verify-rows.js';

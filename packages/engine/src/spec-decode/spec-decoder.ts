@@ -16,12 +16,8 @@ import type { Sequence } from '../sequence.js';
 import type { BlockManager } from '../block-manager.js';
 import type { DraftProposer } from './draft-proposer.js';
 import { proposeNgram, type NgramOptions } from './ngram-proposer.js';
-import { verifyGreedy, verifyProposals, type VerifyResult } from './rejection-sampler.js';
-import { applyPenalties, argmax, distribution, logprobOfRow, sampleLogits, uniform } from './sampler.js';
+import { verifyRows } from './verify-rows.js';
 import { SpecDecodeMetrics } from './spec-metrics.js';
-
-/** Salt of the acceptance draws (independent of the draft's and of the sampling draws). */
-const ACCEPT_SALT = 0x27d4eb2f;
 
 export type SpeculativeMethod = 'ngram' | 'draft';
 
@@ -97,7 +93,8 @@ export class SpecDecoder {
       const k = numDraft[s]!;
       const rows = Array.from({ length: k + 1 }, (_, j) => logits.subarray((r + j) * V, (r + j + 1) * V));
       r += k + 1;
-      const { tokens, logprobs } = this.verifyRows(out.seqs[s]!, rows, proposals.get(out.seqs[s]!) ?? null);
+      const { tokens, numAccepted, logprobs } = verifyRows(out.seqs[s]!, rows, proposals.get(out.seqs[s]!) ?? null);
+      this.metrics.record(k, numAccepted);
       result.tokenIds.push(tokens);
       result.logprobs.push(logprobs);
     }
@@ -152,32 +149,6 @@ export class SpecDecoder {
       any = true;
     }
     return any;
-  }
-
-  /** Verifies (or, without proposals, samples) one sequence from its last k + 1 logit rows. */
-  private verifyRows(seq: Sequence, rows: Float32Array[], prop: { tokens: number[]; q: Float64Array[] | null } | null): { tokens: number[]; logprobs: TokenLogprob[] | null } {
-    const p = seq.params;
-    const k = rows.length - 1;
-    const base = seq.numTokens - k; // index of the token row 0 predicts
-    const penalised = rows.map((row, j) => {
-      if (p.repetitionPenalty === 1 && p.presencePenalty === 0 && p.frequencyPenalty === 0) return row;
-      const copy = Float32Array.from(row);
-      applyPenalties(copy, p, seq.tokenIds, seq.promptLen, base + j);
-      return copy;
-    });
-    let res: VerifyResult;
-    if (k === 0) res = { tokens: [sampleLogits(penalised[0]!, p, seq.seed, base)], numAccepted: 0 };
-    else if (p.temperature === 0) res = verifyGreedy(prop!.tokens, penalised.map((row) => argmax(row)));
-    else {
-      const seed = seq.seed;
-      res = verifyProposals(prop!.tokens, penalised.map((row) => distribution(row, p)), prop!.q, {
-        accept: (i) => uniform((seed ^ ACCEPT_SALT) >>> 0, base + i),
-        resample: (i) => uniform(seed, base + i),
-      });
-    }
-    this.metrics.record(k, res.numAccepted);
-    const logprobs = p.logprobs === undefined ? null : res.tokens.map((t, j) => logprobOfRow(penalised[j]!, t, p.logprobs!));
-    return { tokens: res.tokens, logprobs };
   }
 }
 

@@ -1,0 +1,38 @@
+/**
+ * What DraftModel and TargetModel share: loading one model for per-request speculative sessions, and
+ * the wire shapes of their calls (plain arrays and objects, so they cross thread, process and node
+ * boundaries unchanged).
+ */
+import { loadModel, type LoadedModel, type ResolvedSamplingParams } from '@flotilla/engine';
+import { LLMServerConfigError } from './errors.js';
+
+export interface SpecModelOptions {
+  /** Model path (llama2.c .bin, GGUF, Hugging Face directory). Required. */
+  model: string;
+  /** Tokenizer file for checkpoints without one beside them. Default: found beside the model. */
+  tokenizer?: string;
+  /** CPU threads of the native backend. Default: the cores this process may use. */
+  numThreads?: number;
+  /** 'cpu', 'cuda' or 'auto'. Default 'auto'. */
+  device?: 'auto' | 'cpu' | 'cuda';
+  /** Most tokens one forward carries (the longest prompt prefilled at once). Default 2048. */
+  maxNumBatchedTokens?: number;
+}
+
+/** One round's request to either side: the request's whole token ids so far. */
+export interface SpecCall {
+  requestId: string;
+  tokenIds: number[];
+  params: ResolvedSamplingParams;
+  seed: number;
+}
+
+export function loadSpecModel(opts: SpecModelOptions): Promise<LoadedModel> {
+  if (!opts || typeof opts.model !== 'string') throw new LLMServerConfigError('a speculative model deployment needs options.model (a path)');
+  return loadModel(opts.model, {
+    ...(opts.tokenizer !== undefined ? { tokenizerPath: opts.tokenizer } : {}),
+    ...(opts.numThreads !== undefined ? { numThreads: opts.numThreads } : {}),
+    ...(opts.device !== undefined ? { device: opts.device } : {}),
+    maxBatchTokens: opts.maxNumBatchedTokens ?? 2048, maxBatchSeqs: 1,
+  });
+}

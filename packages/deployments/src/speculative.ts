@@ -1,0 +1,115 @@
+/**
+ * SpeculativePipeline: speculative decoding across two deployments, a DraftModel and a TargetModel,
+ * each possibly in another process or on another machine. Per round the draft proposes k tokens for
+ * the request, the target verifies them in one forward, and the kept tokens stream back at once.
+ * Both sides keep the request's KV between rounds; every call carries the request id as its session
+ * key so a sticky router sends all rounds to the same replica (without stickiness the output is the
+ * same, only slower). Output is exactly the target's: token for token when greedy, and distributed
+ * as the target's otherwise.
+ *
+ * ```ts
+ * @deployment() class Pipeline extends SpeculativePipeline {}
+ * export const app = Pipeline.bind(Draft.bind({ model: d }), Target.bind({ model: t }), { k: 4 });
+ * ```
+ */
+import { randomInt, randomUUID } from 'node:crypto';
+import type { DeploymentHandle } from '@flotilla/core';
+import type { SamplingParams } from '@flotilla/engine';
+import type { DraftModel } from './draft-model.js';
+import type { TargetModel, TargetInfo } from './target-model.js';
+import type { SpecCall } from './spec-session.js';
+
+export interface SpeculativePipelineOptions {
+  /** Tokens the draft proposes per round. Default 4. */
+  k?: number;
+}
+
+export interface SpeculativeRequest {
+  prompt: string;
+  /** Sampling parameters (temperature, topK, topP, minP, maxTokens, seed, penalties, stopTokenIds, ignoreEos). */
+  params?: SamplingParams;
+}
+
+/** One streamed chunk: the tokens one round kept and their text. */
+export interface SpeculativeChunk {
+  tokenIds: number[];
+  text: string;
+  /** Of tokenIds, how many were the draft's accepted proposals. */
+  accepted: number;
+  finished: boolean;
+  finishReason: 'stop' | 'length' | null;
+}
+
+export class SpeculativePipeline {
+  private info: Promise<TargetInfo> | undefined;
+  private readonly k: number;
+
+  constructor(private readonly draft: DeploymentHandle<DraftModel>, private readonly target: DeploymentHandle<TargetModel>, options: SpeculativePipelineOptions = {}) {
+    this.k = options.k ?? 4;
+  }
+
+  /** Streams the completion of `req.prompt`, one chunk per round. */
+  async *generate(req: SpeculativeRequest): AsyncGenerator<SpeculativeChunk> {
+    this.info ??= this.target.remote('info', []) as Promise<TargetInfo>;
+    this.info.catch(() => { this.info = undefined; });
+    const info = await this.info;
+    const prompt = (await this.target.remote('tokenize', [req.prompt])) as number[];
+    const params = (await this.target.remote('resolveParams', [req.params ?? {}, prompt.length])) as SpecCall['params'];
+    const stopIds = new Set([...params.stopTokenIds, ...(params.ignoreEos ? [] : info.stopTokenIds)]);
+    const call: SpecCall = { requestId: randomUUID(), tokenIds: [...prompt], params, seed: params.seed ?? randomInt(0, 2 ** 32 - 1) };
+    const opts = { sessionKey: call.requestId };
+    let emitted = '';
+    try {
+      for (;;) {
+        const room = params.maxTokens - (call.tokenIds.length - prompt.length);
+        const k = Math.min(this.k, room - 1);
+        const draft = k > 0 ? ((await this.draft.remote('propose', [call, k], opts)) as { tokens: number[]; q: number[][] | null }) : { tokens: [], q: null };
+        const v = (await this.target.remote('verify', [call, draft.tokens, draft.q, prompt.length], opts)) as { tokens: number[]; numAccepted: number; text: string };
+        const { kept, reason } = keepUntilStop(v.tokens, call.tokenIds.length - prompt.length, params, stopIds);
+        call.tokenIds.push(...kept);
+        // The text after a stop token is not part of the output.
+        const text = reason === 'stop' && kept.length < v.tokens.length + 0 || stopIds.has(kept.at(-1) ?? -1)
+          ? await this.textOf(call, prompt.length, kept) : v.text;
+        yield { tokenIds: kept, text: text.slice(emitted.length), accepted: Math.min(v.numAccepted, kept.length), finished: reason !== null, finishReason: reason };
+        emitted = text;
+        if (reason !== null) return;
+      }
+    } finally {
+      void this.draft.remote('release', [call.requestId], opts).catch(() => {});
+      void this.target.remote('release', [call.requestId], opts).catch(() => {});
+    }
+  }
+
+  /** The whole completion at once. */
+  async complete(req: SpeculativeRequest): Promise<{ text: string; tokenIds: number[]; finishReason: string | null; rounds: number; accepted: number }> {
+    const out = { text: '', tokenIds: [] as number[], finishReason: null as string | null, rounds: 0, accepted: 0 };
+    for await (const c of this.generate(req)) {
+      out.text += c.text;
+      out.tokenIds.push(...c.tokenIds);
+      out.finishReason = c.finishReason;
+      out.rounds++;
+      out.accepted += c.accepted;
+    }
+    return out;
+  }
+
+  /** Output text without a final stop token (the target's text includes whatever it decoded). */
+  private async textOf(call: SpecCall, promptLen: number, kept: number[]): Promise<string> {
+    void kept;
+    const out = call.tokenIds.slice(promptLen);
+    const visible = out.length > 0 && !call.params.ignoreEos ? out.slice(0, -1) : out;
+    return (await this.target.remote('decode', [visible])) as string;
+  }
+}
+
+/** Keeps tokens up to and including the first that stops (after minTokens), or up to maxTokens. */
+export function keepUntilStop(tokens: readonly number[], numOutput: number, params: { maxTokens: number; minTokens: number }, stopIds: ReadonlySet<number>): { kept: number[]; reason: 'stop' | 'length' | null } {
+  const kept: number[] = [];
+  for (const t of tokens) {
+    kept.push(t);
+    const n = numOutput + kept.length;
+    if (n >= params.minTokens && stopIds.has(t)) return { kept, reason: 'stop' };
+    if (n >= params.maxTokens) return { kept, reason: 'length' };
+  }
+  return { kept, reason: null };
+}
