@@ -16,6 +16,7 @@ import type { CallServer } from './actor/rpc-peer.js';
 import type { AutoscalingPolicy } from './controller/autoscaling-policy.js';
 import type { IngressTarget, ReplicaMetrics, RouteInfo, ServeStatus } from './ingress/ingress-target.js';
 import { settle } from './controller/replica-set.js';
+import { ClusterHead, type ClusterHeadOptions } from './cluster/head.js';
 
 export interface ApplicationSpec {
   name: string;
@@ -42,6 +43,11 @@ export interface StartServeOptions {
    * removes it. Default: os.tmpdir()/flotilla/controller-<hash of the working directory and app names>.json.
    */
   checkpoint?: string | false;
+  /**
+   * Makes this instance a cluster head: node agents (`serve agent --address HOST:PORT`) join on this
+   * port, and replicas are placed over this node and theirs by resources. Default: none (this node only).
+   */
+  cluster?: ClusterHeadOptions;
 }
 
 /** What ServeInstance.apply() takes: the applications as they should now be. */
@@ -62,6 +68,8 @@ export class ServeInstance implements IngressTarget, AsyncDisposable {
   private readonly controller: Controller;
   private readonly routers: RouterSet;
   private config: ServeConfig | undefined;
+  /** The cluster head when options.cluster was given; await `cluster.listening` for its address. */
+  readonly cluster: ClusterHead | undefined;
 
   constructor(options: StartServeOptions) {
     const config = typeof options.config === 'string' ? loadServeConfig(options.config) : options.config;
@@ -70,8 +78,11 @@ export class ServeInstance implements IngressTarget, AsyncDisposable {
     this.routers = new RouterSet(this.events, (app, dep) =>
       this.controller.apps.get(app)?.deployments.get(dep)?.spec.options.maxQueuedRequests);
     const detected = detectLocalResources(process.env, os.availableParallelism(), Math.floor(os.totalmem() / 2 ** 20));
+    const node = { ...detected, ...options.resources };
+    this.cluster = options.cluster ? new ClusterHead(options.cluster, node) : undefined;
     this.controller = new Controller({
-      node: { ...detected, ...options.resources }, tickMs: options.tickMs, events: this.events,
+      placement: this.cluster?.placement, remote: this.cluster,
+      node, tickMs: options.tickMs, events: this.events,
       autoscalingPolicy: options.autoscalingPolicy,
       relay: (app, deployment) => this.relay(deployment),
       publish: (app, dep, running, why) => this.routers.publish(app, dep, running, why),
@@ -141,7 +152,8 @@ export class ServeInstance implements IngressTarget, AsyncDisposable {
 
   status(): ServeStatus {
     return { startedAtMs: this.startedAtMs, ...this.endpoints,
-      applications: [...this.controller.apps.values()].map((a) => a.describe()) };
+      applications: [...this.controller.apps.values()].map((a) => a.describe()),
+      ...(this.cluster ? { cluster: this.cluster.address, nodes: this.cluster.describeNodes() } : {}) };
   }
 
   stats(): DeploymentStats[] {
@@ -199,6 +211,7 @@ export class ServeInstance implements IngressTarget, AsyncDisposable {
     ]);
     clearTimeout(timer);
     await this.controller.dispose();
+    await this.cluster?.close();
     this.routers.closeAll(this.drainingError());
   }
 
@@ -240,6 +253,7 @@ async function* rejectStream(err: Error): AsyncGenerator<never> {
 export async function startServe(options: StartServeOptions): Promise<ServeInstance> {
   const instance = new ServeInstance(options);
   try {
+    await instance.cluster?.listening;
     await instance.ready(options.startupTimeoutS);
   } catch (err) {
     await instance.shutdown();

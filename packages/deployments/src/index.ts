@@ -16,3 +16,10 @@ export { LLM_PROTO_PATH, LLM_GRPC_SERVICE, type GrpcGenerateRequest } from './gr
 export { RANDOM_MODEL_CONFIG } from './model-source.js';
 export type { ModelInfo } from './handler-context.js';
 export * from './errors.js';
+export { DraftModel, type DraftProposalWire } from './draft-model.js';
+export { TargetModel, type TargetInfo, type VerifyWire } from './target-model.js';
+export { SpeculativePipeline, keepUntilStop, type SpeculativePipelineOptions, type SpeculativeRequest, type SpeculativeChunk } from './speculative.js';
+export type { SpecModelOptions, SpecCall } from './spec-session.js';
+export { CircuitBreaker, backoffDelayMs, type BreakerState, type CircuitBreakerOptions, type BackoffOptions } from './circuit-breaker.js';
+export { ResponseCache, LruTtlCache, cacheKey, isDeterministic, type ResponseCacheOptions, type LruTtlOptions } from './response-cache.js';
+export { HybridRouter, HybridUnavailableError, heuristicChoice, promptText, estimatedCost, type HybridRouterOptions, type HeuristicOptions, type ModelChoice } from './hybrid-router.js';

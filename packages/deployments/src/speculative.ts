@@ -13,10 +13,10 @@
  * ```
  */
 import { randomInt, randomUUID } from 'node:crypto';
-import type { DeploymentHandle } from '@flotilla/core';
+import type { CallOptions, DeploymentHandle } from '@flotilla/core';
 import type { SamplingParams } from '@flotilla/engine';
-import type { DraftModel } from './draft-model.js';
-import type { TargetModel, TargetInfo } from './target-model.js';
+import type { DraftModel, DraftProposalWire } from './draft-model.js';
+import type { TargetModel, TargetInfo, VerifyWire } from './target-model.js';
 import type { SpecCall } from './spec-session.js';
 
 export interface SpeculativePipelineOptions {
@@ -57,26 +57,24 @@ export class SpeculativePipeline {
     const params = (await this.target.remote('resolveParams', [req.params ?? {}, prompt.length])) as SpecCall['params'];
     const stopIds = new Set([...params.stopTokenIds, ...(params.ignoreEos ? [] : info.stopTokenIds)]);
     const call: SpecCall = { requestId: randomUUID(), tokenIds: [...prompt], params, seed: params.seed ?? randomInt(0, 2 ** 32 - 1) };
-    const opts = { sessionKey: call.requestId };
+    const opts = sessionOptions(call.requestId);
     let emitted = '';
     try {
       for (;;) {
         const room = params.maxTokens - (call.tokenIds.length - prompt.length);
         const k = Math.min(this.k, room - 1);
-        const draft = k > 0 ? ((await this.draft.remote('propose', [call, k], opts)) as { tokens: number[]; q: number[][] | null }) : { tokens: [], q: null };
-        const v = (await this.target.remote('verify', [call, draft.tokens, draft.q, prompt.length], opts)) as { tokens: number[]; numAccepted: number; text: string };
+        const draft = k > 0 ? ((await this.draft.remote('propose', [call, k], opts)) as DraftProposalWire) : { tokens: [], q: null };
+        const v = (await this.target.remote('verify', [call, draft.tokens, draft.q, prompt.length], opts)) as VerifyWire;
         const { kept, reason } = keepUntilStop(v.tokens, call.tokenIds.length - prompt.length, params, stopIds);
         call.tokenIds.push(...kept);
-        // The text after a stop token is not part of the output.
-        const text = reason === 'stop' && kept.length < v.tokens.length + 0 || stopIds.has(kept.at(-1) ?? -1)
-          ? await this.textOf(call, prompt.length, kept) : v.text;
+        const text = kept.length === v.tokens.length && reason !== 'stop' ? v.text : await this.visibleText(call, prompt.length, reason === 'stop');
         yield { tokenIds: kept, text: text.slice(emitted.length), accepted: Math.min(v.numAccepted, kept.length), finished: reason !== null, finishReason: reason };
         emitted = text;
         if (reason !== null) return;
       }
     } finally {
-      void this.draft.remote('release', [call.requestId], opts).catch(() => {});
-      void this.target.remote('release', [call.requestId], opts).catch(() => {});
+      this.draft.remote('release', [call.requestId], opts).catch(() => {});
+      this.target.remote('release', [call.requestId], opts).catch(() => {});
     }
   }
 
@@ -93,13 +91,19 @@ export class SpeculativePipeline {
     return out;
   }
 
-  /** Output text without a final stop token (the target's text includes whatever it decoded). */
-  private async textOf(call: SpecCall, promptLen: number, kept: number[]): Promise<string> {
-    void kept;
-    const out = call.tokenIds.slice(promptLen);
-    const visible = out.length > 0 && !call.params.ignoreEos ? out.slice(0, -1) : out;
-    return (await this.target.remote('decode', [visible])) as string;
+  /** Output text, without the stop token's own text (as LLMEngine leaves it out). */
+  private async visibleText(call: SpecCall, promptLen: number, stopped: boolean): Promise<string> {
+    const ids = stopped ? call.tokenIds.slice(0, -1) : call.tokenIds;
+    return (await this.target.remote('outputText', [ids, promptLen])) as string;
   }
+}
+
+/**
+ * Call options that pin all rounds of one request to one replica of each side (sticky routing).
+ * Where the router has no session affinity the options are empty and calls still give the same output.
+ */
+function sessionOptions(requestId: string): CallOptions {
+  return { sessionKey: requestId } as CallOptions;
 }
 
 /** Keeps tokens up to and including the first that stops (after minTokens), or up to maxTokens. */

@@ -52,8 +52,13 @@ export class TargetModel {
   async verify(call: SpecCall, proposals: number[], q: number[][] | null, promptLen: number): Promise<VerifyWire> {
     const { loaded, verifier } = await this.#loading;
     const r = await verifier.verify(call, proposals, q ? q.map((row) => Float64Array.from(row)) : null);
-    const text = loaded.tokenizer.decode([...call.tokenIds.slice(promptLen), ...r.tokens]);
+    const text = outputText(loaded, [...call.tokenIds, ...r.tokens], promptLen);
     return { tokens: r.tokens, numAccepted: r.numAccepted, text };
+  }
+
+  /** The text of tokenIds[promptLen..], as LLMEngine streams it. */
+  async outputText(tokenIds: number[], promptLen: number): Promise<string> {
+    return outputText((await this.#loading).loaded, tokenIds, promptLen);
   }
 
   async release(requestId: string): Promise<void> {
@@ -67,4 +72,11 @@ export class TargetModel {
   async [Symbol.asyncDispose](): Promise<void> {
     (await this.#loading.catch(() => null))?.loaded.dispose();
   }
+}
+
+/** Decoded after the last prompt token, as the engine's incremental detokenizer does (a leading space survives). */
+function outputText(loaded: LoadedModel, tokenIds: readonly number[], promptLen: number): string {
+  const ctx = tokenIds.slice(Math.max(0, promptLen - 1), promptLen);
+  const head = loaded.tokenizer.decode(ctx);
+  return loaded.tokenizer.decode([...ctx, ...tokenIds.slice(promptLen)]).slice(head.length);
 }

@@ -50,7 +50,9 @@ export type ProtocolMessage =
   | { type: 'stream-end'; id: number }
   | { type: 'credit'; id: number; n: number }
   | { type: 'cancel'; id: number }
-  | { type: 'comlink'; message: unknown };
+  | { type: 'comlink'; message: unknown }
+  /** Several of the messages above, sent in one turn of the sender's event loop (outbox.ts), in order. */
+  | { type: 'batch'; messages: ProtocolMessage[] };
 
 export type ProtocolMessageType = ProtocolMessage['type'];
 

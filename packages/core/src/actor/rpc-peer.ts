@@ -9,6 +9,7 @@
  */
 import { ActorDiedError, FlotillaError, RequestCancelledError, UnavailableError } from '../errors.js';
 import type { Channel } from './channel.js';
+import { Outbox, type OutboxStats } from './outbox.js';
 import { errorFromWire, errorToWire, type HandleTarget, type ProtocolMessage, type CallMessage,
   type StreamOpenMessage } from './protocol.js';
 
@@ -65,13 +66,19 @@ export class RpcPeer {
   private readonly outgoing = new Map<number, Outgoing>();
   private readonly incoming = new Map<number, Incoming>();
   private closeReason: string | undefined;
+  /** Every data-plane message leaves through here, so that one engine step's tokens cross as one message. */
+  private readonly outbox: Outbox;
 
-  constructor(private readonly channel: Channel, private readonly server?: CallServer) {
+  constructor(channel: Channel, private readonly server?: CallServer) {
+    this.outbox = new Outbox(channel);
     channel.onMessage((msg) => this.onMessage(msg));
     channel.onClose((reason) => this.onClose(reason));
   }
 
   get pendingCount(): number { return this.outgoing.size; }
+
+  /** Messages sent vs. channel sends (coalescing at work); for tests and benchmarks. */
+  get messageStats(): Readonly<OutboxStats> { return this.outbox.stats; }
 
   call(method: string, args: unknown[], opts: OutgoingOptions): Promise<unknown> {
     return new Promise((resolve, reject) => {
@@ -127,7 +134,7 @@ export class RpcPeer {
       for (;;) {
         if (items.length > 0) {
           const value = items.shift();
-          if (++consumed >= STREAM_WINDOW / 2) { this.channel.send({ type: 'credit', id, n: consumed }); consumed = 0; }
+          if (++consumed >= STREAM_WINDOW / 2) { this.outbox.send({ type: 'credit', id, n: consumed }); consumed = 0; }
           yield value;
         } else if (error) throw error;
         else if (ended) return;
@@ -151,7 +158,7 @@ export class RpcPeer {
   private post(msg: CallMessage | StreamOpenMessage, entry: Outgoing): void {
     let sent: boolean;
     try {
-      sent = this.channel.send(msg);
+      sent = this.outbox.send(msg);
     } catch (err) {
       // Arguments that cannot be cloned (functions, class instances with private state).
       return entry.fail(errorFromWire({ ...errorToWire(err), name: 'BadRequestError', code: 'BAD_REQUEST' }));
@@ -160,7 +167,7 @@ export class RpcPeer {
   }
 
   private sendCancel(id: number): void {
-    this.channel.send({ type: 'cancel', id });
+    this.outbox.send({ type: 'cancel', id });
   }
 
   private onMessage(msg: ProtocolMessage): void {
@@ -177,21 +184,22 @@ export class RpcPeer {
         return;
       }
       case 'comlink': return;
+      case 'batch': for (const m of msg.messages) this.onMessage(m); return;
       default: this.outgoing.get(msg.id)?.onMessage(msg);
     }
   }
 
   private onIncoming(msg: CallMessage | StreamOpenMessage): void {
-    if (!this.server) return void this.channel.send({ type: 'rejected', id: msg.id, reason: 'draining' });
+    if (!this.server) return void this.outbox.send({ type: 'rejected', id: msg.id, reason: 'draining' });
     const call: IncomingCall = { target: msg.target, method: msg.method, args: msg.args, requestId: msg.requestId,
       stream: msg.type === 'stream-open' };
     const reason = this.server.admit(call);
-    if (reason) return void this.channel.send({ type: 'rejected', id: msg.id, reason });
+    if (reason) return void this.outbox.send({ type: 'rejected', id: msg.id, reason });
     const entry: Incoming = { abort: new AbortController(), credit: msg.type === 'stream-open' ? msg.credit : 0 };
     this.incoming.set(msg.id, entry);
     // Acknowledged on the next turn unless already answered (an answer implies acceptance): fast calls
     // then cost one message back instead of two.
-    setImmediate(() => { if (this.incoming.get(msg.id) === entry) this.channel.send({ type: 'accepted', id: msg.id }); });
+    setImmediate(() => { if (this.incoming.get(msg.id) === entry) this.outbox.send({ type: 'accepted', id: msg.id }); });
     const run = call.stream ? this.serveStream(msg.id, call, entry) : this.serveUnary(msg.id, call, entry);
     void run.finally(() => { this.incoming.delete(msg.id); this.server!.release(call); });
   }
@@ -201,7 +209,7 @@ export class RpcPeer {
       const value = await this.server!.unary(call, entry.abort.signal);
       this.sendSafely({ type: 'result', id, value }, id);
     } catch (err) {
-      this.channel.send({ type: 'error', id, error: errorToWire(err) });
+      this.outbox.send({ type: 'error', id, error: errorToWire(err) });
     }
   }
 
@@ -215,14 +223,14 @@ export class RpcPeer {
         while (entry.credit <= 0 && !signal.aborted) await new Promise<void>((r) => { entry.wake = r; });
         if (signal.aborted) break;
         const r = await it.next();
-        if (r.done) { finished = true; this.channel.send({ type: 'stream-end', id }); break; }
+        if (r.done) { finished = true; this.outbox.send({ type: 'stream-end', id }); break; }
         if (signal.aborted) break;
         entry.credit--;
         if (!this.sendSafely({ type: 'stream-item', id, value: r.value }, id)) break;
       }
     } catch (err) {
       finished = true;
-      this.channel.send({ type: 'error', id, error: errorToWire(err) });
+      this.outbox.send({ type: 'error', id, error: errorToWire(err) });
     } finally {
       if (!finished) await it?.return?.(undefined).catch(() => undefined);
     }
@@ -231,10 +239,10 @@ export class RpcPeer {
   /** Sends a value; a value that cannot be cloned becomes an error for the caller instead. */
   private sendSafely(msg: ProtocolMessage, id: number): boolean {
     try {
-      this.channel.send(msg);
+      this.outbox.send(msg);
       return true;
     } catch (err) {
-      this.channel.send({ type: 'error', id, error: errorToWire(err) });
+      this.outbox.send({ type: 'error', id, error: errorToWire(err) });
       return false;
     }
   }

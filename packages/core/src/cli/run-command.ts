@@ -10,7 +10,7 @@ import { grpcServicesOf, type GrpcServiceBinding } from '../ingress/grpc-service
 import { loadApplication, parseAppSpec, parseKeyValues } from './app-loader.js';
 import { renderBanner } from './banner.js';
 import { CliError, causeOf } from './cli-error.js';
-import { startRuntime, type RuntimeInstance } from './runtime-adapter.js';
+import { startRuntime, type RuntimeInstance, type StartRuntimeOptions } from './runtime-adapter.js';
 
 export interface RunOptions {
   host?: string;
@@ -24,6 +24,9 @@ export interface RunOptions {
   requestTimeout?: number;
   bodyLimit?: number;
   drainTimeout?: number;
+  /** Makes the instance a cluster head on this port. */
+  clusterPort?: number;
+  clusterHost?: string;
 }
 
 const DEFAULT_DRAIN_TIMEOUT_MS = 30_000;
@@ -36,7 +39,9 @@ export async function runCommand(target: string | undefined, words: string[], op
   const name = opts.name ?? config?.applications[0]?.name ?? (spec.exportName === 'app' ? 'default' : spec.exportName);
   const routePrefix = opts.routePrefix ?? config?.applications.find((a) => a.name === name)?.routePrefix ?? '/';
   const grpcServices = opts.grpc === false ? [] : declaredServices(spec.given, name, app);
-  const instance = await startOrExplain(spec.given, app, { name, routePrefix, config });
+  const cluster = opts.clusterPort === undefined ? undefined : { port: opts.clusterPort, host: opts.clusterHost ?? opts.host,
+    log: (line: string) => process.stdout.write(`[flotilla head] ${line}\n`) };
+  const instance = await startOrExplain(spec.given, app, { name, routePrefix, config, cluster });
   let ingress!: Ingress;
   let stopping: Promise<void> | undefined;
   const stop = (why: string): Promise<void> => (stopping ??= gracefulStop(why, ingress, instance, opts.drainTimeout ?? DEFAULT_DRAIN_TIMEOUT_MS));
@@ -59,6 +64,7 @@ export async function runCommand(target: string | undefined, words: string[], op
   instance.endpoints.http = ingress.http?.url;
   instance.endpoints.grpc = ingress.grpc?.address;
   process.stdout.write(renderBanner({ http: ingress.http?.url, grpc: ingress.grpc?.address, routes: instance.routes(), source: target }));
+  if (instance.cluster) process.stdout.write(`Cluster head: agents join with \`serve agent --address ${instance.cluster.address}\`\n`);
   // Returning leaves the listeners and replicas holding the process open until stop() exits it.
   installSignalHandlers(stop);
 }
@@ -79,7 +85,7 @@ function declaredServices(file: string, name: string, app: Application): GrpcSer
   }
 }
 
-async function startOrExplain(file: string, app: Application, opts: { name: string; routePrefix: string; config?: ServeConfig }): Promise<RuntimeInstance> {
+async function startOrExplain(file: string, app: Application, opts: StartRuntimeOptions): Promise<RuntimeInstance> {
   try {
     return await startRuntime(app, opts);
   } catch (err) {

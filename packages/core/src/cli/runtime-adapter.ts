@@ -5,6 +5,7 @@
 import type { Application } from '../application.js';
 import type { ServeConfig } from '../config.js';
 import { startServe, type ServeInstance } from '../serve-instance.js';
+import type { ClusterHeadOptions } from '../cluster/head.js';
 
 export type RuntimeInstance = ServeInstance;
 
@@ -12,9 +13,12 @@ export interface StartRuntimeOptions {
   name: string;
   routePrefix: string;
   config?: ServeConfig;
+  /** Makes the instance a cluster head. Default: none. */
+  cluster?: ClusterHeadOptions;
 }
 
 /** Resolves once every deployment is healthy; rejects (having stopped everything) with the cause. */
 export function startRuntime(app: Application, opts: StartRuntimeOptions): Promise<RuntimeInstance> {
-  return startServe({ applications: [{ name: opts.name, app, routePrefix: opts.routePrefix }], config: opts.config });
+  return startServe({ applications: [{ name: opts.name, app, routePrefix: opts.routePrefix }], config: opts.config,
+    cluster: opts.cluster });
 }

@@ -9,6 +9,8 @@ import { DEFAULT_ADDRESS, shutdownCommand, statusCommand } from './admin-client.
 import { registerBenchCommand } from './bench/bench-command.js';
 import { CliError, formatCliError } from './cli-error.js';
 import { runCommand } from './run-command.js';
+import { agentCommand } from './agent-command.js';
+import { buildCommand } from './build-command.js';
 
 export function buildProgram(): Command {
   const program = new Command('serve')
@@ -28,8 +30,38 @@ export function buildProgram(): Command {
     .option('--request-timeout <ms>', 'HTTP request timeout in ms, 0 for none (default: 120000)', parseNonNegative)
     .option('--body-limit <bytes>', 'largest HTTP request body in bytes (default: 4194304)', parseNonNegative)
     .option('--drain-timeout <ms>', 'how long shutdown waits for in-flight requests (default: 30000)', parseNonNegative)
+    .option('--cluster-port <port>', 'make this instance a cluster head: agents join on this port (9100 by convention; 0 picks one)', parsePort)
+    .option('--cluster-host <host>', 'interface agents connect to; 0.0.0.0 for other machines (default: --host, else 127.0.0.1)')
     .action(async (target: string | undefined, args: string[], opts) => {
       await runCommand(target, args, opts);
+    });
+  program.command('agent')
+    .description('Join a head (serve run --cluster-port) as a node agent and host replicas there until Ctrl+C / SIGTERM. '
+      + 'The application code must be at the same path on this node as on the head.')
+    .requiredOption('--address <host:port>', 'the head\'s cluster address')
+    .option('--node-id <id>', 'unique node name (default: the host name)')
+    .option('--cpus <n>', 'CPUs offered to placement (default: detected)', parseNonNegative)
+    .option('--gpus <n>', 'GPUs offered to placement (default: FLOTILLA_GPUS, else CUDA_VISIBLE_DEVICES, else 0)', parseNonNegative)
+    .option('--memory-mb <n>', 'memory offered to placement in MiB (default: total memory)', parseNonNegative)
+    .option('--label <k=v>', 'a label shown in `serve status` (repeatable)', (v: string, prev: string[] = []) => [...prev, v])
+    .option('--working-dir <dir>', 'current directory of the replica processes (default: this one)')
+    .option('--connect-timeout <ms>', 'how long to keep trying to reach the head (default: 10000)', parseNonNegative)
+    .action(async (opts) => {
+      await agentCommand(opts);
+    });
+  program.command('build')
+    .description('Write Kubernetes manifests for an application: head Deployment and Service, GPU agent StatefulSet, '
+      + 'ConfigMap, probes and an HPA on the queue metric.')
+    .argument('<target>', 'FILE:EXPORT, as for serve run')
+    .argument('[args...]', 'key=value arguments for a builder')
+    .requiredOption('--out <dir>', 'directory to write the manifests to')
+    .option('--target <kind>', 'what to build for (only kubernetes)', 'kubernetes')
+    .option('--image <image>', 'container image with Node 20, this repository and the application at the same path (default: flotilla:latest)')
+    .option('--name <name>', 'base name of the Kubernetes objects (default: flotilla)')
+    .option('--namespace <ns>', 'namespace of the objects (default: none, i.e. kubectl\'s)')
+    .option('--config <file>', 'serve config to ship in the ConfigMap and apply to the deployments')
+    .action(async (target: string, args: string[], opts) => {
+      process.stdout.write(await buildCommand(target, args, opts));
     });
   program.command('status')
     .description('Show applications, deployments and replicas of a running instance.')

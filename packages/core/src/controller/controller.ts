@@ -6,7 +6,7 @@
  */
 import { createThreadActor } from '../actor/thread-actor.js';
 import { createProcessActor } from '../actor/process-actor.js';
-import { PlacementBook, cudaVisibleDevices, type NodeResources, type Allocation } from './placement.js';
+import { PlacementBook, cudaVisibleDevices, type NodeResources, type Allocation, type Placement } from './placement.js';
 import { ApplicationState, buildSpecs } from './application-state.js';
 import type { DeploymentSpec, DeploymentStateDeps } from './deployment-state.js';
 import type { ActorRef } from '../actor/actor-ref.js';
@@ -31,6 +31,14 @@ export interface ControllerOptions {
   onError?: (err: unknown) => void;
   /** Where targets are checkpointed. Default: none. */
   checkpoint?: CheckpointStore;
+  /** Placement over more nodes than this one (a cluster head's). Default: this node's PlacementBook. */
+  placement?: Placement;
+  /** Starts replicas whose allocation names another node (cluster/head.ts). Default: none. */
+  remote?: RemoteActorFactory;
+}
+
+export interface RemoteActorFactory {
+  createActor(spec: DeploymentSpec, id: string, alloc: Allocation, server: CallServer): ActorRef;
 }
 
 export class Controller {
@@ -44,7 +52,7 @@ export class Controller {
   constructor(private readonly options: ControllerOptions) {
     this.book = new PlacementBook(options.node);
     this.deps = {
-      book: this.book, events: options.events, publish: options.publish, queued: options.queued,
+      book: options.placement ?? this.book, events: options.events, publish: options.publish, queued: options.queued,
       autoscalingPolicy: options.autoscalingPolicy,
       createActor: (spec, id, alloc) => this.createActor(spec, id, alloc),
     };
@@ -128,6 +136,7 @@ export class Controller {
 
   private createActor(spec: DeploymentSpec, id: string, alloc: Allocation): ActorRef {
     const server = this.options.relay(spec.app, spec.name);
+    if (alloc.nodeId !== undefined && this.options.remote) return this.options.remote.createActor(spec, id, alloc, server);
     if (spec.options.placement === 'process') {
       const env: Record<string, string> = {};
       if (alloc.gpuShares.length > 0) env.CUDA_VISIBLE_DEVICES = cudaVisibleDevices(alloc, process.env.CUDA_VISIBLE_DEVICES);

@@ -9,7 +9,7 @@ import { ReplicaSet, type ReplicaRecord } from './replica-set.js';
 import { AutoscalingStateManager, type ScalingDecisionRecord } from './autoscaling-state.js';
 import { planReplicas, type PlannedReplica } from './rolling-update.js';
 import type { AutoscalingPolicy, AutoscalingState } from './autoscaling-policy.js';
-import type { PlacementBook } from './placement.js';
+import type { Placement } from './placement.js';
 import type { ActorRef } from '../actor/actor-ref.js';
 import type { ResolvedDeploymentOptions } from '../config.js';
 import type { DeploymentStatus, DeploymentStatusInfo } from '../ingress/ingress-target.js';
@@ -29,7 +29,7 @@ export interface DeploymentSpec {
 }
 
 export interface DeploymentStateDeps {
-  book: PlacementBook;
+  book: Placement;
   events: RuntimeEvents;
   createActor(spec: DeploymentSpec, replicaId: string, alloc: Allocation): ActorRef;
   /** The RUNNING replicas changed, or the deployment failed (unavailable set). */
@@ -184,7 +184,7 @@ export class DeploymentState {
     if (impossible) { this.fail(`cannot place a replica: ${impossible}`); return false; }
     const alloc = this.deps.book.allocate(o.resources);
     if (!alloc) {
-      this.message = `waiting for resources (${JSON.stringify(o.resources)})`;
+      this.message = this.deps.book.explain?.(o.resources) ?? `waiting for resources (${JSON.stringify(o.resources)})`;
       return false;
     }
     const id = `${this.spec.app}.${this.name}.${randomUUID().slice(0, 8)}`;

@@ -37,7 +37,7 @@ export class ReplicaRecord {
   }
 
   describe(): ReplicaStatusInfo {
-    return { id: this.id, state: this.state, placement: this.actor.kind, node: 'local', pid: this.info?.pid ?? this.actor.pid,
+    return { id: this.id, state: this.state, placement: this.actor.kind, node: this.actor.node ?? 'local', pid: this.info?.pid ?? this.actor.pid,
       ongoing: this.ongoing, startedAtMs: this.startedAtMs };
   }
 }

@@ -11,6 +11,8 @@ export class RequestScope {
   private readonly controller = new AbortController();
   private timer: NodeJS.Timeout | undefined;
   private finished = false;
+  /** Rejecters of the races in flight (see race()). */
+  private racers: Set<(reason: unknown) => void> | undefined;
   cause: AbortCause | undefined;
 
   constructor(readonly requestId: string, timeoutMs: number | undefined) {
@@ -55,12 +57,22 @@ export class RequestScope {
       promise.catch(() => {});
       return Promise.reject(this.reason);
     }
+    // A stream races every item: one abort listener per scope and a Set entry per race, because
+    // EventTarget add/removeEventListener per item showed up in the proxy's profile.
+    if (!this.racers) {
+      const racers = new Set<(reason: unknown) => void>();
+      this.racers = racers;
+      this.signal.addEventListener('abort', () => {
+        for (const reject of racers) reject(this.reason);
+        racers.clear();
+      }, { once: true });
+    }
+    const racers = this.racers;
     return new Promise<T>((resolve, reject) => {
-      const onAbort = (): void => reject(this.reason);
-      this.signal.addEventListener('abort', onAbort, { once: true });
+      racers.add(reject);
       promise.then(
-        (v) => { this.signal.removeEventListener('abort', onAbort); resolve(v); },
-        (e) => { this.signal.removeEventListener('abort', onAbort); reject(this.aborted ? this.reason : e); },
+        (v) => { racers.delete(reject); resolve(v); },
+        (e) => { racers.delete(reject); reject(this.aborted ? this.reason : e); },
       );
     });
   }

@@ -1,0 +1,37 @@
+/**
+ * Hybrid routing between a small and a large model: a cheap heuristic (prompt length and content) or
+ * the small model's own confidence picks the model per request; if one fails, retries with backoff
+ * and a circuit breaker send requests to the other. An exact-match ResponseCache sits in front.
+ *
+ *   serve run examples/hybrid.ts:app
+ *   serve run examples/hybrid.ts:app small=PATH large=PATH tokenizer=PATH classifier=confidence
+ *
+ * Defaults: models/flotilla-stories/{draft,target} when both are present, else the shared
+ * llama2xs-260K (small) and stories260K (large).
+ * Through a handle: `await handle.generate({ prompt: 'Explain why ...', temperature: 0, max_tokens: 32 })`.
+ */
+import { deployment } from '@flotilla/core';
+import { HybridRouter, LLMServer, ResponseCache } from '@flotilla/deployments';
+import { defaultPair } from './speculative.js';
+
+@deployment({ maxOngoingRequests: 256, placement: 'thread' })
+export class Small extends LLMServer {}
+
+@deployment({ maxOngoingRequests: 256, placement: 'process' })
+export class Large extends LLMServer {}
+
+@deployment()
+export class Router extends HybridRouter {}
+
+@deployment()
+export class CachedRouter extends ResponseCache {}
+
+export function app(args: { small?: string; large?: string; tokenizer?: string; classifier?: string } = {}) {
+  const pair = defaultPair();
+  const tokenizer = args.tokenizer ?? pair.tokenizer;
+  const llm = (model: string) => ({ model, numThreads: 1, auditLog: 'none' as const, ...(tokenizer ? { tokenizer } : {}) });
+  const classifier = args.classifier === 'confidence' ? 'confidence' : 'heuristic';
+  const router = Router.bind(Small.bind(llm(args.small ?? pair.draft)), Large.bind(llm(args.large ?? pair.target)), { classifier });
+  // The router's method is `generate`; the cache forwards to it.
+  return CachedRouter.bind(router, { method: 'generate', ttlMs: 60_000 });
+}

@@ -1,0 +1,82 @@
+/**
+ * Coalesces an RpcPeer's small data-plane messages into one `batch` message per event-loop turn.
+ *
+ * Why: an LLM engine step wakes every stream at once, and each stream's token (an SSE line, a string)
+ * used to cost one postMessage, one 'message' event and one credit back — 64 streams, 64 messages each
+ * way per step. Here the first message of a turn still leaves at once (no added latency when traffic is
+ * light); the ones that follow in the same turn wait for setImmediate, which runs after the turn's
+ * microtasks, so all streams woken by one engine step leave together.
+ *
+ * Only messages that can always be cloned are deferred (no payload, or a primitive payload): a payload
+ * that cannot cross the boundary must still throw at send time, where RpcPeer turns it into an error for
+ * that one call. Anything else first flushes what is pending, so order on the channel is kept.
+ */
+import type { Channel } from './channel.js';
+import type { ProtocolMessage } from './protocol.js';
+
+/** Counters for tests and benchmarks: how many messages RpcPeer sent vs. how many crossed the channel. */
+export interface OutboxStats {
+  /** Protocol messages handed to the outbox. */
+  messages: number;
+  /** channel.send calls (a batch counts once). */
+  sends: number;
+  /** Batches sent (each carries two or more messages). */
+  batches: number;
+}
+
+export class Outbox {
+  readonly stats: OutboxStats = { messages: 0, sends: 0, batches: 0 };
+  /** Messages held for the end of this turn; null when no window is open. */
+  private pending: ProtocolMessage[] | null = null;
+
+  constructor(private readonly channel: Channel) {}
+
+  /**
+   * Sends `msg` now, or with the rest of this turn's messages when it is deferrable. Returns what
+   * channel.send returns (false: the other side is gone) and throws what it throws (a payload that
+   * cannot be cloned); deferred messages report true.
+   */
+  send(msg: ProtocolMessage): boolean {
+    this.stats.messages++;
+    if (this.pending && isDeferrable(msg)) {
+      this.pending.push(msg);
+      return true;
+    }
+    this.flush();
+    this.stats.sends++;
+    const sent = this.channel.send(msg);
+    // Open a window: what else this turn produces goes out in one message.
+    if (sent && !this.pending) {
+      this.pending = [];
+      setImmediate(() => this.flush());
+    }
+    return sent;
+  }
+
+  /** Sends what is pending (one message, or one batch) and closes the window. */
+  flush(): void {
+    const pending = this.pending;
+    if (!pending) return;
+    this.pending = null;
+    if (pending.length === 0) return;
+    this.stats.sends++;
+    if (pending.length === 1) {
+      this.channel.send(pending[0]!);
+      return;
+    }
+    this.stats.batches++;
+    this.channel.send({ type: 'batch', messages: pending });
+  }
+}
+
+/** True for messages whose cloning cannot fail: no payload, or a primitive one. */
+function isDeferrable(msg: ProtocolMessage): boolean {
+  switch (msg.type) {
+    case 'credit': case 'cancel': case 'accepted': case 'stream-end': return true;
+    case 'stream-item': case 'result': {
+      const v = msg.value;
+      return v === null || v === undefined || typeof v === 'string' || typeof v === 'number' || typeof v === 'boolean';
+    }
+    default: return false;
+  }
+}

@@ -1,0 +1,212 @@
+/**
+ * A node agent (`serve agent --address HEAD:PORT`): registers this machine's resources with the head,
+ * heartbeats, and hosts replica processes on the head's StartActor, bridging each one's IPC channel
+ * to an ActorChannel stream. The agent never interprets the protocol messages it carries; the head's
+ * RemoteActor and the replica talk as they would over a local process's IPC.
+ *
+ * The user's module is loaded by the path the head sends, so the application code must be at the same
+ * path on every node (one container image, or the same checkout); `workingDir` only sets the replica
+ * processes' current directory (for relative model paths and the like).
+ *
+ * Losing the head (its Commands stream ends, or it forgot this node) kills the local replicas, since
+ * the head will place them elsewhere, and the agent registers again with backoff unless closed.
+ */
+import { existsSync } from 'node:fs';
+import os from 'node:os';
+import { fileURLToPath } from 'node:url';
+import type { ChildProcess } from 'node:child_process';
+import * as grpc from '@grpc/grpc-js';
+import { IpcChannel } from '../actor/channel.js';
+import { spawnActorProcess } from '../actor/process-actor.js';
+import { StreamChannel } from '../actor/stream-channel.js';
+import { cudaVisibleDevices, detectLocalResources, type NodeResources } from '../controller/placement.js';
+import { ClusterError } from '../errors.js';
+import { ACTOR_ID_KEY, CLUSTER_PROTOCOL_VERSION, NODE_ID_KEY, clusterService, type Command, type HeartbeatReply,
+  type RegisterNodeReply, type StartActorCommand } from './cluster-proto.js';
+
+export interface ClusterAgentOptions {
+  /** The head's cluster address, 'host:port'. */
+  address: string;
+  /** Unique per node. Default: the host name. */
+  nodeId?: string;
+  /** What this node offers to placement. Default: detected (CPUs, memory; GPUs from FLOTILLA_GPUS or CUDA_VISIBLE_DEVICES). */
+  resources?: Partial<NodeResources>;
+  /** Shown in the head's status. Default: none. */
+  labels?: Record<string, string>;
+  /** Current directory of replica processes. Default: this process's. */
+  workingDir?: string;
+  /** How long start() keeps trying to reach the head, in ms. Default: 10000. */
+  connectTimeoutMs?: number;
+  /** Register again after losing the head (as a Kubernetes pod should). Default: true. */
+  reconnect?: boolean;
+  /** Joins, losses and replica starts, one line each. Default: none. */
+  log?: (line: string) => void;
+}
+
+interface HostedActor { child: ChildProcess; stream: StreamChannel }
+
+export class ClusterAgent implements AsyncDisposable {
+  readonly nodeId: string;
+  readonly resources: NodeResources;
+  private readonly client: grpc.Client & Record<string, any>;
+  private readonly actors = new Map<string, HostedActor>();
+  private session: { id: string; intervalMs: number } | undefined;
+  private commands: grpc.ClientReadableStream<Command> | undefined;
+  private heartbeatTimer: NodeJS.Timeout | undefined;
+  private closed = false;
+
+  private constructor(private readonly options: ClusterAgentOptions) {
+    this.nodeId = options.nodeId ?? os.hostname();
+    const detected = detectLocalResources(process.env, os.availableParallelism(), Math.floor(os.totalmem() / 2 ** 20));
+    this.resources = { ...detected, ...options.resources };
+    const { Client } = clusterService();
+    this.client = new Client(options.address, grpc.credentials.createInsecure()) as grpc.Client & Record<string, any>;
+  }
+
+  /** Registers with the head; rejects with ClusterError when it cannot be reached or refuses. */
+  static async start(options: ClusterAgentOptions): Promise<ClusterAgent> {
+    const agent = new ClusterAgent(options);
+    try {
+      await agent.join(options.connectTimeoutMs ?? 10_000);
+    } catch (err) {
+      await agent.close();
+      throw err;
+    }
+    return agent;
+  }
+
+  /** Replicas running here now. */
+  get actorCount(): number { return this.actors.size; }
+
+  /** Kills the replicas, leaves the head (which then replaces them elsewhere) and closes the connection. */
+  async close(): Promise<void> {
+    this.closed = true;
+    this.leave();
+    await this.killAll();
+    this.client.close();
+  }
+
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.close();
+  }
+
+  private async join(timeoutMs: number): Promise<void> {
+    const reply = await this.register(Date.now() + timeoutMs);
+    this.session = { id: reply.session_id, intervalMs: reply.heartbeat_interval_ms || 1000 };
+    this.openCommands();
+    this.heartbeatTimer = setInterval(() => this.heartbeat(), this.session.intervalMs);
+    this.options.log?.(`node ${this.nodeId} joined the head at ${this.options.address} `
+      + `(${this.resources.cpus} CPUs, ${this.resources.gpus} GPUs, ${this.resources.memoryMb} MiB)`);
+  }
+
+  /** Retries while the head is unreachable (it may still be starting), until `deadlineMs`. */
+  private async register(deadlineMs: number): Promise<RegisterNodeReply> {
+    const r = this.resources;
+    const request = { node_id: this.nodeId, address: os.hostname(), labels: this.options.labels ?? {}, pid: process.pid,
+      resources: { cpus: r.cpus, gpus: r.gpus, memory_mb: r.memoryMb }, protocol_version: CLUSTER_PROTOCOL_VERSION };
+    for (;;) {
+      try {
+        return await new Promise<RegisterNodeReply>((resolve, reject) => this.client.RegisterNode(request,
+          { deadline: Math.min(deadlineMs, Date.now() + 5000) }, (err: grpc.ServiceError | null, reply: RegisterNodeReply) =>
+            (err ? reject(err) : resolve(reply))));
+      } catch (err) {
+        const e = err as grpc.ServiceError;
+        const retry = e.code === grpc.status.UNAVAILABLE || e.code === grpc.status.DEADLINE_EXCEEDED;
+        if (!retry) throw new ClusterError(`the head at ${this.options.address} refused node '${this.nodeId}': ${e.details || e.message}`);
+        if (Date.now() >= deadlineMs || this.closed) {
+          throw new ClusterError(`cannot reach the head at ${this.options.address}: ${e.details || e.message}`
+            + ' (is `serve run … --cluster-port` running there, and the port open?)', { address: this.options.address });
+        }
+        await new Promise((res) => setTimeout(res, 250));
+      }
+    }
+  }
+
+  private openCommands(): void {
+    const stream = this.client.Commands({ node_id: this.nodeId, session_id: this.session!.id }) as grpc.ClientReadableStream<Command>;
+    this.commands = stream;
+    stream.on('data', (cmd: Command) => this.onCommand(cmd));
+    stream.on('error', (err: Error) => this.headLost(stream, `commands stream failed: ${err.message}`));
+    stream.on('end', () => this.headLost(stream, 'the head ended the commands stream'));
+  }
+
+  private onCommand(cmd: Command): void {
+    if ('start' in cmd && cmd.start) this.startActor(cmd.start);
+    else if ('kill' in cmd && cmd.kill) this.actors.get(cmd.kill.actor_id)?.child.kill('SIGKILL');
+  }
+
+  private startActor(cmd: StartActorCommand): void {
+    const metadata = new grpc.Metadata();
+    metadata.set(ACTOR_ID_KEY, cmd.actor_id);
+    metadata.set(NODE_ID_KEY, this.nodeId);
+    const stream = new StreamChannel('head', this.client.ActorChannel(metadata));
+    const modulePath = cmd.module_path.startsWith('file:') ? fileURLToPath(cmd.module_path) : cmd.module_path;
+    if (modulePath && !existsSync(modulePath)) {
+      return stream.shutdown(`node ${this.nodeId}: the application module ${modulePath} is not on this node; `
+        + 'the code must be at the same path on every node (same image or checkout)');
+    }
+    const env: Record<string, string> = { FLOTILLA_NODE_ID: this.nodeId };
+    if (cmd.gpu_ids.length > 0) {
+      env.CUDA_VISIBLE_DEVICES = cudaVisibleDevices({ cpus: 0, memoryMb: 0, gpuShares: cmd.gpu_ids.map((id) => ({ id, share: 1 })) },
+        process.env.CUDA_VISIBLE_DEVICES);
+    }
+    const child = spawnActorProcess(cmd.actor_id, env, this.options.workingDir);
+    const ipc = new IpcChannel(child);
+    this.actors.set(cmd.actor_id, { child, stream });
+    ipc.onMessage((msg) => stream.send(msg));
+    stream.onMessage((msg) => ipc.send(msg));
+    ipc.onClose((reason) => {
+      this.actors.delete(cmd.actor_id);
+      stream.shutdown(`node ${this.nodeId}: replica ${reason}`);
+    });
+    stream.onClose(() => child.kill('SIGKILL'));
+    this.options.log?.(`replica ${cmd.actor_id} started (pid ${child.pid}${env.CUDA_VISIBLE_DEVICES ? `, CUDA_VISIBLE_DEVICES=${env.CUDA_VISIBLE_DEVICES}` : ''})`);
+  }
+
+  private heartbeat(): void {
+    const session = this.session;
+    if (!session) return;
+    this.client.Heartbeat({ node_id: this.nodeId, session_id: session.id, actors: this.actors.size },
+      { deadline: Date.now() + session.intervalMs * 2 }, (err: grpc.ServiceError | null, reply: HeartbeatReply) => {
+        // A failed heartbeat is the head's to count; the commands stream reports a lost head.
+        if (!err && !reply.known && this.session === session) this.headLost(this.commands, 'the head no longer knows this node');
+      });
+  }
+
+  private headLost(stream: grpc.ClientReadableStream<Command> | undefined, why: string): void {
+    if (this.closed || stream !== this.commands) return;
+    this.options.log?.(`node ${this.nodeId} lost the head: ${why}`);
+    this.leave();
+    void this.killAll().then(() => this.rejoin());
+  }
+
+  private async rejoin(): Promise<void> {
+    for (let delayMs = 500; this.options.reconnect !== false && !this.closed; delayMs = Math.min(delayMs * 2, 5000)) {
+      await new Promise((r) => setTimeout(r, delayMs));
+      if (this.closed) return;
+      try {
+        return await this.join(delayMs * 4);
+      } catch (err) {
+        this.options.log?.(`node ${this.nodeId}: still no head (${(err as Error).message})`);
+      }
+    }
+  }
+
+  private leave(): void {
+    clearInterval(this.heartbeatTimer);
+    this.heartbeatTimer = undefined;
+    this.session = undefined;
+    const stream = this.commands;
+    this.commands = undefined;
+    stream?.cancel();
+  }
+
+  private async killAll(): Promise<void> {
+    await Promise.all([...this.actors.values()].map(({ child }) => new Promise<void>((resolve) => {
+      if (child.exitCode !== null || child.signalCode !== null) return resolve();
+      child.once('exit', () => resolve());
+      child.kill('SIGKILL');
+    })));
+    this.actors.clear();
+  }
+}

@@ -1,0 +1,252 @@
+/**
+ * The head side of a cluster: a gRPC server (protos/cluster.proto) in the controller's process. Agents
+ * register their resources, heartbeat, and receive StartActor/KillActor on their Commands stream; each
+ * replica's channel is the ActorChannel stream its agent opens. The head feeds the joined nodes to
+ * placement (cluster-placement.ts) and starts replicas there as RemoteActors, so the controller and
+ * the routers use them exactly like local ones.
+ *
+ * A node is lost when its Commands stream breaks (the agent died or the connection did) or when it
+ * misses `missedHeartbeats` in a row (node-liveness.ts). Its replicas' channels then close with the
+ * reason, which makes the replicas exit: requests in flight on them fail with ActorDiedError (retried
+ * elsewhere when the replica had not accepted them yet) and the controller places replacements.
+ */
+import { randomUUID } from 'node:crypto';
+import * as grpc from '@grpc/grpc-js';
+import { RemoteActor } from '../actor/remote-actor.js';
+import { StreamChannel, type ActorFrame } from '../actor/stream-channel.js';
+import { ClusterPlacement, LOCAL_NODE, type PlacementStrategy } from './cluster-placement.js';
+import { DEFAULT_LIVENESS, NodeLivenessTable } from './node-liveness.js';
+import { ACTOR_ID_KEY, CLUSTER_PROTOCOL_VERSION, DEFAULT_CLUSTER_PORT, clusterService, type Command, type CommandsRequest,
+  type HeartbeatReply, type HeartbeatRequest, type RegisterNodeReply, type RegisterNodeRequest } from './cluster-proto.js';
+import type { ActorRef } from '../actor/actor-ref.js';
+import type { CallServer } from '../actor/rpc-peer.js';
+import type { Allocation, NodeResources } from '../controller/placement.js';
+import type { NodeStatusInfo } from '../ingress/ingress-target.js';
+
+export interface ClusterHeadOptions {
+  /** Interface agents connect to; use '0.0.0.0' to accept other machines. Default: '127.0.0.1'. */
+  host?: string;
+  /** Port agents connect to; 0 picks a free one. Default: 9100. */
+  port?: number;
+  /** Heartbeat period agents are told to keep, in ms. Default: 1000. */
+  heartbeatIntervalMs?: number;
+  /** Heartbeats missed in a row before a node is dead and its replicas are replaced. Default: 3. */
+  missedHeartbeats?: number;
+  /** 'pack' fills nodes one at a time, 'spread' balances replicas over nodes. Default: 'pack'. */
+  strategy?: PlacementStrategy;
+  /** Time an agent has to open a new replica's stream before the start counts as failed, in ms. Default: 30000. */
+  actorStartTimeoutMs?: number;
+  /** Node joins and losses, one line each. Default: none. */
+  log?: (line: string) => void;
+}
+
+interface NodeSession {
+  id: string;
+  sessionId: string;
+  address: string;
+  resources: NodeResources;
+  labels: Record<string, string>;
+  commands?: grpc.ServerWritableStream<CommandsRequest, Command>;
+  readonly actors: Map<string, StreamChannel>;
+}
+
+const DEAD_KEPT = 20;
+
+export class ClusterHead implements AsyncDisposable {
+  readonly placement: ClusterPlacement;
+  /** Resolves with the bound address ('host:port') once agents can connect. */
+  readonly listening: Promise<string>;
+  private readonly server = new grpc.Server();
+  private readonly nodes = new Map<string, NodeSession>();
+  private readonly dead: NodeStatusInfo[] = [];
+  private readonly pending = new Map<string, { channel: StreamChannel; timer: NodeJS.Timeout }>();
+  private readonly liveness: NodeLivenessTable;
+  private readonly intervalMs: number;
+  private readonly sweeper: NodeJS.Timeout;
+  private boundAddress = '';
+
+  constructor(private readonly options: ClusterHeadOptions, private readonly local: NodeResources) {
+    this.placement = new ClusterPlacement(local, options.strategy);
+    this.intervalMs = options.heartbeatIntervalMs ?? DEFAULT_LIVENESS.intervalMs;
+    this.liveness = new NodeLivenessTable({ intervalMs: this.intervalMs, missedLimit: options.missedHeartbeats ?? DEFAULT_LIVENESS.missedLimit });
+    this.server.addService(clusterService().service, {
+      RegisterNode: (call: grpc.ServerUnaryCall<RegisterNodeRequest, RegisterNodeReply>, cb: grpc.sendUnaryData<RegisterNodeReply>) =>
+        this.register(call.request, cb),
+      Heartbeat: (call: grpc.ServerUnaryCall<HeartbeatRequest, HeartbeatReply>, cb: grpc.sendUnaryData<HeartbeatReply>) =>
+        cb(null, { known: this.heartbeat(call.request) }),
+      Commands: (call: grpc.ServerWritableStream<CommandsRequest, Command>) => this.openCommands(call),
+      ActorChannel: (call: grpc.ServerDuplexStream<ActorFrame, ActorFrame>) => this.openActorChannel(call),
+    });
+    this.sweeper = setInterval(() => this.sweep(), Math.max(50, this.intervalMs / 2));
+    this.listening = this.listen();
+    // Awaited by startServe; this keeps a bind failure of an instance nobody awaits from crashing the process.
+    this.listening.catch(() => undefined);
+  }
+
+  /** 'host:port' agents connect to (empty until listening resolves). */
+  get address(): string { return this.boundAddress; }
+
+  /**
+   * Starts a replica on the node of `alloc` (ControllerOptions.remote). Returns at once: the channel
+   * buffers until the agent opens the actor's stream, and closes with the reason if it never does.
+   */
+  createActor(spec: { modulePath: string }, id: string, alloc: Allocation, server: CallServer): ActorRef {
+    const nodeId = alloc.nodeId!;
+    const channel = new StreamChannel(`node ${nodeId}`);
+    const actor = new RemoteActor({ id, node: nodeId, server, channel,
+      requestKill: (reason) => this.send(nodeId, { kill: { actor_id: id, reason } }) });
+    const node = this.nodes.get(nodeId);
+    const start = { actor_id: id, gpu_ids: alloc.gpuShares.map((g) => g.id), module_path: spec.modulePath };
+    if (!node || !this.send(nodeId, { start })) {
+      channel.shutdown(`node ${nodeId} is gone`);
+      return actor;
+    }
+    node.actors.set(id, channel);
+    const timeoutMs = this.options.actorStartTimeoutMs ?? 30_000;
+    const timer = setTimeout(() => channel.shutdown(`node ${nodeId} did not start the replica within ${timeoutMs} ms`), timeoutMs);
+    this.pending.set(id, { channel, timer });
+    channel.onClose(() => {
+      node.actors.delete(id);
+      clearTimeout(timer);
+      if (this.pending.get(id)?.channel === channel) this.pending.delete(id);
+    });
+    return actor;
+  }
+
+  /** The head's node, then live agents (join order), then recently dead ones with the reason. */
+  describeNodes(nowMs = Date.now()): NodeStatusInfo[] {
+    // A node past its heartbeat limit is dropped now rather than shown DEAD while still listed as live.
+    this.sweep();
+    const localUsage = this.placement.usage(LOCAL_NODE)!;
+    const out: NodeStatusInfo[] = [{ id: LOCAL_NODE, state: 'ALIVE', address: 'head', resources: { ...this.local },
+      free: freeOf(localUsage), replicas: localUsage.replicas, labels: {} }];
+    for (const n of this.nodes.values()) {
+      const usage = this.placement.usage(n.id);
+      out.push({ id: n.id, state: this.liveness.state(n.id, nowMs) ?? 'ALIVE', address: n.address, resources: { ...n.resources },
+        free: usage && freeOf(usage), replicas: n.actors.size, labels: { ...n.labels },
+        lastHeartbeatMsAgo: this.liveness.silenceMs(n.id, nowMs) });
+    }
+    return [...out, ...this.dead];
+  }
+
+  /** Drops every node (their replicas' channels close) and stops the server. */
+  async close(): Promise<void> {
+    clearInterval(this.sweeper);
+    for (const id of [...this.nodes.keys()]) this.lose(id, 'the head is shutting down');
+    await this.listening.catch(() => undefined);
+    await new Promise<void>((resolve) => {
+      const force = setTimeout(() => { this.server.forceShutdown(); resolve(); }, 2000);
+      this.server.tryShutdown(() => { clearTimeout(force); resolve(); });
+    });
+  }
+
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.close();
+  }
+
+  private async listen(): Promise<string> {
+    const host = this.options.host ?? '127.0.0.1';
+    const port = await new Promise<number>((resolve, reject) => {
+      this.server.bindAsync(`${host.includes(':') ? `[${host}]` : host}:${this.options.port ?? DEFAULT_CLUSTER_PORT}`,
+        grpc.ServerCredentials.createInsecure(), (err, bound) => (err ? reject(err) : resolve(bound)));
+    });
+    this.boundAddress = `${host}:${port}`;
+    return this.boundAddress;
+  }
+
+  private register(req: RegisterNodeRequest, cb: grpc.sendUnaryData<RegisterNodeReply>): void {
+    if (req.protocol_version !== CLUSTER_PROTOCOL_VERSION) {
+      return cb({ code: grpc.status.FAILED_PRECONDITION, details: `version mismatch: the agent speaks cluster protocol `
+        + `v${req.protocol_version}, this head v${CLUSTER_PROTOCOL_VERSION}; run the same Flotilla version on every node` });
+    }
+    const bad = badRequest(req);
+    if (bad) return cb({ code: grpc.status.INVALID_ARGUMENT, details: bad });
+    // An agent that restarted under the same id replaces its old session (whose replicas are gone).
+    if (this.nodes.has(req.node_id)) this.lose(req.node_id, 'the agent registered again');
+    const r = req.resources;
+    const session: NodeSession = { id: req.node_id, sessionId: randomUUID(), address: req.address || `pid ${req.pid}`,
+      resources: { cpus: r.cpus, gpus: r.gpus, memoryMb: r.memory_mb }, labels: { ...req.labels }, actors: new Map() };
+    this.nodes.set(session.id, session);
+    this.liveness.register(session.id, Date.now());
+    cb(null, { session_id: session.sessionId, heartbeat_interval_ms: this.intervalMs, head_version: String(CLUSTER_PROTOCOL_VERSION) });
+  }
+
+  private heartbeat(req: HeartbeatRequest): boolean {
+    const node = this.nodes.get(req.node_id);
+    return node?.sessionId === req.session_id && this.liveness.beat(node.id, Date.now());
+  }
+
+  /** The node becomes placeable only once its Commands stream is open (StartActor needs it). */
+  private openCommands(call: grpc.ServerWritableStream<CommandsRequest, Command>): void {
+    const node = this.nodes.get(call.request.node_id);
+    if (!node || node.sessionId !== call.request.session_id) {
+      return void call.destroy(Object.assign(new Error('unknown node session: register first'), { code: grpc.status.NOT_FOUND }));
+    }
+    node.commands = call;
+    const gone = (why: string) => { if (this.nodes.get(node.id) === node) this.lose(node.id, why); };
+    call.on('cancelled', () => gone('connection lost'));
+    call.on('error', (err) => gone(`connection lost (${err.message})`));
+    call.on('close', () => gone('connection closed'));
+    this.placement.addNode(node.id, node.resources);
+    this.options.log?.(`node ${node.id} joined (${node.address}: ${describe(node.resources)})`);
+  }
+
+  private openActorChannel(call: grpc.ServerDuplexStream<ActorFrame, ActorFrame>): void {
+    const actorId = String(call.metadata.get(ACTOR_ID_KEY)[0] ?? '');
+    const entry = this.pending.get(actorId);
+    if (!entry) {
+      call.write({ close_reason: `the head expects no replica '${actorId}'` });
+      return void call.end();
+    }
+    this.pending.delete(actorId);
+    clearTimeout(entry.timer);
+    entry.channel.attach(call);
+  }
+
+  private send(nodeId: string, command: Command): boolean {
+    const stream = this.nodes.get(nodeId)?.commands;
+    if (!stream) return false;
+    try {
+      stream.write(command);
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
+  private sweep(): void {
+    for (const { nodeId, missed } of this.liveness.sweep(Date.now())) {
+      this.lose(nodeId, `missed ${missed} heartbeats (every ${this.intervalMs} ms)`);
+    }
+  }
+
+  private lose(nodeId: string, why: string): void {
+    const node = this.nodes.get(nodeId);
+    if (!node) return;
+    this.nodes.delete(nodeId);
+    this.placement.removeNode(nodeId);
+    this.liveness.remove(nodeId);
+    this.dead.unshift({ id: nodeId, state: 'DEAD', address: node.address, resources: node.resources, replicas: 0,
+      labels: node.labels, message: `${why} at ${new Date().toISOString()}` });
+    this.dead.splice(DEAD_KEPT);
+    for (const channel of [...node.actors.values()]) channel.shutdown(`node ${nodeId} lost: ${why}`);
+    try { node.commands?.end(); } catch { /* the connection is already gone */ }
+    this.options.log?.(`node ${nodeId} lost: ${why}`);
+  }
+}
+
+function badRequest(req: RegisterNodeRequest): string | null {
+  if (!req.node_id || req.node_id === LOCAL_NODE) return `node id must be non-empty and not '${LOCAL_NODE}', got '${req.node_id}'`;
+  const r = req.resources;
+  if (!r || ![r.cpus, r.gpus, r.memory_mb].every((n) => Number.isFinite(n) && n >= 0)) return 'resources must be numbers >= 0';
+  if (!Number.isInteger(r.gpus)) return `gpus must be a whole number, got ${r.gpus}`;
+  return null;
+}
+
+function freeOf(u: NodeResources): NodeResources {
+  return { cpus: u.cpus, gpus: u.gpus, memoryMb: u.memoryMb };
+}
+
+function describe(r: NodeResources): string {
+  return `${r.cpus} CPUs, ${r.gpus} GPUs, ${r.memoryMb} MiB`;
+}

@@ -1,0 +1,179 @@
+/**
+ * Kubernetes manifests for a Flotilla application (pure: plain objects in, plain objects out; the build
+ * command writes them as YAML). The shape follows the cluster design:
+ *   - head: one pod running `serve run … --cluster-port` (controller, proxies, CPU replicas), a Service
+ *     for HTTP (8000), gRPC (9000) and the cluster port (9100), probes on /-/healthz;
+ *   - GPU agents: a StatefulSet (stable pod names = node ids) of `serve agent` pods, each asking for
+ *     nvidia.com/gpu as many GPUs as the largest replica needs, enough pods for every GPU deployment's
+ *     maximum replicas;
+ *   - an HPA that adds agent pods on Flotilla's queue metric (flotilla_deployment_queued_requests, an
+ *     External metric served by prometheus-adapter): Flotilla's autoscaler raises a deployment's target,
+ *     the new replicas wait for a GPU node, the queue grows, and the HPA adds one;
+ *   - a ConfigMap with the serve config that the head reads.
+ */
+
+export interface DeploymentResources {
+  name: string;
+  cpus: number;
+  gpus: number;
+  memoryMb: number;
+  /** numReplicas, or autoscaling.maxReplicas. */
+  maxReplicas: number;
+  /** numReplicas, or autoscaling.minReplicas. */
+  minReplicas: number;
+}
+
+export interface ManifestInput {
+  /** Base name of every object. */
+  name: string;
+  namespace?: string;
+  image: string;
+  /** FILE:EXPORT as the head runs it, relative to workingDir in the image. */
+  target: string;
+  /** key=value builder arguments. */
+  args: string[];
+  /** Application name (the `app` label of Flotilla's metrics). */
+  app: string;
+  deployments: DeploymentResources[];
+  /** Serve config YAML for the ConfigMap. */
+  serveConfig: string;
+  /** Where the repository (and the application, at the same path on every pod) lives in the image. */
+  workingDir: string;
+}
+
+export interface Manifest {
+  /** File name, e.g. 'head-deployment.yaml'. */
+  file: string;
+  object: Record<string, unknown>;
+}
+
+export const PORTS = { http: 8000, grpc: 9000, cluster: 9100 } as const;
+/** Queued requests per agent pod the HPA aims at. */
+const HPA_QUEUE_TARGET = '4';
+
+export function kubernetesManifests(input: ManifestInput): Manifest[] {
+  const gpuDeployments = input.deployments.filter((d) => d.gpus > 0);
+  const out: Manifest[] = [
+    { file: 'configmap.yaml', object: configMap(input) },
+    { file: 'head-deployment.yaml', object: headDeployment(input) },
+    { file: 'head-service.yaml', object: headService(input) },
+  ];
+  if (gpuDeployments.length > 0) {
+    const sizing = agentSizing(gpuDeployments);
+    out.push({ file: 'gpu-agent-service.yaml', object: agentService(input) },
+      { file: 'gpu-agent-statefulset.yaml', object: agentStatefulSet(input, sizing) },
+      { file: 'gpu-agent-hpa.yaml', object: agentHpa(input, gpuDeployments, sizing) });
+  }
+  return out;
+}
+
+/** GPUs per agent pod (the largest whole-GPU need, at least 1) and pod counts for min and max replicas. */
+export function agentSizing(gpuDeployments: DeploymentResources[]): { gpusPerPod: number; minPods: number; maxPods: number } {
+  const gpusPerPod = Math.max(1, ...gpuDeployments.map((d) => Math.ceil(d.gpus)));
+  const pods = (count: (d: DeploymentResources) => number) =>
+    Math.max(1, Math.ceil(gpuDeployments.reduce((n, d) => n + count(d) * d.gpus, 0) / gpusPerPod));
+  return { gpusPerPod, minPods: pods((d) => d.minReplicas), maxPods: pods((d) => d.maxReplicas) };
+}
+
+function meta(input: ManifestInput, name: string, component: string) {
+  return { name, ...(input.namespace ? { namespace: input.namespace } : {}), labels: labels(input, component) };
+}
+
+function labels(input: ManifestInput, component: string): Record<string, string> {
+  return { 'app.kubernetes.io/name': input.name, 'app.kubernetes.io/component': component, 'app.kubernetes.io/part-of': 'flotilla' };
+}
+
+function configMap(input: ManifestInput) {
+  return { apiVersion: 'v1', kind: 'ConfigMap', metadata: meta(input, `${input.name}-config`, 'config'), data: { 'serve.yaml': input.serveConfig } };
+}
+
+function headDeployment(input: ManifestInput) {
+  const probe = (initialDelaySeconds: number, failureThreshold: number) => ({
+    httpGet: { path: '/-/healthz', port: 'http' }, initialDelaySeconds, periodSeconds: 10, timeoutSeconds: 5, failureThreshold });
+  const cpuNeed = input.deployments.filter((d) => d.gpus === 0).reduce((n, d) => n + d.cpus * d.maxReplicas, 0);
+  const container = {
+    name: 'head', image: input.image, workingDir: input.workingDir,
+    command: ['node', 'bin/serve.js', 'run', input.target, ...input.args, '--host', '0.0.0.0', '--port', String(PORTS.http),
+      '--grpc-port', String(PORTS.grpc), '--cluster-port', String(PORTS.cluster), '--config', '/etc/flotilla/serve.yaml'],
+    // The head hosts only CPU replicas; GPU ones go to agents.
+    env: [{ name: 'FLOTILLA_GPUS', value: '0' }],
+    ports: [{ name: 'http', containerPort: PORTS.http }, { name: 'grpc', containerPort: PORTS.grpc }, { name: 'cluster', containerPort: PORTS.cluster }],
+    // Readiness: the proxies answer once every deployment is healthy; liveness is lenient (model loads are slow).
+    readinessProbe: probe(5, 3),
+    livenessProbe: probe(60, 6),
+    resources: { requests: { cpu: String(Math.max(1, cpuNeed)), memory: '1Gi' } },
+    volumeMounts: [{ name: 'config', mountPath: '/etc/flotilla', readOnly: true }],
+  };
+  return {
+    apiVersion: 'apps/v1', kind: 'Deployment', metadata: meta(input, `${input.name}-head`, 'head'),
+    spec: {
+      // One controller per cluster: a second head would place replicas of its own.
+      replicas: 1, strategy: { type: 'Recreate' },
+      selector: { matchLabels: labels(input, 'head') },
+      template: { metadata: { labels: labels(input, 'head') }, spec: {
+        containers: [container],
+        volumes: [{ name: 'config', configMap: { name: `${input.name}-config` } }],
+        terminationGracePeriodSeconds: 45,
+      } },
+    },
+  };
+}
+
+function headService(input: ManifestInput) {
+  return {
+    apiVersion: 'v1', kind: 'Service', metadata: meta(input, `${input.name}-head`, 'head'),
+    spec: { selector: labels(input, 'head'), ports: [
+      { name: 'http', port: PORTS.http, targetPort: 'http' },
+      { name: 'grpc', port: PORTS.grpc, targetPort: 'grpc' },
+      { name: 'cluster', port: PORTS.cluster, targetPort: 'cluster' },
+    ] },
+  };
+}
+
+function agentService(input: ManifestInput) {
+  return {
+    apiVersion: 'v1', kind: 'Service', metadata: meta(input, `${input.name}-gpu-agent`, 'gpu-agent'),
+    // Headless: it only gives the StatefulSet's pods stable names; agents dial the head, never the reverse.
+    spec: { clusterIP: 'None', selector: labels(input, 'gpu-agent'), ports: [{ name: 'none', port: 9 }] },
+  };
+}
+
+function agentStatefulSet(input: ManifestInput, sizing: ReturnType<typeof agentSizing>) {
+  const g = String(sizing.gpusPerPod);
+  const container = {
+    name: 'agent', image: input.image, workingDir: input.workingDir,
+    command: ['node', 'bin/serve.js', 'agent', '--address', `${input.name}-head:${PORTS.cluster}`, '--node-id', '$(POD_NAME)',
+      '--gpus', g, '--connect-timeout', '120000'],
+    env: [{ name: 'POD_NAME', valueFrom: { fieldRef: { fieldPath: 'metadata.name' } } }],
+    resources: { limits: { 'nvidia.com/gpu': g }, requests: { 'nvidia.com/gpu': g, cpu: '2', memory: '8Gi' } },
+  };
+  return {
+    apiVersion: 'apps/v1', kind: 'StatefulSet', metadata: meta(input, `${input.name}-gpu-agent`, 'gpu-agent'),
+    spec: {
+      serviceName: `${input.name}-gpu-agent`, replicas: sizing.minPods, podManagementPolicy: 'Parallel',
+      selector: { matchLabels: labels(input, 'gpu-agent') },
+      template: { metadata: { labels: labels(input, 'gpu-agent') }, spec: {
+        containers: [container],
+        tolerations: [{ key: 'nvidia.com/gpu', operator: 'Exists', effect: 'NoSchedule' }],
+        // SIGTERM makes the agent kill its replicas; the head replaces them elsewhere.
+        terminationGracePeriodSeconds: 30,
+      } },
+    },
+  };
+}
+
+function agentHpa(input: ManifestInput, gpuDeployments: DeploymentResources[], sizing: ReturnType<typeof agentSizing>) {
+  return {
+    apiVersion: 'autoscaling/v2', kind: 'HorizontalPodAutoscaler', metadata: meta(input, `${input.name}-gpu-agent`, 'gpu-agent'),
+    spec: {
+      scaleTargetRef: { apiVersion: 'apps/v1', kind: 'StatefulSet', name: `${input.name}-gpu-agent` },
+      minReplicas: sizing.minPods, maxReplicas: Math.max(sizing.minPods, sizing.maxPods),
+      // Needs prometheus-adapter exposing Flotilla's gauge as an External metric (docs/architecture.md).
+      metrics: gpuDeployments.map((d) => ({ type: 'External', external: {
+        metric: { name: 'flotilla_deployment_queued_requests', selector: { matchLabels: { app: input.app, deployment: d.name } } },
+        target: { type: 'AverageValue', averageValue: HPA_QUEUE_TARGET },
+      } })),
+      behavior: { scaleDown: { stabilizationWindowSeconds: 300 } },
+    },
+  };
+}

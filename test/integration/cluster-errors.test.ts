@@ -1,0 +1,83 @@
+/**
+ * Cluster edge cases with an in-process ClusterAgent (the programmatic entry `serve agent` wraps):
+ * cancellation across the remote hop, bad cluster input (unreachable head, protocol version mismatch, a
+ * resource request no node can meet) giving clear errors, and the CLI's own error for an unreachable head.
+ */
+import { afterEach, describe, expect, it } from 'vitest';
+import { spawn } from 'node:child_process';
+import path from 'node:path';
+import * as grpc from '@grpc/grpc-js';
+import { ClusterError, UnavailableError, startServe, type ServeInstance } from '@flotilla/core';
+import { ClusterAgent } from '../../packages/core/src/cluster/agent.js';
+import { clusterService } from '../../packages/core/src/cluster/cluster-proto.js';
+import { eventually } from '../helpers/eventually.js';
+import { repoRoot } from '../helpers/models.js';
+import { app as streaming } from '../fixtures/apps/streaming.js';
+import { app as gpuApp } from '../../examples/cluster.js';
+
+describe('cluster: cancellation and bad input', { timeout: 120_000 }, () => {
+  let instance: ServeInstance | undefined;
+  let agent: ClusterAgent | undefined;
+  afterEach(async () => {
+    await instance?.shutdown();
+    await agent?.close();
+    instance = undefined;
+    agent = undefined;
+  });
+
+  it('breaking out of a stream cancels the generator on the remote node (its finally runs)', async () => {
+    instance = await startServe({ applications: [], resources: { gpus: 0 }, checkpoint: false, cluster: { port: 0 } });
+    agent = await ClusterAgent.start({ address: instance.cluster!.address, nodeId: 'n1', resources: { gpus: 1 } });
+    // Source asks for a GPU through the config, so it runs on n1; Relay (a local process) streams from it.
+    await instance.apply([{ name: 'stream', app: streaming() }], {
+      config: { applications: [{ name: 'stream', deployments: [{ name: 'Source', resources: { gpus: 1 } }] }] }, timeoutS: 60 });
+    const source = instance.status().applications[0]!.deployments.find((d) => d.name === 'Source')!;
+    expect(source.replicas[0]).toMatchObject({ node: 'n1', placement: 'remote' });
+    const requestId = 'remote-break-1';
+    const got: unknown[] = [];
+    for await (const x of instance.getHandle('stream').options({ requestId }).stream.ticks(1000, 20)) {
+      got.push(x);
+      if (got.length === 3) break;
+    }
+    expect(got).toEqual([{ tick: 0 }, { tick: 1 }, { tick: 2 }]);
+    const sourceHandle = instance.getHandle('stream', 'Source');
+    await eventually(() => sourceHandle.wasFinalized(requestId), (done) => done === true);
+    expect(await sourceHandle.producedCount(requestId)).toBeLessThan(100);
+  });
+
+  it('an agent pointed at no head fails with ClusterError naming the address', async () => {
+    const err = await ClusterAgent.start({ address: '127.0.0.1:1', nodeId: 'x', connectTimeoutMs: 500 }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(ClusterError);
+    expect((err as Error).message).toMatch(/cannot reach the head at 127\.0\.0\.1:1/);
+  });
+
+  it('`serve agent` with an unreachable head exits non-zero with the cause and a next step', async () => {
+    const child = spawn(process.execPath, [path.join(repoRoot, 'bin/serve.js'), 'agent', '--address', '127.0.0.1:1', '--connect-timeout', '300'],
+      { cwd: repoRoot, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stderr = '';
+    child.stderr!.on('data', (d) => { stderr += d; });
+    const code = await new Promise<number | null>((resolve) => child.on('close', resolve));
+    expect(code).not.toBe(0);
+    expect(stderr).toMatch(/Could not join the head: cannot reach the head at 127\.0\.0\.1:1/);
+    expect(stderr).toContain('next:');
+  });
+
+  it('the head refuses an agent of another protocol version, saying so', async () => {
+    instance = await startServe({ applications: [], checkpoint: false, cluster: { port: 0 } });
+    const { Client } = clusterService();
+    const client = new Client(instance.cluster!.address, grpc.credentials.createInsecure()) as grpc.Client & Record<string, any>;
+    const err = await new Promise<grpc.ServiceError>((resolve) => client.RegisterNode({ node_id: 'old', protocol_version: 99,
+      resources: { cpus: 1, gpus: 0, memory_mb: 100 } }, (e: grpc.ServiceError) => resolve(e)));
+    client.close();
+    expect(err.code).toBe(grpc.status.FAILED_PRECONDITION);
+    expect(err.details).toMatch(/version mismatch: the agent speaks cluster protocol v99, this head v1/);
+    expect(instance.status().nodes!.map((n) => n.id)).toEqual(['local']);
+  });
+
+  it('a resource request no node meets leaves the deployment waiting with the reason, and startServe says why', async () => {
+    const err = await startServe({ applications: [{ name: 'c', app: gpuApp }], resources: { gpus: 0 }, checkpoint: false,
+      cluster: { port: 0 }, startupTimeoutS: 2 }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(UnavailableError);
+    expect((err as Error).message).toMatch(/c\/GpuWorker: UPDATING \(no node can take a replica needing 0 CPUs, 1 GPUs, 0 MiB now.*local: needs 1 GPUs, the node has 0\)/);
+  });
+});

@@ -1,0 +1,71 @@
+/**
+ * SpeculativePipeline across actors: DraftModel (llama2xs-260K) and TargetModel (stories260K) each in
+ * a child process, the pipeline in a worker thread. Greedy output streamed round by round equals
+ * LLMEngine on the target alone, token for token and text for text; sessions are released after.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startServe, type ServeInstance } from '@flotilla/core';
+import { LLMEngine } from '../../packages/engine/src/llm-engine.js';
+import { tryLoadNative } from '../fixtures/native-addon.js';
+import { run } from '../helpers/engine-suite.js';
+import { eventually } from '../helpers/eventually.js';
+import { describeWithModels, models } from '../helpers/models.js';
+import { specApp } from '../fixtures/apps/spec-apps.js';
+
+const native = await tryLoadNative();
+const prompts = ['Once upon a time, there was a little dog', 'Lily and Tom went to the park', 'Sara had a red ball'];
+
+describeWithModels('SpeculativePipeline across process replicas', () => {
+  describe.skipIf(!native.binding)('pipeline', () => {
+    let instance: ServeInstance;
+    let reference: Array<{ tokenIds: number[]; text: string }>;
+    beforeAll(async () => {
+      {
+        await using engine = await LLMEngine.create({ model: models.stories260K, numThreads: 1, device: 'cpu' });
+        reference = [];
+        for (const p of prompts) {
+          const c = await run(engine, p, { temperature: 0, maxTokens: 40 });
+          reference.push({ tokenIds: c.tokenIds, text: c.text });
+        }
+      }
+      instance = await startServe({
+        applications: [{ name: 'spec', routePrefix: '/spec', app: specApp({ target: models.stories260K, draft: models.llama2xs260K, tokenizer: models.tok512 }) }],
+      });
+    }, 120_000);
+    afterAll(async () => { await instance?.shutdown(); });
+
+    it('streams greedy output identical to the target alone, round by round', async () => {
+      const handle = instance.getHandle('spec');
+      for (let i = 0; i < prompts.length; i++) {
+        const chunks: Array<{ tokenIds: number[]; text: string; accepted: number; finished: boolean }> = [];
+        for await (const c of handle.stream.generate({ prompt: prompts[i]!, params: { temperature: 0, maxTokens: 40 } })) chunks.push(c);
+        expect(chunks.flatMap((c) => c.tokenIds)).toEqual(reference[i]!.tokenIds);
+        expect(chunks.map((c) => c.text).join('')).toBe(reference[i]!.text);
+        expect(chunks.at(-1)!.finished).toBe(true);
+        // Speculation pays: fewer rounds than tokens.
+        expect(chunks.length).toBeLessThan(reference[i]!.tokenIds.length);
+      }
+    }, 60_000);
+
+    it('serves concurrent requests exactly, and releases their sessions', async () => {
+      const handle = instance.getHandle('spec');
+      const outs = await Promise.all(prompts.map((p) => handle.complete({ prompt: p, params: { temperature: 0, maxTokens: 40 } })));
+      expect(outs.map((o) => o.tokenIds)).toEqual(reference.map((r) => r.tokenIds));
+      const rate = outs.reduce((a, o) => a + o.accepted, 0) / outs.reduce((a, o) => a + o.tokenIds.length, 0);
+      console.log(`[spec-pipeline] accepted share of output tokens ${rate.toFixed(3)}, rounds ${outs.map((o) => o.rounds).join(',')}`);
+      const draft = instance.getHandle('spec', 'SpecDraft');
+      const target = instance.getHandle('spec', 'SpecTarget');
+      const idle = await eventually(async () => [(await target.stats()).sessions, (await draft.stats()).sessions], (v) => v[0] === 0 && v[1] === 0);
+      expect(idle).toEqual([0, 0]);
+    }, 60_000);
+
+    it('sampled requests with a seed are reproducible through the pipeline', async () => {
+      const handle = instance.getHandle('spec');
+      const params = { temperature: 1, seed: 42, maxTokens: 30 };
+      const a = await handle.complete({ prompt: prompts[0]!, params });
+      const b = await handle.complete({ prompt: prompts[0]!, params });
+      expect(a.tokenIds).toEqual(b.tokenIds);
+      expect(a.tokenIds.length).toBeGreaterThan(0);
+    }, 60_000);
+  });
+});
