@@ -11,7 +11,7 @@
  * Through a handle: `await handle.generate({ prompt: 'Explain why ...', temperature: 0, max_tokens: 32 })`.
  */
 import { deployment } from '@flotilla/core';
-import { HybridRouter, LLMServer, ResponseCache } from '@flotilla/deployments';
+import { HybridRouter, LLMServer, ResponseCache, type LLMServerOptions } from '@flotilla/deployments';
 import { defaultPair } from './speculative.js';
 
 @deployment({ maxOngoingRequests: 256, placement: 'thread' })
@@ -29,7 +29,7 @@ export class CachedRouter extends ResponseCache {}
 export function app(args: { small?: string; large?: string; tokenizer?: string; classifier?: string } = {}) {
   const pair = defaultPair();
   const tokenizer = args.tokenizer ?? pair.tokenizer;
-  const llm = (model: string) => ({ model, numThreads: 1, auditLog: 'none' as const, ...(tokenizer ? { tokenizer } : {}) });
+  const llm = (model: string): LLMServerOptions => ({ model, numThreads: 1, auditLog: 'none', ...(tokenizer ? { tokenizer } : {}) });
   const classifier = args.classifier === 'confidence' ? 'confidence' : 'heuristic';
   const router = Router.bind(Small.bind(llm(args.small ?? pair.draft)), Large.bind(llm(args.large ?? pair.target)), { classifier });
   // The router's method is `generate`; the cache forwards to it.

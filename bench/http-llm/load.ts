@@ -3,6 +3,7 @@
  * tokens each, either straight on LLMEngine or as SSE through the HTTP proxy; tokens/s over the wall
  * time of the level and the time to first token of every stream.
  */
+import http from 'node:http';
 import type { LLMEngine } from '@flotilla/engine';
 
 export interface LevelResult {
@@ -31,32 +32,41 @@ export async function engineLevel(engine: LLMEngine, streams: number, maxTokens:
   return finish('engine', streams, tokens, performance.now() - t0, ttft);
 }
 
+/**
+ * SSE over node:http rather than fetch: undici's web streams cost the client about as much CPU per token
+ * as the proxy spends, and on a small machine the client's CPU is taken from the server.
+ */
 export async function httpLevel(url: string, streams: number, maxTokens: number): Promise<LevelResult> {
   const t0 = performance.now();
   const ttft: number[] = [];
   let tokens = 0;
+  const agent = new http.Agent({ keepAlive: true, maxSockets: streams });
   await Promise.all(Array.from({ length: streams }, async (_, i) => {
     const start = performance.now();
-    const res = await fetch(`${url}/v1/completions`, {
-      method: 'POST', headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({ prompt: prompt(i), max_tokens: maxTokens, ignore_eos: true, temperature: 0.8, seed: i, stream: true,
-        stream_options: { include_usage: true } }),
+    const body = JSON.stringify({ prompt: prompt(i), max_tokens: maxTokens, ignore_eos: true, temperature: 0.8, seed: i, stream: true,
+      stream_options: { include_usage: true } });
+    const text = await new Promise<string>((resolve, reject) => {
+      const req = http.request(`${url}/v1/completions`, {
+        method: 'POST', agent, headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) },
+      }, (res) => {
+        res.setEncoding('utf8');
+        let all = '';
+        let first = true;
+        res.on('data', (chunk: string) => {
+          all += chunk;
+          // The SSE head comes before any token: time to first token is the first chunk with text.
+          if (first && chunk.includes('"text"')) { ttft.push(performance.now() - start); first = false; }
+        });
+        res.on('end', () => (res.statusCode === 200 ? resolve(all) : reject(new Error(`HTTP ${res.statusCode}: ${all}`))));
+        res.on('error', reject);
+      });
+      req.on('error', reject);
+      req.end(body);
     });
-    if (res.status !== 200) throw new Error(`HTTP ${res.status}: ${await res.text()}`);
-    const decoder = new TextDecoder();
-    let text = '';
-    let first = true;
-    const reader = res.body!.getReader();
-    for (;;) {
-      const { done, value } = await reader.read();
-      if (done) break;
-      text += decoder.decode(value, { stream: true });
-      // The SSE head comes before any token: time to first token is the first chunk with text.
-      if (first && text.includes('"text"')) { ttft.push(performance.now() - start); first = false; }
-    }
     const usage = /"completion_tokens":(\d+)/.exec(text.slice(text.lastIndexOf('"usage"')));
     tokens += Number(usage?.[1] ?? 0);
   }));
+  agent.destroy();
   return finish('http', streams, tokens, performance.now() - t0, ttft);
 }
 

@@ -6,6 +6,7 @@ import { LLMEngine, makeRandomModel } from '@flotilla/engine';
 import { RANDOM_MODEL_CONFIG } from '@flotilla/deployments';
 import { BenchLLM } from './prof-replica-tmp.js';
 import { engineLevel, httpLevel } from './load.js';
+import { LoadClient } from './load-client.js';
 const model = await makeRandomModel(RANDOM_MODEL_CONFIG, { format: 'llama2c', dir: path.join(os.tmpdir(), 'flotilla-bench-http-llm'), seed: 0 });
 const engineOptions = { numThreads: 1, device: 'cpu' as const };
 const mode = process.argv[2] ?? 'http';
@@ -16,7 +17,9 @@ if (mode === 'engine') {
 }
 const instance = await serve.run(BenchLLM.bind({ model, ...engineOptions, auditLog: 'none' }), { name: 'bench' });
 const ingress = await Ingress.start(instance, { http: { port: 0 }, grpc: false });
-await httpLevel(ingress.http!.url, 4, 8);
-for (let i = 0; i < 3; i++) { const r = await httpLevel(ingress.http!.url, 64, 64); console.log('http', r.tokensPerS.toFixed(0)); }
+const c = LoadClient.start();
+await c.level(ingress.http!.url, 64, 16);
+for (let i = 0; i < 4; i++) { const r = await c.level(ingress.http!.url, 64, 64); console.log('http', r.result.tokensPerS.toFixed(0)); }
+c.close();
 await new Promise((r) => setTimeout(r, 1500));
 process.exit(0);

@@ -5,6 +5,8 @@
  */
 import { afterEach, describe, expect, it } from 'vitest';
 import { spawn } from 'node:child_process';
+import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { pathToFileURL } from 'node:url';
 import path from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import { ClusterError, UnavailableError, startServe, type ServeInstance } from '@flotilla/core';
@@ -45,6 +47,22 @@ describe('cluster: cancellation and bad input', { timeout: 120_000 }, () => {
     expect(await sourceHandle.producedCount(requestId)).toBeLessThan(100);
   });
 
+  it('a node without the application code at the same path fails the replica with that reason', async () => {
+    const dir = path.join(repoRoot, '.tmp', `cluster-missing-${process.pid}`);
+    mkdirSync(dir, { recursive: true });
+    const file = path.join(dir, 'gone.ts');
+    writeFileSync(file, "import { deployment } from '@flotilla/core';\n"
+      + '@deployment({ resources: { gpus: 1 }, maxConstructorRetries: 1 })\nexport class Gone { hi() { return 1; } }\nexport const app = Gone.bind();\n');
+    const { app } = await import(pathToFileURL(file).href);
+    instance = await startServe({ applications: [], resources: { gpus: 0 }, checkpoint: false, cluster: { port: 0 } });
+    agent = await ClusterAgent.start({ address: instance.cluster!.address, nodeId: 'bare', resources: { gpus: 1 } });
+    const applying = instance.apply([{ name: 'g', app }], { timeoutS: 60 }).catch((e: unknown) => e);
+    // The module goes missing after the head read it, as on a node whose checkout lacks it.
+    rmSync(dir, { recursive: true, force: true });
+    const err = await applying;
+    expect((err as Error).message).toMatch(/module .*gone\.ts is not on this node; the code must be at the same path on every node/);
+  });
+
   it('an agent pointed at no head fails with ClusterError naming the address', async () => {
     const err = await ClusterAgent.start({ address: '127.0.0.1:1', nodeId: 'x', connectTimeoutMs: 500 }).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(ClusterError);
@@ -58,7 +76,7 @@ describe('cluster: cancellation and bad input', { timeout: 120_000 }, () => {
     child.stderr!.on('data', (d) => { stderr += d; });
     const code = await new Promise<number | null>((resolve) => child.on('close', resolve));
     expect(code).not.toBe(0);
-    expect(stderr).toMatch(/Could not join the head: cannot reach the head at 127\.0\.0\.1:1/);
+    expect(stderr).toMatch(/Could not join the head: (ClusterError: )?cannot reach the head at 127\.0\.0\.1:1: .*(ECONNREFUSED|No connection)/);
     expect(stderr).toContain('next:');
   });
 

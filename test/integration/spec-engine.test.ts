@@ -7,7 +7,8 @@
 import { describe, expect, it } from 'vitest';
 import { LLMEngine } from '../../packages/engine/src/llm-engine.js';
 import type { SamplingParams } from '../../packages/engine/src/sampling-params.js';
-import { tryLoadNative } from '../fixtures/native-addon.js';
+import { prefillLogits, tryLoadNative } from '../fixtures/native-addon.js';
+import { loadModel } from '../../packages/engine/src/model-loader/load-model.js';
 import { run } from '../helpers/engine-suite.js';
 import { describeWithModels, models } from '../helpers/models.js';
 
@@ -118,5 +119,40 @@ describeWithModels('speculative decoding in LLMEngine (stories260K + llama2xs-26
       expect(engine.stats().speculative!.drafts).toBeGreaterThan(0);
       expectClean(engine);
     });
+  
+    it('at temperature 1 the verified token is distributed as the target\'s (chi-square over 800 seeds)', async () => {
+      const prompt = 'Once upon a';
+      await using engine = await LLMEngine.create({ ...base, speculative: { draftModel: models.llama2xs260K, draftTokenizerPath: models.tok512, k: 2 } });
+      const pairs: number[][] = [];
+      for (let s0 = 0; s0 < 800; s0 += 100) {
+        pairs.push(...await Promise.all(Array.from({ length: 100 }, (_, i) => run(engine, prompt, { temperature: 1, seed: s0 + i, maxTokens: 4, ignoreEos: true }).then((c) => c.tokenIds))));
+      }
+      expect(engine.stats().speculative!.drafts).toBeGreaterThan(0);
+      // Condition on the most common first token (sampled by the plain path); the second went through verification.
+      const firsts = new Map<number, number>();
+      for (const p of pairs) firsts.set(p[0]!, (firsts.get(p[0]!) ?? 0) + 1);
+      const t1 = [...firsts.entries()].sort((a, b) => b[1] - a[1])[0]![0];
+      const seconds = pairs.filter((p) => p[0] === t1).map((p) => p[1]!);
+      expect(seconds.length).toBeGreaterThan(300);
+      await using target = await loadModel(models.stories260K, { numThreads: 1, device: 'cpu', maxBatchTokens: 64, maxBatchSeqs: 4 });
+      const ctx = [...target.tokenizer.encode(prompt), t1];
+      const row = (await prefillLogits(target.model, ctx)).at(-1)!;
+      const max = Math.max(...row);
+      const w = Array.from(row, (l) => Math.exp(l - max));
+      const z = w.reduce((a, b) => a + b, 0);
+      const probs = w.map((x) => x / z);
+      // Categories with an expected count of at least 5; the rest pooled.
+      const n = seconds.length;
+      const big = probs.map((p, id) => ({ p, id })).filter((c) => c.p * n >= 5);
+      const bigIds = new Set(big.map((c) => c.id));
+      const cats = [...big.map((c) => ({ p: c.p, count: seconds.filter((t) => t === c.id).length })),
+        { p: 1 - big.reduce((a, c) => a + c.p, 0), count: seconds.filter((t) => !bigIds.has(t)).length }].filter((c) => c.p * n >= 1);
+      const chi2 = cats.reduce((a, c) => a + (c.count - n * c.p) ** 2 / (n * c.p), 0);
+      const df = cats.length - 1;
+      // Wilson–Hilferty approximation of the 99.9% quantile of chi-square with df degrees of freedom.
+      const q = df * (1 - 2 / (9 * df) + 3.09 * Math.sqrt(2 / (9 * df))) ** 3;
+      console.log(`[spec-engine] chi-square ${chi2.toFixed(2)} on ${df} df (99.9% quantile ${q.toFixed(2)}), n=${n}`);
+      expect(chi2).toBeLessThan(q);
+    }, 120_000);
   });
 });

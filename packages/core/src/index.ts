@@ -33,3 +33,8 @@ export { FlotillaMetrics, METRICS_NAMESPACE } from './metrics.js';
 export { Progress, modelLoadProgress, renderProgress } from './cli/progress.js';
 export type { ProgressOptions } from './cli/progress.js';
 export type { MetricsOptions, RequestLabels } from './metrics.js';
+export { ClusterHead } from './cluster/head.js';
+export type { ClusterHeadOptions } from './cluster/head.js';
+export { ClusterAgent } from './cluster/agent.js';
+export type { ClusterAgentOptions } from './cluster/agent.js';
+export type { PlacementStrategy } from './cluster/cluster-placement.js';

@@ -23,7 +23,22 @@ export function renderStatus(status: ServeStatus, now = Date.now()): string {
     }
     lines.push(...renderDecisions(app.deployments, now));
   }
+  lines.push(...renderNodes(status));
   return `${lines.join('\n')}\n`;
+}
+
+/** A cluster head's nodes: `n1  ALIVE  host  2 CPUs 1 GPUs  free …  1 replica`, dead ones with the reason. */
+function renderNodes(status: ServeStatus): string[] {
+  if (!status.nodes) return [];
+  const rows = status.nodes.map((n) => [n.id, n.state, n.address, `${n.resources.cpus}/${n.resources.gpus}/${n.resources.memoryMb}`,
+    n.free ? `${round(n.free.cpus)}/${round(n.free.gpus)}/${round(n.free.memoryMb)}` : '-', String(n.replicas),
+    n.message ?? Object.entries(n.labels).map(([k, v]) => `${k}=${v}`).join(',')]);
+  return ['', `  nodes (cluster ${status.cluster ?? '?'})`,
+    ...table([['NODE', 'STATE', 'ADDRESS', 'CPU/GPU/MIB', 'FREE', 'REPLICAS', 'NOTE'], ...rows]).map((l) => `  ${l}`)];
+}
+
+function round(n: number): number {
+  return Math.round(n * 100) / 100;
 }
 
 /** The last scaling decisions of each deployment, newest last: `Small  12s ago  1 → 3  scale-up (7 ongoing+queued, …)`. */

@@ -104,6 +104,7 @@ export class ClusterAgent implements AsyncDisposable {
     const r = this.resources;
     const request = { node_id: this.nodeId, address: os.hostname(), labels: this.options.labels ?? {}, pid: process.pid,
       resources: { cpus: r.cpus, gpus: r.gpus, memory_mb: r.memoryMb }, protocol_version: CLUSTER_PROTOCOL_VERSION };
+    let lastCause = '';
     for (;;) {
       try {
         return await new Promise<RegisterNodeReply>((resolve, reject) => this.client.RegisterNode(request,
@@ -113,8 +114,10 @@ export class ClusterAgent implements AsyncDisposable {
         const e = err as grpc.ServiceError;
         const retry = e.code === grpc.status.UNAVAILABLE || e.code === grpc.status.DEADLINE_EXCEEDED;
         if (!retry) throw new ClusterError(`the head at ${this.options.address} refused node '${this.nodeId}': ${e.details || e.message}`);
-        if (Date.now() >= deadlineMs || this.closed) {
-          throw new ClusterError(`cannot reach the head at ${this.options.address}: ${e.details || e.message}`
+        // A connection error says more than the deadline of the last, shortened attempt.
+        if (e.code === grpc.status.UNAVAILABLE || !lastCause) lastCause = e.details || e.message;
+        if (Date.now() + 50 >= deadlineMs || this.closed) {
+          throw new ClusterError(`cannot reach the head at ${this.options.address}: ${lastCause}`
             + ' (is `serve run … --cluster-port` running there, and the port open?)', { address: this.options.address });
         }
         await new Promise((res) => setTimeout(res, 250));
