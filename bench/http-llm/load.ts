@@ -55,7 +55,7 @@ export async function httpLevel(url: string, streams: number, maxTokens: number)
         res.on('data', (chunk: string) => {
           all += chunk;
           // The SSE head comes before any token: time to first token is the first chunk with text.
-          if (first && chunk.includes('"text"')) { ttft.push(performance.now() - start); first = false; }
+          if (first && all.includes('"text"')) { ttft.push(performance.now() - start); first = false; }
         });
         res.on('end', () => (res.statusCode === 200 ? resolve(all) : reject(new Error(`HTTP ${res.statusCode}: ${all}`))));
         res.on('error', reject);

@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <memory>
 
+#include "core/sampler.h"
 #include "core/step-batch.h"
 #include "core/weights.h"
 
@@ -16,7 +17,24 @@ struct BackendOptions {
   int numBlocks = 0, blockSize = 16;
   bool kvF16 = false;
   int maxBatchTokens = 2048, maxBatchSeqs = 256;
+  // CUDA only, used when numBlocks is 0: KV bytes asked explicitly (0 = not given), else this
+  // fraction of device memory minus weights and measured activations.
+  uint64_t kvCacheBytes = 0;
+  double gpuMemoryUtilization = 0.9;
 };
+
+// Where a backend that samples on its device writes a step's results: (S) tokens and logprobs,
+// (S, topK) top ids and logprobs; entries of sequences that do not sample are left as they are.
+struct SampleOutput {
+  int topK = 0;
+  int32_t* tokens = nullptr;
+  float* logprobs = nullptr;
+  int32_t* topIds = nullptr;
+  float* topLogprobs = nullptr;
+};
+
+// Sampling parameters of sequence `seq` whose last row is `row` (defined in core/engine.cpp).
+SampleParams sample_params(const StepBatch& b, int seq, int row);
 
 class Backend {
  public:
@@ -24,10 +42,19 @@ class Backend {
   virtual const char* device() const = 0;   // "cpu" | "cuda"
   virtual const char* kernels() const = 0;  // "avx2" | "scalar" | ...
   virtual size_t kvBytes() const = 0;
+  virtual int numBlocks() const = 0;
 
   // Runs every layer over an already checked batch, writing each token's K/V into the pool, and
   // returns the logits of `rows` (token row indices): (numRows, vocab) into `logits`.
   virtual void forward(const StepBatch& batch, const int32_t* rows, int numRows, float* logits) = 0;
+
+  // Backends that sample on the device (CUDA) return true and implement forward_sample: the forward
+  // pass plus sampling of rows[i] for sequence rowSeq[i], so only token ids and logprobs come back.
+  virtual bool samples_on_device() const { return false; }
+  virtual void forward_sample(const StepBatch& batch, const int32_t* rows, const int32_t* rowSeq, int numRows,
+                              const SampleOutput& out) {
+    (void)batch, (void)rows, (void)rowSeq, (void)numRows, (void)out;
+  }
 };
 
 std::unique_ptr<Backend> make_cpu_backend(const ModelWeights& w, const BackendOptions& o, ThreadPool& pool);

@@ -49,7 +49,7 @@ describe('cluster: head and agents on loopback', { timeout: 180_000 }, () => {
 
   it('places the GPU deployment on the agent, serves calls, HTTP and streams, and survives losing the agent', async () => {
     instance = await startServe({ applications: [], resources: { gpus: 0 }, checkpoint: false,
-      cluster: { port: 0, heartbeatIntervalMs: 200 } });
+      cluster: { port: 0 } });
     const address = instance.cluster!.address;
     const a1 = await startAgent(address, 'n1', ['--gpus', '1']);
     await eventually(() => nodeOf(instance!, 'n1')?.state, (s) => s === 'ALIVE');
@@ -75,8 +75,9 @@ describe('cluster: head and agents on loopback', { timeout: 180_000 }, () => {
 
     ingress = await Ingress.start(instance, { http: { port: 0 }, grpc: false, events: instance.events });
     const res = await fetch(`${ingress.http!.url}/`, { method: 'POST', body: JSON.stringify('over http') });
-    expect(res.status).toBe(200);
-    expect(await res.json()).toMatchObject({ text: 'over http', node: 'n1' });
+    const body = await res.text();
+    expect(res.status, body).toBe(200);
+    expect(JSON.parse(body)).toMatchObject({ text: 'over http', node: 'n1' });
 
     // Kill -9 the agent: the in-flight request fails clearly (never hangs), the node is dead with the
     // reason, and with no other GPU node the deployment waits and says why.
@@ -100,7 +101,7 @@ describe('cluster: head and agents on loopback', { timeout: 180_000 }, () => {
 
   it('a node that stops heartbeating (frozen, connection still open) is declared dead and its replica replaced', async () => {
     instance = await startServe({ applications: [], resources: { gpus: 0 }, checkpoint: false,
-      cluster: { port: 0, heartbeatIntervalMs: 200, missedHeartbeats: 3 } });
+      cluster: { port: 0, heartbeatIntervalMs: 500, missedHeartbeats: 4 } });
     const address = instance.cluster!.address;
     const frozen = await startAgent(address, 'f1', ['--gpus', '1']);
     await instance.apply([{ name: 'c', app }], { timeoutS: 90 });

@@ -8,6 +8,9 @@
 #include "../core/error.h"
 #include "js-convert.h"
 #include "js-model.h"
+#ifdef FLOTILLA_HAVE_CUDA
+#include "../cuda/cuda-api.h"
+#endif
 
 namespace flotilla {
 
@@ -102,6 +105,20 @@ Napi::Value MeasureReadBandwidth(const Napi::CallbackInfo& info) {
   }
 }
 
+Napi::Value MeasureDeviceBandwidth(const Napi::CallbackInfo& info) {
+  double bytes = info.Length() > 0 && info[0].IsNumber() ? info[0].As<Napi::Number>().DoubleValue() : double(1 << 30);
+  if (!(bytes > 0) || bytes > double(1ull << 36)) throw make_error(info.Env(), "E_SHAPE", "measureDeviceBandwidth(bytes): bytes must be in 1..2^36");
+#ifdef FLOTILLA_HAVE_CUDA
+  try {
+    return Napi::Number::New(info.Env(), cuda_copy_bandwidth(static_cast<size_t>(bytes)));
+  } catch (const EngineError& e) {
+    throw make_error(info.Env(), e.code(), e.what());
+  }
+#else
+  throw make_error(info.Env(), "E_DEVICE", "measureDeviceBandwidth: this addon was built without CUDA");
+#endif
+}
+
 }  // namespace
 
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
@@ -109,7 +126,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("loadModel", Napi::Function::New(env, LoadModel, "loadModel"));
   exports.Set("cpuFeatures", Napi::Function::New(env, CpuFeaturesJs, "cpuFeatures"));
   exports.Set("measureReadBandwidth", Napi::Function::New(env, MeasureReadBandwidth, "measureReadBandwidth"));
-  exports.Set("hasCuda", Napi::Boolean::New(env, false));
+  exports.Set("measureDeviceBandwidth", Napi::Function::New(env, MeasureDeviceBandwidth, "measureDeviceBandwidth"));
+  exports.Set("hasCuda", Napi::Boolean::New(env, cuda_compiled()));
   return exports;
 }
 

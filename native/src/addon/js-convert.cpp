@@ -105,6 +105,8 @@ LoadSpec parse_load_spec(Napi::Object o) {
   const double kvBytes = number(o, "kvCacheBytes", "options.", false, double(256ull << 20));
   if (kvBytes <= 0) fail("E_SHAPE", "options.kvCacheBytes must be positive");
   s.kvCacheBytes = static_cast<uint64_t>(kvBytes);
+  s.kvCacheBytesGiven = !o.Get("kvCacheBytes").IsUndefined() && !o.Get("kvCacheBytes").IsNull();
+  s.gpuMemoryUtilization = number(o, "gpuMemoryUtilization", "options.", false, 0.9);
   s.numBlocks = integer(o, "numBlocks", "options.", false, 0);
   const std::string kv = string(o, "kvDtype", "f32");
   if (kv != "f32" && kv != "f16") fail("E_DTYPE", "kvDtype must be 'f32' or 'f16'");
@@ -113,8 +115,8 @@ LoadSpec parse_load_spec(Napi::Object o) {
   s.maxBatchSeqs = integer(o, "maxBatchSeqs", "options.", false, 256);
   s.numThreads = integer(o, "numThreads", "options.", false, 0);
   const std::string device = string(o, "device", "auto");
-  if (device == "cuda") fail("E_DEVICE", "this build has no CUDA backend (device: 'cuda' was asked)");
-  if (device != "auto" && device != "cpu") fail("E_DEVICE", "device must be 'auto', 'cpu' or 'cuda'");
+  if (device != "auto" && device != "cpu" && device != "cuda") fail("E_DEVICE", "device must be 'auto', 'cpu' or 'cuda'");
+  s.device = device == "cuda" ? LoadSpec::Device::Cuda : device == "cpu" ? LoadSpec::Device::Cpu : LoadSpec::Device::Auto;
   return s;
 }
 

@@ -5,6 +5,9 @@
 
 #include "error.h"
 #include "kv-cache.h"
+#ifdef FLOTILLA_HAVE_CUDA
+#include "../cuda/cuda-api.h"
+#endif
 
 namespace flotilla {
 
@@ -18,20 +21,65 @@ int resolve_blocks(const LoadSpec& spec) {
   return static_cast<int>(std::min<uint64_t>(n, std::numeric_limits<int32_t>::max() / uint64_t(spec.blockSize)));
 }
 
+// The backend `spec.device` asks for: 'cuda' fails with E_DEVICE when CUDA is not compiled in or no
+// usable device is present; 'auto' takes CUDA when both hold and the CPU otherwise.
+bool use_cuda(const LoadSpec& spec) {
+  if (spec.device == LoadSpec::Device::Cpu) return false;
+#ifdef FLOTILLA_HAVE_CUDA
+  const std::string why = cuda_unavailable_reason();
+  if (why.empty()) return true;
+  if (spec.device == LoadSpec::Device::Cuda) fail("E_DEVICE", "device 'cuda' is not usable: " + why);
+  return false;
+#else
+  if (spec.device == LoadSpec::Device::Cuda)
+    fail("E_DEVICE", "device 'cuda' was asked but this addon was built without CUDA (no nvcc at build time, or FLOTILLA_CUDA=0)");
+  return false;
+#endif
+}
+
 }  // namespace
+
+SampleParams sample_params(const StepBatch& b, int s, int row) {
+  SampleParams p;
+  p.temperature = b.temperature[s];
+  p.topK = b.topK[s];
+  p.topP = b.topP[s];
+  p.minP = b.minP[s];
+  p.repetitionPenalty = b.repetitionPenalty[s];
+  p.presencePenalty = b.presencePenalty[s];
+  p.frequencyPenalty = b.frequencyPenalty[s];
+  p.seed = b.seeds[s];
+  p.position = b.positions[row] + 1;
+  p.penaltyTokens = b.penaltyTokens + b.penaltyOffsets[s];
+  p.numPenaltyTokens = b.penaltyOffsets[s + 1] - b.penaltyOffsets[s];
+  p.numPromptTokens = b.penaltyPromptLens[s];
+  p.numLogprobs = b.numLogprobs[s];
+  return p;
+}
 
 std::unique_ptr<Engine> Engine::load(const LoadSpec& spec, ProgressFn progress, void* ctx) {
   check_config(spec.config);
   check_limits(spec);
   std::unique_ptr<Engine> e(new Engine());
   e->pool_ = std::make_unique<ThreadPool>(spec.numThreads > 0 ? spec.numThreads : hardware_threads());
+  const bool cuda = use_cuda(spec);
   e->weights_ = load_weights(spec, *e->pool_, progress, ctx);
   e->blockSize_ = spec.blockSize;
-  e->numBlocks_ = resolve_blocks(spec);
   e->maxBatchTokens_ = spec.maxBatchTokens;
   e->maxBatchSeqs_ = spec.maxBatchSeqs;
-  const BackendOptions bo{e->numBlocks_, spec.blockSize, spec.kvF16, spec.maxBatchTokens, spec.maxBatchSeqs};
-  e->backend_ = make_cpu_backend(*e->weights_, bo, *e->pool_);
+  BackendOptions bo{0, spec.blockSize, spec.kvF16, spec.maxBatchTokens, spec.maxBatchSeqs};
+  if (cuda) {
+#ifdef FLOTILLA_HAVE_CUDA
+    bo.numBlocks = spec.numBlocks;
+    bo.kvCacheBytes = spec.kvCacheBytesGiven ? spec.kvCacheBytes : 0;
+    bo.gpuMemoryUtilization = spec.gpuMemoryUtilization;
+    e->backend_ = make_cuda_backend(*e->weights_, bo);
+#endif
+  } else {
+    bo.numBlocks = resolve_blocks(spec);
+    e->backend_ = make_cpu_backend(*e->weights_, bo, *e->pool_);
+  }
+  e->numBlocks_ = e->backend_->numBlocks();
   const int vocab = spec.config.vocabSize, S = spec.maxBatchSeqs;
   e->sampler_ = std::make_unique<Sampler>(vocab, e->pool_->size());
   e->rows_.resize(spec.maxBatchTokens);
@@ -58,12 +106,17 @@ const StepOutput& Engine::step(const StepBatch& b) {
     rowSeq_[R++] = s;
     out_.topK = std::max(out_.topK, int(b.numLogprobs[s]));
   }
-  backend_->forward(b, rows_.data(), R, logits_.data());
   out_.numSeqs = b.numSeqs;
   std::fill_n(out_.tokens.begin(), b.numSeqs, -1);
   std::fill_n(out_.logprobs.begin(), b.numSeqs, 0.f);
   std::fill_n(out_.topIds.begin(), size_t(b.numSeqs) * out_.topK, -1);
   std::fill_n(out_.topLogprobs.begin(), size_t(b.numSeqs) * out_.topK, -std::numeric_limits<float>::infinity());
+  if (backend_->samples_on_device()) {
+    const SampleOutput so{out_.topK, out_.tokens.data(), out_.logprobs.data(), out_.topIds.data(), out_.topLogprobs.data()};
+    backend_->forward_sample(b, rows_.data(), rowSeq_.data(), R, so);
+    return out_;
+  }
+  backend_->forward(b, rows_.data(), R, logits_.data());
   sample_rows(b, R);
   return out_;
 }
@@ -72,20 +125,7 @@ void Engine::sample_rows(const StepBatch& b, int numSampled) {
   const int vocab = config().vocabSize;
   pool_->parallel_for_tid(numSampled, [&](int i, int tid) {
     const int s = rowSeq_[i];
-    SampleParams p;
-    p.temperature = b.temperature[s];
-    p.topK = b.topK[s];
-    p.topP = b.topP[s];
-    p.minP = b.minP[s];
-    p.repetitionPenalty = b.repetitionPenalty[s];
-    p.presencePenalty = b.presencePenalty[s];
-    p.frequencyPenalty = b.frequencyPenalty[s];
-    p.seed = b.seeds[s];
-    p.position = b.positions[rows_[i]] + 1;
-    p.penaltyTokens = b.penaltyTokens + b.penaltyOffsets[s];
-    p.numPenaltyTokens = b.penaltyOffsets[s + 1] - b.penaltyOffsets[s];
-    p.numPromptTokens = b.penaltyPromptLens[s];
-    p.numLogprobs = b.numLogprobs[s];
+    const SampleParams p = sample_params(b, s, rows_[i]);
     SampleResult r;
     r.topIds = out_.topIds.data() + size_t(s) * out_.topK;
     r.topLogprobs = out_.topLogprobs.data() + size_t(s) * out_.topK;

@@ -43,6 +43,15 @@ void check_limits(const LoadSpec& s) {
   if (s.maxBatchSeqs < 1 || s.maxBatchSeqs > s.maxBatchTokens) fail("E_SHAPE", "maxBatchSeqs must be in 1..maxBatchTokens");
   if (s.numBlocks < 0) fail("E_SHAPE", "numBlocks must be positive");
   if (s.numThreads < 0 || s.numThreads > 1024) fail("E_SHAPE", "numThreads must be in 1..1024");
+  if (!(s.gpuMemoryUtilization > 0 && s.gpuMemoryUtilization <= 1)) fail("E_SHAPE", "gpuMemoryUtilization must be in (0, 1]");
+}
+
+bool cuda_compiled() {
+#ifdef FLOTILLA_HAVE_CUDA
+  return true;
+#else
+  return false;
+#endif
 }
 
 }  // namespace flotilla

@@ -42,10 +42,16 @@ struct LoadSpec {
   int maxBatchTokens = 2048;
   int maxBatchSeqs = 256;
   int numThreads = 0;  // 0: number of cores
+  enum class Device { Auto, Cpu, Cuda } device = Device::Auto;
+  bool kvCacheBytesGiven = false;     // kvCacheBytes was set explicitly (the CUDA backend then honours it)
+  double gpuMemoryUtilization = 0.9;  // CUDA: fraction of device memory for weights + activations + KV
 };
 
 bool parse_weight_format(const std::string& name, WeightFormat* out);
 void check_config(const ModelConfig& c);       // throws E_SHAPE
 void check_limits(const LoadSpec& spec);       // throws E_SHAPE / E_BATCH for bad sizes
+
+// Whether the CUDA backend was compiled in (FLOTILLA_HAVE_CUDA).
+bool cuda_compiled();
 
 }  // namespace flotilla

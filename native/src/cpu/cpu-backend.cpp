@@ -42,6 +42,7 @@ class CpuBackend : public Backend {
   const char* device() const override { return "cpu"; }
   const char* kernels() const override { return kern_.name; }
   size_t kvBytes() const override { return kv_.bytes(); }
+  int numBlocks() const override { return kv_.numBlocks(); }
 
   void forward(const StepBatch& b, const int32_t* rows, int numRows, float* logits) override {
     const int T = b.numTokens, dim = c_.dim;

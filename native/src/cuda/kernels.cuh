@@ -65,6 +65,7 @@ bool lt_gemm(const void* w, const void* xh, float* y, int N, int K, int T, bool 
 struct SampleArgs {
   const float* logits;     // (R, vocab), left unchanged
   float* work;             // (R, vocab) scratch: penalised logits
+  float* probs;            // (R, vocab) scratch: exp((logit - max) / temperature)
   int32_t* counts;         // (R, vocab) zeroed scratch, left zeroed
   int R, vocab;
   const int32_t* rowSeq;   // (R) sequence of each sampled row

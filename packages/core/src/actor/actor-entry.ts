@@ -12,7 +12,8 @@ import type { ReplicaControl } from './actor-ref.js';
 
 const channel: Channel = isMainThread ? new IpcChannel(process) : new PortChannel(parentPort!);
 const replica = new Replica();
-replica.attach(new RpcPeer(channel, replica));
+const peer = new RpcPeer(channel, replica);
+replica.attach(peer);
 const control: ReplicaControl = {
   initialize: (init) => replica.initialize(init),
   checkHealth: () => replica.checkHealth(),
@@ -21,6 +22,6 @@ const control: ReplicaControl = {
   collectMetrics: () => replica.collectMetrics(),
   drain: (timeoutMs) => replica.drain(timeoutMs),
 };
-Comlink.expose(control, comlinkEndpoint(channel));
+Comlink.expose(control, comlinkEndpoint(channel, () => peer.flush()));
 // A child whose parent is gone must not linger (threads end with their process anyway).
 channel.onClose(() => process.exit(0));

@@ -80,7 +80,7 @@ export class ChannelActor implements ActorRef {
     private readonly terminate: () => Promise<void>,
   ) {
     this.peer = new RpcPeer(channel, server);
-    this.control = Comlink.wrap<ReplicaControl>(comlinkEndpoint(channel));
+    this.control = Comlink.wrap<ReplicaControl>(comlinkEndpoint(channel, () => this.peer.flush()));
     const exit = new AbortController();
     this.exitSignal = exit.signal;
     this.exited = new Promise((resolve) => channel.onClose((reason) => {

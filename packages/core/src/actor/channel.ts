@@ -78,14 +78,17 @@ export class IpcChannel extends BaseChannel implements Channel {
   }
 }
 
-/** comlink's Endpoint over a Channel: its messages travel wrapped as `{ type: 'comlink' }`. */
-export function comlinkEndpoint(channel: Channel): Endpoint {
+/**
+ * comlink's Endpoint over a Channel: its messages travel wrapped as `{ type: 'comlink' }`. `beforeSend`
+ * flushes the RpcPeer's outbox, so that e.g. drain()'s answer never overtakes the results it waited for.
+ */
+export function comlinkEndpoint(channel: Channel, beforeSend?: () => void): Endpoint {
   const listeners = new Map<unknown, (data: unknown) => void>();
   channel.onMessage((msg) => {
     if (msg.type === 'comlink') for (const l of [...listeners.values()]) l(msg.message);
   });
   return {
-    postMessage: (message: unknown) => { channel.send({ type: 'comlink', message }); },
+    postMessage: (message: unknown) => { beforeSend?.(); channel.send({ type: 'comlink', message }); },
     addEventListener: (_type: string, listener: EventListenerOrEventListenerObject) => {
       listeners.set(listener, (data) => {
         const event = { data } as MessageEvent;

@@ -77,6 +77,9 @@ export class RpcPeer {
 
   get pendingCount(): number { return this.outgoing.size; }
 
+  /** Sends the messages held for the end of this turn now (before a message that bypasses the peer). */
+  flush(): void { this.outbox.flush(); }
+
   /** Messages sent vs. channel sends (coalescing at work); for tests and benchmarks. */
   get messageStats(): Readonly<OutboxStats> { return this.outbox.stats; }
 

@@ -64,6 +64,7 @@ export class ClusterHead implements AsyncDisposable {
   private readonly intervalMs: number;
   private readonly sweeper: NodeJS.Timeout;
   private boundAddress = '';
+  private lastSweepMs = Date.now();
 
   constructor(private readonly options: ClusterHeadOptions, private readonly local: NodeResources) {
     this.placement = new ClusterPlacement(local, options.strategy);
@@ -215,7 +216,12 @@ export class ClusterHead implements AsyncDisposable {
   }
 
   private sweep(): void {
-    for (const { nodeId, missed } of this.liveness.sweep(Date.now())) {
+    const now = Date.now();
+    const stalled = now - this.lastSweepMs > 2 * this.intervalMs;
+    this.lastSweepMs = now;
+    // After a stall of this process, heartbeats that arrived meanwhile are still unread: judge next time.
+    if (stalled) return;
+    for (const { nodeId, missed } of this.liveness.sweep(now)) {
       this.lose(nodeId, `missed ${missed} heartbeats (every ${this.intervalMs} ms)`);
     }
   }
