@@ -1,5 +1,8 @@
 {
   "variables": {
+    "flotilla_cuda%": "0",
+    "flotilla_cuda_lib%": "",
+    "flotilla_cudart%": "",
     "flotilla_cflags": ["-O3", "-std=c++17", "-fexceptions", "-fno-strict-aliasing", "-Wall", "-Wno-unused-function"]
   },
   "targets": [
@@ -52,6 +55,10 @@
         ["target_arch=='x64'", {
           "defines": ["FLOTILLA_HAVE_AVX2"],
           "dependencies": ["flotilla_kernels_avx2"]
+        }],
+        ["flotilla_cuda=='1'", {
+          "defines": ["FLOTILLA_HAVE_CUDA"],
+          "libraries": ["<(flotilla_cuda_lib)", "<(flotilla_cudart)", "-ldl", "-lrt"]
         }]
       ]
     }

@@ -1,8 +1,8 @@
 // `npm install` builds the addon through this script: it checks the toolchain first so a missing
 // compiler, make, python3 or Node headers gives a message saying what to install, then runs the
 // node-gyp that ships with npm (no network: the headers come from npm's nodedir or Node's prefix).
-import { spawnSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { spawn, spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, readdirSync, realpathSync, statSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -56,12 +56,92 @@ function run(gyp, args) {
   if (r.status !== 0) die(`node-gyp ${args[0]} failed (exit ${r.status}); see the compiler output above.`);
 }
 
+// --- CUDA (optional) ---------------------------------------------------------------------------
+// FLOTILLA_CUDA=0 skips it; FLOTILLA_CUDA=1 makes a failed CUDA compile fatal (else: CPU-only build).
+// nvcc is taken from $CUDA_HOME/bin, then PATH. Objects are rebuilt only when a source or header changed.
+function findNvcc() {
+  if (process.env.FLOTILLA_CUDA === '0') return null;
+  const home = process.env.CUDA_HOME ?? process.env.CUDA_PATH;
+  if (home && existsSync(path.join(home, 'bin', 'nvcc'))) return path.join(home, 'bin', 'nvcc');
+  const r = spawnSync('sh', ['-c', 'command -v nvcc'], { encoding: 'utf8' });
+  return r.status === 0 && r.stdout.trim() ? r.stdout.trim() : null;
+}
+
+function newest(files) {
+  return Math.max(0, ...files.map((f) => statSync(f).mtimeMs));
+}
+
+function runAsync(cmd, args) {
+  return new Promise((resolve) => {
+    const p = spawn(cmd, args, { cwd: here, stdio: ['ignore', 'inherit', 'inherit'] });
+    p.on('close', (code) => resolve(code));
+    p.on('error', () => resolve(-1));
+  });
+}
+
+async function buildCuda(nvcc) {
+  const cudaHome = path.dirname(path.dirname(realpathSync(nvcc)));
+  const srcDir = path.join(here, 'src', 'cuda'), outDir = path.join(here, 'build', 'cuda');
+  mkdirSync(outDir, { recursive: true });
+  const headers = [
+    ...readdirSync(srcDir).filter((f) => /\.(cuh|h)$/.test(f)).map((f) => path.join(srcDir, f)),
+    ...readdirSync(path.join(here, 'src', 'core')).filter((f) => f.endsWith('.h')).map((f) => path.join(here, 'src', 'core', f)),
+    path.join(here, 'src', 'backend.h'),
+  ];
+  const hdrTime = newest(headers);
+  const sources = readdirSync(srcDir).filter((f) => f.endsWith('.cu')).sort();
+  const archs = (process.env.FLOTILLA_CUDA_ARCHS ?? '80,90').split(',').map((a) => a.trim()).filter(Boolean);
+  const gencode = archs.flatMap((a) => ['-gencode', `arch=compute_${a},code=sm_${a}`]);
+  gencode.push('-gencode', `arch=compute_${archs[archs.length - 1]},code=compute_${archs[archs.length - 1]}`); // PTX for newer GPUs
+  const flags = ['-std=c++17', '-O3', '-Xcompiler', '-fPIC', ...gencode];
+  const todo = sources.filter((f) => {
+    const obj = path.join(outDir, f.replace(/\.cu$/, '.o'));
+    return !existsSync(obj) || statSync(obj).mtimeMs < Math.max(hdrTime, statSync(path.join(srcDir, f)).mtimeMs);
+  });
+  const jobsCuda = Math.max(1, Number(process.env.FLOTILLA_CUDA_JOBS ?? 2));
+  log(`CUDA: ${nvcc} (sm_${archs.join(', sm_')}); ${todo.length} of ${sources.length} kernel files to compile, ${jobsCuda} at a time (slow: about a minute each)`);
+  const t0 = Date.now();
+  let next = 0, done = 0, failed = false;
+  const worker = async () => {
+    while (next < todo.length && !failed) {
+      const f = todo[next++], t = Date.now();
+      log(`CUDA: compiling ${f} ...`);
+      const code = await runAsync(nvcc, [...flags, '-c', path.join(srcDir, f), '-o', path.join(outDir, f.replace(/\.cu$/, '.o'))]);
+      if (code !== 0) failed = true;
+      else log(`CUDA: [${++done}/${todo.length}] ${f} compiled in ${((Date.now() - t) / 1000).toFixed(0)} s`);
+    }
+  };
+  await Promise.all(Array.from({ length: jobsCuda }, worker));
+  if (failed) return null;
+  const lib = path.join(outDir, 'libflotilla_cuda.a');
+  const ar = spawnSync('ar', ['rcs', lib, ...sources.map((f) => path.join(outDir, f.replace(/\.cu$/, '.o')))], { stdio: 'inherit' });
+  if (ar.status !== 0) return null;
+  const libDirs = [path.join(cudaHome, 'lib64'), path.join(cudaHome, 'lib'), path.join(cudaHome, 'targets', 'x86_64-linux', 'lib'), path.join(cudaHome, 'targets', 'sbsa-linux', 'lib')];
+  const stat = libDirs.map((d) => path.join(d, 'libcudart_static.a')).find((p) => existsSync(p));
+  const dyn = libDirs.find((d) => existsSync(path.join(d, 'libcudart.so')));
+  if (!stat && !dyn) {
+    log('CUDA: no libcudart found next to nvcc');
+    return null;
+  }
+  const cudart = stat ?? `-L${dyn} -Wl,-rpath,${dyn} -lcudart`;
+  log(`CUDA: kernels ready in ${((Date.now() - t0) / 1000).toFixed(0)} s; cudart ${stat ? 'static' : 'shared'}`);
+  return { lib, cudart };
+}
+
 checkToolchain();
 const nodedir = nodeDir();
 const gyp = nodeGyp();
 const jobs = String(Math.max(1, Math.min(4, os.availableParallelism?.() ?? os.cpus().length)));
-log(`configuring with node-gyp (headers from ${nodedir})`);
-run(gyp, ['configure', `--nodedir=${nodedir}`]);
+const nvcc = findNvcc();
+const cuda = nvcc ? await buildCuda(nvcc) : null;
+if (nvcc && !cuda) {
+  if (process.env.FLOTILLA_CUDA === '1') die('the CUDA kernels failed to build (FLOTILLA_CUDA=1 asks for them); see the nvcc output above.');
+  log('CUDA: build failed; continuing with the CPU backend only (set FLOTILLA_CUDA=1 to make this fatal)');
+}
+if (!nvcc) log(process.env.FLOTILLA_CUDA === '0' ? 'CUDA: disabled (FLOTILLA_CUDA=0)' : 'CUDA: nvcc not found; building the CPU backend only');
+const cudaDefs = cuda ? ['--', '-Dflotilla_cuda=1', `-Dflotilla_cuda_lib=${cuda.lib}`, `-Dflotilla_cudart=${cuda.cudart}`] : ['--', '-Dflotilla_cuda=0'];
+log(`configuring with node-gyp (headers from ${nodedir}${cuda ? ', CUDA backend compiled in' : ''})`);
+run(gyp, ['configure', `--nodedir=${nodedir}`, ...cudaDefs]);
 log(`compiling (${jobs} jobs); this takes a minute the first time`);
 run(gyp, ['build', `--nodedir=${nodedir}`, `--jobs=${jobs}`]);
 log(`built ${path.join(here, 'build', 'Release', 'flotilla_native.node')}`);

@@ -5,6 +5,7 @@
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { describeWithModels, models } from '../helpers/models.js';
 import { serveRun, type ServeRun } from '../fixtures/apps/deploy-llm-harness.js';
+import { eventually } from '../helpers/eventually.js';
 
 let server: ServeRun;
 
@@ -98,5 +99,21 @@ describeWithModels('LLMServer: TGI API through serve run (stories260K)', () => {
     const generated = Number(/^flotilla_llm_generation_tokens_total\{[^}]*\} (\d+)/m.exec(text)?.[1]);
     expect(generated).toBeGreaterThanOrEqual(8);
     expect(text).toMatch(/^flotilla_llm_kv_cache_usage_perc\{[^}]*\} 0$/m);
+  });
+
+  it('feeds the dashboard\'s LLM panels: /-/timeseries carries tokens/s, TTFT, KV usage and prefix hits', async () => {
+    const llmSample = async () => {
+      const ts = await (await fetch(`${server.url}/-/timeseries`)).json() as
+        { samples: { deployments: Record<string, { llm?: { tokensPerS: number; ttftP50Ms: number | null; kvUsage: number; prefixHitRate: number } }> }[] };
+      return ts.samples.map((s) => Object.values(s.deployments)[0]?.llm).filter((l) => l !== undefined);
+    };
+    // Keep traffic going until the 1 s sampler has seen tokens flow.
+    await eventually(async () => {
+      await post('/generate', { inputs: 'Once upon a time', parameters: { max_new_tokens: 16 } });
+      return llmSample();
+    }, (samples) => samples.some((l) => l!.tokensPerS > 0 && l!.ttftP50Ms !== null));
+    const last = (await llmSample()).at(-1)!;
+    expect(last.kvUsage).toBeGreaterThanOrEqual(0);
+    expect(last.prefixHitRate).toBeGreaterThanOrEqual(0);
   });
 });
