@@ -1,8 +1,5 @@
 {
   "variables": {
-    "flotilla_cuda%": "0",
-    "flotilla_cuda_lib%": "",
-    "flotilla_cudart%": "",
     "flotilla_cflags": ["-O3", "-std=c++17", "-fexceptions", "-fno-strict-aliasing", "-Wall", "-Wno-unused-function"]
   },
   "targets": [
@@ -56,9 +53,9 @@
           "defines": ["FLOTILLA_HAVE_AVX2"],
           "dependencies": ["flotilla_kernels_avx2"]
         }],
-        ["flotilla_cuda=='1'", {
+        ["'<!(node -p \"process.env.FLOTILLA_GYP_CUDA || 0\")'=='1'", {
           "defines": ["FLOTILLA_HAVE_CUDA"],
-          "libraries": ["<(flotilla_cuda_lib)", "<(flotilla_cudart)", "-ldl", "-lrt"]
+          "libraries": ["<!(node -p \"process.env.FLOTILLA_GYP_CUDA_LIB\")", "<!@(node -p \"process.env.FLOTILLA_GYP_CUDART\")", "-ldl", "-lrt"]
         }]
       ]
     }

@@ -2,7 +2,7 @@
 // compiler, make, python3 or Node headers gives a message saying what to install, then runs the
 // node-gyp that ships with npm (no network: the headers come from npm's nodedir or Node's prefix).
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, readdirSync, realpathSync, statSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, readdirSync, realpathSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -80,7 +80,14 @@ function runAsync(cmd, args) {
 }
 
 async function buildCuda(nvcc) {
-  const cudaHome = path.dirname(path.dirname(realpathSync(nvcc)));
+  // the toolkit root: CUDA_HOME, else beside nvcc, else what a wrapper script execs, else /usr/local/cuda
+  const homes = [process.env.CUDA_HOME, process.env.CUDA_PATH, path.dirname(path.dirname(realpathSync(nvcc)))];
+  try {
+    const m = /exec\s+(\S+\/bin\/nvcc)/.exec(readFileSync(nvcc, 'utf8').slice(0, 4096));
+    if (m) homes.push(path.dirname(path.dirname(m[1])));
+  } catch {}
+  homes.push('/usr/local/cuda');
+  const cudaHome = homes.filter(Boolean).find((h) => existsSync(path.join(h, 'include', 'cuda_runtime.h'))) ?? homes[2];
   const srcDir = path.join(here, 'src', 'cuda'), outDir = path.join(here, 'build', 'cuda');
   mkdirSync(outDir, { recursive: true });
   const headers = [
@@ -139,9 +146,19 @@ if (nvcc && !cuda) {
   log('CUDA: build failed; continuing with the CPU backend only (set FLOTILLA_CUDA=1 to make this fatal)');
 }
 if (!nvcc) log(process.env.FLOTILLA_CUDA === '0' ? 'CUDA: disabled (FLOTILLA_CUDA=0)' : 'CUDA: nvcc not found; building the CPU backend only');
-const cudaDefs = cuda ? ['--', '-Dflotilla_cuda=1', `-Dflotilla_cuda_lib=${cuda.lib}`, `-Dflotilla_cudart=${cuda.cudart}`] : ['--', '-Dflotilla_cuda=0'];
+// binding.gyp reads these (see its variables)
+process.env.FLOTILLA_GYP_CUDA = cuda ? '1' : '0';
+process.env.FLOTILLA_GYP_CUDA_LIB = cuda?.lib ?? '';
+process.env.FLOTILLA_GYP_CUDART = cuda?.cudart ?? '';
+// make does not see a changed define: when the CUDA mode flips, drop the addon's objects
+const modeFile = path.join(here, 'build', '.flotilla-cuda-mode'), mode = cuda ? 'cuda' : 'cpu';
+if (existsSync(path.join(here, 'build')) && (!existsSync(modeFile) || readFileSync(modeFile, 'utf8') !== mode)) {
+  rmSync(path.join(here, 'build', 'Release', 'obj.target', 'flotilla_native'), { recursive: true, force: true });
+  rmSync(path.join(here, 'build', 'Release', 'flotilla_native.node'), { force: true });
+}
 log(`configuring with node-gyp (headers from ${nodedir}${cuda ? ', CUDA backend compiled in' : ''})`);
-run(gyp, ['configure', `--nodedir=${nodedir}`, ...cudaDefs]);
+run(gyp, ['configure', `--nodedir=${nodedir}`]);
 log(`compiling (${jobs} jobs); this takes a minute the first time`);
 run(gyp, ['build', `--nodedir=${nodedir}`, `--jobs=${jobs}`]);
-log(`built ${path.join(here, 'build', 'Release', 'flotilla_native.node')}`);
+writeFileSync(modeFile, mode);
+log(`built ${path.join(here, 'build', 'Release', 'flotilla_native.node')}${cuda ? ' with the CUDA backend' : ''}`);

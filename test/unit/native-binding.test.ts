@@ -12,7 +12,7 @@ describe('native binding', () => {
     const f = b.cpuFeatures();
     expect(typeof f.avx2).toBe('boolean');
     expect(f.threads).toBeGreaterThanOrEqual(1);
-    expect(b.hasCuda).toBe(false);
+    expect(typeof b.hasCuda).toBe('boolean'); // true where nvcc built the CUDA backend in (native/build.mjs)
   });
 
   it('measures a positive read bandwidth', () => {

@@ -18,7 +18,7 @@ function connect(stream: (call: IncomingCall) => AsyncIterable<unknown>): Pair {
   clientChannel.onMessage(() => { received++; });
   const server: CallServer = {
     admit: () => null,
-    unary: async () => 'ok',
+    unary: async (call) => ({ echo: call.args[0] }),
     stream: (call) => stream(call),
     release: () => {},
   };
@@ -106,5 +106,27 @@ describe('RpcPeer stream coalescing', () => {
     expect(got).toEqual(['a', 'b']);
     await new Promise((r) => setTimeout(r, 20));
     expect(finalized).toBe(true);
+  });
+
+  it('fails only the call whose arguments cannot be cloned when calls of one turn share a message', async () => {
+    pair = connect(async function* () { yield 1; });
+    const opts = (requestId: string) => ({ requestId });
+    const calls = [
+      pair.client.call('m', [{ n: 1 }], opts('c1')),
+      pair.client.call('m', [{ n: 2 }], opts('c2')),
+      pair.client.call('m', [() => 3], opts('c3')),
+      pair.client.call('m', [{ n: 4 }], opts('c4')),
+    ];
+    const settled = await Promise.allSettled(calls);
+    expect(settled.map((s) => s.status)).toEqual(['fulfilled', 'fulfilled', 'rejected', 'fulfilled']);
+    expect((settled[3] as PromiseFulfilledResult<unknown>).value).toEqual({ echo: { n: 4 } });
+    expect((settled[2] as PromiseRejectedResult).reason).toMatchObject({ code: 'BAD_REQUEST' });
+  });
+
+  it('sends the calls of one turn as two messages: the first at once, the rest together', async () => {
+    pair = connect(async function* () { yield 1; });
+    const values = await Promise.all(Array.from({ length: 10 }, (_, i) => pair!.client.call('m', [i], { requestId: `u${i}` })));
+    expect(values).toEqual(Array.from({ length: 10 }, (_, i) => ({ echo: i })));
+    expect(pair.client.messageStats).toMatchObject({ messages: 10, sends: 2, batches: 1 });
   });
 });

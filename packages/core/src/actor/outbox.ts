@@ -7,9 +7,10 @@
  * light); the ones that follow in the same turn wait for setImmediate, which runs after the turn's
  * microtasks, so all streams woken by one engine step leave together.
  *
- * Only messages that can always be cloned are deferred (no payload, or a primitive payload): a payload
- * that cannot cross the boundary must still throw at send time, where RpcPeer turns it into an error for
- * that one call. Anything else first flushes what is pending, so order on the channel is kept.
+ * A message is deferred when its cloning cannot fail (no payload, or a primitive one), or when the
+ * sender says what to do if it does (`onUnsendable`): a batch that cannot be cloned is resent one
+ * message at a time, so a bad payload still fails only its own call. Anything else first flushes what is
+ * pending, so order on the channel is kept.
  */
 import type { Channel } from './channel.js';
 import type { ProtocolMessage } from './protocol.js';
@@ -24,22 +25,30 @@ export interface OutboxStats {
   batches: number;
 }
 
+interface Held {
+  msg: ProtocolMessage;
+  onUnsendable?: (err: unknown) => void;
+}
+
 export class Outbox {
   readonly stats: OutboxStats = { messages: 0, sends: 0, batches: 0 };
   /** Messages held for the end of this turn; null when no window is open. */
-  private pending: ProtocolMessage[] | null = null;
+  private pending: Held[] | null = null;
 
   constructor(private readonly channel: Channel) {}
 
   /**
-   * Sends `msg` now, or with the rest of this turn's messages when it is deferrable. Returns what
-   * channel.send returns (false: the other side is gone) and throws what it throws (a payload that
-   * cannot be cloned); deferred messages report true.
+   * Sends `msg` now, or with the rest of this turn's messages when it is deferrable: its payload is
+   * primitive, or `onUnsendable` says what to do if it turns out not to be cloneable. Sent at once, it
+   * returns what channel.send returns (false: the other side is gone) and throws what it throws;
+   * deferred messages report true.
    */
-  send(msg: ProtocolMessage): boolean {
+  send(msg: ProtocolMessage, onUnsendable?: (err: unknown) => void): boolean {
     this.stats.messages++;
-    if (this.pending && isDeferrable(msg)) {
-      this.pending.push(msg);
+    // A closed channel's answer (false) must reach the caller now; a close after deferral fails the
+    // caller's calls through the channel's close event instead.
+    if (this.pending && !this.channel.closed && (onUnsendable || hasPrimitivePayload(msg))) {
+      this.pending.push({ msg, onUnsendable });
       return true;
     }
     this.flush();
@@ -59,18 +68,29 @@ export class Outbox {
     if (!pending) return;
     this.pending = null;
     if (pending.length === 0) return;
-    this.stats.sends++;
-    if (pending.length === 1) {
-      this.channel.send(pending[0]!);
-      return;
+    if (pending.length === 1) return this.sendHeld(pending[0]!);
+    try {
+      this.channel.send({ type: 'batch', messages: pending.map((h) => h.msg) });
+      this.stats.sends++;
+      this.stats.batches++;
+    } catch {
+      // Something in the batch cannot be cloned: one at a time, so that only that message's call fails.
+      for (const held of pending) this.sendHeld(held);
     }
-    this.stats.batches++;
-    this.channel.send({ type: 'batch', messages: pending });
+  }
+
+  private sendHeld(held: Held): void {
+    this.stats.sends++;
+    try {
+      this.channel.send(held.msg);
+    } catch (err) {
+      held.onUnsendable?.(err);
+    }
   }
 }
 
 /** True for messages whose cloning cannot fail: no payload, or a primitive one. */
-function isDeferrable(msg: ProtocolMessage): boolean {
+function hasPrimitivePayload(msg: ProtocolMessage): boolean {
   switch (msg.type) {
     case 'credit': case 'cancel': case 'accepted': case 'stream-end': return true;
     case 'stream-item': case 'result': {

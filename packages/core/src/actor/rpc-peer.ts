@@ -159,12 +159,15 @@ export class RpcPeer {
   }
 
   private post(msg: CallMessage | StreamOpenMessage, entry: Outgoing): void {
+    // Arguments that cannot be cloned (functions, class instances with private state), found now or
+    // when the outbox flushes: the call fails as a bad request.
+    const unsendable = (err: unknown) =>
+      entry.fail(errorFromWire({ ...errorToWire(err), name: 'BadRequestError', code: 'BAD_REQUEST' }));
     let sent: boolean;
     try {
-      sent = this.outbox.send(msg);
+      sent = this.outbox.send(msg, unsendable);
     } catch (err) {
-      // Arguments that cannot be cloned (functions, class instances with private state).
-      return entry.fail(errorFromWire({ ...errorToWire(err), name: 'BadRequestError', code: 'BAD_REQUEST' }));
+      return unsendable(err);
     }
     if (!sent) entry.fail(diedError(this.closeReason ?? 'channel closed', false));
   }
@@ -210,7 +213,7 @@ export class RpcPeer {
   private async serveUnary(id: number, call: IncomingCall, entry: Incoming): Promise<void> {
     try {
       const value = await this.server!.unary(call, entry.abort.signal);
-      this.sendSafely({ type: 'result', id, value }, id);
+      this.sendSafely({ type: 'result', id, value }, id, entry);
     } catch (err) {
       this.outbox.send({ type: 'error', id, error: errorToWire(err) });
     }
@@ -229,7 +232,7 @@ export class RpcPeer {
         if (r.done) { finished = true; this.outbox.send({ type: 'stream-end', id }); break; }
         if (signal.aborted) break;
         entry.credit--;
-        if (!this.sendSafely({ type: 'stream-item', id, value: r.value }, id)) break;
+        if (!this.sendSafely({ type: 'stream-item', id, value: r.value }, id, entry)) break;
       }
     } catch (err) {
       finished = true;
@@ -239,10 +242,18 @@ export class RpcPeer {
     }
   }
 
-  /** Sends a value; a value that cannot be cloned becomes an error for the caller instead. */
-  private sendSafely(msg: ProtocolMessage, id: number): boolean {
+  /**
+   * Sends a value; a value that cannot be cloned becomes an error for the caller instead. Found at once,
+   * that returns false; found when the outbox flushes, it stops the call (a stream's generator is closed).
+   */
+  private sendSafely(msg: ProtocolMessage, id: number, entry: Incoming): boolean {
+    const unsendable = (err: unknown) => {
+      this.outbox.send({ type: 'error', id, error: errorToWire(err) });
+      entry.abort.abort(new RequestCancelledError('a value could not be sent to the caller'));
+      entry.wake?.();
+    };
     try {
-      this.outbox.send(msg);
+      this.outbox.send(msg, unsendable);
       return true;
     } catch (err) {
       this.outbox.send({ type: 'error', id, error: errorToWire(err) });

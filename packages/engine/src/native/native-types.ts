@@ -72,8 +72,17 @@ export interface NativeLoadOptions {
   maxBatchSeqs?: number;
   /** Worker threads for the CPU backend. Default: number of cores. */
   numThreads?: number;
-  /** 'auto' picks CUDA when built and a device exists. Default 'auto'. */
+  /**
+   * 'auto' picks CUDA when the addon was built with it (`hasCuda`) and a usable device (sm_80+) is
+   * present, else the CPU. 'cuda' rejects with E_DEVICE when either is missing. Default 'auto'.
+   */
   device?: 'auto' | 'cpu' | 'cuda';
+  /**
+   * CUDA only: fraction of the device's memory the engine may use in all (weights, activations
+   * measured by a warm-up step, and the KV pool, which takes the rest), as vLLM's
+   * gpu_memory_utilization. Used when neither numBlocks nor kvCacheBytes is given. Default 0.9.
+   */
+  gpuMemoryUtilization?: number;
 }
 
 /**
@@ -159,6 +168,11 @@ export interface NativeBinding {
   cpuFeatures(): { avx2: boolean; fma: boolean; f16c: boolean; threads: number };
   /** Measures sequential memory read bandwidth in bytes/s (for benchmarks' bandwidth bound). */
   measureReadBandwidth(bytes: number): number;
+  /**
+   * CUDA only: device-to-device copy bandwidth in bytes/s (read + write traffic of copying `bytes`,
+   * best of 5), the HBM bound benchmarks compare decode against. Throws E_DEVICE without CUDA.
+   */
+  measureDeviceBandwidth(bytes: number): number;
   /** True when the CUDA backend was compiled in. */
   readonly hasCuda: boolean;
 }
