@@ -25,7 +25,7 @@ describe('@deployment', () => {
 
   it('fills documented defaults', () => {
     expect(resolveDeploymentOptions('X', [{}], 'X')).toEqual({
-      name: 'X', numReplicas: 1, maxOngoingRequests: 5, maxQueuedRequests: -1, autoscaling: undefined,
+      name: 'X', numReplicas: 1, maxOngoingRequests: 5, maxQueuedRequests: -1, routing: 'pow2', autoscaling: undefined,
       resources: { cpus: 0, gpus: 0, memoryMb: 0 }, placement: 'thread', healthCheckPeriodS: 10, healthCheckTimeoutS: 30,
       healthCheckFailureThreshold: 3, gracefulShutdownTimeoutS: 20, maxConstructorRetries: 3, userConfig: undefined,
     });

@@ -86,4 +86,33 @@ describe('Router', () => {
     await expect(p).rejects.toBeInstanceOf(RequestCancelledError);
     expect(r.queued).toBe(0);
   });
+
+  it('sends calls with the same routingKey to the same replica (sticky sessions)', async () => {
+    const { calls, replicas } = fakes(['r1', 'r2', 'r3', 'r4'], 8);
+    const r = router();
+    r.setReplicas(replicas);
+    for (let i = 0; i < 6; i++) void r.call('m', [], { requestId: String(i), routingKey: 'session-a' });
+    for (let i = 0; i < 6; i++) void r.call('m', [], { requestId: `b${i}`, routingKey: 'session-b' });
+    await tick();
+    const a = new Set(calls.slice(0, 6).map((c) => c.replica));
+    const b = new Set(calls.slice(6).map((c) => c.replica));
+    // Each key sticks to one replica while that replica is at most maxImbalance (4) busier than the least loaded.
+    expect(a.size).toBeLessThanOrEqual(2);
+    expect(calls.slice(0, 5).every((c) => c.replica === calls[0]!.replica)).toBe(true);
+    expect(b.size).toBeLessThanOrEqual(2);
+  });
+
+  it('with routing prefix-aware, keys calls by their prompt prefix', async () => {
+    const { calls, replicas } = fakes(['r1', 'r2', 'r3', 'r4'], 8);
+    const r = new Router({ app: 'a', deployment: 'D', caller: 'ingress', maxQueuedRequests: -1, routing: 'prefix-aware' });
+    r.setReplicas(replicas);
+    const system = 'You are a helpful assistant. '.repeat(20);
+    for (let i = 0; i < 4; i++) {
+      void r.call('complete', [{ prompt: `${system} question ${i}` }], { requestId: String(i) });
+      calls.at(-1)?.resolve('done');
+      await tick();
+    }
+    expect(new Set(calls.map((c) => c.replica)).size).toBe(1);
+  });
 });
+

@@ -33,6 +33,7 @@ export interface ResolvedDeploymentOptions {
   numReplicas: number | 'auto';
   maxOngoingRequests: number;
   maxQueuedRequests: number;
+  routing: 'pow2' | 'prefix-aware';
   autoscaling: ResolvedAutoscaling | undefined;
   resources: Required<ResourceOptions>;
   placement: Placement;
@@ -64,7 +65,7 @@ export interface ServeConfig {
   applications: ApplicationConfig[];
 }
 
-const OPTION_KEYS = new Set(['name', 'numReplicas', 'maxOngoingRequests', 'maxQueuedRequests', 'autoscaling',
+const OPTION_KEYS = new Set(['name', 'numReplicas', 'maxOngoingRequests', 'maxQueuedRequests', 'routing', 'autoscaling',
   'resources', 'placement', 'healthCheckPeriodS', 'healthCheckTimeoutS', 'healthCheckFailureThreshold',
   'gracefulShutdownTimeoutS', 'maxConstructorRetries', 'userConfig', 'module']);
 const AUTOSCALING_KEYS = ['minReplicas', 'maxReplicas', 'initialReplicas', 'targetOngoingRequests', 'upscaleDelayS',
@@ -100,6 +101,9 @@ export function validateDeploymentOptions(o: DeploymentOptions, where: string): 
   if (o.numReplicas !== 'auto') checkNumber(where, 'numReplicas', o.numReplicas, { int: true });
   checkNumber(where, 'maxOngoingRequests', o.maxOngoingRequests, { int: true, min: 1 });
   checkNumber(where, 'maxQueuedRequests', o.maxQueuedRequests, { int: true, allowMinusOne: true });
+  if (o.routing !== undefined && o.routing !== 'pow2' && o.routing !== 'prefix-aware') {
+    fail(where, `routing must be 'pow2' or 'prefix-aware', got ${JSON.stringify(o.routing)}`);
+  }
   for (const key of ['healthCheckPeriodS', 'healthCheckTimeoutS', 'gracefulShutdownTimeoutS'] as const) {
     checkNumber(where, key, o[key], {});
   }
@@ -160,6 +164,7 @@ export function resolveDeploymentOptions(name: string, layers: DeploymentOptions
     numReplicas: o.numReplicas ?? (autoscaling ? 'auto' : 1),
     maxOngoingRequests: o.maxOngoingRequests ?? 5,
     maxQueuedRequests: o.maxQueuedRequests ?? -1,
+    routing: o.routing ?? 'pow2',
     autoscaling,
     resources: { cpus: o.resources?.cpus ?? 0, gpus: o.resources?.gpus ?? 0, memoryMb: o.resources?.memoryMb ?? 0 },
     placement: o.placement ?? 'thread',

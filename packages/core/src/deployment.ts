@@ -60,6 +60,12 @@ export interface DeploymentOptions {
   numReplicas?: number | 'auto';
   /** Requests one replica runs at once; more wait in the callers' routers. Default: 5. */
   maxOngoingRequests?: number;
+  /**
+   * How callers pick a replica: 'pow2' (power of two choices on in-flight counts) or 'prefix-aware'
+   * (requests sharing a prompt prefix go to the same replica, where the prefix is likely in its KV cache,
+   * falling back to power of two choices when load is uneven). Default: 'pow2'.
+   */
+  routing?: 'pow2' | 'prefix-aware';
   /** Requests each caller (proxy or handle) queues for this deployment before failing with BackPressureError; -1 is unbounded. Default: -1. */
   maxQueuedRequests?: number;
   /** Autoscaling bounds and timing, used when numReplicas is 'auto' or this is given. Default: none (fixed numReplicas). */

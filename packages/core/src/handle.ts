@@ -24,6 +24,8 @@ export interface HandleBackend {
 export interface ResolvedCallOptions {
   requestId: string;
   signal?: AbortSignal;
+  /** See CallOptions.routingKey; never inherited by nested calls (they go to other deployments). */
+  routingKey?: string;
 }
 
 type AnyFn = (...args: any[]) => any;
@@ -85,7 +87,8 @@ export function resolveCallOptions(opts: CallOptions, fallback?: ResolvedCallOpt
     ac.signal.addEventListener('abort', () => clearTimeout(timer));
     signals.push(ac.signal);
   }
-  return { requestId, signal: signals.length <= 1 ? signals[0] : AbortSignal.any(signals) };
+  const signal = signals.length <= 1 ? signals[0] : AbortSignal.any(signals);
+  return opts.routingKey === undefined ? { requestId, signal } : { requestId, signal, routingKey: opts.routingKey };
 }
 
 /**

@@ -75,8 +75,10 @@ export class ServeInstance implements IngressTarget, AsyncDisposable {
     const config = typeof options.config === 'string' ? loadServeConfig(options.config) : options.config;
     this.config = config;
     const apps = withPrefixes(options.applications);
-    this.routers = new RouterSet(this.events, (app, dep) =>
-      this.controller.apps.get(app)?.deployments.get(dep)?.spec.options.maxQueuedRequests);
+    this.routers = new RouterSet(this.events, (app, dep) => {
+      const o = this.controller.apps.get(app)?.deployments.get(dep)?.spec.options;
+      return o && { maxQueuedRequests: o.maxQueuedRequests, routing: o.routing };
+    });
     const detected = detectLocalResources(process.env, os.availableParallelism(), Math.floor(os.totalmem() / 2 ** 20));
     const node = { ...detected, ...options.resources };
     this.cluster = options.cluster ? new ClusterHead(options.cluster, node) : undefined;

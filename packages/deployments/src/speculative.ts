@@ -99,11 +99,12 @@ export class SpeculativePipeline {
 }
 
 /**
- * Call options that pin all rounds of one request to one replica of each side (sticky routing).
- * Where the router has no session affinity the options are empty and calls still give the same output.
+ * Call options that pin all rounds of one request to one replica of each side (sticky routing by
+ * routingKey). A round that lands elsewhere anyway (the replica was busy) still gives the same output:
+ * every call carries the request's full token ids.
  */
 function sessionOptions(requestId: string): CallOptions {
-  return { sessionKey: requestId } as CallOptions;
+  return { routingKey: requestId };
 }
 
 /** Keeps tokens up to and including the first that stops (after minTokens), or up to maxTokens. */

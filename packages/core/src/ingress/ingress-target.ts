@@ -24,6 +24,13 @@ export interface CallOptions {
   requestId?: string;
   signal?: AbortSignal;
   timeoutMs?: number;
+  /**
+   * Calls with the same key go to the same replica while it has room and is not much busier than the
+   * others (rendezvous hashing, router/prefix-aware-router.ts): sticky sessions, e.g. all rounds of one
+   * speculative-decoding request. Default: none (power of two choices, or the prompt prefix for a
+   * deployment with routing 'prefix-aware').
+   */
+  routingKey?: string;
 }
 
 /** What handleHttp(req) receives (plain data: it crosses to the replica). */

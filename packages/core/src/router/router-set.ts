@@ -18,8 +18,9 @@ export class RouterSet {
 
   constructor(
     private readonly events: RuntimeEvents,
-    /** maxQueuedRequests of a deployment, or undefined when it does not exist. */
-    private readonly maxQueued: (app: string, deployment: string) => number | undefined,
+    /** A deployment's router settings, or undefined when it does not exist. */
+    private readonly settings: (app: string, deployment: string) =>
+      { maxQueuedRequests: number; routing: 'pow2' | 'prefix-aware' } | undefined,
   ) {}
 
   /** caller: 'ingress', or the calling deployment's name. */
@@ -27,9 +28,9 @@ export class RouterSet {
     const key = `${caller}\u0000${app}\u0000${deployment}`;
     let router = this.routers.get(key);
     if (router) return router;
-    const maxQueuedRequests = this.maxQueued(app, deployment);
-    if (maxQueuedRequests === undefined) throw new NotFoundError(`no deployment '${deployment}' in application '${app}'`);
-    router = new Router({ app, deployment, caller: caller === 'ingress' ? 'ingress' : 'replica', maxQueuedRequests,
+    const settings = this.settings(app, deployment);
+    if (settings === undefined) throw new NotFoundError(`no deployment '${deployment}' in application '${app}'`);
+    router = new Router({ app, deployment, caller: caller === 'ingress' ? 'ingress' : 'replica', ...settings,
       events: this.events });
     const published = this.latest.get(`${app}\u0000${deployment}`);
     if (published) this.apply(router, deployment, published);

@@ -7,7 +7,8 @@
  */
 import { ActorDiedError, BackPressureError, FlotillaError, UnavailableError } from '../errors.js';
 import { abortReason, isRetryable } from '../actor/rpc-peer.js';
-import { chooseReplica, retryAfterS, type ReplicaLoad } from './pow2-router.js';
+import { retryAfterS, type ReplicaLoad } from './pow2-router.js';
+import { choosePrefixAware, prefixKeyOf } from './prefix-aware-router.js';
 import type { ActorRef } from '../actor/actor-ref.js';
 import type { ResolvedCallOptions } from '../handle.js';
 import type { RuntimeEvents } from '../runtime-events.js';
@@ -25,6 +26,8 @@ export interface RouterOptions {
   caller: 'ingress' | 'replica';
   /** -1: unbounded. */
   maxQueuedRequests: number;
+  /** 'prefix-aware': calls without a routingKey are keyed by their prompt prefix. Default 'pow2'. */
+  routing?: 'pow2' | 'prefix-aware';
   events?: RuntimeEvents;
   random?: () => number;
 }
@@ -94,7 +97,7 @@ export class Router {
     this.inFlightCount++;
     try {
       for (let deaths = 0, requeue = false; ; requeue = true) {
-        const entry = await this.acquire(opts.signal, requeue);
+        const entry = await this.acquire(opts.signal, requeue, this.keyOf(args, opts));
         try {
           return await entry.actor.call(method, args, opts);
         } catch (err) {
@@ -118,7 +121,7 @@ export class Router {
     this.inFlightCount++;
     try {
       for (let deaths = 0, requeue = false; ; requeue = true) {
-        const entry = await this.acquire(opts.signal, requeue);
+        const entry = await this.acquire(opts.signal, requeue, this.keyOf(args, opts));
         let yielded = false;
         try {
           for await (const item of entry.actor.stream(method, args, opts)) {
@@ -141,12 +144,17 @@ export class Router {
     }
   }
 
-  private acquire(signal: AbortSignal | undefined, requeue: boolean): Promise<Entry> {
+  private keyOf(args: unknown[], opts: ResolvedCallOptions): string | undefined {
+    return opts.routingKey ?? (this.options.routing === 'prefix-aware' ? prefixKeyOf(args) : undefined);
+  }
+
+  /** A request that has to wait in the queue loses its affinity: whichever replica frees first takes it. */
+  private acquire(signal: AbortSignal | undefined, requeue: boolean, key?: string): Promise<Entry> {
     const refused = this.closedWith ?? this.unavailable;
     if (refused) return Promise.reject(refused);
     if (signal?.aborted) return Promise.reject(abortReason(signal));
     if (this.waiters.length === 0) {
-      const entry = this.pick();
+      const entry = this.pick(key);
       if (entry) return Promise.resolve(entry);
     }
     const max = this.options.maxQueuedRequests;
@@ -174,8 +182,8 @@ export class Router {
     });
   }
 
-  private pick(): Entry | undefined {
-    const id = chooseReplica([...this.replicas.values()], Date.now(), this.options.random);
+  private pick(key?: string): Entry | undefined {
+    const id = choosePrefixAware([...this.replicas.values()], key, Date.now(), {}, this.options.random);
     const entry = id === null ? undefined : this.replicas.get(id);
     if (entry) entry.inFlight++;
     return entry;
