@@ -223,9 +223,9 @@ export class ServeInstance implements IngressTarget, AsyncDisposable {
       admit: () => null,
       release: () => {},
       unary: (call, signal) => this.routers.get(caller, call.target!.app, call.target!.deployment)
-        .call(call.method, call.args, { requestId: call.requestId, signal }),
+        .call(call.method, call.args, { requestId: call.requestId, signal, routingKey: call.routingKey }),
       stream: (call, signal) => this.routers.get(caller, call.target!.app, call.target!.deployment)
-        .stream(call.method, call.args, { requestId: call.requestId, signal }),
+        .stream(call.method, call.args, { requestId: call.requestId, signal, routingKey: call.routingKey }),
     };
   }
 

@@ -32,6 +32,8 @@ interface CallFields {
   method: string;
   args: unknown[];
   requestId: string;
+  /** CallOptions.routingKey, for calls a replica relays through the parent. */
+  routingKey?: string;
 }
 
 export type CallMessage = CallFields & { type: 'call' };

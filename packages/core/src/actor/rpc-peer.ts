@@ -18,6 +18,8 @@ export interface IncomingCall {
   method: string;
   args: unknown[];
   requestId: string;
+  /** CallOptions.routingKey of a relayed handle call. */
+  routingKey?: string;
   stream: boolean;
 }
 
@@ -35,6 +37,7 @@ export interface OutgoingOptions {
   target?: HandleTarget;
   requestId: string;
   signal?: AbortSignal;
+  routingKey?: string;
 }
 
 const STREAM_WINDOW = 16;
@@ -102,7 +105,8 @@ export class RpcPeer {
       if (signal?.aborted) return reject(abortReason(signal));
       this.outgoing.set(id, entry);
       signal?.addEventListener('abort', onAbort, { once: true });
-      this.post({ type: 'call', id, target: opts.target, method, args, requestId: opts.requestId }, entry);
+      this.post({ type: 'call', id, target: opts.target, method, args, requestId: opts.requestId,
+        ...(opts.routingKey === undefined ? {} : { routingKey: opts.routingKey }) }, entry);
     });
   }
 
@@ -131,7 +135,7 @@ export class RpcPeer {
     signal?.addEventListener('abort', onAbort, { once: true });
     this.outgoing.set(id, entry);
     this.post({ type: 'stream-open', id, target: opts.target, method, args, requestId: opts.requestId,
-      credit: STREAM_WINDOW }, entry);
+      ...(opts.routingKey === undefined ? {} : { routingKey: opts.routingKey }), credit: STREAM_WINDOW }, entry);
     let consumed = 0;
     try {
       for (;;) {
@@ -198,7 +202,7 @@ export class RpcPeer {
   private onIncoming(msg: CallMessage | StreamOpenMessage): void {
     if (!this.server) return void this.outbox.send({ type: 'rejected', id: msg.id, reason: 'draining' });
     const call: IncomingCall = { target: msg.target, method: msg.method, args: msg.args, requestId: msg.requestId,
-      stream: msg.type === 'stream-open' };
+      routingKey: msg.routingKey, stream: msg.type === 'stream-open' };
     const reason = this.server.admit(call);
     if (reason) return void this.outbox.send({ type: 'rejected', id: msg.id, reason });
     const entry: Incoming = { abort: new AbortController(), credit: msg.type === 'stream-open' ? msg.credit : 0 };
