@@ -15,7 +15,7 @@
  */
 import { performance } from 'node:perf_hooks';
 import type { HttpRequestLike } from '@flotilla/core';
-import { getRequestContext } from '@flotilla/core';
+import { getRequestContext, modelLoadProgress } from '@flotilla/core';
 import { LLMEngine, type EngineStats } from '@flotilla/engine';
 import { AuditLog } from './audit-log.js';
 import { LLMServerConfigError, ModelUnavailableError } from './errors.js';
@@ -169,6 +169,8 @@ export class LLMServer {
       model: source.path,
       ...(source.tokenizer !== undefined ? { tokenizerPath: source.tokenizer } : {}),
       ...(o.quantize ? { weightFormat: o.quantize } : {}),
+      // A bar on a terminal, a few plain lines otherwise: loading (and quantizing) a big model takes a while.
+      onProgress: modelLoadProgress(o.quantize ? `${source.defaultName} (${o.quantize})` : source.defaultName),
       ...pick(o, ['kvCacheBytes', 'maxNumSeqs', 'maxNumBatchedTokens', 'maxModelLen', 'enablePrefixCaching', 'numThreads', 'device', 'chatTemplate']),
     });
     const model: ModelInfo = {
