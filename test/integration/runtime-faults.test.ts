@@ -2,15 +2,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { ActorDiedError, BackPressureError, DeploymentConfigError, ServeInstance, startServe } from '@flotilla/core';
 import { broken, fanout, flaky, fragile, narrow } from '../fixtures/apps/faults.js';
 
-async function eventually<T>(get: () => T | Promise<T>, ok: (v: T) => boolean, timeoutMs = 20_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await get();
-    if (ok(v)) return v;
-    if (Date.now() > deadline) throw new Error(`condition not met in time; last value ${JSON.stringify(v)}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
+import { eventually } from '../helpers/eventually.js';
 
 const running = (instance: ServeInstance) => instance.status().applications[0]!.deployments[0]!.replicas
   .filter((r) => r.state === 'RUNNING');

@@ -280,21 +280,26 @@ export class LLMEngine implements AsyncDisposable {
       const token = result.tokens[i]!;
       const seq = out.seqs[i]!;
       if (token < 0 || seq.finishReason === 'abort') continue;
-      const sample = this.samples.get(seq.seqId);
-      const req = this.requests.get(seq.requestId);
-      if (!sample || !req) continue;
-      generated++;
-      if (Number.isNaN(sample.firstTokenAt)) sample.firstTokenAt = now;
-      const stopString = sample.acceptToken(token);
-      if (stopString !== null && !seq.isFinished) {
-        this.scheduler.finish(seq, 'stop');
-        seq.stopReason = stopString;
-      }
       const lp = seq.params.logprobs !== undefined ? logprobOf(result, i, token, seq.params.logprobs) : null;
-      this.emitOutput(req, sample, token, lp);
+      if (this.acceptSampled(seq, token, lp, now)) generated++;
     }
     this.metrics.emit({ type: 'step', numSeqs: out.seqs.length, numTokens: out.numBatchedTokens, numGenerated: generated,
       numPreempted: out.preempted.length, durationMs: now - t0 });
+  }
+
+  /** One sampled token of a live sequence: detokenize, check stop strings, stream it out. False if the request is gone. */
+  private acceptSampled(seq: Sequence, token: number, lp: ReturnType<typeof logprobOf> | null, now: number): boolean {
+    const sample = this.samples.get(seq.seqId);
+    const req = this.requests.get(seq.requestId);
+    if (!sample || !req) return false;
+    if (Number.isNaN(sample.firstTokenAt)) sample.firstTokenAt = now;
+    const stopString = sample.acceptToken(token);
+    if (stopString !== null && !seq.isFinished) {
+      this.scheduler.finish(seq, 'stop');
+      seq.stopReason = stopString;
+    }
+    this.emitOutput(req, sample, token, lp);
+    return true;
   }
 
   /** processStep() for a speculative step: each sequence may append several tokens. */
@@ -303,18 +308,7 @@ export class LLMEngine implements AsyncDisposable {
     this.noteAdmissions(out, t0);
     let generated = 0;
     this.scheduler.updateSpeculative(out, spec.tokenIds, spec.numDraftTokens, (i, j, token) => {
-      const seq = out.seqs[i]!;
-      const sample = this.samples.get(seq.seqId);
-      const req = this.requests.get(seq.requestId);
-      if (!sample || !req) return;
-      generated++;
-      if (Number.isNaN(sample.firstTokenAt)) sample.firstTokenAt = now;
-      const stopString = sample.acceptToken(token);
-      if (stopString !== null && !seq.isFinished) {
-        this.scheduler.finish(seq, 'stop');
-        seq.stopReason = stopString;
-      }
-      this.emitOutput(req, sample, token, spec.logprobs[i]?.[j] ?? null);
+      if (this.acceptSampled(out.seqs[i]!, token, spec.logprobs[i]?.[j] ?? null, now)) generated++;
     });
     // Rolled-back blocks may return at the same block-table index, which the runner's row cache
     // would not notice: rewrite every row next step.
