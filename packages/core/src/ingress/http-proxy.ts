@@ -127,7 +127,8 @@ export class HttpProxy implements AsyncDisposable {
     // (JSON arguments, or the raw text a handleHttp deployment gets) and owns the error messages.
     app.removeAllContentTypeParsers();
     app.addContentTypeParser('*', { parseAs: 'buffer' }, (_req, body, done) => done(null, body));
-    app.addHook('onRequest', async (req, reply) => { reply.header('x-request-id', req.id); });
+    // A callback hook, not an async one: it runs on every request and an async hook costs a promise turn.
+    app.addHook('onRequest', (req, reply, done) => { reply.header('x-request-id', req.id); done(); });
     app.setErrorHandler((err: FastifyError, _req, reply) => {
       const mapped = mapError(fromFastifyError(err));
       void reply.code(mapped.httpStatus).type('application/json; charset=utf-8').send(JSON.stringify(errorBody(mapped)));
