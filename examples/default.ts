@@ -30,11 +30,15 @@ function modelIn(dir: string): string | undefined {
   return pick ? path.join(dir, pick) : undefined;
 }
 
+const SHIPPED = path.join(root, 'models/flotilla-stories/target');
+
 export function defaultModel(): string | undefined {
-  return modelIn(path.join(root, 'models/flotilla-stories/target')) ?? modelIn(path.join(root, '../shared/models/stories260K'));
+  return modelIn(SHIPPED) ?? modelIn(path.join(root, '../shared/models/stories260K'));
 }
 
 export const app = (args: Record<string, string>) => {
   const model = args.model ?? defaultModel();
-  return LLM.bind(llmOptions({ ...args, ...(model ? { model } : {}) }));
+  // The shipped model's folder is called 'target'; clients should see the model's own name.
+  const name = model === SHIPPED && !args.served_name ? { served_name: 'flotilla-stories' } : {};
+  return LLM.bind(llmOptions({ ...args, ...name, ...(model ? { model } : {}) }));
 };
