@@ -1,10 +1,11 @@
-/** examples/speculative.ts and examples/hybrid.ts start as `serve run` would and answer. */
+/** examples/speculative.ts, examples/hybrid.ts and examples/cached-llm.ts start as `serve run` would and answer. */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startServe, type ServeInstance } from '@flotilla/core';
 import { tryLoadNative } from '../fixtures/native-addon.js';
 import { describeWithModels } from '../helpers/models.js';
 import { app as speculativeApp } from '../../examples/speculative.js';
 import { app as hybridApp } from '../../examples/hybrid.js';
+import { app as cachedApp } from '../../examples/cached-llm.js';
 
 const native = await tryLoadNative();
 
@@ -16,6 +17,7 @@ describeWithModels('speculative and hybrid examples', () => {
         applications: [
           { name: 'spec', routePrefix: '/spec', app: speculativeApp({ k: '3' }) },
           { name: 'hybrid', routePrefix: '/hybrid', app: hybridApp() },
+          { name: 'cached', routePrefix: '/cached', app: cachedApp() },
         ],
       });
     }, 120_000);
@@ -34,6 +36,16 @@ describeWithModels('speculative and hybrid examples', () => {
       const b = await h.generate(req);
       expect(JSON.stringify(b)).toBe(JSON.stringify(a));
       expect(await h.cacheStats()).toMatchObject({ hits: 1, misses: 1 });
+    }, 60_000);
+
+    it('examples/cached-llm.ts serves a repeated greedy request from the cache and never a sampled one', async () => {
+      const h = instance.getHandle('cached');
+      const req = { prompt: 'Once upon a time', temperature: 0, max_tokens: 12 };
+      const a = await h.generate(req);
+      const b = await h.generate(req);
+      expect(JSON.stringify(b)).toBe(JSON.stringify(a));
+      await h.generate({ prompt: 'Once upon a time', temperature: 1, max_tokens: 12 });
+      expect(await h.cacheStats()).toMatchObject({ hits: 1, misses: 1, bypasses: 1 });
     }, 60_000);
   });
 });
