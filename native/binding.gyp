@@ -53,11 +53,29 @@
           "defines": ["FLOTILLA_HAVE_AVX2"],
           "dependencies": ["flotilla_kernels_avx2"]
         }],
+        ["target_arch=='x64' and '<!(node -p \"process.env.FLOTILLA_GYP_AVX512 || 0\")'=='1'", {
+          "defines": ["FLOTILLA_HAVE_AVX512"],
+          "dependencies": ["flotilla_kernels_avx512"]
+        }],
         ["'<!(node -p \"process.env.FLOTILLA_GYP_CUDA || 0\")'=='1'", {
           "defines": ["FLOTILLA_HAVE_CUDA"],
           "libraries": ["<!(node -p \"process.env.FLOTILLA_GYP_CUDA_LIB\")", "<!@(node -p \"process.env.FLOTILLA_GYP_CUDART\")", "-ldl", "-lrt"]
         }]
       ]
     }
+  ],
+  "conditions": [
+    ["target_arch=='x64' and '<!(node -p \"process.env.FLOTILLA_GYP_AVX512 || 0\")'=='1'", {
+      "targets": [
+        {
+          "target_name": "flotilla_kernels_avx512",
+          "type": "static_library",
+          "sources": ["src/cpu/kernels-avx512.cpp", "src/cpu/kernels-avx512-int.cpp"],
+          "cflags_cc": ["<@(flotilla_cflags)", "-fPIC", "-mavx2", "-mfma", "-mf16c", "-mavx512f", "-mavx512bw", "-mavx512dq", "-mavx512vl", "-mavx512vnni"],
+          "cflags!": ["-fno-exceptions"],
+          "cflags_cc!": ["-fno-exceptions", "-std=gnu++17", "-std=gnu++1y", "-std=gnu++20"]
+        }
+      ]
+    }]
   ]
 }

@@ -135,6 +135,16 @@ async function buildCuda(nvcc) {
   return { lib, cudart };
 }
 
+// The AVX-512 kernels (src/cpu/kernels-avx512*.cpp) need a compiler that knows the flags; whether the
+// CPU runs them is decided at run time, so a build host without AVX-512 still builds them.
+const AVX512_FLAGS = ['-mavx2', '-mfma', '-mf16c', '-mavx512f', '-mavx512bw', '-mavx512dq', '-mavx512vl', '-mavx512vnni'];
+function compilerHasAvx512() {
+  if (process.arch !== 'x64' || process.env.FLOTILLA_AVX512 === '0') return false;
+  const probe = '#include <immintrin.h>\nint f(__m512i a) { return _mm512_reduce_add_epi32(_mm512_dpbusd_epi32(a, a, a)); }\n';
+  const r = spawnSync(process.env.CXX ?? 'g++', ['-x', 'c++', '-std=c++17', '-fsyntax-only', ...AVX512_FLAGS, '-'], { input: probe, stdio: ['pipe', 'ignore', 'ignore'] });
+  return r.status === 0;
+}
+
 checkToolchain();
 const nodedir = nodeDir();
 const gyp = nodeGyp();
@@ -150,8 +160,11 @@ if (!nvcc) log(process.env.FLOTILLA_CUDA === '0' ? 'CUDA: disabled (FLOTILLA_CUD
 process.env.FLOTILLA_GYP_CUDA = cuda ? '1' : '0';
 process.env.FLOTILLA_GYP_CUDA_LIB = cuda?.lib ?? '';
 process.env.FLOTILLA_GYP_CUDART = cuda?.cudart ?? '';
-// make does not see a changed define: when the CUDA mode flips, drop the addon's objects
-const modeFile = path.join(here, 'build', '.flotilla-cuda-mode'), mode = cuda ? 'cuda' : 'cpu';
+const avx512 = compilerHasAvx512();
+process.env.FLOTILLA_GYP_AVX512 = avx512 ? '1' : '0';
+log(avx512 ? 'AVX-512 kernels compiled in (used where the CPU has AVX-512 VNNI)' : 'AVX-512 kernels skipped (compiler lacks the flags, not x64, or FLOTILLA_AVX512=0)');
+// make does not see a changed define: when the CUDA or AVX-512 mode flips, drop the addon's objects
+const modeFile = path.join(here, 'build', '.flotilla-cuda-mode'), mode = (cuda ? 'cuda' : 'cpu') + (avx512 ? '+avx512' : '');
 if (existsSync(path.join(here, 'build')) && (!existsSync(modeFile) || readFileSync(modeFile, 'utf8') !== mode)) {
   rmSync(path.join(here, 'build', 'Release', 'obj.target', 'flotilla_native'), { recursive: true, force: true });
   rmSync(path.join(here, 'build', 'Release', 'flotilla_native.node'), { force: true });

@@ -17,6 +17,12 @@ export interface OverheadRound {
   target: ServerKind;
   connections: number;
   result: LoadResult;
+  /**
+   * CPU time of this process (every thread: proxy, replica, bare server) per answered request, in µs,
+   * less what it spends with no load at all (controller ticks, the dashboard sampler), measured just
+   * before the round. Steadier than req/s on a shared machine: time spent waiting for a core is in neither.
+   */
+  cpuUsPerRequest: number;
 }
 
 /** A bare fastify server with the proxy's body handling and a no-op async "deployment". */
@@ -56,11 +62,27 @@ export async function measureOverhead(urls: Record<ServerKind, string>, opts: {
     const kinds: ServerKind[] = ['bare', 'proxyLocal', 'proxy'];
     const order = i % 2 === 0 ? kinds : [...kinds].reverse();
     for (const target of order) {
+      const idle = await idleCpuUsPerMs(300);
+      const cpu = process.cpuUsage();
+      const started = performance.now();
       const result = await runLoadProcess({ url: urls[target], connections: opts.connections, durationMs: opts.durationMs, body: opts.body });
-      rounds.push({ target, connections: opts.connections, result });
+      const used = process.cpuUsage(cpu);
+      const busy = Math.max(0, used.user + used.system - idle * (performance.now() - started));
+      // Warm-up requests are not in result.requests; 20 per connection (load-generator.ts default).
+      const answered = result.requests + result.errors + 20 * opts.connections;
+      rounds.push({ target, connections: opts.connections, result, cpuUsPerRequest: busy / answered });
     }
   }
   return rounds;
+}
+
+/** CPU µs this process spends per ms of wall time while nothing is sent to it. */
+async function idleCpuUsPerMs(ms: number): Promise<number> {
+  const cpu = process.cpuUsage();
+  const started = performance.now();
+  await new Promise((resolve) => setTimeout(resolve, ms));
+  const used = process.cpuUsage(cpu);
+  return (used.user + used.system) / (performance.now() - started);
 }
 
 export function median(values: number[]): number {

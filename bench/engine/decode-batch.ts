@@ -11,8 +11,9 @@ export interface BenchSeq {
   firstBlock: number;
 }
 
-export function makeSeqs(count: number, blocksPerSeq: number): BenchSeq[] {
-  return Array.from({ length: count }, (_, i) => ({ computed: 0, firstBlock: i * blocksPerSeq }));
+/** `count` sequences owning blocksPerSeq blocks each, from block `firstBlock` on. */
+export function makeSeqs(count: number, blocksPerSeq: number, firstBlock = 0): BenchSeq[] {
+  return Array.from({ length: count }, (_, i) => ({ computed: 0, firstBlock: firstBlock + i * blocksPerSeq }));
 }
 
 /** One step in which every sequence in `seqs` adds `n` tokens (n = 1: a decode step). */

@@ -1,6 +1,7 @@
 /**
- * The measurements of one loaded model: single-sequence decode, single-sequence prefill, and batched
- * decode throughput. Each runs warm-up steps first and reports tokens per second of wall time.
+ * The measurements of one loaded model: decode throughput at several batch sizes (single sequence
+ * included) in interleaved rounds, and single-sequence prefill. Each runs warm-up steps first and
+ * reports tokens per second of wall time.
  */
 import type { NativeModel } from '../../packages/engine/src/native/native-types.js';
 import { makeSeqs, stepBatch, type BenchSeq } from './decode-batch.js';
@@ -26,15 +27,47 @@ function timer() {
   };
 }
 
-/** Tokens/s of `steps` decode steps over `batch` sequences after an 8-token prefill and 2 warm-up steps. */
-export async function decodeRate(model: NativeModel, batch: number, steps: number): Promise<Rate> {
-  const blocksPerSeq = Math.ceil((PROMPT + steps + 2) / model.blockSize);
-  const seqs = makeSeqs(batch, blocksPerSeq);
-  await advance(model, seqs, PROMPT, blocksPerSeq);
-  for (let i = 0; i < 2; i++) await advance(model, seqs, 1, blocksPerSeq);
-  const done = timer();
-  for (let i = 0; i < steps; i++) await advance(model, seqs, 1, blocksPerSeq);
-  return done(batch * steps);
+export interface DecodePlan {
+  batch: number;
+  /** Decode steps of this batch size in each round. */
+  stepsPerRound: number;
+}
+
+/** KV blocks that interleavedDecode needs for `plans` over `rounds` rounds. */
+export function interleavedBlocks(plans: DecodePlan[], rounds: number, blockSize: number): number {
+  return plans.reduce((n, p) => n + p.batch * Math.ceil((PROMPT + 2 + rounds * p.stepsPerRound) / blockSize), 0);
+}
+
+/**
+ * Decode tokens/s of several batch sizes measured in interleaved rounds: every round runs each plan's
+ * steps in turn, so load from other processes, which changes from second to second on a shared
+ * machine, weighs on every batch size alike and their ratios stay meaningful. `eachRound` runs
+ * (untimed) at the start of every round, e.g. to measure the bandwidth again.
+ */
+export async function interleavedDecode(model: NativeModel, plans: DecodePlan[], rounds: number,
+  eachRound: () => void = () => {}): Promise<Map<number, Rate>> {
+  let first = 0;
+  const runs = plans.map((p) => {
+    const blocksPerSeq = Math.ceil((PROMPT + 2 + rounds * p.stepsPerRound) / model.blockSize);
+    const seqs = makeSeqs(p.batch, blocksPerSeq, first);
+    first += p.batch * blocksPerSeq;
+    return { plan: p, seqs, blocksPerSeq, wall: 0, cpu: 0 };
+  });
+  for (const r of runs) {
+    await advance(model, r.seqs, PROMPT, r.blocksPerSeq);
+    for (let i = 0; i < 2; i++) await advance(model, r.seqs, 1, r.blocksPerSeq);
+  }
+  for (let round = 0; round < rounds; round++) {
+    eachRound();
+    for (const r of runs) {
+      const t0 = performance.now(), c0 = process.cpuUsage();
+      for (let i = 0; i < r.plan.stepsPerRound; i++) await advance(model, r.seqs, 1, r.blocksPerSeq);
+      const cpu = process.cpuUsage(c0);
+      r.wall += (performance.now() - t0) / 1000;
+      r.cpu += (cpu.user + cpu.system) / 1e6;
+    }
+  }
+  return new Map(runs.map((r) => [r.plan.batch, { tokS: (r.plan.batch * r.plan.stepsPerRound * rounds) / r.wall, coresBusy: r.cpu / r.wall }]));
 }
 
 /** Tokens/s of one prefill step of `tokens` tokens (best of 2). */

@@ -5,7 +5,7 @@
  * (RANDOM_MODEL_CONFIG), one native thread on both paths. Target: HTTP >= 90% of engine tokens/s at 64.
  *
  * What is compared: the engine path is consumed in this process, iterating generate()'s outputs
- * directly (what a caller embedding the engine gets). The HTTP path is consumed by fetch clients in a
+ * directly (what a caller embedding the engine gets). The HTTP path is consumed by node:http clients in a
  * child process (client.ts), so that parsing 64 SSE streams does not take the server's event loop; the
  * server is this process (proxy on the main thread, replica in a worker thread). Both share the
  * machine's cores, so the client's CPU still competes with the server: its CPU time is reported apart.
@@ -15,6 +15,8 @@
  * Each round runs every level on both paths, alternating, so drift on a noisy machine hits both alike;
  * the table shows medians over rounds. Server CPU is this process's user+system time (all threads,
  * native included) per 1000 tokens; client CPU is the load client's. Writes bench/results/http-llm-<timestamp>.json.
+ *
+ * Where the difference goes, by thread and function: profile.ts (same load, HTTP path only).
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import os from 'node:os';

@@ -18,7 +18,7 @@ const children: ChildProcess[] = [];
 
 /** `serve agent` as users run it; resolves once it printed that it joined. */
 async function startAgent(address: string, nodeId: string, extra: string[] = []): Promise<{ child: ChildProcess; output: () => string }> {
-  const child = spawn(process.execPath, [bin, 'agent', '--address', address, '--node-id', nodeId, '--cpus', '2', ...extra],
+  const child = spawn(process.execPath, [bin, 'agent', '--address', address, '--node-id', nodeId, '--cpus', '2', '--no-proxy', ...extra],
     { cwd: repoRoot, stdio: ['ignore', 'pipe', 'pipe'] });
   children.push(child);
   let out = '';

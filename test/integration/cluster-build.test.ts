@@ -47,7 +47,9 @@ describe('serve build --target kubernetes', () => {
     const agents = docs['gpu-agent-statefulset.yaml']!;
     const ac = agents.spec.template.spec.containers[0];
     expect(ac.resources.limits['nvidia.com/gpu']).toBe('1');
-    expect(ac.command).toEqual(expect.arrayContaining(['agent', '--address', 'flotilla-head:9100', '--gpus', '1', '--node-id', '$(POD_NAME)']));
+    expect(ac.command).toEqual(expect.arrayContaining(['agent', '--address', 'flotilla-head:9100', '--gpus', '1', '--node-id', '$(POD_NAME)',
+      '--http-host', '0.0.0.0']));
+    expect(ac.ports).toEqual([{ name: 'http', containerPort: 8000 }]);
     expect(agents.spec.replicas).toBe(1);
     expect(agents.spec.serviceName).toBe(docs['gpu-agent-service.yaml']!.metadata.name);
 

@@ -88,7 +88,7 @@ describe('cluster: cancellation and bad input', { timeout: 120_000 }, () => {
       resources: { cpus: 1, gpus: 0, memory_mb: 100 } }, (e: grpc.ServiceError) => resolve(e)));
     client.close();
     expect(err.code).toBe(grpc.status.FAILED_PRECONDITION);
-    expect(err.details).toMatch(/version mismatch: the agent speaks cluster protocol v99, this head v1/);
+    expect(err.details).toMatch(/version mismatch: the agent speaks cluster protocol v99, this head v2/);
     expect(instance.status().nodes!.map((n) => n.id)).toEqual(['local']);
   });
 

@@ -73,7 +73,10 @@ describeWithModels('LLMServer: gRPC (protos/llm.proto) through serve run (storie
     expect((bad as grpc.ServiceError).code).toBe(grpc.status.INVALID_ARGUMENT);
     expect((bad as grpc.ServiceError).details).toContain('temperature');
     const denied = await unary({ api_key: 'wrong-key-000', prompt: 'x' }).catch((e: grpc.ServiceError) => e);
+    expect((denied as grpc.ServiceError).code).toBe(grpc.status.UNAUTHENTICATED);
     expect((denied as grpc.ServiceError).details).toContain('Invalid API key');
+    const keyless = await unary({ prompt: 'x' }).catch((e: grpc.ServiceError) => e);
+    expect((keyless as grpc.ServiceError).code).toBe(grpc.status.UNAUTHENTICATED);
     const none = await unary({ api_key: KEY }).catch((e: grpc.ServiceError) => e);
     expect((none as grpc.ServiceError).code).toBe(grpc.status.INVALID_ARGUMENT);
     const streamed = await stream({ api_key: KEY, prompt: 'x', top_p: 0 }).catch((e: grpc.ServiceError) => e);

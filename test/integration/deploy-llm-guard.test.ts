@@ -63,7 +63,7 @@ describeWithModels('LLMServer guard on the runtime (stories260K)', () => {
     await expectError(await post(chat, { messages: [{ role: 'user', content: 'hi' }], top_logprobs: 2 }), 400, /requires logprobs/, 'top_logprobs');
     await expectError(await post(chat, { messages: [{ role: 'user', content: 'hi' }], tools: [{ type: 'function' }] }), 400, /^tools:/, 'tools');
     const tgi = await post('/open/generate', { inputs: 'x', parameters: { top_k: 0 } });
-    expect(tgi.status).toBe(400);
+    expect(tgi.status).toBe(422);
     expect((await tgi.json()).error).toMatch(/^parameters\.top_k:/);
     expect((await fetch(`${served.url}/open/v1/completions`)).status).toBe(405);
     const after = await stats('open');

@@ -76,15 +76,26 @@ describeWithModels('LLMServer: TGI API through serve run (stories260K)', () => {
     expect(await ask()).toBe(await ask());
   });
 
-  it('answers bad input in TGI\'s error shape, naming the parameter', async () => {
+  it('answers bad input as TGI does: 422 with error_type validation, naming the parameter', async () => {
     const res = await post('/generate', { inputs: 'x', parameters: { temperature: -1 } });
-    expect(res.status).toBe(400);
+    expect(res.status).toBe(422);
     expect(await res.json()).toEqual({ error: expect.stringContaining('parameters.temperature'), error_type: 'validation' });
     const empty = await post('/generate', { parameters: {} });
-    expect(empty.status).toBe(400);
-    expect((await empty.json()).error).toContain('inputs');
+    expect(empty.status).toBe(422);
+    expect(await empty.json()).toEqual({ error: expect.stringContaining('inputs'), error_type: 'validation' });
     const unknown = await post('/generate', { inputs: 'x', parameters: { max_new_tokenz: 3 } });
+    expect(unknown.status).toBe(422);
     expect((await unknown.json()).error).toContain('parameters.max_new_tokenz');
+    const long = await post('/generate_stream', { inputs: 'x', parameters: { max_new_tokens: 100_000 } });
+    expect(long.status).toBe(422);
+    expect(await long.json()).toEqual({ error: expect.stringContaining('parameters.max_new_tokens'), error_type: 'validation' });
+    const notObject = await post('/generate', ['x']);
+    expect(notObject.status).toBe(422);
+    expect((await notObject.json()).error_type).toBe('validation');
+    // The OpenAI routes answer the same kind of error with 400, as OpenAI does.
+    const openai = await post('/v1/completions', { prompt: 'x', temperature: -1 });
+    expect(openai.status).toBe(400);
+    expect((await openai.json()).error.param).toBe('temperature');
     expect((await fetch(`${server.url}/nope`)).status).toBe(404);
   });
 

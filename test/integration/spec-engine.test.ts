@@ -81,6 +81,17 @@ describeWithModels('speculative decoding in LLMEngine (stories260K + llama2xs-26
       expectClean(engine);
     });
 
+    it('disableByBatchSize: batched steps run plain, a lone request still speculates, output identical', async () => {
+      await using engine = await LLMEngine.create({ ...base, speculative: { draftModel: models.llama2xs260K, draftTokenizerPath: models.tok512, k: 2, disableByBatchSize: 2 } });
+      expect(await outputs(engine, [greedy], true)).toEqual(reference);
+      const batched = engine.stats().speculative!.drafts;
+      expect(await outputs(engine, [greedy], false)).toEqual(reference);
+      // Batched, the only decode steps with one sequence left are the tails after the others finished.
+      expect(engine.stats().speculative!.drafts - batched).toBeGreaterThan(batched);
+      await expect(LLMEngine.create({ ...base, speculative: { method: 'ngram', disableByBatchSize: 0 } })).rejects.toMatchObject({ name: 'SpeculativeConfigError' });
+      expectClean(engine);
+    });
+
     it('small KV pools (preemption, prefix cache on) keep greedy output identical', async () => {
       await using engine = await LLMEngine.create({ ...base, numBlocks: 24, speculative: { draftModel: models.llama2xs260K, draftTokenizerPath: models.tok512, k: 4 } });
       expect(await outputs(engine, [greedy], true)).toEqual(reference);

@@ -1,6 +1,9 @@
 /** Guard and TokenBucket (packages/deployments): keys, request and token buckets on a hand-driven clock, body size. */
 import { describe, expect, it } from 'vitest';
-import { Guard, TokenBucket, checkBodySize, AuthenticationError, RateLimitError, RequestTooLargeError } from '../../packages/deployments/src/index.js';
+import {
+  Guard, KeyBuckets, LLMServer, RateLimiter, TokenBucket, checkBodySize, AuthenticationError, LLMServerConfigError, RateLimitError,
+  RequestTooLargeError,
+} from '../../packages/deployments/src/index.js';
 
 describe('TokenBucket', () => {
   it('starts full, refills at its rate, caps at capacity', () => {
@@ -70,5 +73,34 @@ describe('Guard', () => {
     expect(() => checkBodySize({ 'content-length': '2000' }, undefined, 1000)).toThrow(RequestTooLargeError);
     expect(() => checkBodySize({}, { prompt: 'x'.repeat(2000) }, 1000)).toThrow(/limits\.maxBodyBytes/);
     expect(() => checkBodySize({}, { prompt: 'x' }, 1000)).not.toThrow();
+  });
+});
+
+describe('KeyBuckets and RateLimiter (limits shared by replicas)', () => {
+  it('decides as plain data: a refusal says why and when to retry, and takes nothing', () => {
+    let t = 0;
+    const b = new KeyBuckets({ requests: { perMinute: 2 }, tokens: { perMinute: 100 } }, () => t);
+    expect(b.take('k', 40)).toEqual({ ok: true, reservedTokens: 40 });
+    expect(b.take('k', 40)).toEqual({ ok: true, reservedTokens: 40 });
+    const refused = b.take('k', 1);
+    expect(refused).toEqual({ ok: false, message: expect.stringMatching(/Request rate limit reached for k \(2 requests\/min\)/), retryAfterS: 30 });
+    b.settle('k', 40, 10);
+    t = 30_000;
+    expect(b.take('k', 1).ok).toBe(true);
+    expect(JSON.parse(JSON.stringify(refused))).toEqual(refused);
+  });
+
+  it('one RateLimiter answers every replica from the same buckets', () => {
+    const limiter = new RateLimiter({ requests: { perMinute: 3 } });
+    // Three replicas asking for the same key share its three requests.
+    expect(['r1', 'r2', 'r3', 'r1'].map(() => limiter.admit('key-a', 0).ok)).toEqual([true, true, true, false]);
+    expect(limiter.admit('key-b', 0).ok).toBe(true);
+  });
+
+  it('refuses bad limits, and rateLimits together with a shared limiter', () => {
+    expect(() => new RateLimiter({ tokens: { perMinute: 0 } })).toThrow(/rateLimits\.tokens\.perMinute/);
+    expect(() => new KeyBuckets({ requests: { perMinute: 5, burst: -1 } })).toThrow(/burst/);
+    const handle = {} as ConstructorParameters<typeof LLMServer>[1];
+    expect(() => new LLMServer({ rateLimits: { requests: { perMinute: 1 } } }, handle)).toThrow(LLMServerConfigError);
   });
 });

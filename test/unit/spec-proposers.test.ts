@@ -13,8 +13,13 @@ describe('proposeNgram', () => {
     expect(proposeNgram(t, t.length, 5)).toEqual([5, 6, 1, 2, 3]);
   });
 
+  it('continues a match near the end periodically, so a loop proposes k tokens', () => {
+    expect(proposeNgram([4, 5, 9, 9, 9], 5, 4)).toEqual([9, 9, 9, 9]);
+    expect(proposeNgram([1, 2, 3, 1, 2], 5, 5)).toEqual([3, 1, 2, 3, 1]);
+  });
+
   it('falls back to shorter suffixes, respects minN and returns [] without a match', () => {
-    expect(proposeNgram([7, 8, 7], 3, 3)).toEqual([8, 7]);
+    expect(proposeNgram([7, 8, 7], 3, 3)).toEqual([8, 7, 8]);
     expect(proposeNgram([7, 8, 7], 3, 3, { minN: 2 })).toEqual([]);
     expect(proposeNgram([1, 2, 3], 3, 3)).toEqual([]);
     expect(proposeNgram([1], 1, 3)).toEqual([]);

@@ -29,6 +29,7 @@ PROMPTS = ["", "Once upon a time, there was a little dog named", "Tom found a sh
 
 @torch.no_grad()
 def perplexity(model, stories, bsz=16):
+    """(perplexity per token, tokens, total nats): every story as <s> story </s>, its tokens after <s>."""
     total, n = 0.0, 0
     for i in range(0, len(stories), bsz):
         rows = stories[i:i + bsz]
@@ -40,7 +41,18 @@ def perplexity(model, stories, bsz=16):
             y[j, :len(r) - 1] = torch.tensor(r[1:])
         total += F.cross_entropy(model(x).flatten(0, 1), y.flatten(), ignore_index=-100, reduction="sum").item()
         n += int((y != -100).sum())
-    return math.exp(total / n), n
+    return math.exp(total / n), n, total
+
+
+def heldout(model, tok, lines):
+    """Held-out quality in units that compare across tokenizers: the same nats divided by the text's
+    characters (story text, the newline/</s> not counted) and by its words (whitespace-separated)."""
+    stories = [[1] + tok.encode(l) + [2] for l in lines]
+    ppl, n, nats = perplexity(model, stories)
+    chars, words = sum(len(l) for l in lines), sum(len(l.split()) for l in lines)
+    return {"heldout_ppl": ppl, "heldout_tokens": n, "heldout_chars": chars, "heldout_words": words,
+            "bits_per_char": nats / math.log(2) / chars, "bits_per_word": nats / math.log(2) / words,
+            "chars_per_token": chars / n, "story_tokens": [min(map(len, stories)), max(map(len, stories))]}
 
 
 @torch.no_grad()
@@ -83,25 +95,35 @@ def main():
     ap.add_argument("--doc", default="docs/models.md")
     ap.add_argument("--agree-stories", type=int, default=40)
     ap.add_argument("--seed", type=int, default=7)
+    ap.add_argument("--previous", default="", help="an earlier pair's directory, measured alongside for the doc")
+    ap.add_argument("--only-heldout", action="store_true", help="print the held-out numbers and stop")
     args = ap.parse_args()
     torch.set_num_threads(1)
     tdir, ddir = os.path.join(args.models, "target"), os.path.join(args.models, "draft")
     target, draft, tok = load_hf(tdir), load_hf(ddir), Tokenizer(tdir)
     lines = [l.strip() for l in open(args.corpus, encoding="utf-8") if l.strip()]
-    stories = [[1] + tok.encode(l) + [2] for l in lines]
     r = {"target": {}, "draft": {}}
     for name, m, d in (("target", target, tdir), ("draft", draft, ddir)):
-        ppl, n = perplexity(m, stories)
         log = json.load(open(os.path.join(d, "train_log.json")))
-        r[name] = {"params": params(m), "flops_per_token": flops_per_token(m), "heldout_ppl": ppl,
-                   "heldout_tokens": n, "bytes": os.path.getsize(os.path.join(d, "model.safetensors")),
+        r[name] = {"params": params(m), "flops_per_token": flops_per_token(m), **heldout(m, tok, lines),
+                   "bytes": os.path.getsize(os.path.join(d, "model.safetensors")),
                    "tokens_seen": log["tokens_seen"], "steps": log["steps_done"], "wall_min": log["wall_s"] / 60,
                    "final_train_loss": sum(x["loss"] for x in log["train"][-20:]) / min(20, len(log["train"])),
                    "args": log["args"], "config": log["config"],
                    "phases": log.get("phases") or [{"args": log["args"], "steps": log["steps_done"],
                                                     "tokens": log["tokens_seen"], "wall_s": log["wall_s"]}]}
         print(name, {k: v for k, v in r[name].items() if k not in ("args", "config")}, flush=True)
+    if args.previous:  # the pair this one replaced, measured the same way on the same held-out text
+        r["previous"] = {}
+        for name in ("target", "draft"):
+            d = os.path.join(args.previous, name)
+            m = load_hf(d)
+            r["previous"][name] = {"params": params(m), "flops_per_token": flops_per_token(m),
+                                   "vocab": m.c["vocab"], **heldout(m, Tokenizer(d), lines)}
+            print("previous", name, r["previous"][name], flush=True)
 
+    if args.only_heldout:
+        return
     # Agreement: from <s> alone, then from the first four words of held-out stories.
     agree_prompts = [[1]] + [[1] + tok.encode(" ".join(l.split()[:4])) for l in lines[:args.agree_stories]]
     hit, pos, _ = agreement(target, draft, agree_prompts, 200)

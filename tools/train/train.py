@@ -7,7 +7,8 @@
 (after make_corpus.py and train_tokenizer.py; see docs/models.md for the exact commands that made the
 shipped weights). Seeded: the same command on the same torch build gives the same weights, unless
 --max-minutes stops it early. Writes model.safetensors (f16), config.json, generation_config.json,
-tokenizer.json, tokenizer_config.json into --out, and train_log.json + loss.png next to them.
+tokenizer.json, tokenizer_config.json (and tokenizer.bin) into --out, and train_log.json + loss.png next to
+them; the export is rewritten at every evaluation, so a run cut off early leaves a usable checkpoint.
 """
 import argparse
 import json
@@ -42,14 +43,19 @@ def batch(data, rng, bsz, seq):
 
 
 @torch.no_grad()
-def evaluate(model, data, seq, max_windows=64):
-    """Mean next-token loss over consecutive windows of the held-out stream."""
+def evaluate(model, data, seq, max_windows=64, bf16=False):
+    """Mean next-token loss over consecutive windows of the held-out stream (the curve's points; eval.py
+    computes the reported numbers in f32 from the exported f16 weights)."""
     model.eval()
     n = min(max_windows, (len(data) - 1) // seq)
     x = torch.from_numpy(data[:n * seq + 1].astype(np.int64))
     xs, ys = x[:-1].view(n, seq), x[1:].view(n, seq)
-    loss = sum(torch.nn.functional.cross_entropy(model(xs[i:i + 16]).flatten(0, 1), ys[i:i + 16].flatten(),
-                                                 reduction="sum").item() for i in range(0, n, 16))
+    loss = 0.0
+    for i in range(0, n, 16):
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            logits = model(xs[i:i + 16])
+        loss += torch.nn.functional.cross_entropy(logits.float().flatten(0, 1), ys[i:i + 16].flatten(),
+                                                  reduction="sum").item()
     model.train()
     return loss / (n * seq)
 
@@ -92,8 +98,9 @@ def export(model, c, args, tok_dir):
         json.dump(hf_config(c), f, indent=2)
     with open(os.path.join(args.out, "generation_config.json"), "w") as f:
         json.dump({"bos_token_id": 1, "eos_token_id": 2, "max_length": c["max_pos"]}, f, indent=2)
-    for name in ("tokenizer.json", "tokenizer_config.json"):
-        shutil.copy(os.path.join(tok_dir, name), os.path.join(args.out, name))
+    for name in ("tokenizer.json", "tokenizer_config.json", "tokenizer.bin"):
+        if os.path.exists(os.path.join(tok_dir, name)):  # tokenizer.bin: only the 2048-token tokenizer has one
+            shutil.copy(os.path.join(tok_dir, name), os.path.join(args.out, name))
 
 
 def main():
@@ -110,6 +117,9 @@ def main():
     ap.add_argument("--wd", type=float, default=0.1)
     ap.add_argument("--seed", type=int, default=1234)
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--bf16", action="store_true",
+                    help="bf16 autocast for the matmuls (f32 master weights, optimizer and loss): on a CPU with "
+                         "AVX512_BF16 oneDNN runs them 5-8x faster than Debian torch's f32 OpenBLAS path")
     ap.add_argument("--eval-every", type=int, default=100)
     ap.add_argument("--init-from", default="", help="continue from an exported model (a second phase): its weights "
                     "and train_log.json; the optimizer starts afresh")
@@ -149,7 +159,9 @@ def main():
         for g in opt.param_groups:
             g["lr"] = lr_at(step, args, time.time() - t0)
         x, y = batch(train, rng, args.batch, args.seq)
-        loss = torch.nn.functional.cross_entropy(model(x).flatten(0, 1), y.flatten())
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=args.bf16):
+            logits = model(x)
+        loss = torch.nn.functional.cross_entropy(logits.float().flatten(0, 1), y.flatten())
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -159,12 +171,14 @@ def main():
         last = step == args.steps - 1
         out_of_time = args.max_minutes and time.time() - t0 > args.max_minutes * 60
         if step % args.eval_every == 0 or last or out_of_time:
-            v = evaluate(model, valid, args.seq)
+            v = evaluate(model, valid, args.seq, bf16=args.bf16)
             log["valid"].append({"step": steps0 + step, "tokens": tokens, "loss": v})
             print(f"step {step} tokens {tokens:,} loss {loss.item():.4f} held-out {v:.4f} ppl {math.exp(v):.3f} "
                   f"lr {opt.param_groups[0]['lr']:.2e} {time.time() - t0:.0f}s", flush=True)
             with open(os.path.join(args.out, "train_log.json"), "w") as f:
                 json.dump(log, f)
+            # A checkpoint at every evaluation: a run cut off early still leaves a usable export.
+            export(model, c, args, args.tokenizer)
         if out_of_time:
             print(f"stopped early at step {step} (--max-minutes {args.max_minutes})", flush=True)
             break

@@ -2,56 +2,126 @@
 """Byte-fallback BPE, SentencePiece/Llama style, trained on the story corpus in pure Python.
 
     /usr/bin/python3 tools/train/train_tokenizer.py --corpus .tmp/train/corpus/train.txt \
-        --out .tmp/train/tokenizer --vocab-size 1024
+        --out .tmp/train/tokenizer --vocab-size 2048
 
-Writes tokenizer.json (Hugging Face: model BPE, byte_fallback, the Prepend("▁") + Replace(" ", "▁")
+Writes tokenizer.bin (llama2.c's format, for llama2.c-style checkpoints) and tokenizer.json (Hugging Face: model BPE, byte_fallback, the Prepend("▁") + Replace(" ", "▁")
 normalizer and the decoder chain of Llama's tokenizer.json) and tokenizer_config.json.
 
 Vocabulary order, as in Llama: 0 <unk>, 1 <s>, 2 </s>, 3..258 <0x00>..<0xFF>, then every character of the
-corpus (most frequent first), then one token per merge in the order learned. Training splits the text
-into chunks ("▁" + a run of letters, one digit, or a run of punctuation) so that no merge crosses a word
-or a letter/punctuation boundary; applying the merges by rank to the whole string, as tokenizers does,
-then gives the same tokens as applying them chunk by chunk.
+corpus (most frequent first), then one token per merge in the order learned.
+
+Why word pairs: the story grammar has only ~520 word forms, so merges that stay inside a word stop at
+~1,300 tokens (every word one token; ~1,900 with punctuation glued on). To use a vocabulary of a few
+thousand, merges may also join two whole lowercase words ("▁played▁with", "▁felt▁very") — never more than
+two words, never across punctuation, and never a capitalised word (names, "I"), so a prompt may end
+before a name and the model still sees names as tokens of their own. Training splits the text into
+chunks — a phrase (a run of words without punctuation) or a run of punctuation — and a merge is allowed
+by its two halves alone (see allowed()), so applying the merges by rank to the whole string, as
+tokenizers does with no pre-tokenizer, gives the same tokens as applying them chunk by chunk: no learned
+merge joins a letter symbol to a punctuation symbol, and "▁" only ever merges with what follows it.
 """
 import argparse
 import collections
+import heapq
 import json
 import os
 import re
 
 SPACE = "\u2581"  # ▁
-CHUNK = re.compile(r"▁?[^\W\d_]+|▁?\d|▁?[^\w\s▁]+|▁|\s|_+")
+# A phrase (words joined by "▁", letters only), one digit, a run of punctuation, or a lone "▁"/space/"_".
+CHUNK = re.compile(r"(?:▁?[^\W\d_]+)+|▁?\d|▁?[^\w\s▁]+|▁|\s|_+")
 
 
 def normalize(text):
     return SPACE + text.replace(" ", SPACE)
 
 
-def train(text, vocab_size, min_freq=2):
+WORD = re.compile(r"▁?[^\W\d_]+|▁?\d|▁?[^\w\s▁]+|▁|\s|_+")  # one word, as the phase-1 merges see text
+
+
+def allowed(a, b, words):
+    """May a and b merge? Decided by the two symbols alone (so encoding by rank reproduces training).
+    Inside a word: always, except onto a bare "▁" (which must join the letters after it first). Across a
+    word boundary (b starts with "▁"): only two whole lowercase words, a and b both in `words`."""
+    if b == SPACE:
+        return False
+    if not b.startswith(SPACE):
+        return True
+    return a in words and b in words
+
+
+def bpe(seqs, counts, n_merges, ok, min_freq):
+    """Byte-pair merges over chunk types (symbol lists, updated in place): the most frequent pair that
+    ok(a, b) allows first (ties: smallest pair), kept incrementally — pair counts, which chunk types
+    hold each pair, and a lazy max-heap of counts — so each merge touches only the chunks it changes."""
+    pair_n = collections.Counter()
+    where = collections.defaultdict(set)
+    for i, syms in enumerate(seqs):
+        for p in zip(syms, syms[1:]):
+            if ok(*p):
+                pair_n[p] += counts[i]
+                where[p].add(i)
+    heap = [(-n, p) for p, n in pair_n.items()]
+    heapq.heapify(heap)
+    merges = []
+    while len(merges) < n_merges and heap:
+        negn, p = heapq.heappop(heap)
+        if pair_n.get(p, 0) != -negn:
+            continue  # stale heap entry
+        if -negn < min_freq:
+            break
+        merges.append(p)
+        touched = set()
+        for i in list(where[p]):
+            old = seqs[i]
+            new = merge_pair(old, *p)
+            for q in zip(old, old[1:]):
+                if q in pair_n:
+                    pair_n[q] -= counts[i]
+                    where[q].discard(i)
+                    touched.add(q)
+            for q in zip(new, new[1:]):
+                if ok(*q):
+                    pair_n[q] += counts[i]
+                    where[q].add(i)
+                    touched.add(q)
+            seqs[i] = new
+        del pair_n[p], where[p]
+        touched.discard(p)
+        for q in touched:
+            if pair_n[q] > 0:
+                heapq.heappush(heap, (-pair_n[q], q))
+    return merges
+
+
+def train(text, vocab_size, min_freq=2, pairs=True):
+    """Phase 1: merges inside single words until every word of the corpus is one token (or min_freq
+    stops it). Phase 2 (pairs): merges of two whole lowercase words, over phrases (CHUNK) of phase-1
+    tokens, until vocab_size. All phase-1 merges rank before phase-2 ones, so by-rank encoding agrees."""
     norm = " ".join(normalize(line) for line in text.splitlines() if line)
-    words = collections.Counter(m.group(0) for m in CHUNK.finditer(norm) if not m.group(0).isspace())
+    chunks = collections.Counter(m.group(0) for m in CHUNK.finditer(norm) if not m.group(0).isspace())
+    words_n = collections.Counter()
+    for w, c in chunks.items():
+        for m in WORD.finditer(w):
+            words_n[m.group(0)] += c
     chars = collections.Counter()
-    for w, c in words.items():
+    for w, c in words_n.items():
         for ch in w:
             chars[ch] += c
     vocab = ["<unk>", "<s>", "</s>"] + [f"<0x{b:02X}>" for b in range(256)]
     vocab += [ch for ch, _ in sorted(chars.items(), key=lambda kv: (-kv[1], kv[0]))]
-    seqs = [[list(w), c] for w, c in words.items()]
-    merges = []
-    while len(vocab) < vocab_size:
-        pairs = collections.Counter()
-        for syms, c in seqs:
-            for a, b in zip(syms, syms[1:]):
-                pairs[(a, b)] += c
-        if not pairs:
-            break
-        (a, b), n = min(pairs.items(), key=lambda kv: (-kv[1], kv[0]))
-        if n < min_freq:
-            break
-        merges.append((a, b))
-        vocab.append(a + b)
-        for item in seqs:
-            item[0] = merge_pair(item[0], a, b)
+    wseqs = [list(w) for w in words_n]
+    merges = bpe(wseqs, list(words_n.values()), vocab_size - len(vocab), lambda a, b: b != SPACE, min_freq)
+    vocab += [a + b for a, b in merges]
+    if pairs and len(vocab) < vocab_size:
+        seg = dict(zip(words_n, wseqs))  # word -> its phase-1 tokens
+        words = {w for w, syms in seg.items() if len(syms) == 1 and w.startswith(SPACE) and w[1:].isalpha()
+                 and w[1:].islower()}
+        pseqs = [[t for m in WORD.finditer(c) for t in seg[m.group(0)]] for c in chunks]
+        more = bpe(pseqs, list(chunks.values()), vocab_size - len(vocab),
+                   lambda a, b: allowed(a, b, words), min_freq)
+        merges += more
+        vocab += [a + b for a, b in more]
     return vocab, merges
 
 
@@ -98,10 +168,10 @@ class Tokenizer:
         return ids
 
     def encode(self, text):
-        # No merge contains "▁" except at its start, so pieces split before each "▁" encode independently.
+        # No merge joins two chunks (see the module docstring), so chunks encode independently.
         ids = []
-        for piece in re.findall(r"▁[^▁]*|[^▁]+", normalize(text)):
-            ids += self._piece(piece)
+        for m in CHUNK.finditer(normalize(text)):
+            ids += self._piece(m.group(0))
         return ids
 
     def decode(self, ids):
@@ -149,6 +219,20 @@ def tokenizer_json(vocab, merges):
     }
 
 
+def tokenizer_bin(vocab, merges, path):
+    """llama2.c's tokenizer.bin: int32 max_token_length, then per token float32 score, int32 length, UTF-8
+    bytes, with " " for "▁" (as llama2.c's export writes it). run.c merges the adjacent pair whose
+    concatenation is in the vocabulary with the highest score, so a merged token scores -(its rank): the
+    same order as the merges of tokenizer.json. Specials, bytes and characters score 0 (never a merge)."""
+    import struct
+    rank = {a + b: r for r, (a, b) in enumerate(merges)}
+    pieces = [t.replace(SPACE, " ").encode("utf-8") for t in vocab]
+    with open(path, "wb") as f:
+        f.write(struct.pack("<i", max(len(p) for p in pieces)))
+        for t, p in zip(vocab, pieces):
+            f.write(struct.pack("<fi", -float(rank[t]) if t in rank else 0.0, len(p)) + p)
+
+
 def tokenizer_config(max_len):
     added = {str(i): {"content": t, "single_word": False, "lstrip": False, "rstrip": False,
                       "normalized": False, "special": True} for i, t in enumerate(["<unk>", "<s>", "</s>"])}
@@ -166,16 +250,18 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--corpus", default=".tmp/train/corpus/train.txt")
     ap.add_argument("--out", default=".tmp/train/tokenizer")
-    ap.add_argument("--vocab-size", type=int, default=1024)
+    ap.add_argument("--vocab-size", type=int, default=2048)
+    ap.add_argument("--no-pairs", action="store_true", help="merges stay inside a word (as the first 1024 tokenizer)")
     ap.add_argument("--max-len", type=int, default=512)
     args = ap.parse_args()
     text = open(args.corpus, encoding="utf-8").read()
-    vocab, merges = train(text, args.vocab_size)
+    vocab, merges = train(text, args.vocab_size, pairs=not args.no_pairs)
     os.makedirs(args.out, exist_ok=True)
     with open(os.path.join(args.out, "tokenizer.json"), "w", encoding="utf-8") as fh:
         json.dump(tokenizer_json(vocab, merges), fh, ensure_ascii=False, indent=1)
     with open(os.path.join(args.out, "tokenizer_config.json"), "w", encoding="utf-8") as fh:
         json.dump(tokenizer_config(args.max_len), fh, ensure_ascii=False, indent=2)
+    tokenizer_bin(vocab, merges, os.path.join(args.out, "tokenizer.bin"))
     tok = Tokenizer(args.out)
     sample = text.splitlines()[0]
     ids = tok.encode(sample)

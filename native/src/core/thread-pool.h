@@ -1,13 +1,16 @@
-// A persistent pool: the calling thread plus (n - 1) workers that spin briefly, then sleep, between
-// jobs. Items are claimed one by one from a shared counter, and the caller works too, so a worker
-// that the OS has not scheduled (other processes on the cores) delays a job by at most one item —
-// never by its own wake-up. What an item computes never depends on which thread runs it.
+// A persistent pool: the calling thread plus (n - 1) workers. Items are claimed one by one from a
+// shared counter, and the caller works too, so a worker that the OS has not scheduled (other
+// processes on the cores) delays a job by at most one item — never by its own wake-up. What an item
+// computes never depends on which thread runs it.
+//
+// Waiting (a worker for the next job, the caller for the last items) spins for a short, adaptive
+// time and then sleeps on a futex: on an idle machine the gaps between the jobs of one engine step
+// are shorter than the spin, so nobody sleeps; when the cores are oversubscribed a spinner would only
+// take time from the thread it waits for, so the spin shrinks after each wait that had to sleep.
 #pragma once
 #include <algorithm>
 #include <atomic>
-#include <condition_variable>
 #include <cstdint>
-#include <mutex>
 #include <thread>
 #include <type_traits>
 #include <vector>
@@ -65,13 +68,15 @@ class ThreadPool {
   void worker_loop(int tid);
 
   std::vector<std::thread> workers_;
-  std::mutex mu_;
-  std::condition_variable cv_;
   std::atomic<uint64_t> state_{0};
-  std::atomic<int> finished_{0};
+  std::atomic<uint32_t> posted_{0};         // futex word: bumped for each job (and at shutdown)
+  std::atomic<int> sleepers_{0};            // workers asleep on posted_
+  std::atomic<uint32_t> finished_{0};       // futex word: items done in the current job
+  std::atomic<uint32_t> callerAsleep_{0};   // the caller sleeps on finished_
   std::atomic<bool> stop_{false};
   uint64_t generation_ = 0;  // the caller's count of jobs
   Job jobs_[2] = {};         // by generation parity: a slow worker of the last job never sees this one's
+  int callerSpinNs_;
 };
 
 int hardware_threads();

@@ -8,6 +8,7 @@ namespace flotilla {
 
 namespace {
 constexpr int kQueryChunk = 16;  // long prefills split so both cores get work even for one sequence
+constexpr int64_t kInlineMacs = 1 << 16;  // below this (decode at short contexts) waking the pool costs more
 }
 
 PagedAttention::PagedAttention(const ModelConfig& c, int maxBatchTokens, int maxBatchSeqs) : c_(c) {
@@ -22,10 +23,18 @@ void PagedAttention::run(ThreadPool& pool, const CpuKernels& kern, const KvCache
       chunks_.push_back({s, t, std::min(t + kQueryChunk, b.queryStartLoc[s + 1])});
   }
   const int nHeads = c_.nHeads;
-  pool.parallel_for(static_cast<int>(chunks_.size()) * nHeads, [&](int i) {
+  int64_t macs = 0;  // q.k and p*v over every (query, cached position) pair
+  for (int t = 0; t < b.numTokens; t++) macs += int64_t(b.positions[t] + 1) * 2 * nHeads * c_.headDim();
+  const auto item = [&](int i) {
     const Chunk& ch = chunks_[i / nHeads];
     for (int t = ch.t0; t < ch.t1; t++) attend_row(kern, kv, layer, b, ch.seq, t, i % nHeads, q, out);
-  });
+  };
+  const int items = static_cast<int>(chunks_.size()) * nHeads;
+  if (macs < kInlineMacs) {
+    for (int i = 0; i < items; i++) item(i);
+  } else {
+    pool.parallel_for(items, item);
+  }
 }
 
 // Online softmax over blocks: one pass over K and V, no scores buffer the size of the context.

@@ -15,7 +15,7 @@ namespace {
 // Activations preallocated for maxBatchTokens rows; nothing is allocated per step.
 struct Scratch {
   AlignedBuffer x, xb, q, k, v, att, h1, h3, fin, xq;
-  Scratch(const ModelConfig& c, int T) {
+  Scratch(const ModelConfig& c, int T, const CpuKernels& kern) {
     const size_t qDim = size_t(c.nHeads) * c.headDim(), wide = std::max<size_t>({size_t(c.dim), qDim, size_t(c.hiddenDim)});
     x = AlignedBuffer(4 * T * size_t(c.dim), "activations");
     xb = AlignedBuffer(4 * T * std::max<size_t>(c.dim, qDim), "activations");
@@ -26,7 +26,7 @@ struct Scratch {
     h1 = AlignedBuffer(4 * T * size_t(c.hiddenDim), "activations");
     h3 = AlignedBuffer(4 * T * size_t(c.hiddenDim), "activations");
     fin = AlignedBuffer(4 * T * size_t(c.dim), "activations");
-    xq = AlignedBuffer(sizeof(BlockQ8Act) * T * groups_of(int64_t(wide)), "activations");
+    xq = AlignedBuffer(kern.quant_act_bytes(int(wide)) * T, "activations");
   }
 };
 
@@ -34,7 +34,7 @@ class CpuBackend : public Backend {
  public:
   CpuBackend(const ModelWeights& w, const BackendOptions& o, ThreadPool& pool)
       : w_(w), c_(w.config), pool_(pool), kern_(select_kernels()), kv_(c_, o.numBlocks, o.blockSize, o.kvF16),
-        attn_(c_, o.maxBatchTokens, o.maxBatchSeqs), s_(c_, o.maxBatchTokens), invFreq_(c_.headDim() / 2) {
+        attn_(c_, o.maxBatchTokens, o.maxBatchSeqs), s_(c_, o.maxBatchTokens, kern_), invFreq_(c_.headDim() / 2) {
     for (int i = 0; i < c_.headDim() / 2; i++)
       invFreq_[i] = 1.0f / powf(c_.ropeTheta, static_cast<float>(2 * i) / static_cast<float>(c_.headDim()));  // float, as run.c and HF
   }
@@ -52,7 +52,7 @@ class CpuBackend : public Backend {
     float* fin = s_.fin.as<float>();
     rows_parallel(numRows, [&](int i) { rmsnorm(fin + size_t(i) * dim, x + size_t(rows[i]) * dim, w_.norm.f32(), dim, c_.normEps); });
     const MatmulOut out{&w_.classifier(), logits};
-    matmul_parallel(pool_, kern_, fin, numRows, dim, s_.xq.as<BlockQ8Act>(), &out, 1);
+    matmul_parallel(pool_, kern_, fin, numRows, dim, s_.xq.as<uint8_t>(), &out, 1);
   }
 
  private:
@@ -70,7 +70,7 @@ class CpuBackend : public Backend {
     const int T = b.numTokens, dim = c_.dim, qDim = c_.nHeads * c_.headDim(), kvDim = c_.kvDim(), hid = c_.hiddenDim;
     float *x = s_.x.as<float>(), *xb = s_.xb.as<float>(), *q = s_.q.as<float>(), *k = s_.k.as<float>(),
           *v = s_.v.as<float>(), *att = s_.att.as<float>(), *h1 = s_.h1.as<float>(), *h3 = s_.h3.as<float>();
-    BlockQ8Act* xq = s_.xq.as<BlockQ8Act>();
+    uint8_t* xq = s_.xq.as<uint8_t>();
 
     rows_parallel(T, [&](int t) { rmsnorm(xb + size_t(t) * dim, x + size_t(t) * dim, lw.attnNorm.f32(), dim, c_.normEps); });
     const MatmulOut qkv[3] = {{&lw.wq, q}, {&lw.wk, k}, {&lw.wv, v}};

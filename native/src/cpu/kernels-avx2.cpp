@@ -115,7 +115,7 @@ void tile_quant(const Weight& w, int n, const MatmulIn& in, int t, float* y, int
       aw[r] = _mm256_sign_epi8(wq[r], wq[r]);  // |w| as unsigned for maddubs; the sign moves to x
     }
     for (int j = 0; j < NT; j++) {
-      const BlockQ8Act& xb = in.xq[size_t(t + j) * in.ldq + g];
+      const BlockQ8Act& xb = reinterpret_cast<const BlockQ8Act*>(in.xq + size_t(t + j) * in.ldq)[g];
       const __m256i xv = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xb.qs));
       for (int r = 0; r < R; r++) {
         const __m256i prod = _mm256_madd_epi16(_mm256_maddubs_epi16(aw[r], _mm256_sign_epi8(xv, wq[r])), ones);
@@ -164,7 +164,10 @@ void matmul(const Weight& w, const MatmulIn& in, float* y, int ldy, int n0, int 
   }
 }
 
-void quantize_act(const float* x, int n, BlockQ8Act* out) {
+size_t quant_act_bytes(int n) { return sizeof(BlockQ8Act) * size_t(groups_of(n)); }
+
+void quantize_act(const float* x, int n, uint8_t* outBytes) {
+  auto* out = reinterpret_cast<BlockQ8Act*>(outBytes);
   const __m256 signBit = _mm256_set1_ps(-0.0f);
   const __m256i perm = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
   for (int g = 0; g * kGroup < n; g++) {
@@ -225,7 +228,7 @@ void axpy_kv(float a, const uint8_t* v, float* y, int n, bool f16) {
 }  // namespace
 
 const CpuKernels& avx2_kernels() {
-  static const CpuKernels k = {"avx2", matmul, quantize_act, dot_kv, axpy_kv};
+  static const CpuKernels k = {"avx2", matmul, quant_act_bytes, quantize_act, dot_kv, axpy_kv};
   return k;
 }
 

@@ -59,13 +59,16 @@ void matmul(const Weight& w, const MatmulIn& in, float* y, int ldy, int n0, int 
   for (int n = n0; n < n1; n++) {
     const uint8_t* row = w.row(n);
     for (int t = 0; t < in.T; t++) {
-      y[size_t(t) * ldy + n] = quant ? dot_quant_row(w.type, row, in.xq + size_t(t) * in.ldq, nb)
+      y[size_t(t) * ldy + n] = quant ? dot_quant_row(w.type, row, reinterpret_cast<const BlockQ8Act*>(in.xq + size_t(t) * in.ldq), nb)
                                      : dot_float_row(w.type, row, in.x + size_t(t) * in.ldx, in.K);
     }
   }
 }
 
-void quantize_act(const float* x, int n, BlockQ8Act* out) {
+size_t quant_act_bytes(int n) { return sizeof(BlockQ8Act) * size_t(groups_of(n)); }
+
+void quantize_act(const float* x, int n, uint8_t* outBytes) {
+  auto* out = reinterpret_cast<BlockQ8Act*>(outBytes);
   for (int g = 0; g * kGroup < n; g++) {
     float v[kGroup] = {0};
     const int m = std::min(kGroup, n - g * kGroup);
@@ -90,7 +93,7 @@ void axpy_kv(float a, const uint8_t* v, float* y, int n, bool f16) {
 }  // namespace
 
 const CpuKernels& scalar_kernels() {
-  static const CpuKernels k = {"scalar", matmul, quantize_act, dot_kv, axpy_kv};
+  static const CpuKernels k = {"scalar", matmul, quant_act_bytes, quantize_act, dot_kv, axpy_kv};
   return k;
 }
 

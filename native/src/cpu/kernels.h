@@ -2,6 +2,7 @@
 // Every kernel computes each output element with a fixed operation order that does not depend on
 // how many rows are in the batch or which thread runs it, so batched and single steps agree bit for bit.
 #pragma once
+#include <cstddef>
 #include <cstdint>
 
 #include "../core/dtype.h"
@@ -9,33 +10,45 @@
 
 namespace flotilla {
 
-// Activations of a matmul: x is (T, K) with row stride ldx; xq the same rows quantized in groups of
-// 32 (ldq groups per row), present when the weight is quantized.
+// Activations of a matmul: x is (T, K) with row stride ldx; xq the same rows quantized once per matmul
+// by the kernel set's quantize_act (its own layout, ldq bytes per row), present when a weight is quantized.
 struct MatmulIn {
   int T = 0, K = 0;
   const float* x = nullptr;
   int ldx = 0;
-  const BlockQ8Act* xq = nullptr;
-  int ldq = 0;
+  const uint8_t* xq = nullptr;
+  size_t ldq = 0;
 };
 
 struct CpuKernels {
   const char* name;
   // y[t * ldy + n] = w.row(n) . x_t for n in [n0, n1) and every t < T.
   void (*matmul)(const Weight& w, const MatmulIn& in, float* y, int ldy, int n0, int n1);
-  // n floats to groups_of(n) Q8 groups (the last group zero-padded).
-  void (*quantize_act)(const float* x, int n, BlockQ8Act* out);
+  // Bytes of one row of n activations as quantize_act writes it.
+  size_t (*quant_act_bytes)(int n);
+  // n floats to int8 groups of 32 with a scale each (the last group zero-padded), in this set's layout.
+  void (*quantize_act)(const float* x, int n, uint8_t* out);
   // q . k over one head, k being f32 or f16 (KV cache element type).
   float (*dot_kv)(const float* q, const uint8_t* k, int n, bool f16);
   // y += a * v
   void (*axpy_kv)(float a, const uint8_t* v, float* y, int n, bool f16);
 };
 
+// The scalar and AVX2 sets quantize activations to an array of BlockQ8Act (dtype.h).
 const CpuKernels& scalar_kernels();
 #ifdef FLOTILLA_HAVE_AVX2
 const CpuKernels& avx2_kernels();
 #endif
-// AVX2/FMA/F16C when the CPU has them and FLOTILLA_FORCE_SCALAR is unset, else scalar.
+#ifdef FLOTILLA_HAVE_AVX512
+const CpuKernels& avx512_kernels();
+#endif
+
+// The widest set this CPU runs (avx512: F/BW/DQ/VL/VNNI; avx2: AVX2/FMA/F16C; else scalar).
+// FLOTILLA_CPU_ISA=avx512|avx2|scalar asks for one (falling back to the best one the CPU runs when
+// it cannot); FLOTILLA_FORCE_SCALAR=1 is the older spelling of scalar. Read when a backend is created.
 const CpuKernels& select_kernels();
+
+// Whether this CPU (and this build) can run the named set.
+bool cpu_runs(const char* isa);
 
 }  // namespace flotilla

@@ -9,13 +9,13 @@ namespace {
 constexpr int kMaxOuts = 3;
 constexpr int64_t kInlineMacs = 1 << 17;
 
-void quantize_input(ThreadPool& pool, const CpuKernels& kern, const float* x, int T, int K, BlockQ8Act* xq) {
-  const int nb = groups_of(K);
+void quantize_input(ThreadPool& pool, const CpuKernels& kern, const float* x, int T, int K, uint8_t* xq) {
+  const size_t ldq = kern.quant_act_bytes(K);
   if (T < 16) {
-    for (int t = 0; t < T; t++) kern.quantize_act(x + size_t(t) * K, K, xq + size_t(t) * nb);
+    for (int t = 0; t < T; t++) kern.quantize_act(x + size_t(t) * K, K, xq + size_t(t) * ldq);
     return;
   }
-  pool.parallel_for(T, [&](int t) { kern.quantize_act(x + size_t(t) * K, K, xq + size_t(t) * nb); });
+  pool.parallel_for(T, [&](int t) { kern.quantize_act(x + size_t(t) * K, K, xq + size_t(t) * ldq); });
 }
 
 // Rows per chunk: a multiple of the 4-row tile, small enough for ~8 chunks per thread.
@@ -27,7 +27,7 @@ int chunk_rows(int totalRows, int threads) {
 
 }  // namespace
 
-void matmul_parallel(ThreadPool& pool, const CpuKernels& kern, const float* x, int T, int K, BlockQ8Act* xqScratch,
+void matmul_parallel(ThreadPool& pool, const CpuKernels& kern, const float* x, int T, int K, uint8_t* xqScratch,
                      const MatmulOut* outs, int nOuts) {
   bool quant = false;
   int totalRows = 0;
@@ -36,7 +36,7 @@ void matmul_parallel(ThreadPool& pool, const CpuKernels& kern, const float* x, i
     totalRows += outs[i].w->rows;
   }
   if (quant) quantize_input(pool, kern, x, T, K, xqScratch);
-  const MatmulIn in{T, K, x, K, quant ? xqScratch : nullptr, groups_of(K)};
+  const MatmulIn in{T, K, x, K, quant ? xqScratch : nullptr, kern.quant_act_bytes(K)};
   if (int64_t(totalRows) * K * T < kInlineMacs) {  // waking the pool costs more than it saves
     for (int i = 0; i < nOuts; i++) kern.matmul(*outs[i].w, in, outs[i].y, outs[i].w->rows, 0, outs[i].w->rows);
     return;

@@ -11,8 +11,8 @@ struct MatmulOut {
   float* y;  // (T, w->rows)
 };
 
-// xqScratch holds T * groups_of(K) blocks; the input is quantized into it once when a weight needs it.
-void matmul_parallel(ThreadPool& pool, const CpuKernels& kern, const float* x, int T, int K, BlockQ8Act* xqScratch,
+// xqScratch holds T * kern.quant_act_bytes(K) bytes; the input is quantized into it once when a weight needs it.
+void matmul_parallel(ThreadPool& pool, const CpuKernels& kern, const float* x, int T, int K, uint8_t* xqScratch,
                      const MatmulOut* outs, int nOuts);
 
 }  // namespace flotilla

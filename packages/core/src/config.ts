@@ -67,7 +67,7 @@ export interface ServeConfig {
 
 const OPTION_KEYS = new Set(['name', 'numReplicas', 'maxOngoingRequests', 'maxQueuedRequests', 'routing', 'autoscaling',
   'resources', 'placement', 'healthCheckPeriodS', 'healthCheckTimeoutS', 'healthCheckFailureThreshold',
-  'gracefulShutdownTimeoutS', 'maxConstructorRetries', 'userConfig', 'module']);
+  'gracefulShutdownTimeoutS', 'maxConstructorRetries', 'userConfig', 'module', 'pool']);
 const AUTOSCALING_KEYS = ['minReplicas', 'maxReplicas', 'initialReplicas', 'targetOngoingRequests', 'upscaleDelayS',
   'downscaleDelayS', 'metricsIntervalS', 'lookBackPeriodS', 'upscalingFactor', 'downscalingFactor', 'policy'] as const;
 const RESOURCE_KEYS = ['cpus', 'gpus', 'memoryMb'] as const;
@@ -114,6 +114,13 @@ export function validateDeploymentOptions(o: DeploymentOptions, where: string): 
   }
   if (o.resources !== undefined) validateResources(o.resources, where);
   if (o.autoscaling !== undefined) validateAutoscaling(o.autoscaling, where);
+  if (o.pool !== undefined) {
+    if (typeof o.pool !== 'object' || o.pool === null) fail(where, 'pool must be an object');
+    checkKeys(where, o.pool, ['minThreads', 'maxThreads', 'idleTimeoutMs'], 'pool option');
+    checkNumber(where, 'pool.minThreads', o.pool.minThreads, { int: true });
+    checkNumber(where, 'pool.maxThreads', o.pool.maxThreads, { int: true, min: 1 });
+    checkNumber(where, 'pool.idleTimeoutMs', o.pool.idleTimeoutMs, {});
+  }
 }
 
 function validateResources(r: ResourceOptions, where: string): void {

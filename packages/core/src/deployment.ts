@@ -53,6 +53,16 @@ export interface ResourceOptions {
   memoryMb?: number;
 }
 
+/** A stateless task deployment's pool of worker threads in each replica (replica/task-pool.ts). */
+export interface PoolOptions {
+  /** Threads kept even when idle. Default: 1. */
+  minThreads?: number;
+  /** Most threads, i.e. calls of one replica running in parallel. Default: 2. */
+  maxThreads?: number;
+  /** How long a thread above minThreads may idle before it stops, in ms. Default: 60000. */
+  idleTimeoutMs?: number;
+}
+
 export interface DeploymentOptions {
   /** Unique name within the application; the replica finds the class by it. Default: the class name. */
   name?: string;
@@ -88,6 +98,16 @@ export interface DeploymentOptions {
   userConfig?: unknown;
   /** Path or file URL of the module defining the class, for replicas to load. Default: found from the call stack of the decorator. */
   module?: string;
+  /**
+   * Makes this a stateless task deployment: each replica runs every call on a piscina pool of worker
+   * threads (each builds the class once), so CPU-bound calls of one replica run in parallel and a
+   * cancelled call stops its thread. For stateless methods only: no streaming methods, no handles in
+   * the constructor arguments, no lifecycle methods (checkHealth, reconfigure, ...). Raise
+   * maxOngoingRequests to at least maxThreads so the pool fills. Read by the replica from this
+   * decorator (not from bind-time or config-file overrides). Default: none (calls run in the replica's
+   * own thread, on one instance).
+   */
+  pool?: PoolOptions;
 }
 
 /** Everything a replica needs to know about a decorated class. */

@@ -45,6 +45,11 @@ export class UnavailableError extends FlotillaError {
   override readonly code = 'UNAVAILABLE';
   override readonly httpStatus = 503;
 }
+/** The caller's credentials (an API key) are missing or wrong. */
+export class UnauthenticatedError extends FlotillaError {
+  override readonly code = 'UNAUTHENTICATED';
+  override readonly httpStatus = 401;
+}
 /** The caller cancelled (client disconnect, AbortSignal, breaking out of a stream). */
 export class RequestCancelledError extends FlotillaError {
   override readonly code = 'CANCELLED';
@@ -74,5 +79,5 @@ export class ClusterError extends FlotillaError {
 
 export const errorClasses = {
   FlotillaError, BadRequestError, NotFoundError, RequestTimeoutError, PayloadTooLargeError, BackPressureError,
-  UnavailableError, RequestCancelledError, ActorDiedError, DeploymentConfigError, UserCodeError, ClusterError,
+  UnavailableError, UnauthenticatedError, RequestCancelledError, ActorDiedError, DeploymentConfigError, UserCodeError, ClusterError,
 } as const;

@@ -12,10 +12,11 @@ import { randomUUID } from 'node:crypto';
 import { RequestTimeoutError } from './errors.js';
 import type { CallOptions } from './ingress/ingress-target.js';
 import type { HandleTarget } from './actor/protocol.js';
+import { Cancellation, abortSourceOf, offAbort, onAbort, type AbortSource } from './actor/cancellation.js';
 
 export type { CallOptions };
 
-/** Where a handle sends calls; requestId is always set, signal carries timeouts and cancels. */
+/** Where a handle sends calls; requestId is always set, cancel or signal carries timeouts and cancels. */
 export interface HandleBackend {
   call(target: HandleTarget, method: string, args: unknown[], opts: ResolvedCallOptions): Promise<unknown>;
   stream(target: HandleTarget, method: string, args: unknown[], opts: ResolvedCallOptions): AsyncIterable<unknown>;
@@ -23,7 +24,9 @@ export interface HandleBackend {
 
 export interface ResolvedCallOptions {
   requestId: string;
+  /** With `cancel`, a getter that builds cancel's AbortSignal: read `cancel` first (abortSourceOf). */
   signal?: AbortSignal;
+  cancel?: Cancellation;
   /** See CallOptions.routingKey; never inherited by nested calls (they go to other deployments). */
   routingKey?: string;
 }
@@ -75,20 +78,49 @@ export function isHandleDescriptor(value: unknown): value is HandleDescriptor {
   return typeof value === 'object' && value !== null && DESCRIPTOR_KEY in value;
 }
 
-/** Fills requestId and folds timeoutMs into the signal (aborting with RequestTimeoutError). */
+/**
+ * Fills requestId and folds timeoutMs into the cancellation (aborting with RequestTimeoutError). The
+ * caller's own source (cancel or signal) wins over the fallback's (the current request's, in a replica).
+ */
 export function resolveCallOptions(opts: CallOptions, fallback?: ResolvedCallOptions): ResolvedCallOptions {
   const requestId = opts.requestId ?? fallback?.requestId ?? randomUUID();
-  const signals = [opts.signal ?? fallback?.signal].filter((s): s is AbortSignal => s !== undefined);
-  if (opts.timeoutMs !== undefined) {
-    const ac = new AbortController();
-    const timer = setTimeout(() => ac.abort(new RequestTimeoutError(`request ${requestId} timed out after ${opts.timeoutMs} ms`)),
-      opts.timeoutMs);
-    timer.unref?.();
-    ac.signal.addEventListener('abort', () => clearTimeout(timer));
-    signals.push(ac.signal);
+  const source = abortSourceOf(opts) ?? (fallback ? abortSourceOf(fallback) : undefined);
+  const resolved = withSource(requestId, opts.timeoutMs === undefined ? source : withTimeout(source, opts.timeoutMs, requestId));
+  if (opts.routingKey !== undefined) resolved.routingKey = opts.routingKey;
+  return resolved;
+}
+
+function withSource(requestId: string, source: AbortSource | undefined): ResolvedCallOptions {
+  if (!(source instanceof Cancellation)) return { requestId, signal: source };
+  return { requestId, cancel: source, get signal() { return source.signal; } };
+}
+
+/** A Cancellation that aborts when `source` does or after `timeoutMs`, whichever comes first. */
+function withTimeout(source: AbortSource | undefined, timeoutMs: number, requestId: string): Cancellation {
+  const cancel = new Cancellation();
+  const timer = setTimeout(() => cancel.abort(new RequestTimeoutError(`request ${requestId} timed out after ${timeoutMs} ms`)), timeoutMs);
+  timer.unref?.();
+  if (source) {
+    const follow = () => cancel.abort(source.reason);
+    if (source.aborted) follow(); else onAbort(source, follow);
+    cancel.onAbort(() => offAbort(source, follow));
   }
-  const signal = signals.length <= 1 ? signals[0] : AbortSignal.any(signals);
-  return opts.routingKey === undefined ? { requestId, signal } : { requestId, signal, routingKey: opts.routingKey };
+  cancel.onAbort(() => clearTimeout(timer));
+  return cancel;
+}
+
+/** defaults overridden by opts, copied field by field so that a lazily built `signal` is not read. */
+function mergeOptions(defaults: CallOptions, opts: CallOptions | undefined): CallOptions {
+  if (opts === undefined) return defaults;
+  if (defaults.requestId === undefined && defaults.timeoutMs === undefined && defaults.routingKey === undefined
+    && abortSourceOf(defaults) === undefined) return opts;
+  const source = abortSourceOf(opts) ?? abortSourceOf(defaults);
+  return {
+    requestId: opts.requestId ?? defaults.requestId,
+    timeoutMs: opts.timeoutMs ?? defaults.timeoutMs,
+    routingKey: opts.routingKey ?? defaults.routingKey,
+    ...(source instanceof Cancellation ? { cancel: source } : { signal: source }),
+  };
 }
 
 /**
@@ -97,12 +129,12 @@ export function resolveCallOptions(opts: CallOptions, fallback?: ResolvedCallOpt
  */
 export function createHandle<T>(target: HandleTarget, backend: HandleBackend, defaults: CallOptions = {},
   context?: () => ResolvedCallOptions | undefined): DeploymentHandle<T> {
-  const resolve = (opts?: CallOptions) => resolveCallOptions({ ...defaults, ...opts }, context?.());
+  const resolve = (opts?: CallOptions) => resolveCallOptions(mergeOptions(defaults, opts), context?.());
   const base: HandleBase<T> = {
     target,
     remote: (method, args, opts) => backend.call(target, method, args, resolve(opts)),
     remoteStream: (method, args, opts) => backend.stream(target, method, args, resolve(opts)),
-    options: (opts) => createHandle<T>(target, backend, { ...defaults, ...opts }, context),
+    options: (opts) => createHandle<T>(target, backend, mergeOptions(defaults, opts), context),
     stream: new Proxy({}, {
       get: (_t, prop) => typeof prop === 'string'
         ? (...args: unknown[]) => backend.stream(target, prop, args, resolve())

@@ -9,6 +9,7 @@
  */
 import { AggregatorRegistry, Counter, Gauge, Histogram, Registry, collectDefaultMetrics, type MetricObjectWithValues, type MetricValue } from 'prom-client';
 import type { ReplicaMetrics, ServeStatus } from './ingress/ingress-target.js';
+import { SeriesCounter, SeriesHistogram, type CounterSeries, type HistogramSeries } from './metrics-series.js';
 import type { BatchEvent, RequestEvent, RuntimeEvents, ScalingDecisionEvent } from './runtime-events.js';
 
 export const METRICS_NAMESPACE = 'flotilla_';
@@ -28,6 +29,16 @@ export interface RequestLabels {
   protocol: Protocol;
 }
 
+/** One request label set's series, bound once (metrics-series.ts explains why). */
+interface BoundRequest {
+  labels: Record<string, string>;
+  byStatus: Map<string, CounterSeries>;
+  byCode: Map<string, CounterSeries>;
+  latency: HistogramSeries;
+  /** Deployment calls only: all of them, whatever the outcome. */
+  total?: CounterSeries;
+}
+
 export interface MetricsOptions {
   /** Registry to register into. Default: a fresh Registry, so two instances in one process never clash. */
   registry?: Registry;
@@ -41,14 +52,17 @@ export interface MetricsOptions {
 
 export class FlotillaMetrics {
   readonly registry: Registry;
-  private readonly requests: Counter<string>;
-  private readonly errors: Counter<string>;
-  private readonly latency: Histogram<string>;
-  private readonly proxyOngoing: Gauge<string>;
+  private readonly requests: SeriesCounter;
+  private readonly errors: SeriesCounter;
+  private readonly latency: SeriesHistogram;
+  /** Requests inside the proxies, by protocol; read by the proxy_ongoing_requests gauge at scrape time. */
+  private readonly ongoing = new Map<string, number>();
+  private readonly bound = new Map<string, BoundRequest>();
   private readonly batchSizes: Histogram<string>;
-  private readonly deploymentCalls: Counter<string>;
-  private readonly deploymentErrors: Counter<string>;
-  private readonly deploymentLatency: Histogram<string>;
+  private readonly deploymentCalls: SeriesCounter;
+  private readonly deploymentErrors: SeriesCounter;
+  private readonly deploymentLatency: SeriesHistogram;
+  private readonly boundCalls = new Map<string, BoundRequest>();
   private readonly scalingDecisions: Counter<string>;
   private statusSource: (() => ServeStatus) | undefined;
   private readonly replicaMetrics: (() => Promise<ReplicaMetrics[]>) | undefined;
@@ -59,38 +73,27 @@ export class FlotillaMetrics {
     this.replicaMetrics = options.replicaMetrics;
     const registers = [this.registry];
     const ns = METRICS_NAMESPACE;
-    this.requests = new Counter({
-      name: `${ns}requests_total`, help: 'Requests handled by the proxies, by final status.',
-      labelNames: ['app', 'deployment', 'route', 'method', 'protocol', 'status'], registers,
-    });
-    this.errors = new Counter({
-      name: `${ns}request_errors_total`, help: 'Requests that failed, by error code (BAD_REQUEST, BACK_PRESSURE, ...).',
-      labelNames: ['app', 'deployment', 'route', 'method', 'protocol', 'code'], registers,
-    });
-    this.latency = new Histogram({
-      name: `${ns}request_latency_seconds`, help: 'End-to-end request latency seen by the proxy (streams: until the last chunk).',
-      labelNames: ['app', 'deployment', 'route', 'method', 'protocol'], buckets: LATENCY_BUCKETS, registers,
-    });
-    this.proxyOngoing = new Gauge({
+    this.requests = new SeriesCounter(`${ns}requests_total`, 'Requests handled by the proxies, by final status.', registers);
+    this.errors = new SeriesCounter(`${ns}request_errors_total`,
+      'Requests that failed, by error code (BAD_REQUEST, BACK_PRESSURE, ...).', registers);
+    this.latency = new SeriesHistogram(`${ns}request_latency_seconds`,
+      'End-to-end request latency seen by the proxy (streams: until the last chunk).', LATENCY_BUCKETS, registers);
+    const ongoing = this.ongoing;
+    new Gauge({
       name: `${ns}proxy_ongoing_requests`, help: 'Requests currently inside a proxy.', labelNames: ['protocol'], registers,
+      collect() {
+        for (const [protocol, n] of ongoing) this.set({ protocol }, n);
+      },
     });
     this.batchSizes = new Histogram({
       name: `${ns}batch_size`, help: 'Sizes of the batches formed by @batch methods.',
       labelNames: ['app', 'deployment', 'method'], buckets: BATCH_BUCKETS, registers,
     });
-    const callLabels = ['app', 'deployment', 'method', 'caller'];
-    this.deploymentCalls = new Counter({
-      name: `${ns}deployment_requests_total`, help: 'Calls routed to a deployment (caller: ingress or another replica).',
-      labelNames: callLabels, registers,
-    });
-    this.deploymentErrors = new Counter({
-      name: `${ns}deployment_request_errors_total`, help: 'Calls to a deployment that failed, by error code.',
-      labelNames: [...callLabels, 'code'], registers,
-    });
-    this.deploymentLatency = new Histogram({
-      name: `${ns}deployment_request_latency_seconds`, help: 'Latency of calls to a deployment, measured at the caller.',
-      labelNames: callLabels, buckets: LATENCY_BUCKETS, registers,
-    });
+    this.deploymentCalls = new SeriesCounter(`${ns}deployment_requests_total`,
+      'Calls routed to a deployment (caller: ingress or another replica).', registers);
+    this.deploymentErrors = new SeriesCounter(`${ns}deployment_request_errors_total`, 'Calls to a deployment that failed, by error code.', registers);
+    this.deploymentLatency = new SeriesHistogram(`${ns}deployment_request_latency_seconds`,
+      'Latency of calls to a deployment, measured at the caller.', LATENCY_BUCKETS, registers);
     this.scalingDecisions = new Counter({
       name: `${ns}scaling_decisions_total`,
       help: 'Changes of a deployment\'s target replica count, by reason (scale-up, scale-down, scale-from-zero, bounds, config, restored).',
@@ -107,15 +110,29 @@ export class FlotillaMetrics {
 
   /** Marks a request as started; call the returned function exactly once when it ends. */
   startRequest(labels: RequestLabels): (status: string, errorCode?: string) => void {
-    const started = process.hrtime.bigint();
-    this.proxyOngoing.inc({ protocol: labels.protocol });
-    return (status, errorCode) => {
-      this.proxyOngoing.dec({ protocol: labels.protocol });
-      const base = { app: labels.app, deployment: labels.deployment, route: labels.route, method: labels.method, protocol: labels.protocol };
-      this.requests.inc({ ...base, status });
-      if (errorCode) this.errors.inc({ ...base, code: errorCode });
-      this.latency.observe(base, Number(process.hrtime.bigint() - started) / 1e9);
-    };
+    const started = performance.now();
+    this.requestStarted(labels.protocol);
+    return (status, errorCode) => this.requestFinished(labels, status, (performance.now() - started) / 1000, errorCode);
+  }
+
+  /** A request entered a proxy (the ongoing gauge); pair with requestFinished. */
+  requestStarted(protocol: Protocol): void {
+    this.ongoing.set(protocol, (this.ongoing.get(protocol) ?? 0) + 1);
+  }
+
+  /** A request left a proxy: counts it by status (and error code) and observes its latency. */
+  requestFinished(labels: RequestLabels, status: string, seconds: number, errorCode?: string): void {
+    this.ongoing.set(labels.protocol, (this.ongoing.get(labels.protocol) ?? 1) - 1);
+    const key = `${labels.app}\u0000${labels.deployment}\u0000${labels.route}\u0000${labels.method}\u0000${labels.protocol}`;
+    let b = this.bound.get(key);
+    if (!b) {
+      b = this.bind(this.latency, key, { app: labels.app, deployment: labels.deployment, route: labels.route,
+        method: labels.method, protocol: labels.protocol });
+      this.bound.set(key, b);
+    }
+    this.count(this.requests, b, b.byStatus, 'status', status);
+    if (errorCode) this.count(this.errors, b, b.byCode, 'code', errorCode);
+    this.latency.observe(b.latency, seconds);
   }
 
   observeBatchSize(app: string, deployment: string, method: string, size: number): void {
@@ -125,10 +142,16 @@ export class FlotillaMetrics {
   /** Observes the runtime's request and batch events; returns a function that stops observing. */
   observeRuntime(events: RuntimeEvents): () => void {
     const onRequest = (e: RequestEvent): void => {
-      const labels = { app: e.app, deployment: e.deployment, method: e.method, caller: e.caller };
-      this.deploymentCalls.inc(labels);
-      if (!e.ok) this.deploymentErrors.inc({ ...labels, code: e.errorCode ?? 'INTERNAL' });
-      this.deploymentLatency.observe(labels, e.durationMs / 1000);
+      const key = `${e.app}\u0000${e.deployment}\u0000${e.method}\u0000${e.caller}`;
+      let b = this.boundCalls.get(key);
+      if (!b) {
+        b = this.bind(this.deploymentLatency, key, { app: e.app, deployment: e.deployment, method: e.method, caller: e.caller });
+        this.boundCalls.set(key, b);
+      }
+      b.total ??= this.deploymentCalls.series(key, b.labels);
+      b.total.value++;
+      if (!e.ok) this.count(this.deploymentErrors, b, b.byCode, 'code', e.errorCode ?? 'INTERNAL');
+      this.deploymentLatency.observe(b.latency, e.durationMs / 1000);
     };
     const onBatch = (e: BatchEvent): void => this.observeBatchSize(e.app, e.deployment, e.method, e.size);
     const onDecision = (e: ScalingDecisionEvent): void => { this.scalingDecisions.inc({ app: e.app, deployment: e.deployment, reason: e.reason }); };
@@ -140,6 +163,20 @@ export class FlotillaMetrics {
       events.off('batch', onBatch);
       events.off('scaling-decision', onDecision);
     };
+  }
+
+  private bind(latency: SeriesHistogram, key: string, labels: Record<string, string>): BoundRequest {
+    return { labels, byStatus: new Map(), byCode: new Map(), latency: latency.series(key, labels) };
+  }
+
+  /** Adds one to the series of `b`'s labels plus `name`=`value` (status or error code). */
+  private count(counter: SeriesCounter, b: BoundRequest, cache: Map<string, CounterSeries>, name: string, value: string): void {
+    let s = cache.get(value);
+    if (!s) {
+      s = counter.series(`${JSON.stringify(b.labels)}\u0000${value}`, { ...b.labels, [name]: value });
+      cache.set(value, s);
+    }
+    s.value++;
   }
 
   /** The exposition text for GET /metrics: the proxy's own metrics, then those the replicas expose. */

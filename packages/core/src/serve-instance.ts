@@ -48,10 +48,21 @@ export interface StartServeOptions {
    * port, and replicas are placed over this node and theirs by resources. Default: none (this node only).
    */
   cluster?: ClusterHeadOptions;
+  /**
+   * While an autoscaled thread deployment waits out its upscaleDelayS, boot the worker threads of the
+   * replicas it would add, so that they serve soon after the decision (the decision itself is unchanged).
+   * Default: true.
+   */
+  prestartWorkers?: boolean;
 }
 
 /** What ServeInstance.apply() takes: the applications as they should now be. */
 export interface ApplyOptions {
+  /**
+   * deploy() only: how the applications were deployed (JSON data, e.g. serve deploy's request), kept in
+   * the checkpoint so that a restarted head can deploy them again (restorableSources()). Default: none.
+   */
+  source?: unknown;
   /** A serve config file or its parsed form, replacing the one given at start. Default: the one given at start. */
   config?: string | ServeConfig;
   /** Seconds apply() waits for every application to be RUNNING again. Default: 120. */
@@ -85,7 +96,7 @@ export class ServeInstance implements IngressTarget, AsyncDisposable {
     this.controller = new Controller({
       placement: this.cluster?.placement, remote: this.cluster,
       node, tickMs: options.tickMs, events: this.events,
-      autoscalingPolicy: options.autoscalingPolicy,
+      autoscalingPolicy: options.autoscalingPolicy, prestartWorkers: options.prestartWorkers,
       relay: (app, deployment) => this.relay(deployment),
       publish: (app, dep, running, why) => this.routers.publish(app, dep, running, why),
       queued: (app, dep) => this.routers.queued(app, dep),
@@ -94,6 +105,42 @@ export class ServeInstance implements IngressTarget, AsyncDisposable {
     });
     for (const a of apps) this.controller.deploy(a.name, a.routePrefix, a.graph, config);
     this.controller.start();
+    if (this.cluster) {
+      this.cluster.frontend = { routes: () => this.routes(), status: () => this.status(), proxyServer: () => this.proxyServer(),
+        adopt: (nodeId, ids) => this.controller.adopt(nodeId, ids) };
+    }
+  }
+
+  /**
+   * Adds applications to the running instance, or updates those of the same name (as apply() does),
+   * leaving the others running: what `serve deploy` does on a head. Resolves when all are RUNNING.
+   * Throws DeploymentConfigError before changing anything when the options are invalid or a route
+   * prefix is another application's.
+   */
+  async deploy(applications: ApplicationSpec[], options: ApplyOptions = {}): Promise<void> {
+    if (this.isDraining) throw this.drainingError();
+    const given = withPrefixes(applications.map((a) => ({ ...a, routePrefix: a.routePrefix ?? '/' })));
+    for (const a of given) {
+      const taken = [...this.controller.apps.values()].find((o) => o.name !== a.name && o.routePrefix === a.routePrefix);
+      if (taken) {
+        throw new DeploymentConfigError(`route prefix '${a.routePrefix}' is taken by application '${taken.name}'; `
+          + 'give this one another route prefix', { app: a.name });
+      }
+    }
+    if (options.config !== undefined) {
+      this.config = typeof options.config === 'string' ? loadServeConfig(options.config) : options.config;
+    }
+    this.controller.upsert(given.map((g) => ({ ...g, source: options.source })), this.config);
+    await this.ready(options.timeoutS);
+  }
+
+  /**
+   * Applications that were deployed onto this head (deploy() with a source) when its previous controller
+   * died, as their sources: deploying them again right after start-up restores their targets and
+   * re-adopts their replicas on agents.
+   */
+  restorableSources(): { name: string; source: unknown }[] {
+    return this.controller.restorableSources();
   }
 
   /**
@@ -215,6 +262,28 @@ export class ServeInstance implements IngressTarget, AsyncDisposable {
     await this.controller.dispose();
     await this.cluster?.close();
     this.routers.closeAll(this.drainingError());
+  }
+
+  /** Serves the requests of an agent's HTTP proxy, as the ingress of this process does. */
+  private proxyServer(): CallServer {
+    const router = (call: { target?: { app: string; deployment: string } }) => {
+      if (this.isDraining) throw this.drainingError();
+      if (!call.target) throw new NotFoundError('a proxy request names no deployment');
+      return this.routers.get('ingress', call.target.app, call.target.deployment);
+    };
+    return {
+      admit: () => null,
+      release: () => {},
+      unary: async (call, signal) => router(call)
+        .call(call.method, call.args, { requestId: call.requestId, signal, routingKey: call.routingKey }),
+      stream: (call, signal) => {
+        try {
+          return router(call).stream(call.method, call.args, { requestId: call.requestId, signal, routingKey: call.routingKey });
+        } catch (err) {
+          return rejectStream(err as Error);
+        }
+      },
+    };
   }
 
   /** Serves the handle calls that replicas of `caller` relay to us. */

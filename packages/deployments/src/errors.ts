@@ -94,6 +94,13 @@ export class ModelUnavailableError extends LLMApiError {
   override readonly type: ApiErrorType = 'service_unavailable';
 }
 
+/** The shared RateLimiter deployment (LLMServer's second argument) cannot be reached (503): refused, not let through. */
+export class RateLimiterUnavailableError extends LLMApiError {
+  override readonly code: string = 'E_RATE_LIMITER_UNAVAILABLE';
+  override readonly status: number = 503;
+  override readonly type: ApiErrorType = 'service_unavailable';
+}
+
 /** The server's own options are wrong (thrown from the constructor, so the deployment fails to start). */
 export class LLMServerConfigError extends Error {
   readonly code: string = 'E_LLM_SERVER_CONFIG';
@@ -115,6 +122,7 @@ const OPENAI_CODES: Record<string, string> = {
   E_NOT_FOUND: 'not_found',
   E_MODEL_NOT_FOUND: 'model_not_found',
   E_MODEL_UNAVAILABLE: 'model_unavailable',
+  E_RATE_LIMITER_UNAVAILABLE: 'rate_limiter_unavailable',
 };
 
 export function openAiCodeOf(err: LLMApiError): string {

@@ -4,7 +4,10 @@
  *
  * Token limits charge an estimate (prompt + max_tokens) at admission and refund what was not generated
  * at the end, so concurrent requests cannot overdraw a key; a key in debt is refused until refilled.
- * Buckets live in each replica: with N replicas a key's effective limit is up to N times the setting.
+ *
+ * Where the buckets live: `rateLimits` keeps them in the replica (KeyBuckets here), exact for one
+ * replica; with N replicas a key could get up to N times its limit. A deployment of several replicas
+ * should be given a RateLimiter instead (rate-limiter.ts): one deployment holding the buckets for all.
  */
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
@@ -48,23 +51,69 @@ export interface Admission {
   reservedTokens: number;
 }
 
+/** A rate-limit decision as plain data (it crosses from a shared RateLimiter to the replicas). */
+export type RateDecision = { ok: true; reservedTokens: number } | { ok: false; message: string; retryAfterS: number };
+
+/** Per-key request and token buckets: pure policy over an injected clock. */
+export class KeyBuckets {
+  private readonly buckets = new Map<string, Buckets>();
+
+  constructor(private readonly limits: RateLimits = {}, private readonly now: () => number = Date.now) {
+    for (const [what, limit] of Object.entries(limits)) {
+      if (limit && !(limit.perMinute > 0)) throw new LLMServerConfigError(`rateLimits.${what}.perMinute must be > 0`);
+      if (limit?.burst !== undefined && !(limit.burst > 0)) throw new LLMServerConfigError(`rateLimits.${what}.burst must be > 0`);
+    }
+  }
+
+  /** Takes one request and reserves `estimatedTokens`, or says why not and when to retry (taking nothing). */
+  take(keyId: string, estimatedTokens: number): RateDecision {
+    const b = this.bucketsOf(keyId);
+    if (b.tokens && b.tokens.available <= 0) {
+      return { ok: false, message: `Token rate limit reached for ${keyId} (${this.limits.tokens!.perMinute} tokens/min).`,
+        retryAfterS: retryAfter(b.tokens.secondsUntil(1)) };
+    }
+    if (b.requests && !b.requests.tryTake(1)) {
+      return { ok: false, message: `Request rate limit reached for ${keyId} (${this.limits.requests!.perMinute} requests/min).`,
+        retryAfterS: retryAfter(b.requests.secondsUntil(1)) };
+    }
+    b.tokens?.charge(estimatedTokens);
+    return { ok: true, reservedTokens: b.tokens ? estimatedTokens : 0 };
+  }
+
+  /** Settles a reservation against the tokens really used. */
+  settle(keyId: string, reservedTokens: number, usedTokens: number): void {
+    const tokens = this.buckets.get(keyId)?.tokens;
+    if (!tokens) return;
+    const diff = reservedTokens - usedTokens;
+    if (diff > 0) tokens.refund(diff);
+    else if (diff < 0) tokens.charge(-diff);
+  }
+
+  private bucketsOf(keyId: string): Buckets {
+    let b = this.buckets.get(keyId);
+    if (!b) {
+      b = {};
+      if (this.limits.requests) b.requests = bucket(this.limits.requests, this.now);
+      if (this.limits.tokens) b.tokens = bucket(this.limits.tokens, this.now);
+      this.buckets.set(keyId, b);
+    }
+    return b;
+  }
+}
+
 export class Guard {
   /** sha256(key) → key id. Keys are never kept in clear. */
   private readonly keys = new Map<string, string>();
-  private readonly buckets = new Map<string, Buckets>();
-  private readonly now: () => number;
+  private readonly buckets: KeyBuckets;
 
-  constructor(private readonly options: GuardOptions = {}) {
-    this.now = options.now ?? Date.now;
+  constructor(options: GuardOptions = {}) {
     const all = [...(options.apiKeys ?? []), ...(options.apiKeyFile ? readKeyFile(options.apiKeyFile) : [])];
     for (const key of all) {
       if (typeof key !== 'string' || key.length < 8) throw new LLMServerConfigError('API keys must be strings of at least 8 characters');
       const digest = sha256(key);
       this.keys.set(digest, `key-${digest.slice(0, 12)}`);
     }
-    for (const [what, limit] of Object.entries(options.rateLimits ?? {})) {
-      if (limit && !(limit.perMinute > 0)) throw new LLMServerConfigError(`rateLimits.${what}.perMinute must be > 0`);
-    }
+    this.buckets = new KeyBuckets(options.rateLimits, options.now);
   }
 
   get requiresKey(): boolean {
@@ -84,39 +133,19 @@ export class Guard {
 
   /** Takes one request and reserves `estimatedTokens`; throws RateLimitError (retryAfterS set) when a bucket is empty. */
   admit(keyId: string, estimatedTokens: number): Admission {
-    const b = this.bucketsOf(keyId);
-    if (b.tokens && b.tokens.available <= 0) {
-      throw new RateLimitError(`Token rate limit reached for ${keyId} (${this.options.rateLimits!.tokens!.perMinute} tokens/min).`,
-        retryAfter(b.tokens.secondsUntil(1)));
-    }
-    if (b.requests && !b.requests.tryTake(1)) {
-      throw new RateLimitError(`Request rate limit reached for ${keyId} (${this.options.rateLimits!.requests!.perMinute} requests/min).`,
-        retryAfter(b.requests.secondsUntil(1)));
-    }
-    b.tokens?.charge(estimatedTokens);
-    return { keyId, reservedTokens: b.tokens ? estimatedTokens : 0 };
+    return admissionOf(keyId, this.buckets.take(keyId, estimatedTokens));
   }
 
   /** Settles a reservation against the tokens really used. */
   settle(admission: Admission, usedTokens: number): void {
-    const tokens = this.buckets.get(admission.keyId)?.tokens;
-    if (!tokens) return;
-    const diff = admission.reservedTokens - usedTokens;
-    if (diff > 0) tokens.refund(diff);
-    else if (diff < 0) tokens.charge(-diff);
+    this.buckets.settle(admission.keyId, admission.reservedTokens, usedTokens);
   }
+}
 
-  private bucketsOf(keyId: string): Buckets {
-    let b = this.buckets.get(keyId);
-    if (!b) {
-      const limits = this.options.rateLimits ?? {};
-      b = {};
-      if (limits.requests) b.requests = bucket(limits.requests, this.now);
-      if (limits.tokens) b.tokens = bucket(limits.tokens, this.now);
-      this.buckets.set(keyId, b);
-    }
-    return b;
-  }
+/** The Admission of a positive decision; a negative one throws RateLimitError. */
+export function admissionOf(keyId: string, d: RateDecision): Admission {
+  if (!d.ok) throw new RateLimitError(d.message, d.retryAfterS);
+  return { keyId, reservedTokens: d.reservedTokens };
 }
 
 /** Refuses bodies over `maxBytes`, by Content-Length (what the client sent) or, lacking it, the parsed body's size. */

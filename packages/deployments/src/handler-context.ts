@@ -26,8 +26,8 @@ export interface HandlerContext {
   requestId: string;
   /** Aborted when the client goes away. */
   signal: AbortSignal | undefined;
-  /** Must be called after validation and before the engine sees the request: throws RateLimitError. */
-  admit(prepared: PreparedGeneration): void;
+  /** Must be awaited after validation and before the engine sees the request: rejects with RateLimitError. */
+  admit(prepared: PreparedGeneration): Promise<void>;
   /** Filled by the handler as tokens are counted. */
   usage: Usage;
   /** The prompt text, set by the handler (logged only with logPrompts). */

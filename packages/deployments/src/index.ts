@@ -5,7 +5,8 @@
 export { LLMServer, type LoadedState } from './llm-server.js';
 export type { LLMServerOptions, LLMServerLimits, ResolvedLimits } from './llm-server-options.js';
 export { resolveLimits, DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_N, DEFAULT_MAX_STOP } from './llm-server-options.js';
-export { Guard, checkBodySize, type GuardOptions, type RateLimits, type BucketLimit, type Admission } from './guard.js';
+export { Guard, KeyBuckets, checkBodySize, type GuardOptions, type RateLimits, type BucketLimit, type Admission, type RateDecision } from './guard.js';
+export { RateLimiter } from './rate-limiter.js';
 export { TokenBucket } from './token-bucket.js';
 export { AuditLog, type AuditRecord, type AuditSink } from './audit-log.js';
 export { LLMMetrics } from './llm-metrics.js';

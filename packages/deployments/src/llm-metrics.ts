@@ -73,8 +73,12 @@ export class LLMMetrics {
     if (e.type !== 'request-finished') return;
     const labels = { model_name: this.modelName };
     if (!Number.isNaN(e.ttftMs)) this.ttft.observe(labels, e.ttftMs / 1000);
-    // The engine reports the mean gap per sample; observed once per gap so counts match vLLM's per-token series.
-    if (!Number.isNaN(e.tpotMs)) for (let i = 1; i < e.completionTokens; i++) this.itl.observe(labels, e.tpotMs / 1000);
+    // The engine reports the mean gap per sample; observed once per gap so counts match vLLM's per-token series
+    // (through the labelled child, so that the labels are hashed once per request rather than once per token).
+    if (!Number.isNaN(e.tpotMs) && e.completionTokens > 1) {
+      const itl = this.itl.labels(labels);
+      for (let i = 1; i < e.completionTokens; i++) itl.observe(e.tpotMs / 1000);
+    }
     this.e2e.observe(labels, e.e2eMs / 1000);
     if (!Number.isNaN(e.queueMs)) this.queue.observe(labels, e.queueMs / 1000);
     this.success.inc({ ...labels, finished_reason: e.finishReason });

@@ -45,7 +45,11 @@ export interface LLMServerOptions {
   apiKeys?: string[];
   /** File with one API key per line ('#' comments allowed), read at start. Default: none. */
   apiKeyFile?: string;
-  /** Per-key token buckets on requests and on tokens. Default: none (unlimited). */
+  /**
+   * Per-key token buckets on requests and on tokens, kept in each replica: exact with one replica, up to
+   * numReplicas times the limit with more. For several replicas give a RateLimiter deployment instead (the
+   * second argument of LLMServer, see rate-limiter.ts). Default: none (unlimited).
+   */
   rateLimits?: RateLimits;
   /** Request size limits. Default: see LLMServerLimits. */
   limits?: LLMServerLimits;

@@ -14,18 +14,19 @@
  * body size) before it can reach the engine, and leaves one audit line.
  */
 import { performance } from 'node:perf_hooks';
-import type { HttpRequestLike } from '@flotilla/core';
+import type { DeploymentHandle, HttpRequestLike } from '@flotilla/core';
 import { getRequestContext, modelLoadProgress } from '@flotilla/core';
 import { LLMEngine, type EngineStats } from '@flotilla/engine';
 import { AuditLog } from './audit-log.js';
-import { LLMServerConfigError, ModelUnavailableError } from './errors.js';
+import { LLMServerConfigError, ModelUnavailableError, RateLimiterUnavailableError } from './errors.js';
 import { estimatedTokens, type HandlerContext, type HttpChunk, type ModelInfo } from './handler-context.js';
 import { findRoute } from './http-routes.js';
-import { Guard, checkBodySize, type Admission } from './guard.js';
+import { Guard, admissionOf, checkBodySize, type Admission, type RateDecision } from './guard.js';
 import { LLM_GRPC_SERVICE, grpcGenerate, grpcGenerateStream, toCoreError, type GrpcGenerateRequest } from './grpc/llm-grpc.js';
 import { LLMMetrics } from './llm-metrics.js';
 import { resolveLimits, type LLMServerOptions, type ResolvedLimits } from './llm-server-options.js';
 import { checkModelPaths, randomWeightsBanner, resolveModelSource } from './model-source.js';
+import type { RateLimiter } from './rate-limiter.js';
 
 /** What a loaded server holds; absent while loading. */
 export interface LoadedState {
@@ -45,14 +46,24 @@ export class LLMServer {
   readonly #loading: Promise<LoadedState>;
   readonly #audit: AuditLog;
   #metrics: LLMMetrics | undefined;
+  readonly #rateLimiter: DeploymentHandle<RateLimiter> | undefined;
 
-  constructor(options: LLMServerOptions = {}) {
+  /**
+   * `rateLimiter`: a RateLimiter deployment (`LLM.bind(options, Limits.bind({ requests, tokens }))`) holding
+   * the per-key buckets for every replica, so that a key's limit holds however many replicas serve it (one
+   * handle call per request); not together with `options.rateLimits`. Default: none.
+   */
+  constructor(options: LLMServerOptions = {}, rateLimiter?: DeploymentHandle<RateLimiter>) {
     if (typeof options !== 'object' || options === null) throw new LLMServerConfigError('LLMServer options must be an object');
     if (options.quantize !== undefined && options.quantize !== 'int8' && options.quantize !== 'int4') {
       throw new LLMServerConfigError(`quantize must be 'int8' or 'int4', got ${JSON.stringify(options.quantize)}`);
     }
     checkModelPaths(options.model, options.tokenizer);
+    if (rateLimiter && options.rateLimits) {
+      throw new LLMServerConfigError('give rateLimits (buckets in each replica) or rateLimiter (buckets shared by all replicas), not both');
+    }
     this.options = options;
+    this.#rateLimiter = rateLimiter;
     this.guard = new Guard({ apiKeys: options.apiKeys, apiKeyFile: options.apiKeyFile, rateLimits: options.rateLimits });
     this.#audit = new AuditLog(options.auditLog ?? 'stderr');
     this.#loading = this.#load();
@@ -83,7 +94,7 @@ export class LLMServer {
       const state = await this.#ready();
       ctx = {
         ...ctxBase, engine: state.engine, limits: state.limits, model: state.model, usage,
-        admit: (p) => { admission = this.guard.admit(keyId, estimatedTokens(p)); },
+        admit: async (p) => { admission = await this.#admit(keyId, estimatedTokens(p)); },
       };
       for await (const chunk of route.handler(req, ctx)) {
         if (typeof chunk !== 'string' && status === 0) status = chunk.status;
@@ -96,7 +107,7 @@ export class LLMServer {
       status = head.status;
       yield head;
     } finally {
-      if (admission) this.guard.settle(admission, usage.promptTokens + usage.completionTokens);
+      if (admission) this.#settle(admission, usage.promptTokens + usage.completionTokens);
       if (ctxBase.signal?.aborted && status < 400) status = 499;
       this.#audit.record({
         requestId: req.requestId, keyId, route: route.name, status, promptTokens: usage.promptTokens,
@@ -138,6 +149,11 @@ export class LLMServer {
   engineStats(): (EngineStats & { debug: ReturnType<LLMEngine['debugCounts']> }) | null {
     const engine = this.#state?.engine;
     return engine ? { ...engine.stats(), debug: engine.debugCounts() } : null;
+  }
+
+  /** The engine, for subclasses (e.g. to observe its events); undefined while loading. */
+  protected get engine(): LLMEngine | undefined {
+    return this.#state?.engine;
   }
 
   /** What /v1/models and /info describe; null while loading. */
@@ -202,7 +218,7 @@ export class LLMServer {
     let admission: Admission | undefined;
     const usage = { promptTokens: 0, completionTokens: 0 };
     const end = (failed: number, err?: unknown) => {
-      if (admission) this.guard.settle(admission, usage.promptTokens + usage.completionTokens);
+      if (admission) this.#settle(admission, usage.promptTokens + usage.completionTokens);
       const code = (err as { code?: string } | undefined)?.code;
       this.#audit.record({ requestId, keyId, route, status: failed ? (err as { status?: number }).status ?? 500 : 200,
         promptTokens: usage.promptTokens, completionTokens: usage.completionTokens, latencyMs: performance.now() - started,
@@ -213,13 +229,36 @@ export class LLMServer {
       const state = await this.#ready();
       const ctx: HandlerContext = {
         requestId, signal: rc?.signal, engine: state.engine, limits: state.limits, model: state.model, usage,
-        admit: (p) => { admission = this.guard.admit(keyId, estimatedTokens(p)); },
+        admit: async (p) => { admission = await this.#admit(keyId, estimatedTokens(p)); },
       };
       return { ctx, end };
     } catch (err) {
       end(1, err);
       throw toCoreError(err);
     }
+  }
+
+  /** Rate limits: the shared RateLimiter when there is one, else this replica's buckets. Throws RateLimitError. */
+  async #admit(keyId: string, estimated: number): Promise<Admission> {
+    const limiter = this.#rateLimiter;
+    if (!limiter) return this.guard.admit(keyId, estimated);
+    let decision: RateDecision;
+    try {
+      decision = await limiter.admit(keyId, estimated);
+    } catch (err) {
+      if (getRequestContext()?.signal.aborted) throw err; // the client left: not the limiter's fault
+      throw new RateLimiterUnavailableError(`The rate limiter cannot be reached: ${(err as Error).message}`);
+    }
+    return admissionOf(keyId, decision);
+  }
+
+  #settle(admission: Admission, usedTokens: number): void {
+    const limiter = this.#rateLimiter;
+    if (!limiter) return this.guard.settle(admission, usedTokens);
+    if (admission.reservedTokens === 0) return;
+    // A signal of its own: the request's may already be aborted (client gone), and the refund must still arrive.
+    limiter.options({ signal: new AbortController().signal }).settle(admission.keyId, admission.reservedTokens, usedTokens)
+      .catch(() => { /* the limiter is gone; its buckets went with it */ });
   }
 
   #health(): HttpChunk {

@@ -7,11 +7,14 @@ import * as Comlink from 'comlink';
 import { comlinkEndpoint, type Channel } from './channel.js';
 import { RpcPeer, type CallServer } from './rpc-peer.js';
 import type { ReplicaInit } from './protocol.js';
+import type { Cancellation } from './cancellation.js';
 import type { MethodKind } from '../ingress/ingress-target.js';
 
 export interface ActorCallOptions {
   requestId: string;
+  /** With `cancel`, read only if cancel is absent (see cancellation.ts). */
   signal?: AbortSignal;
+  cancel?: Cancellation;
 }
 
 /** What a replica reports once its user class is constructed. */

@@ -3,9 +3,10 @@
  *
  * Why: an LLM engine step wakes every stream at once, and each stream's token (an SSE line, a string)
  * used to cost one postMessage, one 'message' event and one credit back — 64 streams, 64 messages each
- * way per step. Here the first message of a turn still leaves at once (no added latency when traffic is
- * light); the ones that follow in the same turn wait for setImmediate, which runs after the turn's
- * microtasks, so all streams woken by one engine step leave together.
+ * way per step. Here the first message of a turn still leaves at once when traffic is light (no added
+ * latency); the ones that follow in the same turn wait for setImmediate, which runs after the turn's
+ * microtasks, so all streams woken by one engine step leave together. While traffic is heavy (the last
+ * window held more than its first message) the first one waits too: one postMessage per turn.
  *
  * A message is deferred when its cloning cannot fail (no payload, or a primitive one), or when the
  * sender says what to do if it does (`onUnsendable`): a batch that cannot be cloned is resent one
@@ -34,6 +35,10 @@ export class Outbox {
   readonly stats: OutboxStats = { messages: 0, sends: 0, batches: 0 };
   /** Messages held for the end of this turn; null when no window is open. */
   private pending: Held[] | null = null;
+  /** The last window carried more than one message: traffic is heavy, so the next first one waits too. */
+  private busy = false;
+  /** Messages of the open window, including one sent at once. */
+  private windowMessages = 0;
 
   constructor(private readonly channel: Channel) {}
 
@@ -47,8 +52,16 @@ export class Outbox {
     this.stats.messages++;
     // A closed channel's answer (false) must reach the caller now; a close after deferral fails the
     // caller's calls through the channel's close event instead.
-    if (this.pending && !this.channel.closed && (onUnsendable || hasPrimitivePayload(msg))) {
+    const deferrable = !this.channel.closed && (onUnsendable !== undefined || hasPrimitivePayload(msg));
+    if (this.pending && deferrable) {
       this.pending.push({ msg, onUnsendable });
+      this.windowMessages++;
+      return true;
+    }
+    if (this.busy && deferrable) {
+      // Under load every turn has company: one postMessage per turn instead of two.
+      this.open().push({ msg, onUnsendable });
+      this.windowMessages = 1;
       return true;
     }
     this.flush();
@@ -56,10 +69,19 @@ export class Outbox {
     const sent = this.channel.send(msg);
     // Open a window: what else this turn produces goes out in one message.
     if (sent && !this.pending) {
-      this.pending = [];
-      setImmediate(() => this.flush());
+      this.open();
+      this.windowMessages = 1;
     }
     return sent;
+  }
+
+  private open(): Held[] {
+    const pending: Held[] = [];
+    this.pending = pending;
+    setImmediate(() => {
+      if (this.pending === pending) this.flush();
+    });
+    return pending;
   }
 
   /** Sends what is pending (one message, or one batch) and closes the window. */
@@ -67,6 +89,8 @@ export class Outbox {
     const pending = this.pending;
     if (!pending) return;
     this.pending = null;
+    this.busy = this.windowMessages > 1;
+    this.windowMessages = 0;
     if (pending.length === 0) return;
     if (pending.length === 1) return this.sendHeld(pending[0]!);
     try {

@@ -8,6 +8,7 @@
  * return(), which runs its finally blocks.
  */
 import { ActorDiedError, FlotillaError, RequestCancelledError, UnavailableError } from '../errors.js';
+import { Cancellation, abortReason, abortSourceOf, offAbort, onAbort } from './cancellation.js';
 import type { Channel } from './channel.js';
 import { Outbox, type OutboxStats } from './outbox.js';
 import { errorFromWire, errorToWire, type HandleTarget, type ProtocolMessage, type CallMessage,
@@ -21,22 +22,32 @@ export interface IncomingCall {
   /** CallOptions.routingKey of a relayed handle call. */
   routingKey?: string;
   stream: boolean;
+  /** Aborted when the caller cancels or goes away; its AbortSignal is built only if read. Set by RpcPeer. */
+  cancel?: Cancellation;
 }
 
 /** The side that runs calls: a replica (user methods) or the parent (relayed handle calls). */
 export interface CallServer {
   /** null admits the call; a reason rejects it before it runs (the caller may retry elsewhere). */
   admit(call: IncomingCall): 'full' | 'draining' | null;
-  unary(call: IncomingCall, signal: AbortSignal): Promise<unknown>;
-  stream(call: IncomingCall, signal: AbortSignal): AsyncIterable<unknown>;
+  /** `signal` is call.cancel.signal, or undefined for a server with lazySignal. */
+  unary(call: IncomingCall, signal?: AbortSignal): Promise<unknown>;
+  stream(call: IncomingCall, signal?: AbortSignal): AsyncIterable<unknown>;
   /** After an admitted call finished, whatever the outcome. */
   release(call: IncomingCall): void;
+  /**
+   * True when the server reads call.cancel (building an AbortSignal only when its user code asks for
+   * one): unary/stream then get no signal. Default: false (each call's signal is built up front).
+   */
+  readonly lazySignal?: boolean;
 }
 
 export interface OutgoingOptions {
   target?: HandleTarget;
   requestId: string;
+  /** With `cancel`, read only if cancel is absent (see abortSourceOf). */
   signal?: AbortSignal;
+  cancel?: Cancellation;
   routingKey?: string;
 }
 
@@ -50,7 +61,8 @@ interface Outgoing {
 }
 
 interface Incoming {
-  abort: AbortController;
+  call: IncomingCall;
+  cancel: Cancellation;
   credit: number;
   wake?: () => void;
 }
@@ -60,15 +72,15 @@ export function isRetryable(err: unknown): boolean {
   return err instanceof FlotillaError && err.data?.retryable === true;
 }
 
-export function abortReason(signal: AbortSignal): Error {
-  return signal.reason instanceof FlotillaError ? signal.reason : new RequestCancelledError('request cancelled');
-}
+export { abortReason };
 
 export class RpcPeer {
   private nextId = 0;
   private readonly outgoing = new Map<number, Outgoing>();
   private readonly incoming = new Map<number, Incoming>();
   private closeReason: string | undefined;
+  /** Calls admitted this turn, acknowledged together at its end unless answered by then. */
+  private unacknowledged: [number, Incoming][] = [];
   /** Every data-plane message leaves through here, so that one engine step's tokens cross as one message. */
   private readonly outbox: Outbox;
 
@@ -87,26 +99,25 @@ export class RpcPeer {
   get messageStats(): Readonly<OutboxStats> { return this.outbox.stats; }
 
   call(method: string, args: unknown[], opts: OutgoingOptions): Promise<unknown> {
+    const source = abortSourceOf(opts);
+    if (source?.aborted) return Promise.reject(abortReason(source));
     return new Promise((resolve, reject) => {
       const id = ++this.nextId;
-      const signal = opts.signal;
-      const onAbort = () => { this.sendCancel(id); entry.fail(abortReason(signal!)); };
+      const aborted = source && (() => { this.sendCancel(id); entry.fail(abortReason(source)); });
+      const done = () => { this.outgoing.delete(id); if (aborted) offAbort(source!, aborted); };
       const entry: Outgoing = {
         requestId: opts.requestId, accepted: false,
         fail: (err) => { done(); reject(err); },
         onMessage: (msg) => {
-          if (msg.type === 'accepted') entry.accepted = true;
-          else if (msg.type === 'result') { done(); resolve(msg.value); }
+          if (msg.type === 'result') { done(); resolve(msg.value); }
+          else if (msg.type === 'accepted') entry.accepted = true;
           else if (msg.type === 'error') { done(); reject(errorFromWire(msg.error)); }
           else if (msg.type === 'rejected') entry.fail(rejectedError(msg.reason));
         },
       };
-      const done = () => { this.outgoing.delete(id); signal?.removeEventListener('abort', onAbort); };
-      if (signal?.aborted) return reject(abortReason(signal));
       this.outgoing.set(id, entry);
-      signal?.addEventListener('abort', onAbort, { once: true });
-      this.post({ type: 'call', id, target: opts.target, method, args, requestId: opts.requestId,
-        ...(opts.routingKey === undefined ? {} : { routingKey: opts.routingKey }) }, entry);
+      if (aborted) onAbort(source!, aborted);
+      this.post(callMessage('call', id, method, args, opts), entry);
     });
   }
 
@@ -129,13 +140,12 @@ export class RpcPeer {
         notify();
       },
     };
-    const signal = opts.signal;
-    if (signal?.aborted) throw abortReason(signal);
-    const onAbort = () => { this.sendCancel(id); entry.fail(abortReason(signal!)); };
-    signal?.addEventListener('abort', onAbort, { once: true });
+    const source = abortSourceOf(opts);
+    if (source?.aborted) throw abortReason(source);
+    const aborted = () => { this.sendCancel(id); entry.fail(abortReason(source!)); };
+    if (source) onAbort(source, aborted);
     this.outgoing.set(id, entry);
-    this.post({ type: 'stream-open', id, target: opts.target, method, args, requestId: opts.requestId,
-      ...(opts.routingKey === undefined ? {} : { routingKey: opts.routingKey }), credit: STREAM_WINDOW }, entry);
+    this.post({ ...callMessage('call', id, method, args, opts), type: 'stream-open', credit: STREAM_WINDOW }, entry);
     let consumed = 0;
     try {
       for (;;) {
@@ -148,7 +158,7 @@ export class RpcPeer {
         else await new Promise<void>((r) => { wake = r; });
       }
     } finally {
-      signal?.removeEventListener('abort', onAbort);
+      if (source) offAbort(source, aborted);
       if (this.outgoing.delete(id)) this.sendCancel(id);
     }
   }
@@ -190,7 +200,7 @@ export class RpcPeer {
       }
       case 'cancel': {
         const entry = this.incoming.get(msg.id);
-        if (entry) { entry.abort.abort(new RequestCancelledError('cancelled by the caller')); entry.wake?.(); }
+        if (entry) { entry.cancel.abort(new RequestCancelledError('cancelled by the caller')); entry.wake?.(); }
         return;
       }
       case 'comlink': return;
@@ -201,40 +211,51 @@ export class RpcPeer {
 
   private onIncoming(msg: CallMessage | StreamOpenMessage): void {
     if (!this.server) return void this.outbox.send({ type: 'rejected', id: msg.id, reason: 'draining' });
+    const cancel = new Cancellation();
     const call: IncomingCall = { target: msg.target, method: msg.method, args: msg.args, requestId: msg.requestId,
-      routingKey: msg.routingKey, stream: msg.type === 'stream-open' };
+      routingKey: msg.routingKey, stream: msg.type === 'stream-open', cancel };
     const reason = this.server.admit(call);
     if (reason) return void this.outbox.send({ type: 'rejected', id: msg.id, reason });
-    const entry: Incoming = { abort: new AbortController(), credit: msg.type === 'stream-open' ? msg.credit : 0 };
+    const entry: Incoming = { call, cancel, credit: msg.type === 'stream-open' ? msg.credit : 0 };
     this.incoming.set(msg.id, entry);
-    // Acknowledged on the next turn unless already answered (an answer implies acceptance): fast calls
-    // then cost one message back instead of two.
-    setImmediate(() => { if (this.incoming.get(msg.id) === entry) this.outbox.send({ type: 'accepted', id: msg.id }); });
-    const run = call.stream ? this.serveStream(msg.id, call, entry) : this.serveUnary(msg.id, call, entry);
+    // Acknowledged at the end of the turn unless already answered (an answer implies acceptance): fast
+    // calls then cost one message back instead of two, and one timer serves every call of the turn.
+    if (this.unacknowledged.push([msg.id, entry]) === 1) setImmediate(() => this.acknowledge());
+    const run = call.stream ? this.serveStream(msg.id, entry) : this.serveUnary(msg.id, entry);
     void run.finally(() => { this.incoming.delete(msg.id); this.server!.release(call); });
   }
 
-  private async serveUnary(id: number, call: IncomingCall, entry: Incoming): Promise<void> {
+  private acknowledge(): void {
+    const calls = this.unacknowledged;
+    this.unacknowledged = [];
+    for (const [id, entry] of calls) if (this.incoming.get(id) === entry) this.outbox.send({ type: 'accepted', id });
+  }
+
+  private signalFor(entry: Incoming): AbortSignal | undefined {
+    return this.server!.lazySignal ? undefined : entry.cancel.signal;
+  }
+
+  private async serveUnary(id: number, entry: Incoming): Promise<void> {
     try {
-      const value = await this.server!.unary(call, entry.abort.signal);
+      const value = await this.server!.unary(entry.call, this.signalFor(entry));
       this.sendSafely({ type: 'result', id, value }, id, entry);
     } catch (err) {
       this.outbox.send({ type: 'error', id, error: errorToWire(err) });
     }
   }
 
-  private async serveStream(id: number, call: IncomingCall, entry: Incoming): Promise<void> {
-    const signal = entry.abort.signal;
+  private async serveStream(id: number, entry: Incoming): Promise<void> {
+    const cancel = entry.cancel;
     let it: AsyncIterator<unknown> | undefined;
     let finished = false;
     try {
-      it = this.server!.stream(call, signal)[Symbol.asyncIterator]();
+      it = this.server!.stream(entry.call, this.signalFor(entry))[Symbol.asyncIterator]();
       for (;;) {
-        while (entry.credit <= 0 && !signal.aborted) await new Promise<void>((r) => { entry.wake = r; });
-        if (signal.aborted) break;
+        while (entry.credit <= 0 && !cancel.aborted) await new Promise<void>((r) => { entry.wake = r; });
+        if (cancel.aborted) break;
         const r = await it.next();
         if (r.done) { finished = true; this.outbox.send({ type: 'stream-end', id }); break; }
-        if (signal.aborted) break;
+        if (cancel.aborted) break;
         entry.credit--;
         if (!this.sendSafely({ type: 'stream-item', id, value: r.value }, id, entry)) break;
       }
@@ -253,7 +274,7 @@ export class RpcPeer {
   private sendSafely(msg: ProtocolMessage, id: number, entry: Incoming): boolean {
     const unsendable = (err: unknown) => {
       this.outbox.send({ type: 'error', id, error: errorToWire(err) });
-      entry.abort.abort(new RequestCancelledError('a value could not be sent to the caller'));
+      entry.cancel.abort(new RequestCancelledError('a value could not be sent to the caller'));
       entry.wake?.();
     };
     try {
@@ -269,10 +290,18 @@ export class RpcPeer {
     this.closeReason = reason;
     for (const entry of [...this.outgoing.values()]) entry.fail(diedError(reason, entry.accepted));
     for (const entry of this.incoming.values()) {
-      entry.abort.abort(new RequestCancelledError(`caller gone: ${reason}`));
+      entry.cancel.abort(new RequestCancelledError(`caller gone: ${reason}`));
       entry.wake?.();
     }
   }
+}
+
+function callMessage(type: 'call' | 'stream-open', id: number, method: string, args: unknown[], opts: OutgoingOptions): CallMessage {
+  // Only the fields that are set: each one costs its structured clone.
+  const msg = { type, id, method, args, requestId: opts.requestId } as CallMessage;
+  if (opts.target) msg.target = opts.target;
+  if (opts.routingKey !== undefined) msg.routingKey = opts.routingKey;
+  return msg;
 }
 
 function diedError(reason: string, accepted: boolean): ActorDiedError {

@@ -2,6 +2,7 @@
  * `serve agent --address HEAD:PORT [--cpus N --gpus N --memory-mb N --node-id ID --label k=v --working-dir DIR]`:
  * join a head as a node agent and host replicas until SIGINT/SIGTERM (then kill them and exit 0; the
  * head replaces them elsewhere). The application code must be at the same path on this node as on the head.
+ * The agent also runs an HTTP proxy for every application (--http-port, default 8000; --no-proxy for none).
  */
 import { ClusterAgent } from '../cluster/agent.js';
 import { CliError, causeOf } from './cli-error.js';
@@ -16,19 +17,35 @@ export interface AgentCommandOptions {
   label?: string[];
   workingDir?: string;
   connectTimeout?: number;
+  httpHost?: string;
+  httpPort?: number;
+  /** commander's --no-proxy. */
+  proxy?: boolean;
 }
 
+const DEFAULT_PROXY_PORT = 8000;
+
 export async function agentCommand(opts: AgentCommandOptions): Promise<void> {
-  if (!opts.address) throw new CliError('serve agent needs --address HOST:PORT of the head.', 'Start the head with `serve run FILE:EXPORT --cluster-port 9100`.', 2);
+  if (!opts.address) throw new CliError('serve agent needs --address HOST:PORT of the head.', 'Start the head with `serve start --head` (or `serve run FILE:EXPORT --cluster-port 9100`).', 2);
   const log = (line: string) => process.stdout.write(`[flotilla agent] ${line}\n`);
+  const start = (proxy: boolean) => ClusterAgent.start({
+    address: opts.address!, nodeId: opts.nodeId, labels: parseKeyValues(opts.label ?? []), workingDir: opts.workingDir,
+    resources: definedOnly({ cpus: opts.cpus, gpus: opts.gpus, memoryMb: opts.memoryMb }),
+    connectTimeoutMs: opts.connectTimeout, log,
+    proxy: proxy ? { host: opts.httpHost, port: opts.httpPort ?? DEFAULT_PROXY_PORT } : undefined,
+  });
   let agent: ClusterAgent;
   try {
-    agent = await ClusterAgent.start({
-      address: opts.address, nodeId: opts.nodeId, labels: parseKeyValues(opts.label ?? []), workingDir: opts.workingDir,
-      resources: definedOnly({ cpus: opts.cpus, gpus: opts.gpus, memoryMb: opts.memoryMb }),
-      connectTimeoutMs: opts.connectTimeout, log,
+    agent = await start(opts.proxy !== false).catch((err: NodeJS.ErrnoException) => {
+      // The default port taken (say, by a head on the same machine) costs this node its proxy, not its replicas.
+      if (err.code !== 'EADDRINUSE' || opts.httpPort !== undefined) throw err;
+      log(`no HTTP proxy on this node: port ${DEFAULT_PROXY_PORT} is taken (pick one with --http-port)`);
+      return start(false);
     });
   } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'EADDRINUSE') {
+      throw new CliError(`Could not start the node's HTTP proxy: ${causeOf(err)}`, 'Pick a free port with --http-port, or pass --no-proxy.');
+    }
     throw new CliError(`Could not join the head: ${causeOf(err)}`,
       'Check --address (the head\'s --cluster-host/--cluster-port) and that head and agent run the same Flotilla version.');
   }

@@ -2,6 +2,7 @@
  * `serve run FILE:EXPORT [key=value ...]`: load the application, start the runtime and both proxies,
  * print the banner, then block until SIGINT/SIGTERM or POST /-/shutdown, and stop gracefully:
  * refuse new requests, let in-flight ones finish (up to --drain-timeout), stop replicas, exit 0.
+ * With --cluster-port the instance is also a cluster head (as `serve start --head` makes one).
  */
 import type { Application } from '../application.js';
 import { loadServeConfig, type ServeConfig } from '../config.js';
@@ -11,6 +12,7 @@ import { loadApplication, parseAppSpec, parseKeyValues } from './app-loader.js';
 import { renderBanner } from './banner.js';
 import { CliError, causeOf } from './cli-error.js';
 import { startRuntime, type RuntimeInstance, type StartRuntimeOptions } from './runtime-adapter.js';
+import { acceptDeploys, redeployFromCheckpoint } from './deploy-command.js';
 
 export interface RunOptions {
   host?: string;
@@ -42,6 +44,19 @@ export async function runCommand(target: string | undefined, words: string[], op
   const cluster = opts.clusterPort === undefined ? undefined : { port: opts.clusterPort, host: opts.clusterHost ?? opts.host,
     log: (line: string) => process.stdout.write(`[flotilla head] ${line}\n`) };
   const instance = await startOrExplain(spec.given, app, { name, routePrefix, config, cluster });
+  if (instance.cluster) {
+    acceptDeploys(instance);
+    await redeployFromCheckpoint(instance, (line) => process.stdout.write(`[flotilla head] ${line}\n`));
+  }
+  await serveUntilStopped(instance, opts, config, grpcServices, target);
+}
+
+/**
+ * Starts both proxies in front of `instance`, prints the banner and installs the signal handlers:
+ * the process then serves until SIGINT/SIGTERM or POST /-/shutdown (serve run, serve start).
+ */
+export async function serveUntilStopped(instance: RuntimeInstance, opts: RunOptions, config: ServeConfig | undefined,
+  grpcServices: GrpcServiceBinding[], source: string): Promise<Ingress> {
   let ingress!: Ingress;
   let stopping: Promise<void> | undefined;
   const stop = (why: string): Promise<void> => (stopping ??= gracefulStop(why, ingress, instance, opts.drainTimeout ?? DEFAULT_DRAIN_TIMEOUT_MS));
@@ -63,13 +78,17 @@ export async function runCommand(target: string | undefined, words: string[], op
   }
   instance.endpoints.http = ingress.http?.url;
   instance.endpoints.grpc = ingress.grpc?.address;
-  process.stdout.write(renderBanner({ http: ingress.http?.url, grpc: ingress.grpc?.address, routes: instance.routes(), source: target }));
-  if (instance.cluster) process.stdout.write(`Cluster head: agents join with \`serve agent --address ${instance.cluster.address}\`\n`);
+  process.stdout.write(renderBanner({ http: ingress.http?.url, grpc: ingress.grpc?.address, routes: instance.routes(), source }));
+  if (instance.cluster) {
+    process.stdout.write(`Cluster head: agents join with \`serve agent --address ${instance.cluster.address}\`; `
+      + `deploy with \`serve deploy FILE:EXPORT --address ${instance.cluster.address}\`\n`);
+  }
   // Returning leaves the listeners and replicas holding the process open until stop() exits it.
   installSignalHandlers(stop);
+  return ingress;
 }
 
-function loadConfig(file: string): ServeConfig {
+export function loadConfig(file: string): ServeConfig {
   try {
     return loadServeConfig(file);
   } catch (err) {

@@ -22,3 +22,8 @@ export function startRuntime(app: Application, opts: StartRuntimeOptions): Promi
   return startServe({ applications: [{ name: opts.name, app, routePrefix: opts.routePrefix }], config: opts.config,
     cluster: opts.cluster });
 }
+
+/** A head with no application yet (serve start --head); applications arrive through deploy(). */
+export function startHead(opts: { config?: ServeConfig; cluster: ClusterHeadOptions; checkpoint?: string }): Promise<RuntimeInstance> {
+  return startServe({ applications: [], config: opts.config, cluster: opts.cluster, checkpoint: opts.checkpoint });
+}

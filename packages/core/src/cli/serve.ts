@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 /**
- * The `serve` (alias `flotilla`) command line: run, status, shutdown.
+ * The `serve` (alias `flotilla`) command line: run, start, deploy, agent, build, status, shutdown, bench.
  * Runs under tsx (bin/serve.js or `npm run serve`), so user modules may be TypeScript with decorators.
  */
 import { pathToFileURL } from 'node:url';
@@ -11,6 +11,8 @@ import { CliError, formatCliError } from './cli-error.js';
 import { runCommand } from './run-command.js';
 import { agentCommand } from './agent-command.js';
 import { buildCommand } from './build-command.js';
+import { startCommand } from './start-command.js';
+import { deployCommand } from './deploy-command.js';
 
 export function buildProgram(): Command {
   const program = new Command('serve')
@@ -35,9 +37,41 @@ export function buildProgram(): Command {
     .action(async (target: string | undefined, args: string[], opts) => {
       await runCommand(target, args, opts);
     });
+  program.command('start')
+    .description('Start a head with no application: controller, cluster port for agents and `serve deploy`, HTTP and gRPC '
+      + 'proxies; serve until Ctrl+C / SIGTERM (then drain and exit 0).')
+    .option('--head', 'this node is the cluster head (the only kind `serve start` starts)')
+    .option('--host <host>', 'HTTP and gRPC interface (default: 127.0.0.1, or the config file\'s)')
+    .option('--port <port>', 'HTTP port (default: 8000)', parsePort)
+    .option('--grpc-port <port>', 'gRPC port; 0 picks a free one (default: 9000)', parsePort)
+    .option('--no-grpc', 'do not start the gRPC proxy')
+    .option('--cluster-port <port>', 'port agents and `serve deploy` connect to; 0 picks one (default: 9100)', parsePort)
+    .option('--cluster-host <host>', 'interface of the cluster port; 0.0.0.0 for other machines (default: --host, else 127.0.0.1)')
+    .option('--config <file>', 'YAML or JSON serve config: proxy options and deployment option overrides')
+    .option('--checkpoint <file>', 'controller checkpoint; a head restarted after a crash deploys again what it names and '
+      + 're-adopts the agents\' replicas (default: one per working directory under the temp dir)')
+    .option('--request-timeout <ms>', 'HTTP request timeout in ms, 0 for none (default: 120000)', parseNonNegative)
+    .option('--body-limit <bytes>', 'largest HTTP request body in bytes (default: 4194304)', parseNonNegative)
+    .option('--drain-timeout <ms>', 'how long shutdown waits for in-flight requests (default: 30000)', parseNonNegative)
+    .action(async (opts) => {
+      await startCommand(opts);
+    });
+  program.command('deploy')
+    .description('Deploy an application onto a running head (serve start --head), or update the one of the same name in place; '
+      + 'other applications keep running. The module must be at the same path on the head.')
+    .argument('[target]', 'FILE:EXPORT, as for serve run')
+    .argument('[args...]', 'key=value arguments for a builder')
+    .requiredOption('--address <host:port>', 'the head\'s cluster address (its banner names it)')
+    .option('--name <name>', 'application name (default: the config\'s, else the export name, or "default")')
+    .option('--route-prefix <prefix>', 'HTTP route prefix of the application (default: the config\'s, else /)')
+    .option('--config <file>', 'YAML or JSON serve config, sent to the head: deployment option overrides')
+    .option('--timeout <s>', 'seconds to wait for the application to be RUNNING (default: 120)', parseNonNegative)
+    .action(async (target: string | undefined, args: string[], opts) => {
+      process.stdout.write(await deployCommand(target, args, opts));
+    });
   program.command('agent')
-    .description('Join a head (serve run --cluster-port) as a node agent and host replicas there until Ctrl+C / SIGTERM. '
-      + 'The application code must be at the same path on this node as on the head.')
+    .description('Join a head (serve start --head, or serve run --cluster-port) as a node agent: host replicas and an HTTP '
+      + 'proxy there until Ctrl+C / SIGTERM. The application code must be at the same path on this node as on the head.')
     .requiredOption('--address <host:port>', 'the head\'s cluster address')
     .option('--node-id <id>', 'unique node name (default: the host name)')
     .option('--cpus <n>', 'CPUs offered to placement (default: detected)', parseNonNegative)
@@ -46,6 +80,9 @@ export function buildProgram(): Command {
     .option('--label <k=v>', 'a label shown in `serve status` (repeatable)', (v: string, prev: string[] = []) => [...prev, v])
     .option('--working-dir <dir>', 'current directory of the replica processes (default: this one)')
     .option('--connect-timeout <ms>', 'how long to keep trying to reach the head (default: 10000)', parseNonNegative)
+    .option('--http-host <host>', 'interface of this node\'s HTTP proxy (default: 127.0.0.1)')
+    .option('--http-port <port>', 'port of this node\'s HTTP proxy; 0 picks one (default: 8000, skipped if taken)', parsePort)
+    .option('--no-proxy', 'run no HTTP proxy on this node')
     .action(async (opts) => {
       await agentCommand(opts);
     });

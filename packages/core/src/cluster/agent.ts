@@ -8,8 +8,13 @@
  * path on every node (one container image, or the same checkout); `workingDir` only sets the replica
  * processes' current directory (for relative model paths and the like).
  *
- * Losing the head (its Commands stream ends, or it forgot this node) kills the local replicas, since
- * the head will place them elsewhere, and the agent registers again with backoff unless closed.
+ * Losing the head (its Commands stream ends, or it forgot this node) leaves the local replicas running
+ * for `orphanGraceMs` while the agent registers again with backoff (actor-bridge.ts cancels the calls
+ * the lost head had made): a restarted head re-adopts those its controller's checkpoint names, and the
+ * agent kills the rest, as it kills all of them when the grace runs out first.
+ *
+ * With `proxy`, the agent also runs an HTTP proxy (node-proxy.ts): requests to it are routed by the
+ * head to replicas wherever they run, and wait out a short head restart instead of failing.
  */
 import { existsSync } from 'node:fs';
 import os from 'node:os';
@@ -17,10 +22,13 @@ import { fileURLToPath } from 'node:url';
 import type { ChildProcess } from 'node:child_process';
 import * as grpc from '@grpc/grpc-js';
 import { IpcChannel } from '../actor/channel.js';
+import { ActorBridge } from './actor-bridge.js';
 import { spawnActorProcess } from '../actor/process-actor.js';
 import { StreamChannel } from '../actor/stream-channel.js';
 import { cudaVisibleDevices, detectLocalResources, type NodeResources } from '../controller/placement.js';
 import { ClusterError } from '../errors.js';
+import { Ingress } from '../ingress/ingress.js';
+import { NodeProxyTarget } from './node-proxy.js';
 import { ACTOR_ID_KEY, CLUSTER_PROTOCOL_VERSION, NODE_ID_KEY, clusterService, type Command, type HeartbeatReply,
   type RegisterNodeReply, type StartActorCommand } from './cluster-proto.js';
 
@@ -41,9 +49,19 @@ export interface ClusterAgentOptions {
   reconnect?: boolean;
   /** Joins, losses and replica starts, one line each. Default: none. */
   log?: (line: string) => void;
+  /**
+   * Run an HTTP proxy on this node that serves every application of the head. `holdMs`: how long its
+   * requests wait for an unreachable head. Default: none (`serve agent` starts one on 127.0.0.1:8000).
+   */
+  proxy?: { host?: string; port?: number; holdMs?: number };
+  /** How long replicas outlive a lost head, waiting for it (restarted) to re-adopt them, in ms; 0 kills them at once. Default: 60000. */
+  orphanGraceMs?: number;
 }
 
-interface HostedActor { child: ChildProcess; stream: StreamChannel }
+interface HostedActor { child: ChildProcess; bridge: ActorBridge }
+
+/** After an actor's stream closes, how long to wait for the Commands stream to show the head is gone too. */
+const LOSS_SETTLE_MS = 300;
 
 export class ClusterAgent implements AsyncDisposable {
   readonly nodeId: string;
@@ -53,7 +71,10 @@ export class ClusterAgent implements AsyncDisposable {
   private session: { id: string; intervalMs: number } | undefined;
   private commands: grpc.ClientReadableStream<Command> | undefined;
   private heartbeatTimer: NodeJS.Timeout | undefined;
+  private orphanTimer: NodeJS.Timeout | undefined;
   private closed = false;
+  private proxyTarget: NodeProxyTarget | undefined;
+  private ingress: Ingress | undefined;
 
   private constructor(private readonly options: ClusterAgentOptions) {
     this.nodeId = options.nodeId ?? os.hostname();
@@ -68,6 +89,7 @@ export class ClusterAgent implements AsyncDisposable {
     const agent = new ClusterAgent(options);
     try {
       await agent.join(options.connectTimeoutMs ?? 10_000);
+      if (options.proxy) await agent.startProxy(options.proxy);
     } catch (err) {
       await agent.close();
       throw err;
@@ -78,9 +100,15 @@ export class ClusterAgent implements AsyncDisposable {
   /** Replicas running here now. */
   get actorCount(): number { return this.actors.size; }
 
-  /** Kills the replicas, leaves the head (which then replaces them elsewhere) and closes the connection. */
+  /** This node's HTTP proxy ('http://host:port'), when it runs one. */
+  get proxyUrl(): string | undefined { return this.ingress?.http?.url; }
+
+  /** Stops the proxy, kills the replicas, leaves the head (which then replaces them elsewhere) and closes the connection. */
   async close(): Promise<void> {
     this.closed = true;
+    clearTimeout(this.orphanTimer);
+    this.proxyTarget?.close();
+    await this.ingress?.close(1000);
     this.leave();
     await this.killAll();
     this.client.close();
@@ -90,10 +118,18 @@ export class ClusterAgent implements AsyncDisposable {
     return this.close();
   }
 
+  private async startProxy(options: NonNullable<ClusterAgentOptions['proxy']>): Promise<void> {
+    this.proxyTarget = new NodeProxyTarget({ client: this.client, nodeId: this.nodeId, holdMs: options.holdMs, log: this.options.log });
+    await this.proxyTarget.ready();
+    this.ingress = await Ingress.start(this.proxyTarget, { http: { host: options.host, port: options.port }, grpc: false });
+    this.options.log?.(`HTTP proxy on ${this.ingress.http?.url} (every application of the head)`);
+  }
+
   private async join(timeoutMs: number): Promise<void> {
     const reply = await this.register(Date.now() + timeoutMs);
     this.session = { id: reply.session_id, intervalMs: reply.heartbeat_interval_ms || 1000 };
     this.openCommands();
+    this.reattach(new Set(reply.adopt ?? []));
     this.heartbeatTimer = setInterval(() => this.heartbeat(), this.session.intervalMs);
     this.options.log?.(`node ${this.nodeId} joined the head at ${this.options.address} `
       + `(${this.resources.cpus} CPUs, ${this.resources.gpus} GPUs, ${this.resources.memoryMb} MiB)`);
@@ -103,12 +139,15 @@ export class ClusterAgent implements AsyncDisposable {
   private async register(deadlineMs: number): Promise<RegisterNodeReply> {
     const r = this.resources;
     const request = { node_id: this.nodeId, address: os.hostname(), labels: this.options.labels ?? {}, pid: process.pid,
-      resources: { cpus: r.cpus, gpus: r.gpus, memory_mb: r.memoryMb }, protocol_version: CLUSTER_PROTOCOL_VERSION };
+      resources: { cpus: r.cpus, gpus: r.gpus, memory_mb: r.memoryMb }, protocol_version: CLUSTER_PROTOCOL_VERSION,
+      actor_ids: [...this.actors.keys()] };
     let lastCause = '';
     for (;;) {
       try {
         return await new Promise<RegisterNodeReply>((resolve, reject) => this.client.RegisterNode(request,
-          { deadline: Math.min(deadlineMs, Date.now() + 5000) }, (err: grpc.ServiceError | null, reply: RegisterNodeReply) =>
+          // At least 1 s per attempt: on a busy machine a shorter one can expire before the connection
+          // is even tried, and "deadline exceeded" says less than the refusal it would have seen.
+          { deadline: Math.max(Date.now() + 1000, Math.min(deadlineMs, Date.now() + 5000)) }, (err: grpc.ServiceError | null, reply: RegisterNodeReply) =>
             (err ? reject(err) : resolve(reply))));
       } catch (err) {
         const e = err as grpc.ServiceError;
@@ -118,7 +157,7 @@ export class ClusterAgent implements AsyncDisposable {
         if (e.code === grpc.status.UNAVAILABLE || !lastCause) lastCause = e.details || e.message;
         if (Date.now() + 50 >= deadlineMs || this.closed) {
           throw new ClusterError(`cannot reach the head at ${this.options.address}: ${lastCause}`
-            + ' (is `serve run … --cluster-port` running there, and the port open?)', { address: this.options.address });
+            + ' (is `serve start --head` or `serve run … --cluster-port` running there, and the port open?)', { address: this.options.address });
         }
         await new Promise((res) => setTimeout(res, 250));
       }
@@ -155,15 +194,41 @@ export class ClusterAgent implements AsyncDisposable {
     }
     const child = spawnActorProcess(cmd.actor_id, env, this.options.workingDir);
     const ipc = new IpcChannel(child);
-    this.actors.set(cmd.actor_id, { child, stream });
-    ipc.onMessage((msg) => stream.send(msg));
-    stream.onMessage((msg) => ipc.send(msg));
+    const bridge = new ActorBridge(ipc);
+    this.actors.set(cmd.actor_id, { child, bridge });
     ipc.onClose((reason) => {
       this.actors.delete(cmd.actor_id);
-      stream.shutdown(`node ${this.nodeId}: replica ${reason}`);
+      bridge.detach(`node ${this.nodeId}: replica ${reason}`);
     });
-    stream.onClose(() => child.kill('SIGKILL'));
+    this.bridge(cmd.actor_id, bridge, stream);
     this.options.log?.(`replica ${cmd.actor_id} started (pid ${child.pid}${env.CUDA_VISIBLE_DEVICES ? `, CUDA_VISIBLE_DEVICES=${env.CUDA_VISIBLE_DEVICES}` : ''})`);
+  }
+
+  /**
+   * Connects a replica to the head's stream. A stream the head closes while it is still connected (a
+   * kill, a start timeout) ends the replica; one that breaks with the head leaves it for re-adoption.
+   */
+  private bridge(actorId: string, bridge: ActorBridge, stream: StreamChannel): void {
+    bridge.attach(stream, () => {
+      const commands = this.commands;
+      setTimeout(() => {
+        if (commands && this.commands === commands) this.actors.get(actorId)?.child.kill('SIGKILL');
+      }, LOSS_SETTLE_MS);
+    });
+  }
+
+  /** After registering: reopen the streams of the replicas the head re-adopts, kill the others. */
+  private reattach(adopt: Set<string>): void {
+    clearTimeout(this.orphanTimer);
+    for (const [id, hosted] of this.actors) {
+      if (hosted.bridge.attached) continue;
+      if (!adopt.has(id)) { hosted.child.kill('SIGKILL'); continue; }
+      const metadata = new grpc.Metadata();
+      metadata.set(ACTOR_ID_KEY, id);
+      metadata.set(NODE_ID_KEY, this.nodeId);
+      this.bridge(id, hosted.bridge, new StreamChannel('head', this.client.ActorChannel(metadata)));
+      this.options.log?.(`replica ${id} re-adopted by the head (pid ${hosted.child.pid})`);
+    }
   }
 
   private heartbeat(): void {
@@ -180,7 +245,17 @@ export class ClusterAgent implements AsyncDisposable {
     if (this.closed || stream !== this.commands) return;
     this.options.log?.(`node ${this.nodeId} lost the head: ${why}`);
     this.leave();
-    void this.killAll().then(() => this.rejoin());
+    for (const { bridge } of this.actors.values()) bridge.detach(`node ${this.nodeId} lost the head: ${why}`);
+    const graceMs = this.options.orphanGraceMs ?? 60_000;
+    if (graceMs <= 0 || this.actors.size === 0) return void this.killAll().then(() => this.rejoin());
+    this.options.log?.(`keeping ${this.actors.size} replica(s) for ${graceMs / 1000} s for the head to re-adopt`);
+    clearTimeout(this.orphanTimer);
+    this.orphanTimer = setTimeout(() => {
+      const orphans = [...this.actors.values()].filter((a) => !a.bridge.attached);
+      if (orphans.length > 0) this.options.log?.(`killing ${orphans.length} replica(s) nobody re-adopted`);
+      for (const a of orphans) a.child.kill('SIGKILL');
+    }, graceMs);
+    void this.rejoin();
   }
 
   private async rejoin(): Promise<void> {

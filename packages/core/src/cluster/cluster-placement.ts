@@ -66,6 +66,14 @@ export class ClusterPlacement implements Placement {
     return nodeId === LOCAL_NODE ? alloc : { ...alloc, nodeId };
   }
 
+  allocateOn(nodeId: string, req: ResourceRequest): Allocation | null {
+    const entry = this.nodes.get(nodeId);
+    const alloc = entry?.book.allocate(req);
+    if (!entry || !alloc) return null;
+    entry.replicas++;
+    return nodeId === LOCAL_NODE ? alloc : { ...alloc, nodeId };
+  }
+
   free(alloc: Allocation): void {
     const entry = this.nodes.get(alloc.nodeId ?? LOCAL_NODE);
     if (!entry) return;

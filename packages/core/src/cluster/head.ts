@@ -9,19 +9,39 @@
  * misses `missedHeartbeats` in a row (node-liveness.ts). Its replicas' channels then close with the
  * reason, which makes the replicas exit: requests in flight on them fail with ActorDiedError (retried
  * elsewhere when the replica had not accepted them yet) and the controller places replacements.
+ *
+ * The same server also serves the agents' HTTP proxies (ProxyState, ProxyChannel: their requests are
+ * routed here, to replicas wherever they run) and `serve deploy` (Deploy), through `frontend`.
  */
 import { randomUUID } from 'node:crypto';
 import * as grpc from '@grpc/grpc-js';
 import { RemoteActor } from '../actor/remote-actor.js';
 import { StreamChannel, type ActorFrame } from '../actor/stream-channel.js';
+import { RpcPeer } from '../actor/rpc-peer.js';
 import { ClusterPlacement, LOCAL_NODE, type PlacementStrategy } from './cluster-placement.js';
 import { DEFAULT_LIVENESS, NodeLivenessTable } from './node-liveness.js';
-import { ACTOR_ID_KEY, CLUSTER_PROTOCOL_VERSION, DEFAULT_CLUSTER_PORT, clusterService, type Command, type CommandsRequest,
-  type HeartbeatReply, type HeartbeatRequest, type RegisterNodeReply, type RegisterNodeRequest } from './cluster-proto.js';
+import { ACTOR_ID_KEY, CLUSTER_PROTOCOL_VERSION, DEFAULT_CLUSTER_PORT, NODE_ID_KEY, clusterService, type Command,
+  type CommandsRequest, type DeployReply, type DeployRequest, type HeartbeatReply, type HeartbeatRequest, type ProxyStateReply,
+  type RegisterNodeReply, type RegisterNodeRequest } from './cluster-proto.js';
 import type { ActorRef } from '../actor/actor-ref.js';
 import type { CallServer } from '../actor/rpc-peer.js';
 import type { Allocation, NodeResources } from '../controller/placement.js';
-import type { NodeStatusInfo } from '../ingress/ingress-target.js';
+import type { NodeStatusInfo, RouteInfo, ServeStatus } from '../ingress/ingress-target.js';
+
+/** What the head serves besides its nodes: the agents' proxies and deploys (ServeInstance sets it). */
+export interface HeadFrontend {
+  routes(): RouteInfo[];
+  status(): ServeStatus;
+  /** Routes one agent proxy's requests (handle calls naming their target) to the replicas. */
+  proxyServer(nodeId: string): CallServer;
+  /** Adds or updates an application (`serve deploy`); absent: this head refuses deploys. */
+  deploy?(req: DeployRequest): Promise<DeployReply>;
+  /**
+   * A rejoining agent still runs these replicas (the head restarted): re-adopt those the controller
+   * expects (through adoptActor) and return their ids; the agent kills the others.
+   */
+  adopt?(nodeId: string, actorIds: string[]): string[];
+}
 
 export interface ClusterHeadOptions {
   /** Interface agents connect to; use '0.0.0.0' to accept other machines. Default: '127.0.0.1'. */
@@ -65,6 +85,9 @@ export class ClusterHead implements AsyncDisposable {
   private readonly sweeper: NodeJS.Timeout;
   private boundAddress = '';
   private lastSweepMs = Date.now();
+  private readonly proxies = new Set<StreamChannel>();
+  /** Set by ServeInstance (routes, status, proxy routing) and the CLI (deploy). */
+  frontend: HeadFrontend | undefined;
 
   constructor(private readonly options: ClusterHeadOptions, private readonly local: NodeResources) {
     this.placement = new ClusterPlacement(local, options.strategy);
@@ -77,6 +100,9 @@ export class ClusterHead implements AsyncDisposable {
         cb(null, { known: this.heartbeat(call.request) }),
       Commands: (call: grpc.ServerWritableStream<CommandsRequest, Command>) => this.openCommands(call),
       ActorChannel: (call: grpc.ServerDuplexStream<ActorFrame, ActorFrame>) => this.openActorChannel(call),
+      ProxyState: (_call: grpc.ServerUnaryCall<unknown, ProxyStateReply>, cb: grpc.sendUnaryData<ProxyStateReply>) => this.proxyState(cb),
+      ProxyChannel: (call: grpc.ServerDuplexStream<ActorFrame, ActorFrame>) => this.openProxyChannel(call),
+      Deploy: (call: grpc.ServerUnaryCall<DeployRequest, DeployReply>, cb: grpc.sendUnaryData<DeployReply>) => this.deploy(call.request, cb),
     });
     this.sweeper = setInterval(() => this.sweep(), Math.max(50, this.intervalMs / 2));
     this.listening = this.listen();
@@ -102,16 +128,35 @@ export class ClusterHead implements AsyncDisposable {
       channel.shutdown(`node ${nodeId} is gone`);
       return actor;
     }
+    this.expect(node, id, channel, 'start the replica');
+    return actor;
+  }
+
+  /**
+   * A replica that outlived the previous head, on a node registering now (HeadFrontend.adopt): the
+   * channel waits for the agent to reopen the replica's stream; nothing is started.
+   */
+  adoptActor(id: string, nodeId: string, server: CallServer): ActorRef {
+    const channel = new StreamChannel(`node ${nodeId}`);
+    const actor = new RemoteActor({ id, node: nodeId, server, channel,
+      requestKill: (reason) => this.send(nodeId, { kill: { actor_id: id, reason } }) });
+    const node = this.nodes.get(nodeId);
+    if (!node) channel.shutdown(`node ${nodeId} is gone`);
+    else this.expect(node, id, channel, 'reconnect the replica');
+    return actor;
+  }
+
+  /** The agent must open the actor's stream within actorStartTimeoutMs, or the channel closes. */
+  private expect(node: NodeSession, id: string, channel: StreamChannel, what: string): void {
     node.actors.set(id, channel);
     const timeoutMs = this.options.actorStartTimeoutMs ?? 30_000;
-    const timer = setTimeout(() => channel.shutdown(`node ${nodeId} did not start the replica within ${timeoutMs} ms`), timeoutMs);
+    const timer = setTimeout(() => channel.shutdown(`node ${node.id} did not ${what} within ${timeoutMs} ms`), timeoutMs);
     this.pending.set(id, { channel, timer });
     channel.onClose(() => {
       node.actors.delete(id);
       clearTimeout(timer);
       if (this.pending.get(id)?.channel === channel) this.pending.delete(id);
     });
-    return actor;
   }
 
   /** The head's node, then live agents (join order), then recently dead ones with the reason. */
@@ -134,6 +179,7 @@ export class ClusterHead implements AsyncDisposable {
   async close(): Promise<void> {
     clearInterval(this.sweeper);
     for (const id of [...this.nodes.keys()]) this.lose(id, 'the head is shutting down');
+    for (const p of [...this.proxies]) p.shutdown('the head is shutting down');
     await this.listening.catch(() => undefined);
     await new Promise<void>((resolve) => {
       const force = setTimeout(() => { this.server.forceShutdown(); resolve(); }, 2000);
@@ -169,7 +215,13 @@ export class ClusterHead implements AsyncDisposable {
       resources: { cpus: r.cpus, gpus: r.gpus, memoryMb: r.memory_mb }, labels: { ...req.labels }, actors: new Map() };
     this.nodes.set(session.id, session);
     this.liveness.register(session.id, Date.now());
-    cb(null, { session_id: session.sessionId, heartbeat_interval_ms: this.intervalMs, head_version: String(CLUSTER_PROTOCOL_VERSION) });
+    const survivors = req.actor_ids ?? [];
+    const adopt = survivors.length > 0 ? (this.frontend?.adopt?.(session.id, survivors) ?? []) : [];
+    if (survivors.length > 0) {
+      this.options.log?.(`node ${session.id} still runs ${survivors.length} replica(s); re-adopting ${adopt.length}`);
+    }
+    cb(null, { session_id: session.sessionId, heartbeat_interval_ms: this.intervalMs, head_version: String(CLUSTER_PROTOCOL_VERSION),
+      adopt });
   }
 
   private heartbeat(req: HeartbeatRequest): boolean {
@@ -202,6 +254,32 @@ export class ClusterHead implements AsyncDisposable {
     this.pending.delete(actorId);
     clearTimeout(entry.timer);
     entry.channel.attach(call);
+  }
+
+  private proxyState(cb: grpc.sendUnaryData<ProxyStateReply>): void {
+    if (!this.frontend) return cb({ code: grpc.status.UNAVAILABLE, details: 'the head is starting' });
+    cb(null, { routes_json: JSON.stringify(this.frontend.routes()), status_json: JSON.stringify(this.frontend.status()) });
+  }
+
+  /** One agent proxy's requests: handle calls (with a target) that the head's routers place. */
+  private openProxyChannel(call: grpc.ServerDuplexStream<ActorFrame, ActorFrame>): void {
+    const nodeId = String(call.metadata.get(NODE_ID_KEY)[0] ?? '');
+    const channel = new StreamChannel(`proxy on node ${nodeId}`, call);
+    if (!this.frontend) return channel.shutdown('the head is starting');
+    // The peer lives as long as the channel: its listeners hold it.
+    new RpcPeer(channel, this.frontend.proxyServer(nodeId));
+    this.proxies.add(channel);
+    channel.onClose(() => this.proxies.delete(channel));
+  }
+
+  private deploy(req: DeployRequest, cb: grpc.sendUnaryData<DeployReply>): void {
+    const deploy = this.frontend?.deploy;
+    if (!deploy) {
+      return cb({ code: grpc.status.UNIMPLEMENTED, details: 'this head takes no deploys (started programmatically: use ServeInstance.deploy)' });
+    }
+    deploy(req).then((reply) => cb(null, reply), (err: Error & { hint?: string }) => cb({ code: grpc.status.FAILED_PRECONDITION,
+      details: `${err.name && err.name !== 'Error' && err.name !== 'CliError' ? `${err.name}: ` : ''}${err.message}`
+        + (err.hint ? `\n  next: ${err.hint}` : '') }));
   }
 
   private send(nodeId: string, command: Command): boolean {

@@ -142,8 +142,10 @@ function agentStatefulSet(input: ManifestInput, sizing: ReturnType<typeof agentS
   const g = String(sizing.gpusPerPod);
   const container = {
     name: 'agent', image: input.image, workingDir: input.workingDir,
+    // Each agent also runs an HTTP proxy for every application (one per node, as in Ray).
     command: ['node', 'bin/serve.js', 'agent', '--address', `${input.name}-head:${PORTS.cluster}`, '--node-id', '$(POD_NAME)',
-      '--gpus', g, '--connect-timeout', '120000'],
+      '--gpus', g, '--connect-timeout', '120000', '--http-host', '0.0.0.0', '--http-port', String(PORTS.http)],
+    ports: [{ name: 'http', containerPort: PORTS.http }],
     env: [{ name: 'POD_NAME', valueFrom: { fieldRef: { fieldPath: 'metadata.name' } } }],
     resources: { limits: { 'nvidia.com/gpu': g }, requests: { 'nvidia.com/gpu': g, cpu: '2', memory: '8Gi' } },
   };

@@ -17,6 +17,8 @@ export type ApplicationStatus = ApplicationStatusInfo['status'];
 export class ApplicationState {
   status: ApplicationStatus = 'DEPLOYING';
   readonly deployments = new Map<string, DeploymentState>();
+  /** How it was deployed onto a running head (serve deploy's request), kept in the checkpoint. */
+  source: unknown;
 
   private readonly stopping: Promise<void>[] = [];
 

@@ -54,6 +54,11 @@ export type AutoscalingReason =
 
 export interface AutoscalingDecision {
   replicas: number;
+  /**
+   * While an upscale waits out upscaleDelayS: the count it would move to now. Only a hint (the
+   * controller warms worker threads for the replicas it would add); `replicas` is the decision.
+   */
+  pending?: number;
   state: AutoscalingState;
   reason: AutoscalingReason;
   message: string;
@@ -92,7 +97,7 @@ export function applyDelays(ctx: AutoscalingContext, state: AutoscalingState, wa
   if (desired > current) {
     const since = state.upSinceMs ?? nowMs;
     if (nowMs - since >= config.upscaleDelayS * 1000) return { replicas: desired, state: {}, reason: 'scale-up', message: why };
-    return { replicas: current, state: { upSinceMs: since }, reason: 'upscale-delay', message: why };
+    return { replicas: current, pending: desired, state: { upSinceMs: since }, reason: 'upscale-delay', message: why };
   }
   if (desired < current) {
     const since = state.downSinceMs ?? nowMs;

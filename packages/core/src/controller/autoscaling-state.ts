@@ -31,6 +31,8 @@ export class AutoscalingStateManager {
   private samples: LoadSample[] = [];
   private policyState: AutoscalingState = {};
   private nextSampleAtMs = 0;
+  /** The count an upscale waiting out its delay would move to (the last update's), else undefined. */
+  pendingUp: number | undefined;
 
   constructor(private config: ResolvedAutoscaling, private policy: AutoscalingPolicy | undefined) {}
 
@@ -72,6 +74,7 @@ export class AutoscalingStateManager {
     const decision: AutoscalingDecision = policy({ config: this.config, currentReplicas: current, runningReplicas: running,
       totalRequests: metrics.ongoing + metrics.queued, queuedNow, metrics, nowMs }, this.policyState);
     this.policyState = decision.state ?? {};
+    this.pendingUp = decision.reason === 'upscale-delay' ? Math.floor(decision.pending ?? current + 1) : undefined;
     const to = Math.max(0, Math.floor(decision.replicas));
     return to === current ? undefined : { atMs: nowMs, from: current, to, reason: decision.reason, message: decision.message };
   }

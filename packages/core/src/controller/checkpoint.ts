@@ -18,7 +18,8 @@ export interface ControllerCheckpoint {
   savedAtMs: number;
   /** The controller's process; a checkpoint whose writer still runs is not taken over. */
   pid: number;
-  apps: { name: string; routePrefix: string; deployments: DeploymentSnapshot[] }[];
+  /** `source`: how the app was deployed onto a running head (serve deploy's request), to deploy it again. */
+  apps: { name: string; routePrefix: string; source?: unknown; deployments: DeploymentSnapshot[] }[];
 }
 
 /** Default location: one file per working directory and set of applications, under os.tmpdir()/flotilla. */

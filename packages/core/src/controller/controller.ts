@@ -8,7 +8,7 @@ import { createThreadActor } from '../actor/thread-actor.js';
 import { createProcessActor } from '../actor/process-actor.js';
 import { PlacementBook, cudaVisibleDevices, type NodeResources, type Allocation, type Placement } from './placement.js';
 import { ApplicationState, buildSpecs } from './application-state.js';
-import type { DeploymentSpec, DeploymentStateDeps } from './deployment-state.js';
+import { ADOPT_GRACE_MS, type DeploymentSpec, type DeploymentStateDeps } from './deployment-state.js';
 import type { ActorRef } from '../actor/actor-ref.js';
 import type { CallServer } from '../actor/rpc-peer.js';
 import type { AppGraph } from '../application.js';
@@ -16,6 +16,7 @@ import type { ServeConfig } from '../config.js';
 import type { RuntimeEvents } from '../runtime-events.js';
 import type { AutoscalingPolicy } from './autoscaling-policy.js';
 import type { CheckpointStore, ControllerCheckpoint } from './checkpoint.js';
+import { WarmPool } from './warm-pool.js';
 
 export interface ControllerOptions {
   node: NodeResources;
@@ -35,10 +36,14 @@ export interface ControllerOptions {
   placement?: Placement;
   /** Starts replicas whose allocation names another node (cluster/head.ts). Default: none. */
   remote?: RemoteActorFactory;
+  /** Warm worker threads while an upscale waits out its delay (warm-pool.ts). Default: true. */
+  prestartWorkers?: boolean;
 }
 
 export interface RemoteActorFactory {
   createActor(spec: DeploymentSpec, id: string, alloc: Allocation, server: CallServer): ActorRef;
+  /** Reconnects to a replica that outlived the previous controller on `nodeId`. */
+  adoptActor?(id: string, nodeId: string, server: CallServer): ActorRef;
 }
 
 export class Controller {
@@ -48,6 +53,11 @@ export class Controller {
   private readonly deps: DeploymentStateDeps;
   private dirty = false;
   private restoredFrom: ControllerCheckpoint | undefined;
+  /** Until this time, apps deployed after start() (serve deploy replaying the checkpoint) restore too. */
+  private restoreUntilMs = 0;
+  /** Worker threads warmed for upscales waiting out their delay (warm-pool.ts). */
+  private readonly warm = new WarmPool({ create: (id, server) => createThreadActor({ id, server }) });
+  private warmWanted = 0;
 
   constructor(private readonly options: ControllerOptions) {
     this.book = new PlacementBook(options.node);
@@ -55,16 +65,22 @@ export class Controller {
       book: options.placement ?? this.book, events: options.events, publish: options.publish, queued: options.queued,
       autoscalingPolicy: options.autoscalingPolicy,
       createActor: (spec, id, alloc) => this.createActor(spec, id, alloc),
+      prewarm: (spec, n) => { if (options.prestartWorkers !== false && spec.options.placement === 'thread' && n > 0) this.warmWanted += n; },
     };
     options.events.on('scaling-decision', () => { this.dirty = true; });
+    // The checkpoint names the replicas on agents, which a restarted controller re-adopts.
+    options.events.on('replica-state', () => { this.dirty = true; });
     this.restoredFrom = options.checkpoint?.loadOrphaned();
   }
 
   /** Adds an application; its replicas start on the next tick. Throws DeploymentConfigError on bad options. */
-  deploy(name: string, routePrefix: string, graph: AppGraph, config?: ServeConfig): ApplicationState {
+  deploy(name: string, routePrefix: string, graph: AppGraph, config?: ServeConfig, source?: unknown): ApplicationState {
     const app = new ApplicationState(name, routePrefix, graph, config, this.deps, (err) => this.report(err));
+    app.source = source;
     this.apps.set(name, app);
-    const saved = this.restoredFrom?.apps.find((a) => a.name === name);
+    const restoring = this.restoredFrom && (!this.timer || Date.now() < this.restoreUntilMs);
+    const saved = restoring ? this.restoredFrom!.apps.find((a) => a.name === name) : undefined;
+    if (saved && this.restoredFrom) this.restoredFrom.apps = this.restoredFrom.apps.filter((a) => a !== saved);
     // Restoring emits 'restored' decisions, which mark the checkpoint dirty; an app with nothing to
     // restore writes none until a target changes (nothing in it would differ from the user's code).
     for (const d of saved?.deployments ?? []) app.deployments.get(d.name)?.restore(d);
@@ -91,16 +107,59 @@ export class Controller {
     this.dirty = true;
   }
 
+  /** Adds applications or updates those of the same name; the others keep running. Validates first. */
+  upsert(apps: { name: string; routePrefix: string; graph: AppGraph; source?: unknown }[], config?: ServeConfig): void {
+    for (const a of apps) buildSpecs(a.name, a.graph, config);
+    for (const a of apps) {
+      const known = this.apps.get(a.name);
+      if (known) {
+        known.apply(a.routePrefix, a.graph, config);
+        known.source = a.source;
+      } else {
+        this.deploy(a.name, a.routePrefix, a.graph, config, a.source);
+      }
+    }
+    this.dirty = true;
+  }
+
+  /**
+   * A rejoining agent still runs `actorIds` (this controller restarted): re-adopts those the checkpoint
+   * names for that node and the current versions, returning their ids; the agent kills the others.
+   */
+  adopt(nodeId: string, actorIds: string[]): string[] {
+    const adopted: string[] = [];
+    const remote = this.options.remote;
+    if (!remote?.adoptActor) return adopted;
+    for (const id of actorIds) {
+      for (const app of this.apps.values()) {
+        const d = [...app.deployments.values()].find((x) => x.expects(nodeId, id));
+        if (!d) continue;
+        d.adopt(id, remote.adoptActor(id, nodeId, this.options.relay(app.name, d.name)));
+        adopted.push(id);
+        break;
+      }
+    }
+    return adopted;
+  }
+
+  /** Apps of the dead controller's checkpoint deployed onto a running head (serve deploy), to deploy again. */
+  restorableSources(): { name: string; source: unknown }[] {
+    return (this.restoredFrom?.apps ?? []).filter((a) => a.source !== undefined).map((a) => ({ name: a.name, source: a.source }));
+  }
+
   start(): void {
     if (this.timer) return;
-    // The checkpoint describes the apps deployed at start-up only; later deploys (apply) start fresh.
-    this.restoredFrom = undefined;
+    // The checkpoint describes the apps deployed at start-up, and those deployed onto the head that are
+    // deployed again right after (restorableSources, within the adoption grace); later deploys start fresh.
+    this.restoreUntilMs = Date.now() + ADOPT_GRACE_MS;
+    if (!this.restoredFrom?.apps.some((a) => a.source !== undefined)) this.restoredFrom = undefined;
     this.tick();
     this.timer = setInterval(() => this.tick(), this.options.tickMs ?? 100);
   }
 
   tick(): void {
     const now = Date.now();
+    this.warmWanted = 0;
     for (const app of this.apps.values()) {
       try {
         app.update(now);
@@ -108,19 +167,22 @@ export class Controller {
         this.report(err);
       }
     }
+    if (this.warmWanted > 0) this.warm.warm(this.warmWanted, now);
+    this.warm.expire(now);
     if (this.dirty) this.saveCheckpoint();
   }
 
   snapshot(): ControllerCheckpoint {
     return { format: 1, savedAtMs: Date.now(), pid: process.pid, apps: [...this.apps.values()].map((a) => ({
-      name: a.name, routePrefix: a.routePrefix, deployments: [...a.deployments.values()].map((d) => d.snapshot()) })) };
+      name: a.name, routePrefix: a.routePrefix, ...(a.source === undefined ? {} : { source: a.source }),
+      deployments: [...a.deployments.values()].map((d) => d.snapshot()) })) };
   }
 
   /** Stops the loop and every replica (each drains within its gracefulShutdownTimeoutS). */
   async dispose(): Promise<void> {
     clearInterval(this.timer);
     this.timer = undefined;
-    await Promise.all([...this.apps.values()].map((a) => a.stop()));
+    await Promise.all([...this.apps.values()].map((a) => a.stop()).concat(this.warm.close()));
     // A clean stop leaves no checkpoint: one found at start-up means the controller died.
     this.options.checkpoint?.remove();
   }
@@ -142,7 +204,7 @@ export class Controller {
       if (alloc.gpuShares.length > 0) env.CUDA_VISIBLE_DEVICES = cudaVisibleDevices(alloc, process.env.CUDA_VISIBLE_DEVICES);
       return createProcessActor({ id, server, env });
     }
-    return createThreadActor({ id, server });
+    return this.warm.take(id, server) ?? createThreadActor({ id, server });
   }
 
   private report(err: unknown): void {

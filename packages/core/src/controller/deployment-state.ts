@@ -8,9 +8,9 @@ import { randomUUID } from 'node:crypto';
 import { ReplicaSet, type ReplicaRecord } from './replica-set.js';
 import { AutoscalingStateManager, type ScalingDecisionRecord } from './autoscaling-state.js';
 import { planReplicas, type PlannedReplica } from './rolling-update.js';
-import type { AutoscalingPolicy, AutoscalingState } from './autoscaling-policy.js';
+import { rayDesiredReplicas, type AutoscalingPolicy, type AutoscalingState } from './autoscaling-policy.js';
 import type { Placement } from './placement.js';
-import type { ActorRef } from '../actor/actor-ref.js';
+import type { ActorRef, ReplicaInfo } from '../actor/actor-ref.js';
 import type { ResolvedDeploymentOptions } from '../config.js';
 import type { DeploymentStatus, DeploymentStatusInfo } from '../ingress/ingress-target.js';
 import type { RuntimeEvents } from '../runtime-events.js';
@@ -37,6 +37,16 @@ export interface DeploymentStateDeps {
   /** Requests queued for this deployment in routers (for autoscaling). */
   queued(app: string, deployment: string): number;
   autoscalingPolicy?: AutoscalingPolicy;
+  /** Asks for `n` more replicas' worker threads to be warmed (an upscale is waiting out its delay). Default: none. */
+  prewarm?(spec: DeploymentSpec, n: number): void;
+}
+
+/** A RUNNING replica on an agent, which a restarted controller can re-adopt. */
+export interface AdoptableReplica {
+  id: string;
+  node: string;
+  version: string;
+  info: ReplicaInfo;
 }
 
 /** What a controller checkpoint keeps of a deployment. */
@@ -46,7 +56,12 @@ export interface DeploymentSnapshot {
   targetReplicas: number;
   policyState?: AutoscalingState;
   decisions: ScalingDecisionRecord[];
+  /** Replicas on agents, which survive the controller. Absent in older checkpoints. */
+  replicas?: AdoptableReplica[];
 }
+
+/** How long a restored controller waits for agents to bring back their replicas before starting others. */
+export const ADOPT_GRACE_MS = 30_000;
 
 /** Decisions kept per deployment (oldest dropped first). */
 const HISTORY = 20;
@@ -60,6 +75,8 @@ export class DeploymentState {
   private autoscaler: AutoscalingStateManager | undefined;
   private constructorFailures = 0;
   private publishedKey = '';
+  /** Replicas of the checkpoint that an agent may still bring back, counted toward the target until expiry. */
+  private readonly expected = new Map<string, AdoptableReplica & { untilMs: number }>();
 
   constructor(public spec: DeploymentSpec, private readonly deps: DeploymentStateDeps) {
     const o = spec.options;
@@ -84,6 +101,7 @@ export class DeploymentState {
   update(nowMs: number): void {
     if (this.status === 'STOPPING') return;
     this.replicas.reap((record) => this.release(record));
+    this.placeAdopted(nowMs);
     if (this.autoscaler) this.autoscale(nowMs);
     if (this.status !== 'FAILED') this.scale();
     this.replicas.syncUserConfig();
@@ -136,13 +154,35 @@ export class DeploymentState {
   }
 
   snapshot(): DeploymentSnapshot {
+    const replicas = this.replicas.routable().filter((r) => r.actor.kind === 'remote' && r.info && r.actor.node)
+      .map((r): AdoptableReplica => ({ id: r.id, node: r.actor.node!, version: r.version, info: r.info! }));
     return { name: this.name, version: this.spec.version, targetReplicas: this.targetReplicas,
-      policyState: this.autoscaler?.state, decisions: [...this.decisions] };
+      policyState: this.autoscaler?.state, decisions: [...this.decisions], replicas };
+  }
+
+  /** True when `id` is a replica of the checkpoint, on `nodeId`, of the current version. */
+  expects(nodeId: string, id: string): boolean {
+    const e = this.expected.get(id);
+    return e !== undefined && e.node === nodeId && e.version === this.spec.version;
+  }
+
+  /** Takes back a replica that outlived the previous controller (see expects()). */
+  adopt(id: string, actor: ActorRef): void {
+    const e = this.expected.get(id)!;
+    this.expected.delete(id);
+    this.replicas.adopt(id, actor, e.version, e.info, e.node);
   }
 
   /** Takes an autoscaled target and history from a checkpoint (a fixed count comes from the config). */
   restore(s: DeploymentSnapshot): void {
     this.decisions.splice(0, this.decisions.length, ...s.decisions.slice(-HISTORY));
+    const untilMs = Date.now() + ADOPT_GRACE_MS;
+    for (const r of s.replicas ?? []) {
+      if (r.version !== this.spec.version) continue;
+      this.expected.set(r.id, { ...r, untilMs });
+      // Routes (methods) are known before any replica answers, so proxies do not 404 meanwhile.
+      this.replicas.info ??= r.info;
+    }
     const a = this.spec.options.autoscaling;
     if (!a || !this.autoscaler) return;
     this.autoscaler.state = s.policyState ?? {};
@@ -156,6 +196,23 @@ export class DeploymentState {
     const decision = this.autoscaler!.update(nowMs, this.targetReplicas, this.replicas.counts().running, queuedNow,
       this.deps.autoscalingPolicy);
     if (decision) this.setTarget(decision);
+    this.prewarm(queuedNow);
+  }
+
+  /**
+   * Boots worker threads for the replicas an upscale would add, before the decision: the count the
+   * policy would move to once its delay passes, or, as soon as requests queue in callers (before a
+   * load sample has seen them), Ray's formula on the load right now. Only warms; decides nothing.
+   */
+  private prewarm(queuedNow: number): void {
+    const a = this.spec.options.autoscaling!;
+    let wanted = this.autoscaler!.pendingUp ?? 0;
+    if (queuedNow > 0 && this.targetReplicas > 0) {
+      wanted = Math.max(wanted, rayDesiredReplicas(a, this.targetReplicas, this.replicas.ongoing() + queuedNow));
+    }
+    wanted = Math.min(wanted, a.maxReplicas);
+    const have = Math.max(this.targetReplicas, this.replicas.live().length);
+    if (wanted > have) this.deps.prewarm?.(this.spec, wanted - have);
   }
 
   private setTarget(d: ScalingDecisionRecord): void {
@@ -174,7 +231,18 @@ export class DeploymentState {
       const r = live.find((x) => x.id === id)!;
       void this.replicas.stop(r, r.version === this.spec.version ? 'scaled down' : 'replaced by a new version');
     }
-    for (let n = 0; n < plan.start; n++) if (!this.startReplica()) return;
+    // Replicas an agent may still bring back (a restarted controller) take their places meanwhile.
+    for (let n = this.expected.size; n < plan.start; n++) if (!this.startReplica()) return;
+  }
+
+  /** Charges re-adopted replicas to their node once it is placeable again; forgets expected ones past the grace. */
+  private placeAdopted(nowMs: number): void {
+    for (const [id, e] of this.expected) if (nowMs >= e.untilMs) this.expected.delete(id);
+    for (const r of this.replicas.all) {
+      if (r.adoptedOn === undefined || r.alloc) continue;
+      const alloc = this.deps.book.allocateOn?.(r.adoptedOn, this.spec.options.resources);
+      if (alloc) { r.alloc = alloc; r.adoptedOn = undefined; }
+    }
   }
 
   /** False when no replica could start (no resources now, or never: the deployment failed). */

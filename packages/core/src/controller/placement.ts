@@ -36,6 +36,8 @@ export interface Placement {
   free(alloc: Allocation): void;
   /** Why allocate() returned null, for the deployment's status message. */
   explain?(req: ResourceRequest): string;
+  /** Allocates on one named node (a re-adopted replica's), or null when it is not there or full. */
+  allocateOn?(nodeId: string, req: ResourceRequest): Allocation | null;
 }
 
 export class PlacementBook implements Placement {

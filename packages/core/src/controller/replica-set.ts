@@ -30,6 +30,8 @@ export class ReplicaRecord {
   userConfigKey: string;
   reconfiguring = false;
   readonly startedAtMs = Date.now();
+  /** A re-adopted replica's node, until placement has charged its resources there. */
+  adoptedOn: string | undefined;
 
   constructor(readonly id: string, readonly actor: ActorRef, public alloc: Allocation | undefined,
     readonly version: string, userConfig: unknown) {
@@ -115,6 +117,26 @@ export class ReplicaSet {
     this.setState(record, 'STARTING');
     void actor.exited.then((reason) => this.onExit(record, reason));
     void this.initialize(record);
+  }
+
+  /**
+   * A replica that outlived the previous controller (on an agent): STARTING until it answers a health
+   * check, then RUNNING with the info the checkpoint kept; stopped if it does not answer.
+   */
+  adopt(id: string, actor: ActorRef, version: string, info: ReplicaInfo, nodeId: string): void {
+    const record = new ReplicaRecord(id, actor, undefined, version, this.spec.options.userConfig);
+    record.adoptedOn = nodeId;
+    this.records.push(record);
+    this.setState(record, 'STARTING', 're-adopting after a controller restart');
+    void actor.exited.then((reason) => this.onExit(record, reason));
+    void settle(actor, actor.control.checkHealth(), this.spec.options.healthCheckTimeoutS * 1000).then(() => {
+      if (record.state !== 'STARTING') return;
+      record.info = info;
+      this.info ??= info;
+      this.setState(record, 'RUNNING', 're-adopted');
+      record.nextHealthAtMs = Date.now() + this.spec.options.healthCheckPeriodS * 1000;
+      this.hooks.onRunning(record);
+    }, (err: Error) => { if (record.state === 'STARTING') void this.stop(record, `could not be re-adopted: ${err.message}`); });
   }
 
   /** Removes STOPPED records, handing each to `release` (frees its placement). */

@@ -17,6 +17,7 @@ export interface MappedError {
 
 const GRPC_CODES: Record<string, GrpcStatus> = {
   BAD_REQUEST: GrpcStatus.INVALID_ARGUMENT,
+  UNAUTHENTICATED: GrpcStatus.UNAUTHENTICATED,
   NOT_FOUND: GrpcStatus.NOT_FOUND,
   REQUEST_TIMEOUT: GrpcStatus.DEADLINE_EXCEEDED,
   PAYLOAD_TOO_LARGE: GrpcStatus.RESOURCE_EXHAUSTED,

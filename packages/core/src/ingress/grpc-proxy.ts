@@ -117,7 +117,7 @@ export class GrpcProxy implements AsyncDisposable {
     void runUnary(this.ctx, call, callback, labels, async (scope) => {
       const { handle, args, kind } = this.resolve(req, labels);
       if (kind === 'stream') throw new BadRequestError(`Method '${req.method}' is a stream; call it with Serve/Stream.`);
-      const result = await handle.remote(req.method, args, { requestId: scope.requestId, signal: scope.signal });
+      const result = await handle.remote(req.method, args, scope.callOptions);
       return { payload: encodeJson(result), request_id: scope.requestId };
     }, req.request_id);
   }
@@ -127,7 +127,7 @@ export class GrpcProxy implements AsyncDisposable {
     const labels: MutableLabels = { app: '', deployment: '', route: `${SERVICE_PATH}/Stream`, method: req.method };
     void runStream(this.ctx, call, labels, (scope) => {
       const { handle, args, kind } = this.resolve(req, labels);
-      const opts = { requestId: scope.requestId, signal: scope.signal };
+      const opts = scope.callOptions;
       // A unary method called as a stream yields its one result, so clients can always use Stream.
       if (kind === 'unary') return (async function* () { yield await handle.remote(req.method, args, opts); })();
       return handle.remoteStream(req.method, args, opts);

@@ -65,10 +65,10 @@ export function bindService(binding: GrpcServiceBinding, ctx: GrpcContext): {
     }
     implementation[rpc] = spec.responseStream
       ? (call: grpc.ServerWritableStream<unknown, unknown>) => void runStream(ctx, call, labelsFor(binding, rpc, method),
-        (scope) => handleFor(ctx, binding).remoteStream(method, [call.request], { requestId: scope.requestId, signal: scope.signal }),
+        (scope) => handleFor(ctx, binding).remoteStream(method, [call.request], scope.callOptions),
         (item) => item)
       : (call: grpc.ServerUnaryCall<unknown, unknown>, cb: grpc.sendUnaryData<unknown>) => void runUnary(ctx, call, cb, labelsFor(binding, rpc, method),
-        (scope) => handleFor(ctx, binding).remote(method, [call.request], { requestId: scope.requestId, signal: scope.signal }));
+        (scope) => handleFor(ctx, binding).remote(method, [call.request], scope.callOptions));
   }
   return { definition, implementation };
 }

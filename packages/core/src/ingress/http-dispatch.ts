@@ -9,6 +9,7 @@ import { parseJsonPayload, toCallArgs } from './call-payload.js';
 import { errorBody, mapError } from './error-mapping.js';
 import { dispatchRaw } from './http-raw.js';
 import type { IngressTarget, RouteInfo } from './ingress-target.js';
+import type { DeploymentHandle } from '../handle.js';
 import { RequestScope } from './request-scope.js';
 import { matchRoute } from './route-table.js';
 import { STREAM_CONTENT_TYPES, closeIterator, encoders, pump, writeChunk, type StreamFormat } from './stream-writer.js';
@@ -21,6 +22,8 @@ export interface DispatchContext {
   isDraining(): boolean;
   onRequestStart(): void;
   onRequestEnd(): void;
+  /** Handles by app and ingress deployment, so that a request does not build one (see handleFor). */
+  handles: Map<string, DeploymentHandle>;
 }
 
 /** Everything a handler needs for one request. */
@@ -31,56 +34,77 @@ export interface CallContext {
   route: RouteInfo;
   rest: string;
   scope: RequestScope;
+  /** The ingress deployment's handle. */
+  handle: DeploymentHandle;
 }
 
-/** The method a request targets, for metrics labels; set by the handler once known. */
-export type MethodLabel = { method: string };
-
 export async function dispatch(ctx: DispatchContext, request: FastifyRequest, reply: FastifyReply): Promise<void> {
-  const path = request.url.split('?', 1)[0] ?? '/';
-  const match = ctx.isDraining() ? undefined : matchRoute(ctx.target.routes(), path);
+  const started = performance.now();
+  const url = request.url;
+  const query = url.indexOf('?');
+  const path = query < 0 ? url : url.slice(0, query);
+  const draining = ctx.isDraining();
+  const match = draining ? undefined : matchRoute(ctx.target.routes(), path);
   const route = match?.route;
-  const label: MethodLabel = { method: route?.rawHttp ? 'handleHttp' : '' };
+  // The method label: known once the route and the path below it are checked.
+  let method = route?.rawHttp ? 'handleHttp' : '';
   const scope = new RequestScope(request.id, ctx.requestTimeoutMs);
-  const finish = ctx.metrics.startRequest({
-    app: route?.app ?? '', deployment: route?.ingress ?? '', route: route?.routePrefix ?? '', get method() { return label.method; }, protocol: 'http',
-  });
+  ctx.metrics.requestStarted('http');
   const onClose = (): void => { if (!reply.raw.writableFinished) scope.abort('disconnect'); };
   reply.raw.on('close', onClose);
   ctx.onRequestStart();
   let errorCode: string | undefined;
   try {
-    if (ctx.isDraining()) throw new UnavailableError('The server is shutting down; retry against another instance.', { retryAfterS: 1 });
+    if (draining) throw new UnavailableError('The server is shutting down; retry against another instance.', { retryAfterS: 1 });
     if (!match) throw notFoundRoute(ctx.target.routes(), path);
-    const call: CallContext = { request, reply, target: ctx.target, route: match.route, rest: match.rest, scope };
-    if (match.route.rawHttp) await dispatchRaw(call);
-    else await dispatchMethod(call, label);
+    const call: CallContext = { request, reply, target: ctx.target, route: match.route, rest: match.rest, scope,
+      handle: handleFor(ctx, match.route) };
+    if (match.route.rawHttp) {
+      await dispatchRaw(call);
+    } else {
+      method = methodFor(match.route, match.rest);
+      await dispatchMethod(call, method);
+    }
   } catch (err) {
     errorCode = sendError(reply, scope, err, ctx.isDraining());
   } finally {
     scope.dispose();
     reply.raw.off('close', onClose);
     ctx.onRequestEnd();
-    finish(String(scope.cause === 'disconnect' ? 499 : reply.raw.statusCode), errorCode);
+    ctx.metrics.requestFinished({ app: route?.app ?? '', deployment: route?.ingress ?? '', route: route?.routePrefix ?? '', method,
+      protocol: 'http' }, scope.cause === 'disconnect' ? '499' : String(reply.raw.statusCode), (performance.now() - started) / 1000, errorCode);
   }
 }
 
-async function dispatchMethod(call: CallContext, label: MethodLabel): Promise<void> {
-  const { request, route, rest } = call;
-  const method = methodFor(route, rest);
-  label.method = method;
+/**
+ * The handle of a route's ingress deployment, built once per (app, deployment): building one per request
+ * (a Proxy and its closures) showed in the proxy's profile. A handle finds its replicas at call time, so
+ * a cached one stays right while the app keeps its name and ingress.
+ */
+function handleFor(ctx: DispatchContext, route: RouteInfo): DeploymentHandle {
+  const key = `${route.app}\u0000${route.ingress}`;
+  let handle = ctx.handles.get(key);
+  if (!handle) {
+    handle = ctx.target.getHandle(route.app);
+    if (ctx.handles.size >= 1024) ctx.handles.clear();
+    ctx.handles.set(key, handle);
+  }
+  return handle;
+}
+
+async function dispatchMethod(call: CallContext, method: string): Promise<void> {
+  const { request } = call;
   if (request.method !== 'POST' && request.method !== 'GET') {
     throw new BadRequestError(`${request.method} is not supported on ${request.url}; call methods with POST and a JSON body.`);
   }
   const args = toCallArgs(parseJsonPayload(bodyText(request.body)));
-  if (route.methods[method] === 'stream') await callStream(call, method, args);
+  if (call.route.methods[method] === 'stream') await callStream(call, method, args);
   else await callUnary(call, method, args);
 }
 
 async function callUnary(call: CallContext, method: string, args: unknown[]): Promise<void> {
   const { scope, reply } = call;
-  const handle = call.target.getHandle(call.route.app);
-  const result = await scope.race(handle.remote(method, args, { requestId: scope.requestId, signal: scope.signal }));
+  const result = await scope.race(call.handle.remote(method, args, scope.callOptions));
   await reply.code(200).header('content-type', 'application/json; charset=utf-8').send(JSON.stringify(result ?? null));
 }
 
@@ -88,7 +112,7 @@ async function callStream(call: CallContext, method: string, args: unknown[]): P
   const { request, reply, scope } = call;
   const format: StreamFormat = String(request.headers.accept ?? '').includes('text/event-stream') ? 'sse' : 'ndjson';
   const encoder = encoders[format];
-  const iterable = call.target.getHandle(call.route.app).remoteStream(method, args, { requestId: scope.requestId, signal: scope.signal });
+  const iterable = call.handle.remoteStream(method, args, scope.callOptions);
   const iterator: AsyncIterator<unknown> = iterable[Symbol.asyncIterator]();
   let headersSent = false;
   try {
@@ -121,15 +145,19 @@ async function pumpFrom(
 }
 
 function methodFor(route: RouteInfo, rest: string): string {
-  const names = Object.keys(route.methods);
-  const list = names.length ? names.join(', ') : '(none)';
   if (rest === '/' || rest === '') {
     if (route.methods.__call__) return '__call__';
-    throw new NotFoundError(`Application '${route.app}' has no __call__ method; POST to ${joinPath(route.routePrefix, '<method>')} with one of: ${list}.`);
+    throw new NotFoundError(`Application '${route.app}' has no __call__ method; POST to ${joinPath(route.routePrefix, '<method>')} `
+      + `with one of: ${methodList(route)}.`);
   }
-  const name = decodeURIComponent(rest.slice(1));
+  const name = rest.includes('%') ? decodeURIComponent(rest.slice(1)) : rest.slice(1);
   if (!name.includes('/') && Object.hasOwn(route.methods, name)) return name;
-  throw new NotFoundError(`Deployment '${route.ingress}' of application '${route.app}' has no method '${name}'; available: ${list}.`);
+  throw new NotFoundError(`Deployment '${route.ingress}' of application '${route.app}' has no method '${name}'; available: ${methodList(route)}.`);
+}
+
+function methodList(route: RouteInfo): string {
+  const names = Object.keys(route.methods);
+  return names.length ? names.join(', ') : '(none)';
 }
 
 function notFoundRoute(routes: RouteInfo[], path: string): NotFoundError {

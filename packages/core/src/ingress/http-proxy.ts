@@ -149,6 +149,7 @@ export class HttpProxy implements AsyncDisposable {
       isDraining: () => this.isDraining(),
       onRequestStart: () => { this.ongoing++; },
       onRequestEnd: () => this.requestEnded(),
+      handles: new Map(),
     };
     app.all('/', (req, reply) => dispatch(ctx, req, reply));
     app.all('/*', (req, reply) => dispatch(ctx, req, reply));

@@ -12,8 +12,8 @@ import { closeIterator, pump } from './stream-writer.js';
 
 export async function dispatchRaw(call: CallContext): Promise<void> {
   const req = toRequestLike(call.request, call.rest, call.scope.requestId);
-  const handle = call.target.getHandle(call.route.app);
-  const opts = { requestId: call.scope.requestId, signal: call.scope.signal };
+  const handle = call.handle;
+  const opts = call.scope.callOptions;
   if (call.route.methods.handleHttp !== 'stream') {
     const response = await call.scope.race(handle.remote('handleHttp', [req], opts));
     await sendResponse(call.reply, checkHead(response), call.scope.requestId);

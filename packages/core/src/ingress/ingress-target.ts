@@ -3,6 +3,7 @@
  * The proxies see only this interface; ServeInstance (serve-instance.ts) implements it.
  */
 import type { DeploymentHandle } from '../handle.js';
+import type { Cancellation } from '../actor/cancellation.js';
 
 export type MethodKind = 'unary' | 'stream';
 
@@ -23,6 +24,12 @@ export interface RouteInfo {
 export interface CallOptions {
   requestId?: string;
   signal?: AbortSignal;
+  /**
+   * The runtime's own cancellation (actor/cancellation.ts): what the proxies pass, so that no
+   * AbortSignal is built for a call nobody cancels. When given, it wins over `signal` (which callers
+   * then define as a getter of `cancel.signal`). Default: none.
+   */
+  cancel?: Cancellation;
   timeoutMs?: number;
   /**
    * Calls with the same key go to the same replica while it has room and is not much busier than the

@@ -1,14 +1,19 @@
 /**
- * One request's cancellation scope: a single AbortSignal that fires on client disconnect, on the proxy's
- * request timeout, or when the proxy gives up on the request. The signal is handed down in CallOptions so
- * the router, the actor transport and the replica's generator all stop together.
+ * One request's cancellation scope: one Cancellation that fires on client disconnect, on the proxy's
+ * request timeout, or when the proxy gives up on the request. It goes down in CallOptions (`cancel`),
+ * so the router, the actor transport and the replica's generator all stop together, and no AbortSignal
+ * is built unless something downstream asks for one (see actor/cancellation.ts).
  */
+import { Cancellation } from '../actor/cancellation.js';
 import { RequestCancelledError, RequestTimeoutError } from '../errors.js';
+import type { CallOptions } from './ingress-target.js';
 
 export type AbortCause = 'disconnect' | 'timeout' | 'cancel';
 
 export class RequestScope {
-  private readonly controller = new AbortController();
+  readonly cancellation = new Cancellation();
+  /** What the proxies pass to handle calls: the request id and the cancellation (`signal` built on demand). */
+  readonly callOptions: CallOptions;
   private timer: NodeJS.Timeout | undefined;
   private finished = false;
   /** Rejecters of the races in flight (see race()). */
@@ -20,14 +25,17 @@ export class RequestScope {
       this.timer = setTimeout(() => this.abort('timeout', timeoutMs), timeoutMs);
       this.timer.unref();
     }
+    const cancel = this.cancellation;
+    this.callOptions = { requestId, cancel, get signal() { return cancel.signal; } };
   }
 
+  /** A real AbortSignal for this request (built on first use). */
   get signal(): AbortSignal {
-    return this.controller.signal;
+    return this.cancellation.signal;
   }
 
   get aborted(): boolean {
-    return this.controller.signal.aborted;
+    return this.cancellation.aborted;
   }
 
   /** Stops the request timeout (a stream that has started is governed by its client, not by the timeout). */
@@ -41,14 +49,14 @@ export class RequestScope {
     if (this.aborted || this.finished) return;
     this.cause = cause;
     this.clearTimeout();
-    this.controller.abort(cause === 'timeout'
+    this.cancellation.abort(cause === 'timeout'
       ? new RequestTimeoutError(`Request ${this.requestId} exceeded the proxy's request timeout of ${timeoutMs} ms.`)
       : new RequestCancelledError(`Request ${this.requestId} was cancelled (${cause === 'disconnect' ? 'client disconnected' : 'cancelled'}).`));
   }
 
   /** The error that explains an aborted scope (timeout or cancel). */
   get reason(): unknown {
-    return this.controller.signal.reason;
+    return this.cancellation.reason;
   }
 
   /** Resolves or rejects with `promise`, or rejects with the abort reason as soon as the scope aborts. */
@@ -57,15 +65,14 @@ export class RequestScope {
       promise.catch(() => {});
       return Promise.reject(this.reason);
     }
-    // A stream races every item: one abort listener per scope and a Set entry per race, because
-    // EventTarget add/removeEventListener per item showed up in the proxy's profile.
+    // A stream races every item: one abort listener per scope and a Set entry per race.
     if (!this.racers) {
       const racers = new Set<(reason: unknown) => void>();
       this.racers = racers;
-      this.signal.addEventListener('abort', () => {
+      this.cancellation.onAbort(() => {
         for (const reject of racers) reject(this.reason);
         racers.clear();
-      }, { once: true });
+      });
     }
     const racers = this.racers;
     return new Promise<T>((resolve, reject) => {

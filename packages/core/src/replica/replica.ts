@@ -9,12 +9,16 @@ import { takeBatchSizes } from '../batch.js';
 import { createHandle, isHandleDescriptor, type HandleBackend } from '../handle.js';
 import { getRequestContext, setReplicaContext, type RequestContext } from '../request-context.js';
 import { UserCallable } from './user-callable.js';
+import { TaskPool } from './task-pool.js';
 import type { CallServer, IncomingCall, RpcPeer } from '../actor/rpc-peer.js';
+import { Cancellation } from '../actor/cancellation.js';
 import type { ReplicaControl, ReplicaInfo, ReplicaStats } from '../actor/actor-ref.js';
 import type { ReplicaInit } from '../actor/protocol.js';
 
 export class Replica implements CallServer, ReplicaControl {
-  private callable: UserCallable | undefined;
+  /** Calls' AbortSignals are built only when user code reads ctx.signal (see actor/cancellation.ts). */
+  readonly lazySignal = true;
+  private callable: UserCallable | TaskPool | undefined;
   private init: ReplicaInit | undefined;
   private ongoing = 0;
   private draining = false;
@@ -37,6 +41,12 @@ export class Replica implements CallServer, ReplicaControl {
     }
     const definition = findRegisteredDeployment(init.className);
     if (!definition) throw new Error(`${where}: no @deployment class named '${init.className}' in the module`);
+    if (definition.options.pool) {
+      const { replicaId, app, deployment, className, modulePath, gpuIds } = init;
+      this.callable = new TaskPool(definition.cls, { replicaId, app, deployment, className, modulePath, args: init.args, gpuIds },
+        definition.options.pool);
+      return { methods: this.callable.methods, rawHttp: false, pid: process.pid };
+    }
     const args = init.args.map((a) => this.rebuildHandles(a));
     let instance: object;
     try {
@@ -94,16 +104,16 @@ export class Replica implements CallServer, ReplicaControl {
     if (this.draining && this.ongoing === 0) this.drained?.();
   }
 
-  unary(call: IncomingCall, signal: AbortSignal): Promise<unknown> {
-    return this.callable!.unary(call.method, call.args, this.context(call, signal));
+  unary(call: IncomingCall): Promise<unknown> {
+    return this.callable!.unary(call.method, call.args, this.context(call));
   }
 
-  stream(call: IncomingCall, signal: AbortSignal): AsyncIterable<unknown> {
-    return this.callable!.stream(call.method, call.args, this.context(call, signal));
+  stream(call: IncomingCall): AsyncIterable<unknown> {
+    return this.callable!.stream(call.method, call.args, this.context(call));
   }
 
-  private context(call: IncomingCall, signal: AbortSignal): RequestContext {
-    return { requestId: call.requestId, signal, app: this.init!.app, deployment: this.init!.deployment, method: call.method };
+  private context(call: IncomingCall): RequestContext {
+    return new CallContext(call.requestId, call.cancel ?? new Cancellation(), this.init!.app, this.init!.deployment, call.method);
   }
 
   private rebuildHandles(value: unknown): unknown {
@@ -119,6 +129,19 @@ export class Replica implements CallServer, ReplicaControl {
       return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, this.rebuildHandles(v)]));
     }
     return value;
+  }
+}
+
+/**
+ * The context user code sees: its AbortSignal is built on first read. Handles made in the replica read
+ * `cancel` (resolveCallOptions), so nested calls are cancelled with their parent without building one.
+ */
+class CallContext implements RequestContext {
+  constructor(readonly requestId: string, readonly cancel: Cancellation, readonly app: string, readonly deployment: string,
+    readonly method: string) {}
+
+  get signal(): AbortSignal {
+    return this.cancel.signal;
   }
 }
 

@@ -13,6 +13,10 @@ export interface ReplicaLoad {
 }
 
 export function chooseReplica(replicas: readonly ReplicaLoad[], nowMs: number, random: () => number = Math.random): string | null {
+  if (replicas.length === 1) {
+    const only = replicas[0]!;
+    return only.inFlight < only.maxOngoing && (only.blockedUntilMs ?? 0) <= nowMs ? only.id : null;
+  }
   const free: ReplicaLoad[] = [];
   for (const r of replicas) if (r.inFlight < r.maxOngoing && (r.blockedUntilMs ?? 0) <= nowMs) free.push(r);
   if (free.length === 0) return null;

@@ -6,8 +6,9 @@
  * side effects); they fail with ActorDiedError.
  */
 import { ActorDiedError, BackPressureError, FlotillaError, UnavailableError } from '../errors.js';
-import { abortReason, isRetryable } from '../actor/rpc-peer.js';
-import { retryAfterS, type ReplicaLoad } from './pow2-router.js';
+import { isRetryable } from '../actor/rpc-peer.js';
+import { abortReason, abortSourceOf, offAbort, onAbort, type AbortSource } from '../actor/cancellation.js';
+import { chooseReplica, retryAfterS, type ReplicaLoad } from './pow2-router.js';
 import { choosePrefixAware, prefixKeyOf } from './prefix-aware-router.js';
 import type { ActorRef } from '../actor/actor-ref.js';
 import type { ResolvedCallOptions } from '../handle.js';
@@ -48,6 +49,8 @@ interface Waiter {
 
 export class Router {
   private readonly replicas = new Map<string, Entry>();
+  /** The values of `replicas`, kept as an array for pick(). */
+  private list: Entry[] = [];
   private readonly waiters: Waiter[] = [];
   private unavailable: Error | undefined;
   private closedWith: Error | undefined;
@@ -69,6 +72,7 @@ export class Router {
       if (known) known.maxOngoing = r.maxOngoing;
       else this.replicas.set(r.id, { id: r.id, actor: r.actor, maxOngoing: r.maxOngoing, inFlight: 0 });
     }
+    this.list = [...this.replicas.values()];
     this.dispatch();
   }
 
@@ -97,7 +101,7 @@ export class Router {
     this.inFlightCount++;
     try {
       for (let deaths = 0, requeue = false; ; requeue = true) {
-        const entry = await this.acquire(opts.signal, requeue, this.keyOf(args, opts));
+        const entry = await this.acquire(abortSourceOf(opts), requeue, this.keyOf(args, opts));
         try {
           return await entry.actor.call(method, args, opts);
         } catch (err) {
@@ -121,7 +125,7 @@ export class Router {
     this.inFlightCount++;
     try {
       for (let deaths = 0, requeue = false; ; requeue = true) {
-        const entry = await this.acquire(opts.signal, requeue, this.keyOf(args, opts));
+        const entry = await this.acquire(abortSourceOf(opts), requeue, this.keyOf(args, opts));
         let yielded = false;
         try {
           for await (const item of entry.actor.stream(method, args, opts)) {
@@ -149,10 +153,10 @@ export class Router {
   }
 
   /** A request that has to wait in the queue loses its affinity: whichever replica frees first takes it. */
-  private acquire(signal: AbortSignal | undefined, requeue: boolean, key?: string): Promise<Entry> {
+  private acquire(source: AbortSource | undefined, requeue: boolean, key?: string): Promise<Entry> {
     const refused = this.closedWith ?? this.unavailable;
     if (refused) return Promise.reject(refused);
-    if (signal?.aborted) return Promise.reject(abortReason(signal));
+    if (source?.aborted) return Promise.reject(abortReason(source));
     if (this.waiters.length === 0) {
       const entry = this.pick(key);
       if (entry) return Promise.resolve(entry);
@@ -166,24 +170,25 @@ export class Router {
         { retryAfterS: after, deployment: this.options.deployment }));
     }
     return new Promise<Entry>((resolve, reject) => {
-      const onAbort = () => {
+      const onAborted = () => {
         const i = this.waiters.indexOf(waiter);
         if (i >= 0) this.waiters.splice(i, 1);
-        reject(abortReason(signal!));
+        reject(abortReason(source!));
         this.notifyIdle();
       };
       const waiter: Waiter = {
-        resolve: (e) => { signal?.removeEventListener('abort', onAbort); resolve(e); },
-        reject: (err) => { signal?.removeEventListener('abort', onAbort); reject(err); },
+        resolve: (e) => { if (source) offAbort(source, onAborted); resolve(e); },
+        reject: (err) => { if (source) offAbort(source, onAborted); reject(err); },
       };
-      signal?.addEventListener('abort', onAbort, { once: true });
+      if (source) onAbort(source, onAborted);
       this.waiters.push(waiter);
       this.scheduleRetry();
     });
   }
 
   private pick(key?: string): Entry | undefined {
-    const id = choosePrefixAware([...this.replicas.values()], key, Date.now(), {}, this.options.random);
+    const id = key === undefined ? chooseReplica(this.list, Date.now(), this.options.random)
+      : choosePrefixAware(this.list, key, Date.now(), {}, this.options.random);
     const entry = id === null ? undefined : this.replicas.get(id);
     if (entry) entry.inFlight++;
     return entry;
@@ -214,7 +219,7 @@ export class Router {
   private onRetryable(entry: Entry, err: unknown): void {
     const reason = err instanceof FlotillaError ? err.data?.reason : undefined;
     if (reason === 'full') entry.blockedUntilMs = Date.now() + FULL_BACKOFF_MS;
-    else this.replicas.delete(entry.id); // dead or draining: the controller's next update confirms it
+    else if (this.replicas.delete(entry.id)) this.list = [...this.replicas.values()]; // dead or draining: the controller's next update confirms it
   }
 
   private finish(method: string, kind: MethodKind, requestId: string, started: number, error: unknown): void {

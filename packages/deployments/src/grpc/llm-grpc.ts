@@ -1,12 +1,14 @@
 /**
  * protos/llm.proto's Llm service on an LLMServer: GenerateRequest → GenerationSpec (validated, fields
  * named as in the proto), results → GenerateResponse / GenerateStreamResponse, and API errors → the
- * core's typed errors so the gRPC proxy answers with the right status (INVALID_ARGUMENT, NOT_FOUND,
- * RESOURCE_EXHAUSTED with retry-after, UNAVAILABLE).
+ * core's typed errors so the gRPC proxy answers with the right status (INVALID_ARGUMENT, UNAUTHENTICATED,
+ * NOT_FOUND, RESOURCE_EXHAUSTED with retry-after for rate limits, UNAVAILABLE).
  */
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { BackPressureError, BadRequestError, NotFoundError, PayloadTooLargeError, UnavailableError, FlotillaError } from '@flotilla/core';
+import {
+  BackPressureError, BadRequestError, NotFoundError, PayloadTooLargeError, UnauthenticatedError, UnavailableError, FlotillaError,
+} from '@flotilla/core';
 import type { SamplingParams, TokenLogprob, Tokenizer } from '@flotilla/engine';
 import { InvalidParameterError, LLMApiError, ModelNotFoundError, RateLimitError } from '../errors.js';
 import { collectGeneration, prepareGeneration, startGeneration, UsageTracker, type GenerationSpec, type ParamNames } from '../generation.js';
@@ -69,7 +71,7 @@ export function grpcSpec(req: GrpcGenerateRequest, ctx: HandlerContext): Generat
 export async function grpcGenerate(req: GrpcGenerateRequest, ctx: HandlerContext): Promise<unknown> {
   const spec = grpcSpec(req, ctx);
   const prepared = prepareGeneration(ctx.engine, spec, ctx.limits);
-  ctx.admit(prepared);
+  await ctx.admit(prepared);
   const stream = startGeneration(ctx.engine, prepared, spec.names, { requestId: ctx.requestId, signal: ctx.signal });
   const { samples, usage } = await collectGeneration(stream, prepared.params.n ?? 1);
   Object.assign(ctx.usage, usage);
@@ -86,7 +88,7 @@ export async function grpcGenerate(req: GrpcGenerateRequest, ctx: HandlerContext
 export async function* grpcGenerateStream(req: GrpcGenerateRequest, ctx: HandlerContext): AsyncGenerator<unknown> {
   const spec = grpcSpec(req, ctx);
   const prepared = prepareGeneration(ctx.engine, spec, ctx.limits);
-  ctx.admit(prepared);
+  await ctx.admit(prepared);
   const stream = startGeneration(ctx.engine, prepared, spec.names, { requestId: ctx.requestId, signal: ctx.signal });
   const tok = ctx.engine.tokenizer;
   const usage = new UsageTracker();
@@ -121,7 +123,7 @@ export function toCoreError(err: unknown): unknown {
   const data = { llmCode: err.code, param: err.param };
   switch (err.status) {
     case 400: return new BadRequestError(message, data);
-    case 401: return new BadRequestError(message, data);
+    case 401: return new UnauthenticatedError(message, data);
     case 404: return new NotFoundError(message, data);
     case 413: return new PayloadTooLargeError(message, data);
     case 429: return new BackPressureError(message, { ...data, retryAfterS: (err as RateLimitError).retryAfterS });

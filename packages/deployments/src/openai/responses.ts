@@ -4,6 +4,7 @@
  */
 import type { RequestOutput, Tokenizer } from '@flotilla/engine';
 import type { SampleResult, Usage } from '../generation.js';
+import { sse } from '../handler-context.js';
 import { chatLogprobs, completionLogprobs } from './logprobs.js';
 import type { OpenAiRequest } from './params.js';
 
@@ -91,4 +92,37 @@ export function echoChunk(m: ResponseMeta, n: number, promptText: string) {
     id: m.id, object: 'text_completion', created: m.created, model: m.model,
     choices: Array.from({ length: n }, (_, index) => ({ index, text: promptText, logprobs: null, finish_reason: null })),
   };
+}
+
+/**
+ * The SSE lines of one streamed response. A chunk is written once per token per stream, so the common
+ * one — new text of one choice, no logprobs, not the first chat delta, not finished — is spliced into
+ * JSON prebuilt at the start of the request: the same bytes as `sse(completionChunk(...))` /
+ * `sse(chatChunk(...))` (test/unit/deploy-sse-chunks.test.ts compares them), without building and
+ * stringifying an object per token. Every other chunk goes through those functions.
+ */
+export class ChunkWriter {
+  /** `data: {"id":…,"object":…,"created":…,"model":…,"choices":[{"index":` */
+  private readonly head: string;
+  private readonly plain: boolean;
+
+  constructor(private readonly m: ResponseMeta) {
+    const object = m.req.kind === 'chat' ? 'chat.completion.chunk' : 'text_completion';
+    this.head = `data: {"id":${JSON.stringify(m.id)},"object":"${object}","created":${JSON.stringify(m.created)},`
+      + `"model":${JSON.stringify(m.model)},"choices":[{"index":`;
+    this.plain = m.req.logprobs === undefined;
+  }
+
+  /** A completion chunk; `offsets` carries each choice's text offset (completion logprobs). */
+  completion(out: RequestOutput, offsets: number[]): string {
+    if (!this.plain || out.finished) return sse(completionChunk(this.m, out, offsets));
+    offsets[out.index] = (offsets[out.index] ?? 0) + out.text.length;
+    return `${this.head}${out.index},"text":${JSON.stringify(out.text)},"logprobs":null,"finish_reason":null}]}\n\n`;
+  }
+
+  /** A chat chunk; the first of each choice also carries the role. */
+  chat(out: RequestOutput, first: boolean): string {
+    if (!this.plain || first || out.finished) return sse(chatChunk(this.m, out, first));
+    return `${this.head}${out.index},"delta":{"content":${JSON.stringify(out.text)}},"logprobs":null,"finish_reason":null}]}\n\n`;
+  }
 }

@@ -6,17 +6,17 @@ import type { HttpRequestLike, HttpResponseLike } from '@flotilla/core';
 import { LLMApiError, ModelNotFoundError, openAiCodeOf, RateLimitError } from '../errors.js';
 import { collectGeneration, prepareGeneration, startGeneration, UsageTracker } from '../generation.js';
 import { SSE_HEADERS, sse, type HandlerContext, type HttpChunk, type ModelInfo } from '../handler-context.js';
-import {
-  chatBody, chatChunk, completionBody, completionChunk, echoChunk, usageChunk, type ResponseMeta,
-} from './responses.js';
+import { chatBody, ChunkWriter, completionBody, echoChunk, usageChunk, type ResponseMeta } from './responses.js';
 import { parseChatRequest, parseCompletionRequest, type OpenAiRequest } from './params.js';
 
-export async function* completions(req: HttpRequestLike, ctx: HandlerContext): AsyncGenerator<HttpChunk> {
-  yield* serve(parseCompletionRequest(req.body, ctx.limits), ctx);
+// Not generators themselves: one generator less for every chunk to pass through (a parse error
+// thrown here is caught by the caller's loop all the same).
+export function completions(req: HttpRequestLike, ctx: HandlerContext): AsyncGenerator<HttpChunk> {
+  return serve(parseCompletionRequest(req.body, ctx.limits), ctx);
 }
 
-export async function* chatCompletions(req: HttpRequestLike, ctx: HandlerContext): AsyncGenerator<HttpChunk> {
-  yield* serve(parseChatRequest(req.body, ctx.limits), ctx);
+export function chatCompletions(req: HttpRequestLike, ctx: HandlerContext): AsyncGenerator<HttpChunk> {
+  return serve(parseChatRequest(req.body, ctx.limits), ctx);
 }
 
 export async function* models(_req: HttpRequestLike, ctx: HandlerContext): AsyncGenerator<HttpChunk> {
@@ -40,7 +40,7 @@ async function* serve(r: OpenAiRequest, ctx: HandlerContext): AsyncGenerator<Htt
   }
   const prepared = prepareGeneration(ctx.engine, r.spec, ctx.limits);
   ctx.promptText = prepared.promptText;
-  ctx.admit(prepared);
+  await ctx.admit(prepared);
   const stream = startGeneration(ctx.engine, prepared, r.spec.names, { requestId: ctx.requestId, signal: ctx.signal });
   const meta: ResponseMeta = {
     id: `${r.kind === 'chat' ? 'chatcmpl' : 'cmpl'}-${ctx.requestId}`, created: Math.floor(Date.now() / 1000),
@@ -57,18 +57,24 @@ async function* serve(r: OpenAiRequest, ctx: HandlerContext): AsyncGenerator<Htt
   yield { status: 200, headers: SSE_HEADERS };
   if (r.echo) yield sse(echoChunk(meta, n, prepared.promptText));
   const usage = new UsageTracker();
+  const chunks = new ChunkWriter(meta);
   const offsets: number[] = [];
   const started = new Set<number>();
   try {
     for await (const out of stream) {
+      // One engine step wakes every stream before the step loop's own continuation, which launches the
+      // next native step: letting it run first keeps this chunk's formatting and sending (and the hops
+      // through the replica to the proxy) off the step loop's critical path, overlapping the native step.
+      await undefined;
       usage.add(out);
       ctx.usage.promptTokens = usage.promptTokens;
       ctx.usage.completionTokens = usage.completionTokens;
       if (r.kind === 'chat') {
-        yield sse(chatChunk(meta, out, !started.has(out.index)));
-        started.add(out.index);
+        const first = !started.has(out.index);
+        if (first) started.add(out.index);
+        yield chunks.chat(out, first);
       } else {
-        yield sse(completionChunk(meta, out, offsets));
+        yield chunks.completion(out, offsets);
       }
     }
   } catch (err) {

@@ -4,7 +4,7 @@
  */
 import type { HttpRequestLike, HttpResponseLike } from '@flotilla/core';
 import type { RequestOutput, TokenLogprob, Tokenizer } from '@flotilla/engine';
-import { LLMApiError, RateLimitError } from '../errors.js';
+import { InvalidParameterError, LLMApiError, MalformedRequestError, RateLimitError } from '../errors.js';
 import { collectGeneration, prepareGeneration, startGeneration, type PreparedGeneration } from '../generation.js';
 import { SSE_HEADERS, sse, type HandlerContext, type HttpChunk } from '../handler-context.js';
 import { tokenText } from '../openai/logprobs.js';
@@ -17,7 +17,7 @@ interface TgiToken { id: number; text: string; logprob: number; special: boolean
 export async function* generate(req: HttpRequestLike, ctx: HandlerContext): AsyncGenerator<HttpChunk> {
   const r = parseTgiRequest(req.body, ctx.limits);
   if (r.stream) return yield* streamTokens(r, ctx);
-  const { prepared, stream } = start(r, ctx);
+  const { prepared, stream } = await start(r, ctx);
   const { samples, usage } = await collectGeneration(stream, 1);
   Object.assign(ctx.usage, usage);
   const s = samples[0]!;
@@ -50,15 +50,15 @@ export async function* info(_req: HttpRequestLike, ctx: HandlerContext): AsyncGe
   };
 }
 
-function start(r: TgiRequest, ctx: HandlerContext): { prepared: PreparedGeneration; stream: AsyncIterable<RequestOutput> } {
+async function start(r: TgiRequest, ctx: HandlerContext): Promise<{ prepared: PreparedGeneration; stream: AsyncIterable<RequestOutput> }> {
   const prepared = prepareGeneration(ctx.engine, r.spec, ctx.limits);
   ctx.promptText = prepared.promptText;
-  ctx.admit(prepared);
+  await ctx.admit(prepared);
   return { prepared, stream: startGeneration(ctx.engine, prepared, r.spec.names, { requestId: ctx.requestId, signal: ctx.signal }) };
 }
 
 async function* streamTokens(r: TgiRequest, ctx: HandlerContext): AsyncGenerator<HttpChunk> {
-  const { prepared, stream } = start(r, ctx);
+  const { prepared, stream } = await start(r, ctx);
   const tok = ctx.engine.tokenizer;
   yield { status: 200, headers: SSE_HEADERS };
   let text = '';
@@ -107,13 +107,18 @@ export function tgiFinishReason(reason: string, stopReason: number | string | nu
   return 'stop_sequence';
 }
 
-/** Any error as TGI's `{ error, error_type }`. */
+/**
+ * Any error as TGI's `{ error, error_type }`. As in TGI, a request that fails validation (a parameter,
+ * the prompt's length, the body's shape) is 422 Unprocessable Entity with error_type 'validation' (the
+ * OpenAI routes answer the same errors with 400, as OpenAI does).
+ */
 export function tgiError(err: unknown): HttpResponseLike & { body: { error: string; error_type: string } } {
   if (err instanceof LLMApiError) {
     const headers: Record<string, string> = err instanceof RateLimitError ? { 'retry-after': String(err.retryAfterS) } : {};
-    const type = err.status === 400 || err.status === 413 ? 'validation' : err.status === 429 ? 'overloaded'
+    const validation = err instanceof InvalidParameterError || err instanceof MalformedRequestError;
+    const type = validation || err.status === 413 ? 'validation' : err.status === 429 ? 'overloaded'
       : err.status === 401 ? 'authentication' : err.status === 404 ? 'not_found' : 'generation';
-    return { status: err.status, headers, body: { error: err.message, error_type: type } };
+    return { status: validation ? 422 : err.status, headers, body: { error: err.message, error_type: type } };
   }
   return { status: 500, body: { error: err instanceof Error ? err.message : String(err), error_type: 'generation' } };
 }

@@ -111,17 +111,26 @@ export class DraftProposer {
       so.numNewTokens.push(n);
       so.numBatchedTokens += n;
     }
-    const logits = await this.model.logits(this.runner.prepare(so));
+    const batch = this.runner.prepare(so);
+    // All greedy (the common case): the native step's argmax, one int per row instead of a logits row
+    // copied out and scanned here. Sampling requests need the draft's distributions, so their logits.
+    const greedy = so.seqs.every((seq) => seq.params.temperature === 0);
+    const tokens = greedy ? (await this.model.step(batch)).tokens : null;
+    const logits = greedy ? null : await this.model.logits(batch);
     const V = this.model.config.vocabSize;
     for (let s = 0; s < active.length; s++) {
       const seq = so.seqs[s]!;
       seq.numComputedTokens += so.numNewTokens[s]!;
-      const row = logits.subarray(s * V, (s + 1) * V);
-      const p = seq.params;
-      const token = p.temperature === 0 ? argmax(row) : walk(candidates(row, p), uniform((seq.seed ^ DRAFT_SALT) >>> 0, seq.numTokens));
       const prop = out[active[s]!]!;
+      let token: number;
+      if (tokens) token = tokens[s]!;
+      else {
+        const row = logits!.subarray(s * V, (s + 1) * V);
+        const p = seq.params;
+        token = p.temperature === 0 ? argmax(row) : walk(candidates(row, p), uniform((seq.seed ^ DRAFT_SALT) >>> 0, seq.numTokens));
+        prop.q?.push(distribution(row, p));
+      }
       prop.tokens.push(token);
-      prop.q?.push(distribution(row, p));
       seq.appendToken(token);
     }
   }

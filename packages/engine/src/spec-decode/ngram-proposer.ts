@@ -13,7 +13,8 @@ export interface NgramOptions {
 
 /**
  * Up to k proposed tokens continuing `tokens[0, len)`, or [] when no suffix of length minN..maxN
- * occurred earlier. Pure.
+ * occurred earlier. A match close to the end continues into the proposal itself (the text is taken
+ * as periodic from the match on, as an LZ77 copy), so a loop yields k tokens, not one. Pure.
  */
 export function proposeNgram(tokens: ArrayLike<number>, len: number, k: number, opts: NgramOptions = {}): number[] {
   const maxN = opts.maxN ?? 4;
@@ -23,8 +24,8 @@ export function proposeNgram(tokens: ArrayLike<number>, len: number, k: number, 
     for (let start = len - n - 1; start >= 0; start--) {
       if (!matchesSuffix(tokens, len, start, n)) continue;
       const out: number[] = [];
-      for (let j = start + n; j < len && out.length < k; j++) out.push(tokens[j]!);
-      if (out.length > 0) return out;
+      for (let j = start + n; out.length < k; j++) out.push(j < len ? tokens[j]! : out[j - len]!);
+      return out;
     }
   }
   return [];

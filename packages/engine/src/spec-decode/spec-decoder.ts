@@ -38,6 +38,8 @@ export interface SpecDecoderOptions {
   draft: DraftProposer | null;
   maxNumBatchedTokens: number;
   maxModelLen: number;
+  /** Steps running at least this many decodes do not speculate (Infinity: always speculate). */
+  disableByBatchSize: number;
 }
 
 interface Plan {
@@ -104,6 +106,7 @@ export class SpecDecoder {
   /** Decodes (one token behind) of speculating sequences, with k capped by output room and the token budget. */
   private plan(out: SchedulerOutput): Plan[] {
     const plans: Plan[] = [];
+    if (this.opts.disableByBatchSize !== Infinity && countDecodes(out) >= this.opts.disableByBatchSize) return plans;
     let budget = this.opts.maxNumBatchedTokens - out.numBatchedTokens;
     for (let i = 0; i < out.seqs.length && budget > 0; i++) {
       const seq = out.seqs[i]!;
@@ -150,6 +153,12 @@ export class SpecDecoder {
     }
     return any;
   }
+}
+
+function countDecodes(out: SchedulerOutput): number {
+  let n = 0;
+  for (let i = 0; i < out.seqs.length; i++) if (out.numNewTokens[i] === 1 && !out.seqs[i]!.isPrefill) n++;
+  return n;
 }
 
 /** Removes sequences finished (aborted) while proposals were computed. */

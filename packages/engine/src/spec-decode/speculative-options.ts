@@ -20,6 +20,12 @@ export interface EngineSpeculativeOptions {
   draftTokenizerPath?: string;
   /** N-gram lookup bounds. Default { maxN: 4, minN: 1 }. */
   ngram?: NgramOptions;
+  /**
+   * Steps running at least this many decodes do not speculate (vLLM's speculative_disable_by_batch_size):
+   * a large batch already reads each weight once for many tokens, so proposals cost more than they
+   * save. Default: never disabled.
+   */
+  disableByBatchSize?: number;
 }
 
 export interface SpecDecoderSetup {
@@ -32,6 +38,8 @@ export async function createSpecDecoder(opts: EngineSpeculativeOptions, target: 
   sizes: { maxNumBatchedTokens: number; maxNumSeqs: number; maxModelLen: number }, loadOptions: LoadModelOptions): Promise<SpecDecoderSetup> {
   const k = opts.k ?? 4;
   if (!Number.isInteger(k) || k < 0 || k > MAX_SPECULATIVE_K) throw new SpeculativeConfigError(`speculative.k must be an integer in [0, ${MAX_SPECULATIVE_K}], got ${k}`);
+  const disableByBatchSize = opts.disableByBatchSize ?? Infinity;
+  if (!(disableByBatchSize >= 1)) throw new SpeculativeConfigError(`speculative.disableByBatchSize must be at least 1, got ${opts.disableByBatchSize}`);
   let ownedDraft: LoadedModel | null = null;
   let draft: LoadedModel | null = null;
   if (opts.draftModel !== undefined) {
@@ -52,7 +60,7 @@ export async function createSpecDecoder(opts: EngineSpeculativeOptions, target: 
     const method = opts.method ?? (draft ? 'draft' : 'ngram');
     if (method === 'draft' && !draft) throw new SpeculativeConfigError("speculative.method 'draft' needs speculative.draftModel");
     const decoder = new SpecDecoder({
-      k, method, ngram: opts.ngram ?? {}, maxNumBatchedTokens: sizes.maxNumBatchedTokens, maxModelLen: sizes.maxModelLen,
+      k, method, ngram: opts.ngram ?? {}, maxNumBatchedTokens: sizes.maxNumBatchedTokens, maxModelLen: sizes.maxModelLen, disableByBatchSize,
       draft: draft ? new DraftProposer(draft.model, sizes) : null,
     });
     return { decoder, ownedDraft };

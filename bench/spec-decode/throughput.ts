@@ -1,0 +1,68 @@
+/**
+ * Tokens/s of one engine under per-request speculation settings (off, draft k, n-gram k), so every
+ * configuration of a section runs on the same loaded models; acceptance figures per configuration
+ * are the difference of the engine's counters around its runs.
+ */
+import type { LLMEngine } from '../../packages/engine/src/llm-engine.js';
+import type { SamplingParams, SpeculativeParams } from '../../packages/engine/src/sampling-params.js';
+import type { SpecDecodeStats } from '../../packages/engine/src/spec-decode/spec-metrics.js';
+
+export interface Config {
+  name: string;
+  /** false = plain decoding. */
+  speculative: SpeculativeParams | false;
+}
+
+export interface Acceptance {
+  drafts: number;
+  draftTokens: number;
+  acceptedTokens: number;
+  judged: number;
+}
+
+export interface Run {
+  tokensPerS: number;
+  /** Tokens per second of this process's CPU time (all threads): the rate on a core of its own, steadier than wall time on a shared machine. */
+  tokensPerCpuS: number;
+  outputs: number[][];
+  acceptance: Acceptance;
+}
+
+function counters(s: SpecDecodeStats | undefined): Acceptance {
+  if (!s) return { drafts: 0, draftTokens: 0, acceptedTokens: 0, judged: 0 };
+  return { drafts: s.drafts, draftTokens: s.draftTokens, acceptedTokens: s.acceptedTokens, judged: s.triedByPosition.reduce((a, b) => a + b, 0) };
+}
+
+export function addAcceptance(a: Acceptance, b: Acceptance): Acceptance {
+  return { drafts: a.drafts + b.drafts, draftTokens: a.draftTokens + b.draftTokens, acceptedTokens: a.acceptedTokens + b.acceptedTokens, judged: a.judged + b.judged };
+}
+
+/** Greedy generation of `maxTokens` per prompt: one after another (streams 1) or all at once. */
+export async function measure(engine: LLMEngine, config: Config, prompts: readonly string[], maxTokens: number, streams: number): Promise<Run> {
+  const params: SamplingParams = { temperature: 0, maxTokens, ignoreEos: true, speculative: config.speculative };
+  const drain = async (p: string) => {
+    const ids: number[] = [];
+    for await (const o of engine.generate(p, params)) ids.push(...o.tokenIds);
+    return ids;
+  };
+  const before = counters(engine.stats().speculative);
+  const t0 = performance.now();
+  const cpu0 = process.cpuUsage();
+  let outputs: number[][];
+  if (streams === 1) {
+    outputs = [];
+    for (const p of prompts) outputs.push(await drain(p));
+  } else {
+    outputs = await Promise.all(prompts.map(drain));
+  }
+  const s = (performance.now() - t0) / 1000;
+  const cpu = process.cpuUsage(cpu0);
+  const cpuS = (cpu.user + cpu.system) / 1e6;
+  const after = counters(engine.stats().speculative);
+  const acceptance = {
+    drafts: after.drafts - before.drafts, draftTokens: after.draftTokens - before.draftTokens,
+    acceptedTokens: after.acceptedTokens - before.acceptedTokens, judged: after.judged - before.judged,
+  };
+  const tokens = outputs.reduce((a, o) => a + o.length, 0);
+  return { tokensPerS: tokens / s, tokensPerCpuS: tokens / cpuS, outputs, acceptance };
+}

@@ -1,0 +1,101 @@
+#include "gemm-bench.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstring>
+#include <ctime>
+#include <vector>
+
+#include "../src/core/thread-pool.h"
+#include "../src/cpu/matmul.h"
+#include "test-weights.h"
+
+namespace flotilla::test {
+
+namespace {
+
+double now() { return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count(); }
+double cpu_now() {
+  timespec ts;
+  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+  return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+std::vector<const CpuKernels*> sets() {
+  std::vector<const CpuKernels*> s;
+#ifdef FLOTILLA_HAVE_AVX2
+  if (cpu_runs("avx2")) s.push_back(&avx2_kernels());
+#endif
+#ifdef FLOTILLA_HAVE_AVX512
+  if (cpu_runs("avx512")) s.push_back(&avx512_kernels());
+#endif
+  return s;
+}
+
+struct Stat {
+  double best = 1e30, wall = 0, cpu = 0;
+};
+
+}  // namespace
+
+void bench_gemm(int threads, int rounds) {
+  ThreadPool pool(threads > 0 ? threads : hardware_threads());
+  const std::vector<const CpuKernels*> ks = sets();
+  struct Shape {
+    int rows, cols;
+    const char* what;
+  };
+  const Shape shapes[] = {{2048, 768, "w1/w3 (hidden, dim)"}, {768, 2048, "w2 (dim, hidden)"}};
+  std::printf("matmul driver, %d threads, best of %d interleaved rounds; GFLOPS = 2*rows*cols*T / time (weights cycle through 128 MB)\n",
+              pool.size(), rounds);
+  std::printf("%-6s %-20s %4s", "type", "shape", "T");
+  for (const CpuKernels* k : ks) std::printf(" %10s GFLOPS  GB/s", k->name);
+  std::printf("  cores busy\n");
+  for (DType type : {DType::F32, DType::Q8_0, DType::Q4_0}) {
+    for (const Shape& s : shapes) {
+      const size_t bytes = row_bytes(type, s.cols) * s.rows;
+      const int copies = int(std::max<size_t>(1, (128u << 20) / bytes));
+      std::vector<Weight> ws;
+      ws.push_back(random_weight(type, s.rows, s.cols, 17));
+      for (int i = 1; i < copies; i++) {  // copies at other addresses: encoding (int4's scale search) is slow
+        Weight c;
+        c.type = type, c.rows = s.rows, c.cols = s.cols, c.rowBytes = ws[0].rowBytes;
+        c.owned = AlignedBuffer(bytes, "bench weights");
+        std::memcpy(c.owned.data(), ws[0].data, bytes);
+        c.data = c.owned.data();
+        ws.push_back(std::move(c));
+      }
+      for (int T : {1, 8, 32, 64}) {
+        const std::vector<float> x = random_acts(size_t(T) * s.cols, 5);
+        std::vector<float> y(size_t(T) * s.rows);
+        size_t qbytes = 0;
+        for (const CpuKernels* k : ks) qbytes = std::max(qbytes, k->quant_act_bytes(s.cols) * T);
+        AlignedBuffer xq(qbytes, "bench activations");
+        std::vector<Stat> st(ks.size());
+        const int reps = std::max(2, copies * (T == 1 ? 2 : 1) / std::max(1, T / 8));
+        for (int round = 0; round < rounds; round++) {
+          for (size_t i = 0; i < ks.size(); i++) {
+            const double t0 = now(), c0 = cpu_now();
+            for (int r = 0; r < reps; r++) {
+              const MatmulOut out{&ws[r % copies], y.data()};
+              matmul_parallel(pool, *ks[i], x.data(), T, s.cols, xq.data(), &out, 1);
+            }
+            const double dt = (now() - t0) / reps;
+            st[i].best = std::min(st[i].best, dt);
+            st[i].wall += dt * reps, st[i].cpu += cpu_now() - c0;
+          }
+        }
+        std::printf("%-6s %-20s %4d", dtype_name(type), s.what, T);
+        double wall = 0, cpu = 0;
+        for (const Stat& x : st) {
+          std::printf(" %17.1f %5.1f", 2.0 * s.rows * s.cols * T / x.best / 1e9, bytes / x.best / 1e9);
+          wall += x.wall, cpu += x.cpu;
+        }
+        std::printf("  %.2f\n", cpu / wall);
+      }
+    }
+  }
+}
+
+}  // namespace flotilla::test

@@ -1,0 +1,94 @@
+/**
+ * `serve deploy FILE:EXPORT [key=value ...] --address HEAD:PORT`: add an application to a running head
+ * (`serve start --head`, or `serve run … --cluster-port`), or update the one of the same name in place
+ * (rolling update, reconfigure), leaving the others running. The client sends the module's absolute
+ * path and the config's text over the cluster port (Deploy in protos/cluster.proto); the head loads the
+ * module from that path, so the code must be at the same path there, as for agents.
+ */
+import { readFileSync } from 'node:fs';
+import * as grpc from '@grpc/grpc-js';
+import { parseServeConfig } from '../config.js';
+import { clusterService, type DeployReply, type DeployRequest } from '../cluster/cluster-proto.js';
+import { loadApplication, parseAppSpec, parseKeyValues } from './app-loader.js';
+import { CliError, causeOf } from './cli-error.js';
+import type { RuntimeInstance } from './runtime-adapter.js';
+
+export interface DeployCommandOptions {
+  address?: string;
+  name?: string;
+  routePrefix?: string;
+  config?: string;
+  /** Seconds to wait for the application to be RUNNING. */
+  timeout?: number;
+}
+
+const DEFAULT_TIMEOUT_S = 120;
+
+export async function deployCommand(target: string | undefined, words: string[], opts: DeployCommandOptions): Promise<string> {
+  if (!target) throw new CliError('serve deploy needs FILE:EXPORT.', 'e.g. `serve deploy examples/default.ts:app --address 127.0.0.1:9100`.', 2);
+  if (!opts.address) throw new CliError('serve deploy needs --address HOST:PORT of the head.', 'Start one with `serve start --head`; its banner names the address.', 2);
+  const spec = parseAppSpec(target);
+  let configText = '';
+  if (opts.config) {
+    try {
+      configText = readFileSync(opts.config, 'utf8');
+      parseServeConfig(configText, opts.config);
+    } catch (err) {
+      throw new CliError(`Bad config file: ${causeOf(err)}`, 'Fix the option named above; the format is in README.md ("Config file").');
+    }
+  }
+  const timeoutS = opts.timeout ?? DEFAULT_TIMEOUT_S;
+  const request: DeployRequest = { module_path: spec.file, export_name: spec.exportName, args: parseKeyValues(words),
+    name: opts.name ?? '', route_prefix: opts.routePrefix ?? '', config_text: configText, config_source: opts.config ?? '', timeout_s: timeoutS };
+  const { Client } = clusterService();
+  const client = new Client(opts.address, grpc.credentials.createInsecure()) as grpc.Client & Record<string, any>;
+  try {
+    const reply = await new Promise<DeployReply>((resolve, reject) => client.Deploy(request, { deadline: Date.now() + (timeoutS + 10) * 1000 },
+      (err: grpc.ServiceError | null, r: DeployReply) => (err ? reject(err) : resolve(r))));
+    const where = reply.http ? ` at ${reply.http}${reply.route_prefix === '/' ? '' : reply.route_prefix}` : '';
+    return `Deployed application '${reply.name}' (route ${reply.route_prefix})${where}.\n`;
+  } catch (err) {
+    const e = err as grpc.ServiceError;
+    if (e.code === grpc.status.UNAVAILABLE || e.code === grpc.status.DEADLINE_EXCEEDED) {
+      throw new CliError(`Cannot reach the head at ${opts.address}: ${e.details || e.message}`,
+        'Start one with `serve start --head` (or `serve run … --cluster-port`), and pass its cluster address.');
+    }
+    const [message, hint] = (e.details || e.message).split('\n  next: ');
+    throw new CliError(`The head did not deploy ${target}: ${message}`, hint ?? 'Fix the cause above and deploy again; `serve status` shows the head.');
+  } finally {
+    client.close();
+  }
+}
+
+/** Makes a head accept `serve deploy`: load the module by the path given, then add or update the app. */
+export function acceptDeploys(instance: RuntimeInstance): void {
+  if (!instance.cluster?.frontend) return;
+  instance.cluster.frontend.deploy = (req) => deployOnHead(instance, req);
+}
+
+/**
+ * Deploys again what was deployed onto this head when its previous controller died (its checkpoint),
+ * so that a restarted `serve start --head` serves the same applications and re-adopts their replicas.
+ */
+export async function redeployFromCheckpoint(instance: RuntimeInstance, log: (line: string) => void): Promise<void> {
+  for (const { name, source } of instance.restorableSources()) {
+    try {
+      const reply = await deployOnHead(instance, source as DeployRequest);
+      log(`restored application '${reply.name}' (route ${reply.route_prefix}) from the checkpoint`);
+    } catch (err) {
+      log(`could not restore application '${name}' from the checkpoint: ${causeOf(err)}`);
+    }
+  }
+}
+
+async function deployOnHead(instance: RuntimeInstance, req: DeployRequest): Promise<DeployReply> {
+  const spec = { file: req.module_path, given: req.module_path, exportName: req.export_name || 'app' };
+  const app = await loadApplication(spec, req.args);
+  const config = req.config_text ? parseServeConfig(req.config_text, req.config_source || 'config') : undefined;
+  const name = req.name || config?.applications[0]?.name || (spec.exportName === 'app' ? 'default' : spec.exportName);
+  const routePrefix = req.route_prefix || config?.applications.find((a) => a.name === name)?.routePrefix || '/';
+  // The request itself is what a restarted head deploys again (plain JSON, kept in the checkpoint).
+  const source: DeployRequest = { ...req, args: { ...req.args } };
+  await instance.deploy([{ name, routePrefix, app }], { config, timeoutS: req.timeout_s || DEFAULT_TIMEOUT_S, source });
+  return { name, route_prefix: routePrefix, http: instance.endpoints.http ?? '' };
+}

@@ -1,0 +1,174 @@
+/**
+ * The ingress side of an agent's own HTTP proxy (Ray Serve runs one proxy per node): an IngressTarget
+ * whose handles send each request to the head over one ProxyChannel stream (protos/cluster.proto), where
+ * the head's routers place it on a replica wherever it runs, this node's included. Routes and status
+ * come from ProxyState, polled every interval.
+ *
+ * While the head is unreachable (it restarts, or the connection drops) the proxy keeps its last routes
+ * and holds new requests, retrying them until the head is back or `holdMs` passes, so a short head
+ * restart delays requests rather than failing them. A request the head had already accepted when the
+ * connection broke fails with ActorDiedError (data.accepted: true): it may have run.
+ */
+import * as grpc from '@grpc/grpc-js';
+import { RpcPeer, isRetryable } from '../actor/rpc-peer.js';
+import { StreamChannel } from '../actor/stream-channel.js';
+import { ActorDiedError, NotFoundError, UnavailableError } from '../errors.js';
+import { createHandle, type DeploymentHandle, type HandleBackend, type ResolvedCallOptions } from '../handle.js';
+import { NODE_ID_KEY, type ProxyStateReply } from './cluster-proto.js';
+import type { HandleTarget } from '../actor/protocol.js';
+import type { IngressTarget, RouteInfo, ServeStatus } from '../ingress/ingress-target.js';
+
+export interface NodeProxyTargetOptions {
+  /** The cluster client (cluster-proto.ts's service) connected to the head. */
+  client: grpc.Client & Record<string, any>;
+  nodeId: string;
+  /** How often routes and status are refreshed, in ms. Default: 1000. */
+  pollMs?: number;
+  /** How long a request waits for an unreachable head before failing with UnavailableError, in ms. Default: 60000. */
+  holdMs?: number;
+  log?: (line: string) => void;
+}
+
+export class NodeProxyTarget implements IngressTarget {
+  draining = false;
+  private peer: RpcPeer | undefined;
+  private channel: StreamChannel | undefined;
+  private routeList: RouteInfo[] = [];
+  private lastStatus: ServeStatus = { startedAtMs: Date.now(), applications: [] };
+  private readonly poller: NodeJS.Timeout;
+  private reachable = false;
+
+  constructor(private readonly options: NodeProxyTargetOptions) {
+    this.poller = setInterval(() => this.poll(), options.pollMs ?? 1000);
+    this.poll();
+  }
+
+  /** Resolves once the head has answered with its routes (or after `timeoutMs`, with false). */
+  async ready(timeoutMs = 10_000): Promise<boolean> {
+    const deadline = Date.now() + timeoutMs;
+    while (!this.reachable && Date.now() < deadline) await sleep(50);
+    return this.reachable;
+  }
+
+  routes(): RouteInfo[] {
+    return this.routeList;
+  }
+
+  status(): ServeStatus {
+    return this.lastStatus;
+  }
+
+  getHandle(app: string, deployment?: string): DeploymentHandle<any> {
+    const route = this.routeList.find((r) => r.app === app);
+    if (!route) throw new NotFoundError(`no application '${app}'`);
+    const name = deployment ?? route.ingress;
+    if (!route.deployments.includes(name)) throw new NotFoundError(`no deployment '${name}' in application '${app}'`);
+    const backend: HandleBackend = {
+      call: (t, method, args, opts) => this.call(t, method, args, opts),
+      stream: (t, method, args, opts) => this.stream(t, method, args, opts),
+    };
+    return createHandle({ app, deployment: name }, backend);
+  }
+
+  close(): void {
+    this.draining = true;
+    clearInterval(this.poller);
+    this.channel?.shutdown('the node proxy is closing');
+  }
+
+  private async call(t: HandleTarget, method: string, args: unknown[], opts: ResolvedCallOptions): Promise<unknown> {
+    const deadline = Date.now() + (this.options.holdMs ?? 60_000);
+    for (let attempt = 0; ; attempt++) {
+      const link = this.connection();
+      try {
+        return await link.peer.call(method, args, { target: t, requestId: opts.requestId, signal: opts.signal,
+          routingKey: opts.routingKey });
+      } catch (err) {
+        await this.beforeRetry(err, link.channel, attempt, deadline, opts.signal);
+      }
+    }
+  }
+
+  private async *stream(t: HandleTarget, method: string, args: unknown[], opts: ResolvedCallOptions): AsyncGenerator<unknown> {
+    const deadline = Date.now() + (this.options.holdMs ?? 60_000);
+    for (let attempt = 0; ; attempt++) {
+      let started = false;
+      const link = this.connection();
+      try {
+        for await (const item of link.peer.stream(method, args, { target: t, requestId: opts.requestId,
+          signal: opts.signal, routingKey: opts.routingKey })) {
+          started = true;
+          yield item;
+        }
+        return;
+      } catch (err) {
+        if (started) throw linkError(err, link.channel);
+        await this.beforeRetry(err, link.channel, attempt, deadline, opts.signal);
+      }
+    }
+  }
+
+  /** Rethrows what cannot be retried; otherwise waits a little (the head may be restarting). */
+  private async beforeRetry(err: unknown, channel: StreamChannel, attempt: number, deadline: number, signal?: AbortSignal): Promise<void> {
+    if (!isRetryable(err) || signal?.aborted) throw linkError(err, channel);
+    if (Date.now() >= deadline) {
+      throw new UnavailableError(`the head is unreachable from node ${this.options.nodeId}: ${(err as Error).message}`,
+        { retryable: false });
+    }
+    await sleep(Math.min(1000, 50 * 2 ** attempt));
+  }
+
+  /** The peer over the current ProxyChannel, opening one when there is none (grpc connects lazily). */
+  private connection(): { peer: RpcPeer; channel: StreamChannel } {
+    if (this.peer && this.channel && !this.channel.closed) return { peer: this.peer, channel: this.channel };
+    const metadata = new grpc.Metadata();
+    metadata.set(NODE_ID_KEY, this.options.nodeId);
+    const channel = new StreamChannel('head', this.options.client.ProxyChannel(metadata));
+    this.channel = channel;
+    this.peer = new RpcPeer(channel);
+    channel.onClose((reason) => {
+      if (this.channel !== channel) return;
+      this.peer = undefined;
+      this.channel = undefined;
+      this.options.log?.(`proxy lost its channel to the head: ${reason}`);
+    });
+    return { peer: this.peer, channel };
+  }
+
+  private poll(): void {
+    this.options.client.ProxyState({ node_id: this.options.nodeId }, { deadline: Date.now() + 5000 },
+      (err: grpc.ServiceError | null, reply: ProxyStateReply) => {
+        // Unreachable: keep serving the last routes; requests wait for the head (see holdMs).
+        if (err) { this.reachable = false; return; }
+        try {
+          this.routeList = keepKnownMethods(JSON.parse(reply.routes_json) as RouteInfo[], this.routeList);
+          this.lastStatus = JSON.parse(reply.status_json) as ServeStatus;
+          this.reachable = true;
+        } catch {
+          this.reachable = false;
+        }
+      });
+  }
+}
+
+/**
+ * A head that just restarted lists an application before its ingress replica has told it the methods
+ * (methods {}); the methods known from before stay, rather than the proxy answering 404 meanwhile.
+ */
+function keepKnownMethods(routes: RouteInfo[], previous: RouteInfo[]): RouteInfo[] {
+  return routes.map((r) => {
+    if (r.rawHttp || Object.keys(r.methods).length > 0) return r;
+    const known = previous.find((p) => p.app === r.app && p.ingress === r.ingress);
+    return known ? { ...r, methods: known.methods, rawHttp: known.rawHttp } : r;
+  });
+}
+
+/** A request the head had accepted when its connection broke: say so, rather than "actor died". */
+function linkError(err: unknown, channel: StreamChannel): unknown {
+  if (!(err instanceof ActorDiedError) || !channel.closed || err.data?.accepted !== true) return err;
+  return new ActorDiedError(`the connection to the head broke while the request ran (it may have run): ${err.message}`, err.data);
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}
