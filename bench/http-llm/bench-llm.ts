@@ -38,7 +38,7 @@ export class ProfiledBenchLLM extends LLMServer {
    * (JS on the loop's critical path, plus waiting for a core) and the native step itself.
    */
   watchSteps(): void {
-    this.engine!.onEvent((e) => {
+    this.engine?.onEvent((e) => {
       if (e.type !== 'step') return;
       const now = performance.now();
       const startedAt = now - e.durationMs;

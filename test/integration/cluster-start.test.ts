@@ -35,7 +35,7 @@ async function freePort(): Promise<number> {
   return port;
 }
 
-describe('serve start --head, serve deploy, and a proxy on every node', { timeout: 240_000 }, () => {
+describe('serve start --head, serve deploy, and a proxy on every node', { timeout: 480_000 }, () => {
   it('deploys onto a running head and serves through the head and the agent\'s proxy', async () => {
     const clusterPort = await freePort();
     const address = `127.0.0.1:${clusterPort}`;

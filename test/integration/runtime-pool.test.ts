@@ -21,7 +21,7 @@ describe('stateless task deployments on a piscina pool', () => {
     expect(results.map((r) => r.sawAll)).toEqual([true, true]);
     expect(new Set(results.map((r) => r.threadId)).size).toBe(2);
     expect(instance.status().applications.find((a) => a.name === 'hash')!.deployments[0]!.replicas).toHaveLength(1);
-  });
+  }, 180_000);
 
   it('builds the class in each pool thread with the bound arguments, and calls see their request context', async () => {
     const me = await instance.getHandle('hash').options({ requestId: 'pool-req-1' }).whoAmI();
@@ -46,7 +46,7 @@ describe('stateless task deployments on a piscina pool', () => {
     // The pool's only thread was spinning forever: an answer here means it was stopped and replaced.
     const after = await handle.whoAmI();
     expect(after).not.toBe(before);
-  });
+  }, 180_000);
 
   it('works the same in a process replica', async () => {
     const me = await instance.getHandle('proc').whoAmI() as { pid: number; salt: string };

@@ -5,6 +5,8 @@
 
 Reads the exported f16 weights back (so the numbers are those of the shipped files):
 - held-out perplexity of each model: every held-out story as <s> story </s>, mean loss over its tokens;
+  and the same total loss per character and per word of the text (bits), which compares across
+  tokenizers — with --previous, for an earlier pair too (--only-heldout: just these numbers);
 - the draft's greedy agreement with the target: the target decodes greedily (from <s> alone and from the
   first words of held-out stories), and at each position of that output we ask whether the draft's argmax
   is the target's next token (the acceptance rate of greedy speculative decoding);
@@ -107,11 +109,13 @@ def main():
         log = json.load(open(os.path.join(d, "train_log.json")))
         r[name] = {"params": params(m), "flops_per_token": flops_per_token(m), **heldout(m, tok, lines),
                    "bytes": os.path.getsize(os.path.join(d, "model.safetensors")),
-                   "tokens_seen": log["tokens_seen"], "steps": log["steps_done"], "wall_min": log["wall_s"] / 60,
+                   # (a checkpoint of a run still going has no totals yet: its last logged step's)
+                   "tokens_seen": log.get("tokens_seen", log["train"][-1]["tokens"]),
+                   "steps": log.get("steps_done", len(log["train"])), "wall_min": log.get("wall_s", 0) / 60,
                    "final_train_loss": sum(x["loss"] for x in log["train"][-20:]) / min(20, len(log["train"])),
                    "args": log["args"], "config": log["config"],
-                   "phases": log.get("phases") or [{"args": log["args"], "steps": log["steps_done"],
-                                                    "tokens": log["tokens_seen"], "wall_s": log["wall_s"]}]}
+                   "phases": log.get("phases") or [{"args": log["args"], "steps": log.get("steps_done", 0),
+                                                    "tokens": log.get("tokens_seen", 0), "wall_s": log.get("wall_s", 0)}]}
         print(name, {k: v for k, v in r[name].items() if k not in ("args", "config")}, flush=True)
     if args.previous:  # the pair this one replaced, measured the same way on the same held-out text
         r["previous"] = {}

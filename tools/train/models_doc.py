@@ -1,33 +1,14 @@
 """docs/models.md, written by eval.py from its measurements (so the numbers in it are never retyped)."""
 
 
-# Prose that depends on what the measurements showed, written after reading them (str.format fields:
-# t, d = eval.json's "target"/"draft", prev = its "previous", ag = "agreement", ratio).
-GOOD_FOR = """
-TODO
-"""
-
-ENGINE_CHECK = """
-TODO
-"""
-
-AGAINST = """
-TODO
-"""
-
-
-def _cmd(a, name):
-    """The train.py command of every phase, with what it did (written out to models/flotilla-stories/NAME;
-    where a run wrote elsewhere first and was copied there, the weights are the same)."""
+def _cmd(a):
+    """The train.py command of every phase, with what it did."""
     out = []
     for ph in a["phases"]:
         g = ph["args"]
         out.append(f"# {ph['steps']} steps, {ph['tokens'] / 1e6:.2f} M tokens, {ph['wall_s'] / 60:.0f} min")
-        out.append(f"nice -n 5 /usr/bin/python3 tools/train/train.py --preset {g['preset']} "
-                   f"--out models/flotilla-stories/{name}" + (" --bf16" if g.get("bf16") else "")
-                   + (f" --batch {g['batch']}" if g["batch"] != 16 else "")
-                   + f" --steps {g['steps']} --lr {g['lr']:g}" + (f" --warmup {g['warmup']}" if g["warmup"] != 50 else "")
-                   + (f" --eval-every {g['eval_every']}" if g["eval_every"] != 100 else "")
+        out.append(f"nice -n 19 /usr/bin/python3 tools/train/train.py --preset {g['preset']} --out {g['out']} "
+                   f"--steps {g['steps']} --lr {g['lr']:g}" + (f" --warmup {g['warmup']}" if g["warmup"] != 50 else "")
                    + (f" --seed {g['seed']}" if g["seed"] != 1234 else "")
                    + (f" --init-from {g['init_from']}" if g.get("init_from") else "")
                    + (f" --max-minutes {g['max_minutes']:g}" if g["max_minutes"] else ""))
@@ -39,12 +20,7 @@ def _row(name, a):
     return (f"| {name} | {a['params']:,} | {c['n_layers']} × {c['dim']}, {c['n_heads']} heads / {c['n_kv_heads']} KV, "
             f"FFN {c['hidden']} | {a['flops_per_token'] / 1e6:.2f} M | {a['bytes'] / 1e6:.2f} MB | "
             f"{a['tokens_seen'] / 1e6:.2f} M ({a['steps']} steps) | {a['wall_min']:.0f} min | "
-            f"{a['final_train_loss']:.3f} | **{a['heldout_ppl']:.3f}** | {a['bits_per_char']:.4f} | {a['bits_per_word']:.3f} |")
-
-
-def _prev_row(name, a):
-    return (f"| {name} | {a['params']:,} | {a['vocab']} | {a['flops_per_token'] / 1e6:.2f} M | {a['heldout_ppl']:.3f} "
-            f"({a['heldout_tokens']:,} tokens) | {a['bits_per_char']:.4f} | {a['bits_per_word']:.3f} |")
+            f"{a['final_train_loss']:.3f} | **{a['heldout_ppl']:.3f}** |")
 
 
 def _quote(text):
@@ -61,19 +37,6 @@ def write_doc(path, r, goldens):
                            ("draft_t0", "draft, temperature 0"), ("draft_t08", "draft, temperature 0.8")):
             samples.append(f"*{label}*\n\n{_quote(s[key])}\n")
     ratio = t["flops_per_token"] / d["flops_per_token"]
-    prev = r.get("previous")
-    prev_table = "" if not prev else f"""
-The pair this one replaced (1024-token vocabulary; `git log -- models/flotilla-stories`), measured by the
-same script on the same 400 held-out stories — perplexity per token does not compare across the two
-vocabularies (a token here is {t['chars_per_token']:.2f} characters, there {prev['target']['chars_per_token']:.2f}),
-bits per character and per word of the same text do:
-
-| previous model | parameters | vocabulary | weight FLOPs / token | held-out perplexity | bits / char | bits / word |
-|---|---|---|---|---|---|---|
-{_prev_row("target", prev["target"])}
-{_prev_row("draft", prev["draft"])}
-"""
-    ta, da = t["args"], d["args"]
     text = f"""# Flotilla's own models: flotilla-stories
 
 The repository ships a small trained Llama pair in `models/flotilla-stories/`, made entirely by the project
@@ -83,29 +46,33 @@ speculative-decoding draft (same tokenizer).
 
 Both are Hugging Face layout — `model.safetensors` (f16, `lm_head.weight` written out although tied),
 `config.json` (`LlamaForCausalLM`), `generation_config.json`, `tokenizer.json`, `tokenizer_config.json` —
-plus the same vocabulary as llama2.c's `tokenizer.bin`, and are MIT-licensed like the rest of the
-repository: every word of the training text comes from the project's own story grammar
-(`tools/train/make_corpus.py`).
+plus `tokenizer.bin`, the same vocabulary in llama2.c's format (merged tokens scored by rank; through the
+engine's llama2.c reader it encodes the 400 held-out stories exactly as `tokenizer.json` does), and are
+MIT-licensed like the rest of the repository: every word of the training text comes from the
+project's own story grammar (`tools/train/make_corpus.py`).
 
-{GOOD_FOR}
+**What they are good for.** They write short children's stories in the corpus's style, and they are the
+real pair behind the speculative-decoding example and benchmark. The target's stories are fluent and it
+mostly keeps the hero's name and pronouns through the story, though it still slips (“Anna climbed on
+Anna's back” in the samples below); the draft writes the same sentences but loses track of who is who.
+They know only the grammar's ~520 word forms and sentence shapes: a word outside them is split into
+characters, and a prompt the grammar never produces (“Lily was sad because”) is closed off and a new
+story starts.
 
 ## The pair
 
-| model | parameters | shape | weight FLOPs / token | file | trained on | wall time | final train loss | held-out perplexity | bits / char | bits / word |
-|---|---|---|---|---|---|---|---|---|---|---|
+| model | parameters | shape | weight FLOPs / token | file | trained on | wall time | final train loss | held-out perplexity |
+|---|---|---|---|---|---|---|---|---|
 {_row("target", t)}
 {_row("draft", d)}
 
-Vocabulary {t['config']['vocab']} tokens (whole words and common pairs of lowercase words, below); RoPE θ
-{t['config']['rope_theta']:g} (half-split, Hugging Face layout), RMSNorm ε {t['config']['eps']:g}, SwiGLU, tied
-embeddings, head size {t['config']['dim'] // t['config']['n_heads']}; trained on 256-token windows,
-`max_position_embeddings` {t['config']['max_pos']} (a story is {t['story_tokens'][0]}–{t['story_tokens'][1]} tokens).
-The target does {ratio:.1f}× the draft's weight FLOPs per token (attention over the context is extra).
+Vocabulary {t['config']['vocab']} tokens; RoPE θ {t['config']['rope_theta']:g} (half-split, Hugging Face
+layout), RMSNorm ε {t['config']['eps']:g}, SwiGLU, tied embeddings; trained on 256-token windows,
+`max_position_embeddings` {t['config']['max_pos']} (stories are 130–225 tokens). The target does
+{ratio:.1f}× the draft's weight FLOPs per token (attention over the context is extra and similar in both).
 Held-out perplexity is over the {t['heldout_tokens']:,} tokens of the 400 held-out stories (each as
-`<s> story </s>`), computed from the shipped f16 files; bits per character and per word divide the same
-total by the stories' {t['heldout_chars']:,} characters and {t['heldout_words']:,} words, which compares
-across tokenizers.
-{prev_table}
+`<s> story </s>`), computed from the shipped f16 files.
+
 **Draft/target agreement** — along the target's greedy output, how often the draft's greedy token is the
 target's next token (the acceptance rate of greedy speculative decoding):
 **{ag['rate'] * 100:.1f}%** over {ag['positions']:,} positions ({ag['sequences']} sequences: from `<s>` alone and
@@ -114,11 +81,58 @@ from the first four words of {ag['sequences'] - 1} held-out stories); from `<s>`
 
 **Goldens** (`models/flotilla-stories/goldens.json`, checked by `test/integration/shipped-models.test.ts`):
 the target's greedy text from `<s>` begins “{goldens['target_greedy_from_bos']['first_sentence']}”
-{ENGINE_CHECK}
+The engine (native CPU backend, f16 weights) reproduced both models' whole greedy stories from `<s>`
+character for character, and its draft/target agreement from `<s>` equals PyTorch's.
 
 ### Against the issue's targets
 
-{AGAINST}
+The issue asks for a target of roughly 5–20M parameters and a draft of about 1M. These were trained on
+two CPU cores shared with five other engineers' builds and tests (load average mostly 5–17), no
+GPU, in about 80 minutes of wall time all told. A first target of 2.2M parameters (preset `target-2m`,
+5 × 192) ran at 4–8 s per step there and after 46 minutes (410 steps, 1.7M tokens) was still behind the
+draft (held-out loss 0.657 nats/token against the draft's 0.50), so the shipped target is the
+{t['params'] / 1e6:.1f}M-parameter preset `target`, which fits several times more steps in the same time;
+the draft is {d['params'] / 1e6:.2f}M. The target does {ratio:.1f}× the draft's compute per token (the issue
+asks for at least 5×). **Both are smaller than the issue asks.**
+
+A second attempt at the issue's sizes did not beat this pair, so it is not shipped. A 4.88M-parameter
+target (preset `target-5m`: 6 × 256, 8 heads / 4 KV, FFN 688; 9.75 M weight FLOPs per token) and a
+0.85M draft (`draft-1m`: 3 × 128, 4 heads / 2 KV, FFN 384; 1.70 M, so 5.7×) on a 2,048-token vocabulary
+of whole words and common pairs of lowercase words (5.33 characters per token, against 3.76 for the
+1,024 vocabulary here) were trained side by side for 70 minutes with bf16 autocast, on the same two
+shared cores (load average 13–20; for its first 25 minutes the target ran at 5–9 s per step, then about
+0.8 s). The target saw 7.18M tokens (3,505 steps of 8 × 256), the draft 3.49M (851 steps of 16 × 256).
+Measured by `eval.py` on the same 400 held-out stories — perplexity per token does not compare across
+the two vocabularies, bits per character and per word of the same text do:
+
+| model | parameters | vocabulary | held-out perplexity | bits / char | bits / word |
+|---|---|---|---|---|---|
+| target (shipped) | 1,115,520 | 1,024 | 1.379 | **0.1231** | 0.627 |
+| draft (shipped) | 164,160 | 1,024 | 1.619 | 0.1846 | 0.941 |
+| `target-5m` | 4,877,568 | 2,048 | 1.587 | 0.1251 | 0.637 |
+| `draft-1m` | 852,864 | 2,048 | 1.583 | 0.1244 | 0.634 |
+
+The new draft's greedy agreement with the new target, measured as below, is 89.2% over 5,705 positions
+(41 sequences), and the new target's greedy story from `<s>` keeps its two characters straight (“…a
+brave girl named Rosa. … One day, Amy the girl saw the teddy bear. … So she ran to Amy and said, "I am
+sorry. Let us play together."”). But the 4.9M target ends 1.6% worse per character than the shipped
+1.1M target, and no better than its own 0.85M draft (which needs 33% fewer bits per character than the
+shipped draft). Its held-out loss had flattened from about step 1,800 on while its training loss kept
+falling: at the end 0.46 nats per token on training windows against 0.49 on held-out windows measured
+the same way (the shipped target: 0.35 and 0.35; the new draft 0.48 and 0.49). The target went over the
+0.95M-token training split 7.6 times and began to fit it rather than the grammar. A next attempt wants
+a larger corpus (the grammar makes as many stories as asked: `make_corpus.py --stories 40000`) as well
+as more compute than two shared cores give in an hour — a GPU or an unshared machine. The presets,
+the 2,048-token tokenizer (`train_tokenizer.py --vocab-size 2048`, which also writes llama2.c's
+`tokenizer.bin`), `train.py --bf16` and `eval.py --previous` are in `tools/train/`; the commands were
+
+```sh
+/usr/bin/python3 tools/train/train_tokenizer.py --corpus .tmp/train/corpus/train.txt --out .tmp/train2/tokenizer --vocab-size 2048
+nice -n 5 /usr/bin/python3 tools/train/train.py --preset target-5m --out .tmp/train2/target --tokenizer .tmp/train2/tokenizer --bf16 --batch 8 --steps 4000 --lr 0.002 --warmup 30 --eval-every 50 --max-minutes 70 &
+nice -n 5 /usr/bin/python3 tools/train/train.py --preset draft-1m --out .tmp/train2/draft --tokenizer .tmp/train2/tokenizer --bf16 --batch 16 --steps 6000 --lr 0.003 --warmup 30 --eval-every 100 --max-minutes 70 &
+wait
+/usr/bin/python3 tools/train/eval.py --models .tmp/train2 --previous models/flotilla-stories --only-heldout
+```
 
 ## Loss curves
 
@@ -141,12 +155,11 @@ no PyPI) from the repository root:
 
 ```sh
 /usr/bin/python3 tools/train/make_corpus.py --out .tmp/train/corpus --stories 8000 --seed 1
-/usr/bin/python3 tools/train/train_tokenizer.py --corpus .tmp/train/corpus/train.txt --out .tmp/train/tokenizer --vocab-size {t['config']['vocab']}
-export OMP_NUM_THREADS=1   # the two runs side by side, one thread each
-{_cmd(t, "target")} &
-{_cmd(d, "draft")} &
-wait
-nice -n 5 /usr/bin/python3 tools/train/eval.py      # rewrites this page, goldens.json and eval.json
+/usr/bin/python3 tools/train/train_tokenizer.py --corpus .tmp/train/corpus/train.txt --out .tmp/train/tokenizer --vocab-size 1024
+export OMP_NUM_THREADS=1
+{_cmd(t)}
+{_cmd(d)}
+nice -n 19 /usr/bin/python3 tools/train/eval.py      # rewrites this page, goldens.json and eval.json
 ```
 
 - **Corpus** (`make_corpus.py`): 8,000 seeded stories from a grammar of characters (40 names, people and
@@ -155,33 +168,17 @@ nice -n 5 /usr/bin/python3 tools/train/eval.py      # rewrites this page, golden
   held out. The corpus is not committed; the command regenerates it byte for byte.
 - **Tokenizer** (`train_tokenizer.py`): byte-fallback BPE trained in pure Python, Llama-style: 3 special
   tokens (`<unk>` 0, `<s>` 1, `</s>` 2), 256 byte tokens `<0x00>`–`<0xFF>`, the corpus's characters, then
-  merges in two phases. First inside words, until every word of the grammar is one token (its ~520 word
-  forms, capitalised and not, give ~1,300 tokens in all — which is why a bigger vocabulary needs more than
-  words); then joins of two whole lowercase words (“▁played▁with”, “▁felt▁very”, “▁the▁park”), most
-  frequent first, up to {t['config']['vocab']}. A pair never spans punctuation or more than two words, and never
-  takes in a capitalised word, so names (and “I”) stay tokens of their own and a prompt that ends before a
-  name (“…a little dog named”) is split as in training. Merging stops at ~2,560 tokens (every pair seen
-  twice); past 2,048 the pairs are rare and a story gets only 0.4% shorter, so {t['config']['vocab']} it is:
-  {t['chars_per_token']:.2f} characters per token against 3.77 for the earlier 1,024 vocabulary, so each story is
-  ~30% fewer positions to train on and to generate. A merge is allowed by its two halves alone, so
-  `tokenizer.json` (no pre-tokenizer; Llama's normalizer: prepend `▁`, spaces to `▁`; Llama's decoder
-  and BOS post-processor) encodes with `@huggingface/tokenizers` and the engine exactly as the Python
-  trainer does, and `tokenizer.bin` (merged tokens scored by rank) with llama2.c's algorithm and the
-  engine's llama2.c reader: both checked on all 400 held-out stories and the prompts below.
-  `tokenizer_config.json` carries a minimal chat template (the messages joined as the start of a story).
+  merges (never across a space or a letter/punctuation boundary). `tokenizer.json` has Llama's
+  normalizer (prepend `▁`, spaces to `▁`), decoder and post-processor (BOS added), so
+  `@huggingface/tokenizers` and the engine encode exactly as the Python trainer does (checked on all 400
+  held-out stories). `tokenizer_config.json` carries a minimal chat template (the messages joined as
+  the start of a story).
 - **Training** (`train.py`, model in `llama.py`): AdamW (β 0.9/0.95, weight decay 0.1 on matrices),
-  batch {ta['batch']} × 256 tokens (target) and {da['batch']} × 256 (draft), linear warmup then cosine decay to 10%,
-  gradient clipping 1.0, seeded (corpus windows and initialisation). `--bf16` runs the matrix products
-  under bf16 autocast (f32 master weights, optimizer state and loss): Debian's torch does f32 matmuls
-  through a generic OpenBLAS path at ~10–20 GFLOP/s on this CPU, and bf16 through oneDNN's AVX512-BF16
-  kernels at ~60–120. With `--max-minutes` the schedule anneals by that deadline and training stops
-  there, so on a slower or busier machine the weights differ; without it, a run is reproducible on the
-  same torch build. The export is rewritten at every evaluation, so a run cut short leaves a usable
-  model. The `Llama` module reproduces the shared stories260K-hf model's greedy tokens exactly when
-  loaded from its safetensors, which checks the HF conventions (half-split RoPE, GQA, tensor names).
+  batch 16 × 256 tokens, linear warmup then cosine decay to 10%, gradient clipping 1.0, seeded (corpus
+  windows and initialisation). With `--max-minutes` the schedule anneals by that deadline and training
+  stops there, so on a slower machine the weights differ; without it, a run is reproducible on the same
+  torch build. The `Llama` module reproduces the shared stories260K-hf model's greedy tokens exactly
+  when loaded from its safetensors, which checks the HF conventions (half-split RoPE, GQA, tensor names).
 """
-    fmt = dict(t=t, d=d, ag=ag, prev=prev, ratio=ratio)
-    for key, val in (("{GOOD_FOR}", GOOD_FOR), ("{ENGINE_CHECK}", ENGINE_CHECK), ("{AGAINST}", AGAINST)):
-        text = text.replace(key, val.format(**fmt).strip())
     with open(path, "w", encoding="utf-8") as f:
         f.write(text)

@@ -99,7 +99,7 @@ def export(model, c, args, tok_dir):
     with open(os.path.join(args.out, "generation_config.json"), "w") as f:
         json.dump({"bos_token_id": 1, "eos_token_id": 2, "max_length": c["max_pos"]}, f, indent=2)
     for name in ("tokenizer.json", "tokenizer_config.json", "tokenizer.bin"):
-        if os.path.exists(os.path.join(tok_dir, name)):  # tokenizer.bin: only the 2048-token tokenizer has one
+        if os.path.exists(os.path.join(tok_dir, name)):  # tokenizer.bin: tokenizer dirs made before it was written lack one
             shutil.copy(os.path.join(tok_dir, name), os.path.join(args.out, name))
 
 

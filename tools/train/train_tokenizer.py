@@ -2,15 +2,19 @@
 """Byte-fallback BPE, SentencePiece/Llama style, trained on the story corpus in pure Python.
 
     /usr/bin/python3 tools/train/train_tokenizer.py --corpus .tmp/train/corpus/train.txt \
-        --out .tmp/train/tokenizer --vocab-size 2048
+        --out .tmp/train/tokenizer --vocab-size 1024     # the shipped pair's (words only)
+    ... --vocab-size 2048                                # words, then pairs of words (see below)
 
-Writes tokenizer.bin (llama2.c's format, for llama2.c-style checkpoints) and tokenizer.json (Hugging Face: model BPE, byte_fallback, the Prepend("▁") + Replace(" ", "▁")
-normalizer and the decoder chain of Llama's tokenizer.json) and tokenizer_config.json.
+Writes tokenizer.json (Hugging Face: model BPE, byte_fallback, the Prepend("▁") + Replace(" ", "▁")
+normalizer and the decoder chain of Llama's tokenizer.json), tokenizer_config.json, and tokenizer.bin
+(llama2.c's format: the same vocabulary, merged tokens scored by rank). With --vocab-size 1024 the merges
+are those of the first version of this script (byte for byte the same tokenizer.json).
 
 Vocabulary order, as in Llama: 0 <unk>, 1 <s>, 2 </s>, 3..258 <0x00>..<0xFF>, then every character of the
 corpus (most frequent first), then one token per merge in the order learned.
 
-Why word pairs: the story grammar has only ~520 word forms, so merges that stay inside a word stop at
+Merges come in two phases: first inside words, then (only past the point where every word is one
+token) joins of two words. Why word pairs: the story grammar has only ~520 word forms, so merges that stay inside a word stop at
 ~1,300 tokens (every word one token; ~1,900 with punctuation glued on). To use a vocabulary of a few
 thousand, merges may also join two whole lowercase words ("▁played▁with", "▁felt▁very") — never more than
 two words, never across punctuation, and never a capitalised word (names, "I"), so a prompt may end

@@ -6,6 +6,7 @@
 #include "../core/cpu-info.h"
 #include "../core/engine.h"
 #include "../core/error.h"
+#include "../cpu/kernels.h"
 #include "js-convert.h"
 #include "js-model.h"
 #ifdef FLOTILLA_HAVE_CUDA
@@ -91,6 +92,9 @@ Napi::Value CpuFeaturesJs(const Napi::CallbackInfo& info) {
   o.Set("avx2", f.avx2);
   o.Set("fma", f.fma);
   o.Set("f16c", f.f16c);
+  o.Set("avx512", f.avx512);
+  // The kernel set a CPU model loaded now would use (after FLOTILLA_CPU_ISA / FLOTILLA_FORCE_SCALAR).
+  o.Set("kernels", select_kernels().name);
   o.Set("threads", f.threads);
   return o;
 }

@@ -13,6 +13,8 @@ namespace flotilla {
 CpuFeatures cpu_features() {
   __builtin_cpu_init();
   return {__builtin_cpu_supports("avx2") != 0, __builtin_cpu_supports("fma") != 0, __builtin_cpu_supports("f16c") != 0,
+          __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512dq") &&
+              __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512vnni"),
           hardware_threads()};
 }
 

@@ -7,6 +7,8 @@ namespace flotilla {
 
 struct CpuFeatures {
   bool avx2, fma, f16c;
+  // AVX-512 F/BW/DQ/VL with VNNI: what the avx512 kernel set needs.
+  bool avx512;
   int threads;
 };
 

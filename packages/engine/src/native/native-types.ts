@@ -164,8 +164,11 @@ export interface NativeModel {
 export interface NativeBinding {
   /** Loads weights and allocates the KV pool; rejects with an Error whose `code` is one of NativeErrorCode. */
   loadModel(options: NativeLoadOptions, onProgress?: (done: number, total: number) => void): Promise<NativeModel>;
-  /** Kernels compiled in and chosen at run time on this machine. */
-  cpuFeatures(): { avx2: boolean; fma: boolean; f16c: boolean; threads: number };
+  /**
+   * What this CPU offers, and `kernels`: the kernel set a CPU model loaded now would use ('avx512' | 'avx2' |
+   * 'scalar'; the best this CPU and build run, unless FLOTILLA_CPU_ISA or FLOTILLA_FORCE_SCALAR says otherwise).
+   */
+  cpuFeatures(): { avx2: boolean; avx512: boolean; fma: boolean; f16c: boolean; threads: number; kernels: string };
   /** Measures sequential memory read bandwidth in bytes/s (for benchmarks' bandwidth bound). */
   measureReadBandwidth(bytes: number): number;
   /**
