@@ -15,6 +15,7 @@ struct Ctor {
 Napi::Function JsModel::Define(Napi::Env env) {
   Napi::Function fn = DefineClass(env, "NativeModel",
                                   {InstanceMethod<&JsModel::Step>("step"), InstanceMethod<&JsModel::Logits>("logits"),
+                                   InstanceMethod<&JsModel::Argmax>("argmax"), InstanceMethod<&JsModel::Draft>("draft"),
                                    InstanceMethod<&JsModel::Dispose>("dispose"),
                                    InstanceAccessor<&JsModel::Config>("config"),
                                    InstanceAccessor<&JsModel::BlockSize>("blockSize"),
@@ -53,11 +54,11 @@ JsModel::JsModel(const Napi::CallbackInfo& info) : Napi::ObjectWrap<JsModel>(inf
 
 namespace {
 
-// Shared by step() and logits(): a disposed model throws; a bad batch rejects the Promise.
-template <class Worker>
-Napi::Value queue_step(const Napi::CallbackInfo& info, const std::shared_ptr<ModelState>& state, Napi::Value logitRows) {
+// Shared by every step kind: a disposed model throws; a bad batch rejects the Promise.
+template <class Worker, class... Extra>
+Napi::Value queue_step(const Napi::CallbackInfo& info, const std::shared_ptr<ModelState>& state, Napi::Value logitRows, Extra... extra) {
   if (state->disposed) throw make_error(info.Env(), "E_DISPOSED", "the model was disposed");
-  auto* w = new Worker(info.Env(), state);
+  auto* w = new Worker(info.Env(), state, extra...);
   Napi::Promise p = w->promise();
   Napi::Object batch = info.Length() > 0 && info[0].IsObject() ? info[0].As<Napi::Object>() : Napi::Object::New(info.Env());
   if (w->prepare(batch, logitRows)) w->Queue();
@@ -73,6 +74,17 @@ Napi::Value JsModel::Step(const Napi::CallbackInfo& info) {
 
 Napi::Value JsModel::Logits(const Napi::CallbackInfo& info) {
   return queue_step<LogitsWorker>(info, state_, info.Length() > 1 ? info[1] : info.Env().Undefined());
+}
+
+Napi::Value JsModel::Argmax(const Napi::CallbackInfo& info) {
+  return queue_step<ArgmaxWorker>(info, state_, info.Length() > 1 ? info[1] : info.Env().Undefined());
+}
+
+// draft(batch, k, numDraft?): k must be a positive integer (checked again by the Engine).
+Napi::Value JsModel::Draft(const Napi::CallbackInfo& info) {
+  const double k = info.Length() > 1 && info[1].IsNumber() ? info[1].As<Napi::Number>().DoubleValue() : 0;
+  if (!(k >= 1 && k <= 1024) || k != static_cast<int>(k)) throw make_error(info.Env(), "E_BATCH", "draft(batch, k): k must be an integer in 1..1024");
+  return queue_step<DraftWorker>(info, state_, info.Length() > 2 ? info[2] : info.Env().Undefined(), static_cast<int>(k));
 }
 
 void JsModel::Dispose(const Napi::CallbackInfo&) {

@@ -97,4 +97,12 @@ Napi::Value LogitsWorker::result(Napi::Env env) {
   return copy_array<Napi::Float32Array>(env, logits_.data(), logits_.size());
 }
 
+void ArgmaxWorker::run(Engine& engine) { engine.argmax(batch_, logitRows_, lenLogitRows_, &ids_); }
+
+Napi::Value ArgmaxWorker::result(Napi::Env env) { return copy_array<Napi::Int32Array>(env, ids_.data(), ids_.size()); }
+
+void DraftWorker::run(Engine& engine) { engine.draft(batch_, k_, logitRows_, lenLogitRows_, &ids_); }
+
+Napi::Value DraftWorker::result(Napi::Env env) { return copy_array<Napi::Int32Array>(env, ids_.data(), ids_.size()); }
+
 }  // namespace flotilla

@@ -1,4 +1,4 @@
-// The AsyncWorkers behind NativeModel.step() and .logits(): parse on the JS thread, run the Engine on
+// The AsyncWorkers behind NativeModel.step(), .logits(), .argmax() and .draft(): parse on the JS thread, run the Engine on
 // a libuv worker thread, settle the Promise back on the JS thread.
 #pragma once
 #include <napi.h>
@@ -55,6 +55,28 @@ class LogitsWorker : public StepWorkerBase {
   void run(Engine& engine) override;
   Napi::Value result(Napi::Env env) override;
   std::vector<float> logits_;
+};
+
+class ArgmaxWorker : public StepWorkerBase {
+ public:
+  using StepWorkerBase::StepWorkerBase;
+
+ private:
+  void run(Engine& engine) override;
+  Napi::Value result(Napi::Env env) override;
+  std::vector<int32_t> ids_;
+};
+
+// `logitRows` of the base carries numDraft here.
+class DraftWorker : public StepWorkerBase {
+ public:
+  DraftWorker(Napi::Env env, std::shared_ptr<ModelState> state, int k) : StepWorkerBase(env, std::move(state)), k_(k) {}
+
+ private:
+  void run(Engine& engine) override;
+  Napi::Value result(Napi::Env env) override;
+  int k_;
+  std::vector<int32_t> ids_;
 };
 
 }  // namespace flotilla

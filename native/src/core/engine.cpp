@@ -89,6 +89,13 @@ std::unique_ptr<Engine> Engine::load(const LoadSpec& spec, ProgressFn progress, 
   e->out_.logprobs.resize(S);
   e->out_.topIds.resize(size_t(S) * kMaxLogprobs);
   e->out_.topLogprobs.resize(size_t(S) * kMaxLogprobs);
+  DraftBuffers& d = e->draft_;
+  d.zerosI.assign(S + 1, 0);
+  d.zerosF.assign(S, 0.f);
+  d.onesF.assign(S, 1.f);
+  for (auto* v : {&d.tokenIds, &d.positions, &d.slotMapping, &d.contextLens, &d.seqOf}) v->resize(S);
+  d.queryStartLoc.resize(S + 1);
+  d.sampleMask.assign(S, 1);
   return e;
 }
 
@@ -147,6 +154,83 @@ void Engine::logits(const StepBatch& b, const int32_t* logitRows, int64_t lenLog
   }
   out->assign(size_t(R) * config().vocabSize, 0.f);
   backend_->forward(b, rows_.data(), R, out->data());
+}
+
+void Engine::argmax(const StepBatch& b, const int32_t* logitRows, int64_t lenLogitRows, std::vector<int32_t>* out) {
+  logits(b, logitRows, lenLogitRows, &argmaxLogits_);
+  const int V = config().vocabSize;
+  const size_t R = argmaxLogits_.size() / V;
+  out->resize(R);
+  for (size_t r = 0; r < R; r++) {
+    const float* row = argmaxLogits_.data() + r * V;
+    int32_t best = 0;
+    for (int32_t i = 1; i < V; i++)
+      if (row[i] > row[best]) best = i;  // the first maximum, as the sampler's greedy choice
+    (*out)[r] = best;
+  }
+}
+
+void Engine::draft(const StepBatch& b, int k, const int32_t* numDraft, int64_t lenNumDraft, std::vector<int32_t>* out) {
+  check_batch(b, limits());
+  const int S = b.numSeqs, M = b.maxBlocksPerSeq, bs = blockSize_;
+  if (k < 1) fail("E_BATCH", "draft: k must be at least 1");
+  if (numDraft && lenNumDraft < S) fail("E_BATCH", "draft: numDraft needs one entry per sequence");
+  for (int s = 0; s < S; s++) {
+    if (numDraft && (numDraft[s] < 0 || numDraft[s] > k)) fail("E_BATCH", "draft: numDraft[" + std::to_string(s) + "] must be in 0.." + std::to_string(k));
+  }
+  const auto want = [&](int s) { return numDraft ? numDraft[s] : k; };
+  DraftBuffers& d = draft_;
+  if (d.blockTables.size() < size_t(S) * M) d.blockTables.resize(size_t(S) * M);
+  StepBatch g = b;  // greedy: raw argmax whatever b asks
+  g.temperature = g.minP = g.presencePenalty = g.frequencyPenalty = d.zerosF.data();
+  g.topP = g.repetitionPenalty = d.onesF.data();
+  g.topK = g.numLogprobs = g.penaltyOffsets = g.penaltyPromptLens = g.penaltyTokens = d.zerosI.data();
+  g.seeds = reinterpret_cast<const uint32_t*>(d.zerosI.data());
+  g.lenPenaltyTokens = 0;
+  g.lenPenaltyOffsets = int64_t(d.zerosI.size());
+  g.lenPerSeq = int64_t(d.zerosF.size());
+  out->assign(size_t(S) * k, -1);
+  const StepOutput& first = step(g);
+  int n = 0;  // sequences still drafting, compacted into the front rows of the decode batch
+  for (int s = 0; s < S; s++) {
+    if (!b.sampleMask[s] || want(s) < 1) continue;
+    (*out)[size_t(s) * k] = first.tokens[s];
+    if (want(s) < 2) continue;
+    d.seqOf[n] = s;
+    d.positions[n] = b.contextLens[s];
+    std::copy_n(b.blockTables + size_t(s) * M, M, d.blockTables.begin() + size_t(n) * M);
+    n++;
+  }
+  g.tokenIds = d.tokenIds.data(), g.positions = d.positions.data(), g.slotMapping = d.slotMapping.data();
+  g.queryStartLoc = d.queryStartLoc.data(), g.contextLens = d.contextLens.data();
+  g.blockTables = d.blockTables.data(), g.sampleMask = d.sampleMask.data();
+  for (int j = 1; n > 0; j++) {
+    for (int i = 0; i < n; i++) {
+      const int s = d.seqOf[i], pos = d.positions[i];
+      if (pos / bs >= M) fail("E_BATCH", "draft: sequence " + std::to_string(s) + " has no block-table room for position " + std::to_string(pos));
+      d.tokenIds[i] = (*out)[size_t(s) * k + j - 1];
+      d.slotMapping[i] = d.blockTables[size_t(i) * M + pos / bs] * bs + pos % bs;
+      d.queryStartLoc[i] = i;
+      d.contextLens[i] = pos + 1;
+    }
+    d.queryStartLoc[n] = n;
+    g.numSeqs = g.numTokens = n;
+    g.lenTokenIds = g.lenPositions = g.lenSlotMapping = g.lenContextLens = g.lenSampleMask = n;
+    g.lenQueryStartLoc = n + 1;
+    g.lenBlockTables = int64_t(n) * M;
+    const StepOutput& o = step(g);
+    int m = 0;
+    for (int i = 0; i < n; i++) {
+      const int s = d.seqOf[i];
+      (*out)[size_t(s) * k + j] = o.tokens[i];
+      if (want(s) <= j + 1) continue;
+      d.seqOf[m] = s;
+      d.positions[m] = d.positions[i] + 1;
+      if (m != i) std::copy_n(d.blockTables.begin() + size_t(i) * M, M, d.blockTables.begin() + size_t(m) * M);
+      m++;
+    }
+    n = m;
+  }
 }
 
 }  // namespace flotilla

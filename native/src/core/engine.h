@@ -39,6 +39,13 @@ class Engine {
   const StepOutput& step(const StepBatch& b);
   // Raw logits of the last logitRows[s] rows (1 if null) of every sequence with sampleMask 1: (R, vocab).
   void logits(const StepBatch& b, const int32_t* logitRows, int64_t lenLogitRows, std::vector<float>* out);
+  // logits() reduced to the first maximum of each row (the greedy choice), (R) ids.
+  void argmax(const StepBatch& b, const int32_t* logitRows, int64_t lenLogitRows, std::vector<int32_t>* out);
+  // Greedy drafting in one call: b's forward gives each sequence (sampleMask 1) its first token, then
+  // up to numDraft[s] - 1 (k if null) more one-token decodes feed each argmax back at the next
+  // position, with slots read from b's block tables (which must cover them). Raw argmax: b's sampling
+  // parameters, penalties and logprobs are ignored. (S, k) ids, -1 past numDraft[s].
+  void draft(const StepBatch& b, int k, const int32_t* numDraft, int64_t lenNumDraft, std::vector<int32_t>* out);
 
  private:
   Engine() = default;
@@ -53,6 +60,15 @@ class Engine {
   std::vector<int32_t> rows_, rowSeq_;  // (maxBatchTokens) token rows needing logits and their sequence
   std::vector<float> logits_;           // (maxBatchSeqs, vocab)
   StepOutput out_;
+  std::vector<float> argmaxLogits_;  // argmax(): the rows before reduction
+  // draft(): neutral sampling parameters (greedy, no cuts or penalties) and each further decode batch.
+  struct DraftBuffers {
+    std::vector<int32_t> zerosI;  // (maxBatchSeqs + 1)
+    std::vector<float> zerosF, onesF;
+    std::vector<int32_t> tokenIds, positions, slotMapping, queryStartLoc, contextLens, seqOf;
+    std::vector<uint8_t> sampleMask;
+    std::vector<int32_t> blockTables;  // (S, maxBlocksPerSeq), grown on demand
+  } draft_;
 };
 
 }  // namespace flotilla
