@@ -5,10 +5,15 @@
 import type { Worker, MessagePort } from 'node:worker_threads';
 import type { ChildProcess } from 'node:child_process';
 import type { Endpoint } from 'comlink';
-import type { ProtocolMessage } from './protocol.js';
+import { decodeBatch } from './outbox.js';
+import type { PackedBatchMessage, ProtocolMessage } from './protocol.js';
 
 export interface Channel {
-  /** Returns false when the other side is gone (the message was not sent). */
+  /**
+   * Returns false when the other side is gone (the message was not sent). `msg` may also be a
+   * PackedBatchMessage from the outbox (typed as a ProtocolMessage there): the receiving channel unpacks
+   * it before its listeners see it.
+   */
   send(msg: ProtocolMessage): boolean;
   onMessage(listener: (msg: ProtocolMessage) => void): void;
   /** Called once when the other side is gone; reason is human-readable. */
@@ -25,7 +30,8 @@ export class BaseChannel {
   onMessage(listener: (msg: ProtocolMessage) => void): void { this.messageListeners.push(listener); }
   onClose(listener: (reason: string) => void): void { this.closeListeners.push(listener); }
 
-  protected deliver(msg: ProtocolMessage): void {
+  protected deliver(wire: ProtocolMessage | PackedBatchMessage): void {
+    const msg = wire.type === 'packed-batch' ? decodeBatch(wire) : wire;
     for (const l of this.messageListeners) l(msg);
   }
 

@@ -12,9 +12,12 @@
  * sender says what to do if it does (`onUnsendable`): a batch that cannot be cloned is resent one
  * message at a time, so a bad payload still fails only its own call. Anything else first flushes what is
  * pending, so order on the channel is kept.
+ *
+ * A batch carrying string stream items leaves packed (PackedBatchMessage): postMessage's structured clone
+ * costs per object, not per byte — 64 small message objects took 92–255 µs to send, one joined string ~27 µs.
  */
 import type { Channel } from './channel.js';
-import type { ProtocolMessage } from './protocol.js';
+import type { PackedBatchMessage, ProtocolMessage } from './protocol.js';
 
 /** Counters for tests and benchmarks: how many messages RpcPeer sent vs. how many crossed the channel. */
 export interface OutboxStats {
@@ -26,7 +29,7 @@ export interface OutboxStats {
   batches: number;
 }
 
-interface Held {
+export interface Held {
   msg: ProtocolMessage;
   onUnsendable?: (err: unknown) => void;
 }
@@ -94,7 +97,8 @@ export class Outbox {
     if (pending.length === 0) return;
     if (pending.length === 1) return this.sendHeld(pending[0]!);
     try {
-      this.channel.send({ type: 'batch', messages: pending.map((h) => h.msg) });
+      // A packed batch is a channel-level encoding, unpacked by the receiving channel (Channel.send).
+      this.channel.send(encodeBatch(pending) as ProtocolMessage);
       this.stats.sends++;
       this.stats.batches++;
     } catch {
@@ -123,4 +127,45 @@ function hasPrimitivePayload(msg: ProtocolMessage): boolean {
     }
     default: return false;
   }
+}
+
+/** One window's messages as one channel message: packed when it carries string stream items. */
+export function encodeBatch(pending: readonly Held[]): ProtocolMessage | PackedBatchMessage {
+  const ids: number[] = [];
+  const ends: number[] = [];
+  const others: ProtocolMessage[] = [];
+  const at: number[] = [];
+  let text = '';
+  for (let i = 0; i < pending.length; i++) {
+    const msg = pending[i]!.msg;
+    if (msg.type === 'stream-item' && typeof msg.value === 'string') {
+      ids.push(msg.id);
+      text += msg.value;
+      ends.push(text.length);
+    } else {
+      others.push(msg);
+      at.push(i);
+    }
+  }
+  if (ids.length === 0) return { type: 'batch', messages: others };
+  return { type: 'packed-batch', ids, ends, text, others, at };
+}
+
+/** The batch a PackedBatchMessage was made from (channel.ts calls this on arrival). */
+export function decodeBatch(packed: PackedBatchMessage): ProtocolMessage {
+  const { ids, ends, text, others, at } = packed;
+  const messages: ProtocolMessage[] = new Array(ids.length + others.length);
+  let k = 0;
+  let o = 0;
+  let start = 0;
+  for (let i = 0; i < messages.length; i++) {
+    if (o < at.length && at[o] === i) {
+      messages[i] = others[o++]!;
+      continue;
+    }
+    const end = ends[k]!;
+    messages[i] = { type: 'stream-item', id: ids[k++]!, value: text.slice(start, end) };
+    start = end;
+  }
+  return { type: 'batch', messages };
 }

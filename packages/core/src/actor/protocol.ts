@@ -56,6 +56,22 @@ export type ProtocolMessage =
   /** Several of the messages above, sent in one turn of the sender's event loop (outbox.ts), in order. */
   | { type: 'batch'; messages: ProtocolMessage[] };
 
+/**
+ * A batch whose string stream items travel as parallel arrays and one joined string (outbox.ts): the
+ * structured clone costs per object, so 64 streams' tokens cost a handful of objects instead of 64.
+ * Item k is `stream-item { id: ids[k], value: text.slice(ends[k - 1] ?? 0, ends[k]) }`; `others[j]` sits at
+ * position `at[j]` of the batch's order. Only channels see it: they unpack it into a plain `batch` on
+ * arrival (channel.ts), so RpcPeer and the cluster's actor bridge only ever see ProtocolMessages.
+ */
+export interface PackedBatchMessage {
+  type: 'packed-batch';
+  ids: number[];
+  ends: number[];
+  text: string;
+  others: ProtocolMessage[];
+  at: number[];
+}
+
 export type ProtocolMessageType = ProtocolMessage['type'];
 
 /** What a replica is started with (sent through control.initialize). */
