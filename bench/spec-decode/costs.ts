@@ -1,6 +1,7 @@
 /**
  * Native step costs behind the predicted speedup: a one-token decode of the target and of the draft,
- * and the target's verify of k + 1 tokens of one sequence (one forward, k + 1 logit rows), timed
+ * the draft's fused round (one native draft() call proposing k tokens), and the target's verify of
+ * k + 1 tokens of one sequence (one forward, k + 1 logit rows), timed
  * through a ModelRunner of their own at a realistic context length, interleaved, median of `reps`,
  * in CPU time of this process (a shared machine's wall time mostly measures the neighbours).
  * Run while the engines are idle (their prefix caches off: these calls write K/V into blocks the
@@ -28,6 +29,11 @@ export interface StepCosts {
   draftRatio: number | null;
   /** v by k: median over repetitions of verify (k + 1 tokens) / target decode. */
   verifyRatio: Record<number, number>;
+  /**
+   * d by k: median over repetitions of the draft's fused round (draft() proposing k) / target decode,
+   * what a greedy draft round costs in place of k·c; {} without a draft.
+   */
+  draftRoundRatio: Record<number, number>;
 }
 
 /** One sequence of `context` tokens already in the KV cache, and a way to time a forward of n more. */
@@ -70,6 +76,21 @@ class Probe {
     return ms;
   }
 
+  /** CPU ms of one fused draft() call proposing k tokens after the context; rolled back after. */
+  async timeDraft(k: number): Promise<number> {
+    const seq = this.seq;
+    seq.appendToken(5);
+    if (!this.bm.allocate(seq, k)) throw new Error('probe: the KV pool is full');
+    const batch = this.runner.prepare(this.out(1));
+    const t0 = process.cpuUsage();
+    await this.model.draft!(batch, k);
+    const t = process.cpuUsage(t0);
+    this.bm.rollback(seq, seq.numComputedTokens);
+    seq.truncate(seq.numComputedTokens);
+    this.runner.invalidate();
+    return (t.user + t.system) / 1000;
+  }
+
   free(): void {
     this.bm.free(this.seq);
   }
@@ -87,10 +108,13 @@ export async function measureStepCosts(target: NativeModel, draft: NativeModel |
   const samples: Record<string, number[]> = { t: [], d: [], c: [] };
   for (const k of ks) samples[`v${k}`] = [];
   for (const k of ks) samples[`r${k}`] = [];
+  const fused = d !== null && draft!.draft !== undefined;
+  for (const k of ks) samples[`f${k}`] = [];
   try {
     // Jobs: target decode, draft decode, then the verifies; their order rotates every repetition so
     // that no figure always runs first (after a pause) or last.
-    const jobs: Array<() => Promise<number>> = [() => t.time(1), () => (d ? d.time(1) : Promise.resolve(NaN)), ...ks.map((k) => () => t.time(k + 1))];
+    const jobs: Array<() => Promise<number>> = [() => t.time(1), () => (d ? d.time(1) : Promise.resolve(NaN)), ...ks.map((k) => () => t.time(k + 1)),
+      ...ks.map((k) => () => (fused ? d!.timeDraft(k) : Promise.resolve(NaN)))];
     for (let r = 0; r < opts.reps + 1; r++) {
       const ms = new Array<number>(jobs.length);
       for (let j = 0; j < jobs.length; j++) {
@@ -107,6 +131,7 @@ export async function measureStepCosts(target: NativeModel, draft: NativeModel |
       ks.forEach((k, i) => {
         samples[`v${k}`]!.push(ms[2 + i]!);
         samples[`r${k}`]!.push(ms[2 + i]! / tm);
+        if (fused) samples[`f${k}`]!.push(ms[2 + ks.length + i]! / tm);
       });
     }
   } finally {
@@ -119,6 +144,7 @@ export async function measureStepCosts(target: NativeModel, draft: NativeModel |
     verifyMs: Object.fromEntries(ks.map((k) => [k, median(samples[`v${k}`]!)])),
     draftRatio: d ? median(samples.c!) : null,
     verifyRatio: Object.fromEntries(ks.map((k) => [k, median(samples[`r${k}`]!)])),
+    draftRoundRatio: fused ? Object.fromEntries(ks.map((k) => [k, median(samples[`f${k}`]!)])) : {},
   };
 }
 
@@ -130,9 +156,10 @@ export function median(xs: readonly number[]): number {
 /**
  * Speedup over plain decoding predicted from the per-token acceptance α, the proposal length k, the
  * draft/target decode cost ratio c and the verify/decode cost ratio v: tokens per round
- * (1 − α^(k+1)) / (1 − α) over the round's cost k·c + v (in target decodes).
+ * (1 − α^(k+1)) / (1 − α) over the round's cost k·c + v (in target decodes). `round`, when given,
+ * is the measured cost of the draft's whole round (fused draft()) in place of k·c.
  */
-export function predictedSpeedup(alpha: number, k: number, c: number, v: number): number {
+export function predictedSpeedup(alpha: number, k: number, c: number, v: number, round?: number): number {
   const tokens = alpha >= 1 ? k + 1 : (1 - alpha ** (k + 1)) / (1 - alpha);
-  return tokens / (k * c + v);
+  return tokens / ((round ?? k * c) + v);
 }

@@ -11,9 +11,13 @@
  *    random weights repeats itself.
  *  - shipped: models/flotilla-stories target and draft (tiny: per-step overhead dominates).
  *
+ * Rows named 'perstep' run on a twin engine whose models hide the fused native calls (one step()
+ * per draft token, logits() for verification): the same speculation as before those calls existed.
+ *
  * Beside each speculative row: α (per-token agreement), acceptance rate, tokens per target pass, the
  * cost ratios measured natively (c = draft decode / target decode, v = verify of k+1 tokens / target
- * decode), the speedup predicted from (1 − α^(k+1)) / (1 − α) / (k·c + v), and the measured one —
+ * decode, d = one fused draft() round of k / target decode), the speedup predicted from
+ * (1 − α^(k+1)) / (1 − α) / (d + v) (k·c in place of d for n-gram, or an addon without draft()), and the measured one —
  * in wall time, and in this process's CPU time (tokens per CPU-second: what a core of its own would
  * give, steadier on a shared machine; with --threads 1 the step loop is serial, so the two agree
  * when the machine is quiet).
@@ -32,7 +36,7 @@ import { makeRandomDraftPair } from '../../packages/engine/src/model-loader/rand
 import { MODEL_PRESETS } from '../../packages/engine/src/model-loader/random-model.js';
 import type { NativeWeightFormat } from '../../packages/engine/src/native/native-types.js';
 import { measureStepCosts, median, predictedSpeedup, type StepCosts } from './costs.js';
-import { addAcceptance, measure, type Acceptance, type Config } from './throughput.js';
+import { addAcceptance, measure, withoutFusedCalls, type Acceptance, type Config } from './throughput.js';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const args = process.argv.slice(2);
@@ -87,6 +91,7 @@ async function randomSection(): Promise<Section> {
       { name: 'draft k=4', speculative: { method: 'draft', k: 4 } },
       { name: 'ngram k=4', speculative: { method: 'ngram', k: 4 } },
       { name: 'ngram k=8', speculative: { method: 'ngram', k: 8 } },
+      { name: 'k=3 perstep', speculative: { method: 'draft', k: 3 }, perStep: true },
     ],
   };
 }
@@ -103,18 +108,24 @@ async function shippedSection(): Promise<Section | null> {
       { name: 'draft k=2', speculative: { method: 'draft', k: 2 } },
       { name: 'draft k=4', speculative: { method: 'draft', k: 4 } },
       { name: 'ngram k=4', speculative: { method: 'ngram', k: 4 } },
+      { name: 'k=2 perstep', speculative: { method: 'draft', k: 2 }, perStep: true },
+      { name: 'k=4 perstep', speculative: { method: 'draft', k: 4 }, perStep: true },
     ],
   };
 }
 
 async function runSection(sec: Section): Promise<Row[]> {
-  const engine = await LLMEngine.create({
-    model: sec.target, enablePrefixCaching: false, maxNumBatchedTokens: 512, maxNumSeqs: 16,
-    speculative: { k: 4, ...(sec.draft ? { draftModel: sec.draft } : {}) },
+  const create = (target: LoadedModel, draft: LoadedModel | null) => LLMEngine.create({
+    model: target, enablePrefixCaching: false, maxNumBatchedTokens: 512, maxNumSeqs: 16,
+    speculative: { k: 4, ...(draft ? { draftModel: draft } : {}) },
   });
+  const engine = await create(sec.target, sec.draft);
+  // The twin shares the native models (and their KV pools: the two never run at once, prefix caching is off).
+  const perStep = sec.configs.some((c) => c.perStep) ? await create(withoutFusedCalls(sec.target), sec.draft ? withoutFusedCalls(sec.draft) : null) : null;
+  const engineFor = (c: Config) => (c.perStep ? perStep! : engine);
   const rows: Row[] = [];
   try {
-    for (const c of sec.configs) await measure(engine, c, PROMPTS.slice(0, 1), 8, 1); // warm-up
+    for (const c of sec.configs) await measure(engineFor(c), c, PROMPTS.slice(0, 1), 8, 1); // warm-up
     const ks = [...new Set(sec.configs.flatMap((c) => (c.speculative ? [c.speculative.k ?? 4] : [])))];
     const costs = await measureStepCosts(sec.target.model, sec.draft?.model ?? null, ks, { context: 64, reps: Number(opt('cost-reps', '15')) });
     for (const conc of sec.concurrency) {
@@ -125,7 +136,7 @@ async function runSection(sec: Section): Promise<Row[]> {
       const outs: number[][][] = [];
       for (let r = 0; r < rounds; r++) {
         for (let i = 0; i < sec.configs.length; i++) {
-          const run = await measure(engine, sec.configs[i]!, prompts, maxTokens, conc);
+          const run = await measure(engineFor(sec.configs[i]!), sec.configs[i]!, prompts, maxTokens, conc);
           rates[i]!.push(run.tokensPerS);
           cpuRates[i]!.push(run.tokensPerCpuS);
           acc[i] = addAcceptance(acc[i]!, run.acceptance);
@@ -139,6 +150,7 @@ async function runSection(sec: Section): Promise<Row[]> {
     }
     printCosts(costs);
   } finally {
+    await perStep?.dispose();
     await engine.dispose();
   }
   return rows;
@@ -157,14 +169,15 @@ function row(section: string, c: Config, conc: number, tokensPerS: number, speed
     section, config: c.name, streams: conc, k, method, tokensPerS, speedup: speedup.wall, cpuSpeedup: speedup.cpu, exact,
     alpha, acceptanceRate: a.draftTokens > 0 ? a.acceptedTokens / a.draftTokens : null,
     tokensPerPass: a.drafts > 0 ? (a.acceptedTokens + a.drafts) / a.drafts : 1,
-    c: cr, v, predicted: alpha !== null && cr !== null && v !== null ? predictedSpeedup(alpha, k, cr, v) : null,
+    c: cr, v, predicted: alpha !== null && cr !== null && v !== null ? predictedSpeedup(alpha, k, cr, v, method === 'draft' && !c.perStep ? costs.draftRoundRatio[k] : undefined) : null,
   };
 }
 
 function printCosts(c: StepCosts): void {
   const v = Object.keys(c.verifyMs).map((k) => `verify k=${k} ${c.verifyMs[Number(k)]!.toFixed(2)} ms (v ${c.verifyRatio[Number(k)]!.toFixed(2)})`).join(', ');
+  const d = Object.keys(c.draftRoundRatio).map((k) => `k=${k} ${c.draftRoundRatio[Number(k)]!.toFixed(2)}`).join(', ');
   console.log(`  native costs (CPU ms, medians; ratios are medians of back-to-back ratios): target decode ${c.targetDecodeMs.toFixed(2)}, `
-    + `draft decode ${c.draftDecodeMs?.toFixed(2) ?? '-'} (c ${c.draftRatio?.toFixed(3) ?? '-'}), ${v}`);
+    + `draft decode ${c.draftDecodeMs?.toFixed(2) ?? '-'} (c ${c.draftRatio?.toFixed(3) ?? '-'}), ${v}${d ? `; fused draft round / target decode: ${d}` : ''}`);
 }
 
 function printRows(rows: Row[]): void {

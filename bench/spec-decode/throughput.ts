@@ -4,6 +4,8 @@
  * are the difference of the engine's counters around its runs.
  */
 import type { LLMEngine } from '../../packages/engine/src/llm-engine.js';
+import type { LoadedModel } from '../../packages/engine/src/model-loader/load-model.js';
+import type { NativeModel } from '../../packages/engine/src/native/native-types.js';
 import type { SamplingParams, SpeculativeParams } from '../../packages/engine/src/sampling-params.js';
 import type { SpecDecodeStats } from '../../packages/engine/src/spec-decode/spec-metrics.js';
 
@@ -11,6 +13,11 @@ export interface Config {
   name: string;
   /** false = plain decoding. */
   speculative: SpeculativeParams | false;
+  /**
+   * Run on a twin engine whose models hide the fused native calls (draft(), argmax()): one step()
+   * per draft token and logits() for verification, as before they existed, for a same-run comparison.
+   */
+  perStep?: boolean;
 }
 
 export interface Acceptance {
@@ -65,4 +72,15 @@ export async function measure(engine: LLMEngine, config: Config, prompts: readon
   };
   const tokens = outputs.reduce((a, o) => a + o.length, 0);
   return { tokensPerS: tokens / s, tokensPerCpuS: tokens / cpuS, outputs, acceptance };
+}
+
+/** The same native model without its fused calls (draft(), argmax()); callers fall back to step() and logits(). */
+export function withoutFusedCalls(loaded: LoadedModel): LoadedModel {
+  const m = loaded.model;
+  const model: NativeModel = {
+    config: m.config, blockSize: m.blockSize, numBlocks: m.numBlocks, backend: m.backend, kernels: m.kernels,
+    weightBytes: m.weightBytes, numThreads: m.numThreads,
+    step: (b) => m.step(b), logits: (b, r) => m.logits(b, r), dispose: () => {},
+  };
+  return { spec: loaded.spec, model, tokenizer: loaded.tokenizer, dispose: () => {}, [Symbol.asyncDispose]: async () => {} };
 }

@@ -157,6 +157,22 @@ export interface NativeModel {
    * last `logitRows[s]` rows (default 1). Used by tests and by speculative verification (k+1 rows).
    */
   logits(batch: NativeStepBatch, logitRows?: Int32Array): Promise<Float32Array>;
+  /**
+   * logits() reduced natively to each row's first maximum (the greedy choice, as step() makes it at
+   * temperature 0 without penalties): (R) ids in logits()'s row order. Greedy speculative
+   * verification reads k + 1 ids per sequence instead of (k + 1) × vocab floats.
+   */
+  argmax?(batch: NativeStepBatch, logitRows?: Int32Array): Promise<Int32Array>;
+  /**
+   * Greedy drafting in one call: the batch's forward gives every sequence with sampleMask 1 its first
+   * proposal, then the native side runs up to numDraft[s] − 1 (default k − 1) further one-token decodes,
+   * each feeding the previous proposal back at the next position (slot from the sequence's block-table
+   * row, which must already hold blocks for those positions). Each proposal is the raw argmax: the
+   * batch's sampling parameters, penalties and logprobs are ignored. Returns (S, k) ids row-major, −1
+   * past numDraft[s] and for rows with sampleMask 0. Equal to k step() calls at temperature 0.
+   * Optional in the type (test fakes lack it and callers fall back to step()); the addon has it.
+   */
+  draft?(batch: NativeStepBatch, k: number, numDraft?: Int32Array): Promise<Int32Array>;
   /** Frees weights, mappings and the KV pool. Further calls throw. */
   dispose(): void;
 }

@@ -49,6 +49,8 @@ export class DraftProposer {
   private readonly runner: ModelRunner;
   private readonly maxNumBatchedTokens: number;
   private readonly shadows = new Map<number, Shadow>();
+  /** (maxNumSeqs) tokens each row of a fused draft call proposes. */
+  private readonly numDraft: Int32Array;
   private step = 0;
 
   constructor(model: NativeModel, opts: DraftProposerOptions) {
@@ -58,6 +60,7 @@ export class DraftProposer {
     // No prefix caching: shadows are short-lived mirrors and rolling back is simpler without it.
     this.blockManager = new BlockManager(new BlockPool(model.numBlocks, model.blockSize), false);
     this.runner = new ModelRunner(model, { blockSize: model.blockSize, maxNumBatchedTokens: opts.maxNumBatchedTokens, maxNumSeqs: opts.maxNumSeqs, maxModelLen: this.maxModelLen });
+    this.numDraft = new Int32Array(opts.maxNumSeqs);
   }
 
   get numShadows(): number {
@@ -83,6 +86,7 @@ export class DraftProposer {
     // block tables would miss that, so every row is rewritten (a few ints per sequence).
     this.runner.invalidate();
     try {
+      if (active.length > 0 && this.canFuse(reqs, active)) await this.forwardFused(reqs, active, out);
       for (let j = 0; active.length > 0; j++) {
         await this.forward(reqs, active, out, j === 0);
         for (let a = active.length - 1; a >= 0; a--) if (out[active[a]!]!.tokens.length >= reqs[active[a]!]!.k) active.splice(a, 1);
@@ -101,8 +105,40 @@ export class DraftProposer {
     this.shadows.clear();
   }
 
-  /** One batched draft forward: the catch-up chunk (first) or one decode per active shadow. */
-  private async forward(reqs: readonly DraftRequest[], active: readonly number[], out: DraftProposal[], first: boolean): Promise<void> {
+  /** The addon's fused draft() serves the round: it has one and every request is greedy without penalties (raw argmax). */
+  private canFuse(reqs: readonly DraftRequest[], active: readonly number[]): boolean {
+    if (!this.model.draft || active.length > this.numDraft.length) return false;
+    return active.every((i) => {
+      const p = reqs[i]!.seq.params;
+      return p.temperature === 0 && p.repetitionPenalty === 1 && p.presencePenalty === 0 && p.frequencyPenalty === 0;
+    });
+  }
+
+  /** All k proposals of every active shadow in one native call (the catch-up chunk, then k − 1 decodes); empties `active`. */
+  private async forwardFused(reqs: readonly DraftRequest[], active: number[], out: DraftProposal[]): Promise<void> {
+    const so = this.output(reqs, active, true);
+    let k = 1;
+    for (let s = 0; s < active.length; s++) {
+      this.numDraft[s] = reqs[active[s]!]!.k;
+      k = Math.max(k, this.numDraft[s]!);
+    }
+    const tokens = await this.model.draft!(this.runner.prepare(so), k, this.numDraft);
+    for (let s = 0; s < active.length; s++) {
+      const seq = so.seqs[s]!;
+      const prop = out[active[s]!]!;
+      for (let j = 0; j < this.numDraft[s]!; j++) {
+        const token = tokens[s * k + j]!;
+        prop.tokens.push(token);
+        seq.appendToken(token);
+      }
+      // K/V is written for every token but the last proposal, as after k single forwards.
+      seq.numComputedTokens = seq.numTokens - 1;
+    }
+    active.length = 0;
+  }
+
+  /** The catch-up chunk (first) or one decode per active shadow. */
+  private output(reqs: readonly DraftRequest[], active: readonly number[], first: boolean): SchedulerOutput {
     const so: SchedulerOutput = { step: ++this.step, seqs: [], numNewTokens: [], numBatchedTokens: 0, preempted: [] };
     for (const i of active) {
       const sh = this.shadows.get(reqs[i]!.seq.seqId)!;
@@ -111,6 +147,12 @@ export class DraftProposer {
       so.numNewTokens.push(n);
       so.numBatchedTokens += n;
     }
+    return so;
+  }
+
+  /** One batched draft forward: the catch-up chunk (first) or one decode per active shadow. */
+  private async forward(reqs: readonly DraftRequest[], active: readonly number[], out: DraftProposal[], first: boolean): Promise<void> {
+    const so = this.output(reqs, active, first);
     const batch = this.runner.prepare(so);
     // All greedy (the common case): the native step's argmax, one int per row instead of a logits row
     // copied out and scanned here. Sampling requests need the draft's distributions, so their logits.

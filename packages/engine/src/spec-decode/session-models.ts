@@ -9,12 +9,12 @@ import { BlockManager } from '../block-manager.js';
 import { BlockPool } from '../block-pool.js';
 import { KvCapacityError } from '../errors.js';
 import { ModelRunner } from '../model-runner.js';
-import type { NativeModel } from '../native/native-types.js';
+import type { NativeModel, NativeStepBatch } from '../native/native-types.js';
 import type { ResolvedSamplingParams } from '../sampling-params.js';
 import type { SchedulerOutput } from '../scheduler.js';
 import { Sequence } from '../sequence.js';
 import { DraftProposer } from './draft-proposer.js';
-import { verifyRows } from './verify-rows.js';
+import { isPlainGreedy, verifyArgmax, verifyRows } from './verify-rows.js';
 import type { VerifyResult } from './rejection-sampler.js';
 
 export interface SessionModelOptions {
@@ -133,16 +133,22 @@ export class SessionVerifier {
       }
       const so: SchedulerOutput = { step: ++this.step, seqs: [seq], numNewTokens: [numNew], numBatchedTokens: numNew, preempted: [] };
       this.runner.invalidate(); // rollbacks may reuse block-table slots; one row, so rewriting it is free
-      const logits = await this.model.logits(this.runner.prepare(so), Int32Array.of(k + 1));
-      const V = this.model.config.vocabSize;
-      const rows = Array.from({ length: k + 1 }, (_, j) => logits.subarray(j * V, (j + 1) * V));
-      const res = verifyRows(seq, rows, k > 0 ? { tokens: proposals.slice(0, k), q: q ? q.slice(0, k) : null } : null);
+      const batch = this.runner.prepare(so);
+      const prop = k > 0 ? { tokens: proposals.slice(0, k), q: q ? q.slice(0, k) : null } : null;
+      const res = this.model.argmax && isPlainGreedy(seq) ? verifyArgmax(await this.model.argmax(batch, Int32Array.of(k + 1)), prop) : verifyRows(seq, await this.rows(batch, k + 1), prop);
       // Valid K/V: every token before the proposals and the accepted proposals; the rest rolls back.
       const kept = seq.numTokens - k + res.numAccepted;
       this.blockManager.rollback(seq, kept);
       seq.truncate(kept);
       return { tokens: res.tokens, numAccepted: res.numAccepted };
     });
+  }
+
+  /** The last n logit rows of the batch's one sequence. */
+  private async rows(batch: NativeStepBatch, n: number): Promise<Float32Array[]> {
+    const logits = await this.model.logits(batch, Int32Array.of(n));
+    const V = this.model.config.vocabSize;
+    return Array.from({ length: n }, (_, j) => logits.subarray(j * V, (j + 1) * V));
   }
 
   release(requestId: string): void {

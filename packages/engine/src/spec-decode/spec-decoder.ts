@@ -6,7 +6,8 @@
  * rejection sampling, greedy as its special case) decides what each sequence keeps, and
  * Scheduler.updateSpeculative() rolls back K/V of the rejected positions. Every row of such a step
  * is sampled in TypeScript with the native sampler's semantics, so a non-speculating row gets the
- * token the native step would have given it.
+ * token the native step would have given it; when every sequence of the step is plainly greedy, the
+ * native side returns only each row's argmax (k + 1 ids per sequence instead of k + 1 logit rows).
  */
 import type { ModelRunner } from '../model-runner.js';
 import type { NativeModel } from '../native/native-types.js';
@@ -16,7 +17,7 @@ import type { Sequence } from '../sequence.js';
 import type { BlockManager } from '../block-manager.js';
 import type { DraftProposer } from './draft-proposer.js';
 import { proposeNgram, type NgramOptions } from './ngram-proposer.js';
-import { verifyRows } from './verify-rows.js';
+import { isPlainGreedy, verifyArgmax, verifyRows } from './verify-rows.js';
 import { SpecDecodeMetrics } from './spec-metrics.js';
 
 export type SpeculativeMethod = 'ngram' | 'draft';
@@ -82,7 +83,8 @@ export class SpecDecoder {
     const S = out.seqs.length;
     const numDraft = out.seqs.map((seq) => proposals.get(seq)?.tokens.length ?? 0);
     const logitRows = Int32Array.from(numDraft, (k) => k + 1);
-    const logits = await model.logits(batch, logitRows);
+    const ids = model.argmax && out.seqs.every(isPlainGreedy) ? await model.argmax(batch, logitRows) : null;
+    const logits = ids ? null : await model.logits(batch, logitRows);
     const V = model.config.vocabSize;
     const result: SpecStepResult = { tokenIds: [], numDraftTokens: numDraft, logprobs: [] };
     let r = 0;
@@ -93,9 +95,10 @@ export class SpecDecoder {
         continue;
       }
       const k = numDraft[s]!;
-      const rows = Array.from({ length: k + 1 }, (_, j) => logits.subarray((r + j) * V, (r + j + 1) * V));
+      const prop = proposals.get(out.seqs[s]!) ?? null;
+      const rows = logits ? Array.from({ length: k + 1 }, (_, j) => logits.subarray((r + j) * V, (r + j + 1) * V)) : null;
+      const { tokens, numAccepted, logprobs } = rows ? verifyRows(out.seqs[s]!, rows, prop) : verifyArgmax(ids!.subarray(r, r + k + 1), prop);
       r += k + 1;
-      const { tokens, numAccepted, logprobs } = verifyRows(out.seqs[s]!, rows, proposals.get(out.seqs[s]!) ?? null);
       this.metrics.record(k, numAccepted);
       result.tokenIds.push(tokens);
       result.logprobs.push(logprobs);

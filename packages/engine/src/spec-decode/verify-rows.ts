@@ -45,3 +45,18 @@ export function verifyRows(seq: Sequence, rows: readonly Float32Array[], prop: R
   const logprobs = p.logprobs === undefined ? null : res.tokens.map((t, j) => logprobOfRow(penalised[j]!, t, p.logprobs!));
   return { ...res, logprobs };
 }
+
+/** True when a row of `seq` is decided by the raw argmax alone: greedy, no penalties, no logprobs. */
+export function isPlainGreedy(seq: Sequence): boolean {
+  const p = seq.params;
+  return p.temperature === 0 && p.repetitionPenalty === 1 && p.presencePenalty === 0 && p.frequencyPenalty === 0 && p.logprobs === undefined;
+}
+
+/**
+ * verifyRows() for a plainly greedy sequence (isPlainGreedy) from the rows' argmaxes alone
+ * (NativeModel.argmax: ids[j] is row j's first maximum): the same tokens, no logprobs.
+ */
+export function verifyArgmax(ids: ArrayLike<number>, prop: RowsProposal | null): VerifyResult & { logprobs: null } {
+  const res = prop && prop.tokens.length > 0 ? verifyGreedy(prop.tokens, ids) : { tokens: [ids[0]!], numAccepted: 0 };
+  return { ...res, logprobs: null };
+}
