@@ -29,7 +29,14 @@ export interface ModeResult {
   /** CPU seconds the process spent (all threads): on a shared machine, tokens per CPU-second is the steadier figure. */
   cpuS: number;
   outputTokPerCpuS: number;
+  /** Engine steps, their mean number of sequences, and the time inside runner.execute (array building + native step). */
+  steps: number;
+  meanBatch: number;
+  stepMs: number;
 }
+
+/** Step figures gathered from the engine's 'step' events. */
+export interface StepTally { steps: number; seqs: number; ms: number }
 
 const sleepUntil = (t0: number, atMs: number) => new Promise<void>((r) => setTimeout(r, Math.max(0, t0 + atMs - performance.now())));
 
@@ -80,7 +87,7 @@ export async function runStatic(engine: LLMEngine, reqs: BenchRequest[], batchSi
   return out;
 }
 
-export function summarize(mode: string, timings: RequestTiming[], engine: LLMEngine, cpu: NodeJS.CpuUsage): ModeResult {
+export function summarize(mode: string, timings: RequestTiming[], engine: LLMEngine, cpu: NodeJS.CpuUsage, tally: StepTally): ModeResult {
   const wallMs = Math.max(...timings.map((t) => t.doneMs)) - Math.min(...timings.map((t) => t.arrivalMs));
   const outputTokens = timings.reduce((s, t) => s + t.outputTokens, 0);
   const ttft = timings.map((t) => t.firstTokenMs - t.arrivalMs);
@@ -91,6 +98,7 @@ export function summarize(mode: string, timings: RequestTiming[], engine: LLMEng
     ttftP50Ms: percentile(ttft, 50), ttftP99Ms: percentile(ttft, 99), tpotP50Ms: percentile(tpot, 50), tpotP99Ms: percentile(tpot, 99),
     preemptions: st.preemptions, prefixCacheHitRate: st.prefixCacheHitRate,
     cpuS: (cpu.user + cpu.system) / 1e6, outputTokPerCpuS: outputTokens / ((cpu.user + cpu.system) / 1e6),
+    steps: tally.steps, meanBatch: tally.seqs / Math.max(1, tally.steps), stepMs: tally.ms,
   };
 }
 

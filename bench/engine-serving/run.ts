@@ -7,10 +7,15 @@
  *      Target: ≥ 5x lower with caching.
  * Prints a table and writes bench/results/engine-serving-<timestamp>.json.
  *
- *   npx tsx bench/engine-serving/run.ts                 # 'small' model (stories15M shape, ~15M params): ~3 minutes on 2 cores
- *   npx tsx bench/engine-serving/run.ts --preset 110m   # the issue's ~110M model (stories110M shape): much longer on 2 cores
+ *   npx tsx bench/engine-serving/run.ts                 # the issue's ~110M model (stories110M shape): ~5 minutes on 2 idle cores (much longer on a loaded machine)
+ *   npx tsx bench/engine-serving/run.ts --preset small  # a ~15M model (stories15M shape): ~1 minute
  *   npx tsx bench/engine-serving/run.ts --quick         # smoke run: fewer requests
- * Options: --requests N --rate R (req/s) --prefix-requests N --prefix-rate R --threads N --seed S
+ *   node --cpu-prof --import tsx bench/engine-serving/run.ts --continuous-only   # profile the continuous mode alone
+ * Options: --requests N --rate R (req/s) --prefix-requests N --prefix-rate R --threads N (default: every core) --seed S
+ *
+ * The serving rate is set well above what the engine can serve (the offered load, rate x mean output
+ * tokens, is printed beside the result): continuous batching then measures the engine's capacity, not the
+ * arrival rate. All modes use the same thread count.
  */
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
@@ -19,22 +24,29 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { LLMEngine } from '../../packages/engine/src/llm-engine.js';
 import { loadModel, makeRandomModel, MODEL_PRESETS, type RandomModelConfig } from '../../packages/engine/src/model-loader/index.js';
-import { runContinuous, runSequential, runStatic, summarize, type ModeResult } from './modes.js';
+import { runContinuous, runSequential, runStatic, summarize, type ModeResult, type StepTally } from './modes.js';
 import { makeWorkload, randomTokens, rng } from './workload.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const root = path.resolve(here, '../..');
 
-/** Model shapes and the workload sized so the default run fits a few minutes on 2 cores. */
+/**
+ * Model shapes and the workload sized so a run fits a few minutes on 2 cores (one-at-a-time dominates:
+ * requests x mean output / single-sequence decode rate). Serving rates offer several times the
+ * engine's capacity (110m on 2 AVX-512 cores: ~70 tok/s single-sequence decode, ~500-770 tok/s at
+ * batch 32-128; offered 16 req/s x 144 mean output tokens = ~2,300 tok/s). KV sized so the whole
+ * workload fits at once (no preemption).
+ */
 const PRESETS = {
-  small: { model: { ...MODEL_PRESETS['15m'], maxSeqLen: 1024 }, requests: 48, rate: 16, prefixRequests: 32, prefixRate: 4, kvBytes: 256 << 20 },
-  '110m': { model: MODEL_PRESETS['110m'], requests: 48, rate: 4, prefixRequests: 24, prefixRate: 1, kvBytes: 1 << 30 },
+  small: { model: { ...MODEL_PRESETS['15m'], maxSeqLen: 1024 }, requests: 64, rate: 64, prefixRequests: 32, prefixRate: 4, kvBytes: 256 << 20 },
+  '110m': { model: MODEL_PRESETS['110m'], requests: 64, rate: 16, prefixRequests: 24, prefixRate: 1, kvBytes: 2 * 2 ** 30 },
 } satisfies Record<string, { model: RandomModelConfig; requests: number; rate: number; prefixRequests: number; prefixRate: number; kvBytes: number }>;
 
 const { values } = parseArgs({ options: {
-  preset: { type: 'string', default: 'small' }, quick: { type: 'boolean', default: false },
+  preset: { type: 'string', default: '110m' }, quick: { type: 'boolean', default: false },
   requests: { type: 'string' }, rate: { type: 'string' }, 'prefix-requests': { type: 'string' }, 'prefix-rate': { type: 'string' },
-  threads: { type: 'string', default: '1' }, seed: { type: 'string', default: '1' },
+  threads: { type: 'string', default: String(os.availableParallelism()) }, seed: { type: 'string', default: '1' },
+  'continuous-only': { type: 'boolean', default: false },
 } });
 const presetName = values.preset as keyof typeof PRESETS;
 const preset = PRESETS[presetName];
@@ -55,13 +67,21 @@ const loaded = await loadModel(modelPath, { numThreads, device: 'cpu', kvCacheBy
 const params = (loaded.spec.config.dim * loaded.spec.config.dim * 4 + loaded.spec.config.dim * loaded.spec.config.hiddenDim * 3) * loaded.spec.config.nLayers
   + loaded.spec.config.vocabSize * loaded.spec.config.dim;
 console.log(`model: ${presetName} (${(params / 1e6).toFixed(0)}M params, random weights, ${loaded.model.backend}/${loaded.model.kernels}, ${numThreads} thread(s)), ` +
-  `${loaded.model.numBlocks} KV blocks of ${loaded.model.blockSize}`);
+  `${loaded.model.numBlocks} KV blocks of ${loaded.model.blockSize}; load average ${os.loadavg().map((x) => x.toFixed(2)).join(' ')} on ${os.cpus().length} cores`);
+const loadAtStart = os.loadavg();
 
-async function withEngine<T>(opts: { maxNumSeqs?: number; enablePrefixCaching?: boolean }, fn: (e: LLMEngine) => Promise<T>): Promise<[T, LLMEngine, NodeJS.CpuUsage]> {
+async function withEngine<T>(opts: { maxNumSeqs?: number; enablePrefixCaching?: boolean }, fn: (e: LLMEngine) => Promise<T>): Promise<[T, LLMEngine, NodeJS.CpuUsage, StepTally]> {
   const engine = await LLMEngine.create({ model: loaded, ...opts });
+  const tally: StepTally = { steps: 0, seqs: 0, ms: 0 };
+  engine.onEvent((e) => {
+    if (e.type !== 'step') return;
+    tally.steps++;
+    tally.seqs += e.numSeqs;
+    tally.ms += e.durationMs;
+  });
   const cpu0 = process.cpuUsage();
   try {
-    return [await fn(engine), engine, process.cpuUsage(cpu0)];
+    return [await fn(engine), engine, process.cpuUsage(cpu0), tally];
   } finally {
     await engine.dispose();
   }
@@ -77,21 +97,29 @@ for (const [mode, opts, fn] of [
   ['static batching (8)', { maxNumSeqs: 8 }, (e: LLMEngine) => runStatic(e, serving, 8, 3)],
   ['one at a time', { maxNumSeqs: 1 }, (e: LLMEngine) => runSequential(e, serving)],
 ] as const) {
+  if (values['continuous-only'] && mode !== 'continuous batching') continue;
   process.stdout.write(`running ${mode} ...`);
-  const [timings, engine, cpu] = await withEngine(opts, fn);
-  results.push(summarize(mode, timings, engine, cpu));
+  const [timings, engine, cpu, tally] = await withEngine(opts, fn);
+  results.push(summarize(mode, timings, engine, cpu, tally));
   console.log(` ${(results.at(-1)!.wallMs / 1000).toFixed(1)} s`);
 }
 
 const system = randomTokens(512, vocabSize, rng(seed + 7));
 const prefixLoad = makeWorkload({ requests: prefixRequests, ratePerS: prefixRate, promptLen: [16, 64], outputLen: [16, 16], vocabSize, seed: seed + 1, sharedPrefix: system });
 const prefix: ModeResult[] = [];
-for (const caching of [true, false]) {
+for (const caching of values['continuous-only'] ? [] : [true, false]) {
   const mode = `prefix caching ${caching ? 'on' : 'off'}`;
   process.stdout.write(`running ${mode} ...`);
-  const [timings, engine, cpu] = await withEngine({ enablePrefixCaching: caching }, (e) => runContinuous(e, prefixLoad));
-  prefix.push(summarize(mode, timings, engine, cpu));
+  const [timings, engine, cpu, tally] = await withEngine({ enablePrefixCaching: caching }, (e) => runContinuous(e, prefixLoad));
+  prefix.push(summarize(mode, timings, engine, cpu, tally));
   console.log(` ${(prefix.at(-1)!.wallMs / 1000).toFixed(1)} s`);
+}
+if (values['continuous-only']) {
+  const r = results[0]!;
+  console.log(`continuous: ${r.outputTokPerS.toFixed(1)} tok/s, ${r.steps} steps, mean batch ${r.meanBatch.toFixed(1)}, ` +
+    `${((100 * r.stepMs) / r.wallMs).toFixed(0)}% of the wall in runner.execute, ${((r.wallMs - r.stepMs) / r.steps).toFixed(2)} ms/step outside it`);
+  loaded.dispose();
+  process.exit(0);
 }
 loaded.dispose();
 
@@ -104,9 +132,16 @@ const ratios = {
   prefixTtftP50OffOverOn: prefix[1]!.ttftP50Ms / prefix[0]!.ttftP50Ms,
 };
 const f = (n: number, d = 1) => (Number.isFinite(n) ? n.toFixed(d) : '-').padStart(10);
-console.log(`\n${requests} requests, Poisson ${rate}/s, prompts ${promptLen.join('-')} tokens, outputs ${outputLen.join('-')} tokens (greedy, ignoreEos)`);
-console.log(`${'mode'.padEnd(24)}${'tok/s'.padStart(10)}${'tok/CPU-s'.padStart(10)}${'TTFT p50'.padStart(10)}${'TTFT p99'.padStart(10)}${'TPOT p50'.padStart(10)}${'TPOT p99'.padStart(10)}${'preempt'.padStart(10)}  (ms)`);
-for (const r of results) console.log(`${r.mode.padEnd(24)}${f(r.outputTokPerS)}${f(r.outputTokPerCpuS)}${f(r.ttftP50Ms, 0)}${f(r.ttftP99Ms, 0)}${f(r.tpotP50Ms)}${f(r.tpotP99Ms)}${f(r.preemptions, 0)}`);
+const meanOut = serving.reduce((s, r) => s + r.outputTokens, 0) / serving.length;
+const arrivalSpanS = serving.at(-1)!.arrivalMs / 1000;
+console.log(`\n${requests} requests, Poisson ${rate}/s (all arrived by ${arrivalSpanS.toFixed(1)} s), prompts ${promptLen.join('-')} tokens, outputs ${outputLen.join('-')} tokens ` +
+  `(mean ${meanOut.toFixed(0)}; greedy, ignoreEos); offered load ${(rate * meanOut).toFixed(0)} output tok/s; ${numThreads} thread(s) in every mode`);
+console.log(`${'mode'.padEnd(24)}${'tok/s'.padStart(10)}${'tok/CPU-s'.padStart(10)}${'TTFT p50'.padStart(10)}${'TTFT p99'.padStart(10)}${'TPOT p50'.padStart(10)}${'TPOT p99'.padStart(10)}${'preempt'.padStart(10)}${'steps'.padStart(8)}${'mean b'.padStart(8)}${'in step'.padStart(9)}  (ms)`);
+for (const r of results) {
+  console.log(`${r.mode.padEnd(24)}${f(r.outputTokPerS)}${f(r.outputTokPerCpuS)}${f(r.ttftP50Ms, 0)}${f(r.ttftP99Ms, 0)}${f(r.tpotP50Ms)}${f(r.tpotP99Ms)}${f(r.preemptions, 0)}` +
+    `${String(r.steps).padStart(8)}${r.meanBatch.toFixed(1).padStart(8)}${`${((100 * r.stepMs) / r.wallMs).toFixed(0)}%`.padStart(9)}`);
+}
+console.log(`('in step': share of the wall time inside runner.execute — batch arrays + native step; the rest is scheduling, detokenizing, streaming and idle waiting for arrivals)`);
 console.log(`continuous / static: ${ratios.continuousOverStatic.toFixed(1)}x (target ≥ 5x)   continuous / one at a time: ${ratios.continuousOverSequential.toFixed(1)}x (target ≥ 10x)`);
 console.log(`per CPU-second: continuous / static ${ratios.perCpuSecondContinuousOverStatic.toFixed(1)}x, continuous / one at a time ${ratios.perCpuSecondContinuousOverSequential.toFixed(1)}x`);
 console.log(`\n${prefixRequests} requests, Poisson ${prefixRate}/s, a shared 512-token system prompt + 16-64 tokens, 16 output tokens`);
@@ -119,11 +154,12 @@ mkdirSync(dir, { recursive: true });
 const file = path.join(dir, `engine-serving-${new Date().toISOString().replace(/[:.]/g, '-')}.json`);
 writeFileSync(file, `${JSON.stringify({
   bench: 'engine-serving', at: new Date().toISOString(), node: process.version, cpus: os.cpus().length, cpuModel: os.cpus()[0]?.model,
-  loadAverage: os.loadavg(), preset: presetName, modelParams: params, numThreads,
+  loadAverage: os.loadavg(), loadAverageAtStart: loadAtStart, preset: presetName, modelParams: params, numThreads,
   workload: { requests, rate, promptLen, outputLen, seed },
   prefixWorkload: { requests: prefixRequests, rate: prefixRate, systemPromptTokens: 512, suffixLen: [16, 64], outputLen: 16 },
   results, prefix, ratios,
   targets: { continuousOverStatic5x: ratios.continuousOverStatic >= 5, continuousOverSequential10x: ratios.continuousOverSequential >= 10,
     prefixTtft5x: ratios.prefixTtftP50OffOverOn >= 5 },
 }, null, 2)}\n`);
+console.log(`\nload average at the end: ${os.loadavg().map((x) => x.toFixed(2)).join(' ')} (on a shared machine, compare tok/CPU-s rather than tok/s)`);
 console.log(`\nwrote ${path.relative(process.cwd(), file)}`);
