@@ -11,7 +11,14 @@
  *   npx tsx bench/engine-serving/run.ts --preset small  # a ~15M model (stories15M shape): ~1 minute
  *   npx tsx bench/engine-serving/run.ts --quick         # smoke run: fewer requests
  *   node --cpu-prof --import tsx bench/engine-serving/run.ts --continuous-only   # profile the continuous mode alone
- * Options: --requests N --rate R (req/s) --prefix-requests N --prefix-rate R --threads N (default: every core) --seed S
+ * Options: --requests N --baseline-requests N --rate R (req/s) --prefix-requests N --prefix-rate R --threads N (default: every core) --seed S
+ *
+ * Static batching and one-at-a-time serve the first `--baseline-requests` requests of the same workload:
+ * their tokens/s do not depend on how many requests wait behind them (a batch of 8, or one sequence, runs
+ * at the same speed whatever the queue), while continuous batching's does — it batches whatever has
+ * arrived — so it gets the whole workload, as a serving benchmark at saturation would (vLLM's throughput
+ * benchmark submits its whole dataset at once). This keeps the run to minutes: one-at-a-time over the
+ * whole workload alone would take ~10 minutes on 2 cores.
  *
  * The serving rate is set well above what the engine can serve (the offered load, rate x mean output
  * tokens, is printed beside the result): continuous batching then measures the engine's capacity, not the
@@ -34,17 +41,17 @@ const root = path.resolve(here, '../..');
  * Model shapes and the workload sized so a run fits a few minutes on 2 cores (one-at-a-time dominates:
  * requests x mean output / single-sequence decode rate). Serving rates offer several times the
  * engine's capacity (110m on 2 AVX-512 cores: ~70 tok/s single-sequence decode, ~500-770 tok/s at
- * batch 32-128; offered 16 req/s x 144 mean output tokens = ~2,300 tok/s). KV sized so the whole
- * workload fits at once (no preemption).
+ * batch 32-128; offered 64 req/s x ~140 mean output tokens = ~9,000 tok/s, all 192 requests arrived
+ * within ~3 s). KV sized so the running batch is bounded by the scheduler, not by blocks.
  */
 const PRESETS = {
-  small: { model: { ...MODEL_PRESETS['15m'], maxSeqLen: 1024 }, requests: 64, rate: 64, prefixRequests: 32, prefixRate: 4, kvBytes: 256 << 20 },
-  '110m': { model: MODEL_PRESETS['110m'], requests: 64, rate: 16, prefixRequests: 24, prefixRate: 1, kvBytes: 2 * 2 ** 30 },
-} satisfies Record<string, { model: RandomModelConfig; requests: number; rate: number; prefixRequests: number; prefixRate: number; kvBytes: number }>;
+  small: { model: { ...MODEL_PRESETS['15m'], maxSeqLen: 1024 }, requests: 64, baselineRequests: 64, rate: 64, prefixRequests: 32, prefixRate: 4, kvBytes: 256 << 20 },
+  '110m': { model: MODEL_PRESETS['110m'], requests: 192, baselineRequests: 32, rate: 64, prefixRequests: 24, prefixRate: 1, kvBytes: 4 * 2 ** 30 },
+} satisfies Record<string, { model: RandomModelConfig; requests: number; baselineRequests: number; rate: number; prefixRequests: number; prefixRate: number; kvBytes: number }>;
 
 const { values } = parseArgs({ options: {
   preset: { type: 'string', default: '110m' }, quick: { type: 'boolean', default: false },
-  requests: { type: 'string' }, rate: { type: 'string' }, 'prefix-requests': { type: 'string' }, 'prefix-rate': { type: 'string' },
+  requests: { type: 'string' }, 'baseline-requests': { type: 'string' }, rate: { type: 'string' }, 'prefix-requests': { type: 'string' }, 'prefix-rate': { type: 'string' },
   threads: { type: 'string', default: String(os.availableParallelism()) }, seed: { type: 'string', default: '1' },
   'continuous-only': { type: 'boolean', default: false },
 } });
@@ -53,6 +60,7 @@ const preset = PRESETS[presetName];
 if (!preset) throw new Error(`--preset must be one of ${Object.keys(PRESETS).join(', ')}`);
 const scale = values.quick ? 0.375 : 1;
 const requests = Number(values.requests ?? Math.round(preset.requests * scale));
+const baselineRequests = Math.min(requests, Number(values['baseline-requests'] ?? Math.round(preset.baselineRequests * scale)));
 const rate = Number(values.rate ?? preset.rate);
 const prefixRequests = Number(values['prefix-requests'] ?? Math.round(preset.prefixRequests * scale));
 const prefixRate = Number(values['prefix-rate'] ?? preset.prefixRate);
@@ -91,11 +99,12 @@ async function withEngine<T>(opts: { maxNumSeqs?: number; enablePrefixCaching?: 
 const promptLen: [number, number] = [16, 128];
 const outputLen: [number, number] = [32, 256];
 const serving = makeWorkload({ requests, ratePerS: rate, promptLen, outputLen, vocabSize, seed });
+const baseline = serving.slice(0, baselineRequests);
 const results: ModeResult[] = [];
 for (const [mode, opts, fn] of [
   ['continuous batching', {}, (e: LLMEngine) => runContinuous(e, serving)],
-  ['static batching (8)', { maxNumSeqs: 8 }, (e: LLMEngine) => runStatic(e, serving, 8, 3)],
-  ['one at a time', { maxNumSeqs: 1 }, (e: LLMEngine) => runSequential(e, serving)],
+  ['static batching (8)', { maxNumSeqs: 8 }, (e: LLMEngine) => runStatic(e, baseline, 8, 3)],
+  ['one at a time', { maxNumSeqs: 1 }, (e: LLMEngine) => runSequential(e, baseline)],
 ] as const) {
   if (values['continuous-only'] && mode !== 'continuous batching') continue;
   process.stdout.write(`running ${mode} ...`);
@@ -135,7 +144,8 @@ const f = (n: number, d = 1) => (Number.isFinite(n) ? n.toFixed(d) : '-').padSta
 const meanOut = serving.reduce((s, r) => s + r.outputTokens, 0) / serving.length;
 const arrivalSpanS = serving.at(-1)!.arrivalMs / 1000;
 console.log(`\n${requests} requests, Poisson ${rate}/s (all arrived by ${arrivalSpanS.toFixed(1)} s), prompts ${promptLen.join('-')} tokens, outputs ${outputLen.join('-')} tokens ` +
-  `(mean ${meanOut.toFixed(0)}; greedy, ignoreEos); offered load ${(rate * meanOut).toFixed(0)} output tok/s; ${numThreads} thread(s) in every mode`);
+  `(mean ${meanOut.toFixed(0)}; greedy, ignoreEos); offered load ${(rate * meanOut).toFixed(0)} output tok/s; ${numThreads} thread(s) in every mode; ` +
+  `static and one-at-a-time serve the first ${baselineRequests}`);
 console.log(`${'mode'.padEnd(24)}${'tok/s'.padStart(10)}${'tok/CPU-s'.padStart(10)}${'TTFT p50'.padStart(10)}${'TTFT p99'.padStart(10)}${'TPOT p50'.padStart(10)}${'TPOT p99'.padStart(10)}${'preempt'.padStart(10)}${'steps'.padStart(8)}${'mean b'.padStart(8)}${'in step'.padStart(9)}  (ms)`);
 for (const r of results) {
   console.log(`${r.mode.padEnd(24)}${f(r.outputTokPerS)}${f(r.outputTokPerCpuS)}${f(r.ttftP50Ms, 0)}${f(r.ttftP99Ms, 0)}${f(r.tpotP50Ms)}${f(r.tpotP99Ms)}${f(r.preemptions, 0)}` +
@@ -155,7 +165,7 @@ const file = path.join(dir, `engine-serving-${new Date().toISOString().replace(/
 writeFileSync(file, `${JSON.stringify({
   bench: 'engine-serving', at: new Date().toISOString(), node: process.version, cpus: os.cpus().length, cpuModel: os.cpus()[0]?.model,
   loadAverage: os.loadavg(), loadAverageAtStart: loadAtStart, preset: presetName, modelParams: params, numThreads,
-  workload: { requests, rate, promptLen, outputLen, seed },
+  workload: { requests, baselineRequests, rate, promptLen, outputLen, seed },
   prefixWorkload: { requests: prefixRequests, rate: prefixRate, systemPromptTokens: 512, suffixLen: [16, 64], outputLen: 16 },
   results, prefix, ratios,
   targets: { continuousOverStatic5x: ratios.continuousOverStatic >= 5, continuousOverSequential10x: ratios.continuousOverSequential >= 10,
