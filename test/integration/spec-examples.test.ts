@@ -1,10 +1,10 @@
-/** examples/speculative.ts, examples/hybrid.ts and examples/cached-llm.ts start as `serve run` would and answer. */
+/** examples/speculative.ts, examples/hybrid-router.ts and examples/cached-llm.ts start as `serve run` would and answer. */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startServe, type ServeInstance } from '@flotilla/core';
 import { tryLoadNative } from '../fixtures/native-addon.js';
 import { describeWithModels } from '../helpers/models.js';
 import { app as speculativeApp } from '../../examples/speculative.js';
-import { app as hybridApp } from '../../examples/hybrid.js';
+import { app as hybridApp } from '../../examples/hybrid-router.js';
 import { app as cachedApp } from '../../examples/cached-llm.js';
 
 const native = await tryLoadNative();
@@ -29,7 +29,7 @@ describeWithModels('speculative and hybrid examples', () => {
       expect(text.length).toBeGreaterThan(10);
     }, 60_000);
 
-    it('examples/hybrid.ts answers through the cache and the router, the second time from the cache', async () => {
+    it('examples/hybrid-router.ts answers through the cache and the router, the second time from the cache', async () => {
       const h = instance.getHandle('hybrid');
       const req = { prompt: 'Sara had a red ball', temperature: 0, max_tokens: 12 };
       const a = await h.generate(req);

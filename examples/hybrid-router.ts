@@ -3,8 +3,8 @@
  * the small model's own confidence picks the model per request; if one fails, retries with backoff
  * and a circuit breaker send requests to the other. An exact-match ResponseCache sits in front.
  *
- *   serve run examples/hybrid.ts:app
- *   serve run examples/hybrid.ts:app small=PATH large=PATH tokenizer=PATH classifier=confidence
+ *   serve run examples/hybrid-router.ts:app
+ *   serve run examples/hybrid-router.ts:app small=PATH large=PATH tokenizer=PATH classifier=confidence
  *
  * Defaults: models/flotilla-stories/{draft,target} when both are present, else the shared
  * llama2xs-260K (small) and stories260K (large).
