@@ -3,34 +3,13 @@
  * as separate processes; HTTP through the head reaches the replica on the agent, `serve status` lists
  * the nodes, and both stop cleanly on SIGTERM (the agent first notices that the head is gone).
  */
-import { afterAll, describe, expect, it } from 'vitest';
-import { spawn, type ChildProcess } from 'node:child_process';
-import net from 'node:net';
-import path from 'node:path';
+import { describe, expect, it } from 'vitest';
 import { eventually } from '../helpers/eventually.js';
-import { repoRoot } from '../helpers/models.js';
+import { cliProcesses, freePort } from '../helpers/cli-processes.js';
 
-const bin = path.join(repoRoot, 'bin/serve.js');
-const children: ChildProcess[] = [];
-afterAll(() => { for (const c of children) if (c.exitCode === null) c.kill('SIGKILL'); });
+const { serve, children } = cliProcesses();
 
-function serve(args: string[]) {
-  const child = spawn(process.execPath, [bin, ...args], { cwd: repoRoot, stdio: ['ignore', 'pipe', 'pipe'] });
-  children.push(child);
-  let out = '';
-  child.stdout!.on('data', (d) => { out += d; });
-  child.stderr!.on('data', (d) => { out += d; });
-  const exited = new Promise<number | null>((resolve) => child.on('close', resolve));
-  return { child, exited, out: () => out };
-}
 
-async function freePort(): Promise<number> {
-  const server = net.createServer().listen(0, '127.0.0.1');
-  await new Promise((r) => server.once('listening', r));
-  const { port } = server.address() as net.AddressInfo;
-  await new Promise((r) => server.close(r));
-  return port;
-}
 
 describe('serve run --cluster-port and serve agent', { timeout: 180_000 }, () => {
   it('serves through an agent and shuts down cleanly', async () => {

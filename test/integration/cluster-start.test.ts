@@ -4,36 +4,16 @@
  * applications to the running head. Requests through the agent's proxy reach replicas wherever they
  * run (the GPU worker on the agent, the front end on the head), streams included.
  */
-import { afterAll, describe, expect, it } from 'vitest';
-import { spawn, type ChildProcess } from 'node:child_process';
+import { describe, expect, it } from 'vitest';
 import { mkdtempSync } from 'node:fs';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { eventually } from '../helpers/eventually.js';
-import { repoRoot } from '../helpers/models.js';
+import { cliProcesses, freePort } from '../helpers/cli-processes.js';
 
-const bin = path.join(repoRoot, 'bin/serve.js');
-const children: ChildProcess[] = [];
-afterAll(() => { for (const c of children) if (c.exitCode === null) c.kill('SIGKILL'); });
+const { serve, children } = cliProcesses();
 
-function serve(args: string[]) {
-  const child = spawn(process.execPath, [bin, ...args], { cwd: repoRoot, stdio: ['ignore', 'pipe', 'pipe'] });
-  children.push(child);
-  let out = '';
-  child.stdout!.on('data', (d) => { out += d; });
-  child.stderr!.on('data', (d) => { out += d; });
-  const exited = new Promise<number | null>((resolve) => child.on('close', resolve));
-  return { child, exited, out: () => out };
-}
 
-async function freePort(): Promise<number> {
-  const server = net.createServer().listen(0, '127.0.0.1');
-  await new Promise((r) => server.once('listening', r));
-  const { port } = server.address() as net.AddressInfo;
-  await new Promise((r) => server.close(r));
-  return port;
-}
 
 describe('serve start --head, serve deploy, and a proxy on every node', { timeout: 480_000 }, () => {
   it('deploys onto a running head and serves through the head and the agent\'s proxy', async () => {

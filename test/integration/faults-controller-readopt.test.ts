@@ -4,29 +4,20 @@
  * replicas on the agent outlive it and are re-adopted (same pids); the agent's proxy holds requests
  * while the head is away, so only requests in flight at the crash may fail, each with a clear error.
  */
-import { afterAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync } from 'node:fs';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { eventually } from '../helpers/eventually.js';
 import { repoRoot } from '../helpers/models.js';
+import { cliProcesses, freePort, serveBin } from '../helpers/cli-processes.js';
 
-const bin = path.join(repoRoot, 'bin/serve.js');
 const headScript = fileURLToPath(new URL('../fixtures/scripts/cluster-head.ts', import.meta.url));
-const children: ChildProcess[] = [];
-afterAll(() => { for (const c of children) if (c.exitCode === null) c.kill('SIGKILL'); });
+const { serve, children } = cliProcesses();
 
-async function freePort(): Promise<number> {
-  const server = net.createServer().listen(0, '127.0.0.1');
-  await new Promise((r) => server.once('listening', r));
-  const { port } = server.address() as net.AddressInfo;
-  await new Promise((r) => server.close(r));
-  return port;
-}
 
 /** The head script; resolves with its first stdout line (the RUNNING replicas' pids). */
 function startHead(checkpoint: string, port: number): { child: ChildProcess; ready: Promise<{ pids: number[]; states: string[] }> } {
@@ -40,16 +31,6 @@ function startHead(checkpoint: string, port: number): { child: ChildProcess; rea
   return { child, ready };
 }
 
-/** A CLI process (serve start, agent, deploy) with its output. */
-function serve(args: string[]) {
-  const child = spawn(process.execPath, [bin, ...args], { cwd: repoRoot, stdio: ['ignore', 'pipe', 'pipe'] });
-  children.push(child);
-  let out = '';
-  child.stdout!.on('data', (d) => { out += d; });
-  child.stderr!.on('data', (d) => { out += d; });
-  const exited = new Promise<number | null>((resolve) => child.on('close', resolve));
-  return { child, exited, out: () => out };
-}
 
 /** The pids that served `calls` requests through the proxy (a failed request shows as its body). */
 async function pidsVia(proxy: string, calls: number): Promise<Array<number | string>> {
@@ -69,7 +50,7 @@ describe('controller restart with replicas on an agent', { timeout: 480_000 }, (
     const port = await freePort();
     const checkpoint = path.join(mkdtempSync(path.join(os.tmpdir(), 'flotilla-readopt-')), 'controller.json');
     const head1 = startHead(checkpoint, port);
-    const agent = spawn(process.execPath, [bin, 'agent', '--address', `127.0.0.1:${port}`, '--gpus', '2', '--node-id', 'keeper',
+    const agent = spawn(process.execPath, [serveBin, 'agent', '--address', `127.0.0.1:${port}`, '--gpus', '2', '--node-id', 'keeper',
       '--http-port', '0'], { cwd: repoRoot, stdio: ['ignore', 'pipe', 'pipe'] });
     children.push(agent);
     let agentOut = '';
