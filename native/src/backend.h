@@ -57,6 +57,7 @@ class Backend {
   }
 };
 
-std::unique_ptr<Backend> make_cpu_backend(const ModelWeights& w, const BackendOptions& o, ThreadPool& pool);
+// May rewrite the weights into the layout its kernels read (F32 panels for AVX-512).
+std::unique_ptr<Backend> make_cpu_backend(ModelWeights& w, const BackendOptions& o, ThreadPool& pool);
 
 }  // namespace flotilla

@@ -51,7 +51,7 @@ void bench_gemm(int threads, int rounds) {
               pool.size(), rounds);
   std::printf("%-6s %-20s %4s", "type", "shape", "T");
   for (const CpuKernels* k : ks) std::printf(" %10s GFLOPS  GB/s", k->name);
-  std::printf("  cores busy\n");
+  std::printf(" (f32: then the sets that take weights in panels, with panels)  cores busy\n");
   for (DType type : {DType::F32, DType::Q8_0, DType::Q4_0}) {
     for (const Shape& s : shapes) {
       const size_t bytes = row_bytes(type, s.cols) * s.rows;
@@ -66,20 +66,38 @@ void bench_gemm(int threads, int rounds) {
         c.data = c.owned.data();
         ws.push_back(std::move(c));
       }
-      for (int T : {1, 8, 32, 64}) {
+      // The same weights in the panel layout, for the sets that take it (weights.h).
+      std::vector<Weight> panelWs;
+      if (type == DType::F32) {
+        for (const Weight& w : ws) {
+          Weight c;
+          c.type = w.type, c.rows = w.rows, c.cols = w.cols, c.rowBytes = w.rowBytes;
+          c.owned = AlignedBuffer(bytes, "bench weights");
+          std::memcpy(c.owned.data(), w.data, bytes);
+          c.data = c.owned.data();
+          to_panels(c, pool);
+          panelWs.push_back(std::move(c));
+        }
+      }
+      std::vector<std::pair<const CpuKernels*, bool>> variants;
+      for (const CpuKernels* k : ks) variants.push_back({k, false});
+      for (const CpuKernels* k : ks)
+        if (k->f32Panels && !panelWs.empty()) variants.push_back({k, true});
+      for (int T : {1, 8, 32, 64, 128}) {
         const std::vector<float> x = random_acts(size_t(T) * s.cols, 5);
         std::vector<float> y(size_t(T) * s.rows);
         size_t qbytes = 0;
         for (const CpuKernels* k : ks) qbytes = std::max(qbytes, k->quant_act_bytes(s.cols) * T);
         AlignedBuffer xq(qbytes, "bench activations");
-        std::vector<Stat> st(ks.size());
+        std::vector<Stat> st(variants.size());
         const int reps = std::max(2, copies * (T == 1 ? 2 : 1) / std::max(1, T / 8));
         for (int round = 0; round < rounds; round++) {
-          for (size_t i = 0; i < ks.size(); i++) {
+          for (size_t i = 0; i < variants.size(); i++) {
             const double t0 = now(), c0 = cpu_now();
+            const std::vector<Weight>& src = variants[i].second ? panelWs : ws;
             for (int r = 0; r < reps; r++) {
-              const MatmulOut out{&ws[r % copies], y.data()};
-              matmul_parallel(pool, *ks[i], x.data(), T, s.cols, xq.data(), &out, 1);
+              const MatmulOut out{&src[r % copies], y.data()};
+              matmul_parallel(pool, *variants[i].first, x.data(), T, s.cols, xq.data(), &out, 1);
             }
             const double dt = (now() - t0) / reps;
             st[i].best = std::min(st[i].best, dt);

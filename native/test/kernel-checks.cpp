@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "../src/core/thread-pool.h"
 #include "../src/cpu/kernels.h"
 #include "test-weights.h"
 
@@ -54,19 +55,24 @@ struct Shape {
   int rows, cols;
 };
 
-bool check_matmul(const CpuKernels& simd, DType type) {
+// panels: the SIMD set gets the weight in the F32 panel layout (weights.h), the scalar set row-major.
+bool check_matmul(const CpuKernels& simd, DType type, bool panels) {
   const Shape shapes[] = {{1, 1}, {3, 7}, {5, 31}, {17, 32}, {6, 33}, {13, 63}, {9, 64}, {21, 65}, {7, 100}, {11, 129}, {33, 257}, {67, 777}};
   const int tokens[] = {1, 2, 3, 4, 5, 6, 7, 8, 13, 31, 64, 65, 70};
   // f32/f16/bf16 differ from scalar by FMA and summation order; the integer kernels share exact
   // integer group sums and differ only in how the scaled group sums are added (measured: ~1.5e-7).
   const float tol = 5e-7f;
+  ThreadPool pool(2);
   float worst = 0;
   bool invariant = true;
   for (const Shape& s : shapes) {
     const Weight w = random_weight(type, s.rows, s.cols, 7u * s.rows + s.cols);
+    Weight wp = random_weight(type, s.rows, s.cols, 7u * s.rows + s.cols);
+    if (panels) to_panels(wp, pool);
+    const auto split = [&](int n) { return panels ? n / kPanel * kPanel : n; };  // panel kernels take whole panels
     for (int T : tokens) {
       const std::vector<float> x = random_acts(size_t(T) * s.cols, 31u * T + s.cols);
-      const std::vector<float> a = run_matmul(simd, w, x, T, s.rows / 2), b = run_matmul(scalar_kernels(), w, x, T, s.rows / 3);
+      const std::vector<float> a = run_matmul(simd, wp, x, T, split(s.rows / 2)), b = run_matmul(scalar_kernels(), w, x, T, s.rows / 3);
       const std::vector<float> m = magnitudes(w, x, T);
       for (size_t i = 0; i < a.size(); i++) {
         const float err = std::fabs(a[i] - b[i]) / (m[i] + 1e-30f);
@@ -75,14 +81,14 @@ bool check_matmul(const CpuKernels& simd, DType type) {
       // every token alone gives the same bits as in the batch, whatever the split
       for (int t = 0; t < T; t += std::max(1, T / 3)) {
         const std::vector<float> xt(x.begin() + size_t(t) * s.cols, x.begin() + size_t(t + 1) * s.cols);
-        const std::vector<float> one = run_matmul(simd, w, xt, 1, s.rows - 1);
+        const std::vector<float> one = run_matmul(simd, wp, xt, 1, split(s.rows - 1));
         invariant &= std::memcmp(one.data(), a.data() + size_t(t) * s.rows, sizeof(float) * s.rows) == 0;
       }
     }
   }
   const bool ok = worst <= tol && invariant;
-  std::printf("%s %s matmul %s vs scalar: worst |diff| / sum|w*x| = %.2e (tolerance %.0e), batch-invariant: %s\n", ok ? "PASS" : "FAIL",
-              simd.name, dtype_name(type), worst, tol, invariant ? "yes" : "NO");
+  std::printf("%s %s matmul %s%s vs scalar: worst |diff| / sum|w*x| = %.2e (tolerance %.0e), batch-invariant: %s\n", ok ? "PASS" : "FAIL",
+              simd.name, dtype_name(type), panels ? " (panels)" : "", worst, tol, invariant ? "yes" : "NO");
   return ok;
 }
 
@@ -115,13 +121,73 @@ bool check_kv(const CpuKernels& simd) {
   return ok;
 }
 
+// The set's attend() against a double-precision softmax(q.K^T * scale) V, through a shuffled block
+// table, for every head dim it takes (it must take the whole vectors 16..128), f32 and f16 K/V.
+bool check_attend(const CpuKernels& simd) {
+  if (!simd.attend) return true;
+  double worst = 0;
+  bool took = true;
+  for (bool f16 : {false, true}) {
+    for (int bs : {16, 5}) {
+      for (int hd = 16; hd <= 128; hd += 16) {
+        for (int n : {1, 4, 16, 17, 40, 300}) {
+          const int blocks = (n + bs - 1) / bs, elem = f16 ? 2 : 4;
+          std::vector<int32_t> table(blocks);
+          for (int i = 0; i < blocks; i++) table[i] = (i * 7 + 3) % blocks;  // a permutation (7 and blocks coprime or not: checked below)
+          std::vector<int32_t> used(blocks, 0);
+          for (int i = 0; i < blocks; i++) used[table[i]]++;
+          for (int i = 0; i < blocks; i++) if (used[i] != 1) table[i] = i;  // fall back to the identity where 7 shares a factor
+          const std::vector<float> kf = random_acts(size_t(blocks) * bs * hd, 3u * hd + n), vf = random_acts(size_t(blocks) * bs * hd, 5u * hd + n);
+          std::vector<float> q = random_acts(hd, 7u * hd + n);
+          for (float& x : q) x *= 4;  // peaked softmax: exercises the running-max rescale
+          std::vector<uint8_t> kb(kf.size() * elem), vb(vf.size() * elem);
+          std::vector<float> kq(kf.size()), vq(vf.size());  // the values as stored (f16 rounds them)
+          for (size_t i = 0; i < kf.size(); i++) {
+            if (f16) {
+              const uint16_t a = f32_to_fp16(kf[i]), b = f32_to_fp16(vf[i]);
+              std::memcpy(kb.data() + 2 * i, &a, 2), std::memcpy(vb.data() + 2 * i, &b, 2);
+              kq[i] = fp16_to_f32(a), vq[i] = fp16_to_f32(b);
+            } else {
+              std::memcpy(kb.data() + 4 * i, &kf[i], 4), std::memcpy(vb.data() + 4 * i, &vf[i], 4);
+              kq[i] = kf[i], vq[i] = vf[i];
+            }
+          }
+          const size_t stride = size_t(bs) * hd * elem;
+          const KvRows k{kb.data(), table.data(), stride, bs, hd * elem, f16}, v{vb.data(), table.data(), stride, bs, hd * elem, f16};
+          const float scale = 1.0f / std::sqrt(float(hd));
+          std::vector<float> out(hd, NAN);
+          took &= simd.attend(q.data(), k, v, n, hd, scale, out.data());
+          std::vector<double> sc(n), ref(hd, 0.0);
+          double mx = -1e300, sum = 0;
+          const auto at = [&](const std::vector<float>& a, int p, int d) { return a[(size_t(table[p / bs]) * bs + p % bs) * hd + d]; };
+          for (int p = 0; p < n; p++) {
+            double dot = 0;
+            for (int d = 0; d < hd; d++) dot += double(q[d]) * at(kq, p, d);
+            sc[p] = dot * scale, mx = std::max(mx, sc[p]);
+          }
+          for (int p = 0; p < n; p++) sum += std::exp(sc[p] - mx);
+          for (int p = 0; p < n; p++)
+            for (int d = 0; d < hd; d++) ref[d] += std::exp(sc[p] - mx) / sum * at(vq, p, d);
+          for (int d = 0; d < hd; d++) worst = std::max(worst, std::fabs(out[d] - ref[d]));  // values are O(1)
+        }
+      }
+    }
+  }
+  const bool ok = took && worst <= 1e-5;  // float sums of up to 300 terms of O(1)
+  std::printf("%s %s attend vs double-precision softmax (head dims 16..128, f32 and f16 K/V, block sizes 16 and 5, n 1..300): worst |diff| %.2e%s\n",
+              ok ? "PASS" : "FAIL", simd.name, worst, took ? "" : ", some head dim refused");
+  return ok;
+}
+
 }  // namespace
 
 bool check_kernels() {
   bool ok = true;
   for (const CpuKernels* simd : simd_sets()) {
-    for (DType t : {DType::F32, DType::F16, DType::BF16, DType::Q8_0, DType::Q4_0}) ok &= check_matmul(*simd, t);
+    for (DType t : {DType::F32, DType::F16, DType::BF16, DType::Q8_0, DType::Q4_0}) ok &= check_matmul(*simd, t, false);
+    if (simd->f32Panels) ok &= check_matmul(*simd, DType::F32, true);
     ok &= check_kv(*simd);
+    ok &= check_attend(*simd);
   }
   return ok;
 }

@@ -4,6 +4,8 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <memory>
+#include <mutex>
 
 #include "aligned-buffer.h"
 #include "thread-pool.h"
@@ -28,9 +30,19 @@ uint64_t sum_words(const uint64_t* p, size_t n) {
 
 double measure_read_bandwidth(size_t bytes) {
   bytes = std::max<size_t>(bytes, 1 << 20) / 4096 * 4096;
-  AlignedBuffer buf(bytes, "the bandwidth probe");
-  for (size_t i = 0; i < bytes; i += 64) buf.data()[i] = static_cast<uint8_t>(i);
-  ThreadPool pool(hardware_threads());
+  // One buffer and one pool for the process, grown on demand: a benchmark probes between its rounds,
+  // and a fresh 256 MB of huge pages (and fresh threads) each time leaves the kernel compacting and
+  // zeroing memory on our cores for the round that follows.
+  static std::mutex mu;
+  static AlignedBuffer buf;
+  static std::unique_ptr<ThreadPool> probePool;
+  std::lock_guard<std::mutex> lock(mu);
+  if (buf.size() < bytes) {
+    buf = AlignedBuffer(bytes, "the bandwidth probe");
+    for (size_t i = 0; i < bytes; i += 64) buf.data()[i] = static_cast<uint8_t>(i);
+  }
+  if (!probePool) probePool = std::make_unique<ThreadPool>(hardware_threads());
+  ThreadPool& pool = *probePool;
   const int parts = pool.size() * 4;
   const size_t words = bytes / 8, per = (words / parts) / 4 * 4;
   std::atomic<uint64_t> sink{0};  // keeps the reads from being optimised away

@@ -1,6 +1,7 @@
 // Manifest validation (every tensor present, shaped as the config says, inside its file, of a known
 // dtype) and the one-time conversion of each weight to the requested in-memory format.
 #include <algorithm>
+#include <cstring>
 #include <string>
 #include <unordered_map>
 
@@ -83,8 +84,6 @@ void validate(const TensorSpec& t, const Expected& e, const LoadSpec& spec,
   (void)spec;
 }
 
-size_t alignment_of(DType t) { return t == DType::F32 ? 4 : 2; }
-
 void materialize(const TensorSpec& t, const Expected& e, const MappedFile& f, DType target, ThreadPool& pool) {
   Weight& w = *e.dst;
   w.rows = e.shape.size() == 2 ? static_cast<int>(e.shape[0]) : 1;
@@ -92,16 +91,23 @@ void materialize(const TensorSpec& t, const Expected& e, const MappedFile& f, DT
   w.type = target;
   w.rowBytes = row_bytes(target, w.cols);
   const uint8_t* src = f.data() + t.offset;
-  if (target == t.dtype && t.offset % alignment_of(target) == 0) {
-    w.data = src;  // in place from the mapping
-    return;
-  }
+  // Always an owned copy, never the mapping itself: owned buffers of 2 MB and more sit on huge pages,
+  // and streaming weights through 4 KB file pages costs single-sequence decode 15-20% of its speed
+  // (TLB misses, prefetchers stopping at every page). The file is still read once; the mappings are
+  // dropped after the load.
   w.owned = AlignedBuffer(w.bytes(), t.name.c_str());
   w.data = w.owned.data();
-  const size_t srcRow = row_bytes(t.dtype, w.cols);
-  const int padded = groups_of(w.cols) * kGroup;
   const int nThreads = pool.size();
   const int rowsPer = (w.rows + nThreads - 1) / nThreads;
+  if (target == t.dtype) {
+    pool.parallel_for(nThreads, [&](int i) {
+      const int r0 = std::min(w.rows, i * rowsPer), r1 = std::min(w.rows, (i + 1) * rowsPer);
+      std::memcpy(w.owned.data() + size_t(r0) * w.rowBytes, src + size_t(r0) * w.rowBytes, size_t(r1 - r0) * w.rowBytes);
+    });
+    return;
+  }
+  const size_t srcRow = row_bytes(t.dtype, w.cols);
+  const int padded = groups_of(w.cols) * kGroup;
   pool.parallel_for(nThreads, [&](int i) {
     std::vector<float> row(padded, 0.f);  // load time: one scratch row per thread
     const int r1 = std::min(w.rows, (i + 1) * rowsPer);
@@ -113,6 +119,30 @@ void materialize(const TensorSpec& t, const Expected& e, const MappedFile& f, DT
 }
 
 }  // namespace
+
+void to_panels(Weight& w, ThreadPool& pool) {
+  if (w.type != DType::F32 || w.panels) return;
+  Weight p;
+  p.type = w.type, p.rows = w.rows, p.cols = w.cols, p.rowBytes = w.rowBytes, p.panels = true;
+  p.owned = AlignedBuffer(p.bytes(), "weight panels");  // zeroed: padded rows stay 0
+  float* dst = p.owned.as<float>();
+  const size_t K = size_t(w.cols);
+  pool.parallel_for((w.rows + kPanel - 1) / kPanel, [&](int panel) {
+    for (int n = panel * kPanel; n < std::min(w.rows, (panel + 1) * kPanel); n++) {
+      const float* src = w.f32() + n * K;
+      float* d = dst + size_t(panel) * K * kPanel + n % kPanel;
+      for (size_t k = 0; k < K; k++) d[k * kPanel] = src[k];
+    }
+  });
+  p.data = p.owned.data();
+  w = std::move(p);
+}
+
+void read_row(const Weight& w, int r, float* out) {
+  if (!w.panels) return decode_row(w.type, w.row(r), w.cols, out);
+  const float* src = w.f32() + size_t(r / kPanel) * w.cols * kPanel + r % kPanel;
+  for (int k = 0; k < w.cols; k++) out[k] = src[size_t(k) * kPanel];
+}
 
 size_t ModelWeights::bytes() const {
   size_t n = tokEmbeddings.bytes() + norm.bytes() + output.bytes();
@@ -127,7 +157,8 @@ std::unique_ptr<ModelWeights> load_weights(const LoadSpec& spec, ThreadPool& poo
   auto w = std::make_unique<ModelWeights>();
   w->config = spec.config;
   w->layers.resize(spec.config.nLayers);
-  for (const auto& path : spec.files) w->files.push_back(std::make_unique<MappedFile>(path));
+  std::vector<std::unique_ptr<MappedFile>> files;  // mapped for the load only: every weight is copied out
+  for (const auto& path : spec.files) files.push_back(std::make_unique<MappedFile>(path));
 
   std::unordered_map<std::string, const TensorSpec*> byName;
   for (const auto& t : spec.tensors) {
@@ -141,12 +172,12 @@ std::unique_ptr<ModelWeights> load_weights(const LoadSpec& spec, ThreadPool& poo
       std::string where = spec.files.empty() ? std::string("manifest") : spec.files[0];
       fail("E_SHAPE", where + ": tensor '" + e.name + "' is missing from the manifest");
     }
-    validate(*it->second, e, spec, w->files);
+    validate(*it->second, e, spec, files);
     found.push_back(it->second);
   }
   for (size_t i = 0; i < expected.size(); i++) {
     const TensorSpec& t = *found[i];
-    materialize(t, expected[i], *w->files[t.file], target_type(t.dtype, spec.weightFormat, expected[i].role), pool);
+    materialize(t, expected[i], *files[t.file], target_type(t.dtype, spec.weightFormat, expected[i].role), pool);
     if (progress) progress(ctx, static_cast<int>(i + 1), static_cast<int>(expected.size()));
   }
   return w;

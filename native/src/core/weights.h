@@ -1,5 +1,5 @@
-// Model weights as held in memory: each matrix is (rows, cols) row-major in one DType, either in place
-// in a file mapping or in an owned buffer produced by a conversion at load.
+// Model weights as held in memory: each matrix is (rows, cols) row-major in one DType, in an owned
+// buffer (huge pages from 2 MB up) filled at load by a copy or a conversion from the mapped file.
 #pragma once
 #include <memory>
 #include <vector>
@@ -11,17 +11,31 @@
 
 namespace flotilla {
 
+// Layouts: row-major, or (F32 only, made by the AVX-512 CPU backend) panels of kPanel rows, each
+// panel k-major — element (n, k) at data[((n / kPanel) * cols + k) * kPanel + n % kPanel], rows padded
+// with zeros to whole panels — so a matmul reads the weights as one sequential stream, vectorised
+// over 16 output rows, and sums every output in plain k order whatever the batch size.
+constexpr int kPanel = 16;
+
 struct Weight {
   DType type = DType::F32;
   int rows = 0, cols = 0;
   size_t rowBytes = 0;
+  bool panels = false;  // the panel layout above (row() is then meaningless)
   const uint8_t* data = nullptr;
-  AlignedBuffer owned;  // empty when data points into a mapping
+  AlignedBuffer owned;  // what data points into
 
   const uint8_t* row(int r) const { return data + static_cast<size_t>(r) * rowBytes; }
   const float* f32() const { return reinterpret_cast<const float*>(data); }
-  size_t bytes() const { return rowBytes * static_cast<size_t>(rows); }
+  int storedRows() const { return panels ? (rows + kPanel - 1) / kPanel * kPanel : rows; }
+  size_t bytes() const { return rowBytes * static_cast<size_t>(storedRows()); }
 };
+
+class ThreadPool;
+// Rewrites an F32 row-major weight into the panel layout (a new owned buffer; load time).
+void to_panels(Weight& w, ThreadPool& pool);
+// Row r of a weight in either layout, as floats (F32 panels) or decoded (row-major, any DType).
+void read_row(const Weight& w, int r, float* out);
 
 struct LayerWeights {
   Weight attnNorm, ffnNorm;  // (dim) f32
@@ -31,7 +45,6 @@ struct LayerWeights {
 
 struct ModelWeights {
   ModelConfig config;
-  std::vector<std::unique_ptr<MappedFile>> files;
   Weight tokEmbeddings;  // (vocab, dim)
   Weight norm;           // (dim) f32
   Weight output;         // (vocab, dim); empty when tied
@@ -41,7 +54,6 @@ struct ModelWeights {
   size_t bytes() const;
 };
 
-class ThreadPool;
 using ProgressFn = void (*)(void* ctx, int done, int total);
 
 // Validates the manifest against the config and the files, then maps and converts. Throws EngineError.

@@ -37,17 +37,24 @@ void PagedAttention::run(ThreadPool& pool, const CpuKernels& kern, const KvCache
   }
 }
 
-// Online softmax over blocks: one pass over K and V, no scores buffer the size of the context.
+// Online softmax over blocks: one pass over K and V, no scores buffer the size of the context. The
+// kernel set's own attend() runs instead where it takes this head dim.
 void PagedAttention::attend_row(const CpuKernels& kern, const KvCache& kv, int layer, const StepBatch& b, int seq,
                                 int t, int head, const float* q, float* out) const {
   const int hd = c_.headDim(), bs = kv.blockSize(), kvHead = head / (c_.nHeads / c_.nKvHeads);
   const size_t qDim = size_t(c_.nHeads) * hd, headBytes = size_t(hd) * (kv.f16() ? 2 : 4);
   const float* qh = q + t * qDim + head * hd;
   float* o = out + t * qDim + head * hd;
-  std::fill(o, o + hd, 0.f);
   const int n = b.positions[t] + 1;
   const int32_t* table = b.blockTables + size_t(seq) * b.maxBlocksPerSeq;
   const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
+  if (kern.attend) {
+    const size_t blockStride = size_t(c_.nKvHeads) * bs * headBytes;
+    const KvRows k{kv.keys(layer, 0, kvHead), table, blockStride, bs, int(headBytes), kv.f16()};
+    const KvRows v{kv.values(layer, 0, kvHead), table, blockStride, bs, int(headBytes), kv.f16()};
+    if (kern.attend(qh, k, v, n, hd, scale, o)) return;
+  }
+  std::fill(o, o + hd, 0.f);
   float m = -std::numeric_limits<float>::infinity(), l = 0;
   float scores[1024];
   const int chunk = std::min(bs, 1024);

@@ -32,9 +32,16 @@ struct Scratch {
 
 class CpuBackend : public Backend {
  public:
-  CpuBackend(const ModelWeights& w, const BackendOptions& o, ThreadPool& pool)
+  CpuBackend(ModelWeights& w, const BackendOptions& o, ThreadPool& pool)
       : w_(w), c_(w.config), pool_(pool), kern_(select_kernels()), kv_(c_, o.numBlocks, o.blockSize, o.kvF16),
         attn_(c_, o.maxBatchTokens, o.maxBatchSeqs), s_(c_, o.maxBatchTokens, kern_), invFreq_(c_.headDim() / 2) {
+    if (kern_.f32Panels) {  // the kernels read F32 matrices (and the embedding lookup reads rows) from panels
+      std::vector<Weight*> mats = {&w.tokEmbeddings, &w.output};
+      for (LayerWeights& l : w.layers)
+        for (Weight* m : {&l.wq, &l.wk, &l.wv, &l.wo, &l.w1, &l.w2, &l.w3}) mats.push_back(m);
+      for (Weight* m : mats)
+        if (m->rows > 0) to_panels(*m, pool);
+    }
     for (int i = 0; i < c_.headDim() / 2; i++)
       invFreq_[i] = 1.0f / powf(c_.ropeTheta, static_cast<float>(2 * i) / static_cast<float>(c_.headDim()));  // float, as run.c and HF
   }
@@ -47,7 +54,7 @@ class CpuBackend : public Backend {
   void forward(const StepBatch& b, const int32_t* rows, int numRows, float* logits) override {
     const int T = b.numTokens, dim = c_.dim;
     float* x = s_.x.as<float>();
-    rows_parallel(T, [&](int t) { decode_row(w_.tokEmbeddings.type, w_.tokEmbeddings.row(b.tokenIds[t]), dim, x + size_t(t) * dim); });
+    rows_parallel(T, [&](int t) { read_row(w_.tokEmbeddings, b.tokenIds[t], x + size_t(t) * dim); });
     for (int l = 0; l < c_.nLayers; l++) layer(b, l);
     float* fin = s_.fin.as<float>();
     rows_parallel(numRows, [&](int i) { rmsnorm(fin + size_t(i) * dim, x + size_t(rows[i]) * dim, w_.norm.f32(), dim, c_.normEps); });
@@ -104,7 +111,7 @@ class CpuBackend : public Backend {
 
 }  // namespace
 
-std::unique_ptr<Backend> make_cpu_backend(const ModelWeights& w, const BackendOptions& o, ThreadPool& pool) {
+std::unique_ptr<Backend> make_cpu_backend(ModelWeights& w, const BackendOptions& o, ThreadPool& pool) {
   return std::make_unique<CpuBackend>(w, o, pool);
 }
 

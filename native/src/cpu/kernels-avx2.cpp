@@ -228,7 +228,7 @@ void axpy_kv(float a, const uint8_t* v, float* y, int n, bool f16) {
 }  // namespace
 
 const CpuKernels& avx2_kernels() {
-  static const CpuKernels k = {"avx2", matmul, quant_act_bytes, quantize_act, dot_kv, axpy_kv};
+  static const CpuKernels k = {"avx2", matmul, quant_act_bytes, quantize_act, dot_kv, axpy_kv, false, nullptr};
   return k;
 }
 

@@ -1,5 +1,12 @@
 // AVX-512 kernels (this file and kernels-avx512-int.cpp alone are compiled with -mavx512f/bw/dq/vl).
-// Float matmul tiles: 4 weight rows x 6 tokens, one 16-lane accumulator per (row, token) pair (24 of
+//
+// F32 weights in panels (weights.h): a tile is P panels (16 output rows each, one vector) x TT tokens;
+// every k loads P weight vectors (sequential in memory) and broadcasts TT activations, so P*TT FMAs
+// share P + TT loads and nothing is reduced across lanes at the end. Each output is one FMA chain in
+// k order from zero, so any batch size, tile shape or thread split gives the same bits. Tiles: P=2 x
+// up to 12 tokens (24 accumulators) from 7 tokens up; P=4 x up to 6 below.
+//
+// Row-major float matmul tiles (f16/bf16 weights, and f32 weights not in panels): 4 weight rows x 6 tokens, one 16-lane accumulator per (row, token) pair (24 of
 // the 32 zmm registers), so 24 independent FMAs per step hide the FMA latency while each step loads
 // 4 weight vectors and 6 activation vectors. Tokens are walked in blocks of 64 so a tile's weight rows
 // stay in L1 while every token of the step passes; the first pass over a tile prefetches the next one.
@@ -10,6 +17,7 @@
 #include <utility>
 
 #include "avx512-util.h"
+#include "kernels-avx512-attn.h"
 #include "kernels-avx512-int.h"
 #include "kernels.h"
 
@@ -107,7 +115,63 @@ void matmul_float(const Weight& w, const MatmulIn& in, float* y, int ldy, int n0
   }
 }
 
+// y rows [n, n + 16P) (the last panel may hold fewer than 16 real rows: `lastRows`) for tokens [t, t + TT).
+template <int P, int TT>
+void panel_tile(const Weight& w, int n, int lastRows, const MatmulIn& in, int t, float* y, int ldy) {
+  const int K = in.K;
+  const float* wp = w.f32() + size_t(n) * K;  // panel n / 16 starts at n * K floats
+  const float* xr[TT];
+  for (int j = 0; j < TT; j++) xr[j] = in.x + size_t(t + j) * in.ldx;
+  __m512 acc[P][TT];
+  for (int p = 0; p < P; p++)
+    for (int j = 0; j < TT; j++) acc[p][j] = _mm512_setzero_ps();
+  for (int k = 0; k < K; k++) {
+    __m512 wv[P];
+    for (int p = 0; p < P; p++) wv[p] = _mm512_loadu_ps(wp + (size_t(p) * K + k) * kPanel);
+    for (int j = 0; j < TT; j++) {
+      const __m512 xv = _mm512_set1_ps(xr[j][k]);
+      for (int p = 0; p < P; p++) acc[p][j] = _mm512_fmadd_ps(wv[p], xv, acc[p][j]);
+    }
+  }
+  for (int j = 0; j < TT; j++) {
+    float* yr = y + size_t(t + j) * ldy + n;
+    for (int p = 0; p < P - 1; p++) _mm512_storeu_ps(yr + p * kPanel, acc[p][j]);
+    _mm512_mask_storeu_ps(yr + (P - 1) * kPanel, head_mask(lastRows), acc[P - 1][j]);
+  }
+}
+
+using PanelFn = void (*)(const Weight&, int, int, const MatmulIn&, int, float*, int);
+constexpr int kMaxP = 4, kMaxTT = 12, kPanelTokenBlock = 96;
+
+template <int P, int... TT>
+constexpr auto panel_row(std::integer_sequence<int, TT...>) {
+  return std::array<PanelFn, kMaxTT>{panel_tile<P, TT + 1>...};
+}
+constexpr std::array<std::array<PanelFn, kMaxTT>, kMaxP> kPanelFns = {
+    panel_row<1>(std::make_integer_sequence<int, kMaxTT>{}), panel_row<2>(std::make_integer_sequence<int, kMaxTT>{}),
+    panel_row<3>(std::make_integer_sequence<int, kMaxTT>{}), panel_row<4>(std::make_integer_sequence<int, kMaxTT>{})};
+
+// Rows [n0, n1), n0 a multiple of 16. Tokens in blocks of 96 (their activations stay in L2 while the
+// panels stream past), split into near-equal tiles.
+void matmul_panels(const Weight& w, const MatmulIn& in, float* y, int ldy, int n0, int n1) {
+  const int Pmax = in.T <= 6 ? 4 : 2, TTmax = Pmax == 4 ? 6 : kMaxTT;
+  for (int t0 = 0; t0 < in.T; t0 += kPanelTokenBlock) {
+    const int t1 = std::min(in.T, t0 + kPanelTokenBlock);
+    const int tiles = (t1 - t0 + TTmax - 1) / TTmax;
+    for (int n = n0; n < n1; n += Pmax * kPanel) {
+      const int rows = std::min(n1 - n, Pmax * kPanel), P = (rows + kPanel - 1) / kPanel;
+      const int lastRows = rows - (P - 1) * kPanel;
+      for (int i = 0, t = t0; i < tiles; i++) {
+        const int tt = (t1 - t + (tiles - i) - 1) / (tiles - i);
+        kPanelFns[P - 1][tt - 1](w, n, lastRows, in, t, y, ldy);
+        t += tt;
+      }
+    }
+  }
+}
+
 void matmul(const Weight& w, const MatmulIn& in, float* y, int ldy, int n0, int n1) {
+  if (w.panels) return matmul_panels(w, in, y, ldy, n0, n1);
   switch (w.type) {
     case DType::F32: return matmul_float<LoadF32>(w, in, y, ldy, n0, n1);
     case DType::F16: return matmul_float<LoadF16>(w, in, y, ldy, n0, n1);
@@ -149,7 +213,7 @@ void axpy_kv(float a, const uint8_t* v, float* y, int n, bool f16) {
 }  // namespace
 
 const CpuKernels& avx512_kernels() {
-  static const CpuKernels k = {"avx512", matmul, avx512::quant_act_bytes, avx512::quantize_act, dot_kv, axpy_kv};
+  static const CpuKernels k = {"avx512", matmul, avx512::quant_act_bytes, avx512::quantize_act, dot_kv, axpy_kv, true, avx512::attend};
   return k;
 }
 

@@ -93,7 +93,7 @@ void axpy_kv(float a, const uint8_t* v, float* y, int n, bool f16) {
 }  // namespace
 
 const CpuKernels& scalar_kernels() {
-  static const CpuKernels k = {"scalar", matmul, quant_act_bytes, quantize_act, dot_kv, axpy_kv};
+  static const CpuKernels k = {"scalar", matmul, quant_act_bytes, quantize_act, dot_kv, axpy_kv, false, nullptr};
   return k;
 }
 

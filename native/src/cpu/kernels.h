@@ -20,9 +20,19 @@ struct MatmulIn {
   size_t ldq = 0;
 };
 
+// One head's K (or V) rows of one sequence in the paged pool: position p at
+// base + table[p / blockSize] * blockStride + (p % blockSize) * rowBytes, f32 or f16.
+struct KvRows {
+  const uint8_t* base;
+  const int32_t* table;
+  size_t blockStride;
+  int blockSize, rowBytes;
+  bool f16;
+};
+
 struct CpuKernels {
   const char* name;
-  // y[t * ldy + n] = w.row(n) . x_t for n in [n0, n1) and every t < T.
+  // y[t * ldy + n] = w.row(n) . x_t for n in [n0, n1) and every t < T (n0 a multiple of 16 for panels).
   void (*matmul)(const Weight& w, const MatmulIn& in, float* y, int ldy, int n0, int n1);
   // Bytes of one row of n activations as quantize_act writes it.
   size_t (*quant_act_bytes)(int n);
@@ -32,6 +42,11 @@ struct CpuKernels {
   float (*dot_kv)(const float* q, const uint8_t* k, int n, bool f16);
   // y += a * v
   void (*axpy_kv)(float a, const uint8_t* v, float* y, int n, bool f16);
+  // Whether this set wants F32 weights in panels (weights.h, to_panels) and takes them in matmul.
+  bool f32Panels;
+  // out (hd) = softmax(scale * q.k_p, p < n) . v_p for one query row of one head; null, or false
+  // returned for a head dim it does not take, means the generic loop over dot_kv/axpy_kv (attention.cpp).
+  bool (*attend)(const float* q, const KvRows& k, const KvRows& v, int n, int hd, float scale, float* out);
 };
 
 // The scalar and AVX2 sets quantize activations to an array of BlockQ8Act (dtype.h).

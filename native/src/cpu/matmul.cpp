@@ -18,11 +18,11 @@ void quantize_input(ThreadPool& pool, const CpuKernels& kern, const float* x, in
   pool.parallel_for(T, [&](int t) { kern.quantize_act(x + size_t(t) * K, K, xq + size_t(t) * ldq); });
 }
 
-// Rows per chunk: a multiple of the 4-row tile, small enough for ~8 chunks per thread.
+// Rows per chunk: a multiple of 16 (the 4-row tile, and the 16-row panel), small enough for ~8
+// chunks per thread.
 int chunk_rows(int totalRows, int threads) {
-  int ch = totalRows / (threads * 8);
-  ch = std::max(16, (ch + 3) / 4 * 4);
-  return ch;
+  const int ch = totalRows / (threads * 8);
+  return std::max(16, (ch + 15) / 16 * 16);
 }
 
 }  // namespace
