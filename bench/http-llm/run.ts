@@ -1,8 +1,12 @@
 /**
  * HTTP overhead of the LLM server: the same load through `LLMServer` behind the HTTP proxy (SSE on
  * /v1/completions, engine in a worker-thread replica) and directly on LLMEngine, in one run, at 1, 16
- * and 64 concurrent streams. Model: the small random-weight model LLMServer serves without a model
- * (RANDOM_MODEL_CONFIG), one native thread on both paths. Target: HTTP >= 90% of engine tokens/s at 64.
+ * and 64 concurrent streams, with the same native thread count on both paths (default 1, leaving the other
+ * core to the proxy, the replica's JS and the load client). Target: HTTP >= 90% of engine tokens/s at 64.
+ *
+ * Model (`--model`, bench-model.ts): '110m' (default; random weights, MODEL_PRESETS['110m'], a realistic
+ * serving cost per token), 'tiny' (RANDOM_MODEL_CONFIG, what LLMServer serves without a model: ~75 µs of
+ * compute per token, so the fixed HTTP cost per token dominates), or a model file or directory.
  *
  * What is compared: the engine path is consumed in this process, iterating generate()'s outputs
  * directly (what a caller embedding the engine gets). The HTTP path is consumed by node:http clients in a
@@ -10,7 +14,10 @@
  * server is this process (proxy on the main thread, replica in a worker thread). Both share the
  * machine's cores, so the client's CPU still competes with the server: its CPU time is reported apart.
  *
- *   npx tsx bench/http-llm/run.ts [maxTokens=64] [rounds=3]
+ *   npx tsx bench/http-llm/run.ts [--model 110m|tiny|PATH] [--tokens N] [--rounds 3] [--threads 1]
+ *
+ * --tokens defaults to 32 for 110m and a path (about 3 minutes on 2 cores), 64 for tiny. The old
+ * positional form `run.ts [maxTokens] [rounds]` still works.
  *
  * Each round runs every level on both paths, alternating, so drift on a noisy machine hits both alike;
  * the table shows medians over rounds. Server CPU is this process's user+system time (all threads,
@@ -22,33 +29,43 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
 import { Ingress, serve } from '@flotilla/core';
-import { LLMEngine, makeRandomModel } from '@flotilla/engine';
-import { RANDOM_MODEL_CONFIG } from '@flotilla/deployments';
+import { LLMEngine } from '@flotilla/engine';
 import { BenchLLM } from './bench-llm.js';
+import { describeBenchModel, resolveBenchModel } from './bench-model.js';
 import { engineLevel, percentile, type LevelResult } from './load.js';
 import { LoadClient } from './load-client.js';
 
 interface Measured extends LevelResult { round: number; serverCpuMs: number; clientCpuMs: number }
 
 const LEVELS = [1, 16, 64];
-const maxTokens = Number(process.argv[2] ?? 64);
-const rounds = Number(process.argv[3] ?? 3);
+const { values: args, positionals } = parseArgs({
+  allowPositionals: true,
+  options: { model: { type: 'string', default: '110m' }, tokens: { type: 'string' }, rounds: { type: 'string' }, threads: { type: 'string', default: '1' } },
+});
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
-const modelDir = path.join(os.tmpdir(), 'flotilla-bench-http-llm');
-const model = await makeRandomModel(RANDOM_MODEL_CONFIG, { format: 'llama2c', dir: modelDir, seed: 0 });
-const engineOptions = { numThreads: 1, device: 'cpu' as const };
+const benchModel = await resolveBenchModel(args.model!, root);
+const maxTokens = Number(args.tokens ?? positionals[0] ?? benchModel.defaultTokens);
+const rounds = Number(args.rounds ?? positionals[1] ?? 3);
+const numThreads = Number(args.threads);
+if (![maxTokens, rounds, numThreads].every((n) => Number.isInteger(n) && n > 0)) throw new Error('--tokens, --rounds and --threads must be positive integers');
+const model = benchModel.path;
+const engineOptions = { numThreads, device: 'cpu' as const, ...(benchModel.kvCacheBytes ? { kvCacheBytes: benchModel.kvCacheBytes } : {}) };
 const loadBefore = os.loadavg();
+const startedAt = performance.now();
 
 const engine = await LLMEngine.create({ model, ...engineOptions });
 const instance = await serve.run(BenchLLM.bind({ model, ...engineOptions, auditLog: 'none' }), { name: 'bench' });
 const ingress = await Ingress.start(instance, { http: { port: 0 }, grpc: false });
 const url = ingress.http!.url;
 const client = LoadClient.start();
-// Warm-up at the widest level, so that both paths are JIT-compiled before anything is measured.
-for (let i = 0; i < 2; i++) {
-  await engineLevel(engine, 64, 16);
-  await client.level(url, 64, 16);
+// Warm-up at the widest level, so that both paths are JIT-compiled before anything is measured (one short
+// pass for a model whose steps take long: the JS runs the same number of times per step whatever the model).
+const tiny = benchModel.name === 'tiny';
+for (let i = 0; i < (tiny ? 2 : 1); i++) {
+  await engineLevel(engine, 64, tiny ? 16 : 8);
+  await client.level(url, 64, tiny ? 16 : 8);
 }
 
 const results: Measured[] = [];
@@ -86,8 +103,9 @@ const rows = LEVELS.map((streams) => {
   };
 });
 const f = (x: number, d = 1, w = 9) => x.toFixed(d).padStart(w);
-console.log(`\nHTTP vs engine, random-weight model ${JSON.stringify(RANDOM_MODEL_CONFIG)}, ${maxTokens} tokens per stream, 1 native thread,`
-  + ` median of ${rounds} rounds; load average ${loadBefore[0]!.toFixed(2)} → ${loadAfter[0]!.toFixed(2)} on ${os.cpus().length} CPUs`);
+console.log(`\nHTTP vs engine, ${describeBenchModel(benchModel)}, ${maxTokens} tokens per stream, ${numThreads} native thread(s),`
+  + ` median of ${rounds} rounds; load average ${loadBefore[0]!.toFixed(2)} → ${loadAfter[0]!.toFixed(2)} on ${os.cpus().length} CPUs;`
+  + ` ${((performance.now() - startedAt) / 1000).toFixed(0)} s`);
 console.log('streams | engine tok/s | http tok/s | http/engine | engine TTFT p50/p99 ms | http TTFT p50/p99 ms | CPU ms/1k tok: engine | http server | http client');
 for (const r of rows) {
   console.log(`${String(r.streams).padStart(7)} | ${f(r.engineTokS)}    | ${f(r.httpTokS)}  | ${f(r.ratio * 100)}%  |`
@@ -99,7 +117,9 @@ console.log(`per-round http/engine at 64: ${at64.ratioPerRound.map((x) => `${(x 
 console.log(`target: http >= 90% of engine tokens/s at 64 streams → ${(at64.ratio * 100).toFixed(1)}% ${at64.ratio >= 0.9 ? 'MET' : 'NOT MET'}`);
 const out = path.join(root, 'bench/results', `http-llm-${new Date().toISOString().replace(/[:.]/g, '-')}.json`);
 mkdirSync(path.dirname(out), { recursive: true });
-writeFileSync(out, `${JSON.stringify({ bench: 'http-llm', model: RANDOM_MODEL_CONFIG, maxTokens, rounds, engineOptions, cpus: os.cpus().length,
+writeFileSync(out, `${JSON.stringify({ bench: 'http-llm',
+  model: { name: benchModel.name, path: benchModel.path, randomWeights: benchModel.randomWeights, config: benchModel.config ?? null },
+  maxTokens, rounds, engineOptions, cpus: os.cpus().length, wallS: (performance.now() - startedAt) / 1000,
   loadavg: { before: loadBefore, after: loadAfter }, node: process.version, rows, raw: results }, null, 2)}\n`);
 console.log(`wrote ${path.relative(root, out)}`);
 process.exit(0);

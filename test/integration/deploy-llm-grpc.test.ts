@@ -17,13 +17,13 @@ interface Choice { index: number; text: string; token_ids: number[]; finish_reas
 interface Reply { choices: Choice[]; usage: { prompt_tokens: number; completion_tokens: number; total_tokens: number } }
 interface StreamMsg { index: number; text: string; finished: boolean; finish_reason: string; usage: Reply['usage'] | null }
 
-function unary(req: Record<string, unknown>): Promise<Reply> {
-  return new Promise((resolve, reject) => client.Generate!(req, (err: grpc.ServiceError | null, reply: Reply) => (err ? reject(err) : resolve(reply))));
+function unary(req: Record<string, unknown>, metadata = new grpc.Metadata()): Promise<Reply> {
+  return new Promise((resolve, reject) => client.Generate!(req, metadata, (err: grpc.ServiceError | null, reply: Reply) => (err ? reject(err) : resolve(reply))));
 }
 
-function stream(req: Record<string, unknown>): Promise<StreamMsg[]> {
+function stream(req: Record<string, unknown>, metadata = new grpc.Metadata()): Promise<StreamMsg[]> {
   return new Promise((resolve, reject) => {
-    const call = client.GenerateStream!(req) as grpc.ClientReadableStream<StreamMsg>;
+    const call = client.GenerateStream!(req, metadata) as grpc.ClientReadableStream<StreamMsg>;
     const got: StreamMsg[] = [];
     call.on('data', (m: StreamMsg) => got.push(m));
     call.on('error', reject);
@@ -81,5 +81,23 @@ describeWithModels('LLMServer: gRPC (protos/llm.proto) through serve run (storie
     expect((none as grpc.ServiceError).code).toBe(grpc.status.INVALID_ARGUMENT);
     const streamed = await stream({ api_key: KEY, prompt: 'x', top_p: 0 }).catch((e: grpc.ServiceError) => e);
     expect((streamed as grpc.ServiceError).code).toBe(grpc.status.INVALID_ARGUMENT);
+  });
+
+  it('takes the API key from authorization metadata, as HTTP takes the header', async () => {
+    const bearer = (key: string) => { const md = new grpc.Metadata(); md.set('authorization', `Bearer ${key}`); return md; };
+    const req = { prompt: 'Once upon a time', max_tokens: 4, temperature: 0 };
+    expect((await unary(req, bearer(KEY))).usage.completion_tokens).toBe(4);
+    expect((await stream(req, bearer(KEY))).at(-1)!.usage?.completion_tokens).toBe(4);
+    const wrong = await unary(req, bearer('wrong-key-000')).catch((e: grpc.ServiceError) => e);
+    expect((wrong as grpc.ServiceError).code).toBe(grpc.status.UNAUTHENTICATED);
+    expect((wrong as grpc.ServiceError).details).toContain('Invalid API key');
+    const wrongStream = await stream(req, bearer('wrong-key-000')).catch((e: grpc.ServiceError) => e);
+    expect((wrongStream as grpc.ServiceError).code).toBe(grpc.status.UNAUTHENTICATED);
+    const none = await unary(req).catch((e: grpc.ServiceError) => e);
+    expect((none as grpc.ServiceError).code).toBe(grpc.status.UNAUTHENTICATED);
+    expect((none as grpc.ServiceError).details).toContain('Missing API key');
+    const notBearer = new grpc.Metadata();
+    notBearer.set('authorization', KEY);
+    expect(((await unary(req, notBearer).catch((e: grpc.ServiceError) => e)) as grpc.ServiceError).code).toBe(grpc.status.UNAUTHENTICATED);
   });
 });

@@ -71,6 +71,42 @@ describeWithModels('LLMServer guard on the runtime (stories260K)', () => {
     expect(after.requestsFinished).toBe(before.requestsFinished);
   });
 
+  it('answers a body that is not JSON, or not an object, in the route\'s own error shape; too large is still 413', async () => {
+    const before = await stats('open');
+    for (const route of ['/open/v1/completions', '/open/v1/chat/completions']) {
+      const broken = await post(route, '{"prompt": "Once upon');
+      expect(broken.status).toBe(400);
+      expect(await broken.json()).toEqual({ error: { message: expect.stringMatching(/^The request body is not valid JSON/),
+        type: 'invalid_request_error', param: null, code: 'invalid_json' } });
+      const notObject = await post(route, '"just a string"');
+      expect(notObject.status).toBe(400);
+      expect(await notObject.json()).toEqual({ error: { message: expect.stringMatching(/must be a JSON object/),
+        type: 'invalid_request_error', param: null, code: 'invalid_request' } });
+    }
+    // TGI's router answers a JSON syntax error with 400 and a body of the wrong shape with 422.
+    for (const route of ['/open/generate', '/open/generate_stream']) {
+      const broken = await post(route, '{"inputs": ');
+      expect(broken.status).toBe(400);
+      expect(await broken.json()).toEqual({ error: expect.stringMatching(/^The request body is not valid JSON/), error_type: 'validation' });
+      const notObject = await post(route, '42');
+      expect(notObject.status).toBe(422);
+      expect(await notObject.json()).toEqual({ error: expect.stringMatching(/must be a JSON object/), error_type: 'validation' });
+    }
+    // Over limits.maxBodyBytes (64 KiB here) and broken: the size is reported, in the route's shape.
+    const big = await post('/open/v1/completions', `{"prompt": "${'x'.repeat(100_000)}`);
+    expect(big.status).toBe(413);
+    expect((await big.json()).error).toMatchObject({ type: 'invalid_request_error', code: 'request_too_large' });
+    const bigTgi = await post('/open/generate', `{"inputs": "${'x'.repeat(100_000)}`);
+    expect(bigTgi.status).toBe(413);
+    expect(await bigTgi.json()).toEqual({ error: expect.stringMatching(/limits\.maxBodyBytes/), error_type: 'validation' });
+    // Over the proxy's own limit (bodyLimitBytes, 4 MiB): the proxy answers 413 before the deployment sees it.
+    const huge = await post('/open/v1/completions', `{"prompt": "${'x'.repeat(4 * 1024 * 1024)}`);
+    expect(huge.status).toBe(413);
+    const after = await stats('open');
+    expect(after.promptTokens).toBe(before.promptTokens);
+    expect(after.requestsFinished).toBe(before.requestsFinished);
+  });
+
   it('answers 401 without a valid key, and the engine never sees the request', async () => {
     const before = await stats('guarded');
     const body = { prompt: 'Once upon a time', max_tokens: 4 };

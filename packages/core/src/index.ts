@@ -26,7 +26,7 @@ export { HttpProxy, HTTP_DEFAULTS } from './ingress/http-proxy.js';
 export type { HttpProxyOptions } from './ingress/http-proxy.js';
 export { GrpcProxy, GRPC_DEFAULTS, SERVE_PROTO_PATH } from './ingress/grpc-proxy.js';
 export type { GrpcProxyOptions } from './ingress/grpc-proxy.js';
-export type { GrpcServiceBinding } from './ingress/grpc-services.js';
+export type { GrpcServiceBinding, GrpcCallInfo } from './ingress/grpc-services.js';
 export { Ingress } from './ingress/ingress.js';
 export type { IngressOptions } from './ingress/ingress.js';
 export { FlotillaMetrics, METRICS_NAMESPACE } from './metrics.js';

@@ -45,6 +45,14 @@ export class MalformedRequestError extends LLMApiError {
   override readonly type: ApiErrorType = 'invalid_request_error';
 }
 
+/**
+ * The body was sent as JSON but does not parse (400 on every route: OpenAI answers 400, and so does TGI,
+ * whose router rejects a JSON syntax error with 400 and a body of the wrong shape with 422).
+ */
+export class InvalidJsonError extends MalformedRequestError {
+  override readonly code: string = 'E_INVALID_JSON';
+}
+
 /** The path exists but not for this HTTP method (405). */
 export class MethodNotAllowedError extends LLMApiError {
   override readonly code: string = 'E_METHOD_NOT_ALLOWED';
@@ -115,6 +123,7 @@ const OPENAI_CODES: Record<string, string> = {
   E_INVALID_PARAMETER: 'invalid_parameter',
   E_CONTEXT_LIMIT: 'context_length_exceeded',
   E_MALFORMED_REQUEST: 'invalid_request',
+  E_INVALID_JSON: 'invalid_json',
   E_METHOD_NOT_ALLOWED: 'method_not_allowed',
   E_INVALID_API_KEY: 'invalid_api_key',
   E_RATE_LIMITED: 'rate_limit_exceeded',

@@ -42,7 +42,12 @@ export interface GuardOptions {
 interface Buckets {
   requests?: TokenBucket;
   tokens?: TokenBucket;
+  /** Token reservations not yet settled: a bucket owed a settle is kept even when full (a late charge must land). */
+  reservations: number;
 }
+
+/** How often take() looks for buckets to drop (ms). */
+const PRUNE_INTERVAL_MS = 60_000;
 
 /** What admission holds until the request ends. */
 export interface Admission {
@@ -54,19 +59,33 @@ export interface Admission {
 /** A rate-limit decision as plain data (it crosses from a shared RateLimiter to the replicas). */
 export type RateDecision = { ok: true; reservedTokens: number } | { ok: false; message: string; retryAfterS: number };
 
-/** Per-key request and token buckets: pure policy over an injected clock. */
+/**
+ * Per-key request and token buckets: pure policy over an injected clock. Keys come from clients (one
+ * per IP when no API keys are configured), so the map must not keep every key ever seen: a key whose
+ * buckets are full again behaves exactly like an unseen one, and take() drops such keys, sweeping at
+ * most once per PRUNE_INTERVAL_MS (lazily, so there is no timer to stop).
+ */
 export class KeyBuckets {
   private readonly buckets = new Map<string, Buckets>();
+  private lastPruneMs: number;
 
   constructor(private readonly limits: RateLimits = {}, private readonly now: () => number = Date.now) {
     for (const [what, limit] of Object.entries(limits)) {
       if (limit && !(limit.perMinute > 0)) throw new LLMServerConfigError(`rateLimits.${what}.perMinute must be > 0`);
       if (limit?.burst !== undefined && !(limit.burst > 0)) throw new LLMServerConfigError(`rateLimits.${what}.burst must be > 0`);
     }
+    this.lastPruneMs = now();
+  }
+
+  /** Keys holding buckets now (for tests and leak checks). */
+  get size(): number {
+    return this.buckets.size;
   }
 
   /** Takes one request and reserves `estimatedTokens`, or says why not and when to retry (taking nothing). */
   take(keyId: string, estimatedTokens: number): RateDecision {
+    if (!this.limits.requests && !this.limits.tokens) return { ok: true, reservedTokens: 0 };
+    this.maybePrune();
     const b = this.bucketsOf(keyId);
     if (b.tokens && b.tokens.available <= 0) {
       return { ok: false, message: `Token rate limit reached for ${keyId} (${this.limits.tokens!.perMinute} tokens/min).`,
@@ -76,23 +95,40 @@ export class KeyBuckets {
       return { ok: false, message: `Request rate limit reached for ${keyId} (${this.limits.requests!.perMinute} requests/min).`,
         retryAfterS: retryAfter(b.requests.secondsUntil(1)) };
     }
-    b.tokens?.charge(estimatedTokens);
-    return { ok: true, reservedTokens: b.tokens ? estimatedTokens : 0 };
+    if (!b.tokens) return { ok: true, reservedTokens: 0 };
+    b.tokens.charge(estimatedTokens);
+    // Callers settle only positive reservations (LLMServer skips the call for 0), so only those are counted.
+    if (estimatedTokens > 0) b.reservations++;
+    return { ok: true, reservedTokens: estimatedTokens };
   }
 
   /** Settles a reservation against the tokens really used. */
   settle(keyId: string, reservedTokens: number, usedTokens: number): void {
-    const tokens = this.buckets.get(keyId)?.tokens;
+    const b = this.buckets.get(keyId);
+    const tokens = b?.tokens;
     if (!tokens) return;
+    if (reservedTokens > 0 && b.reservations > 0) b.reservations--;
     const diff = reservedTokens - usedTokens;
     if (diff > 0) tokens.refund(diff);
     else if (diff < 0) tokens.charge(-diff);
   }
 
+  /** Drops keys whose buckets have all refilled and that owe no settle; at most once per PRUNE_INTERVAL_MS. */
+  prune(): void {
+    this.lastPruneMs = this.now();
+    for (const [key, b] of this.buckets) {
+      if (b.reservations === 0 && (b.requests?.isFull ?? true) && (b.tokens?.isFull ?? true)) this.buckets.delete(key);
+    }
+  }
+
+  private maybePrune(): void {
+    if (this.now() - this.lastPruneMs >= PRUNE_INTERVAL_MS) this.prune();
+  }
+
   private bucketsOf(keyId: string): Buckets {
     let b = this.buckets.get(keyId);
     if (!b) {
-      b = {};
+      b = { reservations: 0 };
       if (this.limits.requests) b.requests = bucket(this.limits.requests, this.now);
       if (this.limits.tokens) b.tokens = bucket(this.limits.tokens, this.now);
       this.buckets.set(keyId, b);

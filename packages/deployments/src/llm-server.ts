@@ -11,18 +11,21 @@
  *
  * The constructor returns at once and the model loads in the background: /health answers 503 until it
  * is ready, and generation requests wait for it. Every request passes the Guard (API key, rate limits,
- * body size) before it can reach the engine, and leaves one audit line.
+ * body size) before it can reach the engine, and leaves one audit line. The replica calls dispose() once
+ * when it stops, which frees the engine's native memory.
  */
 import { performance } from 'node:perf_hooks';
-import type { DeploymentHandle, HttpRequestLike } from '@flotilla/core';
+import type { DeploymentHandle, GrpcCallInfo, HttpRequestLike } from '@flotilla/core';
 import { getRequestContext, modelLoadProgress } from '@flotilla/core';
 import { LLMEngine, type EngineStats } from '@flotilla/engine';
 import { AuditLog } from './audit-log.js';
-import { LLMServerConfigError, ModelUnavailableError, RateLimiterUnavailableError } from './errors.js';
+import { InvalidJsonError, LLMServerConfigError, ModelUnavailableError, RateLimiterUnavailableError } from './errors.js';
 import { estimatedTokens, type HandlerContext, type HttpChunk, type ModelInfo } from './handler-context.js';
 import { findRoute } from './http-routes.js';
 import { Guard, admissionOf, checkBodySize, type Admission, type RateDecision } from './guard.js';
-import { LLM_GRPC_SERVICE, grpcGenerate, grpcGenerateStream, toCoreError, type GrpcGenerateRequest } from './grpc/llm-grpc.js';
+import {
+  LLM_GRPC_SERVICE, grpcAuthHeaders, grpcClientOf, grpcGenerate, grpcGenerateStream, toCoreError, type GrpcGenerateRequest,
+} from './grpc/llm-grpc.js';
 import { LLMMetrics } from './llm-metrics.js';
 import { resolveLimits, type LLMServerOptions, type ResolvedLimits } from './llm-server-options.js';
 import { checkModelPaths, randomWeightsBanner, resolveModelSource } from './model-source.js';
@@ -38,6 +41,8 @@ export interface LoadedState {
 export class LLMServer {
   /** Picked up by `serve run` (grpcServicesOf): the Llm service of protos/llm.proto, served by this deployment. */
   static grpcServices = [LLM_GRPC_SERVICE];
+  /** The proxy hands over a JSON body that does not parse, so that it is answered in OpenAI's or TGI's error shape. */
+  static handlesMalformedJson = true;
 
   protected readonly options: LLMServerOptions;
   readonly guard: Guard;
@@ -47,6 +52,7 @@ export class LLMServer {
   readonly #audit: AuditLog;
   #metrics: LLMMetrics | undefined;
   readonly #rateLimiter: DeploymentHandle<RateLimiter> | undefined;
+  #disposing: Promise<void> | undefined;
 
   /**
    * `rateLimiter`: a RateLimiter deployment (`LLM.bind(options, Limits.bind({ requests, tokens }))`) holding
@@ -90,7 +96,12 @@ export class LLMServer {
     let ctx: HandlerContext | undefined;
     try {
       if (route.authenticated) keyId = this.guard.authenticate(req.headers, req.clientIp);
-      if (req.method === 'POST') checkBodySize(req.headers, req.body, this.options.limits?.maxBodyBytes ?? resolveLimits(undefined, 2).maxBodyBytes);
+      if (req.method === 'POST') {
+        checkBodySize(req.headers, req.body, this.options.limits?.maxBodyBytes ?? resolveLimits(undefined, 2).maxBodyBytes);
+        if (req.bodyError !== undefined) {
+          throw new InvalidJsonError(`The request body is not valid JSON (${req.bodyError}); send a JSON object with content-type: application/json.`);
+        }
+      }
       const state = await this.#ready();
       ctx = {
         ...ctxBase, engine: state.engine, limits: state.limits, model: state.model, usage,
@@ -118,9 +129,12 @@ export class LLMServer {
     }
   }
 
-  /** gRPC Generate (protos/llm.proto); also callable through a handle. */
-  async grpcGenerate(request: GrpcGenerateRequest): Promise<unknown> {
-    const call = await this.#grpcCall(request, 'grpc Generate');
+  /**
+   * gRPC Generate (protos/llm.proto); also callable through a handle. The API key comes from the call's
+   * `authorization: Bearer KEY` metadata (callInfo, passed by the gRPC proxy) or else the request's api_key.
+   */
+  async grpcGenerate(request: GrpcGenerateRequest, callInfo?: GrpcCallInfo): Promise<unknown> {
+    const call = await this.#grpcCall(request, callInfo, 'grpc Generate');
     try {
       const reply = await grpcGenerate(request, call.ctx);
       call.end(0);
@@ -132,8 +146,8 @@ export class LLMServer {
   }
 
   /** gRPC GenerateStream; also callable through a handle (`handle.stream.grpcGenerateStream(req)`). */
-  async *grpcGenerateStream(request: GrpcGenerateRequest): AsyncGenerator<unknown> {
-    const call = await this.#grpcCall(request, 'grpc GenerateStream');
+  async *grpcGenerateStream(request: GrpcGenerateRequest, callInfo?: GrpcCallInfo): AsyncGenerator<unknown> {
+    const call = await this.#grpcCall(request, callInfo, 'grpc GenerateStream');
     let failed: unknown;
     try {
       yield* grpcGenerateStream(request, call.ctx);
@@ -177,6 +191,25 @@ export class LLMServer {
     if (this.#loadError) throw this.#loadError;
   }
 
+  /**
+   * Called once by the replica as it stops (scale-down, replacement, serve shutdown), after draining:
+   * ends the requests still running (they fail as the engine goes), stops observing the engine and
+   * frees its native memory (weights, KV cache). A model still loading is freed once loaded. Requests
+   * after it get 503.
+   */
+  dispose(): Promise<void> {
+    this.#disposing ??= (async () => {
+      const state = this.#state ?? await this.#loading.catch(() => undefined);
+      this.#metrics?.detach();
+      await state?.engine.dispose();
+    })();
+    return this.#disposing;
+  }
+
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.dispose();
+  }
+
   async #load(): Promise<LoadedState> {
     const o = this.options;
     const source = await resolveModelSource(o.model, o.tokenizer);
@@ -200,6 +233,7 @@ export class LLMServer {
   }
 
   async #ready(): Promise<LoadedState> {
+    if (this.#disposing) throw new ModelUnavailableError('The server is shutting down; retry against another replica.');
     if (this.#state) return this.#state;
     if (this.#loadError) throw new ModelUnavailableError(`The model failed to load: ${this.#loadError.message}`);
     try {
@@ -210,7 +244,7 @@ export class LLMServer {
   }
 
   /** Authenticates, waits for the model and returns the context plus `end`, which settles the rate limit and writes the audit line. */
-  async #grpcCall(request: GrpcGenerateRequest, route: string): Promise<{ ctx: HandlerContext; end: (failed: number, err?: unknown) => void }> {
+  async #grpcCall(request: GrpcGenerateRequest, callInfo: GrpcCallInfo | undefined, route: string): Promise<{ ctx: HandlerContext; end: (failed: number, err?: unknown) => void }> {
     const rc = getRequestContext();
     const requestId = rc?.requestId ?? `grpc-${Date.now()}`;
     const started = performance.now();
@@ -225,7 +259,7 @@ export class LLMServer {
         ...(code ? { error: code } : {}) });
     };
     try {
-      keyId = this.guard.authenticate(request?.api_key ? { authorization: `Bearer ${request.api_key}` } : {}, 'grpc');
+      keyId = this.guard.authenticate(grpcAuthHeaders(request, callInfo), grpcClientOf(callInfo));
       const state = await this.#ready();
       const ctx: HandlerContext = {
         requestId, signal: rc?.signal, engine: state.engine, limits: state.limits, model: state.model, usage,
@@ -262,6 +296,7 @@ export class LLMServer {
   }
 
   #health(): HttpChunk {
+    if (this.#disposing) return { status: 503, body: { error: 'the server is shutting down', error_type: 'unhealthy' } };
     if (this.#state) return { status: 200, body: {} };
     if (this.#loadError) return { status: 503, body: { error: `model failed to load: ${this.#loadError.message}`, error_type: 'unhealthy' } };
     return { status: 503, body: { error: 'model is loading', error_type: 'loading' } };

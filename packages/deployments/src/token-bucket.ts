@@ -39,6 +39,12 @@ export class TokenBucket {
     this.level = Math.min(this.capacity, this.level + n);
   }
 
+  /** True when the bucket is at capacity: indistinguishable from a new one, so a holder may drop it. */
+  get isFull(): boolean {
+    this.refill();
+    return this.level >= this.capacity;
+  }
+
   /** Seconds until `n` tokens are available (0 if they are now); Infinity if n exceeds capacity. */
   secondsUntil(n = 1): number {
     this.refill();

@@ -85,3 +85,56 @@ describe('GrpcProxy over an in-memory target', () => {
     expect(many).toEqual(['x0', 'x1']);
   });
 });
+
+describe('GrpcProxy: call metadata for deployment-defined services', () => {
+  const protoPath = path.join(here, '../../fixtures/protos/ingress-echo.proto');
+  const describeArgs = (req: { text: string }, info?: { metadata: Record<string, string>; peer: string }) =>
+    ({ text: JSON.stringify({ req: req.text, info: info ?? null }) });
+  async function start(passCallInfo: boolean) {
+    const t = new InMemoryTarget([{
+      name: 'echo', routePrefix: '/echo', impl: {
+        say: (req: { text: string }, ...rest: unknown[]) => describeArgs(req, rest[0] as never),
+        async *sayMany(req: { text: string }, ...rest: unknown[]) { yield describeArgs(req, rest[0] as never); },
+      },
+    }]);
+    const p = await GrpcProxy.start(t, { port: 0, services: [{ protoPath, service: 'test.echo.Echo', app: 'echo', passCallInfo }] });
+    const pkg = grpc.loadPackageDefinition(protoLoader.loadSync(protoPath, { keepCase: true })) as any;
+    return { proxy: p, client: new pkg.test.echo.Echo(p.address, grpc.credentials.createInsecure()) };
+  }
+  const metadata = () => {
+    const md = new grpc.Metadata();
+    md.set('authorization', 'Bearer sk-123');
+    md.add('x-tag', 'a');
+    md.add('x-tag', 'b');
+    md.set('trace-bin', Buffer.from([1, 2]));
+    return md;
+  };
+
+  it('passes { metadata, peer } as the second argument with passCallInfo, unary and streaming', async () => {
+    const { proxy: p, client: c } = await start(true);
+    try {
+      const reply = await new Promise<any>((resolve, reject) => c.Say({ text: 'hi' }, metadata(), (e: any, r: any) => (e ? reject(e) : resolve(r))));
+      const got = JSON.parse(reply.text);
+      expect(got.req).toBe('hi');
+      expect(got.info.metadata).toMatchObject({ authorization: 'Bearer sk-123', 'x-tag': 'a, b' });
+      expect(got.info.metadata['trace-bin']).toBeUndefined();
+      expect(got.info.peer).toMatch(/^127\.0\.0\.1:\d+$/);
+      const streamed = await new Promise<any[]>((resolve, reject) => {
+        const out: any[] = [];
+        const s = c.SayMany({ text: 'yo' }, metadata());
+        s.on('data', (d: any) => out.push(JSON.parse(d.text)));
+        s.on('end', () => resolve(out));
+        s.on('error', reject);
+      });
+      expect(streamed[0].info.metadata.authorization).toBe('Bearer sk-123');
+    } finally { c.close(); await p.close(); }
+  });
+
+  it('passes the request alone by default', async () => {
+    const { proxy: p, client: c } = await start(false);
+    try {
+      const reply = await new Promise<any>((resolve, reject) => c.Say({ text: 'hi' }, metadata(), (e: any, r: any) => (e ? reject(e) : resolve(r))));
+      expect(JSON.parse(reply.text)).toEqual({ req: 'hi', info: null });
+    } finally { c.close(); await p.close(); }
+  });
+});

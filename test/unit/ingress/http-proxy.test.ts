@@ -121,3 +121,36 @@ describe('HttpProxy over an in-memory target', () => {
     expect(await drained).toBe(true);
   });
 });
+
+describe('HttpProxy: a JSON body that does not parse, for raw-HTTP deployments', () => {
+  let rawProxy: HttpProxy;
+  const echo = (req: any) => ({ status: 200, body: { body: req.body, bodyError: req.bodyError ?? null } });
+  beforeAll(async () => {
+    rawProxy = await HttpProxy.start(new InMemoryTarget([
+      { name: 'plain', routePrefix: '/plain', rawHttp: true, impl: { handleHttp: echo } },
+      { name: 'own', routePrefix: '/own', rawHttp: true, handlesMalformedJson: true, impl: { handleHttp: echo } },
+    ]), { port: 0, bodyLimitBytes: 1024 });
+  });
+  afterAll(async () => { await rawProxy.close(); });
+  const send = (path: string, body: string) =>
+    fetch(`${rawProxy.url}${path}`, { method: 'POST', body, headers: { 'content-type': 'application/json' } });
+
+  it('answers 400 itself by default, as before', async () => {
+    const r = await send('/plain/x', '{oops');
+    expect(r.status).toBe(400);
+    expect((await r.json()).error.code).toBe('BAD_REQUEST');
+  });
+
+  it('hands it over as text with bodyError to a class with handlesMalformedJson; valid JSON is parsed as ever', async () => {
+    const r = await send('/own/x', '{oops');
+    expect(r.status).toBe(200);
+    expect(await r.json()).toEqual({ body: '{oops', bodyError: expect.stringMatching(/JSON/) });
+    expect(await (await send('/own/x', '{"a":1}')).json()).toEqual({ body: { a: 1 }, bodyError: null });
+  });
+
+  it('still answers a body over its limit with 413 before any deployment', async () => {
+    const r = await send('/own/x', `{"a":"${'x'.repeat(2000)}"`);
+    expect(r.status).toBe(413);
+    expect((await r.json()).error.code).toBe('PAYLOAD_TOO_LARGE');
+  });
+});

@@ -12,6 +12,7 @@ export interface FakeApp {
   routePrefix: string;
   impl: Impl;
   rawHttp?: boolean;
+  handlesMalformedJson?: boolean;
 }
 
 export class InMemoryTarget implements IngressTarget {
@@ -28,6 +29,7 @@ export class InMemoryTarget implements IngressTarget {
     return this.apps.map((a) => ({
       app: a.name, routePrefix: a.routePrefix, ingress: `${a.name}Ingress`, deployments: [`${a.name}Ingress`],
       rawHttp: a.rawHttp ?? false,
+      ...(a.handlesMalformedJson ? { handlesMalformedJson: true } : {}),
       methods: Object.fromEntries(Object.entries(a.impl).map(([k, fn]) => [k, isGenerator(fn) ? 'stream' : 'unary'])),
     }));
   }

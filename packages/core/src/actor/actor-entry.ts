@@ -21,6 +21,7 @@ const control: ReplicaControl = {
   reconfigure: (config) => replica.reconfigure(config),
   collectMetrics: () => replica.collectMetrics(),
   drain: (timeoutMs) => replica.drain(timeoutMs),
+  dispose: () => replica.dispose(),
 };
 Comlink.expose(control, comlinkEndpoint(channel, () => peer.flush()));
 // A child whose parent is gone must not linger (threads end with their process anyway).

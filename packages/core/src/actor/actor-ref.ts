@@ -21,6 +21,8 @@ export interface ActorCallOptions {
 export interface ReplicaInfo {
   methods: Record<string, MethodKind>;
   rawHttp: boolean;
+  /** The class's `static handlesMalformedJson` (see RouteInfo). */
+  handlesMalformedJson?: boolean;
   pid: number;
 }
 
@@ -45,6 +47,12 @@ export interface ReplicaControl {
   collectMetrics(): Promise<unknown[]>;
   /** Stops admitting requests and waits (at most timeoutMs) for the ongoing ones to finish. */
   drain(timeoutMs: number): Promise<void>;
+  /**
+   * Runs the user's `[Symbol.asyncDispose]()` or else `dispose()`, once, and stops admitting requests;
+   * the controller calls it after drain() and before killing the actor. Resolves even when the user's
+   * method throws (the error is written to stderr).
+   */
+  dispose(): Promise<void>;
 }
 
 export interface ActorRef {

@@ -159,7 +159,8 @@ function keepKnownMethods(routes: RouteInfo[], previous: RouteInfo[]): RouteInfo
   return routes.map((r) => {
     if (r.rawHttp || Object.keys(r.methods).length > 0) return r;
     const known = previous.find((p) => p.app === r.app && p.ingress === r.ingress);
-    return known ? { ...r, methods: known.methods, rawHttp: known.rawHttp } : r;
+    if (!known) return r;
+    return { ...r, methods: known.methods, rawHttp: known.rawHttp, ...(known.handlesMalformedJson ? { handlesMalformedJson: true } : {}) };
   });
 }
 

@@ -80,7 +80,8 @@ export class ApplicationState {
   route(): RouteInfo {
     const info = this.deployments.get(this.ingress)?.info;
     return { app: this.name, routePrefix: this.routePrefix, ingress: this.ingress, deployments: [...this.deployments.keys()],
-      methods: info?.methods ?? {}, rawHttp: info?.rawHttp ?? false };
+      methods: info?.methods ?? {}, rawHttp: info?.rawHttp ?? false,
+      ...(info?.handlesMalformedJson ? { handlesMalformedJson: true } : {}) };
   }
 
   describe(): ApplicationStatusInfo {

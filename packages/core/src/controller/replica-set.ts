@@ -1,8 +1,9 @@
 /**
  * The replicas of one deployment and their lifecycle: STARTING (actor up, constructor running) →
  * RUNNING → UNHEALTHY (a failed health check; replaced after healthCheckFailureThreshold in a row) →
- * STOPPING (draining) → STOPPED (reaped by DeploymentState). Every control call is raced against the
- * actor's exit and a timeout, because comlink alone would wait forever on a dead actor.
+ * STOPPING (draining, then the user's dispose()) → STOPPED (reaped by DeploymentState). Every control
+ * call is raced against the actor's exit and a timeout, because comlink alone would wait forever on a
+ * dead actor.
  *
  * Each record carries the deployment version it was started with (rolling updates replace the others)
  * and the userConfig it last applied (a userConfig-only change reaches it through reconfigure()).
@@ -15,6 +16,8 @@ import type { RuntimeEvents } from '../runtime-events.js';
 
 /** Time a replica has to load its module and run its constructor. */
 const START_TIMEOUT_MS = 120_000;
+/** Time the user's dispose() has before the actor is killed all the same. */
+const DISPOSE_TIMEOUT_MS = 10_000;
 
 export class ReplicaRecord {
   state: ReplicaState = 'STARTING';
@@ -167,8 +170,9 @@ export class ReplicaSet {
     if (r.state === 'STOPPING' || r.state === 'STOPPED') return r.actor.exited.then(() => undefined);
     this.setState(r, 'STOPPING', reason);
     const graceMs = this.spec.options.gracefulShutdownTimeoutS * 1000;
-    // A replica that died or hangs while draining is killed all the same.
+    // A replica that died or hangs while draining (or disposing) is killed all the same.
     await settle(r.actor, r.actor.control.drain(graceMs), graceMs + 1000).catch(() => undefined);
+    await settle(r.actor, r.actor.control.dispose(), DISPOSE_TIMEOUT_MS).catch(() => undefined);
     await r.actor.kill();
   }
 

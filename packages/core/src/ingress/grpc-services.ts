@@ -1,7 +1,9 @@
 /**
  * Deployment-defined gRPC services: a .proto service whose RPCs map onto methods of a deployment. The
  * request message arrives as the method's single argument (a plain object, proto field names kept);
- * the method returns (or, for server-streaming RPCs, yields) plain objects of the reply type.
+ * the method returns (or, for server-streaming RPCs, yields) plain objects of the reply type. A binding
+ * with `passCallInfo: true` also hands the call's metadata and peer as a second argument (GrpcCallInfo),
+ * as the HTTP proxy hands a raw-HTTP deployment the request's headers: e.g. `authorization` for API keys.
  *
  * ```ts
  * grpcProxy.addService({ protoPath: 'protos/llm.proto', service: 'flotilla.llm.v1.Llm', app: 'llm',
@@ -31,6 +33,19 @@ export interface GrpcServiceBinding {
   methods?: Record<string, string>;
   /** Directories searched for the proto's imports. Default: the proto's own directory. */
   includeDirs?: string[];
+  /** Call each method as `method(request, callInfo)`, callInfo a GrpcCallInfo. Default: false (the request only). */
+  passCallInfo?: boolean;
+}
+
+/** The second argument of a method bound with `passCallInfo: true` (plain data: it crosses to the replica). */
+export interface GrpcCallInfo {
+  /**
+   * The call's metadata by lower-case key, repeated keys joined with ', '. Text entries only: binary
+   * (`-bin`) entries and grpc-js's own (`grpc-*`) are left out.
+   */
+  metadata: Record<string, string>;
+  /** The client's address as grpc-js gives it, e.g. '127.0.0.1:50412' or '[::1]:50412'. */
+  peer: string;
 }
 
 /** What a deployment class declares as `static grpcServices`: a binding without app and deployment. */
@@ -63,14 +78,27 @@ export function bindService(binding: GrpcServiceBinding, ctx: GrpcContext): {
     if (spec.requestStream) {
       throw new DeploymentConfigError(`${binding.service}/${rpc} takes a client stream, which Flotilla does not map onto deployments; make the request unary.`);
     }
+    const argsOf = (call: grpc.ServerUnaryCall<unknown, unknown> | grpc.ServerWritableStream<unknown, unknown>): unknown[] =>
+      binding.passCallInfo ? [call.request, callInfoOf(call)] : [call.request];
     implementation[rpc] = spec.responseStream
       ? (call: grpc.ServerWritableStream<unknown, unknown>) => void runStream(ctx, call, labelsFor(binding, rpc, method),
-        (scope) => handleFor(ctx, binding).remoteStream(method, [call.request], scope.callOptions),
+        (scope) => handleFor(ctx, binding).remoteStream(method, argsOf(call), scope.callOptions),
         (item) => item)
       : (call: grpc.ServerUnaryCall<unknown, unknown>, cb: grpc.sendUnaryData<unknown>) => void runUnary(ctx, call, cb, labelsFor(binding, rpc, method),
-        (scope) => handleFor(ctx, binding).remote(method, [call.request], scope.callOptions));
+        (scope) => handleFor(ctx, binding).remote(method, argsOf(call), scope.callOptions));
   }
   return { definition, implementation };
+}
+
+export function callInfoOf(call: { metadata: grpc.Metadata; getPeer(): string }): GrpcCallInfo {
+  const metadata: Record<string, string> = {};
+  for (const [key, values] of Object.entries(call.metadata.getMap())) {
+    if (key.endsWith('-bin') || key.startsWith('grpc-')) continue;
+    // getMap() keeps the first value of a repeated key; get() has them all.
+    const all = call.metadata.get(key).filter((v): v is string => typeof v === 'string');
+    metadata[key] = all.length > 0 ? all.join(', ') : String(values);
+  }
+  return { metadata, peer: call.getPeer() };
 }
 
 function lookupService(pkg: grpc.GrpcObject, binding: GrpcServiceBinding): grpc.ServiceDefinition {

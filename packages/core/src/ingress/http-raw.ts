@@ -11,7 +11,7 @@ import type { HttpRequestLike, HttpResponseLike } from './ingress-target.js';
 import { closeIterator, pump } from './stream-writer.js';
 
 export async function dispatchRaw(call: CallContext): Promise<void> {
-  const req = toRequestLike(call.request, call.rest, call.scope.requestId);
+  const req = toRequestLike(call.request, call.rest, call.scope.requestId, call.route.handlesMalformedJson === true);
   const handle = call.handle;
   const opts = call.scope.callOptions;
   if (call.route.methods.handleHttp !== 'stream') {
@@ -85,7 +85,8 @@ function checkHead(value: unknown): HttpResponseLike {
   return head;
 }
 
-export function toRequestLike(request: FastifyRequest, path: string, requestId: string): HttpRequestLike {
+/** `passMalformed`: a JSON body that does not parse goes on as text with `bodyError`, instead of a 400 from here. */
+export function toRequestLike(request: FastifyRequest, path: string, requestId: string, passMalformed = false): HttpRequestLike {
   const headers: Record<string, string> = {};
   for (const [k, v] of Object.entries(request.headers)) if (v !== undefined) headers[k] = Array.isArray(v) ? v.join(', ') : v;
   const query: Record<string, string> = {};
@@ -94,8 +95,20 @@ export function toRequestLike(request: FastifyRequest, path: string, requestId: 
   const raw = Buffer.isBuffer(request.body) ? request.body.toString('utf8') : undefined;
   const isJson = /[/+]json\b/i.test(headers['content-type'] ?? '');
   let body: unknown = raw === undefined || raw === '' ? undefined : raw;
-  if (isJson && body !== undefined) body = parseJsonPayload(raw);
-  return { method: request.method, path, query, headers, body, requestId, clientIp: request.ip };
+  let bodyError: string | undefined;
+  if (isJson && body !== undefined) {
+    if (!passMalformed) body = parseJsonPayload(raw);
+    else {
+      try {
+        body = JSON.parse(raw!);
+      } catch (err) {
+        bodyError = (err as Error).message;
+      }
+    }
+  }
+  const req: HttpRequestLike = { method: request.method, path, query, headers, body, requestId, clientIp: request.ip };
+  if (bodyError !== undefined) req.bodyError = bodyError;
+  return req;
 }
 
 function lowerKeys(headers: Record<string, string> | undefined): Record<string, string> {

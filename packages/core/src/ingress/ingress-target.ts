@@ -19,6 +19,12 @@ export interface RouteInfo {
   methods: Record<string, MethodKind>;
   /** True when the ingress class defines handleHttp(req): the proxy hands it every request under the prefix. */
   rawHttp: boolean;
+  /**
+   * True when the raw-HTTP class declares `static handlesMalformedJson = true`: a JSON body that does not
+   * parse reaches handleHttp as text with `bodyError` set, so the class answers in its own protocol's shape.
+   * Otherwise (the default) the proxy answers 400 itself.
+   */
+  handlesMalformedJson?: boolean;
 }
 
 export interface CallOptions {
@@ -49,6 +55,11 @@ export interface HttpRequestLike {
   headers: Record<string, string>;
   /** Parsed JSON when the content type is JSON, else the raw text; undefined when empty. */
   body: unknown;
+  /**
+   * Why a body sent as JSON does not parse (then `body` is its raw text). Only for classes that declare
+   * `static handlesMalformedJson = true`; for the others the proxy answers 400 before calling them.
+   */
+  bodyError?: string;
   requestId: string;
   clientIp: string;
 }

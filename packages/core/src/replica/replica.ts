@@ -1,7 +1,7 @@
 /**
  * The replica runtime inside a worker thread or child process: constructs the user's class, admits
  * requests up to maxOngoingRequests (rejecting the rest so the caller's router tries elsewhere), and
- * answers control calls (health, stats, drain) outside the request queue.
+ * answers control calls (health, stats, drain, dispose) outside the request queue.
  */
 import { pathToFileURL } from 'node:url';
 import { findRegisteredDeployment } from '../deployment.js';
@@ -24,6 +24,7 @@ export class Replica implements CallServer, ReplicaControl {
   private draining = false;
   private drained: (() => void) | undefined;
   private peer: RpcPeer | undefined;
+  private disposed: Promise<void> | undefined;
 
   /** The peer carries both our answers and our own handle calls (relayed by the parent). */
   attach(peer: RpcPeer): void {
@@ -56,7 +57,9 @@ export class Replica implements CallServer, ReplicaControl {
     }
     this.callable = new UserCallable(instance, init.deployment);
     if (init.userConfig !== undefined) await this.reconfigure(init.userConfig);
-    return { methods: this.callable.methods, rawHttp: this.callable.rawHttp, pid: process.pid };
+    const info: ReplicaInfo = { methods: this.callable.methods, rawHttp: this.callable.rawHttp, pid: process.pid };
+    if (this.callable.rawHttp && this.callable.handlesMalformedJson) info.handlesMalformedJson = true;
+    return info;
   }
 
   async checkHealth(): Promise<void> {
@@ -90,6 +93,23 @@ export class Replica implements CallServer, ReplicaControl {
       const timer = setTimeout(resolve, timeoutMs);
       this.drained = () => { clearTimeout(timer); resolve(); };
     });
+  }
+
+  /**
+   * The user's destructor, once: the controller calls it when the replica stops (after drain(), before
+   * the kill), so that native memory, sockets and timers are released by the code that owns them rather
+   * than left to the thread's or process's end. Requests still running may fail as it tears down.
+   */
+  dispose(): Promise<void> {
+    this.draining = true;
+    this.disposed ??= (async () => {
+      try {
+        await this.callable?.dispose();
+      } catch (err) {
+        process.stderr.write(`[flotilla] deployment ${this.init?.deployment}: dispose threw: ${describe(err)}\n`);
+      }
+    })();
+    return this.disposed;
   }
 
   admit(_call: IncomingCall): 'full' | 'draining' | null {

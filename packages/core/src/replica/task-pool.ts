@@ -83,6 +83,11 @@ export class TaskPool {
   async close(): Promise<void> {
     await this.pool.destroy();
   }
+
+  /** Stops the pool's threads (the instances in them are not disposed one by one: they end with their threads). */
+  dispose(): Promise<void> {
+    return this.close();
+  }
 }
 
 function containsHandle(value: unknown): boolean {

@@ -1,7 +1,8 @@
 /**
  * The one wrapper through which a replica runs user code: method lookup (public methods only), the
  * request context (AsyncLocalStorage) around every call and every resume of a generator, and the
- * optional lifecycle methods checkHealth(), reconfigure(config) and autoscalingMetrics().
+ * optional lifecycle methods checkHealth(), reconfigure(config), autoscalingMetrics(), collectMetrics()
+ * and the destructor `[Symbol.asyncDispose]()` or `dispose()` (called once as the replica stops).
  *
  * autoscalingMetrics(): `Record<string, number> | Promise<...>`, called every metricsIntervalS outside
  * the request queue; the numbers reach the autoscaling policy summed over replicas and averaged over
@@ -14,7 +15,7 @@ import { requestContextStorage, type RequestContext } from '../request-context.j
 import type { MethodKind } from '../ingress/ingress-target.js';
 
 /** Not callable through handles or proxies. */
-const LIFECYCLE = new Set(['constructor', 'checkHealth', 'reconfigure', 'autoscalingMetrics', 'collectMetrics']);
+const LIFECYCLE = new Set(['constructor', 'checkHealth', 'reconfigure', 'autoscalingMetrics', 'collectMetrics', 'dispose']);
 /** Callable although it starts with '_': the default method of an HTTP route, as in Ray Serve. */
 const DEFAULT_METHOD = '__call__';
 
@@ -29,6 +30,11 @@ export class UserCallable {
 
   get rawHttp(): boolean {
     return 'handleHttp' in this.methods;
+  }
+
+  /** The class's `static handlesMalformedJson` (a raw-HTTP class that answers unparsable JSON itself). */
+  get handlesMalformedJson(): boolean {
+    return (this.instance.constructor as { handlesMalformedJson?: unknown }).handlesMalformedJson === true;
   }
 
   async unary(method: string, args: unknown[], ctx: RequestContext): Promise<unknown> {
@@ -88,6 +94,13 @@ export class UserCallable {
     } catch {
       return [];
     }
+  }
+
+  /** The user's `[Symbol.asyncDispose]()`, else `dispose()`; nothing without either. The caller calls it once. */
+  async dispose(): Promise<void> {
+    const inst = this.instance as { [Symbol.asyncDispose]?: () => unknown; dispose?: () => unknown };
+    const fn = typeof inst[Symbol.asyncDispose] === 'function' ? inst[Symbol.asyncDispose] : inst.dispose;
+    if (typeof fn === 'function') await fn.call(this.instance);
   }
 
   private lookup(method: string): Method {

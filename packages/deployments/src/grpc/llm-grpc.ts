@@ -8,6 +8,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import {
   BackPressureError, BadRequestError, NotFoundError, PayloadTooLargeError, UnauthenticatedError, UnavailableError, FlotillaError,
+  type GrpcCallInfo,
 } from '@flotilla/core';
 import type { SamplingParams, TokenLogprob, Tokenizer } from '@flotilla/engine';
 import { InvalidParameterError, LLMApiError, ModelNotFoundError, RateLimitError } from '../errors.js';
@@ -18,8 +19,10 @@ import { usageBody } from '../openai/responses.js';
 import { BodyReader, type NumberRule } from '../validate.js';
 
 export const LLM_PROTO_PATH = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../../../protos/llm.proto');
+/** passCallInfo: the methods get the call's metadata too, where clients put `authorization: Bearer KEY`. */
 export const LLM_GRPC_SERVICE = {
   protoPath: LLM_PROTO_PATH, service: 'flotilla.llm.v1.Llm', methods: { Generate: 'grpcGenerate', GenerateStream: 'grpcGenerateStream' },
+  passCallInfo: true,
 };
 
 /** GenerateRequest as proto-loader hands it over (keepCase; unset optionals are absent). */
@@ -130,4 +133,19 @@ export function toCoreError(err: unknown): unknown {
     case 503: return new UnavailableError(message, data);
     default: return new FlotillaError(message, data);
   }
+}
+
+/** The Authorization header a gRPC call carries: its metadata's, else the request's api_key field. */
+export function grpcAuthHeaders(request: GrpcGenerateRequest | undefined, callInfo: GrpcCallInfo | undefined): Record<string, string> {
+  const fromMetadata = callInfo?.metadata?.authorization;
+  if (fromMetadata) return { authorization: fromMetadata };
+  return request?.api_key ? { authorization: `Bearer ${request.api_key}` } : {};
+}
+
+/** The client's address without its port (one rate-limit key per client when there are no API keys). */
+export function grpcClientOf(callInfo: GrpcCallInfo | undefined): string {
+  const peer = callInfo?.peer;
+  if (!peer) return 'grpc';
+  const m = /^(?:ipv4:|ipv6:)?\[?([^\]]*?)\]?(?::\d+)?$/.exec(peer);
+  return `grpc-${m?.[1] || peer}`;
 }

@@ -4,7 +4,7 @@
  */
 import type { HttpRequestLike, HttpResponseLike } from '@flotilla/core';
 import type { RequestOutput, TokenLogprob, Tokenizer } from '@flotilla/engine';
-import { InvalidParameterError, LLMApiError, MalformedRequestError, RateLimitError } from '../errors.js';
+import { InvalidJsonError, InvalidParameterError, LLMApiError, MalformedRequestError, RateLimitError } from '../errors.js';
 import { collectGeneration, prepareGeneration, startGeneration, type PreparedGeneration } from '../generation.js';
 import { SSE_HEADERS, sse, type HandlerContext, type HttpChunk } from '../handler-context.js';
 import { tokenText } from '../openai/logprobs.js';
@@ -110,13 +110,14 @@ export function tgiFinishReason(reason: string, stopReason: number | string | nu
 /**
  * Any error as TGI's `{ error, error_type }`. As in TGI, a request that fails validation (a parameter,
  * the prompt's length, the body's shape) is 422 Unprocessable Entity with error_type 'validation' (the
- * OpenAI routes answer the same errors with 400, as OpenAI does).
+ * OpenAI routes answer the same errors with 400, as OpenAI does); a body that is not JSON at all is 400.
  */
 export function tgiError(err: unknown): HttpResponseLike & { body: { error: string; error_type: string } } {
   if (err instanceof LLMApiError) {
     const headers: Record<string, string> = err instanceof RateLimitError ? { 'retry-after': String(err.retryAfterS) } : {};
-    const validation = err instanceof InvalidParameterError || err instanceof MalformedRequestError;
-    const type = validation || err.status === 413 ? 'validation' : err.status === 429 ? 'overloaded'
+    // Unparsable JSON keeps its 400, as TGI's router answers a syntax error (422 is for a body of the wrong shape).
+    const validation = (err instanceof InvalidParameterError || err instanceof MalformedRequestError) && !(err instanceof InvalidJsonError);
+    const type = validation || err instanceof InvalidJsonError || err.status === 413 ? 'validation' : err.status === 429 ? 'overloaded'
       : err.status === 401 ? 'authentication' : err.status === 404 ? 'not_found' : 'generation';
     return { status: validation ? 422 : err.status, headers, body: { error: err.message, error_type: type } };
   }
