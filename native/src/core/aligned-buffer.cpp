@@ -10,7 +10,7 @@
 
 namespace flotilla {
 
-AlignedBuffer::AlignedBuffer(size_t bytes, const char* what) {
+AlignedBuffer::AlignedBuffer(size_t bytes, const char* what, bool zeroed) {
   if (bytes == 0) return;
   size_t rounded = (bytes + 63) / 64 * 64;
   void* p = nullptr;
@@ -20,7 +20,7 @@ AlignedBuffer::AlignedBuffer(size_t bytes, const char* what) {
 #ifdef MADV_HUGEPAGE
   if (rounded >= (2u << 20)) madvise(p, rounded, MADV_HUGEPAGE);  // fewer TLB misses when streaming weights
 #endif
-  std::memset(p, 0, rounded);
+  if (zeroed) std::memset(p, 0, rounded);
   data_ = static_cast<uint8_t*>(p);
   size_ = bytes;
 }

@@ -1,4 +1,5 @@
-// Owned, 64-byte aligned, zero-filled memory (weights converted at load, KV pool, activations).
+// Owned, 64-byte aligned memory (weights converted at load, KV pool, activations), zero-filled unless
+// the owner writes every byte before reading it (then the pages are left to the first touch).
 #pragma once
 #include <cstddef>
 #include <cstdint>
@@ -8,7 +9,7 @@ namespace flotilla {
 class AlignedBuffer {
  public:
   AlignedBuffer() = default;
-  explicit AlignedBuffer(size_t bytes, const char* what);  // throws E_OOM
+  explicit AlignedBuffer(size_t bytes, const char* what, bool zeroed = true);  // throws E_OOM
   ~AlignedBuffer();
   AlignedBuffer(AlignedBuffer&& o) noexcept : data_(o.data_), size_(o.size_) { o.data_ = nullptr, o.size_ = 0; }
   AlignedBuffer& operator=(AlignedBuffer&& o) noexcept;

@@ -15,7 +15,9 @@ KvCache::KvCache(const ModelConfig& c, int numBlocks, int blockSize, bool f16)
       headDim_(c.headDim()),
       f16_(f16),
       headBytes_(size_t(c.headDim()) * (f16 ? 2 : 4)),
-      buf_(bytes_per_block(c, blockSize, f16) * numBlocks, "the KV cache") {}
+      // not zero-filled: attention reads only slots written before it (this step's or earlier), so the
+      // pages are zeroed by the kernel as the pool first fills, not all at load (seconds for GBs here)
+      buf_(bytes_per_block(c, blockSize, f16) * numBlocks, "the KV cache", false) {}
 
 void KvCache::store(uint8_t* dst, const float* src) {
   if (!f16_) {

@@ -95,7 +95,7 @@ void materialize(const TensorSpec& t, const Expected& e, const MappedFile& f, DT
   // and streaming weights through 4 KB file pages costs single-sequence decode 15-20% of its speed
   // (TLB misses, prefetchers stopping at every page). The file is still read once; the mappings are
   // dropped after the load.
-  w.owned = AlignedBuffer(w.bytes(), t.name.c_str());
+  w.owned = AlignedBuffer(w.bytes(), t.name.c_str(), false);  // every row is written below
   w.data = w.owned.data();
   const int nThreads = pool.size();
   const int rowsPer = (w.rows + nThreads - 1) / nThreads;
@@ -124,8 +124,10 @@ void to_panels(Weight& w, ThreadPool& pool) {
   if (w.type != DType::F32 || w.panels) return;
   Weight p;
   p.type = w.type, p.rows = w.rows, p.cols = w.cols, p.rowBytes = w.rowBytes, p.panels = true;
-  p.owned = AlignedBuffer(p.bytes(), "weight panels");  // zeroed: padded rows stay 0
+  p.owned = AlignedBuffer(p.bytes(), "weight panels", false);
   float* dst = p.owned.as<float>();
+  const int tail = w.rows % kPanel;  // a last panel's padded rows are zeros
+  if (tail) std::memset(dst + size_t(w.rows / kPanel) * w.cols * kPanel, 0, size_t(w.cols) * kPanel * sizeof(float));
   const size_t K = size_t(w.cols);
   pool.parallel_for((w.rows + kPanel - 1) / kPanel, [&](int panel) {
     for (int n = panel * kPanel; n < std::min(w.rows, (panel + 1) * kPanel); n++) {

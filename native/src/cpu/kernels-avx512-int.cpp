@@ -31,7 +31,7 @@ struct alignas(64) ActPair {
 };
 static_assert(sizeof(ActPair) == 192, "three cache lines per pair of groups");
 
-constexpr int kRows = 4, kToks = 4, kTokenBlock = 64;
+constexpr int kRows = 4, kToks = 4, kTokenBlock = 64, kPrefetchAhead = 1024;
 
 inline int pairs_of(int n) { return (groups_of(n) + 1) / 2; }
 
@@ -43,6 +43,7 @@ inline __m512 pair_scales(uint16_t d0, uint16_t d1) {
 // Groups 2p and 2p+1 of a row as unsigned bytes, and their scales; `two` is false for an odd last group.
 struct LoadQ8 {
   static constexpr int kShift = 7;  // offset 128
+  static constexpr int kBlockBytes = sizeof(BlockQ8);
   static __m512i load(const uint8_t* row, int p, bool two, __m512* d) {
     const auto* b = reinterpret_cast<const BlockQ8*>(row) + 2 * p;
     const __m256i lo = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b[0].qs));
@@ -59,6 +60,7 @@ struct LoadQ8 {
 };
 struct LoadQ4 {
   static constexpr int kShift = 3;  // offset 8
+  static constexpr int kBlockBytes = sizeof(BlockQ4);
   static __m512i load(const uint8_t* row, int p, bool two, __m512* d) {
     const auto* b = reinterpret_cast<const BlockQ4*>(row) + 2 * p;
     const __m128i q0 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(b[0].qs));
@@ -85,7 +87,12 @@ void tile_quant(const Weight& w, int n, const MatmulIn& in, int t, float* y, int
     const bool two = 2 * p + 1 < nb;
     __m512i wq[R];
     __m512 dw[R];
-    for (int r = 0; r < R; r++) wq[r] = Q::load(wr[r], p, two, &dw[r]);
+    for (int r = 0; r < R; r++) {
+      // R rows are R interleaved streams of odd-sized blocks: the hardware prefetcher alone leaves a
+      // single-token step (all weight bytes, no reuse) waiting on memory, so fetch ~1 KB ahead.
+      _mm_prefetch(reinterpret_cast<const char*>(wr[r]) + p * 2 * Q::kBlockBytes + kPrefetchAhead, _MM_HINT_T0);
+      wq[r] = Q::load(wr[r], p, two, &dw[r]);
+    }
     for (int j = 0; j < NT; j++) {
       const ActPair& a = xr[j][p];
       const __m512i xv = _mm512_load_si512(a.qs);

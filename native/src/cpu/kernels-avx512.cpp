@@ -116,8 +116,10 @@ void matmul_float(const Weight& w, const MatmulIn& in, float* y, int ldy, int n0
 }
 
 // y rows [n, n + 16P) (the last panel may hold fewer than 16 real rows: `lastRows`) for tokens [t, t + TT).
+// pf: the next tile's panels (or null), fetched into L2 at the pace this pass reads its own, so the
+// weights stream from memory while the FMAs run instead of before them.
 template <int P, int TT>
-void panel_tile(const Weight& w, int n, int lastRows, const MatmulIn& in, int t, float* y, int ldy) {
+void panel_tile(const Weight& w, int n, int lastRows, const MatmulIn& in, int t, float* y, int ldy, const float* pf) {
   const int K = in.K;
   const float* wp = w.f32() + size_t(n) * K;  // panel n / 16 starts at n * K floats
   const float* xr[TT];
@@ -127,7 +129,10 @@ void panel_tile(const Weight& w, int n, int lastRows, const MatmulIn& in, int t,
     for (int j = 0; j < TT; j++) acc[p][j] = _mm512_setzero_ps();
   for (int k = 0; k < K; k++) {
     __m512 wv[P];
-    for (int p = 0; p < P; p++) wv[p] = _mm512_loadu_ps(wp + (size_t(p) * K + k) * kPanel);
+    for (int p = 0; p < P; p++) {
+      if (pf) _mm_prefetch(reinterpret_cast<const char*>(pf + (size_t(p) * K + k) * kPanel), _MM_HINT_T1);
+      wv[p] = _mm512_loadu_ps(wp + (size_t(p) * K + k) * kPanel);
+    }
     for (int j = 0; j < TT; j++) {
       const __m512 xv = _mm512_set1_ps(xr[j][k]);
       for (int p = 0; p < P; p++) acc[p][j] = _mm512_fmadd_ps(wv[p], xv, acc[p][j]);
@@ -140,7 +145,7 @@ void panel_tile(const Weight& w, int n, int lastRows, const MatmulIn& in, int t,
   }
 }
 
-using PanelFn = void (*)(const Weight&, int, int, const MatmulIn&, int, float*, int);
+using PanelFn = void (*)(const Weight&, int, int, const MatmulIn&, int, float*, int, const float*);
 constexpr int kMaxP = 4, kMaxTT = 12, kPanelTokenBlock = 96;
 
 template <int P, int... TT>
@@ -161,9 +166,11 @@ void matmul_panels(const Weight& w, const MatmulIn& in, float* y, int ldy, int n
     for (int n = n0; n < n1; n += Pmax * kPanel) {
       const int rows = std::min(n1 - n, Pmax * kPanel), P = (rows + kPanel - 1) / kPanel;
       const int lastRows = rows - (P - 1) * kPanel;
+      // the next tile's panels (as many as this one's; the last tile of a chunk fetches nothing)
+      const float* next = n + Pmax * kPanel < n1 && n1 - (n + Pmax * kPanel) >= rows ? w.f32() + size_t(n + Pmax * kPanel) * in.K : nullptr;
       for (int i = 0, t = t0; i < tiles; i++) {
         const int tt = (t1 - t + (tiles - i) - 1) / (tiles - i);
-        kPanelFns[P - 1][tt - 1](w, n, lastRows, in, t, y, ldy);
+        kPanelFns[P - 1][tt - 1](w, n, lastRows, in, t, y, ldy, i == 0 ? next : nullptr);
         t += tt;
       }
     }
