@@ -13,7 +13,8 @@
  *   curl -sN localhost:8000/generate_stream -H 'content-type: application/json' -d '{"inputs":"Lily","parameters":{"max_new_tokens":20}}'
  *   curl -s localhost:8000/metrics | grep flotilla_llm_
  *
- * Other options (key=value): served_name=NAME, api_keys=K1,K2, api_key_file=FILE, max_num_seqs=N, kv_cache_mb=N.
+ * Other options (key=value): served_name=NAME, api_keys=K1,K2, api_key_file=FILE, max_num_seqs=N, kv_cache_mb=N,
+ * kv_cache_dtype=f32|f16.
  */
 import { deployment } from '@flotilla/core';
 import { LLMServer, type LLMServerOptions } from '@flotilla/deployments';
@@ -23,10 +24,11 @@ import { LLMServer, type LLMServerOptions } from '@flotilla/deployments';
 export class LLM extends LLMServer {}
 
 export function llmOptions(args: Record<string, string | undefined>): LLMServerOptions {
-  const { model, tokenizer, quantize, served_name, api_keys, api_key_file, max_num_seqs, kv_cache_mb, ...rest } = args;
+  const { model, tokenizer, quantize, served_name, api_keys, api_key_file, max_num_seqs, kv_cache_mb, kv_cache_dtype, ...rest } = args;
   const unknown = Object.keys(rest);
   if (unknown.length > 0) throw new Error(`unknown argument ${unknown.join(', ')}; see the header of examples/llm-server.ts`);
   if (quantize !== undefined && quantize !== 'int8' && quantize !== 'int4') throw new Error(`quantize must be int8 or int4, got ${quantize}`);
+  if (kv_cache_dtype !== undefined && kv_cache_dtype !== 'f32' && kv_cache_dtype !== 'f16') throw new Error(`kv_cache_dtype must be f32 or f16, got ${kv_cache_dtype}`);
   const options: LLMServerOptions = {};
   if (model) options.model = model;
   if (tokenizer) options.tokenizer = tokenizer;
@@ -36,6 +38,7 @@ export function llmOptions(args: Record<string, string | undefined>): LLMServerO
   if (api_key_file) options.apiKeyFile = api_key_file;
   if (max_num_seqs) options.maxNumSeqs = Number(max_num_seqs);
   if (kv_cache_mb) options.kvCacheBytes = Number(kv_cache_mb) * 2 ** 20;
+  if (kv_cache_dtype) options.kvCacheDtype = kv_cache_dtype;
   return options;
 }
 

@@ -38,10 +38,10 @@ async function until<T>(read: () => T, ok: (v: T) => boolean): Promise<T> {
   return read();
 }
 
-describeWithModels('LLMServer: key file, int8, audit log (serve run, stories260K)', () => {
+describeWithModels('LLMServer: key file, int8 weights with an f16 KV cache, audit log (serve run, stories260K)', () => {
   let server: ServeRun;
   beforeAll(async () => {
-    server = await serveRun(['examples/llm-server.ts:app', `model=${models.stories260K}`, `api_key_file=${keyFile}`, 'quantize=int8']);
+    server = await serveRun(['examples/llm-server.ts:app', `model=${models.stories260K}`, `api_key_file=${keyFile}`, 'quantize=int8', 'kv_cache_dtype=f16']);
   }, 120_000);
   afterAll(async () => { await server?.stop(); });
 
@@ -52,7 +52,7 @@ describeWithModels('LLMServer: key file, int8, audit log (serve run, stories260K
     expect((await post(server.url, { prompt: 'Hi', max_tokens: 2 })).status).toBe(401);
   });
 
-  it('serves the int8-quantized model', async () => {
+  it('serves the int8-quantized model over an f16 KV cache', async () => {
     const res = await post(server.url, { prompt: 'Once upon a time', max_tokens: 8, temperature: 0 }, KEY);
     const body = await res.json() as { choices: { text: string }[]; usage: { completion_tokens: number } };
     expect(body.usage.completion_tokens).toBe(8);

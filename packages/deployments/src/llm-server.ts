@@ -218,6 +218,7 @@ export class LLMServer {
       model: source.path,
       ...(source.tokenizer !== undefined ? { tokenizerPath: source.tokenizer } : {}),
       ...(o.quantize ? { weightFormat: o.quantize } : {}),
+      ...(o.kvCacheDtype ? { kvDtype: o.kvCacheDtype } : {}),
       // A bar on a terminal, a few plain lines otherwise: loading (and quantizing) a big model takes a while.
       onProgress: modelLoadProgress(o.quantize ? `${source.defaultName} (${o.quantize})` : source.defaultName),
       ...pick(o, ['kvCacheBytes', 'maxNumSeqs', 'maxNumBatchedTokens', 'maxModelLen', 'enablePrefixCaching', 'numThreads', 'device', 'chatTemplate']),

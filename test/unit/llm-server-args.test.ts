@@ -1,0 +1,17 @@
+// The key=value arguments of examples/llm-server.ts (what `serve run` passes) become LLMServerOptions.
+import { describe, expect, it } from 'vitest';
+import { llmOptions } from '../../examples/llm-server.js';
+
+describe('examples/llm-server.ts arguments', () => {
+  it('maps each argument to its option', () => {
+    expect(llmOptions({ model: 'm.bin', quantize: 'int4', kv_cache_mb: '64', kv_cache_dtype: 'f16', max_num_seqs: '8' })).toEqual({
+      model: 'm.bin', quantize: 'int4', kvCacheBytes: 64 * 2 ** 20, kvCacheDtype: 'f16', maxNumSeqs: 8,
+    });
+  });
+
+  it('rejects unknown arguments and bad values, naming them', () => {
+    expect(() => llmOptions({ kv_cache_dtype: 'bf16' })).toThrow(/kv_cache_dtype must be f32 or f16, got bf16/);
+    expect(() => llmOptions({ quantize: 'int3' })).toThrow(/quantize must be int8 or int4/);
+    expect(() => llmOptions({ modle: 'x' })).toThrow(/unknown argument modle/);
+  });
+});
