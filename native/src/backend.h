@@ -57,7 +57,7 @@ class Backend {
   }
 };
 
-// May rewrite the weights into the layout its kernels read (F32 panels for AVX-512).
+// May rewrite the weights into the layout its kernels read (F32, Q8_0 and Q4_0 panels for AVX-512).
 std::unique_ptr<Backend> make_cpu_backend(ModelWeights& w, const BackendOptions& o, ThreadPool& pool);
 
 }  // namespace flotilla

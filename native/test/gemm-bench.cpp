@@ -51,7 +51,7 @@ void bench_gemm(int threads, int rounds) {
               pool.size(), rounds);
   std::printf("%-6s %-20s %4s", "type", "shape", "T");
   for (const CpuKernels* k : ks) std::printf(" %10s GFLOPS  GB/s", k->name);
-  std::printf(" (f32: then the sets that take weights in panels, with panels)  cores busy\n");
+  std::printf(" (then the sets that take weights in panels, with panels, on huge pages as the CPU backend puts them)  cores busy\n");
   for (DType type : {DType::F32, DType::Q8_0, DType::Q4_0}) {
     for (const Shape& s : shapes) {
       const size_t bytes = row_bytes(type, s.cols) * s.rows;
@@ -66,23 +66,26 @@ void bench_gemm(int threads, int rounds) {
         c.data = c.owned.data();
         ws.push_back(std::move(c));
       }
-      // The same weights in the panel layout, for the sets that take it (weights.h).
-      std::vector<Weight> panelWs;
-      if (type == DType::F32) {
-        for (const Weight& w : ws) {
-          Weight c;
-          c.type = w.type, c.rows = w.rows, c.cols = w.cols, c.rowBytes = w.rowBytes;
+      // The same weights in the panel layout, for the sets that take it (weights.h), placed as the CPU
+      // backend places them: all in one buffer, so on huge pages even when each is under 2 MB.
+      std::vector<Weight> panelWs(ws.size());
+      std::vector<AlignedBuffer> arenas;
+      {
+        std::vector<Weight*> ptrs;
+        for (size_t i = 0; i < ws.size(); i++) {
+          Weight& c = panelWs[i];
+          c.type = ws[i].type, c.rows = ws[i].rows, c.cols = ws[i].cols, c.rowBytes = ws[i].rowBytes;
           c.owned = AlignedBuffer(bytes, "bench weights");
-          std::memcpy(c.owned.data(), w.data, bytes);
+          std::memcpy(c.owned.data(), ws[i].data, bytes);
           c.data = c.owned.data();
-          to_panels(c, pool);
-          panelWs.push_back(std::move(c));
+          ptrs.push_back(&c);
         }
+        to_panels(ptrs, pool, arenas);
       }
       std::vector<std::pair<const CpuKernels*, bool>> variants;
       for (const CpuKernels* k : ks) variants.push_back({k, false});
       for (const CpuKernels* k : ks)
-        if (k->f32Panels && !panelWs.empty()) variants.push_back({k, true});
+        if (k->panels && !panelWs.empty()) variants.push_back({k, true});
       for (int T : {1, 8, 32, 64, 128}) {
         const std::vector<float> x = random_acts(size_t(T) * s.cols, 5);
         std::vector<float> y(size_t(T) * s.rows);

@@ -55,7 +55,8 @@ struct Shape {
   int rows, cols;
 };
 
-// panels: the SIMD set gets the weight in the F32 panel layout (weights.h), the scalar set row-major.
+// panels: the SIMD set gets the weight in the panel layout (weights.h), the scalar set row-major; the
+// panel weight's rows must also read back (read_row) as the row-major ones decode.
 bool check_matmul(const CpuKernels& simd, DType type, bool panels) {
   const Shape shapes[] = {{1, 1}, {3, 7}, {5, 31}, {17, 32}, {6, 33}, {13, 63}, {9, 64}, {21, 65}, {7, 100}, {11, 129}, {33, 257}, {67, 777}};
   const int tokens[] = {1, 2, 3, 4, 5, 6, 7, 8, 13, 31, 64, 65, 70};
@@ -64,11 +65,20 @@ bool check_matmul(const CpuKernels& simd, DType type, bool panels) {
   const float tol = 5e-7f;
   ThreadPool pool(2);
   float worst = 0;
-  bool invariant = true;
+  bool invariant = true, rowsOk = true;
   for (const Shape& s : shapes) {
     const Weight w = random_weight(type, s.rows, s.cols, 7u * s.rows + s.cols);
     Weight wp = random_weight(type, s.rows, s.cols, 7u * s.rows + s.cols);
-    if (panels) to_panels(wp, pool);
+    if (panels) {
+      to_panels(wp, pool);
+      if (!wp.panels || wp.bytes() != size_t(kPanel) * wp.rowBytes * size_t((s.rows + kPanel - 1) / kPanel)) invariant = false;
+      std::vector<float> ra(size_t(groups_of(s.cols)) * kGroup), rb(ra.size());
+      for (int n = 0; n < s.rows; n++) {
+        read_row(wp, n, ra.data());
+        decode_row(w.type, w.row(n), w.cols, rb.data());
+        if (std::memcmp(ra.data(), rb.data(), sizeof(float) * s.cols) != 0) rowsOk = false;
+      }
+    }
     const auto split = [&](int n) { return panels ? n / kPanel * kPanel : n; };  // panel kernels take whole panels
     for (int T : tokens) {
       const std::vector<float> x = random_acts(size_t(T) * s.cols, 31u * T + s.cols);
@@ -86,9 +96,10 @@ bool check_matmul(const CpuKernels& simd, DType type, bool panels) {
       }
     }
   }
-  const bool ok = worst <= tol && invariant;
-  std::printf("%s %s matmul %s%s vs scalar: worst |diff| / sum|w*x| = %.2e (tolerance %.0e), batch-invariant: %s\n", ok ? "PASS" : "FAIL",
-              simd.name, dtype_name(type), panels ? " (panels)" : "", worst, tol, invariant ? "yes" : "NO");
+  const bool ok = worst <= tol && invariant && rowsOk;
+  std::printf("%s %s matmul %s%s vs scalar: worst |diff| / sum|w*x| = %.2e (tolerance %.0e), batch-invariant: %s%s\n", ok ? "PASS" : "FAIL",
+              simd.name, dtype_name(type), panels ? " (panels)" : "", worst, tol, invariant ? "yes" : "NO",
+              panels ? (rowsOk ? ", read_row == decode_row" : ", read_row DIFFERS") : "");
   return ok;
 }
 
@@ -185,7 +196,8 @@ bool check_kernels() {
   bool ok = true;
   for (const CpuKernels* simd : simd_sets()) {
     for (DType t : {DType::F32, DType::F16, DType::BF16, DType::Q8_0, DType::Q4_0}) ok &= check_matmul(*simd, t, false);
-    if (simd->f32Panels) ok &= check_matmul(*simd, DType::F32, true);
+    if (simd->panels)
+      for (DType t : {DType::F32, DType::Q8_0, DType::Q4_0}) ok &= check_matmul(*simd, t, true);
     ok &= check_kv(*simd);
     ok &= check_attend(*simd);
   }

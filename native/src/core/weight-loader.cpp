@@ -1,6 +1,7 @@
 // Manifest validation (every tensor present, shaped as the config says, inside its file, of a known
 // dtype) and the one-time conversion of each weight to the requested in-memory format.
 #include <algorithm>
+#include <cstddef>
 #include <cstring>
 #include <string>
 #include <unordered_map>
@@ -120,30 +121,103 @@ void materialize(const TensorSpec& t, const Expected& e, const MappedFile& f, DT
 
 }  // namespace
 
-void to_panels(Weight& w, ThreadPool& pool) {
-  if (w.type != DType::F32 || w.panels) return;
-  Weight p;
-  p.type = w.type, p.rows = w.rows, p.cols = w.cols, p.rowBytes = w.rowBytes, p.panels = true;
-  p.owned = AlignedBuffer(p.bytes(), "weight panels", false);
-  float* dst = p.owned.as<float>();
-  const int tail = w.rows % kPanel;  // a last panel's padded rows are zeros
-  if (tail) std::memset(dst + size_t(w.rows / kPanel) * w.cols * kPanel, 0, size_t(w.cols) * kPanel * sizeof(float));
-  const size_t K = size_t(w.cols);
+namespace {
+
+size_t panel_bytes(const Weight& w) { return size_t(kPanel) * w.rowBytes; }
+
+void quant_to_panels(const Weight& w, uint8_t* dst, ThreadPool& pool) {
+  const int nb = groups_of(w.cols), tail = w.rows % kPanel;
+  const size_t pb = panel_bytes(w), bb = w.type == DType::Q8_0 ? sizeof(BlockQ8) : sizeof(BlockQ4);
+  if (tail) std::memset(dst + size_t(w.rows / kPanel) * pb, 0, pb);  // a last panel's padded rows: zero scales
   pool.parallel_for((w.rows + kPanel - 1) / kPanel, [&](int panel) {
+    uint8_t* base = dst + size_t(panel) * pb;
     for (int n = panel * kPanel; n < std::min(w.rows, (panel + 1) * kPanel); n++) {
-      const float* src = w.f32() + n * K;
-      float* d = dst + size_t(panel) * K * kPanel + n % kPanel;
-      for (size_t k = 0; k < K; k++) d[k * kPanel] = src[k];
+      const int r = n % kPanel;
+      for (int g = 0; g < nb; g++) {
+        const uint8_t* block = w.row(n) + g * bb;
+        std::memcpy(base + qpanel_scales_at(w.type, g) + r * 2, block, 2);  // the fp16 d
+        uint8_t* q = base + qpanel_quants_at(w.type, nb, g) + r * 4;
+        if (w.type == DType::Q8_0) {
+          const uint8_t* qs = block + offsetof(BlockQ8, qs);
+          for (int i = 0; i < kGroup; i++) q[(i / 4) * 64 + i % 4] = qs[i] ^ 0x80;
+        } else {
+          const uint8_t* qs = block + offsetof(BlockQ4, qs);
+          for (int i = 0; i < kGroup / 2; i++) q[(i / 4) * 64 + i % 4] = qs[i];
+        }
+      }
     }
   });
-  p.data = p.owned.data();
+}
+
+}  // namespace
+
+void to_panels(Weight& w, ThreadPool& pool, uint8_t* at) {
+  if (w.panels || !has_panel_layout(w.type)) return;
+  Weight p;
+  p.type = w.type, p.rows = w.rows, p.cols = w.cols, p.rowBytes = w.rowBytes, p.panels = true;
+  if (!at) {
+    p.owned = AlignedBuffer(p.bytes(), "weight panels", false);
+    at = p.owned.data();
+  }
+  if (w.type != DType::F32) {
+    quant_to_panels(w, at, pool);
+  } else {
+    float* dst = reinterpret_cast<float*>(at);
+    const int tail = w.rows % kPanel;  // a last panel's padded rows are zeros
+    if (tail) std::memset(dst + size_t(w.rows / kPanel) * w.cols * kPanel, 0, size_t(w.cols) * kPanel * sizeof(float));
+    const size_t K = size_t(w.cols);
+    pool.parallel_for((w.rows + kPanel - 1) / kPanel, [&](int panel) {
+      for (int n = panel * kPanel; n < std::min(w.rows, (panel + 1) * kPanel); n++) {
+        const float* src = w.f32() + n * K;
+        float* d = dst + size_t(panel) * K * kPanel + n % kPanel;
+        for (size_t k = 0; k < K; k++) d[k * kPanel] = src[k];
+      }
+    });
+  }
+  p.data = at;
   w = std::move(p);
+}
+
+void to_panels(const std::vector<Weight*>& ws, ThreadPool& pool, std::vector<AlignedBuffer>& arenas) {
+  const auto todo = [](const Weight* w) { return w->rows > 0 && !w->panels && has_panel_layout(w->type); };
+  const auto panelBytes = [](const Weight* w) { return size_t(w->rows + kPanel - 1) / kPanel * kPanel * w->rowBytes; };
+  size_t total = 0;
+  for (const Weight* w : ws)
+    if (todo(w)) total += (panelBytes(w) + 63) / 64 * 64;
+  if (total == 0) return;
+  arenas.emplace_back(total, "weight panels", false);  // every byte of every weight is written by to_panels
+  uint8_t* at = arenas.back().data();
+  for (Weight* w : ws) {
+    if (!todo(w)) continue;
+    const size_t bytes = (panelBytes(w) + 63) / 64 * 64;
+    to_panels(*w, pool, at);  // frees the row-major buffer: the arena's pages fill as the old ones go
+    at += bytes;
+  }
 }
 
 void read_row(const Weight& w, int r, float* out) {
   if (!w.panels) return decode_row(w.type, w.row(r), w.cols, out);
-  const float* src = w.f32() + size_t(r / kPanel) * w.cols * kPanel + r % kPanel;
-  for (int k = 0; k < w.cols; k++) out[k] = src[size_t(k) * kPanel];
+  if (w.type == DType::F32) {
+    const float* src = w.f32() + size_t(r / kPanel) * w.cols * kPanel + r % kPanel;
+    for (int k = 0; k < w.cols; k++) out[k] = src[size_t(k) * kPanel];
+    return;
+  }
+  const int nb = groups_of(w.cols), rr = r % kPanel;
+  const uint8_t* base = w.data + size_t(r / kPanel) * panel_bytes(w);
+  for (int g = 0; g < nb; g++) {
+    uint16_t h;
+    std::memcpy(&h, base + qpanel_scales_at(w.type, g) + rr * 2, 2);
+    const float d = fp16_to_f32(h);
+    const uint8_t* q = base + qpanel_quants_at(w.type, nb, g) + rr * 4;
+    for (int i = 0; i < kGroup && g * kGroup + i < w.cols; i++) {
+      if (w.type == DType::Q8_0) {
+        out[g * kGroup + i] = d * static_cast<int8_t>(q[(i / 4) * 64 + i % 4] ^ 0x80);
+      } else {
+        const int j = i % (kGroup / 2), b = q[(j / 4) * 64 + j % 4];
+        out[g * kGroup + i] = d * static_cast<float>((i < kGroup / 2 ? b & 0xf : b >> 4) - 8);
+      }
+    }
+  }
 }
 
 size_t ModelWeights::bytes() const {

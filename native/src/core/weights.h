@@ -11,10 +11,21 @@
 
 namespace flotilla {
 
-// Layouts: row-major, or (F32 only, made by the AVX-512 CPU backend) panels of kPanel rows, each
-// panel k-major — element (n, k) at data[((n / kPanel) * cols + k) * kPanel + n % kPanel], rows padded
-// with zeros to whole panels — so a matmul reads the weights as one sequential stream, vectorised
-// over 16 output rows, and sums every output in plain k order whatever the batch size.
+// Layouts: row-major, or (F32, Q8_0 and Q4_0; made by the AVX-512 CPU backend) panels of kPanel rows,
+// rows padded to whole panels, so a matmul reads the weights as one sequential stream, vectorised over
+// 16 output rows, and sums every output in plain k (group) order whatever the batch size.
+//  F32: each panel k-major — element (n, k) at data[((n / kPanel) * cols + k) * kPanel + n % kPanel];
+//       padded rows are zeros.
+//  Q8_0 / Q4_0: panel i starts at data + i * kPanel * rowBytes (the same bytes as its 16 rows) and
+//       holds its nb = groups_of(cols) groups in pairs, each pair one sequential run: the 16 rows' fp16
+//       scales of group 2j, those of group 2j+1 (64 bytes), then group 2j's quants, group 2j+1's
+//       (an odd last group: its 32 bytes of scales, then its quants). A group's quants are chunks of
+//       64 bytes, chunk c = [16 rows x 4 bytes], row r's bytes at 4r..4r+3:
+//         Q8_0: 8 chunks; chunk c holds elements 4c..4c+3 as unsigned bytes q + 128 (q ^ 0x80);
+//         Q4_0: 4 chunks; chunk c holds elements 4c..4c+3 in the low nibbles and 16+4c..16+4c+3 in the
+//               high nibbles (the GGUF block's own byte pairs), value = d * (nibble - 8);
+//       so one vpdpbusd of a chunk by 4 broadcast activation bytes does 4 k-steps for 16 rows, and a
+//       panel is read as one stream. Padded rows have zero scales (and zero bytes).
 constexpr int kPanel = 16;
 
 struct Weight {
@@ -31,10 +42,27 @@ struct Weight {
   size_t bytes() const { return rowBytes * static_cast<size_t>(storedRows()); }
 };
 
+// Quantized panels: bytes of one group's quants, and where group g's scales and quants start in a panel.
+inline size_t qpanel_quant_bytes(DType t) { return t == DType::Q8_0 ? 512 : 256; }
+inline size_t qpanel_scales_at(DType t, int g) {
+  return size_t(g / 2) * (64 + 2 * qpanel_quant_bytes(t)) + 32 * size_t(g % 2);
+}
+inline size_t qpanel_quants_at(DType t, int nb, int g) {
+  const bool pair = (g | 1) < nb;  // an odd last group has 32 bytes of scales before its quants, not 64
+  return size_t(g / 2) * (64 + 2 * qpanel_quant_bytes(t)) + (pair ? 64 : 32) + qpanel_quant_bytes(t) * size_t(g % 2);
+}
+
 class ThreadPool;
-// Rewrites an F32 row-major weight into the panel layout (a new owned buffer; load time).
-void to_panels(Weight& w, ThreadPool& pool);
-// Row r of a weight in either layout, as floats (F32 panels) or decoded (row-major, any DType).
+// Whether to_panels rewrites a weight of this type (F32, Q8_0, Q4_0).
+inline bool has_panel_layout(DType t) { return t == DType::F32 || t == DType::Q8_0 || t == DType::Q4_0; }
+// Rewrites a row-major weight of such a type into the panel layout (load time), in a new owned buffer,
+// or at dst (w.bytes() bytes, 64-byte aligned, outliving w) when given; other weights are left as they are.
+void to_panels(Weight& w, ThreadPool& pool, uint8_t* dst = nullptr);
+// The same for many weights, placed one after another in one new buffer appended to `arenas`: a
+// model's matrices are mostly under 2 MB each, and only buffers from 2 MB up get huge pages, which
+// single-sequence decode needs to stream them at full speed.
+void to_panels(const std::vector<Weight*>& ws, ThreadPool& pool, std::vector<AlignedBuffer>& arenas);
+// Row r of a weight in either layout, decoded to floats (as decode_row would the row-major row).
 void read_row(const Weight& w, int r, float* out);
 
 struct LayerWeights {
@@ -49,6 +77,7 @@ struct ModelWeights {
   Weight norm;           // (dim) f32
   Weight output;         // (vocab, dim); empty when tied
   std::vector<LayerWeights> layers;
+  std::vector<AlignedBuffer> panelArenas;  // where a backend's to_panels put the weights it rewrote
 
   const Weight& classifier() const { return config.tiedEmbeddings ? tokEmbeddings : output; }
   size_t bytes() const;

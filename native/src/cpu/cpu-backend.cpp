@@ -35,12 +35,11 @@ class CpuBackend : public Backend {
   CpuBackend(ModelWeights& w, const BackendOptions& o, ThreadPool& pool)
       : w_(w), c_(w.config), pool_(pool), kern_(select_kernels()), kv_(c_, o.numBlocks, o.blockSize, o.kvF16),
         attn_(c_, o.maxBatchTokens, o.maxBatchSeqs), s_(c_, o.maxBatchTokens, kern_), invFreq_(c_.headDim() / 2) {
-    if (kern_.f32Panels) {  // the kernels read F32 matrices (and the embedding lookup reads rows) from panels
+    if (kern_.panels) {  // the kernels read F32/Q8_0/Q4_0 matrices (and the embedding lookup reads rows) from panels
       std::vector<Weight*> mats = {&w.tokEmbeddings, &w.output};
       for (LayerWeights& l : w.layers)
         for (Weight* m : {&l.wq, &l.wk, &l.wv, &l.wo, &l.w1, &l.w2, &l.w3}) mats.push_back(m);
-      for (Weight* m : mats)
-        if (m->rows > 0) to_panels(*m, pool);
+      to_panels(mats, pool, w.panelArenas);
     }
     for (int i = 0; i < c_.headDim() / 2; i++)
       invFreq_[i] = 1.0f / powf(c_.ropeTheta, static_cast<float>(2 * i) / static_cast<float>(c_.headDim()));  // float, as run.c and HF

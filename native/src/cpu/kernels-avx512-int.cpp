@@ -8,8 +8,18 @@
 //
 // One zmm holds two 32-weight groups, so activations are laid out by pairs of groups:
 //   ActPair { int8 qs[64]; float d[16] (scale of group 0 in lanes 0-7, of group 1 in 8-15); int32 nsum[16] }
-// with nsum[i] = -(qs[4i] + ... + qs[4i+3]); an odd last group is padded with a zero group.
+// with nsum[i] = -(qs[4i] + ... + qs[4i+3]), and sum[h] = qs[32h] + ... + qs[32h+31] (for the panel
+// kernels); an odd last group is padded with a zero group.
 // Tiles: 4 weight rows x 4 tokens, 16 accumulators (the unpacked weights and their scales take 8 more).
+//
+// Weights in panels (weights.h): a tile is P panels (16 rows each) x TT tokens. Per group of 32 and
+// token, each panel's int32 accumulator starts at -offset * (the group's activation sum) and takes 8
+// vpdpbusd of a weight chunk (16 rows x 4 k-steps) by 4 broadcast activation bytes: the exact group
+// sums of 16 rows in one vector. Then one conversion and one FMA by (row scales * activation scale)
+// into the float accumulator: each output is one FMA chain in group order, nothing is reduced across
+// lanes, so any batch size, tile shape or thread split gives the same bits. Tiles: 1 panel (up to 8
+// tokens: a thread's rows read as one stream, as decode bound by memory wants) or 2 panels, x up to 6
+// tokens; each tile's first token pass prefetches the next tile's panels into L2.
 #include <immintrin.h>
 
 #include <algorithm>
@@ -28,8 +38,10 @@ struct alignas(64) ActPair {
   int8_t qs[64];
   float d[16];
   int32_t nsum[16];
+  int32_t sum[2];
+  int32_t pad[14];
 };
-static_assert(sizeof(ActPair) == 192, "three cache lines per pair of groups");
+static_assert(sizeof(ActPair) == 256, "four cache lines per pair of groups");
 
 constexpr int kRows = 4, kToks = 4, kTokenBlock = 64, kPrefetchAhead = 1024;
 
@@ -145,6 +157,123 @@ void quantize_group(const float* x, int m, int8_t* qs, float* d) {
   _mm_storeu_si128(reinterpret_cast<__m128i*>(qs + 16), _mm512_cvtsepi32_epi8(_mm512_cvt_roundps_epi32(_mm512_mul_ps(hi, id), kRound)));
 }
 
+// Quantized panels: P panels x TT tokens from row n (lastRows real rows in the last panel). pf: the
+// next tile's first panel (or null), fetched into L2 at the pace this pass reads its own panels.
+template <bool kQ8, int P, int TT>
+void qpanel_tile(const Weight& w, int n, int lastRows, const MatmulIn& in, int t, float* y, int ldy, const uint8_t* pf) {
+  constexpr int kQuantBytes = kQ8 ? 512 : 256, kOffset = kQ8 ? 128 : 8, kGroupBytes = 32 + kQuantBytes;
+  const int nb = groups_of(in.K);
+  const size_t pb = size_t(kPanel) * w.rowBytes;
+  const uint8_t* base = w.data + size_t(n / kPanel) * pb;
+  const ActPair* xr[TT];
+  for (int j = 0; j < TT; j++) xr[j] = reinterpret_cast<const ActPair*>(in.xq + size_t(t + j) * in.ldq);
+  __m512 acc[P][TT];
+  for (int p = 0; p < P; p++)
+    for (int j = 0; j < TT; j++) acc[p][j] = _mm512_setzero_ps();
+  const __m512i low4 = _mm512_set1_epi8(0x0f);
+  for (int g = 0; g < nb; g++) {
+    const int h = g & 1;
+    if (pf) {
+      for (int p = 0; p < P; p++)
+        for (int off = g * kGroupBytes; off < (g + 1) * kGroupBytes; off += 64)
+          _mm_prefetch(reinterpret_cast<const char*>(pf) + p * pb + off, _MM_HINT_T1);
+    }
+    // Small tiles (single-sequence decode) split each group's dot products over two int32 chains
+    // (even and odd chunks, or low and high nibbles) to halve their latency; the sums are exact, so
+    // the split changes no bit of the result.
+    constexpr bool kSplit = P * TT <= 8;
+    const int32_t* xd[TT];
+    __m512i ia[P][TT], ib[P][TT];
+    for (int j = 0; j < TT; j++) {
+      const ActPair& a = xr[j][g >> 1];
+      xd[j] = reinterpret_cast<const int32_t*>(a.qs + 32 * h);
+      const __m512i bias = _mm512_set1_epi32(-kOffset * a.sum[h]);
+      for (int p = 0; p < P; p++) ia[p][j] = bias;
+      if constexpr (kSplit)
+        for (int p = 0; p < P; p++) ib[p][j] = _mm512_setzero_si512();
+    }
+    const size_t pairAt = size_t(g >> 1) * (64 + 2 * kQuantBytes);
+    const uint8_t* q = base + pairAt + ((g | 1) < nb ? 64 : 32) + h * kQuantBytes;
+    if constexpr (kQ8) {
+      for (int c = 0; c < 8; c++) {
+        for (int p = 0; p < P; p++) {
+          const __m512i wv = _mm512_loadu_si512(q + p * pb + 64 * c);
+          for (int j = 0; j < TT; j++) {
+            if (kSplit && (c & 1)) ib[p][j] = _mm512_dpbusd_epi32(ib[p][j], wv, _mm512_set1_epi32(xd[j][c]));
+            else ia[p][j] = _mm512_dpbusd_epi32(ia[p][j], wv, _mm512_set1_epi32(xd[j][c]));
+          }
+        }
+      }
+    } else {
+      for (int c = 0; c < 4; c++) {
+        for (int p = 0; p < P; p++) {
+          const __m512i v = _mm512_loadu_si512(q + p * pb + 64 * c);
+          const __m512i lo = _mm512_and_si512(v, low4);
+          // split: the high nibbles left in place (16 x their value; the chain is shifted back below)
+          const __m512i hi = kSplit ? _mm512_xor_si512(v, lo) : _mm512_and_si512(_mm512_srli_epi16(v, 4), low4);
+          for (int j = 0; j < TT; j++) {
+            ia[p][j] = _mm512_dpbusd_epi32(ia[p][j], lo, _mm512_set1_epi32(xd[j][c]));
+            if constexpr (kSplit) ib[p][j] = _mm512_dpbusd_epi32(ib[p][j], hi, _mm512_set1_epi32(xd[j][c + 4]));
+            else ia[p][j] = _mm512_dpbusd_epi32(ia[p][j], hi, _mm512_set1_epi32(xd[j][c + 4]));
+          }
+        }
+      }
+    }
+    if constexpr (kSplit)  // exact: the Q4 high-nibble chain is a multiple of 16
+      for (int p = 0; p < P; p++)
+        for (int j = 0; j < TT; j++) ia[p][j] = _mm512_add_epi32(ia[p][j], kQ8 ? ib[p][j] : _mm512_srai_epi32(ib[p][j], 4));
+    __m512 dw[P];
+    for (int p = 0; p < P; p++) dw[p] = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(base + p * pb + pairAt + 32 * h)));
+    for (int j = 0; j < TT; j++) {
+      const __m512 dx = _mm512_set1_ps(xr[j][g >> 1].d[8 * h]);
+      for (int p = 0; p < P; p++) acc[p][j] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(ia[p][j]), _mm512_mul_ps(dw[p], dx), acc[p][j]);
+    }
+  }
+  for (int j = 0; j < TT; j++) {
+    float* yr = y + size_t(t + j) * ldy + n;
+    for (int p = 0; p < P - 1; p++) _mm512_storeu_ps(yr + p * kPanel, acc[p][j]);
+    _mm512_mask_storeu_ps(yr + (P - 1) * kPanel, head_mask(lastRows), acc[P - 1][j]);
+  }
+}
+
+using PanelFn = void (*)(const Weight&, int, int, const MatmulIn&, int, float*, int, const uint8_t*);
+constexpr int kMaxP = 2, kMaxTT = 6, kPanelTokenBlock = 96;
+
+template <bool kQ8, int P, int... TT>
+constexpr auto qpanel_row(std::integer_sequence<int, TT...>) {
+  return std::array<PanelFn, kMaxTT>{qpanel_tile<kQ8, P, TT + 1>...};
+}
+template <bool kQ8>
+struct QPanelTiles {
+  static constexpr std::array<std::array<PanelFn, kMaxTT>, kMaxP> fns = {
+      qpanel_row<kQ8, 1>(std::make_integer_sequence<int, kMaxTT>{}), qpanel_row<kQ8, 2>(std::make_integer_sequence<int, kMaxTT>{})};
+};
+
+// Rows [n0, n1), n0 a multiple of 16. Tokens in blocks of 96, split into near-equal tiles.
+template <bool kQ8>
+void run_qpanels(const Weight& w, const MatmulIn& in, float* y, int ldy, int n0, int n1) {
+  const auto& fns = QPanelTiles<kQ8>::fns;
+  // Up to 8 tokens: one panel at a time, so a thread reads its rows as one sequential stream (what
+  // decode of one or a few sequences, bound by memory, runs fastest with); more: 2 panels at a time.
+  const int Pmax = in.T <= 8 ? 1 : 2, TTmax = kMaxTT;
+  const size_t pb = size_t(kPanel) * w.rowBytes;
+  for (int t0 = 0; t0 < in.T; t0 += kPanelTokenBlock) {
+    const int t1 = std::min(in.T, t0 + kPanelTokenBlock);
+    const int tiles = (t1 - t0 + TTmax - 1) / TTmax;
+    for (int n = n0; n < n1; n += Pmax * kPanel) {
+      const int rows = std::min(n1 - n, Pmax * kPanel), P = (rows + kPanel - 1) / kPanel;
+      const int lastRows = rows - (P - 1) * kPanel;
+      const int nn = n + Pmax * kPanel;  // the next tile's panels (as many as this one's; none after the chunk's last)
+      const uint8_t* next = nn < n1 && n1 - nn >= rows ? w.data + size_t(nn / kPanel) * pb : nullptr;
+      for (int i = 0, t = t0; i < tiles; i++) {
+        const int tt = (t1 - t + (tiles - i) - 1) / (tiles - i);
+        fns[P - 1][tt - 1](w, n, lastRows, in, t, y, ldy, i == 0 ? next : nullptr);
+        t += tt;
+      }
+    }
+  }
+}
+
 }  // namespace
 
 size_t quant_act_bytes(int n) { return sizeof(ActPair) * size_t(pairs_of(n)); }
@@ -163,10 +292,18 @@ void quantize_act(const float* x, int n, uint8_t* out) {
     }
     const __m512i sum4 = _mm512_dpbusd_epi32(_mm512_setzero_si512(), _mm512_set1_epi8(1), _mm512_load_si512(a.qs));
     _mm512_store_si512(a.nsum, _mm512_sub_epi32(_mm512_setzero_si512(), sum4));
+    a.sum[0] = _mm512_mask_reduce_add_epi32(0x00FF, sum4);
+    a.sum[1] = _mm512_mask_reduce_add_epi32(0xFF00, sum4);
+    std::memset(a.pad, 0, sizeof a.pad);
   }
 }
 
 void matmul_quant(const Weight& w, const MatmulIn& in, float* y, int ldy, int n0, int n1) {
+  if (w.panels) {
+    if (w.type == DType::Q8_0) run_qpanels<true>(w, in, y, ldy, n0, n1);
+    else run_qpanels<false>(w, in, y, ldy, n0, n1);
+    return;
+  }
   if (w.type == DType::Q8_0) run_tiles<LoadQ8>(w, in, y, ldy, n0, n1);
   else run_tiles<LoadQ4>(w, in, y, ldy, n0, n1);
 }

@@ -178,7 +178,7 @@ void matmul_panels(const Weight& w, const MatmulIn& in, float* y, int ldy, int n
 }
 
 void matmul(const Weight& w, const MatmulIn& in, float* y, int ldy, int n0, int n1) {
-  if (w.panels) return matmul_panels(w, in, y, ldy, n0, n1);
+  if (w.panels && w.type == DType::F32) return matmul_panels(w, in, y, ldy, n0, n1);
   switch (w.type) {
     case DType::F32: return matmul_float<LoadF32>(w, in, y, ldy, n0, n1);
     case DType::F16: return matmul_float<LoadF16>(w, in, y, ldy, n0, n1);

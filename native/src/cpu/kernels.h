@@ -42,8 +42,9 @@ struct CpuKernels {
   float (*dot_kv)(const float* q, const uint8_t* k, int n, bool f16);
   // y += a * v
   void (*axpy_kv)(float a, const uint8_t* v, float* y, int n, bool f16);
-  // Whether this set wants F32 weights in panels (weights.h, to_panels) and takes them in matmul.
-  bool f32Panels;
+  // Whether this set wants its F32, Q8_0 and Q4_0 weights in panels (weights.h, to_panels) and takes
+  // them in matmul (other types stay row-major).
+  bool panels;
   // out (hd) = softmax(scale * q.k_p, p < n) . v_p for one query row of one head; null, or false
   // returned for a head dim it does not take, means the generic loop over dot_kv/axpy_kv (attention.cpp).
   bool (*attend)(const float* q, const KvRows& k, const KvRows& v, int n, int hd, float scale, float* out);
