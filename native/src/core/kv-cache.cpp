@@ -1,6 +1,9 @@
 #include "kv-cache.h"
 
+#include <algorithm>
 #include <cstring>
+
+#include "thread-pool.h"
 
 namespace flotilla {
 
@@ -15,9 +18,17 @@ KvCache::KvCache(const ModelConfig& c, int numBlocks, int blockSize, bool f16)
       headDim_(c.headDim()),
       f16_(f16),
       headBytes_(size_t(c.headDim()) * (f16 ? 2 : 4)),
-      // not zero-filled: attention reads only slots written before it (this step's or earlier), so the
-      // pages are zeroed by the kernel as the pool first fills, not all at load (seconds for GBs here)
+      // not zero-filled here: prefault() does it in parallel (a serial memset of GBs takes seconds)
       buf_(bytes_per_block(c, blockSize, f16) * numBlocks, "the KV cache", false) {}
+
+void KvCache::prefault(ThreadPool& pool) {
+  constexpr size_t kChunk = size_t(16) << 20;
+  const size_t n = (buf_.size() + kChunk - 1) / kChunk;
+  pool.parallel_for(static_cast<int>(n), [&](int i) {
+    const size_t at = size_t(i) * kChunk;
+    std::memset(buf_.data() + at, 0, std::min(kChunk, buf_.size() - at));
+  });
+}
 
 void KvCache::store(uint8_t* dst, const float* src) {
   if (!f16_) {

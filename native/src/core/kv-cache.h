@@ -8,6 +8,8 @@
 
 namespace flotilla {
 
+class ThreadPool;
+
 class KvCache {
  public:
   KvCache(const ModelConfig& c, int numBlocks, int blockSize, bool f16);
@@ -22,6 +24,10 @@ class KvCache {
   // Start of (blockSize, headDim) keys or values of one head in one block.
   const uint8_t* keys(int layer, int block, int head) const { return buf_.data() + offset(layer, 0, block, head); }
   const uint8_t* values(int layer, int block, int head) const { return buf_.data() + offset(layer, 1, block, head); }
+
+  // Zero-fills the pool from every thread of `pool` at load, so its pages are faulted in (and zeroed
+  // by the kernel) in parallel now rather than one by one inside the first steps that reach them.
+  void prefault(ThreadPool& pool);
 
   // k, v: (T, nKvHeads * headDim); slots[t] = block * blockSize + offset, already range-checked.
   void write(int layer, const float* k, const float* v, int T, const int32_t* slots);

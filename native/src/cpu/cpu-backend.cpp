@@ -35,6 +35,7 @@ class CpuBackend : public Backend {
   CpuBackend(ModelWeights& w, const BackendOptions& o, ThreadPool& pool)
       : w_(w), c_(w.config), pool_(pool), kern_(select_kernels()), kv_(c_, o.numBlocks, o.blockSize, o.kvF16),
         attn_(c_, o.maxBatchTokens, o.maxBatchSeqs), s_(c_, o.maxBatchTokens, kern_), invFreq_(c_.headDim() / 2) {
+    kv_.prefault(pool_);
     if (kern_.panels) {  // the kernels read F32/Q8_0/Q4_0 matrices (and the embedding lookup reads rows) from panels
       std::vector<Weight*> mats = {&w.tokEmbeddings, &w.output};
       for (LayerWeights& l : w.layers)
