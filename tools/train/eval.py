@@ -95,6 +95,8 @@ def main():
     ap.add_argument("--models", default="models/flotilla-stories")
     ap.add_argument("--corpus", default=".tmp/train/corpus/valid.txt")
     ap.add_argument("--doc", default="docs/models.md")
+    ap.add_argument("--heldout-stories", type=int, default=400,
+                    help="measure on the first N held-out stories (400: those every pair so far was measured on; 0: all)")
     ap.add_argument("--agree-stories", type=int, default=40)
     ap.add_argument("--seed", type=int, default=7)
     ap.add_argument("--previous", default="", help="an earlier pair's directory, measured alongside for the doc")
@@ -104,6 +106,7 @@ def main():
     tdir, ddir = os.path.join(args.models, "target"), os.path.join(args.models, "draft")
     target, draft, tok = load_hf(tdir), load_hf(ddir), Tokenizer(tdir)
     lines = [l.strip() for l in open(args.corpus, encoding="utf-8") if l.strip()]
+    lines = lines[:args.heldout_stories] if args.heldout_stories else lines
     r = {"target": {}, "draft": {}}
     for name, m, d in (("target", target, tdir), ("draft", draft, ddir)):
         log = json.load(open(os.path.join(d, "train_log.json")))

@@ -95,7 +95,7 @@ draft (held-out loss 0.657 nats/token against the draft's 0.50), so the shipped 
 the draft is {d['params'] / 1e6:.2f}M. The target does {ratio:.1f}× the draft's compute per token (the issue
 asks for at least 5×). **Both are smaller than the issue asks.**
 
-A second attempt at the issue's sizes did not beat this pair, so it is not shipped. A 4.88M-parameter
+Two further attempts at the issue's sizes did not beat this pair, so neither is shipped. In the second, a 4.88M-parameter
 target (preset `target-5m`: 6 × 256, 8 heads / 4 KV, FFN 688; 9.75 M weight FLOPs per token) and a
 0.85M draft (`draft-1m`: 3 × 128, 4 heads / 2 KV, FFN 384; 1.70 M, so 5.7×) on a 2,048-token vocabulary
 of whole words and common pairs of lowercase words (5.33 characters per token, against 3.76 for the
@@ -120,9 +120,7 @@ sorry. Let us play together."”). But the 4.9M target ends 1.6% worse per chara
 shipped draft). Its held-out loss had flattened from about step 1,800 on while its training loss kept
 falling: at the end 0.46 nats per token on training windows against 0.49 on held-out windows measured
 the same way (the shipped target: 0.35 and 0.35; the new draft 0.48 and 0.49). The target went over the
-0.95M-token training split 7.6 times and began to fit it rather than the grammar. A next attempt wants
-a larger corpus (the grammar makes as many stories as asked: `make_corpus.py --stories 40000`) as well
-as more compute than two shared cores give in an hour — a GPU or an unshared machine. The presets,
+0.95M-token training split 7.6 times and began to fit it rather than the grammar. The presets,
 the 2,048-token tokenizer (`train_tokenizer.py --vocab-size 2048`, which also writes llama2.c's
 `tokenizer.bin`), `train.py --bf16` and `eval.py --previous` are in `tools/train/`; the commands were
 
@@ -132,6 +130,56 @@ nice -n 5 /usr/bin/python3 tools/train/train.py --preset target-5m --out .tmp/tr
 nice -n 5 /usr/bin/python3 tools/train/train.py --preset draft-1m --out .tmp/train2/draft --tokenizer .tmp/train2/tokenizer --bf16 --batch 16 --steps 6000 --lr 0.003 --warmup 30 --eval-every 100 --max-minutes 70 &
 wait
 /usr/bin/python3 tools/train/eval.py --models .tmp/train2 --previous models/flotilla-stories --only-heldout
+```
+
+The third attempt took the same presets to a corpus five times larger: 40,000 stories
+(`make_corpus.py --stories 40000 --seed 1`: 38,000 for training, 4.74M tokens with a 2,048-token tokenizer
+trained the same way on it, 5.33 characters per token; the generator draws stories in sequence, so the first
+400 of its 2,000 held-out stories are the 400 measured here). The two trainings started side by side on
+the same two shared cores, each with `--threads 1`, bf16 autocast and its whole autogroup at nice 19
+(`echo 19 > /proc/PID/autogroup`), for 110 minutes, while other engineers' benchmarks ran (load average
+2–10; the target took 1 to 6 s per step). The target saw 8.38M tokens (4,094 steps of 8 × 256, 1.8
+passes over the training split). The draft was stopped after its step-200 checkpoint to leave the target
+the second core and continued from it (`--init-from`, a fresh optimizer, another seed) in a CPU cgroup
+with `cpu.idle` set, so that it used only cycles nobody else wanted: 11.92M tokens in all (2,911 steps of
+16 × 256, 93 minutes). Measured by `eval.py` on the same 400 held-out stories:
+
+| model | parameters | vocabulary | held-out perplexity | bits / char | bits / word |
+|---|---|---|---|---|---|
+| target (shipped) | 1,115,520 | 1,024 | 1.379 | **0.1231** | 0.627 |
+| draft (shipped) | 164,160 | 1,024 | 1.619 | 0.1846 | 0.941 |
+| `target-5m`, third attempt | 4,877,568 | 2,048 | 1.581 | 0.1240 | 0.632 |
+| `draft-1m`, third attempt | 852,864 | 2,048 | 1.569 | **0.1219** | 0.621 |
+
+On all 2,000 held-out stories the order is the same (bits per character: new target 0.1236, shipped
+target 0.1229, new draft 0.1218). This target no longer overfits — at the end its training loss and its
+held-out loss on the same kind of windows were both 0.48 nats per token — but it is still 0.7% worse per
+character than the shipped 1.1M target, so the shipped pair stays. Its held-out loss had flattened at
+about 0.48 from step 2,800 on, with the learning rate already near its 10% floor, while its own 0.85M
+draft, which saw 42% more tokens in batches twice as large, ended 1.0% better than the shipped target:
+the first model at the issue's sizes to beat it. All of them are within 2% of each other per character,
+which suggests they are close to what the grammar's own randomness allows (which name, object and plot
+comes next cannot be predicted), so what separates them is how far each run converged rather than its
+size. The new draft's greedy token matches the new target's 84.7% of the time over 5,402 positions (41
+sequences), 84.2% over 139 from `<s>` alone; the engine (native CPU backend, f16) reproduces both models'
+whole greedy stories from `<s>` token for token and that agreement exactly, and it encodes all 2,000
+held-out stories with the new `tokenizer.json` and `tokenizer.bin` as the Python tokenizer does. The
+new target's greedy story from `<s>` still mixes up its characters (“Just then, a tall girl named Anna
+came by. … Anna told Anna about the toy car.”). A next attempt would give the target larger batches (16
+or more windows) and more time than two shared cores leave, or a GPU. The commands were
+
+```sh
+/usr/bin/python3 tools/train/make_corpus.py --out .tmp/train3/corpus --stories 40000 --seed 1
+/usr/bin/python3 tools/train/train_tokenizer.py --corpus .tmp/train3/corpus/train.txt --out .tmp/train3/tokenizer --vocab-size 2048
+export OMP_NUM_THREADS=1   # each training started with setsid in the background, then: echo 19 > /proc/PID/autogroup
+/usr/bin/python3 tools/train/train.py --preset target-5m --out .tmp/train3/target --corpus .tmp/train3/corpus --tokenizer .tmp/train3/tokenizer --bf16 --threads 1 --batch 8 --steps 100000 --lr 0.002 --warmup 100 --eval-every 100 --max-minutes 110 &
+/usr/bin/python3 tools/train/train.py --preset draft-1m --out .tmp/train3/draft --corpus .tmp/train3/corpus --tokenizer .tmp/train3/tokenizer --bf16 --threads 1 --batch 16 --steps 100000 --lr 0.003 --warmup 100 --eval-every 200 --max-minutes 110 &
+# after 8 minutes (step 200, its last checkpoint) the draft was stopped with kill and continued in a cpu.idle cgroup:
+/usr/bin/python3 tools/train/train.py --preset draft-1m --out .tmp/train3/draft --init-from .tmp/train3/draft --corpus .tmp/train3/corpus --tokenizer .tmp/train3/tokenizer --bf16 --threads 1 --batch 16 --steps 100000 --lr 0.003 --warmup 30 --seed 1235 --eval-every 200 --max-minutes 85 &
+wait
+/usr/bin/python3 tools/train/eval.py --models .tmp/train3 --previous models/flotilla-stories --corpus .tmp/train3/corpus/valid.txt --only-heldout
+/usr/bin/python3 tools/train/eval.py --models .tmp/train3 --previous models/flotilla-stories --corpus .tmp/train3/corpus/valid.txt --heldout-stories 0 --only-heldout
+/usr/bin/python3 tools/train/eval.py --models .tmp/train3 --corpus .tmp/train3/corpus/valid.txt --doc .tmp/train3/models.md   # agreement (and a doc for that pair)
 ```
 
 ## Loss curves

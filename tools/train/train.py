@@ -150,6 +150,12 @@ def main():
         assert prev["config"] == c, "--init-from must have the same shape"
         model.load_state_dict(load_hf(args.init_from).state_dict())
         log["train"], log["valid"] = prev["train"], prev["valid"]
+        if "steps_done" not in prev:  # the checkpoint of a run stopped (killed) after an evaluation
+            prev["steps_done"], prev["tokens_seen"] = len(prev["train"]), prev["train"][-1]["tokens"]
+            prev["wall_s"] = prev.get("eval_wall_s", 0.0)
+            prev["phases"] = (prev.get("phases") or []) + [{"args": prev["args"], "steps": prev["steps_done"],
+                "tokens": prev["tokens_seen"] - sum(p["tokens"] for p in prev.get("phases") or []),
+                "wall_s": prev["wall_s"] - sum(p["wall_s"] for p in prev.get("phases") or []), "stopped": True}]
         log["phases"] = prev.get("phases") or [{"args": prev["args"], "steps": prev["steps_done"],
                                                  "tokens": prev["tokens_seen"], "wall_s": prev["wall_s"]}]
         tokens, steps0, wall0 = prev["tokens_seen"], prev["steps_done"], prev["wall_s"]
@@ -175,6 +181,7 @@ def main():
             log["valid"].append({"step": steps0 + step, "tokens": tokens, "loss": v})
             print(f"step {step} tokens {tokens:,} loss {loss.item():.4f} held-out {v:.4f} ppl {math.exp(v):.3f} "
                   f"lr {opt.param_groups[0]['lr']:.2e} {time.time() - t0:.0f}s", flush=True)
+            log["eval_wall_s"] = wall0 + time.time() - t0  # (for --init-from of a run stopped after this)
             with open(os.path.join(args.out, "train_log.json"), "w") as f:
                 json.dump(log, f)
             # A checkpoint at every evaluation: a run cut off early still leaves a usable export.
