@@ -70,7 +70,7 @@
         {
           "target_name": "flotilla_kernels_avx512",
           "type": "static_library",
-          "sources": ["src/cpu/kernels-avx512.cpp", "src/cpu/kernels-avx512-int.cpp", "src/cpu/kernels-avx512-attn.cpp"],
+          "sources": ["src/cpu/kernels-avx512.cpp", "src/cpu/kernels-avx512-int.cpp", "src/cpu/kernels-avx512-attn.cpp", "src/cpu/kernels-avx512-rows.cpp"],
           "cflags_cc": ["<@(flotilla_cflags)", "-fPIC", "-mavx2", "-mfma", "-mf16c", "-mavx512f", "-mavx512bw", "-mavx512dq", "-mavx512vl", "-mavx512vnni"],
           "cflags!": ["-fno-exceptions"],
           "cflags_cc!": ["-fno-exceptions", "-std=gnu++17", "-std=gnu++1y", "-std=gnu++20"]

@@ -4,7 +4,7 @@
 //
 //   engine-test [--models DIR]                       checks + speed on stories260K
 //   engine-test --gemm ROUNDS [--threads N]          the matmul driver alone: GFLOPS of every kernel set
-//   engine-test --model FILE [--format int8] [--threads N] [--decode N] [--prefill N] [--batch B] [--rounds R]
+//   engine-test --model FILE [--format int8] [--threads N] [--decode N] [--prefill N] [--batch B] [--rounds R] [--kv f32|f16]
 //                                                    speed only: decode against the bandwidth bound, B sequences vs one
 //   --device cpu|cuda|auto on either (default cpu); with cuda the kernels line says cuda-cublaslt|cuda-wmma
 #include <chrono>
@@ -32,7 +32,7 @@ using namespace flotilla::test;
 namespace {
 
 struct Options {
-  std::string models, model, format = "auto", device = "cpu";
+  std::string models, model, format = "auto", device = "cpu", kv = "f32";
   int threads = 0, decode = 128, prefill = 256, gemm = 0, batch = 1, rounds = 1;
 };
 
@@ -60,6 +60,7 @@ std::unique_ptr<Engine> load(const std::string& file, const Options& o, const st
   LoadSpec spec = llama2c_spec(file);
   parse_weight_format(o.format, &spec.weightFormat);
   spec.numThreads = o.threads;
+  spec.kvF16 = o.kv == "f16";
   spec.device = o.device == "cuda" ? LoadSpec::Device::Cuda : o.device == "auto" ? LoadSpec::Device::Auto : LoadSpec::Device::Cpu;
   spec.numBlocks = 256;
   spec.maxBatchTokens = std::max(1024, o.prefill);
@@ -163,6 +164,7 @@ Options parse(int argc, char** argv) {
     else if (k == "--gemm") o.gemm = std::atoi(v.c_str());
     else if (k == "--batch") o.batch = std::atoi(v.c_str());
     else if (k == "--rounds") o.rounds = std::atoi(v.c_str());
+    else if (k == "--kv") o.kv = v;
     else std::fprintf(stderr, "unknown option %s\n", k.c_str());
   }
   return o;

@@ -8,6 +8,7 @@
 
 #include "../src/core/thread-pool.h"
 #include "../src/cpu/kernels.h"
+#include "row-checks.h"
 #include "test-weights.h"
 
 namespace flotilla::test {
@@ -200,6 +201,7 @@ bool check_kernels() {
       for (DType t : {DType::F32, DType::Q8_0, DType::Q4_0}) ok &= check_matmul(*simd, t, true);
     ok &= check_kv(*simd);
     ok &= check_attend(*simd);
+    ok &= check_row_kernels(*simd);
   }
   return ok;
 }

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <limits>
 
+#include "../cpu/kernels.h"
 #include "error.h"
 #include "kv-cache.h"
 #ifdef FLOTILLA_HAVE_CUDA
@@ -81,7 +82,8 @@ std::unique_ptr<Engine> Engine::load(const LoadSpec& spec, ProgressFn progress, 
   }
   e->numBlocks_ = e->backend_->numBlocks();
   const int vocab = spec.config.vocabSize, S = spec.maxBatchSeqs;
-  e->sampler_ = std::make_unique<Sampler>(vocab, e->pool_->size());
+  const CpuKernels& kern = select_kernels();  // the sampler runs on the CPU whatever the backend
+  e->sampler_ = std::make_unique<Sampler>(vocab, e->pool_->size(), SamplerKernels{kern.argmax, kern.sum_exp});
   e->rows_.resize(spec.maxBatchTokens);
   e->rowSeq_.resize(spec.maxBatchTokens);
   e->logits_.resize(size_t(S) * vocab);
@@ -162,11 +164,7 @@ void Engine::argmax(const StepBatch& b, const int32_t* logitRows, int64_t lenLog
   const size_t R = argmaxLogits_.size() / V;
   out->resize(R);
   for (size_t r = 0; r < R; r++) {
-    const float* row = argmaxLogits_.data() + r * V;
-    int32_t best = 0;
-    for (int32_t i = 1; i < V; i++)
-      if (row[i] > row[best]) best = i;  // the first maximum, as the sampler's greedy choice
-    (*out)[r] = best;
+    (*out)[r] = sampler_->argmax(argmaxLogits_.data() + r * V);  // the sampler's greedy choice
   }
 }
 

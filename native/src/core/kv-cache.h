@@ -12,7 +12,11 @@ class ThreadPool;
 
 class KvCache {
  public:
-  KvCache(const ModelConfig& c, int numBlocks, int blockSize, bool f16);
+  // n floats to IEEE half with f32_to_fp16's rounding (the CPU kernel set's F16C routine: core/ is
+  // built without ISA flags); null means f32_to_fp16 per element.
+  using ToF16 = void (*)(const float* x, uint16_t* out, int n);
+
+  KvCache(const ModelConfig& c, int numBlocks, int blockSize, bool f16, ToF16 toF16 = nullptr);
 
   static uint64_t bytes_per_block(const ModelConfig& c, int blockSize, bool f16);
 
@@ -29,17 +33,20 @@ class KvCache {
   // by the kernel) in parallel now rather than one by one inside the first steps that reach them.
   void prefault(ThreadPool& pool);
 
-  // k, v: (T, nKvHeads * headDim); slots[t] = block * blockSize + offset, already range-checked.
-  void write(int layer, const float* k, const float* v, int T, const int32_t* slots);
+  // k, v: (T, nKvHeads * headDim); slots[t] = block * blockSize + offset, already range-checked and
+  // distinct. Tokens are spread over `pool` when there are enough of them (each writes only its slot).
+  void write(ThreadPool& pool, int layer, const float* k, const float* v, int T, const int32_t* slots);
 
  private:
   size_t offset(int layer, int kv, int block, int head) const {
     return ((((size_t(layer) * 2 + kv) * numBlocks_ + block) * nKv_ + head) * blockSize_) * headBytes_;
   }
   void store(uint8_t* dst, const float* src);
+  void write_token(int layer, const float* k, const float* v, int32_t slot);
 
   int numBlocks_, blockSize_, nKv_, headDim_;
   bool f16_;
+  ToF16 toF16_;
   size_t headBytes_;  // one token of one head
   AlignedBuffer buf_;
 };

@@ -25,7 +25,7 @@ constexpr uint8_t kRepApplied = 1, kOutApplied = 2;
 
 }  // namespace
 
-Sampler::Sampler(int vocabSize, int numThreads) : vocab_(vocabSize), scratch_(numThreads) {
+Sampler::Sampler(int vocabSize, int numThreads, const SamplerKernels& kern) : vocab_(vocabSize), kern_(kern), scratch_(numThreads) {
   for (auto& s : scratch_) {
     s.counts.assign(vocabSize, 0);
     s.marks.assign(vocabSize, 0);
@@ -58,19 +58,33 @@ void Sampler::apply_penalties(float* logits, const SampleParams& p, Scratch& s) 
 void Sampler::sample(float* logits, const SampleParams& p, int tid, SampleResult* out) {
   Scratch& s = scratch_[tid];
   apply_penalties(logits, p, s);
-  int32_t best = 0;
-  for (int i = 1; i < vocab_; i++) {
-    if (logits[i] > logits[best]) best = i;
-  }
+  const int32_t best = argmax(logits);
   const float maxLogit = logits[best];
-  double sum = 0;  // float exp (a few times faster than double's over a 32k vocabulary), summed in double
-  for (int i = 0; i < vocab_; i++) sum += std::exp(logits[i] - maxLogit);
-  const float lse = maxLogit + static_cast<float>(std::log(sum));
+  const float lse = maxLogit + static_cast<float>(std::log(sum_exp(logits, maxLogit)));
   out->token = p.temperature > 0 ? draw(logits, maxLogit, p, s) : best;
   out->logprob = logits[out->token] - lse;
   if (p.numLogprobs > 0) top_logprobs(logits, lse, p, s, out);
 }
 
+int32_t Sampler::argmax(const float* logits) const {
+  if (kern_.argmax) return kern_.argmax(logits, vocab_);
+  int32_t best = 0;
+  for (int i = 1; i < vocab_; i++) {
+    if (logits[i] > logits[best]) best = i;
+  }
+  return best;
+}
+
+// The vector routine sums float exps in float over short chunks, each added into the double total.
+double Sampler::sum_exp(const float* logits, float shift) const {
+  if (kern_.sum_exp) return kern_.sum_exp(logits, vocab_, shift);
+  double sum = 0;  // float exp (a few times faster than double's over a 32k vocabulary), summed in double
+  for (int i = 0; i < vocab_; i++) sum += std::exp(logits[i] - shift);
+  return sum;
+}
+
+// Kept scalar: a vector exp would round some probs differently from std::exp in double, and so could
+// change which token a seeded draw picks.
 int32_t Sampler::draw(const float* logits, float maxLogit, const SampleParams& p, Scratch& s) const {
   const double invT = 1.0 / p.temperature;
   for (int i = 0; i < vocab_; i++) s.probs[i] = static_cast<float>(std::exp((double(logits[i]) - maxLogit) * invT));

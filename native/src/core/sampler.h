@@ -25,12 +25,22 @@ struct SampleResult {
   float* topLogprobs = nullptr;
 };
 
+// Vector routines for the two passes every sampled row makes over the whole vocabulary, from the CPU
+// kernel set (kernels.h; core/ is built without ISA flags). A null member means the scalar loop.
+struct SamplerKernels {
+  int32_t (*argmax)(const float* x, int n) = nullptr;             // the first maximum
+  double (*sum_exp)(const float* x, int n, float shift) = nullptr;  // sum of exp(x_i - shift)
+};
+
 class Sampler {
  public:
-  Sampler(int vocabSize, int numThreads);
+  Sampler(int vocabSize, int numThreads, const SamplerKernels& kern = {});
 
   // logits: (vocab), modified in place. tid picks the scratch.
   void sample(float* logits, const SampleParams& p, int tid, SampleResult* out);
+
+  // The first maximum of a (vocab) row: the greedy choice.
+  int32_t argmax(const float* logits) const;
 
  private:
   struct Scratch {
@@ -41,8 +51,10 @@ class Sampler {
   void apply_penalties(float* logits, const SampleParams& p, Scratch& s) const;
   int32_t draw(const float* logits, float maxLogit, const SampleParams& p, Scratch& s) const;
   void top_logprobs(const float* logits, float lse, const SampleParams& p, Scratch& s, SampleResult* out) const;
+  double sum_exp(const float* logits, float shift) const;
 
   int vocab_;
+  SamplerKernels kern_;
   std::vector<Scratch> scratch_;
 };
 

@@ -33,7 +33,7 @@ struct Scratch {
 class CpuBackend : public Backend {
  public:
   CpuBackend(ModelWeights& w, const BackendOptions& o, ThreadPool& pool)
-      : w_(w), c_(w.config), pool_(pool), kern_(select_kernels()), kv_(c_, o.numBlocks, o.blockSize, o.kvF16),
+      : w_(w), c_(w.config), pool_(pool), kern_(select_kernels()), kv_(c_, o.numBlocks, o.blockSize, o.kvF16, kern_.to_f16),
         attn_(c_, o.maxBatchTokens, o.maxBatchSeqs), s_(c_, o.maxBatchTokens, kern_), invFreq_(c_.headDim() / 2) {
     kv_.prefault(pool_);
     if (kern_.panels) {  // the kernels read F32/Q8_0/Q4_0 matrices (and the embedding lookup reads rows) from panels
@@ -57,7 +57,7 @@ class CpuBackend : public Backend {
     rows_parallel(T, [&](int t) { read_row(w_.tokEmbeddings, b.tokenIds[t], x + size_t(t) * dim); });
     for (int l = 0; l < c_.nLayers; l++) layer(b, l);
     float* fin = s_.fin.as<float>();
-    rows_parallel(numRows, [&](int i) { rmsnorm(fin + size_t(i) * dim, x + size_t(rows[i]) * dim, w_.norm.f32(), dim, c_.normEps); });
+    rows_parallel(numRows, [&](int i) { kern_.rmsnorm(fin + size_t(i) * dim, x + size_t(rows[i]) * dim, w_.norm.f32(), dim, c_.normEps); });
     const MatmulOut out{&w_.classifier(), logits};
     matmul_parallel(pool_, kern_, fin, numRows, dim, s_.xq.as<uint8_t>(), &out, 1);
   }
@@ -79,24 +79,24 @@ class CpuBackend : public Backend {
           *v = s_.v.as<float>(), *att = s_.att.as<float>(), *h1 = s_.h1.as<float>(), *h3 = s_.h3.as<float>();
     uint8_t* xq = s_.xq.as<uint8_t>();
 
-    rows_parallel(T, [&](int t) { rmsnorm(xb + size_t(t) * dim, x + size_t(t) * dim, lw.attnNorm.f32(), dim, c_.normEps); });
+    rows_parallel(T, [&](int t) { kern_.rmsnorm(xb + size_t(t) * dim, x + size_t(t) * dim, lw.attnNorm.f32(), dim, c_.normEps); });
     const MatmulOut qkv[3] = {{&lw.wq, q}, {&lw.wk, k}, {&lw.wv, v}};
     matmul_parallel(pool_, kern_, xb, T, dim, xq, qkv, 3);
     rows_parallel(T, [&](int t) { rope(q + size_t(t) * qDim, k + size_t(t) * kvDim, b.positions[t], invFreq_.data(), c_); });
-    kv_.write(l, k, v, T, b.slotMapping);
+    kv_.write(pool_, l, k, v, T, b.slotMapping);
     attn_.run(pool_, kern_, kv_, l, b, q, att);
     const MatmulOut o{&lw.wo, xb};
     matmul_parallel(pool_, kern_, att, T, qDim, xq, &o, 1);
     rows_parallel(T, [&](int t) {
-      add_into(x + size_t(t) * dim, xb + size_t(t) * dim, dim);
-      rmsnorm(xb + size_t(t) * dim, x + size_t(t) * dim, lw.ffnNorm.f32(), dim, c_.normEps);
+      kern_.add_into(x + size_t(t) * dim, xb + size_t(t) * dim, dim);
+      kern_.rmsnorm(xb + size_t(t) * dim, x + size_t(t) * dim, lw.ffnNorm.f32(), dim, c_.normEps);
     });
     const MatmulOut gateUp[2] = {{&lw.w1, h1}, {&lw.w3, h3}};
     matmul_parallel(pool_, kern_, xb, T, dim, xq, gateUp, 2);
-    rows_parallel(T, [&](int t) { swiglu(h1 + size_t(t) * hid, h3 + size_t(t) * hid, hid); });
+    rows_parallel(T, [&](int t) { kern_.swiglu(h1 + size_t(t) * hid, h3 + size_t(t) * hid, hid); });
     const MatmulOut down{&lw.w2, xb};
     matmul_parallel(pool_, kern_, h1, T, hid, xq, &down, 1);
-    rows_parallel(T, [&](int t) { add_into(x + size_t(t) * dim, xb + size_t(t) * dim, dim); });
+    rows_parallel(T, [&](int t) { kern_.add_into(x + size_t(t) * dim, xb + size_t(t) * dim, dim); });
   }
 
   const ModelWeights& w_;

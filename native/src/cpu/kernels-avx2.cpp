@@ -7,6 +7,7 @@
 #include <cstring>
 
 #include "kernels.h"
+#include "ops.h"
 
 namespace flotilla {
 
@@ -225,10 +226,19 @@ void axpy_kv(float a, const uint8_t* v, float* y, int n, bool f16) {
   else axpy_kv_t<LoadF32>(a, v, y, n);
 }
 
+// F16C, round to nearest even; the last n % 8 through f32_to_fp16 (the same bits).
+void to_f16(const float* x, uint16_t* out, int n) {
+  int i = 0;
+  for (; i + 8 <= n; i += 8)
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(out + i), _mm256_cvtps_ph(_mm256_loadu_ps(x + i), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+  for (; i < n; i++) out[i] = f32_to_fp16(x[i]);
+}
+
 }  // namespace
 
 const CpuKernels& avx2_kernels() {
-  static const CpuKernels k = {"avx2", matmul, quant_act_bytes, quantize_act, dot_kv, axpy_kv, false, nullptr};
+  static const CpuKernels k = {"avx2", matmul, quant_act_bytes, quantize_act, dot_kv, axpy_kv, false, nullptr,
+                                flotilla::rmsnorm, flotilla::swiglu, flotilla::add_into, nullptr, nullptr, to_f16};
   return k;
 }
 

@@ -48,6 +48,17 @@ struct CpuKernels {
   // out (hd) = softmax(scale * q.k_p, p < n) . v_p for one query row of one head; null, or false
   // returned for a head dim it does not take, means the generic loop over dot_kv/axpy_kv (attention.cpp).
   bool (*attend)(const float* q, const KvRows& k, const KvRows& v, int n, int hd, float scale, float* out);
+  // One row of ops.h's rmsnorm / swiglu / add_into; never null (the scalar and AVX2 sets give ops.cpp's loops).
+  void (*rmsnorm)(float* out, const float* x, const float* w, int n, float eps);
+  void (*swiglu)(float* gate, const float* up, int n);
+  void (*add_into)(float* x, const float* y, int n);
+  // The sampler's passes over one logits row (sampler.h, SamplerKernels); null means its scalar loops.
+  // argmax: the first index of the maximum (0 when x[0] is NaN, as the scalar loop); sum_exp: sum of exp(x_i - shift).
+  int32_t (*argmax)(const float* x, int n);
+  double (*sum_exp)(const float* x, int n, float shift);
+  // n floats to IEEE half, rounded to nearest even: f32_to_fp16's bits for every non-NaN input (NaN
+  // payloads may differ); null means f32_to_fp16 per element (the KV cache's f16 store).
+  void (*to_f16)(const float* x, uint16_t* out, int n);
 };
 
 // The scalar and AVX2 sets quantize activations to an array of BlockQ8Act (dtype.h).
