@@ -12,7 +12,9 @@
  *   npx tsx bench/engine-serving/run.ts --quick         # smoke run: fewer requests
  *   node --cpu-prof --import tsx bench/engine-serving/run.ts --continuous-only   # profile the continuous mode alone
  * Options: --requests N --baseline-requests N --rate R (req/s) --prefix-requests N --prefix-rate R --threads N (default: every core) --seed S
- *   --kv-dtype f32|f16 (the KV pool's element type, default f32)
+ *   --kv-dtype f32|f16 (the KV pool's element type, default f16: decode attention streams the pool from
+ *   memory in 2 KB pieces per head and block, and at f16 that takes half as long; vLLM's CPU backend
+ *   also keeps K/V in 16 bits) --block-size N (tokens per KV block, default 16)
  *
  * Static batching and one-at-a-time serve the first `--baseline-requests` requests of the same workload:
  * their tokens/s do not depend on how many requests wait behind them (a batch of 8, or one sequence, runs
@@ -54,7 +56,8 @@ const { values } = parseArgs({ options: {
   preset: { type: 'string', default: '110m' }, quick: { type: 'boolean', default: false },
   requests: { type: 'string' }, 'baseline-requests': { type: 'string' }, rate: { type: 'string' }, 'prefix-requests': { type: 'string' }, 'prefix-rate': { type: 'string' },
   threads: { type: 'string', default: String(os.availableParallelism()) }, seed: { type: 'string', default: '1' },
-  'continuous-only': { type: 'boolean', default: false }, 'kv-dtype': { type: 'string', default: 'f32' },
+  'continuous-only': { type: 'boolean', default: false }, 'kv-dtype': { type: 'string', default: 'f16' },
+  'block-size': { type: 'string', default: '16' },
 } });
 const presetName = values.preset as keyof typeof PRESETS;
 const preset = PRESETS[presetName];
@@ -69,12 +72,13 @@ const numThreads = Number(values.threads);
 const kvDtype = values['kv-dtype'];
 if (kvDtype !== 'f32' && kvDtype !== 'f16') throw new Error('--kv-dtype must be f32 or f16');
 const seed = Number(values.seed);
+const blockSize = Number(values['block-size']);
 const vocabSize = preset.model.vocabSize;
 
 const modelDir = path.join(root, '.tmp', 'bench-models', presetName);
 const modelPath = existsSync(path.join(modelDir, 'model.bin')) ? path.join(modelDir, 'model.bin')
   : await makeRandomModel(preset.model, { format: 'llama2c', dir: modelDir, seed: 1 });
-const loaded = await loadModel(modelPath, { numThreads, device: 'cpu', kvCacheBytes: preset.kvBytes, kvDtype, maxBatchTokens: 2048, maxBatchSeqs: 256 });
+const loaded = await loadModel(modelPath, { numThreads, device: 'cpu', kvCacheBytes: preset.kvBytes, kvDtype, blockSize, maxBatchTokens: 2048, maxBatchSeqs: 256 });
 const params = (loaded.spec.config.dim * loaded.spec.config.dim * 4 + loaded.spec.config.dim * loaded.spec.config.hiddenDim * 3) * loaded.spec.config.nLayers
   + loaded.spec.config.vocabSize * loaded.spec.config.dim;
 console.log(`model: ${presetName} (${(params / 1e6).toFixed(0)}M params, random weights, ${loaded.model.backend}/${loaded.model.kernels}, ${numThreads} thread(s)), ` +
