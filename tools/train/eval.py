@@ -1,7 +1,9 @@
 #!/usr/bin/env python3
 """Measure the shipped pair and write docs/models.md and models/flotilla-stories/goldens.json.
 
-    nice -n 19 /usr/bin/python3 tools/train/eval.py
+    nice -n 19 /usr/bin/python3 tools/train/eval.py --previous .tmp/previous-pair
+
+(--previous: the pair this one replaced, measured alongside for docs/models.md's comparison table).
 
 Reads the exported f16 weights back (so the numbers are those of the shipped files):
 - held-out perplexity of each model: every held-out story as <s> story </s>, mean loss over its tokens;
@@ -93,7 +95,8 @@ def flops_per_token(m):
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--models", default="models/flotilla-stories")
-    ap.add_argument("--corpus", default=".tmp/train/corpus/valid.txt")
+    ap.add_argument("--corpus", default=".tmp/train3/corpus/valid.txt",
+                    help="the held-out split; train.txt beside it is counted for the doc")
     ap.add_argument("--doc", default="docs/models.md")
     ap.add_argument("--heldout-stories", type=int, default=400,
                     help="measure on the first N held-out stories (400: those every pair so far was measured on; 0: all)")
@@ -106,27 +109,42 @@ def main():
     tdir, ddir = os.path.join(args.models, "target"), os.path.join(args.models, "draft")
     target, draft, tok = load_hf(tdir), load_hf(ddir), Tokenizer(tdir)
     lines = [l.strip() for l in open(args.corpus, encoding="utf-8") if l.strip()]
+    # The corpus the doc describes: the held-out file and, beside it, the training split.
+    corpus = {"heldout_stories": len(lines), "heldout_bytes": os.path.getsize(args.corpus)}
+    train_txt = os.path.join(os.path.dirname(args.corpus), "train.txt")
+    if os.path.exists(train_txt):
+        corpus["train_stories"] = sum(1 for l in open(train_txt, encoding="utf-8") if l.strip())
+        corpus["train_bytes"] = os.path.getsize(train_txt)
     lines = lines[:args.heldout_stories] if args.heldout_stories else lines
-    r = {"target": {}, "draft": {}}
+    corpus["measured_stories"] = len(lines)
+    r = {"target": {}, "draft": {}, "corpus": corpus}
     for name, m, d in (("target", target, tdir), ("draft", draft, ddir)):
         log = json.load(open(os.path.join(d, "train_log.json")))
+        phases = log.get("phases") or []
+        if "steps_done" not in log:
+            # The checkpoint of a run still going (or stopped by hand): no totals and no entry in `phases`
+            # yet, so count its own phase from its last evaluation, as train.py --init-from does.
+            log["steps_done"], log["tokens_seen"] = len(log["train"]), log["train"][-1]["tokens"]
+            log["wall_s"] = log.get("eval_wall_s", 0.0)
+            phases = phases + [{"args": log["args"], "steps": log["steps_done"] - sum(p["steps"] for p in phases),
+                                "tokens": log["tokens_seen"] - sum(p["tokens"] for p in phases),
+                                "wall_s": log["wall_s"] - sum(p["wall_s"] for p in phases), "stopped": True}]
+        elif not phases:  # a log from before train.py recorded phases: one phase
+            phases = [{"args": log["args"], "steps": log["steps_done"], "tokens": log["tokens_seen"],
+                       "wall_s": log.get("wall_s", 0.0)}]
         r[name] = {"params": params(m), "flops_per_token": flops_per_token(m), **heldout(m, tok, lines),
                    "bytes": os.path.getsize(os.path.join(d, "model.safetensors")),
-                   # (a checkpoint of a run still going has no totals yet: its last logged step's)
-                   "tokens_seen": log.get("tokens_seen", log["train"][-1]["tokens"]),
-                   "steps": log.get("steps_done", len(log["train"])), "wall_min": log.get("wall_s", 0) / 60,
+                   "tokens_seen": log["tokens_seen"], "steps": log["steps_done"], "wall_min": log["wall_s"] / 60,
                    "final_train_loss": sum(x["loss"] for x in log["train"][-20:]) / min(20, len(log["train"])),
-                   "args": log["args"], "config": log["config"],
-                   "phases": log.get("phases") or [{"args": log["args"], "steps": log.get("steps_done", 0),
-                                                    "tokens": log.get("tokens_seen", 0), "wall_s": log.get("wall_s", 0)}]}
+                   "args": log["args"], "config": log["config"], "phases": phases}
         print(name, {k: v for k, v in r[name].items() if k not in ("args", "config")}, flush=True)
     if args.previous:  # the pair this one replaced, measured the same way on the same held-out text
         r["previous"] = {}
         for name in ("target", "draft"):
             d = os.path.join(args.previous, name)
             m = load_hf(d)
-            r["previous"][name] = {"params": params(m), "flops_per_token": flops_per_token(m),
-                                   "vocab": m.c["vocab"], **heldout(m, Tokenizer(d), lines)}
+            r["previous"][name] = {"params": params(m), "flops_per_token": flops_per_token(m), "vocab": m.c["vocab"],
+                                   "config": m.c, **heldout(m, Tokenizer(d), lines)}
             print("previous", name, r["previous"][name], flush=True)
 
     if args.only_heldout:
