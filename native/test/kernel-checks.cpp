@@ -4,6 +4,7 @@
 #include <cstdio>
 #include <cstring>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "../src/core/thread-pool.h"
@@ -191,6 +192,52 @@ bool check_attend(const CpuKernels& simd) {
   return ok;
 }
 
+// attend_heads() against attend() head by head, bit for bit (so a decode row gives the same output
+// whichever path takes it), over a pool laid out as the KV cache is: [block][kv head][position][hd],
+// with GQA groups of 1 and 4 and a shuffled block table.
+bool check_attend_heads(const CpuKernels& simd) {
+  if (!simd.attend_heads) return true;
+  int mismatches = 0, runs = 0;
+  for (bool f16 : {false, true}) {
+    for (int hd : {16, 64, 128}) {
+      for (auto [nHeads, nKv] : {std::pair{6, 6}, std::pair{8, 2}}) {
+        for (int n : {1, 15, 16, 33, 200}) {
+          const int bs = 16, elem = f16 ? 2 : 4, blocks = (n + bs - 1) / bs;
+          std::vector<int32_t> table(blocks);
+          for (int i = 0; i < blocks; i++) table[i] = blocks - 1 - i;
+          const size_t rowBytes = size_t(hd) * elem, headStride = bs * rowBytes, blockStride = nKv * headStride;
+          const std::vector<float> kf = random_acts(blocks * blockStride / elem, 11u * hd + n), vf = random_acts(blocks * blockStride / elem, 13u * hd + n);
+          std::vector<uint8_t> kb(blocks * blockStride), vb(blocks * blockStride);
+          for (size_t i = 0; i < kf.size(); i++) {
+            if (f16) {
+              const uint16_t a = f32_to_fp16(kf[i]), b = f32_to_fp16(vf[i]);
+              std::memcpy(kb.data() + 2 * i, &a, 2), std::memcpy(vb.data() + 2 * i, &b, 2);
+            } else {
+              std::memcpy(kb.data() + 4 * i, &kf[i], 4), std::memcpy(vb.data() + 4 * i, &vf[i], 4);
+            }
+          }
+          std::vector<float> q = random_acts(size_t(nHeads) * hd, 17u * hd + n);
+          for (float& x : q) x *= 4;
+          const float scale = 1.0f / std::sqrt(float(hd));
+          std::vector<float> all(size_t(nHeads) * hd, NAN), one(size_t(nHeads) * hd, NAN);
+          const KvRows k{kb.data(), table.data(), blockStride, bs, int(rowBytes), f16}, v{vb.data(), table.data(), blockStride, bs, int(rowBytes), f16};
+          bool took = simd.attend_heads(q.data(), k, v, nHeads, nHeads / nKv, headStride, n, hd, scale, all.data());
+          for (int h = 0; h < nHeads; h++) {
+            const size_t off = size_t(h / (nHeads / nKv)) * headStride;
+            const KvRows kh{kb.data() + off, table.data(), blockStride, bs, int(rowBytes), f16}, vh{vb.data() + off, table.data(), blockStride, bs, int(rowBytes), f16};
+            took &= simd.attend(q.data() + h * hd, kh, vh, n, hd, scale, one.data() + h * hd);
+          }
+          runs++;
+          if (!took || std::memcmp(all.data(), one.data(), all.size() * sizeof(float)) != 0) mismatches++;
+        }
+      }
+    }
+  }
+  std::printf("%s %s attend_heads vs attend per head, bit for bit (head dims 16/64/128, GQA 1 and 4, f32 and f16 K/V): %d of %d differ\n",
+              mismatches == 0 ? "PASS" : "FAIL", simd.name, mismatches, runs);
+  return mismatches == 0;
+}
+
 }  // namespace
 
 bool check_kernels() {
@@ -201,6 +248,7 @@ bool check_kernels() {
       for (DType t : {DType::F32, DType::Q8_0, DType::Q4_0}) ok &= check_matmul(*simd, t, true);
     ok &= check_kv(*simd);
     ok &= check_attend(*simd);
+    ok &= check_attend_heads(*simd);
     ok &= check_row_kernels(*simd);
   }
   return ok;

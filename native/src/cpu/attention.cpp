@@ -13,28 +13,58 @@ constexpr int64_t kInlineMacs = 1 << 16;  // below this (decode at short context
 
 PagedAttention::PagedAttention(const ModelConfig& c, int maxBatchTokens, int maxBatchSeqs) : c_(c) {
   chunks_.reserve(size_t(maxBatchSeqs) + maxBatchTokens / kQueryChunk + 1);
+  items_.reserve(chunks_.capacity() * c.nHeads);
 }
 
 void PagedAttention::run(ThreadPool& pool, const CpuKernels& kern, const KvCache& kv, int layer, const StepBatch& b,
                          const float* q, float* out) {
   chunks_.clear();
-  for (int s = 0; s < b.numSeqs; s++) {
-    for (int t = b.queryStartLoc[s]; t < b.queryStartLoc[s + 1]; t += kQueryChunk)
-      chunks_.push_back({s, t, std::min(t + kQueryChunk, b.queryStartLoc[s + 1])});
-  }
+  items_.clear();
   const int nHeads = c_.nHeads;
+  for (int s = 0; s < b.numSeqs; s++) {
+    const int q0 = b.queryStartLoc[s], q1 = b.queryStartLoc[s + 1];
+    if (q1 - q0 == 1 && kern.attend_heads) {  // a decode row: all heads in one item, block by block
+      chunks_.push_back({s, q0, q1});
+      items_.push_back({int(chunks_.size()) - 1, -1});
+      continue;
+    }
+    for (int t = q0; t < q1; t += kQueryChunk) {  // prefill: its rows re-read one head's K/V from L2
+      chunks_.push_back({s, t, std::min(t + kQueryChunk, q1)});
+      for (int h = 0; h < nHeads; h++) items_.push_back({int(chunks_.size()) - 1, h});
+    }
+  }
   int64_t macs = 0;  // q.k and p*v over every (query, cached position) pair
   for (int t = 0; t < b.numTokens; t++) macs += int64_t(b.positions[t] + 1) * 2 * nHeads * c_.headDim();
   const auto item = [&](int i) {
-    const Chunk& ch = chunks_[i / nHeads];
-    for (int t = ch.t0; t < ch.t1; t++) attend_row(kern, kv, layer, b, ch.seq, t, i % nHeads, q, out);
+    const Item& it = items_[i];
+    const Chunk& ch = chunks_[it.chunk];
+    if (it.head < 0 && attend_heads(kern, kv, layer, b, ch.seq, ch.t0, q, out)) return;
+    for (int t = ch.t0; t < ch.t1; t++) {
+      if (it.head >= 0) {
+        attend_row(kern, kv, layer, b, ch.seq, t, it.head, q, out);
+      } else {
+        for (int h = 0; h < nHeads; h++) attend_row(kern, kv, layer, b, ch.seq, t, h, q, out);
+      }
+    }
   };
-  const int items = static_cast<int>(chunks_.size()) * nHeads;
+  const int items = static_cast<int>(items_.size());
   if (macs < kInlineMacs) {
     for (int i = 0; i < items; i++) item(i);
   } else {
     pool.parallel_for(items, item);
   }
+}
+
+bool PagedAttention::attend_heads(const CpuKernels& kern, const KvCache& kv, int layer, const StepBatch& b, int seq, int t,
+                                  const float* q, float* out) const {
+  const int hd = c_.headDim(), bs = kv.blockSize();
+  const size_t qDim = size_t(c_.nHeads) * hd, headBytes = size_t(hd) * (kv.f16() ? 2 : 4);
+  const size_t blockStride = size_t(c_.nKvHeads) * bs * headBytes;
+  const int32_t* table = b.blockTables + size_t(seq) * b.maxBlocksPerSeq;
+  const KvRows k{kv.keys(layer, 0, 0), table, blockStride, bs, int(headBytes), kv.f16()};
+  const KvRows v{kv.values(layer, 0, 0), table, blockStride, bs, int(headBytes), kv.f16()};
+  return kern.attend_heads(q + t * qDim, k, v, c_.nHeads, c_.nHeads / c_.nKvHeads, size_t(bs) * headBytes, b.positions[t] + 1, hd,
+                           1.0f / std::sqrt(static_cast<float>(hd)), out + t * qDim);
 }
 
 // Online softmax over blocks: one pass over K and V, no scores buffer the size of the context. The

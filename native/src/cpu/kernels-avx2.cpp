@@ -237,7 +237,7 @@ void to_f16(const float* x, uint16_t* out, int n) {
 }  // namespace
 
 const CpuKernels& avx2_kernels() {
-  static const CpuKernels k = {"avx2", matmul, quant_act_bytes, quantize_act, dot_kv, axpy_kv, false, nullptr,
+  static const CpuKernels k = {"avx2", matmul, quant_act_bytes, quantize_act, dot_kv, axpy_kv, false, nullptr, nullptr,
                                 flotilla::rmsnorm, flotilla::swiglu, flotilla::add_into, nullptr, nullptr, to_f16};
   return k;
 }

@@ -17,6 +17,8 @@ namespace flotilla::avx512 {
 
 namespace {
 
+constexpr int kMaxHeads = 256;  // attend_heads keeps each head's running max and sum on the stack
+
 template <bool F16>
 inline __m512 load_row(const uint8_t* r, int d) {
   if constexpr (F16) return _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(r) + d));
@@ -84,44 +86,85 @@ inline void prefetch_group(const Group& g, int rowBytes) {
   }
 }
 
+// One group of positions for one (query row, head): scores, online-softmax update of the running max
+// m, weight sum l and unnormalized output o, then o += p_j v_j.
+template <int D, bool F16>
+inline void step_group(const __m512* qv, __m512* o, float& m, float& l, const uint8_t* kr, const uint8_t* vr, int rowBytes,
+                       int cnt, float scale) {
+  Sum16 sum;
+  __m512 acc[8];
+  dots8<D, F16>(qv, kr, rowBytes, 0, cnt, acc);
+  sum.half(acc, 0);
+  dots8<D, F16>(qv, kr, rowBytes, 8, cnt, acc);
+  sum.half(acc, 1);
+  const __mmask16 live = head_mask(cnt);
+  const __m512 sv = _mm512_mask_mul_ps(_mm512_set1_ps(-std::numeric_limits<float>::infinity()), live, sum.total(), _mm512_set1_ps(scale));
+  const float bm = std::max(m, _mm512_reduce_max_ps(sv));
+  if (bm > m) {
+    const float corr = std::exp(m - bm);  // 0 on the first group
+    l *= corr;
+    for (int d = 0; d < D; d++) o[d] = _mm512_mul_ps(o[d], _mm512_set1_ps(corr));
+    m = bm;
+  }
+  const __m512 pv = _mm512_maskz_mov_ps(live, exp_poly(_mm512_sub_ps(sv, _mm512_set1_ps(m))));
+  l += _mm512_reduce_add_ps(pv);
+  alignas(64) float p[16];
+  _mm512_store_ps(p, pv);
+  for (int j = 0; j < cnt; j++) {
+    const __m512 pj = _mm512_set1_ps(p[j]);
+    for (int d = 0; d < D; d++) o[d] = _mm512_fmadd_ps(pj, load_row<F16>(vr + size_t(j) * rowBytes, d), o[d]);
+  }
+}
+
 template <int D, bool F16>
 void attend_t(const float* q, const KvRows& k, const KvRows& v, int n, float scale, float* out) {
   __m512 qv[D], o[D];
   for (int d = 0; d < D; d++) qv[d] = _mm512_loadu_ps(q + 16 * d), o[d] = _mm512_setzero_ps();
   float m = -std::numeric_limits<float>::infinity(), l = 0;
-  alignas(64) float s[16];
   Group g = group_at(k, v, 0, n);
   for (int p0 = 0; p0 < n;) {
-    const int cnt = g.cnt;
-    const Group next = p0 + cnt < n ? group_at(k, v, p0 + cnt, n) : Group{nullptr, nullptr, 0};
+    const Group next = p0 + g.cnt < n ? group_at(k, v, p0 + g.cnt, n) : Group{nullptr, nullptr, 0};
     prefetch_group(next, k.rowBytes);
-    Sum16 sum;
-    __m512 acc[8];
-    dots8<D, F16>(qv, g.k, k.rowBytes, 0, cnt, acc);
-    sum.half(acc, 0);
-    dots8<D, F16>(qv, g.k, k.rowBytes, 8, cnt, acc);
-    sum.half(acc, 1);
-    const __mmask16 live = head_mask(cnt);
-    const __m512 sv = _mm512_mask_mul_ps(_mm512_set1_ps(-std::numeric_limits<float>::infinity()), live, sum.total(), _mm512_set1_ps(scale));
-    const float bm = std::max(m, _mm512_reduce_max_ps(sv));
-    if (bm > m) {
-      const float corr = std::exp(m - bm);  // 0 on the first group
-      l *= corr;
-      for (int d = 0; d < D; d++) o[d] = _mm512_mul_ps(o[d], _mm512_set1_ps(corr));
-      m = bm;
-    }
-    const __m512 pv = _mm512_maskz_mov_ps(live, exp_poly(_mm512_sub_ps(sv, _mm512_set1_ps(m))));
-    l += _mm512_reduce_add_ps(pv);
-    _mm512_store_ps(s, pv);
-    for (int j = 0; j < cnt; j++) {
-      const __m512 pj = _mm512_set1_ps(s[j]);
-      for (int d = 0; d < D; d++) o[d] = _mm512_fmadd_ps(pj, load_row<F16>(g.v + size_t(j) * v.rowBytes, d), o[d]);
-    }
-    p0 += cnt;
+    step_group<D, F16>(qv, o, m, l, g.k, g.v, k.rowBytes, g.cnt, scale);
+    p0 += g.cnt;
     g = next;
   }
   const __m512 inv = _mm512_set1_ps(1.0f / l);
   for (int d = 0; d < D; d++) _mm512_storeu_ps(out + 16 * d, _mm512_mul_ps(o[d], inv));
+}
+
+// Every query head of one row, block by block: within a block the KV heads' rows lie one after
+// another (blockSize x rowBytes each), so a group reads all heads' K (then V) as one run of
+// nKvHeads x 2-4 KB instead of each head's 2-4 KB from a different place — random pieces that
+// small read at well under half the bandwidth of longer runs on the machines measured. Heads of one
+// GQA group read the same rows back to back. Each head's state goes through out/m/l between groups;
+// the arithmetic per head is attend_t's, so both give the same bits.
+template <int D, bool F16>
+void attend_heads_t(const float* q, const KvRows& k, const KvRows& v, int nHeads, int group, size_t headStride, int n,
+                    float scale, float* out) {
+  constexpr int hd = 16 * D;
+  float m[kMaxHeads], l[kMaxHeads];
+  std::fill_n(m, nHeads, -std::numeric_limits<float>::infinity());
+  std::fill_n(l, nHeads, 0.f);
+  std::fill_n(out, size_t(nHeads) * hd, 0.f);
+  Group g = group_at(k, v, 0, n);
+  for (int p0 = 0; p0 < n;) {
+    const Group next = p0 + g.cnt < n ? group_at(k, v, p0 + g.cnt, n) : Group{nullptr, nullptr, 0};
+    for (int h = 0; h < nHeads; h++) {
+      const size_t off = size_t(h / group) * headStride;
+      if (h % group == 0 && next.cnt) prefetch_group({next.k + off, next.v + off, next.cnt}, k.rowBytes);
+      __m512 qv[D], o[D];
+      for (int d = 0; d < D; d++) qv[d] = _mm512_loadu_ps(q + h * hd + 16 * d), o[d] = _mm512_loadu_ps(out + h * hd + 16 * d);
+      step_group<D, F16>(qv, o, m[h], l[h], g.k + off, g.v + off, k.rowBytes, g.cnt, scale);
+      for (int d = 0; d < D; d++) _mm512_storeu_ps(out + h * hd + 16 * d, o[d]);
+    }
+    p0 += g.cnt;
+    g = next;
+  }
+  for (int h = 0; h < nHeads; h++) {
+    const __m512 inv = _mm512_set1_ps(1.0f / l[h]);
+    for (int d = 0; d < D; d++) _mm512_storeu_ps(out + h * hd + 16 * d, _mm512_mul_ps(_mm512_loadu_ps(out + h * hd + 16 * d), inv));
+  }
 }
 
 template <bool F16>
@@ -139,7 +182,30 @@ bool attend_f(const float* q, const KvRows& k, const KvRows& v, int n, int hd, f
   }
 }
 
+template <bool F16>
+bool attend_heads_f(const float* q, const KvRows& k, const KvRows& v, int nHeads, int group, size_t headStride, int n, int hd,
+                    float scale, float* out) {
+  if (nHeads > kMaxHeads) return false;
+  switch (hd) {
+    case 16: return attend_heads_t<1, F16>(q, k, v, nHeads, group, headStride, n, scale, out), true;
+    case 32: return attend_heads_t<2, F16>(q, k, v, nHeads, group, headStride, n, scale, out), true;
+    case 48: return attend_heads_t<3, F16>(q, k, v, nHeads, group, headStride, n, scale, out), true;
+    case 64: return attend_heads_t<4, F16>(q, k, v, nHeads, group, headStride, n, scale, out), true;
+    case 80: return attend_heads_t<5, F16>(q, k, v, nHeads, group, headStride, n, scale, out), true;
+    case 96: return attend_heads_t<6, F16>(q, k, v, nHeads, group, headStride, n, scale, out), true;
+    case 112: return attend_heads_t<7, F16>(q, k, v, nHeads, group, headStride, n, scale, out), true;
+    case 128: return attend_heads_t<8, F16>(q, k, v, nHeads, group, headStride, n, scale, out), true;
+    default: return false;
+  }
+}
+
 }  // namespace
+
+bool attend_heads(const float* q, const KvRows& k, const KvRows& v, int nHeads, int group, size_t headStride, int n, int hd,
+                  float scale, float* out) {
+  return k.f16 ? attend_heads_f<true>(q, k, v, nHeads, group, headStride, n, hd, scale, out)
+               : attend_heads_f<false>(q, k, v, nHeads, group, headStride, n, hd, scale, out);
+}
 
 bool attend(const float* q, const KvRows& k, const KvRows& v, int n, int hd, float scale, float* out) {
   return k.f16 ? attend_f<true>(q, k, v, n, hd, scale, out) : attend_f<false>(q, k, v, n, hd, scale, out);

@@ -221,7 +221,7 @@ void axpy_kv(float a, const uint8_t* v, float* y, int n, bool f16) {
 }  // namespace
 
 const CpuKernels& avx512_kernels() {
-  static const CpuKernels k = {"avx512", matmul, avx512::quant_act_bytes, avx512::quantize_act, dot_kv, axpy_kv, true, avx512::attend,
+  static const CpuKernels k = {"avx512", matmul, avx512::quant_act_bytes, avx512::quantize_act, dot_kv, axpy_kv, true, avx512::attend, avx512::attend_heads,
                                 avx512::rmsnorm, avx512::swiglu, avx512::add_into, avx512::argmax, avx512::sum_exp, avx512::to_f16};
   return k;
 }

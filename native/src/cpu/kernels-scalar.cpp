@@ -94,7 +94,7 @@ void axpy_kv(float a, const uint8_t* v, float* y, int n, bool f16) {
 }  // namespace
 
 const CpuKernels& scalar_kernels() {
-  static const CpuKernels k = {"scalar", matmul, quant_act_bytes, quantize_act, dot_kv, axpy_kv, false, nullptr,
+  static const CpuKernels k = {"scalar", matmul, quant_act_bytes, quantize_act, dot_kv, axpy_kv, false, nullptr, nullptr,
                                 flotilla::rmsnorm, flotilla::swiglu, flotilla::add_into, nullptr, nullptr, nullptr};
   return k;
 }

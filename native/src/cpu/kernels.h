@@ -48,6 +48,11 @@ struct CpuKernels {
   // out (hd) = softmax(scale * q.k_p, p < n) . v_p for one query row of one head; null, or false
   // returned for a head dim it does not take, means the generic loop over dot_kv/axpy_kv (attention.cpp).
   bool (*attend)(const float* q, const KvRows& k, const KvRows& v, int n, int hd, float scale, float* out);
+  // attend() for all nHeads heads of one query row (q, out: nHeads * hd), walking the blocks once:
+  // k/v address KV head 0, head h reads KV head h / group at + (h / group) * headStride. Same bits as
+  // attend() per head. Null, or false returned, means one attend() per head.
+  bool (*attend_heads)(const float* q, const KvRows& k, const KvRows& v, int nHeads, int group, size_t headStride, int n,
+                       int hd, float scale, float* out);
   // One row of ops.h's rmsnorm / swiglu / add_into; never null (the scalar and AVX2 sets give ops.cpp's loops).
   void (*rmsnorm)(float* out, const float* x, const float* w, int n, float eps);
   void (*swiglu)(float* gate, const float* up, int n);
