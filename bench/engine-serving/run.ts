@@ -5,6 +5,9 @@
  *      prompt and output lengths. Targets: ≥ 5x static, ≥ 10x one-at-a-time.
  *   2. prefix caching on vs off, every prompt opening with the same 512-token system prompt — TTFT p50.
  *      Target: ≥ 5x lower with caching.
+ * and, beside 1., this machine's ceiling (ceiling.ts): the best decode- and prefill-shaped step rates
+ * with no long contexts, i.e. the most output tok/s any batching policy could reach on this workload —
+ * printed as ratios over the two baselines, so a run shows whether a target is reachable here at all.
  * Prints a table and writes bench/results/engine-serving-<timestamp>.json.
  *
  *   npx tsx bench/engine-serving/run.ts                 # the issue's ~110M model (stories110M shape): ~5 minutes on 2 idle cores (much longer on a loaded machine)
@@ -12,6 +15,7 @@
  *   npx tsx bench/engine-serving/run.ts --quick         # smoke run: fewer requests
  *   node --cpu-prof --import tsx bench/engine-serving/run.ts --continuous-only   # profile the continuous mode alone
  * Options: --requests N --baseline-requests N --rate R (req/s) --prefix-requests N --prefix-rate R --threads N (default: every core) --seed S
+ *   --device cpu|cuda (default cpu; cuda on a machine with an NVIDIA GPU and a CUDA build, docs/cuda.md)
  *   --kv-dtype f32|f16 (the KV pool's element type, default f16: decode attention streams the pool from
  *   memory in 2 KB pieces per head and block, and at f16 that takes half as long; vLLM's CPU backend
  *   also keeps K/V in 16 bits) --block-size N (tokens per KV block, default 16)
@@ -34,6 +38,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { LLMEngine } from '../../packages/engine/src/llm-engine.js';
 import { loadModel, makeRandomModel, MODEL_PRESETS, type RandomModelConfig } from '../../packages/engine/src/model-loader/index.js';
+import { ceilingOutputTokPerS, measureCeiling } from './ceiling.js';
 import { runContinuous, runSequential, runStatic, summarize, type ModeResult, type StepTally } from './modes.js';
 import { makeWorkload, randomTokens, rng } from './workload.js';
 
@@ -57,7 +62,7 @@ const { values } = parseArgs({ options: {
   requests: { type: 'string' }, 'baseline-requests': { type: 'string' }, rate: { type: 'string' }, 'prefix-requests': { type: 'string' }, 'prefix-rate': { type: 'string' },
   threads: { type: 'string', default: String(os.availableParallelism()) }, seed: { type: 'string', default: '1' },
   'continuous-only': { type: 'boolean', default: false }, 'kv-dtype': { type: 'string', default: 'f16' },
-  'block-size': { type: 'string', default: '16' },
+  'block-size': { type: 'string', default: '16' }, device: { type: 'string', default: 'cpu' },
 } });
 const presetName = values.preset as keyof typeof PRESETS;
 const preset = PRESETS[presetName];
@@ -73,12 +78,14 @@ const kvDtype = values['kv-dtype'];
 if (kvDtype !== 'f32' && kvDtype !== 'f16') throw new Error('--kv-dtype must be f32 or f16');
 const seed = Number(values.seed);
 const blockSize = Number(values['block-size']);
+const device = values.device;
+if (device !== 'cpu' && device !== 'cuda') throw new Error('--device must be cpu or cuda');
 const vocabSize = preset.model.vocabSize;
 
 const modelDir = path.join(root, '.tmp', 'bench-models', presetName);
 const modelPath = existsSync(path.join(modelDir, 'model.bin')) ? path.join(modelDir, 'model.bin')
   : await makeRandomModel(preset.model, { format: 'llama2c', dir: modelDir, seed: 1 });
-const loaded = await loadModel(modelPath, { numThreads, device: 'cpu', kvCacheBytes: preset.kvBytes, kvDtype, blockSize, maxBatchTokens: 2048, maxBatchSeqs: 256 });
+const loaded = await loadModel(modelPath, { numThreads, device, kvCacheBytes: preset.kvBytes, kvDtype, blockSize, maxBatchTokens: 2048, maxBatchSeqs: 256 });
 const params = (loaded.spec.config.dim * loaded.spec.config.dim * 4 + loaded.spec.config.dim * loaded.spec.config.hiddenDim * 3) * loaded.spec.config.nLayers
   + loaded.spec.config.vocabSize * loaded.spec.config.dim;
 console.log(`model: ${presetName} (${(params / 1e6).toFixed(0)}M params, random weights, ${loaded.model.backend}/${loaded.model.kernels}, ${numThreads} thread(s)), ` +
@@ -120,6 +127,14 @@ for (const [mode, opts, fn] of [
   console.log(` ${(results.at(-1)!.wallMs / 1000).toFixed(1)} s`);
 }
 
+let ceiling: Awaited<ReturnType<typeof measureCeiling>> | null = null;
+if (!values['continuous-only']) {
+  process.stdout.write('measuring the ceiling ...');
+  const t = performance.now();
+  [ceiling] = await withEngine({ enablePrefixCaching: false }, (e) => measureCeiling(e, Math.min(requests, 256), vocabSize, seed + 3));
+  console.log(` ${((performance.now() - t) / 1000).toFixed(1)} s`);
+}
+
 const system = randomTokens(512, vocabSize, rng(seed + 7));
 const prefixLoad = makeWorkload({ requests: prefixRequests, ratePerS: prefixRate, promptLen: [16, 64], outputLen: [16, 16], vocabSize, seed: seed + 1, sharedPrefix: system });
 const prefix: ModeResult[] = [];
@@ -140,6 +155,8 @@ if (values['continuous-only']) {
 loaded.dispose();
 
 const [cont, stat, seq] = results as [ModeResult, ModeResult, ModeResult];
+const promptTokens = serving.reduce((s, r) => s + r.promptTokenIds.length, 0);
+const ceilingTokPerS = ceilingOutputTokPerS(ceiling!, promptTokens, serving.reduce((s, r) => s + r.outputTokens, 0));
 const ratios = {
   continuousOverStatic: cont.outputTokPerS / stat.outputTokPerS,
   continuousOverSequential: cont.outputTokPerS / seq.outputTokPerS,
@@ -161,6 +178,10 @@ for (const r of results) {
 console.log(`('in step': share of the wall time inside runner.execute — batch arrays + native step; the rest is scheduling, detokenizing, streaming and idle waiting for arrivals)`);
 console.log(`continuous / static: ${ratios.continuousOverStatic.toFixed(1)}x (target ≥ 5x)   continuous / one at a time: ${ratios.continuousOverSequential.toFixed(1)}x (target ≥ 10x)`);
 console.log(`per CPU-second: continuous / static ${ratios.perCpuSecondContinuousOverStatic.toFixed(1)}x, continuous / one at a time ${ratios.perCpuSecondContinuousOverSequential.toFixed(1)}x`);
+console.log(`ceiling on this machine: decode-shaped steps of ${ceiling!.decodeSeqs} sequences ${ceiling!.decodeTokPerS.toFixed(0)} tok/s, ` +
+  `${ceiling!.prefillTokens}-token prefill steps ${ceiling!.prefillTokPerS.toFixed(0)} tok/s -> this workload at most ${ceilingTokPerS.toFixed(0)} output tok/s ` +
+  `(no attention over long contexts, no drain) = ${(ceilingTokPerS / stat.outputTokPerS).toFixed(1)}x static, ${(ceilingTokPerS / seq.outputTokPerS).toFixed(1)}x one at a time; ` +
+  `continuous batching reached ${((100 * cont.outputTokPerS) / ceilingTokPerS).toFixed(0)}% of it`);
 console.log(`\n${prefixRequests} requests, Poisson ${prefixRate}/s, a shared 512-token system prompt + 16-64 tokens, 16 output tokens`);
 console.log(`${'mode'.padEnd(24)}${'tok/s'.padStart(10)}${'TTFT p50'.padStart(10)}${'TTFT p99'.padStart(10)}${'hit rate'.padStart(10)}`);
 for (const r of prefix) console.log(`${r.mode.padEnd(24)}${f(r.outputTokPerS)}${f(r.ttftP50Ms, 0)}${f(r.ttftP99Ms, 0)}${f(r.prefixCacheHitRate, 2)}`);
@@ -175,6 +196,7 @@ writeFileSync(file, `${JSON.stringify({
   workload: { requests, baselineRequests, rate, promptLen, outputLen, seed },
   prefixWorkload: { requests: prefixRequests, rate: prefixRate, systemPromptTokens: 512, suffixLen: [16, 64], outputLen: 16 },
   results, prefix, ratios,
+  ceiling: { ...ceiling, outputTokPerS: ceilingTokPerS, overStatic: ceilingTokPerS / stat.outputTokPerS, overSequential: ceilingTokPerS / seq.outputTokPerS },
   targets: { continuousOverStatic5x: ratios.continuousOverStatic >= 5, continuousOverSequential10x: ratios.continuousOverSequential >= 10,
     prefixTtft5x: ratios.prefixTtftP50OffOverOn >= 5 },
 }, null, 2)}\n`);

@@ -4,6 +4,7 @@
 //
 //   engine-test [--models DIR]                       checks + speed on stories260K
 //   engine-test --gemm ROUNDS [--threads N]          the matmul driver alone: GFLOPS of every kernel set
+//   engine-test --gemm-layer ROUNDS [--threads N]    one 110M layer's f32 panel matmuls as the backend calls them, by tokens per step
 //   engine-test --model FILE [--format int8] [--threads N] [--decode N] [--prefill N] [--batch B] [--rounds R] [--kv f32|f16]
 //                                                    speed only: decode against the bandwidth bound, B sequences vs one
 //   --device cpu|cuda|auto on either (default cpu); with cuda the kernels line says cuda-cublaslt|cuda-wmma
@@ -33,7 +34,7 @@ namespace {
 
 struct Options {
   std::string models, model, format = "auto", device = "cpu", kv = "f32";
-  int threads = 0, decode = 128, prefill = 256, gemm = 0, batch = 1, rounds = 1;
+  int threads = 0, decode = 128, prefill = 256, gemm = 0, gemmLayer = 0, batch = 1, rounds = 1;
 };
 
 bool exists(const std::string& p) {
@@ -162,6 +163,7 @@ Options parse(int argc, char** argv) {
     else if (k == "--prefill") o.prefill = std::atoi(v.c_str());
     else if (k == "--device") o.device = v;
     else if (k == "--gemm") o.gemm = std::atoi(v.c_str());
+    else if (k == "--gemm-layer") o.gemmLayer = std::atoi(v.c_str());
     else if (k == "--batch") o.batch = std::atoi(v.c_str());
     else if (k == "--rounds") o.rounds = std::atoi(v.c_str());
     else if (k == "--kv") o.kv = v;
@@ -175,6 +177,10 @@ Options parse(int argc, char** argv) {
 int main(int argc, char** argv) {
   const Options o = parse(argc, argv);
   try {
+    if (o.gemmLayer > 0) {
+      bench_layer_gemm(o.threads, o.gemmLayer);
+      return 0;
+    }
     if (o.gemm > 0) {
       bench_gemm(o.threads, o.gemm);
       return 0;

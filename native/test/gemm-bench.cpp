@@ -119,4 +119,70 @@ void bench_gemm(int threads, int rounds) {
   }
 }
 
+void bench_layer_gemm(int threads, int rounds) {
+  ThreadPool pool(threads > 0 ? threads : hardware_threads());
+  const CpuKernels* kern = nullptr;
+  for (const CpuKernels* k : sets())
+    if (k->panels) kern = k;
+  if (!kern) {
+    std::printf("SKIP: no kernel set here takes F32 panels\n");
+    return;
+  }
+  // One Llama-110M layer's matmuls as the CPU backend issues them (outputs fused per call), f32 panels.
+  struct Call {
+    const char* what;
+    int K;
+    std::vector<int> rows;
+  };
+  const Call calls[] = {{"wq|wk|wv", 768, {768, 768, 768}}, {"wo", 768, {768}}, {"w1|w3", 768, {2048, 2048}}, {"w2", 2048, {768}}};
+  // Enough copies of the layer that the weights come from memory, as in a 12-layer step.
+  constexpr int kCopies = 4;
+  std::vector<std::vector<std::vector<Weight>>> ws(kCopies);  // [copy][call][out]
+  std::vector<AlignedBuffer> arenas;
+  std::vector<Weight*> ptrs;
+  for (int c = 0; c < kCopies; c++) {
+    ws[c].resize(std::size(calls));
+    for (size_t i = 0; i < std::size(calls); i++)
+      for (int rows : calls[i].rows) ws[c][i].push_back(random_weight(DType::F32, rows, calls[i].K, 17 + c));
+    for (auto& call : ws[c])
+      for (Weight& w : call) ptrs.push_back(&w);
+  }
+  to_panels(ptrs, pool, arenas);
+  std::printf("%s f32 panels, one 110M layer's matmuls (outputs fused as the backend calls them), %d threads, best of %d rounds: GFLOPS\n",
+              kern->name, pool.size(), rounds);
+  std::printf("%5s", "T");
+  for (const Call& c : calls) std::printf(" %10s", c.what);
+  std::printf(" %10s\n", "layer");
+  for (int T : {8, 32, 64, 104, 156, 256}) {
+    std::vector<float> x = random_acts(size_t(T) * 2048, 5);
+    std::vector<float> y(size_t(T) * 2048 * 3);
+    std::vector<double> best(std::size(calls), 1e30);
+    double bestLayer = 1e30;
+    for (int round = 0; round < rounds; round++) {
+      double layer = 0;
+      for (int c = 0; c < kCopies; c++) {
+        for (size_t i = 0; i < std::size(calls); i++) {
+          MatmulOut outs[3];
+          for (size_t o = 0; o < calls[i].rows.size(); o++) outs[o] = {&ws[c][i][o], y.data() + o * size_t(T) * 2048};
+          const double t0 = now();
+          matmul_parallel(pool, *kern, x.data(), T, calls[i].K, nullptr, outs, int(calls[i].rows.size()));
+          const double dt = now() - t0;
+          best[i] = std::min(best[i], dt);
+          layer += dt;
+        }
+      }
+      bestLayer = std::min(bestLayer, layer / kCopies);
+    }
+    double flops = 0;
+    std::printf("%5d", T);
+    for (size_t i = 0; i < std::size(calls); i++) {
+      double f = 0;
+      for (int rows : calls[i].rows) f += 2.0 * rows * calls[i].K * T;
+      flops += f;
+      std::printf(" %10.1f", f / best[i] / 1e9);
+    }
+    std::printf(" %10.1f\n", flops / bestLayer / 1e9);
+  }
+}
+
 }  // namespace flotilla::test

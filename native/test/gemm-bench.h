@@ -6,5 +6,7 @@
 namespace flotilla::test {
 
 void bench_gemm(int threads, int rounds);
+// engine-test --gemm-layer: one 110M layer's f32 panel matmuls as the CPU backend calls them, by tokens per step.
+void bench_layer_gemm(int threads, int rounds);
 
 }  // namespace flotilla::test

@@ -1,6 +1,9 @@
 // The Llama forward pass on the CPU over one varlen step: every matmul covers all T tokens of the step.
 #include <algorithm>
+#include <chrono>
 #include <cmath>
+#include <cstdio>
+#include <cstdlib>
 
 #include "../backend.h"
 #include "../core/kv-cache.h"
@@ -14,7 +17,7 @@ namespace {
 
 // Activations preallocated for maxBatchTokens rows; nothing is allocated per step.
 struct Scratch {
-  AlignedBuffer x, xb, q, k, v, att, h1, h3, fin, xq;
+  AlignedBuffer x, xb, q, k, v, att, h1, h3, fin, xq, rope;
   Scratch(const ModelConfig& c, int T, const CpuKernels& kern) {
     const size_t qDim = size_t(c.nHeads) * c.headDim(), wide = std::max<size_t>({size_t(c.dim), qDim, size_t(c.hiddenDim)});
     x = AlignedBuffer(4 * T * size_t(c.dim), "activations");
@@ -27,7 +30,44 @@ struct Scratch {
     h3 = AlignedBuffer(4 * T * size_t(c.hiddenDim), "activations");
     fin = AlignedBuffer(4 * T * size_t(c.dim), "activations");
     xq = AlignedBuffer(kern.quant_act_bytes(int(wide)) * T, "activations");
+    rope = AlignedBuffer(4 * T * size_t(c.headDim()), "activations");
   }
+};
+
+// FLOTILLA_CPU_PROFILE=1: wall time per phase of the forward pass, summed over every step and printed
+// to stderr when the backend goes (where a step's time goes, barriers included). Off: one branch per phase.
+class PhaseClock {
+ public:
+  enum Phase { kEmbed, kNorm, kQkv, kRope, kKvWrite, kAttn, kWo, kFfnNorm, kW1W3, kSwiglu, kW2, kAdd, kHead, kCount };
+  PhaseClock() : on_(std::getenv("FLOTILLA_CPU_PROFILE") && std::getenv("FLOTILLA_CPU_PROFILE")[0] == '1') {}
+  ~PhaseClock() {
+    if (!on_ || steps_ == 0) return;
+    static const char* names[kCount] = {"embed+rope angles", "attn norm", "wq|wk|wv", "rope", "kv write", "attention", "wo",
+                                        "add+ffn norm", "w1|w3", "swiglu", "w2", "add", "norm+classifier"};
+    double total = 0;
+    for (double x : ns_) total += x;
+    std::fprintf(stderr, "[flotilla cpu profile] %ld steps, %ld tokens, %.1f ms in forward:", steps_, tokens_, total / 1e6);
+    for (int i = 0; i < kCount; i++) std::fprintf(stderr, " %s %.1f%%", names[i], 100 * ns_[i] / total);
+    std::fprintf(stderr, "\n");
+  }
+  void start_step(int tokens) {
+    if (!on_) return;
+    steps_++, tokens_ += tokens;
+    last_ = now();
+  }
+  void lap(Phase p) {
+    if (!on_) return;
+    const int64_t t = now();
+    ns_[p] += double(t - last_);
+    last_ = t;
+  }
+
+ private:
+  static int64_t now() { return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now().time_since_epoch()).count(); }
+  bool on_;
+  long steps_ = 0, tokens_ = 0;
+  int64_t last_ = 0;
+  double ns_[kCount] = {};
 };
 
 class CpuBackend : public Backend {
@@ -54,12 +94,19 @@ class CpuBackend : public Backend {
   void forward(const StepBatch& b, const int32_t* rows, int numRows, float* logits) override {
     const int T = b.numTokens, dim = c_.dim;
     float* x = s_.x.as<float>();
-    rows_parallel(T, [&](int t) { read_row(w_.tokEmbeddings, b.tokenIds[t], x + size_t(t) * dim); });
+    clock_.start_step(T);
+    const int hd = c_.headDim();
+    rows_parallel(T, [&](int t) {
+      read_row(w_.tokEmbeddings, b.tokenIds[t], x + size_t(t) * dim);
+      rope_angles(b.positions[t], invFreq_.data(), hd / 2, s_.rope.as<float>() + size_t(t) * hd);
+    });
+    clock_.lap(PhaseClock::kEmbed);
     for (int l = 0; l < c_.nLayers; l++) layer(b, l);
     float* fin = s_.fin.as<float>();
     rows_parallel(numRows, [&](int i) { kern_.rmsnorm(fin + size_t(i) * dim, x + size_t(rows[i]) * dim, w_.norm.f32(), dim, c_.normEps); });
     const MatmulOut out{&w_.classifier(), logits};
     matmul_parallel(pool_, kern_, fin, numRows, dim, s_.xq.as<uint8_t>(), &out, 1);
+    clock_.lap(PhaseClock::kHead);
   }
 
  private:
@@ -80,23 +127,35 @@ class CpuBackend : public Backend {
     uint8_t* xq = s_.xq.as<uint8_t>();
 
     rows_parallel(T, [&](int t) { kern_.rmsnorm(xb + size_t(t) * dim, x + size_t(t) * dim, lw.attnNorm.f32(), dim, c_.normEps); });
+    clock_.lap(PhaseClock::kNorm);
     const MatmulOut qkv[3] = {{&lw.wq, q}, {&lw.wk, k}, {&lw.wv, v}};
     matmul_parallel(pool_, kern_, xb, T, dim, xq, qkv, 3);
-    rows_parallel(T, [&](int t) { rope(q + size_t(t) * qDim, k + size_t(t) * kvDim, b.positions[t], invFreq_.data(), c_); });
+    clock_.lap(PhaseClock::kQkv);
+    const float* cosSin = s_.rope.as<float>();
+    rows_parallel(T, [&](int t) { rope(q + size_t(t) * qDim, k + size_t(t) * kvDim, cosSin + size_t(t) * c_.headDim(), c_); });
+    clock_.lap(PhaseClock::kRope);
     kv_.write(pool_, l, k, v, T, b.slotMapping);
+    clock_.lap(PhaseClock::kKvWrite);
     attn_.run(pool_, kern_, kv_, l, b, q, att);
+    clock_.lap(PhaseClock::kAttn);
     const MatmulOut o{&lw.wo, xb};
     matmul_parallel(pool_, kern_, att, T, qDim, xq, &o, 1);
+    clock_.lap(PhaseClock::kWo);
     rows_parallel(T, [&](int t) {
       kern_.add_into(x + size_t(t) * dim, xb + size_t(t) * dim, dim);
       kern_.rmsnorm(xb + size_t(t) * dim, x + size_t(t) * dim, lw.ffnNorm.f32(), dim, c_.normEps);
     });
+    clock_.lap(PhaseClock::kFfnNorm);
     const MatmulOut gateUp[2] = {{&lw.w1, h1}, {&lw.w3, h3}};
     matmul_parallel(pool_, kern_, xb, T, dim, xq, gateUp, 2);
+    clock_.lap(PhaseClock::kW1W3);
     rows_parallel(T, [&](int t) { kern_.swiglu(h1 + size_t(t) * hid, h3 + size_t(t) * hid, hid); });
+    clock_.lap(PhaseClock::kSwiglu);
     const MatmulOut down{&lw.w2, xb};
     matmul_parallel(pool_, kern_, h1, T, hid, xq, &down, 1);
+    clock_.lap(PhaseClock::kW2);
     rows_parallel(T, [&](int t) { kern_.add_into(x + size_t(t) * dim, xb + size_t(t) * dim, dim); });
+    clock_.lap(PhaseClock::kAdd);
   }
 
   const ModelWeights& w_;
@@ -107,6 +166,7 @@ class CpuBackend : public Backend {
   PagedAttention attn_;
   Scratch s_;
   std::vector<float> invFreq_;
+  PhaseClock clock_;
 };
 
 }  // namespace

@@ -30,16 +30,18 @@ void rotate_heads(float* v, int nHeads, int headDim, const float* cosv, const fl
 
 }  // namespace
 
-void rope(float* q, float* k, int pos, const float* invFreq, const ModelConfig& c) {
-  const int half = c.headDim() / 2;
-  float cosv[512], sinv[512];  // headDim <= 1024 is checked at load
+void rope_angles(int pos, const float* invFreq, int half, float* cosSin) {
   for (int i = 0; i < half; i++) {
     const float angle = static_cast<float>(pos) * invFreq[i];
-    cosv[i] = std::cos(angle);
-    sinv[i] = std::sin(angle);
+    cosSin[i] = std::cos(angle);
+    cosSin[half + i] = std::sin(angle);
   }
-  rotate_heads(q, c.nHeads, c.headDim(), cosv, sinv, c.ropeLayout);
-  rotate_heads(k, c.nKvHeads, c.headDim(), cosv, sinv, c.ropeLayout);
+}
+
+void rope(float* q, float* k, const float* cosSin, const ModelConfig& c) {
+  const int half = c.headDim() / 2;
+  rotate_heads(q, c.nHeads, c.headDim(), cosSin, cosSin + half, c.ropeLayout);
+  rotate_heads(k, c.nKvHeads, c.headDim(), cosSin, cosSin + half, c.ropeLayout);
 }
 
 void swiglu(float* gate, const float* up, int n) {
