@@ -180,12 +180,34 @@ export function engineSuite(make: EngineFactory, prompts: string[]): void {
     const k = ref!.tokenIds.length;
     expect(engine.spec.stopTokenIds).toContain(ref!.stopReason);
     expect(ref!.tokenIds.at(-1)).toBe(ref!.stopReason);
+    // Until minTokens are out the stop tokens cannot be sampled at all (banned in the sampler, as vLLM
+    // does), so the output follows the reference up to the stop token and then takes another one.
     const min = await run(engine, prompt, { temperature: 0, maxTokens: k + 8, minTokens: k + 3 });
     expect(min.tokenIds.length).toBeGreaterThanOrEqual(k + 3);
-    expect(min.tokenIds.slice(0, k)).toEqual(ref!.tokenIds);
+    expect(min.tokenIds.slice(0, k - 1)).toEqual(ref!.tokenIds.slice(0, k - 1));
+    expect(min.tokenIds.slice(0, k + 3).filter((t) => engine.spec.stopTokenIds.includes(t))).toEqual([]);
     const ignored = await run(engine, prompt, { temperature: 0, maxTokens: k + 5, ignoreEos: true });
     expect(ignored.tokenIds.length).toBe(k + 5);
     expect(ignored.finishReason).toBe('length');
+  });
+
+  it('applies logitBias: +100 makes a token every greedy pick, -100 keeps one out; batch neighbours are unaffected', async () => {
+    await using engine = await make();
+    const p: SamplingParams = { temperature: 0, maxTokens: 8, ignoreEos: true };
+    const ref = await run(engine, prompts[0]!, p);
+    const first = ref.tokenIds[0]!;
+    const other = ref.tokenIds.find((t) => t !== first && t > 2) ?? (first === 5 ? 6 : 5);
+    const [forced, banned, plain] = await Promise.all([
+      run(engine, prompts[0]!, { ...p, logitBias: { [other]: 100 } }),
+      run(engine, prompts[0]!, { ...p, logitBias: { [String(first)]: -100 } }),
+      run(engine, prompts[0]!, p),
+    ]);
+    expect(forced.tokenIds).toEqual(new Array(8).fill(other));
+    expect(banned.tokenIds).not.toContain(first);
+    expect(plain.tokenIds).toEqual(ref.tokenIds);
+    expect(() => engine.generate(prompts[0]!, { logitBias: { 'x': 1 } })).toThrow(/logitBias/);
+    expect(() => engine.generate(prompts[0]!, { logitBias: { [first]: 101 } })).toThrow(/logitBias/);
+    expectClean(engine);
   });
 
   it('reproduces sampled output from a seed, and n > 1 samples match single requests seeded seed + i', async () => {

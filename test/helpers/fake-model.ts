@@ -2,7 +2,9 @@
  * A fake LoadedModel for testing LLMEngine without the native addon. Its "KV cache" stores the token
  * id written to each slot, and a sampled token depends on every token read back through the block
  * table, plus (seed, position) when temperature > 0 — so a wrong slot mapping, block table or prefix
- * hit changes the output, just as it would with a real model.
+ * hit changes the output, just as it would with a real model. A logit bias acts at its extremes, as
+ * it does on a real model's logits: a bias >= 50 forces its token (the largest such bias wins), one
+ * <= -50 (or -inf, a min_tokens ban) moves the pick to the next id that is not banned.
  */
 import type { LoadedModel } from '../../packages/engine/src/model-loader/load-model.js';
 import type { ModelSpec } from '../../packages/engine/src/model-loader/model-spec.js';
@@ -88,6 +90,22 @@ export function makeFakeModel(opts: FakeModelOptions = {}): LoadedModel & { step
   return self;
 }
 
+/** The token the fake picks after sequence s's logit bias (see the header). */
+function biased(b: NativeStepBatch, s: number, token: number): number {
+  if (!b.biasOffsets) return token;
+  const banned = new Set<number>();
+  let forced = -1;
+  let best = 50;
+  for (let i = b.biasOffsets[s]!; i < b.biasOffsets[s + 1]!; i++) {
+    const id = b.biasTokens![i]!, v = b.biasValues![i]!;
+    if (v <= -50) banned.add(id);
+    if (v >= best) [forced, best] = [id, v];
+  }
+  if (forced >= 0) return forced;
+  while (banned.has(token)) token = 3 + ((token - 2) % 61);  // 2 -> 3, 3 -> 4, ..., 63 -> 3
+  return token;
+}
+
 function runStep(b: NativeStepBatch, kv: Int32Array, bs: number, eosEvery: number): NativeStepResult {
   const S = b.numSeqs;
   for (let t = 0; t < b.numTokens; t++) kv[b.slotMapping[t]!] = b.tokenIds[t]!;
@@ -109,7 +127,7 @@ function runStep(b: NativeStepBatch, kv: Int32Array, bs: number, eosEvery: numbe
     }
     if (b.temperature[s]! > 0) h = Math.imul(h ^ b.seeds[s]!, 0x9e3779b1) ^ Math.imul(ctx, 0x85ebca6b);
     h >>>= 0;
-    tokens[s] = h % eosEvery === 0 ? 2 : 3 + (h % 61);
+    tokens[s] = biased(b, s, h % eosEvery === 0 ? 2 : 3 + (h % 61));
     logprobs[s] = -((h % 100) / 10);
     for (let j = 0; j < b.numLogprobs[s]!; j++) {
       topIds[s * topK + j] = (tokens[s]! + j) % 64;

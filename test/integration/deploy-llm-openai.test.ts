@@ -1,7 +1,7 @@
 /**
  * The OpenAI-compatible API of LLMServer through a real `serve run` on stories260K, driven by the
  * official `openai` npm client: models, completions, chat, streaming (with usage), logprobs, n, stop,
- * seed, penalties, and errors in OpenAI's shape.
+ * seed, penalties, logit_bias, and errors in OpenAI's shape.
  */
 import OpenAI from 'openai';
 import { afterAll, beforeAll, expect, it } from 'vitest';
@@ -119,6 +119,17 @@ describeWithModels('LLMServer: OpenAI API through serve run (stories260K)', () =
     const body = await res.text();
     expect(body.endsWith('data: [DONE]\n\n')).toBe(true);
     expect(body.split('\n\n').filter(Boolean).every((e) => e.startsWith('data: '))).toBe(true);
+  });
+
+  it('applies logit_bias (+100 makes a token every greedy pick); a bad one is a 400 naming logit_bias', async () => {
+    const base = { model: 'stories260K', prompt: 'Once upon a time', max_tokens: 4, temperature: 0 } as const;
+    const once = (await client.completions.create({ ...base, max_tokens: 1, logit_bias: { 407: 100 } })).choices[0]!.text;
+    expect(once.length).toBeGreaterThan(0);
+    expect((await client.completions.create({ ...base, logit_bias: { 407: 100 } })).choices[0]!.text).toBe(once.repeat(4));
+    expect((await client.completions.create(base)).choices[0]!.text).toBe(', there was a');  // no bias left behind
+    const bad = await client.completions.create({ ...base, logit_bias: { 99999: 1 } }).catch((e: unknown) => e);
+    expect((bad as InstanceType<typeof OpenAI.APIError>).status).toBe(400);
+    expect((bad as InstanceType<typeof OpenAI.APIError>).param).toBe('logit_bias');
   });
 
   it('reports errors in OpenAI\'s shape', async () => {

@@ -51,6 +51,11 @@ describeWithModels('native errors', () => {
     ['topP of 0', (b) => ({ ...b, topP: Float32Array.from([0]) })],
     ['too many logprobs', (b) => ({ ...b, numLogprobs: Int32Array.from([21]) })],
     ['penalty token out of range', (b) => ({ ...b, penaltyTokens: Int32Array.from([1, 2, 600]) })],
+    ['bias token out of range', (b) => ({ ...b, biasOffsets: Int32Array.from([0, 1]), biasTokens: Int32Array.from([600]), biasValues: Float32Array.from([1]) })],
+    ['bias offsets past the bias arrays', (b) => ({ ...b, biasOffsets: Int32Array.from([0, 2]), biasTokens: Int32Array.from([5]), biasValues: Float32Array.from([1]) })],
+    ['bias offsets without bias tokens', (b) => ({ ...b, biasOffsets: Int32Array.from([0, 0]) })],
+    ['a NaN bias', (b) => ({ ...b, biasOffsets: Int32Array.from([0, 1]), biasTokens: Int32Array.from([5]), biasValues: Float32Array.from([NaN]) })],
+    ['short bias offsets', (b) => ({ ...b, biasOffsets: Int32Array.from([0]), biasTokens: new Int32Array(0), biasValues: new Float32Array(0) })],
   ];
   for (const [what, mutate] of badBatches) {
     it(`rejects a batch with ${what} (E_BATCH)`, async () => {

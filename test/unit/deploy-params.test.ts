@@ -28,13 +28,18 @@ describe('OpenAI completions', () => {
     expect(r.includeUsage).toBe(true);
   });
 
+  it('passes logit_bias on to the engine, which checks it against the vocabulary', () => {
+    expect(parseCompletionRequest({ prompt: 'x', logit_bias: { 7: -100, '9': 5 } }, limits).spec.params.logitBias).toEqual({ 7: -100, '9': 5 });
+    expect(parseCompletionRequest({ prompt: 'x', logit_bias: null }, limits).spec.params.logitBias).toBeUndefined();
+    expect(parseChatRequest({ messages: [{ role: 'user', content: 'hi' }], logit_bias: { 3: 1 } }, limits).spec.params.logitBias).toEqual({ 3: 1 });
+  });
+
   it('names the field at fault', () => {
     expect(paramOf(() => parseCompletionRequest({ prompt: 'x', temperature: 2.5 }, limits))).toBe('temperature');
     expect(paramOf(() => parseCompletionRequest({ prompt: 'x', top_p: 0 }, limits))).toBe('top_p');
     expect(paramOf(() => parseCompletionRequest({ prompt: 'x', n: 1.5 }, limits))).toBe('n');
     expect(paramOf(() => parseCompletionRequest({ prompt: 'x', stop: ['a', 'b', 'c'] }, limits))).toBe('stop');
     expect(paramOf(() => parseCompletionRequest({ prompt: 'x', best_of: 3 }, limits))).toBe('best_of');
-    expect(paramOf(() => parseCompletionRequest({ prompt: 'x', logit_bias: { 1: 2 } }, limits))).toBe('logit_bias');
     expect(paramOf(() => parseCompletionRequest({ prompt: ['a', 'b'] }, limits))).toBe('prompt');
     expect(paramOf(() => parseCompletionRequest({ prompt: 'x', nope: 1 }, limits))).toBe('nope');
   });

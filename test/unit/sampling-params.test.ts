@@ -25,6 +25,11 @@ describe('resolveSamplingParams', () => {
     expect(resolveSamplingParams({ stop: 'x' }, ctx).stop).toEqual(['x']);
   });
 
+  it('resolves logitBias to (id, bias) pairs in id order', () => {
+    expect(resolveSamplingParams({}, ctx).logitBias).toEqual([]);
+    expect(resolveSamplingParams({ logitBias: { 9: 1.5, '0': -100, 511: 100 } }, ctx).logitBias).toEqual([[0, -100], [9, 1.5], [511, 100]]);
+  });
+
   it('accepts edge values', () => {
     expect(() => resolveSamplingParams({ temperature: 0, topP: 1, topK: -1, minP: 1, maxTokens: 502, seed: 2 ** 32 - 1, logprobs: 20 }, ctx)).not.toThrow();
   });
@@ -49,6 +54,13 @@ describe('resolveSamplingParams', () => {
     [{ ignoreEos: 'yes' }, 'ignoreEos'],
     [{ repetitionPenalty: 0 }, 'repetitionPenalty'],
     [{ presencePenalty: 3 }, 'presencePenalty'],
+    [{ logitBias: [1, 2] }, 'logitBias'],
+    [{ logitBias: { x: 1 } }, 'logitBias'],
+    [{ logitBias: { '-1': 1 } }, 'logitBias'],
+    [{ logitBias: { '01': 1 } }, 'logitBias'],
+    [{ logitBias: { 512: 1 } }, 'logitBias'],
+    [{ logitBias: { 5: 100.5 } }, 'logitBias'],
+    [{ logitBias: { 5: '1' } }, 'logitBias'],
     [{ top_p: 0.5 }, 'top_p'],
     [[1], 'samplingParams'],
   ])('rejects %j naming %s', (input, param) => fails(input, param));

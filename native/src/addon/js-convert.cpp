@@ -136,8 +136,16 @@ template <class T>
 const T* field(Napi::Object b, const char* key, napi_typedarray_type type, int64_t* len, BatchRefs* refs) {
   Napi::Value v = b.Get(key);
   const void* p = typed_array_data(v, type, key, len);
+  if (refs->n >= BatchRefs::kArrays) fail("E_BATCH", "step batch: more typed arrays than BatchRefs holds");  // a build-time slip, not input
   refs->refs[refs->n++] = Napi::Persistent(v);
   return static_cast<const T*>(p);
+}
+
+// An optional field: null when the key is absent (or undefined).
+template <class T>
+const T* optional_field(Napi::Object b, const char* key, napi_typedarray_type type, int64_t* len, BatchRefs* refs) {
+  if (!b.Has(key) || b.Get(key).IsUndefined()) return nullptr;
+  return field<T>(b, key, type, len, refs);
 }
 
 }  // namespace
@@ -176,6 +184,11 @@ StepBatch parse_batch(Napi::Object o, BatchRefs* refs) {
   b.penaltyOffsets = field<int32_t>(o, "penaltyOffsets", napi_int32_array, &b.lenPenaltyOffsets, refs);
   int64_t promptLens;
   b.penaltyPromptLens = field<int32_t>(o, "penaltyPromptLens", napi_int32_array, &promptLens, refs);
+  b.biasOffsets = optional_field<int32_t>(o, "biasOffsets", napi_int32_array, &b.lenBiasOffsets, refs);
+  if (b.biasOffsets) {
+    b.biasTokens = field<int32_t>(o, "biasTokens", napi_int32_array, &b.lenBiasTokens, refs);
+    b.biasValues = field<float>(o, "biasValues", napi_float32_array, &b.lenBiasValues, refs);
+  }
   b.lenPerSeq = promptLens;
   for (int64_t n : l) b.lenPerSeq = std::min(b.lenPerSeq, n);
   return b;

@@ -55,6 +55,11 @@ SampleParams sample_params(const StepBatch& b, int s, int row) {
   p.numPenaltyTokens = b.penaltyOffsets[s + 1] - b.penaltyOffsets[s];
   p.numPromptTokens = b.penaltyPromptLens[s];
   p.numLogprobs = b.numLogprobs[s];
+  if (b.biasOffsets) {
+    p.biasTokens = b.biasTokens + b.biasOffsets[s];
+    p.biasValues = b.biasValues + b.biasOffsets[s];
+    p.numBias = b.biasOffsets[s + 1] - b.biasOffsets[s];
+  }
   return p;
 }
 

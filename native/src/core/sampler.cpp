@@ -57,6 +57,7 @@ void Sampler::apply_penalties(float* logits, const SampleParams& p, Scratch& s) 
 
 void Sampler::sample(float* logits, const SampleParams& p, int tid, SampleResult* out) {
   Scratch& s = scratch_[tid];
+  for (int i = 0; i < p.numBias; i++) logits[p.biasTokens[i]] += p.biasValues[i];
   apply_penalties(logits, p, s);
   const int32_t best = argmax(logits);
   const float maxLogit = logits[best];

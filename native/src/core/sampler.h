@@ -16,6 +16,9 @@ struct SampleParams {
   const int32_t* penaltyTokens = nullptr;
   int numPenaltyTokens = 0, numPromptTokens = 0;
   int numLogprobs = 0;
+  const int32_t* biasTokens = nullptr;  // added to the logits first (StepBatch's logit bias)
+  const float* biasValues = nullptr;
+  int numBias = 0;
 };
 
 struct SampleResult {

@@ -1,6 +1,7 @@
 #include "step-batch.h"
 
 #include <cmath>
+#include <limits>
 #include <string>
 
 #include "error.h"
@@ -19,6 +20,7 @@ void check_lengths(const StepBatch& b) {
   if (b.maxBlocksPerSeq < 1) bad("maxBlocksPerSeq must be at least 1");
   if (b.lenBlockTables < S * int64_t(b.maxBlocksPerSeq)) bad("blockTables shorter than numSeqs * maxBlocksPerSeq");
   if (b.lenPenaltyOffsets < S + 1) bad("penaltyOffsets needs numSeqs + 1 entries");
+  if (b.biasOffsets && b.lenBiasOffsets < S + 1) bad("biasOffsets needs numSeqs + 1 entries");
 }
 
 void check_sequence(const StepBatch& b, const BatchLimits& lim, int s) {
@@ -46,6 +48,13 @@ void check_sequence(const StepBatch& b, const BatchLimits& lim, int s) {
   if (b.penaltyPromptLens[s] < 0 || b.penaltyPromptLens[s] > p1 - p0) bad(seq + "penaltyPromptLens exceeds its penalty tokens");
   for (int i = p0; i < p1; i++) {
     if (b.penaltyTokens[i] < 0 || b.penaltyTokens[i] >= lim.vocabSize) bad(seq + "penalty token id out of range");
+  }
+  if (!b.biasOffsets) return;
+  const int b0 = b.biasOffsets[s], b1 = b.biasOffsets[s + 1];
+  if (b0 < 0 || b1 < b0 || b1 > b.lenBiasTokens || b1 > b.lenBiasValues) bad(seq + "biasOffsets out of range");
+  for (int i = b0; i < b1; i++) {
+    if (b.biasTokens[i] < 0 || b.biasTokens[i] >= lim.vocabSize) bad(seq + "bias token id out of range");
+    if (std::isnan(b.biasValues[i]) || b.biasValues[i] == std::numeric_limits<float>::infinity()) bad(seq + "bias values must be numbers below +inf");
   }
 }
 

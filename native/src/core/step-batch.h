@@ -26,10 +26,18 @@ struct StepBatch {
   const int32_t* penaltyOffsets = nullptr;    // (S+1)
   const int32_t* penaltyPromptLens = nullptr; // (S)
   const int32_t* numLogprobs = nullptr;       // (S)
+  // Logit bias (OpenAI's logit_bias; -inf bans a token, as min_tokens does with the stop tokens):
+  // sequence s adds biasValues[i] to the logit of biasTokens[i] for i in biasOffsets[s] ..
+  // biasOffsets[s+1], each id at most once per sequence, before penalties, temperature and sampling.
+  // Optional: biasOffsets null means no bias in this step.
+  const int32_t* biasTokens = nullptr;        // (biasOffsets[S])
+  const float* biasValues = nullptr;          // (biasOffsets[S])
+  const int32_t* biasOffsets = nullptr;       // (S+1)
 
   // Element counts of the arrays as given, for bounds checks.
   int64_t lenTokenIds = 0, lenPositions = 0, lenSlotMapping = 0, lenQueryStartLoc = 0, lenContextLens = 0,
-          lenBlockTables = 0, lenSampleMask = 0, lenPenaltyTokens = 0, lenPenaltyOffsets = 0, lenPerSeq = 0;
+          lenBlockTables = 0, lenSampleMask = 0, lenPenaltyTokens = 0, lenPenaltyOffsets = 0, lenPerSeq = 0,
+          lenBiasTokens = 0, lenBiasValues = 0, lenBiasOffsets = 0;
 };
 
 struct BatchLimits {

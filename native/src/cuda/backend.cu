@@ -168,7 +168,8 @@ void CudaBackend::warm_up() {
 // parameters; padTo > numSeqs adds idle decode rows (greedy, slot -1) up to a graph's batch size.
 CudaBackend::Counts CudaBackend::stage(const StepBatch& b, const int32_t* rows, const int32_t* rowSeq, int R, int padTo) {
   const int S = b.numSeqs, T = b.numTokens, P = std::max(padTo, T);
-  if (st_.reserve({Tc_, Sc_, b.maxBlocksPerSeq, int64_t(b.penaltyOffsets[S])}, arena_)) clear_graphs();
+  const int64_t nBias = b.biasOffsets ? b.biasOffsets[S] : 0;
+  if (st_.reserve({Tc_, Sc_, b.maxBlocksPerSeq, int64_t(b.penaltyOffsets[S]), nBias}, arena_)) clear_graphs();
   const StagingView& h = st_.host();
   const int stride = st_.caps().tableStride;
   Counts c{P, 0, 0, R, 0};
@@ -187,9 +188,15 @@ CudaBackend::Counts CudaBackend::stage(const StepBatch& b, const int32_t* rows, 
     h.rep[s] = b.repetitionPenalty[s], h.pres[s] = b.presencePenalty[s], h.freq[s] = b.frequencyPenalty[s];
     h.seeds[s] = b.seeds[s], h.numLogprobs[s] = b.numLogprobs[s], h.promptLens[s] = b.penaltyPromptLens[s];
     h.penOff[s] = b.penaltyOffsets[s];
+    h.biasOff[s] = b.biasOffsets ? b.biasOffsets[s] : 0;
     c.topKWidth = std::max(c.topKWidth, int(b.numLogprobs[s]));
   }
   h.penOff[S] = b.penaltyOffsets[S];
+  h.biasOff[S] = int32_t(nBias);
+  if (nBias > 0) {
+    std::memcpy(h.biasTok, b.biasTokens, size_t(nBias) * 4);
+    std::memcpy(h.biasVal, b.biasValues, size_t(nBias) * 4);
+  }
   std::memcpy(h.tok, b.tokenIds, size_t(T) * 4);
   std::memcpy(h.pos, b.positions, size_t(T) * 4);
   std::memcpy(h.slot, b.slotMapping, size_t(T) * 4);
@@ -200,7 +207,7 @@ CudaBackend::Counts CudaBackend::stage(const StepBatch& b, const int32_t* rows, 
     h.sRows[t] = t, h.sSeq[t] = t, h.sPos[t] = 1;
     std::memset(h.tables + size_t(t) * stride, 0, size_t(stride) * 4);
     h.temperature[t] = 0, h.topK[t] = 0, h.topP[t] = 1, h.minP[t] = 0, h.rep[t] = 1, h.pres[t] = 0, h.freq[t] = 0;
-    h.seeds[t] = 0, h.numLogprobs[t] = 0, h.promptLens[t] = 0, h.penOff[t + 1] = h.penOff[t];
+    h.seeds[t] = 0, h.numLogprobs[t] = 0, h.promptLens[t] = 0, h.penOff[t + 1] = h.penOff[t], h.biasOff[t + 1] = h.biasOff[t];
   }
   if (P > T) c.R = P;
   st_.upload(stream_.s);
@@ -241,7 +248,7 @@ void CudaBackend::classify(int row0, int n) {
 void CudaBackend::sample_rows(const Counts& n) {
   const StagingView& d = st_.dev();
   SampleArgs a{s_.logits, s_.work, s_.probs, s_.counts, n.R, c_.vocabSize, d.sSeq, d.sPos, d.temperature, d.topP, d.minP,
-               d.rep, d.pres, d.freq, d.topK, d.numLogprobs, d.penTok, d.penOff, d.promptLens, d.seeds, n.topKWidth,
+               d.rep, d.pres, d.freq, d.topK, d.numLogprobs, d.penTok, d.penOff, d.promptLens, d.biasTok, d.biasVal, d.biasOff, d.seeds, n.topKWidth,
                s_.tokens, s_.logprobs, s_.topIds, s_.topLogprobs, s_.fallback};
   sample(a, stream_.s);
 }

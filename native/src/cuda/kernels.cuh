@@ -72,6 +72,9 @@ struct SampleArgs {
   const int32_t* rowPos;   // (R) position of the token being sampled
   const float *temperature, *topP, *minP, *repetition, *presence, *frequency;  // (S) each
   const int32_t *topK, *numLogprobs, *penaltyTokens, *penaltyOffsets, *promptLens;
+  const int32_t* biasTokens;    // logit bias: sequence s's (token, value) pairs at biasOffsets[s] .. [s+1]
+  const float* biasValues;
+  const int32_t* biasOffsets;   // (S+1)
   const uint32_t* seeds;
   int topKWidth;           // row stride of topIds/topLogprobs
   int32_t* tokens;         // (S) out

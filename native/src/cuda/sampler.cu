@@ -88,6 +88,13 @@ __global__ void __launch_bounds__(kThreads) sample_kernel(SampleArgs a) {
   float* P = a.probs + size_t(r) * V;
   int32_t* C = a.counts + size_t(r) * V;
   for (int j = tid; j < V; j += blockDim.x) W[j] = L[j];
+  {  // logit bias, each id once per sequence (so no two threads write one entry), before penalties as on the CPU
+    const int b0 = a.biasOffsets[s], b1 = a.biasOffsets[s + 1];
+    if (b1 > b0) {
+      __syncthreads();
+      for (int j = b0 + tid; j < b1; j += blockDim.x) W[a.biasTokens[j]] = __fadd_rn(W[a.biasTokens[j]], a.biasValues[j]);
+    }
+  }
   // penalties: counts of output tokens, then the first thread to claim a token applies both
   const float rp = a.repetition[s], pp = a.presence[s], fp = a.frequency[s];
   const bool rep = rp != 1.f, out = pp != 0.f || fp != 0.f;

@@ -12,14 +12,14 @@ namespace cuda {
 
 struct StagingCaps {
   int tokens = 0, seqs = 0, tableStride = 0;
-  int64_t penaltyTokens = 0;
+  int64_t penaltyTokens = 0, biasTokens = 0;
 };
 
 // Array views into the host (h) or device (d) copy; same layout.
 struct StagingView {
   int32_t *tok, *pos, *slot, *rowSeq, *decodeRows, *tiles, *sRows, *sSeq, *sPos, *tables;
-  float *temperature, *topP, *minP, *rep, *pres, *freq;
-  int32_t *topK, *numLogprobs, *penOff, *promptLens, *penTok;
+  float *temperature, *topP, *minP, *rep, *pres, *freq, *biasVal;
+  int32_t *topK, *numLogprobs, *penOff, *promptLens, *penTok, *biasOff, *biasTok;
   uint32_t* seeds;
 };
 
@@ -58,6 +58,7 @@ inline void Staging::layout(char* base, StagingView* v) const {
   take(v->temperature, S), take(v->topP, S), take(v->minP, S), take(v->rep, S), take(v->pres, S), take(v->freq, S);
   take(v->topK, S), take(v->numLogprobs, S), take(v->penOff, S + 1), take(v->promptLens, S), take(v->seeds, S);
   take(v->penTok, caps_.penaltyTokens);
+  take(v->biasOff, S + 1), take(v->biasTok, caps_.biasTokens), take(v->biasVal, caps_.biasTokens);
   const_cast<Staging*>(this)->bytes_ = off;
 }
 
@@ -69,12 +70,13 @@ inline void Staging::free() {
 
 inline bool Staging::reserve(const StagingCaps& want, DeviceArena& arena) {
   if (hbase_ && want.tokens <= caps_.tokens && want.seqs <= caps_.seqs && want.tableStride <= caps_.tableStride &&
-      want.penaltyTokens <= caps_.penaltyTokens)
+      want.penaltyTokens <= caps_.penaltyTokens && want.biasTokens <= caps_.biasTokens)
     return false;
   free();
   caps_.tokens = std::max(caps_.tokens, want.tokens), caps_.seqs = std::max(caps_.seqs, want.seqs);
   caps_.tableStride = std::max(caps_.tableStride, want.tableStride);
   caps_.penaltyTokens = std::max(caps_.penaltyTokens * 2, want.penaltyTokens);
+  caps_.biasTokens = std::max(caps_.biasTokens * 2, want.biasTokens);
   layout(nullptr, &h_);
   arena_ = &arena;
   dbase_ = static_cast<char*>(arena.alloc(bytes_, "step metadata"));

@@ -7,6 +7,7 @@
  * parameters, the seed — is rewritten only when the row's occupant changed; a block-table row then
  * only gets the blocks appended since the last step.
  */
+import { logitBiasSize, writeLogitBias } from './logit-bias.js';
 import type { NativeStepBatch, NativeStepResult } from './native/native-types.js';
 import type { SchedulerOutput } from './scheduler.js';
 import type { Sequence } from './sequence.js';
@@ -33,6 +34,10 @@ export class ModelRunner {
   private readonly rowEpoch: Int32Array;
   /** (maxNumSeqs) block-table entries of the row that are current. */
   private readonly rowBlocks: Int32Array;
+  /** Logit bias of the step (S+1 offsets; entries grown on demand), handed over only in steps that have any. */
+  private readonly biasOffsets: Int32Array;
+  private biasTokens = new Int32Array(0);
+  private biasValues = new Float32Array(0);
 
   constructor(model: StepModel, opts: ModelRunnerOptions) {
     this.model = model;
@@ -53,6 +58,7 @@ export class ModelRunner {
       seeds: new Uint32Array(S), numLogprobs: new Int32Array(S),
       penaltyTokens: new Int32Array(0), penaltyOffsets: new Int32Array(S + 1), penaltyPromptLens: new Int32Array(S),
     };
+    this.biasOffsets = new Int32Array(S + 1);
   }
 
   /** Fills the batch for `out` and runs one native step. */
@@ -86,7 +92,33 @@ export class ModelRunner {
     }
     b.queryStartLoc[S] = t;
     b.penaltyOffsets[S] = p;
+    this.writeBias(out);
     return b;
+  }
+
+  /** The step's logit bias (logit-bias.ts), or none: the arrays go to the native step only when some sequence has one. */
+  private writeBias(out: SchedulerOutput): void {
+    const b = this.batch;
+    let need = 0;
+    for (const seq of out.seqs) need += logitBiasSize(seq);
+    if (need === 0) {
+      b.biasOffsets = b.biasTokens = b.biasValues = undefined;
+      return;
+    }
+    if (need > this.biasTokens.length) {
+      const n = Math.max(need, this.biasTokens.length * 2, 256);
+      this.biasTokens = new Int32Array(n);
+      this.biasValues = new Float32Array(n);
+    }
+    let p = 0;
+    for (let s = 0; s < out.seqs.length; s++) {
+      this.biasOffsets[s] = p;
+      p = writeLogitBias(out.seqs[s]!, this.biasTokens, this.biasValues, p);
+    }
+    this.biasOffsets[out.seqs.length] = p;
+    b.biasOffsets = this.biasOffsets;
+    b.biasTokens = this.biasTokens;
+    b.biasValues = this.biasValues;
   }
 
   /** Forgets which sequence held which row (after the batch arrays were handed elsewhere). */

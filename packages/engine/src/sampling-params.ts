@@ -41,6 +41,12 @@ export interface SamplingParams {
   /** Subtracted per occurrence from logits of tokens already generated, in [-2, 2]. Default 0 (off). */
   frequencyPenalty?: number;
   /**
+   * Added to the logits of these token ids before penalties and sampling (OpenAI's logit_bias): an object
+   * from token id (a number or its decimal string) to a bias in [-100, 100]; -100 all but bans a token,
+   * 100 all but forces it. Default none.
+   */
+  logitBias?: Record<string | number, number>;
+  /**
    * Speculative decoding for this request: proposed tokens per step (k, 0..16) and how they are
    * proposed ('draft' needs an engine with a draft model); false turns it off. Output is distributed
    * exactly as without it (identical when greedy). Default: the engine's `speculative` option.
@@ -76,6 +82,8 @@ export interface ResolvedSamplingParams {
   repetitionPenalty: number;
   presencePenalty: number;
   frequencyPenalty: number;
+  /** (token id, bias) pairs in id order, each id once; empty when none. */
+  logitBias: ReadonlyArray<readonly [number, number]>;
   /** Undefined: the engine's default. */
   speculative?: SpeculativeParams | false;
 }
@@ -94,8 +102,11 @@ export const MAX_LOGPROBS = 20;
 const KNOWN = new Set<string>([
   'temperature', 'topP', 'topK', 'minP', 'maxTokens', 'minTokens', 'n', 'seed', 'stop', 'stopTokenIds',
   'ignoreEos', 'includeStopStrInOutput', 'logprobs', 'repetitionPenalty', 'presencePenalty',
-  'frequencyPenalty', 'speculative',
+  'frequencyPenalty', 'logitBias', 'speculative',
 ]);
+
+/** The range of one logit bias, OpenAI's. */
+export const MAX_LOGIT_BIAS = 100;
 
 /**
  * Checks `input` (anything: it may come straight from a request body) and fills the defaults.
@@ -143,7 +154,27 @@ export function resolveSamplingParams(input: unknown, ctx: SamplingContext): Res
     repetitionPenalty: num(p, 'repetitionPenalty', 1, (v) => v > 0, 'must be > 0'),
     presencePenalty: num(p, 'presencePenalty', 0, (v) => v >= -2 && v <= 2, 'must be in [-2, 2]'),
     frequencyPenalty: num(p, 'frequencyPenalty', 0, (v) => v >= -2 && v <= 2, 'must be in [-2, 2]'),
+    logitBias: logitBias(p.logitBias, ctx.vocabSize),
   };
+}
+
+function logitBias(v: unknown, vocabSize: number): Array<[number, number]> {
+  if (v === undefined || v === null) return [];
+  if (typeof v !== 'object' || Array.isArray(v) || v instanceof Map) {
+    throw new SamplingParamsError('logitBias', 'must be an object from token id to bias');
+  }
+  const out: Array<[number, number]> = [];
+  for (const [key, bias] of Object.entries(v as Record<string, unknown>)) {
+    const id = /^(0|[1-9][0-9]*)$/.test(key) ? Number(key) : NaN;
+    if (!Number.isInteger(id) || id >= vocabSize) {
+      throw new SamplingParamsError('logitBias', `key ${JSON.stringify(key)} is not a token id in the vocabulary [0, ${vocabSize})`);
+    }
+    if (typeof bias !== 'number' || !Number.isFinite(bias) || bias < -MAX_LOGIT_BIAS || bias > MAX_LOGIT_BIAS) {
+      throw new SamplingParamsError('logitBias', `bias of token ${id} must be a number in [-${MAX_LOGIT_BIAS}, ${MAX_LOGIT_BIAS}], got ${describe(bias)}`);
+    }
+    out.push([id, bias]);
+  }
+  return out.sort((a, b) => a[0] - b[0]);
 }
 
 function num(p: Record<string, unknown>, key: string, dflt: number, ok: (v: number) => boolean, rule: string): number {

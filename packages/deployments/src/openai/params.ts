@@ -1,6 +1,6 @@
 /**
  * OpenAI request bodies → GenerationSpec. Every field is checked and named in OpenAI's spelling; fields
- * OpenAI has but this server cannot honour (tools, non-text response formats, logit_bias) are refused
+ * OpenAI has but this server cannot honour (tools, non-text response formats) are refused
  * rather than ignored. vLLM's extensions (top_k, min_p, repetition_penalty, min_tokens, ignore_eos,
  * stop_token_ids, include_stop_str_in_output) are accepted too.
  */
@@ -32,7 +32,7 @@ const BASE_NAMES: ParamNames = {
   temperature: 'temperature', topP: 'top_p', topK: 'top_k', minP: 'min_p', maxTokens: 'max_tokens', minTokens: 'min_tokens',
   n: 'n', seed: 'seed', stop: 'stop', stopTokenIds: 'stop_token_ids', ignoreEos: 'ignore_eos',
   includeStopStrInOutput: 'include_stop_str_in_output', repetitionPenalty: 'repetition_penalty',
-  presencePenalty: 'presence_penalty', frequencyPenalty: 'frequency_penalty',
+  presencePenalty: 'presence_penalty', frequencyPenalty: 'frequency_penalty', logitBias: 'logit_bias',
 };
 
 export function parseCompletionRequest(body: unknown, limits: ResolvedLimits): OpenAiRequest {
@@ -94,7 +94,6 @@ function readCommon(r: BodyReader): { model: string | undefined; stream: boolean
   }
   r.string('user');
   r.raw('metadata');
-  r.unsupported('logit_bias', (v) => typeof v === 'object' && v !== null && Object.keys(v).length === 0);
   return { model, stream, includeUsage };
 }
 
@@ -116,6 +115,8 @@ function readSampling(r: BodyReader, limits: ResolvedLimits): SamplingParams {
   set('ignoreEos', r.boolean('ignore_eos'));
   set('stopTokenIds', r.ids('stop_token_ids'));
   set('includeStopStrInOutput', r.boolean('include_stop_str_in_output'));
+  const bias = r.raw('logit_bias');  // checked by the engine (ids against the vocabulary), errors named logit_bias
+  if (bias !== undefined && bias !== null) p.logitBias = bias as Record<string, number>;
   return p;
 }
 

@@ -124,6 +124,14 @@ export interface NativeStepBatch {
   penaltyPromptLens: Int32Array;
   /** (S) how many top logprobs to return for sequence s (0 = none; the sampled token's logprob is always returned). */
   numLogprobs: Int32Array;
+  /**
+   * Optional logit bias: sequence s adds biasValues[i] to the logit of biasTokens[i] for i in
+   * biasOffsets[s] .. biasOffsets[s+1] (each id once per sequence; -Infinity bans it), before penalties.
+   * Absent (undefined) means none in this step. (S+1) offsets.
+   */
+  biasTokens?: Int32Array;
+  biasValues?: Float32Array;
+  biasOffsets?: Int32Array;
 }
 
 export interface NativeStepResult {

@@ -9,6 +9,7 @@
  * token the native step would have given it; when every sequence of the step is plainly greedy, the
  * native side returns only each row's argmax (k + 1 ids per sequence instead of k + 1 logit rows).
  */
+import { hasLogitBias } from '../logit-bias.js';
 import type { ModelRunner } from '../model-runner.js';
 import type { NativeModel } from '../native/native-types.js';
 import type { TokenLogprob } from '../request-output.js';
@@ -71,6 +72,9 @@ export class SpecDecoder {
    * about) when no sequence of it speculates: the engine then runs the plain native step.
    */
   async step(out: SchedulerOutput, model: NativeModel, runner: ModelRunner, bm: BlockManager): Promise<SpecStepResult | null> {
+    // Verification samples in JS from raw logits: a step holding a sequence with a logit bias (or a
+    // min_tokens ban, logit-bias.ts) runs as a plain native step, which applies it.
+    if (out.seqs.some(hasLogitBias)) return null;
     const plans = this.plan(out);
     if (plans.length === 0) return null;
     const proposals = await this.propose(plans);
