@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { NativeModel, NativeWeightFormat } from '../../packages/engine/src/native/native-types.js';
 import { loadNative } from '../../packages/engine/src/native/load-native.js';
 import { models } from '../helpers/models.js';
-import { generate, goldens, llama2cManifest, logSoftmax, prefillLogits, Seq, topK } from '../integration/native-harness.js';
+import { Blocks, buildBatch, generate, goldens, llama2cManifest, logSoftmax, prefillLogits, Seq, topK } from '../integration/native-harness.js';
 
 const binding = loadNative();
 const load = (extra: object = {}) => binding.loadModel({ ...llama2cManifest(models.stories260K), numBlocks: 256, maxBatchTokens: 256, maxBatchSeqs: 16, device: 'cuda', ...extra });
@@ -51,6 +51,26 @@ describe('CUDA backend: stories260K', () => {
     let worst = 0;
     got.forEach((row, i) => row.forEach((v, j) => (worst = Math.max(worst, Math.abs(v - ref[i][j])))));
     expect(worst).toBeLessThan(1e-3);
+  });
+
+  it('applies a logit bias (a ban, a forced token, a small nudge) as the CPU does, greedy and seeded', async () => {
+    const story = goldens('stories260K').greedy_from_bos_48;
+    const step = async (m: NativeModel, temperature: number) => {
+      const seqs = [new Seq(story.slice(0, 5)), new Seq(story.slice(0, 9)), new Seq(story.slice(0, 3))];
+      const b = buildBatch(m, new Blocks(m), seqs.map((seq) => ({ seq, n: seq.tokens.length })));
+      b.temperature.fill(temperature);
+      b.seeds.set([7, 8, 9]);
+      b.biasOffsets = Int32Array.from([0, 1, 2, 4]);
+      b.biasTokens = Int32Array.from([story[5]!, 407, story[3]!, 300]);
+      b.biasValues = Float32Array.from([-Infinity, 100, -1.5, 2]);
+      return Array.from((await m.step(b)).tokens.subarray(0, 3));
+    };
+    for (const t of [0, 0.8]) {
+      const want = await step(cpu, t);
+      expect(await step(gpu, t)).toEqual(want);
+      expect(want[0]).not.toBe(story[5]);
+      expect(want[1]).toBe(407);
+    }
   });
 
   it('8 prompts batched with chunked prefill == each alone (tokens; logprobs within 1e-4)', async () => {
