@@ -68,6 +68,23 @@ describeWithModels('LLMServer: gRPC (protos/llm.proto) through serve run (storie
     expect(last.usage?.prompt_tokens).toBe(5);
   });
 
+  it('Generate: logit_bias, min_tokens and stop_token_ids, as on HTTP', async () => {
+    const base = { api_key: KEY, prompt: 'Once upon a time', max_tokens: 6, temperature: 0 };
+    const ref = await unary(base);
+    const ids = ref.choices[0]!.token_ids;
+    const forced = await unary({ ...base, logit_bias: { 407: 100 } });
+    expect(forced.choices[0]!.token_ids).toEqual(new Array(6).fill(407));
+    const stopped = await unary({ ...base, stop_token_ids: [ids[2]] });
+    expect(stopped.choices[0]!.token_ids).toEqual(ids.slice(0, 3));
+    expect(stopped.choices[0]!.finish_reason).toBe('stop');
+    const held = await unary({ ...base, stop_token_ids: [ids[2]], min_tokens: 4 });  // ids[2] cannot be sampled at index 2 now
+    expect(held.choices[0]!.token_ids.slice(0, 2)).toEqual(ids.slice(0, 2));
+    expect(held.choices[0]!.token_ids.slice(0, 4)).not.toContain(ids[2]);
+    const bad = await unary({ ...base, logit_bias: { 99999: 1 } }).catch((e: grpc.ServiceError) => e);
+    expect((bad as grpc.ServiceError).code).toBe(grpc.status.INVALID_ARGUMENT);
+    expect((bad as grpc.ServiceError).details).toContain('logit_bias');
+  });
+
   it('maps errors to gRPC status codes', async () => {
     const bad = await unary({ api_key: KEY, prompt: 'x', temperature: 9 }).catch((e: grpc.ServiceError) => e);
     expect((bad as grpc.ServiceError).code).toBe(grpc.status.INVALID_ARGUMENT);

@@ -33,18 +33,21 @@ export interface GrpcGenerateRequest {
   prompt_token_ids?: number[];
   max_tokens?: number; temperature?: number; top_p?: number; top_k?: number; min_p?: number; n?: number;
   stop?: string[]; seed?: number; logprobs?: number; presence_penalty?: number; frequency_penalty?: number;
-  repetition_penalty?: number; ignore_eos?: boolean; api_key?: string;
+  repetition_penalty?: number; ignore_eos?: boolean; api_key?: string; min_tokens?: number;
+  /** Empty when unset (repeated / map fields have no presence). */
+  stop_token_ids?: number[]; logit_bias?: Record<string, number>;
 }
 
 const NAMES: ParamNames = {
   maxTokens: 'max_tokens', temperature: 'temperature', topP: 'top_p', topK: 'top_k', minP: 'min_p', n: 'n', stop: 'stop',
   seed: 'seed', logprobs: 'logprobs', presencePenalty: 'presence_penalty', frequencyPenalty: 'frequency_penalty',
-  repetitionPenalty: 'repetition_penalty', ignoreEos: 'ignore_eos',
+  repetitionPenalty: 'repetition_penalty', ignoreEos: 'ignore_eos', minTokens: 'min_tokens', stopTokenIds: 'stop_token_ids',
+  logitBias: 'logit_bias',
 };
 const FIELDS: Array<[keyof GrpcGenerateRequest, keyof SamplingParams]> = [
   ['max_tokens', 'maxTokens'], ['temperature', 'temperature'], ['top_p', 'topP'], ['top_k', 'topK'], ['min_p', 'minP'], ['n', 'n'],
   ['seed', 'seed'], ['logprobs', 'logprobs'], ['presence_penalty', 'presencePenalty'], ['frequency_penalty', 'frequencyPenalty'],
-  ['repetition_penalty', 'repetitionPenalty'], ['ignore_eos', 'ignoreEos'],
+  ['repetition_penalty', 'repetitionPenalty'], ['ignore_eos', 'ignoreEos'], ['min_tokens', 'minTokens'],
 ];
 
 /** OpenAI's ranges, as on HTTP (proto types already rule out wrong types). */
@@ -52,6 +55,7 @@ const RULES: Partial<Record<keyof GrpcGenerateRequest, NumberRule>> = {
   max_tokens: { min: 1, integer: true }, temperature: { min: 0, max: 2 }, top_p: { min: 0, max: 1, aboveMin: true },
   top_k: { min: -1, integer: true }, min_p: { min: 0, max: 1 }, n: { min: 1, integer: true }, logprobs: { min: 0, max: 20, integer: true },
   presence_penalty: { min: -2, max: 2 }, frequency_penalty: { min: -2, max: 2 }, repetition_penalty: { min: 0, aboveMin: true },
+  min_tokens: { min: 0, integer: true },
 };
 
 export function grpcSpec(req: GrpcGenerateRequest, ctx: HandlerContext): GenerationSpec {
@@ -66,6 +70,8 @@ export function grpcSpec(req: GrpcGenerateRequest, ctx: HandlerContext): Generat
     if (v !== undefined) (params as Record<string, unknown>)[key] = v;
   }
   if (req.stop?.length) params.stop = BodyReader.of({ stop: req.stop }).strings('stop', ctx.limits.maxStop)!;
+  if (req.stop_token_ids?.length) params.stopTokenIds = req.stop_token_ids;  // ids and bias are checked by the engine against the vocabulary
+  if (req.logit_bias && Object.keys(req.logit_bias).length > 0) params.logitBias = req.logit_bias;
   const prompt: GenerationSpec['prompt'] = req.prompt ? { text: req.prompt }
     : req.messages?.length ? { messages: req.messages } : { tokenIds: req.prompt_token_ids! };
   return { prompt, params, names: { ...NAMES, prompt: sources[0]! }, ...(req.prompt ? { defaultMaxTokens: 16 } : {}) };
