@@ -41,7 +41,7 @@ step tests 90 env FLOTILLA_TEST_GPU=1 node_modules/.bin/vitest run --config test
 step bench 100 node_modules/.bin/tsx bench/cuda/run.ts --quick
 step serving 110 node_modules/.bin/tsx bench/engine-serving/run.ts --device "${DEVICE:-cuda}" --quick
 # last: engine-test compiles the CUDA sources a second time (its own CMake build)
-step native 90 bash -c "cd native && cmake -S . -B build/cmake-gpu -DCMAKE_BUILD_TYPE=Release >/dev/null && cmake --build build/cmake-gpu -j$jobs >/dev/null && ./build/cmake-gpu/engine-test --device cuda"
+step native 80 bash -c "cd native && cmake -S . -B build/cmake-gpu -DCMAKE_BUILD_TYPE=Release >/dev/null && cmake --build build/cmake-gpu -j$jobs >/dev/null && ./build/cmake-gpu/engine-test --device cuda"
 for kind in cuda engine-serving; do  # this run's result files (the newest of each)
   f=$(ls -t bench/results/$kind-*.json 2>/dev/null | head -1)
   [ -n "$f" ] && cp "$f" "$out/"
