@@ -1,7 +1,7 @@
 /**
  * The OpenAI-compatible API of LLMServer through a real `serve run` on stories260K, driven by the
  * official `openai` npm client: models, completions, chat, streaming (with usage), logprobs, n, stop,
- * seed, penalties, logit_bias, and errors in OpenAI's shape.
+ * seed, penalties, logit_bias, vLLM's /tokenize and /detokenize, and errors in OpenAI's shape.
  */
 import OpenAI from 'openai';
 import { afterAll, beforeAll, expect, it } from 'vitest';
@@ -108,6 +108,32 @@ describeWithModels('LLMServer: OpenAI API through serve run (stories260K)', () =
     expect(content).toHaveLength(4);
     expect(content[0]!.top_logprobs).toHaveLength(3);
     expect(content.map((c) => c.token).join('')).toBe(r.choices[0]!.message.content);
+  });
+
+  it('tokenizes and detokenizes as vLLM does, with counts equal to what a request is charged', async () => {
+    const post = async (path: string, body: unknown, key = KEY) => {
+      const res = await fetch(`${server.url}${path}`, {
+        method: 'POST', headers: { 'content-type': 'application/json', authorization: `Bearer ${key}` }, body: JSON.stringify(body),
+      });
+      return { status: res.status, body: (await res.json()) as Record<string, unknown> };
+    };
+    const t = await post('/tokenize', { prompt: 'Once upon a time' });
+    expect(t.status).toBe(200);
+    expect(t.body.count).toBe(5);  // the completion of this prompt reports prompt_tokens: 5
+    expect((t.body.tokens as number[])[0]).toBe(1);  // BOS
+    expect(t.body.max_model_len).toBeGreaterThan(0);
+    const plain = await post('/tokenize', { prompt: 'Once upon a time', add_special_tokens: false });
+    expect(plain.body.tokens).toEqual((t.body.tokens as number[]).slice(1));
+    expect((await post('/detokenize', { tokens: t.body.tokens })).body).toEqual({ prompt: 'Once upon a time' });
+    const messages = [{ role: 'user', content: 'Hi' }];
+    const chat = await client.chat.completions.create({ model: 'stories260K', messages: messages as never, max_tokens: 1 });
+    expect((await post('/tokenize', { messages })).body.count).toBe(chat.usage!.prompt_tokens);
+    const bad = await post('/detokenize', { tokens: [1, 99999] });
+    expect(bad.status).toBe(400);
+    expect((bad.body.error as { param: string }).param).toBe('tokens');
+    expect((await post('/tokenize', {})).status).toBe(400);
+    expect((await post('/tokenize', { prompt: 'x', model: 'gpt-9' })).status).toBe(404);
+    expect((await post('/tokenize', { prompt: 'x' }, 'sk-wrong-key-000')).status).toBe(401);
   });
 
   it('ends the raw SSE stream with data: [DONE]', async () => {

@@ -6,6 +6,7 @@ import type { HttpRequestLike, HttpResponseLike } from '@flotilla/core';
 import { LLMApiError, MethodNotAllowedError, RouteNotFoundError } from './errors.js';
 import type { RouteHandler } from './handler-context.js';
 import { chatCompletions, completions, models, openAiError } from './openai/routes.js';
+import { detokenize, tokenize } from './openai/tokenize.js';
 import { generate, generateStream, info, tgiError } from './tgi/routes.js';
 
 export interface Route {
@@ -28,6 +29,8 @@ const ROUTES: Record<string, Route> = {
   'POST /v1/completions': openai('POST /v1/completions', completions),
   'POST /v1/chat/completions': openai('POST /v1/chat/completions', chatCompletions),
   'GET /v1/models': openai('GET /v1/models', models, false),
+  'POST /tokenize': openai('POST /tokenize', tokenize, false),
+  'POST /detokenize': openai('POST /detokenize', detokenize, false),
   'POST /generate': tgi('POST /generate', generate),
   'POST /generate_stream': tgi('POST /generate_stream', generateStream),
   'POST /': tgi('POST /', generate),
@@ -39,12 +42,12 @@ export function findRoute(req: HttpRequestLike): Route {
   const path = req.path.replace(/\/+$/, '') || '/';
   const route = ROUTES[`${req.method} ${path}`];
   if (route) return route;
-  const render = path.startsWith('/v1/') ? openAiError : tgiError;
+  const render = path.startsWith('/v1/') || path === '/tokenize' || path === '/detokenize' ? openAiError : tgiError;
   const allowed = Object.keys(ROUTES).filter((k) => k.endsWith(` ${path}`)).map((k) => k.split(' ')[0]);
   const error: LLMApiError = allowed.length > 0
     ? new MethodNotAllowedError(`${req.method} is not allowed on ${path}; use ${allowed.join(' or ')}.`)
     : new RouteNotFoundError(`No route ${req.method} ${path}. This server speaks OpenAI (/v1/completions, /v1/chat/completions, `
-      + '/v1/models) and TGI (/generate, /generate_stream, /info, /health).');
+      + '/v1/models, vLLM\'s /tokenize and /detokenize) and TGI (/generate, /generate_stream, /info, /health).');
   // eslint-disable-next-line require-yield
   const handler: RouteHandler = async function* () { throw error; };
   return { name: `${req.method} (unknown)`, handler, renderError: render, authenticated: false, generates: false };

@@ -134,7 +134,7 @@ function readPrompt(r: BodyReader): GenerationSpec['prompt'] {
   throw new InvalidParameterError('prompt', 'must be a string, or an array of token ids');
 }
 
-function readMessages(r: BodyReader): ChatMessage[] {
+export function readMessages(r: BodyReader): ChatMessage[] {
   const v = r.raw('messages');
   if (!Array.isArray(v) || v.length === 0) throw new InvalidParameterError('messages', 'must be a non-empty array of { role, content }');
   return v.map((m: unknown, i) => {
