@@ -245,7 +245,7 @@ bool check_kernels() {
   for (const CpuKernels* simd : simd_sets()) {
     for (DType t : {DType::F32, DType::F16, DType::BF16, DType::Q8_0, DType::Q4_0}) ok &= check_matmul(*simd, t, false);
     if (simd->panels)
-      for (DType t : {DType::F32, DType::Q8_0, DType::Q4_0}) ok &= check_matmul(*simd, t, true);
+      for (DType t : {DType::F32, DType::F16, DType::BF16, DType::Q8_0, DType::Q4_0}) ok &= check_matmul(*simd, t, true);
     ok &= check_kv(*simd);
     ok &= check_attend(*simd);
     ok &= check_attend_heads(*simd);

@@ -159,18 +159,21 @@ void to_panels(Weight& w, ThreadPool& pool, uint8_t* at) {
     p.owned = AlignedBuffer(p.bytes(), "weight panels", false);
     at = p.owned.data();
   }
-  if (w.type != DType::F32) {
+  if (!is_float_type(w.type)) {
     quant_to_panels(w, at, pool);
   } else {
-    float* dst = reinterpret_cast<float*>(at);
+    const size_t es = w.type == DType::F32 ? 4 : 2, K = size_t(w.cols);
     const int tail = w.rows % kPanel;  // a last panel's padded rows are zeros
-    if (tail) std::memset(dst + size_t(w.rows / kPanel) * w.cols * kPanel, 0, size_t(w.cols) * kPanel * sizeof(float));
-    const size_t K = size_t(w.cols);
+    if (tail) std::memset(at + size_t(w.rows / kPanel) * K * kPanel * es, 0, K * kPanel * es);
     pool.parallel_for((w.rows + kPanel - 1) / kPanel, [&](int panel) {
       for (int n = panel * kPanel; n < std::min(w.rows, (panel + 1) * kPanel); n++) {
-        const float* src = w.f32() + n * K;
-        float* d = dst + size_t(panel) * K * kPanel + n % kPanel;
-        for (size_t k = 0; k < K; k++) d[k * kPanel] = src[k];
+        const uint8_t* src = w.row(n);
+        uint8_t* d = at + (size_t(panel) * K * kPanel + n % kPanel) * es;
+        if (es == 4) {
+          for (size_t k = 0; k < K; k++) std::memcpy(d + k * kPanel * 4, src + k * 4, 4);
+        } else {
+          for (size_t k = 0; k < K; k++) std::memcpy(d + k * kPanel * 2, src + k * 2, 2);
+        }
       }
     });
   }
@@ -200,6 +203,15 @@ void read_row(const Weight& w, int r, float* out) {
   if (w.type == DType::F32) {
     const float* src = w.f32() + size_t(r / kPanel) * w.cols * kPanel + r % kPanel;
     for (int k = 0; k < w.cols; k++) out[k] = src[size_t(k) * kPanel];
+    return;
+  }
+  if (w.type == DType::F16 || w.type == DType::BF16) {
+    const uint8_t* src = w.data + (size_t(r / kPanel) * w.cols * kPanel + r % kPanel) * 2;
+    for (int k = 0; k < w.cols; k++) {
+      uint16_t h;
+      std::memcpy(&h, src + size_t(k) * kPanel * 2, 2);
+      out[k] = w.type == DType::F16 ? fp16_to_f32(h) : bf16_to_f32(h);
+    }
     return;
   }
   const int nb = groups_of(w.cols), rr = r % kPanel;

@@ -11,11 +11,12 @@
 
 namespace flotilla {
 
-// Layouts: row-major, or (F32, Q8_0 and Q4_0; made by the AVX-512 CPU backend) panels of kPanel rows,
+// Layouts: row-major, or (F32, F16, BF16, Q8_0 and Q4_0; made by the AVX-512 CPU backend) panels of kPanel rows,
 // rows padded to whole panels, so a matmul reads the weights as one sequential stream, vectorised over
 // 16 output rows, and sums every output in plain k (group) order whatever the batch size.
-//  F32: each panel k-major — element (n, k) at data[((n / kPanel) * cols + k) * kPanel + n % kPanel];
-//       padded rows are zeros.
+//  F32, F16, BF16: each panel k-major — element (n, k) at element index ((n / kPanel) * cols + k) *
+//       kPanel + n % kPanel (4 or 2 bytes each); padded rows are zeros. A 16-bit panel is read as one
+//       stream of half the bytes and widened to f32 in registers, so the arithmetic is the F32 panels'.
 //  Q8_0 / Q4_0: panel i starts at data + i * kPanel * rowBytes (the same bytes as its 16 rows) and
 //       holds its nb = groups_of(cols) groups in pairs, each pair one sequential run: the 16 rows' fp16
 //       scales of group 2j, those of group 2j+1 (64 bytes), then group 2j's quants, group 2j+1's
@@ -53,8 +54,11 @@ inline size_t qpanel_quants_at(DType t, int nb, int g) {
 }
 
 class ThreadPool;
-// Whether to_panels rewrites a weight of this type (F32, Q8_0, Q4_0).
-inline bool has_panel_layout(DType t) { return t == DType::F32 || t == DType::Q8_0 || t == DType::Q4_0; }
+// Whether to_panels rewrites a weight of this type (F32, F16, BF16, Q8_0, Q4_0).
+inline bool has_panel_layout(DType t) {
+  return t == DType::F32 || t == DType::F16 || t == DType::BF16 || t == DType::Q8_0 || t == DType::Q4_0;
+}
+inline bool is_float_type(DType t) { return t == DType::F32 || t == DType::F16 || t == DType::BF16; }
 // Rewrites a row-major weight of such a type into the panel layout (load time), in a new owned buffer,
 // or at dst (w.bytes() bytes, 64-byte aligned, outliving w) when given; other weights are left as they are.
 void to_panels(Weight& w, ThreadPool& pool, uint8_t* dst = nullptr);

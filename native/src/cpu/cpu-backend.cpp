@@ -76,7 +76,7 @@ class CpuBackend : public Backend {
       : w_(w), c_(w.config), pool_(pool), kern_(select_kernels()), kv_(c_, o.numBlocks, o.blockSize, o.kvF16, kern_.to_f16),
         attn_(c_, o.maxBatchTokens, o.maxBatchSeqs), s_(c_, o.maxBatchTokens, kern_), invFreq_(c_.headDim() / 2) {
     kv_.prefault(pool_);
-    if (kern_.panels) {  // the kernels read F32/Q8_0/Q4_0 matrices (and the embedding lookup reads rows) from panels
+    if (kern_.panels) {  // the kernels read F32/F16/BF16/Q8_0/Q4_0 matrices (and the embedding lookup reads rows) from panels
       std::vector<Weight*> mats = {&w.tokEmbeddings, &w.output};
       for (LayerWeights& l : w.layers)
         for (Weight* m : {&l.wq, &l.wk, &l.wv, &l.wo, &l.w1, &l.w2, &l.w3}) mats.push_back(m);

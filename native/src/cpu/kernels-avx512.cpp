@@ -1,12 +1,12 @@
 // AVX-512 kernels (this file and kernels-avx512-int.cpp alone are compiled with -mavx512f/bw/dq/vl).
 //
-// F32 weights in panels (weights.h): a tile is P panels (16 output rows each, one vector) x TT tokens;
+// F32 (and F16/BF16, widened on load) weights in panels (weights.h): a tile is P panels (16 output rows each, one vector) x TT tokens;
 // every k loads P weight vectors (sequential in memory) and broadcasts TT activations, so P*TT FMAs
 // share P + TT loads and nothing is reduced across lanes at the end. Each output is one FMA chain in
 // k order from zero, so any batch size, tile shape or thread split gives the same bits. Tiles: P=2 x
 // up to 12 tokens (24 accumulators) from 7 tokens up; P=4 x up to 6 below.
 //
-// Row-major float matmul tiles (f16/bf16 weights, and f32 weights not in panels): 4 weight rows x 6 tokens, one 16-lane accumulator per (row, token) pair (24 of
+// Row-major float matmul tiles (weights not in panels): 4 weight rows x 6 tokens, one 16-lane accumulator per (row, token) pair (24 of
 // the 32 zmm registers), so 24 independent FMAs per step hide the FMA latency while each step loads
 // 4 weight vectors and 6 activation vectors. Tokens are walked in blocks of 64 so a tile's weight rows
 // stay in L1 while every token of the step passes; the first pass over a tile prefetches the next one.
@@ -116,13 +116,29 @@ void matmul_float(const Weight& w, const MatmulIn& in, float* y, int ldy, int n0
   }
 }
 
+// Panel elements: 16 consecutive ones (one k of one panel) widened to one f32 vector. F16 and BF16
+// panels stream half the bytes of F32 and convert in registers (exactly), so the FMAs are the same.
+struct PanelF32 {
+  static constexpr int kBytes = 4;
+  static __m512 load(const uint8_t* p) { return _mm512_loadu_ps(reinterpret_cast<const float*>(p)); }
+};
+struct PanelF16 {
+  static constexpr int kBytes = 2;
+  static __m512 load(const uint8_t* p) { return _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p))); }
+};
+struct PanelBF16 {
+  static constexpr int kBytes = 2;
+  static __m512 load(const uint8_t* p) { return LoadBF16::cvt(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p))); }
+};
+
 // y rows [n, n + 16P) (the last panel may hold fewer than 16 real rows: `lastRows`) for tokens [t, t + TT).
-// pf: the next tile's panels (or null), fetched into L2 at the pace this pass reads its own, so the
-// weights stream from memory while the FMAs run instead of before them.
-template <int P, int TT>
-void panel_tile(const Weight& w, int n, int lastRows, const MatmulIn& in, int t, float* y, int ldy, const float* pf) {
+// pf: the next tile's panels (or null), fetched into L2 at the pace this pass reads its own (one
+// prefetch per 64-byte line), so the weights stream from memory while the FMAs run instead of before them.
+template <class E, int P, int TT>
+void panel_tile(const Weight& w, int n, int lastRows, const MatmulIn& in, int t, float* y, int ldy, const uint8_t* pf) {
+  constexpr size_t kStep = size_t(kPanel) * E::kBytes;  // bytes of one k of one panel
   const int K = in.K;
-  const float* wp = w.f32() + size_t(n) * K;  // panel n / 16 starts at n * K floats
+  const uint8_t* wp = w.data + size_t(n) * K * E::kBytes;  // panel n / 16 starts at element n * K
   const float* xr[TT];
   for (int j = 0; j < TT; j++) xr[j] = in.x + size_t(t + j) * in.ldx;
   __m512 acc[P][TT];
@@ -131,8 +147,8 @@ void panel_tile(const Weight& w, int n, int lastRows, const MatmulIn& in, int t,
   for (int k = 0; k < K; k++) {
     __m512 wv[P];
     for (int p = 0; p < P; p++) {
-      if (pf) _mm_prefetch(reinterpret_cast<const char*>(pf + (size_t(p) * K + k) * kPanel), _MM_HINT_T1);
-      wv[p] = _mm512_loadu_ps(wp + (size_t(p) * K + k) * kPanel);
+      if (pf && (E::kBytes == 4 || (k & 1) == 0)) _mm_prefetch(reinterpret_cast<const char*>(pf + (size_t(p) * K + k) * kStep), _MM_HINT_T1);
+      wv[p] = E::load(wp + (size_t(p) * K + k) * kStep);
     }
     for (int j = 0; j < TT; j++) {
       const __m512 xv = _mm512_set1_ps(xr[j][k]);
@@ -146,20 +162,23 @@ void panel_tile(const Weight& w, int n, int lastRows, const MatmulIn& in, int t,
   }
 }
 
-using PanelFn = void (*)(const Weight&, int, int, const MatmulIn&, int, float*, int, const float*);
+using PanelFn = void (*)(const Weight&, int, int, const MatmulIn&, int, float*, int, const uint8_t*);
 constexpr int kMaxP = 4, kMaxTT = 12, kPanelTokenBlock = 96;
 
-template <int P, int... TT>
+template <class E, int P, int... TT>
 constexpr auto panel_row(std::integer_sequence<int, TT...>) {
-  return std::array<PanelFn, kMaxTT>{panel_tile<P, TT + 1>...};
+  return std::array<PanelFn, kMaxTT>{panel_tile<E, P, TT + 1>...};
 }
+template <class E>
 constexpr std::array<std::array<PanelFn, kMaxTT>, kMaxP> kPanelFns = {
-    panel_row<1>(std::make_integer_sequence<int, kMaxTT>{}), panel_row<2>(std::make_integer_sequence<int, kMaxTT>{}),
-    panel_row<3>(std::make_integer_sequence<int, kMaxTT>{}), panel_row<4>(std::make_integer_sequence<int, kMaxTT>{})};
+    panel_row<E, 1>(std::make_integer_sequence<int, kMaxTT>{}), panel_row<E, 2>(std::make_integer_sequence<int, kMaxTT>{}),
+    panel_row<E, 3>(std::make_integer_sequence<int, kMaxTT>{}), panel_row<E, 4>(std::make_integer_sequence<int, kMaxTT>{})};
 
 // Rows [n0, n1), n0 a multiple of 16. Tokens in blocks of 96 (their activations stay in L2 while the
 // panels stream past), split into near-equal tiles.
+template <class E>
 void matmul_panels(const Weight& w, const MatmulIn& in, float* y, int ldy, int n0, int n1) {
+  const auto& fns = kPanelFns<E>;
   const int Pmax = in.T <= 6 ? 4 : 2, TTmax = Pmax == 4 ? 6 : kMaxTT;
   for (int t0 = 0; t0 < in.T; t0 += kPanelTokenBlock) {
     const int t1 = std::min(in.T, t0 + kPanelTokenBlock);
@@ -168,10 +187,10 @@ void matmul_panels(const Weight& w, const MatmulIn& in, float* y, int ldy, int n
       const int rows = std::min(n1 - n, Pmax * kPanel), P = (rows + kPanel - 1) / kPanel;
       const int lastRows = rows - (P - 1) * kPanel;
       // the next tile's panels (as many as this one's; the last tile of a chunk fetches nothing)
-      const float* next = n + Pmax * kPanel < n1 && n1 - (n + Pmax * kPanel) >= rows ? w.f32() + size_t(n + Pmax * kPanel) * in.K : nullptr;
+      const uint8_t* next = n + Pmax * kPanel < n1 && n1 - (n + Pmax * kPanel) >= rows ? w.data + size_t(n + Pmax * kPanel) * in.K * E::kBytes : nullptr;
       for (int i = 0, t = t0; i < tiles; i++) {
         const int tt = (t1 - t + (tiles - i) - 1) / (tiles - i);
-        kPanelFns[P - 1][tt - 1](w, n, lastRows, in, t, y, ldy, i == 0 ? next : nullptr);
+        fns[P - 1][tt - 1](w, n, lastRows, in, t, y, ldy, i == 0 ? next : nullptr);
         t += tt;
       }
     }
@@ -179,7 +198,9 @@ void matmul_panels(const Weight& w, const MatmulIn& in, float* y, int ldy, int n
 }
 
 void matmul(const Weight& w, const MatmulIn& in, float* y, int ldy, int n0, int n1) {
-  if (w.panels && w.type == DType::F32) return matmul_panels(w, in, y, ldy, n0, n1);
+  if (w.panels && w.type == DType::F32) return matmul_panels<PanelF32>(w, in, y, ldy, n0, n1);
+  if (w.panels && w.type == DType::F16) return matmul_panels<PanelF16>(w, in, y, ldy, n0, n1);
+  if (w.panels && w.type == DType::BF16) return matmul_panels<PanelBF16>(w, in, y, ldy, n0, n1);
   switch (w.type) {
     case DType::F32: return matmul_float<LoadF32>(w, in, y, ldy, n0, n1);
     case DType::F16: return matmul_float<LoadF16>(w, in, y, ldy, n0, n1);
