@@ -14,7 +14,7 @@
  *   curl -s localhost:8000/metrics | grep flotilla_llm_
  *
  * Other options (key=value): served_name=NAME, api_keys=K1,K2, api_key_file=FILE, max_num_seqs=N, kv_cache_mb=N,
- * kv_cache_dtype=f32|f16.
+ * kv_cache_dtype=auto|f32|f16 (default auto: f16 for a model held in f16).
  */
 import { deployment } from '@flotilla/core';
 import { LLMServer, type LLMServerOptions } from '@flotilla/deployments';
@@ -28,7 +28,7 @@ export function llmOptions(args: Record<string, string | undefined>): LLMServerO
   const unknown = Object.keys(rest);
   if (unknown.length > 0) throw new Error(`unknown argument ${unknown.join(', ')}; see the header of examples/llm-server.ts`);
   if (quantize !== undefined && quantize !== 'int8' && quantize !== 'int4') throw new Error(`quantize must be int8 or int4, got ${quantize}`);
-  if (kv_cache_dtype !== undefined && kv_cache_dtype !== 'f32' && kv_cache_dtype !== 'f16') throw new Error(`kv_cache_dtype must be f32 or f16, got ${kv_cache_dtype}`);
+  if (kv_cache_dtype !== undefined && !['auto', 'f32', 'f16'].includes(kv_cache_dtype)) throw new Error(`kv_cache_dtype must be auto, f32 or f16, got ${kv_cache_dtype}`);
   const options: LLMServerOptions = {};
   if (model) options.model = model;
   if (tokenizer) options.tokenizer = tokenizer;
@@ -38,7 +38,7 @@ export function llmOptions(args: Record<string, string | undefined>): LLMServerO
   if (api_key_file) options.apiKeyFile = api_key_file;
   if (max_num_seqs) options.maxNumSeqs = Number(max_num_seqs);
   if (kv_cache_mb) options.kvCacheBytes = Number(kv_cache_mb) * 2 ** 20;
-  if (kv_cache_dtype) options.kvCacheDtype = kv_cache_dtype;
+  if (kv_cache_dtype) options.kvCacheDtype = kv_cache_dtype as 'auto' | 'f32' | 'f16';
   return options;
 }
 

@@ -78,7 +78,7 @@ export async function measure(engine: LLMEngine, config: Config, prompts: readon
 export function withoutFusedCalls(loaded: LoadedModel): LoadedModel {
   const m = loaded.model;
   const model: NativeModel = {
-    config: m.config, blockSize: m.blockSize, numBlocks: m.numBlocks, backend: m.backend, kernels: m.kernels,
+    config: m.config, blockSize: m.blockSize, numBlocks: m.numBlocks, kvDtype: m.kvDtype, backend: m.backend, kernels: m.kernels,
     weightBytes: m.weightBytes, numThreads: m.numThreads,
     step: (b) => m.step(b), logits: (b, r) => m.logits(b, r), dispose: () => {},
   };

@@ -69,7 +69,7 @@ export function makeFakeModel(opts: FakeModelOptions = {}): LoadedModel & { step
   const kv = new Int32Array(numBlocks * blockSize).fill(-1);
   let disposed = false;
   const model: NativeModel = {
-    config, blockSize, numBlocks, backend: 'fake', kernels: 'fake', weightBytes: 0, numThreads: 1,
+    config, blockSize, numBlocks, kvDtype: 'f32', backend: 'fake', kernels: 'fake', weightBytes: 0, numThreads: 1,
     async step(batch) {
       if (disposed) throw Object.assign(new Error('disposed'), { code: 'E_DISPOSED' });
       if (opts.failWhen?.(batch)) throw Object.assign(new Error('fake failure'), { code: 'E_BATCH' });

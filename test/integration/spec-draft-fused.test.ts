@@ -16,7 +16,7 @@ import { describeWithModels, models } from '../helpers/models.js';
 /** The same model without draft()/argmax(): the proposer falls back to one step() per token. */
 function unfused(m: NativeModel): NativeModel {
   return {
-    config: m.config, blockSize: m.blockSize, numBlocks: m.numBlocks, backend: m.backend, kernels: m.kernels,
+    config: m.config, blockSize: m.blockSize, numBlocks: m.numBlocks, kvDtype: m.kvDtype, backend: m.backend, kernels: m.kernels,
     weightBytes: m.weightBytes, numThreads: m.numThreads,
     step: (b) => m.step(b), logits: (b, r) => m.logits(b, r), dispose: () => m.dispose(),
   };

@@ -10,7 +10,8 @@ describe('examples/llm-server.ts arguments', () => {
   });
 
   it('rejects unknown arguments and bad values, naming them', () => {
-    expect(() => llmOptions({ kv_cache_dtype: 'bf16' })).toThrow(/kv_cache_dtype must be f32 or f16, got bf16/);
+    expect(() => llmOptions({ kv_cache_dtype: 'bf16' })).toThrow(/kv_cache_dtype must be auto, f32 or f16, got bf16/);
+    expect(llmOptions({ kv_cache_dtype: 'auto' }).kvCacheDtype).toBe('auto');
     expect(() => llmOptions({ quantize: 'int3' })).toThrow(/quantize must be int8 or int4/);
     expect(() => llmOptions({ modle: 'x' })).toThrow(/unknown argument modle/);
   });

@@ -108,9 +108,10 @@ LoadSpec parse_load_spec(Napi::Object o) {
   s.kvCacheBytesGiven = !o.Get("kvCacheBytes").IsUndefined() && !o.Get("kvCacheBytes").IsNull();
   s.gpuMemoryUtilization = number(o, "gpuMemoryUtilization", "options.", false, 0.9);
   s.numBlocks = integer(o, "numBlocks", "options.", false, 0);
-  const std::string kv = string(o, "kvDtype", "f32");
-  if (kv != "f32" && kv != "f16") fail("E_DTYPE", "kvDtype must be 'f32' or 'f16'");
+  const std::string kv = string(o, "kvDtype", "auto");
+  if (kv != "f32" && kv != "f16" && kv != "auto") fail("E_DTYPE", "kvDtype must be 'auto', 'f32' or 'f16'");
   s.kvF16 = kv == "f16";
+  s.kvAuto = kv == "auto";
   s.maxBatchTokens = integer(o, "maxBatchTokens", "options.", false, 2048);
   s.maxBatchSeqs = integer(o, "maxBatchSeqs", "options.", false, 256);
   s.numThreads = integer(o, "numThreads", "options.", false, 0);

@@ -37,6 +37,7 @@ class JsModel : public Napi::ObjectWrap<JsModel> {
   Napi::Value Config(const Napi::CallbackInfo& info);
   Napi::Value BlockSize(const Napi::CallbackInfo& info);
   Napi::Value NumBlocks(const Napi::CallbackInfo& info);
+  Napi::Value KvDtype(const Napi::CallbackInfo& info);
   Napi::Value Backend(const Napi::CallbackInfo& info);
   Napi::Value Kernels(const Napi::CallbackInfo& info);
   Napi::Value WeightBytes(const Napi::CallbackInfo& info);
@@ -46,6 +47,7 @@ class JsModel : public Napi::ObjectWrap<JsModel> {
   Napi::ObjectReference config_;
   ModelConfig configValue_;
   int blockSize_ = 0, numBlocks_ = 0, numThreads_ = 0;
+  bool kvF16_ = false;
   double weightBytes_ = 0;
   std::string backend_, kernels_;
 };

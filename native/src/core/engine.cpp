@@ -70,10 +70,15 @@ std::unique_ptr<Engine> Engine::load(const LoadSpec& spec, ProgressFn progress, 
   e->pool_ = std::make_unique<ThreadPool>(spec.numThreads > 0 ? spec.numThreads : hardware_threads());
   const bool cuda = use_cuda(spec);
   e->weights_ = load_weights(spec, *e->pool_, progress, ctx);
+  // kvDtype 'auto' (vLLM's: the model's dtype): a model held in f16 gets an f16 pool; bf16 keeps f32
+  // (the pool has no bf16, and f16's range is narrower than bf16's), as do f32 and quantized ones.
+  LoadSpec s = spec;
+  if (s.kvAuto) s.kvF16 = !e->weights_->layers.empty() && e->weights_->layers[0].wq.type == DType::F16;
+  e->kvF16_ = s.kvF16;
   e->blockSize_ = spec.blockSize;
   e->maxBatchTokens_ = spec.maxBatchTokens;
   e->maxBatchSeqs_ = spec.maxBatchSeqs;
-  BackendOptions bo{0, spec.blockSize, spec.kvF16, spec.maxBatchTokens, spec.maxBatchSeqs};
+  BackendOptions bo{0, spec.blockSize, s.kvF16, spec.maxBatchTokens, spec.maxBatchSeqs};
   if (cuda) {
 #ifdef FLOTILLA_HAVE_CUDA
     bo.numBlocks = spec.numBlocks;
@@ -82,7 +87,7 @@ std::unique_ptr<Engine> Engine::load(const LoadSpec& spec, ProgressFn progress, 
     e->backend_ = make_cuda_backend(*e->weights_, bo);
 #endif
   } else {
-    bo.numBlocks = resolve_blocks(spec);
+    bo.numBlocks = resolve_blocks(s);
     e->backend_ = make_cpu_backend(*e->weights_, bo, *e->pool_);
   }
   e->numBlocks_ = e->backend_->numBlocks();

@@ -39,6 +39,7 @@ struct LoadSpec {
   uint64_t kvCacheBytes = 256ull << 20;
   int numBlocks = 0;  // 0: derive from kvCacheBytes
   bool kvF16 = false;
+  bool kvAuto = false;  // kvDtype 'auto': f16 when the layer matrices are held in f16, else f32 (Engine::load decides)
   int maxBatchTokens = 2048;
   int maxBatchSeqs = 256;
   int numThreads = 0;  // 0: number of cores

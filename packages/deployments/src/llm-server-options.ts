@@ -27,8 +27,11 @@ export interface LLMServerOptions {
   servedModelName?: string;
   /** Bytes for the KV pool. Default: the engine's (256 MiB). */
   kvCacheBytes?: number;
-  /** Element type of the KV pool (vLLM's kv_cache_dtype): 'f16' halves its memory and what attention reads at long contexts. Default 'f32'. */
-  kvCacheDtype?: 'f32' | 'f16';
+  /**
+   * Element type of the KV pool (vLLM's kv_cache_dtype): 'f16' halves its memory and what attention
+   * reads at long contexts. Default 'auto': f16 for a model held in f16, f32 otherwise.
+   */
+  kvCacheDtype?: 'auto' | 'f32' | 'f16';
   /** Most sequences running at once. Default: the engine's (256). */
   maxNumSeqs?: number;
   /** Most tokens in one engine step. Default: the engine's (2048). */

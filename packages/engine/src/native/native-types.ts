@@ -64,8 +64,12 @@ export interface NativeLoadOptions {
   kvCacheBytes?: number;
   /** Exact number of KV blocks, overriding kvCacheBytes. */
   numBlocks?: number;
-  /** KV cache element type. Default 'f32'. */
-  kvDtype?: 'f32' | 'f16';
+  /**
+   * KV cache element type. 'auto' (vLLM's default: the model's dtype) is f16 for a model whose matrices
+   * are held in f16, f32 otherwise (bf16 included: the pool has no bf16, and f16's range is narrower).
+   * Default 'auto'.
+   */
+  kvDtype?: 'auto' | 'f32' | 'f16';
   /** Most tokens one step may carry (sizes the preallocated activations). Default 2048. */
   maxBatchTokens?: number;
   /** Most sequences one step may carry. Default 256. */
@@ -150,6 +154,8 @@ export interface NativeModel {
   readonly config: NativeModelConfig;
   readonly blockSize: number;
   readonly numBlocks: number;
+  /** The KV pool's element type (kvDtype resolved). */
+  readonly kvDtype: 'f32' | 'f16';
   /** 'cpu' or 'cuda', and which kernels run: e.g. 'avx2' | 'scalar'. */
   readonly backend: string;
   readonly kernels: string;
