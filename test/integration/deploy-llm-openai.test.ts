@@ -25,6 +25,32 @@ describeWithModels('LLMServer: OpenAI API through serve run (stories260K)', () =
     expect((list.data[0] as unknown as { random_weights: boolean }).random_weights).toBe(false);
   });
 
+  it('retrieves the served model by id, and 404s another', async () => {
+    const m = await client.models.retrieve('stories260K');
+    expect([m.id, m.object]).toEqual(['stories260K', 'model']);
+    const other = await client.models.retrieve('gpt-9').catch((e: unknown) => e);
+    expect(other).toBeInstanceOf(OpenAI.NotFoundError);
+    expect((other as InstanceType<typeof OpenAI.NotFoundError>).code).toBe('model_not_found');
+  });
+
+  it('streams usage in every chunk with stream_options.continuous_usage_stats (vLLM), counting up', async () => {
+    const chunks = [];
+    const stream = await client.chat.completions.create({
+      model: 'stories260K', messages: [{ role: 'user', content: 'Hi' }], max_tokens: 5, temperature: 0, stream: true,
+      stream_options: { include_usage: true, continuous_usage_stats: true } as never,
+    });
+    for await (const c of stream) chunks.push(c);
+    const usages = chunks.map((c) => c.usage!);
+    expect(usages.every((u) => u && u.prompt_tokens > 0)).toBe(true);
+    const completion = usages.map((u) => u.completion_tokens);
+    expect(completion).toEqual([...completion].sort((a, b) => a - b));
+    expect(completion.at(-1)).toBe(5);
+    expect(chunks.at(-1)!.choices).toEqual([]);  // the include_usage chunk still ends the stream
+    expect(chunks.slice(0, -1).map((c) => c.choices[0]!.delta.content ?? '').join('')).toBe(
+      (await client.chat.completions.create({ model: 'stories260K', messages: [{ role: 'user', content: 'Hi' }], max_tokens: 5, temperature: 0 }))
+        .choices[0]!.message.content);
+  });
+
   it('completes greedily, with usage and finish_reason length', async () => {
     const r = await client.completions.create({ model: 'stories260K', prompt: 'Once upon a time', max_tokens: 10, temperature: 0 });
     expect(r.object).toBe('text_completion');

@@ -5,7 +5,7 @@
 import type { HttpRequestLike, HttpResponseLike } from '@flotilla/core';
 import { LLMApiError, MethodNotAllowedError, RouteNotFoundError } from './errors.js';
 import type { RouteHandler } from './handler-context.js';
-import { chatCompletions, completions, models, openAiError } from './openai/routes.js';
+import { chatCompletions, completions, model, models, openAiError } from './openai/routes.js';
 import { detokenize, tokenize } from './openai/tokenize.js';
 import { generate, generateStream, info, tgiError } from './tgi/routes.js';
 
@@ -37,11 +37,15 @@ const ROUTES: Record<string, Route> = {
   'GET /info': tgi('GET /info', info, false),
 };
 
+/** GET /v1/models/{id} (the one route with a parameter). */
+const MODEL_ROUTE = openai('GET /v1/models/{id}', model, false);
+
 /** The route for a request; unknown paths and wrong methods get a handler that throws the right error. */
 export function findRoute(req: HttpRequestLike): Route {
   const path = req.path.replace(/\/+$/, '') || '/';
   const route = ROUTES[`${req.method} ${path}`];
   if (route) return route;
+  if (req.method === 'GET' && path.startsWith('/v1/models/')) return MODEL_ROUTE;
   const render = path.startsWith('/v1/') || path === '/tokenize' || path === '/detokenize' ? openAiError : tgiError;
   const allowed = Object.keys(ROUTES).filter((k) => k.endsWith(` ${path}`)).map((k) => k.split(' ')[0]);
   const error: LLMApiError = allowed.length > 0

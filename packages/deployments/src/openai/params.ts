@@ -17,6 +17,8 @@ export interface OpenAiRequest {
   stream: boolean;
   /** stream_options.include_usage: a last chunk with usage and no choices. */
   includeUsage: boolean;
+  /** stream_options.continuous_usage_stats (vLLM's, with include_usage): usage so far in every chunk too. */
+  continuousUsage: boolean;
   /** completions: put the prompt before the completion. */
   echo: boolean;
   /** Top alternatives per token when logprobs were asked for; undefined: none. */
@@ -51,7 +53,8 @@ export function parseCompletionRequest(body: unknown, limits: ResolvedLimits): O
   const common = readCommon(r);
   r.rejectUnknown();
   return {
-    kind: 'completion', model: common.model, stream: common.stream, includeUsage: common.includeUsage, echo, logprobs,
+    kind: 'completion', model: common.model, stream: common.stream, includeUsage: common.includeUsage,
+    continuousUsage: common.continuousUsage, echo, logprobs,
     spec: { prompt, params, names: { ...BASE_NAMES, prompt: 'prompt' }, defaultMaxTokens: COMPLETIONS_DEFAULT_MAX_TOKENS },
   };
 }
@@ -76,25 +79,27 @@ export function parseChatRequest(body: unknown, limits: ResolvedLimits): OpenAiR
   r.rejectUnknown();
   const maxName = maxCompletion !== undefined ? 'max_completion_tokens' : 'max_tokens';
   return {
-    kind: 'chat', model: common.model, stream: common.stream, includeUsage: common.includeUsage, echo: false, logprobs,
+    kind: 'chat', model: common.model, stream: common.stream, includeUsage: common.includeUsage,
+    continuousUsage: common.continuousUsage, echo: false, logprobs,
     spec: { prompt: { messages }, params, names: { ...BASE_NAMES, maxTokens: maxName, prompt: 'messages', logprobs: 'top_logprobs' } },
   };
 }
 
-function readCommon(r: BodyReader): { model: string | undefined; stream: boolean; includeUsage: boolean } {
+function readCommon(r: BodyReader): { model: string | undefined; stream: boolean; includeUsage: boolean; continuousUsage: boolean } {
   const model = r.string('model');
   const stream = r.boolean('stream') ?? false;
   const opts = r.object('stream_options');
   let includeUsage = false;
+  let continuousUsage = false;
   if (opts) {
     if (!stream) throw new InvalidParameterError('stream_options', 'is only allowed with stream: true');
     includeUsage = opts.boolean('include_usage') ?? false;
-    opts.boolean('continuous_usage_stats');
+    continuousUsage = includeUsage && (opts.boolean('continuous_usage_stats') ?? false);
     opts.rejectUnknown();
   }
   r.string('user');
   r.raw('metadata');
-  return { model, stream, includeUsage };
+  return { model, stream, includeUsage, continuousUsage };
 }
 
 /** The sampling fields both endpoints share; ranges are OpenAI's. */

@@ -1,12 +1,12 @@
 /**
  * The OpenAI-compatible routes: POST /v1/completions, POST /v1/chat/completions (whole or as server-sent
- * events ending with `data: [DONE]`), GET /v1/models, and errors in OpenAI's shape.
+ * events ending with `data: [DONE]`), GET /v1/models and /v1/models/{id}, and errors in OpenAI's shape.
  */
 import type { HttpRequestLike, HttpResponseLike } from '@flotilla/core';
 import { LLMApiError, ModelNotFoundError, openAiCodeOf, RateLimitError } from '../errors.js';
 import { collectGeneration, prepareGeneration, startGeneration, UsageTracker } from '../generation.js';
 import { SSE_HEADERS, sse, type HandlerContext, type HttpChunk, type ModelInfo } from '../handler-context.js';
-import { chatBody, ChunkWriter, completionBody, echoChunk, usageChunk, type ResponseMeta } from './responses.js';
+import { chatBody, chatChunk, ChunkWriter, completionBody, completionChunk, echoChunk, usageBody, usageChunk, type ResponseMeta } from './responses.js';
 import { parseChatRequest, parseCompletionRequest, type OpenAiRequest } from './params.js';
 
 // Not generators themselves: one generator less for every chunk to pass through (a parse error
@@ -21,6 +21,13 @@ export function chatCompletions(req: HttpRequestLike, ctx: HandlerContext): Asyn
 
 export async function* models(_req: HttpRequestLike, ctx: HandlerContext): AsyncGenerator<HttpChunk> {
   yield { status: 200, body: modelList(ctx.model, ctx.engine.maxModelLen) };
+}
+
+/** GET /v1/models/{id}: the served model's entry, or 404 model_not_found. */
+export async function* model(req: HttpRequestLike, ctx: HandlerContext): AsyncGenerator<HttpChunk> {
+  const id = decodeURIComponent(req.path.replace(/\/+$/, '').slice('/v1/models/'.length));
+  if (id !== ctx.model.name) throw new ModelNotFoundError(`The model '${id}' does not exist; this server serves '${ctx.model.name}'.`, 'model');
+  yield { status: 200, body: modelList(ctx.model, ctx.engine.maxModelLen).data[0] };
 }
 
 export function modelList(model: ModelInfo, maxModelLen: number) {
@@ -69,12 +76,13 @@ async function* serve(r: OpenAiRequest, ctx: HandlerContext): AsyncGenerator<Htt
       usage.add(out);
       ctx.usage.promptTokens = usage.promptTokens;
       ctx.usage.completionTokens = usage.completionTokens;
-      if (r.kind === 'chat') {
-        const first = !started.has(out.index);
-        if (first) started.add(out.index);
-        yield chunks.chat(out, first);
+      const first = r.kind === 'chat' && !started.has(out.index);
+      if (first) started.add(out.index);
+      if (r.continuousUsage) {  // the object path, with the usage so far
+        const chunk = r.kind === 'chat' ? chatChunk(meta, out, first) : completionChunk(meta, out, offsets);
+        yield sse({ ...chunk, usage: usageBody(ctx.usage) });
       } else {
-        yield chunks.completion(out, offsets);
+        yield r.kind === 'chat' ? chunks.chat(out, first) : chunks.completion(out, offsets);
       }
     }
   } catch (err) {
