@@ -1,11 +1,11 @@
 /**
  * Engine benchmark: random-weight Llama models of ~15M, ~110M (and ~1.1B with --full) parameters in
- * f32, int8 and int4; single-sequence decode and prefill tokens/s, batched decode at 1/8/32/128
+ * f32, f16, bf16, int8 and int4 (the weight formats held in memory); single-sequence decode and prefill tokens/s, batched decode at 1/8/32/128
  * sequences, and beside each decode figure the bandwidth bound (read bandwidth measured in this run /
  * weight bytes read per step). Decode figures of all batch sizes come from interleaved rounds (measure.ts)
  * so their ratios hold on a shared machine. Prints a table and writes bench/results/engine-<time>.json.
  *
- *   npx tsx bench/engine/run.ts [--full] [--models 15m,110m] [--formats f32,int8,int4] [--threads N]
+ *   npx tsx bench/engine/run.ts [--full] [--models 15m,110m] [--formats f32,f16,bf16,int8,int4] [--threads N]
  *
  * FLOTILLA_CPU_ISA=avx512|avx2|scalar picks the CPU kernels (default: the widest this CPU runs); the
  * table's kernels column says which ran.
@@ -28,7 +28,7 @@ const opt = (name: string, fallback: string) => {
 };
 const full = args.includes('--full');
 const presets = opt('models', full ? '15m,110m,1b' : '15m,110m').split(',') as Preset[];
-const formats = opt('formats', 'f32,int8,int4').split(',') as NativeWeightFormat[];
+const formats = opt('formats', 'f32,f16,bf16,int8,int4').split(',') as NativeWeightFormat[];
 const threads = Number(opt('threads', '0')) || undefined;
 const BATCHES = [1, 8, 32, 128];
 // Decode steps per interleaved round (single sequence, then batches), and the rounds.
