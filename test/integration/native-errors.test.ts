@@ -54,6 +54,7 @@ describeWithModels('native errors', () => {
     ['bias token out of range', (b) => ({ ...b, biasOffsets: Int32Array.from([0, 1]), biasTokens: Int32Array.from([600]), biasValues: Float32Array.from([1]) })],
     ['bias offsets past the bias arrays', (b) => ({ ...b, biasOffsets: Int32Array.from([0, 2]), biasTokens: Int32Array.from([5]), biasValues: Float32Array.from([1]) })],
     ['bias offsets without bias tokens', (b) => ({ ...b, biasOffsets: Int32Array.from([0, 0]) })],
+    ['a bias token twice', (b) => ({ ...b, biasOffsets: Int32Array.from([0, 2]), biasTokens: Int32Array.from([5, 5]), biasValues: Float32Array.from([1, 2]) })],
     ['a NaN bias', (b) => ({ ...b, biasOffsets: Int32Array.from([0, 1]), biasTokens: Int32Array.from([5]), biasValues: Float32Array.from([NaN]) })],
     ['short bias offsets', (b) => ({ ...b, biasOffsets: Int32Array.from([0]), biasTokens: new Int32Array(0), biasValues: new Float32Array(0) })],
   ];

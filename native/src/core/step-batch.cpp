@@ -3,6 +3,7 @@
 #include <cmath>
 #include <limits>
 #include <string>
+#include <vector>
 
 #include "error.h"
 
@@ -52,10 +53,23 @@ void check_sequence(const StepBatch& b, const BatchLimits& lim, int s) {
   if (!b.biasOffsets) return;
   const int b0 = b.biasOffsets[s], b1 = b.biasOffsets[s + 1];
   if (b0 < 0 || b1 < b0 || b1 > b.lenBiasTokens || b1 > b.lenBiasValues) bad(seq + "biasOffsets out of range");
+  if (b1 == b0) return;
   for (int i = b0; i < b1; i++) {
     if (b.biasTokens[i] < 0 || b.biasTokens[i] >= lim.vocabSize) bad(seq + "bias token id out of range");
     if (std::isnan(b.biasValues[i]) || b.biasValues[i] == std::numeric_limits<float>::infinity()) bad(seq + "bias values must be numbers below +inf");
   }
+  // Each id once per sequence (the CUDA sampler adds a sequence's biases from parallel threads): marks
+  // in a per-thread table, cleared again before returning or throwing.
+  thread_local std::vector<uint8_t> seen;
+  if (seen.size() < size_t(lim.vocabSize)) seen.resize(size_t(lim.vocabSize), 0);
+  int dup = -1;
+  int i = b0;
+  for (; i < b1 && dup < 0; i++) {
+    if (seen[size_t(b.biasTokens[i])]) dup = b.biasTokens[i];
+    seen[size_t(b.biasTokens[i])] = 1;
+  }
+  for (int j = b0; j < i; j++) seen[size_t(b.biasTokens[j])] = 0;
+  if (dup >= 0) bad(seq + "bias token id " + std::to_string(dup) + " appears twice");
 }
 
 }  // namespace
