@@ -35,6 +35,25 @@ describe('Scheduler', () => {
     expect(long.finishReason).toBe('length');
   });
 
+  it('admits a prompt that wants prompt logprobs whole, in a step with room for all of it, and without prefix hits', () => {
+    const s = makeScheduler({ numBlocks: 100, maxNumBatchedTokens: 32, blockSize: 4 });
+    const first = makeSeq(12, { maxTokens: 4 }, { blockSize: 4 });
+    s.add(first);
+    let out = s.schedule();
+    s.update(out, fakeStep(out));
+    const scored = makeSeq(12, { maxTokens: 2, promptLogprobs: 0 }, { blockSize: 4 });  // the same prompt: its blocks are cached
+    const other = makeSeq(Array.from({ length: 24 }, (_, i) => 500 + i), { maxTokens: 2 }, { blockSize: 4 });
+    s.add(other);
+    s.add(scored);
+    out = s.schedule();  // first decodes (1), other takes 24: 7 left, scored (12) waits rather than being chunked
+    expect(out.seqs).toEqual([first, other]);
+    s.update(out, fakeStep(out));
+    out = s.schedule();
+    expect(out.seqs).toContain(scored);
+    expect(out.numNewTokens[out.seqs.indexOf(scored)]).toBe(12);
+    expect(scored.numCachedTokens).toBe(0);
+  });
+
   it('schedules decodes first, then partway prefills, then new prompts in the remaining budget', () => {
     const s = makeScheduler({ numBlocks: 100, maxNumBatchedTokens: 40 });
     const a = makeSeq(10, { maxTokens: 50 });

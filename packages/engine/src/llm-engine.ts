@@ -9,12 +9,13 @@ import { BlockManager } from './block-manager.js';
 import { BlockPool } from './block-pool.js';
 import { ChatTemplate } from './chat-template.js';
 import { collectStats, EngineMetrics, type EngineEventListener, type EngineStats } from './engine-metrics.js';
-import { DuplicateRequestError, EngineDisposedError, EngineStepError, KvCapacityError } from './errors.js';
+import { DuplicateRequestError, EngineDisposedError, EngineStepError, KvCapacityError, SamplingParamsError } from './errors.js';
 import type { LoadedModel, LoadModelOptions } from './model-loader/load-model.js';
 import type { ModelSpec } from './model-loader/model-spec.js';
 import { ModelRunner } from './model-runner.js';
 import type { NativeModel, NativeStepResult } from './native/native-types.js';
 import { promptTokenIds, type PromptInput } from './prompt.js';
+import { runPromptLogprobsStep, stepNeedsPromptLogprobs } from './prompt-logprobs.js';
 import { RequestStream, type RequestOutput } from './request-output.js';
 import { logprobOf, RequestState, SampleState } from './request-state.js';
 import { resolveSamplingParams, type SamplingParams } from './sampling-params.js';
@@ -139,6 +140,9 @@ export class LLMEngine implements AsyncDisposable {
     if (this.disposed) throw new EngineDisposedError('the engine is disposed');
     const tokens = promptTokenIds(prompt, this.tokenizer, this.chatTemplate);
     const params = resolveSamplingParams(samplingParams, { maxModelLen: this.maxModelLen, vocabSize: this.tokenizer.vocabSize, promptLen: tokens.length });
+    if (params.promptLogprobs !== undefined && tokens.length > this.scheduler.maxNumBatchedTokens) {
+      throw new SamplingParamsError('promptLogprobs', `needs the prompt in one step: at most ${this.scheduler.maxNumBatchedTokens} tokens (maxNumBatchedTokens), got ${tokens.length}`);
+    }
     this.checkCapacity(tokens.length + params.maxTokens);
     const requestId = options.requestId ?? `req-${this.nextRequestId++}`;
     if (this.requests.has(requestId)) throw new DuplicateRequestError(`request id ${requestId} is already in flight`, { requestId });
@@ -261,6 +265,15 @@ export class LLMEngine implements AsyncDisposable {
       return false;
     }
     const t0 = performance.now();
+    if (stepNeedsPromptLogprobs(out)) {
+      const { result, prompt } = await runPromptLogprobsStep(out, this.loaded.model, this.runner);
+      for (const [seqId, lps] of prompt) {
+        const sample = this.samples.get(seqId);
+        if (sample) sample.promptLogprobs = lps;
+      }
+      this.processSpecStep(out, result, t0);
+      return true;
+    }
     const spec = this.specDecoder ? await this.specDecoder.step(out, this.loaded.model, this.runner, this.scheduler.blockManager) : null;
     if (spec) {
       this.processSpecStep(out, spec, t0);

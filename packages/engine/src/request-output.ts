@@ -29,6 +29,8 @@ export interface RequestOutput {
   stopReason: number | string | null;
   /** Per new token, when SamplingParams.logprobs was set. */
   logprobs?: TokenLogprob[];
+  /** On a sample's first output, when SamplingParams.promptLogprobs was set: per prompt token, null for the first. */
+  promptLogprobs?: Array<TokenLogprob | null>;
   usage: { promptTokens: number; completionTokens: number };
 }
 
@@ -125,5 +127,6 @@ function mergeInto(a: RequestOutput, b: RequestOutput): void {
   a.finishReason = b.finishReason;
   a.stopReason = b.stopReason;
   if (b.logprobs) (a.logprobs ??= []).push(...b.logprobs);
+  if (b.promptLogprobs && !a.promptLogprobs) a.promptLogprobs = b.promptLogprobs;
   a.usage = b.usage;
 }

@@ -15,6 +15,8 @@ export class SampleState {
   admittedAt = NaN;
   firstTokenAt = NaN;
   cachedPromptTokens = 0;
+  /** Computed prompt logprobs waiting to go out with the sample's next (first) output. */
+  promptLogprobs: Array<TokenLogprob | null> | null = null;
 
   constructor(seq: Sequence, tokenizer: DetokenizerTokenizer) {
     this.seq = seq;
@@ -50,6 +52,10 @@ export class SampleState {
       usage: { promptTokens: seq.promptLen, completionTokens: seq.numOutputTokens },
     };
     if (seq.params.logprobs !== undefined) out.logprobs = logprob ? [logprob] : [];
+    if (this.promptLogprobs) {
+      out.promptLogprobs = this.promptLogprobs;
+      this.promptLogprobs = null;
+    }
     return out;
   }
 }

@@ -34,6 +34,13 @@ export interface SamplingParams {
   includeStopStrInOutput?: boolean;
   /** Return the sampled token's logprob and this many top alternatives per token, 0..20; undefined = none. Default undefined. */
   logprobs?: number;
+  /**
+   * Return each prompt token's logprob under the model (the first token has none) and this many top
+   * alternatives, 0..20 — vLLM's prompt_logprobs, what scoring a text needs. The prompt is then
+   * computed whole in one step (no prefix-cache hits, no chunks), so it may be at most the engine's
+   * maxNumBatchedTokens; n must be 1. Default undefined (none).
+   */
+  promptLogprobs?: number;
   /** Divides logits of tokens already in the prompt or output (>1 discourages repeats), > 0. Default 1 (off). */
   repetitionPenalty?: number;
   /** Subtracted once from logits of tokens already generated, in [-2, 2]. Default 0 (off). */
@@ -79,6 +86,7 @@ export interface ResolvedSamplingParams {
   ignoreEos: boolean;
   includeStopStrInOutput: boolean;
   logprobs: number | undefined;
+  promptLogprobs: number | undefined;
   repetitionPenalty: number;
   presencePenalty: number;
   frequencyPenalty: number;
@@ -101,7 +109,7 @@ export const MAX_LOGPROBS = 20;
 
 const KNOWN = new Set<string>([
   'temperature', 'topP', 'topK', 'minP', 'maxTokens', 'minTokens', 'n', 'seed', 'stop', 'stopTokenIds',
-  'ignoreEos', 'includeStopStrInOutput', 'logprobs', 'repetitionPenalty', 'presencePenalty',
+  'ignoreEos', 'includeStopStrInOutput', 'logprobs', 'promptLogprobs', 'repetitionPenalty', 'presencePenalty',
   'frequencyPenalty', 'logitBias', 'speculative',
 ]);
 
@@ -143,10 +151,13 @@ export function resolveSamplingParams(input: unknown, ctx: SamplingContext): Res
     : int(p, 'seed', 0, (v) => v >= 0 && v <= 0xffffffff, 'must be an integer in [0, 2^32)');
   const logprobs = p.logprobs === undefined || p.logprobs === null ? undefined
     : int(p, 'logprobs', 0, (v) => v >= 0 && v <= MAX_LOGPROBS, `must be in [0, ${MAX_LOGPROBS}]`);
+  const promptLogprobs = p.promptLogprobs === undefined || p.promptLogprobs === null ? undefined
+    : int(p, 'promptLogprobs', 0, (v) => v >= 0 && v <= MAX_LOGPROBS, `must be in [0, ${MAX_LOGPROBS}]`);
+  if (promptLogprobs !== undefined && n !== 1) throw new SamplingParamsError('promptLogprobs', `needs n = 1, got n = ${n}`);
   const speculative = speculativeParams(p.speculative);
   return {
     ...(speculative !== undefined ? { speculative } : {}),
-    temperature, topP, topK, minP, maxTokens, minTokens, n, seed, logprobs,
+    temperature, topP, topK, minP, maxTokens, minTokens, n, seed, logprobs, promptLogprobs,
     stop: stopStrings(p.stop),
     stopTokenIds: tokenIds(p.stopTokenIds, ctx.vocabSize),
     ignoreEos: bool(p, 'ignoreEos', false),

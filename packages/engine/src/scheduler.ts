@@ -191,10 +191,12 @@ export class Scheduler {
         j++; // a sample waiting for its parent's prompt blocks; later arrivals may go ahead
         continue;
       }
-      const hitBlocks = this.blockManager.lookupPrefix(seq);
+      // Prompt logprobs need logits at every prompt position: no prefix hits, and the prompt in one step.
+      const whole = seq.promptLogprobsPending;
+      const hitBlocks = whole ? 0 : this.blockManager.lookupPrefix(seq);
       const remaining = seq.numTokens - hitBlocks * this.blockManager.blockSize;
       const numNew = Math.min(remaining, budget);
-      if (numNew < remaining && !this.enableChunkedPrefill) return;
+      if (numNew < remaining && (!this.enableChunkedPrefill || whole)) return;
       // First come, first served: when the head does not fit, nobody behind it jumps the queue.
       if (!this.blockManager.allocate(seq, numNew, hitBlocks)) return;
       this.blockManager.recordAdmission(seq, hitBlocks);

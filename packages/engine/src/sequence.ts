@@ -60,6 +60,11 @@ export class Sequence {
   numRegisteredBlocks = 0;
   /** The scheduler step that last scheduled it, so a step never schedules it twice. */
   scheduledStep = -1;
+  /**
+   * Prompt logprobs asked for and not yet computed: the prompt is then admitted whole, without prefix
+   * hits, and its step returns logits for every prompt row (prompt-logprobs.ts).
+   */
+  promptLogprobsPending: boolean;
 
   constructor(init: SequenceInit) {
     this.seqId = init.seqId;
@@ -75,6 +80,7 @@ export class Sequence {
     this.tokenIds = new Int32Array(capacity);
     for (let i = 0; i < this.promptLen; i++) this.tokenIds[i] = init.promptTokenIds[i]!;
     this.numTokens = this.promptLen;
+    this.promptLogprobsPending = init.params.promptLogprobs !== undefined;
     const maxBlocks = Math.ceil(capacity / init.blockSize);
     this.blockTable = new Int32Array(maxBlocks);
     this.blockHashes = new Float64Array(maxBlocks);
