@@ -1,7 +1,7 @@
 /**
  * The OpenAI-compatible API of LLMServer through a real `serve run` on stories260K, driven by the
  * official `openai` npm client: models, completions, chat, streaming (with usage), logprobs, n, stop,
- * seed, penalties, logit_bias, vLLM's /tokenize and /detokenize, and errors in OpenAI's shape.
+ * seed, penalties, logit_bias, scoring (echo + logprobs, max_tokens 0), vLLM's /tokenize and /detokenize, and errors in OpenAI's shape.
  */
 import OpenAI from 'openai';
 import { afterAll, beforeAll, expect, it } from 'vitest';
@@ -49,6 +49,28 @@ describeWithModels('LLMServer: OpenAI API through serve run (stories260K)', () =
     expect(chunks.slice(0, -1).map((c) => c.choices[0]!.delta.content ?? '').join('')).toBe(
       (await client.chat.completions.create({ model: 'stories260K', messages: [{ role: 'user', content: 'Hi' }], max_tokens: 5, temperature: 0 }))
         .choices[0]!.message.content);
+  });
+
+  it('scores a prompt: echo + logprobs gives every prompt token a logprob (the first null), max_tokens 0 generates nothing', async () => {
+    const base = { model: 'stories260K', prompt: 'Once upon a time', temperature: 0, echo: true } as const;
+    const score = await client.completions.create({ ...base, max_tokens: 0, logprobs: 2 });
+    const lp = score.choices[0]!.logprobs!;
+    expect(score.choices[0]!.text).toBe('Once upon a time');
+    expect(score.usage).toEqual({ prompt_tokens: 5, completion_tokens: 0, total_tokens: 5 });
+    expect(lp.tokens).toHaveLength(5);
+    expect(lp.token_logprobs![0]).toBeNull();
+    expect(lp.top_logprobs![0]).toBeNull();
+    expect(lp.token_logprobs!.slice(1).every((x) => x !== null && x < 0)).toBe(true);
+    expect(Object.keys(lp.top_logprobs![1]!)).toHaveLength(2);
+    const gen = await client.completions.create({ ...base, max_tokens: 3, logprobs: 0 });
+    const plain = await client.completions.create({ model: 'stories260K', prompt: 'Once upon a time', temperature: 0, max_tokens: 3 });
+    expect(gen.choices[0]!.text).toBe(`Once upon a time${plain.choices[0]!.text}`);
+    expect(gen.choices[0]!.logprobs!.tokens).toHaveLength(8);
+    expect(gen.choices[0]!.logprobs!.token_logprobs!.slice(0, 5)).toEqual(lp.token_logprobs);
+    const streamed = await client.completions.create({ ...base, max_tokens: 2, logprobs: 0, stream: true }).catch((e: unknown) => e);
+    expect((streamed as InstanceType<typeof OpenAI.APIError>).status).toBe(400);
+    const noEcho = await client.completions.create({ model: 'stories260K', prompt: 'x', max_tokens: 0 }).catch((e: unknown) => e);
+    expect((noEcho as InstanceType<typeof OpenAI.APIError>).param).toBe('max_tokens');
   });
 
   it('completes greedily, with usage and finish_reason length', async () => {

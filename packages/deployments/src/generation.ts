@@ -33,6 +33,8 @@ export interface SampleResult {
   text: string;
   tokenIds: number[];
   logprobs: TokenLogprob[];
+  /** SamplingParams.promptLogprobs' result: per prompt token, null for the first. */
+  promptLogprobs: Array<TokenLogprob | null> | null;
   finishReason: 'stop' | 'length' | 'abort';
   stopReason: number | string | null;
 }
@@ -126,7 +128,7 @@ export function toApiError(err: unknown, names: ParamNames): unknown {
 /** Runs a request to the end and returns its samples by index, plus usage. */
 export async function collectGeneration(stream: AsyncIterable<RequestOutput>, n: number): Promise<{ samples: SampleResult[]; usage: Usage }> {
   const samples: SampleResult[] = Array.from({ length: n }, (_, index) => ({
-    index, text: '', tokenIds: [], logprobs: [], finishReason: 'abort', stopReason: null,
+    index, text: '', tokenIds: [], logprobs: [], promptLogprobs: null, finishReason: 'abort', stopReason: null,
   }));
   const usage: Usage = { promptTokens: 0, completionTokens: 0 };
   const completion = new Array<number>(n).fill(0);
@@ -135,6 +137,7 @@ export async function collectGeneration(stream: AsyncIterable<RequestOutput>, n:
     s.text += out.text;
     for (const id of out.tokenIds) s.tokenIds.push(id);
     if (out.logprobs) for (const lp of out.logprobs) s.logprobs.push(lp);
+    if (out.promptLogprobs) s.promptLogprobs = out.promptLogprobs;
     if (out.finished) {
       s.finishReason = out.finishReason ?? 'stop';
       s.stopReason = out.stopReason;

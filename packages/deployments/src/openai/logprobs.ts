@@ -8,8 +8,9 @@ const utf8 = new TextDecoder('utf-8');
 
 export interface CompletionLogprobs {
   tokens: string[];
-  token_logprobs: number[];
-  top_logprobs: Array<Record<string, number>> | null;
+  /** null for the prompt's first token (echo with logprobs): nothing precedes it. */
+  token_logprobs: Array<number | null>;
+  top_logprobs: Array<Record<string, number> | null> | null;
   text_offset: number[];
 }
 
@@ -34,13 +35,40 @@ export function completionLogprobs(tok: Tokenizer, lps: TokenLogprob[], offset: 
     out.token_logprobs.push(lp.logprob);
     out.text_offset.push(at);
     at += text.length;
-    if (out.top_logprobs) {
-      const top: Record<string, number> = {};
-      for (const t of lp.top) top[tokenText(tok, t.tokenId)] ??= t.logprob;
-      out.top_logprobs.push(top);
-    }
+    if (out.top_logprobs) out.top_logprobs.push(topMap(tok, lp));
   }
   return out;
+}
+
+/**
+ * echo with logprobs: the prompt's tokens (`promptTokenIds`, their logprobs from the engine's
+ * promptLogprobs, null for the first) in front of the completion's, offsets running through both.
+ */
+export function echoLogprobs(tok: Tokenizer, promptTokenIds: readonly number[], prompt: ReadonlyArray<TokenLogprob | null>,
+  completion: TokenLogprob[], withTop: boolean): CompletionLogprobs {
+  const out: CompletionLogprobs = { tokens: [], token_logprobs: [], top_logprobs: withTop ? [] : null, text_offset: [] };
+  let at = 0;
+  promptTokenIds.forEach((id, i) => {
+    const text = tokenText(tok, id);
+    const lp = prompt[i] ?? null;
+    out.tokens.push(text);
+    out.token_logprobs.push(lp ? lp.logprob : null);
+    out.text_offset.push(at);
+    at += text.length;
+    if (out.top_logprobs) out.top_logprobs.push(lp ? topMap(tok, lp) : null);
+  });
+  const rest = completionLogprobs(tok, completion, at, withTop);
+  out.tokens.push(...rest.tokens);
+  out.token_logprobs.push(...rest.token_logprobs);
+  out.text_offset.push(...rest.text_offset);
+  if (out.top_logprobs && rest.top_logprobs) out.top_logprobs.push(...rest.top_logprobs);
+  return out;
+}
+
+function topMap(tok: Tokenizer, lp: TokenLogprob): Record<string, number> {
+  const top: Record<string, number> = {};
+  for (const t of lp.top) top[tokenText(tok, t.tokenId)] ??= t.logprob;
+  return top;
 }
 
 export function chatLogprobs(tok: Tokenizer, lps: TokenLogprob[]): { content: ChatTokenLogprob[]; refusal: null } {

@@ -19,8 +19,10 @@ export interface OpenAiRequest {
   includeUsage: boolean;
   /** stream_options.continuous_usage_stats (vLLM's, with include_usage): usage so far in every chunk too. */
   continuousUsage: boolean;
-  /** completions: put the prompt before the completion. */
+  /** completions: put the prompt before the completion (with logprobs: the prompt tokens' logprobs too). */
   echo: boolean;
+  /** completions: max_tokens 0 with echo — score the prompt, generate nothing (one token runs and is dropped). */
+  scoreOnly: boolean;
   /** Top alternatives per token when logprobs were asked for; undefined: none. */
   logprobs: number | undefined;
 }
@@ -41,12 +43,20 @@ export function parseCompletionRequest(body: unknown, limits: ResolvedLimits): O
   const r = BodyReader.of(body);
   const prompt = readPrompt(r);
   const params = readSampling(r, limits);
-  const maxTokens = r.integer('max_tokens', { min: 1 });
-  if (maxTokens !== undefined) params.maxTokens = maxTokens;
+  const maxTokens = r.integer('max_tokens', { min: 0 });
   const logprobs = r.integer('logprobs', { min: 0, max: 20 });
   if (logprobs !== undefined) params.logprobs = logprobs;
   const echo = r.boolean('echo') ?? false;
-  if (echo && logprobs !== undefined) throw new InvalidParameterError('echo', 'cannot be combined with logprobs on this server');
+  const scoreOnly = maxTokens === 0;
+  if (scoreOnly && !echo) throw new InvalidParameterError('max_tokens', 'must be >= 1 (0 only with echo: true, to score the prompt)');
+  if (scoreOnly && r.boolean('stream')) throw new InvalidParameterError('max_tokens', '0 is not streamed on this server; send stream: false');
+  if (maxTokens !== undefined) params.maxTokens = Math.max(1, maxTokens);
+  if (echo && logprobs !== undefined) {
+    // The prompt's own logprobs (engine promptLogprobs): computed whole, for one choice, returned whole.
+    if ((params.n ?? 1) !== 1) throw new InvalidParameterError('n', 'echo with logprobs supports n = 1');
+    if (r.boolean('stream')) throw new InvalidParameterError('echo', 'echo with logprobs is not streamed on this server; send stream: false');
+    params.promptLogprobs = logprobs;
+  }
   r.unsupported('suffix', (v) => v === '');
   const bestOf = r.integer('best_of', { min: 1 });
   if (bestOf !== undefined && bestOf !== (params.n ?? 1)) throw new InvalidParameterError('best_of', 'must equal n (best_of > n is not supported)');
@@ -54,8 +64,8 @@ export function parseCompletionRequest(body: unknown, limits: ResolvedLimits): O
   r.rejectUnknown();
   return {
     kind: 'completion', model: common.model, stream: common.stream, includeUsage: common.includeUsage,
-    continuousUsage: common.continuousUsage, echo, logprobs,
-    spec: { prompt, params, names: { ...BASE_NAMES, prompt: 'prompt' }, defaultMaxTokens: COMPLETIONS_DEFAULT_MAX_TOKENS },
+    continuousUsage: common.continuousUsage, echo, scoreOnly, logprobs,
+    spec: { prompt, params, names: { ...BASE_NAMES, prompt: 'prompt', promptLogprobs: 'echo' }, defaultMaxTokens: COMPLETIONS_DEFAULT_MAX_TOKENS },
   };
 }
 
@@ -80,7 +90,7 @@ export function parseChatRequest(body: unknown, limits: ResolvedLimits): OpenAiR
   const maxName = maxCompletion !== undefined ? 'max_completion_tokens' : 'max_tokens';
   return {
     kind: 'chat', model: common.model, stream: common.stream, includeUsage: common.includeUsage,
-    continuousUsage: common.continuousUsage, echo: false, logprobs,
+    continuousUsage: common.continuousUsage, echo: false, scoreOnly: false, logprobs,
     spec: { prompt: { messages }, params, names: { ...BASE_NAMES, maxTokens: maxName, prompt: 'messages', logprobs: 'top_logprobs' } },
   };
 }

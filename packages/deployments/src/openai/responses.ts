@@ -5,7 +5,7 @@
 import type { RequestOutput, Tokenizer } from '@flotilla/engine';
 import type { SampleResult, Usage } from '../generation.js';
 import { sse } from '../handler-context.js';
-import { chatLogprobs, completionLogprobs } from './logprobs.js';
+import { chatLogprobs, completionLogprobs, echoLogprobs } from './logprobs.js';
 import type { OpenAiRequest } from './params.js';
 
 export interface ResponseMeta {
@@ -26,18 +26,28 @@ export function usageBody(u: Usage) {
   return { prompt_tokens: u.promptTokens, completion_tokens: u.completionTokens, total_tokens: u.promptTokens + u.completionTokens };
 }
 
-export function completionBody(m: ResponseMeta, samples: SampleResult[], usage: Usage, promptText: string) {
+/**
+ * `promptTokenIds` go with echo + logprobs (the prompt's logprobs come first). With scoreOnly
+ * (max_tokens 0) the one token generated is dropped: the choice is the prompt alone, 0 completion tokens.
+ */
+export function completionBody(m: ResponseMeta, samples: SampleResult[], usage: Usage, promptText: string, promptTokenIds: readonly number[] = []) {
   const withTop = (m.req.logprobs ?? 0) > 0;
+  const score = m.req.scoreOnly;
+  const logprobs = (s: SampleResult) => {
+    if (m.req.logprobs === undefined) return null;
+    const own = score ? [] : s.logprobs;
+    return m.req.echo && s.promptLogprobs ? echoLogprobs(m.tok, promptTokenIds, s.promptLogprobs, own, withTop) : completionLogprobs(m.tok, own, 0, withTop);
+  };
   return {
     id: m.id, object: 'text_completion', created: m.created, model: m.model, system_fingerprint: null,
     choices: samples.map((s) => ({
       index: s.index,
-      text: m.req.echo ? promptText + s.text : s.text,
-      logprobs: m.req.logprobs !== undefined ? completionLogprobs(m.tok, s.logprobs, 0, withTop) : null,
-      finish_reason: finishReasonOf(s.finishReason),
-      stop_reason: s.stopReason,
+      text: m.req.echo ? promptText + (score ? '' : s.text) : s.text,
+      logprobs: logprobs(s),
+      finish_reason: score ? 'length' : finishReasonOf(s.finishReason),
+      stop_reason: score ? null : s.stopReason,
     })),
-    usage: usageBody(usage),
+    usage: usageBody(score ? { ...usage, completionTokens: 0 } : usage),
   };
 }
 

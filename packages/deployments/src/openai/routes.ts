@@ -57,7 +57,7 @@ async function* serve(r: OpenAiRequest, ctx: HandlerContext): AsyncGenerator<Htt
   if (!r.stream) {
     const { samples, usage } = await collectGeneration(stream, n);
     Object.assign(ctx.usage, usage);
-    const body = r.kind === 'chat' ? chatBody(meta, samples, usage) : completionBody(meta, samples, usage, prepared.promptText);
+    const body = r.kind === 'chat' ? chatBody(meta, samples, usage) : completionBody(meta, samples, usage, prepared.promptText, prepared.tokenIds);
     yield { status: 200, body };
     return;
   }
