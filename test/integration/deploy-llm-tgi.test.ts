@@ -44,6 +44,18 @@ describeWithModels('LLMServer: TGI API through serve run (stories260K)', () => {
     expect(body.details.tokens[0].logprob).toBeLessThanOrEqual(0);
   });
 
+  it('returns the input tokens with their logprobs in details.prefill with decoder_input_details', async () => {
+    const body = await (await post('/generate', { inputs: 'Once upon a time', parameters: { max_new_tokens: 4, details: true, decoder_input_details: true } })).json();
+    expect(body.generated_text).toBe(', there was a');
+    const prefill = body.details.prefill as Array<{ id: number; text: string; logprob: number | null }>;
+    expect(prefill).toHaveLength(5);
+    expect(prefill[0]!.logprob).toBeNull();
+    expect(prefill.slice(1).every((t) => t.logprob !== null && t.logprob < 0)).toBe(true);
+    expect(prefill.map((t) => t.text).join('')).toContain('upon a time');
+    const plain = await (await post('/generate', { inputs: 'Once upon a time', parameters: { max_new_tokens: 4, details: true } })).json();
+    expect(plain.details.prefill).toEqual([]);
+  });
+
   it('stops at a stop sequence and says so', async () => {
     const body = await (await post('/generate', { inputs: 'Once upon a time', parameters: { max_new_tokens: 30, stop: [' named'], details: true } })).json();
     expect(body.generated_text).toBe(', there was a little girl');

@@ -20,6 +20,8 @@ export interface TgiRequest {
   seed: number | null;
   /** POST / only: `stream` picks the response kind. */
   stream: boolean;
+  /** details.prefill with the input tokens' logprobs (decoder_input_details, with details). Default false. */
+  decoderInputDetails: boolean;
 }
 
 /** TGI's default max_new_tokens. */
@@ -30,6 +32,7 @@ const NAMES: ParamNames = {
   temperature: 'parameters.temperature', topP: 'parameters.top_p', topK: 'parameters.top_k', maxTokens: 'parameters.max_new_tokens',
   seed: 'parameters.seed', stop: 'parameters.stop', repetitionPenalty: 'parameters.repetition_penalty',
   frequencyPenalty: 'parameters.frequency_penalty', logprobs: 'parameters.top_n_tokens', prompt: 'inputs',
+  promptLogprobs: 'parameters.decoder_input_details',
 };
 
 export function parseTgiRequest(body: unknown, limits: ResolvedLimits): TgiRequest {
@@ -60,7 +63,9 @@ export function parseTgiRequest(body: unknown, limits: ResolvedLimits): TgiReque
   if (bestOf !== undefined && bestOf > 1) throw new InvalidParameterError('parameters.best_of', 'best_of > 1 is not supported');
   const details = p.boolean('details') ?? false;
   const returnFullText = p.boolean('return_full_text') ?? false;
-  p.boolean('decoder_input_details');
+  const decoderInputDetails = (p.boolean('decoder_input_details') ?? false) && details;
+  if (decoderInputDetails && stream) throw new InvalidParameterError('parameters.decoder_input_details', 'is not supported when streaming tokens');
+  if (decoderInputDetails) params.promptLogprobs = 0;
   p.unsupported('truncate');
   p.unsupported('typical_p');
   p.unsupported('watermark', (v) => v === false);
@@ -70,6 +75,6 @@ export function parseTgiRequest(body: unknown, limits: ResolvedLimits): TgiReque
   r.rejectUnknown();
   return {
     spec: { prompt: { text: inputs }, params, names: NAMES, defaultMaxTokens: TGI_DEFAULT_MAX_NEW_TOKENS },
-    details, returnFullText, topNTokens, seed: seed ?? null, stream,
+    details, returnFullText, topNTokens, seed: seed ?? null, stream, decoderInputDetails,
   };
 }

@@ -25,7 +25,7 @@ export async function* generate(req: HttpRequestLike, ctx: HandlerContext): Asyn
   if (r.details) {
     body.details = {
       finish_reason: tgiFinishReason(s.finishReason, s.stopReason, ctx.engine.tokenizer), generated_tokens: s.tokenIds.length,
-      seed: r.seed, prefill: [], tokens: s.tokenIds.map((id, i) => token(ctx.engine.tokenizer, id, s.logprobs[i])),
+      seed: r.seed, prefill: r.decoderInputDetails ? prefill(ctx.engine.tokenizer, prepared.tokenIds, s.promptLogprobs) : [], tokens: s.tokenIds.map((id, i) => token(ctx.engine.tokenizer, id, s.logprobs[i])),
       ...(r.topNTokens > 0 ? { top_tokens: s.logprobs.map((lp) => topTokens(ctx.engine.tokenizer, lp)) } : {}),
     };
   }
@@ -94,6 +94,11 @@ function event(index: number, tk: TgiToken, out: RequestOutput, r: TgiRequest, g
 
 function token(tok: Tokenizer, id: number, lp: TokenLogprob | undefined): TgiToken {
   return { id, text: tokenText(tok, id), logprob: lp?.logprob ?? 0, special: tok.isSpecial(id) };
+}
+
+/** details.prefill: the input tokens, each with its logprob given those before it (null for the first), as TGI returns them. */
+function prefill(tok: Tokenizer, ids: readonly number[], lps: ReadonlyArray<TokenLogprob | null> | null) {
+  return ids.map((id, i) => ({ id, text: tokenText(tok, id), logprob: lps?.[i]?.logprob ?? null }));
 }
 
 function topTokens(tok: Tokenizer, lp: TokenLogprob): TgiToken[] {
