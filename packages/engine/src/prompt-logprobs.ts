@@ -18,9 +18,14 @@ import type { Sequence } from './sequence.js';
 import type { SpecStepResult } from './spec-decode/spec-decoder.js';
 import { verifyRows } from './spec-decode/verify-rows.js';
 
+/** Whether running `numNew` tokens of `seq` completes a prompt whose logprobs are pending. */
+function completesPending(seq: Sequence, numNew: number): boolean {
+  return seq.promptLogprobsPending && seq.numComputedTokens + numNew === seq.numTokens;
+}
+
 /** Whether `out` completes a prompt whose logprobs are pending. */
 export function stepNeedsPromptLogprobs(out: SchedulerOutput): boolean {
-  return out.seqs.some((seq, i) => seq.promptLogprobsPending && seq.numComputedTokens + out.numNewTokens[i]! === seq.numTokens);
+  return out.seqs.some((seq, i) => completesPending(seq, out.numNewTokens[i]!));
 }
 
 export interface PromptLogprobsStep {
@@ -30,14 +35,14 @@ export interface PromptLogprobsStep {
   prompt: Map<number, Array<TokenLogprob | null>>;
 }
 
-export async function runPromptLogprobsStep(out: SchedulerOutput, model: Pick<NativeModel, 'logits'>, runner: ModelRunner): Promise<PromptLogprobsStep> {
+export async function runPromptLogprobsStep(out: SchedulerOutput, model: Pick<NativeModel, 'logits' | 'config'>, runner: ModelRunner): Promise<PromptLogprobsStep> {
   const batch = runner.prepare(out);
   const S = out.seqs.length;
   const logitRows = new Int32Array(S).fill(1);
-  const whole = out.seqs.map((seq, i) => seq.promptLogprobsPending && seq.numComputedTokens + out.numNewTokens[i]! === seq.numTokens);
+  const whole = out.seqs.map((seq, i) => completesPending(seq, out.numNewTokens[i]!));
   whole.forEach((w, i) => { if (w) logitRows[i] = out.numNewTokens[i]!; });
   const logits = await model.logits(batch, logitRows);
-  const V = logits.length / Math.max(1, countRows(batch.sampleMask, logitRows, S));
+  const V = model.config.vocabSize;
   const result: SpecStepResult = { tokenIds: [], numDraftTokens: new Array<number>(S).fill(0), logprobs: [] };
   const prompt = new Map<number, Array<TokenLogprob | null>>();
   let r = 0;
@@ -62,12 +67,6 @@ export async function runPromptLogprobsStep(out: SchedulerOutput, model: Pick<Na
     r += n;
   }
   return { result, prompt };
-}
-
-function countRows(sampleMask: Uint8Array, logitRows: Int32Array, S: number): number {
-  let rows = 0;
-  for (let s = 0; s < S; s++) if (sampleMask[s]) rows += logitRows[s]!;
-  return rows;
 }
 
 function addBias(seq: Sequence, row: Float32Array): void {
