@@ -14,9 +14,9 @@ namespace flotilla {
 
 namespace {
 
-int resolve_blocks(const LoadSpec& spec) {
+int resolve_blocks(const LoadSpec& spec, bool kvF16) {
   if (spec.numBlocks > 0) return spec.numBlocks;
-  const uint64_t perBlock = KvCache::bytes_per_block(spec.config, spec.blockSize, spec.kvF16);
+  const uint64_t perBlock = KvCache::bytes_per_block(spec.config, spec.blockSize, kvF16);
   const uint64_t n = spec.kvCacheBytes / perBlock;
   if (n < 1) fail("E_OOM", "kvCacheBytes " + std::to_string(spec.kvCacheBytes) + " holds no KV block (one needs " + std::to_string(perBlock) + " bytes)");
   return static_cast<int>(std::min<uint64_t>(n, std::numeric_limits<int32_t>::max() / uint64_t(spec.blockSize)));
@@ -72,13 +72,11 @@ std::unique_ptr<Engine> Engine::load(const LoadSpec& spec, ProgressFn progress, 
   e->weights_ = load_weights(spec, *e->pool_, progress, ctx);
   // kvDtype 'auto' (vLLM's: the model's dtype): a model held in f16 gets an f16 pool; bf16 keeps f32
   // (the pool has no bf16, and f16's range is narrower than bf16's), as do f32 and quantized ones.
-  LoadSpec s = spec;
-  if (s.kvAuto) s.kvF16 = !e->weights_->layers.empty() && e->weights_->layers[0].wq.type == DType::F16;
-  e->kvF16_ = s.kvF16;
+  e->kvF16_ = spec.kvAuto ? !e->weights_->layers.empty() && e->weights_->layers[0].wq.type == DType::F16 : spec.kvF16;
   e->blockSize_ = spec.blockSize;
   e->maxBatchTokens_ = spec.maxBatchTokens;
   e->maxBatchSeqs_ = spec.maxBatchSeqs;
-  BackendOptions bo{0, spec.blockSize, s.kvF16, spec.maxBatchTokens, spec.maxBatchSeqs};
+  BackendOptions bo{0, spec.blockSize, e->kvF16_, spec.maxBatchTokens, spec.maxBatchSeqs};
   if (cuda) {
 #ifdef FLOTILLA_HAVE_CUDA
     bo.numBlocks = spec.numBlocks;
@@ -87,7 +85,7 @@ std::unique_ptr<Engine> Engine::load(const LoadSpec& spec, ProgressFn progress, 
     e->backend_ = make_cuda_backend(*e->weights_, bo);
 #endif
   } else {
-    bo.numBlocks = resolve_blocks(s);
+    bo.numBlocks = resolve_blocks(spec, e->kvF16_);
     e->backend_ = make_cpu_backend(*e->weights_, bo, *e->pool_);
   }
   e->numBlocks_ = e->backend_->numBlocks();
