@@ -3,7 +3,7 @@
  * with no arguments and no network:
  *
  *   1. models/flotilla-stories/target, the project's own story model, once it has been trained;
- *   2. else ../shared/models/stories260K (llama2.c's 260K-parameter story model) beside the checkout;
+ *   2. else test/fixtures/models/stories260K (llama2.c's 260K-parameter story model, the tests' fixture);
  *   3. else a small random-weight model, announced as such at start and in /v1/models.
  *
  * Try it:
@@ -33,7 +33,7 @@ function modelIn(dir: string): string | undefined {
 const SHIPPED = path.join(root, 'models/flotilla-stories/target');
 
 export function defaultModel(): string | undefined {
-  return modelIn(SHIPPED) ?? modelIn(path.join(root, '../shared/models/stories260K'));
+  return modelIn(SHIPPED) ?? modelIn(path.join(root, 'test/fixtures/models/stories260K'));
 }
 
 export const app = (args: Record<string, string>) => {

@@ -6,8 +6,8 @@
  *   serve run examples/hybrid-router.ts:app
  *   serve run examples/hybrid-router.ts:app small=PATH large=PATH tokenizer=PATH classifier=confidence
  *
- * Defaults: models/flotilla-stories/{draft,target} when both are present, else the shared
- * llama2xs-260K (small) and stories260K (large).
+ * Defaults: models/flotilla-stories/{draft,target} when both are present, else the test
+ * fixtures llama2xs-260K (small) and stories260K (large).
  * Through a handle: `await handle.generate({ prompt: 'Explain why ...', temperature: 0, max_tokens: 32 })`.
  */
 import { deployment } from '@flotilla/core';

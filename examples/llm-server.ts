@@ -1,7 +1,7 @@
 /**
  * One model served over OpenAI- and TGI-compatible HTTP and gRPC (protos/llm.proto).
  *
- *   serve run examples/llm-server.ts:app model=../shared/models/stories260K/stories260K.bin
+ *   serve run examples/llm-server.ts:app model=test/fixtures/models/stories260K/stories260K.bin
  *   serve run examples/llm-server.ts:app model=PATH tokenizer=PATH quantize=int8
  *   serve run examples/llm-server.ts:app            # no model: random weights (said so at start and in /v1/models)
  *

@@ -6,8 +6,8 @@
  *   serve run examples/speculative.ts:app
  *   serve run examples/speculative.ts:app target=PATH draft=PATH tokenizer=PATH k=4
  *
- * Defaults: models/flotilla-stories/{target,draft} when both are present, else the shared
- * stories260K (target) and llama2xs-260K (draft) in ../shared/models, with tok512.
+ * Defaults: models/flotilla-stories/{target,draft} when both are present, else the test
+ * fixtures stories260K (target) and llama2xs-260K (draft) in test/fixtures/models, with tok512.
  *
  * Through a handle: `for await (const c of handle.stream.generate({ prompt: 'Once upon a time', params: { temperature: 0, maxTokens: 64 } }))`.
  */
@@ -34,7 +34,7 @@ export function defaultPair(): { target: string; draft: string; tokenizer?: stri
   if (existsSync(path.join(own, 'target/model.safetensors')) && existsSync(path.join(own, 'draft/model.safetensors'))) {
     return { target: path.join(own, 'target'), draft: path.join(own, 'draft') };
   }
-  const shared = process.env.FLOTILLA_MODELS ?? path.resolve(root, '../shared/models');
+  const shared = process.env.FLOTILLA_MODELS ?? path.join(root, 'test/fixtures/models');
   return {
     target: path.join(shared, 'stories260K/stories260K.bin'), draft: path.join(shared, 'llama2xs-260K/llama2xs-260K.bin'),
     tokenizer: path.join(shared, 'stories260K/tok512.bin'),

@@ -1,6 +1,7 @@
 /**
- * Where tests find the real small models: ../shared/models beside the checkout (or $FLOTILLA_MODELS).
- * Tests that need them use `describeWithModels` so a machine without the folder skips with a clear reason.
+ * Where tests find the real small models: test/fixtures/models inside the repository (or
+ * $FLOTILLA_MODELS). They are part of every clone, so a missing file is a broken checkout: the
+ * suites fail loudly instead of skipping.
  */
 import { existsSync } from 'node:fs';
 import path from 'node:path';
@@ -8,7 +9,7 @@ import { fileURLToPath } from 'node:url';
 import { describe } from 'vitest';
 
 export const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
-export const modelsDir = process.env.FLOTILLA_MODELS ?? path.resolve(repoRoot, '../shared/models');
+export const modelsDir = process.env.FLOTILLA_MODELS ?? path.join(repoRoot, 'test/fixtures/models');
 export const haveModels = existsSync(path.join(modelsDir, 'stories260K', 'stories260K.bin'));
 
 export const models = {
@@ -22,10 +23,8 @@ export const models = {
 };
 
 if (!haveModels) {
-  console.warn(`[flotilla tests] ${modelsDir} not found: tests on real models are skipped (set FLOTILLA_MODELS to point at it).`);
+  throw new Error(`[flotilla tests] the test models are missing from ${modelsDir} (a partial checkout?)`);
 }
 
-/** describe() that skips, with the reason in its name, when the shared models are absent. */
-export const describeWithModels: typeof describe = (haveModels
-  ? describe
-  : ((name: string, fn: () => void) => describe.skip(`${name} (skipped: no models at ${modelsDir})`, fn))) as typeof describe;
+/** describe() for suites on the real models (kept as a name: the models are always present now). */
+export const describeWithModels: typeof describe = describe;

@@ -1,7 +1,7 @@
 /**
  * Format round trips through the native addon: one random model written as llama2.c, safetensors and
  * GGUF gives the same logits; an independent NumPy forward (reference_forward.py) agrees with the
- * addon; the three stories260K files in ../shared/models agree with each other and with goldens.json.
+ * addon; the three stories260K files in test/fixtures/models agree with each other and with goldens.json.
  */
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';

@@ -7,7 +7,7 @@ import { readFileSync, openSync, readSync, closeSync, statSync } from 'node:fs';
 import type { NativeLoadOptions, NativeModel, NativeStepBatch, NativeTensorSpec } from '../../packages/engine/src/native/native-types.js';
 import { models } from '../helpers/models.js';
 
-/** NativeLoadOptions for a llama2.c checkpoint (legacy v0 layout, see ../shared/models/README.md). */
+/** NativeLoadOptions for a llama2.c checkpoint (legacy v0 layout, see test/fixtures/models/README.md). */
 export function llama2cManifest(file: string): NativeLoadOptions {
   const fd = openSync(file, 'r');
   const head = Buffer.alloc(28);

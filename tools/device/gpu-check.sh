@@ -18,7 +18,7 @@ tar xJf .device/node.tar.xz -C .device && tar xJf .device/napi-headers.tar.xz -C
 tar xJf .device/npm.tar.xz -C .device  # node-gyp, where native/build.mjs looks beside node
 tar xJf .device/nodedir.tar.xz -C .device  # Node's headers and .gypi files, for node-gyp
 [ -f .device/extra.tar.xz ] && tar xJf .device/extra.tar.xz
-export PATH=$root/.device/node/bin:$PATH:/usr/local/cuda/bin FLOTILLA_MODELS=$root/.device/models npm_config_nodedir=$root/.device/nodedir
+export PATH=$root/.device/node/bin:$PATH:/usr/local/cuda/bin npm_config_nodedir=$root/.device/nodedir
 command -v nvcc >/dev/null || { echo "nvcc not found (PATH, /usr/local/cuda/bin): the CUDA backend cannot be built" | tee "$out/summary.txt"; exit 1; }
 { echo "node $(node --version), $(nvidia-smi --query-gpu=name,memory.total --format=csv,noheader 2>/dev/null || echo 'no nvidia-smi'), nvcc $(nvcc --version 2>/dev/null | tail -1)"; } | tee "$out/summary.txt"
 

@@ -30,7 +30,5 @@ inc=$(dirname "$(dirname "$(readlink -f "$(command -v node)")")")/include/node
 [ -f "$inc/common.gypi" ] || inc="$(node -p 'process.config.variables.node_prefix')/include/node"
 [ -f "$inc/common.gypi" ] || inc=/usr/include/node
 tar cJf .device/nodedir.tar.xz --exclude=openssl --transform "s,^node,nodedir/include/node," -C "$(dirname "$inc")" node
-# the shared models the CUDA tests compare against (a few MB), found there through FLOTILLA_MODELS
-mkdir -p .device/models
-cp -r "$shared/models/." .device/models/
+# (the test models travel with the working tree: test/fixtures/models)
 du -ch .device/* | tail -1 | sed 's/total/travels with carry .device:/'
