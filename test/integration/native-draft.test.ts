@@ -6,7 +6,7 @@
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import type { NativeModel } from '../../packages/engine/src/native/native-types.js';
 import { loadNative } from '../../packages/engine/src/native/load-native.js';
-import { argmax } from '../../packages/engine/src/spec-decode/sampler.js';
+import { argmax } from '../../packages/engine/src/sample/sampler.js';
 import { describeWithModels, models } from '../helpers/models.js';
 import { Blocks, buildBatch, generate, goldens, llama2cManifest, Seq } from './native-harness.js';
 

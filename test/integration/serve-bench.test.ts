@@ -7,9 +7,9 @@ import { spawn } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { benchCommand } from '../../packages/core/src/cli/bench/bench-command.js';
-import type { BenchCliOptions } from '../../packages/core/src/cli/bench/bench-options.js';
-import type { BenchMetrics } from '../../packages/core/src/cli/bench/stats.js';
+import { benchCommand } from '../../packages/deployments/src/bench/bench-command.js';
+import type { BenchCliOptions } from '../../packages/deployments/src/bench/bench-options.js';
+import type { BenchMetrics } from '../../packages/deployments/src/bench/stats.js';
 import { startFakeOpenAi, type FakeOpenAi } from '../helpers/fake-openai.js';
 import { haveModels, models, repoRoot } from '../helpers/models.js';
 

@@ -6,7 +6,7 @@ import { spawn } from 'node:child_process';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Ingress } from '../../packages/core/src/ingress/ingress.js';
-import type { ServeStatus } from '../../packages/core/src/ingress/ingress-target.js';
+import type { ServeStatus } from '../../packages/core/src/contract/status.js';
 import { ServeInstance } from '../../packages/core/src/serve-instance.js';
 import { app as brokenApp } from '../fixtures/apps/dash-broken.js';
 import { app as dashApp } from '../fixtures/apps/dash-app.js';

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { defaultAutoscalingPolicy, llmAutoscalingPolicy, rayDesiredReplicas, type AutoscalingContext, type AutoscalingPolicy,
-  type AutoscalingState } from '../../packages/core/src/controller/autoscaling-policy.js';
-import type { ResolvedAutoscaling } from '../../packages/core/src/config.js';
+import { defaultAutoscalingPolicy, llmAutoscalingPolicy, rayDesiredReplicas } from '../../packages/core/src/controller/autoscaling-policy.js';
+import { type AutoscalingContext, type AutoscalingPolicy, type AutoscalingState } from '../../packages/core/src/contract/autoscaling.js';
+import type { ResolvedAutoscaling } from '../../packages/core/src/contract/autoscaling.js';
 
 const config: ResolvedAutoscaling = { minReplicas: 1, maxReplicas: 5, initialReplicas: 1, targetOngoingRequests: 2,
   upscaleDelayS: 2, downscaleDelayS: 10, metricsIntervalS: 1, lookBackPeriodS: 5, upscalingFactor: 1, downscalingFactor: 1 };

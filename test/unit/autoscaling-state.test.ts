@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { AutoscalingStateManager } from '../../packages/core/src/controller/autoscaling-state.js';
 import { maxReplacing, planReplicas, type PlannedReplica } from '../../packages/core/src/controller/rolling-update.js';
-import type { ResolvedAutoscaling } from '../../packages/core/src/config.js';
+import type { ResolvedAutoscaling } from '../../packages/core/src/contract/autoscaling.js';
 
 const config: ResolvedAutoscaling = { minReplicas: 0, maxReplicas: 10, initialReplicas: 1, targetOngoingRequests: 2,
   upscaleDelayS: 2, downscaleDelayS: 10, metricsIntervalS: 1, lookBackPeriodS: 3, upscalingFactor: 1, downscalingFactor: 1 };

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { arrivalSchedule, parseRates } from '../../packages/core/src/cli/bench/arrivals.js';
-import { createRng } from '../../packages/core/src/cli/bench/rng.js';
+import { arrivalSchedule, parseRates } from '../../packages/deployments/src/bench/arrivals.js';
+import { createRng } from '../../packages/deployments/src/bench/rng.js';
 
 const mean = (xs: number[]) => xs.reduce((s, x) => s + x, 0) / xs.length;
 const gaps = (t: number[]) => t.slice(1).map((v, i) => v - t[i]!);

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { parsePromptFile, prefixRepetitionDataset, randomDataset } from '../../packages/core/src/cli/bench/datasets.js';
-import { createRng } from '../../packages/core/src/cli/bench/rng.js';
-import { runRequests } from '../../packages/core/src/cli/bench/runner.js';
+import { parsePromptFile, prefixRepetitionDataset, randomDataset } from '../../packages/deployments/src/bench/datasets.js';
+import { createRng } from '../../packages/deployments/src/bench/rng.js';
+import { runRequests } from '../../packages/deployments/src/bench/runner.js';
 
 const words = (s: string) => s.split(' ').length;
 

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { niceMax, renderLatencyPlot } from '../../packages/core/src/cli/bench/plot.js';
-import { renderRun, renderSweep, toJson, type RunReport } from '../../packages/core/src/cli/bench/report.js';
-import { computeMetrics } from '../../packages/core/src/cli/bench/stats.js';
+import { niceMax, renderLatencyPlot } from '../../packages/deployments/src/bench/plot.js';
+import { renderRun, renderSweep, toJson, type RunReport } from '../../packages/deployments/src/bench/report.js';
+import { computeMetrics } from '../../packages/deployments/src/bench/stats.js';
 import { Progress, renderProgress } from '../../packages/core/src/cli/progress.js';
 
 const run = (rate: number, ttft: number): RunReport => ({

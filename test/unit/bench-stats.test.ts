@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { isGood, parseGoodput } from '../../packages/core/src/cli/bench/goodput.js';
-import { computeMetrics, distribution, percentile, type RequestResult } from '../../packages/core/src/cli/bench/stats.js';
+import { isGood, parseGoodput } from '../../packages/deployments/src/bench/goodput.js';
+import { computeMetrics, distribution, percentile, type RequestResult } from '../../packages/deployments/src/bench/stats.js';
 
 const req = (o: Partial<RequestResult>): RequestResult => ({
   ok: true, promptLen: 10, outputLen: 5, ttftMs: 100, itlMs: [10, 10, 10, 10], latencyMs: 140, startMs: 0, ...o,

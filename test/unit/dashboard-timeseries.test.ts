@@ -1,8 +1,8 @@
 import { Histogram, Counter, Gauge, Registry } from 'prom-client';
 import { describe, expect, it } from 'vitest';
-import type { ServeStatus } from '../../packages/core/src/ingress/ingress-target.js';
-import { parsePrometheusText } from '../../packages/core/src/ingress/prom-text.js';
-import { histogramDelta, histogramQuantile, readCounters, Ring, takeSample, type MetricJson } from '../../packages/core/src/ingress/timeseries.js';
+import type { ServeStatus } from '../../packages/core/src/contract/status.js';
+import { parsePrometheusText } from '../../packages/core/src/observability/prom-text.js';
+import { histogramDelta, histogramQuantile, readCounters, Ring, takeSample, type MetricJson } from '../../packages/core/src/observability/timeseries.js';
 
 const status = (ongoing = 0): ServeStatus => ({
   startedAtMs: 0,

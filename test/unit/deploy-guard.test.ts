@@ -1,9 +1,6 @@
 /** Guard and TokenBucket (packages/deployments): keys, request and token buckets on a hand-driven clock, body size. */
 import { describe, expect, it } from 'vitest';
-import {
-  Guard, KeyBuckets, LLMServer, RateLimiter, TokenBucket, checkBodySize, AuthenticationError, LLMServerConfigError, RateLimitError,
-  RequestTooLargeError,
-} from '../../packages/deployments/src/index.js';
+import { Guard, KeyBuckets, LLMServer, RateLimiter, TokenBucket, checkBodySize, AuthenticationError, LLMServerConfigError, RateLimitError, RequestTooLargeError } from '../../packages/deployments/src/index.js';
 import { grpcAuthHeaders, grpcClientOf } from '../../packages/deployments/src/grpc/llm-grpc.js';
 
 describe('TokenBucket', () => {

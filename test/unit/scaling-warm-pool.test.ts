@@ -8,7 +8,7 @@ import { AutoscalingStateManager } from '../../packages/core/src/controller/auto
 import { WarmPool } from '../../packages/core/src/controller/warm-pool.js';
 import type { ActorRef } from '../../packages/core/src/actor/actor-ref.js';
 import type { CallServer, IncomingCall } from '../../packages/core/src/actor/rpc-peer.js';
-import type { ResolvedAutoscaling } from '../../packages/core/src/config.js';
+import type { ResolvedAutoscaling } from '../../packages/core/src/contract/autoscaling.js';
 
 const config: ResolvedAutoscaling = { minReplicas: 1, maxReplicas: 5, initialReplicas: 1, targetOngoingRequests: 2,
   upscaleDelayS: 2, downscaleDelayS: 10, metricsIntervalS: 1, lookBackPeriodS: 5, upscalingFactor: 1, downscalingFactor: 1 };

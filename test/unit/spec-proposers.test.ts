@@ -1,7 +1,7 @@
 /** N-gram prompt lookup, speculative metrics and the TS sampler's pure parts. */
 import { describe, expect, it } from 'vitest';
 import { proposeNgram } from '../../packages/engine/src/spec-decode/ngram-proposer.js';
-import { applyPenalties, argmax, distribution, sampleLogits, uniform, walk, candidates } from '../../packages/engine/src/spec-decode/sampler.js';
+import { applyPenalties, argmax, distribution, sampleLogits, uniform, walk, candidates } from '../../packages/engine/src/sample/sampler.js';
 import { SpecDecodeMetrics } from '../../packages/engine/src/spec-decode/spec-metrics.js';
 
 const params = { temperature: 1, topK: 0, topP: 1, minP: 0, repetitionPenalty: 1, presencePenalty: 0, frequencyPenalty: 0 };

@@ -4,8 +4,8 @@
  * many seeded draws), for a draft distribution and for a deterministic (n-gram) proposal.
  */
 import { describe, expect, it } from 'vitest';
-import { drawFrom, drawResidual, verifyGreedy, verifyProposals } from '../../packages/engine/src/spec-decode/rejection-sampler.js';
-import { uniform } from '../../packages/engine/src/spec-decode/sampler.js';
+import { drawFrom, drawResidual, verifyGreedy, verifyProposals } from '../../packages/engine/src/sample/rejection-sampler.js';
+import { uniform } from '../../packages/engine/src/sample/sampler.js';
 
 const p = [0.5, 0.2, 0.15, 0.1, 0.05];
 const q = [0.1, 0.4, 0.2, 0.2, 0.1];

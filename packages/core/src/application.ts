@@ -5,7 +5,7 @@
  */
 import { DeploymentConfigError } from './errors.js';
 import { handleDescriptor, type DeploymentHandle } from './handle.js';
-import type { DeploymentDefinition, DeploymentOptions } from './deployment.js';
+import type { DeploymentDefinition, DeploymentOptions } from './contract/deployment-options.js';
 
 export class Application<T = unknown> {
   /** Type-only marker of the deployment class. */

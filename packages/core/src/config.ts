@@ -20,30 +20,12 @@
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { DeploymentConfigError } from './errors.js';
-import { namedPolicy, type AutoscalingPolicy } from './controller/autoscaling-policy.js';
-import type { DeploymentOptions, AutoscalingOptions, ResourceOptions, Placement } from './deployment.js';
-
-export interface ResolvedAutoscaling extends Required<Omit<AutoscalingOptions, 'policy'>> {
-  /** Undefined: the instance's policy (startServe's autoscalingPolicy, else the default). */
-  policy?: AutoscalingPolicy;
-}
-
-export interface ResolvedDeploymentOptions {
-  name: string;
-  numReplicas: number | 'auto';
-  maxOngoingRequests: number;
-  maxQueuedRequests: number;
-  routing: 'pow2' | 'prefix-aware';
-  autoscaling: ResolvedAutoscaling | undefined;
-  resources: Required<ResourceOptions>;
-  placement: Placement;
-  healthCheckPeriodS: number;
-  healthCheckTimeoutS: number;
-  healthCheckFailureThreshold: number;
-  gracefulShutdownTimeoutS: number;
-  maxConstructorRetries: number;
-  userConfig: unknown;
-}
+import { namedPolicy } from './controller/autoscaling-policy.js';
+import { type AutoscalingPolicy } from './contract/autoscaling.js';
+import type { DeploymentOptions, ResourceOptions, Placement } from './contract/deployment-options.js';
+import type { AutoscalingOptions } from './contract/autoscaling.js';
+import type { ResolvedAutoscaling } from './contract/autoscaling.js';
+import type { ResolvedDeploymentOptions } from './contract/deployment-options.js';
 
 export interface DeploymentConfigEntry extends DeploymentOptions {
   name: string;

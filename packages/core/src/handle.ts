@@ -10,7 +10,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { RequestTimeoutError } from './errors.js';
-import type { CallOptions } from './ingress/ingress-target.js';
+import type { CallOptions } from './contract/routes.js';
 import type { HandleTarget } from './actor/protocol.js';
 import { Cancellation, abortSourceOf, offAbort, onAbort, type AbortSource } from './actor/cancellation.js';
 

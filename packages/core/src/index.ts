@@ -1,6 +1,5 @@
 /** @flotilla/core: deployments as actors, handles, routers, the controller and the ingress contract. */
 export { deployment, getDeploymentDefinition } from './deployment.js';
-export type { DeploymentOptions, AutoscalingOptions, ResourceOptions, Placement, DeploymentDefinition } from './deployment.js';
 export { Application, buildGraph, isApplication } from './application.js';
 export type { AppBuilder, Bindable, AppGraph, GraphNode } from './application.js';
 export { batch } from './batch.js';
@@ -9,19 +8,21 @@ export type { DeploymentHandle, HandleBase, UnaryMethods, StreamMethods, HandleD
 export { getRequestContext, getReplicaContext } from './request-context.js';
 export type { RequestContext, ReplicaContext } from './request-context.js';
 export { parseServeConfig, loadServeConfig, resolveDeploymentOptions, validateDeploymentOptions } from './config.js';
-export type { ServeConfig, ApplicationConfig, DeploymentConfigEntry, ResolvedDeploymentOptions } from './config.js';
+export type { ServeConfig, ApplicationConfig, DeploymentConfigEntry } from './config.js';
 export { ServeInstance, startServe, serve } from './serve-instance.js';
 export type { StartServeOptions, ApplicationSpec, RunOptions, ApplyOptions } from './serve-instance.js';
 export { RuntimeEvents } from './runtime-events.js';
-export type { RuntimeEventMap, RequestEvent, ReplicaStateEvent, DeploymentStatusEvent, BatchEvent, DeploymentStats,
-  ScalingDecisionEvent } from './runtime-events.js';
-export { defaultAutoscalingPolicy, llmAutoscalingPolicy, applyDelays, rayDesiredReplicas, clampReplicas, LLM_METRICS }
-  from './controller/autoscaling-policy.js';
-export type { AutoscalingPolicy, AutoscalingContext, AutoscalingDecision, AutoscalingState, AutoscalingMetrics,
-  AutoscalingReason, LlmPolicyOptions } from './controller/autoscaling-policy.js';
+export type { RuntimeEventMap, RequestEvent, ReplicaStateEvent, DeploymentStatusEvent, BatchEvent, DeploymentStats, ScalingDecisionEvent } from './runtime-events.js';
+export { defaultAutoscalingPolicy, llmAutoscalingPolicy, applyDelays, rayDesiredReplicas, clampReplicas, LLM_METRICS } from './controller/autoscaling-policy.js';
+export type { LlmPolicyOptions } from './controller/autoscaling-policy.js';
 export type { NodeResources } from './controller/placement.js';
 export * from './errors.js';
-export type * from './ingress/ingress-target.js';
+// The shared vocabulary (contract/): call, route, status, option and autoscaling types.
+export type * from './contract/routes.js';
+export type * from './contract/status.js';
+export type * from './contract/autoscaling.js';
+export type * from './contract/deployment-options.js';
+export type { IngressTarget } from './ingress/ingress-target.js';
 export { HttpProxy, HTTP_DEFAULTS } from './ingress/http-proxy.js';
 export type { HttpProxyOptions } from './ingress/http-proxy.js';
 export { GrpcProxy, GRPC_DEFAULTS, SERVE_PROTO_PATH } from './ingress/grpc-proxy.js';
@@ -29,10 +30,12 @@ export type { GrpcProxyOptions } from './ingress/grpc-proxy.js';
 export type { GrpcServiceBinding, GrpcCallInfo } from './ingress/grpc-services.js';
 export { Ingress } from './ingress/ingress.js';
 export type { IngressOptions } from './ingress/ingress.js';
-export { FlotillaMetrics, METRICS_NAMESPACE } from './metrics.js';
+export { FlotillaMetrics, METRICS_NAMESPACE } from './observability/metrics.js';
 export { Progress, modelLoadProgress, renderProgress } from './cli/progress.js';
+export { CliError, causeOf } from './cli/cli-error.js';
+export type { CliPlugin } from './cli/serve.js';
 export type { ProgressOptions } from './cli/progress.js';
-export type { MetricsOptions, RequestLabels } from './metrics.js';
+export type { MetricsOptions, RequestLabels } from './observability/metrics.js';
 export { ClusterHead } from './cluster/head.js';
 export type { ClusterHeadOptions } from './cluster/head.js';
 export { ClusterAgent } from './cluster/agent.js';

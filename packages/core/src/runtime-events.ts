@@ -5,7 +5,8 @@
  * health) are read from `instance.status()` or `instance.stats()` at scrape time instead.
  */
 import { EventEmitter } from 'node:events';
-import type { MethodKind, ReplicaState, DeploymentStatus } from './ingress/ingress-target.js';
+import type { MethodKind } from './contract/routes.js';
+import type { ReplicaState, DeploymentStatus } from './contract/status.js';
 
 /** One finished call made through a router in this process (ingress handles and relayed replica handles). */
 export interface RequestEvent {

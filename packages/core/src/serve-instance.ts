@@ -13,8 +13,10 @@ import { CheckpointStore, defaultCheckpointPath } from './controller/checkpoint.
 import { RouterSet } from './router/router-set.js';
 import { RuntimeEvents, type DeploymentStats, type RuntimeEventMap } from './runtime-events.js';
 import type { CallServer } from './actor/rpc-peer.js';
-import type { AutoscalingPolicy } from './controller/autoscaling-policy.js';
-import type { IngressTarget, ReplicaMetrics, RouteInfo, ServeStatus } from './ingress/ingress-target.js';
+import type { AutoscalingPolicy } from './contract/autoscaling.js';
+import type { IngressTarget } from './ingress/ingress-target.js';
+import type { ReplicaMetrics, ServeStatus } from './contract/status.js';
+import type { RouteInfo } from './contract/routes.js';
 import { settle } from './controller/replica-set.js';
 import { ClusterHead, type ClusterHeadOptions } from './cluster/head.js';
 

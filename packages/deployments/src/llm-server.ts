@@ -23,9 +23,7 @@ import { InvalidJsonError, LLMServerConfigError, ModelUnavailableError, RateLimi
 import { estimatedTokens, type HandlerContext, type HttpChunk, type ModelInfo } from './handler-context.js';
 import { findRoute } from './http-routes.js';
 import { Guard, admissionOf, checkBodySize, type Admission, type RateDecision } from './guard.js';
-import {
-  LLM_GRPC_SERVICE, grpcAuthHeaders, grpcClientOf, grpcGenerate, grpcGenerateStream, toCoreError, type GrpcGenerateRequest,
-} from './grpc/llm-grpc.js';
+import { LLM_GRPC_SERVICE, grpcAuthHeaders, grpcClientOf, grpcGenerate, grpcGenerateStream, toCoreError, type GrpcGenerateRequest } from './grpc/llm-grpc.js';
 import { LLMMetrics } from './llm-metrics.js';
 import { resolveLimits, type LLMServerOptions, type ResolvedLimits } from './llm-server-options.js';
 import { checkModelPaths, randomWeightsBanner, resolveModelSource } from './model-source.js';

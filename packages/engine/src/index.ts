@@ -9,10 +9,7 @@ export type { PromptInput } from './prompt.js';
 export { resolveSamplingParams, MAX_LOGPROBS, type SamplingParams, type ResolvedSamplingParams, type SamplingContext } from './sampling-params.js';
 export { ChatTemplate, DEFAULT_CHAT_TEMPLATE, type ChatMessage, type ChatTemplateOptions, type RenderOptions } from './chat-template.js';
 export { Sequence, checkTokenStop, type SequenceStatus, type FinishReason, type SequenceInit } from './sequence.js';
-export {
-  Scheduler, DEFAULT_MAX_NUM_BATCHED_TOKENS, DEFAULT_MAX_NUM_SEQS,
-  type SchedulerConfig, type SchedulerOutput, type StepOutcome,
-} from './scheduler.js';
+export { Scheduler, DEFAULT_MAX_NUM_BATCHED_TOKENS, DEFAULT_MAX_NUM_SEQS, type SchedulerConfig, type SchedulerOutput, type StepOutcome } from './scheduler.js';
 export { BlockPool } from './block-pool.js';
 export { BlockManager, hashBlock, type BlockManagerStats } from './block-manager.js';
 export { ModelRunner, type ModelRunnerOptions, type StepModel } from './model-runner.js';
@@ -22,6 +19,7 @@ export * from './errors.js';
 export * from './model-loader/index.js';
 export * from './tokenizer/index.js';
 export type * from './native/native-types.js';
+export * from './sample/index.js';
 export * from './spec-decode/index.js';
 export type { LLMEngineStats } from './llm-engine.js';
 export type { SpeculativeParams } from './sampling-params.js';

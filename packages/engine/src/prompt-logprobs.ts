@@ -16,7 +16,7 @@ import type { TokenLogprob } from './request-output.js';
 import type { SchedulerOutput } from './scheduler.js';
 import type { Sequence } from './sequence.js';
 import type { SpecStepResult } from './spec-decode/spec-decoder.js';
-import { verifyRows } from './spec-decode/verify-rows.js';
+import { verifyRows } from './sample/verify-rows.js';
 
 /** Whether running `numNew` tokens of `seq` completes a prompt whose logprobs are pending. */
 function completesPending(seq: Sequence, numNew: number): boolean {

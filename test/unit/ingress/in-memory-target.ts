@@ -3,7 +3,9 @@
  * real runtime). Methods run in this thread; generators see the CallOptions signal like real replicas do.
  */
 import { BackPressureError, NotFoundError } from '../../../packages/core/src/errors.js';
-import type { CallOptions, IngressTarget, RouteInfo, ServeStatus } from '../../../packages/core/src/ingress/ingress-target.js';
+import type { CallOptions, RouteInfo } from '../../../packages/core/src/contract/routes.js';
+import type { IngressTarget } from '../../../packages/core/src/ingress/ingress-target.js';
+import type { ServeStatus } from '../../../packages/core/src/contract/status.js';
 
 type Impl = Record<string, (...args: any[]) => unknown>;
 

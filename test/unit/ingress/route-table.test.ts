@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { matchRoute, normalizePrefix } from '../../../packages/core/src/ingress/route-table.js';
-import type { RouteInfo } from '../../../packages/core/src/ingress/ingress-target.js';
+import type { RouteInfo } from '../../../packages/core/src/contract/routes.js';
 
 const route = (app: string, routePrefix: string): RouteInfo =>
   ({ app, routePrefix, ingress: app, deployments: [app], methods: {}, rawHttp: false });

@@ -8,7 +8,7 @@ import { comlinkEndpoint, type Channel } from './channel.js';
 import { RpcPeer, type CallServer } from './rpc-peer.js';
 import type { ReplicaInit } from './protocol.js';
 import type { Cancellation } from './cancellation.js';
-import type { MethodKind } from '../ingress/ingress-target.js';
+import type { MethodKind } from '../contract/routes.js';
 
 export interface ActorCallOptions {
   requestId: string;

@@ -5,7 +5,7 @@
 import type { Worker, MessagePort } from 'node:worker_threads';
 import type { ChildProcess } from 'node:child_process';
 import type { Endpoint } from 'comlink';
-import { decodeBatch } from './outbox.js';
+import { decodeBatch } from './batch-codec.js';
 import type { PackedBatchMessage, ProtocolMessage } from './protocol.js';
 
 export interface Channel {

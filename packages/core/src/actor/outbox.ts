@@ -17,7 +17,8 @@
  * costs per object, not per byte — 64 small message objects took 92–255 µs to send, one joined string ~27 µs.
  */
 import type { Channel } from './channel.js';
-import type { PackedBatchMessage, ProtocolMessage } from './protocol.js';
+import type { ProtocolMessage } from './protocol.js';
+import { encodeBatch } from './batch-codec.js';
 
 /** Counters for tests and benchmarks: how many messages RpcPeer sent vs. how many crossed the channel. */
 export interface OutboxStats {
@@ -127,45 +128,4 @@ function hasPrimitivePayload(msg: ProtocolMessage): boolean {
     }
     default: return false;
   }
-}
-
-/** One window's messages as one channel message: packed when it carries string stream items. */
-export function encodeBatch(pending: readonly Held[]): ProtocolMessage | PackedBatchMessage {
-  const ids: number[] = [];
-  const ends: number[] = [];
-  const others: ProtocolMessage[] = [];
-  const at: number[] = [];
-  let text = '';
-  for (let i = 0; i < pending.length; i++) {
-    const msg = pending[i]!.msg;
-    if (msg.type === 'stream-item' && typeof msg.value === 'string') {
-      ids.push(msg.id);
-      text += msg.value;
-      ends.push(text.length);
-    } else {
-      others.push(msg);
-      at.push(i);
-    }
-  }
-  if (ids.length === 0) return { type: 'batch', messages: others };
-  return { type: 'packed-batch', ids, ends, text, others, at };
-}
-
-/** The batch a PackedBatchMessage was made from (channel.ts calls this on arrival). */
-export function decodeBatch(packed: PackedBatchMessage): ProtocolMessage {
-  const { ids, ends, text, others, at } = packed;
-  const messages: ProtocolMessage[] = new Array(ids.length + others.length);
-  let k = 0;
-  let o = 0;
-  let start = 0;
-  for (let i = 0; i < messages.length; i++) {
-    if (o < at.length && at[o] === i) {
-      messages[i] = others[o++]!;
-      continue;
-    }
-    const end = ends[k]!;
-    messages[i] = { type: 'stream-item', id: ids[k++]!, value: text.slice(start, end) };
-    start = end;
-  }
-  return { type: 'batch', messages };
 }

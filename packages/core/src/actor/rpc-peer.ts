@@ -10,9 +10,9 @@
 import { ActorDiedError, FlotillaError, RequestCancelledError, UnavailableError } from '../errors.js';
 import { Cancellation, abortReason, abortSourceOf, offAbort, onAbort } from './cancellation.js';
 import type { Channel } from './channel.js';
-import { decodeBatch, Outbox, type OutboxStats } from './outbox.js';
-import { errorFromWire, errorToWire, type HandleTarget, type ProtocolMessage, type CallMessage,
-  type PackedBatchMessage, type StreamOpenMessage } from './protocol.js';
+import { decodeBatch } from './batch-codec.js';
+import { Outbox, type OutboxStats } from './outbox.js';
+import { errorFromWire, errorToWire, type HandleTarget, type ProtocolMessage, type CallMessage, type PackedBatchMessage, type StreamOpenMessage } from './protocol.js';
 
 export interface IncomingCall {
   target?: HandleTarget;

@@ -1,5 +1,5 @@
 /** `serve status` and `serve shutdown`: talk to a running instance's admin routes over HTTP. */
-import type { ServeStatus } from '../ingress/ingress-target.js';
+import type { ServeStatus } from '../contract/status.js';
 import { CliError } from './cli-error.js';
 import { renderStatus } from './status-table.js';
 

@@ -1,5 +1,5 @@
 /** The short banner `serve run` prints once everything is up: every endpoint, every route. */
-import type { RouteInfo } from '../ingress/ingress-target.js';
+import type { RouteInfo } from '../contract/routes.js';
 
 export interface BannerInput {
   http?: string;

@@ -1,12 +1,11 @@
 #!/usr/bin/env node
 /**
- * The `serve` (alias `flotilla`) command line: run, start, deploy, agent, build, status, shutdown, bench.
+ * The `serve` (alias `flotilla`) command line: run, start, deploy, agent, build, status, shutdown, and
+ * whatever commands plug-ins add (the LLM package adds `bench`; bin/serve.js passes it in).
  * Runs under tsx (bin/serve.js or `npm run serve`), so user modules may be TypeScript with decorators.
  */
-import { pathToFileURL } from 'node:url';
 import { Command, InvalidArgumentError } from 'commander';
 import { DEFAULT_ADDRESS, shutdownCommand, statusCommand } from './admin-client.js';
-import { registerBenchCommand } from './bench/bench-command.js';
 import { CliError, formatCliError } from './cli-error.js';
 import { runCommand } from './run-command.js';
 import { agentCommand } from './agent-command.js';
@@ -14,7 +13,13 @@ import { buildCommand } from './build-command.js';
 import { startCommand } from './start-command.js';
 import { deployCommand } from './deploy-command.js';
 
-export function buildProgram(): Command {
+/**
+ * A CLI plug-in: adds its commands to the program. Core knows nothing of what plug-ins do (the LLM load
+ * generator `serve bench` is one, from @flotilla/deployments); the executable decides which to load.
+ */
+export type CliPlugin = (program: Command) => void;
+
+export function buildProgram(plugins: readonly CliPlugin[] = []): Command {
   const program = new Command('serve')
     .description('Flotilla: serve multi-model pipelines of actor deployments over HTTP and gRPC.')
     .showHelpAfterError('(run `serve --help` for usage)');
@@ -113,7 +118,7 @@ export function buildProgram(): Command {
     .action(async (opts: { address: string }) => {
       process.stdout.write(await shutdownCommand(opts.address));
     });
-  registerBenchCommand(program);
+  for (const plugin of plugins) plugin(program);
   return program;
 }
 
@@ -129,13 +134,12 @@ function parseNonNegative(value: string): number {
   return n;
 }
 
-export async function main(argv = process.argv): Promise<void> {
+export async function main(argv = process.argv, plugins: readonly CliPlugin[] = []): Promise<void> {
   try {
-    await buildProgram().parseAsync(argv);
+    await buildProgram(plugins).parseAsync(argv);
   } catch (err) {
     process.stderr.write(formatCliError(err));
     process.exitCode = err instanceof CliError ? err.exitCode : 1;
   }
 }
 
-if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) await main();

@@ -1,5 +1,5 @@
 /** Renders a ServeStatus (GET /-/status) as the readable table `serve status` prints. */
-import type { ServeStatus } from '../ingress/ingress-target.js';
+import type { ServeStatus } from '../contract/status.js';
 
 export function renderStatus(status: ServeStatus, now = Date.now()): string {
   const lines: string[] = [];

@@ -29,8 +29,7 @@ import { cudaVisibleDevices, detectLocalResources, type NodeResources } from '..
 import { ClusterError } from '../errors.js';
 import { Ingress } from '../ingress/ingress.js';
 import { NodeProxyTarget } from './node-proxy.js';
-import { ACTOR_ID_KEY, CLUSTER_PROTOCOL_VERSION, NODE_ID_KEY, clusterService, type Command, type HeartbeatReply,
-  type RegisterNodeReply, type StartActorCommand } from './cluster-proto.js';
+import { ACTOR_ID_KEY, CLUSTER_PROTOCOL_VERSION, NODE_ID_KEY, clusterService, type Command, type HeartbeatReply, type RegisterNodeReply, type StartActorCommand } from './cluster-proto.js';
 
 export interface ClusterAgentOptions {
   /** The head's cluster address, 'host:port'. */

@@ -20,13 +20,12 @@ import { StreamChannel, type ActorFrame } from '../actor/stream-channel.js';
 import { RpcPeer } from '../actor/rpc-peer.js';
 import { ClusterPlacement, LOCAL_NODE, type PlacementStrategy } from './cluster-placement.js';
 import { DEFAULT_LIVENESS, NodeLivenessTable } from './node-liveness.js';
-import { ACTOR_ID_KEY, CLUSTER_PROTOCOL_VERSION, DEFAULT_CLUSTER_PORT, NODE_ID_KEY, clusterService, type Command,
-  type CommandsRequest, type DeployReply, type DeployRequest, type HeartbeatReply, type HeartbeatRequest, type ProxyStateReply,
-  type RegisterNodeReply, type RegisterNodeRequest } from './cluster-proto.js';
+import { ACTOR_ID_KEY, CLUSTER_PROTOCOL_VERSION, DEFAULT_CLUSTER_PORT, NODE_ID_KEY, clusterService, type Command, type CommandsRequest, type DeployReply, type DeployRequest, type HeartbeatReply, type HeartbeatRequest, type ProxyStateReply, type RegisterNodeReply, type RegisterNodeRequest } from './cluster-proto.js';
 import type { ActorRef } from '../actor/actor-ref.js';
 import type { CallServer } from '../actor/rpc-peer.js';
 import type { Allocation, NodeResources } from '../controller/placement.js';
-import type { NodeStatusInfo, RouteInfo, ServeStatus } from '../ingress/ingress-target.js';
+import type { NodeStatusInfo, ServeStatus } from '../contract/status.js';
+import type { RouteInfo } from '../contract/routes.js';
 
 /** What the head serves besides its nodes: the agents' proxies and deploys (ServeInstance sets it). */
 export interface HeadFrontend {

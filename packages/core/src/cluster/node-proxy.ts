@@ -16,7 +16,9 @@ import { ActorDiedError, NotFoundError, UnavailableError } from '../errors.js';
 import { createHandle, type DeploymentHandle, type HandleBackend, type ResolvedCallOptions } from '../handle.js';
 import { NODE_ID_KEY, type ProxyStateReply } from './cluster-proto.js';
 import type { HandleTarget } from '../actor/protocol.js';
-import type { IngressTarget, RouteInfo, ServeStatus } from '../ingress/ingress-target.js';
+import type { IngressTarget } from '../ingress/ingress-target.js';
+import type { RouteInfo } from '../contract/routes.js';
+import type { ServeStatus } from '../contract/status.js';
 
 export interface NodeProxyTargetOptions {
   /** The cluster client (cluster-proto.ts's service) connected to the head. */

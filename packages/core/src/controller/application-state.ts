@@ -6,11 +6,14 @@
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { inspect } from 'node:util';
-import { configOverrides, resolveDeploymentOptions, type ResolvedDeploymentOptions, type ServeConfig } from '../config.js';
+import { configOverrides, resolveDeploymentOptions, type ServeConfig } from '../config.js';
+import { type ResolvedDeploymentOptions } from '../contract/deployment-options.js';
 import { DeploymentConfigError } from '../errors.js';
-import { DeploymentState, type DeploymentSpec, type DeploymentStateDeps } from './deployment-state.js';
+import { DeploymentState, type DeploymentStateDeps } from './deployment-state.js';
+import { type DeploymentSpec } from '../contract/deployment-options.js';
 import type { AppGraph } from '../application.js';
-import type { ApplicationStatusInfo, RouteInfo } from '../ingress/ingress-target.js';
+import type { ApplicationStatusInfo } from '../contract/status.js';
+import type { RouteInfo } from '../contract/routes.js';
 
 export type ApplicationStatus = ApplicationStatusInfo['status'];
 

@@ -10,61 +10,8 @@
  *   replica is saturated long before its ongoing count does (an LLM replica admits many requests).
  * - `applyDelays` is the delay and bounds logic both share; custom policies can reuse it.
  */
-import type { ResolvedAutoscaling } from '../config.js';
-
-/** Load seen over the look-back window (averages of the samples taken every metricsIntervalS). */
-export interface AutoscalingMetrics {
-  /** Requests running in the deployment's replicas (sum over replicas). */
-  ongoing: number;
-  /** Requests waiting for a replica in the callers' routers (sum over callers). */
-  queued: number;
-  /**
-   * Custom metrics from the replicas' `autoscalingMetrics()`, each summed over the replicas that
-   * reported it (divide by `reporting` for a mean, e.g. of kvCacheUsage).
-   */
-  custom: Record<string, number>;
-  /** Replicas whose reports are included. */
-  reporting: number;
-}
-
-export interface AutoscalingContext {
-  config: ResolvedAutoscaling;
-  /** The current target (what the controller is converging to), not the running count. */
-  currentReplicas: number;
-  /** Replicas RUNNING now. */
-  runningReplicas: number;
-  /** metrics.ongoing + metrics.queued: Ray's "total ongoing requests". */
-  totalRequests: number;
-  /** Requests queued in callers right now (not averaged): the scale-from-zero trigger. */
-  queuedNow: number;
-  metrics: AutoscalingMetrics;
-  nowMs: number;
-}
-
-export interface AutoscalingState {
-  /** When the demand started pointing up (or down); undefined when it matches the current count. */
-  upSinceMs?: number;
-  downSinceMs?: number;
-}
-
-/** Stable, low-cardinality codes (a Prometheus label); `message` carries the numbers. */
-export type AutoscalingReason =
-  | 'scale-up' | 'scale-down' | 'scale-from-zero' | 'bounds' | 'at-target'
-  | 'upscale-delay' | 'downscale-delay' | 'config' | 'restored';
-
-export interface AutoscalingDecision {
-  replicas: number;
-  /**
-   * While an upscale waits out upscaleDelayS: the count it would move to now. Only a hint (the
-   * controller warms worker threads for the replicas it would add); `replicas` is the decision.
-   */
-  pending?: number;
-  state: AutoscalingState;
-  reason: AutoscalingReason;
-  message: string;
-}
-
-export type AutoscalingPolicy = (ctx: AutoscalingContext, state: AutoscalingState) => AutoscalingDecision;
+import type { ResolvedAutoscaling } from '../contract/autoscaling.js';
+import type { AutoscalingContext, AutoscalingDecision, AutoscalingPolicy, AutoscalingState } from '../contract/autoscaling.js';
 
 export function clampReplicas(config: ResolvedAutoscaling, n: number): number {
   return Math.min(config.maxReplicas, Math.max(config.minReplicas, n));

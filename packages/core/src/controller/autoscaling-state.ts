@@ -5,9 +5,9 @@
  * itself stays pure (autoscaling-policy.ts). The history of decisions lives in DeploymentState, which
  * also records changes made by a new config.
  */
-import { defaultAutoscalingPolicy, type AutoscalingDecision, type AutoscalingMetrics, type AutoscalingPolicy,
-  type AutoscalingReason, type AutoscalingState } from './autoscaling-policy.js';
-import type { ResolvedAutoscaling } from '../config.js';
+import { defaultAutoscalingPolicy } from './autoscaling-policy.js';
+import { type AutoscalingDecision, type AutoscalingMetrics, type AutoscalingPolicy, type AutoscalingReason, type AutoscalingState } from '../contract/autoscaling.js';
+import type { ResolvedAutoscaling } from '../contract/autoscaling.js';
 
 /** One load report, summed over the deployment's replicas and callers. */
 export interface LoadSample {

@@ -8,13 +8,14 @@ import { createThreadActor } from '../actor/thread-actor.js';
 import { createProcessActor } from '../actor/process-actor.js';
 import { PlacementBook, cudaVisibleDevices, type NodeResources, type Allocation, type Placement } from './placement.js';
 import { ApplicationState, buildSpecs } from './application-state.js';
-import { ADOPT_GRACE_MS, type DeploymentSpec, type DeploymentStateDeps } from './deployment-state.js';
+import { ADOPT_GRACE_MS, type DeploymentStateDeps } from './deployment-state.js';
+import { type DeploymentSpec } from '../contract/deployment-options.js';
 import type { ActorRef } from '../actor/actor-ref.js';
 import type { CallServer } from '../actor/rpc-peer.js';
 import type { AppGraph } from '../application.js';
 import type { ServeConfig } from '../config.js';
 import type { RuntimeEvents } from '../runtime-events.js';
-import type { AutoscalingPolicy } from './autoscaling-policy.js';
+import type { AutoscalingPolicy } from '../contract/autoscaling.js';
 import type { CheckpointStore, ControllerCheckpoint } from './checkpoint.js';
 import { WarmPool } from './warm-pool.js';
 

@@ -8,25 +8,16 @@ import { randomUUID } from 'node:crypto';
 import { ReplicaSet, type ReplicaRecord } from './replica-set.js';
 import { AutoscalingStateManager, type ScalingDecisionRecord } from './autoscaling-state.js';
 import { planReplicas, type PlannedReplica } from './rolling-update.js';
-import { rayDesiredReplicas, type AutoscalingPolicy, type AutoscalingState } from './autoscaling-policy.js';
+import { rayDesiredReplicas } from './autoscaling-policy.js';
+import { type AutoscalingPolicy, type AutoscalingState } from '../contract/autoscaling.js';
 import type { Placement } from './placement.js';
 import type { ActorRef, ReplicaInfo } from '../actor/actor-ref.js';
-import type { ResolvedDeploymentOptions } from '../config.js';
-import type { DeploymentStatus, DeploymentStatusInfo } from '../ingress/ingress-target.js';
+import type { ResolvedDeploymentOptions } from '../contract/deployment-options.js';
+import type { DeploymentStatus, DeploymentStatusInfo } from '../contract/status.js';
 import type { RuntimeEvents } from '../runtime-events.js';
 import type { RoutedReplica } from '../router/router.js';
 import type { Allocation } from './placement.js';
-
-export interface DeploymentSpec {
-  app: string;
-  name: string;
-  className: string;
-  modulePath: string;
-  args: unknown[];
-  options: ResolvedDeploymentOptions;
-  /** Changes with the code, the arguments or any option that needs new replicas (not userConfig, not scaling). */
-  version: string;
-}
+import type { DeploymentSpec } from '../contract/deployment-options.js';
 
 export interface DeploymentStateDeps {
   book: Placement;

@@ -10,8 +10,8 @@
  */
 import type { ActorRef, ReplicaInfo } from '../actor/actor-ref.js';
 import type { Allocation } from './placement.js';
-import type { DeploymentSpec } from './deployment-state.js';
-import type { ReplicaState, ReplicaStatusInfo } from '../ingress/ingress-target.js';
+import type { DeploymentSpec } from '../contract/deployment-options.js';
+import type { ReplicaState, ReplicaStatusInfo } from '../contract/status.js';
 import type { RuntimeEvents } from '../runtime-events.js';
 
 /** Time a replica has to load its module and run its constructor. */

@@ -4,7 +4,7 @@
  * time, and an old replica is stopped (drained) only once a new one is RUNNING in its place, so the
  * deployment never serves with fewer replicas than before and no request is dropped.
  */
-import type { ReplicaState } from '../ingress/ingress-target.js';
+import type { ReplicaState } from '../contract/status.js';
 
 export interface PlannedReplica {
   id: string;

@@ -6,7 +6,7 @@ import { randomUUID } from 'node:crypto';
 import { once } from 'node:events';
 import { Metadata, type ServerUnaryCall, type ServerWritableStream, type sendUnaryData, type ServiceError } from '@grpc/grpc-js';
 import { UnavailableError } from '../errors.js';
-import type { FlotillaMetrics, RequestLabels } from '../metrics.js';
+import type { FlotillaMetrics, RequestLabels } from '../observability/metrics.js';
 import { acceptRequestId } from './call-payload.js';
 import { grpcStatusOf, mapError } from './error-mapping.js';
 import type { IngressTarget } from './ingress-target.js';

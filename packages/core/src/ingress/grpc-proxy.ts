@@ -8,11 +8,12 @@ import { fileURLToPath } from 'node:url';
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
 import { BadRequestError, NotFoundError } from '../errors.js';
-import { FlotillaMetrics } from '../metrics.js';
+import { FlotillaMetrics } from '../observability/metrics.js';
 import { parseJsonPayload, toCallArgs } from './call-payload.js';
 import { runStream, runUnary, type GrpcContext, type MutableLabels } from './grpc-call.js';
 import { bindService, type GrpcServiceBinding } from './grpc-services.js';
-import type { IngressTarget, RouteInfo } from './ingress-target.js';
+import type { IngressTarget } from './ingress-target.js';
+import type { RouteInfo } from '../contract/routes.js';
 
 export const SERVE_PROTO_PATH = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../../../protos/serve.proto');
 const SERVICE_PATH = '/flotilla.serve.v1.Serve';

@@ -4,11 +4,13 @@
  */
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { NotFoundError, UnavailableError, BadRequestError } from '../errors.js';
-import type { FlotillaMetrics } from '../metrics.js';
+import type { FlotillaMetrics } from '../observability/metrics.js';
 import { parseJsonPayload, toCallArgs } from './call-payload.js';
 import { errorBody, mapError } from './error-mapping.js';
 import { dispatchRaw } from './http-raw.js';
-import type { IngressTarget, RouteInfo } from './ingress-target.js';
+import type { CallContext } from './call-context.js';
+import type { IngressTarget } from './ingress-target.js';
+import type { RouteInfo } from '../contract/routes.js';
 import type { DeploymentHandle } from '../handle.js';
 import { RequestScope } from './request-scope.js';
 import { matchRoute } from './route-table.js';
@@ -24,18 +26,6 @@ export interface DispatchContext {
   onRequestEnd(): void;
   /** Handles by app and ingress deployment, so that a request does not build one (see handleFor). */
   handles: Map<string, DeploymentHandle>;
-}
-
-/** Everything a handler needs for one request. */
-export interface CallContext {
-  request: FastifyRequest;
-  reply: FastifyReply;
-  target: IngressTarget;
-  route: RouteInfo;
-  rest: string;
-  scope: RequestScope;
-  /** The ingress deployment's handle. */
-  handle: DeploymentHandle;
 }
 
 export async function dispatch(ctx: DispatchContext, request: FastifyRequest, reply: FastifyReply): Promise<void> {

@@ -10,13 +10,14 @@
 import { randomUUID } from 'node:crypto';
 import Fastify, { type FastifyError, type FastifyInstance } from 'fastify';
 import { PayloadTooLargeError, BadRequestError } from '../errors.js';
-import { FlotillaMetrics } from '../metrics.js';
+import { FlotillaMetrics } from '../observability/metrics.js';
 import { acceptRequestId } from './call-payload.js';
 import { errorBody, mapError } from './error-mapping.js';
-import { registerAdminRoutes } from './http-admin.js';
-import { registerDashboard } from './dashboard.js';
+import { registerAdminRoutes } from '../observability/http-admin.js';
+import { registerDashboard } from '../observability/dashboard.js';
 import { dispatch } from './http-dispatch.js';
-import type { IngressTarget, ServeStatus } from './ingress-target.js';
+import type { IngressTarget } from './ingress-target.js';
+import type { ServeStatus } from '../contract/status.js';
 
 export interface HttpProxyOptions {
   /** Interface to listen on. Default: '127.0.0.1'. */

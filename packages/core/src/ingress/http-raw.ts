@@ -5,9 +5,9 @@
  */
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { FlotillaError } from '../errors.js';
-import type { CallContext } from './http-dispatch.js';
+import type { CallContext } from './call-context.js';
 import { parseJsonPayload } from './call-payload.js';
-import type { HttpRequestLike, HttpResponseLike } from './ingress-target.js';
+import type { HttpRequestLike, HttpResponseLike } from '../contract/routes.js';
 import { closeIterator, pump } from './stream-writer.js';
 
 export async function dispatchRaw(call: CallContext): Promise<void> {

@@ -2,7 +2,7 @@
  * Both proxies and their shared metrics as one unit with one lifecycle: what `serve run` starts in front
  * of a ServeInstance, and what programs embedding Flotilla can start the same way.
  */
-import { FlotillaMetrics } from '../metrics.js';
+import { FlotillaMetrics } from '../observability/metrics.js';
 import type { RuntimeEvents } from '../runtime-events.js';
 import { GrpcProxy, type GrpcProxyOptions } from './grpc-proxy.js';
 import { HttpProxy, type HttpProxyOptions } from './http-proxy.js';

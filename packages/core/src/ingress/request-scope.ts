@@ -6,7 +6,7 @@
  */
 import { Cancellation } from '../actor/cancellation.js';
 import { RequestCancelledError, RequestTimeoutError } from '../errors.js';
-import type { CallOptions } from './ingress-target.js';
+import type { CallOptions } from '../contract/routes.js';
 
 export type AbortCause = 'disconnect' | 'timeout' | 'cancel';
 

@@ -2,7 +2,7 @@
  * Maps a request path to the application whose route prefix owns it (longest prefix wins, on whole
  * path segments: '/api' owns '/api' and '/api/x' but not '/apix').
  */
-import type { RouteInfo } from './ingress-target.js';
+import type { RouteInfo } from '../contract/routes.js';
 
 export interface RouteMatch {
   route: RouteInfo;

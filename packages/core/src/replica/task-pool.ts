@@ -16,8 +16,8 @@ import { errorFromWire } from '../actor/protocol.js';
 import { isHandleDescriptor } from '../handle.js';
 import { abortReason, type Cancellation } from '../actor/cancellation.js';
 import { methodsOf } from './user-callable.js';
-import type { MethodKind } from '../ingress/ingress-target.js';
-import type { PoolOptions } from '../deployment.js';
+import type { MethodKind } from '../contract/routes.js';
+import type { PoolOptions } from '../contract/deployment-options.js';
 import type { PoolTask, PoolTaskResult, PoolWorkerData } from './pool-worker.js';
 
 const BOOTSTRAP = fileURLToPath(new URL('./pool-bootstrap.mjs', import.meta.url));

@@ -12,7 +12,7 @@
  */
 import { BadRequestError, NotFoundError } from '../errors.js';
 import { requestContextStorage, type RequestContext } from '../request-context.js';
-import type { MethodKind } from '../ingress/ingress-target.js';
+import type { MethodKind } from '../contract/routes.js';
 
 /** Not callable through handles or proxies. */
 const LIFECYCLE = new Set(['constructor', 'checkHealth', 'reconfigure', 'autoscalingMetrics', 'collectMetrics', 'dispose']);

@@ -13,7 +13,7 @@ import { choosePrefixAware, prefixKeyOf } from './prefix-aware-router.js';
 import type { ActorRef } from '../actor/actor-ref.js';
 import type { ResolvedCallOptions } from '../handle.js';
 import type { RuntimeEvents } from '../runtime-events.js';
-import type { MethodKind } from '../ingress/ingress-target.js';
+import type { MethodKind } from '../contract/routes.js';
 
 export interface RoutedReplica {
   id: string;

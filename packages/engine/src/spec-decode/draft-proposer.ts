@@ -11,7 +11,7 @@ import { ModelRunner } from '../model-runner.js';
 import type { NativeModel } from '../native/native-types.js';
 import type { SchedulerOutput } from '../scheduler.js';
 import { Sequence } from '../sequence.js';
-import { argmax, candidates, distribution, uniform, walk } from './sampler.js';
+import { argmax, candidates, distribution, uniform, walk } from '../sample/sampler.js';
 
 /** Salt of the draft's draws, so they are independent of the target's draws at the same position. */
 const DRAFT_SALT = 0x5bd1e995;

@@ -14,8 +14,8 @@ import type { ResolvedSamplingParams } from '../sampling-params.js';
 import type { SchedulerOutput } from '../scheduler.js';
 import { Sequence } from '../sequence.js';
 import { DraftProposer } from './draft-proposer.js';
-import { isPlainGreedy, verifyArgmax, verifyRows } from './verify-rows.js';
-import type { VerifyResult } from './rejection-sampler.js';
+import { isPlainGreedy, verifyArgmax, verifyRows } from '../sample/verify-rows.js';
+import type { VerifyResult } from '../sample/rejection-sampler.js';
 
 export interface SessionModelOptions {
   /** Longest sequence served. Default the model's maxSeqLen. */

@@ -18,7 +18,7 @@ import type { Sequence } from '../sequence.js';
 import type { BlockManager } from '../block-manager.js';
 import type { DraftProposer } from './draft-proposer.js';
 import { proposeNgram, type NgramOptions } from './ngram-proposer.js';
-import { isPlainGreedy, verifyArgmax, verifyRows } from './verify-rows.js';
+import { isPlainGreedy, verifyArgmax, verifyRows } from '../sample/verify-rows.js';
 import { SpecDecodeMetrics } from './spec-metrics.js';
 
 export type SpeculativeMethod = 'ngram' | 'draft';

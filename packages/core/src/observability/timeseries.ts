@@ -4,7 +4,7 @@
  * /metrics serves), and turns counter and histogram deltas since the previous snapshot into rates and
  * latency percentiles per deployment. Pure functions; the timer lives in dashboard-sampler.ts.
  */
-import type { DeploymentStatusInfo, ServeStatus } from './ingress-target.js';
+import type { DeploymentStatusInfo, ServeStatus } from '../contract/status.js';
 
 /** prom-client's getMetricsAsJSON() entries, reduced to what is read here. */
 export interface MetricJson {

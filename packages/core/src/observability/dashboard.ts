@@ -1,5 +1,5 @@
 /**
- * The live dashboard: a static page (packages/core/src/dashboard: plain HTML, CSS and JS, no build
+ * The live dashboard: a static page (packages/core/src/observability/dashboard: plain HTML, CSS and JS, no build
  * step) at /-/dashboard that polls /-/status and /-/timeseries, the sampler's JSON.
  * One hook for the HTTP proxy: registerDashboard(app, { target, metrics }).
  */
@@ -7,9 +7,9 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { FastifyInstance, FastifyReply } from 'fastify';
-import type { FlotillaMetrics } from '../metrics.js';
+import type { FlotillaMetrics } from './metrics.js';
 import { TimeseriesSampler, type SamplerOptions } from './dashboard-sampler.js';
-import type { IngressTarget } from './ingress-target.js';
+import type { IngressTarget } from '../ingress/ingress-target.js';
 import { parsePrometheusText } from './prom-text.js';
 
 export interface DashboardOptions extends SamplerOptions {
@@ -18,7 +18,7 @@ export interface DashboardOptions extends SamplerOptions {
   metrics: FlotillaMetrics;
 }
 
-const ASSETS_DIR = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../dashboard');
+const ASSETS_DIR = path.resolve(path.dirname(fileURLToPath(import.meta.url)), 'dashboard');
 const ASSETS: Record<string, string> = {
   'index.html': 'text/html; charset=utf-8',
   'dashboard.js': 'text/javascript; charset=utf-8',

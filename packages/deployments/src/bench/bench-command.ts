@@ -6,8 +6,8 @@
 import { writeFileSync } from 'node:fs';
 import type { Command } from 'commander';
 import { InvalidArgumentError } from 'commander';
-import { CliError, causeOf } from '../cli-error.js';
-import { Progress } from '../progress.js';
+import { CliError, causeOf } from '@flotilla/core';
+import { Progress } from '@flotilla/core';
 import { arrivalSchedule } from './arrivals.js';
 import { planBench, type BenchCliOptions } from './bench-options.js';
 import { firstModel, sendCompletion, type CompletionTarget } from './completion-client.js';

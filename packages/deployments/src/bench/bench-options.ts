@@ -1,6 +1,6 @@
 /** `serve bench` options as commander hands them over, and their conversion into the plain inputs of a run. */
 import { readFileSync } from 'node:fs';
-import { CliError, causeOf } from '../cli-error.js';
+import { CliError, causeOf } from '@flotilla/core';
 import { parseRates } from './arrivals.js';
 import { parsePromptFile, prefixRepetitionDataset, randomDataset, type BenchRequest } from './datasets.js';
 import { parseGoodput, type Slo } from './goodput.js';

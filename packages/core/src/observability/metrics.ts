@@ -8,9 +8,9 @@
  * instance's RuntimeEvents (see `observeRuntime`).
  */
 import { AggregatorRegistry, Counter, Gauge, Histogram, Registry, collectDefaultMetrics, type MetricObjectWithValues, type MetricValue } from 'prom-client';
-import type { ReplicaMetrics, ServeStatus } from './ingress/ingress-target.js';
+import type { ReplicaMetrics, ServeStatus } from '../contract/status.js';
 import { SeriesCounter, SeriesHistogram, type CounterSeries, type HistogramSeries } from './metrics-series.js';
-import type { BatchEvent, RequestEvent, RuntimeEvents, ScalingDecisionEvent } from './runtime-events.js';
+import type { BatchEvent, RequestEvent, RuntimeEvents, ScalingDecisionEvent } from '../runtime-events.js';
 
 export const METRICS_NAMESPACE = 'flotilla_';
 

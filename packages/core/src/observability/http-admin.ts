@@ -3,8 +3,9 @@
  * healthz, routes, status (what `serve status` reads), Prometheus metrics and a loopback-only shutdown.
  */
 import type { FastifyInstance, FastifyRequest } from 'fastify';
-import type { FlotillaMetrics } from '../metrics.js';
-import type { IngressTarget, ServeStatus } from './ingress-target.js';
+import type { FlotillaMetrics } from './metrics.js';
+import type { IngressTarget } from '../ingress/ingress-target.js';
+import type { ServeStatus } from '../contract/status.js';
 
 export interface AdminContext {
   target: IngressTarget;

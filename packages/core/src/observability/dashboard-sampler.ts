@@ -3,7 +3,8 @@
  * at the defaults), plus the scaling decisions the controller reported. In-process and bounded, so it
  * needs no store and forgets on restart (Prometheus scraping /metrics is the place for history).
  */
-import type { IngressTarget, ScalingDecisionInfo } from './ingress-target.js';
+import type { IngressTarget } from '../ingress/ingress-target.js';
+import type { ScalingDecisionInfo } from '../contract/status.js';
 import { readCounters, Ring, takeSample, type Counters, type MetricJson, type Sample } from './timeseries.js';
 
 export interface SamplerOptions {
