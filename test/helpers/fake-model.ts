@@ -16,7 +16,7 @@ const enc = new TextEncoder();
 function pieceOf(id: number): Uint8Array {
   if (id < 3) return new Uint8Array(0);
   if (id < 29) return enc.encode(String.fromCharCode(94 + id));
-  if (id < 55) return enc.encode(' ' + String.fromCharCode(68 + id));
+  if (id < 55) return enc.encode(` ${String.fromCharCode(68 + id)}`);
   if (id === 55) return enc.encode('\n');
   if (id === 56) return Uint8Array.of(0xc3);
   if (id === 57) return Uint8Array.of(0xa9);

@@ -7,7 +7,7 @@ import { describe, expect, it } from 'vitest';
 import { eventually } from '../helpers/eventually.js';
 import { cliProcesses, freePort } from '../helpers/cli-processes.js';
 
-const { serve, children } = cliProcesses();
+const { serve } = cliProcesses();
 
 
 

@@ -11,7 +11,7 @@ import path from 'node:path';
 import { eventually } from '../helpers/eventually.js';
 import { cliProcesses, freePort } from '../helpers/cli-processes.js';
 
-const { serve, children } = cliProcesses();
+const { serve } = cliProcesses();
 
 
 

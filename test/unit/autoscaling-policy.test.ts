@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { defaultAutoscalingPolicy, llmAutoscalingPolicy, rayDesiredReplicas } from '../../packages/core/src/controller/autoscaling-policy.js';
-import { type AutoscalingContext, type AutoscalingPolicy, type AutoscalingState } from '../../packages/core/src/contract/autoscaling.js';
+import type { AutoscalingContext, AutoscalingPolicy, AutoscalingState } from '../../packages/core/src/contract/autoscaling.js';
 import type { ResolvedAutoscaling } from '../../packages/core/src/contract/autoscaling.js';
 
 const config: ResolvedAutoscaling = { minReplicas: 1, maxReplicas: 5, initialReplicas: 1, targetOngoingRequests: 2,

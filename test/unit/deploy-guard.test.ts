@@ -16,7 +16,7 @@ describe('TokenBucket', () => {
   });
 
   it('goes into debt with charge() and recovers; refunds cap at capacity', () => {
-    let t = 0;
+    const t = 0;
     const b = new TokenBucket(10, 2, () => t);
     b.charge(16);
     expect(b.available).toBe(-6);

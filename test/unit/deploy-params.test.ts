@@ -1,6 +1,6 @@
 /** OpenAI and TGI request bodies → the engine's SamplingParams, and the errors naming each field. */
 import { describe, expect, it } from 'vitest';
-import { parseChatRequest, parseCompletionRequest, parseTgiRequest, resolveLimits, InvalidParameterError } from '../../packages/deployments/src/index.js';
+import { parseChatRequest, parseCompletionRequest, parseTgiRequest, resolveLimits, type InvalidParameterError } from '../../packages/deployments/src/index.js';
 
 const limits = resolveLimits({ maxN: 4, maxStop: 2 }, 512);
 const paramOf = (fn: () => unknown): string | null | undefined => {

@@ -40,8 +40,8 @@ function byteLevelJson() {
     chars.push(String.fromCodePoint(printable ? b : 256 + extra++));
   }
   const vocab: Record<string, number> = Object.fromEntries(chars.map((c, i) => [c, i]));
-  vocab['Ġh'] = 256;
-  vocab['Ġhi'] = 257;
+  vocab.Ġh = 256;
+  vocab.Ġhi = 257;
   vocab['<|endoftext|>'] = 258;
   return {
     version: '1.0',

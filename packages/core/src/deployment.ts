@@ -8,7 +8,6 @@ import { fileURLToPath } from 'node:url';
 import path from 'node:path';
 import { Application } from './application.js';
 import { validateDeploymentOptions } from './config.js';
-import type { AutoscalingPolicy } from './contract/autoscaling.js';
 import type { DeploymentDefinition, DeploymentOptions } from './contract/deployment-options.js';
 
 const definitions = new WeakMap<object, DeploymentDefinition>();

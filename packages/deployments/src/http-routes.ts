@@ -3,7 +3,7 @@
  * and whether it needs an API key (everything but /health, which load balancers and probes call).
  */
 import type { HttpRequestLike, HttpResponseLike } from '@flotilla/core';
-import { LLMApiError, MethodNotAllowedError, RouteNotFoundError } from './errors.js';
+import { type LLMApiError, MethodNotAllowedError, RouteNotFoundError } from './errors.js';
 import type { RouteHandler } from './handler-context.js';
 import { chatCompletions, completions, model, models, openAiError } from './openai/routes.js';
 import { detokenize, tokenize } from './openai/tokenize.js';

@@ -106,7 +106,6 @@ export class ResponseCache {
   private readonly cacheSeeded: boolean;
   private readonly registry = new Registry();
   private readonly lookups: Counter<'result'>;
-  private readonly entries: Gauge;
 
   constructor(private readonly llm: DeploymentHandle, options: ResponseCacheOptions = {}) {
     this.cache = new LruTtlCache(options);
@@ -115,7 +114,8 @@ export class ResponseCache {
     const registers = [this.registry];
     this.lookups = new Counter({ name: 'flotilla_response_cache_lookups_total', help: 'Cache lookups by result: hit, miss, or bypass (not cacheable).', labelNames: ['result'], registers });
     const cache = this.cache;
-    this.entries = new Gauge({ name: 'flotilla_response_cache_entries', help: 'Responses held.', registers, collect() { this.set(cache.size); } });
+    // Registered in this replica's registry; read on each scrape.
+    new Gauge({ name: 'flotilla_response_cache_entries', help: 'Responses held.', registers, collect() { this.set(cache.size); } });
   }
 
   /** The downstream response, from the cache when an identical deterministic request was answered before. */

@@ -6,7 +6,7 @@
  * full block is never written again, so no copy-on-write is needed: a sequence that shares a prefix
  * writes its partly filled last block into a block of its own, recomputing those few tokens.
  */
-import { BlockPool } from './block-pool.js';
+import type { BlockPool } from './block-pool.js';
 import type { Sequence } from './sequence.js';
 
 /** Hash of the (empty) root of every chain. */

@@ -21,7 +21,7 @@ export interface StartCommandOptions extends Omit<RunOptions, 'name' | 'routePre
 export async function startCommand(opts: StartCommandOptions): Promise<void> {
   const config = opts.config ? loadConfig(opts.config) : undefined;
   const port = opts.clusterPort ?? DEFAULT_CLUSTER_PORT;
-  let instance;
+  let instance: Awaited<ReturnType<typeof startHead>>;
   try {
     instance = await startHead({ config, checkpoint: opts.checkpoint,
       cluster: { port, host: opts.clusterHost ?? opts.host, log: (line) => process.stdout.write(`[flotilla head] ${line}\n`) } });

@@ -6,7 +6,7 @@
  * also records changes made by a new config.
  */
 import { defaultAutoscalingPolicy } from './autoscaling-policy.js';
-import { type AutoscalingDecision, type AutoscalingMetrics, type AutoscalingPolicy, type AutoscalingReason, type AutoscalingState } from '../contract/autoscaling.js';
+import type { AutoscalingDecision, AutoscalingMetrics, AutoscalingPolicy, AutoscalingReason, AutoscalingState } from '../contract/autoscaling.js';
 import type { ResolvedAutoscaling } from '../contract/autoscaling.js';
 
 /** One load report, summed over the deployment's replicas and callers. */

@@ -9,7 +9,7 @@ import { createProcessActor } from '../actor/process-actor.js';
 import { PlacementBook, cudaVisibleDevices, type NodeResources, type Allocation, type Placement } from './placement.js';
 import { ApplicationState, buildSpecs } from './application-state.js';
 import { ADOPT_GRACE_MS, type DeploymentStateDeps } from './deployment-state.js';
-import { type DeploymentSpec } from '../contract/deployment-options.js';
+import type { DeploymentSpec } from '../contract/deployment-options.js';
 import type { ActorRef } from '../actor/actor-ref.js';
 import type { CallServer } from '../actor/rpc-peer.js';
 import type { AppGraph } from '../application.js';

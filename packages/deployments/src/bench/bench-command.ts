@@ -60,7 +60,7 @@ function saveOutputs(o: BenchCliOptions, report: BenchReport, out: (text: string
     out(`saved ${o.saveResult}\n`);
   }
   // A sweep saved to JSON also gets its plot beside it, unless --plot names another place.
-  const plot = o.plot ?? (o.saveResult && report.runs.length > 1 ? o.saveResult.replace(/\.json$/i, '') + '.svg' : undefined);
+  const plot = o.plot ?? (o.saveResult && report.runs.length > 1 ? `${o.saveResult.replace(/\.json$/i, '')}.svg` : undefined);
   if (plot) {
     writeFileSync(plot, renderLatencyPlot(report.runs, `${report.model} at ${report.endpoint}`));
     out(`saved ${plot}\n`);

@@ -31,7 +31,7 @@ export function createRng(seed = 0): Rng {
   const gamma = (shape: number, scale: number): number => {
     if (shape < 1) {
       // Boost: Gamma(a) = Gamma(a + 1) * U^(1/a), so Marsaglia–Tsang below always sees shape >= 1.
-      return gamma(shape + 1, scale) * Math.pow(1 - next(), 1 / shape);
+      return gamma(shape + 1, scale) * (1 - next()) ** (1 / shape);
     }
     const d = shape - 1 / 3;
     const c = 1 / Math.sqrt(9 * d);

@@ -11,7 +11,7 @@ import {
   type GrpcCallInfo,
 } from '@flotilla/core';
 import type { SamplingParams, TokenLogprob, Tokenizer } from '@flotilla/engine';
-import { InvalidParameterError, LLMApiError, ModelNotFoundError, RateLimitError } from '../errors.js';
+import { InvalidParameterError, LLMApiError, ModelNotFoundError, type RateLimitError } from '../errors.js';
 import { collectGeneration, prepareGeneration, startGeneration, UsageTracker, type GenerationSpec, type ParamNames } from '../generation.js';
 import type { HandlerContext } from '../handler-context.js';
 import { tokenText } from '../openai/logprobs.js';

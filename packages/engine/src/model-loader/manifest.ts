@@ -29,15 +29,15 @@ export function expectedShapes(c: NativeModelConfig): Map<string, number[]> {
   if (!c.tiedEmbeddings) m.set('output', [c.vocabSize, c.dim]);
   for (let i = 0; i < c.nLayers; i++) {
     const p = `layers.${i}.`;
-    m.set(p + 'attention_norm', [c.dim]);
-    m.set(p + 'wq', [c.nHeads * headDim, c.dim]);
-    m.set(p + 'wk', [kvDim, c.dim]);
-    m.set(p + 'wv', [kvDim, c.dim]);
-    m.set(p + 'wo', [c.dim, c.nHeads * headDim]);
-    m.set(p + 'ffn_norm', [c.dim]);
-    m.set(p + 'w1', [c.hiddenDim, c.dim]);
-    m.set(p + 'w2', [c.dim, c.hiddenDim]);
-    m.set(p + 'w3', [c.hiddenDim, c.dim]);
+    m.set(`${p}attention_norm`, [c.dim]);
+    m.set(`${p}wq`, [c.nHeads * headDim, c.dim]);
+    m.set(`${p}wk`, [kvDim, c.dim]);
+    m.set(`${p}wv`, [kvDim, c.dim]);
+    m.set(`${p}wo`, [c.dim, c.nHeads * headDim]);
+    m.set(`${p}ffn_norm`, [c.dim]);
+    m.set(`${p}w1`, [c.hiddenDim, c.dim]);
+    m.set(`${p}w2`, [c.dim, c.hiddenDim]);
+    m.set(`${p}w3`, [c.hiddenDim, c.dim]);
   }
   return m;
 }

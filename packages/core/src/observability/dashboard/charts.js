@@ -1,7 +1,7 @@
 // A small SVG line chart for the dashboard: time on x, one path per series, no dependencies.
 // Every chart carries data-chart (its id) and data-points (how many samples it drew), so the page can be
 // tested from a browser without reading pixels.
-'use strict';
+
 
 const SVG_NS = 'http://www.w3.org/2000/svg';
 const CHART = { width: 300, height: 150, left: 44, right: 8, top: 8, bottom: 20 };
@@ -16,7 +16,7 @@ function svgEl(name, attrs, text) {
 /** 1, 2 or 5 times a power of ten, at least v: round numbers for the y axis. */
 function niceMax(v) {
   if (!(v > 0)) return 1;
-  const p = Math.pow(10, Math.floor(Math.log10(v)));
+  const p = 10 ** Math.floor(Math.log10(v));
   for (const m of [1, 2, 5, 10]) if (m * p >= v) return m * p;
   return 10 * p;
 }
@@ -33,6 +33,7 @@ function formatValue(v) {
  *         yMax?: fixed top (e.g. 1 for fractions), empty?: text shown when no series has a value,
  *         markers?: [epoch ms] drawn as vertical lines (e.g. scaling decisions) }
  */
+// biome-ignore lint/correctness/noUnusedVariables: called by dashboard.js, a classic script sharing the page's globals
 function drawChart(box, spec) {
   const { width, height, left, right, top, bottom } = CHART;
   const w = width - left - right;

@@ -1,6 +1,6 @@
 // The dashboard page: polls /-/status (what `serve status` prints) and /-/timeseries (the proxy's
 // sampler) once a second and redraws. Plain script, no build step; charts come from charts.js.
-'use strict';
+
 
 const POLL_MS = 1000;
 const state = { samples: [], decisions: [], capacity: 300, lastT: 0 };
@@ -19,7 +19,7 @@ function renderSummary(status) {
   const up = Math.round((Date.now() - status.startedAtMs) / 1000);
   const deps = status.applications.reduce((n, a) => n + a.deployments.length, 0);
   document.getElementById('summary').textContent =
-    `${status.applications.length} application(s), ${deps} deployment(s), up ${up}s` + (status.grpc ? `  ·  gRPC ${status.grpc}` : '');
+    `${status.applications.length} application(s), ${deps} deployment(s), up ${up}s${status.grpc ? `  ·  gRPC ${status.grpc}` : ''}`;
   document.getElementById('updated').textContent = `updated ${new Date().toLocaleTimeString()}`;
 }
 
