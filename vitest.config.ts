@@ -11,7 +11,13 @@ function esbuildDecorators(): Plugin {
     enforce: 'pre',
     async transform(code, id) {
       if (!id.endsWith('.ts') || id.includes('node_modules')) return null;
-      const out = await transform(code, { loader: 'ts', target: 'es2022', format: 'esm', sourcemap: true, sourcefile: id });
+      const out = await transform(code, {
+        loader: 'ts',
+        target: 'es2022',
+        format: 'esm',
+        sourcemap: true,
+        sourcefile: id,
+      });
       return { code: out.code, map: out.map };
     },
   };

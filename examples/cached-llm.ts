@@ -21,7 +21,12 @@ export class Cache extends ResponseCache {}
 
 export function app(args: { model?: string; tokenizer?: string; ttl_ms?: string; max_entries?: string } = {}) {
   const model = args.model ?? defaultModel();
-  const llm = CachedModel.bind({ numThreads: 1, auditLog: 'none', ...(model ? { model } : {}), ...(args.tokenizer ? { tokenizer: args.tokenizer } : {}) });
+  const llm = CachedModel.bind({
+    numThreads: 1,
+    auditLog: 'none',
+    ...(model ? { model } : {}),
+    ...(args.tokenizer ? { tokenizer: args.tokenizer } : {}),
+  });
   return Cache.bind(llm, {
     ttlMs: Number(args.ttl_ms ?? 60_000),
     ...(args.max_entries ? { maxEntries: Number(args.max_entries) } : {}),

@@ -11,11 +11,19 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { deployment, type DeploymentHandle } from '@flotilla/core';
 
-@deployment({ resources: { gpus: 1 }, placement: 'process', autoscaling: { minReplicas: 1, maxReplicas: 4, targetOngoingRequests: 4 } })
+@deployment({
+  resources: { gpus: 1 },
+  placement: 'process',
+  autoscaling: { minReplicas: 1, maxReplicas: 4, targetOngoingRequests: 4 },
+})
 export class GpuWorker {
   /** Where this replica runs: its node (set by the agent), pid and GPU. */
   where() {
-    return { node: process.env.FLOTILLA_NODE_ID ?? 'local', pid: process.pid, cuda: process.env.CUDA_VISIBLE_DEVICES ?? '' };
+    return {
+      node: process.env.FLOTILLA_NODE_ID ?? 'local',
+      pid: process.pid,
+      cuda: process.env.CUDA_VISIBLE_DEVICES ?? '',
+    };
   }
 
   echo(text: string) {

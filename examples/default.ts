@@ -26,7 +26,8 @@ function modelIn(dir: string): string | undefined {
   if (!existsSync(dir) || !statSync(dir).isDirectory()) return undefined;
   const files = readdirSync(dir);
   if (files.includes('config.json') && files.some((f) => f.endsWith('.safetensors'))) return dir;
-  const pick = files.find((f) => f.endsWith('.bin') && !/^tok|tokenizer/.test(f)) ?? files.find((f) => f.endsWith('.gguf'));
+  const pick =
+    files.find((f) => f.endsWith('.bin') && !/^tok|tokenizer/.test(f)) ?? files.find((f) => f.endsWith('.gguf'));
   return pick ? path.join(dir, pick) : undefined;
 }
 

@@ -29,9 +29,16 @@ export class CachedRouter extends ResponseCache {}
 export function app(args: { small?: string; large?: string; tokenizer?: string; classifier?: string } = {}) {
   const pair = defaultPair();
   const tokenizer = args.tokenizer ?? pair.tokenizer;
-  const llm = (model: string): LLMServerOptions => ({ model, numThreads: 1, auditLog: 'none', ...(tokenizer ? { tokenizer } : {}) });
+  const llm = (model: string): LLMServerOptions => ({
+    model,
+    numThreads: 1,
+    auditLog: 'none',
+    ...(tokenizer ? { tokenizer } : {}),
+  });
   const classifier = args.classifier === 'confidence' ? 'confidence' : 'heuristic';
-  const router = Router.bind(Small.bind(llm(args.small ?? pair.draft)), Large.bind(llm(args.large ?? pair.target)), { classifier });
+  const router = Router.bind(Small.bind(llm(args.small ?? pair.draft)), Large.bind(llm(args.large ?? pair.target)), {
+    classifier,
+  });
   // The router's method is `generate`; the cache forwards to it.
   return CachedRouter.bind(router, { method: 'generate', ttlMs: 60_000 });
 }

@@ -24,11 +24,25 @@ import { LLMServer, type LLMServerOptions } from '@flotilla/deployments';
 export class LLM extends LLMServer {}
 
 export function llmOptions(args: Record<string, string | undefined>): LLMServerOptions {
-  const { model, tokenizer, quantize, served_name, api_keys, api_key_file, max_num_seqs, kv_cache_mb, kv_cache_dtype, ...rest } = args;
+  const {
+    model,
+    tokenizer,
+    quantize,
+    served_name,
+    api_keys,
+    api_key_file,
+    max_num_seqs,
+    kv_cache_mb,
+    kv_cache_dtype,
+    ...rest
+  } = args;
   const unknown = Object.keys(rest);
-  if (unknown.length > 0) throw new Error(`unknown argument ${unknown.join(', ')}; see the header of examples/llm-server.ts`);
-  if (quantize !== undefined && quantize !== 'int8' && quantize !== 'int4') throw new Error(`quantize must be int8 or int4, got ${quantize}`);
-  if (kv_cache_dtype !== undefined && !['auto', 'f32', 'f16'].includes(kv_cache_dtype)) throw new Error(`kv_cache_dtype must be auto, f32 or f16, got ${kv_cache_dtype}`);
+  if (unknown.length > 0)
+    throw new Error(`unknown argument ${unknown.join(', ')}; see the header of examples/llm-server.ts`);
+  if (quantize !== undefined && quantize !== 'int8' && quantize !== 'int4')
+    throw new Error(`quantize must be int8 or int4, got ${quantize}`);
+  if (kv_cache_dtype !== undefined && !['auto', 'f32', 'f16'].includes(kv_cache_dtype))
+    throw new Error(`kv_cache_dtype must be auto, f32 or f16, got ${kv_cache_dtype}`);
   const options: LLMServerOptions = {};
   if (model) options.model = model;
   if (tokenizer) options.tokenizer = tokenizer;

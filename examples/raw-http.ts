@@ -18,7 +18,10 @@ export class Countdown {
       return;
     }
     if (req.path !== '/countdown') {
-      yield { status: 404, body: { error: { code: 'NOT_FOUND', message: `no route ${req.path}; try /hello or /countdown` } } };
+      yield {
+        status: 404,
+        body: { error: { code: 'NOT_FOUND', message: `no route ${req.path}; try /hello or /countdown` } },
+      };
       return;
     }
     yield { status: 200, headers: { 'content-type': 'text/event-stream' } };

@@ -36,7 +36,8 @@ export function defaultPair(): { target: string; draft: string; tokenizer?: stri
   }
   const shared = process.env.FLOTILLA_MODELS ?? path.join(root, 'test/fixtures/models');
   return {
-    target: path.join(shared, 'stories260K/stories260K.bin'), draft: path.join(shared, 'llama2xs-260K/llama2xs-260K.bin'),
+    target: path.join(shared, 'stories260K/stories260K.bin'),
+    draft: path.join(shared, 'llama2xs-260K/llama2xs-260K.bin'),
     tokenizer: path.join(shared, 'stories260K/tok512.bin'),
   };
 }

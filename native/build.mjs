@@ -2,7 +2,16 @@
 // compiler, make, python3 or Node headers gives a message saying what to install, then runs the
 // node-gyp that ships with npm (no network: the headers come from npm's nodedir or Node's prefix).
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, readdirSync, realpathSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import {
+  existsSync,
+  mkdirSync,
+  readFileSync,
+  readdirSync,
+  realpathSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -23,31 +32,50 @@ function have(cmd, args = ['--version']) {
 
 function checkToolchain() {
   const cxx = process.env.CXX ?? 'g++';
-  if (!have(cxx)) die(`no C++17 compiler (${cxx}). Install one: apt-get install g++ (Debian/Ubuntu), dnf install gcc-c++ (Fedora), xcode-select --install (macOS).`);
+  if (!have(cxx))
+    die(
+      `no C++17 compiler (${cxx}). Install one: apt-get install g++ (Debian/Ubuntu), dnf install gcc-c++ (Fedora), xcode-select --install (macOS).`,
+    );
   if (!have('make')) die('make is missing. Install it: apt-get install make (or build-essential).');
-  if (!have(process.env.PYTHON ?? 'python3')) die('python3 (needed by node-gyp) is missing. Install it: apt-get install python3.');
+  if (!have(process.env.PYTHON ?? 'python3'))
+    die('python3 (needed by node-gyp) is missing. Install it: apt-get install python3.');
 }
 
 function nodeDir() {
-  const candidates = [process.env.npm_config_nodedir, path.resolve(path.dirname(process.execPath), '..')].filter(Boolean);
+  const candidates = [process.env.npm_config_nodedir, path.resolve(path.dirname(process.execPath), '..')].filter(
+    Boolean,
+  );
   for (const dir of candidates) {
     if (existsSync(path.join(dir, 'include', 'node', 'node_api.h'))) return dir;
   }
-  die(`Node's C headers (include/node/node_api.h) were not found in ${candidates.join(' or ')}. ` +
-    'Install them (apt-get install libnode-dev, or use an official Node.js build which ships them) ' +
-    'or point npm at them: npm config set nodedir /path/to/node');
+  die(
+    `Node's C headers (include/node/node_api.h) were not found in ${candidates.join(' or ')}. ` +
+      'Install them (apt-get install libnode-dev, or use an official Node.js build which ships them) ' +
+      'or point npm at them: npm config set nodedir /path/to/node',
+  );
 }
 
 function nodeGyp() {
   const candidates = [
     process.env.npm_config_node_gyp,
-    path.join(path.dirname(process.execPath), '..', 'lib', 'node_modules', 'npm', 'node_modules', 'node-gyp', 'bin', 'node-gyp.js'),
+    path.join(
+      path.dirname(process.execPath),
+      '..',
+      'lib',
+      'node_modules',
+      'npm',
+      'node_modules',
+      'node-gyp',
+      'bin',
+      'node-gyp.js',
+    ),
   ].filter(Boolean);
   try {
     candidates.push(createRequire(import.meta.url).resolve('node-gyp/bin/node-gyp.js'));
   } catch {}
   const found = candidates.find((p) => existsSync(p));
-  if (!found) die('node-gyp was not found (it ships with npm). Reinstall npm, or install node-gyp: npm install -g node-gyp.');
+  if (!found)
+    die('node-gyp was not found (it ships with npm). Reinstall npm, or install node-gyp: npm install -g node-gyp.');
   return found;
 }
 
@@ -88,16 +116,26 @@ async function buildCuda(nvcc) {
   } catch {}
   homes.push('/usr/local/cuda');
   const cudaHome = homes.filter(Boolean).find((h) => existsSync(path.join(h, 'include', 'cuda_runtime.h'))) ?? homes[2];
-  const srcDir = path.join(here, 'src', 'cuda'), outDir = path.join(here, 'build', 'cuda');
+  const srcDir = path.join(here, 'src', 'cuda'),
+    outDir = path.join(here, 'build', 'cuda');
   mkdirSync(outDir, { recursive: true });
   const headers = [
-    ...readdirSync(srcDir).filter((f) => /\.(cuh|h)$/.test(f)).map((f) => path.join(srcDir, f)),
-    ...readdirSync(path.join(here, 'src', 'core')).filter((f) => f.endsWith('.h')).map((f) => path.join(here, 'src', 'core', f)),
+    ...readdirSync(srcDir)
+      .filter((f) => /\.(cuh|h)$/.test(f))
+      .map((f) => path.join(srcDir, f)),
+    ...readdirSync(path.join(here, 'src', 'core'))
+      .filter((f) => f.endsWith('.h'))
+      .map((f) => path.join(here, 'src', 'core', f)),
     path.join(here, 'src', 'backend.h'),
   ];
   const hdrTime = newest(headers);
-  const sources = readdirSync(srcDir).filter((f) => f.endsWith('.cu')).sort();
-  const archs = (process.env.FLOTILLA_CUDA_ARCHS ?? '80,90').split(',').map((a) => a.trim()).filter(Boolean);
+  const sources = readdirSync(srcDir)
+    .filter((f) => f.endsWith('.cu'))
+    .sort();
+  const archs = (process.env.FLOTILLA_CUDA_ARCHS ?? '80,90')
+    .split(',')
+    .map((a) => a.trim())
+    .filter(Boolean);
   const gencode = archs.flatMap((a) => ['-gencode', `arch=compute_${a},code=sm_${a}`]);
   gencode.push('-gencode', `arch=compute_${archs[archs.length - 1]},code=compute_${archs[archs.length - 1]}`); // PTX for newer GPUs
   const flags = ['-std=c++17', '-O3', '-Xcompiler', '-fPIC', ...gencode];
@@ -106,14 +144,25 @@ async function buildCuda(nvcc) {
     return !existsSync(obj) || statSync(obj).mtimeMs < Math.max(hdrTime, statSync(path.join(srcDir, f)).mtimeMs);
   });
   const jobsCuda = Math.max(1, Number(process.env.FLOTILLA_CUDA_JOBS ?? 2));
-  log(`CUDA: ${nvcc} (sm_${archs.join(', sm_')}); ${todo.length} of ${sources.length} kernel files to compile, ${jobsCuda} at a time (slow: about a minute each)`);
+  log(
+    `CUDA: ${nvcc} (sm_${archs.join(', sm_')}); ${todo.length} of ${sources.length} kernel files to compile, ${jobsCuda} at a time (slow: about a minute each)`,
+  );
   const t0 = Date.now();
-  let next = 0, done = 0, failed = false;
+  let next = 0,
+    done = 0,
+    failed = false;
   const worker = async () => {
     while (next < todo.length && !failed) {
-      const f = todo[next++], t = Date.now();
+      const f = todo[next++],
+        t = Date.now();
       log(`CUDA: compiling ${f} ...`);
-      const code = await runAsync(nvcc, [...flags, '-c', path.join(srcDir, f), '-o', path.join(outDir, f.replace(/\.cu$/, '.o'))]);
+      const code = await runAsync(nvcc, [
+        ...flags,
+        '-c',
+        path.join(srcDir, f),
+        '-o',
+        path.join(outDir, f.replace(/\.cu$/, '.o')),
+      ]);
       if (code !== 0) failed = true;
       else log(`CUDA: [${++done}/${todo.length}] ${f} compiled in ${((Date.now() - t) / 1000).toFixed(0)} s`);
     }
@@ -121,9 +170,16 @@ async function buildCuda(nvcc) {
   await Promise.all(Array.from({ length: jobsCuda }, worker));
   if (failed) return null;
   const lib = path.join(outDir, 'libflotilla_cuda.a');
-  const ar = spawnSync('ar', ['rcs', lib, ...sources.map((f) => path.join(outDir, f.replace(/\.cu$/, '.o')))], { stdio: 'inherit' });
+  const ar = spawnSync('ar', ['rcs', lib, ...sources.map((f) => path.join(outDir, f.replace(/\.cu$/, '.o')))], {
+    stdio: 'inherit',
+  });
   if (ar.status !== 0) return null;
-  const libDirs = [path.join(cudaHome, 'lib64'), path.join(cudaHome, 'lib'), path.join(cudaHome, 'targets', 'x86_64-linux', 'lib'), path.join(cudaHome, 'targets', 'sbsa-linux', 'lib')];
+  const libDirs = [
+    path.join(cudaHome, 'lib64'),
+    path.join(cudaHome, 'lib'),
+    path.join(cudaHome, 'targets', 'x86_64-linux', 'lib'),
+    path.join(cudaHome, 'targets', 'sbsa-linux', 'lib'),
+  ];
   const stat = libDirs.map((d) => path.join(d, 'libcudart_static.a')).find((p) => existsSync(p));
   const dyn = libDirs.find((d) => existsSync(path.join(d, 'libcudart.so')));
   if (!stat && !dyn) {
@@ -137,11 +193,24 @@ async function buildCuda(nvcc) {
 
 // The AVX-512 kernels (src/cpu/kernels-avx512*.cpp) need a compiler that knows the flags; whether the
 // CPU runs them is decided at run time, so a build host without AVX-512 still builds them.
-const AVX512_FLAGS = ['-mavx2', '-mfma', '-mf16c', '-mavx512f', '-mavx512bw', '-mavx512dq', '-mavx512vl', '-mavx512vnni'];
+const AVX512_FLAGS = [
+  '-mavx2',
+  '-mfma',
+  '-mf16c',
+  '-mavx512f',
+  '-mavx512bw',
+  '-mavx512dq',
+  '-mavx512vl',
+  '-mavx512vnni',
+];
 function compilerHasAvx512() {
   if (process.arch !== 'x64' || process.env.FLOTILLA_AVX512 === '0') return false;
-  const probe = '#include <immintrin.h>\nint f(__m512i a) { return _mm512_reduce_add_epi32(_mm512_dpbusd_epi32(a, a, a)); }\n';
-  const r = spawnSync(process.env.CXX ?? 'g++', ['-x', 'c++', '-std=c++17', '-fsyntax-only', ...AVX512_FLAGS, '-'], { input: probe, stdio: ['pipe', 'ignore', 'ignore'] });
+  const probe =
+    '#include <immintrin.h>\nint f(__m512i a) { return _mm512_reduce_add_epi32(_mm512_dpbusd_epi32(a, a, a)); }\n';
+  const r = spawnSync(process.env.CXX ?? 'g++', ['-x', 'c++', '-std=c++17', '-fsyntax-only', ...AVX512_FLAGS, '-'], {
+    input: probe,
+    stdio: ['pipe', 'ignore', 'ignore'],
+  });
   return r.status === 0;
 }
 
@@ -152,19 +221,30 @@ const jobs = String(Math.max(1, Math.min(4, os.availableParallelism?.() ?? os.cp
 const nvcc = findNvcc();
 const cuda = nvcc ? await buildCuda(nvcc) : null;
 if (nvcc && !cuda) {
-  if (process.env.FLOTILLA_CUDA === '1') die('the CUDA kernels failed to build (FLOTILLA_CUDA=1 asks for them); see the nvcc output above.');
+  if (process.env.FLOTILLA_CUDA === '1')
+    die('the CUDA kernels failed to build (FLOTILLA_CUDA=1 asks for them); see the nvcc output above.');
   log('CUDA: build failed; continuing with the CPU backend only (set FLOTILLA_CUDA=1 to make this fatal)');
 }
-if (!nvcc) log(process.env.FLOTILLA_CUDA === '0' ? 'CUDA: disabled (FLOTILLA_CUDA=0)' : 'CUDA: nvcc not found; building the CPU backend only');
+if (!nvcc)
+  log(
+    process.env.FLOTILLA_CUDA === '0'
+      ? 'CUDA: disabled (FLOTILLA_CUDA=0)'
+      : 'CUDA: nvcc not found; building the CPU backend only',
+  );
 // binding.gyp reads these (see its variables)
 process.env.FLOTILLA_GYP_CUDA = cuda ? '1' : '0';
 process.env.FLOTILLA_GYP_CUDA_LIB = cuda?.lib ?? '';
 process.env.FLOTILLA_GYP_CUDART = cuda?.cudart ?? '';
 const avx512 = compilerHasAvx512();
 process.env.FLOTILLA_GYP_AVX512 = avx512 ? '1' : '0';
-log(avx512 ? 'AVX-512 kernels compiled in (used where the CPU has AVX-512 VNNI)' : 'AVX-512 kernels skipped (compiler lacks the flags, not x64, or FLOTILLA_AVX512=0)');
+log(
+  avx512
+    ? 'AVX-512 kernels compiled in (used where the CPU has AVX-512 VNNI)'
+    : 'AVX-512 kernels skipped (compiler lacks the flags, not x64, or FLOTILLA_AVX512=0)',
+);
 // make does not see a changed define: when the CUDA or AVX-512 mode flips, drop the addon's objects
-const modeFile = path.join(here, 'build', '.flotilla-cuda-mode'), mode = (cuda ? 'cuda' : 'cpu') + (avx512 ? '+avx512' : '');
+const modeFile = path.join(here, 'build', '.flotilla-cuda-mode'),
+  mode = (cuda ? 'cuda' : 'cpu') + (avx512 ? '+avx512' : '');
 if (existsSync(path.join(here, 'build')) && (!existsSync(modeFile) || readFileSync(modeFile, 'utf8') !== mode)) {
   rmSync(path.join(here, 'build', 'Release', 'obj.target', 'flotilla_native'), { recursive: true, force: true });
   rmSync(path.join(here, 'build', 'Release', 'flotilla_native.node'), { force: true });

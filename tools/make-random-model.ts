@@ -8,7 +8,11 @@
  * Prints the path to pass to readModelSpec() / loadModel().
  */
 import { Command, Option } from 'commander';
-import { makeRandomModel, MODEL_PRESETS, type RandomModelConfig } from '../packages/engine/src/model-loader/random-model.js';
+import {
+  makeRandomModel,
+  MODEL_PRESETS,
+  type RandomModelConfig,
+} from '../packages/engine/src/model-loader/random-model.js';
 
 const int = (v: string) => {
   const n = Number(v);
@@ -27,8 +31,14 @@ const program = new Command('make-random-model')
   .option('--vocab <n>', 'vocabulary size (≥ 259)', int)
   .option('--seq-len <n>', 'max sequence length', int)
   .option('--untied', 'write a separate classifier instead of sharing the embedding')
-  .addOption(new Option('--format <format>', 'file format').choices(['llama2c', 'safetensors', 'gguf']).makeOptionMandatory())
-  .addOption(new Option('--dtype <dtype>', 'weight type (llama2c: f32 only; safetensors: f32, f16; gguf: all)').choices(['f32', 'f16', 'q8_0', 'q4_0']).default('f32'))
+  .addOption(
+    new Option('--format <format>', 'file format').choices(['llama2c', 'safetensors', 'gguf']).makeOptionMandatory(),
+  )
+  .addOption(
+    new Option('--dtype <dtype>', 'weight type (llama2c: f32 only; safetensors: f32, f16; gguf: all)')
+      .choices(['f32', 'f16', 'q8_0', 'q4_0'])
+      .default('f32'),
+  )
   .requiredOption('--out <dir>', 'directory to write into')
   .option('--seed <n>', 'PRNG seed', (v) => Number(v), 0)
   .option('--std <x>', 'standard deviation of matrix entries', (v) => Number(v), 0.02)
@@ -40,15 +50,27 @@ async function main(): Promise<void> {
   const preset: Partial<RandomModelConfig> = o.preset ? MODEL_PRESETS[o.preset as keyof typeof MODEL_PRESETS] : {};
   const config = {
     ...preset,
-    ...(o.dim && { dim: o.dim }), ...(o.hidden && { hiddenDim: o.hidden }), ...(o.layers && { nLayers: o.layers }),
-    ...(o.heads && { nHeads: o.heads }), ...(o.kvHeads && { nKvHeads: o.kvHeads }), ...(o.vocab && { vocabSize: o.vocab }),
-    ...(o.seqLen && { maxSeqLen: o.seqLen }), ...(o.untied && { tiedEmbeddings: false }),
+    ...(o.dim && { dim: o.dim }),
+    ...(o.hidden && { hiddenDim: o.hidden }),
+    ...(o.layers && { nLayers: o.layers }),
+    ...(o.heads && { nHeads: o.heads }),
+    ...(o.kvHeads && { nKvHeads: o.kvHeads }),
+    ...(o.vocab && { vocabSize: o.vocab }),
+    ...(o.seqLen && { maxSeqLen: o.seqLen }),
+    ...(o.untied && { tiedEmbeddings: false }),
   };
-  const missing = (['dim', 'hiddenDim', 'nLayers', 'nHeads', 'vocabSize'] as const).filter((k) => config[k] === undefined);
+  const missing = (['dim', 'hiddenDim', 'nLayers', 'nHeads', 'vocabSize'] as const).filter(
+    (k) => config[k] === undefined,
+  );
   if (missing.length) program.error(`missing ${missing.join(', ')}: give --preset or the shape options`);
   const started = Date.now();
   const out = await makeRandomModel(config as RandomModelConfig, {
-    format: o.format, dtype: o.dtype, dir: o.out, seed: o.seed, std: o.std, name: o.name,
+    format: o.format,
+    dtype: o.dtype,
+    dir: o.out,
+    seed: o.seed,
+    std: o.std,
+    name: o.name,
     ...(o.shardMb ? { maxShardBytes: o.shardMb * 2 ** 20 } : {}),
   });
   console.error(`wrote ${o.format} ${o.dtype} in ${((Date.now() - started) / 1000).toFixed(1)} s`);

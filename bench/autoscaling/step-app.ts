@@ -3,8 +3,15 @@ import { deployment } from '../../packages/core/src/deployment.js';
 
 @deployment({
   maxOngoingRequests: 2,
-  autoscaling: { minReplicas: 1, maxReplicas: 4, initialReplicas: 1, targetOngoingRequests: 2, upscaleDelayS: 2,
-    downscaleDelayS: 600, metricsIntervalS: 1 },
+  autoscaling: {
+    minReplicas: 1,
+    maxReplicas: 4,
+    initialReplicas: 1,
+    targetOngoingRequests: 2,
+    upscaleDelayS: 2,
+    downscaleDelayS: 600,
+    metricsIntervalS: 1,
+  },
 })
 export class StepWorker {
   async work(ms: number) {

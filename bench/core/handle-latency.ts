@@ -28,13 +28,28 @@ async function time(calls: number, warmup: number, call: () => Promise<unknown>)
 
 function summarize(path: LatencyResult['path'], samples: number[]): LatencyResult {
   const pick = (q: number) => samples[Math.min(samples.length - 1, Math.floor(q * samples.length))]!;
-  return { path, calls: samples.length, p50Us: pick(0.5), p99Us: pick(0.99), meanUs: samples.reduce((a, b) => a + b, 0) / samples.length };
+  return {
+    path,
+    calls: samples.length,
+    p50Us: pick(0.5),
+    p99Us: pick(0.99),
+    meanUs: samples.reduce((a, b) => a + b, 0) / samples.length,
+  };
 }
 
-export async function measureHandleLatency(handles: { thread: DeploymentHandle; process: DeploymentHandle }, calls: number): Promise<LatencyResult[]> {
+export async function measureHandleLatency(
+  handles: { thread: DeploymentHandle; process: DeploymentHandle },
+  calls: number,
+): Promise<LatencyResult[]> {
   const warmup = Math.min(500, calls);
   const local = new UserCallable(new NoopThread(), 'NoopThread');
-  const ctx = { requestId: 'bench', signal: new AbortController().signal, app: 'bench', deployment: 'NoopThread', method: 'noop' };
+  const ctx = {
+    requestId: 'bench',
+    signal: new AbortController().signal,
+    app: 'bench',
+    deployment: 'NoopThread',
+    method: 'noop',
+  };
   return [
     summarize('local', await time(calls, warmup, () => local.unary('noop', [1], ctx))),
     summarize('thread', await time(calls, warmup, () => handles.thread.remote('noop', [1]))),

@@ -44,18 +44,31 @@ export async function startBareServer(): Promise<{ url: string; close(): Promise
 /** Runs the load generator in its own process and returns its result. */
 export function runLoadProcess(spec: LoadSpec): Promise<LoadResult> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', path.join(here, 'load-generator.ts'), JSON.stringify(spec)],
-      { stdio: ['ignore', 'pipe', 'inherit'] });
+    const child = spawn(
+      process.execPath,
+      ['--import', 'tsx', path.join(here, 'load-generator.ts'), JSON.stringify(spec)],
+      { stdio: ['ignore', 'pipe', 'inherit'] },
+    );
     let out = '';
-    child.stdout.on('data', (d) => { out += d; });
+    child.stdout.on('data', (d) => {
+      out += d;
+    });
     child.on('error', reject);
-    child.on('close', (code) => (code === 0 ? resolve(JSON.parse(out) as LoadResult) : reject(new Error(`load generator exited ${code}`))));
+    child.on('close', (code) =>
+      code === 0 ? resolve(JSON.parse(out) as LoadResult) : reject(new Error(`load generator exited ${code}`)),
+    );
   });
 }
 
-export async function measureOverhead(urls: Record<ServerKind, string>, opts: {
-  connections: number; durationMs: number; rounds: number; body: string;
-}): Promise<OverheadRound[]> {
+export async function measureOverhead(
+  urls: Record<ServerKind, string>,
+  opts: {
+    connections: number;
+    durationMs: number;
+    rounds: number;
+    body: string;
+  },
+): Promise<OverheadRound[]> {
   const rounds: OverheadRound[] = [];
   for (let i = 0; i < opts.rounds; i++) {
     // Alternate the order so a slow-down in the middle of the run does not favour one side.
@@ -65,7 +78,12 @@ export async function measureOverhead(urls: Record<ServerKind, string>, opts: {
       const idle = await idleCpuUsPerMs(300);
       const cpu = process.cpuUsage();
       const started = performance.now();
-      const result = await runLoadProcess({ url: urls[target], connections: opts.connections, durationMs: opts.durationMs, body: opts.body });
+      const result = await runLoadProcess({
+        url: urls[target],
+        connections: opts.connections,
+        durationMs: opts.durationMs,
+        body: opts.body,
+      });
       const used = process.cpuUsage(cpu);
       const busy = Math.max(0, used.user + used.system - idle * (performance.now() - started));
       // Warm-up requests are not in result.requests; 20 per connection (load-generator.ts default).

@@ -29,14 +29,21 @@ export interface LoadResult {
 
 function once(agent: http.Agent, spec: LoadSpec, url: URL): Promise<boolean> {
   return new Promise((resolve) => {
-    const req = http.request({
-      agent, hostname: url.hostname, port: url.port, path: url.pathname + url.search, method: spec.method ?? 'POST',
-      headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(spec.body ?? '') },
-    }, (res) => {
-      res.resume();
-      res.on('end', () => resolve(res.statusCode === 200));
-      res.on('error', () => resolve(false));
-    });
+    const req = http.request(
+      {
+        agent,
+        hostname: url.hostname,
+        port: url.port,
+        path: url.pathname + url.search,
+        method: spec.method ?? 'POST',
+        headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(spec.body ?? '') },
+      },
+      (res) => {
+        res.resume();
+        res.on('end', () => resolve(res.statusCode === 200));
+        res.on('error', () => resolve(false));
+      },
+    );
     req.on('error', () => resolve(false));
     req.end(spec.body ?? '');
   });
@@ -46,26 +53,37 @@ export async function runLoad(spec: LoadSpec): Promise<LoadResult> {
   const url = new URL(spec.url);
   const agent = new http.Agent({ keepAlive: true, maxSockets: spec.connections });
   const warmup = spec.warmupPerConnection ?? 20;
-  await Promise.all(Array.from({ length: spec.connections }, async () => { for (let i = 0; i < warmup; i++) await once(agent, spec, url); }));
+  await Promise.all(
+    Array.from({ length: spec.connections }, async () => {
+      for (let i = 0; i < warmup; i++) await once(agent, spec, url);
+    }),
+  );
   const latencies: number[] = [];
   let errors = 0;
   const start = performance.now();
   const end = start + spec.durationMs;
-  await Promise.all(Array.from({ length: spec.connections }, async () => {
-    while (performance.now() < end) {
-      const t0 = performance.now();
-      const ok = await once(agent, spec, url);
-      if (ok) latencies.push(performance.now() - t0);
-      else errors++;
-    }
-  }));
+  await Promise.all(
+    Array.from({ length: spec.connections }, async () => {
+      while (performance.now() < end) {
+        const t0 = performance.now();
+        const ok = await once(agent, spec, url);
+        if (ok) latencies.push(performance.now() - t0);
+        else errors++;
+      }
+    }),
+  );
   const durationS = (performance.now() - start) / 1000;
   agent.destroy();
   latencies.sort((a, b) => a - b);
   const pick = (q: number) => latencies[Math.min(latencies.length - 1, Math.floor(q * latencies.length))] ?? NaN;
   return {
-    requests: latencies.length, errors, durationS, rps: latencies.length / durationS,
-    p50Ms: pick(0.5), p99Ms: pick(0.99), meanMs: latencies.reduce((a, b) => a + b, 0) / Math.max(1, latencies.length),
+    requests: latencies.length,
+    errors,
+    durationS,
+    rps: latencies.length / durationS,
+    p50Ms: pick(0.5),
+    p99Ms: pick(0.99),
+    meanMs: latencies.reduce((a, b) => a + b, 0) / Math.max(1, latencies.length),
   };
 }
 

@@ -6,7 +6,14 @@ import type { IngressTarget } from '../../packages/core/src/ingress/ingress-targ
 import type { RouteInfo } from '../../packages/core/src/contract/routes.js';
 import type { ServeStatus } from '../../packages/core/src/contract/status.js';
 
-const route: RouteInfo = { app: 'local', routePrefix: '/', ingress: 'Noop', deployments: ['Noop'], methods: { noop: 'unary' }, rawHttp: false };
+const route: RouteInfo = {
+  app: 'local',
+  routePrefix: '/',
+  ingress: 'Noop',
+  deployments: ['Noop'],
+  methods: { noop: 'unary' },
+  rawHttp: false,
+};
 
 export const localTarget: IngressTarget = {
   draining: false,

@@ -15,7 +15,10 @@ import { threadApp } from './noop-app.js';
 // One target (for a CPU profile of it), or 'all': each in turn, printing req/s and CPU µs per request.
 const kind = (process.argv[2] ?? 'all') as ServerKind | 'all';
 const durationMs = Number(process.argv[3] ?? 5000);
-const instance = await startServe({ applications: [{ name: 'noop', routePrefix: '/', app: threadApp }], checkpoint: false });
+const instance = await startServe({
+  applications: [{ name: 'noop', routePrefix: '/', app: threadApp }],
+  checkpoint: false,
+});
 const ingress = await Ingress.start(instance, { http: { port: 0 }, grpc: false, events: instance.events });
 const bare = await startBareServer();
 const proxyLocal = await HttpProxy.start(localTarget, { port: 0 });
@@ -23,10 +26,17 @@ try {
   const urls = { bare: `${bare.url}/noop`, proxyLocal: `${proxyLocal.url}/noop`, proxy: `${ingress.http!.url}/noop` };
   for (const target of kind === 'all' ? (['bare', 'proxyLocal', 'proxy'] as const) : [kind]) {
     const cpu = process.cpuUsage();
-    const result = await runLoadProcess({ url: urls[target], connections: 32, durationMs, body: '[{"hello":"world"}]' });
+    const result = await runLoadProcess({
+      url: urls[target],
+      connections: 32,
+      durationMs,
+      body: '[{"hello":"world"}]',
+    });
     const used = process.cpuUsage(cpu);
     const cpuUs = (used.user + used.system) / (result.requests + result.errors + 20 * 32);
-    console.log(`${target.padEnd(12)} ${result.rps.toFixed(0).padStart(7)} req/s  p50 ${result.p50Ms.toFixed(2)} ms  cpu ${cpuUs.toFixed(1)} µs/req`);
+    console.log(
+      `${target.padEnd(12)} ${result.rps.toFixed(0).padStart(7)} req/s  p50 ${result.p50Ms.toFixed(2)} ms  cpu ${cpuUs.toFixed(1)} µs/req`,
+    );
   }
 } finally {
   await bare.close();

@@ -30,15 +30,22 @@ export interface Ceiling {
 const ROUNDS = 3;
 
 /** Runs `prompts` to `maxTokens` greedy tokens at once; returns the best tokens/s of a step that `shaped` accepts. */
-async function bestRate(engine: LLMEngine, prompts: number[][], maxTokens: number, shaped: (numSeqs: number, numTokens: number) => boolean): Promise<number> {
+async function bestRate(
+  engine: LLMEngine,
+  prompts: number[][],
+  maxTokens: number,
+  shaped: (numSeqs: number, numTokens: number) => boolean,
+): Promise<number> {
   let best = 0;
   const off = engine.onEvent((e) => {
     if (e.type === 'step' && shaped(e.numSeqs, e.numTokens)) best = Math.max(best, (e.numTokens * 1000) / e.durationMs);
   });
   try {
-    await Promise.all(prompts.map(async (p) => {
-      for await (const _ of engine.generate({ tokenIds: p }, { temperature: 0, maxTokens, ignoreEos: true }));
-    }));
+    await Promise.all(
+      prompts.map(async (p) => {
+        for await (const _ of engine.generate({ tokenIds: p }, { temperature: 0, maxTokens, ignoreEos: true }));
+      }),
+    );
   } finally {
     off();
   }
@@ -46,7 +53,12 @@ async function bestRate(engine: LLMEngine, prompts: number[][], maxTokens: numbe
 }
 
 /** `engine` should have prefix caching off (each round's prompts are new anyway) and room for `decodeSeqs` sequences. */
-export async function measureCeiling(engine: LLMEngine, decodeSeqs: number, vocabSize: number, seed: number): Promise<Ceiling> {
+export async function measureCeiling(
+  engine: LLMEngine,
+  decodeSeqs: number,
+  vocabSize: number,
+  seed: number,
+): Promise<Ceiling> {
   const rand = rng(seed);
   let decode = 0;
   let prefill = 0;

@@ -20,9 +20,11 @@ export interface Rate {
 }
 
 function timer() {
-  const t0 = performance.now(), c0 = process.cpuUsage();
+  const t0 = performance.now(),
+    c0 = process.cpuUsage();
   return (tokens: number): Rate => {
-    const wall = (performance.now() - t0) / 1000, cpu = process.cpuUsage(c0);
+    const wall = (performance.now() - t0) / 1000,
+      cpu = process.cpuUsage(c0);
     return { tokS: tokens / wall, coresBusy: (cpu.user + cpu.system) / 1e6 / wall };
   };
 }
@@ -44,8 +46,12 @@ export function interleavedBlocks(plans: DecodePlan[], rounds: number, blockSize
  * machine, weighs on every batch size alike and their ratios stay meaningful. `eachRound` runs
  * (untimed) at the start of every round, e.g. to measure the bandwidth again.
  */
-export async function interleavedDecode(model: NativeModel, plans: DecodePlan[], rounds: number,
-  eachRound: () => void = () => {}): Promise<Map<number, Rate>> {
+export async function interleavedDecode(
+  model: NativeModel,
+  plans: DecodePlan[],
+  rounds: number,
+  eachRound: () => void = () => {},
+): Promise<Map<number, Rate>> {
   let first = 0;
   const runs = plans.map((p) => {
     const blocksPerSeq = Math.ceil((PROMPT + 2 + rounds * p.stepsPerRound) / model.blockSize);
@@ -60,14 +66,20 @@ export async function interleavedDecode(model: NativeModel, plans: DecodePlan[],
   for (let round = 0; round < rounds; round++) {
     eachRound();
     for (const r of runs) {
-      const t0 = performance.now(), c0 = process.cpuUsage();
+      const t0 = performance.now(),
+        c0 = process.cpuUsage();
       for (let i = 0; i < r.plan.stepsPerRound; i++) await advance(model, r.seqs, 1, r.blocksPerSeq);
       const cpu = process.cpuUsage(c0);
       r.wall += (performance.now() - t0) / 1000;
       r.cpu += (cpu.user + cpu.system) / 1e6;
     }
   }
-  return new Map(runs.map((r) => [r.plan.batch, { tokS: (r.plan.batch * r.plan.stepsPerRound * rounds) / r.wall, coresBusy: r.cpu / r.wall }]));
+  return new Map(
+    runs.map((r) => [
+      r.plan.batch,
+      { tokS: (r.plan.batch * r.plan.stepsPerRound * rounds) / r.wall, coresBusy: r.cpu / r.wall },
+    ]),
+  );
 }
 
 /** Tokens/s of one prefill step of `tokens` tokens (best of 2). */

@@ -47,9 +47,19 @@ async function modelFile(preset: Preset): Promise<string> {
 }
 
 interface Row {
-  model: Preset; format: string; kernels: string; threads: number; params: number; weightMB: number; bandwidthGBs: number;
-  boundTokS: number; decodeTokS: number; ofBound: number; prefillTokS: number;
-  batch: Record<number, number>; batch32OverSingle: number;
+  model: Preset;
+  format: string;
+  kernels: string;
+  threads: number;
+  params: number;
+  weightMB: number;
+  bandwidthGBs: number;
+  boundTokS: number;
+  decodeTokS: number;
+  ofBound: number;
+  prefillTokS: number;
+  batch: Record<number, number>;
+  batch32OverSingle: number;
   /** CPU seconds per wall second during single decode / batch-32 decode (= threads when the cores are ours alone). */
   coresBusy: { decode: number; batch32: number };
 }
@@ -61,16 +71,28 @@ const rows: Row[] = [];
 for (const preset of presets) {
   const spec = await readModelSpec(await modelFile(preset));
   const c = spec.config;
-  const params = c.vocabSize * c.dim * (c.tiedEmbeddings ? 1 : 2) + c.nLayers * (2 * c.dim * c.dim + 2 * c.dim * (c.dim / c.nHeads) * c.nKvHeads + 3 * c.dim * c.hiddenDim);
+  const params =
+    c.vocabSize * c.dim * (c.tiedEmbeddings ? 1 : 2) +
+    c.nLayers * (2 * c.dim * c.dim + 2 * c.dim * (c.dim / c.nHeads) * c.nKvHeads + 3 * c.dim * c.hiddenDim);
   const shape = SHAPE[preset];
   for (const weightFormat of formats) {
     const plans = BATCHES.map((b) => ({ batch: b, stepsPerRound: b === 1 ? shape.decodeSteps : shape.batchSteps }));
     const blocks = Math.max(interleavedBlocks(plans, shape.rounds, 16), Math.ceil(shape.prefill / 16));
-    const model = await binding.loadModel({ config: c, files: spec.files, tensors: spec.tensors, weightFormat, numBlocks: blocks,
-      maxBatchTokens: Math.max(128 * PROMPT, shape.prefill), maxBatchSeqs: 128, ...(threads ? { numThreads: threads } : {}) });
+    const model = await binding.loadModel({
+      config: c,
+      files: spec.files,
+      tensors: spec.tensors,
+      weightFormat,
+      numBlocks: blocks,
+      maxBatchTokens: Math.max(128 * PROMPT, shape.prefill),
+      maxBatchSeqs: 128,
+      ...(threads ? { numThreads: threads } : {}),
+    });
     // the bandwidth is measured again in every round: on a shared machine what is left to us changes minute to minute
     const bandwidths: number[] = [];
-    const rates = await interleavedDecode(model, plans, shape.rounds, () => bandwidths.push(binding.measureReadBandwidth(256 << 20)));
+    const rates = await interleavedDecode(model, plans, shape.rounds, () =>
+      bandwidths.push(binding.measureReadBandwidth(256 << 20)),
+    );
     const bandwidthNow = bandwidths.reduce((a, b) => a + b, 0) / bandwidths.length;
     const boundTokS = bandwidthNow / model.weightBytes; // tied classifier: every weight byte is read once per step
     const single = rates.get(1)!;
@@ -79,22 +101,53 @@ for (const preset of presets) {
     for (const b of BATCHES) batch[b] = rates.get(b)!.tokS;
     const busy32 = rates.get(32)!.coresBusy;
     const decodeTokS = single.tokS;
-    rows.push({ model: preset, format: weightFormat, kernels: model.kernels, threads: model.numThreads, params,
-      weightMB: model.weightBytes / 2 ** 20, bandwidthGBs: bandwidthNow / 1e9, boundTokS, decodeTokS, ofBound: decodeTokS / boundTokS, prefillTokS: prefill.tokS,
-      batch, batch32OverSingle: batch[32] / decodeTokS, coresBusy: { decode: single.coresBusy, batch32: busy32 } });
+    rows.push({
+      model: preset,
+      format: weightFormat,
+      kernels: model.kernels,
+      threads: model.numThreads,
+      params,
+      weightMB: model.weightBytes / 2 ** 20,
+      bandwidthGBs: bandwidthNow / 1e9,
+      boundTokS,
+      decodeTokS,
+      ofBound: decodeTokS / boundTokS,
+      prefillTokS: prefill.tokS,
+      batch,
+      batch32OverSingle: batch[32] / decodeTokS,
+      coresBusy: { decode: single.coresBusy, batch32: busy32 },
+    });
     model.dispose();
     const r = rows[rows.length - 1];
-    console.log(`  ${preset} ${weightFormat}: decode ${r.decodeTokS.toFixed(1)} tok/s (${(100 * r.ofBound).toFixed(0)}% of bound)`);
+    console.log(
+      `  ${preset} ${weightFormat}: decode ${r.decodeTokS.toFixed(1)} tok/s (${(100 * r.ofBound).toFixed(0)}% of bound)`,
+    );
   }
 }
 
 const f = (x: number, w: number, d = 1) => x.toFixed(d).padStart(w);
-console.log('\nmodel format kernels  params  weights MB  GB/s  bound tok/s  decode tok/s  %bound  prefill tok/s  batch8  batch32  batch128  b32/single  cores busy (decode, b32)');
+console.log(
+  '\nmodel format kernels  params  weights MB  GB/s  bound tok/s  decode tok/s  %bound  prefill tok/s  batch8  batch32  batch128  b32/single  cores busy (decode, b32)',
+);
 for (const r of rows) {
-  console.log(`${r.model.padEnd(5)} ${r.format.padEnd(6)} ${r.kernels.padEnd(7)} ${f(r.params / 1e6, 6)}M ${f(r.weightMB, 10)} ${f(r.bandwidthGBs, 5)} ${f(r.boundTokS, 12)} ${f(r.decodeTokS, 13)} ${f(100 * r.ofBound, 6, 0)}% ${f(r.prefillTokS, 14)} ${f(r.batch[8], 7, 0)} ${f(r.batch[32], 8, 0)} ${f(r.batch[128], 9, 0)} ${f(r.batch32OverSingle, 10)}x  ${r.coresBusy.decode.toFixed(2)}, ${r.coresBusy.batch32.toFixed(2)} of ${r.threads}`);
+  console.log(
+    `${r.model.padEnd(5)} ${r.format.padEnd(6)} ${r.kernels.padEnd(7)} ${f(r.params / 1e6, 6)}M ${f(r.weightMB, 10)} ${f(r.bandwidthGBs, 5)} ${f(r.boundTokS, 12)} ${f(r.decodeTokS, 13)} ${f(100 * r.ofBound, 6, 0)}% ${f(r.prefillTokS, 14)} ${f(r.batch[8], 7, 0)} ${f(r.batch[32], 8, 0)} ${f(r.batch[128], 9, 0)} ${f(r.batch32OverSingle, 10)}x  ${r.coresBusy.decode.toFixed(2)}, ${r.coresBusy.batch32.toFixed(2)} of ${r.threads}`,
+  );
 }
 const outDir = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../results');
 mkdirSync(outDir, { recursive: true });
 const out = path.join(outDir, `engine-${new Date().toISOString().replace(/[:.]/g, '-')}.json`);
-writeFileSync(out, JSON.stringify({ bandwidthBytesPerS: bandwidth, cpu: binding.cpuFeatures(), threads: threads ?? binding.cpuFeatures().threads, rows }, null, 2));
+writeFileSync(
+  out,
+  JSON.stringify(
+    {
+      bandwidthBytesPerS: bandwidth,
+      cpu: binding.cpuFeatures(),
+      threads: threads ?? binding.cpuFeatures().threads,
+      rows,
+    },
+    null,
+    2,
+  ),
+);
 console.log(`\nwrote ${out}`);

@@ -61,10 +61,17 @@ export class ProfiledBenchLLM extends LLMServer {
   countMessages(): void {
     const port = parentPort!;
     const post = port.postMessage.bind(port);
-    port.postMessage = (msg: { type?: string; messages?: unknown[]; ids?: unknown[]; others?: unknown[] }, ...rest: unknown[]) => {
+    port.postMessage = (
+      msg: { type?: string; messages?: unknown[]; ids?: unknown[]; others?: unknown[] },
+      ...rest: unknown[]
+    ) => {
       this.counts.posts++;
-      this.counts.items += msg?.type === 'batch' ? msg.messages!.length
-        : msg?.type === 'packed-batch' ? msg.ids!.length + msg.others!.length : 1;
+      this.counts.items +=
+        msg?.type === 'batch'
+          ? msg.messages!.length
+          : msg?.type === 'packed-batch'
+            ? msg.ids!.length + msg.others!.length
+            : 1;
       return (post as (...a: unknown[]) => void)(msg, ...rest);
     };
   }

@@ -36,13 +36,15 @@ export async function resolveBenchModel(choice: string, root: string): Promise<B
   if (choice === '110m') {
     const config = MODEL_PRESETS['110m'];
     const dir = path.join(root, '.tmp', 'bench-models', '110m');
-    const file = existsSync(path.join(dir, 'model.bin')) ? path.join(dir, 'model.bin')
+    const file = existsSync(path.join(dir, 'model.bin'))
+      ? path.join(dir, 'model.bin')
       : await makeRandomModel(config, { format: 'llama2c', dir, seed: 1 });
     // 64 streams × (≈20 prompt + up to 128 tokens) ≈ 9.5k tokens × 72 KiB of f32 K and V per token ≈ 700 MiB.
     return { name: '110m', path: file, config, randomWeights: true, defaultTokens: 32, kvCacheBytes: 1024 * 2 ** 20 };
   }
   const file = path.resolve(choice);
-  if (!existsSync(file)) throw new Error(`--model must be 110m, tiny or an existing model file or directory; ${file} does not exist`);
+  if (!existsSync(file))
+    throw new Error(`--model must be 110m, tiny or an existing model file or directory; ${file} does not exist`);
   return { name: choice, path: file, randomWeights: false, defaultTokens: 32, kvCacheBytes: 1024 * 2 ** 20 };
 }
 

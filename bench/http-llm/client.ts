@@ -6,7 +6,11 @@
  */
 import { httpLevel } from './load.js';
 
-interface LevelRequest { url: string; streams: number; maxTokens: number }
+interface LevelRequest {
+  url: string;
+  streams: number;
+  maxTokens: number;
+}
 
 process.on('message', (req: LevelRequest) => {
   const cpu0 = process.cpuUsage();

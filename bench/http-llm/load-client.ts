@@ -14,7 +14,10 @@ export class LoadClient {
   private constructor(private readonly child: ChildProcess) {}
 
   static start(): LoadClient {
-    const child = fork(new URL('./client.ts', import.meta.url), [], { execArgv: ['--import', 'tsx'], stdio: 'inherit' });
+    const child = fork(new URL('./client.ts', import.meta.url), [], {
+      execArgv: ['--import', 'tsx'],
+      stdio: 'inherit',
+    });
     return new LoadClient(child);
   }
 

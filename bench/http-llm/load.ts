@@ -21,14 +21,19 @@ export async function engineLevel(engine: LLMEngine, streams: number, maxTokens:
   const t0 = performance.now();
   const ttft: number[] = [];
   let tokens = 0;
-  await Promise.all(Array.from({ length: streams }, async (_, i) => {
-    const start = performance.now();
-    let first = true;
-    for await (const out of engine.generate(prompt(i), { maxTokens, ignoreEos: true, temperature: 0.8, seed: i })) {
-      if (first && out.tokenIds.length > 0) { ttft.push(performance.now() - start); first = false; }
-      tokens += out.tokenIds.length;
-    }
-  }));
+  await Promise.all(
+    Array.from({ length: streams }, async (_, i) => {
+      const start = performance.now();
+      let first = true;
+      for await (const out of engine.generate(prompt(i), { maxTokens, ignoreEos: true, temperature: 0.8, seed: i })) {
+        if (first && out.tokenIds.length > 0) {
+          ttft.push(performance.now() - start);
+          first = false;
+        }
+        tokens += out.tokenIds.length;
+      }
+    }),
+  );
   return finish('engine', streams, tokens, performance.now() - t0, ttft);
 }
 
@@ -41,36 +46,62 @@ export async function httpLevel(url: string, streams: number, maxTokens: number)
   const ttft: number[] = [];
   let tokens = 0;
   const agent = new http.Agent({ keepAlive: true, maxSockets: streams });
-  await Promise.all(Array.from({ length: streams }, async (_, i) => {
-    const start = performance.now();
-    const body = JSON.stringify({ prompt: prompt(i), max_tokens: maxTokens, ignore_eos: true, temperature: 0.8, seed: i, stream: true,
-      stream_options: { include_usage: true } });
-    const text = await new Promise<string>((resolve, reject) => {
-      const req = http.request(`${url}/v1/completions`, {
-        method: 'POST', agent, headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) },
-      }, (res) => {
-        res.setEncoding('utf8');
-        let all = '';
-        let first = true;
-        res.on('data', (chunk: string) => {
-          all += chunk;
-          // The SSE head comes before any token: time to first token is the first chunk with text.
-          if (first && all.includes('"text"')) { ttft.push(performance.now() - start); first = false; }
-        });
-        res.on('end', () => (res.statusCode === 200 ? resolve(all) : reject(new Error(`HTTP ${res.statusCode}: ${all}`))));
-        res.on('error', reject);
+  await Promise.all(
+    Array.from({ length: streams }, async (_, i) => {
+      const start = performance.now();
+      const body = JSON.stringify({
+        prompt: prompt(i),
+        max_tokens: maxTokens,
+        ignore_eos: true,
+        temperature: 0.8,
+        seed: i,
+        stream: true,
+        stream_options: { include_usage: true },
       });
-      req.on('error', reject);
-      req.end(body);
-    });
-    const usage = /"completion_tokens":(\d+)/.exec(text.slice(text.lastIndexOf('"usage"')));
-    tokens += Number(usage?.[1] ?? 0);
-  }));
+      const text = await new Promise<string>((resolve, reject) => {
+        const req = http.request(
+          `${url}/v1/completions`,
+          {
+            method: 'POST',
+            agent,
+            headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) },
+          },
+          (res) => {
+            res.setEncoding('utf8');
+            let all = '';
+            let first = true;
+            res.on('data', (chunk: string) => {
+              all += chunk;
+              // The SSE head comes before any token: time to first token is the first chunk with text.
+              if (first && all.includes('"text"')) {
+                ttft.push(performance.now() - start);
+                first = false;
+              }
+            });
+            res.on('end', () =>
+              res.statusCode === 200 ? resolve(all) : reject(new Error(`HTTP ${res.statusCode}: ${all}`)),
+            );
+            res.on('error', reject);
+          },
+        );
+        req.on('error', reject);
+        req.end(body);
+      });
+      const usage = /"completion_tokens":(\d+)/.exec(text.slice(text.lastIndexOf('"usage"')));
+      tokens += Number(usage?.[1] ?? 0);
+    }),
+  );
   agent.destroy();
   return finish('http', streams, tokens, performance.now() - t0, ttft);
 }
 
-function finish(path: LevelResult['path'], streams: number, tokens: number, wallMs: number, ttftMs: number[]): LevelResult {
+function finish(
+  path: LevelResult['path'],
+  streams: number,
+  tokens: number,
+  wallMs: number,
+  ttftMs: number[],
+): LevelResult {
   return { path, streams, tokens, wallMs, tokensPerS: (tokens * 1000) / wallMs, ttftMs };
 }
 

@@ -23,15 +23,24 @@ import { engineLevel } from './load.js';
 const streams = Number(process.argv[2] ?? 64);
 const maxTokens = Number(process.argv[3] ?? 128);
 const rounds = Number(process.argv[4] ?? 5);
-const model = await makeRandomModel(RANDOM_MODEL_CONFIG, { format: 'llama2c', dir: path.join(os.tmpdir(), 'flotilla-bench-http-llm'), seed: 0 });
-const instance = await serve.run(ProfiledBenchLLM.bind({ model, numThreads: 1, device: 'cpu', auditLog: 'none' }), { name: 'bench' });
+const model = await makeRandomModel(RANDOM_MODEL_CONFIG, {
+  format: 'llama2c',
+  dir: path.join(os.tmpdir(), 'flotilla-bench-http-llm'),
+  seed: 0,
+});
+const instance = await serve.run(ProfiledBenchLLM.bind({ model, numThreads: 1, device: 'cpu', auditLog: 'none' }), {
+  name: 'bench',
+});
 const ingress = await Ingress.start(instance, { http: { port: 0 }, grpc: false });
 const client = LoadClient.start();
 await client.level(ingress.http!.url, streams, 16);
 const replica = instance.getHandle('bench') as unknown as {
-  startProfile(): Promise<void>; stopProfile(file: string): Promise<void>; countMessages(): Promise<void>;
+  startProfile(): Promise<void>;
+  stopProfile(file: string): Promise<void>;
+  countMessages(): Promise<void>;
   takeCounts(): Promise<{ posts: number; items: number; chunks: number }>;
-  watchSteps(): Promise<void>; takeSteps(): Promise<{ steps: number; meanGapMs: number; meanStepMs: number }>;
+  watchSteps(): Promise<void>;
+  takeSteps(): Promise<{ steps: number; meanGapMs: number; meanStepMs: number }>;
 };
 await replica.countMessages();
 await replica.watchSteps();
@@ -51,10 +60,13 @@ const cpu0 = process.cpuUsage();
 const threads0 = threadTimes();
 let tokens = 0;
 const t0 = performance.now();
-const enginePath = process.env.ENGINE_PATH === '1' ? await LLMEngine.create({ model, numThreads: 1, device: 'cpu' }) : undefined;
+const enginePath =
+  process.env.ENGINE_PATH === '1' ? await LLMEngine.create({ model, numThreads: 1, device: 'cpu' }) : undefined;
 if (enginePath) await engineLevel(enginePath, streams, 16);
 for (let i = 0; i < rounds; i++) {
-  const result = enginePath ? await engineLevel(enginePath, streams, maxTokens) : (await client.level(ingress.http!.url, streams, maxTokens)).result;
+  const result = enginePath
+    ? await engineLevel(enginePath, streams, maxTokens)
+    : (await client.level(ingress.http!.url, streams, maxTokens)).result;
   console.log(`round ${i}: ${result.tokensPerS.toFixed(0)} tok/s`);
   tokens += result.tokens;
 }
@@ -63,16 +75,26 @@ const counts = await replica.takeCounts();
 const threads1 = threadTimes();
 const steps = await replica.takeSteps();
 if (!enginePath) {
-  console.log(`engine steps: ${steps.steps}, mean ${steps.meanStepMs.toFixed(2)} ms each (schedule + native step + update),`
-    + ` mean gap to the next step's launch ${steps.meanGapMs.toFixed(2)} ms`);
+  console.log(
+    `engine steps: ${steps.steps}, mean ${steps.meanStepMs.toFixed(2)} ms each (schedule + native step + update),` +
+      ` mean gap to the next step's launch ${steps.meanGapMs.toFixed(2)} ms`,
+  );
 }
-const perThread = [...threads1].map(([tid, t]) => [tid, t.name, ((t.ticks - (threads0.get(tid)?.ticks ?? 0)) * 10_000) / tokens] as const)
-  .filter(([, , us]) => us >= 1).sort((a, b) => b[2] - a[2]);
-console.log(`CPU µs/token by thread: ${perThread.map(([tid, name, us]) => `${name}#${tid} ${us.toFixed(1)}`).join(', ')}`);
-console.log(`per 1000 tokens: ${(1000 * counts.chunks / tokens).toFixed(0)} HTTP chunks, ${(1000 * counts.posts / tokens).toFixed(0)} postMessages `
-  + `carrying ${(1000 * counts.items / tokens).toFixed(0)} messages`);
-console.log(`server CPU ${((cpu.user + cpu.system) / tokens).toFixed(1)} µs/token (user ${(cpu.user / tokens).toFixed(1)}, system ${(cpu.system / tokens).toFixed(1)}), `
-  + `${((tokens * 1000) / (performance.now() - t0)).toFixed(0)} tok/s overall`);
+const perThread = [...threads1]
+  .map(([tid, t]) => [tid, t.name, ((t.ticks - (threads0.get(tid)?.ticks ?? 0)) * 10_000) / tokens] as const)
+  .filter(([, , us]) => us >= 1)
+  .sort((a, b) => b[2] - a[2]);
+console.log(
+  `CPU µs/token by thread: ${perThread.map(([tid, name, us]) => `${name}#${tid} ${us.toFixed(1)}`).join(', ')}`,
+);
+console.log(
+  `per 1000 tokens: ${((1000 * counts.chunks) / tokens).toFixed(0)} HTTP chunks, ${((1000 * counts.posts) / tokens).toFixed(0)} postMessages ` +
+    `carrying ${((1000 * counts.items) / tokens).toFixed(0)} messages`,
+);
+console.log(
+  `server CPU ${((cpu.user + cpu.system) / tokens).toFixed(1)} µs/token (user ${(cpu.user / tokens).toFixed(1)}, system ${(cpu.system / tokens).toFixed(1)}), ` +
+    `${((tokens * 1000) / (performance.now() - t0)).toFixed(0)} tok/s overall`,
+);
 if (mainProfile) writeFileSync(mainProfile, JSON.stringify((await session.post('Profiler.stop')).profile));
 if (replicaProfile) await replica.stopProfile(replicaProfile);
 client.close();
@@ -90,6 +112,8 @@ function threadTimes(): Map<string, { name: string; ticks: number }> {
       const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
       out.set(tid, { name, ticks: Number(fields[11]) + Number(fields[12]) });
     }
-  } catch { /* not Linux */ }
+  } catch {
+    /* not Linux */
+  }
   return out;
 }

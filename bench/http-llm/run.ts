@@ -37,21 +37,35 @@ import { describeBenchModel, resolveBenchModel } from './bench-model.js';
 import { engineLevel, percentile, type LevelResult } from './load.js';
 import { LoadClient } from './load-client.js';
 
-interface Measured extends LevelResult { round: number; serverCpuMs: number; clientCpuMs: number }
+interface Measured extends LevelResult {
+  round: number;
+  serverCpuMs: number;
+  clientCpuMs: number;
+}
 
 const LEVELS = [1, 16, 64];
 const { values: args, positionals } = parseArgs({
   allowPositionals: true,
-  options: { model: { type: 'string', default: '110m' }, tokens: { type: 'string' }, rounds: { type: 'string' }, threads: { type: 'string', default: '1' } },
+  options: {
+    model: { type: 'string', default: '110m' },
+    tokens: { type: 'string' },
+    rounds: { type: 'string' },
+    threads: { type: 'string', default: '1' },
+  },
 });
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const benchModel = await resolveBenchModel(args.model!, root);
 const maxTokens = Number(args.tokens ?? positionals[0] ?? benchModel.defaultTokens);
 const rounds = Number(args.rounds ?? positionals[1] ?? 3);
 const numThreads = Number(args.threads);
-if (![maxTokens, rounds, numThreads].every((n) => Number.isInteger(n) && n > 0)) throw new Error('--tokens, --rounds and --threads must be positive integers');
+if (![maxTokens, rounds, numThreads].every((n) => Number.isInteger(n) && n > 0))
+  throw new Error('--tokens, --rounds and --threads must be positive integers');
 const model = benchModel.path;
-const engineOptions = { numThreads, device: 'cpu' as const, ...(benchModel.kvCacheBytes ? { kvCacheBytes: benchModel.kvCacheBytes } : {}) };
+const engineOptions = {
+  numThreads,
+  device: 'cpu' as const,
+  ...(benchModel.kvCacheBytes ? { kvCacheBytes: benchModel.kvCacheBytes } : {}),
+};
 const loadBefore = os.loadavg();
 const startedAt = performance.now();
 
@@ -69,7 +83,10 @@ for (let i = 0; i < (tiny ? 2 : 1); i++) {
 }
 
 const results: Measured[] = [];
-const cpuMs = (since: NodeJS.CpuUsage) => { const d = process.cpuUsage(since); return (d.user + d.system) / 1000; };
+const cpuMs = (since: NodeJS.CpuUsage) => {
+  const d = process.cpuUsage(since);
+  return (d.user + d.system) / 1000;
+};
 for (let round = 0; round < rounds; round++) {
   for (const streams of LEVELS) {
     let cpu0 = process.cpuUsage();
@@ -95,31 +112,79 @@ const rows = LEVELS.map((streams) => {
   const engineTokS = median(e.map((r) => r.tokensPerS));
   const httpTokS = median(h.map((r) => r.tokensPerS));
   return {
-    streams, engineTokS, httpTokS, ratio: httpTokS / engineTokS,
+    streams,
+    engineTokS,
+    httpTokS,
+    ratio: httpTokS / engineTokS,
     ratioPerRound: h.map((r, i) => r.tokensPerS / e[i]!.tokensPerS),
-    engineTtftP50: percentile(e.flatMap((r) => r.ttftMs), 50), engineTtftP99: percentile(e.flatMap((r) => r.ttftMs), 99),
-    httpTtftP50: percentile(h.flatMap((r) => r.ttftMs), 50), httpTtftP99: percentile(h.flatMap((r) => r.ttftMs), 99),
-    engineCpuPer1k: per1k(e, 'serverCpuMs'), httpServerCpuPer1k: per1k(h, 'serverCpuMs'), httpClientCpuPer1k: per1k(h, 'clientCpuMs'),
+    engineTtftP50: percentile(
+      e.flatMap((r) => r.ttftMs),
+      50,
+    ),
+    engineTtftP99: percentile(
+      e.flatMap((r) => r.ttftMs),
+      99,
+    ),
+    httpTtftP50: percentile(
+      h.flatMap((r) => r.ttftMs),
+      50,
+    ),
+    httpTtftP99: percentile(
+      h.flatMap((r) => r.ttftMs),
+      99,
+    ),
+    engineCpuPer1k: per1k(e, 'serverCpuMs'),
+    httpServerCpuPer1k: per1k(h, 'serverCpuMs'),
+    httpClientCpuPer1k: per1k(h, 'clientCpuMs'),
   };
 });
 const f = (x: number, d = 1, w = 9) => x.toFixed(d).padStart(w);
-console.log(`\nHTTP vs engine, ${describeBenchModel(benchModel)}, ${maxTokens} tokens per stream, ${numThreads} native thread(s),`
-  + ` median of ${rounds} rounds; load average ${loadBefore[0]!.toFixed(2)} → ${loadAfter[0]!.toFixed(2)} on ${os.cpus().length} CPUs;`
-  + ` ${((performance.now() - startedAt) / 1000).toFixed(0)} s`);
-console.log('streams | engine tok/s | http tok/s | http/engine | engine TTFT p50/p99 ms | http TTFT p50/p99 ms | CPU ms/1k tok: engine | http server | http client');
+console.log(
+  `\nHTTP vs engine, ${describeBenchModel(benchModel)}, ${maxTokens} tokens per stream, ${numThreads} native thread(s),` +
+    ` median of ${rounds} rounds; load average ${loadBefore[0]!.toFixed(2)} → ${loadAfter[0]!.toFixed(2)} on ${os.cpus().length} CPUs;` +
+    ` ${((performance.now() - startedAt) / 1000).toFixed(0)} s`,
+);
+console.log(
+  'streams | engine tok/s | http tok/s | http/engine | engine TTFT p50/p99 ms | http TTFT p50/p99 ms | CPU ms/1k tok: engine | http server | http client',
+);
 for (const r of rows) {
-  console.log(`${String(r.streams).padStart(7)} | ${f(r.engineTokS)}    | ${f(r.httpTokS)}  | ${f(r.ratio * 100)}%  |`
-    + ` ${f(r.engineTtftP50)} / ${f(r.engineTtftP99)}  | ${f(r.httpTtftP50)} / ${f(r.httpTtftP99)} |`
-    + ` ${f(r.engineCpuPer1k, 0, 21)} | ${f(r.httpServerCpuPer1k, 0, 11)} | ${f(r.httpClientCpuPer1k, 0, 11)}`);
+  console.log(
+    `${String(r.streams).padStart(7)} | ${f(r.engineTokS)}    | ${f(r.httpTokS)}  | ${f(r.ratio * 100)}%  |` +
+      ` ${f(r.engineTtftP50)} / ${f(r.engineTtftP99)}  | ${f(r.httpTtftP50)} / ${f(r.httpTtftP99)} |` +
+      ` ${f(r.engineCpuPer1k, 0, 21)} | ${f(r.httpServerCpuPer1k, 0, 11)} | ${f(r.httpClientCpuPer1k, 0, 11)}`,
+  );
 }
 const at64 = rows.find((r) => r.streams === 64)!;
 console.log(`per-round http/engine at 64: ${at64.ratioPerRound.map((x) => `${(x * 100).toFixed(0)}%`).join(' ')}`);
-console.log(`target: http >= 90% of engine tokens/s at 64 streams → ${(at64.ratio * 100).toFixed(1)}% ${at64.ratio >= 0.9 ? 'MET' : 'NOT MET'}`);
+console.log(
+  `target: http >= 90% of engine tokens/s at 64 streams → ${(at64.ratio * 100).toFixed(1)}% ${at64.ratio >= 0.9 ? 'MET' : 'NOT MET'}`,
+);
 const out = path.join(root, 'bench/results', `http-llm-${new Date().toISOString().replace(/[:.]/g, '-')}.json`);
 mkdirSync(path.dirname(out), { recursive: true });
-writeFileSync(out, `${JSON.stringify({ bench: 'http-llm',
-  model: { name: benchModel.name, path: benchModel.path, randomWeights: benchModel.randomWeights, config: benchModel.config ?? null },
-  maxTokens, rounds, engineOptions, cpus: os.cpus().length, wallS: (performance.now() - startedAt) / 1000,
-  loadavg: { before: loadBefore, after: loadAfter }, node: process.version, rows, raw: results }, null, 2)}\n`);
+writeFileSync(
+  out,
+  `${JSON.stringify(
+    {
+      bench: 'http-llm',
+      model: {
+        name: benchModel.name,
+        path: benchModel.path,
+        randomWeights: benchModel.randomWeights,
+        config: benchModel.config ?? null,
+      },
+      maxTokens,
+      rounds,
+      engineOptions,
+      cpus: os.cpus().length,
+      wallS: (performance.now() - startedAt) / 1000,
+      loadavg: { before: loadBefore, after: loadAfter },
+      node: process.version,
+      rows,
+      raw: results,
+    },
+    null,
+    2,
+  )}\n`,
+);
 console.log(`wrote ${path.relative(root, out)}`);
 process.exit(0);

@@ -43,13 +43,33 @@ class Probe {
   private readonly seq: Sequence;
   private step = 0;
 
-  constructor(private readonly model: NativeModel, context: number) {
+  constructor(
+    private readonly model: NativeModel,
+    context: number,
+  ) {
     this.bm = new BlockManager(new BlockPool(model.numBlocks, model.blockSize), false);
     const maxModelLen = Math.min(model.config.maxSeqLen, context + 64);
-    this.runner = new ModelRunner(model, { blockSize: model.blockSize, maxNumBatchedTokens: Math.max(context, 64), maxNumSeqs: 1, maxModelLen });
-    const params = resolveSamplingParams({ temperature: 0, maxTokens: 32 }, { maxModelLen, vocabSize: model.config.vocabSize, promptLen: context });
+    this.runner = new ModelRunner(model, {
+      blockSize: model.blockSize,
+      maxNumBatchedTokens: Math.max(context, 64),
+      maxNumSeqs: 1,
+      maxModelLen,
+    });
+    const params = resolveSamplingParams(
+      { temperature: 0, maxTokens: 32 },
+      { maxModelLen, vocabSize: model.config.vocabSize, promptLen: context },
+    );
     const prompt = Array.from({ length: context }, (_, i) => 3 + ((i * 7919) % (model.config.vocabSize - 3)));
-    this.seq = new Sequence({ seqId: 0, requestId: 'probe', index: 0, promptTokenIds: prompt, params, seed: 1, stopTokenIds: [], blockSize: model.blockSize });
+    this.seq = new Sequence({
+      seqId: 0,
+      requestId: 'probe',
+      index: 0,
+      promptTokenIds: prompt,
+      params,
+      seed: 1,
+      stopTokenIds: [],
+      blockSize: model.blockSize,
+    });
     this.seq.status = 'running';
   }
 
@@ -100,7 +120,12 @@ class Probe {
   }
 }
 
-export async function measureStepCosts(target: NativeModel, draft: NativeModel | null, ks: readonly number[], opts: { context: number; reps: number }): Promise<StepCosts> {
+export async function measureStepCosts(
+  target: NativeModel,
+  draft: NativeModel | null,
+  ks: readonly number[],
+  opts: { context: number; reps: number },
+): Promise<StepCosts> {
   const t = new Probe(target, opts.context);
   const d = draft ? new Probe(draft, opts.context) : null;
   await t.prefill();
@@ -113,8 +138,12 @@ export async function measureStepCosts(target: NativeModel, draft: NativeModel |
   try {
     // Jobs: target decode, draft decode, then the verifies; their order rotates every repetition so
     // that no figure always runs first (after a pause) or last.
-    const jobs: Array<() => Promise<number>> = [() => t.time(1), () => (d ? d.time(1) : Promise.resolve(NaN)), ...ks.map((k) => () => t.time(k + 1)),
-      ...ks.map((k) => () => (fused ? d!.timeDraft(k) : Promise.resolve(NaN)))];
+    const jobs: Array<() => Promise<number>> = [
+      () => t.time(1),
+      () => (d ? d.time(1) : Promise.resolve(NaN)),
+      ...ks.map((k) => () => t.time(k + 1)),
+      ...ks.map((k) => () => (fused ? d!.timeDraft(k) : Promise.resolve(NaN))),
+    ];
     for (let r = 0; r < opts.reps + 1; r++) {
       const ms = new Array<number>(jobs.length);
       for (let j = 0; j < jobs.length; j++) {

@@ -53,15 +53,32 @@ const draftFormat = opt('draft-format', 'int8') as NativeWeightFormat;
 const streams = Number(opt('streams', '8'));
 
 const PROMPTS = [
-  'Once upon a time, there was a little dog', 'Lily and Tom went to the park', 'One day, a big bird',
-  'The sun was hot. Ben wanted', 'Sara had a red ball', 'Tim saw a cat on the', 'Mom made a cake for', 'The little boat',
+  'Once upon a time, there was a little dog',
+  'Lily and Tom went to the park',
+  'One day, a big bird',
+  'The sun was hot. Ben wanted',
+  'Sara had a red ball',
+  'Tim saw a cat on the',
+  'Mom made a cake for',
+  'The little boat',
 ];
 
 interface Row {
-  section: string; config: string; streams: number; k: number; method: string | null;
-  tokensPerS: number; speedup: number; cpuSpeedup: number; exact: boolean;
-  alpha: number | null; acceptanceRate: number | null; tokensPerPass: number;
-  c: number | null; v: number | null; predicted: number | null;
+  section: string;
+  config: string;
+  streams: number;
+  k: number;
+  method: string | null;
+  tokensPerS: number;
+  speedup: number;
+  cpuSpeedup: number;
+  exact: boolean;
+  alpha: number | null;
+  acceptanceRate: number | null;
+  tokensPerPass: number;
+  c: number | null;
+  v: number | null;
+  predicted: number | null;
 }
 
 interface Section {
@@ -83,7 +100,10 @@ async function randomSection(): Promise<Section> {
   const target = await loadModel(path.join(dir, 'target'), load);
   const draft = await loadModel(path.join(dir, 'draft'), { ...load, weightFormat: draftFormat });
   return {
-    name: `random 110M f32 / 2-layer ${draftFormat} draft, scale ${scale}`, target, draft, concurrency: [1],
+    name: `random 110M f32 / 2-layer ${draftFormat} draft, scale ${scale}`,
+    target,
+    draft,
+    concurrency: [1],
     configs: [
       { name: 'plain', speculative: false },
       { name: 'draft k=2', speculative: { method: 'draft', k: 2 } },
@@ -98,10 +118,13 @@ async function randomSection(): Promise<Section> {
 
 async function shippedSection(): Promise<Section | null> {
   const own = path.join(root, 'models/flotilla-stories');
-  if (!existsSync(path.join(own, 'target/model.safetensors')) || !existsSync(path.join(own, 'draft/model.safetensors'))) return null;
+  if (!existsSync(path.join(own, 'target/model.safetensors')) || !existsSync(path.join(own, 'draft/model.safetensors')))
+    return null;
   const load = { numThreads, device: 'cpu' as const, maxBatchTokens: 512, maxBatchSeqs: 16 };
   return {
-    name: 'flotilla-stories (shipped pair)', target: await loadModel(path.join(own, 'target'), load), draft: await loadModel(path.join(own, 'draft'), load),
+    name: 'flotilla-stories (shipped pair)',
+    target: await loadModel(path.join(own, 'target'), load),
+    draft: await loadModel(path.join(own, 'draft'), load),
     concurrency: [1, streams],
     configs: [
       { name: 'plain', speculative: false },
@@ -115,19 +138,28 @@ async function shippedSection(): Promise<Section | null> {
 }
 
 async function runSection(sec: Section): Promise<Row[]> {
-  const create = (target: LoadedModel, draft: LoadedModel | null) => LLMEngine.create({
-    model: target, enablePrefixCaching: false, maxNumBatchedTokens: 512, maxNumSeqs: 16,
-    speculative: { k: 4, ...(draft ? { draftModel: draft } : {}) },
-  });
+  const create = (target: LoadedModel, draft: LoadedModel | null) =>
+    LLMEngine.create({
+      model: target,
+      enablePrefixCaching: false,
+      maxNumBatchedTokens: 512,
+      maxNumSeqs: 16,
+      speculative: { k: 4, ...(draft ? { draftModel: draft } : {}) },
+    });
   const engine = await create(sec.target, sec.draft);
   // The twin shares the native models (and their KV pools: the two never run at once, prefix caching is off).
-  const perStep = sec.configs.some((c) => c.perStep) ? await create(withoutFusedCalls(sec.target), sec.draft ? withoutFusedCalls(sec.draft) : null) : null;
+  const perStep = sec.configs.some((c) => c.perStep)
+    ? await create(withoutFusedCalls(sec.target), sec.draft ? withoutFusedCalls(sec.draft) : null)
+    : null;
   const engineFor = (c: Config) => (c.perStep ? perStep! : engine);
   const rows: Row[] = [];
   try {
     for (const c of sec.configs) await measure(engineFor(c), c, PROMPTS.slice(0, 1), 8, 1); // warm-up
     const ks = [...new Set(sec.configs.flatMap((c) => (c.speculative ? [c.speculative.k ?? 4] : [])))];
-    const costs = await measureStepCosts(sec.target.model, sec.draft?.model ?? null, ks, { context: 64, reps: Number(opt('cost-reps', '15')) });
+    const costs = await measureStepCosts(sec.target.model, sec.draft?.model ?? null, ks, {
+      context: 64,
+      reps: Number(opt('cost-reps', '15')),
+    });
     for (const conc of sec.concurrency) {
       const prompts = PROMPTS.slice(0, conc === 1 ? 2 : conc);
       const rates: number[][] = sec.configs.map(() => []);
@@ -145,8 +177,20 @@ async function runSection(sec: Section): Promise<Row[]> {
       }
       // Speedups are per-round ratios to that round's plain run (neighbours' load swings over minutes), then the median.
       const ratio = (xs: number[][], i: number) => median(xs[i]!.map((x, r) => x / xs[0]![r]!));
-      sec.configs.forEach((c, i) => rows.push(row(sec.name, c, conc, median(rates[i]!), { wall: ratio(rates, i), cpu: ratio(cpuRates, i) },
-        JSON.stringify(outs[i]) === JSON.stringify(outs[0]), acc[i]!, costs)));
+      sec.configs.forEach((c, i) =>
+        rows.push(
+          row(
+            sec.name,
+            c,
+            conc,
+            median(rates[i]!),
+            { wall: ratio(rates, i), cpu: ratio(cpuRates, i) },
+            JSON.stringify(outs[i]) === JSON.stringify(outs[0]),
+            acc[i]!,
+            costs,
+          ),
+        ),
+      );
     }
     printCosts(costs);
   } finally {
@@ -156,40 +200,78 @@ async function runSection(sec: Section): Promise<Row[]> {
   return rows;
 }
 
-interface Speedup { wall: number; cpu: number }
+interface Speedup {
+  wall: number;
+  cpu: number;
+}
 
-function row(section: string, c: Config, conc: number, tokensPerS: number, speedup: Speedup, exact: boolean, a: Acceptance, costs: StepCosts): Row {
+function row(
+  section: string,
+  c: Config,
+  conc: number,
+  tokensPerS: number,
+  speedup: Speedup,
+  exact: boolean,
+  a: Acceptance,
+  costs: StepCosts,
+): Row {
   const spec = c.speculative;
-  const k = spec ? spec.k ?? 4 : 0;
-  const method = spec ? spec.method ?? null : null;
+  const k = spec ? (spec.k ?? 4) : 0;
+  const method = spec ? (spec.method ?? null) : null;
   const alpha = a.judged > 0 ? a.acceptedTokens / a.judged : null;
   const v = spec ? costs.verifyRatio[k]! : null;
   const cr = !spec ? null : method === 'ngram' ? 0 : costs.draftRatio!;
   return {
-    section, config: c.name, streams: conc, k, method, tokensPerS, speedup: speedup.wall, cpuSpeedup: speedup.cpu, exact,
-    alpha, acceptanceRate: a.draftTokens > 0 ? a.acceptedTokens / a.draftTokens : null,
+    section,
+    config: c.name,
+    streams: conc,
+    k,
+    method,
+    tokensPerS,
+    speedup: speedup.wall,
+    cpuSpeedup: speedup.cpu,
+    exact,
+    alpha,
+    acceptanceRate: a.draftTokens > 0 ? a.acceptedTokens / a.draftTokens : null,
     tokensPerPass: a.drafts > 0 ? (a.acceptedTokens + a.drafts) / a.drafts : 1,
-    c: cr, v, predicted: alpha !== null && cr !== null && v !== null ? predictedSpeedup(alpha, k, cr, v, method === 'draft' && !c.perStep ? costs.draftRoundRatio[k] : undefined) : null,
+    c: cr,
+    v,
+    predicted:
+      alpha !== null && cr !== null && v !== null
+        ? predictedSpeedup(alpha, k, cr, v, method === 'draft' && !c.perStep ? costs.draftRoundRatio[k] : undefined)
+        : null,
   };
 }
 
 function printCosts(c: StepCosts): void {
-  const v = Object.keys(c.verifyMs).map((k) => `verify k=${k} ${c.verifyMs[Number(k)]!.toFixed(2)} ms (v ${c.verifyRatio[Number(k)]!.toFixed(2)})`).join(', ');
-  const d = Object.keys(c.draftRoundRatio).map((k) => `k=${k} ${c.draftRoundRatio[Number(k)]!.toFixed(2)}`).join(', ');
-  console.log(`  native costs (CPU ms, medians; ratios are medians of back-to-back ratios): target decode ${c.targetDecodeMs.toFixed(2)}, `
-    + `draft decode ${c.draftDecodeMs?.toFixed(2) ?? '-'} (c ${c.draftRatio?.toFixed(3) ?? '-'}), ${v}${d ? `; fused draft round / target decode: ${d}` : ''}`);
+  const v = Object.keys(c.verifyMs)
+    .map((k) => `verify k=${k} ${c.verifyMs[Number(k)]!.toFixed(2)} ms (v ${c.verifyRatio[Number(k)]!.toFixed(2)})`)
+    .join(', ');
+  const d = Object.keys(c.draftRoundRatio)
+    .map((k) => `k=${k} ${c.draftRoundRatio[Number(k)]!.toFixed(2)}`)
+    .join(', ');
+  console.log(
+    `  native costs (CPU ms, medians; ratios are medians of back-to-back ratios): target decode ${c.targetDecodeMs.toFixed(2)}, ` +
+      `draft decode ${c.draftDecodeMs?.toFixed(2) ?? '-'} (c ${c.draftRatio?.toFixed(3) ?? '-'}), ${v}${d ? `; fused draft round / target decode: ${d}` : ''}`,
+  );
 }
 
 function printRows(rows: Row[]): void {
   const f = (x: number | null, d = 2) => (x === null ? '-' : x.toFixed(d));
-  console.log('config       streams    tok/s  speedup  cpu-speedup  predicted   alpha  accept  tok/pass      c      v  exact');
+  console.log(
+    'config       streams    tok/s  speedup  cpu-speedup  predicted   alpha  accept  tok/pass      c      v  exact',
+  );
   for (const r of rows) {
-    console.log(`${r.config.padEnd(12)} ${String(r.streams).padStart(7)}  ${f(r.tokensPerS, 1).padStart(7)}  ${f(r.speedup).padStart(7)}  ${f(r.cpuSpeedup).padStart(11)}  ${f(r.predicted).padStart(9)}  ${f(r.alpha).padStart(6)}  ${f(r.acceptanceRate).padStart(6)}  ${f(r.tokensPerPass).padStart(8)}  ${f(r.c, 3).padStart(5)}  ${f(r.v).padStart(5)}  ${r.exact}`);
+    console.log(
+      `${r.config.padEnd(12)} ${String(r.streams).padStart(7)}  ${f(r.tokensPerS, 1).padStart(7)}  ${f(r.speedup).padStart(7)}  ${f(r.cpuSpeedup).padStart(11)}  ${f(r.predicted).padStart(9)}  ${f(r.alpha).padStart(6)}  ${f(r.acceptanceRate).padStart(6)}  ${f(r.tokensPerPass).padStart(8)}  ${f(r.c, 3).padStart(5)}  ${f(r.v).padStart(5)}  ${r.exact}`,
+    );
   }
 }
 
 async function main(): Promise<void> {
-  console.log(`greedy, ${maxTokens} tokens per request, ${numThreads} thread(s), median of ${rounds} interleaved rounds`);
+  console.log(
+    `greedy, ${maxTokens} tokens per request, ${numThreads} thread(s), median of ${rounds} interleaved rounds`,
+  );
   const all: Row[] = [];
   for (const name of sections) {
     const sec = name === 'random' ? await randomSection() : name === 'shipped' ? await shippedSection() : null;

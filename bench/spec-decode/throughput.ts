@@ -37,15 +37,31 @@ export interface Run {
 
 function counters(s: SpecDecodeStats | undefined): Acceptance {
   if (!s) return { drafts: 0, draftTokens: 0, acceptedTokens: 0, judged: 0 };
-  return { drafts: s.drafts, draftTokens: s.draftTokens, acceptedTokens: s.acceptedTokens, judged: s.triedByPosition.reduce((a, b) => a + b, 0) };
+  return {
+    drafts: s.drafts,
+    draftTokens: s.draftTokens,
+    acceptedTokens: s.acceptedTokens,
+    judged: s.triedByPosition.reduce((a, b) => a + b, 0),
+  };
 }
 
 export function addAcceptance(a: Acceptance, b: Acceptance): Acceptance {
-  return { drafts: a.drafts + b.drafts, draftTokens: a.draftTokens + b.draftTokens, acceptedTokens: a.acceptedTokens + b.acceptedTokens, judged: a.judged + b.judged };
+  return {
+    drafts: a.drafts + b.drafts,
+    draftTokens: a.draftTokens + b.draftTokens,
+    acceptedTokens: a.acceptedTokens + b.acceptedTokens,
+    judged: a.judged + b.judged,
+  };
 }
 
 /** Greedy generation of `maxTokens` per prompt: one after another (streams 1) or all at once. */
-export async function measure(engine: LLMEngine, config: Config, prompts: readonly string[], maxTokens: number, streams: number): Promise<Run> {
+export async function measure(
+  engine: LLMEngine,
+  config: Config,
+  prompts: readonly string[],
+  maxTokens: number,
+  streams: number,
+): Promise<Run> {
   const params: SamplingParams = { temperature: 0, maxTokens, ignoreEos: true, speculative: config.speculative };
   const drain = async (p: string) => {
     const ids: number[] = [];
@@ -67,8 +83,10 @@ export async function measure(engine: LLMEngine, config: Config, prompts: readon
   const cpuS = (cpu.user + cpu.system) / 1e6;
   const after = counters(engine.stats().speculative);
   const acceptance = {
-    drafts: after.drafts - before.drafts, draftTokens: after.draftTokens - before.draftTokens,
-    acceptedTokens: after.acceptedTokens - before.acceptedTokens, judged: after.judged - before.judged,
+    drafts: after.drafts - before.drafts,
+    draftTokens: after.draftTokens - before.draftTokens,
+    acceptedTokens: after.acceptedTokens - before.acceptedTokens,
+    judged: after.judged - before.judged,
   };
   const tokens = outputs.reduce((a, o) => a + o.length, 0);
   return { tokensPerS: tokens / s, tokensPerCpuS: tokens / cpuS, outputs, acceptance };
@@ -78,9 +96,23 @@ export async function measure(engine: LLMEngine, config: Config, prompts: readon
 export function withoutFusedCalls(loaded: LoadedModel): LoadedModel {
   const m = loaded.model;
   const model: NativeModel = {
-    config: m.config, blockSize: m.blockSize, numBlocks: m.numBlocks, kvDtype: m.kvDtype, backend: m.backend, kernels: m.kernels,
-    weightBytes: m.weightBytes, numThreads: m.numThreads,
-    step: (b) => m.step(b), logits: (b, r) => m.logits(b, r), dispose: () => {},
+    config: m.config,
+    blockSize: m.blockSize,
+    numBlocks: m.numBlocks,
+    kvDtype: m.kvDtype,
+    backend: m.backend,
+    kernels: m.kernels,
+    weightBytes: m.weightBytes,
+    numThreads: m.numThreads,
+    step: (b) => m.step(b),
+    logits: (b, r) => m.logits(b, r),
+    dispose: () => {},
   };
-  return { spec: loaded.spec, model, tokenizer: loaded.tokenizer, dispose: () => {}, [Symbol.asyncDispose]: async () => {} };
+  return {
+    spec: loaded.spec,
+    model,
+    tokenizer: loaded.tokenizer,
+    dispose: () => {},
+    [Symbol.asyncDispose]: async () => {},
+  };
 }

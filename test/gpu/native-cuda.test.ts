@@ -8,10 +8,28 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { NativeModel, NativeWeightFormat } from '../../packages/engine/src/native/native-types.js';
 import { loadNative } from '../../packages/engine/src/native/load-native.js';
 import { models } from '../helpers/models.js';
-import { Blocks, buildBatch, generate, goldens, llama2cManifest, logSoftmax, prefillLogits, Seq, topK } from '../integration/native-harness.js';
+import {
+  Blocks,
+  buildBatch,
+  generate,
+  goldens,
+  llama2cManifest,
+  logSoftmax,
+  prefillLogits,
+  Seq,
+  topK,
+} from '../integration/native-harness.js';
 
 const binding = loadNative();
-const load = (extra: object = {}) => binding.loadModel({ ...llama2cManifest(models.stories260K), numBlocks: 256, maxBatchTokens: 256, maxBatchSeqs: 16, device: 'cuda', ...extra });
+const load = (extra: object = {}) =>
+  binding.loadModel({
+    ...llama2cManifest(models.stories260K),
+    numBlocks: 256,
+    maxBatchTokens: 256,
+    maxBatchSeqs: 16,
+    device: 'cuda',
+    ...extra,
+  });
 
 describe('CUDA backend: stories260K', () => {
   let gpu: NativeModel, cpu: NativeModel;
@@ -44,7 +62,9 @@ describe('CUDA backend: stories260K', () => {
     const rows = await prefillLogits(gpu, g.greedy_from_bos_48.slice(0, 9));
     for (const check of g.logits_check_on_first_9_tokens) {
       expect(topK(rows[check.position], 5)).toEqual(check.top5_ids);
-      check.top5_ids.forEach((id, i) => expect(Math.abs(rows[check.position][id] - check.top5_logits[i])).toBeLessThan(1e-3));
+      check.top5_ids.forEach((id, i) =>
+        expect(Math.abs(rows[check.position][id] - check.top5_logits[i])).toBeLessThan(1e-3),
+      );
     }
     const ref = await prefillLogits(cpu, g.greedy_from_bos_48);
     const got = await prefillLogits(gpu, g.greedy_from_bos_48);
@@ -57,7 +77,11 @@ describe('CUDA backend: stories260K', () => {
     const story = goldens('stories260K').greedy_from_bos_48;
     const step = async (m: NativeModel, temperature: number) => {
       const seqs = [new Seq(story.slice(0, 5)), new Seq(story.slice(0, 9)), new Seq(story.slice(0, 3))];
-      const b = buildBatch(m, new Blocks(m), seqs.map((seq) => ({ seq, n: seq.tokens.length })));
+      const b = buildBatch(
+        m,
+        new Blocks(m),
+        seqs.map((seq) => ({ seq, n: seq.tokens.length })),
+      );
       b.temperature.fill(temperature);
       b.seeds.set([7, 8, 9]);
       b.biasOffsets = Int32Array.from([0, 1, 2, 4]);
@@ -75,7 +99,9 @@ describe('CUDA backend: stories260K', () => {
 
   it('8 prompts batched with chunked prefill == each alone (tokens; logprobs within 1e-4)', async () => {
     const story = goldens('stories260K').greedy_from_bos_48;
-    const prompts = [1, 3, 7, 12, 17, 25, 33, 40].map((n, i) => (i % 2 ? [1, ...story.slice(1, n).reverse()] : story.slice(0, n)));
+    const prompts = [1, 3, 7, 12, 17, 25, 33, 40].map((n, i) =>
+      i % 2 ? [1, ...story.slice(1, n).reverse()] : story.slice(0, n),
+    );
     const alone = prompts.map((p) => new Seq(p));
     for (const s of alone) await generate(gpu, [s], 24);
     const together = prompts.map((p) => new Seq(p));
@@ -87,7 +113,16 @@ describe('CUDA backend: stories260K', () => {
   });
 
   it('sampled runs: reproducible, batch-independent, and equal to the CPU sampler on the same logits', async () => {
-    const sampling = (i: number) => ({ temperature: 0.9, topK: 40, topP: 0.9, minP: 0.02, seed: 1000 + i, repetitionPenalty: 1.1, presencePenalty: 0.2, frequencyPenalty: 0.1 });
+    const sampling = (i: number) => ({
+      temperature: 0.9,
+      topK: 40,
+      topP: 0.9,
+      minP: 0.02,
+      seed: 1000 + i,
+      repetitionPenalty: 1.1,
+      presencePenalty: 0.2,
+      frequencyPenalty: 0.1,
+    });
     const alone = [0, 1, 2, 3].map((i) => new Seq([1], sampling(i)));
     for (const s of alone) await generate(gpu, [s], 32);
     const together = [0, 1, 2, 3].map((i) => new Seq([1], sampling(i)));
@@ -98,8 +133,14 @@ describe('CUDA backend: stories260K', () => {
     // same semantics; logits differ in the last bits, so allow a rare divergence late in a run
     const agree = onCpu.filter((s, i) => s.tokens.slice(0, 16).join() === alone[i].tokens.slice(0, 16).join()).length;
     expect(agree).toBeGreaterThanOrEqual(3);
-    for (const opts of [{ temperature: 1, seed: 5 }, { temperature: 0.7, topP: 0.5, seed: 6 }, { temperature: 1.2, topK: 5, seed: 7 }, { temperature: 1, minP: 0.1, seed: 8 }]) {
-      const a = new Seq([1], opts), b = new Seq([1], opts);
+    for (const opts of [
+      { temperature: 1, seed: 5 },
+      { temperature: 0.7, topP: 0.5, seed: 6 },
+      { temperature: 1.2, topK: 5, seed: 7 },
+      { temperature: 1, minP: 0.1, seed: 8 },
+    ]) {
+      const a = new Seq([1], opts),
+        b = new Seq([1], opts);
       await generate(gpu, [a], 16);
       await generate(cpu, [b], 16);
       expect(a.tokens.slice(0, 8)).toEqual(b.tokens.slice(0, 8));
@@ -107,7 +148,8 @@ describe('CUDA backend: stories260K', () => {
   });
 
   it('top logprobs match the CPU', async () => {
-    const a = new Seq([1], { numLogprobs: 5 }), b = new Seq([1], { numLogprobs: 5 });
+    const a = new Seq([1], { numLogprobs: 5 }),
+      b = new Seq([1], { numLogprobs: 5 });
     await generate(gpu, [a], 8);
     await generate(cpu, [b], 8);
     expect(a.tokens).toEqual(b.tokens);
@@ -117,10 +159,16 @@ describe('CUDA backend: stories260K', () => {
   it('int8 / int4 agree with f32 as on the CPU (top-1 agreement, perplexity bounds)', async () => {
     const text = goldens('stories260K').greedy_from_bos_48;
     const ref = (await prefillLogits(gpu, text)).map(logSoftmax);
-    for (const [fmt, minAgree, pplBound] of [['bf16', 0.95, 0.02], ['int8', 0.95, 0.02], ['int4', 0.8, 0.1]] as [NativeWeightFormat, number, number][]) {
+    for (const [fmt, minAgree, pplBound] of [
+      ['bf16', 0.95, 0.02],
+      ['int8', 0.95, 0.02],
+      ['int4', 0.8, 0.1],
+    ] as [NativeWeightFormat, number, number][]) {
       const m = await load({ weightFormat: fmt });
       const rows = (await prefillLogits(m, text)).map(logSoftmax);
-      let agree = 0, nllRef = 0, nll = 0;
+      let agree = 0,
+        nllRef = 0,
+        nll = 0;
       for (let i = 0; i + 1 < text.length; i++) {
         const arg = (r: Float64Array) => r.indexOf(Math.max(...r));
         agree += arg(ref[i]) === arg(rows[i]) ? 1 : 0;
@@ -134,12 +182,22 @@ describe('CUDA backend: stories260K', () => {
   });
 
   it('sizes the KV pool from gpuMemoryUtilization when no size is given', async () => {
-    const small = await binding.loadModel({ ...llama2cManifest(models.stories260K), device: 'cuda', gpuMemoryUtilization: 0.2 });
+    const small = await binding.loadModel({
+      ...llama2cManifest(models.stories260K),
+      device: 'cuda',
+      gpuMemoryUtilization: 0.2,
+    });
     const smallBlocks = small.numBlocks;
     small.dispose();
-    const big = await binding.loadModel({ ...llama2cManifest(models.stories260K), device: 'cuda', gpuMemoryUtilization: 0.4 });
+    const big = await binding.loadModel({
+      ...llama2cManifest(models.stories260K),
+      device: 'cuda',
+      gpuMemoryUtilization: 0.4,
+    });
     expect(big.numBlocks).toBeGreaterThan(smallBlocks * 1.5);
     big.dispose();
-    await expect(binding.loadModel({ ...llama2cManifest(models.stories260K), device: 'cuda', gpuMemoryUtilization: 0.0001 })).rejects.toMatchObject({ code: 'E_OOM' });
+    await expect(
+      binding.loadModel({ ...llama2cManifest(models.stories260K), device: 'cuda', gpuMemoryUtilization: 0.0001 }),
+    ).rejects.toMatchObject({ code: 'E_OOM' });
   });
 });

@@ -4,5 +4,12 @@ import base from '../../vitest.config.js';
 
 export default {
   ...base,
-  test: { ...base.test, include: ['test/gpu/**/*.test.ts'], maxWorkers: 1, fileParallelism: false, testTimeout: 300_000, hookTimeout: 300_000 },
+  test: {
+    ...base.test,
+    include: ['test/gpu/**/*.test.ts'],
+    maxWorkers: 1,
+    fileParallelism: false,
+    testTimeout: 300_000,
+    hookTimeout: 300_000,
+  },
 };

@@ -13,13 +13,19 @@ export const serveBin = path.join(repoRoot, 'bin/serve.js');
 /** Call once at the top of a test file: `serve(args)` starts a CLI process; `children` are killed afterAll. */
 export function cliProcesses() {
   const children: ChildProcess[] = [];
-  afterAll(() => { for (const c of children) if (c.exitCode === null) c.kill('SIGKILL'); });
+  afterAll(() => {
+    for (const c of children) if (c.exitCode === null) c.kill('SIGKILL');
+  });
   function serve(args: string[]) {
     const child = spawn(process.execPath, [serveBin, ...args], { cwd: repoRoot, stdio: ['ignore', 'pipe', 'pipe'] });
     children.push(child);
     let out = '';
-    child.stdout!.on('data', (d) => { out += d; });
-    child.stderr!.on('data', (d) => { out += d; });
+    child.stdout!.on('data', (d) => {
+      out += d;
+    });
+    child.stderr!.on('data', (d) => {
+      out += d;
+    });
     const exited = new Promise<number | null>((resolve) => child.on('close', resolve));
     return { child, exited, out: () => out };
   }

@@ -12,17 +12,33 @@ import { Sequence } from '../../packages/engine/src/sequence.js';
 let nextSeqId = 0;
 export const MAX_MODEL_LEN = 4096;
 
-export function makeSeq(prompt: number[] | number, params: SamplingParams = {}, extra: Partial<{ parent: Sequence; index: number; blockSize: number; stopTokenIds: number[]; seed: number }> = {}): Sequence {
+export function makeSeq(
+  prompt: number[] | number,
+  params: SamplingParams = {},
+  extra: Partial<{ parent: Sequence; index: number; blockSize: number; stopTokenIds: number[]; seed: number }> = {},
+): Sequence {
   const tokens = typeof prompt === 'number' ? Array.from({ length: prompt }, (_, i) => 100 + i) : prompt;
-  const resolved = resolveSamplingParams({ maxTokens: 8, ...params }, { maxModelLen: MAX_MODEL_LEN, vocabSize: 32000, promptLen: tokens.length });
+  const resolved = resolveSamplingParams(
+    { maxTokens: 8, ...params },
+    { maxModelLen: MAX_MODEL_LEN, vocabSize: 32000, promptLen: tokens.length },
+  );
   const seqId = nextSeqId++;
   return new Sequence({
-    seqId, requestId: `r${seqId}`, index: extra.index ?? 0, promptTokenIds: tokens, params: resolved,
-    seed: extra.seed ?? 1234, stopTokenIds: extra.stopTokenIds ?? [], blockSize: extra.blockSize ?? 16, parent: extra.parent ?? null,
+    seqId,
+    requestId: `r${seqId}`,
+    index: extra.index ?? 0,
+    promptTokenIds: tokens,
+    params: resolved,
+    seed: extra.seed ?? 1234,
+    stopTokenIds: extra.stopTokenIds ?? [],
+    blockSize: extra.blockSize ?? 16,
+    parent: extra.parent ?? null,
   });
 }
 
-export function makeScheduler(opts: { numBlocks: number; blockSize?: number; prefixCaching?: boolean } & Partial<SchedulerConfig>): Scheduler {
+export function makeScheduler(
+  opts: { numBlocks: number; blockSize?: number; prefixCaching?: boolean } & Partial<SchedulerConfig>,
+): Scheduler {
   const pool = new BlockPool(opts.numBlocks, opts.blockSize ?? 16);
   const bm = new BlockManager(pool, opts.prefixCaching ?? true);
   return new Scheduler({ maxModelLen: MAX_MODEL_LEN, ...opts }, bm);
@@ -30,7 +46,7 @@ export function makeScheduler(opts: { numBlocks: number; blockSize?: number; pre
 
 /** The fake model's token at `position` for `seed`: depends only on those, like the native sampler. */
 export function fakeToken(seed: number, position: number): number {
-  return 1000 + ((Math.imul(seed ^ 0x9e3779b9, 31) + position * 7919) >>> 0) % 5000;
+  return 1000 + (((Math.imul(seed ^ 0x9e3779b9, 31) + position * 7919) >>> 0) % 5000);
 }
 
 /** A step of the fake runner: samples for every sequence whose prompt completes this step. */
@@ -44,7 +60,11 @@ export function fakeStep(out: SchedulerOutput): { sampledTokenIds: Int32Array } 
 }
 
 /** Runs schedule/update until nothing is left (or `maxSteps`), returning each step's output. */
-export function drain(s: Scheduler, maxSteps = 10_000, onStep?: (out: SchedulerOutput, step: number) => void): SchedulerOutput[] {
+export function drain(
+  s: Scheduler,
+  maxSteps = 10_000,
+  onStep?: (out: SchedulerOutput, step: number) => void,
+): SchedulerOutput[] {
   const steps: SchedulerOutput[] = [];
   while (s.hasWork) {
     if (steps.length >= maxSteps) throw new Error('scheduler did not drain');

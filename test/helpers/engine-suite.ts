@@ -4,7 +4,12 @@
  */
 import { getEventListeners, setMaxListeners } from 'node:events';
 import { expect, it } from 'vitest';
-import { ContextLengthError, DuplicateRequestError, InvalidPromptError, SamplingParamsError } from '../../packages/engine/src/errors.js';
+import {
+  ContextLengthError,
+  DuplicateRequestError,
+  InvalidPromptError,
+  SamplingParamsError,
+} from '../../packages/engine/src/errors.js';
 import type { LLMEngine } from '../../packages/engine/src/llm-engine.js';
 import type { RequestOutput } from '../../packages/engine/src/request-output.js';
 import type { SamplingParams } from '../../packages/engine/src/sampling-params.js';
@@ -31,7 +36,14 @@ export interface Collected {
 export async function collect(stream: AsyncIterable<RequestOutput>): Promise<Collected[]> {
   const bySample: Collected[] = [];
   for await (const out of stream) {
-    const c = (bySample[out.index] ??= { tokenIds: [], text: '', streamed: '', finishReason: null, stopReason: null, outputs: [] });
+    const c = (bySample[out.index] ??= {
+      tokenIds: [],
+      text: '',
+      streamed: '',
+      finishReason: null,
+      stopReason: null,
+      outputs: [],
+    });
     c.tokenIds.push(...out.tokenIds);
     c.streamed += out.text;
     c.text = out.cumulativeText;
@@ -71,7 +83,9 @@ export function engineSuite(make: EngineFactory, prompts: string[]): void {
       // Staggered: the first 8 (one per prompt) start at once, the rest after the first step and a few ms apart,
       // so repeats of the long prompts find their blocks cached while the first copies still run.
       let firstStep!: () => void;
-      const stepped = new Promise<void>((r) => { firstStep = r; });
+      const stepped = new Promise<void>((r) => {
+        firstStep = r;
+      });
       const runs = Array.from({ length: 32 }, async (_, i) => {
         if (i >= mixed.length) {
           await stepped;
@@ -92,7 +106,9 @@ export function engineSuite(make: EngineFactory, prompts: string[]): void {
     }
     {
       await using engine = await make({ numBlocks: 12 }); // 16 requests of ~4 blocks: preemption is certain
-      const got = await Promise.all(Array.from({ length: 16 }, (_, i) => run(engine, prompts[i % prompts.length]!, greedy)));
+      const got = await Promise.all(
+        Array.from({ length: 16 }, (_, i) => run(engine, prompts[i % prompts.length]!, greedy)),
+      );
       got.forEach((c, i) => expect(c.tokenIds).toEqual(alone[i % prompts.length]));
       expect(engine.stats().preemptions).toBeGreaterThan(0);
       expectClean(engine);
@@ -145,7 +161,14 @@ export function engineSuite(make: EngineFactory, prompts: string[]): void {
     const ctrl = new AbortController();
     setMaxListeners(2000, ctrl.signal); // all 1,000 share one signal here
     const all = Array.from({ length: 1000 }, (_, i) =>
-      collect(engine.generate(prompts[i % prompts.length]!, { temperature: i % 2 ? 0 : 1, maxTokens: 1 + (i % 4) }, { signal: ctrl.signal })));
+      collect(
+        engine.generate(
+          prompts[i % prompts.length]!,
+          { temperature: i % 2 ? 0 : 1, maxTokens: 1 + (i % 4) },
+          { signal: ctrl.signal },
+        ),
+      ),
+    );
     const done = await Promise.all(all);
     expect(done.every((d) => d[0]!.finishReason === 'length' || d[0]!.finishReason === 'stop')).toBe(true);
     expectClean(engine);
@@ -167,14 +190,18 @@ export function engineSuite(make: EngineFactory, prompts: string[]): void {
     expect(incl.text).toBe(text.slice(0, text.indexOf(stop) + stop.length));
   });
 
-  it('stops on the model\'s stop tokens unless ignoreEos, not before minTokens', async () => {
+  it("stops on the model's stop tokens unless ignoreEos, not before minTokens", async () => {
     await using engine = await make();
     const maxTokens = Math.min(400, engine.maxModelLen - 16);
     let ref: Collected | undefined;
     let prompt = '';
     for (const p of prompts) {
       const c = await run(engine, p, { temperature: 0, maxTokens });
-      if (c.finishReason === 'stop') { ref = c; prompt = p; break; }
+      if (c.finishReason === 'stop') {
+        ref = c;
+        prompt = p;
+        break;
+      }
     }
     expect(ref, 'some prompt should end on a stop token').toBeDefined();
     const k = ref!.tokenIds.length;
@@ -205,7 +232,7 @@ export function engineSuite(make: EngineFactory, prompts: string[]): void {
     expect(forced.tokenIds).toEqual(new Array(8).fill(other));
     expect(banned.tokenIds).not.toContain(first);
     expect(plain.tokenIds).toEqual(ref.tokenIds);
-    expect(() => engine.generate(prompts[0]!, { logitBias: { 'x': 1 } })).toThrow(/logitBias/);
+    expect(() => engine.generate(prompts[0]!, { logitBias: { x: 1 } })).toThrow(/logitBias/);
     expect(() => engine.generate(prompts[0]!, { logitBias: { [first]: 101 } })).toThrow(/logitBias/);
     expectClean(engine);
   });
@@ -236,7 +263,9 @@ export function engineSuite(make: EngineFactory, prompts: string[]): void {
     expect(lps.map((l) => l.tokenId)).toEqual(c.tokenIds);
     expect(lps.every((l) => l.top.length === 2 && l.logprob <= 0)).toBe(true);
     const ids = engine.tokenizer.encode(prompts[0]!);
-    expect((await run(engine, { tokenIds: ids }, greedy)).tokenIds).toEqual((await run(engine, prompts[0]!, greedy)).tokenIds);
+    expect((await run(engine, { tokenIds: ids }, greedy)).tokenIds).toEqual(
+      (await run(engine, prompts[0]!, greedy)).tokenIds,
+    );
     const chat = await run(engine, { messages: [{ role: 'user', content: prompts[0]! }] }, { ...greedy, maxTokens: 4 });
     expect(chat.tokenIds.length).toBe(4);
   });

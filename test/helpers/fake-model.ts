@@ -8,7 +8,12 @@
  */
 import type { LoadedModel } from '../../packages/engine/src/model-loader/load-model.js';
 import type { ModelSpec } from '../../packages/engine/src/model-loader/model-spec.js';
-import type { NativeModel, NativeModelConfig, NativeStepBatch, NativeStepResult } from '../../packages/engine/src/native/native-types.js';
+import type {
+  NativeModel,
+  NativeModelConfig,
+  NativeStepBatch,
+  NativeStepResult,
+} from '../../packages/engine/src/native/native-types.js';
 import type { Tokenizer } from '../../packages/engine/src/tokenizer/tokenizer.js';
 
 const enc = new TextEncoder();
@@ -25,7 +30,10 @@ function pieceOf(id: number): Uint8Array {
 }
 
 export const fakeTokenizer: Tokenizer = {
-  vocabSize: 64, bosId: 1, eosId: 2, stripsLeadingSpace: false,
+  vocabSize: 64,
+  bosId: 1,
+  eosId: 2,
+  stripsLeadingSpace: false,
   isSpecial: (id) => id < 3,
   tokenBytes: pieceOf,
   encode(text, options) {
@@ -33,8 +41,10 @@ export const fakeTokenizer: Tokenizer = {
     for (let i = 0; i < text.length; i++) {
       const c = text[i]!;
       const next = text[i + 1];
-      if (c === ' ' && next && next >= 'a' && next <= 'z') { ids.push(next.charCodeAt(0) - 68); i++; }
-      else if (c >= 'a' && c <= 'z') ids.push(c.charCodeAt(0) - 94);
+      if (c === ' ' && next && next >= 'a' && next <= 'z') {
+        ids.push(next.charCodeAt(0) - 68);
+        i++;
+      } else if (c >= 'a' && c <= 'z') ids.push(c.charCodeAt(0) - 94);
       else if (c === '\n') ids.push(55);
       else if (c === '.') ids.push(58);
       else ids.push(0);
@@ -63,13 +73,29 @@ export function makeFakeModel(opts: FakeModelOptions = {}): LoadedModel & { step
   const numBlocks = opts.numBlocks ?? 256;
   const eosEvery = opts.eosEvery ?? 40;
   const config: NativeModelConfig = {
-    dim: 8, hiddenDim: 16, nLayers: 1, nHeads: 1, nKvHeads: 1, vocabSize: 64, maxSeqLen: opts.maxSeqLen ?? 512,
-    ropeTheta: 10000, ropeLayout: 'interleaved', normEps: 1e-5, tiedEmbeddings: true,
+    dim: 8,
+    hiddenDim: 16,
+    nLayers: 1,
+    nHeads: 1,
+    nKvHeads: 1,
+    vocabSize: 64,
+    maxSeqLen: opts.maxSeqLen ?? 512,
+    ropeTheta: 10000,
+    ropeLayout: 'interleaved',
+    normEps: 1e-5,
+    tiedEmbeddings: true,
   };
   const kv = new Int32Array(numBlocks * blockSize).fill(-1);
   let disposed = false;
   const model: NativeModel = {
-    config, blockSize, numBlocks, kvDtype: 'f32', backend: 'fake', kernels: 'fake', weightBytes: 0, numThreads: 1,
+    config,
+    blockSize,
+    numBlocks,
+    kvDtype: 'f32',
+    backend: 'fake',
+    kernels: 'fake',
+    weightBytes: 0,
+    numThreads: 1,
     async step(batch) {
       if (disposed) throw Object.assign(new Error('disposed'), { code: 'E_DISPOSED' });
       if (opts.failWhen?.(batch)) throw Object.assign(new Error('fake failure'), { code: 'E_BATCH' });
@@ -79,13 +105,33 @@ export function makeFakeModel(opts: FakeModelOptions = {}): LoadedModel & { step
       await new Promise((r) => setImmediate(r));
       return result;
     },
-    async logits() { throw new Error('not faked'); },
-    dispose() { disposed = true; },
+    async logits() {
+      throw new Error('not faked');
+    },
+    dispose() {
+      disposed = true;
+    },
   };
-  const spec = { format: 'llama2c', path: '/fake', config, files: [], tensors: [], tokenizer: fakeTokenizer, bosId: 1, eosId: 2, stopTokenIds: [2], modelName: 'fake' } as ModelSpec;
+  const spec = {
+    format: 'llama2c',
+    path: '/fake',
+    config,
+    files: [],
+    tensors: [],
+    tokenizer: fakeTokenizer,
+    bosId: 1,
+    eosId: 2,
+    stopTokenIds: [2],
+    modelName: 'fake',
+  } as ModelSpec;
   const self = {
-    spec, model, tokenizer: fakeTokenizer, steps: 0, maxSeqsInStep: 0,
-    dispose: () => model.dispose(), [Symbol.asyncDispose]: async () => model.dispose(),
+    spec,
+    model,
+    tokenizer: fakeTokenizer,
+    steps: 0,
+    maxSeqsInStep: 0,
+    dispose: () => model.dispose(),
+    [Symbol.asyncDispose]: async () => model.dispose(),
   };
   return self;
 }
@@ -97,12 +143,13 @@ function biased(b: NativeStepBatch, s: number, token: number): number {
   let forced = -1;
   let best = 50;
   for (let i = b.biasOffsets[s]!; i < b.biasOffsets[s + 1]!; i++) {
-    const id = b.biasTokens![i]!, v = b.biasValues![i]!;
+    const id = b.biasTokens![i]!,
+      v = b.biasValues![i]!;
     if (v <= -50) banned.add(id);
     if (v >= best) [forced, best] = [id, v];
   }
   if (forced >= 0) return forced;
-  while (banned.has(token)) token = 3 + ((token - 2) % 61);  // 2 -> 3, 3 -> 4, ..., 63 -> 3
+  while (banned.has(token)) token = 3 + ((token - 2) % 61); // 2 -> 3, 3 -> 4, ..., 63 -> 3
   return token;
 }
 

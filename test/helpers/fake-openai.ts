@@ -13,7 +13,9 @@ export interface FakeOpenAi {
   close(): Promise<void>;
 }
 
-export async function startFakeOpenAi(opts: { tokenDelayMs?: number; firstTokenDelayMs?: number; model?: string } = {}): Promise<FakeOpenAi> {
+export async function startFakeOpenAi(
+  opts: { tokenDelayMs?: number; firstTokenDelayMs?: number; model?: string } = {},
+): Promise<FakeOpenAi> {
   const app = Fastify();
   const state: FakeOpenAi = { url: '', received: [], peakConcurrency: 0, close: () => app.close() };
   let inFlight = 0;
@@ -30,11 +32,20 @@ export async function startFakeOpenAi(opts: { tokenDelayMs?: number; firstTokenD
     await sleep(opts.firstTokenDelayMs ?? 5);
     for (let i = 0; i < body.max_tokens; i++) {
       if (i > 0) await sleep(opts.tokenDelayMs ?? 2);
-      send({ id: 'cmpl-1', object: 'text_completion', choices: [{ index: 0, text: ` w${i}`, finish_reason: i === body.max_tokens - 1 ? 'length' : null }] });
+      send({
+        id: 'cmpl-1',
+        object: 'text_completion',
+        choices: [{ index: 0, text: ` w${i}`, finish_reason: i === body.max_tokens - 1 ? 'length' : null }],
+      });
     }
     const promptTokens = body.prompt.split(/\s+/).filter(Boolean).length;
     if (body.stream_options?.include_usage) {
-      send({ id: 'cmpl-1', object: 'text_completion', choices: [], usage: { prompt_tokens: promptTokens, completion_tokens: body.max_tokens } });
+      send({
+        id: 'cmpl-1',
+        object: 'text_completion',
+        choices: [],
+        usage: { prompt_tokens: promptTokens, completion_tokens: body.max_tokens },
+      });
     }
     send('[DONE]');
     res.end();

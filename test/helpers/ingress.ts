@@ -29,7 +29,10 @@ export async function serveForTest(applications: ApplicationSpec[], options: Ing
     throw err;
   }
   return {
-    instance, ingress, url: ingress.http?.url ?? '', grpcAddress: ingress.grpc?.address ?? '',
+    instance,
+    ingress,
+    url: ingress.http?.url ?? '',
+    grpcAddress: ingress.grpc?.address ?? '',
     async close() {
       await ingress.close(500);
       await instance.shutdown();
@@ -38,7 +41,11 @@ export async function serveForTest(applications: ApplicationSpec[], options: Ing
 }
 
 /** Polls `probe` until it returns true (or throws after `timeoutMs`). */
-export async function eventually(probe: () => Promise<boolean> | boolean, timeoutMs = 10_000, what = 'condition'): Promise<void> {
+export async function eventually(
+  probe: () => Promise<boolean> | boolean,
+  timeoutMs = 10_000,
+  what = 'condition',
+): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline) {
     if (await probe()) return;

@@ -17,21 +17,36 @@ const bin = path.join(repoRoot, 'bin/serve.js');
 const children: ChildProcess[] = [];
 
 /** `serve agent` as users run it; resolves once it printed that it joined. */
-async function startAgent(address: string, nodeId: string, extra: string[] = []): Promise<{ child: ChildProcess; output: () => string }> {
-  const child = spawn(process.execPath, [bin, 'agent', '--address', address, '--node-id', nodeId, '--cpus', '2', '--no-proxy', ...extra],
-    { cwd: repoRoot, stdio: ['ignore', 'pipe', 'pipe'] });
+async function startAgent(
+  address: string,
+  nodeId: string,
+  extra: string[] = [],
+): Promise<{ child: ChildProcess; output: () => string }> {
+  const child = spawn(
+    process.execPath,
+    [bin, 'agent', '--address', address, '--node-id', nodeId, '--cpus', '2', '--no-proxy', ...extra],
+    { cwd: repoRoot, stdio: ['ignore', 'pipe', 'pipe'] },
+  );
   children.push(child);
   let out = '';
-  child.stdout!.on('data', (d) => { out += d; });
-  child.stderr!.on('data', (d) => { out += d; });
-  await eventually(() => out, (o) => o.includes('joined the head') || child.exitCode !== null, 60_000);
+  child.stdout!.on('data', (d) => {
+    out += d;
+  });
+  child.stderr!.on('data', (d) => {
+    out += d;
+  });
+  await eventually(
+    () => out,
+    (o) => o.includes('joined the head') || child.exitCode !== null,
+    60_000,
+  );
   if (child.exitCode !== null) throw new Error(`agent exited: ${out}`);
   return { child, output: () => out };
 }
 
 const nodeOf = (instance: ServeInstance, id: string) => instance.status().nodes?.find((n) => n.id === id);
-const workerReplicas = (instance: ServeInstance) => instance.status().applications[0]!.deployments
-  .find((d) => d.name === 'GpuWorker')!.replicas;
+const workerReplicas = (instance: ServeInstance) =>
+  instance.status().applications[0]!.deployments.find((d) => d.name === 'GpuWorker')!.replicas;
 
 afterAll(() => {
   for (const child of children) if (child.exitCode === null) child.kill('SIGKILL');
@@ -48,11 +63,13 @@ describe('cluster: head and agents on loopback', { timeout: 180_000 }, () => {
   });
 
   it('places the GPU deployment on the agent, serves calls, HTTP and streams, and survives losing the agent', async () => {
-    instance = await startServe({ applications: [], resources: { gpus: 0 }, checkpoint: false,
-      cluster: { port: 0 } });
+    instance = await startServe({ applications: [], resources: { gpus: 0 }, checkpoint: false, cluster: { port: 0 } });
     const address = instance.cluster!.address;
     const a1 = await startAgent(address, 'n1', ['--gpus', '1']);
-    await eventually(() => nodeOf(instance!, 'n1')?.state, (s) => s === 'ALIVE');
+    await eventually(
+      () => nodeOf(instance!, 'n1')?.state,
+      (s) => s === 'ALIVE',
+    );
 
     await instance.apply([{ name: 'c', app }], { timeoutS: 90 });
     const [replica] = workerReplicas(instance);
@@ -87,21 +104,34 @@ describe('cluster: head and agents on loopback', { timeout: 180_000 }, () => {
     const err = await inFlight.catch((e: unknown) => e);
     expect(err).toBeInstanceOf(ActorDiedError);
     expect((err as Error).message).toMatch(/node n1/);
-    await eventually(() => nodeOf(instance!, 'n1')?.state, (s) => s === 'DEAD');
+    await eventually(
+      () => nodeOf(instance!, 'n1')?.state,
+      (s) => s === 'DEAD',
+    );
     expect(nodeOf(instance, 'n1')!.message).toMatch(/connection|heartbeat/);
-    const waiting = await eventually(() => instance!.status().applications[0]!.deployments.find((d) => d.name === 'GpuWorker')!,
-      (d) => d.replicas.length === 0 && /no node can take a replica needing .*1 GPUs/.test(d.message ?? ''));
+    const waiting = await eventually(
+      () => instance!.status().applications[0]!.deployments.find((d) => d.name === 'GpuWorker')!,
+      (d) => d.replicas.length === 0 && /no node can take a replica needing .*1 GPUs/.test(d.message ?? ''),
+    );
     expect(waiting.message).toMatch(/local: needs 1 GPUs, the node has 0/);
 
     // A new GPU node joins: the replica is placed there and requests succeed again.
     await startAgent(address, 'n2', ['--gpus', '1']);
-    await eventually(() => workerReplicas(instance!), (rs) => rs.some((r) => r.state === 'RUNNING' && r.node === 'n2'), 60_000);
+    await eventually(
+      () => workerReplicas(instance!),
+      (rs) => rs.some((r) => r.state === 'RUNNING' && r.node === 'n2'),
+      60_000,
+    );
     expect(await handle.__call__('back')).toMatchObject({ text: 'back', node: 'n2' });
   });
 
   it('a node that stops heartbeating (frozen, connection still open) is declared dead and its replica replaced', async () => {
-    instance = await startServe({ applications: [], resources: { gpus: 0 }, checkpoint: false,
-      cluster: { port: 0, heartbeatIntervalMs: 500, missedHeartbeats: 4 } });
+    instance = await startServe({
+      applications: [],
+      resources: { gpus: 0 },
+      checkpoint: false,
+      cluster: { port: 0, heartbeatIntervalMs: 500, missedHeartbeats: 4 },
+    });
     const address = instance.cluster!.address;
     const frozen = await startAgent(address, 'f1', ['--gpus', '1']);
     await instance.apply([{ name: 'c', app }], { timeoutS: 90 });
@@ -109,9 +139,17 @@ describe('cluster: head and agents on loopback', { timeout: 180_000 }, () => {
     await startAgent(address, 'f2', ['--gpus', '1']);
     frozen.child.kill('SIGSTOP');
     try {
-      await eventually(() => nodeOf(instance!, 'f1'), (n) => n?.state === 'DEAD', 30_000);
+      await eventually(
+        () => nodeOf(instance!, 'f1'),
+        (n) => n?.state === 'DEAD',
+        30_000,
+      );
       expect(nodeOf(instance, 'f1')!.message).toMatch(/missed \d+ heartbeats/);
-      await eventually(() => workerReplicas(instance!), (rs) => rs.some((r) => r.state === 'RUNNING' && r.node === 'f2'), 60_000);
+      await eventually(
+        () => workerReplicas(instance!),
+        (rs) => rs.some((r) => r.state === 'RUNNING' && r.node === 'f2'),
+        60_000,
+      );
       expect(await instance.getHandle('c').__call__('x')).toMatchObject({ node: 'f2' });
     } finally {
       frozen.child.kill('SIGKILL');

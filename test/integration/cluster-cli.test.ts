@@ -9,22 +9,49 @@ import { cliProcesses, freePort } from '../helpers/cli-processes.js';
 
 const { serve } = cliProcesses();
 
-
-
 describe('serve run --cluster-port and serve agent', { timeout: 180_000 }, () => {
   it('serves through an agent and shuts down cleanly', async () => {
     const clusterPort = await freePort();
-    const head = serve(['run', 'examples/cluster.ts:app', '--port', '0', '--grpc-port', '0', '--cluster-port', String(clusterPort)]);
-    const agent = serve(['agent', '--address', `127.0.0.1:${clusterPort}`, '--gpus', '1', '--node-id', 'cli-gpu', '--label', 'zone=a',
-      '--http-port', '0']);
-    const banner = await eventually(head.out, (o) => /Cluster head: agents join/.test(o) || head.child.exitCode !== null, 120_000);
+    const head = serve([
+      'run',
+      'examples/cluster.ts:app',
+      '--port',
+      '0',
+      '--grpc-port',
+      '0',
+      '--cluster-port',
+      String(clusterPort),
+    ]);
+    const agent = serve([
+      'agent',
+      '--address',
+      `127.0.0.1:${clusterPort}`,
+      '--gpus',
+      '1',
+      '--node-id',
+      'cli-gpu',
+      '--label',
+      'zone=a',
+      '--http-port',
+      '0',
+    ]);
+    const banner = await eventually(
+      head.out,
+      (o) => /Cluster head: agents join/.test(o) || head.child.exitCode !== null,
+      120_000,
+    );
     const url = /(http:\/\/127\.0\.0\.1:\d+)\/-\/healthz/.exec(banner)?.[1];
     expect(url, banner).toBeDefined();
     const res = await fetch(`${url}/`, { method: 'POST', body: '"via cli"' });
     expect(await res.json()).toMatchObject({ text: 'via cli', node: 'cli-gpu', cuda: '0' });
     // The agent's own proxy serves the same application.
-    const proxy = /HTTP proxy on (http:\/\/[\d.]+:\d+)/.exec(await eventually(agent.out, (o) => /HTTP proxy on/.test(o)))![1];
-    const viaAgent = await eventually(() => fetch(`${proxy}/`, { method: 'POST', body: '"via agent"' }), (r) => r.status === 200);
+    const proxy = /HTTP proxy on (http:\/\/[\d.]+:\d+)/.exec(
+      await eventually(agent.out, (o) => /HTTP proxy on/.test(o)),
+    )![1];
+    const viaAgent = await eventually(
+      () => fetch(`${proxy}/`, { method: 'POST', body: '"via agent"' }),
+      (r) => r.status === 200,
+    );
     expect(await viaAgent.json()).toMatchObject({ text: 'via agent', node: 'cli-gpu' });
 
     const status = serve(['status', '--address', url!]);

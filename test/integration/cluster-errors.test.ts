@@ -32,7 +32,9 @@ describe('cluster: cancellation and bad input', { timeout: 120_000 }, () => {
     agent = await ClusterAgent.start({ address: instance.cluster!.address, nodeId: 'n1', resources: { gpus: 1 } });
     // Source asks for a GPU through the config, so it runs on n1; Relay (a local process) streams from it.
     await instance.apply([{ name: 'stream', app: streaming() }], {
-      config: { applications: [{ name: 'stream', deployments: [{ name: 'Source', resources: { gpus: 1 } }] }] }, timeoutS: 60 });
+      config: { applications: [{ name: 'stream', deployments: [{ name: 'Source', resources: { gpus: 1 } }] }] },
+      timeoutS: 60,
+    });
     const source = instance.status().applications[0]!.deployments.find((d) => d.name === 'Source')!;
     expect(source.replicas[0]).toMatchObject({ node: 'n1', placement: 'remote' });
     const requestId = 'remote-break-1';
@@ -43,7 +45,10 @@ describe('cluster: cancellation and bad input', { timeout: 120_000 }, () => {
     }
     expect(got).toEqual([{ tick: 0 }, { tick: 1 }, { tick: 2 }]);
     const sourceHandle = instance.getHandle('stream', 'Source');
-    await eventually(() => sourceHandle.wasFinalized(requestId), (done) => done === true);
+    await eventually(
+      () => sourceHandle.wasFinalized(requestId),
+      (done) => done === true,
+    );
     expect(await sourceHandle.producedCount(requestId)).toBeLessThan(100);
   });
 
@@ -51,8 +56,11 @@ describe('cluster: cancellation and bad input', { timeout: 120_000 }, () => {
     const dir = path.join(repoRoot, '.tmp', `cluster-missing-${process.pid}`);
     mkdirSync(dir, { recursive: true });
     const file = path.join(dir, 'gone.ts');
-    writeFileSync(file, "import { deployment } from '@flotilla/core';\n"
-      + '@deployment({ resources: { gpus: 1 }, maxConstructorRetries: 1 })\nexport class Gone { hi() { return 1; } }\nexport const app = Gone.bind();\n');
+    writeFileSync(
+      file,
+      "import { deployment } from '@flotilla/core';\n" +
+        '@deployment({ resources: { gpus: 1 }, maxConstructorRetries: 1 })\nexport class Gone { hi() { return 1; } }\nexport const app = Gone.bind();\n',
+    );
     const { app } = await import(pathToFileURL(file).href);
     instance = await startServe({ applications: [], resources: { gpus: 0 }, checkpoint: false, cluster: { port: 0 } });
     agent = await ClusterAgent.start({ address: instance.cluster!.address, nodeId: 'bare', resources: { gpus: 1 } });
@@ -60,32 +68,48 @@ describe('cluster: cancellation and bad input', { timeout: 120_000 }, () => {
     // The module goes missing after the head read it, as on a node whose checkout lacks it.
     rmSync(dir, { recursive: true, force: true });
     const err = await applying;
-    expect((err as Error).message).toMatch(/module .*gone\.ts is not on this node; the code must be at the same path on every node/);
+    expect((err as Error).message).toMatch(
+      /module .*gone\.ts is not on this node; the code must be at the same path on every node/,
+    );
   });
 
   it('an agent pointed at no head fails with ClusterError naming the address', async () => {
-    const err = await ClusterAgent.start({ address: '127.0.0.1:1', nodeId: 'x', connectTimeoutMs: 500 }).catch((e: unknown) => e);
+    const err = await ClusterAgent.start({ address: '127.0.0.1:1', nodeId: 'x', connectTimeoutMs: 500 }).catch(
+      (e: unknown) => e,
+    );
     expect(err).toBeInstanceOf(ClusterError);
     expect((err as Error).message).toMatch(/cannot reach the head at 127\.0\.0\.1:1/);
   });
 
   it('`serve agent` with an unreachable head exits non-zero with the cause and a next step', async () => {
-    const child = spawn(process.execPath, [path.join(repoRoot, 'bin/serve.js'), 'agent', '--address', '127.0.0.1:1', '--connect-timeout', '300'],
-      { cwd: repoRoot, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(
+      process.execPath,
+      [path.join(repoRoot, 'bin/serve.js'), 'agent', '--address', '127.0.0.1:1', '--connect-timeout', '300'],
+      { cwd: repoRoot, stdio: ['ignore', 'pipe', 'pipe'] },
+    );
     let stderr = '';
-    child.stderr!.on('data', (d) => { stderr += d; });
+    child.stderr!.on('data', (d) => {
+      stderr += d;
+    });
     const code = await new Promise<number | null>((resolve) => child.on('close', resolve));
     expect(code).not.toBe(0);
-    expect(stderr).toMatch(/Could not join the head: (ClusterError: )?cannot reach the head at 127\.0\.0\.1:1: .*(ECONNREFUSED|No connection)/);
+    expect(stderr).toMatch(
+      /Could not join the head: (ClusterError: )?cannot reach the head at 127\.0\.0\.1:1: .*(ECONNREFUSED|No connection)/,
+    );
     expect(stderr).toContain('next:');
   });
 
   it('the head refuses an agent of another protocol version, saying so', async () => {
     instance = await startServe({ applications: [], checkpoint: false, cluster: { port: 0 } });
     const { Client } = clusterService();
-    const client = new Client(instance.cluster!.address, grpc.credentials.createInsecure()) as grpc.Client & Record<string, any>;
-    const err = await new Promise<grpc.ServiceError>((resolve) => client.RegisterNode({ node_id: 'old', protocol_version: 99,
-      resources: { cpus: 1, gpus: 0, memory_mb: 100 } }, (e: grpc.ServiceError) => resolve(e)));
+    const client = new Client(instance.cluster!.address, grpc.credentials.createInsecure()) as grpc.Client &
+      Record<string, any>;
+    const err = await new Promise<grpc.ServiceError>((resolve) =>
+      client.RegisterNode(
+        { node_id: 'old', protocol_version: 99, resources: { cpus: 1, gpus: 0, memory_mb: 100 } },
+        (e: grpc.ServiceError) => resolve(e),
+      ),
+    );
     client.close();
     expect(err.code).toBe(grpc.status.FAILED_PRECONDITION);
     expect(err.details).toMatch(/version mismatch: the agent speaks cluster protocol v99, this head v2/);
@@ -93,9 +117,16 @@ describe('cluster: cancellation and bad input', { timeout: 120_000 }, () => {
   });
 
   it('a resource request no node meets leaves the deployment waiting with the reason, and startServe says why', async () => {
-    const err = await startServe({ applications: [{ name: 'c', app: gpuApp }], resources: { gpus: 0 }, checkpoint: false,
-      cluster: { port: 0 }, startupTimeoutS: 2 }).catch((e: unknown) => e);
+    const err = await startServe({
+      applications: [{ name: 'c', app: gpuApp }],
+      resources: { gpus: 0 },
+      checkpoint: false,
+      cluster: { port: 0 },
+      startupTimeoutS: 2,
+    }).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(UnavailableError);
-    expect((err as Error).message).toMatch(/c\/GpuWorker: UPDATING \(no node can take a replica needing 0 CPUs, 1 GPUs, 0 MiB now.*local: needs 1 GPUs, the node has 0\)/);
+    expect((err as Error).message).toMatch(
+      /c\/GpuWorker: UPDATING \(no node can take a replica needing 0 CPUs, 1 GPUs, 0 MiB now.*local: needs 1 GPUs, the node has 0\)/,
+    );
   });
 });

@@ -13,22 +13,38 @@ import { cliProcesses, freePort } from '../helpers/cli-processes.js';
 
 const { serve } = cliProcesses();
 
-
-
 describe('serve start --head, serve deploy, and a proxy on every node', { timeout: 480_000 }, () => {
-  it('deploys onto a running head and serves through the head and the agent\'s proxy', async () => {
+  it("deploys onto a running head and serves through the head and the agent's proxy", async () => {
     const clusterPort = await freePort();
     const address = `127.0.0.1:${clusterPort}`;
     const checkpoint = path.join(mkdtempSync(path.join(os.tmpdir(), 'flotilla-start-')), 'controller.json');
-    const head = serve(['start', '--head', '--port', '0', '--grpc-port', '0', '--cluster-port', String(clusterPort),
-      '--checkpoint', checkpoint]);
-    const headBanner = await eventually(head.out, (o) => /serve deploy FILE:EXPORT/.test(o) || head.child.exitCode !== null, 120_000);
+    const head = serve([
+      'start',
+      '--head',
+      '--port',
+      '0',
+      '--grpc-port',
+      '0',
+      '--cluster-port',
+      String(clusterPort),
+      '--checkpoint',
+      checkpoint,
+    ]);
+    const headBanner = await eventually(
+      head.out,
+      (o) => /serve deploy FILE:EXPORT/.test(o) || head.child.exitCode !== null,
+      120_000,
+    );
     const headUrl = /(http:\/\/127\.0\.0\.1:\d+)\/-\/healthz/.exec(headBanner)?.[1];
     expect(headUrl, headBanner).toBeDefined();
-    expect((await (await fetch(`${headUrl}/-/routes`)).json())).toEqual({ routes: [] });
+    expect(await (await fetch(`${headUrl}/-/routes`)).json()).toEqual({ routes: [] });
 
     const agent = serve(['agent', '--address', address, '--gpus', '1', '--node-id', 'edge', '--http-port', '0']);
-    const agentOut = await eventually(agent.out, (o) => /HTTP proxy on http/.test(o) || agent.child.exitCode !== null, 120_000);
+    const agentOut = await eventually(
+      agent.out,
+      (o) => /HTTP proxy on http/.test(o) || agent.child.exitCode !== null,
+      120_000,
+    );
     const proxyUrl = /HTTP proxy on (http:\/\/[\d.]+:\d+)/.exec(agentOut)?.[1];
     expect(proxyUrl, agentOut).toBeDefined();
 
@@ -39,18 +55,37 @@ describe('serve start --head, serve deploy, and a proxy on every node', { timeou
     const viaHead = await fetch(`${headUrl}/`, { method: 'POST', body: '"via head"' });
     expect(await viaHead.json()).toMatchObject({ text: 'via head', node: 'edge' });
     // The agent's proxy learns routes on its next poll.
-    const viaAgent = await eventually(() => fetch(`${proxyUrl}/`, { method: 'POST', body: '"via agent"' }), (r) => r.status === 200);
+    const viaAgent = await eventually(
+      () => fetch(`${proxyUrl}/`, { method: 'POST', body: '"via agent"' }),
+      (r) => r.status === 200,
+    );
     expect(await viaAgent.json()).toMatchObject({ text: 'via agent', node: 'edge' });
-    const streamed = await fetch(`${proxyUrl}/count`, { method: 'POST', body: '[3, 10]', headers: { accept: 'text/event-stream' } });
+    const streamed = await fetch(`${proxyUrl}/count`, {
+      method: 'POST',
+      body: '[3, 10]',
+      headers: { accept: 'text/event-stream' },
+    });
     expect(streamed.status).toBe(200);
     const events = (await streamed.text()).split('\n').filter((l) => l.startsWith('data:'));
     expect(events.length).toBeGreaterThanOrEqual(3);
 
     // A second application next to the first; the first keeps serving.
-    const second = serve(['deploy', 'test/fixtures/apps/ingress-app.ts:greeter', 'greeting=hey', '--name', 'greet',
-      '--route-prefix', '/greet', '--address', address]);
+    const second = serve([
+      'deploy',
+      'test/fixtures/apps/ingress-app.ts:greeter',
+      'greeting=hey',
+      '--name',
+      'greet',
+      '--route-prefix',
+      '/greet',
+      '--address',
+      address,
+    ]);
     expect(await second.exited, second.out()).toBe(0);
-    const greeted = await eventually(() => fetch(`${proxyUrl}/greet/greet`, { method: 'POST', body: '"ada"' }), (r) => r.status === 200);
+    const greeted = await eventually(
+      () => fetch(`${proxyUrl}/greet/greet`, { method: 'POST', body: '"ada"' }),
+      (r) => r.status === 200,
+    );
     expect(await greeted.json()).toBe('hey, ada');
     expect((await fetch(`${headUrl}/`, { method: 'POST', body: '"still"' })).status).toBe(200);
 

@@ -13,7 +13,10 @@ import { repoRoot } from '../helpers/models.js';
 
 const chromiumPath = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 const haveChromium = existsSync(chromiumPath);
-if (!haveChromium) console.warn(`[dashboard test] skipped: no Chromium at ${chromiumPath} (apt-get install chromium, or set CHROMIUM_PATH).`);
+if (!haveChromium)
+  console.warn(
+    `[dashboard test] skipped: no Chromium at ${chromiumPath} (apt-get install chromium, or set CHROMIUM_PATH).`,
+  );
 const describeBrowser = haveChromium ? describe : describe.skip;
 const screenshot = path.join(repoRoot, 'test-results', 'dashboard.png');
 
@@ -21,8 +24,16 @@ const screenshot = path.join(repoRoot, 'test-results', 'dashboard.png');
  * Flags this sandbox needs: no GPU, no sandbox as root, and no background calls to a closed network.
  * (playwright adds --headless and a fresh temporary profile itself.)
  */
-const CHROMIUM_ARGS = ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
-  '--disable-component-update', '--disable-sync', '--disable-dev-shm-usage'];
+const CHROMIUM_ARGS = [
+  '--no-sandbox',
+  '--disable-gpu',
+  '--disable-quic',
+  '--no-first-run',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+  '--disable-dev-shm-usage',
+];
 
 describeBrowser('dashboard in headless Chromium', () => {
   let served: Served;
@@ -68,12 +79,20 @@ describeBrowser('dashboard in headless Chromium', () => {
     const requestsBefore = await page.getAttribute(requests, 'd');
 
     await runLoad(served.url, 3000);
-    await eventually(async () => ((await page.getAttribute(latency, 'd')) ?? '').startsWith('M'), 15_000, 'the latency plot to draw');
+    await eventually(
+      async () => ((await page.getAttribute(latency, 'd')) ?? '').startsWith('M'),
+      15_000,
+      'the latency plot to draw',
+    );
     expect(await page.getAttribute(requests, 'd')).not.toBe(requestsBefore);
-    const points = Number(await page.getAttribute('[data-charts="dash/DashWorker"] [data-chart="requests"]', 'data-points'));
+    const points = Number(
+      await page.getAttribute('[data-charts="dash/DashWorker"] [data-chart="requests"]', 'data-points'),
+    );
     expect(points).toBeGreaterThan(2);
     // LLM panels are there, and say plainly that this deployment reports no LLM metrics.
-    expect(await page.locator('[data-charts="dash/DashWorker"] [data-chart="kv"]').textContent()).toContain('no LLM metrics');
+    expect(await page.locator('[data-charts="dash/DashWorker"] [data-chart="kv"]').textContent()).toContain(
+      'no LLM metrics',
+    );
 
     mkdirSync(path.dirname(screenshot), { recursive: true });
     await page.screenshot({ path: screenshot, fullPage: true });
@@ -86,7 +105,11 @@ async function runLoad(url: string, ms: number): Promise<void> {
   const end = Date.now() + ms;
   const worker = async () => {
     while (Date.now() < end) {
-      const res = await fetch(`${url}/work`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '[15]' });
+      const res = await fetch(`${url}/work`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: '[15]',
+      });
       expect(res.status).toBe(200);
       await res.text();
     }

@@ -27,13 +27,19 @@ describeWithModels('LLMServer.dispose on the runtime (thread replicas, stories26
       await eventually(async () => (await handle.engineStats()) !== null, 60_000, 'model loaded');
       const ids = instance.status().applications[0]!.deployments[0]!.replicas.map((r) => r.id);
       expect(ids).toHaveLength(2);
-      await instance.apply([{ name: 'llm', app: RecordedLLM.bind(options, file).options({ numReplicas: 1 }) }], { timeoutS: 60 });
+      await instance.apply([{ name: 'llm', app: RecordedLLM.bind(options, file).options({ numReplicas: 1 }) }], {
+        timeoutS: 60,
+      });
       await eventually(() => lines(file).length === 1, 15_000, 'the scaled-down replica disposed');
       const [stopped] = lines(file);
       expect(stopped).toMatch(/^llm \S+ E_ENGINE_DISPOSED$/);
       expect(ids).toContain(stopped!.split(' ')[1]);
       await instance.shutdown();
-      expect(lines(file).map((l) => l.split(' ')[1]).sort()).toEqual([...ids].sort());
+      expect(
+        lines(file)
+          .map((l) => l.split(' ')[1])
+          .sort(),
+      ).toEqual([...ids].sort());
       expect(lines(file).every((l) => l.endsWith(' E_ENGINE_DISPOSED'))).toBe(true);
     } finally {
       await instance.shutdown();
@@ -43,15 +49,26 @@ describeWithModels('LLMServer.dispose on the runtime (thread replicas, stories26
 
 describeWithModels('LLMServer.dispose (in process)', () => {
   class Probe extends LLMServer {
-    get engineForTest(): LLMEngine | undefined { return this.engine; }
+    get engineForTest(): LLMEngine | undefined {
+      return this.engine;
+    }
   }
   let n = 0;
-  const post = (p: string, body: unknown): HttpRequestLike => ({ method: 'POST', path: p, query: {}, headers: { 'content-type': 'application/json' },
-    body, requestId: `dispose-${n++}`, clientIp: '127.0.0.1' });
+  const post = (p: string, body: unknown): HttpRequestLike => ({
+    method: 'POST',
+    path: p,
+    query: {},
+    headers: { 'content-type': 'application/json' },
+    body,
+    requestId: `dispose-${n++}`,
+    clientIp: '127.0.0.1',
+  });
 
   it('ends the requests still running, happens once, and later requests get 503', async () => {
     const server = new Probe({ model: models.stories260K, numThreads: 1, auditLog: 'none' });
-    const stream = server.handleHttp(post('/v1/completions', { prompt: 'Once upon a time', max_tokens: 400, ignore_eos: true, stream: true }));
+    const stream = server.handleHttp(
+      post('/v1/completions', { prompt: 'Once upon a time', max_tokens: 400, ignore_eos: true, stream: true }),
+    );
     expect((await stream.next()).value).toMatchObject({ status: 200 });
     expect((await stream.next()).value).toMatch(/^data: \{/);
     const disposing = server.dispose();

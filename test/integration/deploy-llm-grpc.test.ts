@@ -13,12 +13,31 @@ const KEY = 'grpc-test-key-0001';
 let server: ServeRun;
 let client: grpc.Client & Record<string, (...args: unknown[]) => unknown>;
 
-interface Choice { index: number; text: string; token_ids: number[]; finish_reason: string; logprobs: Array<{ top: unknown[] }> }
-interface Reply { choices: Choice[]; usage: { prompt_tokens: number; completion_tokens: number; total_tokens: number } }
-interface StreamMsg { index: number; text: string; finished: boolean; finish_reason: string; usage: Reply['usage'] | null }
+interface Choice {
+  index: number;
+  text: string;
+  token_ids: number[];
+  finish_reason: string;
+  logprobs: Array<{ top: unknown[] }>;
+}
+interface Reply {
+  choices: Choice[];
+  usage: { prompt_tokens: number; completion_tokens: number; total_tokens: number };
+}
+interface StreamMsg {
+  index: number;
+  text: string;
+  finished: boolean;
+  finish_reason: string;
+  usage: Reply['usage'] | null;
+}
 
 function unary(req: Record<string, unknown>, metadata = new grpc.Metadata()): Promise<Reply> {
-  return new Promise((resolve, reject) => client.Generate!(req, metadata, (err: grpc.ServiceError | null, reply: Reply) => (err ? reject(err) : resolve(reply))));
+  return new Promise((resolve, reject) =>
+    client.Generate!(req, metadata, (err: grpc.ServiceError | null, reply: Reply) =>
+      err ? reject(err) : resolve(reply),
+    ),
+  );
 }
 
 function stream(req: Record<string, unknown>, metadata = new grpc.Metadata()): Promise<StreamMsg[]> {
@@ -34,8 +53,14 @@ function stream(req: Record<string, unknown>, metadata = new grpc.Metadata()): P
 describeWithModels('LLMServer: gRPC (protos/llm.proto) through serve run (stories260K)', () => {
   beforeAll(async () => {
     server = await serveRun(['examples/llm-server.ts:app', `model=${models.stories260K}`, `api_keys=${KEY}`]);
-    const def = protoLoader.loadSync(path.join(repoRoot, 'protos/llm.proto'), { keepCase: true, longs: Number, defaults: true });
-    const pkg = grpc.loadPackageDefinition(def) as unknown as { flotilla: { llm: { v1: { Llm: grpc.ServiceClientConstructor } } } };
+    const def = protoLoader.loadSync(path.join(repoRoot, 'protos/llm.proto'), {
+      keepCase: true,
+      longs: Number,
+      defaults: true,
+    });
+    const pkg = grpc.loadPackageDefinition(def) as unknown as {
+      flotilla: { llm: { v1: { Llm: grpc.ServiceClientConstructor } } };
+    };
     client = new pkg.flotilla.llm.v1.Llm(server.grpcAddress, grpc.credentials.createInsecure()) as typeof client;
   }, 120_000);
   afterAll(async () => {
@@ -53,14 +78,27 @@ describeWithModels('LLMServer: gRPC (protos/llm.proto) through serve run (storie
   });
 
   it('Generate: chat messages, n and seed', async () => {
-    const req = { api_key: KEY, messages: [{ role: 'user', content: 'Hi' }], max_tokens: 6, temperature: 1, n: 2, seed: 3 };
+    const req = {
+      api_key: KEY,
+      messages: [{ role: 'user', content: 'Hi' }],
+      max_tokens: 6,
+      temperature: 1,
+      n: 2,
+      seed: 3,
+    };
     const [a, b] = [await unary(req), await unary(req)];
     expect(a.choices).toHaveLength(2);
     expect(a.choices.map((c) => c.text)).toEqual(b.choices.map((c) => c.text));
   });
 
   it('GenerateStream: the pieces add up to the unary text; the last message has usage', async () => {
-    const msgs = await stream({ api_key: KEY, prompt: 'Once upon a time', max_tokens: 10, temperature: 0, stop: [' named'] });
+    const msgs = await stream({
+      api_key: KEY,
+      prompt: 'Once upon a time',
+      max_tokens: 10,
+      temperature: 0,
+      stop: [' named'],
+    });
     expect(msgs.map((m) => m.text).join('')).toBe(', there was a little girl');
     const last = msgs.at(-1)!;
     expect(last.finished).toBe(true);
@@ -77,7 +115,7 @@ describeWithModels('LLMServer: gRPC (protos/llm.proto) through serve run (storie
     const stopped = await unary({ ...base, stop_token_ids: [ids[2]] });
     expect(stopped.choices[0]!.token_ids).toEqual(ids.slice(0, 3));
     expect(stopped.choices[0]!.finish_reason).toBe('stop');
-    const held = await unary({ ...base, stop_token_ids: [ids[2]], min_tokens: 4 });  // ids[2] cannot be sampled at index 2 now
+    const held = await unary({ ...base, stop_token_ids: [ids[2]], min_tokens: 4 }); // ids[2] cannot be sampled at index 2 now
     expect(held.choices[0]!.token_ids.slice(0, 2)).toEqual(ids.slice(0, 2));
     expect(held.choices[0]!.token_ids.slice(0, 4)).not.toContain(ids[2]);
     const bad = await unary({ ...base, logit_bias: { 99999: 1 } }).catch((e: grpc.ServiceError) => e);
@@ -101,7 +139,11 @@ describeWithModels('LLMServer: gRPC (protos/llm.proto) through serve run (storie
   });
 
   it('takes the API key from authorization metadata, as HTTP takes the header', async () => {
-    const bearer = (key: string) => { const md = new grpc.Metadata(); md.set('authorization', `Bearer ${key}`); return md; };
+    const bearer = (key: string) => {
+      const md = new grpc.Metadata();
+      md.set('authorization', `Bearer ${key}`);
+      return md;
+    };
     const req = { prompt: 'Once upon a time', max_tokens: 4, temperature: 0 };
     expect((await unary(req, bearer(KEY))).usage.completion_tokens).toBe(4);
     expect((await stream(req, bearer(KEY))).at(-1)!.usage?.completion_tokens).toBe(4);
@@ -115,6 +157,8 @@ describeWithModels('LLMServer: gRPC (protos/llm.proto) through serve run (storie
     expect((none as grpc.ServiceError).details).toContain('Missing API key');
     const notBearer = new grpc.Metadata();
     notBearer.set('authorization', KEY);
-    expect(((await unary(req, notBearer).catch((e: grpc.ServiceError) => e)) as grpc.ServiceError).code).toBe(grpc.status.UNAUTHENTICATED);
+    expect(((await unary(req, notBearer).catch((e: grpc.ServiceError) => e)) as grpc.ServiceError).code).toBe(
+      grpc.status.UNAUTHENTICATED,
+    );
   });
 });

@@ -14,10 +14,12 @@ import { SHARED_REQUESTS_PER_MINUTE, sharedKeys, sharedLimitApp } from '../fixtu
 let served: Served;
 let client: grpc.Client & Record<string, (...args: unknown[]) => unknown>;
 
-const post = (body: unknown, key?: string) => fetch(`${served.url}/v1/completions`, {
-  method: 'POST', body: JSON.stringify(body),
-  headers: { 'content-type': 'application/json', ...(key ? { authorization: `Bearer ${key}` } : {}) },
-});
+const post = (body: unknown, key?: string) =>
+  fetch(`${served.url}/v1/completions`, {
+    method: 'POST',
+    body: JSON.stringify(body),
+    headers: { 'content-type': 'application/json', ...(key ? { authorization: `Bearer ${key}` } : {}) },
+  });
 
 /** A counter of the LLM replicas' metrics on /metrics, per replica label. */
 async function perReplica(name: string): Promise<Map<string, number>> {
@@ -32,17 +34,28 @@ async function perReplica(name: string): Promise<Map<string, number>> {
 const sum = (m: Map<string, number>) => [...m.values()].reduce((a, b) => a + b, 0);
 
 function unary(req: Record<string, unknown>): Promise<unknown> {
-  return new Promise((resolve, reject) => client.Generate!(req, (err: grpc.ServiceError | null, reply: unknown) => (err ? reject(err) : resolve(reply))));
+  return new Promise((resolve, reject) =>
+    client.Generate!(req, (err: grpc.ServiceError | null, reply: unknown) => (err ? reject(err) : resolve(reply))),
+  );
 }
-const failure = (p: Promise<unknown>) => p.then(() => { throw new Error('expected the call to fail'); }, (e: grpc.ServiceError) => e);
+const failure = (p: Promise<unknown>) =>
+  p.then(
+    () => {
+      throw new Error('expected the call to fail');
+    },
+    (e: grpc.ServiceError) => e,
+  );
 
 describeWithModels('LLMServer: per-key limits shared by 2 replicas, gRPC status codes (stories260K)', () => {
   beforeAll(async () => {
-    served = await serveForTest([{ name: 'shared', routePrefix: '/', app: sharedLimitApp(models.stories260K) }],
-      { grpcServices: [{ ...LLM_GRPC_SERVICE, app: 'shared' }] });
+    served = await serveForTest([{ name: 'shared', routePrefix: '/', app: sharedLimitApp(models.stories260K) }], {
+      grpcServices: [{ ...LLM_GRPC_SERVICE, app: 'shared' }],
+    });
     await eventually(async () => (await fetch(`${served.url}/health`)).status === 200, 60_000, 'model loaded');
     const def = protoLoader.loadSync(LLM_GRPC_SERVICE.protoPath, { keepCase: true, longs: Number, defaults: true });
-    const pkg = grpc.loadPackageDefinition(def) as unknown as { flotilla: { llm: { v1: { Llm: grpc.ServiceClientConstructor } } } };
+    const pkg = grpc.loadPackageDefinition(def) as unknown as {
+      flotilla: { llm: { v1: { Llm: grpc.ServiceClientConstructor } } };
+    };
     client = new pkg.flotilla.llm.v1.Llm(served.grpcAddress, grpc.credentials.createInsecure()) as typeof client;
   }, 120_000);
   afterAll(async () => {
@@ -53,7 +66,9 @@ describeWithModels('LLMServer: per-key limits shared by 2 replicas, gRPC status 
   it('holds a key to its request limit however the requests spread over the replicas', async () => {
     // Concurrent and long enough to overlap, so that the router (power of two choices) uses both replicas.
     const body = { prompt: 'Once upon a time', max_tokens: 64, ignore_eos: true };
-    const first = await Promise.all(Array.from({ length: SHARED_REQUESTS_PER_MINUTE }, () => post(body, sharedKeys.http)));
+    const first = await Promise.all(
+      Array.from({ length: SHARED_REQUESTS_PER_MINUTE }, () => post(body, sharedKeys.http)),
+    );
     expect(first.map((r) => r.status)).toEqual(Array(SHARED_REQUESTS_PER_MINUTE).fill(200));
     const served1 = await perReplica('request_success_total');
     expect([...served1.values()].filter((n) => n > 0)).toHaveLength(2);
@@ -91,7 +106,10 @@ describeWithModels('LLMServer: per-key limits shared by 2 replicas, gRPC status 
     expect(limited.details).toContain('Request rate limit reached');
     expect(Number(limited.metadata.get('retry-after')[0])).toBeGreaterThanOrEqual(1);
     const stream = client.GenerateStream!(ok) as grpc.ClientReadableStream<unknown>;
-    const streamed = await new Promise<grpc.ServiceError>((resolve) => { stream.on('error', resolve); stream.on('data', () => {}); });
+    const streamed = await new Promise<grpc.ServiceError>((resolve) => {
+      stream.on('error', resolve);
+      stream.on('data', () => {});
+    });
     expect(streamed.code).toBe(grpc.status.RESOURCE_EXHAUSTED);
   });
 });

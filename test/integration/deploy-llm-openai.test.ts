@@ -17,7 +17,9 @@ describeWithModels('LLMServer: OpenAI API through serve run (stories260K)', () =
     server = await serveRun(['examples/llm-server.ts:app', `model=${models.stories260K}`, `api_keys=${KEY}`]);
     client = new OpenAI({ baseURL: `${server.url}/v1`, apiKey: KEY, maxRetries: 0 });
   }, 120_000);
-  afterAll(async () => { await server?.stop(); });
+  afterAll(async () => {
+    await server?.stop();
+  });
 
   it('lists the served model', async () => {
     const list = await client.models.list();
@@ -36,7 +38,11 @@ describeWithModels('LLMServer: OpenAI API through serve run (stories260K)', () =
   it('streams usage in every chunk with stream_options.continuous_usage_stats (vLLM), counting up', async () => {
     const chunks = [];
     const stream = await client.chat.completions.create({
-      model: 'stories260K', messages: [{ role: 'user', content: 'Hi' }], max_tokens: 5, temperature: 0, stream: true,
+      model: 'stories260K',
+      messages: [{ role: 'user', content: 'Hi' }],
+      max_tokens: 5,
+      temperature: 0,
+      stream: true,
       stream_options: { include_usage: true, continuous_usage_stats: true } as never,
     });
     for await (const c of stream) chunks.push(c);
@@ -45,10 +51,22 @@ describeWithModels('LLMServer: OpenAI API through serve run (stories260K)', () =
     const completion = usages.map((u) => u.completion_tokens);
     expect(completion).toEqual([...completion].sort((a, b) => a - b));
     expect(completion.at(-1)).toBe(5);
-    expect(chunks.at(-1)!.choices).toEqual([]);  // the include_usage chunk still ends the stream
-    expect(chunks.slice(0, -1).map((c) => c.choices[0]!.delta.content ?? '').join('')).toBe(
-      (await client.chat.completions.create({ model: 'stories260K', messages: [{ role: 'user', content: 'Hi' }], max_tokens: 5, temperature: 0 }))
-        .choices[0]!.message.content);
+    expect(chunks.at(-1)!.choices).toEqual([]); // the include_usage chunk still ends the stream
+    expect(
+      chunks
+        .slice(0, -1)
+        .map((c) => c.choices[0]!.delta.content ?? '')
+        .join(''),
+    ).toBe(
+      (
+        await client.chat.completions.create({
+          model: 'stories260K',
+          messages: [{ role: 'user', content: 'Hi' }],
+          max_tokens: 5,
+          temperature: 0,
+        })
+      ).choices[0]!.message.content,
+    );
   });
 
   it('scores a prompt: echo + logprobs gives every prompt token a logprob (the first null), max_tokens 0 generates nothing', async () => {
@@ -63,18 +81,32 @@ describeWithModels('LLMServer: OpenAI API through serve run (stories260K)', () =
     expect(lp.token_logprobs!.slice(1).every((x) => x !== null && x < 0)).toBe(true);
     expect(Object.keys(lp.top_logprobs![1]!)).toHaveLength(2);
     const gen = await client.completions.create({ ...base, max_tokens: 3, logprobs: 0 });
-    const plain = await client.completions.create({ model: 'stories260K', prompt: 'Once upon a time', temperature: 0, max_tokens: 3 });
+    const plain = await client.completions.create({
+      model: 'stories260K',
+      prompt: 'Once upon a time',
+      temperature: 0,
+      max_tokens: 3,
+    });
     expect(gen.choices[0]!.text).toBe(`Once upon a time${plain.choices[0]!.text}`);
     expect(gen.choices[0]!.logprobs!.tokens).toHaveLength(8);
     expect(gen.choices[0]!.logprobs!.token_logprobs!.slice(0, 5)).toEqual(lp.token_logprobs);
-    const streamed = await client.completions.create({ ...base, max_tokens: 2, logprobs: 0, stream: true }).catch((e: unknown) => e);
+    const streamed = await client.completions
+      .create({ ...base, max_tokens: 2, logprobs: 0, stream: true })
+      .catch((e: unknown) => e);
     expect((streamed as InstanceType<typeof OpenAI.APIError>).status).toBe(400);
-    const noEcho = await client.completions.create({ model: 'stories260K', prompt: 'x', max_tokens: 0 }).catch((e: unknown) => e);
+    const noEcho = await client.completions
+      .create({ model: 'stories260K', prompt: 'x', max_tokens: 0 })
+      .catch((e: unknown) => e);
     expect((noEcho as InstanceType<typeof OpenAI.APIError>).param).toBe('max_tokens');
   });
 
   it('completes greedily, with usage and finish_reason length', async () => {
-    const r = await client.completions.create({ model: 'stories260K', prompt: 'Once upon a time', max_tokens: 10, temperature: 0 });
+    const r = await client.completions.create({
+      model: 'stories260K',
+      prompt: 'Once upon a time',
+      max_tokens: 10,
+      temperature: 0,
+    });
     expect(r.object).toBe('text_completion');
     expect(r.choices[0]!.text).toBe(', there was a little girl named Lily');
     expect(r.choices[0]!.finish_reason).toBe('length');
@@ -82,13 +114,27 @@ describeWithModels('LLMServer: OpenAI API through serve run (stories260K)', () =
   });
 
   it('stops at a stop string (excluded) with finish_reason stop', async () => {
-    const r = await client.completions.create({ model: 'stories260K', prompt: 'Once upon a time', max_tokens: 30, temperature: 0, stop: [' named'] });
+    const r = await client.completions.create({
+      model: 'stories260K',
+      prompt: 'Once upon a time',
+      max_tokens: 30,
+      temperature: 0,
+      stop: [' named'],
+    });
     expect(r.choices[0]!.text).toBe(', there was a little girl');
     expect(r.choices[0]!.finish_reason).toBe('stop');
   });
 
   it('n samples with a seed are reproducible', async () => {
-    const ask = () => client.completions.create({ model: 'stories260K', prompt: 'Lily and Tom', max_tokens: 12, temperature: 1, n: 3, seed: 42 });
+    const ask = () =>
+      client.completions.create({
+        model: 'stories260K',
+        prompt: 'Lily and Tom',
+        max_tokens: 12,
+        temperature: 1,
+        n: 3,
+        seed: 42,
+      });
     const [a, b] = [await ask(), await ask()];
     expect(a.choices.map((c) => c.index).sort()).toEqual([0, 1, 2]);
     expect(a.choices.map((c) => c.text)).toEqual(b.choices.map((c) => c.text));
@@ -96,7 +142,13 @@ describeWithModels('LLMServer: OpenAI API through serve run (stories260K)', () =
   });
 
   it('returns completion logprobs with top alternatives', async () => {
-    const r = await client.completions.create({ model: 'stories260K', prompt: 'Once upon a time', max_tokens: 5, temperature: 0, logprobs: 2 });
+    const r = await client.completions.create({
+      model: 'stories260K',
+      prompt: 'Once upon a time',
+      max_tokens: 5,
+      temperature: 0,
+      logprobs: 2,
+    });
     const lp = r.choices[0]!.logprobs!;
     expect(lp.tokens).toHaveLength(5);
     expect(lp.tokens!.join('')).toBe(r.choices[0]!.text);
@@ -107,15 +159,32 @@ describeWithModels('LLMServer: OpenAI API through serve run (stories260K)', () =
 
   it('accepts penalties and top_p', async () => {
     const r = await client.completions.create({
-      model: 'stories260K', prompt: 'Once upon a time', max_tokens: 20, temperature: 0.8, top_p: 0.9, seed: 1,
-      presence_penalty: 1.5, frequency_penalty: 1.0,
+      model: 'stories260K',
+      prompt: 'Once upon a time',
+      max_tokens: 20,
+      temperature: 0.8,
+      top_p: 0.9,
+      seed: 1,
+      presence_penalty: 1.5,
+      frequency_penalty: 1.0,
     });
     expect(r.usage!.completion_tokens).toBeGreaterThan(0);
   });
 
   it('streams a completion whose text equals the whole one', async () => {
-    const whole = await client.completions.create({ model: 'stories260K', prompt: 'One day, a big bird', max_tokens: 24, temperature: 0 });
-    const stream = await client.completions.create({ model: 'stories260K', prompt: 'One day, a big bird', max_tokens: 24, temperature: 0, stream: true });
+    const whole = await client.completions.create({
+      model: 'stories260K',
+      prompt: 'One day, a big bird',
+      max_tokens: 24,
+      temperature: 0,
+    });
+    const stream = await client.completions.create({
+      model: 'stories260K',
+      prompt: 'One day, a big bird',
+      max_tokens: 24,
+      temperature: 0,
+      stream: true,
+    });
     let text = '';
     let finish: string | null = null;
     for await (const chunk of stream) {
@@ -128,12 +197,22 @@ describeWithModels('LLMServer: OpenAI API through serve run (stories260K)', () =
 
   it('chats, whole and streamed with include_usage', async () => {
     const messages = [{ role: 'user' as const, content: 'Tell me a story about a cat' }];
-    const whole = await client.chat.completions.create({ model: 'stories260K', messages, max_tokens: 16, temperature: 0 });
+    const whole = await client.chat.completions.create({
+      model: 'stories260K',
+      messages,
+      max_tokens: 16,
+      temperature: 0,
+    });
     expect(whole.object).toBe('chat.completion');
     expect(whole.choices[0]!.message.role).toBe('assistant');
     expect(whole.usage!.completion_tokens).toBe(16);
     const stream = await client.chat.completions.create({
-      model: 'stories260K', messages, max_tokens: 16, temperature: 0, stream: true, stream_options: { include_usage: true },
+      model: 'stories260K',
+      messages,
+      max_tokens: 16,
+      temperature: 0,
+      stream: true,
+      stream_options: { include_usage: true },
     });
     let text = '';
     let role: string | undefined;
@@ -150,7 +229,12 @@ describeWithModels('LLMServer: OpenAI API through serve run (stories260K)', () =
 
   it('returns chat logprobs', async () => {
     const r = await client.chat.completions.create({
-      model: 'stories260K', messages: [{ role: 'user', content: 'Hi' }], max_tokens: 4, temperature: 0, logprobs: true, top_logprobs: 3,
+      model: 'stories260K',
+      messages: [{ role: 'user', content: 'Hi' }],
+      max_tokens: 4,
+      temperature: 0,
+      logprobs: true,
+      top_logprobs: 3,
     });
     const content = r.choices[0]!.logprobs!.content!;
     expect(content).toHaveLength(4);
@@ -161,20 +245,26 @@ describeWithModels('LLMServer: OpenAI API through serve run (stories260K)', () =
   it('tokenizes and detokenizes as vLLM does, with counts equal to what a request is charged', async () => {
     const post = async (path: string, body: unknown, key = KEY) => {
       const res = await fetch(`${server.url}${path}`, {
-        method: 'POST', headers: { 'content-type': 'application/json', authorization: `Bearer ${key}` }, body: JSON.stringify(body),
+        method: 'POST',
+        headers: { 'content-type': 'application/json', authorization: `Bearer ${key}` },
+        body: JSON.stringify(body),
       });
       return { status: res.status, body: (await res.json()) as Record<string, unknown> };
     };
     const t = await post('/tokenize', { prompt: 'Once upon a time' });
     expect(t.status).toBe(200);
-    expect(t.body.count).toBe(5);  // the completion of this prompt reports prompt_tokens: 5
-    expect((t.body.tokens as number[])[0]).toBe(1);  // BOS
+    expect(t.body.count).toBe(5); // the completion of this prompt reports prompt_tokens: 5
+    expect((t.body.tokens as number[])[0]).toBe(1); // BOS
     expect(t.body.max_model_len).toBeGreaterThan(0);
     const plain = await post('/tokenize', { prompt: 'Once upon a time', add_special_tokens: false });
     expect(plain.body.tokens).toEqual((t.body.tokens as number[]).slice(1));
     expect((await post('/detokenize', { tokens: t.body.tokens })).body).toEqual({ prompt: 'Once upon a time' });
     const messages = [{ role: 'user', content: 'Hi' }];
-    const chat = await client.chat.completions.create({ model: 'stories260K', messages: messages as never, max_tokens: 1 });
+    const chat = await client.chat.completions.create({
+      model: 'stories260K',
+      messages: messages as never,
+      max_tokens: 1,
+    });
     expect((await post('/tokenize', { messages })).body.count).toBe(chat.usage!.prompt_tokens);
     const bad = await post('/detokenize', { tokens: [1, 99999] });
     expect(bad.status).toBe(400);
@@ -186,28 +276,39 @@ describeWithModels('LLMServer: OpenAI API through serve run (stories260K)', () =
 
   it('ends the raw SSE stream with data: [DONE]', async () => {
     const res = await fetch(`${server.url}/v1/completions`, {
-      method: 'POST', headers: { 'content-type': 'application/json', authorization: `Bearer ${KEY}` },
+      method: 'POST',
+      headers: { 'content-type': 'application/json', authorization: `Bearer ${KEY}` },
       body: JSON.stringify({ prompt: 'Hi', max_tokens: 3, stream: true }),
     });
     expect(res.headers.get('content-type')).toContain('text/event-stream');
     const body = await res.text();
     expect(body.endsWith('data: [DONE]\n\n')).toBe(true);
-    expect(body.split('\n\n').filter(Boolean).every((e) => e.startsWith('data: '))).toBe(true);
+    expect(
+      body
+        .split('\n\n')
+        .filter(Boolean)
+        .every((e) => e.startsWith('data: ')),
+    ).toBe(true);
   });
 
   it('applies logit_bias (+100 makes a token every greedy pick); a bad one is a 400 naming logit_bias', async () => {
     const base = { model: 'stories260K', prompt: 'Once upon a time', max_tokens: 4, temperature: 0 } as const;
-    const once = (await client.completions.create({ ...base, max_tokens: 1, logit_bias: { 407: 100 } })).choices[0]!.text;
+    const once = (await client.completions.create({ ...base, max_tokens: 1, logit_bias: { 407: 100 } })).choices[0]!
+      .text;
     expect(once.length).toBeGreaterThan(0);
-    expect((await client.completions.create({ ...base, logit_bias: { 407: 100 } })).choices[0]!.text).toBe(once.repeat(4));
-    expect((await client.completions.create(base)).choices[0]!.text).toBe(', there was a');  // no bias left behind
+    expect((await client.completions.create({ ...base, logit_bias: { 407: 100 } })).choices[0]!.text).toBe(
+      once.repeat(4),
+    );
+    expect((await client.completions.create(base)).choices[0]!.text).toBe(', there was a'); // no bias left behind
     const bad = await client.completions.create({ ...base, logit_bias: { 99999: 1 } }).catch((e: unknown) => e);
     expect((bad as InstanceType<typeof OpenAI.APIError>).status).toBe(400);
     expect((bad as InstanceType<typeof OpenAI.APIError>).param).toBe('logit_bias');
   });
 
-  it('reports errors in OpenAI\'s shape', async () => {
-    const bad = await client.completions.create({ model: 'stories260K', prompt: 'x', temperature: 5 }).catch((e: unknown) => e);
+  it("reports errors in OpenAI's shape", async () => {
+    const bad = await client.completions
+      .create({ model: 'stories260K', prompt: 'x', temperature: 5 })
+      .catch((e: unknown) => e);
     expect(bad).toBeInstanceOf(OpenAI.BadRequestError);
     const e = bad as InstanceType<typeof OpenAI.BadRequestError>;
     expect(e.status).toBe(400);
@@ -220,7 +321,9 @@ describeWithModels('LLMServer: OpenAI API through serve run (stories260K)', () =
     expect(missing).toBeInstanceOf(OpenAI.NotFoundError);
     expect((missing as InstanceType<typeof OpenAI.NotFoundError>).code).toBe('model_not_found');
 
-    const long = await client.completions.create({ model: 'stories260K', prompt: 'x', max_tokens: 100_000 }).catch((err: unknown) => err);
+    const long = await client.completions
+      .create({ model: 'stories260K', prompt: 'x', max_tokens: 100_000 })
+      .catch((err: unknown) => err);
     expect((long as InstanceType<typeof OpenAI.APIError>).status).toBe(400);
     expect((long as InstanceType<typeof OpenAI.APIError>).param).toBe('max_tokens');
 

@@ -18,11 +18,15 @@ import { cliProcesses, freePort, serveBin } from '../helpers/cli-processes.js';
 const headScript = fileURLToPath(new URL('../fixtures/scripts/cluster-head.ts', import.meta.url));
 const { serve, children } = cliProcesses();
 
-
 /** The head script; resolves with its first stdout line (the RUNNING replicas' pids). */
-function startHead(checkpoint: string, port: number): { child: ChildProcess; ready: Promise<{ pids: number[]; states: string[] }> } {
-  const child = spawn(process.execPath, ['--import', 'tsx', headScript, checkpoint, String(port)],
-    { cwd: repoRoot, stdio: ['ignore', 'pipe', 'inherit'] });
+function startHead(
+  checkpoint: string,
+  port: number,
+): { child: ChildProcess; ready: Promise<{ pids: number[]; states: string[] }> } {
+  const child = spawn(process.execPath, ['--import', 'tsx', headScript, checkpoint, String(port)], {
+    cwd: repoRoot,
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
   children.push(child);
   const ready = new Promise<{ pids: number[]; states: string[] }>((resolve, reject) => {
     createInterface({ input: child.stdout! }).once('line', (line) => resolve(JSON.parse(line)));
@@ -31,36 +35,56 @@ function startHead(checkpoint: string, port: number): { child: ChildProcess; rea
   return { child, ready };
 }
 
-
 /** The pids that served `calls` requests through the proxy (a failed request shows as its body). */
 async function pidsVia(proxy: string, calls: number): Promise<Array<number | string>> {
   const pids = new Set<number | string>();
   for (let i = 0; i < calls; i++) {
     const res = await fetch(`${proxy}/where`, { method: 'POST', body: '[0]' });
-    const body = await res.json() as { pid: number };
+    const body = (await res.json()) as { pid: number };
     pids.add(res.ok ? body.pid : JSON.stringify(body));
   }
   return [...pids].sort();
 }
 
-interface Outcome { ok: boolean; pid?: number; status?: number; error?: string; atMs: number }
+interface Outcome {
+  ok: boolean;
+  pid?: number;
+  status?: number;
+  error?: string;
+  atMs: number;
+}
 
 describe('controller restart with replicas on an agent', { timeout: 480_000 }, () => {
-  it('re-adopts the agent\'s replicas (same pids) and the agent\'s proxy keeps serving through the restart', async () => {
+  it("re-adopts the agent's replicas (same pids) and the agent's proxy keeps serving through the restart", async () => {
     const port = await freePort();
     const checkpoint = path.join(mkdtempSync(path.join(os.tmpdir(), 'flotilla-readopt-')), 'controller.json');
     const head1 = startHead(checkpoint, port);
-    const agent = spawn(process.execPath, [serveBin, 'agent', '--address', `127.0.0.1:${port}`, '--gpus', '2', '--node-id', 'keeper',
-      '--http-port', '0'], { cwd: repoRoot, stdio: ['ignore', 'pipe', 'pipe'] });
+    const agent = spawn(
+      process.execPath,
+      [serveBin, 'agent', '--address', `127.0.0.1:${port}`, '--gpus', '2', '--node-id', 'keeper', '--http-port', '0'],
+      { cwd: repoRoot, stdio: ['ignore', 'pipe', 'pipe'] },
+    );
     children.push(agent);
     let agentOut = '';
-    agent.stdout!.on('data', (d) => { agentOut += d; });
-    agent.stderr!.on('data', (d) => { agentOut += d; });
+    agent.stdout!.on('data', (d) => {
+      agentOut += d;
+    });
+    agent.stderr!.on('data', (d) => {
+      agentOut += d;
+    });
     const before = await head1.ready;
     expect(before.pids).toHaveLength(2);
-    const proxyOut = await eventually(() => agentOut, (o) => /HTTP proxy on http/.test(o) || agent.exitCode !== null, 60_000);
+    const proxyOut = await eventually(
+      () => agentOut,
+      (o) => /HTTP proxy on http/.test(o) || agent.exitCode !== null,
+      60_000,
+    );
     const proxy = /HTTP proxy on (http:\/\/[\d.]+:\d+)/.exec(proxyOut)![1]!;
-    await eventually(() => fetch(`${proxy}/where`, { method: 'POST', body: '[0]' }).then((r) => r.status), (s) => s === 200, 120_000);
+    await eventually(
+      () => fetch(`${proxy}/where`, { method: 'POST', body: '[0]' }).then((r) => r.status),
+      (s) => s === 200,
+      120_000,
+    );
 
     // Two clients, back to back, for the whole test.
     const outcomes: Outcome[] = [];
@@ -69,26 +93,40 @@ describe('controller restart with replicas on an agent', { timeout: 480_000 }, (
       while (sending) {
         try {
           const res = await fetch(`${proxy}/where`, { method: 'POST', body: '[50]' });
-          const body = await res.json() as { pid?: number; error?: { message?: string } };
-          outcomes.push(res.ok ? { ok: true, pid: body.pid, atMs: Date.now() }
-            : { ok: false, status: res.status, error: JSON.stringify(body), atMs: Date.now() });
+          const body = (await res.json()) as { pid?: number; error?: { message?: string } };
+          outcomes.push(
+            res.ok
+              ? { ok: true, pid: body.pid, atMs: Date.now() }
+              : { ok: false, status: res.status, error: JSON.stringify(body), atMs: Date.now() },
+          );
         } catch (err) {
           outcomes.push({ ok: false, error: String(err), atMs: Date.now() });
         }
       }
     });
-    await eventually(() => outcomes.length, (n) => n >= 10, 120_000);
+    await eventually(
+      () => outcomes.length,
+      (n) => n >= 10,
+      120_000,
+    );
 
     const crashAtMs = Date.now();
     head1.child.kill('SIGKILL');
     await new Promise((r) => head1.child.once('exit', r));
-    await eventually(() => agentOut, (o) => o.includes('lost the head'));
+    await eventually(
+      () => agentOut,
+      (o) => o.includes('lost the head'),
+    );
     const head2 = startHead(checkpoint, port);
     const after = await head2.ready;
     expect(after.pids).toEqual(before.pids);
     expect(after.states).toEqual(['RUNNING', 'RUNNING']);
     const restartedAtMs = Date.now();
-    await eventually(() => outcomes.filter((o) => o.ok && o.atMs > restartedAtMs).length, (n) => n >= 10, 120_000);
+    await eventually(
+      () => outcomes.filter((o) => o.ok && o.atMs > restartedAtMs).length,
+      (n) => n >= 10,
+      120_000,
+    );
     sending = false;
     await Promise.all(clients);
 
@@ -113,19 +151,58 @@ describe('controller restart with replicas on an agent', { timeout: 480_000 }, (
     await new Promise((r) => agent.once('exit', r));
   });
 
-  it('a restarted `serve start --head` deploys again what `serve deploy` gave it and re-adopts the agent\'s replicas', async () => {
+  it("a restarted `serve start --head` deploys again what `serve deploy` gave it and re-adopts the agent's replicas", async () => {
     const port = await freePort();
     const checkpoint = path.join(mkdtempSync(path.join(os.tmpdir(), 'flotilla-readopt-')), 'controller.json');
-    const headArgs = ['start', '--head', '--port', '0', '--no-grpc', '--cluster-port', String(port), '--checkpoint', checkpoint];
+    const headArgs = [
+      'start',
+      '--head',
+      '--port',
+      '0',
+      '--no-grpc',
+      '--cluster-port',
+      String(port),
+      '--checkpoint',
+      checkpoint,
+    ];
     const head1 = serve(headArgs);
     await eventually(head1.out, (o) => /serve deploy FILE:EXPORT/.test(o) || head1.child.exitCode !== null, 120_000);
-    const agent = serve(['agent', '--address', `127.0.0.1:${port}`, '--gpus', '2', '--node-id', 'keeper2', '--http-port', '0']);
-    const agentOut = await eventually(agent.out, (o) => /HTTP proxy on http/.test(o) || agent.child.exitCode !== null, 120_000);
+    const agent = serve([
+      'agent',
+      '--address',
+      `127.0.0.1:${port}`,
+      '--gpus',
+      '2',
+      '--node-id',
+      'keeper2',
+      '--http-port',
+      '0',
+    ]);
+    const agentOut = await eventually(
+      agent.out,
+      (o) => /HTTP proxy on http/.test(o) || agent.child.exitCode !== null,
+      120_000,
+    );
     const proxy = /HTTP proxy on (http:\/\/[\d.]+:\d+)/.exec(agentOut)![1]!;
-    const deployed = serve(['deploy', 'test/fixtures/apps/cluster-survivor.ts:app', '--name', 's', '--address', `127.0.0.1:${port}`]);
+    const deployed = serve([
+      'deploy',
+      'test/fixtures/apps/cluster-survivor.ts:app',
+      '--name',
+      's',
+      '--address',
+      `127.0.0.1:${port}`,
+    ]);
     expect(await deployed.exited, deployed.out()).toBe(0);
-    await eventually(() => fetch(`${proxy}/where`, { method: 'POST', body: '[0]' }).then((r) => r.status), (s) => s === 200, 120_000);
-    const before = await eventually(() => pidsVia(proxy, 8), (p) => p.length === 2, 120_000);
+    await eventually(
+      () => fetch(`${proxy}/where`, { method: 'POST', body: '[0]' }).then((r) => r.status),
+      (s) => s === 200,
+      120_000,
+    );
+    const before = await eventually(
+      () => pidsVia(proxy, 8),
+      (p) => p.length === 2,
+      120_000,
+    );
 
     head1.child.kill('SIGKILL');
     await head1.exited;

@@ -12,11 +12,18 @@ import { eventually } from '../helpers/eventually.js';
 const script = fileURLToPath(new URL('../fixtures/scripts/checkpoint-controller.ts', import.meta.url));
 
 const alive = (pid: number) => {
-  try { process.kill(pid, 0); return true; } catch { return false; }
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
 };
 
 describe('controller restart from its checkpoint', () => {
-  it('a controller killed with SIGKILL leaves no replica behind; the next one restores targets and history', { timeout: 300_000 }, async () => {
+  it('a controller killed with SIGKILL leaves no replica behind; the next one restores targets and history', {
+    timeout: 300_000,
+  }, async () => {
     const file = path.join(mkdtempSync(path.join(os.tmpdir(), 'flotilla-ckpt-')), 'controller.json');
     const child = spawn(process.execPath, ['--import', 'tsx', script, file], { stdio: ['ignore', 'pipe', 'inherit'] });
     const line = await new Promise<string>((resolve, reject) => {
@@ -24,13 +31,23 @@ describe('controller restart from its checkpoint', () => {
       child.once('exit', (code) => reject(new Error(`controller script exited with ${code}`)));
     });
     const { pids } = JSON.parse(line) as { pids: number[] };
-    await eventually(() => JSON.parse(readFileSync(file, 'utf8')), (c) => c.apps[0]?.deployments[0]?.targetReplicas === 3);
+    await eventually(
+      () => JSON.parse(readFileSync(file, 'utf8')),
+      (c) => c.apps[0]?.deployments[0]?.targetReplicas === 3,
+    );
     child.kill('SIGKILL');
     // Process replicas exit when their channel to the dead controller closes.
-    await eventually(() => pids.filter(alive), (left) => left.length === 0);
+    await eventually(
+      () => pids.filter(alive),
+      (left) => left.length === 0,
+    );
 
-    const instance = await startServe({ applications: [{ name: 'r', app: restartable() }], checkpoint: file,
-      autoscalingPolicy: hold, startupTimeoutS: 240 });
+    const instance = await startServe({
+      applications: [{ name: 'r', app: restartable() }],
+      checkpoint: file,
+      autoscalingPolicy: hold,
+      startupTimeoutS: 240,
+    });
     try {
       const d = instance.status().applications[0]!.deployments[0]!;
       expect(d.targetReplicas).toBe(3);

@@ -15,11 +15,18 @@ async function drain(stream: AsyncIterable<unknown>): Promise<{ items: unknown[]
 
 describe('a stream whose replica dies mid-way ends with ActorDiedError, never a hang', () => {
   let instance: ServeInstance | undefined;
-  afterEach(async () => { await instance?.shutdown(); instance = undefined; });
+  afterEach(async () => {
+    await instance?.shutdown();
+    instance = undefined;
+  });
 
   for (const placement of ['thread', 'process'] as const) {
     it(`${placement} replica`, { timeout: 180_000 }, async () => {
-      instance = await startServe({ applications: [{ name: 's', app: doomed(placement) }], checkpoint: false, startupTimeoutS: 120 });
+      instance = await startServe({
+        applications: [{ name: 's', app: doomed(placement) }],
+        checkpoint: false,
+        startupTimeoutS: 120,
+      });
       const { items, error } = await drain(instance.getHandle('s').stream.countThenDie(3));
       expect(items).toEqual([0, 1, 2]);
       expect(error).toBeInstanceOf(ActorDiedError);
@@ -33,7 +40,11 @@ describe('a stream whose replica dies mid-way ends with ActorDiedError, never a 
   }
 
   it('through a process replica relaying the stream of a thread replica that dies', { timeout: 180_000 }, async () => {
-    instance = await startServe({ applications: [{ name: 'r', app: doomedRelay() }], checkpoint: false, startupTimeoutS: 120 });
+    instance = await startServe({
+      applications: [{ name: 'r', app: doomedRelay() }],
+      checkpoint: false,
+      startupTimeoutS: 120,
+    });
     const { items, error } = await drain(instance.getHandle('r').stream.countThenDie(2));
     expect(items).toEqual([0, 1]);
     expect(error).toBeInstanceOf(ActorDiedError);

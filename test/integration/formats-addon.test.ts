@@ -26,7 +26,16 @@ afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 
 const loadOpts = { numBlocks: 8, maxBatchTokens: 128, maxBatchSeqs: 4, numThreads: 1, device: 'cpu' as const };
 /** std 0.15 makes attention far from uniform, so a wrong RoPE layout or tensor mapping shows in the logits. */
-const cfg = { dim: 64, hiddenDim: 96, nLayers: 2, nHeads: 4, nKvHeads: 2, vocabSize: 320, maxSeqLen: 64, tiedEmbeddings: false };
+const cfg = {
+  dim: 64,
+  hiddenDim: 96,
+  nLayers: 2,
+  nHeads: 4,
+  nKvHeads: 2,
+  vocabSize: 320,
+  maxSeqLen: 64,
+  tiedEmbeddings: false,
+};
 const tokens = [1, 40, 300, 7, 259, 260, 100, 42, 5, 319, 2, 77];
 
 async function logitsOf(modelPath: string, toks = tokens, tokenizerPath?: string): Promise<Float32Array[]> {
@@ -47,8 +56,14 @@ function expectClose(a: ArrayLike<number>[], b: ArrayLike<number>[], tol: number
 describe('format round trips through the addon', () => {
   it.skipIf(noAddon)('a random model gives the same logits as llama2.c, safetensors and GGUF (f32)', async () => {
     for (const tied of [false, true]) {
-      const paths = await Promise.all((['llama2c', 'safetensors', 'gguf'] as const).map((format) =>
-        makeRandomModel({ ...cfg, tiedEmbeddings: tied }, { format, dir: path.join(tmp, `${format}-${tied}`), seed: 11, std: 0.15 })));
+      const paths = await Promise.all(
+        (['llama2c', 'safetensors', 'gguf'] as const).map((format) =>
+          makeRandomModel(
+            { ...cfg, tiedEmbeddings: tied },
+            { format, dir: path.join(tmp, `${format}-${tied}`), seed: 11, std: 0.15 },
+          ),
+        ),
+      );
       const [bin, hf, gguf] = await Promise.all(paths.map((p) => logitsOf(p)));
       expect(bin![0]!.some((x) => Math.abs(x) > 0.5)).toBe(true);
       expectClose(gguf!, bin!, 1e-5, `gguf vs llama2c (tied=${tied})`);
@@ -67,7 +82,13 @@ describe('format round trips through the addon', () => {
 
   it.skipIf(noAddon)('Q8_0 / Q4_0 GGUF give the logits of their own weights dequantized in TypeScript', async () => {
     for (const dtype of ['q8_0', 'q4_0'] as const) {
-      const q = await makeRandomModel(cfg, { format: 'gguf', dtype, dir: path.join(tmp, `gguf-${dtype}`), seed: 5, std: 0.15 });
+      const q = await makeRandomModel(cfg, {
+        format: 'gguf',
+        dtype,
+        dir: path.join(tmp, `gguf-${dtype}`),
+        seed: 5,
+        std: 0.15,
+      });
       const spec = await readModelSpec(q);
       // the same values as an f32 llama2.c checkpoint, written from the test's own block decoder
       const dir = path.join(tmp, `deq-${dtype}`);
@@ -81,29 +102,54 @@ describe('format round trips through the addon', () => {
     }
   });
 
-  it.skipIf(noAddon || !!noPython)(`the addon matches the independent NumPy forward on random models${noPython ? ` (skipped: ${noPython})` : ''}`, async () => {
-    const bin = await makeRandomModel(cfg, { format: 'llama2c', dir: path.join(tmp, 'ref-bin'), seed: 13, std: 0.15 });
-    const hf = await makeRandomModel(cfg, { format: 'safetensors', dir: path.join(tmp, 'ref-hf'), seed: 13, std: 0.15 });
-    const ref = referenceLogits(bin, tokens);
-    expectClose(await logitsOf(bin), ref, 1e-3, 'addon (llama2c) vs numpy');
-    expectClose(await logitsOf(hf), referenceLogits(hf, tokens), 1e-3, 'addon (safetensors) vs numpy on the HF file');
-  });
+  it.skipIf(noAddon || !!noPython)(
+    `the addon matches the independent NumPy forward on random models${noPython ? ` (skipped: ${noPython})` : ''}`,
+    async () => {
+      const bin = await makeRandomModel(cfg, {
+        format: 'llama2c',
+        dir: path.join(tmp, 'ref-bin'),
+        seed: 13,
+        std: 0.15,
+      });
+      const hf = await makeRandomModel(cfg, {
+        format: 'safetensors',
+        dir: path.join(tmp, 'ref-hf'),
+        seed: 13,
+        std: 0.15,
+      });
+      const ref = referenceLogits(bin, tokens);
+      expectClose(await logitsOf(bin), ref, 1e-3, 'addon (llama2c) vs numpy');
+      expectClose(await logitsOf(hf), referenceLogits(hf, tokens), 1e-3, 'addon (safetensors) vs numpy on the HF file');
+    },
+  );
 
-  it.skipIf(!!noPython)(`the NumPy forward gives the same logits for the random model's llama2.c and HF files${noPython ? ` (skipped: ${noPython})` : ''}`, async () => {
-    // checks the safetensors writer's half-split q/k permutation without the addon
-    const bin = await makeRandomModel(cfg, { format: 'llama2c', dir: path.join(tmp, 'np-bin'), seed: 17, std: 0.15 });
-    const hf = await makeRandomModel(cfg, { format: 'safetensors', dir: path.join(tmp, 'np-hf'), seed: 17, std: 0.15 });
-    const ref = referenceLogits(bin, tokens);
-    expect(Math.max(...ref[0]!.map(Math.abs))).toBeGreaterThan(0.5);
-    expectClose(referenceLogits(hf, tokens), ref, 1e-9, 'numpy on HF vs numpy on llama2c');
-  });
+  it.skipIf(!!noPython)(
+    `the NumPy forward gives the same logits for the random model's llama2.c and HF files${noPython ? ` (skipped: ${noPython})` : ''}`,
+    async () => {
+      // checks the safetensors writer's half-split q/k permutation without the addon
+      const bin = await makeRandomModel(cfg, { format: 'llama2c', dir: path.join(tmp, 'np-bin'), seed: 17, std: 0.15 });
+      const hf = await makeRandomModel(cfg, {
+        format: 'safetensors',
+        dir: path.join(tmp, 'np-hf'),
+        seed: 17,
+        std: 0.15,
+      });
+      const ref = referenceLogits(bin, tokens);
+      expect(Math.max(...ref[0]!.map(Math.abs))).toBeGreaterThan(0.5);
+      expectClose(referenceLogits(hf, tokens), ref, 1e-9, 'numpy on HF vs numpy on llama2c');
+    },
+  );
 });
 
 describe('loadModel', () => {
   it.skipIf(noAddon)('passes load options and onProgress through, and disposes via Symbol.asyncDispose', async () => {
     const p = await makeRandomModel(cfg, { format: 'gguf', dir: path.join(tmp, 'lm'), seed: 2 });
     const progress: [number, number][] = [];
-    const loaded = await loadModel(p, { ...loadOpts, numBlocks: 5, onProgress: (done, total) => progress.push([done, total]) });
+    const loaded = await loadModel(p, {
+      ...loadOpts,
+      numBlocks: 5,
+      onProgress: (done, total) => progress.push([done, total]),
+    });
     expect(loaded.model.numBlocks).toBe(5);
     expect(loaded.spec.format).toBe('gguf');
     expect(loaded.tokenizer).toBe(loaded.spec.tokenizer);
@@ -121,19 +167,30 @@ describe('loadModel', () => {
 
 describe(`stories260K in three formats through the addon${noAddon ? ` (skipped: ${native.reason})` : !haveModels ? ` (skipped: no models at ${modelsDir})` : ''}`, () => {
   const skip = noAddon || !haveModels;
-  const goldenPrefix = (): number[] => JSON.parse(readFileSync(models.goldens, 'utf8')).stories260K.greedy_from_bos_48.slice(0, 9);
+  const goldenPrefix = (): number[] =>
+    JSON.parse(readFileSync(models.goldens, 'utf8')).stories260K.greedy_from_bos_48.slice(0, 9);
 
   it.skipIf(skip)('bin, GGUF and HF give the same logits (f32, 1e-4) and match goldens.json', async () => {
     const toks = goldenPrefix();
     const bin = await logitsOf(models.stories260K, toks);
     expectClose(await logitsOf(models.stories260KGguf, toks), bin, 1e-4, 'gguf vs bin');
     expectClose(await logitsOf(models.stories260KHf, toks), bin, 1e-4, 'hf vs bin');
-    const goldens = JSON.parse(readFileSync(models.goldens, 'utf8')).stories260K.logits_check_on_first_9_tokens as { position: number; top5_ids: number[]; top5_logits: number[] }[];
-    for (const g of goldens) g.top5_ids.forEach((id, k) => expect(Math.abs(bin[g.position]![id]! - g.top5_logits[k]!)).toBeLessThan(1e-3));
+    const goldens = JSON.parse(readFileSync(models.goldens, 'utf8')).stories260K.logits_check_on_first_9_tokens as {
+      position: number;
+      top5_ids: number[];
+      top5_logits: number[];
+    }[];
+    for (const g of goldens)
+      g.top5_ids.forEach((id, k) => expect(Math.abs(bin[g.position]![id]! - g.top5_logits[k]!)).toBeLessThan(1e-3));
   });
 
   it.skipIf(skip || !!noPython)('the addon matches the independent NumPy forward on stories260K.bin', async () => {
     const toks = goldenPrefix();
-    expectClose(await logitsOf(models.stories260K, toks), referenceLogits(models.stories260K, toks), 1e-3, 'addon vs numpy');
+    expectClose(
+      await logitsOf(models.stories260K, toks),
+      referenceLogits(models.stories260K, toks),
+      1e-3,
+      'addon vs numpy',
+    );
   });
 });

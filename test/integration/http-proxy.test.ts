@@ -11,11 +11,16 @@ let served: Served;
 
 beforeAll(async () => {
   served = await serveForTest(
-    [{ name: 'main', routePrefix: '/', app }, { name: 'narrow', routePrefix: '/narrow', app: narrow }],
+    [
+      { name: 'main', routePrefix: '/', app },
+      { name: 'narrow', routePrefix: '/narrow', app: narrow },
+    ],
     { http: { requestTimeoutMs: 1500, bodyLimitBytes: 16 * 1024 }, grpc: false },
   );
 });
-afterAll(async () => { await served?.close(); });
+afterAll(async () => {
+  await served?.close();
+});
 
 const post = (path: string, body?: string, headers: Record<string, string> = {}) =>
   fetch(`${served.url}${path}`, { method: 'POST', body, headers: { 'content-type': 'application/json', ...headers } });
@@ -51,22 +56,38 @@ describe('HTTP proxy (real runtime)', () => {
     expect(events[3]).toBe('event: end\ndata: {}');
     const nd = await post('/count', '[4]');
     expect(nd.headers.get('content-type')).toContain('application/x-ndjson');
-    expect((await nd.text()).trim().split('\n').map((l) => JSON.parse(l).i)).toEqual([0, 1, 2, 3]);
+    expect(
+      (await nd.text())
+        .trim()
+        .split('\n')
+        .map((l) => JSON.parse(l).i),
+    ).toEqual([0, 1, 2, 3]);
   });
 
   it('cancels the replica generators when the client disconnects', async () => {
     const before = await (await post('/closedCounts')).json();
     await new Promise<void>((resolve, reject) => {
-      const req = http.request(`${served.url}/ticks`, { method: 'POST', headers: { accept: 'text/event-stream' } }, (res) => {
-        res.once('data', () => { req.destroy(); resolve(); });
-      });
+      const req = http.request(
+        `${served.url}/ticks`,
+        { method: 'POST', headers: { accept: 'text/event-stream' } },
+        (res) => {
+          res.once('data', () => {
+            req.destroy();
+            resolve();
+          });
+        },
+      );
       req.on('error', (err) => ((err as NodeJS.ErrnoException).code === 'ECONNRESET' ? undefined : reject(err)));
       req.end('[1000, 20]');
     });
-    await eventually(async () => {
-      const now = await (await post('/closedCounts')).json();
-      return now.front > before.front && now.ticker > before.ticker;
-    }, 10_000, 'both generators (thread and process) to be closed');
+    await eventually(
+      async () => {
+        const now = await (await post('/closedCounts')).json();
+        return now.front > before.front && now.ticker > before.ticker;
+      },
+      10_000,
+      'both generators (thread and process) to be closed',
+    );
   });
 
   it('answers back-pressure with 503 and Retry-After', async () => {

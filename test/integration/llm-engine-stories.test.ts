@@ -29,8 +29,10 @@ describeWithModels('LLMEngine on stories260K', () => {
   describe.skipIf(!native.binding)('engine', () => {
     engineSuite((o = {}) => LLMEngine.create({ ...base, ...o }), prompts);
 
-    it('reproduces run.c\'s greedy story from BOS (goldens.json) and stops on BOS', async () => {
-      const golden = (JSON.parse(readFileSync(models.goldens, 'utf8')) as Record<string, { greedy_from_bos_48: number[] }>).stories260K!.greedy_from_bos_48;
+    it("reproduces run.c's greedy story from BOS (goldens.json) and stops on BOS", async () => {
+      const golden = (
+        JSON.parse(readFileSync(models.goldens, 'utf8')) as Record<string, { greedy_from_bos_48: number[] }>
+      ).stories260K!.greedy_from_bos_48;
       await using engine = await LLMEngine.create(base);
       const c = await run(engine, { tokenIds: [1] }, { temperature: 0, maxTokens: 48 });
       expect(c.tokenIds).toEqual(golden.slice(1));

@@ -7,11 +7,16 @@ let served: Served;
 
 beforeAll(async () => {
   served = await serveForTest(
-    [{ name: 'main', routePrefix: '/', app }, { name: 'squares', routePrefix: '/squares', app: squarer }],
+    [
+      { name: 'main', routePrefix: '/', app },
+      { name: 'squares', routePrefix: '/squares', app: squarer },
+    ],
     { grpc: false },
   );
 });
-afterAll(async () => { await served?.close(); });
+afterAll(async () => {
+  await served?.close();
+});
 
 const post = (path: string, body: string) => fetch(`${served.url}${path}`, { method: 'POST', body });
 const scrape = async () => (await fetch(`${served.url}/metrics`)).text();
@@ -23,10 +28,14 @@ describe('/metrics', () => {
     await post('/nosuch', '[]');
     await Promise.all(Array.from({ length: 16 }, (_, i) => post('/squares/square', String(i))));
     const text = await scrape();
-    expect(text).toMatch(/flotilla_requests_total\{app="main",deployment="IngressFront",route="\/",method="add",protocol="http",status="200"\} 1/);
+    expect(text).toMatch(
+      /flotilla_requests_total\{app="main",deployment="IngressFront",route="\/",method="add",protocol="http",status="200"\} 1/,
+    );
     expect(text).toMatch(/flotilla_request_errors_total\{[^}]*code="NOT_FOUND"[^}]*\} 1/);
     expect(text).toMatch(/flotilla_request_latency_seconds_bucket\{[^}]*method="ticks"/);
-    expect(text).toMatch(/flotilla_deployment_requests_total\{app="main",deployment="IngressTicker",method="ticks",caller="replica"\} 1/);
+    expect(text).toMatch(
+      /flotilla_deployment_requests_total\{app="main",deployment="IngressTicker",method="ticks",caller="replica"\} 1/,
+    );
     expect(text).toMatch(/flotilla_replicas\{app="main",deployment="IngressTicker",state="RUNNING"\} 1/);
     expect(text).toMatch(/flotilla_replica_healthy\{[^}]*placement="process"\} 1/);
     expect(text).toMatch(/flotilla_deployment_healthy\{app="squares",deployment="IngressSquarer",status="HEALTHY"\} 1/);
@@ -38,11 +47,21 @@ describe('/metrics', () => {
   it('observes @batch sizes reported by the replicas', async () => {
     await Promise.all(Array.from({ length: 16 }, (_, i) => post('/squares/square', String(i))));
     // Replicas report batch sizes with their periodic stats, so they may lag the requests a little.
-    await eventually(async () => /flotilla_batch_size_count\{app="squares",deployment="IngressSquarer",method="square"\} [1-9]/.test(await scrape()),
-      15_000, 'batch sizes on /metrics');
+    await eventually(
+      async () =>
+        /flotilla_batch_size_count\{app="squares",deployment="IngressSquarer",method="square"\} [1-9]/.test(
+          await scrape(),
+        ),
+      15_000,
+      'batch sizes on /metrics',
+    );
     const text = await scrape();
-    const sum = Number(/flotilla_batch_size_sum\{app="squares",deployment="IngressSquarer",method="square"\} (\d+)/.exec(text)?.[1]);
-    const count = Number(/flotilla_batch_size_count\{app="squares",deployment="IngressSquarer",method="square"\} (\d+)/.exec(text)?.[1]);
+    const sum = Number(
+      /flotilla_batch_size_sum\{app="squares",deployment="IngressSquarer",method="square"\} (\d+)/.exec(text)?.[1],
+    );
+    const count = Number(
+      /flotilla_batch_size_count\{app="squares",deployment="IngressSquarer",method="square"\} (\d+)/.exec(text)?.[1],
+    );
     expect(sum / count).toBeGreaterThan(1);
   });
 });

@@ -23,7 +23,12 @@ function prompts(): number[][] {
 describeWithModels('native batching: stories260K', () => {
   let model: NativeModel;
   beforeAll(async () => {
-    model = await loadNative().loadModel({ ...llama2cManifest(models.stories260K), numBlocks: 256, maxBatchTokens: 256, maxBatchSeqs: 16 });
+    model = await loadNative().loadModel({
+      ...llama2cManifest(models.stories260K),
+      numBlocks: 256,
+      maxBatchTokens: 256,
+      maxBatchSeqs: 16,
+    });
   });
   afterAll(() => model?.dispose());
 
@@ -39,7 +44,16 @@ describeWithModels('native batching: stories260K', () => {
   });
 
   it('sampled runs with seeds are reproducible and batch-independent', async () => {
-    const sampling = (i: number) => ({ temperature: 0.9, topK: 40, topP: 0.9, minP: 0.02, seed: 1000 + i, repetitionPenalty: 1.1, presencePenalty: 0.2, frequencyPenalty: 0.1 });
+    const sampling = (i: number) => ({
+      temperature: 0.9,
+      topK: 40,
+      topP: 0.9,
+      minP: 0.02,
+      seed: 1000 + i,
+      repetitionPenalty: 1.1,
+      presencePenalty: 0.2,
+      frequencyPenalty: 0.1,
+    });
     const alone = prompts().map((p, i) => new Seq(p, sampling(i)));
     for (const s of alone) await generate(model, [s], NEW_TOKENS);
     const together = prompts().map((p, i) => new Seq(p, sampling(i)));

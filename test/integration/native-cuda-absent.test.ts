@@ -13,26 +13,51 @@ const binding = loadNative();
 const gpuPresent = process.env.FLOTILLA_TEST_GPU === '1';
 
 describe.skipIf(gpuPresent)('native CUDA backend without a GPU', () => {
-  it(binding.hasCuda ? 'device cuda rejects with E_DEVICE naming the missing device' : 'device cuda rejects: built without CUDA', async () => {
-    const tiny = {
-      config: { dim: 8, hiddenDim: 16, nLayers: 1, nHeads: 2, nKvHeads: 2, vocabSize: 4, maxSeqLen: 8, ropeTheta: 10000, ropeLayout: 'interleaved' as const, normEps: 1e-5, tiedEmbeddings: true },
-      files: [],
-      tensors: [],
-      device: 'cuda' as const,
-    };
-    const err = await binding.loadModel(tiny).then(() => null, (e: Error & { code?: string }) => e);
-    expect(err).toBeInstanceOf(Error);
-    expect(err!.code).toBe('E_DEVICE');
-    if (binding.hasCuda) expect(err!.message).toMatch(/device 'cuda' is not usable: .*(no CUDA device|no NVIDIA driver|driver supports CUDA|compute capability)/);
-    else expect(err!.message).toMatch(/built without CUDA/);
-  });
+  it(
+    binding.hasCuda
+      ? 'device cuda rejects with E_DEVICE naming the missing device'
+      : 'device cuda rejects: built without CUDA',
+    async () => {
+      const tiny = {
+        config: {
+          dim: 8,
+          hiddenDim: 16,
+          nLayers: 1,
+          nHeads: 2,
+          nKvHeads: 2,
+          vocabSize: 4,
+          maxSeqLen: 8,
+          ropeTheta: 10000,
+          ropeLayout: 'interleaved' as const,
+          normEps: 1e-5,
+          tiedEmbeddings: true,
+        },
+        files: [],
+        tensors: [],
+        device: 'cuda' as const,
+      };
+      const err = await binding.loadModel(tiny).then(
+        () => null,
+        (e: Error & { code?: string }) => e,
+      );
+      expect(err).toBeInstanceOf(Error);
+      expect(err!.code).toBe('E_DEVICE');
+      if (binding.hasCuda)
+        expect(err!.message).toMatch(
+          /device 'cuda' is not usable: .*(no CUDA device|no NVIDIA driver|driver supports CUDA|compute capability)/,
+        );
+      else expect(err!.message).toMatch(/built without CUDA/);
+    },
+  );
 
   it('measureDeviceBandwidth throws E_DEVICE', () => {
     expect(() => binding.measureDeviceBandwidth(1 << 20)).toThrow(expect.objectContaining({ code: 'E_DEVICE' }));
   });
 
   it('rejects a gpuMemoryUtilization outside (0, 1]', async () => {
-    await expect(binding.loadModel({ ...llama2cManifest(models.stories260K), gpuMemoryUtilization: 1.5 })).rejects.toMatchObject({ code: 'E_SHAPE' });
+    await expect(
+      binding.loadModel({ ...llama2cManifest(models.stories260K), gpuMemoryUtilization: 1.5 }),
+    ).rejects.toMatchObject({ code: 'E_SHAPE' });
   });
 });
 

@@ -20,7 +20,12 @@ function prompts(): number[][] {
 describeWithModels('native fused draft and argmax: stories260K', () => {
   let model: NativeModel;
   beforeAll(async () => {
-    model = await loadNative().loadModel({ ...llama2cManifest(models.stories260K), numBlocks: 256, maxBatchTokens: 256, maxBatchSeqs: 16 });
+    model = await loadNative().loadModel({
+      ...llama2cManifest(models.stories260K),
+      numBlocks: 256,
+      maxBatchTokens: 256,
+      maxBatchSeqs: 16,
+    });
   });
   afterAll(() => model?.dispose());
 
@@ -33,7 +38,11 @@ describeWithModels('native fused draft and argmax: stories260K', () => {
     const blocks = new Blocks(model);
     const round = async (nd: Int32Array) => {
       seqs.forEach((s, i) => blocks.ensure(s, s.tokens.length + Math.max(0, nd[i]! - 1)));
-      const batch = buildBatch(model, blocks, seqs.map((seq) => ({ seq, n: seq.tokens.length - seq.computed })));
+      const batch = buildBatch(
+        model,
+        blocks,
+        seqs.map((seq) => ({ seq, n: seq.tokens.length - seq.computed })),
+      );
       const ids = await model.draft!(batch, K, nd);
       expect(ids.length).toBe(seqs.length * K);
       seqs.forEach((s, i) => {
@@ -73,10 +82,19 @@ describeWithModels('native fused draft and argmax: stories260K', () => {
     const rows = Int32Array.from(seqs, (s) => Math.min(3, s.tokens.length));
     const ids = await model.argmax!(buildBatch(model, blocks, work), rows);
     const fresh = prompts().map((p) => new Seq(p));
-    const logits = await model.logits(buildBatch(model, new Blocks(model), fresh.map((seq) => ({ seq, n: seq.tokens.length }))), rows);
+    const logits = await model.logits(
+      buildBatch(
+        model,
+        new Blocks(model),
+        fresh.map((seq) => ({ seq, n: seq.tokens.length })),
+      ),
+      rows,
+    );
     const V = model.config.vocabSize;
     expect(ids.length).toBe(logits.length / V);
-    expect(Array.from(ids)).toEqual(Array.from({ length: ids.length }, (_, r) => argmax(logits.subarray(r * V, (r + 1) * V))));
+    expect(Array.from(ids)).toEqual(
+      Array.from({ length: ids.length }, (_, r) => argmax(logits.subarray(r * V, (r + 1) * V))),
+    );
   });
 
   it('rejects a bad k or numDraft', async () => {

@@ -6,7 +6,12 @@ import { copyFileSync, mkdtempSync, rmSync, truncateSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import type { NativeBinding, NativeLoadOptions, NativeModel, NativeStepBatch } from '../../packages/engine/src/native/native-types.js';
+import type {
+  NativeBinding,
+  NativeLoadOptions,
+  NativeModel,
+  NativeStepBatch,
+} from '../../packages/engine/src/native/native-types.js';
 import { loadNative } from '../../packages/engine/src/native/load-native.js';
 import { describeWithModels, models } from '../helpers/models.js';
 import { Blocks, buildBatch, llama2cManifest, Seq } from './native-harness.js';
@@ -26,7 +31,12 @@ describeWithModels('native errors', () => {
   let tmp: string;
   beforeAll(async () => {
     binding = loadNative();
-    model = await binding.loadModel({ ...llama2cManifest(models.stories260K), numBlocks: 8, maxBatchTokens: 64, maxBatchSeqs: 4 });
+    model = await binding.loadModel({
+      ...llama2cManifest(models.stories260K),
+      numBlocks: 8,
+      maxBatchTokens: 64,
+      maxBatchSeqs: 4,
+    });
     tmp = mkdtempSync(path.join(os.tmpdir(), 'flotilla-native-'));
   });
   afterAll(() => {
@@ -51,12 +61,52 @@ describeWithModels('native errors', () => {
     ['topP of 0', (b) => ({ ...b, topP: Float32Array.from([0]) })],
     ['too many logprobs', (b) => ({ ...b, numLogprobs: Int32Array.from([21]) })],
     ['penalty token out of range', (b) => ({ ...b, penaltyTokens: Int32Array.from([1, 2, 600]) })],
-    ['bias token out of range', (b) => ({ ...b, biasOffsets: Int32Array.from([0, 1]), biasTokens: Int32Array.from([600]), biasValues: Float32Array.from([1]) })],
-    ['bias offsets past the bias arrays', (b) => ({ ...b, biasOffsets: Int32Array.from([0, 2]), biasTokens: Int32Array.from([5]), biasValues: Float32Array.from([1]) })],
+    [
+      'bias token out of range',
+      (b) => ({
+        ...b,
+        biasOffsets: Int32Array.from([0, 1]),
+        biasTokens: Int32Array.from([600]),
+        biasValues: Float32Array.from([1]),
+      }),
+    ],
+    [
+      'bias offsets past the bias arrays',
+      (b) => ({
+        ...b,
+        biasOffsets: Int32Array.from([0, 2]),
+        biasTokens: Int32Array.from([5]),
+        biasValues: Float32Array.from([1]),
+      }),
+    ],
     ['bias offsets without bias tokens', (b) => ({ ...b, biasOffsets: Int32Array.from([0, 0]) })],
-    ['a bias token twice', (b) => ({ ...b, biasOffsets: Int32Array.from([0, 2]), biasTokens: Int32Array.from([5, 5]), biasValues: Float32Array.from([1, 2]) })],
-    ['a NaN bias', (b) => ({ ...b, biasOffsets: Int32Array.from([0, 1]), biasTokens: Int32Array.from([5]), biasValues: Float32Array.from([NaN]) })],
-    ['short bias offsets', (b) => ({ ...b, biasOffsets: Int32Array.from([0]), biasTokens: new Int32Array(0), biasValues: new Float32Array(0) })],
+    [
+      'a bias token twice',
+      (b) => ({
+        ...b,
+        biasOffsets: Int32Array.from([0, 2]),
+        biasTokens: Int32Array.from([5, 5]),
+        biasValues: Float32Array.from([1, 2]),
+      }),
+    ],
+    [
+      'a NaN bias',
+      (b) => ({
+        ...b,
+        biasOffsets: Int32Array.from([0, 1]),
+        biasTokens: Int32Array.from([5]),
+        biasValues: Float32Array.from([NaN]),
+      }),
+    ],
+    [
+      'short bias offsets',
+      (b) => ({
+        ...b,
+        biasOffsets: Int32Array.from([0]),
+        biasTokens: new Int32Array(0),
+        biasValues: new Float32Array(0),
+      }),
+    ],
   ];
   for (const [what, mutate] of badBatches) {
     it(`rejects a batch with ${what} (E_BATCH)`, async () => {
@@ -74,13 +124,46 @@ describeWithModels('native errors', () => {
 
   const manifest = (): NativeLoadOptions => ({ ...llama2cManifest(models.stories260K), numBlocks: 4 });
   const badManifests: [string, string, RegExp, (m: NativeLoadOptions) => NativeLoadOptions][] = [
-    ['a missing tensor', 'E_SHAPE', /layers\.2\.wq.*missing/, (m) => ({ ...m, tensors: m.tensors.filter((t) => t.name !== 'layers.2.wq') })],
-    ['a wrong shape', 'E_SHAPE', /stories260K\.bin: tensor 'layers\.0\.w1' has shape \[172,63\]/, (m) => ({ ...m, tensors: m.tensors.map((t) => (t.name === 'layers.0.w1' ? { ...t, shape: [172, 63] } : t)) })],
-    ['an offset past the end', 'E_RANGE', /stories260K\.bin: tensor 'norm'/, (m) => ({ ...m, tensors: m.tensors.map((t) => (t.name === 'norm' ? { ...t, offset: 1_056_540 } : t)) })],
-    ['an unknown dtype', 'E_DTYPE', /tensor 'layers\.1\.wk' has unsupported dtype 'q6_k'/, (m) => ({ ...m, tensors: m.tensors.map((t) => (t.name === 'layers.1.wk' ? { ...t, dtype: 'q6_k' as never } : t)) })],
-    ['q8_0 rows not whole blocks', 'E_SHAPE', /w2' is q8_0 but its rows \(172\)/, (m) => ({ ...m, tensors: m.tensors.map((t) => (t.name === 'layers.0.w2' ? { ...t, dtype: 'q8_0' } : t)) })],
+    [
+      'a missing tensor',
+      'E_SHAPE',
+      /layers\.2\.wq.*missing/,
+      (m) => ({ ...m, tensors: m.tensors.filter((t) => t.name !== 'layers.2.wq') }),
+    ],
+    [
+      'a wrong shape',
+      'E_SHAPE',
+      /stories260K\.bin: tensor 'layers\.0\.w1' has shape \[172,63\]/,
+      (m) => ({ ...m, tensors: m.tensors.map((t) => (t.name === 'layers.0.w1' ? { ...t, shape: [172, 63] } : t)) }),
+    ],
+    [
+      'an offset past the end',
+      'E_RANGE',
+      /stories260K\.bin: tensor 'norm'/,
+      (m) => ({ ...m, tensors: m.tensors.map((t) => (t.name === 'norm' ? { ...t, offset: 1_056_540 } : t)) }),
+    ],
+    [
+      'an unknown dtype',
+      'E_DTYPE',
+      /tensor 'layers\.1\.wk' has unsupported dtype 'q6_k'/,
+      (m) => ({
+        ...m,
+        tensors: m.tensors.map((t) => (t.name === 'layers.1.wk' ? { ...t, dtype: 'q6_k' as never } : t)),
+      }),
+    ],
+    [
+      'q8_0 rows not whole blocks',
+      'E_SHAPE',
+      /w2' is q8_0 but its rows \(172\)/,
+      (m) => ({ ...m, tensors: m.tensors.map((t) => (t.name === 'layers.0.w2' ? { ...t, dtype: 'q8_0' } : t)) }),
+    ],
     ['a missing file', 'E_FILE', /nope\.bin: cannot open/, (m) => ({ ...m, files: ['/nonexistent/nope.bin'] })],
-    ['a bad file index', 'E_FILE', /file index 3/, (m) => ({ ...m, tensors: m.tensors.map((t) => (t.name === 'norm' ? { ...t, file: 3 } : t)) })],
+    [
+      'a bad file index',
+      'E_FILE',
+      /file index 3/,
+      (m) => ({ ...m, tensors: m.tensors.map((t) => (t.name === 'norm' ? { ...t, file: 3 } : t)) }),
+    ],
     ['an inconsistent config', 'E_SHAPE', /nHeads/, (m) => ({ ...m, config: { ...m.config, nHeads: 7 } })],
     ['an unknown weight format', 'E_DTYPE', /weightFormat/, (m) => ({ ...m, weightFormat: 'int3' as never })],
     ['a cuda device on a CPU build', 'E_DEVICE', /CUDA/, (m) => ({ ...m, device: 'cuda' })],

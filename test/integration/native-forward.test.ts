@@ -21,7 +21,10 @@ async function loadWith(binding: NativeBinding, file: string, scalar: boolean): 
   }
 }
 
-for (const [name, file] of [['stories260K', models.stories260K], ['llama2xs-260K', models.llama2xs260K]] as const) {
+for (const [name, file] of [
+  ['stories260K', models.stories260K],
+  ['llama2xs-260K', models.llama2xs260K],
+] as const) {
   describeWithModels(`native forward: ${name}`, () => {
     let binding: NativeBinding;
     let simd: NativeModel;
@@ -72,13 +75,17 @@ for (const [name, file] of [['stories260K', models.stories260K], ['llama2xs-260K
       await generate(m, [seq], 48);
       expect(seq.tokens).toEqual(goldens(name).greedy_from_bos_48);
       const [a, b] = await Promise.all([prefillLogits(m, seq.tokens), prefillLogits(simd, seq.tokens)]);
-      let worst = 0, sum = 0, n = 0;
-      a.forEach((row, i) => row.forEach((v, j) => {
-        const d = Math.abs(v - b[i][j]);
-        worst = Math.max(worst, d);
-        sum += d;
-        n++;
-      }));
+      let worst = 0,
+        sum = 0,
+        n = 0;
+      a.forEach((row, i) =>
+        row.forEach((v, j) => {
+          const d = Math.abs(v - b[i][j]);
+          worst = Math.max(worst, d);
+          sum += d;
+          n++;
+        }),
+      );
       expect(worst).toBeLessThan(0.25); // measured 0.105 on llama2xs-260K (one logit of 25k)
       expect(sum / n).toBeLessThan(5e-3);
       m.dispose();

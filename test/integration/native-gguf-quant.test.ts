@@ -39,7 +39,8 @@ describe('native GGUF quantized tensors', () => {
       const [a, b] = await Promise.all([prefillLogits(direct, TOKENS), prefillLogits(f32, TOKENS)]);
       let kl = 0;
       a.forEach((row, i) => {
-        const p = logSoftmax(b[i]), q = logSoftmax(row);
+        const p = logSoftmax(b[i]),
+          q = logSoftmax(row);
         p.forEach((lp, j) => (kl += Math.exp(lp) * (lp - q[j])));
       });
       expect(kl / a.length).toBeLessThan(1e-3);

@@ -4,7 +4,12 @@
  * scheduler does — blocks per sequence, slot mapping, chunked prefill — for greedy or sampled runs.
  */
 import { readFileSync, openSync, readSync, closeSync, statSync } from 'node:fs';
-import type { NativeLoadOptions, NativeModel, NativeStepBatch, NativeTensorSpec } from '../../packages/engine/src/native/native-types.js';
+import type {
+  NativeLoadOptions,
+  NativeModel,
+  NativeStepBatch,
+  NativeTensorSpec,
+} from '../../packages/engine/src/native/native-types.js';
 import { models } from '../helpers/models.js';
 
 /** NativeLoadOptions for a llama2.c checkpoint (legacy v0 layout, see test/fixtures/models/README.md). */
@@ -13,9 +18,12 @@ export function llama2cManifest(file: string): NativeLoadOptions {
   const head = Buffer.alloc(28);
   readSync(fd, head, 0, 28, 0);
   closeSync(fd);
-  const [dim, hiddenDim, nLayers, nHeads, nKvHeads, vocabRaw, maxSeqLen] = Array.from({ length: 7 }, (_, i) => head.readInt32LE(4 * i));
+  const [dim, hiddenDim, nLayers, nHeads, nKvHeads, vocabRaw, maxSeqLen] = Array.from({ length: 7 }, (_, i) =>
+    head.readInt32LE(4 * i),
+  );
   const vocabSize = Math.abs(vocabRaw);
-  const headDim = dim / nHeads, kvDim = headDim * nKvHeads;
+  const headDim = dim / nHeads,
+    kvDim = headDim * nKvHeads;
   const tensors: NativeTensorSpec[] = [];
   let offset = 28;
   const add = (name: string, shape: number[]) => {
@@ -40,7 +48,19 @@ export function llama2cManifest(file: string): NativeLoadOptions {
   if (vocabRaw < 0) add('output', [vocabSize, dim]);
   if (offset > statSync(file).size) throw new Error(`${file}: truncated`);
   return {
-    config: { dim, hiddenDim, nLayers, nHeads, nKvHeads, vocabSize, maxSeqLen, ropeTheta: 10000, ropeLayout: 'interleaved', normEps: 1e-5, tiedEmbeddings: vocabRaw > 0 },
+    config: {
+      dim,
+      hiddenDim,
+      nLayers,
+      nHeads,
+      nKvHeads,
+      vocabSize,
+      maxSeqLen,
+      ropeTheta: 10000,
+      ropeLayout: 'interleaved',
+      normEps: 1e-5,
+      tiedEmbeddings: vocabRaw > 0,
+    },
     files: [file],
     tensors,
   };
@@ -55,8 +75,15 @@ export function goldens(model: 'stories260K' | 'llama2xs-260K'): Goldens {
 }
 
 export interface SamplingOptions {
-  temperature?: number; topK?: number; topP?: number; minP?: number; seed?: number;
-  repetitionPenalty?: number; presencePenalty?: number; frequencyPenalty?: number; numLogprobs?: number;
+  temperature?: number;
+  topK?: number;
+  topP?: number;
+  minP?: number;
+  seed?: number;
+  repetitionPenalty?: number;
+  presencePenalty?: number;
+  frequencyPenalty?: number;
+  numLogprobs?: number;
 }
 
 /** One sequence: its tokens (prompt then generated), how many are in the KV cache, its blocks. */
@@ -65,7 +92,10 @@ export class Seq {
   blocks: number[] = [];
   readonly promptLen: number;
   logprobs: number[] = [];
-  constructor(public tokens: number[], public sampling: SamplingOptions = {}) {
+  constructor(
+    public tokens: number[],
+    public sampling: SamplingOptions = {},
+  ) {
     this.promptLen = tokens.length;
   }
   get generated(): number[] {
@@ -92,20 +122,37 @@ export interface Work {
 
 /** The flat batch for one step over `work` (each seq's next n uncomputed tokens). */
 export function buildBatch(model: NativeModel, blocks: Blocks, work: Work[]): NativeStepBatch {
-  const S = work.length, T = work.reduce((a, w) => a + w.n, 0), bs = model.blockSize;
+  const S = work.length,
+    T = work.reduce((a, w) => a + w.n, 0),
+    bs = model.blockSize;
   for (const w of work) blocks.ensure(w.seq, w.seq.computed + w.n);
   const maxBlocksPerSeq = Math.max(...work.map((w) => w.seq.blocks.length));
   const b: NativeStepBatch = {
-    numSeqs: S, numTokens: T, maxBlocksPerSeq,
-    tokenIds: new Int32Array(T), positions: new Int32Array(T), slotMapping: new Int32Array(T),
-    queryStartLoc: new Int32Array(S + 1), contextLens: new Int32Array(S), blockTables: new Int32Array(S * maxBlocksPerSeq),
-    sampleMask: new Uint8Array(S), temperature: new Float32Array(S), topK: new Int32Array(S), topP: new Float32Array(S),
-    minP: new Float32Array(S), repetitionPenalty: new Float32Array(S), presencePenalty: new Float32Array(S),
-    frequencyPenalty: new Float32Array(S), seeds: new Uint32Array(S),
-    penaltyTokens: new Int32Array(work.reduce((a, w) => a + w.seq.computed + w.n, 0)), penaltyOffsets: new Int32Array(S + 1),
-    penaltyPromptLens: new Int32Array(S), numLogprobs: new Int32Array(S),
+    numSeqs: S,
+    numTokens: T,
+    maxBlocksPerSeq,
+    tokenIds: new Int32Array(T),
+    positions: new Int32Array(T),
+    slotMapping: new Int32Array(T),
+    queryStartLoc: new Int32Array(S + 1),
+    contextLens: new Int32Array(S),
+    blockTables: new Int32Array(S * maxBlocksPerSeq),
+    sampleMask: new Uint8Array(S),
+    temperature: new Float32Array(S),
+    topK: new Int32Array(S),
+    topP: new Float32Array(S),
+    minP: new Float32Array(S),
+    repetitionPenalty: new Float32Array(S),
+    presencePenalty: new Float32Array(S),
+    frequencyPenalty: new Float32Array(S),
+    seeds: new Uint32Array(S),
+    penaltyTokens: new Int32Array(work.reduce((a, w) => a + w.seq.computed + w.n, 0)),
+    penaltyOffsets: new Int32Array(S + 1),
+    penaltyPromptLens: new Int32Array(S),
+    numLogprobs: new Int32Array(S),
   };
-  let t = 0, p = 0;
+  let t = 0,
+    p = 0;
   work.forEach(({ seq, n }, s) => {
     b.queryStartLoc[s] = t;
     for (let i = 0; i < n; i++, t++) {
@@ -142,12 +189,20 @@ export function buildBatch(model: NativeModel, blocks: Blocks, work: Work[]): Na
  * Runs every sequence until it has `maxNew` generated tokens, all in the same steps; prefills are cut
  * into chunks of `chunk` tokens (or chunkOf(seq) to vary it per sequence).
  */
-export async function generate(model: NativeModel, seqs: Seq[], maxNew: number, chunk: number | ((s: Seq) => number) = 1 << 30): Promise<void> {
+export async function generate(
+  model: NativeModel,
+  seqs: Seq[],
+  maxNew: number,
+  chunk: number | ((s: Seq) => number) = 1 << 30,
+): Promise<void> {
   const blocks = new Blocks(model);
   for (;;) {
     const work = seqs
       .filter((s) => s.generated.length < maxNew)
-      .map((seq) => ({ seq, n: Math.min(typeof chunk === 'number' ? chunk : chunk(seq), seq.tokens.length - seq.computed) }));
+      .map((seq) => ({
+        seq,
+        n: Math.min(typeof chunk === 'number' ? chunk : chunk(seq), seq.tokens.length - seq.computed),
+      }));
     if (work.length === 0) return;
     const r = await model.step(buildBatch(model, blocks, work));
     work.forEach(({ seq, n }, s) => {
@@ -170,7 +225,9 @@ export async function prefillLogits(model: NativeModel, tokens: number[]): Promi
 }
 
 export function topK(row: Float32Array, k: number): number[] {
-  return Array.from(row.keys()).sort((a, b) => row[b] - row[a] || a - b).slice(0, k);
+  return Array.from(row.keys())
+    .sort((a, b) => row[b] - row[a] || a - b)
+    .slice(0, k);
 }
 
 export function logSoftmax(row: Float32Array): Float64Array {

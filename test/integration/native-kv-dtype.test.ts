@@ -17,7 +17,9 @@ describeWithModels('native kvDtype', () => {
     opened.push(m);
     return m;
   };
-  afterAll(() => { for (const m of opened) m.dispose(); });
+  afterAll(() => {
+    for (const m of opened) m.dispose();
+  });
 
   it("'auto' follows the weights held in memory; explicit choices win", async () => {
     expect((await load({})).kvDtype).toBe('f32');
@@ -32,7 +34,7 @@ describeWithModels('native kvDtype', () => {
   it('an f16 pool holds twice the blocks in the same bytes, and greedy decoding over it keeps the goldens', async () => {
     const f32 = await load({ weightFormat: 'f16', kvDtype: 'f32' });
     const f16 = await load({ weightFormat: 'f16' });
-    expect(Math.floor(f16.numBlocks / 2)).toBe(f32.numBlocks);  // floor(bytes / half a block) is 2x floor(bytes / a block), or one more
+    expect(Math.floor(f16.numBlocks / 2)).toBe(f32.numBlocks); // floor(bytes / half a block) is 2x floor(bytes / a block), or one more
     const seq = new Seq([1]);
     await generate(f16, [seq], 48);
     expect(seq.tokens).toEqual(goldens('stories260K').greedy_from_bos_48);

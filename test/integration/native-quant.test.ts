@@ -28,7 +28,10 @@ describeWithModels('native weight formats: stories260K', () => {
   beforeAll(async () => {
     const binding = loadNative();
     for (const weightFormat of FORMATS) {
-      loaded.set(weightFormat, await binding.loadModel({ ...llama2cManifest(models.stories260K), weightFormat, numBlocks: 64 }));
+      loaded.set(
+        weightFormat,
+        await binding.loadModel({ ...llama2cManifest(models.stories260K), weightFormat, numBlocks: 64 }),
+      );
     }
     const f32 = loaded.get('f32')!;
     const greedy = new Seq([1]);
@@ -40,13 +43,18 @@ describeWithModels('native weight formats: stories260K', () => {
     for (const fmt of FORMATS) {
       const m = loaded.get(fmt)!;
       const rows = await Promise.all(texts.map((t) => prefillLogits(m, t)));
-      let agree = 0, kl = 0, n = 0;
+      let agree = 0,
+        kl = 0,
+        n = 0;
       const ppl = texts.map((t, k) => {
         let nll = 0;
         for (let i = 0; i + 1 < t.length; i++) {
-          const p = logSoftmax(ref[k][i]), q = logSoftmax(rows[k][i]);
+          const p = logSoftmax(ref[k][i]),
+            q = logSoftmax(rows[k][i]);
           nll -= q[t[i + 1]];
-          let argP = 0, argQ = 0, d = 0;
+          let argP = 0,
+            argQ = 0,
+            d = 0;
           for (let j = 0; j < p.length; j++) {
             d += Math.exp(p[j]) * (p[j] - q[j]);
             if (p[j] > p[argP]) argP = j;
@@ -64,9 +72,13 @@ describeWithModels('native weight formats: stories260K', () => {
       while (prefix < free.tokens.length && free.tokens[prefix] === greedy.tokens[prefix]) prefix++;
       stats.set(fmt, { ppl, agreement: agree / n, kl: kl / n, greedyPrefix: prefix - 1 });
     }
-    console.log('format  ppl(greedy text)  ppl(sampled text)  top-1 agreement  mean KL   greedy tokens equal to f32 (of 48)');
+    console.log(
+      'format  ppl(greedy text)  ppl(sampled text)  top-1 agreement  mean KL   greedy tokens equal to f32 (of 48)',
+    );
     for (const [fmt, s] of stats) {
-      console.log(`${fmt.padEnd(6)}  ${s.ppl[0].toFixed(4).padStart(16)}  ${s.ppl[1].toFixed(4).padStart(17)}  ${(100 * s.agreement).toFixed(1).padStart(14)}%  ${s.kl.toExponential(2)}  ${s.greedyPrefix}`);
+      console.log(
+        `${fmt.padEnd(6)}  ${s.ppl[0].toFixed(4).padStart(16)}  ${s.ppl[1].toFixed(4).padStart(17)}  ${(100 * s.agreement).toFixed(1).padStart(14)}%  ${s.kl.toExponential(2)}  ${s.greedyPrefix}`,
+      );
     }
   });
   afterAll(() => loaded.forEach((m) => m.dispose()));
@@ -80,7 +92,8 @@ describeWithModels('native weight formats: stories260K', () => {
 
   for (const fmt of FORMATS.filter((f) => f !== 'f32')) {
     it(`${fmt}: perplexity within ${100 * PPL_BOUND[fmt]!}% of f32, high greedy agreement`, () => {
-      const s = stats.get(fmt)!, ref = stats.get('f32')!;
+      const s = stats.get(fmt)!,
+        ref = stats.get('f32')!;
       s.ppl.forEach((p, i) => expect(Math.abs(p / ref.ppl[i] - 1)).toBeLessThan(PPL_BOUND[fmt]!));
       expect(s.agreement).toBeGreaterThan(fmt === 'int4' ? 0.85 : 0.95);
       expect(s.kl).toBeLessThan(fmt === 'int4' ? 0.1 : 0.01);

@@ -7,20 +7,38 @@ import { afterAll, beforeAll, expect, it } from 'vitest';
 import type { NativeModel } from '../../packages/engine/src/native/native-types.js';
 import { loadNative } from '../../packages/engine/src/native/load-native.js';
 import { describeWithModels, models } from '../helpers/models.js';
-import { Blocks, buildBatch, goldens, llama2cManifest, logSoftmax, Seq, type SamplingOptions } from './native-harness.js';
+import {
+  Blocks,
+  buildBatch,
+  goldens,
+  llama2cManifest,
+  logSoftmax,
+  Seq,
+  type SamplingOptions,
+} from './native-harness.js';
 
 describeWithModels('native sampling: stories260K', () => {
   let model: NativeModel;
   const prompt = () => goldens('stories260K').greedy_from_bos_48.slice(0, 20);
   beforeAll(async () => {
-    model = await loadNative().loadModel({ ...llama2cManifest(models.stories260K), numBlocks: 1024, maxBatchSeqs: 256, maxBatchTokens: 8192 });
+    model = await loadNative().loadModel({
+      ...llama2cManifest(models.stories260K),
+      numBlocks: 1024,
+      maxBatchSeqs: 256,
+      maxBatchTokens: 8192,
+    });
   });
   afterAll(() => model?.dispose());
 
   /** One step over `n` copies of the prompt with the given options; returns the result and raw logits. */
   async function once(opts: (i: number) => SamplingOptions, n = 1) {
     const seqs = Array.from({ length: n }, (_, i) => new Seq(prompt(), opts(i)));
-    const batch = () => buildBatch(model, new Blocks(model), seqs.map((seq) => ({ seq, n: seq.tokens.length })));
+    const batch = () =>
+      buildBatch(
+        model,
+        new Blocks(model),
+        seqs.map((seq) => ({ seq, n: seq.tokens.length })),
+      );
     const [result, logits] = await Promise.all([model.step(batch()), model.logits(batch())]);
     return { result, logits: logits.subarray(0, model.config.vocabSize) };
   }
@@ -46,7 +64,9 @@ describeWithModels('native sampling: stories260K', () => {
 
   it('top-k limits draws to the k most likely tokens', async () => {
     const { result, logits } = await once((i) => ({ temperature: 2, topK: 3, seed: i }), 64);
-    const top3 = Array.from(logits.keys()).sort((a, b) => logits[b] - logits[a]).slice(0, 3);
+    const top3 = Array.from(logits.keys())
+      .sort((a, b) => logits[b] - logits[a])
+      .slice(0, 3);
     for (const t of result.tokens) expect(top3).toContain(t);
     expect(new Set(result.tokens).size).toBeGreaterThan(1);
   });
@@ -59,7 +79,8 @@ describeWithModels('native sampling: stories260K', () => {
     const batch = () => buildBatch(model, new Blocks(model), [{ seq, n: seq.tokens.length }]);
     const [r, raw] = await Promise.all([model.step(batch()), model.logits(batch())]);
     const l = Float32Array.from(raw);
-    const toks = seq.tokens, counts = new Map<number, number>();
+    const toks = seq.tokens,
+      counts = new Map<number, number>();
     for (const t of toks.slice(12)) counts.set(t, (counts.get(t) ?? 0) + 1);
     for (const t of new Set(toks)) l[t] = l[t] > 0 ? l[t] / opts.repetitionPenalty : l[t] * opts.repetitionPenalty;
     for (const [t, c] of counts) l[t] -= opts.frequencyPenalty * c + opts.presencePenalty;

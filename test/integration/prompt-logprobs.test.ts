@@ -31,7 +31,9 @@ describeWithModels('promptLogprobs (stories260K)', () => {
         expect(lp.tokenId).toBe(ids[i]);
         expect(Math.abs(lp.logprob - ref[ids[i]!]!)).toBeLessThan(1e-4);
         expect(lp.top).toHaveLength(3);
-        const best = Array.from(ref.keys()).sort((a, b) => ref[b]! - ref[a]! || a - b).slice(0, 3);
+        const best = Array.from(ref.keys())
+          .sort((a, b) => ref[b]! - ref[a]! || a - b)
+          .slice(0, 3);
         expect(lp.top.map((t) => t.tokenId)).toEqual(best);
       }
     } finally {
@@ -41,21 +43,25 @@ describeWithModels('promptLogprobs (stories260K)', () => {
     const withLp = await run(engine, prompt, { temperature: 0, maxTokens: 6, promptLogprobs: 0 });
     expect(withLp.tokenIds).toEqual(plain.tokenIds);
     const seeded = { temperature: 0.9, seed: 5, maxTokens: 6, logitBias: { 400: 3 }, repetitionPenalty: 1.2 };
-    expect((await run(engine, prompt, { ...seeded, promptLogprobs: 1 })).tokenIds).toEqual((await run(engine, prompt, seeded)).tokenIds);
+    expect((await run(engine, prompt, { ...seeded, promptLogprobs: 1 })).tokenIds).toEqual(
+      (await run(engine, prompt, seeded)).tokenIds,
+    );
   });
 
   it('does not take prefix-cache hits, leaves batch neighbours alone, and refuses what it cannot do', async () => {
     await using engine = await LLMEngine.create({ ...base, maxNumBatchedTokens: 64, maxNumSeqs: 16 });
-    const warm = await run(engine, prompt, { temperature: 0, maxTokens: 4 });  // caches the prompt's full blocks
+    const warm = await run(engine, prompt, { temperature: 0, maxTokens: 4 }); // caches the prompt's full blocks
     const [again, neighbour] = await Promise.all([
       collect(engine.generate(prompt, { temperature: 0, maxTokens: 4, promptLogprobs: 0 })),
       run(engine, 'One day, a cat', { temperature: 0, maxTokens: 8 }),
     ]);
     const againLps = again[0]!.outputs[0]!.promptLogprobs!;
-    expect(againLps).toHaveLength(engine.tokenizer.encode(prompt).length);  // every position computed, none taken from the cache
+    expect(againLps).toHaveLength(engine.tokenizer.encode(prompt).length); // every position computed, none taken from the cache
     expect(againLps.slice(1).every((lp) => lp !== null && lp.logprob <= 0)).toBe(true);
     expect(again[0]!.tokenIds).toEqual(warm.tokenIds);
-    expect(neighbour.tokenIds).toEqual((await run(engine, 'One day, a cat', { temperature: 0, maxTokens: 8 })).tokenIds);
+    expect(neighbour.tokenIds).toEqual(
+      (await run(engine, 'One day, a cat', { temperature: 0, maxTokens: 8 })).tokenIds,
+    );
     expect(() => engine.generate(prompt, { promptLogprobs: 1, n: 2 })).toThrow(/promptLogprobs/);
     expect(() => engine.generate(prompt.repeat(4), { promptLogprobs: 1, maxTokens: 1 })).toThrow(/maxNumBatchedTokens/);
     expect(engine.stats().running + engine.stats().waiting).toBe(0);

@@ -9,7 +9,9 @@ describe('@batch', () => {
     instance = await startServe({ applications: [{ name: 'emb', app: app() }] });
     instance.on('batch', (e) => events.push(e));
   });
-  afterAll(async () => { await instance?.shutdown(); });
+  afterAll(async () => {
+    await instance?.shutdown();
+  });
 
   it('groups concurrent calls into one array and answers each caller with its own result', async () => {
     const handle = instance.getHandle('emb');

@@ -8,10 +8,14 @@ describe('composition across a thread replica and a process replica', () => {
     instance = await startServe({
       applications: [{ name: 'calc', routePrefix: '/calc', app: app({ offset: '3' }) }],
       // Overrides the bind-time userConfig, as `serve run --config` does.
-      config: { applications: [{ name: 'calc', deployments: [{ name: 'Doubler', userConfig: { label: 'from-config' } }] }] },
+      config: {
+        applications: [{ name: 'calc', deployments: [{ name: 'Doubler', userConfig: { label: 'from-config' } }] }],
+      },
     });
   });
-  afterAll(async () => { await instance?.shutdown(); });
+  afterAll(async () => {
+    await instance?.shutdown();
+  });
 
   it('calls through a handle from a thread replica into a process replica', async () => {
     const handle = instance.getHandle('calc');
@@ -35,13 +39,26 @@ describe('composition across a thread replica and a process replica', () => {
   });
 
   it('reports routes with method kinds, status and stats', () => {
-    expect(instance.routes()).toEqual([{ app: 'calc', routePrefix: '/calc', ingress: 'Adder', deployments: ['Adder', 'Doubler'],
-      methods: { compute: 'unary', scaled: 'stream' }, rawHttp: false }]);
+    expect(instance.routes()).toEqual([
+      {
+        app: 'calc',
+        routePrefix: '/calc',
+        ingress: 'Adder',
+        deployments: ['Adder', 'Doubler'],
+        methods: { compute: 'unary', scaled: 'stream' },
+        rawHttp: false,
+      },
+    ]);
     const status = instance.status();
     expect(status.applications[0]!.status).toBe('RUNNING');
     const doubler = status.applications[0]!.deployments.find((d) => d.name === 'Doubler')!;
     expect(doubler.replicas[0]).toMatchObject({ state: 'RUNNING', placement: 'process' });
-    expect(instance.stats().map((s) => s.deployment).sort()).toEqual(['Adder', 'Doubler']);
+    expect(
+      instance
+        .stats()
+        .map((s) => s.deployment)
+        .sort(),
+    ).toEqual(['Adder', 'Doubler']);
   });
 
   it('rejects unknown methods and deployments with NotFoundError', async () => {

@@ -27,7 +27,10 @@ describe('replica dispose()', () => {
 
     await instance.apply([{ name: 'd', app: Disposable.bind(file).options({ numReplicas: 1 }) }], { timeoutS: 60 });
     await eventually(() => lines(file).length === 1, 10_000, 'the scaled-down replica disposed');
-    const survivor = instance.status().applications[0]!.deployments[0]!.replicas.filter((r) => r.state === 'RUNNING').map((r) => r.id);
+    const survivor = instance
+      .status()
+      .applications[0]!.deployments[0]!.replicas.filter((r) => r.state === 'RUNNING')
+      .map((r) => r.id);
     expect(survivor).toHaveLength(1);
     expect(lines(file)).toEqual([`dispose ${ids.find((id) => id !== survivor[0])}`]);
 

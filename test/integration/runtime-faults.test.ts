@@ -4,12 +4,15 @@ import { broken, fanout, flaky, fragile, narrow } from '../fixtures/apps/faults.
 
 import { eventually } from '../helpers/eventually.js';
 
-const running = (instance: ServeInstance) => instance.status().applications[0]!.deployments[0]!.replicas
-  .filter((r) => r.state === 'RUNNING');
+const running = (instance: ServeInstance) =>
+  instance.status().applications[0]!.deployments[0]!.replicas.filter((r) => r.state === 'RUNNING');
 
 describe('faults', () => {
   let instance: ServeInstance | undefined;
-  afterEach(async () => { await instance?.shutdown(); instance = undefined; });
+  afterEach(async () => {
+    await instance?.shutdown();
+    instance = undefined;
+  });
 
   it('a replica process killed mid-request is replaced and later requests succeed', async () => {
     instance = await startServe({ applications: [{ name: 'f', app: fragile(1) }] });
@@ -22,7 +25,10 @@ describe('faults', () => {
     await expect(inFlight).rejects.toBeInstanceOf(ActorDiedError);
     const next = (await handle.pid()) as number;
     expect(next).not.toBe(pid);
-    await eventually(() => running(instance!).map((r) => r.pid), (pids) => pids.length === 1 && pids[0] === next);
+    await eventually(
+      () => running(instance!).map((r) => r.pid),
+      (pids) => pids.length === 1 && pids[0] === next,
+    );
     expect(await handle.slow(10)).toBe(next);
   });
 
@@ -77,8 +83,9 @@ describe('faults', () => {
     } finally {
       await failing.shutdown();
     }
-    await expect(startServe({ applications: [{ name: 'b', app: broken().options({ maxConstructorRetries: 1 }) }] }))
-      .rejects.toThrow(/no model file/);
+    await expect(
+      startServe({ applications: [{ name: 'b', app: broken().options({ maxConstructorRetries: 1 }) }] }),
+    ).rejects.toThrow(/no model file/);
   });
 
   it('a replica failing its health check is replaced', async () => {
@@ -86,7 +93,10 @@ describe('faults', () => {
     const handle = instance.getHandle('h');
     const before = running(instance)[0]!.id;
     await handle.breakHealth();
-    await eventually(() => running(instance!).map((r) => r.id), (ids) => ids.length === 1 && ids[0] !== before);
+    await eventually(
+      () => running(instance!).map((r) => r.id),
+      (ids) => ids.length === 1 && ids[0] !== before,
+    );
     expect(await handle.id()).toBe('healthy');
   });
 });

@@ -6,18 +6,26 @@ import { eventually } from '../helpers/eventually.js';
 describe('stateless task deployments on a piscina pool', () => {
   let instance: ServeInstance;
   beforeAll(async () => {
-    instance = await startServe({ applications: [
-      { name: 'hash', routePrefix: '/hash', app: hasherApp },
-      { name: 'spin', routePrefix: '/spin', app: spinnerApp },
-      { name: 'proc', routePrefix: '/proc', app: processApp },
-    ], checkpoint: false });
+    instance = await startServe({
+      applications: [
+        { name: 'hash', routePrefix: '/hash', app: hasherApp },
+        { name: 'spin', routePrefix: '/spin', app: spinnerApp },
+        { name: 'proc', routePrefix: '/proc', app: processApp },
+      ],
+      checkpoint: false,
+    });
   }, 120_000);
-  afterAll(async () => { await instance?.shutdown(); });
+  afterAll(async () => {
+    await instance?.shutdown();
+  });
 
   it('runs concurrent calls of one replica at the same time, each on its own pool thread', async () => {
     const handle = instance.getHandle('hash');
     const shared = new SharedArrayBuffer(8);
-    const results = await Promise.all([handle.barrier(shared, 2), handle.barrier(shared, 2)]) as { threadId: number; sawAll: boolean }[];
+    const results = (await Promise.all([handle.barrier(shared, 2), handle.barrier(shared, 2)])) as {
+      threadId: number;
+      sawAll: boolean;
+    }[];
     expect(results.map((r) => r.sawAll)).toEqual([true, true]);
     expect(new Set(results.map((r) => r.threadId)).size).toBe(2);
     expect(instance.status().applications.find((a) => a.name === 'hash')!.deployments[0]!.replicas).toHaveLength(1);
@@ -29,7 +37,10 @@ describe('stateless task deployments on a piscina pool', () => {
   });
 
   it('rebuilds errors thrown in a pool thread as the same class', async () => {
-    const err = await instance.getHandle('hash').refuse('pepper').catch((e: unknown) => e);
+    const err = await instance
+      .getHandle('hash')
+      .refuse('pepper')
+      .catch((e: unknown) => e);
     expect(err).toBeInstanceOf(BadRequestError);
     expect((err as Error).message).toMatch(/no pepper here/);
   });
@@ -40,7 +51,10 @@ describe('stateless task deployments on a piscina pool', () => {
     const shared = new SharedArrayBuffer(8);
     const ac = new AbortController();
     const call = handle.remote('spin', [shared], { signal: ac.signal });
-    await eventually(() => Atomics.load(new Int32Array(shared), 0), (v) => v === 1);
+    await eventually(
+      () => Atomics.load(new Int32Array(shared), 0),
+      (v) => v === 1,
+    );
     ac.abort();
     await expect(call).rejects.toBeInstanceOf(RequestCancelledError);
     // The pool's only thread was spinning forever: an answer here means it was stopped and replaced.
@@ -49,7 +63,7 @@ describe('stateless task deployments on a piscina pool', () => {
   }, 180_000);
 
   it('works the same in a process replica', async () => {
-    const me = await instance.getHandle('proc').whoAmI() as { pid: number; salt: string };
+    const me = (await instance.getHandle('proc').whoAmI()) as { pid: number; salt: string };
     expect(me.salt).toBe('salt');
     expect(me.pid).not.toBe(process.pid);
   });

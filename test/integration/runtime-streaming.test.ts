@@ -16,7 +16,9 @@ describe('streaming through two hops (process relay → thread source)', () => {
   beforeAll(async () => {
     instance = await startServe({ applications: [{ name: 'stream', app: app() }] });
   });
-  afterAll(async () => { await instance?.shutdown(); });
+  afterAll(async () => {
+    await instance?.shutdown();
+  });
 
   const finalized = async (requestId: string) => {
     const source = await instance.getHandle('stream', 'Source').wasFinalized(requestId);
@@ -30,7 +32,7 @@ describe('streaming through two hops (process relay → thread source)', () => {
     expect(items).toEqual([...Array(50).keys()]);
   });
 
-  it('breaking out of the loop runs the generators\' finally in both replicas', async () => {
+  it("breaking out of the loop runs the generators' finally in both replicas", async () => {
     const requestId = 'break-1';
     const handle = instance.getHandle('stream').options({ requestId });
     const got: unknown[] = [];
@@ -60,14 +62,22 @@ describe('streaming through two hops (process relay → thread source)', () => {
   it('a timeout ends the stream with RequestTimeoutError and cancels downstream', async () => {
     const requestId = 'timeout-1';
     const handle = instance.getHandle('stream').options({ requestId, timeoutMs: 300 });
-    const consume = (async () => { for await (const _ of handle.stream.ticks(1000, 50)) { /* drain */ } })();
+    const consume = (async () => {
+      for await (const _ of handle.stream.ticks(1000, 50)) {
+        /* drain */
+      }
+    })();
     await expect(consume).rejects.toBeInstanceOf(RequestTimeoutError);
     await eventually(() => finalized(requestId));
   });
 
   it('a slow consumer holds the producer back (credit-based back-pressure)', async () => {
     const requestId = 'slow-1';
-    const it = instance.getHandle('stream').options({ requestId }).remoteStream('ticks', [10_000, 0])[Symbol.asyncIterator]();
+    const it = instance
+      .getHandle('stream')
+      .options({ requestId })
+      .remoteStream('ticks', [10_000, 0])
+      [Symbol.asyncIterator]();
     await it.next();
     await new Promise((r) => setTimeout(r, 300));
     // Without credits the source would have produced all 10 000 ticks by now; each hop buffers one window.

@@ -4,31 +4,51 @@ import { versioned } from '../fixtures/apps/scaling.js';
 import { eventually } from '../helpers/eventually.js';
 
 const deploymentOf = (instance: ServeInstance) => instance.status().applications[0]!.deployments[0]!;
-const runningIds = (instance: ServeInstance) => deploymentOf(instance).replicas.filter((r) => r.state === 'RUNNING').map((r) => r.id);
+const runningIds = (instance: ServeInstance) =>
+  deploymentOf(instance)
+    .replicas.filter((r) => r.state === 'RUNNING')
+    .map((r) => r.id);
 
 /** Keeps `concurrency` callers busy until stopped; counts successes and keeps every failure. */
 function loadLoop(call: () => Promise<unknown>, concurrency: number) {
   let on = true;
   const stats = { ok: 0, errors: [] as unknown[] };
-  const done = Promise.all(Array.from({ length: concurrency }, async () => {
-    while (on) {
-      try {
-        await call();
-        stats.ok++;
-      } catch (err) {
-        stats.errors.push(err);
+  const done = Promise.all(
+    Array.from({ length: concurrency }, async () => {
+      while (on) {
+        try {
+          await call();
+          stats.ok++;
+        } catch (err) {
+          stats.errors.push(err);
+        }
       }
-    }
-  }));
-  return { stats, stop: async () => { on = false; await done; } };
+    }),
+  );
+  return {
+    stats,
+    stop: async () => {
+      on = false;
+      await done;
+    },
+  };
 }
 
 describe('rolling updates and reconfigure on a running instance', () => {
   let instance: ServeInstance | undefined;
-  afterEach(async () => { await instance?.shutdown(); instance = undefined; });
+  afterEach(async () => {
+    await instance?.shutdown();
+    instance = undefined;
+  });
 
-  it('rolls 5 replicas to a new version under load: one replaced at a time, no request dropped', { timeout: 300_000 }, async () => {
-    instance = await startServe({ applications: [{ name: 'v', app: versioned(1) }], checkpoint: false, startupTimeoutS: 240 });
+  it('rolls 5 replicas to a new version under load: one replaced at a time, no request dropped', {
+    timeout: 300_000,
+  }, async () => {
+    instance = await startServe({
+      applications: [{ name: 'v', app: versioned(1) }],
+      checkpoint: false,
+      startupTimeoutS: 240,
+    });
     const before = new Set(runningIds(instance));
     expect(before.size).toBe(5);
     const starting = new Set<string>();
@@ -36,7 +56,8 @@ describe('rolling updates and reconfigure on a running instance', () => {
     let maxStarting = 0;
     let minServing = serving.size;
     instance.on('replica-state', (e) => {
-      if (e.state === 'STARTING') starting.add(e.replicaId); else starting.delete(e.replicaId);
+      if (e.state === 'STARTING') starting.add(e.replicaId);
+      else starting.delete(e.replicaId);
       if (e.state === 'RUNNING') serving.add(e.replicaId);
       if (e.state === 'STOPPING' || e.state === 'STOPPED') serving.delete(e.replicaId);
       maxStarting = Math.max(maxStarting, starting.size);
@@ -44,7 +65,10 @@ describe('rolling updates and reconfigure on a running instance', () => {
     });
     const handle = instance.getHandle('v');
     const load = loadLoop(() => handle.work(20), 8);
-    await eventually(() => load.stats.ok, (n) => n > 20);
+    await eventually(
+      () => load.stats.ok,
+      (n) => n > 20,
+    );
 
     await instance.apply([{ name: 'v', app: versioned(2) }], { timeoutS: 240 });
     const after = runningIds(instance);
@@ -60,11 +84,21 @@ describe('rolling updates and reconfigure on a running instance', () => {
     expect(deploymentOf(instance).status).toBe('HEALTHY');
   });
 
-  it('a userConfig-only change reconfigures the same replicas (same ids and pids); a count change only scales', { timeout: 300_000 }, async () => {
-    const app = (label: string, numReplicas = 2) => versioned(1).options({ placement: 'process', numReplicas, userConfig: { label } });
-    instance = await startServe({ applications: [{ name: 'u', app: app('a') }], checkpoint: false, startupTimeoutS: 240 });
+  it('a userConfig-only change reconfigures the same replicas (same ids and pids); a count change only scales', {
+    timeout: 300_000,
+  }, async () => {
+    const app = (label: string, numReplicas = 2) =>
+      versioned(1).options({ placement: 'process', numReplicas, userConfig: { label } });
+    instance = await startServe({
+      applications: [{ name: 'u', app: app('a') }],
+      checkpoint: false,
+      startupTimeoutS: 240,
+    });
     const handle = instance.getHandle('u');
-    const replicas = () => deploymentOf(instance!).replicas.map((r) => `${r.id}:${r.pid}`).sort();
+    const replicas = () =>
+      deploymentOf(instance!)
+        .replicas.map((r) => `${r.id}:${r.pid}`)
+        .sort();
     const before = replicas();
     expect(before).toHaveLength(2);
 
@@ -81,20 +115,31 @@ describe('rolling updates and reconfigure on a running instance', () => {
     expect(deploymentOf(instance).decisions!.at(-1)).toMatchObject({ from: 2, to: 3, reason: 'config' });
 
     // Invalid options are refused before anything changes.
-    await expect(instance.apply([{ name: 'u', app: app('c').options({ maxOngoingRequests: 0 }) }]))
-      .rejects.toBeInstanceOf(DeploymentConfigError);
+    await expect(
+      instance.apply([{ name: 'u', app: app('c').options({ maxOngoingRequests: 0 }) }]),
+    ).rejects.toBeInstanceOf(DeploymentConfigError);
     expect(replicas()).toEqual(now);
     expect((await handle.info()).label).toBe('b');
   });
 
-  it('a new version whose constructor fails leaves the previous version serving, and a fixed one rolls out', { timeout: 300_000 }, async () => {
+  it('a new version whose constructor fails leaves the previous version serving, and a fixed one rolls out', {
+    timeout: 300_000,
+  }, async () => {
     const app = (version: number) => versioned(version).options({ numReplicas: 2 });
-    instance = await startServe({ applications: [{ name: 'f', app: app(1) }], checkpoint: false, startupTimeoutS: 240 });
+    instance = await startServe({
+      applications: [{ name: 'f', app: app(1) }],
+      checkpoint: false,
+      startupTimeoutS: 240,
+    });
     const handle = instance.getHandle('f');
     const load = loadLoop(() => handle.work(5), 4);
-    await expect(instance.apply([{ name: 'f', app: app(-1) }], { timeoutS: 240 })).rejects.toThrow(/build -1 is broken/);
-    expect(deploymentOf(instance)).toMatchObject({ status: 'FAILED',
-      message: expect.stringMatching(/rolling update failed, the previous version keeps serving/) });
+    await expect(instance.apply([{ name: 'f', app: app(-1) }], { timeoutS: 240 })).rejects.toThrow(
+      /build -1 is broken/,
+    );
+    expect(deploymentOf(instance)).toMatchObject({
+      status: 'FAILED',
+      message: expect.stringMatching(/rolling update failed, the previous version keeps serving/),
+    });
     expect(await handle.work(1)).toBe(1);
 
     await instance.apply([{ name: 'f', app: app(3) }], { timeoutS: 240 });

@@ -19,12 +19,24 @@ describe('serve status', () => {
 
   beforeAll(async () => {
     // Not startServe(): it would stop everything when one application fails, and the failure is the point.
-    instance = new ServeInstance({ applications: [{ name: 'dash', routePrefix: '/', app: dashApp }, { name: 'broken', routePrefix: '/broken', app: brokenApp }] });
+    instance = new ServeInstance({
+      applications: [
+        { name: 'dash', routePrefix: '/', app: dashApp },
+        { name: 'broken', routePrefix: '/broken', app: brokenApp },
+      ],
+    });
     ingress = await Ingress.start(instance, { http: { port: 0 }, grpc: false, events: instance.events });
-    await eventually(() => {
-      const apps = instance.status().applications;
-      return apps.find((a) => a.name === 'dash')?.status === 'RUNNING' && apps.find((a) => a.name === 'broken')?.status === 'DEPLOY_FAILED';
-    }, 60_000, 'one application running and one failed');
+    await eventually(
+      () => {
+        const apps = instance.status().applications;
+        return (
+          apps.find((a) => a.name === 'dash')?.status === 'RUNNING' &&
+          apps.find((a) => a.name === 'broken')?.status === 'DEPLOY_FAILED'
+        );
+      },
+      60_000,
+      'one application running and one failed',
+    );
   }, 90_000);
 
   afterAll(async () => {
@@ -32,7 +44,7 @@ describe('serve status', () => {
     await instance?.shutdown();
   });
 
-  it('prints a readable table with replicas and the failed deployment\'s cause', async () => {
+  it("prints a readable table with replicas and the failed deployment's cause", async () => {
     const { code, stdout, stderr } = await cli(['status', '--address', ingress.http!.url]);
     expect(stderr).toBe('');
     expect(code).toBe(0);
@@ -69,10 +81,17 @@ describe('serve status', () => {
 });
 
 function cli(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  const child = spawn(process.execPath, [path.join(repoRoot, 'bin/serve.js'), ...args], { cwd: repoRoot, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [path.join(repoRoot, 'bin/serve.js'), ...args], {
+    cwd: repoRoot,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   let stdout = '';
   let stderr = '';
-  child.stdout!.on('data', (d) => { stdout += d; });
-  child.stderr!.on('data', (d) => { stderr += d; });
+  child.stdout!.on('data', (d) => {
+    stdout += d;
+  });
+  child.stderr!.on('data', (d) => {
+    stderr += d;
+  });
   return new Promise((resolve) => child.on('close', (code) => resolve({ code, stdout, stderr })));
 }

@@ -15,7 +15,8 @@ import { repoRoot } from '../helpers/models.js';
 const dir = path.join(repoRoot, 'models', 'flotilla-stories');
 const targetDir = path.join(dir, 'target');
 const draftDir = path.join(dir, 'draft');
-const shipped = existsSync(path.join(targetDir, 'model.safetensors')) && existsSync(path.join(draftDir, 'model.safetensors'));
+const shipped =
+  existsSync(path.join(targetDir, 'model.safetensors')) && existsSync(path.join(draftDir, 'model.safetensors'));
 
 interface Goldens {
   target_greedy_from_bos: { ids: number[]; first_sentence: string };
@@ -48,7 +49,8 @@ function batchFor(model: NativeModel, ids: number[], start: number): NativeStepB
   const n = ids.length;
   const maxBlocksPerSeq = Math.ceil(model.config.maxSeqLen / model.blockSize);
   return {
-    numSeqs: 1, numTokens: n,
+    numSeqs: 1,
+    numTokens: n,
     tokenIds: Int32Array.from(ids),
     positions: Int32Array.from(ids, (_, i) => start + i),
     slotMapping: Int32Array.from(ids, (_, i) => start + i),
@@ -57,10 +59,17 @@ function batchFor(model: NativeModel, ids: number[], start: number): NativeStepB
     blockTables: Int32Array.from({ length: maxBlocksPerSeq }, (_, i) => i),
     maxBlocksPerSeq,
     sampleMask: Uint8Array.of(1),
-    temperature: Float32Array.of(0), topK: Int32Array.of(0), topP: Float32Array.of(1), minP: Float32Array.of(0),
-    repetitionPenalty: Float32Array.of(1), presencePenalty: Float32Array.of(0), frequencyPenalty: Float32Array.of(0),
+    temperature: Float32Array.of(0),
+    topK: Int32Array.of(0),
+    topP: Float32Array.of(1),
+    minP: Float32Array.of(0),
+    repetitionPenalty: Float32Array.of(1),
+    presencePenalty: Float32Array.of(0),
+    frequencyPenalty: Float32Array.of(0),
     seeds: Uint32Array.of(1234),
-    penaltyTokens: new Int32Array(0), penaltyOffsets: Int32Array.of(0, 0), penaltyPromptLens: Int32Array.of(0),
+    penaltyTokens: new Int32Array(0),
+    penaltyOffsets: Int32Array.of(0, 0),
+    penaltyPromptLens: Int32Array.of(0),
     numLogprobs: Int32Array.of(0),
   };
 }
@@ -103,8 +112,9 @@ describe.skipIf(!shipped)('shipped models: models/flotilla-stories', () => {
     expect(target.tensors.every((t) => t.dtype === 'f16')).toBe(true);
     expect(target.stopTokenIds).toContain(2);
     // The target is the larger model: at least 5x the draft's weights touched per token.
-    const weights = (s: typeof target) => s.tensors.filter((t) => t.name !== 'tok_embeddings')
-      .reduce((n, t) => n + t.shape.reduce((a, b) => a * b, 1), 0) + (s.config.tiedEmbeddings ? s.config.vocabSize * s.config.dim : 0);
+    const weights = (s: typeof target) =>
+      s.tensors.filter((t) => t.name !== 'tok_embeddings').reduce((n, t) => n + t.shape.reduce((a, b) => a * b, 1), 0) +
+      (s.config.tiedEmbeddings ? s.config.vocabSize * s.config.dim : 0);
     expect(weights(target) / weights(draft)).toBeGreaterThan(5);
     const text = goldens!.target_greedy_from_bos.first_sentence;
     const ids = target.tokenizer.encode(text);

@@ -21,11 +21,16 @@ describeWithModels('speculative and hybrid examples', () => {
         ],
       });
     }, 120_000);
-    afterAll(async () => { await instance?.shutdown(); });
+    afterAll(async () => {
+      await instance?.shutdown();
+    });
 
     it('examples/speculative.ts streams a completion', async () => {
       let text = '';
-      for await (const c of instance.getHandle('spec').stream.generate({ prompt: 'Once upon a time', params: { temperature: 0, maxTokens: 24 } })) text += c.text;
+      for await (const c of instance
+        .getHandle('spec')
+        .stream.generate({ prompt: 'Once upon a time', params: { temperature: 0, maxTokens: 24 } }))
+        text += c.text;
       expect(text.length).toBeGreaterThan(10);
     }, 60_000);
 

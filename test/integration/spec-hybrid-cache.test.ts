@@ -23,7 +23,9 @@ describeWithModels('HybridRouter and ResponseCache over LLMServer deployments', 
         ],
       });
     }, 120_000);
-    afterAll(async () => { await instance?.shutdown(); });
+    afterAll(async () => {
+      await instance?.shutdown();
+    });
 
     it('routes by the heuristic, then falls back to the small model when the large one fails', async () => {
       const router = instance.getHandle('hybrid');

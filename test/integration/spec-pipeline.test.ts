@@ -29,16 +29,28 @@ describeWithModels('SpeculativePipeline across process replicas', () => {
         }
       }
       instance = await startServe({
-        applications: [{ name: 'spec', routePrefix: '/spec', app: specApp({ target: models.stories260K, draft: models.llama2xs260K, tokenizer: models.tok512 }) }],
+        applications: [
+          {
+            name: 'spec',
+            routePrefix: '/spec',
+            app: specApp({ target: models.stories260K, draft: models.llama2xs260K, tokenizer: models.tok512 }),
+          },
+        ],
       });
     }, 120_000);
-    afterAll(async () => { await instance?.shutdown(); });
+    afterAll(async () => {
+      await instance?.shutdown();
+    });
 
     it('streams greedy output identical to the target alone, round by round', async () => {
       const handle = instance.getHandle('spec');
       for (let i = 0; i < prompts.length; i++) {
         const chunks: Array<{ tokenIds: number[]; text: string; accepted: number; finished: boolean }> = [];
-        for await (const c of handle.stream.generate({ prompt: prompts[i]!, params: { temperature: 0, maxTokens: 40 } })) chunks.push(c);
+        for await (const c of handle.stream.generate({
+          prompt: prompts[i]!,
+          params: { temperature: 0, maxTokens: 40 },
+        }))
+          chunks.push(c);
         expect(chunks.flatMap((c) => c.tokenIds)).toEqual(reference[i]!.tokenIds);
         expect(chunks.map((c) => c.text).join('')).toBe(reference[i]!.text);
         expect(chunks.at(-1)!.finished).toBe(true);
@@ -49,13 +61,20 @@ describeWithModels('SpeculativePipeline across process replicas', () => {
 
     it('serves concurrent requests exactly, and releases their sessions', async () => {
       const handle = instance.getHandle('spec');
-      const outs = await Promise.all(prompts.map((p) => handle.complete({ prompt: p, params: { temperature: 0, maxTokens: 40 } })));
+      const outs = await Promise.all(
+        prompts.map((p) => handle.complete({ prompt: p, params: { temperature: 0, maxTokens: 40 } })),
+      );
       expect(outs.map((o) => o.tokenIds)).toEqual(reference.map((r) => r.tokenIds));
       const rate = outs.reduce((a, o) => a + o.accepted, 0) / outs.reduce((a, o) => a + o.tokenIds.length, 0);
-      console.log(`[spec-pipeline] accepted share of output tokens ${rate.toFixed(3)}, rounds ${outs.map((o) => o.rounds).join(',')}`);
+      console.log(
+        `[spec-pipeline] accepted share of output tokens ${rate.toFixed(3)}, rounds ${outs.map((o) => o.rounds).join(',')}`,
+      );
       const draft = instance.getHandle('spec', 'SpecDraft');
       const target = instance.getHandle('spec', 'SpecTarget');
-      const idle = await eventually(async () => [(await target.stats()).sessions, (await draft.stats()).sessions], (v) => v[0] === 0 && v[1] === 0);
+      const idle = await eventually(
+        async () => [(await target.stats()).sessions, (await draft.stats()).sessions],
+        (v) => v[0] === 0 && v[1] === 0,
+      );
       expect(idle).toEqual([0, 0]);
     }, 60_000);
 

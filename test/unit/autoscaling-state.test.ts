@@ -3,8 +3,18 @@ import { AutoscalingStateManager } from '../../packages/core/src/controller/auto
 import { maxReplacing, planReplicas, type PlannedReplica } from '../../packages/core/src/controller/rolling-update.js';
 import type { ResolvedAutoscaling } from '../../packages/core/src/contract/autoscaling.js';
 
-const config: ResolvedAutoscaling = { minReplicas: 0, maxReplicas: 10, initialReplicas: 1, targetOngoingRequests: 2,
-  upscaleDelayS: 2, downscaleDelayS: 10, metricsIntervalS: 1, lookBackPeriodS: 3, upscalingFactor: 1, downscalingFactor: 1 };
+const config: ResolvedAutoscaling = {
+  minReplicas: 0,
+  maxReplicas: 10,
+  initialReplicas: 1,
+  targetOngoingRequests: 2,
+  upscaleDelayS: 2,
+  downscaleDelayS: 10,
+  metricsIntervalS: 1,
+  lookBackPeriodS: 3,
+  upscalingFactor: 1,
+  downscalingFactor: 1,
+};
 
 describe('AutoscalingStateManager', () => {
   it('samples every metricsIntervalS and averages over the look-back window', () => {
@@ -27,20 +37,34 @@ describe('AutoscalingStateManager', () => {
   });
 
   it('uses the deployment policy over the instance fallback, and keeps the policy state', () => {
-    const m = new AutoscalingStateManager(config, (c) => ({ replicas: 7, state: { upSinceMs: c.nowMs }, reason: 'scale-up', message: 'x' }));
-    expect(m.update(5, 1, 1, 0, () => { throw new Error('not this one'); })).toMatchObject({ to: 7 });
+    const m = new AutoscalingStateManager(config, (c) => ({
+      replicas: 7,
+      state: { upSinceMs: c.nowMs },
+      reason: 'scale-up',
+      message: 'x',
+    }));
+    expect(
+      m.update(5, 1, 1, 0, () => {
+        throw new Error('not this one');
+      }),
+    ).toMatchObject({ to: 7 });
     expect(m.state).toEqual({ upSinceMs: 5 });
   });
 });
 
-const r = (id: string, version: string, state: PlannedReplica['state'] = 'RUNNING', ongoing = 0): PlannedReplica =>
-  ({ id, version, state, ongoing });
+const r = (id: string, version: string, state: PlannedReplica['state'] = 'RUNNING', ongoing = 0): PlannedReplica => ({
+  id,
+  version,
+  state,
+  ongoing,
+});
 
 describe('planReplicas (scaling and rolling updates)', () => {
   it('scales up and down within one version, stopping starting and idle replicas first', () => {
     expect(planReplicas([r('a', 'v1')], 3, 'v1')).toEqual({ start: 2, stop: [] });
-    expect(planReplicas([r('a', 'v1', 'RUNNING', 3), r('b', 'v1', 'STARTING'), r('c', 'v1', 'RUNNING', 1)], 1, 'v1'))
-      .toEqual({ start: 0, stop: ['b', 'c'] });
+    expect(
+      planReplicas([r('a', 'v1', 'RUNNING', 3), r('b', 'v1', 'STARTING'), r('c', 'v1', 'RUNNING', 1)], 1, 'v1'),
+    ).toEqual({ start: 0, stop: ['b', 'c'] });
   });
 
   it('replaces at most max(20%, 1) at a time, and stops an old replica only once a new one runs', () => {
@@ -56,7 +80,7 @@ describe('planReplicas (scaling and rolling updates)', () => {
     let live: PlannedReplica[] = Array.from({ length: 10 }, (_, i) => r(`o${i}`, 'v1'));
     let n = 0;
     for (let step = 0; step < 50 && live.some((x) => x.version === 'v1'); step++) {
-      live = live.map((x) => x.state === 'STARTING' ? { ...x, state: 'RUNNING' } : x); // last step's starts are up
+      live = live.map((x) => (x.state === 'STARTING' ? { ...x, state: 'RUNNING' } : x)); // last step's starts are up
       const plan = planReplicas(live, 10, 'v2');
       live = live.filter((x) => !plan.stop.includes(x.id));
       expect(live.filter((x) => x.state === 'RUNNING').length).toBeGreaterThanOrEqual(10);

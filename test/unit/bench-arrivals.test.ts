@@ -4,7 +4,10 @@ import { createRng } from '../../packages/deployments/src/bench/rng.js';
 
 const mean = (xs: number[]) => xs.reduce((s, x) => s + x, 0) / xs.length;
 const gaps = (t: number[]) => t.slice(1).map((v, i) => v - t[i]!);
-const cv = (xs: number[]) => { const m = mean(xs); return Math.sqrt(mean(xs.map((x) => (x - m) ** 2))) / m; };
+const cv = (xs: number[]) => {
+  const m = mean(xs);
+  return Math.sqrt(mean(xs.map((x) => (x - m) ** 2))) / m;
+};
 
 describe('arrivalSchedule', () => {
   it('starts at 0, never goes back, and is reproducible from the seed', () => {

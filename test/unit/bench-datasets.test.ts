@@ -1,5 +1,9 @@
 import { describe, expect, it } from 'vitest';
-import { parsePromptFile, prefixRepetitionDataset, randomDataset } from '../../packages/deployments/src/bench/datasets.js';
+import {
+  parsePromptFile,
+  prefixRepetitionDataset,
+  randomDataset,
+} from '../../packages/deployments/src/bench/datasets.js';
 import { createRng } from '../../packages/deployments/src/bench/rng.js';
 import { runRequests } from '../../packages/deployments/src/bench/runner.js';
 
@@ -13,7 +17,9 @@ describe('datasets', () => {
     expect(Math.min(...ranged.map((r) => r.promptLen))).toBeGreaterThanOrEqual(50);
     expect(Math.max(...ranged.map((r) => r.promptLen))).toBeLessThanOrEqual(150);
     expect(new Set(ranged.map((r) => r.promptLen)).size).toBeGreaterThan(10);
-    expect(randomDataset({ count: 20, inputLen: 30 }, createRng(3))).toEqual(randomDataset({ count: 20, inputLen: 30 }, createRng(3)));
+    expect(randomDataset({ count: 20, inputLen: 30 }, createRng(3))).toEqual(
+      randomDataset({ count: 20, inputLen: 30 }, createRng(3)),
+    );
   });
 
   it('random with a prefix: every prompt opens with the same words', () => {
@@ -24,7 +30,10 @@ describe('datasets', () => {
   });
 
   it('prefix-repetition: numPrefixes distinct prefixes shared round-robin', () => {
-    const ds = prefixRepetitionDataset({ count: 12, prefixLen: 20, suffixLen: 5, numPrefixes: 3, outputLen: 4 }, createRng(9));
+    const ds = prefixRepetitionDataset(
+      { count: 12, prefixLen: 20, suffixLen: 5, numPrefixes: 3, outputLen: 4 },
+      createRng(9),
+    );
     const prefixes = ds.map((r) => r.prompt.split(' ').slice(0, 20).join(' '));
     const counts = [...new Set(prefixes)].map((p) => prefixes.filter((x) => x === p).length);
     expect(counts).toEqual([4, 4, 4]);
@@ -51,12 +60,24 @@ describe('runRequests', () => {
     let inFlight = 0;
     let peak = 0;
     const reqs = randomDataset({ count: 12, inputLen: 3 }, createRng());
-    const { results, durationMs } = await runRequests(reqs, async (r, t0) => {
-      peak = Math.max(peak, ++inFlight);
-      await new Promise((res) => setTimeout(res, 5));
-      inFlight--;
-      return { ok: true, promptLen: r.promptLen, outputLen: 1, ttftMs: 1, itlMs: [], latencyMs: 5, startMs: performance.now() - t0 };
-    }, { schedule: new Array(12).fill(0), maxConcurrency: 3 });
+    const { results, durationMs } = await runRequests(
+      reqs,
+      async (r, t0) => {
+        peak = Math.max(peak, ++inFlight);
+        await new Promise((res) => setTimeout(res, 5));
+        inFlight--;
+        return {
+          ok: true,
+          promptLen: r.promptLen,
+          outputLen: 1,
+          ttftMs: 1,
+          itlMs: [],
+          latencyMs: 5,
+          startMs: performance.now() - t0,
+        };
+      },
+      { schedule: new Array(12).fill(0), maxConcurrency: 3 },
+    );
     expect(peak).toBe(3);
     expect(results).toHaveLength(12);
     expect(results.every((r) => r.ok)).toBe(true);

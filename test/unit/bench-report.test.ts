@@ -5,11 +5,17 @@ import { computeMetrics } from '../../packages/deployments/src/bench/stats.js';
 import { Progress, renderProgress } from '../../packages/core/src/cli/progress.js';
 
 const run = (rate: number, ttft: number): RunReport => ({
-  requestRate: rate, burstiness: 1, numPrompts: 2, errors: [],
-  metrics: computeMetrics([
-    { ok: true, promptLen: 4, outputLen: 3, ttftMs: ttft, itlMs: [5, 5], latencyMs: ttft + 10, startMs: 0 },
-    { ok: true, promptLen: 4, outputLen: 3, ttftMs: ttft * 2, itlMs: [6, 6], latencyMs: ttft * 2 + 12, startMs: 0 },
-  ], 2000 / Math.min(rate, 8)),
+  requestRate: rate,
+  burstiness: 1,
+  numPrompts: 2,
+  errors: [],
+  metrics: computeMetrics(
+    [
+      { ok: true, promptLen: 4, outputLen: 3, ttftMs: ttft, itlMs: [5, 5], latencyMs: ttft + 10, startMs: 0 },
+      { ok: true, promptLen: 4, outputLen: 3, ttftMs: ttft * 2, itlMs: [6, 6], latencyMs: ttft * 2 + 12, startMs: 0 },
+    ],
+    2000 / Math.min(rate, 8),
+  ),
 });
 
 describe('bench report', () => {
@@ -45,15 +51,26 @@ describe('progress', () => {
   it('renders a bar on a TTY and plain lines elsewhere', () => {
     const line = renderProgress({ label: 'load', done: 5, total: 10, elapsedMs: 1500, unit: 'count', bar: true });
     expect(line).toBe('load [############............]  50%  5/10  1.5s');
-    expect(renderProgress({ label: 'load', done: 3 * 2 ** 20, total: 0, elapsedMs: 0, unit: 'bytes', bar: false })).toBe('load  3.0 MiB  0.0s');
+    expect(
+      renderProgress({ label: 'load', done: 3 * 2 ** 20, total: 0, elapsedMs: 0, unit: 'bytes', bar: false }),
+    ).toBe('load  3.0 MiB  0.0s');
   });
 
   it('throttles plain lines and always prints the last one', () => {
     let t = 0;
     const written: string[] = [];
-    const stream = { write: (s: string) => { written.push(s); return true; }, isTTY: false } as never;
+    const stream = {
+      write: (s: string) => {
+        written.push(s);
+        return true;
+      },
+      isTTY: false,
+    } as never;
     const p = new Progress({ label: 'x', stream, now: () => t, lineIntervalMs: 1000 });
-    for (let i = 1; i <= 10; i++) { t += 100; p.update(i, 10); }
+    for (let i = 1; i <= 10; i++) {
+      t += 100;
+      p.update(i, 10);
+    }
     p.finish('done');
     expect(written).toEqual(['x  10%  1/10  0.1s\n', 'x 100%  10/10  1.0s\n', 'x 100%  10/10  1.0s  done\n']);
   });

@@ -1,9 +1,21 @@
 import { describe, expect, it } from 'vitest';
 import { isGood, parseGoodput } from '../../packages/deployments/src/bench/goodput.js';
-import { computeMetrics, distribution, percentile, type RequestResult } from '../../packages/deployments/src/bench/stats.js';
+import {
+  computeMetrics,
+  distribution,
+  percentile,
+  type RequestResult,
+} from '../../packages/deployments/src/bench/stats.js';
 
 const req = (o: Partial<RequestResult>): RequestResult => ({
-  ok: true, promptLen: 10, outputLen: 5, ttftMs: 100, itlMs: [10, 10, 10, 10], latencyMs: 140, startMs: 0, ...o,
+  ok: true,
+  promptLen: 10,
+  outputLen: 5,
+  ttftMs: 100,
+  itlMs: [10, 10, 10, 10],
+  latencyMs: 140,
+  startMs: 0,
+  ...o,
 });
 
 describe('percentile', () => {
@@ -28,7 +40,11 @@ describe('percentile', () => {
 
 describe('computeMetrics', () => {
   it('adds up counts and tokens, and divides by the duration', () => {
-    const results = [req({}), req({ outputLen: 3, latencyMs: 120, itlMs: [10, 10] }), req({ ok: false, error: 'boom', outputLen: 0 })];
+    const results = [
+      req({}),
+      req({ outputLen: 3, latencyMs: 120, itlMs: [10, 10] }),
+      req({ ok: false, error: 'boom', outputLen: 0 }),
+    ];
     const m = computeMetrics(results, 2000);
     expect(m.completed + m.failed).toBe(3);
     expect(m.failed).toBe(1);

@@ -24,7 +24,8 @@ describe('BlockManager', () => {
     admit(bm, seq);
     expect(seq.numBlocks).toBe(2);
     compute(bm, seq);
-    seq.appendToken(5); seq.appendToken(6); // 8 tokens: still 2 blocks
+    seq.appendToken(5);
+    seq.appendToken(6); // 8 tokens: still 2 blocks
     expect(bm.allocate(seq, 2)).toBe(true);
     expect(seq.numBlocks).toBe(2);
     seq.numComputedTokens = 8;
@@ -80,7 +81,7 @@ describe('BlockManager', () => {
     expect(bm.lookupPrefix(again)).toBe(3); // first three blocks still cached
   });
 
-  it('shares a running parent\'s full prompt blocks with a sibling sample, even without prefix caching', () => {
+  it("shares a running parent's full prompt blocks with a sibling sample, even without prefix caching", () => {
     const bm = new BlockManager(new BlockPool(10, 4), false);
     const parent = makeSeq(10, { n: 2 }, { blockSize: 4 });
     admit(bm, parent);

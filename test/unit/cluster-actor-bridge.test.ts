@@ -12,9 +12,16 @@ import type { StreamChannel } from '../../packages/core/src/actor/stream-channel
 /** One end of a channel pair: what is sent lands in `sent`; `receive` plays the other side. */
 class FakeChannel extends BaseChannel {
   readonly sent: ProtocolMessage[] = [];
-  send(msg: ProtocolMessage): boolean { this.sent.push(msg); return true; }
-  receive(msg: ProtocolMessage): void { this.deliver(msg); }
-  shutdown(reason: string): void { this.close(reason); }
+  send(msg: ProtocolMessage): boolean {
+    this.sent.push(msg);
+    return true;
+  }
+  receive(msg: ProtocolMessage): void {
+    this.deliver(msg);
+  }
+  shutdown(reason: string): void {
+    this.close(reason);
+  }
 }
 
 const call = (id: number): ProtocolMessage => ({ type: 'call', id, method: 'm', args: [], requestId: `r${id}` });
@@ -35,10 +42,13 @@ describe('ActorBridge', () => {
     replica.receive({ type: 'result', id: 1, value: 'ok' });
     replica.receive({ type: 'comlink', message: { id: 'x' } });
     expect(replica.sent).toEqual([call(1)]);
-    expect(head.sent).toEqual([{ type: 'result', id: 1, value: 'ok' }, { type: 'comlink', message: { id: 'x' } }]);
+    expect(head.sent).toEqual([
+      { type: 'result', id: 1, value: 'ok' },
+      { type: 'comlink', message: { id: 'x' } },
+    ]);
   });
 
-  it('on losing the head: cancels its open calls, fails the replica\'s calls through it, drops late answers', () => {
+  it("on losing the head: cancels its open calls, fails the replica's calls through it, drops late answers", () => {
     const { replica, head, lost } = setup();
     head.receive(call(1));
     head.receive({ type: 'stream-open', id: 2, method: 's', args: [], requestId: 'r2', credit: 16 });
@@ -48,15 +58,23 @@ describe('ActorBridge', () => {
     head.shutdown('connection lost');
     expect(lost).toEqual(['connection lost']);
     const after = replica.sent.slice(3);
-    expect(after).toEqual(expect.arrayContaining([{ type: 'cancel', id: 1 }, { type: 'cancel', id: 2 }]));
-    expect(after.find((m) => m.type === 'error')).toMatchObject({ id: 7, error: { name: 'ActorDiedError', data: { accepted: true } } });
+    expect(after).toEqual(
+      expect.arrayContaining([
+        { type: 'cancel', id: 1 },
+        { type: 'cancel', id: 2 },
+      ]),
+    );
+    expect(after.find((m) => m.type === 'error')).toMatchObject({
+      id: 7,
+      error: { name: 'ActorDiedError', data: { accepted: true } },
+    });
     expect(after.some((m) => m.type === 'cancel' && m.id === 3)).toBe(false);
     const seen = head.sent.length;
     replica.receive({ type: 'result', id: 1, value: 'late' });
     expect(head.sent).toHaveLength(seen);
   });
 
-  it('shifts a re-adopting head\'s call ids on the way in and back on the way out', () => {
+  it("shifts a re-adopting head's call ids on the way in and back on the way out", () => {
     const { replica, bridge, head } = setup();
     head.receive(call(1));
     head.shutdown('head died');

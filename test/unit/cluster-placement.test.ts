@@ -4,7 +4,7 @@ import { ClusterPlacement } from '../../packages/core/src/cluster/cluster-placem
 const req = (cpus: number, gpus: number, memoryMb = 0) => ({ cpus, gpus, memoryMb });
 
 describe('cluster placement', () => {
-  it('a GPU request lands on a node that has GPUs, with that node\'s GPU ids', () => {
+  it("a GPU request lands on a node that has GPUs, with that node's GPU ids", () => {
     const p = new ClusterPlacement({ cpus: 8, gpus: 0, memoryMb: 16_000 });
     p.addNode('g1', { cpus: 4, gpus: 2, memoryMb: 32_000 });
     const a = p.allocate(req(1, 1))!;
@@ -56,7 +56,7 @@ describe('cluster placement', () => {
     expect(p.usage('g')).toMatchObject({ gpus: 0, replicas: 1 });
   });
 
-  it('refuses the head\'s node id for an agent', () => {
+  it("refuses the head's node id for an agent", () => {
     const p = new ClusterPlacement({ cpus: 1, gpus: 0, memoryMb: 1000 });
     expect(() => p.addNode('local', { cpus: 1, gpus: 0, memoryMb: 1 })).toThrow(/head/);
   });

@@ -1,6 +1,17 @@
 /** Guard and TokenBucket (packages/deployments): keys, request and token buckets on a hand-driven clock, body size. */
 import { describe, expect, it } from 'vitest';
-import { Guard, KeyBuckets, LLMServer, RateLimiter, TokenBucket, checkBodySize, AuthenticationError, LLMServerConfigError, RateLimitError, RequestTooLargeError } from '../../packages/deployments/src/index.js';
+import {
+  Guard,
+  KeyBuckets,
+  LLMServer,
+  RateLimiter,
+  TokenBucket,
+  checkBodySize,
+  AuthenticationError,
+  LLMServerConfigError,
+  RateLimitError,
+  RequestTooLargeError,
+} from '../../packages/deployments/src/index.js';
 import { grpcAuthHeaders, grpcClientOf } from '../../packages/deployments/src/grpc/llm-grpc.js';
 
 describe('TokenBucket', () => {
@@ -47,7 +58,13 @@ describe('Guard', () => {
     const g = new Guard({ rateLimits: { requests: { perMinute: 2 } }, now: () => t });
     g.admit('k', 0);
     g.admit('k', 0);
-    const err = (() => { try { g.admit('k', 0); } catch (e) { return e; } })() as RateLimitError;
+    const err = (() => {
+      try {
+        g.admit('k', 0);
+      } catch (e) {
+        return e;
+      }
+    })() as RateLimitError;
     expect(err).toBeInstanceOf(RateLimitError);
     expect(err.retryAfterS).toBe(30);
     g.admit('other', 0);
@@ -81,7 +98,11 @@ describe('KeyBuckets and RateLimiter (limits shared by replicas)', () => {
     expect(b.take('k', 40)).toEqual({ ok: true, reservedTokens: 40 });
     expect(b.take('k', 40)).toEqual({ ok: true, reservedTokens: 40 });
     const refused = b.take('k', 1);
-    expect(refused).toEqual({ ok: false, message: expect.stringMatching(/Request rate limit reached for k \(2 requests\/min\)/), retryAfterS: 30 });
+    expect(refused).toEqual({
+      ok: false,
+      message: expect.stringMatching(/Request rate limit reached for k \(2 requests\/min\)/),
+      retryAfterS: 30,
+    });
     b.settle('k', 40, 10);
     t = 30_000;
     expect(b.take('k', 1).ok).toBe(true);
@@ -144,8 +165,11 @@ describe('KeyBuckets and RateLimiter (limits shared by replicas)', () => {
 });
 
 describe('gRPC credentials and client identity (callInfo from the gRPC proxy)', () => {
-  it('takes the authorization metadata first, else the request\'s api_key', () => {
-    const info = (authorization?: string) => ({ metadata: (authorization ? { authorization } : {}) as Record<string, string>, peer: '127.0.0.1:5000' });
+  it("takes the authorization metadata first, else the request's api_key", () => {
+    const info = (authorization?: string) => ({
+      metadata: (authorization ? { authorization } : {}) as Record<string, string>,
+      peer: '127.0.0.1:5000',
+    });
     expect(grpcAuthHeaders({ api_key: 'body-key' }, info('Bearer md-key'))).toEqual({ authorization: 'Bearer md-key' });
     expect(grpcAuthHeaders({ api_key: 'body-key' }, info())).toEqual({ authorization: 'Bearer body-key' });
     expect(grpcAuthHeaders({}, undefined)).toEqual({});

@@ -2,12 +2,24 @@
 import { describe, expect, it } from 'vitest';
 import type { RequestOutput, Tokenizer } from '@flotilla/engine';
 import { sse } from '../../packages/deployments/src/handler-context.js';
-import { chatChunk, ChunkWriter, completionChunk, type ResponseMeta } from '../../packages/deployments/src/openai/responses.js';
+import {
+  chatChunk,
+  ChunkWriter,
+  completionChunk,
+  type ResponseMeta,
+} from '../../packages/deployments/src/openai/responses.js';
 import type { OpenAiRequest } from '../../packages/deployments/src/openai/params.js';
 
 const output = (index: number, text: string, finished = false): RequestOutput => ({
-  requestId: 'r', index, text, tokenIds: [1], cumulativeText: text, finished, finishReason: finished ? 'length' : null,
-  stopReason: null, usage: { promptTokens: 3, completionTokens: 1 },
+  requestId: 'r',
+  index,
+  text,
+  tokenIds: [1],
+  cumulativeText: text,
+  finished,
+  finishReason: finished ? 'length' : null,
+  stopReason: null,
+  usage: { promptTokens: 3, completionTokens: 1 },
 });
 
 function meta(kind: 'completion' | 'chat', id = 'cmpl-1f2e"\\x', model = 'stories "260K" ünï'): ResponseMeta {

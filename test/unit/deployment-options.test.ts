@@ -1,6 +1,12 @@
 import { describe, expect, it } from 'vitest';
-import { deployment, getDeploymentDefinition, Application, buildGraph, DeploymentConfigError,
-  type DeploymentHandle } from '@flotilla/core';
+import {
+  deployment,
+  getDeploymentDefinition,
+  Application,
+  buildGraph,
+  DeploymentConfigError,
+  type DeploymentHandle,
+} from '@flotilla/core';
 import { resolveDeploymentOptions, validateDeploymentOptions } from '../../packages/core/src/config.js';
 import { isHandleDescriptor } from '../../packages/core/src/handle.js';
 
@@ -11,7 +17,10 @@ class Leaf {
 
 @deployment({ name: 'Root', maxOngoingRequests: 7 })
 class RootDeployment {
-  constructor(readonly opts: { a: DeploymentHandle<Leaf>; b: DeploymentHandle<Leaf> }, readonly list: DeploymentHandle<Leaf>[]) {}
+  constructor(
+    readonly opts: { a: DeploymentHandle<Leaf>; b: DeploymentHandle<Leaf> },
+    readonly list: DeploymentHandle<Leaf>[],
+  ) {}
 }
 
 describe('@deployment', () => {
@@ -25,16 +34,39 @@ describe('@deployment', () => {
 
   it('fills documented defaults', () => {
     expect(resolveDeploymentOptions('X', [{}], 'X')).toEqual({
-      name: 'X', numReplicas: 1, maxOngoingRequests: 5, maxQueuedRequests: -1, routing: 'pow2', autoscaling: undefined,
-      resources: { cpus: 0, gpus: 0, memoryMb: 0 }, placement: 'thread', healthCheckPeriodS: 10, healthCheckTimeoutS: 30,
-      healthCheckFailureThreshold: 3, gracefulShutdownTimeoutS: 20, maxConstructorRetries: 3, userConfig: undefined,
+      name: 'X',
+      numReplicas: 1,
+      maxOngoingRequests: 5,
+      maxQueuedRequests: -1,
+      routing: 'pow2',
+      autoscaling: undefined,
+      resources: { cpus: 0, gpus: 0, memoryMb: 0 },
+      placement: 'thread',
+      healthCheckPeriodS: 10,
+      healthCheckTimeoutS: 30,
+      healthCheckFailureThreshold: 3,
+      gracefulShutdownTimeoutS: 20,
+      maxConstructorRetries: 3,
+      userConfig: undefined,
     });
-    expect(resolveDeploymentOptions('X', [{ numReplicas: 'auto' }], 'X').autoscaling).toEqual({ minReplicas: 1,
-      maxReplicas: 100, initialReplicas: 1, targetOngoingRequests: 2, upscaleDelayS: 30, downscaleDelayS: 600, metricsIntervalS: 1,
-      lookBackPeriodS: 5, upscalingFactor: 1, downscalingFactor: 1 });
-    expect(() => resolveDeploymentOptions('X', [{ autoscaling: { policy: 'fastest' as never } }], 'X'))
-      .toThrow(/autoscaling.policy must be a function, 'default' or 'llm'/);
-    expect(resolveDeploymentOptions('X', [{ autoscaling: { policy: 'llm' } }], 'X').autoscaling!.policy).toBeTypeOf('function');
+    expect(resolveDeploymentOptions('X', [{ numReplicas: 'auto' }], 'X').autoscaling).toEqual({
+      minReplicas: 1,
+      maxReplicas: 100,
+      initialReplicas: 1,
+      targetOngoingRequests: 2,
+      upscaleDelayS: 30,
+      downscaleDelayS: 600,
+      metricsIntervalS: 1,
+      lookBackPeriodS: 5,
+      upscalingFactor: 1,
+      downscalingFactor: 1,
+    });
+    expect(() => resolveDeploymentOptions('X', [{ autoscaling: { policy: 'fastest' as never } }], 'X')).toThrow(
+      /autoscaling.policy must be a function, 'default' or 'llm'/,
+    );
+    expect(resolveDeploymentOptions('X', [{ autoscaling: { policy: 'llm' } }], 'X').autoscaling!.policy).toBeTypeOf(
+      'function',
+    );
   });
 
   it('rejects bad options at decoration time with the class and the option named', () => {
@@ -43,7 +75,9 @@ describe('@deployment', () => {
       class Bad {}
       return Bad;
     };
-    expect(bad({ maxOngoingRequests: 0 })).toThrow(/@deployment\(Bad\): maxOngoingRequests must be an integer >= 1, got 0/);
+    expect(bad({ maxOngoingRequests: 0 })).toThrow(
+      /@deployment\(Bad\): maxOngoingRequests must be an integer >= 1, got 0/,
+    );
     expect(bad({ placement: 'gpu' })).toThrow(/placement must be 'thread' or 'process'/);
     expect(bad({ resources: { gpus: 1.5 } })).toThrow(/gpus above 1 must be a whole number/);
     expect(bad({ numReplicas: 'many' })).toThrow(DeploymentConfigError);

@@ -5,8 +5,17 @@ import { StopChecker } from '../../packages/engine/src/stop-checker.js';
 const enc = new TextEncoder();
 /** ids: 1 BOS (special), 2 EOS (special), 10.. words with a leading space, 20/21 the two bytes of 'é', 22..25 the bytes of '🙂'. */
 const pieces: Record<number, Uint8Array> = {
-  10: enc.encode(' Once'), 11: enc.encode(' upon'), 12: enc.encode('x'), 13: enc.encode('STOP'), 14: enc.encode('ST'),
-  20: Uint8Array.of(0xc3), 21: Uint8Array.of(0xa9), 22: Uint8Array.of(0xf0), 23: Uint8Array.of(0x9f), 24: Uint8Array.of(0x99), 25: Uint8Array.of(0x82),
+  10: enc.encode(' Once'),
+  11: enc.encode(' upon'),
+  12: enc.encode('x'),
+  13: enc.encode('STOP'),
+  14: enc.encode('ST'),
+  20: Uint8Array.of(0xc3),
+  21: Uint8Array.of(0xa9),
+  22: Uint8Array.of(0xf0),
+  23: Uint8Array.of(0x9f),
+  24: Uint8Array.of(0x99),
+  25: Uint8Array.of(0x82),
 };
 const tok: DetokenizerTokenizer = {
   bosId: 1,

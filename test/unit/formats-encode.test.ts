@@ -1,5 +1,10 @@
 import { describe, expect, it } from 'vitest';
-import { f32ToBf16Bits, f32ToF16Bits, quantizeQ4_0, quantizeQ8_0 } from '../../packages/engine/src/model-loader/writers/encode.js';
+import {
+  f32ToBf16Bits,
+  f32ToF16Bits,
+  quantizeQ4_0,
+  quantizeQ8_0,
+} from '../../packages/engine/src/model-loader/writers/encode.js';
 import { Prng } from '../../packages/engine/src/model-loader/writers/random-tensors.js';
 import { f16ToF32 } from '../fixtures/tensors.js';
 

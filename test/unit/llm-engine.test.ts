@@ -8,7 +8,14 @@ import { LLMEngine } from '../../packages/engine/src/llm-engine.js';
 import { collect, engineSuite } from '../helpers/engine-suite.js';
 import { makeFakeModel } from '../helpers/fake-model.js';
 
-const prompts = ['the cat sat on the mat', 'a dog ran.', 'once upon a time there was a fox', 'hello', 'zebra crossing at night', 'quiet\nlines'];
+const prompts = [
+  'the cat sat on the mat',
+  'a dog ran.',
+  'once upon a time there was a fox',
+  'hello',
+  'zebra crossing at night',
+  'quiet\nlines',
+];
 
 describe('LLMEngine (fake model)', () => {
   engineSuite(async (o = {}) => {
@@ -19,7 +26,11 @@ describe('LLMEngine (fake model)', () => {
   it('batches concurrent requests into one step', async () => {
     const fake = makeFakeModel();
     await using engine = await LLMEngine.create({ model: fake });
-    await Promise.all(Array.from({ length: 10 }, (_, i) => collect(engine.generate(prompts[i % prompts.length]!, { maxTokens: 10, ignoreEos: true }))));
+    await Promise.all(
+      Array.from({ length: 10 }, (_, i) =>
+        collect(engine.generate(prompts[i % prompts.length]!, { maxTokens: 10, ignoreEos: true })),
+      ),
+    );
     expect(fake.maxSeqsInStep).toBe(10);
     expect(fake.steps).toBeLessThan(20);
   });

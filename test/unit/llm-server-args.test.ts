@@ -4,8 +4,14 @@ import { llmOptions } from '../../examples/llm-server.js';
 
 describe('examples/llm-server.ts arguments', () => {
   it('maps each argument to its option', () => {
-    expect(llmOptions({ model: 'm.bin', quantize: 'int4', kv_cache_mb: '64', kv_cache_dtype: 'f16', max_num_seqs: '8' })).toEqual({
-      model: 'm.bin', quantize: 'int4', kvCacheBytes: 64 * 2 ** 20, kvCacheDtype: 'f16', maxNumSeqs: 8,
+    expect(
+      llmOptions({ model: 'm.bin', quantize: 'int4', kv_cache_mb: '64', kv_cache_dtype: 'f16', max_num_seqs: '8' }),
+    ).toEqual({
+      model: 'm.bin',
+      quantize: 'int4',
+      kvCacheBytes: 64 * 2 ** 20,
+      kvCacheDtype: 'f16',
+      maxNumSeqs: 8,
     });
   });
 

@@ -10,7 +10,8 @@ import type { SamplingParams } from '../../packages/engine/src/sampling-params.j
 import type { Sequence } from '../../packages/engine/src/sequence.js';
 import { fakeStep, makeScheduler, makeSeq } from '../helpers/engine-fakes.js';
 
-const seq = (params: SamplingParams, stopTokenIds: number[]) => makeSeq([5, 6], { maxTokens: 10, ...params }, { stopTokenIds });
+const seq = (params: SamplingParams, stopTokenIds: number[]) =>
+  makeSeq([5, 6], { maxTokens: 10, ...params }, { stopTokenIds });
 
 function entries(s: Sequence): Array<[number, number]> {
   const ids = new Int32Array(logitBiasSize(s));
@@ -28,25 +29,45 @@ describe('logit bias', () => {
 
   it('bans the stop tokens while fewer than minTokens are out, then lifts the ban', () => {
     const s = seq({ minTokens: 2, maxTokens: 10 }, [2, 7, 2]);
-    expect(entries(s)).toEqual([[2, -Infinity], [7, -Infinity]]);
+    expect(entries(s)).toEqual([
+      [2, -Infinity],
+      [7, -Infinity],
+    ]);
     s.appendToken(11);
-    expect(entries(s)).toEqual([[2, -Infinity], [7, -Infinity]]);  // 1 out: the 2nd may not stop yet
+    expect(entries(s)).toEqual([
+      [2, -Infinity],
+      [7, -Infinity],
+    ]); // 1 out: the 2nd may not stop yet
     s.appendToken(12);
-    expect(hasLogitBias(s)).toBe(false);  // 2 out: a stop token may come third
+    expect(hasLogitBias(s)).toBe(false); // 2 out: a stop token may come third
     expect(seq({ minTokens: 3 }, []).params.minTokens).toBe(3);
-    expect(hasLogitBias(seq({ minTokens: 3 }, []))).toBe(false);  // nothing to ban (ignoreEos, no stop ids)
+    expect(hasLogitBias(seq({ minTokens: 3 }, []))).toBe(false); // nothing to ban (ignoreEos, no stop ids)
   });
 
   it('keeps the request bias beside the ban, the ban winning on a shared id', () => {
     const s = seq({ minTokens: 1, logitBias: { 7: 50, 3: -2 } }, [7, 2]);
-    expect(entries(s)).toEqual([[3, -2], [7, -Infinity], [2, -Infinity]]);
+    expect(entries(s)).toEqual([
+      [3, -2],
+      [7, -Infinity],
+      [2, -Infinity],
+    ]);
     s.appendToken(11);
-    expect(entries(s)).toEqual([[3, -2], [7, 50]]);
+    expect(entries(s)).toEqual([
+      [3, -2],
+      [7, 50],
+    ]);
   });
 
   it('reaches the native batch only in steps that have some', () => {
     const s = makeScheduler({ numBlocks: 20, blockSize: 4 });
-    const runner = new ModelRunner({ step: async () => { throw new Error('not run'); } }, { blockSize: 4, maxNumBatchedTokens: 64, maxNumSeqs: 4, maxModelLen: 64 });
+    const runner = new ModelRunner(
+      {
+        step: async () => {
+          throw new Error('not run');
+        },
+      },
+      { blockSize: 4, maxNumBatchedTokens: 64, maxNumSeqs: 4, maxModelLen: 64 },
+    );
     const plain = seq({}, [2]);
     s.add(plain);
     let out = s.schedule();

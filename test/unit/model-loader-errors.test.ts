@@ -11,8 +11,19 @@ import { syntheticVocab } from '../../packages/engine/src/model-loader/writers/s
 
 const tmp = mkdtempSync(path.join(tmpdir(), 'flotilla-bad-'));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
-const tiny = { dim: 64, hiddenDim: 96, nLayers: 2, nHeads: 4, nKvHeads: 2, vocabSize: 320, maxSeqLen: 32, tiedEmbeddings: false };
-let bin = '', gguf = '', hfDir = '';
+const tiny = {
+  dim: 64,
+  hiddenDim: 96,
+  nLayers: 2,
+  nHeads: 4,
+  nKvHeads: 2,
+  vocabSize: 320,
+  maxSeqLen: 32,
+  tiedEmbeddings: false,
+};
+let bin = '',
+  gguf = '',
+  hfDir = '';
 
 beforeAll(async () => {
   bin = await makeRandomModel(tiny, { format: 'llama2c', dir: path.join(tmp, 'bin'), seed: 1 });
@@ -29,7 +40,10 @@ function variant(name: string, bytes: Uint8Array): string {
 
 /** Expects readModelSpec to reject with a ModelFormatError whose message names `file` and matches `problem`. */
 async function rejects(p: string, problem: RegExp, file = p, cls: typeof ModelFormatError = ModelFormatError) {
-  const err = await readModelSpec(p).then(() => undefined, (e: unknown) => e);
+  const err = await readModelSpec(p).then(
+    () => undefined,
+    (e: unknown) => e,
+  );
   expect(err, `${p} should be rejected`).toBeInstanceOf(cls);
   const e = err as ModelFormatError;
   expect(e.file).toBe(file);
@@ -54,7 +68,10 @@ describe('bad model files give ModelFormatError naming the file', () => {
   });
 
   it('wrong magic: text file, and a .gguf that is not GGUF', async () => {
-    await rejects(variant('notes.txt', Buffer.from('hello, this is not a model at all, just some text\n')), /not a llama2.c checkpoint/);
+    await rejects(
+      variant('notes.txt', Buffer.from('hello, this is not a model at all, just some text\n')),
+      /not a llama2.c checkpoint/,
+    );
     await rejects(variant('fake.gguf', Buffer.from('GGML0000000000000000000000000000')), /wrong magic/);
   });
 
@@ -84,7 +101,12 @@ describe('bad model files give ModelFormatError naming the file', () => {
     const name = Buffer.from('blk.0.attn_q.weight');
     const at = bytes.indexOf(name) + name.length + 4 + 2 * 8; // after n_dims and two dims
     bytes.writeUInt32LE(12, at); // Q4_K
-    await rejects(variant('q4k.gguf', bytes), /unsupported: tensor type Q4_K of blk\.0\.attn_q\.weight/, undefined, UnsupportedModelError);
+    await rejects(
+      variant('q4k.gguf', bytes),
+      /unsupported: tensor type Q4_K of blk\.0\.attn_q\.weight/,
+      undefined,
+      UnsupportedModelError,
+    );
   });
 
   it('missing tensor', async () => {
@@ -96,11 +118,15 @@ describe('bad model files give ModelFormatError naming the file', () => {
 
   it('inconsistent shapes between metadata and tensors', async () => {
     const config = fullConfig(tiny);
-    const md = llamaMetadata(config, syntheticVocab(config.vocabSize), 'bad').map((kv): GgufKv =>
-      (kv.key === 'llama.feed_forward_length' ? { key: kv.key, type: 'u32', value: 128 } : kv));
+    const md = llamaMetadata(config, syntheticVocab(config.vocabSize), 'bad').map(
+      (kv): GgufKv => (kv.key === 'llama.feed_forward_length' ? { key: kv.key, type: 'u32', value: 128 } : kv),
+    );
     const file = path.join(tmp, 'shape.gguf');
     await writeGguf(file, config, new RandomWeights(config, { seed: 1 }), md);
-    await rejects(file, /inconsistent shape: tensor blk\.0\.ffn_gate\.weight is \[96,64\], the config implies \[128,64\]/);
+    await rejects(
+      file,
+      /inconsistent shape: tensor blk\.0\.ffn_gate\.weight is \[96,64\], the config implies \[128,64\]/,
+    );
   });
 
   it('missing tokenizer beside a llama2.c checkpoint or in an HF directory', async () => {
@@ -116,7 +142,14 @@ describe('bad model files give ModelFormatError naming the file', () => {
   it('Qwen2 attention biases are rejected, not silently dropped', async () => {
     const dir = copyDir('qwen2');
     const cfgFile = path.join(dir, 'config.json');
-    writeFileSync(cfgFile, JSON.stringify({ ...JSON.parse(readFileSync(cfgFile, 'utf8')), architectures: ['Qwen2ForCausalLM'], model_type: 'qwen2' }));
+    writeFileSync(
+      cfgFile,
+      JSON.stringify({
+        ...JSON.parse(readFileSync(cfgFile, 'utf8')),
+        architectures: ['Qwen2ForCausalLM'],
+        model_type: 'qwen2',
+      }),
+    );
     const st = path.join(dir, 'model.safetensors');
     const bytes = readFileSync(st);
     const n = Number(bytes.readBigUInt64LE(0));

@@ -17,8 +17,17 @@ describeWithModels('readModelSpec on the shared stories260K files', () => {
   it('reads the llama2.c checkpoint with tok512.bin found beside it', async () => {
     const spec = await readModelSpec(models.stories260K);
     expect(spec.config).toEqual({
-      dim: 64, hiddenDim: 172, nLayers: 5, nHeads: 8, nKvHeads: 4, vocabSize: 512, maxSeqLen: 512,
-      ropeTheta: 10000, ropeLayout: 'interleaved', normEps: 1e-5, tiedEmbeddings: true,
+      dim: 64,
+      hiddenDim: 172,
+      nLayers: 5,
+      nHeads: 8,
+      nKvHeads: 4,
+      vocabSize: 512,
+      maxSeqLen: 512,
+      ropeTheta: 10000,
+      ropeLayout: 'interleaved',
+      normEps: 1e-5,
+      tiedEmbeddings: true,
     });
     expect(spec.files).toEqual([models.stories260K]);
     expect(spec.tensors).toHaveLength(2 + 5 * 9);
@@ -27,7 +36,9 @@ describeWithModels('readModelSpec on the shared stories260K files', () => {
     expect(spec.tokenizer.vocabSize).toBe(512);
     // w2 (layers, dim, hidden): layer 0 begins after emb, att norms, wq, wk, wv, wo, ffn norms, w1
     const w2 = spec.tensors.find((t) => t.name === 'layers.0.w2')!;
-    expect(w2.offset).toBe(28 + 4 * (512 * 64 + 5 * 64 + 5 * 64 * 64 + 2 * 5 * 32 * 64 + 5 * 64 * 64 + 5 * 64 + 5 * 172 * 64));
+    expect(w2.offset).toBe(
+      28 + 4 * (512 * 64 + 5 * 64 + 5 * 64 * 64 + 2 * 5 * 32 * 64 + 5 * 64 * 64 + 5 * 64 + 5 * 172 * 64),
+    );
   });
 
   it('needs tokenizerPath for llama2xs-260K, whose folder has no tokenizer', async () => {
@@ -43,7 +54,16 @@ describeWithModels('readModelSpec on the shared stories260K files', () => {
     expect(g.metadata.get('general.architecture')).toBe('llama');
     expect(g.tensors.find((t) => t.name === 'blk.0.attn_k.weight')!.dims).toEqual([64, 32]);
     const spec = await readModelSpec(models.stories260KGguf);
-    expect(spec.config).toMatchObject({ dim: 64, hiddenDim: 172, nLayers: 5, nHeads: 8, nKvHeads: 4, vocabSize: 512, ropeLayout: 'interleaved', tiedEmbeddings: false });
+    expect(spec.config).toMatchObject({
+      dim: 64,
+      hiddenDim: 172,
+      nLayers: 5,
+      nHeads: 8,
+      nKvHeads: 4,
+      vocabSize: 512,
+      ropeLayout: 'interleaved',
+      tiedEmbeddings: false,
+    });
     expect(spec.config.maxSeqLen).toBe(128); // llama.cpp's llama2.c converter writes context_length 128
     expect(spec.tensors.find((t) => t.name === 'layers.0.wk')!.shape).toEqual([32, 64]);
     for (const t of spec.tensors) expect((t.offset - g.dataOffset) % 32).toBe(0);
@@ -52,7 +72,13 @@ describeWithModels('readModelSpec on the shared stories260K files', () => {
   it('reads the Hugging Face directory with half-split RoPE and the HF tokenizer', async () => {
     const spec = await readModelSpec(models.stories260KHf);
     expect(spec.format).toBe('safetensors');
-    expect(spec.config).toMatchObject({ dim: 64, nKvHeads: 4, ropeLayout: 'half', tiedEmbeddings: true, normEps: 1e-5 });
+    expect(spec.config).toMatchObject({
+      dim: 64,
+      nKvHeads: 4,
+      ropeLayout: 'half',
+      tiedEmbeddings: true,
+      normEps: 1e-5,
+    });
     // lm_head.weight is in the file, but the config ties it: the manifest has no 'output'
     expect(spec.tensors.map((t) => t.name).sort()).toEqual([...expectedShapes(spec.config).keys()].sort());
     expect(spec.stopTokenIds).toEqual([2]);

@@ -12,17 +12,43 @@ afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 /** Hand-assembled GGUF bytes, independent of the writer under test. */
 class Raw {
   parts: Buffer[] = [];
-  put(n: number, f: (b: Buffer) => void) { const b = Buffer.alloc(n); f(b); this.parts.push(b); return this; }
-  u8(v: number) { return this.put(1, (b) => b.writeUInt8(v)); }
-  u32(v: number) { return this.put(4, (b) => b.writeUInt32LE(v)); }
-  u64(v: bigint | number) { return this.put(8, (b) => b.writeBigUInt64LE(BigInt(v))); }
-  str(s: string) { const b = Buffer.from(s); this.u64(b.length); this.parts.push(b); return this; }
-  kv(key: string, type: number, body: (r: Raw) => void) { this.str(key).u32(type); body(this); return this; }
-  bytes() { return Buffer.concat(this.parts); }
+  put(n: number, f: (b: Buffer) => void) {
+    const b = Buffer.alloc(n);
+    f(b);
+    this.parts.push(b);
+    return this;
+  }
+  u8(v: number) {
+    return this.put(1, (b) => b.writeUInt8(v));
+  }
+  u32(v: number) {
+    return this.put(4, (b) => b.writeUInt32LE(v));
+  }
+  u64(v: bigint | number) {
+    return this.put(8, (b) => b.writeBigUInt64LE(BigInt(v)));
+  }
+  str(s: string) {
+    const b = Buffer.from(s);
+    this.u64(b.length);
+    this.parts.push(b);
+    return this;
+  }
+  kv(key: string, type: number, body: (r: Raw) => void) {
+    this.str(key).u32(type);
+    body(this);
+    return this;
+  }
+  bytes() {
+    return Buffer.concat(this.parts);
+  }
 }
 
 function header(version: number, nTensors: number, nKv: number): Raw {
-  return new Raw().put(4, (b) => b.write('GGUF')).u32(version).u64(nTensors).u64(nKv);
+  return new Raw()
+    .put(4, (b) => b.write('GGUF'))
+    .u32(version)
+    .u64(nTensors)
+    .u64(nKv);
 }
 
 describe('GGUF container', () => {
@@ -54,8 +80,17 @@ describe('GGUF container', () => {
       const g = readGgufFile(file);
       const md = g.metadata;
       expect(g.version).toBe(version);
-      expect([md.get('u8'), md.get('i8'), md.get('u16'), md.get('i16'), md.get('u32'), md.get('i32'), md.get('f32'), md.get('bool'), md.get('str')])
-        .toEqual([200, -5, 60000, -300, 4e9, -7, 0.5, true, 'héllo']);
+      expect([
+        md.get('u8'),
+        md.get('i8'),
+        md.get('u16'),
+        md.get('i16'),
+        md.get('u32'),
+        md.get('i32'),
+        md.get('f32'),
+        md.get('bool'),
+        md.get('str'),
+      ]).toEqual([200, -5, 60000, -300, 4e9, -7, 0.5, true, 'héllo']);
       expect(md.get('u64')).toBe(2n ** 60n); // beyond 2^53 stays bigint
       expect([md.get('i64'), md.get('f64')]).toEqual([-3, Math.PI]);
       expect([...(md.get('arr.u64') as BigUint64Array)]).toEqual([1n, 2n]);

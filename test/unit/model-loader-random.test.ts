@@ -15,15 +15,20 @@ function canonical(spec: ModelSpec, name: string): Float32Array {
   const v = readTensor(spec, name);
   const t = spec.tensors.find((x) => x.name === name)!;
   const headDim = spec.config.dim / spec.config.nHeads;
-  return spec.config.ropeLayout === 'half' && /\.w[qk]$/.test(name) ? unpermuteHalf(v, t.shape[0]!, t.shape[1]!, headDim) : v;
+  return spec.config.ropeLayout === 'half' && /\.w[qk]$/.test(name)
+    ? unpermuteHalf(v, t.shape[0]!, t.shape[1]!, headDim)
+    : v;
 }
 
 describe('random-weight models in three formats', () => {
   for (const tied of [true, false]) {
     it(`hold the same weights as llama2c, safetensors and GGUF (tied=${tied})`, async () => {
       const cfg = { ...tiny, tiedEmbeddings: tied };
-      const specs = await Promise.all((['llama2c', 'safetensors', 'gguf'] as const).map(async (format) =>
-        readModelSpec(await makeRandomModel(cfg, { format, dir: path.join(tmp, `${format}-${tied}`), seed: 7 }))));
+      const specs = await Promise.all(
+        (['llama2c', 'safetensors', 'gguf'] as const).map(async (format) =>
+          readModelSpec(await makeRandomModel(cfg, { format, dir: path.join(tmp, `${format}-${tied}`), seed: 7 })),
+        ),
+      );
       const [bin, hf, gguf] = specs as [ModelSpec, ModelSpec, ModelSpec];
       expect(hf.config).toEqual({ ...bin.config, ropeLayout: 'half' });
       expect(gguf.config).toEqual(bin.config);
@@ -43,7 +48,9 @@ describe('random-weight models in three formats', () => {
 
   it('gives the three formats the same tokenizer', async () => {
     const dirs = ['llama2c', 'safetensors', 'gguf'].map((f) => path.join(tmp, `${f}-true`));
-    const specs = await Promise.all([path.join(dirs[0]!, 'model.bin'), dirs[1]!, path.join(dirs[2]!, 'model.gguf')].map((p) => readModelSpec(p)));
+    const specs = await Promise.all(
+      [path.join(dirs[0]!, 'model.bin'), dirs[1]!, path.join(dirs[2]!, 'model.gguf')].map((p) => readModelSpec(p)),
+    );
     for (const s of ['hello there world', 'The quick brown fox, 123 🙂', 'ab  cd']) {
       const ids = specs.map((spec) => spec.tokenizer.encode(s));
       expect(ids[1]).toEqual(ids[0]);
@@ -53,15 +60,21 @@ describe('random-weight models in three formats', () => {
   });
 
   it('writes f16 safetensors and f16/Q8_0/Q4_0 GGUF close to the f32 weights', async () => {
-    const f32 = await readModelSpec(await makeRandomModel(tiny, { format: 'gguf', dir: path.join(tmp, 'q-f32'), seed: 3 }));
-    const tolerances = { f16: 1e-4, q8_0: 0.02 * 4 / 127, q4_0: 0.02 * 4 / 7 };
+    const f32 = await readModelSpec(
+      await makeRandomModel(tiny, { format: 'gguf', dir: path.join(tmp, 'q-f32'), seed: 3 }),
+    );
+    const tolerances = { f16: 1e-4, q8_0: (0.02 * 4) / 127, q4_0: (0.02 * 4) / 7 };
     for (const [dtype, tol] of Object.entries(tolerances) as [keyof typeof tolerances, number][]) {
-      const q = await readModelSpec(await makeRandomModel(tiny, { format: 'gguf', dtype, dir: path.join(tmp, `q-${dtype}`), seed: 3 }));
+      const q = await readModelSpec(
+        await makeRandomModel(tiny, { format: 'gguf', dtype, dir: path.join(tmp, `q-${dtype}`), seed: 3 }),
+      );
       expect(q.tensors.find((t) => t.name === 'layers.1.w2')!.dtype).toBe(dtype);
       expect(q.tensors.find((t) => t.name === 'norm')!.dtype).toBe('f32');
       expect(maxAbsDiff(readTensor(q, 'layers.1.w2'), readTensor(f32, 'layers.1.w2'))).toBeLessThan(tol);
     }
-    const hf16 = await readModelSpec(await makeRandomModel(tiny, { format: 'safetensors', dtype: 'f16', dir: path.join(tmp, 'hf-f16'), seed: 3 }));
+    const hf16 = await readModelSpec(
+      await makeRandomModel(tiny, { format: 'safetensors', dtype: 'f16', dir: path.join(tmp, 'hf-f16'), seed: 3 }),
+    );
     expect(hf16.tensors.every((t) => t.dtype === 'f16')).toBe(true);
     expect(maxAbsDiff(readTensor(hf16, 'layers.0.w1'), readTensor(f32, 'layers.0.w1'))).toBeLessThan(1e-4);
   });
@@ -75,11 +88,16 @@ describe('random-weight models in three formats', () => {
     const spec = await readModelSpec(dir);
     expect(spec.files).toHaveLength(shards.length);
     const single = await readModelSpec(path.join(tmp, 'safetensors-true'));
-    for (const t of single.tensors) expect(maxAbsDiff(readTensor(spec, t.name), readTensor(single, t.name)), t.name).toBe(0);
+    for (const t of single.tensors)
+      expect(maxAbsDiff(readTensor(spec, t.name), readTensor(single, t.name)), t.name).toBe(0);
   });
 
   it('rejects configs a format cannot hold', async () => {
-    await expect(makeRandomModel({ ...tiny, ropeTheta: 5e5 }, { format: 'llama2c', dir: path.join(tmp, 'bad') })).rejects.toThrow(RangeError);
-    await expect(makeRandomModel({ ...tiny, vocabSize: 100 }, { format: 'gguf', dir: path.join(tmp, 'bad') })).rejects.toThrow(/259/);
+    await expect(
+      makeRandomModel({ ...tiny, ropeTheta: 5e5 }, { format: 'llama2c', dir: path.join(tmp, 'bad') }),
+    ).rejects.toThrow(RangeError);
+    await expect(
+      makeRandomModel({ ...tiny, vocabSize: 100 }, { format: 'gguf', dir: path.join(tmp, 'bad') }),
+    ).rejects.toThrow(/259/);
   });
 });

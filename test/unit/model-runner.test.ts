@@ -3,7 +3,11 @@ import { ModelRunner } from '../../packages/engine/src/model-runner.js';
 import type { NativeStepBatch } from '../../packages/engine/src/native/native-types.js';
 import { fakeStep, makeScheduler, makeSeq } from '../helpers/engine-fakes.js';
 
-const noModel = { step: async () => { throw new Error('not run'); } };
+const noModel = {
+  step: async () => {
+    throw new Error('not run');
+  },
+};
 
 describe('ModelRunner', () => {
   it('lays out a mixed prefill + decode step as the native contract asks', () => {
@@ -13,7 +17,11 @@ describe('ModelRunner', () => {
     s.add(a);
     let out = s.schedule();
     s.update(out, fakeStep(out));
-    const b = makeSeq([21, 22, 23, 24, 25, 26], { maxTokens: 4, repetitionPenalty: 1.2, logprobs: 3 }, { blockSize: 4 });
+    const b = makeSeq(
+      [21, 22, 23, 24, 25, 26],
+      { maxTokens: 4, repetitionPenalty: 1.2, logprobs: 3 },
+      { blockSize: 4 },
+    );
     s.add(b);
     out = s.schedule();
     const batch: NativeStepBatch = runner.prepare(out);

@@ -1,5 +1,9 @@
 import { describe, expect, it } from 'vitest';
-import { PlacementBook, cudaVisibleDevices, detectLocalResources } from '../../packages/core/src/controller/placement.js';
+import {
+  PlacementBook,
+  cudaVisibleDevices,
+  detectLocalResources,
+} from '../../packages/core/src/controller/placement.js';
 
 const req = (r: Partial<{ cpus: number; gpus: number; memoryMb: number }>) => ({ cpus: 0, gpus: 0, memoryMb: 0, ...r });
 
@@ -57,8 +61,15 @@ describe('GPU environment', () => {
     expect(detectLocalResources({}, 8, 1000)).toEqual({ cpus: 8, memoryMb: 1000, gpus: 0 });
   });
 
-  it('maps allocated GPU ids through the parent\'s CUDA_VISIBLE_DEVICES', () => {
-    const alloc = { cpus: 0, memoryMb: 0, gpuShares: [{ id: 1, share: 1 }, { id: 0, share: 1 }] };
+  it("maps allocated GPU ids through the parent's CUDA_VISIBLE_DEVICES", () => {
+    const alloc = {
+      cpus: 0,
+      memoryMb: 0,
+      gpuShares: [
+        { id: 1, share: 1 },
+        { id: 0, share: 1 },
+      ],
+    };
     expect(cudaVisibleDevices(alloc, '4,6')).toBe('6,4');
     expect(cudaVisibleDevices(alloc, undefined)).toBe('1,0');
   });

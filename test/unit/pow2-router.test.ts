@@ -2,9 +2,16 @@ import { describe, expect, it } from 'vitest';
 import { chooseReplica, retryAfterS, type ReplicaLoad } from '../../packages/core/src/router/pow2-router.js';
 
 /** A deterministic random source cycling through the given values. */
-const seq = (...values: number[]) => { let i = 0; return () => values[i++ % values.length]!; };
-const load = (id: string, inFlight: number, maxOngoing = 5, blockedUntilMs?: number): ReplicaLoad =>
-  ({ id, inFlight, maxOngoing, blockedUntilMs });
+const seq = (...values: number[]) => {
+  let i = 0;
+  return () => values[i++ % values.length]!;
+};
+const load = (id: string, inFlight: number, maxOngoing = 5, blockedUntilMs?: number): ReplicaLoad => ({
+  id,
+  inFlight,
+  maxOngoing,
+  blockedUntilMs,
+});
 
 describe('chooseReplica (power of two choices)', () => {
   it('returns null with no replicas or when all are at maxOngoingRequests', () => {

@@ -1,8 +1,13 @@
 import { describe, expect, it } from 'vitest';
-import { choosePrefixAware, preferredReplica, prefixKeyOf } from '../../packages/core/src/router/prefix-aware-router.js';
+import {
+  choosePrefixAware,
+  preferredReplica,
+  prefixKeyOf,
+} from '../../packages/core/src/router/prefix-aware-router.js';
 import type { ReplicaLoad } from '../../packages/core/src/router/pow2-router.js';
 
-const replicas = (loads: number[], max = 10): ReplicaLoad[] => loads.map((inFlight, i) => ({ id: `r${i}`, inFlight, maxOngoing: max }));
+const replicas = (loads: number[], max = 10): ReplicaLoad[] =>
+  loads.map((inFlight, i) => ({ id: `r${i}`, inFlight, maxOngoing: max }));
 
 describe('prefix-aware routing', () => {
   it('sends requests with the same prefix to the same replica', () => {

@@ -39,7 +39,9 @@ describe('cache keys', () => {
     expect(cacheKey({ model: 'm', max_tokens: 5, temperature: 0, prompt: 'hi', api_key: 'k' })).toBe(a);
     expect(cacheKey({ model: 'm', max_tokens: 6, temperature: 0, prompt: 'hi' })).not.toBe(a);
     expect(cacheKey({ model: 'n', max_tokens: 5, temperature: 0, prompt: 'hi' })).not.toBe(a);
-    expect(cacheKey({ messages: [{ role: 'user', content: 'hi' }], temperature: 0 })).not.toBe(cacheKey({ prompt: 'hi', temperature: 0 }));
+    expect(cacheKey({ messages: [{ role: 'user', content: 'hi' }], temperature: 0 })).not.toBe(
+      cacheKey({ prompt: 'hi', temperature: 0 }),
+    );
   });
 
   it('only greedy or seeded requests are deterministic', () => {

@@ -1,6 +1,11 @@
 import { describe, expect, it } from 'vitest';
 import { Router, type RoutedReplica } from '../../packages/core/src/router/router.js';
-import { ActorDiedError, BackPressureError, RequestCancelledError, UnavailableError } from '../../packages/core/src/errors.js';
+import {
+  ActorDiedError,
+  BackPressureError,
+  RequestCancelledError,
+  UnavailableError,
+} from '../../packages/core/src/errors.js';
 
 type Call = { replica: string; resolve(v: unknown): void; reject(e: unknown): void };
 
@@ -8,17 +13,21 @@ type Call = { replica: string; resolve(v: unknown): void; reject(e: unknown): vo
 function fakes(ids: string[], maxOngoing = 1) {
   const calls: Call[] = [];
   const replicas: RoutedReplica[] = ids.map((id) => ({
-    id, maxOngoing,
+    id,
+    maxOngoing,
     actor: {
       call: () => new Promise((resolve, reject) => calls.push({ replica: id, resolve, reject })),
-      stream: () => { throw new Error('unused'); },
+      stream: () => {
+        throw new Error('unused');
+      },
     },
   }));
   return { calls, replicas };
 }
 
 const tick = () => new Promise((r) => setTimeout(r, 0));
-const router = (maxQueuedRequests = -1) => new Router({ app: 'a', deployment: 'D', caller: 'ingress', maxQueuedRequests });
+const router = (maxQueuedRequests = -1) =>
+  new Router({ app: 'a', deployment: 'D', caller: 'ingress', maxQueuedRequests });
 
 describe('Router', () => {
   it('queues beyond maxOngoingRequests and sends in order as slots free', async () => {
@@ -118,7 +127,13 @@ describe('Router', () => {
 
   it('with routing prefix-aware, keys calls by their prompt prefix', async () => {
     const { calls, replicas } = fakes(['r1', 'r2', 'r3', 'r4'], 8);
-    const r = new Router({ app: 'a', deployment: 'D', caller: 'ingress', maxQueuedRequests: -1, routing: 'prefix-aware' });
+    const r = new Router({
+      app: 'a',
+      deployment: 'D',
+      caller: 'ingress',
+      maxQueuedRequests: -1,
+      routing: 'prefix-aware',
+    });
     r.setReplicas(replicas);
     const system = 'You are a helpful assistant. '.repeat(20);
     for (let i = 0; i < 4; i++) {
@@ -129,4 +144,3 @@ describe('Router', () => {
     expect(new Set(calls.map((c) => c.replica)).size).toBe(1);
   });
 });
-

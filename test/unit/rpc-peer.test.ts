@@ -8,14 +8,21 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { PortChannel } from '../../packages/core/src/actor/channel.js';
 import { RpcPeer, type CallServer, type IncomingCall } from '../../packages/core/src/actor/rpc-peer.js';
 
-interface Pair { client: RpcPeer; server: RpcPeer; received: () => number; close: () => void }
+interface Pair {
+  client: RpcPeer;
+  server: RpcPeer;
+  received: () => number;
+  close: () => void;
+}
 
 function connect(stream: (call: IncomingCall) => AsyncIterable<unknown>): Pair {
   const { port1, port2 } = new MessageChannel();
   const clientChannel = new PortChannel(port1);
   let received = 0;
   // Every listener call is one message off the port: what coalescing saves.
-  clientChannel.onMessage(() => { received++; });
+  clientChannel.onMessage(() => {
+    received++;
+  });
   const server: CallServer = {
     admit: () => null,
     unary: async (call) => ({ echo: call.args[0] }),
@@ -26,16 +33,24 @@ function connect(stream: (call: IncomingCall) => AsyncIterable<unknown>): Pair {
     client: new RpcPeer(clientChannel),
     server: new RpcPeer(new PortChannel(port2), server),
     received: () => received,
-    close: () => { port1.close(); port2.close(); },
+    close: () => {
+      port1.close();
+      port2.close();
+    },
   };
 }
 
 let pair: Pair | undefined;
-afterEach(() => { pair?.close(); pair = undefined; });
+afterEach(() => {
+  pair?.close();
+  pair = undefined;
+});
 
 describe('RpcPeer stream coalescing', () => {
   it('delivers 1000 synchronously produced items complete and in order, in far fewer messages', async () => {
-    pair = connect(async function* () { for (let i = 0; i < 1000; i++) yield `data: ${i}\n\n`; });
+    pair = connect(async function* () {
+      for (let i = 0; i < 1000; i++) yield `data: ${i}\n\n`;
+    });
     const got: unknown[] = [];
     for await (const item of pair.client.stream('gen', [], { requestId: 'r1' })) got.push(item);
     expect(got).toEqual(Array.from({ length: 1000 }, (_, i) => `data: ${i}\n\n`));
@@ -49,7 +64,10 @@ describe('RpcPeer stream coalescing', () => {
 
   it('coalesces across streams: many streams woken in one turn share messages both ways', async () => {
     pair = connect(async function* (call) {
-      for (let i = 0; i < 100; i++) { yield `${call.requestId}:${i}`; await new Promise((r) => setImmediate(r)); }
+      for (let i = 0; i < 100; i++) {
+        yield `${call.requestId}:${i}`;
+        await new Promise((r) => setImmediate(r));
+      }
     });
     const streams = Array.from({ length: 32 }, async (_, s) => {
       const got: unknown[] = [];
@@ -66,7 +84,12 @@ describe('RpcPeer stream coalescing', () => {
 
   it('still bounds the producer by the credit window', async () => {
     let produced = 0;
-    pair = connect(async function* () { for (;;) { produced++; yield produced; } });
+    pair = connect(async function* () {
+      for (;;) {
+        produced++;
+        yield produced;
+      }
+    });
     const it = pair.client.stream('gen', [], { requestId: 'r2' })[Symbol.asyncIterator]();
     for (let i = 1; i <= 5; i++) expect((await it.next()).value).toBe(i);
     await new Promise((r) => setTimeout(r, 100));
@@ -100,16 +123,20 @@ describe('RpcPeer stream coalescing', () => {
       }
     });
     const got: unknown[] = [];
-    await expect((async () => {
-      for await (const item of pair!.client.stream('gen', [], { requestId: 'r4' })) got.push(item);
-    })()).rejects.toThrow(/could not be cloned/);
+    await expect(
+      (async () => {
+        for await (const item of pair!.client.stream('gen', [], { requestId: 'r4' })) got.push(item);
+      })(),
+    ).rejects.toThrow(/could not be cloned/);
     expect(got).toEqual(['a', 'b']);
     await new Promise((r) => setTimeout(r, 20));
     expect(finalized).toBe(true);
   });
 
   it('fails only the call whose arguments cannot be cloned when calls of one turn share a message', async () => {
-    pair = connect(async function* () { yield 1; });
+    pair = connect(async function* () {
+      yield 1;
+    });
     const opts = (requestId: string) => ({ requestId });
     const calls = [
       pair.client.call('m', [{ n: 1 }], opts('c1')),
@@ -124,8 +151,12 @@ describe('RpcPeer stream coalescing', () => {
   });
 
   it('sends the calls of one turn as two messages: the first at once, the rest together', async () => {
-    pair = connect(async function* () { yield 1; });
-    const values = await Promise.all(Array.from({ length: 10 }, (_, i) => pair!.client.call('m', [i], { requestId: `u${i}` })));
+    pair = connect(async function* () {
+      yield 1;
+    });
+    const values = await Promise.all(
+      Array.from({ length: 10 }, (_, i) => pair!.client.call('m', [i], { requestId: `u${i}` })),
+    );
     expect(values).toEqual(Array.from({ length: 10 }, (_, i) => ({ echo: i })));
     expect(pair.client.messageStats).toMatchObject({ messages: 10, sends: 2, batches: 1 });
   });

@@ -61,11 +61,17 @@ describe('Cancellation', () => {
 
 describe('RpcPeer with a Cancellation', () => {
   let close: (() => void) | undefined;
-  afterEach(() => { close?.(); close = undefined; });
+  afterEach(() => {
+    close?.();
+    close = undefined;
+  });
 
   it('cancels the callee when the caller aborts, and the callee sees it without having built a signal', async () => {
     const { port1, port2 } = new MessageChannel();
-    close = () => { port1.close(); port2.close(); };
+    close = () => {
+      port1.close();
+      port2.close();
+    };
     let seen: Cancellation | undefined;
     let signalArg: AbortSignal | undefined | 'unset' = 'unset';
     const server: CallServer = {
@@ -76,7 +82,9 @@ describe('RpcPeer with a Cancellation', () => {
         signalArg = signal;
         return new Promise((_, reject) => call.cancel!.onAbort(() => reject(call.cancel!.reason)));
       },
-      stream: () => { throw new Error('unused'); },
+      stream: () => {
+        throw new Error('unused');
+      },
       release: () => {},
     };
     const client = new RpcPeer(new PortChannel(port1));
@@ -95,7 +103,16 @@ describe('RpcPeer with a Cancellation', () => {
 describe('Outbox', () => {
   function fakeChannel(): Channel & { sent: ProtocolMessage[] } {
     const sent: ProtocolMessage[] = [];
-    return { sent, closed: false, send: (m) => { sent.push(m); return true; }, onMessage: () => {}, onClose: () => {} };
+    return {
+      sent,
+      closed: false,
+      send: (m) => {
+        sent.push(m);
+        return true;
+      },
+      onMessage: () => {},
+      onClose: () => {},
+    };
   }
   const credit = (id: number): ProtocolMessage => ({ type: 'credit', id, n: 1 });
 

@@ -19,7 +19,18 @@ function fails(input: unknown, param: string, code = 'E_SAMPLING_PARAMS') {
 describe('resolveSamplingParams', () => {
   it('fills defaults (maxTokens: the rest of the context)', () => {
     const p = resolveSamplingParams(undefined, ctx);
-    expect(p).toMatchObject({ temperature: 1, topP: 1, topK: 0, minP: 0, n: 1, maxTokens: 502, minTokens: 0, stop: [], stopTokenIds: [], ignoreEos: false });
+    expect(p).toMatchObject({
+      temperature: 1,
+      topP: 1,
+      topK: 0,
+      minP: 0,
+      n: 1,
+      maxTokens: 502,
+      minTokens: 0,
+      stop: [],
+      stopTokenIds: [],
+      ignoreEos: false,
+    });
     expect(p.seed).toBeUndefined();
     expect(p.logprobs).toBeUndefined();
     expect(resolveSamplingParams({ stop: 'x' }, ctx).stop).toEqual(['x']);
@@ -27,11 +38,20 @@ describe('resolveSamplingParams', () => {
 
   it('resolves logitBias to (id, bias) pairs in id order', () => {
     expect(resolveSamplingParams({}, ctx).logitBias).toEqual([]);
-    expect(resolveSamplingParams({ logitBias: { 9: 1.5, '0': -100, 511: 100 } }, ctx).logitBias).toEqual([[0, -100], [9, 1.5], [511, 100]]);
+    expect(resolveSamplingParams({ logitBias: { 9: 1.5, '0': -100, 511: 100 } }, ctx).logitBias).toEqual([
+      [0, -100],
+      [9, 1.5],
+      [511, 100],
+    ]);
   });
 
   it('accepts edge values', () => {
-    expect(() => resolveSamplingParams({ temperature: 0, topP: 1, topK: -1, minP: 1, maxTokens: 502, seed: 2 ** 32 - 1, logprobs: 20 }, ctx)).not.toThrow();
+    expect(() =>
+      resolveSamplingParams(
+        { temperature: 0, topP: 1, topK: -1, minP: 1, maxTokens: 502, seed: 2 ** 32 - 1, logprobs: 20 },
+        ctx,
+      ),
+    ).not.toThrow();
   });
 
   it.each([

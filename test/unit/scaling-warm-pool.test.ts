@@ -10,24 +10,52 @@ import type { ActorRef } from '../../packages/core/src/actor/actor-ref.js';
 import type { CallServer, IncomingCall } from '../../packages/core/src/actor/rpc-peer.js';
 import type { ResolvedAutoscaling } from '../../packages/core/src/contract/autoscaling.js';
 
-const config: ResolvedAutoscaling = { minReplicas: 1, maxReplicas: 5, initialReplicas: 1, targetOngoingRequests: 2,
-  upscaleDelayS: 2, downscaleDelayS: 10, metricsIntervalS: 1, lookBackPeriodS: 5, upscalingFactor: 1, downscalingFactor: 1 };
+const config: ResolvedAutoscaling = {
+  minReplicas: 1,
+  maxReplicas: 5,
+  initialReplicas: 1,
+  targetOngoingRequests: 2,
+  upscaleDelayS: 2,
+  downscaleDelayS: 10,
+  metricsIntervalS: 1,
+  lookBackPeriodS: 5,
+  upscalingFactor: 1,
+  downscalingFactor: 1,
+};
 
 function fakeActor(id: string, server: CallServer) {
   let exit!: (reason: string) => void;
-  const exited = new Promise<string>((r) => { exit = r; });
-  const actor = { id, kind: 'thread', pid: 1, alive: true, exited, exitSignal: new AbortController().signal, killed: false, server,
-    kill: async () => { actor.killed = true; exit('killed'); } };
+  const exited = new Promise<string>((r) => {
+    exit = r;
+  });
+  const actor = {
+    id,
+    kind: 'thread',
+    pid: 1,
+    alive: true,
+    exited,
+    exitSignal: new AbortController().signal,
+    killed: false,
+    server,
+    kill: async () => {
+      actor.killed = true;
+      exit('killed');
+    },
+  };
   return actor;
 }
 
 function pool(idleMs = 1000) {
   const made: ReturnType<typeof fakeActor>[] = [];
-  const p = new WarmPool({ max: 3, idleMs, create: (id, server) => {
-    const a = fakeActor(id, server);
-    made.push(a);
-    return a as unknown as ActorRef;
-  } });
+  const p = new WarmPool({
+    max: 3,
+    idleMs,
+    create: (id, server) => {
+      const a = fakeActor(id, server);
+      made.push(a);
+      return a as unknown as ActorRef;
+    },
+  });
   return { p, made };
 }
 
@@ -36,8 +64,15 @@ const call = { method: 'm', args: [], requestId: 'r', stream: false } as unknown
 
 describe('the upscale hint', () => {
   it('names the wanted count during the delay, and the decision still waits for the delay', () => {
-    const ctx = (t: number) => ({ config, currentReplicas: 1, runningReplicas: 1, totalRequests: 7, queuedNow: 0,
-      metrics: { ongoing: 7, queued: 0, custom: {}, reporting: 1 }, nowMs: t * 1000 });
+    const ctx = (t: number) => ({
+      config,
+      currentReplicas: 1,
+      runningReplicas: 1,
+      totalRequests: 7,
+      queuedNow: 0,
+      metrics: { ongoing: 7, queued: 0, custom: {}, reporting: 1 },
+      nowMs: t * 1000,
+    });
     const waiting = defaultAutoscalingPolicy(ctx(0), {});
     expect(waiting).toMatchObject({ replicas: 1, pending: 4, reason: 'upscale-delay' });
     expect(defaultAutoscalingPolicy(ctx(2), waiting.state)).toMatchObject({ replicas: 4, reason: 'scale-up' });
@@ -62,8 +97,15 @@ describe('WarmPool', () => {
     p.warm(2, 0);
     expect(made).toHaveLength(3);
     const seen: string[] = [];
-    const server: CallServer = { admit: () => null, release: () => {}, stream: async function* () {},
-      unary: async (c) => { seen.push(c.requestId); return 'ok'; } };
+    const server: CallServer = {
+      admit: () => null,
+      release: () => {},
+      stream: async function* () {},
+      unary: async (c) => {
+        seen.push(c.requestId);
+        return 'ok';
+      },
+    };
     const taken = p.take('app.Dep.1234', server)!;
     expect(taken.id).toBe('app.Dep.1234');
     expect(p.size).toBe(2);

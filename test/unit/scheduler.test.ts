@@ -41,11 +41,15 @@ describe('Scheduler', () => {
     s.add(first);
     let out = s.schedule();
     s.update(out, fakeStep(out));
-    const scored = makeSeq(12, { maxTokens: 2, promptLogprobs: 0 }, { blockSize: 4 });  // the same prompt: its blocks are cached
-    const other = makeSeq(Array.from({ length: 24 }, (_, i) => 500 + i), { maxTokens: 2 }, { blockSize: 4 });
+    const scored = makeSeq(12, { maxTokens: 2, promptLogprobs: 0 }, { blockSize: 4 }); // the same prompt: its blocks are cached
+    const other = makeSeq(
+      Array.from({ length: 24 }, (_, i) => 500 + i),
+      { maxTokens: 2 },
+      { blockSize: 4 },
+    );
     s.add(other);
     s.add(scored);
-    out = s.schedule();  // first decodes (1), other takes 24: 7 left, scored (12) waits rather than being chunked
+    out = s.schedule(); // first decodes (1), other takes 24: 7 left, scored (12) waits rather than being chunked
     expect(out.seqs).toEqual([first, other]);
     s.update(out, fakeStep(out));
     out = s.schedule();
@@ -102,7 +106,9 @@ describe('Scheduler', () => {
     s.add(b);
     let resumedWithHits = 0;
     drain(s, 1000, (out) => {
-      out.seqs.forEach((q, i) => { if (q.numPreemptions > 0 && q.numCachedTokens > 0 && out.numNewTokens[i]! < q.numTokens) resumedWithHits++; });
+      out.seqs.forEach((q, i) => {
+        if (q.numPreemptions > 0 && q.numCachedTokens > 0 && out.numNewTokens[i]! < q.numTokens) resumedWithHits++;
+      });
     });
     expect(s.numPreemptions).toBeGreaterThan(0);
     expect(resumedWithHits).toBeGreaterThan(0);
@@ -128,7 +134,9 @@ describe('Scheduler', () => {
 
   it('returns every block after every request, finished or aborted anywhere', () => {
     const s = makeScheduler({ numBlocks: 40, blockSize: 4, maxNumBatchedTokens: 24 });
-    const seqs = Array.from({ length: 30 }, (_, i) => makeSeq(3 + ((i * 7) % 25), { maxTokens: 1 + (i % 9) }, { blockSize: 4 }));
+    const seqs = Array.from({ length: 30 }, (_, i) =>
+      makeSeq(3 + ((i * 7) % 25), { maxTokens: 1 + (i % 9) }, { blockSize: 4 }),
+    );
     seqs.forEach((q) => s.add(q));
     let step = 0;
     while (s.hasWork) {
@@ -147,7 +155,9 @@ describe('Scheduler', () => {
   it('runs n > 1 samples on the prompt blocks of sample 0', () => {
     const s = makeScheduler({ numBlocks: 30, blockSize: 4, prefixCaching: false });
     const parent = makeSeq(18, { maxTokens: 5, n: 3 }, { blockSize: 4, seed: 1 });
-    const kids = [1, 2].map((i) => makeSeq(18, { maxTokens: 5, n: 3 }, { blockSize: 4, parent, index: i, seed: 1 + i }));
+    const kids = [1, 2].map((i) =>
+      makeSeq(18, { maxTokens: 5, n: 3 }, { blockSize: 4, parent, index: i, seed: 1 + i }),
+    );
     [parent, ...kids].forEach((q) => s.add(q));
     const first = s.schedule();
     expect(first.seqs).toEqual([parent]); // samples wait for the prompt blocks

@@ -1,10 +1,26 @@
 /** N-gram prompt lookup, speculative metrics and the TS sampler's pure parts. */
 import { describe, expect, it } from 'vitest';
 import { proposeNgram } from '../../packages/engine/src/spec-decode/ngram-proposer.js';
-import { applyPenalties, argmax, distribution, sampleLogits, uniform, walk, candidates } from '../../packages/engine/src/sample/sampler.js';
+import {
+  applyPenalties,
+  argmax,
+  distribution,
+  sampleLogits,
+  uniform,
+  walk,
+  candidates,
+} from '../../packages/engine/src/sample/sampler.js';
 import { SpecDecodeMetrics } from '../../packages/engine/src/spec-decode/spec-metrics.js';
 
-const params = { temperature: 1, topK: 0, topP: 1, minP: 0, repetitionPenalty: 1, presencePenalty: 0, frequencyPenalty: 0 };
+const params = {
+  temperature: 1,
+  topK: 0,
+  topP: 1,
+  minP: 0,
+  repetitionPenalty: 1,
+  presencePenalty: 0,
+  frequencyPenalty: 0,
+};
 
 describe('proposeNgram', () => {
   it('continues the latest earlier occurrence of the longest matching suffix', () => {
@@ -68,7 +84,13 @@ describe('TS sampler', () => {
 
   it('applies penalties as vLLM: repetition over prompt + output once per token, presence/frequency over output', () => {
     const logits = Float32Array.from([2, -2, 1, 1]);
-    applyPenalties(logits, { ...params, repetitionPenalty: 2, presencePenalty: 0.5, frequencyPenalty: 0.25 }, [0, 1, 2, 2, 0], 2, 5);
+    applyPenalties(
+      logits,
+      { ...params, repetitionPenalty: 2, presencePenalty: 0.5, frequencyPenalty: 0.25 },
+      [0, 1, 2, 2, 0],
+      2,
+      5,
+    );
     expect(Array.from(logits)).toEqual([2 / 2 - 0.25 - 0.5, -4, 0.5 - 0.5 - 0.5, 1]);
   });
 });

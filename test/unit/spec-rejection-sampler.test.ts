@@ -4,7 +4,12 @@
  * many seeded draws), for a draft distribution and for a deterministic (n-gram) proposal.
  */
 import { describe, expect, it } from 'vitest';
-import { drawFrom, drawResidual, verifyGreedy, verifyProposals } from '../../packages/engine/src/sample/rejection-sampler.js';
+import {
+  drawFrom,
+  drawResidual,
+  verifyGreedy,
+  verifyProposals,
+} from '../../packages/engine/src/sample/rejection-sampler.js';
 import { uniform } from '../../packages/engine/src/sample/sampler.js';
 
 const p = [0.5, 0.2, 0.15, 0.1, 0.05];
@@ -45,7 +50,10 @@ describe('verifyProposals', () => {
   it('emits p for a deterministic proposal (q one-hot, as n-gram lookup)', () => {
     const counts = [0, 0, 0, 0, 0];
     for (let seed = 0; seed < N; seed++) {
-      const r = verifyProposals([1], [p, p], null, { accept: () => uniform(seed, 7), resample: () => uniform(seed, 8) });
+      const r = verifyProposals([1], [p, p], null, {
+        accept: () => uniform(seed, 7),
+        resample: () => uniform(seed, 8),
+      });
       counts[r.tokens[0]!]++;
     }
     expect(chiSquare(counts, p, N)).toBeLessThan(CHI2_4_999);
@@ -57,7 +65,10 @@ describe('verifyProposals', () => {
     let n = 0;
     for (let seed = 0; seed < N; seed++) {
       const xs = [drawFrom(q, uniform(seed, 1)), drawFrom(q, uniform(seed, 2)), drawFrom(q, uniform(seed, 3))];
-      const r = verifyProposals(xs, [p, p2, p, p], [q, q, q], { accept: (i) => uniform(seed ^ 0xabc, i), resample: (i) => uniform(seed ^ 0xdef, i) });
+      const r = verifyProposals(xs, [p, p2, p, p], [q, q, q], {
+        accept: (i) => uniform(seed ^ 0xabc, i),
+        resample: (i) => uniform(seed ^ 0xdef, i),
+      });
       if (r.tokens.length < 2) continue;
       counts[r.tokens[1]!]++;
       n++;
@@ -67,7 +78,10 @@ describe('verifyProposals', () => {
 
   it('emits the bonus token from the last row when all proposals are accepted', () => {
     const onehot = [0, 0, 1, 0, 0];
-    const r = verifyProposals([2, 2], [onehot, onehot, [0, 0, 0, 0, 1]], [onehot, onehot], { accept: () => 0.99, resample: () => 0.5 });
+    const r = verifyProposals([2, 2], [onehot, onehot, [0, 0, 0, 0, 1]], [onehot, onehot], {
+      accept: () => 0.99,
+      resample: () => 0.5,
+    });
     expect(r).toEqual({ tokens: [2, 2, 4], numAccepted: 2 });
   });
 

@@ -9,13 +9,16 @@ import { randomStrings, sampleStrings } from '../fixtures/strings.js';
 
 describeWithModels('Hugging Face tokenizer.json (stories260K-hf)', () => {
   const dir = models.stories260KHf;
-  const tok = HfTokenizer.fromFile(path.join(dir, 'tokenizer.json'), { tokenizerConfig: readJson(path.join(dir, 'tokenizer_config.json'), 'tokenizer_config') });
+  const tok = HfTokenizer.fromFile(path.join(dir, 'tokenizer.json'), {
+    tokenizerConfig: readJson(path.join(dir, 'tokenizer_config.json'), 'tokenizer_config'),
+  });
   const bin = readLlama2cTokenizer(models.tok512, 512);
 
   it('encodes exactly as tok512.bin (llama2.c encode) on many strings', () => {
     const strings = [...sampleStrings, ...randomStrings(1000, 3)];
     for (const s of strings) expect(tok.encode(s), JSON.stringify(s)).toEqual(bin.encode(s));
-    for (const s of strings.slice(0, 200)) expect(tok.encode(s, { addBos: false })).toEqual(bin.encode(s, { addBos: false }));
+    for (const s of strings.slice(0, 200))
+      expect(tok.encode(s, { addBos: false })).toEqual(bin.encode(s, { addBos: false }));
   });
 
   it('round-trips ASCII, CJK and emoji', () => {
@@ -23,7 +26,13 @@ describeWithModels('Hugging Face tokenizer.json (stories260K-hf)', () => {
   });
 
   it('gives the same token bytes, specials and ids as tok512.bin', () => {
-    expect([tok.vocabSize, tok.bosId, tok.eosId, tok.defaultAddBos, tok.stripsLeadingSpace]).toEqual([512, 1, 2, true, true]);
+    expect([tok.vocabSize, tok.bosId, tok.eosId, tok.defaultAddBos, tok.stripsLeadingSpace]).toEqual([
+      512,
+      1,
+      2,
+      true,
+      true,
+    ]);
     for (let id = 0; id < 512; id++) {
       expect(tok.tokenBytes(id), `id ${id}`).toEqual(bin.tokenBytes(id));
       expect(tok.isSpecial(id)).toBe(bin.isSpecial(id));
@@ -45,12 +54,32 @@ function byteLevelJson() {
   vocab['<|endoftext|>'] = 258;
   return {
     version: '1.0',
-    added_tokens: [{ id: 258, content: '<|endoftext|>', single_word: false, lstrip: false, rstrip: false, normalized: false, special: true }],
+    added_tokens: [
+      {
+        id: 258,
+        content: '<|endoftext|>',
+        single_word: false,
+        lstrip: false,
+        rstrip: false,
+        normalized: false,
+        special: true,
+      },
+    ],
     normalizer: null,
     pre_tokenizer: { type: 'ByteLevel', add_prefix_space: false, trim_offsets: true, use_regex: true },
     post_processor: null,
     decoder: { type: 'ByteLevel', add_prefix_space: true, trim_offsets: true, use_regex: true },
-    model: { type: 'BPE', dropout: null, unk_token: null, continuing_subword_prefix: '', end_of_word_suffix: '', fuse_unk: false, byte_fallback: false, vocab, merges: ['Ġ h', 'Ġh i'] },
+    model: {
+      type: 'BPE',
+      dropout: null,
+      unk_token: null,
+      continuing_subword_prefix: '',
+      end_of_word_suffix: '',
+      fuse_unk: false,
+      byte_fallback: false,
+      vocab,
+      merges: ['Ġ h', 'Ġh i'],
+    },
   };
 }
 

@@ -8,7 +8,10 @@ import { randomStrings, sampleStrings } from '../fixtures/strings.js';
 /** run.c's encode() transcribed literally (O(n²) scan), as an independent check of the heap version. */
 function runCEncode(pieces: Uint8Array[], scores: Float32Array, text: string): number[] {
   const vocab = new Map<string, number>();
-  pieces.forEach((p, i) => { const k = Buffer.from(p).toString('latin1'); if (!vocab.has(k)) vocab.set(k, i); });
+  pieces.forEach((p, i) => {
+    const k = Buffer.from(p).toString('latin1');
+    if (!vocab.has(k)) vocab.set(k, i);
+  });
   const tokens: number[] = [1];
   if (text === '') return tokens;
   tokens.push(vocab.get(' ')!);
@@ -25,11 +28,18 @@ function runCEncode(pieces: Uint8Array[], scores: Float32Array, text: string): n
     buf = '';
   }
   for (;;) {
-    let best = -1e10, bestId = -1, bestIdx = -1;
+    let best = -1e10,
+      bestId = -1,
+      bestIdx = -1;
     for (let i = 1; i < tokens.length - 1; i++) {
-      const s = Buffer.from(pieces[tokens[i]!]!).toString('latin1') + Buffer.from(pieces[tokens[i + 1]!]!).toString('latin1');
+      const s =
+        Buffer.from(pieces[tokens[i]!]!).toString('latin1') + Buffer.from(pieces[tokens[i + 1]!]!).toString('latin1');
       const id = vocab.get(s);
-      if (id !== undefined && scores[id]! > best) { best = scores[id]!; bestId = id; bestIdx = i; }
+      if (id !== undefined && scores[id]! > best) {
+        best = scores[id]!;
+        bestId = id;
+        bestIdx = i;
+      }
     }
     if (bestIdx === -1) break;
     tokens.splice(bestIdx, 2, bestId);
@@ -50,7 +60,8 @@ describeWithModels('llama2.c tokenizer.bin', () => {
   });
 
   it('matches a literal transcription of run.c encode() on many strings', () => {
-    for (const s of [...sampleStrings, ...randomStrings(300)]) expect(tok.encode(s), JSON.stringify(s)).toEqual(runCEncode(pieces, scores, s));
+    for (const s of [...sampleStrings, ...randomStrings(300)])
+      expect(tok.encode(s), JSON.stringify(s)).toEqual(runCEncode(pieces, scores, s));
   });
 
   it('round-trips ASCII and multibyte UTF-8 through byte fallback', () => {

@@ -19,8 +19,11 @@ export class Application<T = unknown> {
 
   /** A copy with options overridden at bind time (validated when the app starts). */
   options(overrides: DeploymentOptions): Application<T> {
-    return new Application<T>(this.definition, this.args, { ...this.overrides, ...overrides,
-      resources: { ...this.overrides.resources, ...overrides.resources } });
+    return new Application<T>(this.definition, this.args, {
+      ...this.overrides,
+      ...overrides,
+      resources: { ...this.overrides.resources, ...overrides.resources },
+    });
   }
 }
 
@@ -28,17 +31,24 @@ export class Application<T = unknown> {
 export type AppBuilder<A = Record<string, string>> = (args: A) => Application | Promise<Application>;
 
 /** Constructor argument types as written at bind time: handles are passed as bound Applications. */
-export type Bindable<P> = P extends DeploymentHandle<infer T> ? Application<T>
-  : P extends readonly unknown[] ? { [K in keyof P]: Bindable<P[K]> }
-  : P extends (...a: any[]) => any ? P
-  : P extends object ? { [K in keyof P]: Bindable<P[K]> }
-  : P;
+export type Bindable<P> =
+  P extends DeploymentHandle<infer T>
+    ? Application<T>
+    : P extends readonly unknown[]
+      ? { [K in keyof P]: Bindable<P[K]> }
+      : P extends (...a: any[]) => any
+        ? P
+        : P extends object
+          ? { [K in keyof P]: Bindable<P[K]> }
+          : P;
 
 declare global {
   // Types `Cls.bind(...)` on decorated classes (the decorator installs the static method at run time).
   interface NewableFunction {
-    bind<C extends abstract new (...args: any) => any>(this: C, ...args: Bindable<ConstructorParameters<C>>):
-      Application<InstanceType<C>>;
+    bind<C extends abstract new (...args: any) => any>(
+      this: C,
+      ...args: Bindable<ConstructorParameters<C>>
+    ): Application<InstanceType<C>>;
   }
 }
 
@@ -64,7 +74,9 @@ export interface AppGraph {
 
 export function buildGraph(app: string, root: Application): AppGraph {
   if (!isApplication(root)) {
-    throw new DeploymentConfigError(`application '${app}': expected Cls.bind(...) (an Application), got ${describe(root)}`);
+    throw new DeploymentConfigError(
+      `application '${app}': expected Cls.bind(...) (an Application), got ${describe(root)}`,
+    );
   }
   const names = new Map<Application, string>();
   const nodes: GraphNode[] = [];
@@ -78,7 +90,9 @@ export function buildGraph(app: string, root: Application): AppGraph {
     used.add(name);
     names.set(node, name);
     const graphNode: GraphNode = { name, definition: node.definition, overrides: node.overrides, args: [] };
-    graphNode.args = node.args.map((a) => replaceApplications(a, (child) => handleDescriptor({ app, deployment: visit(child) })));
+    graphNode.args = node.args.map((a) =>
+      replaceApplications(a, (child) => handleDescriptor({ app, deployment: visit(child) })),
+    );
     nodes.push(graphNode);
     return name;
   };
@@ -99,6 +113,7 @@ function replaceApplications(value: unknown, replace: (a: Application) => unknow
 }
 
 function describe(value: unknown): string {
-  if (typeof value === 'function') return `the function ${value.name || '(anonymous)'} (did you forget @deployment or .bind()?)`;
+  if (typeof value === 'function')
+    return `the function ${value.name || '(anonymous)'} (did you forget @deployment or .bind()?)`;
   return value === null ? 'null' : typeof value;
 }

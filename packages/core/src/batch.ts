@@ -59,8 +59,10 @@ class Batcher<I, O> {
     try {
       const results = await this.run(batch.map((p) => p.input));
       if (!Array.isArray(results) || results.length !== batch.length) {
-        throw new UserCodeError(`@batch method ${this.method} returned ${Array.isArray(results) ? results.length : typeof results} ` +
-          `results for ${batch.length} inputs`);
+        throw new UserCodeError(
+          `@batch method ${this.method} returned ${Array.isArray(results) ? results.length : typeof results} ` +
+            `results for ${batch.length} inputs`,
+        );
       }
       batch.forEach((p, i) => p.resolve(results[i] as O));
     } catch (err) {
@@ -72,17 +74,26 @@ class Batcher<I, O> {
 export function batch(options: BatchOptions = {}) {
   const maxBatchSize = options.maxBatchSize ?? 10;
   const waitMs = options.batchWaitTimeoutMs ?? 10;
-  if (!Number.isInteger(maxBatchSize) || maxBatchSize < 1) throw new BadRequestError(`@batch: maxBatchSize must be an integer >= 1, got ${maxBatchSize}`);
+  if (!Number.isInteger(maxBatchSize) || maxBatchSize < 1)
+    throw new BadRequestError(`@batch: maxBatchSize must be an integer >= 1, got ${maxBatchSize}`);
   if (!(waitMs >= 0)) throw new BadRequestError(`@batch: batchWaitTimeoutMs must be >= 0, got ${waitMs}`);
   // Typed as returning the method unchanged: TypeScript cannot change a method's type from a decorator,
   // and callers (handles, the proxy) call it with one input at run time.
-  return function decorate<M extends (this: any, inputs: any[]) => unknown>(method: M, context: ClassMethodDecoratorContext): M {
+  return function decorate<M extends (this: any, inputs: any[]) => unknown>(
+    method: M,
+    context: ClassMethodDecoratorContext,
+  ): M {
     const batchers = new WeakMap<object, Batcher<unknown, unknown>>();
     const name = String(context.name);
     return function (this: object, input: unknown): Promise<unknown> {
       let batcher = batchers.get(this);
       if (!batcher) {
-        batcher = new Batcher(async (inputs) => (await method.call(this, inputs)) as unknown[], name, maxBatchSize, waitMs);
+        batcher = new Batcher(
+          async (inputs) => (await method.call(this, inputs)) as unknown[],
+          name,
+          maxBatchSize,
+          waitMs,
+        );
         batchers.set(this, batcher);
       }
       return batcher.submit(input);

@@ -21,7 +21,7 @@ import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { DeploymentConfigError } from './errors.js';
 import { namedPolicy } from './controller/autoscaling-policy.js';
-import type { DeploymentOptions, ResourceOptions, } from './contract/deployment-options.js';
+import type { DeploymentOptions, ResourceOptions } from './contract/deployment-options.js';
 import type { AutoscalingOptions } from './contract/autoscaling.js';
 import type { ResolvedAutoscaling } from './contract/autoscaling.js';
 import type { ResolvedDeploymentOptions } from './contract/deployment-options.js';
@@ -46,30 +46,65 @@ export interface ServeConfig {
   applications: ApplicationConfig[];
 }
 
-const OPTION_KEYS = new Set(['name', 'numReplicas', 'maxOngoingRequests', 'maxQueuedRequests', 'routing', 'autoscaling',
-  'resources', 'placement', 'healthCheckPeriodS', 'healthCheckTimeoutS', 'healthCheckFailureThreshold',
-  'gracefulShutdownTimeoutS', 'maxConstructorRetries', 'userConfig', 'module', 'pool']);
-const AUTOSCALING_KEYS = ['minReplicas', 'maxReplicas', 'initialReplicas', 'targetOngoingRequests', 'upscaleDelayS',
-  'downscaleDelayS', 'metricsIntervalS', 'lookBackPeriodS', 'upscalingFactor', 'downscalingFactor', 'policy'] as const;
+const OPTION_KEYS = new Set([
+  'name',
+  'numReplicas',
+  'maxOngoingRequests',
+  'maxQueuedRequests',
+  'routing',
+  'autoscaling',
+  'resources',
+  'placement',
+  'healthCheckPeriodS',
+  'healthCheckTimeoutS',
+  'healthCheckFailureThreshold',
+  'gracefulShutdownTimeoutS',
+  'maxConstructorRetries',
+  'userConfig',
+  'module',
+  'pool',
+]);
+const AUTOSCALING_KEYS = [
+  'minReplicas',
+  'maxReplicas',
+  'initialReplicas',
+  'targetOngoingRequests',
+  'upscaleDelayS',
+  'downscaleDelayS',
+  'metricsIntervalS',
+  'lookBackPeriodS',
+  'upscalingFactor',
+  'downscalingFactor',
+  'policy',
+] as const;
 const RESOURCE_KEYS = ['cpus', 'gpus', 'memoryMb'] as const;
 
 function fail(where: string, message: string): never {
   throw new DeploymentConfigError(`${where}: ${message}`, { where });
 }
 
-function checkNumber(where: string, key: string, v: unknown, opts: { int?: boolean; min?: number; allowMinusOne?: boolean }): void {
+function checkNumber(
+  where: string,
+  key: string,
+  v: unknown,
+  opts: { int?: boolean; min?: number; allowMinusOne?: boolean },
+): void {
   if (v === undefined) return;
   if (opts.allowMinusOne && v === -1) return;
   const ok = typeof v === 'number' && Number.isFinite(v) && (!opts.int || Number.isInteger(v)) && v >= (opts.min ?? 0);
   if (!ok) {
     const kind = opts.int ? 'an integer' : 'a number';
-    fail(where, `${key} must be ${kind} >= ${opts.min ?? 0}${opts.allowMinusOne ? ' or -1' : ''}, got ${JSON.stringify(v)}`);
+    fail(
+      where,
+      `${key} must be ${kind} >= ${opts.min ?? 0}${opts.allowMinusOne ? ' or -1' : ''}, got ${JSON.stringify(v)}`,
+    );
   }
 }
 
 function checkKeys(where: string, obj: object, allowed: Iterable<string>, what: string): void {
   const set = new Set(allowed);
-  for (const key of Object.keys(obj)) if (!set.has(key)) fail(where, `unknown ${what} '${key}' (known: ${[...set].join(', ')})`);
+  for (const key of Object.keys(obj))
+    if (!set.has(key)) fail(where, `unknown ${what} '${key}' (known: ${[...set].join(', ')})`);
 }
 
 /** Throws DeploymentConfigError naming `where` and the option at fault. */
@@ -121,8 +156,15 @@ function validateAutoscaling(a: AutoscalingOptions, where: string): void {
   for (const key of ['minReplicas', 'maxReplicas', 'initialReplicas'] as const) {
     checkNumber(where, `autoscaling.${key}`, a[key], { int: true });
   }
-  for (const key of ['targetOngoingRequests', 'upscaleDelayS', 'downscaleDelayS', 'metricsIntervalS', 'lookBackPeriodS',
-    'upscalingFactor', 'downscalingFactor'] as const) {
+  for (const key of [
+    'targetOngoingRequests',
+    'upscaleDelayS',
+    'downscaleDelayS',
+    'metricsIntervalS',
+    'lookBackPeriodS',
+    'upscalingFactor',
+    'downscalingFactor',
+  ] as const) {
     checkNumber(where, `autoscaling.${key}`, a[key], {});
   }
   if (a.policy !== undefined && typeof a.policy !== 'function' && !namedPolicy(String(a.policy))) {
@@ -136,7 +178,11 @@ function validateAutoscaling(a: AutoscalingOptions, where: string): void {
 }
 
 /** Merges option layers (lowest precedence first), validates the result and fills defaults. */
-export function resolveDeploymentOptions(name: string, layers: DeploymentOptions[], where: string): ResolvedDeploymentOptions {
+export function resolveDeploymentOptions(
+  name: string,
+  layers: DeploymentOptions[],
+  where: string,
+): ResolvedDeploymentOptions {
   const o: DeploymentOptions = {};
   for (const layer of layers) {
     validateDeploymentOptions(layer, where);
@@ -169,12 +215,15 @@ function resolveAutoscaling(a: AutoscalingOptions, isAuto: boolean, where: strin
   const minReplicas = a.minReplicas ?? 1;
   const maxReplicas = a.maxReplicas ?? (isAuto ? Math.max(100, minReplicas) : Math.max(1, minReplicas));
   const initialReplicas = a.initialReplicas ?? minReplicas;
-  if (minReplicas > maxReplicas) fail(where, `autoscaling.minReplicas (${minReplicas}) exceeds maxReplicas (${maxReplicas})`);
+  if (minReplicas > maxReplicas)
+    fail(where, `autoscaling.minReplicas (${minReplicas}) exceeds maxReplicas (${maxReplicas})`);
   if (initialReplicas < minReplicas || initialReplicas > maxReplicas) {
     fail(where, `autoscaling.initialReplicas (${initialReplicas}) must lie in [${minReplicas}, ${maxReplicas}]`);
   }
   return {
-    minReplicas, maxReplicas, initialReplicas,
+    minReplicas,
+    maxReplicas,
+    initialReplicas,
     targetOngoingRequests: a.targetOngoingRequests ?? 2,
     upscaleDelayS: a.upscaleDelayS ?? 30,
     downscaleDelayS: a.downscaleDelayS ?? 600,

@@ -12,11 +12,15 @@ import type { DeploymentDefinition, DeploymentOptions } from './contract/deploym
 
 const definitions = new WeakMap<object, DeploymentDefinition>();
 /** Process-wide, so a second copy of this module (two loaders) still finds the classes. */
-const registry: Map<string, DeploymentDefinition> =
-  ((globalThis as Record<symbol, unknown>)[Symbol.for('flotilla.deployments')] ??= new Map()) as Map<string, DeploymentDefinition>;
+const registry: Map<string, DeploymentDefinition> = ((globalThis as Record<symbol, unknown>)[
+  Symbol.for('flotilla.deployments')
+] ??= new Map()) as Map<string, DeploymentDefinition>;
 
 export function deployment(options: DeploymentOptions = {}) {
-  return function decorate<C extends abstract new (...args: any[]) => unknown>(cls: C, context: ClassDecoratorContext<C>): void {
+  return function decorate<C extends abstract new (...args: any[]) => unknown>(
+    cls: C,
+    context: ClassDecoratorContext<C>,
+  ): void {
     const name = options.name ?? String(context.name);
     validateDeploymentOptions(options, `@deployment(${name})`);
     const modulePath = options.module ? toPath(options.module) : callerModule();
@@ -25,7 +29,8 @@ export function deployment(options: DeploymentOptions = {}) {
     registry.set(name, definition);
     Object.defineProperty(cls, 'bind', {
       value: (...args: unknown[]) => new Application(definition, args),
-      configurable: true, writable: true,
+      configurable: true,
+      writable: true,
     });
   };
 }

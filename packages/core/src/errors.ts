@@ -78,6 +78,17 @@ export class ClusterError extends FlotillaError {
 }
 
 export const errorClasses = {
-  FlotillaError, BadRequestError, NotFoundError, RequestTimeoutError, PayloadTooLargeError, BackPressureError,
-  UnavailableError, UnauthenticatedError, RequestCancelledError, ActorDiedError, DeploymentConfigError, UserCodeError, ClusterError,
+  FlotillaError,
+  BadRequestError,
+  NotFoundError,
+  RequestTimeoutError,
+  PayloadTooLargeError,
+  BackPressureError,
+  UnavailableError,
+  UnauthenticatedError,
+  RequestCancelledError,
+  ActorDiedError,
+  DeploymentConfigError,
+  UserCodeError,
+  ClusterError,
 } as const;

@@ -37,13 +37,20 @@ type Reserved = 'remote' | 'remoteStream' | 'options' | 'stream' | 'target';
 
 /** `await handle.method(...args)` for every method of T. */
 export type UnaryMethods<T> = {
-  [K in Exclude<MethodKeys<T>, Reserved>]: T[K] extends (...a: infer A) => infer R ? (...a: A) => Promise<Awaited<R>> : never;
+  [K in Exclude<MethodKeys<T>, Reserved>]: T[K] extends (...a: infer A) => infer R
+    ? (...a: A) => Promise<Awaited<R>>
+    : never;
 };
 
 /** `for await (const x of handle.stream.method(...args))` for async generator methods of T. */
-export type StreamMethods<T> = IsAny<T> extends true ? { [method: string]: (...args: any[]) => AsyncIterable<any> } : {
-  [K in MethodKeys<T>]: T[K] extends (...a: infer A) => AsyncIterable<infer Y> ? (...a: A) => AsyncIterable<Y> : never;
-};
+export type StreamMethods<T> =
+  IsAny<T> extends true
+    ? { [method: string]: (...args: any[]) => AsyncIterable<any> }
+    : {
+        [K in MethodKeys<T>]: T[K] extends (...a: infer A) => AsyncIterable<infer Y>
+          ? (...a: A) => AsyncIterable<Y>
+          : never;
+      };
 
 export interface HandleBase<T> {
   readonly target: HandleTarget;
@@ -85,24 +92,37 @@ export function isHandleDescriptor(value: unknown): value is HandleDescriptor {
 export function resolveCallOptions(opts: CallOptions, fallback?: ResolvedCallOptions): ResolvedCallOptions {
   const requestId = opts.requestId ?? fallback?.requestId ?? randomUUID();
   const source = abortSourceOf(opts) ?? (fallback ? abortSourceOf(fallback) : undefined);
-  const resolved = withSource(requestId, opts.timeoutMs === undefined ? source : withTimeout(source, opts.timeoutMs, requestId));
+  const resolved = withSource(
+    requestId,
+    opts.timeoutMs === undefined ? source : withTimeout(source, opts.timeoutMs, requestId),
+  );
   if (opts.routingKey !== undefined) resolved.routingKey = opts.routingKey;
   return resolved;
 }
 
 function withSource(requestId: string, source: AbortSource | undefined): ResolvedCallOptions {
   if (!(source instanceof Cancellation)) return { requestId, signal: source };
-  return { requestId, cancel: source, get signal() { return source.signal; } };
+  return {
+    requestId,
+    cancel: source,
+    get signal() {
+      return source.signal;
+    },
+  };
 }
 
 /** A Cancellation that aborts when `source` does or after `timeoutMs`, whichever comes first. */
 function withTimeout(source: AbortSource | undefined, timeoutMs: number, requestId: string): Cancellation {
   const cancel = new Cancellation();
-  const timer = setTimeout(() => cancel.abort(new RequestTimeoutError(`request ${requestId} timed out after ${timeoutMs} ms`)), timeoutMs);
+  const timer = setTimeout(
+    () => cancel.abort(new RequestTimeoutError(`request ${requestId} timed out after ${timeoutMs} ms`)),
+    timeoutMs,
+  );
   timer.unref?.();
   if (source) {
     const follow = () => cancel.abort(source.reason);
-    if (source.aborted) follow(); else onAbort(source, follow);
+    if (source.aborted) follow();
+    else onAbort(source, follow);
     cancel.onAbort(() => offAbort(source, follow));
   }
   cancel.onAbort(() => clearTimeout(timer));
@@ -112,8 +132,13 @@ function withTimeout(source: AbortSource | undefined, timeoutMs: number, request
 /** defaults overridden by opts, copied field by field so that a lazily built `signal` is not read. */
 function mergeOptions(defaults: CallOptions, opts: CallOptions | undefined): CallOptions {
   if (opts === undefined) return defaults;
-  if (defaults.requestId === undefined && defaults.timeoutMs === undefined && defaults.routingKey === undefined
-    && abortSourceOf(defaults) === undefined) return opts;
+  if (
+    defaults.requestId === undefined &&
+    defaults.timeoutMs === undefined &&
+    defaults.routingKey === undefined &&
+    abortSourceOf(defaults) === undefined
+  )
+    return opts;
   const source = abortSourceOf(opts) ?? abortSourceOf(defaults);
   return {
     requestId: opts.requestId ?? defaults.requestId,
@@ -127,19 +152,25 @@ function mergeOptions(defaults: CallOptions, opts: CallOptions | undefined): Cal
  * Builds the Proxy. `context` supplies defaults per call (inside a replica: the current request's
  * requestId and signal, so nested calls are cancelled with their parent).
  */
-export function createHandle<T>(target: HandleTarget, backend: HandleBackend, defaults: CallOptions = {},
-  context?: () => ResolvedCallOptions | undefined): DeploymentHandle<T> {
+export function createHandle<T>(
+  target: HandleTarget,
+  backend: HandleBackend,
+  defaults: CallOptions = {},
+  context?: () => ResolvedCallOptions | undefined,
+): DeploymentHandle<T> {
   const resolve = (opts?: CallOptions) => resolveCallOptions(mergeOptions(defaults, opts), context?.());
   const base: HandleBase<T> = {
     target,
     remote: (method, args, opts) => backend.call(target, method, args, resolve(opts)),
     remoteStream: (method, args, opts) => backend.stream(target, method, args, resolve(opts)),
     options: (opts) => createHandle<T>(target, backend, mergeOptions(defaults, opts), context),
-    stream: new Proxy({}, {
-      get: (_t, prop) => typeof prop === 'string'
-        ? (...args: unknown[]) => backend.stream(target, prop, args, resolve())
-        : undefined,
-    }) as StreamMethods<T>,
+    stream: new Proxy(
+      {},
+      {
+        get: (_t, prop) =>
+          typeof prop === 'string' ? (...args: unknown[]) => backend.stream(target, prop, args, resolve()) : undefined,
+      },
+    ) as StreamMethods<T>,
     toJSON: () => handleDescriptor(target),
   };
   return new Proxy(base, {

@@ -12,8 +12,23 @@ export type { ServeConfig, ApplicationConfig, DeploymentConfigEntry } from './co
 export { ServeInstance, startServe, serve } from './serve-instance.js';
 export type { StartServeOptions, ApplicationSpec, RunOptions, ApplyOptions } from './serve-instance.js';
 export { RuntimeEvents } from './runtime-events.js';
-export type { RuntimeEventMap, RequestEvent, ReplicaStateEvent, DeploymentStatusEvent, BatchEvent, DeploymentStats, ScalingDecisionEvent } from './runtime-events.js';
-export { defaultAutoscalingPolicy, llmAutoscalingPolicy, applyDelays, rayDesiredReplicas, clampReplicas, LLM_METRICS } from './controller/autoscaling-policy.js';
+export type {
+  RuntimeEventMap,
+  RequestEvent,
+  ReplicaStateEvent,
+  DeploymentStatusEvent,
+  BatchEvent,
+  DeploymentStats,
+  ScalingDecisionEvent,
+} from './runtime-events.js';
+export {
+  defaultAutoscalingPolicy,
+  llmAutoscalingPolicy,
+  applyDelays,
+  rayDesiredReplicas,
+  clampReplicas,
+  LLM_METRICS,
+} from './controller/autoscaling-policy.js';
 export type { LlmPolicyOptions } from './controller/autoscaling-policy.js';
 export type { NodeResources } from './controller/placement.js';
 export * from './errors.js';

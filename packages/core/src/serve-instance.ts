@@ -96,20 +96,32 @@ export class ServeInstance implements IngressTarget, AsyncDisposable {
     const node = { ...detected, ...options.resources };
     this.cluster = options.cluster ? new ClusterHead(options.cluster, node) : undefined;
     this.controller = new Controller({
-      placement: this.cluster?.placement, remote: this.cluster,
-      node, tickMs: options.tickMs, events: this.events,
-      autoscalingPolicy: options.autoscalingPolicy, prestartWorkers: options.prestartWorkers,
+      placement: this.cluster?.placement,
+      remote: this.cluster,
+      node,
+      tickMs: options.tickMs,
+      events: this.events,
+      autoscalingPolicy: options.autoscalingPolicy,
+      prestartWorkers: options.prestartWorkers,
       relay: (app, deployment) => this.relay(deployment),
       publish: (app, dep, running, why) => this.routers.publish(app, dep, running, why),
       queued: (app, dep) => this.routers.queued(app, dep),
-      checkpoint: options.checkpoint === false ? undefined
-        : new CheckpointStore(options.checkpoint ?? defaultCheckpointPath(apps.map((a) => `${a.name}@${a.routePrefix}`))),
+      checkpoint:
+        options.checkpoint === false
+          ? undefined
+          : new CheckpointStore(
+              options.checkpoint ?? defaultCheckpointPath(apps.map((a) => `${a.name}@${a.routePrefix}`)),
+            ),
     });
     for (const a of apps) this.controller.deploy(a.name, a.routePrefix, a.graph, config);
     this.controller.start();
     if (this.cluster) {
-      this.cluster.frontend = { routes: () => this.routes(), status: () => this.status(), proxyServer: () => this.proxyServer(),
-        adopt: (nodeId, ids) => this.controller.adopt(nodeId, ids) };
+      this.cluster.frontend = {
+        routes: () => this.routes(),
+        status: () => this.status(),
+        proxyServer: () => this.proxyServer(),
+        adopt: (nodeId, ids) => this.controller.adopt(nodeId, ids),
+      };
     }
   }
 
@@ -123,16 +135,24 @@ export class ServeInstance implements IngressTarget, AsyncDisposable {
     if (this.isDraining) throw this.drainingError();
     const given = withPrefixes(applications.map((a) => ({ ...a, routePrefix: a.routePrefix ?? '/' })));
     for (const a of given) {
-      const taken = [...this.controller.apps.values()].find((o) => o.name !== a.name && o.routePrefix === a.routePrefix);
+      const taken = [...this.controller.apps.values()].find(
+        (o) => o.name !== a.name && o.routePrefix === a.routePrefix,
+      );
       if (taken) {
-        throw new DeploymentConfigError(`route prefix '${a.routePrefix}' is taken by application '${taken.name}'; `
-          + 'give this one another route prefix', { app: a.name });
+        throw new DeploymentConfigError(
+          `route prefix '${a.routePrefix}' is taken by application '${taken.name}'; ` +
+            'give this one another route prefix',
+          { app: a.name },
+        );
       }
     }
     if (options.config !== undefined) {
       this.config = typeof options.config === 'string' ? loadServeConfig(options.config) : options.config;
     }
-    this.controller.upsert(given.map((g) => ({ ...g, source: options.source })), this.config);
+    this.controller.upsert(
+      given.map((g) => ({ ...g, source: options.source })),
+      this.config,
+    );
     await this.ready(options.timeoutS);
   }
 
@@ -162,7 +182,9 @@ export class ServeInstance implements IngressTarget, AsyncDisposable {
     await this.ready(options.timeoutS);
   }
 
-  get draining(): boolean { return this.isDraining; }
+  get draining(): boolean {
+    return this.isDraining;
+  }
 
   on<K extends keyof RuntimeEventMap>(event: K, listener: (...args: RuntimeEventMap[K]) => void): this {
     this.events.on(event, listener as never);
@@ -179,10 +201,14 @@ export class ServeInstance implements IngressTarget, AsyncDisposable {
     const name = deployment ?? state.ingress;
     if (!state.deployments.has(name)) throw new NotFoundError(`no deployment '${name}' in application '${app}'`);
     const backend: HandleBackend = {
-      call: (t, method, args, opts) => this.isDraining ? Promise.reject(this.drainingError())
-        : this.routers.get('ingress', t.app, t.deployment).call(method, args, opts),
-      stream: (t, method, args, opts) => this.isDraining ? rejectStream(this.drainingError())
-        : this.routers.get('ingress', t.app, t.deployment).stream(method, args, opts),
+      call: (t, method, args, opts) =>
+        this.isDraining
+          ? Promise.reject(this.drainingError())
+          : this.routers.get('ingress', t.app, t.deployment).call(method, args, opts),
+      stream: (t, method, args, opts) =>
+        this.isDraining
+          ? rejectStream(this.drainingError())
+          : this.routers.get('ingress', t.app, t.deployment).stream(method, args, opts),
     };
     return createHandle<T>({ app, deployment: name }, backend);
   }
@@ -193,8 +219,12 @@ export class ServeInstance implements IngressTarget, AsyncDisposable {
     for (const app of this.controller.apps.values()) {
       for (const d of app.deployments.values()) {
         for (const { id, actor } of d.runningActors()) {
-          asks.push(settle(actor, actor.control.collectMetrics(), 2000)
-            .then((metrics) => (metrics.length > 0 ? { app: app.name, deployment: d.name, replica: id, metrics } : null), () => null));
+          asks.push(
+            settle(actor, actor.control.collectMetrics(), 2000).then(
+              (metrics) => (metrics.length > 0 ? { app: app.name, deployment: d.name, replica: id, metrics } : null),
+              () => null,
+            ),
+          );
         }
       }
     }
@@ -202,9 +232,12 @@ export class ServeInstance implements IngressTarget, AsyncDisposable {
   }
 
   status(): ServeStatus {
-    return { startedAtMs: this.startedAtMs, ...this.endpoints,
+    return {
+      startedAtMs: this.startedAtMs,
+      ...this.endpoints,
       applications: [...this.controller.apps.values()].map((a) => a.describe()),
-      ...(this.cluster ? { cluster: this.cluster.address, nodes: this.cluster.describeNodes() } : {}) };
+      ...(this.cluster ? { cluster: this.cluster.address, nodes: this.cluster.describeNodes() } : {}),
+    };
   }
 
   stats(): DeploymentStats[] {
@@ -212,8 +245,15 @@ export class ServeInstance implements IngressTarget, AsyncDisposable {
     for (const app of this.controller.apps.values()) {
       for (const d of app.deployments.values()) {
         const info = d.describe();
-        out.push({ app: app.name, deployment: d.name, targetReplicas: d.targetReplicas, replicas: d.counts(),
-          ongoing: info.ongoing, queued: info.queued, inFlight: this.routers.inFlight(app.name, d.name) });
+        out.push({
+          app: app.name,
+          deployment: d.name,
+          targetReplicas: d.targetReplicas,
+          replicas: d.counts(),
+          ongoing: info.ongoing,
+          queued: info.queued,
+          inFlight: this.routers.inFlight(app.name, d.name),
+        });
       }
     }
     return out;
@@ -230,8 +270,12 @@ export class ServeInstance implements IngressTarget, AsyncDisposable {
       }
       if (apps.every((a) => a.status === 'RUNNING')) return;
       if (Date.now() > deadline) {
-        const waiting = apps.flatMap((a) => a.describe().deployments.filter((d) => d.status !== 'HEALTHY')
-          .map((d) => `${a.name}/${d.name}: ${d.status}${d.message ? ` (${d.message})` : ''}`));
+        const waiting = apps.flatMap((a) =>
+          a
+            .describe()
+            .deployments.filter((d) => d.status !== 'HEALTHY')
+            .map((d) => `${a.name}/${d.name}: ${d.status}${d.message ? ` (${d.message})` : ''}`),
+        );
         throw new UnavailableError(`not ready after ${timeoutS} s: ${waiting.join('; ')}`);
       }
       await new Promise((r) => setTimeout(r, 20));
@@ -253,12 +297,18 @@ export class ServeInstance implements IngressTarget, AsyncDisposable {
 
   private async drainAndStop(): Promise<void> {
     this.isDraining = true;
-    const graceS = Math.max(0, ...[...this.controller.apps.values()]
-      .flatMap((a) => [...a.deployments.values()].map((d) => d.spec.options.gracefulShutdownTimeoutS)));
+    const graceS = Math.max(
+      0,
+      ...[...this.controller.apps.values()].flatMap((a) =>
+        [...a.deployments.values()].map((d) => d.spec.options.gracefulShutdownTimeoutS),
+      ),
+    );
     let timer: NodeJS.Timeout | undefined;
     await Promise.race([
       Promise.all(this.routers.ingressRouters().map((r) => r.idle())),
-      new Promise((r) => { timer = setTimeout(r, graceS * 1000); }),
+      new Promise((r) => {
+        timer = setTimeout(r, graceS * 1000);
+      }),
     ]);
     clearTimeout(timer);
     await this.controller.dispose();
@@ -276,11 +326,15 @@ export class ServeInstance implements IngressTarget, AsyncDisposable {
     return {
       admit: () => null,
       release: () => {},
-      unary: async (call, signal) => router(call)
-        .call(call.method, call.args, { requestId: call.requestId, signal, routingKey: call.routingKey }),
+      unary: async (call, signal) =>
+        router(call).call(call.method, call.args, { requestId: call.requestId, signal, routingKey: call.routingKey }),
       stream: (call, signal) => {
         try {
-          return router(call).stream(call.method, call.args, { requestId: call.requestId, signal, routingKey: call.routingKey });
+          return router(call).stream(call.method, call.args, {
+            requestId: call.requestId,
+            signal,
+            routingKey: call.routingKey,
+          });
         } catch (err) {
           return rejectStream(err as Error);
         }
@@ -293,10 +347,14 @@ export class ServeInstance implements IngressTarget, AsyncDisposable {
     return {
       admit: () => null,
       release: () => {},
-      unary: (call, signal) => this.routers.get(caller, call.target!.app, call.target!.deployment)
-        .call(call.method, call.args, { requestId: call.requestId, signal, routingKey: call.routingKey }),
-      stream: (call, signal) => this.routers.get(caller, call.target!.app, call.target!.deployment)
-        .stream(call.method, call.args, { requestId: call.requestId, signal, routingKey: call.routingKey }),
+      unary: (call, signal) =>
+        this.routers
+          .get(caller, call.target!.app, call.target!.deployment)
+          .call(call.method, call.args, { requestId: call.requestId, signal, routingKey: call.routingKey }),
+      stream: (call, signal) =>
+        this.routers
+          .get(caller, call.target!.app, call.target!.deployment)
+          .stream(call.method, call.args, { requestId: call.requestId, signal, routingKey: call.routingKey }),
     };
   }
 
@@ -311,7 +369,8 @@ function withPrefixes(applications: ApplicationSpec[]) {
   return applications.map((spec) => {
     const routePrefix = spec.routePrefix ?? (applications.length === 1 ? '/' : `/${spec.name}`);
     if (names.has(spec.name)) throw new DeploymentConfigError(`two applications named '${spec.name}'`);
-    if (prefixes.has(routePrefix)) throw new DeploymentConfigError(`two applications with route prefix '${routePrefix}'`);
+    if (prefixes.has(routePrefix))
+      throw new DeploymentConfigError(`two applications with route prefix '${routePrefix}'`);
     names.add(spec.name);
     prefixes.add(routePrefix);
     return { name: spec.name, routePrefix, graph: buildGraph(spec.name, spec.app) };

@@ -22,14 +22,22 @@ export class AuditLog {
   private readonly write: ((line: string) => void) | null;
 
   constructor(sink: AuditSink = 'stderr') {
-    this.write = typeof sink === 'function' ? sink
-      : sink === 'none' ? null
-      : (line) => (sink === 'stdout' ? process.stdout : process.stderr).write(line);
+    this.write =
+      typeof sink === 'function'
+        ? sink
+        : sink === 'none'
+          ? null
+          : (line) => (sink === 'stdout' ? process.stdout : process.stderr).write(line);
   }
 
   record(r: AuditRecord): void {
     if (!this.write) return;
-    const line = { ts: new Date().toISOString(), audit: 'llm-request', ...r, latencyMs: Math.round(r.latencyMs * 10) / 10 };
+    const line = {
+      ts: new Date().toISOString(),
+      audit: 'llm-request',
+      ...r,
+      latencyMs: Math.round(r.latencyMs * 10) / 10,
+    };
     this.write(`${JSON.stringify(line)}\n`);
   }
 }

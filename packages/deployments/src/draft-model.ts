@@ -22,7 +22,11 @@ export class DraftModel {
 
   constructor(protected readonly options: SpecModelOptions) {
     this.#loading = loadSpecModel(options).then((loaded) => ({
-      loaded, drafter: new SessionDrafter(loaded.model, options.maxNumBatchedTokens !== undefined ? { maxNumBatchedTokens: options.maxNumBatchedTokens } : {}),
+      loaded,
+      drafter: new SessionDrafter(
+        loaded.model,
+        options.maxNumBatchedTokens !== undefined ? { maxNumBatchedTokens: options.maxNumBatchedTokens } : {},
+      ),
     }));
     this.#loading.catch(() => {});
   }

@@ -7,7 +7,11 @@
  * need to cross an actor boundary as classes.
  */
 export type ApiErrorType =
-  | 'invalid_request_error' | 'authentication_error' | 'rate_limit_error' | 'not_found_error' | 'server_error'
+  | 'invalid_request_error'
+  | 'authentication_error'
+  | 'rate_limit_error'
+  | 'not_found_error'
+  | 'server_error'
   | 'service_unavailable';
 
 export class LLMApiError extends Error {
@@ -72,7 +76,10 @@ export class RateLimitError extends LLMApiError {
   override readonly code: string = 'E_RATE_LIMITED';
   override readonly status: number = 429;
   override readonly type: ApiErrorType = 'rate_limit_error';
-  constructor(message: string, readonly retryAfterS: number) {
+  constructor(
+    message: string,
+    readonly retryAfterS: number,
+  ) {
     super(message);
   }
 }

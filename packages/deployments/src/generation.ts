@@ -3,7 +3,14 @@
  * turn the prompt into token ids under the server's limits, start it on the engine (mapping the engine's
  * typed errors to API errors that name the field in the caller's spelling), and collect whole results.
  */
-import type { ChatMessage, LLMEngine, RequestOutput, RequestStream, SamplingParams, TokenLogprob } from '@flotilla/engine';
+import type {
+  ChatMessage,
+  LLMEngine,
+  RequestOutput,
+  RequestStream,
+  SamplingParams,
+  TokenLogprob,
+} from '@flotilla/engine';
 import { ContextLimitError, InvalidParameterError, MalformedRequestError } from './errors.js';
 import type { ResolvedLimits } from './llm-server-options.js';
 
@@ -52,8 +59,10 @@ export function prepareGeneration(engine: LLMEngine, spec: GenerationSpec, limit
   const promptName = name(spec.names, 'prompt');
   if (tokenIds.length === 0) throw new InvalidParameterError(promptName, 'is empty (no tokens)');
   if (tokenIds.length > limits.maxPromptTokens) {
-    throw new ContextLimitError(promptName,
-      `is ${tokenIds.length} tokens; the limit is ${limits.maxPromptTokens} tokens (limits.maxPromptTokens)`);
+    throw new ContextLimitError(
+      promptName,
+      `is ${tokenIds.length} tokens; the limit is ${limits.maxPromptTokens} tokens (limits.maxPromptTokens)`,
+    );
   }
   const params = { ...spec.params };
   const maxName = name(spec.names, 'maxTokens');
@@ -61,10 +70,16 @@ export function prepareGeneration(engine: LLMEngine, spec: GenerationSpec, limit
   if (params.maxTokens === undefined) {
     params.maxTokens = Math.max(1, Math.min(spec.defaultMaxTokens ?? Infinity, limits.maxTokens, room));
   } else if (params.maxTokens > limits.maxTokens) {
-    throw new InvalidParameterError(maxName, `must be <= ${limits.maxTokens} (limits.maxTokens), got ${params.maxTokens}`);
+    throw new InvalidParameterError(
+      maxName,
+      `must be <= ${limits.maxTokens} (limits.maxTokens), got ${params.maxTokens}`,
+    );
   } else if (params.maxTokens > room) {
-    throw new ContextLimitError(maxName, `the prompt (${tokenIds.length} tokens) + ${maxName} (${params.maxTokens}) exceeds `
-      + `the model's context of ${engine.maxModelLen} tokens`);
+    throw new ContextLimitError(
+      maxName,
+      `the prompt (${tokenIds.length} tokens) + ${maxName} (${params.maxTokens}) exceeds ` +
+        `the model's context of ${engine.maxModelLen} tokens`,
+    );
   }
   if (params.n !== undefined && params.n > limits.maxN) {
     throw new InvalidParameterError(name(spec.names, 'n'), `must be <= ${limits.maxN} (limits.maxN), got ${params.n}`);
@@ -72,11 +87,19 @@ export function prepareGeneration(engine: LLMEngine, spec: GenerationSpec, limit
   return { tokenIds, params, promptText };
 }
 
-function promptTokens(engine: LLMEngine, prompt: PromptSource, promptName: string): { tokenIds: number[]; promptText: string } {
+function promptTokens(
+  engine: LLMEngine,
+  prompt: PromptSource,
+  promptName: string,
+): { tokenIds: number[]; promptText: string } {
   const tok = engine.tokenizer;
   if ('tokenIds' in prompt) {
     const bad = prompt.tokenIds.findIndex((id) => id >= tok.vocabSize);
-    if (bad >= 0) throw new InvalidParameterError(promptName, `token ${bad} (${prompt.tokenIds[bad]}) is outside the vocabulary [0, ${tok.vocabSize})`);
+    if (bad >= 0)
+      throw new InvalidParameterError(
+        promptName,
+        `token ${bad} (${prompt.tokenIds[bad]}) is outside the vocabulary [0, ${tok.vocabSize})`,
+      );
     return { tokenIds: prompt.tokenIds, promptText: tok.decode(prompt.tokenIds) };
   }
   if ('text' in prompt) return { tokenIds: tok.encode(prompt.text), promptText: prompt.text };
@@ -94,11 +117,16 @@ function promptTokens(engine: LLMEngine, prompt: PromptSource, promptName: strin
 
 /** Starts the request; the engine's synchronous validation errors come back as API errors. */
 export function startGeneration(
-  engine: LLMEngine, prepared: PreparedGeneration, names: ParamNames, opts: { requestId: string; signal?: AbortSignal },
+  engine: LLMEngine,
+  prepared: PreparedGeneration,
+  names: ParamNames,
+  opts: { requestId: string; signal?: AbortSignal },
 ): RequestStream {
   try {
-    return engine.generate({ tokenIds: prepared.tokenIds }, prepared.params,
-      { requestId: opts.requestId, ...(opts.signal ? { signal: opts.signal } : {}) });
+    return engine.generate({ tokenIds: prepared.tokenIds }, prepared.params, {
+      requestId: opts.requestId,
+      ...(opts.signal ? { signal: opts.signal } : {}),
+    });
   } catch (err) {
     throw toApiError(err, names);
   }
@@ -117,18 +145,32 @@ export function toApiError(err: unknown, names: ParamNames): unknown {
       const param = e.param ?? 'prompt';
       return new ContextLimitError(names[param as keyof ParamNames] ?? param, problemOf(param));
     }
-    case 'E_KV_CAPACITY': return new ContextLimitError(name(names, 'maxTokens'), e.message ?? 'the request does not fit the KV cache');
-    case 'E_INVALID_PROMPT': return new InvalidParameterError(name(names, 'prompt'), e.message ?? 'invalid');
-    case 'E_CHAT_TEMPLATE': return new InvalidParameterError('messages', e.message ?? 'the chat template failed');
-    case 'E_DUPLICATE_REQUEST': return new MalformedRequestError(`${e.message}; send a unique x-request-id`);
-    default: return err;
+    case 'E_KV_CAPACITY':
+      return new ContextLimitError(name(names, 'maxTokens'), e.message ?? 'the request does not fit the KV cache');
+    case 'E_INVALID_PROMPT':
+      return new InvalidParameterError(name(names, 'prompt'), e.message ?? 'invalid');
+    case 'E_CHAT_TEMPLATE':
+      return new InvalidParameterError('messages', e.message ?? 'the chat template failed');
+    case 'E_DUPLICATE_REQUEST':
+      return new MalformedRequestError(`${e.message}; send a unique x-request-id`);
+    default:
+      return err;
   }
 }
 
 /** Runs a request to the end and returns its samples by index, plus usage. */
-export async function collectGeneration(stream: AsyncIterable<RequestOutput>, n: number): Promise<{ samples: SampleResult[]; usage: Usage }> {
+export async function collectGeneration(
+  stream: AsyncIterable<RequestOutput>,
+  n: number,
+): Promise<{ samples: SampleResult[]; usage: Usage }> {
   const samples: SampleResult[] = Array.from({ length: n }, (_, index) => ({
-    index, text: '', tokenIds: [], logprobs: [], promptLogprobs: null, finishReason: 'abort', stopReason: null,
+    index,
+    text: '',
+    tokenIds: [],
+    logprobs: [],
+    promptLogprobs: null,
+    finishReason: 'abort',
+    stopReason: null,
   }));
   const usage: Usage = { promptTokens: 0, completionTokens: 0 };
   const completion = new Array<number>(n).fill(0);

@@ -69,10 +69,14 @@ export class KeyBuckets {
   private readonly buckets = new Map<string, Buckets>();
   private lastPruneMs: number;
 
-  constructor(private readonly limits: RateLimits = {}, private readonly now: () => number = Date.now) {
+  constructor(
+    private readonly limits: RateLimits = {},
+    private readonly now: () => number = Date.now,
+  ) {
     for (const [what, limit] of Object.entries(limits)) {
       if (limit && !(limit.perMinute > 0)) throw new LLMServerConfigError(`rateLimits.${what}.perMinute must be > 0`);
-      if (limit?.burst !== undefined && !(limit.burst > 0)) throw new LLMServerConfigError(`rateLimits.${what}.burst must be > 0`);
+      if (limit?.burst !== undefined && !(limit.burst > 0))
+        throw new LLMServerConfigError(`rateLimits.${what}.burst must be > 0`);
     }
     this.lastPruneMs = now();
   }
@@ -88,12 +92,18 @@ export class KeyBuckets {
     this.maybePrune();
     const b = this.bucketsOf(keyId);
     if (b.tokens && b.tokens.available <= 0) {
-      return { ok: false, message: `Token rate limit reached for ${keyId} (${this.limits.tokens!.perMinute} tokens/min).`,
-        retryAfterS: retryAfter(b.tokens.secondsUntil(1)) };
+      return {
+        ok: false,
+        message: `Token rate limit reached for ${keyId} (${this.limits.tokens!.perMinute} tokens/min).`,
+        retryAfterS: retryAfter(b.tokens.secondsUntil(1)),
+      };
     }
     if (b.requests && !b.requests.tryTake(1)) {
-      return { ok: false, message: `Request rate limit reached for ${keyId} (${this.limits.requests!.perMinute} requests/min).`,
-        retryAfterS: retryAfter(b.requests.secondsUntil(1)) };
+      return {
+        ok: false,
+        message: `Request rate limit reached for ${keyId} (${this.limits.requests!.perMinute} requests/min).`,
+        retryAfterS: retryAfter(b.requests.secondsUntil(1)),
+      };
     }
     if (!b.tokens) return { ok: true, reservedTokens: 0 };
     b.tokens.charge(estimatedTokens);
@@ -145,7 +155,8 @@ export class Guard {
   constructor(options: GuardOptions = {}) {
     const all = [...(options.apiKeys ?? []), ...(options.apiKeyFile ? readKeyFile(options.apiKeyFile) : [])];
     for (const key of all) {
-      if (typeof key !== 'string' || key.length < 8) throw new LLMServerConfigError('API keys must be strings of at least 8 characters');
+      if (typeof key !== 'string' || key.length < 8)
+        throw new LLMServerConfigError('API keys must be strings of at least 8 characters');
       const digest = sha256(key);
       this.keys.set(digest, `key-${digest.slice(0, 12)}`);
     }
@@ -187,9 +198,15 @@ export function admissionOf(keyId: string, d: RateDecision): Admission {
 /** Refuses bodies over `maxBytes`, by Content-Length (what the client sent) or, lacking it, the parsed body's size. */
 export function checkBodySize(headers: Record<string, string>, body: unknown, maxBytes: number): void {
   const declared = Number(headers['content-length']);
-  const size = Number.isFinite(declared) ? declared
-    : body === undefined ? 0 : Buffer.byteLength(typeof body === 'string' ? body : JSON.stringify(body));
-  if (size > maxBytes) throw new RequestTooLargeError(`Request body is ${size} bytes; the limit is ${maxBytes} bytes (limits.maxBodyBytes).`);
+  const size = Number.isFinite(declared)
+    ? declared
+    : body === undefined
+      ? 0
+      : Buffer.byteLength(typeof body === 'string' ? body : JSON.stringify(body));
+  if (size > maxBytes)
+    throw new RequestTooLargeError(
+      `Request body is ${size} bytes; the limit is ${maxBytes} bytes (limits.maxBodyBytes).`,
+    );
 }
 
 function bucket(limit: BucketLimit, now: () => number): TokenBucket {
@@ -211,5 +228,8 @@ function readKeyFile(file: string): string[] {
   } catch (err) {
     throw new LLMServerConfigError(`apiKeyFile ${file} cannot be read: ${(err as Error).message}`);
   }
-  return text.split(/\r?\n/).map((l) => l.replace(/#.*/, '').trim()).filter(Boolean);
+  return text
+    .split(/\r?\n/)
+    .map((l) => l.replace(/#.*/, '').trim())
+    .filter(Boolean);
 }

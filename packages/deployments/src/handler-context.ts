@@ -38,7 +38,9 @@ export type HttpChunk = HttpResponseLike | string;
 export type RouteHandler = (req: HttpRequestLike, ctx: HandlerContext) => AsyncGenerator<HttpChunk, void, undefined>;
 
 export const SSE_HEADERS: Record<string, string> = {
-  'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-cache', 'x-accel-buffering': 'no',
+  'content-type': 'text/event-stream; charset=utf-8',
+  'cache-control': 'no-cache',
+  'x-accel-buffering': 'no',
 };
 
 export function sse(data: unknown): string {

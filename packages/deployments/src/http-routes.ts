@@ -20,10 +20,20 @@ export interface Route {
   generates: boolean;
 }
 
-const openai = (name: string, handler: RouteHandler, generates = true): Route =>
-  ({ name, handler, renderError: openAiError, authenticated: true, generates });
-const tgi = (name: string, handler: RouteHandler, generates = true): Route =>
-  ({ name, handler, renderError: tgiError, authenticated: true, generates });
+const openai = (name: string, handler: RouteHandler, generates = true): Route => ({
+  name,
+  handler,
+  renderError: openAiError,
+  authenticated: true,
+  generates,
+});
+const tgi = (name: string, handler: RouteHandler, generates = true): Route => ({
+  name,
+  handler,
+  renderError: tgiError,
+  authenticated: true,
+  generates,
+});
 
 const ROUTES: Record<string, Route> = {
   'POST /v1/completions': openai('POST /v1/completions', completions),
@@ -47,12 +57,19 @@ export function findRoute(req: HttpRequestLike): Route {
   if (route) return route;
   if (req.method === 'GET' && path.startsWith('/v1/models/')) return MODEL_ROUTE;
   const render = path.startsWith('/v1/') || path === '/tokenize' || path === '/detokenize' ? openAiError : tgiError;
-  const allowed = Object.keys(ROUTES).filter((k) => k.endsWith(` ${path}`)).map((k) => k.split(' ')[0]);
-  const error: LLMApiError = allowed.length > 0
-    ? new MethodNotAllowedError(`${req.method} is not allowed on ${path}; use ${allowed.join(' or ')}.`)
-    : new RouteNotFoundError(`No route ${req.method} ${path}. This server speaks OpenAI (/v1/completions, /v1/chat/completions, `
-      + '/v1/models, vLLM\'s /tokenize and /detokenize) and TGI (/generate, /generate_stream, /info, /health).');
+  const allowed = Object.keys(ROUTES)
+    .filter((k) => k.endsWith(` ${path}`))
+    .map((k) => k.split(' ')[0]);
+  const error: LLMApiError =
+    allowed.length > 0
+      ? new MethodNotAllowedError(`${req.method} is not allowed on ${path}; use ${allowed.join(' or ')}.`)
+      : new RouteNotFoundError(
+          `No route ${req.method} ${path}. This server speaks OpenAI (/v1/completions, /v1/chat/completions, ` +
+            "/v1/models, vLLM's /tokenize and /detokenize) and TGI (/generate, /generate_stream, /info, /health).",
+        );
   // eslint-disable-next-line require-yield
-  const handler: RouteHandler = async function* () { throw error; };
+  const handler: RouteHandler = async function* () {
+    throw error;
+  };
   return { name: `${req.method} (unknown)`, handler, renderError: render, authenticated: false, generates: false };
 }

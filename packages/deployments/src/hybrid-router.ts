@@ -46,13 +46,28 @@ export interface HybridRouterOptions {
 /** No model could answer: both failed or both circuits are open. */
 export class HybridUnavailableError extends Error {
   readonly code = 'E_HYBRID_UNAVAILABLE';
-  constructor(message: string, override readonly cause?: unknown) {
+  constructor(
+    message: string,
+    override readonly cause?: unknown,
+  ) {
     super(message);
     this.name = 'HybridUnavailableError';
   }
 }
 
-const DEFAULT_HARD_WORDS = ['explain', 'why', 'prove', 'step by step', 'code', 'function', 'analyze', 'analyse', 'compare', 'calculate', 'translate'];
+const DEFAULT_HARD_WORDS = [
+  'explain',
+  'why',
+  'prove',
+  'step by step',
+  'code',
+  'function',
+  'analyze',
+  'analyse',
+  'compare',
+  'calculate',
+  'translate',
+];
 
 /** The default classifier: long prompts or hard-sounding ones go to the large model. Pure. */
 export function heuristicChoice(prompt: string, opts: HeuristicOptions = {}): ModelChoice {
@@ -64,7 +79,8 @@ export function heuristicChoice(prompt: string, opts: HeuristicOptions = {}): Mo
 /** The prompt text of a request (prompt, or the messages' contents joined). */
 export function promptText(req: Record<string, unknown>): string {
   if (typeof req.prompt === 'string') return req.prompt;
-  if (Array.isArray(req.messages)) return req.messages.map((m: { content?: unknown }) => String(m?.content ?? '')).join('\n');
+  if (Array.isArray(req.messages))
+    return req.messages.map((m: { content?: unknown }) => String(m?.content ?? '')).join('\n');
   return '';
 }
 
@@ -76,13 +92,32 @@ export class HybridRouter {
   private readonly cost: Counter<'model'>;
   private readonly failures: Counter<'model'>;
 
-  constructor(private readonly small: DeploymentHandle, private readonly large: DeploymentHandle, options: HybridRouterOptions = {}) {
+  constructor(
+    private readonly small: DeploymentHandle,
+    private readonly large: DeploymentHandle,
+    options: HybridRouterOptions = {},
+  ) {
     this.options = options;
     this.breakers = { small: new CircuitBreaker(options.breaker), large: new CircuitBreaker(options.breaker) };
     const registers = [this.registry];
-    this.decisions = new Counter({ name: 'flotilla_hybrid_decisions_total', help: 'Requests answered per model and why (classifier or fallback).', labelNames: ['model', 'reason'], registers });
-    this.cost = new Counter({ name: 'flotilla_hybrid_estimated_cost_total', help: 'Estimated cost of answered requests per model (relative units).', labelNames: ['model'], registers });
-    this.failures = new Counter({ name: 'flotilla_hybrid_failures_total', help: 'Failed calls per model (each retry counts).', labelNames: ['model'], registers });
+    this.decisions = new Counter({
+      name: 'flotilla_hybrid_decisions_total',
+      help: 'Requests answered per model and why (classifier or fallback).',
+      labelNames: ['model', 'reason'],
+      registers,
+    });
+    this.cost = new Counter({
+      name: 'flotilla_hybrid_estimated_cost_total',
+      help: 'Estimated cost of answered requests per model (relative units).',
+      labelNames: ['model'],
+      registers,
+    });
+    this.failures = new Counter({
+      name: 'flotilla_hybrid_failures_total',
+      help: 'Failed calls per model (each retry counts).',
+      labelNames: ['model'],
+      registers,
+    });
   }
 
   /** Which model should answer; override for a custom classifier. */
@@ -90,7 +125,9 @@ export class HybridRouter {
     if (this.options.classifier !== 'confidence') return heuristicChoice(promptText(req), this.options.heuristic);
     try {
       const probe = { ...req, temperature: 0, max_tokens: this.options.probeTokens ?? 4, logprobs: 0, n: 1 };
-      const res = (await this.small.remote(this.options.method ?? 'grpcGenerate', [probe])) as { choices?: Array<{ logprobs?: Array<{ logprob: number }> }> };
+      const res = (await this.small.remote(this.options.method ?? 'grpcGenerate', [probe])) as {
+        choices?: Array<{ logprobs?: Array<{ logprob: number }> }>;
+      };
       const lps = res.choices?.[0]?.logprobs?.map((l) => l.logprob) ?? [];
       const mean = lps.length > 0 ? lps.reduce((a, b) => a + b, 0) / lps.length : -Infinity;
       return mean >= (this.options.confidenceThreshold ?? -1.5) ? 'small' : 'large';
@@ -108,25 +145,43 @@ export class HybridRouter {
       const attempt = await this.tryModel(model, req);
       if (attempt.ok) {
         this.decisions.inc({ model, reason: model === first ? 'classifier' : 'fallback' });
-        this.cost.inc({ model }, estimatedCost(req, this.options.costPer1kTokens?.[model] ?? (model === 'small' ? 1 : 10)));
+        this.cost.inc(
+          { model },
+          estimatedCost(req, this.options.costPer1kTokens?.[model] ?? (model === 'small' ? 1 : 10)),
+        );
         return attempt.value;
       }
       lastError = attempt.error ?? lastError;
     }
-    throw new HybridUnavailableError(`no model could answer: ${(lastError as Error | undefined)?.message ?? 'both circuits are open'}`, lastError);
+    throw new HybridUnavailableError(
+      `no model could answer: ${(lastError as Error | undefined)?.message ?? 'both circuits are open'}`,
+      lastError,
+    );
   }
 
   /** Decisions per model and reason, failures, and breaker states (for tests and dashboards). */
-  async routerStats(): Promise<{ decisions: Record<string, number>; failures: Record<string, number>; breakers: Record<ModelChoice, string> }> {
-    const flat = async (c: Counter<string>) => Object.fromEntries((await c.get()).values.map((v) => [Object.values(v.labels).join('/'), v.value]));
-    return { decisions: await flat(this.decisions), failures: await flat(this.failures), breakers: { small: this.breakers.small.state, large: this.breakers.large.state } };
+  async routerStats(): Promise<{
+    decisions: Record<string, number>;
+    failures: Record<string, number>;
+    breakers: Record<ModelChoice, string>;
+  }> {
+    const flat = async (c: Counter<string>) =>
+      Object.fromEntries((await c.get()).values.map((v) => [Object.values(v.labels).join('/'), v.value]));
+    return {
+      decisions: await flat(this.decisions),
+      failures: await flat(this.failures),
+      breakers: { small: this.breakers.small.state, large: this.breakers.large.state },
+    };
   }
 
   async collectMetrics(): Promise<unknown[]> {
     return this.registry.getMetricsAsJSON();
   }
 
-  private async tryModel(model: ModelChoice, req: Record<string, unknown>): Promise<{ ok: true; value: unknown } | { ok: false; error?: unknown }> {
+  private async tryModel(
+    model: ModelChoice,
+    req: Record<string, unknown>,
+  ): Promise<{ ok: true; value: unknown } | { ok: false; error?: unknown }> {
     const breaker = this.breakers[model];
     const handle = model === 'small' ? this.small : this.large;
     const retries = this.options.retries ?? 2;

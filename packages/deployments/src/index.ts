@@ -5,7 +5,16 @@
 export { LLMServer, type LoadedState } from './llm-server.js';
 export type { LLMServerOptions, LLMServerLimits, ResolvedLimits } from './llm-server-options.js';
 export { resolveLimits, DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_N, DEFAULT_MAX_STOP } from './llm-server-options.js';
-export { Guard, KeyBuckets, checkBodySize, type GuardOptions, type RateLimits, type BucketLimit, type Admission, type RateDecision } from './guard.js';
+export {
+  Guard,
+  KeyBuckets,
+  checkBodySize,
+  type GuardOptions,
+  type RateLimits,
+  type BucketLimit,
+  type Admission,
+  type RateDecision,
+} from './guard.js';
 export { RateLimiter } from './rate-limiter.js';
 export { TokenBucket } from './token-bucket.js';
 export { AuditLog, type AuditRecord, type AuditSink } from './audit-log.js';
@@ -19,8 +28,36 @@ export type { ModelInfo } from './handler-context.js';
 export * from './errors.js';
 export { DraftModel, type DraftProposalWire } from './draft-model.js';
 export { TargetModel, type TargetInfo, type VerifyWire } from './target-model.js';
-export { SpeculativePipeline, keepUntilStop, type SpeculativePipelineOptions, type SpeculativeRequest, type SpeculativeChunk } from './speculative.js';
+export {
+  SpeculativePipeline,
+  keepUntilStop,
+  type SpeculativePipelineOptions,
+  type SpeculativeRequest,
+  type SpeculativeChunk,
+} from './speculative.js';
 export type { SpecModelOptions, SpecCall } from './spec-session.js';
-export { CircuitBreaker, backoffDelayMs, type BreakerState, type CircuitBreakerOptions, type BackoffOptions } from './circuit-breaker.js';
-export { ResponseCache, LruTtlCache, cacheKey, isDeterministic, type ResponseCacheOptions, type LruTtlOptions } from './response-cache.js';
-export { HybridRouter, HybridUnavailableError, heuristicChoice, promptText, estimatedCost, type HybridRouterOptions, type HeuristicOptions, type ModelChoice } from './hybrid-router.js';
+export {
+  CircuitBreaker,
+  backoffDelayMs,
+  type BreakerState,
+  type CircuitBreakerOptions,
+  type BackoffOptions,
+} from './circuit-breaker.js';
+export {
+  ResponseCache,
+  LruTtlCache,
+  cacheKey,
+  isDeterministic,
+  type ResponseCacheOptions,
+  type LruTtlOptions,
+} from './response-cache.js';
+export {
+  HybridRouter,
+  HybridUnavailableError,
+  heuristicChoice,
+  promptText,
+  estimatedCost,
+  type HybridRouterOptions,
+  type HeuristicOptions,
+  type ModelChoice,
+} from './hybrid-router.js';

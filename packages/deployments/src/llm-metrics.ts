@@ -12,7 +12,10 @@ const TTFT_BUCKETS = [0.001, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.25, 0.5
 const ITL_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.75, 1, 2.5, 5];
 const REQUEST_BUCKETS = [0.05, 0.1, 0.3, 0.5, 0.8, 1, 1.5, 2, 2.5, 5, 10, 15, 20, 30, 40, 50, 60, 120, 240, 480];
 
-type StatCounter = keyof Pick<EngineStats, 'promptTokens' | 'generationTokens' | 'preemptions' | 'prefixQueryTokens' | 'prefixHitTokens'>;
+type StatCounter = keyof Pick<
+  EngineStats,
+  'promptTokens' | 'generationTokens' | 'preemptions' | 'prefixQueryTokens' | 'prefixHitTokens'
+>;
 
 export class LLMMetrics {
   readonly registry = new Registry();
@@ -28,29 +31,63 @@ export class LLMMetrics {
     const registers = [this.registry];
     const labelNames = ['model_name'];
     const stats = () => this.engine?.stats();
-    const gauge = (name: string, help: string, read: (s: EngineStats) => number) => new Gauge({
-      name: PREFIX + name, help, labelNames, registers,
-      collect() { const s = stats(); if (s) this.set({ model_name: modelName }, read(s)); },
-    });
+    const gauge = (name: string, help: string, read: (s: EngineStats) => number) =>
+      new Gauge({
+        name: PREFIX + name,
+        help,
+        labelNames,
+        registers,
+        collect() {
+          const s = stats();
+          if (s) this.set({ model_name: modelName }, read(s));
+        },
+      });
     gauge('num_requests_running', 'Requests in the running batch (vLLM num_requests_running).', (s) => s.running);
     gauge('num_requests_waiting', 'Requests waiting to be scheduled (vLLM num_requests_waiting).', (s) => s.waiting);
-    gauge('kv_cache_usage_perc', 'Fraction of KV-cache blocks in use, 0..1 (vLLM kv_cache_usage_perc).', (s) => s.kvUsage);
-    const counter = (name: string, help: string, key: StatCounter) => new Counter({
-      name: PREFIX + name, help, labelNames, registers,
-      collect() { const s = stats(); if (s) { this.reset(); this.inc({ model_name: modelName }, s[key]); } },
-    });
+    gauge(
+      'kv_cache_usage_perc',
+      'Fraction of KV-cache blocks in use, 0..1 (vLLM kv_cache_usage_perc).',
+      (s) => s.kvUsage,
+    );
+    const counter = (name: string, help: string, key: StatCounter) =>
+      new Counter({
+        name: PREFIX + name,
+        help,
+        labelNames,
+        registers,
+        collect() {
+          const s = stats();
+          if (s) {
+            this.reset();
+            this.inc({ model_name: modelName }, s[key]);
+          }
+        },
+      });
     counter('prompt_tokens_total', 'Prompt tokens processed (prefill).', 'promptTokens');
     counter('generation_tokens_total', 'Tokens generated.', 'generationTokens');
     counter('num_preemptions_total', 'Sequences preempted (recomputed) for lack of KV blocks.', 'preemptions');
     counter('prefix_cache_queries_total', 'Prompt tokens looked up in the prefix cache.', 'prefixQueryTokens');
     counter('prefix_cache_hits_total', 'Prompt tokens found in the prefix cache.', 'prefixHitTokens');
-    const histogram = (name: string, help: string, buckets: number[]) => new Histogram({ name: PREFIX + name, help, labelNames, buckets, registers });
+    const histogram = (name: string, help: string, buckets: number[]) =>
+      new Histogram({ name: PREFIX + name, help, labelNames, buckets, registers });
     this.ttft = histogram('time_to_first_token_seconds', 'Arrival to first generated token.', TTFT_BUCKETS);
-    this.itl = histogram('inter_token_latency_seconds', 'Time between consecutive generated tokens of a sample.', ITL_BUCKETS);
+    this.itl = histogram(
+      'inter_token_latency_seconds',
+      'Time between consecutive generated tokens of a sample.',
+      ITL_BUCKETS,
+    );
     this.e2e = histogram('e2e_request_latency_seconds', 'Arrival to finish of a sample.', REQUEST_BUCKETS);
-    this.queue = histogram('request_queue_time_seconds', 'Arrival to first scheduling (time spent waiting).', REQUEST_BUCKETS);
-    this.success = new Counter({ name: `${PREFIX}request_success_total`, help: 'Finished samples by finish reason.',
-      labelNames: ['model_name', 'finished_reason'], registers });
+    this.queue = histogram(
+      'request_queue_time_seconds',
+      'Arrival to first scheduling (time spent waiting).',
+      REQUEST_BUCKETS,
+    );
+    this.success = new Counter({
+      name: `${PREFIX}request_success_total`,
+      help: 'Finished samples by finish reason.',
+      labelNames: ['model_name', 'finished_reason'],
+      registers,
+    });
   }
 
   /** Starts observing `engine` (once loaded). */

@@ -19,11 +19,24 @@ import type { DeploymentHandle, GrpcCallInfo, HttpRequestLike } from '@flotilla/
 import { getRequestContext, modelLoadProgress } from '@flotilla/core';
 import { LLMEngine, type EngineStats } from '@flotilla/engine';
 import { AuditLog } from './audit-log.js';
-import { InvalidJsonError, LLMServerConfigError, ModelUnavailableError, RateLimiterUnavailableError } from './errors.js';
+import {
+  InvalidJsonError,
+  LLMServerConfigError,
+  ModelUnavailableError,
+  RateLimiterUnavailableError,
+} from './errors.js';
 import { estimatedTokens, type HandlerContext, type HttpChunk, type ModelInfo } from './handler-context.js';
 import { findRoute } from './http-routes.js';
 import { Guard, admissionOf, checkBodySize, type Admission, type RateDecision } from './guard.js';
-import { LLM_GRPC_SERVICE, grpcAuthHeaders, grpcClientOf, grpcGenerate, grpcGenerateStream, toCoreError, type GrpcGenerateRequest } from './grpc/llm-grpc.js';
+import {
+  LLM_GRPC_SERVICE,
+  grpcAuthHeaders,
+  grpcClientOf,
+  grpcGenerate,
+  grpcGenerateStream,
+  toCoreError,
+  type GrpcGenerateRequest,
+} from './grpc/llm-grpc.js';
 import { LLMMetrics } from './llm-metrics.js';
 import { resolveLimits, type LLMServerOptions, type ResolvedLimits } from './llm-server-options.js';
 import { checkModelPaths, randomWeightsBanner, resolveModelSource } from './model-source.js';
@@ -58,17 +71,24 @@ export class LLMServer {
    * handle call per request); not together with `options.rateLimits`. Default: none.
    */
   constructor(options: LLMServerOptions = {}, rateLimiter?: DeploymentHandle<RateLimiter>) {
-    if (typeof options !== 'object' || options === null) throw new LLMServerConfigError('LLMServer options must be an object');
+    if (typeof options !== 'object' || options === null)
+      throw new LLMServerConfigError('LLMServer options must be an object');
     if (options.quantize !== undefined && options.quantize !== 'int8' && options.quantize !== 'int4') {
       throw new LLMServerConfigError(`quantize must be 'int8' or 'int4', got ${JSON.stringify(options.quantize)}`);
     }
     checkModelPaths(options.model, options.tokenizer);
     if (rateLimiter && options.rateLimits) {
-      throw new LLMServerConfigError('give rateLimits (buckets in each replica) or rateLimiter (buckets shared by all replicas), not both');
+      throw new LLMServerConfigError(
+        'give rateLimits (buckets in each replica) or rateLimiter (buckets shared by all replicas), not both',
+      );
     }
     this.options = options;
     this.#rateLimiter = rateLimiter;
-    this.guard = new Guard({ apiKeys: options.apiKeys, apiKeyFile: options.apiKeyFile, rateLimits: options.rateLimits });
+    this.guard = new Guard({
+      apiKeys: options.apiKeys,
+      apiKeyFile: options.apiKeyFile,
+      rateLimits: options.rateLimits,
+    });
     this.#audit = new AuditLog(options.auditLog ?? 'stderr');
     this.#loading = this.#load();
     this.#loading.catch((err: Error) => {
@@ -95,15 +115,27 @@ export class LLMServer {
     try {
       if (route.authenticated) keyId = this.guard.authenticate(req.headers, req.clientIp);
       if (req.method === 'POST') {
-        checkBodySize(req.headers, req.body, this.options.limits?.maxBodyBytes ?? resolveLimits(undefined, 2).maxBodyBytes);
+        checkBodySize(
+          req.headers,
+          req.body,
+          this.options.limits?.maxBodyBytes ?? resolveLimits(undefined, 2).maxBodyBytes,
+        );
         if (req.bodyError !== undefined) {
-          throw new InvalidJsonError(`The request body is not valid JSON (${req.bodyError}); send a JSON object with content-type: application/json.`);
+          throw new InvalidJsonError(
+            `The request body is not valid JSON (${req.bodyError}); send a JSON object with content-type: application/json.`,
+          );
         }
       }
       const state = await this.#ready();
       ctx = {
-        ...ctxBase, engine: state.engine, limits: state.limits, model: state.model, usage,
-        admit: async (p) => { admission = await this.#admit(keyId, estimatedTokens(p)); },
+        ...ctxBase,
+        engine: state.engine,
+        limits: state.limits,
+        model: state.model,
+        usage,
+        admit: async (p) => {
+          admission = await this.#admit(keyId, estimatedTokens(p));
+        },
       };
       for await (const chunk of route.handler(req, ctx)) {
         if (typeof chunk !== 'string' && status === 0) status = chunk.status;
@@ -119,8 +151,13 @@ export class LLMServer {
       if (admission) this.#settle(admission, usage.promptTokens + usage.completionTokens);
       if (ctxBase.signal?.aborted && status < 400) status = 499;
       this.#audit.record({
-        requestId: req.requestId, keyId, route: route.name, status, promptTokens: usage.promptTokens,
-        completionTokens: usage.completionTokens, latencyMs: performance.now() - started,
+        requestId: req.requestId,
+        keyId,
+        route: route.name,
+        status,
+        promptTokens: usage.promptTokens,
+        completionTokens: usage.completionTokens,
+        latencyMs: performance.now() - started,
         ...(this.options.logPrompts && ctx?.promptText !== undefined ? { prompt: ctx.promptText } : {}),
         ...(errorCode ? { error: errorCode } : {}),
       });
@@ -197,7 +234,7 @@ export class LLMServer {
    */
   dispose(): Promise<void> {
     this.#disposing ??= (async () => {
-      const state = this.#state ?? await this.#loading.catch(() => undefined);
+      const state = this.#state ?? (await this.#loading.catch(() => undefined));
       this.#metrics?.detach();
       await state?.engine.dispose();
     })();
@@ -219,10 +256,21 @@ export class LLMServer {
       ...(o.kvCacheDtype ? { kvDtype: o.kvCacheDtype } : {}),
       // A bar on a terminal, a few plain lines otherwise: loading (and quantizing) a big model takes a while.
       onProgress: modelLoadProgress(o.quantize ? `${source.defaultName} (${o.quantize})` : source.defaultName),
-      ...pick(o, ['kvCacheBytes', 'maxNumSeqs', 'maxNumBatchedTokens', 'maxModelLen', 'enablePrefixCaching', 'numThreads', 'device', 'chatTemplate']),
+      ...pick(o, [
+        'kvCacheBytes',
+        'maxNumSeqs',
+        'maxNumBatchedTokens',
+        'maxModelLen',
+        'enablePrefixCaching',
+        'numThreads',
+        'device',
+        'chatTemplate',
+      ]),
     });
     const model: ModelInfo = {
-      name: o.servedModelName ?? source.defaultName, path: source.path, randomWeights: source.randomWeights,
+      name: o.servedModelName ?? source.defaultName,
+      path: source.path,
+      randomWeights: source.randomWeights,
       createdS: Math.floor(Date.now() / 1000),
     };
     this.#metrics = new LLMMetrics(model.name);
@@ -243,7 +291,11 @@ export class LLMServer {
   }
 
   /** Authenticates, waits for the model and returns the context plus `end`, which settles the rate limit and writes the audit line. */
-  async #grpcCall(request: GrpcGenerateRequest, callInfo: GrpcCallInfo | undefined, route: string): Promise<{ ctx: HandlerContext; end: (failed: number, err?: unknown) => void }> {
+  async #grpcCall(
+    request: GrpcGenerateRequest,
+    callInfo: GrpcCallInfo | undefined,
+    route: string,
+  ): Promise<{ ctx: HandlerContext; end: (failed: number, err?: unknown) => void }> {
     const rc = getRequestContext();
     const requestId = rc?.requestId ?? `grpc-${Date.now()}`;
     const started = performance.now();
@@ -253,16 +305,30 @@ export class LLMServer {
     const end = (failed: number, err?: unknown) => {
       if (admission) this.#settle(admission, usage.promptTokens + usage.completionTokens);
       const code = (err as { code?: string } | undefined)?.code;
-      this.#audit.record({ requestId, keyId, route, status: failed ? (err as { status?: number }).status ?? 500 : 200,
-        promptTokens: usage.promptTokens, completionTokens: usage.completionTokens, latencyMs: performance.now() - started,
-        ...(code ? { error: code } : {}) });
+      this.#audit.record({
+        requestId,
+        keyId,
+        route,
+        status: failed ? ((err as { status?: number }).status ?? 500) : 200,
+        promptTokens: usage.promptTokens,
+        completionTokens: usage.completionTokens,
+        latencyMs: performance.now() - started,
+        ...(code ? { error: code } : {}),
+      });
     };
     try {
       keyId = this.guard.authenticate(grpcAuthHeaders(request, callInfo), grpcClientOf(callInfo));
       const state = await this.#ready();
       const ctx: HandlerContext = {
-        requestId, signal: rc?.signal, engine: state.engine, limits: state.limits, model: state.model, usage,
-        admit: async (p) => { admission = await this.#admit(keyId, estimatedTokens(p)); },
+        requestId,
+        signal: rc?.signal,
+        engine: state.engine,
+        limits: state.limits,
+        model: state.model,
+        usage,
+        admit: async (p) => {
+          admission = await this.#admit(keyId, estimatedTokens(p));
+        },
       };
       return { ctx, end };
     } catch (err) {
@@ -290,14 +356,23 @@ export class LLMServer {
     if (!limiter) return this.guard.settle(admission, usedTokens);
     if (admission.reservedTokens === 0) return;
     // A signal of its own: the request's may already be aborted (client gone), and the refund must still arrive.
-    limiter.options({ signal: new AbortController().signal }).settle(admission.keyId, admission.reservedTokens, usedTokens)
-      .catch(() => { /* the limiter is gone; its buckets went with it */ });
+    limiter
+      .options({ signal: new AbortController().signal })
+      .settle(admission.keyId, admission.reservedTokens, usedTokens)
+      .catch(() => {
+        /* the limiter is gone; its buckets went with it */
+      });
   }
 
   #health(): HttpChunk {
-    if (this.#disposing) return { status: 503, body: { error: 'the server is shutting down', error_type: 'unhealthy' } };
+    if (this.#disposing)
+      return { status: 503, body: { error: 'the server is shutting down', error_type: 'unhealthy' } };
     if (this.#state) return { status: 200, body: {} };
-    if (this.#loadError) return { status: 503, body: { error: `model failed to load: ${this.#loadError.message}`, error_type: 'unhealthy' } };
+    if (this.#loadError)
+      return {
+        status: 503,
+        body: { error: `model failed to load: ${this.#loadError.message}`, error_type: 'unhealthy' },
+      };
     return { status: 503, body: { error: 'model is loading', error_type: 'loading' } };
   }
 }

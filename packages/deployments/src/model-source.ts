@@ -10,7 +10,13 @@ import { LLMServerConfigError } from './errors.js';
 
 /** The random model's shape: about 1M parameters, fast on one CPU core. */
 export const RANDOM_MODEL_CONFIG: RandomModelConfig = {
-  dim: 128, hiddenDim: 384, nLayers: 4, nHeads: 4, nKvHeads: 4, vocabSize: 512, maxSeqLen: 512,
+  dim: 128,
+  hiddenDim: 384,
+  nLayers: 4,
+  nHeads: 4,
+  nKvHeads: 4,
+  vocabSize: 512,
+  maxSeqLen: 512,
 };
 
 export interface ModelSource {
@@ -24,13 +30,22 @@ export interface ModelSource {
 /** Checked in the constructor so that a wrong path fails the deployment at start, naming the path. */
 export function checkModelPaths(model: string | undefined, tokenizer: string | undefined): void {
   if (model !== undefined && !existsSync(model)) throw new LLMServerConfigError(`model ${model} does not exist`);
-  if (tokenizer !== undefined && !existsSync(tokenizer)) throw new LLMServerConfigError(`tokenizer ${tokenizer} does not exist`);
+  if (tokenizer !== undefined && !existsSync(tokenizer))
+    throw new LLMServerConfigError(`tokenizer ${tokenizer} does not exist`);
 }
 
-export async function resolveModelSource(model: string | undefined, tokenizer: string | undefined): Promise<ModelSource> {
+export async function resolveModelSource(
+  model: string | undefined,
+  tokenizer: string | undefined,
+): Promise<ModelSource> {
   if (model !== undefined) {
     const base = path.basename(path.resolve(model));
-    return { path: model, tokenizer, randomWeights: false, defaultName: base.replace(/\.(bin|gguf|safetensors)$/i, '') };
+    return {
+      path: model,
+      tokenizer,
+      randomWeights: false,
+      defaultName: base.replace(/\.(bin|gguf|safetensors)$/i, ''),
+    };
   }
   const c = RANDOM_MODEL_CONFIG;
   const dir = path.join(os.tmpdir(), `flotilla-random-${c.dim}x${c.nLayers}-v${c.vocabSize}-s${c.maxSeqLen}`);
@@ -46,6 +61,8 @@ export async function resolveModelSource(model: string | undefined, tokenizer: s
 
 export function randomWeightsBanner(source: ModelSource): string {
   const c = RANDOM_MODEL_CONFIG;
-  return `[flotilla] LLMServer: no model given — serving a RANDOM-WEIGHT model (${c.nLayers} layers, dim ${c.dim}, vocab ${c.vocabSize}) `
-    + `from ${source.path}. Its output is noise. Pass model=PATH to serve a real model.\n`;
+  return (
+    `[flotilla] LLMServer: no model given — serving a RANDOM-WEIGHT model (${c.nLayers} layers, dim ${c.dim}, vocab ${c.vocabSize}) ` +
+    `from ${source.path}. Its output is noise. Pass model=PATH to serve a real model.\n`
+  );
 }

@@ -40,8 +40,12 @@ export class LruTtlCache<V> {
     this.now = opts.now ?? Date.now;
   }
 
-  get size(): number { return this.map.size; }
-  get bytes(): number { return this.totalBytes; }
+  get size(): number {
+    return this.map.size;
+  }
+  get bytes(): number {
+    return this.totalBytes;
+  }
 
   /** The live value (now most recently used), or undefined; an expired entry is dropped here. */
   get(key: string): V | undefined {
@@ -63,7 +67,8 @@ export class LruTtlCache<V> {
     if (bytes > this.maxBytes || this.maxEntries <= 0) return false;
     this.map.set(key, { value, bytes, expires: this.ttlMs > 0 ? this.now() + this.ttlMs : Infinity });
     this.totalBytes += bytes;
-    while (this.map.size > this.maxEntries || this.totalBytes > this.maxBytes) this.delete(this.map.keys().next().value!);
+    while (this.map.size > this.maxEntries || this.totalBytes > this.maxBytes)
+      this.delete(this.map.keys().next().value!);
     return true;
   }
 
@@ -77,8 +82,23 @@ export class LruTtlCache<V> {
 
 /** The request fields that make up the key; every other field (api_key, user, …) is left out. */
 const KEY_FIELDS = [
-  'model', 'prompt', 'messages', 'prompt_token_ids', 'max_tokens', 'temperature', 'top_p', 'top_k', 'min_p', 'n', 'stop', 'seed',
-  'logprobs', 'presence_penalty', 'frequency_penalty', 'repetition_penalty', 'ignore_eos',
+  'model',
+  'prompt',
+  'messages',
+  'prompt_token_ids',
+  'max_tokens',
+  'temperature',
+  'top_p',
+  'top_k',
+  'min_p',
+  'n',
+  'stop',
+  'seed',
+  'logprobs',
+  'presence_penalty',
+  'frequency_penalty',
+  'repetition_penalty',
+  'ignore_eos',
 ] as const;
 
 /** Canonical key of a generate request (fields in a fixed order, absent ones omitted). */
@@ -107,15 +127,30 @@ export class ResponseCache {
   private readonly registry = new Registry();
   private readonly lookups: Counter<'result'>;
 
-  constructor(private readonly llm: DeploymentHandle, options: ResponseCacheOptions = {}) {
+  constructor(
+    private readonly llm: DeploymentHandle,
+    options: ResponseCacheOptions = {},
+  ) {
     this.cache = new LruTtlCache(options);
     this.method = options.method ?? 'grpcGenerate';
     this.cacheSeeded = options.cacheSeeded ?? true;
     const registers = [this.registry];
-    this.lookups = new Counter({ name: 'flotilla_response_cache_lookups_total', help: 'Cache lookups by result: hit, miss, or bypass (not cacheable).', labelNames: ['result'], registers });
+    this.lookups = new Counter({
+      name: 'flotilla_response_cache_lookups_total',
+      help: 'Cache lookups by result: hit, miss, or bypass (not cacheable).',
+      labelNames: ['result'],
+      registers,
+    });
     const cache = this.cache;
     // Registered in this replica's registry; read on each scrape.
-    new Gauge({ name: 'flotilla_response_cache_entries', help: 'Responses held.', registers, collect() { this.set(cache.size); } });
+    new Gauge({
+      name: 'flotilla_response_cache_entries',
+      help: 'Responses held.',
+      registers,
+      collect() {
+        this.set(cache.size);
+      },
+    });
   }
 
   /** The downstream response, from the cache when an identical deterministic request was answered before. */

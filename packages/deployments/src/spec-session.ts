@@ -28,11 +28,13 @@ export interface SpecCall {
 }
 
 export function loadSpecModel(opts: SpecModelOptions): Promise<LoadedModel> {
-  if (!opts || typeof opts.model !== 'string') throw new LLMServerConfigError('a speculative model deployment needs options.model (a path)');
+  if (!opts || typeof opts.model !== 'string')
+    throw new LLMServerConfigError('a speculative model deployment needs options.model (a path)');
   return loadModel(opts.model, {
     ...(opts.tokenizer !== undefined ? { tokenizerPath: opts.tokenizer } : {}),
     ...(opts.numThreads !== undefined ? { numThreads: opts.numThreads } : {}),
     ...(opts.device !== undefined ? { device: opts.device } : {}),
-    maxBatchTokens: opts.maxNumBatchedTokens ?? 2048, maxBatchSeqs: 1,
+    maxBatchTokens: opts.maxNumBatchedTokens ?? 2048,
+    maxBatchSeqs: 1,
   });
 }

@@ -44,31 +44,58 @@ export class SpeculativePipeline {
   private info: Promise<TargetInfo> | undefined;
   private readonly k: number;
 
-  constructor(private readonly draft: DeploymentHandle<DraftModel>, private readonly target: DeploymentHandle<TargetModel>, options: SpeculativePipelineOptions = {}) {
+  constructor(
+    private readonly draft: DeploymentHandle<DraftModel>,
+    private readonly target: DeploymentHandle<TargetModel>,
+    options: SpeculativePipelineOptions = {},
+  ) {
     this.k = options.k ?? 4;
   }
 
   /** Streams the completion of `req.prompt`, one chunk per round. */
   async *generate(req: SpeculativeRequest): AsyncGenerator<SpeculativeChunk> {
     this.info ??= this.target.remote('info', []) as Promise<TargetInfo>;
-    this.info.catch(() => { this.info = undefined; });
+    this.info.catch(() => {
+      this.info = undefined;
+    });
     const info = await this.info;
     const prompt = (await this.target.remote('tokenize', [req.prompt])) as number[];
     const params = (await this.target.remote('resolveParams', [req.params ?? {}, prompt.length])) as SpecCall['params'];
     const stopIds = new Set([...params.stopTokenIds, ...(params.ignoreEos ? [] : info.stopTokenIds)]);
-    const call: SpecCall = { requestId: randomUUID(), tokenIds: [...prompt], params, seed: params.seed ?? randomInt(0, 2 ** 32 - 1) };
+    const call: SpecCall = {
+      requestId: randomUUID(),
+      tokenIds: [...prompt],
+      params,
+      seed: params.seed ?? randomInt(0, 2 ** 32 - 1),
+    };
     const opts = sessionOptions(call.requestId);
     let emitted = '';
     try {
       for (;;) {
         const room = params.maxTokens - (call.tokenIds.length - prompt.length);
         const k = Math.min(this.k, room - 1);
-        const draft = k > 0 ? ((await this.draft.remote('propose', [call, k], opts)) as DraftProposalWire) : { tokens: [], q: null };
-        const v = (await this.target.remote('verify', [call, draft.tokens, draft.q, prompt.length], opts)) as VerifyWire;
+        const draft =
+          k > 0
+            ? ((await this.draft.remote('propose', [call, k], opts)) as DraftProposalWire)
+            : { tokens: [], q: null };
+        const v = (await this.target.remote(
+          'verify',
+          [call, draft.tokens, draft.q, prompt.length],
+          opts,
+        )) as VerifyWire;
         const { kept, reason } = keepUntilStop(v.tokens, call.tokenIds.length - prompt.length, params, stopIds);
         call.tokenIds.push(...kept);
-        const text = kept.length === v.tokens.length && reason !== 'stop' ? v.text : await this.visibleText(call, prompt.length, reason === 'stop');
-        yield { tokenIds: kept, text: text.slice(emitted.length), accepted: Math.min(v.numAccepted, kept.length), finished: reason !== null, finishReason: reason };
+        const text =
+          kept.length === v.tokens.length && reason !== 'stop'
+            ? v.text
+            : await this.visibleText(call, prompt.length, reason === 'stop');
+        yield {
+          tokenIds: kept,
+          text: text.slice(emitted.length),
+          accepted: Math.min(v.numAccepted, kept.length),
+          finished: reason !== null,
+          finishReason: reason,
+        };
         emitted = text;
         if (reason !== null) return;
       }
@@ -79,7 +106,9 @@ export class SpeculativePipeline {
   }
 
   /** The whole completion at once. */
-  async complete(req: SpeculativeRequest): Promise<{ text: string; tokenIds: number[]; finishReason: string | null; rounds: number; accepted: number }> {
+  async complete(
+    req: SpeculativeRequest,
+  ): Promise<{ text: string; tokenIds: number[]; finishReason: string | null; rounds: number; accepted: number }> {
     const out = { text: '', tokenIds: [] as number[], finishReason: null as string | null, rounds: 0, accepted: 0 };
     for await (const c of this.generate(req)) {
       out.text += c.text;
@@ -108,7 +137,12 @@ function sessionOptions(requestId: string): CallOptions {
 }
 
 /** Keeps tokens up to and including the first that stops (after minTokens), or up to maxTokens. */
-export function keepUntilStop(tokens: readonly number[], numOutput: number, params: { maxTokens: number; minTokens: number }, stopIds: ReadonlySet<number>): { kept: number[]; reason: 'stop' | 'length' | null } {
+export function keepUntilStop(
+  tokens: readonly number[],
+  numOutput: number,
+  params: { maxTokens: number; minTokens: number },
+  stopIds: ReadonlySet<number>,
+): { kept: number[]; reason: 'stop' | 'length' | null } {
   const kept: number[] = [];
   for (const t of tokens) {
     kept.push(t);

@@ -4,7 +4,13 @@
  * rejection sampling accepts (greedy: what matches its argmax) plus one token of its own, and keeps
  * the request's KV between rounds (a replica without it recomputes: slower, never different).
  */
-import { resolveSamplingParams, SessionVerifier, type LoadedModel, type ResolvedSamplingParams, type SamplingParams } from '@flotilla/engine';
+import {
+  resolveSamplingParams,
+  SessionVerifier,
+  type LoadedModel,
+  type ResolvedSamplingParams,
+  type SamplingParams,
+} from '@flotilla/engine';
 import { loadSpecModel, type SpecCall, type SpecModelOptions } from './spec-session.js';
 
 export interface TargetInfo {
@@ -26,7 +32,11 @@ export class TargetModel {
 
   constructor(protected readonly options: SpecModelOptions) {
     this.#loading = loadSpecModel(options).then((loaded) => ({
-      loaded, verifier: new SessionVerifier(loaded.model, options.maxNumBatchedTokens !== undefined ? { maxNumBatchedTokens: options.maxNumBatchedTokens } : {}),
+      loaded,
+      verifier: new SessionVerifier(
+        loaded.model,
+        options.maxNumBatchedTokens !== undefined ? { maxNumBatchedTokens: options.maxNumBatchedTokens } : {},
+      ),
     }));
     this.#loading.catch(() => {});
   }
@@ -34,7 +44,11 @@ export class TargetModel {
   async info(): Promise<TargetInfo> {
     const { loaded } = await this.#loading;
     const ids = [loaded.spec.eosId, ...loaded.spec.stopTokenIds].filter((id) => id >= 0);
-    return { maxModelLen: loaded.model.config.maxSeqLen, vocabSize: loaded.model.config.vocabSize, stopTokenIds: [...new Set(ids)] };
+    return {
+      maxModelLen: loaded.model.config.maxSeqLen,
+      vocabSize: loaded.model.config.vocabSize,
+      stopTokenIds: [...new Set(ids)],
+    };
   }
 
   /** Prompt text → token ids, as LLMEngine.generate() encodes a string prompt. */
@@ -45,7 +59,11 @@ export class TargetModel {
   /** Checks sampling parameters against the model and a prompt length (throws SamplingParamsError). */
   async resolveParams(params: SamplingParams, promptLen: number): Promise<ResolvedSamplingParams> {
     const { loaded } = await this.#loading;
-    return resolveSamplingParams(params, { maxModelLen: loaded.model.config.maxSeqLen, vocabSize: loaded.model.config.vocabSize, promptLen });
+    return resolveSamplingParams(params, {
+      maxModelLen: loaded.model.config.maxSeqLen,
+      vocabSize: loaded.model.config.vocabSize,
+      promptLen,
+    });
   }
 
   /** One verification round; `promptLen` says where the output starts, for the returned text. */

@@ -7,8 +7,13 @@ export class TokenBucket {
   private level: number;
   private updatedAtMs: number;
 
-  constructor(readonly capacity: number, readonly refillPerS: number, private readonly now: () => number = Date.now) {
-    if (!(capacity > 0) || !(refillPerS > 0)) throw new RangeError(`a token bucket needs capacity > 0 and refillPerS > 0, got ${capacity}, ${refillPerS}`);
+  constructor(
+    readonly capacity: number,
+    readonly refillPerS: number,
+    private readonly now: () => number = Date.now,
+  ) {
+    if (!(capacity > 0) || !(refillPerS > 0))
+      throw new RangeError(`a token bucket needs capacity > 0 and refillPerS > 0, got ${capacity}, ${refillPerS}`);
     this.level = capacity;
     this.updatedAtMs = now();
   }

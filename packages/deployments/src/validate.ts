@@ -17,7 +17,10 @@ export interface NumberRule {
 export class BodyReader {
   private readonly read = new Set<string>();
 
-  private constructor(private readonly body: Record<string, unknown>, private readonly prefix: string) {}
+  private constructor(
+    private readonly body: Record<string, unknown>,
+    private readonly prefix: string,
+  ) {}
 
   /** `body` must be a JSON object; `prefix` is prepended to names in messages (e.g. 'parameters.'). */
   static of(body: unknown, what = 'request body', prefix = ''): BodyReader {
@@ -63,7 +66,8 @@ export class BodyReader {
   boolean(key: string): boolean | undefined {
     const v = this.raw(key);
     if (v === undefined) return undefined;
-    if (typeof v !== 'boolean') throw new InvalidParameterError(this.name(key), `must be a boolean, got ${describe(v)}`);
+    if (typeof v !== 'boolean')
+      throw new InvalidParameterError(this.name(key), `must be a boolean, got ${describe(v)}`);
     return v;
   }
 
@@ -82,7 +86,8 @@ export class BodyReader {
     if (!Array.isArray(list) || list.some((s) => typeof s !== 'string')) {
       throw new InvalidParameterError(this.name(key), 'must be a string or an array of strings');
     }
-    if (list.length > max) throw new InvalidParameterError(this.name(key), `at most ${max} entries, got ${list.length}`);
+    if (list.length > max)
+      throw new InvalidParameterError(this.name(key), `at most ${max} entries, got ${list.length}`);
     if (list.some((s) => s === '')) throw new InvalidParameterError(this.name(key), 'entries must not be empty');
     return list as string[];
   }
@@ -107,7 +112,8 @@ export class BodyReader {
   /** Refuses a field that is present and not allowed to be (e.g. tools); absent, null or `allowed` pass. */
   unsupported(key: string, allowed: (v: unknown) => boolean = () => false): void {
     const v = this.raw(key);
-    if (v !== undefined && !allowed(v)) throw new InvalidParameterError(this.name(key), 'is not supported by this server');
+    if (v !== undefined && !allowed(v))
+      throw new InvalidParameterError(this.name(key), 'is not supported by this server');
   }
 
   /** Throws for the first field that no getter read. */

@@ -18,7 +18,7 @@ export interface ChatMessage {
  * prompt the answer. Plain text, so it works with any vocabulary (small story models included).
  */
 export const DEFAULT_CHAT_TEMPLATE =
-  "{% for message in messages %}{{ message.role | capitalize }}: {{ message.content }}\n{% endfor %}" +
+  '{% for message in messages %}{{ message.role | capitalize }}: {{ message.content }}\n{% endfor %}' +
   '{% if add_generation_prompt %}Assistant:{% endif %}';
 
 export interface ChatTemplateOptions {
@@ -74,14 +74,19 @@ export class ChatTemplate {
 
 /** Validates messages and flattens content parts to text. */
 function checkMessages(messages: unknown): Array<{ role: string; content: string; name?: string }> {
-  if (!Array.isArray(messages) || messages.length === 0) throw new InvalidPromptError('messages must be a non-empty array');
+  if (!Array.isArray(messages) || messages.length === 0)
+    throw new InvalidPromptError('messages must be a non-empty array');
   return messages.map((m: unknown, i) => {
     if (typeof m !== 'object' || m === null) throw new InvalidPromptError(`messages[${i}] must be an object`);
     const { role, content, name } = m as Record<string, unknown>;
-    if (typeof role !== 'string' || role.length === 0) throw new InvalidPromptError(`messages[${i}].role must be a non-empty string`);
-    const text = typeof content === 'string' ? content
-      : Array.isArray(content) ? content.map((part, j) => partText(part, i, j)).join('')
-      : null;
+    if (typeof role !== 'string' || role.length === 0)
+      throw new InvalidPromptError(`messages[${i}].role must be a non-empty string`);
+    const text =
+      typeof content === 'string'
+        ? content
+        : Array.isArray(content)
+          ? content.map((part, j) => partText(part, i, j)).join('')
+          : null;
     if (text === null) throw new InvalidPromptError(`messages[${i}].content must be a string or an array of parts`);
     return typeof name === 'string' ? { role, content: text, name } : { role, content: text };
   });
@@ -90,7 +95,8 @@ function checkMessages(messages: unknown): Array<{ role: string; content: string
 function partText(part: unknown, i: number, j: number): string {
   const p = part as { type?: unknown; text?: unknown } | null;
   if (!p || typeof p !== 'object') throw new InvalidPromptError(`messages[${i}].content[${j}] must be an object`);
-  if (p.type !== 'text') throw new InvalidPromptError(`messages[${i}].content[${j}]: only text parts are supported, got ${String(p.type)}`);
+  if (p.type !== 'text')
+    throw new InvalidPromptError(`messages[${i}].content[${j}]: only text parts are supported, got ${String(p.type)}`);
   if (typeof p.text !== 'string') throw new InvalidPromptError(`messages[${i}].content[${j}].text must be a string`);
   return p.text;
 }

@@ -95,6 +95,12 @@ export class EngineStepError extends EngineError {
 }
 
 export const engineRequestErrorClasses = {
-  SamplingParamsError, ContextLengthError, KvCapacityError, InvalidPromptError, ChatTemplateError,
-  DuplicateRequestError, EngineDisposedError, EngineStepError,
+  SamplingParamsError,
+  ContextLengthError,
+  KvCapacityError,
+  InvalidPromptError,
+  ChatTemplateError,
+  DuplicateRequestError,
+  EngineDisposedError,
+  EngineStepError,
 } as const;

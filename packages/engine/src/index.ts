@@ -6,10 +6,29 @@ export { LLMEngine, type LLMEngineOptions, type GenerateOptions } from './llm-en
 export type { EngineEvent, EngineEventListener, EngineStats } from './engine-metrics.js';
 export { RequestStream, type RequestOutput, type TokenLogprob } from './request-output.js';
 export type { PromptInput } from './prompt.js';
-export { resolveSamplingParams, MAX_LOGPROBS, type SamplingParams, type ResolvedSamplingParams, type SamplingContext } from './sampling-params.js';
-export { ChatTemplate, DEFAULT_CHAT_TEMPLATE, type ChatMessage, type ChatTemplateOptions, type RenderOptions } from './chat-template.js';
+export {
+  resolveSamplingParams,
+  MAX_LOGPROBS,
+  type SamplingParams,
+  type ResolvedSamplingParams,
+  type SamplingContext,
+} from './sampling-params.js';
+export {
+  ChatTemplate,
+  DEFAULT_CHAT_TEMPLATE,
+  type ChatMessage,
+  type ChatTemplateOptions,
+  type RenderOptions,
+} from './chat-template.js';
 export { Sequence, checkTokenStop, type SequenceStatus, type FinishReason, type SequenceInit } from './sequence.js';
-export { Scheduler, DEFAULT_MAX_NUM_BATCHED_TOKENS, DEFAULT_MAX_NUM_SEQS, type SchedulerConfig, type SchedulerOutput, type StepOutcome } from './scheduler.js';
+export {
+  Scheduler,
+  DEFAULT_MAX_NUM_BATCHED_TOKENS,
+  DEFAULT_MAX_NUM_SEQS,
+  type SchedulerConfig,
+  type SchedulerOutput,
+  type StepOutcome,
+} from './scheduler.js';
 export { BlockPool } from './block-pool.js';
 export { BlockManager, hashBlock, type BlockManagerStats } from './block-manager.js';
 export { ModelRunner, type ModelRunnerOptions, type StepModel } from './model-runner.js';

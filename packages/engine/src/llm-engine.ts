@@ -9,7 +9,13 @@ import { BlockManager } from './block-manager.js';
 import { BlockPool } from './block-pool.js';
 import { ChatTemplate } from './chat-template.js';
 import { collectStats, EngineMetrics, type EngineEventListener, type EngineStats } from './engine-metrics.js';
-import { DuplicateRequestError, EngineDisposedError, EngineStepError, KvCapacityError, SamplingParamsError } from './errors.js';
+import {
+  DuplicateRequestError,
+  EngineDisposedError,
+  EngineStepError,
+  KvCapacityError,
+  SamplingParamsError,
+} from './errors.js';
 import type { LoadedModel, LoadModelOptions } from './model-loader/load-model.js';
 import type { ModelSpec } from './model-loader/model-spec.js';
 import { ModelRunner } from './model-runner.js';
@@ -87,12 +93,25 @@ export class LLMEngine implements AsyncDisposable {
     this.maxModelLen = Math.min(opts.maxModelLen ?? model.config.maxSeqLen, model.config.maxSeqLen);
     const maxNumBatchedTokens = opts.maxNumBatchedTokens ?? DEFAULT_MAX_NUM_BATCHED_TOKENS;
     const maxNumSeqs = opts.maxNumSeqs ?? DEFAULT_MAX_NUM_SEQS;
-    const blockManager = new BlockManager(new BlockPool(model.numBlocks, model.blockSize), opts.enablePrefixCaching ?? true);
-    this.scheduler = new Scheduler({
-      maxNumBatchedTokens, maxNumSeqs, maxModelLen: this.maxModelLen,
-      ...(opts.enableChunkedPrefill !== undefined ? { enableChunkedPrefill: opts.enableChunkedPrefill } : {}),
-    }, blockManager);
-    this.runner = new ModelRunner(model, { blockSize: model.blockSize, maxNumBatchedTokens, maxNumSeqs, maxModelLen: this.maxModelLen });
+    const blockManager = new BlockManager(
+      new BlockPool(model.numBlocks, model.blockSize),
+      opts.enablePrefixCaching ?? true,
+    );
+    this.scheduler = new Scheduler(
+      {
+        maxNumBatchedTokens,
+        maxNumSeqs,
+        maxModelLen: this.maxModelLen,
+        ...(opts.enableChunkedPrefill !== undefined ? { enableChunkedPrefill: opts.enableChunkedPrefill } : {}),
+      },
+      blockManager,
+    );
+    this.runner = new ModelRunner(model, {
+      blockSize: model.blockSize,
+      maxNumBatchedTokens,
+      maxNumSeqs,
+      maxModelLen: this.maxModelLen,
+    });
     this.chatTemplate = new ChatTemplate(opts.chatTemplate ?? this.spec.chatTemplate, {
       ...(opts.bosToken !== undefined ? { bosToken: opts.bosToken } : {}),
       ...(opts.eosToken !== undefined ? { eosToken: opts.eosToken } : {}),
@@ -103,8 +122,18 @@ export class LLMEngine implements AsyncDisposable {
   /** Loads the model (unless given one) and builds the engine. */
   static async create(options: LLMEngineOptions): Promise<LLMEngine> {
     const { model, maxNumBatchedTokens, maxNumSeqs, ...rest } = options;
-    const { enableChunkedPrefill: _c, enablePrefixCaching: _p, maxModelLen: _m, chatTemplate: _t, bosToken: _b, eosToken: _e, speculative: _s, ...loadOptions } = rest;
-    if (typeof model !== 'string') return LLMEngine.withSpeculation(new LLMEngine(model, false, options), options, loadOptions);
+    const {
+      enableChunkedPrefill: _c,
+      enablePrefixCaching: _p,
+      maxModelLen: _m,
+      chatTemplate: _t,
+      bosToken: _b,
+      eosToken: _e,
+      speculative: _s,
+      ...loadOptions
+    } = rest;
+    if (typeof model !== 'string')
+      return LLMEngine.withSpeculation(new LLMEngine(model, false, options), options, loadOptions);
     const { loadModel } = await import('./model-loader/load-model.js');
     const loaded = await loadModel(model, {
       ...loadOptions,
@@ -119,12 +148,23 @@ export class LLMEngine implements AsyncDisposable {
     }
   }
 
-  private static async withSpeculation(engine: LLMEngine, options: LLMEngineOptions, loadOptions: LoadModelOptions): Promise<LLMEngine> {
+  private static async withSpeculation(
+    engine: LLMEngine,
+    options: LLMEngineOptions,
+    loadOptions: LoadModelOptions,
+  ): Promise<LLMEngine> {
     if (!options.speculative) return engine;
     const { createSpecDecoder } = await import('./spec-decode/speculative-options.js');
-    const setup = await createSpecDecoder(options.speculative, engine.loaded, {
-      maxNumBatchedTokens: engine.scheduler.maxNumBatchedTokens, maxNumSeqs: engine.scheduler.maxNumSeqs, maxModelLen: engine.maxModelLen,
-    }, loadOptions);
+    const setup = await createSpecDecoder(
+      options.speculative,
+      engine.loaded,
+      {
+        maxNumBatchedTokens: engine.scheduler.maxNumBatchedTokens,
+        maxNumSeqs: engine.scheduler.maxNumSeqs,
+        maxModelLen: engine.maxModelLen,
+      },
+      loadOptions,
+    );
     engine.specDecoder = setup.decoder;
     engine.ownedDraft = setup.ownedDraft;
     return engine;
@@ -139,21 +179,39 @@ export class LLMEngine implements AsyncDisposable {
   generate(prompt: PromptInput, samplingParams: SamplingParams = {}, options: GenerateOptions = {}): RequestStream {
     if (this.disposed) throw new EngineDisposedError('the engine is disposed');
     const tokens = promptTokenIds(prompt, this.tokenizer, this.chatTemplate);
-    const params = resolveSamplingParams(samplingParams, { maxModelLen: this.maxModelLen, vocabSize: this.tokenizer.vocabSize, promptLen: tokens.length });
+    const params = resolveSamplingParams(samplingParams, {
+      maxModelLen: this.maxModelLen,
+      vocabSize: this.tokenizer.vocabSize,
+      promptLen: tokens.length,
+    });
     if (params.promptLogprobs !== undefined && tokens.length > this.scheduler.maxNumBatchedTokens) {
-      throw new SamplingParamsError('promptLogprobs', `needs the prompt in one step: at most ${this.scheduler.maxNumBatchedTokens} tokens (maxNumBatchedTokens), got ${tokens.length}`);
+      throw new SamplingParamsError(
+        'promptLogprobs',
+        `needs the prompt in one step: at most ${this.scheduler.maxNumBatchedTokens} tokens (maxNumBatchedTokens), got ${tokens.length}`,
+      );
     }
     this.checkCapacity(tokens.length + params.maxTokens);
     const requestId = options.requestId ?? `req-${this.nextRequestId++}`;
-    if (this.requests.has(requestId)) throw new DuplicateRequestError(`request id ${requestId} is already in flight`, { requestId });
-    const stopTokenIds = params.ignoreEos ? params.stopTokenIds : [...new Set([...params.stopTokenIds, ...this.modelStopIds])];
+    if (this.requests.has(requestId))
+      throw new DuplicateRequestError(`request id ${requestId} is already in flight`, { requestId });
+    const stopTokenIds = params.ignoreEos
+      ? params.stopTokenIds
+      : [...new Set([...params.stopTokenIds, ...this.modelStopIds])];
     const arrivalTime = performance.now();
     const samples: SampleState[] = [];
     for (let i = 0; i < params.n; i++) {
       const seed = params.seed !== undefined ? (params.seed + i) >>> 0 : randomInt(0, 2 ** 32 - 1);
       const seq = new Sequence({
-        seqId: this.nextSeqId++, requestId, index: i, promptTokenIds: tokens, params, seed, stopTokenIds,
-        blockSize: this.scheduler.blockManager.blockSize, parent: samples[0]?.seq ?? null, arrivalTime,
+        seqId: this.nextSeqId++,
+        requestId,
+        index: i,
+        promptTokenIds: tokens,
+        params,
+        seed,
+        stopTokenIds,
+        blockSize: this.scheduler.blockManager.blockSize,
+        parent: samples[0]?.seq ?? null,
+        arrivalTime,
       });
       samples.push(new SampleState(seq, this.tokenizer));
     }
@@ -202,7 +260,8 @@ export class LLMEngine implements AsyncDisposable {
   async dispose(): Promise<void> {
     if (this.disposed) return;
     this.disposed = true;
-    for (const req of [...this.requests.values()]) this.failRequest(req, new EngineDisposedError('the engine was disposed'));
+    for (const req of [...this.requests.values()])
+      this.failRequest(req, new EngineDisposedError('the engine was disposed'));
     await this.loop;
     if (this.ownsModel) this.loaded.dispose();
     this.ownedDraft?.dispose();
@@ -216,11 +275,15 @@ export class LLMEngine implements AsyncDisposable {
     const bm = this.scheduler.blockManager;
     const need = bm.blocksFor(maxTokens);
     if (need > bm.pool.numBlocks) {
-      throw new KvCapacityError(`a request of up to ${maxTokens} tokens needs ${need} KV blocks; the pool has ${bm.pool.numBlocks}`,
-        { needBlocks: need, numBlocks: bm.pool.numBlocks });
+      throw new KvCapacityError(
+        `a request of up to ${maxTokens} tokens needs ${need} KV blocks; the pool has ${bm.pool.numBlocks}`,
+        { needBlocks: need, numBlocks: bm.pool.numBlocks },
+      );
     }
     if (!this.scheduler.enableChunkedPrefill && maxTokens > this.scheduler.maxNumBatchedTokens) {
-      throw new KvCapacityError(`without chunked prefill a request of up to ${maxTokens} tokens exceeds maxNumBatchedTokens (${this.scheduler.maxNumBatchedTokens})`);
+      throw new KvCapacityError(
+        `without chunked prefill a request of up to ${maxTokens} tokens exceeds maxNumBatchedTokens (${this.scheduler.maxNumBatchedTokens})`,
+      );
     }
   }
 
@@ -249,7 +312,9 @@ export class LLMEngine implements AsyncDisposable {
       } catch (err) {
         // A failed native step (or a bug after it): every request in flight ends with the error; the engine goes on.
         this.runner.invalidate();
-        const e = new EngineStepError(`engine step failed: ${(err as Error).message}`, { cause: (err as { code?: string }).code });
+        const e = new EngineStepError(`engine step failed: ${(err as Error).message}`, {
+          cause: (err as { code?: string }).code,
+        });
         for (const req of [...this.requests.values()]) this.failRequest(req, e);
       }
     }
@@ -261,7 +326,8 @@ export class LLMEngine implements AsyncDisposable {
     if (out.seqs.length === 0) {
       if (out.preempted.length > 0) return true;
       // Never expected (every admitted request fits the pool alone): fail what waits rather than spin.
-      for (const req of [...this.requests.values()]) this.failRequest(req, new EngineStepError('the scheduler cannot place any waiting request'));
+      for (const req of [...this.requests.values()])
+        this.failRequest(req, new EngineStepError('the scheduler cannot place any waiting request'));
       return false;
     }
     const t0 = performance.now();
@@ -274,7 +340,9 @@ export class LLMEngine implements AsyncDisposable {
       this.processSpecStep(out, result, t0);
       return true;
     }
-    const spec = this.specDecoder ? await this.specDecoder.step(out, this.loaded.model, this.runner, this.scheduler.blockManager) : null;
+    const spec = this.specDecoder
+      ? await this.specDecoder.step(out, this.loaded.model, this.runner, this.scheduler.blockManager)
+      : null;
     if (spec) {
       this.processSpecStep(out, spec, t0);
       return true;
@@ -296,8 +364,14 @@ export class LLMEngine implements AsyncDisposable {
       const lp = seq.params.logprobs !== undefined ? logprobOf(result, i, token, seq.params.logprobs) : null;
       if (this.acceptSampled(seq, token, lp, now)) generated++;
     }
-    this.metrics.emit({ type: 'step', numSeqs: out.seqs.length, numTokens: out.numBatchedTokens, numGenerated: generated,
-      numPreempted: out.preempted.length, durationMs: now - t0 });
+    this.metrics.emit({
+      type: 'step',
+      numSeqs: out.seqs.length,
+      numTokens: out.numBatchedTokens,
+      numGenerated: generated,
+      numPreempted: out.preempted.length,
+      durationMs: now - t0,
+    });
   }
 
   /** One sampled token of a live sequence: detokenize, check stop strings, stream it out. False if the request is gone. */
@@ -326,8 +400,14 @@ export class LLMEngine implements AsyncDisposable {
     // Rolled-back blocks may return at the same block-table index, which the runner's row cache
     // would not notice: rewrite every row next step.
     if (spec.numDraftTokens.some((k) => k > 0)) this.runner.invalidate();
-    this.metrics.emit({ type: 'step', numSeqs: out.seqs.length, numTokens: out.numBatchedTokens, numGenerated: generated,
-      numPreempted: out.preempted.length, durationMs: now - t0 });
+    this.metrics.emit({
+      type: 'step',
+      numSeqs: out.seqs.length,
+      numTokens: out.numBatchedTokens,
+      numGenerated: generated,
+      numPreempted: out.preempted.length,
+      durationMs: now - t0,
+    });
   }
 
   private noteAdmissions(out: SchedulerOutput, t0: number): void {
@@ -340,7 +420,12 @@ export class LLMEngine implements AsyncDisposable {
     }
   }
 
-  private emitOutput(req: RequestState, sample: SampleState, token: number, lp: ReturnType<typeof logprobOf> | null): void {
+  private emitOutput(
+    req: RequestState,
+    sample: SampleState,
+    token: number,
+    lp: ReturnType<typeof logprobOf> | null,
+  ): void {
     const out: RequestOutput = sample.output(req.requestId, token, lp);
     req.stream.push(out);
     if (out.finished) this.retireSample(req, sample);
@@ -352,9 +437,16 @@ export class LLMEngine implements AsyncDisposable {
     const end = performance.now();
     const ttft = sample.firstTokenAt - req.arrivalTime;
     this.metrics.emit({
-      type: 'request-finished', requestId: req.requestId, index: seq.index, finishReason: seq.finishReason ?? 'abort',
-      promptTokens: seq.promptLen, completionTokens: seq.numOutputTokens, cachedPromptTokens: sample.cachedPromptTokens,
-      queueMs: sample.admittedAt - req.arrivalTime, ttftMs: ttft, e2eMs: end - req.arrivalTime,
+      type: 'request-finished',
+      requestId: req.requestId,
+      index: seq.index,
+      finishReason: seq.finishReason ?? 'abort',
+      promptTokens: seq.promptLen,
+      completionTokens: seq.numOutputTokens,
+      cachedPromptTokens: sample.cachedPromptTokens,
+      queueMs: sample.admittedAt - req.arrivalTime,
+      ttftMs: ttft,
+      e2eMs: end - req.arrivalTime,
       tpotMs: seq.numOutputTokens > 1 ? (end - sample.firstTokenAt) / (seq.numOutputTokens - 1) : NaN,
       numPreemptions: seq.numPreemptions,
     });

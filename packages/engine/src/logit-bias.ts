@@ -33,7 +33,7 @@ export function writeLogitBias(seq: Sequence, ids: Int32Array, values: Float32Ar
   }
   if (ban) {
     for (const id of seq.stopTokenIds) {
-      if (ids.subarray(start, p).includes(id)) continue;  // stopTokenIds may repeat an id
+      if (ids.subarray(start, p).includes(id)) continue; // stopTokenIds may repeat an id
       ids[p] = id;
       values[p++] = -Infinity;
     }

@@ -49,14 +49,28 @@ export class ModelRunner {
     this.rowEpoch = new Int32Array(S);
     this.rowBlocks = new Int32Array(S);
     this.batch = {
-      numSeqs: 0, numTokens: 0, maxBlocksPerSeq,
-      tokenIds: new Int32Array(T), positions: new Int32Array(T), slotMapping: new Int32Array(T),
-      queryStartLoc: new Int32Array(S + 1), contextLens: new Int32Array(S),
-      blockTables: new Int32Array(S * maxBlocksPerSeq), sampleMask: new Uint8Array(S),
-      temperature: new Float32Array(S), topK: new Int32Array(S), topP: new Float32Array(S), minP: new Float32Array(S),
-      repetitionPenalty: new Float32Array(S), presencePenalty: new Float32Array(S), frequencyPenalty: new Float32Array(S),
-      seeds: new Uint32Array(S), numLogprobs: new Int32Array(S),
-      penaltyTokens: new Int32Array(0), penaltyOffsets: new Int32Array(S + 1), penaltyPromptLens: new Int32Array(S),
+      numSeqs: 0,
+      numTokens: 0,
+      maxBlocksPerSeq,
+      tokenIds: new Int32Array(T),
+      positions: new Int32Array(T),
+      slotMapping: new Int32Array(T),
+      queryStartLoc: new Int32Array(S + 1),
+      contextLens: new Int32Array(S),
+      blockTables: new Int32Array(S * maxBlocksPerSeq),
+      sampleMask: new Uint8Array(S),
+      temperature: new Float32Array(S),
+      topK: new Int32Array(S),
+      topP: new Float32Array(S),
+      minP: new Float32Array(S),
+      repetitionPenalty: new Float32Array(S),
+      presencePenalty: new Float32Array(S),
+      frequencyPenalty: new Float32Array(S),
+      seeds: new Uint32Array(S),
+      numLogprobs: new Int32Array(S),
+      penaltyTokens: new Int32Array(0),
+      penaltyOffsets: new Int32Array(S + 1),
+      penaltyPromptLens: new Int32Array(S),
     };
     this.biasOffsets = new Int32Array(S + 1);
   }

@@ -35,12 +35,18 @@ export interface PromptLogprobsStep {
   prompt: Map<number, Array<TokenLogprob | null>>;
 }
 
-export async function runPromptLogprobsStep(out: SchedulerOutput, model: Pick<NativeModel, 'logits' | 'config'>, runner: ModelRunner): Promise<PromptLogprobsStep> {
+export async function runPromptLogprobsStep(
+  out: SchedulerOutput,
+  model: Pick<NativeModel, 'logits' | 'config'>,
+  runner: ModelRunner,
+): Promise<PromptLogprobsStep> {
   const batch = runner.prepare(out);
   const S = out.seqs.length;
   const logitRows = new Int32Array(S).fill(1);
   const whole = out.seqs.map((seq, i) => completesPending(seq, out.numNewTokens[i]!));
-  whole.forEach((w, i) => { if (w) logitRows[i] = out.numNewTokens[i]!; });
+  whole.forEach((w, i) => {
+    if (w) logitRows[i] = out.numNewTokens[i]!;
+  });
   const logits = await model.logits(batch, logitRows);
   const V = model.config.vocabSize;
   const result: SpecStepResult = { tokenIds: [], numDraftTokens: new Array<number>(S).fill(0), logprobs: [] };
@@ -59,7 +65,7 @@ export async function runPromptLogprobsStep(out: SchedulerOutput, model: Pick<Na
       prompt.set(seq.seqId, promptLogprobs(seq, n, row, seq.params.promptLogprobs ?? 0));
       seq.promptLogprobsPending = false;
     }
-    const last = Float32Array.from(row(n - 1));  // the bias is added to a copy: logits may be a view of native memory
+    const last = Float32Array.from(row(n - 1)); // the bias is added to a copy: logits may be a view of native memory
     addBias(seq, last);
     const { tokens, logprobs } = verifyRows(seq, [last], null);
     result.tokenIds.push(tokens);
@@ -79,7 +85,12 @@ function addBias(seq: Sequence, row: Float32Array): void {
 }
 
 /** Prompt rows 0 .. n - 2 (the prompt was computed whole from position 0) against tokens 1 .. n - 1. */
-function promptLogprobs(seq: Sequence, n: number, row: (j: number) => Float32Array, numTop: number): Array<TokenLogprob | null> {
+function promptLogprobs(
+  seq: Sequence,
+  n: number,
+  row: (j: number) => Float32Array,
+  numTop: number,
+): Array<TokenLogprob | null> {
   const out: Array<TokenLogprob | null> = [null];
   for (let j = 0; j + 1 < n; j++) out.push(rowLogprob(row(j), seq.tokenIds[j + 1]!, numTop));
   return out;
@@ -92,7 +103,7 @@ function rowLogprob(logits: Float32Array, tokenId: number, numTop: number): Toke
   let sum = 0;
   for (let i = 0; i < logits.length; i++) sum += Math.exp(logits[i]! - max);
   const lse = max + Math.log(sum);
-  const best: number[] = [];  // ids, best first
+  const best: number[] = []; // ids, best first
   for (let i = 0; i < logits.length && numTop > 0; i++) {
     const v = logits[i]!;
     if (best.length === numTop && v <= logits[best[numTop - 1]!]!) continue;
@@ -101,5 +112,9 @@ function rowLogprob(logits: Float32Array, tokenId: number, numTop: number): Toke
     best.splice(at, 0, i);
     if (best.length > numTop) best.pop();
   }
-  return { tokenId, logprob: logits[tokenId]! - lse, top: best.map((id) => ({ tokenId: id, logprob: logits[id]! - lse })) };
+  return {
+    tokenId,
+    logprob: logits[tokenId]! - lse,
+    top: best.map((id) => ({ tokenId: id, logprob: logits[id]! - lse })),
+  };
 }

@@ -84,9 +84,13 @@ export class RequestStream implements AsyncIterableIterator<RequestOutput> {
   next(): Promise<IteratorResult<RequestOutput>> {
     const out = this.queue.shift();
     if (out) return Promise.resolve({ value: out, done: false });
-    if (this.ended) return this.error ? Promise.reject(this.takeError()) : Promise.resolve({ value: undefined, done: true });
-    if (this.waiter) return Promise.reject(new Error('RequestStream: next() called while a previous next() is pending'));
-    return new Promise((resolve, reject) => { this.waiter = { resolve, reject }; });
+    if (this.ended)
+      return this.error ? Promise.reject(this.takeError()) : Promise.resolve({ value: undefined, done: true });
+    if (this.waiter)
+      return Promise.reject(new Error('RequestStream: next() called while a previous next() is pending'));
+    return new Promise((resolve, reject) => {
+      this.waiter = { resolve, reject };
+    });
   }
 
   /** The consumer stopped (break, return, a thrown error): the request is aborted and its blocks freed. */

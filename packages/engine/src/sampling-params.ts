@@ -108,9 +108,25 @@ export interface SamplingContext {
 export const MAX_LOGPROBS = 20;
 
 const KNOWN = new Set<string>([
-  'temperature', 'topP', 'topK', 'minP', 'maxTokens', 'minTokens', 'n', 'seed', 'stop', 'stopTokenIds',
-  'ignoreEos', 'includeStopStrInOutput', 'logprobs', 'promptLogprobs', 'repetitionPenalty', 'presencePenalty',
-  'frequencyPenalty', 'logitBias', 'speculative',
+  'temperature',
+  'topP',
+  'topK',
+  'minP',
+  'maxTokens',
+  'minTokens',
+  'n',
+  'seed',
+  'stop',
+  'stopTokenIds',
+  'ignoreEos',
+  'includeStopStrInOutput',
+  'logprobs',
+  'promptLogprobs',
+  'repetitionPenalty',
+  'presencePenalty',
+  'frequencyPenalty',
+  'logitBias',
+  'speculative',
 ]);
 
 /** The range of one logit bias, OpenAI's. */
@@ -137,27 +153,48 @@ export function resolveSamplingParams(input: unknown, ctx: SamplingContext): Res
   const minTokens = int(p, 'minTokens', 0, (v) => v >= 0, 'must be >= 0');
   const room = ctx.maxModelLen - ctx.promptLen;
   if (room < 1) {
-    throw new ContextLengthError('prompt', `prompt of ${ctx.promptLen} tokens leaves no room in the model's context of ${ctx.maxModelLen}`,
-      { promptLen: ctx.promptLen, maxModelLen: ctx.maxModelLen });
+    throw new ContextLengthError(
+      'prompt',
+      `prompt of ${ctx.promptLen} tokens leaves no room in the model's context of ${ctx.maxModelLen}`,
+      { promptLen: ctx.promptLen, maxModelLen: ctx.maxModelLen },
+    );
   }
   const maxTokens = int(p, 'maxTokens', room, (v) => v >= 1, 'must be >= 1');
   if (ctx.promptLen + maxTokens > ctx.maxModelLen) {
-    throw new ContextLengthError('maxTokens',
+    throw new ContextLengthError(
+      'maxTokens',
       `prompt (${ctx.promptLen} tokens) + maxTokens (${maxTokens}) exceeds the model's context of ${ctx.maxModelLen}`,
-      { promptLen: ctx.promptLen, maxTokens, maxModelLen: ctx.maxModelLen });
+      { promptLen: ctx.promptLen, maxTokens, maxModelLen: ctx.maxModelLen },
+    );
   }
   if (minTokens > maxTokens) throw new SamplingParamsError('minTokens', `must be <= maxTokens (${maxTokens})`);
-  const seed = p.seed === undefined || p.seed === null ? undefined
-    : int(p, 'seed', 0, (v) => v >= 0 && v <= 0xffffffff, 'must be an integer in [0, 2^32)');
-  const logprobs = p.logprobs === undefined || p.logprobs === null ? undefined
-    : int(p, 'logprobs', 0, (v) => v >= 0 && v <= MAX_LOGPROBS, `must be in [0, ${MAX_LOGPROBS}]`);
-  const promptLogprobs = p.promptLogprobs === undefined || p.promptLogprobs === null ? undefined
-    : int(p, 'promptLogprobs', 0, (v) => v >= 0 && v <= MAX_LOGPROBS, `must be in [0, ${MAX_LOGPROBS}]`);
-  if (promptLogprobs !== undefined && n !== 1) throw new SamplingParamsError('promptLogprobs', `needs n = 1, got n = ${n}`);
+  const seed =
+    p.seed === undefined || p.seed === null
+      ? undefined
+      : int(p, 'seed', 0, (v) => v >= 0 && v <= 0xffffffff, 'must be an integer in [0, 2^32)');
+  const logprobs =
+    p.logprobs === undefined || p.logprobs === null
+      ? undefined
+      : int(p, 'logprobs', 0, (v) => v >= 0 && v <= MAX_LOGPROBS, `must be in [0, ${MAX_LOGPROBS}]`);
+  const promptLogprobs =
+    p.promptLogprobs === undefined || p.promptLogprobs === null
+      ? undefined
+      : int(p, 'promptLogprobs', 0, (v) => v >= 0 && v <= MAX_LOGPROBS, `must be in [0, ${MAX_LOGPROBS}]`);
+  if (promptLogprobs !== undefined && n !== 1)
+    throw new SamplingParamsError('promptLogprobs', `needs n = 1, got n = ${n}`);
   const speculative = speculativeParams(p.speculative);
   return {
     ...(speculative !== undefined ? { speculative } : {}),
-    temperature, topP, topK, minP, maxTokens, minTokens, n, seed, logprobs, promptLogprobs,
+    temperature,
+    topP,
+    topK,
+    minP,
+    maxTokens,
+    minTokens,
+    n,
+    seed,
+    logprobs,
+    promptLogprobs,
     stop: stopStrings(p.stop),
     stopTokenIds: tokenIds(p.stopTokenIds, ctx.vocabSize),
     ignoreEos: bool(p, 'ignoreEos', false),
@@ -178,10 +215,16 @@ function logitBias(v: unknown, vocabSize: number): Array<[number, number]> {
   for (const [key, bias] of Object.entries(v as Record<string, unknown>)) {
     const id = /^(0|[1-9][0-9]*)$/.test(key) ? Number(key) : NaN;
     if (!Number.isInteger(id) || id >= vocabSize) {
-      throw new SamplingParamsError('logitBias', `key ${JSON.stringify(key)} is not a token id in the vocabulary [0, ${vocabSize})`);
+      throw new SamplingParamsError(
+        'logitBias',
+        `key ${JSON.stringify(key)} is not a token id in the vocabulary [0, ${vocabSize})`,
+      );
     }
     if (typeof bias !== 'number' || !Number.isFinite(bias) || bias < -MAX_LOGIT_BIAS || bias > MAX_LOGIT_BIAS) {
-      throw new SamplingParamsError('logitBias', `bias of token ${id} must be a number in [-${MAX_LOGIT_BIAS}, ${MAX_LOGIT_BIAS}], got ${describe(bias)}`);
+      throw new SamplingParamsError(
+        'logitBias',
+        `bias of token ${id} must be a number in [-${MAX_LOGIT_BIAS}, ${MAX_LOGIT_BIAS}], got ${describe(bias)}`,
+      );
     }
     out.push([id, bias]);
   }
@@ -191,7 +234,8 @@ function logitBias(v: unknown, vocabSize: number): Array<[number, number]> {
 function num(p: Record<string, unknown>, key: string, dflt: number, ok: (v: number) => boolean, rule: string): number {
   const v = p[key];
   if (v === undefined || v === null) return dflt;
-  if (typeof v !== 'number' || !Number.isFinite(v)) throw new SamplingParamsError(key, `must be a finite number, got ${describe(v)}`);
+  if (typeof v !== 'number' || !Number.isFinite(v))
+    throw new SamplingParamsError(key, `must be a finite number, got ${describe(v)}`);
   if (!ok(v)) throw new SamplingParamsError(key, `${rule}, got ${v}`);
   return v;
 }
@@ -199,7 +243,8 @@ function num(p: Record<string, unknown>, key: string, dflt: number, ok: (v: numb
 function int(p: Record<string, unknown>, key: string, dflt: number, ok: (v: number) => boolean, rule: string): number {
   const v = p[key];
   if (v === undefined || v === null) return dflt;
-  if (typeof v !== 'number' || !Number.isInteger(v)) throw new SamplingParamsError(key, `must be an integer, got ${describe(v)}`);
+  if (typeof v !== 'number' || !Number.isInteger(v))
+    throw new SamplingParamsError(key, `must be an integer, got ${describe(v)}`);
   if (!ok(v)) throw new SamplingParamsError(key, `${rule}, got ${v}`);
   return v;
 }
@@ -226,7 +271,10 @@ function tokenIds(v: unknown, vocabSize: number): number[] {
   if (!Array.isArray(v)) throw new SamplingParamsError('stopTokenIds', 'must be an array of token ids');
   for (const id of v) {
     if (!Number.isInteger(id) || id < 0 || id >= vocabSize) {
-      throw new SamplingParamsError('stopTokenIds', `token id ${describe(id)} is outside the vocabulary [0, ${vocabSize})`);
+      throw new SamplingParamsError(
+        'stopTokenIds',
+        `token id ${describe(id)} is outside the vocabulary [0, ${vocabSize})`,
+      );
     }
   }
   return [...(v as number[])];
@@ -234,18 +282,24 @@ function tokenIds(v: unknown, vocabSize: number): number[] {
 
 function speculativeParams(v: unknown): SpeculativeParams | false | undefined {
   if (v === undefined || v === null || v === false) return v === false ? false : undefined;
-  if (typeof v !== 'object' || Array.isArray(v)) throw new SamplingParamsError('speculative', 'must be an object { k, method } or false');
+  if (typeof v !== 'object' || Array.isArray(v))
+    throw new SamplingParamsError('speculative', 'must be an object { k, method } or false');
   const o = v as Record<string, unknown>;
-  for (const key of Object.keys(o)) if (key !== 'k' && key !== 'method') throw new SamplingParamsError(`speculative.${key}`, 'unknown option');
+  for (const key of Object.keys(o))
+    if (key !== 'k' && key !== 'method') throw new SamplingParamsError(`speculative.${key}`, 'unknown option');
   const out: SpeculativeParams = {};
   if (o.k !== undefined) {
     if (!Number.isInteger(o.k) || (o.k as number) < 0 || (o.k as number) > MAX_SPECULATIVE_K) {
-      throw new SamplingParamsError('speculative.k', `must be an integer in [0, ${MAX_SPECULATIVE_K}], got ${describe(o.k)}`);
+      throw new SamplingParamsError(
+        'speculative.k',
+        `must be an integer in [0, ${MAX_SPECULATIVE_K}], got ${describe(o.k)}`,
+      );
     }
     out.k = o.k as number;
   }
   if (o.method !== undefined) {
-    if (o.method !== 'ngram' && o.method !== 'draft') throw new SamplingParamsError('speculative.method', `must be 'ngram' or 'draft', got ${describe(o.method)}`);
+    if (o.method !== 'ngram' && o.method !== 'draft')
+      throw new SamplingParamsError('speculative.method', `must be 'ngram' or 'draft', got ${describe(o.method)}`);
     out.method = o.method;
   }
   return out;

@@ -120,8 +120,12 @@ export class Scheduler {
    * by one with the usual stop checks; `onToken(i, j, token)` runs after each (it may finish the
    * sequence, e.g. on a stop string, which drops the rest). Returns how many tokens each appended.
    */
-  updateSpeculative(output: SchedulerOutput, tokenIds: readonly (readonly number[])[], numDraftTokens: ArrayLike<number>,
-    onToken?: (seqIndex: number, tokenIndex: number, tokenId: number) => void): number[] {
+  updateSpeculative(
+    output: SchedulerOutput,
+    tokenIds: readonly (readonly number[])[],
+    numDraftTokens: ArrayLike<number>,
+    onToken?: (seqIndex: number, tokenIndex: number, tokenId: number) => void,
+  ): number[] {
     const appended = new Array<number>(output.seqs.length).fill(0);
     for (let i = 0; i < output.seqs.length; i++) {
       const seq = output.seqs[i]!;
@@ -130,7 +134,10 @@ export class Scheduler {
       const kept = tokenIds[i]!;
       if (k > 0) {
         seq.truncate(seq.numTokens - k);
-        this.blockManager.rollback(seq, seq.numComputedTokens + output.numNewTokens[i]! - k + Math.max(0, kept.length - 1));
+        this.blockManager.rollback(
+          seq,
+          seq.numComputedTokens + output.numNewTokens[i]! - k + Math.max(0, kept.length - 1),
+        );
       } else {
         seq.numComputedTokens += output.numNewTokens[i]!;
       }

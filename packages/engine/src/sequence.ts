@@ -111,7 +111,9 @@ export class Sequence {
   /** Drops tokens past the first `numTokens` (rejected speculative proposals). */
   truncate(numTokens: number): void {
     if (numTokens < this.numComputedTokens || numTokens > this.numTokens) {
-      throw new Error(`assertion: truncating sequence ${this.seqId} to ${numTokens} (computed ${this.numComputedTokens}, tokens ${this.numTokens})`);
+      throw new Error(
+        `assertion: truncating sequence ${this.seqId} to ${numTokens} (computed ${this.numComputedTokens}, tokens ${this.numTokens})`,
+      );
     }
     this.numTokens = numTokens;
   }

@@ -10,24 +10,45 @@ const gate: { release?: () => void } = {};
 beforeAll(async () => {
   target = new InMemoryTarget([
     {
-      name: 'echo', routePrefix: '/echo', impl: {
+      name: 'echo',
+      routePrefix: '/echo',
+      impl: {
         __call__: (x: unknown) => ({ got: x }),
         add: (a: number, b: number) => a + b,
         slow: (ms: number) => sleep(ms).then(() => 'late'),
-        wait: () => new Promise<string>((resolve) => { gate.release = () => resolve('released'); }),
-        async *count(n: number) { for (let i = 0; i < n; i++) yield { i }; },
-        async *forever() { for (let i = 0; ; i++) { yield i; await sleep(5); } },
+        wait: () =>
+          new Promise<string>((resolve) => {
+            gate.release = () => resolve('released');
+          }),
+        async *count(n: number) {
+          for (let i = 0; i < n; i++) yield { i };
+        },
+        async *forever() {
+          for (let i = 0; ; i++) {
+            yield i;
+            await sleep(5);
+          }
+        },
       },
     },
     {
-      name: 'raw', routePrefix: '/v1', rawHttp: true, impl: {
-        handleHttp: (req: any) => ({ status: 201, headers: { 'X-Path': req.path }, body: { method: req.method, body: req.body, q: req.query } }),
+      name: 'raw',
+      routePrefix: '/v1',
+      rawHttp: true,
+      impl: {
+        handleHttp: (req: any) => ({
+          status: 201,
+          headers: { 'X-Path': req.path },
+          body: { method: req.method, body: req.body, q: req.query },
+        }),
       },
     },
   ]);
   proxy = await HttpProxy.start(target, { port: 0, requestTimeoutMs: 300, bodyLimitBytes: 1024 });
 });
-afterAll(async () => { await proxy.close(); });
+afterAll(async () => {
+  await proxy.close();
+});
 
 const post = (path: string, body?: string, headers: Record<string, string> = {}) =>
   fetch(`${proxy.url}${path}`, { method: 'POST', body, headers: { 'content-type': 'application/json', ...headers } });
@@ -68,7 +89,12 @@ describe('HttpProxy over an in-memory target', () => {
   it('streams NDJSON and SSE', async () => {
     const nd = await post('/echo/count', '[3]');
     expect(nd.headers.get('content-type')).toContain('application/x-ndjson');
-    expect((await nd.text()).trim().split('\n').map((l) => JSON.parse(l))).toEqual([{ i: 0 }, { i: 1 }, { i: 2 }]);
+    expect(
+      (await nd.text())
+        .trim()
+        .split('\n')
+        .map((l) => JSON.parse(l)),
+    ).toEqual([{ i: 0 }, { i: 1 }, { i: 2 }]);
     const sse = await post('/echo/count', '[2]', { accept: 'text/event-stream' });
     expect(sse.headers.get('content-type')).toContain('text/event-stream');
     expect(await sse.text()).toBe('data: {"i":0}\n\ndata: {"i":1}\n\nevent: end\ndata: {}\n\n');
@@ -84,7 +110,11 @@ describe('HttpProxy over an in-memory target', () => {
   });
 
   it('serves raw HTTP deployments', async () => {
-    const r = await fetch(`${proxy.url}/v1/chat/completions?x=1`, { method: 'POST', body: '{"m":1}', headers: { 'content-type': 'application/json' } });
+    const r = await fetch(`${proxy.url}/v1/chat/completions?x=1`, {
+      method: 'POST',
+      body: '{"m":1}',
+      headers: { 'content-type': 'application/json' },
+    });
     expect(r.status).toBe(201);
     expect(r.headers.get('x-path')).toBe('/chat/completions');
     expect(await r.json()).toEqual({ method: 'POST', body: { m: 1 }, q: { x: '1' } });
@@ -96,7 +126,9 @@ describe('HttpProxy over an in-memory target', () => {
       const r = await post('/echo/add', '[1,2]');
       expect(r.status).toBe(503);
       expect(r.headers.get('retry-after')).toBe('2');
-    } finally { target.maxOngoing = Infinity; }
+    } finally {
+      target.maxOngoing = Infinity;
+    }
   });
 
   it('serves admin routes', async () => {
@@ -126,12 +158,17 @@ describe('HttpProxy: a JSON body that does not parse, for raw-HTTP deployments',
   let rawProxy: HttpProxy;
   const echo = (req: any) => ({ status: 200, body: { body: req.body, bodyError: req.bodyError ?? null } });
   beforeAll(async () => {
-    rawProxy = await HttpProxy.start(new InMemoryTarget([
-      { name: 'plain', routePrefix: '/plain', rawHttp: true, impl: { handleHttp: echo } },
-      { name: 'own', routePrefix: '/own', rawHttp: true, handlesMalformedJson: true, impl: { handleHttp: echo } },
-    ]), { port: 0, bodyLimitBytes: 1024 });
+    rawProxy = await HttpProxy.start(
+      new InMemoryTarget([
+        { name: 'plain', routePrefix: '/plain', rawHttp: true, impl: { handleHttp: echo } },
+        { name: 'own', routePrefix: '/own', rawHttp: true, handlesMalformedJson: true, impl: { handleHttp: echo } },
+      ]),
+      { port: 0, bodyLimitBytes: 1024 },
+    );
   });
-  afterAll(async () => { await rawProxy.close(); });
+  afterAll(async () => {
+    await rawProxy.close();
+  });
   const send = (path: string, body: string) =>
     fetch(`${rawProxy.url}${path}`, { method: 'POST', body, headers: { 'content-type': 'application/json' } });
 

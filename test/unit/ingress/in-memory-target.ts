@@ -29,7 +29,10 @@ export class InMemoryTarget implements IngressTarget {
 
   routes(): RouteInfo[] {
     return this.apps.map((a) => ({
-      app: a.name, routePrefix: a.routePrefix, ingress: `${a.name}Ingress`, deployments: [`${a.name}Ingress`],
+      app: a.name,
+      routePrefix: a.routePrefix,
+      ingress: `${a.name}Ingress`,
+      deployments: [`${a.name}Ingress`],
       rawHttp: a.rawHttp ?? false,
       ...(a.handlesMalformedJson ? { handlesMalformedJson: true } : {}),
       methods: Object.fromEntries(Object.entries(a.impl).map(([k, fn]) => [k, isGenerator(fn) ? 'stream' : 'unary'])),
@@ -44,14 +47,22 @@ export class InMemoryTarget implements IngressTarget {
         this.lastOptions = opts;
         if (this.ongoing >= this.maxOngoing) throw new BackPressureError('queue full', { retryAfterS: 2 });
         this.ongoing++;
-        try { return await found.impl[method]!.call({ signal: opts?.signal }, ...args); } finally { this.ongoing--; }
+        try {
+          return await found.impl[method]!.call({ signal: opts?.signal }, ...args);
+        } finally {
+          this.ongoing--;
+        }
       },
       remoteStream: (method: string, args: unknown[], opts?: CallOptions) => {
         this.lastOptions = opts;
         const gen = found.impl[method]!.call({ signal: opts?.signal }, ...args) as AsyncGenerator<unknown>;
         const closed = this.closedStreams;
         return (async function* () {
-          try { yield* gen; } finally { closed.push(method); }
+          try {
+            yield* gen;
+          } finally {
+            closed.push(method);
+          }
         })();
       },
     };
@@ -61,9 +72,19 @@ export class InMemoryTarget implements IngressTarget {
     return {
       startedAtMs: 0,
       applications: this.apps.map((a) => ({
-        name: a.name, routePrefix: a.routePrefix, status: 'RUNNING',
-        deployments: [{ name: `${a.name}Ingress`, status: 'HEALTHY', targetReplicas: 1, queued: 0, ongoing: this.ongoing,
-          replicas: [{ id: 'r1', state: 'RUNNING', placement: 'local', node: 'head', ongoing: 0, startedAtMs: 0 }] }],
+        name: a.name,
+        routePrefix: a.routePrefix,
+        status: 'RUNNING',
+        deployments: [
+          {
+            name: `${a.name}Ingress`,
+            status: 'HEALTHY',
+            targetReplicas: 1,
+            queued: 0,
+            ongoing: this.ongoing,
+            replicas: [{ id: 'r1', state: 'RUNNING', placement: 'local', node: 'head', ongoing: 0, startedAtMs: 0 }],
+          },
+        ],
       })),
     };
   }

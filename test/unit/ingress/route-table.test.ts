@@ -2,8 +2,14 @@ import { describe, expect, it } from 'vitest';
 import { matchRoute, normalizePrefix } from '../../../packages/core/src/ingress/route-table.js';
 import type { RouteInfo } from '../../../packages/core/src/contract/routes.js';
 
-const route = (app: string, routePrefix: string): RouteInfo =>
-  ({ app, routePrefix, ingress: app, deployments: [app], methods: {}, rawHttp: false });
+const route = (app: string, routePrefix: string): RouteInfo => ({
+  app,
+  routePrefix,
+  ingress: app,
+  deployments: [app],
+  methods: {},
+  rawHttp: false,
+});
 
 describe('matchRoute', () => {
   const routes = [route('root', '/'), route('api', '/api'), route('v1', '/api/v1/')];

@@ -23,6 +23,9 @@ const control: ReplicaControl = {
   drain: (timeoutMs) => replica.drain(timeoutMs),
   dispose: () => replica.dispose(),
 };
-Comlink.expose(control, comlinkEndpoint(channel, () => peer.flush()));
+Comlink.expose(
+  control,
+  comlinkEndpoint(channel, () => peer.flush()),
+);
 // A child whose parent is gone must not linger (threads end with their process anyway).
 channel.onClose(() => process.exit(0));

@@ -94,11 +94,13 @@ export class ChannelActor implements ActorRef {
     this.control = Comlink.wrap<ReplicaControl>(comlinkEndpoint(channel, () => this.peer.flush()));
     const exit = new AbortController();
     this.exitSignal = exit.signal;
-    this.exited = new Promise((resolve) => channel.onClose((reason) => {
-      this.alive = false;
-      exit.abort(reason);
-      resolve(reason);
-    }));
+    this.exited = new Promise((resolve) =>
+      channel.onClose((reason) => {
+        this.alive = false;
+        exit.abort(reason);
+        resolve(reason);
+      }),
+    );
   }
 
   call(method: string, args: unknown[], opts: ActorCallOptions): Promise<unknown> {

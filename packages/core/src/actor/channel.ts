@@ -27,8 +27,12 @@ export class BaseChannel {
   private readonly messageListeners: ((msg: ProtocolMessage) => void)[] = [];
   private readonly closeListeners: ((reason: string) => void)[] = [];
 
-  onMessage(listener: (msg: ProtocolMessage) => void): void { this.messageListeners.push(listener); }
-  onClose(listener: (reason: string) => void): void { this.closeListeners.push(listener); }
+  onMessage(listener: (msg: ProtocolMessage) => void): void {
+    this.messageListeners.push(listener);
+  }
+  onClose(listener: (reason: string) => void): void {
+    this.closeListeners.push(listener);
+  }
 
   protected deliver(wire: ProtocolMessage | PackedBatchMessage): void {
     const msg = wire.type === 'packed-batch' ? decodeBatch(wire) : wire;
@@ -71,7 +75,8 @@ export class IpcChannel extends BaseChannel implements Channel {
       proc.on('disconnect', () => this.close('parent disconnected'));
     } else {
       proc.on('exit', (code: number | null, signal: string | null) =>
-        this.close(signal ? `process killed by ${signal}` : `process exited with code ${code}`));
+        this.close(signal ? `process killed by ${signal}` : `process exited with code ${code}`),
+      );
     }
   }
 
@@ -94,11 +99,15 @@ export function comlinkEndpoint(channel: Channel, beforeSend?: () => void): Endp
     if (msg.type === 'comlink') for (const l of [...listeners.values()]) l(msg.message);
   });
   return {
-    postMessage: (message: unknown) => { beforeSend?.(); channel.send({ type: 'comlink', message }); },
+    postMessage: (message: unknown) => {
+      beforeSend?.();
+      channel.send({ type: 'comlink', message });
+    },
     addEventListener: (_type: string, listener: EventListenerOrEventListenerObject) => {
       listeners.set(listener, (data) => {
         const event = { data } as MessageEvent;
-        if (typeof listener === 'function') listener(event); else listener.handleEvent(event);
+        if (typeof listener === 'function') listener(event);
+        else listener.handleEvent(event);
       });
     },
     removeEventListener: (_type: string, listener: EventListenerOrEventListenerObject) => {

@@ -121,11 +121,17 @@ export class Outbox {
 /** True for messages whose cloning cannot fail: no payload, or a primitive one. */
 function hasPrimitivePayload(msg: ProtocolMessage): boolean {
   switch (msg.type) {
-    case 'credit': case 'cancel': case 'accepted': case 'stream-end': return true;
-    case 'stream-item': case 'result': {
+    case 'credit':
+    case 'cancel':
+    case 'accepted':
+    case 'stream-end':
+      return true;
+    case 'stream-item':
+    case 'result': {
       const v = msg.value;
       return v === null || v === undefined || typeof v === 'string' || typeof v === 'number' || typeof v === 'boolean';
     }
-    default: return false;
+    default:
+      return false;
   }
 }

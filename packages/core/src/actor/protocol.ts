@@ -97,8 +97,13 @@ export function errorToWire(err: unknown): WireError {
     return { name: err.name, code: err.code, message: err.message, stack: err.stack, data: err.data };
   }
   if (err instanceof Error) {
-    return { name: 'UserCodeError', code: 'USER_ERROR', message: err.message, stack: err.stack,
-      data: { originalName: err.name } };
+    return {
+      name: 'UserCodeError',
+      code: 'USER_ERROR',
+      message: err.message,
+      stack: err.stack,
+      data: { originalName: err.name },
+    };
   }
   return { name: 'UserCodeError', code: 'USER_ERROR', message: String(err) };
 }

@@ -31,7 +31,10 @@ export class RemoteActor extends ChannelActor {
       if (options.requestKill('killed by the controller')) {
         await new Promise<void>((resolve) => {
           const timer = setTimeout(resolve, options.killTimeoutMs ?? 5000);
-          channel.onClose(() => { clearTimeout(timer); resolve(); });
+          channel.onClose(() => {
+            clearTimeout(timer);
+            resolve();
+          });
         });
       }
       // The agent never answered (or cannot be reached): this side is done with the actor anyway.

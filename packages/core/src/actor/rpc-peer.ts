@@ -12,7 +12,15 @@ import { Cancellation, abortReason, abortSourceOf, offAbort, onAbort } from './c
 import type { Channel } from './channel.js';
 import { decodeBatch } from './batch-codec.js';
 import { Outbox, type OutboxStats } from './outbox.js';
-import { errorFromWire, errorToWire, type HandleTarget, type ProtocolMessage, type CallMessage, type PackedBatchMessage, type StreamOpenMessage } from './protocol.js';
+import {
+  errorFromWire,
+  errorToWire,
+  type HandleTarget,
+  type ProtocolMessage,
+  type CallMessage,
+  type PackedBatchMessage,
+  type StreamOpenMessage,
+} from './protocol.js';
 
 export interface IncomingCall {
   target?: HandleTarget;
@@ -84,35 +92,60 @@ export class RpcPeer {
   /** Every data-plane message leaves through here, so that one engine step's tokens cross as one message. */
   private readonly outbox: Outbox;
 
-  constructor(channel: Channel, private readonly server?: CallServer) {
+  constructor(
+    channel: Channel,
+    private readonly server?: CallServer,
+  ) {
     this.outbox = new Outbox(channel);
     channel.onMessage((msg) => this.onMessage(msg));
     channel.onClose((reason) => this.onClose(reason));
   }
 
-  get pendingCount(): number { return this.outgoing.size; }
+  get pendingCount(): number {
+    return this.outgoing.size;
+  }
 
   /** Sends the messages held for the end of this turn now (before a message that bypasses the peer). */
-  flush(): void { this.outbox.flush(); }
+  flush(): void {
+    this.outbox.flush();
+  }
 
   /** Messages sent vs. channel sends (coalescing at work); for tests and benchmarks. */
-  get messageStats(): Readonly<OutboxStats> { return this.outbox.stats; }
+  get messageStats(): Readonly<OutboxStats> {
+    return this.outbox.stats;
+  }
 
   call(method: string, args: unknown[], opts: OutgoingOptions): Promise<unknown> {
     const source = abortSourceOf(opts);
     if (source?.aborted) return Promise.reject(abortReason(source));
     return new Promise((resolve, reject) => {
       const id = ++this.nextId;
-      const aborted = source && (() => { this.sendCancel(id); entry.fail(abortReason(source)); });
-      const done = () => { this.outgoing.delete(id); if (aborted) offAbort(source!, aborted); };
+      const aborted =
+        source &&
+        (() => {
+          this.sendCancel(id);
+          entry.fail(abortReason(source));
+        });
+      const done = () => {
+        this.outgoing.delete(id);
+        if (aborted) offAbort(source!, aborted);
+      };
       const entry: Outgoing = {
-        requestId: opts.requestId, accepted: false,
-        fail: (err) => { done(); reject(err); },
+        requestId: opts.requestId,
+        accepted: false,
+        fail: (err) => {
+          done();
+          reject(err);
+        },
         onMessage: (msg) => {
-          if (msg.type === 'result') { done(); resolve(msg.value); }
-          else if (msg.type === 'accepted') entry.accepted = true;
-          else if (msg.type === 'error') { done(); reject(errorFromWire(msg.error)); }
-          else if (msg.type === 'rejected') entry.fail(rejectedError(msg.reason));
+          if (msg.type === 'result') {
+            done();
+            resolve(msg.value);
+          } else if (msg.type === 'accepted') entry.accepted = true;
+          else if (msg.type === 'error') {
+            done();
+            reject(errorFromWire(msg.error));
+          } else if (msg.type === 'rejected') entry.fail(rejectedError(msg.reason));
         },
       };
       this.outgoing.set(id, entry);
@@ -127,22 +160,39 @@ export class RpcPeer {
     let ended = false;
     let error: Error | undefined;
     let wake: (() => void) | undefined;
-    const notify = () => { const w = wake; wake = undefined; w?.(); };
+    const notify = () => {
+      const w = wake;
+      wake = undefined;
+      w?.();
+    };
     const entry: Outgoing = {
-      requestId: opts.requestId, accepted: false,
-      fail: (err) => { this.outgoing.delete(id); error = err; items.length = 0; notify(); },
+      requestId: opts.requestId,
+      accepted: false,
+      fail: (err) => {
+        this.outgoing.delete(id);
+        error = err;
+        items.length = 0;
+        notify();
+      },
       onMessage: (msg) => {
         if (msg.type === 'accepted') entry.accepted = true;
         else if (msg.type === 'stream-item') items.push(msg.value);
-        else if (msg.type === 'stream-end') { ended = true; this.outgoing.delete(id); }
-        else if (msg.type === 'error') { error = errorFromWire(msg.error); this.outgoing.delete(id); }
-        else if (msg.type === 'rejected') entry.fail(rejectedError(msg.reason));
+        else if (msg.type === 'stream-end') {
+          ended = true;
+          this.outgoing.delete(id);
+        } else if (msg.type === 'error') {
+          error = errorFromWire(msg.error);
+          this.outgoing.delete(id);
+        } else if (msg.type === 'rejected') entry.fail(rejectedError(msg.reason));
         notify();
       },
     };
     const source = abortSourceOf(opts);
     if (source?.aborted) throw abortReason(source);
-    const aborted = () => { this.sendCancel(id); entry.fail(abortReason(source!)); };
+    const aborted = () => {
+      this.sendCancel(id);
+      entry.fail(abortReason(source!));
+    };
     if (source) onAbort(source, aborted);
     this.outgoing.set(id, entry);
     this.post({ ...callMessage('call', id, method, args, opts), type: 'stream-open', credit: STREAM_WINDOW }, entry);
@@ -151,11 +201,17 @@ export class RpcPeer {
       for (;;) {
         if (items.length > 0) {
           const value = items.shift();
-          if (++consumed >= STREAM_WINDOW / 2) { this.outbox.send({ type: 'credit', id, n: consumed }); consumed = 0; }
+          if (++consumed >= STREAM_WINDOW / 2) {
+            this.outbox.send({ type: 'credit', id, n: consumed });
+            consumed = 0;
+          }
           yield value;
         } else if (error) throw error;
         else if (ended) return;
-        else await new Promise<void>((r) => { wake = r; });
+        else
+          await new Promise<void>((r) => {
+            wake = r;
+          });
       }
     } finally {
       if (source) offAbort(source, aborted);
@@ -192,22 +248,34 @@ export class RpcPeer {
 
   private onMessage(msg: ProtocolMessage): void {
     switch (msg.type) {
-      case 'call': case 'stream-open': return this.onIncoming(msg);
+      case 'call':
+      case 'stream-open':
+        return this.onIncoming(msg);
       case 'credit': {
         const entry = this.incoming.get(msg.id);
-        if (entry) { entry.credit += msg.n; entry.wake?.(); }
+        if (entry) {
+          entry.credit += msg.n;
+          entry.wake?.();
+        }
         return;
       }
       case 'cancel': {
         const entry = this.incoming.get(msg.id);
-        if (entry) { entry.cancel.abort(new RequestCancelledError('cancelled by the caller')); entry.wake?.(); }
+        if (entry) {
+          entry.cancel.abort(new RequestCancelledError('cancelled by the caller'));
+          entry.wake?.();
+        }
         return;
       }
-      case 'comlink': return;
-      case 'batch': for (const m of msg.messages) this.onMessage(m); return;
+      case 'comlink':
+        return;
+      case 'batch':
+        for (const m of msg.messages) this.onMessage(m);
+        return;
       default:
         // A channel that passes messages on without BaseChannel.deliver (a test double) may hand over a packed batch.
-        if ((msg as { type: string }).type === 'packed-batch') return this.onMessage(decodeBatch(msg as unknown as PackedBatchMessage));
+        if ((msg as { type: string }).type === 'packed-batch')
+          return this.onMessage(decodeBatch(msg as unknown as PackedBatchMessage));
         this.outgoing.get(msg.id)?.onMessage(msg);
     }
   }
@@ -215,8 +283,15 @@ export class RpcPeer {
   private onIncoming(msg: CallMessage | StreamOpenMessage): void {
     if (!this.server) return void this.outbox.send({ type: 'rejected', id: msg.id, reason: 'draining' });
     const cancel = new Cancellation();
-    const call: IncomingCall = { target: msg.target, method: msg.method, args: msg.args, requestId: msg.requestId,
-      routingKey: msg.routingKey, stream: msg.type === 'stream-open', cancel };
+    const call: IncomingCall = {
+      target: msg.target,
+      method: msg.method,
+      args: msg.args,
+      requestId: msg.requestId,
+      routingKey: msg.routingKey,
+      stream: msg.type === 'stream-open',
+      cancel,
+    };
     const reason = this.server.admit(call);
     if (reason) return void this.outbox.send({ type: 'rejected', id: msg.id, reason });
     const entry: Incoming = { call, cancel, credit: msg.type === 'stream-open' ? msg.credit : 0 };
@@ -225,7 +300,10 @@ export class RpcPeer {
     // calls then cost one message back instead of two, and one timer serves every call of the turn.
     if (this.unacknowledged.push([msg.id, entry]) === 1) setImmediate(() => this.acknowledge());
     const run = call.stream ? this.serveStream(msg.id, entry) : this.serveUnary(msg.id, entry);
-    void run.finally(() => { this.incoming.delete(msg.id); this.server!.release(call); });
+    void run.finally(() => {
+      this.incoming.delete(msg.id);
+      this.server!.release(call);
+    });
   }
 
   private acknowledge(): void {
@@ -254,10 +332,17 @@ export class RpcPeer {
     try {
       it = this.server!.stream(entry.call, this.signalFor(entry))[Symbol.asyncIterator]();
       for (;;) {
-        while (entry.credit <= 0 && !cancel.aborted) await new Promise<void>((r) => { entry.wake = r; });
+        while (entry.credit <= 0 && !cancel.aborted)
+          await new Promise<void>((r) => {
+            entry.wake = r;
+          });
         if (cancel.aborted) break;
         const r = await it.next();
-        if (r.done) { finished = true; this.outbox.send({ type: 'stream-end', id }); break; }
+        if (r.done) {
+          finished = true;
+          this.outbox.send({ type: 'stream-end', id });
+          break;
+        }
         if (cancel.aborted) break;
         entry.credit--;
         if (!this.sendSafely({ type: 'stream-item', id, value: r.value }, id, entry)) break;
@@ -299,7 +384,13 @@ export class RpcPeer {
   }
 }
 
-function callMessage(type: 'call' | 'stream-open', id: number, method: string, args: unknown[], opts: OutgoingOptions): CallMessage {
+function callMessage(
+  type: 'call' | 'stream-open',
+  id: number,
+  method: string,
+  args: unknown[],
+  opts: OutgoingOptions,
+): CallMessage {
   // Only the fields that are set: each one costs its structured clone.
   const msg = { type, id, method, args, requestId: opts.requestId } as CallMessage;
   if (opts.target) msg.target = opts.target;
@@ -312,6 +403,8 @@ function diedError(reason: string, accepted: boolean): ActorDiedError {
 }
 
 function rejectedError(reason: 'full' | 'draining'): UnavailableError {
-  return new UnavailableError(`replica ${reason === 'full' ? 'at maxOngoingRequests' : 'draining'}`,
-    { retryable: true, reason });
+  return new UnavailableError(`replica ${reason === 'full' ? 'at maxOngoingRequests' : 'draining'}`, {
+    retryable: true,
+    reason,
+  });
 }

@@ -31,12 +31,17 @@ export class StreamChannel extends BaseChannel implements Channel {
   private ended = false;
 
   /** `label` prefixes close reasons, e.g. 'node n1' → "node n1: connection lost (…)". */
-  constructor(private readonly label: string, stream?: FrameStream) {
+  constructor(
+    private readonly label: string,
+    stream?: FrameStream,
+  ) {
     super();
     if (stream) this.attach(stream);
   }
 
-  get attached(): boolean { return this.stream !== undefined; }
+  get attached(): boolean {
+    return this.stream !== undefined;
+  }
 
   /** Connects the stream and flushes what was sent before; a closed channel ends the stream at once. */
   attach(stream: FrameStream): void {

@@ -15,6 +15,7 @@ export interface ThreadActorOptions {
 export function createThreadActor(options: ThreadActorOptions): ChannelActor {
   // execArgv [] : the parent's loader flags (vitest, tsx CLI) must not be inherited; the bootstrap registers tsx.
   const worker = new Worker(ACTOR_BOOTSTRAP, { execArgv: [], name: options.id });
-  return new ChannelActor(options.id, 'thread', process.pid, new PortChannel(worker), options.server,
-    async () => { await worker.terminate(); });
+  return new ChannelActor(options.id, 'thread', process.pid, new PortChannel(worker), options.server, async () => {
+    await worker.terminate();
+  });
 }

@@ -31,14 +31,19 @@ async function request(address: string, path: string, method: 'GET' | 'POST'): P
   try {
     res = await fetch(new URL(path, address), { method, signal: AbortSignal.timeout(10_000) });
   } catch (err) {
-    throw new CliError(`Cannot reach Flotilla at ${address} (${(err as Error).cause ?? (err as Error).message}).`,
-      'Start one with `serve run FILE:EXPORT`, or pass --address http://HOST:PORT of the running instance.');
+    throw new CliError(
+      `Cannot reach Flotilla at ${address} (${(err as Error).cause ?? (err as Error).message}).`,
+      'Start one with `serve run FILE:EXPORT`, or pass --address http://HOST:PORT of the running instance.',
+    );
   }
   if (!res.ok) {
     const text = await res.text();
-    throw new CliError(`${method} ${path} at ${address} answered ${res.status}: ${text.slice(0, 300)}`,
-      res.status === 403 ? 'Run the command on the host of the instance (admin routes accept loopback only).'
-        : 'Check that --address points at a Flotilla HTTP proxy.');
+    throw new CliError(
+      `${method} ${path} at ${address} answered ${res.status}: ${text.slice(0, 300)}`,
+      res.status === 403
+        ? 'Run the command on the host of the instance (admin routes accept loopback only).'
+        : 'Check that --address points at a Flotilla HTTP proxy.',
+    );
   }
   return res;
 }

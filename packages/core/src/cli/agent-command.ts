@@ -26,14 +26,24 @@ export interface AgentCommandOptions {
 const DEFAULT_PROXY_PORT = 8000;
 
 export async function agentCommand(opts: AgentCommandOptions): Promise<void> {
-  if (!opts.address) throw new CliError('serve agent needs --address HOST:PORT of the head.', 'Start the head with `serve start --head` (or `serve run FILE:EXPORT --cluster-port 9100`).', 2);
+  if (!opts.address)
+    throw new CliError(
+      'serve agent needs --address HOST:PORT of the head.',
+      'Start the head with `serve start --head` (or `serve run FILE:EXPORT --cluster-port 9100`).',
+      2,
+    );
   const log = (line: string) => process.stdout.write(`[flotilla agent] ${line}\n`);
-  const start = (proxy: boolean) => ClusterAgent.start({
-    address: opts.address!, nodeId: opts.nodeId, labels: parseKeyValues(opts.label ?? []), workingDir: opts.workingDir,
-    resources: definedOnly({ cpus: opts.cpus, gpus: opts.gpus, memoryMb: opts.memoryMb }),
-    connectTimeoutMs: opts.connectTimeout, log,
-    proxy: proxy ? { host: opts.httpHost, port: opts.httpPort ?? DEFAULT_PROXY_PORT } : undefined,
-  });
+  const start = (proxy: boolean) =>
+    ClusterAgent.start({
+      address: opts.address!,
+      nodeId: opts.nodeId,
+      labels: parseKeyValues(opts.label ?? []),
+      workingDir: opts.workingDir,
+      resources: definedOnly({ cpus: opts.cpus, gpus: opts.gpus, memoryMb: opts.memoryMb }),
+      connectTimeoutMs: opts.connectTimeout,
+      log,
+      proxy: proxy ? { host: opts.httpHost, port: opts.httpPort ?? DEFAULT_PROXY_PORT } : undefined,
+    });
   let agent: ClusterAgent;
   try {
     agent = await start(opts.proxy !== false).catch((err: NodeJS.ErrnoException) => {
@@ -44,10 +54,15 @@ export async function agentCommand(opts: AgentCommandOptions): Promise<void> {
     });
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'EADDRINUSE') {
-      throw new CliError(`Could not start the node's HTTP proxy: ${causeOf(err)}`, 'Pick a free port with --http-port, or pass --no-proxy.');
+      throw new CliError(
+        `Could not start the node's HTTP proxy: ${causeOf(err)}`,
+        'Pick a free port with --http-port, or pass --no-proxy.',
+      );
     }
-    throw new CliError(`Could not join the head: ${causeOf(err)}`,
-      'Check --address (the head\'s --cluster-host/--cluster-port) and that head and agent run the same Flotilla version.');
+    throw new CliError(
+      `Could not join the head: ${causeOf(err)}`,
+      "Check --address (the head's --cluster-host/--cluster-port) and that head and agent run the same Flotilla version.",
+    );
   }
   let stopping = false;
   const stop = (signal: string) => {

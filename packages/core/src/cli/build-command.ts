@@ -27,7 +27,12 @@ export interface BuildOptions {
   workdir?: string;
 }
 
-export async function buildCommand(target: string, words: string[], opts: BuildOptions, cwd = process.cwd()): Promise<string> {
+export async function buildCommand(
+  target: string,
+  words: string[],
+  opts: BuildOptions,
+  cwd = process.cwd(),
+): Promise<string> {
   if ((opts.target ?? 'kubernetes') !== 'kubernetes') {
     throw new CliError(`serve build cannot target '${opts.target}'.`, 'Use --target kubernetes (the default).', 2);
   }
@@ -39,27 +44,48 @@ export async function buildCommand(target: string, words: string[], opts: BuildO
   const deployments = resourcesOf(appName, app, config);
   const relTarget = `${path.relative(cwd, spec.file)}:${spec.exportName}`;
   const manifests = kubernetesManifests({
-    name: opts.name ?? 'flotilla', namespace: opts.namespace, image: opts.image ?? 'flotilla:latest', target: relTarget, args: words,
-    app: appName, deployments, workingDir: opts.workdir ?? '/app',
+    name: opts.name ?? 'flotilla',
+    namespace: opts.namespace,
+    image: opts.image ?? 'flotilla:latest',
+    target: relTarget,
+    args: words,
+    app: appName,
+    deployments,
+    workingDir: opts.workdir ?? '/app',
     serveConfig: opts.config ? readFileSync(opts.config, 'utf8') : defaultConfig(appName, relTarget, args),
   });
   const { stringify } = yaml();
   mkdirSync(opts.out, { recursive: true });
   for (const m of manifests) writeFileSync(path.join(opts.out, m.file), stringify(m.object));
-  writeFileSync(path.join(opts.out, 'kustomization.yaml'), stringify({ apiVersion: 'kustomize.config.k8s.io/v1beta1', kind: 'Kustomization',
-    resources: manifests.map((m) => m.file) }));
+  writeFileSync(
+    path.join(opts.out, 'kustomization.yaml'),
+    stringify({
+      apiVersion: 'kustomize.config.k8s.io/v1beta1',
+      kind: 'Kustomization',
+      resources: manifests.map((m) => m.file),
+    }),
+  );
   const gpu = deployments.filter((d) => d.gpus > 0).map((d) => `${d.name} (${d.gpus} GPU × ≤${d.maxReplicas})`);
-  return `Wrote ${manifests.length + 1} files to ${opts.out}: ${manifests.map((m) => m.file).join(', ')}, kustomization.yaml\n`
-    + `GPU deployments on agents: ${gpu.join(', ') || 'none (no agent StatefulSet or HPA)'}\n`
-    + `Apply with \`kubectl apply -k ${opts.out}\`; the HPA needs prometheus-adapter (docs/architecture.md).\n`;
+  return (
+    `Wrote ${manifests.length + 1} files to ${opts.out}: ${manifests.map((m) => m.file).join(', ')}, kustomization.yaml\n` +
+    `GPU deployments on agents: ${gpu.join(', ') || 'none (no agent StatefulSet or HPA)'}\n` +
+    `Apply with \`kubectl apply -k ${opts.out}\`; the HPA needs prometheus-adapter (docs/architecture.md).\n`
+  );
 }
 
-function resourcesOf(appName: string, app: Parameters<typeof buildGraph>[1], config: ServeConfig | undefined): DeploymentResources[] {
+function resourcesOf(
+  appName: string,
+  app: Parameters<typeof buildGraph>[1],
+  config: ServeConfig | undefined,
+): DeploymentResources[] {
   try {
     return buildSpecs(appName, buildGraph(appName, app), config).map(({ name, options: o }) => ({
-      name, cpus: o.resources.cpus, gpus: o.resources.gpus, memoryMb: o.resources.memoryMb,
-      maxReplicas: o.autoscaling ? o.autoscaling.maxReplicas : o.numReplicas as number,
-      minReplicas: o.autoscaling ? o.autoscaling.minReplicas : o.numReplicas as number,
+      name,
+      cpus: o.resources.cpus,
+      gpus: o.resources.gpus,
+      memoryMb: o.resources.memoryMb,
+      maxReplicas: o.autoscaling ? o.autoscaling.maxReplicas : (o.numReplicas as number),
+      minReplicas: o.autoscaling ? o.autoscaling.minReplicas : (o.numReplicas as number),
     }));
   } catch (err) {
     throw new CliError(`Cannot resolve the deployments' options: ${causeOf(err)}`, 'Fix the option named above.');
@@ -67,8 +93,11 @@ function resourcesOf(appName: string, app: Parameters<typeof buildGraph>[1], con
 }
 
 function defaultConfig(app: string, importPath: string, args: Record<string, string>): string {
-  return yaml().stringify({ applications: [{ name: app, route_prefix: '/', import_path: importPath,
-    ...(Object.keys(args).length > 0 ? { args } : {}) }] });
+  return yaml().stringify({
+    applications: [
+      { name: app, route_prefix: '/', import_path: importPath, ...(Object.keys(args).length > 0 ? { args } : {}) },
+    ],
+  });
 }
 
 function yaml(): typeof import('yaml') {

@@ -3,7 +3,11 @@
  * Printed without a stack trace; anything else is a bug and is printed with one.
  */
 export class CliError extends Error {
-  constructor(message: string, readonly hint: string, readonly exitCode = 1) {
+  constructor(
+    message: string,
+    readonly hint: string,
+    readonly exitCode = 1,
+  ) {
     super(message);
     this.name = 'CliError';
   }
@@ -17,6 +21,8 @@ export function causeOf(err: unknown): string {
 
 export function formatCliError(err: unknown): string {
   if (err instanceof CliError) return `error: ${err.message}\n  next: ${err.hint}\n`;
-  return `error: ${causeOf(err)}\n${err instanceof Error && err.stack ? `${err.stack.split('\n').slice(1, 6).join('\n')}\n` : ''}` +
-    '  next: this looks like a bug in Flotilla; please report it with the command you ran.\n';
+  return (
+    `error: ${causeOf(err)}\n${err instanceof Error && err.stack ? `${err.stack.split('\n').slice(1, 6).join('\n')}\n` : ''}` +
+    '  next: this looks like a bug in Flotilla; please report it with the command you ran.\n'
+  );
 }

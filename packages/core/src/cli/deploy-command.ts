@@ -24,9 +24,23 @@ export interface DeployCommandOptions {
 
 const DEFAULT_TIMEOUT_S = 120;
 
-export async function deployCommand(target: string | undefined, words: string[], opts: DeployCommandOptions): Promise<string> {
-  if (!target) throw new CliError('serve deploy needs FILE:EXPORT.', 'e.g. `serve deploy examples/default.ts:app --address 127.0.0.1:9100`.', 2);
-  if (!opts.address) throw new CliError('serve deploy needs --address HOST:PORT of the head.', 'Start one with `serve start --head`; its banner names the address.', 2);
+export async function deployCommand(
+  target: string | undefined,
+  words: string[],
+  opts: DeployCommandOptions,
+): Promise<string> {
+  if (!target)
+    throw new CliError(
+      'serve deploy needs FILE:EXPORT.',
+      'e.g. `serve deploy examples/default.ts:app --address 127.0.0.1:9100`.',
+      2,
+    );
+  if (!opts.address)
+    throw new CliError(
+      'serve deploy needs --address HOST:PORT of the head.',
+      'Start one with `serve start --head`; its banner names the address.',
+      2,
+    );
   const spec = parseAppSpec(target);
   let configText = '';
   if (opts.config) {
@@ -34,27 +48,48 @@ export async function deployCommand(target: string | undefined, words: string[],
       configText = readFileSync(opts.config, 'utf8');
       parseServeConfig(configText, opts.config);
     } catch (err) {
-      throw new CliError(`Bad config file: ${causeOf(err)}`, 'Fix the option named above; the format is in README.md ("Config file").');
+      throw new CliError(
+        `Bad config file: ${causeOf(err)}`,
+        'Fix the option named above; the format is in README.md ("Config file").',
+      );
     }
   }
   const timeoutS = opts.timeout ?? DEFAULT_TIMEOUT_S;
-  const request: DeployRequest = { module_path: spec.file, export_name: spec.exportName, args: parseKeyValues(words),
-    name: opts.name ?? '', route_prefix: opts.routePrefix ?? '', config_text: configText, config_source: opts.config ?? '', timeout_s: timeoutS };
+  const request: DeployRequest = {
+    module_path: spec.file,
+    export_name: spec.exportName,
+    args: parseKeyValues(words),
+    name: opts.name ?? '',
+    route_prefix: opts.routePrefix ?? '',
+    config_text: configText,
+    config_source: opts.config ?? '',
+    timeout_s: timeoutS,
+  };
   const { Client } = clusterService();
   const client = new Client(opts.address, grpc.credentials.createInsecure()) as grpc.Client & Record<string, any>;
   try {
-    const reply = await new Promise<DeployReply>((resolve, reject) => client.Deploy(request, { deadline: Date.now() + (timeoutS + 10) * 1000 },
-      (err: grpc.ServiceError | null, r: DeployReply) => (err ? reject(err) : resolve(r))));
+    const reply = await new Promise<DeployReply>((resolve, reject) =>
+      client.Deploy(
+        request,
+        { deadline: Date.now() + (timeoutS + 10) * 1000 },
+        (err: grpc.ServiceError | null, r: DeployReply) => (err ? reject(err) : resolve(r)),
+      ),
+    );
     const where = reply.http ? ` at ${reply.http}${reply.route_prefix === '/' ? '' : reply.route_prefix}` : '';
     return `Deployed application '${reply.name}' (route ${reply.route_prefix})${where}.\n`;
   } catch (err) {
     const e = err as grpc.ServiceError;
     if (e.code === grpc.status.UNAVAILABLE || e.code === grpc.status.DEADLINE_EXCEEDED) {
-      throw new CliError(`Cannot reach the head at ${opts.address}: ${e.details || e.message}`,
-        'Start one with `serve start --head` (or `serve run … --cluster-port`), and pass its cluster address.');
+      throw new CliError(
+        `Cannot reach the head at ${opts.address}: ${e.details || e.message}`,
+        'Start one with `serve start --head` (or `serve run … --cluster-port`), and pass its cluster address.',
+      );
     }
     const [message, hint] = (e.details || e.message).split('\n  next: ');
-    throw new CliError(`The head did not deploy ${target}: ${message}`, hint ?? 'Fix the cause above and deploy again; `serve status` shows the head.');
+    throw new CliError(
+      `The head did not deploy ${target}: ${message}`,
+      hint ?? 'Fix the cause above and deploy again; `serve status` shows the head.',
+    );
   } finally {
     client.close();
   }

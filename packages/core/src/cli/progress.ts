@@ -67,8 +67,14 @@ export class Progress {
   }
 
   private state(t: number) {
-    return { label: this.options.label, done: this.done, total: this.total, elapsedMs: t - this.started,
-      unit: this.options.unit ?? 'count', bar: this.tty };
+    return {
+      label: this.options.label,
+      done: this.done,
+      total: this.total,
+      elapsedMs: t - this.started,
+      unit: this.options.unit ?? 'count',
+      bar: this.tty,
+    };
   }
 
   private draw(t: number): void {
@@ -95,7 +101,11 @@ export function renderProgress(s: ProgressState): string {
   const frac = known ? Math.min(1, Math.max(0, s.done / s.total)) : 0;
   const filled = Math.round(frac * BAR_WIDTH);
   const bar = s.bar && known ? ` [${'#'.repeat(filled)}${'.'.repeat(BAR_WIDTH - filled)}]` : '';
-  const pct = known ? ` ${Math.floor(frac * 100).toString().padStart(3)}%` : '';
+  const pct = known
+    ? ` ${Math.floor(frac * 100)
+        .toString()
+        .padStart(3)}%`
+    : '';
   const amount = known ? `${amountOf(s.done, s.unit)}/${amountOf(s.total, s.unit)}` : amountOf(s.done, s.unit);
   const unit = s.unit === 'bytes' ? ' MiB' : '';
   return `${s.label}${bar}${pct}  ${amount}${unit}  ${(s.elapsedMs / 1000).toFixed(1)}s${s.note ? `  ${s.note}` : ''}`;
@@ -110,7 +120,10 @@ function amountOf(n: number, unit: 'count' | 'bytes'): string {
  * when quantizing) as 'loading NAME' on stderr: a bar on a terminal, lines in logs and replicas.
  * Finishes itself when the last tensor is done.
  */
-export function modelLoadProgress(name: string, options: Omit<ProgressOptions, 'label'> = {}): (done: number, total: number) => void {
+export function modelLoadProgress(
+  name: string,
+  options: Omit<ProgressOptions, 'label'> = {},
+): (done: number, total: number) => void {
   const progress = new Progress({ label: `loading ${name}`, ...options });
   return (done, total) => {
     progress.update(done, total);

@@ -34,15 +34,26 @@ export interface RunOptions {
 const DEFAULT_DRAIN_TIMEOUT_MS = 30_000;
 
 export async function runCommand(target: string | undefined, words: string[], opts: RunOptions): Promise<void> {
-  if (!target) throw new CliError('serve run needs FILE:EXPORT.', 'e.g. `serve run examples/default.ts:app` (see `serve run --help`).', 2);
+  if (!target)
+    throw new CliError(
+      'serve run needs FILE:EXPORT.',
+      'e.g. `serve run examples/default.ts:app` (see `serve run --help`).',
+      2,
+    );
   const config = opts.config ? loadConfig(opts.config) : undefined;
   const spec = parseAppSpec(target);
   const app = await loadApplication(spec, parseKeyValues(words));
   const name = opts.name ?? config?.applications[0]?.name ?? (spec.exportName === 'app' ? 'default' : spec.exportName);
   const routePrefix = opts.routePrefix ?? config?.applications.find((a) => a.name === name)?.routePrefix ?? '/';
   const grpcServices = opts.grpc === false ? [] : declaredServices(spec.given, name, app);
-  const cluster = opts.clusterPort === undefined ? undefined : { port: opts.clusterPort, host: opts.clusterHost ?? opts.host,
-    log: (line: string) => process.stdout.write(`[flotilla head] ${line}\n`) };
+  const cluster =
+    opts.clusterPort === undefined
+      ? undefined
+      : {
+          port: opts.clusterPort,
+          host: opts.clusterHost ?? opts.host,
+          log: (line: string) => process.stdout.write(`[flotilla head] ${line}\n`),
+        };
   const instance = await startOrExplain(spec.given, app, { name, routePrefix, config, cluster });
   if (instance.cluster) {
     acceptDeploys(instance);
@@ -55,33 +66,51 @@ export async function runCommand(target: string | undefined, words: string[], op
  * Starts both proxies in front of `instance`, prints the banner and installs the signal handlers:
  * the process then serves until SIGINT/SIGTERM or POST /-/shutdown (serve run, serve start).
  */
-export async function serveUntilStopped(instance: RuntimeInstance, opts: RunOptions, config: ServeConfig | undefined,
-  grpcServices: GrpcServiceBinding[], source: string): Promise<Ingress> {
+export async function serveUntilStopped(
+  instance: RuntimeInstance,
+  opts: RunOptions,
+  config: ServeConfig | undefined,
+  grpcServices: GrpcServiceBinding[],
+  source: string,
+): Promise<Ingress> {
   let ingress!: Ingress;
   let stopping: Promise<void> | undefined;
-  const stop = (why: string): Promise<void> => (stopping ??= gracefulStop(why, ingress, instance, opts.drainTimeout ?? DEFAULT_DRAIN_TIMEOUT_MS));
+  const stop = (why: string): Promise<void> =>
+    (stopping ??= gracefulStop(why, ingress, instance, opts.drainTimeout ?? DEFAULT_DRAIN_TIMEOUT_MS));
   try {
     ingress = await Ingress.start(instance, {
       http: {
-        host: opts.host ?? config?.httpOptions?.host, port: opts.port ?? config?.httpOptions?.port,
-        requestTimeoutMs: opts.requestTimeout, bodyLimitBytes: opts.bodyLimit, onShutdown: () => void stop('POST /-/shutdown'),
+        host: opts.host ?? config?.httpOptions?.host,
+        port: opts.port ?? config?.httpOptions?.port,
+        requestTimeoutMs: opts.requestTimeout,
+        bodyLimitBytes: opts.bodyLimit,
+        onShutdown: () => void stop('POST /-/shutdown'),
       },
-      grpc: opts.grpc === false ? false : { host: opts.host ?? config?.httpOptions?.host, port: opts.grpcPort ?? config?.grpcOptions?.port },
+      grpc:
+        opts.grpc === false
+          ? false
+          : { host: opts.host ?? config?.httpOptions?.host, port: opts.grpcPort ?? config?.grpcOptions?.port },
       grpcServices,
       events: instance.events,
     });
   } catch (err) {
     await instance.shutdown().catch(() => {});
-    throw new CliError(`Could not start the proxies: ${causeOf(err)}`,
-      'If a port is taken, pick others with --port / --grpc-port (or stop the other instance with `serve shutdown`); '
-      + 'if a declared gRPC service failed to load, fix its protoPath or service name.');
+    throw new CliError(
+      `Could not start the proxies: ${causeOf(err)}`,
+      'If a port is taken, pick others with --port / --grpc-port (or stop the other instance with `serve shutdown`); ' +
+        'if a declared gRPC service failed to load, fix its protoPath or service name.',
+    );
   }
   instance.endpoints.http = ingress.http?.url;
   instance.endpoints.grpc = ingress.grpc?.address;
-  process.stdout.write(renderBanner({ http: ingress.http?.url, grpc: ingress.grpc?.address, routes: instance.routes(), source }));
+  process.stdout.write(
+    renderBanner({ http: ingress.http?.url, grpc: ingress.grpc?.address, routes: instance.routes(), source }),
+  );
   if (instance.cluster) {
-    process.stdout.write(`Cluster head: agents join with \`serve agent --address ${instance.cluster.address}\`; `
-      + `deploy with \`serve deploy FILE:EXPORT --address ${instance.cluster.address}\`\n`);
+    process.stdout.write(
+      `Cluster head: agents join with \`serve agent --address ${instance.cluster.address}\`; ` +
+        `deploy with \`serve deploy FILE:EXPORT --address ${instance.cluster.address}\`\n`,
+    );
   }
   // Returning leaves the listeners and replicas holding the process open until stop() exits it.
   installSignalHandlers(stop);
@@ -92,7 +121,10 @@ export function loadConfig(file: string): ServeConfig {
   try {
     return loadServeConfig(file);
   } catch (err) {
-    throw new CliError(`Bad config file: ${causeOf(err)}`, 'Fix the option named above; the format is in README.md ("Config file").');
+    throw new CliError(
+      `Bad config file: ${causeOf(err)}`,
+      'Fix the option named above; the format is in README.md ("Config file").',
+    );
   }
 }
 
@@ -100,7 +132,10 @@ function declaredServices(file: string, name: string, app: Application): GrpcSer
   try {
     return grpcServicesOf(name, app);
   } catch (err) {
-    throw new CliError(`${file}: ${causeOf(err)}`, 'Declare `static grpcServices = [{ protoPath, service, methods? }]` on the deployment class.');
+    throw new CliError(
+      `${file}: ${causeOf(err)}`,
+      'Declare `static grpcServices = [{ protoPath, service, methods? }]` on the deployment class.',
+    );
   }
 }
 
@@ -110,8 +145,10 @@ async function startOrExplain(file: string, app: Application, opts: StartRuntime
   } catch (err) {
     const deployment = (err as { data?: { deployment?: unknown } }).data?.deployment;
     const where = typeof deployment === 'string' ? `deployment '${deployment}' in ${file}` : file;
-    throw new CliError(`${where} failed to start: ${causeOf(err)}`,
-      'Fix the constructor or the option named above, then run again; `serve status` shows causes of running instances.');
+    throw new CliError(
+      `${where} failed to start: ${causeOf(err)}`,
+      'Fix the constructor or the option named above, then run again; `serve status` shows causes of running instances.',
+    );
   }
 }
 
@@ -129,8 +166,15 @@ function installSignalHandlers(stop: (why: string) => Promise<void>): void {
   process.on('SIGTERM', onSignal);
 }
 
-async function gracefulStop(why: string, ingress: Ingress, instance: RuntimeInstance, drainTimeoutMs: number): Promise<void> {
-  process.stdout.write(`\n${why}: draining (new requests get 503; in-flight ones have ${drainTimeoutMs / 1000}s to finish)...\n`);
+async function gracefulStop(
+  why: string,
+  ingress: Ingress,
+  instance: RuntimeInstance,
+  drainTimeoutMs: number,
+): Promise<void> {
+  process.stdout.write(
+    `\n${why}: draining (new requests get 503; in-flight ones have ${drainTimeoutMs / 1000}s to finish)...\n`,
+  );
   let code = 0;
   try {
     const drained = await ingress.drain(drainTimeoutMs);

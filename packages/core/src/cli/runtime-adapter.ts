@@ -19,11 +19,18 @@ export interface StartRuntimeOptions {
 
 /** Resolves once every deployment is healthy; rejects (having stopped everything) with the cause. */
 export function startRuntime(app: Application, opts: StartRuntimeOptions): Promise<RuntimeInstance> {
-  return startServe({ applications: [{ name: opts.name, app, routePrefix: opts.routePrefix }], config: opts.config,
-    cluster: opts.cluster });
+  return startServe({
+    applications: [{ name: opts.name, app, routePrefix: opts.routePrefix }],
+    config: opts.config,
+    cluster: opts.cluster,
+  });
 }
 
 /** A head with no application yet (serve start --head); applications arrive through deploy(). */
-export function startHead(opts: { config?: ServeConfig; cluster: ClusterHeadOptions; checkpoint?: string }): Promise<RuntimeInstance> {
+export function startHead(opts: {
+  config?: ServeConfig;
+  cluster: ClusterHeadOptions;
+  checkpoint?: string;
+}): Promise<RuntimeInstance> {
   return startServe({ applications: [], config: opts.config, cluster: opts.cluster, checkpoint: opts.checkpoint });
 }

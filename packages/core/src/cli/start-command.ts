@@ -23,11 +23,20 @@ export async function startCommand(opts: StartCommandOptions): Promise<void> {
   const port = opts.clusterPort ?? DEFAULT_CLUSTER_PORT;
   let instance: Awaited<ReturnType<typeof startHead>>;
   try {
-    instance = await startHead({ config, checkpoint: opts.checkpoint,
-      cluster: { port, host: opts.clusterHost ?? opts.host, log: (line) => process.stdout.write(`[flotilla head] ${line}\n`) } });
+    instance = await startHead({
+      config,
+      checkpoint: opts.checkpoint,
+      cluster: {
+        port,
+        host: opts.clusterHost ?? opts.host,
+        log: (line) => process.stdout.write(`[flotilla head] ${line}\n`),
+      },
+    });
   } catch (err) {
-    throw new CliError(`Could not start the head: ${causeOf(err)}`,
-      `If the cluster port ${port} is taken, pick another with --cluster-port (0 picks a free one).`);
+    throw new CliError(
+      `Could not start the head: ${causeOf(err)}`,
+      `If the cluster port ${port} is taken, pick another with --cluster-port (0 picks a free one).`,
+    );
   }
   acceptDeploys(instance);
   await redeployFromCheckpoint(instance, (line) => process.stdout.write(`[flotilla head] ${line}\n`));

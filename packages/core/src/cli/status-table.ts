@@ -3,23 +3,37 @@ import type { ServeStatus } from '../contract/status.js';
 
 export function renderStatus(status: ServeStatus, now = Date.now()): string {
   const lines: string[] = [];
-  lines.push(`Flotilla — up ${formatDuration(now - status.startedAtMs)}`
-    + `${status.http ? `  http ${status.http}` : ''}${status.grpc ? `  grpc ${status.grpc}` : ''}`);
+  lines.push(
+    `Flotilla — up ${formatDuration(now - status.startedAtMs)}` +
+      `${status.http ? `  http ${status.http}` : ''}${status.grpc ? `  grpc ${status.grpc}` : ''}`,
+  );
   if (status.applications.length === 0) return `${lines[0]}\n(no applications)\n`;
   for (const app of status.applications) {
     lines.push('', `application ${app.name}  ${app.status}  route ${app.routePrefix}`);
-    const rows: string[][] = [['DEPLOYMENT', 'STATUS', 'REPLICAS', 'ONGOING', 'QUEUED', 'REPLICA', 'STATE', 'PLACEMENT', 'PID', 'NODE']];
+    const rows: string[][] = [
+      ['DEPLOYMENT', 'STATUS', 'REPLICAS', 'ONGOING', 'QUEUED', 'REPLICA', 'STATE', 'PLACEMENT', 'PID', 'NODE'],
+    ];
     for (const d of app.deployments) {
       const running = d.replicas.filter((r) => r.state === 'RUNNING').length;
       const head = [d.name, d.status, `${running}/${d.targetReplicas}`, String(d.ongoing), String(d.queued)];
       if (d.replicas.length === 0) rows.push([...head, '-', '-', '-', '-', '-']);
-      d.replicas.forEach((r, i) => rows.push([...(i === 0 ? head : ['', '', '', '', '']),
-        r.id, r.state, r.placement, r.pid === undefined ? '-' : String(r.pid), r.node]));
+      d.replicas.forEach((r, i) =>
+        rows.push([
+          ...(i === 0 ? head : ['', '', '', '', '']),
+          r.id,
+          r.state,
+          r.placement,
+          r.pid === undefined ? '-' : String(r.pid),
+          r.node,
+        ]),
+      );
     }
     lines.push(...table(rows).map((l) => `  ${l}`));
     for (const d of app.deployments) if (d.message) lines.push(`  ${d.name}: ${d.message}`);
     if (app.deployments.some((d) => d.status === 'FAILED')) {
-      lines.push('  next: fix the cause above (constructor, options or model path), then deploy again with `serve run`.');
+      lines.push(
+        '  next: fix the cause above (constructor, options or model path), then deploy again with `serve run`.',
+      );
     }
     lines.push(...renderDecisions(app.deployments, now));
   }
@@ -30,11 +44,23 @@ export function renderStatus(status: ServeStatus, now = Date.now()): string {
 /** A cluster head's nodes: `n1  ALIVE  host  2 CPUs 1 GPUs  free …  1 replica`, dead ones with the reason. */
 function renderNodes(status: ServeStatus): string[] {
   if (!status.nodes) return [];
-  const rows = status.nodes.map((n) => [n.id, n.state, n.address, `${n.resources.cpus}/${n.resources.gpus}/${n.resources.memoryMb}`,
-    n.free ? `${round(n.free.cpus)}/${round(n.free.gpus)}/${round(n.free.memoryMb)}` : '-', String(n.replicas),
-    n.message ?? Object.entries(n.labels).map(([k, v]) => `${k}=${v}`).join(',')]);
-  return ['', `  nodes (cluster ${status.cluster ?? '?'})`,
-    ...table([['NODE', 'STATE', 'ADDRESS', 'CPU/GPU/MIB', 'FREE', 'REPLICAS', 'NOTE'], ...rows]).map((l) => `  ${l}`)];
+  const rows = status.nodes.map((n) => [
+    n.id,
+    n.state,
+    n.address,
+    `${n.resources.cpus}/${n.resources.gpus}/${n.resources.memoryMb}`,
+    n.free ? `${round(n.free.cpus)}/${round(n.free.gpus)}/${round(n.free.memoryMb)}` : '-',
+    String(n.replicas),
+    n.message ??
+      Object.entries(n.labels)
+        .map(([k, v]) => `${k}=${v}`)
+        .join(','),
+  ]);
+  return [
+    '',
+    `  nodes (cluster ${status.cluster ?? '?'})`,
+    ...table([['NODE', 'STATE', 'ADDRESS', 'CPU/GPU/MIB', 'FREE', 'REPLICAS', 'NOTE'], ...rows]).map((l) => `  ${l}`),
+  ];
 }
 
 function round(n: number): number {
@@ -42,16 +68,33 @@ function round(n: number): number {
 }
 
 /** The last scaling decisions of each deployment, newest last: `Small  12s ago  1 → 3  scale-up (7 ongoing+queued, …)`. */
-function renderDecisions(deployments: ServeStatus['applications'][number]['deployments'], now: number, last = 5): string[] {
-  const rows = deployments.flatMap((d) => (d.decisions ?? []).slice(-last).map((x) =>
-    [d.name, `${formatDuration(now - x.atMs)} ago`, `${x.from} → ${x.to}`, `${x.reason} (${x.message})`]));
-  return rows.length === 0 ? [] : ['', '  scaling decisions', ...table([['DEPLOYMENT', 'WHEN', 'REPLICAS', 'REASON'], ...rows])
-    .map((l) => `  ${l}`)];
+function renderDecisions(
+  deployments: ServeStatus['applications'][number]['deployments'],
+  now: number,
+  last = 5,
+): string[] {
+  const rows = deployments.flatMap((d) =>
+    (d.decisions ?? [])
+      .slice(-last)
+      .map((x) => [d.name, `${formatDuration(now - x.atMs)} ago`, `${x.from} → ${x.to}`, `${x.reason} (${x.message})`]),
+  );
+  return rows.length === 0
+    ? []
+    : [
+        '',
+        '  scaling decisions',
+        ...table([['DEPLOYMENT', 'WHEN', 'REPLICAS', 'REASON'], ...rows]).map((l) => `  ${l}`),
+      ];
 }
 
 function table(rows: string[][]): string[] {
   const widths = rows[0]!.map((_, c) => Math.max(...rows.map((r) => (r[c] ?? '').length)));
-  return rows.map((r) => r.map((cell, c) => cell.padEnd(widths[c]!)).join('  ').trimEnd());
+  return rows.map((r) =>
+    r
+      .map((cell, c) => cell.padEnd(widths[c]!))
+      .join('  ')
+      .trimEnd(),
+  );
 }
 
 function formatDuration(ms: number): string {

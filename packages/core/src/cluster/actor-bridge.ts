@@ -34,13 +34,17 @@ export class ActorBridge {
     replica.onMessage((msg) => this.fromReplica(msg));
   }
 
-  get attached(): boolean { return this.stream !== undefined; }
+  get attached(): boolean {
+    return this.stream !== undefined;
+  }
 
   /** Connects a (new) head stream; `onLost` runs when that stream closes without detach(). */
   attach(stream: StreamChannel, onLost: (reason: string) => void): void {
     this.stream = stream;
     this.epoch++;
-    stream.onMessage((msg) => { if (this.stream === stream) this.fromHead(msg); });
+    stream.onMessage((msg) => {
+      if (this.stream === stream) this.fromHead(msg);
+    });
     stream.onClose((reason) => {
       if (this.stream !== stream) return;
       this.detach(`the head's channel closed: ${reason}`);
@@ -53,8 +57,12 @@ export class ActorBridge {
     const stream = this.stream;
     this.stream = undefined;
     for (const id of this.headCalls) this.replica.send({ type: 'cancel', id });
-    const error: WireError = { name: 'ActorDiedError', code: 'ACTOR_DIED', message: `the head is gone: ${reason}`,
-      data: { accepted: true, retryable: false } };
+    const error: WireError = {
+      name: 'ActorDiedError',
+      code: 'ACTOR_DIED',
+      message: `the head is gone: ${reason}`,
+      data: { accepted: true, retryable: false },
+    };
     for (const id of this.replicaCalls) this.replica.send({ type: 'error', id, error });
     this.headCalls.clear();
     this.replicaCalls.clear();
@@ -87,7 +95,9 @@ export class ActorBridge {
 
   private mapFromReplica(msg: ProtocolMessage): ProtocolMessage | undefined {
     if (msg.type === 'batch') {
-      const messages = msg.messages.map((m) => this.mapFromReplica(m)).filter((m): m is ProtocolMessage => m !== undefined);
+      const messages = msg.messages
+        .map((m) => this.mapFromReplica(m))
+        .filter((m): m is ProtocolMessage => m !== undefined);
       return messages.length > 0 ? { type: 'batch', messages } : undefined;
     }
     if (msg.type === 'comlink') return msg;

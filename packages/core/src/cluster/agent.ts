@@ -29,7 +29,16 @@ import { cudaVisibleDevices, detectLocalResources, type NodeResources } from '..
 import { ClusterError } from '../errors.js';
 import { Ingress } from '../ingress/ingress.js';
 import { NodeProxyTarget } from './node-proxy.js';
-import { ACTOR_ID_KEY, CLUSTER_PROTOCOL_VERSION, NODE_ID_KEY, clusterService, type Command, type HeartbeatReply, type RegisterNodeReply, type StartActorCommand } from './cluster-proto.js';
+import {
+  ACTOR_ID_KEY,
+  CLUSTER_PROTOCOL_VERSION,
+  NODE_ID_KEY,
+  clusterService,
+  type Command,
+  type HeartbeatReply,
+  type RegisterNodeReply,
+  type StartActorCommand,
+} from './cluster-proto.js';
 
 export interface ClusterAgentOptions {
   /** The head's cluster address, 'host:port'. */
@@ -57,7 +66,10 @@ export interface ClusterAgentOptions {
   orphanGraceMs?: number;
 }
 
-interface HostedActor { child: ChildProcess; bridge: ActorBridge }
+interface HostedActor {
+  child: ChildProcess;
+  bridge: ActorBridge;
+}
 
 /** After an actor's stream closes, how long to wait for the Commands stream to show the head is gone too. */
 const LOSS_SETTLE_MS = 300;
@@ -97,10 +109,14 @@ export class ClusterAgent implements AsyncDisposable {
   }
 
   /** Replicas running here now. */
-  get actorCount(): number { return this.actors.size; }
+  get actorCount(): number {
+    return this.actors.size;
+  }
 
   /** This node's HTTP proxy ('http://host:port'), when it runs one. */
-  get proxyUrl(): string | undefined { return this.ingress?.http?.url; }
+  get proxyUrl(): string | undefined {
+    return this.ingress?.http?.url;
+  }
 
   /** Stops the proxy, kills the replicas, leaves the head (which then replaces them elsewhere) and closes the connection. */
   async close(): Promise<void> {
@@ -118,9 +134,17 @@ export class ClusterAgent implements AsyncDisposable {
   }
 
   private async startProxy(options: NonNullable<ClusterAgentOptions['proxy']>): Promise<void> {
-    this.proxyTarget = new NodeProxyTarget({ client: this.client, nodeId: this.nodeId, holdMs: options.holdMs, log: this.options.log });
+    this.proxyTarget = new NodeProxyTarget({
+      client: this.client,
+      nodeId: this.nodeId,
+      holdMs: options.holdMs,
+      log: this.options.log,
+    });
     await this.proxyTarget.ready();
-    this.ingress = await Ingress.start(this.proxyTarget, { http: { host: options.host, port: options.port }, grpc: false });
+    this.ingress = await Ingress.start(this.proxyTarget, {
+      http: { host: options.host, port: options.port },
+      grpc: false,
+    });
     this.options.log?.(`HTTP proxy on ${this.ingress.http?.url} (every application of the head)`);
   }
 
@@ -130,33 +154,51 @@ export class ClusterAgent implements AsyncDisposable {
     this.openCommands();
     this.reattach(new Set(reply.adopt ?? []));
     this.heartbeatTimer = setInterval(() => this.heartbeat(), this.session.intervalMs);
-    this.options.log?.(`node ${this.nodeId} joined the head at ${this.options.address} `
-      + `(${this.resources.cpus} CPUs, ${this.resources.gpus} GPUs, ${this.resources.memoryMb} MiB)`);
+    this.options.log?.(
+      `node ${this.nodeId} joined the head at ${this.options.address} ` +
+        `(${this.resources.cpus} CPUs, ${this.resources.gpus} GPUs, ${this.resources.memoryMb} MiB)`,
+    );
   }
 
   /** Retries while the head is unreachable (it may still be starting), until `deadlineMs`. */
   private async register(deadlineMs: number): Promise<RegisterNodeReply> {
     const r = this.resources;
-    const request = { node_id: this.nodeId, address: os.hostname(), labels: this.options.labels ?? {}, pid: process.pid,
-      resources: { cpus: r.cpus, gpus: r.gpus, memory_mb: r.memoryMb }, protocol_version: CLUSTER_PROTOCOL_VERSION,
-      actor_ids: [...this.actors.keys()] };
+    const request = {
+      node_id: this.nodeId,
+      address: os.hostname(),
+      labels: this.options.labels ?? {},
+      pid: process.pid,
+      resources: { cpus: r.cpus, gpus: r.gpus, memory_mb: r.memoryMb },
+      protocol_version: CLUSTER_PROTOCOL_VERSION,
+      actor_ids: [...this.actors.keys()],
+    };
     let lastCause = '';
     for (;;) {
       try {
-        return await new Promise<RegisterNodeReply>((resolve, reject) => this.client.RegisterNode(request,
-          // At least 1 s per attempt: on a busy machine a shorter one can expire before the connection
-          // is even tried, and "deadline exceeded" says less than the refusal it would have seen.
-          { deadline: Math.max(Date.now() + 1000, Math.min(deadlineMs, Date.now() + 5000)) }, (err: grpc.ServiceError | null, reply: RegisterNodeReply) =>
-            (err ? reject(err) : resolve(reply))));
+        return await new Promise<RegisterNodeReply>((resolve, reject) =>
+          this.client.RegisterNode(
+            request,
+            // At least 1 s per attempt: on a busy machine a shorter one can expire before the connection
+            // is even tried, and "deadline exceeded" says less than the refusal it would have seen.
+            { deadline: Math.max(Date.now() + 1000, Math.min(deadlineMs, Date.now() + 5000)) },
+            (err: grpc.ServiceError | null, reply: RegisterNodeReply) => (err ? reject(err) : resolve(reply)),
+          ),
+        );
       } catch (err) {
         const e = err as grpc.ServiceError;
         const retry = e.code === grpc.status.UNAVAILABLE || e.code === grpc.status.DEADLINE_EXCEEDED;
-        if (!retry) throw new ClusterError(`the head at ${this.options.address} refused node '${this.nodeId}': ${e.details || e.message}`);
+        if (!retry)
+          throw new ClusterError(
+            `the head at ${this.options.address} refused node '${this.nodeId}': ${e.details || e.message}`,
+          );
         // A connection error says more than the deadline of the last, shortened attempt.
         if (e.code === grpc.status.UNAVAILABLE || !lastCause) lastCause = e.details || e.message;
         if (Date.now() + 50 >= deadlineMs || this.closed) {
-          throw new ClusterError(`cannot reach the head at ${this.options.address}: ${lastCause}`
-            + ' (is `serve start --head` or `serve run … --cluster-port` running there, and the port open?)', { address: this.options.address });
+          throw new ClusterError(
+            `cannot reach the head at ${this.options.address}: ${lastCause}` +
+              ' (is `serve start --head` or `serve run … --cluster-port` running there, and the port open?)',
+            { address: this.options.address },
+          );
         }
         await new Promise((res) => setTimeout(res, 250));
       }
@@ -164,7 +206,10 @@ export class ClusterAgent implements AsyncDisposable {
   }
 
   private openCommands(): void {
-    const stream = this.client.Commands({ node_id: this.nodeId, session_id: this.session!.id }) as grpc.ClientReadableStream<Command>;
+    const stream = this.client.Commands({
+      node_id: this.nodeId,
+      session_id: this.session!.id,
+    }) as grpc.ClientReadableStream<Command>;
     this.commands = stream;
     stream.on('data', (cmd: Command) => this.onCommand(cmd));
     stream.on('error', (err: Error) => this.headLost(stream, `commands stream failed: ${err.message}`));
@@ -183,13 +228,17 @@ export class ClusterAgent implements AsyncDisposable {
     const stream = new StreamChannel('head', this.client.ActorChannel(metadata));
     const modulePath = cmd.module_path.startsWith('file:') ? fileURLToPath(cmd.module_path) : cmd.module_path;
     if (modulePath && !existsSync(modulePath)) {
-      return stream.shutdown(`node ${this.nodeId}: the application module ${modulePath} is not on this node; `
-        + 'the code must be at the same path on every node (same image or checkout)');
+      return stream.shutdown(
+        `node ${this.nodeId}: the application module ${modulePath} is not on this node; ` +
+          'the code must be at the same path on every node (same image or checkout)',
+      );
     }
     const env: Record<string, string> = { FLOTILLA_NODE_ID: this.nodeId };
     if (cmd.gpu_ids.length > 0) {
-      env.CUDA_VISIBLE_DEVICES = cudaVisibleDevices({ cpus: 0, memoryMb: 0, gpuShares: cmd.gpu_ids.map((id) => ({ id, share: 1 })) },
-        process.env.CUDA_VISIBLE_DEVICES);
+      env.CUDA_VISIBLE_DEVICES = cudaVisibleDevices(
+        { cpus: 0, memoryMb: 0, gpuShares: cmd.gpu_ids.map((id) => ({ id, share: 1 })) },
+        process.env.CUDA_VISIBLE_DEVICES,
+      );
     }
     const child = spawnActorProcess(cmd.actor_id, env, this.options.workingDir);
     const ipc = new IpcChannel(child);
@@ -200,7 +249,9 @@ export class ClusterAgent implements AsyncDisposable {
       bridge.detach(`node ${this.nodeId}: replica ${reason}`);
     });
     this.bridge(cmd.actor_id, bridge, stream);
-    this.options.log?.(`replica ${cmd.actor_id} started (pid ${child.pid}${env.CUDA_VISIBLE_DEVICES ? `, CUDA_VISIBLE_DEVICES=${env.CUDA_VISIBLE_DEVICES}` : ''})`);
+    this.options.log?.(
+      `replica ${cmd.actor_id} started (pid ${child.pid}${env.CUDA_VISIBLE_DEVICES ? `, CUDA_VISIBLE_DEVICES=${env.CUDA_VISIBLE_DEVICES}` : ''})`,
+    );
   }
 
   /**
@@ -221,7 +272,10 @@ export class ClusterAgent implements AsyncDisposable {
     clearTimeout(this.orphanTimer);
     for (const [id, hosted] of this.actors) {
       if (hosted.bridge.attached) continue;
-      if (!adopt.has(id)) { hosted.child.kill('SIGKILL'); continue; }
+      if (!adopt.has(id)) {
+        hosted.child.kill('SIGKILL');
+        continue;
+      }
       const metadata = new grpc.Metadata();
       metadata.set(ACTOR_ID_KEY, id);
       metadata.set(NODE_ID_KEY, this.nodeId);
@@ -233,11 +287,15 @@ export class ClusterAgent implements AsyncDisposable {
   private heartbeat(): void {
     const session = this.session;
     if (!session) return;
-    this.client.Heartbeat({ node_id: this.nodeId, session_id: session.id, actors: this.actors.size },
-      { deadline: Date.now() + session.intervalMs * 2 }, (err: grpc.ServiceError | null, reply: HeartbeatReply) => {
+    this.client.Heartbeat(
+      { node_id: this.nodeId, session_id: session.id, actors: this.actors.size },
+      { deadline: Date.now() + session.intervalMs * 2 },
+      (err: grpc.ServiceError | null, reply: HeartbeatReply) => {
         // A failed heartbeat is the head's to count; the commands stream reports a lost head.
-        if (!err && !reply.known && this.session === session) this.headLost(this.commands, 'the head no longer knows this node');
-      });
+        if (!err && !reply.known && this.session === session)
+          this.headLost(this.commands, 'the head no longer knows this node');
+      },
+    );
   }
 
   private headLost(stream: grpc.ClientReadableStream<Command> | undefined, why: string): void {
@@ -279,11 +337,16 @@ export class ClusterAgent implements AsyncDisposable {
   }
 
   private async killAll(): Promise<void> {
-    await Promise.all([...this.actors.values()].map(({ child }) => new Promise<void>((resolve) => {
-      if (child.exitCode !== null || child.signalCode !== null) return resolve();
-      child.once('exit', () => resolve());
-      child.kill('SIGKILL');
-    })));
+    await Promise.all(
+      [...this.actors.values()].map(
+        ({ child }) =>
+          new Promise<void>((resolve) => {
+            if (child.exitCode !== null || child.signalCode !== null) return resolve();
+            child.once('exit', () => resolve());
+            child.kill('SIGKILL');
+          }),
+      ),
+    );
     this.actors.clear();
   }
 }

@@ -11,7 +11,13 @@
  * Nodes come and go, so a request no node meets is not fatal here (unsatisfiable() is null): the
  * deployment waits with explain()'s reason in its status until a node that fits joins.
  */
-import { PlacementBook, type Allocation, type NodeResources, type Placement, type ResourceRequest } from '../controller/placement.js';
+import {
+  PlacementBook,
+  type Allocation,
+  type NodeResources,
+  type Placement,
+  type ResourceRequest,
+} from '../controller/placement.js';
 
 export type PlacementStrategy = 'pack' | 'spread';
 
@@ -27,7 +33,10 @@ export class ClusterPlacement implements Placement {
   private readonly nodes = new Map<string, NodeEntry>();
 
   /** `local`: the head's resources (it hosts replicas too, as threads or processes). */
-  constructor(local: NodeResources, private readonly strategy: PlacementStrategy = 'pack') {
+  constructor(
+    local: NodeResources,
+    private readonly strategy: PlacementStrategy = 'pack',
+  ) {
     this.nodes.set(LOCAL_NODE, { book: new PlacementBook(local), replicas: 0 });
   }
 
@@ -89,8 +98,10 @@ export class ClusterPlacement implements Placement {
       const a = book.available;
       return `${id}: busy (free ${round(a.cpus)} CPUs, ${round(a.memoryMb)} MiB, GPU shares [${a.gpuFree.map(round).join(', ')}])`;
     });
-    return `no node can take a replica needing ${describe(req)} now; waiting for resources or a node that fits `
-      + `(${why.join('; ')})`;
+    return (
+      `no node can take a replica needing ${describe(req)} now; waiting for resources or a node that fits ` +
+      `(${why.join('; ')})`
+    );
   }
 
   private choose(req: ResourceRequest): string | undefined {

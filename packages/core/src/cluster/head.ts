@@ -20,7 +20,22 @@ import { StreamChannel, type ActorFrame } from '../actor/stream-channel.js';
 import { RpcPeer } from '../actor/rpc-peer.js';
 import { ClusterPlacement, LOCAL_NODE, type PlacementStrategy } from './cluster-placement.js';
 import { DEFAULT_LIVENESS, NodeLivenessTable } from './node-liveness.js';
-import { ACTOR_ID_KEY, CLUSTER_PROTOCOL_VERSION, DEFAULT_CLUSTER_PORT, NODE_ID_KEY, clusterService, type Command, type CommandsRequest, type DeployReply, type DeployRequest, type HeartbeatReply, type HeartbeatRequest, type ProxyStateReply, type RegisterNodeReply, type RegisterNodeRequest } from './cluster-proto.js';
+import {
+  ACTOR_ID_KEY,
+  CLUSTER_PROTOCOL_VERSION,
+  DEFAULT_CLUSTER_PORT,
+  NODE_ID_KEY,
+  clusterService,
+  type Command,
+  type CommandsRequest,
+  type DeployReply,
+  type DeployRequest,
+  type HeartbeatReply,
+  type HeartbeatRequest,
+  type ProxyStateReply,
+  type RegisterNodeReply,
+  type RegisterNodeRequest,
+} from './cluster-proto.js';
 import type { ActorRef } from '../actor/actor-ref.js';
 import type { CallServer } from '../actor/rpc-peer.js';
 import type { Allocation, NodeResources } from '../controller/placement.js';
@@ -88,20 +103,32 @@ export class ClusterHead implements AsyncDisposable {
   /** Set by ServeInstance (routes, status, proxy routing) and the CLI (deploy). */
   frontend: HeadFrontend | undefined;
 
-  constructor(private readonly options: ClusterHeadOptions, private readonly local: NodeResources) {
+  constructor(
+    private readonly options: ClusterHeadOptions,
+    private readonly local: NodeResources,
+  ) {
     this.placement = new ClusterPlacement(local, options.strategy);
     this.intervalMs = options.heartbeatIntervalMs ?? DEFAULT_LIVENESS.intervalMs;
-    this.liveness = new NodeLivenessTable({ intervalMs: this.intervalMs, missedLimit: options.missedHeartbeats ?? DEFAULT_LIVENESS.missedLimit });
+    this.liveness = new NodeLivenessTable({
+      intervalMs: this.intervalMs,
+      missedLimit: options.missedHeartbeats ?? DEFAULT_LIVENESS.missedLimit,
+    });
     this.server.addService(clusterService().service, {
-      RegisterNode: (call: grpc.ServerUnaryCall<RegisterNodeRequest, RegisterNodeReply>, cb: grpc.sendUnaryData<RegisterNodeReply>) =>
-        this.register(call.request, cb),
-      Heartbeat: (call: grpc.ServerUnaryCall<HeartbeatRequest, HeartbeatReply>, cb: grpc.sendUnaryData<HeartbeatReply>) =>
-        cb(null, { known: this.heartbeat(call.request) }),
+      RegisterNode: (
+        call: grpc.ServerUnaryCall<RegisterNodeRequest, RegisterNodeReply>,
+        cb: grpc.sendUnaryData<RegisterNodeReply>,
+      ) => this.register(call.request, cb),
+      Heartbeat: (
+        call: grpc.ServerUnaryCall<HeartbeatRequest, HeartbeatReply>,
+        cb: grpc.sendUnaryData<HeartbeatReply>,
+      ) => cb(null, { known: this.heartbeat(call.request) }),
       Commands: (call: grpc.ServerWritableStream<CommandsRequest, Command>) => this.openCommands(call),
       ActorChannel: (call: grpc.ServerDuplexStream<ActorFrame, ActorFrame>) => this.openActorChannel(call),
-      ProxyState: (_call: grpc.ServerUnaryCall<unknown, ProxyStateReply>, cb: grpc.sendUnaryData<ProxyStateReply>) => this.proxyState(cb),
+      ProxyState: (_call: grpc.ServerUnaryCall<unknown, ProxyStateReply>, cb: grpc.sendUnaryData<ProxyStateReply>) =>
+        this.proxyState(cb),
       ProxyChannel: (call: grpc.ServerDuplexStream<ActorFrame, ActorFrame>) => this.openProxyChannel(call),
-      Deploy: (call: grpc.ServerUnaryCall<DeployRequest, DeployReply>, cb: grpc.sendUnaryData<DeployReply>) => this.deploy(call.request, cb),
+      Deploy: (call: grpc.ServerUnaryCall<DeployRequest, DeployReply>, cb: grpc.sendUnaryData<DeployReply>) =>
+        this.deploy(call.request, cb),
     });
     this.sweeper = setInterval(() => this.sweep(), Math.max(50, this.intervalMs / 2));
     this.listening = this.listen();
@@ -110,7 +137,9 @@ export class ClusterHead implements AsyncDisposable {
   }
 
   /** 'host:port' agents connect to (empty until listening resolves). */
-  get address(): string { return this.boundAddress; }
+  get address(): string {
+    return this.boundAddress;
+  }
 
   /**
    * Starts a replica on the node of `alloc` (ControllerOptions.remote). Returns at once: the channel
@@ -119,8 +148,13 @@ export class ClusterHead implements AsyncDisposable {
   createActor(spec: { modulePath: string }, id: string, alloc: Allocation, server: CallServer): ActorRef {
     const nodeId = alloc.nodeId!;
     const channel = new StreamChannel(`node ${nodeId}`);
-    const actor = new RemoteActor({ id, node: nodeId, server, channel,
-      requestKill: (reason) => this.send(nodeId, { kill: { actor_id: id, reason } }) });
+    const actor = new RemoteActor({
+      id,
+      node: nodeId,
+      server,
+      channel,
+      requestKill: (reason) => this.send(nodeId, { kill: { actor_id: id, reason } }),
+    });
     const node = this.nodes.get(nodeId);
     const start = { actor_id: id, gpu_ids: alloc.gpuShares.map((g) => g.id), module_path: spec.modulePath };
     if (!node || !this.send(nodeId, { start })) {
@@ -137,8 +171,13 @@ export class ClusterHead implements AsyncDisposable {
    */
   adoptActor(id: string, nodeId: string, server: CallServer): ActorRef {
     const channel = new StreamChannel(`node ${nodeId}`);
-    const actor = new RemoteActor({ id, node: nodeId, server, channel,
-      requestKill: (reason) => this.send(nodeId, { kill: { actor_id: id, reason } }) });
+    const actor = new RemoteActor({
+      id,
+      node: nodeId,
+      server,
+      channel,
+      requestKill: (reason) => this.send(nodeId, { kill: { actor_id: id, reason } }),
+    });
     const node = this.nodes.get(nodeId);
     if (!node) channel.shutdown(`node ${nodeId} is gone`);
     else this.expect(node, id, channel, 'reconnect the replica');
@@ -149,7 +188,10 @@ export class ClusterHead implements AsyncDisposable {
   private expect(node: NodeSession, id: string, channel: StreamChannel, what: string): void {
     node.actors.set(id, channel);
     const timeoutMs = this.options.actorStartTimeoutMs ?? 30_000;
-    const timer = setTimeout(() => channel.shutdown(`node ${node.id} did not ${what} within ${timeoutMs} ms`), timeoutMs);
+    const timer = setTimeout(
+      () => channel.shutdown(`node ${node.id} did not ${what} within ${timeoutMs} ms`),
+      timeoutMs,
+    );
     this.pending.set(id, { channel, timer });
     channel.onClose(() => {
       node.actors.delete(id);
@@ -163,13 +205,29 @@ export class ClusterHead implements AsyncDisposable {
     // A node past its heartbeat limit is dropped now rather than shown DEAD while still listed as live.
     this.sweep();
     const localUsage = this.placement.usage(LOCAL_NODE)!;
-    const out: NodeStatusInfo[] = [{ id: LOCAL_NODE, state: 'ALIVE', address: 'head', resources: { ...this.local },
-      free: freeOf(localUsage), replicas: localUsage.replicas, labels: {} }];
+    const out: NodeStatusInfo[] = [
+      {
+        id: LOCAL_NODE,
+        state: 'ALIVE',
+        address: 'head',
+        resources: { ...this.local },
+        free: freeOf(localUsage),
+        replicas: localUsage.replicas,
+        labels: {},
+      },
+    ];
     for (const n of this.nodes.values()) {
       const usage = this.placement.usage(n.id);
-      out.push({ id: n.id, state: this.liveness.state(n.id, nowMs) ?? 'ALIVE', address: n.address, resources: { ...n.resources },
-        free: usage && freeOf(usage), replicas: n.actors.size, labels: { ...n.labels },
-        lastHeartbeatMsAgo: this.liveness.silenceMs(n.id, nowMs) });
+      out.push({
+        id: n.id,
+        state: this.liveness.state(n.id, nowMs) ?? 'ALIVE',
+        address: n.address,
+        resources: { ...n.resources },
+        free: usage && freeOf(usage),
+        replicas: n.actors.size,
+        labels: { ...n.labels },
+        lastHeartbeatMsAgo: this.liveness.silenceMs(n.id, nowMs),
+      });
     }
     return [...out, ...this.dead];
   }
@@ -181,8 +239,14 @@ export class ClusterHead implements AsyncDisposable {
     for (const p of [...this.proxies]) p.shutdown('the head is shutting down');
     await this.listening.catch(() => undefined);
     await new Promise<void>((resolve) => {
-      const force = setTimeout(() => { this.server.forceShutdown(); resolve(); }, 2000);
-      this.server.tryShutdown(() => { clearTimeout(force); resolve(); });
+      const force = setTimeout(() => {
+        this.server.forceShutdown();
+        resolve();
+      }, 2000);
+      this.server.tryShutdown(() => {
+        clearTimeout(force);
+        resolve();
+      });
     });
   }
 
@@ -193,8 +257,11 @@ export class ClusterHead implements AsyncDisposable {
   private async listen(): Promise<string> {
     const host = this.options.host ?? '127.0.0.1';
     const port = await new Promise<number>((resolve, reject) => {
-      this.server.bindAsync(`${host.includes(':') ? `[${host}]` : host}:${this.options.port ?? DEFAULT_CLUSTER_PORT}`,
-        grpc.ServerCredentials.createInsecure(), (err, bound) => (err ? reject(err) : resolve(bound)));
+      this.server.bindAsync(
+        `${host.includes(':') ? `[${host}]` : host}:${this.options.port ?? DEFAULT_CLUSTER_PORT}`,
+        grpc.ServerCredentials.createInsecure(),
+        (err, bound) => (err ? reject(err) : resolve(bound)),
+      );
     });
     this.boundAddress = `${host}:${port}`;
     return this.boundAddress;
@@ -202,16 +269,26 @@ export class ClusterHead implements AsyncDisposable {
 
   private register(req: RegisterNodeRequest, cb: grpc.sendUnaryData<RegisterNodeReply>): void {
     if (req.protocol_version !== CLUSTER_PROTOCOL_VERSION) {
-      return cb({ code: grpc.status.FAILED_PRECONDITION, details: `version mismatch: the agent speaks cluster protocol `
-        + `v${req.protocol_version}, this head v${CLUSTER_PROTOCOL_VERSION}; run the same Flotilla version on every node` });
+      return cb({
+        code: grpc.status.FAILED_PRECONDITION,
+        details:
+          `version mismatch: the agent speaks cluster protocol ` +
+          `v${req.protocol_version}, this head v${CLUSTER_PROTOCOL_VERSION}; run the same Flotilla version on every node`,
+      });
     }
     const bad = badRequest(req);
     if (bad) return cb({ code: grpc.status.INVALID_ARGUMENT, details: bad });
     // An agent that restarted under the same id replaces its old session (whose replicas are gone).
     if (this.nodes.has(req.node_id)) this.lose(req.node_id, 'the agent registered again');
     const r = req.resources;
-    const session: NodeSession = { id: req.node_id, sessionId: randomUUID(), address: req.address || `pid ${req.pid}`,
-      resources: { cpus: r.cpus, gpus: r.gpus, memoryMb: r.memory_mb }, labels: { ...req.labels }, actors: new Map() };
+    const session: NodeSession = {
+      id: req.node_id,
+      sessionId: randomUUID(),
+      address: req.address || `pid ${req.pid}`,
+      resources: { cpus: r.cpus, gpus: r.gpus, memoryMb: r.memory_mb },
+      labels: { ...req.labels },
+      actors: new Map(),
+    };
     this.nodes.set(session.id, session);
     this.liveness.register(session.id, Date.now());
     const survivors = req.actor_ids ?? [];
@@ -219,8 +296,12 @@ export class ClusterHead implements AsyncDisposable {
     if (survivors.length > 0) {
       this.options.log?.(`node ${session.id} still runs ${survivors.length} replica(s); re-adopting ${adopt.length}`);
     }
-    cb(null, { session_id: session.sessionId, heartbeat_interval_ms: this.intervalMs, head_version: String(CLUSTER_PROTOCOL_VERSION),
-      adopt });
+    cb(null, {
+      session_id: session.sessionId,
+      heartbeat_interval_ms: this.intervalMs,
+      head_version: String(CLUSTER_PROTOCOL_VERSION),
+      adopt,
+    });
   }
 
   private heartbeat(req: HeartbeatRequest): boolean {
@@ -232,10 +313,14 @@ export class ClusterHead implements AsyncDisposable {
   private openCommands(call: grpc.ServerWritableStream<CommandsRequest, Command>): void {
     const node = this.nodes.get(call.request.node_id);
     if (!node || node.sessionId !== call.request.session_id) {
-      return void call.destroy(Object.assign(new Error('unknown node session: register first'), { code: grpc.status.NOT_FOUND }));
+      return void call.destroy(
+        Object.assign(new Error('unknown node session: register first'), { code: grpc.status.NOT_FOUND }),
+      );
     }
     node.commands = call;
-    const gone = (why: string) => { if (this.nodes.get(node.id) === node) this.lose(node.id, why); };
+    const gone = (why: string) => {
+      if (this.nodes.get(node.id) === node) this.lose(node.id, why);
+    };
     call.on('cancelled', () => gone('connection lost'));
     call.on('error', (err) => gone(`connection lost (${err.message})`));
     call.on('close', () => gone('connection closed'));
@@ -257,7 +342,10 @@ export class ClusterHead implements AsyncDisposable {
 
   private proxyState(cb: grpc.sendUnaryData<ProxyStateReply>): void {
     if (!this.frontend) return cb({ code: grpc.status.UNAVAILABLE, details: 'the head is starting' });
-    cb(null, { routes_json: JSON.stringify(this.frontend.routes()), status_json: JSON.stringify(this.frontend.status()) });
+    cb(null, {
+      routes_json: JSON.stringify(this.frontend.routes()),
+      status_json: JSON.stringify(this.frontend.status()),
+    });
   }
 
   /** One agent proxy's requests: handle calls (with a target) that the head's routers place. */
@@ -274,11 +362,21 @@ export class ClusterHead implements AsyncDisposable {
   private deploy(req: DeployRequest, cb: grpc.sendUnaryData<DeployReply>): void {
     const deploy = this.frontend?.deploy;
     if (!deploy) {
-      return cb({ code: grpc.status.UNIMPLEMENTED, details: 'this head takes no deploys (started programmatically: use ServeInstance.deploy)' });
+      return cb({
+        code: grpc.status.UNIMPLEMENTED,
+        details: 'this head takes no deploys (started programmatically: use ServeInstance.deploy)',
+      });
     }
-    deploy(req).then((reply) => cb(null, reply), (err: Error & { hint?: string }) => cb({ code: grpc.status.FAILED_PRECONDITION,
-      details: `${err.name && err.name !== 'Error' && err.name !== 'CliError' ? `${err.name}: ` : ''}${err.message}`
-        + (err.hint ? `\n  next: ${err.hint}` : '') }));
+    deploy(req).then(
+      (reply) => cb(null, reply),
+      (err: Error & { hint?: string }) =>
+        cb({
+          code: grpc.status.FAILED_PRECONDITION,
+          details:
+            `${err.name && err.name !== 'Error' && err.name !== 'CliError' ? `${err.name}: ` : ''}${err.message}` +
+            (err.hint ? `\n  next: ${err.hint}` : ''),
+        }),
+    );
   }
 
   private send(nodeId: string, command: Command): boolean {
@@ -309,19 +407,32 @@ export class ClusterHead implements AsyncDisposable {
     this.nodes.delete(nodeId);
     this.placement.removeNode(nodeId);
     this.liveness.remove(nodeId);
-    this.dead.unshift({ id: nodeId, state: 'DEAD', address: node.address, resources: node.resources, replicas: 0,
-      labels: node.labels, message: `${why} at ${new Date().toISOString()}` });
+    this.dead.unshift({
+      id: nodeId,
+      state: 'DEAD',
+      address: node.address,
+      resources: node.resources,
+      replicas: 0,
+      labels: node.labels,
+      message: `${why} at ${new Date().toISOString()}`,
+    });
     this.dead.splice(DEAD_KEPT);
     for (const channel of [...node.actors.values()]) channel.shutdown(`node ${nodeId} lost: ${why}`);
-    try { node.commands?.end(); } catch { /* the connection is already gone */ }
+    try {
+      node.commands?.end();
+    } catch {
+      /* the connection is already gone */
+    }
     this.options.log?.(`node ${nodeId} lost: ${why}`);
   }
 }
 
 function badRequest(req: RegisterNodeRequest): string | null {
-  if (!req.node_id || req.node_id === LOCAL_NODE) return `node id must be non-empty and not '${LOCAL_NODE}', got '${req.node_id}'`;
+  if (!req.node_id || req.node_id === LOCAL_NODE)
+    return `node id must be non-empty and not '${LOCAL_NODE}', got '${req.node_id}'`;
   const r = req.resources;
-  if (!r || ![r.cpus, r.gpus, r.memory_mb].every((n) => Number.isFinite(n) && n >= 0)) return 'resources must be numbers >= 0';
+  if (!r || ![r.cpus, r.gpus, r.memory_mb].every((n) => Number.isFinite(n) && n >= 0))
+    return 'resources must be numbers >= 0';
   if (!Number.isInteger(r.gpus)) return `gpus must be a whole number, got ${r.gpus}`;
   return null;
 }

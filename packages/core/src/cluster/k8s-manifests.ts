@@ -60,15 +60,21 @@ export function kubernetesManifests(input: ManifestInput): Manifest[] {
   ];
   if (gpuDeployments.length > 0) {
     const sizing = agentSizing(gpuDeployments);
-    out.push({ file: 'gpu-agent-service.yaml', object: agentService(input) },
+    out.push(
+      { file: 'gpu-agent-service.yaml', object: agentService(input) },
       { file: 'gpu-agent-statefulset.yaml', object: agentStatefulSet(input, sizing) },
-      { file: 'gpu-agent-hpa.yaml', object: agentHpa(input, gpuDeployments, sizing) });
+      { file: 'gpu-agent-hpa.yaml', object: agentHpa(input, gpuDeployments, sizing) },
+    );
   }
   return out;
 }
 
 /** GPUs per agent pod (the largest whole-GPU need, at least 1) and pod counts for min and max replicas. */
-export function agentSizing(gpuDeployments: DeploymentResources[]): { gpusPerPod: number; minPods: number; maxPods: number } {
+export function agentSizing(gpuDeployments: DeploymentResources[]): {
+  gpusPerPod: number;
+  minPods: number;
+  maxPods: number;
+} {
   const gpusPerPod = Math.max(1, ...gpuDeployments.map((d) => Math.ceil(d.gpus)));
   const pods = (count: (d: DeploymentResources) => number) =>
     Math.max(1, Math.ceil(gpuDeployments.reduce((n, d) => n + count(d) * d.gpus, 0) / gpusPerPod));
@@ -80,24 +86,59 @@ function meta(input: ManifestInput, name: string, component: string) {
 }
 
 function labels(input: ManifestInput, component: string): Record<string, string> {
-  return { 'app.kubernetes.io/name': input.name, 'app.kubernetes.io/component': component, 'app.kubernetes.io/part-of': 'flotilla' };
+  return {
+    'app.kubernetes.io/name': input.name,
+    'app.kubernetes.io/component': component,
+    'app.kubernetes.io/part-of': 'flotilla',
+  };
 }
 
 function configMap(input: ManifestInput) {
-  return { apiVersion: 'v1', kind: 'ConfigMap', metadata: meta(input, `${input.name}-config`, 'config'), data: { 'serve.yaml': input.serveConfig } };
+  return {
+    apiVersion: 'v1',
+    kind: 'ConfigMap',
+    metadata: meta(input, `${input.name}-config`, 'config'),
+    data: { 'serve.yaml': input.serveConfig },
+  };
 }
 
 function headDeployment(input: ManifestInput) {
   const probe = (initialDelaySeconds: number, failureThreshold: number) => ({
-    httpGet: { path: '/-/healthz', port: 'http' }, initialDelaySeconds, periodSeconds: 10, timeoutSeconds: 5, failureThreshold });
+    httpGet: { path: '/-/healthz', port: 'http' },
+    initialDelaySeconds,
+    periodSeconds: 10,
+    timeoutSeconds: 5,
+    failureThreshold,
+  });
   const cpuNeed = input.deployments.filter((d) => d.gpus === 0).reduce((n, d) => n + d.cpus * d.maxReplicas, 0);
   const container = {
-    name: 'head', image: input.image, workingDir: input.workingDir,
-    command: ['node', 'bin/serve.js', 'run', input.target, ...input.args, '--host', '0.0.0.0', '--port', String(PORTS.http),
-      '--grpc-port', String(PORTS.grpc), '--cluster-port', String(PORTS.cluster), '--config', '/etc/flotilla/serve.yaml'],
+    name: 'head',
+    image: input.image,
+    workingDir: input.workingDir,
+    command: [
+      'node',
+      'bin/serve.js',
+      'run',
+      input.target,
+      ...input.args,
+      '--host',
+      '0.0.0.0',
+      '--port',
+      String(PORTS.http),
+      '--grpc-port',
+      String(PORTS.grpc),
+      '--cluster-port',
+      String(PORTS.cluster),
+      '--config',
+      '/etc/flotilla/serve.yaml',
+    ],
     // The head hosts only CPU replicas; GPU ones go to agents.
     env: [{ name: 'FLOTILLA_GPUS', value: '0' }],
-    ports: [{ name: 'http', containerPort: PORTS.http }, { name: 'grpc', containerPort: PORTS.grpc }, { name: 'cluster', containerPort: PORTS.cluster }],
+    ports: [
+      { name: 'http', containerPort: PORTS.http },
+      { name: 'grpc', containerPort: PORTS.grpc },
+      { name: 'cluster', containerPort: PORTS.cluster },
+    ],
     // Readiness: the proxies answer once every deployment is healthy; liveness is lenient (model loads are slow).
     readinessProbe: probe(5, 3),
     livenessProbe: probe(60, 6),
@@ -105,34 +146,47 @@ function headDeployment(input: ManifestInput) {
     volumeMounts: [{ name: 'config', mountPath: '/etc/flotilla', readOnly: true }],
   };
   return {
-    apiVersion: 'apps/v1', kind: 'Deployment', metadata: meta(input, `${input.name}-head`, 'head'),
+    apiVersion: 'apps/v1',
+    kind: 'Deployment',
+    metadata: meta(input, `${input.name}-head`, 'head'),
     spec: {
       // One controller per cluster: a second head would place replicas of its own.
-      replicas: 1, strategy: { type: 'Recreate' },
+      replicas: 1,
+      strategy: { type: 'Recreate' },
       selector: { matchLabels: labels(input, 'head') },
-      template: { metadata: { labels: labels(input, 'head') }, spec: {
-        containers: [container],
-        volumes: [{ name: 'config', configMap: { name: `${input.name}-config` } }],
-        terminationGracePeriodSeconds: 45,
-      } },
+      template: {
+        metadata: { labels: labels(input, 'head') },
+        spec: {
+          containers: [container],
+          volumes: [{ name: 'config', configMap: { name: `${input.name}-config` } }],
+          terminationGracePeriodSeconds: 45,
+        },
+      },
     },
   };
 }
 
 function headService(input: ManifestInput) {
   return {
-    apiVersion: 'v1', kind: 'Service', metadata: meta(input, `${input.name}-head`, 'head'),
-    spec: { selector: labels(input, 'head'), ports: [
-      { name: 'http', port: PORTS.http, targetPort: 'http' },
-      { name: 'grpc', port: PORTS.grpc, targetPort: 'grpc' },
-      { name: 'cluster', port: PORTS.cluster, targetPort: 'cluster' },
-    ] },
+    apiVersion: 'v1',
+    kind: 'Service',
+    metadata: meta(input, `${input.name}-head`, 'head'),
+    spec: {
+      selector: labels(input, 'head'),
+      ports: [
+        { name: 'http', port: PORTS.http, targetPort: 'http' },
+        { name: 'grpc', port: PORTS.grpc, targetPort: 'grpc' },
+        { name: 'cluster', port: PORTS.cluster, targetPort: 'cluster' },
+      ],
+    },
   };
 }
 
 function agentService(input: ManifestInput) {
   return {
-    apiVersion: 'v1', kind: 'Service', metadata: meta(input, `${input.name}-gpu-agent`, 'gpu-agent'),
+    apiVersion: 'v1',
+    kind: 'Service',
+    metadata: meta(input, `${input.name}-gpu-agent`, 'gpu-agent'),
     // Headless: it only gives the StatefulSet's pods stable names; agents dial the head, never the reverse.
     spec: { clusterIP: 'None', selector: labels(input, 'gpu-agent'), ports: [{ name: 'none', port: 9 }] },
   };
@@ -141,40 +195,73 @@ function agentService(input: ManifestInput) {
 function agentStatefulSet(input: ManifestInput, sizing: ReturnType<typeof agentSizing>) {
   const g = String(sizing.gpusPerPod);
   const container = {
-    name: 'agent', image: input.image, workingDir: input.workingDir,
+    name: 'agent',
+    image: input.image,
+    workingDir: input.workingDir,
     // Each agent also runs an HTTP proxy for every application (one per node, as in Ray).
-    command: ['node', 'bin/serve.js', 'agent', '--address', `${input.name}-head:${PORTS.cluster}`, '--node-id', '$(POD_NAME)',
-      '--gpus', g, '--connect-timeout', '120000', '--http-host', '0.0.0.0', '--http-port', String(PORTS.http)],
+    command: [
+      'node',
+      'bin/serve.js',
+      'agent',
+      '--address',
+      `${input.name}-head:${PORTS.cluster}`,
+      '--node-id',
+      '$(POD_NAME)',
+      '--gpus',
+      g,
+      '--connect-timeout',
+      '120000',
+      '--http-host',
+      '0.0.0.0',
+      '--http-port',
+      String(PORTS.http),
+    ],
     ports: [{ name: 'http', containerPort: PORTS.http }],
     env: [{ name: 'POD_NAME', valueFrom: { fieldRef: { fieldPath: 'metadata.name' } } }],
     resources: { limits: { 'nvidia.com/gpu': g }, requests: { 'nvidia.com/gpu': g, cpu: '2', memory: '8Gi' } },
   };
   return {
-    apiVersion: 'apps/v1', kind: 'StatefulSet', metadata: meta(input, `${input.name}-gpu-agent`, 'gpu-agent'),
+    apiVersion: 'apps/v1',
+    kind: 'StatefulSet',
+    metadata: meta(input, `${input.name}-gpu-agent`, 'gpu-agent'),
     spec: {
-      serviceName: `${input.name}-gpu-agent`, replicas: sizing.minPods, podManagementPolicy: 'Parallel',
+      serviceName: `${input.name}-gpu-agent`,
+      replicas: sizing.minPods,
+      podManagementPolicy: 'Parallel',
       selector: { matchLabels: labels(input, 'gpu-agent') },
-      template: { metadata: { labels: labels(input, 'gpu-agent') }, spec: {
-        containers: [container],
-        tolerations: [{ key: 'nvidia.com/gpu', operator: 'Exists', effect: 'NoSchedule' }],
-        // SIGTERM makes the agent kill its replicas; the head replaces them elsewhere.
-        terminationGracePeriodSeconds: 30,
-      } },
+      template: {
+        metadata: { labels: labels(input, 'gpu-agent') },
+        spec: {
+          containers: [container],
+          tolerations: [{ key: 'nvidia.com/gpu', operator: 'Exists', effect: 'NoSchedule' }],
+          // SIGTERM makes the agent kill its replicas; the head replaces them elsewhere.
+          terminationGracePeriodSeconds: 30,
+        },
+      },
     },
   };
 }
 
 function agentHpa(input: ManifestInput, gpuDeployments: DeploymentResources[], sizing: ReturnType<typeof agentSizing>) {
   return {
-    apiVersion: 'autoscaling/v2', kind: 'HorizontalPodAutoscaler', metadata: meta(input, `${input.name}-gpu-agent`, 'gpu-agent'),
+    apiVersion: 'autoscaling/v2',
+    kind: 'HorizontalPodAutoscaler',
+    metadata: meta(input, `${input.name}-gpu-agent`, 'gpu-agent'),
     spec: {
       scaleTargetRef: { apiVersion: 'apps/v1', kind: 'StatefulSet', name: `${input.name}-gpu-agent` },
-      minReplicas: sizing.minPods, maxReplicas: Math.max(sizing.minPods, sizing.maxPods),
+      minReplicas: sizing.minPods,
+      maxReplicas: Math.max(sizing.minPods, sizing.maxPods),
       // Needs prometheus-adapter exposing Flotilla's gauge as an External metric (docs/architecture.md).
-      metrics: gpuDeployments.map((d) => ({ type: 'External', external: {
-        metric: { name: 'flotilla_deployment_queued_requests', selector: { matchLabels: { app: input.app, deployment: d.name } } },
-        target: { type: 'AverageValue', averageValue: HPA_QUEUE_TARGET },
-      } })),
+      metrics: gpuDeployments.map((d) => ({
+        type: 'External',
+        external: {
+          metric: {
+            name: 'flotilla_deployment_queued_requests',
+            selector: { matchLabels: { app: input.app, deployment: d.name } },
+          },
+          target: { type: 'AverageValue', averageValue: HPA_QUEUE_TARGET },
+        },
+      })),
       behavior: { scaleDown: { stabilizationWindowSeconds: 300 } },
     },
   };

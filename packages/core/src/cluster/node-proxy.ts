@@ -83,22 +83,35 @@ export class NodeProxyTarget implements IngressTarget {
     for (let attempt = 0; ; attempt++) {
       const link = this.connection();
       try {
-        return await link.peer.call(method, args, { target: t, requestId: opts.requestId, signal: opts.signal,
-          routingKey: opts.routingKey });
+        return await link.peer.call(method, args, {
+          target: t,
+          requestId: opts.requestId,
+          signal: opts.signal,
+          routingKey: opts.routingKey,
+        });
       } catch (err) {
         await this.beforeRetry(err, link.channel, attempt, deadline, opts.signal);
       }
     }
   }
 
-  private async *stream(t: HandleTarget, method: string, args: unknown[], opts: ResolvedCallOptions): AsyncGenerator<unknown> {
+  private async *stream(
+    t: HandleTarget,
+    method: string,
+    args: unknown[],
+    opts: ResolvedCallOptions,
+  ): AsyncGenerator<unknown> {
     const deadline = Date.now() + (this.options.holdMs ?? 60_000);
     for (let attempt = 0; ; attempt++) {
       let started = false;
       const link = this.connection();
       try {
-        for await (const item of link.peer.stream(method, args, { target: t, requestId: opts.requestId,
-          signal: opts.signal, routingKey: opts.routingKey })) {
+        for await (const item of link.peer.stream(method, args, {
+          target: t,
+          requestId: opts.requestId,
+          signal: opts.signal,
+          routingKey: opts.routingKey,
+        })) {
           started = true;
           yield item;
         }
@@ -111,11 +124,19 @@ export class NodeProxyTarget implements IngressTarget {
   }
 
   /** Rethrows what cannot be retried; otherwise waits a little (the head may be restarting). */
-  private async beforeRetry(err: unknown, channel: StreamChannel, attempt: number, deadline: number, signal?: AbortSignal): Promise<void> {
+  private async beforeRetry(
+    err: unknown,
+    channel: StreamChannel,
+    attempt: number,
+    deadline: number,
+    signal?: AbortSignal,
+  ): Promise<void> {
     if (!isRetryable(err) || signal?.aborted) throw linkError(err, channel);
     if (Date.now() >= deadline) {
-      throw new UnavailableError(`the head is unreachable from node ${this.options.nodeId}: ${(err as Error).message}`,
-        { retryable: false });
+      throw new UnavailableError(
+        `the head is unreachable from node ${this.options.nodeId}: ${(err as Error).message}`,
+        { retryable: false },
+      );
     }
     await sleep(Math.min(1000, 50 * 2 ** attempt));
   }
@@ -138,10 +159,15 @@ export class NodeProxyTarget implements IngressTarget {
   }
 
   private poll(): void {
-    this.options.client.ProxyState({ node_id: this.options.nodeId }, { deadline: Date.now() + 5000 },
+    this.options.client.ProxyState(
+      { node_id: this.options.nodeId },
+      { deadline: Date.now() + 5000 },
       (err: grpc.ServiceError | null, reply: ProxyStateReply) => {
         // Unreachable: keep serving the last routes; requests wait for the head (see holdMs).
-        if (err) { this.reachable = false; return; }
+        if (err) {
+          this.reachable = false;
+          return;
+        }
         try {
           this.routeList = keepKnownMethods(JSON.parse(reply.routes_json) as RouteInfo[], this.routeList);
           this.lastStatus = JSON.parse(reply.status_json) as ServeStatus;
@@ -149,7 +175,8 @@ export class NodeProxyTarget implements IngressTarget {
         } catch {
           this.reachable = false;
         }
-      });
+      },
+    );
   }
 }
 
@@ -162,14 +189,22 @@ function keepKnownMethods(routes: RouteInfo[], previous: RouteInfo[]): RouteInfo
     if (r.rawHttp || Object.keys(r.methods).length > 0) return r;
     const known = previous.find((p) => p.app === r.app && p.ingress === r.ingress);
     if (!known) return r;
-    return { ...r, methods: known.methods, rawHttp: known.rawHttp, ...(known.handlesMalformedJson ? { handlesMalformedJson: true } : {}) };
+    return {
+      ...r,
+      methods: known.methods,
+      rawHttp: known.rawHttp,
+      ...(known.handlesMalformedJson ? { handlesMalformedJson: true } : {}),
+    };
   });
 }
 
 /** A request the head had accepted when its connection broke: say so, rather than "actor died". */
 function linkError(err: unknown, channel: StreamChannel): unknown {
   if (!(err instanceof ActorDiedError) || !channel.closed || err.data?.accepted !== true) return err;
-  return new ActorDiedError(`the connection to the head broke while the request ran (it may have run): ${err.message}`, err.data);
+  return new ActorDiedError(
+    `the connection to the head broke while the request ran (it may have run): ${err.message}`,
+    err.data,
+  );
 }
 
 function sleep(ms: number): Promise<void> {

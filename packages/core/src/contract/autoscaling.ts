@@ -78,8 +78,15 @@ export interface AutoscalingState {
 
 /** Stable, low-cardinality codes (a Prometheus label); `message` carries the numbers. */
 export type AutoscalingReason =
-  | 'scale-up' | 'scale-down' | 'scale-from-zero' | 'bounds' | 'at-target'
-  | 'upscale-delay' | 'downscale-delay' | 'config' | 'restored';
+  | 'scale-up'
+  | 'scale-down'
+  | 'scale-from-zero'
+  | 'bounds'
+  | 'at-target'
+  | 'upscale-delay'
+  | 'downscale-delay'
+  | 'config'
+  | 'restored';
 
 export interface AutoscalingDecision {
   replicas: number;

@@ -34,7 +34,8 @@ export class ApplicationState {
     private readonly onError: (err: unknown) => void,
   ) {
     this.ingress = graph.ingress;
-    for (const spec of buildSpecs(name, graph, config)) this.deployments.set(spec.name, new DeploymentState(spec, deps));
+    for (const spec of buildSpecs(name, graph, config))
+      this.deployments.set(spec.name, new DeploymentState(spec, deps));
   }
 
   /** Validates the new graph and config first (throws DeploymentConfigError, changing nothing). */
@@ -82,14 +83,24 @@ export class ApplicationState {
 
   route(): RouteInfo {
     const info = this.deployments.get(this.ingress)?.info;
-    return { app: this.name, routePrefix: this.routePrefix, ingress: this.ingress, deployments: [...this.deployments.keys()],
-      methods: info?.methods ?? {}, rawHttp: info?.rawHttp ?? false,
-      ...(info?.handlesMalformedJson ? { handlesMalformedJson: true } : {}) };
+    return {
+      app: this.name,
+      routePrefix: this.routePrefix,
+      ingress: this.ingress,
+      deployments: [...this.deployments.keys()],
+      methods: info?.methods ?? {},
+      rawHttp: info?.rawHttp ?? false,
+      ...(info?.handlesMalformedJson ? { handlesMalformedJson: true } : {}),
+    };
   }
 
   describe(): ApplicationStatusInfo {
-    return { name: this.name, routePrefix: this.routePrefix, status: this.status,
-      deployments: [...this.deployments.values()].map((d) => d.describe()) };
+    return {
+      name: this.name,
+      routePrefix: this.routePrefix,
+      status: this.status,
+      deployments: [...this.deployments.values()].map((d) => d.describe()),
+    };
   }
 
   /** Callers first (graph order), so that a draining caller can still reach the deployments it calls. */
@@ -105,12 +116,23 @@ export function buildSpecs(app: string, graph: AppGraph, config: ServeConfig | u
   return graph.nodes.map((node) => {
     const where = `application '${app}', deployment ${node.name} (${node.definition.modulePath || 'unknown module'})`;
     if (!node.definition.modulePath) {
-      throw new DeploymentConfigError(`${where}: cannot tell which module defines the class; pass @deployment({ module: import.meta.url })`);
+      throw new DeploymentConfigError(
+        `${where}: cannot tell which module defines the class; pass @deployment({ module: import.meta.url })`,
+      );
     }
-    const options = resolveDeploymentOptions(node.name,
-      [node.definition.options, node.overrides, configOverrides(config, app, node.name)], where);
-    const spec = { app, name: node.name, className: node.definition.name, modulePath: node.definition.modulePath,
-      args: node.args, options };
+    const options = resolveDeploymentOptions(
+      node.name,
+      [node.definition.options, node.overrides, configOverrides(config, app, node.name)],
+      where,
+    );
+    const spec = {
+      app,
+      name: node.name,
+      className: node.definition.name,
+      modulePath: node.definition.modulePath,
+      args: node.args,
+      options,
+    };
     return { ...spec, version: deploymentVersion(spec) };
   });
 }

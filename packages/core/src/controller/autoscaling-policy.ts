@@ -11,7 +11,12 @@
  * - `applyDelays` is the delay and bounds logic both share; custom policies can reuse it.
  */
 import type { ResolvedAutoscaling } from '../contract/autoscaling.js';
-import type { AutoscalingContext, AutoscalingDecision, AutoscalingPolicy, AutoscalingState } from '../contract/autoscaling.js';
+import type {
+  AutoscalingContext,
+  AutoscalingDecision,
+  AutoscalingPolicy,
+  AutoscalingState,
+} from '../contract/autoscaling.js';
 
 export function clampReplicas(config: ResolvedAutoscaling, n: number): number {
   return Math.min(config.maxReplicas, Math.max(config.minReplicas, n));
@@ -31,24 +36,41 @@ export function rayDesiredReplicas(config: ResolvedAutoscaling, current: number,
  * Turns a wanted count into a decision: bounds first (at once), scale from zero at once, otherwise
  * a change only after it has been wanted for the upscale / downscale delay.
  */
-export function applyDelays(ctx: AutoscalingContext, state: AutoscalingState, wanted: number, why: string): AutoscalingDecision {
+export function applyDelays(
+  ctx: AutoscalingContext,
+  state: AutoscalingState,
+  wanted: number,
+  why: string,
+): AutoscalingDecision {
   const { config, currentReplicas: current, nowMs } = ctx;
   const desired = clampReplicas(config, wanted);
   const bounded = clampReplicas(config, current);
   if (bounded !== current) {
-    return { replicas: bounded, state: {}, reason: 'bounds', message: `outside [${config.minReplicas}, ${config.maxReplicas}]` };
+    return {
+      replicas: bounded,
+      state: {},
+      reason: 'bounds',
+      message: `outside [${config.minReplicas}, ${config.maxReplicas}]`,
+    };
   }
   if (current === 0 && desired > 0) {
-    return { replicas: desired, state: {}, reason: 'scale-from-zero', message: `${ctx.queuedNow} requests waiting; ${why}` };
+    return {
+      replicas: desired,
+      state: {},
+      reason: 'scale-from-zero',
+      message: `${ctx.queuedNow} requests waiting; ${why}`,
+    };
   }
   if (desired > current) {
     const since = state.upSinceMs ?? nowMs;
-    if (nowMs - since >= config.upscaleDelayS * 1000) return { replicas: desired, state: {}, reason: 'scale-up', message: why };
+    if (nowMs - since >= config.upscaleDelayS * 1000)
+      return { replicas: desired, state: {}, reason: 'scale-up', message: why };
     return { replicas: current, pending: desired, state: { upSinceMs: since }, reason: 'upscale-delay', message: why };
   }
   if (desired < current) {
     const since = state.downSinceMs ?? nowMs;
-    if (nowMs - since >= config.downscaleDelayS * 1000) return { replicas: desired, state: {}, reason: 'scale-down', message: why };
+    if (nowMs - since >= config.downscaleDelayS * 1000)
+      return { replicas: desired, state: {}, reason: 'scale-down', message: why };
     return { replicas: current, state: { downSinceMs: since }, reason: 'downscale-delay', message: why };
   }
   return { replicas: current, state: {}, reason: 'at-target', message: why };
@@ -58,8 +80,12 @@ export const defaultAutoscalingPolicy: AutoscalingPolicy = (ctx, state) => {
   // A request waiting right now counts even before the averaged window notices it (scale from zero).
   const total = ctx.currentReplicas === 0 ? Math.max(ctx.totalRequests, ctx.queuedNow) : ctx.totalRequests;
   const wanted = rayDesiredReplicas(ctx.config, ctx.currentReplicas, total);
-  return applyDelays(ctx, state, wanted,
-    `${round(total)} ongoing+queued, target ${ctx.config.targetOngoingRequests} per replica`);
+  return applyDelays(
+    ctx,
+    state,
+    wanted,
+    `${round(total)} ongoing+queued, target ${ctx.config.targetOngoingRequests} per replica`,
+  );
 };
 
 /** Names of the custom metrics llmAutoscalingPolicy reads (an LLM replica's autoscalingMetrics()). */
@@ -98,8 +124,12 @@ export function llmAutoscalingPolicy(options: LlmPolicyOptions = {}): Autoscalin
     if (current > 0 && waiting > maxWaiting * current) wanted = Math.max(wanted, Math.ceil(waiting / maxWaiting));
     if (current > 0 && kv > kvHigh) wanted = Math.max(wanted, current + 1);
     if (wanted < current && (waiting > 0 || kv >= kvLow)) wanted = current;
-    return applyDelays(ctx, state, wanted,
-      `${round(base)} ongoing+queued, ${round(waiting)} waiting in engines, KV ${Math.round(kv * 100)}%`);
+    return applyDelays(
+      ctx,
+      state,
+      wanted,
+      `${round(base)} ongoing+queued, ${round(waiting)} waiting in engines, KV ${Math.round(kv * 100)}%`,
+    );
   };
 }
 

@@ -6,7 +6,13 @@
  * also records changes made by a new config.
  */
 import { defaultAutoscalingPolicy } from './autoscaling-policy.js';
-import type { AutoscalingDecision, AutoscalingMetrics, AutoscalingPolicy, AutoscalingReason, AutoscalingState } from '../contract/autoscaling.js';
+import type {
+  AutoscalingDecision,
+  AutoscalingMetrics,
+  AutoscalingPolicy,
+  AutoscalingReason,
+  AutoscalingState,
+} from '../contract/autoscaling.js';
 import type { ResolvedAutoscaling } from '../contract/autoscaling.js';
 
 /** One load report, summed over the deployment's replicas and callers. */
@@ -34,7 +40,10 @@ export class AutoscalingStateManager {
   /** The count an upscale waiting out its delay would move to (the last update's), else undefined. */
   pendingUp: number | undefined;
 
-  constructor(private config: ResolvedAutoscaling, private policy: AutoscalingPolicy | undefined) {}
+  constructor(
+    private config: ResolvedAutoscaling,
+    private policy: AutoscalingPolicy | undefined,
+  ) {}
 
   /** A new config (rolling update): the window is kept, the delays start over. */
   configure(config: ResolvedAutoscaling, policy: AutoscalingPolicy | undefined): void {
@@ -67,16 +76,33 @@ export class AutoscalingStateManager {
   }
 
   /** Runs the policy; returns the decision that changed the target, or undefined when it stays. */
-  update(nowMs: number, current: number, running: number, queuedNow: number,
-    fallback?: AutoscalingPolicy): ScalingDecisionRecord | undefined {
+  update(
+    nowMs: number,
+    current: number,
+    running: number,
+    queuedNow: number,
+    fallback?: AutoscalingPolicy,
+  ): ScalingDecisionRecord | undefined {
     const metrics = this.window();
     const policy = this.policy ?? fallback ?? defaultAutoscalingPolicy;
-    const decision: AutoscalingDecision = policy({ config: this.config, currentReplicas: current, runningReplicas: running,
-      totalRequests: metrics.ongoing + metrics.queued, queuedNow, metrics, nowMs }, this.policyState);
+    const decision: AutoscalingDecision = policy(
+      {
+        config: this.config,
+        currentReplicas: current,
+        runningReplicas: running,
+        totalRequests: metrics.ongoing + metrics.queued,
+        queuedNow,
+        metrics,
+        nowMs,
+      },
+      this.policyState,
+    );
     this.policyState = decision.state ?? {};
     this.pendingUp = decision.reason === 'upscale-delay' ? Math.floor(decision.pending ?? current + 1) : undefined;
     const to = Math.max(0, Math.floor(decision.replicas));
-    return to === current ? undefined : { atMs: nowMs, from: current, to, reason: decision.reason, message: decision.message };
+    return to === current
+      ? undefined
+      : { atMs: nowMs, from: current, to, reason: decision.reason, message: decision.message };
   }
 
   get state(): AutoscalingState {

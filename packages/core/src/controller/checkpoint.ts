@@ -24,7 +24,10 @@ export interface ControllerCheckpoint {
 
 /** Default location: one file per working directory and set of applications, under os.tmpdir()/flotilla. */
 export function defaultCheckpointPath(appKeys: string[], cwd = process.cwd()): string {
-  const key = createHash('sha256').update(JSON.stringify([cwd, [...appKeys].sort()])).digest('hex').slice(0, 16);
+  const key = createHash('sha256')
+    .update(JSON.stringify([cwd, [...appKeys].sort()]))
+    .digest('hex')
+    .slice(0, 16);
   return path.join(os.tmpdir(), 'flotilla', `controller-${key}.json`);
 }
 

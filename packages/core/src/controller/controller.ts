@@ -63,14 +63,23 @@ export class Controller {
   constructor(private readonly options: ControllerOptions) {
     this.book = new PlacementBook(options.node);
     this.deps = {
-      book: options.placement ?? this.book, events: options.events, publish: options.publish, queued: options.queued,
+      book: options.placement ?? this.book,
+      events: options.events,
+      publish: options.publish,
+      queued: options.queued,
       autoscalingPolicy: options.autoscalingPolicy,
       createActor: (spec, id, alloc) => this.createActor(spec, id, alloc),
-      prewarm: (spec, n) => { if (options.prestartWorkers !== false && spec.options.placement === 'thread' && n > 0) this.warmWanted += n; },
+      prewarm: (spec, n) => {
+        if (options.prestartWorkers !== false && spec.options.placement === 'thread' && n > 0) this.warmWanted += n;
+      },
     };
-    options.events.on('scaling-decision', () => { this.dirty = true; });
+    options.events.on('scaling-decision', () => {
+      this.dirty = true;
+    });
     // The checkpoint names the replicas on agents, which a restarted controller re-adopts.
-    options.events.on('replica-state', () => { this.dirty = true; });
+    options.events.on('replica-state', () => {
+      this.dirty = true;
+    });
     this.restoredFrom = options.checkpoint?.loadOrphaned();
   }
 
@@ -145,7 +154,9 @@ export class Controller {
 
   /** Apps of the dead controller's checkpoint deployed onto a running head (serve deploy), to deploy again. */
   restorableSources(): { name: string; source: unknown }[] {
-    return (this.restoredFrom?.apps ?? []).filter((a) => a.source !== undefined).map((a) => ({ name: a.name, source: a.source }));
+    return (this.restoredFrom?.apps ?? [])
+      .filter((a) => a.source !== undefined)
+      .map((a) => ({ name: a.name, source: a.source }));
   }
 
   start(): void {
@@ -174,9 +185,17 @@ export class Controller {
   }
 
   snapshot(): ControllerCheckpoint {
-    return { format: 1, savedAtMs: Date.now(), pid: process.pid, apps: [...this.apps.values()].map((a) => ({
-      name: a.name, routePrefix: a.routePrefix, ...(a.source === undefined ? {} : { source: a.source }),
-      deployments: [...a.deployments.values()].map((d) => d.snapshot()) })) };
+    return {
+      format: 1,
+      savedAtMs: Date.now(),
+      pid: process.pid,
+      apps: [...this.apps.values()].map((a) => ({
+        name: a.name,
+        routePrefix: a.routePrefix,
+        ...(a.source === undefined ? {} : { source: a.source }),
+        deployments: [...a.deployments.values()].map((d) => d.snapshot()),
+      })),
+    };
   }
 
   /** Stops the loop and every replica (each drains within its gracefulShutdownTimeoutS). */
@@ -199,10 +218,12 @@ export class Controller {
 
   private createActor(spec: DeploymentSpec, id: string, alloc: Allocation): ActorRef {
     const server = this.options.relay(spec.app, spec.name);
-    if (alloc.nodeId !== undefined && this.options.remote) return this.options.remote.createActor(spec, id, alloc, server);
+    if (alloc.nodeId !== undefined && this.options.remote)
+      return this.options.remote.createActor(spec, id, alloc, server);
     if (spec.options.placement === 'process') {
       const env: Record<string, string> = {};
-      if (alloc.gpuShares.length > 0) env.CUDA_VISIBLE_DEVICES = cudaVisibleDevices(alloc, process.env.CUDA_VISIBLE_DEVICES);
+      if (alloc.gpuShares.length > 0)
+        env.CUDA_VISIBLE_DEVICES = cudaVisibleDevices(alloc, process.env.CUDA_VISIBLE_DEVICES);
       return createProcessActor({ id, server, env });
     }
     return this.warm.take(id, server) ?? createThreadActor({ id, server });

@@ -68,17 +68,24 @@ export class DeploymentState {
   /** Replicas of the checkpoint that an agent may still bring back, counted toward the target until expiry. */
   private readonly expected = new Map<string, AdoptableReplica & { untilMs: number }>();
 
-  constructor(public spec: DeploymentSpec, private readonly deps: DeploymentStateDeps) {
+  constructor(
+    public spec: DeploymentSpec,
+    private readonly deps: DeploymentStateDeps,
+  ) {
     const o = spec.options;
-    this.targetReplicas = o.autoscaling ? o.autoscaling.initialReplicas : o.numReplicas as number;
+    this.targetReplicas = o.autoscaling ? o.autoscaling.initialReplicas : (o.numReplicas as number);
     if (o.autoscaling) this.autoscaler = new AutoscalingStateManager(o.autoscaling, o.autoscaling.policy);
     this.replicas = new ReplicaSet(spec, deps.events, {
-      onRunning: () => { this.constructorFailures = 0; },
+      onRunning: () => {
+        this.constructorFailures = 0;
+      },
       onStartFailed: (record, err) => this.onStartFailed(record, err),
     });
   }
 
-  get name(): string { return this.spec.name; }
+  get name(): string {
+    return this.spec.name;
+  }
 
   /** Actors of the RUNNING replicas, with their ids (metrics scrapes ask each). */
   runningActors(): Array<{ id: string; actor: ActorRef }> {
@@ -86,7 +93,9 @@ export class DeploymentState {
   }
 
   /** Methods and rawHttp of the class, once a replica has started. */
-  get info() { return this.replicas.info; }
+  get info() {
+    return this.replicas.info;
+  }
 
   update(nowMs: number): void {
     if (this.status === 'STOPPING') return;
@@ -118,8 +127,13 @@ export class DeploymentState {
       else this.autoscaler = new AutoscalingStateManager(o.autoscaling, o.autoscaling.policy);
     } else {
       this.autoscaler = undefined;
-      this.setTarget({ atMs: Date.now(), from: this.targetReplicas, to: o.numReplicas as number, reason: 'config',
-        message: 'numReplicas changed by a new config' });
+      this.setTarget({
+        atMs: Date.now(),
+        from: this.targetReplicas,
+        to: o.numReplicas as number,
+        reason: 'config',
+        message: 'numReplicas changed by a new config',
+      });
     }
     if (this.status === 'HEALTHY') this.status = 'UPDATING';
   }
@@ -134,9 +148,16 @@ export class DeploymentState {
 
   describe(): DeploymentStatusInfo {
     const replicas = this.replicas.all.map((r) => r.describe());
-    return { name: this.name, status: this.status, message: this.message, targetReplicas: this.targetReplicas,
-      replicas, ongoing: replicas.reduce((n, r) => n + r.ongoing, 0), queued: this.deps.queued(this.spec.app, this.name),
-      decisions: this.decisions.map((d) => ({ ...d })) };
+    return {
+      name: this.name,
+      status: this.status,
+      message: this.message,
+      targetReplicas: this.targetReplicas,
+      replicas,
+      ongoing: replicas.reduce((n, r) => n + r.ongoing, 0),
+      queued: this.deps.queued(this.spec.app, this.name),
+      decisions: this.decisions.map((d) => ({ ...d })),
+    };
   }
 
   counts() {
@@ -144,10 +165,18 @@ export class DeploymentState {
   }
 
   snapshot(): DeploymentSnapshot {
-    const replicas = this.replicas.routable().filter((r) => r.actor.kind === 'remote' && r.info && r.actor.node)
+    const replicas = this.replicas
+      .routable()
+      .filter((r) => r.actor.kind === 'remote' && r.info && r.actor.node)
       .map((r): AdoptableReplica => ({ id: r.id, node: r.actor.node!, version: r.version, info: r.info! }));
-    return { name: this.name, version: this.spec.version, targetReplicas: this.targetReplicas,
-      policyState: this.autoscaler?.state, decisions: [...this.decisions], replicas };
+    return {
+      name: this.name,
+      version: this.spec.version,
+      targetReplicas: this.targetReplicas,
+      policyState: this.autoscaler?.state,
+      decisions: [...this.decisions],
+      replicas,
+    };
   }
 
   /** True when `id` is a replica of the checkpoint, on `nodeId`, of the current version. */
@@ -177,14 +206,25 @@ export class DeploymentState {
     if (!a || !this.autoscaler) return;
     this.autoscaler.state = s.policyState ?? {};
     const to = Math.min(a.maxReplicas, Math.max(a.minReplicas, s.targetReplicas));
-    this.setTarget({ atMs: Date.now(), from: this.targetReplicas, to, reason: 'restored', message: 'target from the controller checkpoint' });
+    this.setTarget({
+      atMs: Date.now(),
+      from: this.targetReplicas,
+      to,
+      reason: 'restored',
+      message: 'target from the controller checkpoint',
+    });
   }
 
   private autoscale(nowMs: number): void {
     const queuedNow = this.deps.queued(this.spec.app, this.name);
     this.autoscaler!.report(nowMs, () => ({ ...this.replicas.load(), queued: queuedNow }));
-    const decision = this.autoscaler!.update(nowMs, this.targetReplicas, this.replicas.counts().running, queuedNow,
-      this.deps.autoscalingPolicy);
+    const decision = this.autoscaler!.update(
+      nowMs,
+      this.targetReplicas,
+      this.replicas.counts().running,
+      queuedNow,
+      this.deps.autoscalingPolicy,
+    );
     if (decision) this.setTarget(decision);
     this.prewarm(queuedNow);
   }
@@ -215,8 +255,18 @@ export class DeploymentState {
 
   private scale(): void {
     const live = this.replicas.live();
-    const plan = planReplicas(live.map((r): PlannedReplica => ({ id: r.id, version: r.version,
-      state: r.state as PlannedReplica['state'], ongoing: r.ongoing })), this.targetReplicas, this.spec.version);
+    const plan = planReplicas(
+      live.map(
+        (r): PlannedReplica => ({
+          id: r.id,
+          version: r.version,
+          state: r.state as PlannedReplica['state'],
+          ongoing: r.ongoing,
+        }),
+      ),
+      this.targetReplicas,
+      this.spec.version,
+    );
     for (const id of plan.stop) {
       const r = live.find((x) => x.id === id)!;
       void this.replicas.stop(r, r.version === this.spec.version ? 'scaled down' : 'replaced by a new version');
@@ -231,7 +281,10 @@ export class DeploymentState {
     for (const r of this.replicas.all) {
       if (r.adoptedOn === undefined || r.alloc) continue;
       const alloc = this.deps.book.allocateOn?.(r.adoptedOn, this.spec.options.resources);
-      if (alloc) { r.alloc = alloc; r.adoptedOn = undefined; }
+      if (alloc) {
+        r.alloc = alloc;
+        r.adoptedOn = undefined;
+      }
     }
   }
 
@@ -239,7 +292,10 @@ export class DeploymentState {
   private startReplica(): boolean {
     const o = this.spec.options;
     const impossible = this.deps.book.unsatisfiable(o.resources);
-    if (impossible) { this.fail(`cannot place a replica: ${impossible}`); return false; }
+    if (impossible) {
+      this.fail(`cannot place a replica: ${impossible}`);
+      return false;
+    }
     const alloc = this.deps.book.allocate(o.resources);
     if (!alloc) {
       this.message = this.deps.book.explain?.(o.resources) ?? `waiting for resources (${JSON.stringify(o.resources)})`;
@@ -276,20 +332,35 @@ export class DeploymentState {
     const message = previous ? `rolling update failed, the previous version keeps serving: ${why}` : why;
     this.status = 'FAILED';
     this.message = message;
-    this.deps.events.emit('deployment-status', { app: this.spec.app, deployment: this.name, status: 'FAILED', message });
+    this.deps.events.emit('deployment-status', {
+      app: this.spec.app,
+      deployment: this.name,
+      status: 'FAILED',
+      message,
+    });
     this.publishIfChanged(true);
   }
 
   private refreshStatus(): void {
     if (this.status === 'FAILED' || this.status === 'STOPPING') return;
     const c = this.replicas.counts();
-    const settled = this.replicas.live().every((r) => r.version === this.spec.version) && !this.replicas.reconfigPending();
-    const next: DeploymentStatus = c.running >= this.targetReplicas && c.unhealthy === 0 && settled ? 'HEALTHY'
-      : c.unhealthy > 0 && c.running === 0 ? 'UNHEALTHY' : 'UPDATING';
+    const settled =
+      this.replicas.live().every((r) => r.version === this.spec.version) && !this.replicas.reconfigPending();
+    const next: DeploymentStatus =
+      c.running >= this.targetReplicas && c.unhealthy === 0 && settled
+        ? 'HEALTHY'
+        : c.unhealthy > 0 && c.running === 0
+          ? 'UNHEALTHY'
+          : 'UPDATING';
     if (next === 'HEALTHY') this.message = undefined;
     if (next !== this.status) {
       this.status = next;
-      this.deps.events.emit('deployment-status', { app: this.spec.app, deployment: this.name, status: next, message: this.message });
+      this.deps.events.emit('deployment-status', {
+        app: this.spec.app,
+        deployment: this.name,
+        status: next,
+        message: this.message,
+      });
     }
   }
 
@@ -299,9 +370,18 @@ export class DeploymentState {
     if (!force && key === this.publishedKey) return;
     this.publishedKey = key;
     const maxOngoing = this.spec.options.maxOngoingRequests;
-    const unavailable = this.status === 'FAILED' && running.length === 0 ? this.message
-      : this.status === 'STOPPING' ? 'stopping' : undefined;
-    this.deps.publish(this.spec.app, this.name, running.map((r) => ({ id: r.id, actor: r.actor, maxOngoing })), unavailable);
+    const unavailable =
+      this.status === 'FAILED' && running.length === 0
+        ? this.message
+        : this.status === 'STOPPING'
+          ? 'stopping'
+          : undefined;
+    this.deps.publish(
+      this.spec.app,
+      this.name,
+      running.map((r) => ({ id: r.id, actor: r.actor, maxOngoing })),
+      unavailable,
+    );
   }
 
   private release(record: ReplicaRecord): void {

@@ -80,8 +80,12 @@ export class PlacementBook implements Placement {
   }
 
   get available(): NodeResources & { gpuFree: number[] } {
-    return { cpus: this.freeCpus, memoryMb: this.freeMemoryMb, gpus: this.freeGpu.filter((g) => g > 1 - EPS).length,
-      gpuFree: [...this.freeGpu] };
+    return {
+      cpus: this.freeCpus,
+      memoryMb: this.freeMemoryMb,
+      gpus: this.freeGpu.filter((g) => g > 1 - EPS).length,
+      gpuFree: [...this.freeGpu],
+    };
   }
 
   private plan(req: ResourceRequest): Allocation['gpuShares'] | null {
@@ -94,7 +98,10 @@ export class PlacementBook implements Placement {
       });
       return best < 0 ? null : [{ id: best, share: req.gpus }];
     }
-    const whole = this.freeGpu.map((free, id) => ({ free, id })).filter((g) => g.free > 1 - EPS).slice(0, req.gpus);
+    const whole = this.freeGpu
+      .map((free, id) => ({ free, id }))
+      .filter((g) => g.free > 1 - EPS)
+      .slice(0, req.gpus);
     return whole.length < req.gpus ? null : whole.map((g) => ({ id: g.id, share: 1 }));
   }
 }
@@ -103,12 +110,16 @@ export class PlacementBook implements Placement {
 export function detectLocalResources(env: NodeJS.ProcessEnv, cpus: number, totalMemoryMb: number): NodeResources {
   let gpus = 0;
   if (env.FLOTILLA_GPUS !== undefined) gpus = Number.parseInt(env.FLOTILLA_GPUS, 10) || 0;
-  else if (env.CUDA_VISIBLE_DEVICES) gpus = env.CUDA_VISIBLE_DEVICES.split(',').filter((s) => s.trim() !== '' && s !== '-1').length;
+  else if (env.CUDA_VISIBLE_DEVICES)
+    gpus = env.CUDA_VISIBLE_DEVICES.split(',').filter((s) => s.trim() !== '' && s !== '-1').length;
   return { cpus, memoryMb: totalMemoryMb, gpus };
 }
 
 /** CUDA_VISIBLE_DEVICES for a process replica's allocation (ids of the parent's visible devices). */
 export function cudaVisibleDevices(alloc: Allocation, parentVisible: string | undefined): string {
-  const visible = parentVisible?.split(',').map((s) => s.trim()).filter((s) => s !== '');
+  const visible = parentVisible
+    ?.split(',')
+    .map((s) => s.trim())
+    .filter((s) => s !== '');
   return alloc.gpuShares.map(({ id }) => visible?.[id] ?? String(id)).join(',');
 }

@@ -36,14 +36,26 @@ export class ReplicaRecord {
   /** A re-adopted replica's node, until placement has charged its resources there. */
   adoptedOn: string | undefined;
 
-  constructor(readonly id: string, readonly actor: ActorRef, public alloc: Allocation | undefined,
-    readonly version: string, userConfig: unknown) {
+  constructor(
+    readonly id: string,
+    readonly actor: ActorRef,
+    public alloc: Allocation | undefined,
+    readonly version: string,
+    userConfig: unknown,
+  ) {
     this.userConfigKey = configKey(userConfig);
   }
 
   describe(): ReplicaStatusInfo {
-    return { id: this.id, state: this.state, placement: this.actor.kind, node: this.actor.node ?? 'local', pid: this.info?.pid ?? this.actor.pid,
-      ongoing: this.ongoing, startedAtMs: this.startedAtMs };
+    return {
+      id: this.id,
+      state: this.state,
+      placement: this.actor.kind,
+      node: this.actor.node ?? 'local',
+      pid: this.info?.pid ?? this.actor.pid,
+      ongoing: this.ongoing,
+      startedAtMs: this.startedAtMs,
+    };
   }
 }
 
@@ -56,14 +68,20 @@ export class ReplicaSet {
   private readonly records: ReplicaRecord[] = [];
   info: ReplicaInfo | undefined;
 
-  constructor(private spec: DeploymentSpec, private readonly events: RuntimeEvents, private readonly hooks: ReplicaSetHooks) {}
+  constructor(
+    private spec: DeploymentSpec,
+    private readonly events: RuntimeEvents,
+    private readonly hooks: ReplicaSetHooks,
+  ) {}
 
   /** A new spec from a rolling update; replicas started from now on use it. */
   setSpec(spec: DeploymentSpec): void {
     this.spec = spec;
   }
 
-  get all(): readonly ReplicaRecord[] { return this.records; }
+  get all(): readonly ReplicaRecord[] {
+    return this.records;
+  }
 
   live(): ReplicaRecord[] {
     return this.records.filter((r) => r.state === 'STARTING' || r.state === 'RUNNING' || r.state === 'UNHEALTHY');
@@ -132,21 +150,29 @@ export class ReplicaSet {
     this.records.push(record);
     this.setState(record, 'STARTING', 're-adopting after a controller restart');
     void actor.exited.then((reason) => this.onExit(record, reason));
-    void settle(actor, actor.control.checkHealth(), this.spec.options.healthCheckTimeoutS * 1000).then(() => {
-      if (record.state !== 'STARTING') return;
-      record.info = info;
-      this.info ??= info;
-      this.setState(record, 'RUNNING', 're-adopted');
-      record.nextHealthAtMs = Date.now() + this.spec.options.healthCheckPeriodS * 1000;
-      this.hooks.onRunning(record);
-    }, (err: Error) => { if (record.state === 'STARTING') void this.stop(record, `could not be re-adopted: ${err.message}`); });
+    void settle(actor, actor.control.checkHealth(), this.spec.options.healthCheckTimeoutS * 1000).then(
+      () => {
+        if (record.state !== 'STARTING') return;
+        record.info = info;
+        this.info ??= info;
+        this.setState(record, 'RUNNING', 're-adopted');
+        record.nextHealthAtMs = Date.now() + this.spec.options.healthCheckPeriodS * 1000;
+        this.hooks.onRunning(record);
+      },
+      (err: Error) => {
+        if (record.state === 'STARTING') void this.stop(record, `could not be re-adopted: ${err.message}`);
+      },
+    );
   }
 
   /** Removes STOPPED records, handing each to `release` (frees its placement). */
   reap(release: (r: ReplicaRecord) => void): void {
     for (let i = this.records.length - 1; i >= 0; i--) {
       const r = this.records[i]!;
-      if (r.state === 'STOPPED') { release(r); this.records.splice(i, 1); }
+      if (r.state === 'STOPPED') {
+        release(r);
+        this.records.splice(i, 1);
+      }
     }
   }
 
@@ -183,11 +209,21 @@ export class ReplicaSet {
   private async initialize(r: ReplicaRecord): Promise<void> {
     const { app, name, className, modulePath, args, options } = this.spec;
     try {
-      const info = await settle(r.actor, r.actor.control.initialize({
-        replicaId: r.id, app, deployment: name, className, modulePath, args,
-        maxOngoingRequests: options.maxOngoingRequests, userConfig: options.userConfig,
-        gpuIds: r.alloc?.gpuShares.map((g) => g.id) ?? [],
-      }), START_TIMEOUT_MS);
+      const info = await settle(
+        r.actor,
+        r.actor.control.initialize({
+          replicaId: r.id,
+          app,
+          deployment: name,
+          className,
+          modulePath,
+          args,
+          maxOngoingRequests: options.maxOngoingRequests,
+          userConfig: options.userConfig,
+          gpuIds: r.alloc?.gpuShares.map((g) => g.id) ?? [],
+        }),
+        START_TIMEOUT_MS,
+      );
       if (r.state !== 'STARTING') return;
       r.info = info;
       this.info ??= info;
@@ -240,11 +276,17 @@ export class ReplicaSet {
     try {
       await settle(r.actor, r.actor.control.reconfigure(userConfig), this.spec.options.healthCheckTimeoutS * 1000);
       r.userConfigKey = key;
-      this.events.emit('replica-state', { app: this.spec.app, deployment: this.spec.name, replicaId: r.id, state: r.state,
-        reason: 'reconfigured' });
+      this.events.emit('replica-state', {
+        app: this.spec.app,
+        deployment: this.spec.name,
+        replicaId: r.id,
+        state: r.state,
+        reason: 'reconfigured',
+      });
     } catch (err) {
       // Its replacement starts with the new userConfig through initialize().
-      if (r.state === 'RUNNING' || r.state === 'UNHEALTHY') void this.stop(r, `reconfigure failed: ${(err as Error).message}`);
+      if (r.state === 'RUNNING' || r.state === 'UNHEALTHY')
+        void this.stop(r, `reconfigure failed: ${(err as Error).message}`);
     } finally {
       r.reconfiguring = false;
     }
@@ -258,7 +300,13 @@ export class ReplicaSet {
   private setState(r: ReplicaRecord, state: ReplicaState, reason?: string): void {
     if (r.state === 'STOPPED' && state !== 'STOPPED') return;
     r.state = state;
-    this.events.emit('replica-state', { app: this.spec.app, deployment: this.spec.name, replicaId: r.id, state, reason });
+    this.events.emit('replica-state', {
+      app: this.spec.app,
+      deployment: this.spec.name,
+      replicaId: r.id,
+      state,
+      reason,
+    });
   }
 }
 
@@ -278,6 +326,9 @@ export function settle<T>(actor: ActorRef, p: Promise<T>, timeoutMs: number): Pr
     };
     if (actor.exitSignal.aborted) return onExit();
     actor.exitSignal.addEventListener('abort', onExit, { once: true });
-    p.then((v) => finish(() => resolve(v)), (err) => finish(() => reject(err)));
+    p.then(
+      (v) => finish(() => resolve(v)),
+      (err) => finish(() => reject(err)),
+    );
   });
 }

@@ -29,7 +29,9 @@ export function maxReplacing(target: number): number {
 export function planReplicas(live: readonly PlannedReplica[], target: number, version: string): ReplicaPlan {
   const current = live.filter((r) => r.version === version);
   const old = live.filter((r) => r.version !== version);
-  const stop = byStopOrder(current).slice(0, Math.max(0, current.length - target)).map((r) => r.id);
+  const stop = byStopOrder(current)
+    .slice(0, Math.max(0, current.length - target))
+    .map((r) => r.id);
   const kept = current.length - stop.length;
   if (old.length === 0) return { start: Math.max(0, target - kept), stop };
   const ready = current.filter((r) => r.state === 'RUNNING' && !stop.includes(r.id)).length;
@@ -37,12 +39,16 @@ export function planReplicas(live: readonly PlannedReplica[], target: number, ve
   const start = Math.max(0, Math.min(target - kept, maxReplacing(target) - pending));
   // An old replica stays while it is still needed to serve the target: until a new one is ready.
   const oldToStop = old.length - Math.max(0, target - ready);
-  stop.push(...byStopOrder(old).slice(0, Math.max(0, oldToStop)).map((r) => r.id));
+  stop.push(
+    ...byStopOrder(old)
+      .slice(0, Math.max(0, oldToStop))
+      .map((r) => r.id),
+  );
   return { start, stop };
 }
 
 /** Starting ones first (they serve nothing yet), then unhealthy ones, then the least busy. */
 function byStopOrder(rs: readonly PlannedReplica[]): PlannedReplica[] {
-  const rank = (r: PlannedReplica) => r.state === 'STARTING' ? -2 : r.state === 'UNHEALTHY' ? -1 : r.ongoing;
+  const rank = (r: PlannedReplica) => (r.state === 'STARTING' ? -2 : r.state === 'UNHEALTHY' ? -1 : r.ongoing);
   return [...rs].sort((a, b) => rank(a) - rank(b));
 }

@@ -22,7 +22,11 @@ export interface WarmPoolOptions {
   idleMs?: number;
 }
 
-interface Spare { actor: ActorRef; relay: { target: CallServer | undefined }; warmedAtMs: number }
+interface Spare {
+  actor: ActorRef;
+  relay: { target: CallServer | undefined };
+  warmedAtMs: number;
+}
 
 export class WarmPool {
   private readonly spares: Spare[] = [];
@@ -31,7 +35,9 @@ export class WarmPool {
 
   constructor(private readonly options: WarmPoolOptions) {}
 
-  get size(): number { return this.spares.length; }
+  get size(): number {
+    return this.spares.length;
+  }
 
   /** Keeps at least `n` workers warm (capped at `max`); each warmed one counts from now for idleMs. */
   warm(n: number, nowMs = Date.now()): void {
@@ -60,7 +66,10 @@ export class WarmPool {
   expire(nowMs = Date.now()): void {
     const idleMs = this.options.idleMs ?? 30_000;
     for (const s of [...this.spares]) {
-      if (nowMs - s.warmedAtMs >= idleMs) { this.drop(s); void s.actor.kill(); }
+      if (nowMs - s.warmedAtMs >= idleMs) {
+        this.drop(s);
+        void s.actor.kill();
+      }
     }
   }
 
@@ -93,11 +102,18 @@ function relayTo(relay: { target: CallServer | undefined }): CallServer {
 /** The same actor under the replica's id (the warm one's id only named its worker thread). */
 function renamed(actor: ActorRef, id: string): ActorRef {
   return {
-    id, kind: actor.kind, node: actor.node,
-    get pid() { return actor.pid; },
-    get alive() { return actor.alive; },
+    id,
+    kind: actor.kind,
+    node: actor.node,
+    get pid() {
+      return actor.pid;
+    },
+    get alive() {
+      return actor.alive;
+    },
     control: actor.control as Comlink.Remote<ReplicaControl>,
-    exited: actor.exited, exitSignal: actor.exitSignal,
+    exited: actor.exited,
+    exitSignal: actor.exitSignal,
     call: (method: string, args: unknown[], opts: ActorCallOptions) => actor.call(method, args, opts),
     stream: (method: string, args: unknown[], opts: ActorCallOptions) => actor.stream(method, args, opts),
     cancel: (requestId: string) => actor.cancel(requestId),

@@ -9,7 +9,9 @@ export function parseJsonPayload(text: string | undefined): unknown {
   try {
     return JSON.parse(text);
   } catch (err) {
-    throw new BadRequestError(`Malformed JSON body: ${(err as Error).message}. Send a JSON value, e.g. ["hello"] or {"text":"hello"}.`);
+    throw new BadRequestError(
+      `Malformed JSON body: ${(err as Error).message}. Send a JSON value, e.g. ["hello"] or {"text":"hello"}.`,
+    );
   }
 }
 
@@ -20,6 +22,7 @@ export function toCallArgs(payload: unknown): unknown[] {
 
 /** A new request id when the client sent none (or one unfit for a header: too long or with odd characters). */
 export function acceptRequestId(given: unknown, generate: () => string): string {
-  if (typeof given === 'string' && given.length > 0 && given.length <= 200 && /^[\w.:@/+=-]+$/.test(given)) return given;
+  if (typeof given === 'string' && given.length > 0 && given.length <= 200 && /^[\w.:@/+=-]+$/.test(given))
+    return given;
   return generate();
 }

@@ -4,7 +4,13 @@
  */
 import { randomUUID } from 'node:crypto';
 import { once } from 'node:events';
-import { Metadata, type ServerUnaryCall, type ServerWritableStream, type sendUnaryData, type ServiceError } from '@grpc/grpc-js';
+import {
+  Metadata,
+  type ServerUnaryCall,
+  type ServerWritableStream,
+  type sendUnaryData,
+  type ServiceError,
+} from '@grpc/grpc-js';
 import { UnavailableError } from '../errors.js';
 import type { FlotillaMetrics, RequestLabels } from '../observability/metrics.js';
 import { acceptRequestId } from './call-payload.js';
@@ -26,7 +32,10 @@ export type MutableLabels = Omit<RequestLabels, 'protocol'>;
 
 export function openScope(call: AnyCall, givenId?: string): RequestScope {
   const fromMetadata = call.metadata.get('x-request-id')[0];
-  const requestId = acceptRequestId(givenId || (typeof fromMetadata === 'string' ? fromMetadata : undefined), randomUUID);
+  const requestId = acceptRequestId(
+    givenId || (typeof fromMetadata === 'string' ? fromMetadata : undefined),
+    randomUUID,
+  );
   const deadline = call.getDeadline();
   const deadlineMs = deadline instanceof Date ? deadline.getTime() : Number(deadline);
   const timeoutMs = Number.isFinite(deadlineMs) ? Math.max(1, deadlineMs - Date.now()) : undefined;
@@ -39,8 +48,12 @@ export function openScope(call: AnyCall, givenId?: string): RequestScope {
 }
 
 export async function runUnary(
-  ctx: GrpcContext, call: ServerUnaryCall<any, any>, callback: sendUnaryData<any>, labels: MutableLabels,
-  invoke: (scope: RequestScope) => Promise<unknown>, requestId?: string,
+  ctx: GrpcContext,
+  call: ServerUnaryCall<any, any>,
+  callback: sendUnaryData<any>,
+  labels: MutableLabels,
+  invoke: (scope: RequestScope) => Promise<unknown>,
+  requestId?: string,
 ): Promise<void> {
   const scope = openScope(call, requestId);
   const finish = ctx.metrics.startRequest(liveLabels(labels));
@@ -59,8 +72,12 @@ export async function runUnary(
 }
 
 export async function runStream(
-  ctx: GrpcContext, call: ServerWritableStream<any, any>, labels: MutableLabels,
-  open: (scope: RequestScope) => AsyncIterable<unknown>, encode: (item: unknown, scope: RequestScope) => unknown, requestId?: string,
+  ctx: GrpcContext,
+  call: ServerWritableStream<any, any>,
+  labels: MutableLabels,
+  open: (scope: RequestScope) => AsyncIterable<unknown>,
+  encode: (item: unknown, scope: RequestScope) => unknown,
+  requestId?: string,
 ): Promise<void> {
   const scope = openScope(call, requestId);
   const finish = ctx.metrics.startRequest(liveLabels(labels));
@@ -104,7 +121,17 @@ function drainingError(): UnavailableError {
 function liveLabels(labels: MutableLabels): RequestLabels {
   return {
     protocol: 'grpc',
-    get app() { return labels.app; }, get deployment() { return labels.deployment; },
-    get route() { return labels.route; }, get method() { return labels.method; },
+    get app() {
+      return labels.app;
+    },
+    get deployment() {
+      return labels.deployment;
+    },
+    get route() {
+      return labels.route;
+    },
+    get method() {
+      return labels.method;
+    },
   };
 }

@@ -58,34 +58,56 @@ export function grpcServicesOf(appName: string, app: Application): GrpcServiceBi
     const declared = (node.definition.cls as { grpcServices?: unknown }).grpcServices;
     if (declared === undefined) continue;
     if (!Array.isArray(declared)) {
-      throw new DeploymentConfigError(`${node.name}.grpcServices must be an array of { protoPath, service, methods? }.`, { deployment: node.name });
+      throw new DeploymentConfigError(
+        `${node.name}.grpcServices must be an array of { protoPath, service, methods? }.`,
+        { deployment: node.name },
+      );
     }
     for (const d of declared as DeclaredGrpcService[]) bindings.push({ ...d, app: appName, deployment: node.name });
   }
   return bindings;
 }
 
-export function bindService(binding: GrpcServiceBinding, ctx: GrpcContext): {
-  definition: grpc.ServiceDefinition; implementation: grpc.UntypedServiceImplementation;
+export function bindService(
+  binding: GrpcServiceBinding,
+  ctx: GrpcContext,
+): {
+  definition: grpc.ServiceDefinition;
+  implementation: grpc.UntypedServiceImplementation;
 } {
   const packageDefinition = protoLoader.loadSync(binding.protoPath, {
-    keepCase: true, longs: Number, enums: String, defaults: true, oneofs: true, includeDirs: binding.includeDirs,
+    keepCase: true,
+    longs: Number,
+    enums: String,
+    defaults: true,
+    oneofs: true,
+    includeDirs: binding.includeDirs,
   });
   const definition = lookupService(grpc.loadPackageDefinition(packageDefinition), binding);
   const implementation: grpc.UntypedServiceImplementation = {};
   for (const [rpc, spec] of Object.entries(definition)) {
     const method = binding.methods?.[rpc] ?? rpc.charAt(0).toLowerCase() + rpc.slice(1);
     if (spec.requestStream) {
-      throw new DeploymentConfigError(`${binding.service}/${rpc} takes a client stream, which Flotilla does not map onto deployments; make the request unary.`);
+      throw new DeploymentConfigError(
+        `${binding.service}/${rpc} takes a client stream, which Flotilla does not map onto deployments; make the request unary.`,
+      );
     }
-    const argsOf = (call: grpc.ServerUnaryCall<unknown, unknown> | grpc.ServerWritableStream<unknown, unknown>): unknown[] =>
-      binding.passCallInfo ? [call.request, callInfoOf(call)] : [call.request];
+    const argsOf = (
+      call: grpc.ServerUnaryCall<unknown, unknown> | grpc.ServerWritableStream<unknown, unknown>,
+    ): unknown[] => (binding.passCallInfo ? [call.request, callInfoOf(call)] : [call.request]);
     implementation[rpc] = spec.responseStream
-      ? (call: grpc.ServerWritableStream<unknown, unknown>) => void runStream(ctx, call, labelsFor(binding, rpc, method),
-        (scope) => handleFor(ctx, binding).remoteStream(method, argsOf(call), scope.callOptions),
-        (item) => item)
-      : (call: grpc.ServerUnaryCall<unknown, unknown>, cb: grpc.sendUnaryData<unknown>) => void runUnary(ctx, call, cb, labelsFor(binding, rpc, method),
-        (scope) => handleFor(ctx, binding).remote(method, argsOf(call), scope.callOptions));
+      ? (call: grpc.ServerWritableStream<unknown, unknown>) =>
+          void runStream(
+            ctx,
+            call,
+            labelsFor(binding, rpc, method),
+            (scope) => handleFor(ctx, binding).remoteStream(method, argsOf(call), scope.callOptions),
+            (item) => item,
+          )
+      : (call: grpc.ServerUnaryCall<unknown, unknown>, cb: grpc.sendUnaryData<unknown>) =>
+          void runUnary(ctx, call, cb, labelsFor(binding, rpc, method), (scope) =>
+            handleFor(ctx, binding).remote(method, argsOf(call), scope.callOptions),
+          );
   }
   return { definition, implementation };
 }
@@ -106,7 +128,9 @@ function lookupService(pkg: grpc.GrpcObject, binding: GrpcServiceBinding): grpc.
   for (const part of binding.service.split('.')) node = (node as Record<string, unknown> | undefined)?.[part];
   const service = (node as { service?: grpc.ServiceDefinition } | undefined)?.service;
   if (!service) {
-    throw new DeploymentConfigError(`${binding.protoPath} defines no service '${binding.service}'; give the fully qualified name (package.Service).`);
+    throw new DeploymentConfigError(
+      `${binding.protoPath} defines no service '${binding.service}'; give the fully qualified name (package.Service).`,
+    );
   }
   return service;
 }

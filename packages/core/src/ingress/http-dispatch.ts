@@ -40,15 +40,25 @@ export async function dispatch(ctx: DispatchContext, request: FastifyRequest, re
   let method = route?.rawHttp ? 'handleHttp' : '';
   const scope = new RequestScope(request.id, ctx.requestTimeoutMs);
   ctx.metrics.requestStarted('http');
-  const onClose = (): void => { if (!reply.raw.writableFinished) scope.abort('disconnect'); };
+  const onClose = (): void => {
+    if (!reply.raw.writableFinished) scope.abort('disconnect');
+  };
   reply.raw.on('close', onClose);
   ctx.onRequestStart();
   let errorCode: string | undefined;
   try {
-    if (draining) throw new UnavailableError('The server is shutting down; retry against another instance.', { retryAfterS: 1 });
+    if (draining)
+      throw new UnavailableError('The server is shutting down; retry against another instance.', { retryAfterS: 1 });
     if (!match) throw notFoundRoute(ctx.target.routes(), path);
-    const call: CallContext = { request, reply, target: ctx.target, route: match.route, rest: match.rest, scope,
-      handle: handleFor(ctx, match.route) };
+    const call: CallContext = {
+      request,
+      reply,
+      target: ctx.target,
+      route: match.route,
+      rest: match.rest,
+      scope,
+      handle: handleFor(ctx, match.route),
+    };
     if (match.route.rawHttp) {
       await dispatchRaw(call);
     } else {
@@ -61,8 +71,18 @@ export async function dispatch(ctx: DispatchContext, request: FastifyRequest, re
     scope.dispose();
     reply.raw.off('close', onClose);
     ctx.onRequestEnd();
-    ctx.metrics.requestFinished({ app: route?.app ?? '', deployment: route?.ingress ?? '', route: route?.routePrefix ?? '', method,
-      protocol: 'http' }, scope.cause === 'disconnect' ? '499' : String(reply.raw.statusCode), (performance.now() - started) / 1000, errorCode);
+    ctx.metrics.requestFinished(
+      {
+        app: route?.app ?? '',
+        deployment: route?.ingress ?? '',
+        route: route?.routePrefix ?? '',
+        method,
+        protocol: 'http',
+      },
+      scope.cause === 'disconnect' ? '499' : String(reply.raw.statusCode),
+      (performance.now() - started) / 1000,
+      errorCode,
+    );
   }
 }
 
@@ -85,7 +105,9 @@ function handleFor(ctx: DispatchContext, route: RouteInfo): DeploymentHandle {
 async function dispatchMethod(call: CallContext, method: string): Promise<void> {
   const { request } = call;
   if (request.method !== 'POST' && request.method !== 'GET') {
-    throw new BadRequestError(`${request.method} is not supported on ${request.url}; call methods with POST and a JSON body.`);
+    throw new BadRequestError(
+      `${request.method} is not supported on ${request.url}; call methods with POST and a JSON body.`,
+    );
   }
   const args = toCallArgs(parseJsonPayload(bodyText(request.body)));
   if (call.route.methods[method] === 'stream') await callStream(call, method, args);
@@ -95,7 +117,10 @@ async function dispatchMethod(call: CallContext, method: string): Promise<void> 
 async function callUnary(call: CallContext, method: string, args: unknown[]): Promise<void> {
   const { scope, reply } = call;
   const result = await scope.race(call.handle.remote(method, args, scope.callOptions));
-  await reply.code(200).header('content-type', 'application/json; charset=utf-8').send(JSON.stringify(result ?? null));
+  await reply
+    .code(200)
+    .header('content-type', 'application/json; charset=utf-8')
+    .send(JSON.stringify(result ?? null));
 }
 
 async function callStream(call: CallContext, method: string, args: unknown[]): Promise<void> {
@@ -112,7 +137,9 @@ async function callStream(call: CallContext, method: string, args: unknown[]): P
     scope.clearTimeout();
     reply.hijack();
     reply.raw.writeHead(200, {
-      'content-type': STREAM_CONTENT_TYPES[format], 'cache-control': 'no-cache', 'x-request-id': scope.requestId,
+      'content-type': STREAM_CONTENT_TYPES[format],
+      'cache-control': 'no-cache',
+      'x-request-id': scope.requestId,
       'x-accel-buffering': 'no',
     });
     headersSent = true;
@@ -128,7 +155,11 @@ async function callStream(call: CallContext, method: string, args: unknown[]): P
 }
 
 async function pumpFrom(
-  first: unknown, iterator: AsyncIterator<unknown>, reply: FastifyReply, scope: RequestScope, encode: (v: unknown) => string,
+  first: unknown,
+  iterator: AsyncIterator<unknown>,
+  reply: FastifyReply,
+  scope: RequestScope,
+  encode: (v: unknown) => string,
 ): Promise<'done' | 'aborted'> {
   if (!(await writeChunk(reply.raw, encode(first), scope))) return 'aborted';
   return pump(iterator, reply.raw, scope, encode);
@@ -137,12 +168,16 @@ async function pumpFrom(
 function methodFor(route: RouteInfo, rest: string): string {
   if (rest === '/' || rest === '') {
     if (route.methods.__call__) return '__call__';
-    throw new NotFoundError(`Application '${route.app}' has no __call__ method; POST to ${joinPath(route.routePrefix, '<method>')} `
-      + `with one of: ${methodList(route)}.`);
+    throw new NotFoundError(
+      `Application '${route.app}' has no __call__ method; POST to ${joinPath(route.routePrefix, '<method>')} ` +
+        `with one of: ${methodList(route)}.`,
+    );
   }
   const name = rest.includes('%') ? decodeURIComponent(rest.slice(1)) : rest.slice(1);
   if (!name.includes('/') && Object.hasOwn(route.methods, name)) return name;
-  throw new NotFoundError(`Deployment '${route.ingress}' of application '${route.app}' has no method '${name}'; available: ${methodList(route)}.`);
+  throw new NotFoundError(
+    `Deployment '${route.ingress}' of application '${route.app}' has no method '${name}'; available: ${methodList(route)}.`,
+  );
 }
 
 function methodList(route: RouteInfo): string {
@@ -170,7 +205,8 @@ export function sendError(reply: FastifyReply, scope: RequestScope, err: unknown
   const mapped = mapError(scope.aborted && scope.cause !== 'cancel' ? scope.reason : err);
   if (scope.cause === 'disconnect' || reply.sent || reply.raw.headersSent || reply.raw.destroyed) return mapped.code;
   reply.code(mapped.httpStatus).header('content-type', 'application/json; charset=utf-8');
-  if (mapped.retryAfterS !== undefined && mapped.httpStatus === 503) reply.header('retry-after', String(mapped.retryAfterS));
+  if (mapped.retryAfterS !== undefined && mapped.httpStatus === 503)
+    reply.header('retry-after', String(mapped.retryAfterS));
   if (draining) reply.header('connection', 'close');
   void reply.send(JSON.stringify(errorBody(mapped)));
   return mapped.code;

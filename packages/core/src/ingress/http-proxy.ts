@@ -45,7 +45,11 @@ export interface HttpProxyOptions {
 }
 
 export const HTTP_DEFAULTS = {
-  host: '127.0.0.1', port: 8000, requestTimeoutMs: 120_000, bodyLimitBytes: 4 * 1024 * 1024, keepAliveTimeoutMs: 72_000,
+  host: '127.0.0.1',
+  port: 8000,
+  requestTimeoutMs: 120_000,
+  bodyLimitBytes: 4 * 1024 * 1024,
+  keepAliveTimeoutMs: 72_000,
 } as const;
 
 export class HttpProxy implements AsyncDisposable {
@@ -57,7 +61,10 @@ export class HttpProxy implements AsyncDisposable {
   private boundUrl = '';
   private extraStatus: Partial<Pick<ServeStatus, 'grpc'>> = {};
 
-  private constructor(private readonly target: IngressTarget, private readonly options: HttpProxyOptions) {
+  private constructor(
+    private readonly target: IngressTarget,
+    private readonly options: HttpProxyOptions,
+  ) {
     this.metrics = options.metrics ?? new FlotillaMetrics({ status: () => target.status() });
     this.app = Fastify({
       logger: options.logger ?? false,
@@ -72,7 +79,10 @@ export class HttpProxy implements AsyncDisposable {
   static async start(target: IngressTarget, options: HttpProxyOptions = {}): Promise<HttpProxy> {
     const proxy = new HttpProxy(target, options);
     await proxy.setup();
-    const address = await proxy.app.listen({ host: options.host ?? HTTP_DEFAULTS.host, port: options.port ?? HTTP_DEFAULTS.port });
+    const address = await proxy.app.listen({
+      host: options.host ?? HTTP_DEFAULTS.host,
+      port: options.port ?? HTTP_DEFAULTS.port,
+    });
     proxy.boundUrl = address;
     return proxy;
   }
@@ -105,7 +115,9 @@ export class HttpProxy implements AsyncDisposable {
     if (this.ongoing === 0) return true;
     let timer: NodeJS.Timeout | undefined;
     const idle = new Promise<boolean>((resolve) => this.idleWaiters.push(() => resolve(true)));
-    const timeout = new Promise<boolean>((resolve) => { timer = setTimeout(() => resolve(false), timeoutMs); });
+    const timeout = new Promise<boolean>((resolve) => {
+      timer = setTimeout(() => resolve(false), timeoutMs);
+    });
     const drained = await Promise.race([idle, timeout]);
     clearTimeout(timer);
     return drained;
@@ -129,10 +141,16 @@ export class HttpProxy implements AsyncDisposable {
     app.removeAllContentTypeParsers();
     app.addContentTypeParser('*', { parseAs: 'buffer' }, (_req, body, done) => done(null, body));
     // A callback hook, not an async one: it runs on every request and an async hook costs a promise turn.
-    app.addHook('onRequest', (req, reply, done) => { reply.header('x-request-id', req.id); done(); });
+    app.addHook('onRequest', (req, reply, done) => {
+      reply.header('x-request-id', req.id);
+      done();
+    });
     app.setErrorHandler((err: FastifyError, _req, reply) => {
       const mapped = mapError(fromFastifyError(err));
-      void reply.code(mapped.httpStatus).type('application/json; charset=utf-8').send(JSON.stringify(errorBody(mapped)));
+      void reply
+        .code(mapped.httpStatus)
+        .type('application/json; charset=utf-8')
+        .send(JSON.stringify(errorBody(mapped)));
     });
     registerAdminRoutes(app, {
       target: this.target,
@@ -148,7 +166,9 @@ export class HttpProxy implements AsyncDisposable {
       metrics: this.metrics,
       requestTimeoutMs: this.options.requestTimeoutMs ?? HTTP_DEFAULTS.requestTimeoutMs,
       isDraining: () => this.isDraining(),
-      onRequestStart: () => { this.ongoing++; },
+      onRequestStart: () => {
+        this.ongoing++;
+      },
       onRequestEnd: () => this.requestEnded(),
       handles: new Map(),
     };
@@ -169,8 +189,11 @@ export class HttpProxy implements AsyncDisposable {
 /** Turns fastify's own errors (raised before our handler runs) into Flotilla's typed errors. */
 function fromFastifyError(err: FastifyError): unknown {
   if (err.code === 'FST_ERR_CTP_BODY_TOO_LARGE' || err.statusCode === 413) {
-    return new PayloadTooLargeError('Request body is larger than the proxy accepts; send less, or raise bodyLimitBytes (serve run --body-limit).');
+    return new PayloadTooLargeError(
+      'Request body is larger than the proxy accepts; send less, or raise bodyLimitBytes (serve run --body-limit).',
+    );
   }
-  if (err.statusCode !== undefined && err.statusCode >= 400 && err.statusCode < 500) return new BadRequestError(err.message);
+  if (err.statusCode !== undefined && err.statusCode >= 400 && err.statusCode < 500)
+    return new BadRequestError(err.message);
   return err;
 }

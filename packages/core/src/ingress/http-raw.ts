@@ -22,7 +22,8 @@ export async function dispatchRaw(call: CallContext): Promise<void> {
   const iterator: AsyncIterator<unknown> = handle.remoteStream('handleHttp', [req], opts)[Symbol.asyncIterator]();
   try {
     const first = await call.scope.race(iterator.next());
-    if (first.done) throw new FlotillaError(`handleHttp of '${call.route.ingress}' ended without yielding a response head.`);
+    if (first.done)
+      throw new FlotillaError(`handleHttp of '${call.route.ingress}' ended without yielding a response head.`);
     const head = checkHead(first.value);
     call.scope.clearTimeout();
     // A head that carries a body is the whole response (e.g. a validation error decided before streaming).
@@ -38,10 +39,18 @@ export async function dispatchRaw(call: CallContext): Promise<void> {
   }
 }
 
-async function streamChunks(call: CallContext, head: HttpResponseLike, iterator: AsyncIterator<unknown>): Promise<void> {
+async function streamChunks(
+  call: CallContext,
+  head: HttpResponseLike,
+  iterator: AsyncIterator<unknown>,
+): Promise<void> {
   const { reply, scope } = call;
   reply.hijack();
-  reply.raw.writeHead(head.status, { 'content-type': 'text/plain; charset=utf-8', ...lowerKeys(head.headers), 'x-request-id': scope.requestId });
+  reply.raw.writeHead(head.status, {
+    'content-type': 'text/plain; charset=utf-8',
+    ...lowerKeys(head.headers),
+    'x-request-id': scope.requestId,
+  });
   reply.raw.flushHeaders();
   try {
     const outcome = await pump(iterator, reply.raw, scope, encodeChunk);
@@ -80,15 +89,23 @@ async function sendResponse(reply: FastifyReply, res: HttpResponseLike, requestI
 function checkHead(value: unknown): HttpResponseLike {
   const head = value as HttpResponseLike | undefined;
   if (!head || typeof head !== 'object' || !Number.isInteger(head.status) || head.status < 100 || head.status > 599) {
-    throw new FlotillaError(`handleHttp must return (or first yield) { status, headers?, body? }; got ${JSON.stringify(value)?.slice(0, 200)}.`);
+    throw new FlotillaError(
+      `handleHttp must return (or first yield) { status, headers?, body? }; got ${JSON.stringify(value)?.slice(0, 200)}.`,
+    );
   }
   return head;
 }
 
 /** `passMalformed`: a JSON body that does not parse goes on as text with `bodyError`, instead of a 400 from here. */
-export function toRequestLike(request: FastifyRequest, path: string, requestId: string, passMalformed = false): HttpRequestLike {
+export function toRequestLike(
+  request: FastifyRequest,
+  path: string,
+  requestId: string,
+  passMalformed = false,
+): HttpRequestLike {
   const headers: Record<string, string> = {};
-  for (const [k, v] of Object.entries(request.headers)) if (v !== undefined) headers[k] = Array.isArray(v) ? v.join(', ') : v;
+  for (const [k, v] of Object.entries(request.headers))
+    if (v !== undefined) headers[k] = Array.isArray(v) ? v.join(', ') : v;
   const query: Record<string, string> = {};
   const search = request.url.includes('?') ? request.url.slice(request.url.indexOf('?') + 1) : '';
   for (const [k, v] of new URLSearchParams(search)) query[k] = v;

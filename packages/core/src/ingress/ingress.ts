@@ -23,15 +23,28 @@ export interface IngressOptions {
 export class Ingress implements AsyncDisposable {
   private stopObserving: (() => void) | undefined;
 
-  private constructor(readonly metrics: FlotillaMetrics, readonly http?: HttpProxy, readonly grpc?: GrpcProxy) {}
+  private constructor(
+    readonly metrics: FlotillaMetrics,
+    readonly http?: HttpProxy,
+    readonly grpc?: GrpcProxy,
+  ) {}
 
   static async start(target: IngressTarget, options: IngressOptions = {}): Promise<Ingress> {
-    const metrics = new FlotillaMetrics({ status: () => target.status(), replicaMetrics: () => target.replicaMetrics?.() ?? Promise.resolve([]) });
+    const metrics = new FlotillaMetrics({
+      status: () => target.status(),
+      replicaMetrics: () => target.replicaMetrics?.() ?? Promise.resolve([]),
+    });
     const http = options.http === false ? undefined : await HttpProxy.start(target, { ...options.http, metrics });
     let grpc: GrpcProxy | undefined;
     try {
-      grpc = options.grpc === false ? undefined
-        : await GrpcProxy.start(target, { ...options.grpc, metrics, services: [...(options.grpc?.services ?? []), ...(options.grpcServices ?? [])] });
+      grpc =
+        options.grpc === false
+          ? undefined
+          : await GrpcProxy.start(target, {
+              ...options.grpc,
+              metrics,
+              services: [...(options.grpc?.services ?? []), ...(options.grpcServices ?? [])],
+            });
     } catch (err) {
       await http?.close();
       throw err;

@@ -20,13 +20,22 @@ export class RequestScope {
   private racers: Set<(reason: unknown) => void> | undefined;
   cause: AbortCause | undefined;
 
-  constructor(readonly requestId: string, timeoutMs: number | undefined) {
+  constructor(
+    readonly requestId: string,
+    timeoutMs: number | undefined,
+  ) {
     if (timeoutMs !== undefined && timeoutMs > 0 && Number.isFinite(timeoutMs)) {
       this.timer = setTimeout(() => this.abort('timeout', timeoutMs), timeoutMs);
       this.timer.unref();
     }
     const cancel = this.cancellation;
-    this.callOptions = { requestId, cancel, get signal() { return cancel.signal; } };
+    this.callOptions = {
+      requestId,
+      cancel,
+      get signal() {
+        return cancel.signal;
+      },
+    };
   }
 
   /** A real AbortSignal for this request (built on first use). */
@@ -49,9 +58,13 @@ export class RequestScope {
     if (this.aborted || this.finished) return;
     this.cause = cause;
     this.clearTimeout();
-    this.cancellation.abort(cause === 'timeout'
-      ? new RequestTimeoutError(`Request ${this.requestId} exceeded the proxy's request timeout of ${timeoutMs} ms.`)
-      : new RequestCancelledError(`Request ${this.requestId} was cancelled (${cause === 'disconnect' ? 'client disconnected' : 'cancelled'}).`));
+    this.cancellation.abort(
+      cause === 'timeout'
+        ? new RequestTimeoutError(`Request ${this.requestId} exceeded the proxy's request timeout of ${timeoutMs} ms.`)
+        : new RequestCancelledError(
+            `Request ${this.requestId} was cancelled (${cause === 'disconnect' ? 'client disconnected' : 'cancelled'}).`,
+          ),
+    );
   }
 
   /** The error that explains an aborted scope (timeout or cancel). */
@@ -78,8 +91,14 @@ export class RequestScope {
     return new Promise<T>((resolve, reject) => {
       racers.add(reject);
       promise.then(
-        (v) => { racers.delete(reject); resolve(v); },
-        (e) => { racers.delete(reject); reject(this.aborted ? this.reason : e); },
+        (v) => {
+          racers.delete(reject);
+          resolve(v);
+        },
+        (e) => {
+          racers.delete(reject);
+          reject(this.aborted ? this.reason : e);
+        },
       );
     });
   }

@@ -29,13 +29,23 @@ export const encoders: Record<StreamFormat, { item(v: unknown): string; end(): s
 };
 
 /** Writes one chunk; resolves false when the client is gone. */
-export async function writeChunk(res: ServerResponse, chunk: string | Uint8Array, scope: RequestScope): Promise<boolean> {
+export async function writeChunk(
+  res: ServerResponse,
+  chunk: string | Uint8Array,
+  scope: RequestScope,
+): Promise<boolean> {
   if (res.destroyed || scope.aborted) return false;
   if (chunk.length === 0) return true;
   if (res.write(chunk)) return true;
   // Slow client: wait for the socket to drain, or for the request to end (disconnect, cancel).
-  const drained = once(res, 'drain').then(() => true, () => false);
-  const closed = once(res, 'close').then(() => false, () => false);
+  const drained = once(res, 'drain').then(
+    () => true,
+    () => false,
+  );
+  const closed = once(res, 'close').then(
+    () => false,
+    () => false,
+  );
   return Promise.race([drained, closed]);
 }
 
@@ -49,7 +59,9 @@ export async function writeChunk(res: ServerResponse, chunk: string | Uint8Array
  * ~25 µs under contention: per token that was the proxy's largest cost.
  */
 export async function pump(
-  iterator: AsyncIterator<unknown>, res: ServerResponse, scope: RequestScope,
+  iterator: AsyncIterator<unknown>,
+  res: ServerResponse,
+  scope: RequestScope,
   encode: (item: unknown) => string | Uint8Array,
 ): Promise<'done' | 'aborted'> {
   const writer = new CoalescedWriter(res, scope);
@@ -82,7 +94,10 @@ class CoalescedWriter {
   /** Set when a write hit the socket's high-water mark: resolves true on 'drain', false on close. */
   blocked: Promise<boolean> | undefined;
 
-  constructor(private readonly res: ServerResponse, private readonly scope: RequestScope) {}
+  constructor(
+    private readonly res: ServerResponse,
+    private readonly scope: RequestScope,
+  ) {}
 
   /** Holds `chunk` for the end of the turn; false when the client is gone. */
   push(chunk: string | Uint8Array): boolean {
@@ -116,9 +131,18 @@ class CoalescedWriter {
   private write(chunk: string | Uint8Array): void {
     if (this.res.write(chunk) || this.blocked) return;
     // Slow client: the pump pulls nothing more until the socket drains, or stops if the request ends.
-    const drained = once(this.res, 'drain').then(() => true, () => false);
-    const closed = once(this.res, 'close').then(() => false, () => false);
-    this.blocked = Promise.race([drained, closed]).then((ok) => { this.blocked = undefined; return ok; });
+    const drained = once(this.res, 'drain').then(
+      () => true,
+      () => false,
+    );
+    const closed = once(this.res, 'close').then(
+      () => false,
+      () => false,
+    );
+    this.blocked = Promise.race([drained, closed]).then((ok) => {
+      this.blocked = undefined;
+      return ok;
+    });
   }
 }
 

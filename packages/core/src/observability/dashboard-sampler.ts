@@ -37,7 +37,11 @@ export class TimeseriesSampler {
   private timer: NodeJS.Timeout | undefined;
   private busy = false;
 
-  constructor(private readonly target: IngressTarget, private readonly registry: () => Promise<MetricJson[]>, options: SamplerOptions = {}) {
+  constructor(
+    private readonly target: IngressTarget,
+    private readonly registry: () => Promise<MetricJson[]>,
+    options: SamplerOptions = {},
+  ) {
     this.intervalMs = options.intervalMs ?? 1000;
     this.samples = new Ring(options.capacity ?? 300);
   }
@@ -66,7 +70,8 @@ export class TimeseriesSampler {
       this.samples.push(takeSample(t, status, counters, this.prev));
       this.prev = { t, counters };
       for (const app of status.applications) {
-        for (const d of app.deployments) for (const dec of d.decisions ?? []) this.addDecision({ ...dec, app: app.name, deployment: d.name });
+        for (const d of app.deployments)
+          for (const dec of d.decisions ?? []) this.addDecision({ ...dec, app: app.name, deployment: d.name });
       }
     } catch {
       // Status can throw while the instance shuts down; the next tick tries again.
@@ -78,8 +83,10 @@ export class TimeseriesSampler {
   /** Samples newer than `sinceMs` (all when omitted), and every decision kept. */
   read(sinceMs = 0): TimeseriesResponse {
     return {
-      intervalMs: this.intervalMs, capacity: this.samples.capacity,
-      samples: this.samples.toArray().filter((s) => s.t > sinceMs), decisions: this.decisions.toArray(),
+      intervalMs: this.intervalMs,
+      capacity: this.samples.capacity,
+      samples: this.samples.toArray().filter((s) => s.t > sinceMs),
+      decisions: this.decisions.toArray(),
     };
   }
 

@@ -30,7 +30,11 @@ const ASSETS: Record<string, string> = {
 export function registerDashboard(app: FastifyInstance, options: DashboardOptions): TimeseriesSampler {
   // Read once at start: the assets are tiny, and a missing file should fail at start-up, not per request.
   const files = new Map(Object.keys(ASSETS).map((name) => [name, readFileSync(path.join(ASSETS_DIR, name))]));
-  const sampler = new TimeseriesSampler(options.target, async () => parsePrometheusText((await options.metrics.scrape()).body), options);
+  const sampler = new TimeseriesSampler(
+    options.target,
+    async () => parsePrometheusText((await options.metrics.scrape()).body),
+    options,
+  );
   const page = (name: string) => async (_req: unknown, reply: FastifyReply) =>
     reply.type(ASSETS[name]!).header('cache-control', 'no-cache').send(files.get(name)!);
   app.get('/-/dashboard', page('index.html'));
@@ -38,7 +42,9 @@ export function registerDashboard(app: FastifyInstance, options: DashboardOption
   for (const name of Object.keys(ASSETS)) app.get(`/-/dashboard/${name}`, page(name));
   app.get('/-/timeseries', async (req, reply) => {
     const since = Number((req.query as { since?: string }).since ?? 0);
-    return reply.type('application/json; charset=utf-8').send(JSON.stringify(sampler.read(Number.isFinite(since) ? since : 0)));
+    return reply
+      .type('application/json; charset=utf-8')
+      .send(JSON.stringify(sampler.read(Number.isFinite(since) ? since : 0)));
   });
   app.addHook('onClose', async () => sampler.stop());
   sampler.start();

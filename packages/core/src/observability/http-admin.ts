@@ -27,26 +27,56 @@ export function registerAdminRoutes(app: FastifyInstance, ctx: AdminContext): vo
   });
   app.get('/-/routes', async (_req, reply) => {
     const routes = ctx.target.routes().map((r) => ({
-      app: r.app, routePrefix: r.routePrefix, ingress: r.ingress, deployments: r.deployments, methods: r.methods, rawHttp: r.rawHttp,
+      app: r.app,
+      routePrefix: r.routePrefix,
+      ingress: r.ingress,
+      deployments: r.deployments,
+      methods: r.methods,
+      rawHttp: r.rawHttp,
     }));
     return reply.type(json).send(JSON.stringify({ routes }));
   });
-  app.get('/-/status', async (_req, reply) => reply.type(json).send(JSON.stringify(ctx.decorateStatus(ctx.target.status()))));
+  app.get('/-/status', async (_req, reply) =>
+    reply.type(json).send(JSON.stringify(ctx.decorateStatus(ctx.target.status()))),
+  );
   app.get('/metrics', async (_req, reply) => {
     const { contentType, body } = await ctx.metrics.scrape();
     return reply.type(contentType).send(body);
   });
   app.post('/-/shutdown', async (req, reply) => {
     if (!isLoopback(req)) {
-      return reply.code(403).type(json).send(JSON.stringify({ error: { code: 'FORBIDDEN', message: 'POST /-/shutdown is accepted only from loopback; run `serve shutdown` on the host itself.' } }));
+      return reply
+        .code(403)
+        .type(json)
+        .send(
+          JSON.stringify({
+            error: {
+              code: 'FORBIDDEN',
+              message: 'POST /-/shutdown is accepted only from loopback; run `serve shutdown` on the host itself.',
+            },
+          }),
+        );
     }
     if (!ctx.onShutdown) {
-      return reply.code(501).type(json).send(JSON.stringify({ error: { code: 'NOT_IMPLEMENTED', message: 'This instance was started without a shutdown hook; stop it with SIGTERM.' } }));
+      return reply
+        .code(501)
+        .type(json)
+        .send(
+          JSON.stringify({
+            error: {
+              code: 'NOT_IMPLEMENTED',
+              message: 'This instance was started without a shutdown hook; stop it with SIGTERM.',
+            },
+          }),
+        );
     }
     const onShutdown = ctx.onShutdown;
     // Answer first: the drain that follows closes this very server.
     reply.raw.once('finish', () => setImmediate(onShutdown));
-    return reply.code(202).type(json).send(JSON.stringify({ shuttingDown: true }));
+    return reply
+      .code(202)
+      .type(json)
+      .send(JSON.stringify({ shuttingDown: true }));
   });
 }
 

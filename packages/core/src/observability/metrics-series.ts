@@ -22,7 +22,11 @@ abstract class SeriesMetric<S extends { labels: Labels }> {
   readonly aggregator = 'sum';
   protected readonly all = new Map<string, S>();
 
-  constructor(readonly name: string, readonly help: string, registers: Registry[]) {
+  constructor(
+    readonly name: string,
+    readonly help: string,
+    registers: Registry[],
+  ) {
     for (const r of registers) r.registerMetric(this as never);
   }
 
@@ -86,7 +90,12 @@ export interface HistogramSeries {
 export class SeriesHistogram extends SeriesMetric<HistogramSeries> {
   readonly type = 'histogram';
 
-  constructor(name: string, help: string, private readonly buckets: readonly number[], registers: Registry[]) {
+  constructor(
+    name: string,
+    help: string,
+    private readonly buckets: readonly number[],
+    registers: Registry[],
+  ) {
     super(name, help, registers);
   }
 

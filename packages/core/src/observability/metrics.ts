@@ -7,7 +7,16 @@
  * Per-deployment calls (including inner hops between deployments) and batch sizes come from the
  * instance's RuntimeEvents (see `observeRuntime`).
  */
-import { AggregatorRegistry, Counter, Gauge, Histogram, Registry, collectDefaultMetrics, type MetricObjectWithValues, type MetricValue } from 'prom-client';
+import {
+  AggregatorRegistry,
+  Counter,
+  Gauge,
+  Histogram,
+  Registry,
+  collectDefaultMetrics,
+  type MetricObjectWithValues,
+  type MetricValue,
+} from 'prom-client';
 import type { ReplicaMetrics, ServeStatus } from '../contract/status.js';
 import { SeriesCounter, SeriesHistogram, type CounterSeries, type HistogramSeries } from './metrics-series.js';
 import type { BatchEvent, RequestEvent, RuntimeEvents, ScalingDecisionEvent } from '../runtime-events.js';
@@ -15,7 +24,9 @@ import type { BatchEvent, RequestEvent, RuntimeEvents, ScalingDecisionEvent } fr
 export const METRICS_NAMESPACE = 'flotilla_';
 
 /** Latency buckets in seconds: sub-millisecond proxy hops up to multi-minute LLM generations. */
-const LATENCY_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300];
+const LATENCY_BUCKETS = [
+  0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300,
+];
 const BATCH_BUCKETS = [1, 2, 4, 8, 16, 32, 64, 128, 256];
 
 export type Protocol = 'http' | 'grpc';
@@ -73,31 +84,60 @@ export class FlotillaMetrics {
     this.replicaMetrics = options.replicaMetrics;
     const registers = [this.registry];
     const ns = METRICS_NAMESPACE;
-    this.requests = new SeriesCounter(`${ns}requests_total`, 'Requests handled by the proxies, by final status.', registers);
-    this.errors = new SeriesCounter(`${ns}request_errors_total`,
-      'Requests that failed, by error code (BAD_REQUEST, BACK_PRESSURE, ...).', registers);
-    this.latency = new SeriesHistogram(`${ns}request_latency_seconds`,
-      'End-to-end request latency seen by the proxy (streams: until the last chunk).', LATENCY_BUCKETS, registers);
+    this.requests = new SeriesCounter(
+      `${ns}requests_total`,
+      'Requests handled by the proxies, by final status.',
+      registers,
+    );
+    this.errors = new SeriesCounter(
+      `${ns}request_errors_total`,
+      'Requests that failed, by error code (BAD_REQUEST, BACK_PRESSURE, ...).',
+      registers,
+    );
+    this.latency = new SeriesHistogram(
+      `${ns}request_latency_seconds`,
+      'End-to-end request latency seen by the proxy (streams: until the last chunk).',
+      LATENCY_BUCKETS,
+      registers,
+    );
     const ongoing = this.ongoing;
     new Gauge({
-      name: `${ns}proxy_ongoing_requests`, help: 'Requests currently inside a proxy.', labelNames: ['protocol'], registers,
+      name: `${ns}proxy_ongoing_requests`,
+      help: 'Requests currently inside a proxy.',
+      labelNames: ['protocol'],
+      registers,
       collect() {
         for (const [protocol, n] of ongoing) this.set({ protocol }, n);
       },
     });
     this.batchSizes = new Histogram({
-      name: `${ns}batch_size`, help: 'Sizes of the batches formed by @batch methods.',
-      labelNames: ['app', 'deployment', 'method'], buckets: BATCH_BUCKETS, registers,
+      name: `${ns}batch_size`,
+      help: 'Sizes of the batches formed by @batch methods.',
+      labelNames: ['app', 'deployment', 'method'],
+      buckets: BATCH_BUCKETS,
+      registers,
     });
-    this.deploymentCalls = new SeriesCounter(`${ns}deployment_requests_total`,
-      'Calls routed to a deployment (caller: ingress or another replica).', registers);
-    this.deploymentErrors = new SeriesCounter(`${ns}deployment_request_errors_total`, 'Calls to a deployment that failed, by error code.', registers);
-    this.deploymentLatency = new SeriesHistogram(`${ns}deployment_request_latency_seconds`,
-      'Latency of calls to a deployment, measured at the caller.', LATENCY_BUCKETS, registers);
+    this.deploymentCalls = new SeriesCounter(
+      `${ns}deployment_requests_total`,
+      'Calls routed to a deployment (caller: ingress or another replica).',
+      registers,
+    );
+    this.deploymentErrors = new SeriesCounter(
+      `${ns}deployment_request_errors_total`,
+      'Calls to a deployment that failed, by error code.',
+      registers,
+    );
+    this.deploymentLatency = new SeriesHistogram(
+      `${ns}deployment_request_latency_seconds`,
+      'Latency of calls to a deployment, measured at the caller.',
+      LATENCY_BUCKETS,
+      registers,
+    );
     this.scalingDecisions = new Counter({
       name: `${ns}scaling_decisions_total`,
-      help: 'Changes of a deployment\'s target replica count, by reason (scale-up, scale-down, scale-from-zero, bounds, config, restored).',
-      labelNames: ['app', 'deployment', 'reason'], registers,
+      help: "Changes of a deployment's target replica count, by reason (scale-up, scale-down, scale-from-zero, bounds, config, restored).",
+      labelNames: ['app', 'deployment', 'reason'],
+      registers,
     });
     this.registerStatusGauges(registers);
     if (options.processMetrics ?? true) collectDefaultMetrics({ register: this.registry, prefix: ns });
@@ -126,8 +166,13 @@ export class FlotillaMetrics {
     const key = `${labels.app}\u0000${labels.deployment}\u0000${labels.route}\u0000${labels.method}\u0000${labels.protocol}`;
     let b = this.bound.get(key);
     if (!b) {
-      b = this.bind(this.latency, key, { app: labels.app, deployment: labels.deployment, route: labels.route,
-        method: labels.method, protocol: labels.protocol });
+      b = this.bind(this.latency, key, {
+        app: labels.app,
+        deployment: labels.deployment,
+        route: labels.route,
+        method: labels.method,
+        protocol: labels.protocol,
+      });
       this.bound.set(key, b);
     }
     this.count(this.requests, b, b.byStatus, 'status', status);
@@ -145,7 +190,12 @@ export class FlotillaMetrics {
       const key = `${e.app}\u0000${e.deployment}\u0000${e.method}\u0000${e.caller}`;
       let b = this.boundCalls.get(key);
       if (!b) {
-        b = this.bind(this.deploymentLatency, key, { app: e.app, deployment: e.deployment, method: e.method, caller: e.caller });
+        b = this.bind(this.deploymentLatency, key, {
+          app: e.app,
+          deployment: e.deployment,
+          method: e.method,
+          caller: e.caller,
+        });
         this.boundCalls.set(key, b);
       }
       b.total ??= this.deploymentCalls.series(key, b.labels);
@@ -154,7 +204,9 @@ export class FlotillaMetrics {
       this.deploymentLatency.observe(b.latency, e.durationMs / 1000);
     };
     const onBatch = (e: BatchEvent): void => this.observeBatchSize(e.app, e.deployment, e.method, e.size);
-    const onDecision = (e: ScalingDecisionEvent): void => { this.scalingDecisions.inc({ app: e.app, deployment: e.deployment, reason: e.reason }); };
+    const onDecision = (e: ScalingDecisionEvent): void => {
+      this.scalingDecisions.inc({ app: e.app, deployment: e.deployment, reason: e.reason });
+    };
     events.on('request', onRequest);
     events.on('batch', onBatch);
     events.on('scaling-decision', onDecision);
@@ -170,7 +222,13 @@ export class FlotillaMetrics {
   }
 
   /** Adds one to the series of `b`'s labels plus `name`=`value` (status or error code). */
-  private count(counter: SeriesCounter, b: BoundRequest, cache: Map<string, CounterSeries>, name: string, value: string): void {
+  private count(
+    counter: SeriesCounter,
+    b: BoundRequest,
+    cache: Map<string, CounterSeries>,
+    name: string,
+    value: string,
+  ): void {
     let s = cache.get(value);
     if (!s) {
       s = counter.series(`${JSON.stringify(b.labels)}\u0000${value}`, { ...b.labels, [name]: value });
@@ -182,14 +240,23 @@ export class FlotillaMetrics {
   /** The exposition text for GET /metrics: the proxy's own metrics, then those the replicas expose. */
   async scrape(): Promise<{ contentType: string; body: string }> {
     const own = await this.registry.metrics();
-    const replicas = await this.replicaMetrics?.().catch(() => []) ?? [];
+    const replicas = (await this.replicaMetrics?.().catch(() => [])) ?? [];
     if (replicas.length === 0) return { contentType: this.registry.contentType, body: own };
     // Each replica's series get app/deployment/replica labels, so merging never sums two replicas together.
-    const labelled = replicas.map((r) => (r.metrics as MetricObjectWithValues<MetricValue<string>>[]).map((m) => ({
-      ...m, values: m.values.map((v) => ({ ...v, labels: { ...v.labels, app: r.app, deployment: r.deployment, replica: r.replica } })),
-    })));
+    const labelled = replicas.map((r) =>
+      (r.metrics as MetricObjectWithValues<MetricValue<string>>[]).map((m) => ({
+        ...m,
+        values: m.values.map((v) => ({
+          ...v,
+          labels: { ...v.labels, app: r.app, deployment: r.deployment, replica: r.replica },
+        })),
+      })),
+    );
     try {
-      return { contentType: this.registry.contentType, body: `${own}\n${await AggregatorRegistry.aggregate(labelled).metrics()}` };
+      return {
+        contentType: this.registry.contentType,
+        body: `${own}\n${await AggregatorRegistry.aggregate(labelled).metrics()}`,
+      };
     } catch {
       // Replicas exposing clashing metric types must not break the proxy's own scrape.
       return { contentType: this.registry.contentType, body: own };
@@ -199,10 +266,17 @@ export class FlotillaMetrics {
   private registerStatusGauges(registers: Registry[]): void {
     const ns = METRICS_NAMESPACE;
     const metrics = this;
-    const fromStatus = (name: string, help: string, labelNames: string[],
-      fill: (g: Gauge<string>, s: ServeStatus) => void): void => {
+    const fromStatus = (
+      name: string,
+      help: string,
+      labelNames: string[],
+      fill: (g: Gauge<string>, s: ServeStatus) => void,
+    ): void => {
       new Gauge({
-        name: `${ns}${name}`, help, labelNames, registers,
+        name: `${ns}${name}`,
+        help,
+        labelNames,
+        registers,
         collect() {
           this.reset();
           const status = metrics.readStatus();
@@ -210,25 +284,56 @@ export class FlotillaMetrics {
         },
       });
     };
-    fromStatus('deployment_ongoing_requests', 'Requests executing in the replicas of a deployment.', ['app', 'deployment'],
-      (g, s) => eachDeployment(s, (app, d) => g.set({ app, deployment: d.name }, d.ongoing)));
-    fromStatus('deployment_queued_requests', 'Requests waiting in callers for a replica of a deployment.', ['app', 'deployment'],
-      (g, s) => eachDeployment(s, (app, d) => g.set({ app, deployment: d.name }, d.queued)));
-    fromStatus('deployment_target_replicas', 'Replicas the controller aims for.', ['app', 'deployment'],
-      (g, s) => eachDeployment(s, (app, d) => g.set({ app, deployment: d.name }, d.targetReplicas)));
-    fromStatus('deployment_current_replicas', 'Replicas of a deployment that are RUNNING (serving).', ['app', 'deployment'],
-      (g, s) => eachDeployment(s, (app, d) => g.set({ app, deployment: d.name }, d.replicas.filter((r) => r.state === 'RUNNING').length)));
-    fromStatus('deployment_healthy', '1 when the deployment is HEALTHY, else 0.', ['app', 'deployment', 'status'],
-      (g, s) => eachDeployment(s, (app, d) => g.set({ app, deployment: d.name, status: d.status }, d.status === 'HEALTHY' ? 1 : 0)));
-    fromStatus('replicas', 'Replicas by state.', ['app', 'deployment', 'state'], (g, s) => eachDeployment(s, (app, d) => {
-      const counts = new Map<string, number>();
-      for (const r of d.replicas) counts.set(r.state, (counts.get(r.state) ?? 0) + 1);
-      for (const [state, n] of counts) g.set({ app, deployment: d.name, state }, n);
-    }));
-    fromStatus('replica_healthy', '1 when the replica is RUNNING, else 0.', ['app', 'deployment', 'replica', 'placement'],
-      (g, s) => eachDeployment(s, (app, d) => {
-        for (const r of d.replicas) g.set({ app, deployment: d.name, replica: r.id, placement: r.placement }, r.state === 'RUNNING' ? 1 : 0);
-      }));
+    fromStatus(
+      'deployment_ongoing_requests',
+      'Requests executing in the replicas of a deployment.',
+      ['app', 'deployment'],
+      (g, s) => eachDeployment(s, (app, d) => g.set({ app, deployment: d.name }, d.ongoing)),
+    );
+    fromStatus(
+      'deployment_queued_requests',
+      'Requests waiting in callers for a replica of a deployment.',
+      ['app', 'deployment'],
+      (g, s) => eachDeployment(s, (app, d) => g.set({ app, deployment: d.name }, d.queued)),
+    );
+    fromStatus('deployment_target_replicas', 'Replicas the controller aims for.', ['app', 'deployment'], (g, s) =>
+      eachDeployment(s, (app, d) => g.set({ app, deployment: d.name }, d.targetReplicas)),
+    );
+    fromStatus(
+      'deployment_current_replicas',
+      'Replicas of a deployment that are RUNNING (serving).',
+      ['app', 'deployment'],
+      (g, s) =>
+        eachDeployment(s, (app, d) =>
+          g.set({ app, deployment: d.name }, d.replicas.filter((r) => r.state === 'RUNNING').length),
+        ),
+    );
+    fromStatus(
+      'deployment_healthy',
+      '1 when the deployment is HEALTHY, else 0.',
+      ['app', 'deployment', 'status'],
+      (g, s) =>
+        eachDeployment(s, (app, d) =>
+          g.set({ app, deployment: d.name, status: d.status }, d.status === 'HEALTHY' ? 1 : 0),
+        ),
+    );
+    fromStatus('replicas', 'Replicas by state.', ['app', 'deployment', 'state'], (g, s) =>
+      eachDeployment(s, (app, d) => {
+        const counts = new Map<string, number>();
+        for (const r of d.replicas) counts.set(r.state, (counts.get(r.state) ?? 0) + 1);
+        for (const [state, n] of counts) g.set({ app, deployment: d.name, state }, n);
+      }),
+    );
+    fromStatus(
+      'replica_healthy',
+      '1 when the replica is RUNNING, else 0.',
+      ['app', 'deployment', 'replica', 'placement'],
+      (g, s) =>
+        eachDeployment(s, (app, d) => {
+          for (const r of d.replicas)
+            g.set({ app, deployment: d.name, replica: r.id, placement: r.placement }, r.state === 'RUNNING' ? 1 : 0);
+        }),
+    );
   }
 
   private readStatus(): ServeStatus | undefined {
@@ -241,7 +346,9 @@ export class FlotillaMetrics {
   }
 }
 
-function eachDeployment(status: ServeStatus,
-  fn: (app: string, d: ServeStatus['applications'][number]['deployments'][number]) => void): void {
+function eachDeployment(
+  status: ServeStatus,
+  fn: (app: string, d: ServeStatus['applications'][number]['deployments'][number]) => void,
+): void {
   for (const app of status.applications) for (const d of app.deployments) fn(app.name, d);
 }

@@ -24,7 +24,8 @@ export function parsePrometheusText(text: string): MetricJson[] {
     const [, metricName, labelText, valueText] = m;
     const family = familyOf(metricName!, types);
     const labels: Record<string, string> = {};
-    for (const l of (labelText ?? '').matchAll(LABEL)) labels[l[1]!] = l[2]!.replace(/\\(.)/g, (_s, c: string) => (c === 'n' ? '\n' : c));
+    for (const l of (labelText ?? '').matchAll(LABEL))
+      labels[l[1]!] = l[2]!.replace(/\\(.)/g, (_s, c: string) => (c === 'n' ? '\n' : c));
     const entry = metrics.get(family) ?? { name: family, type: types.get(family) ?? 'untyped', values: [] };
     metrics.set(family, entry);
     entry.values.push({ value: Number(valueText), labels, metricName });

@@ -47,7 +47,12 @@ export interface Sample {
 }
 
 /** Cumulative histogram per key: upper bounds ascending (the last +Inf), counts cumulative. */
-export interface Histo { le: number[]; counts: number[]; sum: number; count: number }
+export interface Histo {
+  le: number[];
+  counts: number[];
+  sum: number;
+  count: number;
+}
 
 /** What a sample keeps of the registry, to subtract from at the next one. */
 export interface Counters {
@@ -59,8 +64,11 @@ export interface Counters {
 const LATENCY = ['flotilla_deployment_request_latency_seconds', 'flotilla_request_latency_seconds'];
 const ERRORS = ['flotilla_deployment_request_errors_total', 'flotilla_request_errors_total'];
 const LLM = {
-  tokens: 'flotilla_llm_generation_tokens_total', ttft: 'flotilla_llm_time_to_first_token_seconds',
-  kv: 'flotilla_llm_kv_cache_usage_perc', hits: 'flotilla_llm_prefix_cache_hits_total', queries: 'flotilla_llm_prefix_cache_queries_total',
+  tokens: 'flotilla_llm_generation_tokens_total',
+  ttft: 'flotilla_llm_time_to_first_token_seconds',
+  kv: 'flotilla_llm_kv_cache_usage_perc',
+  hits: 'flotilla_llm_prefix_cache_hits_total',
+  queries: 'flotilla_llm_prefix_cache_queries_total',
 };
 
 /** 'app/deployment' of a series, or for replica-own metrics without those labels 'model:NAME'. */
@@ -107,7 +115,12 @@ function addHistogramValue(into: Map<string, Histo>, id: string, name: string, v
 /** cur − prev, bucket by bucket (a counter reset, e.g. a restarted registry, counts from zero). */
 export function histogramDelta(cur: Histo, prev: Histo | undefined): Histo {
   if (!prev || prev.count > cur.count || prev.le.length !== cur.le.length) return cur;
-  return { le: cur.le, counts: cur.counts.map((c, i) => c - prev.counts[i]!), sum: cur.sum - prev.sum, count: cur.count - prev.count };
+  return {
+    le: cur.le,
+    counts: cur.counts.map((c, i) => c - prev.counts[i]!),
+    sum: cur.sum - prev.sum,
+    count: cur.count - prev.count,
+  };
 }
 
 /** Prometheus's histogram_quantile: linear within the bucket holding the rank; null for no observations. */
@@ -128,7 +141,11 @@ export function histogramQuantile(q: number, h: Histo): number | null {
   return null;
 }
 
-interface Window { cur: Counters; prev: Counters | undefined; seconds: number }
+interface Window {
+  cur: Counters;
+  prev: Counters | undefined;
+  seconds: number;
+}
 
 function rate(w: Window, names: string[], key: string): number {
   if (!w.prev || w.seconds <= 0) return 0;
@@ -155,23 +172,37 @@ function quantilesMs(w: Window, names: string[], key: string): [number | null, n
 }
 
 function llmPoint(w: Window, key: string): LlmPoint | undefined {
-  const has = [LLM.tokens, LLM.ttft, LLM.kv].some((n) => w.cur.totals.has(`${n}|${key}`) || w.cur.histograms.has(`${n}|${key}`)
-    || w.cur.gauges.has(`${n}|${key}`));
+  const has = [LLM.tokens, LLM.ttft, LLM.kv].some(
+    (n) => w.cur.totals.has(`${n}|${key}`) || w.cur.histograms.has(`${n}|${key}`) || w.cur.gauges.has(`${n}|${key}`),
+  );
   if (!has) return undefined;
   const [ttftP50Ms, ttftP99Ms] = quantilesMs(w, [LLM.ttft], key);
   const hits = rate(w, [LLM.hits], key);
   const queries = rate(w, [LLM.queries], key);
-  return { tokensPerS: w.prev ? rate(w, [LLM.tokens], key) : null, ttftP50Ms, ttftP99Ms,
-    kvUsage: w.cur.gauges.get(`${LLM.kv}|${key}`) ?? null, prefixHitRate: queries > 0 ? hits / queries : null };
+  return {
+    tokensPerS: w.prev ? rate(w, [LLM.tokens], key) : null,
+    ttftP50Ms,
+    ttftP99Ms,
+    kvUsage: w.cur.gauges.get(`${LLM.kv}|${key}`) ?? null,
+    prefixHitRate: queries > 0 ? hits / queries : null,
+  };
 }
 
 function deploymentPoint(d: DeploymentStatusInfo, w: Window, key: string): DeploymentPoint {
   const count = (s: string) => d.replicas.filter((r) => r.state === s).length;
   const [p50Ms, p99Ms] = quantilesMs(w, LATENCY, key);
   const point: DeploymentPoint = {
-    status: d.status, requestsPerS: rate(w, LATENCY, key), errorsPerS: rate(w, ERRORS, key), p50Ms, p99Ms,
-    ongoing: d.ongoing, queued: d.queued, targetReplicas: d.targetReplicas,
-    running: count('RUNNING'), starting: count('STARTING'), unhealthy: count('UNHEALTHY'),
+    status: d.status,
+    requestsPerS: rate(w, LATENCY, key),
+    errorsPerS: rate(w, ERRORS, key),
+    p50Ms,
+    p99Ms,
+    ongoing: d.ongoing,
+    queued: d.queued,
+    targetReplicas: d.targetReplicas,
+    running: count('RUNNING'),
+    starting: count('STARTING'),
+    unhealthy: count('UNHEALTHY'),
   };
   const llm = llmPoint(w, key);
   if (llm) point.llm = llm;
@@ -179,19 +210,38 @@ function deploymentPoint(d: DeploymentStatusInfo, w: Window, key: string): Deplo
 }
 
 /** One sample from the status and the registry now, against the counters of the previous sample. */
-export function takeSample(t: number, status: ServeStatus, cur: Counters, prev: { t: number; counters: Counters } | undefined): Sample {
+export function takeSample(
+  t: number,
+  status: ServeStatus,
+  cur: Counters,
+  prev: { t: number; counters: Counters } | undefined,
+): Sample {
   const w: Window = { cur, prev: prev?.counters, seconds: prev ? (t - prev.t) / 1000 : 0 };
   const deployments: Record<string, DeploymentPoint> = {};
   for (const app of status.applications) {
-    for (const d of app.deployments) deployments[`${app.name}/${d.name}`] = deploymentPoint(d, w, `${app.name}/${d.name}`);
+    for (const d of app.deployments)
+      deployments[`${app.name}/${d.name}`] = deploymentPoint(d, w, `${app.name}/${d.name}`);
   }
   // LLM metrics a replica reports under its model name only (not yet labelled by deployment) still get plotted.
   for (const id of [...cur.totals.keys(), ...cur.gauges.keys()]) {
     const key = id.slice(id.indexOf('|') + 1);
     if (!key.startsWith('model:') || deployments[key]) continue;
     const llm = llmPoint(w, key);
-    if (llm) deployments[key] = { status: 'LLM', requestsPerS: 0, errorsPerS: 0, p50Ms: null, p99Ms: null, ongoing: 0, queued: 0,
-      targetReplicas: 0, running: 0, starting: 0, unhealthy: 0, llm };
+    if (llm)
+      deployments[key] = {
+        status: 'LLM',
+        requestsPerS: 0,
+        errorsPerS: 0,
+        p50Ms: null,
+        p99Ms: null,
+        ongoing: 0,
+        queued: 0,
+        targetReplicas: 0,
+        running: 0,
+        starting: 0,
+        unhealthy: 0,
+        llm,
+      };
   }
   return { t, deployments };
 }

@@ -32,7 +32,12 @@ export type PoolTaskResult = { ok: true; value: unknown } | { ok: false; error: 
 let instance: Promise<object> | undefined;
 
 async function construct(data: PoolWorkerData): Promise<object> {
-  setReplicaContext({ replicaId: `${data.replicaId}#${threadId}`, app: data.app, deployment: data.deployment, gpuIds: data.gpuIds });
+  setReplicaContext({
+    replicaId: `${data.replicaId}#${threadId}`,
+    app: data.app,
+    deployment: data.deployment,
+    gpuIds: data.gpuIds,
+  });
   await import(pathToFileURL(data.modulePath).href);
   const definition = findRegisteredDeployment(data.className);
   if (!definition) throw new Error(`no @deployment class named '${data.className}' in ${data.modulePath}`);
@@ -46,8 +51,13 @@ export async function runPoolTask(task: PoolTask): Promise<PoolTaskResult> {
     const obj = await instance;
     const fn = (obj as Record<string, (...a: unknown[]) => unknown>)[task.method]!;
     // Cancelling a running task stops this thread (piscina), so the signal here never fires.
-    const ctx = { requestId: task.requestId, signal: new AbortController().signal, app: data.app, deployment: data.deployment,
-      method: task.method };
+    const ctx = {
+      requestId: task.requestId,
+      signal: new AbortController().signal,
+      app: data.app,
+      deployment: data.deployment,
+      method: task.method,
+    };
     return { ok: true, value: await requestContextStorage.run(ctx, () => fn.apply(obj, task.args)) };
   } catch (err) {
     return { ok: false, error: errorToWire(err) };

@@ -44,8 +44,11 @@ export class Replica implements CallServer, ReplicaControl {
     if (!definition) throw new Error(`${where}: no @deployment class named '${init.className}' in the module`);
     if (definition.options.pool) {
       const { replicaId, app, deployment, className, modulePath, gpuIds } = init;
-      this.callable = new TaskPool(definition.cls, { replicaId, app, deployment, className, modulePath, args: init.args, gpuIds },
-        definition.options.pool);
+      this.callable = new TaskPool(
+        definition.cls,
+        { replicaId, app, deployment, className, modulePath, args: init.args, gpuIds },
+        definition.options.pool,
+      );
       return { methods: this.callable.methods, rawHttp: false, pid: process.pid };
     }
     const args = init.args.map((a) => this.rebuildHandles(a));
@@ -91,7 +94,10 @@ export class Replica implements CallServer, ReplicaControl {
     if (this.ongoing === 0) return;
     await new Promise<void>((resolve) => {
       const timer = setTimeout(resolve, timeoutMs);
-      this.drained = () => { clearTimeout(timer); resolve(); };
+      this.drained = () => {
+        clearTimeout(timer);
+        resolve();
+      };
     });
   }
 
@@ -133,7 +139,13 @@ export class Replica implements CallServer, ReplicaControl {
   }
 
   private context(call: IncomingCall): RequestContext {
-    return new CallContext(call.requestId, call.cancel ?? new Cancellation(), this.init!.app, this.init!.deployment, call.method);
+    return new CallContext(
+      call.requestId,
+      call.cancel ?? new Cancellation(),
+      this.init!.app,
+      this.init!.deployment,
+      call.method,
+    );
   }
 
   private rebuildHandles(value: unknown): unknown {
@@ -157,8 +169,13 @@ export class Replica implements CallServer, ReplicaControl {
  * `cancel` (resolveCallOptions), so nested calls are cancelled with their parent without building one.
  */
 class CallContext implements RequestContext {
-  constructor(readonly requestId: string, readonly cancel: Cancellation, readonly app: string, readonly deployment: string,
-    readonly method: string) {}
+  constructor(
+    readonly requestId: string,
+    readonly cancel: Cancellation,
+    readonly app: string,
+    readonly deployment: string,
+    readonly method: string,
+  ) {}
 
   get signal(): AbortSignal {
     return this.cancel.signal;

@@ -29,18 +29,25 @@ export class TaskPool {
 
   constructor(cls: abstract new (...a: any[]) => unknown, data: PoolWorkerData, options: PoolOptions) {
     if (data.args.some(containsHandle)) {
-      throw new DeploymentConfigError(`deployment ${data.deployment}: a pool deployment takes plain constructor arguments, not handles`);
+      throw new DeploymentConfigError(
+        `deployment ${data.deployment}: a pool deployment takes plain constructor arguments, not handles`,
+      );
     }
     // The prototype is enough to list the methods: no instance is built in this thread.
     this.methods = methodsOf(Object.create(cls.prototype as object) as object);
     const streaming = Object.keys(this.methods).filter((m) => this.methods[m] === 'stream');
     if (streaming.length > 0) {
-      throw new DeploymentConfigError(`deployment ${data.deployment}: a pool deployment cannot have streaming methods (${streaming.join(', ')})`);
+      throw new DeploymentConfigError(
+        `deployment ${data.deployment}: a pool deployment cannot have streaming methods (${streaming.join(', ')})`,
+      );
     }
     const maxThreads = options.maxThreads ?? 2;
     this.pool = new Piscina({
-      filename: BOOTSTRAP, workerData: data, execArgv: [],
-      minThreads: Math.min(options.minThreads ?? 1, maxThreads), maxThreads,
+      filename: BOOTSTRAP,
+      workerData: data,
+      execArgv: [],
+      minThreads: Math.min(options.minThreads ?? 1, maxThreads),
+      maxThreads,
       idleTimeout: options.idleTimeoutMs ?? 60_000,
     });
   }
@@ -52,14 +59,16 @@ export class TaskPool {
 
   async unary(method: string, args: unknown[], ctx: { requestId: string; cancel?: Cancellation }): Promise<unknown> {
     if (!Object.hasOwn(this.methods, method)) {
-      throw new NotFoundError(`no method '${method}' (methods: ${Object.keys(this.methods).join(', ') || 'none'})`, { method });
+      throw new NotFoundError(`no method '${method}' (methods: ${Object.keys(this.methods).join(', ') || 'none'})`, {
+        method,
+      });
     }
     const cancel = ctx.cancel;
     if (cancel?.aborted) throw abortReason(cancel);
     const task: PoolTask = { method, args, requestId: ctx.requestId };
     let result: PoolTaskResult;
     try {
-      result = await this.pool.run(task, cancel ? { signal: cancel.signal } : {}) as PoolTaskResult;
+      result = (await this.pool.run(task, cancel ? { signal: cancel.signal } : {})) as PoolTaskResult;
     } catch (err) {
       if (cancel?.aborted) throw abortReason(cancel);
       throw err;
@@ -71,14 +80,21 @@ export class TaskPool {
   /** A unary method called as a stream yields its one result. */
   stream(method: string, args: unknown[], ctx: { requestId: string; cancel?: Cancellation }): AsyncIterable<unknown> {
     const self = this;
-    if (this.methods[method] === 'stream') throw new BadRequestError(`${method} is a streaming method; pool deployments have none`);
-    return (async function* () { yield await self.unary(method, args, ctx); })();
+    if (this.methods[method] === 'stream')
+      throw new BadRequestError(`${method} is a streaming method; pool deployments have none`);
+    return (async function* () {
+      yield await self.unary(method, args, ctx);
+    })();
   }
 
   async checkHealth(): Promise<void> {}
   async reconfigure(): Promise<void> {}
-  async autoscalingMetrics(): Promise<undefined> { return undefined; }
-  async collectMetrics(): Promise<unknown[]> { return []; }
+  async autoscalingMetrics(): Promise<undefined> {
+    return undefined;
+  }
+  async collectMetrics(): Promise<unknown[]> {
+    return [];
+  }
 
   async close(): Promise<void> {
     await this.pool.destroy();

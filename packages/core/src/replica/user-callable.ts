@@ -15,7 +15,14 @@ import { requestContextStorage, type RequestContext } from '../request-context.j
 import type { MethodKind } from '../contract/routes.js';
 
 /** Not callable through handles or proxies. */
-const LIFECYCLE = new Set(['constructor', 'checkHealth', 'reconfigure', 'autoscalingMetrics', 'collectMetrics', 'dispose']);
+const LIFECYCLE = new Set([
+  'constructor',
+  'checkHealth',
+  'reconfigure',
+  'autoscalingMetrics',
+  'collectMetrics',
+  'dispose',
+]);
 /** Callable although it starts with '_': the default method of an HTTP route, as in Ray Serve. */
 const DEFAULT_METHOD = '__call__';
 
@@ -24,7 +31,10 @@ type Method = (...args: unknown[]) => unknown;
 export class UserCallable {
   readonly methods: Record<string, MethodKind>;
 
-  constructor(private readonly instance: object, private readonly deployment: string) {
+  constructor(
+    private readonly instance: object,
+    private readonly deployment: string,
+  ) {
     this.methods = methodsOf(instance);
   }
 
@@ -40,7 +50,9 @@ export class UserCallable {
   async unary(method: string, args: unknown[], ctx: RequestContext): Promise<unknown> {
     const fn = this.lookup(method);
     if (this.methods[method] === 'stream') {
-      throw new BadRequestError(`${this.deployment}.${method} is a streaming method; call it with remoteStream or handle.stream`);
+      throw new BadRequestError(
+        `${this.deployment}.${method} is a streaming method; call it with remoteStream or handle.stream`,
+      );
     }
     return requestContextStorage.run(ctx, () => fn.apply(this.instance, args));
   }
@@ -49,15 +61,19 @@ export class UserCallable {
   stream(method: string, args: unknown[], ctx: RequestContext): AsyncIterable<unknown> {
     const fn = this.lookup(method);
     if (this.methods[method] !== 'stream') {
-      return (async function* (self) { yield await self.unary(method, args, ctx); })(this);
+      return (async function* (self) {
+        yield await self.unary(method, args, ctx);
+      })(this);
     }
     const gen = requestContextStorage.run(ctx, () => fn.apply(this.instance, args)) as AsyncIterator<unknown>;
     // A generator body runs in the context of whoever resumes it, so every resume re-enters the context.
     return {
       [Symbol.asyncIterator]: () => ({
         next: () => requestContextStorage.run(ctx, () => gen.next()),
-        return: (value?: unknown) => requestContextStorage.run(ctx, () =>
-          gen.return ? gen.return(value) : Promise.resolve({ done: true as const, value })),
+        return: (value?: unknown) =>
+          requestContextStorage.run(ctx, () =>
+            gen.return ? gen.return(value) : Promise.resolve({ done: true as const, value }),
+          ),
       }),
     };
   }
@@ -105,8 +121,10 @@ export class UserCallable {
 
   private lookup(method: string): Method {
     if (!Object.hasOwn(this.methods, method)) {
-      throw new NotFoundError(`${this.deployment} has no method '${method}' (methods: ${Object.keys(this.methods).join(', ') || 'none'})`,
-        { method });
+      throw new NotFoundError(
+        `${this.deployment} has no method '${method}' (methods: ${Object.keys(this.methods).join(', ') || 'none'})`,
+        { method },
+      );
     }
     return (this.instance as Record<string, Method>)[method]!;
   }
@@ -115,7 +133,11 @@ export class UserCallable {
 /** Public methods along the prototype chain (not `_private` except __call__, not lifecycle), with their kind. */
 export function methodsOf(instance: object): Record<string, MethodKind> {
   const methods: Record<string, MethodKind> = {};
-  for (let proto = Object.getPrototypeOf(instance); proto && proto !== Object.prototype; proto = Object.getPrototypeOf(proto)) {
+  for (
+    let proto = Object.getPrototypeOf(instance);
+    proto && proto !== Object.prototype;
+    proto = Object.getPrototypeOf(proto)
+  ) {
     for (const name of Object.getOwnPropertyNames(proto)) {
       if (name in methods || LIFECYCLE.has(name) || (name.startsWith('_') && name !== DEFAULT_METHOD)) continue;
       const desc = Object.getOwnPropertyDescriptor(proto, name);

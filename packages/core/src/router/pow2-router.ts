@@ -12,7 +12,11 @@ export interface ReplicaLoad {
   blockedUntilMs?: number;
 }
 
-export function chooseReplica(replicas: readonly ReplicaLoad[], nowMs: number, random: () => number = Math.random): string | null {
+export function chooseReplica(
+  replicas: readonly ReplicaLoad[],
+  nowMs: number,
+  random: () => number = Math.random,
+): string | null {
   if (replicas.length === 1) {
     const only = replicas[0]!;
     return only.inFlight < only.maxOngoing && (only.blockedUntilMs ?? 0) <= nowMs ? only.id : null;

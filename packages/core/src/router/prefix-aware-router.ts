@@ -58,13 +58,19 @@ export function preferredReplica(replicas: readonly Pick<ReplicaLoad, 'id'>[], k
  * The replica for a request with routing `key`: its preferred replica while that one is free and not
  * too busy, else power of two choices (also when there is no key). null: every replica is full.
  */
-export function choosePrefixAware(replicas: readonly ReplicaLoad[], key: string | undefined, nowMs: number,
-  opts: PrefixAwareOptions = {}, random: () => number = Math.random): string | null {
+export function choosePrefixAware(
+  replicas: readonly ReplicaLoad[],
+  key: string | undefined,
+  nowMs: number,
+  opts: PrefixAwareOptions = {},
+  random: () => number = Math.random,
+): string | null {
   if (key === undefined) return chooseReplica(replicas, nowMs, random);
   const id = preferredReplica(replicas, key);
   const pref = replicas.find((r) => r.id === id);
   let minLoad = Infinity;
-  for (const r of replicas) if (r.inFlight < r.maxOngoing && (r.blockedUntilMs ?? 0) <= nowMs) minLoad = Math.min(minLoad, r.inFlight);
+  for (const r of replicas)
+    if (r.inFlight < r.maxOngoing && (r.blockedUntilMs ?? 0) <= nowMs) minLoad = Math.min(minLoad, r.inFlight);
   if (minLoad === Infinity) return null;
   const free = pref !== undefined && pref.inFlight < pref.maxOngoing && (pref.blockedUntilMs ?? 0) <= nowMs;
   if (free && pref!.inFlight - minLoad <= (opts.maxImbalance ?? 4)) return pref!.id;

@@ -19,8 +19,10 @@ export class RouterSet {
   constructor(
     private readonly events: RuntimeEvents,
     /** A deployment's router settings, or undefined when it does not exist. */
-    private readonly settings: (app: string, deployment: string) =>
-      { maxQueuedRequests: number; routing: 'pow2' | 'prefix-aware' } | undefined,
+    private readonly settings: (
+      app: string,
+      deployment: string,
+    ) => { maxQueuedRequests: number; routing: 'pow2' | 'prefix-aware' } | undefined,
   ) {}
 
   /** caller: 'ingress', or the calling deployment's name. */
@@ -30,8 +32,13 @@ export class RouterSet {
     if (router) return router;
     const settings = this.settings(app, deployment);
     if (settings === undefined) throw new NotFoundError(`no deployment '${deployment}' in application '${app}'`);
-    router = new Router({ app, deployment, caller: caller === 'ingress' ? 'ingress' : 'replica', ...settings,
-      events: this.events });
+    router = new Router({
+      app,
+      deployment,
+      caller: caller === 'ingress' ? 'ingress' : 'replica',
+      ...settings,
+      events: this.events,
+    });
     const published = this.latest.get(`${app}\u0000${deployment}`);
     if (published) this.apply(router, deployment, published);
     this.routers.set(key, router);

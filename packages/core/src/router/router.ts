@@ -60,8 +60,12 @@ export class Router {
 
   constructor(private readonly options: RouterOptions) {}
 
-  get queued(): number { return this.waiters.length; }
-  get inFlight(): number { return this.inFlightCount; }
+  get queued(): number {
+    return this.waiters.length;
+  }
+  get inFlight(): number {
+    return this.inFlightCount;
+  }
 
   /** The deployment's RUNNING replicas, from the controller. Counts of known replicas are kept. */
   setReplicas(list: readonly RoutedReplica[]): void {
@@ -134,7 +138,8 @@ export class Router {
           }
           return;
         } catch (err) {
-          if (yielded || !isRetryable(err) || (err instanceof ActorDiedError && ++deaths > MAX_DEATH_RETRIES)) throw err;
+          if (yielded || !isRetryable(err) || (err instanceof ActorDiedError && ++deaths > MAX_DEATH_RETRIES))
+            throw err;
           this.onRetryable(entry, err);
         } finally {
           this.release(entry);
@@ -165,9 +170,12 @@ export class Router {
     if (!requeue && max >= 0 && this.waiters.length >= max) {
       const capacity = [...this.replicas.values()].reduce((n, r) => n + r.maxOngoing, 0);
       const after = retryAfterS(this.waiters.length, capacity);
-      return Promise.reject(new BackPressureError(
-        `${this.options.deployment}: ${this.waiters.length} requests already queued (maxQueuedRequests ${max})`,
-        { retryAfterS: after, deployment: this.options.deployment }));
+      return Promise.reject(
+        new BackPressureError(
+          `${this.options.deployment}: ${this.waiters.length} requests already queued (maxQueuedRequests ${max})`,
+          { retryAfterS: after, deployment: this.options.deployment },
+        ),
+      );
     }
     return new Promise<Entry>((resolve, reject) => {
       const onAborted = () => {
@@ -177,8 +185,14 @@ export class Router {
         this.notifyIdle();
       };
       const waiter: Waiter = {
-        resolve: (e) => { if (source) offAbort(source, onAborted); resolve(e); },
-        reject: (err) => { if (source) offAbort(source, onAborted); reject(err); },
+        resolve: (e) => {
+          if (source) offAbort(source, onAborted);
+          resolve(e);
+        },
+        reject: (err) => {
+          if (source) offAbort(source, onAborted);
+          reject(err);
+        },
       };
       if (source) onAbort(source, onAborted);
       this.waiters.push(waiter);
@@ -187,8 +201,10 @@ export class Router {
   }
 
   private pick(key?: string): Entry | undefined {
-    const id = key === undefined ? chooseReplica(this.list, Date.now(), this.options.random)
-      : choosePrefixAware(this.list, key, Date.now(), {}, this.options.random);
+    const id =
+      key === undefined
+        ? chooseReplica(this.list, Date.now(), this.options.random)
+        : choosePrefixAware(this.list, key, Date.now(), {}, this.options.random);
     const entry = id === null ? undefined : this.replicas.get(id);
     if (entry) entry.inFlight++;
     return entry;
@@ -213,7 +229,10 @@ export class Router {
     const now = Date.now();
     const until = Math.min(...[...this.replicas.values()].map((r) => r.blockedUntilMs ?? 0).filter((t) => t > now));
     if (!Number.isFinite(until) || this.retryTimer) return;
-    this.retryTimer = setTimeout(() => { this.retryTimer = undefined; this.dispatch(); }, until - now);
+    this.retryTimer = setTimeout(() => {
+      this.retryTimer = undefined;
+      this.dispatch();
+    }, until - now);
   }
 
   private onRetryable(entry: Entry, err: unknown): void {
@@ -228,8 +247,17 @@ export class Router {
     const { events, app, deployment, caller } = this.options;
     if (!events || events.listenerCount('request') === 0) return;
     const code = error === undefined ? undefined : error instanceof FlotillaError ? error.code : 'INTERNAL';
-    events.emit('request', { app, deployment, method, kind, caller, requestId,
-      durationMs: performance.now() - started, ok: error === undefined, errorCode: code });
+    events.emit('request', {
+      app,
+      deployment,
+      method,
+      kind,
+      caller,
+      requestId,
+      durationMs: performance.now() - started,
+      ok: error === undefined,
+      errorCode: code,
+    });
   }
 
   private notifyIdle(): void {

@@ -18,26 +18,45 @@ import { runRequests } from './runner.js';
 import { computeMetrics } from './stats.js';
 
 /** Runs the benchmark; writes the report to `out` as each run ends. Resolves to the whole report. */
-export async function benchCommand(o: BenchCliOptions, out: (text: string) => void = (t) => process.stdout.write(t)): Promise<BenchReport> {
+export async function benchCommand(
+  o: BenchCliOptions,
+  out: (text: string) => void = (t) => process.stdout.write(t),
+): Promise<BenchReport> {
   const plan = planBench(o);
   const base = o.baseUrl.replace(/\/+$/, '');
   const apiKey = o.apiKey ?? process.env.OPENAI_API_KEY;
-  const model = o.model ?? await firstModel(base, apiKey).catch((err: unknown) => {
-    throw new CliError(`Cannot ask ${base}/v1/models which model to use (${causeOf(err)}).`,
-      'Check --base-url (a running server, e.g. `serve run examples/llm-server.ts:app`), or pass --model NAME.');
-  });
+  const model =
+    o.model ??
+    (await firstModel(base, apiKey).catch((err: unknown) => {
+      throw new CliError(
+        `Cannot ask ${base}/v1/models which model to use (${causeOf(err)}).`,
+        'Check --base-url (a running server, e.g. `serve run examples/llm-server.ts:app`), or pass --model NAME.',
+      );
+    }));
   const target: CompletionTarget = { url: `${base}${o.endpoint}`, model, apiKey, ignoreEos: o.ignoreEos };
-  const report: BenchReport = { date: new Date().toISOString(), endpoint: target.url, model, dataset: plan.dataset, runs: [] };
+  const report: BenchReport = {
+    date: new Date().toISOString(),
+    endpoint: target.url,
+    model,
+    dataset: plan.dataset,
+    runs: [],
+  };
   for (const rate of plan.rates) {
     // Same seed for every rate: the sweep varies only the arrivals' pace, never the prompts.
     const requests = plan.makeRequests(createRng(o.seed));
     const schedule = arrivalSchedule({ count: requests.length, rate, burstiness: o.burstiness }, createRng(o.seed + 1));
     const progress = o.progress ? new Progress({ label: `bench rate ${rateLabel(rate)}` }) : undefined;
-    const { results, durationMs } = await runRequests(requests, (r, t0) => sendCompletion(target, r, t0),
-      { schedule, maxConcurrency: o.maxConcurrency, onDone: progress?.callback });
+    const { results, durationMs } = await runRequests(requests, (r, t0) => sendCompletion(target, r, t0), {
+      schedule,
+      maxConcurrency: o.maxConcurrency,
+      onDone: progress?.callback,
+    });
     progress?.finish();
     const run: RunReport = {
-      requestRate: rate, burstiness: o.burstiness, maxConcurrency: o.maxConcurrency, numPrompts: requests.length,
+      requestRate: rate,
+      burstiness: o.burstiness,
+      maxConcurrency: o.maxConcurrency,
+      numPrompts: requests.length,
       metrics: computeMetrics(results, durationMs, { slo: plan.slo, percentiles: plan.percentiles }),
       errors: [...new Set(results.filter((r) => !r.ok).map((r) => r.error ?? 'unknown error'))].slice(0, 5),
     };
@@ -48,8 +67,10 @@ export async function benchCommand(o: BenchCliOptions, out: (text: string) => vo
   saveOutputs(o, report, out);
   const failedAll = report.runs.every((r) => r.metrics.completed === 0);
   if (failedAll) {
-    throw new CliError(`every request failed (first error: ${report.runs[0]?.errors[0] ?? 'none'}).`,
-      `Check that ${target.url} serves OpenAI completions for model '${model}' (--endpoint, --model, --api-key).`);
+    throw new CliError(
+      `every request failed (first error: ${report.runs[0]?.errors[0] ?? 'none'}).`,
+      `Check that ${target.url} serves OpenAI completions for model '${model}' (--endpoint, --model, --api-key).`,
+    );
   }
   return report;
 }
@@ -60,18 +81,21 @@ function saveOutputs(o: BenchCliOptions, report: BenchReport, out: (text: string
     out(`saved ${o.saveResult}\n`);
   }
   // A sweep saved to JSON also gets its plot beside it, unless --plot names another place.
-  const plot = o.plot ?? (o.saveResult && report.runs.length > 1 ? `${o.saveResult.replace(/\.json$/i, '')}.svg` : undefined);
+  const plot =
+    o.plot ?? (o.saveResult && report.runs.length > 1 ? `${o.saveResult.replace(/\.json$/i, '')}.svg` : undefined);
   if (plot) {
     writeFileSync(plot, renderLatencyPlot(report.runs, `${report.model} at ${report.endpoint}`));
     out(`saved ${plot}\n`);
   }
 }
 
-const int = (min: number) => (v: string): number => {
-  const n = Number(v);
-  if (!Number.isInteger(n) || n < min) throw new InvalidArgumentError(`expected an integer >= ${min}.`);
-  return n;
-};
+const int =
+  (min: number) =>
+  (v: string): number => {
+    const n = Number(v);
+    if (!Number.isInteger(n) || n < min) throw new InvalidArgumentError(`expected an integer >= ${min}.`);
+    return n;
+  };
 const positive = (v: string): number => {
   const n = Number(v);
   if (!(n > 0)) throw new InvalidArgumentError('expected a number > 0.');
@@ -85,8 +109,9 @@ const ratio = (v: string): number => {
 
 /** Adds `bench` to the `serve` program. */
 export function registerBenchCommand(program: Command): void {
-  program.command('bench')
-    .description('Benchmark an OpenAI-compatible server (ours or another) the way vLLM\'s serving benchmark does.')
+  program
+    .command('bench')
+    .description("Benchmark an OpenAI-compatible server (ours or another) the way vLLM's serving benchmark does.")
     .option('--base-url <url>', 'server base URL', 'http://127.0.0.1:8000')
     .option('--endpoint <path>', 'completions route below the base URL', '/v1/completions')
     .option('--model <name>', 'model to request (default: the first of GET /v1/models)')

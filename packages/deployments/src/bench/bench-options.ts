@@ -56,34 +56,84 @@ export interface BenchPlan {
 }
 
 export function planBench(o: BenchCliOptions): BenchPlan {
-  const usage = (err: unknown, hint: string): never => { throw new CliError(causeOf(err), hint, 2); };
+  const usage = (err: unknown, hint: string): never => {
+    throw new CliError(causeOf(err), hint, 2);
+  };
   let rates: number[] = [];
-  try { rates = parseRates(o.requestRate); } catch (err) { usage(err, 'e.g. --request-rate 1,2,4,inf'); }
+  try {
+    rates = parseRates(o.requestRate);
+  } catch (err) {
+    usage(err, 'e.g. --request-rate 1,2,4,inf');
+  }
   let slo: Slo | undefined;
-  try { slo = o.goodput?.length ? parseGoodput(o.goodput) : undefined; } catch (err) { usage(err, 'e.g. --goodput ttft:200 tpot:50 e2el:5000'); }
+  try {
+    slo = o.goodput?.length ? parseGoodput(o.goodput) : undefined;
+  } catch (err) {
+    usage(err, 'e.g. --goodput ttft:200 tpot:50 e2el:5000');
+  }
   const percentiles = o.metricPercentiles.split(',').map(Number);
-  if (percentiles.some((p) => !(p >= 0 && p <= 100))) usage(new Error(`bad --metric-percentiles '${o.metricPercentiles}'`), 'e.g. --metric-percentiles 50,90,99');
+  if (percentiles.some((p) => !(p >= 0 && p <= 100)))
+    usage(new Error(`bad --metric-percentiles '${o.metricPercentiles}'`), 'e.g. --metric-percentiles 50,90,99');
   const count = o.numPrompts;
   switch (o.dataset) {
     case 'random': {
-      const opts = { count, inputLen: o.randomInputLen, outputLen: o.randomOutputLen, rangeRatio: o.randomRangeRatio, prefixLen: o.randomPrefixLen };
-      return { rates, slo, percentiles, dataset: { name: 'random', ...opts }, makeRequests: (rng) => randomDataset(opts, rng) };
+      const opts = {
+        count,
+        inputLen: o.randomInputLen,
+        outputLen: o.randomOutputLen,
+        rangeRatio: o.randomRangeRatio,
+        prefixLen: o.randomPrefixLen,
+      };
+      return {
+        rates,
+        slo,
+        percentiles,
+        dataset: { name: 'random', ...opts },
+        makeRequests: (rng) => randomDataset(opts, rng),
+      };
     }
     case 'prefix-repetition': {
-      const opts = { count, prefixLen: o.prefixLen, suffixLen: o.suffixLen, numPrefixes: o.numPrefixes, outputLen: o.prefixOutputLen };
-      return { rates, slo, percentiles, dataset: { name: 'prefix-repetition', ...opts }, makeRequests: (rng) => prefixRepetitionDataset(opts, rng) };
+      const opts = {
+        count,
+        prefixLen: o.prefixLen,
+        suffixLen: o.suffixLen,
+        numPrefixes: o.numPrefixes,
+        outputLen: o.prefixOutputLen,
+      };
+      return {
+        rates,
+        slo,
+        percentiles,
+        dataset: { name: 'prefix-repetition', ...opts },
+        makeRequests: (rng) => prefixRepetitionDataset(opts, rng),
+      };
     }
     case 'file': {
       const requests = readPromptFile(o.datasetPath, count, o.randomOutputLen);
-      return { rates, slo, percentiles, dataset: { name: 'file', path: o.datasetPath, count }, makeRequests: () => requests };
+      return {
+        rates,
+        slo,
+        percentiles,
+        dataset: { name: 'file', path: o.datasetPath, count },
+        makeRequests: () => requests,
+      };
     }
     default:
-      throw new CliError(`unknown dataset '${o.dataset}'.`, 'Use --dataset random, prefix-repetition or file (with --dataset-path FILE.jsonl).', 2);
+      throw new CliError(
+        `unknown dataset '${o.dataset}'.`,
+        'Use --dataset random, prefix-repetition or file (with --dataset-path FILE.jsonl).',
+        2,
+      );
   }
 }
 
 function readPromptFile(file: string | undefined, count: number, outputLen: number): BenchRequest[] {
-  if (!file) throw new CliError('--dataset file needs --dataset-path.', 'Pass a JSONL file: one {"prompt": "...", "max_tokens": N} or one JSON string per line.', 2);
+  if (!file)
+    throw new CliError(
+      '--dataset file needs --dataset-path.',
+      'Pass a JSONL file: one {"prompt": "...", "max_tokens": N} or one JSON string per line.',
+      2,
+    );
   let text: string;
   try {
     text = readFileSync(file, 'utf8');
@@ -93,6 +143,10 @@ function readPromptFile(file: string | undefined, count: number, outputLen: numb
   try {
     return parsePromptFile(text, count, outputLen);
   } catch (err) {
-    throw new CliError(`${file}: ${causeOf(err)}`, 'Each line must be a JSON string or an object with a "prompt" string (and optionally "max_tokens").', 2);
+    throw new CliError(
+      `${file}: ${causeOf(err)}`,
+      'Each line must be a JSON string or an object with a "prompt" string (and optionally "max_tokens").',
+      2,
+    );
   }
 }

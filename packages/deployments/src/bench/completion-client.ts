@@ -25,22 +25,46 @@ interface StreamState {
   usage?: { prompt_tokens?: number; completion_tokens?: number };
 }
 
-export async function sendCompletion(target: CompletionTarget, req: BenchRequest, runStartMs: number): Promise<RequestResult> {
+export async function sendCompletion(
+  target: CompletionTarget,
+  req: BenchRequest,
+  runStartMs: number,
+): Promise<RequestResult> {
   const started = performance.now();
-  const base = { promptLen: req.promptLen, outputLen: 0, ttftMs: NaN, itlMs: [], latencyMs: 0, startMs: started - runStartMs };
+  const base = {
+    promptLen: req.promptLen,
+    outputLen: 0,
+    ttftMs: NaN,
+    itlMs: [],
+    latencyMs: 0,
+    startMs: started - runStartMs,
+  };
   const body = {
-    model: target.model, prompt: req.prompt, max_tokens: req.outputLen, temperature: 0, stream: true,
-    stream_options: { include_usage: true }, ...(target.ignoreEos ? { ignore_eos: true } : {}),
+    model: target.model,
+    prompt: req.prompt,
+    max_tokens: req.outputLen,
+    temperature: 0,
+    stream: true,
+    stream_options: { include_usage: true },
+    ...(target.ignoreEos ? { ignore_eos: true } : {}),
   };
   const headers: Record<string, string> = { 'content-type': 'application/json', accept: 'text/event-stream' };
   if (target.apiKey) headers.authorization = `Bearer ${target.apiKey}`;
   try {
     const res = await fetch(target.url, {
-      method: 'POST', headers, body: JSON.stringify(body), signal: AbortSignal.timeout(target.timeoutMs ?? 600_000),
+      method: 'POST',
+      headers,
+      body: JSON.stringify(body),
+      signal: AbortSignal.timeout(target.timeoutMs ?? 600_000),
     });
     if (!res.ok || !res.body) {
       const text = await res.text().catch(() => '');
-      return { ...base, ok: false, error: `HTTP ${res.status}: ${text.slice(0, 200)}`, latencyMs: performance.now() - started };
+      return {
+        ...base,
+        ok: false,
+        error: `HTTP ${res.status}: ${text.slice(0, 200)}`,
+        latencyMs: performance.now() - started,
+      };
     }
     const state: StreamState = { chunks: 0, firstMs: NaN, lastMs: NaN, itlMs: [] };
     for await (const data of sseData(res.body)) {
@@ -50,7 +74,11 @@ export async function sendCompletion(target: CompletionTarget, req: BenchRequest
     const latencyMs = performance.now() - started;
     if (state.chunks === 0) return { ...base, ok: false, error: 'the stream carried no text', latencyMs };
     return {
-      ok: true, startMs: base.startMs, latencyMs, ttftMs: state.firstMs, itlMs: state.itlMs,
+      ok: true,
+      startMs: base.startMs,
+      latencyMs,
+      ttftMs: state.firstMs,
+      itlMs: state.itlMs,
       promptLen: state.usage?.prompt_tokens ?? req.promptLen,
       outputLen: state.usage?.completion_tokens ?? state.chunks,
     };
@@ -87,7 +115,11 @@ export async function* sseData(body: ReadableStream<Uint8Array>): AsyncGenerator
     while ((end = eventEnd(buffer)) >= 0) {
       const event = buffer.slice(0, end);
       buffer = buffer.slice(end).replace(/^(\r?\n){2}/, '');
-      const data = event.split(/\r?\n/).filter((l) => l.startsWith('data:')).map((l) => l.slice(5).replace(/^ /, '')).join('\n');
+      const data = event
+        .split(/\r?\n/)
+        .filter((l) => l.startsWith('data:'))
+        .map((l) => l.slice(5).replace(/^ /, ''))
+        .join('\n');
       if (data) yield data;
     }
   }
@@ -103,7 +135,8 @@ function eventEnd(buffer: string): number {
 /** The first model a server lists (GET {base}/v1/models), as vLLM's benchmark picks it when --model is omitted. */
 export async function firstModel(baseUrl: string, apiKey?: string): Promise<string> {
   const res = await fetch(`${baseUrl.replace(/\/+$/, '')}/v1/models`, {
-    headers: apiKey ? { authorization: `Bearer ${apiKey}` } : {}, signal: AbortSignal.timeout(10_000),
+    headers: apiKey ? { authorization: `Bearer ${apiKey}` } : {},
+    signal: AbortSignal.timeout(10_000),
   });
   if (!res.ok) throw new Error(`GET /v1/models answered ${res.status}`);
   const body = (await res.json()) as { data?: Array<{ id?: string }> };

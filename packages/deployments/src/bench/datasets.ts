@@ -40,12 +40,14 @@ export interface PrefixRepetitionOptions {
 }
 
 // Short, frequent words: stable under most BPE vocabularies and harmless as model input.
-const WORDS = ('the of and to in is was he for it with as his on be at by had are but from or have an they which one you were '
-  + 'her all she there would their we him been has when who will more no if out so said what up its about into than them can '
-  + 'only other new some could time these two may then do first any my now such like our over man me even most made after also '
-  + 'did many before must through back years where much your way well down should because each just those people how too little '
-  + 'state good very make world still own see men work long get here between both life being under never day same another know '
-  + 'while last might us great old year off come since against go came right used take three').split(' ');
+const WORDS = (
+  'the of and to in is was he for it with as his on be at by had are but from or have an they which one you were ' +
+  'her all she there would their we him been has when who will more no if out so said what up its about into than them can ' +
+  'only other new some could time these two may then do first any my now such like our over man me even most made after also ' +
+  'did many before must through back years where much your way well down should because each just those people how too little ' +
+  'state good very make world still own see men work long get here between both life being under never day same another know ' +
+  'while last might us great old year off come since against go came right used take three'
+).split(' ');
 
 export function randomWords(rng: Rng, n: number): string {
   const out = new Array<string>(n);
@@ -68,7 +70,11 @@ export function randomDataset(o: RandomDatasetOptions, rng: Rng): BenchRequest[]
   const prefix = prefixLen > 0 ? `${randomWords(rng, prefixLen)} ` : '';
   return Array.from({ length: o.count }, () => {
     const len = lengthAround(rng, inputLen, ratio);
-    return { prompt: prefix + randomWords(rng, len), promptLen: prefixLen + len, outputLen: lengthAround(rng, outputLen, ratio) };
+    return {
+      prompt: prefix + randomWords(rng, len),
+      promptLen: prefixLen + len,
+      outputLen: lengthAround(rng, outputLen, ratio),
+    };
   });
 }
 
@@ -80,7 +86,9 @@ export function prefixRepetitionDataset(o: PrefixRepetitionOptions, rng: Rng): B
   if (numPrefixes < 1) throw new RangeError(`need at least one prefix (got ${numPrefixes})`);
   const prefixes = Array.from({ length: numPrefixes }, () => randomWords(rng, prefixLen));
   const out = Array.from({ length: o.count }, (_, i) => ({
-    prompt: `${prefixes[i % numPrefixes]} ${randomWords(rng, suffixLen)}`, promptLen: prefixLen + suffixLen, outputLen,
+    prompt: `${prefixes[i % numPrefixes]} ${randomWords(rng, suffixLen)}`,
+    promptLen: prefixLen + suffixLen,
+    outputLen,
   }));
   return shuffle(out, rng);
 }
@@ -111,7 +119,8 @@ export function parsePromptFile(text: string, count: number, defaultOutputLen = 
     const obj = typeof value === 'string' ? { prompt: value } : (value as Record<string, unknown> | null);
     if (!obj || typeof obj.prompt !== 'string') throw new SyntaxError(`line ${i + 1} has no "prompt" string`);
     const out = obj.max_tokens ?? obj.output_len ?? defaultOutputLen;
-    if (typeof out !== 'number' || !Number.isInteger(out) || out < 1) throw new SyntaxError(`line ${i + 1}: max_tokens must be an integer >= 1`);
+    if (typeof out !== 'number' || !Number.isInteger(out) || out < 1)
+      throw new SyntaxError(`line ${i + 1}: max_tokens must be an integer >= 1`);
     entries.push({ prompt: obj.prompt, promptLen: countWords(obj.prompt), outputLen: out });
   });
   if (entries.length === 0) throw new SyntaxError('the file holds no prompts');

@@ -36,8 +36,12 @@ function header(title: string, fill: string): string {
 }
 
 function latencyBlock(title: string, short: string, d: Distribution): string[] {
-  return [header(title, '-'), line(`Mean ${short} (ms):`, d.mean), line(`Std ${short} (ms):`, d.std),
-    ...Object.entries(d.percentiles).map(([p, v]) => line(`${p === '50' ? 'Median' : `P${p}`} ${short} (ms):`, v))];
+  return [
+    header(title, '-'),
+    line(`Mean ${short} (ms):`, d.mean),
+    line(`Std ${short} (ms):`, d.std),
+    ...Object.entries(d.percentiles).map(([p, v]) => line(`${p === '50' ? 'Median' : `P${p}`} ${short} (ms):`, v)),
+  ];
 }
 
 export function rateLabel(rate: number): string {
@@ -70,12 +74,35 @@ export function renderRun(r: RunReport): string {
 
 /** One row per run: the figures that change along a rate sweep. */
 export function renderSweep(runs: readonly RunReport[]): string {
-  const cols = ['RATE', 'OK', 'FAIL', 'REQ/S', 'OUT TOK/S', 'TTFT p50', 'TTFT p99', 'TPOT p50', 'TPOT p99', 'E2EL p50', 'E2EL p99', 'GOODPUT'];
+  const cols = [
+    'RATE',
+    'OK',
+    'FAIL',
+    'REQ/S',
+    'OUT TOK/S',
+    'TTFT p50',
+    'TTFT p99',
+    'TPOT p50',
+    'TPOT p99',
+    'E2EL p50',
+    'E2EL p99',
+    'GOODPUT',
+  ];
   const f = (v: number | undefined) => (v === undefined || Number.isNaN(v) ? '-' : v.toFixed(1));
-  const rows = runs.map(({ requestRate, metrics: m }) => [rateLabel(requestRate), String(m.completed), String(m.failed),
-    f(m.requestThroughput), f(m.outputThroughput), f(m.ttftMs.percentiles['50']), f(m.ttftMs.percentiles['99']),
-    f(m.tpotMs.percentiles['50']), f(m.tpotMs.percentiles['99']), f(m.e2elMs.percentiles['50']), f(m.e2elMs.percentiles['99']),
-    f(m.goodput)]);
+  const rows = runs.map(({ requestRate, metrics: m }) => [
+    rateLabel(requestRate),
+    String(m.completed),
+    String(m.failed),
+    f(m.requestThroughput),
+    f(m.outputThroughput),
+    f(m.ttftMs.percentiles['50']),
+    f(m.ttftMs.percentiles['99']),
+    f(m.tpotMs.percentiles['50']),
+    f(m.tpotMs.percentiles['99']),
+    f(m.e2elMs.percentiles['50']),
+    f(m.e2elMs.percentiles['99']),
+    f(m.goodput),
+  ]);
   const all = [cols, ...rows];
   const widths = cols.map((_, c) => Math.max(...all.map((r) => r[c]!.length)));
   return `${all.map((r) => r.map((cell, c) => cell.padStart(widths[c]!)).join('  ')).join('\n')}\n(latencies in ms)\n`;

@@ -23,7 +23,11 @@ export interface RunResult {
   durationMs: number;
 }
 
-export async function runRequests(requests: readonly BenchRequest[], send: Sender, opts: RunOptions): Promise<RunResult> {
+export async function runRequests(
+  requests: readonly BenchRequest[],
+  send: Sender,
+  opts: RunOptions,
+): Promise<RunResult> {
   if (opts.schedule.length !== requests.length) throw new RangeError('one send time per request is needed');
   const slots = new Semaphore(opts.maxConcurrency ?? Infinity);
   const start = performance.now();
@@ -34,11 +38,13 @@ export async function runRequests(requests: readonly BenchRequest[], send: Sende
     const wait = start + opts.schedule[i]! - performance.now();
     if (wait > 0) await sleep(wait);
     await slots.acquire();
-    pending.push(send(requests[i]!, start).then((r) => {
-      results[i] = r;
-      slots.release();
-      opts.onDone?.(++done, requests.length);
-    }));
+    pending.push(
+      send(requests[i]!, start).then((r) => {
+        results[i] = r;
+        slots.release();
+        opts.onDone?.(++done, requests.length);
+      }),
+    );
   }
   await Promise.all(pending);
   return { results, durationMs: performance.now() - start };

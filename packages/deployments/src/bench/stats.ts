@@ -44,7 +44,10 @@ export function percentile(sorted: readonly number[], p: number): number {
   return sorted[lo]! + (sorted[hi]! - sorted[lo]!) * (rank - lo);
 }
 
-export function distribution(values: readonly number[], percentiles: readonly number[] = DEFAULT_PERCENTILES): Distribution {
+export function distribution(
+  values: readonly number[],
+  percentiles: readonly number[] = DEFAULT_PERCENTILES,
+): Distribution {
   const sorted = [...values].sort((a, b) => a - b);
   const n = sorted.length;
   const mean = n ? sorted.reduce((s, v) => s + v, 0) / n : NaN;
@@ -52,8 +55,11 @@ export function distribution(values: readonly number[], percentiles: readonly nu
   return { mean, std, percentiles: Object.fromEntries(percentiles.map((p) => [String(p), percentile(sorted, p)])) };
 }
 
-export function computeMetrics(results: readonly RequestResult[], durationMs: number,
-  opts: { slo?: Slo; percentiles?: readonly number[] } = {}): BenchMetrics {
+export function computeMetrics(
+  results: readonly RequestResult[],
+  durationMs: number,
+  opts: { slo?: Slo; percentiles?: readonly number[] } = {},
+): BenchMetrics {
   const ok = results.filter((r) => r.ok);
   const durationS = durationMs / 1000;
   const totalInputTokens = ok.reduce((s, r) => s + r.promptLen, 0);
@@ -71,9 +77,18 @@ export function computeMetrics(results: readonly RequestResult[], durationMs: nu
     outputThroughput: per(totalOutputTokens),
     totalTokenThroughput: per(totalInputTokens + totalOutputTokens),
     goodput: opts.slo ? per(ok.filter((r) => isGood(r, opts.slo!)).length) : undefined,
-    ttftMs: distribution(ok.map((r) => r.ttftMs).filter((v) => !Number.isNaN(v)), pct),
+    ttftMs: distribution(
+      ok.map((r) => r.ttftMs).filter((v) => !Number.isNaN(v)),
+      pct,
+    ),
     tpotMs: distribution(tpots, pct),
-    itlMs: distribution(ok.flatMap((r) => r.itlMs), pct),
-    e2elMs: distribution(ok.map((r) => r.latencyMs), pct),
+    itlMs: distribution(
+      ok.flatMap((r) => r.itlMs),
+      pct,
+    ),
+    e2elMs: distribution(
+      ok.map((r) => r.latencyMs),
+      pct,
+    ),
   };
 }

@@ -7,21 +7,39 @@
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import {
-  BackPressureError, BadRequestError, NotFoundError, PayloadTooLargeError, UnauthenticatedError, UnavailableError, FlotillaError,
+  BackPressureError,
+  BadRequestError,
+  NotFoundError,
+  PayloadTooLargeError,
+  UnauthenticatedError,
+  UnavailableError,
+  FlotillaError,
   type GrpcCallInfo,
 } from '@flotilla/core';
 import type { SamplingParams, TokenLogprob, Tokenizer } from '@flotilla/engine';
 import { InvalidParameterError, LLMApiError, ModelNotFoundError, type RateLimitError } from '../errors.js';
-import { collectGeneration, prepareGeneration, startGeneration, UsageTracker, type GenerationSpec, type ParamNames } from '../generation.js';
+import {
+  collectGeneration,
+  prepareGeneration,
+  startGeneration,
+  UsageTracker,
+  type GenerationSpec,
+  type ParamNames,
+} from '../generation.js';
 import type { HandlerContext } from '../handler-context.js';
 import { tokenText } from '../openai/logprobs.js';
 import { usageBody } from '../openai/responses.js';
 import { BodyReader, type NumberRule } from '../validate.js';
 
-export const LLM_PROTO_PATH = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../../../protos/llm.proto');
+export const LLM_PROTO_PATH = path.resolve(
+  path.dirname(fileURLToPath(import.meta.url)),
+  '../../../../protos/llm.proto',
+);
 /** passCallInfo: the methods get the call's metadata too, where clients put `authorization: Bearer KEY`. */
 export const LLM_GRPC_SERVICE = {
-  protoPath: LLM_PROTO_PATH, service: 'flotilla.llm.v1.Llm', methods: { Generate: 'grpcGenerate', GenerateStream: 'grpcGenerateStream' },
+  protoPath: LLM_PROTO_PATH,
+  service: 'flotilla.llm.v1.Llm',
+  methods: { Generate: 'grpcGenerate', GenerateStream: 'grpcGenerateStream' },
   passCallInfo: true,
 };
 
@@ -31,49 +49,108 @@ export interface GrpcGenerateRequest {
   prompt?: string;
   messages?: Array<{ role: string; content: string }>;
   prompt_token_ids?: number[];
-  max_tokens?: number; temperature?: number; top_p?: number; top_k?: number; min_p?: number; n?: number;
-  stop?: string[]; seed?: number; logprobs?: number; presence_penalty?: number; frequency_penalty?: number;
-  repetition_penalty?: number; ignore_eos?: boolean; api_key?: string; min_tokens?: number;
+  max_tokens?: number;
+  temperature?: number;
+  top_p?: number;
+  top_k?: number;
+  min_p?: number;
+  n?: number;
+  stop?: string[];
+  seed?: number;
+  logprobs?: number;
+  presence_penalty?: number;
+  frequency_penalty?: number;
+  repetition_penalty?: number;
+  ignore_eos?: boolean;
+  api_key?: string;
+  min_tokens?: number;
   /** Empty when unset (repeated / map fields have no presence). */
-  stop_token_ids?: number[]; logit_bias?: Record<string, number>;
+  stop_token_ids?: number[];
+  logit_bias?: Record<string, number>;
 }
 
 const NAMES: ParamNames = {
-  maxTokens: 'max_tokens', temperature: 'temperature', topP: 'top_p', topK: 'top_k', minP: 'min_p', n: 'n', stop: 'stop',
-  seed: 'seed', logprobs: 'logprobs', presencePenalty: 'presence_penalty', frequencyPenalty: 'frequency_penalty',
-  repetitionPenalty: 'repetition_penalty', ignoreEos: 'ignore_eos', minTokens: 'min_tokens', stopTokenIds: 'stop_token_ids',
+  maxTokens: 'max_tokens',
+  temperature: 'temperature',
+  topP: 'top_p',
+  topK: 'top_k',
+  minP: 'min_p',
+  n: 'n',
+  stop: 'stop',
+  seed: 'seed',
+  logprobs: 'logprobs',
+  presencePenalty: 'presence_penalty',
+  frequencyPenalty: 'frequency_penalty',
+  repetitionPenalty: 'repetition_penalty',
+  ignoreEos: 'ignore_eos',
+  minTokens: 'min_tokens',
+  stopTokenIds: 'stop_token_ids',
   logitBias: 'logit_bias',
 };
 const FIELDS: Array<[keyof GrpcGenerateRequest, keyof SamplingParams]> = [
-  ['max_tokens', 'maxTokens'], ['temperature', 'temperature'], ['top_p', 'topP'], ['top_k', 'topK'], ['min_p', 'minP'], ['n', 'n'],
-  ['seed', 'seed'], ['logprobs', 'logprobs'], ['presence_penalty', 'presencePenalty'], ['frequency_penalty', 'frequencyPenalty'],
-  ['repetition_penalty', 'repetitionPenalty'], ['ignore_eos', 'ignoreEos'], ['min_tokens', 'minTokens'],
+  ['max_tokens', 'maxTokens'],
+  ['temperature', 'temperature'],
+  ['top_p', 'topP'],
+  ['top_k', 'topK'],
+  ['min_p', 'minP'],
+  ['n', 'n'],
+  ['seed', 'seed'],
+  ['logprobs', 'logprobs'],
+  ['presence_penalty', 'presencePenalty'],
+  ['frequency_penalty', 'frequencyPenalty'],
+  ['repetition_penalty', 'repetitionPenalty'],
+  ['ignore_eos', 'ignoreEos'],
+  ['min_tokens', 'minTokens'],
 ];
 
 /** OpenAI's ranges, as on HTTP (proto types already rule out wrong types). */
 const RULES: Partial<Record<keyof GrpcGenerateRequest, NumberRule>> = {
-  max_tokens: { min: 1, integer: true }, temperature: { min: 0, max: 2 }, top_p: { min: 0, max: 1, aboveMin: true },
-  top_k: { min: -1, integer: true }, min_p: { min: 0, max: 1 }, n: { min: 1, integer: true }, logprobs: { min: 0, max: 20, integer: true },
-  presence_penalty: { min: -2, max: 2 }, frequency_penalty: { min: -2, max: 2 }, repetition_penalty: { min: 0, aboveMin: true },
+  max_tokens: { min: 1, integer: true },
+  temperature: { min: 0, max: 2 },
+  top_p: { min: 0, max: 1, aboveMin: true },
+  top_k: { min: -1, integer: true },
+  min_p: { min: 0, max: 1 },
+  n: { min: 1, integer: true },
+  logprobs: { min: 0, max: 20, integer: true },
+  presence_penalty: { min: -2, max: 2 },
+  frequency_penalty: { min: -2, max: 2 },
+  repetition_penalty: { min: 0, aboveMin: true },
   min_tokens: { min: 0, integer: true },
 };
 
 export function grpcSpec(req: GrpcGenerateRequest, ctx: HandlerContext): GenerationSpec {
-  if (req.model && req.model !== ctx.model.name) throw new ModelNotFoundError(`The model '${req.model}' does not exist; this server serves '${ctx.model.name}'.`, 'model');
-  const sources = [req.prompt ? 'prompt' : '', req.messages?.length ? 'messages' : '', req.prompt_token_ids?.length ? 'prompt_token_ids' : ''].filter(Boolean);
-  if (sources.length !== 1) throw new InvalidParameterError('prompt', `give exactly one of prompt, messages, prompt_token_ids (got ${sources.join(', ') || 'none'})`);
+  if (req.model && req.model !== ctx.model.name)
+    throw new ModelNotFoundError(
+      `The model '${req.model}' does not exist; this server serves '${ctx.model.name}'.`,
+      'model',
+    );
+  const sources = [
+    req.prompt ? 'prompt' : '',
+    req.messages?.length ? 'messages' : '',
+    req.prompt_token_ids?.length ? 'prompt_token_ids' : '',
+  ].filter(Boolean);
+  if (sources.length !== 1)
+    throw new InvalidParameterError(
+      'prompt',
+      `give exactly one of prompt, messages, prompt_token_ids (got ${sources.join(', ') || 'none'})`,
+    );
   const params: SamplingParams = {};
-  const given = BodyReader.of(Object.fromEntries(FIELDS.filter(([f]) => req[f] !== undefined && req[f] !== null).map(([f]) => [f, req[f]])));
+  const given = BodyReader.of(
+    Object.fromEntries(FIELDS.filter(([f]) => req[f] !== undefined && req[f] !== null).map(([f]) => [f, req[f]])),
+  );
   for (const [field, key] of FIELDS) {
     const rule = RULES[field];
     const v = rule ? given.number(field, rule) : given.raw(field);
     if (v !== undefined) (params as Record<string, unknown>)[key] = v;
   }
   if (req.stop?.length) params.stop = BodyReader.of({ stop: req.stop }).strings('stop', ctx.limits.maxStop)!;
-  if (req.stop_token_ids?.length) params.stopTokenIds = req.stop_token_ids;  // ids and bias are checked by the engine against the vocabulary
+  if (req.stop_token_ids?.length) params.stopTokenIds = req.stop_token_ids; // ids and bias are checked by the engine against the vocabulary
   if (req.logit_bias && Object.keys(req.logit_bias).length > 0) params.logitBias = req.logit_bias;
-  const prompt: GenerationSpec['prompt'] = req.prompt ? { text: req.prompt }
-    : req.messages?.length ? { messages: req.messages } : { tokenIds: req.prompt_token_ids! };
+  const prompt: GenerationSpec['prompt'] = req.prompt
+    ? { text: req.prompt }
+    : req.messages?.length
+      ? { messages: req.messages }
+      : { tokenIds: req.prompt_token_ids! };
   return { prompt, params, names: { ...NAMES, prompt: sources[0]! }, ...(req.prompt ? { defaultMaxTokens: 16 } : {}) };
 }
 
@@ -86,10 +163,16 @@ export async function grpcGenerate(req: GrpcGenerateRequest, ctx: HandlerContext
   Object.assign(ctx.usage, usage);
   const tok = ctx.engine.tokenizer;
   return {
-    id: `gen-${ctx.requestId}`, model: ctx.model.name, usage: usageBody(usage),
+    id: `gen-${ctx.requestId}`,
+    model: ctx.model.name,
+    usage: usageBody(usage),
     choices: samples.map((s) => ({
-      index: s.index, text: s.text, token_ids: s.tokenIds, finish_reason: s.finishReason === 'length' ? 'length' : 'stop',
-      stop_reason: s.stopReason === null ? '' : String(s.stopReason), logprobs: s.logprobs.map((lp) => logprob(tok, lp)),
+      index: s.index,
+      text: s.text,
+      token_ids: s.tokenIds,
+      finish_reason: s.finishReason === 'length' ? 'length' : 'stop',
+      stop_reason: s.stopReason === null ? '' : String(s.stopReason),
+      logprobs: s.logprobs.map((lp) => logprob(tok, lp)),
     })),
   };
 }
@@ -108,7 +191,11 @@ export async function* grpcGenerateStream(req: GrpcGenerateRequest, ctx: Handler
     usage.add(out);
     if (pending) yield pending;
     pending = {
-      id, index: out.index, text: out.text, token_ids: out.tokenIds, finished: out.finished,
+      id,
+      index: out.index,
+      text: out.text,
+      token_ids: out.tokenIds,
+      finished: out.finished,
       finish_reason: out.finished ? (out.finishReason === 'length' ? 'length' : 'stop') : '',
       logprobs: (out.logprobs ?? []).map((lp) => logprob(tok, lp)),
     };
@@ -120,7 +207,9 @@ export async function* grpcGenerateStream(req: GrpcGenerateRequest, ctx: Handler
 
 function logprob(tok: Tokenizer, lp: TokenLogprob) {
   return {
-    token_id: lp.tokenId, token: tokenText(tok, lp.tokenId), logprob: lp.logprob,
+    token_id: lp.tokenId,
+    token: tokenText(tok, lp.tokenId),
+    logprob: lp.logprob,
     top: lp.top.map((t) => ({ token_id: t.tokenId, token: tokenText(tok, t.tokenId), logprob: t.logprob })),
   };
 }
@@ -131,18 +220,28 @@ export function toCoreError(err: unknown): unknown {
   const message = `[${err.code}] ${err.message}`;
   const data = { llmCode: err.code, param: err.param };
   switch (err.status) {
-    case 400: return new BadRequestError(message, data);
-    case 401: return new UnauthenticatedError(message, data);
-    case 404: return new NotFoundError(message, data);
-    case 413: return new PayloadTooLargeError(message, data);
-    case 429: return new BackPressureError(message, { ...data, retryAfterS: (err as RateLimitError).retryAfterS });
-    case 503: return new UnavailableError(message, data);
-    default: return new FlotillaError(message, data);
+    case 400:
+      return new BadRequestError(message, data);
+    case 401:
+      return new UnauthenticatedError(message, data);
+    case 404:
+      return new NotFoundError(message, data);
+    case 413:
+      return new PayloadTooLargeError(message, data);
+    case 429:
+      return new BackPressureError(message, { ...data, retryAfterS: (err as RateLimitError).retryAfterS });
+    case 503:
+      return new UnavailableError(message, data);
+    default:
+      return new FlotillaError(message, data);
   }
 }
 
 /** The Authorization header a gRPC call carries: its metadata's, else the request's api_key field. */
-export function grpcAuthHeaders(request: GrpcGenerateRequest | undefined, callInfo: GrpcCallInfo | undefined): Record<string, string> {
+export function grpcAuthHeaders(
+  request: GrpcGenerateRequest | undefined,
+  callInfo: GrpcCallInfo | undefined,
+): Record<string, string> {
   const fromMetadata = callInfo?.metadata?.authorization;
   if (fromMetadata) return { authorization: fromMetadata };
   return request?.api_key ? { authorization: `Bearer ${request.api_key}` } : {};

@@ -26,8 +26,18 @@ export function tokenText(tok: Tokenizer, id: number): string {
 }
 
 /** `offset` is where these tokens' text starts in the completion (streams carry it across chunks). */
-export function completionLogprobs(tok: Tokenizer, lps: TokenLogprob[], offset: number, withTop: boolean): CompletionLogprobs {
-  const out: CompletionLogprobs = { tokens: [], token_logprobs: [], top_logprobs: withTop ? [] : null, text_offset: [] };
+export function completionLogprobs(
+  tok: Tokenizer,
+  lps: TokenLogprob[],
+  offset: number,
+  withTop: boolean,
+): CompletionLogprobs {
+  const out: CompletionLogprobs = {
+    tokens: [],
+    token_logprobs: [],
+    top_logprobs: withTop ? [] : null,
+    text_offset: [],
+  };
   let at = offset;
   for (const lp of lps) {
     const text = tokenText(tok, lp.tokenId);
@@ -44,9 +54,19 @@ export function completionLogprobs(tok: Tokenizer, lps: TokenLogprob[], offset: 
  * echo with logprobs: the prompt's tokens (`promptTokenIds`, their logprobs from the engine's
  * promptLogprobs, null for the first) in front of the completion's, offsets running through both.
  */
-export function echoLogprobs(tok: Tokenizer, promptTokenIds: readonly number[], prompt: ReadonlyArray<TokenLogprob | null>,
-  completion: TokenLogprob[], withTop: boolean): CompletionLogprobs {
-  const out: CompletionLogprobs = { tokens: [], token_logprobs: [], top_logprobs: withTop ? [] : null, text_offset: [] };
+export function echoLogprobs(
+  tok: Tokenizer,
+  promptTokenIds: readonly number[],
+  prompt: ReadonlyArray<TokenLogprob | null>,
+  completion: TokenLogprob[],
+  withTop: boolean,
+): CompletionLogprobs {
+  const out: CompletionLogprobs = {
+    tokens: [],
+    token_logprobs: [],
+    top_logprobs: withTop ? [] : null,
+    text_offset: [],
+  };
   let at = 0;
   promptTokenIds.forEach((id, i) => {
     const text = tokenText(tok, id);
@@ -77,7 +97,10 @@ export function chatLogprobs(tok: Tokenizer, lps: TokenLogprob[]): { content: Ch
     return { token: utf8.decode(bytes), logprob, bytes: Array.from(bytes) };
   };
   return {
-    content: lps.map((lp) => ({ ...entry(lp.tokenId, lp.logprob), top_logprobs: lp.top.map((t) => entry(t.tokenId, t.logprob)) })),
+    content: lps.map((lp) => ({
+      ...entry(lp.tokenId, lp.logprob),
+      top_logprobs: lp.top.map((t) => entry(t.tokenId, t.logprob)),
+    })),
     refusal: null,
   };
 }

@@ -33,10 +33,22 @@ const MAX_SEED = 0xffffffff;
 const CHAT_ROLES = new Set(['system', 'developer', 'user', 'assistant', 'tool']);
 
 const BASE_NAMES: ParamNames = {
-  temperature: 'temperature', topP: 'top_p', topK: 'top_k', minP: 'min_p', maxTokens: 'max_tokens', minTokens: 'min_tokens',
-  n: 'n', seed: 'seed', stop: 'stop', stopTokenIds: 'stop_token_ids', ignoreEos: 'ignore_eos',
-  includeStopStrInOutput: 'include_stop_str_in_output', repetitionPenalty: 'repetition_penalty',
-  presencePenalty: 'presence_penalty', frequencyPenalty: 'frequency_penalty', logitBias: 'logit_bias',
+  temperature: 'temperature',
+  topP: 'top_p',
+  topK: 'top_k',
+  minP: 'min_p',
+  maxTokens: 'max_tokens',
+  minTokens: 'min_tokens',
+  n: 'n',
+  seed: 'seed',
+  stop: 'stop',
+  stopTokenIds: 'stop_token_ids',
+  ignoreEos: 'ignore_eos',
+  includeStopStrInOutput: 'include_stop_str_in_output',
+  repetitionPenalty: 'repetition_penalty',
+  presencePenalty: 'presence_penalty',
+  frequencyPenalty: 'frequency_penalty',
+  logitBias: 'logit_bias',
 };
 
 export function parseCompletionRequest(body: unknown, limits: ResolvedLimits): OpenAiRequest {
@@ -48,24 +60,39 @@ export function parseCompletionRequest(body: unknown, limits: ResolvedLimits): O
   if (logprobs !== undefined) params.logprobs = logprobs;
   const echo = r.boolean('echo') ?? false;
   const scoreOnly = maxTokens === 0;
-  if (scoreOnly && !echo) throw new InvalidParameterError('max_tokens', 'must be >= 1 (0 only with echo: true, to score the prompt)');
-  if (scoreOnly && r.boolean('stream')) throw new InvalidParameterError('max_tokens', '0 is not streamed on this server; send stream: false');
+  if (scoreOnly && !echo)
+    throw new InvalidParameterError('max_tokens', 'must be >= 1 (0 only with echo: true, to score the prompt)');
+  if (scoreOnly && r.boolean('stream'))
+    throw new InvalidParameterError('max_tokens', '0 is not streamed on this server; send stream: false');
   if (maxTokens !== undefined) params.maxTokens = Math.max(1, maxTokens);
   if (echo && logprobs !== undefined) {
     // The prompt's own logprobs (engine promptLogprobs): computed whole, for one choice, returned whole.
     if ((params.n ?? 1) !== 1) throw new InvalidParameterError('n', 'echo with logprobs supports n = 1');
-    if (r.boolean('stream')) throw new InvalidParameterError('echo', 'echo with logprobs is not streamed on this server; send stream: false');
+    if (r.boolean('stream'))
+      throw new InvalidParameterError('echo', 'echo with logprobs is not streamed on this server; send stream: false');
     params.promptLogprobs = logprobs;
   }
   r.unsupported('suffix', (v) => v === '');
   const bestOf = r.integer('best_of', { min: 1 });
-  if (bestOf !== undefined && bestOf !== (params.n ?? 1)) throw new InvalidParameterError('best_of', 'must equal n (best_of > n is not supported)');
+  if (bestOf !== undefined && bestOf !== (params.n ?? 1))
+    throw new InvalidParameterError('best_of', 'must equal n (best_of > n is not supported)');
   const common = readCommon(r);
   r.rejectUnknown();
   return {
-    kind: 'completion', model: common.model, stream: common.stream, includeUsage: common.includeUsage,
-    continuousUsage: common.continuousUsage, echo, scoreOnly, logprobs,
-    spec: { prompt, params, names: { ...BASE_NAMES, prompt: 'prompt', promptLogprobs: 'echo' }, defaultMaxTokens: COMPLETIONS_DEFAULT_MAX_TOKENS },
+    kind: 'completion',
+    model: common.model,
+    stream: common.stream,
+    includeUsage: common.includeUsage,
+    continuousUsage: common.continuousUsage,
+    echo,
+    scoreOnly,
+    logprobs,
+    spec: {
+      prompt,
+      params,
+      names: { ...BASE_NAMES, prompt: 'prompt', promptLogprobs: 'echo' },
+      defaultMaxTokens: COMPLETIONS_DEFAULT_MAX_TOKENS,
+    },
   };
 }
 
@@ -79,7 +106,7 @@ export function parseChatRequest(body: unknown, limits: ResolvedLimits): OpenAiR
   const wantLogprobs = r.boolean('logprobs') ?? false;
   const top = r.integer('top_logprobs', { min: 0, max: 20 });
   if (top !== undefined && !wantLogprobs) throw new InvalidParameterError('top_logprobs', 'requires logprobs: true');
-  const logprobs = wantLogprobs ? top ?? 0 : undefined;
+  const logprobs = wantLogprobs ? (top ?? 0) : undefined;
   if (logprobs !== undefined) params.logprobs = logprobs;
   r.unsupported('tools', (v) => Array.isArray(v) && v.length === 0);
   r.unsupported('tool_choice', (v) => v === 'none');
@@ -89,13 +116,28 @@ export function parseChatRequest(body: unknown, limits: ResolvedLimits): OpenAiR
   r.rejectUnknown();
   const maxName = maxCompletion !== undefined ? 'max_completion_tokens' : 'max_tokens';
   return {
-    kind: 'chat', model: common.model, stream: common.stream, includeUsage: common.includeUsage,
-    continuousUsage: common.continuousUsage, echo: false, scoreOnly: false, logprobs,
-    spec: { prompt: { messages }, params, names: { ...BASE_NAMES, maxTokens: maxName, prompt: 'messages', logprobs: 'top_logprobs' } },
+    kind: 'chat',
+    model: common.model,
+    stream: common.stream,
+    includeUsage: common.includeUsage,
+    continuousUsage: common.continuousUsage,
+    echo: false,
+    scoreOnly: false,
+    logprobs,
+    spec: {
+      prompt: { messages },
+      params,
+      names: { ...BASE_NAMES, maxTokens: maxName, prompt: 'messages', logprobs: 'top_logprobs' },
+    },
   };
 }
 
-function readCommon(r: BodyReader): { model: string | undefined; stream: boolean; includeUsage: boolean; continuousUsage: boolean } {
+function readCommon(r: BodyReader): {
+  model: string | undefined;
+  stream: boolean;
+  includeUsage: boolean;
+  continuousUsage: boolean;
+} {
   const model = r.string('model');
   const stream = r.boolean('stream') ?? false;
   const opts = r.object('stream_options');
@@ -115,7 +157,9 @@ function readCommon(r: BodyReader): { model: string | undefined; stream: boolean
 /** The sampling fields both endpoints share; ranges are OpenAI's. */
 function readSampling(r: BodyReader, limits: ResolvedLimits): SamplingParams {
   const p: SamplingParams = {};
-  const set = <K extends keyof SamplingParams>(k: K, v: SamplingParams[K] | undefined) => { if (v !== undefined) p[k] = v; };
+  const set = <K extends keyof SamplingParams>(k: K, v: SamplingParams[K] | undefined) => {
+    if (v !== undefined) p[k] = v;
+  };
   set('temperature', r.number('temperature', { min: 0, max: 2 }));
   set('topP', r.number('top_p', { min: 0, max: 1, aboveMin: true }));
   set('n', r.integer('n', { min: 1 }));
@@ -130,7 +174,7 @@ function readSampling(r: BodyReader, limits: ResolvedLimits): SamplingParams {
   set('ignoreEos', r.boolean('ignore_eos'));
   set('stopTokenIds', r.ids('stop_token_ids'));
   set('includeStopStrInOutput', r.boolean('include_stop_str_in_output'));
-  const bias = r.raw('logit_bias');  // checked by the engine (ids against the vocabulary), errors named logit_bias
+  const bias = r.raw('logit_bias'); // checked by the engine (ids against the vocabulary), errors named logit_bias
   if (bias !== undefined && bias !== null) p.logitBias = bias as Record<string, number>;
   return p;
 }
@@ -140,23 +184,28 @@ function readPrompt(r: BodyReader): GenerationSpec['prompt'] {
   if (v === undefined) throw new InvalidParameterError('prompt', 'is required');
   if (typeof v === 'string') return { text: v };
   if (Array.isArray(v) && v.length === 1 && typeof v[0] === 'string') return { text: v[0] };
-  if (Array.isArray(v) && v.length > 0 && v.every((x) => Number.isInteger(x) && x >= 0)) return { tokenIds: v as number[] };
+  if (Array.isArray(v) && v.length > 0 && v.every((x) => Number.isInteger(x) && x >= 0))
+    return { tokenIds: v as number[] };
   if (Array.isArray(v) && v.length === 1 && Array.isArray(v[0])) {
     const ids = v[0] as unknown[];
-    if (ids.length > 0 && ids.every((x) => Number.isInteger(x) && (x as number) >= 0)) return { tokenIds: ids as number[] };
+    if (ids.length > 0 && ids.every((x) => Number.isInteger(x) && (x as number) >= 0))
+      return { tokenIds: ids as number[] };
   }
-  if (Array.isArray(v) && v.length > 1) throw new InvalidParameterError('prompt', 'one prompt per request is supported; send several requests');
+  if (Array.isArray(v) && v.length > 1)
+    throw new InvalidParameterError('prompt', 'one prompt per request is supported; send several requests');
   throw new InvalidParameterError('prompt', 'must be a string, or an array of token ids');
 }
 
 export function readMessages(r: BodyReader): ChatMessage[] {
   const v = r.raw('messages');
-  if (!Array.isArray(v) || v.length === 0) throw new InvalidParameterError('messages', 'must be a non-empty array of { role, content }');
+  if (!Array.isArray(v) || v.length === 0)
+    throw new InvalidParameterError('messages', 'must be a non-empty array of { role, content }');
   return v.map((m: unknown, i) => {
     const where = `messages[${i}]`;
     const mr = BodyReader.of(m, where, `${where}.`);
     const role = mr.string('role');
-    if (role === undefined || !CHAT_ROLES.has(role)) throw new InvalidParameterError(`${where}.role`, `must be one of ${[...CHAT_ROLES].join(', ')}`);
+    if (role === undefined || !CHAT_ROLES.has(role))
+      throw new InvalidParameterError(`${where}.role`, `must be one of ${[...CHAT_ROLES].join(', ')}`);
     const content = mr.raw('content');
     const name = mr.string('name');
     mr.raw('tool_call_id');

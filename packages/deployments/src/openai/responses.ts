@@ -23,23 +23,39 @@ export function finishReasonOf(reason: string | null): 'stop' | 'length' | null 
 }
 
 export function usageBody(u: Usage) {
-  return { prompt_tokens: u.promptTokens, completion_tokens: u.completionTokens, total_tokens: u.promptTokens + u.completionTokens };
+  return {
+    prompt_tokens: u.promptTokens,
+    completion_tokens: u.completionTokens,
+    total_tokens: u.promptTokens + u.completionTokens,
+  };
 }
 
 /**
  * `promptTokenIds` go with echo + logprobs (the prompt's logprobs come first). With scoreOnly
  * (max_tokens 0) the one token generated is dropped: the choice is the prompt alone, 0 completion tokens.
  */
-export function completionBody(m: ResponseMeta, samples: SampleResult[], usage: Usage, promptText: string, promptTokenIds: readonly number[] = []) {
+export function completionBody(
+  m: ResponseMeta,
+  samples: SampleResult[],
+  usage: Usage,
+  promptText: string,
+  promptTokenIds: readonly number[] = [],
+) {
   const withTop = (m.req.logprobs ?? 0) > 0;
   const score = m.req.scoreOnly;
   const logprobs = (s: SampleResult) => {
     if (m.req.logprobs === undefined) return null;
     const own = score ? [] : s.logprobs;
-    return m.req.echo && s.promptLogprobs ? echoLogprobs(m.tok, promptTokenIds, s.promptLogprobs, own, withTop) : completionLogprobs(m.tok, own, 0, withTop);
+    return m.req.echo && s.promptLogprobs
+      ? echoLogprobs(m.tok, promptTokenIds, s.promptLogprobs, own, withTop)
+      : completionLogprobs(m.tok, own, 0, withTop);
   };
   return {
-    id: m.id, object: 'text_completion', created: m.created, model: m.model, system_fingerprint: null,
+    id: m.id,
+    object: 'text_completion',
+    created: m.created,
+    model: m.model,
+    system_fingerprint: null,
     choices: samples.map((s) => ({
       index: s.index,
       text: m.req.echo ? promptText + (score ? '' : s.text) : s.text,
@@ -53,7 +69,11 @@ export function completionBody(m: ResponseMeta, samples: SampleResult[], usage: 
 
 export function chatBody(m: ResponseMeta, samples: SampleResult[], usage: Usage) {
   return {
-    id: m.id, object: 'chat.completion', created: m.created, model: m.model, system_fingerprint: null,
+    id: m.id,
+    object: 'chat.completion',
+    created: m.created,
+    model: m.model,
+    system_fingerprint: null,
     choices: samples.map((s) => ({
       index: s.index,
       message: { role: 'assistant', content: s.text, refusal: null, tool_calls: [] },
@@ -69,24 +89,41 @@ export function chatBody(m: ResponseMeta, samples: SampleResult[], usage: Usage)
 export function completionChunk(m: ResponseMeta, out: RequestOutput, offsets: number[]) {
   const at = offsets[out.index] ?? 0;
   offsets[out.index] = at + out.text.length;
-  const logprobs = m.req.logprobs !== undefined ? completionLogprobs(m.tok, out.logprobs ?? [], at, (m.req.logprobs ?? 0) > 0) : null;
+  const logprobs =
+    m.req.logprobs !== undefined ? completionLogprobs(m.tok, out.logprobs ?? [], at, (m.req.logprobs ?? 0) > 0) : null;
   return {
-    id: m.id, object: 'text_completion', created: m.created, model: m.model,
-    choices: [{ index: out.index, text: out.text, logprobs, finish_reason: out.finished ? finishReasonOf(out.finishReason) : null,
-      ...(out.finished ? { stop_reason: out.stopReason } : {}) }],
+    id: m.id,
+    object: 'text_completion',
+    created: m.created,
+    model: m.model,
+    choices: [
+      {
+        index: out.index,
+        text: out.text,
+        logprobs,
+        finish_reason: out.finished ? finishReasonOf(out.finishReason) : null,
+        ...(out.finished ? { stop_reason: out.stopReason } : {}),
+      },
+    ],
   };
 }
 
 export function chatChunk(m: ResponseMeta, out: RequestOutput, first: boolean) {
   const delta: Record<string, unknown> = first ? { role: 'assistant', content: out.text } : { content: out.text };
   return {
-    id: m.id, object: 'chat.completion.chunk', created: m.created, model: m.model,
-    choices: [{
-      index: out.index, delta,
-      logprobs: m.req.logprobs !== undefined ? chatLogprobs(m.tok, out.logprobs ?? []) : null,
-      finish_reason: out.finished ? finishReasonOf(out.finishReason) : null,
-      ...(out.finished ? { stop_reason: out.stopReason } : {}),
-    }],
+    id: m.id,
+    object: 'chat.completion.chunk',
+    created: m.created,
+    model: m.model,
+    choices: [
+      {
+        index: out.index,
+        delta,
+        logprobs: m.req.logprobs !== undefined ? chatLogprobs(m.tok, out.logprobs ?? []) : null,
+        finish_reason: out.finished ? finishReasonOf(out.finishReason) : null,
+        ...(out.finished ? { stop_reason: out.stopReason } : {}),
+      },
+    ],
   };
 }
 
@@ -99,8 +136,16 @@ export function usageChunk(m: ResponseMeta, usage: Usage) {
 /** The echo chunk that opens a streamed completion with echo: true. */
 export function echoChunk(m: ResponseMeta, n: number, promptText: string) {
   return {
-    id: m.id, object: 'text_completion', created: m.created, model: m.model,
-    choices: Array.from({ length: n }, (_, index) => ({ index, text: promptText, logprobs: null, finish_reason: null })),
+    id: m.id,
+    object: 'text_completion',
+    created: m.created,
+    model: m.model,
+    choices: Array.from({ length: n }, (_, index) => ({
+      index,
+      text: promptText,
+      logprobs: null,
+      finish_reason: null,
+    })),
   };
 }
 
@@ -118,8 +163,9 @@ export class ChunkWriter {
 
   constructor(private readonly m: ResponseMeta) {
     const object = m.req.kind === 'chat' ? 'chat.completion.chunk' : 'text_completion';
-    this.head = `data: {"id":${JSON.stringify(m.id)},"object":"${object}","created":${JSON.stringify(m.created)},`
-      + `"model":${JSON.stringify(m.model)},"choices":[{"index":`;
+    this.head =
+      `data: {"id":${JSON.stringify(m.id)},"object":"${object}","created":${JSON.stringify(m.created)},` +
+      `"model":${JSON.stringify(m.model)},"choices":[{"index":`;
     this.plain = m.req.logprobs === undefined;
   }
 

@@ -6,7 +6,17 @@ import type { HttpRequestLike, HttpResponseLike } from '@flotilla/core';
 import { LLMApiError, ModelNotFoundError, openAiCodeOf, RateLimitError } from '../errors.js';
 import { collectGeneration, prepareGeneration, startGeneration, UsageTracker } from '../generation.js';
 import { SSE_HEADERS, sse, type HandlerContext, type HttpChunk, type ModelInfo } from '../handler-context.js';
-import { chatBody, chatChunk, ChunkWriter, completionBody, completionChunk, echoChunk, usageBody, usageChunk, type ResponseMeta } from './responses.js';
+import {
+  chatBody,
+  chatChunk,
+  ChunkWriter,
+  completionBody,
+  completionChunk,
+  echoChunk,
+  usageBody,
+  usageChunk,
+  type ResponseMeta,
+} from './responses.js';
 import { parseChatRequest, parseCompletionRequest, type OpenAiRequest } from './params.js';
 
 // Not generators themselves: one generator less for every chunk to pass through (a parse error
@@ -26,38 +36,60 @@ export async function* models(_req: HttpRequestLike, ctx: HandlerContext): Async
 /** GET /v1/models/{id}: the served model's entry, or 404 model_not_found. */
 export async function* model(req: HttpRequestLike, ctx: HandlerContext): AsyncGenerator<HttpChunk> {
   const id = decodeURIComponent(req.path.replace(/\/+$/, '').slice('/v1/models/'.length));
-  if (id !== ctx.model.name) throw new ModelNotFoundError(`The model '${id}' does not exist; this server serves '${ctx.model.name}'.`, 'model');
+  if (id !== ctx.model.name)
+    throw new ModelNotFoundError(`The model '${id}' does not exist; this server serves '${ctx.model.name}'.`, 'model');
   yield { status: 200, body: modelList(ctx.model, ctx.engine.maxModelLen).data[0] };
 }
 
 export function modelList(model: ModelInfo, maxModelLen: number) {
   return {
     object: 'list',
-    data: [{
-      id: model.name, object: 'model', created: model.createdS, owned_by: 'flotilla', root: model.path, max_model_len: maxModelLen,
-      random_weights: model.randomWeights,
-      ...(model.randomWeights ? { description: 'RANDOM WEIGHTS: no model was given, so this server generates noise. Start it with model=PATH.' } : {}),
-    }],
+    data: [
+      {
+        id: model.name,
+        object: 'model',
+        created: model.createdS,
+        owned_by: 'flotilla',
+        root: model.path,
+        max_model_len: maxModelLen,
+        random_weights: model.randomWeights,
+        ...(model.randomWeights
+          ? {
+              description:
+                'RANDOM WEIGHTS: no model was given, so this server generates noise. Start it with model=PATH.',
+            }
+          : {}),
+      },
+    ],
   };
 }
 
 async function* serve(r: OpenAiRequest, ctx: HandlerContext): AsyncGenerator<HttpChunk> {
   if (r.model !== undefined && r.model !== ctx.model.name) {
-    throw new ModelNotFoundError(`The model '${r.model}' does not exist; this server serves '${ctx.model.name}'.`, 'model');
+    throw new ModelNotFoundError(
+      `The model '${r.model}' does not exist; this server serves '${ctx.model.name}'.`,
+      'model',
+    );
   }
   const prepared = prepareGeneration(ctx.engine, r.spec, ctx.limits);
   ctx.promptText = prepared.promptText;
   await ctx.admit(prepared);
   const stream = startGeneration(ctx.engine, prepared, r.spec.names, { requestId: ctx.requestId, signal: ctx.signal });
   const meta: ResponseMeta = {
-    id: `${r.kind === 'chat' ? 'chatcmpl' : 'cmpl'}-${ctx.requestId}`, created: Math.floor(Date.now() / 1000),
-    model: ctx.model.name, tok: ctx.engine.tokenizer, req: r,
+    id: `${r.kind === 'chat' ? 'chatcmpl' : 'cmpl'}-${ctx.requestId}`,
+    created: Math.floor(Date.now() / 1000),
+    model: ctx.model.name,
+    tok: ctx.engine.tokenizer,
+    req: r,
   };
   const n = prepared.params.n ?? 1;
   if (!r.stream) {
     const { samples, usage } = await collectGeneration(stream, n);
     Object.assign(ctx.usage, usage);
-    const body = r.kind === 'chat' ? chatBody(meta, samples, usage) : completionBody(meta, samples, usage, prepared.promptText, prepared.tokenIds);
+    const body =
+      r.kind === 'chat'
+        ? chatBody(meta, samples, usage)
+        : completionBody(meta, samples, usage, prepared.promptText, prepared.tokenIds);
     yield { status: 200, body };
     return;
   }
@@ -78,7 +110,8 @@ async function* serve(r: OpenAiRequest, ctx: HandlerContext): AsyncGenerator<Htt
       ctx.usage.completionTokens = usage.completionTokens;
       const first = r.kind === 'chat' && !started.has(out.index);
       if (first) started.add(out.index);
-      if (r.continuousUsage) {  // the object path, with the usage so far
+      if (r.continuousUsage) {
+        // the object path, with the usage so far
         const chunk = r.kind === 'chat' ? chatChunk(meta, out, first) : completionChunk(meta, out, offsets);
         yield sse({ ...chunk, usage: usageBody(ctx.usage) });
       } else {
@@ -97,8 +130,13 @@ async function* serve(r: OpenAiRequest, ctx: HandlerContext): AsyncGenerator<Htt
 /** Any error as OpenAI's `{ error: { message, type, param, code } }`, with Retry-After on 429. */
 export function openAiError(err: unknown): HttpResponseLike & { body: { error: Record<string, unknown> } } {
   if (err instanceof LLMApiError) {
-    const headers: Record<string, string> = err instanceof RateLimitError ? { 'retry-after': String(err.retryAfterS) } : {};
-    return { status: err.status, headers, body: { error: { message: err.message, type: err.type, param: err.param, code: openAiCodeOf(err) } } };
+    const headers: Record<string, string> =
+      err instanceof RateLimitError ? { 'retry-after': String(err.retryAfterS) } : {};
+    return {
+      status: err.status,
+      headers,
+      body: { error: { message: err.message, type: err.type, param: err.param, code: openAiCodeOf(err) } },
+    };
   }
   const message = err instanceof Error ? err.message : String(err);
   return { status: 500, body: { error: { message, type: 'server_error', param: null, code: 'internal_error' } } };

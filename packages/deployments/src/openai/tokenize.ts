@@ -16,7 +16,10 @@ import { readMessages } from './params.js';
 function checkModel(r: BodyReader, ctx: HandlerContext): void {
   const model = r.string('model');
   if (model !== undefined && model !== ctx.model.name) {
-    throw new ModelNotFoundError(`The model '${model}' does not exist; this server serves '${ctx.model.name}'.`, 'model');
+    throw new ModelNotFoundError(
+      `The model '${model}' does not exist; this server serves '${ctx.model.name}'.`,
+      'model',
+    );
   }
 }
 
@@ -36,11 +39,12 @@ export async function* tokenize(req: HttpRequestLike, ctx: HandlerContext): Asyn
     } catch (err) {
       throw new InvalidParameterError('messages', (err as Error).message);
     }
-    const bos = ctx.engine.chatTemplate.bosToken;  // a template that spells out BOS gets the real token, as in generation
+    const bos = ctx.engine.chatTemplate.bosToken; // a template that spells out BOS gets the real token, as in generation
     tokens = tok.encode(bos && text.startsWith(bos) ? text.slice(bos.length) : text);
   } else {
     const prompt = r.raw('prompt');
-    if (typeof prompt !== 'string') throw new InvalidParameterError('prompt', 'is required: a string (or give messages)');
+    if (typeof prompt !== 'string')
+      throw new InvalidParameterError('prompt', 'is required: a string (or give messages)');
     const addSpecial = r.boolean('add_special_tokens') ?? true;
     r.rejectUnknown();
     tokens = addSpecial ? tok.encode(prompt) : tok.encode(prompt, { addBos: false });

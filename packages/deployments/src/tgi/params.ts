@@ -29,20 +29,30 @@ export const TGI_DEFAULT_MAX_NEW_TOKENS = 100;
 const MAX_SEED = 0xffffffff;
 
 const NAMES: ParamNames = {
-  temperature: 'parameters.temperature', topP: 'parameters.top_p', topK: 'parameters.top_k', maxTokens: 'parameters.max_new_tokens',
-  seed: 'parameters.seed', stop: 'parameters.stop', repetitionPenalty: 'parameters.repetition_penalty',
-  frequencyPenalty: 'parameters.frequency_penalty', logprobs: 'parameters.top_n_tokens', prompt: 'inputs',
+  temperature: 'parameters.temperature',
+  topP: 'parameters.top_p',
+  topK: 'parameters.top_k',
+  maxTokens: 'parameters.max_new_tokens',
+  seed: 'parameters.seed',
+  stop: 'parameters.stop',
+  repetitionPenalty: 'parameters.repetition_penalty',
+  frequencyPenalty: 'parameters.frequency_penalty',
+  logprobs: 'parameters.top_n_tokens',
+  prompt: 'inputs',
   promptLogprobs: 'parameters.decoder_input_details',
 };
 
 export function parseTgiRequest(body: unknown, limits: ResolvedLimits): TgiRequest {
   const r = BodyReader.of(body);
   const inputs = r.raw('inputs');
-  if (typeof inputs !== 'string' || inputs.length === 0) throw new InvalidParameterError('inputs', 'must be a non-empty string');
+  if (typeof inputs !== 'string' || inputs.length === 0)
+    throw new InvalidParameterError('inputs', 'must be a non-empty string');
   const stream = r.boolean('stream') ?? false;
   const p = r.object('parameters') ?? BodyReader.of({}, 'parameters', 'parameters.');
   const params: SamplingParams = {};
-  const set = <K extends keyof SamplingParams>(k: K, v: SamplingParams[K] | undefined) => { if (v !== undefined) params[k] = v; };
+  const set = <K extends keyof SamplingParams>(k: K, v: SamplingParams[K] | undefined) => {
+    if (v !== undefined) params[k] = v;
+  };
   const temperature = p.number('temperature', { min: 0, aboveMin: true });
   const topP = p.number('top_p', { min: 0, max: 1, aboveMin: true });
   const topK = p.integer('top_k', { min: 1 });
@@ -60,11 +70,13 @@ export function parseTgiRequest(body: unknown, limits: ResolvedLimits): TgiReque
   const topNTokens = p.integer('top_n_tokens', { min: 0, max: 20 }) ?? 0;
   params.logprobs = topNTokens;
   const bestOf = p.integer('best_of', { min: 1 });
-  if (bestOf !== undefined && bestOf > 1) throw new InvalidParameterError('parameters.best_of', 'best_of > 1 is not supported');
+  if (bestOf !== undefined && bestOf > 1)
+    throw new InvalidParameterError('parameters.best_of', 'best_of > 1 is not supported');
   const details = p.boolean('details') ?? false;
   const returnFullText = p.boolean('return_full_text') ?? false;
   const decoderInputDetails = (p.boolean('decoder_input_details') ?? false) && details;
-  if (decoderInputDetails && stream) throw new InvalidParameterError('parameters.decoder_input_details', 'is not supported when streaming tokens');
+  if (decoderInputDetails && stream)
+    throw new InvalidParameterError('parameters.decoder_input_details', 'is not supported when streaming tokens');
   if (decoderInputDetails) params.promptLogprobs = 0;
   p.unsupported('truncate');
   p.unsupported('typical_p');
@@ -75,6 +87,11 @@ export function parseTgiRequest(body: unknown, limits: ResolvedLimits): TgiReque
   r.rejectUnknown();
   return {
     spec: { prompt: { text: inputs }, params, names: NAMES, defaultMaxTokens: TGI_DEFAULT_MAX_NEW_TOKENS },
-    details, returnFullText, topNTokens, seed: seed ?? null, stream, decoderInputDetails,
+    details,
+    returnFullText,
+    topNTokens,
+    seed: seed ?? null,
+    stream,
+    decoderInputDetails,
   };
 }

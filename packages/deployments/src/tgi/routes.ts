@@ -4,7 +4,13 @@
  */
 import type { HttpRequestLike, HttpResponseLike } from '@flotilla/core';
 import type { RequestOutput, TokenLogprob, Tokenizer } from '@flotilla/engine';
-import { InvalidJsonError, InvalidParameterError, LLMApiError, MalformedRequestError, RateLimitError } from '../errors.js';
+import {
+  InvalidJsonError,
+  InvalidParameterError,
+  LLMApiError,
+  MalformedRequestError,
+  RateLimitError,
+} from '../errors.js';
 import { collectGeneration, prepareGeneration, startGeneration, type PreparedGeneration } from '../generation.js';
 import { SSE_HEADERS, sse, type HandlerContext, type HttpChunk } from '../handler-context.js';
 import { tokenText } from '../openai/logprobs.js';
@@ -12,7 +18,12 @@ import { parseTgiRequest, type TgiRequest } from './params.js';
 
 export const FLOTILLA_VERSION = '0.1.0';
 
-interface TgiToken { id: number; text: string; logprob: number; special: boolean }
+interface TgiToken {
+  id: number;
+  text: string;
+  logprob: number;
+  special: boolean;
+}
 
 export async function* generate(req: HttpRequestLike, ctx: HandlerContext): AsyncGenerator<HttpChunk> {
   const r = parseTgiRequest(req.body, ctx.limits);
@@ -24,8 +35,11 @@ export async function* generate(req: HttpRequestLike, ctx: HandlerContext): Asyn
   const body: Record<string, unknown> = { generated_text: (r.returnFullText ? prepared.promptText : '') + s.text };
   if (r.details) {
     body.details = {
-      finish_reason: tgiFinishReason(s.finishReason, s.stopReason, ctx.engine.tokenizer), generated_tokens: s.tokenIds.length,
-      seed: r.seed, prefill: r.decoderInputDetails ? prefill(ctx.engine.tokenizer, prepared.tokenIds, s.promptLogprobs) : [], tokens: s.tokenIds.map((id, i) => token(ctx.engine.tokenizer, id, s.logprobs[i])),
+      finish_reason: tgiFinishReason(s.finishReason, s.stopReason, ctx.engine.tokenizer),
+      generated_tokens: s.tokenIds.length,
+      seed: r.seed,
+      prefill: r.decoderInputDetails ? prefill(ctx.engine.tokenizer, prepared.tokenIds, s.promptLogprobs) : [],
+      tokens: s.tokenIds.map((id, i) => token(ctx.engine.tokenizer, id, s.logprobs[i])),
       ...(r.topNTokens > 0 ? { top_tokens: s.logprobs.map((lp) => topTokens(ctx.engine.tokenizer, lp)) } : {}),
     };
   }
@@ -41,20 +55,40 @@ export async function* info(_req: HttpRequestLike, ctx: HandlerContext): AsyncGe
   yield {
     status: 200,
     body: {
-      model_id: ctx.model.name, model_sha: null, model_dtype: 'float32', model_device_type: 'cpu', model_pipeline_tag: 'text-generation',
-      max_concurrent_requests: e.scheduler.maxNumSeqs, max_best_of: 1, max_stop_sequences: ctx.limits.maxStop,
-      max_input_tokens: ctx.limits.maxPromptTokens, max_input_length: ctx.limits.maxPromptTokens, max_total_tokens: e.maxModelLen,
-      max_client_batch_size: 1, validation_workers: 1, router: 'flotilla', version: FLOTILLA_VERSION, sha: null, docker_label: null,
-      random_weights: ctx.model.randomWeights, model_path: ctx.model.path,
+      model_id: ctx.model.name,
+      model_sha: null,
+      model_dtype: 'float32',
+      model_device_type: 'cpu',
+      model_pipeline_tag: 'text-generation',
+      max_concurrent_requests: e.scheduler.maxNumSeqs,
+      max_best_of: 1,
+      max_stop_sequences: ctx.limits.maxStop,
+      max_input_tokens: ctx.limits.maxPromptTokens,
+      max_input_length: ctx.limits.maxPromptTokens,
+      max_total_tokens: e.maxModelLen,
+      max_client_batch_size: 1,
+      validation_workers: 1,
+      router: 'flotilla',
+      version: FLOTILLA_VERSION,
+      sha: null,
+      docker_label: null,
+      random_weights: ctx.model.randomWeights,
+      model_path: ctx.model.path,
     },
   };
 }
 
-async function start(r: TgiRequest, ctx: HandlerContext): Promise<{ prepared: PreparedGeneration; stream: AsyncIterable<RequestOutput> }> {
+async function start(
+  r: TgiRequest,
+  ctx: HandlerContext,
+): Promise<{ prepared: PreparedGeneration; stream: AsyncIterable<RequestOutput> }> {
   const prepared = prepareGeneration(ctx.engine, r.spec, ctx.limits);
   ctx.promptText = prepared.promptText;
   await ctx.admit(prepared);
-  return { prepared, stream: startGeneration(ctx.engine, prepared, r.spec.names, { requestId: ctx.requestId, signal: ctx.signal }) };
+  return {
+    prepared,
+    stream: startGeneration(ctx.engine, prepared, r.spec.names, { requestId: ctx.requestId, signal: ctx.signal }),
+  };
 }
 
 async function* streamTokens(r: TgiRequest, ctx: HandlerContext): AsyncGenerator<HttpChunk> {
@@ -72,7 +106,9 @@ async function* streamTokens(r: TgiRequest, ctx: HandlerContext): AsyncGenerator
       for (let i = 0; i < out.tokenIds.length; i++) {
         last = token(tok, out.tokenIds[i]!, out.logprobs?.[i]);
         const final = out.finished && i === out.tokenIds.length - 1;
-        yield sse(event(index++, last, out, r, final ? (r.returnFullText ? prepared.promptText : '') + text : null, tok, i));
+        yield sse(
+          event(index++, last, out, r, final ? (r.returnFullText ? prepared.promptText : '') + text : null, tok, i),
+        );
       }
     }
   } catch (err) {
@@ -80,15 +116,30 @@ async function* streamTokens(r: TgiRequest, ctx: HandlerContext): AsyncGenerator
   }
 }
 
-function event(index: number, tk: TgiToken, out: RequestOutput, r: TgiRequest, generatedText: string | null, tok: Tokenizer, i: number) {
+function event(
+  index: number,
+  tk: TgiToken,
+  out: RequestOutput,
+  r: TgiRequest,
+  generatedText: string | null,
+  tok: Tokenizer,
+  i: number,
+) {
   const lp = out.logprobs?.[i];
   return {
-    index, token: tk, top_tokens: r.topNTokens > 0 && lp ? topTokens(tok, lp) : null,
+    index,
+    token: tk,
+    top_tokens: r.topNTokens > 0 && lp ? topTokens(tok, lp) : null,
     generated_text: generatedText,
-    details: generatedText === null ? null : {
-      finish_reason: tgiFinishReason(out.finishReason ?? 'stop', out.stopReason, tok), generated_tokens: out.usage.completionTokens,
-      seed: r.seed, input_length: out.usage.promptTokens,
-    },
+    details:
+      generatedText === null
+        ? null
+        : {
+            finish_reason: tgiFinishReason(out.finishReason ?? 'stop', out.stopReason, tok),
+            generated_tokens: out.usage.completionTokens,
+            seed: r.seed,
+            input_length: out.usage.promptTokens,
+          },
   };
 }
 
@@ -102,7 +153,12 @@ function prefill(tok: Tokenizer, ids: readonly number[], lps: ReadonlyArray<Toke
 }
 
 function topTokens(tok: Tokenizer, lp: TokenLogprob): TgiToken[] {
-  return lp.top.map((t) => ({ id: t.tokenId, text: tokenText(tok, t.tokenId), logprob: t.logprob, special: tok.isSpecial(t.tokenId) }));
+  return lp.top.map((t) => ({
+    id: t.tokenId,
+    text: tokenText(tok, t.tokenId),
+    logprob: t.logprob,
+    special: tok.isSpecial(t.tokenId),
+  }));
 }
 
 /** TGI's finish reasons: 'length', 'eos_token' (the model's end token), 'stop_sequence' (a stop string or stop token id). */
@@ -119,11 +175,22 @@ export function tgiFinishReason(reason: string, stopReason: number | string | nu
  */
 export function tgiError(err: unknown): HttpResponseLike & { body: { error: string; error_type: string } } {
   if (err instanceof LLMApiError) {
-    const headers: Record<string, string> = err instanceof RateLimitError ? { 'retry-after': String(err.retryAfterS) } : {};
+    const headers: Record<string, string> =
+      err instanceof RateLimitError ? { 'retry-after': String(err.retryAfterS) } : {};
     // Unparsable JSON keeps its 400, as TGI's router answers a syntax error (422 is for a body of the wrong shape).
-    const validation = (err instanceof InvalidParameterError || err instanceof MalformedRequestError) && !(err instanceof InvalidJsonError);
-    const type = validation || err instanceof InvalidJsonError || err.status === 413 ? 'validation' : err.status === 429 ? 'overloaded'
-      : err.status === 401 ? 'authentication' : err.status === 404 ? 'not_found' : 'generation';
+    const validation =
+      (err instanceof InvalidParameterError || err instanceof MalformedRequestError) &&
+      !(err instanceof InvalidJsonError);
+    const type =
+      validation || err instanceof InvalidJsonError || err.status === 413
+        ? 'validation'
+        : err.status === 429
+          ? 'overloaded'
+          : err.status === 401
+            ? 'authentication'
+            : err.status === 404
+              ? 'not_found'
+              : 'generation';
     return { status: validation ? 422 : err.status, headers, body: { error: err.message, error_type: type } };
   }
   return { status: 500, body: { error: err instanceof Error ? err.message : String(err), error_type: 'generation' } };

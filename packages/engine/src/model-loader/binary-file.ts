@@ -11,7 +11,10 @@ export function readBytesAt(file: string, offset: number, length: number, what =
   try {
     const size = fstatSync(fd).size;
     if (offset + length > size) {
-      throw new ModelFormatError(file, `truncated: ${what} needs bytes ${offset}..${offset + length} but the file has ${size}`);
+      throw new ModelFormatError(
+        file,
+        `truncated: ${what} needs bytes ${offset}..${offset + length} but the file has ${size}`,
+      );
     }
     return readFully(fd, offset, length);
   } finally {
@@ -59,7 +62,10 @@ export class FileCursor {
   /** Absolute byte position of the next read. */
   pos = 0;
 
-  constructor(readonly file: string, private readonly chunk = 1 << 20) {
+  constructor(
+    readonly file: string,
+    private readonly chunk = 1 << 20,
+  ) {
     this.fd = openOrThrow(file);
     this.size = fstatSync(this.fd).size;
   }
@@ -77,7 +83,10 @@ export class FileCursor {
   /** Makes `n` bytes at the cursor available and returns their offset inside the window. */
   private ensure(n: number, what: string): number {
     if (this.pos + n > this.size) {
-      throw new ModelFormatError(this.file, `truncated: ${what} at byte ${this.pos} needs ${n} bytes, the file has ${this.size}`);
+      throw new ModelFormatError(
+        this.file,
+        `truncated: ${what} at byte ${this.pos} needs ${n} bytes, the file has ${this.size}`,
+      );
     }
     const rel = this.pos - this.bufStart;
     if (rel >= 0 && rel + n <= this.buf.length) return rel;
@@ -91,16 +100,56 @@ export class FileCursor {
     this.pos += n;
     return this.buf.subarray(at, at + n);
   }
-  u8(what = 'u8'): number { const at = this.ensure(1, what); this.pos += 1; return this.buf.readUInt8(at); }
-  i8(what = 'i8'): number { const at = this.ensure(1, what); this.pos += 1; return this.buf.readInt8(at); }
-  u16(what = 'u16'): number { const at = this.ensure(2, what); this.pos += 2; return this.buf.readUInt16LE(at); }
-  i16(what = 'i16'): number { const at = this.ensure(2, what); this.pos += 2; return this.buf.readInt16LE(at); }
-  u32(what = 'u32'): number { const at = this.ensure(4, what); this.pos += 4; return this.buf.readUInt32LE(at); }
-  i32(what = 'i32'): number { const at = this.ensure(4, what); this.pos += 4; return this.buf.readInt32LE(at); }
-  f32(what = 'f32'): number { const at = this.ensure(4, what); this.pos += 4; return this.buf.readFloatLE(at); }
-  f64(what = 'f64'): number { const at = this.ensure(8, what); this.pos += 8; return this.buf.readDoubleLE(at); }
-  u64(what = 'u64'): bigint { const at = this.ensure(8, what); this.pos += 8; return this.buf.readBigUInt64LE(at); }
-  i64(what = 'i64'): bigint { const at = this.ensure(8, what); this.pos += 8; return this.buf.readBigInt64LE(at); }
+  u8(what = 'u8'): number {
+    const at = this.ensure(1, what);
+    this.pos += 1;
+    return this.buf.readUInt8(at);
+  }
+  i8(what = 'i8'): number {
+    const at = this.ensure(1, what);
+    this.pos += 1;
+    return this.buf.readInt8(at);
+  }
+  u16(what = 'u16'): number {
+    const at = this.ensure(2, what);
+    this.pos += 2;
+    return this.buf.readUInt16LE(at);
+  }
+  i16(what = 'i16'): number {
+    const at = this.ensure(2, what);
+    this.pos += 2;
+    return this.buf.readInt16LE(at);
+  }
+  u32(what = 'u32'): number {
+    const at = this.ensure(4, what);
+    this.pos += 4;
+    return this.buf.readUInt32LE(at);
+  }
+  i32(what = 'i32'): number {
+    const at = this.ensure(4, what);
+    this.pos += 4;
+    return this.buf.readInt32LE(at);
+  }
+  f32(what = 'f32'): number {
+    const at = this.ensure(4, what);
+    this.pos += 4;
+    return this.buf.readFloatLE(at);
+  }
+  f64(what = 'f64'): number {
+    const at = this.ensure(8, what);
+    this.pos += 8;
+    return this.buf.readDoubleLE(at);
+  }
+  u64(what = 'u64'): bigint {
+    const at = this.ensure(8, what);
+    this.pos += 8;
+    return this.buf.readBigUInt64LE(at);
+  }
+  i64(what = 'i64'): bigint {
+    const at = this.ensure(8, what);
+    this.pos += 8;
+    return this.buf.readBigInt64LE(at);
+  }
 
   /** A u64 that must fit a JS number (counts, lengths, offsets). */
   u64n(what = 'u64'): number {

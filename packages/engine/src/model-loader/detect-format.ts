@@ -34,7 +34,10 @@ function detectDir(dir: string): DetectedFormat {
   if (names.includes('config.json')) return { format: 'safetensors', path: dir };
   const ggufs = names.filter((n) => n.toLowerCase().endsWith('.gguf'));
   if (ggufs.length === 1) return detectFile(path.join(dir, ggufs[0]!));
-  const hint = ggufs.length > 1 ? `${ggufs.length} .gguf files, name one` : 'no config.json or .gguf file; pass the checkpoint file';
+  const hint =
+    ggufs.length > 1
+      ? `${ggufs.length} .gguf files, name one`
+      : 'no config.json or .gguf file; pass the checkpoint file';
   throw new ModelFormatError(dir, `cannot tell the model format: ${hint}`);
 }
 
@@ -44,13 +47,19 @@ function detectFile(file: string): DetectedFormat {
     return { format: 'safetensors', path: path.dirname(file) };
   }
   const size = fileSize(file);
-  if (size >= 4 && readBytesAt(file, 0, 4, 'magic').readUInt32LE(0) === GGUF_MAGIC) return { format: 'gguf', path: file };
+  if (size >= 4 && readBytesAt(file, 0, 4, 'magic').readUInt32LE(0) === GGUF_MAGIC)
+    return { format: 'gguf', path: file };
   if (file.toLowerCase().endsWith('.gguf')) throw new ModelFormatError(file, 'wrong magic: not a GGUF file');
   if (size < LLAMA2C_HEADER_BYTES) throw new ModelFormatError(file, `truncated or unknown format: ${size} bytes`);
   // parseLlama2cHeader throws "not a llama2.c checkpoint" for anything implausible: the unknown-format case
   const { config } = parseLlama2cHeader(file, readBytesAt(file, 0, LLAMA2C_HEADER_BYTES));
   const { end } = llama2cLayout(config);
-  if (size < end) throw new ModelFormatError(file, `truncated: the llama2.c header implies ${end} bytes, the file has ${size}`);
-  if (size > end) throw new ModelFormatError(file, `wrong magic: not a GGUF file, and not a llama2.c checkpoint (header implies ${end} bytes, the file has ${size})`);
+  if (size < end)
+    throw new ModelFormatError(file, `truncated: the llama2.c header implies ${end} bytes, the file has ${size}`);
+  if (size > end)
+    throw new ModelFormatError(
+      file,
+      `wrong magic: not a GGUF file, and not a llama2.c checkpoint (header implies ${end} bytes, the file has ${size})`,
+    );
   return { format: 'llama2c', path: file };
 }

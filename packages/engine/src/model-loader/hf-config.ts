@@ -38,7 +38,10 @@ export function readHfConfig(file: string): HfConfig {
   const raw = readJson(file, 'config.json');
   const architecture = String((raw.architectures as unknown[] | undefined)?.[0] ?? raw.model_type ?? 'unknown');
   if (!(SUPPORTED_ARCHITECTURES as readonly string[]).includes(architecture)) {
-    throw new UnsupportedModelError(file, `architecture ${architecture} (${SUPPORTED_ARCHITECTURES.join(', ')} are read)`);
+    throw new UnsupportedModelError(
+      file,
+      `architecture ${architecture} (${SUPPORTED_ARCHITECTURES.join(', ')} are read)`,
+    );
   }
   const int = (key: string, fallback?: number): number => {
     const v = raw[key] ?? fallback;
@@ -48,7 +51,8 @@ export function readHfConfig(file: string): HfConfig {
   checkSupported(file, raw);
   const dim = int('hidden_size');
   const nHeads = int('num_attention_heads');
-  if (raw.head_dim != null && raw.head_dim !== dim / nHeads) throw new UnsupportedModelError(file, `head_dim ${raw.head_dim} ≠ hidden_size / num_attention_heads`);
+  if (raw.head_dim != null && raw.head_dim !== dim / nHeads)
+    throw new UnsupportedModelError(file, `head_dim ${raw.head_dim} ≠ hidden_size / num_attention_heads`);
   let maxSeqLen = int('max_position_embeddings', 2048);
   // Mistral's sliding window: the addon attends to the whole context, which is exact only up to the window
   const window = raw.sliding_window;
@@ -68,16 +72,25 @@ export function readHfConfig(file: string): HfConfig {
   };
   const eos = raw.eos_token_id;
   return {
-    config, architecture, raw,
+    config,
+    architecture,
+    raw,
     ...(typeof raw.bos_token_id === 'number' ? { bosId: raw.bos_token_id } : {}),
-    eosIds: Array.isArray(eos) ? eos.filter((x): x is number => typeof x === 'number') : typeof eos === 'number' ? [eos] : [],
+    eosIds: Array.isArray(eos)
+      ? eos.filter((x): x is number => typeof x === 'number')
+      : typeof eos === 'number'
+        ? [eos]
+        : [],
   };
 }
 
 function checkSupported(file: string, raw: Record<string, any>): void {
-  if (raw.hidden_act !== undefined && raw.hidden_act !== 'silu') throw new UnsupportedModelError(file, `activation ${raw.hidden_act} (SwiGLU with silu only)`);
-  if (raw.rope_scaling != null) throw new UnsupportedModelError(file, `RoPE scaling ${JSON.stringify(raw.rope_scaling)}`);
+  if (raw.hidden_act !== undefined && raw.hidden_act !== 'silu')
+    throw new UnsupportedModelError(file, `activation ${raw.hidden_act} (SwiGLU with silu only)`);
+  if (raw.rope_scaling != null)
+    throw new UnsupportedModelError(file, `RoPE scaling ${JSON.stringify(raw.rope_scaling)}`);
   if (raw.attention_bias === true) throw new UnsupportedModelError(file, 'attention biases');
   if (raw.mlp_bias === true) throw new UnsupportedModelError(file, 'MLP biases');
-  if (raw.partial_rotary_factor != null && raw.partial_rotary_factor !== 1) throw new UnsupportedModelError(file, `partial RoPE (factor ${raw.partial_rotary_factor})`);
+  if (raw.partial_rotary_factor != null && raw.partial_rotary_factor !== 1)
+    throw new UnsupportedModelError(file, `partial RoPE (factor ${raw.partial_rotary_factor})`);
 }

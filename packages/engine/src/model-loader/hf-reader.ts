@@ -14,8 +14,15 @@ import type { ModelSpec } from './model-spec.js';
 import { readSafetensorsHeader } from './safetensors-file.js';
 
 const LAYER_NAMES: Record<string, string> = {
-  'input_layernorm': 'attention_norm', 'self_attn.q_proj': 'wq', 'self_attn.k_proj': 'wk', 'self_attn.v_proj': 'wv',
-  'self_attn.o_proj': 'wo', 'post_attention_layernorm': 'ffn_norm', 'mlp.gate_proj': 'w1', 'mlp.down_proj': 'w2', 'mlp.up_proj': 'w3',
+  input_layernorm: 'attention_norm',
+  'self_attn.q_proj': 'wq',
+  'self_attn.k_proj': 'wk',
+  'self_attn.v_proj': 'wv',
+  'self_attn.o_proj': 'wo',
+  post_attention_layernorm: 'ffn_norm',
+  'mlp.gate_proj': 'w1',
+  'mlp.down_proj': 'w2',
+  'mlp.up_proj': 'w3',
 };
 const DTYPES: Record<string, NativeDType> = { F32: 'f32', F16: 'f16', BF16: 'bf16' };
 
@@ -32,22 +39,33 @@ export async function readHfSpec(dir: string): Promise<ModelSpec> {
       const name = canonicalName(e.name);
       if (!name || (name === 'output' && hf.config.tiedEmbeddings)) continue;
       const dtype = DTYPES[e.dtype];
-      if (!dtype) throw new UnsupportedModelError(file, `tensor type ${e.dtype} of ${e.name} (F32, F16, BF16 are read)`);
+      if (!dtype)
+        throw new UnsupportedModelError(file, `tensor type ${e.dtype} of ${e.name} (F32, F16, BF16 are read)`);
       tensors.push({ name, file: index, offset: e.offset, dtype, shape: e.shape });
     }
   });
   checkManifest(hf.config, files, tensors, hfName);
   const tok = readTokenizer(dir, hf.bosId, hf.eosIds[0]);
   if (tok.tokenizer.vocabSize > hf.config.vocabSize) {
-    throw new ModelFormatError(path.join(dir, 'tokenizer.json'), `vocabulary size mismatch: tokenizer has ${tok.tokenizer.vocabSize} tokens, the model ${hf.config.vocabSize}`);
+    throw new ModelFormatError(
+      path.join(dir, 'tokenizer.json'),
+      `vocabulary size mismatch: tokenizer has ${tok.tokenizer.vocabSize} tokens, the model ${hf.config.vocabSize}`,
+    );
   }
   const eosId = tok.tokenizer.eosId;
   return {
-    format: 'safetensors', path: dir, config: hf.config, files, tensors,
-    tokenizer: tok.tokenizer, bosId: tok.tokenizer.bosId, eosId,
+    format: 'safetensors',
+    path: dir,
+    config: hf.config,
+    files,
+    tensors,
+    tokenizer: tok.tokenizer,
+    bosId: tok.tokenizer.bosId,
+    eosId,
     stopTokenIds: [...new Set([eosId, ...hf.eosIds, ...generationEos(dir)].filter((id) => id >= 0))],
     ...(tok.chatTemplate ? { chatTemplate: tok.chatTemplate } : {}),
-    modelName: typeof hf.raw._name_or_path === 'string' && hf.raw._name_or_path ? hf.raw._name_or_path : path.basename(dir),
+    modelName:
+      typeof hf.raw._name_or_path === 'string' && hf.raw._name_or_path ? hf.raw._name_or_path : path.basename(dir),
   };
 }
 
@@ -64,7 +82,9 @@ export function safetensorsFiles(dir: string): string[] {
     if (missing) throw new ModelFormatError(missing, 'missing shard listed in model.safetensors.index.json');
     return shards;
   }
-  const all = readdirSync(dir).filter((f) => f.endsWith('.safetensors')).sort();
+  const all = readdirSync(dir)
+    .filter((f) => f.endsWith('.safetensors'))
+    .sort();
   if (all.length === 0) throw new ModelFormatError(dir, 'missing weights: no model.safetensors or *.safetensors');
   return all.map((f) => path.join(dir, f));
 }
@@ -90,9 +110,12 @@ function readTokenizer(dir: string, bosId?: number, eosId?: number): { tokenizer
   const cfgFile = path.join(dir, 'tokenizer_config.json');
   const tokenizerConfig = existsSync(cfgFile) ? readJson(cfgFile, 'tokenizer_config.json') : {};
   const tokenizer = HfTokenizer.fromFile(path.join(dir, 'tokenizer.json'), {
-    tokenizerConfig, ...(bosId !== undefined ? { bosId } : {}), ...(eosId !== undefined ? { eosId } : {}),
+    tokenizerConfig,
+    ...(bosId !== undefined ? { bosId } : {}),
+    ...(eosId !== undefined ? { eosId } : {}),
   });
-  const chatTemplate = pickTemplate(tokenizerConfig.chat_template) ?? readOptional(path.join(dir, 'chat_template.jinja'));
+  const chatTemplate =
+    pickTemplate(tokenizerConfig.chat_template) ?? readOptional(path.join(dir, 'chat_template.jinja'));
   return { tokenizer, ...(chatTemplate ? { chatTemplate } : {}) };
 }
 

@@ -19,19 +19,42 @@ import type { ModelSpec } from './model-spec.js';
 
 export const LLAMA2C_HEADER_BYTES = 28;
 
-export interface Llama2cHeader { config: NativeModelConfig; sharedClassifier: boolean }
+export interface Llama2cHeader {
+  config: NativeModelConfig;
+  sharedClassifier: boolean;
+}
 
 export function parseLlama2cHeader(file: string, header: Buffer): Llama2cHeader {
   const v = Array.from({ length: 7 }, (_, i) => header.readInt32LE(i * 4));
-  const [dim, hiddenDim, nLayers, nHeads, nKvHeads, vocab, maxSeqLen] = v as [number, number, number, number, number, number, number];
+  const [dim, hiddenDim, nLayers, nHeads, nKvHeads, vocab, maxSeqLen] = v as [
+    number,
+    number,
+    number,
+    number,
+    number,
+    number,
+    number,
+  ];
   const config: NativeModelConfig = {
-    dim, hiddenDim, nLayers, nHeads, nKvHeads, vocabSize: Math.abs(vocab), maxSeqLen,
-    ropeTheta: 10000, ropeLayout: 'interleaved', normEps: 1e-5, tiedEmbeddings: vocab > 0,
+    dim,
+    hiddenDim,
+    nLayers,
+    nHeads,
+    nKvHeads,
+    vocabSize: Math.abs(vocab),
+    maxSeqLen,
+    ropeTheta: 10000,
+    ropeLayout: 'interleaved',
+    normEps: 1e-5,
+    tiedEmbeddings: vocab > 0,
   };
   try {
     checkConfig(file, config);
   } catch (err) {
-    throw new ModelFormatError(file, `not a llama2.c checkpoint: header [${v}] is implausible (${(err as ModelFormatError).problem})`);
+    throw new ModelFormatError(
+      file,
+      `not a llama2.c checkpoint: header [${v}] is implausible (${(err as ModelFormatError).problem})`,
+    );
   }
   return { config, sharedClassifier: vocab > 0 };
 }
@@ -70,12 +93,22 @@ export async function readLlama2cSpec(file: string, tokenizerPath?: string): Pro
   const { tensors, end } = llama2cLayout(config);
   const size = fileSize(file);
   if (size < end) throw new ModelFormatError(file, `truncated: the header implies ${end} bytes, the file has ${size}`);
-  if (size > end) throw new ModelFormatError(file, `not a llama2.c v0 checkpoint: the header implies ${end} bytes, the file has ${size}`);
+  if (size > end)
+    throw new ModelFormatError(
+      file,
+      `not a llama2.c v0 checkpoint: the header implies ${end} bytes, the file has ${size}`,
+    );
   checkManifest(config, [file], tensors);
   const tokenizer = loadTokenizerFor(file, config.vocabSize, tokenizerPath);
   return {
-    format: 'llama2c', path: file, config, files: [file], tensors, tokenizer,
-    bosId: 1, eosId: 2,
+    format: 'llama2c',
+    path: file,
+    config,
+    files: [file],
+    tensors,
+    tokenizer,
+    bosId: 1,
+    eosId: 2,
     // TinyStories checkpoints end a story with BOS; run.c stops there
     stopTokenIds: [2, 1],
     modelName: path.basename(file).replace(/\.bin$/, ''),
@@ -90,8 +123,12 @@ export async function readLlama2cSpec(file: string, tokenizerPath?: string): Pro
 export function loadTokenizerFor(checkpoint: string, vocab: number, explicit?: string): SentencePieceBpe {
   if (explicit) return readLlama2cTokenizer(path.resolve(explicit), vocab);
   const dir = path.dirname(checkpoint);
-  const others = readdirSync(dir).filter((f) => /^tok.*\.bin$/.test(f)).sort();
-  const candidates = [...new Set(['tokenizer.bin', `tok${vocab}.bin`, ...others])].map((f) => path.join(dir, f)).filter((f) => existsSync(f) && f !== checkpoint);
+  const others = readdirSync(dir)
+    .filter((f) => /^tok.*\.bin$/.test(f))
+    .sort();
+  const candidates = [...new Set(['tokenizer.bin', `tok${vocab}.bin`, ...others])]
+    .map((f) => path.join(dir, f))
+    .filter((f) => existsSync(f) && f !== checkpoint);
   const rejected: string[] = [];
   for (const candidate of candidates) {
     try {
@@ -102,5 +139,8 @@ export function loadTokenizerFor(checkpoint: string, vocab: number, explicit?: s
     }
   }
   const tried = rejected.length ? ` (${rejected.join('; ')})` : '';
-  throw new ModelFormatError(checkpoint, `missing tokenizer: no tokenizer.bin / tok*.bin with ${vocab} tokens in ${dir}${tried}; pass tokenizerPath`);
+  throw new ModelFormatError(
+    checkpoint,
+    `missing tokenizer: no tokenizer.bin / tok*.bin with ${vocab} tokens in ${dir}${tried}; pass tokenizerPath`,
+  );
 }

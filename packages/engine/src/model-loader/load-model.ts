@@ -7,7 +7,9 @@ import type { Tokenizer } from '../tokenizer/tokenizer.js';
 import type { ModelSpec, ReadModelSpecOptions } from './model-spec.js';
 import { readModelSpec } from './read-model-spec.js';
 
-export interface LoadModelOptions extends ReadModelSpecOptions, Omit<NativeLoadOptions, 'config' | 'files' | 'tensors'> {
+export interface LoadModelOptions
+  extends ReadModelSpecOptions,
+    Omit<NativeLoadOptions, 'config' | 'files' | 'tensors'> {
   /** Called by the addon as weights are converted: (bytes or tensors done, total). Default: none. */
   onProgress?: (done: number, total: number) => void;
 }
@@ -24,7 +26,10 @@ export async function loadModel(modelPath: string, options: LoadModelOptions = {
   const { tokenizerPath, onProgress, ...native } = options;
   const spec = await readModelSpec(modelPath, tokenizerPath !== undefined ? { tokenizerPath } : {});
   const { loadNative } = await import('../native/load-native.js');
-  const model = await loadNative().loadModel({ ...native, config: spec.config, files: spec.files, tensors: spec.tensors }, onProgress);
+  const model = await loadNative().loadModel(
+    { ...native, config: spec.config, files: spec.files, tensors: spec.tensors },
+    onProgress,
+  );
   let disposed = false;
   const dispose = () => {
     if (disposed) return;

@@ -25,7 +25,10 @@ export function tensorBytes(dtype: NativeDType, shape: number[]): number {
 export function expectedShapes(c: NativeModelConfig): Map<string, number[]> {
   const headDim = c.dim / c.nHeads;
   const kvDim = c.nKvHeads * headDim;
-  const m = new Map<string, number[]>([['tok_embeddings', [c.vocabSize, c.dim]], ['norm', [c.dim]]]);
+  const m = new Map<string, number[]>([
+    ['tok_embeddings', [c.vocabSize, c.dim]],
+    ['norm', [c.dim]],
+  ]);
   if (!c.tiedEmbeddings) m.set('output', [c.vocabSize, c.dim]);
   for (let i = 0; i < c.nLayers; i++) {
     const p = `layers.${i}.`;
@@ -43,21 +46,38 @@ export function expectedShapes(c: NativeModelConfig): Map<string, number[]> {
 }
 
 export function checkConfig(file: string, c: NativeModelConfig): void {
-  const ints = { dim: c.dim, hiddenDim: c.hiddenDim, nLayers: c.nLayers, nHeads: c.nHeads, nKvHeads: c.nKvHeads, vocabSize: c.vocabSize, maxSeqLen: c.maxSeqLen };
+  const ints = {
+    dim: c.dim,
+    hiddenDim: c.hiddenDim,
+    nLayers: c.nLayers,
+    nHeads: c.nHeads,
+    nKvHeads: c.nKvHeads,
+    vocabSize: c.vocabSize,
+    maxSeqLen: c.maxSeqLen,
+  };
   for (const [k, v] of Object.entries(ints)) {
     if (!Number.isInteger(v) || v <= 0 || v > 1 << 24) throw new ModelFormatError(file, `bad config: ${k} = ${v}`);
   }
-  if (c.dim % c.nHeads !== 0) throw new ModelFormatError(file, `bad config: dim ${c.dim} is not a multiple of nHeads ${c.nHeads}`);
-  if (c.nHeads % c.nKvHeads !== 0) throw new ModelFormatError(file, `bad config: nHeads ${c.nHeads} is not a multiple of nKvHeads ${c.nKvHeads}`);
-  if ((c.dim / c.nHeads) % 2 !== 0) throw new ModelFormatError(file, `bad config: head size ${c.dim / c.nHeads} is odd (RoPE rotates pairs)`);
-  if (!(c.ropeTheta > 0) || !(c.normEps > 0)) throw new ModelFormatError(file, `bad config: ropeTheta ${c.ropeTheta}, normEps ${c.normEps}`);
+  if (c.dim % c.nHeads !== 0)
+    throw new ModelFormatError(file, `bad config: dim ${c.dim} is not a multiple of nHeads ${c.nHeads}`);
+  if (c.nHeads % c.nKvHeads !== 0)
+    throw new ModelFormatError(file, `bad config: nHeads ${c.nHeads} is not a multiple of nKvHeads ${c.nKvHeads}`);
+  if ((c.dim / c.nHeads) % 2 !== 0)
+    throw new ModelFormatError(file, `bad config: head size ${c.dim / c.nHeads} is odd (RoPE rotates pairs)`);
+  if (!(c.ropeTheta > 0) || !(c.normEps > 0))
+    throw new ModelFormatError(file, `bad config: ropeTheta ${c.ropeTheta}, normEps ${c.normEps}`);
 }
 
 /**
  * Throws ModelFormatError naming the file of the first missing, misshapen or out-of-range tensor.
  * `nameOf` turns a canonical name into the format's own, for messages.
  */
-export function checkManifest(config: NativeModelConfig, files: string[], tensors: NativeTensorSpec[], nameOf = (n: string) => n): void {
+export function checkManifest(
+  config: NativeModelConfig,
+  files: string[],
+  tensors: NativeTensorSpec[],
+  nameOf = (n: string) => n,
+): void {
   checkConfig(files[0]!, config);
   const sizes = files.map((f) => fileSize(f));
   const byName = new Map(tensors.map((t) => [t.name, t]));
@@ -66,15 +86,24 @@ export function checkManifest(config: NativeModelConfig, files: string[], tensor
     if (!t) throw new ModelFormatError(files[0]!, `missing tensor ${nameOf(name)}`);
     const file = files[t.file]!;
     if (t.shape.length !== shape.length || t.shape.some((d, i) => d !== shape[i])) {
-      throw new ModelFormatError(file, `inconsistent shape: tensor ${nameOf(name)} is [${t.shape}], the config implies [${shape}]`);
+      throw new ModelFormatError(
+        file,
+        `inconsistent shape: tensor ${nameOf(name)} is [${t.shape}], the config implies [${shape}]`,
+      );
     }
     const block = BLOCK[t.dtype].elems;
     if (t.shape[t.shape.length - 1]! % block !== 0) {
-      throw new ModelFormatError(file, `inconsistent shape: tensor ${nameOf(name)} rows of ${t.shape.at(-1)} are not whole ${t.dtype} blocks of ${block}`);
+      throw new ModelFormatError(
+        file,
+        `inconsistent shape: tensor ${nameOf(name)} rows of ${t.shape.at(-1)} are not whole ${t.dtype} blocks of ${block}`,
+      );
     }
     const end = t.offset + tensorBytes(t.dtype, t.shape);
     if (t.offset < 0 || end > sizes[t.file]!) {
-      throw new ModelFormatError(file, `truncated: tensor ${nameOf(name)} spans bytes ${t.offset}..${end} but the file has ${sizes[t.file]}`);
+      throw new ModelFormatError(
+        file,
+        `truncated: tensor ${nameOf(name)} spans bytes ${t.offset}..${end} but the file has ${sizes[t.file]}`,
+      );
     }
   }
 }

@@ -32,7 +32,11 @@ export interface RandomDraftPairOptions {
 
 /** Scales the output projections of layers ≥ fromLayer; every other tensor passes through. */
 export class ResidualScaledWeights implements WeightSource {
-  constructor(private readonly base: WeightSource, private readonly fromLayer: number, private readonly scale: number) {}
+  constructor(
+    private readonly base: WeightSource,
+    private readonly fromLayer: number,
+    private readonly scale: number,
+  ) {}
 
   *chunks(name: string, shape: number[], permuteHalf?: boolean): Generator<Float32Array> {
     const m = /^layers\.(\d+)\.(wo|w2)$/.exec(name);
@@ -45,9 +49,13 @@ export class ResidualScaledWeights implements WeightSource {
 }
 
 /** Writes the pair; returns the two directories loadModel() takes. */
-export async function makeRandomDraftPair(config: RandomModelConfig, options: RandomDraftPairOptions): Promise<{ target: string; draft: string }> {
+export async function makeRandomDraftPair(
+  config: RandomModelConfig,
+  options: RandomDraftPairOptions,
+): Promise<{ target: string; draft: string }> {
   const draftLayers = options.draftLayers ?? 2;
-  if (!(draftLayers >= 1 && draftLayers < config.nLayers)) throw new RangeError(`draftLayers must be in 1..${config.nLayers - 1}, got ${draftLayers}`);
+  if (!(draftLayers >= 1 && draftLayers < config.nLayers))
+    throw new RangeError(`draftLayers must be in 1..${config.nLayers - 1}, got ${draftLayers}`);
   const seed = options.seed ?? 0;
   const std = options.std !== undefined ? { std: options.std } : {};
   const dtype = options.dtype ?? 'f32';
@@ -55,9 +63,16 @@ export async function makeRandomDraftPair(config: RandomModelConfig, options: Ra
   const out = { target: path.join(options.dir, 'target'), draft: path.join(options.dir, 'draft') };
   const targetConfig = fullConfig(config);
   const draftConfig = fullConfig({ ...config, nLayers: draftLayers });
-  const target = new ResidualScaledWeights(new RandomWeights(targetConfig, { seed, ...std }), draftLayers, options.residualScale ?? 0.1);
+  const target = new ResidualScaledWeights(
+    new RandomWeights(targetConfig, { seed, ...std }),
+    draftLayers,
+    options.residualScale ?? 0.1,
+  );
   const draft = new RandomWeights(draftConfig, { seed, ...std });
-  for (const [dir, cfg, weights] of [[out.target, targetConfig, target], [out.draft, draftConfig, draft]] as const) {
+  for (const [dir, cfg, weights] of [
+    [out.target, targetConfig, target],
+    [out.draft, draftConfig, draft],
+  ] as const) {
     await mkdir(dir, { recursive: true });
     await writeSafetensorsModel(dir, cfg, weights, { dtype });
     await writeHfTokenizer(dir, vocab);

@@ -56,11 +56,22 @@ export const MODEL_PRESETS = {
   '1b': { dim: 2048, hiddenDim: 5632, nLayers: 22, nHeads: 32, nKvHeads: 4, vocabSize: 32000, maxSeqLen: 2048 },
 } as const satisfies Record<string, RandomModelConfig>;
 
-export function fullConfig(c: RandomModelConfig, ropeLayout: NativeModelConfig['ropeLayout'] = 'interleaved'): NativeModelConfig {
+export function fullConfig(
+  c: RandomModelConfig,
+  ropeLayout: NativeModelConfig['ropeLayout'] = 'interleaved',
+): NativeModelConfig {
   return {
-    dim: c.dim, hiddenDim: c.hiddenDim, nLayers: c.nLayers, nHeads: c.nHeads, nKvHeads: c.nKvHeads ?? c.nHeads,
-    vocabSize: c.vocabSize, maxSeqLen: c.maxSeqLen ?? 256, ropeTheta: c.ropeTheta ?? 10000, ropeLayout,
-    normEps: c.normEps ?? 1e-5, tiedEmbeddings: c.tiedEmbeddings ?? true,
+    dim: c.dim,
+    hiddenDim: c.hiddenDim,
+    nLayers: c.nLayers,
+    nHeads: c.nHeads,
+    nKvHeads: c.nKvHeads ?? c.nHeads,
+    vocabSize: c.vocabSize,
+    maxSeqLen: c.maxSeqLen ?? 256,
+    ropeTheta: c.ropeTheta ?? 10000,
+    ropeLayout,
+    normEps: c.normEps ?? 1e-5,
+    tiedEmbeddings: c.tiedEmbeddings ?? true,
   };
 }
 
@@ -72,7 +83,10 @@ export async function makeRandomModel(config: RandomModelConfig, options: Random
   const full = fullConfig(config);
   const dtype = options.dtype ?? 'f32';
   const name = options.name ?? 'model';
-  const weights = new RandomWeights(full, { seed: options.seed ?? 0, ...(options.std !== undefined ? { std: options.std } : {}) });
+  const weights = new RandomWeights(full, {
+    seed: options.seed ?? 0,
+    ...(options.std !== undefined ? { std: options.std } : {}),
+  });
   const vocab = syntheticVocab(full.vocabSize);
   await mkdir(options.dir, { recursive: true });
   switch (options.format) {
@@ -84,8 +98,12 @@ export async function makeRandomModel(config: RandomModelConfig, options: Random
       return file;
     }
     case 'safetensors': {
-      if (dtype !== 'f32' && dtype !== 'f16') throw new RangeError(`safetensors random models are f32 or f16, not ${dtype}`);
-      await writeSafetensorsModel(options.dir, full, weights, { dtype, ...(options.maxShardBytes ? { maxShardBytes: options.maxShardBytes } : {}) });
+      if (dtype !== 'f32' && dtype !== 'f16')
+        throw new RangeError(`safetensors random models are f32 or f16, not ${dtype}`);
+      await writeSafetensorsModel(options.dir, full, weights, {
+        dtype,
+        ...(options.maxShardBytes ? { maxShardBytes: options.maxShardBytes } : {}),
+      });
       await writeHfTokenizer(options.dir, vocab);
       return options.dir;
     }

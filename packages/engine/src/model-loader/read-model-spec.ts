@@ -12,8 +12,11 @@ import type { ModelSpec, ReadModelSpecOptions } from './model-spec.js';
 export async function readModelSpec(modelPath: string, options: ReadModelSpecOptions = {}): Promise<ModelSpec> {
   const { format, path } = detectFormat(modelPath);
   switch (format) {
-    case 'llama2c': return readLlama2cSpec(path, options.tokenizerPath);
-    case 'gguf': return readGgufSpec(path);
-    case 'safetensors': return readHfSpec(path);
+    case 'llama2c':
+      return readLlama2cSpec(path, options.tokenizerPath);
+    case 'gguf':
+      return readGgufSpec(path);
+    case 'safetensors':
+      return readHfSpec(path);
   }
 }

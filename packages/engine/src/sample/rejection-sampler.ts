@@ -25,9 +25,15 @@ export interface VerifyResult {
  * deterministic proposer (n-gram lookup: q is one-hot at x_i, so x_i is accepted with probability
  * p_i(x_i) and the residual is p_i without x_i).
  */
-export function verifyProposals(proposals: ArrayLike<number>, p: readonly ArrayLike<number>[], q: readonly ArrayLike<number>[] | null, draws: VerifyDraws): VerifyResult {
+export function verifyProposals(
+  proposals: ArrayLike<number>,
+  p: readonly ArrayLike<number>[],
+  q: readonly ArrayLike<number>[] | null,
+  draws: VerifyDraws,
+): VerifyResult {
   const k = proposals.length;
-  if (p.length !== k + 1) throw new Error(`assertion: ${k} proposals need ${k + 1} target distributions, got ${p.length}`);
+  if (p.length !== k + 1)
+    throw new Error(`assertion: ${k} proposals need ${k + 1} target distributions, got ${p.length}`);
   const tokens: number[] = [];
   for (let i = 0; i < k; i++) {
     const x = proposals[i]!;

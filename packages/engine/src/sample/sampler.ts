@@ -26,15 +26,23 @@ export function uniform(seed: number, position: number): number {
 }
 
 /** The part of the sampling parameters that shapes a distribution. */
-export type DistributionParams = Pick<ResolvedSamplingParams,
-  'temperature' | 'topK' | 'topP' | 'minP' | 'repetitionPenalty' | 'presencePenalty' | 'frequencyPenalty'>;
+export type DistributionParams = Pick<
+  ResolvedSamplingParams,
+  'temperature' | 'topK' | 'topP' | 'minP' | 'repetitionPenalty' | 'presencePenalty' | 'frequencyPenalty'
+>;
 
 /**
  * vLLM penalties in place, as the native sampler applies them: repetition over prompt + output (once
  * per distinct token), presence and frequency over output tokens only. `tokens[0, len)` is the
  * context of the row, the first `promptLen` from the prompt.
  */
-export function applyPenalties(logits: Float32Array, p: DistributionParams, tokens: ArrayLike<number>, promptLen: number, len: number): void {
+export function applyPenalties(
+  logits: Float32Array,
+  p: DistributionParams,
+  tokens: ArrayLike<number>,
+  promptLen: number,
+  len: number,
+): void {
   // The batch carries parameters as float32; round them the same way for identical results.
   const repP = Math.fround(p.repetitionPenalty);
   const freqP = Math.fround(p.frequencyPenalty);
@@ -80,7 +88,7 @@ export function candidates(logits: ArrayLike<number>, p: DistributionParams): Ca
   let ids = Int32Array.from({ length: V }, (_, i) => i);
   const topK = p.topK > 0 && p.topK < V;
   if (topK || topP < 1) {
-    ids.sort((a, b) => (probs[b]! - probs[a]!) || (a - b));
+    ids.sort((a, b) => probs[b]! - probs[a]! || a - b);
     if (topK) ids = ids.slice(0, p.topK);
   }
   let n = ids.length;
@@ -143,8 +151,9 @@ export function logprobOfRow(logits: ArrayLike<number>, tokenId: number, numTop:
   const lse = maxLogit + Math.log(sum);
   const top: TokenLogprob['top'] = [];
   if (numTop > 0) {
-    const ids = Array.from({ length: logits.length }, (_, i) => i).sort((a, b) => (logits[b]! - logits[a]!) || (a - b));
-    for (let j = 0; j < Math.min(numTop, ids.length); j++) top.push({ tokenId: ids[j]!, logprob: logits[ids[j]!]! - lse });
+    const ids = Array.from({ length: logits.length }, (_, i) => i).sort((a, b) => logits[b]! - logits[a]! || a - b);
+    for (let j = 0; j < Math.min(numTop, ids.length); j++)
+      top.push({ tokenId: ids[j]!, logprob: logits[ids[j]!]! - lse });
   }
   return { tokenId, logprob: logits[tokenId]! - lse, top };
 }

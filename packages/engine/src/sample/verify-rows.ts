@@ -22,7 +22,11 @@ export interface RowsProposal {
  * `seq` holds its k proposals as its last k tokens; rows[j] predicts token numTokens - k + j.
  * Without proposals (k = 0) it samples one token as the native step would.
  */
-export function verifyRows(seq: Sequence, rows: readonly Float32Array[], prop: RowsProposal | null): VerifyResult & { logprobs: TokenLogprob[] | null } {
+export function verifyRows(
+  seq: Sequence,
+  rows: readonly Float32Array[],
+  prop: RowsProposal | null,
+): VerifyResult & { logprobs: TokenLogprob[] | null } {
   const p = seq.params;
   const k = rows.length - 1;
   const base = seq.numTokens - k; // index of the token row 0 predicts
@@ -34,22 +38,38 @@ export function verifyRows(seq: Sequence, rows: readonly Float32Array[], prop: R
   });
   let res: VerifyResult;
   if (k === 0) res = { tokens: [sampleLogits(penalised[0]!, p, seq.seed, base)], numAccepted: 0 };
-  else if (p.temperature === 0) res = verifyGreedy(prop!.tokens, penalised.map((row) => argmax(row)));
+  else if (p.temperature === 0)
+    res = verifyGreedy(
+      prop!.tokens,
+      penalised.map((row) => argmax(row)),
+    );
   else {
     const seed = seq.seed;
-    res = verifyProposals(prop!.tokens, penalised.map((row) => distribution(row, p)), prop!.q, {
-      accept: (i) => uniform((seed ^ ACCEPT_SALT) >>> 0, base + i),
-      resample: (i) => uniform(seed, base + i),
-    });
+    res = verifyProposals(
+      prop!.tokens,
+      penalised.map((row) => distribution(row, p)),
+      prop!.q,
+      {
+        accept: (i) => uniform((seed ^ ACCEPT_SALT) >>> 0, base + i),
+        resample: (i) => uniform(seed, base + i),
+      },
+    );
   }
-  const logprobs = p.logprobs === undefined ? null : res.tokens.map((t, j) => logprobOfRow(penalised[j]!, t, p.logprobs!));
+  const logprobs =
+    p.logprobs === undefined ? null : res.tokens.map((t, j) => logprobOfRow(penalised[j]!, t, p.logprobs!));
   return { ...res, logprobs };
 }
 
 /** True when a row of `seq` is decided by the raw argmax alone: greedy, no penalties, no logprobs. */
 export function isPlainGreedy(seq: Sequence): boolean {
   const p = seq.params;
-  return p.temperature === 0 && p.repetitionPenalty === 1 && p.presencePenalty === 0 && p.frequencyPenalty === 0 && p.logprobs === undefined;
+  return (
+    p.temperature === 0 &&
+    p.repetitionPenalty === 1 &&
+    p.presencePenalty === 0 &&
+    p.frequencyPenalty === 0 &&
+    p.logprobs === undefined
+  );
 }
 
 /**

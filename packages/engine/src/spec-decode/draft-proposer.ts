@@ -59,7 +59,12 @@ export class DraftProposer {
     this.maxNumBatchedTokens = opts.maxNumBatchedTokens;
     // No prefix caching: shadows are short-lived mirrors and rolling back is simpler without it.
     this.blockManager = new BlockManager(new BlockPool(model.numBlocks, model.blockSize), false);
-    this.runner = new ModelRunner(model, { blockSize: model.blockSize, maxNumBatchedTokens: opts.maxNumBatchedTokens, maxNumSeqs: opts.maxNumSeqs, maxModelLen: this.maxModelLen });
+    this.runner = new ModelRunner(model, {
+      blockSize: model.blockSize,
+      maxNumBatchedTokens: opts.maxNumBatchedTokens,
+      maxNumSeqs: opts.maxNumSeqs,
+      maxModelLen: this.maxModelLen,
+    });
     this.numDraft = new Int32Array(opts.maxNumSeqs);
   }
 
@@ -89,7 +94,8 @@ export class DraftProposer {
       if (active.length > 0 && this.canFuse(reqs, active)) await this.forwardFused(reqs, active, out);
       for (let j = 0; active.length > 0; j++) {
         await this.forward(reqs, active, out, j === 0);
-        for (let a = active.length - 1; a >= 0; a--) if (out[active[a]!]!.tokens.length >= reqs[active[a]!]!.k) active.splice(a, 1);
+        for (let a = active.length - 1; a >= 0; a--)
+          if (out[active[a]!]!.tokens.length >= reqs[active[a]!]!.k) active.splice(a, 1);
       }
     } catch (err) {
       this.runner.invalidate();
@@ -151,7 +157,12 @@ export class DraftProposer {
   }
 
   /** One batched draft forward: the catch-up chunk (first) or one decode per active shadow. */
-  private async forward(reqs: readonly DraftRequest[], active: readonly number[], out: DraftProposal[], first: boolean): Promise<void> {
+  private async forward(
+    reqs: readonly DraftRequest[],
+    active: readonly number[],
+    out: DraftProposal[],
+    first: boolean,
+  ): Promise<void> {
     const so = this.output(reqs, active, first);
     const batch = this.runner.prepare(so);
     // All greedy (the common case): the native step's argmax, one int per row instead of a logits row
@@ -169,7 +180,10 @@ export class DraftProposer {
       else {
         const row = logits!.subarray(s * V, (s + 1) * V);
         const p = seq.params;
-        token = p.temperature === 0 ? argmax(row) : walk(candidates(row, p), uniform((seq.seed ^ DRAFT_SALT) >>> 0, seq.numTokens));
+        token =
+          p.temperature === 0
+            ? argmax(row)
+            : walk(candidates(row, p), uniform((seq.seed ^ DRAFT_SALT) >>> 0, seq.numTokens));
         prop.q?.push(distribution(row, p));
       }
       prop.tokens.push(token);
@@ -182,9 +196,14 @@ export class DraftProposer {
     let sh = this.shadows.get(target.seqId);
     if (!sh || sh.target !== target) {
       const seq = new Sequence({
-        seqId: target.seqId, requestId: target.requestId, index: target.index,
-        promptTokenIds: target.tokenIds.subarray(0, target.promptLen), params: target.params, seed: target.seed,
-        stopTokenIds: [], blockSize: this.blockManager.blockSize,
+        seqId: target.seqId,
+        requestId: target.requestId,
+        index: target.index,
+        promptTokenIds: target.tokenIds.subarray(0, target.promptLen),
+        params: target.params,
+        seed: target.seed,
+        stopTokenIds: [],
+        blockSize: this.blockManager.blockSize,
       });
       sh = { target, seq, synced: target.promptLen };
       this.shadows.set(target.seqId, sh);

@@ -44,18 +44,31 @@ class Mutex {
 }
 
 /** Mirrors a request's token ids into a Sequence of room enough for the rest of the context. */
-function mirror(seqs: Map<string, Sequence>, call: SessionCall, maxModelLen: number, blockSize: number, nextId: () => number): Sequence {
+function mirror(
+  seqs: Map<string, Sequence>,
+  call: SessionCall,
+  maxModelLen: number,
+  blockSize: number,
+  nextId: () => number,
+): Sequence {
   let seq = seqs.get(call.requestId);
   if (!seq || call.tokenIds.length < seq.promptLen) {
     const promptLen = call.tokenIds.length;
     seq = new Sequence({
-      seqId: nextId(), requestId: call.requestId, index: 0, promptTokenIds: call.tokenIds,
-      params: { ...call.params, maxTokens: Math.max(1, maxModelLen - promptLen) }, seed: call.seed, stopTokenIds: [], blockSize,
+      seqId: nextId(),
+      requestId: call.requestId,
+      index: 0,
+      promptTokenIds: call.tokenIds,
+      params: { ...call.params, maxTokens: Math.max(1, maxModelLen - promptLen) },
+      seed: call.seed,
+      stopTokenIds: [],
+      blockSize,
     });
     seq.status = 'running';
     seqs.set(call.requestId, seq);
   }
-  if (call.tokenIds.length > seq.tokenIds.length) throw new KvCapacityError(`request ${call.requestId} exceeds the context of ${maxModelLen} tokens`);
+  if (call.tokenIds.length > seq.tokenIds.length)
+    throw new KvCapacityError(`request ${call.requestId} exceeds the context of ${maxModelLen} tokens`);
   return seq;
 }
 
@@ -70,7 +83,11 @@ export class SessionDrafter {
   constructor(model: NativeModel, opts: SessionModelOptions = {}) {
     this.maxModelLen = Math.min(opts.maxModelLen ?? model.config.maxSeqLen, model.config.maxSeqLen);
     this.blockSize = model.blockSize;
-    this.proposer = new DraftProposer(model, { maxNumBatchedTokens: opts.maxNumBatchedTokens ?? 2048, maxNumSeqs: 1, maxModelLen: this.maxModelLen });
+    this.proposer = new DraftProposer(model, {
+      maxNumBatchedTokens: opts.maxNumBatchedTokens ?? 2048,
+      maxNumSeqs: 1,
+      maxModelLen: this.maxModelLen,
+    });
   }
 
   /** Up to k proposed tokens after call.tokenIds, with the draft distributions when the request samples. */
@@ -113,7 +130,12 @@ export class SessionVerifier {
     this.maxModelLen = Math.min(opts.maxModelLen ?? model.config.maxSeqLen, model.config.maxSeqLen);
     this.maxNumBatchedTokens = opts.maxNumBatchedTokens ?? 2048;
     this.blockManager = new BlockManager(new BlockPool(model.numBlocks, model.blockSize), false);
-    this.runner = new ModelRunner(model, { blockSize: model.blockSize, maxNumBatchedTokens: this.maxNumBatchedTokens, maxNumSeqs: 1, maxModelLen: this.maxModelLen });
+    this.runner = new ModelRunner(model, {
+      blockSize: model.blockSize,
+      maxNumBatchedTokens: this.maxNumBatchedTokens,
+      maxNumSeqs: 1,
+      maxModelLen: this.maxModelLen,
+    });
   }
 
   /**
@@ -123,19 +145,33 @@ export class SessionVerifier {
   verify(call: SessionCall, proposals: readonly number[], q: readonly Float64Array[] | null): Promise<VerifyResult> {
     return this.mutex.run(async () => {
       const seq = mirror(this.seqs, call, this.maxModelLen, this.blockManager.blockSize, () => this.nextId++);
-      const k = Math.max(0, Math.min(proposals.length, seq.tokenIds.length - call.tokenIds.length, this.maxModelLen - call.tokenIds.length));
+      const k = Math.max(
+        0,
+        Math.min(proposals.length, seq.tokenIds.length - call.tokenIds.length, this.maxModelLen - call.tokenIds.length),
+      );
       this.sync(seq, call.tokenIds);
       for (let i = 0; i < k; i++) seq.appendToken(proposals[i]!);
       const numNew = seq.numTokens - seq.numComputedTokens;
       if (numNew > this.maxNumBatchedTokens || !this.blockManager.allocate(seq, numNew)) {
         this.release(call.requestId);
-        throw new KvCapacityError(`the target's KV pool cannot hold request ${call.requestId} (${seq.numTokens} tokens)`);
+        throw new KvCapacityError(
+          `the target's KV pool cannot hold request ${call.requestId} (${seq.numTokens} tokens)`,
+        );
       }
-      const so: SchedulerOutput = { step: ++this.step, seqs: [seq], numNewTokens: [numNew], numBatchedTokens: numNew, preempted: [] };
+      const so: SchedulerOutput = {
+        step: ++this.step,
+        seqs: [seq],
+        numNewTokens: [numNew],
+        numBatchedTokens: numNew,
+        preempted: [],
+      };
       this.runner.invalidate(); // rollbacks may reuse block-table slots; one row, so rewriting it is free
       const batch = this.runner.prepare(so);
       const prop = k > 0 ? { tokens: proposals.slice(0, k), q: q ? q.slice(0, k) : null } : null;
-      const res = this.model.argmax && isPlainGreedy(seq) ? verifyArgmax(await this.model.argmax(batch, Int32Array.of(k + 1)), prop) : verifyRows(seq, await this.rows(batch, k + 1), prop);
+      const res =
+        this.model.argmax && isPlainGreedy(seq)
+          ? verifyArgmax(await this.model.argmax(batch, Int32Array.of(k + 1)), prop)
+          : verifyRows(seq, await this.rows(batch, k + 1), prop);
       // Valid K/V: every token before the proposals and the accepted proposals; the rest rolls back.
       const kept = seq.numTokens - k + res.numAccepted;
       this.blockManager.rollback(seq, kept);

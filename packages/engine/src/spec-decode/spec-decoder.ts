@@ -63,7 +63,7 @@ export class SpecDecoder {
     const s = seq.params.speculative;
     if (s === false) return { k: 0, method: this.opts.method };
     const method = s?.method ?? this.opts.method;
-    const k = method === 'draft' && !this.opts.draft ? 0 : s?.k ?? this.opts.k;
+    const k = method === 'draft' && !this.opts.draft ? 0 : (s?.k ?? this.opts.k);
     return { k, method };
   }
 
@@ -71,7 +71,12 @@ export class SpecDecoder {
    * Runs the step with speculation, or returns null (having changed nothing the engine cares
    * about) when no sequence of it speculates: the engine then runs the plain native step.
    */
-  async step(out: SchedulerOutput, model: NativeModel, runner: ModelRunner, bm: BlockManager): Promise<SpecStepResult | null> {
+  async step(
+    out: SchedulerOutput,
+    model: NativeModel,
+    runner: ModelRunner,
+    bm: BlockManager,
+  ): Promise<SpecStepResult | null> {
     // Verification samples in JS from raw logits: a step holding a sequence with a logit bias (or a
     // min_tokens ban, logit-bias.ts) runs as a plain native step, which applies it.
     if (out.seqs.some(hasLogitBias)) return null;
@@ -100,8 +105,12 @@ export class SpecDecoder {
       }
       const k = numDraft[s]!;
       const prop = proposals.get(out.seqs[s]!) ?? null;
-      const rows = logits ? Array.from({ length: k + 1 }, (_, j) => logits.subarray((r + j) * V, (r + j + 1) * V)) : null;
-      const { tokens, numAccepted, logprobs } = rows ? verifyRows(out.seqs[s]!, rows, prop) : verifyArgmax(ids!.subarray(r, r + k + 1), prop);
+      const rows = logits
+        ? Array.from({ length: k + 1 }, (_, j) => logits.subarray((r + j) * V, (r + j + 1) * V))
+        : null;
+      const { tokens, numAccepted, logprobs } = rows
+        ? verifyRows(out.seqs[s]!, rows, prop)
+        : verifyArgmax(ids!.subarray(r, r + k + 1), prop);
       r += k + 1;
       this.metrics.record(k, numAccepted);
       result.tokenIds.push(tokens);
@@ -129,7 +138,9 @@ export class SpecDecoder {
     return plans;
   }
 
-  private async propose(plans: readonly Plan[]): Promise<Map<Sequence, { tokens: number[]; q: Float64Array[] | null }>> {
+  private async propose(
+    plans: readonly Plan[],
+  ): Promise<Map<Sequence, { tokens: number[]; q: Float64Array[] | null }>> {
     const map = new Map<Sequence, { tokens: number[]; q: Float64Array[] | null }>();
     const drafted: Plan[] = [];
     for (const p of plans) {
@@ -144,7 +155,12 @@ export class SpecDecoder {
   }
 
   /** Appends proposals and widens the step; drops proposals that do not fit the KV pool. False when none is left. */
-  private expand(out: SchedulerOutput, plans: readonly Plan[], proposals: Map<Sequence, { tokens: number[] }>, bm: BlockManager): boolean {
+  private expand(
+    out: SchedulerOutput,
+    plans: readonly Plan[],
+    proposals: Map<Sequence, { tokens: number[] }>,
+    bm: BlockManager,
+  ): boolean {
     let any = false;
     for (const { seq } of plans) {
       const prop = proposals.get(seq);

@@ -34,12 +34,20 @@ export interface SpecDecoderSetup {
   ownedDraft: LoadedModel | null;
 }
 
-export async function createSpecDecoder(opts: EngineSpeculativeOptions, target: LoadedModel,
-  sizes: { maxNumBatchedTokens: number; maxNumSeqs: number; maxModelLen: number }, loadOptions: LoadModelOptions): Promise<SpecDecoderSetup> {
+export async function createSpecDecoder(
+  opts: EngineSpeculativeOptions,
+  target: LoadedModel,
+  sizes: { maxNumBatchedTokens: number; maxNumSeqs: number; maxModelLen: number },
+  loadOptions: LoadModelOptions,
+): Promise<SpecDecoderSetup> {
   const k = opts.k ?? 4;
-  if (!Number.isInteger(k) || k < 0 || k > MAX_SPECULATIVE_K) throw new SpeculativeConfigError(`speculative.k must be an integer in [0, ${MAX_SPECULATIVE_K}], got ${k}`);
+  if (!Number.isInteger(k) || k < 0 || k > MAX_SPECULATIVE_K)
+    throw new SpeculativeConfigError(`speculative.k must be an integer in [0, ${MAX_SPECULATIVE_K}], got ${k}`);
   const disableByBatchSize = opts.disableByBatchSize ?? Infinity;
-  if (!(disableByBatchSize >= 1)) throw new SpeculativeConfigError(`speculative.disableByBatchSize must be at least 1, got ${opts.disableByBatchSize}`);
+  if (!(disableByBatchSize >= 1))
+    throw new SpeculativeConfigError(
+      `speculative.disableByBatchSize must be at least 1, got ${opts.disableByBatchSize}`,
+    );
   let ownedDraft: LoadedModel | null = null;
   let draft: LoadedModel | null = null;
   if (opts.draftModel !== undefined) {
@@ -47,20 +55,33 @@ export async function createSpecDecoder(opts: EngineSpeculativeOptions, target: 
       const { loadModel } = await import('../model-loader/load-model.js');
       const { tokenizerPath, ...rest } = loadOptions;
       const tok = opts.draftTokenizerPath ?? tokenizerPath;
-      draft = ownedDraft = await loadModel(opts.draftModel, { ...rest, ...(tok !== undefined ? { tokenizerPath: tok } : {}), maxBatchTokens: sizes.maxNumBatchedTokens, maxBatchSeqs: sizes.maxNumSeqs });
+      draft = ownedDraft = await loadModel(opts.draftModel, {
+        ...rest,
+        ...(tok !== undefined ? { tokenizerPath: tok } : {}),
+        maxBatchTokens: sizes.maxNumBatchedTokens,
+        maxBatchSeqs: sizes.maxNumSeqs,
+      });
     } else {
       draft = opts.draftModel;
     }
   }
   try {
     if (draft && draft.model.config.vocabSize !== target.model.config.vocabSize) {
-      throw new SpeculativeConfigError(`the draft model's vocabulary (${draft.model.config.vocabSize}) differs from the target's (${target.model.config.vocabSize})`,
-        { draftVocab: draft.model.config.vocabSize, targetVocab: target.model.config.vocabSize });
+      throw new SpeculativeConfigError(
+        `the draft model's vocabulary (${draft.model.config.vocabSize}) differs from the target's (${target.model.config.vocabSize})`,
+        { draftVocab: draft.model.config.vocabSize, targetVocab: target.model.config.vocabSize },
+      );
     }
     const method = opts.method ?? (draft ? 'draft' : 'ngram');
-    if (method === 'draft' && !draft) throw new SpeculativeConfigError("speculative.method 'draft' needs speculative.draftModel");
+    if (method === 'draft' && !draft)
+      throw new SpeculativeConfigError("speculative.method 'draft' needs speculative.draftModel");
     const decoder = new SpecDecoder({
-      k, method, ngram: opts.ngram ?? {}, maxNumBatchedTokens: sizes.maxNumBatchedTokens, maxModelLen: sizes.maxModelLen, disableByBatchSize,
+      k,
+      method,
+      ngram: opts.ngram ?? {},
+      maxNumBatchedTokens: sizes.maxNumBatchedTokens,
+      maxModelLen: sizes.maxModelLen,
+      disableByBatchSize,
       draft: draft ? new DraftProposer(draft.model, sizes) : null,
     });
     return { decoder, ownedDraft };

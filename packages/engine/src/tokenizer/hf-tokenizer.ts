@@ -32,7 +32,11 @@ export class HfTokenizer implements Tokenizer {
   private readonly byteLevel: boolean;
   private readonly bytesCache = new Map<number, Uint8Array>();
 
-  constructor(json: Json, options: HfTokenizerOptions = {}, readonly file = 'tokenizer.json') {
+  constructor(
+    json: Json,
+    options: HfTokenizerOptions = {},
+    readonly file = 'tokenizer.json',
+  ) {
     const cfg = options.tokenizerConfig ?? {};
     try {
       this.lib = new HfLibTokenizer(json, cfg);
@@ -47,8 +51,12 @@ export class HfTokenizer implements Tokenizer {
     this.eosId = options.eosId ?? this.idOf(cfg.eos_token) ?? -1;
     const decoders = flatten(json.decoder);
     this.byteLevel = decoders.some((d) => d.type === 'ByteLevel');
-    this.stripsLeadingSpace = decoders.some((d) => (d.type === 'Strip' && d.start > 0)
-      || (d.type === 'Metaspace' && (d.add_prefix_space === true || d.prepend_scheme === 'always' || d.prepend_scheme === 'first')));
+    this.stripsLeadingSpace = decoders.some(
+      (d) =>
+        (d.type === 'Strip' && d.start > 0) ||
+        (d.type === 'Metaspace' &&
+          (d.add_prefix_space === true || d.prepend_scheme === 'always' || d.prepend_scheme === 'first')),
+    );
     this.defaultAddBos = this.bosId >= 0 && this.lib.encode('a').ids[0] === this.bosId;
   }
 
@@ -59,7 +67,10 @@ export class HfTokenizer implements Tokenizer {
       json = JSON.parse(readFileSync(file, 'utf8'));
     } catch (err) {
       const missing = (err as NodeJS.ErrnoException).code === 'ENOENT';
-      throw new ModelFormatError(file, missing ? 'missing tokenizer (tokenizer.json not found)' : `not valid JSON: ${(err as Error).message}`);
+      throw new ModelFormatError(
+        file,
+        missing ? 'missing tokenizer (tokenizer.json not found)' : `not valid JSON: ${(err as Error).message}`,
+      );
     }
     if (!json?.model) throw new ModelFormatError(file, 'no "model" section: not a tokenizer.json');
     return new HfTokenizer(json, options, file);

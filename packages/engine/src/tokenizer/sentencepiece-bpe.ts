@@ -21,8 +21,24 @@ export interface SentencePieceVocab {
   byteFallbackBase: number;
 }
 
-interface Sym { start: number; piece: string; id: number; prev: number; next: number; alive: boolean; version: number }
-interface Cand { score: number; left: number; right: number; lv: number; rv: number; start: number; id: number }
+interface Sym {
+  start: number;
+  piece: string;
+  id: number;
+  prev: number;
+  next: number;
+  alive: boolean;
+  version: number;
+}
+interface Cand {
+  score: number;
+  left: number;
+  right: number;
+  lv: number;
+  rv: number;
+  start: number;
+  id: number;
+}
 
 export class SentencePieceBpe implements Tokenizer {
   readonly vocabSize: number;
@@ -96,14 +112,16 @@ export class SentencePieceBpe implements Tokenizer {
     const tryPair = (l: number) => {
       const r = syms[l]!.next;
       if (r >= syms.length) return;
-      const a = syms[l]!, b = syms[r]!;
+      const a = syms[l]!,
+        b = syms[r]!;
       const id = this.lookup.get(a.piece + b.piece);
       if (id === undefined) return;
       heap.push({ score: this.vocab.scores[id]!, left: l, right: r, lv: a.version, rv: b.version, start: a.start, id });
     };
     for (let i = 0; i + 1 < syms.length; i++) tryPair(i);
     for (let c = heap.pop(); c; c = heap.pop()) {
-      const a = syms[c.left]!, b = syms[c.right]!;
+      const a = syms[c.left]!,
+        b = syms[c.right]!;
       if (!a.alive || !b.alive || a.version !== c.lv || b.version !== c.rv || a.next !== c.right) continue;
       a.piece += b.piece;
       a.id = c.id;
@@ -140,7 +158,8 @@ class CandHeap {
     if (h.length > 0 && last) {
       h[0] = last;
       for (let i = 0; ; ) {
-        const l = 2 * i + 1, r = l + 1;
+        const l = 2 * i + 1,
+          r = l + 1;
         let m = i;
         if (l < h.length && this.better(h[l]!, h[m]!)) m = l;
         if (r < h.length && this.better(h[r]!, h[m]!)) m = r;

@@ -46,6 +46,9 @@ export function decodeWithBytes(tok: Tokenizer, ids: ArrayLike<number>): string 
   }
   const out = new Uint8Array(total);
   let at = 0;
-  for (const p of parts) { out.set(p, at); at += p.length; }
+  for (const p of parts) {
+    out.set(p, at);
+    at += p.length;
+  }
   return utf8.decode(out);
 }

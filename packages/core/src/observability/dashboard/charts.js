@@ -2,7 +2,6 @@
 // Every chart carries data-chart (its id) and data-points (how many samples it drew), so the page can be
 // tested from a browser without reading pixels.
 
-
 const SVG_NS = 'http://www.w3.org/2000/svg';
 const CHART = { width: 300, height: 150, left: 44, right: 8, top: 8, bottom: 20 };
 
@@ -38,27 +37,52 @@ function drawChart(box, spec) {
   const { width, height, left, right, top, bottom } = CHART;
   const w = width - left - right;
   const h = height - top - bottom;
-  const values = spec.series.flatMap((s) => s.values).filter((v) => v !== null && v !== undefined && Number.isFinite(v));
+  const values = spec.series
+    .flatMap((s) => s.values)
+    .filter((v) => v !== null && v !== undefined && Number.isFinite(v));
   const yMax = spec.yMax ?? niceMax(Math.max(0, ...values) * 1.1);
   const t1 = spec.times.length ? spec.times[spec.times.length - 1] : Date.now();
   const t0 = Math.min(spec.times.length ? spec.times[0] : t1, t1 - 60_000);
   const sx = (t) => left + ((t - t0) / Math.max(1, t1 - t0)) * w;
   const sy = (v) => top + h - (Math.min(v, yMax) / yMax) * h;
 
-  const svg = svgEl('svg', { width, height, viewBox: `0 0 ${width} ${height}`, 'data-chart': spec.id, 'data-points': spec.times.length });
+  const svg = svgEl('svg', {
+    width,
+    height,
+    viewBox: `0 0 ${width} ${height}`,
+    'data-chart': spec.id,
+    'data-points': spec.times.length,
+  });
   for (const f of [0, 0.5, 1]) {
     svg.append(svgEl('line', { x1: left, x2: left + w, y1: sy(f * yMax), y2: sy(f * yMax), stroke: '#e5e7eb' }));
-    svg.append(svgEl('text', { x: left - 4, y: sy(f * yMax) + 4, 'font-size': 10, 'text-anchor': 'end', fill: '#6b7280' },
-      formatValue(f * yMax)));
+    svg.append(
+      svgEl(
+        'text',
+        { x: left - 4, y: sy(f * yMax) + 4, 'font-size': 10, 'text-anchor': 'end', fill: '#6b7280' },
+        formatValue(f * yMax),
+      ),
+    );
   }
-  svg.append(svgEl('text', { x: left, y: height - 4, 'font-size': 10, fill: '#6b7280' }, `-${Math.round((t1 - t0) / 1000)}s`));
-  svg.append(svgEl('text', { x: left + w, y: height - 4, 'font-size': 10, fill: '#6b7280', 'text-anchor': 'end' }, 'now'));
+  svg.append(
+    svgEl('text', { x: left, y: height - 4, 'font-size': 10, fill: '#6b7280' }, `-${Math.round((t1 - t0) / 1000)}s`),
+  );
+  svg.append(
+    svgEl('text', { x: left + w, y: height - 4, 'font-size': 10, fill: '#6b7280', 'text-anchor': 'end' }, 'now'),
+  );
   for (const t of spec.markers ?? []) {
     if (t < t0) continue;
-    svg.append(svgEl('line', { x1: sx(t), x2: sx(t), y1: top, y2: top + h, stroke: '#a855f7', 'stroke-dasharray': '3 2' }));
+    svg.append(
+      svgEl('line', { x1: sx(t), x2: sx(t), y1: top, y2: top + h, stroke: '#a855f7', 'stroke-dasharray': '3 2' }),
+    );
   }
   if (values.length === 0) {
-    svg.append(svgEl('text', { x: left + w / 2, y: top + h / 2, class: 'empty', 'text-anchor': 'middle' }, spec.empty ?? 'no data yet'));
+    svg.append(
+      svgEl(
+        'text',
+        { x: left + w / 2, y: top + h / 2, class: 'empty', 'text-anchor': 'middle' },
+        spec.empty ?? 'no data yet',
+      ),
+    );
   }
   for (const s of spec.series) svg.append(seriesPath(s, spec.times, sx, sy));
 
@@ -72,7 +96,10 @@ function seriesPath(s, times, sx, sy) {
   let d = '';
   let pen = false;
   s.values.forEach((v, i) => {
-    if (v === null || v === undefined || !Number.isFinite(v)) { pen = false; return; }
+    if (v === null || v === undefined || !Number.isFinite(v)) {
+      pen = false;
+      return;
+    }
     d += `${pen ? 'L' : 'M'}${sx(times[i]).toFixed(1)},${sy(v).toFixed(1)} `;
     pen = true;
   });

@@ -25,12 +25,12 @@ export function f32ToF16Bits(x: number): number {
     let half = mant >>> shift;
     const rem = mant & ((1 << shift) - 1);
     const mid = 1 << (shift - 1);
-    if (rem > mid || (rem === mid && (half & 1))) half++;
+    if (rem > mid || (rem === mid && half & 1)) half++;
     return sign | half;
   }
   let half = (e << 10) | (mant >>> 13);
   const rem = mant & 0x1fff;
-  if (rem > 0x1000 || (rem === 0x1000 && (half & 1))) half++; // may carry into the exponent: still correct
+  if (rem > 0x1000 || (rem === 0x1000 && half & 1)) half++; // may carry into the exponent: still correct
   return sign | half;
 }
 
@@ -42,11 +42,16 @@ export function f32ToBf16Bits(x: number): number {
 
 export function encodeTensor(values: Float32Array, dtype: NativeDType): Uint8Array {
   switch (dtype) {
-    case 'f32': return new Uint8Array(values.buffer, values.byteOffset, values.byteLength);
-    case 'f16': return halves(values, f32ToF16Bits);
-    case 'bf16': return halves(values, f32ToBf16Bits);
-    case 'q8_0': return quantizeQ8_0(values);
-    case 'q4_0': return quantizeQ4_0(values);
+    case 'f32':
+      return new Uint8Array(values.buffer, values.byteOffset, values.byteLength);
+    case 'f16':
+      return halves(values, f32ToF16Bits);
+    case 'bf16':
+      return halves(values, f32ToBf16Bits);
+    case 'q8_0':
+      return quantizeQ8_0(values);
+    case 'q4_0':
+      return quantizeQ4_0(values);
   }
 }
 
@@ -79,10 +84,14 @@ export function quantizeQ4_0(x: Float32Array): Uint8Array {
   const out = new Uint8Array(nb * 18);
   const view = new DataView(out.buffer);
   for (let b = 0; b < nb; b++) {
-    let amax = 0, max = 0;
+    let amax = 0,
+      max = 0;
     for (let i = 0; i < 32; i++) {
       const v = x[b * 32 + i]!;
-      if (Math.abs(v) > amax) { amax = Math.abs(v); max = v; }
+      if (Math.abs(v) > amax) {
+        amax = Math.abs(v);
+        max = v;
+      }
     }
     const d = max / -8;
     const id = d ? 1 / d : 0;

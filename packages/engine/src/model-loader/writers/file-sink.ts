@@ -3,7 +3,10 @@ import { open, type FileHandle } from 'node:fs/promises';
 
 export class FileSink {
   pos = 0;
-  private constructor(private readonly fh: FileHandle, readonly file: string) {}
+  private constructor(
+    private readonly fh: FileHandle,
+    readonly file: string,
+  ) {}
 
   static async create(file: string): Promise<FileSink> {
     return new FileSink(await open(file, 'w'), file);

@@ -26,12 +26,34 @@ const TYPE_ID = { u32: 4, i32: 5, f32: 6, bool: 7, string: 8, array: 9 } as cons
 /** Little-endian byte builder for the header. */
 class Bytes {
   parts: Buffer[] = [];
-  u32(v: number) { const b = Buffer.alloc(4); b.writeUInt32LE(v); this.parts.push(b); }
-  i32(v: number) { const b = Buffer.alloc(4); b.writeInt32LE(v); this.parts.push(b); }
-  f32(v: number) { const b = Buffer.alloc(4); b.writeFloatLE(v); this.parts.push(b); }
-  u64(v: number) { const b = Buffer.alloc(8); b.writeBigUInt64LE(BigInt(v)); this.parts.push(b); }
-  str(s: string) { const b = Buffer.from(s, 'utf8'); this.u64(b.length); this.parts.push(b); }
-  done(): Buffer { return Buffer.concat(this.parts); }
+  u32(v: number) {
+    const b = Buffer.alloc(4);
+    b.writeUInt32LE(v);
+    this.parts.push(b);
+  }
+  i32(v: number) {
+    const b = Buffer.alloc(4);
+    b.writeInt32LE(v);
+    this.parts.push(b);
+  }
+  f32(v: number) {
+    const b = Buffer.alloc(4);
+    b.writeFloatLE(v);
+    this.parts.push(b);
+  }
+  u64(v: number) {
+    const b = Buffer.alloc(8);
+    b.writeBigUInt64LE(BigInt(v));
+    this.parts.push(b);
+  }
+  str(s: string) {
+    const b = Buffer.from(s, 'utf8');
+    this.u64(b.length);
+    this.parts.push(b);
+  }
+  done(): Buffer {
+    return Buffer.concat(this.parts);
+  }
 }
 
 function writeKv(out: Bytes, kv: GgufKv): void {
@@ -42,7 +64,9 @@ function writeKv(out: Bytes, kv: GgufKv): void {
     out.u64(kv.value.length);
     for (let i = 0; i < kv.value.length; i++) {
       const v = kv.value[i]!;
-      if (kv.elem === 'string') out.str(v as string); else if (kv.elem === 'f32') out.f32(v as number); else out.i32(v as number);
+      if (kv.elem === 'string') out.str(v as string);
+      else if (kv.elem === 'f32') out.f32(v as number);
+      else out.i32(v as number);
     }
   } else if (kv.type === 'string') out.str(kv.value as string);
   else if (kv.type === 'bool') out.parts.push(Buffer.of(kv.value ? 1 : 0));
@@ -75,7 +99,13 @@ export function llamaMetadata(c: NativeModelConfig, vocab: SyntheticVocab, name:
   ];
 }
 
-export async function writeGguf(file: string, config: NativeModelConfig, weights: WeightSource, metadata: GgufKv[], dtype: GgufWriteDType = 'f32'): Promise<void> {
+export async function writeGguf(
+  file: string,
+  config: NativeModelConfig,
+  weights: WeightSource,
+  metadata: GgufKv[],
+  dtype: GgufWriteDType = 'f32',
+): Promise<void> {
   const tensors = [...expectedShapes(config)].map(([canonical, shape]) => {
     const t = shape.length === 1 ? 'f32' : dtype;
     return { canonical, shape, dtype: t, bytes: tensorBytes(t, shape) };

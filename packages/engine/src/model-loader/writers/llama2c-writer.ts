@@ -8,8 +8,15 @@ export async function writeLlama2c(file: string, config: NativeModelConfig, weig
   if (config.ropeTheta !== 10000 || config.normEps !== 1e-5) {
     throw new RangeError('llama2.c checkpoints cannot store ropeTheta/normEps: they must be 10000 and 1e-5');
   }
-  const header = new Int32Array([config.dim, config.hiddenDim, config.nLayers, config.nHeads, config.nKvHeads,
-    config.tiedEmbeddings ? config.vocabSize : -config.vocabSize, config.maxSeqLen]);
+  const header = new Int32Array([
+    config.dim,
+    config.hiddenDim,
+    config.nLayers,
+    config.nHeads,
+    config.nKvHeads,
+    config.tiedEmbeddings ? config.vocabSize : -config.vocabSize,
+    config.maxSeqLen,
+  ]);
   const sink = await FileSink.create(file);
   try {
     await sink.write(new Uint8Array(header.buffer));

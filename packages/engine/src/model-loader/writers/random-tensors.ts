@@ -22,7 +22,10 @@ const CHUNK_ELEMS = 1 << 20;
 
 export class RandomWeights implements WeightSource {
   private readonly std: number;
-  constructor(readonly config: NativeModelConfig, private readonly options: RandomWeightsOptions) {
+  constructor(
+    readonly config: NativeModelConfig,
+    private readonly options: RandomWeightsOptions,
+  ) {
     this.std = options.std ?? 0.02;
   }
 

@@ -19,7 +19,8 @@ export interface SyntheticVocab {
 }
 
 export function syntheticVocab(vocabSize: number): SyntheticVocab {
-  if (vocabSize < 259) throw new RangeError(`synthetic vocabulary needs vocabSize ≥ 259 (3 specials + 256 bytes), got ${vocabSize}`);
+  if (vocabSize < 259)
+    throw new RangeError(`synthetic vocabulary needs vocabSize ≥ 259 (3 specials + 256 bytes), got ${vocabSize}`);
   const pieces = ['<unk>', '<s>', '</s>'];
   const types = [2, 3, 3];
   for (let b = 0; b < 256; b++) {
@@ -28,7 +29,11 @@ export function syntheticVocab(vocabSize: number): SyntheticVocab {
   }
   const seen = new Set(pieces);
   const add = (p: string) => {
-    if (pieces.length < vocabSize && !seen.has(p)) { pieces.push(p); types.push(1); seen.add(p); }
+    if (pieces.length < vocabSize && !seen.has(p)) {
+      pieces.push(p);
+      types.push(1);
+      seen.add(p);
+    }
   };
   const base = ['▁', ...LETTERS];
   base.forEach(add);
@@ -54,7 +59,8 @@ function deriveMerges(pieces: string[], firstMerged: number): string[] {
     const p = [...pieces[i]!];
     const splits: [number, number, string][] = [];
     for (let k = 1; k < p.length; k++) {
-      const l = p.slice(0, k).join(''), r = p.slice(k).join('');
+      const l = p.slice(0, k).join(''),
+        r = p.slice(k).join('');
       if (id.has(l) && id.has(r)) splits.push([id.get(l)!, id.get(r)!, `${l} ${r}`]);
     }
     splits.sort((a, b) => a[0] - b[0] || a[1] - b[1]);
