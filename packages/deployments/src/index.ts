@@ -3,6 +3,7 @@
  * TGI-compatible HTTP and gRPC (protos/llm.proto), with API keys, rate limits and engine metrics.
  */
 export { LLMServer, type LoadedState } from './llm-server.js';
+export { llmRoutingKey, ROUTING_KEY_CHARS } from './llm-routing-key.js';
 export type { LLMServerOptions, LLMServerLimits, ResolvedLimits } from './llm-server-options.js';
 export { resolveLimits, DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_N, DEFAULT_MAX_STOP } from './llm-server-options.js';
 export {
@@ -61,3 +62,8 @@ export {
   type HeuristicOptions,
   type ModelChoice,
 } from './hybrid-router.js';
+export { PiiGuard, type PiiGuardOptions } from './pii/pii-guard.js';
+export { PiiFilter, redactMatches, type PiiOptions, type PiiMode, type PiiCounts } from './pii/pii-filter.js';
+export { StreamRedactor, HOLD_CHARS } from './pii/stream-redactor.js';
+export { PiiBlockedError } from './pii/pii-errors.js';
+export { findPii, PII_KINDS, type PiiKind, type PiiMatch } from './pii/recognizers.js';
