@@ -1,4 +1,4 @@
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { Router, type RoutedReplica } from '../../packages/core/src/router/router.js';
 import {
   ActorDiedError,
@@ -125,22 +125,84 @@ describe('Router', () => {
     expect(calls.slice(5).some((c) => c.replica !== preferred)).toBe(true);
   });
 
-  it('with routing prefix-aware, keys calls by their prompt prefix', async () => {
+  it("with routing prefix-aware, keys calls by the deployment's routingKey(method, args)", async () => {
     const { calls, replicas } = fakes(['r1', 'r2', 'r3', 'r4'], 8);
+    const seen: Array<[string, unknown[]]> = [];
     const r = new Router({
       app: 'a',
       deployment: 'D',
       caller: 'ingress',
       maxQueuedRequests: -1,
       routing: 'prefix-aware',
+      routingKey: (method, args) => {
+        seen.push([method, [...args]]);
+        return (args[0] as { text: string }).text.slice(0, 40);
+      },
     });
     r.setReplicas(replicas);
-    const system = 'You are a helpful assistant. '.repeat(20);
-    for (let i = 0; i < 4; i++) {
-      void r.call('complete', [{ prompt: `${system} question ${i}` }], { requestId: String(i) });
-      calls.at(-1)?.resolve('done');
+    const landed = async (text: string, opts: { routingKey?: string } = {}) => {
+      const p = r.call('complete', [{ text }], { requestId: text, ...opts });
       await tick();
+      calls.at(-1)!.resolve('done');
+      await p;
+      return calls.at(-1)!.replica;
+    };
+    const system = 'You are a helpful assistant. '.repeat(4);
+    const shared = new Set<string>();
+    for (let i = 0; i < 8; i++) shared.add(await landed(`${system} question ${i}`));
+    expect(shared.size).toBe(1);
+    expect(seen[0]).toEqual(['complete', [{ text: `${system} question 0` }]]);
+    const spread = new Set<string>();
+    for (let i = 0; i < 40; i++) spread.add(await landed(`topic ${i}: ${system}`));
+    expect(spread.size).toBeGreaterThan(1);
+    // A call's own key wins over the class's: it is not even asked.
+    const asked = seen.length;
+    const own = new Set<string>();
+    for (let i = 0; i < 6; i++) own.add(await landed(`topic ${i}: ${system}`, { routingKey: 'session-1' }));
+    expect(own.size).toBe(1);
+    expect(seen).toHaveLength(asked);
+  });
+
+  it('asks the routingKey only with routing prefix-aware; one that throws costs the call its affinity, not the call', async () => {
+    const { calls, replicas } = fakes(['r1', 'r2', 'r3'], 8);
+    let asked = 0;
+    const routingKey = () => {
+      asked++;
+      return 'same';
+    };
+    const r = new Router({ app: 'a', deployment: 'D', caller: 'ingress', maxQueuedRequests: -1, routingKey });
+    r.setReplicas(replicas);
+    const run = async (n: number) => {
+      const from = calls.length;
+      for (let i = 0; i < n; i++) {
+        const p = r.call('m', [i], { requestId: String(i) });
+        await tick();
+        calls.at(-1)!.resolve('ok');
+        expect(await p).toBe('ok');
+      }
+      return new Set(calls.slice(from).map((c) => c.replica));
+    };
+    expect((await run(30)).size).toBeGreaterThan(1); // pow2: the key is not asked for
+    expect(asked).toBe(0);
+    r.configure({ maxQueuedRequests: -1, routing: 'prefix-aware', routingKey });
+    expect((await run(10)).size).toBe(1);
+    expect(asked).toBe(10);
+    let warnings: string[] = [];
+    const stderr = vi.spyOn(process.stderr, 'write').mockImplementation(() => true);
+    try {
+      r.configure({
+        maxQueuedRequests: -1,
+        routing: 'prefix-aware',
+        routingKey: () => {
+          throw new Error('bad key');
+        },
+      });
+      expect((await run(30)).size).toBeGreaterThan(1);
+      warnings = stderr.mock.calls.map((c) => String(c[0]));
+    } finally {
+      stderr.mockRestore();
     }
-    expect(new Set(calls.map((c) => c.replica)).size).toBe(1);
+    expect(warnings).toHaveLength(1);
+    expect(warnings[0]).toMatch(/D\.routingKey threw \(bad key\)/);
   });
 });

@@ -89,8 +89,14 @@ export class ServeInstance implements IngressTarget, AsyncDisposable {
     this.config = config;
     const apps = withPrefixes(options.applications);
     this.routers = new RouterSet(this.events, (app, dep) => {
-      const o = this.controller.apps.get(app)?.deployments.get(dep)?.spec.options;
-      return o && { maxQueuedRequests: o.maxQueuedRequests, routing: o.routing };
+      const spec = this.controller.apps.get(app)?.deployments.get(dep)?.spec;
+      return (
+        spec && {
+          maxQueuedRequests: spec.options.maxQueuedRequests,
+          routing: spec.options.routing,
+          routingKey: spec.routingKey,
+        }
+      );
     });
     const detected = detectLocalResources(process.env, os.availableParallelism(), Math.floor(os.totalmem() / 2 ** 20));
     const node = { ...detected, ...options.resources };

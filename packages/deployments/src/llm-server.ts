@@ -20,7 +20,6 @@ import { getRequestContext, modelLoadProgress } from '@flotilla/core';
 import { LLMEngine, type EngineStats } from '@flotilla/engine';
 import { AuditLog } from './audit-log.js';
 import {
-  InvalidJsonError,
   LLMServerConfigError,
   ModelUnavailableError,
   RateLimiterUnavailableError,
@@ -38,8 +37,11 @@ import {
   type GrpcGenerateRequest,
 } from './grpc/llm-grpc.js';
 import { LLMMetrics } from './llm-metrics.js';
+import { llmRoutingKey, ROUTING_KEY_CHARS } from './llm-routing-key.js';
 import { resolveLimits, type LLMServerOptions, type ResolvedLimits } from './llm-server-options.js';
 import { checkModelPaths, randomWeightsBanner, resolveModelSource } from './model-source.js';
+import { malformedBodyError } from './malformed-body.js';
+import { OffLoopTokenizer } from './off-loop-tokenizer.js';
 import type { RateLimiter } from './rate-limiter.js';
 
 /** What a loaded server holds; absent while loading. */
@@ -47,6 +49,8 @@ export interface LoadedState {
   engine: LLMEngine;
   model: ModelInfo;
   limits: ResolvedLimits;
+  /** The engine's tokenizer, with long texts encoded off the event loop. */
+  encoder: OffLoopTokenizer;
 }
 
 export class LLMServer {
@@ -54,6 +58,18 @@ export class LLMServer {
   static grpcServices = [LLM_GRPC_SERVICE];
   /** The proxy hands over a JSON body that does not parse, so that it is answered in OpenAI's or TGI's error shape. */
   static handlesMalformedJson = true;
+  /** Leading prompt characters that make up the routing key; a subclass may set its own. Default: 256. */
+  static routingKeyChars = ROUTING_KEY_CHARS;
+
+  /**
+   * The routing key for `routing: 'prefix-aware'`: the first routingKeyChars characters of the prompt of
+   * an OpenAI, TGI or gRPC generation request (llm-routing-key.ts), so that requests sharing a prompt
+   * prefix reach the replica whose prefix cache holds it. Called by the callers' routers, not by replicas.
+   */
+  static routingKey(method: string, args: readonly unknown[]): string | undefined {
+    // biome-ignore lint/complexity/noThisInStatic: `this` is the deployed subclass, whose routingKeyChars applies
+    return llmRoutingKey(method, args, this.routingKeyChars);
+  }
 
   protected readonly options: LLMServerOptions;
   readonly guard: Guard;
@@ -120,11 +136,7 @@ export class LLMServer {
           req.body,
           this.options.limits?.maxBodyBytes ?? resolveLimits(undefined, 2).maxBodyBytes,
         );
-        if (req.bodyError !== undefined) {
-          throw new InvalidJsonError(
-            `The request body is not valid JSON (${req.bodyError}); send a JSON object with content-type: application/json.`,
-          );
-        }
+        if (req.bodyError !== undefined) throw malformedBodyError(req.bodyError);
       }
       const state = await this.#ready();
       ctx = {
@@ -132,6 +144,7 @@ export class LLMServer {
         engine: state.engine,
         limits: state.limits,
         model: state.model,
+        encoder: state.encoder,
         usage,
         admit: async (p) => {
           admission = await this.#admit(keyId, estimatedTokens(p));
@@ -236,6 +249,7 @@ export class LLMServer {
     this.#disposing ??= (async () => {
       const state = this.#state ?? (await this.#loading.catch(() => undefined));
       this.#metrics?.detach();
+      await state?.encoder.dispose();
       await state?.engine.dispose();
     })();
     return this.#disposing;
@@ -275,7 +289,8 @@ export class LLMServer {
     };
     this.#metrics = new LLMMetrics(model.name);
     this.#metrics.attach(engine);
-    this.#state = { engine, model, limits: resolveLimits(o.limits, engine.maxModelLen) };
+    const encoder = new OffLoopTokenizer(engine.tokenizer, { model: source.path, tokenizer: source.tokenizer });
+    this.#state = { engine, model, limits: resolveLimits(o.limits, engine.maxModelLen), encoder };
     return this.#state;
   }
 
@@ -325,6 +340,7 @@ export class LLMServer {
         engine: state.engine,
         limits: state.limits,
         model: state.model,
+        encoder: state.encoder,
         usage,
         admit: async (p) => {
           admission = await this.#admit(keyId, estimatedTokens(p));

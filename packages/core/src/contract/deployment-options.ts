@@ -35,8 +35,21 @@ export interface DeploymentOptions {
   maxOngoingRequests?: number;
   /**
    * How callers pick a replica: 'pow2' (power of two choices on in-flight counts) or 'prefix-aware'
-   * (requests sharing a prompt prefix go to the same replica, where the prefix is likely in its KV cache,
-   * falling back to power of two choices when load is uneven). Default: 'pow2'.
+   * (calls with the same routing key go to the same replica, e.g. requests sharing a prompt prefix to
+   * the replica whose KV cache likely holds it, falling back to power of two choices when load is
+   * uneven; router/prefix-aware-router.ts). 'prefix-aware' needs the class to declare how a call's key
+   * is derived, as a static method (core knows no payload shapes; LLMServer declares one):
+   *
+   * ```ts
+   * static routingKey(method: string, args: readonly unknown[]): string | undefined
+   * ```
+   *
+   * It runs where the routing decision is made, in the callers' routers (the proxies, getHandle and the
+   * relayed handle calls of replicas all route in the controller's process, which imported the class),
+   * on the call's method name and arguments as sent (e.g. 'handleHttp' and [HttpRequestLike]), before
+   * the call reaches a replica; so it must be cheap, synchronous and pure. undefined (or a throw) means
+   * no key: power of two choices. A call's own CallOptions.routingKey wins over it. Deploying with
+   * 'prefix-aware' and no static routingKey fails with DeploymentConfigError. Default: 'pow2'.
    */
   routing?: 'pow2' | 'prefix-aware';
   /** Requests each caller (proxy or handle) queues for this deployment before failing with BackPressureError; -1 is unbounded. Default: -1. */
@@ -73,6 +86,12 @@ export interface DeploymentOptions {
   pool?: PoolOptions;
 }
 
+/**
+ * A deployment class's `static routingKey(method, args)` (see DeploymentOptions.routing): the key of a
+ * call for prefix-aware routing, or undefined for none.
+ */
+export type RoutingKeyFunction = (method: string, args: readonly unknown[]) => string | undefined;
+
 /** Everything a replica needs to know about a decorated class. */
 export interface DeploymentDefinition {
   /** Registered name (options.name or the class name). */
@@ -106,6 +125,11 @@ export interface DeploymentSpec {
   modulePath: string;
   args: unknown[];
   options: ResolvedDeploymentOptions;
+  /**
+   * The class's static routingKey bound to it, for the callers' routers. A function: it stays in the
+   * controller's process (the process that imported the class) and is never sent to replicas. Default: none.
+   */
+  routingKey?: RoutingKeyFunction;
   /** Changes with the code, the arguments or any option that needs new replicas (not userConfig, not scaling). */
   version: string;
 }

@@ -1,7 +1,9 @@
 /**
- * Prefix-aware replica choice (pure policy): requests whose prompts share their first N characters go
- * to the same replica, where the prefix is likely still in the engine's KV cache (prefix caching
- * turns the shared prompt into a cache hit). The replica for a key is found by rendezvous hashing
+ * Prefix-aware replica choice (pure policy): requests with the same routing key go to the same replica.
+ * The key is opaque here: the deployment class derives it (static routingKey, routing-key.ts), e.g.
+ * LLMServer from the first characters of the prompt, so that requests sharing a prompt prefix meet on
+ * the replica whose KV cache likely still holds it (prefix caching turns the shared prompt into a cache
+ * hit). The replica for a key is found by rendezvous hashing
  * (highest hash of key + replica id), so adding or removing a replica moves only the keys it gains or
  * loses. When that replica is full, blocked, or busier than the least loaded free replica by more
  * than `maxImbalance` requests, the choice falls back to power of two choices. The same policy gives
@@ -10,8 +12,6 @@
 import { chooseReplica, type ReplicaLoad } from './pow2-router.js';
 
 export interface PrefixAwareOptions {
-  /** Leading characters of the prompt that make up its key. Default 256. */
-  prefixChars?: number;
   /** In-flight requests the preferred replica may have above the least loaded free one before load wins. Default 4. */
   maxImbalance?: number;
 }
@@ -24,19 +24,6 @@ export function fnv1a(text: string, seed = 0x811c9dc5): number {
     h = Math.imul(h, 0x01000193) >>> 0;
   }
   return h;
-}
-
-/** The routing key of a call's arguments: the first argument's prompt (or messages, or token ids), cut to prefixChars; undefined if none. */
-export function prefixKeyOf(args: readonly unknown[], prefixChars = 256): string | undefined {
-  const a = args[0];
-  if (typeof a === 'string') return a.slice(0, prefixChars);
-  if (!a || typeof a !== 'object') return undefined;
-  const r = a as Record<string, unknown>;
-  if (typeof r.prompt === 'string') return r.prompt.slice(0, prefixChars);
-  if (Array.isArray(r.messages)) return JSON.stringify(r.messages).slice(0, prefixChars);
-  const ids = r.prompt_token_ids ?? r.tokenIds;
-  if (Array.isArray(ids)) return ids.join(',').slice(0, prefixChars);
-  return undefined;
 }
 
 /** The replica a key prefers among all known replicas (rendezvous hashing), or null when there are none. */

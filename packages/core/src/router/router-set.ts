@@ -4,7 +4,7 @@
  * another (their calls are relayed here, see handle.ts). maxQueuedRequests therefore applies per caller.
  */
 import { NotFoundError } from '../errors.js';
-import { Router, unavailable, type RoutedReplica } from './router.js';
+import { Router, unavailable, type RoutedReplica, type RouterSettings } from './router.js';
 import type { RuntimeEvents } from '../runtime-events.js';
 
 interface Published {
@@ -18,11 +18,8 @@ export class RouterSet {
 
   constructor(
     private readonly events: RuntimeEvents,
-    /** A deployment's router settings, or undefined when it does not exist. */
-    private readonly settings: (
-      app: string,
-      deployment: string,
-    ) => { maxQueuedRequests: number; routing: 'pow2' | 'prefix-aware' } | undefined,
+    /** A deployment's router settings (from its current spec), or undefined when it does not exist. */
+    private readonly settings: (app: string, deployment: string) => RouterSettings | undefined,
   ) {}
 
   /** caller: 'ingress', or the calling deployment's name. */
@@ -40,7 +37,7 @@ export class RouterSet {
       events: this.events,
     });
     const published = this.latest.get(`${app}\u0000${deployment}`);
-    if (published) this.apply(router, deployment, published);
+    if (published) this.apply(router, app, deployment, published);
     this.routers.set(key, router);
     return router;
   }
@@ -48,7 +45,7 @@ export class RouterSet {
   publish(app: string, deployment: string, running: RoutedReplica[], why?: string): void {
     const published = { running, unavailable: why };
     this.latest.set(`${app}\u0000${deployment}`, published);
-    for (const router of this.of(app, deployment)) this.apply(router, deployment, published);
+    for (const router of this.of(app, deployment)) this.apply(router, app, deployment, published);
   }
 
   /** Requests queued for a deployment across all callers. */
@@ -73,7 +70,10 @@ export class RouterSet {
     return [...this.routers.entries()].filter(([k]) => k.endsWith(suffix)).map(([, r]) => r);
   }
 
-  private apply(router: Router, deployment: string, p: Published): void {
+  /** Publishes follow every change of RUNNING replicas, so a rolled-out spec's settings arrive with its replicas. */
+  private apply(router: Router, app: string, deployment: string, p: Published): void {
+    const settings = this.settings(app, deployment);
+    if (settings) router.configure(settings);
     router.setReplicas(p.running);
     router.setUnavailable(p.unavailable ? unavailable(deployment, p.unavailable) : undefined);
   }

@@ -2,22 +2,25 @@
  * The router in a caller (an ingress handle, or the relay for a deployment's own handles): queues
  * requests when every replica is at maxOngoingRequests (up to maxQueuedRequests, then
  * BackPressureError), picks replicas with pow2-router.ts, and retries on another replica when one
- * rejects a request or dies before accepting it. Accepted requests are never retried (they may have
- * side effects); they fail with ActorDiedError.
+ * rejects a request or dies before accepting it. Accepted calls are never retried (they may have
+ * side effects); they fail with ActorDiedError. A stream whose replica died before it yielded anything
+ * is retried (see retriesStream).
  */
 import { ActorDiedError, BackPressureError, FlotillaError, UnavailableError } from '../errors.js';
 import { isRetryable } from '../actor/rpc-peer.js';
 import { abortReason, abortSourceOf, offAbort, onAbort, type AbortSource } from '../actor/cancellation.js';
 import { chooseReplica, retryAfterS, type ReplicaLoad } from './pow2-router.js';
-import { choosePrefixAware, prefixKeyOf } from './prefix-aware-router.js';
+import { choosePrefixAware } from './prefix-aware-router.js';
 import type { ActorRef } from '../actor/actor-ref.js';
 import type { ResolvedCallOptions } from '../handle.js';
 import type { RuntimeEvents } from '../runtime-events.js';
 import type { MethodKind } from '../contract/routes.js';
+import type { RoutingKeyFunction } from '../contract/deployment-options.js';
 
 export interface RoutedReplica {
   id: string;
-  actor: Pick<ActorRef, 'call' | 'stream'>;
+  /** `alive` (false once the actor is gone) tells its death from a relayed one; absent: unknown. */
+  actor: Pick<ActorRef, 'call' | 'stream'> & { readonly alive?: boolean };
   maxOngoing: number;
 }
 
@@ -27,14 +30,19 @@ export interface RouterOptions {
   caller: 'ingress' | 'replica';
   /** -1: unbounded. */
   maxQueuedRequests: number;
-  /** 'prefix-aware': calls without a routingKey are keyed by their prompt prefix. Default 'pow2'. */
+  /** 'prefix-aware': calls without a routingKey of their own are keyed by `routingKey`. Default 'pow2'. */
   routing?: 'pow2' | 'prefix-aware';
+  /** The deployment class's static routingKey (routing-key.ts), used with routing 'prefix-aware'. Default: none. */
+  routingKey?: RoutingKeyFunction;
   events?: RuntimeEvents;
   random?: () => number;
 }
 
 /** Deaths before acceptance tolerated per request before giving up. */
 const MAX_DEATH_RETRIES = 3;
+/** Settings a new deployment spec may change on a live router (RouterSet re-reads them on each publish). */
+export type RouterSettings = Pick<RouterOptions, 'maxQueuedRequests' | 'routing' | 'routingKey'>;
+
 /** How long a replica that answered "full" is skipped by this caller. */
 const FULL_BACKOFF_MS = 10;
 
@@ -57,8 +65,20 @@ export class Router {
   private retryTimer: NodeJS.Timeout | undefined;
   private inFlightCount = 0;
   private idleWaiters: (() => void)[] = [];
+  private keyFailureReported = false;
 
-  constructor(private readonly options: RouterOptions) {}
+  private readonly options: RouterOptions;
+
+  constructor(options: RouterOptions) {
+    this.options = { ...options };
+  }
+
+  /** Takes the settings of a new deployment spec (a rolling update may change the class or its options). */
+  configure(settings: RouterSettings): void {
+    this.options.maxQueuedRequests = settings.maxQueuedRequests;
+    this.options.routing = settings.routing;
+    this.options.routingKey = settings.routingKey;
+  }
 
   get queued(): number {
     return this.waiters.length;
@@ -105,7 +125,7 @@ export class Router {
     this.inFlightCount++;
     try {
       for (let deaths = 0, requeue = false; ; requeue = true) {
-        const entry = await this.acquire(abortSourceOf(opts), requeue, this.keyOf(args, opts));
+        const entry = await this.acquire(abortSourceOf(opts), requeue, this.keyOf(method, args, opts));
         try {
           return await entry.actor.call(method, args, opts);
         } catch (err) {
@@ -129,7 +149,7 @@ export class Router {
     this.inFlightCount++;
     try {
       for (let deaths = 0, requeue = false; ; requeue = true) {
-        const entry = await this.acquire(abortSourceOf(opts), requeue, this.keyOf(args, opts));
+        const entry = await this.acquire(abortSourceOf(opts), requeue, this.keyOf(method, args, opts));
         let yielded = false;
         try {
           for await (const item of entry.actor.stream(method, args, opts)) {
@@ -138,7 +158,7 @@ export class Router {
           }
           return;
         } catch (err) {
-          if (yielded || !isRetryable(err) || (err instanceof ActorDiedError && ++deaths > MAX_DEATH_RETRIES))
+          if (yielded || !retriesStream(err, entry) || (err instanceof ActorDiedError && ++deaths > MAX_DEATH_RETRIES))
             throw err;
           this.onRetryable(entry, err);
         } finally {
@@ -153,8 +173,26 @@ export class Router {
     }
   }
 
-  private keyOf(args: unknown[], opts: ResolvedCallOptions): string | undefined {
-    return opts.routingKey ?? (this.options.routing === 'prefix-aware' ? prefixKeyOf(args) : undefined);
+  /**
+   * The call's own routingKey, else (routing 'prefix-aware') the one the deployment class derives from
+   * the call. A key function that throws costs the call its affinity, never the call itself.
+   */
+  private keyOf(method: string, args: unknown[], opts: ResolvedCallOptions): string | undefined {
+    if (opts.routingKey !== undefined) return opts.routingKey;
+    const { routing, routingKey } = this.options;
+    if (routing !== 'prefix-aware' || !routingKey) return undefined;
+    try {
+      return routingKey(method, args);
+    } catch (err) {
+      if (!this.keyFailureReported) {
+        this.keyFailureReported = true;
+        process.stderr.write(
+          `[flotilla] ${this.options.deployment}.routingKey threw (${(err as Error)?.message ?? err}); ` +
+            'such calls are routed by power of two choices (reported once)\n',
+        );
+      }
+      return undefined;
+    }
   }
 
   /** A request that has to wait in the queue loses its affinity: whichever replica frees first takes it. */
@@ -264,6 +302,16 @@ export class Router {
     if (this.inFlightCount > 0 || this.waiters.length > 0) return;
     for (const w of this.idleWaiters.splice(0)) w();
   }
+}
+
+/**
+ * A stream that yielded nothing is retried when its replica refused it or died before accepting it (as a
+ * call is), and also when the replica died after accepting it: nothing reached the caller, so the caller
+ * sees one answer. (An ActorDiedError of a deployment further down, relayed by a live replica, is that
+ * replica's answer and is not retried here.)
+ */
+function retriesStream(err: unknown, entry: Entry): boolean {
+  return isRetryable(err) || (err instanceof ActorDiedError && entry.actor.alive === false);
 }
 
 export function unavailable(deployment: string, why: string): UnavailableError {
