@@ -69,7 +69,7 @@ describeWithModels('PiiGuard in front of real deployments', () => {
     const guard = instance.getHandle('script');
     let text = '';
     let last: { finished?: boolean; finish_reason?: string } = {};
-    for await (const chunk of guard.stream.grpcGenerateStream({ prompt: 'hi' }) as AsyncIterable<{ text: string }>) {
+    for await (const chunk of guard.stream.grpcGenerateStream({ prompt: 'hi' }) as AsyncIterable<{ text: string; finished?: boolean; finish_reason?: string }>) {
       text += chunk.text;
       last = chunk;
     }
@@ -85,7 +85,7 @@ describeWithModels('PiiGuard in front of real deployments', () => {
     const guard = instance.getHandle('scriptblock');
     let text = '';
     const chunks: Array<{ finished?: boolean; finish_reason?: string }> = [];
-    for await (const chunk of guard.stream.grpcGenerateStream({ prompt: 'hi' }) as AsyncIterable<{ text: string }>) {
+    for await (const chunk of guard.stream.grpcGenerateStream({ prompt: 'hi' }) as AsyncIterable<{ text: string; finished?: boolean; finish_reason?: string }>) {
       text += chunk.text;
       chunks.push(chunk);
     }
