@@ -26,7 +26,9 @@ export class ReplicaRecord {
   healthFailures = 0;
   nextHealthAtMs = 0;
   nextStatsAtMs = 0;
+  /** A health check in flight (a stats poll has its own flag: a poll stuck on a frozen replica must not hold the next check back). */
   probing = false;
+  polling = false;
   /** The user's autoscalingMetrics() as last reported. */
   metrics: Record<string, number> | undefined;
   /** JSON of the userConfig the replica runs with; reconfiguring while a change is in flight. */
@@ -181,11 +183,11 @@ export class ReplicaSet {
     const o = this.spec.options;
     const statsEveryMs = (o.autoscaling?.metricsIntervalS ?? 1) * 1000;
     for (const r of this.records) {
-      if ((r.state !== 'RUNNING' && r.state !== 'UNHEALTHY') || r.probing) continue;
-      if (nowMs >= r.nextHealthAtMs) {
+      if (r.state !== 'RUNNING' && r.state !== 'UNHEALTHY') continue;
+      if (nowMs >= r.nextHealthAtMs && !r.probing) {
         r.nextHealthAtMs = nowMs + o.healthCheckPeriodS * 1000;
         void this.checkHealth(r);
-      } else if (nowMs >= r.nextStatsAtMs) {
+      } else if (nowMs >= r.nextStatsAtMs && !r.polling) {
         r.nextStatsAtMs = nowMs + statsEveryMs;
         void this.pollStats(r);
       }
@@ -199,6 +201,13 @@ export class ReplicaSet {
     // A replica that died or hangs while draining (or disposing) is killed all the same.
     await settle(r.actor, r.actor.control.drain(graceMs), graceMs + 1000).catch(() => undefined);
     await settle(r.actor, r.actor.control.dispose(), DISPOSE_TIMEOUT_MS).catch(() => undefined);
+    await r.actor.kill();
+  }
+
+  /** Stops a replica that cannot answer: no drain, no dispose(). */
+  private async kill(r: ReplicaRecord, reason: string): Promise<void> {
+    if (r.state === 'STOPPING' || r.state === 'STOPPED') return;
+    this.setState(r, 'STOPPING', reason);
     await r.actor.kill();
   }
 
@@ -237,6 +246,13 @@ export class ReplicaSet {
     }
   }
 
+  /**
+   * One health check. After healthCheckFailureThreshold failures in a row the replica is replaced: stopped
+   * gracefully when its checkHealth() said no (it still answers, so it can drain), killed at once when it
+   * did not answer in time (frozen, or its loop blocked: drain and dispose() could not be answered
+   * either, and its requests in flight would wait out gracefulShutdownTimeoutS for nothing). Its channel
+   * then closes, which fails those requests with ActorDiedError (or retries them where nothing was sent).
+   */
   private async checkHealth(r: ReplicaRecord): Promise<void> {
     r.probing = true;
     const o = this.spec.options;
@@ -248,15 +264,17 @@ export class ReplicaSet {
       if (r.state !== 'RUNNING' && r.state !== 'UNHEALTHY') return;
       r.healthFailures++;
       const why = `health check failed (${r.healthFailures}/${o.healthCheckFailureThreshold}): ${(err as Error).message}`;
-      if (r.healthFailures >= o.healthCheckFailureThreshold) void this.stop(r, why);
-      else if (r.state === 'RUNNING') this.setState(r, 'UNHEALTHY', why);
+      if (r.healthFailures < o.healthCheckFailureThreshold) {
+        if (r.state === 'RUNNING') this.setState(r, 'UNHEALTHY', why);
+      } else if (err instanceof SettleTimeout) void this.kill(r, `${why}; not answering, killed`);
+      else void this.stop(r, why);
     } finally {
       r.probing = false;
     }
   }
 
   private async pollStats(r: ReplicaRecord): Promise<void> {
-    r.probing = true;
+    r.polling = true;
     try {
       const stats = await settle(r.actor, r.actor.control.stats(), this.spec.options.healthCheckTimeoutS * 1000);
       r.ongoing = stats.ongoing;
@@ -267,7 +285,7 @@ export class ReplicaSet {
     } catch {
       // A missed poll is harmless; health checks decide about the replica.
     } finally {
-      r.probing = false;
+      r.polling = false;
     }
   }
 
@@ -314,11 +332,19 @@ function configKey(userConfig: unknown): string {
   return JSON.stringify(userConfig) ?? 'undefined';
 }
 
-/** `p`, unless the actor exits or `timeoutMs` passes first. */
+/** The replica did not answer a control call in time. */
+export class SettleTimeout extends Error {
+  override readonly name = 'SettleTimeout';
+}
+
+/** `p`, unless the actor exits or `timeoutMs` passes first (then it rejects with SettleTimeout). */
 export function settle<T>(actor: ActorRef, p: Promise<T>, timeoutMs: number): Promise<T> {
   return new Promise<T>((resolve, reject) => {
     const onExit = () => finish(() => reject(new Error(`replica exited (${String(actor.exitSignal.reason)})`)));
-    const timer = setTimeout(() => finish(() => reject(new Error(`timed out after ${timeoutMs} ms`))), timeoutMs);
+    const timer = setTimeout(
+      () => finish(() => reject(new SettleTimeout(`timed out after ${timeoutMs} ms`))),
+      timeoutMs,
+    );
     const finish = (settleWith: () => void) => {
       clearTimeout(timer);
       actor.exitSignal.removeEventListener('abort', onExit);

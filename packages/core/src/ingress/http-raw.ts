@@ -8,40 +8,71 @@ import { FlotillaError } from '../errors.js';
 import type { CallContext } from './call-context.js';
 import { parseJsonPayload } from './call-payload.js';
 import type { HttpRequestLike, HttpResponseLike } from '../contract/routes.js';
-import { closeIterator, pump } from './stream-writer.js';
+import { mapError } from './error-mapping.js';
+import { renderStreamError, streamErrorFormatOf } from './stream-error-format.js';
+import { closeIterator, pump, writeChunk } from './stream-writer.js';
+
+/**
+ * A stream cut by its replica's death (or its node's) before any chunk reached the client is run again,
+ * at most this many times: nothing was sent, so the client sees one answer. (The router itself retries a
+ * stream that died before yielding its head; this covers the span between the head and the first chunk.)
+ */
+const MAX_STREAM_RESTARTS = 3;
 
 export async function dispatchRaw(call: CallContext): Promise<void> {
   const req = toRequestLike(call.request, call.rest, call.scope.requestId, call.route.handlesMalformedJson === true);
   const handle = call.handle;
-  const opts = call.scope.callOptions;
+  const { scope } = call;
+  const opts = scope.callOptions;
   if (call.route.methods.handleHttp !== 'stream') {
-    const response = await call.scope.race(handle.remote('handleHttp', [req], opts));
-    await sendResponse(call.reply, checkHead(response), call.scope.requestId);
+    const response = await scope.race(handle.remote('handleHttp', [req], opts));
+    await sendResponse(call.reply, checkHead(response), scope.requestId);
     return;
   }
-  const iterator: AsyncIterator<unknown> = handle.remoteStream('handleHttp', [req], opts)[Symbol.asyncIterator]();
-  try {
-    const first = await call.scope.race(iterator.next());
-    if (first.done)
-      throw new FlotillaError(`handleHttp of '${call.route.ingress}' ended without yielding a response head.`);
-    const head = checkHead(first.value);
-    call.scope.clearTimeout();
-    // A head that carries a body is the whole response (e.g. a validation error decided before streaming).
-    if (head.body !== undefined) {
+  for (let restarts = 0; ; restarts++) {
+    const iterator: AsyncIterator<unknown> = handle.remoteStream('handleHttp', [req], opts)[Symbol.asyncIterator]();
+    let head: HttpResponseLike | undefined;
+    let first: IteratorResult<unknown> | { error: unknown };
+    try {
+      const next = await scope.race(iterator.next());
+      if (next.done)
+        throw new FlotillaError(`handleHttp of '${call.route.ingress}' ended without yielding a response head.`);
+      head = checkHead(next.value);
+      scope.clearTimeout();
+      // A head that carries a body is the whole response (e.g. a validation error decided before streaming).
+      if (head.body !== undefined) {
+        closeIterator(iterator);
+        await sendResponse(call.reply, head, scope.requestId);
+        return;
+      }
+      // The head waits for the first chunk (they leave together): until then the client has nothing, so a
+      // replica that dies meanwhile can be replaced without the client seeing two answers.
+      first = await scope.race(iterator.next());
+    } catch (err) {
       closeIterator(iterator);
-      await sendResponse(call.reply, head, call.scope.requestId);
-      return;
+      if (restarts < MAX_STREAM_RESTARTS && !scope.aborted && isDeath(err)) continue;
+      if (head === undefined || scope.aborted) throw err;
+      first = { error: err };
     }
-    await streamChunks(call, head, iterator);
-  } catch (err) {
-    closeIterator(iterator);
-    throw err;
+    await streamChunks(call, head, first, iterator);
+    return;
   }
 }
 
+/** The callee (or its node) went away: ActorDiedError, recognised by code as error-mapping does. */
+function isDeath(err: unknown): boolean {
+  return (err as { code?: unknown } | null)?.code === 'ACTOR_DIED';
+}
+
+/**
+ * Writes the head and the chunks. A failure after the head (the replica died, its node was lost) is
+ * written in the stream's own protocol as the head declares it (stream-error-format.ts), and the response
+ * then ends normally; only a format of 'none', or a client already gone, cuts the connection.
+ */
 async function streamChunks(
   call: CallContext,
   head: HttpResponseLike,
+  first: IteratorResult<unknown> | { error: unknown },
   iterator: AsyncIterator<unknown>,
 ): Promise<void> {
   const { reply, scope } = call;
@@ -51,15 +82,20 @@ async function streamChunks(
     ...lowerKeys(head.headers),
     'x-request-id': scope.requestId,
   });
-  reply.raw.flushHeaders();
   try {
-    const outcome = await pump(iterator, reply.raw, scope, encodeChunk);
+    if ('error' in first) throw first.error;
+    if (first.done) return void reply.raw.end();
+    const outcome = (await writeChunk(reply.raw, encodeChunk(first.value), scope))
+      ? await pump(iterator, reply.raw, scope, encodeChunk)
+      : 'aborted';
     if (outcome === 'done') reply.raw.end();
     else closeIterator(iterator);
   } catch (err) {
     closeIterator(iterator);
-    // Mid-stream failures cannot change the status any more; cutting the connection tells the client.
-    if (!reply.raw.destroyed) reply.raw.destroy(err instanceof Error ? err : undefined);
+    if (reply.raw.destroyed) return;
+    const text = scope.aborted ? null : renderStreamError(streamErrorFormatOf(head), mapError(err));
+    if (text === null) reply.raw.destroy(err instanceof Error ? err : undefined);
+    else reply.raw.end(text);
   }
 }
 

@@ -93,7 +93,8 @@ async function* serve(r: OpenAiRequest, ctx: HandlerContext): AsyncGenerator<Htt
     yield { status: 200, body };
     return;
   }
-  yield { status: 200, headers: SSE_HEADERS };
+  // A failure the replica cannot report (its death) is written by the proxy, in this protocol's shape.
+  yield { status: 200, headers: SSE_HEADERS, streamErrorFormat: 'openai-sse' };
   if (r.echo) yield sse(echoChunk(meta, n, prepared.promptText));
   const usage = new UsageTracker();
   const chunks = new ChunkWriter(meta);

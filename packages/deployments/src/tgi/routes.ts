@@ -94,7 +94,8 @@ async function start(
 async function* streamTokens(r: TgiRequest, ctx: HandlerContext): AsyncGenerator<HttpChunk> {
   const { prepared, stream } = await start(r, ctx);
   const tok = ctx.engine.tokenizer;
-  yield { status: 200, headers: SSE_HEADERS };
+  // A failure the replica cannot report (its death) is written by the proxy, in this protocol's shape.
+  yield { status: 200, headers: SSE_HEADERS, streamErrorFormat: 'tgi-sse' };
   let text = '';
   let index = 0;
   let last: TgiToken | null = null;
