@@ -28,6 +28,8 @@ export default defineConfig({
   oxc: false,
   test: {
     include: ['test/unit/**/*.test.ts', 'test/integration/**/*.test.ts'],
+    // A config directory per test file: cluster tokens never land in the real ~/.flotilla.
+    setupFiles: ['test/helpers/isolated-config-dir.ts'],
     testTimeout: 60_000,
     hookTimeout: 60_000,
     pool: 'forks',

@@ -12,6 +12,7 @@ import * as grpc from '@grpc/grpc-js';
 import { ClusterError, UnavailableError, startServe, type ServeInstance } from '@flotilla/core';
 import { ClusterAgent } from '../../packages/core/src/cluster/agent.js';
 import { clusterService } from '../../packages/core/src/cluster/cluster-proto.js';
+import { findToken } from '../../packages/core/src/cluster/cluster-token.js';
 import { eventually } from '../helpers/eventually.js';
 import { repoRoot } from '../helpers/models.js';
 import { app as streaming } from '../fixtures/apps/streaming.js';
@@ -104,9 +105,13 @@ describe('cluster: cancellation and bad input', { timeout: 120_000 }, () => {
     const { Client } = clusterService();
     const client = new Client(instance.cluster!.address, grpc.credentials.createInsecure()) as grpc.Client &
       Record<string, any>;
+    // With the head's token (it generated one in this file's FLOTILLA_CONFIG_DIR): only the version is wrong.
+    const metadata = new grpc.Metadata();
+    metadata.set('authorization', `Bearer ${findToken()!.token}`);
     const err = await new Promise<grpc.ServiceError>((resolve) =>
       client.RegisterNode(
         { node_id: 'old', protocol_version: 99, resources: { cpus: 1, gpus: 0, memory_mb: 100 } },
+        metadata,
         (e: grpc.ServiceError) => resolve(e),
       ),
     );

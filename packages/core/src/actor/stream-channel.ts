@@ -90,7 +90,16 @@ export class StreamChannel extends BaseChannel implements Channel {
   private onFrame(frame: ActorFrame): void {
     if (frame.close_reason) return this.close(frame.close_reason);
     if (!frame.message || frame.message.length === 0 || this.closed) return;
-    this.deliver(v8.deserialize(frame.message) as ProtocolMessage);
+    let msg: unknown;
+    try {
+      msg = v8.deserialize(frame.message);
+    } catch {
+      msg = undefined;
+    }
+    // A frame that is no protocol message ends the stream (with the reason); it must not throw out of
+    // the stream's 'data' event, which would take the whole process down.
+    if (typeof msg !== 'object' || msg === null) return this.shutdown(`${this.label}: malformed frame on the stream`);
+    this.deliver(msg as ProtocolMessage);
   }
 }
 

@@ -1,13 +1,23 @@
-/** `serve status` and `serve shutdown`: talk to a running instance's admin routes over HTTP. */
+/**
+ * `serve status` and `serve shutdown`: talk to a running instance's admin routes over HTTP. `serve status`
+ * also reads a head's status through its cluster port (an address without http://), with the cluster token.
+ */
 import type { ServeStatus } from '../contract/status.js';
-import { CliError } from './cli-error.js';
+import { fetchClusterStatus } from '../cluster/cluster-client.js';
+import { CliError, causeOf } from './cli-error.js';
+import { clusterClientAuth, type ClusterClientCliOptions } from './cluster-options.js';
 import { renderStatus } from './status-table.js';
 
 export const DEFAULT_ADDRESS = 'http://127.0.0.1:8000';
 
-export async function statusCommand(address: string, json: boolean): Promise<string> {
-  const res = await request(address, '/-/status', 'GET');
-  const status = (await res.json()) as ServeStatus;
+export async function statusCommand(
+  address: string,
+  json: boolean,
+  cluster: ClusterClientCliOptions = {},
+): Promise<string> {
+  const status = /^https?:\/\//i.test(address)
+    ? ((await (await request(address, '/-/status', 'GET')).json()) as ServeStatus)
+    : await clusterStatus(address, cluster);
   return json ? `${JSON.stringify(status, null, 2)}\n` : renderStatus(status);
 }
 
@@ -24,6 +34,17 @@ export async function shutdownCommand(address: string, waitMs = 60_000): Promise
     await new Promise((resolve) => setTimeout(resolve, 200));
   }
   return `Shutdown requested at ${address}; it is still draining after ${waitMs / 1000}s.\n`;
+}
+
+async function clusterStatus(address: string, opts: ClusterClientCliOptions): Promise<ServeStatus> {
+  try {
+    return await fetchClusterStatus(address, clusterClientAuth(opts));
+  } catch (err) {
+    throw new CliError(
+      `Cannot read the status of ${address}: ${causeOf(err)}`,
+      "Pass http://HOST:PORT for an instance's HTTP proxy, or the head's cluster HOST:PORT with its token (--token-file).",
+    );
+  }
 }
 
 async function request(address: string, path: string, method: 'GET' | 'POST'): Promise<Response> {

@@ -3,12 +3,14 @@
  * join a head as a node agent and host replicas until SIGINT/SIGTERM (then kill them and exit 0; the
  * head replaces them elsewhere). The application code must be at the same path on this node as on the head.
  * The agent also runs an HTTP proxy for every application (--http-port, default 8000; --no-proxy for none).
+ * It presents the head's cluster token and, with --tls/--tls-ca, dials over TLS (cluster-options.ts).
  */
 import { ClusterAgent } from '../cluster/agent.js';
 import { CliError, causeOf } from './cli-error.js';
 import { parseKeyValues } from './app-loader.js';
+import { clusterClientAuth, type ClusterClientCliOptions } from './cluster-options.js';
 
-export interface AgentCommandOptions {
+export interface AgentCommandOptions extends ClusterClientCliOptions {
   address?: string;
   nodeId?: string;
   cpus?: number;
@@ -43,6 +45,7 @@ export async function agentCommand(opts: AgentCommandOptions): Promise<void> {
       connectTimeoutMs: opts.connectTimeout,
       log,
       proxy: proxy ? { host: opts.httpHost, port: opts.httpPort ?? DEFAULT_PROXY_PORT } : undefined,
+      ...clusterClientAuth(opts),
     });
   let agent: ClusterAgent;
   try {
@@ -59,9 +62,12 @@ export async function agentCommand(opts: AgentCommandOptions): Promise<void> {
         'Pick a free port with --http-port, or pass --no-proxy.',
       );
     }
+    const auth = (err as Error).name === 'UnauthenticatedError' || /no cluster token/.test(causeOf(err));
     throw new CliError(
       `Could not join the head: ${causeOf(err)}`,
-      "Check --address (the head's --cluster-host/--cluster-port) and that head and agent run the same Flotilla version.",
+      auth
+        ? 'Give the agent the token the head uses: FLOTILLA_CLUSTER_TOKEN or --token-file (on the head machine it is ~/.flotilla/cluster-token).'
+        : "Check --address (the head's --cluster-host/--cluster-port) and that head and agent run the same Flotilla version.",
     );
   }
   let stopping = false;

@@ -3,17 +3,22 @@
  * (`serve start --head`, or `serve run … --cluster-port`), or update the one of the same name in place
  * (rolling update, reconfigure), leaving the others running. The client sends the module's absolute
  * path and the config's text over the cluster port (Deploy in protos/cluster.proto); the head loads the
- * module from that path, so the code must be at the same path there, as for agents.
+ * module from that path, so the code must be at the same path there, as for agents. The call carries
+ * the cluster token (FLOTILLA_CLUSTER_TOKEN, --token-file, or the head machine's ~/.flotilla/cluster-token)
+ * and uses TLS when --tls/--tls-ca is given (cluster-options.ts).
  */
 import { readFileSync } from 'node:fs';
 import * as grpc from '@grpc/grpc-js';
 import { parseServeConfig } from '../config.js';
-import { clusterService, type DeployReply, type DeployRequest } from '../cluster/cluster-proto.js';
+import type { DeployReply, DeployRequest } from '../cluster/cluster-proto.js';
+import { clusterClient, explainCallError, missingToken } from '../cluster/cluster-client.js';
+import { findToken } from '../cluster/cluster-token.js';
 import { loadApplication, parseAppSpec, parseKeyValues } from './app-loader.js';
 import { CliError, causeOf } from './cli-error.js';
+import { clusterClientAuth, type ClusterClientCliOptions } from './cluster-options.js';
 import type { RuntimeInstance } from './runtime-adapter.js';
 
-export interface DeployCommandOptions {
+export interface DeployCommandOptions extends ClusterClientCliOptions {
   address?: string;
   name?: string;
   routePrefix?: string;
@@ -65,8 +70,15 @@ export async function deployCommand(
     config_source: opts.config ?? '',
     timeout_s: timeoutS,
   };
-  const { Client } = clusterService();
-  const client = new Client(opts.address, grpc.credentials.createInsecure()) as grpc.Client & Record<string, any>;
+  const auth = clusterClientAuth(opts);
+  let token: string | undefined;
+  try {
+    // None found still dials: an unreachable head is reported as such, a reachable one refuses the call.
+    token = findToken(auth)?.token;
+  } catch (err) {
+    throw new CliError(`Cannot deploy: ${causeOf(err)}`, 'Fix the token file or FLOTILLA_CLUSTER_TOKEN.');
+  }
+  const client = clusterClient(opts.address, () => token, auth.tls);
   try {
     const reply = await new Promise<DeployReply>((resolve, reject) =>
       client.Deploy(
@@ -79,9 +91,15 @@ export async function deployCommand(
     return `Deployed application '${reply.name}' (route ${reply.route_prefix})${where}.\n`;
   } catch (err) {
     const e = err as grpc.ServiceError;
+    if (e.code === grpc.status.UNAUTHENTICATED) {
+      throw new CliError(
+        `The head at ${opts.address} refused the deploy: ${token === undefined ? missingToken(opts.address).message : explainCallError(e, auth.tls !== undefined)}`,
+        'Pass the token the head uses: FLOTILLA_CLUSTER_TOKEN or --token-file (on the head machine: ~/.flotilla/cluster-token).',
+      );
+    }
     if (e.code === grpc.status.UNAVAILABLE || e.code === grpc.status.DEADLINE_EXCEEDED) {
       throw new CliError(
-        `Cannot reach the head at ${opts.address}: ${e.details || e.message}`,
+        `Cannot reach the head at ${opts.address}: ${explainCallError(e, auth.tls !== undefined)}`,
         'Start one with `serve start --head` (or `serve run … --cluster-port`), and pass its cluster address.',
       );
     }

@@ -13,8 +13,9 @@ import { renderBanner } from './banner.js';
 import { CliError, causeOf } from './cli-error.js';
 import { startRuntime, type RuntimeInstance, type StartRuntimeOptions } from './runtime-adapter.js';
 import { acceptDeploys, redeployFromCheckpoint } from './deploy-command.js';
+import { clusterHeadSecurity, type ClusterHeadCliOptions } from './cluster-options.js';
 
-export interface RunOptions {
+export interface RunOptions extends ClusterHeadCliOptions {
   host?: string;
   port?: number;
   grpcPort?: number;
@@ -53,6 +54,7 @@ export async function runCommand(target: string | undefined, words: string[], op
           port: opts.clusterPort,
           host: opts.clusterHost ?? opts.host,
           log: (line: string) => process.stdout.write(`[flotilla head] ${line}\n`),
+          ...clusterHeadSecurity(opts),
         };
   const instance = await startOrExplain(spec.given, app, { name, routePrefix, config, cluster });
   if (instance.cluster) {

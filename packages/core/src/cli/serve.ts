@@ -12,6 +12,8 @@ import { agentCommand } from './agent-command.js';
 import { buildCommand } from './build-command.js';
 import { startCommand } from './start-command.js';
 import { deployCommand } from './deploy-command.js';
+import { addIngressOptions } from './ingress-options.js';
+import { addClusterOptions, type ClusterClientCliOptions } from './cluster-options.js';
 
 /**
  * A CLI plug-in: adds its commands to the program. Core knows nothing of what plug-ins do (the LLM load
@@ -23,8 +25,7 @@ export function buildProgram(plugins: readonly CliPlugin[] = []): Command {
   const program = new Command('serve')
     .description('Flotilla: serve multi-model pipelines of actor deployments over HTTP and gRPC.')
     .showHelpAfterError('(run `serve --help` for usage)');
-  program
-    .command('run')
+  addIngressOptions(program.command('run'))
     .description('Deploy an application and serve it until Ctrl+C / SIGTERM (then drain and exit 0).')
     .argument(
       '[target]',
@@ -53,8 +54,7 @@ export function buildProgram(plugins: readonly CliPlugin[] = []): Command {
     .action(async (target: string | undefined, args: string[], opts) => {
       await runCommand(target, args, opts);
     });
-  program
-    .command('start')
+  addIngressOptions(program.command('start'))
     .description(
       'Start a head with no application: controller, cluster port for agents and `serve deploy`, HTTP and gRPC ' +
         'proxies; serve until Ctrl+C / SIGTERM (then drain and exit 0).',
@@ -156,9 +156,13 @@ export function buildProgram(plugins: readonly CliPlugin[] = []): Command {
     .command('status')
     .description('Show applications, deployments and replicas of a running instance.')
     .option('--json', 'print the raw /-/status JSON')
-    .option('--address <url>', 'HTTP address of the instance', DEFAULT_ADDRESS)
-    .action(async (opts: { json?: boolean; address: string }) => {
-      process.stdout.write(await statusCommand(opts.address, opts.json ?? false));
+    .option(
+      '--address <url>',
+      "HTTP address of the instance, or a head's cluster address HOST:PORT (read with the cluster token)",
+      DEFAULT_ADDRESS,
+    )
+    .action(async (opts: { json?: boolean; address: string } & ClusterClientCliOptions) => {
+      process.stdout.write(await statusCommand(opts.address, opts.json ?? false, opts));
     });
   program
     .command('shutdown')
@@ -167,6 +171,8 @@ export function buildProgram(plugins: readonly CliPlugin[] = []): Command {
     .action(async (opts: { address: string }) => {
       process.stdout.write(await shutdownCommand(opts.address));
     });
+  // The cluster port's token and TLS flags on run, start, agent, deploy and status.
+  addClusterOptions(program);
   for (const plugin of plugins) plugin(program);
   return program;
 }

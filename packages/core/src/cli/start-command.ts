@@ -7,6 +7,7 @@
  */
 import { DEFAULT_CLUSTER_PORT } from '../cluster/cluster-proto.js';
 import { CliError, causeOf } from './cli-error.js';
+import { clusterHeadSecurity } from './cluster-options.js';
 import { acceptDeploys, redeployFromCheckpoint } from './deploy-command.js';
 import { loadConfig, serveUntilStopped, type RunOptions } from './run-command.js';
 import { startHead } from './runtime-adapter.js';
@@ -30,6 +31,7 @@ export async function startCommand(opts: StartCommandOptions): Promise<void> {
         port,
         host: opts.clusterHost ?? opts.host,
         log: (line) => process.stdout.write(`[flotilla head] ${line}\n`),
+        ...clusterHeadSecurity(opts),
       },
     });
   } catch (err) {

@@ -15,6 +15,10 @@
  *
  * With `proxy`, the agent also runs an HTTP proxy (node-proxy.ts): requests to it are routed by the
  * head to replicas wherever they run, and wait out a short head restart instead of failing.
+ *
+ * Every call carries the cluster token (cluster-token.ts: given, a token file, FLOTILLA_CLUSTER_TOKEN, or
+ * the head machine's ~/.flotilla/cluster-token). Found no token yet, the agent keeps looking while it
+ * keeps trying to reach the head, as a head on the same machine writes its token when it starts.
  */
 import { existsSync } from 'node:fs';
 import os from 'node:os';
@@ -26,14 +30,16 @@ import { ActorBridge } from './actor-bridge.js';
 import { spawnActorProcess } from '../actor/process-actor.js';
 import { StreamChannel } from '../actor/stream-channel.js';
 import { cudaVisibleDevices, detectLocalResources, type NodeResources } from '../controller/placement.js';
-import { ClusterError } from '../errors.js';
+import { ClusterError, UnauthenticatedError } from '../errors.js';
+import { clusterClient, explainCallError, missingToken, type ClusterClient } from './cluster-client.js';
+import { findToken, type ResolvedToken } from './cluster-token.js';
+import type { ClusterClientTls } from './cluster-tls.js';
 import { Ingress } from '../ingress/ingress.js';
 import { NodeProxyTarget } from './node-proxy.js';
 import {
   ACTOR_ID_KEY,
   CLUSTER_PROTOCOL_VERSION,
   NODE_ID_KEY,
-  clusterService,
   type Command,
   type HeartbeatReply,
   type RegisterNodeReply,
@@ -64,6 +70,14 @@ export interface ClusterAgentOptions {
   proxy?: { host?: string; port?: number; holdMs?: number };
   /** How long replicas outlive a lost head, waiting for it (restarted) to re-adopt them, in ms; 0 kills them at once. Default: 60000. */
   orphanGraceMs?: number;
+  /**
+   * The head's cluster token. Default: the file `tokenFile`, else FLOTILLA_CLUSTER_TOKEN, else
+   * ~/.flotilla/cluster-token (or $FLOTILLA_CONFIG_DIR/cluster-token), where a head on this machine keeps it.
+   */
+  token?: string;
+  tokenFile?: string;
+  /** TLS to the head (verify its certificate against caFile; certFile/keyFile for mutual TLS). Default: none. */
+  tls?: ClusterClientTls;
 }
 
 interface HostedActor {
@@ -77,7 +91,9 @@ const LOSS_SETTLE_MS = 300;
 export class ClusterAgent implements AsyncDisposable {
   readonly nodeId: string;
   readonly resources: NodeResources;
-  private readonly client: grpc.Client & Record<string, any>;
+  private readonly client: ClusterClient;
+  /** The token every call carries; looked up again at each registration until found. */
+  private token: ResolvedToken | undefined;
   private readonly actors = new Map<string, HostedActor>();
   private session: { id: string; intervalMs: number } | undefined;
   private commands: grpc.ClientReadableStream<Command> | undefined;
@@ -91,8 +107,7 @@ export class ClusterAgent implements AsyncDisposable {
     this.nodeId = options.nodeId ?? os.hostname();
     const detected = detectLocalResources(process.env, os.availableParallelism(), Math.floor(os.totalmem() / 2 ** 20));
     this.resources = { ...detected, ...options.resources };
-    const { Client } = clusterService();
-    this.client = new Client(options.address, grpc.credentials.createInsecure()) as grpc.Client & Record<string, any>;
+    this.client = clusterClient(options.address, () => this.token?.token, options.tls);
   }
 
   /** Registers with the head; rejects with ClusterError when it cannot be reached or refuses. */
@@ -174,6 +189,11 @@ export class ClusterAgent implements AsyncDisposable {
     };
     let lastCause = '';
     for (;;) {
+      if (!this.lookUpToken()) {
+        if (Date.now() + 50 >= deadlineMs || this.closed) throw missingToken(this.options.address);
+        await new Promise((res) => setTimeout(res, 250));
+        continue;
+      }
       try {
         return await new Promise<RegisterNodeReply>((resolve, reject) =>
           this.client.RegisterNode(
@@ -186,14 +206,27 @@ export class ClusterAgent implements AsyncDisposable {
         );
       } catch (err) {
         const e = err as grpc.ServiceError;
-        const retry = e.code === grpc.status.UNAVAILABLE || e.code === grpc.status.DEADLINE_EXCEEDED;
+        const usingTls = this.options.tls !== undefined;
+        if (e.code === grpc.status.UNAUTHENTICATED) {
+          throw new UnauthenticatedError(
+            `the head at ${this.options.address} refused node '${this.nodeId}': ${explainCallError(e, usingTls)}`,
+            { address: this.options.address },
+          );
+        }
+        // A live node holds the id: it may be this node's previous agent, about to be declared dead.
+        const retry =
+          e.code === grpc.status.UNAVAILABLE ||
+          e.code === grpc.status.DEADLINE_EXCEEDED ||
+          e.code === grpc.status.ALREADY_EXISTS;
         if (!retry)
           throw new ClusterError(
             `the head at ${this.options.address} refused node '${this.nodeId}': ${e.details || e.message}`,
           );
         // A connection error says more than the deadline of the last, shortened attempt.
-        if (e.code === grpc.status.UNAVAILABLE || !lastCause) lastCause = e.details || e.message;
+        if (e.code !== grpc.status.DEADLINE_EXCEEDED || !lastCause) lastCause = explainCallError(e, usingTls);
         if (Date.now() + 50 >= deadlineMs || this.closed) {
+          if (e.code === grpc.status.ALREADY_EXISTS)
+            throw new ClusterError(`the head at ${this.options.address} refused node '${this.nodeId}': ${lastCause}`);
           throw new ClusterError(
             `cannot reach the head at ${this.options.address}: ${lastCause}` +
               ' (is `serve start --head` or `serve run … --cluster-port` running there, and the port open?)',
@@ -203,6 +236,17 @@ export class ClusterAgent implements AsyncDisposable {
         await new Promise((res) => setTimeout(res, 250));
       }
     }
+  }
+
+  /** True once a token is known: given, or found now (a head on this machine may have just written it). */
+  private lookUpToken(): boolean {
+    if (this.token?.source === 'option') return true;
+    const { token, tokenFile } = this.options;
+    const found = findToken({ token, tokenFile });
+    if (found?.warning && found.path !== this.token?.path) this.options.log?.(found.warning);
+    // Read again at each registration: a head that restarted with a new token is rejoined with it.
+    if (found) this.token = found;
+    return this.token !== undefined;
   }
 
   private openCommands(): void {

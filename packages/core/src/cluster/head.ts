@@ -12,6 +12,10 @@
  *
  * The same server also serves the agents' HTTP proxies (ProxyState, ProxyChannel: their requests are
  * routed here, to replicas wherever they run) and `serve deploy` (Deploy), through `frontend`.
+ *
+ * The port runs code on request, so every call must carry the cluster token (cluster-auth.ts checks it
+ * before any handler; cluster-token.ts says where it comes from), optionally over TLS or mutual TLS
+ * (cluster-tls.ts). A node id held by a live agent cannot be taken by another registration.
  */
 import { randomUUID } from 'node:crypto';
 import * as grpc from '@grpc/grpc-js';
@@ -20,6 +24,9 @@ import { StreamChannel, type ActorFrame } from '../actor/stream-channel.js';
 import { RpcPeer } from '../actor/rpc-peer.js';
 import { ClusterPlacement, LOCAL_NODE, type PlacementStrategy } from './cluster-placement.js';
 import { DEFAULT_LIVENESS, NodeLivenessTable } from './node-liveness.js';
+import { RefusalLog, serverAuthInterceptor, tokenDigest } from './cluster-auth.js';
+import { describeToken, headToken } from './cluster-token.js';
+import { serverCredentials, type ClusterServerTls } from './cluster-tls.js';
 import {
   ACTOR_ID_KEY,
   CLUSTER_PROTOCOL_VERSION,
@@ -70,8 +77,19 @@ export interface ClusterHeadOptions {
   strategy?: PlacementStrategy;
   /** Time an agent has to open a new replica's stream before the start counts as failed, in ms. Default: 30000. */
   actorStartTimeoutMs?: number;
-  /** Node joins and losses, one line each. Default: none. */
+  /**
+   * Node joins and losses, one line each; also where the cluster token lives and refused calls (those
+   * go to stderr when no log is given). Default: none.
+   */
   log?: (line: string) => void;
+  /**
+   * The cluster token every call must carry. Default: the file `tokenFile`, else FLOTILLA_CLUSTER_TOKEN,
+   * else ~/.flotilla/cluster-token (or $FLOTILLA_CONFIG_DIR/cluster-token), generated there if missing.
+   */
+  token?: string;
+  tokenFile?: string;
+  /** TLS (and optionally mutual TLS) on the cluster port. Default: none (plaintext, token still required). */
+  tls?: ClusterServerTls;
 }
 
 interface NodeSession {
@@ -90,10 +108,12 @@ export class ClusterHead implements AsyncDisposable {
   readonly placement: ClusterPlacement;
   /** Resolves with the bound address ('host:port') once agents can connect. */
   readonly listening: Promise<string>;
-  private readonly server = new grpc.Server();
+  private readonly server: grpc.Server;
+  /** SHA-256 of the accepted token; undefined until listen() resolved it (every call is refused until then). */
+  private acceptedDigest: Buffer | undefined;
   private readonly nodes = new Map<string, NodeSession>();
   private readonly dead: NodeStatusInfo[] = [];
-  private readonly pending = new Map<string, { channel: StreamChannel; timer: NodeJS.Timeout }>();
+  private readonly pending = new Map<string, { channel: StreamChannel; timer: NodeJS.Timeout; nodeId: string }>();
   private readonly liveness: NodeLivenessTable;
   private readonly intervalMs: number;
   private readonly sweeper: NodeJS.Timeout;
@@ -113,6 +133,8 @@ export class ClusterHead implements AsyncDisposable {
       intervalMs: this.intervalMs,
       missedLimit: options.missedHeartbeats ?? DEFAULT_LIVENESS.missedLimit,
     });
+    const refusals = new RefusalLog(options.log ?? ((line) => process.stderr.write(`[flotilla head] ${line}\n`)));
+    this.server = new grpc.Server({ interceptors: [serverAuthInterceptor(() => this.acceptedDigest, refusals)] });
     this.server.addService(clusterService().service, {
       RegisterNode: (
         call: grpc.ServerUnaryCall<RegisterNodeRequest, RegisterNodeReply>,
@@ -192,7 +214,7 @@ export class ClusterHead implements AsyncDisposable {
       () => channel.shutdown(`node ${node.id} did not ${what} within ${timeoutMs} ms`),
       timeoutMs,
     );
-    this.pending.set(id, { channel, timer });
+    this.pending.set(id, { channel, timer, nodeId: node.id });
     channel.onClose(() => {
       node.actors.delete(id);
       clearTimeout(timer);
@@ -256,14 +278,25 @@ export class ClusterHead implements AsyncDisposable {
 
   private async listen(): Promise<string> {
     const host = this.options.host ?? '127.0.0.1';
+    const token = headToken({ token: this.options.token, tokenFile: this.options.tokenFile });
+    this.options.log?.(describeToken(token));
+    if (token.warning) this.options.log?.(token.warning);
+    this.acceptedDigest = tokenDigest(token.token);
+    const credentials = serverCredentials(this.options.tls);
     const port = await new Promise<number>((resolve, reject) => {
       this.server.bindAsync(
         `${host.includes(':') ? `[${host}]` : host}:${this.options.port ?? DEFAULT_CLUSTER_PORT}`,
-        grpc.ServerCredentials.createInsecure(),
+        credentials,
         (err, bound) => (err ? reject(err) : resolve(bound)),
       );
     });
     this.boundAddress = `${host}:${port}`;
+    const tls = this.options.tls;
+    this.options.log?.(
+      tls
+        ? `cluster port ${this.boundAddress}: TLS${tls.requireClientCert ? ' with client certificates (mutual TLS)' : ''}, cluster token required`
+        : `cluster port ${this.boundAddress}: plaintext (no TLS), cluster token required; use TLS (--cluster-tls-cert) beyond a trusted network`,
+    );
     return this.boundAddress;
   }
 
@@ -278,8 +311,21 @@ export class ClusterHead implements AsyncDisposable {
     }
     const bad = badRequest(req);
     if (bad) return cb({ code: grpc.status.INVALID_ARGUMENT, details: bad });
-    // An agent that restarted under the same id replaces its old session (whose replicas are gone).
-    if (this.nodes.has(req.node_id)) this.lose(req.node_id, 'the agent registered again');
+    // A live node's id cannot be taken: the second registration is refused and the node keeps its
+    // replicas. One past its heartbeat limit (an agent that restarted before the head noticed) is dropped
+    // and the id is free again.
+    const held = this.nodes.get(req.node_id);
+    if (held) {
+      if (this.liveness.state(held.id, Date.now()) !== 'DEAD') {
+        return cb({
+          code: grpc.status.ALREADY_EXISTS,
+          details:
+            `node id '${req.node_id}' is held by a live agent (${held.address}); ` +
+            'give each node its own --node-id, or wait until the old agent is gone',
+        });
+      }
+      this.lose(held.id, `missed its heartbeats; the id registered again`);
+    }
     const r = req.resources;
     const session: NodeSession = {
       id: req.node_id,
@@ -330,9 +376,11 @@ export class ClusterHead implements AsyncDisposable {
 
   private openActorChannel(call: grpc.ServerDuplexStream<ActorFrame, ActorFrame>): void {
     const actorId = String(call.metadata.get(ACTOR_ID_KEY)[0] ?? '');
+    const nodeId = String(call.metadata.get(NODE_ID_KEY)[0] ?? '');
     const entry = this.pending.get(actorId);
-    if (!entry) {
-      call.write({ close_reason: `the head expects no replica '${actorId}'` });
+    // Only the node the replica was placed on may carry it.
+    if (!entry || entry.nodeId !== nodeId) {
+      call.write({ close_reason: `the head expects no replica '${actorId}' on node '${nodeId}'` });
       return void call.end();
     }
     this.pending.delete(actorId);
