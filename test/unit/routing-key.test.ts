@@ -8,6 +8,9 @@ import { buildGraph, deployment, DeploymentConfigError, type HttpRequestLike } f
 import { LLMServer, llmRoutingKey, ROUTING_KEY_CHARS } from '@flotilla/deployments';
 import { buildSpecs } from '../../packages/core/src/controller/application-state.js';
 import { routingKeyOf } from '../../packages/core/src/router/routing-key.js';
+import { RouterSet } from '../../packages/core/src/router/router-set.js';
+import type { RoutedReplica, RouterSettings } from '../../packages/core/src/router/router.js';
+import { RuntimeEvents } from '../../packages/core/src/runtime-events.js';
 
 @deployment({ routing: 'prefix-aware' })
 class Keyed {
@@ -60,6 +63,41 @@ describe("a deployment's routing key", () => {
       /routing 'prefix-aware' needs the class to declare static routingKey/,
     );
     expect(() => routingKeyOf({ routingKey: 'prompt' }, 'pow2', 'X')).toThrow(/static routingKey must be a function/);
+  });
+});
+
+describe("the callers' routers (RouterSet)", () => {
+  /** Replicas that answer at once with their own id. */
+  const replicas: RoutedReplica[] = ['r1', 'r2', 'r3', 'r4'].map((id) => ({
+    id,
+    maxOngoing: 8,
+    actor: {
+      call: async () => id,
+      stream: () => {
+        throw new Error('unused');
+      },
+    },
+  }));
+
+  it("key calls of the ingress and of relayed replica handles alike, and take a new spec's settings on publish", async () => {
+    let settings: RouterSettings = {
+      maxQueuedRequests: -1,
+      routing: 'prefix-aware',
+      routingKey: (_method, args) => String(args[0]).slice(0, 5),
+    };
+    const set = new RouterSet(new RuntimeEvents(), () => settings);
+    set.publish('app', 'LLM', replicas);
+    const landed = async (caller: string, text: string) =>
+      (await set.get(caller, 'app', 'LLM').call('m', [text], { requestId: text })) as string;
+    const ids = new Set<string>();
+    for (let i = 0; i < 10; i++) ids.add(await landed(i % 2 ? 'ingress' : 'Caller', `hello ${i}`));
+    expect(ids.size).toBe(1);
+    // A rolled-out spec (here: pow2) reaches routers made before it with the next publish.
+    settings = { maxQueuedRequests: -1, routing: 'pow2' };
+    set.publish('app', 'LLM', replicas);
+    ids.clear();
+    for (let i = 0; i < 30; i++) ids.add(await landed('ingress', `hello ${i}`));
+    expect(ids.size).toBeGreaterThan(1);
   });
 });
 
