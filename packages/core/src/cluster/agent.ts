@@ -33,7 +33,7 @@ import { cudaVisibleDevices, detectLocalResources, type NodeResources } from '..
 import { ClusterError, UnauthenticatedError } from '../errors.js';
 import { clusterClient, explainCallError, missingToken, type ClusterClient } from './cluster-client.js';
 import { findToken, type ResolvedToken } from './cluster-token.js';
-import type { ClusterClientTls } from './cluster-tls.js';
+import { tlsHint, type ClusterClientTls } from './cluster-tls.js';
 import { Ingress } from '../ingress/ingress.js';
 import { NodeProxyTarget } from './node-proxy.js';
 import {
@@ -188,6 +188,8 @@ export class ClusterAgent implements AsyncDisposable {
       actor_ids: [...this.actors.keys()],
     };
     let lastCause = '';
+    // Set when the last cause is a TLS failure: the head is there, so "is it running?" would mislead.
+    let tlsFailure = false;
     for (;;) {
       if (!this.lookUpToken()) {
         if (Date.now() + 50 >= deadlineMs || this.closed) throw missingToken(this.options.address);
@@ -223,13 +225,18 @@ export class ClusterAgent implements AsyncDisposable {
             `the head at ${this.options.address} refused node '${this.nodeId}': ${e.details || e.message}`,
           );
         // A connection error says more than the deadline of the last, shortened attempt.
-        if (e.code !== grpc.status.DEADLINE_EXCEEDED || !lastCause) lastCause = explainCallError(e, usingTls);
+        if (e.code !== grpc.status.DEADLINE_EXCEEDED || !lastCause) {
+          lastCause = explainCallError(e, usingTls);
+          tlsFailure = usingTls && tlsHint(e.details || e.message, true) !== undefined;
+        }
         if (Date.now() + 50 >= deadlineMs || this.closed) {
           if (e.code === grpc.status.ALREADY_EXISTS)
             throw new ClusterError(`the head at ${this.options.address} refused node '${this.nodeId}': ${lastCause}`);
           throw new ClusterError(
             `cannot reach the head at ${this.options.address}: ${lastCause}` +
-              ' (is `serve start --head` or `serve run … --cluster-port` running there, and the port open?)',
+              (tlsFailure
+                ? ''
+                : ' (is `serve start --head` or `serve run … --cluster-port` running there, and the port open?)'),
             { address: this.options.address },
           );
         }

@@ -65,13 +65,18 @@ export function channelOptions(tls: ClusterClientTls | undefined): grpc.ChannelO
  */
 export function tlsHint(details: string, usingTls: boolean): string | undefined {
   const d = details.toLowerCase();
+  if (usingTls && /wrong version number|packet length too long|http_request/.test(d))
+    return 'the head does not speak TLS on this port (started without --cluster-tls-cert?): drop --tls/--tls-ca, or give the head a certificate';
+  if (usingTls && /certificate required|alert (bad|unknown) certificate|alert number (42|116)/.test(d))
+    return 'the head requires a client certificate signed by its CA: pass --tls-cert and --tls-key';
   if (/certificate|self[- ]signed|unable to (get|verify)|ssl|tls|handshake|altname|hostname/.test(d)) {
     return usingTls
-      ? "TLS with the head failed: is --tls-ca the CA that signed the head's certificate, and does the certificate name the address dialled (or --tls-server-name)? If the head requires client certificates, pass --tls-cert and --tls-key"
+      ? "TLS with the head failed: is --tls-ca the CA that signed the head's certificate, and does the certificate name the address dialled (or --tls-server-name)?"
       : 'the head seems to speak TLS: pass --tls-ca with the CA that signed its certificate (or --tls for the system roots)';
   }
-  if (usingTls && /connection (dropped|closed)|socket closed|econnreset|protocol error|read econnreset/.test(d))
-    return 'the TLS handshake did not complete: does the head use TLS on this port (--cluster-tls-cert), and does it require a client certificate (--tls-cert, --tls-key)?';
+  // A plaintext client at a TLS port sees only a failed connection; a closed port says ECONNREFUSED.
+  if (!usingTls && /failed to connect|connection dropped|socket closed/.test(d) && !/econnrefused/.test(d))
+    return 'if the head uses TLS on this port, pass --tls-ca with the CA that signed its certificate';
   return undefined;
 }
 
