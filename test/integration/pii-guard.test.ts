@@ -3,6 +3,7 @@
  * replicas) and of a scripted streamer in a child process; prompts redacted or refused before they
  * reach the model, outputs redacted across streamed chunks, counts in the guard's metrics.
  */
+import OpenAI from 'openai';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { Ingress, startServe, type ServeInstance } from '@flotilla/core';
 import { describeWithModels, models } from '../helpers/models.js';
@@ -69,7 +70,11 @@ describeWithModels('PiiGuard in front of real deployments', () => {
     const guard = instance.getHandle('script');
     let text = '';
     let last: { finished?: boolean; finish_reason?: string } = {};
-    for await (const chunk of guard.stream.grpcGenerateStream({ prompt: 'hi' }) as AsyncIterable<{ text: string; finished?: boolean; finish_reason?: string }>) {
+    for await (const chunk of guard.stream.grpcGenerateStream({ prompt: 'hi' }) as AsyncIterable<{
+      text: string;
+      finished?: boolean;
+      finish_reason?: string;
+    }>) {
       text += chunk.text;
       last = chunk;
     }
@@ -85,7 +90,11 @@ describeWithModels('PiiGuard in front of real deployments', () => {
     const guard = instance.getHandle('scriptblock');
     let text = '';
     const chunks: Array<{ finished?: boolean; finish_reason?: string }> = [];
-    for await (const chunk of guard.stream.grpcGenerateStream({ prompt: 'hi' }) as AsyncIterable<{ text: string; finished?: boolean; finish_reason?: string }>) {
+    for await (const chunk of guard.stream.grpcGenerateStream({ prompt: 'hi' }) as AsyncIterable<{
+      text: string;
+      finished?: boolean;
+      finish_reason?: string;
+    }>) {
       text += chunk.text;
       chunks.push(chunk);
     }
@@ -106,4 +115,57 @@ describeWithModels('PiiGuard in front of real deployments', () => {
     expect(byKind).toEqual({ email: 2, phone: 2, card: 2 });
     expect(text).not.toContain('example.com');
   }, 30_000);
+
+  it('serves the OpenAI API in front of LLMServer: prompts redacted, refusals in OpenAI shape', async () => {
+    const redact = new OpenAI({ baseURL: `${ingress.http!.url}/redact/v1`, apiKey: 'none', maxRetries: 0 });
+    const viaGuard = await redact.completions.create({
+      model: 'stories260K',
+      prompt: 'Lily wrote to lily@example.com and',
+      max_tokens: 4,
+      temperature: 0,
+    });
+    const direct = (await instance
+      .getHandle('redact', 'PiiModel')
+      .grpcGenerate({ prompt: 'Lily wrote to [EMAIL] and', max_tokens: 4, temperature: 0 })) as Reply;
+    expect(viaGuard.usage!.prompt_tokens).toBe(direct.usage!.prompt_tokens);
+    expect(viaGuard.choices[0]!.text).toBe(direct.choices[0]!.text);
+
+    const block = new OpenAI({ baseURL: `${ingress.http!.url}/block/v1`, apiKey: 'none', maxRetries: 0 });
+    const err = await block.chat.completions
+      .create({ model: 'stories260K', messages: [{ role: 'user', content: 'call me on +1 212-555-0101' }], max_tokens: 4 })
+      .then(
+        () => null,
+        (e: unknown) => e,
+      );
+    expect(err).toBeInstanceOf(OpenAI.BadRequestError);
+    const e = err as InstanceType<typeof OpenAI.BadRequestError>;
+    expect(e.status).toBe(400);
+    expect(e.code).toBe('pii_blocked');
+    expect(e.param).toBe('messages');
+    expect(e.message).not.toContain('555');
+  }, 60_000);
+
+  it('redacts streamed and whole OpenAI replies over HTTP', async () => {
+    const client = new OpenAI({ baseURL: `${ingress.http!.url}/script/v1`, apiKey: 'none', maxRetries: 0 });
+    const expected = 'Sure: write to [EMAIL] or call [PHONE]; card [CARD]. Bye!';
+    const whole = await client.completions.create({ model: 'scripted', prompt: 'hi' });
+    expect(whole.choices[0]!.text).toBe(expected);
+    let text = '';
+    let finish: string | null = null;
+    for await (const chunk of await client.completions.create({ model: 'scripted', prompt: 'hi', stream: true })) {
+      text += chunk.choices[0]?.text ?? '';
+      finish = chunk.choices[0]?.finish_reason ?? finish;
+    }
+    expect(text).toBe(expected);
+    expect(finish).toBe('stop');
+
+    const blocking = new OpenAI({ baseURL: `${ingress.http!.url}/scriptblock/v1`, apiKey: 'none', maxRetries: 0 });
+    text = '';
+    for await (const chunk of await blocking.completions.create({ model: 'scripted', prompt: 'hi', stream: true })) {
+      text += chunk.choices[0]?.text ?? '';
+      finish = chunk.choices[0]?.finish_reason ?? finish;
+    }
+    expect(text).toBe('Sure: write to ');
+    expect(finish).toBe('content_filter');
+  }, 60_000);
 });

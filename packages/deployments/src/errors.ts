@@ -139,6 +139,8 @@ const OPENAI_CODES: Record<string, string> = {
   E_MODEL_NOT_FOUND: 'model_not_found',
   E_MODEL_UNAVAILABLE: 'model_unavailable',
   E_RATE_LIMITER_UNAVAILABLE: 'rate_limiter_unavailable',
+  E_PII_BLOCKED: 'pii_blocked',
+  E_CONTENT_BLOCKED: 'content_filter',
 };
 
 export function openAiCodeOf(err: LLMApiError): string {

@@ -1,43 +1,25 @@
 /**
- * PiiGuard: the PII filter as a stage of any generation graph that speaks protos/llm.proto's shape
- * (LLMServer, HybridRouter, ResponseCache, SpeculativePipeline fronts, a user's own class): it checks
- * the prompt (`prompt`, each message's `content`) before the request goes downstream, and the generated
- * text on the way back — whole replies and streams, where values split across chunks are caught by a
- * StreamRedactor per choice. Served over gRPC as the Llm service itself (`static grpcServices`), and
- * callable through handles with the same method names, so it can sit in front of any of them:
+ * PiiGuard: the PII filter (pii-filter.ts) as a guard stage (guards/guard-stage.ts) in front of any
+ * generation graph — LLMServer, HybridRouter, ResponseCache, a user's own class: prompts are redacted or
+ * refused before they go downstream, and generated text is redacted across streamed chunks (or cut, in
+ * 'block' mode), over the OpenAI and TGI HTTP APIs, gRPC llm.proto and handles alike.
  *
  *   @deployment() class Guard extends PiiGuard {}
  *   export const app = Guard.bind(Model.bind({ model }), { mode: 'block' });
  *
- * Counts per kind, place and mode are in `flotilla_pii_detections_total` (collectMetrics()); the values
- * themselves are never logged or counted. LLMServer has the same filter built in (its `pii` option).
+ * Counts per kind, place and mode are in `flotilla_pii_detections_total` (collectMetrics()); values are
+ * never logged or counted.
  */
-import { BadRequestError, type DeploymentHandle, type GrpcCallInfo } from '@flotilla/core';
+import type { DeploymentHandle } from '@flotilla/core';
 import { Counter, Registry } from 'prom-client';
-import { LLM_GRPC_SERVICE } from '../grpc/llm-grpc.js';
-import { PiiBlockedError } from './pii-errors.js';
+import { GuardStage, type GuardStageOptions } from '../guards/guard-stage.js';
+import type { OutputFilter } from '../guards/output-filter.js';
 import { PiiFilter, type PiiOptions } from './pii-filter.js';
 import { StreamRedactor } from './stream-redactor.js';
 
-export interface PiiGuardOptions extends PiiOptions {
-  /** Downstream unary method. Default 'grpcGenerate'. */
-  method?: string;
-  /** Downstream streaming method. Default 'grpcGenerateStream'. */
-  streamMethod?: string;
-}
+export interface PiiGuardOptions extends PiiOptions, GuardStageOptions {}
 
-interface Choice {
-  text?: string;
-  finish_reason?: string;
-}
-interface StreamChunk {
-  index?: number;
-  text?: string;
-  finished?: boolean;
-  finish_reason?: string;
-}
-
-/** Registers the detections counter in `registry` and returns the filter's hook that feeds it. */
+/** The detections counter, registered in `registry`. */
 export function piiDetectionsCounter(registry: Registry): Counter<'kind' | 'where' | 'mode'> {
   return new Counter({
     name: 'flotilla_pii_detections_total',
@@ -47,91 +29,38 @@ export function piiDetectionsCounter(registry: Registry): Counter<'kind' | 'wher
   });
 }
 
-export class PiiGuard {
-  static grpcServices = [LLM_GRPC_SERVICE];
+/** A StreamRedactor as a guard's OutputFilter. */
+export function piiOutputFilter(filter: PiiFilter): OutputFilter {
+  const r = new StreamRedactor(filter);
+  return {
+    push: async (delta) => r.push(delta),
+    end: async () => r.end(),
+    get blocked() {
+      return r.blocked;
+    },
+  };
+}
 
-  private readonly registry = new Registry();
-  private readonly filter: PiiFilter;
+export class PiiGuard extends GuardStage {
+  readonly #registry = new Registry();
+  readonly #filter: PiiFilter;
 
-  constructor(
-    private readonly downstream: DeploymentHandle,
-    private readonly options: PiiGuardOptions = {},
-  ) {
-    const detections = piiDetectionsCounter(this.registry);
-    this.filter = new PiiFilter(options, (kind, where, n, mode) => detections.inc({ kind, where, mode }, n));
+  constructor(downstream: DeploymentHandle, options: PiiGuardOptions = {}) {
+    super(downstream, options);
+    const detections = piiDetectionsCounter(this.#registry);
+    this.#filter = new PiiFilter(options, (kind, where, n, mode) => detections.inc({ kind, where, mode }, n));
   }
 
-  async grpcGenerate(request: Record<string, unknown>, callInfo?: GrpcCallInfo): Promise<unknown> {
-    const checked = this.#checkRequest(request);
-    const reply = (await this.downstream.remote(this.options.method ?? 'grpcGenerate', [
-      checked,
-      ...(callInfo ? [callInfo] : []),
-    ])) as { choices?: Choice[] };
-    if (!this.filter.options.outputs || !Array.isArray(reply?.choices)) return reply;
-    return { ...reply, choices: reply.choices.map((c) => this.#checkChoice(c)) };
+  protected async checkPrompt(text: string, param: string): Promise<string> {
+    return this.#filter.checkPrompt(text, param);
   }
 
-  async *grpcGenerateStream(request: Record<string, unknown>, callInfo?: GrpcCallInfo): AsyncGenerator<unknown> {
-    const checked = this.#checkRequest(request);
-    const stream = this.downstream.stream[this.options.streamMethod ?? 'grpcGenerateStream']!(
-      checked,
-      ...(callInfo ? [callInfo] : []),
-    ) as AsyncIterable<StreamChunk>;
-    if (!this.filter.options.outputs) {
-      yield* stream;
-      return;
-    }
-    const redactors = new Map<number, StreamRedactor>();
-    for await (const chunk of stream) {
-      const index = chunk.index ?? 0;
-      let r = redactors.get(index);
-      if (!r) redactors.set(index, (r = new StreamRedactor(this.filter)));
-      if (r.blocked) continue; // that choice already ended with 'content_filter'
-      let text = r.push(chunk.text ?? '');
-      if (r.blocked) {
-        yield { ...chunk, text, token_ids: [], finished: true, finish_reason: 'content_filter' };
-        continue;
-      }
-      if (chunk.finished) {
-        text += r.end();
-        if (r.blocked) {
-          yield { ...chunk, text, finished: true, finish_reason: 'content_filter' };
-          continue;
-        }
-      }
-      yield { ...chunk, text };
-    }
+  protected outputFilter(): OutputFilter | null {
+    return this.#filter.options.outputs ? piiOutputFilter(this.#filter) : null;
   }
 
   /** Detections for a /metrics scrape (prom-client JSON, as every replica's collectMetrics). */
   async collectMetrics(): Promise<unknown[]> {
-    return this.registry.getMetricsAsJSON();
-  }
-
-  #checkRequest(request: Record<string, unknown>): Record<string, unknown> {
-    if (typeof request !== 'object' || request === null) throw new BadRequestError('the request must be an object');
-    try {
-      const out = { ...request };
-      if (typeof out.prompt === 'string') out.prompt = this.filter.checkPrompt(out.prompt, 'prompt');
-      if (Array.isArray(out.messages)) {
-        out.messages = out.messages.map((m: { content?: unknown }) =>
-          typeof m?.content === 'string' ? { ...m, content: this.filter.checkPrompt(m.content, 'messages') } : m,
-        );
-      }
-      return out;
-    } catch (err) {
-      // A refusal crosses to the caller as core's 400 (INVALID_ARGUMENT on gRPC) with the kinds, no values.
-      if (err instanceof PiiBlockedError) {
-        throw new BadRequestError(err.message, { code: err.code, param: err.param, kinds: err.kinds });
-      }
-      throw err;
-    }
-  }
-
-  #checkChoice(choice: Choice): Choice {
-    if (typeof choice?.text !== 'string') return choice;
-    const r = new StreamRedactor(this.filter);
-    const text = r.push(choice.text) + r.end();
-    return r.blocked ? { ...choice, text, finish_reason: 'content_filter' } : { ...choice, text };
+    return this.#registry.getMetricsAsJSON();
   }
 }
