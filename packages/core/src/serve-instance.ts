@@ -12,7 +12,8 @@ import { detectLocalResources, type NodeResources } from './controller/placement
 import { CheckpointStore, defaultCheckpointPath } from './controller/checkpoint.js';
 import { RouterSet } from './router/router-set.js';
 import { RuntimeEvents, type DeploymentStats, type RuntimeEventMap } from './runtime-events.js';
-import type { CallServer } from './actor/rpc-peer.js';
+import type { CallServer, IncomingCall } from './actor/rpc-peer.js';
+import { LinkBroker, type LinkStats } from './actor/link-broker.js';
 import type { AutoscalingPolicy } from './contract/autoscaling.js';
 import type { IngressTarget } from './ingress/ingress-target.js';
 import type { ReplicaMetrics, ServeStatus } from './contract/status.js';
@@ -56,6 +57,14 @@ export interface StartServeOptions {
    * Default: true.
    */
   prestartWorkers?: boolean;
+  /**
+   * Handle calls between replicas of this node go straight from the caller's replica to the callee's
+   * (a MessagePort between threads, a local socket when a process is involved; replica/direct-handles.ts),
+   * each replica routing with a router of its own fed by the replica sets pushed to it. Calls still
+   * relay through this process where no link can be made (replicas on other nodes), until the set has
+   * arrived, and when no linked replica is free (they queue here). false: every call relays. Default: true.
+   */
+  directLinks?: boolean;
 }
 
 /** What ServeInstance.apply() takes: the applications as they should now be. */
@@ -80,6 +89,10 @@ export class ServeInstance implements IngressTarget, AsyncDisposable {
   private shutdownPromise: Promise<void> | undefined;
   private readonly controller: Controller;
   private readonly routers: RouterSet;
+  /** Replica sets pushed to replicas for their direct links. */
+  private readonly links: LinkBroker;
+  /** Handle calls relayed through this process, by calling deployment ('app/deployment'). */
+  private readonly relayed = new Map<string, number>();
   private config: ServeConfig | undefined;
   /** The cluster head when options.cluster was given; await `cluster.listening` for its address. */
   readonly cluster: ClusterHead | undefined;
@@ -88,6 +101,11 @@ export class ServeInstance implements IngressTarget, AsyncDisposable {
     const config = typeof options.config === 'string' ? loadServeConfig(options.config) : options.config;
     this.config = config;
     const apps = withPrefixes(options.applications);
+    this.links = new LinkBroker({
+      enabled: options.directLinks !== false,
+      routing: (app, dep) => this.controller.apps.get(app)?.deployments.get(dep)?.spec.options.routing,
+      onRequest: (e) => this.events.emit('request', e),
+    });
     this.routers = new RouterSet(this.events, (app, dep) => {
       const spec = this.controller.apps.get(app)?.deployments.get(dep)?.spec;
       return (
@@ -109,8 +127,12 @@ export class ServeInstance implements IngressTarget, AsyncDisposable {
       events: this.events,
       autoscalingPolicy: options.autoscalingPolicy,
       prestartWorkers: options.prestartWorkers,
-      relay: (app, deployment) => this.relay(deployment),
-      publish: (app, dep, running, why) => this.routers.publish(app, dep, running, why),
+      relay: (app, deployment) => this.relay(app, deployment),
+      publish: (app, dep, running, why) => {
+        this.routers.publish(app, dep, running, why);
+        this.links.publish(app, dep, running, why);
+      },
+      onActor: (actor) => this.links.attach(actor),
       queued: (app, dep) => this.routers.queued(app, dep),
       checkpoint:
         options.checkpoint === false
@@ -348,19 +370,28 @@ export class ServeInstance implements IngressTarget, AsyncDisposable {
     };
   }
 
+  /**
+   * Direct links between replicas (see StartServeOptions.directLinks), and the handle calls relayed
+   * through this process instead, by calling deployment ('app/deployment').
+   */
+  linkStats(): LinkStats & { relayed: Record<string, number> } {
+    return { ...this.links.stats(), relayed: Object.fromEntries(this.relayed) };
+  }
+
   /** Serves the handle calls that replicas of `caller` relay to us. */
-  private relay(caller: string): CallServer {
+  private relay(app: string, caller: string): CallServer {
+    const key = `${app}/${caller}`;
+    const router = (call: IncomingCall) => {
+      this.relayed.set(key, (this.relayed.get(key) ?? 0) + 1);
+      return this.routers.get(caller, call.target!.app, call.target!.deployment);
+    };
     return {
       admit: () => null,
       release: () => {},
       unary: (call, signal) =>
-        this.routers
-          .get(caller, call.target!.app, call.target!.deployment)
-          .call(call.method, call.args, { requestId: call.requestId, signal, routingKey: call.routingKey }),
+        router(call).call(call.method, call.args, { requestId: call.requestId, signal, routingKey: call.routingKey }),
       stream: (call, signal) =>
-        this.routers
-          .get(caller, call.target!.app, call.target!.deployment)
-          .stream(call.method, call.args, { requestId: call.requestId, signal, routingKey: call.routingKey }),
+        router(call).stream(call.method, call.args, { requestId: call.requestId, signal, routingKey: call.routingKey }),
     };
   }
 

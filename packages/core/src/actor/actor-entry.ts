@@ -12,7 +12,7 @@ import type { ReplicaControl } from './actor-ref.js';
 
 const channel: Channel = isMainThread ? new IpcChannel(process) : new PortChannel(parentPort!);
 const replica = new Replica();
-const peer = new RpcPeer(channel, replica);
+const peer = new RpcPeer(channel, replica, (link) => replica.onLink(link));
 replica.attach(peer);
 const control: ReplicaControl = {
   initialize: (init) => replica.initialize(init),
@@ -22,10 +22,11 @@ const control: ReplicaControl = {
   collectMetrics: () => replica.collectMetrics(),
   drain: (timeoutMs) => replica.drain(timeoutMs),
   dispose: () => replica.dispose(),
+  listen: () => replica.listen(),
 };
 Comlink.expose(
   control,
-  comlinkEndpoint(channel, () => peer.flush()),
+  comlinkEndpoint(channel, () => replica.flush()),
 );
 // A child whose parent is gone must not linger (threads end with their process anyway).
 channel.onClose(() => process.exit(0));

@@ -6,7 +6,8 @@
 import * as Comlink from 'comlink';
 import { comlinkEndpoint, type Channel } from './channel.js';
 import { RpcPeer, type CallServer } from './rpc-peer.js';
-import type { ReplicaInit } from './protocol.js';
+import type { MessagePort } from 'node:worker_threads';
+import type { LinkMessage, ReplicaInit } from './protocol.js';
 import type { Cancellation } from './cancellation.js';
 import type { MethodKind } from '../contract/routes.js';
 
@@ -53,6 +54,19 @@ export interface ReplicaControl {
    * method throws (the error is written to stderr).
    */
   dispose(): Promise<void>;
+  /**
+   * Starts (once) the socket on which other replicas link to this one directly (socket-channel.ts);
+   * the parent hands its address and token only to the callers it links.
+   */
+  listen(): Promise<{ address: string; token: string }>;
+}
+
+/** The side channel between a replica and the link broker (link-broker.ts): direct links' set-up. */
+export interface ActorLinks {
+  /** `transfer`: the MessagePorts `link` carries (thread actors only). */
+  send(link: LinkMessage, transfer?: readonly MessagePort[]): boolean;
+  /** One listener: the link broker's. */
+  onMessage(listener: (link: LinkMessage) => void): void;
 }
 
 export interface ActorRef {
@@ -67,6 +81,8 @@ export interface ActorRef {
   /** Aborted (reason: the exit reason) when the actor is gone; listeners can be removed, unlike exited's. */
   readonly exitSignal: AbortSignal;
   readonly alive: boolean;
+  /** Direct links' side channel: thread and process actors of this node; absent for remote ones. */
+  readonly links?: ActorLinks;
   call(method: string, args: unknown[], opts: ActorCallOptions): Promise<unknown>;
   stream(method: string, args: unknown[], opts: ActorCallOptions): AsyncIterable<unknown>;
   cancel(requestId: string): void;
@@ -80,7 +96,9 @@ export class ChannelActor implements ActorRef {
   readonly exited: Promise<string>;
   readonly exitSignal: AbortSignal;
   alive = true;
+  readonly links: ActorLinks | undefined;
   private readonly peer: RpcPeer;
+  private linkListener: ((link: LinkMessage) => void) | undefined;
 
   constructor(
     readonly id: string,
@@ -90,7 +108,16 @@ export class ChannelActor implements ActorRef {
     server: CallServer,
     private readonly terminate: () => Promise<void>,
   ) {
-    this.peer = new RpcPeer(channel, server);
+    this.peer = new RpcPeer(channel, server, (link) => this.linkListener?.(link));
+    this.links =
+      kind === 'remote'
+        ? undefined
+        : {
+            send: (link, transfer) => this.peer.sendLink(link, transfer),
+            onMessage: (listener) => {
+              this.linkListener = listener;
+            },
+          };
     this.control = Comlink.wrap<ReplicaControl>(comlinkEndpoint(channel, () => this.peer.flush()));
     const exit = new AbortController();
     this.exitSignal = exit.signal;

@@ -12,9 +12,10 @@ export interface Channel {
   /**
    * Returns false when the other side is gone (the message was not sent). `msg` may also be a
    * PackedBatchMessage from the outbox (typed as a ProtocolMessage there): the receiving channel unpacks
-   * it before its listeners see it.
+   * it before its listeners see it. `transfer`: MessagePorts moved with the message (PortChannel only;
+   * other channels cannot carry them).
    */
-  send(msg: ProtocolMessage): boolean;
+  send(msg: ProtocolMessage, transfer?: readonly MessagePort[]): boolean;
   onMessage(listener: (msg: ProtocolMessage) => void): void;
   /** Called once when the other side is gone; reason is human-readable. */
   onClose(listener: (reason: string) => void): void;
@@ -48,21 +49,32 @@ export class BaseChannel {
 
 /** Parent side of a worker thread, or the worker's own parentPort. */
 export class PortChannel extends BaseChannel implements Channel {
-  constructor(private readonly port: Worker | MessagePort) {
+  /** `closeReason`: what a MessagePort's close reports (a Worker reports its exit). */
+  constructor(
+    private readonly port: Worker | MessagePort,
+    closeReason = 'port closed',
+  ) {
     super();
     port.on('message', (msg: ProtocolMessage) => this.deliver(msg));
     if ('threadId' in port && 'terminate' in port) {
       port.on('exit', (code: number) => this.close(`thread exited with code ${code}`));
       port.on('error', (err: Error) => this.close(`thread crashed: ${err.message}`));
     } else {
-      port.on('close', () => this.close('port closed'));
+      port.on('close', () => this.close(closeReason));
     }
   }
 
-  send(msg: ProtocolMessage): boolean {
+  send(msg: ProtocolMessage, transfer?: readonly MessagePort[]): boolean {
     if (this.closed) return false;
-    this.port.postMessage(msg);
+    if (transfer) this.port.postMessage(msg, transfer);
+    else this.port.postMessage(msg);
     return true;
+  }
+
+  /** Closes a MessagePort's side (the other side sees 'close'); a Worker's is closed by terminating it. */
+  shutdown(reason: string): void {
+    if (!('threadId' in this.port && 'terminate' in this.port)) (this.port as MessagePort).close();
+    this.close(reason);
   }
 }
 

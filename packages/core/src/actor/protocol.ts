@@ -1,14 +1,17 @@
 /**
  * Every message that crosses a thread or process boundary between the controller's process and a
- * replica. Both directions use the same data-plane messages: the parent calls replica methods, and a
- * replica calls other deployments through its handles, relayed by the parent (see handle.ts).
+ * replica, and between two replicas linked directly. Both directions use the same data-plane messages:
+ * the parent calls replica methods, and a replica calls other deployments through its handles, over a
+ * direct link to the callee's replica (replica/direct-handles.ts) or relayed by the parent (handle.ts).
  *
  * Ids are per sender: `call`/`stream-open` carry the caller's id; the answers (`accepted`, `rejected`,
  * `result`, `error`, `stream-item`, `stream-end`) refer to the receiver's own call; `credit` and `cancel`
  * refer to a call the receiver is serving. Control RPC (initialize, health, stats, drain) is comlink,
  * wrapped in `comlink` messages so that it shares the one channel.
  */
+import type { MessagePort } from 'node:worker_threads';
 import { errorClasses, FlotillaError, UserCodeError } from '../errors.js';
+import type { RequestEvent } from '../runtime-events.js';
 
 /** Which deployment a relayed handle call is for. */
 export interface HandleTarget {
@@ -54,7 +57,43 @@ export type ProtocolMessage =
   | { type: 'cancel'; id: number }
   | { type: 'comlink'; message: unknown }
   /** Several of the messages above, sent in one turn of the sender's event loop (outbox.ts), in order. */
-  | { type: 'batch'; messages: ProtocolMessage[] };
+  | { type: 'batch'; messages: ProtocolMessage[] }
+  /**
+   * Direct links between replicas, between a replica and the link broker of its parent (link-broker.ts);
+   * not a call. id is always 0, which names no call (ids start at 1), so code that routes messages by id
+   * (the cluster's actor bridge) passes it by.
+   */
+  | { type: 'link'; id: number; link: LinkMessage };
+
+/** How a caller replica reaches one callee replica without its parent. */
+export type LinkVia =
+  /** Both are worker threads of one process: this end of a MessageChannel whose other end the callee holds. */
+  | { kind: 'port'; port: MessagePort }
+  /** A child process on either side: the callee's socket (socket-channel.ts) and the token it asks for. */
+  | { kind: 'socket'; address: string; token: string };
+
+/** A callee replica in a pushed set; `via` only when the caller has no link to it yet. */
+export interface LinkedReplica {
+  id: string;
+  maxOngoing: number;
+  via?: LinkVia;
+}
+
+/**
+ * The replica-set push (Ray Serve's long-poll host, pushed on change instead of polled) and link set-up:
+ * - subscribe (replica → parent): the replica holds a handle to `target`; push its replica set.
+ * - replicas (parent → caller): the set now, or null: call through the parent (no replica, or one the
+ *   caller cannot reach directly, e.g. on another node, or the deployment is unavailable).
+ * - gone (parent → caller): that callee replica exited; close the link (its pending calls fail).
+ * - accept (parent → callee, thread to thread): serve calls arriving on `port` from replica `from`.
+ * - requests (caller → parent): request events of direct calls, for the parent's metrics.
+ */
+export type LinkMessage =
+  | { kind: 'subscribe'; target: HandleTarget }
+  | { kind: 'replicas'; target: HandleTarget; routing: 'pow2' | 'prefix-aware'; replicas: LinkedReplica[] | null }
+  | { kind: 'gone'; id: string }
+  | { kind: 'accept'; from: string; port: MessagePort }
+  | { kind: 'requests'; events: RequestEvent[] };
 
 /**
  * A batch whose string stream items travel as parallel arrays and one joined string (outbox.ts): the

@@ -9,6 +9,7 @@
  */
 import { ActorDiedError, FlotillaError, RequestCancelledError, UnavailableError } from '../errors.js';
 import { Cancellation, abortReason, abortSourceOf, offAbort, onAbort } from './cancellation.js';
+import type { MessagePort } from 'node:worker_threads';
 import type { Channel } from './channel.js';
 import { decodeBatch } from './batch-codec.js';
 import { Outbox, type OutboxStats } from './outbox.js';
@@ -18,6 +19,7 @@ import {
   type HandleTarget,
   type ProtocolMessage,
   type CallMessage,
+  type LinkMessage,
   type PackedBatchMessage,
   type StreamOpenMessage,
 } from './protocol.js';
@@ -92,9 +94,11 @@ export class RpcPeer {
   /** Every data-plane message leaves through here, so that one engine step's tokens cross as one message. */
   private readonly outbox: Outbox;
 
+  /** `onLink` receives the link messages that arrive (see LinkMessage); others ignore them. */
   constructor(
-    channel: Channel,
+    private readonly channel: Channel,
     private readonly server?: CallServer,
+    private readonly onLink?: (link: LinkMessage) => void,
   ) {
     this.outbox = new Outbox(channel);
     channel.onMessage((msg) => this.onMessage(msg));
@@ -219,6 +223,16 @@ export class RpcPeer {
     }
   }
 
+  /** Sends a link message now, with the MessagePorts it carries (which only a PortChannel can move). */
+  sendLink(link: LinkMessage, transfer?: readonly MessagePort[]): boolean {
+    return this.channel.send({ type: 'link', id: 0, link }, transfer);
+  }
+
+  /** Sends a link message with the next data-plane traffic, or soon (Outbox.ride). */
+  rideLink(link: LinkMessage, onTaken?: () => void): void {
+    this.outbox.ride({ type: 'link', id: 0, link }, onTaken);
+  }
+
   /** Cancels every outgoing call of a request (ActorRef.cancel). */
   cancelRequest(requestId: string): void {
     for (const [id, entry] of this.outgoing) {
@@ -269,6 +283,8 @@ export class RpcPeer {
       }
       case 'comlink':
         return;
+      case 'link':
+        return this.onLink?.(msg.link);
       case 'batch':
         for (const m of msg.messages) this.onMessage(m);
         return;

@@ -39,6 +39,8 @@ export interface ControllerOptions {
   remote?: RemoteActorFactory;
   /** Warm worker threads while an upscale waits out its delay (warm-pool.ts). Default: true. */
   prestartWorkers?: boolean;
+  /** Called with every replica actor started here (not re-adopted ones), e.g. to set up direct links. Default: none. */
+  onActor?(actor: ActorRef): void;
 }
 
 export interface RemoteActorFactory {
@@ -217,6 +219,12 @@ export class Controller {
   }
 
   private createActor(spec: DeploymentSpec, id: string, alloc: Allocation): ActorRef {
+    const actor = this.startActor(spec, id, alloc);
+    this.options.onActor?.(actor);
+    return actor;
+  }
+
+  private startActor(spec: DeploymentSpec, id: string, alloc: Allocation): ActorRef {
     const server = this.options.relay(spec.app, spec.name);
     if (alloc.nodeId !== undefined && this.options.remote)
       return this.options.remote.createActor(spec, id, alloc, server);

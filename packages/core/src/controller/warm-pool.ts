@@ -114,6 +114,7 @@ function renamed(actor: ActorRef, id: string): ActorRef {
     control: actor.control as Comlink.Remote<ReplicaControl>,
     exited: actor.exited,
     exitSignal: actor.exitSignal,
+    links: actor.links,
     call: (method: string, args: unknown[], opts: ActorCallOptions) => actor.call(method, args, opts),
     stream: (method: string, args: unknown[], opts: ActorCallOptions) => actor.stream(method, args, opts),
     cancel: (requestId: string) => actor.cancel(requestId),

@@ -6,14 +6,17 @@
 import { pathToFileURL } from 'node:url';
 import { findRegisteredDeployment } from '../deployment.js';
 import { takeBatchSizes } from '../batch.js';
-import { createHandle, isHandleDescriptor, type HandleBackend } from '../handle.js';
+import { createHandle, isHandleDescriptor } from '../handle.js';
 import { getRequestContext, setReplicaContext, type RequestContext } from '../request-context.js';
 import { UserCallable } from './user-callable.js';
 import { TaskPool } from './task-pool.js';
-import type { CallServer, IncomingCall, RpcPeer } from '../actor/rpc-peer.js';
+import { DirectHandles } from './direct-handles.js';
+import { RpcPeer, type CallServer, type IncomingCall } from '../actor/rpc-peer.js';
+import { PortChannel, type Channel } from '../actor/channel.js';
+import { listenForLinks, type LinkListener } from '../actor/socket-channel.js';
 import { Cancellation } from '../actor/cancellation.js';
 import type { ReplicaControl, ReplicaInfo, ReplicaStats } from '../actor/actor-ref.js';
-import type { ReplicaInit } from '../actor/protocol.js';
+import type { LinkMessage, ReplicaInit } from '../actor/protocol.js';
 
 export class Replica implements CallServer, ReplicaControl {
   /** Calls' AbortSignals are built only when user code reads ctx.signal (see actor/cancellation.ts). */
@@ -25,10 +28,41 @@ export class Replica implements CallServer, ReplicaControl {
   private drained: (() => void) | undefined;
   private peer: RpcPeer | undefined;
   private disposed: Promise<void> | undefined;
+  /** Our handles' calls: direct to the callees' replicas where linked, else relayed by the parent. */
+  private direct: DirectHandles | undefined;
+  /** Peers of the callers linked to us directly (their calls count against maxOngoingRequests too). */
+  private readonly linked = new Set<RpcPeer>();
+  private listener: Promise<LinkListener> | undefined;
 
-  /** The peer carries both our answers and our own handle calls (relayed by the parent). */
+  /** The peer to the parent: our answers to its calls, our handle calls it relays, link messages. */
   attach(peer: RpcPeer): void {
     this.peer = peer;
+  }
+
+  /** A link message from the parent (LinkMessage): a caller's port to serve, or our callees' sets. */
+  onLink(link: LinkMessage): void {
+    if (link.kind === 'accept') this.acceptLink(new PortChannel(link.port, `link from replica ${link.from} closed`));
+    else this.direct?.onLink(link);
+  }
+
+  /** Starts the socket other replicas link to (once); the parent passes its address on to callers. */
+  async listen(): Promise<{ address: string; token: string }> {
+    this.listener ??= listenForLinks(`link to replica ${this.init?.replicaId}`, (channel) => this.acceptLink(channel));
+    const { address, token } = await this.listener;
+    return { address, token };
+  }
+
+  /** Sends every peer's held messages (before a control answer, which must not overtake results). */
+  flush(): void {
+    this.peer?.flush();
+    for (const p of this.linked) p.flush();
+  }
+
+  /** Serves the calls of a caller replica linked to us directly, as if they came from the parent. */
+  private acceptLink(channel: Channel): void {
+    const peer = new RpcPeer(channel, this);
+    this.linked.add(peer);
+    channel.onClose(() => this.linked.delete(peer));
   }
 
   async initialize(init: ReplicaInit): Promise<ReplicaInfo> {
@@ -109,6 +143,8 @@ export class Replica implements CallServer, ReplicaControl {
   dispose(): Promise<void> {
     this.draining = true;
     this.disposed ??= (async () => {
+      // No new links; those open stay until the actor ends (their calls were drained).
+      void this.listener?.then((l) => l.close()).catch(() => undefined);
       try {
         await this.callable?.dispose();
       } catch (err) {
@@ -150,11 +186,9 @@ export class Replica implements CallServer, ReplicaControl {
 
   private rebuildHandles(value: unknown): unknown {
     if (isHandleDescriptor(value)) {
-      const backend: HandleBackend = {
-        call: (target, method, args, opts) => this.peer!.call(method, args, { ...opts, target }),
-        stream: (target, method, args, opts) => this.peer!.stream(method, args, { ...opts, target }),
-      };
-      return createHandle(value.$flotillaHandle, backend, {}, () => getRequestContext());
+      this.direct ??= new DirectHandles(this.peer!);
+      this.direct.subscribe(value.$flotillaHandle);
+      return createHandle(value.$flotillaHandle, this.direct, {}, () => getRequestContext());
     }
     if (Array.isArray(value)) return value.map((v) => this.rebuildHandles(v));
     if (typeof value === 'object' && value !== null && Object.getPrototypeOf(value) === Object.prototype) {
