@@ -37,7 +37,7 @@ describe('@deployment', () => {
       name: 'X',
       numReplicas: 1,
       maxOngoingRequests: 5,
-      maxQueuedRequests: -1,
+      maxQueuedRequests: 100,
       routing: 'pow2',
       autoscaling: undefined,
       resources: { cpus: 0, gpus: 0, memoryMb: 0 },
@@ -83,6 +83,15 @@ describe('@deployment', () => {
     expect(bad({ numReplicas: 'many' })).toThrow(DeploymentConfigError);
     expect(bad({ autoscaling: { upscaleDelay: 1 } })).toThrow(/unknown autoscaling option 'upscaleDelay'/);
     expect(() => validateDeploymentOptions({ maxQueuedRequests: -1 }, 'x')).not.toThrow();
+    // Shedding by default: 2 x maxOngoingRequests x starting replicas, at least 100; -1 stays unbounded.
+    const queued = (o: Parameters<typeof validateDeploymentOptions>[0]) =>
+      resolveDeploymentOptions('X', [o], 'X').maxQueuedRequests;
+    expect(queued({ maxOngoingRequests: 16 })).toBe(100);
+    expect(queued({ maxOngoingRequests: 256 })).toBe(512);
+    expect(queued({ maxOngoingRequests: 30, numReplicas: 3 })).toBe(180);
+    expect(queued({ maxOngoingRequests: 30, autoscaling: { minReplicas: 0, initialReplicas: 0 } })).toBe(100);
+    expect(queued({ maxOngoingRequests: 30, autoscaling: { initialReplicas: 4, maxReplicas: 8 } })).toBe(240);
+    expect(queued({ maxOngoingRequests: 30, maxQueuedRequests: -1 })).toBe(-1);
     expect(() => validateDeploymentOptions({ maxQueuedRequests: -2 }, 'x')).toThrow(/or -1/);
   });
 });

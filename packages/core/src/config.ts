@@ -3,8 +3,10 @@
  *
  * The config file follows Ray Serve's serve config (YAML or JSON; snake_case or camelCase keys):
  *
- *   http_options: { host: 127.0.0.1, port: 8000 }
+ *   http_options: { host: 127.0.0.1, port: 8000, max_connections: 1024, body_timeout_ms: 30000, ... }
  *   grpc_options: { port: 9000 }
+ *   tls: { cert: server.pem, key: server-key.pem }          # both proxies (or http_options.tls / grpc_options.tls)
+ *   auth: { api_key_file: keys.txt, admin_key_file: admin.txt, metrics_key_file: metrics.txt }
  *   applications:
  *     - name: default
  *       route_prefix: /
@@ -40,11 +42,59 @@ export interface ApplicationConfig {
   deployments?: DeploymentConfigEntry[];
 }
 
+/** A certificate and key, as paths of PEM files (relative to the working directory). */
+export interface TlsFiles {
+  cert: string;
+  key: string;
+}
+
+/** The HTTP proxy's options a config file may set (see HttpProxyOptions and HttpConnectionLimits). */
+export interface HttpConfigOptions {
+  host?: string;
+  port?: number;
+  tls?: TlsFiles;
+  requestTimeoutMs?: number;
+  bodyLimitBytes?: number;
+  headersTimeoutMs?: number;
+  bodyTimeoutMs?: number;
+  keepAliveTimeoutMs?: number;
+  maxConnections?: number;
+  maxRequestsPerSocket?: number;
+}
+
+export interface GrpcConfigOptions {
+  port?: number;
+  tls?: TlsFiles;
+  maxConnectionIdleMs?: number;
+}
+
+/** Key files for both proxies (one key per line, '#' comments; see ingress/ingress-keys.ts). */
+export interface AuthConfig {
+  apiKeyFile?: string;
+  adminKeyFile?: string;
+  metricsKeyFile?: string;
+}
+
 export interface ServeConfig {
-  httpOptions?: { host?: string; port?: number };
-  grpcOptions?: { port?: number };
+  httpOptions?: HttpConfigOptions;
+  grpcOptions?: GrpcConfigOptions;
+  /** TLS for both proxies (http_options.tls / grpc_options.tls win for their own). */
+  tls?: TlsFiles;
+  auth?: AuthConfig;
   applications: ApplicationConfig[];
 }
+
+const HTTP_CONFIG_NUMBERS = [
+  'port',
+  'requestTimeoutMs',
+  'bodyLimitBytes',
+  'headersTimeoutMs',
+  'bodyTimeoutMs',
+  'keepAliveTimeoutMs',
+  'maxConnections',
+  'maxRequestsPerSocket',
+] as const;
+const GRPC_CONFIG_NUMBERS = ['port', 'maxConnectionIdleMs'] as const;
 
 const OPTION_KEYS = new Set([
   'name',
@@ -193,11 +243,14 @@ export function resolveDeploymentOptions(
   }
   const auto = o.numReplicas === 'auto' || o.autoscaling !== undefined;
   const autoscaling = auto ? resolveAutoscaling(o.autoscaling ?? {}, o.numReplicas === 'auto', where) : undefined;
+  const numReplicas = o.numReplicas ?? (autoscaling ? 'auto' : 1);
+  const maxOngoingRequests = o.maxOngoingRequests ?? 5;
+  const startingReplicas = typeof numReplicas === 'number' ? numReplicas : (autoscaling?.initialReplicas ?? 1);
   return {
     name,
-    numReplicas: o.numReplicas ?? (autoscaling ? 'auto' : 1),
-    maxOngoingRequests: o.maxOngoingRequests ?? 5,
-    maxQueuedRequests: o.maxQueuedRequests ?? -1,
+    numReplicas,
+    maxOngoingRequests,
+    maxQueuedRequests: o.maxQueuedRequests ?? defaultMaxQueuedRequests(maxOngoingRequests, startingReplicas),
     routing: o.routing ?? 'pow2',
     autoscaling,
     resources: { cpus: o.resources?.cpus ?? 0, gpus: o.resources?.gpus ?? 0, memoryMb: o.resources?.memoryMb ?? 0 },
@@ -209,6 +262,21 @@ export function resolveDeploymentOptions(
     maxConstructorRetries: o.maxConstructorRetries ?? 3,
     userConfig: o.userConfig,
   };
+}
+
+/** At least this many requests may queue in each caller by default (see defaultMaxQueuedRequests). */
+export const MIN_DEFAULT_QUEUED_REQUESTS = 100;
+
+/**
+ * The default maxQueuedRequests: twice what the deployment runs at once with the replicas it starts with
+ * (2 x maxOngoingRequests x replicas), and never under 100. Twice the capacity absorbs a burst (the queue
+ * drains in about two service times), while a sustained overload is refused at once with 503 + Retry-After
+ * (HTTP) or RESOURCE_EXHAUSTED + retry-after (gRPC) instead of growing a queue whose requests would time
+ * out anyway. The floor of 100 keeps room for a burst at a deployment scaled to zero or with one small
+ * replica (and for the autoscaler to see the queue). Fixed at deploy time: it does not follow autoscaling.
+ */
+export function defaultMaxQueuedRequests(maxOngoingRequests: number, replicas: number): number {
+  return Math.max(MIN_DEFAULT_QUEUED_REQUESTS, 2 * maxOngoingRequests * Math.max(1, replicas));
 }
 
 function resolveAutoscaling(a: AutoscalingOptions, isAuto: boolean, where: string): ResolvedAutoscaling {
@@ -262,6 +330,7 @@ export function parseServeConfig(text: string, source = 'config'): ServeConfig {
   if (typeof config !== 'object' || config === null || !Array.isArray(config.applications)) {
     fail(source, "expected an object with an 'applications' list");
   }
+  validateProxyOptions(config, source);
   config.applications.forEach((app, i) => {
     if (typeof app?.name !== 'string') fail(`${source}: applications[${i}]`, 'name is required');
     for (const [j, dep] of (app.deployments ?? []).entries()) {
@@ -272,6 +341,41 @@ export function parseServeConfig(text: string, source = 'config'): ServeConfig {
     }
   });
   return config;
+}
+
+/** The proxy sections: known keys, numbers where numbers go, tls with both files, auth with file paths. */
+function validateProxyOptions(config: ServeConfig, source: string): void {
+  const section = (name: string, value: unknown): value is Record<string, unknown> => {
+    if (value === undefined) return false;
+    if (typeof value !== 'object' || value === null || Array.isArray(value)) fail(source, `${name} must be an object`);
+    return true;
+  };
+  const tls = (where: string, value: unknown) => {
+    if (!section(where, value)) return;
+    checkKeys(source, value, ['cert', 'key'], `${where} key`);
+    for (const k of ['cert', 'key'])
+      if (typeof value[k] !== 'string' || value[k] === '') fail(source, `${where}.${k} must be the path of a PEM file`);
+  };
+  const http = config.httpOptions;
+  if (section('http_options', http)) {
+    checkKeys(source, http, ['host', 'tls', ...HTTP_CONFIG_NUMBERS], 'http_options key');
+    if (http.host !== undefined && typeof http.host !== 'string') fail(source, 'http_options.host must be a string');
+    for (const k of HTTP_CONFIG_NUMBERS) checkNumber(source, `http_options.${k}`, http[k], { int: true });
+    tls('http_options.tls', http.tls);
+  }
+  const grpc = config.grpcOptions;
+  if (section('grpc_options', grpc)) {
+    checkKeys(source, grpc, ['tls', ...GRPC_CONFIG_NUMBERS], 'grpc_options key');
+    for (const k of GRPC_CONFIG_NUMBERS) checkNumber(source, `grpc_options.${k}`, grpc[k], { int: true });
+    tls('grpc_options.tls', grpc.tls);
+  }
+  tls('tls', config.tls);
+  if (section('auth', config.auth)) {
+    const auth = config.auth as Record<string, unknown>;
+    checkKeys(source, auth, ['apiKeyFile', 'adminKeyFile', 'metricsKeyFile'], 'auth key');
+    for (const [k, v] of Object.entries(auth))
+      if (typeof v !== 'string' || v === '') fail(source, `auth.${k} must be the path of a key file`);
+  }
 }
 
 export function loadServeConfig(file: string): ServeConfig {

@@ -52,6 +52,11 @@ export class UnauthenticatedError extends FlotillaError {
 }
 /** The caller cancelled (client disconnect, AbortSignal, breaking out of a stream). */
 export class RequestCancelledError extends FlotillaError {
+/** The caller's key is valid but may not do this (e.g. an API key on an admin route). */
+export class ForbiddenError extends FlotillaError {
+  override readonly code = 'FORBIDDEN';
+  override readonly httpStatus = 403;
+}
   override readonly code = 'CANCELLED';
   override readonly httpStatus = 499;
 }
@@ -88,6 +93,7 @@ export const errorClasses = {
   UnauthenticatedError,
   RequestCancelledError,
   ActorDiedError,
+  ForbiddenError,
   DeploymentConfigError,
   UserCodeError,
   ClusterError,

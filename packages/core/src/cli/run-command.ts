@@ -8,6 +8,9 @@ import type { Application } from '../application.js';
 import { loadServeConfig, type ServeConfig } from '../config.js';
 import { Ingress } from '../ingress/ingress.js';
 import { grpcServicesOf, type GrpcServiceBinding } from '../ingress/grpc-services.js';
+import { declaredKeysOf } from '../ingress/declared-keys.js';
+import type { IngressKeys } from '../ingress/ingress-keys.js';
+import { ingressSecurity, type IngressCliOptions } from './ingress-options.js';
 import { loadApplication, parseAppSpec, parseKeyValues } from './app-loader.js';
 import { renderBanner } from './banner.js';
 import { CliError, causeOf } from './cli-error.js';
@@ -15,7 +18,7 @@ import { startRuntime, type RuntimeInstance, type StartRuntimeOptions } from './
 import { acceptDeploys, redeployFromCheckpoint } from './deploy-command.js';
 import { clusterHeadSecurity, type ClusterHeadCliOptions } from './cluster-options.js';
 
-export interface RunOptions extends ClusterHeadCliOptions {
+export interface RunOptions extends ClusterHeadCliOptions, IngressCliOptions {
   host?: string;
   port?: number;
   grpcPort?: number;
@@ -47,6 +50,7 @@ export async function runCommand(target: string | undefined, words: string[], op
   const name = opts.name ?? config?.applications[0]?.name ?? (spec.exportName === 'app' ? 'default' : spec.exportName);
   const routePrefix = opts.routePrefix ?? config?.applications.find((a) => a.name === name)?.routePrefix ?? '/';
   const grpcServices = opts.grpc === false ? [] : declaredServices(spec.given, name, app);
+  const declaredKeys = appKeys(spec.given, name, app);
   const cluster =
     opts.clusterPort === undefined
       ? undefined
@@ -61,7 +65,7 @@ export async function runCommand(target: string | undefined, words: string[], op
     acceptDeploys(instance);
     await redeployFromCheckpoint(instance, (line) => process.stdout.write(`[flotilla head] ${line}\n`));
   }
-  await serveUntilStopped(instance, opts, config, grpcServices, target);
+  await serveUntilStopped(instance, opts, config, grpcServices, target, declaredKeys);
 }
 
 /**
@@ -74,33 +78,46 @@ export async function serveUntilStopped(
   config: ServeConfig | undefined,
   grpcServices: GrpcServiceBinding[],
   source: string,
+  declaredKeys: IngressKeys = {},
 ): Promise<Ingress> {
   let ingress!: Ingress;
   let stopping: Promise<void> | undefined;
   const stop = (why: string): Promise<void> =>
     (stopping ??= gracefulStop(why, ingress, instance, opts.drainTimeout ?? DEFAULT_DRAIN_TIMEOUT_MS));
   try {
+    const security = ingressSecurity(opts, config, declaredKeys);
     ingress = await Ingress.start(instance, {
       http: {
+        ...config?.httpOptions,
         host: opts.host ?? config?.httpOptions?.host,
         port: opts.port ?? config?.httpOptions?.port,
-        requestTimeoutMs: opts.requestTimeout,
-        bodyLimitBytes: opts.bodyLimit,
+        requestTimeoutMs: opts.requestTimeout ?? config?.httpOptions?.requestTimeoutMs,
+        bodyLimitBytes: opts.bodyLimit ?? config?.httpOptions?.bodyLimitBytes,
+        maxConnections: opts.maxConnections ?? config?.httpOptions?.maxConnections,
+        tls: security.httpTls,
         onShutdown: () => void stop('POST /-/shutdown'),
       },
       grpc:
         opts.grpc === false
           ? false
-          : { host: opts.host ?? config?.httpOptions?.host, port: opts.grpcPort ?? config?.grpcOptions?.port },
+          : {
+              ...config?.grpcOptions,
+              host: opts.host ?? config?.httpOptions?.host,
+              port: opts.grpcPort ?? config?.grpcOptions?.port,
+              tls: security.grpcTls,
+            },
+      keys: security.keys,
       grpcServices,
       events: instance.events,
     });
   } catch (err) {
     await instance.shutdown().catch(() => {});
+    if (err instanceof CliError) throw err;
     throw new CliError(
       `Could not start the proxies: ${causeOf(err)}`,
       'If a port is taken, pick others with --port / --grpc-port (or stop the other instance with `serve shutdown`); ' +
-        'if a declared gRPC service failed to load, fix its protoPath or service name.',
+        'if a declared gRPC service failed to load, fix its protoPath or service name; ' +
+        'if a TLS file or a key is named above, fix it (keys: at least 8 characters, no spaces).',
     );
   }
   instance.endpoints.http = ingress.http?.url;
@@ -126,6 +143,17 @@ export function loadConfig(file: string): ServeConfig {
     throw new CliError(
       `Bad config file: ${causeOf(err)}`,
       'Fix the option named above; the format is in README.md ("Config file").',
+    );
+  }
+}
+
+function appKeys(file: string, name: string, app: Application): IngressKeys {
+  try {
+    return declaredKeysOf(name, app);
+  } catch (err) {
+    throw new CliError(
+      `${file}: ${causeOf(err)}`,
+      'Fix the keys given to the application (at least 8 characters each, no spaces).',
     );
   }
 }

@@ -52,7 +52,14 @@ export interface DeploymentOptions {
    * 'prefix-aware' and no static routingKey fails with DeploymentConfigError. Default: 'pow2'.
    */
   routing?: 'pow2' | 'prefix-aware';
-  /** Requests each caller (proxy or handle) queues for this deployment before failing with BackPressureError; -1 is unbounded. Default: -1. */
+  /**
+   * Requests each caller (a proxy, or the handles of one calling deployment) queues for this deployment
+   * when every replica is at maxOngoingRequests; the next one fails at once with BackPressureError, which
+   * the proxies answer with 503 + Retry-After (HTTP) or RESOURCE_EXHAUSTED + retry-after metadata (gRPC).
+   * -1 is unbounded. Default: 2 x maxOngoingRequests x the replicas it starts with (numReplicas, or
+   * autoscaling.initialReplicas), at least 100 (config.ts defaultMaxQueuedRequests): a burst of about two
+   * rounds of the deployment's capacity waits, a sustained overload is shed instead of queued without end.
+   */
   maxQueuedRequests?: number;
   /** Autoscaling bounds and timing, used when numReplicas is 'auto' or this is given. Default: none (fixed numReplicas). */
   autoscaling?: AutoscalingOptions;

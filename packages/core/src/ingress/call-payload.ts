@@ -3,9 +3,12 @@
  * an empty payload is no argument, a JSON array spreads as the arguments, anything else is the single argument.
  */
 import { BadRequestError } from '../errors.js';
+import { exceedsJsonDepth, tooDeepMessage } from './json-depth.js';
 
+/** Parses a JSON body or payload; BadRequestError when it does not parse or nests too deeply (json-depth.ts). */
 export function parseJsonPayload(text: string | undefined): unknown {
   if (text === undefined || text.trim() === '') return undefined;
+  if (exceedsJsonDepth(text)) throw new BadRequestError(tooDeepMessage(), { reason: 'json_too_deep' });
   try {
     return JSON.parse(text);
   } catch (err) {

@@ -1,6 +1,7 @@
 /**
- * The plumbing every gRPC handler shares: request id, deadline and cancellation (one RequestScope whose
- * signal goes down in CallOptions), metrics, and mapping errors to gRPC status codes.
+ * The plumbing every gRPC handler shares: the key check (`authorization` metadata, ingress-keys.ts),
+ * request id, deadline and cancellation (one RequestScope whose signal goes down in CallOptions), metrics,
+ * and mapping errors to gRPC status codes.
  */
 import { randomUUID } from 'node:crypto';
 import { once } from 'node:events';
@@ -16,6 +17,8 @@ import type { FlotillaMetrics, RequestLabels } from '../observability/metrics.js
 import { acceptRequestId } from './call-payload.js';
 import { grpcStatusOf, mapError } from './error-mapping.js';
 import type { IngressTarget } from './ingress-target.js';
+import type { Access, KeyRing } from './ingress-keys.js';
+import type { RequestAuth } from '../contract/routes.js';
 import { RequestScope } from './request-scope.js';
 import { closeIterator } from './stream-writer.js';
 
@@ -23,6 +26,48 @@ export interface GrpcContext {
   target: IngressTarget;
   metrics: FlotillaMetrics;
   isDraining(): boolean;
+  /** The proxy's keys (none: nothing is checked). */
+  keys: KeyRing;
+}
+
+/** What a call needs (default: an API key) and where else its key may travel. */
+export interface GrpcCallNeeds {
+  access?: Access;
+  /**
+   * The key carried in the request message itself (e.g. llm.proto's `api_key`), used when the call has no
+   * `authorization` metadata. Default: none.
+   */
+  keyInRequest?: (request: unknown) => string | undefined;
+  /** The client's own request id (Serve's `request_id` field), else the metadata's. */
+  requestId?: string;
+}
+
+/**
+ * The key check for one call: `authorization: Bearer KEY` metadata, else the request's own key field.
+ * Returns who was let in (undefined without keys); throws UnauthenticatedError / ForbiddenError.
+ */
+export function authorizeCall(
+  keys: KeyRing,
+  call: { metadata: Metadata; request?: unknown },
+  what: string,
+  needs: GrpcCallNeeds = {},
+): RequestAuth | undefined {
+  if (!keys.enabled) return undefined;
+  const fromMetadata = call.metadata.get('authorization')[0];
+  let authorization = typeof fromMetadata === 'string' ? fromMetadata : undefined;
+  if (!authorization && needs.keyInRequest) {
+    const key = needs.keyInRequest(call.request);
+    if (key) authorization = `Bearer ${key}`;
+  }
+  const verdict = keys.check(authorization, needs.access ?? 'app', what);
+  if (!verdict.ok) throw verdict.error;
+  return verdict.auth;
+}
+
+/** The address part of a grpc-js peer ('127.0.0.1:50412', '[::1]:50412', 'ipv4:10.0.0.1:1'). */
+export function peerAddress(peer: string): string {
+  const m = /^(?:ipv[46]:)?\[?([^\]]*?)\]?(?::\d+)?$/.exec(peer);
+  return m?.[1] || peer;
 }
 
 type AnyCall = ServerUnaryCall<any, any> | ServerWritableStream<any, any>;
@@ -52,14 +97,15 @@ export async function runUnary(
   call: ServerUnaryCall<any, any>,
   callback: sendUnaryData<any>,
   labels: MutableLabels,
-  invoke: (scope: RequestScope) => Promise<unknown>,
-  requestId?: string,
+  invoke: (scope: RequestScope, auth: RequestAuth | undefined) => Promise<unknown>,
+  needs: GrpcCallNeeds = {},
 ): Promise<void> {
-  const scope = openScope(call, requestId);
+  const scope = openScope(call, needs.requestId);
   const finish = ctx.metrics.startRequest(liveLabels(labels));
   try {
+    const auth = authorizeCall(ctx.keys, call, labels.route, needs);
     if (ctx.isDraining()) throw drainingError();
-    const reply = await scope.race(invoke(scope));
+    const reply = await scope.race(invoke(scope, auth));
     callback(null, reply);
     finish('OK');
   } catch (err) {
@@ -75,16 +121,17 @@ export async function runStream(
   ctx: GrpcContext,
   call: ServerWritableStream<any, any>,
   labels: MutableLabels,
-  open: (scope: RequestScope) => AsyncIterable<unknown>,
+  open: (scope: RequestScope, auth: RequestAuth | undefined) => AsyncIterable<unknown>,
   encode: (item: unknown, scope: RequestScope) => unknown,
-  requestId?: string,
+  needs: GrpcCallNeeds = {},
 ): Promise<void> {
-  const scope = openScope(call, requestId);
+  const scope = openScope(call, needs.requestId);
   const finish = ctx.metrics.startRequest(liveLabels(labels));
   let iterator: AsyncIterator<unknown> | undefined;
   try {
+    const auth = authorizeCall(ctx.keys, call, labels.route, needs);
     if (ctx.isDraining()) throw drainingError();
-    iterator = open(scope)[Symbol.asyncIterator]();
+    iterator = open(scope, auth)[Symbol.asyncIterator]();
     // Unlike HTTP's proxy timeout, a gRPC deadline is the client's own bound on the whole call: keep it.
     for (;;) {
       const next = await scope.race(iterator.next());

@@ -1,7 +1,9 @@
 /**
  * The gRPC proxy (@grpc/grpc-js + proto-loader): protos/serve.proto's Serve service reaches any method of
  * any deployment, unary (Call) or server-streaming (Stream), with JSON payloads. Deployments can also be
- * served under their own proto services (see grpc-services.ts and `addService`).
+ * served under their own proto services (see grpc-services.ts and `addService`). TLS when given `tls`;
+ * with keys (apiKeys, adminKeys, metricsKeys) every call but Healthz needs `authorization: Bearer KEY`
+ * metadata: ListApplications an admin or metrics key, everything else an API or admin key.
  */
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -10,10 +12,20 @@ import * as protoLoader from '@grpc/proto-loader';
 import { BadRequestError, NotFoundError } from '../errors.js';
 import { FlotillaMetrics } from '../observability/metrics.js';
 import { parseJsonPayload, toCallArgs } from './call-payload.js';
-import { runStream, runUnary, type GrpcContext, type MutableLabels } from './grpc-call.js';
+import {
+  authorizeCall,
+  peerAddress,
+  runStream,
+  runUnary,
+  toServiceError,
+  type GrpcContext,
+  type MutableLabels,
+} from './grpc-call.js';
 import { bindService, type GrpcServiceBinding } from './grpc-services.js';
+import { KeyRing, type IngressKeys } from './ingress-keys.js';
 import type { IngressTarget } from './ingress-target.js';
-import type { RouteInfo } from '../contract/routes.js';
+import type { HttpRequestLike, RequestAuth, RouteInfo } from '../contract/routes.js';
+import { loadTls, type TlsOptions } from './tls.js';
 
 export const SERVE_PROTO_PATH = path.resolve(
   path.dirname(fileURLToPath(import.meta.url)),
@@ -21,7 +33,7 @@ export const SERVE_PROTO_PATH = path.resolve(
 );
 const SERVICE_PATH = '/flotilla.serve.v1.Serve';
 
-export interface GrpcProxyOptions {
+export interface GrpcProxyOptions extends IngressKeys {
   /** Interface to listen on. Default: '127.0.0.1'. */
   host?: string;
   /** Port to listen on; 0 picks a free one. Default: 9000. */
@@ -32,9 +44,21 @@ export interface GrpcProxyOptions {
   metrics?: FlotillaMetrics;
   /** Deployment-defined proto services to serve beside Serve. Default: none. */
   services?: GrpcServiceBinding[];
+  /** Serve TLS (grpcs) with this certificate and key. Default: none (plaintext). */
+  tls?: TlsOptions;
+  /**
+   * A connection with no call in flight for this long is closed (GOAWAY; clients reconnect on their next
+   * call). Default: 30000 ms.
+   */
+  maxConnectionIdleMs?: number;
 }
 
-export const GRPC_DEFAULTS = { host: '127.0.0.1', port: 9000, maxReceiveMessageBytes: 4 * 1024 * 1024 } as const;
+export const GRPC_DEFAULTS = {
+  host: '127.0.0.1',
+  port: 9000,
+  maxReceiveMessageBytes: 4 * 1024 * 1024,
+  maxConnectionIdleMs: 30_000,
+} as const;
 
 interface CallRequest {
   application: string;
@@ -50,6 +74,7 @@ export class GrpcProxy implements AsyncDisposable {
   private readonly ctx: GrpcContext;
   private draining = false;
   private boundAddress = '';
+  private readonly credentials: grpc.ServerCredentials;
 
   private constructor(
     private readonly target: IngressTarget,
@@ -58,8 +83,18 @@ export class GrpcProxy implements AsyncDisposable {
     this.metrics = options.metrics ?? new FlotillaMetrics({ status: () => target.status() });
     this.server = new grpc.Server({
       'grpc.max_receive_message_length': options.maxReceiveMessageBytes ?? GRPC_DEFAULTS.maxReceiveMessageBytes,
+      'grpc.max_connection_idle_ms': options.maxConnectionIdleMs ?? GRPC_DEFAULTS.maxConnectionIdleMs,
     });
-    this.ctx = { target, metrics: this.metrics, isDraining: () => this.draining || target.draining };
+    const tls = options.tls ? loadTls(options.tls) : undefined;
+    this.credentials = tls
+      ? grpc.ServerCredentials.createSsl(null, [{ cert_chain: tls.cert, private_key: tls.key }], false)
+      : grpc.ServerCredentials.createInsecure();
+    this.ctx = {
+      target,
+      metrics: this.metrics,
+      isDraining: () => this.draining || target.draining,
+      keys: new KeyRing(options),
+    };
   }
 
   static async start(target: IngressTarget, options: GrpcProxyOptions = {}): Promise<GrpcProxy> {
@@ -70,7 +105,7 @@ export class GrpcProxy implements AsyncDisposable {
     const port = await new Promise<number>((resolve, reject) => {
       proxy.server.bindAsync(
         `${host.includes(':') ? `[${host}]` : host}:${options.port ?? GRPC_DEFAULTS.port}`,
-        grpc.ServerCredentials.createInsecure(),
+        proxy.credentials,
         (err, bound) => (err ? reject(err) : resolve(bound)),
       );
     });
@@ -125,7 +160,12 @@ export class GrpcProxy implements AsyncDisposable {
       Call: (call: grpc.ServerUnaryCall<CallRequest, unknown>, cb: grpc.sendUnaryData<unknown>) =>
         this.onCall(call, cb),
       Stream: (call: grpc.ServerWritableStream<CallRequest, unknown>) => this.onStream(call),
-      ListApplications: (_call: grpc.ServerUnaryCall<unknown, unknown>, cb: grpc.sendUnaryData<unknown>) =>
+      ListApplications: (call: grpc.ServerUnaryCall<unknown, unknown>, cb: grpc.sendUnaryData<unknown>) => {
+        try {
+          authorizeCall(this.ctx.keys, call, `${SERVICE_PATH}/ListApplications`, { access: 'monitor' });
+        } catch (err) {
+          return cb(toServiceError(err));
+        }
         cb(null, {
           applications: this.target.routes().map((r) => ({
             name: r.app,
@@ -134,7 +174,8 @@ export class GrpcProxy implements AsyncDisposable {
             deployments: r.deployments,
             methods: r.methods,
           })),
-        }),
+        });
+      },
       Healthz: (_call: grpc.ServerUnaryCall<unknown, unknown>, cb: grpc.sendUnaryData<unknown>) =>
         cb(null, { status: this.ctx.isDraining() ? 'NOT_SERVING' : 'SERVING' }),
     });
@@ -148,14 +189,14 @@ export class GrpcProxy implements AsyncDisposable {
       call,
       callback,
       labels,
-      async (scope) => {
-        const { handle, args, kind } = this.resolve(req, labels);
+      async (scope, auth) => {
+        const { handle, args, kind } = this.resolve(req, labels, call.getPeer(), auth);
         if (kind === 'stream')
           throw new BadRequestError(`Method '${req.method}' is a stream; call it with Serve/Stream.`);
         const result = await handle.remote(req.method, args, scope.callOptions);
         return { payload: encodeJson(result), request_id: scope.requestId };
       },
-      req.request_id,
+      { requestId: req.request_id },
     );
   }
 
@@ -166,8 +207,8 @@ export class GrpcProxy implements AsyncDisposable {
       this.ctx,
       call,
       labels,
-      (scope) => {
-        const { handle, args, kind } = this.resolve(req, labels);
+      (scope, auth) => {
+        const { handle, args, kind } = this.resolve(req, labels, call.getPeer(), auth);
         const opts = scope.callOptions;
         // A unary method called as a stream yields its one result, so clients can always use Stream.
         if (kind === 'unary')
@@ -177,12 +218,12 @@ export class GrpcProxy implements AsyncDisposable {
         return handle.remoteStream(req.method, args, opts);
       },
       (item, scope) => ({ payload: encodeJson(item), request_id: scope.requestId }),
-      req.request_id,
+      { requestId: req.request_id },
     );
   }
 
   /** Finds the application, deployment and method named in a request; throws NotFound/BadRequest. */
-  private resolve(req: CallRequest, labels: MutableLabels) {
+  private resolve(req: CallRequest, labels: MutableLabels, peer: string, auth: RequestAuth | undefined) {
     const route = findApp(this.target.routes(), req.application);
     const deployment = req.deployment || route.ingress;
     if (!route.deployments.includes(deployment)) {
@@ -201,8 +242,23 @@ export class GrpcProxy implements AsyncDisposable {
     }
     const text = req.payload?.length ? Buffer.from(req.payload).toString('utf8') : undefined;
     const args = toCallArgs(parseJsonPayload(text));
+    if (req.method === 'handleHttp') args[0] = asHttpRequest(args[0], peer, auth);
     return { handle: this.target.getHandle(route.app, req.deployment || undefined), args, kind };
   }
+}
+
+/**
+ * handleHttp called through Serve.Call/Stream: the request is the caller's JSON, but what the proxy vouches
+ * for is the proxy's: the client address is the gRPC peer and `auth` is this call's key check, whatever
+ * the payload says (a deployment rate-limits and authorizes by them).
+ */
+function asHttpRequest(value: unknown, peer: string, auth: RequestAuth | undefined): HttpRequestLike {
+  if (typeof value !== 'object' || value === null || Array.isArray(value))
+    throw new BadRequestError('handleHttp takes one HttpRequestLike object: { method, path, headers, body, ... }.');
+  const { clientIp: _ip, auth: _auth, authError: _authError, ...rest } = value as Partial<HttpRequestLike>;
+  const req = { ...rest, clientIp: peerAddress(peer) } as HttpRequestLike;
+  if (auth) req.auth = auth;
+  return req;
 }
 
 function findApp(routes: RouteInfo[], name: string): RouteInfo {

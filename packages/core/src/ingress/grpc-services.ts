@@ -18,7 +18,8 @@ import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
 import { DeploymentConfigError, NotFoundError } from '../errors.js';
 import { buildGraph, type Application } from '../application.js';
-import { runStream, runUnary, type GrpcContext, type MutableLabels } from './grpc-call.js';
+import { runStream, runUnary, type GrpcCallNeeds, type GrpcContext, type MutableLabels } from './grpc-call.js';
+import type { RequestAuth } from '../contract/routes.js';
 
 export interface GrpcServiceBinding {
   /** Path of the .proto file that defines the service. */
@@ -35,6 +36,11 @@ export interface GrpcServiceBinding {
   includeDirs?: string[];
   /** Call each method as `method(request, callInfo)`, callInfo a GrpcCallInfo. Default: false (the request only). */
   passCallInfo?: boolean;
+  /**
+   * A string field of the request messages that may carry the caller's key when the call has no
+   * `authorization` metadata (e.g. llm.proto's 'api_key'); the proxy's key check reads it. Default: none.
+   */
+  keyField?: string;
 }
 
 /** The second argument of a method bound with `passCallInfo: true` (plain data: it crosses to the replica). */
@@ -46,14 +52,23 @@ export interface GrpcCallInfo {
   metadata: Record<string, string>;
   /** The client's address as grpc-js gives it, e.g. '127.0.0.1:50412' or '[::1]:50412'. */
   peer: string;
+  /** Who the proxy let in, when it has keys (ingress-keys.ts); set by the proxy only. Absent without keys. */
+  auth?: RequestAuth;
 }
 
 /** What a deployment class declares as `static grpcServices`: a binding without app and deployment. */
 export type DeclaredGrpcService = Omit<GrpcServiceBinding, 'app' | 'deployment'>;
 
-/** The gRPC services the deployment classes of an application declare (`static grpcServices`), bound to it. */
+/**
+ * The gRPC services the deployment classes of an application declare (`static grpcServices`), bound to it.
+ * A service is served by one deployment: the declarer nearest the ingress (the graph's nodes come callers
+ * first), so a guard or router in front of a model serves the model's proto itself, and an application with
+ * two models declaring the same service (a hybrid router over two LLMServers) serves it once instead of
+ * failing at start with grpc-js's "Method handler ... already provided".
+ */
 export function grpcServicesOf(appName: string, app: Application): GrpcServiceBinding[] {
   const bindings: GrpcServiceBinding[] = [];
+  const served = new Set<string>();
   for (const node of buildGraph(appName, app).nodes) {
     const declared = (node.definition.cls as { grpcServices?: unknown }).grpcServices;
     if (declared === undefined) continue;
@@ -63,7 +78,11 @@ export function grpcServicesOf(appName: string, app: Application): GrpcServiceBi
         { deployment: node.name },
       );
     }
-    for (const d of declared as DeclaredGrpcService[]) bindings.push({ ...d, app: appName, deployment: node.name });
+    for (const d of declared as DeclaredGrpcService[]) {
+      if (served.has(d.service)) continue;
+      served.add(d.service);
+      bindings.push({ ...d, app: appName, deployment: node.name });
+    }
   }
   return bindings;
 }
@@ -94,25 +113,39 @@ export function bindService(
     }
     const argsOf = (
       call: grpc.ServerUnaryCall<unknown, unknown> | grpc.ServerWritableStream<unknown, unknown>,
-    ): unknown[] => (binding.passCallInfo ? [call.request, callInfoOf(call)] : [call.request]);
+      auth: RequestAuth | undefined,
+    ): unknown[] => (binding.passCallInfo ? [call.request, callInfoOf(call, auth)] : [call.request]);
+    const field = binding.keyField;
+    const needs: GrpcCallNeeds = field ? { keyInRequest: (request) => keyFieldOf(request, field) } : {};
     implementation[rpc] = spec.responseStream
       ? (call: grpc.ServerWritableStream<unknown, unknown>) =>
           void runStream(
             ctx,
             call,
             labelsFor(binding, rpc, method),
-            (scope) => handleFor(ctx, binding).remoteStream(method, argsOf(call), scope.callOptions),
+            (scope, auth) => handleFor(ctx, binding).remoteStream(method, argsOf(call, auth), scope.callOptions),
             (item) => item,
+            needs,
           )
       : (call: grpc.ServerUnaryCall<unknown, unknown>, cb: grpc.sendUnaryData<unknown>) =>
-          void runUnary(ctx, call, cb, labelsFor(binding, rpc, method), (scope) =>
-            handleFor(ctx, binding).remote(method, argsOf(call), scope.callOptions),
+          void runUnary(
+            ctx,
+            call,
+            cb,
+            labelsFor(binding, rpc, method),
+            (scope, auth) => handleFor(ctx, binding).remote(method, argsOf(call, auth), scope.callOptions),
+            needs,
           );
   }
   return { definition, implementation };
 }
 
-export function callInfoOf(call: { metadata: grpc.Metadata; getPeer(): string }): GrpcCallInfo {
+function keyFieldOf(request: unknown, field: string): string | undefined {
+  const value = (request as Record<string, unknown> | null | undefined)?.[field];
+  return typeof value === 'string' && value !== '' ? value : undefined;
+}
+
+export function callInfoOf(call: { metadata: grpc.Metadata; getPeer(): string }, auth?: RequestAuth): GrpcCallInfo {
   const metadata: Record<string, string> = {};
   for (const [key, values] of Object.entries(call.metadata.getMap())) {
     if (key.endsWith('-bin') || key.startsWith('grpc-')) continue;
@@ -120,7 +153,9 @@ export function callInfoOf(call: { metadata: grpc.Metadata; getPeer(): string })
     const all = call.metadata.get(key).filter((v): v is string => typeof v === 'string');
     metadata[key] = all.length > 0 ? all.join(', ') : String(values);
   }
-  return { metadata, peer: call.getPeer() };
+  const info: GrpcCallInfo = { metadata, peer: call.getPeer() };
+  if (auth) info.auth = auth;
+  return info;
 }
 
 function lookupService(pkg: grpc.GrpcObject, binding: GrpcServiceBinding): grpc.ServiceDefinition {

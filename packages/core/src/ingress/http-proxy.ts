@@ -1,6 +1,8 @@
 /**
  * The HTTP proxy (fastify): every application under its route prefix, plus the proxy's own routes
- * (/-/healthz, /-/routes, /-/status, /metrics, POST /-/shutdown).
+ * (/-/healthz, /-/routes, /-/status, /metrics, POST /-/shutdown). HTTPS when given `tls`; keys
+ * (apiKeys, adminKeys, metricsKeys) guard every route but the liveness probes (http-auth.ts); Node's
+ * server enforces the connection limits (http-server-options.ts).
  *
  * Generic deployments: `POST {prefix}/{method}` with a JSON body (an array spreads as the arguments,
  * anything else is the one argument; `{prefix}` alone calls `__call__`). Streaming methods answer as
@@ -8,6 +10,9 @@
  * define handleHttp(req) receive the whole request instead (see http-raw.ts).
  */
 import { randomUUID } from 'node:crypto';
+import http from 'node:http';
+import https from 'node:https';
+import type { AddressInfo } from 'node:net';
 import Fastify, { type FastifyError, type FastifyInstance } from 'fastify';
 import { PayloadTooLargeError, BadRequestError } from '../errors.js';
 import { FlotillaMetrics } from '../observability/metrics.js';
@@ -18,8 +23,12 @@ import { registerDashboard } from '../observability/dashboard.js';
 import { dispatch } from './http-dispatch.js';
 import type { IngressTarget } from './ingress-target.js';
 import type { ServeStatus } from '../contract/status.js';
+import { authHook } from './http-auth.js';
+import { CONNECTION_DEFAULTS, resolveServerOptions, type HttpConnectionLimits } from './http-server-options.js';
+import { KeyRing, type IngressKeys } from './ingress-keys.js';
+import { loadTls, type TlsOptions } from './tls.js';
 
-export interface HttpProxyOptions {
+export interface HttpProxyOptions extends IngressKeys, HttpConnectionLimits {
   /** Interface to listen on. Default: '127.0.0.1'. */
   host?: string;
   /** Port to listen on; 0 picks a free one. Default: 8000. */
@@ -32,11 +41,14 @@ export interface HttpProxyOptions {
   requestTimeoutMs?: number;
   /** Largest accepted request body; larger ones get 413. Default: 4 MiB (4194304 bytes). */
   bodyLimitBytes?: number;
-  /** Idle time before a keep-alive connection is closed. Default: 72000 ms. */
-  keepAliveTimeoutMs?: number;
+  /** Serve HTTPS with this certificate and key. Default: none (plain HTTP). */
+  tls?: TlsOptions;
   /** Where request metrics go and what /metrics serves. Default: a new FlotillaMetrics reading target.status(). */
   metrics?: FlotillaMetrics;
-  /** Called after POST /-/shutdown from loopback has been answered. Default: none (the route answers 501). */
+  /**
+   * Called after POST /-/shutdown has been answered (from loopback without keys; with keys, with an admin
+   * key). Default: none (the route answers 501).
+   */
   onShutdown?: () => void;
   /** Adds routes or plugins before listening (e.g. a dashboard under /-/dashboard). Default: none. */
   configure?: (app: FastifyInstance) => void | Promise<void>;
@@ -49,7 +61,7 @@ export const HTTP_DEFAULTS = {
   port: 8000,
   requestTimeoutMs: 120_000,
   bodyLimitBytes: 4 * 1024 * 1024,
-  keepAliveTimeoutMs: 72_000,
+  ...CONNECTION_DEFAULTS,
 } as const;
 
 export class HttpProxy implements AsyncDisposable {
@@ -60,18 +72,38 @@ export class HttpProxy implements AsyncDisposable {
   private idleWaiters: Array<() => void> = [];
   private boundUrl = '';
   private extraStatus: Partial<Pick<ServeStatus, 'grpc'>> = {};
+  private readonly keys: KeyRing;
+  private readonly scheme: 'http' | 'https';
 
   private constructor(
     private readonly target: IngressTarget,
     private readonly options: HttpProxyOptions,
   ) {
     this.metrics = options.metrics ?? new FlotillaMetrics({ status: () => target.status() });
+    this.keys = new KeyRing(options);
+    const limits = resolveServerOptions(options);
+    const tls = options.tls ? loadTls(options.tls) : undefined;
+    this.scheme = tls ? 'https' : 'http';
+    const serverOptions: http.ServerOptions = {
+      headersTimeout: limits.headersTimeout,
+      requestTimeout: limits.requestTimeout,
+      keepAliveTimeout: limits.keepAliveTimeout,
+      connectionsCheckingInterval: limits.connectionsCheckingInterval,
+    };
     this.app = Fastify({
       logger: options.logger ?? false,
       bodyLimit: options.bodyLimitBytes ?? HTTP_DEFAULTS.bodyLimitBytes,
-      keepAliveTimeout: options.keepAliveTimeoutMs ?? HTTP_DEFAULTS.keepAliveTimeoutMs,
       genReqId: (req) => acceptRequestId(req.headers['x-request-id'], randomUUID),
       return503OnClosing: true,
+      // Our own server, so that Node's request timeouts (which fastify does not pass) and TLS are set on it.
+      serverFactory: (handler) => {
+        const server = tls
+          ? https.createServer({ ...serverOptions, cert: tls.cert, key: tls.key }, handler)
+          : http.createServer(serverOptions, handler);
+        server.maxConnections = limits.maxConnections;
+        if (limits.maxRequestsPerSocket > 0) server.maxRequestsPerSocket = limits.maxRequestsPerSocket;
+        return server;
+      },
     });
   }
 
@@ -79,15 +111,14 @@ export class HttpProxy implements AsyncDisposable {
   static async start(target: IngressTarget, options: HttpProxyOptions = {}): Promise<HttpProxy> {
     const proxy = new HttpProxy(target, options);
     await proxy.setup();
-    const address = await proxy.app.listen({
-      host: options.host ?? HTTP_DEFAULTS.host,
-      port: options.port ?? HTTP_DEFAULTS.port,
-    });
-    proxy.boundUrl = address;
+    const host = options.host ?? HTTP_DEFAULTS.host;
+    await proxy.app.listen({ host, port: options.port ?? HTTP_DEFAULTS.port });
+    const { port } = proxy.app.server.address() as AddressInfo;
+    proxy.boundUrl = `${proxy.scheme}://${host.includes(':') ? `[${host}]` : host}:${port}`;
     return proxy;
   }
 
-  /** e.g. 'http://127.0.0.1:8000'. */
+  /** e.g. 'http://127.0.0.1:8000', or 'https://…' with tls. */
   get url(): string {
     return this.boundUrl;
   }
@@ -145,6 +176,11 @@ export class HttpProxy implements AsyncDisposable {
       reply.header('x-request-id', req.id);
       done();
     });
+    if (this.keys.enabled)
+      app.addHook(
+        'onRequest',
+        authHook(this.keys, () => this.target.routes()),
+      );
     app.setErrorHandler((err: FastifyError, _req, reply) => {
       const mapped = mapError(fromFastifyError(err));
       void reply
@@ -158,6 +194,7 @@ export class HttpProxy implements AsyncDisposable {
       isDraining: () => this.isDraining(),
       decorateStatus: (s) => ({ ...s, http: s.http ?? this.boundUrl, grpc: s.grpc ?? this.extraStatus.grpc }),
       onShutdown: this.options.onShutdown,
+      keysChecked: this.keys.enabled,
     });
     registerDashboard(app, { target: this.target, metrics: this.metrics });
     await this.options.configure?.(app);

@@ -7,6 +7,8 @@ import type { FastifyReply, FastifyRequest } from 'fastify';
 import { FlotillaError } from '../errors.js';
 import type { CallContext } from './call-context.js';
 import { parseJsonPayload } from './call-payload.js';
+import { requestAuthOf } from './http-auth.js';
+import { exceedsJsonDepth, tooDeepMessage } from './json-depth.js';
 import type { HttpRequestLike, HttpResponseLike } from '../contract/routes.js';
 import { mapError } from './error-mapping.js';
 import { renderStreamError, streamErrorFormatOf } from './stream-error-format.js';
@@ -151,6 +153,7 @@ export function toRequestLike(
   let bodyError: string | undefined;
   if (isJson && body !== undefined) {
     if (!passMalformed) body = parseJsonPayload(raw);
+    else if (exceedsJsonDepth(raw!)) bodyError = tooDeepMessage();
     else {
       try {
         body = JSON.parse(raw!);
@@ -161,6 +164,10 @@ export function toRequestLike(
   }
   const req: HttpRequestLike = { method: request.method, path, query, headers, body, requestId, clientIp: request.ip };
   if (bodyError !== undefined) req.bodyError = bodyError;
+  // Set by the proxy's key check only (http-auth.ts), never from anything the client sent.
+  const { auth, authError } = requestAuthOf(request);
+  if (auth) req.auth = auth;
+  if (authError !== undefined) req.authError = authError;
   return req;
 }
 

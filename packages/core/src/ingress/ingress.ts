@@ -8,6 +8,8 @@ import { GrpcProxy, type GrpcProxyOptions } from './grpc-proxy.js';
 import { HttpProxy, type HttpProxyOptions } from './http-proxy.js';
 import type { IngressTarget } from './ingress-target.js';
 import type { GrpcServiceBinding } from './grpc-services.js';
+import type { IngressKeys } from './ingress-keys.js';
+import type { TlsOptions } from './tls.js';
 
 export interface IngressOptions {
   /** HTTP proxy options, or false for none. Default: {} (127.0.0.1:8000). */
@@ -18,6 +20,26 @@ export interface IngressOptions {
   grpcServices?: GrpcServiceBinding[];
   /** The runtime's events, for per-deployment call and batch metrics. Default: none. */
   events?: RuntimeEvents;
+  /**
+   * Keys for both proxies (ingress-keys.ts), added to any the http or grpc options give. Default: none
+   * (nothing is checked).
+   */
+  keys?: IngressKeys;
+  /** TLS for both proxies, unless their own options give one. Default: none (plain HTTP and gRPC). */
+  tls?: TlsOptions;
+}
+
+/** `own` keys and TLS of one proxy, with the shared ones added. */
+function withShared<T extends IngressKeys & { tls?: TlsOptions }>(own: T, options: IngressOptions): T {
+  const k = options.keys ?? {};
+  const join = (a?: readonly string[], b?: readonly string[]) => (a || b ? [...(a ?? []), ...(b ?? [])] : undefined);
+  return {
+    ...own,
+    apiKeys: join(own.apiKeys, k.apiKeys),
+    adminKeys: join(own.adminKeys, k.adminKeys),
+    metricsKeys: join(own.metricsKeys, k.metricsKeys),
+    tls: own.tls ?? options.tls,
+  };
 }
 
 export class Ingress implements AsyncDisposable {
@@ -34,17 +56,26 @@ export class Ingress implements AsyncDisposable {
       status: () => target.status(),
       replicaMetrics: () => target.replicaMetrics?.() ?? Promise.resolve([]),
     });
-    const http = options.http === false ? undefined : await HttpProxy.start(target, { ...options.http, metrics });
+    const http =
+      options.http === false
+        ? undefined
+        : await HttpProxy.start(target, withShared({ ...options.http, metrics }, options));
     let grpc: GrpcProxy | undefined;
     try {
       grpc =
         options.grpc === false
           ? undefined
-          : await GrpcProxy.start(target, {
-              ...options.grpc,
-              metrics,
-              services: [...(options.grpc?.services ?? []), ...(options.grpcServices ?? [])],
-            });
+          : await GrpcProxy.start(
+              target,
+              withShared(
+                {
+                  ...options.grpc,
+                  metrics,
+                  services: [...(options.grpc?.services ?? []), ...(options.grpcServices ?? [])],
+                },
+                options,
+              ),
+            );
     } catch (err) {
       await http?.close();
       throw err;

@@ -1,6 +1,8 @@
 /**
  * The proxy's own routes, under '/-/' (never an application prefix) plus '/metrics':
- * healthz, routes, status (what `serve status` reads), Prometheus metrics and a loopback-only shutdown.
+ * healthz, routes, status (what `serve status` reads), Prometheus metrics and shutdown. Who may call them
+ * is decided before they run (ingress/http-auth.ts): with keys configured, monitoring routes need an admin
+ * or metrics key and shutdown an admin key; without keys, shutdown is accepted from loopback only.
  */
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { FlotillaMetrics } from './metrics.js';
@@ -15,6 +17,8 @@ export interface AdminContext {
   decorateStatus(status: ServeStatus): ServeStatus;
   /** Called after answering POST /-/shutdown; absent: the route answers 501. */
   onShutdown?: () => void;
+  /** True when the proxy has keys: the auth hook has checked an admin key, so shutdown is accepted from any address. */
+  keysChecked?: boolean;
 }
 
 const LOOPBACK = new Set(['127.0.0.1', '::1', '::ffff:127.0.0.1']);
@@ -44,7 +48,7 @@ export function registerAdminRoutes(app: FastifyInstance, ctx: AdminContext): vo
     return reply.type(contentType).send(body);
   });
   app.post('/-/shutdown', async (req, reply) => {
-    if (!isLoopback(req)) {
+    if (!ctx.keysChecked && !isLoopback(req)) {
       return reply
         .code(403)
         .type(json)
@@ -52,7 +56,9 @@ export function registerAdminRoutes(app: FastifyInstance, ctx: AdminContext): vo
           JSON.stringify({
             error: {
               code: 'FORBIDDEN',
-              message: 'POST /-/shutdown is accepted only from loopback; run `serve shutdown` on the host itself.',
+              message:
+                'POST /-/shutdown is accepted only from loopback when the proxy has no keys; run `serve shutdown` ' +
+                'on the host itself, or configure an admin key (--admin-key-file).',
             },
           }),
         );
