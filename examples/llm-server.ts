@@ -13,7 +13,9 @@
  *   curl -sN localhost:8000/generate_stream -H 'content-type: application/json' -d '{"inputs":"Lily","parameters":{"max_new_tokens":20}}'
  *   curl -s localhost:8000/metrics | grep flotilla_llm_
  *
- * Other options (key=value): served_name=NAME, api_keys=K1,K2, api_key_file=FILE, max_num_seqs=N, kv_cache_mb=N,
+ * Other options (key=value): served_name=NAME, api_keys=K1,K2, api_key_file=FILE, admin_keys=K1,K2 (also the
+ * proxy's monitoring routes and /-/shutdown; the only keys shown model paths), metrics_keys=K1,K2 (/metrics, /-/status,
+ * /-/dashboard only), max_num_seqs=N, kv_cache_mb=N,
  * kv_cache_dtype=auto|f32|f16 (default auto: f16 for a model held in f16).
  */
 import { deployment } from '@flotilla/core';
@@ -31,6 +33,8 @@ export function llmOptions(args: Record<string, string | undefined>): LLMServerO
     served_name,
     api_keys,
     api_key_file,
+    admin_keys,
+    metrics_keys,
     max_num_seqs,
     kv_cache_mb,
     kv_cache_dtype,
@@ -50,6 +54,8 @@ export function llmOptions(args: Record<string, string | undefined>): LLMServerO
   if (served_name) options.servedModelName = served_name;
   if (api_keys) options.apiKeys = api_keys.split(',').filter(Boolean);
   if (api_key_file) options.apiKeyFile = api_key_file;
+  if (admin_keys) options.adminKeys = admin_keys.split(',').filter(Boolean);
+  if (metrics_keys) options.metricsKeys = metrics_keys.split(',').filter(Boolean);
   if (max_num_seqs) options.maxNumSeqs = Number(max_num_seqs);
   if (kv_cache_mb) options.kvCacheBytes = Number(kv_cache_mb) * 2 ** 20;
   if (kv_cache_dtype) options.kvCacheDtype = kv_cache_dtype as 'auto' | 'f32' | 'f16';

@@ -57,6 +57,14 @@ export interface LLMServerOptions {
    */
   rateLimits?: RateLimits;
   /** Request size limits. Default: see LLMServerLimits. */
+  /**
+   * Keys that may do everything: the APIs, the proxy's monitoring routes and POST /-/shutdown (`serve run`
+   * gives them to the proxies, see LLMServer.ingressKeys), and the only keys shown the model's file path
+   * (/v1/models `root`, /info `model_path`). Default: none.
+   */
+  adminKeys?: string[];
+  /** Keys that may read the proxy's monitoring routes only (/metrics, /-/status, ...; given to the proxies by `serve run`). Default: none. */
+  metricsKeys?: string[];
   limits?: LLMServerLimits;
   /** Put the prompt text into the audit log lines. Default false (never logged). */
   logPrompts?: boolean;

@@ -15,11 +15,12 @@
  * when it stops, which frees the engine's native memory.
  */
 import { performance } from 'node:perf_hooks';
-import type { DeploymentHandle, GrpcCallInfo, HttpRequestLike } from '@flotilla/core';
-import { getRequestContext, modelLoadProgress } from '@flotilla/core';
+import type { DeploymentHandle, GrpcCallInfo, HttpRequestLike, IngressKeys } from '@flotilla/core';
+import { KeyRing, getRequestContext, modelLoadProgress, readKeyFile } from '@flotilla/core';
 import { LLMEngine, type EngineStats } from '@flotilla/engine';
 import { AuditLog } from './audit-log.js';
 import {
+  AuthenticationError,
   LLMServerConfigError,
   ModelUnavailableError,
   RateLimiterUnavailableError,
@@ -77,6 +78,8 @@ export class LLMServer {
   #loadError: Error | undefined;
   readonly #loading: Promise<LoadedState>;
   readonly #audit: AuditLog;
+  /** This server's own admin keys, for model paths when the proxy has no keys (see #isAdmin). */
+  readonly #adminKeys: KeyRing;
   #metrics: LLMMetrics | undefined;
   readonly #rateLimiter: DeploymentHandle<RateLimiter> | undefined;
   #disposing: Promise<void> | undefined;
@@ -101,16 +104,30 @@ export class LLMServer {
     this.options = options;
     this.#rateLimiter = rateLimiter;
     this.guard = new Guard({
-      apiKeys: options.apiKeys,
+      // Admin keys call the APIs too (they may do everything).
+      apiKeys: [...(options.apiKeys ?? []), ...(options.adminKeys ?? [])],
       apiKeyFile: options.apiKeyFile,
       rateLimits: options.rateLimits,
     });
+    this.#adminKeys = new KeyRing({ adminKeys: options.adminKeys ?? [] });
     this.#audit = new AuditLog(options.auditLog ?? 'stderr');
     this.#loading = this.#load();
     this.#loading.catch((err: Error) => {
       this.#loadError = err;
       process.stderr.write(`[flotilla] LLMServer: the model failed to load: ${err.message}\n`);
     });
+  }
+
+  /**
+   * The keys `serve run` gives the proxies in front of this deployment (core's declaredKeysOf), so that its
+   * api_keys / admin_keys / metrics_keys guard the proxies' own routes (/metrics, /-/status, ...) as well.
+   */
+  static ingressKeys(options: LLMServerOptions = {}): IngressKeys {
+    return {
+      apiKeys: [...(options.apiKeys ?? []), ...(options.apiKeyFile ? readKeyFile(options.apiKeyFile) : [])],
+      adminKeys: options.adminKeys ?? [],
+      metricsKeys: options.metricsKeys ?? [],
+    };
   }
 
   /** Every HTTP request under the route prefix (OpenAI and TGI routes, /health). */
@@ -129,7 +146,9 @@ export class LLMServer {
     let admission: Admission | undefined;
     let ctx: HandlerContext | undefined;
     try {
-      if (route.authenticated) keyId = this.guard.authenticate(req.headers, req.clientIp);
+      // The proxy's key check comes first: refused there, refused here, in this route's error shape.
+      if (req.authError !== undefined) throw new AuthenticationError(req.authError);
+      if (route.authenticated) keyId = req.auth ? req.auth.keyId : this.guard.authenticate(req.headers, req.clientIp);
       if (req.method === 'POST') {
         checkBodySize(
           req.headers,
@@ -143,7 +162,7 @@ export class LLMServer {
         ...ctxBase,
         engine: state.engine,
         limits: state.limits,
-        model: state.model,
+        model: this.#isAdmin(req) ? state.model : withoutPath(state.model),
         encoder: state.encoder,
         usage,
         admit: async (p) => {
@@ -220,7 +239,18 @@ export class LLMServer {
 
   /** What /v1/models and /info describe; null while loading. */
   modelInfo(): ModelInfo | null {
-    return this.#state?.model ?? null;
+    const model = this.#state?.model;
+    return model ? withoutPath(model) : null;
+  }
+
+  /**
+   * May this request see the model's file path? An admin key (checked by the proxy, or by this server's
+   * own adminKeys); on a server with no keys at all, everyone (it listens on loopback unless told otherwise).
+   */
+  #isAdmin(req: HttpRequestLike): boolean {
+    if (req.auth) return req.auth.role === 'admin';
+    if (this.#adminKeys.enabled) return this.#adminKeys.check(req.headers.authorization, 'admin').ok;
+    return !this.guard.requiresKey;
   }
 
   /** Replica metrics for the proxy's /metrics (prom-client JSON); see packages/core's collectMetrics. */
@@ -332,7 +362,9 @@ export class LLMServer {
       });
     };
     try {
-      keyId = this.guard.authenticate(grpcAuthHeaders(request, callInfo), grpcClientOf(callInfo));
+      keyId = callInfo?.auth
+        ? callInfo.auth.keyId
+        : this.guard.authenticate(grpcAuthHeaders(request, callInfo), grpcClientOf(callInfo));
       const state = await this.#ready();
       const ctx: HandlerContext = {
         requestId,
@@ -398,3 +430,8 @@ function pick<T extends object, K extends keyof T>(o: T, keys: K[]): Partial<Pic
   for (const k of keys) if (o[k] !== undefined) out[k] = o[k];
   return out;
 }
+/** The model as non-admins see it: the served name where the file path was. */
+function withoutPath(model: ModelInfo): ModelInfo {
+  return { ...model, path: model.name };
+}
+

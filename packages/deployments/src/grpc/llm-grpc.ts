@@ -43,6 +43,8 @@ export const LLM_GRPC_SERVICE = {
   passCallInfo: true,
 };
 
+  // A key may travel in the request (llm.proto's api_key) when the call has no authorization metadata.
+  keyField: 'api_key',
 /** GenerateRequest as proto-loader hands it over (keepCase; unset optionals are absent). */
 export interface GrpcGenerateRequest {
   model?: string;
