@@ -67,3 +67,9 @@ export { PiiFilter, redactMatches, type PiiOptions, type PiiMode, type PiiCounts
 export { StreamRedactor, HOLD_CHARS } from './pii/stream-redactor.js';
 export { PiiBlockedError } from './pii/pii-errors.js';
 export { findPii, PII_KINDS, type PiiKind, type PiiMatch } from './pii/recognizers.js';
+export { GuardStage, type GuardStageOptions } from './guards/guard-stage.js';
+export type { OutputFilter } from './guards/output-filter.js';
+export { SafetyGuard, type SafetyGuardOptions } from './safety/safety-guard.js';
+export { LlmJudge, DEFAULT_JUDGE_TEMPLATE, type LlmJudgeOptions } from './safety/llm-judge.js';
+export { ContentBlockedError } from './safety/safety-errors.js';
+export type { SafetyVerdict, SafetyPolicyOptions, SafetyMode } from './safety/safety-policy.js';
