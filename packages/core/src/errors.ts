@@ -1,7 +1,9 @@
 /**
  * Typed errors of the core runtime. Each has a stable `code` and the HTTP status a proxy answers with.
- * Errors cross thread/process/network boundaries as { name, code, message, stack, data } and are rebuilt
- * as the same class by `fromWire` (see actor/protocol.ts).
+ * Errors cross thread/process/network boundaries as { name, code, message, stack, data, fields } and are
+ * rebuilt as the same class by `errorFromWire` (actor/protocol.ts): core's own classes (`errorClasses`),
+ * and every class another package registers with `registerErrorClasses` (the engine's, the LLM
+ * deployments'). Anything else arrives as UserCodeError.
  */
 export class FlotillaError extends Error {
   readonly code: string = 'INTERNAL';
@@ -98,3 +100,40 @@ export const errorClasses = {
   UserCodeError,
   ClusterError,
 } as const;
+
+/** An error class the wire registry can rebuild: any Error subclass whose instances carry a string `code`. */
+export type WireErrorClass = abstract new (...args: any[]) => Error;
+
+/**
+ * Where registered classes live: a Map on globalThis under this registered symbol, so that a package
+ * that does not depend on core (the engine) registers without importing it (it writes the same Map;
+ * see packages/engine/src/errors.ts), and so that registrations reach core however it was loaded.
+ * Core's own classes are not kept there: `errorClasses` always wins for their names.
+ */
+export const WIRE_ERROR_REGISTRY = Symbol.for('flotilla.wireErrorClasses');
+
+function registry(): Map<string, WireErrorClass> {
+  const g = globalThis as { [WIRE_ERROR_REGISTRY]?: Map<string, WireErrorClass> };
+  g[WIRE_ERROR_REGISTRY] ??= new Map();
+  return g[WIRE_ERROR_REGISTRY];
+}
+
+/**
+ * Registers error classes by name (the key must be the name instances carry in `err.name`, which is the
+ * class name for classes that set `this.name = new.target.name`). Call it at module load of the file
+ * that defines the classes, so that every thread or process that can throw or catch them has them. A
+ * later registration of the same name replaces the earlier one; core's own names cannot be replaced.
+ */
+export function registerErrorClasses(classes: Record<string, WireErrorClass>): void {
+  const map = registry();
+  for (const [name, cls] of Object.entries(classes)) {
+    if (Object.hasOwn(errorClasses, name))
+      throw new TypeError(`${name} is a core error class and cannot be re-registered`);
+    map.set(name, cls);
+  }
+}
+
+/** The class registered under `name` (core's first), if any. */
+export function registeredErrorClass(name: string): WireErrorClass | undefined {
+  return (errorClasses as Record<string, WireErrorClass>)[name] ?? registry().get(name);
+}

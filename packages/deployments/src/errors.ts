@@ -3,9 +3,13 @@
  * HTTP status it answers with, and the OpenAI error `type`; `param` names the offending request field in
  * the spelling of the API that received it (snake_case for OpenAI and TGI).
  *
- * They are raised inside the replica and rendered there (OpenAI, TGI or gRPC shape), so they never
- * need to cross an actor boundary as classes.
+ * LLMServer raises and renders them inside its replica (OpenAI, TGI or gRPC shape); other deployments
+ * that use the same front-end code (or call LLMServer's methods through a handle) get them across thread
+ * and process boundaries as the same classes, with code, param, status and type: every class is
+ * registered with core's wire registry when this module loads (bottom of this file).
  */
+import { registerErrorClasses } from '@flotilla/core';
+
 export type ApiErrorType =
   | 'invalid_request_error'
   | 'authentication_error'
@@ -146,3 +150,20 @@ const OPENAI_CODES: Record<string, string> = {
 export function openAiCodeOf(err: LLMApiError): string {
   return OPENAI_CODES[err.code] ?? 'internal_error';
 }
+
+registerErrorClasses({
+  LLMApiError,
+  InvalidParameterError,
+  ContextLimitError,
+  MalformedRequestError,
+  InvalidJsonError,
+  MethodNotAllowedError,
+  AuthenticationError,
+  RateLimitError,
+  RequestTooLargeError,
+  RouteNotFoundError,
+  ModelNotFoundError,
+  ModelUnavailableError,
+  RateLimiterUnavailableError,
+  LLMServerConfigError,
+});

@@ -1,15 +1,22 @@
 /**
- * The protocol-neutral half of a generation request, shared by the OpenAI, TGI and gRPC front ends:
- * turn the prompt into token ids under the server's limits, start it on the engine (mapping the engine's
- * typed errors to API errors that name the field in the caller's spelling), and collect whole results.
+ * The protocol-neutral half of a generation request, shared by the OpenAI, TGI and gRPC front ends.
+ * The engine is the one validator of engine-level parameters (prompt, max_tokens against the context,
+ * sampling parameters): the front ends translate their field names into SamplingParams, call
+ * `checkParams` as they parse (the engine's checks that need no model) and `prepareGeneration` (the
+ * engine's prepare(): tokenize, check against the model), and `toApiError` — the one place engine errors
+ * become API errors — puts each protocol's name for the field back on the error. The server's own
+ * limits (limits.maxTokens, maxN, maxPromptTokens) are checked here too.
  */
-import type {
-  ChatMessage,
-  LLMEngine,
-  RequestOutput,
-  RequestStream,
-  SamplingParams,
-  TokenLogprob,
+import {
+  checkSamplingParams,
+  type ChatMessage,
+  type LLMEngine,
+  type PreparedRequest,
+  type PromptInput,
+  type RequestOutput,
+  type RequestStream,
+  type SamplingParams,
+  type TokenLogprob,
 } from '@flotilla/engine';
 import { ContextLimitError, InvalidParameterError, MalformedRequestError } from './errors.js';
 import type { ResolvedLimits } from './llm-server-options.js';
@@ -27,12 +34,15 @@ export interface GenerationSpec {
   defaultMaxTokens?: number;
 }
 
+/** A request the engine checked, as the front ends and the guard read it. */
 export interface PreparedGeneration {
-  tokenIds: number[];
-  /** Sampling parameters with maxTokens filled in. */
-  params: SamplingParams;
+  tokenIds: readonly number[];
+  /** The resolved parameters (maxTokens and n filled in). */
+  params: Readonly<Pick<SamplingParams, 'maxTokens' | 'n'>>;
   /** The prompt as text (after the chat template), for echo and for audit logs that ask for it. */
   promptText: string;
+  /** What LLMEngine.prepare() returned; startGeneration starts it. Absent on admission-only placeholders. */
+  request?: PreparedRequest;
 }
 
 export interface SampleResult {
@@ -53,77 +63,74 @@ export interface Usage {
 
 const name = (names: ParamNames, key: keyof ParamNames): string => names[key] ?? key;
 
-/** Tokenizes the prompt and checks it and max_tokens / n against the limits and the model's context. */
-export function prepareGeneration(engine: LLMEngine, spec: GenerationSpec, limits: ResolvedLimits): PreparedGeneration {
-  const { tokenIds, promptText } = promptTokens(engine, spec.prompt, name(spec.names, 'prompt'));
-  const promptName = name(spec.names, 'prompt');
-  if (tokenIds.length === 0) throw new InvalidParameterError(promptName, 'is empty (no tokens)');
-  if (tokenIds.length > limits.maxPromptTokens) {
-    throw new ContextLimitError(
-      promptName,
-      `is ${tokenIds.length} tokens; the limit is ${limits.maxPromptTokens} tokens (limits.maxPromptTokens)`,
-    );
+/**
+ * The engine's checks of `params` that need no model (types, ranges, token-id shapes), as a request is
+ * parsed; errors name the field as `names` say. prepareGeneration runs the rest.
+ */
+export function checkParams(params: SamplingParams, names: ParamNames): void {
+  try {
+    checkSamplingParams(params);
+  } catch (err) {
+    throw toApiError(err, names);
   }
-  const params = { ...spec.params };
-  const maxName = name(spec.names, 'maxTokens');
-  const room = engine.maxModelLen - tokenIds.length;
-  if (params.maxTokens === undefined) {
-    params.maxTokens = Math.max(1, Math.min(spec.defaultMaxTokens ?? Infinity, limits.maxTokens, room));
-  } else if (params.maxTokens > limits.maxTokens) {
+}
+
+/**
+ * The server's limits on max_tokens and n, then the engine's prepare() (tokenize, check every parameter
+ * against the model's context and vocabulary), then the server's limit on the prompt's length.
+ */
+export function prepareGeneration(engine: LLMEngine, spec: GenerationSpec, limits: ResolvedLimits): PreparedGeneration {
+  const { params, names } = spec;
+  if (params.maxTokens !== undefined && params.maxTokens > limits.maxTokens) {
     throw new InvalidParameterError(
-      maxName,
+      name(names, 'maxTokens'),
       `must be <= ${limits.maxTokens} (limits.maxTokens), got ${params.maxTokens}`,
-    );
-  } else if (params.maxTokens > room) {
-    throw new ContextLimitError(
-      maxName,
-      `the prompt (${tokenIds.length} tokens) + ${maxName} (${params.maxTokens}) exceeds ` +
-        `the model's context of ${engine.maxModelLen} tokens`,
     );
   }
   if (params.n !== undefined && params.n > limits.maxN) {
-    throw new InvalidParameterError(name(spec.names, 'n'), `must be <= ${limits.maxN} (limits.maxN), got ${params.n}`);
+    throw new InvalidParameterError(name(names, 'n'), `must be <= ${limits.maxN} (limits.maxN), got ${params.n}`);
   }
-  return { tokenIds, params, promptText };
-}
-
-function promptTokens(
-  engine: LLMEngine,
-  prompt: PromptSource,
-  promptName: string,
-): { tokenIds: number[]; promptText: string } {
-  const tok = engine.tokenizer;
-  if ('tokenIds' in prompt) {
-    const bad = prompt.tokenIds.findIndex((id) => id >= tok.vocabSize);
-    if (bad >= 0)
-      throw new InvalidParameterError(
-        promptName,
-        `token ${bad} (${prompt.tokenIds[bad]}) is outside the vocabulary [0, ${tok.vocabSize})`,
-      );
-    return { tokenIds: prompt.tokenIds, promptText: tok.decode(prompt.tokenIds) };
-  }
-  if ('text' in prompt) return { tokenIds: tok.encode(prompt.text), promptText: prompt.text };
-  let text: string;
+  let request: PreparedRequest;
   try {
-    text = engine.chatTemplate.render(prompt.messages, { addGenerationPrompt: true });
+    request = engine.prepare(promptInput(spec.prompt), params, {
+      defaultMaxTokens: Math.min(spec.defaultMaxTokens ?? Number.POSITIVE_INFINITY, limits.maxTokens),
+    });
   } catch (err) {
-    throw new InvalidParameterError('messages', (err as Error).message);
+    throw toApiError(err, names);
   }
-  // A template that spells out BOS: let the tokenizer add the real token instead (as the engine does).
-  const bos = engine.chatTemplate.bosToken;
-  const body = bos && text.startsWith(bos) ? text.slice(bos.length) : text;
-  return { tokenIds: tok.encode(body), promptText: text };
+  if (request.tokenIds.length > limits.maxPromptTokens) {
+    throw new ContextLimitError(
+      name(names, 'prompt'),
+      `is ${request.tokenIds.length} tokens; the limit is ${limits.maxPromptTokens} tokens (limits.maxPromptTokens)`,
+    );
+  }
+  return {
+    tokenIds: request.tokenIds,
+    params: request.params,
+    // Token-id prompts are decoded only if someone reads the text (echo, audit logs).
+    get promptText() {
+      return request.promptText;
+    },
+    request,
+  };
 }
 
-/** Starts the request; the engine's synchronous validation errors come back as API errors. */
+function promptInput(prompt: PromptSource): PromptInput {
+  if ('text' in prompt) return prompt.text;
+  if ('tokenIds' in prompt) return { tokenIds: prompt.tokenIds };
+  return { messages: prompt.messages, addGenerationPrompt: true };
+}
+
+/** Starts a prepared request; the engine's synchronous errors (a duplicate request id, ...) come back as API errors. */
 export function startGeneration(
   engine: LLMEngine,
   prepared: PreparedGeneration,
   names: ParamNames,
   opts: { requestId: string; signal?: AbortSignal },
 ): RequestStream {
+  if (!prepared.request) throw new TypeError('startGeneration needs what prepareGeneration returned');
   try {
-    return engine.generate({ tokenIds: prepared.tokenIds }, prepared.params, {
+    return engine.generate(prepared.request, {
       requestId: opts.requestId,
       ...(opts.signal ? { signal: opts.signal } : {}),
     });
@@ -132,23 +139,28 @@ export function startGeneration(
   }
 }
 
-/** Engine errors (matched by code: they may come from another copy of the module) → API errors. */
+/**
+ * Engine errors → API errors naming the field as the API does (`names`); the protocol routes render
+ * those in their own shape (OpenAI JSON, TGI JSON, gRPC status). Matched by code, not class: the engine
+ * may be another copy of the module. Anything else is returned as it is.
+ */
 export function toApiError(err: unknown, names: ParamNames): unknown {
-  const e = err as { code?: string; param?: string; message?: string };
-  const problemOf = (param: string) => (e.message ?? '').replace(`${param}: `, '');
+  const e = err as { code?: string; param?: string; problem?: string; message?: string };
+  const apiName = (param: string) => names[param as keyof ParamNames] ?? param;
+  const problemOf = (param: string) => e.problem ?? (e.message ?? '').replace(`${param}: `, '');
   switch (e.code) {
     case 'E_SAMPLING_PARAMS': {
       const param = e.param ?? 'samplingParams';
-      return new InvalidParameterError(names[param as keyof ParamNames] ?? param, problemOf(param));
+      return new InvalidParameterError(apiName(param), problemOf(param));
     }
     case 'E_CONTEXT_LENGTH': {
       const param = e.param ?? 'prompt';
-      return new ContextLimitError(names[param as keyof ParamNames] ?? param, problemOf(param));
+      return new ContextLimitError(apiName(param), problemOf(param));
     }
     case 'E_KV_CAPACITY':
       return new ContextLimitError(name(names, 'maxTokens'), e.message ?? 'the request does not fit the KV cache');
     case 'E_INVALID_PROMPT':
-      return new InvalidParameterError(name(names, 'prompt'), e.message ?? 'invalid');
+      return new InvalidParameterError(name(names, 'prompt'), (e.message ?? 'invalid').replace(/^prompt: /, ''));
     case 'E_CHAT_TEMPLATE':
       return new InvalidParameterError('messages', e.message ?? 'the chat template failed');
     case 'E_DUPLICATE_REQUEST':

@@ -12,7 +12,7 @@
  * export const app = Router.bind(Small.bind({ model: s }), Large.bind({ model: l }), { classifier: 'heuristic' });
  * ```
  */
-import type { DeploymentHandle } from '@flotilla/core';
+import { type DeploymentHandle, registerErrorClasses } from '@flotilla/core';
 import { Counter, Registry } from 'prom-client';
 import { backoffDelayMs, CircuitBreaker, type BackoffOptions, type CircuitBreakerOptions } from './circuit-breaker.js';
 
@@ -54,6 +54,7 @@ export class HybridUnavailableError extends Error {
     this.name = 'HybridUnavailableError';
   }
 }
+registerErrorClasses({ HybridUnavailableError });
 
 const DEFAULT_HARD_WORDS = [
   'explain',

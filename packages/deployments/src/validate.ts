@@ -2,7 +2,8 @@
  * Reads fields of a JSON request body with checks that name the field: every typed getter throws
  * InvalidParameterError(name, problem). `null` reads as absent (OpenAI's SDKs send null for unset
  * optionals). After reading, `rejectUnknown()` refuses fields nobody read, so a misspelled parameter
- * is an error instead of being silently ignored.
+ * is an error instead of being silently ignored. The engine's own parameters are not checked here but by
+ * the engine's validator (generation.ts checkParams); these getters serve the fields each API owns.
  */
 import { InvalidParameterError, MalformedRequestError } from './errors.js';
 
@@ -90,16 +91,6 @@ export class BodyReader {
       throw new InvalidParameterError(this.name(key), `at most ${max} entries, got ${list.length}`);
     if (list.some((s) => s === '')) throw new InvalidParameterError(this.name(key), 'entries must not be empty');
     return list as string[];
-  }
-
-  /** An array of non-negative integer ids. */
-  ids(key: string): number[] | undefined {
-    const v = this.raw(key);
-    if (v === undefined) return undefined;
-    if (!Array.isArray(v) || v.some((x) => !Number.isInteger(x) || (x as number) < 0)) {
-      throw new InvalidParameterError(this.name(key), 'must be an array of non-negative integer token ids');
-    }
-    return v as number[];
   }
 
   /** A nested object's reader (absent: undefined). */

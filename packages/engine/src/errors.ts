@@ -1,10 +1,12 @@
 /**
  * Typed errors of the engine. Each class has a stable `code` that callers (and the wire format of
- * packages/core, `{ name, code, message, stack, data }`) can match on; `engineErrorClasses` lets the
- * actor layer rebuild the same class on the other side of a boundary.
+ * packages/core, `{ name, code, message, stack, data, fields }`) can match on. Every class is registered
+ * with core's wire registry when this module loads (`registerWireErrors` below), so an engine error
+ * thrown in a replica thread or process reaches the caller as the same class, with its code and fields
+ * (`param`, `problem`, `file`, ...).
  *
  * To add an error: subclass EngineError, override `code` with a new 'E_…' literal, and list the class
- * in `engineErrorClasses`.
+ * in `engineErrorClasses` or `engineRequestErrorClasses` (or register it where it is defined).
  */
 export class EngineError extends Error {
   readonly code: string = 'E_ENGINE';
@@ -53,13 +55,19 @@ export const engineErrorClasses = { EngineError, ModelFormatError, UnsupportedMo
 export class SamplingParamsError extends EngineError {
   override readonly code: string = 'E_SAMPLING_PARAMS';
   readonly param: string;
+  /** The message without the leading "param: ", so an API layer can put its own name for `param` first. */
+  readonly problem: string;
   constructor(param: string, problem: string, data?: Record<string, unknown>) {
     super(`${param}: ${problem}`, { param, ...data });
     this.param = param;
+    this.problem = problem;
   }
 }
 
-/** The prompt plus maxTokens does not fit the model's context (maxSeqLen); `param` is 'maxTokens' or 'prompt'. */
+/**
+ * The prompt plus maxTokens does not fit the model's context (maxModelLen); `param` is 'maxTokens' or
+ * 'prompt', and data has promptLen, maxModelLen (and maxTokens).
+ */
 export class ContextLengthError extends SamplingParamsError {
   override readonly code: string = 'E_CONTEXT_LENGTH';
 }
@@ -69,7 +77,10 @@ export class KvCapacityError extends EngineError {
   override readonly code: string = 'E_KV_CAPACITY';
 }
 
-/** The prompt is empty, holds token ids outside the vocabulary, or chat messages are malformed. */
+/**
+ * The prompt is empty, holds token ids outside the vocabulary, or chat messages are malformed. Prompt
+ * problems read "prompt: PROBLEM"; chat-message problems name the message ("messages[1].role ...").
+ */
 export class InvalidPromptError extends EngineError {
   override readonly code: string = 'E_INVALID_PROMPT';
 }
@@ -104,3 +115,17 @@ export const engineRequestErrorClasses = {
   EngineDisposedError,
   EngineStepError,
 } as const;
+
+/**
+ * Registers error classes with @flotilla/core's wire registry without importing core (the engine does
+ * not depend on it): core keeps registered classes in a Map on globalThis under this registered symbol
+ * (WIRE_ERROR_REGISTRY in packages/core/src/errors.ts) and reads it when it rebuilds an error.
+ */
+export function registerWireErrors(classes: Record<string, abstract new (...args: any[]) => Error>): void {
+  const g = globalThis as { [key: symbol]: Map<string, unknown> | undefined };
+  const key = Symbol.for('flotilla.wireErrorClasses');
+  g[key] ??= new Map();
+  for (const [name, cls] of Object.entries(classes)) g[key].set(name, cls);
+}
+
+registerWireErrors({ ...engineErrorClasses, ...engineRequestErrorClasses });

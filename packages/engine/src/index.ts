@@ -2,12 +2,14 @@
  * @flotilla/engine: the policy half of the inference engine (scheduler, paged KV blocks, prefix
  * caching, streaming) over the native addon, plus model readers and tokenizers.
  */
-export { LLMEngine, type LLMEngineOptions, type GenerateOptions } from './llm-engine.js';
+export { LLMEngine, type LLMEngineOptions, type GenerateOptions, type PrepareOptions } from './llm-engine.js';
+export { PreparedRequest } from './prepared-request.js';
 export type { EngineEvent, EngineEventListener, EngineStats } from './engine-metrics.js';
 export { RequestStream, type RequestOutput, type TokenLogprob } from './request-output.js';
-export type { PromptInput } from './prompt.js';
+export type { PromptInput, TokenizedPrompt } from './prompt.js';
 export {
   resolveSamplingParams,
+  checkSamplingParams,
   MAX_LOGPROBS,
   type SamplingParams,
   type ResolvedSamplingParams,

@@ -13,6 +13,7 @@ import {
   DuplicateRequestError,
   EngineDisposedError,
   EngineStepError,
+  InvalidPromptError,
   KvCapacityError,
   SamplingParamsError,
 } from './errors.js';
@@ -20,7 +21,8 @@ import type { LoadedModel, LoadModelOptions } from './model-loader/load-model.js
 import type { ModelSpec } from './model-loader/model-spec.js';
 import { ModelRunner } from './model-runner.js';
 import type { NativeModel, NativeStepResult } from './native/native-types.js';
-import { promptTokenIds, type PromptInput } from './prompt.js';
+import { PreparedRequest } from './prepared-request.js';
+import { tokenizePrompt, type PromptInput } from './prompt.js';
 import { runPromptLogprobsStep, stepNeedsPromptLogprobs } from './prompt-logprobs.js';
 import { RequestStream, type RequestOutput } from './request-output.js';
 import { logprobOf, RequestState, SampleState } from './request-state.js';
@@ -56,6 +58,11 @@ export interface LLMEngineOptions extends Omit<LoadModelOptions, 'maxBatchTokens
 
 /** stats() with the speculative-decoding counters when the engine speculates. */
 export type LLMEngineStats = EngineStats & { speculative?: SpecDecodeStats };
+
+export interface PrepareOptions {
+  /** maxTokens when the parameters give none, capped by the room the prompt leaves. Default: that room. */
+  defaultMaxTokens?: number;
+}
 
 export interface GenerateOptions {
   /** Id for abort() and in outputs. Default: a fresh 'req-N'. */
@@ -171,26 +178,58 @@ export class LLMEngine implements AsyncDisposable {
   }
 
   /**
-   * Starts a request and returns its outputs as an async iterable (one output per new token per
-   * sample, merged while the consumer lags). Invalid input throws here, synchronously: InvalidPromptError,
-   * SamplingParamsError, ContextLengthError, KvCapacityError, DuplicateRequestError, EngineDisposedError.
-   * Breaking out of the iteration aborts the request.
+   * Checks a request without starting it — the one place a request's input is validated: tokenizes the
+   * prompt (checked against the vocabulary), resolves the sampling parameters against the model's context
+   * and vocabulary, and checks that the request could ever fit the KV pool. Throws, each error naming
+   * the parameter at fault as the SamplingParams field (or 'prompt'): InvalidPromptError,
+   * ChatTemplateError, SamplingParamsError, ContextLengthError, KvCapacityError, EngineDisposedError.
+   * generate() takes the result and starts it without checking again.
    */
-  generate(prompt: PromptInput, samplingParams: SamplingParams = {}, options: GenerateOptions = {}): RequestStream {
+  prepare(prompt: PromptInput, samplingParams: SamplingParams = {}, options: PrepareOptions = {}): PreparedRequest {
     if (this.disposed) throw new EngineDisposedError('the engine is disposed');
-    const tokens = promptTokenIds(prompt, this.tokenizer, this.chatTemplate);
+    const { tokenIds, text } = tokenizePrompt(prompt, this.tokenizer, this.chatTemplate);
     const params = resolveSamplingParams(samplingParams, {
       maxModelLen: this.maxModelLen,
       vocabSize: this.tokenizer.vocabSize,
-      promptLen: tokens.length,
+      promptLen: tokenIds.length,
+      ...(options.defaultMaxTokens !== undefined ? { defaultMaxTokens: options.defaultMaxTokens } : {}),
     });
-    if (params.promptLogprobs !== undefined && tokens.length > this.scheduler.maxNumBatchedTokens) {
+    if (params.promptLogprobs !== undefined && tokenIds.length > this.scheduler.maxNumBatchedTokens) {
       throw new SamplingParamsError(
         'promptLogprobs',
-        `needs the prompt in one step: at most ${this.scheduler.maxNumBatchedTokens} tokens (maxNumBatchedTokens), got ${tokens.length}`,
+        `needs the prompt in one step: at most ${this.scheduler.maxNumBatchedTokens} tokens (maxNumBatchedTokens), got ${tokenIds.length}`,
       );
     }
-    this.checkCapacity(tokens.length + params.maxTokens);
+    this.checkCapacity(tokenIds.length + params.maxTokens);
+    return new PreparedRequest(this, tokenIds, params, text, (ids) => this.tokenizer.decode(ids));
+  }
+
+  /**
+   * Starts a request and returns its outputs as an async iterable (one output per new token per
+   * sample, merged while the consumer lags). Takes a prompt and sampling parameters, checked here as
+   * prepare() checks them, or a request prepare() returned. Invalid input throws here, synchronously:
+   * prepare()'s errors, DuplicateRequestError, EngineDisposedError.
+   * Breaking out of the iteration aborts the request.
+   */
+  generate(request: PreparedRequest, options?: GenerateOptions): RequestStream;
+  generate(prompt: PromptInput, samplingParams?: SamplingParams, options?: GenerateOptions): RequestStream;
+  generate(
+    input: PromptInput | PreparedRequest,
+    paramsOrOptions?: SamplingParams | GenerateOptions,
+    maybeOptions?: GenerateOptions,
+  ): RequestStream {
+    if (this.disposed) throw new EngineDisposedError('the engine is disposed');
+    let prepared: PreparedRequest;
+    let options: GenerateOptions;
+    if (input instanceof PreparedRequest) {
+      if (!input.preparedBy(this)) throw new InvalidPromptError('prompt: was prepared by another engine');
+      prepared = input;
+      options = (paramsOrOptions as GenerateOptions | undefined) ?? {};
+    } else {
+      prepared = this.prepare(input, paramsOrOptions as SamplingParams | undefined);
+      options = maybeOptions ?? {};
+    }
+    const { tokenIds: tokens, params } = prepared;
     const requestId = options.requestId ?? `req-${this.nextRequestId++}`;
     if (this.requests.has(requestId))
       throw new DuplicateRequestError(`request id ${requestId} is already in flight`, { requestId });

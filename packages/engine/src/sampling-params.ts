@@ -1,6 +1,8 @@
 /**
  * Sampling parameters of one request: what the caller may pass, their defaults, and validation into a
- * fully resolved object the scheduler and the model runner read without further checks.
+ * fully resolved object the scheduler and the model runner read without further checks. This is the one
+ * validator of them: the engine runs it (LLMEngine.prepare), and the API layers (OpenAI, TGI, gRPC) call
+ * checkSamplingParams with their fields renamed, then put their own names back on the errors.
  */
 import { ContextLengthError, SamplingParamsError } from './errors.js';
 
@@ -102,6 +104,8 @@ export interface SamplingContext {
   maxModelLen: number;
   vocabSize: number;
   promptLen: number;
+  /** maxTokens when the request gives none (capped by the room the prompt leaves). Default: that room. */
+  defaultMaxTokens?: number;
 }
 
 /** Most top logprobs one token may ask for. */
@@ -146,24 +150,26 @@ export function resolveSamplingParams(input: unknown, ctx: SamplingContext): Res
     if (!KNOWN.has(key)) throw new SamplingParamsError(key, 'unknown sampling parameter');
   }
   const temperature = num(p, 'temperature', 1, (v) => v >= 0, 'must be >= 0');
-  const topP = num(p, 'topP', 1, (v) => v > 0 && v <= 1, 'must be in (0, 1]');
+  const topP = num(p, 'topP', 1, (v) => v > 0 && v <= 1, 'must be > 0 and <= 1');
   const topK = int(p, 'topK', 0, (v) => v >= -1, 'must be -1, 0 (off) or a positive integer');
-  const minP = num(p, 'minP', 0, (v) => v >= 0 && v <= 1, 'must be in [0, 1]');
+  const minP = num(p, 'minP', 0, (v) => v >= 0 && v <= 1, 'must be >= 0 and <= 1');
   const n = int(p, 'n', 1, (v) => v >= 1, 'must be >= 1');
   const minTokens = int(p, 'minTokens', 0, (v) => v >= 0, 'must be >= 0');
   const room = ctx.maxModelLen - ctx.promptLen;
   if (room < 1) {
     throw new ContextLengthError(
       'prompt',
-      `prompt of ${ctx.promptLen} tokens leaves no room in the model's context of ${ctx.maxModelLen}`,
+      `is ${ctx.promptLen} tokens, which leaves no room in the model's context of ${ctx.maxModelLen} tokens`,
       { promptLen: ctx.promptLen, maxModelLen: ctx.maxModelLen },
     );
   }
-  const maxTokens = int(p, 'maxTokens', room, (v) => v >= 1, 'must be >= 1');
+  const dflt = Math.max(1, Math.min(ctx.defaultMaxTokens ?? room, room));
+  const maxTokens = int(p, 'maxTokens', dflt, (v) => v >= 1, 'must be >= 1');
   if (ctx.promptLen + maxTokens > ctx.maxModelLen) {
+    // The problem does not name maxTokens itself: API layers prefix their own name for it.
     throw new ContextLengthError(
       'maxTokens',
-      `prompt (${ctx.promptLen} tokens) + maxTokens (${maxTokens}) exceeds the model's context of ${ctx.maxModelLen}`,
+      `the prompt (${ctx.promptLen} tokens) + ${maxTokens} tokens to generate exceed the model's context of ${ctx.maxModelLen} tokens`,
       { promptLen: ctx.promptLen, maxTokens, maxModelLen: ctx.maxModelLen },
     );
   }
@@ -175,11 +181,11 @@ export function resolveSamplingParams(input: unknown, ctx: SamplingContext): Res
   const logprobs =
     p.logprobs === undefined || p.logprobs === null
       ? undefined
-      : int(p, 'logprobs', 0, (v) => v >= 0 && v <= MAX_LOGPROBS, `must be in [0, ${MAX_LOGPROBS}]`);
+      : int(p, 'logprobs', 0, (v) => v >= 0 && v <= MAX_LOGPROBS, `must be >= 0 and <= ${MAX_LOGPROBS}`);
   const promptLogprobs =
     p.promptLogprobs === undefined || p.promptLogprobs === null
       ? undefined
-      : int(p, 'promptLogprobs', 0, (v) => v >= 0 && v <= MAX_LOGPROBS, `must be in [0, ${MAX_LOGPROBS}]`);
+      : int(p, 'promptLogprobs', 0, (v) => v >= 0 && v <= MAX_LOGPROBS, `must be >= 0 and <= ${MAX_LOGPROBS}`);
   if (promptLogprobs !== undefined && n !== 1)
     throw new SamplingParamsError('promptLogprobs', `needs n = 1, got n = ${n}`);
   const speculative = speculativeParams(p.speculative);
@@ -200,10 +206,24 @@ export function resolveSamplingParams(input: unknown, ctx: SamplingContext): Res
     ignoreEos: bool(p, 'ignoreEos', false),
     includeStopStrInOutput: bool(p, 'includeStopStrInOutput', false),
     repetitionPenalty: num(p, 'repetitionPenalty', 1, (v) => v > 0, 'must be > 0'),
-    presencePenalty: num(p, 'presencePenalty', 0, (v) => v >= -2 && v <= 2, 'must be in [-2, 2]'),
-    frequencyPenalty: num(p, 'frequencyPenalty', 0, (v) => v >= -2 && v <= 2, 'must be in [-2, 2]'),
+    presencePenalty: num(p, 'presencePenalty', 0, (v) => v >= -2 && v <= 2, 'must be >= -2 and <= 2'),
+    frequencyPenalty: num(p, 'frequencyPenalty', 0, (v) => v >= -2 && v <= 2, 'must be >= -2 and <= 2'),
     logitBias: logitBias(p.logitBias, ctx.vocabSize),
   };
+}
+
+/**
+ * The checks of resolveSamplingParams that need no model: types, ranges, unknown fields, minTokens <=
+ * maxTokens, stop strings, token ids (non-negative integers), logit bias keys and values. For API layers
+ * that check a request as it is parsed; the engine checks the rest (context, vocabulary) when it
+ * prepares the request. Throws SamplingParamsError.
+ */
+export function checkSamplingParams(input: unknown): void {
+  resolveSamplingParams(input, {
+    maxModelLen: Number.POSITIVE_INFINITY,
+    vocabSize: Number.POSITIVE_INFINITY,
+    promptLen: 0,
+  });
 }
 
 function logitBias(v: unknown, vocabSize: number): Array<[number, number]> {
@@ -214,7 +234,9 @@ function logitBias(v: unknown, vocabSize: number): Array<[number, number]> {
   const out: Array<[number, number]> = [];
   for (const [key, bias] of Object.entries(v as Record<string, unknown>)) {
     const id = /^(0|[1-9][0-9]*)$/.test(key) ? Number(key) : NaN;
-    if (!Number.isInteger(id) || id >= vocabSize) {
+    if (!Number.isSafeInteger(id))
+      throw new SamplingParamsError('logitBias', `key ${JSON.stringify(key)} is not a token id`);
+    if (id >= vocabSize) {
       throw new SamplingParamsError(
         'logitBias',
         `key ${JSON.stringify(key)} is not a token id in the vocabulary [0, ${vocabSize})`,
@@ -235,7 +257,7 @@ function num(p: Record<string, unknown>, key: string, dflt: number, ok: (v: numb
   const v = p[key];
   if (v === undefined || v === null) return dflt;
   if (typeof v !== 'number' || !Number.isFinite(v))
-    throw new SamplingParamsError(key, `must be a finite number, got ${describe(v)}`);
+    throw new SamplingParamsError(key, `must be a number, got ${describe(v)}`);
   if (!ok(v)) throw new SamplingParamsError(key, `${rule}, got ${v}`);
   return v;
 }
@@ -270,7 +292,9 @@ function tokenIds(v: unknown, vocabSize: number): number[] {
   if (v === undefined || v === null) return [];
   if (!Array.isArray(v)) throw new SamplingParamsError('stopTokenIds', 'must be an array of token ids');
   for (const id of v) {
-    if (!Number.isInteger(id) || id < 0 || id >= vocabSize) {
+    if (!Number.isInteger(id) || id < 0)
+      throw new SamplingParamsError('stopTokenIds', `${describe(id)} is not a token id (a non-negative integer)`);
+    if (id >= vocabSize) {
       throw new SamplingParamsError(
         'stopTokenIds',
         `token id ${describe(id)} is outside the vocabulary [0, ${vocabSize})`,
@@ -305,6 +329,10 @@ function speculativeParams(v: unknown): SpeculativeParams | false | undefined {
   return out;
 }
 
+/** A value as error messages show it (long strings cut, objects not dumped). */
 function describe(v: unknown): string {
-  return typeof v === 'string' ? JSON.stringify(v) : Array.isArray(v) ? 'an array' : String(v);
+  if (typeof v === 'string') return JSON.stringify(v.length > 40 ? `${v.slice(0, 40)}…` : v);
+  if (Array.isArray(v)) return 'an array';
+  if (v === null) return 'null';
+  return typeof v === 'object' ? 'an object' : String(v);
 }

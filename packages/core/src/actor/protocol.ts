@@ -10,7 +10,9 @@
  * wrapped in `comlink` messages so that it shares the one channel.
  */
 import type { MessagePort } from 'node:worker_threads';
-import { errorClasses, FlotillaError, UserCodeError } from '../errors.js';
+import type { WireError } from './wire-error.js';
+
+export { errorFromWire, errorToWire, type WireError } from './wire-error.js';
 import type { RequestEvent } from '../runtime-events.js';
 
 /** Which deployment a relayed handle call is for. */
@@ -19,14 +21,6 @@ export interface HandleTarget {
   deployment: string;
 }
 
-/** An error as it crosses a boundary; rebuilt as the same FlotillaError subclass by errorFromWire. */
-export interface WireError {
-  name: string;
-  code: string;
-  message: string;
-  stack?: string;
-  data?: Record<string, unknown>;
-}
 
 interface CallFields {
   id: number;
@@ -129,27 +123,4 @@ export interface ReplicaInit {
   userConfig?: unknown;
   /** GPU ids given by placement (also in CUDA_VISIBLE_DEVICES for process replicas). */
   gpuIds: number[];
-}
-
-export function errorToWire(err: unknown): WireError {
-  if (err instanceof FlotillaError) {
-    return { name: err.name, code: err.code, message: err.message, stack: err.stack, data: err.data };
-  }
-  if (err instanceof Error) {
-    return {
-      name: 'UserCodeError',
-      code: 'USER_ERROR',
-      message: err.message,
-      stack: err.stack,
-      data: { originalName: err.name },
-    };
-  }
-  return { name: 'UserCodeError', code: 'USER_ERROR', message: String(err) };
-}
-
-export function errorFromWire(wire: WireError): FlotillaError {
-  const Cls = (errorClasses as Record<string, typeof FlotillaError>)[wire.name] ?? UserCodeError;
-  const err = new Cls(wire.message, wire.data);
-  if (wire.stack) err.stack = wire.stack;
-  return err;
 }

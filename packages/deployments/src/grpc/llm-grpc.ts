@@ -19,6 +19,7 @@ import {
 import type { SamplingParams, TokenLogprob, Tokenizer } from '@flotilla/engine';
 import { InvalidParameterError, LLMApiError, ModelNotFoundError, type RateLimitError } from '../errors.js';
 import {
+  checkParams,
   collectGeneration,
   prepareGeneration,
   startGeneration,
@@ -105,19 +106,12 @@ const FIELDS: Array<[keyof GrpcGenerateRequest, keyof SamplingParams]> = [
   ['min_tokens', 'minTokens'],
 ];
 
-/** OpenAI's ranges, as on HTTP (proto types already rule out wrong types). */
+/**
+ * OpenAI's own rules, as on HTTP (temperature <= 2); every other field is the engine's and is checked by
+ * its validator (checkParams). Proto types already rule out wrong types.
+ */
 const RULES: Partial<Record<keyof GrpcGenerateRequest, NumberRule>> = {
-  max_tokens: { min: 1, integer: true },
   temperature: { min: 0, max: 2 },
-  top_p: { min: 0, max: 1, aboveMin: true },
-  top_k: { min: -1, integer: true },
-  min_p: { min: 0, max: 1 },
-  n: { min: 1, integer: true },
-  logprobs: { min: 0, max: 20, integer: true },
-  presence_penalty: { min: -2, max: 2 },
-  frequency_penalty: { min: -2, max: 2 },
-  repetition_penalty: { min: 0, aboveMin: true },
-  min_tokens: { min: 0, integer: true },
 };
 
 export function grpcSpec(req: GrpcGenerateRequest, ctx: HandlerContext): GenerationSpec {
@@ -146,8 +140,9 @@ export function grpcSpec(req: GrpcGenerateRequest, ctx: HandlerContext): Generat
     if (v !== undefined) (params as Record<string, unknown>)[key] = v;
   }
   if (req.stop?.length) params.stop = BodyReader.of({ stop: req.stop }).strings('stop', ctx.limits.maxStop)!;
-  if (req.stop_token_ids?.length) params.stopTokenIds = req.stop_token_ids; // ids and bias are checked by the engine against the vocabulary
+  if (req.stop_token_ids?.length) params.stopTokenIds = req.stop_token_ids;
   if (req.logit_bias && Object.keys(req.logit_bias).length > 0) params.logitBias = req.logit_bias;
+  checkParams(params, NAMES);
   const prompt: GenerationSpec['prompt'] = req.prompt
     ? { text: req.prompt }
     : req.messages?.length

@@ -1,12 +1,15 @@
 /**
- * OpenAI request bodies → GenerationSpec. Every field is checked and named in OpenAI's spelling; fields
- * OpenAI has but this server cannot honour (tools, non-text response formats) are refused
- * rather than ignored. vLLM's extensions (top_k, min_p, repetition_penalty, min_tokens, ignore_eos,
- * stop_token_ids, include_stop_str_in_output) are accepted too.
+ * OpenAI request bodies → GenerationSpec. Every field is checked and named in OpenAI's spelling: the
+ * engine's parameters are renamed into SamplingParams and checked by the engine's own validator
+ * (checkParams); what is OpenAI's alone is checked here (temperature <= 2, max_tokens 0 for scoring,
+ * echo, stream_options, the server's limit on stop strings). Fields OpenAI has but this server cannot
+ * honour (tools, non-text response formats) are refused rather than ignored. vLLM's extensions (top_k,
+ * min_p, repetition_penalty, min_tokens, ignore_eos, stop_token_ids, include_stop_str_in_output) are
+ * accepted too.
  */
 import type { ChatMessage, SamplingParams } from '@flotilla/engine';
 import { InvalidParameterError } from '../errors.js';
-import type { GenerationSpec, ParamNames } from '../generation.js';
+import { checkParams, type GenerationSpec, type ParamNames } from '../generation.js';
 import type { ResolvedLimits } from '../llm-server-options.js';
 import { BodyReader } from '../validate.js';
 
@@ -29,7 +32,6 @@ export interface OpenAiRequest {
 
 /** OpenAI's default max_tokens for /v1/completions (chat's default is the rest of the context). */
 export const COMPLETIONS_DEFAULT_MAX_TOKENS = 16;
-const MAX_SEED = 0xffffffff;
 const CHAT_ROLES = new Set(['system', 'developer', 'user', 'assistant', 'tool']);
 
 const BASE_NAMES: ParamNames = {
@@ -55,16 +57,21 @@ export function parseCompletionRequest(body: unknown, limits: ResolvedLimits): O
   const r = BodyReader.of(body);
   const prompt = readPrompt(r);
   const params = readSampling(r, limits);
-  const maxTokens = r.integer('max_tokens', { min: 0 });
-  const logprobs = r.integer('logprobs', { min: 0, max: 20 });
-  if (logprobs !== undefined) params.logprobs = logprobs;
-  const echo = r.boolean('echo') ?? false;
+  const names: ParamNames = { ...BASE_NAMES, prompt: 'prompt', promptLogprobs: 'echo' };
+  // max_tokens 0 is OpenAI's "score the prompt" (with echo); any other value is the engine's maxTokens.
+  const maxTokens = r.raw('max_tokens');
   const scoreOnly = maxTokens === 0;
+  if (maxTokens !== undefined && !scoreOnly) params.maxTokens = maxTokens as number;
+  const rawLogprobs = r.raw('logprobs');
+  if (rawLogprobs !== undefined) params.logprobs = rawLogprobs as number;
+  checkParams(params, names);
+  const logprobs = params.logprobs;
+  const echo = r.boolean('echo') ?? false;
   if (scoreOnly && !echo)
     throw new InvalidParameterError('max_tokens', 'must be >= 1 (0 only with echo: true, to score the prompt)');
   if (scoreOnly && r.boolean('stream'))
     throw new InvalidParameterError('max_tokens', '0 is not streamed on this server; send stream: false');
-  if (maxTokens !== undefined) params.maxTokens = Math.max(1, maxTokens);
+  if (scoreOnly) params.maxTokens = 1;
   if (echo && logprobs !== undefined) {
     // The prompt's own logprobs (engine promptLogprobs): computed whole, for one choice, returned whole.
     if ((params.n ?? 1) !== 1) throw new InvalidParameterError('n', 'echo with logprobs supports n = 1');
@@ -87,12 +94,7 @@ export function parseCompletionRequest(body: unknown, limits: ResolvedLimits): O
     echo,
     scoreOnly,
     logprobs,
-    spec: {
-      prompt,
-      params,
-      names: { ...BASE_NAMES, prompt: 'prompt', promptLogprobs: 'echo' },
-      defaultMaxTokens: COMPLETIONS_DEFAULT_MAX_TOKENS,
-    },
+    spec: { prompt, params, names, defaultMaxTokens: COMPLETIONS_DEFAULT_MAX_TOKENS },
   };
 }
 
@@ -100,21 +102,26 @@ export function parseChatRequest(body: unknown, limits: ResolvedLimits): OpenAiR
   const r = BodyReader.of(body);
   const messages = readMessages(r);
   const params = readSampling(r, limits);
-  const maxTokens = r.integer('max_tokens', { min: 1 });
-  const maxCompletion = r.integer('max_completion_tokens', { min: 1 });
-  if (maxTokens !== undefined || maxCompletion !== undefined) params.maxTokens = maxCompletion ?? maxTokens;
+  // Two names for the engine's maxTokens; max_completion_tokens wins, and errors name the one given.
+  const maxTokens = r.raw('max_tokens');
+  const maxCompletion = r.raw('max_completion_tokens');
+  const maxName = maxCompletion !== undefined ? 'max_completion_tokens' : 'max_tokens';
+  const names: ParamNames = { ...BASE_NAMES, maxTokens: maxName, prompt: 'messages', logprobs: 'top_logprobs' };
+  if (maxTokens !== undefined && maxCompletion !== undefined)
+    checkParams({ maxTokens: maxTokens as number }, { maxTokens: 'max_tokens' }); // the one not used is checked too
+  if (maxTokens !== undefined || maxCompletion !== undefined) params.maxTokens = (maxCompletion ?? maxTokens) as number;
   const wantLogprobs = r.boolean('logprobs') ?? false;
-  const top = r.integer('top_logprobs', { min: 0, max: 20 });
+  const top = r.raw('top_logprobs');
   if (top !== undefined && !wantLogprobs) throw new InvalidParameterError('top_logprobs', 'requires logprobs: true');
-  const logprobs = wantLogprobs ? (top ?? 0) : undefined;
-  if (logprobs !== undefined) params.logprobs = logprobs;
+  if (wantLogprobs) params.logprobs = (top ?? 0) as number;
+  checkParams(params, names);
+  const logprobs = params.logprobs;
   r.unsupported('tools', (v) => Array.isArray(v) && v.length === 0);
   r.unsupported('tool_choice', (v) => v === 'none');
   r.unsupported('parallel_tool_calls', (v) => typeof v === 'boolean');
   r.unsupported('response_format', (v) => (v as { type?: unknown })?.type === 'text');
   const common = readCommon(r);
   r.rejectUnknown();
-  const maxName = maxCompletion !== undefined ? 'max_completion_tokens' : 'max_tokens';
   return {
     kind: 'chat',
     model: common.model,
@@ -127,7 +134,7 @@ export function parseChatRequest(body: unknown, limits: ResolvedLimits): OpenAiR
     spec: {
       prompt: { messages },
       params,
-      names: { ...BASE_NAMES, maxTokens: maxName, prompt: 'messages', logprobs: 'top_logprobs' },
+      names,
     },
   };
 }
@@ -154,29 +161,27 @@ function readCommon(r: BodyReader): {
   return { model, stream, includeUsage, continuousUsage };
 }
 
-/** The sampling fields both endpoints share; ranges are OpenAI's. */
+/** BASE_NAMES backwards: OpenAI field → SamplingParams field, for the fields passed to the engine as they are. */
+const ENGINE_FIELDS = Object.entries(BASE_NAMES).filter(
+  ([key]) => key !== 'temperature' && key !== 'stop' && key !== 'maxTokens',
+) as Array<[keyof SamplingParams, string]>;
+
+/**
+ * The sampling fields both endpoints share, renamed; the caller checks them with checkParams. OpenAI's
+ * own rules are checked here: temperature in [0, 2] (the engine takes any >= 0), at most limits.maxStop
+ * stop strings.
+ */
 function readSampling(r: BodyReader, limits: ResolvedLimits): SamplingParams {
-  const p: SamplingParams = {};
-  const set = <K extends keyof SamplingParams>(k: K, v: SamplingParams[K] | undefined) => {
-    if (v !== undefined) p[k] = v;
-  };
-  set('temperature', r.number('temperature', { min: 0, max: 2 }));
-  set('topP', r.number('top_p', { min: 0, max: 1, aboveMin: true }));
-  set('n', r.integer('n', { min: 1 }));
-  set('stop', r.strings('stop', limits.maxStop));
-  set('seed', r.integer('seed', { min: 0, max: MAX_SEED }));
-  set('presencePenalty', r.number('presence_penalty', { min: -2, max: 2 }));
-  set('frequencyPenalty', r.number('frequency_penalty', { min: -2, max: 2 }));
-  set('topK', r.integer('top_k', { min: -1 }));
-  set('minP', r.number('min_p', { min: 0, max: 1 }));
-  set('repetitionPenalty', r.number('repetition_penalty', { min: 0, aboveMin: true }));
-  set('minTokens', r.integer('min_tokens', { min: 0 }));
-  set('ignoreEos', r.boolean('ignore_eos'));
-  set('stopTokenIds', r.ids('stop_token_ids'));
-  set('includeStopStrInOutput', r.boolean('include_stop_str_in_output'));
-  const bias = r.raw('logit_bias'); // checked by the engine (ids against the vocabulary), errors named logit_bias
-  if (bias !== undefined && bias !== null) p.logitBias = bias as Record<string, number>;
-  return p;
+  const p: Record<string, unknown> = {};
+  const temperature = r.number('temperature', { min: 0, max: 2 });
+  if (temperature !== undefined) p.temperature = temperature;
+  const stop = r.strings('stop', limits.maxStop);
+  if (stop !== undefined) p.stop = stop;
+  for (const [key, field] of ENGINE_FIELDS) {
+    const v = r.raw(field);
+    if (v !== undefined) p[key] = v;
+  }
+  return p as SamplingParams;
 }
 
 function readPrompt(r: BodyReader): GenerationSpec['prompt'] {

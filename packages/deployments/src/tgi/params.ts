@@ -1,10 +1,12 @@
 /**
  * TGI request bodies (`{ inputs, parameters, stream }`) → GenerationSpec. As in TGI, sampling is off
- * (greedy) unless do_sample is set or a sampling parameter (temperature, top_k, top_p) is given.
+ * (greedy) unless do_sample is set or a sampling parameter (temperature, top_k, top_p) is given. The
+ * engine's parameters are renamed and checked by the engine's validator (checkParams); TGI's own rules
+ * (temperature > 0, top_k >= 1, best_of, details) are checked here.
  */
 import type { SamplingParams } from '@flotilla/engine';
 import { InvalidParameterError } from '../errors.js';
-import type { GenerationSpec, ParamNames } from '../generation.js';
+import { checkParams, type GenerationSpec, type ParamNames } from '../generation.js';
 import type { ResolvedLimits } from '../llm-server-options.js';
 import { BodyReader } from '../validate.js';
 
@@ -26,7 +28,6 @@ export interface TgiRequest {
 
 /** TGI's default max_new_tokens. */
 export const TGI_DEFAULT_MAX_NEW_TOKENS = 100;
-const MAX_SEED = 0xffffffff;
 
 const NAMES: ParamNames = {
   temperature: 'parameters.temperature',
@@ -49,26 +50,28 @@ export function parseTgiRequest(body: unknown, limits: ResolvedLimits): TgiReque
     throw new InvalidParameterError('inputs', 'must be a non-empty string');
   const stream = r.boolean('stream') ?? false;
   const p = r.object('parameters') ?? BodyReader.of({}, 'parameters', 'parameters.');
-  const params: SamplingParams = {};
-  const set = <K extends keyof SamplingParams>(k: K, v: SamplingParams[K] | undefined) => {
+  const params: Record<string, unknown> = {};
+  const set = (k: keyof SamplingParams, v: unknown) => {
     if (v !== undefined) params[k] = v;
   };
+  // TGI's own ranges: temperature > 0 and top_k >= 1 (the engine also takes 0 for both, as "greedy" / "off").
   const temperature = p.number('temperature', { min: 0, aboveMin: true });
-  const topP = p.number('top_p', { min: 0, max: 1, aboveMin: true });
   const topK = p.integer('top_k', { min: 1 });
+  const topP = p.raw('top_p');
   const doSample = p.boolean('do_sample') ?? false;
   const sampling = doSample || temperature !== undefined || topP !== undefined || topK !== undefined;
   set('temperature', sampling ? temperature : 0);
   set('topP', topP);
   set('topK', topK);
-  set('maxTokens', p.integer('max_new_tokens', { min: 1 }));
-  set('repetitionPenalty', p.number('repetition_penalty', { min: 0, aboveMin: true }));
-  set('frequencyPenalty', p.number('frequency_penalty', { min: -2, max: 2 }));
+  set('maxTokens', p.raw('max_new_tokens'));
+  set('repetitionPenalty', p.raw('repetition_penalty'));
+  set('frequencyPenalty', p.raw('frequency_penalty'));
   set('stop', p.strings('stop', limits.maxStop));
-  const seed = p.integer('seed', { min: 0, max: MAX_SEED });
-  set('seed', seed);
-  const topNTokens = p.integer('top_n_tokens', { min: 0, max: 20 }) ?? 0;
-  params.logprobs = topNTokens;
+  set('seed', p.raw('seed'));
+  set('logprobs', p.raw('top_n_tokens') ?? 0);
+  checkParams(params, NAMES);
+  const seed = params.seed as number | undefined;
+  const topNTokens = params.logprobs as number;
   const bestOf = p.integer('best_of', { min: 1 });
   if (bestOf !== undefined && bestOf > 1)
     throw new InvalidParameterError('parameters.best_of', 'best_of > 1 is not supported');
@@ -86,7 +89,12 @@ export function parseTgiRequest(body: unknown, limits: ResolvedLimits): TgiReque
   p.rejectUnknown();
   r.rejectUnknown();
   return {
-    spec: { prompt: { text: inputs }, params, names: NAMES, defaultMaxTokens: TGI_DEFAULT_MAX_NEW_TOKENS },
+    spec: {
+      prompt: { text: inputs },
+      params: params as SamplingParams,
+      names: NAMES,
+      defaultMaxTokens: TGI_DEFAULT_MAX_NEW_TOKENS,
+    },
     details,
     returnFullText,
     topNTokens,

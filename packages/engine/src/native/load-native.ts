@@ -4,13 +4,14 @@
  */
 import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import { EngineError } from '../errors.js';
+import { EngineError, registerWireErrors } from '../errors.js';
 import type { NativeBinding } from './native-types.js';
 
 /** The addon is not built, or was built for another Node / machine. */
 export class NativeAddonError extends EngineError {
   override readonly code: string = 'E_NATIVE_ADDON';
 }
+registerWireErrors({ NativeAddonError });
 
 const require = createRequire(import.meta.url);
 let binding: NativeBinding | undefined;

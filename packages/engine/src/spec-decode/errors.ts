@@ -1,5 +1,5 @@
 /** Typed errors of speculative decoding (stable codes, rebuilt across actor boundaries like the engine's). */
-import { EngineError } from '../errors.js';
+import { EngineError, registerWireErrors } from '../errors.js';
 
 /** The engine's `speculative` option is inconsistent: a draft model whose vocabulary differs from the target's, k out of range. */
 export class SpeculativeConfigError extends EngineError {
@@ -7,3 +7,5 @@ export class SpeculativeConfigError extends EngineError {
 }
 
 export const specDecodeErrorClasses = { SpeculativeConfigError } as const;
+
+registerWireErrors(specDecodeErrorClasses);
