@@ -16,8 +16,13 @@ export function cliProcesses() {
   afterAll(() => {
     for (const c of children) if (c.exitCode === null) c.kill('SIGKILL');
   });
-  function serve(args: string[]) {
-    const child = spawn(process.execPath, [serveBin, ...args], { cwd: repoRoot, stdio: ['ignore', 'pipe', 'pipe'] });
+  /** `env` is added to this process's environment (which children inherit anyway). */
+  function serve(args: string[], env: Record<string, string> = {}) {
+    const child = spawn(process.execPath, [serveBin, ...args], {
+      cwd: repoRoot,
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env: { ...process.env, ...env },
+    });
     children.push(child);
     let out = '';
     child.stdout!.on('data', (d) => {

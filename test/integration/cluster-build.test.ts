@@ -2,7 +2,7 @@
  * `serve build examples/cluster.ts:app --out DIR`: the Kubernetes manifests, parsed back with `yaml`.
  */
 import { afterAll, describe, expect, it } from 'vitest';
-import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { parse, parseAllDocuments } from 'yaml';
@@ -26,11 +26,13 @@ describe('serve build --target kubernetes', () => {
     expect(summary).toContain('GpuWorker (1 GPU × ≤4)');
     const files = readdirSync(out).sort();
     expect(files).toEqual([
+      'cluster-secret.yaml',
       'configmap.yaml',
       'gpu-agent-hpa.yaml',
       'gpu-agent-service.yaml',
       'gpu-agent-statefulset.yaml',
       'head-deployment.yaml',
+      'head-networkpolicy.yaml',
       'head-service.yaml',
       'kustomization.yaml',
     ]);
@@ -50,6 +52,8 @@ describe('serve build --target kubernetes', () => {
       'Deployment',
       'HorizontalPodAutoscaler',
       'Kustomization',
+      'NetworkPolicy',
+      'Secret',
       'Service',
       'Service',
       'StatefulSet',
@@ -107,15 +111,133 @@ describe('serve build --target kubernetes', () => {
 
     const config = parseServeConfig(docs['configmap.yaml']!.data['serve.yaml']);
     expect(config.applications[0]).toMatchObject({ name: 'default', importPath: 'examples/cluster.ts:app' });
-    expect(parse(readFileSync(path.join(out, 'kustomization.yaml'), 'utf8')).resources).toHaveLength(6);
+    expect(parse(readFileSync(path.join(out, 'kustomization.yaml'), 'utf8')).resources).toHaveLength(8);
+
+    // The cluster token: generated (crypto random), in a Secret written owner-only, mounted read-only
+    // (0400) by head and agents and referenced by their flags; no TLS material without --cluster-tls-*.
+    const secret = docs['cluster-secret.yaml']!;
+    expect(statSync(path.join(out, 'cluster-secret.yaml')).mode & 0o777).toBe(0o600);
+    expect(Object.keys(secret.stringData)).toEqual(['token']);
+    expect(secret.stringData.token).toMatch(/^[A-Za-z0-9_-]{43}$/);
+    expect(summary).toMatch(/Cluster port: token in cluster-secret\.yaml .*no TLS/);
+    expect(summary).not.toContain(secret.stringData.token);
+    for (const [pod, flag] of [
+      [head, '--cluster-token-file'],
+      [agents, '--token-file'],
+    ] as const) {
+      const spec = pod.spec.template.spec;
+      const volume = spec.volumes.find((v: Obj) => v.secret);
+      expect(volume.secret).toMatchObject({ secretName: secret.metadata.name, defaultMode: 0o400 });
+      expect(volume.secret.items).toEqual([{ key: 'token', path: 'token' }]);
+      const mount = spec.containers[0].volumeMounts.find((m: Obj) => m.name === volume.name);
+      expect(mount.readOnly).toBe(true);
+      const cmd: string[] = spec.containers[0].command;
+      expect(cmd[cmd.indexOf(flag) + 1]).toBe(`${mount.mountPath}/token`);
+      expect(cmd.join(' ')).not.toMatch(/tls/);
+      expect(pod.spec.template.metadata.annotations['flotilla.dev/cluster-secret-sha256']).toMatch(/^[0-9a-f]{64}$/);
+    }
+
+    // The cluster port admits the agent pods only; HTTP and gRPC stay reachable.
+    const policy = docs['head-networkpolicy.yaml']!;
+    expect(policy.spec.podSelector.matchLabels).toEqual(head.spec.template.metadata.labels);
+    expect(policy.spec.policyTypes).toEqual(['Ingress']);
+    const clusterRules = policy.spec.ingress.filter((r: Obj) => r.ports.some((p: Obj) => p.port === 9100));
+    expect(clusterRules).toEqual([
+      {
+        from: [{ podSelector: { matchLabels: agents.spec.template.metadata.labels } }],
+        ports: [{ protocol: 'TCP', port: 9100 }],
+      },
+    ]);
+    const open = policy.spec.ingress.filter((r: Obj) => !r.from);
+    expect(open.flatMap((r: Obj) => r.ports.map((p: Obj) => p.port)).sort()).toEqual([8000, 9000]);
+
+    // Building again into the same directory keeps the token (running agents are not locked out).
+    await buildCommand('examples/cluster.ts:app', [], { out, namespace: 'llm' }, repoRoot);
+    expect(parse(readFileSync(path.join(out, 'cluster-secret.yaml'), 'utf8')).stringData.token).toBe(
+      secret.stringData.token,
+    );
+  });
+
+  it('with --cluster-tls-* the Secret carries the TLS material and head and agents use mutual TLS', async () => {
+    const dir = path.join(out, 'tls');
+    const pems = path.join(out, 'pems');
+    mkdirSync(pems, { recursive: true });
+    const pem = (name: string) => {
+      const file = path.join(pems, name);
+      writeFileSync(file, `-----BEGIN ${name}-----\nAAAA\n-----END ${name}-----\n`);
+      return file;
+    };
+    const summary = await buildCommand(
+      'examples/cluster.ts:app',
+      [],
+      {
+        out: dir,
+        clusterTlsCa: pem('ca'),
+        clusterTlsCert: pem('head-cert'),
+        clusterTlsKey: pem('head-key'),
+        clusterTlsAgentCert: pem('agent-cert'),
+        clusterTlsAgentKey: pem('agent-key'),
+      },
+      repoRoot,
+    );
+    expect(summary).toMatch(/Cluster port: .*mutual TLS/);
+    const read = (f: string) => parse(readFileSync(path.join(dir, f), 'utf8')) as Obj;
+    const secret = read('cluster-secret.yaml');
+    expect(Object.keys(secret.stringData).sort()).toEqual([
+      'agent.crt',
+      'agent.key',
+      'ca.crt',
+      'head.crt',
+      'head.key',
+      'token',
+    ]);
+    expect(secret.stringData['head.key']).toContain('BEGIN head-key');
+    const podOf = (f: string) => read(f).spec.template.spec;
+    const head = podOf('head-deployment.yaml');
+    const agent = podOf('gpu-agent-statefulset.yaml');
+    const keys = (pod: Obj) =>
+      pod.volumes
+        .find((v: Obj) => v.secret)
+        .secret.items.map((i: Obj) => i.key)
+        .sort();
+    // Each pod gets only what it needs: the agents never see the head's key, nor the head the agents'.
+    expect(keys(head)).toEqual(['ca.crt', 'head.crt', 'head.key', 'token']);
+    expect(keys(agent)).toEqual(['agent.crt', 'agent.key', 'ca.crt', 'token']);
+    expect(head.containers[0].command).toEqual(
+      expect.arrayContaining([
+        '--cluster-tls-cert',
+        '/etc/flotilla-cluster/head.crt',
+        '--cluster-tls-key',
+        '/etc/flotilla-cluster/head.key',
+        '--cluster-tls-ca',
+        '/etc/flotilla-cluster/ca.crt',
+        '--cluster-tls-require-client-cert',
+      ]),
+    );
+    expect(agent.containers[0].command).toEqual(
+      expect.arrayContaining([
+        '--tls-ca',
+        '/etc/flotilla-cluster/ca.crt',
+        '--tls-cert',
+        '/etc/flotilla-cluster/agent.crt',
+        '--tls-key',
+        '/etc/flotilla-cluster/agent.key',
+      ]),
+    );
+    // Half the TLS files is an error, not a silently plaintext cluster.
+    await expect(
+      buildCommand('examples/cluster.ts:app', [], { out: path.join(out, 'half'), clusterTlsCert: pem('x') }, repoRoot),
+    ).rejects.toThrow(/Cluster TLS needs all of --cluster-tls-ca, --cluster-tls-cert and --cluster-tls-key/);
   });
 
   it('an app without GPU deployments gets only the head, its service and the config', async () => {
     const dir = path.join(out, 'cpu');
     await buildCommand('examples/pipeline.ts:app', [], { out: dir }, repoRoot);
     expect(readdirSync(dir).sort()).toEqual([
+      'cluster-secret.yaml',
       'configmap.yaml',
       'head-deployment.yaml',
+      'head-networkpolicy.yaml',
       'head-service.yaml',
       'kustomization.yaml',
     ]);

@@ -6,6 +6,8 @@
  *                              [--cluster-tls-ca F --cluster-tls-require-client-cert]
  *   clients (agent, deploy,    --token-file F  [--tls | --tls-ca F] [--tls-cert F --tls-key F]
  *            status):          [--tls-server-name NAME]
+ *   build:                     --cluster-tls-ca F --cluster-tls-cert F --cluster-tls-key F
+ *                              [--cluster-tls-agent-cert F --cluster-tls-agent-key F]   (into the Secret)
  *
  * The head's flags carry the `cluster-` prefix because run/start also serve HTTP and gRPC, whose own TLS
  * is another matter. The token itself never goes on a command line (process lists show it): it comes
@@ -31,9 +33,6 @@ export interface ClusterClientCliOptions {
   tlsKey?: string;
   tlsServerName?: string;
 }
-
-const HEAD_COMMANDS = ['run', 'start'];
-const CLIENT_COMMANDS = ['agent', 'deploy', 'status'];
 
 const HEAD_FLAGS: [string, string][] = [
   [
@@ -68,14 +67,32 @@ const CLIENT_FLAGS: [string, string][] = [
   ['--tls-server-name <name>', "name to check the head's certificate against (default: the host of --address)"],
 ];
 
-/** Adds the head flags to run/start and the client flags to agent/deploy/status (a flag already declared is kept). */
+const BUILD_FLAGS: [string, string][] = [
+  ['--cluster-tls-ca <file>', "CA (PEM) that signed the head's cluster certificate (and the agents', for mutual TLS)"],
+  [
+    '--cluster-tls-cert <file>',
+    "the head's cluster certificate (PEM); it must name NAME-head, the address agents dial",
+  ],
+  ['--cluster-tls-key <file>', 'private key (PEM) of --cluster-tls-cert'],
+  ['--cluster-tls-agent-cert <file>', "agents' client certificate (PEM): the head then requires it (mutual TLS)"],
+  ['--cluster-tls-agent-key <file>', 'private key (PEM) of --cluster-tls-agent-cert'],
+];
+
+/**
+ * Adds the head flags to run/start, the client flags to agent/deploy/status and the Secret's TLS files
+ * to build (a flag already declared is kept).
+ */
 export function addClusterOptions(program: Command): void {
+  const byCommand: Record<string, [string, string][]> = {
+    run: HEAD_FLAGS,
+    start: HEAD_FLAGS,
+    agent: CLIENT_FLAGS,
+    deploy: CLIENT_FLAGS,
+    status: CLIENT_FLAGS,
+    build: BUILD_FLAGS,
+  };
   for (const cmd of program.commands) {
-    const flags = HEAD_COMMANDS.includes(cmd.name())
-      ? HEAD_FLAGS
-      : CLIENT_COMMANDS.includes(cmd.name())
-        ? CLIENT_FLAGS
-        : [];
+    const flags = byCommand[cmd.name()] ?? [];
     for (const [flag, description] of flags) {
       const long = flag.split(' ')[0]!;
       if (!cmd.options.some((o) => o.long === long)) cmd.option(flag, description);

@@ -9,8 +9,13 @@
  *   - an HPA that adds agent pods on Flotilla's queue metric (flotilla_deployment_queued_requests, an
  *     External metric served by prometheus-adapter): Flotilla's autoscaler raises a deployment's target,
  *     the new replicas wait for a GPU node, the queue grows, and the HPA adds one;
- *   - a ConfigMap with the serve config that the head reads.
+ *   - a ConfigMap with the serve config that the head reads;
+ *   - a Secret with the cluster token (and TLS material when given), mounted read-only (0400) by the head
+ *     (--cluster-token-file, --cluster-tls-*) and the agents (--token-file, --tls-*), each pod getting
+ *     only the keys it needs (the agents never see the head's key);
+ *   - a NetworkPolicy on the head: the cluster port admits the agent pods only (HTTP and gRPC stay open).
  */
+import { createHash } from 'node:crypto';
 
 export interface DeploymentResources {
   name: string;
@@ -39,7 +44,27 @@ export interface ManifestInput {
   serveConfig: string;
   /** Where the repository (and the application, at the same path on every pod) lives in the image. */
   workingDir: string;
+  /** The cluster port's credentials, for the Secret. */
+  cluster: ClusterSecretInput;
 }
+
+/** What the cluster Secret holds: the token always; TLS material (PEM text) when given. */
+export interface ClusterSecretInput {
+  token: string;
+  tls?: {
+    /** CA that signed the head's certificate (and the agents', for mutual TLS). */
+    ca: string;
+    /** The head's certificate; it must name `<name>-head`, the address agents dial. */
+    headCert: string;
+    headKey: string;
+    /** The agents' client certificate: given, the head requires one (mutual TLS). */
+    agentCert?: string;
+    agentKey?: string;
+  };
+}
+
+/** Where the Secret is mounted in head and agent pods. */
+export const CLUSTER_SECRET_DIR = '/etc/flotilla-cluster';
 
 export interface Manifest {
   /** File name, e.g. 'head-deployment.yaml'. */
@@ -55,8 +80,10 @@ export function kubernetesManifests(input: ManifestInput): Manifest[] {
   const gpuDeployments = input.deployments.filter((d) => d.gpus > 0);
   const out: Manifest[] = [
     { file: 'configmap.yaml', object: configMap(input) },
+    { file: 'cluster-secret.yaml', object: clusterSecret(input) },
     { file: 'head-deployment.yaml', object: headDeployment(input) },
     { file: 'head-service.yaml', object: headService(input) },
+    { file: 'head-networkpolicy.yaml', object: headNetworkPolicy(input) },
   ];
   if (gpuDeployments.length > 0) {
     const sizing = agentSizing(gpuDeployments);
@@ -102,6 +129,60 @@ function configMap(input: ManifestInput) {
   };
 }
 
+function clusterSecret(input: ManifestInput) {
+  const { token, tls } = input.cluster;
+  return {
+    apiVersion: 'v1',
+    kind: 'Secret',
+    metadata: meta(input, `${input.name}-cluster`, 'cluster'),
+    type: 'Opaque',
+    stringData: {
+      token,
+      ...(tls ? { 'ca.crt': tls.ca, 'head.crt': tls.headCert, 'head.key': tls.headKey } : {}),
+      ...(tls?.agentCert && tls.agentKey ? { 'agent.crt': tls.agentCert, 'agent.key': tls.agentKey } : {}),
+    },
+  };
+}
+
+/** Mutual TLS: the agents have a client certificate, so the head requires one. */
+function mutualTls(input: ManifestInput): boolean {
+  return Boolean(input.cluster.tls?.agentCert && input.cluster.tls.agentKey);
+}
+
+/** A volume with only `keys` of the cluster Secret, read-only to the owner. */
+function secretVolume(input: ManifestInput, keys: string[]) {
+  return {
+    name: 'cluster-secret',
+    secret: { secretName: `${input.name}-cluster`, defaultMode: 0o400, items: keys.map((key) => ({ key, path: key })) },
+  };
+}
+
+const secretMount = { name: 'cluster-secret', mountPath: CLUSTER_SECRET_DIR, readOnly: true };
+const inSecret = (key: string) => `${CLUSTER_SECRET_DIR}/${key}`;
+
+/** Rolls head and agents together when the Secret's content changes (both read it at start). */
+function secretChecksum(input: ManifestInput): Record<string, string> {
+  const digest = createHash('sha256')
+    .update(JSON.stringify(clusterSecret(input).stringData))
+    .digest('hex');
+  return { 'flotilla.dev/cluster-secret-sha256': digest };
+}
+
+function headClusterFlags(input: ManifestInput): string[] {
+  const flags = ['--cluster-token-file', inSecret('token')];
+  if (input.cluster.tls)
+    flags.push('--cluster-tls-cert', inSecret('head.crt'), '--cluster-tls-key', inSecret('head.key'));
+  if (mutualTls(input)) flags.push('--cluster-tls-ca', inSecret('ca.crt'), '--cluster-tls-require-client-cert');
+  return flags;
+}
+
+function agentClusterFlags(input: ManifestInput): string[] {
+  const flags = ['--token-file', inSecret('token')];
+  if (input.cluster.tls) flags.push('--tls-ca', inSecret('ca.crt'));
+  if (mutualTls(input)) flags.push('--tls-cert', inSecret('agent.crt'), '--tls-key', inSecret('agent.key'));
+  return flags;
+}
+
 function headDeployment(input: ManifestInput) {
   const probe = (initialDelaySeconds: number, failureThreshold: number) => ({
     httpGet: { path: '/-/healthz', port: 'http' },
@@ -131,6 +212,7 @@ function headDeployment(input: ManifestInput) {
       String(PORTS.cluster),
       '--config',
       '/etc/flotilla/serve.yaml',
+      ...headClusterFlags(input),
     ],
     // The head hosts only CPU replicas; GPU ones go to agents.
     env: [{ name: 'FLOTILLA_GPUS', value: '0' }],
@@ -143,8 +225,13 @@ function headDeployment(input: ManifestInput) {
     readinessProbe: probe(5, 3),
     livenessProbe: probe(60, 6),
     resources: { requests: { cpu: String(Math.max(1, cpuNeed)), memory: '1Gi' } },
-    volumeMounts: [{ name: 'config', mountPath: '/etc/flotilla', readOnly: true }],
+    volumeMounts: [{ name: 'config', mountPath: '/etc/flotilla', readOnly: true }, secretMount],
   };
+  const headKeys = [
+    'token',
+    ...(input.cluster.tls ? ['head.crt', 'head.key'] : []),
+    ...(mutualTls(input) ? ['ca.crt'] : []),
+  ];
   return {
     apiVersion: 'apps/v1',
     kind: 'Deployment',
@@ -155,10 +242,10 @@ function headDeployment(input: ManifestInput) {
       strategy: { type: 'Recreate' },
       selector: { matchLabels: labels(input, 'head') },
       template: {
-        metadata: { labels: labels(input, 'head') },
+        metadata: { labels: labels(input, 'head'), annotations: secretChecksum(input) },
         spec: {
           containers: [container],
-          volumes: [{ name: 'config', configMap: { name: `${input.name}-config` } }],
+          volumes: [{ name: 'config', configMap: { name: `${input.name}-config` } }, secretVolume(input, headKeys)],
           terminationGracePeriodSeconds: 45,
         },
       },
@@ -182,6 +269,34 @@ function headService(input: ManifestInput) {
   };
 }
 
+/**
+ * Once a NetworkPolicy selects the head, only what it allows reaches it: HTTP and gRPC from anywhere
+ * (the proxies have their own authentication), the cluster port from the agent pods only.
+ */
+function headNetworkPolicy(input: ManifestInput) {
+  return {
+    apiVersion: 'networking.k8s.io/v1',
+    kind: 'NetworkPolicy',
+    metadata: meta(input, `${input.name}-head`, 'head'),
+    spec: {
+      podSelector: { matchLabels: labels(input, 'head') },
+      policyTypes: ['Ingress'],
+      ingress: [
+        {
+          ports: [
+            { protocol: 'TCP', port: PORTS.http },
+            { protocol: 'TCP', port: PORTS.grpc },
+          ],
+        },
+        {
+          from: [{ podSelector: { matchLabels: labels(input, 'gpu-agent') } }],
+          ports: [{ protocol: 'TCP', port: PORTS.cluster }],
+        },
+      ],
+    },
+  };
+}
+
 function agentService(input: ManifestInput) {
   return {
     apiVersion: 'v1',
@@ -194,6 +309,11 @@ function agentService(input: ManifestInput) {
 
 function agentStatefulSet(input: ManifestInput, sizing: ReturnType<typeof agentSizing>) {
   const g = String(sizing.gpusPerPod);
+  const agentKeys = [
+    'token',
+    ...(input.cluster.tls ? ['ca.crt'] : []),
+    ...(mutualTls(input) ? ['agent.crt', 'agent.key'] : []),
+  ];
   const container = {
     name: 'agent',
     image: input.image,
@@ -215,8 +335,10 @@ function agentStatefulSet(input: ManifestInput, sizing: ReturnType<typeof agentS
       '0.0.0.0',
       '--http-port',
       String(PORTS.http),
+      ...agentClusterFlags(input),
     ],
     ports: [{ name: 'http', containerPort: PORTS.http }],
+    volumeMounts: [secretMount],
     env: [{ name: 'POD_NAME', valueFrom: { fieldRef: { fieldPath: 'metadata.name' } } }],
     resources: { limits: { 'nvidia.com/gpu': g }, requests: { 'nvidia.com/gpu': g, cpu: '2', memory: '8Gi' } },
   };
@@ -230,9 +352,10 @@ function agentStatefulSet(input: ManifestInput, sizing: ReturnType<typeof agentS
       podManagementPolicy: 'Parallel',
       selector: { matchLabels: labels(input, 'gpu-agent') },
       template: {
-        metadata: { labels: labels(input, 'gpu-agent') },
+        metadata: { labels: labels(input, 'gpu-agent'), annotations: secretChecksum(input) },
         spec: {
           containers: [container],
+          volumes: [secretVolume(input, agentKeys)],
           tolerations: [{ key: 'nvidia.com/gpu', operator: 'Exists', effect: 'NoSchedule' }],
           // SIGTERM makes the agent kill its replicas; the head replaces them elsewhere.
           terminationGracePeriodSeconds: 30,
