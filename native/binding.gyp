@@ -6,7 +6,7 @@
     {
       "target_name": "flotilla_kernels_avx2",
       "type": "static_library",
-      "sources": ["src/cpu/kernels-avx2.cpp"],
+      "sources": ["<!@(node sources.mjs avx2)"],
       "conditions": [
         ["target_arch=='x64'", {
           "defines": ["FLOTILLA_HAVE_AVX2"],
@@ -18,30 +18,7 @@
     },
     {
       "target_name": "flotilla_native",
-      "sources": [
-        "src/addon/addon.cpp",
-        "src/addon/js-convert.cpp",
-        "src/addon/js-model.cpp",
-        "src/addon/step-worker.cpp",
-        "src/core/aligned-buffer.cpp",
-        "src/core/cpu-info.cpp",
-        "src/core/dtype.cpp",
-        "src/core/engine.cpp",
-        "src/core/kv-cache.cpp",
-        "src/core/load-spec.cpp",
-        "src/core/mapped-file.cpp",
-        "src/core/row-codec.cpp",
-        "src/core/sampler.cpp",
-        "src/core/step-batch.cpp",
-        "src/core/thread-pool.cpp",
-        "src/core/weight-loader.cpp",
-        "src/cpu/attention.cpp",
-        "src/cpu/cpu-backend.cpp",
-        "src/cpu/kernels.cpp",
-        "src/cpu/kernels-scalar.cpp",
-        "src/cpu/matmul.cpp",
-        "src/cpu/ops.cpp"
-      ],
+      "sources": ["<!@(node sources.mjs addon core)"],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
       "defines": ["NAPI_VERSION=8", "NAPI_CPP_EXCEPTIONS", "NODE_ADDON_API_DISABLE_DEPRECATED"],
       "cflags!": ["-fno-exceptions"],
@@ -70,7 +47,7 @@
         {
           "target_name": "flotilla_kernels_avx512",
           "type": "static_library",
-          "sources": ["src/cpu/kernels-avx512.cpp", "src/cpu/kernels-avx512-int.cpp", "src/cpu/kernels-avx512-attn.cpp", "src/cpu/kernels-avx512-rows.cpp"],
+          "sources": ["<!@(node sources.mjs avx512)"],
           "cflags_cc": ["<@(flotilla_cflags)", "-fPIC", "-mavx2", "-mfma", "-mf16c", "-mavx512f", "-mavx512bw", "-mavx512dq", "-mavx512vl", "-mavx512vnni"],
           "cflags!": ["-fno-exceptions"],
           "cflags_cc!": ["-fno-exceptions", "-std=gnu++17", "-std=gnu++1y", "-std=gnu++20"]

@@ -16,6 +16,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createRequire } from 'node:module';
+import { checkSources, readSources } from './sources.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const log = (msg) => console.log(`[@flotilla/native] ${msg}`);
@@ -129,9 +130,7 @@ async function buildCuda(nvcc) {
     path.join(here, 'src', 'backend.h'),
   ];
   const hdrTime = newest(headers);
-  const sources = readdirSync(srcDir)
-    .filter((f) => f.endsWith('.cu'))
-    .sort();
+  const sources = readSources().cuda.map((f) => path.basename(f)); // all in src/cuda (sources.json)
   const archs = (process.env.FLOTILLA_CUDA_ARCHS ?? '80,90')
     .split(',')
     .map((a) => a.trim())
@@ -215,6 +214,8 @@ function compilerHasAvx512() {
 }
 
 checkToolchain();
+const drift = checkSources();
+if (drift.length > 0) die(`sources.json does not match the source tree:\n  ${drift.join('\n  ')}`);
 const nodedir = nodeDir();
 const gyp = nodeGyp();
 const jobs = String(Math.max(1, Math.min(4, os.availableParallelism?.() ?? os.cpus().length)));

@@ -1,6 +1,7 @@
 /**
- * Speculative decoding benchmark: greedy tokens/s without and with speculation, side by side in one
- * run (configurations interleaved over rounds, median), per section:
+ * Speculative decoding benchmark: tokens/s without and with speculation, side by side in one run
+ * (configurations interleaved over rounds, median), greedy unless a row says T=1 (seeded sampling),
+ * per section:
  *
  *  - random: a random-weight target of realistic size (110M: dim 768, 12 layers, vocab 32000, f32)
  *    and a draft made of its first 2 layers, embeddings and classifier, the target's later layers'
@@ -13,6 +14,9 @@
  *
  * Rows named 'perstep' run on a twin engine whose models hide the fused native calls (one step()
  * per draft token, logits() for verification): the same speculation as before those calls existed.
+ * Rows named 'tsver' run on a twin whose models hide verify() alone: verification in TypeScript from
+ * logits() rows (argmax() ids when greedy), as before verify() existed; their outputs must equal the
+ * native-verify row's ('exact').
  *
  * Beside each speculative row: α (per-token agreement), acceptance rate, tokens per target pass, the
  * cost ratios measured natively (c = draft decode / target decode, v = verify of k+1 tokens / target
@@ -36,7 +40,14 @@ import { makeRandomDraftPair } from '../../packages/engine/src/model-loader/rand
 import { MODEL_PRESETS } from '../../packages/engine/src/model-loader/random-model.js';
 import type { NativeWeightFormat } from '../../packages/engine/src/native/native-types.js';
 import { measureStepCosts, median, predictedSpeedup, type StepCosts } from './costs.js';
-import { addAcceptance, measure, withoutFusedCalls, type Acceptance, type Config } from './throughput.js';
+import {
+  addAcceptance,
+  measure,
+  withoutFusedCalls,
+  withoutVerify,
+  type Acceptance,
+  type Config,
+} from './throughput.js';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const args = process.argv.slice(2);
@@ -72,7 +83,7 @@ interface Row {
   tokensPerS: number;
   speedup: number;
   cpuSpeedup: number;
-  exact: boolean;
+  exact: boolean | null;
   alpha: number | null;
   acceptanceRate: number | null;
   tokensPerPass: number;
@@ -133,6 +144,16 @@ async function shippedSection(): Promise<Section | null> {
       { name: 'ngram k=4', speculative: { method: 'ngram', k: 4 } },
       { name: 'k=2 perstep', speculative: { method: 'draft', k: 2 }, perStep: true },
       { name: 'k=4 perstep', speculative: { method: 'draft', k: 4 }, perStep: true },
+      { name: 'k=4 tsver', speculative: { method: 'draft', k: 4 }, tsVerify: true },
+      { name: 'plain T=1', speculative: false, temperature: 1, sameAs: null },
+      { name: 'k=4 T=1', speculative: { method: 'draft', k: 4 }, temperature: 1, sameAs: 'k=4 T=1 tsver' },
+      {
+        name: 'k=4 T=1 tsver',
+        speculative: { method: 'draft', k: 4 },
+        temperature: 1,
+        tsVerify: true,
+        sameAs: 'k=4 T=1',
+      },
     ],
   };
 }
@@ -151,7 +172,10 @@ async function runSection(sec: Section): Promise<Row[]> {
   const perStep = sec.configs.some((c) => c.perStep)
     ? await create(withoutFusedCalls(sec.target), sec.draft ? withoutFusedCalls(sec.draft) : null)
     : null;
-  const engineFor = (c: Config) => (c.perStep ? perStep! : engine);
+  const tsVerify = sec.configs.some((c) => c.tsVerify)
+    ? await create(withoutVerify(sec.target), sec.draft ? withoutVerify(sec.draft) : null)
+    : null;
+  const engineFor = (c: Config) => (c.perStep ? perStep! : c.tsVerify ? tsVerify! : engine);
   const rows: Row[] = [];
   try {
     for (const c of sec.configs) await measure(engineFor(c), c, PROMPTS.slice(0, 1), 8, 1); // warm-up
@@ -185,7 +209,7 @@ async function runSection(sec: Section): Promise<Row[]> {
             conc,
             median(rates[i]!),
             { wall: ratio(rates, i), cpu: ratio(cpuRates, i) },
-            JSON.stringify(outs[i]) === JSON.stringify(outs[0]),
+            sameOutputs(sec.configs, outs, i),
             acc[i]!,
             costs,
           ),
@@ -195,9 +219,19 @@ async function runSection(sec: Section): Promise<Row[]> {
     printCosts(costs);
   } finally {
     await perStep?.dispose();
+    await tsVerify?.dispose();
     await engine.dispose();
   }
   return rows;
+}
+
+/** Whether config i's outputs equal those of the configuration it names in sameAs (default 'plain'); null: none named. */
+function sameOutputs(configs: readonly Config[], outs: number[][][], i: number): boolean | null {
+  const ref = configs[i]!.sameAs === undefined ? 'plain' : configs[i]!.sameAs;
+  if (ref === null) return null;
+  const j = configs.findIndex((c) => c.name === ref);
+  if (j < 0) throw new Error(`bench config ${configs[i]!.name}: sameAs names no configuration (${ref})`);
+  return JSON.stringify(outs[i]) === JSON.stringify(outs[j]);
 }
 
 interface Speedup {
@@ -211,7 +245,7 @@ function row(
   conc: number,
   tokensPerS: number,
   speedup: Speedup,
-  exact: boolean,
+  exact: boolean | null,
   a: Acceptance,
   costs: StepCosts,
 ): Row {
@@ -263,14 +297,14 @@ function printRows(rows: Row[]): void {
   );
   for (const r of rows) {
     console.log(
-      `${r.config.padEnd(12)} ${String(r.streams).padStart(7)}  ${f(r.tokensPerS, 1).padStart(7)}  ${f(r.speedup).padStart(7)}  ${f(r.cpuSpeedup).padStart(11)}  ${f(r.predicted).padStart(9)}  ${f(r.alpha).padStart(6)}  ${f(r.acceptanceRate).padStart(6)}  ${f(r.tokensPerPass).padStart(8)}  ${f(r.c, 3).padStart(5)}  ${f(r.v).padStart(5)}  ${r.exact}`,
+      `${r.config.padEnd(13)}${String(r.streams).padStart(7)}  ${f(r.tokensPerS, 1).padStart(7)}  ${f(r.speedup).padStart(7)}  ${f(r.cpuSpeedup).padStart(11)}  ${f(r.predicted).padStart(9)}  ${f(r.alpha).padStart(6)}  ${f(r.acceptanceRate).padStart(6)}  ${f(r.tokensPerPass).padStart(8)}  ${f(r.c, 3).padStart(5)}  ${f(r.v).padStart(5)}  ${r.exact ?? '-'}`,
     );
   }
 }
 
 async function main(): Promise<void> {
   console.log(
-    `greedy, ${maxTokens} tokens per request, ${numThreads} thread(s), median of ${rounds} interleaved rounds`,
+    `greedy unless T=1, ${maxTokens} tokens per request, ${numThreads} thread(s), median of ${rounds} interleaved rounds`,
   );
   const all: Row[] = [];
   for (const name of sections) {

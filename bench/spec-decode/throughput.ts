@@ -18,6 +18,12 @@ export interface Config {
    * per draft token and logits() for verification, as before they existed, for a same-run comparison.
    */
   perStep?: boolean;
+  /** Run on a twin engine whose models hide verify() only: verification in TypeScript from logits() rows, as before it existed. */
+  tsVerify?: boolean;
+  /** Sample at this temperature (each prompt with a seed of its own, the same in every configuration). Default 0: greedy. */
+  temperature?: number;
+  /** The configuration whose outputs this one's must equal (the 'exact' column); null: none. Default 'plain'. */
+  sameAs?: string | null;
 }
 
 export interface Acceptance {
@@ -54,7 +60,7 @@ export function addAcceptance(a: Acceptance, b: Acceptance): Acceptance {
   };
 }
 
-/** Greedy generation of `maxTokens` per prompt: one after another (streams 1) or all at once. */
+/** Generation of `maxTokens` per prompt (greedy unless config.temperature): one after another (streams 1) or all at once. */
 export async function measure(
   engine: LLMEngine,
   config: Config,
@@ -62,8 +68,15 @@ export async function measure(
   maxTokens: number,
   streams: number,
 ): Promise<Run> {
-  const params: SamplingParams = { temperature: 0, maxTokens, ignoreEos: true, speculative: config.speculative };
-  const drain = async (p: string) => {
+  const temperature = config.temperature ?? 0;
+  const drain = async (p: string, i: number) => {
+    const params: SamplingParams = {
+      temperature,
+      maxTokens,
+      ignoreEos: true,
+      speculative: config.speculative,
+      ...(temperature > 0 ? { seed: 1000 + i } : {}),
+    };
     const ids: number[] = [];
     for await (const o of engine.generate(p, params)) ids.push(...o.tokenIds);
     return ids;
@@ -74,7 +87,7 @@ export async function measure(
   let outputs: number[][];
   if (streams === 1) {
     outputs = [];
-    for (const p of prompts) outputs.push(await drain(p));
+    for (const [i, p] of prompts.entries()) outputs.push(await drain(p, i));
   } else {
     outputs = await Promise.all(prompts.map(drain));
   }
@@ -92,7 +105,7 @@ export async function measure(
   return { tokensPerS: tokens / s, tokensPerCpuS: tokens / cpuS, outputs, acceptance };
 }
 
-/** The same native model without its fused calls (draft(), argmax()); callers fall back to step() and logits(). */
+/** The same native model without its fused calls (draft(), argmax(), verify()); callers fall back to step() and logits(). */
 export function withoutFusedCalls(loaded: LoadedModel): LoadedModel {
   const m = loaded.model;
   const model: NativeModel = {
@@ -106,6 +119,33 @@ export function withoutFusedCalls(loaded: LoadedModel): LoadedModel {
     numThreads: m.numThreads,
     step: (b) => m.step(b),
     logits: (b, r) => m.logits(b, r),
+    dispose: () => {},
+  };
+  return {
+    spec: loaded.spec,
+    model,
+    tokenizer: loaded.tokenizer,
+    dispose: () => {},
+    [Symbol.asyncDispose]: async () => {},
+  };
+}
+
+/** The same native model without verify(): speculative steps verify in TypeScript from logits() rows. */
+export function withoutVerify(loaded: LoadedModel): LoadedModel {
+  const m = loaded.model;
+  const model: NativeModel = {
+    config: m.config,
+    blockSize: m.blockSize,
+    numBlocks: m.numBlocks,
+    kvDtype: m.kvDtype,
+    backend: m.backend,
+    kernels: m.kernels,
+    weightBytes: m.weightBytes,
+    numThreads: m.numThreads,
+    step: (b, out) => m.step(b, out),
+    logits: (b, r) => m.logits(b, r),
+    ...(m.argmax ? { argmax: m.argmax.bind(m) } : {}),
+    ...(m.draft ? { draft: m.draft.bind(m) } : {}),
     dispose: () => {},
   };
   return {

@@ -45,7 +45,8 @@ bool exists(const std::string& p) {
 std::string find_models(const std::string& given) {
   if (!given.empty()) return given;
   if (const char* env = std::getenv("FLOTILLA_MODELS")) return env;
-  for (const char* c : {"../shared/models", "../../shared/models", "../../../shared/models", "../../../../shared/models"}) {
+  // the repository's test models (test/fixtures/models), from native/ (npm run test:cpp) or the root
+  for (const char* c : {"../test/fixtures/models", "test/fixtures/models", "../../test/fixtures/models"}) {
     if (exists(std::string(c) + "/goldens.json")) return c;
   }
   return "";

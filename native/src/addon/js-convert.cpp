@@ -121,11 +121,12 @@ LoadSpec parse_load_spec(Napi::Object o) {
   return s;
 }
 
-const void* typed_array_data(Napi::Value v, napi_typedarray_type type, const char* what, int64_t* length) {
+const void* typed_array_data(Napi::Value v, napi_typedarray_type type, const char* what, int64_t* length,
+                             const char* where) {
   static const char* kNames[] = {"Int8Array",  "Uint8Array",   "Uint8ClampedArray", "Int16Array",    "Uint16Array",   "Int32Array",
                                  "Uint32Array", "Float32Array", "Float64Array",      "BigInt64Array", "BigUint64Array"};
   if (!v.IsTypedArray() || v.As<Napi::TypedArray>().TypedArrayType() != type)
-    fail("E_BATCH", std::string("step batch: ") + what + " must be a " + (type <= 10 ? kNames[type] : "typed array"));
+    fail("E_BATCH", std::string(where) + what + " must be a " + (type <= 10 ? kNames[type] : "typed array"));
   Napi::TypedArray a = v.As<Napi::TypedArray>();
   *length = static_cast<int64_t>(a.ElementLength());
   return static_cast<const uint8_t*>(a.ArrayBuffer().Data()) + a.ByteOffset();

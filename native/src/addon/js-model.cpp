@@ -16,6 +16,7 @@ Napi::Function JsModel::Define(Napi::Env env) {
   Napi::Function fn = DefineClass(env, "NativeModel",
                                   {InstanceMethod<&JsModel::Step>("step"), InstanceMethod<&JsModel::Logits>("logits"),
                                    InstanceMethod<&JsModel::Argmax>("argmax"), InstanceMethod<&JsModel::Draft>("draft"),
+                                   InstanceMethod<&JsModel::Verify>("verify"),
                                    InstanceMethod<&JsModel::Dispose>("dispose"),
                                    InstanceAccessor<&JsModel::Config>("config"),
                                    InstanceAccessor<&JsModel::BlockSize>("blockSize"),
@@ -63,7 +64,7 @@ Napi::Value queue_step(const Napi::CallbackInfo& info, const std::shared_ptr<Mod
   auto* w = new Worker(info.Env(), state, extra...);
   Napi::Promise p = w->promise();
   Napi::Object batch = info.Length() > 0 && info[0].IsObject() ? info[0].As<Napi::Object>() : Napi::Object::New(info.Env());
-  if (w->prepare(batch, logitRows)) w->Queue();
+  if (w->prepare(batch, logitRows, info)) w->Queue();
   else delete w;
   return p;
 }
@@ -72,6 +73,11 @@ Napi::Value queue_step(const Napi::CallbackInfo& info, const std::shared_ptr<Mod
 
 Napi::Value JsModel::Step(const Napi::CallbackInfo& info) {
   return queue_step<StepWorker>(info, state_, info.Env().Undefined());
+}
+
+// verify(batch, logitRows, draft?, out?)
+Napi::Value JsModel::Verify(const Napi::CallbackInfo& info) {
+  return queue_step<VerifyWorker>(info, state_, info.Length() > 1 ? info[1] : info.Env().Undefined());
 }
 
 Napi::Value JsModel::Logits(const Napi::CallbackInfo& info) {

@@ -1,4 +1,4 @@
-// NativeModel: the JS object over one Engine. step()/logits()/argmax()/draft() run as AsyncWorkers returning Promises;
+// NativeModel: the JS object over one Engine. step()/logits()/argmax()/draft()/verify() run as AsyncWorkers returning Promises;
 // the Engine is freed by dispose() once no step is in flight.
 #pragma once
 #include <napi.h>
@@ -33,6 +33,7 @@ class JsModel : public Napi::ObjectWrap<JsModel> {
   Napi::Value Logits(const Napi::CallbackInfo& info);
   Napi::Value Argmax(const Napi::CallbackInfo& info);
   Napi::Value Draft(const Napi::CallbackInfo& info);
+  Napi::Value Verify(const Napi::CallbackInfo& info);
   void Dispose(const Napi::CallbackInfo& info);
   Napi::Value Config(const Napi::CallbackInfo& info);
   Napi::Value BlockSize(const Napi::CallbackInfo& info);

@@ -92,8 +92,10 @@ std::unique_ptr<Engine> Engine::load(const LoadSpec& spec, ProgressFn progress, 
   const int vocab = spec.config.vocabSize, S = spec.maxBatchSeqs;
   const CpuKernels& kern = select_kernels();  // the sampler runs on the CPU whatever the backend
   e->sampler_ = std::make_unique<Sampler>(vocab, e->pool_->size(), SamplerKernels{kern.argmax, kern.sum_exp});
+  e->verifier_ = std::make_unique<Verifier>(vocab, e->pool_->size());
   e->rows_.resize(spec.maxBatchTokens);
   e->rowSeq_.resize(spec.maxBatchTokens);
+  e->seqRow_.resize(S + 1);
   e->logits_.resize(size_t(S) * vocab);
   e->out_.tokens.resize(S);
   e->out_.logprobs.resize(S);
@@ -113,55 +115,79 @@ BatchLimits Engine::limits() const {
   return {maxBatchTokens_, maxBatchSeqs_, config().vocabSize, numBlocks_, blockSize_, kMaxLogprobs};
 }
 
-const StepOutput& Engine::step(const StepBatch& b) {
+int Engine::step(const StepBatch& b, const StepOutputView& out) {
   check_batch(b, limits());
-  int R = 0;
-  out_.topK = 0;
-  for (int s = 0; s < b.numSeqs; s++) {
+  const int S = b.numSeqs;
+  int R = 0, topK = 0;
+  for (int s = 0; s < S; s++) {
     if (!b.sampleMask[s]) continue;
     rows_[R] = b.queryStartLoc[s + 1] - 1;
     rowSeq_[R++] = s;
-    out_.topK = std::max(out_.topK, int(b.numLogprobs[s]));
+    topK = std::max(topK, int(b.numLogprobs[s]));
   }
-  out_.numSeqs = b.numSeqs;
-  std::fill_n(out_.tokens.begin(), b.numSeqs, -1);
-  std::fill_n(out_.logprobs.begin(), b.numSeqs, 0.f);
-  std::fill_n(out_.topIds.begin(), size_t(b.numSeqs) * out_.topK, -1);
-  std::fill_n(out_.topLogprobs.begin(), size_t(b.numSeqs) * out_.topK, -std::numeric_limits<float>::infinity());
+  const int64_t tops = int64_t(S) * topK;
+  if (out.lenTokens < S || out.lenLogprobs < S)
+    fail("E_BATCH", "step output: tokens and logprobs need room for " + std::to_string(S) + " sequences");
+  if (out.lenTopIds < tops || out.lenTopLogprobs < tops)
+    fail("E_BATCH", "step output: topIds and topLogprobs need room for " + std::to_string(tops) + " entries");
+  std::fill_n(out.tokens, S, -1);
+  std::fill_n(out.logprobs, S, 0.f);
+  std::fill_n(out.topIds, tops, -1);
+  std::fill_n(out.topLogprobs, tops, -std::numeric_limits<float>::infinity());
+  const SampleOutput so{topK, out.tokens, out.logprobs, out.topIds, out.topLogprobs};
   if (backend_->samples_on_device()) {
-    const SampleOutput so{out_.topK, out_.tokens.data(), out_.logprobs.data(), out_.topIds.data(), out_.topLogprobs.data()};
     backend_->forward_sample(b, rows_.data(), rowSeq_.data(), R, so);
-    return out_;
+    return topK;
   }
   backend_->forward(b, rows_.data(), R, logits_.data());
-  sample_rows(b, R);
+  sample_rows(b, R, so);
+  return topK;
+}
+
+const StepOutput& Engine::step(const StepBatch& b) {
+  StepOutputView v;
+  v.tokens = out_.tokens.data(), v.logprobs = out_.logprobs.data();
+  v.topIds = out_.topIds.data(), v.topLogprobs = out_.topLogprobs.data();
+  v.lenTokens = int64_t(out_.tokens.size()), v.lenLogprobs = int64_t(out_.logprobs.size());
+  v.lenTopIds = int64_t(out_.topIds.size()), v.lenTopLogprobs = int64_t(out_.topLogprobs.size());
+  out_.topK = step(b, v);
+  out_.numSeqs = b.numSeqs;
   return out_;
 }
 
-void Engine::sample_rows(const StepBatch& b, int numSampled) {
+void Engine::sample_rows(const StepBatch& b, int numSampled, const SampleOutput& out) {
   const int vocab = config().vocabSize;
   pool_->parallel_for_tid(numSampled, [&](int i, int tid) {
     const int s = rowSeq_[i];
     const SampleParams p = sample_params(b, s, rows_[i]);
     SampleResult r;
-    r.topIds = out_.topIds.data() + size_t(s) * out_.topK;
-    r.topLogprobs = out_.topLogprobs.data() + size_t(s) * out_.topK;
+    r.topIds = out.topIds + size_t(s) * out.topK;
+    r.topLogprobs = out.topLogprobs + size_t(s) * out.topK;
     sampler_->sample(logits_.data() + size_t(i) * vocab, p, tid, &r);
-    out_.tokens[s] = r.token;
-    out_.logprobs[s] = r.logprob;
+    out.tokens[s] = r.token;
+    out.logprobs[s] = r.logprob;
   });
 }
 
-void Engine::logits(const StepBatch& b, const int32_t* logitRows, int64_t lenLogitRows, std::vector<float>* out) {
-  check_batch(b, limits());
+// rows_ = the last logitRows[s] (1 if null) token rows of every sequence with sampleMask 1, seqRow_[s]
+// = the first of them (seqRow_[S] = R); returns R. Throws E_BATCH on a count outside 1..its rows.
+int Engine::logit_rows(const StepBatch& b, const int32_t* logitRows, int64_t lenLogitRows) {
   if (logitRows && lenLogitRows < b.numSeqs) fail("E_BATCH", "logitRows needs one entry per sequence");
   int R = 0;
   for (int s = 0; s < b.numSeqs; s++) {
+    seqRow_[s] = R;
     if (!b.sampleMask[s]) continue;
     const int q0 = b.queryStartLoc[s], q1 = b.queryStartLoc[s + 1], n = logitRows ? logitRows[s] : 1;
     if (n < 1 || n > q1 - q0) fail("E_BATCH", "logitRows[" + std::to_string(s) + "] must be in 1.." + std::to_string(q1 - q0));
     for (int t = q1 - n; t < q1; t++) rows_[R++] = t;
   }
+  seqRow_[b.numSeqs] = R;
+  return R;
+}
+
+void Engine::logits(const StepBatch& b, const int32_t* logitRows, int64_t lenLogitRows, std::vector<float>* out) {
+  check_batch(b, limits());
+  const int R = logit_rows(b, logitRows, lenLogitRows);
   out->assign(size_t(R) * config().vocabSize, 0.f);
   backend_->forward(b, rows_.data(), R, out->data());
 }
@@ -237,6 +263,44 @@ void Engine::draft(const StepBatch& b, int k, const int32_t* numDraft, int64_t l
     }
     n = m;
   }
+}
+
+int Engine::verify(const StepBatch& b, const int32_t* logitRows, int64_t lenLogitRows, const DraftProbs& q,
+                   const VerifyOutputView& out) {
+  check_batch(b, limits());
+  const int S = b.numSeqs, V = config().vocabSize;
+  const int R = logit_rows(b, logitRows, lenLogitRows);
+  if (out.lenTokens < R) fail("E_BATCH", "verify output: tokens needs room for " + std::to_string(R) + " rows");
+  if (out.lenNumAccepted < S) fail("E_BATCH", "verify output: numAccepted needs room for " + std::to_string(S) + " sequences");
+  if (q.rowOf && q.lenRowOf < S) fail("E_BATCH", "verify: draftRows needs one entry per sequence");
+  const int64_t numQ = q.probs ? q.lenProbs / V : 0;
+  int n = 0;  // sequences to verify
+  for (int s = 0; s < S; s++) {
+    if (!b.sampleMask[s]) continue;
+    const int k = seqRow_[s + 1] - seqRow_[s] - 1;
+    if (q.rowOf && q.rowOf[s] >= 0 && k > 0 && int64_t(q.rowOf[s]) + k > numQ)
+      fail("E_BATCH", "verify: sequence " + std::to_string(s) + "'s draft rows " + std::to_string(q.rowOf[s]) + ".." +
+                          std::to_string(q.rowOf[s] + k - 1) + " exceed the " + std::to_string(numQ) + " rows of draftProbs");
+    rowSeq_[n++] = s;
+  }
+  if (verifyLogits_.size() < size_t(R) * V) verifyLogits_.resize(size_t(R) * V);
+  backend_->forward(b, rows_.data(), R, verifyLogits_.data());
+  for (int s = 0; s < S; s++) {
+    if (!b.sampleMask[s]) out.numAccepted[s] = -1;
+  }
+  pool_->parallel_for_tid(n, [&](int i, int tid) {
+    const int s = rowSeq_[i], r0 = seqRow_[s], k = seqRow_[s + 1] - r0 - 1, last = b.queryStartLoc[s + 1] - 1;
+    VerifyInput in;
+    in.rows = verifyLogits_.data() + size_t(r0) * V;
+    in.k = k;
+    in.proposals = b.tokenIds + last - k + 1;
+    in.q = q.rowOf && q.rowOf[s] >= 0 && k > 0 ? q.probs + size_t(q.rowOf[s]) * V : nullptr;
+    in.last = sample_params(b, s, last);
+    const int a = verifier_->verify(*sampler_, in, tid, out.tokens + r0);
+    std::fill(out.tokens + r0 + a + 1, out.tokens + r0 + k + 1, -1);
+    out.numAccepted[s] = a;
+  });
+  return R;
 }
 
 }  // namespace flotilla

@@ -9,6 +9,7 @@
 #include "sampler.h"
 #include "step-batch.h"
 #include "thread-pool.h"
+#include "verifier.h"
 #include "weights.h"
 
 namespace flotilla {
@@ -24,6 +25,34 @@ struct StepOutput {
   std::vector<float> topLogprobs;
 };
 
+// Caller-owned buffers a step writes its results into (the addon passes the JS typed arrays), with
+// their element counts: room for (S) tokens and logprobs and (S, topK) tops, topK the largest
+// numLogprobs of a sampled sequence. Entries past those are left as they are.
+struct StepOutputView {
+  int32_t* tokens = nullptr;
+  float* logprobs = nullptr;
+  int32_t* topIds = nullptr;
+  float* topLogprobs = nullptr;
+  int64_t lenTokens = 0, lenLogprobs = 0, lenTopIds = 0, lenTopLogprobs = 0;
+};
+
+// Draft distributions for verify(): sequence s with rowOf[s] >= 0 proposed its k tokens from
+// probs rows rowOf[s] .. rowOf[s] + k - 1, each (vocab) doubles; rowOf[s] = -1 (or rowOf null) means
+// a deterministic proposal (n-gram lookup: q one-hot at the proposed token).
+struct DraftProbs {
+  const double* probs = nullptr;
+  int64_t lenProbs = 0;
+  const int32_t* rowOf = nullptr;
+  int64_t lenRowOf = 0;
+};
+
+// Where verify() writes: tokens (R) in logits()' row order, numAccepted (S).
+struct VerifyOutputView {
+  int32_t* tokens = nullptr;
+  int32_t* numAccepted = nullptr;
+  int64_t lenTokens = 0, lenNumAccepted = 0;
+};
+
 class Engine {
  public:
   static std::unique_ptr<Engine> load(const LoadSpec& spec, ProgressFn progress = nullptr, void* ctx = nullptr);
@@ -36,7 +65,12 @@ class Engine {
   const char* device() const { return backend_->device(); }
   const char* kernels() const { return backend_->kernels(); }
   int numThreads() const { return pool_->size(); }
+  int maxBatchTokens() const { return maxBatchTokens_; }
+  int maxBatchSeqs() const { return maxBatchSeqs_; }
 
+  // One step into `out` (E_BATCH when it lacks room); returns topK, the width of its top rows.
+  int step(const StepBatch& b, const StepOutputView& out);
+  // The same into the Engine's own buffers (valid until the next step).
   const StepOutput& step(const StepBatch& b);
   // Raw logits of the last logitRows[s] rows (1 if null) of every sequence with sampleMask 1: (R, vocab).
   void logits(const StepBatch& b, const int32_t* logitRows, int64_t lenLogitRows, std::vector<float>* out);
@@ -47,22 +81,33 @@ class Engine {
   // position, with slots read from b's block tables (which must cover them). Raw argmax: b's sampling
   // parameters, penalties and logprobs are ignored. (S, k) ids, -1 past numDraft[s].
   void draft(const StepBatch& b, int k, const int32_t* numDraft, int64_t lenNumDraft, std::vector<int32_t>* out);
+  // Speculative verification in one call (verifier.h): b's forward, then every sequence with sampleMask 1
+  // is verified from its last logitRows[s] rows (1 if null): k = logitRows[s] - 1 proposals, its last k
+  // tokens, against the target rows with b's sampling parameters (logit bias and penalties included;
+  // numLogprobs ignored). Sequence s's k + 1 entries of out.tokens hold its numAccepted + 1 kept tokens
+  // then -1; out.numAccepted[s] is -1 where sampleMask is 0. Returns R, the entries of out.tokens used.
+  int verify(const StepBatch& b, const int32_t* logitRows, int64_t lenLogitRows, const DraftProbs& q,
+             const VerifyOutputView& out);
 
  private:
   Engine() = default;
   BatchLimits limits() const;
-  void sample_rows(const StepBatch& b, int numSampled);
+  void sample_rows(const StepBatch& b, int numSampled, const SampleOutput& out);
+  int logit_rows(const StepBatch& b, const int32_t* logitRows, int64_t lenLogitRows);
 
   std::unique_ptr<ThreadPool> pool_;
   std::unique_ptr<ModelWeights> weights_;
   std::unique_ptr<Backend> backend_;
   std::unique_ptr<Sampler> sampler_;
+  std::unique_ptr<Verifier> verifier_;
   int blockSize_ = 16, numBlocks_ = 0, maxBatchTokens_ = 0, maxBatchSeqs_ = 0;
   bool kvF16_ = false;
   std::vector<int32_t> rows_, rowSeq_;  // (maxBatchTokens) token rows needing logits and their sequence
+  std::vector<int32_t> seqRow_;         // (maxBatchSeqs) logit_rows(): first row of each sequence
   std::vector<float> logits_;           // (maxBatchSeqs, vocab)
   StepOutput out_;
   std::vector<float> argmaxLogits_;  // argmax(): the rows before reduction
+  std::vector<float> verifyLogits_;  // verify(): its rows, grown on demand
   // draft(): neutral sampling parameters (greedy, no cuts or penalties) and each further decode batch.
   struct DraftBuffers {
     std::vector<int32_t> zerosI;  // (maxBatchSeqs + 1)

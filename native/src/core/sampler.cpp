@@ -15,15 +15,14 @@ uint64_t splitmix64(uint64_t x) {
   return x ^ (x >> 31);
 }
 
-// Uniform in [0, 1) from (seed, position) only.
-double uniform(uint32_t seed, int32_t position) {
-  const uint64_t h = splitmix64((uint64_t(seed) << 32) | uint32_t(position));
-  return double(h >> 11) * (1.0 / 9007199254740992.0);
-}
-
 constexpr uint8_t kRepApplied = 1, kOutApplied = 2;
 
 }  // namespace
+
+double sample_uniform(uint32_t seed, int32_t position) {
+  const uint64_t h = splitmix64((uint64_t(seed) << 32) | uint32_t(position));
+  return double(h >> 11) * (1.0 / 9007199254740992.0);
+}
 
 Sampler::Sampler(int vocabSize, int numThreads, const SamplerKernels& kern) : vocab_(vocabSize), kern_(kern), scratch_(numThreads) {
   for (auto& s : scratch_) {
@@ -55,10 +54,24 @@ void Sampler::apply_penalties(float* logits, const SampleParams& p, Scratch& s) 
   for (int i = 0; i < p.numPenaltyTokens; i++) s.counts[toks[i]] = 0, s.marks[toks[i]] = 0;
 }
 
+void Sampler::prepare(float* logits, const SampleParams& p, int tid) {
+  for (int i = 0; i < p.numBias; i++) logits[p.biasTokens[i]] += p.biasValues[i];
+  apply_penalties(logits, p, scratch_[tid]);
+}
+
+Candidates Sampler::candidates(const float* logits, const SampleParams& p, int tid) {
+  return candidates(logits, logits[argmax(logits)], p, scratch_[tid]);
+}
+
+int32_t Sampler::choose(float* logits, const SampleParams& p, int tid) {
+  prepare(logits, p, tid);
+  const int32_t best = argmax(logits);
+  return p.temperature > 0 ? draw(logits, logits[best], p, scratch_[tid]) : best;
+}
+
 void Sampler::sample(float* logits, const SampleParams& p, int tid, SampleResult* out) {
   Scratch& s = scratch_[tid];
-  for (int i = 0; i < p.numBias; i++) logits[p.biasTokens[i]] += p.biasValues[i];
-  apply_penalties(logits, p, s);
+  prepare(logits, p, tid);
   const int32_t best = argmax(logits);
   const float maxLogit = logits[best];
   const float lse = maxLogit + static_cast<float>(std::log(sum_exp(logits, maxLogit)));
@@ -86,7 +99,7 @@ double Sampler::sum_exp(const float* logits, float shift) const {
 
 // Kept scalar: a vector exp would round some probs differently from std::exp in double, and so could
 // change which token a seeded draw picks.
-int32_t Sampler::draw(const float* logits, float maxLogit, const SampleParams& p, Scratch& s) const {
+Candidates Sampler::candidates(const float* logits, float maxLogit, const SampleParams& p, Scratch& s) const {
   const double invT = 1.0 / p.temperature;
   for (int i = 0; i < vocab_; i++) s.probs[i] = static_cast<float>(std::exp((double(logits[i]) - maxLogit) * invT));
   int n = vocab_;
@@ -105,18 +118,26 @@ int32_t Sampler::draw(const float* logits, float maxLogit, const SampleParams& p
     while (keep < n && cum < p.topP * mass) cum += s.probs[s.idx[keep++]];
     n = std::max(keep, 1);
   }
-  const float floor = p.minP * 1.0f;  // the most likely token has probs 1 here
-  double total = 0;
+  Candidates c;
+  c.ids = s.idx.data();
+  c.probs = s.probs.data();
+  c.n = n;
+  c.floor = p.minP * 1.0f;  // the most likely token has probs 1 here
   for (int i = 0; i < n; i++) {
-    if (s.probs[s.idx[i]] >= floor) total += s.probs[s.idx[i]];
+    if (s.probs[s.idx[i]] >= c.floor) c.total += s.probs[s.idx[i]];
   }
-  const double target = uniform(p.seed, p.position) * total;
+  return c;
+}
+
+int32_t Sampler::draw(const float* logits, float maxLogit, const SampleParams& p, Scratch& s) const {
+  const Candidates c = candidates(logits, maxLogit, p, s);
+  const double target = sample_uniform(p.seed, p.position) * c.total;
   double cum = 0;
-  int32_t last = s.idx[0];
-  for (int i = 0; i < n; i++) {
-    const int32_t id = s.idx[i];
-    if (s.probs[id] < floor) continue;
-    cum += s.probs[id];
+  int32_t last = c.ids[0];
+  for (int i = 0; i < c.n; i++) {
+    const int32_t id = c.ids[i];
+    if (c.probs[id] < c.floor) continue;
+    cum += c.probs[id];
     last = id;
     if (cum > target) return id;
   }

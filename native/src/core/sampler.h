@@ -28,6 +28,21 @@ struct SampleResult {
   float* topLogprobs = nullptr;
 };
 
+// The candidates of a sampled draw (temperature > 0), in the walk order: ids[0..n) (best first when
+// top-k / top-p cut them, else index order), probs[id] = exp((logit - max) / T) as float, and the
+// candidates at or above `floor` (min-p) weigh `total` (summed in double in walk order). Points into
+// the sampler's scratch of the thread that made it: valid until that thread's next call.
+struct Candidates {
+  const int32_t* ids = nullptr;
+  const float* probs = nullptr;  // indexed by token id
+  int n = 0;
+  float floor = 0;
+  double total = 0;
+};
+
+// Uniform in [0, 1) from (seed, position) only (splitmix64): every seeded draw of the engine.
+double sample_uniform(uint32_t seed, int32_t position);
+
 // Vector routines for the two passes every sampled row makes over the whole vocabulary, from the CPU
 // kernel set (kernels.h; core/ is built without ISA flags). A null member means the scalar loop.
 struct SamplerKernels {
@@ -45,6 +60,13 @@ class Sampler {
   // The first maximum of a (vocab) row: the greedy choice.
   int32_t argmax(const float* logits) const;
 
+  // The pieces of sample() that speculative verification (verifier.h) reuses, with the same bits:
+  // logit bias then penalties in place; the candidates of a draw; the token sample() would pick
+  // (without its logprobs).
+  void prepare(float* logits, const SampleParams& p, int tid);
+  Candidates candidates(const float* logits, const SampleParams& p, int tid);
+  int32_t choose(float* logits, const SampleParams& p, int tid);
+
  private:
   struct Scratch {
     std::vector<int32_t> counts, idx;
@@ -52,6 +74,7 @@ class Sampler {
     std::vector<float> probs;
   };
   void apply_penalties(float* logits, const SampleParams& p, Scratch& s) const;
+  Candidates candidates(const float* logits, float maxLogit, const SampleParams& p, Scratch& s) const;
   int32_t draw(const float* logits, float maxLogit, const SampleParams& p, Scratch& s) const;
   void top_logprobs(const float* logits, float lse, const SampleParams& p, Scratch& s, SampleResult* out) const;
   double sum_exp(const float* logits, float shift) const;

@@ -6,15 +6,20 @@
  * (decodes come first, in admission order), so per-row data — the block-table row, the sampling
  * parameters, the seed — is rewritten only when the row's occupant changed; a block-table row then
  * only gets the blocks appended since the last step.
+ *
+ * Results land in arrays allocated here once as well: execute() hands the native step `output`, which
+ * it fills directly (no copy), and speculative steps hand verify() `verifyOutput`. A step's result
+ * arrays are views of them, so they hold until the next step of this runner.
  */
 import { logitBiasSize, writeLogitBias } from './logit-bias.js';
-import type { NativeStepBatch, NativeStepResult } from './native/native-types.js';
+import type { NativeStepBatch, NativeStepOutput, NativeStepResult, NativeVerifyOutput } from './native/native-types.js';
+import { MAX_LOGPROBS } from './sampling-params.js';
 import type { SchedulerOutput } from './scheduler.js';
 import type { Sequence } from './sequence.js';
 
 /** The part of NativeModel the runner calls (a fake in unit tests). */
 export interface StepModel {
-  step(batch: NativeStepBatch): Promise<NativeStepResult>;
+  step(batch: NativeStepBatch, out?: NativeStepOutput): Promise<NativeStepResult>;
 }
 
 export interface ModelRunnerOptions {
@@ -27,6 +32,10 @@ export interface ModelRunnerOptions {
 
 export class ModelRunner {
   readonly batch: NativeStepBatch;
+  /** Where execute()'s native step writes: (maxNumSeqs) tokens and logprobs, (maxNumSeqs × MAX_LOGPROBS) tops. */
+  readonly output: NativeStepOutput;
+  /** Where a speculative step's verify() writes: (maxNumBatchedTokens) tokens, (maxNumSeqs) accepted counts. */
+  readonly verifyOutput: NativeVerifyOutput;
   private readonly model: StepModel;
   private readonly blockSize: number;
   /** (maxNumSeqs) seqId and preemption count of each row's occupant at the last step; -1 = none. */
@@ -73,11 +82,18 @@ export class ModelRunner {
       penaltyPromptLens: new Int32Array(S),
     };
     this.biasOffsets = new Int32Array(S + 1);
+    this.output = {
+      tokens: new Int32Array(S),
+      logprobs: new Float32Array(S),
+      topIds: new Int32Array(S * MAX_LOGPROBS),
+      topLogprobs: new Float32Array(S * MAX_LOGPROBS),
+    };
+    this.verifyOutput = { tokens: new Int32Array(T), numAccepted: new Int32Array(S) };
   }
 
-  /** Fills the batch for `out` and runs one native step. */
+  /** Fills the batch for `out` and runs one native step; the result's arrays are views of this.output. */
   execute(out: SchedulerOutput): Promise<NativeStepResult> {
-    return this.model.step(this.prepare(out));
+    return this.model.step(this.prepare(out), this.output);
   }
 
   /** Writes `out` into the preallocated arrays; the returned batch is this.batch. */

@@ -150,6 +150,45 @@ export interface NativeStepResult {
   topLogprobs: Float32Array;
 }
 
+/**
+ * Caller-owned buffers step() writes its results into, so they need no copy (ModelRunner owns one set,
+ * sized for its largest step): tokens and logprobs with room for S entries, topIds and topLogprobs for
+ * S × topK (S × 20 covers any step). Entries past the step's are left as they are.
+ */
+export interface NativeStepOutput {
+  tokens: Int32Array;
+  logprobs: Float32Array;
+  topIds: Int32Array;
+  topLogprobs: Float32Array;
+}
+
+/**
+ * Draft distributions for verify(): sequence s proposed its k tokens from rows rows[s] .. rows[s] + k − 1
+ * of `probs` ((Q, vocab) row-major, each row summing to 1 as sample/sampler.ts distribution() makes
+ * it); rows[s] = −1 marks a deterministic proposal (n-gram lookup: q one-hot at the proposed token).
+ */
+export interface NativeDraftProbs {
+  probs: Float64Array;
+  /** (S) */
+  rows: Int32Array;
+}
+
+/** Caller-owned buffers verify() writes into: tokens with room for R (the rows verified), numAccepted for S. */
+export interface NativeVerifyOutput {
+  tokens: Int32Array;
+  numAccepted: Int32Array;
+}
+
+export interface NativeVerifyResult {
+  /**
+   * (R) in logits()' row order: sequence s's k + 1 entries hold its numAccepted[s] accepted proposals and
+   * then the corrected (or, after k acceptances, bonus) token, then −1.
+   */
+  tokens: Int32Array;
+  /** (S) accepted proposals per sequence; −1 where sampleMask was 0. */
+  numAccepted: Int32Array;
+}
+
 export interface NativeModel {
   readonly config: NativeModelConfig;
   readonly blockSize: number;
@@ -163,8 +202,13 @@ export interface NativeModel {
   readonly weightBytes: number;
   /** Threads the CPU backend computes with (numThreads, or the cores this process may use). */
   readonly numThreads: number;
-  /** Runs the forward pass and sampling off the event loop. One step at a time per model. */
-  step(batch: NativeStepBatch): Promise<NativeStepResult>;
+  /**
+   * Runs the forward pass and sampling off the event loop. One step at a time per model. With `out`
+   * the results are written straight into its arrays and the result's arrays are views of them
+   * (length S and S × topK; valid until `out` is reused); without, they are new arrays. Rejects with
+   * E_BATCH when `out` lacks room.
+   */
+  step(batch: NativeStepBatch, out?: NativeStepOutput): Promise<NativeStepResult>;
   /**
    * Runs the forward pass and returns raw logits of every row whose sequence has sampleMask 1:
    * (R, vocab) with R = rowsPerSeq summed over those sequences, where each sequence contributes its
@@ -187,6 +231,24 @@ export interface NativeModel {
    * Optional in the type (test fakes lack it and callers fall back to step()); the addon has it.
    */
   draft?(batch: NativeStepBatch, k: number, numDraft?: Int32Array): Promise<Int32Array>;
+  /**
+   * Speculative verification in one call, so no logit row crosses into JS: the batch's forward, then for
+   * every sequence with sampleMask 1, k = logitRows[s] − 1 proposals (its last k tokens) are checked
+   * against its last k + 1 rows with exactly the semantics of sample/verify-rows.ts (bit for bit the
+   * same tokens): k = 0 samples as step() does; temperature 0 accepts while the penalised row's first
+   * maximum matches; otherwise exact rejection sampling with uniforms u(seed ^ 0x27d4eb2f, position)
+   * for acceptance and u(seed, position) for the corrected or bonus draw, against `draft`'s q (or
+   * one-hot q where rows[s] = −1 or draft is absent). Logit bias and penalties apply as in step();
+   * numLogprobs is ignored (callers wanting logprobs verify from logits() rows). With `out` the results
+   * land in its arrays (views returned), else in new arrays. Optional in the type (test fakes lack it;
+   * callers fall back to logits()/argmax()); the addon has it.
+   */
+  verify?(
+    batch: NativeStepBatch,
+    logitRows: Int32Array,
+    draft?: NativeDraftProbs | null,
+    out?: NativeVerifyOutput,
+  ): Promise<NativeVerifyResult>;
   /** Frees weights, mappings and the KV pool. Further calls throw. */
   dispose(): void;
 }

@@ -168,7 +168,7 @@ export class DraftProposer {
     // All greedy (the common case): the native step's argmax, one int per row instead of a logits row
     // copied out and scanned here. Sampling requests need the draft's distributions, so their logits.
     const greedy = so.seqs.every((seq) => seq.params.temperature === 0);
-    const tokens = greedy ? (await this.model.step(batch)).tokens : null;
+    const tokens = greedy ? (await this.model.step(batch, this.runner.output)).tokens : null;
     const logits = greedy ? null : await this.model.logits(batch);
     const V = this.model.config.vocabSize;
     for (let s = 0; s < active.length; s++) {

@@ -9,7 +9,7 @@ import { BlockManager } from '../block-manager.js';
 import { BlockPool } from '../block-pool.js';
 import { KvCapacityError } from '../errors.js';
 import { ModelRunner } from '../model-runner.js';
-import type { NativeModel, NativeStepBatch } from '../native/native-types.js';
+import type { NativeDraftProbs, NativeModel, NativeStepBatch } from '../native/native-types.js';
 import type { ResolvedSamplingParams } from '../sampling-params.js';
 import type { SchedulerOutput } from '../scheduler.js';
 import { Sequence } from '../sequence.js';
@@ -168,8 +168,9 @@ export class SessionVerifier {
       this.runner.invalidate(); // rollbacks may reuse block-table slots; one row, so rewriting it is free
       const batch = this.runner.prepare(so);
       const prop = k > 0 ? { tokens: proposals.slice(0, k), q: q ? q.slice(0, k) : null } : null;
-      const res =
-        this.model.argmax && isPlainGreedy(seq)
+      const res = this.model.verify
+        ? await this.verifyNative(batch, k, prop?.q ?? null)
+        : this.model.argmax && isPlainGreedy(seq)
           ? verifyArgmax(await this.model.argmax(batch, Int32Array.of(k + 1)), prop)
           : verifyRows(seq, await this.rows(batch, k + 1), prop);
       // Valid K/V: every token before the proposals and the accepted proposals; the rest rolls back.
@@ -178,6 +179,24 @@ export class SessionVerifier {
       seq.truncate(kept);
       return { tokens: res.tokens, numAccepted: res.numAccepted };
     });
+  }
+
+  /** NativeModel.verify() of the batch's one sequence and its k proposals (the same tokens as verifyRows). */
+  private async verifyNative(
+    batch: NativeStepBatch,
+    k: number,
+    q: readonly Float64Array[] | null,
+  ): Promise<VerifyResult> {
+    const V = this.model.config.vocabSize;
+    let draft: NativeDraftProbs | null = null;
+    if (q && q.length > 0 && k > 0) {
+      const probs = new Float64Array(k * V);
+      for (let i = 0; i < k; i++) probs.set(q[i]!, i * V);
+      draft = { probs, rows: Int32Array.of(0) };
+    }
+    const res = await this.model.verify!(batch, Int32Array.of(k + 1), draft, this.runner.verifyOutput);
+    const numAccepted = res.numAccepted[0]!;
+    return { tokens: Array.from(res.tokens.subarray(0, numAccepted + 1)), numAccepted };
   }
 
   /** The last n logit rows of the batch's one sequence. */

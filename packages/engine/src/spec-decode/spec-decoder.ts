@@ -4,14 +4,18 @@
  * and is widened from 1 to 1 + k tokens; prefills and non-speculating decodes ride along unchanged.
  * One target forward returns logits for the last 1 + k rows of each sequence; verification (exact
  * rejection sampling, greedy as its special case) decides what each sequence keeps, and
- * Scheduler.updateSpeculative() rolls back K/V of the rejected positions. Every row of such a step
- * is sampled in TypeScript with the native sampler's semantics, so a non-speculating row gets the
- * token the native step would have given it; when every sequence of the step is plainly greedy, the
- * native side returns only each row's argmax (k + 1 ids per sequence instead of k + 1 logit rows).
+ * Scheduler.updateSpeculative() rolls back K/V of the rejected positions. Verification runs natively
+ * where the addon has verify() (NativeModel.verify: proposals in, accepted counts and kept tokens out,
+ * no logit row crossing into JS), with the draft's distributions packed for sampled draft proposals.
+ * The TypeScript reference (sample/verify-rows.ts, the same tokens bit for bit) verifies instead from
+ * logits() rows when a sequence of the step asks for logprobs (computed from those rows) or the model
+ * lacks verify() (test fakes, the bench's twins); there, when every sequence is plainly greedy, the
+ * native side returns only each row's argmax. Either way a non-speculating row gets the token the
+ * native step would have given it.
  */
 import { hasLogitBias } from '../logit-bias.js';
 import type { ModelRunner } from '../model-runner.js';
-import type { NativeModel } from '../native/native-types.js';
+import type { NativeDraftProbs, NativeModel } from '../native/native-types.js';
 import type { TokenLogprob } from '../request-output.js';
 import type { SchedulerOutput } from '../scheduler.js';
 import type { Sequence } from '../sequence.js';
@@ -53,6 +57,8 @@ interface Plan {
 export class SpecDecoder {
   readonly metrics = new SpecDecodeMetrics();
   private readonly opts: SpecDecoderOptions;
+  /** Packed draft distributions handed to verify(), grown on demand. */
+  private qBuffer = new Float64Array(0);
 
   constructor(opts: SpecDecoderOptions) {
     this.opts = opts;
@@ -89,13 +95,32 @@ export class SpecDecoder {
       return { tokenIds: [], numDraftTokens: [], logprobs: [] };
     }
     const batch = runner.prepare(out);
-    const S = out.seqs.length;
     const numDraft = out.seqs.map((seq) => proposals.get(seq)?.tokens.length ?? 0);
     const logitRows = Int32Array.from(numDraft, (k) => k + 1);
+    const result: SpecStepResult = { tokenIds: [], numDraftTokens: numDraft, logprobs: [] };
+    if (model.verify && !out.seqs.some(wantsLogprobs)) {
+      const draft = this.draftProbs(out, proposals, model.config.vocabSize);
+      const res = await model.verify(batch, logitRows, draft, runner.verifyOutput);
+      let r = 0;
+      for (let s = 0; s < out.seqs.length; s++) {
+        const a = res.numAccepted[s]!;
+        if (a < 0) {
+          result.tokenIds.push([]);
+          result.logprobs.push(null);
+          continue;
+        }
+        const k = numDraft[s]!;
+        result.tokenIds.push(Array.from(res.tokens.subarray(r, r + a + 1)));
+        result.logprobs.push(null);
+        r += k + 1;
+        this.metrics.record(k, a);
+      }
+      return result;
+    }
+    const S = out.seqs.length;
     const ids = model.argmax && out.seqs.every(isPlainGreedy) ? await model.argmax(batch, logitRows) : null;
     const logits = ids ? null : await model.logits(batch, logitRows);
     const V = model.config.vocabSize;
-    const result: SpecStepResult = { tokenIds: [], numDraftTokens: numDraft, logprobs: [] };
     let r = 0;
     for (let s = 0; s < S; s++) {
       if (!batch.sampleMask[s]) {
@@ -117,6 +142,27 @@ export class SpecDecoder {
       result.logprobs.push(logprobs);
     }
     return result;
+  }
+
+  /** The draft distributions of the step's sampled draft proposals for verify(), packed; null when there are none. */
+  private draftProbs(
+    out: SchedulerOutput,
+    proposals: Map<Sequence, { tokens: number[]; q: Float64Array[] | null }>,
+    V: number,
+  ): NativeDraftProbs | null {
+    let n = 0;
+    for (const seq of out.seqs) n += proposals.get(seq)?.q?.length ?? 0;
+    if (n === 0) return null;
+    if (this.qBuffer.length < n * V) this.qBuffer = new Float64Array(Math.max(n * V, this.qBuffer.length * 2));
+    const rows = new Int32Array(out.seqs.length).fill(-1);
+    let row = 0;
+    out.seqs.forEach((seq, s) => {
+      const q = proposals.get(seq)?.q;
+      if (!q || q.length === 0) return;
+      rows[s] = row;
+      for (const dist of q) this.qBuffer.set(dist, row++ * V);
+    });
+    return { probs: this.qBuffer.subarray(0, n * V), rows };
   }
 
   /** Decodes (one token behind) of speculating sequences, with k capped by output room and the token budget. */
@@ -176,6 +222,10 @@ export class SpecDecoder {
     }
     return any;
   }
+}
+
+function wantsLogprobs(seq: Sequence): boolean {
+  return seq.params.logprobs !== undefined;
 }
 
 function countDecodes(out: SchedulerOutput): number {
