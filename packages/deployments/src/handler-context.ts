@@ -7,6 +7,7 @@ import type { HttpResponseLike, HttpRequestLike } from '@flotilla/core';
 import type { LLMEngine } from '@flotilla/engine';
 import type { PreparedGeneration, Usage } from './generation.js';
 import type { ResolvedLimits } from './llm-server-options.js';
+import type { PromptEncoder } from './off-loop-tokenizer.js';
 
 export interface ModelInfo {
   /** The name clients use (`model`). */
@@ -23,6 +24,8 @@ export interface HandlerContext {
   engine: LLMEngine;
   limits: ResolvedLimits;
   model: ModelInfo;
+  /** Tokenizes prompt text as engine.tokenizer does, long texts off the event loop (prepare-prompt.ts). */
+  encoder: PromptEncoder;
   requestId: string;
   /** Aborted when the client goes away. */
   signal: AbortSignal | undefined;

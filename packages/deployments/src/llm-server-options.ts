@@ -8,6 +8,13 @@ export interface LLMServerLimits {
   maxBodyBytes?: number;
   /** Longest prompt in tokens (after the chat template); longer ones get 400. Default: the model's context minus 1. */
   maxPromptTokens?: number;
+  /**
+   * Longest prompt in UTF-8 bytes (text, or chat messages' content), checked before tokenizing so that a huge
+   * prompt costs no tokenizer time; longer ones get 400 (context_length_exceeded). Default: maxPromptTokens × 16,
+   * more than any prompt that fits can have with SentencePiece-style vocabularies (no token of theirs spans more
+   * than 16 bytes); raise it for a vocabulary whose tokens are longer.
+   */
+  maxPromptBytes?: number;
   /** Largest max_tokens (max_new_tokens) a request may ask for. Default: the model's context. */
   maxTokens?: number;
   /** Largest n (samples per request). Default 8. */
@@ -75,6 +82,7 @@ export interface LLMServerOptions {
 export interface ResolvedLimits {
   maxBodyBytes: number;
   maxPromptTokens: number;
+  maxPromptBytes: number;
   maxTokens: number;
   maxN: number;
   maxStop: number;
@@ -83,12 +91,16 @@ export interface ResolvedLimits {
 export const DEFAULT_MAX_BODY_BYTES = 1024 * 1024;
 export const DEFAULT_MAX_N = 8;
 export const DEFAULT_MAX_STOP = 8;
+/** Bytes per prompt token allowed by the default maxPromptBytes (see LLMServerLimits.maxPromptBytes). */
+export const PROMPT_BYTES_PER_TOKEN = 16;
 
 /** Fills the limits once the model's context length is known. */
 export function resolveLimits(limits: LLMServerLimits | undefined, maxModelLen: number): ResolvedLimits {
+  const maxPromptTokens = Math.min(limits?.maxPromptTokens ?? maxModelLen - 1, maxModelLen - 1);
   return {
     maxBodyBytes: limits?.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES,
-    maxPromptTokens: Math.min(limits?.maxPromptTokens ?? maxModelLen - 1, maxModelLen - 1),
+    maxPromptTokens,
+    maxPromptBytes: limits?.maxPromptBytes ?? maxPromptTokens * PROMPT_BYTES_PER_TOKEN,
     maxTokens: Math.min(limits?.maxTokens ?? maxModelLen, maxModelLen),
     maxN: limits?.maxN ?? DEFAULT_MAX_N,
     maxStop: limits?.maxStop ?? DEFAULT_MAX_STOP,

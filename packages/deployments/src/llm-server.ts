@@ -237,6 +237,11 @@ export class LLMServer {
     return this.#state?.engine;
   }
 
+  /** The tokenizer the routes use (long prompts off the event loop), for subclasses; undefined while loading. */
+  protected get promptEncoder(): OffLoopTokenizer | undefined {
+    return this.#state?.encoder;
+  }
+
   /** What /v1/models and /info describe; null while loading. */
   modelInfo(): ModelInfo | null {
     const model = this.#state?.model;

@@ -21,7 +21,6 @@ import { InvalidParameterError, LLMApiError, ModelNotFoundError, type RateLimitE
 import {
   checkParams,
   collectGeneration,
-  prepareGeneration,
   startGeneration,
   UsageTracker,
   type GenerationSpec,
@@ -29,6 +28,8 @@ import {
 } from '../generation.js';
 import type { HandlerContext } from '../handler-context.js';
 import { tokenText } from '../openai/logprobs.js';
+import { readMessages } from '../openai/params.js';
+import { preparePrompt } from '../prepare-prompt.js';
 import { usageBody } from '../openai/responses.js';
 import { BodyReader, type NumberRule } from '../validate.js';
 
@@ -146,14 +147,14 @@ export function grpcSpec(req: GrpcGenerateRequest, ctx: HandlerContext): Generat
   const prompt: GenerationSpec['prompt'] = req.prompt
     ? { text: req.prompt }
     : req.messages?.length
-      ? { messages: req.messages }
+      ? { messages: readMessages(BodyReader.of({ messages: req.messages })) }
       : { tokenIds: req.prompt_token_ids! };
   return { prompt, params, names: { ...NAMES, prompt: sources[0]! }, ...(req.prompt ? { defaultMaxTokens: 16 } : {}) };
 }
 
 export async function grpcGenerate(req: GrpcGenerateRequest, ctx: HandlerContext): Promise<unknown> {
   const spec = grpcSpec(req, ctx);
-  const prepared = prepareGeneration(ctx.engine, spec, ctx.limits);
+  const prepared = await preparePrompt(ctx, spec);
   await ctx.admit(prepared);
   const stream = startGeneration(ctx.engine, prepared, spec.names, { requestId: ctx.requestId, signal: ctx.signal });
   const { samples, usage } = await collectGeneration(stream, prepared.params.n ?? 1);
@@ -176,7 +177,7 @@ export async function grpcGenerate(req: GrpcGenerateRequest, ctx: HandlerContext
 
 export async function* grpcGenerateStream(req: GrpcGenerateRequest, ctx: HandlerContext): AsyncGenerator<unknown> {
   const spec = grpcSpec(req, ctx);
-  const prepared = prepareGeneration(ctx.engine, spec, ctx.limits);
+  const prepared = await preparePrompt(ctx, spec);
   await ctx.admit(prepared);
   const stream = startGeneration(ctx.engine, prepared, spec.names, { requestId: ctx.requestId, signal: ctx.signal });
   const tok = ctx.engine.tokenizer;

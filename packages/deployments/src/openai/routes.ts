@@ -4,7 +4,9 @@
  */
 import type { HttpRequestLike, HttpResponseLike } from '@flotilla/core';
 import { LLMApiError, ModelNotFoundError, openAiCodeOf, RateLimitError } from '../errors.js';
-import { collectGeneration, prepareGeneration, startGeneration, UsageTracker } from '../generation.js';
+import { collectGeneration, startGeneration, UsageTracker } from '../generation.js';
+import { asClientError } from '../malformed-body.js';
+import { preparePrompt } from '../prepare-prompt.js';
 import { SSE_HEADERS, sse, type HandlerContext, type HttpChunk, type ModelInfo } from '../handler-context.js';
 import {
   chatBody,
@@ -71,7 +73,7 @@ async function* serve(r: OpenAiRequest, ctx: HandlerContext): AsyncGenerator<Htt
       'model',
     );
   }
-  const prepared = prepareGeneration(ctx.engine, r.spec, ctx.limits);
+  const prepared = await preparePrompt(ctx, r.spec);
   ctx.promptText = prepared.promptText;
   await ctx.admit(prepared);
   const stream = startGeneration(ctx.engine, prepared, r.spec.names, { requestId: ctx.requestId, signal: ctx.signal });
@@ -129,7 +131,8 @@ async function* serve(r: OpenAiRequest, ctx: HandlerContext): AsyncGenerator<Htt
 }
 
 /** Any error as OpenAI's `{ error: { message, type, param, code } }`, with Retry-After on 429. */
-export function openAiError(err: unknown): HttpResponseLike & { body: { error: Record<string, unknown> } } {
+export function openAiError(thrown: unknown): HttpResponseLike & { body: { error: Record<string, unknown> } } {
+  const err = asClientError(thrown);
   if (err instanceof LLMApiError) {
     const headers: Record<string, string> =
       err instanceof RateLimitError ? { 'retry-after': String(err.retryAfterS) } : {};

@@ -11,7 +11,9 @@ import {
   MalformedRequestError,
   RateLimitError,
 } from '../errors.js';
-import { collectGeneration, prepareGeneration, startGeneration, type PreparedGeneration } from '../generation.js';
+import { collectGeneration, startGeneration, type PreparedGeneration } from '../generation.js';
+import { asClientError } from '../malformed-body.js';
+import { preparePrompt } from '../prepare-prompt.js';
 import { SSE_HEADERS, sse, type HandlerContext, type HttpChunk } from '../handler-context.js';
 import { tokenText } from '../openai/logprobs.js';
 import { parseTgiRequest, type TgiRequest } from './params.js';
@@ -82,7 +84,7 @@ async function start(
   r: TgiRequest,
   ctx: HandlerContext,
 ): Promise<{ prepared: PreparedGeneration; stream: AsyncIterable<RequestOutput> }> {
-  const prepared = prepareGeneration(ctx.engine, r.spec, ctx.limits);
+  const prepared = await preparePrompt(ctx, r.spec);
   ctx.promptText = prepared.promptText;
   await ctx.admit(prepared);
   return {
@@ -174,7 +176,8 @@ export function tgiFinishReason(reason: string, stopReason: number | string | nu
  * the prompt's length, the body's shape) is 422 Unprocessable Entity with error_type 'validation' (the
  * OpenAI routes answer the same errors with 400, as OpenAI does); a body that is not JSON at all is 400.
  */
-export function tgiError(err: unknown): HttpResponseLike & { body: { error: string; error_type: string } } {
+export function tgiError(thrown: unknown): HttpResponseLike & { body: { error: string; error_type: string } } {
+  const err = asClientError(thrown);
   if (err instanceof LLMApiError) {
     const headers: Record<string, string> =
       err instanceof RateLimitError ? { 'retry-after': String(err.retryAfterS) } : {};
