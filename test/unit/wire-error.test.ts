@@ -14,6 +14,7 @@ import {
   UserCodeError,
 } from '../../packages/core/src/errors.js';
 import { InvalidParameterError, RateLimitError } from '../../packages/deployments/src/errors.js';
+import { PiiBlockedError } from '../../packages/deployments/src/pii/pii-errors.js';
 import { ModelFormatError, SamplingParamsError } from '../../packages/engine/src/errors.js';
 import { SpeculativeConfigError } from '../../packages/engine/src/spec-decode/errors.js';
 
@@ -82,6 +83,10 @@ describe('the wire error registry', () => {
       'invalid_request_error',
     ]);
     expect((cross(new RateLimitError('slow down', 7)) as RateLimitError).retryAfterS).toBe(7);
+    const pii = cross(new PiiBlockedError(['email'])) as PiiBlockedError;
+    expect(pii).toBeInstanceOf(PiiBlockedError);
+    expect(pii).toBeInstanceOf(InvalidParameterError);
+    expect([pii.code, pii.param, pii.kinds]).toEqual(['E_PII_BLOCKED', 'prompt', ['email']]);
   });
 
   it('sends an unregistered error as UserCodeError, and core names cannot be taken', () => {

@@ -1,4 +1,5 @@
 /** The PII guard's refusal: a 400 naming the kinds of personal data found, never the values. */
+import { registerErrorClasses } from '@flotilla/core';
 import { InvalidParameterError } from '../errors.js';
 import type { PiiKind } from './recognizers.js';
 
@@ -10,3 +11,4 @@ export class PiiBlockedError extends InvalidParameterError {
     this.kinds = kinds;
   }
 }
+registerErrorClasses({ PiiBlockedError });

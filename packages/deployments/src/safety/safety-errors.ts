@@ -1,4 +1,5 @@
 /** The content-safety guard's refusal: a 400 saying a classifier judged the prompt unsafe (score, never the text). */
+import { registerErrorClasses } from '@flotilla/core';
 import { InvalidParameterError } from '../errors.js';
 
 export class ContentBlockedError extends InvalidParameterError {
@@ -9,3 +10,4 @@ export class ContentBlockedError extends InvalidParameterError {
     this.score = score;
   }
 }
+registerErrorClasses({ ContentBlockedError });
