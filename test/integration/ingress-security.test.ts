@@ -3,7 +3,7 @@
  * gRPC) with the admin / metrics / API split, what the proxy vouches for to raw-HTTP deployments (client
  * address, auth) even through Serve.Call, connection limits and timeouts (stalled, drip-fed and slow-header
  * requests, silent and idle connections), deeply nested JSON, and load shedding by default.
- * Timeouts are configured small so the test runs fast; their defaults are checked in test/unit/ingress-limits.test.ts.
+ * Timeouts are configured small so the test runs fast; their defaults are checked in test/unit/ingress/ingress-limits.test.ts.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import net from 'node:net';

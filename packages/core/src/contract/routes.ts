@@ -82,9 +82,9 @@ export interface HttpRequestLike {
 /** The kinds of proxy keys (ingress/ingress-keys.ts). */
 export type KeyRole = 'admin' | 'api' | 'metrics';
 
-/** A request the proxy authenticated: an admin key or an API key (metrics keys never reach applications). */
+/** A request the proxy authenticated, and as what. Applications only ever see 'admin' or 'api' (metrics keys read monitoring routes only). */
 export interface RequestAuth {
-  role: 'admin' | 'api';
+  role: KeyRole;
   /** `key-` + 12 hex digits of the key's SHA-256: safe to log, and a stable rate-limit key. */
   keyId: string;
 }

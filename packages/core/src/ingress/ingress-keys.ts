@@ -86,7 +86,7 @@ export class KeyRing {
     if (!role) return { ok: false, error: new UnauthenticatedError('Invalid API key.') };
     if (!ALLOWED[access].includes(role))
       return { ok: false, error: new ForbiddenError(forbiddenMessage(role, access, what)) };
-    return { ok: true, auth: { role: role as RequestAuth['role'], keyId: keyIdOf(digest) } };
+    return { ok: true, auth: { role, keyId: keyIdOf(digest) } };
   }
 }
 
