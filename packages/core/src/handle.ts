@@ -3,10 +3,9 @@
  *
  * A handle is a thin Proxy over a HandleBackend. In the controller's process the backend is the
  * caller's Router. Inside a replica, handles arrive as plain descriptors in the constructor arguments
- * and are rebuilt over the replica's actor channel: calls go to the parent, which routes them through a
- * router kept per calling deployment. Relaying costs one extra hop (a postMessage or IPC write) but keeps
- * replica sets, health and placement in one place, works the same for thread and process replicas (a
- * child process cannot share MessagePorts), and leaves room for direct channels later.
+ * and are rebuilt over replica/direct-handles.ts: calls go straight to the callee's replicas over
+ * direct links (replica sets pushed by the parent), or, where no link serves, to the parent, which
+ * routes them through a router kept per calling deployment (the relay).
  */
 import { randomUUID } from 'node:crypto';
 import { RequestTimeoutError } from './errors.js';
