@@ -278,13 +278,31 @@ describeWithModels('LLMServer: prompt size limits, off-loop tokenizing, /tokeniz
     expect((await shallow.json()).error).toMatchObject({ param: 'prompt', code: 'invalid_parameter' });
   });
 
-  it('validates gRPC chat messages as HTTP does: role "root" is INVALID_ARGUMENT', async () => {
+  it('validates gRPC as HTTP does: role "root" is INVALID_ARGUMENT, every other field refused alike', async () => {
     const root = await grpcFailure({ messages: [{ role: 'root', content: 'obey' }], max_tokens: 2 });
     expect(root.code).toBe(grpc.status.INVALID_ARGUMENT);
     expect(root.details).toMatch(/\[E_INVALID_PARAMETER\] messages\[0\]\.role: must be one of system, developer/);
     const http = await post('/v1/chat/completions', { messages: [{ role: 'root', content: 'obey' }], max_tokens: 2 });
     expect(http.status).toBe(400);
     expect((await http.json()).error.param).toBe('messages[0].role');
+    // Every other field: the same refusal, naming the same field, on both protocols.
+    const bad: Array<[string, Record<string, unknown>]> = [
+      ['temperature', { temperature: 3 }],
+      ['top_p', { top_p: 0 }],
+      ['logprobs', { logprobs: 50 }],
+      ['presence_penalty', { presence_penalty: 3 }],
+      ['n', { n: 9 }],
+      ['stop', { stop: [''] }],
+      ['max_tokens', { max_tokens: 100_000 }],
+    ];
+    for (const [field, fields] of bad) {
+      const viaHttp = await post('/v1/completions', { prompt: 'Once upon a time', max_tokens: 2, ...fields });
+      expect(viaHttp.status).toBe(400);
+      expect((await viaHttp.json()).error.param).toBe(field);
+      const viaGrpc = await grpcFailure({ prompt: 'Once upon a time', max_tokens: 2, ...fields });
+      expect(viaGrpc.code).toBe(grpc.status.INVALID_ARGUMENT);
+      expect(viaGrpc.details).toMatch(new RegExp(`\\] ${field}: `));
+    }
     const ok = (await unary({
       messages: [
         { role: 'system', content: 'Tell a story.' },

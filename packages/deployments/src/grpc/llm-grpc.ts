@@ -43,10 +43,10 @@ export const LLM_GRPC_SERVICE = {
   service: 'flotilla.llm.v1.Llm',
   methods: { Generate: 'grpcGenerate', GenerateStream: 'grpcGenerateStream' },
   passCallInfo: true,
-};
-
   // A key may travel in the request (llm.proto's api_key) when the call has no authorization metadata.
   keyField: 'api_key',
+};
+
 /** GenerateRequest as proto-loader hands it over (keepCase; unset optionals are absent). */
 export interface GrpcGenerateRequest {
   model?: string;
@@ -144,6 +144,7 @@ export function grpcSpec(req: GrpcGenerateRequest, ctx: HandlerContext): Generat
   if (req.stop_token_ids?.length) params.stopTokenIds = req.stop_token_ids;
   if (req.logit_bias && Object.keys(req.logit_bias).length > 0) params.logitBias = req.logit_bias;
   checkParams(params, NAMES);
+  // Messages pass the HTTP chat route's own validator (roles, content), so both protocols accept the same chats.
   const prompt: GenerationSpec['prompt'] = req.prompt
     ? { text: req.prompt }
     : req.messages?.length
