@@ -62,3 +62,4 @@ export type { ClusterHeadOptions } from './cluster/head.js';
 export { ClusterAgent } from './cluster/agent.js';
 export type { ClusterAgentOptions } from './cluster/agent.js';
 export type { PlacementStrategy } from './cluster/cluster-placement.js';
+export type { ClusterClientTls, ClusterServerTls } from './cluster/cluster-tls.js';
