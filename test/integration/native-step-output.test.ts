@@ -2,10 +2,16 @@
  * step(batch, out): the native step writes its results straight into the caller's typed arrays
  * (ModelRunner's preallocated output) and resolves to views of them, with the same values as a step
  * that allocates its result; a buffer without room, of the wrong type, or not an object is E_BATCH.
+ * ModelRunner.execute() hands the step its preallocated output.
  */
 import { afterAll, beforeAll, expect, it } from 'vitest';
+import { BlockManager } from '../../packages/engine/src/block-manager.js';
+import { BlockPool } from '../../packages/engine/src/block-pool.js';
+import { ModelRunner } from '../../packages/engine/src/model-runner.js';
 import type { NativeModel, NativeStepOutput } from '../../packages/engine/src/native/native-types.js';
 import { loadNative } from '../../packages/engine/src/native/load-native.js';
+import { resolveSamplingParams } from '../../packages/engine/src/sampling-params.js';
+import { Sequence } from '../../packages/engine/src/sequence.js';
 import { describeWithModels, models } from '../helpers/models.js';
 import { Blocks, buildBatch, llama2cManifest, Seq } from './native-harness.js';
 
@@ -86,5 +92,50 @@ describeWithModels('native step into caller buffers: stories260K', () => {
     }
     // null or undefined: no buffers, an allocating step
     await expect(model.step(batch(), null as unknown as NativeStepOutput)).resolves.toMatchObject({ topK: 3 });
+  });
+
+  it('ModelRunner.execute() hands the step its preallocated output and resolves to views of it', async () => {
+    const bm = new BlockManager(new BlockPool(model.numBlocks, model.blockSize), false);
+    const runner = new ModelRunner(model, {
+      blockSize: model.blockSize,
+      maxNumBatchedTokens: 64,
+      maxNumSeqs: 4,
+      maxModelLen: 128,
+    });
+    const prompts = [
+      [1, 400, 30, 11],
+      [1, 97, 5],
+    ];
+    const seqs = prompts.map((prompt, i) => {
+      const params = resolveSamplingParams(
+        { temperature: 0, maxTokens: 8, logprobs: 2 },
+        { maxModelLen: 128, vocabSize: model.config.vocabSize, promptLen: prompt.length },
+      );
+      const seq = new Sequence({
+        seqId: i,
+        requestId: `r${i}`,
+        index: 0,
+        promptTokenIds: prompt,
+        params,
+        seed: 0,
+        stopTokenIds: [],
+        blockSize: model.blockSize,
+      });
+      seq.status = 'running';
+      expect(bm.allocate(seq, seq.numTokens)).toBe(true);
+      return seq;
+    });
+    const out = { step: 1, seqs, numNewTokens: [4, 3], numBatchedTokens: 7, preempted: [] };
+    const r = await runner.execute(out);
+    expect(r.tokens.buffer).toBe(runner.output.tokens.buffer);
+    expect(r.logprobs.buffer).toBe(runner.output.logprobs.buffer);
+    expect(r.topIds.buffer).toBe(runner.output.topIds.buffer);
+    expect(r.topLogprobs.buffer).toBe(runner.output.topLogprobs.buffer);
+    const fresh = await model.step(runner.prepare(out));
+    expect(r.topK).toBe(2);
+    expect(Array.from(r.tokens)).toEqual(Array.from(fresh.tokens));
+    expect(Array.from(r.topIds)).toEqual(Array.from(fresh.topIds));
+    expect(Array.from(r.topLogprobs)).toEqual(Array.from(fresh.topLogprobs));
+    for (const seq of seqs) bm.free(seq);
   });
 });
