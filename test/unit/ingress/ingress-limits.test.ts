@@ -11,6 +11,7 @@ import { exceedsJsonDepth } from '../../../packages/core/src/ingress/json-depth.
 import { proxyRouteAccess } from '../../../packages/core/src/ingress/http-auth.js';
 import { mergeKeys } from '../../../packages/core/src/ingress/declared-keys.js';
 import { parseServeConfig } from '../../../packages/core/src/config.js';
+import { adminKeyFrom } from '../../../packages/core/src/cli/ingress-options.js';
 
 describe('connection limits', () => {
   it('defaults cut stalled, drip-fed and silent requests and idle connections within 30 s', () => {
@@ -103,6 +104,14 @@ describe('KeyRing', () => {
     expect(mergeKeys({ apiKeys: ['a1234567'] }, { apiKeys: ['a1234567', 'b1234567'], adminKeys: [] })).toEqual({
       apiKeys: ['a1234567', 'b1234567'],
     });
+  });
+});
+
+describe('the key serve status / shutdown send', () => {
+  it('is --key-file, else FLOTILLA_ADMIN_KEY, else none', () => {
+    expect(adminKeyFrom(undefined, { FLOTILLA_ADMIN_KEY: 'from-env-key' })).toBe('from-env-key');
+    expect(adminKeyFrom(undefined, {})).toBeUndefined();
+    expect(() => adminKeyFrom('/nonexistent/key-file', {})).toThrow(/--key-file/);
   });
 });
 

@@ -14,15 +14,17 @@ export async function statusCommand(
   address: string,
   json: boolean,
   cluster: ClusterClientCliOptions = {},
+  key?: string,
 ): Promise<string> {
   const status = /^https?:\/\//i.test(address)
-    ? ((await (await request(address, '/-/status', 'GET')).json()) as ServeStatus)
+    ? ((await (await request(address, '/-/status', 'GET', key)).json()) as ServeStatus)
     : await clusterStatus(address, cluster);
   return json ? `${JSON.stringify(status, null, 2)}\n` : renderStatus(status);
 }
 
-export async function shutdownCommand(address: string, waitMs = 60_000): Promise<string> {
-  await request(address, '/-/shutdown', 'POST');
+/** `key`: an admin key, needed when the instance has keys (see cli/ingress-options.ts adminKeyFrom). */
+export async function shutdownCommand(address: string, waitMs = 60_000, key?: string): Promise<string> {
+  await request(address, '/-/shutdown', 'POST', key);
   // The instance drains before it stops listening; wait until it is gone so scripts can rely on it.
   const deadline = Date.now() + waitMs;
   while (Date.now() < deadline) {
@@ -47,10 +49,14 @@ async function clusterStatus(address: string, opts: ClusterClientCliOptions): Pr
   }
 }
 
-async function request(address: string, path: string, method: 'GET' | 'POST'): Promise<Response> {
+async function request(address: string, path: string, method: 'GET' | 'POST', key?: string): Promise<Response> {
   let res: Response;
   try {
-    res = await fetch(new URL(path, address), { method, signal: AbortSignal.timeout(10_000) });
+    res = await fetch(new URL(path, address), {
+      method,
+      headers: key ? { authorization: `Bearer ${key}` } : {},
+      signal: AbortSignal.timeout(10_000),
+    });
   } catch (err) {
     throw new CliError(
       `Cannot reach Flotilla at ${address} (${(err as Error).cause ?? (err as Error).message}).`,
@@ -61,8 +67,9 @@ async function request(address: string, path: string, method: 'GET' | 'POST'): P
     const text = await res.text();
     throw new CliError(
       `${method} ${path} at ${address} answered ${res.status}: ${text.slice(0, 300)}`,
-      res.status === 403
-        ? 'Run the command on the host of the instance (admin routes accept loopback only).'
+      res.status === 401 || res.status === 403
+        ? 'The instance wants a key: pass an admin key (or, for status, a metrics key) with --key-file FILE or ' +
+            'FLOTILLA_ADMIN_KEY; without keys, admin routes accept loopback only.'
         : 'Check that --address points at a Flotilla HTTP proxy.',
     );
   }

@@ -82,6 +82,24 @@ export function ingressSecurity(
   };
 }
 
+/**
+ * The key `serve status` / `serve shutdown` send: the first key of `file`, else FLOTILLA_ADMIN_KEY, else
+ * none (an instance without keys needs none).
+ */
+export function adminKeyFrom(file: string | undefined, env: NodeJS.ProcessEnv = process.env): string | undefined {
+  if (file) {
+    let keys: string[];
+    try {
+      keys = readKeyFile(file);
+    } catch (err) {
+      throw new CliError(`--key-file: ${causeOf(err)}`, 'Give a readable file with the key on its first line.');
+    }
+    if (keys.length === 0) throw new CliError(`--key-file: ${file} holds no key.`, 'Put the key on its first line.');
+    return keys[0];
+  }
+  return env.FLOTILLA_ADMIN_KEY || undefined;
+}
+
 function parsePositive(value: string): number {
   const n = Number(value);
   if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError('expected a whole number >= 1.');

@@ -12,7 +12,7 @@ import { agentCommand } from './agent-command.js';
 import { buildCommand } from './build-command.js';
 import { startCommand } from './start-command.js';
 import { deployCommand } from './deploy-command.js';
-import { addIngressOptions } from './ingress-options.js';
+import { addIngressOptions, adminKeyFrom } from './ingress-options.js';
 import { addClusterOptions, type ClusterClientCliOptions } from './cluster-options.js';
 
 /**
@@ -161,15 +161,19 @@ export function buildProgram(plugins: readonly CliPlugin[] = []): Command {
       "HTTP address of the instance, or a head's cluster address HOST:PORT (read with the cluster token)",
       DEFAULT_ADDRESS,
     )
-    .action(async (opts: { json?: boolean; address: string } & ClusterClientCliOptions) => {
-      process.stdout.write(await statusCommand(opts.address, opts.json ?? false, opts));
+    .option('--key-file <file>', 'file whose first key (admin or metrics) is sent (default: FLOTILLA_ADMIN_KEY)')
+    .action(async (opts: { json?: boolean; address: string; keyFile?: string } & ClusterClientCliOptions) => {
+      process.stdout.write(await statusCommand(opts.address, opts.json ?? false, opts, adminKeyFrom(opts.keyFile)));
     });
   program
     .command('shutdown')
-    .description('Drain and stop a running instance (POST /-/shutdown, accepted from loopback only).')
+    .description(
+      'Drain and stop a running instance (POST /-/shutdown: with an admin key when it has keys, else from loopback only).',
+    )
     .option('--address <url>', 'HTTP address of the instance', DEFAULT_ADDRESS)
-    .action(async (opts: { address: string }) => {
-      process.stdout.write(await shutdownCommand(opts.address));
+    .option('--key-file <file>', 'file whose first key (an admin key) is sent (default: FLOTILLA_ADMIN_KEY)')
+    .action(async (opts: { address: string; keyFile?: string }) => {
+      process.stdout.write(await shutdownCommand(opts.address, undefined, adminKeyFrom(opts.keyFile)));
     });
   // The cluster port's token and TLS flags on run, start, agent, deploy and status.
   addClusterOptions(program);
