@@ -132,7 +132,11 @@ describeWithModels('PiiGuard in front of real deployments', () => {
 
     const block = new OpenAI({ baseURL: `${ingress.http!.url}/block/v1`, apiKey: 'none', maxRetries: 0 });
     const err = await block.chat.completions
-      .create({ model: 'stories260K', messages: [{ role: 'user', content: 'call me on +1 212-555-0101' }], max_tokens: 4 })
+      .create({
+        model: 'stories260K',
+        messages: [{ role: 'user', content: 'call me on +1 212-555-0101' }],
+        max_tokens: 4,
+      })
       .then(
         () => null,
         (e: unknown) => e,
