@@ -58,13 +58,6 @@ export interface LLMServerOptions {
   /** File with one API key per line ('#' comments allowed), read at start. Default: none. */
   apiKeyFile?: string;
   /**
-   * Per-key token buckets on requests and on tokens, kept in each replica: exact with one replica, up to
-   * numReplicas times the limit with more. For several replicas give a RateLimiter deployment instead (the
-   * second argument of LLMServer, see rate-limiter.ts). Default: none (unlimited).
-   */
-  rateLimits?: RateLimits;
-  /** Request size limits. Default: see LLMServerLimits. */
-  /**
    * Keys that may do everything: the APIs, the proxy's monitoring routes and POST /-/shutdown (`serve run`
    * gives them to the proxies, see LLMServer.ingressKeys), and the only keys shown the model's file path
    * (/v1/models `root`, /info `model_path`). Default: none.
@@ -72,6 +65,13 @@ export interface LLMServerOptions {
   adminKeys?: string[];
   /** Keys that may read the proxy's monitoring routes only (/metrics, /-/status, ...; given to the proxies by `serve run`). Default: none. */
   metricsKeys?: string[];
+  /**
+   * Per-key token buckets on requests and on tokens, kept in each replica: exact with one replica, up to
+   * numReplicas times the limit with more. For several replicas give a RateLimiter deployment instead (the
+   * second argument of LLMServer, see rate-limiter.ts). Default: none (unlimited).
+   */
+  rateLimits?: RateLimits;
+  /** Request size limits. Default: see LLMServerLimits. */
   limits?: LLMServerLimits;
   /** Put the prompt text into the audit log lines. Default false (never logged). */
   logPrompts?: boolean;

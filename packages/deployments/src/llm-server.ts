@@ -242,7 +242,11 @@ export class LLMServer {
     return this.#state?.encoder;
   }
 
-  /** What /v1/models and /info describe; null while loading. */
+  /**
+   * What /v1/models and /info describe, without the model's file path (`path` is the served name): callers
+   * of this method are not known to be admins. The path is shown to admin keys only, on /v1/models
+   * (`root`) and /info (`model_path`). Null while loading.
+   */
   modelInfo(): ModelInfo | null {
     const model = this.#state?.model;
     return model ? withoutPath(model) : null;
@@ -430,13 +434,13 @@ export class LLMServer {
   }
 }
 
-function pick<T extends object, K extends keyof T>(o: T, keys: K[]): Partial<Pick<T, K>> {
-  const out: Partial<Pick<T, K>> = {};
-  for (const k of keys) if (o[k] !== undefined) out[k] = o[k];
-  return out;
-}
 /** The model as non-admins see it: the served name where the file path was. */
 function withoutPath(model: ModelInfo): ModelInfo {
   return { ...model, path: model.name };
 }
 
+function pick<T extends object, K extends keyof T>(o: T, keys: K[]): Partial<Pick<T, K>> {
+  const out: Partial<Pick<T, K>> = {};
+  for (const k of keys) if (o[k] !== undefined) out[k] = o[k];
+  return out;
+}
