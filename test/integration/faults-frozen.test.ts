@@ -138,19 +138,24 @@ async function pidIn(file: string): Promise<number> {
 
 describe('a frozen or killed process replica: every stream ends, in its protocol', () => {
   it('SIGSTOP under load: streams on the frozen replica end with `event: error`, the others and later ones succeed, it is replaced', async () => {
-    const [frozen] = running('tick') as [number, number];
     const N = 8;
     const started = barrier(N);
+    /** The replica of each stream, in the order their first items arrived. */
+    const firstPids: number[] = [];
     const outcomes = Array.from({ length: N }, async () => {
       let first = true;
-      const events = await readSse(await postStream('ticks', [40, 100]), () => {
-        if (first) started.mark();
+      const events = await readSse(await postStream('ticks', [40, 100]), (e) => {
+        if (first) {
+          firstPids.push(JSON.parse(e.data).pid);
+          started.mark();
+        }
         first = false;
       });
       return events;
     });
     await started.reached;
-    // Power of two choices over 2 replicas balances concurrent streams: some are on each.
+    // The replica of the stream that started last (power of two choices puts some on each replica).
+    const frozen = firstPids.at(-1)!;
     const frozenAt = Date.now();
     signal(frozen, 'SIGSTOP');
     // Sent after the freeze: those routed to the frozen replica (the router does not know yet) wait there

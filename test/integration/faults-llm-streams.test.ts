@@ -36,6 +36,24 @@ interface Outcome {
   error?: unknown;
 }
 
+type TgiOutcome = Outcome & { last: Record<string, unknown> };
+
+/** A stream whose first chunk has arrived: the replica serving it, when, and how it will end. */
+interface Opened<O> {
+  pid: number;
+  openedAt: number;
+  rest: Promise<O>;
+}
+
+/**
+ * The stream that opened last: still far from its end when its replica is stopped a moment later, so its
+ * replica is the one to stop. (The first one may already be done if the other replica was still loading
+ * the model when the streams were opened.)
+ */
+function newest<O>(opened: Opened<O>[]): Opened<O> {
+  return opened.reduce((a, b) => (b.openedAt > a.openedAt ? b : a));
+}
+
 function running(): number[] {
   const dep = served.instance.status().applications[0]!.deployments[0]!;
   return dep.replicas.filter((r) => r.state === 'RUNNING').map((r) => r.pid!);
@@ -47,7 +65,7 @@ function signal(pid: number, sig: NodeJS.Signals): void {
 }
 
 /** An OpenAI chat stream; resolves once its first chunk has arrived (the head leaves with it), with the rest to read. */
-async function openaiStream(): Promise<{ pid: number; rest: Promise<Outcome> }> {
+async function openaiStream(): Promise<Opened<Outcome>> {
   const { data: stream, response } = await openai.chat.completions
     .create({
       model: 'stories260K',
@@ -71,11 +89,11 @@ async function openaiStream(): Promise<{ pid: number; rest: Promise<Outcome> }> 
       return { pid, chunks, done, error };
     }
   })();
-  return { pid, rest };
+  return { pid, openedAt: performance.now(), rest };
 }
 
 /** A TGI /generate_stream; resolves once its first event has arrived. */
-async function tgiStream(): Promise<{ pid: number; rest: Promise<Outcome & { last: Record<string, unknown> }> }> {
+async function tgiStream(): Promise<Opened<TgiOutcome>> {
   const res = await fetch(`${served.url}/generate_stream`, {
     method: 'POST',
     headers: { 'content-type': 'application/json' },
@@ -92,11 +110,11 @@ async function tgiStream(): Promise<{ pid: number; rest: Promise<Outcome & { las
     const last = events.at(-1)!;
     return { pid, chunks: events.length, done: typeof last.generated_text === 'string', last };
   })();
-  return { pid, rest };
+  return { pid, openedAt: performance.now(), rest };
 }
 
 /** A GenerateStream; resolves once its first message has arrived. */
-function grpcStream(): Promise<{ pid: number; rest: Promise<Outcome> }> {
+function grpcStream(): Promise<Opened<Outcome>> {
   const call = grpcClient.GenerateStream!({ prompt: prompt(), max_tokens: 100, ignore_eos: true });
   return new Promise((resolveFirst, rejectFirst) => {
     let pid = 0;
@@ -109,7 +127,7 @@ function grpcStream(): Promise<{ pid: number; rest: Promise<Outcome> }> {
     call.on('data', (m: GrpcMsg) => {
       if (chunks++ === 0) {
         pid = Number(m.id.split('@')[1]);
-        resolveFirst({ pid, rest });
+        resolveFirst({ pid, openedAt: performance.now(), rest });
       }
       if (m.finished) done = true;
     });
@@ -154,22 +172,21 @@ describeWithModels('LLMServer streams when a process replica freezes or dies (st
   }, 120_000);
 
   it('SIGSTOP under load: streams on the frozen replica end with their protocol error, the others and later ones finish', async () => {
-    const opened = await Promise.all([
-      ...Array.from({ length: 4 }, openaiStream),
-      ...Array.from({ length: 4 }, tgiStream),
-    ]);
-    const victim = opened[0]!.pid;
+    const openai = await Promise.all(Array.from({ length: 4 }, openaiStream));
+    const tgi = await Promise.all(Array.from({ length: 4 }, tgiStream));
+    const cut = newest<Outcome>([...openai, ...tgi]);
+    const victim = cut.pid;
     const frozenAt = Date.now();
     signal(victim, 'SIGSTOP');
     // After the freeze: whatever went to the frozen replica waits there unanswered and is retried on the other.
     const later = await Promise.all(Array.from({ length: 4 }, openaiStream));
-    const outcomes = await Promise.all(opened.map((o) => o.rest));
+    const outcomes = await Promise.all([...openai, ...tgi].map((o) => o.rest));
     const laterOutcomes = await Promise.all(later.map((o) => o.rest));
     const waitedS = (Date.now() - frozenAt) / 1000;
 
     outcomes.slice(0, 4).forEach((o) => expectOpenAi(o, victim));
-    outcomes.slice(4).forEach((o) => expectTgi(o as Outcome & { last: Record<string, unknown> }, victim));
-    expect(outcomes.filter((o) => o.pid === victim).length).toBeGreaterThan(0);
+    outcomes.slice(4).forEach((o) => expectTgi(o as TgiOutcome, victim));
+    expect((await cut.rest).done).toBe(false);
     for (const o of laterOutcomes) {
       expect(o.pid).not.toBe(victim);
       expect(o.error).toBeUndefined();
@@ -187,52 +204,68 @@ describeWithModels('LLMServer streams when a process replica freezes or dies (st
 
   it('SIGKILL mid-stream: the openai client throws an APIError', async () => {
     const opened = await Promise.all(Array.from({ length: 2 }, openaiStream));
-    signal(opened[0]!.pid, 'SIGKILL');
+    const cut = newest(opened);
+    signal(cut.pid, 'SIGKILL');
     const outcomes = await Promise.all(opened.map((o) => o.rest));
-    outcomes.forEach((o) => expectOpenAi(o, opened[0]!.pid));
+    outcomes.forEach((o) => expectOpenAi(o, cut.pid));
+    expect((await cut.rest).error).toBeInstanceOf(OpenAI.APIError);
   }, 120_000);
 
   it("SIGKILL mid-stream: a TGI stream ends with TGI's error event", async () => {
     const opened = await Promise.all(Array.from({ length: 2 }, tgiStream));
-    signal(opened[0]!.pid, 'SIGKILL');
+    const cut = newest(opened);
+    signal(cut.pid, 'SIGKILL');
     const outcomes = await Promise.all(opened.map((o) => o.rest));
-    outcomes.forEach((o) => expectTgi(o, opened[0]!.pid));
+    outcomes.forEach((o) => expectTgi(o, cut.pid));
+    expect((await cut.rest).done).toBe(false);
   }, 120_000);
 
   it('SIGKILL mid-stream: an llm.proto GenerateStream ends with UNAVAILABLE', async () => {
     const opened = await Promise.all(Array.from({ length: 2 }, grpcStream));
-    const victim = opened[0]!.pid;
-    signal(victim, 'SIGKILL');
+    const cut = newest(opened);
+    signal(cut.pid, 'SIGKILL');
     const outcomes = await Promise.all(opened.map((o) => o.rest));
     for (const o of outcomes) {
-      if (o.pid === victim) {
-        expect((o.error as grpc.ServiceError | undefined)?.code).toBe(grpc.status.UNAVAILABLE);
+      const seen = summary(o, cut.pid);
+      if (o.error !== undefined) {
+        expect(o.pid, seen).toBe(cut.pid);
+        expect((o.error as grpc.ServiceError).code, seen).toBe(grpc.status.UNAVAILABLE);
         expect((o.error as grpc.ServiceError).metadata.get('flotilla-error-code')).toEqual(['ACTOR_DIED']);
       } else {
-        expect(o.error).toBeUndefined();
-        expect(o.done).toBe(true);
+        expect(o.done, seen).toBe(true);
       }
     }
+    expect((await cut.rest).error).toBeDefined();
   }, 120_000);
 });
 
+function summary(o: Outcome, victim: number): string {
+  return JSON.stringify({ ...o, error: o.error === undefined ? undefined : String(o.error), victim });
+}
+
+/**
+ * A stream ends in OpenAI's protocol: finished (a finish_reason), or with the APIError of the error
+ * event, only on the replica that was stopped; never cut short silently.
+ */
 function expectOpenAi(o: Outcome, victim: number): void {
-  if (o.pid === victim) {
-    expect(o.error).toBeInstanceOf(OpenAI.APIError);
+  const seen = summary(o, victim);
+  if (o.error !== undefined) {
+    expect(o.pid, seen).toBe(victim);
+    expect(o.error, seen).toBeInstanceOf(OpenAI.APIError);
     expect((o.error as InstanceType<typeof OpenAI.APIError>).code).toBe('actor_died');
     expect((o.error as Error).message).toMatch(/actor died/);
     expect(o.done).toBe(false);
   } else {
-    expect(o.error).toBeUndefined();
-    expect(o.done).toBe(true);
+    expect(o.done, seen).toBe(true);
   }
 }
 
-function expectTgi(o: Outcome & { last: Record<string, unknown> }, victim: number): void {
-  if (o.pid === victim) {
-    expect(o.last).toEqual({ error: expect.stringMatching(/actor died/), error_type: 'incomplete_generation' });
+/** The same in TGI's protocol: a last event with generated_text, or the error event. */
+function expectTgi(o: TgiOutcome, victim: number): void {
+  const seen = summary(o, victim);
+  if (!o.done) {
+    expect(o.pid, seen).toBe(victim);
+    expect(o.last, seen).toEqual({ error: expect.stringMatching(/actor died/), error_type: 'incomplete_generation' });
     expect(o.chunks).toBeGreaterThan(1);
-  } else {
-    expect(o.done).toBe(true);
   }
 }
