@@ -32,6 +32,11 @@ export interface GenerationSpec {
   names: ParamNames;
   /** max_tokens when the request gives none. Default: what is left of the context (capped by limits.maxTokens). */
   defaultMaxTokens?: number;
+  /**
+   * The prompt's text when `prompt` holds token ids the front end encoded from it (off the event loop):
+   * used as PreparedGeneration.promptText instead of decoding the ids. Default: the ids decoded, if read.
+   */
+  promptText?: string;
 }
 
 /** A request the engine checked, as the front ends and the guard read it. */
@@ -104,12 +109,13 @@ export function prepareGeneration(engine: LLMEngine, spec: GenerationSpec, limit
       `is ${request.tokenIds.length} tokens; the limit is ${limits.maxPromptTokens} tokens (limits.maxPromptTokens)`,
     );
   }
+  const { promptText } = spec;
   return {
     tokenIds: request.tokenIds,
     params: request.params,
     // Token-id prompts are decoded only if someone reads the text (echo, audit logs).
     get promptText() {
-      return request.promptText;
+      return promptText ?? request.promptText;
     },
     request,
   };
