@@ -79,7 +79,7 @@ describeWithModels('engine errors across replica boundaries (stories260K)', () =
       expect([bad.code, bad.param]).toEqual(['E_SAMPLING_PARAMS', 'topP']);
       const empty = (await caught(handle.generate({ tokenIds: [] }, {}))) as InvalidPromptError;
       expect(empty).toBeInstanceOf(InvalidPromptError);
-      expect(empty.code).toBe('E_INVALID_PROMPT');
+      expect([empty.code, empty.param]).toEqual(['E_INVALID_PROMPT', 'prompt']);
       expect(empty.message).toBe('prompt: is empty (no tokens)');
     });
 

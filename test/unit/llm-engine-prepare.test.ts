@@ -57,13 +57,16 @@ describe('LLMEngine.prepare', () => {
     expect(thrown(() => engine.prepare('x', { stopTokenIds: [64] })).param).toBe('stopTokenIds');
     const vocab = thrown(() => engine.prepare({ tokenIds: [1, 64] }));
     expect(vocab).toBeInstanceOf(InvalidPromptError);
+    expect(vocab.param).toBe('prompt');
     expect(vocab.message).toBe('prompt: token 1 (64) is outside the vocabulary [0, 64)');
     expect(thrown(() => engine.prepare({ tokenIds: [] })).message).toBe('prompt: is empty (no tokens)');
   });
 
   it('refuses a request that could never fit the KV pool', async () => {
     await using engine = await LLMEngine.create({ model: makeFakeModel({ numBlocks: 2, blockSize: 16 }) });
-    expect(thrown(() => engine.prepare('the cat', { maxTokens: 40 }))).toBeInstanceOf(KvCapacityError);
+    const kv = thrown(() => engine.prepare('the cat', { maxTokens: 40 }));
+    expect(kv).toBeInstanceOf(KvCapacityError);
+    expect([kv.code, kv.param]).toEqual(['E_KV_CAPACITY', 'maxTokens']);
   });
 
   it('generate() starts a prepared request as it would the prompt, and only on its own engine', async () => {

@@ -75,6 +75,8 @@ export class ContextLengthError extends SamplingParamsError {
 /** One request could never fit the KV pool even alone (prompt + maxTokens needs more blocks than exist). */
 export class KvCapacityError extends EngineError {
   override readonly code: string = 'E_KV_CAPACITY';
+  /** The parameter to lower (a prompt too long for the pool alone fails its context check first). */
+  readonly param: string = 'maxTokens';
 }
 
 /**
@@ -83,6 +85,7 @@ export class KvCapacityError extends EngineError {
  */
 export class InvalidPromptError extends EngineError {
   override readonly code: string = 'E_INVALID_PROMPT';
+  readonly param: string = 'prompt';
 }
 
 /** The chat template failed to parse or render. */
