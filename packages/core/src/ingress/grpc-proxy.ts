@@ -21,7 +21,7 @@ import {
   type GrpcContext,
   type MutableLabels,
 } from './grpc-call.js';
-import { bindService, type GrpcServiceBinding } from './grpc-services.js';
+import { bindService, callInfoOf, type GrpcServiceBinding } from './grpc-services.js';
 import { KeyRing, type IngressKeys } from './ingress-keys.js';
 import type { IngressTarget } from './ingress-target.js';
 import type { HttpRequestLike, RequestAuth, RouteInfo } from '../contract/routes.js';
@@ -69,6 +69,13 @@ interface CallRequest {
 }
 
 export class GrpcProxy implements AsyncDisposable {
+  /**
+   * Per application, the methods bound with passCallInfo (their second argument is the call's metadata,
+   * peer and key check). Serve.Call/Stream of such a method gets the proxy's own call info there, never
+   * one from the caller's payload: a client must not choose its address or claim another key's identity.
+   */
+  private readonly callInfoMethods = new Map<string, Set<string>>();
+
   readonly metrics: FlotillaMetrics;
   private readonly server: grpc.Server;
   private readonly ctx: GrpcContext;
@@ -125,6 +132,11 @@ export class GrpcProxy implements AsyncDisposable {
   /** Serves a deployment-defined proto service (may be called while running). */
   addService(binding: GrpcServiceBinding): void {
     const { definition, implementation } = bindService(binding, this.ctx);
+    if (binding.passCallInfo) {
+      const methods = this.callInfoMethods.get(binding.app) ?? new Set<string>();
+      for (const method of Object.values(binding.methods ?? {})) methods.add(method);
+      this.callInfoMethods.set(binding.app, methods);
+    }
     this.server.addService(definition, implementation);
   }
 
@@ -190,7 +202,7 @@ export class GrpcProxy implements AsyncDisposable {
       callback,
       labels,
       async (scope, auth) => {
-        const { handle, args, kind } = this.resolve(req, labels, call.getPeer(), auth);
+        const { handle, args, kind } = this.resolve(req, labels, call, auth);
         if (kind === 'stream')
           throw new BadRequestError(`Method '${req.method}' is a stream; call it with Serve/Stream.`);
         const result = await handle.remote(req.method, args, scope.callOptions);
@@ -208,7 +220,7 @@ export class GrpcProxy implements AsyncDisposable {
       call,
       labels,
       (scope, auth) => {
-        const { handle, args, kind } = this.resolve(req, labels, call.getPeer(), auth);
+        const { handle, args, kind } = this.resolve(req, labels, call, auth);
         const opts = scope.callOptions;
         // A unary method called as a stream yields its one result, so clients can always use Stream.
         if (kind === 'unary')
@@ -223,7 +235,13 @@ export class GrpcProxy implements AsyncDisposable {
   }
 
   /** Finds the application, deployment and method named in a request; throws NotFound/BadRequest. */
-  private resolve(req: CallRequest, labels: MutableLabels, peer: string, auth: RequestAuth | undefined) {
+  private resolve(
+    req: CallRequest,
+    labels: MutableLabels,
+    call: { metadata: grpc.Metadata; getPeer(): string },
+    auth: RequestAuth | undefined,
+  ) {
+    const peer = call.getPeer();
     const route = findApp(this.target.routes(), req.application);
     const deployment = req.deployment || route.ingress;
     if (!route.deployments.includes(deployment)) {
@@ -243,6 +261,7 @@ export class GrpcProxy implements AsyncDisposable {
     const text = req.payload?.length ? Buffer.from(req.payload).toString('utf8') : undefined;
     const args = toCallArgs(parseJsonPayload(text));
     if (req.method === 'handleHttp') args[0] = asHttpRequest(args[0], peer, auth);
+    else if (this.callInfoMethods.get(route.app)?.has(req.method)) args.splice(1, args.length, callInfoOf(call, auth));
     return { handle: this.target.getHandle(route.app, req.deployment || undefined), args, kind };
   }
 }
