@@ -6,7 +6,7 @@
  * classes with core's wire registry when they load — in the replica as in the caller.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type DeploymentHandle, type ServeInstance, startServe, UserCodeError } from '@flotilla/core';
+import { type DeploymentHandle, Ingress, type ServeInstance, startServe, UserCodeError } from '@flotilla/core';
 import { InvalidParameterError } from '@flotilla/deployments';
 import {
   ContextLengthError,
@@ -33,14 +33,29 @@ describeWithModels('engine errors across replica boundaries (stories260K)', () =
   beforeAll(async () => {
     instance = await startServe({
       applications: [
-        { name: 'in-thread', app: engineHost(models.stories260K, 'thread') },
-        { name: 'in-process', app: engineHost(models.stories260K, 'process') },
+        { name: 'in-thread', routePrefix: '/in-thread', app: engineHost(models.stories260K, 'thread') },
+        { name: 'in-process', routePrefix: '/in-process', app: engineHost(models.stories260K, 'process') },
       ],
     });
   }, 120_000);
   afterAll(async () => {
     await instance?.shutdown();
   });
+
+  it('a generic proxy answers an engine request error with its status and code (HTTP 400, not 500)', async () => {
+    const ingress = await Ingress.start(instance, { http: { port: 0 }, grpc: false, events: instance.events });
+    try {
+      const res = await fetch(`${ingress.http!.url}/in-process/generate`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify(['Once upon a time', { maxTokens: 100_000 }]),
+      });
+      expect(res.status).toBe(400);
+      expect(((await res.json()) as { error: { code: string } }).error.code).toBe('E_CONTEXT_LENGTH');
+    } finally {
+      await ingress.close(500);
+    }
+  }, 60_000);
 
   describe.each(['in-thread', 'in-process'] as const)('%s', (app) => {
     let handle: DeploymentHandle;

@@ -10,6 +10,11 @@
  */
 export class EngineError extends Error {
   readonly code: string = 'E_ENGINE';
+  /**
+   * The HTTP status a generic proxy answers with when this error reaches it (400s are the request's
+   * fault). Plain data, so it survives the wire; the LLM servers map errors to their APIs themselves.
+   */
+  readonly status: number = 500;
   /** Extra machine-readable detail (the file at fault, the tensor name, …). */
   data?: Record<string, unknown>;
   constructor(message: string, data?: Record<string, unknown>) {
@@ -54,6 +59,7 @@ export const engineErrorClasses = { EngineError, ModelFormatError, UnsupportedMo
  */
 export class SamplingParamsError extends EngineError {
   override readonly code: string = 'E_SAMPLING_PARAMS';
+  override readonly status: number = 400;
   readonly param: string;
   /** The message without the leading "param: ", so an API layer can put its own name for `param` first. */
   readonly problem: string;
@@ -75,6 +81,7 @@ export class ContextLengthError extends SamplingParamsError {
 /** One request could never fit the KV pool even alone (prompt + maxTokens needs more blocks than exist). */
 export class KvCapacityError extends EngineError {
   override readonly code: string = 'E_KV_CAPACITY';
+  override readonly status: number = 400;
   /** The parameter to lower (a prompt too long for the pool alone fails its context check first). */
   readonly param: string = 'maxTokens';
 }
@@ -85,22 +92,26 @@ export class KvCapacityError extends EngineError {
  */
 export class InvalidPromptError extends EngineError {
   override readonly code: string = 'E_INVALID_PROMPT';
+  override readonly status: number = 400;
   readonly param: string = 'prompt';
 }
 
 /** The chat template failed to parse or render. */
 export class ChatTemplateError extends EngineError {
   override readonly code: string = 'E_CHAT_TEMPLATE';
+  override readonly status: number = 400;
 }
 
 /** A request id is already in flight on this engine. */
 export class DuplicateRequestError extends EngineError {
   override readonly code: string = 'E_DUPLICATE_REQUEST';
+  override readonly status: number = 409;
 }
 
 /** The engine was disposed (before or while the request ran). */
 export class EngineDisposedError extends EngineError {
   override readonly code: string = 'E_ENGINE_DISPOSED';
+  override readonly status: number = 503;
 }
 
 /** The native step failed; every in-flight request ends with this error. */

@@ -4,6 +4,8 @@
  *
  * Errors are recognised by shape (`code` + `httpStatus`), not by `instanceof`, because the runtime rebuilds
  * errors that crossed a thread or process boundary and a user module may load its own copy of errors.ts.
+ * Other packages' registered errors (the engine's, the LLM deployments') carry a string `code` and a
+ * numeric `status` instead: they keep their code, and their status picks the HTTP and gRPC answer.
  */
 import { status as GrpcStatus } from '@grpc/grpc-js';
 
@@ -35,6 +37,7 @@ const GRPC_CODES: Record<string, GrpcStatus> = {
 const DEFAULT_RETRY_AFTER_S = 1;
 
 export function mapError(err: unknown): MappedError {
+  if (isPackageError(err)) return { httpStatus: err.status, code: err.code, message: err.message };
   if (isTypedError(err)) {
     const mapped: MappedError = { httpStatus: err.httpStatus, code: err.code, message: err.message };
     if (err.code === 'BACK_PRESSURE' || err.code === 'UNAVAILABLE') {
@@ -47,8 +50,22 @@ export function mapError(err: unknown): MappedError {
   return { httpStatus: 500, code: 'INTERNAL', message };
 }
 
-export function grpcStatusOf(code: string): GrpcStatus {
-  return GRPC_CODES[code] ?? GrpcStatus.INTERNAL;
+const GRPC_BY_HTTP: Record<number, GrpcStatus> = {
+  400: GrpcStatus.INVALID_ARGUMENT,
+  401: GrpcStatus.UNAUTHENTICATED,
+  403: GrpcStatus.PERMISSION_DENIED,
+  404: GrpcStatus.NOT_FOUND,
+  408: GrpcStatus.DEADLINE_EXCEEDED,
+  409: GrpcStatus.ALREADY_EXISTS,
+  413: GrpcStatus.RESOURCE_EXHAUSTED,
+  422: GrpcStatus.INVALID_ARGUMENT,
+  429: GrpcStatus.RESOURCE_EXHAUSTED,
+  503: GrpcStatus.UNAVAILABLE,
+};
+
+/** The gRPC status for an error code (core's codes by name; others by their HTTP status). */
+export function grpcStatusOf(code: string, httpStatus?: number): GrpcStatus {
+  return GRPC_CODES[code] ?? (httpStatus !== undefined ? GRPC_BY_HTTP[httpStatus] : undefined) ?? GrpcStatus.INTERNAL;
 }
 
 export function errorBody(mapped: MappedError): { error: { code: string; message: string } } {
@@ -60,6 +77,20 @@ interface TypedErrorShape {
   httpStatus: number;
   message: string;
   data?: Record<string, unknown>;
+}
+
+/** Another package's error: a string code (not one of core's) and an HTTP-like status. */
+function isPackageError(err: unknown): err is { code: string; status: number; message: string } {
+  if (typeof err !== 'object' || err === null) return false;
+  const e = err as { code?: unknown; status?: unknown; message?: unknown; httpStatus?: unknown };
+  return (
+    typeof e.code === 'string' &&
+    typeof e.httpStatus !== 'number' &&
+    typeof e.status === 'number' &&
+    e.status >= 400 &&
+    e.status <= 599 &&
+    typeof e.message === 'string'
+  );
 }
 
 function isTypedError(err: unknown): err is TypedErrorShape {
