@@ -48,6 +48,10 @@ class Backend {
   // returns the logits of `rows` (token row indices): (numRows, vocab) into `logits`.
   virtual void forward(const StepBatch& batch, const int32_t* rows, int numRows, float* logits) = 0;
 
+  // The same forward pass, stopping before the classifier: the final-normed hidden states of `rows`,
+  // (numRows, dim) into `hidden` (embeddings pool them). Each row depends only on its own sequence.
+  virtual void forward_hidden(const StepBatch& batch, const int32_t* rows, int numRows, float* hidden) = 0;
+
   // Backends that sample on the device (CUDA) return true and implement forward_sample: the forward
   // pass plus sampling of rows[i] for sequence rowSeq[i], so only token ids and logprobs come back.
   virtual bool samples_on_device() const { return false; }

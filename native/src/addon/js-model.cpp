@@ -2,6 +2,7 @@
 
 #include "../core/error.h"
 #include "js-convert.h"
+#include "embed-worker.h"
 #include "step-worker.h"
 
 namespace flotilla {
@@ -17,6 +18,7 @@ Napi::Function JsModel::Define(Napi::Env env) {
                                   {InstanceMethod<&JsModel::Step>("step"), InstanceMethod<&JsModel::Logits>("logits"),
                                    InstanceMethod<&JsModel::Argmax>("argmax"), InstanceMethod<&JsModel::Draft>("draft"),
                                    InstanceMethod<&JsModel::Verify>("verify"),
+                                   InstanceMethod<&JsModel::Embed>("embed"),
                                    InstanceMethod<&JsModel::Dispose>("dispose"),
                                    InstanceAccessor<&JsModel::Config>("config"),
                                    InstanceAccessor<&JsModel::BlockSize>("blockSize"),
@@ -93,6 +95,13 @@ Napi::Value JsModel::Draft(const Napi::CallbackInfo& info) {
   const double k = info.Length() > 1 && info[1].IsNumber() ? info[1].As<Napi::Number>().DoubleValue() : 0;
   if (!(k >= 1 && k <= 1024) || k != static_cast<int>(k)) throw make_error(info.Env(), "E_BATCH", "draft(batch, k): k must be an integer in 1..1024");
   return queue_step<DraftWorker>(info, state_, info.Length() > 2 ? info[2] : info.Env().Undefined(), static_cast<int>(k));
+}
+
+// embed(batch, pooling, out?): pooling 'last' | 'mean'.
+Napi::Value JsModel::Embed(const Napi::CallbackInfo& info) {
+  const std::string pooling = info.Length() > 1 && info[1].IsString() ? info[1].As<Napi::String>().Utf8Value() : "";
+  if (pooling != "last" && pooling != "mean") throw make_error(info.Env(), "E_BATCH", "embed(batch, pooling): pooling must be 'last' or 'mean'");
+  return queue_step<EmbedWorker>(info, state_, info.Env().Undefined(), pooling == "mean" ? Pooling::Mean : Pooling::Last);
 }
 
 void JsModel::Dispose(const Napi::CallbackInfo&) {

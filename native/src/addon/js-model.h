@@ -34,6 +34,7 @@ class JsModel : public Napi::ObjectWrap<JsModel> {
   Napi::Value Argmax(const Napi::CallbackInfo& info);
   Napi::Value Draft(const Napi::CallbackInfo& info);
   Napi::Value Verify(const Napi::CallbackInfo& info);
+  Napi::Value Embed(const Napi::CallbackInfo& info);
   void Dispose(const Napi::CallbackInfo& info);
   Napi::Value Config(const Napi::CallbackInfo& info);
   Napi::Value BlockSize(const Napi::CallbackInfo& info);

@@ -53,6 +53,15 @@ struct VerifyOutputView {
   int64_t lenTokens = 0, lenNumAccepted = 0;
 };
 
+// How embed() pools a sequence's final-normed hidden rows into one vector.
+enum class Pooling { Last = 0, Mean = 1 };
+
+// Where embed() writes: (S, dim) floats, row s the L2-normalised embedding of sequence s.
+struct EmbedOutputView {
+  float* data = nullptr;
+  int64_t len = 0;
+};
+
 class Engine {
  public:
   static std::unique_ptr<Engine> load(const LoadSpec& spec, ProgressFn progress = nullptr, void* ctx = nullptr);
@@ -88,6 +97,11 @@ class Engine {
   // then -1; out.numAccepted[s] is -1 where sampleMask is 0. Returns R, the entries of out.tokens used.
   int verify(const StepBatch& b, const int32_t* logitRows, int64_t lenLogitRows, const DraftProbs& q,
              const VerifyOutputView& out);
+  // Embeddings (embedding.cpp) in one call: b's forward without the classifier or sampling (sampleMask and
+  // the sampling parameters are ignored), each sequence's final-normed hidden rows pooled (mean over its
+  // rows, or its last row) in double and L2-normalised into out row s. Every sequence must carry its whole
+  // context in b (no cached prefix: contextLens[s] is its row count), so its vector depends on its tokens only.
+  void embed(const StepBatch& b, Pooling pooling, const EmbedOutputView& out);
 
  private:
   Engine() = default;
@@ -108,6 +122,8 @@ class Engine {
   StepOutput out_;
   std::vector<float> argmaxLogits_;  // argmax(): the rows before reduction
   std::vector<float> verifyLogits_;  // verify(): its rows, grown on demand
+  std::vector<float> embedHidden_;   // embed(): hidden rows, grown on demand
+  std::vector<int32_t> embedRows_;   // embed(): which token rows are pooled
   // draft(): neutral sampling parameters (greedy, no cuts or penalties) and each further decode batch.
   struct DraftBuffers {
     std::vector<int32_t> zerosI;  // (maxBatchSeqs + 1)

@@ -92,6 +92,22 @@ class CpuBackend : public Backend {
   int numBlocks() const override { return kv_.numBlocks(); }
 
   void forward(const StepBatch& b, const int32_t* rows, int numRows, float* logits) override {
+    const int dim = c_.dim;
+    float* fin = s_.fin.as<float>();
+    trunk(b, rows, numRows, fin);
+    const MatmulOut out{&w_.classifier(), logits};
+    matmul_parallel(pool_, kern_, fin, numRows, dim, s_.xq.as<uint8_t>(), &out, 1);
+    clock_.lap(PhaseClock::kHead);
+  }
+
+  void forward_hidden(const StepBatch& b, const int32_t* rows, int numRows, float* hidden) override {
+    trunk(b, rows, numRows, hidden);
+    clock_.lap(PhaseClock::kHead);
+  }
+
+ private:
+  // Embedding lookup, every layer, then the final norm of `rows` into `fin` (numRows, dim).
+  void trunk(const StepBatch& b, const int32_t* rows, int numRows, float* fin) {
     const int T = b.numTokens, dim = c_.dim;
     float* x = s_.x.as<float>();
     clock_.start_step(T);
@@ -102,14 +118,9 @@ class CpuBackend : public Backend {
     });
     clock_.lap(PhaseClock::kEmbed);
     for (int l = 0; l < c_.nLayers; l++) layer(b, l);
-    float* fin = s_.fin.as<float>();
     rows_parallel(numRows, [&](int i) { kern_.rmsnorm(fin + size_t(i) * dim, x + size_t(rows[i]) * dim, w_.norm.f32(), dim, c_.normEps); });
-    const MatmulOut out{&w_.classifier(), logits};
-    matmul_parallel(pool_, kern_, fin, numRows, dim, s_.xq.as<uint8_t>(), &out, 1);
-    clock_.lap(PhaseClock::kHead);
   }
 
- private:
   template <class F>
   void rows_parallel(int n, F&& fn) {
     if (n < 16) {

@@ -42,6 +42,7 @@ class CudaBackend : public Backend {
   bool samples_on_device() const override { return true; }
   void forward(const StepBatch& b, const int32_t* rows, int numRows, float* logits) override;
   void forward_sample(const StepBatch& b, const int32_t* rows, const int32_t* rowSeq, int R, const SampleOutput& out) override;
+  void forward_hidden(const StepBatch& b, const int32_t* rows, int numRows, float* hidden) override;
 
  private:
   struct Counts { int T, numDecode, numTiles, R, topKWidth; };
@@ -345,3 +346,18 @@ std::unique_ptr<Backend> make_cuda_backend(const ModelWeights& w, const BackendO
 }
 
 }  // namespace flotilla
+// Embeddings: forward() without the classifier; the final-normed rows come back in chunks of Sc_ (s_.fin's
+// rows; the stream orders each chunk's copy before the next chunk overwrites them).
+void CudaBackend::forward_hidden(const StepBatch& b, const int32_t* rows, int numRows, float* hidden) {
+  FL_CUDA(cudaSetDevice(dev_));
+  std::vector<int32_t> seqOf(std::min(numRows, Tc_), 0);
+  const Counts n = stage(b, rows, seqOf.data(), std::min(numRows, Tc_), 0);
+  layers(n);
+  for (int r0 = 0; r0 < numRows; r0 += Sc_) {
+    const int cnt = std::min(Sc_, numRows - r0);
+    rmsnorm_rows(s_.x, st_.dev().sRows + r0, m_.norm, s_.fin, cnt, c_.dim, c_.normEps, stream_.s);
+    FL_CUDA(cudaMemcpyAsync(hidden + size_t(r0) * c_.dim, s_.fin, size_t(cnt) * c_.dim * 4, cudaMemcpyDeviceToHost, stream_.s));
+  }
+  FL_CUDA(cudaStreamSynchronize(stream_.s));
+}
+

@@ -2,7 +2,14 @@
  * @flotilla/engine: the policy half of the inference engine (scheduler, paged KV blocks, prefix
  * caching, streaming) over the native addon, plus model readers and tokenizers.
  */
-export { LLMEngine, type LLMEngineOptions, type GenerateOptions, type PrepareOptions } from './llm-engine.js';
+export {
+  LLMEngine,
+  type LLMEngineOptions,
+  type GenerateOptions,
+  type PrepareOptions,
+  type EmbedOptions,
+} from './llm-engine.js';
+export { EmbeddingQueue, poolingOf, type EmbeddingOutput, type PoolingType, type EmbedModel } from './embeddings.js';
 export { PreparedRequest } from './prepared-request.js';
 export type { EngineEvent, EngineEventListener, EngineStats } from './engine-metrics.js';
 export { RequestStream, type RequestOutput, type TokenLogprob } from './request-output.js';

@@ -8,8 +8,10 @@ import { randomInt } from 'node:crypto';
 import { BlockManager } from './block-manager.js';
 import { BlockPool } from './block-pool.js';
 import { ChatTemplate } from './chat-template.js';
+import { EmbeddingQueue, poolingOf, type EmbeddingOutput, type PoolingType } from './embeddings.js';
 import { collectStats, EngineMetrics, type EngineEventListener, type EngineStats } from './engine-metrics.js';
 import {
+  ContextLengthError,
   DuplicateRequestError,
   EngineDisposedError,
   EngineStepError,
@@ -54,6 +56,8 @@ export interface LLMEngineOptions extends Omit<LoadModelOptions, 'maxBatchTokens
   eosToken?: string;
   /** Speculative decoding (n-gram lookup or a draft model); requests tune it with SamplingParams.speculative. Default none. */
   speculative?: EngineSpeculativeOptions;
+  /** How embed() pools hidden states. Default: the model's pooling config (sentence-transformers 1_Pooling), else 'last'. */
+  pooling?: PoolingType;
 }
 
 /** stats() with the speculative-decoding counters when the engine speculates. */
@@ -62,6 +66,11 @@ export type LLMEngineStats = EngineStats & { speculative?: SpecDecodeStats };
 export interface PrepareOptions {
   /** maxTokens when the parameters give none, capped by the room the prompt leaves. Default: that room. */
   defaultMaxTokens?: number;
+}
+
+export interface EmbedOptions {
+  /** Aborting it rejects the embeddings not yet computed (an AbortError). Default none. */
+  signal?: AbortSignal;
 }
 
 export interface GenerateOptions {
@@ -84,6 +93,7 @@ export class LLMEngine implements AsyncDisposable {
   private readonly requests = new Map<string, RequestState>();
   private readonly samples = new Map<number, SampleState>();
   private readonly modelStopIds: number[];
+  private readonly embedder: EmbeddingQueue;
   private specDecoder: SpecDecoder | null = null;
   private ownedDraft: LoadedModel | null = null;
   private loop: Promise<void> | null = null;
@@ -124,6 +134,14 @@ export class LLMEngine implements AsyncDisposable {
       ...(opts.eosToken !== undefined ? { eosToken: opts.eosToken } : {}),
     });
     this.modelStopIds = [...new Set([this.spec.eosId, ...this.spec.stopTokenIds].filter((id) => id >= 0))];
+    this.embedder = new EmbeddingQueue(model, blockManager.pool, {
+      blockSize: model.blockSize,
+      maxNumBatchedTokens,
+      maxNumSeqs,
+      maxModelLen: this.maxModelLen,
+      dim: model.config.dim,
+      pooling: opts.pooling ?? poolingOf(this.spec),
+    });
   }
 
   /** Loads the model (unless given one) and builds the engine. */
@@ -137,6 +155,7 @@ export class LLMEngine implements AsyncDisposable {
       bosToken: _b,
       eosToken: _e,
       speculative: _s,
+      pooling: _pl,
       ...loadOptions
     } = rest;
     if (typeof model !== 'string')
@@ -267,6 +286,43 @@ export class LLMEngine implements AsyncDisposable {
     return stream;
   }
 
+  /**
+   * Checks and tokenizes an embedding input (text or token ids; chat messages through the template) — the
+   * validation half of embed(): InvalidPromptError, ChatTemplateError, ContextLengthError ('prompt': more
+   * than embedMaxTokens, since an embedding reads its whole prompt in one step), EngineDisposedError.
+   */
+  prepareEmbedding(input: PromptInput): number[] {
+    if (this.disposed) throw new EngineDisposedError('the engine is disposed');
+    const { tokenIds } = tokenizePrompt(input, this.tokenizer, this.chatTemplate);
+    const max = this.embedder.maxPromptTokens;
+    if (tokenIds.length > max) {
+      throw new ContextLengthError(
+        'prompt',
+        `is ${tokenIds.length} tokens; an embedding input may have at most ${max} (maxModelLen, maxNumBatchedTokens)`,
+        { promptLen: tokenIds.length, maxModelLen: max },
+      );
+    }
+    return tokenIds;
+  }
+
+  /** The longest embedding input in tokens; the pooling and length of the vectors. */
+  get embedding(): { maxTokens: number; pooling: PoolingType; dim: number } {
+    return { maxTokens: this.embedder.maxPromptTokens, pooling: this.embedder.pooling, dim: this.embedder.dim };
+  }
+
+  /**
+   * Embeddings of `inputs` (each checked as prepareEmbedding checks it, all before any runs; token-id
+   * arrays as returned by prepareEmbedding are taken as they are after the same checks): unit vectors of
+   * the model's final hidden states, pooled as `pooling` says, computed between generation steps in
+   * batched native calls without sampling. A vector does not depend on what else shares its step.
+   */
+  embed(inputs: readonly PromptInput[], options: EmbedOptions = {}): Promise<EmbeddingOutput[]> {
+    const prompts = inputs.map((input) => this.prepareEmbedding(input));
+    const all = Promise.all(prompts.map((ids) => this.embedder.add(ids, options.signal)));
+    this.kick();
+    return all;
+  }
+
   /** Ends a request wherever it is: its samples finish with 'abort' and their blocks are freed now. False if unknown or done. */
   abort(requestId: string): boolean {
     const req = this.requests.get(requestId);
@@ -301,6 +357,7 @@ export class LLMEngine implements AsyncDisposable {
     this.disposed = true;
     for (const req of [...this.requests.values()])
       this.failRequest(req, new EngineDisposedError('the engine was disposed'));
+    this.embedder.failAll();
     await this.loop;
     if (this.ownsModel) this.loaded.dispose();
     this.ownedDraft?.dispose();
@@ -337,7 +394,7 @@ export class LLMEngine implements AsyncDisposable {
   }
 
   private kick(): void {
-    if (this.loop || this.disposed || !this.scheduler.hasWork) return;
+    if (this.loop || this.disposed || !(this.scheduler.hasWork || this.embedder.hasWork)) return;
     this.loop = this.runLoop().finally(() => {
       this.loop = null;
       this.kick();
@@ -345,8 +402,16 @@ export class LLMEngine implements AsyncDisposable {
   }
 
   private async runLoop(): Promise<void> {
-    while (this.scheduler.hasWork && !this.disposed) {
+    while ((this.scheduler.hasWork || this.embedder.hasWork) && !this.disposed) {
       try {
+        // Embeddings between generation steps; one that waits for blocks held by generations waits a step.
+        const embedded = this.embedder.hasWork && (await this.embedder.step());
+        if (!this.scheduler.hasWork) {
+          if (embedded) continue;
+          this.embedder.failAll(new EngineStepError('the KV pool cannot hold the waiting embedding inputs'));
+          return;
+        }
+        if (this.disposed) return;
         if (!(await this.runStep())) return;
       } catch (err) {
         // A failed native step (or a bug after it): every request in flight ends with the error; the engine goes on.
