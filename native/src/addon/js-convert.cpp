@@ -191,6 +191,8 @@ StepBatch parse_batch(Napi::Object o, BatchRefs* refs) {
     b.biasTokens = field<int32_t>(o, "biasTokens", napi_int32_array, &b.lenBiasTokens, refs);
     b.biasValues = field<float>(o, "biasValues", napi_float32_array, &b.lenBiasValues, refs);
   }
+  b.tokenMaskOffsets = optional_field<int32_t>(o, "tokenMaskOffsets", napi_int32_array, &b.lenTokenMaskOffsets, refs);
+  if (b.tokenMaskOffsets) b.tokenMask = field<uint32_t>(o, "tokenMask", napi_uint32_array, &b.lenTokenMask, refs);
   b.lenPerSeq = promptLens;
   for (int64_t n : l) b.lenPerSeq = std::min(b.lenPerSeq, n);
   return b;

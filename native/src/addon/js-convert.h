@@ -16,7 +16,7 @@ LoadSpec parse_load_spec(Napi::Object options);  // throws EngineError
 
 // Keeps the batch's typed arrays alive until the step that reads them has finished.
 struct BatchRefs {
-  static constexpr int kArrays = 22;  // every typed-array field parse_batch may read (19 always, 3 of logit bias)
+  static constexpr int kArrays = 24;  // every typed-array field parse_batch may read (19 always, 3 of logit bias, 2 of token masks)
   Napi::Reference<Napi::Value> refs[kArrays];
   int n = 0;
 };

@@ -60,6 +60,7 @@ SampleParams sample_params(const StepBatch& b, int s, int row) {
     p.biasValues = b.biasValues + b.biasOffsets[s];
     p.numBias = b.biasOffsets[s + 1] - b.biasOffsets[s];
   }
+  p.allowMask = token_mask_of(b, s);
   return p;
 }
 
@@ -214,6 +215,7 @@ void Engine::draft(const StepBatch& b, int k, const int32_t* numDraft, int64_t l
   DraftBuffers& d = draft_;
   if (d.blockTables.size() < size_t(S) * M) d.blockTables.resize(size_t(S) * M);
   StepBatch g = b;  // greedy: raw argmax whatever b asks
+  g.tokenMask = nullptr, g.tokenMaskOffsets = nullptr;  // the target's masks are not the draft's
   g.temperature = g.minP = g.presencePenalty = g.frequencyPenalty = d.zerosF.data();
   g.topP = g.repetitionPenalty = d.onesF.data();
   g.topK = g.numLogprobs = g.penaltyOffsets = g.penaltyPromptLens = g.penaltyTokens = d.zerosI.data();
@@ -278,6 +280,10 @@ int Engine::verify(const StepBatch& b, const int32_t* logitRows, int64_t lenLogi
   for (int s = 0; s < S; s++) {
     if (!b.sampleMask[s]) continue;
     const int k = seqRow_[s + 1] - seqRow_[s] - 1;
+    // A mask holds for the next token only; guided sequences do not speculate (the engine's choice), so
+    // a masked sequence is verified without proposals (k = 0: the step's own draw, masked).
+    if (k > 0 && token_mask_of(b, s))
+      fail("E_BATCH", "verify: sequence " + std::to_string(s) + " has a token mask and " + std::to_string(k) + " proposals; masked sequences take none");
     if (q.rowOf && q.rowOf[s] >= 0 && k > 0 && int64_t(q.rowOf[s]) + k > numQ)
       fail("E_BATCH", "verify: sequence " + std::to_string(s) + "'s draft rows " + std::to_string(q.rowOf[s]) + ".." +
                           std::to_string(q.rowOf[s] + k - 1) + " exceed the " + std::to_string(numQ) + " rows of draftProbs");

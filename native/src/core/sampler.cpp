@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <numeric>
 
 namespace flotilla {
@@ -57,6 +58,21 @@ void Sampler::apply_penalties(float* logits, const SampleParams& p, Scratch& s) 
 void Sampler::prepare(float* logits, const SampleParams& p, int tid) {
   for (int i = 0; i < p.numBias; i++) logits[p.biasTokens[i]] += p.biasValues[i];
   apply_penalties(logits, p, scratch_[tid]);
+  if (p.allowMask) apply_mask(logits, p.allowMask);
+}
+
+// Word by word: a full word (the common case deep inside a JSON string) costs one compare.
+void Sampler::apply_mask(float* logits, const uint32_t* allow) const {
+  constexpr float kNegInf = -std::numeric_limits<float>::infinity();
+  const int words = (vocab_ + 31) / 32;
+  for (int w = 0; w < words; w++) {
+    const uint32_t m = allow[w];
+    if (m == 0xffffffffu) continue;
+    const int base = w * 32, n = std::min(32, vocab_ - base);
+    for (int b = 0; b < n; b++) {
+      if (!((m >> b) & 1u)) logits[base + b] = kNegInf;
+    }
+  }
 }
 
 Candidates Sampler::candidates(const float* logits, const SampleParams& p, int tid) {

@@ -19,6 +19,9 @@ struct SampleParams {
   const int32_t* biasTokens = nullptr;  // added to the logits first (StepBatch's logit bias)
   const float* biasValues = nullptr;
   int numBias = 0;
+  // Guided decoding: ceil(vocab / 32) words, bit (t % 32) of word t / 32 set = token t allowed; every
+  // other token's logit becomes -inf after bias and penalties. Null = no mask.
+  const uint32_t* allowMask = nullptr;
 };
 
 struct SampleResult {
@@ -61,7 +64,7 @@ class Sampler {
   int32_t argmax(const float* logits) const;
 
   // The pieces of sample() that speculative verification (verifier.h) reuses, with the same bits:
-  // logit bias then penalties in place; the candidates of a draw; the token sample() would pick
+  // logit bias, penalties, then the allowed-token mask, in place; the candidates of a draw; the token sample() would pick
   // (without its logprobs).
   void prepare(float* logits, const SampleParams& p, int tid);
   Candidates candidates(const float* logits, const SampleParams& p, int tid);
@@ -74,6 +77,7 @@ class Sampler {
     std::vector<float> probs;
   };
   void apply_penalties(float* logits, const SampleParams& p, Scratch& s) const;
+  void apply_mask(float* logits, const uint32_t* allow) const;
   Candidates candidates(const float* logits, float maxLogit, const SampleParams& p, Scratch& s) const;
   int32_t draw(const float* logits, float maxLogit, const SampleParams& p, Scratch& s) const;
   void top_logprobs(const float* logits, float lse, const SampleParams& p, Scratch& s, SampleResult* out) const;

@@ -22,6 +22,22 @@ void check_lengths(const StepBatch& b) {
   if (b.lenBlockTables < S * int64_t(b.maxBlocksPerSeq)) bad("blockTables shorter than numSeqs * maxBlocksPerSeq");
   if (b.lenPenaltyOffsets < S + 1) bad("penaltyOffsets needs numSeqs + 1 entries");
   if (b.biasOffsets && b.lenBiasOffsets < S + 1) bad("biasOffsets needs numSeqs + 1 entries");
+  if (b.tokenMaskOffsets && b.lenTokenMaskOffsets < S) bad("tokenMaskOffsets needs numSeqs entries");
+}
+
+// A mask inside tokenMask that allows at least one token of the vocabulary (an all-zero mask would
+// leave nothing to sample).
+void check_mask(const StepBatch& b, const BatchLimits& lim, int s, const std::string& seq) {
+  if (!b.tokenMaskOffsets || b.tokenMaskOffsets[s] < 0) return;
+  const int64_t W = mask_words(lim.vocabSize), off = b.tokenMaskOffsets[s];
+  if (off + W > b.lenTokenMask) bad(seq + "tokenMaskOffsets entry " + std::to_string(off) + " leaves no room for its mask in tokenMask");
+  const uint32_t* m = b.tokenMask + off;
+  const int tail = lim.vocabSize % 32;
+  for (int64_t w = 0; w < W; w++) {
+    const uint32_t bits = w == W - 1 && tail ? m[w] & ((1u << tail) - 1) : m[w];
+    if (bits) return;
+  }
+  bad(seq + "token mask allows no token");
 }
 
 void check_sequence(const StepBatch& b, const BatchLimits& lim, int s) {
@@ -50,6 +66,7 @@ void check_sequence(const StepBatch& b, const BatchLimits& lim, int s) {
   for (int i = p0; i < p1; i++) {
     if (b.penaltyTokens[i] < 0 || b.penaltyTokens[i] >= lim.vocabSize) bad(seq + "penalty token id out of range");
   }
+  check_mask(b, lim, s, seq);
   if (!b.biasOffsets) return;
   const int b0 = b.biasOffsets[s], b1 = b.biasOffsets[s + 1];
   if (b0 < 0 || b1 < b0 || b1 > b.lenBiasTokens || b1 > b.lenBiasValues) bad(seq + "biasOffsets out of range");

@@ -33,11 +33,17 @@ struct StepBatch {
   const int32_t* biasTokens = nullptr;        // (biasOffsets[S])
   const float* biasValues = nullptr;          // (biasOffsets[S])
   const int32_t* biasOffsets = nullptr;       // (S+1)
+  // Guided decoding (allowed-token masks): sequence s samples only tokens whose bit is set in its
+  // mask, the ceil(vocab / 32) words of tokenMask from word tokenMaskOffsets[s] (bit t % 32 of word
+  // t / 32 for token t); -1 = unmasked. Applied after bias and penalties (masked logits become -inf).
+  // A mask must allow at least one token. Optional: tokenMaskOffsets null means no mask in this step.
+  const uint32_t* tokenMask = nullptr;        // (masked sequences * ceil(vocab / 32))
+  const int32_t* tokenMaskOffsets = nullptr;  // (S)
 
   // Element counts of the arrays as given, for bounds checks.
   int64_t lenTokenIds = 0, lenPositions = 0, lenSlotMapping = 0, lenQueryStartLoc = 0, lenContextLens = 0,
           lenBlockTables = 0, lenSampleMask = 0, lenPenaltyTokens = 0, lenPenaltyOffsets = 0, lenPerSeq = 0,
-          lenBiasTokens = 0, lenBiasValues = 0, lenBiasOffsets = 0;
+          lenBiasTokens = 0, lenBiasValues = 0, lenBiasOffsets = 0, lenTokenMask = 0, lenTokenMaskOffsets = 0;
 };
 
 struct BatchLimits {
@@ -46,5 +52,14 @@ struct BatchLimits {
 
 // Throws E_BATCH naming the first problem: lengths, offsets, ids, slots or block ids out of range.
 void check_batch(const StepBatch& b, const BatchLimits& lim);
+
+// Words of one sequence's token mask.
+inline int mask_words(int vocabSize) { return (vocabSize + 31) / 32; }
+
+// Sequence s's allowed-token mask, or null when it has none.
+inline const uint32_t* token_mask_of(const StepBatch& b, int s) {
+  if (!b.tokenMaskOffsets || b.tokenMaskOffsets[s] < 0) return nullptr;
+  return b.tokenMask + b.tokenMaskOffsets[s];
+}
 
 }  // namespace flotilla

@@ -170,10 +170,14 @@ void CudaBackend::warm_up() {
 CudaBackend::Counts CudaBackend::stage(const StepBatch& b, const int32_t* rows, const int32_t* rowSeq, int R, int padTo) {
   const int S = b.numSeqs, T = b.numTokens, P = std::max(padTo, T);
   const int64_t nBias = b.biasOffsets ? b.biasOffsets[S] : 0;
-  if (st_.reserve({Tc_, Sc_, b.maxBlocksPerSeq, int64_t(b.penaltyOffsets[S]), nBias}, arena_)) clear_graphs();
+  const int maskW = mask_words(c_.vocabSize);
+  int64_t nMask = 0;  // masked sequences; their masks are packed one after another
+  for (int s = 0; s < S; s++) nMask += token_mask_of(b, s) ? 1 : 0;
+  if (st_.reserve({Tc_, Sc_, b.maxBlocksPerSeq, int64_t(b.penaltyOffsets[S]), nBias, nMask * maskW}, arena_)) clear_graphs();
   const StagingView& h = st_.host();
   const int stride = st_.caps().tableStride;
   Counts c{P, 0, 0, R, 0};
+  int64_t packed = 0;
   for (int s = 0; s < S; s++) {
     const int q0 = b.queryStartLoc[s], q1 = b.queryStartLoc[s + 1];
     for (int t = q0; t < q1; t++) h.rowSeq[t] = s;
@@ -190,6 +194,12 @@ CudaBackend::Counts CudaBackend::stage(const StepBatch& b, const int32_t* rows, 
     h.seeds[s] = b.seeds[s], h.numLogprobs[s] = b.numLogprobs[s], h.promptLens[s] = b.penaltyPromptLens[s];
     h.penOff[s] = b.penaltyOffsets[s];
     h.biasOff[s] = b.biasOffsets ? b.biasOffsets[s] : 0;
+    if (const uint32_t* m = token_mask_of(b, s)) {
+      h.maskOff[s] = int32_t(packed++ * maskW);
+      std::memcpy(h.mask + h.maskOff[s], m, size_t(maskW) * 4);
+    } else {
+      h.maskOff[s] = -1;
+    }
     c.topKWidth = std::max(c.topKWidth, int(b.numLogprobs[s]));
   }
   h.penOff[S] = b.penaltyOffsets[S];
@@ -209,6 +219,7 @@ CudaBackend::Counts CudaBackend::stage(const StepBatch& b, const int32_t* rows, 
     std::memset(h.tables + size_t(t) * stride, 0, size_t(stride) * 4);
     h.temperature[t] = 0, h.topK[t] = 0, h.topP[t] = 1, h.minP[t] = 0, h.rep[t] = 1, h.pres[t] = 0, h.freq[t] = 0;
     h.seeds[t] = 0, h.numLogprobs[t] = 0, h.promptLens[t] = 0, h.penOff[t + 1] = h.penOff[t], h.biasOff[t + 1] = h.biasOff[t];
+    h.maskOff[t] = -1;
   }
   if (P > T) c.R = P;
   st_.upload(stream_.s);
@@ -249,7 +260,7 @@ void CudaBackend::classify(int row0, int n) {
 void CudaBackend::sample_rows(const Counts& n) {
   const StagingView& d = st_.dev();
   SampleArgs a{s_.logits, s_.work, s_.probs, s_.counts, n.R, c_.vocabSize, d.sSeq, d.sPos, d.temperature, d.topP, d.minP,
-               d.rep, d.pres, d.freq, d.topK, d.numLogprobs, d.penTok, d.penOff, d.promptLens, d.biasTok, d.biasVal, d.biasOff, d.seeds, n.topKWidth,
+               d.rep, d.pres, d.freq, d.topK, d.numLogprobs, d.penTok, d.penOff, d.promptLens, d.biasTok, d.biasVal, d.biasOff, d.mask, d.maskOff, d.seeds, n.topKWidth,
                s_.tokens, s_.logprobs, s_.topIds, s_.topLogprobs, s_.fallback};
   sample(a, stream_.s);
 }

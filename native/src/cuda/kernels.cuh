@@ -75,6 +75,8 @@ struct SampleArgs {
   const int32_t* biasTokens;    // logit bias: sequence s's (token, value) pairs at biasOffsets[s] .. [s+1]
   const float* biasValues;
   const int32_t* biasOffsets;   // (S+1)
+  const uint32_t* tokenMask;    // guided decoding: sequence s's allowed-token bits at tokenMaskOffsets[s] (-1 none)
+  const int32_t* tokenMaskOffsets;  // (S)
   const uint32_t* seeds;
   int topKWidth;           // row stride of topIds/topLogprobs
   int32_t* tokens;         // (S) out

@@ -115,6 +115,15 @@ __global__ void __launch_bounds__(kThreads) sample_kernel(SampleArgs a) {
     __syncthreads();
     for (int j = tid; j < n; j += blockDim.x) C[toks[j]] = 0;
   }
+  {  // guided decoding: ids outside the sequence's allowed-token mask get -inf, after bias and penalties as on the CPU
+    const int m0 = a.tokenMaskOffsets[s];
+    if (m0 >= 0) {
+      __syncthreads();  // bias and penalty writes (any id, from any thread) land first
+      const uint32_t* M = a.tokenMask + m0;
+      for (int j = tid; j < V; j += blockDim.x)
+        if (!((M[j >> 5] >> (j & 31)) & 1u)) W[j] = __int_as_float(0xff800000);
+    }
+  }
   __syncthreads();
   float maxV;
   int best;

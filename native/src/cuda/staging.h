@@ -12,15 +12,15 @@ namespace cuda {
 
 struct StagingCaps {
   int tokens = 0, seqs = 0, tableStride = 0;
-  int64_t penaltyTokens = 0, biasTokens = 0;
+  int64_t penaltyTokens = 0, biasTokens = 0, maskWords = 0;
 };
 
 // Array views into the host (h) or device (d) copy; same layout.
 struct StagingView {
   int32_t *tok, *pos, *slot, *rowSeq, *decodeRows, *tiles, *sRows, *sSeq, *sPos, *tables;
   float *temperature, *topP, *minP, *rep, *pres, *freq, *biasVal;
-  int32_t *topK, *numLogprobs, *penOff, *promptLens, *penTok, *biasOff, *biasTok;
-  uint32_t* seeds;
+  int32_t *topK, *numLogprobs, *penOff, *promptLens, *penTok, *biasOff, *biasTok, *maskOff;
+  uint32_t *seeds, *mask;
 };
 
 class Staging {
@@ -59,6 +59,7 @@ inline void Staging::layout(char* base, StagingView* v) const {
   take(v->topK, S), take(v->numLogprobs, S), take(v->penOff, S + 1), take(v->promptLens, S), take(v->seeds, S);
   take(v->penTok, caps_.penaltyTokens);
   take(v->biasOff, S + 1), take(v->biasTok, caps_.biasTokens), take(v->biasVal, caps_.biasTokens);
+  take(v->maskOff, S), take(v->mask, caps_.maskWords);
   const_cast<Staging*>(this)->bytes_ = off;
 }
 
@@ -70,13 +71,14 @@ inline void Staging::free() {
 
 inline bool Staging::reserve(const StagingCaps& want, DeviceArena& arena) {
   if (hbase_ && want.tokens <= caps_.tokens && want.seqs <= caps_.seqs && want.tableStride <= caps_.tableStride &&
-      want.penaltyTokens <= caps_.penaltyTokens && want.biasTokens <= caps_.biasTokens)
+      want.penaltyTokens <= caps_.penaltyTokens && want.biasTokens <= caps_.biasTokens && want.maskWords <= caps_.maskWords)
     return false;
   free();
   caps_.tokens = std::max(caps_.tokens, want.tokens), caps_.seqs = std::max(caps_.seqs, want.seqs);
   caps_.tableStride = std::max(caps_.tableStride, want.tableStride);
   caps_.penaltyTokens = std::max(caps_.penaltyTokens * 2, want.penaltyTokens);
   caps_.biasTokens = std::max(caps_.biasTokens * 2, want.biasTokens);
+  caps_.maskWords = std::max(caps_.maskWords * 2, want.maskWords);
   layout(nullptr, &h_);
   arena_ = &arena;
   dbase_ = static_cast<char*>(arena.alloc(bytes_, "step metadata"));

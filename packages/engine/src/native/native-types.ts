@@ -136,6 +136,14 @@ export interface NativeStepBatch {
   biasTokens?: Int32Array;
   biasValues?: Float32Array;
   biasOffsets?: Int32Array;
+  /**
+   * Optional allowed-token masks (guided decoding): sequence s samples only tokens whose bit is set in the
+   * ceil(vocabSize / 32) words of tokenMask from word tokenMaskOffsets[s] (bit t % 32 of word t >> 5 for
+   * token t); -1 = unmasked. Applied after bias and penalties; a mask must allow some token. verify()
+   * takes no proposals for a masked sequence. Absent (undefined) means none in this step. (S) offsets.
+   */
+  tokenMask?: Uint32Array;
+  tokenMaskOffsets?: Int32Array;
 }
 
 export interface NativeStepResult {
