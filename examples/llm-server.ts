@@ -16,7 +16,8 @@
  * Other options (key=value): served_name=NAME, api_keys=K1,K2, api_key_file=FILE, admin_keys=K1,K2 (also the
  * proxy's monitoring routes and /-/shutdown; the only keys shown model paths), metrics_keys=K1,K2 (/metrics, /-/status,
  * /-/dashboard only), max_num_seqs=N, kv_cache_mb=N,
- * kv_cache_dtype=auto|f32|f16 (default auto: f16 for a model held in f16).
+ * kv_cache_dtype=auto|f32|f16 (default auto: f16 for a model held in f16), pii=redact|block|log (personal data in
+ * prompts and outputs; default off).
  */
 import { deployment } from '@flotilla/core';
 import { LLMServer, type LLMServerOptions } from '@flotilla/deployments';
@@ -38,6 +39,7 @@ export function llmOptions(args: Record<string, string | undefined>): LLMServerO
     max_num_seqs,
     kv_cache_mb,
     kv_cache_dtype,
+    pii,
     ...rest
   } = args;
   const unknown = Object.keys(rest);
@@ -59,6 +61,10 @@ export function llmOptions(args: Record<string, string | undefined>): LLMServerO
   if (max_num_seqs) options.maxNumSeqs = Number(max_num_seqs);
   if (kv_cache_mb) options.kvCacheBytes = Number(kv_cache_mb) * 2 ** 20;
   if (kv_cache_dtype) options.kvCacheDtype = kv_cache_dtype as 'auto' | 'f32' | 'f16';
+  if (pii !== undefined) {
+    if (!['redact', 'block', 'log'].includes(pii)) throw new Error(`pii must be redact, block or log, got ${pii}`);
+    options.pii = { mode: pii as 'redact' | 'block' | 'log' };
+  }
   return options;
 }
 

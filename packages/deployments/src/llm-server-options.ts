@@ -2,6 +2,7 @@
  * What `LLMServer.bind({...})` takes. Plain data (it crosses to the replica), every field optional.
  */
 import type { RateLimits } from './guard.js';
+import type { PiiOptions } from './pii/pii-filter.js';
 
 export interface LLMServerLimits {
   /** Largest request body in bytes; larger ones get 413. Default 1 MiB (1048576). */
@@ -24,6 +25,13 @@ export interface LLMServerLimits {
 }
 
 export interface LLMServerOptions {
+  /**
+   * Personal data in prompts and outputs (pii/): e-mail addresses, phone numbers, payment cards (Luhn),
+   * IBANs, US SSNs, IP addresses — redacted, refused (400 `pii_blocked` naming the kinds) or only
+   * counted, on every route (OpenAI, TGI, gRPC) after the key check; streamed outputs are scanned across
+   * chunk boundaries. Counts in `flotilla_pii_detections_total`; values never logged. Default: off.
+   */
+  pii?: PiiOptions;
   /** Model path (llama2.c .bin, GGUF file or Hugging Face directory). Default: a small random-weight model, said so at start and in /v1/models. */
   model?: string;
   /** Tokenizer path overriding the one found beside the model. Default: found beside the model. */

@@ -44,6 +44,10 @@ import { checkModelPaths, randomWeightsBanner, resolveModelSource } from './mode
 import { malformedBodyError } from './malformed-body.js';
 import { OffLoopTokenizer } from './off-loop-tokenizer.js';
 import type { RateLimiter } from './rate-limiter.js';
+import { Registry } from 'prom-client';
+import { type GuardHooks, guardGrpcReply, guardGrpcRequest, guardGrpcStream, guardHttp } from './guards/guard-flow.js';
+import { PiiFilter } from './pii/pii-filter.js';
+import { piiDetectionsCounter, piiOutputFilter } from './pii/pii-guard.js';
 
 /** What a loaded server holds; absent while loading. */
 export interface LoadedState {
@@ -81,6 +85,9 @@ export class LLMServer {
   /** This server's own admin keys, for model paths when the proxy has no keys (see #isAdmin). */
   readonly #adminKeys: KeyRing;
   #metrics: LLMMetrics | undefined;
+  /** The built-in PII guard (options.pii) and its counters; undefined when off. */
+  readonly #pii: GuardHooks | undefined;
+  readonly #piiRegistry = new Registry();
   readonly #rateLimiter: DeploymentHandle<RateLimiter> | undefined;
   #disposing: Promise<void> | undefined;
 
@@ -111,6 +118,14 @@ export class LLMServer {
     });
     this.#adminKeys = new KeyRing({ adminKeys: options.adminKeys ?? [] });
     this.#audit = new AuditLog(options.auditLog ?? 'stderr');
+    if (options.pii) {
+      const detections = piiDetectionsCounter(this.#piiRegistry);
+      const filter = new PiiFilter(options.pii, (kind, where, n, mode) => detections.inc({ kind, where, mode }, n));
+      this.#pii = {
+        checkPrompt: async (text, param) => filter.checkPrompt(text, param),
+        outputFilter: () => (filter.options.outputs ? piiOutputFilter(filter) : null),
+      };
+    }
     this.#loading = this.#load();
     this.#loading.catch((err: Error) => {
       this.#loadError = err;
@@ -169,7 +184,9 @@ export class LLMServer {
           admission = await this.#admit(keyId, estimatedTokens(p));
         },
       };
-      for await (const chunk of route.handler(req, ctx)) {
+      const c = ctx;
+      const chunks = this.#pii ? guardHttp(req, this.#pii, (r) => route.handler(r, c)) : route.handler(req, ctx);
+      for await (const chunk of chunks) {
         if (typeof chunk !== 'string' && status === 0) status = chunk.status;
         yield chunk;
       }
@@ -203,9 +220,12 @@ export class LLMServer {
   async grpcGenerate(request: GrpcGenerateRequest, callInfo?: GrpcCallInfo): Promise<unknown> {
     const call = await this.#grpcCall(request, callInfo, 'grpc Generate');
     try {
-      const reply = await grpcGenerate(request, call.ctx);
+      const checked = this.#pii
+        ? ((await guardGrpcRequest({ ...request }, this.#pii)) as GrpcGenerateRequest)
+        : request;
+      const reply = await grpcGenerate(checked, call.ctx);
       call.end(0);
-      return reply;
+      return this.#pii ? guardGrpcReply(reply, this.#pii) : reply;
     } catch (err) {
       call.end(1, err);
       throw toCoreError(err);
@@ -217,7 +237,10 @@ export class LLMServer {
     const call = await this.#grpcCall(request, callInfo, 'grpc GenerateStream');
     let failed: unknown;
     try {
-      yield* grpcGenerateStream(request, call.ctx);
+      if (this.#pii) {
+        const checked = (await guardGrpcRequest({ ...request }, this.#pii)) as GrpcGenerateRequest;
+        yield* guardGrpcStream(grpcGenerateStream(checked, call.ctx), this.#pii);
+      } else yield* grpcGenerateStream(request, call.ctx);
     } catch (err) {
       failed = err;
       throw toCoreError(err);
@@ -264,7 +287,8 @@ export class LLMServer {
 
   /** Replica metrics for the proxy's /metrics (prom-client JSON); see packages/core's collectMetrics. */
   async collectMetrics(): Promise<unknown[]> {
-    return this.#metrics ? this.#metrics.snapshot() : [];
+    const own = this.#metrics ? await this.#metrics.snapshot() : [];
+    return this.#pii ? [...own, ...(await this.#piiRegistry.getMetricsAsJSON())] : own;
   }
 
   /** The engine's load for the autoscaler ('llm' policy): waiting queue and KV-cache use (0..1). */
