@@ -17,7 +17,8 @@
  * proxy's monitoring routes and /-/shutdown; the only keys shown model paths), metrics_keys=K1,K2 (/metrics, /-/status,
  * /-/dashboard only), max_num_seqs=N, kv_cache_mb=N,
  * kv_cache_dtype=auto|f32|f16 (default auto: f16 for a model held in f16), pii=redact|block|log (personal data in
- * prompts and outputs; default off).
+ * prompts and outputs; default off), task=auto|generate|embed (embed: /v1/embeddings and gRPC Embed only, as vLLM's
+ * --task embed; default auto: everything), pooling=mean|last (how embeddings pool; default: the model's config, else last).
  */
 import { deployment } from '@flotilla/core';
 import { LLMServer, type LLMServerOptions } from '@flotilla/deployments';
@@ -40,6 +41,8 @@ export function llmOptions(args: Record<string, string | undefined>): LLMServerO
     kv_cache_mb,
     kv_cache_dtype,
     pii,
+    task,
+    pooling,
     ...rest
   } = args;
   const unknown = Object.keys(rest);
@@ -61,6 +64,15 @@ export function llmOptions(args: Record<string, string | undefined>): LLMServerO
   if (max_num_seqs) options.maxNumSeqs = Number(max_num_seqs);
   if (kv_cache_mb) options.kvCacheBytes = Number(kv_cache_mb) * 2 ** 20;
   if (kv_cache_dtype) options.kvCacheDtype = kv_cache_dtype as 'auto' | 'f32' | 'f16';
+  if (task !== undefined) {
+    if (!['auto', 'generate', 'embed'].includes(task))
+      throw new Error(`task must be auto, generate or embed, got ${task}`);
+    options.task = task as 'auto' | 'generate' | 'embed';
+  }
+  if (pooling !== undefined) {
+    if (pooling !== 'mean' && pooling !== 'last') throw new Error(`pooling must be mean or last, got ${pooling}`);
+    options.pooling = pooling;
+  }
   if (pii !== undefined) {
     if (!['redact', 'block', 'log'].includes(pii)) throw new Error(`pii must be redact, block or log, got ${pii}`);
     options.pii = { mode: pii as 'redact' | 'block' | 'log' };

@@ -120,6 +120,16 @@ export class RateLimiterUnavailableError extends LLMApiError {
   override readonly type: ApiErrorType = 'service_unavailable';
 }
 
+/**
+ * The route's task is not served by this server: generation routes on a server started with task 'embed'
+ * (vLLM's --task embed), /v1/embeddings on one started with task 'generate' (400).
+ */
+export class UnsupportedTaskError extends LLMApiError {
+  override readonly code: string = 'E_UNSUPPORTED_TASK';
+  override readonly status: number = 400;
+  override readonly type: ApiErrorType = 'invalid_request_error';
+}
+
 /** The server's own options are wrong (thrown from the constructor, so the deployment fails to start). */
 export class LLMServerConfigError extends Error {
   readonly code: string = 'E_LLM_SERVER_CONFIG';
@@ -145,6 +155,7 @@ const OPENAI_CODES: Record<string, string> = {
   E_RATE_LIMITER_UNAVAILABLE: 'rate_limiter_unavailable',
   E_PII_BLOCKED: 'pii_blocked',
   E_CONTENT_BLOCKED: 'content_filter',
+  E_UNSUPPORTED_TASK: 'unsupported_task',
 };
 
 export function openAiCodeOf(err: LLMApiError): string {
@@ -165,5 +176,6 @@ registerErrorClasses({
   ModelNotFoundError,
   ModelUnavailableError,
   RateLimiterUnavailableError,
+  UnsupportedTaskError,
   LLMServerConfigError,
 });

@@ -25,6 +25,7 @@ import {
   ModelUnavailableError,
   RateLimiterUnavailableError,
 } from './errors.js';
+  UnsupportedTaskError,
 import { estimatedTokens, type HandlerContext, type HttpChunk, type ModelInfo } from './handler-context.js';
 import { findRoute } from './http-routes.js';
 import { Guard, admissionOf, checkBodySize, type Admission, type RateDecision } from './guard.js';
@@ -38,6 +39,7 @@ import {
   type GrpcGenerateRequest,
 } from './grpc/llm-grpc.js';
 import { LLMMetrics } from './llm-metrics.js';
+import { grpcEmbed, type GrpcEmbedRequest } from './grpc/embed.js';
 import { llmRoutingKey, ROUTING_KEY_CHARS } from './llm-routing-key.js';
 import { resolveLimits, type LLMServerOptions, type ResolvedLimits } from './llm-server-options.js';
 import { checkModelPaths, randomWeightsBanner, resolveModelSource } from './model-source.js';
@@ -105,6 +107,10 @@ export class LLMServer {
     checkModelPaths(options.model, options.tokenizer);
     if (rateLimiter && options.rateLimits) {
       throw new LLMServerConfigError(
+    if (options.task !== undefined && !['auto', 'generate', 'embed'].includes(options.task))
+      throw new LLMServerConfigError(`task must be 'auto', 'generate' or 'embed', got ${JSON.stringify(options.task)}`);
+    if (options.pooling !== undefined && options.pooling !== 'mean' && options.pooling !== 'last')
+      throw new LLMServerConfigError(`pooling must be 'mean' or 'last', got ${JSON.stringify(options.pooling)}`);
         'give rateLimits (buckets in each replica) or rateLimiter (buckets shared by all replicas), not both',
       );
     }
@@ -176,6 +182,7 @@ export class LLMServer {
       ctx = {
         ...ctxBase,
         engine: state.engine,
+      this.#checkTask(route.generates, route.embeds === true, route.name);
         limits: state.limits,
         model: this.#isAdmin(req) ? state.model : withoutPath(state.model),
         encoder: state.encoder,
@@ -253,6 +260,19 @@ export class LLMServer {
   engineStats(): (EngineStats & { debug: ReturnType<LLMEngine['debugCounts']> }) | null {
     const engine = this.#state?.engine;
     return engine ? { ...engine.stats(), debug: engine.debugCounts() } : null;
+  /** gRPC Embed (embeddings, as /v1/embeddings); also callable through a handle. */
+  async grpcEmbed(request: GrpcEmbedRequest, callInfo?: GrpcCallInfo): Promise<unknown> {
+    const call = await this.#grpcCall(request as GrpcGenerateRequest, callInfo, 'grpc Embed');
+    try {
+      const reply = await grpcEmbed(request, call.ctx);
+      call.end(0);
+      return reply;
+    } catch (err) {
+      call.end(1, err);
+      throw toCoreError(err);
+    }
+  }
+
   }
 
   /** The engine, for subclasses (e.g. to observe its events); undefined while loading. */
@@ -347,6 +367,7 @@ export class LLMServer {
     const model: ModelInfo = {
       name: o.servedModelName ?? source.defaultName,
       path: source.path,
+        'pooling',
       randomWeights: source.randomWeights,
       createdS: Math.floor(Date.now() / 1000),
     };
@@ -367,6 +388,19 @@ export class LLMServer {
       throw new ModelUnavailableError(`The model failed to load: ${(err as Error).message}`);
     }
   }
+  /** Refuses a route the server's task does not serve (options.task), as UnsupportedTaskError (400). */
+  #checkTask(generates: boolean, embeds: boolean, what: string): void {
+    const task = this.options.task ?? 'auto';
+    if (task === 'embed' && generates)
+      throw new UnsupportedTaskError(
+        `${what} is not served: this server runs its model for embeddings only (task 'embed')`,
+      );
+    if (task === 'generate' && embeds)
+      throw new UnsupportedTaskError(
+        `${what} is not served: this server runs its model for generation only (task 'generate')`,
+      );
+  }
+
 
   /** Authenticates, waits for the model and returns the context plus `end`, which settles the rate limit and writes the audit line. */
   async #grpcCall(
@@ -408,6 +442,7 @@ export class LLMServer {
         encoder: state.encoder,
         usage,
         admit: async (p) => {
+      this.#checkTask(route !== 'grpc Embed', route === 'grpc Embed', route);
           admission = await this.#admit(keyId, estimatedTokens(p));
         },
       };

@@ -41,7 +41,7 @@ export const LLM_PROTO_PATH = path.resolve(
 export const LLM_GRPC_SERVICE = {
   protoPath: LLM_PROTO_PATH,
   service: 'flotilla.llm.v1.Llm',
-  methods: { Generate: 'grpcGenerate', GenerateStream: 'grpcGenerateStream' },
+  methods: { Generate: 'grpcGenerate', GenerateStream: 'grpcGenerateStream', Embed: 'grpcEmbed' },
   passCallInfo: true,
   // A key may travel in the request (llm.proto's api_key) when the call has no authorization metadata.
   keyField: 'api_key',
