@@ -5,7 +5,11 @@
  *   serve run examples/cached-llm.ts:app
  *   serve run examples/cached-llm.ts:app model=PATH [tokenizer=PATH] ttl_ms=60000 max_entries=1000
  *
- * Default model: the same as `npm start` (examples/default.ts).
+ * Default model: the same as `npm start` (examples/default.ts). It speaks the model's OpenAI and TGI APIs
+ * and llm.proto over gRPC; a whole greedy (or seeded) OpenAI reply is answered again from the cache
+ * (`x-flotilla-cache: hit`):
+ *   curl -si localhost:8000/v1/completions -H 'content-type: application/json' \
+ *     -d '{"prompt":"Once upon a time","max_tokens":32,"temperature":0}'
  * Through a handle: `await handle.generate({ prompt: 'Once upon a time', temperature: 0, max_tokens: 32 })`,
  * and `await handle.cacheStats()` for hits and misses (also on /metrics as flotilla_response_cache_*).
  */

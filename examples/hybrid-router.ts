@@ -8,6 +8,12 @@
  *
  * Defaults: models/flotilla-stories/{draft,target} when both are present, else the test
  * fixtures llama2xs-260K (small) and stories260K (large).
+ *
+ * It speaks the models' OpenAI and TGI APIs (model 'hybrid' or none: the router picks; a model's own name:
+ * that model; the reply's `x-flotilla-model` says which answered) and llm.proto over gRPC:
+ *   curl -si localhost:8000/v1/chat/completions -H 'content-type: application/json' \
+ *     -d '{"model":"hybrid","messages":[{"role":"user","content":"Explain why the sky is blue"}],"max_tokens":24}'
+ *   curl -s localhost:8000/metrics | grep flotilla_hybrid_
  * Through a handle: `await handle.generate({ prompt: 'Explain why ...', temperature: 0, max_tokens: 32 })`.
  */
 import { deployment } from '@flotilla/core';
@@ -39,6 +45,6 @@ export function app(args: { small?: string; large?: string; tokenizer?: string; 
   const router = Router.bind(Small.bind(llm(args.small ?? pair.draft)), Large.bind(llm(args.large ?? pair.target)), {
     classifier,
   });
-  // The router's method is `generate`; the cache forwards to it.
-  return CachedRouter.bind(router, { method: 'generate', ttlMs: 60_000 });
+  // The cache forwards HTTP (handleHttp) and llm.proto calls (grpcGenerate) to the router.
+  return CachedRouter.bind(router, { ttlMs: 60_000 });
 }

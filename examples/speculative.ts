@@ -9,7 +9,11 @@
  * Defaults: models/flotilla-stories/{target,draft} when both are present, else the test
  * fixtures stories260K (target) and llama2xs-260K (draft) in test/fixtures/models, with tok512.
  *
- * Through a handle: `for await (const c of handle.stream.generate({ prompt: 'Once upon a time', params: { temperature: 0, maxTokens: 64 } }))`.
+ * It speaks the OpenAI API (completions and chat, whole or streamed; model name 'speculative'):
+ *   curl -s localhost:8000/v1/completions -H 'content-type: application/json' \
+ *     -d '{"model":"speculative","prompt":"Once upon a time","max_tokens":32,"temperature":0}'
+ * and serve.proto over gRPC; through a handle:
+ * `for await (const c of handle.stream.generate({ prompt: 'Once upon a time', params: { temperature: 0, maxTokens: 64 } }))`.
  */
 import { existsSync } from 'node:fs';
 import path from 'node:path';

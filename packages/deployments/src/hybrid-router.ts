@@ -3,18 +3,38 @@
  * from `classify()` — by default a cheap heuristic over prompt length and content; with
  * `classifier: 'confidence'`, the small model's own confidence (mean logprob of its first greedy
  * tokens); subclasses override classify() for anything else. Each decision and its estimated cost
- * are counted in the replica's prom-client registry (collectMetrics(), as LLMServer). When a model
- * fails, calls are retried with exponential backoff and then go to the other model; a circuit
- * breaker per model stops sending to one that keeps failing until a probe succeeds.
+ * are counted in the replica's prom-client registry (collectMetrics(), as LLMServer): its cost in
+ * dollars (`costPer1kTokens` × the tokens the response reports, or an estimate where it reports none)
+ * and the savings against the large model answering everything. When a model fails, calls are retried
+ * with exponential backoff and then go to the other model; a circuit breaker per model stops sending
+ * to one that keeps failing until a probe succeeds.
+ *
+ * It serves the models' own APIs: OpenAI and TGI over HTTP (`handleHttp` forwards each request to the
+ * chosen model's LLMServer, with `x-flotilla-model: small|large` on the reply), llm.proto over gRPC
+ * (`grpcGenerate`, `grpcGenerateStream`) and handles (`generate`). A request whose `model` names one of
+ * the two models goes to it; no model, or the router's own name (`servedModelName`, default 'hybrid'),
+ * lets the classifier choose.
  *
  * ```ts
  * @deployment() class Router extends HybridRouter {}
  * export const app = Router.bind(Small.bind({ model: s }), Large.bind({ model: l }), { classifier: 'heuristic' });
  * ```
  */
-import { type DeploymentHandle, registerErrorClasses } from '@flotilla/core';
+import {
+  type DeploymentHandle,
+  type GrpcCallInfo,
+  type HttpRequestLike,
+  type HttpResponseLike,
+  registerErrorClasses,
+} from '@flotilla/core';
 import { Counter, Registry } from 'prom-client';
 import { backoffDelayMs, CircuitBreaker, type BackoffOptions, type CircuitBreakerOptions } from './circuit-breaker.js';
+import { ModelNotFoundError } from './errors.js';
+import { LLM_GRPC_SERVICE } from './grpc/llm-grpc.js';
+import { apiOf } from './guards/http-rewrite.js';
+import type { HttpChunk, ModelInfo } from './handler-context.js';
+import { openAiError } from './openai/routes.js';
+import { tgiError } from './tgi/routes.js';
 
 export type ModelChoice = 'small' | 'large';
 
@@ -33,15 +53,24 @@ export interface HybridRouterOptions {
   confidenceThreshold?: number;
   /** Tokens the confidence probe generates. Default 4. */
   probeTokens?: number;
-  /** Relative cost per 1000 tokens (prompt estimate + max_tokens) of each model. Default { small: 1, large: 10 }. */
+  /**
+   * US dollars per 1,000 tokens (prompt + completion) of each model, for the cost and savings metrics.
+   * Default { small: 0.0001, large: 0.001 }: placeholders in a 1:10 ratio; give your models' prices.
+   */
   costPer1kTokens?: Record<ModelChoice, number>;
   /** Retries per model before falling back. Default 2. */
   retries?: number;
   backoff?: BackoffOptions;
   breaker?: Omit<CircuitBreakerOptions, 'now'>;
-  /** Downstream method called with the request. Default 'grpcGenerate' (LLMServer's). */
+  /** Downstream method called with the request by generate/grpcGenerate. Default 'grpcGenerate' (LLMServer's). */
   method?: string;
+  /** Downstream streaming method of grpcGenerateStream. Default 'grpcGenerateStream' (LLMServer's). */
+  streamMethod?: string;
+  /** The router's own model name: a request naming it (or none) lets the classifier choose. Default 'hybrid'. */
+  servedModelName?: string;
 }
+
+export const DEFAULT_COST_PER_1K_TOKENS: Readonly<Record<ModelChoice, number>> = { small: 0.0001, large: 0.001 };
 
 /** No model could answer: both failed or both circuits are open. */
 export class HybridUnavailableError extends Error {
@@ -77,21 +106,59 @@ export function heuristicChoice(prompt: string, opts: HeuristicOptions = {}): Mo
   return (opts.hardWords ?? DEFAULT_HARD_WORDS).some((w) => lower.includes(w.toLowerCase())) ? 'large' : 'small';
 }
 
-/** The prompt text of a request (prompt, or the messages' contents joined). */
+/** The prompt text of a request (OpenAI/llm.proto prompt, the messages' contents joined, or TGI's inputs). */
 export function promptText(req: Record<string, unknown>): string {
   if (typeof req.prompt === 'string') return req.prompt;
+  if (Array.isArray(req.prompt) && req.prompt.every((p) => typeof p === 'string')) return req.prompt.join('\n');
   if (Array.isArray(req.messages))
-    return req.messages.map((m: { content?: unknown }) => String(m?.content ?? '')).join('\n');
+    return req.messages
+      .map((m: { content?: unknown }) =>
+        typeof m?.content === 'string'
+          ? m.content
+          : Array.isArray(m?.content)
+            ? m.content.map((p: { text?: unknown }) => (typeof p?.text === 'string' ? p.text : '')).join(' ')
+            : '',
+      )
+      .join('\n');
+  if (typeof req.inputs === 'string') return req.inputs;
   return '';
 }
 
+/** Tokens a reply reports (OpenAI and llm.proto `usage`, TGI `details`), or undefined when it reports none. */
+export function reportedTokens(reply: unknown): number | undefined {
+  const r = reply as {
+    usage?: { prompt_tokens?: unknown; completion_tokens?: unknown };
+    details?: { generated_tokens?: unknown; prefill?: unknown[] };
+  } | null;
+  const u = r?.usage;
+  if (u && typeof u.prompt_tokens === 'number' && typeof u.completion_tokens === 'number')
+    return u.prompt_tokens + u.completion_tokens;
+  return undefined;
+}
+
+/** Where a request goes: the models in the order to try, the request to send, and why the first. */
+interface Routed {
+  order: ModelChoice[];
+  request: Record<string, unknown>;
+  reason: string;
+}
+
+type Attempt<T> = { ok: true; value: T } | { ok: false; error?: unknown };
+
 export class HybridRouter {
+  /** Serves llm.proto itself (`serve run` binds it to the declarer nearest the ingress), choosing per request. */
+  static grpcServices = [LLM_GRPC_SERVICE];
+  /** Malformed JSON is forwarded as it came, so a model answers it in its own API's shape. */
+  static handlesMalformedJson = true;
+
   protected readonly options: HybridRouterOptions;
   private readonly breakers: Record<ModelChoice, CircuitBreaker>;
   private readonly registry = new Registry();
   private readonly decisions: Counter<'model' | 'reason'>;
   private readonly cost: Counter<'model'>;
+  private readonly savings: Counter;
   private readonly failures: Counter<'model'>;
+  #names: Partial<Record<ModelChoice, string>> = {};
 
   constructor(
     private readonly small: DeploymentHandle,
@@ -103,14 +170,19 @@ export class HybridRouter {
     const registers = [this.registry];
     this.decisions = new Counter({
       name: 'flotilla_hybrid_decisions_total',
-      help: 'Requests answered per model and why (classifier or fallback).',
+      help: 'Requests answered per model and why (classifier, fallback, or requested by name).',
       labelNames: ['model', 'reason'],
       registers,
     });
     this.cost = new Counter({
-      name: 'flotilla_hybrid_estimated_cost_total',
-      help: 'Estimated cost of answered requests per model (relative units).',
+      name: 'flotilla_hybrid_cost_usd_total',
+      help: 'Cost of answered requests per model in US dollars (costPer1kTokens x tokens; estimated where a reply reports none).',
       labelNames: ['model'],
+      registers,
+    });
+    this.savings = new Counter({
+      name: 'flotilla_hybrid_savings_usd_total',
+      help: 'Dollars saved against the large model answering every request (its price minus the answering model price, x tokens).',
       registers,
     });
     this.failures = new Counter({
@@ -125,7 +197,14 @@ export class HybridRouter {
   protected async classify(req: Record<string, unknown>): Promise<ModelChoice> {
     if (this.options.classifier !== 'confidence') return heuristicChoice(promptText(req), this.options.heuristic);
     try {
-      const probe = { ...req, temperature: 0, max_tokens: this.options.probeTokens ?? 4, logprobs: 0, n: 1 };
+      // Only the prompt goes into the probe: the request may be an HTTP body with fields llm.proto lacks.
+      const probe = {
+        ...(Array.isArray(req.messages) ? { messages: req.messages } : { prompt: promptText(req) }),
+        temperature: 0,
+        max_tokens: this.options.probeTokens ?? 4,
+        logprobs: 0,
+        n: 1,
+      };
       const res = (await this.small.remote(this.options.method ?? 'grpcGenerate', [probe])) as {
         choices?: Array<{ logprobs?: Array<{ logprob: number }> }>;
       };
@@ -138,18 +217,14 @@ export class HybridRouter {
   }
 
   /** Answers from the chosen model, falling back to the other one when it fails. */
-  async generate(req: Record<string, unknown>): Promise<unknown> {
-    const first = await this.classify(req);
-    const order: ModelChoice[] = [first, first === 'small' ? 'large' : 'small'];
+  async generate(req: Record<string, unknown>, callInfo?: GrpcCallInfo): Promise<unknown> {
+    const { order, request, reason } = await this.#route(req, (r) => ({ ...r, model: '' }));
     let lastError: unknown;
     for (const model of order) {
-      const attempt = await this.tryModel(model, req);
+      const args = [request, ...(callInfo ? [callInfo] : [])];
+      const attempt = await this.#withRetries(model, (h) => h.remote(this.options.method ?? 'grpcGenerate', args));
       if (attempt.ok) {
-        this.decisions.inc({ model, reason: model === first ? 'classifier' : 'fallback' });
-        this.cost.inc(
-          { model },
-          estimatedCost(req, this.options.costPer1kTokens?.[model] ?? (model === 'small' ? 1 : 10)),
-        );
+        this.#answered(model, model === order[0] ? reason : 'fallback', req, reportedTokens(attempt.value));
         return attempt.value;
       }
       lastError = attempt.error ?? lastError;
@@ -160,10 +235,124 @@ export class HybridRouter {
     );
   }
 
-  /** Decisions per model and reason, failures, and breaker states (for tests and dashboards). */
+  /** llm.proto Generate (gRPC and handles): as generate(), passing the call's metadata on. */
+  grpcGenerate(req: Record<string, unknown>, callInfo?: GrpcCallInfo): Promise<unknown> {
+    return this.generate(req, callInfo);
+  }
+
+  /** llm.proto GenerateStream: the chosen model's stream; before its first message a failure falls back. */
+  async *grpcGenerateStream(req: Record<string, unknown>, callInfo?: GrpcCallInfo): AsyncGenerator<unknown> {
+    const { order, request, reason } = await this.#route(req, (r) => ({ ...r, model: '' }));
+    const method = this.options.streamMethod ?? 'grpcGenerateStream';
+    let lastError: unknown;
+    for (const model of order) {
+      const attempt = await this.#withRetries(model, (h) =>
+        openStream(h.remoteStream(method, [request, ...(callInfo ? [callInfo] : [])]) as AsyncIterable<unknown>),
+      );
+      if (!attempt.ok) {
+        lastError = attempt.error ?? lastError;
+        continue;
+      }
+      let tokens: number | undefined;
+      for await (const item of attempt.value.value) {
+        tokens = reportedTokens(item) ?? tokens;
+        yield item;
+      }
+      this.#answered(model, model === order[0] ? reason : 'fallback', req, tokens);
+      return;
+    }
+    throw new HybridUnavailableError(
+      `no model could answer: ${(lastError as Error | undefined)?.message ?? 'both circuits are open'}`,
+      lastError,
+    );
+  }
+
+  /**
+   * The models' HTTP APIs (OpenAI, TGI): a generation request goes to the chosen model's handleHttp, with
+   * `x-flotilla-model` on the reply; before the reply's head a failure (a thrown call, a 5xx) falls back to
+   * the other. GET /v1/models lists the router's name and both models; /health is 200 while either model is.
+   */
+  async *handleHttp(req: HttpRequestLike): AsyncGenerator<HttpChunk> {
+    const path = req.path.replace(/\/+$/, '') || '/';
+    const api = req.bodyError === undefined ? apiOf(req.method, path) : 'none';
+    if (req.method === 'GET' && path === '/health') {
+      yield await this.#health(req);
+      return;
+    }
+    if (req.method === 'GET' && path === '/v1/models') {
+      yield await this.#models(req);
+      return;
+    }
+    const body = isRecord(req.body) ? req.body : {};
+    if (api === 'none') {
+      // Routes that generate nothing (tokenize, /info, /v1/models/{id}, unknown paths): the model named, else the large one.
+      const named = await this.#named(body.model);
+      yield* this.#handle(named ?? 'large').stream.handleHttp!(req) as AsyncIterable<HttpChunk>;
+      return;
+    }
+    let routed: Routed;
+    try {
+      routed = await this.#route(body, (r) => {
+        const out = { ...r };
+        delete out.model;
+        return out;
+      });
+    } catch (err) {
+      yield api === 'tgi' ? tgiError(err) : openAiError(err);
+      return;
+    }
+    const { order, request, reason } = routed;
+    const forward: HttpRequestLike = request === body ? req : { ...req, body: request };
+    let lastError: unknown;
+    let lastHead: HttpResponseLike | undefined;
+    for (const model of order) {
+      const attempt = await this.#withRetries(model, async (h) => {
+        const opened = await openStream(h.stream.handleHttp!(forward) as AsyncIterable<HttpChunk>);
+        const head = opened.first;
+        if (typeof head !== 'string' && head !== undefined && head.status >= 500) {
+          lastHead = head;
+          await opened.value[Symbol.asyncIterator]().return?.();
+          throw new Error(`${model} model answered ${head.status}`);
+        }
+        return opened;
+      });
+      if (!attempt.ok) {
+        lastError = attempt.error ?? lastError;
+        continue;
+      }
+      let headSeen = false;
+      let tokens: number | undefined;
+      for await (const chunk of attempt.value.value) {
+        if (!headSeen && typeof chunk !== 'string') {
+          headSeen = true;
+          tokens = reportedTokens(chunk.body);
+          yield { ...chunk, headers: { ...chunk.headers, 'x-flotilla-model': model } };
+          continue;
+        }
+        if (typeof chunk === 'string') tokens = sseUsageTokens(chunk) ?? tokens;
+        yield chunk;
+      }
+      this.#answered(model, model === order[0] ? reason : 'fallback', body, tokens);
+      return;
+    }
+    if (lastHead) {
+      yield lastHead;
+      return;
+    }
+    const err = new HybridUnavailableError(
+      `no model could answer: ${(lastError as Error | undefined)?.message ?? 'both circuits are open'}`,
+      lastError,
+    );
+    const rendered = api === 'tgi' ? tgiError(err) : openAiError(err);
+    yield { ...rendered, status: 503 };
+  }
+
+  /** Decisions per model and reason, failures, dollars spent and saved, and breaker states (for tests and dashboards). */
   async routerStats(): Promise<{
     decisions: Record<string, number>;
     failures: Record<string, number>;
+    costUsd: Record<string, number>;
+    savingsUsd: number;
     breakers: Record<ModelChoice, string>;
   }> {
     const flat = async (c: Counter<string>) =>
@@ -171,6 +360,8 @@ export class HybridRouter {
     return {
       decisions: await flat(this.decisions),
       failures: await flat(this.failures),
+      costUsd: await flat(this.cost),
+      savingsUsd: (await this.savings.get()).values[0]?.value ?? 0,
       breakers: { small: this.breakers.small.state, large: this.breakers.large.state },
     };
   }
@@ -179,18 +370,79 @@ export class HybridRouter {
     return this.registry.getMetricsAsJSON();
   }
 
-  private async tryModel(
-    model: ModelChoice,
+  /**
+   * The order to try the models in, the request to send them, and why the first: a request naming a model
+   * goes to it alone ('requested'), one naming none or the router lets the classifier choose ('classifier', with
+   * `unnamed` removing the router's name); any other name is refused (ModelNotFoundError, 404).
+   */
+  async #route(
     req: Record<string, unknown>,
-  ): Promise<{ ok: true; value: unknown } | { ok: false; error?: unknown }> {
+    unnamed: (req: Record<string, unknown>) => Record<string, unknown>,
+  ): Promise<Routed> {
+    const name = req.model;
+    const alias = this.options.servedModelName ?? 'hybrid';
+    let first: ModelChoice;
+    let reason = 'classifier';
+    let request = req;
+    if (name === undefined || name === '' || name === alias) {
+      first = await this.classify(req);
+      if (name !== undefined) request = unnamed(req);
+    } else {
+      const named = await this.#named(name);
+      if (!named) {
+        const known = [alias, this.#names.small, this.#names.large].filter(Boolean).join("', '");
+        throw new ModelNotFoundError(
+          `The model '${String(name)}' does not exist; this router serves '${known}'.`,
+          'model',
+        );
+      }
+      first = named;
+      reason = 'requested';
+    }
+    // A model asked for by name is not swapped for the other (which would refuse its name anyway).
+    return {
+      order: reason === 'requested' ? [first] : [first, first === 'small' ? 'large' : 'small'],
+      request,
+      reason,
+    };
+  }
+
+  /** Which model a request's `model` names, if either (asking each LLMServer its name once it has loaded). */
+  async #named(name: unknown): Promise<ModelChoice | undefined> {
+    if (typeof name !== 'string' || name === '') return undefined;
+    for (const m of ['small', 'large'] as const) {
+      if (this.#names[m] === undefined) {
+        const info = (await this.#handle(m)
+          .remote('modelInfo', [])
+          .catch(() => null)) as ModelInfo | null;
+        if (info) this.#names[m] = info.name;
+      }
+      if (this.#names[m] === name) return m;
+    }
+    return undefined;
+  }
+
+  #handle(model: ModelChoice): DeploymentHandle {
+    return model === 'small' ? this.small : this.large;
+  }
+
+  #answered(model: ModelChoice, reason: string, req: Record<string, unknown>, tokens: number | undefined): void {
+    this.decisions.inc({ model, reason });
+    const n = tokens ?? estimatedTokens(req);
+    const price = this.options.costPer1kTokens ?? DEFAULT_COST_PER_1K_TOKENS;
+    this.cost.inc({ model }, (n * price[model]) / 1000);
+    this.savings.inc(Math.max(0, (n * (price.large - price[model])) / 1000));
+  }
+
+  /** `call` under the model's breaker, retried with backoff; a throw counts as a failure. */
+  async #withRetries<T>(model: ModelChoice, call: (h: DeploymentHandle) => Promise<T>): Promise<Attempt<T>> {
     const breaker = this.breakers[model];
-    const handle = model === 'small' ? this.small : this.large;
     const retries = this.options.retries ?? 2;
     let error: unknown;
     for (let attempt = 0; attempt <= retries; attempt++) {
       if (!breaker.canRequest()) return { ok: false, error };
       try {
-        const value = await handle.remote(this.options.method ?? 'grpcGenerate', [req]);
+        const value = await call(this.#handle(model));
         breaker.onSuccess();
         return { ok: true, value };
       } catch (err) {
@@ -202,10 +454,110 @@ export class HybridRouter {
     }
     return { ok: false, error };
   }
+
+  async #health(req: HttpRequestLike): Promise<HttpChunk> {
+    const heads = await Promise.all(
+      (['small', 'large'] as const).map(async (m) => {
+        try {
+          for await (const c of this.#handle(m).stream.handleHttp!(req) as AsyncIterable<HttpChunk>)
+            if (typeof c !== 'string') return c.status;
+        } catch {
+          /* unreachable: not healthy */
+        }
+        return 503;
+      }),
+    );
+    const [small, large] = heads as [number, number];
+    return small === 200 || large === 200
+      ? { status: 200, body: { small, large } }
+      : { status: 503, body: { error: 'no model is healthy', error_type: 'unhealthy', small, large } };
+  }
+
+  /** GET /v1/models: the router's own name first, then both models' entries. */
+  async #models(req: HttpRequestLike): Promise<HttpChunk> {
+    const lists = await Promise.all(
+      (['small', 'large'] as const).map(async (m) => {
+        for await (const c of this.#handle(m).stream.handleHttp!(req) as AsyncIterable<HttpChunk>) {
+          if (typeof c === 'string') continue;
+          if (c.status !== 200) return c;
+          return ((c.body as { data?: unknown[] })?.data ?? []) as Array<Record<string, unknown>>;
+        }
+        return [];
+      }),
+    );
+    const refused = lists.find((l): l is HttpResponseLike => !Array.isArray(l));
+    if (refused) return refused;
+    const data = (lists as Array<Array<Record<string, unknown>>>).flat();
+    const alias = this.options.servedModelName ?? 'hybrid';
+    const lens = data.map((d) => d.max_model_len).filter((n): n is number => typeof n === 'number');
+    return {
+      status: 200,
+      body: {
+        object: 'list',
+        data: [
+          {
+            id: alias,
+            object: 'model',
+            created: Math.min(...data.map((d) => Number(d.created) || 0)),
+            owned_by: 'flotilla',
+            root: alias,
+            max_model_len: lens.length > 0 ? Math.min(...lens) : null,
+            description: 'routes each request to the small or the large model',
+          },
+          ...data,
+        ],
+      },
+    };
+  }
 }
 
-/** Relative cost: (prompt tokens, estimated at 4 characters each, + max_tokens) × rate / 1000. */
+/** A stream opened as far as its first item (so that failing to start counts before anything is sent). */
+async function openStream<T>(stream: AsyncIterable<T>): Promise<{ first: T | undefined; value: AsyncIterable<T> }> {
+  const it = stream[Symbol.asyncIterator]();
+  const first = await it.next();
+  let taken = false;
+  const value: AsyncIterable<T> = {
+    [Symbol.asyncIterator]: () => ({
+      next: async () => {
+        if (!taken) {
+          taken = true;
+          return first;
+        }
+        return it.next();
+      },
+      return: async (v?: unknown) => (it.return ? it.return(v) : { done: true, value: undefined }),
+    }),
+  };
+  return { first: first.done ? undefined : first.value, value };
+}
+
+/** Tokens in an OpenAI stream's usage chunk (stream_options.include_usage), if this SSE text has one. */
+function sseUsageTokens(chunk: string): number | undefined {
+  if (!chunk.includes('"usage"')) return undefined;
+  let found: number | undefined;
+  for (const event of chunk.split('\n\n')) {
+    if (!event.startsWith('data: {')) continue;
+    try {
+      found = reportedTokens(JSON.parse(event.slice(6))) ?? found;
+    } catch {
+      /* not JSON: not a usage chunk */
+    }
+  }
+  return found;
+}
+
+/** Tokens of a request before it ran: its prompt at about 4 characters a token, plus max_tokens (default 16). */
+export function estimatedTokens(req: Record<string, unknown>): number {
+  const max =
+    req.max_tokens ?? req.max_completion_tokens ?? (req.parameters as { max_new_tokens?: unknown })?.max_new_tokens;
+  return Math.ceil(promptText(req).length / 4) + (typeof max === 'number' ? max : 16);
+}
+
+/** Dollars for a request before it ran: estimatedTokens × per1k / 1000. */
 export function estimatedCost(req: Record<string, unknown>, per1k: number): number {
-  const maxTokens = typeof req.max_tokens === 'number' ? req.max_tokens : 16;
-  return ((Math.ceil(promptText(req).length / 4) + maxTokens) * per1k) / 1000;
+  return (estimatedTokens(req) * per1k) / 1000;
+}
+
+function isRecord(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
 }

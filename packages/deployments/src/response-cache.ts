@@ -5,13 +5,24 @@
  * never answered from the cache. Entries live in an LRU bounded by count and bytes, with a TTL; hit,
  * miss and bypass counts go to the replica's prom-client registry (collectMetrics(), as LLMServer).
  *
+ * It serves the model's own APIs in front of it: llm.proto over gRPC and handles (`grpcGenerate` cached,
+ * `grpcGenerateStream` passed through) and HTTP (`handleHttp`): a whole (not streamed) deterministic
+ * OpenAI completion or chat completion that the model answered 200 is stored and answered again
+ * byte-identically, with `x-flotilla-cache: hit|miss`; every other request (streams, sampled requests,
+ * TGI, /v1/models, errors) passes through to the model's handleHttp. The key includes a digest of the
+ * caller's credentials (HTTP `authorization`, gRPC `authorization` metadata or `api_key`), so an entry is
+ * never served to a caller the model would have refused.
+ *
  * ```ts
  * @deployment() class Cache extends ResponseCache {}
  * export const app = Cache.bind(Llm.bind({ model }), { ttlMs: 60_000 });
  * ```
  */
-import type { DeploymentHandle } from '@flotilla/core';
+import { createHash } from 'node:crypto';
+import type { DeploymentHandle, GrpcCallInfo, HttpRequestLike, HttpResponseLike } from '@flotilla/core';
 import { Counter, Gauge, Registry } from 'prom-client';
+import { LLM_GRPC_SERVICE } from './grpc/llm-grpc.js';
+import type { HttpChunk } from './handler-context.js';
 
 export interface LruTtlOptions {
   /** Most entries. Default 1000. */
@@ -113,15 +124,42 @@ export function isDeterministic(req: Record<string, unknown>): boolean {
   return req.temperature === 0 || (typeof req.seed === 'number' && Number.isInteger(req.seed));
 }
 
+/** A digest of the caller's credentials, part of every key ('' for none). */
+export function credentialScope(secret: string | undefined): string {
+  return secret ? createHash('sha256').update(secret).digest('hex').slice(0, 32) : '';
+}
+
+/** JSON with object keys sorted at every level: equal bodies give equal text whatever their key order. */
+export function canonicalJson(value: unknown): string {
+  return JSON.stringify(value, (_k, v: unknown) =>
+    typeof v === 'object' && v !== null && !Array.isArray(v)
+      ? Object.fromEntries(
+          Object.entries(v as Record<string, unknown>).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)),
+        )
+      : v,
+  );
+}
+
+/** The OpenAI routes whose whole replies may be cached. */
+const CACHED_PATHS = new Set(['/v1/completions', '/v1/chat/completions']);
+
 export interface ResponseCacheOptions extends Omit<LruTtlOptions, 'now'> {
   /** Downstream method called with the request. Default 'grpcGenerate' (LLMServer's). */
   method?: string;
+  /** Downstream streaming method for grpcGenerateStream. Default 'grpcGenerateStream'. */
+  streamMethod?: string;
   /** Cache seeded requests too (they are reproducible on the same engine). Default true. */
   cacheSeeded?: boolean;
 }
 
 export class ResponseCache {
+  /** Serves llm.proto itself (`serve run` binds it to the declarer nearest the ingress), so gRPC calls pass the cache. */
+  static grpcServices = [LLM_GRPC_SERVICE];
+  /** Malformed JSON is forwarded as it came, so the model answers it in its own API's shape. */
+  static handlesMalformedJson = true;
+
   private readonly cache: LruTtlCache<string>;
+  private readonly streamMethod: string;
   private readonly method: string;
   private readonly cacheSeeded: boolean;
   private readonly registry = new Registry();
@@ -133,6 +171,7 @@ export class ResponseCache {
   ) {
     this.cache = new LruTtlCache(options);
     this.method = options.method ?? 'grpcGenerate';
+    this.streamMethod = options.streamMethod ?? 'grpcGenerateStream';
     this.cacheSeeded = options.cacheSeeded ?? true;
     const registers = [this.registry];
     this.lookups = new Counter({
@@ -154,13 +193,14 @@ export class ResponseCache {
   }
 
   /** The downstream response, from the cache when an identical deterministic request was answered before. */
-  async generate(req: Record<string, unknown>): Promise<unknown> {
-    const cacheable = req.temperature === 0 || (this.cacheSeeded && isDeterministic(req));
-    if (!cacheable) {
+  async generate(req: Record<string, unknown>, callInfo?: GrpcCallInfo): Promise<unknown> {
+    const args = [req, ...(callInfo ? [callInfo] : [])];
+    if (!this.#cacheable(req)) {
       this.lookups.inc({ result: 'bypass' });
-      return this.llm.remote(this.method, [req]);
+      return this.llm.remote(this.method, args);
     }
-    const key = cacheKey(req);
+    const secret = callInfo?.metadata.authorization ?? (typeof req.api_key === 'string' ? req.api_key : undefined);
+    const key = `grpc ${credentialScope(secret)} ${cacheKey(req)}`;
     const hit = this.cache.get(key);
     if (hit !== undefined) {
       this.lookups.inc({ result: 'hit' });
@@ -168,10 +208,80 @@ export class ResponseCache {
       return JSON.parse(hit);
     }
     this.lookups.inc({ result: 'miss' });
-    const res = await this.llm.remote(this.method, [req]);
+    const res = await this.llm.remote(this.method, args);
     const text = JSON.stringify(res);
     this.cache.set(key, text, text.length * 2);
     return res;
+  }
+
+  /** llm.proto Generate (gRPC): generate(), with the call's metadata passed on. */
+  grpcGenerate(req: Record<string, unknown>, callInfo?: GrpcCallInfo): Promise<unknown> {
+    return this.generate(req, callInfo);
+  }
+
+  /** llm.proto GenerateStream: passed through (streams are not cached). */
+  async *grpcGenerateStream(req: Record<string, unknown>, callInfo?: GrpcCallInfo): AsyncGenerator<unknown> {
+    this.lookups.inc({ result: 'bypass' });
+    yield* this.llm.remoteStream(this.streamMethod, [req, ...(callInfo ? [callInfo] : [])]) as AsyncIterable<unknown>;
+  }
+
+  /** The model's HTTP API, whole deterministic OpenAI replies from the cache (see the top of this file). */
+  async *handleHttp(req: HttpRequestLike): AsyncGenerator<HttpChunk> {
+    const path = req.path.replace(/\/+$/, '') || '/';
+    const body = req.body as Record<string, unknown> | undefined;
+    const eligible =
+      req.method === 'POST' &&
+      CACHED_PATHS.has(path) &&
+      req.bodyError === undefined &&
+      req.authError === undefined &&
+      typeof body === 'object' &&
+      body !== null &&
+      !Array.isArray(body) &&
+      body.stream !== true;
+    if (!eligible) {
+      yield* this.#forward(req);
+      return;
+    }
+    if (!this.#cacheable(body)) {
+      this.lookups.inc({ result: 'bypass' });
+      yield* this.#forward(req);
+      return;
+    }
+    const key = `http ${path} ${credentialScope(req.headers.authorization)} ${canonicalJson(body)}`;
+    const hit = this.cache.get(key);
+    if (hit !== undefined) {
+      this.lookups.inc({ result: 'hit' });
+      const stored = JSON.parse(hit) as HttpResponseLike;
+      yield { ...stored, headers: { ...stored.headers, 'x-flotilla-cache': 'hit' } };
+      return;
+    }
+    this.lookups.inc({ result: 'miss' });
+    const chunks: HttpChunk[] = [];
+    for await (const chunk of this.#forward(req)) {
+      chunks.push(chunk);
+      // A whole reply is one head with its body; anything else (a stream after all) is passed on as it comes.
+      if (chunks.length > 1 || typeof chunk === 'string') {
+        for (const c of chunks.splice(0)) yield c;
+      }
+    }
+    const only = chunks[0];
+    if (chunks.length !== 1 || only === undefined || typeof only === 'string') return;
+    if (only.status === 200 && only.body !== undefined) {
+      // Only what a client receives is kept: status, body and the reply's own headers (not this request's id).
+      const { status, body: replyBody } = only;
+      const text = JSON.stringify({ status, body: replyBody });
+      this.cache.set(key, text, text.length * 2);
+    }
+    yield { ...only, headers: { ...only.headers, 'x-flotilla-cache': 'miss' } };
+  }
+
+  /** Greedy, or seeded when cacheSeeded. */
+  #cacheable(req: Record<string, unknown>): boolean {
+    return req.temperature === 0 || (this.cacheSeeded && isDeterministic(req));
+  }
+
+  #forward(req: HttpRequestLike): AsyncIterable<HttpChunk> {
+    return this.llm.stream.handleHttp!(req) as AsyncIterable<HttpChunk>;
   }
 
   /** Hit/miss/bypass counts and entries (for tests and dashboards). */

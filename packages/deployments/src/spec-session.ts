@@ -3,7 +3,13 @@
  * the wire shapes of their calls (plain arrays and objects, so they cross thread, process and node
  * boundaries unchanged).
  */
-import { loadModel, type LoadedModel, type ResolvedSamplingParams } from '@flotilla/engine';
+import {
+  loadModel,
+  type ChatMessage,
+  type LoadedModel,
+  type ResolvedSamplingParams,
+  type SamplingParams,
+} from '@flotilla/engine';
 import { LLMServerConfigError } from './errors.js';
 
 export interface SpecModelOptions {
@@ -37,4 +43,24 @@ export function loadSpecModel(opts: SpecModelOptions): Promise<LoadedModel> {
     maxBatchTokens: opts.maxNumBatchedTokens ?? 2048,
     maxBatchSeqs: 1,
   });
+}
+
+/** A SpeculativePipeline request (speculative.ts). */
+export interface SpeculativeRequest {
+  /** Text, chat messages (the target's chat template is applied), or token ids. */
+  prompt: string | { messages: ChatMessage[] } | { tokenIds: number[] };
+  /** Sampling parameters (temperature, topK, topP, minP, maxTokens, seed, penalties, stopTokenIds, ignoreEos). */
+  params?: SamplingParams;
+}
+
+/** One streamed chunk: the tokens one round kept and their text. */
+export interface SpeculativeChunk {
+  tokenIds: number[];
+  text: string;
+  /** Of tokenIds, how many were the draft's accepted proposals. */
+  accepted: number;
+  finished: boolean;
+  finishReason: 'stop' | 'length' | null;
+  /** The prompt's length in tokens (the same on every chunk of a request). */
+  promptTokens: number;
 }

@@ -13,36 +13,29 @@
  * ```
  */
 import { randomInt, randomUUID } from 'node:crypto';
-import type { CallOptions, DeploymentHandle } from '@flotilla/core';
-import type { SamplingParams } from '@flotilla/engine';
+import type { CallOptions, DeploymentHandle, HttpRequestLike } from '@flotilla/core';
 import type { DraftModel, DraftProposalWire } from './draft-model.js';
 import type { TargetModel, TargetInfo, VerifyWire } from './target-model.js';
-import type { SpecCall } from './spec-session.js';
+import type { SpecCall, SpeculativeChunk, SpeculativeRequest } from './spec-session.js';
+import type { HttpChunk } from './handler-context.js';
+import { speculativeHttp, type SpeculativeBackend } from './speculative-http.js';
+
+export type { SpeculativeChunk, SpeculativeRequest } from './spec-session.js';
 
 export interface SpeculativePipelineOptions {
   /** Tokens the draft proposes per round. Default 4. */
   k?: number;
-}
-
-export interface SpeculativeRequest {
-  prompt: string;
-  /** Sampling parameters (temperature, topK, topP, minP, maxTokens, seed, penalties, stopTokenIds, ignoreEos). */
-  params?: SamplingParams;
-}
-
-/** One streamed chunk: the tokens one round kept and their text. */
-export interface SpeculativeChunk {
-  tokenIds: number[];
-  text: string;
-  /** Of tokenIds, how many were the draft's accepted proposals. */
-  accepted: number;
-  finished: boolean;
-  finishReason: 'stop' | 'length' | null;
+  /** The model name of the OpenAI API (`model` in requests, /v1/models). Default 'speculative'. */
+  servedModelName?: string;
 }
 
 export class SpeculativePipeline {
+  /** The proxy hands over a JSON body that does not parse, so that it is answered in OpenAI's error shape. */
+  static handlesMalformedJson = true;
+
   private info: Promise<TargetInfo> | undefined;
   private readonly k: number;
+  readonly #http: SpeculativeBackend;
 
   constructor(
     private readonly draft: DeploymentHandle<DraftModel>,
@@ -50,16 +43,33 @@ export class SpeculativePipeline {
     options: SpeculativePipelineOptions = {},
   ) {
     this.k = options.k ?? 4;
+    this.#http = {
+      modelName: options.servedModelName ?? 'speculative',
+      createdS: Math.floor(Date.now() / 1000),
+      maxModelLen: async () => (await this.targetInfo()).maxModelLen,
+      generate: (req) => this.generate(req),
+    };
   }
 
-  /** Streams the completion of `req.prompt`, one chunk per round. */
-  async *generate(req: SpeculativeRequest): AsyncGenerator<SpeculativeChunk> {
+  /** The OpenAI API over generate() (speculative-http.ts): completions and chat, whole or streamed, /v1/models, /health. */
+  async *handleHttp(req: HttpRequestLike): AsyncGenerator<HttpChunk> {
+    yield* speculativeHttp(req, this.#http);
+  }
+
+  /** The target's info, asked once (again after a failure). */
+  private targetInfo(): Promise<TargetInfo> {
     this.info ??= this.target.remote('info', []) as Promise<TargetInfo>;
     this.info.catch(() => {
       this.info = undefined;
     });
-    const info = await this.info;
-    const prompt = (await this.target.remote('tokenize', [req.prompt])) as number[];
+    return this.info;
+  }
+
+  /** Streams the completion of `req.prompt`, one chunk per round. */
+  async *generate(req: SpeculativeRequest): AsyncGenerator<SpeculativeChunk> {
+    const info = await this.targetInfo();
+    const encoded = (await this.target.remote('encodePrompt', [req.prompt])) as { tokenIds: number[] };
+    const prompt = encoded.tokenIds;
     const params = (await this.target.remote('resolveParams', [req.params ?? {}, prompt.length])) as SpecCall['params'];
     const stopIds = new Set([...params.stopTokenIds, ...(params.ignoreEos ? [] : info.stopTokenIds)]);
     const call: SpecCall = {
@@ -95,6 +105,7 @@ export class SpeculativePipeline {
           accepted: Math.min(v.numAccepted, kept.length),
           finished: reason !== null,
           finishReason: reason,
+          promptTokens: prompt.length,
         };
         emitted = text;
         if (reason !== null) return;

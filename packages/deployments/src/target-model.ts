@@ -5,8 +5,11 @@
  * the request's KV between rounds (a replica without it recomputes: slower, never different).
  */
 import {
+  ChatTemplate,
   resolveSamplingParams,
   SessionVerifier,
+  tokenizePrompt,
+  type ChatMessage,
   type LoadedModel,
   type ResolvedSamplingParams,
   type SamplingParams,
@@ -28,11 +31,12 @@ export interface VerifyWire {
 }
 
 export class TargetModel {
-  readonly #loading: Promise<{ loaded: LoadedModel; verifier: SessionVerifier }>;
+  readonly #loading: Promise<{ loaded: LoadedModel; verifier: SessionVerifier; chat: ChatTemplate }>;
 
   constructor(protected readonly options: SpecModelOptions) {
     this.#loading = loadSpecModel(options).then((loaded) => ({
       loaded,
+      chat: new ChatTemplate(loaded.spec.chatTemplate),
       verifier: new SessionVerifier(
         loaded.model,
         options.maxNumBatchedTokens !== undefined ? { maxNumBatchedTokens: options.maxNumBatchedTokens } : {},
@@ -54,6 +58,20 @@ export class TargetModel {
   /** Prompt text → token ids, as LLMEngine.generate() encodes a string prompt. */
   async tokenize(text: string): Promise<number[]> {
     return (await this.#loading).loaded.tokenizer.encode(text);
+  }
+
+  /**
+   * A prompt → token ids and its text, as LLMEngine.prepare() does: a string is encoded, messages go
+   * through the model's chat template (with the generation prompt), token ids are checked against the
+   * vocabulary (text null). Throws the engine's InvalidPromptError / ChatTemplateError.
+   */
+  async encodePrompt(
+    input: string | { messages: ChatMessage[] } | { tokenIds: number[] },
+  ): Promise<{ tokenIds: number[]; text: string | null }> {
+    const { loaded, chat } = await this.#loading;
+    const prompt = typeof input === 'object' && 'messages' in input ? { ...input, addGenerationPrompt: true } : input;
+    const r = tokenizePrompt(prompt, loaded.tokenizer, chat);
+    return { tokenIds: r.tokenIds, text: r.text };
   }
 
   /** Checks sampling parameters against the model and a prompt length (throws SamplingParamsError). */

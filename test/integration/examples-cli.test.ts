@@ -1,0 +1,211 @@
+/**
+ * examples/speculative.ts, examples/hybrid-router.ts and examples/cached-llm.ts as the README runs them:
+ * `serve run FILE:app` as a child process (gRPC on), then the official `openai` client against each —
+ * completions and chat, whole and streamed. The speculative graph's greedy text equals the target model's
+ * alone (the same LLMEngine on the same files, in this process); the hybrid and cached graphs also answer
+ * llm.proto over gRPC (two LLMServers behind one ingress once failed at start with grpc-js's "Method handler
+ * ... already provided").
+ */
+import path from 'node:path';
+import * as grpc from '@grpc/grpc-js';
+import * as protoLoader from '@grpc/proto-loader';
+import OpenAI from 'openai';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { LLMEngine, type PromptInput } from '@flotilla/engine';
+import { serveRun, type ServeRun } from '../fixtures/apps/deploy-llm-harness.js';
+import { describeWithModels, repoRoot } from '../helpers/models.js';
+import { defaultPair } from '../../examples/speculative.js';
+
+type Reply = { choices: Array<{ text: string; finish_reason: string }>; usage: { total_tokens: number } };
+
+function llmClient(address: string) {
+  const def = protoLoader.loadSync(path.join(repoRoot, 'protos/llm.proto'), {
+    keepCase: true,
+    longs: Number,
+    defaults: true,
+  });
+  const pkg = grpc.loadPackageDefinition(def) as unknown as {
+    flotilla: { llm: { v1: { Llm: grpc.ServiceClientConstructor } } };
+  };
+  const client = new pkg.flotilla.llm.v1.Llm(address, grpc.credentials.createInsecure()) as grpc.Client &
+    Record<string, (...args: unknown[]) => unknown>;
+  const generate = (req: Record<string, unknown>) =>
+    new Promise<Reply>((resolve, reject) =>
+      client.Generate!(req, (err: grpc.ServiceError | null, reply: Reply) => (err ? reject(err) : resolve(reply))),
+    );
+  return { client, generate };
+}
+
+/** The four ways the openai client asks: completion and chat, whole and streamed; returns each text. */
+async function fourWays(client: OpenAI, model: string, prompt: string, maxTokens: number) {
+  const messages = [{ role: 'user' as const, content: prompt }];
+  const completion = await client.completions.create({ model, prompt, max_tokens: maxTokens, temperature: 0 });
+  let completionStream = '';
+  const s1 = await client.completions.create({ model, prompt, max_tokens: maxTokens, temperature: 0, stream: true });
+  for await (const c of s1) completionStream += c.choices[0]?.text ?? '';
+  const chat = await client.chat.completions.create({ model, messages, max_tokens: maxTokens, temperature: 0 });
+  let chatStream = '';
+  let usage: OpenAI.CompletionUsage | undefined;
+  const s2 = await client.chat.completions.create({
+    model,
+    messages,
+    max_tokens: maxTokens,
+    temperature: 0,
+    stream: true,
+    stream_options: { include_usage: true },
+  });
+  for await (const c of s2) {
+    chatStream += c.choices[0]?.delta?.content ?? '';
+    if (c.usage) usage = c.usage;
+  }
+  return { completion, completionStream, chat, chatStream, usage };
+}
+
+async function engineText(engine: LLMEngine, prompt: PromptInput, maxTokens: number): Promise<string> {
+  let text = '';
+  for await (const out of engine.generate(prompt, { temperature: 0, maxTokens })) text += out.text;
+  return text;
+}
+
+describeWithModels('examples through serve run and the official openai client', () => {
+  describe('examples/speculative.ts', () => {
+    let server: ServeRun;
+    let engine: LLMEngine;
+    beforeAll(async () => {
+      server = await serveRun(['examples/speculative.ts:app'], 180_000);
+      const pair = defaultPair();
+      engine = await LLMEngine.create({
+        model: pair.target,
+        numThreads: 1,
+        ...(pair.tokenizer ? { tokenizerPath: pair.tokenizer } : {}),
+      });
+    }, 200_000);
+    afterAll(async () => {
+      await engine?.dispose();
+      await server?.stop();
+    });
+
+    it('starts with gRPC on, lists its model, and its greedy text equals the target alone (completion and chat)', async () => {
+      expect(server.grpcAddress).toMatch(/:\d+$/);
+      const client = new OpenAI({ baseURL: `${server.url}/v1`, apiKey: 'none', maxRetries: 0 });
+      expect((await client.models.list()).data.map((m) => m.id)).toEqual(['speculative']);
+      for (const prompt of ['Once upon a time', 'The little dog']) {
+        const r = await fourWays(client, 'speculative', prompt, 40);
+        const alone = await engineText(engine, prompt, 40);
+        const aloneChat = await engineText(engine, { messages: [{ role: 'user', content: prompt }] }, 40);
+        expect(alone.length).toBeGreaterThan(10);
+        expect(r.completion.choices[0]!.text).toBe(alone);
+        expect(r.completionStream).toBe(alone);
+        expect(r.chat.choices[0]!.message.content).toBe(aloneChat);
+        expect(r.chatStream).toBe(aloneChat);
+        expect(r.completion.usage?.completion_tokens).toBeGreaterThan(0);
+        expect(r.usage?.total_tokens).toBe((r.usage?.prompt_tokens ?? 0) + (r.usage?.completion_tokens ?? 0));
+      }
+    }, 240_000);
+
+    it('refuses what the pipeline does not do, in OpenAI shape', async () => {
+      const client = new OpenAI({ baseURL: `${server.url}/v1`, apiKey: 'none', maxRetries: 0 });
+      const err = await client.completions
+        .create({ model: 'speculative', prompt: 'Hi', max_tokens: 4, n: 2 })
+        .catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(OpenAI.BadRequestError);
+      expect((err as InstanceType<typeof OpenAI.BadRequestError>).param).toBe('n');
+      const stop = await client.completions
+        .create({ model: 'speculative', prompt: 'Hi', max_tokens: 4, stop: ['.'] })
+        .catch((e: unknown) => e);
+      expect((stop as InstanceType<typeof OpenAI.BadRequestError>).status).toBe(400);
+      const model = await client.completions
+        .create({ model: 'other', prompt: 'Hi', max_tokens: 4 })
+        .catch((e: unknown) => e);
+      expect((model as InstanceType<typeof OpenAI.NotFoundError>).status).toBe(404);
+    }, 60_000);
+  });
+
+  describe('examples/hybrid-router.ts', () => {
+    let server: ServeRun;
+    beforeAll(async () => {
+      server = await serveRun(['examples/hybrid-router.ts:app'], 180_000);
+    }, 200_000);
+    afterAll(async () => {
+      await server?.stop();
+    });
+
+    it('starts with gRPC on and answers the openai client; the router picks per request and says which', async () => {
+      const client = new OpenAI({ baseURL: `${server.url}/v1`, apiKey: 'none', maxRetries: 0 });
+      const ids = (await client.models.list()).data.map((m) => m.id);
+      expect(ids[0]).toBe('hybrid');
+      expect(ids).toHaveLength(3);
+      for (const prompt of ['Sara had a red ball', 'Explain why the sky is blue']) {
+        const r = await fourWays(client, 'hybrid', prompt, 16);
+        expect(r.completion.choices[0]!.text.length).toBeGreaterThan(0);
+        expect(r.completionStream).toBe(r.completion.choices[0]!.text);
+        expect(r.chatStream).toBe(r.chat.choices[0]!.message.content);
+      }
+      const easy = await client.completions
+        .create({ model: 'hybrid', prompt: 'Sara had a red ball', max_tokens: 4, temperature: 1 })
+        .withResponse();
+      const hard = await client.completions
+        .create({ model: 'hybrid', prompt: 'Explain why the sky is blue', max_tokens: 4, temperature: 1 })
+        .withResponse();
+      expect(easy.response.headers.get('x-flotilla-model')).toBe('small');
+      expect(hard.response.headers.get('x-flotilla-model')).toBe('large');
+      // A model's own name reaches that model, whatever the classifier would say.
+      const named = await client.completions
+        .create({ model: ids[1]!, prompt: 'Explain why the sky is blue', max_tokens: 4 })
+        .withResponse();
+      expect(named.response.headers.get('x-flotilla-model')).toBe('small');
+      const metrics = await (await fetch(`${server.url}/metrics`)).text();
+      expect(metrics).toMatch(/flotilla_hybrid_decisions_total\{[^}]*model="small"[^}]*reason="classifier"/);
+      expect(metrics).toMatch(/flotilla_hybrid_savings_usd_total\{[^}]*\} [0-9.e-]+/);
+    }, 240_000);
+
+    it('answers llm.proto over gRPC (both LLMServers behind one ingress)', async () => {
+      const { client, generate } = llmClient(server.grpcAddress);
+      try {
+        const r = await generate({ prompt: 'Sara had a red ball', max_tokens: 8, temperature: 0 });
+        expect(r.choices[0]!.text.length).toBeGreaterThan(0);
+        expect(r.usage.total_tokens).toBeGreaterThan(8);
+      } finally {
+        client.close();
+      }
+    }, 60_000);
+  });
+
+  describe('examples/cached-llm.ts', () => {
+    let server: ServeRun;
+    beforeAll(async () => {
+      server = await serveRun(['examples/cached-llm.ts:app'], 180_000);
+    }, 200_000);
+    afterAll(async () => {
+      await server?.stop();
+    });
+
+    it('starts with gRPC on, answers the openai client, and serves a repeated greedy request from the cache', async () => {
+      const client = new OpenAI({ baseURL: `${server.url}/v1`, apiKey: 'none', maxRetries: 0 });
+      const model = (await client.models.list()).data[0]!.id;
+      const r = await fourWays(client, model, 'Once upon a time', 16);
+      expect(r.completionStream).toBe(r.completion.choices[0]!.text);
+      expect(r.chatStream).toBe(r.chat.choices[0]!.message.content);
+      const again = await client.completions
+        .create({ model, prompt: 'Once upon a time', max_tokens: 16, temperature: 0 })
+        .withResponse();
+      expect(again.response.headers.get('x-flotilla-cache')).toBe('hit');
+      expect(again.data).toEqual(r.completion);
+      const sampled = await client.completions
+        .create({ model, prompt: 'Once upon a time', max_tokens: 16, temperature: 1 })
+        .withResponse();
+      expect(sampled.response.headers.get('x-flotilla-cache')).toBeNull();
+      const { client: grpcClient, generate } = llmClient(server.grpcAddress);
+      try {
+        const a = await generate({ prompt: 'Lily', max_tokens: 8, temperature: 0 });
+        const b = await generate({ prompt: 'Lily', max_tokens: 8, temperature: 0 });
+        expect(a.choices[0]!.text.length).toBeGreaterThan(0);
+        expect(b).toEqual(a);
+      } finally {
+        grpcClient.close();
+      }
+      const metrics = await (await fetch(`${server.url}/metrics`)).text();
+      expect(metrics).toMatch(/flotilla_response_cache_lookups_total\{[^}]*result="hit"[^}]*\} [2-9]/);
+    }, 240_000);
+  });
+});
