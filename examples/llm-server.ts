@@ -16,7 +16,11 @@
  * Other options (key=value): served_name=NAME, api_keys=K1,K2, api_key_file=FILE, admin_keys=K1,K2 (also the
  * proxy's monitoring routes and /-/shutdown; the only keys shown model paths), metrics_keys=K1,K2 (/metrics, /-/status,
  * /-/dashboard only), max_num_seqs=N, kv_cache_mb=N,
- * kv_cache_dtype=auto|f32|f16 (default auto: f16 for a model held in f16), pii=redact|block|log (personal data in
+ * kv_cache_dtype=auto|f32|f16 (default auto: f16 for a model held in f16),
+ * speculative_model=PATH num_speculative_tokens=K speculative_method=draft|ngram prompt_lookup_max=N prompt_lookup_min=N
+ * speculative_disable_by_batch_size=N (speculative decoding in the engine, vLLM's names; default off),
+ * strict_model_name=true (vLLM's 404 for a request naming another model; default: any name is this model, as on TGI),
+ * vllm_metrics=false (drop the vllm: metric names; default on), pii=redact|block|log (personal data in
  * prompts and outputs; default off), task=auto|generate|embed (embed: /v1/embeddings and gRPC Embed only, as vLLM's
  * --task embed; default auto: everything), pooling=mean|last (how embeddings pool; default: the model's config, else last).
  */
@@ -40,6 +44,14 @@ export function llmOptions(args: Record<string, string | undefined>): LLMServerO
     max_num_seqs,
     kv_cache_mb,
     kv_cache_dtype,
+    speculative_model,
+    num_speculative_tokens,
+    speculative_method,
+    prompt_lookup_max,
+    prompt_lookup_min,
+    speculative_disable_by_batch_size,
+    strict_model_name,
+    vllm_metrics,
     pii,
     task,
     pooling,
@@ -64,6 +76,17 @@ export function llmOptions(args: Record<string, string | undefined>): LLMServerO
   if (max_num_seqs) options.maxNumSeqs = Number(max_num_seqs);
   if (kv_cache_mb) options.kvCacheBytes = Number(kv_cache_mb) * 2 ** 20;
   if (kv_cache_dtype) options.kvCacheDtype = kv_cache_dtype as 'auto' | 'f32' | 'f16';
+  if (speculative_method !== undefined && speculative_method !== 'draft' && speculative_method !== 'ngram')
+    throw new Error(`speculative_method must be draft or ngram, got ${speculative_method}`);
+  if (speculative_model) options.speculativeModel = speculative_model;
+  if (speculative_method) options.speculativeMethod = speculative_method;
+  if (num_speculative_tokens) options.numSpeculativeTokens = Number(num_speculative_tokens);
+  if (prompt_lookup_max) options.promptLookupMax = Number(prompt_lookup_max);
+  if (prompt_lookup_min) options.promptLookupMin = Number(prompt_lookup_min);
+  if (speculative_disable_by_batch_size)
+    options.speculativeDisableByBatchSize = Number(speculative_disable_by_batch_size);
+  if (strict_model_name !== undefined) options.strictModelName = flag(strict_model_name, 'strict_model_name');
+  if (vllm_metrics !== undefined) options.vllmMetrics = flag(vllm_metrics, 'vllm_metrics');
   if (task !== undefined) {
     if (!['auto', 'generate', 'embed'].includes(task))
       throw new Error(`task must be auto, generate or embed, got ${task}`);
@@ -78,6 +101,11 @@ export function llmOptions(args: Record<string, string | undefined>): LLMServerO
     options.pii = { mode: pii as 'redact' | 'block' | 'log' };
   }
   return options;
+}
+
+function flag(v: string, name: string): boolean {
+  if (v !== 'true' && v !== 'false') throw new Error(`${name} must be true or false, got ${v}`);
+  return v === 'true';
 }
 
 export const app = (args: Record<string, string>) => LLM.bind(llmOptions(args));

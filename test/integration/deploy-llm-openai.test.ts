@@ -270,7 +270,7 @@ describeWithModels('LLMServer: OpenAI API through serve run (stories260K)', () =
     expect(bad.status).toBe(400);
     expect((bad.body.error as { param: string }).param).toBe('tokens');
     expect((await post('/tokenize', {})).status).toBe(400);
-    expect((await post('/tokenize', { prompt: 'x', model: 'gpt-9' })).status).toBe(404);
+    expect((await post('/tokenize', { prompt: 'x', model: 'gpt-9' })).status).toBe(200); // any name is the served model
     expect((await post('/tokenize', { prompt: 'x' }, 'sk-wrong-key-000')).status).toBe(401);
   });
 
@@ -317,9 +317,10 @@ describeWithModels('LLMServer: OpenAI API through serve run (stories260K)', () =
     expect(e.type).toBe('invalid_request_error');
     expect(e.message).toContain('temperature');
 
-    const missing = await client.completions.create({ model: 'gpt-9', prompt: 'x' }).catch((err: unknown) => err);
-    expect(missing).toBeInstanceOf(OpenAI.NotFoundError);
-    expect((missing as InstanceType<typeof OpenAI.NotFoundError>).code).toBe('model_not_found');
+    // Any model name is the one served model (as on TGI; strict_model_name=true gives vLLM's 404
+    // model_not_found, see deploy-llm-clients.test.ts), and the answer names the served model.
+    const other = await client.completions.create({ model: 'gpt-9', prompt: 'x', max_tokens: 1 });
+    expect(other.model).toBe('stories260K');
 
     const long = await client.completions
       .create({ model: 'stories260K', prompt: 'x', max_tokens: 100_000 })

@@ -53,6 +53,8 @@ describe('SpecDecodeMetrics', () => {
     expect([s.drafts, s.draftTokens, s.acceptedTokens]).toEqual([3, 9, 4]);
     expect(s.triedByPosition).toEqual([3, 2, 1]);
     expect(s.acceptanceByPosition).toEqual([2 / 3, 1 / 2, 1]);
+    // vLLM's accepted-per-position counters: they sum to the accepted tokens
+    expect(s.acceptedByPosition).toEqual([2, 1, 1]);
     expect(s.agreementRate).toBeCloseTo(4 / 6);
     expect(s.meanTokensPerPass).toBeCloseTo(7 / 3);
   });

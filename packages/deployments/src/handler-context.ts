@@ -18,6 +18,8 @@ export interface ModelInfo {
   randomWeights: boolean;
   /** Unix seconds at load. */
   createdS: number;
+  /** Only `name` is accepted as a request's `model` (vLLM's 404 for others); otherwise any name is (model-name.ts). Default false. */
+  strictName?: boolean;
 }
 
 export interface HandlerContext {

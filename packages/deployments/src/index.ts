@@ -20,6 +20,8 @@ export { RateLimiter } from './rate-limiter.js';
 export { TokenBucket } from './token-bucket.js';
 export { AuditLog, type AuditRecord, type AuditSink } from './audit-log.js';
 export { LLMMetrics } from './llm-metrics.js';
+export { VllmMetrics, VLLM_METRIC_NAMES } from './vllm-metrics.js';
+export { engineSpeculation, DEFAULT_NUM_SPECULATIVE_TOKENS } from './engine-speculation.js';
 export { parseCompletionRequest, parseChatRequest, type OpenAiRequest } from './openai/params.js';
 export { parseTgiRequest, type TgiRequest } from './tgi/params.js';
 export { prepareGeneration, type GenerationSpec, type PreparedGeneration, type PromptSource } from './generation.js';

@@ -1,10 +1,12 @@
 /**
  * The engine's metrics with vLLM's meanings, in a registry of the replica's own: gauges read from
  * engine.stats() at scrape time, histograms fed by the engine's 'request-finished' events. The replica
- * hands the registry's JSON to the proxy's /metrics through collectMetrics() (see LLMServer).
+ * hands the registry's JSON to the proxy's /metrics through collectMetrics() (see LLMServer). Beside the
+ * flotilla_llm_ series, the same figures under vLLM's own names (vllm-metrics.ts) unless turned off.
  */
 import { Counter, Gauge, Histogram, Registry, type MetricObjectWithValues, type MetricValue } from 'prom-client';
 import type { EngineEvent, EngineStats, LLMEngine } from '@flotilla/engine';
+import { VllmMetrics } from './vllm-metrics.js';
 
 const PREFIX = 'flotilla_llm_';
 /** vLLM's TTFT buckets (seconds). */
@@ -26,8 +28,16 @@ export class LLMMetrics {
   private readonly success: Counter<string>;
   private unsubscribe: (() => void) | undefined;
   private engine: LLMEngine | undefined;
+  private readonly vllm: VllmMetrics | undefined;
 
-  constructor(private readonly modelName: string) {
+  /**
+   * `opts.vllm`: also register vLLM's names (default false); `maxModelLen` bounds their token-count buckets
+   * (default 2048); `numSpeculativeTokens`: the engine speculates with this k (adds the spec-decode counters).
+   */
+  constructor(
+    private readonly modelName: string,
+    opts: { vllm?: boolean; maxModelLen?: number; numSpeculativeTokens?: number } = {},
+  ) {
     const registers = [this.registry];
     const labelNames = ['model_name'];
     const stats = () => this.engine?.stats();
@@ -88,6 +98,11 @@ export class LLMMetrics {
       labelNames: ['model_name', 'finished_reason'],
       registers,
     });
+    if (opts.vllm)
+      this.vllm = new VllmMetrics(this.registry, modelName, () => this.engine?.stats(), {
+        maxModelLen: opts.maxModelLen ?? 2048,
+        ...(opts.numSpeculativeTokens !== undefined ? { numSpeculativeTokens: opts.numSpeculativeTokens } : {}),
+      });
   }
 
   /** Starts observing `engine` (once loaded). */
@@ -119,5 +134,6 @@ export class LLMMetrics {
     this.e2e.observe(labels, e.e2eMs / 1000);
     if (!Number.isNaN(e.queueMs)) this.queue.observe(labels, e.queueMs / 1000);
     this.success.inc({ ...labels, finished_reason: e.finishReason });
+    this.vllm?.observe(e);
   }
 }

@@ -40,6 +40,39 @@ export interface LLMServerOptions {
   quantize?: 'int8' | 'int4';
   /** Name clients pass as `model` and see in /v1/models. Default: the model file or directory name ('random-weights' without a model). */
   servedModelName?: string;
+  /**
+   * Refuse a request whose `model` is not servedModelName with 404 model_not_found, as vLLM does. Default
+   * false: this server serves one model, so any name is taken as it, as on a TGI endpoint (Hugging Face's
+   * clients send the endpoint URL or 'tgi'); answers carry servedModelName, /v1/models lists only it.
+   */
+  strictModelName?: boolean;
+  /**
+   * Draft model for speculative decoding inside the engine (vLLM's speculative_model): a path (same kinds as
+   * `model`) sharing the model's vocabulary. Default: none.
+   */
+  speculativeModel?: string;
+  /**
+   * Proposed tokens per step (vLLM's num_speculative_tokens); giving it (or speculativeModel) turns
+   * speculation on. Default 4 when speculation is on.
+   */
+  numSpeculativeTokens?: number;
+  /**
+   * How tokens are proposed (vLLM's speculative method): 'draft' (speculativeModel) or 'ngram' (prompt lookup,
+   * no second model). Default 'draft' with speculativeModel, else 'ngram'.
+   */
+  speculativeMethod?: 'draft' | 'ngram';
+  /** N-gram lookup: longest suffix matched (vLLM's prompt_lookup_max). Default 4. */
+  promptLookupMax?: number;
+  /** N-gram lookup: shortest suffix matched (vLLM's prompt_lookup_min). Default 1. */
+  promptLookupMin?: number;
+  /**
+   * Steps running more than this many decodes do not speculate (vLLM's speculative_disable_by_batch_size): a
+   * batch already reads each weight once for many tokens, and proposals then cost more than they save.
+   * Default: never disabled.
+   */
+  speculativeDisableByBatchSize?: number;
+  /** Also expose the engine's metrics under vLLM's names (`vllm:...`, see vllm-metrics.ts). Default true. */
+  vllmMetrics?: boolean;
   /** Bytes for the KV pool. Default: the engine's (256 MiB). */
   kvCacheBytes?: number;
   /**

@@ -17,8 +17,9 @@
 import { performance } from 'node:perf_hooks';
 import type { DeploymentHandle, GrpcCallInfo, HttpRequestLike, IngressKeys } from '@flotilla/core';
 import { KeyRing, getRequestContext, modelLoadProgress, readKeyFile } from '@flotilla/core';
-import { LLMEngine, type EngineStats } from '@flotilla/engine';
+import { LLMEngine, type EngineSpeculativeOptions, type EngineStats } from '@flotilla/engine';
 import { AuditLog } from './audit-log.js';
+import { engineSpeculation } from './engine-speculation.js';
 import {
   AuthenticationError,
   LLMServerConfigError,
@@ -87,6 +88,8 @@ export class LLMServer {
   /** This server's own admin keys, for model paths when the proxy has no keys (see #isAdmin). */
   readonly #adminKeys: KeyRing;
   #metrics: LLMMetrics | undefined;
+  /** The engine's speculative-decoding option, from options (engine-speculation.ts); undefined: off. */
+  readonly #speculative: EngineSpeculativeOptions | undefined;
   /** The built-in PII guard (options.pii) and its counters; undefined when off. */
   readonly #pii: GuardHooks | undefined;
   readonly #piiRegistry = new Registry();
@@ -105,6 +108,7 @@ export class LLMServer {
       throw new LLMServerConfigError(`quantize must be 'int8' or 'int4', got ${JSON.stringify(options.quantize)}`);
     }
     checkModelPaths(options.model, options.tokenizer);
+    this.#speculative = engineSpeculation(options);
     if (rateLimiter && options.rateLimits) {
       throw new LLMServerConfigError(
     if (options.task !== undefined && !['auto', 'generate', 'embed'].includes(options.task))
@@ -351,6 +355,7 @@ export class LLMServer {
       ...(source.tokenizer !== undefined ? { tokenizerPath: source.tokenizer } : {}),
       ...(o.quantize ? { weightFormat: o.quantize } : {}),
       ...(o.kvCacheDtype ? { kvDtype: o.kvCacheDtype } : {}),
+      ...(this.#speculative ? { speculative: this.#speculative } : {}),
       // A bar on a terminal, a few plain lines otherwise: loading (and quantizing) a big model takes a while.
       onProgress: modelLoadProgress(o.quantize ? `${source.defaultName} (${o.quantize})` : source.defaultName),
       ...pick(o, [
@@ -370,8 +375,13 @@ export class LLMServer {
         'pooling',
       randomWeights: source.randomWeights,
       createdS: Math.floor(Date.now() / 1000),
+      strictName: o.strictModelName === true,
     };
-    this.#metrics = new LLMMetrics(model.name);
+    this.#metrics = new LLMMetrics(model.name, {
+      vllm: o.vllmMetrics ?? true,
+      maxModelLen: engine.maxModelLen,
+      ...(this.#speculative ? { numSpeculativeTokens: this.#speculative.k } : {}),
+    });
     this.#metrics.attach(engine);
     const encoder = new OffLoopTokenizer(engine.tokenizer, { model: source.path, tokenizer: source.tokenizer });
     this.#state = { engine, model, limits: resolveLimits(o.limits, engine.maxModelLen), encoder };

@@ -18,6 +18,7 @@ export {
   resolveSamplingParams,
   checkSamplingParams,
   MAX_LOGPROBS,
+  MAX_SPECULATIVE_K,
   type SamplingParams,
   type ResolvedSamplingParams,
   type SamplingContext,

@@ -17,7 +17,7 @@ import {
   type GrpcCallInfo,
 } from '@flotilla/core';
 import type { SamplingParams, TokenLogprob, Tokenizer } from '@flotilla/engine';
-import { InvalidParameterError, LLMApiError, ModelNotFoundError, type RateLimitError } from '../errors.js';
+import { InvalidParameterError, LLMApiError, type RateLimitError } from '../errors.js';
 import {
   checkParams,
   collectGeneration,
@@ -27,6 +27,7 @@ import {
   type ParamNames,
 } from '../generation.js';
 import type { HandlerContext } from '../handler-context.js';
+import { checkModelName } from '../model-name.js';
 import { tokenText } from '../openai/logprobs.js';
 import { readMessages } from '../openai/params.js';
 import { preparePrompt } from '../prepare-prompt.js';
@@ -116,11 +117,7 @@ const RULES: Partial<Record<keyof GrpcGenerateRequest, NumberRule>> = {
 };
 
 export function grpcSpec(req: GrpcGenerateRequest, ctx: HandlerContext): GenerationSpec {
-  if (req.model && req.model !== ctx.model.name)
-    throw new ModelNotFoundError(
-      `The model '${req.model}' does not exist; this server serves '${ctx.model.name}'.`,
-      'model',
-    );
+  checkModelName(req.model, ctx.model);
   const sources = [
     req.prompt ? 'prompt' : '',
     req.messages?.length ? 'messages' : '',

@@ -12,6 +12,7 @@ import { InvalidParameterError } from '../errors.js';
 import { checkParams, type GenerationSpec, type ParamNames } from '../generation.js';
 import type { ResolvedLimits } from '../llm-server-options.js';
 import { BodyReader } from '../validate.js';
+import { readTgiCompletionParams } from './tgi-params.js';
 
 export interface OpenAiRequest {
   kind: 'completion' | 'chat';
@@ -57,6 +58,7 @@ export function parseCompletionRequest(body: unknown, limits: ResolvedLimits): O
   const r = BodyReader.of(body);
   const prompt = readPrompt(r);
   const params = readSampling(r, limits);
+  const tgi = readTgiCompletionParams(r, params); // Hugging Face's clients post TGI's parameters here
   const names: ParamNames = { ...BASE_NAMES, prompt: 'prompt', promptLogprobs: 'echo' };
   // max_tokens 0 is OpenAI's "score the prompt" (with echo); any other value is the engine's maxTokens.
   const maxTokens = r.raw('max_tokens');
@@ -66,7 +68,7 @@ export function parseCompletionRequest(body: unknown, limits: ResolvedLimits): O
   if (rawLogprobs !== undefined) params.logprobs = rawLogprobs as number;
   checkParams(params, names);
   const logprobs = params.logprobs;
-  const echo = r.boolean('echo') ?? false;
+  const echo = r.boolean('echo') ?? tgi.returnFullText ?? false;
   if (scoreOnly && !echo)
     throw new InvalidParameterError('max_tokens', 'must be >= 1 (0 only with echo: true, to score the prompt)');
   if (scoreOnly && r.boolean('stream'))

@@ -6,6 +6,7 @@ import type { HttpRequestLike, HttpResponseLike } from '@flotilla/core';
 import { LLMApiError, ModelNotFoundError, openAiCodeOf, RateLimitError } from '../errors.js';
 import { collectGeneration, startGeneration, UsageTracker } from '../generation.js';
 import { asClientError } from '../malformed-body.js';
+import { checkModelName } from '../model-name.js';
 import { preparePrompt } from '../prepare-prompt.js';
 import { SSE_HEADERS, sse, type HandlerContext, type HttpChunk, type ModelInfo } from '../handler-context.js';
 import {
@@ -67,12 +68,7 @@ export function modelList(model: ModelInfo, maxModelLen: number) {
 }
 
 async function* serve(r: OpenAiRequest, ctx: HandlerContext): AsyncGenerator<HttpChunk> {
-  if (r.model !== undefined && r.model !== ctx.model.name) {
-    throw new ModelNotFoundError(
-      `The model '${r.model}' does not exist; this server serves '${ctx.model.name}'.`,
-      'model',
-    );
-  }
+  checkModelName(r.model, ctx.model);
   const prepared = await preparePrompt(ctx, r.spec);
   ctx.promptText = prepared.promptText;
   await ctx.admit(prepared);

@@ -10,21 +10,16 @@
  * context, is refused before any work; a long prompt is tokenized off the event loop (HandlerContext.encoder).
  */
 import type { HttpRequestLike } from '@flotilla/core';
-import { ContextLimitError, InvalidParameterError, ModelNotFoundError } from '../errors.js';
+import { ContextLimitError, InvalidParameterError } from '../errors.js';
 import type { HandlerContext, HttpChunk } from '../handler-context.js';
+import { checkModelName } from '../model-name.js';
 import { renderChat } from '../prepare-prompt.js';
 import { checkPromptSize, checkTextBytes } from '../prompt-limits.js';
 import { BodyReader } from '../validate.js';
 import { readMessages } from './params.js';
 
 function checkModel(r: BodyReader, ctx: HandlerContext): void {
-  const model = r.string('model');
-  if (model !== undefined && model !== ctx.model.name) {
-    throw new ModelNotFoundError(
-      `The model '${model}' does not exist; this server serves '${ctx.model.name}'.`,
-      'model',
-    );
-  }
+  checkModelName(r.string('model'), ctx.model);
 }
 
 /** One request from the key's request bucket, no tokens: the generation routes' admission with nothing to generate. */

@@ -22,6 +22,8 @@ export interface SpecDecodeStats {
   acceptanceByPosition: number[];
   /** Per draft position: how often it was tried. */
   triedByPosition: number[];
+  /** Per draft position: how often its proposal was accepted (vLLM's spec_decode_num_accepted_tokens_per_pos). */
+  acceptedByPosition: number[];
 }
 
 export class SpecDecodeMetrics {
@@ -55,6 +57,7 @@ export class SpecDecodeMetrics {
       meanTokensPerPass: this.drafts > 0 ? (this.acceptedTokens + this.drafts) / this.drafts : 0,
       acceptanceByPosition: this.tried.map((t, i) => (t > 0 ? (this.accepted[i] ?? 0) / t : 0)),
       triedByPosition: [...this.tried],
+      acceptedByPosition: this.tried.map((_, i) => this.accepted[i] ?? 0),
     };
   }
 }
