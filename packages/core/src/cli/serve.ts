@@ -144,7 +144,7 @@ export function buildProgram(plugins: readonly CliPlugin[] = []): Command {
     .option('--target <kind>', 'what to build for (only kubernetes)', 'kubernetes')
     .option(
       '--image <image>',
-      'container image with Node 20, this repository and the application at the same path (default: flotilla:latest)',
+      'container image with Node 20, this repository and the application at the same path (default: flotilla:VERSION, as the Dockerfile builds it)',
     )
     .option('--name <name>', 'base name of the Kubernetes objects (default: flotilla)')
     .option('--namespace <ns>', "namespace of the objects (default: none, i.e. kubectl's)")
