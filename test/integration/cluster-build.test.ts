@@ -29,6 +29,7 @@ describe('serve build --target kubernetes', () => {
       'cluster-secret.yaml',
       'configmap.yaml',
       'gpu-agent-hpa.yaml',
+      'gpu-agent-pdb.yaml',
       'gpu-agent-service.yaml',
       'gpu-agent-statefulset.yaml',
       'head-deployment.yaml',
@@ -53,6 +54,7 @@ describe('serve build --target kubernetes', () => {
       'HorizontalPodAutoscaler',
       'Kustomization',
       'NetworkPolicy',
+      'PodDisruptionBudget',
       'Secret',
       'Service',
       'Service',
@@ -111,7 +113,7 @@ describe('serve build --target kubernetes', () => {
 
     const config = parseServeConfig(docs['configmap.yaml']!.data['serve.yaml']);
     expect(config.applications[0]).toMatchObject({ name: 'default', importPath: 'examples/cluster.ts:app' });
-    expect(parse(readFileSync(path.join(out, 'kustomization.yaml'), 'utf8')).resources).toHaveLength(8);
+    expect(parse(readFileSync(path.join(out, 'kustomization.yaml'), 'utf8')).resources).toHaveLength(9);
 
     // The cluster token: generated (crypto random), in a Secret written owner-only, mounted read-only
     // (0400) by head and agents and referenced by their flags; no TLS material without --cluster-tls-*.

@@ -22,7 +22,7 @@ export interface BuildOptions {
   out: string;
   /** Default: 'kubernetes' (the only one). */
   target?: string;
-  /** Default: 'flotilla:latest'. */
+  /** Default: defaultImage(), the tag the Dockerfile's instructions build (`flotilla:<version>`). */
   image?: string;
   /** Default: 'flotilla'. */
   name?: string;
@@ -59,7 +59,7 @@ export async function buildCommand(
   const manifests = kubernetesManifests({
     name: opts.name ?? 'flotilla',
     namespace: opts.namespace,
-    image: opts.image ?? 'flotilla:latest',
+    image: opts.image ?? defaultImage(),
     target: relTarget,
     args: words,
     app: appName,
@@ -185,6 +185,15 @@ function defaultConfig(app: string, importPath: string, args: Record<string, str
       { name: app, route_prefix: '/', import_path: importPath, ...(Object.keys(args).length > 0 ? { args } : {}) },
     ],
   });
+}
+
+/**
+ * `flotilla:<the repository's version>`, as the Dockerfile's header builds it (`docker build -t flotilla:0.1.0 .`):
+ * a fixed tag, so nodes run the image that was built (`latest` would make Kubernetes pull on every start).
+ */
+export function defaultImage(): string {
+  const { version } = createRequire(import.meta.url)('../../../../package.json') as { version: string };
+  return `flotilla:${version}`;
 }
 
 function yaml(): typeof import('yaml') {

@@ -13,7 +13,10 @@
  *   - a Secret with the cluster token (and TLS material when given), mounted read-only (0400) by the head
  *     (--cluster-token-file, --cluster-tls-*) and the agents (--token-file, --tls-*), each pod getting
  *     only the keys it needs (the agents never see the head's key);
- *   - a NetworkPolicy on the head: the cluster port admits the agent pods only (HTTP and gRPC stay open).
+ *   - a NetworkPolicy on the head: the cluster port admits the agent pods only (HTTP and gRPC stay open);
+ *   - a PodDisruptionBudget for the agents: node drains evict one agent at a time, so the controller can
+ *     place its replicas elsewhere (none for the head: one pod, whose PDB could only block drains).
+ * The head drains for HEAD_DRAIN_TIMEOUT_S on SIGTERM; its grace period leaves time to stop after that.
  */
 import { createHash } from 'node:crypto';
 
@@ -75,6 +78,8 @@ export interface Manifest {
 export const PORTS = { http: 8000, grpc: 9000, cluster: 9100 } as const;
 /** Queued requests per agent pod the HPA aims at. */
 const HPA_QUEUE_TARGET = '4';
+/** The head's --drain-timeout; its terminationGracePeriodSeconds adds time to stop replicas after it. */
+export const HEAD_DRAIN_TIMEOUT_S = 30;
 
 export function kubernetesManifests(input: ManifestInput): Manifest[] {
   const gpuDeployments = input.deployments.filter((d) => d.gpus > 0);
@@ -91,6 +96,7 @@ export function kubernetesManifests(input: ManifestInput): Manifest[] {
       { file: 'gpu-agent-service.yaml', object: agentService(input) },
       { file: 'gpu-agent-statefulset.yaml', object: agentStatefulSet(input, sizing) },
       { file: 'gpu-agent-hpa.yaml', object: agentHpa(input, gpuDeployments, sizing) },
+      { file: 'gpu-agent-pdb.yaml', object: agentPdb(input) },
     );
   }
   return out;
@@ -212,6 +218,8 @@ function headDeployment(input: ManifestInput) {
       String(PORTS.cluster),
       '--config',
       '/etc/flotilla/serve.yaml',
+      '--drain-timeout',
+      String(HEAD_DRAIN_TIMEOUT_S * 1000),
       ...headClusterFlags(input),
     ],
     // The head hosts only CPU replicas; GPU ones go to agents.
@@ -246,7 +254,7 @@ function headDeployment(input: ManifestInput) {
         spec: {
           containers: [container],
           volumes: [{ name: 'config', configMap: { name: `${input.name}-config` } }, secretVolume(input, headKeys)],
-          terminationGracePeriodSeconds: 45,
+          terminationGracePeriodSeconds: HEAD_DRAIN_TIMEOUT_S + 15,
         },
       },
     },
@@ -387,5 +395,14 @@ function agentHpa(input: ManifestInput, gpuDeployments: DeploymentResources[], s
       })),
       behavior: { scaleDown: { stabilizationWindowSeconds: 300 } },
     },
+  };
+}
+
+function agentPdb(input: ManifestInput) {
+  return {
+    apiVersion: 'policy/v1',
+    kind: 'PodDisruptionBudget',
+    metadata: meta(input, `${input.name}-gpu-agent`, 'gpu-agent'),
+    spec: { maxUnavailable: 1, selector: { matchLabels: labels(input, 'gpu-agent') } },
   };
 }
