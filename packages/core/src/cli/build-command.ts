@@ -94,7 +94,7 @@ export async function buildCommand(
           : 'TLS'
         : 'no TLS (pass --cluster-tls-ca/--cluster-tls-cert/--cluster-tls-key to encrypt it)'
     }; a NetworkPolicy admits only the agents (docs/security.md).\n` +
-    `Apply with \`kubectl apply -k ${opts.out}\`; the HPA needs prometheus-adapter (docs/architecture.md).\n`
+    `Apply with \`kubectl apply -k ${opts.out}\`; the HPA needs prometheus-adapter with deploy/prometheus-adapter/rules.yaml (deploy/README.md).\n`
   );
 }
 

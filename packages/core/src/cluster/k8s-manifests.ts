@@ -382,7 +382,7 @@ function agentHpa(input: ManifestInput, gpuDeployments: DeploymentResources[], s
       scaleTargetRef: { apiVersion: 'apps/v1', kind: 'StatefulSet', name: `${input.name}-gpu-agent` },
       minReplicas: sizing.minPods,
       maxReplicas: Math.max(sizing.minPods, sizing.maxPods),
-      // Needs prometheus-adapter exposing Flotilla's gauge as an External metric (docs/architecture.md).
+      // Needs prometheus-adapter exposing Flotilla's gauge as an External metric (deploy/prometheus-adapter/rules.yaml).
       metrics: gpuDeployments.map((d) => ({
         type: 'External',
         external: {
