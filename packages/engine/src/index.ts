@@ -26,7 +26,10 @@ export {
 export {
   ChatTemplate,
   DEFAULT_CHAT_TEMPLATE,
+  defaultToolPrompt,
   type ChatMessage,
+  type ToolCall,
+  type ToolDefinition,
   type ChatTemplateOptions,
   type RenderOptions,
 } from './chat-template.js';
@@ -52,3 +55,5 @@ export * from './sample/index.js';
 export * from './spec-decode/index.js';
 export type { LLMEngineStats } from './llm-engine.js';
 export type { SpeculativeParams } from './sampling-params.js';
+export { checkGuidedSpec, type GuidedSpec } from './guided/guided-spec.js';
+export { GrammarCheckerBusyError } from './guided/grammar-checker.js';

@@ -19,6 +19,7 @@ import {
   KvCapacityError,
   SamplingParamsError,
 } from './errors.js';
+import { GuidedDecoding } from './guided/guided-decoding.js';
 import type { LoadedModel, LoadModelOptions } from './model-loader/load-model.js';
 import type { ModelSpec } from './model-loader/model-spec.js';
 import { ModelRunner } from './model-runner.js';
@@ -56,6 +57,11 @@ export interface LLMEngineOptions extends Omit<LoadModelOptions, 'maxBatchTokens
   eosToken?: string;
   /** Speculative decoding (n-gram lookup or a draft model); requests tune it with SamplingParams.speculative. Default none. */
   speculative?: EngineSpeculativeOptions;
+  /**
+   * Guided decoding (SamplingParams.guided): XGrammar starts with the engine (a few hundred ms) so that
+   * prepare() can compile grammars. false: requests with `guided` are refused. Default true.
+   */
+  guidedDecoding?: boolean;
   /** How embed() pools hidden states. Default: the model's pooling config (sentence-transformers 1_Pooling), else 'last'. */
   pooling?: PoolingType;
 }
@@ -95,6 +101,7 @@ export class LLMEngine implements AsyncDisposable {
   private readonly modelStopIds: number[];
   private readonly embedder: EmbeddingQueue;
   private specDecoder: SpecDecoder | null = null;
+  private guided: GuidedDecoding | null = null;
   private ownedDraft: LoadedModel | null = null;
   private loop: Promise<void> | null = null;
   private disposed = false;
@@ -156,10 +163,14 @@ export class LLMEngine implements AsyncDisposable {
       eosToken: _e,
       speculative: _s,
       pooling: _pl,
+      guidedDecoding: _gd,
       ...loadOptions
     } = rest;
     if (typeof model !== 'string')
-      return LLMEngine.withSpeculation(new LLMEngine(model, false, options), options, loadOptions);
+      return LLMEngine.withGuided(
+        await LLMEngine.withSpeculation(new LLMEngine(model, false, options), options, loadOptions),
+        options,
+      );
     const { loadModel } = await import('./model-loader/load-model.js');
     const loaded = await loadModel(model, {
       ...loadOptions,
@@ -167,11 +178,29 @@ export class LLMEngine implements AsyncDisposable {
       maxBatchSeqs: maxNumSeqs ?? DEFAULT_MAX_NUM_SEQS,
     });
     try {
-      return await LLMEngine.withSpeculation(new LLMEngine(loaded, true, options), options, loadOptions);
+      return await LLMEngine.withGuided(
+        await LLMEngine.withSpeculation(new LLMEngine(loaded, true, options), options, loadOptions),
+        options,
+      );
     } catch (err) {
       loaded.dispose();
       throw err;
     }
+  }
+
+  private static async withGuided(engine: LLMEngine, options: LLMEngineOptions): Promise<LLMEngine> {
+    if (options.guidedDecoding === false) return engine;
+    try {
+      engine.guided = await GuidedDecoding.create(
+        engine.tokenizer,
+        engine.loaded.model.config.vocabSize,
+        engine.modelStopIds,
+      );
+    } catch (err) {
+      await engine.dispose();
+      throw err;
+    }
+    return engine;
   }
 
   private static async withSpeculation(
@@ -218,6 +247,11 @@ export class LLMEngine implements AsyncDisposable {
         'promptLogprobs',
         `needs the prompt in one step: at most ${this.scheduler.maxNumBatchedTokens} tokens (maxNumBatchedTokens), got ${tokenIds.length}`,
       );
+    }
+    if (params.guided) {
+      if (!this.guided)
+        throw new SamplingParamsError('guided', 'guided decoding is off on this engine (guidedDecoding: false)');
+      this.guided.compile(params.guided); // cached for generate()
     }
     this.checkCapacity(tokenIds.length + params.maxTokens);
     return new PreparedRequest(this, tokenIds, params, text, (ids) => this.tokenizer.decode(ids));
@@ -271,6 +305,10 @@ export class LLMEngine implements AsyncDisposable {
         parent: samples[0]?.seq ?? null,
         arrivalTime,
       });
+      if (params.guided && this.guided) {
+        seq.guided = this.guided.matcher(params.guided, stopTokenIds);
+        void seq.guided.refresh(); // the first mask, computed while a step in flight runs
+      }
       samples.push(new SampleState(seq, this.tokenizer));
     }
     const stream = new RequestStream(requestId, () => this.abort(requestId));
@@ -444,6 +482,11 @@ export class LLMEngine implements AsyncDisposable {
       this.processSpecStep(out, result, t0);
       return true;
     }
+    if (this.guided && (await refreshMasks(out))) {
+      // a request may have been aborted while its masks were computed: it leaves the step
+      dropFinished(out);
+      if (out.seqs.length === 0) return true;
+    }
     const spec = this.specDecoder
       ? await this.specDecoder.step(out, this.loaded.model, this.runner, this.scheduler.blockManager)
       : null;
@@ -465,6 +508,7 @@ export class LLMEngine implements AsyncDisposable {
       const token = result.tokens[i]!;
       const seq = out.seqs[i]!;
       if (token < 0 || seq.finishReason === 'abort') continue;
+      if (seq.guided) this.acceptGuided(seq, token);
       const lp = seq.params.logprobs !== undefined ? logprobOf(result, i, token, seq.params.logprobs) : null;
       if (this.acceptSampled(seq, token, lp, now)) generated++;
     }
@@ -499,6 +543,8 @@ export class LLMEngine implements AsyncDisposable {
     this.noteAdmissions(out, t0);
     let generated = 0;
     this.scheduler.updateSpeculative(out, spec.tokenIds, spec.numDraftTokens, (i, j, token) => {
+      const seq = out.seqs[i]!;
+      if (seq.guided && seq.finishReason !== 'abort') this.acceptGuided(seq, token);
       if (this.acceptSampled(out.seqs[i]!, token, spec.logprobs[i]?.[j] ?? null, now)) generated++;
     });
     // Rolled-back blocks may return at the same block-table index, which the runner's row cache
@@ -512,6 +558,14 @@ export class LLMEngine implements AsyncDisposable {
       numPreempted: out.preempted.length,
       durationMs: now - t0,
     });
+  }
+
+  /**
+   * Advances a guided sequence's grammar by its sampled token (always one its mask allowed). Should the
+   * grammar refuse it anyway, the sequence stops rather than continue outside the grammar.
+   */
+  private acceptGuided(seq: Sequence, token: number): void {
+    if (!seq.guided!.accept(token) && !seq.isFinished) this.scheduler.finish(seq, 'stop');
   }
 
   private noteAdmissions(out: SchedulerOutput, t0: number): void {
@@ -537,6 +591,8 @@ export class LLMEngine implements AsyncDisposable {
 
   private retireSample(req: RequestState, sample: SampleState): void {
     const seq = sample.seq;
+    seq.guided?.dispose();
+    seq.guided = null;
     this.samples.delete(seq.seqId);
     const end = performance.now();
     const ttft = sample.firstTokenAt - req.arrivalTime;
@@ -570,10 +626,35 @@ export class LLMEngine implements AsyncDisposable {
     for (const sample of req.samples) {
       if (!sample.seq.isFinished) this.scheduler.finish(sample.seq, 'abort');
       this.samples.delete(sample.seq.seqId);
+      sample.seq.guided?.dispose();
+      sample.seq.guided = null;
     }
     this.requests.delete(req.requestId);
     req.detachSignal?.();
     req.detachSignal = null;
     req.stream.fail(err);
+  }
+}
+
+/** Computes the masks of the guided sequences that sample in this step; false when all were ready. */
+async function refreshMasks(out: SchedulerOutput): Promise<boolean> {
+  const pending: Promise<void>[] = [];
+  for (let i = 0; i < out.seqs.length; i++) {
+    const seq = out.seqs[i]!;
+    if (seq.guided && !seq.guided.mask && seq.numComputedTokens + out.numNewTokens[i]! === seq.numTokens)
+      pending.push(seq.guided.refresh());
+  }
+  if (pending.length === 0) return false;
+  await Promise.all(pending);
+  return true;
+}
+
+/** Removes sequences no longer running (finished meanwhile) from a scheduled step. */
+function dropFinished(out: SchedulerOutput): void {
+  for (let i = out.seqs.length - 1; i >= 0; i--) {
+    if (out.seqs[i]!.status === 'running') continue;
+    out.numBatchedTokens -= out.numNewTokens[i]!;
+    out.seqs.splice(i, 1);
+    out.numNewTokens.splice(i, 1);
   }
 }

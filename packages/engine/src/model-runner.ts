@@ -11,6 +11,7 @@
  * it fills directly (no copy), and speculative steps hand verify() `verifyOutput`. A step's result
  * arrays are views of them, so they hold until the next step of this runner.
  */
+import { MaskPacker } from './guided/token-mask.js';
 import { logitBiasSize, writeLogitBias } from './logit-bias.js';
 import type { NativeStepBatch, NativeStepOutput, NativeStepResult, NativeVerifyOutput } from './native/native-types.js';
 import { MAX_LOGPROBS } from './sampling-params.js';
@@ -47,6 +48,8 @@ export class ModelRunner {
   private readonly biasOffsets: Int32Array;
   private biasTokens = new Int32Array(0);
   private biasValues = new Float32Array(0);
+  /** Allowed-token masks of the step's guided sequences; made at the first guided step. */
+  private masks: MaskPacker | null = null;
 
   constructor(model: StepModel, opts: ModelRunnerOptions) {
     this.model = model;
@@ -123,7 +126,34 @@ export class ModelRunner {
     b.queryStartLoc[S] = t;
     b.penaltyOffsets[S] = p;
     this.writeBias(out);
+    this.writeMasks(out);
     return b;
+  }
+
+  /**
+   * The masks of guided sequences that sample in this step (computed beforehand: GuidedMatcher.refresh),
+   * or none: the arrays go to the native step only when some sequence has one.
+   */
+  private writeMasks(out: SchedulerOutput): void {
+    const b = this.batch;
+    const S = out.seqs.length;
+    let packer: MaskPacker | null = null;
+    for (let s = 0; s < S; s++) {
+      const g = out.seqs[s]!.guided;
+      if (!g || !b.sampleMask[s]) continue;
+      if (!g.mask) throw new Error(`assertion: guided sequence ${out.seqs[s]!.seqId} has no mask for this step`);
+      if (!packer) {
+        packer = this.masks ??= new MaskPacker(g.mask.length * 32, this.rowSeqId.length);
+        packer.reset(S);
+      }
+      packer.add(s, g.mask);
+    }
+    if (!packer) {
+      b.tokenMask = b.tokenMaskOffsets = undefined;
+      return;
+    }
+    b.tokenMask = packer.tokenMask;
+    b.tokenMaskOffsets = packer.offsets;
   }
 
   /** The step's logit bias (logit-bias.ts), or none: the arrays go to the native step only when some sequence has one. */

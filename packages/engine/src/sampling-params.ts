@@ -5,6 +5,9 @@
  * checkSamplingParams with their fields renamed, then put their own names back on the errors.
  */
 import { ContextLengthError, SamplingParamsError } from './errors.js';
+import { checkGuidedSpec, type GuidedSpec } from './guided/guided-spec.js';
+
+export type { GuidedSpec } from './guided/guided-spec.js';
 
 export interface SamplingParams {
   /** Softmax temperature; 0 samples greedily. Default 1. */
@@ -61,6 +64,15 @@ export interface SamplingParams {
    * exactly as without it (identical when greedy). Default: the engine's `speculative` option.
    */
   speculative?: SpeculativeParams | false;
+  /**
+   * Guided decoding (structured output): every token is sampled from those that keep the output a
+   * prefix of a sentence of this grammar (a JSON schema, any JSON object, a regex, one of some choices,
+   * an EBNF grammar), and the output ends only when the sentence is complete (or at maxTokens, then
+   * incomplete, finish reason 'length'). Compiled when the request is prepared: a bad schema, regex or
+   * grammar throws SamplingParamsError naming 'guided'. Guided sequences do not speculate. Not with
+   * minTokens or promptLogprobs. Default none.
+   */
+  guided?: GuidedSpec;
 }
 
 export interface SpeculativeParams {
@@ -96,6 +108,8 @@ export interface ResolvedSamplingParams {
   logitBias: ReadonlyArray<readonly [number, number]>;
   /** Undefined: the engine's default. */
   speculative?: SpeculativeParams | false;
+  /** Undefined: unconstrained. */
+  guided?: GuidedSpec;
 }
 
 /** What validation needs to know about the model and the prompt. */
@@ -131,6 +145,7 @@ const KNOWN = new Set<string>([
   'frequencyPenalty',
   'logitBias',
   'speculative',
+  'guided',
 ]);
 
 /** The range of one logit bias, OpenAI's. */
@@ -189,8 +204,13 @@ export function resolveSamplingParams(input: unknown, ctx: SamplingContext): Res
   if (promptLogprobs !== undefined && n !== 1)
     throw new SamplingParamsError('promptLogprobs', `needs n = 1, got n = ${n}`);
   const speculative = speculativeParams(p.speculative);
+  const guided = p.guided === undefined || p.guided === null ? undefined : checkGuidedSpec(p.guided);
+  if (guided && promptLogprobs !== undefined)
+    throw new SamplingParamsError('promptLogprobs', 'cannot be combined with guided decoding');
+  if (guided && minTokens > 0) throw new SamplingParamsError('minTokens', 'cannot be combined with guided decoding');
   return {
     ...(speculative !== undefined ? { speculative } : {}),
+    ...(guided !== undefined ? { guided } : {}),
     temperature,
     topP,
     topK,

@@ -4,6 +4,7 @@
  * one that catches up over several steps, a prefix-cache hit one that starts ahead, a preempted one
  * that fell back to zero, a decode one token behind (and a speculative verify, later, 1 + k behind).
  */
+import type { GuidedMatcher } from './guided/guided-matcher.js';
 import type { ResolvedSamplingParams } from './sampling-params.js';
 
 export type SequenceStatus = 'waiting' | 'running' | 'preempted' | 'finished';
@@ -65,6 +66,8 @@ export class Sequence {
    * hits, and its step returns logits for every prompt row (prompt-logprobs.ts).
    */
   promptLogprobsPending: boolean;
+  /** Grammar state of a guided sequence (params.guided): advanced by each kept token, freed when it ends. */
+  guided: GuidedMatcher | null = null;
 
   constructor(init: SequenceInit) {
     this.seqId = init.seqId;

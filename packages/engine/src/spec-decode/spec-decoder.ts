@@ -67,7 +67,8 @@ export class SpecDecoder {
   /** Proposed tokens a sequence wants per step, and by which method (k 0 = none). */
   configFor(seq: Sequence): { k: number; method: SpeculativeMethod } {
     const s = seq.params.speculative;
-    if (s === false) return { k: 0, method: this.opts.method };
+    // A guided sequence's mask holds for its next token only: it does not speculate.
+    if (s === false || seq.params.guided) return { k: 0, method: this.opts.method };
     const method = s?.method ?? this.opts.method;
     const k = method === 'draft' && !this.opts.draft ? 0 : (s?.k ?? this.opts.k);
     return { k, method };
@@ -86,6 +87,9 @@ export class SpecDecoder {
     // Verification samples in JS from raw logits: a step holding a sequence with a logit bias (or a
     // min_tokens ban, logit-bias.ts) runs as a plain native step, which applies it.
     if (out.seqs.some(hasLogitBias)) return null;
+    // Guided sequences ride along without proposals; only native verification applies their masks
+    // (k = 0: the step's own masked draw), so a step that would verify in JS runs as a plain step.
+    if (out.seqs.some((seq) => seq.guided) && (!model.verify || out.seqs.some(wantsLogprobs))) return null;
     const plans = this.plan(out);
     if (plans.length === 0) return null;
     const proposals = await this.propose(plans);
