@@ -12,6 +12,9 @@
  *   curl -sN localhost:8000/generate_stream -H 'content-type: application/json' -d '{"inputs":"Lily","parameters":{"max_new_tokens":20}}'
  *
  * Pass the same arguments as examples/llm-server.ts to override (`npm start -- model=PATH`).
+ * Speculative decoding with the bundled draft is one argument away and off by default, because on a CPU it
+ * pays for greedy requests at one stream but slows sampled ones and batches (README, bench:spec-decode):
+ *   npm start -- speculative_model=models/flotilla-stories/draft speculative_disable_by_batch_size=1
  * The non-LLM pipeline that used to be the default is examples/pipeline.ts.
  */
 import { existsSync, readdirSync, statSync } from 'node:fs';

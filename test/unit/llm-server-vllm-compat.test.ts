@@ -7,7 +7,7 @@ import { Registry } from 'prom-client';
 import { describe, expect, it } from 'vitest';
 import type { EngineEvent, LLMEngineStats } from '@flotilla/engine';
 import { llmOptions } from '../../examples/llm-server.js';
-import { engineSpeculation } from '../../packages/deployments/src/engine-speculation.js';
+import { engineSpeculation, speculationBanner } from '../../packages/deployments/src/engine-speculation.js';
 import { LLMServerConfigError, ModelNotFoundError } from '../../packages/deployments/src/errors.js';
 import { resolveLimits } from '../../packages/deployments/src/llm-server-options.js';
 import { checkModelName } from '../../packages/deployments/src/model-name.js';
@@ -37,6 +37,9 @@ describe('speculative options (vLLM names) → the engine', () => {
       }),
     ).toEqual({ k: 4, method: 'ngram', ngram: { maxN: 5, minN: 2 }, disableByBatchSize: 5 });
     expect(engineSpeculation({ numSpeculativeTokens: 2 })).toEqual({ k: 2, method: 'ngram' });
+    expect(speculationBanner({ k: 3, method: 'draft', draftModel: 'd', disableByBatchSize: 5 })).toContain(
+      'draft model d, 3 tokens per step, off when more than 4 decodes run',
+    );
   });
 
   it('refuses bad combinations at construction, naming the option', () => {

@@ -77,3 +77,10 @@ function positiveInt(v: number | undefined, name: string): number | undefined {
   if (!Number.isInteger(v) || v < 1) throw new LLMServerConfigError(`${name} must be an integer >= 1, got ${v}`);
   return v;
 }
+
+/** One line for the server's log saying how the engine speculates. */
+export function speculationBanner(s: EngineSpeculativeOptions): string {
+  const how = s.method === 'draft' ? `draft model ${String(s.draftModel)}` : 'n-gram prompt lookup';
+  const cut = s.disableByBatchSize !== undefined ? `, off when more than ${s.disableByBatchSize - 1} decodes run` : '';
+  return `[flotilla] LLMServer: speculative decoding with ${how}, ${s.k} tokens per step${cut}\n`;
+}

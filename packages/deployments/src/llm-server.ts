@@ -19,7 +19,7 @@ import type { DeploymentHandle, GrpcCallInfo, HttpRequestLike, IngressKeys } fro
 import { KeyRing, getRequestContext, modelLoadProgress, readKeyFile } from '@flotilla/core';
 import { LLMEngine, type EngineSpeculativeOptions, type EngineStats } from '@flotilla/engine';
 import { AuditLog } from './audit-log.js';
-import { engineSpeculation } from './engine-speculation.js';
+import { engineSpeculation, speculationBanner } from './engine-speculation.js';
 import {
   AuthenticationError,
   LLMServerConfigError,
@@ -369,6 +369,7 @@ export class LLMServer {
         'chatTemplate',
       ]),
     });
+    if (this.#speculative) process.stderr.write(speculationBanner(this.#speculative));
     const model: ModelInfo = {
       name: o.servedModelName ?? source.defaultName,
       path: source.path,
