@@ -52,13 +52,13 @@ export class UnauthenticatedError extends FlotillaError {
   override readonly code = 'UNAUTHENTICATED';
   override readonly httpStatus = 401;
 }
-/** The caller cancelled (client disconnect, AbortSignal, breaking out of a stream). */
-export class RequestCancelledError extends FlotillaError {
 /** The caller's key is valid but may not do this (e.g. an API key on an admin route). */
 export class ForbiddenError extends FlotillaError {
   override readonly code = 'FORBIDDEN';
   override readonly httpStatus = 403;
 }
+/** The caller cancelled (client disconnect, AbortSignal, breaking out of a stream). */
+export class RequestCancelledError extends FlotillaError {
   override readonly code = 'CANCELLED';
   override readonly httpStatus = 499;
 }
@@ -93,9 +93,9 @@ export const errorClasses = {
   BackPressureError,
   UnavailableError,
   UnauthenticatedError,
+  ForbiddenError,
   RequestCancelledError,
   ActorDiedError,
-  ForbiddenError,
   DeploymentConfigError,
   UserCodeError,
   ClusterError,

@@ -257,14 +257,6 @@ export interface NativeModel {
     draft?: NativeDraftProbs | null,
     out?: NativeVerifyOutput,
   ): Promise<NativeVerifyResult>;
-  /** Frees weights, mappings and the KV pool. Further calls throw. */
-  dispose(): void;
-}
-
-export interface NativeBinding {
-  /** Loads weights and allocates the KV pool; rejects with an Error whose `code` is one of NativeErrorCode. */
-  loadModel(options: NativeLoadOptions, onProgress?: (done: number, total: number) => void): Promise<NativeModel>;
-  /**
   /**
    * Embeddings in one call (no sampling): the batch's forward pass without the classifier, then each
    * sequence's final-normed hidden rows pooled — 'mean' over its rows or its 'last' row — in double and
@@ -274,13 +266,21 @@ export interface NativeBinding {
    * only on its own sequence's tokens. Optional in the type (test fakes lack it); the addon has it.
    */
   embed?(batch: NativeStepBatch, pooling: NativeEmbedPooling, out?: Float32Array): Promise<Float32Array>;
+  /** Frees weights, mappings and the KV pool. Further calls throw. */
+  dispose(): void;
+}
+
+/** How embed() pools a sequence's hidden rows. */
+export type NativeEmbedPooling = 'mean' | 'last';
+
+export interface NativeBinding {
+  /** Loads weights and allocates the KV pool; rejects with an Error whose `code` is one of NativeErrorCode. */
+  loadModel(options: NativeLoadOptions, onProgress?: (done: number, total: number) => void): Promise<NativeModel>;
+  /**
    * What this CPU offers, and `kernels`: the kernel set a CPU model loaded now would use ('avx512' | 'avx2' |
    * 'scalar'; the best this CPU and build run, unless FLOTILLA_CPU_ISA or FLOTILLA_FORCE_SCALAR says otherwise).
    */
   cpuFeatures(): { avx2: boolean; avx512: boolean; fma: boolean; f16c: boolean; threads: number; kernels: string };
-/** How embed() pools a sequence's hidden rows. */
-export type NativeEmbedPooling = 'mean' | 'last';
-
   /** Measures sequential memory read bandwidth in bytes/s (for benchmarks' bandwidth bound). */
   measureReadBandwidth(bytes: number): number;
   /**
