@@ -6,7 +6,7 @@
  */
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
-import Ajv from 'ajv';
+import { Ajv } from 'ajv';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { LLMEngine, type RequestOutput, type SamplingParams } from '../../packages/engine/src/index.js';
 import { repoRoot } from '../helpers/models.js';
