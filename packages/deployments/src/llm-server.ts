@@ -25,8 +25,8 @@ import {
   LLMServerConfigError,
   ModelUnavailableError,
   RateLimiterUnavailableError,
-} from './errors.js';
   UnsupportedTaskError,
+} from './errors.js';
 import { estimatedTokens, type HandlerContext, type HttpChunk, type ModelInfo } from './handler-context.js';
 import { findRoute } from './http-routes.js';
 import { Guard, admissionOf, checkBodySize, type Admission, type RateDecision } from './guard.js';
@@ -39,8 +39,8 @@ import {
   toCoreError,
   type GrpcGenerateRequest,
 } from './grpc/llm-grpc.js';
-import { LLMMetrics } from './llm-metrics.js';
 import { grpcEmbed, type GrpcEmbedRequest } from './grpc/embed.js';
+import { LLMMetrics } from './llm-metrics.js';
 import { llmRoutingKey, ROUTING_KEY_CHARS } from './llm-routing-key.js';
 import { resolveLimits, type LLMServerOptions, type ResolvedLimits } from './llm-server-options.js';
 import { checkModelPaths, randomWeightsBanner, resolveModelSource } from './model-source.js';
@@ -107,14 +107,14 @@ export class LLMServer {
     if (options.quantize !== undefined && options.quantize !== 'int8' && options.quantize !== 'int4') {
       throw new LLMServerConfigError(`quantize must be 'int8' or 'int4', got ${JSON.stringify(options.quantize)}`);
     }
-    checkModelPaths(options.model, options.tokenizer);
-    this.#speculative = engineSpeculation(options);
-    if (rateLimiter && options.rateLimits) {
-      throw new LLMServerConfigError(
     if (options.task !== undefined && !['auto', 'generate', 'embed'].includes(options.task))
       throw new LLMServerConfigError(`task must be 'auto', 'generate' or 'embed', got ${JSON.stringify(options.task)}`);
     if (options.pooling !== undefined && options.pooling !== 'mean' && options.pooling !== 'last')
       throw new LLMServerConfigError(`pooling must be 'mean' or 'last', got ${JSON.stringify(options.pooling)}`);
+    checkModelPaths(options.model, options.tokenizer);
+    this.#speculative = engineSpeculation(options);
+    if (rateLimiter && options.rateLimits) {
+      throw new LLMServerConfigError(
         'give rateLimits (buckets in each replica) or rateLimiter (buckets shared by all replicas), not both',
       );
     }
@@ -182,11 +182,11 @@ export class LLMServer {
         );
         if (req.bodyError !== undefined) throw malformedBodyError(req.bodyError);
       }
+      this.#checkTask(route.generates, route.embeds === true, route.name);
       const state = await this.#ready();
       ctx = {
         ...ctxBase,
         engine: state.engine,
-      this.#checkTask(route.generates, route.embeds === true, route.name);
         limits: state.limits,
         model: this.#isAdmin(req) ? state.model : withoutPath(state.model),
         encoder: state.encoder,
@@ -260,10 +260,6 @@ export class LLMServer {
     }
   }
 
-  /** The engine's counters (for tests, dashboards and autoscaling signals); null while loading. */
-  engineStats(): (EngineStats & { debug: ReturnType<LLMEngine['debugCounts']> }) | null {
-    const engine = this.#state?.engine;
-    return engine ? { ...engine.stats(), debug: engine.debugCounts() } : null;
   /** gRPC Embed (embeddings, as /v1/embeddings); also callable through a handle. */
   async grpcEmbed(request: GrpcEmbedRequest, callInfo?: GrpcCallInfo): Promise<unknown> {
     const call = await this.#grpcCall(request as GrpcGenerateRequest, callInfo, 'grpc Embed');
@@ -277,6 +273,10 @@ export class LLMServer {
     }
   }
 
+  /** The engine's counters (for tests, dashboards and autoscaling signals); null while loading. */
+  engineStats(): (EngineStats & { debug: ReturnType<LLMEngine['debugCounts']> }) | null {
+    const engine = this.#state?.engine;
+    return engine ? { ...engine.stats(), debug: engine.debugCounts() } : null;
   }
 
   /** The engine, for subclasses (e.g. to observe its events); undefined while loading. */
@@ -367,13 +367,13 @@ export class LLMServer {
         'numThreads',
         'device',
         'chatTemplate',
+        'pooling',
       ]),
     });
     if (this.#speculative) process.stderr.write(speculationBanner(this.#speculative));
     const model: ModelInfo = {
       name: o.servedModelName ?? source.defaultName,
       path: source.path,
-        'pooling',
       randomWeights: source.randomWeights,
       createdS: Math.floor(Date.now() / 1000),
       strictName: o.strictModelName === true,
@@ -389,16 +389,6 @@ export class LLMServer {
     return this.#state;
   }
 
-  async #ready(): Promise<LoadedState> {
-    if (this.#disposing) throw new ModelUnavailableError('The server is shutting down; retry against another replica.');
-    if (this.#state) return this.#state;
-    if (this.#loadError) throw new ModelUnavailableError(`The model failed to load: ${this.#loadError.message}`);
-    try {
-      return await this.#loading;
-    } catch (err) {
-      throw new ModelUnavailableError(`The model failed to load: ${(err as Error).message}`);
-    }
-  }
   /** Refuses a route the server's task does not serve (options.task), as UnsupportedTaskError (400). */
   #checkTask(generates: boolean, embeds: boolean, what: string): void {
     const task = this.options.task ?? 'auto';
@@ -412,6 +402,16 @@ export class LLMServer {
       );
   }
 
+  async #ready(): Promise<LoadedState> {
+    if (this.#disposing) throw new ModelUnavailableError('The server is shutting down; retry against another replica.');
+    if (this.#state) return this.#state;
+    if (this.#loadError) throw new ModelUnavailableError(`The model failed to load: ${this.#loadError.message}`);
+    try {
+      return await this.#loading;
+    } catch (err) {
+      throw new ModelUnavailableError(`The model failed to load: ${(err as Error).message}`);
+    }
+  }
 
   /** Authenticates, waits for the model and returns the context plus `end`, which settles the rate limit and writes the audit line. */
   async #grpcCall(
@@ -443,6 +443,7 @@ export class LLMServer {
       keyId = callInfo?.auth
         ? callInfo.auth.keyId
         : this.guard.authenticate(grpcAuthHeaders(request, callInfo), grpcClientOf(callInfo));
+      this.#checkTask(route !== 'grpc Embed', route === 'grpc Embed', route);
       const state = await this.#ready();
       const ctx: HandlerContext = {
         requestId,
@@ -453,7 +454,6 @@ export class LLMServer {
         encoder: state.encoder,
         usage,
         admit: async (p) => {
-      this.#checkTask(route !== 'grpc Embed', route === 'grpc Embed', route);
           admission = await this.#admit(keyId, estimatedTokens(p));
         },
       };
