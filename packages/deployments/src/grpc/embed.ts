@@ -3,8 +3,9 @@
  * /v1/embeddings (openai/embeddings.ts), errors naming the proto's fields, vectors as repeated float (the
  * engine's float32 values, exactly).
  */
-import { InvalidParameterError, ModelNotFoundError } from '../errors.js';
+import { InvalidParameterError } from '../errors.js';
 import type { HandlerContext } from '../handler-context.js';
+import { checkModelName } from '../model-name.js';
 import { type EmbeddingInput, embedInputs, MAX_EMBEDDING_INPUTS } from '../openai/embeddings.js';
 
 /** EmbedRequest as proto-loader hands it over (keepCase; repeated fields are empty when unset). */
@@ -17,11 +18,7 @@ export interface GrpcEmbedRequest {
 }
 
 export async function grpcEmbed(req: GrpcEmbedRequest, ctx: HandlerContext): Promise<unknown> {
-  if (req.model && req.model !== ctx.model.name)
-    throw new ModelNotFoundError(
-      `The model '${req.model}' does not exist; this server serves '${ctx.model.name}'.`,
-      'model',
-    );
+  checkModelName(req.model, ctx.model);
   const texts = req.input ?? [];
   const idLists = req.input_token_ids ?? [];
   if (texts.length > 0 === idLists.length > 0)

@@ -6,9 +6,10 @@
  * LLMEngine.embed() (unit length, pooled as the model says). Usage counts the prompt tokens of every input.
  */
 import type { HttpRequestLike } from '@flotilla/core';
-import { InvalidParameterError, ModelNotFoundError } from '../errors.js';
+import { InvalidParameterError } from '../errors.js';
 import { toApiError } from '../generation.js';
 import type { HandlerContext, HttpChunk } from '../handler-context.js';
+import { checkModelName } from '../model-name.js';
 import { checkPromptSize } from '../prompt-limits.js';
 import { BodyReader, describe } from '../validate.js';
 
@@ -132,12 +133,7 @@ export async function embedInputs(
 
 export async function* embeddings(req: HttpRequestLike, ctx: HandlerContext): AsyncGenerator<HttpChunk> {
   const r = parseEmbeddingRequest(req.body);
-  if (r.model !== undefined && r.model !== ctx.model.name) {
-    throw new ModelNotFoundError(
-      `The model '${r.model}' does not exist; this server serves '${ctx.model.name}'.`,
-      'model',
-    );
-  }
+  checkModelName(r.model, ctx.model);
   const { embeddings, promptTokens } = await embedInputs(ctx, r.inputs, r.dimensions);
   yield {
     status: 200,
