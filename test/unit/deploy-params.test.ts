@@ -113,11 +113,11 @@ describe('OpenAI chat', () => {
     expect(
       paramOf(() =>
         parseChatRequest(
-          { messages: [{ role: 'user', content: 'x' }], response_format: { type: 'json_object' } },
+          { messages: [{ role: 'user', content: 'x' }], response_format: { type: 'xml' } },
           limits,
         ),
       ),
-    ).toBe('response_format');
+    ).toBe('response_format.type');
   });
 });
 

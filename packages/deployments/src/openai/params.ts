@@ -3,7 +3,8 @@
  * engine's parameters are renamed into SamplingParams and checked by the engine's own validator
  * (checkParams); what is OpenAI's alone is checked here (temperature <= 2, max_tokens 0 for scoring,
  * echo, stream_options, the server's limit on stop strings). Fields OpenAI has but this server cannot
- * honour (tools, non-text response formats) are refused rather than ignored. vLLM's extensions (top_k,
+ * honour (tools, ...) are refused rather than ignored; structured output (response_format, guided_*) is read by
+ * guided-params.ts. vLLM's extensions (top_k,
  * min_p, repetition_penalty, min_tokens, ignore_eos, stop_token_ids, include_stop_str_in_output) are
  * accepted too.
  */
@@ -12,6 +13,7 @@ import { InvalidParameterError } from '../errors.js';
 import { checkParams, type GenerationSpec, type ParamNames } from '../generation.js';
 import type { ResolvedLimits } from '../llm-server-options.js';
 import { BodyReader } from '../validate.js';
+import { readGuided, readIgnoredFields } from './guided-params.js';
 import { readTgiCompletionParams } from './tgi-params.js';
 
 export interface OpenAiRequest {
@@ -60,6 +62,11 @@ export function parseCompletionRequest(body: unknown, limits: ResolvedLimits): O
   const params = readSampling(r, limits);
   const tgi = readTgiCompletionParams(r, params); // Hugging Face's clients post TGI's parameters here
   const names: ParamNames = { ...BASE_NAMES, prompt: 'prompt', promptLogprobs: 'echo' };
+  const guided = readGuided(r); // vLLM takes response_format and guided_* on completions too
+  if (guided) {
+    params.guided = guided.spec;
+    names.guided = guided.name;
+  }
   // max_tokens 0 is OpenAI's "score the prompt" (with echo); any other value is the engine's maxTokens.
   const maxTokens = r.raw('max_tokens');
   const scoreOnly = maxTokens === 0;
@@ -116,12 +123,16 @@ export function parseChatRequest(body: unknown, limits: ResolvedLimits): OpenAiR
   const top = r.raw('top_logprobs');
   if (top !== undefined && !wantLogprobs) throw new InvalidParameterError('top_logprobs', 'requires logprobs: true');
   if (wantLogprobs) params.logprobs = (top ?? 0) as number;
+  const guided = readGuided(r);
+  if (guided) {
+    params.guided = guided.spec;
+    names.guided = guided.name;
+  }
   checkParams(params, names);
   const logprobs = params.logprobs;
   r.unsupported('tools', (v) => Array.isArray(v) && v.length === 0);
   r.unsupported('tool_choice', (v) => v === 'none');
   r.unsupported('parallel_tool_calls', (v) => typeof v === 'boolean');
-  r.unsupported('response_format', (v) => (v as { type?: unknown })?.type === 'text');
   const common = readCommon(r);
   r.rejectUnknown();
   return {
@@ -158,8 +169,7 @@ function readCommon(r: BodyReader): {
     continuousUsage = includeUsage && (opts.boolean('continuous_usage_stats') ?? false);
     opts.rejectUnknown();
   }
-  r.string('user');
-  r.raw('metadata');
+  readIgnoredFields(r);
   return { model, stream, includeUsage, continuousUsage };
 }
 

@@ -4,7 +4,7 @@
  * engine's parameters are renamed and checked by the engine's validator (checkParams); TGI's own rules
  * (temperature > 0, top_k >= 1, best_of, details) are checked here.
  */
-import type { SamplingParams } from '@flotilla/engine';
+import { checkGuidedSpec, type GuidedSpec, type SamplingParams } from '@flotilla/engine';
 import { InvalidParameterError } from '../errors.js';
 import { checkParams, type GenerationSpec, type ParamNames } from '../generation.js';
 import type { ResolvedLimits } from '../llm-server-options.js';
@@ -41,6 +41,7 @@ const NAMES: ParamNames = {
   logprobs: 'parameters.top_n_tokens',
   prompt: 'inputs',
   promptLogprobs: 'parameters.decoder_input_details',
+  guided: 'parameters.grammar',
 };
 
 export function parseTgiRequest(body: unknown, limits: ResolvedLimits): TgiRequest {
@@ -69,6 +70,7 @@ export function parseTgiRequest(body: unknown, limits: ResolvedLimits): TgiReque
   set('stop', p.strings('stop', limits.maxStop));
   set('seed', p.raw('seed'));
   set('logprobs', p.raw('top_n_tokens') ?? 0);
+  set('guided', readGrammar(p));
   checkParams(params, NAMES);
   const seed = params.seed as number | undefined;
   const topNTokens = params.logprobs as number;
@@ -84,7 +86,6 @@ export function parseTgiRequest(body: unknown, limits: ResolvedLimits): TgiReque
   p.unsupported('truncate');
   p.unsupported('typical_p');
   p.unsupported('watermark', (v) => v === false);
-  p.unsupported('grammar');
   p.unsupported('adapter_id');
   p.rejectUnknown();
   r.rejectUnknown();
@@ -102,4 +103,35 @@ export function parseTgiRequest(body: unknown, limits: ResolvedLimits): TgiReque
     stream,
     decoderInputDetails,
   };
+}
+
+/**
+ * TGI's grammar parameter: { type: 'json', value: JSON schema (object or text) }, { type: 'regex',
+ * value: pattern }, or { type: 'json_object' } (any object) → the engine's GuidedSpec.
+ */
+function readGrammar(p: BodyReader): GuidedSpec | undefined {
+  const name = 'parameters.grammar';
+  if (p.raw('grammar') === undefined) return undefined;
+  const g = p.object('grammar')!;
+  const type = g.string('type');
+  const value = g.raw('value');
+  g.rejectUnknown();
+  const spec =
+    type === 'json'
+      ? { kind: 'json_schema', schema: value }
+      : type === 'regex'
+        ? { kind: 'regex', pattern: value }
+        : type === 'json_object'
+          ? { kind: 'json_object' }
+          : undefined;
+  if (!spec)
+    throw new InvalidParameterError(
+      `${name}.type`,
+      `must be 'json', 'regex' or 'json_object', got ${JSON.stringify(type) ?? 'nothing'}`,
+    );
+  try {
+    return checkGuidedSpec(spec, name);
+  } catch (err) {
+    throw new InvalidParameterError(`${name}.value`, (err as { problem?: string }).problem ?? String(err));
+  }
 }
