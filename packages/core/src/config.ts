@@ -81,6 +81,8 @@ export interface ServeConfig {
   /** TLS for both proxies (http_options.tls / grpc_options.tls win for their own). */
   tls?: TlsFiles;
   auth?: AuthConfig;
+  /** Where a head keeps its controller state: `etcd://HOST:PORT[,...][/NAME]` (see controller/store/state-url.ts). */
+  state?: string;
   applications: ApplicationConfig[];
 }
 
@@ -113,6 +115,7 @@ const OPTION_KEYS = new Set([
   'userConfig',
   'module',
   'pool',
+  'cost',
 ]);
 const AUTOSCALING_KEYS = [
   'minReplicas',
@@ -128,6 +131,7 @@ const AUTOSCALING_KEYS = [
   'policy',
 ] as const;
 const RESOURCE_KEYS = ['cpus', 'gpus', 'memoryMb'] as const;
+const COST_KEYS = ['perReplicaHour', 'per1kPromptTokens', 'per1kCompletionTokens'] as const;
 
 function fail(where: string, message: string): never {
   throw new DeploymentConfigError(`${where}: ${message}`, { where });
@@ -187,6 +191,11 @@ export function validateDeploymentOptions(o: DeploymentOptions, where: string): 
     checkNumber(where, 'pool.maxThreads', o.pool.maxThreads, { int: true, min: 1 });
     checkNumber(where, 'pool.idleTimeoutMs', o.pool.idleTimeoutMs, {});
   }
+  if (o.cost !== undefined) {
+    if (typeof o.cost !== 'object' || o.cost === null || Array.isArray(o.cost)) fail(where, 'cost must be an object');
+    checkKeys(where, o.cost, COST_KEYS, 'cost option');
+    for (const key of COST_KEYS) checkNumber(where, `cost.${key}`, o.cost[key], {});
+  }
 }
 
 function validateResources(r: ResourceOptions, where: string): void {
@@ -238,6 +247,7 @@ export function resolveDeploymentOptions(
     validateDeploymentOptions(layer, where);
     Object.assign(o, layer, {
       resources: { ...o.resources, ...layer.resources },
+      cost: layer.cost || o.cost ? { ...o.cost, ...layer.cost } : undefined,
       autoscaling: layer.autoscaling || o.autoscaling ? { ...o.autoscaling, ...layer.autoscaling } : undefined,
     });
   }
@@ -261,6 +271,15 @@ export function resolveDeploymentOptions(
     gracefulShutdownTimeoutS: o.gracefulShutdownTimeoutS ?? 20,
     maxConstructorRetries: o.maxConstructorRetries ?? 3,
     userConfig: o.userConfig,
+    ...(o.cost
+      ? {
+          cost: {
+            perReplicaHour: o.cost.perReplicaHour ?? 0,
+            per1kPromptTokens: o.cost.per1kPromptTokens ?? 0,
+            per1kCompletionTokens: o.cost.per1kCompletionTokens ?? 0,
+          },
+        }
+      : {}),
   };
 }
 
@@ -370,6 +389,8 @@ function validateProxyOptions(config: ServeConfig, source: string): void {
     tls('grpc_options.tls', grpc.tls);
   }
   tls('tls', config.tls);
+  if (config.state !== undefined && (typeof config.state !== 'string' || config.state === ''))
+    fail(source, 'state must be a URL such as etcd://127.0.0.1:2379');
   if (section('auth', config.auth)) {
     const auth = config.auth as Record<string, unknown>;
     checkKeys(source, auth, ['apiKeyFile', 'adminKeyFile', 'metricsKeyFile'], 'auth key');

@@ -30,6 +30,8 @@ export {
   LLM_METRICS,
 } from './controller/autoscaling-policy.js';
 export type { LlmPolicyOptions } from './controller/autoscaling-policy.js';
+export { CostLedger, USAGE_METRICS, tokenCostUsd } from './controller/cost-ledger.js';
+export type { CostTotals, ReplicaUsage } from './controller/cost-ledger.js';
 export type { NodeResources } from './controller/placement.js';
 export * from './errors.js';
 // The shared vocabulary (contract/): call, route, status, option and autoscaling types.

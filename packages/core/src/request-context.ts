@@ -3,6 +3,7 @@
  * request context, so a nested call carries the same requestId and is cancelled with its parent.
  */
 import { AsyncLocalStorage } from 'node:async_hooks';
+import type { CostOptions } from './contract/deployment-options.js';
 
 export interface RequestContext {
   requestId: string;
@@ -19,6 +20,11 @@ export interface ReplicaContext {
   deployment: string;
   /** GPUs given by placement; for process replicas also in CUDA_VISIBLE_DEVICES. */
   gpuIds: number[];
+  /**
+   * The deployment's cost prices (DeploymentOptions.cost) as the replica started, so that it can price
+   * what it serves (LLMServer's x-flotilla-cost-usd); undefined without prices.
+   */
+  cost?: CostOptions;
 }
 
 export const requestContextStorage = new AsyncLocalStorage<RequestContext>();

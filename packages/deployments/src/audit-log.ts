@@ -1,6 +1,6 @@
 /**
- * One JSON line per request: who (key id, never the key), what (route), how much (tokens), how it
- * ended (status) and how long it took. Prompt text only when the server was asked to log it.
+ * One JSON line per request: who (key id, never the key), what (route), how much (tokens, and their
+ * cost in dollars when the deployment has prices), how it ended (status) and how long it took. Prompt text only when the server was asked to log it.
  */
 export interface AuditRecord {
   requestId: string;
@@ -9,6 +9,8 @@ export interface AuditRecord {
   status: number;
   promptTokens: number;
   completionTokens: number;
+  /** What the tokens cost at the deployment's prices (DeploymentOptions.cost), in US dollars; absent without prices. */
+  costUsd?: number;
   latencyMs: number;
   /** Set only with logPrompts. */
   prompt?: string;

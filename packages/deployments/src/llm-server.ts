@@ -19,6 +19,7 @@ import type { DeploymentHandle, GrpcCallInfo, HttpRequestLike, IngressKeys } fro
 import { KeyRing, getRequestContext, modelLoadProgress, readKeyFile } from '@flotilla/core';
 import { LLMEngine, type EngineSpeculativeOptions, type EngineStats } from '@flotilla/engine';
 import { AuditLog } from './audit-log.js';
+import { COST_HEADER, deploymentPrices, formatUsd, requestCostUsd, UsageCounters } from './request-cost.js';
 import { engineSpeculation, speculationBanner } from './engine-speculation.js';
 import {
   AuthenticationError,
@@ -85,6 +86,8 @@ export class LLMServer {
   #loadError: Error | undefined;
   readonly #loading: Promise<LoadedState>;
   readonly #audit: AuditLog;
+  /** Tokens served by this replica, for cost accounting (request-cost.ts). */
+  readonly #usageCounters = new UsageCounters();
   /** This server's own admin keys, for model paths when the proxy has no keys (see #isAdmin). */
   readonly #adminKeys: KeyRing;
   #metrics: LLMMetrics | undefined;
@@ -198,7 +201,16 @@ export class LLMServer {
       const c = ctx;
       const chunks = this.#pii ? guardHttp(req, this.#pii, (r) => route.handler(r, c)) : route.handler(req, ctx);
       for await (const chunk of chunks) {
-        if (typeof chunk !== 'string' && status === 0) status = chunk.status;
+        if (typeof chunk !== 'string' && status === 0) {
+          status = chunk.status;
+          // A whole reply's head comes after its tokens were counted: it can say what they cost.
+          const cost =
+            chunk.body !== undefined && status === 200 ? requestCostUsd(deploymentPrices(), usage) : undefined;
+          if (cost !== undefined) {
+            yield { ...chunk, headers: { ...chunk.headers, [COST_HEADER]: formatUsd(cost) } };
+            continue;
+          }
+        }
         yield chunk;
       }
     } catch (err) {
@@ -210,6 +222,8 @@ export class LLMServer {
     } finally {
       if (admission) this.#settle(admission, usage.promptTokens + usage.completionTokens);
       if (ctxBase.signal?.aborted && status < 400) status = 499;
+      this.#usageCounters.add(usage);
+      const costUsd = requestCostUsd(deploymentPrices(), usage);
       this.#audit.record({
         requestId: req.requestId,
         keyId,
@@ -217,6 +231,7 @@ export class LLMServer {
         status,
         promptTokens: usage.promptTokens,
         completionTokens: usage.completionTokens,
+        ...(costUsd !== undefined ? { costUsd } : {}),
         latencyMs: performance.now() - started,
         ...(this.options.logPrompts && ctx?.promptText !== undefined ? { prompt: ctx.promptText } : {}),
         ...(errorCode ? { error: errorCode } : {}),
@@ -315,10 +330,16 @@ export class LLMServer {
     return this.#pii ? [...own, ...(await this.#piiRegistry.getMetricsAsJSON())] : own;
   }
 
-  /** The engine's load for the autoscaler ('llm' policy): waiting queue and KV-cache use (0..1). */
+  /**
+   * The engine's load for the autoscaler ('llm' policy): waiting queue and KV-cache use (0..1); and the
+   * tokens served so far (promptTokensTotal, completionTokensTotal), which core's cost ledger prices.
+   */
   autoscalingMetrics(): Record<string, number> {
     const s = this.#state?.engine.stats();
-    return s ? { waitingRequests: s.waiting, runningRequests: s.running, kvCacheUsage: s.kvUsage } : {};
+    const load: Record<string, number> = s
+      ? { waitingRequests: s.waiting, runningRequests: s.running, kvCacheUsage: s.kvUsage }
+      : {};
+    return { ...load, ...this.#usageCounters.report() };
   }
 
   /** Fails while the model failed to load, so the controller reports (and replaces) the replica. */
@@ -428,6 +449,8 @@ export class LLMServer {
     const end = (failed: number, err?: unknown) => {
       if (admission) this.#settle(admission, usage.promptTokens + usage.completionTokens);
       const code = (err as { code?: string } | undefined)?.code;
+      this.#usageCounters.add(usage);
+      const costUsd = requestCostUsd(deploymentPrices(), usage);
       this.#audit.record({
         requestId,
         keyId,
@@ -435,6 +458,7 @@ export class LLMServer {
         status: failed ? ((err as { status?: number }).status ?? 500) : 200,
         promptTokens: usage.promptTokens,
         completionTokens: usage.completionTokens,
+        ...(costUsd !== undefined ? { costUsd } : {}),
         latencyMs: performance.now() - started,
         ...(code ? { error: code } : {}),
       });

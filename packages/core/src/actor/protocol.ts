@@ -9,18 +9,18 @@
  * refer to a call the receiver is serving. Control RPC (initialize, health, stats, drain) is comlink,
  * wrapped in `comlink` messages so that it shares the one channel.
  */
+import type { CostOptions } from '../contract/deployment-options.js';
 import type { MessagePort } from 'node:worker_threads';
+import type { RequestEvent } from '../runtime-events.js';
 import type { WireError } from './wire-error.js';
 
 export { errorFromWire, errorToWire, type WireError } from './wire-error.js';
-import type { RequestEvent } from '../runtime-events.js';
 
 /** Which deployment a relayed handle call is for. */
 export interface HandleTarget {
   app: string;
   deployment: string;
 }
-
 
 interface CallFields {
   id: number;
@@ -123,4 +123,6 @@ export interface ReplicaInit {
   userConfig?: unknown;
   /** GPU ids given by placement (also in CUDA_VISIBLE_DEVICES for process replicas). */
   gpuIds: number[];
+  /** The deployment's cost prices, when it has some (ReplicaContext.cost). */
+  cost?: CostOptions;
 }

@@ -16,6 +16,23 @@ export interface ResourceOptions {
   memoryMb?: number;
 }
 
+/**
+ * What a deployment costs, in US dollars, for `flotilla_cost_usd_total{application,deployment}`, the
+ * dashboard's cost per 1K tokens and the per-request cost LLM deployments report. Replica-hours accrue in
+ * core from each replica's uptime (from its start until it has stopped). Token prices need the deployment
+ * to count tokens: core reads two cumulative counters from each replica's periodic report
+ * (`autoscalingMetrics()`, names in USAGE_METRICS: `promptTokensTotal`, `completionTokensTotal`), which
+ * LLMServer reports; a class that reports none is charged by the hour only.
+ */
+export interface CostOptions {
+  /** Dollars per replica per hour of uptime (the machine or GPU share it holds). Default: 0. */
+  perReplicaHour?: number;
+  /** Dollars per 1,000 prompt tokens the replicas report. Default: 0. */
+  per1kPromptTokens?: number;
+  /** Dollars per 1,000 completion (generated) tokens the replicas report. Default: 0. */
+  per1kCompletionTokens?: number;
+}
+
 /** A stateless task deployment's pool of worker threads in each replica (replica/task-pool.ts). */
 export interface PoolOptions {
   /** Threads kept even when idle. Default: 1. */
@@ -91,6 +108,8 @@ export interface DeploymentOptions {
    * own thread, on one instance).
    */
   pool?: PoolOptions;
+  /** Prices for cost accounting (see CostOptions). Default: none (nothing accrues, no cost is reported). */
+  cost?: CostOptions;
 }
 
 /**
@@ -123,6 +142,8 @@ export interface ResolvedDeploymentOptions {
   gracefulShutdownTimeoutS: number;
   maxConstructorRetries: number;
   userConfig: unknown;
+  /** Undefined: no prices given. */
+  cost?: Required<CostOptions>;
 }
 
 export interface DeploymentSpec {

@@ -38,6 +38,11 @@ export interface DeploymentStatusInfo {
   ongoing: number;
   /** Recent target changes, oldest first (at most 20). */
   decisions?: ScalingDecisionInfo[];
+  /**
+   * What the deployment has cost since it started, for a deployment with `cost` prices: US dollars, and
+   * the tokens its replicas reported (controller/cost-ledger.ts). Absent without prices.
+   */
+  cost?: { usd: number; promptTokens: number; completionTokens: number };
 }
 
 export interface ApplicationStatusInfo {
@@ -56,6 +61,12 @@ export interface ServeStatus {
   cluster?: string;
   /** The head's own node ('local') and the agents, live ones first, then recently dead ones (heads only). */
   nodes?: NodeStatusInfo[];
+  /** Heads that elect a leader (state in etcd): whether this head leads. Absent for a head on its own. */
+  leader?: boolean;
+  /** The head that leads, as this one last saw it (itself when it leads); absent while none does. */
+  leaderHead?: { id: string; cluster: string; http?: string };
+  /** Where the controller state lives, e.g. 'etcd://127.0.0.1:2379/default'. */
+  state?: string;
 }
 
 /** One node of a cluster as the head sees it. */

@@ -5,6 +5,7 @@
  * whose results the next update() sees through the replica records.
  */
 import { randomUUID } from 'node:crypto';
+import { CostLedger } from './cost-ledger.js';
 import { ReplicaSet, type ReplicaRecord } from './replica-set.js';
 import { AutoscalingStateManager, type ScalingDecisionRecord } from './autoscaling-state.js';
 import { planReplicas, type PlannedReplica } from './rolling-update.js';
@@ -64,6 +65,7 @@ export class DeploymentState {
   private readonly replicas: ReplicaSet;
   private autoscaler: AutoscalingStateManager | undefined;
   private constructorFailures = 0;
+  private readonly cost = new CostLedger();
   private publishedKey = '';
   /** Replicas of the checkpoint that an agent may still bring back, counted toward the target until expiry. */
   private readonly expected = new Map<string, AdoptableReplica & { untilMs: number }>();
@@ -99,6 +101,7 @@ export class DeploymentState {
 
   update(nowMs: number): void {
     if (this.status === 'STOPPING') return;
+    this.accrueCost(nowMs); // before reaping: a stopped replica's last stretch is charged once
     this.replicas.reap((record) => this.release(record));
     this.placeAdopted(nowMs);
     if (this.autoscaler) this.autoscale(nowMs);
@@ -146,9 +149,26 @@ export class DeploymentState {
     for (const r of this.replicas.all) this.release(r);
   }
 
+  /** Replica-hours and reported tokens since the last tick, at the deployment's prices (cost-ledger.ts). */
+  private accrueCost(nowMs: number): void {
+    const prices = this.spec.options.cost;
+    if (!prices) return;
+    this.cost.observe(
+      this.replicas.all.map((r) => ({
+        id: r.id,
+        startedAtMs: r.startedAtMs,
+        alive: r.state !== 'STOPPED',
+        ...(r.metrics ? { metrics: r.metrics } : {}),
+      })),
+      prices,
+      nowMs,
+    );
+  }
+
   describe(): DeploymentStatusInfo {
     const replicas = this.replicas.all.map((r) => r.describe());
     return {
+      ...(this.spec.options.cost ? { cost: { ...this.cost.totals } } : {}),
       name: this.name,
       status: this.status,
       message: this.message,

@@ -10,6 +10,7 @@
  */
 import type { ActorRef, ReplicaInfo } from '../actor/actor-ref.js';
 import type { Allocation } from './placement.js';
+import { USAGE_METRIC_NAMES } from './cost-ledger.js';
 import type { DeploymentSpec } from '../contract/deployment-options.js';
 import type { ReplicaState, ReplicaStatusInfo } from '../contract/status.js';
 import type { RuntimeEvents } from '../runtime-events.js';
@@ -103,7 +104,8 @@ export class ReplicaSet {
     let reporting = 0;
     for (const r of this.routable()) {
       reporting++;
-      for (const [k, v] of Object.entries(r.metrics ?? {})) custom[k] = (custom[k] ?? 0) + v;
+      for (const [k, v] of Object.entries(r.metrics ?? {}))
+        if (!USAGE_METRIC_NAMES.has(k)) custom[k] = (custom[k] ?? 0) + v; // counters for cost, not load
     }
     return { ongoing: this.ongoing(), custom, reporting };
   }
@@ -230,6 +232,7 @@ export class ReplicaSet {
           maxOngoingRequests: options.maxOngoingRequests,
           userConfig: options.userConfig,
           gpuIds: r.alloc?.gpuShares.map((g) => g.id) ?? [],
+          ...(options.cost ? { cost: options.cost } : {}),
         }),
         START_TIMEOUT_MS,
       );

@@ -140,6 +140,7 @@ export class FlotillaMetrics {
       registers,
     });
     this.registerStatusGauges(registers);
+    this.registerCostCounters(registers);
     if (options.processMetrics ?? true) collectDefaultMetrics({ register: this.registry, prefix: ns });
   }
 
@@ -334,6 +335,44 @@ export class FlotillaMetrics {
             g.set({ app, deployment: d.name, replica: r.id, placement: r.placement }, r.state === 'RUNNING' ? 1 : 0);
         }),
     );
+  }
+
+  /**
+   * Cost accounting from the status (controller/cost-ledger.ts), for deployments with `cost` prices:
+   * counters whose totals live in the controller, so every scrape reads them whole.
+   */
+  private registerCostCounters(registers: Registry[]): void {
+    const metrics = this;
+    new Counter({
+      name: `${METRICS_NAMESPACE}cost_usd_total`,
+      help: 'What a deployment has cost in US dollars: replica-hours and reported tokens at its cost prices.',
+      labelNames: ['application', 'deployment'],
+      registers,
+      collect() {
+        this.reset();
+        const status = metrics.readStatus();
+        if (status)
+          eachDeployment(status, (application, d) => {
+            if (d.cost) this.inc({ application, deployment: d.name }, d.cost.usd);
+          });
+      },
+    });
+    new Counter({
+      name: `${METRICS_NAMESPACE}deployment_tokens_total`,
+      help: 'Tokens the replicas of a deployment with cost prices reported, by kind (prompt, completion).',
+      labelNames: ['application', 'deployment', 'kind'],
+      registers,
+      collect() {
+        this.reset();
+        const status = metrics.readStatus();
+        if (status)
+          eachDeployment(status, (application, d) => {
+            if (!d.cost) return;
+            this.inc({ application, deployment: d.name, kind: 'prompt' }, d.cost.promptTokens);
+            this.inc({ application, deployment: d.name, kind: 'completion' }, d.cost.completionTokens);
+          });
+      },
+    });
   }
 
   private readStatus(): ServeStatus | undefined {

@@ -67,7 +67,13 @@ export class Replica implements CallServer, ReplicaControl {
 
   async initialize(init: ReplicaInit): Promise<ReplicaInfo> {
     this.init = init;
-    setReplicaContext({ replicaId: init.replicaId, app: init.app, deployment: init.deployment, gpuIds: init.gpuIds });
+    setReplicaContext({
+      replicaId: init.replicaId,
+      app: init.app,
+      deployment: init.deployment,
+      gpuIds: init.gpuIds,
+      ...(init.cost ? { cost: init.cost } : {}),
+    });
     const where = `deployment ${init.deployment} (${init.modulePath})`;
     try {
       await import(pathToFileURL(init.modulePath).href);
