@@ -349,14 +349,6 @@ void CudaBackend::forward(const StepBatch& b, const int32_t* rows, int numRows, 
   FL_CUDA(cudaStreamSynchronize(stream_.s));
 }
 
-}  // namespace
-}  // namespace cuda
-
-std::unique_ptr<Backend> make_cuda_backend(const ModelWeights& w, const BackendOptions& o) {
-  return std::make_unique<cuda::CudaBackend>(w, o);
-}
-
-}  // namespace flotilla
 // Embeddings: forward() without the classifier; the final-normed rows come back in chunks of Sc_ (s_.fin's
 // rows; the stream orders each chunk's copy before the next chunk overwrites them).
 void CudaBackend::forward_hidden(const StepBatch& b, const int32_t* rows, int numRows, float* hidden) {
@@ -372,3 +364,11 @@ void CudaBackend::forward_hidden(const StepBatch& b, const int32_t* rows, int nu
   FL_CUDA(cudaStreamSynchronize(stream_.s));
 }
 
+}  // namespace
+}  // namespace cuda
+
+std::unique_ptr<Backend> make_cuda_backend(const ModelWeights& w, const BackendOptions& o) {
+  return std::make_unique<cuda::CudaBackend>(w, o);
+}
+
+}  // namespace flotilla

@@ -94,6 +94,14 @@ export interface LLMServerOptions {
   device?: 'auto' | 'cpu' | 'cuda';
   /** Jinja chat template overriding the model's. Default: the model's, else a plain "Role: content" template. */
   chatTemplate?: string;
+  /**
+   * What the server is for (vLLM's --task): 'generate' serves the generation routes only, 'embed' serves
+   * /v1/embeddings (and gRPC Embed) only — generation routes answer 400 unsupported_task — and 'auto' both.
+   * Default 'auto'.
+   */
+  task?: 'auto' | 'generate' | 'embed';
+  /** How embeddings pool the final hidden states. Default: the model's pooling config, else 'last'. */
+  pooling?: 'mean' | 'last';
   /** Accepted API keys (Authorization: Bearer KEY). Default: none (no authentication) unless apiKeyFile is set. */
   apiKeys?: string[];
   /** File with one API key per line ('#' comments allowed), read at start. Default: none. */
@@ -127,14 +135,6 @@ export interface ResolvedLimits {
   maxTokens: number;
   maxN: number;
   maxStop: number;
-  /**
-   * What the server is for (vLLM's --task): 'generate' serves the generation routes only, 'embed' serves
-   * /v1/embeddings (and gRPC Embed) only — generation routes answer 400 unsupported_task — and 'auto' both.
-   * Default 'auto'.
-   */
-  task?: 'auto' | 'generate' | 'embed';
-  /** How embeddings pool the final hidden states. Default: the model's pooling config, else 'last'. */
-  pooling?: 'mean' | 'last';
 }
 
 export const DEFAULT_MAX_BODY_BYTES = 1024 * 1024;
