@@ -1,0 +1,138 @@
+/**
+ * Guided decoding benchmark (noisy on a shared machine; speed targets are ratios from one run):
+ *   1. per-token cost of guided against unguided decoding on the ~110M random-weight model at 1 and 32
+ *      sequences, in alternating rounds (target: guided at most 10% slower). Guided rounds run a JSON
+ *      schema of the shipped set (person.json); every sequence generates up to --tokens tokens (a guided
+ *      one may finish earlier: the cost is per generated token).
+ *   2. schema-valid rate over the shipped schemas (bench/guided/schemas/*.json) on the bundled story
+ *      model: --samples samples per schema at temperature 1; every completed output (finish 'stop') must
+ *      validate with ajv (target 100%); outputs cut by max_tokens are counted apart.
+ * Prints a table and writes bench/results/guided-<time>.json.
+ *
+ *   npx tsx bench/guided/run.ts [--tokens 32] [--rounds 3] [--samples 8] [--batches 1,32]
+ */
+import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { Ajv } from 'ajv';
+import { LLMEngine, type SamplingParams } from '../../packages/engine/src/index.js';
+import { makeRandomModel, MODEL_PRESETS } from '../../packages/engine/src/model-loader/random-model.js';
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+const root = path.resolve(here, '../..');
+const args = process.argv.slice(2);
+const opt = (name: string, fallback: string) => {
+  const i = args.indexOf(`--${name}`);
+  return i >= 0 && args[i + 1] ? args[i + 1]! : fallback;
+};
+const TOKENS = Number(opt('tokens', '32'));
+const ROUNDS = Number(opt('rounds', '3'));
+const SAMPLES = Number(opt('samples', '8'));
+const BATCHES = opt('batches', '1,32').split(',').map(Number);
+
+const schemaDir = path.join(here, 'schemas');
+const schemas = readdirSync(schemaDir)
+  .filter((f) => f.endsWith('.json'))
+  .map((f) => ({ name: f.replace(/\.json$/, ''), schema: JSON.parse(readFileSync(path.join(schemaDir, f), 'utf8')) }));
+const person = schemas.find((s) => s.name === 'person')!.schema;
+
+async function randomModel(): Promise<string> {
+  const dir = path.join(os.tmpdir(), 'flotilla-bench-models', '110m');
+  const file = path.join(dir, '110m.bin');
+  if (existsSync(file) && existsSync(path.join(dir, 'tokenizer.bin'))) return file;
+  console.log(`writing random-weight 110m model to ${dir} ...`);
+  return makeRandomModel(MODEL_PRESETS['110m'], { format: 'llama2c', dir, name: '110m', seed: 1 });
+}
+
+/** Runs `batch` requests at once; returns ms per generated token (wall / tokens). */
+async function round(
+  engine: LLMEngine,
+  batch: number,
+  guided: boolean,
+): Promise<{ msPerToken: number; tokens: number }> {
+  const params = (i: number): SamplingParams => ({
+    temperature: 1,
+    seed: 100 + i,
+    maxTokens: TOKENS,
+    ignoreEos: !guided,
+    ...(guided ? { guided: { kind: 'json_schema', schema: person } } : {}),
+  });
+  const t0 = performance.now();
+  const counts = await Promise.all(
+    Array.from({ length: batch }, async (_, i) => {
+      let n = 0;
+      for await (const o of engine.generate(`story ${i}`, params(i))) n = o.usage.completionTokens;
+      return n;
+    }),
+  );
+  const tokens = counts.reduce((a, b) => a + b, 0);
+  return { msPerToken: (performance.now() - t0) / tokens, tokens };
+}
+
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+
+const cost: Array<{ batch: number; unguidedMsPerToken: number; guidedMsPerToken: number; ratio: number }> = [];
+{
+  const engine = await LLMEngine.create({ model: await randomModel(), maxNumSeqs: Math.max(...BATCHES) });
+  await round(engine, 1, true); // warm: compile the schema, first steps
+  for (const batch of BATCHES) {
+    const u: number[] = [];
+    const g: number[] = [];
+    for (let r = 0; r < ROUNDS; r++) {
+      u.push((await round(engine, batch, false)).msPerToken);
+      g.push((await round(engine, batch, true)).msPerToken);
+    }
+    const row = { batch, unguidedMsPerToken: median(u), guidedMsPerToken: median(g), ratio: median(g) / median(u) };
+    cost.push(row);
+    console.log(
+      `batch ${batch}: unguided ${row.unguidedMsPerToken.toFixed(2)} ms/token, guided ${row.guidedMsPerToken.toFixed(2)} ms/token, guided/unguided ${row.ratio.toFixed(3)}`,
+    );
+  }
+  await engine.dispose();
+}
+
+const validity: Array<{ schema: string; samples: number; completed: number; valid: number; cut: number }> = [];
+{
+  const engine = await LLMEngine.create({ model: path.join(root, 'models/flotilla-stories/target') });
+  const ajv = new Ajv();
+  for (const { name, schema } of schemas) {
+    const validate = ajv.compile(schema);
+    const row = { schema: name, samples: SAMPLES, completed: 0, valid: 0, cut: 0 };
+    const last: Array<{ text: string; reason: string | null }> = [];
+    for await (const o of engine.generate('Once upon a time', {
+      temperature: 1,
+      n: SAMPLES,
+      seed: 7,
+      maxTokens: 300,
+      guided: { kind: 'json_schema', schema },
+    }))
+      last[o.index] = { text: o.cumulativeText, reason: o.finishReason };
+    for (const o of last) {
+      if (o.reason !== 'stop') {
+        row.cut++;
+        continue;
+      }
+      row.completed++;
+      try {
+        if (validate(JSON.parse(o.text))) row.valid++;
+      } catch {
+        /* not JSON: invalid */
+      }
+    }
+    validity.push(row);
+    console.log(`${name}: ${row.valid}/${row.completed} completed outputs valid (${row.cut} cut by max_tokens)`);
+  }
+  await engine.dispose();
+}
+
+const out = path.join(root, 'bench/results');
+mkdirSync(out, { recursive: true });
+const file = path.join(out, `guided-${new Date().toISOString().replace(/[:.]/g, '-')}.json`);
+writeFileSync(
+  file,
+  JSON.stringify({ tokens: TOKENS, rounds: ROUNDS, cost, validity, cpus: os.cpus().length }, null, 2),
+);
+console.table(cost);
+console.table(validity);
+console.log(`wrote ${file}`);
