@@ -1,7 +1,8 @@
-/** Cost accounting as pure bookkeeping (controller/cost-ledger.ts) and the `cost` option's validation. */
+/** Cost accounting as pure bookkeeping (controller/cost-ledger.ts), the `cost` option's validation, the dashboard's cost point. */
 import { describe, expect, it } from 'vitest';
 import { CostLedger, tokenCostUsd, USAGE_METRICS } from '../../packages/core/src/controller/cost-ledger.js';
 import { resolveDeploymentOptions } from '../../packages/core/src/config.js';
+import { costPoint, readCounters, takeSample } from '../../packages/core/src/observability/timeseries.js';
 
 const HOUR = 3_600_000;
 const usage = (prompt: number, completion: number) => ({
@@ -92,5 +93,40 @@ describe('the cost option', () => {
       /unknown cost option 'perToken'/,
     );
     expect(() => resolveDeploymentOptions('D', [{ cost: 'cheap' as never }], 'D')).toThrow(/cost must be an object/);
+  });
+});
+
+describe('the dashboard cost point', () => {
+  it('shows dollars per 1K tokens since start for deployments with prices, nothing for the others', () => {
+    const deployment = (name: string, cost?: { usd: number; promptTokens: number; completionTokens: number }) => ({
+      name,
+      status: 'HEALTHY' as const,
+      targetReplicas: 1,
+      replicas: [],
+      queued: 0,
+      ongoing: 0,
+      ...(cost ? { cost } : {}),
+    });
+    const status = {
+      startedAtMs: 0,
+      applications: [
+        {
+          name: 'app',
+          routePrefix: '/',
+          status: 'RUNNING' as const,
+          deployments: [
+            deployment('Priced', { usd: 0.3, promptTokens: 1000, completionTokens: 500 }),
+            deployment('Idle', { usd: 0.1, promptTokens: 0, completionTokens: 0 }),
+            deployment('Free'),
+          ],
+        },
+      ],
+    };
+    const counters = readCounters([]);
+    const s = takeSample(1000, status, counters, undefined);
+    expect(s.deployments['app/Priced']!.cost!.per1kTokensUsd).toBeCloseTo(0.2, 12);
+    expect(s.deployments['app/Idle']!.cost).toEqual({ usd: 0.1, per1kTokensUsd: null });
+    expect(s.deployments['app/Free']!.cost).toBeUndefined();
+    expect(costPoint({ usd: 2, promptTokens: 1500, completionTokens: 500 })).toEqual({ usd: 2, per1kTokensUsd: 1 });
   });
 });

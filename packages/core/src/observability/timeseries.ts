@@ -37,6 +37,20 @@ export interface DeploymentPoint {
   starting: number;
   unhealthy: number;
   llm?: LlmPoint;
+  /** For a deployment with cost prices (DeploymentStatusInfo.cost). */
+  cost?: CostPoint;
+}
+
+/** A deployment's cost so far: dollars, and dollars per 1,000 tokens its replicas reported (null before any). */
+export interface CostPoint {
+  usd: number;
+  per1kTokensUsd: number | null;
+}
+
+/** Cost per 1K tokens since the deployment started: every dollar it cost (replica-hours included) over its tokens. Pure. */
+export function costPoint(cost: NonNullable<DeploymentStatusInfo['cost']>): CostPoint {
+  const tokens = cost.promptTokens + cost.completionTokens;
+  return { usd: cost.usd, per1kTokensUsd: tokens > 0 ? (cost.usd / tokens) * 1000 : null };
 }
 
 export interface Sample {
@@ -206,6 +220,7 @@ function deploymentPoint(d: DeploymentStatusInfo, w: Window, key: string): Deplo
   };
   const llm = llmPoint(w, key);
   if (llm) point.llm = llm;
+  if (d.cost) point.cost = costPoint(d.cost);
   return point;
 }
 

@@ -145,6 +145,15 @@ function chartSpecs(key) {
       series: [{ name: 'used', color: COLORS.d, values: llm((l) => l.kvUsage) }],
     },
     {
+      id: 'cost',
+      title: 'Cost per 1K tokens (since start, replica-hours included)',
+      unit: 'USD',
+      empty: state.samples.some((s) => s.deployments[key]?.cost) ? 'no tokens reported yet' : 'no cost prices',
+      series: [
+        { name: 'USD / 1K tokens', color: COLORS.b, values: series(key, (p) => p.cost?.per1kTokensUsd ?? null) },
+      ],
+    },
+    {
       id: 'prefix',
       title: 'Prefix-cache hit rate',
       unit: 'fraction',
