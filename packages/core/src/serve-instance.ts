@@ -9,7 +9,9 @@ import { DeploymentConfigError, NotFoundError, UnavailableError } from './errors
 import { createHandle, type DeploymentHandle, type HandleBackend } from './handle.js';
 import { Controller } from './controller/controller.js';
 import { detectLocalResources, type NodeResources } from './controller/placement.js';
-import { CheckpointStore, defaultCheckpointPath } from './controller/checkpoint.js';
+import { defaultCheckpointPath, type ControllerCheckpoint } from './controller/checkpoint.js';
+import { FileControllerStore } from './controller/store/file-store.js';
+import type { ControllerStore } from './controller/store/controller-store.js';
 import { RouterSet } from './router/router-set.js';
 import { RuntimeEvents, type DeploymentStats, type RuntimeEventMap } from './runtime-events.js';
 import type { CallServer, IncomingCall } from './actor/rpc-peer.js';
@@ -46,6 +48,16 @@ export interface StartServeOptions {
    * removes it. Default: os.tmpdir()/flotilla/controller-<hash of the working directory and app names>.json.
    */
   checkpoint?: string | false;
+  /**
+   * Where the controller keeps its state instead of the checkpoint file: etcd (controller/store/) for
+   * heads that stand in for each other. Default: the checkpoint file (see `checkpoint`).
+   */
+  store?: ControllerStore;
+  /**
+   * A standby head: the controller does not run (no replicas start) until lead() is called; meanwhile the
+   * proxies serve from follow()'s target (the leader). Only with no applications. Default: false.
+   */
+  standby?: boolean;
   /**
    * Makes this instance a cluster head: node agents (`serve agent --address HOST:PORT`) join on this
    * port, and replicas are placed over this node and theirs by resources. Default: none (this node only).
@@ -96,6 +108,10 @@ export class ServeInstance implements IngressTarget, AsyncDisposable {
   private config: ServeConfig | undefined;
   /** The cluster head when options.cluster was given; await `cluster.listening` for its address. */
   readonly cluster: ClusterHead | undefined;
+  /** While this head stands by: the leader, as its proxies see it (routes, handles, status). */
+  private follower: IngressTarget | undefined;
+  /** Leader fields of status() on a head that elects its leader (cluster/ha-head.ts sets it). */
+  haStatus: (() => HaStatusFields) | undefined;
 
   constructor(options: StartServeOptions) {
     const config = typeof options.config === 'string' ? loadServeConfig(options.config) : options.config;
@@ -119,6 +135,17 @@ export class ServeInstance implements IngressTarget, AsyncDisposable {
     const detected = detectLocalResources(process.env, os.availableParallelism(), Math.floor(os.totalmem() / 2 ** 20));
     const node = { ...detected, ...options.resources };
     this.cluster = options.cluster ? new ClusterHead(options.cluster, node) : undefined;
+    if (options.standby && apps.length > 0) {
+      throw new DeploymentConfigError('a standby head starts with no application (they come from the leader state)');
+    }
+    const store =
+      options.store ??
+      (options.checkpoint === false
+        ? undefined
+        : new FileControllerStore(
+            options.checkpoint ?? defaultCheckpointPath(apps.map((a) => `${a.name}@${a.routePrefix}`)),
+          ));
+    const cluster = this.cluster;
     this.controller = new Controller({
       placement: this.cluster?.placement,
       remote: this.cluster,
@@ -134,15 +161,12 @@ export class ServeInstance implements IngressTarget, AsyncDisposable {
       },
       onActor: (actor) => this.links.attach(actor),
       queued: (app, dep) => this.routers.queued(app, dep),
-      checkpoint:
-        options.checkpoint === false
-          ? undefined
-          : new CheckpointStore(
-              options.checkpoint ?? defaultCheckpointPath(apps.map((a) => `${a.name}@${a.routePrefix}`)),
-            ),
+      store,
+      nodes: cluster && (() => cluster.storedNodes()),
     });
+    if (store instanceof FileControllerStore) this.controller.restoreFrom(store.loadSync());
     for (const a of apps) this.controller.deploy(a.name, a.routePrefix, a.graph, config);
-    this.controller.start();
+    if (!options.standby) this.controller.start();
     if (this.cluster) {
       this.cluster.frontend = {
         routes: () => this.routes(),
@@ -193,6 +217,29 @@ export class ServeInstance implements IngressTarget, AsyncDisposable {
     return this.controller.restorableSources();
   }
 
+  /** True while this is a standby head whose controller waits for lead(). */
+  get standingBy(): boolean {
+    return !this.controller.started;
+  }
+
+  /**
+   * A standby head takes over: its controller starts from `state` (the last leader's), whose applications
+   * deployed onto a head are then deployed again (restorableSources), re-adopting the agents' replicas.
+   */
+  lead(state: ControllerCheckpoint | undefined): void {
+    if (this.controller.started) return;
+    this.controller.restoreFrom(state);
+    this.controller.start();
+  }
+
+  /**
+   * While standing by (or restoring after the election), the proxies serve from `target`, the leader's
+   * routing table and routers; undefined: from this instance again.
+   */
+  follow(target: IngressTarget | undefined): void {
+    this.follower = target;
+  }
+
   /**
    * Moves the running instance to new applications or a new config, without a restart: a deployment
    * whose code, arguments or replica options changed is rolled (at most max(20%, 1) of its replicas
@@ -220,10 +267,12 @@ export class ServeInstance implements IngressTarget, AsyncDisposable {
   }
 
   routes(): RouteInfo[] {
+    if (this.follower) return this.follower.routes();
     return [...this.controller.apps.values()].map((a) => a.route());
   }
 
   getHandle<T = any>(app: string, deployment?: string): DeploymentHandle<T> {
+    if (this.follower) return this.follower.getHandle(app, deployment) as DeploymentHandle<T>;
     const state = this.controller.apps.get(app);
     if (!state) throw new NotFoundError(`no application '${app}'`);
     const name = deployment ?? state.ingress;
@@ -260,11 +309,19 @@ export class ServeInstance implements IngressTarget, AsyncDisposable {
   }
 
   status(): ServeStatus {
+    const ha = this.haStatus?.();
+    // A standby shows the leader's applications and nodes (as its proxies serve them), with its own
+    // addresses and leader fields.
+    if (this.follower) {
+      const leader = this.follower.status();
+      return { ...leader, startedAtMs: this.startedAtMs, ...this.endpoints, cluster: this.cluster?.address, ...ha };
+    }
     return {
       startedAtMs: this.startedAtMs,
       ...this.endpoints,
       applications: [...this.controller.apps.values()].map((a) => a.describe()),
       ...(this.cluster ? { cluster: this.cluster.address, nodes: this.cluster.describeNodes() } : {}),
+      ...ha,
     };
   }
 
@@ -399,6 +456,9 @@ export class ServeInstance implements IngressTarget, AsyncDisposable {
     return new UnavailableError('serve instance is shutting down', { draining: true });
   }
 }
+
+/** The leader fields of a head's status (contract/status.ts). */
+export type HaStatusFields = Pick<ServeStatus, 'leader' | 'leaderHead' | 'state'>;
 
 function withPrefixes(applications: ApplicationSpec[]) {
   const names = new Set<string>();

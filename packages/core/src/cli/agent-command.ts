@@ -23,6 +23,8 @@ export interface AgentCommandOptions extends ClusterClientCliOptions {
   httpPort?: number;
   /** commander's --no-proxy. */
   proxy?: boolean;
+  /** The proxy sends again requests cut by the head's death (at-least-once). */
+  retryAfterHeadLoss?: boolean;
 }
 
 const DEFAULT_PROXY_PORT = 8000;
@@ -44,7 +46,13 @@ export async function agentCommand(opts: AgentCommandOptions): Promise<void> {
       resources: definedOnly({ cpus: opts.cpus, gpus: opts.gpus, memoryMb: opts.memoryMb }),
       connectTimeoutMs: opts.connectTimeout,
       log,
-      proxy: proxy ? { host: opts.httpHost, port: opts.httpPort ?? DEFAULT_PROXY_PORT } : undefined,
+      proxy: proxy
+        ? {
+            host: opts.httpHost,
+            port: opts.httpPort ?? DEFAULT_PROXY_PORT,
+            retryAfterHeadLoss: opts.retryAfterHeadLoss,
+          }
+        : undefined,
       ...clusterClientAuth(opts),
     });
   let agent: ClusterAgent;

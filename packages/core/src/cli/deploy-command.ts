@@ -134,12 +134,44 @@ export async function redeployFromCheckpoint(instance: RuntimeInstance, log: (li
   }
 }
 
-async function deployOnHead(instance: RuntimeInstance, req: DeployRequest): Promise<DeployReply> {
+/**
+ * A newly elected head (state in etcd) deploys again the applications of the last leader's state. Resolves
+ * once every one is in the controller (its deployments expect the replicas the agents kept), without
+ * waiting for them to run: they run once the agents, which wait for this, register and are re-adopted.
+ */
+export async function restoreFromState(instance: RuntimeInstance, log: (line: string) => void): Promise<void> {
+  for (const { name, source } of instance.restorableSources()) {
+    const req = source as DeployRequest;
+    try {
+      const { app, name: appName, routePrefix, config } = await loadDeployRequest(req);
+      // deploy() adds the application synchronously and then waits for it to run.
+      instance
+        .deploy([{ name: appName, routePrefix, app }], {
+          config,
+          timeoutS: req.timeout_s || DEFAULT_TIMEOUT_S,
+          source: { ...req, args: { ...req.args } },
+        })
+        .then(
+          () => log(`restored application '${appName}' (route ${routePrefix}): RUNNING`),
+          (err) => log(`restored application '${appName}' is not running: ${causeOf(err)}`),
+        );
+    } catch (err) {
+      log(`could not restore application '${name}' from the state: ${causeOf(err)}`);
+    }
+  }
+}
+
+async function loadDeployRequest(req: DeployRequest) {
   const spec = { file: req.module_path, given: req.module_path, exportName: req.export_name || 'app' };
   const app = await loadApplication(spec, req.args);
   const config = req.config_text ? parseServeConfig(req.config_text, req.config_source || 'config') : undefined;
   const name = req.name || config?.applications[0]?.name || (spec.exportName === 'app' ? 'default' : spec.exportName);
   const routePrefix = req.route_prefix || config?.applications.find((a) => a.name === name)?.routePrefix || '/';
+  return { app, name, routePrefix, config };
+}
+
+async function deployOnHead(instance: RuntimeInstance, req: DeployRequest): Promise<DeployReply> {
+  const { app, name, routePrefix, config } = await loadDeployRequest(req);
   // The request itself is what a restarted head deploys again (plain JSON, kept in the checkpoint).
   const source: DeployRequest = { ...req, args: { ...req.args } };
   await instance.deploy([{ name, routePrefix, app }], { config, timeoutS: req.timeout_s || DEFAULT_TIMEOUT_S, source });

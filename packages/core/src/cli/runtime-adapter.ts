@@ -6,6 +6,7 @@ import type { Application } from '../application.js';
 import type { ServeConfig } from '../config.js';
 import { startServe, type ServeInstance } from '../serve-instance.js';
 import type { ClusterHeadOptions } from '../cluster/head.js';
+import type { ControllerStore } from '../controller/store/controller-store.js';
 
 export type RuntimeInstance = ServeInstance;
 
@@ -31,6 +32,14 @@ export function startHead(opts: {
   config?: ServeConfig;
   cluster: ClusterHeadOptions;
   checkpoint?: string;
+  /** Heads sharing their state in etcd: the store, and the instance starts as a standby. */
+  store?: ControllerStore;
 }): Promise<RuntimeInstance> {
-  return startServe({ applications: [], config: opts.config, cluster: opts.cluster, checkpoint: opts.checkpoint });
+  return startServe({
+    applications: [],
+    config: opts.config,
+    cluster: opts.cluster,
+    checkpoint: opts.checkpoint,
+    ...(opts.store ? { store: opts.store, standby: true } : {}),
+  });
 }

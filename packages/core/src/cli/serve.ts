@@ -79,6 +79,15 @@ export function buildProgram(plugins: readonly CliPlugin[] = []): Command {
       'controller checkpoint; a head restarted after a crash deploys again what it names and ' +
         "re-adopts the agents' replicas (default: one per working directory under the temp dir)",
     )
+    .option(
+      '--state <url>',
+      'where the controller state lives: etcd://HOST:PORT[,HOST:PORT...][/NAME][?ttl=S] for heads that elect ' +
+        'a leader and take over from each other (default: the local checkpoint file)',
+    )
+    .option(
+      '--retry-after-head-loss',
+      "a standby's proxies send again a request cut by the leader's death to the next leader (none lost; a request may run twice)",
+    )
     .option('--request-timeout <ms>', 'HTTP request timeout in ms, 0 for none (default: 120000)', parseNonNegative)
     .option('--body-limit <bytes>', 'largest HTTP request body in bytes (default: 4194304)', parseNonNegative)
     .option('--drain-timeout <ms>', 'how long shutdown waits for in-flight requests (default: 30000)', parseNonNegative)
@@ -107,7 +116,10 @@ export function buildProgram(plugins: readonly CliPlugin[] = []): Command {
       'Join a head (serve start --head, or serve run --cluster-port) as a node agent: host replicas and an HTTP ' +
         'proxy there until Ctrl+C / SIGTERM. The application code must be at the same path on this node as on the head.',
     )
-    .requiredOption('--address <host:port>', "the head's cluster address")
+    .requiredOption(
+      '--address <host:port>',
+      "the head's cluster address; several heads that elect a leader: HOST:PORT,HOST:PORT,...",
+    )
     .option('--node-id <id>', 'unique node name (default: the host name)')
     .option('--cpus <n>', 'CPUs offered to placement (default: detected)', parseNonNegative)
     .option(
@@ -129,6 +141,10 @@ export function buildProgram(plugins: readonly CliPlugin[] = []): Command {
       parsePort,
     )
     .option('--no-proxy', 'run no HTTP proxy on this node')
+    .option(
+      '--retry-after-head-loss',
+      "the proxy sends again a request cut by the head's death to the next head (none lost; a request may run twice)",
+    )
     .action(async (opts) => {
       await agentCommand(opts);
     });

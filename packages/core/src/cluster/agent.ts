@@ -19,6 +19,11 @@
  * Every call carries the cluster token (cluster-token.ts: given, a token file, FLOTILLA_CLUSTER_TOKEN, or
  * the head machine's ~/.flotilla/cluster-token). Found no token yet, the agent keeps looking while it
  * keeps trying to reach the head, as a head on the same machine writes its token when it starts.
+ *
+ * Several heads (state in etcd, one leader): `address` lists them ('A,B,C'). The agent registers with
+ * the first that takes it; a standby refuses, naming the leader, which the agent then tries. When the
+ * leader dies the agent registers with the next leader as with a restarted head (its replicas are kept
+ * for re-adoption), and its proxy follows it.
  */
 import { existsSync } from 'node:fs';
 import os from 'node:os';
@@ -31,6 +36,7 @@ import { spawnActorProcess } from '../actor/process-actor.js';
 import { StreamChannel } from '../actor/stream-channel.js';
 import { cudaVisibleDevices, detectLocalResources, type NodeResources } from '../controller/placement.js';
 import { ClusterError, UnauthenticatedError } from '../errors.js';
+import { LEADER_KEY } from './head.js';
 import { clusterClient, explainCallError, missingToken, type ClusterClient } from './cluster-client.js';
 import { findToken, type ResolvedToken } from './cluster-token.js';
 import { tlsHint, type ClusterClientTls } from './cluster-tls.js';
@@ -47,7 +53,7 @@ import {
 } from './cluster-proto.js';
 
 export interface ClusterAgentOptions {
-  /** The head's cluster address, 'host:port'. */
+  /** The head's cluster address, 'host:port', or several heads' ('A,B,C') that elect a leader. */
   address: string;
   /** Unique per node. Default: the host name. */
   nodeId?: string;
@@ -67,7 +73,7 @@ export interface ClusterAgentOptions {
    * Run an HTTP proxy on this node that serves every application of the head. `holdMs`: how long its
    * requests wait for an unreachable head. Default: none (`serve agent` starts one on 127.0.0.1:8000).
    */
-  proxy?: { host?: string; port?: number; holdMs?: number };
+  proxy?: { host?: string; port?: number; holdMs?: number; retryAfterHeadLoss?: boolean };
   /** How long replicas outlive a lost head, waiting for it (restarted) to re-adopt them, in ms; 0 kills them at once. Default: 60000. */
   orphanGraceMs?: number;
   /**
@@ -91,7 +97,10 @@ const LOSS_SETTLE_MS = 300;
 export class ClusterAgent implements AsyncDisposable {
   readonly nodeId: string;
   readonly resources: NodeResources;
-  private readonly client: ClusterClient;
+  /** One client per head address; `current` is the head this agent registers with (the leader). */
+  private readonly clients = new Map<string, ClusterClient>();
+  private readonly addresses: string[];
+  private currentAddress: string;
   /** The token every call carries; looked up again at each registration until found. */
   private token: ResolvedToken | undefined;
   private readonly actors = new Map<string, HostedActor>();
@@ -107,7 +116,30 @@ export class ClusterAgent implements AsyncDisposable {
     this.nodeId = options.nodeId ?? os.hostname();
     const detected = detectLocalResources(process.env, os.availableParallelism(), Math.floor(os.totalmem() / 2 ** 20));
     this.resources = { ...detected, ...options.resources };
-    this.client = clusterClient(options.address, () => this.token?.token, options.tls);
+    this.addresses = options.address
+      .split(',')
+      .map((a) => a.trim())
+      .filter((a) => a !== '');
+    this.currentAddress = this.addresses[0] ?? options.address;
+  }
+
+  /** The client of the head this agent registers with. */
+  private get client(): ClusterClient {
+    return this.clientFor(this.currentAddress);
+  }
+
+  private clientFor(address: string): ClusterClient {
+    let c = this.clients.get(address);
+    if (!c) {
+      c = clusterClient(address, () => this.token?.token, this.options.tls);
+      this.clients.set(address, c);
+    }
+    return c;
+  }
+
+  /** The head this agent is registered with (or trying), 'host:port'. */
+  get headAddress(): string {
+    return this.currentAddress;
   }
 
   /** Registers with the head; rejects with ClusterError when it cannot be reached or refuses. */
@@ -141,7 +173,7 @@ export class ClusterAgent implements AsyncDisposable {
     await this.ingress?.close(1000);
     this.leave();
     await this.killAll();
-    this.client.close();
+    for (const c of this.clients.values()) c.close();
   }
 
   [Symbol.asyncDispose](): Promise<void> {
@@ -150,9 +182,11 @@ export class ClusterAgent implements AsyncDisposable {
 
   private async startProxy(options: NonNullable<ClusterAgentOptions['proxy']>): Promise<void> {
     this.proxyTarget = new NodeProxyTarget({
-      client: this.client,
+      // The head registered with now: after a failover, the new leader.
+      client: () => this.client,
       nodeId: this.nodeId,
       holdMs: options.holdMs,
+      retryAfterHeadLoss: options.retryAfterHeadLoss,
       log: this.options.log,
     });
     await this.proxyTarget.ready();
@@ -170,7 +204,7 @@ export class ClusterAgent implements AsyncDisposable {
     this.reattach(new Set(reply.adopt ?? []));
     this.heartbeatTimer = setInterval(() => this.heartbeat(), this.session.intervalMs);
     this.options.log?.(
-      `node ${this.nodeId} joined the head at ${this.options.address} ` +
+      `node ${this.nodeId} joined the head at ${this.currentAddress} ` +
         `(${this.resources.cpus} CPUs, ${this.resources.gpus} GPUs, ${this.resources.memoryMb} MiB)`,
     );
   }
@@ -196,9 +230,10 @@ export class ClusterAgent implements AsyncDisposable {
         await new Promise((res) => setTimeout(res, 250));
         continue;
       }
+      const address = this.currentAddress;
       try {
         return await new Promise<RegisterNodeReply>((resolve, reject) =>
-          this.client.RegisterNode(
+          this.clientFor(address).RegisterNode(
             request,
             // At least 1 s per attempt: on a busy machine a shorter one can expire before the connection
             // is even tried, and "deadline exceeded" says less than the refusal it would have seen.
@@ -209,29 +244,37 @@ export class ClusterAgent implements AsyncDisposable {
       } catch (err) {
         const e = err as grpc.ServiceError;
         const usingTls = this.options.tls !== undefined;
+        // A standby head names the leader: register there at once.
+        const leader = e.metadata?.get(LEADER_KEY)[0];
+        if (e.code === grpc.status.FAILED_PRECONDITION && typeof leader === 'string' && leader !== '') {
+          lastCause = `${address} is a standby head (${e.details})`;
+          if (leader !== address) {
+            this.currentAddress = leader;
+            if (Date.now() + 50 < deadlineMs && !this.closed) continue;
+          }
+        }
         if (e.code === grpc.status.UNAUTHENTICATED) {
           throw new UnauthenticatedError(
-            `the head at ${this.options.address} refused node '${this.nodeId}': ${explainCallError(e, usingTls)}`,
-            { address: this.options.address },
+            `the head at ${address} refused node '${this.nodeId}': ${explainCallError(e, usingTls)}`,
+            { address },
           );
         }
         // A live node holds the id: it may be this node's previous agent, about to be declared dead.
         const retry =
           e.code === grpc.status.UNAVAILABLE ||
           e.code === grpc.status.DEADLINE_EXCEEDED ||
-          e.code === grpc.status.ALREADY_EXISTS;
+          e.code === grpc.status.ALREADY_EXISTS ||
+          (e.code === grpc.status.FAILED_PRECONDITION && leader !== undefined);
         if (!retry)
-          throw new ClusterError(
-            `the head at ${this.options.address} refused node '${this.nodeId}': ${e.details || e.message}`,
-          );
+          throw new ClusterError(`the head at ${address} refused node '${this.nodeId}': ${e.details || e.message}`);
         // A connection error says more than the deadline of the last, shortened attempt.
-        if (e.code !== grpc.status.DEADLINE_EXCEEDED || !lastCause) {
+        if ((e.code !== grpc.status.DEADLINE_EXCEEDED || !lastCause) && leader === undefined) {
           lastCause = explainCallError(e, usingTls);
           tlsFailure = usingTls && tlsHint(e.details || e.message, true) !== undefined;
         }
         if (Date.now() + 50 >= deadlineMs || this.closed) {
           if (e.code === grpc.status.ALREADY_EXISTS)
-            throw new ClusterError(`the head at ${this.options.address} refused node '${this.nodeId}': ${lastCause}`);
+            throw new ClusterError(`the head at ${address} refused node '${this.nodeId}': ${lastCause}`);
           throw new ClusterError(
             `cannot reach the head at ${this.options.address}: ${lastCause}` +
               (tlsFailure
@@ -240,7 +283,12 @@ export class ClusterAgent implements AsyncDisposable {
             { address: this.options.address },
           );
         }
-        await new Promise((res) => setTimeout(res, 250));
+        // Another head may lead: try the next address (after a pause once all were tried).
+        const i = this.addresses.indexOf(address);
+        const next = this.addresses[(i + 1) % this.addresses.length] ?? address;
+        if (e.code !== grpc.status.ALREADY_EXISTS) this.currentAddress = next;
+        if (i === -1 || i === this.addresses.length - 1 || e.code === grpc.status.ALREADY_EXISTS)
+          await new Promise((res) => setTimeout(res, 250));
       }
     }
   }

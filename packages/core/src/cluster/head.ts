@@ -16,6 +16,12 @@
  * The port runs code on request, so every call must carry the cluster token (cluster-auth.ts checks it
  * before any handler; cluster-token.ts says where it comes from), optionally over TLS or mutual TLS
  * (cluster-tls.ts). A node id held by a live agent cannot be taken by another registration.
+ *
+ * Several heads may share one state in etcd (cluster/ha-head.ts): only the leader takes agents and proxy
+ * traffic. A standby refuses registrations with FAILED_PRECONDITION naming the leader (trailer
+ * `flotilla-leader`), which agents follow, and forwards `serve deploy` to the leader; a newly elected
+ * leader answers UNAVAILABLE while it restores its state, so that no agent registers before the
+ * controller knows which of its replicas to re-adopt.
  */
 import { randomUUID } from 'node:crypto';
 import * as grpc from '@grpc/grpc-js';
@@ -46,6 +52,7 @@ import {
 import type { ActorRef } from '../actor/actor-ref.js';
 import type { CallServer } from '../actor/rpc-peer.js';
 import type { Allocation, NodeResources } from '../controller/placement.js';
+import type { StoredNode } from '../controller/checkpoint.js';
 import type { NodeStatusInfo, ServeStatus } from '../contract/status.js';
 import type { RouteInfo } from '../contract/routes.js';
 
@@ -62,7 +69,22 @@ export interface HeadFrontend {
    * expects (through adoptActor) and return their ids; the agent kills the others.
    */
   adopt?(nodeId: string, actorIds: string[]): string[];
+  /** Heads that elect a leader: this head's role now. Absent: this head always leads. */
+  role?(): HeadRole;
+  /** A standby's way to the leader for `serve deploy` (absent: a standby refuses deploys, naming the leader). */
+  forwardDeploy?(req: DeployRequest): Promise<DeployReply>;
 }
+
+export interface HeadRole {
+  leading: boolean;
+  /** Elected, but still restoring the state (deploying the applications again): agents wait. */
+  restoring?: boolean;
+  /** The leader's cluster address ('host:port') when known. */
+  leader?: string;
+}
+
+/** Trailer of a standby's refusal: the leader's cluster address, for agents to follow. */
+export const LEADER_KEY = 'flotilla-leader';
 
 export interface ClusterHeadOptions {
   /** Interface agents connect to; use '0.0.0.0' to accept other machines. Default: '127.0.0.1'. */
@@ -222,6 +244,35 @@ export class ClusterHead implements AsyncDisposable {
     });
   }
 
+  /** The live agents, as the controller saves them with its state (the node registry). */
+  storedNodes(): StoredNode[] {
+    return [...this.nodes.values()].map((n) => ({
+      id: n.id,
+      address: n.address,
+      resources: { ...n.resources },
+      labels: { ...n.labels },
+    }));
+  }
+
+  /**
+   * Why this head takes no agents or proxy traffic now (a standby, or a leader restoring), as a gRPC
+   * error carrying the leader's address; undefined when it leads.
+   */
+  private notLeading(): grpc.ServiceError | undefined {
+    const role = this.frontend?.role?.();
+    if (!role || (role.leading && !role.restoring)) return undefined;
+    const metadata = new grpc.Metadata();
+    if (role.leader && !role.leading) metadata.set(LEADER_KEY, role.leader);
+    const details = role.leading
+      ? 'this head was just elected and is restoring the state; try again shortly'
+      : `this head is a standby; the leader is ${role.leader ? `at ${role.leader}` : 'not elected yet'}`;
+    return Object.assign(new Error(details), {
+      code: role.leading || !role.leader ? grpc.status.UNAVAILABLE : grpc.status.FAILED_PRECONDITION,
+      details,
+      metadata,
+    });
+  }
+
   /** The head's node, then live agents (join order), then recently dead ones with the reason. */
   describeNodes(nowMs = Date.now()): NodeStatusInfo[] {
     // A node past its heartbeat limit is dropped now rather than shown DEAD while still listed as live.
@@ -311,6 +362,8 @@ export class ClusterHead implements AsyncDisposable {
     }
     const bad = badRequest(req);
     if (bad) return cb({ code: grpc.status.INVALID_ARGUMENT, details: bad });
+    const refusal = this.notLeading();
+    if (refusal) return cb(refusal);
     // A live node's id cannot be taken: the second registration is refused and the node keeps its
     // replicas. One past its heartbeat limit (an agent that restarted before the head noticed) is dropped
     // and the id is free again.
@@ -390,6 +443,8 @@ export class ClusterHead implements AsyncDisposable {
 
   private proxyState(cb: grpc.sendUnaryData<ProxyStateReply>): void {
     if (!this.frontend) return cb({ code: grpc.status.UNAVAILABLE, details: 'the head is starting' });
+    const refusal = this.notLeading();
+    if (refusal) return cb(refusal);
     cb(null, {
       routes_json: JSON.stringify(this.frontend.routes()),
       status_json: JSON.stringify(this.frontend.status()),
@@ -401,6 +456,8 @@ export class ClusterHead implements AsyncDisposable {
     const nodeId = String(call.metadata.get(NODE_ID_KEY)[0] ?? '');
     const channel = new StreamChannel(`proxy on node ${nodeId}`, call);
     if (!this.frontend) return channel.shutdown('the head is starting');
+    const refusal = this.notLeading();
+    if (refusal) return channel.shutdown(refusal.details);
     // The peer lives as long as the channel: its listeners hold it.
     new RpcPeer(channel, this.frontend.proxyServer(nodeId));
     this.proxies.add(channel);
@@ -408,6 +465,20 @@ export class ClusterHead implements AsyncDisposable {
   }
 
   private deploy(req: DeployRequest, cb: grpc.sendUnaryData<DeployReply>): void {
+    const role = this.frontend?.role?.();
+    const forward = this.frontend?.forwardDeploy;
+    if (role && !role.leading) {
+      if (!forward || !role.leader) return cb(this.notLeading() ?? null);
+      return void forward(req).then(
+        (reply) => cb(null, reply),
+        (err: grpc.ServiceError) =>
+          cb({
+            code: typeof err.code === 'number' ? err.code : grpc.status.UNAVAILABLE,
+            details: `forwarded to the leader at ${role.leader}: ${err.details || err.message}`,
+          }),
+      );
+    }
+    if (role?.restoring) return cb(this.notLeading() ?? null);
     const deploy = this.frontend?.deploy;
     if (!deploy) {
       return cb({

@@ -8,6 +8,15 @@
  * and holds new requests, retrying them until the head is back or `holdMs` passes, so a short head
  * restart delays requests rather than failing them. A request the head had already accepted when the
  * connection broke fails with ActorDiedError (data.accepted: true): it may have run.
+ *
+ * `retryAfterHeadLoss` sends such a request again (to the next head: a restarted or newly elected one)
+ * instead, up to 3 times: nothing is lost when the head dies, at the price of at-least-once delivery (the
+ * replica may have run it; its agent cancelled it when the head was lost). Streams are sent again only if
+ * nothing reached the client yet.
+ *
+ * With several heads (state in etcd) the client is a function: the agent's current head (the leader it
+ * registered with), or, for a standby head's own proxies, the leader's. Requests held while the leader
+ * changes go to the new one.
  */
 import * as grpc from '@grpc/grpc-js';
 import { RpcPeer, isRetryable } from '../actor/rpc-peer.js';
@@ -21,20 +30,26 @@ import type { RouteInfo } from '../contract/routes.js';
 import type { ServeStatus } from '../contract/status.js';
 
 export interface NodeProxyTargetOptions {
-  /** The cluster client (cluster-proto.ts's service) connected to the head. */
-  client: grpc.Client & Record<string, any>;
+  /** The cluster client (cluster-proto.ts's service) connected to the head, or the current one; undefined: none known yet. */
+  client: ProxyClient | (() => ProxyClient | undefined);
   nodeId: string;
   /** How often routes and status are refreshed, in ms. Default: 1000. */
   pollMs?: number;
   /** How long a request waits for an unreachable head before failing with UnavailableError, in ms. Default: 60000. */
   holdMs?: number;
+  /** Send again (up to 3 times) a request the head had accepted when its connection broke. Default: false. */
+  retryAfterHeadLoss?: boolean;
   log?: (line: string) => void;
 }
+
+type ProxyClient = grpc.Client & Record<string, any>;
 
 export class NodeProxyTarget implements IngressTarget {
   draining = false;
   private peer: RpcPeer | undefined;
   private channel: StreamChannel | undefined;
+  /** The client the channel was opened on: a new head (another leader) gets a new channel. */
+  private channelClient: ProxyClient | undefined;
   private routeList: RouteInfo[] = [];
   private lastStatus: ServeStatus = { startedAtMs: Date.now(), applications: [] };
   private readonly poller: NodeJS.Timeout;
@@ -80,9 +95,12 @@ export class NodeProxyTarget implements IngressTarget {
 
   private async call(t: HandleTarget, method: string, args: unknown[], opts: ResolvedCallOptions): Promise<unknown> {
     const deadline = Date.now() + (this.options.holdMs ?? 60_000);
+    const cuts = { n: 0 };
     for (let attempt = 0; ; attempt++) {
-      const link = this.connection();
+      let channel: StreamChannel | undefined;
       try {
+        const link = this.connection();
+        channel = link.channel;
         return await link.peer.call(method, args, {
           target: t,
           requestId: opts.requestId,
@@ -90,7 +108,7 @@ export class NodeProxyTarget implements IngressTarget {
           routingKey: opts.routingKey,
         });
       } catch (err) {
-        await this.beforeRetry(err, link.channel, attempt, deadline, opts.signal);
+        await this.beforeRetry(err, channel, attempt, deadline, opts.signal, cuts);
       }
     }
   }
@@ -102,10 +120,13 @@ export class NodeProxyTarget implements IngressTarget {
     opts: ResolvedCallOptions,
   ): AsyncGenerator<unknown> {
     const deadline = Date.now() + (this.options.holdMs ?? 60_000);
+    const cuts = { n: 0 };
     for (let attempt = 0; ; attempt++) {
       let started = false;
-      const link = this.connection();
+      let channel: StreamChannel | undefined;
       try {
+        const link = this.connection();
+        channel = link.channel;
         for await (const item of link.peer.stream(method, args, {
           target: t,
           requestId: opts.requestId,
@@ -117,8 +138,8 @@ export class NodeProxyTarget implements IngressTarget {
         }
         return;
       } catch (err) {
-        if (started) throw linkError(err, link.channel);
-        await this.beforeRetry(err, link.channel, attempt, deadline, opts.signal);
+        if (started) throw linkError(err, channel);
+        await this.beforeRetry(err, channel, attempt, deadline, opts.signal, cuts);
       }
     }
   }
@@ -126,12 +147,13 @@ export class NodeProxyTarget implements IngressTarget {
   /** Rethrows what cannot be retried; otherwise waits a little (the head may be restarting). */
   private async beforeRetry(
     err: unknown,
-    channel: StreamChannel,
+    channel: StreamChannel | undefined,
     attempt: number,
     deadline: number,
-    signal?: AbortSignal,
+    signal: AbortSignal | undefined,
+    cuts: { n: number },
   ): Promise<void> {
-    if (!isRetryable(err) || signal?.aborted) throw linkError(err, channel);
+    if (!(isRetryable(err) || this.cutByHeadLoss(err, channel, cuts)) || signal?.aborted) throw linkError(err, channel);
     if (Date.now() >= deadline) {
       throw new UnavailableError(
         `the head is unreachable from node ${this.options.nodeId}: ${(err as Error).message}`,
@@ -141,13 +163,30 @@ export class NodeProxyTarget implements IngressTarget {
     await sleep(Math.min(1000, 50 * 2 ** attempt));
   }
 
+  /** A request the head had accepted when its connection broke, to send again (retryAfterHeadLoss). */
+  private cutByHeadLoss(err: unknown, channel: StreamChannel | undefined, cuts: { n: number }): boolean {
+    const cut =
+      this.options.retryAfterHeadLoss === true &&
+      cuts.n < 3 &&
+      err instanceof ActorDiedError &&
+      err.data?.accepted === true &&
+      channel?.closed === true;
+    if (cut) cuts.n++;
+    return cut;
+  }
+
   /** The peer over the current ProxyChannel, opening one when there is none (grpc connects lazily). */
   private connection(): { peer: RpcPeer; channel: StreamChannel } {
-    if (this.peer && this.channel && !this.channel.closed) return { peer: this.peer, channel: this.channel };
+    const client = this.client();
+    if (!client) throw new UnavailableError('no head leads yet', { retryable: true });
+    if (this.peer && this.channel && !this.channel.closed && this.channelClient === client)
+      return { peer: this.peer, channel: this.channel };
+    // The previous head's channel (if still open) finishes what it carries and is left to close.
     const metadata = new grpc.Metadata();
     metadata.set(NODE_ID_KEY, this.options.nodeId);
-    const channel = new StreamChannel('head', this.options.client.ProxyChannel(metadata));
+    const channel = new StreamChannel('head', client.ProxyChannel(metadata));
     this.channel = channel;
+    this.channelClient = client;
     this.peer = new RpcPeer(channel);
     channel.onClose((reason) => {
       if (this.channel !== channel) return;
@@ -158,8 +197,18 @@ export class NodeProxyTarget implements IngressTarget {
     return { peer: this.peer, channel };
   }
 
+  private client(): ProxyClient | undefined {
+    const c = this.options.client;
+    return typeof c === 'function' ? c() : c;
+  }
+
   private poll(): void {
-    this.options.client.ProxyState(
+    const client = this.client();
+    if (!client) {
+      this.reachable = false;
+      return;
+    }
+    client.ProxyState(
       { node_id: this.options.nodeId },
       { deadline: Date.now() + 5000 },
       (err: grpc.ServiceError | null, reply: ProxyStateReply) => {
@@ -199,8 +248,8 @@ function keepKnownMethods(routes: RouteInfo[], previous: RouteInfo[]): RouteInfo
 }
 
 /** A request the head had accepted when its connection broke: say so, rather than "actor died". */
-function linkError(err: unknown, channel: StreamChannel): unknown {
-  if (!(err instanceof ActorDiedError) || !channel.closed || err.data?.accepted !== true) return err;
+function linkError(err: unknown, channel: StreamChannel | undefined): unknown {
+  if (!(err instanceof ActorDiedError) || !channel?.closed || err.data?.accepted !== true) return err;
   return new ActorDiedError(
     `the connection to the head broke while the request ran (it may have run): ${err.message}`,
     err.data,

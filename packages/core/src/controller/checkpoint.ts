@@ -20,6 +20,15 @@ export interface ControllerCheckpoint {
   pid: number;
   /** `source`: how the app was deployed onto a running head (serve deploy's request), to deploy it again. */
   apps: { name: string; routePrefix: string; source?: unknown; deployments: DeploymentSnapshot[] }[];
+  /** The cluster's agents when it was saved (a head's node registry), for the record and standbys' status. */
+  nodes?: StoredNode[];
+}
+
+export interface StoredNode {
+  id: string;
+  address: string;
+  resources: { cpus: number; gpus: number; memoryMb: number };
+  labels: Record<string, string>;
 }
 
 /** Default location: one file per working directory and set of applications, under os.tmpdir()/flotilla. */
@@ -31,6 +40,7 @@ export function defaultCheckpointPath(appKeys: string[], cwd = process.cwd()): s
   return path.join(os.tmpdir(), 'flotilla', `controller-${key}.json`);
 }
 
+/** The embedded store's file (store/file-store.ts wraps it as a ControllerStore). */
 export class CheckpointStore {
   constructor(readonly file: string) {}
 

@@ -2,7 +2,8 @@
  * The controller: a reconciler loop (every tickMs, ≈100 ms) over the applications. Each update() call is
  * wrapped so that the loop never dies; the controller also owns placement and starts actors (threads or
  * processes, with CUDA_VISIBLE_DEVICES from placement) whose own handle calls go to `relay`. When a
- * target changes it rewrites its checkpoint (checkpoint.ts) at the end of the tick.
+ * target changes it saves its state to its store (store/controller-store.ts: the checkpoint file, or etcd)
+ * at the end of the tick. It does not know which store it has, nor whether other heads stand by.
  */
 import { createThreadActor } from '../actor/thread-actor.js';
 import { createProcessActor } from '../actor/process-actor.js';
@@ -16,7 +17,8 @@ import type { AppGraph } from '../application.js';
 import type { ServeConfig } from '../config.js';
 import type { RuntimeEvents } from '../runtime-events.js';
 import type { AutoscalingPolicy } from '../contract/autoscaling.js';
-import type { CheckpointStore, ControllerCheckpoint } from './checkpoint.js';
+import type { ControllerCheckpoint, StoredNode } from './checkpoint.js';
+import type { ControllerStore } from './store/controller-store.js';
 import { WarmPool } from './warm-pool.js';
 
 export interface ControllerOptions {
@@ -31,8 +33,10 @@ export interface ControllerOptions {
   autoscalingPolicy?: AutoscalingPolicy;
   /** Errors caught in the loop. Default: console.error. */
   onError?: (err: unknown) => void;
-  /** Where targets are checkpointed. Default: none. */
-  checkpoint?: CheckpointStore;
+  /** Where the state is saved (store/: a checkpoint file, or etcd). Default: none. */
+  store?: ControllerStore;
+  /** The cluster's agents, saved with the state. Default: none. */
+  nodes?: () => StoredNode[];
   /** Placement over more nodes than this one (a cluster head's). Default: this node's PlacementBook. */
   placement?: Placement;
   /** Starts replicas whose allocation names another node (cluster/head.ts). Default: none. */
@@ -82,7 +86,19 @@ export class Controller {
     options.events.on('replica-state', () => {
       this.dirty = true;
     });
-    this.restoredFrom = options.checkpoint?.loadOrphaned();
+  }
+
+  /**
+   * The state of a controller that this one takes over (a checkpoint left by one that died, or the last
+   * leader's state in etcd): deploy() and the sources to deploy again read it. Call before start().
+   */
+  restoreFrom(state: ControllerCheckpoint | undefined): void {
+    this.restoredFrom = state;
+  }
+
+  /** True once start() ran (a standby head's controller waits until it leads). */
+  get started(): boolean {
+    return this.timer !== undefined;
   }
 
   /** Adds an application; its replicas start on the next tick. Throws DeploymentConfigError on bad options. */
@@ -197,25 +213,28 @@ export class Controller {
         ...(a.source === undefined ? {} : { source: a.source }),
         deployments: [...a.deployments.values()].map((d) => d.snapshot()),
       })),
+      ...(this.options.nodes ? { nodes: this.options.nodes() } : {}),
     };
   }
 
   /** Stops the loop and every replica (each drains within its gracefulShutdownTimeoutS). */
   async dispose(): Promise<void> {
+    const wasRunning = this.timer !== undefined;
     clearInterval(this.timer);
     this.timer = undefined;
     await Promise.all([...this.apps.values()].map((a) => a.stop()).concat(this.warm.close()));
-    // A clean stop leaves no checkpoint: one found at start-up means the controller died.
-    this.options.checkpoint?.remove();
+    // A clean stop leaves no checkpoint file (one found at start-up means the controller died); etcd keeps
+    // the applications for the next leader, without the replicas just stopped. A standby that never led
+    // has nothing of its own to retire.
+    if (wasRunning) await this.options.store?.retire(this.snapshot()).catch((err) => this.report(err));
   }
 
   private saveCheckpoint(): void {
     this.dirty = false;
-    try {
-      this.options.checkpoint?.save(this.snapshot());
-    } catch (err) {
-      this.report(err);
-    }
+    const store = this.options.store;
+    if (!store) return;
+    // The file store writes synchronously inside save(); etcd's saves coalesce and wait out an outage.
+    store.save(this.snapshot()).catch((err) => this.report(err));
   }
 
   private createActor(spec: DeploymentSpec, id: string, alloc: Allocation): ActorRef {
