@@ -112,8 +112,8 @@ describeWithModels('LLMServer guard on the runtime (stories260K)', () => {
     await expectError(
       await post(chat, { messages: [{ role: 'user', content: 'hi' }], tools: [{ type: 'function' }] }),
       400,
-      /^tools:/,
-      'tools',
+      /^tools\[0\]\.function:/,
+      'tools[0].function',
     );
     const tgi = await post('/open/generate', { inputs: 'x', parameters: { top_k: 0 } });
     expect(tgi.status).toBe(422);

@@ -17,11 +17,15 @@ import {
   type RequestStream,
   type SamplingParams,
   type TokenLogprob,
+  type ToolDefinition,
 } from '@flotilla/engine';
 import { ContextLimitError, InvalidParameterError, MalformedRequestError } from './errors.js';
 import type { ResolvedLimits } from './llm-server-options.js';
 
-export type PromptSource = { text: string } | { messages: ChatMessage[] } | { tokenIds: number[] };
+export type PromptSource =
+  | { text: string }
+  | { messages: ChatMessage[]; tools?: readonly ToolDefinition[] }
+  | { tokenIds: number[] };
 
 /** Wire names of the request fields, for error messages: SamplingParams field (camelCase) → API name. */
 export type ParamNames = Partial<Record<keyof SamplingParams | 'prompt', string>>;
@@ -124,7 +128,7 @@ export function prepareGeneration(engine: LLMEngine, spec: GenerationSpec, limit
 function promptInput(prompt: PromptSource): PromptInput {
   if ('text' in prompt) return prompt.text;
   if ('tokenIds' in prompt) return { tokenIds: prompt.tokenIds };
-  return { messages: prompt.messages, addGenerationPrompt: true };
+  return { messages: prompt.messages, addGenerationPrompt: true, ...(prompt.tools ? { tools: prompt.tools } : {}) };
 }
 
 /** Starts a prepared request; the engine's synchronous errors (a duplicate request id, ...) come back as API errors. */

@@ -4,6 +4,7 @@
  * tokenizes it; a long text or rendered chat is then tokenized through HandlerContext.encoder (off the event
  * loop), and prepareGeneration runs on the resulting ids. Short prompts go through prepareGeneration as they are.
  */
+import type { ToolDefinition } from '@flotilla/engine';
 import { InvalidParameterError } from './errors.js';
 import { type GenerationSpec, type PreparedGeneration, prepareGeneration } from './generation.js';
 import type { HandlerContext } from './handler-context.js';
@@ -18,7 +19,7 @@ export async function preparePrompt(ctx: HandlerContext, spec: GenerationSpec): 
   let text = 'text' in prompt ? prompt.text : '';
   let body = text;
   if ('messages' in prompt) {
-    ({ text, body } = renderChat(ctx, prompt.messages));
+    ({ text, body } = renderChat(ctx, prompt.messages, true, prompt.tools));
     checkTextBytes(Buffer.byteLength(text, 'utf8'), ctx.limits, param); // the template's own text counts too
   }
   const tokenIds = await ctx.encoder.encode(body);
@@ -38,10 +39,11 @@ export function renderChat(
   ctx: Pick<HandlerContext, 'engine'>,
   messages: Parameters<HandlerContext['engine']['chatTemplate']['render']>[0],
   addGenerationPrompt = true,
+  tools?: readonly ToolDefinition[],
 ): { text: string; body: string } {
   let text: string;
   try {
-    text = ctx.engine.chatTemplate.render(messages, { addGenerationPrompt });
+    text = ctx.engine.chatTemplate.render(messages, { addGenerationPrompt, ...(tools ? { tools } : {}) });
   } catch (err) {
     throw new InvalidParameterError('messages', (err as Error).message);
   }

@@ -12,7 +12,10 @@ import type { ResolvedLimits } from './llm-server-options.js';
 /** The prompt's size in UTF-8 bytes: the text, or the messages' content parts and names (what the template renders). */
 export function promptBytes(prompt: PromptSource): number {
   if ('text' in prompt) return Buffer.byteLength(prompt.text, 'utf8');
-  if ('messages' in prompt) return messagesBytes(prompt.messages);
+  if ('messages' in prompt)
+    return (
+      messagesBytes(prompt.messages) + (prompt.tools ? Buffer.byteLength(JSON.stringify(prompt.tools), 'utf8') : 0)
+    );
   return 0;
 }
 
@@ -20,6 +23,7 @@ export function messagesBytes(messages: readonly ChatMessage[]): number {
   let bytes = 0;
   for (const m of messages) {
     bytes += stringBytes(m.role) + stringBytes(m.name);
+    if (m.tool_calls) bytes += stringBytes(JSON.stringify(m.tool_calls));
     if (typeof m.content === 'string') bytes += stringBytes(m.content);
     else if (Array.isArray(m.content)) {
       for (const part of m.content as unknown[]) {

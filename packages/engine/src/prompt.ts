@@ -3,7 +3,7 @@
  * against the vocabulary. Problems are InvalidPromptError ("prompt: PROBLEM") or, from the chat
  * template, InvalidPromptError naming the message / ChatTemplateError.
  */
-import type { ChatMessage, ChatTemplate } from './chat-template.js';
+import type { ChatMessage, ChatTemplate, ToolDefinition } from './chat-template.js';
 import { InvalidPromptError } from './errors.js';
 import type { Tokenizer } from './tokenizer/tokenizer.js';
 
@@ -14,6 +14,8 @@ export type PromptInput =
       messages: ChatMessage[];
       /** End the rendered prompt with the assistant's cue. Default true. */
       addGenerationPrompt?: boolean;
+      /** Function tools for the template (ChatTemplate's tools). Default none. */
+      tools?: readonly ToolDefinition[];
     };
 
 export interface TokenizedPrompt {
@@ -35,7 +37,10 @@ export function tokenizePrompt(input: PromptInput, tokenizer: Tokenizer, templat
     return { tokenIds: checked(Array.from(ids), tokenizer.vocabSize), text: null };
   }
   if (input && typeof input === 'object' && 'messages' in input) {
-    const text = template.render(input.messages, { addGenerationPrompt: input.addGenerationPrompt ?? true });
+    const text = template.render(input.messages, {
+      addGenerationPrompt: input.addGenerationPrompt ?? true,
+      ...(input.tools ? { tools: input.tools } : {}),
+    });
     // A template that writes BOS itself: let the tokenizer add the real token instead of spelling it out.
     const body = template.bosToken && text.startsWith(template.bosToken) ? text.slice(template.bosToken.length) : text;
     return { tokenIds: checked(tokenizer.encode(body), tokenizer.vocabSize), text };

@@ -3,8 +3,8 @@
  * engine's parameters are renamed into SamplingParams and checked by the engine's own validator
  * (checkParams); what is OpenAI's alone is checked here (temperature <= 2, max_tokens 0 for scoring,
  * echo, stream_options, the server's limit on stop strings). Fields OpenAI has but this server cannot
- * honour (tools, ...) are refused rather than ignored; structured output (response_format, guided_*) is read by
- * guided-params.ts. vLLM's extensions (top_k,
+ * honour (...) are refused rather than ignored; structured output (response_format, guided_*) is read by
+ * guided-params.ts; tools are read by tools.ts. vLLM's extensions (top_k,
  * min_p, repetition_penalty, min_tokens, ignore_eos, stop_token_ids, include_stop_str_in_output) are
  * accepted too.
  */
@@ -14,6 +14,7 @@ import { checkParams, type GenerationSpec, type ParamNames } from '../generation
 import type { ResolvedLimits } from '../llm-server-options.js';
 import { BodyReader } from '../validate.js';
 import { readGuided, readIgnoredFields } from './guided-params.js';
+import { readToolCalls, readToolConfig, type ToolConfig, toolGuidedSpec, toolMode } from './tools.js';
 import { readTgiCompletionParams } from './tgi-params.js';
 
 export interface OpenAiRequest {
@@ -31,6 +32,8 @@ export interface OpenAiRequest {
   scoreOnly: boolean;
   /** Top alternatives per token when logprobs were asked for; undefined: none. */
   logprobs: number | undefined;
+  /** chat: tools, tool_choice and parallel_tool_calls (openai/tools.ts); undefined without tools. */
+  tools?: ToolConfig;
 }
 
 /** OpenAI's default max_tokens for /v1/completions (chat's default is the rest of the context). */
@@ -123,16 +126,17 @@ export function parseChatRequest(body: unknown, limits: ResolvedLimits): OpenAiR
   const top = r.raw('top_logprobs');
   if (top !== undefined && !wantLogprobs) throw new InvalidParameterError('top_logprobs', 'requires logprobs: true');
   if (wantLogprobs) params.logprobs = (top ?? 0) as number;
+  // tool_choice 'required' or a named function: the call is generated under its JSON schema
+  const tools = readToolConfig(r);
+  const toolGrammar = toolGuidedSpec(tools);
+  if (toolGrammar) params.guided = toolGrammar;
   const guided = readGuided(r);
-  if (guided) {
-    params.guided = guided.spec;
-    names.guided = guided.name;
-  }
-  checkParams(params, names);
+  if (guided && toolGrammar)
+    throw new InvalidParameterError(guided.name, 'cannot be combined with a tool_choice that forces a tool call');
+  if (guided) params.guided = guided.spec;
+  const guidedName = guided?.name ?? 'tool_choice';
+  checkParams(params, { ...names, guided: guidedName });
   const logprobs = params.logprobs;
-  r.unsupported('tools', (v) => Array.isArray(v) && v.length === 0);
-  r.unsupported('tool_choice', (v) => v === 'none');
-  r.unsupported('parallel_tool_calls', (v) => typeof v === 'boolean');
   const common = readCommon(r);
   r.rejectUnknown();
   return {
@@ -144,10 +148,12 @@ export function parseChatRequest(body: unknown, limits: ResolvedLimits): OpenAiR
     echo: false,
     scoreOnly: false,
     logprobs,
+    ...(tools ? { tools } : {}),
     spec: {
-      prompt: { messages },
+      // with tool_choice 'none' the tools stay out of the prompt
+      prompt: tools && toolMode(tools) !== null ? { messages, tools: tools.tools } : { messages },
       params,
-      names,
+      names: { ...names, guided: guidedName },
     },
   };
 }
@@ -225,14 +231,20 @@ export function readMessages(r: BodyReader): ChatMessage[] {
       throw new InvalidParameterError(`${where}.role`, `must be one of ${[...CHAT_ROLES].join(', ')}`);
     const content = mr.raw('content');
     const name = mr.string('name');
-    mr.raw('tool_call_id');
-    mr.unsupported('tool_calls', (x) => Array.isArray(x) && x.length === 0);
+    const toolCallId = mr.string('tool_call_id');
+    const toolCalls = role === 'assistant' ? readToolCalls(mr.raw('tool_calls'), where) : undefined;
+    if (role !== 'assistant') mr.unsupported('tool_calls');
     mr.rejectUnknown();
-    if (typeof content !== 'string' && !Array.isArray(content)) {
+    if (role === 'tool' && toolCallId === undefined)
+      throw new InvalidParameterError(`${where}.tool_call_id`, "is required on a 'tool' message");
+    const callsOnly = toolCalls !== undefined && toolCalls.length > 0 && content === undefined;
+    if (typeof content !== 'string' && !Array.isArray(content) && !callsOnly) {
       throw new InvalidParameterError(`${where}.content`, 'must be a string or an array of text parts');
     }
-    const msg: ChatMessage = { role, content: content as ChatMessage['content'] };
+    const msg: ChatMessage = { role, content: callsOnly ? null : (content as ChatMessage['content']) };
     if (name !== undefined) msg.name = name;
+    if (toolCalls && toolCalls.length > 0) msg.tool_calls = toolCalls;
+    if (toolCallId !== undefined) msg.tool_call_id = toolCallId;
     return msg;
   });
 }

@@ -21,6 +21,7 @@ import {
   type ResponseMeta,
 } from './responses.js';
 import { parseChatRequest, parseCompletionRequest, type OpenAiRequest } from './params.js';
+import { ToolChunkWriter, toolMode, withToolCalls } from './tools.js';
 
 // Not generators themselves: one generator less for every chunk to pass through (a parse error
 // thrown here is caught by the caller's loop all the same).
@@ -81,12 +82,15 @@ async function* serve(r: OpenAiRequest, ctx: HandlerContext): AsyncGenerator<Htt
     req: r,
   };
   const n = prepared.params.n ?? 1;
+  const toolsMode = toolMode(r.tools); // null: no tool calls to read
   if (!r.stream) {
     const { samples, usage } = await collectGeneration(stream, n);
     Object.assign(ctx.usage, usage);
     const body =
       r.kind === 'chat'
-        ? chatBody(meta, samples, usage)
+        ? toolsMode
+          ? withToolCalls(chatBody(meta, samples, usage), samples, toolsMode, r.tools!)
+          : chatBody(meta, samples, usage)
         : completionBody(meta, samples, usage, prepared.promptText, prepared.tokenIds);
     yield { status: 200, body };
     return;
@@ -96,6 +100,7 @@ async function* serve(r: OpenAiRequest, ctx: HandlerContext): AsyncGenerator<Htt
   if (r.echo) yield sse(echoChunk(meta, n, prepared.promptText));
   const usage = new UsageTracker();
   const chunks = new ChunkWriter(meta);
+  const toolChunks = toolsMode ? new ToolChunkWriter(meta, toolsMode, r.tools!) : null;
   const offsets: number[] = [];
   const started = new Set<number>();
   try {
@@ -109,7 +114,10 @@ async function* serve(r: OpenAiRequest, ctx: HandlerContext): AsyncGenerator<Htt
       ctx.usage.completionTokens = usage.completionTokens;
       const first = r.kind === 'chat' && !started.has(out.index);
       if (first) started.add(out.index);
-      if (r.continuousUsage) {
+      if (toolChunks) {
+        for (const c of toolChunks.chunks(out, first))
+          yield sse(r.continuousUsage ? { ...c, usage: usageBody(ctx.usage) } : c);
+      } else if (r.continuousUsage) {
         // the object path, with the usage so far
         const chunk = r.kind === 'chat' ? chatChunk(meta, out, first) : completionChunk(meta, out, offsets);
         yield sse({ ...chunk, usage: usageBody(ctx.usage) });
