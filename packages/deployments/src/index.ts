@@ -50,6 +50,8 @@ export {
   ResponseCache,
   LruTtlCache,
   cacheKey,
+  canonicalJson,
+  credentialScope,
   isDeterministic,
   type ResponseCacheOptions,
   type LruTtlOptions,
@@ -60,6 +62,9 @@ export {
   heuristicChoice,
   promptText,
   estimatedCost,
+  estimatedTokens,
+  reportedTokens,
+  DEFAULT_COST_PER_1K_TOKENS,
   type HybridRouterOptions,
   type HeuristicOptions,
   type ModelChoice,
@@ -75,3 +80,4 @@ export { SafetyGuard, type SafetyGuardOptions } from './safety/safety-guard.js';
 export { LlmJudge, DEFAULT_JUDGE_TEMPLATE, type LlmJudgeOptions } from './safety/llm-judge.js';
 export { ContentBlockedError } from './safety/safety-errors.js';
 export type { SafetyVerdict, SafetyPolicyOptions, SafetyMode } from './safety/safety-policy.js';
+export { COST_HEADER, formatUsd, requestCostUsd } from './request-cost.js';
