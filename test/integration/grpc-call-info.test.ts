@@ -12,7 +12,6 @@ import { whoAmIApp } from '../fixtures/apps/call-info-app.js';
 import { type Served, serveForTest } from '../helpers/ingress.js';
 
 let served: Served;
-// biome-ignore lint/suspicious/noExplicitAny: a dynamically loaded grpc client
 let client: any;
 
 beforeAll(async () => {
@@ -20,7 +19,6 @@ beforeAll(async () => {
     http: false,
     grpcServices: grpcServicesOf('who', whoAmIApp),
   });
-  // biome-ignore lint/suspicious/noExplicitAny: a dynamically loaded grpc package
   const pkg = grpc.loadPackageDefinition(
     protoLoader.loadSync(SERVE_PROTO_PATH, { keepCase: true, defaults: true }),
   ) as any;
