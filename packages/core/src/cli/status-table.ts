@@ -7,7 +7,8 @@ export function renderStatus(status: ServeStatus, now = Date.now()): string {
     `Flotilla — up ${formatDuration(now - status.startedAtMs)}` +
       `${status.http ? `  http ${status.http}` : ''}${status.grpc ? `  grpc ${status.grpc}` : ''}`,
   );
-  if (status.applications.length === 0) return `${lines[0]}\n(no applications)\n`;
+  lines.push(...renderLeader(status));
+  if (status.applications.length === 0) return `${lines.join('\n')}\n(no applications)\n`;
   for (const app of status.applications) {
     lines.push('', `application ${app.name}  ${app.status}  route ${app.routePrefix}`);
     const rows: string[][] = [
@@ -39,6 +40,15 @@ export function renderStatus(status: ServeStatus, now = Date.now()): string {
   }
   lines.push(...renderNodes(status));
   return `${lines.join('\n')}\n`;
+}
+
+/** Heads that elect a leader: `leader: this head (state etcd://…)` or `standby: the leader is ID at HOST:PORT`. */
+function renderLeader(status: ServeStatus): string[] {
+  if (status.leader === undefined) return [];
+  const head = status.leaderHead;
+  const where = status.state ? ` (state ${status.state})` : '';
+  if (status.leader) return [`leader: this head${where}`];
+  return [`standby: ${head ? `the leader is ${head.id} at ${head.cluster}` : 'no leader elected yet'}${where}`];
 }
 
 /** A cluster head's nodes: `n1  ALIVE  host  2 CPUs 1 GPUs  free …  1 replica`, dead ones with the reason. */
