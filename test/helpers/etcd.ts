@@ -1,35 +1,11 @@
 /**
- * A real etcd for tests (Debian's etcd-server: /usr/bin/etcd; .ci/run installs it): started on free
- * loopback ports with a temporary data directory, restartable on the same ports and data (to test heads
- * reconnecting), killed after the file. `etcdBinary()` is undefined when none is installed, so that a
- * test file can skip with the reason.
+ * A real etcd for tests (etcd-process.ts; .ci/run installs Debian's etcd-server), killed after the file.
+ * `etcdBinary()` is undefined when none is installed, so that a test file can skip with the reason.
  */
 import { afterAll } from 'vitest';
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync } from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
-import { freePort } from './cli-processes.js';
+import { launchEtcd, type TestEtcd } from './etcd-process.js';
 
-export function etcdBinary(): string | undefined {
-  if (process.env.FLOTILLA_ETCD && existsSync(process.env.FLOTILLA_ETCD)) return process.env.FLOTILLA_ETCD;
-  const which = spawnSync('sh', ['-c', 'command -v etcd'], { encoding: 'utf8' });
-  const found = which.stdout.trim();
-  return which.status === 0 && found ? found : undefined;
-}
-
-export const NO_ETCD_REASON =
-  'no etcd binary (install Debian etcd-server: apt-get install etcd-server, or set FLOTILLA_ETCD)';
-
-export interface TestEtcd {
-  /** 'host:port' of its client URL. */
-  address: string;
-  /** Stops it (SIGKILL) and resolves once it exited. */
-  stop(): Promise<void>;
-  /** Starts it again on the same ports and data; resolves once it answers. */
-  start(): Promise<void>;
-  log(): string;
-}
+export { etcdBinary, NO_ETCD_REASON, type TestEtcd } from './etcd-process.js';
 
 /** Call at the top of a describe: starts an etcd now (awaited by the caller) and kills it after the file. */
 export function testEtcd(): () => Promise<TestEtcd> {
@@ -38,69 +14,8 @@ export function testEtcd(): () => Promise<TestEtcd> {
     for (const e of started) await e.stop();
   });
   return async () => {
-    const e = await launch();
+    const e = await launchEtcd();
     started.push(e);
     return e;
   };
-}
-
-async function launch(): Promise<TestEtcd> {
-  const bin = etcdBinary();
-  if (!bin) throw new Error(NO_ETCD_REASON);
-  const dir = mkdtempSync(path.join(os.tmpdir(), 'flotilla-etcd-'));
-  const clientPort = await freePort();
-  const peerPort = await freePort();
-  const address = `127.0.0.1:${clientPort}`;
-  let child: ChildProcess | undefined;
-  let log = '';
-  const start = async () => {
-    const c = spawn(
-      bin,
-      [
-        '--name',
-        'test',
-        '--data-dir',
-        path.join(dir, 'data'),
-        '--listen-client-urls',
-        `http://${address}`,
-        '--advertise-client-urls',
-        `http://${address}`,
-        '--listen-peer-urls',
-        `http://127.0.0.1:${peerPort}`,
-        '--initial-advertise-peer-urls',
-        `http://127.0.0.1:${peerPort}`,
-        '--initial-cluster',
-        `test=http://127.0.0.1:${peerPort}`,
-      ],
-      { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ETCD_UNSUPPORTED_ARCH: process.arch } },
-    );
-    child = c;
-    c.stdout!.on('data', (d) => {
-      log += d;
-    });
-    c.stderr!.on('data', (d) => {
-      log += d;
-    });
-    const deadline = Date.now() + 30_000;
-    for (;;) {
-      if (c.exitCode !== null) throw new Error(`etcd exited with ${c.exitCode}:\n${log.slice(-2000)}`);
-      try {
-        const res = await fetch(`http://${address}/health`, { signal: AbortSignal.timeout(1000) });
-        if (res.ok && ((await res.json()) as { health?: string }).health === 'true') return;
-      } catch {
-        /* not yet */
-      }
-      if (Date.now() > deadline) throw new Error(`etcd did not answer within 30 s:\n${log.slice(-2000)}`);
-      await new Promise((r) => setTimeout(r, 100));
-    }
-  };
-  const stop = async () => {
-    const c = child;
-    if (!c || c.exitCode !== null || c.signalCode !== null) return;
-    const exited = new Promise((r) => c.once('exit', r));
-    c.kill('SIGKILL');
-    await exited;
-  };
-  await start();
-  return { address, start, stop, log: () => log };
 }
