@@ -6,6 +6,7 @@ import type { HttpRequestLike, HttpResponseLike } from '@flotilla/core';
 import { type LLMApiError, MethodNotAllowedError, RouteNotFoundError } from './errors.js';
 import type { RouteHandler } from './handler-context.js';
 import { embeddings } from './openai/embeddings.js';
+import { responses } from './openai/responses-api.js';
 import { chatCompletions, completions, model, models, openAiError } from './openai/routes.js';
 import { detokenize, tokenize } from './openai/tokenize.js';
 import { generate, generateStream, info, tgiError } from './tgi/routes.js';
@@ -41,6 +42,7 @@ const tgi = (name: string, handler: RouteHandler, generates = true): Route => ({
 const ROUTES: Record<string, Route> = {
   'POST /v1/completions': openai('POST /v1/completions', completions),
   'POST /v1/chat/completions': openai('POST /v1/chat/completions', chatCompletions),
+  'POST /v1/responses': openai('POST /v1/responses', responses),
   'POST /v1/embeddings': { ...openai('POST /v1/embeddings', embeddings, false), embeds: true },
   'GET /v1/models': openai('GET /v1/models', models, false),
   'POST /tokenize': openai('POST /tokenize', tokenize, false),
