@@ -103,6 +103,11 @@ describe.skipIf(!etcdBinary())('heads on etcd: election, failover, etcd restart'
     );
     expect(s2.leader).toBe(false);
     expect(s2.leaderHead?.cluster).toBe(`127.0.0.1:${c1}`);
+    // serve status through the standby's cluster port names the leader.
+    const st = serve(['status', '--address', `127.0.0.1:${c2}`], env);
+    expect(await st.exited, st.out()).toBe(0);
+    expect(st.out()).toMatch(new RegExp(`standby: the leader is \\S+ at 127\\.0\\.0\\.1:${c1} \\(state etcd://`));
+    expect(st.out()).toMatch(/application s\s+RUNNING/);
 
     // The state is in etcd: the application's deploy request and its replicas on the agent.
     const client = new Etcd3({ hosts: etcd.address });
@@ -217,8 +222,11 @@ describe.skipIf(!etcdBinary())('heads on etcd: election, failover, etcd restart'
       60_000,
     );
     expect((await status(`http://127.0.0.1:${p2}`)).leader).toBe(true);
-    const hello = await fetch(`http://127.0.0.1:${pa}/s2/hello`, { method: 'POST', body: '["ha"]' });
-    expect(await hello.json()).toBe('hello ha');
+    // The agent's proxy learns the new route at its next poll of the leader.
+    await eventually(
+      async () => (await fetch(`http://127.0.0.1:${pa}/s2/hello`, { method: 'POST', body: '["ha"]' })).json(),
+      (body) => body === 'hello ha',
+    );
     client.close();
 
     h2.child.kill('SIGTERM');

@@ -443,8 +443,9 @@ export class ClusterHead implements AsyncDisposable {
 
   private proxyState(cb: grpc.sendUnaryData<ProxyStateReply>): void {
     if (!this.frontend) return cb({ code: grpc.status.UNAVAILABLE, details: 'the head is starting' });
-    const refusal = this.notLeading();
-    if (refusal) return cb(refusal);
+    // A standby answers with what its own proxies serve (the leader's routes, leader: false), so that
+    // `serve status` works against any head; a leader still restoring has nothing to show yet.
+    if (this.frontend.role?.().restoring) return cb(this.notLeading() ?? null);
     cb(null, {
       routes_json: JSON.stringify(this.frontend.routes()),
       status_json: JSON.stringify(this.frontend.status()),
