@@ -70,7 +70,7 @@ export function findRoute(req: HttpRequestLike): Route {
     allowed.length > 0
       ? new MethodNotAllowedError(`${req.method} is not allowed on ${path}; use ${allowed.join(' or ')}.`)
       : new RouteNotFoundError(
-          `No route ${req.method} ${path}. This server speaks OpenAI (/v1/completions, /v1/chat/completions, ` +
+          `No route ${req.method} ${path}. This server speaks OpenAI (/v1/completions, /v1/chat/completions, /v1/responses, /v1/embeddings, ` +
             "/v1/models, vLLM's /tokenize and /detokenize) and TGI (/generate, /generate_stream, /info, /health).",
         );
   // eslint-disable-next-line require-yield
