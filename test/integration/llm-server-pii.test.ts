@@ -75,6 +75,24 @@ describeWithModels('LLMServer pii option through serve run (stories260K)', () =>
     g.close();
     expect(code).toBe(grpc.status.INVALID_ARGUMENT);
 
+    // Every route that takes text: embeddings' input is checked; the Responses API (whose replies the
+    // output filter cannot rewrite) is refused behind it rather than left unchecked.
+    const emb = await client.embeddings
+      .create({ model: 'stories260K', input: ['a story', 'write to bo@example.com'] })
+      .then(
+        () => null,
+        (e: unknown) => e,
+      );
+    expect(emb).toBeInstanceOf(OpenAI.BadRequestError);
+    expect((emb as InstanceType<typeof OpenAI.BadRequestError>).code).toBe('pii_blocked');
+    const resp = await client.responses
+      .create({ model: 'stories260K', input: 'Once upon a time', max_output_tokens: 4 })
+      .then(
+        () => null,
+        (e: unknown) => e,
+      );
+    expect(resp).toBeInstanceOf(OpenAI.BadRequestError);
+
     const ok = await client.completions.create({ model: 'stories260K', prompt: 'Once upon a time', max_tokens: 4 });
     expect(ok.choices[0]!.text.length).toBeGreaterThan(0);
   }, 180_000);

@@ -112,10 +112,7 @@ describe('OpenAI chat', () => {
     );
     expect(
       paramOf(() =>
-        parseChatRequest(
-          { messages: [{ role: 'user', content: 'x' }], response_format: { type: 'xml' } },
-          limits,
-        ),
+        parseChatRequest({ messages: [{ role: 'user', content: 'x' }], response_format: { type: 'xml' } }, limits),
       ),
     ).toBe('response_format.type');
   });

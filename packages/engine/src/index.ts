@@ -14,6 +14,7 @@ export { PreparedRequest } from './prepared-request.js';
 export type { EngineEvent, EngineEventListener, EngineStats } from './engine-metrics.js';
 export { RequestStream, type RequestOutput, type TokenLogprob } from './request-output.js';
 export type { PromptInput, TokenizedPrompt } from './prompt.js';
+export { tokenizePrompt } from './prompt.js';
 export {
   resolveSamplingParams,
   checkSamplingParams,

@@ -157,7 +157,11 @@ export function toServiceError(err: unknown): ServiceError {
   metadata.set('flotilla-error-code', mapped.code);
   if (mapped.retryAfterS !== undefined) metadata.set('retry-after', String(mapped.retryAfterS));
   const error = new Error(mapped.message) as ServiceError;
-  return Object.assign(error, { code: grpcStatusOf(mapped.code, mapped.httpStatus), details: mapped.message, metadata });
+  return Object.assign(error, {
+    code: grpcStatusOf(mapped.code, mapped.httpStatus),
+    details: mapped.message,
+    metadata,
+  });
 }
 
 function drainingError(): UnavailableError {

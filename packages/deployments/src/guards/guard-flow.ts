@@ -6,7 +6,7 @@
  * by LLMServer's built-in guard (its `pii` option), so both behave the same.
  */
 import { BadRequestError, type HttpRequestLike } from '@flotilla/core';
-import { LLMApiError } from '../errors.js';
+import { InvalidParameterError, LLMApiError } from '../errors.js';
 import type { HttpChunk } from '../handler-context.js';
 import { openAiError } from '../openai/routes.js';
 import { tgiError } from '../tgi/routes.js';
@@ -41,8 +41,21 @@ export async function* guardHttp(
     yield api === 'tgi' ? tgiError(err) : openAiError(err);
     return;
   }
+  // /v1/responses replies are not rewritten (their event shapes are not the rewriter's): a guard that
+  // filters outputs refuses them rather than let generated text past it unchecked.
+  if (api === 'openai-input' && req.path.replace(/\/+$/, '') === '/v1/responses' && hooks.outputFilter()) {
+    yield openAiError(
+      new InvalidParameterError(
+        'model',
+        'the Responses API is not served behind an output filter; use /v1/chat/completions',
+      ),
+    );
+    return;
+  }
   const rewriter =
-    api !== 'none' && hooks.outputFilter() ? new ResponseRewriter(api, () => hooks.outputFilter()!) : null;
+    (api === 'openai' || api === 'tgi') && hooks.outputFilter()
+      ? new ResponseRewriter(api, () => hooks.outputFilter()!)
+      : null;
   let head = true;
   for await (const chunk of next(body === req.body ? req : { ...req, body })) {
     if (!rewriter) {

@@ -10,13 +10,18 @@
  */
 import { filterWhole, type OutputFilter } from './output-filter.js';
 
-export type LlmApi = 'openai' | 'tgi' | 'none';
+/**
+ * 'openai-input': routes whose request text is checked but whose reply carries no generated text in a
+ * shape the rewriter knows (/v1/embeddings), or a shape it does not rewrite (/v1/responses: see below).
+ */
+export type LlmApi = 'openai' | 'openai-input' | 'tgi' | 'none';
 export type PromptCheck = (text: string, param: string) => Promise<string>;
 
 export function apiOf(method: string, path: string): LlmApi {
   if (method !== 'POST') return 'none';
   const p = path.replace(/\/+$/, '') || '/';
   if (p === '/v1/completions' || p === '/v1/chat/completions') return 'openai';
+  if (p === '/v1/responses' || p === '/v1/embeddings') return 'openai-input';
   if (p === '/generate' || p === '/generate_stream' || p === '/') return 'tgi';
   return 'none';
 }
@@ -27,6 +32,32 @@ export async function checkRequestBody(api: LlmApi, body: unknown, check: Prompt
   const out: Record<string, unknown> = { ...(body as Record<string, unknown>) };
   if (api === 'tgi') {
     if (typeof out.inputs === 'string') out.inputs = await check(out.inputs, 'inputs');
+    return out;
+  }
+  if (api === 'openai-input') {
+    // /v1/embeddings `input`, /v1/responses `input` (text or message items) and `instructions`.
+    if (typeof out.instructions === 'string') out.instructions = await check(out.instructions, 'instructions');
+    if (typeof out.input === 'string') out.input = await check(out.input, 'input');
+    else if (Array.isArray(out.input)) {
+      out.input = await Promise.all(
+        out.input.map(async (item: unknown) => {
+          if (typeof item === 'string') return check(item, 'input');
+          if (typeof item !== 'object' || item === null) return item;
+          const it = { ...(item as Record<string, unknown>) };
+          if (typeof it.content === 'string') it.content = await check(it.content, 'input');
+          else if (Array.isArray(it.content)) {
+            it.content = await Promise.all(
+              it.content.map(async (part: unknown) => {
+                const pt = part as { text?: unknown };
+                return typeof pt?.text === 'string' ? { ...pt, text: await check(pt.text, 'input') } : part;
+              }),
+            );
+          }
+          if (typeof it.output === 'string') it.output = await check(it.output, 'input');
+          return it;
+        }),
+      );
+    }
     return out;
   }
   if (typeof out.prompt === 'string') out.prompt = await check(out.prompt, 'prompt');
