@@ -27,6 +27,20 @@ describeWithModels('HybridRouter and ResponseCache over LLMServer deployments', 
       await instance?.shutdown();
     });
 
+    it("passes the request's own errors through: a 400 is neither retried nor a model failure", async () => {
+      const router = instance.getHandle('hybrid');
+      const err = await router.generate({ prompt: 'Sara had a red ball', temperature: 9, max_tokens: 4 }).then(
+        () => null,
+        (e: unknown) => e as { httpStatus?: number; code?: string },
+      );
+      expect(err?.httpStatus).toBe(400);
+      expect(err?.code).toBe('BAD_REQUEST');
+      const stats = await router.routerStats();
+      expect(stats.failures).toEqual({});
+      expect(stats.decisions).toEqual({});
+      expect(stats.breakers).toMatchObject({ small: 'closed', large: 'closed' });
+    }, 60_000);
+
     it('routes by the heuristic, then falls back to the small model when the large one fails', async () => {
       const router = instance.getHandle('hybrid');
       const large = instance.getHandle('hybrid', 'HybridLarge');

@@ -446,6 +446,9 @@ export class HybridRouter {
         breaker.onSuccess();
         return { ok: true, value };
       } catch (err) {
+        // The request's own fault (a 4xx: bad parameters, a key, a rate limit) is the answer: the other
+        // model would refuse it too (or let it around a limit), and it says nothing of the model's health.
+        if (isClientError(err)) throw err;
         error = err;
         breaker.onFailure();
         this.failures.inc({ model });
@@ -560,4 +563,11 @@ export function estimatedCost(req: Record<string, unknown>, per1k: number): numb
 
 function isRecord(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+/** A 4xx by shape (core errors carry httpStatus, registered package errors status): the caller's fault. */
+function isClientError(err: unknown): boolean {
+  const e = err as { httpStatus?: unknown; status?: unknown } | null;
+  const status = typeof e?.httpStatus === 'number' ? e.httpStatus : typeof e?.status === 'number' ? e.status : 0;
+  return status >= 400 && status < 500 && status !== 408;
 }
