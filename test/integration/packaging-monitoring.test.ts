@@ -113,11 +113,16 @@ function familyOf(name: string, types: Map<string, string>): string {
   return base !== name && types.get(base) === 'histogram' ? base : name;
 }
 
-/** Metrics a request flow cannot make happen on its own: they need @batch methods, autoscaling, a failing model. */
+/**
+ * Metrics a request flow cannot make happen on its own: they need @batch methods, autoscaling, a failing
+ * model, or an engine that speculates (vLLM's spec-decode counters exist only then, as in vLLM).
+ */
 const EVENT_ONLY = new Set([
   'flotilla_batch_size',
   'flotilla_scaling_decisions_total',
   'flotilla_hybrid_failures_total',
+  'vllm:spec_decode_num_accepted_tokens_total',
+  'vllm:spec_decode_num_draft_tokens_total',
 ]);
 /** Labels Prometheus adds (deploy/prometheus/prometheus.yml), not the exporter; `le` is a histogram's. */
 const SCRAPE_LABELS = new Set(['instance', 'job', 'namespace', 'component', 'flotilla', 'pod', 'le']);
