@@ -172,4 +172,17 @@ describeWithModels('PiiGuard in front of real deployments', () => {
     expect(text).toBe('Sure: write to ');
     expect(finish).toBe('content_filter');
   }, 60_000);
+
+  it('counts no request errors for requests that completed (no CANCELLED from closing a finished stream)', async () => {
+    const client = new OpenAI({ baseURL: `${ingress.http!.url}/redact/v1`, apiKey: 'none', maxRetries: 0 });
+    for (let i = 0; i < 3; i++) {
+      await client.completions.create({ model: 'stories260K', prompt: 'Once upon a time', max_tokens: 2 });
+    }
+    await new Promise((r) => setTimeout(r, 500));
+    const text = await (await fetch(`${ingress.http!.url}/metrics`)).text();
+    const cancelled = text
+      .split('\n')
+      .filter((l) => l.startsWith('flotilla_deployment_request_errors_total{') && l.includes('code="CANCELLED"'));
+    expect(cancelled).toEqual([]);
+  }, 60_000);
 });

@@ -43,8 +43,8 @@ export async function dispatchRaw(call: CallContext): Promise<void> {
       scope.clearTimeout();
       // A head that carries a body is the whole response (e.g. a validation error decided before streaming).
       if (head.body !== undefined) {
-        closeIterator(iterator);
         await sendResponse(call.reply, head, scope.requestId);
+        settleAfterHead(iterator);
         return;
       }
       // The head waits for the first chunk (they leave together): until then the client has nothing, so a
@@ -175,4 +175,29 @@ function lowerKeys(headers: Record<string, string> | undefined): Record<string, 
   const out: Record<string, string> = {};
   for (const [k, v] of Object.entries(headers ?? {})) out[k.toLowerCase()] = String(v);
   return out;
+}
+
+/** How long a stream whose head carried the whole response may take to end on its own. */
+const SETTLE_MS = 2000;
+
+/**
+ * After a head that carried the whole response: let the stream end on its own rather than cancel it at
+ * once. A class that yields its head and returns (LLMServer, a guard waiting for its downstream to end)
+ * would otherwise see its call cancelled mid-return and counted as a CANCELLED error in the metrics of
+ * every request. Anything it yields after the head is dropped; a stream still open after SETTLE_MS is
+ * closed.
+ */
+function settleAfterHead(iterator: AsyncIterator<unknown>): void {
+  const timer = setTimeout(() => closeIterator(iterator), SETTLE_MS);
+  timer.unref?.();
+  void (async () => {
+    try {
+      const next = await iterator.next();
+      if (!next.done) closeIterator(iterator);
+    } catch {
+      // The stream failed after the response went out: nothing left to tell the client.
+    } finally {
+      clearTimeout(timer);
+    }
+  })();
 }
