@@ -14,6 +14,7 @@
 import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { parseArgs } from 'node:util';
 import { fileURLToPath } from 'node:url';
 import { Ajv } from 'ajv';
 import { LLMEngine, type SamplingParams } from '../../packages/engine/src/index.js';
@@ -21,15 +22,18 @@ import { makeRandomModel, MODEL_PRESETS } from '../../packages/engine/src/model-
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const root = path.resolve(here, '../..');
-const args = process.argv.slice(2);
-const opt = (name: string, fallback: string) => {
-  const i = args.indexOf(`--${name}`);
-  return i >= 0 && args[i + 1] ? args[i + 1]! : fallback;
-};
-const TOKENS = Number(opt('tokens', '32'));
-const ROUNDS = Number(opt('rounds', '3'));
-const SAMPLES = Number(opt('samples', '8'));
-const BATCHES = opt('batches', '1,32').split(',').map(Number);
+const { values: opts } = parseArgs({
+  options: {
+    tokens: { type: 'string', default: '32' },
+    rounds: { type: 'string', default: '3' },
+    samples: { type: 'string', default: '8' },
+    batches: { type: 'string', default: '1,32' },
+  },
+});
+const TOKENS = Number(opts.tokens);
+const ROUNDS = Number(opts.rounds);
+const SAMPLES = Number(opts.samples);
+const BATCHES = opts.batches.split(',').map(Number);
 
 const schemaDir = path.join(here, 'schemas');
 const schemas = readdirSync(schemaDir)

@@ -14,6 +14,7 @@
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
 import {
   DEFAULT_COST_PER_1K_TOKENS,
   heuristicChoice,
@@ -23,16 +24,15 @@ import { LLMEngine } from '../../packages/engine/src/index.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const root = path.resolve(here, '../..');
-const args = process.argv.slice(2);
-const opt = (name: string, fallback: string) => {
-  const i = args.indexOf(`--${name}`);
-  return i >= 0 && args[i + 1] ? args[i + 1]! : fallback;
-};
-const TOKENS = Number(opt('tokens', '32'));
-const PRICE: Record<ModelChoice, number> = {
-  small: Number(opt('small-price', String(DEFAULT_COST_PER_1K_TOKENS.small))),
-  large: Number(opt('large-price', String(DEFAULT_COST_PER_1K_TOKENS.large))),
-};
+const { values: opts } = parseArgs({
+  options: {
+    tokens: { type: 'string', default: '32' },
+    'small-price': { type: 'string', default: String(DEFAULT_COST_PER_1K_TOKENS.small) },
+    'large-price': { type: 'string', default: String(DEFAULT_COST_PER_1K_TOKENS.large) },
+  },
+});
+const TOKENS = Number(opts.tokens);
+const PRICE: Record<ModelChoice, number> = { small: Number(opts['small-price']), large: Number(opts['large-price']) };
 
 interface Row {
   prompt: string;

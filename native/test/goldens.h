@@ -1,4 +1,4 @@
-// Reads the expected greedy ids of one model from ../shared/models/goldens.json — a small scan for
+// Reads the expected greedy ids of one model from goldens.json (test/fixtures/models) — a small scan for
 // "<model>" then "greedy_from_bos_48": [ ... ], enough for that file's fixed shape.
 #pragma once
 #include <string>

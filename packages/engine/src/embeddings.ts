@@ -13,6 +13,7 @@ import type { BlockPool } from './block-pool.js';
 import { EngineDisposedError, EngineStepError } from './errors.js';
 import type { ModelSpec } from './model-loader/model-spec.js';
 import type { NativeEmbedPooling, NativeStepBatch } from './native/native-types.js';
+import { allocateStepBatch } from './native/step-batch-buffers.js';
 
 export type PoolingType = NativeEmbedPooling;
 
@@ -72,34 +73,11 @@ export class EmbeddingQueue {
     this.opts = opts;
     this.pooling = opts.pooling;
     this.dim = opts.dim;
-    const T = opts.maxNumBatchedTokens;
     const S = opts.maxNumSeqs;
-    const maxBlocksPerSeq = Math.ceil(opts.maxModelLen / opts.blockSize);
     // Sampling fields are required by the native batch but ignored by embed(): neutral values, written once.
-    this.batch = {
-      numSeqs: 0,
-      numTokens: 0,
-      maxBlocksPerSeq,
-      tokenIds: new Int32Array(T),
-      positions: new Int32Array(T),
-      slotMapping: new Int32Array(T),
-      queryStartLoc: new Int32Array(S + 1),
-      contextLens: new Int32Array(S),
-      blockTables: new Int32Array(S * maxBlocksPerSeq),
-      sampleMask: new Uint8Array(S),
-      temperature: new Float32Array(S),
-      topK: new Int32Array(S),
-      topP: new Float32Array(S).fill(1),
-      minP: new Float32Array(S),
-      repetitionPenalty: new Float32Array(S).fill(1),
-      presencePenalty: new Float32Array(S),
-      frequencyPenalty: new Float32Array(S),
-      seeds: new Uint32Array(S),
-      numLogprobs: new Int32Array(S),
-      penaltyTokens: new Int32Array(0),
-      penaltyOffsets: new Int32Array(S + 1),
-      penaltyPromptLens: new Int32Array(S),
-    };
+    this.batch = allocateStepBatch(opts);
+    this.batch.topP.fill(1);
+    this.batch.repetitionPenalty.fill(1);
     this.out = new Float32Array(S * opts.dim);
   }
 

@@ -14,6 +14,7 @@
 import { MaskPacker } from './guided/token-mask.js';
 import { logitBiasSize, writeLogitBias } from './logit-bias.js';
 import type { NativeStepBatch, NativeStepOutput, NativeStepResult, NativeVerifyOutput } from './native/native-types.js';
+import { allocateStepBatch } from './native/step-batch-buffers.js';
 import { MAX_LOGPROBS } from './sampling-params.js';
 import type { SchedulerOutput } from './scheduler.js';
 import type { Sequence } from './sequence.js';
@@ -56,34 +57,10 @@ export class ModelRunner {
     this.blockSize = opts.blockSize;
     const T = opts.maxNumBatchedTokens;
     const S = opts.maxNumSeqs;
-    const maxBlocksPerSeq = Math.ceil(opts.maxModelLen / opts.blockSize);
     this.rowSeqId = new Int32Array(S).fill(-1);
     this.rowEpoch = new Int32Array(S);
     this.rowBlocks = new Int32Array(S);
-    this.batch = {
-      numSeqs: 0,
-      numTokens: 0,
-      maxBlocksPerSeq,
-      tokenIds: new Int32Array(T),
-      positions: new Int32Array(T),
-      slotMapping: new Int32Array(T),
-      queryStartLoc: new Int32Array(S + 1),
-      contextLens: new Int32Array(S),
-      blockTables: new Int32Array(S * maxBlocksPerSeq),
-      sampleMask: new Uint8Array(S),
-      temperature: new Float32Array(S),
-      topK: new Int32Array(S),
-      topP: new Float32Array(S),
-      minP: new Float32Array(S),
-      repetitionPenalty: new Float32Array(S),
-      presencePenalty: new Float32Array(S),
-      frequencyPenalty: new Float32Array(S),
-      seeds: new Uint32Array(S),
-      numLogprobs: new Int32Array(S),
-      penaltyTokens: new Int32Array(0),
-      penaltyOffsets: new Int32Array(S + 1),
-      penaltyPromptLens: new Int32Array(S),
-    };
+    this.batch = allocateStepBatch(opts);
     this.biasOffsets = new Int32Array(S + 1);
     this.output = {
       tokens: new Int32Array(S),
