@@ -78,6 +78,15 @@ export class UserCodeError extends FlotillaError {
   override readonly httpStatus = 500;
 }
 
+/**
+ * A `@multiplexed` loader threw loading a model (multiplexed.ts): the request fails, the replica stays
+ * healthy, and the next request for the id loads again. data.modelId; data.cause: the loader's error.
+ */
+export class ModelLoadError extends FlotillaError {
+  override readonly code = 'MODEL_LOAD_FAILED';
+  override readonly httpStatus = 500;
+}
+
 /** A cluster head or agent cannot be reached, refuses to talk (protocol version), or lost its peer. */
 export class ClusterError extends FlotillaError {
   override readonly code = 'CLUSTER';
@@ -99,6 +108,7 @@ export const errorClasses = {
   DeploymentConfigError,
   UserCodeError,
   ClusterError,
+  ModelLoadError,
 } as const;
 
 /** An error class the wire registry can rebuild: any Error subclass whose instances carry a string `code`. */

@@ -28,6 +28,8 @@ export interface ResolvedCallOptions {
   cancel?: Cancellation;
   /** See CallOptions.routingKey; never inherited by nested calls (they go to other deployments). */
   routingKey?: string;
+  /** See CallOptions.multiplexedModelId; never inherited by nested calls either. */
+  multiplexedModelId?: string;
 }
 
 type AnyFn = (...args: any[]) => any;
@@ -96,6 +98,7 @@ export function resolveCallOptions(opts: CallOptions, fallback?: ResolvedCallOpt
     opts.timeoutMs === undefined ? source : withTimeout(source, opts.timeoutMs, requestId),
   );
   if (opts.routingKey !== undefined) resolved.routingKey = opts.routingKey;
+  if (opts.multiplexedModelId !== undefined) resolved.multiplexedModelId = opts.multiplexedModelId;
   return resolved;
 }
 
@@ -135,6 +138,7 @@ function mergeOptions(defaults: CallOptions, opts: CallOptions | undefined): Cal
     defaults.requestId === undefined &&
     defaults.timeoutMs === undefined &&
     defaults.routingKey === undefined &&
+    defaults.multiplexedModelId === undefined &&
     abortSourceOf(defaults) === undefined
   )
     return opts;
@@ -143,6 +147,7 @@ function mergeOptions(defaults: CallOptions, opts: CallOptions | undefined): Cal
     requestId: opts.requestId ?? defaults.requestId,
     timeoutMs: opts.timeoutMs ?? defaults.timeoutMs,
     routingKey: opts.routingKey ?? defaults.routingKey,
+    multiplexedModelId: opts.multiplexedModelId ?? defaults.multiplexedModelId,
     ...(source instanceof Cancellation ? { cancel: source } : { signal: source }),
   };
 }

@@ -12,6 +12,8 @@ export interface RequestContext {
   app: string;
   deployment: string;
   method: string;
+  /** The call's CallOptions.multiplexedModelId (or the proxy's serve_multiplexed_model_id header); undefined: none. */
+  multiplexedModelId?: string;
 }
 
 export interface ReplicaContext {
@@ -34,6 +36,44 @@ let replicaContext: ReplicaContext | undefined;
 /** The request the calling code runs for, inside a replica; undefined elsewhere. */
 export function getRequestContext(): RequestContext | undefined {
   return requestContextStorage.getStore();
+}
+
+/**
+ * The multiplexed model id of the request the calling code runs for (Ray Serve's
+ * serve.get_multiplexed_model_id()); undefined outside a request or when the call named none.
+ */
+export function getMultiplexedModelId(): string | undefined {
+  return requestContextStorage.getStore()?.multiplexedModelId;
+}
+
+/** What runs when a request's replica releases it (unpinning its multiplexed models), by request context. */
+const endHooks = new WeakMap<RequestContext, (() => void)[]>();
+
+/**
+ * Runs `fn` once the current request has finished (its result sent, its stream ended or cancelled).
+ * false when no request is current (then nothing is registered and the caller cleans up itself).
+ */
+export function onRequestEnd(fn: () => void): boolean {
+  const ctx = requestContextStorage.getStore();
+  if (!ctx) return false;
+  const hooks = endHooks.get(ctx);
+  if (hooks) hooks.push(fn);
+  else endHooks.set(ctx, [fn]);
+  return true;
+}
+
+/** The replica runtime: `ctx`'s request finished; runs its onRequestEnd hooks once. */
+export function endRequest(ctx: RequestContext): void {
+  const hooks = endHooks.get(ctx);
+  if (!hooks) return;
+  endHooks.delete(ctx);
+  for (const fn of hooks) {
+    try {
+      fn();
+    } catch (err) {
+      process.stderr.write(`[flotilla] a request-end hook threw: ${(err as Error)?.message ?? err}\n`);
+    }
+  }
 }
 
 /** The replica this code runs in; undefined outside replicas. */

@@ -159,6 +159,7 @@ export class ServeInstance implements IngressTarget, AsyncDisposable {
         this.routers.publish(app, dep, running, why);
         this.links.publish(app, dep, running, why);
       },
+      publishModels: (app, dep, reports) => this.routers.publishModels(app, dep, reports),
       onActor: (actor) => this.links.attach(actor),
       queued: (app, dep) => this.routers.queued(app, dep),
       store,
@@ -412,13 +413,19 @@ export class ServeInstance implements IngressTarget, AsyncDisposable {
       admit: () => null,
       release: () => {},
       unary: async (call, signal) =>
-        router(call).call(call.method, call.args, { requestId: call.requestId, signal, routingKey: call.routingKey }),
+        router(call).call(call.method, call.args, {
+          requestId: call.requestId,
+          signal,
+          routingKey: call.routingKey,
+          multiplexedModelId: call.multiplexedModelId,
+        }),
       stream: (call, signal) => {
         try {
           return router(call).stream(call.method, call.args, {
             requestId: call.requestId,
             signal,
             routingKey: call.routingKey,
+            multiplexedModelId: call.multiplexedModelId,
           });
         } catch (err) {
           return rejectStream(err as Error);
@@ -446,9 +453,19 @@ export class ServeInstance implements IngressTarget, AsyncDisposable {
       admit: () => null,
       release: () => {},
       unary: (call, signal) =>
-        router(call).call(call.method, call.args, { requestId: call.requestId, signal, routingKey: call.routingKey }),
+        router(call).call(call.method, call.args, {
+          requestId: call.requestId,
+          signal,
+          routingKey: call.routingKey,
+          multiplexedModelId: call.multiplexedModelId,
+        }),
       stream: (call, signal) =>
-        router(call).stream(call.method, call.args, { requestId: call.requestId, signal, routingKey: call.routingKey }),
+        router(call).stream(call.method, call.args, {
+          requestId: call.requestId,
+          signal,
+          routingKey: call.routingKey,
+          multiplexedModelId: call.multiplexedModelId,
+        }),
     };
   }
 

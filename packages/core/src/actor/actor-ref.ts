@@ -10,12 +10,15 @@ import type { MessagePort } from 'node:worker_threads';
 import type { LinkMessage, ReplicaInit } from './protocol.js';
 import type { Cancellation } from './cancellation.js';
 import type { MethodKind } from '../contract/routes.js';
+import type { MultiplexedReport } from '../multiplexed.js';
 
 export interface ActorCallOptions {
   requestId: string;
   /** With `cancel`, read only if cancel is absent (see cancellation.ts). */
   signal?: AbortSignal;
   cancel?: Cancellation;
+  /** Sent with the call: the replica's getMultiplexedModelId(). */
+  multiplexedModelId?: string;
 }
 
 /** What a replica reports once its user class is constructed. */
@@ -34,6 +37,8 @@ export interface ReplicaStats {
   batches: { method: string; size: number }[];
   /** What the user's autoscalingMetrics() returned (finite numbers only); absent when it has none. */
   metrics?: Record<string, number>;
+  /** The replica's @multiplexed models (multiplexed.ts); absent when its class has none in use. */
+  models?: MultiplexedReport;
 }
 
 /** The replica's control surface, answered outside its request queue (comlink RPC). */

@@ -31,6 +31,8 @@ interface CallFields {
   requestId: string;
   /** CallOptions.routingKey, for calls a replica relays through the parent. */
   routingKey?: string;
+  /** CallOptions.multiplexedModelId: for the parent's router on a relayed call, for the replica's getMultiplexedModelId(). */
+  multiplexedModelId?: string;
 }
 
 export type CallMessage = CallFields & { type: 'call' };

@@ -31,6 +31,8 @@ export interface IncomingCall {
   requestId: string;
   /** CallOptions.routingKey of a relayed handle call. */
   routingKey?: string;
+  /** CallOptions.multiplexedModelId (a replica's getMultiplexedModelId(), or a relayed call's routing). */
+  multiplexedModelId?: string;
   stream: boolean;
   /** Aborted when the caller cancels or goes away; its AbortSignal is built only if read. Set by RpcPeer. */
   cancel?: Cancellation;
@@ -59,6 +61,7 @@ export interface OutgoingOptions {
   signal?: AbortSignal;
   cancel?: Cancellation;
   routingKey?: string;
+  multiplexedModelId?: string;
 }
 
 const STREAM_WINDOW = 16;
@@ -305,6 +308,7 @@ export class RpcPeer {
       args: msg.args,
       requestId: msg.requestId,
       routingKey: msg.routingKey,
+      multiplexedModelId: msg.multiplexedModelId,
       stream: msg.type === 'stream-open',
       cancel,
     };
@@ -411,6 +415,7 @@ function callMessage(
   const msg = { type, id, method, args, requestId: opts.requestId } as CallMessage;
   if (opts.target) msg.target = opts.target;
   if (opts.routingKey !== undefined) msg.routingKey = opts.routingKey;
+  if (opts.multiplexedModelId !== undefined) msg.multiplexedModelId = opts.multiplexedModelId;
   return msg;
 }
 

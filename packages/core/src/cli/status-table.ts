@@ -37,6 +37,7 @@ export function renderStatus(status: ServeStatus, now = Date.now()): string {
       );
     }
     lines.push(...renderDecisions(app.deployments, now));
+    lines.push(...renderModels(app.deployments));
   }
   lines.push(...renderNodes(status));
   return `${lines.join('\n')}\n`;
@@ -94,6 +95,35 @@ function renderDecisions(
         '',
         '  scaling decisions',
         ...table([['DEPLOYMENT', 'WHEN', 'REPLICAS', 'REASON'], ...rows]).map((l) => `  ${l}`),
+      ];
+}
+
+/** Replicas with a @multiplexed loader: `Models  r1  2/4  b,a  5 loads  12 hits  1 evicted`, most recent model first. */
+function renderModels(deployments: ServeStatus['applications'][number]['deployments']): string[] {
+  const rows = deployments.flatMap((d) =>
+    d.replicas
+      .filter((r) => r.models)
+      .map((r) => {
+        const m = r.models!;
+        return [
+          d.name,
+          r.id,
+          `${m.ids.length}/${m.capacity}`,
+          m.ids.join(',') || '-',
+          String(m.loads),
+          String(m.hits),
+          String(m.evictions),
+        ];
+      }),
+  );
+  return rows.length === 0
+    ? []
+    : [
+        '',
+        '  multiplexed models (most recently used first)',
+        ...table([['DEPLOYMENT', 'REPLICA', 'LOADED', 'MODELS', 'LOADS', 'HITS', 'EVICTED'], ...rows]).map(
+          (l) => `  ${l}`,
+        ),
       ];
 }
 

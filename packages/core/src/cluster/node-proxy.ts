@@ -106,6 +106,7 @@ export class NodeProxyTarget implements IngressTarget {
           requestId: opts.requestId,
           signal: opts.signal,
           routingKey: opts.routingKey,
+          multiplexedModelId: opts.multiplexedModelId,
         });
       } catch (err) {
         await this.beforeRetry(err, channel, attempt, deadline, opts.signal, cuts);
@@ -132,6 +133,7 @@ export class NodeProxyTarget implements IngressTarget {
           requestId: opts.requestId,
           signal: opts.signal,
           routingKey: opts.routingKey,
+          multiplexedModelId: opts.multiplexedModelId,
         })) {
           started = true;
           yield item;

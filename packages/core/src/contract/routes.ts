@@ -46,6 +46,13 @@ export interface CallOptions {
    * 'prefix-aware' the key its class's static routingKey derives from the call, see DeploymentOptions.routing).
    */
   routingKey?: string;
+  /**
+   * The multiplexed model the call is for (Ray Serve's `multiplexed_model_id`): the router prefers a
+   * replica that holds it, and the replica's `@multiplexed` loader reads it with getMultiplexedModelId()
+   * (multiplexed.ts). The HTTP header `serve_multiplexed_model_id` (gRPC metadata of the same name, or
+   * `multiplexed_model_id`) sets it at the proxies. Wins over routingKey. Default: none.
+   */
+  multiplexedModelId?: string;
 }
 
 /** What handleHttp(req) receives (plain data: it crosses to the replica). */

@@ -15,6 +15,22 @@ export interface ReplicaStatusInfo {
   pid?: number;
   ongoing: number;
   startedAtMs: number;
+  /** Its @multiplexed models as last reported (about every second); absent without a loader in use. */
+  models?: MultiplexedModelsInfo;
+}
+
+/** A replica's @multiplexed models (multiplexed.ts): what it holds and its cumulative counts. */
+export interface MultiplexedModelsInfo {
+  /** Loaded model ids, most recently used first. */
+  ids: string[];
+  /** maxModelsPerReplica. */
+  capacity: number;
+  /** Loads started (misses). */
+  loads: number;
+  /** Requests served by a model already loaded or loading. */
+  hits: number;
+  evictions: number;
+  loadFailures: number;
 }
 
 /** A change of a deployment's target replica count (autoscaling or a new config). */

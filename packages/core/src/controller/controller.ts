@@ -29,6 +29,7 @@ export interface ControllerOptions {
   /** Serves the handle calls of replicas of (app, deployment). */
   relay(app: string, deployment: string): CallServer;
   publish: DeploymentStateDeps['publish'];
+  publishModels?: DeploymentStateDeps['publishModels'];
   queued: DeploymentStateDeps['queued'];
   autoscalingPolicy?: AutoscalingPolicy;
   /** Errors caught in the loop. Default: console.error. */
@@ -72,6 +73,7 @@ export class Controller {
       book: options.placement ?? this.book,
       events: options.events,
       publish: options.publish,
+      ...(options.publishModels ? { publishModels: options.publishModels } : {}),
       queued: options.queued,
       autoscalingPolicy: options.autoscalingPolicy,
       createActor: (spec, id, alloc) => this.createActor(spec, id, alloc),

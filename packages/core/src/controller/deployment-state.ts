@@ -15,7 +15,7 @@ import type { Placement } from './placement.js';
 import type { ActorRef, ReplicaInfo } from '../actor/actor-ref.js';
 import type { DeploymentStatus, DeploymentStatusInfo } from '../contract/status.js';
 import type { RuntimeEvents } from '../runtime-events.js';
-import type { RoutedReplica } from '../router/router.js';
+import type { ReplicaModelsReport, RoutedReplica } from '../router/router.js';
 import type { Allocation } from './placement.js';
 import type { DeploymentSpec } from '../contract/deployment-options.js';
 
@@ -25,6 +25,11 @@ export interface DeploymentStateDeps {
   createActor(spec: DeploymentSpec, replicaId: string, alloc: Allocation): ActorRef;
   /** The RUNNING replicas changed, or the deployment failed (unavailable set). */
   publish(app: string, deployment: string, running: RoutedReplica[], unavailable?: string): void;
+  /**
+   * The RUNNING replicas' loaded @multiplexed models changed (ids most recently used first), for the
+   * routers' model views (router/model-view.ts). Default: none.
+   */
+  publishModels?(app: string, deployment: string, reports: ReadonlyMap<string, ReplicaModelsReport>): void;
   /** Requests queued for this deployment in routers (for autoscaling). */
   queued(app: string, deployment: string): number;
   autoscalingPolicy?: AutoscalingPolicy;
@@ -67,6 +72,7 @@ export class DeploymentState {
   private constructorFailures = 0;
   private readonly cost = new CostLedger();
   private publishedKey = '';
+  private publishedModelsKey = '';
   /** Replicas of the checkpoint that an agent may still bring back, counted toward the target until expiry. */
   private readonly expected = new Map<string, AdoptableReplica & { untilMs: number }>();
 
@@ -110,6 +116,7 @@ export class DeploymentState {
     this.replicas.probe(nowMs);
     this.refreshStatus();
     this.publishIfChanged();
+    this.publishModelsIfChanged();
   }
 
   /**
@@ -402,6 +409,19 @@ export class DeploymentState {
       running.map((r) => ({ id: r.id, actor: r.actor, maxOngoing })),
       unavailable,
     );
+  }
+
+  /** After the replica set: a router learns models only of replicas it already knows. */
+  private publishModelsIfChanged(): void {
+    if (!this.deps.publishModels) return;
+    const reports = new Map<string, ReplicaModelsReport>();
+    for (const r of this.replicas.routable())
+      if (r.models) reports.set(r.id, { ids: r.models.ids, capacity: r.models.capacity });
+    if (reports.size === 0 && this.publishedModelsKey === '') return;
+    const key = [...reports].map(([id, m]) => `${id}:${m.capacity}:${m.ids.join('\u0001')}`).join('\u0002');
+    if (key === this.publishedModelsKey) return;
+    this.publishedModelsKey = key;
+    this.deps.publishModels(this.spec.app, this.name, reports);
   }
 
   private release(record: ReplicaRecord): void {

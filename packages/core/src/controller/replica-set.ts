@@ -14,6 +14,7 @@ import { USAGE_METRIC_NAMES } from './cost-ledger.js';
 import type { DeploymentSpec } from '../contract/deployment-options.js';
 import type { ReplicaState, ReplicaStatusInfo } from '../contract/status.js';
 import type { RuntimeEvents } from '../runtime-events.js';
+import type { MultiplexedReport } from '../multiplexed.js';
 
 /** Time a replica has to load its module and run its constructor. */
 const START_TIMEOUT_MS = 120_000;
@@ -32,6 +33,8 @@ export class ReplicaRecord {
   polling = false;
   /** The user's autoscalingMetrics() as last reported. */
   metrics: Record<string, number> | undefined;
+  /** Its @multiplexed models as last reported (multiplexed.ts); undefined: none in use. */
+  models: MultiplexedReport | undefined;
   /** JSON of the userConfig the replica runs with; reconfiguring while a change is in flight. */
   userConfigKey: string;
   reconfiguring = false;
@@ -58,6 +61,7 @@ export class ReplicaRecord {
       pid: this.info?.pid ?? this.actor.pid,
       ongoing: this.ongoing,
       startedAtMs: this.startedAtMs,
+      ...(this.models ? { models: { ...this.models, ids: [...this.models.ids] } } : {}),
     };
   }
 }
@@ -282,6 +286,7 @@ export class ReplicaSet {
       const stats = await settle(r.actor, r.actor.control.stats(), this.spec.options.healthCheckTimeoutS * 1000);
       r.ongoing = stats.ongoing;
       r.metrics = stats.metrics;
+      r.models = stats.models;
       for (const b of stats.batches) {
         this.events.emit('batch', { app: this.spec.app, deployment: this.spec.name, method: b.method, size: b.size });
       }

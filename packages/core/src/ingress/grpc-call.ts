@@ -20,6 +20,7 @@ import type { IngressTarget } from './ingress-target.js';
 import type { Access, KeyRing } from './ingress-keys.js';
 import type { RequestAuth } from '../contract/routes.js';
 import { RequestScope } from './request-scope.js';
+import { modelIdFromMetadata } from './multiplex-header.js';
 import { closeIterator } from './stream-writer.js';
 
 export interface GrpcContext {
@@ -105,6 +106,7 @@ export async function runUnary(
   try {
     const auth = authorizeCall(ctx.keys, call, labels.route, needs);
     if (ctx.isDraining()) throw drainingError();
+    scope.setMultiplexedModelId(modelIdFromMetadata(call.metadata));
     const reply = await scope.race(invoke(scope, auth));
     callback(null, reply);
     finish('OK');
@@ -131,6 +133,7 @@ export async function runStream(
   try {
     const auth = authorizeCall(ctx.keys, call, labels.route, needs);
     if (ctx.isDraining()) throw drainingError();
+    scope.setMultiplexedModelId(modelIdFromMetadata(call.metadata));
     iterator = open(scope, auth)[Symbol.asyncIterator]();
     // Unlike HTTP's proxy timeout, a gRPC deadline is the client's own bound on the whole call: keep it.
     for (;;) {

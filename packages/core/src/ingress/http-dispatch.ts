@@ -13,6 +13,7 @@ import type { IngressTarget } from './ingress-target.js';
 import type { RouteInfo } from '../contract/routes.js';
 import type { DeploymentHandle } from '../handle.js';
 import { RequestScope } from './request-scope.js';
+import { modelIdFromHeaders } from './multiplex-header.js';
 import { matchRoute } from './route-table.js';
 import { STREAM_CONTENT_TYPES, closeIterator, encoders, pump, writeChunk, type StreamFormat } from './stream-writer.js';
 
@@ -50,6 +51,7 @@ export async function dispatch(ctx: DispatchContext, request: FastifyRequest, re
     if (draining)
       throw new UnavailableError('The server is shutting down; retry against another instance.', { retryAfterS: 1 });
     if (!match) throw notFoundRoute(ctx.target.routes(), path);
+    scope.setMultiplexedModelId(modelIdFromHeaders(request.headers));
     const call: CallContext = {
       request,
       reply,

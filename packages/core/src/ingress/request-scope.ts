@@ -38,6 +38,11 @@ export class RequestScope {
     };
   }
 
+  /** The multiplexed model the client named (ingress/multiplex-header.ts), for every call of this request. */
+  setMultiplexedModelId(id: string | undefined): void {
+    if (id !== undefined) this.callOptions.multiplexedModelId = id;
+  }
+
   /** A real AbortSignal for this request (built on first use). */
   get signal(): AbortSignal {
     return this.cancellation.signal;

@@ -19,6 +19,7 @@ import {
 } from 'prom-client';
 import type { ReplicaMetrics, ServeStatus } from '../contract/status.js';
 import { SeriesCounter, SeriesHistogram, type CounterSeries, type HistogramSeries } from './metrics-series.js';
+import { registerMultiplexMetrics } from './multiplex-metrics.js';
 import type { BatchEvent, RequestEvent, RuntimeEvents, ScalingDecisionEvent } from '../runtime-events.js';
 
 export const METRICS_NAMESPACE = 'flotilla_';
@@ -141,6 +142,7 @@ export class FlotillaMetrics {
     });
     this.registerStatusGauges(registers);
     this.registerCostCounters(registers);
+    registerMultiplexMetrics(METRICS_NAMESPACE, registers, () => this.readStatus());
     if (options.processMetrics ?? true) collectDefaultMetrics({ register: this.registry, prefix: ns });
   }
 

@@ -16,7 +16,8 @@
  * - when no linked replica has a free slot now: the call then waits in the parent's router, where
  *   maxQueuedRequests applies per calling deployment and autoscaling sees it queued,
  * - for a 'prefix-aware' target called without a routingKey of its own: its key function is a static
- *   of the deployment class, which only the parent has loaded.
+ *   of the deployment class, which only the parent has loaded;
+ * - for a call with a multiplexedModelId: the replicas' loaded-model reports reach the parent's routers.
  *
  * The parent's metrics still count direct calls: their request events ride to it with the replica's
  * next message (Outbox.ride), at no channel message of their own while traffic flows.
@@ -96,6 +97,8 @@ export class DirectHandles implements HandleBackend {
     const t = this.targets.get(keyOf(target));
     if (!t?.direct) return undefined;
     if (t.routing === 'prefix-aware' && opts.routingKey === undefined) return undefined;
+    // The loaded-model reports reach the parent's routers only; a replica's own router would route blind.
+    if (opts.multiplexedModelId !== undefined) return undefined;
     return t;
   }
 
@@ -232,5 +235,6 @@ function relayOptions(target: HandleTarget, opts: ResolvedCallOptions): Outgoing
   if (opts.cancel) out.cancel = opts.cancel;
   else if (opts.signal) out.signal = opts.signal;
   if (opts.routingKey !== undefined) out.routingKey = opts.routingKey;
+  if (opts.multiplexedModelId !== undefined) out.multiplexedModelId = opts.multiplexedModelId;
   return out;
 }

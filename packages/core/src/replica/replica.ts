@@ -7,7 +7,8 @@ import { pathToFileURL } from 'node:url';
 import { findRegisteredDeployment } from '../deployment.js';
 import { takeBatchSizes } from '../batch.js';
 import { createHandle, isHandleDescriptor } from '../handle.js';
-import { getRequestContext, setReplicaContext, type RequestContext } from '../request-context.js';
+import { endRequest, getRequestContext, setReplicaContext, type RequestContext } from '../request-context.js';
+import { clearMultiplexedModels, multiplexedReport } from '../multiplexed.js';
 import { UserCallable } from './user-callable.js';
 import { TaskPool } from './task-pool.js';
 import { DirectHandles } from './direct-handles.js';
@@ -33,6 +34,8 @@ export class Replica implements CallServer, ReplicaControl {
   /** Peers of the callers linked to us directly (their calls count against maxOngoingRequests too). */
   private readonly linked = new Set<RpcPeer>();
   private listener: Promise<LinkListener> | undefined;
+  /** The context each running call's user code sees, ended on release (unpins its multiplexed models). */
+  private readonly contexts = new WeakMap<IncomingCall, RequestContext>();
 
   /** The peer to the parent: our answers to its calls, our handle calls it relays, link messages. */
   attach(peer: RpcPeer): void {
@@ -113,6 +116,8 @@ export class Replica implements CallServer, ReplicaControl {
     const stats: ReplicaStats = { ongoing: this.ongoing, batches: takeBatchSizes() };
     const metrics = await this.callable?.autoscalingMetrics();
     if (metrics) stats.metrics = metrics;
+    const models = multiplexedReport();
+    if (models) stats.models = models;
     return stats;
   }
 
@@ -156,6 +161,7 @@ export class Replica implements CallServer, ReplicaControl {
       } catch (err) {
         process.stderr.write(`[flotilla] deployment ${this.init?.deployment}: dispose threw: ${describe(err)}\n`);
       }
+      await clearMultiplexedModels();
     })();
     return this.disposed;
   }
@@ -167,7 +173,9 @@ export class Replica implements CallServer, ReplicaControl {
     return null;
   }
 
-  release(): void {
+  release(call: IncomingCall): void {
+    const ctx = this.contexts.get(call);
+    if (ctx) endRequest(ctx);
     this.ongoing--;
     if (this.draining && this.ongoing === 0) this.drained?.();
   }
@@ -181,13 +189,16 @@ export class Replica implements CallServer, ReplicaControl {
   }
 
   private context(call: IncomingCall): RequestContext {
-    return new CallContext(
+    const ctx = new CallContext(
       call.requestId,
       call.cancel ?? new Cancellation(),
       this.init!.app,
       this.init!.deployment,
       call.method,
+      call.multiplexedModelId,
     );
+    this.contexts.set(call, ctx);
+    return ctx;
   }
 
   private rebuildHandles(value: unknown): unknown {
@@ -215,6 +226,7 @@ class CallContext implements RequestContext {
     readonly app: string,
     readonly deployment: string,
     readonly method: string,
+    readonly multiplexedModelId: string | undefined,
   ) {}
 
   get signal(): AbortSignal {

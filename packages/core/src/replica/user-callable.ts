@@ -12,6 +12,7 @@
  */
 import { BadRequestError, NotFoundError } from '../errors.js';
 import { requestContextStorage, type RequestContext } from '../request-context.js';
+import { MULTIPLEXED_LOADER } from '../multiplexed.js';
 import type { MethodKind } from '../contract/routes.js';
 
 /** Not callable through handles or proxies. */
@@ -130,7 +131,10 @@ export class UserCallable {
   }
 }
 
-/** Public methods along the prototype chain (not `_private` except __call__, not lifecycle), with their kind. */
+/**
+ * Public methods along the prototype chain (not `_private` except __call__, not lifecycle, not a
+ * @multiplexed loader: its result is a model, used in the replica), with their kind.
+ */
 export function methodsOf(instance: object): Record<string, MethodKind> {
   const methods: Record<string, MethodKind> = {};
   for (
@@ -141,7 +145,7 @@ export function methodsOf(instance: object): Record<string, MethodKind> {
     for (const name of Object.getOwnPropertyNames(proto)) {
       if (name in methods || LIFECYCLE.has(name) || (name.startsWith('_') && name !== DEFAULT_METHOD)) continue;
       const desc = Object.getOwnPropertyDescriptor(proto, name);
-      if (!desc || typeof desc.value !== 'function') continue;
+      if (!desc || typeof desc.value !== 'function' || MULTIPLEXED_LOADER in desc.value) continue;
       const tag = Object.prototype.toString.call(desc.value);
       methods[name] = tag === '[object AsyncGeneratorFunction]' ? 'stream' : 'unary';
     }

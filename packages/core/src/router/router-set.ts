@@ -4,7 +4,7 @@
  * another (their calls are relayed here, see handle.ts). maxQueuedRequests therefore applies per caller.
  */
 import { NotFoundError } from '../errors.js';
-import { Router, unavailable, type RoutedReplica, type RouterSettings } from './router.js';
+import { Router, unavailable, type ReplicaModelsReport, type RoutedReplica, type RouterSettings } from './router.js';
 import type { RuntimeEvents } from '../runtime-events.js';
 
 interface Published {
@@ -15,6 +15,7 @@ interface Published {
 export class RouterSet {
   private readonly routers = new Map<string, Router>();
   private readonly latest = new Map<string, Published>();
+  private readonly latestModels = new Map<string, ReadonlyMap<string, ReplicaModelsReport>>();
 
   constructor(
     private readonly events: RuntimeEvents,
@@ -38,6 +39,8 @@ export class RouterSet {
     });
     const published = this.latest.get(`${app}\u0000${deployment}`);
     if (published) this.apply(router, app, deployment, published);
+    const models = this.latestModels.get(`${app}\u0000${deployment}`);
+    if (models) router.setModels(models);
     this.routers.set(key, router);
     return router;
   }
@@ -46,6 +49,12 @@ export class RouterSet {
     const published = { running, unavailable: why };
     this.latest.set(`${app}\u0000${deployment}`, published);
     for (const router of this.of(app, deployment)) this.apply(router, app, deployment, published);
+  }
+
+  /** The replicas' loaded @multiplexed models, as the controller last polled them. */
+  publishModels(app: string, deployment: string, reports: ReadonlyMap<string, ReplicaModelsReport>): void {
+    this.latestModels.set(`${app}\u0000${deployment}`, reports);
+    for (const router of this.of(app, deployment)) router.setModels(reports);
   }
 
   /** Requests queued for a deployment across all callers. */

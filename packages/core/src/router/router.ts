@@ -11,6 +11,8 @@ import { isRetryable } from '../actor/rpc-peer.js';
 import { abortReason, abortSourceOf, offAbort, onAbort, type AbortSource } from '../actor/cancellation.js';
 import { chooseReplica, retryAfterS, type ReplicaLoad } from './pow2-router.js';
 import { choosePrefixAware } from './prefix-aware-router.js';
+import { chooseMultiplexed } from './multiplex-router.js';
+import { ModelView } from './model-view.js';
 import type { ActorRef } from '../actor/actor-ref.js';
 import type { ResolvedCallOptions } from '../handle.js';
 import type { RuntimeEvents } from '../runtime-events.js';
@@ -48,9 +50,19 @@ const FULL_BACKOFF_MS = 10;
 
 interface Entry extends ReplicaLoad {
   actor: RoutedReplica['actor'];
+  /** Models this caller believes the replica holds (multiplexed deployments only). */
+  models?: ModelView;
+}
+
+/** A replica's report of its loaded multiplexed models (ids most recently used first). */
+export interface ReplicaModelsReport {
+  ids: readonly string[];
+  capacity: number;
 }
 
 interface Waiter {
+  /** The call's multiplexed model id: a queued call keeps it, so a holder that frees up takes it. */
+  modelId: string | undefined;
   resolve(entry: Entry): void;
   reject(err: Error): void;
 }
@@ -100,6 +112,22 @@ export class Router {
     this.dispatch();
   }
 
+  /** The replicas' reports of their loaded models (by replica id), as the controller last polled them. */
+  setModels(reports: ReadonlyMap<string, ReplicaModelsReport>): void {
+    const now = Date.now();
+    for (const [id, report] of reports) {
+      const entry = this.replicas.get(id);
+      if (!entry) continue;
+      entry.models ??= new ModelView();
+      entry.models.report(report.ids, report.capacity, now);
+    }
+  }
+
+  /** What this caller believes each replica holds, by replica id (for tests and benches). */
+  modelViews(): Map<string, readonly string[]> {
+    return new Map(this.list.map((e) => [e.id, e.models?.ids() ?? []]));
+  }
+
   /** A FAILED deployment: queued and new requests fail with `err` until cleared with undefined. */
   setUnavailable(err: Error | undefined): void {
     this.unavailable = err;
@@ -125,7 +153,12 @@ export class Router {
     this.inFlightCount++;
     try {
       for (let deaths = 0, requeue = false; ; requeue = true) {
-        const entry = await this.acquire(abortSourceOf(opts), requeue, this.keyOf(method, args, opts));
+        const entry = await this.acquire(
+          abortSourceOf(opts),
+          requeue,
+          this.keyOf(method, args, opts),
+          opts.multiplexedModelId,
+        );
         try {
           return await entry.actor.call(method, args, opts);
         } catch (err) {
@@ -149,7 +182,12 @@ export class Router {
     this.inFlightCount++;
     try {
       for (let deaths = 0, requeue = false; ; requeue = true) {
-        const entry = await this.acquire(abortSourceOf(opts), requeue, this.keyOf(method, args, opts));
+        const entry = await this.acquire(
+          abortSourceOf(opts),
+          requeue,
+          this.keyOf(method, args, opts),
+          opts.multiplexedModelId,
+        );
         let yielded = false;
         try {
           for await (const item of entry.actor.stream(method, args, opts)) {
@@ -195,13 +233,16 @@ export class Router {
     }
   }
 
-  /** A request that has to wait in the queue loses its affinity: whichever replica frees first takes it. */
-  private acquire(source: AbortSource | undefined, requeue: boolean, key?: string): Promise<Entry> {
+  /**
+   * A request that has to wait in the queue loses its routing key's affinity: whichever replica frees
+   * first takes it. A multiplexed model id is kept (a model load costs more than a wait).
+   */
+  private acquire(source: AbortSource | undefined, requeue: boolean, key?: string, modelId?: string): Promise<Entry> {
     const refused = this.closedWith ?? this.unavailable;
     if (refused) return Promise.reject(refused);
     if (source?.aborted) return Promise.reject(abortReason(source));
     if (this.waiters.length === 0) {
-      const entry = this.pick(key);
+      const entry = this.pick(key, modelId);
       if (entry) return Promise.resolve(entry);
     }
     const max = this.options.maxQueuedRequests;
@@ -223,6 +264,7 @@ export class Router {
         this.notifyIdle();
       };
       const waiter: Waiter = {
+        modelId,
         resolve: (e) => {
           if (source) offAbort(source, onAborted);
           resolve(e);
@@ -238,13 +280,18 @@ export class Router {
     });
   }
 
-  private pick(key?: string): Entry | undefined {
+  private pick(key?: string, modelId?: string): Entry | undefined {
+    const now = Date.now();
     const id =
-      key === undefined
-        ? chooseReplica(this.list, Date.now(), this.options.random)
-        : choosePrefixAware(this.list, key, Date.now(), {}, this.options.random);
+      modelId !== undefined
+        ? chooseMultiplexed(this.list, modelId, now, {}, this.options.random)
+        : key === undefined
+          ? chooseReplica(this.list, now, this.options.random)
+          : choosePrefixAware(this.list, key, now, {}, this.options.random);
     const entry = id === null ? undefined : this.replicas.get(id);
-    if (entry) entry.inFlight++;
+    if (!entry) return undefined;
+    entry.inFlight++;
+    if (modelId !== undefined) (entry.models ??= new ModelView()).routed(modelId, now);
     return entry;
   }
 
@@ -255,7 +302,7 @@ export class Router {
 
   private dispatch(): void {
     while (this.waiters.length > 0) {
-      const entry = this.pick();
+      const entry = this.pick(undefined, this.waiters[0]!.modelId);
       if (!entry) break;
       this.waiters.shift()!.resolve(entry);
     }

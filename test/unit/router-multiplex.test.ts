@@ -1,0 +1,81 @@
+import { describe, expect, it } from 'vitest';
+import { Router, type RoutedReplica } from '../../packages/core/src/router/router.js';
+
+type Call = { replica: string; model: string | undefined; resolve(v: unknown): void };
+
+/** Fake replicas whose calls stay pending until the test settles them; each records the model id it was sent. */
+function fakes(ids: string[], maxOngoing = 2) {
+  const calls: Call[] = [];
+  const replicas: RoutedReplica[] = ids.map((id) => ({
+    id,
+    maxOngoing,
+    actor: {
+      call: (_m: string, _a: unknown[], opts: { multiplexedModelId?: string }) =>
+        new Promise((resolve) => calls.push({ replica: id, model: opts.multiplexedModelId, resolve })),
+      stream: () => {
+        throw new Error('unused');
+      },
+    },
+  }));
+  return { calls, replicas };
+}
+
+const tick = () => new Promise((r) => setTimeout(r, 0));
+
+describe('Router with multiplexed model ids', () => {
+  it('sends repeated ids to the replica it first sent them to, and passes the id on to the replica', async () => {
+    const { calls, replicas } = fakes(['r1', 'r2', 'r3'], 100);
+    const r = new Router({ app: 'a', deployment: 'D', caller: 'ingress', maxQueuedRequests: -1 });
+    r.setReplicas(replicas);
+    const pending: Promise<unknown>[] = [];
+    for (let i = 0; i < 30; i++)
+      pending.push(r.call('m', [], { requestId: `${i}`, multiplexedModelId: `model-${i % 3}` }));
+    await tick();
+    const home = new Map<string, Set<string>>();
+    for (const c of calls) home.set(c.model!, (home.get(c.model!) ?? new Set()).add(c.replica));
+    expect([...home.values()].map((s) => s.size)).toEqual([1, 1, 1]);
+    for (const c of calls) c.resolve('ok');
+    await Promise.all(pending);
+  });
+
+  it('follows the replicas’ reports: an id a replica reports is routed there', async () => {
+    const { calls, replicas } = fakes(['r1', 'r2', 'r3'], 100);
+    const r = new Router({ app: 'a', deployment: 'D', caller: 'ingress', maxQueuedRequests: -1 });
+    r.setReplicas(replicas);
+    r.setModels(
+      new Map([
+        ['r1', { ids: ['x'], capacity: 2 }],
+        ['r2', { ids: ['y'], capacity: 2 }],
+        ['r3', { ids: ['z'], capacity: 2 }],
+      ]),
+    );
+    const p = ['z', 'y', 'x', 'z'].map((m, i) => r.call('m', [], { requestId: `${i}`, multiplexedModelId: m }));
+    await tick();
+    expect(calls.map((c) => `${c.model}@${c.replica}`)).toEqual(['z@r3', 'y@r2', 'x@r1', 'z@r3']);
+    expect(r.modelViews().get('r3')).toEqual(['z']);
+    for (const c of calls) c.resolve('ok');
+    await Promise.all(p);
+  });
+
+  it('a queued call keeps its model id: it reaches the replica, which the view then counts as holding it', async () => {
+    const { calls, replicas } = fakes(['r1', 'r2'], 1);
+    const r = new Router({ app: 'a', deployment: 'D', caller: 'ingress', maxQueuedRequests: -1 });
+    r.setReplicas(replicas);
+    r.setModels(new Map([['r2', { ids: ['x'], capacity: 2 }]]));
+    const a = r.call('m', [], { requestId: 'a', multiplexedModelId: 'x' }); // r2 (holder)
+    const b = r.call('m', [], { requestId: 'b', multiplexedModelId: 'y' }); // r1 (the only free one)
+    const c = r.call('m', [], { requestId: 'c', multiplexedModelId: 'y' }); // queued
+    await tick();
+    expect(calls.map((x) => x.replica)).toEqual(['r2', 'r1']);
+    expect(r.modelViews().get('r2')).toEqual(['x']);
+    calls[0]!.resolve('ok'); // r2 frees first; y's holder r1 is full, so y is loaded on r2 rather than waiting
+    await a;
+    await tick();
+    expect(calls.map((x) => x.replica)).toEqual(['r2', 'r1', 'r2']);
+    expect(calls[2]!.model).toBe('y');
+    expect(r.modelViews().get('r2')).toEqual(['y', 'x']);
+    calls[1]!.resolve('ok');
+    calls[2]!.resolve('ok');
+    await Promise.all([b, c]);
+  });
+});
