@@ -5,7 +5,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ServeStatus } from '@flotilla/core';
-import { muxApp, pinnedApp } from '../fixtures/apps/multiplexing.js';
+import { frontApp, muxApp, pinnedApp } from '../fixtures/apps/multiplexing.js';
 import { eventually, serveForTest, type Served } from '../helpers/ingress.js';
 import { renderStatus } from '../../packages/core/src/cli/status-table.js';
 
@@ -23,6 +23,7 @@ beforeAll(async () => {
     [
       { name: 'mux', routePrefix: '/mux', app: muxApp() },
       { name: 'pin', routePrefix: '/pin', app: pinnedApp() },
+      { name: 'front', routePrefix: '/v1', app: frontApp() },
     ],
     { grpc: false },
   );
@@ -161,5 +162,38 @@ describe('model multiplexing (real runtime, 3 thread replicas)', () => {
   it('keeps the loader out of the methods handles and the proxy can call', async () => {
     const res = await postPredict('/mux/model', { serve_multiplexed_model_id: 'm0' });
     expect(res.status).toBe(404);
+  });
+
+  it("routes by the model a class derives from the call (an OpenAI body's `model`), and answers an unknown one in the class's shape", async () => {
+    const chat = (model?: string) =>
+      fetch(`${served.url}/v1/chat/completions`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ ...(model ? { model } : {}), messages: [{ role: 'user', content: 'hi' }] }),
+      });
+    const first = new Map<string, { replica: string; token: string }>();
+    for (const model of ['base-a', 'base-b']) {
+      const res = await chat(model);
+      expect(res.status).toBe(200);
+      first.set(model, (await res.json()) as { replica: string; token: string });
+    }
+    for (let i = 0; i < 6; i++) {
+      const model = i % 2 === 0 ? 'base-a' : 'base-b';
+      const p = (await (await chat(model)).json()) as { replica: string; token: string; model: string };
+      expect(p.model).toBe(model);
+      expect(p.replica).toBe(first.get(model)!.replica);
+      expect(p.token).toBe(first.get(model)!.token);
+    }
+    const unknown = await chat('missing-model');
+    expect(unknown.status).toBe(404);
+    expect(await unknown.json()).toEqual({
+      error: {
+        message: "The model 'missing-model' does not exist",
+        type: 'invalid_request_error',
+        param: 'model',
+        code: 'model_not_found',
+      },
+    });
+    expect((await chat()).status).toBe(400);
   });
 });

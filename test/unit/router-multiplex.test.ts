@@ -1,5 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { Router, type RoutedReplica } from '../../packages/core/src/router/router.js';
+import { modelIdFunctionOf } from '../../packages/core/src/router/routing-key.js';
+import { DeploymentConfigError } from '../../packages/core/src/errors.js';
 
 type Call = { replica: string; model: string | undefined; resolve(v: unknown): void };
 
@@ -77,5 +79,37 @@ describe('Router with multiplexed model ids', () => {
     calls[1]!.resolve('ok');
     calls[2]!.resolve('ok');
     await Promise.all([b, c]);
+  });
+
+  it("derives a call's model id with the class's static multiplexedModelId where the caller named none", async () => {
+    const { calls, replicas } = fakes(['r1', 'r2'], 100);
+    // Stands for a deployment class: only its static is read.
+    const Front = {
+      multiplexedModelId(method: string, args: readonly unknown[]) {
+        if (method === 'boom') throw new Error('bad body');
+        return method === 'handleHttp' ? (args[0] as { body?: { model?: unknown } }).body?.model : undefined;
+      },
+    };
+    const r = new Router({
+      app: 'a',
+      deployment: 'D',
+      caller: 'ingress',
+      maxQueuedRequests: -1,
+      modelIdOf: modelIdFunctionOf(Front, 'test'),
+    });
+    r.setReplicas(replicas);
+    const p = [
+      r.call('handleHttp', [{ body: { model: 'gpt-x' } }], { requestId: '1' }),
+      r.call('handleHttp', [{ body: { model: 'gpt-x' } }], { requestId: '2', multiplexedModelId: 'explicit' }),
+      r.call('handleHttp', [{ body: { model: '' } }], { requestId: '3' }),
+      r.call('other', [], { requestId: '4' }),
+      r.call('boom', [], { requestId: '5' }),
+    ];
+    await tick();
+    expect(calls.map((c) => c.model)).toEqual(['gpt-x', 'explicit', undefined, undefined, undefined]);
+    for (const c of calls) c.resolve('ok');
+    await Promise.all(p);
+    expect(() => modelIdFunctionOf({ multiplexedModelId: 'model' }, 'X')).toThrow(DeploymentConfigError);
+    expect(modelIdFunctionOf({}, 'X')).toBeUndefined();
   });
 });

@@ -120,6 +120,7 @@ export class ServeInstance implements IngressTarget, AsyncDisposable {
     this.links = new LinkBroker({
       enabled: options.directLinks !== false,
       routing: (app, dep) => this.controller.apps.get(app)?.deployments.get(dep)?.spec.options.routing,
+      derivesModelId: (app, dep) => !!this.controller.apps.get(app)?.deployments.get(dep)?.spec.multiplexedModelId,
       onRequest: (e) => this.events.emit('request', e),
     });
     this.routers = new RouterSet(this.events, (app, dep) => {
@@ -129,6 +130,7 @@ export class ServeInstance implements IngressTarget, AsyncDisposable {
           maxQueuedRequests: spec.options.maxQueuedRequests,
           routing: spec.options.routing,
           routingKey: spec.routingKey,
+          modelIdOf: spec.multiplexedModelId,
         }
       );
     });

@@ -32,6 +32,8 @@ export interface LinkBrokerOptions {
   enabled: boolean;
   /** A deployment's routing policy (the callers' routers use the same), undefined when it does not exist. */
   routing(app: string, deployment: string): 'pow2' | 'prefix-aware' | undefined;
+  /** Whether the deployment's class derives multiplexed model ids from calls (static multiplexedModelId). Default: never. */
+  derivesModelId?(app: string, deployment: string): boolean;
   /** Request events of direct calls, reported by the callers (for metrics). */
   onRequest(event: RequestEvent): void;
   /** How long a callee has to start listening. Default: 10000. */
@@ -148,7 +150,9 @@ export class LinkBroker {
     const transfer: MessagePort[] = [];
     const replicas = await this.linksFor(sub, this.latest.get(key), transfer);
     if (sub.gone) return;
-    sub.actor.links.send({ kind: 'replicas', target, routing, replicas }, transfer.length > 0 ? transfer : undefined);
+    const link: LinkMessage = { kind: 'replicas', target, routing, replicas };
+    if (this.options.derivesModelId?.(target.app, target.deployment)) link.derivesModelId = true;
+    sub.actor.links.send(link, transfer.length > 0 ? transfer : undefined);
     this.pushes++;
   }
 

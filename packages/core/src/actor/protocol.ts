@@ -86,7 +86,14 @@ export interface LinkedReplica {
  */
 export type LinkMessage =
   | { kind: 'subscribe'; target: HandleTarget }
-  | { kind: 'replicas'; target: HandleTarget; routing: 'pow2' | 'prefix-aware'; replicas: LinkedReplica[] | null }
+  | {
+      kind: 'replicas';
+      target: HandleTarget;
+      routing: 'pow2' | 'prefix-aware';
+      replicas: LinkedReplica[] | null;
+      /** The target's class derives multiplexed model ids (only the parent can): relay its calls. */
+      derivesModelId?: boolean;
+    }
   | { kind: 'gone'; id: string }
   | { kind: 'accept'; from: string; port: MessagePort }
   | { kind: 'requests'; events: RequestEvent[] };

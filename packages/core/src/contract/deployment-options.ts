@@ -158,6 +158,11 @@ export interface DeploymentSpec {
    * controller's process (the process that imported the class) and is never sent to replicas. Default: none.
    */
   routingKey?: RoutingKeyFunction;
+  /**
+   * The class's static multiplexedModelId(method, args) bound to it (router/routing-key.ts): a call's
+   * multiplexed model id where the caller named none. Stays in the controller's process like routingKey.
+   */
+  multiplexedModelId?: RoutingKeyFunction;
   /** Changes with the code, the arguments or any option that needs new replicas (not userConfig, not scaling). */
   version: string;
 }

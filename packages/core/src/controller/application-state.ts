@@ -10,7 +10,7 @@ import { configOverrides, resolveDeploymentOptions, type ServeConfig } from '../
 import type { ResolvedDeploymentOptions } from '../contract/deployment-options.js';
 import { DeploymentConfigError } from '../errors.js';
 import { DeploymentState, type DeploymentStateDeps } from './deployment-state.js';
-import { routingKeyOf } from '../router/routing-key.js';
+import { modelIdFunctionOf, routingKeyOf } from '../router/routing-key.js';
 import type { DeploymentSpec } from '../contract/deployment-options.js';
 import type { AppGraph } from '../application.js';
 import type { ApplicationStatusInfo } from '../contract/status.js';
@@ -127,6 +127,7 @@ export function buildSpecs(app: string, graph: AppGraph, config: ServeConfig | u
       where,
     );
     const routingKey = routingKeyOf(node.definition.cls, options.routing, where);
+    const multiplexedModelId = modelIdFunctionOf(node.definition.cls, where);
     const spec = {
       app,
       name: node.name,
@@ -135,7 +136,12 @@ export function buildSpecs(app: string, graph: AppGraph, config: ServeConfig | u
       args: node.args,
       options,
     };
-    return { ...spec, version: deploymentVersion(spec), ...(routingKey ? { routingKey } : {}) };
+    return {
+      ...spec,
+      version: deploymentVersion(spec),
+      ...(routingKey ? { routingKey } : {}),
+      ...(multiplexedModelId ? { multiplexedModelId } : {}),
+    };
   });
 }
 

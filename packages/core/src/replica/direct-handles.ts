@@ -17,7 +17,8 @@
  *   maxQueuedRequests applies per calling deployment and autoscaling sees it queued,
  * - for a 'prefix-aware' target called without a routingKey of its own: its key function is a static
  *   of the deployment class, which only the parent has loaded;
- * - for a call with a multiplexedModelId: the replicas' loaded-model reports reach the parent's routers.
+ * - for a call with a multiplexedModelId, or to a class that derives one (static multiplexedModelId): the
+ *   replicas' loaded-model reports and the class's function are in the parent.
  *
  * The parent's metrics still count direct calls: their request events ride to it with the replica's
  * next message (Outbox.ride), at no channel message of their own while traffic flows.
@@ -39,6 +40,8 @@ interface Link {
 interface TargetState {
   router: Router | undefined;
   routing: 'pow2' | 'prefix-aware';
+  /** The target's class derives multiplexed model ids from calls: its calls are relayed. */
+  derivesModelId?: boolean;
   /** A non-empty set, every replica of it linked: calls go direct. */
   direct: boolean;
 }
@@ -98,7 +101,7 @@ export class DirectHandles implements HandleBackend {
     if (!t?.direct) return undefined;
     if (t.routing === 'prefix-aware' && opts.routingKey === undefined) return undefined;
     // The loaded-model reports reach the parent's routers only; a replica's own router would route blind.
-    if (opts.multiplexedModelId !== undefined) return undefined;
+    if (opts.multiplexedModelId !== undefined || t.derivesModelId) return undefined;
     return t;
   }
 
@@ -173,6 +176,7 @@ export class DirectHandles implements HandleBackend {
       t.routing = link.routing;
     }
     t.router.setReplicas(routed);
+    t.derivesModelId = link.derivesModelId === true;
     t.direct = complete && routed.length > 0;
   }
 

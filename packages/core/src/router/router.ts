@@ -36,6 +36,8 @@ export interface RouterOptions {
   routing?: 'pow2' | 'prefix-aware';
   /** The deployment class's static routingKey (routing-key.ts), used with routing 'prefix-aware'. Default: none. */
   routingKey?: RoutingKeyFunction;
+  /** The deployment class's static multiplexedModelId (routing-key.ts), for calls that name no model. Default: none. */
+  modelIdOf?: RoutingKeyFunction;
   events?: RuntimeEvents;
   random?: () => number;
 }
@@ -43,7 +45,7 @@ export interface RouterOptions {
 /** Deaths before acceptance tolerated per request before giving up. */
 const MAX_DEATH_RETRIES = 3;
 /** Settings a new deployment spec may change on a live router (RouterSet re-reads them on each publish). */
-export type RouterSettings = Pick<RouterOptions, 'maxQueuedRequests' | 'routing' | 'routingKey'>;
+export type RouterSettings = Pick<RouterOptions, 'maxQueuedRequests' | 'routing' | 'routingKey' | 'modelIdOf'>;
 
 /** How long a replica that answered "full" is skipped by this caller. */
 const FULL_BACKOFF_MS = 10;
@@ -90,6 +92,7 @@ export class Router {
     this.options.maxQueuedRequests = settings.maxQueuedRequests;
     this.options.routing = settings.routing;
     this.options.routingKey = settings.routingKey;
+    this.options.modelIdOf = settings.modelIdOf;
   }
 
   get queued(): number {
@@ -147,7 +150,8 @@ export class Router {
     return new Promise((resolve) => this.idleWaiters.push(resolve));
   }
 
-  async call(method: string, args: unknown[], opts: ResolvedCallOptions): Promise<unknown> {
+  async call(method: string, args: unknown[], given: ResolvedCallOptions): Promise<unknown> {
+    const opts = this.withModelId(method, args, given);
     const started = performance.now();
     let error: unknown;
     this.inFlightCount++;
@@ -176,7 +180,8 @@ export class Router {
     }
   }
 
-  async *stream(method: string, args: unknown[], opts: ResolvedCallOptions): AsyncGenerator<unknown> {
+  async *stream(method: string, args: unknown[], given: ResolvedCallOptions): AsyncGenerator<unknown> {
+    const opts = this.withModelId(method, args, given);
     const started = performance.now();
     let error: unknown;
     this.inFlightCount++;
@@ -222,15 +227,43 @@ export class Router {
     try {
       return routingKey(method, args);
     } catch (err) {
-      if (!this.keyFailureReported) {
-        this.keyFailureReported = true;
-        process.stderr.write(
-          `[flotilla] ${this.options.deployment}.routingKey threw (${(err as Error)?.message ?? err}); ` +
-            'such calls are routed by power of two choices (reported once)\n',
-        );
-      }
+      this.reportKeyFailure('routingKey', err);
       return undefined;
     }
+  }
+
+  private reportKeyFailure(what: 'routingKey' | 'multiplexedModelId', err: unknown): void {
+    if (this.keyFailureReported) return;
+    this.keyFailureReported = true;
+    process.stderr.write(
+      `[flotilla] ${this.options.deployment}.${what} threw (${(err as Error)?.message ?? err}); ` +
+        'such calls are routed without it (reported once)\n',
+    );
+  }
+
+  /**
+   * The call's options with the multiplexed model id its deployment class derives (static
+   * multiplexedModelId), where the caller named none: a copy, so the replica's getMultiplexedModelId()
+   * sees it too. Copied field by field so that a lazily built `signal` is not built.
+   */
+  private withModelId(method: string, args: unknown[], opts: ResolvedCallOptions): ResolvedCallOptions {
+    const derive = this.options.modelIdOf;
+    if (opts.multiplexedModelId !== undefined || !derive) return opts;
+    let id: string | undefined;
+    try {
+      id = derive(method, args);
+    } catch (err) {
+      this.reportKeyFailure('multiplexedModelId', err);
+    }
+    if (id === undefined) return opts;
+    const out: ResolvedCallOptions = { requestId: opts.requestId, multiplexedModelId: id };
+    const cancel = opts.cancel;
+    if (cancel) {
+      out.cancel = cancel;
+      Object.defineProperty(out, 'signal', { get: () => cancel.signal, enumerable: true });
+    } else if (opts.signal) out.signal = opts.signal;
+    if (opts.routingKey !== undefined) out.routingKey = opts.routingKey;
+    return out;
   }
 
   /**

@@ -37,3 +37,25 @@ export function routingKeyOf(
     return typeof key === 'string' ? key : undefined;
   };
 }
+
+/**
+ * The class's `static multiplexedModelId(method, args)` bound to it: the multiplexed model a call is for,
+ * derived from its arguments where the client did not name one (e.g. LLMServer from an OpenAI body's
+ * `model`), in the same callers' routers as routingKey and under the same rules (cheap, synchronous,
+ * pure; a non-string, an empty string or a throw means none). undefined when the class declares none;
+ * DeploymentConfigError when it is not a function.
+ */
+export function modelIdFunctionOf(cls: unknown, where: string): RoutingKeyFunction | undefined {
+  const declared = (cls as { multiplexedModelId?: unknown } | null | undefined)?.multiplexedModelId;
+  if (declared === undefined) return undefined;
+  if (typeof declared !== 'function') {
+    throw new DeploymentConfigError(
+      `${where}: static multiplexedModelId must be a function (method, args) => string | undefined, got ${typeof declared}`,
+    );
+  }
+  const fn = declared as (this: unknown, method: string, args: readonly unknown[]) => unknown;
+  return (method, args) => {
+    const id = fn.call(cls, method, args);
+    return typeof id === 'string' && id !== '' ? id : undefined;
+  };
+}
