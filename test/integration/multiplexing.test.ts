@@ -4,6 +4,9 @@
  * the HTTP proxy with the serve_multiplexed_model_id header; status, `serve status` and /metrics.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import * as grpc from '@grpc/grpc-js';
+import * as protoLoader from '@grpc/proto-loader';
+import { SERVE_PROTO_PATH } from '../../packages/core/src/ingress/grpc-proxy.js';
 import type { ServeStatus } from '@flotilla/core';
 import { frontApp, muxApp, pinnedApp } from '../fixtures/apps/multiplexing.js';
 import { eventually, serveForTest, type Served } from '../helpers/ingress.js';
@@ -25,7 +28,7 @@ beforeAll(async () => {
       { name: 'pin', routePrefix: '/pin', app: pinnedApp() },
       { name: 'front', routePrefix: '/v1', app: frontApp() },
     ],
-    { grpc: false },
+    {},
   );
   await eventually(
     () => replicasOf(served.instance.status(), 'mux').filter((r) => r.state === 'RUNNING').length === 3,
@@ -72,6 +75,35 @@ describe('model multiplexing (real runtime, 3 thread replicas)', () => {
     }
     // Three new ids on three empty replicas: the router spread them (it prefers replicas with room).
     expect(new Set([...first.values()].map((p) => p.replica)).size).toBe(3);
+  });
+
+  it('takes the model id from gRPC metadata (serve.proto Call)', async () => {
+    const pkg = grpc.loadPackageDefinition(
+      protoLoader.loadSync(SERVE_PROTO_PATH, { keepCase: true, defaults: true }),
+    ) as any;
+    const client = new pkg.flotilla.serve.v1.Serve(served.grpcAddress, grpc.credentials.createInsecure());
+    try {
+      const call = (id: string) =>
+        new Promise<Prediction>((resolve, reject) => {
+          const md = new grpc.Metadata();
+          md.set('serve_multiplexed_model_id', id);
+          client.Call(
+            { application: 'mux', method: 'predict', payload: Buffer.from('["g"]') },
+            md,
+            (err: grpc.ServiceError | null, res: { payload: Buffer }) =>
+              err ? reject(err) : resolve(JSON.parse(res.payload.toString())),
+          );
+        });
+      const viaHandle = await predictVia('grpc-m');
+      for (let i = 0; i < 3; i++) {
+        const p = await call('grpc-m');
+        expect(p.replica).toBe(viaHandle.replica);
+        expect(p.token).toBe(viaHandle.token);
+      }
+      await expect(call('broken-grpc')).rejects.toMatchObject({ code: grpc.status.INTERNAL });
+    } finally {
+      client.close();
+    }
   });
 
   it('evicts the least recently used model past capacity and shows loaded models in /-/status, serve status and /metrics', async () => {
