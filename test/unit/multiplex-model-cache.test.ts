@@ -55,7 +55,7 @@ describe('ModelCache (per-replica LRU of multiplexed models)', () => {
     expect(cache.pinsOf('a')).toBe(0);
   });
 
-  it('evicts before a load starts, so the next model is not loaded next to a full cache', async () => {
+  it('evicts once the new model has loaded, and nothing when the load fails (bad ids cannot empty the cache)', async () => {
     const f = fakeLoader();
     const order: string[] = [];
     const cache = new ModelCache<string>({
@@ -66,10 +66,16 @@ describe('ModelCache (per-replica LRU of multiplexed models)', () => {
     const pa = cache.acquire('a');
     f.finish('a');
     (await pa).release();
+    const bad = cache.acquire('bad');
+    f.finish('bad', new Error('unknown model'));
+    await expect(bad).rejects.toThrow('unknown model');
+    expect(cache.ids()).toEqual(['a']);
     const pb = cache.acquire('b');
-    expect(order).toEqual(['load a', 'dispose a', 'load b']);
+    expect(order).toEqual(['load a', 'load bad', 'load b']);
     f.finish('b');
-    await pb;
+    (await pb).release();
+    expect(order).toEqual(['load a', 'load bad', 'load b', 'dispose a']);
+    expect(cache.ids()).toEqual(['b']);
   });
 
   it('shares one load among concurrent misses of an id', async () => {

@@ -18,8 +18,8 @@
  * ```
  *
  * Per replica, the loader's results are cached (replica/model-cache.ts): a miss calls the loader (one
- * load per id however many requests wait for it), the least recently used model beyond the capacity is
- * evicted, its `[Symbol.asyncDispose]()` or `dispose()` called if it has one, and never while a running
+ * load per id however many requests wait for it), and once it has loaded the least recently used model
+ * beyond the capacity is evicted (a failed load evicts nothing), its `[Symbol.asyncDispose]()` or `dispose()` called if it has one, and never while a running
  * request uses it (a model is pinned from the loader's return until the request ends). The replica
  * reports its loaded ids with its stats; callers' routers prefer replicas that hold a call's model
  * (router/multiplex-router.ts); `/-/status`, `serve status` and `/metrics` show them.

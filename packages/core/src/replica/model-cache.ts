@@ -6,14 +6,15 @@
  * - A model is pinned from acquire() until its release(): the request using it is still running, so
  *   it is never evicted (loading past the limit leaves the cache over capacity until pins go; requests
  *   in flight never fail because another one needed room). A model still loading is pinned by its waiters.
- * - Before a load starts, unpinned models are evicted down to capacity - 1, so that a GPU-sized model is
- *   freed before the next one arrives rather than after.
+ * - Eviction waits until the new model has loaded: a load that fails (an unknown id, a broken file)
+ *   costs no other model its place, so clients naming bad ids cannot empty the cache. The price is
+ *   memory for one model over capacity while a load runs; size the capacity for that.
  * - Concurrent misses of one id share one load; a failed load is not cached (the next request tries
  *   again), and every waiter gets the loader's error.
  */
 
 export interface ModelCacheOptions<M> {
-  /** Models kept (loaded or loading). At least 1. */
+  /** Models kept loaded (one more while a load runs). At least 1. */
   capacity: number;
   load(id: string): Promise<M>;
   /** Runs once per evicted (or cleared) model, after nothing uses it. A throw is passed to onDisposeError. */
@@ -114,7 +115,6 @@ export class ModelCache<M> {
   }
 
   private startLoad(id: string): Slot<M> {
-    this.shrink(this.options.capacity - 1);
     this.counters.loads++;
     const slot: Slot<M> = { id, pins: 0, usedAt: this.clock };
     slot.loading = (async () => this.options.load(id))().then(
