@@ -27,7 +27,8 @@
  * A loader that throws fails that request with ModelLoadError (HTTP 500, code MODEL_LOAD_FAILED) unless it
  * threw one of core's typed errors itself (e.g. NotFoundError for an unknown id: 404), which passes as
  * is; the replica stays healthy and nothing is cached. The loader is not callable through handles.
- * One @multiplexed loader per class (with several, the replica reports their ids together).
+ * One @multiplexed loader per class (with several, the replica reports their ids together). Not for
+ * pool deployments (`pool: {...}`): their calls run on other threads, which neither pin nor report.
  */
 import { BadRequestError, FlotillaError, ModelLoadError } from './errors.js';
 import { getMultiplexedModelId, onRequestEnd } from './request-context.js';
@@ -86,6 +87,18 @@ export function multiplexed(options: MultiplexedOptions = {}) {
     Object.defineProperty(loader, MULTIPLEXED_LOADER, { value: true });
     return loader as unknown as M;
   };
+}
+
+/** Whether a class (or a parent class) declares a @multiplexed loader. */
+export function hasMultiplexedLoader(cls: unknown): boolean {
+  if (typeof cls !== 'function') return false;
+  for (let proto = cls.prototype; proto && proto !== Object.prototype; proto = Object.getPrototypeOf(proto)) {
+    for (const name of Object.getOwnPropertyNames(proto)) {
+      const value = Object.getOwnPropertyDescriptor(proto, name)?.value;
+      if (typeof value === 'function' && MULTIPLEXED_LOADER in value) return true;
+    }
+  }
+  return false;
 }
 
 /** This replica's multiplexed models for its stats report; undefined when its class has no @multiplexed loader in use. */

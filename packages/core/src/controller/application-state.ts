@@ -11,6 +11,7 @@ import type { ResolvedDeploymentOptions } from '../contract/deployment-options.j
 import { DeploymentConfigError } from '../errors.js';
 import { DeploymentState, type DeploymentStateDeps } from './deployment-state.js';
 import { modelIdFunctionOf, routingKeyOf } from '../router/routing-key.js';
+import { hasMultiplexedLoader } from '../multiplexed.js';
 import type { DeploymentSpec } from '../contract/deployment-options.js';
 import type { AppGraph } from '../application.js';
 import type { ApplicationStatusInfo } from '../contract/status.js';
@@ -126,6 +127,12 @@ export function buildSpecs(app: string, graph: AppGraph, config: ServeConfig | u
       [node.definition.options, node.overrides, configOverrides(config, app, node.name)],
       where,
     );
+    if (node.definition.options.pool && hasMultiplexedLoader(node.definition.cls)) {
+      throw new DeploymentConfigError(
+        `${where}: a @multiplexed loader cannot run in a pool deployment (its calls run on the pool's threads, ` +
+          'which neither pin models for their requests nor report them); drop `pool` or the loader',
+      );
+    }
     const routingKey = routingKeyOf(node.definition.cls, options.routing, where);
     const multiplexedModelId = modelIdFunctionOf(node.definition.cls, where);
     const spec = {
