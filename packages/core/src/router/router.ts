@@ -13,6 +13,7 @@ import { chooseReplica, retryAfterS, type ReplicaLoad } from './pow2-router.js';
 import { choosePrefixAware } from './prefix-aware-router.js';
 import { chooseMultiplexed } from './multiplex-router.js';
 import { ModelView } from './model-view.js';
+import { CallKeys } from './call-keys.js';
 import type { ActorRef } from '../actor/actor-ref.js';
 import type { ResolvedCallOptions } from '../handle.js';
 import type { RuntimeEvents } from '../runtime-events.js';
@@ -79,12 +80,14 @@ export class Router {
   private retryTimer: NodeJS.Timeout | undefined;
   private inFlightCount = 0;
   private idleWaiters: (() => void)[] = [];
-  private keyFailureReported = false;
+  /** Keys derived from calls by the deployment class's statics (call-keys.ts). */
+  private readonly keys: CallKeys;
 
   private readonly options: RouterOptions;
 
   constructor(options: RouterOptions) {
     this.options = { ...options };
+    this.keys = new CallKeys(this.options);
   }
 
   /** Takes the settings of a new deployment spec (a rolling update may change the class or its options). */
@@ -151,7 +154,7 @@ export class Router {
   }
 
   async call(method: string, args: unknown[], given: ResolvedCallOptions): Promise<unknown> {
-    const opts = this.withModelId(method, args, given);
+    const opts = this.keys.withModelId(method, args, given);
     const started = performance.now();
     let error: unknown;
     this.inFlightCount++;
@@ -160,7 +163,7 @@ export class Router {
         const entry = await this.acquire(
           abortSourceOf(opts),
           requeue,
-          this.keyOf(method, args, opts),
+          this.keys.routingKeyOf(method, args, opts),
           opts.multiplexedModelId,
         );
         try {
@@ -181,7 +184,7 @@ export class Router {
   }
 
   async *stream(method: string, args: unknown[], given: ResolvedCallOptions): AsyncGenerator<unknown> {
-    const opts = this.withModelId(method, args, given);
+    const opts = this.keys.withModelId(method, args, given);
     const started = performance.now();
     let error: unknown;
     this.inFlightCount++;
@@ -190,7 +193,7 @@ export class Router {
         const entry = await this.acquire(
           abortSourceOf(opts),
           requeue,
-          this.keyOf(method, args, opts),
+          this.keys.routingKeyOf(method, args, opts),
           opts.multiplexedModelId,
         );
         let yielded = false;
@@ -214,56 +217,6 @@ export class Router {
     } finally {
       this.finish(method, 'stream', opts.requestId, started, error);
     }
-  }
-
-  /**
-   * The call's own routingKey, else (routing 'prefix-aware') the one the deployment class derives from
-   * the call. A key function that throws costs the call its affinity, never the call itself.
-   */
-  private keyOf(method: string, args: unknown[], opts: ResolvedCallOptions): string | undefined {
-    if (opts.routingKey !== undefined) return opts.routingKey;
-    const { routing, routingKey } = this.options;
-    if (routing !== 'prefix-aware' || !routingKey) return undefined;
-    try {
-      return routingKey(method, args);
-    } catch (err) {
-      this.reportKeyFailure('routingKey', err);
-      return undefined;
-    }
-  }
-
-  private reportKeyFailure(what: 'routingKey' | 'multiplexedModelId', err: unknown): void {
-    if (this.keyFailureReported) return;
-    this.keyFailureReported = true;
-    process.stderr.write(
-      `[flotilla] ${this.options.deployment}.${what} threw (${(err as Error)?.message ?? err}); ` +
-        'such calls are routed without it (reported once)\n',
-    );
-  }
-
-  /**
-   * The call's options with the multiplexed model id its deployment class derives (static
-   * multiplexedModelId), where the caller named none: a copy, so the replica's getMultiplexedModelId()
-   * sees it too. Copied field by field so that a lazily built `signal` is not built.
-   */
-  private withModelId(method: string, args: unknown[], opts: ResolvedCallOptions): ResolvedCallOptions {
-    const derive = this.options.modelIdOf;
-    if (opts.multiplexedModelId !== undefined || !derive) return opts;
-    let id: string | undefined;
-    try {
-      id = derive(method, args);
-    } catch (err) {
-      this.reportKeyFailure('multiplexedModelId', err);
-    }
-    if (id === undefined) return opts;
-    const out: ResolvedCallOptions = { requestId: opts.requestId, multiplexedModelId: id };
-    const cancel = opts.cancel;
-    if (cancel) {
-      out.cancel = cancel;
-      Object.defineProperty(out, 'signal', { get: () => cancel.signal, enumerable: true });
-    } else if (opts.signal) out.signal = opts.signal;
-    if (opts.routingKey !== undefined) out.routingKey = opts.routingKey;
-    return out;
   }
 
   /**
