@@ -9,14 +9,14 @@
  *   2. on a random ~110M model (stories110M shape, tools/make-random-model.ts): the KV blocks and whole
  *      sequences of --seq-len tokens that a --kv-mb budget holds, f16 against int8;
  *   3. decode tok/s at a batch of --batch sequences, each with a --prompt token context, over --steps
- *      greedy steps: f16 and int8 pools take turns for --rounds rounds (best round kept), so machine
- *      noise lands on both alike; ratio int8 / f16.
+ *      greedy steps: the f16 and int8 pools take turns step by step (decode.ts), so machine noise
+ *      lands on both alike; ratio int8 / f16 in wall time, CPU time and median step.
  * Prints a table and writes bench/results/kv-quant-<timestamp>.json.
  *
  *   npx tsx bench/kv-quant/run.ts            # ~3-5 minutes on 2 idle cores
  *   npx tsx bench/kv-quant/run.ts --quick    # smoke run: short contexts, one round
  * Options: --kv-mb N (default 1024) --seq-len N (default 1024) --batch N (32) --prompt N (384)
- *   --steps N (32) --rounds N (3) --chunk N (32) --threads N (every core) --weights f32|f16 (110M weights, default f16)
+ *   --steps N (64) --chunk N (32) --threads N (every core) --weights f32|f16 (110M weights, default f16)
  */
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
@@ -29,7 +29,7 @@ import {
   MODEL_PRESETS,
   makeRandomModel,
 } from '../../packages/engine/src/model-loader/index.js';
-import { decodeRound } from './decode.js';
+import { decodeSideBySide } from './decode.js';
 import { perplexity } from './perplexity.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
@@ -42,7 +42,6 @@ const { values } = parseArgs({
     batch: { type: 'string', default: '32' },
     prompt: { type: 'string' },
     steps: { type: 'string' },
-    rounds: { type: 'string' },
     chunk: { type: 'string', default: '32' },
     threads: { type: 'string', default: String(os.availableParallelism()) },
     weights: { type: 'string', default: 'f16' },
@@ -57,8 +56,7 @@ const kvBytes = num(values['kv-mb'], 1024) * 2 ** 20;
 const seqLen = num(values['seq-len'], 1024);
 const batch = num(values.batch, 32);
 const promptLen = num(values.prompt, values.quick ? 64 : 384);
-const steps = num(values.steps, values.quick ? 8 : 32);
-const rounds = num(values.rounds, values.quick ? 1 : 3);
+const steps = num(values.steps, values.quick ? 8 : 64);
 const chunk = num(values.chunk, 32);
 const numThreads = num(values.threads, os.availableParallelism());
 const weights = values.weights;
@@ -133,29 +131,20 @@ const vocab = MODEL_PRESETS['110m'].vocabSize;
 const prompts = Array.from({ length: batch }, () =>
   Array.from({ length: promptLen }, (_, i) => (i === 0 ? 1 : 3 + Math.floor(rand() * (vocab - 3)))),
 );
-const best: Record<string, number> = { f16: 0, int8: 0 };
-const perRound: Record<string, number[]> = { f16: [], int8: [] };
-let same = 0;
-for (let r = 0; r < rounds; r++) {
-  const outs: Record<string, number[]> = {};
-  for (const k of r % 2 === 0 ? ['f16', 'int8'] : ['int8', 'f16']) {
-    const run = await decodeRound(loaded[k]!.model, prompts, steps, 2048);
-    perRound[k]!.push(run.tokPerS);
-    best[k] = Math.max(best[k]!, run.tokPerS);
-    outs[k] = run.firstSeq;
-  }
-  same = outs.f16!.filter((t, i) => t === outs.int8![i]).length;
-}
+const decode = await decodeSideBySide({ f16: loaded.f16!.model, int8: loaded.int8!.model }, prompts, steps, 2048);
 for (const m of Object.values(loaded)) m.dispose();
+const same = decode.f16!.firstSeq.filter((t, i) => t === decode.int8!.firstSeq[i]).length;
+const median = (xs: number[]) => [...xs].sort((x, y) => x - y)[Math.floor(xs.length / 2)]!;
 console.log(
-  `\n3. decode at batch ${batch}, context ${promptLen}..${promptLen + steps}, ${steps} steps, ${weights} weights, ${numThreads} threads, best of ${rounds} (load average ${os.loadavg()[0]!.toFixed(1)})`,
+  `\n3. decode at batch ${batch}, context ${promptLen}..${promptLen + steps}, ${steps} steps taken in turns, ${weights} weights, ${numThreads} threads (load average ${os.loadavg()[0]!.toFixed(1)})`,
 );
+console.log('   kv     tok/s (wall)   tok/s (CPU time)   median step ms');
 for (const k of ['f16', 'int8'])
   console.log(
-    `   ${k.padEnd(5)} ${best[k]!.toFixed(1).padStart(8)} tok/s   rounds: ${perRound[k]!.map((x) => x.toFixed(1)).join(', ')}`,
+    `   ${k.padEnd(5)} ${decode[k]!.tokPerS.toFixed(1).padStart(12)} ${decode[k]!.tokPerCpuS.toFixed(1).padStart(16)} ${median(decode[k]!.stepMs).toFixed(1).padStart(16)}`,
   );
 console.log(
-  `   int8 / f16: ${(best.int8! / best.f16!).toFixed(3)}x   (first sequence: ${same} of ${steps + 1} greedy tokens the same)`,
+  `   int8 / f16: ${(decode.int8!.tokPerS / decode.f16!.tokPerS).toFixed(3)}x wall, ${(decode.int8!.tokPerCpuS / decode.f16!.tokPerCpuS).toFixed(3)}x CPU time, ${(median(decode.f16!.stepMs) / median(decode.int8!.stepMs)).toFixed(3)}x by median step   (first sequence: ${same} of ${steps + 1} greedy tokens the same)`,
 );
 
 const out = path.join(root, 'bench', 'results');
@@ -165,11 +154,13 @@ writeFileSync(
   file,
   JSON.stringify(
     {
-      args: { kvBytes, seqLen, batch, promptLen, steps, rounds, chunk, numThreads, weights },
+      args: { kvBytes, seqLen, batch, promptLen, steps, chunk, numThreads, weights },
       loadAverage: os.loadavg(),
       perplexity: ppl,
       capacity: cap,
-      decode: { best, perRound },
+      decode: Object.fromEntries(
+        Object.entries(decode).map(([k, d]) => [k, { tokPerS: d.tokPerS, tokPerCpuS: d.tokPerCpuS, stepMs: d.stepMs }]),
+      ),
     },
     null,
     2,
