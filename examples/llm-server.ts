@@ -16,7 +16,7 @@
  * Other options (key=value): served_name=NAME, api_keys=K1,K2, api_key_file=FILE, admin_keys=K1,K2 (also the
  * proxy's monitoring routes and /-/shutdown; the only keys shown model paths), metrics_keys=K1,K2 (/metrics, /-/status,
  * /-/dashboard only), max_num_seqs=N, kv_cache_mb=N,
- * kv_cache_dtype=auto|f32|f16 (default auto: f16 for a model held in f16),
+ * kv_cache_dtype=auto|f32|f16|int8|fp8 (default auto: f16 for a model held in f16; int8 on the CPU, fp8 on CUDA),
  * speculative_model=PATH num_speculative_tokens=K speculative_method=draft|ngram prompt_lookup_max=N prompt_lookup_min=N
  * speculative_disable_by_batch_size=N (speculative decoding in the engine, vLLM's names; default off),
  * strict_model_name=true (vLLM's 404 for a request naming another model; default: any name is this model, as on TGI),
@@ -26,6 +26,7 @@
  */
 import { deployment } from '@flotilla/core';
 import { LLMServer, type LLMServerOptions } from '@flotilla/deployments';
+import { checkKvCacheDtype } from '@flotilla/engine';
 
 /** Many streams share one engine (continuous batching), so a replica admits many requests at once. */
 @deployment({ maxOngoingRequests: 256, placement: 'thread', healthCheckPeriodS: 5 })
@@ -62,8 +63,7 @@ export function llmOptions(args: Record<string, string | undefined>): LLMServerO
     throw new Error(`unknown argument ${unknown.join(', ')}; see the header of examples/llm-server.ts`);
   if (quantize !== undefined && quantize !== 'int8' && quantize !== 'int4')
     throw new Error(`quantize must be int8 or int4, got ${quantize}`);
-  if (kv_cache_dtype !== undefined && !['auto', 'f32', 'f16'].includes(kv_cache_dtype))
-    throw new Error(`kv_cache_dtype must be auto, f32 or f16, got ${kv_cache_dtype}`);
+  if (kv_cache_dtype !== undefined) checkKvCacheDtype(kv_cache_dtype);
   const options: LLMServerOptions = {};
   if (model) options.model = model;
   if (tokenizer) options.tokenizer = tokenizer;
@@ -75,7 +75,7 @@ export function llmOptions(args: Record<string, string | undefined>): LLMServerO
   if (metrics_keys) options.metricsKeys = metrics_keys.split(',').filter(Boolean);
   if (max_num_seqs) options.maxNumSeqs = Number(max_num_seqs);
   if (kv_cache_mb) options.kvCacheBytes = Number(kv_cache_mb) * 2 ** 20;
-  if (kv_cache_dtype) options.kvCacheDtype = kv_cache_dtype as 'auto' | 'f32' | 'f16';
+  if (kv_cache_dtype) options.kvCacheDtype = checkKvCacheDtype(kv_cache_dtype);
   if (speculative_method !== undefined && speculative_method !== 'draft' && speculative_method !== 'ngram')
     throw new Error(`speculative_method must be draft or ngram, got ${speculative_method}`);
   if (speculative_model) options.speculativeModel = speculative_model;

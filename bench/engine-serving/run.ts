@@ -16,7 +16,7 @@
  *   node --cpu-prof --import tsx bench/engine-serving/run.ts --continuous-only   # profile the continuous mode alone
  * Options: --requests N --baseline-requests N --rate R (req/s) --prefix-requests N --prefix-rate R --threads N (default: every core) --seed S
  *   --device cpu|cuda (default cpu; cuda on a machine with an NVIDIA GPU and a CUDA build, docs/cuda.md)
- *   --kv-dtype f32|f16 (the KV pool's element type, default f16: decode attention streams the pool from
+ *   --kv-dtype f32|f16|int8 (the KV pool's element type, default f16: decode attention streams the pool from
  *   memory in 2 KB pieces per head and block, and at f16 that takes half as long; vLLM's CPU backend
  *   also keeps K/V in 16 bits) --block-size N (tokens per KV block, default 16)
  *
@@ -120,7 +120,8 @@ const prefixRequests = Number(values['prefix-requests'] ?? Math.round(preset.pre
 const prefixRate = Number(values['prefix-rate'] ?? preset.prefixRate);
 const numThreads = Number(values.threads);
 const kvDtype = values['kv-dtype'];
-if (kvDtype !== 'f32' && kvDtype !== 'f16') throw new Error('--kv-dtype must be f32 or f16');
+if (kvDtype !== 'f32' && kvDtype !== 'f16' && kvDtype !== 'int8')
+  throw new Error('--kv-dtype must be f32, f16 or int8');
 const seed = Number(values.seed);
 const blockSize = Number(values['block-size']);
 const device = values.device;

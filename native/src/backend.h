@@ -7,6 +7,7 @@
 
 #include "core/sampler.h"
 #include "core/step-batch.h"
+#include "core/kv-type.h"
 #include "core/weights.h"
 
 namespace flotilla {
@@ -15,7 +16,7 @@ class ThreadPool;
 
 struct BackendOptions {
   int numBlocks = 0, blockSize = 16;
-  bool kvF16 = false;
+  KvType kvType = KvType::F32;
   int maxBatchTokens = 2048, maxBatchSeqs = 256;
   // CUDA only, used when numBlocks is 0: KV bytes asked explicitly (0 = not given), else this
   // fraction of device memory minus weights and measured activations.

@@ -5,7 +5,7 @@
 //   engine-test [--models DIR]                       checks + speed on stories260K
 //   engine-test --gemm ROUNDS [--threads N]          the matmul driver alone: GFLOPS of every kernel set
 //   engine-test --gemm-layer ROUNDS [--threads N]    one 110M layer's f32 panel matmuls as the backend calls them, by tokens per step
-//   engine-test --model FILE [--format int8] [--threads N] [--decode N] [--prefill N] [--batch B] [--rounds R] [--kv f32|f16]
+//   engine-test --model FILE [--format int8] [--threads N] [--decode N] [--prefill N] [--batch B] [--rounds R] [--kv f32|f16|int8]
 //                                                    speed only: decode against the bandwidth bound, B sequences vs one
 //   --device cpu|cuda|auto on either (default cpu); with cuda the kernels line says cuda-cublaslt|cuda-wmma
 #include <chrono>
@@ -23,6 +23,7 @@
 #include "gemm-bench.h"
 #include "goldens.h"
 #include "kernel-checks.h"
+#include "kv-int8-checks.h"
 #include "pool-checks.h"
 #include "llama2c-spec.h"
 #include "single-seq.h"
@@ -62,7 +63,7 @@ std::unique_ptr<Engine> load(const std::string& file, const Options& o, const st
   LoadSpec spec = llama2c_spec(file);
   parse_weight_format(o.format, &spec.weightFormat);
   spec.numThreads = o.threads;
-  spec.kvF16 = o.kv == "f16";
+  if (!parse_kv_type(o.kv, &spec.kvType)) spec.kvType = KvType::F32;
   spec.device = o.device == "cuda" ? LoadSpec::Device::Cuda : o.device == "auto" ? LoadSpec::Device::Auto : LoadSpec::Device::Cpu;
   spec.numBlocks = 256;
   spec.maxBatchTokens = std::max(1024, o.prefill);
@@ -195,7 +196,7 @@ int main(int argc, char** argv) {
       std::printf("SKIP: no models folder (pass --models DIR or set FLOTILLA_MODELS)\n");
       return 77;
     }
-    const bool kernelsOk = check_pool() & (o.device != "cpu" || check_kernels());
+    const bool kernelsOk = check_pool() & (o.device != "cpu" || (check_kernels() & check_kv_int8()));
     const bool ok = check_goldens(dir, o) && kernelsOk;
     bench(dir + "/stories260K/stories260K.bin", o);
     return ok ? 0 : 1;

@@ -16,6 +16,8 @@ namespace flotilla::test {
 
 namespace {
 
+KvType kt(bool f16) { return f16 ? KvType::F16 : KvType::F32; }
+
 std::vector<const CpuKernels*> simd_sets() {
   std::vector<const CpuKernels*> sets;
 #ifdef FLOTILLA_HAVE_AVX2
@@ -121,10 +123,10 @@ bool check_kv(const CpuKernels& simd) {
       }
       float mag = 0;
       for (int i = 0; i < n; i++) mag += std::fabs(q[i] * kf[i]);
-      worst = std::max(worst, std::fabs(simd.dot_kv(q.data(), k.data(), n, f16) - scalar_kernels().dot_kv(q.data(), k.data(), n, f16)) / mag);
+      worst = std::max(worst, std::fabs(simd.dot_kv(q.data(), k.data(), n, kt(f16)) - scalar_kernels().dot_kv(q.data(), k.data(), n, kt(f16))) / mag);
       std::vector<float> ya = y0, yb = y0;
-      simd.axpy_kv(0.37f, k.data(), ya.data(), n, f16);
-      scalar_kernels().axpy_kv(0.37f, k.data(), yb.data(), n, f16);
+      simd.axpy_kv(0.37f, k.data(), ya.data(), n, kt(f16));
+      scalar_kernels().axpy_kv(0.37f, k.data(), yb.data(), n, kt(f16));
       for (int i = 0; i < n; i++) worst = std::max(worst, std::fabs(ya[i] - yb[i]) / (std::fabs(y0[i]) + std::fabs(0.37f * kf[i])));
     }
   }
@@ -166,7 +168,7 @@ bool check_attend(const CpuKernels& simd) {
             }
           }
           const size_t stride = size_t(bs) * hd * elem;
-          const KvRows k{kb.data(), table.data(), stride, bs, hd * elem, f16}, v{vb.data(), table.data(), stride, bs, hd * elem, f16};
+          const KvRows k{kb.data(), table.data(), stride, bs, hd * elem, kt(f16)}, v{vb.data(), table.data(), stride, bs, hd * elem, kt(f16)};
           const float scale = 1.0f / std::sqrt(float(hd));
           std::vector<float> out(hd, NAN);
           took &= simd.attend(q.data(), k, v, n, hd, scale, out.data());
@@ -220,11 +222,11 @@ bool check_attend_heads(const CpuKernels& simd) {
           for (float& x : q) x *= 4;
           const float scale = 1.0f / std::sqrt(float(hd));
           std::vector<float> all(size_t(nHeads) * hd, NAN), one(size_t(nHeads) * hd, NAN);
-          const KvRows k{kb.data(), table.data(), blockStride, bs, int(rowBytes), f16}, v{vb.data(), table.data(), blockStride, bs, int(rowBytes), f16};
+          const KvRows k{kb.data(), table.data(), blockStride, bs, int(rowBytes), kt(f16)}, v{vb.data(), table.data(), blockStride, bs, int(rowBytes), kt(f16)};
           bool took = simd.attend_heads(q.data(), k, v, nHeads, nHeads / nKv, headStride, n, hd, scale, all.data());
           for (int h = 0; h < nHeads; h++) {
             const size_t off = size_t(h / (nHeads / nKv)) * headStride;
-            const KvRows kh{kb.data() + off, table.data(), blockStride, bs, int(rowBytes), f16}, vh{vb.data() + off, table.data(), blockStride, bs, int(rowBytes), f16};
+            const KvRows kh{kb.data() + off, table.data(), blockStride, bs, int(rowBytes), kt(f16)}, vh{vb.data() + off, table.data(), blockStride, bs, int(rowBytes), kt(f16)};
             took &= simd.attend(q.data() + h * hd, kh, vh, n, hd, scale, one.data() + h * hd);
           }
           runs++;

@@ -166,18 +166,18 @@ bool check_kv_write(const CpuKernels& simd) {
   std::shuffle(slots.begin(), slots.end(), std::mt19937(5));
   ThreadPool pool(4);
   bool ok = true;
-  for (bool f16 : {false, true}) {
-    KvCache a(c, blocks, bs, f16), b(c, blocks, bs, f16, simd.to_f16);
+  for (KvType type : {KvType::F32, KvType::F16, KvType::I8}) {
+    KvCache a(c, blocks, bs, type), b(c, blocks, bs, type, simd.to_f16);
     a.prefault(pool), b.prefault(pool);
     for (int t = 0; t < T; t++) a.write(pool, 1, k.data() + size_t(t) * kvDim, v.data() + size_t(t) * kvDim, 1, slots.data() + t);
     b.write(pool, 1, k.data(), v.data(), T, slots.data());
-    const size_t bytes = size_t(bs) * c.headDim() * (f16 ? 2 : 4);
+    const size_t bytes = a.head_block_bytes();  // rows, and int8's scales after them
     for (int blk = 0; blk < blocks; blk++)
       for (int h = 0; h < c.nKvHeads; h++)
         for (int layer = 0; layer < 2; layer++)
           ok &= std::memcmp(a.keys(layer, blk, h), b.keys(layer, blk, h), bytes) == 0 && std::memcmp(a.values(layer, blk, h), b.values(layer, blk, h), bytes) == 0;
   }
-  std::printf("%s %s KV write across the pool (f32 and f16 via to_f16, %d tokens, shuffled slots) == serial scalar write\n", ok ? "PASS" : "FAIL",
+  std::printf("%s %s KV write across the pool (f32, f16 via to_f16, int8 with its scales; %d tokens, shuffled slots) == serial scalar write\n", ok ? "PASS" : "FAIL",
               simd.name, T);
   return ok;
 }

@@ -73,6 +73,33 @@ describe('CUDA backend: stories260K', () => {
     expect(worst).toBeLessThan(1e-3);
   });
 
+  // kvDtype 'fp8' (e4m3, an f32 scale per token and head; native/src/cuda/attention.cu). Written
+  // without a GPU to run it on: the bounds are the CPU int8 pool's on this model (max |logit diff|
+  // 0.90, mean KL 7.5e-4, argmax agreement 0.99) loosened for e4m3's 3 mantissa bits.
+  it('an fp8 KV pool: logits close to an f32 pool, nearly the same argmax, ~1.3x the blocks of f16', async () => {
+    const fp8 = await load({ kvDtype: 'fp8' });
+    expect(fp8.kvDtype).toBe('fp8');
+    const start = new Seq([1]);
+    await generate(gpu, [start], 120);
+    const [a, b] = [await prefillLogits(gpu, start.tokens), await prefillLogits(fp8, start.tokens)];
+    let kl = 0,
+      agree = 0;
+    a.forEach((row, t) => {
+      const [p, q] = [logSoftmax(row), logSoftmax(b[t])];
+      kl += p.reduce((acc, lp, v) => acc + Math.exp(lp) * (lp - q[v]), 0) / a.length;
+      if (topK(row, 1)[0] === topK(b[t], 1)[0]) agree++;
+    });
+    expect(kl).toBeGreaterThan(0);
+    expect(kl).toBeLessThan(1e-2);
+    expect(agree / a.length).toBeGreaterThanOrEqual(0.9);
+    fp8.dispose();
+    const bytes = { kvCacheBytes: 4 << 20, numBlocks: undefined };
+    const [f16, f8] = [await load({ ...bytes, kvDtype: 'f16' }), await load({ ...bytes, kvDtype: 'fp8' })];
+    expect(f8.numBlocks / f16.numBlocks).toBeCloseTo(16 / 12, 1); // head dim 8: 8 bytes + a scale against 16
+    f16.dispose();
+    f8.dispose();
+  });
+
   it('applies a logit bias (a ban, a forced token, a small nudge) as the CPU does, greedy and seeded', async () => {
     const story = goldens('stories260K').greedy_from_bos_48;
     const step = async (m: NativeModel, temperature: number) => {

@@ -1,5 +1,6 @@
 // The key=value arguments of examples/llm-server.ts (what `serve run` passes) become LLMServerOptions.
 import { describe, expect, it } from 'vitest';
+import { KvCacheDtypeError } from '../../packages/engine/src/kv-cache-dtype.js';
 import { llmOptions } from '../../examples/llm-server.js';
 
 describe('examples/llm-server.ts arguments', () => {
@@ -16,7 +17,11 @@ describe('examples/llm-server.ts arguments', () => {
   });
 
   it('rejects unknown arguments and bad values, naming them', () => {
-    expect(() => llmOptions({ kv_cache_dtype: 'bf16' })).toThrow(/kv_cache_dtype must be auto, f32 or f16, got bf16/);
+    expect(() => llmOptions({ kv_cache_dtype: 'bf16' })).toThrow(KvCacheDtypeError);
+    expect(() => llmOptions({ kv_cache_dtype: 'bf16' })).toThrow(
+      /kv_cache_dtype must be one of auto, f32, f16, int8, fp8, fp8_e4m3, got bf16/,
+    );
+    expect(llmOptions({ kv_cache_dtype: 'int8' }).kvCacheDtype).toBe('int8');
     expect(llmOptions({ kv_cache_dtype: 'auto' }).kvCacheDtype).toBe('auto');
     expect(() => llmOptions({ quantize: 'int3' })).toThrow(/quantize must be int8 or int4/);
     expect(() => llmOptions({ modle: 'x' })).toThrow(/unknown argument modle/);

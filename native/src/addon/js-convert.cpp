@@ -109,8 +109,8 @@ LoadSpec parse_load_spec(Napi::Object o) {
   s.gpuMemoryUtilization = number(o, "gpuMemoryUtilization", "options.", false, 0.9);
   s.numBlocks = integer(o, "numBlocks", "options.", false, 0);
   const std::string kv = string(o, "kvDtype", "auto");
-  if (kv != "f32" && kv != "f16" && kv != "auto") fail("E_DTYPE", "kvDtype must be 'auto', 'f32' or 'f16'");
-  s.kvF16 = kv == "f16";
+  if (kv != "auto" && !parse_kv_type(kv, &s.kvType))
+    fail("E_DTYPE", "kvDtype (kv_cache_dtype) must be 'auto', 'f32', 'f16', 'int8' or 'fp8', got '" + kv + "'");
   s.kvAuto = kv == "auto";
   s.maxBatchTokens = integer(o, "maxBatchTokens", "options.", false, 2048);
   s.maxBatchSeqs = integer(o, "maxBatchSeqs", "options.", false, 256);

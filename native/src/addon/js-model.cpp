@@ -50,7 +50,7 @@ JsModel::JsModel(const Napi::CallbackInfo& info) : Napi::ObjectWrap<JsModel>(inf
   config_ = Napi::Persistent(config_to_js(info.Env(), configValue_));
   blockSize_ = e.blockSize();
   numBlocks_ = e.numBlocks();
-  kvF16_ = e.kvF16();
+  kvType_ = e.kvType();
   numThreads_ = e.numThreads();
   weightBytes_ = static_cast<double>(e.weightBytes());
   backend_ = e.device();
@@ -112,7 +112,7 @@ void JsModel::Dispose(const Napi::CallbackInfo&) {
 Napi::Value JsModel::Config(const Napi::CallbackInfo&) { return config_.Value(); }
 Napi::Value JsModel::BlockSize(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), blockSize_); }
 Napi::Value JsModel::NumBlocks(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), numBlocks_); }
-Napi::Value JsModel::KvDtype(const Napi::CallbackInfo& info) { return Napi::String::New(info.Env(), kvF16_ ? "f16" : "f32"); }
+Napi::Value JsModel::KvDtype(const Napi::CallbackInfo& info) { return Napi::String::New(info.Env(), kv_type_name(kvType_)); }
 Napi::Value JsModel::Backend(const Napi::CallbackInfo& info) { return Napi::String::New(info.Env(), backend_); }
 Napi::Value JsModel::Kernels(const Napi::CallbackInfo& info) { return Napi::String::New(info.Env(), kernels_); }
 Napi::Value JsModel::WeightBytes(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), weightBytes_); }

@@ -49,7 +49,7 @@ class JsModel : public Napi::ObjectWrap<JsModel> {
   Napi::ObjectReference config_;
   ModelConfig configValue_;
   int blockSize_ = 0, numBlocks_ = 0, numThreads_ = 0;
-  bool kvF16_ = false;
+  KvType kvType_ = KvType::F32;
   double weightBytes_ = 0;
   std::string backend_, kernels_;
 };

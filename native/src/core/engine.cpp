@@ -14,9 +14,9 @@ namespace flotilla {
 
 namespace {
 
-int resolve_blocks(const LoadSpec& spec, bool kvF16) {
+int resolve_blocks(const LoadSpec& spec, KvType kvType) {
   if (spec.numBlocks > 0) return spec.numBlocks;
-  const uint64_t perBlock = KvCache::bytes_per_block(spec.config, spec.blockSize, kvF16);
+  const uint64_t perBlock = KvCache::bytes_per_block(spec.config, spec.blockSize, kvType);
   const uint64_t n = spec.kvCacheBytes / perBlock;
   if (n < 1) fail("E_OOM", "kvCacheBytes " + std::to_string(spec.kvCacheBytes) + " holds no KV block (one needs " + std::to_string(perBlock) + " bytes)");
   return static_cast<int>(std::min<uint64_t>(n, std::numeric_limits<int32_t>::max() / uint64_t(spec.blockSize)));
@@ -73,11 +73,17 @@ std::unique_ptr<Engine> Engine::load(const LoadSpec& spec, ProgressFn progress, 
   e->weights_ = load_weights(spec, *e->pool_, progress, ctx);
   // kvDtype 'auto' (vLLM's: the model's dtype): a model held in f16 gets an f16 pool; bf16 keeps f32
   // (the pool has no bf16, and f16's range is narrower than bf16's), as do f32 and quantized ones.
-  e->kvF16_ = spec.kvAuto ? !e->weights_->layers.empty() && e->weights_->layers[0].wq.type == DType::F16 : spec.kvF16;
+  e->kvType_ = spec.kvAuto ? (!e->weights_->layers.empty() && e->weights_->layers[0].wq.type == DType::F16 ? KvType::F16 : KvType::F32)
+                           : spec.kvType;
+  // int8 is the CPU pool's 8-bit type and fp8 (e4m3) the CUDA backend's (vLLM's fp8 is CUDA-only too)
+  if (spec.kvType == KvType::Fp8 && !cuda)
+    fail("E_DTYPE", "kvDtype 'fp8' (kv_cache_dtype) needs the CUDA backend; the CPU backend takes 'int8' for an 8-bit KV cache");
+  if (spec.kvType == KvType::I8 && cuda)
+    fail("E_DTYPE", "kvDtype 'int8' (kv_cache_dtype) is the CPU backend's 8-bit KV cache; the CUDA backend takes 'fp8'");
   e->blockSize_ = spec.blockSize;
   e->maxBatchTokens_ = spec.maxBatchTokens;
   e->maxBatchSeqs_ = spec.maxBatchSeqs;
-  BackendOptions bo{0, spec.blockSize, e->kvF16_, spec.maxBatchTokens, spec.maxBatchSeqs};
+  BackendOptions bo{0, spec.blockSize, e->kvType_, spec.maxBatchTokens, spec.maxBatchSeqs};
   if (cuda) {
 #ifdef FLOTILLA_HAVE_CUDA
     bo.numBlocks = spec.numBlocks;
@@ -86,7 +92,7 @@ std::unique_ptr<Engine> Engine::load(const LoadSpec& spec, ProgressFn progress, 
     e->backend_ = make_cuda_backend(*e->weights_, bo);
 #endif
   } else {
-    bo.numBlocks = resolve_blocks(spec, e->kvF16_);
+    bo.numBlocks = resolve_blocks(spec, e->kvType_);
     e->backend_ = make_cpu_backend(*e->weights_, bo, *e->pool_);
   }
   e->numBlocks_ = e->backend_->numBlocks();

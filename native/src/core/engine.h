@@ -69,7 +69,7 @@ class Engine {
   const ModelConfig& config() const { return weights_->config; }
   int blockSize() const { return blockSize_; }
   int numBlocks() const { return numBlocks_; }
-  bool kvF16() const { return kvF16_; }  // the KV pool's element type, as kvDtype chose it
+  KvType kvType() const { return kvType_; }  // the KV pool's element type, as kvDtype chose it
   size_t weightBytes() const { return weights_->bytes(); }
   const char* device() const { return backend_->device(); }
   const char* kernels() const { return backend_->kernels(); }
@@ -115,7 +115,7 @@ class Engine {
   std::unique_ptr<Sampler> sampler_;
   std::unique_ptr<Verifier> verifier_;
   int blockSize_ = 16, numBlocks_ = 0, maxBatchTokens_ = 0, maxBatchSeqs_ = 0;
-  bool kvF16_ = false;
+  KvType kvType_ = KvType::F32;
   std::vector<int32_t> rows_, rowSeq_;  // (maxBatchTokens) token rows needing logits and their sequence
   std::vector<int32_t> seqRow_;         // (maxBatchSeqs) logit_rows(): first row of each sequence
   std::vector<float> logits_;           // (maxBatchSeqs, vocab)

@@ -1,14 +1,15 @@
 #include "kv-cache.h"
 
 #include <algorithm>
+#include <cmath>
 #include <cstring>
 
 #include "thread-pool.h"
 
 namespace flotilla {
 
-uint64_t KvCache::bytes_per_block(const ModelConfig& c, int blockSize, bool f16) {
-  return uint64_t(c.nLayers) * 2 * blockSize * c.kvDim() * (f16 ? 2 : 4);
+uint64_t KvCache::bytes_per_block(const ModelConfig& c, int blockSize, KvType type) {
+  return uint64_t(c.nLayers) * 2 * c.nKvHeads * kv_head_block_bytes(type, blockSize, c.headDim());
 }
 
 namespace {
@@ -19,16 +20,17 @@ constexpr int kTokensPerItem = 8;
 
 }  // namespace
 
-KvCache::KvCache(const ModelConfig& c, int numBlocks, int blockSize, bool f16, ToF16 toF16)
+KvCache::KvCache(const ModelConfig& c, int numBlocks, int blockSize, KvType type, ToF16 toF16)
     : numBlocks_(numBlocks),
       blockSize_(blockSize),
       nKv_(c.nKvHeads),
       headDim_(c.headDim()),
-      f16_(f16),
+      type_(type),
       toF16_(toF16),
-      headBytes_(size_t(c.headDim()) * (f16 ? 2 : 4)),
+      headBytes_(size_t(c.headDim()) * kv_elem_bytes(type)),
+      headBlockBytes_(kv_head_block_bytes(type, blockSize, c.headDim())),
       // not zero-filled here: prefault() does it in parallel (a serial memset of GBs takes seconds)
-      buf_(bytes_per_block(c, blockSize, f16) * numBlocks, "the KV cache", false) {}
+      buf_(bytes_per_block(c, blockSize, type) * numBlocks, "the KV cache", false) {}
 
 void KvCache::prefault(ThreadPool& pool) {
   constexpr size_t kChunk = size_t(16) << 20;
@@ -39,11 +41,26 @@ void KvCache::prefault(ThreadPool& pool) {
   });
 }
 
-void KvCache::store(uint8_t* dst, const float* src) {
-  if (!f16_) {
+// Symmetric int8 of one row with its own scale (kv-type.h says why per row): q = round(x * 127 / max|x|),
+// x ~= q * max|x| / 127. Plain C++ on purpose: every kernel set then reads the same bytes.
+void quantize_row_i8(const float* x, int n, int8_t* q, float* scale) {
+  float amax = 0;
+  for (int i = 0; i < n; i++) amax = std::max(amax, std::fabs(x[i]));
+  const float inv = amax > 0 ? 127.f / amax : 0.f;
+  *scale = amax / 127.f;
+  for (int i = 0; i < n; i++) q[i] = static_cast<int8_t>(std::clamp(std::nearbyint(x[i] * inv), -127.f, 127.f));
+}
+
+void KvCache::store(uint8_t* headBlock, int off, const float* src) {
+  uint8_t* dst = headBlock + size_t(off) * headBytes_;
+  if (type_ == KvType::F32) {
     std::memcpy(dst, src, headBytes_);
     return;
   }
+  if (type_ == KvType::I8) {
+    quantize_row_i8(src, headDim_, reinterpret_cast<int8_t*>(dst), reinterpret_cast<float*>(headBlock + scales_offset()) + off);
+    return;
+  }  // Fp8 is the CUDA backend's own (src/cuda): a CPU pool is never made with it (Engine::load refuses)
   auto* h = reinterpret_cast<uint16_t*>(dst);
   if (toF16_) {
     toF16_(src, h, headDim_);
@@ -56,8 +73,8 @@ void KvCache::store(uint8_t* dst, const float* src) {
 void KvCache::write_token(int layer, const float* k, const float* v, int32_t slot) {
   const int block = slot / blockSize_, off = slot % blockSize_;
   for (int h = 0; h < nKv_; h++) {
-    store(buf_.data() + offset(layer, 0, block, h) + off * headBytes_, k + h * headDim_);
-    store(buf_.data() + offset(layer, 1, block, h) + off * headBytes_, v + h * headDim_);
+    store(buf_.data() + offset(layer, 0, block, h), off, k + h * headDim_);
+    store(buf_.data() + offset(layer, 1, block, h), off, v + h * headDim_);
   }
 }
 

@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "dtype.h"
+#include "kv-type.h"
 
 namespace flotilla {
 
@@ -38,7 +39,7 @@ struct LoadSpec {
   int blockSize = 16;
   uint64_t kvCacheBytes = 256ull << 20;
   int numBlocks = 0;  // 0: derive from kvCacheBytes
-  bool kvF16 = false;
+  KvType kvType = KvType::F32;
   bool kvAuto = false;  // kvDtype 'auto': f16 when the layer matrices are held in f16, else f32 (Engine::load decides)
   int maxBatchTokens = 2048;
   int maxBatchSeqs = 256;

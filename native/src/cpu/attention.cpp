@@ -58,12 +58,11 @@ void PagedAttention::run(ThreadPool& pool, const CpuKernels& kern, const KvCache
 bool PagedAttention::attend_heads(const CpuKernels& kern, const KvCache& kv, int layer, const StepBatch& b, int seq, int t,
                                   const float* q, float* out) const {
   const int hd = c_.headDim(), bs = kv.blockSize();
-  const size_t qDim = size_t(c_.nHeads) * hd, headBytes = size_t(hd) * (kv.f16() ? 2 : 4);
-  const size_t blockStride = size_t(c_.nKvHeads) * bs * headBytes;
+  const size_t qDim = size_t(c_.nHeads) * hd, headBytes = kv.row_bytes();
   const int32_t* table = b.blockTables + size_t(seq) * b.maxBlocksPerSeq;
-  const KvRows k{kv.keys(layer, 0, 0), table, blockStride, bs, int(headBytes), kv.f16()};
-  const KvRows v{kv.values(layer, 0, 0), table, blockStride, bs, int(headBytes), kv.f16()};
-  return kern.attend_heads(q + t * qDim, k, v, c_.nHeads, c_.nHeads / c_.nKvHeads, size_t(bs) * headBytes, b.positions[t] + 1, hd,
+  const KvRows k{kv.keys(layer, 0, 0), table, kv.block_bytes(), bs, int(headBytes), kv.type(), kv.scales_offset()};
+  const KvRows v{kv.values(layer, 0, 0), table, kv.block_bytes(), bs, int(headBytes), kv.type(), kv.scales_offset()};
+  return kern.attend_heads(q + t * qDim, k, v, c_.nHeads, c_.nHeads / c_.nKvHeads, kv.head_block_bytes(), b.positions[t] + 1, hd,
                            1.0f / std::sqrt(static_cast<float>(hd)), out + t * qDim);
 }
 
@@ -72,16 +71,17 @@ bool PagedAttention::attend_heads(const CpuKernels& kern, const KvCache& kv, int
 void PagedAttention::attend_row(const CpuKernels& kern, const KvCache& kv, int layer, const StepBatch& b, int seq,
                                 int t, int head, const float* q, float* out) const {
   const int hd = c_.headDim(), bs = kv.blockSize(), kvHead = head / (c_.nHeads / c_.nKvHeads);
-  const size_t qDim = size_t(c_.nHeads) * hd, headBytes = size_t(hd) * (kv.f16() ? 2 : 4);
+  const size_t qDim = size_t(c_.nHeads) * hd, headBytes = kv.row_bytes();
+  const KvType type = kv.type();
+  const bool scaled = type == KvType::I8;  // rows times their own scale (kv-type.h)
   const float* qh = q + t * qDim + head * hd;
   float* o = out + t * qDim + head * hd;
   const int n = b.positions[t] + 1;
   const int32_t* table = b.blockTables + size_t(seq) * b.maxBlocksPerSeq;
   const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
   if (kern.attend) {
-    const size_t blockStride = size_t(c_.nKvHeads) * bs * headBytes;
-    const KvRows k{kv.keys(layer, 0, kvHead), table, blockStride, bs, int(headBytes), kv.f16()};
-    const KvRows v{kv.values(layer, 0, kvHead), table, blockStride, bs, int(headBytes), kv.f16()};
+    const KvRows k{kv.keys(layer, 0, kvHead), table, kv.block_bytes(), bs, int(headBytes), type, kv.scales_offset()};
+    const KvRows v{kv.values(layer, 0, kvHead), table, kv.block_bytes(), bs, int(headBytes), type, kv.scales_offset()};
     if (kern.attend(qh, k, v, n, hd, scale, o)) return;
   }
   std::fill(o, o + hd, 0.f);
@@ -92,9 +92,11 @@ void PagedAttention::attend_row(const CpuKernels& kern, const KvCache& kv, int l
     const int block = table[p0 / bs], off = p0 % bs, cnt = std::min(chunk, n - p0);
     const uint8_t* keys = kv.keys(layer, block, kvHead) + off * headBytes;
     const uint8_t* vals = kv.values(layer, block, kvHead) + off * headBytes;
+    const float* kScale = scaled ? kv.scales(layer, 0, block, kvHead) + off : nullptr;
+    const float* vScale = scaled ? kv.scales(layer, 1, block, kvHead) + off : nullptr;
     float bm = m;
     for (int j = 0; j < cnt; j++) {
-      scores[j] = kern.dot_kv(qh, keys + j * headBytes, hd, kv.f16()) * scale;
+      scores[j] = kern.dot_kv(qh, keys + j * headBytes, hd, type) * (scaled ? kScale[j] * scale : scale);
       bm = std::max(bm, scores[j]);
     }
     if (bm > m) {
@@ -106,7 +108,7 @@ void PagedAttention::attend_row(const CpuKernels& kern, const KvCache& kv, int l
     for (int j = 0; j < cnt; j++) {
       const float p = std::exp(scores[j] - m);
       l += p;
-      kern.axpy_kv(p, vals + j * headBytes, o, hd, kv.f16());
+      kern.axpy_kv(scaled ? p * vScale[j] : p, vals + j * headBytes, o, hd, type);
     }
   }
   const float inv = 1.0f / l;

@@ -73,7 +73,7 @@ class PhaseClock {
 class CpuBackend : public Backend {
  public:
   CpuBackend(ModelWeights& w, const BackendOptions& o, ThreadPool& pool)
-      : w_(w), c_(w.config), pool_(pool), kern_(select_kernels()), kv_(c_, o.numBlocks, o.blockSize, o.kvF16, kern_.to_f16),
+      : w_(w), c_(w.config), pool_(pool), kern_(select_kernels()), kv_(c_, o.numBlocks, o.blockSize, o.kvType, kern_.to_f16),
         attn_(c_, o.maxBatchTokens, o.maxBatchSeqs), s_(c_, o.maxBatchTokens, kern_), invFreq_(c_.headDim() / 2) {
     kv_.prefault(pool_);
     if (kern_.panels) {  // the kernels read F32/F16/BF16/Q8_0/Q4_0 matrices (and the embedding lookup reads rows) from panels

@@ -206,8 +206,21 @@ float dot_kv_t(const float* q, const uint8_t* k, int n) {
   return hsum(acc);
 }
 
-float dot_kv(const float* q, const uint8_t* k, int n, bool f16) {
-  return f16 ? dot_kv_t<LoadF16>(q, k, n) : dot_kv_t<LoadF32>(q, k, n);
+// int8 KV rows (unscaled), widened in registers.
+struct LoadI8Kv {
+  static __m256 load(const uint8_t* r, int k) {
+    return _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(r + k))));
+  }
+  static __m256 tail(const uint8_t* r, int k, int rem) {
+    alignas(16) int8_t b[16] = {};
+    for (int i = 0; i < rem; i++) b[i] = static_cast<int8_t>(r[k + i]);
+    return _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_load_si128(reinterpret_cast<const __m128i*>(b))));
+  }
+};
+
+float dot_kv(const float* q, const uint8_t* k, int n, KvType t) {
+  if (t == KvType::I8) return dot_kv_t<LoadI8Kv>(q, k, n);
+  return t == KvType::F16 ? dot_kv_t<LoadF16>(q, k, n) : dot_kv_t<LoadF32>(q, k, n);
 }
 
 template <class L>
@@ -221,8 +234,9 @@ void axpy_kv_t(float a, const uint8_t* v, float* y, int n) {
   }
 }
 
-void axpy_kv(float a, const uint8_t* v, float* y, int n, bool f16) {
-  if (f16) axpy_kv_t<LoadF16>(a, v, y, n);
+void axpy_kv(float a, const uint8_t* v, float* y, int n, KvType t) {
+  if (t == KvType::I8) axpy_kv_t<LoadI8Kv>(a, v, y, n);
+  else if (t == KvType::F16) axpy_kv_t<LoadF16>(a, v, y, n);
   else axpy_kv_t<LoadF32>(a, v, y, n);
 }
 

@@ -82,13 +82,24 @@ void quantize_act(const float* x, int n, uint8_t* outBytes) {
   }
 }
 
-float dot_kv(const float* q, const uint8_t* k, int n, bool f16) {
-  return dot_float_row(f16 ? DType::F16 : DType::F32, k, q, n);
+float dot_kv(const float* q, const uint8_t* k, int n, KvType t) {
+  if (t == KvType::I8) {
+    const auto* k8 = reinterpret_cast<const int8_t*>(k);
+    float acc = 0;
+    for (int i = 0; i < n; i++) acc += q[i] * float(k8[i]);
+    return acc;
+  }
+  return dot_float_row(t == KvType::F16 ? DType::F16 : DType::F32, k, q, n);
 }
 
-void axpy_kv(float a, const uint8_t* v, float* y, int n, bool f16) {
-  const DType t = f16 ? DType::F16 : DType::F32;
-  for (int i = 0; i < n; i++) y[i] += a * load_elem(t, v, i);
+void axpy_kv(float a, const uint8_t* v, float* y, int n, KvType t) {
+  if (t == KvType::I8) {
+    const auto* v8 = reinterpret_cast<const int8_t*>(v);
+    for (int i = 0; i < n; i++) y[i] += a * float(v8[i]);
+    return;
+  }
+  const DType d = t == KvType::F16 ? DType::F16 : DType::F32;
+  for (int i = 0; i < n; i++) y[i] += a * load_elem(d, v, i);
 }
 
 }  // namespace

@@ -6,6 +6,7 @@
 #include <cstdint>
 
 #include "../core/dtype.h"
+#include "../core/kv-type.h"
 #include "../core/weights.h"
 
 namespace flotilla {
@@ -21,13 +22,15 @@ struct MatmulIn {
 };
 
 // One head's K (or V) rows of one sequence in the paged pool: position p at
-// base + table[p / blockSize] * blockStride + (p % blockSize) * rowBytes, f32 or f16.
+// base + table[p / blockSize] * blockStride + (p % blockSize) * rowBytes, f32, f16 or int8; an int8
+// row's f32 scale at base + table[p / blockSize] * blockStride + scaleOffset + (p % blockSize) * 4.
 struct KvRows {
   const uint8_t* base;
   const int32_t* table;
   size_t blockStride;
   int blockSize, rowBytes;
-  bool f16;
+  KvType type;
+  size_t scaleOffset = 0;
 };
 
 struct CpuKernels {
@@ -38,10 +41,11 @@ struct CpuKernels {
   size_t (*quant_act_bytes)(int n);
   // n floats to int8 groups of 32 with a scale each (the last group zero-padded), in this set's layout.
   void (*quantize_act)(const float* x, int n, uint8_t* out);
-  // q . k over one head, k being f32 or f16 (KV cache element type).
-  float (*dot_kv)(const float* q, const uint8_t* k, int n, bool f16);
-  // y += a * v
-  void (*axpy_kv)(float a, const uint8_t* v, float* y, int n, bool f16);
+  // q . k over one head, k being f32, f16 or int8 (KV cache element type; int8 rows unscaled: the
+  // caller multiplies by the row's scale).
+  float (*dot_kv)(const float* q, const uint8_t* k, int n, KvType t);
+  // y += a * v (int8: a already times the row's scale)
+  void (*axpy_kv)(float a, const uint8_t* v, float* y, int n, KvType t);
   // Whether this set wants its F32, Q8_0 and Q4_0 weights in panels (weights.h, to_panels) and takes
   // them in matmul (other types stay row-major).
   bool panels;

@@ -108,13 +108,13 @@ CudaBackend::CudaBackend(const ModelWeights& w, const BackendOptions& o)
   s_.invFreq = f(hd / 2, "rope");
   FL_CUDA(cudaMemcpy(s_.invFreq, inv.data(), inv.size() * 4, cudaMemcpyHostToDevice));
   FL_CUDA(cudaMallocHost(&hostOut_, S * (4 + 4 + 4 + 20 * 8)));
-  kv_.blockSize = o.blockSize, kv_.nKv = c_.nKvHeads, kv_.hd = hd, kv_.f16 = o.kvF16;
+  kv_.blockSize = o.blockSize, kv_.nKv = c_.nKvHeads, kv_.hd = hd, kv_.type = o.kvType;
   const int tableStride = (std::max(c_.maxSeqLen, Tc_) + o.blockSize - 1) / o.blockSize;
   st_.reserve({Tc_, Sc_, tableStride, int64_t(Tc_) * 4}, arena_);
   lt_available();  // loads cuBLASLt and its workspace before the measurement
 
   // warm-up: one prefill of min(maxBatchTokens, maxSeqLen) tokens on a temporary pool, sampled
-  const uint64_t perBlock = KvCache::bytes_per_block(c_, o.blockSize, o.kvF16);
+  const uint64_t perBlock = KvCache::bytes_per_block(c_, o.blockSize, o.kvType);
   kv_.numBlocks = (std::min(Tc_, c_.maxSeqLen) + o.blockSize - 1) / o.blockSize;
   kv_.base = arena_.alloc(perBlock * kv_.numBlocks, "warm-up KV");
   FL_CUDA(cudaMemset(kv_.base, 0, perBlock * kv_.numBlocks));

@@ -1,5 +1,6 @@
 // Launchers of every kernel family, one .cu file each. Shapes: T tokens, row-major activations in f32.
 #pragma once
+#include "../core/kv-type.h"
 #include "common.cuh"
 
 namespace flotilla {
@@ -21,11 +22,20 @@ void swiglu(float* gate, const float* up, int T, int n, cudaStream_t s);
 void to_half(const float* src, void* dst, int64_t count, bool f16, cudaStream_t s);
 
 // attention.cu --------------------------------------------------------------------------------------
+// per layer: K then V, each (numBlocks, nKv, blockSize, hd) elements of `type` (f32, f16 or fp8 e4m3);
+// for fp8 then K's then V's f32 row scales, each (numBlocks, nKv, blockSize) (kv-type.h: one scale per
+// token and head, x ~= e4m3 * scale, scale = max|x| / 448). layerBytes() per layer, as
+// KvCache::bytes_per_block counts it. (The CPU pool keeps a block's scales inside the block instead.)
 struct KvView {
-  void* base = nullptr;  // per layer: K then V, each (numBlocks, nKv, blockSize, hd), f32 or f16
+  void* base = nullptr;
   int numBlocks = 0, blockSize = 16, nKv = 0, hd = 0;
-  bool f16 = false;
+  KvType type = KvType::F32;
   __host__ __device__ size_t layerStride() const { return size_t(2) * numBlocks * nKv * blockSize * hd; }  // elements
+  __host__ __device__ size_t rowsPerPlane() const { return size_t(numBlocks) * nKv * blockSize; }
+  __host__ __device__ size_t layerBytes() const {
+    const int eb = type == KvType::F32 ? 4 : type == KvType::F16 ? 2 : 1;
+    return layerStride() * eb + (type == KvType::Fp8 ? 2 * rowsPerPlane() * sizeof(float) : 0);
+  }
 };
 // k, v (T, nKv*hd) into slots slotMapping[t] (block*blockSize+offset; < 0 skips the token).
 void kv_write(const KvView& kv, int layer, const float* k, const float* v, const int32_t* slots, int T, cudaStream_t s);

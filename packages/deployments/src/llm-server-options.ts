@@ -77,9 +77,10 @@ export interface LLMServerOptions {
   kvCacheBytes?: number;
   /**
    * Element type of the KV pool (vLLM's kv_cache_dtype): 'f16' halves its memory and what attention
-   * reads at long contexts. Default 'auto': f16 for a model held in f16, f32 otherwise.
+   * reads at long contexts; 'int8' (CPU) / 'fp8' (CUDA) about halves it again (one byte per element
+   * and a scale per token and head). Default 'auto': f16 for a model held in f16, f32 otherwise.
    */
-  kvCacheDtype?: 'auto' | 'f32' | 'f16';
+  kvCacheDtype?: 'auto' | 'f32' | 'f16' | 'int8' | 'fp8' | 'fp8_e4m3';
   /** Most sequences running at once. Default: the engine's (256). */
   maxNumSeqs?: number;
   /** Most tokens in one engine step. Default: the engine's (2048). */

@@ -2,6 +2,7 @@
  * readModelSpec() + the addon's loadModel(): the one call that turns a path into a runnable model.
  * The addon is imported lazily so that reading specs and tokenizers works where it is not built.
  */
+import { asKvCacheDtypeError, checkKvCacheDtype } from '../kv-cache-dtype.js';
 import type { NativeLoadOptions, NativeModel } from '../native/native-types.js';
 import type { Tokenizer } from '../tokenizer/tokenizer.js';
 import type { ModelSpec, ReadModelSpecOptions } from './model-spec.js';
@@ -24,12 +25,14 @@ export interface LoadedModel extends AsyncDisposable {
 
 export async function loadModel(modelPath: string, options: LoadModelOptions = {}): Promise<LoadedModel> {
   const { tokenizerPath, onProgress, ...native } = options;
+  if (native.kvDtype !== undefined) checkKvCacheDtype(native.kvDtype);
   const spec = await readModelSpec(modelPath, tokenizerPath !== undefined ? { tokenizerPath } : {});
   const { loadNative } = await import('../native/load-native.js');
-  const model = await loadNative().loadModel(
-    { ...native, config: spec.config, files: spec.files, tensors: spec.tensors },
-    onProgress,
-  );
+  const model = await loadNative()
+    .loadModel({ ...native, config: spec.config, files: spec.files, tensors: spec.tensors }, onProgress)
+    .catch((err: unknown) => {
+      throw asKvCacheDtypeError(err, native.kvDtype);
+    });
   let disposed = false;
   const dispose = () => {
     if (disposed) return;

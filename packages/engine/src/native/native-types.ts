@@ -67,9 +67,11 @@ export interface NativeLoadOptions {
   /**
    * KV cache element type. 'auto' (vLLM's default: the model's dtype) is f16 for a model whose matrices
    * are held in f16, f32 otherwise (bf16 included: the pool has no bf16, and f16's range is narrower).
+   * 'int8' (CPU backend) and 'fp8' (e4m3, CUDA backend; 'fp8_e4m3' too) store one byte per element
+   * and an f32 scale per token and head (native/src/core/kv-type.h): about half an f16 pool's bytes.
    * Default 'auto'.
    */
-  kvDtype?: 'auto' | 'f32' | 'f16';
+  kvDtype?: 'auto' | 'f32' | 'f16' | 'int8' | 'fp8' | 'fp8_e4m3';
   /** Most tokens one step may carry (sizes the preallocated activations). Default 2048. */
   maxBatchTokens?: number;
   /** Most sequences one step may carry. Default 256. */
@@ -202,7 +204,7 @@ export interface NativeModel {
   readonly blockSize: number;
   readonly numBlocks: number;
   /** The KV pool's element type (kvDtype resolved). */
-  readonly kvDtype: 'f32' | 'f16';
+  readonly kvDtype: 'f32' | 'f16' | 'int8' | 'fp8';
   /** 'cpu' or 'cuda', and which kernels run: e.g. 'avx2' | 'scalar'. */
   readonly backend: string;
   readonly kernels: string;
