@@ -42,6 +42,14 @@ const SCHEMES: Record<string, QuantScheme> = {
   'awq 4-bit g64': { method: 'awq', bits: 4, groupSize: 64 },
   'gptq 4-bit asym g64 desc_act': { method: 'gptq', bits: 4, groupSize: 64, sym: false, descAct: true },
   'gptq 4-bit sym g128 desc_act': { method: 'gptq', bits: 4, groupSize: 128, sym: true, descAct: true },
+  // q|k|v (and gate|up) in different orders: the matmul quantizes the shared input once per order
+  'gptq 4-bit asym g32 desc_act per layer': {
+    method: 'gptq',
+    bits: 4,
+    groupSize: 32,
+    sym: false,
+    descAct: 'per-layer',
+  },
 };
 
 function maxAbsDiff(a: Float32Array[], b: Float32Array[]): number {

@@ -45,19 +45,18 @@ int chunk_rows(int totalRows, int threads) {
 
 void matmul_parallel(ThreadPool& pool, const CpuKernels& kern, const float* x, int T, int K, uint8_t* xqScratch,
                      const MatmulOut* outs, int nOuts) {
-  bool quant = false, permuted = false;
+  bool quant = false, samePerm = true;
   int totalRows = 0;
   for (int i = 0; i < nOuts; i++) {
     quant |= is_quantized(outs[i].w->type);
-    permuted |= !outs[i].w->inPerm.empty();
+    samePerm &= outs[i].w->inPerm == outs[0].w->inPerm;  // GPTQ's act order is the same for q|k|v (one input, one Hessian)
     totalRows += outs[i].w->rows;
   }
-  if (permuted && nOuts > 1) {  // each weight may want its input in its own order: one pass each
+  if (!samePerm) {  // the weights want their input in different orders: one pass each
     for (int i = 0; i < nOuts; i++) matmul_parallel(pool, kern, x, T, K, xqScratch, outs + i, 1);
     return;
   }
-  static const std::vector<int32_t> kIdentity;
-  if (quant) quantize_input(pool, kern, x, T, K, xqScratch, nOuts == 1 ? outs[0].w->inPerm : kIdentity);
+  if (quant) quantize_input(pool, kern, x, T, K, xqScratch, outs[0].w->inPerm);
   const MatmulIn in{T, K, x, K, quant ? xqScratch : nullptr, kern.quant_act_bytes(K)};
   if (int64_t(totalRows) * K * T < kInlineMacs) {  // waking the pool costs more than it saves
     for (int i = 0; i < nOuts; i++) kern.matmul(*outs[i].w, in, outs[i].y, outs[i].w->rows, 0, outs[i].w->rows);

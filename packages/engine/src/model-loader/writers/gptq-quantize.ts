@@ -27,8 +27,11 @@ export interface QuantScheme {
   groupSize: number;
   /** GPTQ: zero points fixed at the midpoint. AWQ is always asymmetric. Default true for GPTQ. */
   sym?: boolean;
-  /** GPTQ: act-order groups (g_idx a permutation). Default false. */
-  descAct?: boolean;
+  /**
+   * GPTQ: act-order groups (g_idx a permutation), one order per input (q|k|v share one, gate|up one) as
+   * GPTQ's Hessians make them; 'per-layer': every layer its own. Default false.
+   */
+  descAct?: boolean | 'per-layer';
   /** GPTQ: 'gptq' (v1, zero - 1 stored; default) or 'gptq_v2'. */
   checkpointFormat?: 'gptq' | 'gptq_v2';
 }
@@ -171,7 +174,7 @@ export function quantizationConfig(scheme: QuantScheme): Record<string, unknown>
     quant_method: 'gptq',
     bits: scheme.bits,
     group_size: scheme.groupSize,
-    desc_act: scheme.descAct === true,
+    desc_act: scheme.descAct === true || scheme.descAct === 'per-layer',
     sym: scheme.sym !== false,
     checkpoint_format: scheme.checkpointFormat ?? 'gptq',
     damp_percent: 0.01,

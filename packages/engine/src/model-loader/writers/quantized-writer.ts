@@ -58,10 +58,15 @@ export function partsOf(canonical: string, shape: number[], scheme: QuantScheme)
   ];
 }
 
-/** Seed of a layer's desc_act order: from the writer's seed and the tensor's name. */
-export function layerSeed(seed: number, canonical: string): number {
+/**
+ * Seed of a layer's desc_act order, from the writer's seed and the layer's input: GPTQ orders a layer's
+ * inputs by its Hessian, built from the inputs alone, so layers reading the same input (q|k|v, gate|up)
+ * share one order.
+ */
+export function layerSeed(seed: number, canonical: string, perLayer = false): number {
+  const input = perLayer ? canonical : canonical.replace(/\.w[qkv]$/, '.attn_in').replace(/\.w[13]$/, '.ffn_in');
   let h = (0x9e3779b9 ^ seed) >>> 0;
-  for (let i = 0; i < canonical.length; i++) h = Math.imul(h ^ canonical.charCodeAt(i), 0x01000193) >>> 0;
+  for (let i = 0; i < input.length; i++) h = Math.imul(h ^ input.charCodeAt(i), 0x01000193) >>> 0;
   return h;
 }
 
@@ -89,7 +94,7 @@ export function quantizeCanonical(
     shape[0]!,
     shape[1]!,
     scheme,
-    layerSeed(seed, canonical),
+    layerSeed(seed, canonical, scheme.descAct === 'per-layer'),
   );
 }
 
