@@ -93,6 +93,28 @@ describe('pre-quantized checkpoint errors', () => {
     expect(native.message).toMatch(/model\.layers\.0\.self_attn\.k_proj\.g_idx' maps input 5 to group 9/);
   });
 
+  it('the addon checks the parts itself when the reader is bypassed', async () => {
+    const spec = await readModelSpec(gptq);
+    const load = (edit: (q: NonNullable<(typeof spec.tensors)[number]['quant']>) => void) => {
+      const tensors = structuredClone(spec.tensors);
+      edit(tensors.find((t) => t.name === 'layers.1.w2')!.quant!);
+      return loadNative()
+        .loadModel({ config: spec.config, files: spec.files, tensors, numBlocks: 4 })
+        .catch((e) => e);
+    };
+    const shape = await load((q) => (q.qzeros.shape = [3, 16]));
+    expect(shape.code).toBe('E_SHAPE');
+    expect(shape.message).toMatch(
+      /tensor 'model\.layers\.1\.mlp\.down_proj\.qzeros' has shape \[3,16\], expected \[4,16\]/,
+    );
+    const missing = await load((q) => delete (q as { scales?: unknown }).scales);
+    expect(missing.code).toBe('E_SHAPE');
+    expect(missing.message).toMatch(/tensor 'model\.layers\.1\.mlp\.down_proj\.scales' is missing/);
+    const dtype = await load((q) => (q.scales.dtype = 'i32'));
+    expect(dtype.code).toBe('E_DTYPE');
+    expect(dtype.message).toMatch(/down_proj\.scales' has the wrong element type/);
+  });
+
   it('groups that are not whole blocks of 32 are refused by the addon', async () => {
     const dir = copy('blocks');
     pokeInt32(dir, 'model.layers.1.mlp.up_proj.g_idx', 0, 1); // group 0 keeps 63 inputs, group 1 gets 65
