@@ -3,6 +3,7 @@
  *
  *   serve run examples/llm-server.ts:app model=test/fixtures/models/stories260K/stories260K.bin
  *   serve run examples/llm-server.ts:app model=PATH tokenizer=PATH quantize=int8
+ *   serve run examples/llm-server.ts:app model=GPTQ_OR_AWQ_DIR quantization=gptq   # pre-quantized (vLLM's name)
  *   serve run examples/llm-server.ts:app            # no model: random weights (said so at start and in /v1/models)
  *
  * Try it:
@@ -37,6 +38,7 @@ export function llmOptions(args: Record<string, string | undefined>): LLMServerO
     model,
     tokenizer,
     quantize,
+    quantization,
     served_name,
     api_keys,
     api_key_file,
@@ -63,11 +65,14 @@ export function llmOptions(args: Record<string, string | undefined>): LLMServerO
     throw new Error(`unknown argument ${unknown.join(', ')}; see the header of examples/llm-server.ts`);
   if (quantize !== undefined && quantize !== 'int8' && quantize !== 'int4')
     throw new Error(`quantize must be int8 or int4, got ${quantize}`);
+  if (quantization !== undefined && quantization !== 'gptq' && quantization !== 'awq')
+    throw new Error(`quantization must be gptq or awq, got ${quantization}`);
   if (kv_cache_dtype !== undefined) checkKvCacheDtype(kv_cache_dtype);
   const options: LLMServerOptions = {};
   if (model) options.model = model;
   if (tokenizer) options.tokenizer = tokenizer;
   if (quantize) options.quantize = quantize;
+  if (quantization) options.quantization = quantization;
   if (served_name) options.servedModelName = served_name;
   if (api_keys) options.apiKeys = api_keys.split(',').filter(Boolean);
   if (api_key_file) options.apiKeyFile = api_key_file;

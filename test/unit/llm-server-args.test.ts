@@ -24,6 +24,10 @@ describe('examples/llm-server.ts arguments', () => {
     expect(llmOptions({ kv_cache_dtype: 'int8' }).kvCacheDtype).toBe('int8');
     expect(llmOptions({ kv_cache_dtype: 'auto' }).kvCacheDtype).toBe('auto');
     expect(() => llmOptions({ quantize: 'int3' })).toThrow(/quantize must be int8 or int4/);
+    expect(llmOptions({ quantization: 'awq' }).quantization).toBe('awq');
+    expect(() => llmOptions({ quantization: 'bitsandbytes' })).toThrow(
+      /quantization must be gptq or awq, got bitsandbytes/,
+    );
     expect(() => llmOptions({ modle: 'x' })).toThrow(/unknown argument modle/);
   });
 });

@@ -58,6 +58,54 @@ ModelConfig parse_config(Napi::Object o) {
   return c;
 }
 
+std::vector<int64_t> parse_shape(Napi::Value shape, const std::string& where) {
+  if (!shape.IsArray()) fail("E_SHAPE", where + "shape must be an array");
+  Napi::Array a = shape.As<Napi::Array>();
+  std::vector<int64_t> out;
+  for (uint32_t i = 0; i < a.Length(); i++) {
+    Napi::Value d = a.Get(i);
+    if (!d.IsNumber() || d.As<Napi::Number>().DoubleValue() < 0) fail("E_SHAPE", where + "shape entries must be non-negative numbers");
+    out.push_back(static_cast<int64_t>(d.As<Napi::Number>().DoubleValue()));
+  }
+  return out;
+}
+
+// quant.{qweight,qzeros,scales,gIdx}: { name, file, offset, dtype ('i32' or a float type), shape }; absent: file -1.
+PackedPart parse_part(Napi::Object quant, const char* key, const std::string& where) {
+  PackedPart p;
+  Napi::Value v = quant.Get(key);
+  if (v.IsUndefined() || v.IsNull()) return p;
+  if (!v.IsObject()) fail("E_SHAPE", where + "quant." + key + " must be an object");
+  Napi::Object o = v.As<Napi::Object>();
+  p.name = string(o, "name", key);
+  const std::string w = where + "quant." + key + ".";
+  p.file = integer(o, "file", w.c_str(), true);
+  const double off = number(o, "offset", w.c_str(), true, 0);
+  if (off < 0 || off != std::floor(off)) fail("E_RANGE", w + "offset must be a non-negative integer");
+  p.offset = static_cast<uint64_t>(off);
+  const std::string dtype = string(o, "dtype", "");
+  p.int32 = dtype == "i32";
+  if (!p.int32 && !parse_dtype(dtype, &p.dtype)) fail("E_DTYPE", "tensor '" + p.name + "' has unsupported dtype '" + dtype + "'");
+  p.shape = parse_shape(o.Get("shape"), w);
+  return p;
+}
+
+PackedQuant parse_packed(Napi::Object o, const std::string& scheme, const std::string& where) {
+  PackedQuant q;
+  q.scheme = scheme == "awq" ? PackedQuant::Scheme::Awq : PackedQuant::Scheme::Gptq;
+  Napi::Value v = o.Get("quant");
+  if (!v.IsObject()) fail("E_SHAPE", where + "a " + scheme + " tensor needs quant: { bits, groupSize, qweight, qzeros, scales }");
+  Napi::Object qo = v.As<Napi::Object>();
+  q.bits = integer(qo, "bits", (where + "quant.").c_str(), true);
+  q.groupSize = integer(qo, "groupSize", (where + "quant.").c_str(), true);
+  q.zeroOffset = integer(qo, "zeroOffset", (where + "quant.").c_str(), false, q.scheme == PackedQuant::Scheme::Awq ? 0 : 1);
+  q.qweight = parse_part(qo, "qweight", where);
+  q.qzeros = parse_part(qo, "qzeros", where);
+  q.scales = parse_part(qo, "scales", where);
+  q.gIdx = parse_part(qo, "gIdx", where);
+  return q;
+}
+
 TensorSpec parse_tensor(Napi::Value v, const std::vector<std::string>& files, uint32_t index) {
   if (!v.IsObject()) fail("E_SHAPE", "tensors[" + std::to_string(index) + "] must be an object");
   Napi::Object o = v.As<Napi::Object>();
@@ -69,18 +117,14 @@ TensorSpec parse_tensor(Napi::Value v, const std::vector<std::string>& files, ui
   if (off < 0 || off != std::floor(off)) fail("E_RANGE", where + "offset must be a non-negative integer");
   t.offset = static_cast<uint64_t>(off);
   const std::string dtype = string(o, "dtype", "");
-  if (!parse_dtype(dtype, &t.dtype)) {
+  if (dtype == "gptq" || dtype == "awq") {  // a packed linear layer (weights-gptq.h)
+    t.packed = parse_packed(o, dtype, where);
+    t.dtype = DType::Q4_Z;  // nominal: the repack decides Q4_0, Q4_Z or Q8_0
+  } else if (!parse_dtype(dtype, &t.dtype)) {
     const std::string file = t.file >= 0 && t.file < int(files.size()) ? files[t.file] + ": " : "";
     fail("E_DTYPE", file + "tensor '" + t.name + "' has unsupported dtype '" + dtype + "'");
   }
-  Napi::Value shape = o.Get("shape");
-  if (!shape.IsArray()) fail("E_SHAPE", where + "shape must be an array");
-  Napi::Array a = shape.As<Napi::Array>();
-  for (uint32_t i = 0; i < a.Length(); i++) {
-    Napi::Value d = a.Get(i);
-    if (!d.IsNumber() || d.As<Napi::Number>().DoubleValue() < 0) fail("E_SHAPE", where + "shape entries must be non-negative numbers");
-    t.shape.push_back(static_cast<int64_t>(d.As<Napi::Number>().DoubleValue()));
-  }
+  t.shape = parse_shape(o.Get("shape"), where);
   return t;
 }
 

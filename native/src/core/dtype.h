@@ -7,7 +7,9 @@
 
 namespace flotilla {
 
-enum class DType : uint8_t { F32, F16, BF16, Q8_0, Q4_0 };
+// Q4_Z: 32 weights in nibbles with an fp16 scale and an integer zero point each (value = d * (q - z)),
+// what GPTQ/AWQ checkpoints with zero points are repacked into at load (weights-gptq.cpp).
+enum class DType : uint8_t { F32, F16, BF16, Q8_0, Q4_0, Q4_Z };
 
 constexpr int kGroup = 32;  // elements per quantization group
 
@@ -21,14 +23,22 @@ struct BlockQ4 {
   uint16_t d;
   uint8_t qs[kGroup / 2];
 };
+// Q4_Z: the nibbles as BlockQ4 places them, unsigned; value = fp16(d) * (q - z), z in 0..16 (GPTQ's
+// v1 checkpoints store z - 1, so a zero of 0 reads back as 16).
+struct BlockQ4Z {
+  uint16_t d;
+  uint16_t z;
+  uint8_t qs[kGroup / 2];
+};
 // Activations quantized once per matmul for integer dot products against Q8/Q4 weights.
 struct BlockQ8Act {
   float d;
   int8_t qs[kGroup];
 };
 static_assert(sizeof(BlockQ8) == 34 && sizeof(BlockQ4) == 18, "GGUF block layouts");
+static_assert(sizeof(BlockQ4Z) == 20, "Q4_Z block");
 
-inline bool is_quantized(DType t) { return t == DType::Q8_0 || t == DType::Q4_0; }
+inline bool is_quantized(DType t) { return t == DType::Q8_0 || t == DType::Q4_0 || t == DType::Q4_Z; }
 inline int groups_of(int64_t cols) { return static_cast<int>((cols + kGroup - 1) / kGroup); }
 
 // Bytes of one row of `cols` elements; quantized rows are padded with zeros to whole groups.
@@ -39,6 +49,7 @@ inline size_t row_bytes(DType t, int64_t cols) {
     case DType::BF16: return static_cast<size_t>(cols) * 2;
     case DType::Q8_0: return static_cast<size_t>(groups_of(cols)) * sizeof(BlockQ8);
     case DType::Q4_0: return static_cast<size_t>(groups_of(cols)) * sizeof(BlockQ4);
+    case DType::Q4_Z: return static_cast<size_t>(groups_of(cols)) * sizeof(BlockQ4Z);
   }
   return 0;
 }

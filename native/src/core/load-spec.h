@@ -23,12 +23,32 @@ struct ModelConfig {
   int kvDim() const { return headDim() * nKvHeads; }
 };
 
+// One stored tensor of a packed (GPTQ/AWQ) linear layer, under the checkpoint's own name.
+struct PackedPart {
+  std::string name;
+  int file = -1;  // -1: absent
+  uint64_t offset = 0;
+  bool int32 = false;        // qweight, qzeros and g_idx must be int32
+  DType dtype = DType::F32;  // otherwise (scales): f16, bf16 or f32
+  std::vector<int64_t> shape;
+};
+
+// A linear layer stored as a GPTQ or AWQ checkpoint holds it (Hugging Face layouts; weights-gptq.h).
+struct PackedQuant {
+  enum class Scheme { None, Gptq, Awq } scheme = Scheme::None;
+  int bits = 4;
+  int groupSize = 128;  // -1: one group per output channel over all inputs
+  int zeroOffset = 1;   // added to a stored zero point: GPTQ's v1 checkpoints store zero - 1, AWQ and gptq_v2 0
+  PackedPart qweight, qzeros, scales, gIdx;
+};
+
 struct TensorSpec {
   std::string name;
   int file = 0;
   uint64_t offset = 0;
   DType dtype = DType::F32;
   std::vector<int64_t> shape;
+  PackedQuant packed;  // scheme None: a plain tensor of `dtype` at file/offset
 };
 
 struct LoadSpec {

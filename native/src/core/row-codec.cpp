@@ -60,6 +60,22 @@ void quantize_q4(const float* x, int n, BlockQ4* out) {
   for (int g = 0; g < n; g++) quantize_q4_group(x + g * kGroup, out + g);
 }
 
+// Q4_Z by round to nearest between each group's min and max (a weight held as q4_z from another type).
+void quantize_q4z(const float* x, int n, BlockQ4Z* out) {
+  for (int g = 0; g < n; g++, x += kGroup) {
+    float lo = 0, hi = 0;  // the range includes 0, so a zero stays exact
+    for (int i = 0; i < kGroup; i++) lo = std::min(lo, x[i]), hi = std::max(hi, x[i]);
+    const uint16_t d16 = f32_to_fp16((hi - lo) / 15.f);
+    const float d = fp16_to_f32(d16), id = d != 0 ? 1.f / d : 0.f;
+    const int z = std::min(15, std::max(0, static_cast<int>(std::nearbyint(-lo * id))));
+    out[g].d = d16;
+    out[g].z = static_cast<uint16_t>(z);
+    int q[kGroup];
+    for (int i = 0; i < kGroup; i++) q[i] = std::min(15, std::max(0, static_cast<int>(std::nearbyint(x[i] * id)) + z));
+    for (int i = 0; i < kGroup / 2; i++) out[g].qs[i] = static_cast<uint8_t>(q[i] | (q[i + kGroup / 2] << 4));
+  }
+}
+
 }  // namespace
 
 void decode_row(DType type, const uint8_t* src, int cols, float* out) {
@@ -92,6 +108,18 @@ void decode_row(DType type, const uint8_t* src, int cols, float* out) {
       }
       return;
     }
+    case DType::Q4_Z: {
+      BlockQ4Z b;
+      for (int g = 0; g * kGroup < cols; g++) {
+        std::memcpy(&b, src + g * sizeof(BlockQ4Z), sizeof b);
+        const float d = fp16_to_f32(b.d);
+        for (int i = 0; i < kGroup && g * kGroup + i < cols; i++) {
+          const int q = i < kGroup / 2 ? (b.qs[i] & 0xf) : (b.qs[i - kGroup / 2] >> 4);
+          out[g * kGroup + i] = d * static_cast<float>(q - int(b.z));
+        }
+      }
+      return;
+    }
   }
 }
 
@@ -111,6 +139,7 @@ void encode_row(DType type, const float* in, int cols, uint8_t* dst) {
     }
     case DType::Q8_0: quantize_q8(in, groups_of(cols), reinterpret_cast<BlockQ8*>(dst)); return;
     case DType::Q4_0: quantize_q4(in, groups_of(cols), reinterpret_cast<BlockQ4*>(dst)); return;
+    case DType::Q4_Z: quantize_q4z(in, groups_of(cols), reinterpret_cast<BlockQ4Z*>(dst)); return;
   }
 }
 

@@ -8,6 +8,7 @@
 
 #include "error.h"
 #include "thread-pool.h"
+#include "weights-gptq.h"
 #include "weights.h"
 
 namespace flotilla {
@@ -74,6 +75,11 @@ void validate(const TensorSpec& t, const Expected& e, const LoadSpec& spec,
     fail("E_SHAPE", f.path() + ": tensor '" + t.name + "' has shape " + shape_str(t.shape) + ", expected " +
                         shape_str(e.shape) + " from the config");
   const int64_t cols = e.shape.back();
+  if (t.packed.scheme != PackedQuant::Scheme::None) {
+    if (e.role == Role::Norm || e.name == "tok_embeddings")
+      fail("E_DTYPE", f.path() + ": tensor '" + t.name + "' is GPTQ/AWQ-packed; only linear layers (and the output) may be");
+    return validate_packed(t, e.shape[0], cols, files);
+  }
   if (is_quantized(t.dtype) && cols % kGroup != 0)
     fail("E_SHAPE", f.path() + ": tensor '" + t.name + "' is " + dtype_name(t.dtype) + " but its rows (" +
                         std::to_string(cols) + ") are not whole blocks of 32");
@@ -119,6 +125,32 @@ void materialize(const TensorSpec& t, const Expected& e, const MappedFile& f, DT
   });
 }
 
+// A GPTQ/AWQ layer: repacked into Q4_0/Q4_Z/Q8_0 blocks (weights-gptq.h), then converted only when
+// another weight format was asked for (to floats: with the columns back in input order).
+void materialize_packed(const TensorSpec& t, const Expected& e, const std::vector<std::unique_ptr<MappedFile>>& files,
+                        WeightFormat f, ThreadPool& pool) {
+  Weight& w = *e.dst;
+  repack_packed(t, static_cast<int>(e.shape[0]), static_cast<int>(e.shape[1]), files, pool, w);
+  const DType target = target_type(w.type, f, e.role);
+  if (target == w.type) return;
+  Weight out;
+  out.type = target, out.rows = w.rows, out.cols = w.cols, out.rowBytes = row_bytes(target, w.cols);
+  if (is_quantized(target)) out.inPerm = w.inPerm;
+  out.owned = AlignedBuffer(out.bytes(), t.name.c_str(), false);
+  out.data = out.owned.data();
+  const int padded = groups_of(w.cols) * kGroup;
+  pool.parallel_for(w.rows, [&](int r) {
+    std::vector<float> row(padded, 0.f), orig(padded, 0.f);  // load time only
+    decode_row(w.type, w.row(r), w.cols, row.data());
+    if (!w.inPerm.empty() && !is_quantized(target)) {
+      for (int j = 0; j < w.cols; j++) orig[w.inPerm[j]] = row[j];
+      row.swap(orig);
+    }
+    encode_row(target, row.data(), w.cols, out.owned.data() + size_t(r) * out.rowBytes);
+  });
+  w = std::move(out);
+}
+
 }  // namespace
 
 namespace {
@@ -127,7 +159,7 @@ size_t panel_bytes(const Weight& w) { return size_t(kPanel) * w.rowBytes; }
 
 void quant_to_panels(const Weight& w, uint8_t* dst, ThreadPool& pool) {
   const int nb = groups_of(w.cols), tail = w.rows % kPanel;
-  const size_t pb = panel_bytes(w), bb = w.type == DType::Q8_0 ? sizeof(BlockQ8) : sizeof(BlockQ4);
+  const size_t pb = panel_bytes(w), bb = w.type == DType::Q8_0 ? sizeof(BlockQ8) : w.type == DType::Q4_Z ? sizeof(BlockQ4Z) : sizeof(BlockQ4);
   if (tail) std::memset(dst + size_t(w.rows / kPanel) * pb, 0, pb);  // a last panel's padded rows: zero scales
   pool.parallel_for((w.rows + kPanel - 1) / kPanel, [&](int panel) {
     uint8_t* base = dst + size_t(panel) * pb;
@@ -140,6 +172,10 @@ void quant_to_panels(const Weight& w, uint8_t* dst, ThreadPool& pool) {
         if (w.type == DType::Q8_0) {
           const uint8_t* qs = block + offsetof(BlockQ8, qs);
           for (int i = 0; i < kGroup; i++) q[(i / 4) * 64 + i % 4] = qs[i] ^ 0x80;
+        } else if (w.type == DType::Q4_Z) {
+          std::memcpy(base + qpanel_zeros_at(w.type, nb, g) + r * 2, block + offsetof(BlockQ4Z, z), 2);
+          const uint8_t* qs = block + offsetof(BlockQ4Z, qs);
+          for (int i = 0; i < kGroup / 2; i++) q[(i / 4) * 64 + i % 4] = qs[i];
         } else {
           const uint8_t* qs = block + offsetof(BlockQ4, qs);
           for (int i = 0; i < kGroup / 2; i++) q[(i / 4) * 64 + i % 4] = qs[i];
@@ -155,6 +191,7 @@ void to_panels(Weight& w, ThreadPool& pool, uint8_t* at) {
   if (w.panels || !has_panel_layout(w.type)) return;
   Weight p;
   p.type = w.type, p.rows = w.rows, p.cols = w.cols, p.rowBytes = w.rowBytes, p.panels = true;
+  p.inPerm = std::move(w.inPerm);
   if (!at) {
     p.owned = AlignedBuffer(p.bytes(), "weight panels", false);
     at = p.owned.data();
@@ -220,13 +257,19 @@ void read_row(const Weight& w, int r, float* out) {
     uint16_t h;
     std::memcpy(&h, base + qpanel_scales_at(w.type, g) + rr * 2, 2);
     const float d = fp16_to_f32(h);
+    int zero = 8;
+    if (w.type == DType::Q4_Z) {
+      uint16_t z;
+      std::memcpy(&z, base + qpanel_zeros_at(w.type, nb, g) + rr * 2, 2);
+      zero = z;
+    }
     const uint8_t* q = base + qpanel_quants_at(w.type, nb, g) + rr * 4;
     for (int i = 0; i < kGroup && g * kGroup + i < w.cols; i++) {
       if (w.type == DType::Q8_0) {
         out[g * kGroup + i] = d * static_cast<int8_t>(q[(i / 4) * 64 + i % 4] ^ 0x80);
       } else {
         const int j = i % (kGroup / 2), b = q[(j / 4) * 64 + j % 4];
-        out[g * kGroup + i] = d * static_cast<float>((i < kGroup / 2 ? b & 0xf : b >> 4) - 8);
+        out[g * kGroup + i] = d * static_cast<float>((i < kGroup / 2 ? b & 0xf : b >> 4) - zero);
       }
     }
   }
@@ -265,7 +308,8 @@ std::unique_ptr<ModelWeights> load_weights(const LoadSpec& spec, ThreadPool& poo
   }
   for (size_t i = 0; i < expected.size(); i++) {
     const TensorSpec& t = *found[i];
-    materialize(t, expected[i], *files[t.file], target_type(t.dtype, spec.weightFormat, expected[i].role), pool);
+    if (t.packed.scheme != PackedQuant::Scheme::None) materialize_packed(t, expected[i], files, spec.weightFormat, pool);
+    else materialize(t, expected[i], *files[t.file], target_type(t.dtype, spec.weightFormat, expected[i].role), pool);
     if (progress) progress(ctx, static_cast<int>(i + 1), static_cast<int>(expected.size()));
   }
   return w;

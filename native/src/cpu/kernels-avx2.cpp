@@ -97,6 +97,18 @@ struct LoadQ4 {
   }
 };
 
+// Q4_Z: the nibbles less the block's zero point, in [-16, 15].
+struct LoadQ4Z {
+  static constexpr int kBlockBytes = sizeof(BlockQ4Z);
+  static __m256i load(const uint8_t* row, int g, float* d) {
+    const auto* b = reinterpret_cast<const BlockQ4Z*>(row) + g;
+    *d = _cvtsh_ss(b->d);
+    const __m128i raw = _mm_loadu_si128(reinterpret_cast<const __m128i*>(b->qs));
+    const __m256i v = _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(raw, 4), raw), _mm256_set1_epi8(0x0f));
+    return _mm256_sub_epi8(v, _mm256_set1_epi8(static_cast<char>(b->z)));
+  }
+};
+
 template <class Q, int R, int NT>
 void tile_quant(const Weight& w, int n, const MatmulIn& in, int t, float* y, int ldy) {
   __m256 acc[R][NT];
@@ -162,6 +174,7 @@ void matmul(const Weight& w, const MatmulIn& in, float* y, int ldy, int n0, int 
     case DType::BF16: return run_tiles(FloatTiles<LoadBF16>::fns, w, in, y, ldy, n0, n1);
     case DType::Q8_0: return run_tiles(QuantTiles<LoadQ8>::fns, w, in, y, ldy, n0, n1);
     case DType::Q4_0: return run_tiles(QuantTiles<LoadQ4>::fns, w, in, y, ldy, n0, n1);
+    case DType::Q4_Z: return run_tiles(QuantTiles<LoadQ4Z>::fns, w, in, y, ldy, n0, n1);
   }
 }
 

@@ -145,6 +145,29 @@ void run_tiles(const Weight& w, const MatmulIn& in, float* y, int ldy, int n0, i
   }
 }
 
+// Q4_Z weights left row-major (the backend puts them in panels; this serves direct kernel calls):
+// plain loops over the same activations, one exact integer sum per group.
+void matmul_q4z_rows(const Weight& w, const MatmulIn& in, float* y, int ldy, int n0, int n1) {
+  const int nb = groups_of(in.K);
+  for (int n = n0; n < n1; n++) {
+    const auto* b = reinterpret_cast<const BlockQ4Z*>(w.row(n));
+    for (int t = 0; t < in.T; t++) {
+      const auto* a = reinterpret_cast<const ActPair*>(in.xq + size_t(t) * in.ldq);
+      float acc = 0;
+      for (int g = 0; g < nb; g++) {
+        const int8_t* xq = a[g / 2].qs + 32 * (g & 1);
+        int32_t sum = 0;
+        for (int i = 0; i < kGroup; i++) {
+          const int q = i < kGroup / 2 ? (b[g].qs[i] & 0xf) : (b[g].qs[i - kGroup / 2] >> 4);
+          sum += (q - int(b[g].z)) * xq[i];
+        }
+        acc += float(sum) * (fp16_to_f32(b[g].d) * a[g / 2].d[8 * (g & 1)]);
+      }
+      y[size_t(t) * ldy + n] = acc;
+    }
+  }
+}
+
 // One group of 32 (the last may be short): int8 values and the scale, as the scalar kernels round them.
 void quantize_group(const float* x, int m, int8_t* qs, float* d) {
   const __m512 lo = _mm512_maskz_loadu_ps(head_mask(std::min(m, 16)), x);
@@ -159,9 +182,11 @@ void quantize_group(const float* x, int m, int8_t* qs, float* d) {
 
 // Quantized panels: P panels x TT tokens from row n (lastRows real rows in the last panel). pf: the
 // next tile's first panel (or null), fetched into L2 at the pace this pass reads its own panels.
-template <bool kQ8, int P, int TT>
+// kZ (Q4_Z): each row's group has its own zero point instead of the constant offset 8, so each
+// int32 chain starts at -zero * (the group's activation sum), 16 rows' zeros in one vector.
+template <bool kQ8, bool kZ, int P, int TT>
 void qpanel_tile(const Weight& w, int n, int lastRows, const MatmulIn& in, int t, float* y, int ldy, const uint8_t* pf) {
-  constexpr int kQuantBytes = kQ8 ? 512 : 256, kOffset = kQ8 ? 128 : 8, kGroupBytes = 32 + kQuantBytes;
+  constexpr int kQuantBytes = kQ8 ? 512 : 256, kOffset = kQ8 ? 128 : 8, kHead = kZ ? 64 : 32, kGroupBytes = kHead + kQuantBytes;
   const int nb = groups_of(in.K);
   const size_t pb = size_t(kPanel) * w.rowBytes;
   const uint8_t* base = w.data + size_t(n / kPanel) * pb;
@@ -184,16 +209,26 @@ void qpanel_tile(const Weight& w, int n, int lastRows, const MatmulIn& in, int t
     constexpr bool kSplit = P * TT <= 8;
     const int32_t* xd[TT];
     __m512i ia[P][TT], ib[P][TT];
+    const size_t pairAt = size_t(g >> 1) * 2 * kGroupBytes;
+    const int heads = (g | 1) < nb ? 2 : 1;  // an odd last group has one header
+    __m512i zv[P];
+    if constexpr (kZ)
+      for (int p = 0; p < P; p++)
+        zv[p] = _mm512_cvtepu16_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(base + p * pb + pairAt + 32 * heads + 32 * h)));
     for (int j = 0; j < TT; j++) {
       const ActPair& a = xr[j][g >> 1];
       xd[j] = reinterpret_cast<const int32_t*>(a.qs + 32 * h);
-      const __m512i bias = _mm512_set1_epi32(-kOffset * a.sum[h]);
-      for (int p = 0; p < P; p++) ia[p][j] = bias;
+      if constexpr (kZ) {
+        const __m512i nsum = _mm512_set1_epi32(-a.sum[h]);
+        for (int p = 0; p < P; p++) ia[p][j] = _mm512_mullo_epi32(zv[p], nsum);
+      } else {
+        const __m512i bias = _mm512_set1_epi32(-kOffset * a.sum[h]);
+        for (int p = 0; p < P; p++) ia[p][j] = bias;
+      }
       if constexpr (kSplit)
         for (int p = 0; p < P; p++) ib[p][j] = _mm512_setzero_si512();
     }
-    const size_t pairAt = size_t(g >> 1) * (64 + 2 * kQuantBytes);
-    const uint8_t* q = base + pairAt + ((g | 1) < nb ? 64 : 32) + h * kQuantBytes;
+    const uint8_t* q = base + pairAt + heads * kHead + h * kQuantBytes;
     if constexpr (kQ8) {
       for (int c = 0; c < 8; c++) {
         for (int p = 0; p < P; p++) {
@@ -239,20 +274,20 @@ void qpanel_tile(const Weight& w, int n, int lastRows, const MatmulIn& in, int t
 using PanelFn = void (*)(const Weight&, int, int, const MatmulIn&, int, float*, int, const uint8_t*);
 constexpr int kMaxP = 2, kMaxTT = 6, kPanelTokenBlock = 96;
 
-template <bool kQ8, int P, int... TT>
+template <bool kQ8, bool kZ, int P, int... TT>
 constexpr auto qpanel_row(std::integer_sequence<int, TT...>) {
-  return std::array<PanelFn, kMaxTT>{qpanel_tile<kQ8, P, TT + 1>...};
+  return std::array<PanelFn, kMaxTT>{qpanel_tile<kQ8, kZ, P, TT + 1>...};
 }
-template <bool kQ8>
+template <bool kQ8, bool kZ>
 struct QPanelTiles {
   static constexpr std::array<std::array<PanelFn, kMaxTT>, kMaxP> fns = {
-      qpanel_row<kQ8, 1>(std::make_integer_sequence<int, kMaxTT>{}), qpanel_row<kQ8, 2>(std::make_integer_sequence<int, kMaxTT>{})};
+      qpanel_row<kQ8, kZ, 1>(std::make_integer_sequence<int, kMaxTT>{}), qpanel_row<kQ8, kZ, 2>(std::make_integer_sequence<int, kMaxTT>{})};
 };
 
 // Rows [n0, n1), n0 a multiple of 16. Tokens in blocks of 96, split into near-equal tiles.
-template <bool kQ8>
+template <bool kQ8, bool kZ = false>
 void run_qpanels(const Weight& w, const MatmulIn& in, float* y, int ldy, int n0, int n1) {
-  const auto& fns = QPanelTiles<kQ8>::fns;
+  const auto& fns = QPanelTiles<kQ8, kZ>::fns;
   // Up to 8 tokens: one panel at a time, so a thread reads its rows as one sequential stream (what
   // decode of one or a few sequences, bound by memory, runs fastest with); more: 2 panels at a time.
   const int Pmax = in.T <= 8 ? 1 : 2, TTmax = kMaxTT;
@@ -301,9 +336,11 @@ void quantize_act(const float* x, int n, uint8_t* out) {
 void matmul_quant(const Weight& w, const MatmulIn& in, float* y, int ldy, int n0, int n1) {
   if (w.panels) {
     if (w.type == DType::Q8_0) run_qpanels<true>(w, in, y, ldy, n0, n1);
+    else if (w.type == DType::Q4_Z) run_qpanels<false, true>(w, in, y, ldy, n0, n1);
     else run_qpanels<false>(w, in, y, ldy, n0, n1);
     return;
   }
+  if (w.type == DType::Q4_Z) return matmul_q4z_rows(w, in, y, ldy, n0, n1);
   if (w.type == DType::Q8_0) run_tiles<LoadQ8>(w, in, y, ldy, n0, n1);
   else run_tiles<LoadQ4>(w, in, y, ldy, n0, n1);
 }

@@ -1,6 +1,7 @@
 #include "matmul.h"
 
 #include <algorithm>
+#include <vector>
 
 namespace flotilla {
 
@@ -9,13 +10,26 @@ namespace {
 constexpr int kMaxOuts = 3;
 constexpr int64_t kInlineMacs = 1 << 17;
 
-void quantize_input(ThreadPool& pool, const CpuKernels& kern, const float* x, int T, int K, uint8_t* xq) {
+// perm (GPTQ desc_act, weights.h): row t is quantized as x_t[perm[0]], x_t[perm[1]], ... — the order the
+// weight's columns are stored in — through a per-thread row of K floats (grown once, not per step).
+void quantize_input(ThreadPool& pool, const CpuKernels& kern, const float* x, int T, int K, uint8_t* xq,
+                    const std::vector<int32_t>& perm) {
   const size_t ldq = kern.quant_act_bytes(K);
+  const auto one = [&](int t) {
+    const float* row = x + size_t(t) * K;
+    if (!perm.empty()) {
+      thread_local std::vector<float> gathered;
+      if (gathered.size() < size_t(K)) gathered.resize(K);
+      for (int k = 0; k < K; k++) gathered[k] = row[perm[k]];
+      row = gathered.data();
+    }
+    kern.quantize_act(row, K, xq + size_t(t) * ldq);
+  };
   if (T < 16) {
-    for (int t = 0; t < T; t++) kern.quantize_act(x + size_t(t) * K, K, xq + size_t(t) * ldq);
+    for (int t = 0; t < T; t++) one(t);
     return;
   }
-  pool.parallel_for(T, [&](int t) { kern.quantize_act(x + size_t(t) * K, K, xq + size_t(t) * ldq); });
+  pool.parallel_for(T, one);
 }
 
 // Rows per chunk: a multiple of 32, small enough for ~8 chunks per thread. 32 rows are the batched
@@ -31,13 +45,18 @@ int chunk_rows(int totalRows, int threads) {
 
 void matmul_parallel(ThreadPool& pool, const CpuKernels& kern, const float* x, int T, int K, uint8_t* xqScratch,
                      const MatmulOut* outs, int nOuts) {
-  bool quant = false;
+  bool quant = false, samePerm = true;
   int totalRows = 0;
   for (int i = 0; i < nOuts; i++) {
     quant |= is_quantized(outs[i].w->type);
+    samePerm &= outs[i].w->inPerm == outs[0].w->inPerm;  // GPTQ's act order is the same for q|k|v (one input, one Hessian)
     totalRows += outs[i].w->rows;
   }
-  if (quant) quantize_input(pool, kern, x, T, K, xqScratch);
+  if (!samePerm) {  // the weights want their input in different orders: one pass each
+    for (int i = 0; i < nOuts; i++) matmul_parallel(pool, kern, x, T, K, xqScratch, outs + i, 1);
+    return;
+  }
+  if (quant) quantize_input(pool, kern, x, T, K, xqScratch, outs[0].w->inPerm);
   const MatmulIn in{T, K, x, K, quant ? xqScratch : nullptr, kern.quant_act_bytes(K)};
   if (int64_t(totalRows) * K * T < kInlineMacs) {  // waking the pool costs more than it saves
     for (int i = 0; i < nOuts; i++) kern.matmul(*outs[i].w, in, outs[i].y, outs[i].w->rows, 0, outs[i].w->rows);

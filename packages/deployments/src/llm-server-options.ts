@@ -38,6 +38,12 @@ export interface LLMServerOptions {
   tokenizer?: string;
   /** Quantize weights at load. Default: none (the file's own weight type). */
   quantize?: 'int8' | 'int4';
+  /**
+   * A pre-quantized Hugging Face checkpoint's method, as vLLM's `quantization` names it: 'gptq' or 'awq'.
+   * The checkpoint's quantization_config must say the same (it is detected without this option).
+   * bitsandbytes and other methods are refused with the list of what is read. Default: from config.json.
+   */
+  quantization?: 'gptq' | 'awq';
   /** Name clients pass as `model` and see in /v1/models. Default: the model file or directory name ('random-weights' without a model). */
   servedModelName?: string;
   /**

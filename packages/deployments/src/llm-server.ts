@@ -107,6 +107,11 @@ export class LLMServer {
   constructor(options: LLMServerOptions = {}, rateLimiter?: DeploymentHandle<RateLimiter>) {
     if (typeof options !== 'object' || options === null)
       throw new LLMServerConfigError('LLMServer options must be an object');
+    if (options.quantization !== undefined && options.quantization !== 'gptq' && options.quantization !== 'awq') {
+      throw new LLMServerConfigError(
+        `quantization must be 'gptq' or 'awq' (pre-quantized checkpoints), got ${JSON.stringify(options.quantization)}`,
+      );
+    }
     if (options.quantize !== undefined && options.quantize !== 'int8' && options.quantize !== 'int4') {
       throw new LLMServerConfigError(`quantize must be 'int8' or 'int4', got ${JSON.stringify(options.quantize)}`);
     }
@@ -375,6 +380,7 @@ export class LLMServer {
       model: source.path,
       ...(source.tokenizer !== undefined ? { tokenizerPath: source.tokenizer } : {}),
       ...(o.quantize ? { weightFormat: o.quantize } : {}),
+      ...(o.quantization ? { quantization: o.quantization } : {}),
       ...(o.kvCacheDtype ? { kvDtype: o.kvCacheDtype } : {}),
       ...(this.#speculative ? { speculative: this.#speculative } : {}),
       // A bar on a terminal, a few plain lines otherwise: loading (and quantizing) a big model takes a while.

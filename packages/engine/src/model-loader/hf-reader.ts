@@ -9,7 +9,8 @@ import type { NativeDType, NativeTensorSpec } from '../native/native-types.js';
 import { ModelFormatError, UnsupportedModelError } from '../errors.js';
 import { HfTokenizer } from '../tokenizer/hf-tokenizer.js';
 import { readHfConfig, readJson } from './hf-config.js';
-import { checkManifest } from './manifest.js';
+import { type LocatedEntry, isPackedPart, packedTensor, type Quantization, readQuantScheme } from './hf-quant.js';
+import { checkManifest, expectedShapes } from './manifest.js';
 import type { ModelSpec } from './model-spec.js';
 import { readSafetensorsHeader } from './safetensors-file.js';
 
@@ -26,12 +27,18 @@ const LAYER_NAMES: Record<string, string> = {
 };
 const DTYPES: Record<string, NativeDType> = { F32: 'f32', F16: 'f16', BF16: 'bf16' };
 
-export async function readHfSpec(dir: string): Promise<ModelSpec> {
+export async function readHfSpec(dir: string, quantization?: Quantization): Promise<ModelSpec> {
   const hf = readHfConfig(path.join(dir, 'config.json'));
+  const scheme = readQuantScheme(path.join(dir, 'config.json'), hf.raw, quantization);
   const files = safetensorsFiles(dir);
   const tensors: NativeTensorSpec[] = [];
+  const parts = new Map<string, LocatedEntry>();
   files.forEach((file, index) => {
     for (const e of readSafetensorsHeader(file)) {
+      if (scheme && isPackedPart(e.name)) {
+        parts.set(e.name, { entry: e, file: index });
+        continue;
+      }
       if (e.name.endsWith('.bias')) {
         const what = e.name.includes('self_attn') ? 'attention biases' : 'biases';
         throw new UnsupportedModelError(file, `${what} (${e.name}): the native engine has no bias terms`);
@@ -44,6 +51,13 @@ export async function readHfSpec(dir: string): Promise<ModelSpec> {
       tensors.push({ name, file: index, offset: e.offset, dtype, shape: e.shape });
     }
   });
+  if (scheme) {
+    const present = new Set(tensors.map((t) => t.name));
+    for (const [name, shape] of expectedShapes(hf.config)) {
+      if (present.has(name) || shape.length !== 2 || name === 'tok_embeddings') continue;
+      tensors.push(packedTensor(files, parts, scheme, name, hfName(name), shape as [number, number]));
+    }
+  }
   checkManifest(hf.config, files, tensors, hfName);
   const tok = readTokenizer(dir, hf.bosId, hf.eosIds[0]);
   if (tok.tokenizer.vocabSize > hf.config.vocabSize) {

@@ -24,9 +24,12 @@ export interface LoadedModel extends AsyncDisposable {
 }
 
 export async function loadModel(modelPath: string, options: LoadModelOptions = {}): Promise<LoadedModel> {
-  const { tokenizerPath, onProgress, ...native } = options;
+  const { tokenizerPath, quantization, onProgress, ...native } = options;
   if (native.kvDtype !== undefined) checkKvCacheDtype(native.kvDtype);
-  const spec = await readModelSpec(modelPath, tokenizerPath !== undefined ? { tokenizerPath } : {});
+  const spec = await readModelSpec(modelPath, {
+    ...(tokenizerPath !== undefined ? { tokenizerPath } : {}),
+    ...(quantization !== undefined ? { quantization } : {}),
+  });
   const { loadNative } = await import('../native/load-native.js');
   const model = await loadNative()
     .loadModel({ ...native, config: spec.config, files: spec.files, tensors: spec.tensors }, onProgress)

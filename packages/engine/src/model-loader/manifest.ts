@@ -14,6 +14,7 @@ const BLOCK: Record<NativeDType, { elems: number; bytes: number }> = {
   bf16: { elems: 1, bytes: 2 },
   q8_0: { elems: 32, bytes: 34 },
   q4_0: { elems: 32, bytes: 18 },
+  q4_z: { elems: 32, bytes: 20 },
 };
 
 export function tensorBytes(dtype: NativeDType, shape: number[]): number {
@@ -91,6 +92,7 @@ export function checkManifest(
         `inconsistent shape: tensor ${nameOf(name)} is [${t.shape}], the config implies [${shape}]`,
       );
     }
+    if (t.dtype === 'gptq' || t.dtype === 'awq') continue; // parts checked by the reader (hf-quant.ts)
     const block = BLOCK[t.dtype].elems;
     if (t.shape[t.shape.length - 1]! % block !== 0) {
       throw new ModelFormatError(

@@ -29,4 +29,9 @@ export interface ReadModelSpecOptions {
    * then tok{vocabSize}.bin, then any other tok*.bin whose vocabulary size matches.
    */
   tokenizerPath?: string;
+  /**
+   * A pre-quantized Hugging Face checkpoint's method, as vLLM's `quantization` names it: the
+   * checkpoint's quantization_config must say the same. Default: whatever config.json says.
+   */
+  quantization?: 'gptq' | 'awq';
 }

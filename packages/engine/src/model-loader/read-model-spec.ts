@@ -1,3 +1,4 @@
+import { UnsupportedModelError } from '../errors.js';
 import { detectFormat } from './detect-format.js';
 import { readGgufSpec } from './gguf-reader.js';
 import { readHfSpec } from './hf-reader.js';
@@ -11,12 +12,17 @@ import type { ModelSpec, ReadModelSpecOptions } from './model-spec.js';
  */
 export async function readModelSpec(modelPath: string, options: ReadModelSpecOptions = {}): Promise<ModelSpec> {
   const { format, path } = detectFormat(modelPath);
+  if (options.quantization && format !== 'safetensors')
+    throw new UnsupportedModelError(
+      path,
+      `quantization '${options.quantization}' needs a Hugging Face checkpoint, not ${format}`,
+    );
   switch (format) {
     case 'llama2c':
       return readLlama2cSpec(path, options.tokenizerPath);
     case 'gguf':
       return readGgufSpec(path);
     case 'safetensors':
-      return readHfSpec(path);
+      return readHfSpec(path, options.quantization);
   }
 }

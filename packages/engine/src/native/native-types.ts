@@ -8,8 +8,12 @@
  * `step()` per engine step over a flat varlen batch.
  */
 
-/** Tensor element types the addon reads from files. Q8_0 / Q4_0 are GGUF's block formats (32 per block). */
-export type NativeDType = 'f32' | 'f16' | 'bf16' | 'q8_0' | 'q4_0';
+/**
+ * Tensor element types the addon reads from files. Q8_0 / Q4_0 are GGUF's block formats (32 per block);
+ * q4_z is the engine's int4 block with a zero point (f16 scale, u16 zero, 16 bytes of nibbles; value =
+ * scale * (q - zero)), what GPTQ/AWQ layers with zero points are repacked into.
+ */
+export type NativeDType = 'f32' | 'f16' | 'bf16' | 'q8_0' | 'q4_0' | 'q4_z';
 
 /** How weights are held in memory after load. 'auto' keeps the file's type (f32 stays f32). */
 export type NativeWeightFormat = 'auto' | 'f32' | 'f16' | 'bf16' | 'int8' | 'int4';
@@ -47,8 +51,36 @@ export interface NativeTensorSpec {
   file: number;
   /** Byte offset of the first element within the file. */
   offset: number;
-  dtype: NativeDType;
+  /** 'gptq' / 'awq': a packed linear layer whose parts `quant` gives (file/offset: its qweight). */
+  dtype: NativeDType | 'gptq' | 'awq';
   shape: number[];
+  quant?: NativePackedQuant;
+}
+
+/** One stored tensor of a GPTQ/AWQ layer, under the checkpoint's own name (used in error messages). */
+export interface NativePackedPart {
+  name: string;
+  file: number;
+  offset: number;
+  dtype: 'i32' | 'f16' | 'bf16' | 'f32';
+  shape: number[];
+}
+
+/**
+ * A GPTQ or AWQ linear layer in the Hugging Face layouts (native/src/core/weights-gptq.h), repacked once
+ * at load into int4/int8 blocks of 32: symmetric ones into q4_0 / q8_0, others into q4_z.
+ */
+export interface NativePackedQuant {
+  bits: 4 | 8;
+  /** Inputs per group; -1: one group over all inputs (per channel). */
+  groupSize: number;
+  /** Added to a stored zero point: 1 for GPTQ v1 checkpoints (they store zero - 1), 0 for AWQ and gptq_v2. */
+  zeroOffset?: number;
+  qweight: NativePackedPart;
+  qzeros: NativePackedPart;
+  scales: NativePackedPart;
+  /** GPTQ's g_idx (the group of each input; act order with desc_act). */
+  gIdx?: NativePackedPart;
 }
 
 export interface NativeLoadOptions {

@@ -53,7 +53,8 @@ export async function createSpecDecoder(
   if (opts.draftModel !== undefined) {
     if (typeof opts.draftModel === 'string') {
       const { loadModel } = await import('../model-loader/load-model.js');
-      const { tokenizerPath, ...rest } = loadOptions;
+      // the draft reads its own quantization_config: the target's `quantization` does not bind it
+      const { tokenizerPath, quantization: _targetQuantization, ...rest } = loadOptions;
       const tok = opts.draftTokenizerPath ?? tokenizerPath;
       draft = ownedDraft = await loadModel(opts.draftModel, {
         ...rest,

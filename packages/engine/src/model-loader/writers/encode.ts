@@ -52,6 +52,8 @@ export function encodeTensor(values: Float32Array, dtype: NativeDType): Uint8Arr
       return quantizeQ8_0(values);
     case 'q4_0':
       return quantizeQ4_0(values);
+    case 'q4_z':
+      throw new RangeError('q4_z is made at load from GPTQ/AWQ layers (gptq-quantize.ts), not encoded from floats');
   }
 }
 

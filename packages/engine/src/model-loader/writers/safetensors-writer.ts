@@ -106,7 +106,7 @@ async function writeShard(
   }
 }
 
-function hfConfigJson(c: NativeModelConfig, dtype: string): Record<string, unknown> {
+export function hfConfigJson(c: NativeModelConfig, dtype: string): Record<string, unknown> {
   return {
     architectures: ['LlamaForCausalLM'],
     model_type: 'llama',
