@@ -209,6 +209,15 @@ describe('model multiplexing (real runtime, 3 thread replicas)', () => {
       expect(res.status).toBe(200);
       first.set(model, (await res.json()) as { replica: string; token: string });
     }
+    // Ids a class derives count for routing once a replica has reported its loader in use.
+    await eventually(
+      () => {
+        const held = replicasOf(served.instance.status(), 'front').flatMap((r) => r.models?.ids ?? []);
+        return held.includes('base-a') && held.includes('base-b');
+      },
+      10_000,
+      'a report of the front replicas models',
+    );
     for (let i = 0; i < 6; i++) {
       const model = i % 2 === 0 ? 'base-a' : 'base-b';
       const p = (await (await chat(model)).json()) as { replica: string; token: string; model: string };
