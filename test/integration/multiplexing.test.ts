@@ -169,6 +169,27 @@ describe('model multiplexing (real runtime, 3 thread replicas)', () => {
     );
   });
 
+  it("a stream's model is pinned while it runs and released when the caller stops reading", async () => {
+    const pin = served.instance.getHandle('pin');
+    const stream = pin.options({ multiplexedModelId: 'p-stream' }).stream.ticks(1000);
+    for await (const item of stream) {
+      expect(item).toEqual({ model: 'p-stream', tick: 0 });
+      // While the stream runs, p-late loads next to it and is the one evicted when its own call ends.
+      const late = (await pin.options({ multiplexedModelId: 'p-late' }).predict()) as { disposed: string[] };
+      expect(late.disposed).not.toContain('p-stream');
+      break; // cancels the replica's generator, which ends the request
+    }
+    // Released: the next model takes p-stream's place (a leaked pin would keep it and evict p-next instead).
+    await eventually(
+      async () => {
+        const next = (await pin.options({ multiplexedModelId: 'p-next' }).predict()) as { disposed: string[] };
+        return next.disposed.includes('p-stream');
+      },
+      10_000,
+      'p-stream to be evicted after its stream was cancelled',
+    );
+  });
+
   it('a loader that throws fails the request with a typed error; the replica stays healthy', async () => {
     const broken = await postPredict('/mux/predict', { serve_multiplexed_model_id: 'broken-1' });
     expect(broken.status).toBe(500);
@@ -218,6 +239,7 @@ describe('model multiplexing (real runtime, 3 thread replicas)', () => {
       10_000,
       'a report of the front replicas models',
     );
+    await new Promise((r) => setTimeout(r, 500)); // the controller publishes reports to the routers on its next tick (100 ms)
     for (let i = 0; i < 6; i++) {
       const model = i % 2 === 0 ? 'base-a' : 'base-b';
       const p = (await (await chat(model)).json()) as { replica: string; token: string; model: string };
