@@ -8,7 +8,7 @@ import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
 import { SERVE_PROTO_PATH } from '../../packages/core/src/ingress/grpc-proxy.js';
 import type { ServeStatus } from '@flotilla/core';
-import { frontApp, muxApp, pinnedApp } from '../fixtures/apps/multiplexing.js';
+import { frontApp, muxApp, pinnedApp, processApp } from '../fixtures/apps/multiplexing.js';
 import { eventually, serveForTest, type Served } from '../helpers/ingress.js';
 import { renderStatus } from '../../packages/core/src/cli/status-table.js';
 
@@ -27,6 +27,7 @@ beforeAll(async () => {
       { name: 'mux', routePrefix: '/mux', app: muxApp() },
       { name: 'pin', routePrefix: '/pin', app: pinnedApp() },
       { name: 'front', routePrefix: '/v1', app: frontApp() },
+      { name: 'proc', routePrefix: '/proc', app: processApp() },
     ],
     {},
   );
@@ -187,6 +188,29 @@ describe('model multiplexing (real runtime, 3 thread replicas)', () => {
       },
       10_000,
       'p-stream to be evicted after its stream was cancelled',
+    );
+  });
+
+  it('works the same in a child process replica', async () => {
+    await eventually(
+      () => replicasOf(served.instance.status(), 'proc')[0]?.state === 'RUNNING',
+      60_000,
+      'the process replica',
+    );
+    const call = async (id: string) => {
+      const res = await postPredict('/proc/predict', { serve_multiplexed_model_id: id });
+      expect(res.status).toBe(200);
+      return (await res.json()) as { model: string; token: string; pid: number; disposed: string[] };
+    };
+    const a = await call('x-a');
+    expect(a.pid).not.toBe(process.pid);
+    expect((await call('x-a')).token).toBe(a.token);
+    const b = await call('x-b');
+    expect(b.disposed).toEqual(['x-a']);
+    await eventually(
+      () => replicasOf(served.instance.status(), 'proc')[0]?.models?.ids.join() === 'x-b',
+      10_000,
+      'the process replica to report x-b',
     );
   });
 
