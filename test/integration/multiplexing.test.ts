@@ -8,7 +8,7 @@ import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
 import { SERVE_PROTO_PATH } from '../../packages/core/src/ingress/grpc-proxy.js';
 import type { ServeStatus } from '@flotilla/core';
-import { frontApp, muxApp, pinnedApp } from '../fixtures/apps/multiplexing.js';
+import { frontApp, muxApp, pinnedApp, processApp } from '../fixtures/apps/multiplexing.js';
 import { eventually, serveForTest, type Served } from '../helpers/ingress.js';
 import { renderStatus } from '../../packages/core/src/cli/status-table.js';
 
@@ -27,6 +27,7 @@ beforeAll(async () => {
       { name: 'mux', routePrefix: '/mux', app: muxApp() },
       { name: 'pin', routePrefix: '/pin', app: pinnedApp() },
       { name: 'front', routePrefix: '/v1', app: frontApp() },
+      { name: 'proc', routePrefix: '/proc', app: processApp() },
     ],
     {},
   );
@@ -169,6 +170,50 @@ describe('model multiplexing (real runtime, 3 thread replicas)', () => {
     );
   });
 
+  it("a stream's model is pinned while it runs and released when the caller stops reading", async () => {
+    const pin = served.instance.getHandle('pin');
+    const stream = pin.options({ multiplexedModelId: 'p-stream' }).stream.ticks(1000);
+    for await (const item of stream) {
+      expect(item).toEqual({ model: 'p-stream', tick: 0 });
+      // While the stream runs, p-late loads next to it and is the one evicted when its own call ends.
+      const late = (await pin.options({ multiplexedModelId: 'p-late' }).predict()) as { disposed: string[] };
+      expect(late.disposed).not.toContain('p-stream');
+      break; // cancels the replica's generator, which ends the request
+    }
+    // Released: the next model takes p-stream's place (a leaked pin would keep it and evict p-next instead).
+    await eventually(
+      async () => {
+        const next = (await pin.options({ multiplexedModelId: 'p-next' }).predict()) as { disposed: string[] };
+        return next.disposed.includes('p-stream');
+      },
+      10_000,
+      'p-stream to be evicted after its stream was cancelled',
+    );
+  });
+
+  it('works the same in a child process replica', async () => {
+    await eventually(
+      () => replicasOf(served.instance.status(), 'proc')[0]?.state === 'RUNNING',
+      60_000,
+      'the process replica',
+    );
+    const call = async (id: string) => {
+      const res = await postPredict('/proc/predict', { serve_multiplexed_model_id: id });
+      expect(res.status).toBe(200);
+      return (await res.json()) as { model: string; token: string; pid: number; disposed: string[] };
+    };
+    const a = await call('x-a');
+    expect(a.pid).not.toBe(process.pid);
+    expect((await call('x-a')).token).toBe(a.token);
+    const b = await call('x-b');
+    expect(b.disposed).toEqual(['x-a']);
+    await eventually(
+      () => replicasOf(served.instance.status(), 'proc')[0]?.models?.ids.join() === 'x-b',
+      10_000,
+      'the process replica to report x-b',
+    );
+  });
+
   it('a loader that throws fails the request with a typed error; the replica stays healthy', async () => {
     const broken = await postPredict('/mux/predict', { serve_multiplexed_model_id: 'broken-1' });
     expect(broken.status).toBe(500);
@@ -209,6 +254,16 @@ describe('model multiplexing (real runtime, 3 thread replicas)', () => {
       expect(res.status).toBe(200);
       first.set(model, (await res.json()) as { replica: string; token: string });
     }
+    // Ids a class derives count for routing once a replica has reported its loader in use.
+    await eventually(
+      () => {
+        const held = replicasOf(served.instance.status(), 'front').flatMap((r) => r.models?.ids ?? []);
+        return held.includes('base-a') && held.includes('base-b');
+      },
+      10_000,
+      'a report of the front replicas models',
+    );
+    await new Promise((r) => setTimeout(r, 500)); // the controller publishes reports to the routers on its next tick (100 ms)
     for (let i = 0; i < 6; i++) {
       const model = i % 2 === 0 ? 'base-a' : 'base-b';
       const p = (await (await chat(model)).json()) as { replica: string; token: string; model: string };

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { chooseMultiplexed, hasRoom, type MultiplexLoad } from '../../packages/core/src/router/multiplex-router.js';
-import { ModelView } from '../../packages/core/src/router/model-view.js';
+import { ModelView, UNREPORTED_LIMIT } from '../../packages/core/src/router/model-view.js';
 
 /** Replicas with in-flight counts and held models (capacity 2 unless given). */
 function replicas(spec: { inFlight: number; models?: string[]; capacity?: number }[], max = 4): MultiplexLoad[] {
@@ -111,10 +111,16 @@ describe('ModelView (what a caller believes a replica holds)', () => {
     expect(v.ids()).toEqual(['c']);
   });
 
-  it('without a known capacity keeps everything routed', () => {
-    const v = new ModelView();
+  it('without a known capacity keeps what it routed, up to a bound (callers may name any id)', () => {
+    const v = new ModelView(1000);
     for (const id of ['a', 'b', 'c', 'd']) v.routed(id, 0);
     expect(v.size).toBe(4);
     expect(v.capacity).toBeUndefined();
+    for (let i = 0; i < 10 * UNREPORTED_LIMIT; i++) v.routed(`junk-${i}`, 2000 + i);
+    expect(v.size).toBe(UNREPORTED_LIMIT);
+    expect(v.ids()[0]).toBe(`junk-${10 * UNREPORTED_LIMIT - 1}`);
+    // The routed-at log is pruned too: a report keeps at most the ids routed within the grace period.
+    v.report([], 4, 2000 + 10 * UNREPORTED_LIMIT);
+    expect(v.size).toBe(4);
   });
 });

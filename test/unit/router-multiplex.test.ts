@@ -112,4 +112,29 @@ describe('Router with multiplexed model ids', () => {
     expect(() => modelIdFunctionOf({ multiplexedModelId: 'model' }, 'X')).toThrow(DeploymentConfigError);
     expect(modelIdFunctionOf({}, 'X')).toBeUndefined();
   });
+
+  it('routes by a derived id only once a replica reports a loader in use (a caller-named id always)', async () => {
+    const { calls, replicas } = fakes(['r1', 'r2', 'r3'], 100);
+    const r = new Router({
+      app: 'a',
+      deployment: 'D',
+      caller: 'ingress',
+      maxQueuedRequests: -1,
+      modelIdOf: (_m, args) => String(args[0]),
+    });
+    r.setReplicas(replicas);
+    const pending: Promise<unknown>[] = [];
+    for (let i = 0; i < 6; i++) pending.push(r.call('m', ['base'], { requestId: `${i}` }));
+    await tick();
+    // No report yet: by load (spread over the replicas), views untouched, the id still sent on.
+    expect(new Set(calls.map((c) => c.replica)).size).toBeGreaterThan(1);
+    expect(calls.every((c) => c.model === 'base')).toBe(true);
+    expect([...r.modelViews().values()].every((ids) => ids.length === 0)).toBe(true);
+    r.setModels(new Map([['r3', { ids: ['base'], capacity: 2 }]]));
+    for (let i = 0; i < 3; i++) pending.push(r.call('m', ['base'], { requestId: `b${i}` }));
+    await tick();
+    expect(calls.slice(6).map((c) => c.replica)).toEqual(['r3', 'r3', 'r3']);
+    for (const c of calls) c.resolve('ok');
+    await Promise.all(pending);
+  });
 });

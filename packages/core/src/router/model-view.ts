@@ -20,6 +20,11 @@ export interface ModelHolder {
 
 /** How long an id this caller routed stays in the view without a report showing it. */
 export const ROUTED_GRACE_MS = 2500;
+/**
+ * Ids kept for a replica that has reported no capacity (no loader in use yet, or none at all): callers
+ * may name any id, and a view without a bound would grow with every one.
+ */
+export const UNREPORTED_LIMIT = 64;
 
 export class ModelView implements ModelHolder {
   /** Most recently used first. */
@@ -62,6 +67,8 @@ export class ModelView implements ModelHolder {
   /** This caller sent a request for `id` to the replica. */
   routed(id: string, nowMs: number): void {
     this.routedAt.set(id, nowMs);
+    if (this.routedAt.size > 2 * UNREPORTED_LIMIT)
+      for (const [old, at] of this.routedAt) if (nowMs - at > this.graceMs) this.routedAt.delete(old);
     const i = this.order.indexOf(id);
     if (i >= 0) this.order.splice(i, 1);
     this.order.unshift(id);
@@ -69,6 +76,7 @@ export class ModelView implements ModelHolder {
   }
 
   private trim(): void {
-    if (this.cap !== undefined && this.order.length > this.cap) this.order.length = this.cap;
+    const limit = this.cap ?? UNREPORTED_LIMIT;
+    if (this.order.length > limit) this.order.length = limit;
   }
 }

@@ -164,7 +164,7 @@ export class Router {
           abortSourceOf(opts),
           requeue,
           this.keys.routingKeyOf(method, args, opts),
-          opts.multiplexedModelId,
+          this.routedModelId(given, opts),
         );
         try {
           return await entry.actor.call(method, args, opts);
@@ -194,7 +194,7 @@ export class Router {
           abortSourceOf(opts),
           requeue,
           this.keys.routingKeyOf(method, args, opts),
-          opts.multiplexedModelId,
+          this.routedModelId(given, opts),
         );
         let yielded = false;
         try {
@@ -217,6 +217,17 @@ export class Router {
     } finally {
       this.finish(method, 'stream', opts.requestId, started, error);
     }
+  }
+
+  /**
+   * The model id to route by: one the caller named always; one the class derived only once a replica
+   * has reported a @multiplexed loader in use, so that a class declaring static multiplexedModelId for
+   * deployments that only sometimes multiplex (e.g. by constructor options) routes by load otherwise.
+   */
+  private routedModelId(given: ResolvedCallOptions, opts: ResolvedCallOptions): string | undefined {
+    if (given.multiplexedModelId !== undefined) return given.multiplexedModelId;
+    if (opts.multiplexedModelId === undefined) return undefined;
+    return this.list.some((e) => e.models?.capacity !== undefined) ? opts.multiplexedModelId : undefined;
   }
 
   /**
