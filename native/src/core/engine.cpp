@@ -70,16 +70,17 @@ std::unique_ptr<Engine> Engine::load(const LoadSpec& spec, ProgressFn progress, 
   std::unique_ptr<Engine> e(new Engine());
   e->pool_ = std::make_unique<ThreadPool>(spec.numThreads > 0 ? spec.numThreads : hardware_threads());
   const bool cuda = use_cuda(spec);
+  // int8 is the CPU pool's 8-bit type and fp8 (e4m3) the CUDA backend's (vLLM's fp8 is CUDA-only too), refused
+  // before the weights load
+  if (spec.kvType == KvType::Fp8 && !cuda)
+    fail("E_DTYPE", "kvDtype 'fp8' (kv_cache_dtype) needs the CUDA backend; the CPU backend takes 'int8' for an 8-bit KV cache");
+  if (spec.kvType == KvType::I8 && cuda)
+    fail("E_DTYPE", "kvDtype 'int8' (kv_cache_dtype) is the CPU backend's 8-bit KV cache; the CUDA backend takes 'fp8'");
   e->weights_ = load_weights(spec, *e->pool_, progress, ctx);
   // kvDtype 'auto' (vLLM's: the model's dtype): a model held in f16 gets an f16 pool; bf16 keeps f32
   // (the pool has no bf16, and f16's range is narrower than bf16's), as do f32 and quantized ones.
   e->kvType_ = spec.kvAuto ? (!e->weights_->layers.empty() && e->weights_->layers[0].wq.type == DType::F16 ? KvType::F16 : KvType::F32)
                            : spec.kvType;
-  // int8 is the CPU pool's 8-bit type and fp8 (e4m3) the CUDA backend's (vLLM's fp8 is CUDA-only too)
-  if (spec.kvType == KvType::Fp8 && !cuda)
-    fail("E_DTYPE", "kvDtype 'fp8' (kv_cache_dtype) needs the CUDA backend; the CPU backend takes 'int8' for an 8-bit KV cache");
-  if (spec.kvType == KvType::I8 && cuda)
-    fail("E_DTYPE", "kvDtype 'int8' (kv_cache_dtype) is the CPU backend's 8-bit KV cache; the CUDA backend takes 'fp8'");
   e->blockSize_ = spec.blockSize;
   e->maxBatchTokens_ = spec.maxBatchTokens;
   e->maxBatchSeqs_ = spec.maxBatchSeqs;
