@@ -45,7 +45,13 @@ describeWithModels('SpeculativePipeline across process replicas', () => {
     it('streams greedy output identical to the target alone, round by round', async () => {
       const handle = instance.getHandle('spec');
       for (let i = 0; i < prompts.length; i++) {
-        const chunks: Array<{ tokenIds: number[]; text: string; accepted: number; finished: boolean }> = [];
+        const chunks: Array<{
+          tokenIds: number[];
+          text: string;
+          accepted: number;
+          finished: boolean;
+          timing: { roundMs: number; draftMs: number; verifyMs: number };
+        }> = [];
         for await (const c of handle.stream.generate({
           prompt: prompts[i]!,
           params: { temperature: 0, maxTokens: 40 },
@@ -56,6 +62,13 @@ describeWithModels('SpeculativePipeline across process replicas', () => {
         expect(chunks.at(-1)!.finished).toBe(true);
         // Speculation pays: fewer rounds than tokens.
         expect(chunks.length).toBeLessThan(reference[i]!.tokenIds.length);
+        // Each round's time breakdown: the replicas' own times lie within the pipeline's wall time of the round.
+        for (const { timing } of chunks) {
+          expect(timing.verifyMs).toBeGreaterThan(0);
+          expect(timing.draftMs).toBeGreaterThanOrEqual(0);
+          expect(timing.roundMs).toBeGreaterThanOrEqual(timing.draftMs + timing.verifyMs - 0.01);
+        }
+        expect(chunks.some((c) => c.timing.draftMs > 0)).toBe(true);
       }
     }, 60_000);
 

@@ -16,7 +16,7 @@ import { randomInt, randomUUID } from 'node:crypto';
 import type { CallOptions, DeploymentHandle, HttpRequestLike } from '@flotilla/core';
 import type { DraftModel, DraftProposalWire } from './draft-model.js';
 import type { TargetModel, TargetInfo, VerifyWire } from './target-model.js';
-import type { SpecCall, SpeculativeChunk, SpeculativeRequest } from './spec-session.js';
+import type { RoundTiming, SpecCall, SpeculativeChunk, SpeculativeRequest } from './spec-session.js';
 import type { HttpChunk } from './handler-context.js';
 import { speculativeHttp, type SpeculativeBackend } from './speculative-http.js';
 
@@ -84,15 +84,17 @@ export class SpeculativePipeline {
       for (;;) {
         const room = params.maxTokens - (call.tokenIds.length - prompt.length);
         const k = Math.min(this.k, room - 1);
+        const t0 = performance.now();
         const draft =
           k > 0
             ? ((await this.draft.remote('propose', [call, k], opts)) as DraftProposalWire)
-            : { tokens: [], q: null };
+            : { tokens: [], q: null, ms: 0 };
         const v = (await this.target.remote(
           'verify',
           [call, draft.tokens, draft.q, prompt.length],
           opts,
         )) as VerifyWire;
+        const timing = { roundMs: performance.now() - t0, draftMs: draft.ms, verifyMs: v.ms };
         const { kept, reason } = keepUntilStop(v.tokens, call.tokenIds.length - prompt.length, params, stopIds);
         call.tokenIds.push(...kept);
         const text =
@@ -106,6 +108,7 @@ export class SpeculativePipeline {
           finished: reason !== null,
           finishReason: reason,
           promptTokens: prompt.length,
+          timing,
         };
         emitted = text;
         if (reason !== null) return;
@@ -117,16 +120,33 @@ export class SpeculativePipeline {
   }
 
   /** The whole completion at once. */
-  async complete(
-    req: SpeculativeRequest,
-  ): Promise<{ text: string; tokenIds: number[]; finishReason: string | null; rounds: number; accepted: number }> {
-    const out = { text: '', tokenIds: [] as number[], finishReason: null as string | null, rounds: 0, accepted: 0 };
+  async complete(req: SpeculativeRequest): Promise<{
+    text: string;
+    tokenIds: number[];
+    finishReason: string | null;
+    rounds: number;
+    accepted: number;
+    /** The rounds' timings summed. */
+    timing: RoundTiming;
+  }> {
+    const timing: RoundTiming = { roundMs: 0, draftMs: 0, verifyMs: 0 };
+    const out = {
+      text: '',
+      tokenIds: [] as number[],
+      finishReason: null as string | null,
+      rounds: 0,
+      accepted: 0,
+      timing,
+    };
     for await (const c of this.generate(req)) {
       out.text += c.text;
       out.tokenIds.push(...c.tokenIds);
       out.finishReason = c.finishReason;
       out.rounds++;
       out.accepted += c.accepted;
+      timing.roundMs += c.timing.roundMs;
+      timing.draftMs += c.timing.draftMs;
+      timing.verifyMs += c.timing.verifyMs;
     }
     return out;
   }
