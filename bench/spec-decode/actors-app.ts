@@ -24,6 +24,8 @@ export interface ActorsPair {
   numThreads: number;
   draftFormat: SpecModelOptions['weightFormat'];
   k: number;
+  /** SpeculativePipelineOptions.lookahead. */
+  lookahead: boolean;
 }
 
 export function pipelineApp(p: ActorsPair) {
@@ -31,7 +33,7 @@ export function pipelineApp(p: ActorsPair) {
   return ActorsPipeline.bind(
     ActorsDraft.bind({ model: p.draft, ...common, ...(p.draftFormat ? { weightFormat: p.draftFormat } : {}) }),
     ActorsTarget.bind({ model: p.target, ...common }),
-    { k: p.k },
+    { k: p.k, lookahead: p.lookahead },
   );
 }
 

@@ -19,8 +19,10 @@ import { pipelineApp, plainApp, type ActorsPair } from './actors-app.js';
 
 export type LinkMode = 'direct' | 'relay';
 
-export interface ActorsOptions extends Omit<ActorsPair, 'k'> {
+export interface ActorsOptions extends Omit<ActorsPair, 'k' | 'lookahead'> {
   ks: number[];
+  /** Pipelines without and/or with proposing ahead. */
+  lookahead: boolean[];
   modes: LinkMode[];
   prompts: string[];
   maxTokens: number;
@@ -41,8 +43,18 @@ export interface ActorsRow {
   draftMs: number | null;
   verifyMs: number | null;
   crossingsMs: number | null;
+  /** Share of rounds whose proposals were made ahead (during the last verification). */
+  aheadShare: number | null;
   /** Greedy output equal to plain generation's, token for token. */
   exact: boolean;
+}
+
+interface Config {
+  name: string;
+  /** 0: plain generation. */
+  k: number;
+  lookahead: boolean;
+  app: string;
 }
 
 interface Run {
@@ -54,6 +66,7 @@ interface Run {
   roundMs: number;
   draftMs: number;
   verifyMs: number;
+  aheadRounds: number;
 }
 
 const params = (maxTokens: number) => ({ temperature: 0, maxTokens, ignoreEos: true });
@@ -78,14 +91,9 @@ async function runPlain(instance: ServeInstance, prompts: string[], maxTokens: n
   return run;
 }
 
-async function runPipeline(
-  instance: ServeInstance,
-  app: string,
-  k: number,
-  prompts: string[],
-  maxTokens: number,
-): Promise<Run> {
-  const handle = instance.getHandle(app);
+async function runPipeline(instance: ServeInstance, cfg: Config, prompts: string[], maxTokens: number): Promise<Run> {
+  const handle = instance.getHandle(cfg.app);
+  const k = cfg.k;
   const run = emptyRun();
   const t0 = performance.now();
   for (const prompt of prompts) {
@@ -102,6 +110,7 @@ async function runPipeline(
       run.roundMs += c.timing.roundMs;
       run.draftMs += c.timing.draftMs;
       run.verifyMs += c.timing.verifyMs;
+      if (c.timing.ahead) run.aheadRounds++;
     }
     run.outputs.push(ids);
   }
@@ -110,21 +119,50 @@ async function runPipeline(
 }
 
 function emptyRun(): Run {
-  return { seconds: 0, outputs: [], rounds: 0, proposed: 0, accepted: 0, roundMs: 0, draftMs: 0, verifyMs: 0 };
+  return {
+    seconds: 0,
+    outputs: [],
+    rounds: 0,
+    proposed: 0,
+    accepted: 0,
+    roundMs: 0,
+    draftMs: 0,
+    verifyMs: 0,
+    aheadRounds: 0,
+  };
+}
+
+function configs(o: ActorsOptions): Config[] {
+  return [
+    { name: 'plain', k: 0, lookahead: false, app: 'plain' },
+    ...o.ks.flatMap((k) =>
+      o.lookahead.map((lookahead) => ({
+        name: `pipeline k=${k}${lookahead ? ' ahead' : ''}`,
+        k,
+        lookahead,
+        app: `spec-k${k}${lookahead ? '-ahead' : ''}`,
+      })),
+    ),
+  ];
 }
 
 async function start(o: ActorsOptions, mode: LinkMode): Promise<ServeInstance> {
+  const pipelines = configs(o).filter((c) => c.k > 0);
   const instance = await startServe({
     applications: [
-      { name: 'plain', routePrefix: '/plain', app: plainApp({ ...o, k: 0 }) },
-      ...o.ks.map((k) => ({ name: `spec-k${k}`, routePrefix: `/spec-k${k}`, app: pipelineApp({ ...o, k }) })),
+      { name: 'plain', routePrefix: '/plain', app: plainApp({ ...o, k: 0, lookahead: false }) },
+      ...pipelines.map((c) => ({
+        name: c.app,
+        routePrefix: `/${c.app}`,
+        app: pipelineApp({ ...o, k: c.k, lookahead: c.lookahead }),
+      })),
     ],
     checkpoint: false,
     directLinks: mode === 'direct',
   });
   // Each pipeline links to its draft and its target.
   if (mode === 'direct')
-    while (instance.linkStats().links < 2 * o.ks.length) await new Promise((r) => setTimeout(r, 20));
+    while (instance.linkStats().links < 2 * pipelines.length) await new Promise((r) => setTimeout(r, 20));
   return instance;
 }
 
@@ -132,24 +170,21 @@ export async function runActors(o: ActorsOptions): Promise<ActorsRow[]> {
   const instances = new Map<LinkMode, ServeInstance>();
   try {
     for (const mode of o.modes) instances.set(mode, await start(o, mode));
-    const configs = [{ name: 'plain', k: 0 }, ...o.ks.map((k) => ({ name: `pipeline k=${k}`, k }))];
-    const exec = (inst: ServeInstance, c: { k: number }, prompts: string[], n: number) =>
-      c.k === 0 ? runPlain(inst, prompts, n) : runPipeline(inst, `spec-k${c.k}`, c.k, prompts, n);
-    for (const inst of instances.values()) for (const c of configs) await exec(inst, c, o.prompts.slice(0, 1), 8); // warm-up
+    const all = configs(o);
+    const exec = (inst: ServeInstance, c: Config, prompts: string[], n: number) =>
+      c.k === 0 ? runPlain(inst, prompts, n) : runPipeline(inst, c, prompts, n);
+    for (const inst of instances.values()) for (const c of all) await exec(inst, c, o.prompts.slice(0, 1), 8); // warm-up
     const runs = new Map<string, Run[]>();
     for (let r = 0; r < o.rounds; r++)
       for (const [mode, inst] of instances)
-        for (const c of configs) {
+        for (const c of all) {
           const key = `${mode}/${c.name}`;
           runs.set(key, [...(runs.get(key) ?? []), await exec(inst, c, o.prompts, o.maxTokens)]);
         }
     const rows: ActorsRow[] = [];
     for (const mode of instances.keys()) {
       const plain = runs.get(`${mode}/plain`)!;
-      for (const c of configs) {
-        const rs = runs.get(`${mode}/${c.name}`)!;
-        rows.push(row(mode, c, rs, plain));
-      }
+      for (const c of all) rows.push(row(mode, c, runs.get(`${mode}/${c.name}`)!, plain));
     }
     return rows;
   } finally {
@@ -157,7 +192,7 @@ export async function runActors(o: ActorsOptions): Promise<ActorsRow[]> {
   }
 }
 
-function row(mode: LinkMode, c: { name: string; k: number }, rs: Run[], plain: Run[]): ActorsRow {
+function row(mode: LinkMode, c: Config, rs: Run[], plain: Run[]): ActorsRow {
   const tokens = (x: Run) => x.outputs.reduce((a, o) => a + o.length, 0);
   const rate = (x: Run) => tokens(x) / x.seconds;
   const sum = (f: (x: Run) => number) => rs.reduce((a, x) => a + f(x), 0);
@@ -179,6 +214,7 @@ function row(mode: LinkMode, c: { name: string; k: number }, rs: Run[], plain: R
     draftMs,
     verifyMs,
     crossingsMs: roundMs === null ? null : roundMs - draftMs! - verifyMs!,
+    aheadShare: c.k === 0 ? null : sum((x) => x.aheadRounds) / rounds,
     exact: rs.every((x, i) => JSON.stringify(x.outputs) === JSON.stringify(plain[i]!.outputs)),
   };
 }
@@ -186,10 +222,10 @@ function row(mode: LinkMode, c: { name: string; k: number }, rs: Run[], plain: R
 export function printActors(rows: ActorsRow[]): void {
   const f = (x: number | null, d = 2) => (x === null ? '-' : x.toFixed(d));
   console.log(
-    'mode    config          tok/s  speedup  accept  tok/round  round ms  draft ms  verify ms  crossings ms  exact',
+    'mode    config              tok/s  speedup  accept  tok/round  ahead  round ms  draft ms  verify ms  crossings ms  exact',
   );
   for (const r of rows)
     console.log(
-      `${r.mode.padEnd(8)}${r.config.padEnd(14)}${f(r.tokensPerS, 1).padStart(7)}  ${f(r.speedup).padStart(7)}  ${f(r.acceptanceRate).padStart(6)}  ${f(r.tokensPerRound).padStart(9)}  ${f(r.roundMs).padStart(8)}  ${f(r.draftMs).padStart(8)}  ${f(r.verifyMs).padStart(9)}  ${f(r.crossingsMs).padStart(12)}  ${r.exact}`,
+      `${r.mode.padEnd(8)}${r.config.padEnd(18)}${f(r.tokensPerS, 1).padStart(7)}  ${f(r.speedup).padStart(7)}  ${f(r.acceptanceRate).padStart(6)}  ${f(r.tokensPerRound).padStart(9)}  ${f(r.aheadShare).padStart(5)}  ${f(r.roundMs).padStart(8)}  ${f(r.draftMs).padStart(8)}  ${f(r.verifyMs).padStart(9)}  ${f(r.crossingsMs).padStart(12)}  ${r.exact}`,
     );
 }

@@ -14,7 +14,8 @@
  *  - actors: the random pair across actors (actors.ts): a SpeculativePipeline whose draft and target
  *    run in child processes against the target alone in a child process (an LLMServer), at one stream,
  *    with the round's time broken down (draft, verify, crossings), with direct replica links and with
- *    every call relayed through the parent (--link-modes direct,relay), k from --actors-k.
+ *    every call relayed through the parent (--link-modes direct,relay), k from --actors-k, pipelines
+ *    without and with proposing ahead (--lookahead off,on; SpeculativePipelineOptions.lookahead).
  *
  * Rows named 'perstep' run on a twin engine whose models hide the fused native calls (one step()
  * per draft token, logits() for verification): the same speculation as before those calls existed.
@@ -33,7 +34,7 @@
  *
  *   npm run bench:spec-decode -- [--sections random,shipped] [--tokens 64] [--rounds 3] [--threads 1]
  *     [--scale 0.15] [--draft-format int8] [--streams 8]
- *     [--actors-k 4] [--link-modes direct,relay]
+ *     [--actors-k 4] [--link-modes direct,relay] [--lookahead off,on]
  */
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -70,6 +71,9 @@ const draftFormat = opt('draft-format', 'int8') as NativeWeightFormat;
 const streams = Number(opt('streams', '8'));
 const actorsK = opt('actors-k', '4').split(',').map(Number);
 const linkModes = opt('link-modes', 'direct,relay').split(',') as LinkMode[];
+const lookahead = opt('lookahead', 'off,on')
+  .split(',')
+  .map((x) => x === 'on');
 
 const PROMPTS = [
   'Once upon a time, there was a little dog',
@@ -130,6 +134,7 @@ async function actorsSection(): Promise<ActorsRow[]> {
     numThreads,
     draftFormat,
     ks: actorsK,
+    lookahead,
     modes: linkModes,
     prompts: PROMPTS.slice(0, 2),
     maxTokens,

@@ -1,7 +1,8 @@
 /**
  * SpeculativePipeline across actors: DraftModel (llama2xs-260K) and TargetModel (stories260K) each in
  * a child process, the pipeline in a worker thread. Greedy output streamed round by round equals
- * LLMEngine on the target alone, token for token and text for text; sessions are released after.
+ * LLMEngine on the target alone, token for token and text for text, with and without proposing ahead;
+ * sessions are released after.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startServe, type ServeInstance } from '@flotilla/core';
@@ -34,6 +35,16 @@ describeWithModels('SpeculativePipeline across process replicas', () => {
             name: 'spec',
             routePrefix: '/spec',
             app: specApp({ target: models.stories260K, draft: models.llama2xs260K, tokenizer: models.tok512 }),
+          },
+          {
+            name: 'ahead',
+            routePrefix: '/ahead',
+            app: specApp({
+              target: models.stories260K,
+              draft: models.llama2xs260K,
+              tokenizer: models.tok512,
+              lookahead: true,
+            }),
           },
         ],
       });
@@ -84,6 +95,31 @@ describeWithModels('SpeculativePipeline across process replicas', () => {
       );
       const draft = instance.getHandle('spec', 'SpecDraft');
       const target = instance.getHandle('spec', 'SpecTarget');
+      const idle = await eventually(
+        async () => [(await target.stats()).sessions, (await draft.stats()).sessions],
+        (v) => v[0] === 0 && v[1] === 0,
+      );
+      expect(idle).toEqual([0, 0]);
+    }, 60_000);
+
+    it('proposing ahead: greedy output identical, some rounds start from a call made ahead, sessions released', async () => {
+      const handle = instance.getHandle('ahead');
+      let ahead = 0;
+      for (let i = 0; i < prompts.length; i++) {
+        const out = await handle.complete({ prompt: prompts[i]!, params: { temperature: 0, maxTokens: 40 } });
+        expect(out.tokenIds).toEqual(reference[i]!.tokenIds);
+        expect(out.text).toBe(reference[i]!.text);
+        ahead += out.aheadRounds;
+      }
+      expect(ahead).toBeGreaterThan(0);
+      // Sampled requests do not propose ahead.
+      const sampled = await handle.complete({
+        prompt: prompts[0]!,
+        params: { temperature: 1, seed: 3, maxTokens: 20 },
+      });
+      expect(sampled.aheadRounds).toBe(0);
+      const draft = instance.getHandle('ahead', 'SpecDraft');
+      const target = instance.getHandle('ahead', 'SpecTarget');
       const idle = await eventually(
         async () => [(await target.stats()).sessions, (await draft.stats()).sessions],
         (v) => v[0] === 0 && v[1] === 0,

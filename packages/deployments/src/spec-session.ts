@@ -79,6 +79,9 @@ export interface SpeculativeChunk {
  */
 export interface RoundTiming {
   roundMs: number;
+  /** When `ahead`: the time the round waited for the call made ahead (its draft work ran during the last verification). */
   draftMs: number;
   verifyMs: number;
+  /** The proposals came from a draft call made during the last round's verification (spec-lookahead.ts). */
+  ahead: boolean;
 }

@@ -19,6 +19,7 @@ import type { TargetModel, TargetInfo, VerifyWire } from './target-model.js';
 import type { RoundTiming, SpecCall, SpeculativeChunk, SpeculativeRequest } from './spec-session.js';
 import type { HttpChunk } from './handler-context.js';
 import { speculativeHttp, type SpeculativeBackend } from './speculative-http.js';
+import { takeAhead, type Ahead } from './spec-lookahead.js';
 
 export type { SpeculativeChunk, SpeculativeRequest } from './spec-session.js';
 
@@ -27,6 +28,14 @@ export interface SpeculativePipelineOptions {
   k?: number;
   /** The model name of the OpenAI API (`model` in requests, /v1/models). Default 'speculative'. */
   servedModelName?: string;
+  /**
+   * Greedy requests: while the target verifies a round, the draft proposes the next one on the guess
+   * that all proposals are kept (spec-lookahead.ts). Pays where the draft's actor has a core of its
+   * own: the draft then runs beside the target, and the work of a failed guess is thrown away. On a
+   * machine whose cores are all busy that work slows the target (bench/spec-decode --sections actors).
+   * Default false.
+   */
+  lookahead?: boolean;
 }
 
 export class SpeculativePipeline {
@@ -35,6 +44,7 @@ export class SpeculativePipeline {
 
   private info: Promise<TargetInfo> | undefined;
   private readonly k: number;
+  private readonly lookahead: boolean;
   readonly #http: SpeculativeBackend;
 
   constructor(
@@ -43,6 +53,7 @@ export class SpeculativePipeline {
     options: SpeculativePipelineOptions = {},
   ) {
     this.k = options.k ?? 4;
+    this.lookahead = options.lookahead ?? false;
     this.#http = {
       modelName: options.servedModelName ?? 'speculative',
       createdS: Math.floor(Date.now() / 1000),
@@ -80,21 +91,41 @@ export class SpeculativePipeline {
     };
     const opts = sessionOptions(call.requestId);
     let emitted = '';
+    let ahead: Ahead | null = null;
     try {
       for (;;) {
         const room = params.maxTokens - (call.tokenIds.length - prompt.length);
         const k = Math.min(this.k, room - 1);
         const t0 = performance.now();
-        const draft =
-          k > 0
+        const early: DraftProposalWire | null = k > 0 && ahead ? await takeAhead(ahead, call.tokenIds, k) : null;
+        const draftMs = early ? performance.now() - t0 : 0;
+        ahead = null;
+        const draft: DraftProposalWire =
+          early ??
+          (k > 0
             ? ((await this.draft.remote('propose', [call, k], opts)) as DraftProposalWire)
-            : { tokens: [], q: null, ms: 0 };
-        const v = (await this.target.remote(
-          'verify',
-          [call, draft.tokens, draft.q, prompt.length],
-          opts,
-        )) as VerifyWire;
-        const timing = { roundMs: performance.now() - t0, draftMs: draft.ms, verifyMs: v.ms };
+            : { tokens: [], q: null, ms: 0 });
+        const verifying = this.target.remote('verify', [call, draft.tokens, draft.q, prompt.length], opts);
+        // The next round needs room for its proposals after this round's k + 1 tokens.
+        if (this.lookahead && params.temperature === 0 && k > 0 && draft.tokens.length === k && room - (k + 1) > 1) {
+          const base: number[] = [...call.tokenIds, ...draft.tokens];
+          ahead = {
+            base,
+            reply: this.draft.remote(
+              'propose',
+              [{ ...call, tokenIds: base }, k + 1],
+              opts,
+            ) as Promise<DraftProposalWire>,
+          };
+          ahead.reply.catch(() => {});
+        }
+        const v = (await verifying) as VerifyWire;
+        const timing: RoundTiming = {
+          roundMs: performance.now() - t0,
+          draftMs: early ? draftMs : draft.ms,
+          verifyMs: v.ms,
+          ahead: early !== null,
+        };
         const { kept, reason } = keepUntilStop(v.tokens, call.tokenIds.length - prompt.length, params, stopIds);
         call.tokenIds.push(...kept);
         const text =
@@ -114,7 +145,9 @@ export class SpeculativePipeline {
         if (reason !== null) return;
       }
     } finally {
-      this.draft.remote('release', [call.requestId], opts).catch(() => {});
+      // After a call made ahead has run: released first, the draft would open the session again for it.
+      const settled = ahead ? (ahead as Ahead).reply.then(noop, noop) : Promise.resolve();
+      settled.then(() => this.draft.remote('release', [call.requestId], opts)).catch(noop);
       this.target.remote('release', [call.requestId], opts).catch(() => {});
     }
   }
@@ -127,9 +160,11 @@ export class SpeculativePipeline {
     rounds: number;
     accepted: number;
     /** The rounds' timings summed. */
-    timing: RoundTiming;
+    timing: Omit<RoundTiming, 'ahead'>;
+    /** Rounds whose proposals were made ahead. */
+    aheadRounds: number;
   }> {
-    const timing: RoundTiming = { roundMs: 0, draftMs: 0, verifyMs: 0 };
+    const timing = { roundMs: 0, draftMs: 0, verifyMs: 0 };
     const out = {
       text: '',
       tokenIds: [] as number[],
@@ -137,6 +172,7 @@ export class SpeculativePipeline {
       rounds: 0,
       accepted: 0,
       timing,
+      aheadRounds: 0,
     };
     for await (const c of this.generate(req)) {
       out.text += c.text;
@@ -147,6 +183,7 @@ export class SpeculativePipeline {
       timing.roundMs += c.timing.roundMs;
       timing.draftMs += c.timing.draftMs;
       timing.verifyMs += c.timing.verifyMs;
+      if (c.timing.ahead) out.aheadRounds++;
     }
     return out;
   }
@@ -157,6 +194,8 @@ export class SpeculativePipeline {
     return (await this.target.remote('outputText', [ids, promptLen])) as string;
   }
 }
+
+const noop = () => {};
 
 /**
  * Call options that pin all rounds of one request to one replica of each side (sticky routing by
