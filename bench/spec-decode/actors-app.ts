@@ -6,17 +6,35 @@
 import { deployment } from '@flotilla/core';
 import { DraftModel, LLMServer, SpeculativePipeline, TargetModel, type SpecModelOptions } from '@flotilla/deployments';
 
-@deployment({ placement: 'process' })
-export class ActorsDraft extends DraftModel {}
+/** CPU milliseconds this process has used (all its threads, the native ones included). */
+function processCpuMs(): number {
+  const c = process.cpuUsage();
+  return (c.user + c.system) / 1000;
+}
 
 @deployment({ placement: 'process' })
-export class ActorsTarget extends TargetModel {}
+export class ActorsDraft extends DraftModel {
+  cpuMs(): number {
+    return processCpuMs();
+  }
+}
+
+@deployment({ placement: 'process' })
+export class ActorsTarget extends TargetModel {
+  cpuMs(): number {
+    return processCpuMs();
+  }
+}
 
 @deployment({ placement: 'thread' })
 export class ActorsPipeline extends SpeculativePipeline {}
 
 @deployment({ placement: 'process' })
-export class ActorsPlain extends LLMServer {}
+export class ActorsPlain extends LLMServer {
+  cpuMs(): number {
+    return processCpuMs();
+  }
+}
 
 export interface ActorsPair {
   target: string;

@@ -36,6 +36,12 @@ export interface ActorsRow {
   tokensPerS: number;
   /** Median over rounds of tokens/s over the same round's plain tokens/s (same mode). */
   speedup: number;
+  /**
+   * The same in tokens per CPU-second of every process taking part (the model replicas' and this one,
+   * which holds the pipeline's thread, the routers and the driver): the work, steadier than wall time
+   * when other processes take the cores, but blind to waits (crossings) and to work done in parallel.
+   */
+  cpuSpeedup: number;
   /** Accepted proposals / proposals. */
   acceptanceRate: number | null;
   tokensPerRound: number;
@@ -59,6 +65,7 @@ interface Config {
 
 interface Run {
   seconds: number;
+  cpuMs: number;
   outputs: number[][];
   rounds: number;
   proposed: number;
@@ -121,6 +128,7 @@ async function runPipeline(instance: ServeInstance, cfg: Config, prompts: string
 function emptyRun(): Run {
   return {
     seconds: 0,
+    cpuMs: 0,
     outputs: [],
     rounds: 0,
     proposed: 0,
@@ -171,8 +179,12 @@ export async function runActors(o: ActorsOptions): Promise<ActorsRow[]> {
   try {
     for (const mode of o.modes) instances.set(mode, await start(o, mode));
     const all = configs(o);
-    const exec = (inst: ServeInstance, c: Config, prompts: string[], n: number) =>
-      c.k === 0 ? runPlain(inst, prompts, n) : runPipeline(inst, c, prompts, n);
+    const exec = async (inst: ServeInstance, c: Config, prompts: string[], n: number) => {
+      const cpu0 = await cpuOf(inst, c);
+      const run = c.k === 0 ? await runPlain(inst, prompts, n) : await runPipeline(inst, c, prompts, n);
+      run.cpuMs = (await cpuOf(inst, c)) - cpu0;
+      return run;
+    };
     for (const inst of instances.values()) for (const c of all) await exec(inst, c, o.prompts.slice(0, 1), 8); // warm-up
     const runs = new Map<string, Run[]>();
     for (let r = 0; r < o.rounds; r++)
@@ -192,6 +204,14 @@ export async function runActors(o: ActorsOptions): Promise<ActorsRow[]> {
   }
 }
 
+/** CPU ms so far of the processes a configuration runs in: its model replicas and this process. */
+async function cpuOf(inst: ServeInstance, c: Config): Promise<number> {
+  const own = process.cpuUsage();
+  const names = c.k === 0 ? ['ActorsPlain'] : ['ActorsDraft', 'ActorsTarget'];
+  const replicas = await Promise.all(names.map((d) => inst.getHandle(c.app, d).cpuMs() as Promise<number>));
+  return (own.user + own.system) / 1000 + replicas.reduce((a, b) => a + b, 0);
+}
+
 function row(mode: LinkMode, c: Config, rs: Run[], plain: Run[]): ActorsRow {
   const tokens = (x: Run) => x.outputs.reduce((a, o) => a + o.length, 0);
   const rate = (x: Run) => tokens(x) / x.seconds;
@@ -208,6 +228,7 @@ function row(mode: LinkMode, c: Config, rs: Run[], plain: Run[]): ActorsRow {
     k: c.k,
     tokensPerS: median(rs.map(rate)),
     speedup: median(rs.map((x, i) => rate(x) / rate(plain[i]!))),
+    cpuSpeedup: median(rs.map((x, i) => tokens(x) / x.cpuMs / (tokens(plain[i]!) / plain[i]!.cpuMs))),
     acceptanceRate: c.k === 0 || proposed === 0 ? null : sum((x) => x.accepted) / proposed,
     tokensPerRound: sum(tokens) / rounds,
     roundMs,
@@ -222,10 +243,10 @@ function row(mode: LinkMode, c: Config, rs: Run[], plain: Run[]): ActorsRow {
 export function printActors(rows: ActorsRow[]): void {
   const f = (x: number | null, d = 2) => (x === null ? '-' : x.toFixed(d));
   console.log(
-    'mode    config              tok/s  speedup  accept  tok/round  ahead  round ms  draft ms  verify ms  crossings ms  exact',
+    'mode    config              tok/s  speedup  cpu-speedup  accept  tok/round  ahead  round ms  draft ms  verify ms  crossings ms  exact',
   );
   for (const r of rows)
     console.log(
-      `${r.mode.padEnd(8)}${r.config.padEnd(18)}${f(r.tokensPerS, 1).padStart(7)}  ${f(r.speedup).padStart(7)}  ${f(r.acceptanceRate).padStart(6)}  ${f(r.tokensPerRound).padStart(9)}  ${f(r.aheadShare).padStart(5)}  ${f(r.roundMs).padStart(8)}  ${f(r.draftMs).padStart(8)}  ${f(r.verifyMs).padStart(9)}  ${f(r.crossingsMs).padStart(12)}  ${r.exact}`,
+      `${r.mode.padEnd(8)}${r.config.padEnd(18)}${f(r.tokensPerS, 1).padStart(7)}  ${f(r.speedup).padStart(7)}  ${f(r.cpuSpeedup).padStart(11)}  ${f(r.acceptanceRate).padStart(6)}  ${f(r.tokensPerRound).padStart(9)}  ${f(r.aheadShare).padStart(5)}  ${f(r.roundMs).padStart(8)}  ${f(r.draftMs).padStart(8)}  ${f(r.verifyMs).padStart(9)}  ${f(r.crossingsMs).padStart(12)}  ${r.exact}`,
     );
 }
