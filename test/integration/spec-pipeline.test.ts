@@ -112,6 +112,21 @@ describeWithModels('SpeculativePipeline across process replicas', () => {
         ahead += out.aheadRounds;
       }
       expect(ahead).toBeGreaterThan(0);
+      // The pipeline's metrics count the rounds made ahead and split the rounds' time by part.
+      const metrics = (await instance.replicaMetrics()).find(
+        (m) => m.app === 'ahead' && m.deployment === 'SpecPipeline',
+      );
+      const values = (name: string) =>
+        (
+          metrics!.metrics as Array<{ name: string; values: Array<{ value: number; labels: Record<string, string> }> }>
+        ).find((m) => m.name === name)!.values;
+      expect(values('flotilla_spec_pipeline_ahead_rounds_total')[0]!.value).toBe(ahead);
+      expect(values('flotilla_spec_pipeline_rounds_total')[0]!.value).toBeGreaterThan(ahead);
+      const parts = Object.fromEntries(
+        values('flotilla_spec_pipeline_round_seconds_total').map((v) => [v.labels.part, v.value]),
+      );
+      expect(Object.keys(parts).sort()).toEqual(['crossings', 'draft', 'verify']);
+      expect(parts.verify).toBeGreaterThan(0);
       // Sampled requests do not propose ahead.
       const sampled = await handle.complete({
         prompt: prompts[0]!,

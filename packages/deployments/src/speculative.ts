@@ -20,6 +20,7 @@ import type { RoundTiming, SpecCall, SpeculativeChunk, SpeculativeRequest } from
 import type { HttpChunk } from './handler-context.js';
 import { speculativeHttp, type SpeculativeBackend } from './speculative-http.js';
 import { takeAhead, type Ahead } from './spec-lookahead.js';
+import { SpecPipelineMetrics } from './spec-metrics.js';
 
 export type { SpeculativeChunk, SpeculativeRequest } from './spec-session.js';
 
@@ -45,6 +46,7 @@ export class SpeculativePipeline {
   private info: Promise<TargetInfo> | undefined;
   private readonly k: number;
   private readonly lookahead: boolean;
+  readonly #metrics = new SpecPipelineMetrics();
   readonly #http: SpeculativeBackend;
 
   constructor(
@@ -126,6 +128,7 @@ export class SpeculativePipeline {
           verifyMs: v.ms,
           ahead: early !== null,
         };
+        this.#metrics.round(timing);
         const { kept, reason } = keepUntilStop(v.tokens, call.tokenIds.length - prompt.length, params, stopIds);
         call.tokenIds.push(...kept);
         const text =
@@ -150,6 +153,11 @@ export class SpeculativePipeline {
       settled.then(() => this.draft.remote('release', [call.requestId], opts)).catch(noop);
       this.target.remote('release', [call.requestId], opts).catch(() => {});
     }
+  }
+
+  /** Replica metrics for the proxy's /metrics (prom-client JSON): rounds and their time by part (spec-metrics.ts). */
+  async collectMetrics(): Promise<unknown[]> {
+    return this.#metrics.registry.getMetricsAsJSON();
   }
 
   /** The whole completion at once. */
