@@ -142,6 +142,23 @@ describeWithModels('SpeculativePipeline across process replicas', () => {
       expect(idle).toEqual([0, 0]);
     }, 60_000);
 
+    it('a client that stops reading after the first round leaves no session behind, with and without lookahead', async () => {
+      for (const app of ['spec', 'ahead']) {
+        for await (const _ of instance.getHandle(app).stream.generate({
+          prompt: prompts[1]!,
+          params: { temperature: 0, maxTokens: 40 },
+        }))
+          break;
+        const draft = instance.getHandle(app, 'SpecDraft');
+        const target = instance.getHandle(app, 'SpecTarget');
+        const idle = await eventually(
+          async () => [(await target.stats()).sessions, (await draft.stats()).sessions],
+          (v) => v[0] === 0 && v[1] === 0,
+        );
+        expect(idle).toEqual([0, 0]);
+      }
+    }, 60_000);
+
     it('sampled requests with a seed are reproducible through the pipeline', async () => {
       const handle = instance.getHandle('spec');
       const params = { temperature: 1, seed: 42, maxTokens: 30 };

@@ -150,8 +150,9 @@ export class SpeculativePipeline {
     } finally {
       // After a call made ahead has run: released first, the draft would open the session again for it.
       const settled = ahead ? (ahead as Ahead).reply.then(noop, noop) : Promise.resolve();
-      settled.then(() => this.draft.remote('release', [call.requestId], opts)).catch(noop);
-      this.target.remote('release', [call.requestId], opts).catch(() => {});
+      const release = releaseOptions(call.requestId);
+      settled.then(() => this.draft.remote('release', [call.requestId], release)).catch(noop);
+      this.target.remote('release', [call.requestId], release).catch(noop);
     }
   }
 
@@ -212,6 +213,22 @@ const noop = () => {};
  */
 function sessionOptions(requestId: string): CallOptions {
   return { routingKey: requestId };
+}
+
+/**
+ * Options of the release calls: to the session's replicas, but not part of the request. Calls made in
+ * a replica carry its request's id and cancellation, and a request ends early because its caller
+ * cancelled it (a client that went away): its release calls would then be cancelled before they left,
+ * and both sides would keep the session's KV. Their own signal (never aborted, with a timeout) and id
+ * detach them.
+ */
+function releaseOptions(requestId: string): CallOptions {
+  return {
+    routingKey: requestId,
+    requestId: `${requestId}:release`,
+    signal: new AbortController().signal,
+    timeoutMs: 30_000,
+  };
 }
 
 /** Keeps tokens up to and including the first that stops (after minTokens), or up to maxTokens. */
