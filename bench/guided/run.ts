@@ -3,13 +3,16 @@
  *   1. per-token cost of guided against unguided decoding on the ~110M random-weight model at 1 and 32
  *      sequences, in alternating rounds (target: guided at most 10% slower). Guided rounds run a JSON
  *      schema of the shipped set (person.json); every sequence generates up to --tokens tokens (a guided
- *      one may finish earlier: the cost is per generated token).
+ *      one may finish earlier: the cost is per generated token). Each round runs both, in turn first
+ *      (the load of a shared machine drifts over seconds), and the ratio is the median of the rounds'
+ *      ratios, in wall time and in this process's CPU time (native threads included: steadier when
+ *      other processes take the cores).
  *   2. schema-valid rate over the shipped schemas (bench/guided/schemas/*.json) on the bundled story
  *      model: --samples samples per schema at temperature 1; every completed output (finish 'stop') must
  *      validate with ajv (target 100%); outputs cut by max_tokens are counted apart.
  * Prints a table and writes bench/results/guided-<time>.json.
  *
- *   npx tsx bench/guided/run.ts [--tokens 32] [--rounds 3] [--samples 8] [--batches 1,32]
+ *   npx tsx bench/guided/run.ts [--tokens 32] [--rounds 3] [--samples 8] [--batches 1,32] [--sections cost,validity]
  */
 import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
@@ -28,12 +31,14 @@ const { values: opts } = parseArgs({
     rounds: { type: 'string', default: '3' },
     samples: { type: 'string', default: '8' },
     batches: { type: 'string', default: '1,32' },
+    sections: { type: 'string', default: 'cost,validity' },
   },
 });
 const TOKENS = Number(opts.tokens);
 const ROUNDS = Number(opts.rounds);
 const SAMPLES = Number(opts.samples);
 const BATCHES = opts.batches.split(',').map(Number);
+const SECTIONS = opts.sections.split(',');
 
 const schemaDir = path.join(here, 'schemas');
 const schemas = readdirSync(schemaDir)
@@ -49,12 +54,12 @@ async function randomModel(): Promise<string> {
   return makeRandomModel(MODEL_PRESETS['110m'], { format: 'llama2c', dir, name: '110m', seed: 1 });
 }
 
-/** Runs `batch` requests at once; returns ms per generated token (wall / tokens). */
+/** Runs `batch` requests at once; returns ms per generated token (wall / tokens, and this process's CPU / tokens). */
 async function round(
   engine: LLMEngine,
   batch: number,
   guided: boolean,
-): Promise<{ msPerToken: number; tokens: number }> {
+): Promise<{ msPerToken: number; cpuMsPerToken: number; tokens: number }> {
   const params = (i: number): SamplingParams => ({
     temperature: 1,
     seed: 100 + i,
@@ -63,6 +68,7 @@ async function round(
     ...(guided ? { guided: { kind: 'json_schema', schema: person } } : {}),
   });
   const t0 = performance.now();
+  const cpu0 = process.cpuUsage();
   const counts = await Promise.all(
     Array.from({ length: batch }, async (_, i) => {
       let n = 0;
@@ -71,33 +77,60 @@ async function round(
     }),
   );
   const tokens = counts.reduce((a, b) => a + b, 0);
-  return { msPerToken: (performance.now() - t0) / tokens, tokens };
+  const cpu = process.cpuUsage(cpu0);
+  return {
+    msPerToken: (performance.now() - t0) / tokens,
+    cpuMsPerToken: (cpu.user + cpu.system) / 1000 / tokens,
+    tokens,
+  };
 }
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 
-const cost: Array<{ batch: number; unguidedMsPerToken: number; guidedMsPerToken: number; ratio: number }> = [];
-{
+const cost: Array<{
+  batch: number;
+  unguidedMsPerToken: number;
+  guidedMsPerToken: number;
+  ratio: number;
+  cpuRatio: number;
+  unguidedTokens: number;
+  guidedTokens: number;
+}> = [];
+if (SECTIONS.includes('cost')) {
   const engine = await LLMEngine.create({ model: await randomModel(), maxNumSeqs: Math.max(...BATCHES) });
   await round(engine, 1, true); // warm: compile the schema, first steps
   for (const batch of BATCHES) {
-    const u: number[] = [];
-    const g: number[] = [];
+    const u: Awaited<ReturnType<typeof round>>[] = [];
+    const g: Awaited<ReturnType<typeof round>>[] = [];
     for (let r = 0; r < ROUNDS; r++) {
-      u.push((await round(engine, batch, false)).msPerToken);
-      g.push((await round(engine, batch, true)).msPerToken);
+      if (r % 2 === 0) {
+        u.push(await round(engine, batch, false));
+        g.push(await round(engine, batch, true));
+      } else {
+        g.push(await round(engine, batch, true));
+        u.push(await round(engine, batch, false));
+      }
     }
-    const row = { batch, unguidedMsPerToken: median(u), guidedMsPerToken: median(g), ratio: median(g) / median(u) };
+    const row = {
+      batch,
+      unguidedMsPerToken: median(u.map((x) => x.msPerToken)),
+      guidedMsPerToken: median(g.map((x) => x.msPerToken)),
+      ratio: median(g.map((x, r) => x.msPerToken / u[r]!.msPerToken)),
+      cpuRatio: median(g.map((x, r) => x.cpuMsPerToken / u[r]!.cpuMsPerToken)),
+      unguidedTokens: u.reduce((a, x) => a + x.tokens, 0),
+      guidedTokens: g.reduce((a, x) => a + x.tokens, 0),
+    };
     cost.push(row);
     console.log(
-      `batch ${batch}: unguided ${row.unguidedMsPerToken.toFixed(2)} ms/token, guided ${row.guidedMsPerToken.toFixed(2)} ms/token, guided/unguided ${row.ratio.toFixed(3)}`,
+      `batch ${batch}: unguided ${row.unguidedMsPerToken.toFixed(2)} ms/token, guided ${row.guidedMsPerToken.toFixed(2)} ms/token, ` +
+        `guided/unguided ${row.ratio.toFixed(3)} wall, ${row.cpuRatio.toFixed(3)} CPU (medians of ${ROUNDS} paired rounds; tokens ${row.unguidedTokens} / ${row.guidedTokens})`,
     );
   }
   await engine.dispose();
 }
 
 const validity: Array<{ schema: string; samples: number; completed: number; valid: number; cut: number }> = [];
-{
+if (SECTIONS.includes('validity')) {
   const engine = await LLMEngine.create({ model: path.join(root, 'models/flotilla-stories/target') });
   const ajv = new Ajv();
   for (const { name, schema } of schemas) {

@@ -11,6 +11,11 @@
  *    third of the target in f32). Also n-gram lookup on the same target, whose greedy output of
  *    random weights repeats itself.
  *  - shipped: models/flotilla-stories target and draft (tiny: per-step overhead dominates).
+ *  - actors: the random pair across actors (actors.ts): a SpeculativePipeline whose draft and target
+ *    run in child processes against the target alone in a child process (an LLMServer), at one stream,
+ *    with the round's time broken down (draft, verify, crossings), with direct replica links and with
+ *    every call relayed through the parent (--link-modes direct,relay), k from --actors-k, pipelines
+ *    without and with proposing ahead (--lookahead off,on; SpeculativePipelineOptions.lookahead).
  *
  * Rows named 'perstep' run on a twin engine whose models hide the fused native calls (one step()
  * per draft token, logits() for verification): the same speculation as before those calls existed.
@@ -29,6 +34,7 @@
  *
  *   npm run bench:spec-decode -- [--sections random,shipped] [--tokens 64] [--rounds 3] [--threads 1]
  *     [--scale 0.15] [--draft-format int8] [--streams 8]
+ *     [--actors-k 4] [--link-modes direct,relay] [--lookahead off,on]
  */
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -39,6 +45,7 @@ import { loadModel, type LoadedModel } from '../../packages/engine/src/model-loa
 import { makeRandomDraftPair } from '../../packages/engine/src/model-loader/random-draft-pair.js';
 import { MODEL_PRESETS } from '../../packages/engine/src/model-loader/random-model.js';
 import type { NativeWeightFormat } from '../../packages/engine/src/native/native-types.js';
+import { printActors, runActors, type ActorsRow, type LinkMode } from './actors.js';
 import { measureStepCosts, median, predictedSpeedup, type StepCosts } from './costs.js';
 import {
   addAcceptance,
@@ -62,6 +69,11 @@ const numThreads = Number(opt('threads', '1'));
 const scale = Number(opt('scale', '0.15'));
 const draftFormat = opt('draft-format', 'int8') as NativeWeightFormat;
 const streams = Number(opt('streams', '8'));
+const actorsK = opt('actors-k', '4').split(',').map(Number);
+const linkModes = opt('link-modes', 'direct,relay').split(',') as LinkMode[];
+const lookahead = opt('lookahead', 'off,on')
+  .split(',')
+  .map((x) => x === 'on');
 
 const PROMPTS = [
   'Once upon a time, there was a little dog',
@@ -100,13 +112,40 @@ interface Section {
   concurrency: number[];
 }
 
-async function randomSection(): Promise<Section> {
-  const cfg = MODEL_PRESETS['110m'];
+/** The random 110M pair's directory, written once. */
+async function randomPairDir(): Promise<string> {
   const dir = path.join(tmpdir(), 'flotilla-spec-bench', `110m-l2-s${scale}`);
   if (!existsSync(path.join(dir, 'draft', 'config.json'))) {
     console.log(`writing the random 110M pair (scale ${scale}) to ${dir} ...`);
-    await makeRandomDraftPair(cfg, { dir, draftLayers: 2, residualScale: scale });
+    await makeRandomDraftPair(MODEL_PRESETS['110m'], { dir, draftLayers: 2, residualScale: scale });
   }
+  return dir;
+}
+
+async function actorsSection(): Promise<ActorsRow[]> {
+  const dir = await randomPairDir();
+  console.log(
+    `\n== actors: pipeline (thread) over draft and target in child processes vs the target alone (LLMServer, child process), ` +
+      `random 110M f32 / 2-layer ${draftFormat} draft, scale ${scale}, 1 stream`,
+  );
+  const rows = await runActors({
+    target: path.join(dir, 'target'),
+    draft: path.join(dir, 'draft'),
+    numThreads,
+    draftFormat,
+    ks: actorsK,
+    lookahead,
+    modes: linkModes,
+    prompts: PROMPTS.slice(0, 2),
+    maxTokens,
+    rounds,
+  });
+  printActors(rows);
+  return rows;
+}
+
+async function randomSection(): Promise<Section> {
+  const dir = await randomPairDir();
   const load = { numThreads, device: 'cpu' as const, maxBatchTokens: 512, maxBatchSeqs: 16 };
   const target = await loadModel(path.join(dir, 'target'), load);
   const draft = await loadModel(path.join(dir, 'draft'), { ...load, weightFormat: draftFormat });
@@ -307,7 +346,12 @@ async function main(): Promise<void> {
     `greedy unless T=1, ${maxTokens} tokens per request, ${numThreads} thread(s), median of ${rounds} interleaved rounds`,
   );
   const all: Row[] = [];
+  const actors: ActorsRow[] = [];
   for (const name of sections) {
+    if (name === 'actors') {
+      actors.push(...(await actorsSection()));
+      continue;
+    }
     const sec = name === 'random' ? await randomSection() : name === 'shipped' ? await shippedSection() : null;
     if (!sec) {
       console.log(`section ${name}: skipped (unknown, or its models are missing)`);
@@ -326,7 +370,10 @@ async function main(): Promise<void> {
   const dir = path.join(root, 'bench/results');
   mkdirSync(dir, { recursive: true });
   const file = path.join(dir, `spec-decode-${new Date().toISOString().replace(/[:.]/g, '-')}.json`);
-  writeFileSync(file, JSON.stringify({ maxTokens, rounds, numThreads, scale, draftFormat, rows: all }, null, 2));
+  writeFileSync(
+    file,
+    JSON.stringify({ maxTokens, rounds, numThreads, scale, draftFormat, rows: all, actors }, null, 2),
+  );
   console.log(`wrote ${path.relative(root, file)}`);
 }
 

@@ -15,6 +15,8 @@ export interface DraftProposalWire {
   tokens: number[];
   /** Draft distributions per proposed token (dense, vocab), null for greedy requests. */
   q: number[][] | null;
+  /** Time this call took inside the replica, in milliseconds (the pipeline's round breakdown). */
+  ms: number;
 }
 
 export class DraftModel {
@@ -34,8 +36,10 @@ export class DraftModel {
   /** Up to k tokens continuing call.tokenIds. */
   async propose(call: SpecCall, k: number): Promise<DraftProposalWire> {
     const { drafter } = await this.#loading;
+    const t0 = performance.now();
     const p = await drafter.propose(call, k);
-    return { tokens: p.tokens, q: p.q ? p.q.map((row) => Array.from(row)) : null };
+    const q = p.q ? p.q.map((row) => Array.from(row)) : null;
+    return { tokens: p.tokens, q, ms: performance.now() - t0 };
   }
 
   /** Drops a finished request's draft KV. */

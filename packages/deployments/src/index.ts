@@ -38,7 +38,7 @@ export {
   type SpeculativeRequest,
   type SpeculativeChunk,
 } from './speculative.js';
-export type { SpecModelOptions, SpecCall } from './spec-session.js';
+export type { SpecModelOptions, SpecCall, RoundTiming } from './spec-session.js';
 export {
   CircuitBreaker,
   backoffDelayMs,

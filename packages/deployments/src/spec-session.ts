@@ -6,6 +6,7 @@
 import {
   loadModel,
   type ChatMessage,
+  type NativeWeightFormat,
   type LoadedModel,
   type ResolvedSamplingParams,
   type SamplingParams,
@@ -23,6 +24,8 @@ export interface SpecModelOptions {
   device?: 'auto' | 'cpu' | 'cuda';
   /** Most tokens one forward carries (the longest prompt prefilled at once). Default 2048. */
   maxNumBatchedTokens?: number;
+  /** How the native side holds the weights (e.g. 'int8' for a draft). Default: as the file stores them. */
+  weightFormat?: NativeWeightFormat;
 }
 
 /** One round's request to either side: the request's whole token ids so far. */
@@ -40,6 +43,7 @@ export function loadSpecModel(opts: SpecModelOptions): Promise<LoadedModel> {
     ...(opts.tokenizer !== undefined ? { tokenizerPath: opts.tokenizer } : {}),
     ...(opts.numThreads !== undefined ? { numThreads: opts.numThreads } : {}),
     ...(opts.device !== undefined ? { device: opts.device } : {}),
+    ...(opts.weightFormat !== undefined ? { weightFormat: opts.weightFormat } : {}),
     maxBatchTokens: opts.maxNumBatchedTokens ?? 2048,
     maxBatchSeqs: 1,
   });
@@ -63,4 +67,21 @@ export interface SpeculativeChunk {
   finishReason: 'stop' | 'length' | null;
   /** The prompt's length in tokens (the same on every chunk of a request). */
   promptTokens: number;
+  /** Where the round's time went (milliseconds). */
+  timing: RoundTiming;
+}
+
+/**
+ * One round's time: `roundMs` is the pipeline's wall time from sending the draft call to receiving the
+ * verification; `draftMs` and `verifyMs` are measured inside the draft and target replicas (their
+ * method's time). What is left, roundMs − draftMs − verifyMs, is the crossings: messaging both ways
+ * (serialization, sockets or ports, event-loop waits) and the pipeline's own work between the calls.
+ */
+export interface RoundTiming {
+  roundMs: number;
+  /** When `ahead`: the time the round waited for the call made ahead (its draft work ran during the last verification). */
+  draftMs: number;
+  verifyMs: number;
+  /** The proposals came from a draft call made during the last round's verification (spec-lookahead.ts). */
+  ahead: boolean;
 }

@@ -16,9 +16,11 @@ import { randomInt, randomUUID } from 'node:crypto';
 import type { CallOptions, DeploymentHandle, HttpRequestLike } from '@flotilla/core';
 import type { DraftModel, DraftProposalWire } from './draft-model.js';
 import type { TargetModel, TargetInfo, VerifyWire } from './target-model.js';
-import type { SpecCall, SpeculativeChunk, SpeculativeRequest } from './spec-session.js';
+import type { RoundTiming, SpecCall, SpeculativeChunk, SpeculativeRequest } from './spec-session.js';
 import type { HttpChunk } from './handler-context.js';
 import { speculativeHttp, type SpeculativeBackend } from './speculative-http.js';
+import { takeAhead, type Ahead } from './spec-lookahead.js';
+import { SpecPipelineMetrics } from './spec-metrics.js';
 
 export type { SpeculativeChunk, SpeculativeRequest } from './spec-session.js';
 
@@ -27,6 +29,14 @@ export interface SpeculativePipelineOptions {
   k?: number;
   /** The model name of the OpenAI API (`model` in requests, /v1/models). Default 'speculative'. */
   servedModelName?: string;
+  /**
+   * Greedy requests: while the target verifies a round, the draft proposes the next one on the guess
+   * that all proposals are kept (spec-lookahead.ts). Pays where the draft's actor has a core of its
+   * own: the draft then runs beside the target, and the work of a failed guess is thrown away. On a
+   * machine whose cores are all busy that work slows the target (bench/spec-decode --sections actors).
+   * Default false.
+   */
+  lookahead?: boolean;
 }
 
 export class SpeculativePipeline {
@@ -35,6 +45,8 @@ export class SpeculativePipeline {
 
   private info: Promise<TargetInfo> | undefined;
   private readonly k: number;
+  private readonly lookahead: boolean;
+  readonly #metrics = new SpecPipelineMetrics();
   readonly #http: SpeculativeBackend;
 
   constructor(
@@ -43,6 +55,7 @@ export class SpeculativePipeline {
     options: SpeculativePipelineOptions = {},
   ) {
     this.k = options.k ?? 4;
+    this.lookahead = options.lookahead ?? false;
     this.#http = {
       modelName: options.servedModelName ?? 'speculative',
       createdS: Math.floor(Date.now() / 1000),
@@ -80,19 +93,42 @@ export class SpeculativePipeline {
     };
     const opts = sessionOptions(call.requestId);
     let emitted = '';
+    let ahead: Ahead | null = null;
     try {
       for (;;) {
         const room = params.maxTokens - (call.tokenIds.length - prompt.length);
         const k = Math.min(this.k, room - 1);
-        const draft =
-          k > 0
+        const t0 = performance.now();
+        const early: DraftProposalWire | null = k > 0 && ahead ? await takeAhead(ahead, call.tokenIds, k) : null;
+        const draftMs = early ? performance.now() - t0 : 0;
+        ahead = null;
+        const draft: DraftProposalWire =
+          early ??
+          (k > 0
             ? ((await this.draft.remote('propose', [call, k], opts)) as DraftProposalWire)
-            : { tokens: [], q: null };
-        const v = (await this.target.remote(
-          'verify',
-          [call, draft.tokens, draft.q, prompt.length],
-          opts,
-        )) as VerifyWire;
+            : { tokens: [], q: null, ms: 0 });
+        const verifying = this.target.remote('verify', [call, draft.tokens, draft.q, prompt.length], opts);
+        // The next round needs room for its proposals after this round's k + 1 tokens.
+        if (this.lookahead && params.temperature === 0 && k > 0 && draft.tokens.length === k && room - (k + 1) > 1) {
+          const base: number[] = [...call.tokenIds, ...draft.tokens];
+          ahead = {
+            base,
+            reply: this.draft.remote(
+              'propose',
+              [{ ...call, tokenIds: base }, k + 1],
+              opts,
+            ) as Promise<DraftProposalWire>,
+          };
+          ahead.reply.catch(() => {});
+        }
+        const v = (await verifying) as VerifyWire;
+        const timing: RoundTiming = {
+          roundMs: performance.now() - t0,
+          draftMs: early ? draftMs : draft.ms,
+          verifyMs: v.ms,
+          ahead: early !== null,
+        };
+        this.#metrics.round(timing);
         const { kept, reason } = keepUntilStop(v.tokens, call.tokenIds.length - prompt.length, params, stopIds);
         call.tokenIds.push(...kept);
         const text =
@@ -106,27 +142,57 @@ export class SpeculativePipeline {
           finished: reason !== null,
           finishReason: reason,
           promptTokens: prompt.length,
+          timing,
         };
         emitted = text;
         if (reason !== null) return;
       }
     } finally {
-      this.draft.remote('release', [call.requestId], opts).catch(() => {});
-      this.target.remote('release', [call.requestId], opts).catch(() => {});
+      // After a call made ahead has run: released first, the draft would open the session again for it.
+      const settled = ahead ? (ahead as Ahead).reply.then(noop, noop) : Promise.resolve();
+      const release = releaseOptions(call.requestId);
+      settled.then(() => this.draft.remote('release', [call.requestId], release)).catch(noop);
+      this.target.remote('release', [call.requestId], release).catch(noop);
     }
   }
 
+  /** Replica metrics for the proxy's /metrics (prom-client JSON): rounds and their time by part (spec-metrics.ts). */
+  async collectMetrics(): Promise<unknown[]> {
+    return this.#metrics.registry.getMetricsAsJSON();
+  }
+
   /** The whole completion at once. */
-  async complete(
-    req: SpeculativeRequest,
-  ): Promise<{ text: string; tokenIds: number[]; finishReason: string | null; rounds: number; accepted: number }> {
-    const out = { text: '', tokenIds: [] as number[], finishReason: null as string | null, rounds: 0, accepted: 0 };
+  async complete(req: SpeculativeRequest): Promise<{
+    text: string;
+    tokenIds: number[];
+    finishReason: string | null;
+    rounds: number;
+    accepted: number;
+    /** The rounds' timings summed. */
+    timing: Omit<RoundTiming, 'ahead'>;
+    /** Rounds whose proposals were made ahead. */
+    aheadRounds: number;
+  }> {
+    const timing = { roundMs: 0, draftMs: 0, verifyMs: 0 };
+    const out = {
+      text: '',
+      tokenIds: [] as number[],
+      finishReason: null as string | null,
+      rounds: 0,
+      accepted: 0,
+      timing,
+      aheadRounds: 0,
+    };
     for await (const c of this.generate(req)) {
       out.text += c.text;
       out.tokenIds.push(...c.tokenIds);
       out.finishReason = c.finishReason;
       out.rounds++;
       out.accepted += c.accepted;
+      timing.roundMs += c.timing.roundMs;
+      timing.draftMs += c.timing.draftMs;
+      timing.verifyMs += c.timing.verifyMs;
+      if (c.timing.ahead) out.aheadRounds++;
     }
     return out;
   }
@@ -138,6 +204,8 @@ export class SpeculativePipeline {
   }
 }
 
+const noop = () => {};
+
 /**
  * Call options that pin all rounds of one request to one replica of each side (sticky routing by
  * routingKey). A round that lands elsewhere anyway (the replica was busy) still gives the same output:
@@ -145,6 +213,22 @@ export class SpeculativePipeline {
  */
 function sessionOptions(requestId: string): CallOptions {
   return { routingKey: requestId };
+}
+
+/**
+ * Options of the release calls: to the session's replicas, but not part of the request. Calls made in
+ * a replica carry its request's id and cancellation, and a request ends early because its caller
+ * cancelled it (a client that went away): its release calls would then be cancelled before they left,
+ * and both sides would keep the session's KV. Their own signal (never aborted, with a timeout) and id
+ * detach them.
+ */
+function releaseOptions(requestId: string): CallOptions {
+  return {
+    routingKey: requestId,
+    requestId: `${requestId}:release`,
+    signal: new AbortController().signal,
+    timeoutMs: 30_000,
+  };
 }
 
 /** Keeps tokens up to and including the first that stops (after minTokens), or up to maxTokens. */

@@ -28,6 +28,8 @@ export interface VerifyWire {
   numAccepted: number;
   /** The text of tokenIds[promptLen..] followed by `tokens`. */
   text: string;
+  /** Time this call took inside the replica, in milliseconds (the pipeline's round breakdown). */
+  ms: number;
 }
 
 export class TargetModel {
@@ -87,9 +89,10 @@ export class TargetModel {
   /** One verification round; `promptLen` says where the output starts, for the returned text. */
   async verify(call: SpecCall, proposals: number[], q: number[][] | null, promptLen: number): Promise<VerifyWire> {
     const { loaded, verifier } = await this.#loading;
+    const t0 = performance.now();
     const r = await verifier.verify(call, proposals, q ? q.map((row) => Float64Array.from(row)) : null);
     const text = outputText(loaded, [...call.tokenIds, ...r.tokens], promptLen);
-    return { tokens: r.tokens, numAccepted: r.numAccepted, text };
+    return { tokens: r.tokens, numAccepted: r.numAccepted, text, ms: performance.now() - t0 };
   }
 
   /** The text of tokenIds[promptLen..], as LLMEngine streams it. */

@@ -105,6 +105,16 @@ export class DraftProposer {
     return out;
   }
 
+  /**
+   * Says that `target`'s tokens from `from` on were replaced (not only extended) since the last
+   * propose(), so its shadow compares them again instead of trusting them: the engine's sequences only
+   * grow or roll back, but a session's mirror (SessionDrafter) takes whatever tokens a call carries.
+   */
+  unsync(target: Sequence, from: number): void {
+    const sh = this.shadows.get(target.seqId);
+    if (sh && sh.target === target) sh.synced = Math.min(sh.synced, Math.max(from, target.promptLen));
+  }
+
   /** Frees every shadow (after an error, or when the engine is disposed). */
   reset(): void {
     for (const sh of this.shadows.values()) this.blockManager.free(sh.seq);

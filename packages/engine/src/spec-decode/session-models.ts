@@ -94,6 +94,12 @@ export class SessionDrafter {
   propose(call: SessionCall, k: number): Promise<{ tokens: number[]; q: Float64Array[] | null }> {
     return this.mutex.run(async () => {
       const target = mirror(this.targets, call, this.maxModelLen, this.blockSize, () => this.nextId++);
+      // A call may replace tokens of the last one, not only extend them (a pipeline that proposed ahead
+      // on a guess that failed): the draft recomputes from the first changed token.
+      const n = Math.min(target.numTokens, call.tokenIds.length);
+      let same = target.promptLen;
+      while (same < n && target.tokenIds[same] === call.tokenIds[same]) same++;
+      if (same < target.numTokens) this.proposer.unsync(target, same);
       for (let i = target.promptLen; i < call.tokenIds.length; i++) target.tokenIds[i] = call.tokenIds[i]!;
       target.numTokens = call.tokenIds.length;
       const room = Math.min(k, this.maxModelLen - target.numTokens);
