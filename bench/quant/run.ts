@@ -45,6 +45,7 @@ const LAYOUTS: Layout[] = [
   { name: 'engine int8 (from f16)', weightFormat: 'int8' },
   { name: 'engine int4 (from f16)', weightFormat: 'int4' },
   { name: 'GPTQ 8-bit sym g128', scheme: { method: 'gptq', bits: 8, groupSize: 128, sym: true } },
+  { name: 'GPTQ 8-bit asym g128', scheme: { method: 'gptq', bits: 8, groupSize: 128, sym: false } },
   { name: 'GPTQ 4-bit sym g128', scheme: { method: 'gptq', bits: 4, groupSize: 128, sym: true } },
   { name: 'GPTQ 4-bit asym g128', scheme: { method: 'gptq', bits: 4, groupSize: 128, sym: false } },
   {

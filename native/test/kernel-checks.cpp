@@ -245,9 +245,9 @@ bool check_attend_heads(const CpuKernels& simd) {
 bool check_kernels() {
   bool ok = true;
   for (const CpuKernels* simd : simd_sets()) {
-    for (DType t : {DType::F32, DType::F16, DType::BF16, DType::Q8_0, DType::Q4_0, DType::Q4_Z}) ok &= check_matmul(*simd, t, false);
+    for (DType t : {DType::F32, DType::F16, DType::BF16, DType::Q8_0, DType::Q4_0, DType::Q4_Z, DType::Q8_Z}) ok &= check_matmul(*simd, t, false);
     if (simd->panels)
-      for (DType t : {DType::F32, DType::F16, DType::BF16, DType::Q8_0, DType::Q4_0, DType::Q4_Z}) ok &= check_matmul(*simd, t, true);
+      for (DType t : {DType::F32, DType::F16, DType::BF16, DType::Q8_0, DType::Q4_0, DType::Q4_Z, DType::Q8_Z}) ok &= check_matmul(*simd, t, true);
     ok &= check_kv(*simd);
     ok &= check_attend(*simd);
     ok &= check_attend_heads(*simd);

@@ -24,6 +24,7 @@ const goldens = JSON.parse(readFileSync(path.join(repoRoot, 'models/flotilla-sto
 
 const SCHEMES: Record<string, { scheme: QuantScheme; bound: number }> = {
   'gptq 8-bit sym g128': { scheme: { method: 'gptq', bits: 8, groupSize: 128, sym: true }, bound: 0.005 },
+  'gptq 8-bit asym g128': { scheme: { method: 'gptq', bits: 8, groupSize: 128, sym: false }, bound: 0.005 },
   'gptq 4-bit sym g128': { scheme: { method: 'gptq', bits: 4, groupSize: 128, sym: true }, bound: 0.03 },
   'gptq 4-bit asym g32': { scheme: { method: 'gptq', bits: 4, groupSize: 32, sym: false }, bound: 0.03 },
   'gptq 4-bit asym g128 desc_act': {

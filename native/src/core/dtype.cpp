@@ -12,13 +12,14 @@ const char* dtype_name(DType t) {
     case DType::Q8_0: return "q8_0";
     case DType::Q4_0: return "q4_0";
     case DType::Q4_Z: return "q4_z";
+    case DType::Q8_Z: return "q8_z";
   }
   return "?";
 }
 
 bool parse_dtype(const std::string& name, DType* out) {
   static const struct { const char* name; DType type; } kNames[] = {
-      {"f32", DType::F32}, {"f16", DType::F16}, {"bf16", DType::BF16}, {"q8_0", DType::Q8_0}, {"q4_0", DType::Q4_0}, {"q4_z", DType::Q4_Z}};
+      {"f32", DType::F32}, {"f16", DType::F16}, {"bf16", DType::BF16}, {"q8_0", DType::Q8_0}, {"q4_0", DType::Q4_0}, {"q4_z", DType::Q4_Z}, {"q8_z", DType::Q8_Z}};
   for (const auto& n : kNames) {
     if (name == n.name) {
       *out = n.type;

@@ -7,9 +7,10 @@
 
 namespace flotilla {
 
-// Q4_Z: 32 weights in nibbles with an fp16 scale and an integer zero point each (value = d * (q - z)),
-// what GPTQ/AWQ checkpoints with zero points are repacked into at load (weights-gptq.cpp).
-enum class DType : uint8_t { F32, F16, BF16, Q8_0, Q4_0, Q4_Z };
+// Q4_Z / Q8_Z: 32 weights in nibbles / unsigned bytes with an fp16 scale and an integer zero point
+// each (value = d * (q - z)), what GPTQ/AWQ checkpoints with zero points are repacked into at load
+// (weights-gptq.cpp).
+enum class DType : uint8_t { F32, F16, BF16, Q8_0, Q4_0, Q4_Z, Q8_Z };
 
 constexpr int kGroup = 32;  // elements per quantization group
 
@@ -30,15 +31,21 @@ struct BlockQ4Z {
   uint16_t z;
   uint8_t qs[kGroup / 2];
 };
+// Q8_Z: unsigned bytes, value = fp16(d) * (q - z), z in 0..256 (asymmetric 8-bit GPTQ).
+struct BlockQ8Z {
+  uint16_t d;
+  uint16_t z;
+  uint8_t qs[kGroup];
+};
 // Activations quantized once per matmul for integer dot products against Q8/Q4 weights.
 struct BlockQ8Act {
   float d;
   int8_t qs[kGroup];
 };
 static_assert(sizeof(BlockQ8) == 34 && sizeof(BlockQ4) == 18, "GGUF block layouts");
-static_assert(sizeof(BlockQ4Z) == 20, "Q4_Z block");
+static_assert(sizeof(BlockQ4Z) == 20 && sizeof(BlockQ8Z) == 36, "Q4_Z / Q8_Z blocks");
 
-inline bool is_quantized(DType t) { return t == DType::Q8_0 || t == DType::Q4_0 || t == DType::Q4_Z; }
+inline bool is_quantized(DType t) { return t == DType::Q8_0 || t == DType::Q4_0 || t == DType::Q4_Z || t == DType::Q8_Z; }
 inline int groups_of(int64_t cols) { return static_cast<int>((cols + kGroup - 1) / kGroup); }
 
 // Bytes of one row of `cols` elements; quantized rows are padded with zeros to whole groups.
@@ -50,6 +57,7 @@ inline size_t row_bytes(DType t, int64_t cols) {
     case DType::Q8_0: return static_cast<size_t>(groups_of(cols)) * sizeof(BlockQ8);
     case DType::Q4_0: return static_cast<size_t>(groups_of(cols)) * sizeof(BlockQ4);
     case DType::Q4_Z: return static_cast<size_t>(groups_of(cols)) * sizeof(BlockQ4Z);
+    case DType::Q8_Z: return static_cast<size_t>(groups_of(cols)) * sizeof(BlockQ8Z);
   }
   return 0;
 }

@@ -76,6 +76,21 @@ void quantize_q4z(const float* x, int n, BlockQ4Z* out) {
   }
 }
 
+// Q8_Z likewise, 256 levels.
+void quantize_q8z(const float* x, int n, BlockQ8Z* out) {
+  for (int g = 0; g < n; g++, x += kGroup) {
+    float lo = 0, hi = 0;
+    for (int i = 0; i < kGroup; i++) lo = std::min(lo, x[i]), hi = std::max(hi, x[i]);
+    const uint16_t d16 = f32_to_fp16((hi - lo) / 255.f);
+    const float d = fp16_to_f32(d16), id = d != 0 ? 1.f / d : 0.f;
+    const int z = std::min(255, std::max(0, static_cast<int>(std::nearbyint(-lo * id))));
+    out[g].d = d16;
+    out[g].z = static_cast<uint16_t>(z);
+    for (int i = 0; i < kGroup; i++)
+      out[g].qs[i] = static_cast<uint8_t>(std::min(255, std::max(0, static_cast<int>(std::nearbyint(x[i] * id)) + z)));
+  }
+}
+
 }  // namespace
 
 void decode_row(DType type, const uint8_t* src, int cols, float* out) {
@@ -120,6 +135,15 @@ void decode_row(DType type, const uint8_t* src, int cols, float* out) {
       }
       return;
     }
+    case DType::Q8_Z: {
+      BlockQ8Z b;
+      for (int g = 0; g * kGroup < cols; g++) {
+        std::memcpy(&b, src + g * sizeof(BlockQ8Z), sizeof b);
+        const float d = fp16_to_f32(b.d);
+        for (int i = 0; i < kGroup && g * kGroup + i < cols; i++) out[g * kGroup + i] = d * static_cast<float>(int(b.qs[i]) - int(b.z));
+      }
+      return;
+    }
   }
 }
 
@@ -140,6 +164,7 @@ void encode_row(DType type, const float* in, int cols, uint8_t* dst) {
     case DType::Q8_0: quantize_q8(in, groups_of(cols), reinterpret_cast<BlockQ8*>(dst)); return;
     case DType::Q4_0: quantize_q4(in, groups_of(cols), reinterpret_cast<BlockQ4*>(dst)); return;
     case DType::Q4_Z: quantize_q4z(in, groups_of(cols), reinterpret_cast<BlockQ4Z*>(dst)); return;
+    case DType::Q8_Z: quantize_q8z(in, groups_of(cols), reinterpret_cast<BlockQ8Z*>(dst)); return;
   }
 }
 

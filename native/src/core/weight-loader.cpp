@@ -159,7 +159,10 @@ size_t panel_bytes(const Weight& w) { return size_t(kPanel) * w.rowBytes; }
 
 void quant_to_panels(const Weight& w, uint8_t* dst, ThreadPool& pool) {
   const int nb = groups_of(w.cols), tail = w.rows % kPanel;
-  const size_t pb = panel_bytes(w), bb = w.type == DType::Q8_0 ? sizeof(BlockQ8) : w.type == DType::Q4_Z ? sizeof(BlockQ4Z) : sizeof(BlockQ4);
+  const size_t pb = panel_bytes(w), bb = w.type == DType::Q8_0   ? sizeof(BlockQ8)
+                                         : w.type == DType::Q4_Z ? sizeof(BlockQ4Z)
+                                         : w.type == DType::Q8_Z ? sizeof(BlockQ8Z)
+                                                                 : sizeof(BlockQ4);
   if (tail) std::memset(dst + size_t(w.rows / kPanel) * pb, 0, pb);  // a last panel's padded rows: zero scales
   pool.parallel_for((w.rows + kPanel - 1) / kPanel, [&](int panel) {
     uint8_t* base = dst + size_t(panel) * pb;
@@ -172,6 +175,10 @@ void quant_to_panels(const Weight& w, uint8_t* dst, ThreadPool& pool) {
         if (w.type == DType::Q8_0) {
           const uint8_t* qs = block + offsetof(BlockQ8, qs);
           for (int i = 0; i < kGroup; i++) q[(i / 4) * 64 + i % 4] = qs[i] ^ 0x80;
+        } else if (w.type == DType::Q8_Z) {
+          std::memcpy(base + qpanel_zeros_at(w.type, nb, g) + r * 2, block + offsetof(BlockQ8Z, z), 2);
+          const uint8_t* qs = block + offsetof(BlockQ8Z, qs);
+          for (int i = 0; i < kGroup; i++) q[(i / 4) * 64 + i % 4] = qs[i];
         } else if (w.type == DType::Q4_Z) {
           std::memcpy(base + qpanel_zeros_at(w.type, nb, g) + r * 2, block + offsetof(BlockQ4Z, z), 2);
           const uint8_t* qs = block + offsetof(BlockQ4Z, qs);
@@ -258,7 +265,7 @@ void read_row(const Weight& w, int r, float* out) {
     std::memcpy(&h, base + qpanel_scales_at(w.type, g) + rr * 2, 2);
     const float d = fp16_to_f32(h);
     int zero = 8;
-    if (w.type == DType::Q4_Z) {
+    if (w.type == DType::Q4_Z || w.type == DType::Q8_Z) {
       uint16_t z;
       std::memcpy(&z, base + qpanel_zeros_at(w.type, nb, g) + rr * 2, 2);
       zero = z;
@@ -267,6 +274,8 @@ void read_row(const Weight& w, int r, float* out) {
     for (int i = 0; i < kGroup && g * kGroup + i < w.cols; i++) {
       if (w.type == DType::Q8_0) {
         out[g * kGroup + i] = d * static_cast<int8_t>(q[(i / 4) * 64 + i % 4] ^ 0x80);
+      } else if (w.type == DType::Q8_Z) {
+        out[g * kGroup + i] = d * static_cast<float>(int(q[(i / 4) * 64 + i % 4]) - zero);
       } else {
         const int j = i % (kGroup / 2), b = q[(j / 4) * 64 + j % 4];
         out[g * kGroup + i] = d * static_cast<float>((i < kGroup / 2 ? b & 0xf : b >> 4) - zero);

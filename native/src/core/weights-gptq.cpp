@@ -161,10 +161,7 @@ void repack_packed(const TensorSpec& t, int rows, int cols, const std::vector<st
   bool symmetric = true;
   for (int g = 0; g < G && symmetric; g++)
     for (int n = 0; n < rows && symmetric; n++) symmetric = src.zero(g, n) == mid;
-  if (q.bits == 8 && !symmetric)
-    fail("E_DTYPE", "tensor '" + q.qzeros.name + "': 8-bit GPTQ with zero points other than 128 (asymmetric) is not supported; "
-                        "4-bit GPTQ/AWQ with zero points and symmetric 8-bit GPTQ are");
-  w.type = q.bits == 8 ? DType::Q8_0 : symmetric ? DType::Q4_0 : DType::Q4_Z;
+  w.type = q.bits == 8 ? (symmetric ? DType::Q8_0 : DType::Q8_Z) : symmetric ? DType::Q4_0 : DType::Q4_Z;
   w.rows = rows, w.cols = cols, w.panels = false;
   w.rowBytes = row_bytes(w.type, cols);
   w.owned = AlignedBuffer(w.bytes(), t.name.c_str(), true);  // zeroed: the padding of a last short block
@@ -188,6 +185,13 @@ void repack_packed(const TensorSpec& t, int rows, int cols, const std::vector<st
           auto* blk = reinterpret_cast<BlockQ8*>(row) + b;
           blk->d = d;
           for (int i = 0; i < m; i++) blk->qs[i] = static_cast<int8_t>(int(qr[perm[b * kGroup + i]]) - 128);
+          continue;
+        }
+        if (w.type == DType::Q8_Z) {
+          auto* blk = reinterpret_cast<BlockQ8Z*>(row) + b;
+          blk->d = d;
+          blk->z = static_cast<uint16_t>(src.zero(g, n));
+          for (int i = 0; i < m; i++) blk->qs[i] = qr[perm[b * kGroup + i]];
           continue;
         }
         uint8_t nib[kGroup] = {0};

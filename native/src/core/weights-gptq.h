@@ -9,7 +9,7 @@
 //   value(k, n) = scale(g, n) * (q(k, n) - zero(g, n)), g the group of input k; G = ceil(K / groupSize).
 // A row of the engine's weight is one output n; each block of 32 inputs takes its group's scale and
 // zero (group sizes are multiples of 32, so a block never straddles two). Every zero 8 (4-bit) or 128
-// (8-bit): Q4_0 / Q8_0, the engine's own kernels; other zeros: Q4_Z. desc_act: the inputs are sorted by
+// (8-bit): Q4_0 / Q8_0, the engine's own kernels; other zeros: Q4_Z / Q8_Z. desc_act: the inputs are sorted by
 // group (stable), so groups are contiguous again; the weight keeps that column order in inPerm and the
 // matmul gathers its input in the same order (matmul.cpp) — a reordering of the sum, so exact.
 #pragma once
@@ -30,8 +30,7 @@ class ThreadPool;
 void validate_packed(const TensorSpec& t, int64_t rows, int64_t cols, const std::vector<std::unique_ptr<MappedFile>>& files);
 
 // Repacks a validated packed tensor into w (rows, cols, type, an owned row-major buffer, inPerm).
-// Throws E_SHAPE for a g_idx out of range or groups that are not whole blocks of 32, E_DTYPE for an
-// 8-bit tensor with zero points other than 128.
+// Throws E_SHAPE for a g_idx out of range or groups that are not whole blocks of 32.
 void repack_packed(const TensorSpec& t, int rows, int cols, const std::vector<std::unique_ptr<MappedFile>>& files,
                    ThreadPool& pool, Weight& w);
 

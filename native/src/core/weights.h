@@ -27,9 +27,10 @@ namespace flotilla {
 //               high nibbles (the GGUF block's own byte pairs), value = d * (nibble - 8);
 //       so one vpdpbusd of a chunk by 4 broadcast activation bytes does 4 k-steps for 16 rows, and a
 //       panel is read as one stream. Padded rows have zero scales (and zero bytes).
-//  Q4_Z: as Q4_0 with unsigned nibbles (value = d * (nibble - z)), and each group's header twice as
-//       long: a pair is the 16 fp16 scales of group 2j, of 2j+1, then the 16 int16 zero points of 2j,
-//       of 2j+1 (128 bytes), then the quants (an odd last group: scales, zeros, quants).
+//  Q4_Z / Q8_Z: as Q4_0 / Q8_0 with unsigned quants as stored (value = d * (q - z), no offset), and
+//       each group's header twice as long: a pair is the 16 fp16 scales of group 2j, of 2j+1, then the
+//       16 u16 zero points of 2j, of 2j+1 (128 bytes), then the quants (an odd last group: scales,
+//       zeros, quants).
 constexpr int kPanel = 16;
 
 struct Weight {
@@ -51,11 +52,11 @@ struct Weight {
 
 // Quantized panels: bytes of one group's quants and header (scales, and zero points for Q4_Z), and
 // where group g's scales, zero points and quants start in a panel.
-inline size_t qpanel_quant_bytes(DType t) { return t == DType::Q8_0 ? 512 : 256; }
-inline size_t qpanel_head_bytes(DType t) { return t == DType::Q4_Z ? 64 : 32; }
+inline size_t qpanel_quant_bytes(DType t) { return t == DType::Q8_0 || t == DType::Q8_Z ? 512 : 256; }
+inline size_t qpanel_head_bytes(DType t) { return t == DType::Q4_Z || t == DType::Q8_Z ? 64 : 32; }
 inline size_t qpanel_pair_bytes(DType t) { return 2 * (qpanel_head_bytes(t) + qpanel_quant_bytes(t)); }
 inline size_t qpanel_scales_at(DType t, int g) { return size_t(g / 2) * qpanel_pair_bytes(t) + 32 * size_t(g % 2); }
-inline size_t qpanel_zeros_at(DType t, int nb, int g) {  // Q4_Z only
+inline size_t qpanel_zeros_at(DType t, int nb, int g) {  // Q4_Z and Q8_Z only
   return size_t(g / 2) * qpanel_pair_bytes(t) + ((g | 1) < nb ? 64 : 32) + 32 * size_t(g % 2);
 }
 inline size_t qpanel_quants_at(DType t, int nb, int g) {
@@ -64,10 +65,8 @@ inline size_t qpanel_quants_at(DType t, int nb, int g) {
 }
 
 class ThreadPool;
-// Whether to_panels rewrites a weight of this type (F32, F16, BF16, Q8_0, Q4_0, Q4_Z).
-inline bool has_panel_layout(DType t) {
-  return t == DType::F32 || t == DType::F16 || t == DType::BF16 || t == DType::Q8_0 || t == DType::Q4_0 || t == DType::Q4_Z;
-}
+// Whether to_panels rewrites a weight of this type (F32, F16, BF16 and the quantized ones).
+inline bool has_panel_layout(DType t) { return t == DType::F32 || t == DType::F16 || t == DType::BF16 || is_quantized(t); }
 inline bool is_float_type(DType t) { return t == DType::F32 || t == DType::F16 || t == DType::BF16; }
 // Rewrites a row-major weight of such a type into the panel layout (load time), in a new owned buffer,
 // or at dst (w.bytes() bytes, 64-byte aligned, outliving w) when given; other weights are left as they are.

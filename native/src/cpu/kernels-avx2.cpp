@@ -175,6 +175,7 @@ void matmul(const Weight& w, const MatmulIn& in, float* y, int ldy, int n0, int 
     case DType::Q8_0: return run_tiles(QuantTiles<LoadQ8>::fns, w, in, y, ldy, n0, n1);
     case DType::Q4_0: return run_tiles(QuantTiles<LoadQ4>::fns, w, in, y, ldy, n0, n1);
     case DType::Q4_Z: return run_tiles(QuantTiles<LoadQ4Z>::fns, w, in, y, ldy, n0, n1);
+    case DType::Q8_Z: return scalar_kernels().matmul(w, in, y, ldy, n0, n1);  // q - z needs 9 bits: no maddubs; same activations
   }
 }
 

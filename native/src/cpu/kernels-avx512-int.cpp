@@ -145,23 +145,26 @@ void run_tiles(const Weight& w, const MatmulIn& in, float* y, int ldy, int n0, i
   }
 }
 
-// Q4_Z weights left row-major (the backend puts them in panels; this serves direct kernel calls):
-// plain loops over the same activations, one exact integer sum per group.
-void matmul_q4z_rows(const Weight& w, const MatmulIn& in, float* y, int ldy, int n0, int n1) {
+// Q4_Z / Q8_Z weights left row-major (the backend puts them in panels; this serves direct kernel
+// calls): plain loops over the same activations, one exact integer sum per group.
+void matmul_z_rows(const Weight& w, const MatmulIn& in, float* y, int ldy, int n0, int n1) {
   const int nb = groups_of(in.K);
+  const bool q8 = w.type == DType::Q8_Z;
   for (int n = n0; n < n1; n++) {
-    const auto* b = reinterpret_cast<const BlockQ4Z*>(w.row(n));
+    const auto* b4 = reinterpret_cast<const BlockQ4Z*>(w.row(n));
+    const auto* b8 = reinterpret_cast<const BlockQ8Z*>(w.row(n));
     for (int t = 0; t < in.T; t++) {
       const auto* a = reinterpret_cast<const ActPair*>(in.xq + size_t(t) * in.ldq);
       float acc = 0;
       for (int g = 0; g < nb; g++) {
         const int8_t* xq = a[g / 2].qs + 32 * (g & 1);
+        const int z = q8 ? b8[g].z : b4[g].z;
         int32_t sum = 0;
         for (int i = 0; i < kGroup; i++) {
-          const int q = i < kGroup / 2 ? (b[g].qs[i] & 0xf) : (b[g].qs[i - kGroup / 2] >> 4);
-          sum += (q - int(b[g].z)) * xq[i];
+          const int q = q8 ? b8[g].qs[i] : i < kGroup / 2 ? (b4[g].qs[i] & 0xf) : (b4[g].qs[i - kGroup / 2] >> 4);
+          sum += (q - z) * xq[i];
         }
-        acc += float(sum) * (fp16_to_f32(b[g].d) * a[g / 2].d[8 * (g & 1)]);
+        acc += float(sum) * (fp16_to_f32(q8 ? b8[g].d : b4[g].d) * a[g / 2].d[8 * (g & 1)]);
       }
       y[size_t(t) * ldy + n] = acc;
     }
@@ -182,8 +185,9 @@ void quantize_group(const float* x, int m, int8_t* qs, float* d) {
 
 // Quantized panels: P panels x TT tokens from row n (lastRows real rows in the last panel). pf: the
 // next tile's first panel (or null), fetched into L2 at the pace this pass reads its own panels.
-// kZ (Q4_Z): each row's group has its own zero point instead of the constant offset 8, so each
-// int32 chain starts at -zero * (the group's activation sum), 16 rows' zeros in one vector.
+// kZ (Q4_Z, Q8_Z): each row's group has its own zero point instead of the constant offset 8 / 128,
+// so each int32 chain starts at -zero * (the group's activation sum), 16 rows' zeros in one vector
+// (|zero * sum| <= 256 * 32 * 127: no overflow).
 template <bool kQ8, bool kZ, int P, int TT>
 void qpanel_tile(const Weight& w, int n, int lastRows, const MatmulIn& in, int t, float* y, int ldy, const uint8_t* pf) {
   constexpr int kQuantBytes = kQ8 ? 512 : 256, kOffset = kQ8 ? 128 : 8, kHead = kZ ? 64 : 32, kGroupBytes = kHead + kQuantBytes;
@@ -337,10 +341,11 @@ void matmul_quant(const Weight& w, const MatmulIn& in, float* y, int ldy, int n0
   if (w.panels) {
     if (w.type == DType::Q8_0) run_qpanels<true>(w, in, y, ldy, n0, n1);
     else if (w.type == DType::Q4_Z) run_qpanels<false, true>(w, in, y, ldy, n0, n1);
+    else if (w.type == DType::Q8_Z) run_qpanels<true, true>(w, in, y, ldy, n0, n1);
     else run_qpanels<false>(w, in, y, ldy, n0, n1);
     return;
   }
-  if (w.type == DType::Q4_Z) return matmul_q4z_rows(w, in, y, ldy, n0, n1);
+  if (w.type == DType::Q4_Z || w.type == DType::Q8_Z) return matmul_z_rows(w, in, y, ldy, n0, n1);
   if (w.type == DType::Q8_0) run_tiles<LoadQ8>(w, in, y, ldy, n0, n1);
   else run_tiles<LoadQ4>(w, in, y, ldy, n0, n1);
 }

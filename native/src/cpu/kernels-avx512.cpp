@@ -207,7 +207,8 @@ void matmul(const Weight& w, const MatmulIn& in, float* y, int ldy, int n0, int 
     case DType::BF16: return matmul_float<LoadBF16>(w, in, y, ldy, n0, n1);
     case DType::Q8_0:
     case DType::Q4_0:
-    case DType::Q4_Z: return avx512::matmul_quant(w, in, y, ldy, n0, n1);
+    case DType::Q4_Z:
+    case DType::Q8_Z: return avx512::matmul_quant(w, in, y, ldy, n0, n1);
   }
 }
 

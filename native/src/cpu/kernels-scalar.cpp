@@ -36,6 +36,10 @@ float dot_float_row(DType t, const uint8_t* w, const float* x, int K) {
 
 inline int q_elem(DType t, const uint8_t* block, int i) {
   if (t == DType::Q8_0) return reinterpret_cast<const BlockQ8*>(block)->qs[i];
+  if (t == DType::Q8_Z) {
+    const auto* b = reinterpret_cast<const BlockQ8Z*>(block);
+    return int(b->qs[i]) - int(b->z);
+  }
   if (t == DType::Q4_Z) {
     const auto* b = reinterpret_cast<const BlockQ4Z*>(block);
     return (i < kGroup / 2 ? (b->qs[i] & 0xf) : (b->qs[i - kGroup / 2] >> 4)) - int(b->z);
@@ -45,7 +49,10 @@ inline int q_elem(DType t, const uint8_t* block, int i) {
 }
 
 float dot_quant_row(DType t, const uint8_t* w, const BlockQ8Act* x, int nb) {
-  const size_t bb = t == DType::Q8_0 ? sizeof(BlockQ8) : t == DType::Q4_Z ? sizeof(BlockQ4Z) : sizeof(BlockQ4);
+  const size_t bb = t == DType::Q8_0   ? sizeof(BlockQ8)
+                    : t == DType::Q4_Z ? sizeof(BlockQ4Z)
+                    : t == DType::Q8_Z ? sizeof(BlockQ8Z)
+                                       : sizeof(BlockQ4);
   float acc = 0;
   for (int g = 0; g < nb; g++) {
     const uint8_t* block = w + g * bb;

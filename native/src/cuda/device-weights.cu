@@ -56,7 +56,8 @@ DevWeight upload(const Weight& w, DeviceArena& a, cudaStream_t s) {
     case DType::Q8_0: d.kind = WKind::Q8; break;
     case DType::Q4_0: d.kind = WKind::Q4; break;
     case DType::Q4_Z:  // GPTQ/AWQ with zero points: no CUDA kernel yet (symmetric GPTQ arrives as Q4_0/Q8_0)
-      fail("E_DEVICE", "the CUDA backend has no kernel for int4 weights with zero points (asymmetric GPTQ, AWQ): load with device 'cpu'");
+    case DType::Q8_Z:
+      fail("E_DEVICE", "the CUDA backend has no kernel for int4/int8 weights with zero points (asymmetric GPTQ, AWQ): load with device 'cpu'");
   }
   if (!w.inPerm.empty())
     fail("E_DEVICE", "the CUDA backend does not permute activations (GPTQ desc_act): load with device 'cpu'");

@@ -15,7 +15,7 @@ import type { SafetensorsEntry } from './safetensors-file.js';
 export type Quantization = 'gptq' | 'awq';
 
 export const SUPPORTED_QUANTIZATION =
-  'supported: unquantized f32/f16/bf16, GPTQ (4-bit, or 8-bit symmetric; group size a multiple of 32 or per channel; desc_act), AWQ (4-bit GEMM), GGUF Q8_0/Q4_0';
+  'supported: unquantized f32/f16/bf16, GPTQ (4- or 8-bit, symmetric or not; group size a multiple of 32 or per channel; desc_act), AWQ (4-bit GEMM), GGUF Q8_0/Q4_0';
 
 export interface HfQuantScheme {
   method: Quantization;

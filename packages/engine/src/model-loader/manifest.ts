@@ -15,6 +15,7 @@ const BLOCK: Record<NativeDType, { elems: number; bytes: number }> = {
   q8_0: { elems: 32, bytes: 34 },
   q4_0: { elems: 32, bytes: 18 },
   q4_z: { elems: 32, bytes: 20 },
+  q8_z: { elems: 32, bytes: 36 },
 };
 
 export function tensorBytes(dtype: NativeDType, shape: number[]): number {

@@ -10,10 +10,11 @@
 
 /**
  * Tensor element types the addon reads from files. Q8_0 / Q4_0 are GGUF's block formats (32 per block);
- * q4_z is the engine's int4 block with a zero point (f16 scale, u16 zero, 16 bytes of nibbles; value =
- * scale * (q - zero)), what GPTQ/AWQ layers with zero points are repacked into.
+ * q4_z / q8_z are the engine's int4 / int8 blocks with a zero point (f16 scale, u16 zero, 16 bytes of
+ * nibbles / 32 unsigned bytes; value = scale * (q - zero)), what GPTQ/AWQ layers with zero points are
+ * repacked into.
  */
-export type NativeDType = 'f32' | 'f16' | 'bf16' | 'q8_0' | 'q4_0' | 'q4_z';
+export type NativeDType = 'f32' | 'f16' | 'bf16' | 'q8_0' | 'q4_0' | 'q4_z' | 'q8_z';
 
 /** How weights are held in memory after load. 'auto' keeps the file's type (f32 stays f32). */
 export type NativeWeightFormat = 'auto' | 'f32' | 'f16' | 'bf16' | 'int8' | 'int4';
@@ -68,7 +69,7 @@ export interface NativePackedPart {
 
 /**
  * A GPTQ or AWQ linear layer in the Hugging Face layouts (native/src/core/weights-gptq.h), repacked once
- * at load into int4/int8 blocks of 32: symmetric ones into q4_0 / q8_0, others into q4_z.
+ * at load into int4/int8 blocks of 32: symmetric ones into q4_0 / q8_0, others into q4_z / q8_z.
  */
 export interface NativePackedQuant {
   bits: 4 | 8;

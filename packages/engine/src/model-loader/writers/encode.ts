@@ -53,7 +53,10 @@ export function encodeTensor(values: Float32Array, dtype: NativeDType): Uint8Arr
     case 'q4_0':
       return quantizeQ4_0(values);
     case 'q4_z':
-      throw new RangeError('q4_z is made at load from GPTQ/AWQ layers (gptq-quantize.ts), not encoded from floats');
+    case 'q8_z':
+      throw new RangeError(
+        'q4_z / q8_z are made at load from GPTQ/AWQ layers (gptq-quantize.ts), not encoded from floats',
+      );
   }
 }
 
