@@ -57,8 +57,8 @@ export class FrontServer {
       forward = { ...req, body: rest };
     }
     const requested = typeof body?.model === 'string' ? body.model : undefined;
-    const tokenInfo = isTgiRoute(route) || wantsLogprobs(body);
-    yield* this.#gate.http(forward, route, (base) => this.#context(base, requested, tokenInfo));
+    const tgi = isTgiRoute(route);
+    yield* this.#gate.http(forward, route, (base) => this.#context(base, requested, tgi || wantsLogprobs(body), tgi));
   }
 
   grpcGenerate(request: GrpcGenerateRequest, callInfo?: GrpcCallInfo): Promise<unknown> {
@@ -72,13 +72,18 @@ export class FrontServer {
   }
 
   /** The graph named `requested` (see the top of this file) and its context. */
-  async #context(base: ContextBase, requested: string | undefined, tokenInfo: boolean): Promise<FrontContext> {
+  async #context(
+    base: ContextBase,
+    requested: string | undefined,
+    tokenInfo: boolean,
+    tgi = false,
+  ): Promise<FrontContext> {
     const [name, client] = this.#pick(requested);
     const info = await this.#info(client);
     const limits = resolveLimits(this.#options.limits, info.maxModelLen);
     return {
       ...base,
-      backend: graphBackend(client, info, limits, { requestId: base.requestId, tokenInfo }),
+      backend: graphBackend(client, info, limits, { requestId: base.requestId, tokenInfo, tgi }),
       limits,
       model: this.#modelInfo(name, info),
       catalog: () => this.#catalog(),

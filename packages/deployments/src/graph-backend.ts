@@ -39,7 +39,7 @@ export function graphBackend(
   client: GraphClient,
   info: GraphInfo,
   limits: ResolvedLimits,
-  request: { requestId: string; tokenInfo: boolean },
+  request: { requestId: string; tokenInfo: boolean; tgi: boolean },
 ): GenerationBackend {
   const tokens = new LearntTokens();
   let sent: GraphRequest | undefined;
@@ -50,10 +50,14 @@ export function graphBackend(
     async prepare(spec: GenerationSpec): Promise<PreparedGeneration> {
       checkPromptSize(spec.prompt, limits, spec.names.prompt ?? 'prompt');
       checkParamLimits(spec, limits);
+      // TGI asks logprobs of every request (each token's `logprob`); only top_n_tokens > 0 is the client's own ask.
+      const implicit = request.tgi && spec.params.logprobs === 0;
+      const { logprobs: _implicit, ...rest } = spec.params;
       const req: GraphRequest = {
         requestId: request.requestId,
         prompt: spec.prompt,
-        params: spec.params,
+        params: implicit ? rest : spec.params,
+        ...(implicit ? { optionalLogprobs: 0 } : {}),
         names: spec.names,
         ...(spec.defaultMaxTokens !== undefined
           ? { defaultMaxTokens: Math.min(spec.defaultMaxTokens, limits.maxTokens) }

@@ -10,9 +10,13 @@ import type { GraphDelta, GraphPrepared, GraphRequest, GraphToken } from './grap
 /** The spec of a graph request; with `prepared` token ids, those instead of the prompt (tokenized once). */
 export function graphSpec(req: GraphRequest): GenerationSpec {
   const ids = req.prepared?.tokenIds;
+  const params =
+    req.optionalLogprobs !== undefined && req.params.logprobs === undefined
+      ? { ...req.params, logprobs: req.optionalLogprobs }
+      : req.params;
   return {
     prompt: ids ? { tokenIds: ids } : req.prompt,
-    params: req.params,
+    params,
     names: req.names,
     ...(req.defaultMaxTokens !== undefined ? { defaultMaxTokens: req.defaultMaxTokens } : {}),
     ...(ids && req.prepared ? { promptText: req.prepared.promptText } : {}),

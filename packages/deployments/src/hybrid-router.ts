@@ -30,6 +30,15 @@ import {
 import { Counter, Registry } from 'prom-client';
 import { backoffDelayMs, CircuitBreaker, type BackoffOptions, type CircuitBreakerOptions } from './circuit-breaker.js';
 import { ModelNotFoundError } from './errors.js';
+import {
+  GRAPH_METHODS,
+  type GenerationGraph,
+  type GraphDelta,
+  type GraphInfo,
+  type GraphPrepared,
+  type GraphPrompt,
+  type GraphRequest,
+} from './graph.js';
 import { LLM_GRPC_SERVICE } from './grpc/llm-grpc.js';
 import { apiOf } from './guards/http-rewrite.js';
 import type { HttpChunk, ModelInfo } from './handler-context.js';
@@ -145,7 +154,7 @@ interface Routed {
 
 type Attempt<T> = { ok: true; value: T } | { ok: false; error?: unknown };
 
-export class HybridRouter {
+export class HybridRouter implements GenerationGraph {
   /** Serves llm.proto itself (`serve run` binds it to the declarer nearest the ingress), choosing per request. */
   static grpcServices = [LLM_GRPC_SERVICE];
   /** Malformed JSON is forwarded as it came, so a model answers it in its own API's shape. */
@@ -345,6 +354,74 @@ export class HybridRouter {
     );
     const rendered = api === 'tgi' ? tgiError(err) : openAiError(err);
     yield { ...rendered, status: 503 };
+  }
+
+  /** GenerationGraph: the router under its own name; the shorter context of the two models. */
+  async graphInfo(): Promise<GraphInfo> {
+    const [small, large] = (await Promise.all(
+      (['small', 'large'] as const).map((m) => this.#handle(m).remote(GRAPH_METHODS.info, [])),
+    )) as [GraphInfo, GraphInfo];
+    return {
+      name: this.options.servedModelName ?? 'hybrid',
+      maxModelLen: Math.min(small.maxModelLen, large.maxModelLen),
+      createdS: Math.min(small.createdS, large.createdS),
+      description: `routes each request to the small (${small.name}) or the large (${large.name}) model`,
+    };
+  }
+
+  /** GenerationGraph: classifies the prompt, then the chosen model tokenizes and checks it (the other if it fails). */
+  async tokenizePrompt(req: GraphRequest): Promise<GraphPrepared> {
+    const body = bodyOf(req.prompt);
+    const first = await this.classify(body);
+    const order: ModelChoice[] = [first, first === 'small' ? 'large' : 'small'];
+    let lastError: unknown;
+    for (const model of order) {
+      const attempt = await this.#withRetries(
+        model,
+        (h) => h.remote(GRAPH_METHODS.tokenize, [req]) as Promise<GraphPrepared>,
+      );
+      if (attempt.ok)
+        return { ...attempt.value, state: { model, reason: model === first ? 'classifier' : 'fallback' } };
+      lastError = attempt.error ?? lastError;
+    }
+    throw new HybridUnavailableError(
+      `no model could answer: ${(lastError as Error | undefined)?.message ?? 'both circuits are open'}`,
+      lastError,
+    );
+  }
+
+  /** GenerationGraph: the chosen model's deltas; a failure before the first falls back to the other model. */
+  async *generateStream(req: GraphRequest): AsyncGenerator<GraphDelta> {
+    const body = bodyOf(req.prompt);
+    const state = req.prepared?.state as { model?: ModelChoice; reason?: string } | undefined;
+    const first = state?.model ?? (await this.classify(body));
+    const reason = state?.reason ?? 'classifier';
+    let lastError: unknown;
+    for (const model of [first, first === 'small' ? 'large' : 'small'] as const) {
+      // The other model may tokenize differently: it gets the prompt, not the first one's token ids.
+      const sent = model === first ? req : { ...req, prepared: undefined };
+      const attempt = await this.#withRetries(model, (h) =>
+        openStream(h.remoteStream(GRAPH_METHODS.generate, [sent]) as AsyncIterable<GraphDelta>),
+      );
+      if (!attempt.ok) {
+        lastError = attempt.error ?? lastError;
+        continue;
+      }
+      const completion: number[] = [];
+      let prompt = 0;
+      for await (const d of attempt.value.value) {
+        prompt = d.usage.promptTokens;
+        completion[d.index] = d.usage.completionTokens;
+        yield d;
+      }
+      const tokens = prompt + completion.reduce((a, b) => a + (b ?? 0), 0);
+      this.#answered(model, model === first ? reason : 'fallback', body, tokens);
+      return;
+    }
+    throw new HybridUnavailableError(
+      `no model could answer: ${(lastError as Error | undefined)?.message ?? 'both circuits are open'}`,
+      lastError,
+    );
   }
 
   /** Decisions per model and reason, failures, dollars spent and saved, and breaker states (for tests and dashboards). */
@@ -559,6 +636,13 @@ export function estimatedTokens(req: Record<string, unknown>): number {
 /** Dollars for a request before it ran: estimatedTokens × per1k / 1000. */
 export function estimatedCost(req: Record<string, unknown>, per1k: number): number {
   return (estimatedTokens(req) * per1k) / 1000;
+}
+
+/** A graph prompt as the request body classify() reads (prompt text or messages). */
+function bodyOf(prompt: GraphPrompt): Record<string, unknown> {
+  if ('text' in prompt) return { prompt: prompt.text };
+  if ('messages' in prompt) return { messages: prompt.messages };
+  return { prompt: '' };
 }
 
 function isRecord(v: unknown): v is Record<string, unknown> {
