@@ -13,6 +13,7 @@ import OpenAI from 'openai';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { FRONT_ADMIN_KEY, FRONT_KEY } from '../fixtures/apps/front-apps.js';
 import { serveRun, type ServeRun } from '../fixtures/apps/deploy-llm-harness.js';
+import { eventually } from '../helpers/eventually.js';
 import { describeWithModels, repoRoot } from '../helpers/models.js';
 
 let server: ServeRun;
@@ -79,6 +80,37 @@ function grpcGenerate(req: Record<string, unknown>, key?: string): Promise<Reply
     }),
   );
 }
+
+function grpcStream(req: Record<string, unknown>, key: string): Promise<Array<{ text: string; usage?: unknown }>> {
+  const def = protoLoader.loadSync(path.join(repoRoot, 'protos/llm.proto'), {
+    keepCase: true,
+    longs: Number,
+    defaults: true,
+  });
+  const pkg = grpc.loadPackageDefinition(def) as unknown as {
+    flotilla: { llm: { v1: { Llm: grpc.ServiceClientConstructor } } };
+  };
+  const c = new pkg.flotilla.llm.v1.Llm(server.grpcAddress, grpc.credentials.createInsecure()) as grpc.Client &
+    Record<string, (...args: unknown[]) => unknown>;
+  const md = new grpc.Metadata();
+  md.set('authorization', `Bearer ${key}`);
+  const call = c.GenerateStream!(req, md) as grpc.ClientReadableStream<{ text: string; usage?: unknown }>;
+  const out: Array<{ text: string; usage?: unknown }> = [];
+  return new Promise((resolve, reject) => {
+    call.on('data', (m) => out.push(m));
+    call.on('end', () => {
+      c.close();
+      resolve(out);
+    });
+    call.on('error', (e) => {
+      c.close();
+      reject(e);
+    });
+  });
+}
+
+const metric = (text: string, name: string) =>
+  [...text.matchAll(new RegExp(`^${name}\\{[^}]*\\} (\\S+)$`, 'gm'))].reduce((a, m) => a + Number(m[1]), 0);
 
 describeWithModels('LLMFront: several graphs behind one endpoint, chosen by model', () => {
   beforeAll(async () => {
@@ -236,4 +268,75 @@ describeWithModels('LLMFront: several graphs behind one endpoint, chosen by mode
     );
     expect((unknown as grpc.ServiceError).code).toBe(grpc.status.NOT_FOUND);
   }, 120_000);
+  it('streams TGI and llm.proto through the front; answers bad input in each API shape', async () => {
+    const alone = await client.completions.create({
+      model: 'stories',
+      prompt: 'Lily',
+      max_tokens: 10,
+      temperature: 0,
+    });
+    const sse = await fetch(`${server.url}/generate_stream`, {
+      method: 'POST',
+      headers: auth,
+      body: JSON.stringify({ model: 'speculative', inputs: 'Lily', parameters: { max_new_tokens: 10 } }),
+    });
+    const events = (await sse.text())
+      .split('\n\n')
+      .filter((e) => e.startsWith('data: '))
+      .map((e) => JSON.parse(e.slice(6)) as { token: { text: string }; generated_text: string | null });
+    expect(events.map((e) => e.token.text).join('')).toBe(alone.choices[0]!.text);
+    expect(events.at(-1)!.generated_text).toBe(alone.choices[0]!.text);
+    const msgs = await grpcStream({ model: 'speculative', prompt: 'Lily', max_tokens: 10, temperature: 0 }, FRONT_KEY);
+    expect(msgs.map((m) => m.text).join('')).toBe(alone.choices[0]!.text);
+    expect(msgs.at(-1)!.usage).toMatchObject({ completion_tokens: 10 });
+
+    const bad = await client.completions
+      .create({ model: 'cached', prompt: 'Hi', max_tokens: 4, temperature: 9 })
+      .catch((e: unknown) => e);
+    expect((bad as InstanceType<typeof OpenAI.BadRequestError>).param).toBe('temperature');
+    const tooLong = await client.completions
+      .create({ model: 'stories', prompt: 'Hi', max_tokens: 100_000 })
+      .catch((e: unknown) => e);
+    expect((tooLong as InstanceType<typeof OpenAI.BadRequestError>).status).toBe(400);
+    expect((tooLong as InstanceType<typeof OpenAI.BadRequestError>).param).toBe('max_tokens');
+    const tgiBad = await fetch(`${server.url}/generate`, {
+      method: 'POST',
+      headers: auth,
+      body: JSON.stringify({ inputs: 'Hi', parameters: { temperature: -1 } }),
+    });
+    expect(tgiBad.status).toBe(422);
+    const notJson = await fetch(`${server.url}/v1/completions`, { method: 'POST', headers: auth, body: '{"prompt":' });
+    expect(notJson.status).toBe(400);
+    expect(((await notJson.json()) as { error: { code: string } }).error.code).toBe('invalid_json');
+    const grpcBad = await grpcGenerate({ model: 'speculative', prompt: 'Hi', temperature: 9 }, FRONT_KEY).catch(
+      (e: grpc.ServiceError) => e,
+    );
+    expect((grpcBad as grpc.ServiceError).code).toBe(grpc.status.INVALID_ARGUMENT);
+    expect((grpcBad as grpc.ServiceError).details).toContain('temperature');
+  }, 120_000);
+
+  it('a client leaving a stream through the front ends the request in the graph (no running request left)', async () => {
+    const scrape = async () =>
+      (await fetch(`${server.url}/metrics`, { headers: { authorization: `Bearer ${FRONT_ADMIN_KEY}` } })).text();
+    const before = metric(await scrape(), 'vllm:generation_tokens_total');
+    const ac = new AbortController();
+    const res = await fetch(`${server.url}/v1/completions`, {
+      method: 'POST',
+      headers: auth,
+      signal: ac.signal,
+      body: JSON.stringify({ model: 'stories', prompt: 'Once', max_tokens: 500, ignore_eos: true, stream: true }),
+    });
+    const reader = res.body!.getReader();
+    await reader.read();
+    ac.abort();
+    await reader.cancel().catch(() => {});
+    await eventually(
+      async () => metric(await scrape(), 'vllm:num_requests_running'),
+      (n) => n === 0,
+    );
+    // Cut short: the engine stopped before max_tokens (500, with ignore_eos) once the client left.
+    const generated = metric(await scrape(), 'vllm:generation_tokens_total') - before;
+    expect(generated).toBeGreaterThan(0);
+    expect(generated).toBeLessThan(500);
+  }, 60_000);
 });
