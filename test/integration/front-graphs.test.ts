@@ -315,6 +315,22 @@ describeWithModels('LLMFront: several graphs behind one endpoint, chosen by mode
     expect((grpcBad as grpc.ServiceError).details).toContain('temperature');
   }, 120_000);
 
+  it("reports each graph's TTFT, e2e latency and finishes as the front saw them (LLMServer's histograms)", async () => {
+    await client.completions.create({ model: 'speculative', prompt: 'Tom', max_tokens: 6, temperature: 0 });
+    const text = await (
+      await fetch(`${server.url}/metrics`, { headers: { authorization: `Bearer ${FRONT_ADMIN_KEY}` } })
+    ).text();
+    const front = (name: string, model: string) =>
+      [...text.matchAll(new RegExp(`^${name}\\{([^}]*)\\} (\\S+)$`, 'gm'))]
+        .filter((m) => m[1]!.includes(`model_name="${model}"`) && m[1]!.includes('deployment="Front"'))
+        .reduce((a, m) => a + Number(m[2]), 0);
+    expect(front('flotilla_llm_time_to_first_token_seconds_count', 'speculative')).toBeGreaterThan(0);
+    expect(front('flotilla_llm_e2e_request_latency_seconds_count', 'speculative')).toBe(
+      front('flotilla_llm_time_to_first_token_seconds_count', 'speculative'),
+    );
+    expect(front('flotilla_llm_request_success_total', 'stories')).toBeGreaterThan(0);
+  }, 60_000);
+
   it('a client leaving a stream through the front ends the request in the graph (no running request left)', async () => {
     const scrape = async () =>
       (await fetch(`${server.url}/metrics`, { headers: { authorization: `Bearer ${FRONT_ADMIN_KEY}` } })).text();
