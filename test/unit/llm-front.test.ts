@@ -56,7 +56,7 @@ class EchoGraph implements GenerationGraph {
         finished: last,
         finishReason: last ? 'length' : null,
         stopReason: null,
-        usage: { promptTokens: ids.length, completionTokens: i + 1 },
+        usage: { promptTokens: req.prepared?.promptTokens ?? 0, completionTokens: i + 1 },
         ...(req.tokenInfo ? { tokens: [{ id, bytes: [id], special: false }] } : {}),
       };
     }
@@ -67,18 +67,23 @@ function request(method: string, path: string, body?: unknown): HttpRequestLike 
   return { method, path, query: {}, headers: {}, body, requestId: `r-${Math.random()}`, clientIp: '127.0.0.1' };
 }
 
-async function call(front: FrontServer, req: HttpRequestLike): Promise<{ status: number; body: any; text: string }> {
+async function call(
+  front: FrontServer,
+  req: HttpRequestLike,
+): Promise<{ status: number; body: any; text: string; headers: Record<string, string> }> {
   let status = 0;
   let body: unknown;
+  let headers: Record<string, string> = {};
   let text = '';
   for await (const c of front.http(req) as AsyncIterable<HttpChunk>) {
     if (typeof c === 'string') text += c;
     else if (status === 0) {
       status = c.status;
       body = c.body;
+      headers = c.headers ?? {};
     }
   }
-  return { status, body, text };
+  return { status, body, text, headers };
 }
 
 const gate = () => new RequestGate({ auditLog: 'none' });
@@ -97,7 +102,7 @@ describe('FrontServer over a user-defined GenerationGraph', () => {
     expect(r.status).toBe(200);
     expect(r.body.model).toBe('second');
     expect(r.body.choices[0].text).toBe('hel');
-    expect(r.body.usage).toEqual({ prompt_tokens: 3, completion_tokens: 3, total_tokens: 6 });
+    expect(r.body.usage).toEqual({ prompt_tokens: 5, completion_tokens: 3, total_tokens: 8 });
     expect([a.seen.length, b.seen.length]).toEqual([0, 1]);
     const missing = await call(front, request('POST', '/v1/completions', { model: 'third', prompt: 'x' }));
     expect(missing.status).toBe(404);
@@ -147,5 +152,49 @@ describe('FrontServer over a user-defined GenerationGraph', () => {
     expect(tgi.body.generated_text).toBe('he');
     expect(tgi.body.details.tokens.map((t: { text: string }) => t.text)).toEqual(['h', 'e']);
     expect(g.seen.at(-1)).toMatchObject({ optionalLogprobs: 0, tokenInfo: true });
+  });
+});
+
+describe("FrontServer through LLMServer's RequestGate", () => {
+  it('rate limits per key (OpenAI 429 with retry-after, TGI 429 overloaded) and writes one audit line per request', async () => {
+    const lines: string[] = [];
+    const g = new RequestGate({ rateLimits: { requests: { perMinute: 2 } }, auditLog: (l) => lines.push(l) });
+    const front = new FrontServer({ g: localClient(new EchoGraph('g')) }, g);
+    expect((await call(front, request('POST', '/v1/completions', { prompt: 'hello', max_tokens: 2 }))).status).toBe(
+      200,
+    );
+    expect((await call(front, request('POST', '/generate', { inputs: 'hello' }))).status).toBe(200);
+    const limited = await call(front, request('POST', '/v1/completions', { prompt: 'hello' }));
+    expect(limited.status).toBe(429);
+    expect(limited.body.error.type).toBe('rate_limit_error');
+    expect(Number(limited.headers['retry-after'])).toBeGreaterThan(0);
+    const tgi = await call(front, request('POST', '/generate', { inputs: 'hello' }));
+    expect([tgi.status, tgi.body.error_type]).toEqual([429, 'overloaded']);
+    const audit = lines.map((l) => JSON.parse(l) as Record<string, unknown>);
+    expect(audit.map((a) => [a.route, a.status])).toEqual([
+      ['POST /v1/completions', 200],
+      ['POST /generate', 200],
+      ['POST /v1/completions', 429],
+      ['POST /generate', 429],
+    ]);
+    expect(audit[0]).toMatchObject({ promptTokens: 5, completionTokens: 2, keyId: 'ip-127.0.0.1' });
+  });
+
+  it('checks API keys and runs the PII guard before the graph sees the prompt', async () => {
+    const graph = new EchoGraph('g');
+    const front = new FrontServer(
+      { g: localClient(graph) },
+      new RequestGate({ apiKeys: ['sk-unit-0001'], pii: { mode: 'redact' }, auditLog: 'none' }),
+    );
+    const denied = await call(front, request('POST', '/v1/completions', { prompt: 'hi' }));
+    expect([denied.status, denied.body.error.code]).toEqual([401, 'invalid_api_key']);
+    const req = request('POST', '/v1/completions', { prompt: 'mail bob@example.com', max_tokens: 40 });
+    req.headers.authorization = 'Bearer sk-unit-0001';
+    const r = await call(front, req);
+    expect(r.status).toBe(200);
+    expect(graph.seen).toHaveLength(1);
+    const sent = graph.seen[0]!.prompt as { text: string };
+    expect(sent.text).not.toContain('bob@example.com');
+    expect(r.body.choices[0].text).not.toContain('bob@example.com');
   });
 });
