@@ -13,7 +13,9 @@
  * chosen model's LLMServer, with `x-flotilla-model: small|large` on the reply), llm.proto over gRPC
  * (`grpcGenerate`, `grpcGenerateStream`) and handles (`generate`). A request whose `model` names one of
  * the two models goes to it; no model, or the router's own name (`servedModelName`, default 'hybrid'),
- * lets the classifier choose.
+ * lets the classifier choose. It is also a GenerationGraph (graph.ts), so an LLMFront can serve it among other
+ * graphs: tokenizePrompt classifies and asks the chosen model, generateStream streams that model's deltas
+ * (the other model's before the first delta if it fails); there the front's `model` names the graph.
  *
  * ```ts
  * @deployment() class Router extends HybridRouter {}

@@ -13,6 +13,10 @@
  * caller's credentials (HTTP `authorization`, gRPC `authorization` metadata or `api_key`), so an entry is
  * never served to a caller the model would have refused.
  *
+ * It is also a GenerationGraph (graph.ts) over a graph below it, for LLMFront: a deterministic request's
+ * deltas are stored (without logprobs) once every sample finished and replayed on the same request; a
+ * request asking for logprobs that the cache would answer is refused with 400 naming `logprobs`.
+ *
  * ```ts
  * @deployment() class Cache extends ResponseCache {}
  * export const app = Cache.bind(Llm.bind({ model }), { ttlMs: 60_000 });
