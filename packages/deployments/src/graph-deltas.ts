@@ -57,10 +57,14 @@ export function idsOf(d: Pick<GraphDelta, 'tokenIds' | 'logprobs' | 'promptLogpr
   return ids;
 }
 
-/** An engine's outputs as deltas; `tok` adds token info (GraphRequest.tokenInfo). */
+/**
+ * An engine's outputs as deltas; `tok` adds token info (GraphRequest.tokenInfo), with the prompt's own ids
+ * (`promptIds`) on a delta that carries prompt logprobs (echo shows their texts).
+ */
 export async function* engineDeltas(
   stream: AsyncIterable<RequestOutput>,
   tok: Pick<Tokenizer, 'tokenBytes' | 'isSpecial' | 'eosId'> | null,
+  promptIds: readonly number[] = [],
 ): AsyncGenerator<GraphDelta> {
   const seen = new Set<number>();
   for await (const out of stream) {
@@ -75,7 +79,7 @@ export async function* engineDeltas(
       ...(out.logprobs ? { logprobs: out.logprobs } : {}),
       ...(out.promptLogprobs ? { promptLogprobs: out.promptLogprobs } : {}),
     };
-    if (tok) d.tokens = tokenInfo(tok, idsOf(d), seen);
+    if (tok) d.tokens = tokenInfo(tok, d.promptLogprobs ? [...promptIds, ...idsOf(d)] : idsOf(d), seen);
     yield d;
   }
 }
