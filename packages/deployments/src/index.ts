@@ -81,3 +81,18 @@ export { LlmJudge, DEFAULT_JUDGE_TEMPLATE, type LlmJudgeOptions } from './safety
 export { ContentBlockedError } from './safety/safety-errors.js';
 export type { SafetyVerdict, SafetyPolicyOptions, SafetyMode } from './safety/safety-policy.js';
 export { COST_HEADER, formatUsd, requestCostUsd } from './request-cost.js';
+export { LLMFront, type LLMFrontOptions } from './llm-front.js';
+export { FrontServer, type FrontServerOptions } from './front-server.js';
+export { handleClient, localClient, type GraphClient } from './graph-client.js';
+export { RequestGate, type GateOptions } from './request-gate.js';
+export {
+  GRAPH_METHODS,
+  type GenerationGraph,
+  type GraphDelta,
+  type GraphInfo,
+  type GraphPrepared,
+  type GraphPrompt,
+  type GraphRequest,
+  type GraphToken,
+} from './graph.js';
+export { engineDeltas, graphPrepared, graphSpec, tokenInfo } from './graph-deltas.js';
