@@ -1,96 +1,41 @@
 /**
  * The programmatic API: `startServe({ applications })` / `serve.run(app)` start a controller and its
  * replicas and return a ServeInstance, which is what the proxies and the CLI talk to (IngressTarget).
+ *
+ * Its parts (controller, routers, links, cluster head) are built in serve-runtime.ts; the options it
+ * takes and their checks are in serve-options.ts; what it reads off its applications (readiness, stats,
+ * replica metrics) in serve-reports.ts; the CallServers for agents' proxies and relayed handle calls in
+ * serve-call-servers.ts.
  */
-import os from 'node:os';
-import { buildGraph, type Application } from './application.js';
+import type { Application } from './application.js';
 import { loadServeConfig, type ServeConfig } from './config.js';
-import { DeploymentConfigError, NotFoundError, UnavailableError } from './errors.js';
+import { NotFoundError, UnavailableError } from './errors.js';
 import { createHandle, type DeploymentHandle, type HandleBackend } from './handle.js';
-import { Controller } from './controller/controller.js';
-import { detectLocalResources, type NodeResources } from './controller/placement.js';
-import { defaultCheckpointPath, type ControllerCheckpoint } from './controller/checkpoint.js';
+import type { Controller } from './controller/controller.js';
+import type { ControllerCheckpoint } from './controller/checkpoint.js';
 import { FileControllerStore } from './controller/store/file-store.js';
-import type { ControllerStore } from './controller/store/controller-store.js';
-import { RouterSet } from './router/router-set.js';
+import type { RouterSet } from './router/router-set.js';
 import { RuntimeEvents, type DeploymentStats, type RuntimeEventMap } from './runtime-events.js';
-import type { CallServer, IncomingCall } from './actor/rpc-peer.js';
-import { LinkBroker, type LinkStats } from './actor/link-broker.js';
-import type { AutoscalingPolicy } from './contract/autoscaling.js';
+import type { CallServer } from './actor/rpc-peer.js';
+import type { LinkBroker, LinkStats } from './actor/link-broker.js';
 import type { IngressTarget } from './ingress/ingress-target.js';
 import type { ReplicaMetrics, ServeStatus } from './contract/status.js';
 import type { RouteInfo } from './contract/routes.js';
-import { settle } from './controller/replica-set.js';
-import { ClusterHead, type ClusterHeadOptions } from './cluster/head.js';
+import type { ClusterHead } from './cluster/head.js';
+import { buildServeRuntime } from './serve-runtime.js';
+import { proxyCallServer, rejectStream, relayCallServer } from './serve-call-servers.js';
+import { collectReplicaMetrics, deploymentStats, waitReady } from './serve-reports.js';
+import {
+  assertPrefixesFree,
+  withPrefixes,
+  type ApplicationSpec,
+  type ApplyOptions,
+  type HaStatusFields,
+  type RunOptions,
+  type StartServeOptions,
+} from './serve-options.js';
 
-export interface ApplicationSpec {
-  name: string;
-  /** Default: '/' for a single application, '/<name>' otherwise. */
-  routePrefix?: string;
-  app: Application;
-}
-
-export interface StartServeOptions {
-  applications: ApplicationSpec[];
-  /** A serve config file (YAML/JSON) or its parsed form; its deployment entries override options. Default: none. */
-  config?: string | ServeConfig;
-  /** This node's resources for placement. Default: detected (CPUs, memory; GPUs from FLOTILLA_GPUS or CUDA_VISIBLE_DEVICES). */
-  resources?: Partial<NodeResources>;
-  /** Controller reconcile period in ms. Default: 100. */
-  tickMs?: number;
-  /** Seconds startServe waits for every deployment to be healthy. Default: 120. */
-  startupTimeoutS?: number;
-  /** Policy for autoscaled deployments that name none in their options. Default: defaultAutoscalingPolicy (Ray's). */
-  autoscalingPolicy?: AutoscalingPolicy;
-  /**
-   * File the controller checkpoints its targets to (autoscaled replica counts, decision history), or
-   * false for none. A file left by a controller that died is read back at start-up; a clean shutdown
-   * removes it. Default: os.tmpdir()/flotilla/controller-<hash of the working directory and app names>.json.
-   */
-  checkpoint?: string | false;
-  /**
-   * Where the controller keeps its state instead of the checkpoint file: etcd (controller/store/) for
-   * heads that stand in for each other. Default: the checkpoint file (see `checkpoint`).
-   */
-  store?: ControllerStore;
-  /**
-   * A standby head: the controller does not run (no replicas start) until lead() is called; meanwhile the
-   * proxies serve from follow()'s target (the leader). Only with no applications. Default: false.
-   */
-  standby?: boolean;
-  /**
-   * Makes this instance a cluster head: node agents (`serve agent --address HOST:PORT`) join on this
-   * port, and replicas are placed over this node and theirs by resources. Default: none (this node only).
-   */
-  cluster?: ClusterHeadOptions;
-  /**
-   * While an autoscaled thread deployment waits out its upscaleDelayS, boot the worker threads of the
-   * replicas it would add, so that they serve soon after the decision (the decision itself is unchanged).
-   * Default: true.
-   */
-  prestartWorkers?: boolean;
-  /**
-   * Handle calls between replicas of this node go straight from the caller's replica to the callee's
-   * (a MessagePort between threads, a local socket when a process is involved; replica/direct-handles.ts),
-   * each replica routing with a router of its own fed by the replica sets pushed to it. Calls still
-   * relay through this process where no link can be made (replicas on other nodes), until the set has
-   * arrived, and when no linked replica is free (they queue here). false: every call relays. Default: true.
-   */
-  directLinks?: boolean;
-}
-
-/** What ServeInstance.apply() takes: the applications as they should now be. */
-export interface ApplyOptions {
-  /**
-   * deploy() only: how the applications were deployed (JSON data, e.g. serve deploy's request), kept in
-   * the checkpoint so that a restarted head can deploy them again (restorableSources()). Default: none.
-   */
-  source?: unknown;
-  /** A serve config file or its parsed form, replacing the one given at start. Default: the one given at start. */
-  config?: string | ServeConfig;
-  /** Seconds apply() waits for every application to be RUNNING again. Default: 120. */
-  timeoutS?: number;
-}
+export type { ApplicationSpec, ApplyOptions, HaStatusFields, RunOptions, StartServeOptions } from './serve-options.js';
 
 export class ServeInstance implements IngressTarget, AsyncDisposable {
   readonly events = new RuntimeEvents();
@@ -117,56 +62,17 @@ export class ServeInstance implements IngressTarget, AsyncDisposable {
     const config = typeof options.config === 'string' ? loadServeConfig(options.config) : options.config;
     this.config = config;
     const apps = withPrefixes(options.applications);
-    this.links = new LinkBroker({
-      enabled: options.directLinks !== false,
-      routing: (app, dep) => this.controller.apps.get(app)?.deployments.get(dep)?.spec.options.routing,
-      derivesModelId: (app, dep) => !!this.controller.apps.get(app)?.deployments.get(dep)?.spec.multiplexedModelId,
-      onRequest: (e) => this.events.emit('request', e),
-    });
-    this.routers = new RouterSet(this.events, (app, dep) => {
-      const spec = this.controller.apps.get(app)?.deployments.get(dep)?.spec;
-      return (
-        spec && {
-          maxQueuedRequests: spec.options.maxQueuedRequests,
-          routing: spec.options.routing,
-          routingKey: spec.routingKey,
-          modelIdOf: spec.multiplexedModelId,
-        }
-      );
-    });
-    const detected = detectLocalResources(process.env, os.availableParallelism(), Math.floor(os.totalmem() / 2 ** 20));
-    const node = { ...detected, ...options.resources };
-    this.cluster = options.cluster ? new ClusterHead(options.cluster, node) : undefined;
-    if (options.standby && apps.length > 0) {
-      throw new DeploymentConfigError('a standby head starts with no application (they come from the leader state)');
-    }
-    const store =
-      options.store ??
-      (options.checkpoint === false
-        ? undefined
-        : new FileControllerStore(
-            options.checkpoint ?? defaultCheckpointPath(apps.map((a) => `${a.name}@${a.routePrefix}`)),
-          ));
-    const cluster = this.cluster;
-    this.controller = new Controller({
-      placement: this.cluster?.placement,
-      remote: this.cluster,
-      node,
-      tickMs: options.tickMs,
-      events: this.events,
-      autoscalingPolicy: options.autoscalingPolicy,
-      prestartWorkers: options.prestartWorkers,
-      relay: (app, deployment) => this.relay(app, deployment),
-      publish: (app, dep, running, why) => {
-        this.routers.publish(app, dep, running, why);
-        this.links.publish(app, dep, running, why);
-      },
-      publishModels: (app, dep, reports) => this.routers.publishModels(app, dep, reports),
-      onActor: (actor) => this.links.attach(actor),
-      queued: (app, dep) => this.routers.queued(app, dep),
-      store,
-      nodes: cluster && (() => cluster.storedNodes()),
-    });
+    const runtime = buildServeRuntime(
+      options,
+      apps.map((a) => `${a.name}@${a.routePrefix}`),
+      this.events,
+      (app, deployment) => this.relay(app, deployment),
+    );
+    this.controller = runtime.controller;
+    this.routers = runtime.routers;
+    this.links = runtime.links;
+    this.cluster = runtime.cluster;
+    const store = runtime.store;
     if (store instanceof FileControllerStore) this.controller.restoreFrom(store.loadSync());
     for (const a of apps) this.controller.deploy(a.name, a.routePrefix, a.graph, config);
     if (!options.standby) this.controller.start();
@@ -189,18 +95,7 @@ export class ServeInstance implements IngressTarget, AsyncDisposable {
   async deploy(applications: ApplicationSpec[], options: ApplyOptions = {}): Promise<void> {
     if (this.isDraining) throw this.drainingError();
     const given = withPrefixes(applications.map((a) => ({ ...a, routePrefix: a.routePrefix ?? '/' })));
-    for (const a of given) {
-      const taken = [...this.controller.apps.values()].find(
-        (o) => o.name !== a.name && o.routePrefix === a.routePrefix,
-      );
-      if (taken) {
-        throw new DeploymentConfigError(
-          `route prefix '${a.routePrefix}' is taken by application '${taken.name}'; ` +
-            'give this one another route prefix',
-          { app: a.name },
-        );
-      }
-    }
+    assertPrefixesFree(given, [...this.controller.apps.values()]);
     if (options.config !== undefined) {
       this.config = typeof options.config === 'string' ? loadServeConfig(options.config) : options.config;
     }
@@ -294,21 +189,8 @@ export class ServeInstance implements IngressTarget, AsyncDisposable {
   }
 
   /** Asks every RUNNING replica for the metrics it exposes (a replica that does not answer within 2 s is left out). */
-  async replicaMetrics(): Promise<ReplicaMetrics[]> {
-    const asks: Promise<ReplicaMetrics | null>[] = [];
-    for (const app of this.controller.apps.values()) {
-      for (const d of app.deployments.values()) {
-        for (const { id, actor } of d.runningActors()) {
-          asks.push(
-            settle(actor, actor.control.collectMetrics(), 2000).then(
-              (metrics) => (metrics.length > 0 ? { app: app.name, deployment: d.name, replica: id, metrics } : null),
-              () => null,
-            ),
-          );
-        }
-      }
-    }
-    return (await Promise.all(asks)).filter((m): m is ReplicaMetrics => m !== null);
+  replicaMetrics(): Promise<ReplicaMetrics[]> {
+    return collectReplicaMetrics(this.controller.apps);
   }
 
   status(): ServeStatus {
@@ -329,45 +211,12 @@ export class ServeInstance implements IngressTarget, AsyncDisposable {
   }
 
   stats(): DeploymentStats[] {
-    const out: DeploymentStats[] = [];
-    for (const app of this.controller.apps.values()) {
-      for (const d of app.deployments.values()) {
-        const info = d.describe();
-        out.push({
-          app: app.name,
-          deployment: d.name,
-          targetReplicas: d.targetReplicas,
-          replicas: d.counts(),
-          ongoing: info.ongoing,
-          queued: info.queued,
-          inFlight: this.routers.inFlight(app.name, d.name),
-        });
-      }
-    }
-    return out;
+    return deploymentStats(this.controller.apps, (app, dep) => this.routers.inFlight(app, dep));
   }
 
   /** Resolves when every application is RUNNING; rejects when one fails to deploy or on timeout. */
-  async ready(timeoutS = 120): Promise<void> {
-    const deadline = Date.now() + timeoutS * 1000;
-    for (;;) {
-      const apps = [...this.controller.apps.values()];
-      const failed = apps.find((a) => a.status === 'DEPLOY_FAILED');
-      if (failed) {
-        throw new DeploymentConfigError(`application '${failed.name}': ${failed.failure()}`, { app: failed.name });
-      }
-      if (apps.every((a) => a.status === 'RUNNING')) return;
-      if (Date.now() > deadline) {
-        const waiting = apps.flatMap((a) =>
-          a
-            .describe()
-            .deployments.filter((d) => d.status !== 'HEALTHY')
-            .map((d) => `${a.name}/${d.name}: ${d.status}${d.message ? ` (${d.message})` : ''}`),
-        );
-        throw new UnavailableError(`not ready after ${timeoutS} s: ${waiting.join('; ')}`);
-      }
-      await new Promise((r) => setTimeout(r, 20));
-    }
+  ready(timeoutS = 120): Promise<void> {
+    return waitReady(this.controller.apps, timeoutS);
   }
 
   /**
@@ -406,34 +255,11 @@ export class ServeInstance implements IngressTarget, AsyncDisposable {
 
   /** Serves the requests of an agent's HTTP proxy, as the ingress of this process does. */
   private proxyServer(): CallServer {
-    const router = (call: { target?: { app: string; deployment: string } }) => {
+    return proxyCallServer((call) => {
       if (this.isDraining) throw this.drainingError();
       if (!call.target) throw new NotFoundError('a proxy request names no deployment');
       return this.routers.get('ingress', call.target.app, call.target.deployment);
-    };
-    return {
-      admit: () => null,
-      release: () => {},
-      unary: async (call, signal) =>
-        router(call).call(call.method, call.args, {
-          requestId: call.requestId,
-          signal,
-          routingKey: call.routingKey,
-          multiplexedModelId: call.multiplexedModelId,
-        }),
-      stream: (call, signal) => {
-        try {
-          return router(call).stream(call.method, call.args, {
-            requestId: call.requestId,
-            signal,
-            routingKey: call.routingKey,
-            multiplexedModelId: call.multiplexedModelId,
-          });
-        } catch (err) {
-          return rejectStream(err as Error);
-        }
-      },
-    };
+    });
   }
 
   /**
@@ -447,54 +273,15 @@ export class ServeInstance implements IngressTarget, AsyncDisposable {
   /** Serves the handle calls that replicas of `caller` relay to us. */
   private relay(app: string, caller: string): CallServer {
     const key = `${app}/${caller}`;
-    const router = (call: IncomingCall) => {
+    return relayCallServer((call) => {
       this.relayed.set(key, (this.relayed.get(key) ?? 0) + 1);
       return this.routers.get(caller, call.target!.app, call.target!.deployment);
-    };
-    return {
-      admit: () => null,
-      release: () => {},
-      unary: (call, signal) =>
-        router(call).call(call.method, call.args, {
-          requestId: call.requestId,
-          signal,
-          routingKey: call.routingKey,
-          multiplexedModelId: call.multiplexedModelId,
-        }),
-      stream: (call, signal) =>
-        router(call).stream(call.method, call.args, {
-          requestId: call.requestId,
-          signal,
-          routingKey: call.routingKey,
-          multiplexedModelId: call.multiplexedModelId,
-        }),
-    };
+    });
   }
 
   private drainingError(): UnavailableError {
     return new UnavailableError('serve instance is shutting down', { draining: true });
   }
-}
-
-/** The leader fields of a head's status (contract/status.ts). */
-export type HaStatusFields = Pick<ServeStatus, 'leader' | 'leaderHead' | 'state'>;
-
-function withPrefixes(applications: ApplicationSpec[]) {
-  const names = new Set<string>();
-  const prefixes = new Set<string>();
-  return applications.map((spec) => {
-    const routePrefix = spec.routePrefix ?? (applications.length === 1 ? '/' : `/${spec.name}`);
-    if (names.has(spec.name)) throw new DeploymentConfigError(`two applications named '${spec.name}'`);
-    if (prefixes.has(routePrefix))
-      throw new DeploymentConfigError(`two applications with route prefix '${routePrefix}'`);
-    names.add(spec.name);
-    prefixes.add(routePrefix);
-    return { name: spec.name, routePrefix, graph: buildGraph(spec.name, spec.app) };
-  });
-}
-
-async function* rejectStream(err: Error): AsyncGenerator<never> {
-  throw err;
 }
 
 /** Starts the applications and resolves once all are healthy (or rejects with the cause, having stopped everything). */
@@ -508,13 +295,6 @@ export async function startServe(options: StartServeOptions): Promise<ServeInsta
     throw err;
   }
   return instance;
-}
-
-export interface RunOptions extends Omit<StartServeOptions, 'applications'> {
-  /** Default: 'default'. */
-  name?: string;
-  /** Default: '/'. */
-  routePrefix?: string;
 }
 
 export const serve = {
