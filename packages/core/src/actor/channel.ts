@@ -2,7 +2,7 @@
  * One duplex pipe of ProtocolMessages to an actor: a worker's MessagePort or a child's IPC channel.
  * Both ends of both transports look the same to RpcPeer and to comlink.
  */
-import type { Worker, MessagePort } from 'node:worker_threads';
+import type { Worker, MessagePort, TransferListItem } from 'node:worker_threads';
 import type { ChildProcess } from 'node:child_process';
 import type { Endpoint } from 'comlink';
 import { decodeBatch } from './batch-codec.js';
@@ -12,10 +12,10 @@ export interface Channel {
   /**
    * Returns false when the other side is gone (the message was not sent). `msg` may also be a
    * PackedBatchMessage from the outbox (typed as a ProtocolMessage there): the receiving channel unpacks
-   * it before its listeners see it. `transfer`: MessagePorts moved with the message (PortChannel only;
-   * other channels cannot carry them).
+   * it before its listeners see it. `transfer`: MessagePorts and ArrayBuffers moved with the message
+   * (PortChannel only; other channels cannot carry ports and copy buffers as they serialize).
    */
-  send(msg: ProtocolMessage, transfer?: readonly MessagePort[]): boolean;
+  send(msg: ProtocolMessage, transfer?: readonly TransferListItem[]): boolean;
   onMessage(listener: (msg: ProtocolMessage) => void): void;
   /** Called once when the other side is gone; reason is human-readable. */
   onClose(listener: (reason: string) => void): void;
@@ -64,7 +64,7 @@ export class PortChannel extends BaseChannel implements Channel {
     }
   }
 
-  send(msg: ProtocolMessage, transfer?: readonly MessagePort[]): boolean {
+  send(msg: ProtocolMessage, transfer?: readonly TransferListItem[]): boolean {
     if (this.closed) return false;
     if (transfer) this.port.postMessage(msg, transfer);
     else this.port.postMessage(msg);
