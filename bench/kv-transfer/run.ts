@@ -5,7 +5,8 @@
  *  - the native copy: NativeModel.exportKv / importKv GB/s (pool ↔ payload, parallel over blocks);
  *  - moving a payload-sized byte array per transport, GB/s = bytes / time of a call that carries it to
  *    the replica (its answer is a few bytes): thread replica with transfer() (moved) and without
- *    (structured clone), process replica (IPC, 'advanced' serialization), and a real gRPC ActorChannel
+ *    (structured clone), process replica (IPC, 'advanced' serialization; with transfer() through a
+ *    /dev/shm file), and a real gRPC ActorChannel
  *    stream on localhost (v8 frames cut into 1 MiB chunks; both ends in this process), beside a plain
  *    memcpy (Uint8Array.set) for scale. Median of --reps calls per size.
  * Prints a table and writes bench/results/kv-transfer-<time>.json. On a shared machine compare within a run.
@@ -121,6 +122,7 @@ async function main() {
       const moved = await time(make, (b) => thread.size(transfer(b)));
       const cloned = await time(make, (b) => thread.size(b));
       const ipc = await time(make, (b) => proc.size(b));
+      const shm = await time(make, (b) => proc.size(transfer(b)));
       const grpc = await time(make, async (b) => {
         const arrived = new Promise<void>((r) => {
           onServer = r;
@@ -135,6 +137,7 @@ async function main() {
         threadMovedGBs: +gbs(bytes, moved).toFixed(2),
         threadClonedGBs: +gbs(bytes, cloned).toFixed(2),
         processIpcGBs: +gbs(bytes, ipc).toFixed(2),
+        processShmGBs: +gbs(bytes, shm).toFixed(2),
         grpcChunkedGBs: +gbs(bytes, grpc).toFixed(2),
         threadMovedMs: +moved.toFixed(2),
         processIpcMs: +ipc.toFixed(2),

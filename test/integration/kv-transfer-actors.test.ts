@@ -4,6 +4,7 @@
  * process replica carries the bytes intact over IPC, and a thread replica relays bytes from a process
  * replica to another thread replica. Checked by SHA-256 of a position-dependent pattern.
  */
+import { existsSync, readdirSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startServe, transfer, type ServeInstance } from '@flotilla/core';
 import { app, digest, pattern } from '../fixtures/apps/kv-transfer.js';
@@ -39,13 +40,17 @@ describe('byte arrays across thread and process replicas', () => {
     expect(b.byteLength).toBe(0);
   });
 
-  it('a process replica carries the bytes intact both ways', async () => {
+  it('a process replica carries the bytes intact both ways (marked ones through /dev/shm, files removed)', async () => {
     const p = instance.getHandle('kv', 'BytesProcess');
     const got: Uint8Array = await p.make(16 * MB + 1, 11);
     expect(digest(got)).toBe(digest(pattern(16 * MB + 1, 11)));
     const seen = await p.check(transfer(pattern(3 * MB, 5)));
     expect(seen.digest).toBe(digest(pattern(3 * MB, 5)));
     expect(seen.pid).not.toBe(process.pid);
+    const unmarked: Uint8Array = await p.make(2 * MB, 12, false);
+    expect(digest(unmarked)).toBe(digest(pattern(2 * MB, 12)));
+    if (existsSync('/dev/shm'))
+      expect(readdirSync('/dev/shm').filter((f) => f.startsWith('flotilla-kv-'))).toEqual([]);
   });
 
   it('a thread replica relays bytes from a process replica into another thread replica', async () => {
