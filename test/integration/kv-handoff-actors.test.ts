@@ -6,6 +6,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startServe, transfer, type ServeInstance } from '@flotilla/core';
+import { KvModelMismatchError } from '../../packages/engine/src/kv-transfer/kv-errors.js';
 import { LLMEngine } from '../../packages/engine/src/llm-engine.js';
 import { app } from '../fixtures/apps/kv-handoff-actors.js';
 import { run } from '../helpers/engine-suite.js';
@@ -42,6 +43,11 @@ describe('KV handoff between a thread replica and a process replica', () => {
       const viaFront = await instance.getHandle('pd').run(prompt, params);
       expect(viaFront.tokenIds).toEqual(ref.tokenIds);
     }
+    // A payload from another model: refused in the process replica, rebuilt here as the same class.
+    const h = await pre.prefill(prompt, { temperature: 0, maxTokens: 8 });
+    h.kv[8] ^= 0xff; // a fingerprint byte
+    await expect(dec.decode(h)).rejects.toBeInstanceOf(KvModelMismatchError);
+    await expect(dec.decode(h)).rejects.toMatchObject({ code: 'E_KV_MODEL' });
     for (const handle of [pre, dec]) {
       const b = await handle.blocks();
       expect(b.free).toBe(b.total);
