@@ -59,6 +59,13 @@ class KvCache {
   // distinct. Tokens are spread over `pool` when there are enough of them (each writes only its slot).
   void write(ThreadPool& pool, int layer, const float* k, const float* v, int T, const int32_t* slots);
 
+  // KV transfer (kv-payload.h): every layer's K and V of one block, contiguous, transfer_block_bytes()
+  // bytes: [layer 0 K: block_bytes()][layer 0 V]...[layer L-1 V], each run as the pool holds it (an
+  // 8-bit pool's per-row scales included, since they sit inside the run).
+  size_t transfer_block_bytes() const { return 2 * size_t(nLayers_) * block_bytes(); }
+  void export_block(int block, uint8_t* dst) const;
+  void import_block(int block, const uint8_t* src);
+
  private:
   size_t offset(int layer, int kv, int block, int head) const {
     return (((size_t(layer) * 2 + kv) * numBlocks_ + block) * nKv_ + head) * headBlockBytes_;
@@ -67,7 +74,7 @@ class KvCache {
   void store(uint8_t* headBlock, int off, const float* src);
   void write_token(int layer, const float* k, const float* v, int32_t slot);
 
-  int numBlocks_, blockSize_, nKv_, headDim_;
+  int nLayers_, numBlocks_, blockSize_, nKv_, headDim_;
   KvType type_;
   ToF16 toF16_;
   size_t headBytes_;       // one token of one head

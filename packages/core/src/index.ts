@@ -69,3 +69,4 @@ export { ClusterAgent } from './cluster/agent.js';
 export type { ClusterAgentOptions } from './cluster/agent.js';
 export type { PlacementStrategy } from './cluster/cluster-placement.js';
 export type { ClusterClientTls, ClusterServerTls } from './cluster/cluster-tls.js';
+export { transfer } from './actor/transfer.js';
