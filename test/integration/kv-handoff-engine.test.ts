@@ -77,6 +77,30 @@ describeWithModels('KV handoff between engines', () => {
       }
     });
 
+    it('int8 pools hand over their rows with the row scales: output equals one int8 engine, an f32 pool refuses it', async () => {
+      await using single = await make({ enablePrefixCaching: false, kvDtype: 'int8' });
+      await using a = await make({ kvDtype: 'int8' });
+      await using b = await make({ kvDtype: 'int8' });
+      await using f32 = await make();
+      for (const params of [
+        { temperature: 0, maxTokens: 40, ignoreEos: true },
+        { temperature: 0.9, topP: 0.9, seed: 99, maxTokens: 30, ignoreEos: true },
+      ] satisfies SamplingParams[]) {
+        const ref = await run(single, prompt, params);
+        const split = await splitRun(a, b, params);
+        expect(split.tokenIds).toEqual(ref.tokenIds);
+        expect(split.text).toBe(ref.text);
+        const h = readKvHeader(split.handoff.kv!);
+        expect(h.dtype).toBe('int8');
+        // One byte per element plus an f32 scale per row: (hd + 4) / (4 hd) of an f32 block.
+        const hd = h.headDim;
+        expect(h.blockBytes).toBe(2 * h.nLayers * h.nKvHeads * h.blockSize * (hd + 4));
+        expectClean(b);
+        expect(() => f32.generateFromHandoff(split.handoff)).toThrow(KvDtypeMismatchError);
+        expectClean(f32);
+      }
+    });
+
     it('engines that speculate (n-gram) on either side still give one engine greedy output', async () => {
       await using single = await make();
       await using a = await make({ speculative: { method: 'ngram', k: 3 } });
