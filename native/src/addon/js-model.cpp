@@ -27,7 +27,10 @@ Napi::Function JsModel::Define(Napi::Env env) {
                                    InstanceAccessor<&JsModel::Backend>("backend"),
                                    InstanceAccessor<&JsModel::Kernels>("kernels"),
                                    InstanceAccessor<&JsModel::WeightBytes>("weightBytes"),
-                                   InstanceAccessor<&JsModel::NumThreads>("numThreads")});
+                                   InstanceAccessor<&JsModel::NumThreads>("numThreads"),
+                                   InstanceMethod<&JsModel::LoadLora>("loadLora"),
+                                   InstanceMethod<&JsModel::UnloadLora>("unloadLora"),
+                                   InstanceAccessor<&JsModel::MaxLoras>("maxLoras")});
   auto* ctor = new Ctor{Napi::Persistent(fn)};
   env.SetInstanceData<Ctor>(ctor);
   return fn;
@@ -52,6 +55,7 @@ JsModel::JsModel(const Napi::CallbackInfo& info) : Napi::ObjectWrap<JsModel>(inf
   numBlocks_ = e.numBlocks();
   kvF16_ = e.kvF16();
   numThreads_ = e.numThreads();
+  maxLoras_ = e.maxLoras();
   weightBytes_ = static_cast<double>(e.weightBytes());
   backend_ = e.device();
   kernels_ = e.kernels();
