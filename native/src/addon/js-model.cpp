@@ -30,7 +30,8 @@ Napi::Function JsModel::Define(Napi::Env env) {
                                    InstanceAccessor<&JsModel::NumThreads>("numThreads"),
                                    InstanceMethod<&JsModel::LoadLora>("loadLora"),
                                    InstanceMethod<&JsModel::UnloadLora>("unloadLora"),
-                                   InstanceAccessor<&JsModel::MaxLoras>("maxLoras")});
+                                   InstanceAccessor<&JsModel::MaxLoras>("maxLoras"),
+                                   InstanceAccessor<&JsModel::MaxLoraRank>("maxLoraRank")});
   auto* ctor = new Ctor{Napi::Persistent(fn)};
   env.SetInstanceData<Ctor>(ctor);
   return fn;
@@ -56,6 +57,7 @@ JsModel::JsModel(const Napi::CallbackInfo& info) : Napi::ObjectWrap<JsModel>(inf
   kvF16_ = e.kvF16();
   numThreads_ = e.numThreads();
   maxLoras_ = e.maxLoras();
+  maxLoraRank_ = e.maxLoraRank();
   weightBytes_ = static_cast<double>(e.weightBytes());
   backend_ = e.device();
   kernels_ = e.kernels();

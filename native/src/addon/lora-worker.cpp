@@ -98,5 +98,6 @@ Napi::Value JsModel::UnloadLora(const Napi::CallbackInfo& info) {
 }
 
 Napi::Value JsModel::MaxLoras(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), maxLoras_); }
+Napi::Value JsModel::MaxLoraRank(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), maxLoraRank_); }
 
 }  // namespace flotilla

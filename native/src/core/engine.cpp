@@ -136,6 +136,7 @@ void Engine::unload_lora(int slot) {
 }
 
 int Engine::maxLoras() const { return lora_ ? lora_->maxLoras() : 0; }
+int Engine::maxLoraRank() const { return lora_ ? lora_->maxRank() : 0; }
 size_t Engine::loraBytes() const { return lora_ ? lora_->bytes() : 0; }
 
 BatchLimits Engine::limits() const {

@@ -82,6 +82,7 @@ class Engine {
   void load_lora(int slot, const LoraSpec& spec);
   void unload_lora(int slot);
   int maxLoras() const;
+  int maxLoraRank() const;
   size_t loraBytes() const;
 
   // One step into `out` (E_BATCH when it lacks room); returns topK, the width of its top rows.

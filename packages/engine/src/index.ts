@@ -58,3 +58,4 @@ export type { LLMEngineStats } from './llm-engine.js';
 export type { SpeculativeParams } from './sampling-params.js';
 export { checkGuidedSpec, type GuidedSpec } from './guided/guided-spec.js';
 export { GrammarCheckerBusyError } from './guided/grammar-checker.js';
+export * from './lora/index.js';

@@ -69,6 +69,8 @@ export class RequestState {
   detachSignal: (() => void) | null = null;
   /** Samples whose final output went out. */
   numRetired = 0;
+  /** Ends the request's LoRA adapter lease; null when it has none or once done. */
+  releaseAdapter: (() => void) | null = null;
 
   constructor(requestId: string, samples: SampleState[], stream: RequestStream, arrivalTime: number) {
     this.requestId = requestId;

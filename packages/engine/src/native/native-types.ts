@@ -298,8 +298,9 @@ export interface NativeModel {
   loadLora?(slot: number, spec: NativeLoraSpec): Promise<void>;
   /** Empties a LoRA slot (after any step in flight). */
   unloadLora?(slot: number): Promise<void>;
-  /** LoRA slots the model was loaded with (maxLoras). */
+  /** LoRA slots the model was loaded with (maxLoras), and the largest rank each holds. */
   readonly maxLoras?: number;
+  readonly maxLoraRank?: number;
   /** Frees weights, mappings and the KV pool. Further calls throw. */
   dispose(): void;
 }
