@@ -17,8 +17,8 @@ const char* const kNames[kLoraModules] = {"wq", "wk", "wv", "wo", "w1", "w3", "w
 size_t round64(size_t n) { return (n + 63) / 64 * 64; }
 size_t padded_rows(int rows) { return size_t(rows + kPanel - 1) / kPanel * kPanel; }
 
-// Bytes reserved in a slot for one module's A and B at rank r (panel padding included either way).
-size_t a_bytes(int in, int r) { return round64(padded_rows(r) * size_t(in) * 4); }
+// Bytes reserved in a slot for one module's A (row-major) and B (panels: out padded to 16 rows) at rank r.
+size_t a_bytes(int in, int r) { return round64(size_t(r) * size_t(in) * 4); }  // row-major
 size_t b_bytes(int out, int r) { return round64(padded_rows(out) * size_t(r) * 4); }
 
 std::string shape_str(const std::vector<int64_t>& s) {
@@ -157,7 +157,8 @@ void LoraPool::load(int slotIndex, const LoraSpec& spec, ThreadPool& pool) {
           if (scale != 1.f)
             for (int k = 0; k < w.cols; k++) row[k] *= scale;
         }
-        if (panels_) {
+        if (panels_ && isB) {  // B (out, r): panels, 16 output rows per vector over the r steps; A (r, in) stays
+                               // row-major: r rows of long dot products, no padding of r to 16 rows
           to_panels(w, pool, dst);  // drops the staging buffer
         } else {
           std::memcpy(dst, w.data, w.bytes());

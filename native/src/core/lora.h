@@ -6,8 +6,9 @@
 //
 // Per module an adapter holds A (r, in) and B (out, r) as F32, B pre-multiplied by the adapter's scale
 // (lora_alpha / r), so the update of a row x is (scale * B) . (A . x): y = x W^T + x A^T (sB)^T.
-// They are laid out as the CPU kernels read weights (panels where the kernel set wants them), so the
-// low-rank products reuse kern.matmul and keep its fixed summation order per (row, token).
+// They are laid out as the CPU kernels read weights (B in panels where the kernel set wants them, A
+// row-major: its r rows are long dot products), so the low-rank products reuse kern.matmul and keep
+// its fixed summation order per (row, token).
 #pragma once
 #include <array>
 #include <cstdint>
