@@ -37,6 +37,8 @@ export interface HandlerContext {
   usage: Usage;
   /** The prompt text, set by the handler (logged only with logPrompts). */
   promptText?: string;
+  /** The caller holds an admin key (or the server has no keys): may load adapters and see paths. */
+  admin?: boolean;
 }
 
 export type HttpChunk = HttpResponseLike | string;

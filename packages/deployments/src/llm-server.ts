@@ -47,6 +47,7 @@ import { resolveLimits, type LLMServerOptions, type ResolvedLimits } from './llm
 import { checkModelPaths, randomWeightsBanner, resolveModelSource } from './model-source.js';
 import { malformedBodyError } from './malformed-body.js';
 import { OffLoopTokenizer } from './off-loop-tokenizer.js';
+import { loadLoraModules, loraEngineOptions, parseLoraModules } from './openai/lora-routes.js';
 import type { RateLimiter } from './rate-limiter.js';
 import { Registry } from 'prom-client';
 import { type GuardHooks, guardGrpcReply, guardGrpcRequest, guardGrpcStream, guardHttp } from './guards/guard-flow.js';
@@ -192,6 +193,7 @@ export class LLMServer {
         engine: state.engine,
         limits: state.limits,
         model: this.#isAdmin(req) ? state.model : withoutPath(state.model),
+        admin: this.#isAdmin(req),
         encoder: state.encoder,
         usage,
         admit: async (p) => {
@@ -390,7 +392,9 @@ export class LLMServer {
         'chatTemplate',
         'pooling',
       ]),
+      ...loraEngineOptions(o),
     });
+    await loadLoraModules(engine, parseLoraModules(o.loraModules));
     if (this.#speculative) process.stderr.write(speculationBanner(this.#speculative));
     const model: ModelInfo = {
       name: o.servedModelName ?? source.defaultName,

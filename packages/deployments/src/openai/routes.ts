@@ -6,7 +6,7 @@ import type { HttpRequestLike, HttpResponseLike } from '@flotilla/core';
 import { LLMApiError, ModelNotFoundError, openAiCodeOf, RateLimitError } from '../errors.js';
 import { collectGeneration, startGeneration, UsageTracker } from '../generation.js';
 import { asClientError } from '../malformed-body.js';
-import { checkModelName } from '../model-name.js';
+import { adapterModels, resolveAdapter } from './lora-routes.js';
 import { preparePrompt } from '../prepare-prompt.js';
 import { SSE_HEADERS, sse, type HandlerContext, type HttpChunk, type ModelInfo } from '../handler-context.js';
 import {
@@ -34,12 +34,18 @@ export function chatCompletions(req: HttpRequestLike, ctx: HandlerContext): Asyn
 }
 
 export async function* models(_req: HttpRequestLike, ctx: HandlerContext): AsyncGenerator<HttpChunk> {
-  yield { status: 200, body: modelList(ctx.model, ctx.engine.maxModelLen) };
+  const list = modelList(ctx.model, ctx.engine.maxModelLen);
+  yield { status: 200, body: { ...list, data: [...list.data, ...adapterModels(ctx, ctx.engine.maxModelLen)] } };
 }
 
 /** GET /v1/models/{id}: the served model's entry, or 404 model_not_found. */
 export async function* model(req: HttpRequestLike, ctx: HandlerContext): AsyncGenerator<HttpChunk> {
   const id = decodeURIComponent(req.path.replace(/\/+$/, '').slice('/v1/models/'.length));
+  const adapter = adapterModels(ctx, ctx.engine.maxModelLen).find((a) => a.id === id);
+  if (adapter) {
+    yield { status: 200, body: adapter };
+    return;
+  }
   if (id !== ctx.model.name)
     throw new ModelNotFoundError(`The model '${id}' does not exist; this server serves '${ctx.model.name}'.`, 'model');
   yield { status: 200, body: modelList(ctx.model, ctx.engine.maxModelLen).data[0] };
@@ -69,15 +75,15 @@ export function modelList(model: ModelInfo, maxModelLen: number) {
 }
 
 async function* serve(r: OpenAiRequest, ctx: HandlerContext): AsyncGenerator<HttpChunk> {
-  checkModelName(r.model, ctx.model);
-  const prepared = await preparePrompt(ctx, r.spec);
+  const adapter = resolveAdapter(r.model, ctx);
+  const prepared = await preparePrompt(ctx, adapter ? { ...r.spec, adapter } : r.spec);
   ctx.promptText = prepared.promptText;
   await ctx.admit(prepared);
   const stream = startGeneration(ctx.engine, prepared, r.spec.names, { requestId: ctx.requestId, signal: ctx.signal });
   const meta: ResponseMeta = {
     id: `${r.kind === 'chat' ? 'chatcmpl' : 'cmpl'}-${ctx.requestId}`,
     created: Math.floor(Date.now() / 1000),
-    model: ctx.model.name,
+    model: adapter ?? ctx.model.name,
     tok: ctx.engine.tokenizer,
     req: r,
   };
