@@ -146,6 +146,27 @@ describeWithModels('native LoRA: stories260K', () => {
     expect(new Set(runs.map((s) => s.logprobs.join(','))).size).toBe(3);
   });
 
+  it('draft() keeps each sequence on its adapter through its compacted decode steps', async () => {
+    const prompts = [PROMPT.slice(0, 7), PROMPT.slice(0, 11), PROMPT.slice(0, 5)];
+    const slots = [0, -1, 1];
+    const numDraft = [4, 1, 3];
+    const want = prompts.map((p) => new Seq([...p]));
+    for (const [i, s] of want.entries()) await generate(hf.model, [s], [slots[i]!], numDraft[i]!, 1 << 20);
+    const blocks = new Blocks(hf.model);
+    const seqs = prompts.map((p) => new Seq([...p]));
+    for (const s of seqs) blocks.ensure(s, s.tokens.length + 4);
+    const b = buildBatch(
+      hf.model,
+      blocks,
+      seqs.map((seq) => ({ seq, n: seq.tokens.length })),
+    );
+    b.loraSlots = Int32Array.from(slots);
+    const ids = await hf.model.draft!(b, 4, Int32Array.from(numDraft));
+    seqs.forEach((_, i) => {
+      expect(Array.from(ids.subarray(i * 4, i * 4 + numDraft[i]!))).toEqual(want[i]!.generated);
+    });
+  });
+
   it('rejects slots outside the pool or empty, and tensors whose shape differs, naming them', async () => {
     const b = () => buildBatch(hf.model, new Blocks(hf.model), [{ seq: new Seq(PROMPT.slice(0, 4)), n: 4 }]);
     await expect(hf.model.step({ ...b(), loraSlots: Int32Array.of(3) })).rejects.toMatchObject({ code: 'E_BATCH' });
