@@ -86,6 +86,16 @@ describeWithModels('LLMEngine with LoRA adapters: stories260K-hf', () => {
     expect(new Set(alone.slice(0, 3).map((t) => t.join())).size).toBe(3);
   });
 
+  it('speculative decoding (n-gram) verifies with the adapter: the same greedy output as without', async () => {
+    await using plain = await LLMEngine.create(base);
+    await plain.loadAdapter('a0', ad('a0'));
+    await using spec = await LLMEngine.create({ ...base, speculative: { method: 'ngram', k: 3 } });
+    await spec.loadAdapter('a0', ad('a0'));
+    const prompt = 'Tom had a ball. Tom had a ball. Tom had a ball. Tom';
+    expect(await text(spec, prompt, 'a0')).toEqual(await text(plain, prompt, 'a0'));
+    expect(await text(spec, prompt)).toEqual(await text(plain, prompt));
+  });
+
   it('the prefix cache is keyed by adapter: no KV shared across adapters or with the base', async () => {
     await using engine = await LLMEngine.create(base);
     await engine.loadAdapter('a0', ad('a0'));
