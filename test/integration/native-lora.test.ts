@@ -5,7 +5,7 @@
  * mixing two adapters and the base gives each sequence, bit for bit, what it gives alone; bad slots and
  * misshapen tensors are rejected with the tensor named.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
@@ -105,6 +105,28 @@ describeWithModels('native LoRA: stories260K', () => {
         expect(maxAbsDiff(await logitsWith(m.model, 1), want), `${isa} (${m.model.kernels})`).toBeLessThan(1e-4);
       } finally {
         m.dispose();
+      }
+    }
+  });
+
+  it('bf16 and f16 adapters are held as given: equal to the merged model within 1e-4 too', async () => {
+    for (const dtype of ['bf16', 'f16'] as const) {
+      const a = path.join(dir, `half-${dtype}`);
+      const m = path.join(dir, `merged-${dtype}`);
+      mkdirSync(a);
+      mkdirSync(m);
+      await writeRandomAdapter(a, hf.spec.config, { rank: 8, seed: 5, std: 0.05, dtype });
+      await mergeAdapter(models.stories260KHf, a, m);
+      const merged16 = await loadModel(m, { numBlocks: 64, maxBatchTokens: 128, maxBatchSeqs: 8 });
+      try {
+        await hf.model.loadLora!(2, readPeftAdapter(a, hf.spec.config, 16).native);
+        const got = await logitsWith(hf.model, 2);
+        const want = await logitsWith(merged16.model, -1);
+        expect(maxAbsDiff(got, want), dtype).toBeLessThan(1e-4);
+        expect(maxAbsDiff(got, await logitsWith(hf.model, -1)), dtype).toBeGreaterThan(0.05);
+      } finally {
+        merged16.dispose();
+        await hf.model.unloadLora!(2);
       }
     }
   });

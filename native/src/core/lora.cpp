@@ -144,19 +144,17 @@ void LoraPool::load(int slotIndex, const LoraSpec& spec, ThreadPool& pool) {
       const int hd = c_.headDim();
       // Destination row d of a permuted B reads the half-layout row of the same head: pair (2i + j) ← j * hd/2 + i.
       const auto srcRow = [&](int d) { return permute ? d / hd * hd + (d % hd % 2) * (hd / 2) + d % hd / 2 : d; };
-      const auto fill = [&](const TensorSpec& t, Weight& w, uint8_t* dst, float scale, bool isB) {
+      // Held in the file's own type (f32, f16 or bf16: the kernels read all three), so nothing is rounded
+      // at load and a bf16 adapter streams half the bytes of an f32 one; the scale is applied to B's output.
+      const auto fill = [&](const TensorSpec& t, Weight& w, uint8_t* dst, bool isB) {
         w = Weight();
-        w.type = DType::F32, w.rows = int(t.shape[0]), w.cols = int(t.shape[1]), w.rowBytes = size_t(w.cols) * 4;
+        const size_t es = t.dtype == DType::F32 ? 4 : 2;
+        w.type = t.dtype, w.rows = int(t.shape[0]), w.cols = int(t.shape[1]), w.rowBytes = size_t(w.cols) * es;
         w.owned = AlignedBuffer(w.bytes(), "LoRA staging", false);
         w.data = w.owned.data();
         const uint8_t* src = files[t.file]->data() + t.offset;
-        const size_t srcBytes = size_t(w.cols) * (t.dtype == DType::F32 ? 4 : 2);
-        for (int r = 0; r < w.rows; r++) {
-          float* row = reinterpret_cast<float*>(w.owned.data() + size_t(r) * w.rowBytes);
-          decode_row(t.dtype, src + size_t(isB ? srcRow(r) : r) * srcBytes, w.cols, row);
-          if (scale != 1.f)
-            for (int k = 0; k < w.cols; k++) row[k] *= scale;
-        }
+        for (int r = 0; r < w.rows; r++)
+          std::memcpy(w.owned.data() + size_t(r) * w.rowBytes, src + size_t(isB ? srcRow(r) : r) * w.rowBytes, w.rowBytes);
         if (panels_ && isB) {  // B (out, r): panels, 16 output rows per vector over the r steps; A (r, in) stays
                                // row-major: r rows of long dot products, no padding of r to 16 rows
           to_panels(w, pool, dst);  // drops the staging buffer
@@ -166,11 +164,12 @@ void LoraPool::load(int slotIndex, const LoraSpec& spec, ThreadPool& pool) {
           w.data = dst;
         }
       };
-      fill(*ta, lm.a, aAt, 1.f, false);
-      fill(*tb, lm.b, bAt, spec.scale, true);
+      fill(*ta, lm.a, aAt, false);
+      fill(*tb, lm.b, bAt, true);
       s.maxRank = std::max(s.maxRank, lm.rank);
     }
   }
+  s.scale = spec.scale;
   s.loaded = true;
 }
 

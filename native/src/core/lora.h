@@ -4,8 +4,8 @@
 // slot, and which to evict, is the TypeScript side's policy (lora/adapter-slots.ts); here a slot is
 // loaded, cleared and read.
 //
-// Per module an adapter holds A (r, in) and B (out, r) as F32, B pre-multiplied by the adapter's scale
-// (lora_alpha / r), so the update of a row x is (scale * B) . (A . x): y = x W^T + x A^T (sB)^T.
+// Per module an adapter holds A (r, in) and B (out, r) in the file's type (f32, f16 or bf16), and the
+// update of a row x is scale * (B . (A . x)), scale = lora_alpha / r: y = x W^T + scale * x A^T B^T.
 // They are laid out as the CPU kernels read weights (B in panels where the kernel set wants them, A
 // row-major: its r rows are long dot products), so the low-rank products reuse kern.matmul and keep
 // its fixed summation order per (row, token).
@@ -33,17 +33,18 @@ void lora_module_dims(const ModelConfig& c, int m, int* out, int* in);
 
 struct LoraMatrices {
   int rank = 0;  // 0: the module has no update
-  Weight a, b;   // (rank, in), (out, rank) F32; data points into the pool's slot
+  Weight a, b;   // (rank, in), (out, rank) f32/f16/bf16; data points into the pool's slot
 };
 
 struct LoraSlot {
   bool loaded = false;
-  int maxRank = 0;  // the largest rank of its modules
+  int maxRank = 0;    // the largest rank of its modules
+  float scale = 1.f;  // lora_alpha / r: multiplies B's output
   std::vector<std::array<LoraMatrices, kLoraModules>> layers;
 };
 
 // What loadLora() is given: tensors named layers.{i}.{wq|wk|wv|wo|w1|w2|w3}.lora_{a|b} pointing into files,
-// A (r, in), B (out, r), in f32, f16 or bf16; scale multiplies B.
+// A (r, in), B (out, r), in f32, f16 or bf16; scale multiplies B's output.
 struct LoraSpec {
   std::vector<std::string> files;
   std::vector<TensorSpec> tensors;

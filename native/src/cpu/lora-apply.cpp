@@ -69,10 +69,11 @@ void LoraApply::apply(ThreadPool& tp, const CpuKernels& kern, int layer, const f
     const MatmulIn mi{n, m.rank, ys + size_t(r0) * ldy + size_t(j) * rankPad_, ldy, nullptr, 0};
     float* t = tmp + size_t(r0) * ldt_ + colOff[j];
     kern.matmul(m.b, mi, t, int(ldt_), n0, n1);
+    const float scale = pool_->slot(groups_.slot[g]).scale;
     for (int i = 0; i < n; i++) {
       float* y = outs[j].y + size_t(rows[r0 + i]) * N;
       const float* d = t + size_t(i) * ldt_;
-      for (int k = n0; k < n1; k++) y[k] += d[k];
+      for (int k = n0; k < n1; k++) y[k] += scale * d[k];
     }
   });
 }

@@ -1,6 +1,6 @@
 // The per-row LoRA update of one forward pass on the CPU (the SGMV idea of Punica / S-LoRA): the step's
 // rows are grouped by adapter slot once per forward, and after each base matmul every group's rows get
-//   y[rows] += (x[rows] . A^T) . (scale B)^T
+//   y[rows] += scale * (x[rows] . A^T) . B^T
 // for the modules of that site (q|k|v after wq|wk|wv, o after wo, gate|up after w1|w3, down after w2).
 // Shrink (x . A^T, rank columns) runs one task per group; expand (. B^T) one task per (group, module,
 // chunk of output columns). Both use kern.matmul, whose sum for an output element is in a fixed order

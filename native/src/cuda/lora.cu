@@ -2,7 +2,7 @@
 // as two kernels over the step's adapter rows (Punica's BGMV shape, one row per block, which is what a
 // decode batch needs; rows of one adapter are contiguous, as LoraGroups orders them):
 //   shrink: u (R, rank)  = x[rows] . A^T      A (rank, in) f32 of the row's slot
-//   expand: y[rows] += u . (scale B)^T        B (out, rank) f32, scale folded in at upload
+//   expand: y[rows] += scale * u . B^T        B (out, rank) f32, scale per slot
 // Each output element is summed in a fixed order that depends only on its row, so a row's bits do not
 // depend on the batch around it. NOT WIRED YET: the CUDA backend does not upload adapters, and
 // Engine::load refuses maxLoras > 0 on CUDA (E_DEVICE); these kernels compile with the rest so the
@@ -48,7 +48,7 @@ __global__ void expand_kernel(LoraTable t, int layer, int module, const float* _
   const float* b = t.b[e] + size_t(n) * r;
   float acc = 0.f;
   for (int j = 0; j < r; j++) acc = fmaf(b[j], ui[j], acc);
-  y[size_t(rows[i]) * out + n] += acc;
+  y[size_t(rows[i]) * out + n] += t.scale[rowSlot[i]] * acc;
 }
 
 }  // namespace

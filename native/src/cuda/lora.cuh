@@ -10,6 +10,7 @@ struct LoraTable {
   const float* const* a = nullptr;  // (maxLoras * nLayers * 7) each (rank, in) row-major
   const float* const* b = nullptr;  // same, each (out, rank) row-major
   const int32_t* rank = nullptr;    // same
+  const float* scale = nullptr;     // (maxLoras) lora_alpha / r of each slot
   int nLayers = 0;
 };
 

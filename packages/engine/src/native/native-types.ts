@@ -98,7 +98,7 @@ export interface NativeLoadOptions {
 
 /**
  * An adapter for loadLora(): tensors named layers.{i}.{wq|wk|wv|wo|w1|w2|w3}.lora_a (r, in) and .lora_b
- * (out, r), in f32, f16 or bf16, pointing into `files`; B is multiplied by `scale` (lora_alpha / r) at load.
+ * (out, r), in f32, f16 or bf16 (held as given), pointing into `files`; B's output is multiplied by `scale` (lora_alpha / r).
  */
 export interface NativeLoraSpec {
   files: string[];

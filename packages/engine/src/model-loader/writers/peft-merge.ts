@@ -1,7 +1,8 @@
 /**
  * Merges a PEFT LoRA adapter into a Hugging Face model directory (PEFT's merge_and_unload): every
  * targeted weight becomes W + scale · B · A, summed in double and stored as f32; every other tensor
- * and file is copied. f32 files only (the merged model is what adapter outputs are checked against).
+ * and file is copied. The base must be f32; the adapter f32, f16 or bf16 (the merged model is what
+ * adapter outputs are checked against).
  */
 import { copyFile, readdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
@@ -56,7 +57,26 @@ export async function mergeAdapter(baseDir: string, adapterDir: string, outDir: 
 }
 
 function readF32(file: string, offset: number, bytes: number, dtype: string, name: string): Float32Array {
-  if (dtype !== 'F32') throw new ModelFormatError(file, `merge reads F32 tensors; ${name} is ${dtype}`);
   const buf = readBytesAt(file, offset, bytes, name);
-  return new Float32Array(buf.buffer.slice(buf.byteOffset, buf.byteOffset + buf.byteLength));
+  if (dtype === 'F32') return new Float32Array(buf.buffer.slice(buf.byteOffset, buf.byteOffset + buf.byteLength));
+  if (dtype !== 'F16' && dtype !== 'BF16')
+    throw new ModelFormatError(file, `merge reads F32, F16 or BF16 tensors; ${name} is ${dtype}`);
+  const out = new Float32Array(bytes / 2);
+  const u32 = new Uint32Array(out.buffer);
+  for (let i = 0; i < out.length; i++) {
+    const h = buf.readUInt16LE(2 * i);
+    if (dtype === 'BF16') u32[i] = h << 16;
+    else out[i] = halfToFloat(h);
+  }
+  return out;
+}
+
+/** IEEE half bits → number (exact). */
+function halfToFloat(h: number): number {
+  const sign = h & 0x8000 ? -1 : 1;
+  const exp = (h >> 10) & 0x1f;
+  const mant = h & 0x3ff;
+  if (exp === 0) return sign * mant * 2 ** -24;
+  if (exp === 0x1f) return mant ? Number.NaN : sign * Number.POSITIVE_INFINITY;
+  return sign * (1 + mant / 1024) * 2 ** (exp - 15);
 }
