@@ -5,7 +5,7 @@
  * hold on a shared machine; then adapter load and unload latency (PEFT directory → resident slot).
  * Prints a table and writes bench/results/lora-<time>.json. Target: 16 adapters ≥ 80% of the base.
  *
- *   npx tsx bench/lora/run.ts [--rounds 5] [--steps 4] [--threads N] [--rank 8]
+ *   npx tsx bench/lora/run.ts [--rounds 5] [--steps 4] [--threads N] [--rank 8] [--dtype f32|f16|bf16]
  */
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
@@ -26,11 +26,14 @@ const { values: args } = parseArgs({
     steps: { type: 'string', default: '4' },
     threads: { type: 'string', default: '0' },
     rank: { type: 'string', default: '8' },
+    dtype: { type: 'string', default: 'f32' },
   },
 });
 const ROUNDS = Number(args.rounds);
 const STEPS = Number(args.steps);
 const RANK = Number(args.rank);
+const DTYPE = args.dtype as 'f32' | 'f16' | 'bf16';
+if (!['f32', 'f16', 'bf16'].includes(DTYPE)) throw new Error(`--dtype must be f32, f16 or bf16, got ${DTYPE}`);
 const BATCH = 32;
 const CONTEXT = 64;
 const CHUNK = 16;
@@ -45,12 +48,12 @@ async function modelFile(): Promise<string> {
 }
 
 async function adapterDirs(config: Parameters<typeof writeRandomAdapter>[1]): Promise<string[]> {
-  const root = path.join(os.tmpdir(), 'flotilla-bench-models', `110m-lora-r${RANK}`);
+  const root = path.join(os.tmpdir(), 'flotilla-bench-models', `110m-lora-r${RANK}-${DTYPE}`);
   const dirs = Array.from({ length: 16 }, (_, i) => path.join(root, `a${i}`));
   for (const [i, dir] of dirs.entries()) {
     if (existsSync(path.join(dir, 'adapter_model.safetensors'))) continue;
     mkdirSync(dir, { recursive: true });
-    await writeRandomAdapter(dir, config, { rank: RANK, seed: 1000 + i });
+    await writeRandomAdapter(dir, config, { rank: RANK, seed: 1000 + i, dtype: DTYPE });
   }
   return dirs;
 }
