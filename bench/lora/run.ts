@@ -80,7 +80,7 @@ const model: NativeModel = await binding.loadModel({
   ...(Number(args.threads) > 0 ? { numThreads: Number(args.threads) } : {}),
 });
 console.log(
-  `110m (${model.kernels}, ${model.numThreads} threads), 16 adapters of rank ${RANK} on q,k,v,o,gate,up,down`,
+  `110m (${model.kernels}, ${model.numThreads} threads), 16 ${DTYPE} adapters of rank ${RANK} on q,k,v,o,gate,up,down`,
 );
 
 // Load latency: header read + checks (TS) and the native fill of a slot; unload of an idle slot.
@@ -152,7 +152,16 @@ const out = path.join(outDir, `lora-${new Date().toISOString().replace(/[:.]/g, 
 writeFileSync(
   out,
   JSON.stringify(
-    { kernels: model.kernels, threads: model.numThreads, rank: RANK, rounds: ROUNDS, rows, latency, loadMs },
+    {
+      kernels: model.kernels,
+      threads: model.numThreads,
+      rank: RANK,
+      dtype: DTYPE,
+      rounds: ROUNDS,
+      rows,
+      latency,
+      loadMs,
+    },
     null,
     2,
   ),
