@@ -1,7 +1,7 @@
 /**
  * LoRA through LLMServer's HTTP handler (in process, stories260K-hf, random PEFT adapters): lora_modules at
- * start, /v1/models with `parent`, a request's `model` choosing an adapter (same tokens as the engine gives
- * with it), TGI's adapter_id, load/unload over HTTP with an admin key (401 without), and the error shapes:
+ * start, /v1/models with `parent`, a request's `model` choosing an adapter (the same text through OpenAI,
+ * TGI's adapter_id and gRPC's model), load/unload over HTTP with an admin key (401 without), and the error shapes:
  * an unknown adapter is 404 model_not_found, a misshapen one 400 naming the tensor.
  */
 import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
@@ -103,6 +103,15 @@ describeWithModels('LLMServer with LoRA adapters', () => {
       ),
     );
     expect(tgi.body.generated_text).toBe(tuned.body.choices[0].text);
+    const grpc = (await server.grpcGenerate({
+      model: 'a0',
+      prompt: 'Once upon a time',
+      max_tokens: 12,
+      temperature: 0,
+      api_key: 'user-key',
+    })) as { model: string; choices: { text: string }[] };
+    expect(grpc.model).toBe('a0');
+    expect(grpc.choices[0]!.text).toBe(tuned.body.choices[0].text);
   });
 
   it('loads and unloads over HTTP with an admin key only; unknown adapters are 404 model_not_found', async () => {

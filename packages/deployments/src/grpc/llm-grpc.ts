@@ -27,7 +27,7 @@ import {
   type ParamNames,
 } from '../generation.js';
 import type { HandlerContext } from '../handler-context.js';
-import { checkModelName } from '../model-name.js';
+import { resolveAdapter } from '../openai/lora-routes.js';
 import { tokenText } from '../openai/logprobs.js';
 import { readMessages } from '../openai/params.js';
 import { preparePrompt } from '../prepare-prompt.js';
@@ -117,7 +117,7 @@ const RULES: Partial<Record<keyof GrpcGenerateRequest, NumberRule>> = {
 };
 
 export function grpcSpec(req: GrpcGenerateRequest, ctx: HandlerContext): GenerationSpec {
-  checkModelName(req.model, ctx.model);
+  const adapter = resolveAdapter(req.model, ctx); // a LoRA adapter's name, as on HTTP
   const sources = [
     req.prompt ? 'prompt' : '',
     req.messages?.length ? 'messages' : '',
@@ -147,7 +147,13 @@ export function grpcSpec(req: GrpcGenerateRequest, ctx: HandlerContext): Generat
     : req.messages?.length
       ? { messages: readMessages(BodyReader.of({ messages: req.messages })) }
       : { tokenIds: req.prompt_token_ids! };
-  return { prompt, params, names: { ...NAMES, prompt: sources[0]! }, ...(req.prompt ? { defaultMaxTokens: 16 } : {}) };
+  return {
+    prompt,
+    params,
+    names: { ...NAMES, prompt: sources[0]! },
+    ...(req.prompt ? { defaultMaxTokens: 16 } : {}),
+    ...(adapter ? { adapter } : {}),
+  };
 }
 
 export async function grpcGenerate(req: GrpcGenerateRequest, ctx: HandlerContext): Promise<unknown> {
@@ -160,7 +166,7 @@ export async function grpcGenerate(req: GrpcGenerateRequest, ctx: HandlerContext
   const tok = ctx.engine.tokenizer;
   return {
     id: `gen-${ctx.requestId}`,
-    model: ctx.model.name,
+    model: spec.adapter ?? ctx.model.name,
     usage: usageBody(usage),
     choices: samples.map((s) => ({
       index: s.index,
