@@ -7,7 +7,13 @@ namespace flotilla {
 
 namespace {
 
-constexpr int kExpandChunk = 128;  // output columns per expand task: a multiple of 32 (panels, tiles)
+// Output columns per expand task: a whole module's B per group when there are groups enough to keep the
+// threads busy (one sequential stream per adapter matrix: with many adapters their weights are the cost,
+// and short scattered reads of them ran at a fraction of the bandwidth), else cut into multiples of 32.
+int expand_chunk(int out, int groups, int nOuts, int threads) {
+  const int perModule = std::max(1, (4 * threads + groups * nOuts - 1) / (groups * nOuts));
+  return std::max(32, ((out + perModule - 1) / perModule + 31) / 32 * 32);
+}
 constexpr int kMaxOuts = 3;
 
 int pad16(int n) { return (n + kPanel - 1) / kPanel * kPanel; }
@@ -37,13 +43,14 @@ void LoraApply::apply(ThreadPool& tp, const CpuKernels& kern, int layer, const f
   const int G = groups_.count(), ldy = kMaxOuts * rankPad_;
   const int32_t* rows = groups_.rows.data();
   float *gx = gx_.as<float>(), *ys = ys_.as<float>(), *tmp = tmp_.as<float>();
-  int outDim[kMaxOuts], colOff[kMaxOuts], chunkOff[kMaxOuts + 1] = {0};
+  int outDim[kMaxOuts], colOff[kMaxOuts], chunk[kMaxOuts], chunkOff[kMaxOuts + 1] = {0};
   for (int j = 0, col = 0; j < nOuts; j++) {
     int inDim;
     lora_module_dims(c_, outs[j].module, &outDim[j], &inDim);
     colOff[j] = col;
     col += pad16(outDim[j]);
-    chunkOff[j + 1] = chunkOff[j] + (outDim[j] + kExpandChunk - 1) / kExpandChunk;
+    chunk[j] = expand_chunk(outDim[j], G, nOuts, tp.size());
+    chunkOff[j + 1] = chunkOff[j] + (outDim[j] + chunk[j] - 1) / chunk[j];
   }
   const auto mats = [&](int g, int j) -> const LoraMatrices& { return pool_->slot(groups_.slot[g]).layers[layer][outs[j].module]; };
 
@@ -65,7 +72,7 @@ void LoraApply::apply(ThreadPool& tp, const CpuKernels& kern, int layer, const f
     const LoraMatrices& m = mats(g, j);
     if (!m.rank) return;
     const int r0 = groups_.start[g], n = groups_.start[g + 1] - r0, N = outDim[j];
-    const int n0 = (c - chunkOff[j]) * kExpandChunk, n1 = std::min(N, n0 + kExpandChunk);
+    const int n0 = (c - chunkOff[j]) * chunk[j], n1 = std::min(N, n0 + chunk[j]);
     const MatmulIn mi{n, m.rank, ys + size_t(r0) * ldy + size_t(j) * rankPad_, ldy, nullptr, 0};
     float* t = tmp + size_t(r0) * ldt_ + colOff[j];
     kern.matmul(m.b, mi, t, int(ldt_), n0, n1);

@@ -3,8 +3,9 @@
 //   y[rows] += scale * (x[rows] . A^T) . B^T
 // for the modules of that site (q|k|v after wq|wk|wv, o after wo, gate|up after w1|w3, down after w2).
 // Shrink (x . A^T, rank columns) runs one task per group; expand (. B^T) one task per (group, module,
-// chunk of output columns). Both use kern.matmul, whose sum for an output element is in a fixed order
-// whatever the number of rows, so a row's result does not depend on the batch around it.
+// chunk of output columns), whole modules when the groups alone keep the threads busy. Both use
+// kern.matmul, whose sum for an output element is in a fixed order whatever the number of rows, so a
+// row's result does not depend on the batch around it.
 #pragma once
 #include "../core/aligned-buffer.h"
 #include "../core/lora.h"
