@@ -1,8 +1,8 @@
 /**
  * Multi-LoRA benchmark on the random-weight 110M model: a batch of 32 sequences stepped with no adapter,
  * and with 1, 4 and 16 rank-8 adapters (all seven modules) mixed across the batch — decode steps (32
- * tokens) and prefill-chunk steps (32 × 16 tokens) — in interleaved rounds so the ratios to the base
- * hold on a shared machine; then adapter load and unload latency (PEFT directory → resident slot).
+ * tokens) and prefill-chunk steps (32 × 16 tokens) — in interleaved rounds (order reversed every other
+ * round), each ratio to the base taken within its round, so they hold on a shared machine; then adapter load and unload latency (PEFT directory → resident slot).
  * Prints a table and writes bench/results/lora-<time>.json. Target: 16 adapters ≥ 80% of the base.
  *
  *   npx tsx bench/lora/run.ts [--rounds 5] [--steps 4] [--threads N] [--rank 8] [--dtype f32|f16|bf16]
@@ -112,7 +112,7 @@ const rates: Record<string, Record<number, number[]>> = { decode: {}, prefill: {
 for (const mix of MIXES) (rates.decode![mix] = []), (rates.prefill![mix] = []);
 await model.step(withSlots(decode, 16)); // warm-up
 for (let r = 0; r < ROUNDS; r++) {
-  for (const mix of MIXES) {
+  for (const mix of r % 2 ? [...MIXES].reverse() : MIXES) {
     for (const [kind, batch] of [
       ['decode', decode],
       ['prefill', prefill],
@@ -125,18 +125,20 @@ for (let r = 0; r < ROUNDS; r++) {
   }
 }
 
-const rows = MIXES.map((mix) => {
-  const d = median(rates.decode![mix]!);
-  const p = median(rates.prefill![mix]!);
-  return {
-    adapters: mix,
-    decodeTokS: d,
-    decodeOfBase: d / median(rates.decode![0]!),
-    prefillTokS: p,
-    prefillOfBase: p / median(rates.prefill![0]!),
-  };
-});
-console.log('\nadapters  decode tok/s  of base   prefill tok/s  of base   (batch 32; median of %d rounds)', ROUNDS);
+// Ratios to the base are taken within each round (the same minute of a shared machine), then the median.
+const ofBase = (kind: 'decode' | 'prefill', mix: number) =>
+  median(rates[kind]![mix]!.map((x, r) => x / rates[kind]![0]![r]!));
+const rows = MIXES.map((mix) => ({
+  adapters: mix,
+  decodeTokS: median(rates.decode![mix]!),
+  decodeOfBase: ofBase('decode', mix),
+  prefillTokS: median(rates.prefill![mix]!),
+  prefillOfBase: ofBase('prefill', mix),
+}));
+console.log(
+  '\nadapters  decode tok/s  of base   prefill tok/s  of base   (batch 32; medians of %d rounds, ratios per round)',
+  ROUNDS,
+);
 for (const r of rows) {
   console.log(
     `${String(r.adapters || 'none').padStart(8)}  ${r.decodeTokS.toFixed(1).padStart(12)}  ${(100 * r.decodeOfBase).toFixed(1).padStart(6)}%  ${r.prefillTokS.toFixed(1).padStart(13)}  ${(100 * r.prefillOfBase).toFixed(1).padStart(6)}%`,
