@@ -23,7 +23,9 @@
  * strict_model_name=true (vLLM's 404 for a request naming another model; default: any name is this model, as on TGI),
  * vllm_metrics=false (drop the vllm: metric names; default on), pii=redact|block|log (personal data in
  * prompts and outputs; default off), task=auto|generate|embed (embed: /v1/embeddings and gRPC Embed only, as vLLM's
- * --task embed; default auto: everything), pooling=mean|last (how embeddings pool; default: the model's config, else last).
+ * --task embed; default auto: everything), pooling=mean|last (how embeddings pool; default: the model's config, else last),
+ * lora_modules=name=DIR,name=DIR (PEFT LoRA adapters, chosen by a request's `model` or TGI's adapter_id; more at run time
+ * with POST /v1/load_lora_adapter, admin key) max_loras=N (resident at once, LRU; default 4) max_lora_rank=R (default 16).
  */
 import { deployment } from '@flotilla/core';
 import { LLMServer, type LLMServerOptions } from '@flotilla/deployments';
@@ -58,6 +60,9 @@ export function llmOptions(args: Record<string, string | undefined>): LLMServerO
     pii,
     task,
     pooling,
+    lora_modules,
+    max_loras,
+    max_lora_rank,
     ...rest
   } = args;
   const unknown = Object.keys(rest);
@@ -79,6 +84,9 @@ export function llmOptions(args: Record<string, string | undefined>): LLMServerO
   if (admin_keys) options.adminKeys = admin_keys.split(',').filter(Boolean);
   if (metrics_keys) options.metricsKeys = metrics_keys.split(',').filter(Boolean);
   if (max_num_seqs) options.maxNumSeqs = Number(max_num_seqs);
+  if (lora_modules) options.loraModules = lora_modules;
+  if (max_loras) options.maxLoras = Number(max_loras);
+  if (max_lora_rank) options.maxLoraRank = Number(max_lora_rank);
   if (kv_cache_mb) options.kvCacheBytes = Number(kv_cache_mb) * 2 ** 20;
   if (kv_cache_dtype) options.kvCacheDtype = checkKvCacheDtype(kv_cache_dtype);
   if (speculative_method !== undefined && speculative_method !== 'draft' && speculative_method !== 'ngram')

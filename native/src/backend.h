@@ -13,6 +13,7 @@
 namespace flotilla {
 
 class ThreadPool;
+class LoraPool;
 
 struct BackendOptions {
   int numBlocks = 0, blockSize = 16;
@@ -22,6 +23,9 @@ struct BackendOptions {
   // fraction of device memory minus weights and measured activations.
   uint64_t kvCacheBytes = 0;
   double gpuMemoryUtilization = 0.9;
+  // Resident LoRA adapters (core/lora.h), owned by the Engine; null when maxLoras is 0.
+  const LoraPool* lora = nullptr;
+  int maxLoraRank = 0;
 };
 
 // Where a backend that samples on its device writes a step's results: (S) tokens and logprobs,

@@ -3,6 +3,7 @@
 #include <cmath>
 
 #include "../core/error.h"
+#include "../core/lora.h"
 
 namespace flotilla {
 
@@ -159,9 +160,27 @@ LoadSpec parse_load_spec(Napi::Object o) {
   s.maxBatchTokens = integer(o, "maxBatchTokens", "options.", false, 2048);
   s.maxBatchSeqs = integer(o, "maxBatchSeqs", "options.", false, 256);
   s.numThreads = integer(o, "numThreads", "options.", false, 0);
+  s.maxLoras = integer(o, "maxLoras", "options.", false, 0);
+  s.maxLoraRank = integer(o, "maxLoraRank", "options.", false, s.maxLoras > 0 ? 16 : 0);
   const std::string device = string(o, "device", "auto");
   if (device != "auto" && device != "cpu" && device != "cuda") fail("E_DEVICE", "device must be 'auto', 'cpu' or 'cuda'");
   s.device = device == "cuda" ? LoadSpec::Device::Cuda : device == "cpu" ? LoadSpec::Device::Cpu : LoadSpec::Device::Auto;
+  return s;
+}
+
+LoraSpec parse_lora_spec(Napi::Object o) {
+  LoraSpec s;
+  Napi::Value files = o.Get("files"), tensors = o.Get("tensors");
+  if (!files.IsArray() || !tensors.IsArray()) fail("E_SHAPE", "loadLora: spec.files and spec.tensors must be arrays");
+  Napi::Array fa = files.As<Napi::Array>(), ta = tensors.As<Napi::Array>();
+  for (uint32_t i = 0; i < fa.Length(); i++) {
+    if (!fa.Get(i).IsString()) fail("E_FILE", "loadLora: spec.files must hold paths");
+    s.files.push_back(fa.Get(i).As<Napi::String>().Utf8Value());
+  }
+  for (uint32_t i = 0; i < ta.Length(); i++) s.tensors.push_back(parse_tensor(ta.Get(i), s.files, i));
+  s.scale = static_cast<float>(number(o, "scale", "spec.", true, 1.0));
+  if (!std::isfinite(s.scale)) fail("E_SHAPE", "loadLora: spec.scale must be finite");
+  s.halfToInterleaved = o.Get("halfToInterleaved").ToBoolean();
   return s;
 }
 
@@ -237,6 +256,7 @@ StepBatch parse_batch(Napi::Object o, BatchRefs* refs) {
   }
   b.tokenMaskOffsets = optional_field<int32_t>(o, "tokenMaskOffsets", napi_int32_array, &b.lenTokenMaskOffsets, refs);
   if (b.tokenMaskOffsets) b.tokenMask = field<uint32_t>(o, "tokenMask", napi_uint32_array, &b.lenTokenMask, refs);
+  b.loraSlots = optional_field<int32_t>(o, "loraSlots", napi_int32_array, &b.lenLoraSlots, refs);
   b.lenPerSeq = promptLens;
   for (int64_t n : l) b.lenPerSeq = std::min(b.lenPerSeq, n);
   return b;

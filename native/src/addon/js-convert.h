@@ -16,12 +16,16 @@ LoadSpec parse_load_spec(Napi::Object options);  // throws EngineError
 
 // Keeps the batch's typed arrays alive until the step that reads them has finished.
 struct BatchRefs {
-  static constexpr int kArrays = 24;  // every typed-array field parse_batch may read (19 always, 3 of logit bias, 2 of token masks)
+  static constexpr int kArrays = 25;  // every typed-array field parse_batch may read (19 always, 3 of logit bias, 2 of token masks, 1 of LoRA slots)
   Napi::Reference<Napi::Value> refs[kArrays];
   int n = 0;
 };
 
 StepBatch parse_batch(Napi::Object batch, BatchRefs* refs);  // throws EngineError (E_BATCH)
+
+// loadLora()'s spec { files, tensors, scale } (lora-worker.cpp); throws EngineError.
+struct LoraSpec;
+LoraSpec parse_lora_spec(Napi::Object o);
 
 // A typed array's data and length, checking its kind; throws E_BATCH naming `where` and `what` otherwise.
 const void* typed_array_data(Napi::Value v, napi_typedarray_type type, const char* what, int64_t* length,

@@ -34,7 +34,11 @@ Napi::Function JsModel::Define(Napi::Env env) {
                                    InstanceAccessor<&JsModel::Backend>("backend"),
                                    InstanceAccessor<&JsModel::Kernels>("kernels"),
                                    InstanceAccessor<&JsModel::WeightBytes>("weightBytes"),
-                                   InstanceAccessor<&JsModel::NumThreads>("numThreads")});
+                                   InstanceAccessor<&JsModel::NumThreads>("numThreads"),
+                                   InstanceMethod<&JsModel::LoadLora>("loadLora"),
+                                   InstanceMethod<&JsModel::UnloadLora>("unloadLora"),
+                                   InstanceAccessor<&JsModel::MaxLoras>("maxLoras"),
+                                   InstanceAccessor<&JsModel::MaxLoraRank>("maxLoraRank")});
   auto* ctor = new Ctor{Napi::Persistent(fn)};
   env.SetInstanceData<Ctor>(ctor);
   return fn;
@@ -60,6 +64,8 @@ JsModel::JsModel(const Napi::CallbackInfo& info) : Napi::ObjectWrap<JsModel>(inf
   kvType_ = e.kvType();
   kvPool_ = e.kvPool();
   numThreads_ = e.numThreads();
+  maxLoras_ = e.maxLoras();
+  maxLoraRank_ = e.maxLoraRank();
   weightBytes_ = static_cast<double>(e.weightBytes());
   backend_ = e.device();
   kernels_ = e.kernels();

@@ -48,11 +48,15 @@ class JsModel : public Napi::ObjectWrap<JsModel> {
   Napi::Value Kernels(const Napi::CallbackInfo& info);
   Napi::Value WeightBytes(const Napi::CallbackInfo& info);
   Napi::Value NumThreads(const Napi::CallbackInfo& info);
+  Napi::Value LoadLora(const Napi::CallbackInfo& info);    // lora-worker.cpp
+  Napi::Value UnloadLora(const Napi::CallbackInfo& info);  // lora-worker.cpp
+  Napi::Value MaxLoras(const Napi::CallbackInfo& info);    // lora-worker.cpp
+  Napi::Value MaxLoraRank(const Napi::CallbackInfo& info); // lora-worker.cpp
 
   std::shared_ptr<ModelState> state_;
   Napi::ObjectReference config_;
   ModelConfig configValue_;
-  int blockSize_ = 0, numBlocks_ = 0, numThreads_ = 0;
+  int blockSize_ = 0, numBlocks_ = 0, numThreads_ = 0, maxLoras_ = 0, maxLoraRank_ = 0;
   KvType kvType_ = KvType::F32;
   KvPoolInfo kvPool_;
   double weightBytes_ = 0;

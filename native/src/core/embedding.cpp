@@ -9,7 +9,7 @@
 namespace flotilla {
 
 void Engine::embed(const StepBatch& b, Pooling pooling, const EmbedOutputView& out) {
-  check_batch(b, limits());
+  check(b);
   const int S = b.numSeqs, dim = config().dim;
   if (pooling != Pooling::Last && pooling != Pooling::Mean) fail("E_BATCH", "embed: pooling must be 'last' or 'mean'");
   if (out.len < int64_t(S) * dim)

@@ -6,6 +6,7 @@
 #include "../cpu/kernels.h"
 #include "error.h"
 #include "kv-cache.h"
+#include "lora.h"
 #ifdef FLOTILLA_HAVE_CUDA
 #include "../cuda/cuda-api.h"
 #endif
@@ -86,6 +87,12 @@ std::unique_ptr<Engine> Engine::load(const LoadSpec& spec, ProgressFn progress, 
   e->maxBatchSeqs_ = spec.maxBatchSeqs;
   const uint64_t fingerprint = model_fingerprint(*e->weights_);  // before a backend rewrites the weights
   BackendOptions bo{0, spec.blockSize, e->kvType_, spec.maxBatchTokens, spec.maxBatchSeqs};
+  if (spec.maxLoras > 0) {
+    if (cuda) fail("E_DEVICE", "LoRA adapters (maxLoras) run on the CPU backend only; src/cuda/lora.cu is not wired into the CUDA backend yet");
+    e->lora_ = std::make_unique<LoraPool>(spec.config, spec.maxLoras, spec.maxLoraRank, select_kernels().panels);
+    bo.lora = e->lora_.get();
+    bo.maxLoraRank = spec.maxLoraRank;
+  }
   if (cuda) {
 #ifdef FLOTILLA_HAVE_CUDA
     bo.numBlocks = spec.numBlocks;
@@ -117,7 +124,7 @@ std::unique_ptr<Engine> Engine::load(const LoadSpec& spec, ProgressFn progress, 
   d.zerosI.assign(S + 1, 0);
   d.zerosF.assign(S, 0.f);
   d.onesF.assign(S, 1.f);
-  for (auto* v : {&d.tokenIds, &d.positions, &d.slotMapping, &d.contextLens, &d.seqOf}) v->resize(S);
+  for (auto* v : {&d.tokenIds, &d.positions, &d.slotMapping, &d.contextLens, &d.seqOf, &d.loraSlots}) v->resize(S);
   d.queryStartLoc.resize(S + 1);
   d.sampleMask.assign(S, 1);
   return e;
@@ -156,12 +163,32 @@ int Engine::import_kv(const uint8_t* src, size_t len, const int32_t* blocks, int
   return size.numTokens;
 }
 
+void Engine::check(const StepBatch& b) const {
+  check_batch(b, limits());
+  if (!b.loraSlots) return;
+  if (!lora_) fail("E_BATCH", "step batch: loraSlots given but the model was loaded without LoRA slots (maxLoras 0)");
+  lora_->check_batch(b);
+}
+
+void Engine::load_lora(int slot, const LoraSpec& spec) {
+  if (!lora_) fail("E_SHAPE", "loadLora: the model was loaded without LoRA slots (maxLoras 0)");
+  lora_->load(slot, spec, *pool_);
+}
+
+void Engine::unload_lora(int slot) {
+  if (lora_) lora_->unload(slot);
+}
+
+int Engine::maxLoras() const { return lora_ ? lora_->maxLoras() : 0; }
+int Engine::maxLoraRank() const { return lora_ ? lora_->maxRank() : 0; }
+size_t Engine::loraBytes() const { return lora_ ? lora_->bytes() : 0; }
+
 BatchLimits Engine::limits() const {
   return {maxBatchTokens_, maxBatchSeqs_, config().vocabSize, numBlocks_, blockSize_, kMaxLogprobs};
 }
 
 int Engine::step(const StepBatch& b, const StepOutputView& out) {
-  check_batch(b, limits());
+  check(b);
   const int S = b.numSeqs;
   int R = 0, topK = 0;
   for (int s = 0; s < S; s++) {
@@ -231,7 +258,7 @@ int Engine::logit_rows(const StepBatch& b, const int32_t* logitRows, int64_t len
 }
 
 void Engine::logits(const StepBatch& b, const int32_t* logitRows, int64_t lenLogitRows, std::vector<float>* out) {
-  check_batch(b, limits());
+  check(b);
   const int R = logit_rows(b, logitRows, lenLogitRows);
   out->assign(size_t(R) * config().vocabSize, 0.f);
   backend_->forward(b, rows_.data(), R, out->data());
@@ -248,7 +275,7 @@ void Engine::argmax(const StepBatch& b, const int32_t* logitRows, int64_t lenLog
 }
 
 void Engine::draft(const StepBatch& b, int k, const int32_t* numDraft, int64_t lenNumDraft, std::vector<int32_t>* out) {
-  check_batch(b, limits());
+  check(b);
   const int S = b.numSeqs, M = b.maxBlocksPerSeq, bs = blockSize_;
   if (k < 1) fail("E_BATCH", "draft: k must be at least 1");
   if (numDraft && lenNumDraft < S) fail("E_BATCH", "draft: numDraft needs one entry per sequence");
@@ -275,6 +302,7 @@ void Engine::draft(const StepBatch& b, int k, const int32_t* numDraft, int64_t l
     (*out)[size_t(s) * k] = first.tokens[s];
     if (want(s) < 2) continue;
     d.seqOf[n] = s;
+    if (b.loraSlots) d.loraSlots[n] = b.loraSlots[s];
     d.positions[n] = b.contextLens[s];
     std::copy_n(b.blockTables + size_t(s) * M, M, d.blockTables.begin() + size_t(n) * M);
     n++;
@@ -282,6 +310,7 @@ void Engine::draft(const StepBatch& b, int k, const int32_t* numDraft, int64_t l
   g.tokenIds = d.tokenIds.data(), g.positions = d.positions.data(), g.slotMapping = d.slotMapping.data();
   g.queryStartLoc = d.queryStartLoc.data(), g.contextLens = d.contextLens.data();
   g.blockTables = d.blockTables.data(), g.sampleMask = d.sampleMask.data();
+  if (b.loraSlots) g.loraSlots = d.loraSlots.data();
   for (int j = 1; n > 0; j++) {
     for (int i = 0; i < n; i++) {
       const int s = d.seqOf[i], pos = d.positions[i];
@@ -295,6 +324,7 @@ void Engine::draft(const StepBatch& b, int k, const int32_t* numDraft, int64_t l
     g.numSeqs = g.numTokens = n;
     g.lenTokenIds = g.lenPositions = g.lenSlotMapping = g.lenContextLens = g.lenSampleMask = n;
     g.lenQueryStartLoc = n + 1;
+    g.lenLoraSlots = n;
     g.lenBlockTables = int64_t(n) * M;
     const StepOutput& o = step(g);
     int m = 0;
@@ -303,6 +333,7 @@ void Engine::draft(const StepBatch& b, int k, const int32_t* numDraft, int64_t l
       (*out)[size_t(s) * k + j] = o.tokens[i];
       if (want(s) <= j + 1) continue;
       d.seqOf[m] = s;
+      d.loraSlots[m] = d.loraSlots[i];
       d.positions[m] = d.positions[i] + 1;
       if (m != i) std::copy_n(d.blockTables.begin() + size_t(i) * M, M, d.blockTables.begin() + size_t(m) * M);
       m++;
@@ -313,7 +344,7 @@ void Engine::draft(const StepBatch& b, int k, const int32_t* numDraft, int64_t l
 
 int Engine::verify(const StepBatch& b, const int32_t* logitRows, int64_t lenLogitRows, const DraftProbs& q,
                    const VerifyOutputView& out) {
-  check_batch(b, limits());
+  check(b);
   const int S = b.numSeqs, V = config().vocabSize;
   const int R = logit_rows(b, logitRows, lenLogitRows);
   if (out.lenTokens < R) fail("E_BATCH", "verify output: tokens needs room for " + std::to_string(R) + " rows");

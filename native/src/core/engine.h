@@ -7,6 +7,7 @@
 #include "../backend.h"
 #include "kv-payload.h"
 #include "load-spec.h"
+#include "lora.h"
 #include "sampler.h"
 #include "step-batch.h"
 #include "thread-pool.h"
@@ -77,6 +78,13 @@ class Engine {
   int numThreads() const { return pool_->size(); }
   int maxBatchTokens() const { return maxBatchTokens_; }
   int maxBatchSeqs() const { return maxBatchSeqs_; }
+  // LoRA (core/lora.h): fills slot `slot` of the adapter pool (E_SHAPE/E_DTYPE/E_RANGE naming the
+  // tensor, the slot left empty) or empties it. Not reentrant with steps (the addon serialises them).
+  void load_lora(int slot, const LoraSpec& spec);
+  void unload_lora(int slot);
+  int maxLoras() const;
+  int maxLoraRank() const;
+  size_t loraBytes() const;
 
   // One step into `out` (E_BATCH when it lacks room); returns topK, the width of its top rows.
   int step(const StepBatch& b, const StepOutputView& out);
@@ -116,6 +124,7 @@ class Engine {
  private:
   Engine() = default;
   BatchLimits limits() const;
+  void check(const StepBatch& b) const;  // check_batch plus the LoRA slots
   void sample_rows(const StepBatch& b, int numSampled, const SampleOutput& out);
   int logit_rows(const StepBatch& b, const int32_t* logitRows, int64_t lenLogitRows);
 
@@ -124,6 +133,7 @@ class Engine {
   std::unique_ptr<Backend> backend_;
   std::unique_ptr<Sampler> sampler_;
   std::unique_ptr<Verifier> verifier_;
+  std::unique_ptr<LoraPool> lora_;  // null without maxLoras
   int blockSize_ = 16, numBlocks_ = 0, maxBatchTokens_ = 0, maxBatchSeqs_ = 0;
   KvType kvType_ = KvType::F32;
   KvPoolInfo kvPool_;
@@ -139,7 +149,7 @@ class Engine {
   struct DraftBuffers {
     std::vector<int32_t> zerosI;  // (maxBatchSeqs + 1)
     std::vector<float> zerosF, onesF;
-    std::vector<int32_t> tokenIds, positions, slotMapping, queryStartLoc, contextLens, seqOf;
+    std::vector<int32_t> tokenIds, positions, slotMapping, queryStartLoc, contextLens, seqOf, loraSlots;
     std::vector<uint8_t> sampleMask;
     std::vector<int32_t> blockTables;  // (S, maxBlocksPerSeq), grown on demand
   } draft_;

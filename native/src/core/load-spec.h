@@ -67,6 +67,8 @@ struct LoadSpec {
   enum class Device { Auto, Cpu, Cuda } device = Device::Auto;
   bool kvCacheBytesGiven = false;     // kvCacheBytes was set explicitly (the CUDA backend then honours it)
   double gpuMemoryUtilization = 0.9;  // CUDA: fraction of device memory for weights + activations + KV
+  int maxLoras = 0;     // LoRA adapter slots (core/lora.h); 0: none
+  int maxLoraRank = 0;  // largest adapter rank a slot holds
 };
 
 bool parse_weight_format(const std::string& name, WeightFormat* out);

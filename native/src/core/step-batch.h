@@ -39,11 +39,15 @@ struct StepBatch {
   // A mask must allow at least one token. Optional: tokenMaskOffsets null means no mask in this step.
   const uint32_t* tokenMask = nullptr;        // (masked sequences * ceil(vocab / 32))
   const int32_t* tokenMaskOffsets = nullptr;  // (S)
+  // LoRA: sequence s runs with the adapter in slot loraSlots[s] of the engine's LoraPool, -1 = none.
+  // Optional: null means no adapter in this step.
+  const int32_t* loraSlots = nullptr;  // (S)
 
   // Element counts of the arrays as given, for bounds checks.
   int64_t lenTokenIds = 0, lenPositions = 0, lenSlotMapping = 0, lenQueryStartLoc = 0, lenContextLens = 0,
           lenBlockTables = 0, lenSampleMask = 0, lenPenaltyTokens = 0, lenPenaltyOffsets = 0, lenPerSeq = 0,
-          lenBiasTokens = 0, lenBiasValues = 0, lenBiasOffsets = 0, lenTokenMask = 0, lenTokenMaskOffsets = 0;
+          lenBiasTokens = 0, lenBiasValues = 0, lenBiasOffsets = 0, lenTokenMask = 0, lenTokenMaskOffsets = 0,
+          lenLoraSlots = 0;
 };
 
 struct BatchLimits {

@@ -8,6 +8,7 @@
 #include "../backend.h"
 #include "../core/kv-cache.h"
 #include "attention.h"
+#include "lora-apply.h"
 #include "matmul.h"
 #include "ops.h"
 
@@ -74,7 +75,8 @@ class CpuBackend : public Backend {
  public:
   CpuBackend(ModelWeights& w, const BackendOptions& o, ThreadPool& pool)
       : w_(w), c_(w.config), pool_(pool), kern_(select_kernels()), kv_(c_, o.numBlocks, o.blockSize, o.kvType, kern_.to_f16),
-        attn_(c_, o.maxBatchTokens, o.maxBatchSeqs), s_(c_, o.maxBatchTokens, kern_), invFreq_(c_.headDim() / 2) {
+        attn_(c_, o.maxBatchTokens, o.maxBatchSeqs), s_(c_, o.maxBatchTokens, kern_), invFreq_(c_.headDim() / 2),
+        loraPool_(o.lora), lora_(c_, o.lora ? o.maxBatchTokens : 0, std::max(1, o.maxLoraRank)) {
     kv_.prefault(pool_);
     if (kern_.panels) {  // the kernels read F32/F16/BF16/Q8_0/Q4_0 matrices (and the embedding lookup reads rows) from panels
       std::vector<Weight*> mats = {&w.tokEmbeddings, &w.output};
@@ -123,6 +125,7 @@ class CpuBackend : public Backend {
     const int T = b.numTokens, dim = c_.dim;
     float* x = s_.x.as<float>();
     clock_.start_step(T);
+    lora_.begin(b, loraPool_);
     const int hd = c_.headDim();
     rows_parallel(T, [&](int t) {
       read_row(w_.tokEmbeddings, b.tokenIds[t], x + size_t(t) * dim);
@@ -153,6 +156,8 @@ class CpuBackend : public Backend {
     clock_.lap(PhaseClock::kNorm);
     const MatmulOut qkv[3] = {{&lw.wq, q}, {&lw.wk, k}, {&lw.wv, v}};
     matmul_parallel(pool_, kern_, xb, T, dim, xq, qkv, 3);
+    const LoraOut qkvLora[3] = {{kLoraQ, q}, {kLoraK, k}, {kLoraV, v}};
+    lora_.apply(pool_, kern_, l, xb, dim, qkvLora, 3);
     clock_.lap(PhaseClock::kQkv);
     const float* cosSin = s_.rope.as<float>();
     rows_parallel(T, [&](int t) { rope(q + size_t(t) * qDim, k + size_t(t) * kvDim, cosSin + size_t(t) * c_.headDim(), c_); });
@@ -163,6 +168,8 @@ class CpuBackend : public Backend {
     clock_.lap(PhaseClock::kAttn);
     const MatmulOut o{&lw.wo, xb};
     matmul_parallel(pool_, kern_, att, T, qDim, xq, &o, 1);
+    const LoraOut oLora{kLoraO, xb};
+    lora_.apply(pool_, kern_, l, att, qDim, &oLora, 1);
     clock_.lap(PhaseClock::kWo);
     rows_parallel(T, [&](int t) {
       kern_.add_into(x + size_t(t) * dim, xb + size_t(t) * dim, dim);
@@ -171,11 +178,15 @@ class CpuBackend : public Backend {
     clock_.lap(PhaseClock::kFfnNorm);
     const MatmulOut gateUp[2] = {{&lw.w1, h1}, {&lw.w3, h3}};
     matmul_parallel(pool_, kern_, xb, T, dim, xq, gateUp, 2);
+    const LoraOut gateUpLora[2] = {{kLoraGate, h1}, {kLoraUp, h3}};
+    lora_.apply(pool_, kern_, l, xb, dim, gateUpLora, 2);
     clock_.lap(PhaseClock::kW1W3);
     rows_parallel(T, [&](int t) { kern_.swiglu(h1 + size_t(t) * hid, h3 + size_t(t) * hid, hid); });
     clock_.lap(PhaseClock::kSwiglu);
     const MatmulOut down{&lw.w2, xb};
     matmul_parallel(pool_, kern_, h1, T, hid, xq, &down, 1);
+    const LoraOut downLora{kLoraDown, xb};
+    lora_.apply(pool_, kern_, l, h1, hid, &downLora, 1);
     clock_.lap(PhaseClock::kW2);
     rows_parallel(T, [&](int t) { kern_.add_into(x + size_t(t) * dim, xb + size_t(t) * dim, dim); });
     clock_.lap(PhaseClock::kAdd);
@@ -189,6 +200,8 @@ class CpuBackend : public Backend {
   PagedAttention attn_;
   Scratch s_;
   std::vector<float> invFreq_;
+  const LoraPool* loraPool_;
+  LoraApply lora_;
   PhaseClock clock_;
 };
 

@@ -19,7 +19,7 @@ import {
   type TokenLogprob,
   type ToolDefinition,
 } from '@flotilla/engine';
-import { ContextLimitError, InvalidParameterError, MalformedRequestError } from './errors.js';
+import { ContextLimitError, InvalidParameterError, MalformedRequestError, ModelNotFoundError } from './errors.js';
 import type { ResolvedLimits } from './llm-server-options.js';
 
 export type PromptSource =
@@ -41,6 +41,8 @@ export interface GenerationSpec {
    * used as PreparedGeneration.promptText instead of decoding the ids. Default: the ids decoded, if read.
    */
   promptText?: string;
+  /** A LoRA adapter loaded on the engine to run with (its name). Default: the base model. */
+  adapter?: string;
 }
 
 /** A request the engine checked, as the front ends and the guard read it. */
@@ -95,6 +97,7 @@ export function prepareGeneration(engine: LLMEngine, spec: GenerationSpec, limit
   try {
     request = engine.prepare(promptInput(spec.prompt), params, {
       defaultMaxTokens: Math.min(spec.defaultMaxTokens ?? Number.POSITIVE_INFINITY, limits.maxTokens),
+      ...(spec.adapter !== undefined ? { adapter: spec.adapter } : {}),
     });
   } catch (err) {
     throw toApiError(err, names);
@@ -184,6 +187,8 @@ export function toApiError(err: unknown, names: ParamNames): unknown {
       return new InvalidParameterError(name(names, 'prompt'), (e.message ?? 'invalid').replace(/^prompt: /, ''));
     case 'E_CHAT_TEMPLATE':
       return new InvalidParameterError('messages', e.message ?? 'the chat template failed');
+    case 'E_ADAPTER_NOT_FOUND':
+      return new ModelNotFoundError(e.message ?? 'the LoRA adapter is not loaded', 'model');
     case 'E_DUPLICATE_REQUEST':
       return new MalformedRequestError(`${e.message}; send a unique x-request-id`);
     default:

@@ -56,6 +56,8 @@ export interface GenerationContext {
   usage: Usage;
   /** The prompt text, set by the handler (logged only with logPrompts). */
   promptText?: string;
+  /** The caller holds an admin key (or the server has no keys): may load adapters and see paths. */
+  admin?: boolean;
 }
 
 /** LLMServer's context: a generation context over its own engine, for the routes that need the engine itself. */

@@ -7,6 +7,7 @@ import { type LLMApiError, MethodNotAllowedError, RouteNotFoundError } from './e
 import type { GenerationContext, HandlerContext, RouteHandler } from './handler-context.js';
 import { embeddings } from './openai/embeddings.js';
 import { responses } from './openai/responses-api.js';
+import { loadLoraAdapter, unloadLoraAdapter } from './openai/lora-routes.js';
 import { chatCompletions, completions, model, models, openAiError } from './openai/routes.js';
 import { detokenize, tokenize } from './openai/tokenize.js';
 import { generate, generateStream, info, tgiError } from './tgi/routes.js';
@@ -45,6 +46,8 @@ const ROUTES: Record<string, Route> = {
   'POST /v1/responses': openai('POST /v1/responses', responses),
   'POST /v1/embeddings': { ...openai('POST /v1/embeddings', embeddings, false), embeds: true },
   'GET /v1/models': openai('GET /v1/models', models, false),
+  'POST /v1/load_lora_adapter': openai('POST /v1/load_lora_adapter', loadLoraAdapter, false),
+  'POST /v1/unload_lora_adapter': openai('POST /v1/unload_lora_adapter', unloadLoraAdapter, false),
   'POST /tokenize': openai('POST /tokenize', tokenize, false),
   'POST /detokenize': openai('POST /detokenize', detokenize, false),
   'POST /generate': tgi('POST /generate', generate),

@@ -53,6 +53,15 @@ export interface LLMServerOptions {
    */
   strictModelName?: boolean;
   /**
+   * LoRA adapters loaded at start-up (vLLM's --lora-modules): 'name=path,name=path' or { name: path }, each a
+   * PEFT directory; a request's `model` (or TGI's adapter_id) naming one runs on it. Default none.
+   */
+  loraModules?: string | Record<string, string>;
+  /** Adapters resident at once (vLLM's max_loras); more are swapped in LRU. Default: 4 with loraModules, else 0 (none). */
+  maxLoras?: number;
+  /** Largest adapter rank (vLLM's max_lora_rank). Default 16. */
+  maxLoraRank?: number;
+  /**
    * Draft model for speculative decoding inside the engine (vLLM's speculative_model): a path (same kinds as
    * `model`) sharing the model's vocabulary. Default: none.
    */

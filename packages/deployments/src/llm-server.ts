@@ -42,6 +42,7 @@ import { llmRoutingKey, ROUTING_KEY_CHARS } from './llm-routing-key.js';
 import { resolveLimits, type LLMServerOptions, type ResolvedLimits } from './llm-server-options.js';
 import { checkModelPaths, randomWeightsBanner, resolveModelSource } from './model-source.js';
 import { OffLoopTokenizer } from './off-loop-tokenizer.js';
+import { loadLoraModules, loraEngineOptions, parseLoraModules } from './openai/lora-routes.js';
 import type { RateLimiter } from './rate-limiter.js';
 
 /** What a loaded server holds; absent while loading. */
@@ -135,7 +136,8 @@ export class LLMServer implements GenerationGraph {
     yield* this.#gate.http(req, route, async (base) => {
       this.#checkTask(route.generates, route.embeds === true, route.name);
       const state = await this.#ready();
-      return this.#context(base, state, this.#gate.isAdmin(req) ? state.model : withoutPath(state.model));
+      const admin = this.#gate.isAdmin(req);
+      return this.#context(base, state, admin ? state.model : withoutPath(state.model), admin);
     });
   }
 
@@ -295,7 +297,9 @@ export class LLMServer implements GenerationGraph {
         'chatTemplate',
         'pooling',
       ]),
+      ...loraEngineOptions(o),
     });
+    await loadLoraModules(engine, parseLoraModules(o.loraModules));
     if (this.#speculative) process.stderr.write(speculationBanner(this.#speculative));
     const model: ModelInfo = {
       name: o.servedModelName ?? source.defaultName,
@@ -358,9 +362,10 @@ export class LLMServer implements GenerationGraph {
   }
 
   /** A route handler's context over this server's engine. */
-  #context(base: ContextBase, state: LoadedState, model: ModelInfo): HandlerContext {
+  #context(base: ContextBase, state: LoadedState, model: ModelInfo, admin = false): HandlerContext {
     return {
       ...base,
+      admin,
       engine: state.engine,
       encoder: state.encoder,
       limits: state.limits,

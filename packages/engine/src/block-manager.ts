@@ -9,8 +9,7 @@
 import type { BlockPool } from './block-pool.js';
 import type { Sequence } from './sequence.js';
 
-/** Hash of the (empty) root of every chain. */
-const ROOT_HASH = 0;
+/** The root of a chain is the sequence's cacheRoot: 0 for the base model, one per LoRA adapter registration. */
 const TWO_32 = 4294967296;
 
 export interface BlockManagerStats {
@@ -55,7 +54,7 @@ export class BlockManager {
     if (this.enablePrefixCaching) {
       this.hashFullBlocks(seq, maxHit);
       for (; k < maxHit; k++) {
-        const parentHash = k === 0 ? ROOT_HASH : seq.blockHashes[k - 1]!;
+        const parentHash = k === 0 ? seq.cacheRoot : seq.blockHashes[k - 1]!;
         const b = this.pool.lookup(seq.blockHashes[k]!, parentHash, seq.tokenIds, k * bs);
         if (b < 0) break;
         seq.blockTable[k] = b;
@@ -110,7 +109,7 @@ export class BlockManager {
     if (full <= seq.numRegisteredBlocks) return;
     this.hashFullBlocks(seq, full);
     for (let i = seq.numRegisteredBlocks; i < full; i++) {
-      const parentHash = i === 0 ? ROOT_HASH : seq.blockHashes[i - 1]!;
+      const parentHash = i === 0 ? seq.cacheRoot : seq.blockHashes[i - 1]!;
       this.pool.register(seq.blockTable[i]!, seq.blockHashes[i]!, parentHash, seq.tokenIds, i * this.blockSize);
     }
     seq.numRegisteredBlocks = full;
@@ -159,7 +158,7 @@ export class BlockManager {
   /** Fills seq.blockHashes for its first `numBlocks` full blocks (computed once per sequence). */
   private hashFullBlocks(seq: Sequence, numBlocks: number): void {
     for (let i = seq.numHashedBlocks; i < numBlocks; i++) {
-      const parent = i === 0 ? ROOT_HASH : seq.blockHashes[i - 1]!;
+      const parent = i === 0 ? seq.cacheRoot : seq.blockHashes[i - 1]!;
       seq.blockHashes[i] = hashBlock(parent, seq.tokenIds, i * this.blockSize, this.blockSize);
     }
     if (numBlocks > seq.numHashedBlocks) seq.numHashedBlocks = numBlocks;

@@ -69,3 +69,4 @@ export {
   type KvPoolShape,
 } from './kv-transfer/kv-payload.js';
 export type { KvHandoff, PrefillOptions, HandoffOptions } from './kv-transfer/kv-handoff.js';
+export * from './lora/index.js';

@@ -24,6 +24,8 @@ import { checkHandoff } from './kv-transfer/check-handoff.js';
 import { PrefillAbortedError } from './kv-transfer/kv-errors.js';
 import type { HandoffOptions, KvHandoff, PrefillOptions } from './kv-transfer/kv-handoff.js';
 import { KvTransferQueue } from './kv-transfer/kv-transfer-queue.js';
+import { type AdapterInfo, type AdapterLease, AdapterManager } from './lora/adapter-manager.js';
+import { AdapterConfigError, AdapterNotFoundError } from './lora/errors.js';
 import type { LoadedModel, LoadModelOptions } from './model-loader/load-model.js';
 import type { ModelSpec } from './model-loader/model-spec.js';
 import { ModelRunner } from './model-runner.js';
@@ -76,6 +78,8 @@ export type LLMEngineStats = EngineStats & { speculative?: SpecDecodeStats };
 export interface PrepareOptions {
   /** maxTokens when the parameters give none, capped by the room the prompt leaves. Default: that room. */
   defaultMaxTokens?: number;
+  /** A LoRA adapter loaded with loadAdapter() to run the request with (AdapterNotFoundError otherwise). Default: the base model. */
+  adapter?: string;
 }
 
 export interface EmbedOptions {
@@ -88,6 +92,8 @@ export interface GenerateOptions {
   requestId?: string;
   /** Aborting it ends the request (a final output with finishReason 'abort') and frees its blocks. Default none. */
   signal?: AbortSignal;
+  /** LoRA adapter, as PrepareOptions.adapter, when generate() is given a prompt (a prepared request carries its own). */
+  adapter?: string;
 }
 
 export class LLMEngine implements AsyncDisposable {
@@ -105,6 +111,8 @@ export class LLMEngine implements AsyncDisposable {
   private readonly modelStopIds: number[];
   private readonly embedder: EmbeddingQueue;
   private readonly kv: KvTransferQueue;
+  /** LoRA adapters (lora/), when the model was loaded with maxLoras > 0. */
+  readonly adapters: AdapterManager | null;
   private specDecoder: SpecDecoder | null = null;
   private guided: GuidedDecoding | null = null;
   private ownedDraft: LoadedModel | null = null;
@@ -146,6 +154,9 @@ export class LLMEngine implements AsyncDisposable {
       ...(opts.eosToken !== undefined ? { eosToken: opts.eosToken } : {}),
     });
     this.kv = new KvTransferQueue(model, this.scheduler);
+    this.adapters = model.maxLoras
+      ? new AdapterManager(model, model.config, model.maxLoras, model.maxLoraRank ?? 16)
+      : null;
     this.modelStopIds = [...new Set([this.spec.eosId, ...this.spec.stopTokenIds].filter((id) => id >= 0))];
     this.embedder = new EmbeddingQueue(model, blockManager.pool, {
       blockSize: model.blockSize,
@@ -260,7 +271,9 @@ export class LLMEngine implements AsyncDisposable {
       this.guided.compile(params.guided); // cached for generate()
     }
     this.checkCapacity(tokenIds.length + params.maxTokens);
-    return new PreparedRequest(this, tokenIds, params, text, (ids) => this.tokenizer.decode(ids));
+    const adapter = options.adapter;
+    if (adapter !== undefined && !this.adapters?.has(adapter)) throw new AdapterNotFoundError(adapter);
+    return new PreparedRequest(this, tokenIds, params, text, (ids) => this.tokenizer.decode(ids), adapter);
   }
 
   /**
@@ -285,8 +298,9 @@ export class LLMEngine implements AsyncDisposable {
       prepared = input;
       options = (paramsOrOptions as GenerateOptions | undefined) ?? {};
     } else {
-      prepared = this.prepare(input, paramsOrOptions as SamplingParams | undefined);
       options = maybeOptions ?? {};
+      const adapter = options.adapter;
+      prepared = this.prepare(input, paramsOrOptions as SamplingParams | undefined, adapter ? { adapter } : {});
     }
     return this.startRequest(prepared, options, null);
   }
@@ -386,6 +400,8 @@ export class LLMEngine implements AsyncDisposable {
     if (this.requests.has(requestId))
       throw new DuplicateRequestError(`request id ${requestId} is already in flight`, { requestId });
     const stopTokenIds = this.stopTokenIdsOf(params);
+    // An unknown adapter throws here; a known one not resident is leased once loaded (the request waits unscheduled).
+    const lease = prepared.adapter !== undefined ? this.leaseAdapter(prepared.adapter) : null;
     const arrivalTime = performance.now();
     const samples: SampleState[] = [];
     for (let i = 0; i < params.n; i++) {
@@ -412,14 +428,60 @@ export class LLMEngine implements AsyncDisposable {
     const req = new RequestState(requestId, samples, stream, arrivalTime);
     req.handoff = handoff;
     this.requests.set(requestId, req);
-    for (const s of samples) {
-      this.samples.set(s.seq.seqId, s);
-      this.scheduler.add(s.seq);
-    }
+    for (const s of samples) this.samples.set(s.seq.seqId, s);
     this.metrics.promptTokens += tokens.length;
     if (options.signal) this.attachSignal(req, options.signal);
-    this.kick();
+    if (lease instanceof Promise) {
+      lease.then(
+        (l) =>
+          this.requests.get(requestId) === req && !this.disposed ? this.start(req, l) : this.adapters!.release(l),
+        (err: Error) => this.requests.get(requestId) === req && this.failRequest(req, err),
+      );
+    } else {
+      this.start(req, lease);
+    }
     return stream;
+  }
+
+  /** Hands a request's samples to the scheduler, on its adapter's slot when it has one. */
+  private start(req: RequestState, lease: AdapterLease | null): void {
+    if (lease) {
+      req.releaseAdapter = () => this.adapters!.release(lease);
+      for (const s of req.samples) {
+        s.seq.loraSlot = lease.slot;
+        s.seq.cacheRoot = lease.cacheRoot;
+      }
+    }
+    for (const s of req.samples) this.scheduler.add(s.seq);
+    this.kick();
+  }
+
+  private leaseAdapter(name: string): AdapterLease | Promise<AdapterLease> {
+    if (!this.adapters) throw new AdapterNotFoundError(name);
+    return this.adapters.acquire(name);
+  }
+
+  /**
+   * Loads a PEFT LoRA adapter directory under `name` (vLLM's load_lora_adapter): checked against the
+   * base (AdapterMismatchError naming the tensor), then made resident, evicting the least recently used
+   * idle adapter when the slots are full. AdapterConfigError when the engine has no slots or the name is taken.
+   */
+  loadAdapter(name: string, path: string): Promise<AdapterInfo> {
+    if (this.disposed) throw new EngineDisposedError('the engine is disposed');
+    if (!this.adapters)
+      throw new AdapterConfigError('this engine has no LoRA slots (load the model with maxLoras > 0)');
+    return this.adapters.load(name, path);
+  }
+
+  /** Unloads an adapter: new requests for it fail with AdapterNotFoundError; running ones finish with it. */
+  unloadAdapter(name: string): Promise<void> {
+    if (!this.adapters) throw new AdapterNotFoundError(name);
+    return this.adapters.unload(name);
+  }
+
+  /** The loaded adapters. */
+  listAdapters(): AdapterInfo[] {
+    return this.adapters?.list() ?? [];
   }
 
   /**
@@ -783,6 +845,8 @@ export class LLMEngine implements AsyncDisposable {
     this.requests.delete(req.requestId);
     req.detachSignal?.();
     req.detachSignal = null;
+    req.releaseAdapter?.();
+    req.releaseAdapter = null;
     req.stream.end();
   }
 
@@ -796,6 +860,8 @@ export class LLMEngine implements AsyncDisposable {
     this.requests.delete(req.requestId);
     req.detachSignal?.();
     req.detachSignal = null;
+    req.releaseAdapter?.();
+    req.releaseAdapter = null;
     req.stream.fail(err);
     req.handoff?.reject(err);
   }

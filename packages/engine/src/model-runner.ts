@@ -49,6 +49,8 @@ export class ModelRunner {
   private readonly biasOffsets: Int32Array;
   private biasTokens = new Int32Array(0);
   private biasValues = new Float32Array(0);
+  /** (maxNumSeqs) LoRA slot per row, handed over only in steps where some sequence has an adapter. */
+  private readonly loraSlots: Int32Array;
   /** Allowed-token masks of the step's guided sequences; made at the first guided step. */
   private masks: MaskPacker | null = null;
 
@@ -62,6 +64,7 @@ export class ModelRunner {
     this.rowBlocks = new Int32Array(S);
     this.batch = allocateStepBatch(opts);
     this.biasOffsets = new Int32Array(S + 1);
+    this.loraSlots = new Int32Array(S);
     this.output = {
       tokens: new Int32Array(S),
       logprobs: new Float32Array(S),
@@ -104,7 +107,19 @@ export class ModelRunner {
     b.penaltyOffsets[S] = p;
     this.writeBias(out);
     this.writeMasks(out);
+    this.writeLoraSlots(out);
     return b;
+  }
+
+  /** Each row's LoRA slot, or none: the array goes to the native step only when some sequence has an adapter. */
+  private writeLoraSlots(out: SchedulerOutput): void {
+    let any = false;
+    for (let s = 0; s < out.seqs.length; s++) {
+      const slot = out.seqs[s]!.loraSlot;
+      this.loraSlots[s] = slot;
+      any ||= slot >= 0;
+    }
+    this.batch.loraSlots = any ? this.loraSlots : undefined;
   }
 
   /**

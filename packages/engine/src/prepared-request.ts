@@ -16,6 +16,8 @@ export class PreparedRequest {
     readonly params: ResolvedSamplingParams,
     text: string | null,
     decode: (ids: readonly number[]) => string,
+    /** The LoRA adapter it runs with (a name the engine has loaded), or none. */
+    readonly adapter?: string,
   ) {
     this.#owner = owner;
     this.#text = text;

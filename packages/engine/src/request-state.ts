@@ -72,6 +72,8 @@ export class RequestState {
   numRetired = 0;
   /** Set for a prefill() request: its outputs settle this instead of going to the stream. */
   handoff: PrefillWaiter | null = null;
+  /** Ends the request's LoRA adapter lease; null when it has none or once done. */
+  releaseAdapter: (() => void) | null = null;
 
   constructor(requestId: string, samples: SampleState[], stream: RequestStream, arrivalTime: number) {
     this.requestId = requestId;

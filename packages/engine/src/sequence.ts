@@ -68,6 +68,10 @@ export class Sequence {
   promptLogprobsPending: boolean;
   /** Grammar state of a guided sequence (params.guided): advanced by each kept token, freed when it ends. */
   guided: GuidedMatcher | null = null;
+  /** LoRA slot its rows run with (−1: the base model), from its request's adapter lease. */
+  loraSlot = -1;
+  /** Root of its prefix-cache hash chain: 0 for the base, one per adapter registration, so no KV is shared across adapters. */
+  cacheRoot = 0;
 
   constructor(init: SequenceInit) {
     this.seqId = init.seqId;

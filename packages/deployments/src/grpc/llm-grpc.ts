@@ -20,7 +20,7 @@ import type { SamplingParams, TokenLogprob } from '@flotilla/engine';
 import { InvalidParameterError, LLMApiError, type RateLimitError } from '../errors.js';
 import { checkParams, collectGeneration, UsageTracker, type GenerationSpec, type ParamNames } from '../generation.js';
 import type { GenerationContext, TokenTable } from '../handler-context.js';
-import { checkModelName } from '../model-name.js';
+import { resolveAdapter } from '../openai/lora-routes.js';
 import { tokenText } from '../openai/logprobs.js';
 import { readMessages } from '../openai/params.js';
 import { usageBody } from '../openai/responses.js';
@@ -109,7 +109,7 @@ const RULES: Partial<Record<keyof GrpcGenerateRequest, NumberRule>> = {
 };
 
 export function grpcSpec(req: GrpcGenerateRequest, ctx: GenerationContext): GenerationSpec {
-  checkModelName(req.model, ctx.model);
+  const adapter = resolveAdapter(req.model, ctx); // a LoRA adapter's name, as on HTTP
   const sources = [
     req.prompt ? 'prompt' : '',
     req.messages?.length ? 'messages' : '',
@@ -139,7 +139,13 @@ export function grpcSpec(req: GrpcGenerateRequest, ctx: GenerationContext): Gene
     : req.messages?.length
       ? { messages: readMessages(BodyReader.of({ messages: req.messages })) }
       : { tokenIds: req.prompt_token_ids! };
-  return { prompt, params, names: { ...NAMES, prompt: sources[0]! }, ...(req.prompt ? { defaultMaxTokens: 16 } : {}) };
+  return {
+    prompt,
+    params,
+    names: { ...NAMES, prompt: sources[0]! },
+    ...(req.prompt ? { defaultMaxTokens: 16 } : {}),
+    ...(adapter ? { adapter } : {}),
+  };
 }
 
 export async function grpcGenerate(req: GrpcGenerateRequest, ctx: GenerationContext): Promise<unknown> {
@@ -152,7 +158,7 @@ export async function grpcGenerate(req: GrpcGenerateRequest, ctx: GenerationCont
   const tok = ctx.backend.tokens;
   return {
     id: `gen-${ctx.requestId}`,
-    model: ctx.model.name,
+    model: spec.adapter ?? ctx.model.name,
     usage: usageBody(usage),
     choices: samples.map((s) => ({
       index: s.index,

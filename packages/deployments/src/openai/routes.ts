@@ -6,7 +6,7 @@ import type { HttpRequestLike, HttpResponseLike } from '@flotilla/core';
 import { LLMApiError, ModelNotFoundError, openAiCodeOf, RateLimitError } from '../errors.js';
 import { collectGeneration, UsageTracker } from '../generation.js';
 import { asClientError } from '../malformed-body.js';
-import { checkModelName } from '../model-name.js';
+import { adapterModels, resolveAdapter } from './lora-routes.js';
 import { SSE_HEADERS, sse, type GenerationContext, type HttpChunk, type ModelInfo } from '../handler-context.js';
 import {
   chatBody,
@@ -33,12 +33,18 @@ export function chatCompletions(req: HttpRequestLike, ctx: GenerationContext): A
 }
 
 export async function* models(_req: HttpRequestLike, ctx: GenerationContext): AsyncGenerator<HttpChunk> {
-  yield { status: 200, body: modelList(ctx.model, ctx.backend.maxModelLen) };
+  const list = modelList(ctx.model, ctx.backend.maxModelLen);
+  yield { status: 200, body: { ...list, data: [...list.data, ...adapterModels(ctx, ctx.backend.maxModelLen)] } };
 }
 
 /** GET /v1/models/{id}: the served model's entry, or 404 model_not_found. */
 export async function* model(req: HttpRequestLike, ctx: GenerationContext): AsyncGenerator<HttpChunk> {
   const id = decodeURIComponent(req.path.replace(/\/+$/, '').slice('/v1/models/'.length));
+  const adapter = adapterModels(ctx, ctx.backend.maxModelLen).find((a) => a.id === id);
+  if (adapter) {
+    yield { status: 200, body: adapter };
+    return;
+  }
   if (id !== ctx.model.name)
     throw new ModelNotFoundError(`The model '${id}' does not exist; this server serves '${ctx.model.name}'.`, 'model');
   yield { status: 200, body: modelList(ctx.model, ctx.backend.maxModelLen).data[0] };
@@ -68,15 +74,15 @@ export function modelList(model: ModelInfo, maxModelLen: number) {
 }
 
 async function* serve(r: OpenAiRequest, ctx: GenerationContext): AsyncGenerator<HttpChunk> {
-  checkModelName(r.model, ctx.model);
-  const prepared = await ctx.backend.prepare(r.spec);
+  const adapter = resolveAdapter(r.model, ctx);
+  const prepared = await ctx.backend.prepare(adapter ? { ...r.spec, adapter } : r.spec);
   ctx.promptText = prepared.promptText;
   await ctx.admit(prepared);
   const stream = ctx.backend.start(prepared, r.spec.names);
   const meta: ResponseMeta = {
     id: `${r.kind === 'chat' ? 'chatcmpl' : 'cmpl'}-${ctx.requestId}`,
     created: Math.floor(Date.now() / 1000),
-    model: ctx.model.name,
+    model: adapter ?? ctx.model.name,
     tok: ctx.backend.tokens,
     req: r,
   };

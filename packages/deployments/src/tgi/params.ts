@@ -86,7 +86,8 @@ export function parseTgiRequest(body: unknown, limits: ResolvedLimits): TgiReque
   p.unsupported('truncate');
   p.unsupported('typical_p');
   p.unsupported('watermark', (v) => v === false);
-  p.unsupported('adapter_id');
+  // TGI's multi-LoRA: the adapter (a name loaded with lora_modules or /v1/load_lora_adapter) to run on.
+  const adapterId = p.string('adapter_id');
   p.rejectUnknown();
   r.rejectUnknown();
   return {
@@ -95,6 +96,7 @@ export function parseTgiRequest(body: unknown, limits: ResolvedLimits): TgiReque
       params: params as SamplingParams,
       names: NAMES,
       defaultMaxTokens: TGI_DEFAULT_MAX_NEW_TOKENS,
+      ...(adapterId ? { adapter: adapterId } : {}),
     },
     details,
     returnFullText,

@@ -122,6 +122,25 @@ export interface NativeLoadOptions {
    * gpu_memory_utilization. Used when neither numBlocks nor kvCacheBytes is given. Default 0.9.
    */
   gpuMemoryUtilization?: number;
+  /**
+   * LoRA adapter slots held at once (vLLM's max_loras), in a pool of their own sized for maxLoraRank on
+   * every layer and module. CPU backend only (E_DEVICE on CUDA). Default 0: no adapters.
+   */
+  maxLoras?: number;
+  /** Largest adapter rank a slot holds (vLLM's max_lora_rank). Default 16 when maxLoras > 0. */
+  maxLoraRank?: number;
+}
+
+/**
+ * An adapter for loadLora(): tensors named layers.{i}.{wq|wk|wv|wo|w1|w2|w3}.lora_a (r, in) and .lora_b
+ * (out, r), in f32, f16 or bf16 (held as given), pointing into `files`; B's output is multiplied by `scale` (lora_alpha / r).
+ */
+export interface NativeLoraSpec {
+  files: string[];
+  tensors: NativeTensorSpec[];
+  scale: number;
+  /** Reorder lora_b rows of wq/wk from Hugging Face's half-split RoPE layout to the interleaved one (a base with ropeLayout 'interleaved'). */
+  halfToInterleaved?: boolean;
 }
 
 /**
@@ -179,6 +198,11 @@ export interface NativeStepBatch {
    */
   tokenMask?: Uint32Array;
   tokenMaskOffsets?: Int32Array;
+  /**
+   * Optional LoRA: (S) the adapter slot (loadLora) sequence s runs with, −1 = the base model. Rows are
+   * grouped by slot natively; each row gets the same bits as alone. Absent means no adapter in this step.
+   */
+  loraSlots?: Int32Array;
 }
 
 export interface NativeStepResult {
@@ -320,6 +344,17 @@ export interface NativeModel {
   readonly kvFingerprint?: string;
   /** Bytes of one block in a KV payload (all layers, K and V). */
   readonly kvBlockBytes?: number;
+  /**
+   * Fills LoRA slot `slot` (0 .. maxLoras − 1) with an adapter, replacing what it held; runs off the
+   * event loop, after any step in flight. Rejects with E_SHAPE / E_DTYPE / E_RANGE naming the tensor
+   * (the slot is then empty). Optional in the type (test fakes lack it); the addon has it.
+   */
+  loadLora?(slot: number, spec: NativeLoraSpec): Promise<void>;
+  /** Empties a LoRA slot (after any step in flight). */
+  unloadLora?(slot: number): Promise<void>;
+  /** LoRA slots the model was loaded with (maxLoras), and the largest rank each holds. */
+  readonly maxLoras?: number;
+  readonly maxLoraRank?: number;
   /** Frees weights, mappings and the KV pool. Further calls throw. */
   dispose(): void;
 }
