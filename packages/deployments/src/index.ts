@@ -81,3 +81,8 @@ export { LlmJudge, DEFAULT_JUDGE_TEMPLATE, type LlmJudgeOptions } from './safety
 export { ContentBlockedError } from './safety/safety-errors.js';
 export type { SafetyVerdict, SafetyPolicyOptions, SafetyMode } from './safety/safety-policy.js';
 export { COST_HEADER, formatUsd, requestCostUsd } from './request-cost.js';
+export { PrefillServer } from './pd/prefill-server.js';
+export { DecodeServer } from './pd/decode-server.js';
+export { PdRouter, transferFailure, type PdRouterOptions, type PdRouteRequest } from './pd/pd-router.js';
+export { DecodeChoice, type KvReport, type DecodeChoiceOptions } from './pd/decode-choice.js';
+export type { PdRequest, PdDelta, PrefillHandoff, DecodeItem } from './pd/pd-wire.js';

@@ -1,0 +1,146 @@
+/**
+ * PdRouter: prefill/decode disaggregation as a graph. Each request's prompt runs on a PrefillServer,
+ * whose first token streams out at once; its KV payload goes to the DecodeServer replica with the most
+ * free KV (DecodeChoice over the replicas' reports, sent there with a pinned routing key), which imports
+ * it and streams the rest. When the transfer fails (the decode replica died and the core router's retry
+ * failed too, the payload was refused, the prefill side is down) the request runs whole on a decode
+ * replica instead (local prefill), with the same seed, leaving out what was already sent: the client
+ * sees one stream either way. Requests PD does not carry (n > 1, prompt logprobs, guided decoding) run
+ * locally from the start.
+ *
+ * ```ts
+ * export const app = Front.bind(Pd.bind(Prefill.bind(opts), Decode.bind(opts)));
+ * ```
+ */
+import { randomInt } from 'node:crypto';
+import {
+  ActorDiedError,
+  BackPressureError,
+  UnavailableError,
+  getRequestContext,
+  pinnedReplicaKey,
+  type DeploymentHandle,
+} from '@flotilla/core';
+import type { SamplingParams } from '@flotilla/engine';
+import { ModelUnavailableError } from '../errors.js';
+import { DecodeChoice, type DecodeChoiceOptions } from './decode-choice.js';
+import type { DecodeServer } from './decode-server.js';
+import type { PrefillServer } from './prefill-server.js';
+import type { DecodeItem, PdDelta, PdRequest, PrefillHandoff } from './pd-wire.js';
+import { PdStats } from './pd-stats.js';
+
+export interface PdRouterOptions extends DecodeChoiceOptions {
+  /** The graph's model name. Default 'pd'. */
+  servedModelName?: string;
+  /**
+   * false: every request runs whole on a decode replica (no prefill call, no transfer), e.g. to compare
+   * against PD with the same graph. Default true.
+   */
+  disaggregate?: boolean;
+}
+
+/** A request before the router fixes its seed (PdRequest otherwise). */
+export type PdRouteRequest = Omit<PdRequest, 'params'> & {
+  params: SamplingParams & { maxTokens: number };
+  /** What the request can't do over PD (n > 1, prompt logprobs, guided decoding): run it locally. */
+  localOnly?: boolean;
+};
+
+export class PdRouter {
+  protected readonly choice: DecodeChoice;
+  protected readonly pdStats = new PdStats();
+  protected readonly modelName: string;
+  readonly #disaggregate: boolean;
+
+  constructor(
+    protected readonly prefillHandle: DeploymentHandle<PrefillServer>,
+    protected readonly decodeHandle: DeploymentHandle<DecodeServer>,
+    options: PdRouterOptions = {},
+  ) {
+    this.choice = new DecodeChoice(options);
+    this.modelName = options.servedModelName ?? 'pd';
+    this.#disaggregate = options.disaggregate ?? true;
+  }
+
+  /** Streams the outputs of `route`: prefill here, decode there, or the whole request locally. */
+  async *generate(route: PdRouteRequest): AsyncGenerator<PdDelta> {
+    const { localOnly, ...rest } = route;
+    const req: PdRequest = { ...rest, params: { ...rest.params, seed: rest.params.seed ?? randomInt(0, 2 ** 32 - 1) } };
+    if (localOnly || !this.#disaggregate) {
+      this.pdStats.local++;
+      yield* this.local(req, { tokens: 0, chars: 0 });
+      return;
+    }
+    const blockSize = this.choice.blockSize ?? 16;
+    const blocks = Math.ceil((req.tokenIds.length + req.params.maxTokens) / blockSize);
+    const target = this.choice.choose(blocks, Date.now());
+    let handoff: PrefillHandoff;
+    try {
+      handoff = (await this.prefillHandle.remote('prefill', [req])) as PrefillHandoff;
+    } catch (err) {
+      if (!transferFailure(err)) throw err;
+      this.pdStats.fallbacks++;
+      yield* this.local(req, { tokens: 0, chars: 0 });
+      return;
+    }
+    const sentAt = performance.now();
+    this.pdStats.prefilled(req.tokenIds.length, handoff);
+    yield handoff.first;
+    if (handoff.first.finished || handoff.kv === null) return;
+    const decode =
+      target === undefined ? this.decodeHandle : this.decodeHandle.options({ routingKey: pinnedReplicaKey(target) });
+    let yielded = false;
+    let reported = false;
+    try {
+      const stream = decode.remoteStream('decode', [
+        req,
+        { first: handoff.first, firstToken: handoff.firstToken, kv: handoff.kv },
+      ]) as AsyncIterable<DecodeItem>;
+      for await (const item of stream) {
+        if ('report' in item) {
+          const counted = !reported && item.report.replicaId === target ? blocks : 0;
+          if (!reported) this.pdStats.transferred(req.tokenIds.length, performance.now() - sentAt, item.importMs ?? 0);
+          reported = true;
+          this.choice.report(item.report, Date.now(), counted);
+          continue;
+        }
+        yielded = true;
+        yield item.delta;
+      }
+    } catch (err) {
+      if (target !== undefined) this.choice.forget(target);
+      if (yielded || getRequestContext()?.signal.aborted || !transferFailure(err)) throw err;
+      this.pdStats.fallbacks++;
+      const f = handoff.first;
+      yield* this.local(req, {
+        tokens: f.tokenIds.length,
+        chars: f.text.length,
+        seen: (f.tokens ?? []).map((t) => t.id),
+      });
+    }
+  }
+
+  /** The router's own counters: requests by path, KV bytes and transfer time per prompt token. */
+  pdRouterStats(): ReturnType<PdStats['snapshot']> {
+    return this.pdStats.snapshot();
+  }
+
+  private async *local(
+    req: PdRequest,
+    skip: { tokens: number; chars: number; seen?: number[] },
+  ): AsyncGenerator<PdDelta> {
+    const stream = this.decodeHandle.remoteStream('generateLocal', [req, skip]) as AsyncIterable<DecodeItem>;
+    for await (const item of stream) {
+      if ('report' in item) this.choice.report(item.report, Date.now());
+      else yield item.delta;
+    }
+  }
+}
+
+/** Failures of the transfer path (a replica gone or full, a payload refused), not of the request itself. */
+export function transferFailure(err: unknown): boolean {
+  if (err instanceof ActorDiedError || err instanceof UnavailableError || err instanceof BackPressureError) return true;
+  if (err instanceof ModelUnavailableError) return true;
+  const code = (err as { code?: unknown } | null)?.code;
+  return typeof code === 'string' && code.startsWith('E_KV');
+}

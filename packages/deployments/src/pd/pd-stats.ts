@@ -1,0 +1,49 @@
+/** PdRouter's counters: how requests went (PD, local, fallback) and what the KV transfers cost. */
+import type { PrefillHandoff } from './pd-wire.js';
+
+export class PdStats {
+  pd = 0;
+  local = 0;
+  fallbacks = 0;
+  promptTokens = 0;
+  kvBytes = 0;
+  exportMs = 0;
+  /** From the handoff's arrival here to the decode replica's first report (sending the payload + import). */
+  transferMs = 0;
+  importMs = 0;
+  transfers = 0;
+  /** Prompt tokens of the requests whose KV was sent to a decode replica. */
+  transferTokens = 0;
+  prefillMs = 0;
+
+  prefilled(promptTokens: number, h: PrefillHandoff): void {
+    this.pd++;
+    this.promptTokens += promptTokens;
+    this.kvBytes += h.kv?.byteLength ?? 0;
+    this.exportMs += h.exportMs;
+    this.prefillMs += h.prefillMs;
+  }
+
+  transferred(promptTokens: number, ms: number, importMs: number): void {
+    this.transfers++;
+    this.transferTokens += promptTokens;
+    this.transferMs += ms;
+    this.importMs += importMs;
+  }
+
+  snapshot() {
+    const perToken = (x: number) => (this.promptTokens > 0 ? x / this.promptTokens : 0);
+    return {
+      pd: this.pd,
+      local: this.local,
+      fallbacks: this.fallbacks,
+      promptTokens: this.promptTokens,
+      kvBytes: this.kvBytes,
+      kvBytesPerPromptToken: perToken(this.kvBytes),
+      exportMsPerPromptToken: perToken(this.exportMs),
+      transferMsPerPromptToken: this.transferTokens > 0 ? this.transferMs / this.transferTokens : 0,
+      importMsPerPromptToken: this.transferTokens > 0 ? this.importMs / this.transferTokens : 0,
+      transfers: this.transfers,
+    };
+  }
+}

@@ -1,0 +1,46 @@
+/**
+ * What crosses between PdRouter, PrefillServer and DecodeServer (plain data: structured clone between
+ * threads, the IPC codec to processes, gRPC to remote nodes).
+ */
+import type { SamplingParams, TokenLogprob } from '@flotilla/engine';
+import type { KvReport } from './decode-choice.js';
+
+export type { KvReport };
+
+/** One request as both sides run it: the prompt already tokenized and checked, the seed fixed. */
+export interface PdRequest {
+  requestId: string;
+  tokenIds: number[];
+  /** maxTokens resolved and seed set by the router, so that prefill, decode and a fallback draw alike. */
+  params: SamplingParams & { maxTokens: number; seed: number };
+  /** Put `tokens` (bytes, special flag) on the deltas, for a front without a tokenizer. */
+  tokenInfo?: boolean;
+}
+
+/** One output of one sample, as LLMEngine's RequestOutput without what the router rebuilds. */
+export interface PdDelta {
+  index: number;
+  text: string;
+  tokenIds: number[];
+  finished: boolean;
+  finishReason: 'stop' | 'length' | 'abort' | null;
+  stopReason: number | string | null;
+  logprobs?: TokenLogprob[];
+  usage: { promptTokens: number; completionTokens: number };
+  tokens?: Array<{ id: number; bytes: number[]; special: boolean }>;
+}
+
+/** PrefillServer.prefill's answer: the first token's output and the prompt's KV (null when it finished). */
+export interface PrefillHandoff {
+  first: PdDelta;
+  firstToken: number;
+  /** The KV payload of the prompt's tokens (the engine's transfer format); null when `first` finished the request. */
+  kv: Uint8Array | null;
+  /** Milliseconds: the prompt's forward pass (queue included) and the export into `kv`. */
+  prefillMs: number;
+  exportMs: number;
+  report: KvReport;
+}
+
+/** What DecodeServer.decode and generateLocal stream: a KV report (after import and at the end) or an output. */
+export type DecodeItem = { report: KvReport; importMs?: number } | { delta: PdDelta };
