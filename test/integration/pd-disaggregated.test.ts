@@ -127,6 +127,8 @@ describeWithModels('prefill/decode disaggregation across process replicas', () =
       expect(stats.pd).toBe(prompts.length * 3);
       expect(stats.transfers).toBe(prompts.length * 3);
       expect(stats.fallbacks).toBe(0);
+      // After the first decode reported, later ones went to the replica with the most free KV.
+      expect(stats.pinned).toBeGreaterThan(0);
       expect(stats.kvBytesPerPromptToken).toBeGreaterThan(0);
       expect(whole(await eventually(() => pools(instance, 'pd', 'PdDecode'), whole))).toBe(true);
     }, 120_000);

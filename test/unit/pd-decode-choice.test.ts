@@ -27,6 +27,17 @@ describe('DecodeChoice (decode replica with the most free KV)', () => {
     expect(c.choose(1, 1)).toBe('a');
   });
 
+  it('gives back blocks of a request that never reached the chosen pool', () => {
+    const c = new DecodeChoice({ exploreEvery: 0 });
+    c.report(rep('a', 30), 0);
+    expect(c.choose(10, 0)).toBe('a');
+    expect(c.believedFree('a')).toBe(20);
+    c.release('a', 10);
+    expect(c.believedFree('a')).toBe(30);
+    c.release('a', 10); // never below the report
+    expect(c.believedFree('a')).toBe(30);
+  });
+
   it('forgets stale reports and failed replicas, and refuses none that lack room', () => {
     const c = new DecodeChoice({ maxAgeMs: 1000, exploreEvery: 0 });
     c.report(rep('a', 80), 0);

@@ -46,6 +46,12 @@ export class DecodeChoice {
     this.#known.set(report.replicaId, { report, atMs: nowMs, pending });
   }
 
+  /** Blocks counted by choose() for a request that never reached that replica's pool (finished early, went elsewhere). */
+  release(replicaId: string, blocks: number): void {
+    const k = this.#known.get(replicaId);
+    if (k) k.pending = Math.max(0, k.pending - blocks);
+  }
+
   /** A replica that failed a call: no longer chosen until it reports again. */
   forget(replicaId: string): void {
     this.#known.delete(replicaId);

@@ -16,7 +16,7 @@ export function preparePd(engine: LLMEngine, req: PdRequest): PreparedRequest {
  */
 export function toPdDelta(
   out: RequestOutput,
-  tokenizer: Pick<Tokenizer, 'tokenBytes' | 'isSpecial'>,
+  tokenizer: Pick<Tokenizer, 'tokenBytes' | 'isSpecial' | 'eosId'>,
   seen: Set<number> | null,
   skip: { tokens: number; chars: number } = { tokens: 0, chars: 0 },
 ): PdDelta | null {
@@ -49,7 +49,11 @@ export function toPdDelta(
     const ids = [...tokenIds, ...(logprobs ?? []).flatMap((l) => [l.tokenId, ...l.top.map((t) => t.tokenId)])];
     const fresh = [...new Set(ids)].filter((id) => !seen.has(id));
     for (const id of fresh) seen.add(id);
-    delta.tokens = fresh.map((id) => ({ id, bytes: [...tokenizer.tokenBytes(id)], special: tokenizer.isSpecial(id) }));
+    delta.tokens = fresh.map((id) => ({
+      id,
+      bytes: [...tokenizer.tokenBytes(id)],
+      special: id === tokenizer.eosId || tokenizer.isSpecial(id),
+    }));
   }
   return delta;
 }

@@ -74,49 +74,64 @@ export class PdRouter {
     const blockSize = this.choice.blockSize ?? 16;
     const blocks = Math.ceil((req.tokenIds.length + req.params.maxTokens) / blockSize);
     const target = this.choice.choose(blocks, Date.now());
-    let handoff: PrefillHandoff;
+    // The blocks choose() counted for `target` leave its pending count once: in the report that includes
+    // them, or here when the request never reaches that pool (failed, finished at once, went elsewhere).
+    let counted = target === undefined;
+    const uncount = () => {
+      if (!counted) this.choice.release(target!, blocks);
+      counted = true;
+    };
     try {
-      handoff = (await this.prefillHandle.remote('prefill', [req])) as PrefillHandoff;
-    } catch (err) {
-      if (!transferFailure(err)) throw err;
-      this.pdStats.fallbacks++;
-      yield* this.local(req, { tokens: 0, chars: 0 });
-      return;
-    }
-    const sentAt = performance.now();
-    this.pdStats.prefilled(req.tokenIds.length, handoff);
-    yield handoff.first;
-    if (handoff.first.finished || handoff.kv === null) return;
-    const decode =
-      target === undefined ? this.decodeHandle : this.decodeHandle.options({ routingKey: pinnedReplicaKey(target) });
-    let yielded = false;
-    let reported = false;
-    try {
-      const stream = decode.remoteStream('decode', [
-        req,
-        { first: handoff.first, firstToken: handoff.firstToken, kv: handoff.kv },
-      ]) as AsyncIterable<DecodeItem>;
-      for await (const item of stream) {
-        if ('report' in item) {
-          const counted = !reported && item.report.replicaId === target ? blocks : 0;
-          if (!reported) this.pdStats.transferred(req.tokenIds.length, performance.now() - sentAt, item.importMs ?? 0);
-          reported = true;
-          this.choice.report(item.report, Date.now(), counted);
-          continue;
-        }
-        yielded = true;
-        yield item.delta;
+      let handoff: PrefillHandoff;
+      try {
+        handoff = (await this.prefillHandle.remote('prefill', [req])) as PrefillHandoff;
+      } catch (err) {
+        if (!transferFailure(err)) throw err;
+        this.pdStats.fallbacks++;
+        yield* this.local(req, { tokens: 0, chars: 0 });
+        return;
       }
-    } catch (err) {
-      if (target !== undefined) this.choice.forget(target);
-      if (yielded || getRequestContext()?.signal.aborted || !transferFailure(err)) throw err;
-      this.pdStats.fallbacks++;
-      const f = handoff.first;
-      yield* this.local(req, {
-        tokens: f.tokenIds.length,
-        chars: f.text.length,
-        seen: (f.tokens ?? []).map((t) => t.id),
-      });
+      const sentAt = performance.now();
+      this.pdStats.prefilled(req.tokenIds.length, handoff);
+      yield handoff.first;
+      if (handoff.first.finished || handoff.kv === null) return;
+      if (target !== undefined) this.pdStats.pinned++;
+      const decode =
+        target === undefined ? this.decodeHandle : this.decodeHandle.options({ routingKey: pinnedReplicaKey(target) });
+      let yielded = false;
+      let reported = false;
+      try {
+        const stream = decode.remoteStream('decode', [
+          req,
+          { first: handoff.first, firstToken: handoff.firstToken, kv: handoff.kv },
+        ]) as AsyncIterable<DecodeItem>;
+        for await (const item of stream) {
+          if ('report' in item) {
+            if (!reported)
+              this.pdStats.transferred(req.tokenIds.length, performance.now() - sentAt, item.importMs ?? 0);
+            const includes = !counted && item.report.replicaId === target ? blocks : 0;
+            if (includes > 0) counted = true;
+            else if (!reported) uncount();
+            reported = true;
+            this.choice.report(item.report, Date.now(), includes);
+            continue;
+          }
+          yielded = true;
+          yield item.delta;
+        }
+      } catch (err) {
+        if (target !== undefined) this.choice.forget(target);
+        if (yielded || getRequestContext()?.signal.aborted || !transferFailure(err)) throw err;
+        this.pdStats.fallbacks++;
+        const f = handoff.first;
+        yield* this.local(req, {
+          tokens: f.tokenIds.length,
+          chars: f.text.length,
+          seen: (f.tokens ?? []).map((t) => t.id),
+        });
+      }
+    } finally {
+      uncount();
     }
   }
 

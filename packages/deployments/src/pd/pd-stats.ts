@@ -5,6 +5,8 @@ export class PdStats {
   pd = 0;
   local = 0;
   fallbacks = 0;
+  /** Decodes sent to the replica DecodeChoice picked (the rest: the core router's choice). */
+  pinned = 0;
   promptTokens = 0;
   kvBytes = 0;
   exportMs = 0;
@@ -37,6 +39,7 @@ export class PdStats {
       pd: this.pd,
       local: this.local,
       fallbacks: this.fallbacks,
+      pinned: this.pinned,
       promptTokens: this.promptTokens,
       kvBytes: this.kvBytes,
       kvBytesPerPromptToken: perToken(this.kvBytes),
