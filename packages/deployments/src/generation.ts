@@ -90,15 +90,7 @@ export function checkParams(params: SamplingParams, names: ParamNames): void {
  */
 export function prepareGeneration(engine: LLMEngine, spec: GenerationSpec, limits: ResolvedLimits): PreparedGeneration {
   const { params, names } = spec;
-  if (params.maxTokens !== undefined && params.maxTokens > limits.maxTokens) {
-    throw new InvalidParameterError(
-      name(names, 'maxTokens'),
-      `must be <= ${limits.maxTokens} (limits.maxTokens), got ${params.maxTokens}`,
-    );
-  }
-  if (params.n !== undefined && params.n > limits.maxN) {
-    throw new InvalidParameterError(name(names, 'n'), `must be <= ${limits.maxN} (limits.maxN), got ${params.n}`);
-  }
+  checkParamLimits(spec, limits);
   let request: PreparedRequest;
   try {
     request = engine.prepare(promptInput(spec.prompt), params, {
@@ -107,12 +99,7 @@ export function prepareGeneration(engine: LLMEngine, spec: GenerationSpec, limit
   } catch (err) {
     throw toApiError(err, names);
   }
-  if (request.tokenIds.length > limits.maxPromptTokens) {
-    throw new ContextLimitError(
-      name(names, 'prompt'),
-      `is ${request.tokenIds.length} tokens; the limit is ${limits.maxPromptTokens} tokens (limits.maxPromptTokens)`,
-    );
-  }
+  checkPromptTokens(request.tokenIds.length, names, limits);
   const { promptText } = spec;
   return {
     tokenIds: request.tokenIds,
@@ -123,6 +110,30 @@ export function prepareGeneration(engine: LLMEngine, spec: GenerationSpec, limit
     },
     request,
   };
+}
+
+/** The server's limits on max_tokens and n (limits.maxTokens, limits.maxN), before anything tokenizes. */
+export function checkParamLimits(spec: Pick<GenerationSpec, 'params' | 'names'>, limits: ResolvedLimits): void {
+  const { params, names } = spec;
+  if (params.maxTokens !== undefined && params.maxTokens > limits.maxTokens) {
+    throw new InvalidParameterError(
+      name(names, 'maxTokens'),
+      `must be <= ${limits.maxTokens} (limits.maxTokens), got ${params.maxTokens}`,
+    );
+  }
+  if (params.n !== undefined && params.n > limits.maxN) {
+    throw new InvalidParameterError(name(names, 'n'), `must be <= ${limits.maxN} (limits.maxN), got ${params.n}`);
+  }
+}
+
+/** The server's limit on the tokenized prompt (limits.maxPromptTokens). */
+export function checkPromptTokens(count: number, names: ParamNames, limits: ResolvedLimits): void {
+  if (count > limits.maxPromptTokens) {
+    throw new ContextLimitError(
+      name(names, 'prompt'),
+      `is ${count} tokens; the limit is ${limits.maxPromptTokens} tokens (limits.maxPromptTokens)`,
+    );
+  }
 }
 
 function promptInput(prompt: PromptSource): PromptInput {

@@ -4,8 +4,8 @@
  * it fills in for the audit log and the token bucket.
  */
 import type { HttpResponseLike, HttpRequestLike } from '@flotilla/core';
-import type { LLMEngine } from '@flotilla/engine';
-import type { PreparedGeneration, Usage } from './generation.js';
+import type { LLMEngine, RequestOutput, Tokenizer } from '@flotilla/engine';
+import type { GenerationSpec, ParamNames, PreparedGeneration, Usage } from './generation.js';
 import type { ResolvedLimits } from './llm-server-options.js';
 import type { PromptEncoder } from './off-loop-tokenizer.js';
 
@@ -22,12 +22,31 @@ export interface ModelInfo {
   strictName?: boolean;
 }
 
-export interface HandlerContext {
-  engine: LLMEngine;
+/** What the response builders read of a tokenizer: a token's text bytes, whether it is special, EOS. */
+export type TokenTable = Pick<Tokenizer, 'tokenBytes' | 'isSpecial' | 'eosId'>;
+
+/**
+ * What generates, as the generation routes (OpenAI completions and chat, TGI, llm.proto) see it: the
+ * server's own engine (engine-backend.ts) or a generation graph behind a handle (graph-backend.ts).
+ */
+export interface GenerationBackend {
+  /** Longest prompt + output of the model, in tokens. */
+  readonly maxModelLen: number;
+  /** Requests run at once (TGI /info). */
+  readonly maxConcurrentRequests: number;
+  /** Token texts for logprobs and TGI's tokens (for a graph: filled as its deltas arrive). */
+  readonly tokens: TokenTable;
+  /** Checks and tokenizes a request (limits, the model's context and vocabulary); generates nothing. */
+  prepare(spec: GenerationSpec): Promise<PreparedGeneration>;
+  /** Starts what prepare() returned; errors name fields as `names` says. */
+  start(prepared: PreparedGeneration, names: ParamNames): AsyncIterable<RequestOutput>;
+}
+
+/** What a generation route handler gets for one request, whatever generates. */
+export interface GenerationContext {
+  backend: GenerationBackend;
   limits: ResolvedLimits;
   model: ModelInfo;
-  /** Tokenizes prompt text as engine.tokenizer does, long texts off the event loop (prepare-prompt.ts). */
-  encoder: PromptEncoder;
   requestId: string;
   /** Aborted when the client goes away. */
   signal: AbortSignal | undefined;
@@ -39,8 +58,18 @@ export interface HandlerContext {
   promptText?: string;
 }
 
+/** LLMServer's context: a generation context over its own engine, for the routes that need the engine itself. */
+export interface HandlerContext extends GenerationContext {
+  engine: LLMEngine;
+  /** Tokenizes prompt text as engine.tokenizer does, long texts off the event loop (prepare-prompt.ts). */
+  encoder: PromptEncoder;
+}
+
 export type HttpChunk = HttpResponseLike | string;
-export type RouteHandler = (req: HttpRequestLike, ctx: HandlerContext) => AsyncGenerator<HttpChunk, void, undefined>;
+export type RouteHandler<C extends GenerationContext = HandlerContext> = (
+  req: HttpRequestLike,
+  ctx: C,
+) => AsyncGenerator<HttpChunk, void, undefined>;
 
 export const SSE_HEADERS: Record<string, string> = {
   'content-type': 'text/event-stream; charset=utf-8',

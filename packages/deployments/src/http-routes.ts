@@ -4,17 +4,17 @@
  */
 import type { HttpRequestLike, HttpResponseLike } from '@flotilla/core';
 import { type LLMApiError, MethodNotAllowedError, RouteNotFoundError } from './errors.js';
-import type { RouteHandler } from './handler-context.js';
+import type { GenerationContext, HandlerContext, RouteHandler } from './handler-context.js';
 import { embeddings } from './openai/embeddings.js';
 import { responses } from './openai/responses-api.js';
 import { chatCompletions, completions, model, models, openAiError } from './openai/routes.js';
 import { detokenize, tokenize } from './openai/tokenize.js';
 import { generate, generateStream, info, tgiError } from './tgi/routes.js';
 
-export interface Route {
+export interface Route<C extends GenerationContext = HandlerContext> {
   /** For audit lines and metrics: e.g. 'POST /v1/completions'. */
   name: string;
-  handler: RouteHandler;
+  handler: RouteHandler<C>;
   renderError: (err: unknown) => HttpResponseLike;
   /** Needs an API key (when keys are configured). */
   authenticated: boolean;

@@ -81,6 +81,18 @@ export { LlmJudge, DEFAULT_JUDGE_TEMPLATE, type LlmJudgeOptions } from './safety
 export { ContentBlockedError } from './safety/safety-errors.js';
 export type { SafetyVerdict, SafetyPolicyOptions, SafetyMode } from './safety/safety-policy.js';
 export { COST_HEADER, formatUsd, requestCostUsd } from './request-cost.js';
+export { LLMFront, type LLMFrontOptions } from './llm-front.js';
+export {
+  GRAPH_METHODS,
+  type GenerationGraph,
+  type GraphDelta,
+  type GraphInfo,
+  type GraphPrepared,
+  type GraphPrompt,
+  type GraphRequest,
+  type GraphToken,
+} from './graph.js';
+export { engineDeltas, graphPrepared, graphSpec, tokenInfo } from './graph-deltas.js';
 export { PrefillServer } from './pd/prefill-server.js';
 export { DecodeServer } from './pd/decode-server.js';
 export { PdRouter, transferFailure, type PdRouterOptions, type PdRouteRequest } from './pd/pd-router.js';

@@ -11,30 +11,26 @@
  *
  * The constructor returns at once and the model loads in the background: /health answers 503 until it
  * is ready, and generation requests wait for it. Every request passes the Guard (API key, rate limits,
- * body size) before it can reach the engine, and leaves one audit line. The replica calls dispose() once
- * when it stops, which frees the engine's native memory.
+ * body size) before it can reach the engine, and leaves one audit line (request-gate.ts, shared with
+ * LLMFront). It is also a GenerationGraph (graph.ts), so LLMFront can serve it among other graphs. The
+ * replica calls dispose() once when it stops, which frees the engine's native memory.
  */
-import { performance } from 'node:perf_hooks';
 import type { DeploymentHandle, GrpcCallInfo, HttpRequestLike, IngressKeys } from '@flotilla/core';
-import { KeyRing, getRequestContext, modelLoadProgress, readKeyFile } from '@flotilla/core';
+import { getRequestContext, modelLoadProgress, readKeyFile } from '@flotilla/core';
 import { LLMEngine, type EngineSpeculativeOptions, type EngineStats } from '@flotilla/engine';
-import { AuditLog } from './audit-log.js';
-import { COST_HEADER, deploymentPrices, formatUsd, requestCostUsd, UsageCounters } from './request-cost.js';
+import { type ContextBase, RequestGate } from './request-gate.js';
+import { engineBackend } from './engine-backend.js';
+import { startGeneration } from './generation.js';
+import type { GenerationGraph, GraphDelta, GraphInfo, GraphPrepared, GraphRequest } from './graph.js';
+import { engineDeltas, graphPrepared, graphSpec } from './graph-deltas.js';
+import { preparePrompt } from './prepare-prompt.js';
 import { engineSpeculation, speculationBanner } from './engine-speculation.js';
-import {
-  AuthenticationError,
-  LLMServerConfigError,
-  ModelUnavailableError,
-  RateLimiterUnavailableError,
-  UnsupportedTaskError,
-} from './errors.js';
-import { estimatedTokens, type HandlerContext, type HttpChunk, type ModelInfo } from './handler-context.js';
+import { LLMServerConfigError, ModelUnavailableError, UnsupportedTaskError } from './errors.js';
+import type { HandlerContext, HttpChunk, ModelInfo } from './handler-context.js';
 import { findRoute } from './http-routes.js';
-import { Guard, admissionOf, checkBodySize, type Admission, type RateDecision } from './guard.js';
+import type { Guard } from './guard.js';
 import {
   LLM_GRPC_SERVICE,
-  grpcAuthHeaders,
-  grpcClientOf,
   grpcGenerate,
   grpcGenerateStream,
   toCoreError,
@@ -45,13 +41,8 @@ import { LLMMetrics } from './llm-metrics.js';
 import { llmRoutingKey, ROUTING_KEY_CHARS } from './llm-routing-key.js';
 import { resolveLimits, type LLMServerOptions, type ResolvedLimits } from './llm-server-options.js';
 import { checkModelPaths, randomWeightsBanner, resolveModelSource } from './model-source.js';
-import { malformedBodyError } from './malformed-body.js';
 import { OffLoopTokenizer } from './off-loop-tokenizer.js';
 import type { RateLimiter } from './rate-limiter.js';
-import { Registry } from 'prom-client';
-import { type GuardHooks, guardGrpcReply, guardGrpcRequest, guardGrpcStream, guardHttp } from './guards/guard-flow.js';
-import { PiiFilter } from './pii/pii-filter.js';
-import { piiDetectionsCounter, piiOutputFilter } from './pii/pii-guard.js';
 
 /** What a loaded server holds; absent while loading. */
 export interface LoadedState {
@@ -62,7 +53,7 @@ export interface LoadedState {
   encoder: OffLoopTokenizer;
 }
 
-export class LLMServer {
+export class LLMServer implements GenerationGraph {
   /** Picked up by `serve run` (grpcServicesOf): the Llm service of protos/llm.proto, served by this deployment. */
   static grpcServices = [LLM_GRPC_SERVICE];
   /** The proxy hands over a JSON body that does not parse, so that it is answered in OpenAI's or TGI's error shape. */
@@ -81,22 +72,14 @@ export class LLMServer {
   }
 
   protected readonly options: LLMServerOptions;
-  readonly guard: Guard;
+  /** Keys, limits, PII guard, audit and usage: shared with LLMFront (request-gate.ts). */
+  readonly #gate: RequestGate;
   #state: LoadedState | undefined;
   #loadError: Error | undefined;
   readonly #loading: Promise<LoadedState>;
-  readonly #audit: AuditLog;
-  /** Tokens served by this replica, for cost accounting (request-cost.ts). */
-  readonly #usageCounters = new UsageCounters();
-  /** This server's own admin keys, for model paths when the proxy has no keys (see #isAdmin). */
-  readonly #adminKeys: KeyRing;
   #metrics: LLMMetrics | undefined;
   /** The engine's speculative-decoding option, from options (engine-speculation.ts); undefined: off. */
   readonly #speculative: EngineSpeculativeOptions | undefined;
-  /** The built-in PII guard (options.pii) and its counters; undefined when off. */
-  readonly #pii: GuardHooks | undefined;
-  readonly #piiRegistry = new Registry();
-  readonly #rateLimiter: DeploymentHandle<RateLimiter> | undefined;
   #disposing: Promise<void> | undefined;
 
   /**
@@ -116,29 +99,8 @@ export class LLMServer {
       throw new LLMServerConfigError(`pooling must be 'mean' or 'last', got ${JSON.stringify(options.pooling)}`);
     checkModelPaths(options.model, options.tokenizer);
     this.#speculative = engineSpeculation(options);
-    if (rateLimiter && options.rateLimits) {
-      throw new LLMServerConfigError(
-        'give rateLimits (buckets in each replica) or rateLimiter (buckets shared by all replicas), not both',
-      );
-    }
     this.options = options;
-    this.#rateLimiter = rateLimiter;
-    this.guard = new Guard({
-      // Admin keys call the APIs too (they may do everything).
-      apiKeys: [...(options.apiKeys ?? []), ...(options.adminKeys ?? [])],
-      apiKeyFile: options.apiKeyFile,
-      rateLimits: options.rateLimits,
-    });
-    this.#adminKeys = new KeyRing({ adminKeys: options.adminKeys ?? [] });
-    this.#audit = new AuditLog(options.auditLog ?? 'stderr');
-    if (options.pii) {
-      const detections = piiDetectionsCounter(this.#piiRegistry);
-      const filter = new PiiFilter(options.pii, (kind, where, n, mode) => detections.inc({ kind, where, mode }, n));
-      this.#pii = {
-        checkPrompt: async (text, param) => filter.checkPrompt(text, param),
-        outputFilter: () => (filter.options.outputs ? piiOutputFilter(filter) : null),
-      };
-    }
+    this.#gate = new RequestGate(options, rateLimiter);
     this.#loading = this.#load();
     this.#loading.catch((err: Error) => {
       this.#loadError = err;
@@ -164,115 +126,26 @@ export class LLMServer {
       yield this.#health();
       return;
     }
-    const started = performance.now();
     const route = findRoute(req);
-    const ctxBase = { requestId: req.requestId, signal: getRequestContext()?.signal };
-    const usage = { promptTokens: 0, completionTokens: 0 };
-    let keyId = 'unauthenticated';
-    let status = 0;
-    let errorCode: string | undefined;
-    let admission: Admission | undefined;
-    let ctx: HandlerContext | undefined;
-    try {
-      // The proxy's key check comes first: refused there, refused here, in this route's error shape.
-      if (req.authError !== undefined) throw new AuthenticationError(req.authError);
-      if (route.authenticated) keyId = req.auth ? req.auth.keyId : this.guard.authenticate(req.headers, req.clientIp);
-      if (req.method === 'POST') {
-        checkBodySize(
-          req.headers,
-          req.body,
-          this.options.limits?.maxBodyBytes ?? resolveLimits(undefined, 2).maxBodyBytes,
-        );
-        if (req.bodyError !== undefined) throw malformedBodyError(req.bodyError);
-      }
+    yield* this.#gate.http(req, route, async (base) => {
       this.#checkTask(route.generates, route.embeds === true, route.name);
       const state = await this.#ready();
-      ctx = {
-        ...ctxBase,
-        engine: state.engine,
-        limits: state.limits,
-        model: this.#isAdmin(req) ? state.model : withoutPath(state.model),
-        encoder: state.encoder,
-        usage,
-        admit: async (p) => {
-          admission = await this.#admit(keyId, estimatedTokens(p));
-        },
-      };
-      const c = ctx;
-      const chunks = this.#pii ? guardHttp(req, this.#pii, (r) => route.handler(r, c)) : route.handler(req, ctx);
-      for await (const chunk of chunks) {
-        if (typeof chunk !== 'string' && status === 0) {
-          status = chunk.status;
-          // A whole reply's head comes after its tokens were counted: it can say what they cost.
-          const cost =
-            chunk.body !== undefined && status === 200 ? requestCostUsd(deploymentPrices(), usage) : undefined;
-          if (cost !== undefined) {
-            yield { ...chunk, headers: { ...chunk.headers, [COST_HEADER]: formatUsd(cost) } };
-            continue;
-          }
-        }
-        yield chunk;
-      }
-    } catch (err) {
-      errorCode = (err as { code?: string }).code ?? 'E_INTERNAL';
-      if (status !== 0) throw err;
-      const head = route.renderError(err);
-      status = head.status;
-      yield head;
-    } finally {
-      if (admission) this.#settle(admission, usage.promptTokens + usage.completionTokens);
-      if (ctxBase.signal?.aborted && status < 400) status = 499;
-      this.#usageCounters.add(usage);
-      const costUsd = requestCostUsd(deploymentPrices(), usage);
-      this.#audit.record({
-        requestId: req.requestId,
-        keyId,
-        route: route.name,
-        status,
-        promptTokens: usage.promptTokens,
-        completionTokens: usage.completionTokens,
-        ...(costUsd !== undefined ? { costUsd } : {}),
-        latencyMs: performance.now() - started,
-        ...(this.options.logPrompts && ctx?.promptText !== undefined ? { prompt: ctx.promptText } : {}),
-        ...(errorCode ? { error: errorCode } : {}),
-      });
-    }
+      return this.#context(base, state, this.#gate.isAdmin(req) ? state.model : withoutPath(state.model));
+    });
   }
 
   /**
    * gRPC Generate (protos/llm.proto); also callable through a handle. The API key comes from the call's
    * `authorization: Bearer KEY` metadata (callInfo, passed by the gRPC proxy) or else the request's api_key.
    */
-  async grpcGenerate(request: GrpcGenerateRequest, callInfo?: GrpcCallInfo): Promise<unknown> {
-    const call = await this.#grpcCall(request, callInfo, 'grpc Generate');
-    try {
-      const checked = this.#pii
-        ? ((await guardGrpcRequest({ ...request }, this.#pii)) as GrpcGenerateRequest)
-        : request;
-      const reply = await grpcGenerate(checked, call.ctx);
-      call.end(0);
-      return this.#pii ? guardGrpcReply(reply, this.#pii) : reply;
-    } catch (err) {
-      call.end(1, err);
-      throw toCoreError(err);
-    }
+  grpcGenerate(request: GrpcGenerateRequest, callInfo?: GrpcCallInfo): Promise<unknown> {
+    return this.#gate.grpcUnary(request, callInfo, 'grpc Generate', this.#grpcContext('grpc Generate'), grpcGenerate);
   }
 
   /** gRPC GenerateStream; also callable through a handle (`handle.stream.grpcGenerateStream(req)`). */
   async *grpcGenerateStream(request: GrpcGenerateRequest, callInfo?: GrpcCallInfo): AsyncGenerator<unknown> {
-    const call = await this.#grpcCall(request, callInfo, 'grpc GenerateStream');
-    let failed: unknown;
-    try {
-      if (this.#pii) {
-        const checked = (await guardGrpcRequest({ ...request }, this.#pii)) as GrpcGenerateRequest;
-        yield* guardGrpcStream(grpcGenerateStream(checked, call.ctx), this.#pii);
-      } else yield* grpcGenerateStream(request, call.ctx);
-    } catch (err) {
-      failed = err;
-      throw toCoreError(err);
-    } finally {
-      call.end(failed === undefined ? 0 : 1, failed);
-    }
+    const context = this.#grpcContext('grpc GenerateStream');
+    yield* this.#gate.grpcStream(request, callInfo, 'grpc GenerateStream', context, grpcGenerateStream);
   }
 
   /** gRPC Embed (embeddings, as /v1/embeddings); also callable through a handle. */
@@ -286,6 +159,37 @@ export class LLMServer {
       call.end(1, err);
       throw toCoreError(err);
     }
+  }
+
+  /** GenerationGraph (graph.ts): this server's model, for LLMFront's /v1/models and /info; waits for the load. */
+  async graphInfo(): Promise<GraphInfo> {
+    const { engine, model } = await this.#ready();
+    return {
+      name: model.name,
+      maxModelLen: engine.maxModelLen,
+      createdS: model.createdS,
+      randomWeights: model.randomWeights,
+      maxConcurrentRequests: engine.scheduler.maxNumSeqs,
+    };
+  }
+
+  /** GenerationGraph: tokenizes and checks a request against the model and this server's limits; generates nothing. */
+  async tokenizePrompt(req: GraphRequest): Promise<GraphPrepared> {
+    this.#checkTask(true, false, 'generation');
+    const state = await this.#ready();
+    return graphPrepared(await preparePrompt(state, graphSpec(req)));
+  }
+
+  /** GenerationGraph: the request's outputs as deltas (the caller, LLMFront, did keys, limits and audit). */
+  async *generateStream(req: GraphRequest): AsyncGenerator<GraphDelta> {
+    this.#checkTask(true, false, 'generation');
+    const state = await this.#ready();
+    const prepared = await preparePrompt(state, graphSpec(req));
+    const stream = startGeneration(state.engine, prepared, req.names, {
+      requestId: req.requestId,
+      ...(getRequestContext()?.signal ? { signal: getRequestContext()!.signal } : {}),
+    });
+    yield* engineDeltas(stream, req.tokenInfo ? state.engine.tokenizer : null);
   }
 
   /** The engine's counters (for tests, dashboards and autoscaling signals); null while loading. */
@@ -319,20 +223,15 @@ export class LLMServer {
     return model ? withoutPath(model) : null;
   }
 
-  /**
-   * May this request see the model's file path? An admin key (checked by the proxy, or by this server's
-   * own adminKeys); on a server with no keys at all, everyone (it listens on loopback unless told otherwise).
-   */
-  #isAdmin(req: HttpRequestLike): boolean {
-    if (req.auth) return req.auth.role === 'admin';
-    if (this.#adminKeys.enabled) return this.#adminKeys.check(req.headers.authorization, 'admin').ok;
-    return !this.guard.requiresKey;
+  /** The API keys and rate limits this server checks. */
+  get guard(): Guard {
+    return this.#gate.guard;
   }
 
   /** Replica metrics for the proxy's /metrics (prom-client JSON); see packages/core's collectMetrics. */
   async collectMetrics(): Promise<unknown[]> {
     const own = this.#metrics ? await this.#metrics.snapshot() : [];
-    return this.#pii ? [...own, ...(await this.#piiRegistry.getMetricsAsJSON())] : own;
+    return [...own, ...(await this.#gate.piiMetrics())];
   }
 
   /**
@@ -344,7 +243,7 @@ export class LLMServer {
     const load: Record<string, number> = s
       ? { waitingRequests: s.waiting, runningRequests: s.running, kvCacheUsage: s.kvUsage }
       : {};
-    return { ...load, ...this.#usageCounters.report() };
+    return { ...load, ...this.#gate.usageCounters.report() };
   }
 
   /** Fails while the model failed to load, so the controller reports (and replaces) the replica. */
@@ -440,84 +339,33 @@ export class LLMServer {
   }
 
   /** Authenticates, waits for the model and returns the context plus `end`, which settles the rate limit and writes the audit line. */
-  async #grpcCall(
+  #grpcCall(
     request: GrpcGenerateRequest,
     callInfo: GrpcCallInfo | undefined,
     route: string,
   ): Promise<{ ctx: HandlerContext; end: (failed: number, err?: unknown) => void }> {
-    const rc = getRequestContext();
-    const requestId = rc?.requestId ?? `grpc-${Date.now()}`;
-    const started = performance.now();
-    let keyId = 'unauthenticated';
-    let admission: Admission | undefined;
-    const usage = { promptTokens: 0, completionTokens: 0 };
-    const end = (failed: number, err?: unknown) => {
-      if (admission) this.#settle(admission, usage.promptTokens + usage.completionTokens);
-      const code = (err as { code?: string } | undefined)?.code;
-      this.#usageCounters.add(usage);
-      const costUsd = requestCostUsd(deploymentPrices(), usage);
-      this.#audit.record({
-        requestId,
-        keyId,
-        route,
-        status: failed ? ((err as { status?: number }).status ?? 500) : 200,
-        promptTokens: usage.promptTokens,
-        completionTokens: usage.completionTokens,
-        ...(costUsd !== undefined ? { costUsd } : {}),
-        latencyMs: performance.now() - started,
-        ...(code ? { error: code } : {}),
-      });
-    };
-    try {
-      keyId = callInfo?.auth
-        ? callInfo.auth.keyId
-        : this.guard.authenticate(grpcAuthHeaders(request, callInfo), grpcClientOf(callInfo));
+    return this.#gate.grpcCall(request, callInfo, route, this.#grpcContext(route));
+  }
+
+  /** Refuses a route the task does not serve, waits for the model, builds the context. */
+  #grpcContext(route: string): (base: ContextBase) => Promise<HandlerContext> {
+    return async (base) => {
       this.#checkTask(route !== 'grpc Embed', route === 'grpc Embed', route);
       const state = await this.#ready();
-      const ctx: HandlerContext = {
-        requestId,
-        signal: rc?.signal,
-        engine: state.engine,
-        limits: state.limits,
-        model: state.model,
-        encoder: state.encoder,
-        usage,
-        admit: async (p) => {
-          admission = await this.#admit(keyId, estimatedTokens(p));
-        },
-      };
-      return { ctx, end };
-    } catch (err) {
-      end(1, err);
-      throw toCoreError(err);
-    }
+      return this.#context(base, state, state.model);
+    };
   }
 
-  /** Rate limits: the shared RateLimiter when there is one, else this replica's buckets. Throws RateLimitError. */
-  async #admit(keyId: string, estimated: number): Promise<Admission> {
-    const limiter = this.#rateLimiter;
-    if (!limiter) return this.guard.admit(keyId, estimated);
-    let decision: RateDecision;
-    try {
-      decision = await limiter.admit(keyId, estimated);
-    } catch (err) {
-      if (getRequestContext()?.signal.aborted) throw err; // the client left: not the limiter's fault
-      throw new RateLimiterUnavailableError(`The rate limiter cannot be reached: ${(err as Error).message}`);
-    }
-    return admissionOf(keyId, decision);
-  }
-
-  #settle(admission: Admission, usedTokens: number): void {
-    const limiter = this.#rateLimiter;
-    if (!limiter) return this.guard.settle(admission, usedTokens);
-    if (admission.reservedTokens === 0) return;
-    // A signal of its own: the request's may already be aborted (client gone), and the refund must still arrive.
-    limiter
-      .options({ signal: new AbortController().signal })
-      .settle(admission.keyId, admission.reservedTokens, usedTokens)
-      .catch(() => {
-        /* the limiter is gone; its buckets went with it */
-      });
+  /** A route handler's context over this server's engine. */
+  #context(base: ContextBase, state: LoadedState, model: ModelInfo): HandlerContext {
+    return {
+      ...base,
+      engine: state.engine,
+      encoder: state.encoder,
+      limits: state.limits,
+      model,
+      backend: engineBackend(state.engine, state.encoder, state.limits, base),
+    };
   }
 
   #health(): HttpChunk {

@@ -10,7 +10,10 @@ import { type GenerationSpec, type PreparedGeneration, prepareGeneration } from 
 import type { HandlerContext } from './handler-context.js';
 import { checkPromptSize, checkTextBytes, promptBytes } from './prompt-limits.js';
 
-export async function preparePrompt(ctx: HandlerContext, spec: GenerationSpec): Promise<PreparedGeneration> {
+export async function preparePrompt(
+  ctx: Pick<HandlerContext, 'engine' | 'encoder' | 'limits'>,
+  spec: GenerationSpec,
+): Promise<PreparedGeneration> {
   const param = spec.names.prompt ?? 'prompt';
   const prompt = spec.prompt;
   checkPromptSize(prompt, ctx.limits, param);

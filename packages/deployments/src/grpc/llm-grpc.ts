@@ -16,21 +16,13 @@ import {
   FlotillaError,
   type GrpcCallInfo,
 } from '@flotilla/core';
-import type { SamplingParams, TokenLogprob, Tokenizer } from '@flotilla/engine';
+import type { SamplingParams, TokenLogprob } from '@flotilla/engine';
 import { InvalidParameterError, LLMApiError, type RateLimitError } from '../errors.js';
-import {
-  checkParams,
-  collectGeneration,
-  startGeneration,
-  UsageTracker,
-  type GenerationSpec,
-  type ParamNames,
-} from '../generation.js';
-import type { HandlerContext } from '../handler-context.js';
+import { checkParams, collectGeneration, UsageTracker, type GenerationSpec, type ParamNames } from '../generation.js';
+import type { GenerationContext, TokenTable } from '../handler-context.js';
 import { checkModelName } from '../model-name.js';
 import { tokenText } from '../openai/logprobs.js';
 import { readMessages } from '../openai/params.js';
-import { preparePrompt } from '../prepare-prompt.js';
 import { usageBody } from '../openai/responses.js';
 import { BodyReader, type NumberRule } from '../validate.js';
 
@@ -116,7 +108,7 @@ const RULES: Partial<Record<keyof GrpcGenerateRequest, NumberRule>> = {
   temperature: { min: 0, max: 2 },
 };
 
-export function grpcSpec(req: GrpcGenerateRequest, ctx: HandlerContext): GenerationSpec {
+export function grpcSpec(req: GrpcGenerateRequest, ctx: GenerationContext): GenerationSpec {
   checkModelName(req.model, ctx.model);
   const sources = [
     req.prompt ? 'prompt' : '',
@@ -150,14 +142,14 @@ export function grpcSpec(req: GrpcGenerateRequest, ctx: HandlerContext): Generat
   return { prompt, params, names: { ...NAMES, prompt: sources[0]! }, ...(req.prompt ? { defaultMaxTokens: 16 } : {}) };
 }
 
-export async function grpcGenerate(req: GrpcGenerateRequest, ctx: HandlerContext): Promise<unknown> {
+export async function grpcGenerate(req: GrpcGenerateRequest, ctx: GenerationContext): Promise<unknown> {
   const spec = grpcSpec(req, ctx);
-  const prepared = await preparePrompt(ctx, spec);
+  const prepared = await ctx.backend.prepare(spec);
   await ctx.admit(prepared);
-  const stream = startGeneration(ctx.engine, prepared, spec.names, { requestId: ctx.requestId, signal: ctx.signal });
+  const stream = ctx.backend.start(prepared, spec.names);
   const { samples, usage } = await collectGeneration(stream, prepared.params.n ?? 1);
   Object.assign(ctx.usage, usage);
-  const tok = ctx.engine.tokenizer;
+  const tok = ctx.backend.tokens;
   return {
     id: `gen-${ctx.requestId}`,
     model: ctx.model.name,
@@ -173,12 +165,12 @@ export async function grpcGenerate(req: GrpcGenerateRequest, ctx: HandlerContext
   };
 }
 
-export async function* grpcGenerateStream(req: GrpcGenerateRequest, ctx: HandlerContext): AsyncGenerator<unknown> {
+export async function* grpcGenerateStream(req: GrpcGenerateRequest, ctx: GenerationContext): AsyncGenerator<unknown> {
   const spec = grpcSpec(req, ctx);
-  const prepared = await preparePrompt(ctx, spec);
+  const prepared = await ctx.backend.prepare(spec);
   await ctx.admit(prepared);
-  const stream = startGeneration(ctx.engine, prepared, spec.names, { requestId: ctx.requestId, signal: ctx.signal });
-  const tok = ctx.engine.tokenizer;
+  const stream = ctx.backend.start(prepared, spec.names);
+  const tok = ctx.backend.tokens;
   const usage = new UsageTracker();
   const id = `gen-${ctx.requestId}`;
   let pending: Record<string, unknown> | null = null;
@@ -201,7 +193,7 @@ export async function* grpcGenerateStream(req: GrpcGenerateRequest, ctx: Handler
   if (pending) yield { ...pending, usage: usageBody(ctx.usage) };
 }
 
-function logprob(tok: Tokenizer, lp: TokenLogprob) {
+function logprob(tok: TokenTable, lp: TokenLogprob) {
   return {
     token_id: lp.tokenId,
     token: tokenText(tok, lp.tokenId),

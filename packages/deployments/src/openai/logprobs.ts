@@ -2,7 +2,8 @@
  * Logprobs in OpenAI's two shapes: the legacy completions one (parallel arrays, top alternatives as
  * { token: logprob } maps, text offsets) and chat's (one entry per token with its bytes and alternatives).
  */
-import type { TokenLogprob, Tokenizer } from '@flotilla/engine';
+import type { TokenLogprob } from '@flotilla/engine';
+import type { TokenTable } from '../handler-context.js';
 
 const utf8 = new TextDecoder('utf-8');
 
@@ -21,13 +22,13 @@ export interface ChatTokenLogprob {
   top_logprobs: Array<{ token: string; logprob: number; bytes: number[] }>;
 }
 
-export function tokenText(tok: Tokenizer, id: number): string {
+export function tokenText(tok: TokenTable, id: number): string {
   return utf8.decode(tok.tokenBytes(id));
 }
 
 /** `offset` is where these tokens' text starts in the completion (streams carry it across chunks). */
 export function completionLogprobs(
-  tok: Tokenizer,
+  tok: TokenTable,
   lps: TokenLogprob[],
   offset: number,
   withTop: boolean,
@@ -55,7 +56,7 @@ export function completionLogprobs(
  * promptLogprobs, null for the first) in front of the completion's, offsets running through both.
  */
 export function echoLogprobs(
-  tok: Tokenizer,
+  tok: TokenTable,
   promptTokenIds: readonly number[],
   prompt: ReadonlyArray<TokenLogprob | null>,
   completion: TokenLogprob[],
@@ -85,13 +86,13 @@ export function echoLogprobs(
   return out;
 }
 
-function topMap(tok: Tokenizer, lp: TokenLogprob): Record<string, number> {
+function topMap(tok: TokenTable, lp: TokenLogprob): Record<string, number> {
   const top: Record<string, number> = {};
   for (const t of lp.top) top[tokenText(tok, t.tokenId)] ??= t.logprob;
   return top;
 }
 
-export function chatLogprobs(tok: Tokenizer, lps: TokenLogprob[]): { content: ChatTokenLogprob[]; refusal: null } {
+export function chatLogprobs(tok: TokenTable, lps: TokenLogprob[]): { content: ChatTokenLogprob[]; refusal: null } {
   const entry = (id: number, logprob: number) => {
     const bytes = tok.tokenBytes(id);
     return { token: utf8.decode(bytes), logprob, bytes: Array.from(bytes) };

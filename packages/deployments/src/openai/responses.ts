@@ -2,7 +2,8 @@
  * OpenAI response bodies: whole completions and chat completions, their streaming chunks, and the
  * final usage chunk of stream_options.include_usage.
  */
-import type { RequestOutput, Tokenizer } from '@flotilla/engine';
+import type { RequestOutput } from '@flotilla/engine';
+import type { TokenTable } from '../handler-context.js';
 import type { SampleResult, Usage } from '../generation.js';
 import { sse } from '../handler-context.js';
 import { chatLogprobs, completionLogprobs, echoLogprobs } from './logprobs.js';
@@ -12,7 +13,7 @@ export interface ResponseMeta {
   id: string;
   created: number;
   model: string;
-  tok: Tokenizer;
+  tok: TokenTable;
   req: OpenAiRequest;
 }
 

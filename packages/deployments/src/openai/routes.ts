@@ -4,11 +4,10 @@
  */
 import type { HttpRequestLike, HttpResponseLike } from '@flotilla/core';
 import { LLMApiError, ModelNotFoundError, openAiCodeOf, RateLimitError } from '../errors.js';
-import { collectGeneration, startGeneration, UsageTracker } from '../generation.js';
+import { collectGeneration, UsageTracker } from '../generation.js';
 import { asClientError } from '../malformed-body.js';
 import { checkModelName } from '../model-name.js';
-import { preparePrompt } from '../prepare-prompt.js';
-import { SSE_HEADERS, sse, type HandlerContext, type HttpChunk, type ModelInfo } from '../handler-context.js';
+import { SSE_HEADERS, sse, type GenerationContext, type HttpChunk, type ModelInfo } from '../handler-context.js';
 import {
   chatBody,
   chatChunk,
@@ -25,24 +24,24 @@ import { ToolChunkWriter, toolMode, withToolCalls } from './tools.js';
 
 // Not generators themselves: one generator less for every chunk to pass through (a parse error
 // thrown here is caught by the caller's loop all the same).
-export function completions(req: HttpRequestLike, ctx: HandlerContext): AsyncGenerator<HttpChunk> {
+export function completions(req: HttpRequestLike, ctx: GenerationContext): AsyncGenerator<HttpChunk> {
   return serve(parseCompletionRequest(req.body, ctx.limits), ctx);
 }
 
-export function chatCompletions(req: HttpRequestLike, ctx: HandlerContext): AsyncGenerator<HttpChunk> {
+export function chatCompletions(req: HttpRequestLike, ctx: GenerationContext): AsyncGenerator<HttpChunk> {
   return serve(parseChatRequest(req.body, ctx.limits), ctx);
 }
 
-export async function* models(_req: HttpRequestLike, ctx: HandlerContext): AsyncGenerator<HttpChunk> {
-  yield { status: 200, body: modelList(ctx.model, ctx.engine.maxModelLen) };
+export async function* models(_req: HttpRequestLike, ctx: GenerationContext): AsyncGenerator<HttpChunk> {
+  yield { status: 200, body: modelList(ctx.model, ctx.backend.maxModelLen) };
 }
 
 /** GET /v1/models/{id}: the served model's entry, or 404 model_not_found. */
-export async function* model(req: HttpRequestLike, ctx: HandlerContext): AsyncGenerator<HttpChunk> {
+export async function* model(req: HttpRequestLike, ctx: GenerationContext): AsyncGenerator<HttpChunk> {
   const id = decodeURIComponent(req.path.replace(/\/+$/, '').slice('/v1/models/'.length));
   if (id !== ctx.model.name)
     throw new ModelNotFoundError(`The model '${id}' does not exist; this server serves '${ctx.model.name}'.`, 'model');
-  yield { status: 200, body: modelList(ctx.model, ctx.engine.maxModelLen).data[0] };
+  yield { status: 200, body: modelList(ctx.model, ctx.backend.maxModelLen).data[0] };
 }
 
 export function modelList(model: ModelInfo, maxModelLen: number) {
@@ -68,17 +67,17 @@ export function modelList(model: ModelInfo, maxModelLen: number) {
   };
 }
 
-async function* serve(r: OpenAiRequest, ctx: HandlerContext): AsyncGenerator<HttpChunk> {
+async function* serve(r: OpenAiRequest, ctx: GenerationContext): AsyncGenerator<HttpChunk> {
   checkModelName(r.model, ctx.model);
-  const prepared = await preparePrompt(ctx, r.spec);
+  const prepared = await ctx.backend.prepare(r.spec);
   ctx.promptText = prepared.promptText;
   await ctx.admit(prepared);
-  const stream = startGeneration(ctx.engine, prepared, r.spec.names, { requestId: ctx.requestId, signal: ctx.signal });
+  const stream = ctx.backend.start(prepared, r.spec.names);
   const meta: ResponseMeta = {
     id: `${r.kind === 'chat' ? 'chatcmpl' : 'cmpl'}-${ctx.requestId}`,
     created: Math.floor(Date.now() / 1000),
     model: ctx.model.name,
-    tok: ctx.engine.tokenizer,
+    tok: ctx.backend.tokens,
     req: r,
   };
   const n = prepared.params.n ?? 1;

@@ -21,7 +21,8 @@
  *   streamed answer and a whole one carry the same calls.
  */
 import { randomBytes } from 'node:crypto';
-import type { GuidedSpec, RequestOutput, Tokenizer, ToolCall, ToolDefinition } from '@flotilla/engine';
+import type { GuidedSpec, RequestOutput, ToolCall, ToolDefinition } from '@flotilla/engine';
+import type { TokenTable } from '../handler-context.js';
 import { InvalidParameterError } from '../errors.js';
 import type { SampleResult } from '../generation.js';
 import { type BodyReader, describe } from '../validate.js';
@@ -32,7 +33,7 @@ export interface ToolChunkMeta {
   id: string;
   created: number;
   model: string;
-  tok: Tokenizer;
+  tok: TokenTable;
   req: { logprobs: number | undefined };
 }
 

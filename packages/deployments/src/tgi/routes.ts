@@ -3,7 +3,7 @@
  * one carries generated_text and details), GET /info, and TGI's error shape `{ error, error_type }`.
  */
 import type { HttpRequestLike, HttpResponseLike } from '@flotilla/core';
-import type { RequestOutput, TokenLogprob, Tokenizer } from '@flotilla/engine';
+import type { RequestOutput, TokenLogprob } from '@flotilla/engine';
 import {
   InvalidJsonError,
   InvalidParameterError,
@@ -11,10 +11,9 @@ import {
   MalformedRequestError,
   RateLimitError,
 } from '../errors.js';
-import { collectGeneration, startGeneration, type PreparedGeneration } from '../generation.js';
+import { collectGeneration, type PreparedGeneration } from '../generation.js';
 import { asClientError } from '../malformed-body.js';
-import { preparePrompt } from '../prepare-prompt.js';
-import { SSE_HEADERS, sse, type HandlerContext, type HttpChunk } from '../handler-context.js';
+import { SSE_HEADERS, sse, type GenerationContext, type HttpChunk, type TokenTable } from '../handler-context.js';
 import { tokenText } from '../openai/logprobs.js';
 import { parseTgiRequest, type TgiRequest } from './params.js';
 
@@ -27,7 +26,7 @@ interface TgiToken {
   special: boolean;
 }
 
-export async function* generate(req: HttpRequestLike, ctx: HandlerContext): AsyncGenerator<HttpChunk> {
+export async function* generate(req: HttpRequestLike, ctx: GenerationContext): AsyncGenerator<HttpChunk> {
   const r = parseTgiRequest(req.body, ctx.limits);
   if (r.stream) return yield* streamTokens(r, ctx);
   const { prepared, stream } = await start(r, ctx);
@@ -37,23 +36,23 @@ export async function* generate(req: HttpRequestLike, ctx: HandlerContext): Asyn
   const body: Record<string, unknown> = { generated_text: (r.returnFullText ? prepared.promptText : '') + s.text };
   if (r.details) {
     body.details = {
-      finish_reason: tgiFinishReason(s.finishReason, s.stopReason, ctx.engine.tokenizer),
+      finish_reason: tgiFinishReason(s.finishReason, s.stopReason, ctx.backend.tokens),
       generated_tokens: s.tokenIds.length,
       seed: r.seed,
-      prefill: r.decoderInputDetails ? prefill(ctx.engine.tokenizer, prepared.tokenIds, s.promptLogprobs) : [],
-      tokens: s.tokenIds.map((id, i) => token(ctx.engine.tokenizer, id, s.logprobs[i])),
-      ...(r.topNTokens > 0 ? { top_tokens: s.logprobs.map((lp) => topTokens(ctx.engine.tokenizer, lp)) } : {}),
+      prefill: r.decoderInputDetails ? prefill(ctx.backend.tokens, prepared.tokenIds, s.promptLogprobs) : [],
+      tokens: s.tokenIds.map((id, i) => token(ctx.backend.tokens, id, s.logprobs[i])),
+      ...(r.topNTokens > 0 ? { top_tokens: s.logprobs.map((lp) => topTokens(ctx.backend.tokens, lp)) } : {}),
     };
   }
   yield { status: 200, body };
 }
 
-export async function* generateStream(req: HttpRequestLike, ctx: HandlerContext): AsyncGenerator<HttpChunk> {
+export async function* generateStream(req: HttpRequestLike, ctx: GenerationContext): AsyncGenerator<HttpChunk> {
   yield* streamTokens(parseTgiRequest(req.body, ctx.limits), ctx);
 }
 
-export async function* info(_req: HttpRequestLike, ctx: HandlerContext): AsyncGenerator<HttpChunk> {
-  const e = ctx.engine;
+export async function* info(_req: HttpRequestLike, ctx: GenerationContext): AsyncGenerator<HttpChunk> {
+  const e = ctx.backend;
   yield {
     status: 200,
     body: {
@@ -62,7 +61,7 @@ export async function* info(_req: HttpRequestLike, ctx: HandlerContext): AsyncGe
       model_dtype: 'float32',
       model_device_type: 'cpu',
       model_pipeline_tag: 'text-generation',
-      max_concurrent_requests: e.scheduler.maxNumSeqs,
+      max_concurrent_requests: e.maxConcurrentRequests,
       max_best_of: 1,
       max_stop_sequences: ctx.limits.maxStop,
       max_input_tokens: ctx.limits.maxPromptTokens,
@@ -82,20 +81,17 @@ export async function* info(_req: HttpRequestLike, ctx: HandlerContext): AsyncGe
 
 async function start(
   r: TgiRequest,
-  ctx: HandlerContext,
+  ctx: GenerationContext,
 ): Promise<{ prepared: PreparedGeneration; stream: AsyncIterable<RequestOutput> }> {
-  const prepared = await preparePrompt(ctx, r.spec);
+  const prepared = await ctx.backend.prepare(r.spec);
   ctx.promptText = prepared.promptText;
   await ctx.admit(prepared);
-  return {
-    prepared,
-    stream: startGeneration(ctx.engine, prepared, r.spec.names, { requestId: ctx.requestId, signal: ctx.signal }),
-  };
+  return { prepared, stream: ctx.backend.start(prepared, r.spec.names) };
 }
 
-async function* streamTokens(r: TgiRequest, ctx: HandlerContext): AsyncGenerator<HttpChunk> {
+async function* streamTokens(r: TgiRequest, ctx: GenerationContext): AsyncGenerator<HttpChunk> {
   const { prepared, stream } = await start(r, ctx);
-  const tok = ctx.engine.tokenizer;
+  const tok = ctx.backend.tokens;
   // A failure the replica cannot report (its death) is written by the proxy, in this protocol's shape.
   yield { status: 200, headers: SSE_HEADERS, streamErrorFormat: 'tgi-sse' };
   let text = '';
@@ -125,7 +121,7 @@ function event(
   out: RequestOutput,
   r: TgiRequest,
   generatedText: string | null,
-  tok: Tokenizer,
+  tok: TokenTable,
   i: number,
 ) {
   const lp = out.logprobs?.[i];
@@ -146,16 +142,16 @@ function event(
   };
 }
 
-function token(tok: Tokenizer, id: number, lp: TokenLogprob | undefined): TgiToken {
+function token(tok: TokenTable, id: number, lp: TokenLogprob | undefined): TgiToken {
   return { id, text: tokenText(tok, id), logprob: lp?.logprob ?? 0, special: tok.isSpecial(id) };
 }
 
 /** details.prefill: the input tokens, each with its logprob given those before it (null for the first), as TGI returns them. */
-function prefill(tok: Tokenizer, ids: readonly number[], lps: ReadonlyArray<TokenLogprob | null> | null) {
+function prefill(tok: TokenTable, ids: readonly number[], lps: ReadonlyArray<TokenLogprob | null> | null) {
   return ids.map((id, i) => ({ id, text: tokenText(tok, id), logprob: lps?.[i]?.logprob ?? null }));
 }
 
-function topTokens(tok: Tokenizer, lp: TokenLogprob): TgiToken[] {
+function topTokens(tok: TokenTable, lp: TokenLogprob): TgiToken[] {
   return lp.top.map((t) => ({
     id: t.tokenId,
     text: tokenText(tok, t.tokenId),
@@ -165,7 +161,7 @@ function topTokens(tok: Tokenizer, lp: TokenLogprob): TgiToken[] {
 }
 
 /** TGI's finish reasons: 'length', 'eos_token' (the model's end token), 'stop_sequence' (a stop string or stop token id). */
-export function tgiFinishReason(reason: string, stopReason: number | string | null, tok: Tokenizer): string {
+export function tgiFinishReason(reason: string, stopReason: number | string | null, tok: TokenTable): string {
   if (reason === 'length') return 'length';
   if (typeof stopReason === 'number' && (stopReason === tok.eosId || tok.isSpecial(stopReason))) return 'eos_token';
   return 'stop_sequence';

@@ -1,0 +1,101 @@
+/**
+ * LLMFront's HTTP route table: the generation routes of LLMServer (the same handlers: openai/routes.ts,
+ * tgi/routes.ts) over the graph a request names, and a /v1/models that lists every graph. Routes that
+ * need an engine of the front's own (embeddings, /v1/responses, /tokenize) are not served: 404 naming
+ * what is.
+ */
+import type { HttpRequestLike } from '@flotilla/core';
+import { type LLMApiError, MethodNotAllowedError, ModelNotFoundError, RouteNotFoundError } from './errors.js';
+import type { GenerationContext, HttpChunk, ModelInfo, RouteHandler } from './handler-context.js';
+import type { Route } from './http-routes.js';
+import { chatCompletions, completions, modelList, openAiError } from './openai/routes.js';
+import { generate, generateStream, info, tgiError } from './tgi/routes.js';
+
+/** One graph as /v1/models lists it. */
+export interface CatalogEntry {
+  model: ModelInfo;
+  maxModelLen: number;
+  description?: string;
+}
+
+/** A generation context plus the front's catalog (every graph, for /v1/models). */
+export interface FrontContext extends GenerationContext {
+  catalog(): Promise<CatalogEntry[]>;
+}
+
+async function* listModels(_req: HttpRequestLike, ctx: FrontContext): AsyncGenerator<HttpChunk> {
+  yield { status: 200, body: { object: 'list', data: (await ctx.catalog()).map(entryOf) } };
+}
+
+async function* oneModel(req: HttpRequestLike, ctx: FrontContext): AsyncGenerator<HttpChunk> {
+  const id = decodeURIComponent(req.path.replace(/\/+$/, '').slice('/v1/models/'.length));
+  const all = await ctx.catalog();
+  const found = all.find((e) => e.model.name === id);
+  if (!found)
+    throw new ModelNotFoundError(
+      `The model '${id}' does not exist; this server serves '${all.map((e) => e.model.name).join("', '")}'.`,
+      'model',
+    );
+  yield { status: 200, body: entryOf(found) };
+}
+
+function entryOf(e: CatalogEntry) {
+  const entry = modelList(e.model, e.maxModelLen).data[0]!;
+  return e.description && !e.model.randomWeights ? { ...entry, description: e.description } : entry;
+}
+
+const openai = (name: string, handler: RouteHandler<FrontContext>, generates = true): Route<FrontContext> => ({
+  name,
+  handler,
+  renderError: openAiError,
+  authenticated: true,
+  generates,
+});
+const tgi = (name: string, handler: RouteHandler<FrontContext>, generates = true): Route<FrontContext> => ({
+  name,
+  handler,
+  renderError: tgiError,
+  authenticated: true,
+  generates,
+});
+
+const ROUTES: Record<string, Route<FrontContext>> = {
+  'POST /v1/completions': openai('POST /v1/completions', completions),
+  'POST /v1/chat/completions': openai('POST /v1/chat/completions', chatCompletions),
+  'GET /v1/models': openai('GET /v1/models', listModels, false),
+  'POST /generate': tgi('POST /generate', generate),
+  'POST /generate_stream': tgi('POST /generate_stream', generateStream),
+  'POST /': tgi('POST /', generate),
+  'GET /info': tgi('GET /info', info, false),
+};
+
+const MODEL_ROUTE = openai('GET /v1/models/{id}', oneModel, false);
+
+/** Whether a route speaks TGI (its requests name no model; token texts go on every event). */
+export function isTgiRoute(route: Route<FrontContext>): boolean {
+  return route.renderError === tgiError;
+}
+
+/** The route for a request; unknown paths and wrong methods get a handler that throws the right error. */
+export function findFrontRoute(req: HttpRequestLike): Route<FrontContext> {
+  const path = req.path.replace(/\/+$/, '') || '/';
+  const route = ROUTES[`${req.method} ${path}`];
+  if (route) return route;
+  if (req.method === 'GET' && path.startsWith('/v1/models/')) return MODEL_ROUTE;
+  const render = path.startsWith('/v1/') || path === '/tokenize' || path === '/detokenize' ? openAiError : tgiError;
+  const allowed = Object.keys(ROUTES)
+    .filter((k) => k.endsWith(` ${path}`))
+    .map((k) => k.split(' ')[0]);
+  const error: LLMApiError =
+    allowed.length > 0
+      ? new MethodNotAllowedError(`${req.method} is not allowed on ${path}; use ${allowed.join(' or ')}.`)
+      : new RouteNotFoundError(
+          `No route ${req.method} ${path}. This front speaks OpenAI (/v1/completions, /v1/chat/completions, /v1/models) ` +
+            'and TGI (/generate, /generate_stream, /info, /health) over its generation graphs.',
+        );
+  // biome-ignore lint/correctness/useYield: throws before yielding anything
+  const handler: RouteHandler<FrontContext> = async function* () {
+    throw error;
+  };
+  return { name: `${req.method} (unknown)`, handler, renderError: render, authenticated: false, generates: false };
+}

@@ -1,0 +1,159 @@
+/**
+ * The serving half of LLMFront, over named graph clients (graph-client.ts): picks the graph a request's
+ * `model` names, then serves it through the same RequestGate and route handlers as LLMServer. Also used
+ * by a graph to serve its own HTTP (SpeculativePipeline over itself).
+ *
+ * Which graph: with one graph, every request goes to it and any `model` is taken as its name (as TGI and
+ * LLMServer do), unless `strictModelName`. With several, `model` picks one by the name it was bound under;
+ * no model picks the first; an unknown name is 404 model_not_found (vLLM's answer), in the route's shape.
+ * TGI bodies carry no model: a top-level `model` is read (and removed) if present, else the first graph.
+ */
+import type { GrpcCallInfo, HttpRequestLike } from '@flotilla/core';
+import { ModelNotFoundError, ModelUnavailableError } from './errors.js';
+import { type CatalogEntry, type FrontContext, findFrontRoute, isTgiRoute } from './front-routes.js';
+import { graphBackend } from './graph-backend.js';
+import type { GraphClient } from './graph-client.js';
+import type { GraphInfo } from './graph.js';
+import { grpcGenerate, grpcGenerateStream, type GrpcGenerateRequest } from './grpc/llm-grpc.js';
+import type { HttpChunk, ModelInfo } from './handler-context.js';
+import { resolveLimits, type LLMServerLimits } from './llm-server-options.js';
+import type { ContextBase, RequestGate } from './request-gate.js';
+
+/** How long /health waits for the graphs' info before answering 503 (loading). */
+const HEALTH_WAIT_MS = 2000;
+
+export interface FrontServerOptions {
+  /** Only a graph's own name is accepted even when there is one graph. Default false. */
+  strictModelName?: boolean;
+  limits?: LLMServerLimits;
+}
+
+export class FrontServer {
+  readonly #graphs: Map<string, GraphClient>;
+  readonly #gate: RequestGate;
+  readonly #options: FrontServerOptions;
+  readonly #createdS = Math.floor(Date.now() / 1000);
+
+  constructor(graphs: Record<string, GraphClient>, gate: RequestGate, options: FrontServerOptions = {}) {
+    this.#graphs = new Map(Object.entries(graphs));
+    this.#gate = gate;
+    this.#options = options;
+  }
+
+  get names(): string[] {
+    return [...this.#graphs.keys()];
+  }
+
+  async *http(req: HttpRequestLike): AsyncGenerator<HttpChunk> {
+    if (req.method === 'GET' && (req.path === '/health' || req.path === '/health/')) {
+      yield await this.#health();
+      return;
+    }
+    const route = findFrontRoute(req);
+    let forward = req;
+    const body = isRecord(req.body) ? req.body : undefined;
+    if (isTgiRoute(route) && body && 'model' in body) {
+      const { model: _model, ...rest } = body;
+      forward = { ...req, body: rest };
+    }
+    const requested = typeof body?.model === 'string' ? body.model : undefined;
+    const tokenInfo = isTgiRoute(route) || wantsLogprobs(body);
+    yield* this.#gate.http(forward, route, (base) => this.#context(base, requested, tokenInfo));
+  }
+
+  grpcGenerate(request: GrpcGenerateRequest, callInfo?: GrpcCallInfo): Promise<unknown> {
+    const context = (base: ContextBase) => this.#context(base, request.model, request.logprobs !== undefined);
+    return this.#gate.grpcUnary(request, callInfo, 'grpc Generate', context, grpcGenerate);
+  }
+
+  grpcGenerateStream(request: GrpcGenerateRequest, callInfo?: GrpcCallInfo): AsyncGenerator<unknown> {
+    const context = (base: ContextBase) => this.#context(base, request.model, request.logprobs !== undefined);
+    return this.#gate.grpcStream(request, callInfo, 'grpc GenerateStream', context, grpcGenerateStream);
+  }
+
+  /** The graph named `requested` (see the top of this file) and its context. */
+  async #context(base: ContextBase, requested: string | undefined, tokenInfo: boolean): Promise<FrontContext> {
+    const [name, client] = this.#pick(requested);
+    const info = await this.#info(client);
+    const limits = resolveLimits(this.#options.limits, info.maxModelLen);
+    return {
+      ...base,
+      backend: graphBackend(client, info, limits, { requestId: base.requestId, tokenInfo }),
+      limits,
+      model: this.#modelInfo(name, info),
+      catalog: () => this.#catalog(),
+    };
+  }
+
+  #pick(requested: string | undefined): [string, GraphClient] {
+    const byName = requested ? this.#graphs.get(requested) : undefined;
+    if (byName) return [requested!, byName];
+    if (requested && this.#graphs.size > 1)
+      throw new ModelNotFoundError(
+        `The model '${requested}' does not exist; this server serves '${this.names.join("', '")}'.`,
+        'model',
+      );
+    const [first] = this.#graphs;
+    if (!first) throw new ModelUnavailableError('This front serves no graph.');
+    return first;
+  }
+
+  #modelInfo(name: string, info: GraphInfo): ModelInfo {
+    return {
+      name,
+      path: name,
+      randomWeights: info.randomWeights === true,
+      createdS: info.createdS ?? this.#createdS,
+      strictName: this.#options.strictModelName === true || this.#graphs.size > 1,
+    };
+  }
+
+  async #info(client: GraphClient): Promise<GraphInfo> {
+    try {
+      return await client.info();
+    } catch (err) {
+      if ((err as { status?: number }).status === 503) throw err;
+      throw new ModelUnavailableError(`The graph cannot be reached: ${(err as Error).message}`);
+    }
+  }
+
+  async #catalog(): Promise<CatalogEntry[]> {
+    return Promise.all(
+      [...this.#graphs].map(async ([name, client]) => {
+        const info = await this.#info(client);
+        return {
+          model: this.#modelInfo(name, info),
+          maxModelLen: info.maxModelLen,
+          ...(info.description ? { description: info.description } : {}),
+        };
+      }),
+    );
+  }
+
+  /** 200 once every graph answers its info; 503 while any is loading or unreachable. */
+  async #health(): Promise<HttpChunk> {
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error('the graphs are loading')), HEALTH_WAIT_MS);
+    });
+    try {
+      await Promise.race([Promise.all([...this.#graphs.values()].map((c) => c.info())), timeout]);
+      return { status: 200, body: {} };
+    } catch (err) {
+      return { status: 503, body: { error: `not ready: ${(err as Error).message}`, error_type: 'unhealthy' } };
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+}
+
+/** OpenAI's logprobs (completions: a number; chat: true) or TGI-style details asked for. */
+function wantsLogprobs(body: Record<string, unknown> | undefined): boolean {
+  if (!body) return false;
+  const lp = body.logprobs;
+  return (lp !== undefined && lp !== null && lp !== false) || body.top_logprobs != null;
+}
+
+function isRecord(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
