@@ -22,6 +22,7 @@ import {
   type DeploymentHandle,
 } from '@flotilla/core';
 import type { SamplingParams } from '@flotilla/engine';
+import type { GenerationGraph, GraphDelta, GraphInfo, GraphPrepared, GraphRequest } from '../graph.js';
 import { ModelUnavailableError } from '../errors.js';
 import { DecodeChoice, type DecodeChoiceOptions } from './decode-choice.js';
 import type { DecodeServer } from './decode-server.js';
@@ -46,7 +47,7 @@ export type PdRouteRequest = Omit<PdRequest, 'params'> & {
   localOnly?: boolean;
 };
 
-export class PdRouter {
+export class PdRouter implements GenerationGraph {
   protected readonly choice: DecodeChoice;
   protected readonly pdStats = new PdStats();
   protected readonly modelName: string;
@@ -60,6 +61,37 @@ export class PdRouter {
     this.choice = new DecodeChoice(options);
     this.modelName = options.servedModelName ?? 'pd';
     this.#disaggregate = options.disaggregate ?? true;
+  }
+
+  /** GenerationGraph: the decode side's model under this graph's name. */
+  async graphInfo(): Promise<GraphInfo> {
+    const info = (await this.decodeHandle.remote('graphInfo', [])) as GraphInfo;
+    return { ...info, name: this.modelName, description: 'prefill/decode disaggregation (PdRouter)' };
+  }
+
+  /** GenerationGraph: tokenized and checked by a PrefillServer (by a DecodeServer when none answers). */
+  async tokenizePrompt(req: GraphRequest): Promise<GraphPrepared> {
+    try {
+      return (await this.prefillHandle.remote('tokenizePrompt', [req])) as GraphPrepared;
+    } catch (err) {
+      if (!transferFailure(err)) throw err;
+      return (await this.decodeHandle.remote('tokenizePrompt', [req])) as GraphPrepared;
+    }
+  }
+
+  /** GenerationGraph: generate() over the front's request; what PD does not carry runs locally. */
+  async *generateStream(req: GraphRequest): AsyncGenerator<GraphDelta> {
+    const prepared = req.prepared ?? (await this.tokenizePrompt(req));
+    const p = req.params;
+    const tokenIds = prepared.tokenIds;
+    if (!tokenIds) throw new Error('PdRouter: the prefill side returned no token ids');
+    yield* this.generate({
+      requestId: req.requestId,
+      tokenIds,
+      params: { ...p, maxTokens: prepared.maxTokens },
+      ...(req.tokenInfo ? { tokenInfo: true } : {}),
+      localOnly: prepared.n > 1 || p.promptLogprobs !== undefined || p.guided !== undefined,
+    });
   }
 
   /** Streams the outputs of `route`: prefill here, decode there, or the whole request locally. */
