@@ -9,13 +9,14 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { pinnedReplicaKey, startServe, type DeploymentHandle, type ServeInstance } from '@flotilla/core';
+import { pinnedReplicaKey, type DeploymentHandle, type ServeInstance } from '@flotilla/core';
 import type { DecodeServer, PdDelta, PdRouter, PrefillServer } from '@flotilla/deployments';
 import { LLMEngine } from '../../packages/engine/src/llm-engine.js';
 import { tryLoadNative } from '../fixtures/native-addon.js';
 import { eventually } from '../helpers/eventually.js';
 import { describeWithModels, models } from '../helpers/models.js';
-import { pdApp, pdCorruptApp, pdDyingApp } from '../fixtures/apps/pd-apps.js';
+import { serveForTest, type Served } from '../helpers/ingress.js';
+import { pdCorruptApp, pdDyingApp, pdFrontApp } from '../fixtures/apps/pd-apps.js';
 
 const native = await tryLoadNative();
 const prompts = ['Once upon a time, there was a little dog', 'Lily and Tom went to the park', 'Sara had a red ball'];
@@ -59,6 +60,7 @@ describeWithModels('prefill/decode disaggregation across process replicas', () =
   describe.skipIf(!native.binding)('pd', () => {
     const ref = { greedy: [] as Ref[], seeded: [] as Ref[] };
     const ids: number[][] = [];
+    let served: Served;
     let instance: ServeInstance;
     let dir: string;
     beforeAll(async () => {
@@ -85,9 +87,9 @@ describeWithModels('prefill/decode disaggregation across process replicas', () =
         }
       }
       dir = mkdtempSync(path.join(os.tmpdir(), 'flotilla-pd-'));
-      instance = await startServe({
-        applications: [
-          { name: 'pd', routePrefix: '/pd', app: pdApp(models.stories260K, models.tok512) },
+      served = await serveForTest(
+        [
+          { name: 'pd', routePrefix: '/', app: pdFrontApp(models.stories260K, models.tok512) },
           {
             name: 'pdkill',
             routePrefix: '/pdkill',
@@ -95,11 +97,12 @@ describeWithModels('prefill/decode disaggregation across process replicas', () =
           },
           { name: 'pdbad', routePrefix: '/pdbad', app: pdCorruptApp(models.stories260K, models.tok512) },
         ],
-        checkpoint: false,
-      });
+        { grpc: false },
+      );
+      instance = served.instance;
     }, 180_000);
     afterAll(async () => {
-      await instance?.shutdown();
+      await served?.close();
       if (dir) rmSync(dir, { recursive: true, force: true });
     });
 
@@ -110,7 +113,7 @@ describeWithModels('prefill/decode disaggregation across process replicas', () =
     });
 
     it('greedy and seeded outputs equal one engine alone, token for token and text for text', async () => {
-      const h = instance.getHandle('pd') as DeploymentHandle<PdRouter>;
+      const h = instance.getHandle('pd', 'PdGraph') as DeploymentHandle<PdRouter>;
       for (let i = 0; i < prompts.length; i++) {
         const g = await collect(h.stream.generate(route(i, greedy, 'g')));
         expect(g.tokenIds).toEqual(ref.greedy[i]!.tokenIds);
@@ -133,8 +136,40 @@ describeWithModels('prefill/decode disaggregation across process replicas', () =
       expect(whole(await eventually(() => pools(instance, 'pd', 'PdDecode'), whole))).toBe(true);
     }, 120_000);
 
+    it('LLMFront serves the PD graph: OpenAI streamed completions and TGI generate give the greedy text of one engine', async () => {
+      for (let i = 0; i < prompts.length; i++) {
+        const res = await fetch(`${served.url}/v1/completions`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json' },
+          body: JSON.stringify({
+            model: 'pd',
+            prompt: prompts[i],
+            max_tokens: 40,
+            temperature: 0,
+            ignore_eos: true,
+            stream: true,
+          }),
+        });
+        expect(res.status).toBe(200);
+        let text = '';
+        for (const line of (await res.text()).split('\n')) {
+          if (!line.startsWith('data: ') || line === 'data: [DONE]') continue;
+          text += (JSON.parse(line.slice(6)) as { choices: Array<{ text: string }> }).choices[0]?.text ?? '';
+        }
+        expect(text).toBe(ref.greedy[i]!.text);
+      }
+      const tgi = await fetch(`${served.url}/generate`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ model: 'pd', inputs: prompts[2], parameters: { max_new_tokens: 40, do_sample: false } }),
+      });
+      const body = (await tgi.json()) as { generated_text: string };
+      expect(ref.greedy[2]!.text.startsWith(body.generated_text)).toBe(true);
+      expect(body.generated_text.length).toBeGreaterThan(0);
+    }, 120_000);
+
     it('cancelling during prefill, right after the first token, or mid-decode frees blocks on both sides', async () => {
-      const h = instance.getHandle('pd') as DeploymentHandle<PdRouter>;
+      const h = instance.getHandle('pd', 'PdGraph') as DeploymentHandle<PdRouter>;
       const long = { temperature: 0, maxTokens: 200, ignoreEos: true };
       for (const after of [0, 1, 5]) {
         const ac = new AbortController();
