@@ -9,12 +9,15 @@ import { getRequestContext } from '@flotilla/core';
 import { LLMServer } from '../llm-server.js';
 import { kvReportOf, preparePd, toPdDelta } from './pd-common.js';
 import { kvTransferOf } from './pd-engine.js';
+import { KvHandoffError } from './pd-errors.js';
 import type { DecodeItem, KvReport, PdDelta, PdRequest } from './pd-wire.js';
 
 export class DecodeServer extends LLMServer {
   /**
    * Continues `req` from the prefill side's first token and KV payload. Items: a report once the KV is
-   * in (with importMs), the outputs from the second token on, a report at the end. Cancelling (breaking
+   * in (with importMs), the outputs from the second token on, a report at the end. A first token other
+   * than the prefill side's (engines that compute differently) fails with KvHandoffError before any
+   * output. Cancelling (breaking
    * out, the caller's signal) aborts the request and frees its blocks. A bad payload throws the engine's
    * KV error before anything is yielded.
    */
@@ -25,15 +28,24 @@ export class DecodeServer extends LLMServer {
     const engine = await this.loadedEngine();
     const kv = kvTransferOf(engine);
     const signal = getRequestContext()?.signal;
-    const { outputs, importMs } = kv.decode(
-      preparePd(engine, req),
-      { firstToken: handoff.firstToken, kv: handoff.kv },
-      { requestId: req.requestId, ...(signal ? { signal } : {}) },
-    );
+    const { outputs, importMs } = await kv.decode(preparePd(engine, req), handoff.kv, {
+      requestId: req.requestId,
+      ...(signal ? { signal } : {}),
+    });
     yield { report: kvReportOf(kv), importMs };
     const seen = req.tokenInfo ? new Set((handoff.first.tokens ?? []).map((t) => t.id)) : null;
+    // The first token comes again (sampled from the imported KV): checked, and not sent twice.
+    const skip = { tokens: handoff.first.tokenIds.length, chars: handoff.first.text.length };
+    let checked = false;
     for await (const out of outputs) {
-      const delta = toPdDelta(out, engine.tokenizer, seen);
+      if (!checked && out.tokenIds.length > 0) {
+        checked = true;
+        if (out.tokenIds[0] !== handoff.firstToken)
+          throw new KvHandoffError(
+            `decode sampled token ${out.tokenIds[0]} where prefill sampled ${handoff.firstToken}: the engines differ`,
+          );
+      }
+      const delta = toPdDelta(out, engine.tokenizer, seen, skip);
       if (delta) yield { delta };
     }
     yield { report: kvReportOf(kv) };

@@ -189,5 +189,6 @@ export function transferFailure(err: unknown): boolean {
   if (err instanceof ActorDiedError || err instanceof UnavailableError || err instanceof BackPressureError) return true;
   if (err instanceof ModelUnavailableError) return true;
   const code = (err as { code?: unknown } | null)?.code;
-  return typeof code === 'string' && code.startsWith('E_KV');
+  // E_KV_CAPACITY: the request could never fit a pool, anywhere (the engine's own check).
+  return typeof code === 'string' && code.startsWith('E_KV') && code !== 'E_KV_CAPACITY';
 }
