@@ -32,21 +32,26 @@ export class DecodeServer extends LLMServer {
       requestId: req.requestId,
       ...(signal ? { signal } : {}),
     });
-    yield { report: kvReportOf(kv), importMs };
-    const seen = req.tokenInfo ? new Set((handoff.first.tokens ?? []).map((t) => t.id)) : null;
-    // The first token comes again (sampled from the imported KV): checked, and not sent twice.
-    const skip = { tokens: handoff.first.tokenIds.length, chars: handoff.first.text.length };
-    let checked = false;
-    for await (const out of outputs) {
-      if (!checked && out.tokenIds.length > 0) {
-        checked = true;
-        if (out.tokenIds[0] !== handoff.firstToken)
-          throw new KvHandoffError(
-            `decode sampled token ${out.tokenIds[0]} where prefill sampled ${handoff.firstToken}: the engines differ`,
-          );
+    try {
+      yield { report: kvReportOf(kv), importMs };
+      const seen = req.tokenInfo ? new Set((handoff.first.tokens ?? []).map((t) => t.id)) : null;
+      // The first token comes again (sampled from the imported KV): checked, and not sent twice.
+      const skip = { tokens: handoff.first.tokenIds.length, chars: handoff.first.text.length };
+      let checked = false;
+      for await (const out of outputs) {
+        if (!checked && out.tokenIds.length > 0) {
+          checked = true;
+          if (out.tokenIds[0] !== handoff.firstToken)
+            throw new KvHandoffError(
+              `decode sampled token ${out.tokenIds[0]} where prefill sampled ${handoff.firstToken}: the engines differ`,
+            );
+        }
+        const delta = toPdDelta(out, engine.tokenizer, seen, skip);
+        if (delta) yield { delta };
       }
-      const delta = toPdDelta(out, engine.tokenizer, seen, skip);
-      if (delta) yield { delta };
+    } finally {
+      // Cancelled before the loop took over the stream (it would close it): abort the request here.
+      await (outputs as AsyncIterableIterator<unknown>).return?.();
     }
     yield { report: kvReportOf(kv) };
   }
