@@ -55,6 +55,17 @@ class Backend {
   // Backends that sample on the device (CUDA) return true and implement forward_sample: the forward
   // pass plus sampling of rows[i] for sequence rowSeq[i], so only token ids and logprobs come back.
   virtual bool samples_on_device() const { return false; }
+
+  // KV transfer (core/kv-payload.h): block blocks[i] (already range-checked) to or from
+  // payload + i * blockBytes, each in KvCache::export_block's layout. false: this backend cannot.
+  virtual bool export_kv_blocks(const int32_t* blocks, int n, uint8_t* payload) {
+    (void)blocks, (void)n, (void)payload;
+    return false;
+  }
+  virtual bool import_kv_blocks(const int32_t* blocks, int n, const uint8_t* payload) {
+    (void)blocks, (void)n, (void)payload;
+    return false;
+  }
   virtual void forward_sample(const StepBatch& batch, const int32_t* rows, const int32_t* rowSeq, int numRows,
                               const SampleOutput& out) {
     (void)batch, (void)rows, (void)rowSeq, (void)numRows, (void)out;

@@ -1,8 +1,11 @@
 #include "js-model.h"
 
+#include <cstdio>
+
 #include "../core/error.h"
 #include "js-convert.h"
 #include "embed-worker.h"
+#include "kv-worker.h"
 #include "step-worker.h"
 
 namespace flotilla {
@@ -19,6 +22,10 @@ Napi::Function JsModel::Define(Napi::Env env) {
                                    InstanceMethod<&JsModel::Argmax>("argmax"), InstanceMethod<&JsModel::Draft>("draft"),
                                    InstanceMethod<&JsModel::Verify>("verify"),
                                    InstanceMethod<&JsModel::Embed>("embed"),
+                                   InstanceMethod<&JsModel::ExportKv>("exportKv"),
+                                   InstanceMethod<&JsModel::ImportKv>("importKv"),
+                                   InstanceAccessor<&JsModel::KvFingerprint>("kvFingerprint"),
+                                   InstanceAccessor<&JsModel::KvBlockBytes>("kvBlockBytes"),
                                    InstanceMethod<&JsModel::Dispose>("dispose"),
                                    InstanceAccessor<&JsModel::Config>("config"),
                                    InstanceAccessor<&JsModel::BlockSize>("blockSize"),
@@ -51,6 +58,7 @@ JsModel::JsModel(const Napi::CallbackInfo& info) : Napi::ObjectWrap<JsModel>(inf
   blockSize_ = e.blockSize();
   numBlocks_ = e.numBlocks();
   kvF16_ = e.kvF16();
+  kvPool_ = e.kvPool();
   numThreads_ = e.numThreads();
   weightBytes_ = static_cast<double>(e.weightBytes());
   backend_ = e.device();
@@ -103,6 +111,51 @@ Napi::Value JsModel::Embed(const Napi::CallbackInfo& info) {
   if (pooling != "last" && pooling != "mean") throw make_error(info.Env(), "E_BATCH", "embed(batch, pooling): pooling must be 'last' or 'mean'");
   return queue_step<EmbedWorker>(info, state_, info.Env().Undefined(), pooling == "mean" ? Pooling::Mean : Pooling::Last);
 }
+
+// exportKv(blocks: Int32Array, numTokens, out?: Uint8Array): the payload's bytes are known here, so the
+// result buffer exists before the worker writes into it.
+Napi::Value JsModel::ExportKv(const Napi::CallbackInfo& info) {
+  if (state_->disposed) throw make_error(info.Env(), "E_DISPOSED", "the model was disposed");
+  const double tokens = info.Length() > 1 && info[1].IsNumber() ? info[1].As<Napi::Number>().DoubleValue() : 0;
+  if (!(tokens >= 1 && tokens <= 2147483647.0) || tokens != static_cast<int>(tokens))
+    throw make_error(info.Env(), "E_KV_BLOCKS", "exportKv(blocks, numTokens): numTokens must be a positive integer");
+  auto* w = new KvExportWorker(info.Env(), state_, static_cast<int>(tokens));
+  Napi::Promise p = w->promise();
+  try {
+    int64_t n = 0;
+    typed_array_data(info[0], napi_int32_array, "blocks", &n, "exportKv(blocks, numTokens, out?): ");
+    w->bind(info, kv_payload_bytes(kvPool_, static_cast<int>(n)));
+  } catch (const EngineError& e) {
+    w->reject(e.code(), e.what());
+    delete w;
+    return p;
+  }
+  w->Queue();
+  return p;
+}
+
+// importKv(payload: Uint8Array, blocks: Int32Array) → the payload's token count.
+Napi::Value JsModel::ImportKv(const Napi::CallbackInfo& info) {
+  if (state_->disposed) throw make_error(info.Env(), "E_DISPOSED", "the model was disposed");
+  auto* w = new KvImportWorker(info.Env(), state_);
+  Napi::Promise p = w->promise();
+  try {
+    w->bind(info);
+  } catch (const EngineError& e) {
+    w->reject(e.code(), e.what());
+    delete w;
+    return p;
+  }
+  w->Queue();
+  return p;
+}
+
+Napi::Value JsModel::KvFingerprint(const Napi::CallbackInfo& info) {
+  char hex[17];
+  std::snprintf(hex, sizeof hex, "%016llx", static_cast<unsigned long long>(kvPool_.fingerprint));
+  return Napi::String::New(info.Env(), hex);
+}
+Napi::Value JsModel::KvBlockBytes(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), double(kvPool_.blockBytes)); }
 
 void JsModel::Dispose(const Napi::CallbackInfo&) {
   state_->disposed = true;

@@ -35,6 +35,10 @@ class JsModel : public Napi::ObjectWrap<JsModel> {
   Napi::Value Draft(const Napi::CallbackInfo& info);
   Napi::Value Verify(const Napi::CallbackInfo& info);
   Napi::Value Embed(const Napi::CallbackInfo& info);
+  Napi::Value ExportKv(const Napi::CallbackInfo& info);
+  Napi::Value ImportKv(const Napi::CallbackInfo& info);
+  Napi::Value KvFingerprint(const Napi::CallbackInfo& info);
+  Napi::Value KvBlockBytes(const Napi::CallbackInfo& info);
   void Dispose(const Napi::CallbackInfo& info);
   Napi::Value Config(const Napi::CallbackInfo& info);
   Napi::Value BlockSize(const Napi::CallbackInfo& info);
@@ -50,6 +54,7 @@ class JsModel : public Napi::ObjectWrap<JsModel> {
   ModelConfig configValue_;
   int blockSize_ = 0, numBlocks_ = 0, numThreads_ = 0;
   bool kvF16_ = false;
+  KvPoolInfo kvPool_;
   double weightBytes_ = 0;
   std::string backend_, kernels_;
 };

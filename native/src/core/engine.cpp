@@ -77,6 +77,7 @@ std::unique_ptr<Engine> Engine::load(const LoadSpec& spec, ProgressFn progress, 
   e->blockSize_ = spec.blockSize;
   e->maxBatchTokens_ = spec.maxBatchTokens;
   e->maxBatchSeqs_ = spec.maxBatchSeqs;
+  const uint64_t fingerprint = model_fingerprint(*e->weights_);  // before a backend rewrites the weights
   BackendOptions bo{0, spec.blockSize, e->kvF16_, spec.maxBatchTokens, spec.maxBatchSeqs};
   if (cuda) {
 #ifdef FLOTILLA_HAVE_CUDA
@@ -90,6 +91,9 @@ std::unique_ptr<Engine> Engine::load(const LoadSpec& spec, ProgressFn progress, 
     e->backend_ = make_cpu_backend(*e->weights_, bo, *e->pool_);
   }
   e->numBlocks_ = e->backend_->numBlocks();
+  const ModelConfig& c = spec.config;
+  e->kvPool_ = {fingerprint, e->kvF16_ ? KvDtypeCode::F16 : KvDtypeCode::F32, uint32_t(spec.blockSize), uint32_t(c.nLayers),
+                uint32_t(c.nKvHeads), uint32_t(c.headDim()), KvCache::bytes_per_block(c, spec.blockSize, e->kvF16_)};
   const int vocab = spec.config.vocabSize, S = spec.maxBatchSeqs;
   const CpuKernels& kern = select_kernels();  // the sampler runs on the CPU whatever the backend
   e->sampler_ = std::make_unique<Sampler>(vocab, e->pool_->size(), SamplerKernels{kern.argmax, kern.sum_exp});
@@ -110,6 +114,39 @@ std::unique_ptr<Engine> Engine::load(const LoadSpec& spec, ProgressFn progress, 
   d.queryStartLoc.resize(S + 1);
   d.sampleMask.assign(S, 1);
   return e;
+}
+
+namespace {
+
+// Block ids of a KV transfer: n of them, each in [0, numBlocks), distinct when written into.
+void check_kv_blocks(const int32_t* blocks, int n, int numBlocks, bool distinct) {
+  if (n < 1 || !blocks) fail("E_KV_BLOCKS", "a KV transfer needs at least one block");
+  std::vector<uint8_t> seen(distinct ? numBlocks : 0);
+  for (int i = 0; i < n; i++) {
+    const int32_t b = blocks[i];
+    if (b < 0 || b >= numBlocks) fail("E_KV_BLOCKS", "block id " + std::to_string(b) + " is outside the pool (0.." + std::to_string(numBlocks - 1) + ")");
+    if (distinct && seen[b]++) fail("E_KV_BLOCKS", "block id " + std::to_string(b) + " appears twice");
+  }
+}
+
+}  // namespace
+
+void Engine::export_kv(const int32_t* blocks, int n, int numTokens, uint8_t* dst, size_t len) {
+  check_kv_blocks(blocks, n, numBlocks_, false);
+  if (len < kv_payload_bytes(kvPool_, n))
+    fail("E_KV_BLOCKS", "the KV payload of " + std::to_string(n) + " blocks needs " + std::to_string(kv_payload_bytes(kvPool_, n)) + " bytes");
+  write_kv_header(kvPool_, numTokens, n, dst);
+  if (!backend_->export_kv_blocks(blocks, n, dst + kKvHeaderBytes))
+    fail("E_DEVICE", std::string("KV export is not implemented on the ") + device() + " backend");
+}
+
+int Engine::import_kv(const uint8_t* src, size_t len, const int32_t* blocks, int n) {
+  const KvPayloadSize size = check_kv_payload(kvPool_, src, len);
+  if (n != size.numBlocks) fail("E_KV_BLOCKS", "the KV payload holds " + std::to_string(size.numBlocks) + " blocks; " + std::to_string(n) + " were given");
+  check_kv_blocks(blocks, n, numBlocks_, true);
+  if (!backend_->import_kv_blocks(blocks, n, src + kKvHeaderBytes))
+    fail("E_DEVICE", std::string("KV import is not implemented on the ") + device() + " backend");
+  return size.numTokens;
 }
 
 BatchLimits Engine::limits() const {

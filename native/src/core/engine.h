@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "../backend.h"
+#include "kv-payload.h"
 #include "load-spec.h"
 #include "sampler.h"
 #include "step-batch.h"
@@ -103,6 +104,15 @@ class Engine {
   // context in b (no cached prefix: contextLens[s] is its row count), so its vector depends on its tokens only.
   void embed(const StepBatch& b, Pooling pooling, const EmbedOutputView& out);
 
+  // KV transfer (kv-payload.h). What a payload must match here: model fingerprint, dtype, shape.
+  const KvPoolInfo& kvPool() const { return kvPool_; }
+  // Writes the payload of `n` blocks (in sequence order) holding `numTokens` tokens into dst, which has
+  // `len` >= kv_payload_bytes(kvPool(), n) bytes. E_KV_BLOCKS: bad ids or counts; E_DEVICE: backend cannot.
+  void export_kv(const int32_t* blocks, int n, int numTokens, uint8_t* dst, size_t len);
+  // Checks a payload (check_kv_payload's errors), then reads its blocks into blocks[0..n) (n must be
+  // its block count; ids in range and distinct). Returns the payload's token count.
+  int import_kv(const uint8_t* src, size_t len, const int32_t* blocks, int n);
+
  private:
   Engine() = default;
   BatchLimits limits() const;
@@ -116,6 +126,7 @@ class Engine {
   std::unique_ptr<Verifier> verifier_;
   int blockSize_ = 16, numBlocks_ = 0, maxBatchTokens_ = 0, maxBatchSeqs_ = 0;
   bool kvF16_ = false;
+  KvPoolInfo kvPool_;
   std::vector<int32_t> rows_, rowSeq_;  // (maxBatchTokens) token rows needing logits and their sequence
   std::vector<int32_t> seqRow_;         // (maxBatchSeqs) logit_rows(): first row of each sequence
   std::vector<float> logits_;           // (maxBatchSeqs, vocab)

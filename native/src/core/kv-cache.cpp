@@ -20,7 +20,8 @@ constexpr int kTokensPerItem = 8;
 }  // namespace
 
 KvCache::KvCache(const ModelConfig& c, int numBlocks, int blockSize, bool f16, ToF16 toF16)
-    : numBlocks_(numBlocks),
+    : nLayers_(c.nLayers),
+      numBlocks_(numBlocks),
       blockSize_(blockSize),
       nKv_(c.nKvHeads),
       headDim_(c.headDim()),
@@ -72,6 +73,19 @@ void KvCache::write(ThreadPool& pool, int layer, const float* k, const float* v,
     pool.parallel_for((T + kTokensPerItem - 1) / kTokensPerItem,
                       [&](int i) { tokens(i * kTokensPerItem, std::min(T, (i + 1) * kTokensPerItem)); });
   }
+}
+
+// One (layer, K|V) run of a block is contiguous in the pool: nKvHeads heads of (blockSize, headDim).
+void KvCache::export_block(int block, uint8_t* dst) const {
+  const size_t run = size_t(nKv_) * blockSize_ * headBytes_;
+  for (int l = 0; l < nLayers_; l++)
+    for (int kv = 0; kv < 2; kv++, dst += run) std::memcpy(dst, buf_.data() + offset(l, kv, block, 0), run);
+}
+
+void KvCache::import_block(int block, const uint8_t* src) {
+  const size_t run = size_t(nKv_) * blockSize_ * headBytes_;
+  for (int l = 0; l < nLayers_; l++)
+    for (int kv = 0; kv < 2; kv++, src += run) std::memcpy(buf_.data() + offset(l, kv, block, 0), src, run);
 }
 
 }  // namespace flotilla

@@ -37,6 +37,13 @@ class KvCache {
   // distinct. Tokens are spread over `pool` when there are enough of them (each writes only its slot).
   void write(ThreadPool& pool, int layer, const float* k, const float* v, int T, const int32_t* slots);
 
+  // KV transfer (kv-payload.h): every layer's K and V of one block, contiguous, block_bytes() bytes:
+  // [layer 0 K (nKvHeads, blockSize, headDim)][layer 0 V]...[layer L-1 V], elements as the pool holds
+  // them. The copy is per block so that a format with per-block data (scales) extends it here.
+  size_t block_bytes() const { return 2 * size_t(nLayers_) * nKv_ * blockSize_ * headBytes_; }
+  void export_block(int block, uint8_t* dst) const;
+  void import_block(int block, const uint8_t* src);
+
  private:
   size_t offset(int layer, int kv, int block, int head) const {
     return ((((size_t(layer) * 2 + kv) * numBlocks_ + block) * nKv_ + head) * blockSize_) * headBytes_;
@@ -44,7 +51,7 @@ class KvCache {
   void store(uint8_t* dst, const float* src);
   void write_token(int layer, const float* k, const float* v, int32_t slot);
 
-  int numBlocks_, blockSize_, nKv_, headDim_;
+  int nLayers_, numBlocks_, blockSize_, nKv_, headDim_;
   bool f16_;
   ToF16 toF16_;
   size_t headBytes_;  // one token of one head

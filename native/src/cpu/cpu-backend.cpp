@@ -91,6 +91,18 @@ class CpuBackend : public Backend {
   size_t kvBytes() const override { return kv_.bytes(); }
   int numBlocks() const override { return kv_.numBlocks(); }
 
+  // One block per pool item: each is a few runs of KBs, copied by whichever thread claims it.
+  bool export_kv_blocks(const int32_t* blocks, int n, uint8_t* payload) override {
+    const size_t bb = kv_.block_bytes();
+    pool_.parallel_for(n, [&](int i) { kv_.export_block(blocks[i], payload + i * bb); });
+    return true;
+  }
+  bool import_kv_blocks(const int32_t* blocks, int n, const uint8_t* payload) override {
+    const size_t bb = kv_.block_bytes();
+    pool_.parallel_for(n, [&](int i) { kv_.import_block(blocks[i], payload + i * bb); });
+    return true;
+  }
+
   void forward(const StepBatch& b, const int32_t* rows, int numRows, float* logits) override {
     const int dim = c_.dim;
     float* fin = s_.fin.as<float>();

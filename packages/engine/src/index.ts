@@ -58,3 +58,13 @@ export type { LLMEngineStats } from './llm-engine.js';
 export type { SpeculativeParams } from './sampling-params.js';
 export { checkGuidedSpec, type GuidedSpec } from './guided/guided-spec.js';
 export { GrammarCheckerBusyError } from './guided/grammar-checker.js';
+export * from './kv-transfer/kv-errors.js';
+export {
+  readKvHeader,
+  checkKvHeader,
+  kvPayloadBytes,
+  KV_HEADER_BYTES,
+  type KvPayloadHeader,
+  type KvPoolShape,
+} from './kv-transfer/kv-payload.js';
+export type { KvHandoff, PrefillOptions, HandoffOptions } from './kv-transfer/kv-handoff.js';

@@ -20,6 +20,10 @@ import {
   SamplingParamsError,
 } from './errors.js';
 import { GuidedDecoding } from './guided/guided-decoding.js';
+import { checkHandoff } from './kv-transfer/check-handoff.js';
+import { PrefillAbortedError } from './kv-transfer/kv-errors.js';
+import type { HandoffOptions, KvHandoff, PrefillOptions } from './kv-transfer/kv-handoff.js';
+import { KvTransferQueue } from './kv-transfer/kv-transfer-queue.js';
 import type { LoadedModel, LoadModelOptions } from './model-loader/load-model.js';
 import type { ModelSpec } from './model-loader/model-spec.js';
 import { ModelRunner } from './model-runner.js';
@@ -100,6 +104,7 @@ export class LLMEngine implements AsyncDisposable {
   private readonly samples = new Map<number, SampleState>();
   private readonly modelStopIds: number[];
   private readonly embedder: EmbeddingQueue;
+  private readonly kv: KvTransferQueue;
   private specDecoder: SpecDecoder | null = null;
   private guided: GuidedDecoding | null = null;
   private ownedDraft: LoadedModel | null = null;
@@ -140,6 +145,7 @@ export class LLMEngine implements AsyncDisposable {
       ...(opts.bosToken !== undefined ? { bosToken: opts.bosToken } : {}),
       ...(opts.eosToken !== undefined ? { eosToken: opts.eosToken } : {}),
     });
+    this.kv = new KvTransferQueue(model, this.scheduler);
     this.modelStopIds = [...new Set([this.spec.eosId, ...this.spec.stopTokenIds].filter((id) => id >= 0))];
     this.embedder = new EmbeddingQueue(model, blockManager.pool, {
       blockSize: model.blockSize,
@@ -282,13 +288,104 @@ export class LLMEngine implements AsyncDisposable {
       prepared = this.prepare(input, paramsOrOptions as SamplingParams | undefined);
       options = maybeOptions ?? {};
     }
+    return this.startRequest(prepared, options, null);
+  }
+
+  /**
+   * Prefill only, for prefill/decode disaggregation: runs the prompt, samples the first token, exports
+   * the prompt's K/V (kv-transfer/kv-payload.ts) and frees its blocks. The handoff carries what another
+   * engine on the same model needs to continue exactly as this one would (generateFromHandoff). One
+   * sample only (n = 1). Throws what generate() throws; rejects with PrefillAbortedError when aborted
+   * (signal, abort(requestId)) and with EngineDisposedError on dispose — the blocks freed either way.
+   */
+  prefill(
+    input: PromptInput | PreparedRequest,
+    samplingParams?: SamplingParams,
+    options: PrefillOptions = {},
+  ): Promise<KvHandoff> {
+    if (this.disposed) throw new EngineDisposedError('the engine is disposed');
+    if (!this.loaded.model.exportKv) throw new EngineStepError('this native model cannot export KV');
+    const prepared = input instanceof PreparedRequest ? input : this.prepare(input, samplingParams);
+    if (!prepared.preparedBy(this)) throw new InvalidPromptError('prompt: was prepared by another engine');
+    if (prepared.params.n !== 1) throw new SamplingParamsError('n', 'prefill() hands over one sample: n must be 1');
+    return new Promise<KvHandoff>((resolve, reject) => {
+      this.startRequest(prepared, options, { resolve, reject, firstOutput: null, firstTokenId: -1 });
+    });
+  }
+
+  /**
+   * Continues a request another engine prefilled (prefill()): checks the handoff synchronously
+   * (checkHandoff: KvModelMismatchError, KvDtypeMismatchError, KvBlockSizeMismatchError, KvPayloadError,
+   * InvalidPromptError, ContextLengthError; and KvCapacityError, DuplicateRequestError as generate()),
+   * then waits for a seat and blocks, copies the K/V in between two steps and decodes from the token
+   * after the first. The stream's outputs are those generate() would stream after its first (the
+   * prefill engine's handoff.firstOutput): greedy and seeded output equal one engine's. Aborting frees
+   * the blocks wherever it is.
+   */
+  generateFromHandoff(handoff: KvHandoff, options: HandoffOptions = {}): RequestStream {
+    if (this.disposed) throw new EngineDisposedError('the engine is disposed');
+    const kv = checkHandoff(handoff, {
+      pool: this.kv.poolShape(),
+      vocabSize: this.tokenizer.vocabSize,
+      maxModelLen: this.maxModelLen,
+    });
+    const params = handoff.params;
+    if (params.guided && !this.guided)
+      throw new SamplingParamsError('guided', 'guided decoding is off on this engine (guidedDecoding: false)');
+    this.checkCapacity(handoff.promptTokenIds.length + params.maxTokens);
+    const requestId = options.requestId ?? handoff.requestId;
+    if (this.requests.has(requestId))
+      throw new DuplicateRequestError(`request id ${requestId} is already in flight`, { requestId });
+    const arrivalTime = performance.now();
+    const seq = new Sequence({
+      seqId: this.nextSeqId++,
+      requestId,
+      index: 0,
+      promptTokenIds: handoff.promptTokenIds,
+      params,
+      seed: handoff.seed,
+      stopTokenIds: this.stopTokenIdsOf(params),
+      blockSize: this.scheduler.blockManager.blockSize,
+      arrivalTime,
+    });
+    const first = handoff.firstTokenId;
+    seq.appendToken(first);
+    if (params.guided && this.guided) {
+      this.guided.compile(params.guided);
+      seq.guided = this.guided.matcher(params.guided, seq.stopTokenIds);
+      seq.guided.accept(first);
+      void seq.guided.refresh();
+    }
+    const sample = new SampleState(seq, this.tokenizer);
+    sample.acceptToken(first);
+    sample.output(requestId, first, null); // the prefill engine sent it: only its text state is kept
+    sample.firstTokenAt = arrivalTime;
+    const stream = new RequestStream(requestId, () => this.abort(requestId));
+    const req = new RequestState(requestId, [sample], stream, arrivalTime);
+    this.requests.set(requestId, req);
+    this.samples.set(seq.seqId, sample);
+    this.kv.queueImport(seq, kv, handoff.promptTokenIds.length, options.registerPrefix ?? true, (err) =>
+      this.failRequest(req, err as Error),
+    );
+    if (options.signal) this.attachSignal(req, options.signal);
+    this.kick();
+    return stream;
+  }
+
+  private stopTokenIdsOf(params: PreparedRequest['params']): number[] {
+    return params.ignoreEos ? params.stopTokenIds : [...new Set([...params.stopTokenIds, ...this.modelStopIds])];
+  }
+
+  private startRequest(
+    prepared: PreparedRequest,
+    options: GenerateOptions,
+    handoff: RequestState['handoff'],
+  ): RequestStream {
     const { tokenIds: tokens, params } = prepared;
     const requestId = options.requestId ?? `req-${this.nextRequestId++}`;
     if (this.requests.has(requestId))
       throw new DuplicateRequestError(`request id ${requestId} is already in flight`, { requestId });
-    const stopTokenIds = params.ignoreEos
-      ? params.stopTokenIds
-      : [...new Set([...params.stopTokenIds, ...this.modelStopIds])];
+    const stopTokenIds = this.stopTokenIdsOf(params);
     const arrivalTime = performance.now();
     const samples: SampleState[] = [];
     for (let i = 0; i < params.n; i++) {
@@ -313,6 +410,7 @@ export class LLMEngine implements AsyncDisposable {
     }
     const stream = new RequestStream(requestId, () => this.abort(requestId));
     const req = new RequestState(requestId, samples, stream, arrivalTime);
+    req.handoff = handoff;
     this.requests.set(requestId, req);
     for (const s of samples) {
       this.samples.set(s.seq.seqId, s);
@@ -437,7 +535,7 @@ export class LLMEngine implements AsyncDisposable {
   }
 
   private kick(): void {
-    if (this.loop || this.disposed || !(this.scheduler.hasWork || this.embedder.hasWork)) return;
+    if (this.loop || this.disposed || !(this.scheduler.hasWork || this.embedder.hasWork || this.kv.hasImports)) return;
     this.loop = this.runLoop().finally(() => {
       this.loop = null;
       this.kick();
@@ -445,17 +543,20 @@ export class LLMEngine implements AsyncDisposable {
   }
 
   private async runLoop(): Promise<void> {
-    while ((this.scheduler.hasWork || this.embedder.hasWork) && !this.disposed) {
+    while ((this.scheduler.hasWork || this.embedder.hasWork || this.kv.hasImports) && !this.disposed) {
       try {
+        if (this.kv.hasImports) await this.kv.runImports();
         // Embeddings between generation steps; one that waits for blocks held by generations waits a step.
         const embedded = this.embedder.hasWork && (await this.embedder.step());
         if (!this.scheduler.hasWork) {
           if (embedded) continue;
+          this.kv.failImports(new EngineStepError('the KV pool cannot hold the waiting imported requests'));
           this.embedder.failAll(new EngineStepError('the KV pool cannot hold the waiting embedding inputs'));
           return;
         }
         if (this.disposed) return;
         if (!(await this.runStep())) return;
+        if (this.kv.hasExports) await this.kv.runExports();
       } catch (err) {
         // A failed native step (or a bug after it): every request in flight ends with the error; the engine goes on.
         this.runner.invalidate();
@@ -590,8 +691,71 @@ export class LLMEngine implements AsyncDisposable {
     lp: ReturnType<typeof logprobOf> | null,
   ): void {
     const out: RequestOutput = sample.output(req.requestId, token, lp);
+    if (req.handoff) {
+      this.settlePrefill(req, sample, token, out);
+      return;
+    }
     req.stream.push(out);
     if (out.finished) this.retireSample(req, sample);
+  }
+
+  /**
+   * A prefill() request's output: the first token queues the export (blocks held until it is done);
+   * a finished one (a stop at the first token, or an abort) settles it now.
+   */
+  private settlePrefill(req: RequestState, sample: SampleState, token: number, out: RequestOutput): void {
+    const waiter = req.handoff!;
+    const seq = sample.seq;
+    if (!out.finished) {
+      waiter.firstOutput = out;
+      waiter.firstTokenId = token;
+      this.kv.queueExport(seq, (kv, err) => {
+        this.scheduler.finish(seq, 'abort'); // handed off (or failed): blocks freed, nothing streamed
+        this.samples.delete(seq.seqId);
+        seq.guided?.dispose();
+        seq.guided = null;
+        this.retireRequest(req);
+        if (kv) waiter.resolve(this.handoffOf(req, seq, waiter.firstOutput!, token, null, kv));
+        else waiter.reject(err);
+      });
+      return;
+    }
+    if (seq.finishReason === 'abort')
+      waiter.reject(new PrefillAbortedError(`request ${req.requestId} was aborted before its KV was exported`));
+    else
+      waiter.resolve(
+        this.handoffOf(
+          req,
+          seq,
+          waiter.firstOutput ?? out,
+          waiter.firstTokenId >= 0 ? waiter.firstTokenId : token,
+          seq.finishReason,
+          null,
+        ),
+      );
+    this.retireSample(req, sample);
+  }
+
+  private handoffOf(
+    req: RequestState,
+    seq: Sequence,
+    firstOutput: RequestOutput,
+    firstTokenId: number,
+    finishReason: KvHandoff['finishReason'],
+    kv: Uint8Array | null,
+  ): KvHandoff {
+    return {
+      requestId: req.requestId,
+      promptTokenIds: Array.from(seq.tokenIds.subarray(0, seq.promptLen)),
+      params: seq.params,
+      seed: seq.seed,
+      firstOutput: finishReason
+        ? { ...firstOutput, finished: true, finishReason, stopReason: seq.stopReason }
+        : firstOutput,
+      firstTokenId,
+      finishReason,
+      kv,
+    };
   }
 
   private retireSample(req: RequestState, sample: SampleState): void {
@@ -638,6 +802,7 @@ export class LLMEngine implements AsyncDisposable {
     req.detachSignal?.();
     req.detachSignal = null;
     req.stream.fail(err);
+    req.handoff?.reject(err);
   }
 }
 

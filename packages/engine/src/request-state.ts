@@ -3,6 +3,7 @@
  * detokenizer and stop-string state and timings), its output stream and its abort-signal hook.
  */
 import { IncrementalDetokenizer, type DetokenizerTokenizer } from './detokenizer.js';
+import type { PrefillWaiter } from './kv-transfer/kv-handoff.js';
 import type { NativeStepResult } from './native/native-types.js';
 import type { RequestOutput, RequestStream, TokenLogprob } from './request-output.js';
 import type { Sequence } from './sequence.js';
@@ -69,6 +70,8 @@ export class RequestState {
   detachSignal: (() => void) | null = null;
   /** Samples whose final output went out. */
   numRetired = 0;
+  /** Set for a prefill() request: its outputs settle this instead of going to the stream. */
+  handoff: PrefillWaiter | null = null;
 
   constructor(requestId: string, samples: SampleState[], stream: RequestStream, arrivalTime: number) {
     this.requestId = requestId;

@@ -155,6 +155,21 @@ export class Scheduler {
     return appended;
   }
 
+  /**
+   * Admits a sequence whose first `numTokens` tokens' K/V come from another engine (KV import): it
+   * takes blocks for them and runs from the next step, its K/V counted as computed (the caller copies
+   * them in before that step). False, having taken nothing, when the seat cap or the free blocks say wait.
+   */
+  admitImported(seq: Sequence, numTokens: number): boolean {
+    if (seq.status !== 'waiting' || seq.numBlocks !== 0)
+      throw new Error(`assertion: importing into sequence ${seq.seqId} in state ${seq.status}`);
+    if (this.running.length >= this.maxNumSeqs || !this.blockManager.allocate(seq, numTokens)) return false;
+    seq.numComputedTokens = numTokens;
+    seq.status = 'running';
+    this.running.push(seq);
+    return true;
+  }
+
   /** Ends a sequence wherever it is (waiting, running, or in the step now running) and frees its blocks. */
   finish(seq: Sequence, reason: FinishReason): void {
     if (seq.status === 'finished') return;

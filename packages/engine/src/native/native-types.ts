@@ -266,6 +266,25 @@ export interface NativeModel {
    * only on its own sequence's tokens. Optional in the type (test fakes lack it); the addon has it.
    */
   embed?(batch: NativeStepBatch, pooling: NativeEmbedPooling, out?: Float32Array): Promise<Float32Array>;
+  /**
+   * KV transfer (native/src/core/kv-payload.h; kv-transfer/kv-payload.ts reads its header): the payload
+   * of blocks `blocks` (a sequence's block table, in order) holding `numTokens` tokens — a 64-byte header
+   * (fingerprint, dtype, block size, shape, counts) then every block's K and V of all layers. Runs under
+   * the step lock, off the event loop. With `out` (at least 64 + blocks.length × kvBlockBytes bytes) it
+   * writes there and returns a view, else a new array. Rejects E_KV_BLOCKS (ids or counts), E_DEVICE
+   * (a backend without transfer). Optional in the type (test fakes lack it); the addon has it.
+   */
+  exportKv?(blocks: Int32Array, numTokens: number, out?: Uint8Array): Promise<Uint8Array>;
+  /**
+   * Reads a payload into `blocks` (as many as it holds; in range, distinct) and resolves to its token
+   * count. Rejects E_KV_FORMAT (not a payload, truncated), E_KV_MODEL (another model), E_KV_DTYPE,
+   * E_KV_BLOCK_SIZE, E_KV_BLOCKS. The payload must not be transferred away until it settles.
+   */
+  importKv?(payload: Uint8Array, blocks: Int32Array): Promise<number>;
+  /** 16 hex digits over the config and the weights as loaded: equal exactly when two models compute the same K/V. */
+  readonly kvFingerprint?: string;
+  /** Bytes of one block in a KV payload (all layers, K and V). */
+  readonly kvBlockBytes?: number;
   /** Frees weights, mappings and the KV pool. Further calls throw. */
   dispose(): void;
 }
