@@ -5,7 +5,7 @@
  * payload in hand costs the request nothing (the stream is run again on the other replica), and a
  * payload the decode side refuses is served by local prefill instead.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -192,6 +192,7 @@ describeWithModels('prefill/decode disaggregation across process replicas', () =
     it('a decode replica killed with the payload in hand: the request is run again elsewhere, nothing leaks', async () => {
       const h = instance.getHandle('pdkill') as DeploymentHandle<PdRouter>;
       const g = await collect(h.stream.generate(route(1, greedy, 'k')));
+      expect(existsSync(path.join(dir, 'killed'))).toBe(true); // a decode replica did die with this payload
       expect(g.tokenIds).toEqual(ref.greedy[1]!.tokenIds);
       expect(g.text).toBe(ref.greedy[1]!.text);
       // The killed replica is replaced; every live pool is whole again.

@@ -482,11 +482,6 @@ export class LLMEngine implements AsyncDisposable {
     return stats;
   }
 
-  /** The native model this engine steps (KV export/import for prefill/decode disaggregation, deployments' pd/). */
-  get nativeModel(): NativeModel {
-    return this.loaded.model;
-  }
-
   /** Internal sizes, for leak checks in tests: requests, samples and event listeners held. */
   debugCounts(): { requests: number; samples: number; listeners: number } {
     return { requests: this.requests.size, samples: this.samples.size, listeners: this.metrics.numListeners };

@@ -6,51 +6,34 @@
  * request on the replica with the most free KV; autoscalingMetrics() reports the same numbers.
  */
 import { getRequestContext } from '@flotilla/core';
+import type { KvHandoff } from '@flotilla/engine';
 import { LLMServer } from '../llm-server.js';
 import { kvReportOf, preparePd, toPdDelta } from './pd-common.js';
 import { kvTransferOf } from './pd-engine.js';
-import { KvHandoffError } from './pd-errors.js';
 import type { DecodeItem, KvReport, PdDelta, PdRequest } from './pd-wire.js';
 
 export class DecodeServer extends LLMServer {
   /**
-   * Continues `req` from the prefill side's first token and KV payload. Items: a report once the KV is
-   * in (with importMs), the outputs from the second token on, a report at the end. A first token other
-   * than the prefill side's (engines that compute differently) fails with KvHandoffError before any
-   * output. Cancelling (breaking
-   * out, the caller's signal) aborts the request and frees its blocks. A bad payload throws the engine's
-   * KV error before anything is yielded.
+   * Continues a request from a PrefillServer's handoff (prompt ids, parameters, seed, first token, the
+   * prompt's KV). Items: a report once the handoff is accepted here, the outputs from the second token
+   * on, a report at the end. A payload this engine cannot take (another model, dtype, block size, not a
+   * payload) throws the engine's KV error before anything is yielded. Cancelling (breaking out, the
+   * caller's signal) aborts the request and frees its blocks, imported or not.
    */
-  async *decode(
-    req: PdRequest,
-    handoff: { first: PdDelta; firstToken: number; kv: Uint8Array },
-  ): AsyncGenerator<DecodeItem> {
+  async *decode(req: PdRequest, handoff: KvHandoff, first: PdDelta): AsyncGenerator<DecodeItem> {
     const engine = await this.loadedEngine();
     const kv = kvTransferOf(engine);
     const signal = getRequestContext()?.signal;
-    const { outputs, importMs } = await kv.decode(preparePd(engine, req), handoff.kv, {
-      requestId: req.requestId,
-      ...(signal ? { signal } : {}),
-    });
+    const outputs = kv.decode(handoff, { requestId: req.requestId, ...(signal ? { signal } : {}) });
     try {
-      yield { report: kvReportOf(kv), importMs };
-      const seen = req.tokenInfo ? new Set((handoff.first.tokens ?? []).map((t) => t.id)) : null;
-      // The first token comes again (sampled from the imported KV): checked, and not sent twice.
-      const skip = { tokens: handoff.first.tokenIds.length, chars: handoff.first.text.length };
-      let checked = false;
+      yield { report: kvReportOf(kv) };
+      const seen = req.tokenInfo ? new Set((first.tokens ?? []).map((t) => t.id)) : null;
       for await (const out of outputs) {
-        if (!checked && out.tokenIds.length > 0) {
-          checked = true;
-          if (out.tokenIds[0] !== handoff.firstToken)
-            throw new KvHandoffError(
-              `decode sampled token ${out.tokenIds[0]} where prefill sampled ${handoff.firstToken}: the engines differ`,
-            );
-        }
-        const delta = toPdDelta(out, engine.tokenizer, seen, skip);
+        const delta = toPdDelta(out, engine.tokenizer, seen);
         if (delta) yield { delta };
       }
     } finally {
-      // Cancelled before the loop took over the stream (it would close it): abort the request here.
+      // Cancelled before the loop took over the stream (the loop would close it): abort the request here.
       await (outputs as AsyncIterableIterator<unknown>).return?.();
     }
     yield { report: kvReportOf(kv) };

@@ -126,7 +126,7 @@ export class PdRouter implements GenerationGraph {
       const sentAt = performance.now();
       this.pdStats.prefilled(req.tokenIds.length, handoff);
       yield handoff.first;
-      if (handoff.first.finished || handoff.kv === null) return;
+      if (handoff.first.finished || handoff.handoff.kv === null) return;
       if (target !== undefined) this.pdStats.pinned++;
       const decode =
         target === undefined ? this.decodeHandle : this.decodeHandle.options({ routingKey: pinnedReplicaKey(target) });
@@ -135,12 +135,12 @@ export class PdRouter implements GenerationGraph {
       try {
         const stream = decode.remoteStream('decode', [
           req,
-          { first: handoff.first, firstToken: handoff.firstToken, kv: handoff.kv },
+          handoff.handoff,
+          handoff.first,
         ]) as AsyncIterable<DecodeItem>;
         for await (const item of stream) {
           if ('report' in item) {
-            if (!reported)
-              this.pdStats.transferred(req.tokenIds.length, performance.now() - sentAt, item.importMs ?? 0);
+            if (!reported) this.pdStats.transferred(req.tokenIds.length, performance.now() - sentAt);
             const includes = !counted && item.report.replicaId === target ? blocks : 0;
             if (includes > 0) counted = true;
             else if (!reported) uncount();
@@ -148,6 +148,7 @@ export class PdRouter implements GenerationGraph {
             this.choice.report(item.report, Date.now(), includes);
             continue;
           }
+          if (!yielded) this.pdStats.resumed(performance.now() - sentAt);
           yielded = true;
           yield item.delta;
         }

@@ -9,10 +9,11 @@ export class PdStats {
   pinned = 0;
   promptTokens = 0;
   kvBytes = 0;
-  exportMs = 0;
-  /** From the handoff's arrival here to the decode replica's first report (sending the payload + import). */
+  /** From the handoff's arrival here to the decode replica's first report: the payload sent and accepted. */
   transferMs = 0;
-  importMs = 0;
+  /** From the handoff's arrival here to the second token: transfer, import between steps, one decode step. */
+  resumeMs = 0;
+  resumes = 0;
   transfers = 0;
   /** Prompt tokens of the requests whose KV was sent to a decode replica. */
   transferTokens = 0;
@@ -21,16 +22,19 @@ export class PdStats {
   prefilled(promptTokens: number, h: PrefillHandoff): void {
     this.pd++;
     this.promptTokens += promptTokens;
-    this.kvBytes += h.kv?.byteLength ?? 0;
-    this.exportMs += h.exportMs;
+    this.kvBytes += h.handoff.kv?.byteLength ?? 0;
     this.prefillMs += h.prefillMs;
   }
 
-  transferred(promptTokens: number, ms: number, importMs: number): void {
+  transferred(promptTokens: number, ms: number): void {
     this.transfers++;
     this.transferTokens += promptTokens;
     this.transferMs += ms;
-    this.importMs += importMs;
+  }
+
+  resumed(ms: number): void {
+    this.resumes++;
+    this.resumeMs += ms;
   }
 
   snapshot() {
@@ -43,9 +47,9 @@ export class PdStats {
       promptTokens: this.promptTokens,
       kvBytes: this.kvBytes,
       kvBytesPerPromptToken: perToken(this.kvBytes),
-      exportMsPerPromptToken: perToken(this.exportMs),
+      prefillMsPerPromptToken: perToken(this.prefillMs),
       transferMsPerPromptToken: this.transferTokens > 0 ? this.transferMs / this.transferTokens : 0,
-      importMsPerPromptToken: this.transferTokens > 0 ? this.importMs / this.transferTokens : 0,
+      resumeMsMean: this.resumes > 0 ? this.resumeMs / this.resumes : 0,
       transfers: this.transfers,
     };
   }

@@ -2,7 +2,7 @@
  * What crosses between PdRouter, PrefillServer and DecodeServer (plain data: structured clone between
  * threads, the IPC codec to processes, gRPC to remote nodes).
  */
-import type { SamplingParams, TokenLogprob } from '@flotilla/engine';
+import type { KvHandoff, SamplingParams, TokenLogprob } from '@flotilla/engine';
 import type { KvReport } from './decode-choice.js';
 
 export type { KvReport };
@@ -30,17 +30,15 @@ export interface PdDelta {
   tokens?: Array<{ id: number; bytes: number[]; special: boolean }>;
 }
 
-/** PrefillServer.prefill's answer: the first token's output and the prompt's KV (null when it finished). */
+/** PrefillServer.prefill's answer: the first token's output and the engine's handoff (its `kv` null when it finished). */
 export interface PrefillHandoff {
   first: PdDelta;
-  firstToken: number;
-  /** The KV payload of the prompt's tokens (the engine's transfer format); null when `first` finished the request. */
-  kv: Uint8Array | null;
-  /** Milliseconds: the prompt's forward pass (queue included) and the export into `kv`. */
+  /** What DecodeServer.decode continues from: prompt ids, resolved parameters, seed, first token, the prompt's KV payload. */
+  handoff: KvHandoff;
+  /** Milliseconds on the prefill replica: queue, the prompt's forward pass and the export. */
   prefillMs: number;
-  exportMs: number;
   report: KvReport;
 }
 
 /** What DecodeServer.decode and generateLocal stream: a KV report (after import and at the end) or an output. */
-export type DecodeItem = { report: KvReport; importMs?: number } | { delta: PdDelta };
+export type DecodeItem = { report: KvReport } | { delta: PdDelta };

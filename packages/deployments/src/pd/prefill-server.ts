@@ -24,17 +24,13 @@ export class PrefillServer extends LLMServer {
     const kv = kvTransferOf(engine);
     const started = performance.now();
     const signal = getRequestContext()?.signal;
-    const out = await kv.prefill(preparePd(engine, req), { requestId: req.requestId, ...(signal ? { signal } : {}) });
-    const first = toPdDelta(out.first, engine.tokenizer, req.tokenInfo ? new Set() : null);
+    const handoff = await kv.prefill(preparePd(engine, req), {
+      requestId: req.requestId,
+      ...(signal ? { signal } : {}),
+    });
+    const first = toPdDelta(handoff.firstOutput, engine.tokenizer, req.tokenInfo ? new Set() : null);
     if (!first) throw new Error(`prefill of ${req.requestId} produced no output`);
-    return {
-      first,
-      firstToken: out.firstToken,
-      kv: out.kv,
-      prefillMs: performance.now() - started - out.exportMs,
-      exportMs: out.exportMs,
-      report: kvReportOf(kv),
-    };
+    return { first, handoff, prefillMs: performance.now() - started, report: kvReportOf(kv) };
   }
 
   /** This replica's KV pool (free and total blocks). */
