@@ -5,8 +5,9 @@
  *   single — every request whole on one decode replica with all threads (prefill and decode share steps);
  *   pd     — prompts on a PrefillServer (half the threads), KV moved, decoding on a DecodeServer (the rest).
  * Measured at the client (a handle in this process): ITL p50/p99 of the background streams while the
- * long prompts arrive, TTFT p50/p99 of the long prompts, and for PD the KV bytes and the export /
- * transfer / import time per prompt token (PdRouter's counters).
+ * long prompts arrive, TTFT p50/p99 of the long prompts, and for PD the KV bytes, the prefill (with
+ * export) and transfer time per prompt token and the time from handoff to the second token
+ * (PdRouter's counters).
  *
  *   npx tsx bench/pd/run.ts                    # 15M-shape random model, 6 streams, 6 prompts of 700 tokens
  *   npx tsx bench/pd/run.ts --quick            # fewer, shorter
@@ -179,9 +180,23 @@ if (table.length === 2)
 const pd = (results.pd!.at(-1)?.pdStats ?? {}) as Record<string, number>;
 if (results.pd!.length > 0)
   console.log(
-    `PD transfers: ${pd.transfers}, KV ${pd.kvBytesPerPromptToken?.toFixed(0)} bytes per prompt token; per prompt token: export ${(pd.exportMsPerPromptToken! * 1000).toFixed(2)} µs, ` +
-      `transfer (handoff to import done) ${(pd.transferMsPerPromptToken! * 1000).toFixed(2)} µs, import ${(pd.importMsPerPromptToken! * 1000).toFixed(2)} µs; fallbacks ${pd.fallbacks}`,
+    `PD: ${pd.transfers} transfers, KV ${pd.kvBytesPerPromptToken?.toFixed(0)} bytes per prompt token; per prompt token: ` +
+      `prefill+export ${(pd.prefillMsPerPromptToken! * 1000).toFixed(1)} µs, transfer (handoff at the router to decode accepted) ` +
+      `${(pd.transferMsPerPromptToken! * 1000).toFixed(2)} µs; handoff to second token ${pd.resumeMsMean?.toFixed(1)} ms mean; ` +
+      `pinned ${pd.pinned}, fallbacks ${pd.fallbacks}`,
   );
+if (results.pd!.length > 0) {
+  const big = (pd.recentTransfers as unknown as Array<{ tokens: number; bytes: number; ms: number }>).filter(
+    (t) => t.tokens === longTokens,
+  );
+  const ms = big.map((t) => t.ms);
+  if (big.length > 0)
+    console.log(
+      `PD transfers of the ${longTokens}-token prompts (${(big[0]!.bytes / 2 ** 20).toFixed(1)} MiB each): ` +
+        `median ${pct(ms, 50).toFixed(0)} ms, min ${Math.min(...ms).toFixed(0)} ms = ` +
+        `${(big[0]!.bytes / 2 ** 20 / (Math.min(...ms) / 1000)).toFixed(0)} MiB/s at best`,
+    );
+}
 const outDir = path.join(root, 'bench/results');
 mkdirSync(outDir, { recursive: true });
 const file = path.join(outDir, `pd-${new Date().toISOString().replace(/[:.]/g, '-')}.json`);

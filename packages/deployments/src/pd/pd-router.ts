@@ -140,7 +140,8 @@ export class PdRouter implements GenerationGraph {
         ]) as AsyncIterable<DecodeItem>;
         for await (const item of stream) {
           if ('report' in item) {
-            if (!reported) this.pdStats.transferred(req.tokenIds.length, performance.now() - sentAt);
+            if (!reported)
+              this.pdStats.transferred(req.tokenIds.length, performance.now() - sentAt, handoff.handoff.kv!.byteLength);
             const includes = !counted && item.report.replicaId === target ? blocks : 0;
             if (includes > 0) counted = true;
             else if (!reported) uncount();

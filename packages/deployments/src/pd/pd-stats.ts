@@ -26,7 +26,12 @@ export class PdStats {
     this.prefillMs += h.prefillMs;
   }
 
-  transferred(promptTokens: number, ms: number): void {
+  /** The last 64 transfers: prompt tokens, payload bytes, milliseconds (for per-size figures). */
+  readonly recent: Array<{ tokens: number; bytes: number; ms: number }> = [];
+
+  transferred(promptTokens: number, ms: number, bytes = 0): void {
+    this.recent.push({ tokens: promptTokens, bytes, ms });
+    if (this.recent.length > 64) this.recent.shift();
     this.transfers++;
     this.transferTokens += promptTokens;
     this.transferMs += ms;
@@ -51,6 +56,7 @@ export class PdStats {
       transferMsPerPromptToken: this.transferTokens > 0 ? this.transferMs / this.transferTokens : 0,
       resumeMsMean: this.resumes > 0 ? this.resumeMs / this.resumes : 0,
       transfers: this.transfers,
+      recentTransfers: [...this.recent],
     };
   }
 }
