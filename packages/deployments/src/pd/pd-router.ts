@@ -27,7 +27,7 @@ import { ModelUnavailableError } from '../errors.js';
 import { DecodeChoice, type DecodeChoiceOptions } from './decode-choice.js';
 import type { DecodeServer } from './decode-server.js';
 import type { PrefillServer } from './prefill-server.js';
-import type { DecodeItem, PdDelta, PdRequest, PrefillHandoff } from './pd-wire.js';
+import type { DecodeItem, PdDelta, PdRequest, PrefillHandoff, PrefillItem } from './pd-wire.js';
 import { PdStats } from './pd-stats.js';
 
 export interface PdRouterOptions extends DecodeChoiceOptions {
@@ -114,19 +114,28 @@ export class PdRouter implements GenerationGraph {
       counted = true;
     };
     try {
-      let handoff: PrefillHandoff;
+      // The first token is sent on as soon as it arrives; the payload follows on the same stream.
+      let first: PdDelta | undefined;
+      let handoff: PrefillHandoff | undefined;
       try {
-        handoff = (await this.prefillHandle.remote('prefill', [req])) as PrefillHandoff;
+        const items = this.prefillHandle.remoteStream('prefillStream', [req]) as AsyncIterable<PrefillItem>;
+        for await (const item of items) {
+          if ('first' in item) {
+            first = item.first;
+            yield first;
+            if (first.finished) return;
+          } else if (first) handoff = { ...item, first };
+        }
+        if (!handoff) throw new UnavailableError('the prefill stream ended without a handoff');
       } catch (err) {
-        if (!transferFailure(err)) throw err;
+        if (!transferFailure(err) || getRequestContext()?.signal.aborted) throw err;
         this.pdStats.fallbacks++;
-        yield* this.local(req, { tokens: 0, chars: 0 });
+        yield* this.local(req, skipOf(first));
         return;
       }
       const sentAt = performance.now();
       this.pdStats.prefilled(req.tokenIds.length, handoff);
-      yield handoff.first;
-      if (handoff.first.finished || handoff.handoff.kv === null) return;
+      if (handoff.handoff.kv === null) return;
       if (target !== undefined) this.pdStats.pinned++;
       const decode =
         target === undefined ? this.decodeHandle : this.decodeHandle.options({ routingKey: pinnedReplicaKey(target) });
@@ -157,12 +166,7 @@ export class PdRouter implements GenerationGraph {
         if (target !== undefined) this.choice.forget(target);
         if (yielded || getRequestContext()?.signal.aborted || !transferFailure(err)) throw err;
         this.pdStats.fallbacks++;
-        const f = handoff.first;
-        yield* this.local(req, {
-          tokens: f.tokenIds.length,
-          chars: f.text.length,
-          seen: (f.tokens ?? []).map((t) => t.id),
-        });
+        yield* this.local(req, skipOf(handoff.first));
       }
     } finally {
       uncount();
@@ -184,6 +188,12 @@ export class PdRouter implements GenerationGraph {
       else yield item.delta;
     }
   }
+}
+
+/** What a local run leaves out: the output the prefill side already sent (nothing when it sent none). */
+function skipOf(first: PdDelta | undefined): { tokens: number; chars: number; seen?: number[] } {
+  if (!first) return { tokens: 0, chars: 0 };
+  return { tokens: first.tokenIds.length, chars: first.text.length, seen: (first.tokens ?? []).map((t) => t.id) };
 }
 
 /** Failures of the transfer path (a replica gone or full, a payload refused), not of the request itself. */

@@ -40,5 +40,8 @@ export interface PrefillHandoff {
   report: KvReport;
 }
 
+/** What PrefillServer.prefillStream yields: the first token's output, then the rest of the handoff. */
+export type PrefillItem = { first: PdDelta } | Omit<PrefillHandoff, 'first'>;
+
 /** What DecodeServer.decode and generateLocal stream: a KV report (after import and at the end) or an output. */
 export type DecodeItem = { report: KvReport } | { delta: PdDelta };

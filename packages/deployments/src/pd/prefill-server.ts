@@ -12,7 +12,7 @@ import { getRequestContext } from '@flotilla/core';
 import { LLMServer } from '../llm-server.js';
 import { kvReportOf, preparePd, toPdDelta } from './pd-common.js';
 import { kvTransferOf } from './pd-engine.js';
-import type { KvReport, PdRequest, PrefillHandoff } from './pd-wire.js';
+import type { KvReport, PdRequest, PrefillHandoff, PrefillItem } from './pd-wire.js';
 
 export class PrefillServer extends LLMServer {
   /**
@@ -31,6 +31,16 @@ export class PrefillServer extends LLMServer {
     const first = toPdDelta(handoff.firstOutput, engine.tokenizer, req.tokenInfo ? new Set() : null);
     if (!first) throw new Error(`prefill of ${req.requestId} produced no output`);
     return { first, handoff, prefillMs: performance.now() - started, report: kvReportOf(kv) };
+  }
+
+  /**
+   * prefill() as a stream: the first token's output as soon as it is known, then the handoff, so that
+   * the caller can send the first token on while the payload is still on its way.
+   */
+  async *prefillStream(req: PdRequest): AsyncGenerator<PrefillItem> {
+    const { first, ...rest } = await this.prefill(req);
+    yield { first };
+    yield rest;
   }
 
   /** This replica's KV pool (free and total blocks). */
