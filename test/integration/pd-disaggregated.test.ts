@@ -10,7 +10,15 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { pinnedReplicaKey, type DeploymentHandle, type ServeInstance } from '@flotilla/core';
-import type { DecodeServer, PdDelta, PdRouter, PrefillServer } from '@flotilla/deployments';
+import * as grpc from '@grpc/grpc-js';
+import * as protoLoader from '@grpc/proto-loader';
+import {
+  LLM_GRPC_SERVICE,
+  type DecodeServer,
+  type PdDelta,
+  type PdRouter,
+  type PrefillServer,
+} from '@flotilla/deployments';
 import { LLMEngine } from '../../packages/engine/src/llm-engine.js';
 import { tryLoadNative } from '../fixtures/native-addon.js';
 import { eventually } from '../helpers/eventually.js';
@@ -97,7 +105,7 @@ describeWithModels('prefill/decode disaggregation across process replicas', () =
           },
           { name: 'pdbad', routePrefix: '/pdbad', app: pdCorruptApp(models.stories260K, models.tok512) },
         ],
-        { grpc: false },
+        { grpcServices: [{ ...LLM_GRPC_SERVICE, app: 'pd' }] },
       );
       instance = served.instance;
     }, 180_000);
@@ -167,6 +175,37 @@ describeWithModels('prefill/decode disaggregation across process replicas', () =
       expect(ref.greedy[2]!.text.startsWith(body.generated_text)).toBe(true);
       expect(body.generated_text.length).toBeGreaterThan(0);
     }, 120_000);
+
+    it('LLMFront serves the PD graph over llm.proto: GenerateStream gives the same tokens', async () => {
+      const def = protoLoader.loadSync(LLM_GRPC_SERVICE.protoPath, { keepCase: true, longs: Number, defaults: true });
+      const pkg = grpc.loadPackageDefinition(def) as unknown as {
+        flotilla: { llm: { v1: { Llm: grpc.ServiceClientConstructor } } };
+      };
+      const client = new pkg.flotilla.llm.v1.Llm(
+        served.grpcAddress,
+        grpc.credentials.createInsecure(),
+      ) as unknown as grpc.Client & {
+        GenerateStream(req: object): grpc.ClientReadableStream<{ token_ids: number[]; text: string }>;
+      };
+      try {
+        const ids: number[] = [];
+        let text = '';
+        for await (const m of client.GenerateStream({
+          model: 'pd',
+          prompt: prompts[1],
+          max_tokens: 40,
+          temperature: 0,
+          ignore_eos: true,
+        }) as AsyncIterable<{ token_ids: number[]; text: string }>) {
+          ids.push(...m.token_ids);
+          text += m.text;
+        }
+        expect(ids).toEqual(ref.greedy[1]!.tokenIds);
+        expect(text).toBe(ref.greedy[1]!.text);
+      } finally {
+        client.close();
+      }
+    }, 60_000);
 
     it('cancelling during prefill, right after the first token, or mid-decode frees blocks on both sides', async () => {
       const h = instance.getHandle('pd', 'PdGraph') as DeploymentHandle<PdRouter>;
