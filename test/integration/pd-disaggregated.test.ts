@@ -207,18 +207,20 @@ describeWithModels('prefill/decode disaggregation across process replicas', () =
       }
     }, 60_000);
 
-    it('cancelling during prefill, right after the first token, or mid-decode frees blocks on both sides', async () => {
+    it('cancelling early (prefill), right after the first token, or mid-decode frees blocks on both sides', async () => {
       const h = instance.getHandle('pd', 'PdGraph') as DeploymentHandle<PdRouter>;
       const long = { temperature: 0, maxTokens: 200, ignoreEos: true };
+      // A prompt of ~280 tokens, so that the prefill takes a while.
+      const longIds = Array.from({ length: 280 }, (_, i) => ids[0]![i % ids[0]!.length]!);
       for (const after of [0, 1, 5]) {
         const ac = new AbortController();
-        if (after === 0) ac.abort();
+        if (after === 0) setTimeout(() => ac.abort(), 2);
         let n = 0;
         await expect(
           (async () => {
             for await (const d of h
               .options({ signal: ac.signal })
-              .stream.generate(route(0, long, `x${after}`)) as AsyncIterable<PdDelta>) {
+              .stream.generate({ ...route(0, long, `x${after}`), tokenIds: longIds }) as AsyncIterable<PdDelta>) {
               n += d.tokenIds.length;
               if (n >= after) ac.abort();
             }
