@@ -77,6 +77,18 @@ describeWithModels('KV handoff between engines', () => {
       }
     });
 
+    it('engines that speculate (n-gram) on either side still give one engine greedy output', async () => {
+      await using single = await make();
+      await using a = await make({ speculative: { method: 'ngram', k: 3 } });
+      await using b = await make({ speculative: { method: 'ngram', k: 3 } });
+      const params = { temperature: 0, maxTokens: 40, ignoreEos: true };
+      const ref = await run(single, prompt, params);
+      const split = await splitRun(a, b, params);
+      expect(split.tokenIds).toEqual(ref.tokenIds);
+      expect(b.stats().speculative?.draftTokens ?? 0).toBeGreaterThan(0);
+      expectClean(b);
+    });
+
     it('an unseeded request carries the seed the prefill engine drew, so the decode side continues its draws', async () => {
       await using a = await make();
       await using b = await make();

@@ -40,6 +40,11 @@ class CudaBackend : public Backend {
   size_t kvBytes() const override { return kvBytes_; }
   int numBlocks() const override { return kv_.numBlocks; }
   bool samples_on_device() const override { return true; }
+  // KV transfer: each (layer, K|V) run of a block is contiguous on the device, as in the CPU pool.
+  bool export_kv_blocks(const int32_t* blocks, int n, uint8_t* payload) override { return copy_kv(blocks, n, payload, true); }
+  bool import_kv_blocks(const int32_t* blocks, int n, const uint8_t* payload) override {
+    return copy_kv(blocks, n, const_cast<uint8_t*>(payload), false);
+  }
   void forward(const StepBatch& b, const int32_t* rows, int numRows, float* logits) override;
   void forward_sample(const StepBatch& b, const int32_t* rows, const int32_t* rowSeq, int R, const SampleOutput& out) override;
   void forward_hidden(const StepBatch& b, const int32_t* rows, int numRows, float* hidden) override;
@@ -52,6 +57,21 @@ class CudaBackend : public Backend {
   void sample_rows(const Counts& c);
   void run_graph(const Counts& c);
   void warm_up();
+  bool copy_kv(const int32_t* blocks, int n, uint8_t* payload, bool toHost) {
+    const size_t elt = kv_.f16 ? 2 : 4, run = size_t(kv_.nKv) * kv_.blockSize * kv_.hd * elt;
+    const size_t half = size_t(kv_.numBlocks) * run;  // K (or V) of one layer
+    auto* base = static_cast<uint8_t*>(kv_.base);
+    uint8_t* at = payload;
+    for (int i = 0; i < n; i++)
+      for (int l = 0; l < c_.nLayers; l++)
+        for (int kv = 0; kv < 2; kv++, at += run) {
+          uint8_t* dev = base + (size_t(l) * 2 + kv) * half + size_t(blocks[i]) * run;
+          if (toHost) FL_CUDA(cudaMemcpyAsync(at, dev, run, cudaMemcpyDeviceToHost, stream_.s));
+          else FL_CUDA(cudaMemcpyAsync(dev, at, run, cudaMemcpyHostToDevice, stream_.s));
+        }
+    FL_CUDA(cudaStreamSynchronize(stream_.s));
+    return true;
+  }
   void clear_graphs() {  // staging moved: captured pointers are stale
     for (auto& g : graphs_) cudaGraphExecDestroy(g.second);
     graphs_.clear();

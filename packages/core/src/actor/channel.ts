@@ -2,20 +2,21 @@
  * One duplex pipe of ProtocolMessages to an actor: a worker's MessagePort or a child's IPC channel.
  * Both ends of both transports look the same to RpcPeer and to comlink.
  */
-import type { Worker, MessagePort } from 'node:worker_threads';
+import type { Worker, MessagePort, TransferListItem } from 'node:worker_threads';
 import type { ChildProcess } from 'node:child_process';
 import type { Endpoint } from 'comlink';
 import { decodeBatch } from './batch-codec.js';
+import { ShmFiles, unpackShm } from './shm-bytes.js';
 import type { PackedBatchMessage, ProtocolMessage } from './protocol.js';
 
 export interface Channel {
   /**
    * Returns false when the other side is gone (the message was not sent). `msg` may also be a
    * PackedBatchMessage from the outbox (typed as a ProtocolMessage there): the receiving channel unpacks
-   * it before its listeners see it. `transfer`: MessagePorts moved with the message (PortChannel only;
-   * other channels cannot carry them).
+   * it before its listeners see it. `transfer`: MessagePorts and ArrayBuffers moved with the message
+   * (PortChannel only; other channels cannot carry ports and copy buffers as they serialize).
    */
-  send(msg: ProtocolMessage, transfer?: readonly MessagePort[]): boolean;
+  send(msg: ProtocolMessage, transfer?: readonly TransferListItem[]): boolean;
   onMessage(listener: (msg: ProtocolMessage) => void): void;
   /** Called once when the other side is gone; reason is human-readable. */
   onClose(listener: (reason: string) => void): void;
@@ -64,7 +65,7 @@ export class PortChannel extends BaseChannel implements Channel {
     }
   }
 
-  send(msg: ProtocolMessage, transfer?: readonly MessagePort[]): boolean {
+  send(msg: ProtocolMessage, transfer?: readonly TransferListItem[]): boolean {
     if (this.closed) return false;
     if (transfer) this.port.postMessage(msg, transfer);
     else this.port.postMessage(msg);
@@ -80,9 +81,21 @@ export class PortChannel extends BaseChannel implements Channel {
 
 /** Parent side of a forked child (pass the ChildProcess) or the child's side (pass `process`). */
 export class IpcChannel extends BaseChannel implements Channel {
+  /** Large marked byte arrays go through /dev/shm files rather than the pipe (shm-bytes.ts). */
+  private readonly shm = new ShmFiles();
+
   constructor(private readonly proc: ChildProcess | NodeJS.Process) {
     super();
-    proc.on('message', (msg: unknown) => this.deliver(msg as ProtocolMessage));
+    proc.on('message', (msg: unknown) => {
+      let m: ProtocolMessage;
+      try {
+        m = unpackShm(msg as ProtocolMessage);
+      } catch (err) {
+        return void process.emitWarning(`IPC message dropped: ${(err as Error).message}`);
+      }
+      this.deliver(m);
+    });
+    this.onClose(() => this.shm.cleanup());
     if (proc === process) {
       proc.on('disconnect', () => this.close('parent disconnected'));
     } else {
@@ -92,11 +105,11 @@ export class IpcChannel extends BaseChannel implements Channel {
     }
   }
 
-  send(msg: ProtocolMessage): boolean {
+  send(msg: ProtocolMessage, transfer?: readonly TransferListItem[]): boolean {
     if (this.closed || !this.proc.connected || !this.proc.send) return false;
     // send() also returns false when its backlog is long although the message is queued, so only the
     // connection state counts. The callback swallows EPIPE after a crash; the exit event reports the death.
-    this.proc.send(msg, undefined, undefined, () => {});
+    this.proc.send(this.shm.pack(msg, transfer) ?? msg, undefined, undefined, () => {});
     return true;
   }
 }

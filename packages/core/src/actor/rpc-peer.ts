@@ -9,10 +9,11 @@
  */
 import { ActorDiedError, FlotillaError, RequestCancelledError, UnavailableError } from '../errors.js';
 import { Cancellation, abortReason, abortSourceOf, offAbort, onAbort } from './cancellation.js';
-import type { MessagePort } from 'node:worker_threads';
+import type { MessagePort, TransferListItem } from 'node:worker_threads';
 import type { Channel } from './channel.js';
 import { decodeBatch } from './batch-codec.js';
 import { Outbox, type OutboxStats } from './outbox.js';
+import { takeArgsTransferList, takeTransferList } from './transfer.js';
 import {
   errorFromWire,
   errorToWire,
@@ -249,7 +250,8 @@ export class RpcPeer {
       entry.fail(errorFromWire({ ...errorToWire(err), name: 'BadRequestError', code: 'BAD_REQUEST' }));
     let sent: boolean;
     try {
-      sent = this.outbox.send(msg, unsendable);
+      const moved = takeArgsTransferList(msg.args);
+      sent = moved ? this.sendMoving(msg, moved) : this.outbox.send(msg, unsendable);
     } catch (err) {
       return unsendable(err);
     }
@@ -382,12 +384,26 @@ export class RpcPeer {
       entry.wake?.();
     };
     try {
+      const moved = 'value' in msg ? takeTransferList(msg.value) : undefined;
+      if (moved) {
+        this.sendMoving(msg, moved);
+        return true;
+      }
       this.outbox.send(msg, unsendable);
       return true;
     } catch (err) {
       this.outbox.send({ type: 'error', id, error: errorToWire(err) });
       return false;
     }
+  }
+
+  /**
+   * A message with buffers to move (transfer.ts) leaves alone, now, after what the outbox holds (so it
+   * keeps its place in the order); channels other than a MessagePort copy the buffers as they serialize.
+   */
+  private sendMoving(msg: ProtocolMessage, moved: TransferListItem[]): boolean {
+    this.outbox.flush();
+    return this.channel.send(msg, moved);
   }
 
   private onClose(reason: string): void {

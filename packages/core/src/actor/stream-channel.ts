@@ -14,7 +14,12 @@ import type { ProtocolMessage } from './protocol.js';
 export interface ActorFrame {
   message?: Buffer | Uint8Array;
   close_reason?: string;
+  /** The message goes on in the next frame (chunked). */
+  more?: boolean;
 }
+
+/** Largest message bytes in one frame: under gRPC's default 4 MiB limit on a received message. */
+export const FRAME_CHUNK_BYTES = 1 << 20;
 
 /** The part of a grpc-js duplex call (server or client side) the channel needs. */
 export interface FrameStream {
@@ -27,8 +32,10 @@ export interface FrameStream {
 
 export class StreamChannel extends BaseChannel implements Channel {
   private stream: FrameStream | undefined;
-  private pending: Buffer[] = [];
+  private pending: ActorFrame[] = [];
   private ended = false;
+  /** Chunks of a message being received (frames with `more`). */
+  private partial: Uint8Array[] = [];
 
   /** `label` prefixes close reasons, e.g. 'node n1' → "node n1: connection lost (…)". */
   constructor(
@@ -53,16 +60,16 @@ export class StreamChannel extends BaseChannel implements Channel {
     stream.on('close', () => this.close(`${this.label}: connection closed`));
     stream.on('error', (err) => this.close(`${this.label}: connection lost (${err.message})`));
     if (this.closed) return this.endStream();
-    for (const message of this.pending) stream.write({ message });
+    for (const frame of this.pending) stream.write(frame);
     this.pending = [];
   }
 
   /** Throws like IPC's send when the message cannot be cloned (RpcPeer turns that into BadRequestError). */
   send(msg: ProtocolMessage): boolean {
     if (this.closed) return false;
-    const message = v8.serialize(msg);
-    if (!this.stream) this.pending.push(message);
-    else if (!safely(() => this.stream!.write({ message }))) return false;
+    const frames = chunk(v8.serialize(msg));
+    if (!this.stream) this.pending.push(...frames);
+    else if (!safely(() => frames.forEach((f) => this.stream!.write(f)))) return false;
     return true;
   }
 
@@ -90,9 +97,18 @@ export class StreamChannel extends BaseChannel implements Channel {
   private onFrame(frame: ActorFrame): void {
     if (frame.close_reason) return this.close(frame.close_reason);
     if (!frame.message || frame.message.length === 0 || this.closed) return;
+    if (frame.more) {
+      this.partial.push(frame.message);
+      return;
+    }
+    let bytes = frame.message;
+    if (this.partial.length > 0) {
+      bytes = Buffer.concat([...this.partial, bytes]);
+      this.partial = [];
+    }
     let msg: unknown;
     try {
-      msg = v8.deserialize(frame.message);
+      msg = v8.deserialize(bytes);
     } catch {
       msg = undefined;
     }
@@ -101,6 +117,21 @@ export class StreamChannel extends BaseChannel implements Channel {
     if (typeof msg !== 'object' || msg === null) return this.shutdown(`${this.label}: malformed frame on the stream`);
     this.deliver(msg as ProtocolMessage);
   }
+}
+
+/** One message's frames: itself, or chunks of FRAME_CHUNK_BYTES (views, no copy) all but the last with `more`. */
+function chunk(message: Buffer): ActorFrame[] {
+  if (message.length <= FRAME_CHUNK_BYTES) return [{ message }];
+  const frames: ActorFrame[] = [];
+  for (let at = 0; at < message.length; at += FRAME_CHUNK_BYTES) {
+    const end = Math.min(message.length, at + FRAME_CHUNK_BYTES);
+    frames.push(
+      end < message.length
+        ? { message: message.subarray(at, end), more: true }
+        : { message: message.subarray(at, end) },
+    );
+  }
+  return frames;
 }
 
 /** Writes to a stream whose peer is gone throw; the stream's own events report the loss. */
