@@ -208,4 +208,54 @@ describeWithModels('examples through serve run and the official openai client', 
       expect(metrics).toMatch(/flotilla_response_cache_lookups_total\{[^}]*result="hit"[^}]*\} [2-9]/);
     }, 240_000);
   });
+  describe('examples/llm-front.ts', () => {
+    let server: ServeRun;
+    beforeAll(async () => {
+      server = await serveRun(['examples/llm-front.ts:app'], 180_000);
+    }, 200_000);
+    afterAll(async () => {
+      await server?.stop();
+    });
+
+    it('serves two graphs behind one endpoint chosen by model: the speculative one equals the target, the hybrid one routes', async () => {
+      const client = new OpenAI({ baseURL: `${server.url}/v1`, apiKey: 'none', maxRetries: 0 });
+      expect((await client.models.list()).data.map((m) => m.id)).toEqual(['speculative', 'hybrid']);
+      const pair = defaultPair();
+      const engine = await LLMEngine.create({
+        model: pair.target,
+        ...(pair.tokenizer ? { tokenizerPath: pair.tokenizer } : {}),
+        numThreads: 1,
+      });
+      try {
+        const prompt = 'Once upon a time';
+        const r = await fourWays(client, 'speculative', prompt, 24);
+        const alone = await engineText(engine, prompt, 24);
+        expect(r.completion.choices[0]!.text).toBe(alone);
+        expect(r.chatStream).toBe(await engineText(engine, { messages: [{ role: 'user', content: prompt }] }, 24));
+      } finally {
+        await engine.dispose();
+      }
+      for (const prompt of ['Sara had a red ball', 'Explain why the sky is blue']) {
+        const h = await fourWays(client, 'hybrid', prompt, 12);
+        expect(h.completion.choices[0]!.text.length).toBeGreaterThan(0);
+        expect(h.completionStream).toBe(h.completion.choices[0]!.text);
+        expect(h.chatStream).toBe(h.chat.choices[0]!.message.content);
+      }
+      const wrong = await client.completions
+        .create({ model: 'other', prompt: 'Hi', max_tokens: 4 })
+        .catch((e: unknown) => e);
+      expect((wrong as InstanceType<typeof OpenAI.NotFoundError>).status).toBe(404);
+      const metrics = await (await fetch(`${server.url}/metrics`)).text();
+      expect(metrics).toMatch(/flotilla_hybrid_decisions_total\{[^}]*model="small"[^}]*reason="classifier"/);
+      expect(metrics).toMatch(/flotilla_hybrid_decisions_total\{[^}]*model="large"[^}]*reason="classifier"/);
+      expect(metrics).toMatch(/flotilla_response_cache_lookups_total\{[^}]*result="hit"[^}]*\} [1-9]/);
+      const { client: grpcClient, generate } = llmClient(server.grpcAddress);
+      try {
+        const g = await generate({ model: 'hybrid', prompt: 'Lily', max_tokens: 8, temperature: 0 });
+        expect(g.choices[0]!.text.length).toBeGreaterThan(0);
+      } finally {
+        grpcClient.close();
+      }
+    }, 240_000);
+  });
 });

@@ -93,7 +93,7 @@ export function findFrontRoute(req: HttpRequestLike): Route<FrontContext> {
           `No route ${req.method} ${path}. This front speaks OpenAI (/v1/completions, /v1/chat/completions, /v1/models) ` +
             'and TGI (/generate, /generate_stream, /info, /health) over its generation graphs.',
         );
-  // biome-ignore lint/correctness/useYield: throws before yielding anything
+  // eslint-disable-next-line require-yield
   const handler: RouteHandler<FrontContext> = async function* () {
     throw error;
   };

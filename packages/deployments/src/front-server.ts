@@ -16,6 +16,7 @@ import type { GraphClient } from './graph-client.js';
 import type { GraphInfo } from './graph.js';
 import { grpcGenerate, grpcGenerateStream, type GrpcGenerateRequest } from './grpc/llm-grpc.js';
 import type { HttpChunk, ModelInfo } from './handler-context.js';
+import { LLMMetrics } from './llm-metrics.js';
 import { resolveLimits, type LLMServerLimits } from './llm-server-options.js';
 import type { ContextBase, RequestGate } from './request-gate.js';
 
@@ -33,6 +34,8 @@ export class FrontServer {
   readonly #gate: RequestGate;
   readonly #options: FrontServerOptions;
   readonly #createdS = Math.floor(Date.now() / 1000);
+  /** Per graph: TTFT, inter-token latency, e2e and finishes as the front sees them (LLMServer's LLMMetrics). */
+  readonly #metrics = new Map<string, LLMMetrics>();
 
   constructor(graphs: Record<string, GraphClient>, gate: RequestGate, options: FrontServerOptions = {}) {
     this.#graphs = new Map(Object.entries(graphs));
@@ -57,8 +60,8 @@ export class FrontServer {
       forward = { ...req, body: rest };
     }
     const requested = typeof body?.model === 'string' ? body.model : undefined;
-    const tokenInfo = isTgiRoute(route) || wantsLogprobs(body);
-    yield* this.#gate.http(forward, route, (base) => this.#context(base, requested, tokenInfo));
+    const tgi = isTgiRoute(route);
+    yield* this.#gate.http(forward, route, (base) => this.#context(base, requested, tgi || wantsLogprobs(body), tgi));
   }
 
   grpcGenerate(request: GrpcGenerateRequest, callInfo?: GrpcCallInfo): Promise<unknown> {
@@ -72,17 +75,42 @@ export class FrontServer {
   }
 
   /** The graph named `requested` (see the top of this file) and its context. */
-  async #context(base: ContextBase, requested: string | undefined, tokenInfo: boolean): Promise<FrontContext> {
+  async #context(
+    base: ContextBase,
+    requested: string | undefined,
+    tokenInfo: boolean,
+    tgi = false,
+  ): Promise<FrontContext> {
     const [name, client] = this.#pick(requested);
     const info = await this.#info(client);
     const limits = resolveLimits(this.#options.limits, info.maxModelLen);
     return {
       ...base,
-      backend: graphBackend(client, info, limits, { requestId: base.requestId, tokenInfo }),
+      backend: graphBackend(client, info, limits, {
+        requestId: base.requestId,
+        tokenInfo,
+        tgi,
+        onFinished: (e) => this.#metricsOf(name).observe(e),
+      }),
       limits,
       model: this.#modelInfo(name, info),
       catalog: () => this.#catalog(),
     };
+  }
+
+  /** The front's request metrics (prom-client JSON), one model_name per graph. */
+  async collectMetrics(): Promise<unknown[]> {
+    const all = await Promise.all([...this.#metrics.values()].map((m) => m.snapshot()));
+    return mergeFamilies(all);
+  }
+
+  #metricsOf(name: string): LLMMetrics {
+    let m = this.#metrics.get(name);
+    if (!m) {
+      m = new LLMMetrics(name);
+      this.#metrics.set(name, m);
+    }
+    return m;
   }
 
   #pick(requested: string | undefined): [string, GraphClient] {
@@ -145,6 +173,18 @@ export class FrontServer {
       clearTimeout(timer);
     }
   }
+}
+
+/** Metric families of several registries, same-named ones as one family (their values side by side). */
+function mergeFamilies(registries: Array<Array<{ name: string; values: unknown[] }>>): unknown[] {
+  const byName = new Map<string, { name: string; values: unknown[] }>();
+  for (const families of registries)
+    for (const f of families) {
+      const seen = byName.get(f.name);
+      if (seen) seen.values = [...seen.values, ...f.values];
+      else byName.set(f.name, { ...f, values: [...f.values] });
+    }
+  return [...byName.values()];
 }
 
 /** OpenAI's logprobs (completions: a number; chat: true) or TGI-style details asked for. */

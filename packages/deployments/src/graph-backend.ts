@@ -4,7 +4,8 @@
  * graph's deltas as the RequestOutputs the routes read, filling the request's token table from the
  * deltas' token info (the front has no tokenizer). One backend per request.
  */
-import type { RequestOutput } from '@flotilla/engine';
+import { performance } from 'node:perf_hooks';
+import type { EngineEvent, RequestOutput } from '@flotilla/engine';
 import {
   checkParamLimits,
   checkPromptTokens,
@@ -14,7 +15,7 @@ import {
   type PreparedGeneration,
 } from './generation.js';
 import type { GraphClient } from './graph-client.js';
-import type { GraphInfo, GraphPrepared, GraphRequest } from './graph.js';
+import type { GraphDelta, GraphInfo, GraphPrepared, GraphRequest } from './graph.js';
 import type { GenerationBackend, TokenTable } from './handler-context.js';
 import type { ResolvedLimits } from './llm-server-options.js';
 import { checkPromptSize } from './prompt-limits.js';
@@ -35,25 +36,34 @@ export class LearntTokens implements TokenTable {
   }
 }
 
+/** A sample's timings as the front saw them, in the engine's event shape (LLMMetrics reads it). */
+export type FinishedEvent = Extract<EngineEvent, { type: 'request-finished' }>;
+
 export function graphBackend(
   client: GraphClient,
   info: GraphInfo,
   limits: ResolvedLimits,
-  request: { requestId: string; tokenInfo: boolean },
+  request: { requestId: string; tokenInfo: boolean; tgi: boolean; onFinished?: (e: FinishedEvent) => void },
 ): GenerationBackend {
   const tokens = new LearntTokens();
   let sent: GraphRequest | undefined;
+  let arrival = 0;
   return {
     maxModelLen: info.maxModelLen,
     maxConcurrentRequests: info.maxConcurrentRequests ?? 1,
     tokens,
     async prepare(spec: GenerationSpec): Promise<PreparedGeneration> {
+      arrival = performance.now();
       checkPromptSize(spec.prompt, limits, spec.names.prompt ?? 'prompt');
       checkParamLimits(spec, limits);
+      // TGI asks logprobs of every request (each token's `logprob`); only top_n_tokens > 0 is the client's own ask.
+      const implicit = request.tgi && spec.params.logprobs === 0;
+      const { logprobs: _implicit, ...rest } = spec.params;
       const req: GraphRequest = {
         requestId: request.requestId,
         prompt: spec.prompt,
-        params: spec.params,
+        params: implicit ? rest : spec.params,
+        ...(implicit ? { optionalLogprobs: 0 } : {}),
         names: spec.names,
         ...(spec.defaultMaxTokens !== undefined
           ? { defaultMaxTokens: Math.min(spec.defaultMaxTokens, limits.maxTokens) }
@@ -76,7 +86,7 @@ export function graphBackend(
     },
     start(_prepared: PreparedGeneration, names: ParamNames): AsyncIterable<RequestOutput> {
       if (!sent) throw new TypeError('start() needs prepare() first');
-      return outputs(client, sent, names, tokens);
+      return outputs(client, sent, names, tokens, timer(sent.requestId, arrival, request.onFinished));
     },
   };
 }
@@ -86,11 +96,13 @@ async function* outputs(
   req: GraphRequest,
   names: ParamNames,
   tokens: LearntTokens,
+  time: SampleTimer,
 ): AsyncGenerator<RequestOutput> {
   const cumulative: string[] = [];
   try {
     for await (const d of client.generate(req)) {
       tokens.learn(d.tokens);
+      time.delta(d.index, d.tokenIds.length, d.usage, d.finished ? (d.finishReason ?? 'stop') : null);
       cumulative[d.index] = (cumulative[d.index] ?? '') + d.text;
       const out: RequestOutput = {
         requestId: req.requestId,
@@ -109,5 +121,58 @@ async function* outputs(
     }
   } catch (err) {
     throw toApiError(err, names);
+  } finally {
+    time.end();
   }
+}
+
+interface SampleTimer {
+  delta(
+    index: number,
+    tokens: number,
+    usage: GraphDelta['usage'],
+    finished: FinishedEvent['finishReason'] | null,
+  ): void;
+  /** Samples that never finished (the client left, the graph failed) end as 'abort'. */
+  end(): void;
+}
+
+/** Times each sample from the request's arrival at prepare(): first token, finish, mean gap after the first. */
+function timer(requestId: string, arrival: number, onFinished: ((e: FinishedEvent) => void) | undefined): SampleTimer {
+  const open = new Map<number, { first: number; usage: GraphDelta['usage'] }>();
+  const done = new Set<number>();
+  const finish = (index: number, reason: FinishedEvent['finishReason']) => {
+    const s = open.get(index);
+    if (!s || !onFinished) return;
+    open.delete(index);
+    done.add(index);
+    const now = performance.now();
+    const n = s.usage.completionTokens;
+    onFinished({
+      type: 'request-finished',
+      requestId,
+      index,
+      finishReason: reason,
+      promptTokens: s.usage.promptTokens,
+      completionTokens: n,
+      cachedPromptTokens: 0,
+      queueMs: Number.NaN, // the graph's own queues are not seen from the front
+      ttftMs: s.first - arrival,
+      e2eMs: now - arrival,
+      tpotMs: n > 1 ? (now - s.first) / (n - 1) : Number.NaN,
+      numPreemptions: 0,
+    });
+  };
+  return {
+    delta(index, tokens, usage, finished) {
+      if (done.has(index)) return;
+      const s = open.get(index);
+      if (s) s.usage = usage;
+      else if (tokens > 0 || finished) open.set(index, { first: performance.now(), usage });
+      if (finished) finish(index, finished);
+    },
+    end() {
+      for (const index of [...open.keys()]) finish(index, 'abort');
+    },
+  };
 }

@@ -10,9 +10,13 @@ import type { GraphDelta, GraphPrepared, GraphRequest, GraphToken } from './grap
 /** The spec of a graph request; with `prepared` token ids, those instead of the prompt (tokenized once). */
 export function graphSpec(req: GraphRequest): GenerationSpec {
   const ids = req.prepared?.tokenIds;
+  const params =
+    req.optionalLogprobs !== undefined && req.params.logprobs === undefined
+      ? { ...req.params, logprobs: req.optionalLogprobs }
+      : req.params;
   return {
     prompt: ids ? { tokenIds: ids } : req.prompt,
-    params: req.params,
+    params,
     names: req.names,
     ...(req.defaultMaxTokens !== undefined ? { defaultMaxTokens: req.defaultMaxTokens } : {}),
     ...(ids && req.prepared ? { promptText: req.prepared.promptText } : {}),
@@ -53,10 +57,14 @@ export function idsOf(d: Pick<GraphDelta, 'tokenIds' | 'logprobs' | 'promptLogpr
   return ids;
 }
 
-/** An engine's outputs as deltas; `tok` adds token info (GraphRequest.tokenInfo). */
+/**
+ * An engine's outputs as deltas; `tok` adds token info (GraphRequest.tokenInfo), with the prompt's own ids
+ * (`promptIds`) on a delta that carries prompt logprobs (echo shows their texts).
+ */
 export async function* engineDeltas(
   stream: AsyncIterable<RequestOutput>,
   tok: Pick<Tokenizer, 'tokenBytes' | 'isSpecial' | 'eosId'> | null,
+  promptIds: readonly number[] = [],
 ): AsyncGenerator<GraphDelta> {
   const seen = new Set<number>();
   for await (const out of stream) {
@@ -71,7 +79,7 @@ export async function* engineDeltas(
       ...(out.logprobs ? { logprobs: out.logprobs } : {}),
       ...(out.promptLogprobs ? { promptLogprobs: out.promptLogprobs } : {}),
     };
-    if (tok) d.tokens = tokenInfo(tok, idsOf(d), seen);
+    if (tok) d.tokens = tokenInfo(tok, d.promptLogprobs ? [...promptIds, ...idsOf(d)] : idsOf(d), seen);
     yield d;
   }
 }

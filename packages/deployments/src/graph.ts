@@ -42,6 +42,11 @@ export interface GraphRequest {
   names: ParamNames;
   /** max_tokens when `params.maxTokens` is absent. Default: what is left of the context. */
   defaultMaxTokens?: number;
+  /**
+   * Logprobs the API shows when available but the client did not ask for (TGI's per-token `logprob`): a
+   * graph that has logprobs treats it as `params.logprobs`; one that has none ignores it (TGI then shows 0).
+   */
+  optionalLogprobs?: number;
   /** Put `tokens` (text bytes and special flags) on the deltas: the front has no tokenizer of its own. */
   tokenInfo?: boolean;
   /** What tokenizePrompt returned for this request, passed back to generateStream (absent on tokenizePrompt). */

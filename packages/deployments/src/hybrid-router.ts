@@ -13,7 +13,9 @@
  * chosen model's LLMServer, with `x-flotilla-model: small|large` on the reply), llm.proto over gRPC
  * (`grpcGenerate`, `grpcGenerateStream`) and handles (`generate`). A request whose `model` names one of
  * the two models goes to it; no model, or the router's own name (`servedModelName`, default 'hybrid'),
- * lets the classifier choose.
+ * lets the classifier choose. It is also a GenerationGraph (graph.ts), so an LLMFront can serve it among other
+ * graphs: tokenizePrompt classifies and asks the chosen model, generateStream streams that model's deltas
+ * (the other model's before the first delta if it fails); there the front's `model` names the graph.
  *
  * ```ts
  * @deployment() class Router extends HybridRouter {}
@@ -30,20 +32,44 @@ import {
 import { Counter, Registry } from 'prom-client';
 import { backoffDelayMs, CircuitBreaker, type BackoffOptions, type CircuitBreakerOptions } from './circuit-breaker.js';
 import { ModelNotFoundError } from './errors.js';
+import {
+  GRAPH_METHODS,
+  type GenerationGraph,
+  type GraphDelta,
+  type GraphInfo,
+  type GraphPrepared,
+  type GraphRequest,
+} from './graph.js';
 import { LLM_GRPC_SERVICE } from './grpc/llm-grpc.js';
 import { apiOf } from './guards/http-rewrite.js';
 import type { HttpChunk, ModelInfo } from './handler-context.js';
 import { openAiError } from './openai/routes.js';
 import { tgiError } from './tgi/routes.js';
+import {
+  bodyOf,
+  DEFAULT_COST_PER_1K_TOKENS,
+  estimatedTokens,
+  heuristicChoice,
+  isClientError,
+  isRecord,
+  openStream,
+  promptText,
+  reportedTokens,
+  sseUsageTokens,
+  type HeuristicOptions,
+  type ModelChoice,
+} from './hybrid-policy.js';
 
-export type ModelChoice = 'small' | 'large';
-
-export interface HeuristicOptions {
-  /** Prompts longer than this (characters) go to the large model. Default 600. */
-  maxSmallChars?: number;
-  /** Words that mark a hard request (reasoning, code, math), case-insensitive. Default a short English list. */
-  hardWords?: string[];
-}
+export {
+  DEFAULT_COST_PER_1K_TOKENS,
+  estimatedCost,
+  estimatedTokens,
+  heuristicChoice,
+  promptText,
+  reportedTokens,
+  type HeuristicOptions,
+  type ModelChoice,
+} from './hybrid-policy.js';
 
 export interface HybridRouterOptions {
   /** 'heuristic' (prompt length and content) or 'confidence' (the small model's mean logprob). Default 'heuristic'. */
@@ -70,8 +96,6 @@ export interface HybridRouterOptions {
   servedModelName?: string;
 }
 
-export const DEFAULT_COST_PER_1K_TOKENS: Readonly<Record<ModelChoice, number>> = { small: 0.0001, large: 0.001 };
-
 /** No model could answer: both failed or both circuits are open. */
 export class HybridUnavailableError extends Error {
   readonly code = 'E_HYBRID_UNAVAILABLE';
@@ -85,57 +109,6 @@ export class HybridUnavailableError extends Error {
 }
 registerErrorClasses({ HybridUnavailableError });
 
-const DEFAULT_HARD_WORDS = [
-  'explain',
-  'why',
-  'prove',
-  'step by step',
-  'code',
-  'function',
-  'analyze',
-  'analyse',
-  'compare',
-  'calculate',
-  'translate',
-];
-
-/** The default classifier: long prompts or hard-sounding ones go to the large model. Pure. */
-export function heuristicChoice(prompt: string, opts: HeuristicOptions = {}): ModelChoice {
-  if (prompt.length > (opts.maxSmallChars ?? 600)) return 'large';
-  const lower = prompt.toLowerCase();
-  return (opts.hardWords ?? DEFAULT_HARD_WORDS).some((w) => lower.includes(w.toLowerCase())) ? 'large' : 'small';
-}
-
-/** The prompt text of a request (OpenAI/llm.proto prompt, the messages' contents joined, or TGI's inputs). */
-export function promptText(req: Record<string, unknown>): string {
-  if (typeof req.prompt === 'string') return req.prompt;
-  if (Array.isArray(req.prompt) && req.prompt.every((p) => typeof p === 'string')) return req.prompt.join('\n');
-  if (Array.isArray(req.messages))
-    return req.messages
-      .map((m: { content?: unknown }) =>
-        typeof m?.content === 'string'
-          ? m.content
-          : Array.isArray(m?.content)
-            ? m.content.map((p: { text?: unknown }) => (typeof p?.text === 'string' ? p.text : '')).join(' ')
-            : '',
-      )
-      .join('\n');
-  if (typeof req.inputs === 'string') return req.inputs;
-  return '';
-}
-
-/** Tokens a reply reports (OpenAI and llm.proto `usage`, TGI `details`), or undefined when it reports none. */
-export function reportedTokens(reply: unknown): number | undefined {
-  const r = reply as {
-    usage?: { prompt_tokens?: unknown; completion_tokens?: unknown };
-    details?: { generated_tokens?: unknown; prefill?: unknown[] };
-  } | null;
-  const u = r?.usage;
-  if (u && typeof u.prompt_tokens === 'number' && typeof u.completion_tokens === 'number')
-    return u.prompt_tokens + u.completion_tokens;
-  return undefined;
-}
-
 /** Where a request goes: the models in the order to try, the request to send, and why the first. */
 interface Routed {
   order: ModelChoice[];
@@ -145,7 +118,7 @@ interface Routed {
 
 type Attempt<T> = { ok: true; value: T } | { ok: false; error?: unknown };
 
-export class HybridRouter {
+export class HybridRouter implements GenerationGraph {
   /** Serves llm.proto itself (`serve run` binds it to the declarer nearest the ingress), choosing per request. */
   static grpcServices = [LLM_GRPC_SERVICE];
   /** Malformed JSON is forwarded as it came, so a model answers it in its own API's shape. */
@@ -347,6 +320,74 @@ export class HybridRouter {
     yield { ...rendered, status: 503 };
   }
 
+  /** GenerationGraph: the router under its own name; the shorter context of the two models. */
+  async graphInfo(): Promise<GraphInfo> {
+    const [small, large] = (await Promise.all(
+      (['small', 'large'] as const).map((m) => this.#handle(m).remote(GRAPH_METHODS.info, [])),
+    )) as [GraphInfo, GraphInfo];
+    return {
+      name: this.options.servedModelName ?? 'hybrid',
+      maxModelLen: Math.min(small.maxModelLen, large.maxModelLen),
+      createdS: Math.min(small.createdS, large.createdS),
+      description: `routes each request to the small (${small.name}) or the large (${large.name}) model`,
+    };
+  }
+
+  /** GenerationGraph: classifies the prompt, then the chosen model tokenizes and checks it (the other if it fails). */
+  async tokenizePrompt(req: GraphRequest): Promise<GraphPrepared> {
+    const body = bodyOf(req.prompt);
+    const first = await this.classify(body);
+    const order: ModelChoice[] = [first, first === 'small' ? 'large' : 'small'];
+    let lastError: unknown;
+    for (const model of order) {
+      const attempt = await this.#withRetries(
+        model,
+        (h) => h.remote(GRAPH_METHODS.tokenize, [req]) as Promise<GraphPrepared>,
+      );
+      if (attempt.ok)
+        return { ...attempt.value, state: { model, reason: model === first ? 'classifier' : 'fallback' } };
+      lastError = attempt.error ?? lastError;
+    }
+    throw new HybridUnavailableError(
+      `no model could answer: ${(lastError as Error | undefined)?.message ?? 'both circuits are open'}`,
+      lastError,
+    );
+  }
+
+  /** GenerationGraph: the chosen model's deltas; a failure before the first falls back to the other model. */
+  async *generateStream(req: GraphRequest): AsyncGenerator<GraphDelta> {
+    const body = bodyOf(req.prompt);
+    const state = req.prepared?.state as { model?: ModelChoice; reason?: string } | undefined;
+    const first = state?.model ?? (await this.classify(body));
+    const reason = state?.reason ?? 'classifier';
+    let lastError: unknown;
+    for (const model of [first, first === 'small' ? 'large' : 'small'] as const) {
+      // The other model may tokenize differently: it gets the prompt, not the first one's token ids.
+      const sent = model === first ? req : { ...req, prepared: undefined };
+      const attempt = await this.#withRetries(model, (h) =>
+        openStream(h.remoteStream(GRAPH_METHODS.generate, [sent]) as AsyncIterable<GraphDelta>),
+      );
+      if (!attempt.ok) {
+        lastError = attempt.error ?? lastError;
+        continue;
+      }
+      const completion: number[] = [];
+      let prompt = 0;
+      for await (const d of attempt.value.value) {
+        prompt = d.usage.promptTokens;
+        completion[d.index] = d.usage.completionTokens;
+        yield d;
+      }
+      const tokens = prompt + completion.reduce((a, b) => a + (b ?? 0), 0);
+      this.#answered(model, model === first ? reason : 'fallback', body, tokens);
+      return;
+    }
+    throw new HybridUnavailableError(
+      `no model could answer: ${(lastError as Error | undefined)?.message ?? 'both circuits are open'}`,
+      lastError,
+    );
+  }
+
   /** Decisions per model and reason, failures, dollars spent and saved, and breaker states (for tests and dashboards). */
   async routerStats(): Promise<{
     decisions: Record<string, number>;
@@ -512,62 +553,4 @@ export class HybridRouter {
       },
     };
   }
-}
-
-/** A stream opened as far as its first item (so that failing to start counts before anything is sent). */
-async function openStream<T>(stream: AsyncIterable<T>): Promise<{ first: T | undefined; value: AsyncIterable<T> }> {
-  const it = stream[Symbol.asyncIterator]();
-  const first = await it.next();
-  let taken = false;
-  const value: AsyncIterable<T> = {
-    [Symbol.asyncIterator]: () => ({
-      next: async () => {
-        if (!taken) {
-          taken = true;
-          return first;
-        }
-        return it.next();
-      },
-      return: async (v?: unknown) => (it.return ? it.return(v) : { done: true, value: undefined }),
-    }),
-  };
-  return { first: first.done ? undefined : first.value, value };
-}
-
-/** Tokens in an OpenAI stream's usage chunk (stream_options.include_usage), if this SSE text has one. */
-function sseUsageTokens(chunk: string): number | undefined {
-  if (!chunk.includes('"usage"')) return undefined;
-  let found: number | undefined;
-  for (const event of chunk.split('\n\n')) {
-    if (!event.startsWith('data: {')) continue;
-    try {
-      found = reportedTokens(JSON.parse(event.slice(6))) ?? found;
-    } catch {
-      /* not JSON: not a usage chunk */
-    }
-  }
-  return found;
-}
-
-/** Tokens of a request before it ran: its prompt at about 4 characters a token, plus max_tokens (default 16). */
-export function estimatedTokens(req: Record<string, unknown>): number {
-  const max =
-    req.max_tokens ?? req.max_completion_tokens ?? (req.parameters as { max_new_tokens?: unknown })?.max_new_tokens;
-  return Math.ceil(promptText(req).length / 4) + (typeof max === 'number' ? max : 16);
-}
-
-/** Dollars for a request before it ran: estimatedTokens × per1k / 1000. */
-export function estimatedCost(req: Record<string, unknown>, per1k: number): number {
-  return (estimatedTokens(req) * per1k) / 1000;
-}
-
-function isRecord(v: unknown): v is Record<string, unknown> {
-  return typeof v === 'object' && v !== null && !Array.isArray(v);
-}
-
-/** A 4xx by shape (core errors carry httpStatus, registered package errors status): the caller's fault. */
-function isClientError(err: unknown): boolean {
-  const e = err as { httpStatus?: unknown; status?: unknown } | null;
-  const status = typeof e?.httpStatus === 'number' ? e.httpStatus : typeof e?.status === 'number' ? e.status : 0;
-  return status >= 400 && status < 500 && status !== 408;
 }

@@ -82,6 +82,9 @@ export { ContentBlockedError } from './safety/safety-errors.js';
 export type { SafetyVerdict, SafetyPolicyOptions, SafetyMode } from './safety/safety-policy.js';
 export { COST_HEADER, formatUsd, requestCostUsd } from './request-cost.js';
 export { LLMFront, type LLMFrontOptions } from './llm-front.js';
+export { FrontServer, type FrontServerOptions } from './front-server.js';
+export { handleClient, localClient, type GraphClient } from './graph-client.js';
+export { RequestGate, type GateOptions } from './request-gate.js';
 export {
   GRAPH_METHODS,
   type GenerationGraph,

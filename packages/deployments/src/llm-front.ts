@@ -87,9 +87,13 @@ export class LLMFront {
     return this.#server.names;
   }
 
-  /** The PII guard's counters for the proxy's /metrics (the graphs report their own). */
-  collectMetrics(): Promise<unknown[]> {
-    return this.#gate.piiMetrics();
+  /**
+   * For the proxy's /metrics: per graph (model_name), TTFT, inter-token latency, e2e latency and finishes as
+   * the front sees them (LLMServer's flotilla_llm_ histograms), and the PII guard's counters. The graphs'
+   * engines report their own (queues, KV use, tokens).
+   */
+  async collectMetrics(): Promise<unknown[]> {
+    return [...(await this.#server.collectMetrics()), ...(await this.#gate.piiMetrics())];
   }
 
   /** Tokens served through the front (core's cost ledger prices them at the front's own prices, if any). */

@@ -121,7 +121,8 @@ export class LLMMetrics {
     return this.registry.getMetricsAsJSON();
   }
 
-  private observe(e: EngineEvent): void {
+  /** One engine event; LLMFront feeds 'request-finished' events it times itself from a graph's deltas. */
+  observe(e: EngineEvent): void {
     if (e.type !== 'request-finished') return;
     const labels = { model_name: this.modelName };
     if (!Number.isNaN(e.ttftMs)) this.ttft.observe(labels, e.ttftMs / 1000);

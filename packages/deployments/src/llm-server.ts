@@ -189,7 +189,7 @@ export class LLMServer implements GenerationGraph {
       requestId: req.requestId,
       ...(getRequestContext()?.signal ? { signal: getRequestContext()!.signal } : {}),
     });
-    yield* engineDeltas(stream, req.tokenInfo ? state.engine.tokenizer : null);
+    yield* engineDeltas(stream, req.tokenInfo ? state.engine.tokenizer : null, prepared.tokenIds);
   }
 
   /** The engine's counters (for tests, dashboards and autoscaling signals); null while loading. */

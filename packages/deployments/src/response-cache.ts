@@ -13,6 +13,10 @@
  * caller's credentials (HTTP `authorization`, gRPC `authorization` metadata or `api_key`), so an entry is
  * never served to a caller the model would have refused.
  *
+ * It is also a GenerationGraph (graph.ts) over a graph below it, for LLMFront: a deterministic request's
+ * deltas are stored (without logprobs) once every sample finished and replayed on the same request; a
+ * request asking for logprobs that the cache would answer is refused with 400 naming `logprobs`.
+ *
  * ```ts
  * @deployment() class Cache extends ResponseCache {}
  * export const app = Cache.bind(Llm.bind({ model }), { ttlMs: 60_000 });
@@ -21,75 +25,20 @@
 import { createHash } from 'node:crypto';
 import type { DeploymentHandle, GrpcCallInfo, HttpRequestLike, HttpResponseLike } from '@flotilla/core';
 import { Counter, Gauge, Registry } from 'prom-client';
+import { InvalidParameterError } from './errors.js';
+import { LruTtlCache, type LruTtlOptions } from './lru-ttl-cache.js';
+import {
+  GRAPH_METHODS,
+  type GenerationGraph,
+  type GraphDelta,
+  type GraphInfo,
+  type GraphPrepared,
+  type GraphRequest,
+} from './graph.js';
 import { LLM_GRPC_SERVICE } from './grpc/llm-grpc.js';
+
+export { LruTtlCache, type LruTtlOptions } from './lru-ttl-cache.js';
 import type { HttpChunk } from './handler-context.js';
-
-export interface LruTtlOptions {
-  /** Most entries. Default 1000. */
-  maxEntries?: number;
-  /** Most bytes over all entries (as `sizeOf` counts them). Default 64 MiB. */
-  maxBytes?: number;
-  /** Entry lifetime, ms; 0 = forever. Default 300000 (5 min). */
-  ttlMs?: number;
-  /** Time source in ms. Default Date.now. */
-  now?: () => number;
-}
-
-/** LRU map with a size bound and a TTL, as pure data structure over an injected clock. */
-export class LruTtlCache<V> {
-  private readonly map = new Map<string, { value: V; bytes: number; expires: number }>();
-  private readonly maxEntries: number;
-  private readonly maxBytes: number;
-  private readonly ttlMs: number;
-  private readonly now: () => number;
-  private totalBytes = 0;
-
-  constructor(opts: LruTtlOptions = {}) {
-    this.maxEntries = opts.maxEntries ?? 1000;
-    this.maxBytes = opts.maxBytes ?? 64 * 1024 * 1024;
-    this.ttlMs = opts.ttlMs ?? 300_000;
-    this.now = opts.now ?? Date.now;
-  }
-
-  get size(): number {
-    return this.map.size;
-  }
-  get bytes(): number {
-    return this.totalBytes;
-  }
-
-  /** The live value (now most recently used), or undefined; an expired entry is dropped here. */
-  get(key: string): V | undefined {
-    const e = this.map.get(key);
-    if (!e) return undefined;
-    if (e.expires <= this.now()) {
-      this.delete(key);
-      return undefined;
-    }
-    // Map keeps insertion order: re-inserting moves the entry to the most recent end.
-    this.map.delete(key);
-    this.map.set(key, e);
-    return e.value;
-  }
-
-  /** Stores a value of `bytes` (too big for the cache alone: not stored), evicting least recently used entries. */
-  set(key: string, value: V, bytes = 0): boolean {
-    this.delete(key);
-    if (bytes > this.maxBytes || this.maxEntries <= 0) return false;
-    this.map.set(key, { value, bytes, expires: this.ttlMs > 0 ? this.now() + this.ttlMs : Infinity });
-    this.totalBytes += bytes;
-    while (this.map.size > this.maxEntries || this.totalBytes > this.maxBytes)
-      this.delete(this.map.keys().next().value!);
-    return true;
-  }
-
-  delete(key: string): boolean {
-    const e = this.map.get(key);
-    if (!e) return false;
-    this.totalBytes -= e.bytes;
-    return this.map.delete(key);
-  }
-}
 
 /** The request fields that make up the key; every other field (api_key, user, …) is left out. */
 const KEY_FIELDS = [
@@ -152,7 +101,7 @@ export interface ResponseCacheOptions extends Omit<LruTtlOptions, 'now'> {
   cacheSeeded?: boolean;
 }
 
-export class ResponseCache {
+export class ResponseCache implements GenerationGraph {
   /** Serves llm.proto itself (`serve run` binds it to the declarer nearest the ingress), so gRPC calls pass the cache. */
   static grpcServices = [LLM_GRPC_SERVICE];
   /** Malformed JSON is forwarded as it came, so the model answers it in its own API's shape. */
@@ -275,6 +224,65 @@ export class ResponseCache {
     yield { ...only, headers: { ...only.headers, 'x-flotilla-cache': 'miss' } };
   }
 
+  /** GenerationGraph: the model's info (behind LLMFront, the cache is the model). */
+  graphInfo(): Promise<GraphInfo> {
+    return this.llm.remote(GRAPH_METHODS.info, []) as Promise<GraphInfo>;
+  }
+
+  /** GenerationGraph: the model's tokenizePrompt; logprobs asked of a request the cache would answer is refused (400). */
+  async tokenizePrompt(req: GraphRequest): Promise<GraphPrepared> {
+    const key = this.#graphKey(req);
+    if (key !== undefined && this.cache.get(key) !== undefined) refuseLogprobs(req);
+    return this.llm.remote(GRAPH_METHODS.tokenize, [req]) as Promise<GraphPrepared>;
+  }
+
+  /**
+   * GenerationGraph: a deterministic request's deltas from the cache when the same request (prompt and every
+   * parameter but logprobs) was answered to the end before; else the model's, stored without logprobs once
+   * every sample finished. A cached answer has no logprobs: asking for them on a hit is a 400 naming the field.
+   */
+  async *generateStream(req: GraphRequest): AsyncGenerator<GraphDelta> {
+    const key = this.#graphKey(req);
+    if (key === undefined) {
+      this.lookups.inc({ result: 'bypass' });
+      yield* this.llm.remoteStream(GRAPH_METHODS.generate, [req]) as AsyncIterable<GraphDelta>;
+      return;
+    }
+    const hit = this.cache.get(key);
+    if (hit !== undefined) {
+      refuseLogprobs(req);
+      this.lookups.inc({ result: 'hit' });
+      for (const d of JSON.parse(hit) as GraphDelta[]) yield d;
+      return;
+    }
+    this.lookups.inc({ result: 'miss' });
+    const kept: GraphDelta[] = [];
+    let finished = 0;
+    // Token info always, so that an entry can answer a later request that needs token texts (TGI).
+    const sent = { ...req, tokenInfo: true };
+    for await (const d of this.llm.remoteStream(GRAPH_METHODS.generate, [sent]) as AsyncIterable<GraphDelta>) {
+      const { logprobs: _l, promptLogprobs: _p, ...plain } = d;
+      kept.push(plain);
+      if (d.finished && d.finishReason !== 'abort') finished++;
+      yield d;
+    }
+    if (finished === (req.prepared?.n ?? req.params.n ?? 1)) {
+      const text = JSON.stringify(kept);
+      this.cache.set(key, text, text.length * 2);
+    }
+  }
+
+  /** The cache key of a graph request, or undefined when it is not cacheable (sampled). */
+  #graphKey(req: GraphRequest): string | undefined {
+    const p = req.params;
+    const deterministic =
+      p.temperature === 0 || (this.cacheSeeded && typeof p.seed === 'number' && Number.isInteger(p.seed));
+    if (!deterministic) return undefined;
+    // The prompt as sent (not the model's token ids, absent from tokenizePrompt's request), the parameters but logprobs.
+    const { logprobs: _l, promptLogprobs: _p, ...params } = p;
+    return `graph ${canonicalJson({ prompt: req.prompt, params, defaultMaxTokens: req.defaultMaxTokens ?? null })}`;
+  }
+
   /** Greedy, or seeded when cacheSeeded. */
   #cacheable(req: Record<string, unknown>): boolean {
     return req.temperature === 0 || (this.cacheSeeded && isDeterministic(req));
@@ -294,5 +302,19 @@ export class ResponseCache {
   /** Replica metrics for the proxy's /metrics (prom-client JSON), as LLMServer.collectMetrics(). */
   async collectMetrics(): Promise<unknown[]> {
     return this.registry.getMetricsAsJSON();
+  }
+}
+
+/** A cached answer keeps no logprobs: a request asking for them is told so by the field's name (400). */
+function refuseLogprobs(req: GraphRequest): void {
+  for (const key of ['logprobs', 'promptLogprobs'] as const) {
+    if (req.params[key] === undefined) continue;
+    // Chat's switch is `logprobs: true` (its engine name, top_logprobs, only sizes the alternatives).
+    const given = req.names[key] ?? (key === 'logprobs' ? 'logprobs' : 'prompt_logprobs');
+    const name = given === 'top_logprobs' ? 'logprobs' : given;
+    throw new InvalidParameterError(
+      name,
+      'cannot be answered: this request is answered from the response cache, which keeps no logprobs (ask without them, or sampled with temperature > 0 and no seed)',
+    );
   }
 }

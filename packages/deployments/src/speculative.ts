@@ -13,12 +13,17 @@
  * ```
  */
 import { randomInt, randomUUID } from 'node:crypto';
-import type { CallOptions, DeploymentHandle, HttpRequestLike } from '@flotilla/core';
+import type { CallOptions, DeploymentHandle, GrpcCallInfo, HttpRequestLike } from '@flotilla/core';
 import type { DraftModel, DraftProposalWire } from './draft-model.js';
+import { InvalidParameterError } from './errors.js';
+import { FrontServer } from './front-server.js';
+import { localClient } from './graph-client.js';
+import type { GenerationGraph, GraphDelta, GraphInfo, GraphPrepared, GraphRequest, GraphToken } from './graph.js';
+import { LLM_GRPC_SERVICE, type GrpcGenerateRequest } from './grpc/llm-grpc.js';
+import type { HttpChunk } from './handler-context.js';
+import { RequestGate } from './request-gate.js';
 import type { TargetModel, TargetInfo, VerifyWire } from './target-model.js';
 import type { SpecCall, SpeculativeChunk, SpeculativeRequest } from './spec-session.js';
-import type { HttpChunk } from './handler-context.js';
-import { speculativeHttp, type SpeculativeBackend } from './speculative-http.js';
 
 export type { SpeculativeChunk, SpeculativeRequest } from './spec-session.js';
 
@@ -29,13 +34,18 @@ export interface SpeculativePipelineOptions {
   servedModelName?: string;
 }
 
-export class SpeculativePipeline {
+export class SpeculativePipeline implements GenerationGraph {
   /** The proxy hands over a JSON body that does not parse, so that it is answered in OpenAI's error shape. */
   static handlesMalformedJson = true;
+  /** llm.proto over gRPC, served through the same front code as its HTTP. */
+  static grpcServices = [LLM_GRPC_SERVICE];
 
   private info: Promise<TargetInfo> | undefined;
   private readonly k: number;
-  readonly #http: SpeculativeBackend;
+  readonly #name: string;
+  readonly #createdS = Math.floor(Date.now() / 1000);
+  /** Its own OpenAI/TGI/llm.proto surface: LLMFront's code over this graph (no keys: put an LLMFront in front for those). */
+  readonly #front: FrontServer;
 
   constructor(
     private readonly draft: DeploymentHandle<DraftModel>,
@@ -43,17 +53,90 @@ export class SpeculativePipeline {
     options: SpeculativePipelineOptions = {},
   ) {
     this.k = options.k ?? 4;
-    this.#http = {
-      modelName: options.servedModelName ?? 'speculative',
-      createdS: Math.floor(Date.now() / 1000),
-      maxModelLen: async () => (await this.targetInfo()).maxModelLen,
-      generate: (req) => this.generate(req),
+    this.#name = options.servedModelName ?? 'speculative';
+    // Only its own name, as vLLM: a client naming another model is told so (404) rather than answered by this one.
+    this.#front = new FrontServer({ [this.#name]: localClient(this) }, new RequestGate({ auditLog: 'none' }), {
+      strictModelName: true,
+    });
+  }
+
+  /** OpenAI (completions, chat, /v1/models), TGI and /health over this graph, by LLMFront's code (front-server.ts). */
+  async *handleHttp(req: HttpRequestLike): AsyncGenerator<HttpChunk> {
+    yield* this.#front.http(req);
+  }
+
+  /** llm.proto Generate. */
+  grpcGenerate(request: GrpcGenerateRequest, callInfo?: GrpcCallInfo): Promise<unknown> {
+    return this.#front.grpcGenerate(request, callInfo);
+  }
+
+  /** llm.proto GenerateStream. */
+  async *grpcGenerateStream(request: GrpcGenerateRequest, callInfo?: GrpcCallInfo): AsyncGenerator<unknown> {
+    yield* this.#front.grpcGenerateStream(request, callInfo);
+  }
+
+  /** GenerationGraph: the target's context under the pipeline's name. */
+  async graphInfo(): Promise<GraphInfo> {
+    const info = await this.targetInfo();
+    return {
+      name: this.#name,
+      maxModelLen: info.maxModelLen,
+      createdS: this.#createdS,
+      description: `speculative decoding: a draft proposes ${this.k} tokens a round, the target verifies them`,
     };
   }
 
-  /** The OpenAI API over generate() (speculative-http.ts): completions and chat, whole or streamed, /v1/models, /health. */
-  async *handleHttp(req: HttpRequestLike): AsyncGenerator<HttpChunk> {
-    yield* speculativeHttp(req, this.#http);
+  /**
+   * GenerationGraph: the target tokenizes (its chat template) and checks the parameters; what the pipeline
+   * does not do (n > 1, stop strings, logprobs, logit bias, tools, guided decoding) is refused by name.
+   */
+  async tokenizePrompt(req: GraphRequest): Promise<GraphPrepared> {
+    refuseUnsupported(req);
+    const prompt = 'text' in req.prompt ? req.prompt.text : req.prompt;
+    const encoded = (await this.target.remote('encodePrompt', [prompt])) as { tokenIds: number[]; text: string | null };
+    const params = { ...req.params };
+    if (params.maxTokens === undefined && req.defaultMaxTokens !== undefined) params.maxTokens = req.defaultMaxTokens;
+    const resolved = (await this.target.remote('resolveParams', [
+      params,
+      encoded.tokenIds.length,
+    ])) as SpecCall['params'];
+    return {
+      tokenIds: encoded.tokenIds,
+      promptTokens: encoded.tokenIds.length,
+      maxTokens: resolved.maxTokens,
+      n: 1,
+      promptText: encoded.text ?? '',
+    };
+  }
+
+  /** GenerationGraph: generate()'s rounds as deltas (one per round), with token info from the target when asked. */
+  async *generateStream(req: GraphRequest): AsyncGenerator<GraphDelta> {
+    refuseUnsupported(req);
+    const params = { ...req.params };
+    if (params.maxTokens === undefined && req.prepared) params.maxTokens = req.prepared.maxTokens;
+    const prompt = req.prepared?.tokenIds
+      ? { tokenIds: req.prepared.tokenIds }
+      : 'text' in req.prompt
+        ? req.prompt.text
+        : req.prompt;
+    const seen = new Set<number>();
+    let completion = 0;
+    for await (const c of this.generate({ prompt, params })) {
+      completion += c.tokenIds.length;
+      const fresh = req.tokenInfo ? c.tokenIds.filter((id) => !seen.has(id)) : [];
+      for (const id of fresh) seen.add(id);
+      const tokens = fresh.length > 0 ? ((await this.target.remote('tokenInfo', [fresh])) as GraphToken[]) : undefined;
+      yield {
+        index: 0,
+        text: c.text,
+        tokenIds: c.tokenIds,
+        finished: c.finished,
+        finishReason: c.finishReason,
+        stopReason: c.finishReason === 'stop' ? (c.tokenIds.at(-1) ?? null) : null,
+        usage: { promptTokens: c.promptTokens, completionTokens: completion },
+        ...(tokens ? { tokens } : {}),
+      };
+    }
   }
 
   /** The target's info, asked once (again after a failure). */
@@ -136,6 +219,20 @@ export class SpeculativePipeline {
     const ids = stopped ? call.tokenIds.slice(0, -1) : call.tokenIds;
     return (await this.target.remote('outputText', [ids, promptLen])) as string;
   }
+}
+
+/** Refuses, by the API's name for it, what the pipeline does not implement: never a silent difference. */
+function refuseUnsupported(req: GraphRequest): void {
+  const p = req.params;
+  const name = (key: keyof GraphRequest['names'], dflt: string) => req.names[key] ?? dflt;
+  const no = (field: string) => new InvalidParameterError(field, 'is not supported by the speculative pipeline');
+  if ((p.n ?? 1) !== 1) throw new InvalidParameterError(name('n', 'n'), 'must be 1 on the speculative pipeline');
+  if (p.stop !== undefined && (typeof p.stop === 'string' || p.stop.length > 0)) throw no(name('stop', 'stop'));
+  if (p.logprobs !== undefined) throw no(name('logprobs', 'logprobs'));
+  if (p.promptLogprobs !== undefined) throw no(name('promptLogprobs', 'prompt_logprobs'));
+  if (p.logitBias !== undefined) throw no(name('logitBias', 'logit_bias'));
+  if (p.guided !== undefined) throw no(name('guided', 'response_format'));
+  if ('tools' in req.prompt && req.prompt.tools?.length) throw no('tools');
 }
 
 /**

@@ -14,6 +14,8 @@ import {
   type ResolvedSamplingParams,
   type SamplingParams,
 } from '@flotilla/engine';
+import type { GraphToken } from './graph.js';
+import { tokenInfo } from './graph-deltas.js';
 import { loadSpecModel, type SpecCall, type SpecModelOptions } from './spec-session.js';
 
 export interface TargetInfo {
@@ -95,6 +97,11 @@ export class TargetModel {
   /** The text of tokenIds[promptLen..], as LLMEngine streams it. */
   async outputText(tokenIds: number[], promptLen: number): Promise<string> {
     return outputText((await this.#loading).loaded, tokenIds, promptLen);
+  }
+
+  /** Text bytes and special flags of token ids (GraphToken, for LLMFront's logprobs and TGI token texts). */
+  async tokenInfo(ids: number[]): Promise<GraphToken[]> {
+    return tokenInfo((await this.#loading).loaded.tokenizer, ids, new Set());
   }
 
   async release(requestId: string): Promise<void> {
