@@ -51,4 +51,25 @@ describe('SocketChannel', () => {
       listener.close();
     }
   });
+
+  it('carries a 24 MiB frame between small ones intact, in order', async () => {
+    const got: ProtocolMessage[] = [];
+    const listener = await listenForLinks('test link', (ch) => ch.onMessage((m) => got.push(m)));
+    try {
+      const client = SocketChannel.connect(listener.address, listener.token, 'client');
+      const big = new Uint8Array(24 << 20);
+      for (let i = 0; i < big.length; i += 4096) big[i] = (i >> 12) & 0xff;
+      client.send({ type: 'cancel', id: 1 });
+      client.send({ type: 'result', id: 2, value: big });
+      client.send({ type: 'cancel', id: 3 });
+      while (got.length < 3) await new Promise((r) => setTimeout(r, 10));
+      expect(got.map((m) => (m as { id: number }).id)).toEqual([1, 2, 3]);
+      const v = (got[1] as { value: Uint8Array }).value;
+      expect(v.length).toBe(big.length);
+      expect(Buffer.compare(Buffer.from(v.buffer, v.byteOffset, v.length), Buffer.from(big))).toBe(0);
+      client.shutdown('done');
+    } finally {
+      listener.close();
+    }
+  });
 });

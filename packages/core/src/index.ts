@@ -69,4 +69,5 @@ export { ClusterAgent } from './cluster/agent.js';
 export type { ClusterAgentOptions } from './cluster/agent.js';
 export type { PlacementStrategy } from './cluster/cluster-placement.js';
 export type { ClusterClientTls, ClusterServerTls } from './cluster/cluster-tls.js';
+export { pinnedReplicaKey } from './router/prefix-aware-router.js';
 export { transfer } from './actor/transfer.js';

@@ -96,3 +96,8 @@ export {
   type GraphToken,
 } from './graph.js';
 export { engineDeltas, graphPrepared, graphSpec, tokenInfo } from './graph-deltas.js';
+export { PrefillServer } from './pd/prefill-server.js';
+export { DecodeServer } from './pd/decode-server.js';
+export { PdRouter, transferFailure, type PdRouterOptions, type PdRouteRequest } from './pd/pd-router.js';
+export { DecodeChoice, type KvReport, type DecodeChoiceOptions } from './pd/decode-choice.js';
+export type { PdRequest, PdDelta, PrefillHandoff, DecodeItem } from './pd/pd-wire.js';

@@ -210,6 +210,11 @@ export class LLMServer implements GenerationGraph {
     return this.#state?.engine;
   }
 
+  /** The engine once loaded, for subclasses' own methods (ModelUnavailableError when it failed or the server stops). */
+  protected async loadedEngine(): Promise<LLMEngine> {
+    return (await this.#ready()).engine;
+  }
+
   /** The tokenizer the routes use (long prompts off the event loop), for subclasses; undefined while loading. */
   protected get promptEncoder(): OffLoopTokenizer | undefined {
     return this.#state?.encoder;

@@ -7,13 +7,24 @@
  * (highest hash of key + replica id), so adding or removing a replica moves only the keys it gains or
  * loses. When that replica is full, blocked, or busier than the least loaded free replica by more
  * than `maxImbalance` requests, the choice falls back to power of two choices. The same policy gives
- * sticky sessions: pass a session id as the key.
+ * sticky sessions: pass a session id as the key. A key made by pinnedReplicaKey(id) asks for one
+ * replica by its id (a replica learns its own from getReplicaContext().replicaId): that replica while
+ * it is free, else power of two choices (the caller's placement decision, e.g. the decode replica with
+ * the most free KV in packages/deployments/src/pd/).
  */
 import { chooseReplica, type ReplicaLoad } from './pow2-router.js';
 
 export interface PrefixAwareOptions {
   /** In-flight requests the preferred replica may have above the least loaded free one before load wins. Default 4. */
   maxImbalance?: number;
+}
+
+/** Starts every pinned key; NUL characters keep it apart from keys derived from prompts. */
+const PIN = '\u0000replica\u0000';
+
+/** The routing key that sends a call to replica `replicaId` while it is free (see choosePrefixAware). */
+export function pinnedReplicaKey(replicaId: string): string {
+  return PIN + replicaId;
 }
 
 /** FNV-1a over a string (32 bits, UTF-16 units): fast, and good enough to spread keys. */
@@ -53,6 +64,11 @@ export function choosePrefixAware(
   random: () => number = Math.random,
 ): string | null {
   if (key === undefined) return chooseReplica(replicas, nowMs, random);
+  if (key.startsWith(PIN)) {
+    const pinned = replicas.find((r) => r.id === key.slice(PIN.length));
+    const free = pinned !== undefined && pinned.inFlight < pinned.maxOngoing && (pinned.blockedUntilMs ?? 0) <= nowMs;
+    return free ? pinned.id : chooseReplica(replicas, nowMs, random);
+  }
   const id = preferredReplica(replicas, key);
   const pref = replicas.find((r) => r.id === id);
   let minLoad = Infinity;
