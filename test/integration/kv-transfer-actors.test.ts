@@ -49,8 +49,7 @@ describe('byte arrays across thread and process replicas', () => {
     expect(seen.pid).not.toBe(process.pid);
     const unmarked: Uint8Array = await p.make(2 * MB, 12, false);
     expect(digest(unmarked)).toBe(digest(pattern(2 * MB, 12)));
-    if (existsSync('/dev/shm'))
-      expect(readdirSync('/dev/shm').filter((f) => f.startsWith('flotilla-kv-'))).toEqual([]);
+    if (existsSync('/dev/shm')) expect(readdirSync('/dev/shm').filter((f) => f.startsWith('flotilla-kv-'))).toEqual([]);
   });
 
   it('a thread replica relays bytes from a process replica into another thread replica', async () => {
