@@ -9,8 +9,8 @@
  * Defaults: models/flotilla-stories/{draft,target} when both are present, else the test
  * fixtures llama2xs-260K (small) and stories260K (large).
  *
- * It speaks the models' OpenAI and TGI APIs (model 'hybrid' or none: the router picks; a model's own name:
- * that model; the reply's `x-flotilla-model` says which answered) and llm.proto over gRPC:
+ * It speaks the models' OpenAI and TGI APIs (model 'hybrid', none or any other name, as TGI: the router picks;
+ * a model's own name: that model; the reply's `x-flotilla-model` says which answered) and llm.proto over gRPC:
  *   curl -si localhost:8000/v1/chat/completions -H 'content-type: application/json' \
  *     -d '{"model":"hybrid","messages":[{"role":"user","content":"Explain why the sky is blue"}],"max_tokens":24}'
  *   curl -s localhost:8000/metrics | grep flotilla_hybrid_

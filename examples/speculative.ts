@@ -9,7 +9,7 @@
  * Defaults: models/flotilla-stories/{target,draft} when both are present, else the test
  * fixtures stories260K (target) and llama2xs-260K (draft) in test/fixtures/models, with tok512.
  *
- * It speaks the OpenAI API (completions and chat, whole or streamed; model name 'speculative'), TGI's
+ * It speaks the OpenAI API (completions and chat, whole or streamed; model name 'speculative', any other name taken as it, as TGI), TGI's
  * /generate and /generate_stream, and llm.proto over gRPC, through LLMFront's code (front-server.ts: the
  * same route handlers as LLMServer); what the pipeline cannot do (n > 1, stop strings, logprobs) is a 400
  * naming the field. It is a GenerationGraph, so an LLMFront can also serve it beside other graphs

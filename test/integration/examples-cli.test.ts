@@ -103,7 +103,7 @@ describeWithModels('examples through serve run and the official openai client', 
       }
     }, 240_000);
 
-    it('refuses what the pipeline does not do, in OpenAI shape', async () => {
+    it('refuses what the pipeline does not do, in OpenAI shape; takes any model name', async () => {
       const client = new OpenAI({ baseURL: `${server.url}/v1`, apiKey: 'none', maxRetries: 0 });
       const err = await client.completions
         .create({ model: 'speculative', prompt: 'Hi', max_tokens: 4, n: 2 })
@@ -114,10 +114,10 @@ describeWithModels('examples through serve run and the official openai client', 
         .create({ model: 'speculative', prompt: 'Hi', max_tokens: 4, stop: ['.'] })
         .catch((e: unknown) => e);
       expect((stop as InstanceType<typeof OpenAI.BadRequestError>).status).toBe(400);
-      const model = await client.completions
-        .create({ model: 'other', prompt: 'Hi', max_tokens: 4 })
-        .catch((e: unknown) => e);
-      expect((model as InstanceType<typeof OpenAI.NotFoundError>).status).toBe(404);
+      // One graph: another name is taken as this one (as TGI and LLMServer; strictModelName gives vLLM's 404).
+      const other = await client.completions.create({ model: 'other', prompt: 'Hi', max_tokens: 4, temperature: 0 });
+      expect(other.model).toBe('speculative');
+      expect(other.choices[0]!.text.length).toBeGreaterThan(0);
     }, 60_000);
   });
 

@@ -7,7 +7,7 @@
  */
 import type { DeploymentHandle } from '@flotilla/core';
 import { describe, expect, it } from 'vitest';
-import { InvalidParameterError } from '../../packages/deployments/src/errors.js';
+import { InvalidParameterError, ModelNotFoundError } from '../../packages/deployments/src/errors.js';
 import type { GraphDelta, GraphRequest } from '../../packages/deployments/src/graph.js';
 import { HybridRouter } from '../../packages/deployments/src/hybrid-router.js';
 import { ResponseCache } from '../../packages/deployments/src/response-cache.js';
@@ -88,6 +88,38 @@ describe('HybridRouter as a GenerationGraph', () => {
     const stats = await r.routerStats();
     expect(stats.decisions).toEqual({ 'large/fallback': 1 });
     expect(stats.failures).toEqual({ small: 1 });
+  });
+});
+
+describe('HybridRouter: which model names it takes', () => {
+  /** A fake LLMServer handle: its name from modelInfo; grpcGenerate echoes who answered and the model it was sent. */
+  const named = (name: string) =>
+    ({
+      async remote(method: string, args: unknown[]) {
+        if (method === 'modelInfo') return { name };
+        if (method === 'grpcGenerate') return { answeredBy: name, sent: (args[0] as { model?: unknown }).model };
+        throw new Error(`no ${method}`);
+      },
+    }) as unknown as DeploymentHandle;
+  const easy = { prompt: 'Sara had a ball', max_tokens: 4 };
+
+  it('takes any other name as its own (as TGI: the endpoint URL, tgi), the classifier choosing', async () => {
+    const r = new HybridRouter(named('s260'), named('l260'), { retries: 0 });
+    for (const model of ['tgi', 'http://127.0.0.1:8000', 'hybrid', undefined])
+      expect(await r.generate({ ...easy, ...(model ? { model } : {}) })).toMatchObject({
+        answeredBy: 's260',
+        sent: model ? '' : undefined,
+      });
+    expect(await r.generate({ ...easy, model: 'l260' })).toEqual({ answeredBy: 'l260', sent: 'l260' });
+    expect((await r.routerStats()).decisions).toEqual({ 'small/classifier': 4, 'large/requested': 1 });
+  });
+
+  it("with strictModelName answers another name with vLLM's 404 (ModelNotFoundError)", async () => {
+    const r = new HybridRouter(named('s260'), named('l260'), { retries: 0, strictModelName: true });
+    const err = await r.generate({ ...easy, model: 'tgi' }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(ModelNotFoundError);
+    expect((err as ModelNotFoundError).message).toContain("'hybrid', 's260', 'l260'");
+    expect(await r.generate({ ...easy, model: 'hybrid' })).toMatchObject({ answeredBy: 's260' });
   });
 });
 

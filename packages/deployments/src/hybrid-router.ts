@@ -12,8 +12,8 @@
  * It serves the models' own APIs: OpenAI and TGI over HTTP (`handleHttp` forwards each request to the
  * chosen model's LLMServer, with `x-flotilla-model: small|large` on the reply), llm.proto over gRPC
  * (`grpcGenerate`, `grpcGenerateStream`) and handles (`generate`). A request whose `model` names one of
- * the two models goes to it; no model, or the router's own name (`servedModelName`, default 'hybrid'),
- * lets the classifier choose. It is also a GenerationGraph (graph.ts), so an LLMFront can serve it among other
+ * the two models goes to it; no model, the router's own name (`servedModelName`, default 'hybrid') or any
+ * other name (as TGI; `strictModelName`: vLLM's 404) lets the classifier choose. It is also a GenerationGraph (graph.ts), so an LLMFront can serve it among other
  * graphs: tokenizePrompt classifies and asks the chosen model, generateStream streams that model's deltas
  * (the other model's before the first delta if it fails); there the front's `model` names the graph.
  *
@@ -94,6 +94,12 @@ export interface HybridRouterOptions {
   streamMethod?: string;
   /** The router's own model name: a request naming it (or none) lets the classifier choose. Default 'hybrid'. */
   servedModelName?: string;
+  /**
+   * vLLM's 404 model_not_found for a name that is neither the router's nor a model's. Default false: the
+   * router is one endpoint, so (as TGI) any other name, such as the endpoint URL or 'tgi' that Hugging Face's
+   * clients send, is taken as the router's and the classifier chooses.
+   */
+  strictModelName?: boolean;
 }
 
 /** No model could answer: both failed or both circuits are open. */
@@ -414,7 +420,7 @@ export class HybridRouter implements GenerationGraph {
   /**
    * The order to try the models in, the request to send them, and why the first: a request naming a model
    * goes to it alone ('requested'), one naming none or the router lets the classifier choose ('classifier', with
-   * `unnamed` removing the router's name); any other name is refused (ModelNotFoundError, 404).
+   * `unnamed` removing the name); any other name too, unless strictModelName (then ModelNotFoundError, 404).
    */
   async #route(
     req: Record<string, unknown>,
@@ -425,20 +431,21 @@ export class HybridRouter implements GenerationGraph {
     let first: ModelChoice;
     let reason = 'classifier';
     let request = req;
-    if (name === undefined || name === '' || name === alias) {
-      first = await this.classify(req);
-      if (name !== undefined) request = unnamed(req);
+    const unnamedName = name === undefined || name === '' || name === alias;
+    const named = unnamedName ? undefined : await this.#named(name);
+    if (named) {
+      first = named;
+      reason = 'requested';
     } else {
-      const named = await this.#named(name);
-      if (!named) {
+      if (!unnamedName && this.options.strictModelName === true) {
         const known = [alias, this.#names.small, this.#names.large].filter(Boolean).join("', '");
         throw new ModelNotFoundError(
           `The model '${String(name)}' does not exist; this router serves '${known}'.`,
           'model',
         );
       }
-      first = named;
-      reason = 'requested';
+      first = await this.classify(req);
+      if (name !== undefined) request = unnamed(req);
     }
     // A model asked for by name is not swapped for the other (which would refuse its name anyway).
     return {

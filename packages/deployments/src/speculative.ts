@@ -42,6 +42,12 @@ export interface SpeculativePipelineOptions {
    * Default false.
    */
   lookahead?: boolean;
+  /**
+   * vLLM's 404 model_not_found for a request naming another model. Default false: as LLMServer and TGI on a
+   * single-model endpoint, any name is taken as this graph's (Hugging Face's clients send the endpoint URL or
+   * 'tgi'); answers carry the served name either way.
+   */
+  strictModelName?: boolean;
 }
 
 export class SpeculativePipeline implements GenerationGraph {
@@ -67,9 +73,9 @@ export class SpeculativePipeline implements GenerationGraph {
     this.k = options.k ?? 4;
     this.lookahead = options.lookahead ?? false;
     this.#name = options.servedModelName ?? 'speculative';
-    // Only its own name, as vLLM: a client naming another model is told so (404) rather than answered by this one.
+    // One graph: any model name is this one (as LLMServer), unless strictModelName (vLLM's 404).
     this.#front = new FrontServer({ [this.#name]: localClient(this) }, new RequestGate({ auditLog: 'none' }), {
-      strictModelName: true,
+      strictModelName: options.strictModelName === true,
     });
   }
 
