@@ -109,6 +109,8 @@ describeWithModels('MultiLoraServer (3 thread replicas, adapters multiplexed)', 
     expect(first.choices[0]!.text).toBe(expected.get('a0'));
     // From the first report on, the routers route by adapter.
     await eventually(() => held().some((m) => m?.ids.includes('a0')), 10_000, 'a0 reported');
+    // Each first load is reported before the next adapter is asked for, as the routers learn holders from
+    // the replicas' reports (about once a second).
     for (const name of ADAPTERS.slice(1)) {
       expect((await complete(name)).choices[0]!.text).toBe(expected.get(name));
       await eventually(() => held().some((m) => m?.ids.includes(name)), 10_000, `${name} reported`).catch(withHeld);
