@@ -111,6 +111,26 @@ describeWithModels('MultiLoraServer eviction (one LoRA slot, in process)', () =>
       expect(await complete(server, 'a1')).toBe(expected.a1);
       await settle();
       expect(names()).toEqual(['a1']);
+      // gRPC's model and TGI's adapter_id load the adapter the same way (max_tokens 10 as above).
+      const grpc = (await server.grpcGenerate({
+        model: 'a0',
+        prompt: 'Once upon a time',
+        max_tokens: 10,
+        temperature: 0,
+      })) as { choices: { text: string }[] };
+      expect(grpc.choices[0]!.text).toBe(expected.a0);
+      await settle();
+      expect(names()).toEqual(['a0']);
+      const tgi = (await server
+        .handleHttp({
+          ...request('a1'),
+          path: '/generate',
+          body: { inputs: 'Once upon a time', parameters: { max_new_tokens: 10, adapter_id: 'a1' } },
+        })
+        .next()) as { value: { status: number; body: { generated_text: string } } };
+      expect(tgi.value.body.generated_text).toBe(expected.a1);
+      await settle();
+      expect(names()).toEqual(['a1']);
     } finally {
       await server.dispose();
     }
