@@ -94,4 +94,21 @@ describe('@multiplexed', () => {
     expect(() => buildSpecs('app', buildGraph('app', Pooled.bind()), undefined)).toThrow(DeploymentConfigError);
     expect(() => buildSpecs('app', buildGraph('app', Pooled.bind()), undefined)).toThrow(/pool/);
   });
+  it('takes the capacity from the instance when given as a function, checked at the first load', async () => {
+    class Sized {
+      constructor(readonly slots: number) {}
+      disposed: string[] = [];
+      @multiplexed({ maxModelsPerReplica: (self: Sized) => self.slots })
+      async model(id?: string) {
+        return { id: id!, dispose: () => void this.disposed.push(id!) };
+      }
+    }
+    const two = new Sized(2);
+    for (const id of ['a', 'b', 'c']) await two.model(id);
+    expect(two.disposed).toEqual(['a']); // two kept, the least recently used went
+    const one = new Sized(1);
+    for (const id of ['a', 'b']) await one.model(id);
+    expect(one.disposed).toEqual(['a']);
+    await expect(new Sized(0).model('a')).rejects.toBeInstanceOf(BadRequestError);
+  });
 });

@@ -36,8 +36,12 @@ import { ModelCache } from './replica/model-cache.js';
 import type { MultiplexedModelsInfo } from './contract/status.js';
 
 export interface MultiplexedOptions {
-  /** Models one replica keeps loaded; the least recently used beyond it is evicted. Default: 3 (Ray's). */
-  maxModelsPerReplica?: number;
+  /**
+   * Models one replica keeps loaded; the least recently used beyond it is evicted. Default: 3 (Ray's).
+   * A function of the instance when it depends on constructor options (e.g. an engine's LoRA slots):
+   * read at the loader's first call.
+   */
+  maxModelsPerReplica?: number | ((instance: any) => number);
 }
 
 /** What a replica reports of its multiplexed models with its stats (ReplicaStats.models). */
@@ -50,9 +54,13 @@ export const MULTIPLEXED_LOADER = Symbol.for('flotilla.multiplexedLoader');
 const caches = new Set<ModelCache<unknown>>();
 
 export function multiplexed(options: MultiplexedOptions = {}) {
-  const capacity = options.maxModelsPerReplica ?? 3;
-  if (!Number.isInteger(capacity) || capacity < 1)
-    throw new BadRequestError(`@multiplexed: maxModelsPerReplica must be an integer >= 1, got ${capacity}`);
+  const declared = options.maxModelsPerReplica ?? 3;
+  const checked = (capacity: number): number => {
+    if (!Number.isInteger(capacity) || capacity < 1)
+      throw new BadRequestError(`@multiplexed: maxModelsPerReplica must be an integer >= 1, got ${capacity}`);
+    return capacity;
+  };
+  if (typeof declared !== 'function') checked(declared);
   return function decorate<M extends (this: any, modelId: string) => Promise<unknown>>(
     method: M,
     context: ClassMethodDecoratorContext,
@@ -71,7 +79,7 @@ export function multiplexed(options: MultiplexedOptions = {}) {
       let cache = perInstance.get(this);
       if (!cache) {
         cache = new ModelCache<unknown>({
-          capacity,
+          capacity: checked(typeof declared === 'function' ? declared(this) : declared),
           load: (mid) => loadWith(method, this, name, mid),
           dispose: disposeModel,
           onDisposeError: (err, mid) =>

@@ -3,6 +3,7 @@
  * TGI-compatible HTTP and gRPC (protos/llm.proto), with API keys, rate limits and engine metrics.
  */
 export { LLMServer, type LoadedState } from './llm-server.js';
+export { MultiLoraServer, requestModelId } from './lora-multiplex.js';
 export { llmRoutingKey, ROUTING_KEY_CHARS } from './llm-routing-key.js';
 export type { LLMServerOptions, LLMServerLimits, ResolvedLimits } from './llm-server-options.js';
 export { resolveLimits, DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_N, DEFAULT_MAX_STOP } from './llm-server-options.js';

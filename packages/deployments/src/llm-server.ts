@@ -42,7 +42,7 @@ import { llmRoutingKey, ROUTING_KEY_CHARS } from './llm-routing-key.js';
 import { resolveLimits, type LLMServerOptions, type ResolvedLimits } from './llm-server-options.js';
 import { checkModelPaths, randomWeightsBanner, resolveModelSource } from './model-source.js';
 import { OffLoopTokenizer } from './off-loop-tokenizer.js';
-import { loadLoraModules, loraEngineOptions, parseLoraModules } from './openai/lora-routes.js';
+import { loadLoraModules, loraEngineOptions, parseLoraModules, type LoraModule } from './openai/lora-routes.js';
 import type { RateLimiter } from './rate-limiter.js';
 
 /** What a loaded server holds; absent while loading. */
@@ -136,6 +136,7 @@ export class LLMServer implements GenerationGraph {
     yield* this.#gate.http(req, route, async (base) => {
       this.#checkTask(route.generates, route.embeds === true, route.name);
       const state = await this.#ready();
+      await this.beforeRequest('handleHttp', req);
       const admin = this.#gate.isAdmin(req);
       return this.#context(base, state, admin ? state.model : withoutPath(state.model), admin);
     });
@@ -146,12 +147,13 @@ export class LLMServer implements GenerationGraph {
    * `authorization: Bearer KEY` metadata (callInfo, passed by the gRPC proxy) or else the request's api_key.
    */
   grpcGenerate(request: GrpcGenerateRequest, callInfo?: GrpcCallInfo): Promise<unknown> {
-    return this.#gate.grpcUnary(request, callInfo, 'grpc Generate', this.#grpcContext('grpc Generate'), grpcGenerate);
+    const context = this.#grpcContext('grpc Generate', 'grpcGenerate', request);
+    return this.#gate.grpcUnary(request, callInfo, 'grpc Generate', context, grpcGenerate);
   }
 
   /** gRPC GenerateStream; also callable through a handle (`handle.stream.grpcGenerateStream(req)`). */
   async *grpcGenerateStream(request: GrpcGenerateRequest, callInfo?: GrpcCallInfo): AsyncGenerator<unknown> {
-    const context = this.#grpcContext('grpc GenerateStream');
+    const context = this.#grpcContext('grpc GenerateStream', 'grpcGenerateStream', request);
     yield* this.#gate.grpcStream(request, callInfo, 'grpc GenerateStream', context, grpcGenerateStream);
   }
 
@@ -203,6 +205,18 @@ export class LLMServer implements GenerationGraph {
   engineStats(): (EngineStats & { debug: ReturnType<LLMEngine['debugCounts']> }) | null {
     const engine = this.#state?.engine;
     return engine ? { ...engine.stats(), debug: engine.debugCounts() } : null;
+  }
+
+  /**
+   * Runs for each HTTP and gRPC request once the model is ready and the key checked, before the route:
+   * `method` and `request` as the call's (e.g. 'handleHttp' and the HTTP request). A throw is answered
+   * in the route's error shape. MultiLoraServer loads the adapter a request names here.
+   */
+  protected async beforeRequest(_method: string, _request: unknown): Promise<void> {}
+
+  /** The adapters loaded with the model: lora_modules; MultiLoraServer (lora-multiplex.ts) loads them on demand instead. */
+  protected startupAdapters(): LoraModule[] {
+    return parseLoraModules(this.options.loraModules);
   }
 
   /** The engine, for subclasses (e.g. to observe its events); undefined while loading. */
@@ -304,7 +318,7 @@ export class LLMServer implements GenerationGraph {
       ]),
       ...loraEngineOptions(o),
     });
-    await loadLoraModules(engine, parseLoraModules(o.loraModules));
+    await loadLoraModules(engine, this.startupAdapters());
     if (this.#speculative) process.stderr.write(speculationBanner(this.#speculative));
     const model: ModelInfo = {
       name: o.servedModelName ?? source.defaultName,
@@ -354,14 +368,15 @@ export class LLMServer implements GenerationGraph {
     callInfo: GrpcCallInfo | undefined,
     route: string,
   ): Promise<{ ctx: HandlerContext; end: (failed: number, err?: unknown) => void }> {
-    return this.#gate.grpcCall(request, callInfo, route, this.#grpcContext(route));
+    return this.#gate.grpcCall(request, callInfo, route, this.#grpcContext(route, 'grpcEmbed', request));
   }
 
   /** Refuses a route the task does not serve, waits for the model, builds the context. */
-  #grpcContext(route: string): (base: ContextBase) => Promise<HandlerContext> {
+  #grpcContext(route: string, method: string, request: unknown): (base: ContextBase) => Promise<HandlerContext> {
     return async (base) => {
       this.#checkTask(route !== 'grpc Embed', route === 'grpc Embed', route);
       const state = await this.#ready();
+      await this.beforeRequest(method, request);
       return this.#context(base, state, state.model);
     };
   }
