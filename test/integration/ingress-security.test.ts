@@ -328,7 +328,8 @@ describe('load shedding by default', () => {
     const shed = results.filter((r) => r.status === 503);
     expect(shed.length).toBeGreaterThan(0);
     expect(results.filter((r) => r.status === 200).length).toBeGreaterThanOrEqual(102);
-    expect(shed.length + results.filter((r) => r.status === 200).length).toBe(150);
+    // Every client gets one of the two answers (the statuses of any other, to say which when it fails).
+    expect(results.map((r) => r.status).filter((s) => s !== 200 && s !== 503)).toEqual([]);
     for (const r of shed) {
       expect(r.body.error.code).toBe('BACK_PRESSURE');
       expect(Number(r.retryAfter)).toBeGreaterThanOrEqual(1);
