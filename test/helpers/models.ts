@@ -28,3 +28,21 @@ if (!haveModels) {
 
 /** describe() for suites on the real models (kept as a name: the models are always present now). */
 export const describeWithModels: typeof describe = describe;
+
+/**
+ * stories260K's shape as its Hugging Face layout (test/fixtures/models/stories260K-hf) holds it: what the
+ * LoRA tests write random adapters against (packages/engine/src/model-loader/writers).
+ */
+export const STORIES260K_HF_CONFIG = {
+  dim: 64,
+  hiddenDim: 172,
+  nLayers: 5,
+  nHeads: 8,
+  nKvHeads: 4,
+  vocabSize: 512,
+  maxSeqLen: 512,
+  ropeTheta: 10000,
+  ropeLayout: 'half' as const,
+  normEps: 1e-5,
+  tiedEmbeddings: true,
+};

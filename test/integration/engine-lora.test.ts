@@ -15,7 +15,7 @@ import { mergeAdapter } from '../../packages/engine/src/model-loader/writers/pef
 import { writeRandomAdapter } from '../../packages/engine/src/model-loader/writers/peft-writer.js';
 import type { SamplingParams } from '../../packages/engine/src/sampling-params.js';
 import { collect } from '../helpers/engine-suite.js';
-import { describeWithModels, models } from '../helpers/models.js';
+import { STORIES260K_HF_CONFIG, describeWithModels, models } from '../helpers/models.js';
 
 const greedy: SamplingParams = { temperature: 0, maxTokens: 24, ignoreEos: true };
 const base: LLMEngineOptions = {
@@ -26,8 +26,7 @@ const base: LLMEngineOptions = {
   maxLoras: 2,
   maxLoraRank: 8,
 };
-const config = { dim: 64, hiddenDim: 172, nLayers: 5, nHeads: 8, nKvHeads: 4, vocabSize: 512, maxSeqLen: 512 };
-const hfConfig = { ...config, ropeTheta: 10000, ropeLayout: 'half' as const, normEps: 1e-5, tiedEmbeddings: true };
+const hfConfig = STORIES260K_HF_CONFIG;
 
 async function text(engine: LLMEngine, prompt: string, adapter?: string): Promise<number[]> {
   return (await collect(engine.generate(prompt, greedy, adapter ? { adapter } : {})))[0]!.tokenIds;

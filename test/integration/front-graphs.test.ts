@@ -59,7 +59,8 @@ async function fourWays(model: string, prompt: string, maxTokens: number) {
 
 type Reply = { model: string; choices: Array<{ text: string }>; usage: { completion_tokens: number } };
 
-function grpcGenerate(req: Record<string, unknown>, key?: string): Promise<Reply> {
+/** A client of protos/llm.proto's Llm service on the front's gRPC port. */
+function llmClient(): grpc.Client & Record<string, (...args: unknown[]) => unknown> {
   const def = protoLoader.loadSync(path.join(repoRoot, 'protos/llm.proto'), {
     keepCase: true,
     longs: Number,
@@ -68,8 +69,12 @@ function grpcGenerate(req: Record<string, unknown>, key?: string): Promise<Reply
   const pkg = grpc.loadPackageDefinition(def) as unknown as {
     flotilla: { llm: { v1: { Llm: grpc.ServiceClientConstructor } } };
   };
-  const c = new pkg.flotilla.llm.v1.Llm(server.grpcAddress, grpc.credentials.createInsecure()) as grpc.Client &
+  return new pkg.flotilla.llm.v1.Llm(server.grpcAddress, grpc.credentials.createInsecure()) as grpc.Client &
     Record<string, (...args: unknown[]) => unknown>;
+}
+
+function grpcGenerate(req: Record<string, unknown>, key?: string): Promise<Reply> {
+  const c = llmClient();
   const md = new grpc.Metadata();
   if (key) md.set('authorization', `Bearer ${key}`);
   return new Promise<Reply>((resolve, reject) =>
@@ -82,16 +87,7 @@ function grpcGenerate(req: Record<string, unknown>, key?: string): Promise<Reply
 }
 
 function grpcStream(req: Record<string, unknown>, key: string): Promise<Array<{ text: string; usage?: unknown }>> {
-  const def = protoLoader.loadSync(path.join(repoRoot, 'protos/llm.proto'), {
-    keepCase: true,
-    longs: Number,
-    defaults: true,
-  });
-  const pkg = grpc.loadPackageDefinition(def) as unknown as {
-    flotilla: { llm: { v1: { Llm: grpc.ServiceClientConstructor } } };
-  };
-  const c = new pkg.flotilla.llm.v1.Llm(server.grpcAddress, grpc.credentials.createInsecure()) as grpc.Client &
-    Record<string, (...args: unknown[]) => unknown>;
+  const c = llmClient();
   const md = new grpc.Metadata();
   md.set('authorization', `Bearer ${key}`);
   const call = c.GenerateStream!(req, md) as grpc.ClientReadableStream<{ text: string; usage?: unknown }>;

@@ -11,21 +11,9 @@ import type { HttpRequestLike } from '@flotilla/core';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { writeRandomAdapter } from '../../packages/engine/src/model-loader/writers/peft-writer.js';
 import { LLMServer } from '../../packages/deployments/src/llm-server.js';
-import { describeWithModels, models } from '../helpers/models.js';
+import { STORIES260K_HF_CONFIG, describeWithModels, models } from '../helpers/models.js';
 
-const hfConfig = {
-  dim: 64,
-  hiddenDim: 172,
-  nLayers: 5,
-  nHeads: 8,
-  nKvHeads: 4,
-  vocabSize: 512,
-  maxSeqLen: 512,
-  ropeTheta: 10000,
-  ropeLayout: 'half' as const,
-  normEps: 1e-5,
-  tiedEmbeddings: true,
-};
+const hfConfig = STORIES260K_HF_CONFIG;
 
 let n = 0;
 function req(method: string, p: string, body?: unknown, key?: string): HttpRequestLike {

@@ -14,21 +14,9 @@ import { writeRandomAdapter } from '../../packages/engine/src/model-loader/write
 import { LLMServer } from '../../packages/deployments/src/llm-server.js';
 import { MultiLoraServer } from '../../packages/deployments/src/lora-multiplex.js';
 import { endRequest, requestContextStorage, type RequestContext } from '../../packages/core/src/request-context.js';
-import { describeWithModels, models } from '../helpers/models.js';
+import { STORIES260K_HF_CONFIG, describeWithModels, models } from '../helpers/models.js';
 
-const hfConfig = {
-  dim: 64,
-  hiddenDim: 172,
-  nLayers: 5,
-  nHeads: 8,
-  nKvHeads: 4,
-  vocabSize: 512,
-  maxSeqLen: 512,
-  ropeTheta: 10000,
-  ropeLayout: 'half' as const,
-  normEps: 1e-5,
-  tiedEmbeddings: true,
-};
+const hfConfig = STORIES260K_HF_CONFIG;
 
 const request = (model: string): HttpRequestLike => ({
   method: 'POST',

@@ -16,21 +16,9 @@ import { LLMServer } from '../../packages/deployments/src/llm-server.js';
 import { requestModelId } from '../../packages/deployments/src/lora-multiplex.js';
 import { multiLoraApp } from '../fixtures/apps/multi-lora.js';
 import { eventually, serveForTest, type Served } from '../helpers/ingress.js';
-import { describeWithModels, models } from '../helpers/models.js';
+import { STORIES260K_HF_CONFIG, describeWithModels, models } from '../helpers/models.js';
 
-const hfConfig = {
-  dim: 64,
-  hiddenDim: 172,
-  nLayers: 5,
-  nHeads: 8,
-  nKvHeads: 4,
-  vocabSize: 512,
-  maxSeqLen: 512,
-  ropeTheta: 10000,
-  ropeLayout: 'half' as const,
-  normEps: 1e-5,
-  tiedEmbeddings: true,
-};
+const hfConfig = STORIES260K_HF_CONFIG;
 const ADAPTERS = ['a0', 'a1', 'a2', 'a3'];
 const PROMPT = 'Once upon a time';
 const TOKENS = 12;

@@ -5,9 +5,9 @@
  * what is.
  */
 import type { HttpRequestLike } from '@flotilla/core';
-import { type LLMApiError, MethodNotAllowedError, ModelNotFoundError, RouteNotFoundError } from './errors.js';
+import { ModelNotFoundError } from './errors.js';
 import type { GenerationContext, HttpChunk, ModelInfo, RouteHandler } from './handler-context.js';
-import type { Route } from './http-routes.js';
+import { lookupRoute, type Route } from './http-routes.js';
 import { chatCompletions, completions, modelList, openAiError } from './openai/routes.js';
 import { generate, generateStream, info, tgiError } from './tgi/routes.js';
 
@@ -76,26 +76,13 @@ export function isTgiRoute(route: Route<FrontContext>): boolean {
   return route.renderError === tgiError;
 }
 
-/** The route for a request; unknown paths and wrong methods get a handler that throws the right error. */
+/** The front's route for a request (lookupRoute over its table). */
 export function findFrontRoute(req: HttpRequestLike): Route<FrontContext> {
-  const path = req.path.replace(/\/+$/, '') || '/';
-  const route = ROUTES[`${req.method} ${path}`];
-  if (route) return route;
-  if (req.method === 'GET' && path.startsWith('/v1/models/')) return MODEL_ROUTE;
-  const render = path.startsWith('/v1/') || path === '/tokenize' || path === '/detokenize' ? openAiError : tgiError;
-  const allowed = Object.keys(ROUTES)
-    .filter((k) => k.endsWith(` ${path}`))
-    .map((k) => k.split(' ')[0]);
-  const error: LLMApiError =
-    allowed.length > 0
-      ? new MethodNotAllowedError(`${req.method} is not allowed on ${path}; use ${allowed.join(' or ')}.`)
-      : new RouteNotFoundError(
-          `No route ${req.method} ${path}. This front speaks OpenAI (/v1/completions, /v1/chat/completions, /v1/models) ` +
-            'and TGI (/generate, /generate_stream, /info, /health) over its generation graphs.',
-        );
-  // eslint-disable-next-line require-yield
-  const handler: RouteHandler<FrontContext> = async function* () {
-    throw error;
-  };
-  return { name: `${req.method} (unknown)`, handler, renderError: render, authenticated: false, generates: false };
+  return lookupRoute(
+    ROUTES,
+    MODEL_ROUTE,
+    req,
+    'front speaks OpenAI (/v1/completions, /v1/chat/completions, /v1/models) and TGI (/generate, /generate_stream, ' +
+      '/info, /health) over its generation graphs.',
+  );
 }

@@ -59,26 +59,43 @@ const ROUTES: Record<string, Route> = {
 /** GET /v1/models/{id} (the one route with a parameter). */
 const MODEL_ROUTE = openai('GET /v1/models/{id}', model, false);
 
-/** The route for a request; unknown paths and wrong methods get a handler that throws the right error. */
-export function findRoute(req: HttpRequestLike): Route {
+/**
+ * The route for a request in `table` (keys 'METHOD /path'), `modelRoute` for GET /v1/models/{id};
+ * unknown paths and wrong methods get a handler that throws the right error in the right API's shape.
+ * `speaks` completes "No route ...: this <speaks>" for clients that asked for a path nobody serves.
+ */
+export function lookupRoute<C extends GenerationContext>(
+  table: Readonly<Record<string, Route<C>>>,
+  modelRoute: Route<C>,
+  req: HttpRequestLike,
+  speaks: string,
+): Route<C> {
   const path = req.path.replace(/\/+$/, '') || '/';
-  const route = ROUTES[`${req.method} ${path}`];
+  const route = table[`${req.method} ${path}`];
   if (route) return route;
-  if (req.method === 'GET' && path.startsWith('/v1/models/')) return MODEL_ROUTE;
+  if (req.method === 'GET' && path.startsWith('/v1/models/')) return modelRoute;
   const render = path.startsWith('/v1/') || path === '/tokenize' || path === '/detokenize' ? openAiError : tgiError;
-  const allowed = Object.keys(ROUTES)
+  const allowed = Object.keys(table)
     .filter((k) => k.endsWith(` ${path}`))
     .map((k) => k.split(' ')[0]);
   const error: LLMApiError =
     allowed.length > 0
       ? new MethodNotAllowedError(`${req.method} is not allowed on ${path}; use ${allowed.join(' or ')}.`)
-      : new RouteNotFoundError(
-          `No route ${req.method} ${path}. This server speaks OpenAI (/v1/completions, /v1/chat/completions, /v1/responses, /v1/embeddings, ` +
-            "/v1/models, vLLM's /tokenize and /detokenize) and TGI (/generate, /generate_stream, /info, /health).",
-        );
+      : new RouteNotFoundError(`No route ${req.method} ${path}. This ${speaks}`);
   // eslint-disable-next-line require-yield
-  const handler: RouteHandler = async function* () {
+  const handler: RouteHandler<C> = async function* () {
     throw error;
   };
   return { name: `${req.method} (unknown)`, handler, renderError: render, authenticated: false, generates: false };
+}
+
+/** LLMServer's route for a request (lookupRoute over its table). */
+export function findRoute(req: HttpRequestLike): Route {
+  return lookupRoute(
+    ROUTES,
+    MODEL_ROUTE,
+    req,
+    "server speaks OpenAI (/v1/completions, /v1/chat/completions, /v1/responses, /v1/embeddings, /v1/models, vLLM's " +
+      '/tokenize and /detokenize) and TGI (/generate, /generate_stream, /info, /health).',
+  );
 }

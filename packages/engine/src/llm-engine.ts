@@ -22,7 +22,7 @@ import {
 import { GuidedDecoding } from './guided/guided-decoding.js';
 import { checkHandoff } from './kv-transfer/check-handoff.js';
 import { PrefillAbortedError } from './kv-transfer/kv-errors.js';
-import type { HandoffOptions, KvHandoff, PrefillOptions } from './kv-transfer/kv-handoff.js';
+import { handoffOf, type HandoffOptions, type KvHandoff, type PrefillOptions } from './kv-transfer/kv-handoff.js';
 import { KvTransferQueue } from './kv-transfer/kv-transfer-queue.js';
 import { type AdapterInfo, type AdapterLease, AdapterManager } from './lora/adapter-manager.js';
 import { AdapterConfigError, AdapterNotFoundError } from './lora/errors.js';
@@ -772,7 +772,7 @@ export class LLMEngine implements AsyncDisposable {
         seq.guided?.dispose();
         seq.guided = null;
         this.retireRequest(req);
-        if (kv) waiter.resolve(this.handoffOf(req, seq, waiter.firstOutput!, token, null, kv));
+        if (kv) waiter.resolve(handoffOf(req.requestId, seq, waiter.firstOutput!, token, null, kv));
         else waiter.reject(err);
       });
       return;
@@ -781,8 +781,8 @@ export class LLMEngine implements AsyncDisposable {
       waiter.reject(new PrefillAbortedError(`request ${req.requestId} was aborted before its KV was exported`));
     else
       waiter.resolve(
-        this.handoffOf(
-          req,
+        handoffOf(
+          req.requestId,
           seq,
           waiter.firstOutput ?? out,
           waiter.firstTokenId >= 0 ? waiter.firstTokenId : token,
@@ -791,28 +791,6 @@ export class LLMEngine implements AsyncDisposable {
         ),
       );
     this.retireSample(req, sample);
-  }
-
-  private handoffOf(
-    req: RequestState,
-    seq: Sequence,
-    firstOutput: RequestOutput,
-    firstTokenId: number,
-    finishReason: KvHandoff['finishReason'],
-    kv: Uint8Array | null,
-  ): KvHandoff {
-    return {
-      requestId: req.requestId,
-      promptTokenIds: Array.from(seq.tokenIds.subarray(0, seq.promptLen)),
-      params: seq.params,
-      seed: seq.seed,
-      firstOutput: finishReason
-        ? { ...firstOutput, finished: true, finishReason, stopReason: seq.stopReason }
-        : firstOutput,
-      firstTokenId,
-      finishReason,
-      kv,
-    };
   }
 
   private retireSample(req: RequestState, sample: SampleState): void {

@@ -7,7 +7,7 @@
  */
 import type { RequestOutput } from '../request-output.js';
 import type { ResolvedSamplingParams } from '../sampling-params.js';
-import type { FinishReason } from '../sequence.js';
+import type { FinishReason, Sequence } from '../sequence.js';
 
 export interface KvHandoff {
   requestId: string;
@@ -50,4 +50,27 @@ export interface PrefillWaiter {
   /** The first output, kept while the export runs. */
   firstOutput: RequestOutput | null;
   firstTokenId: number;
+}
+
+/** The handoff of a prefilled sequence: its prompt, resolved parameters, seed and first output (finished when `finishReason`). */
+export function handoffOf(
+  requestId: string,
+  seq: Sequence,
+  firstOutput: RequestOutput,
+  firstTokenId: number,
+  finishReason: KvHandoff['finishReason'],
+  kv: Uint8Array | null,
+): KvHandoff {
+  return {
+    requestId,
+    promptTokenIds: Array.from(seq.tokenIds.subarray(0, seq.promptLen)),
+    params: seq.params,
+    seed: seq.seed,
+    firstOutput: finishReason
+      ? { ...firstOutput, finished: true, finishReason, stopReason: seq.stopReason }
+      : firstOutput,
+    firstTokenId,
+    finishReason,
+    kv,
+  };
 }
