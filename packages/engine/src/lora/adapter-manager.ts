@@ -140,7 +140,9 @@ export class AdapterManager {
     this.slots.unpin(lease.slot);
     const key = this.slots.nameIn(lease.slot);
     const reg = key !== null ? this.byKey.get(key) : undefined;
-    if (reg?.removed && this.slots.pinCount(lease.slot) === 0) void this.free(reg, lease.slot);
+    // No caller waits on this unload: when it fails (the model was disposed as the last request ended)
+    // the slot is already cleared in the table, and the next load into it overwrites the native slot.
+    if (reg?.removed && this.slots.pinCount(lease.slot) === 0) this.free(reg, lease.slot).catch(() => {});
     this.wake();
   }
 
