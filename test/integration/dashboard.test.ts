@@ -103,10 +103,9 @@ describeBrowser('dashboard in headless Chromium', () => {
 });
 
 /**
- * Keeps 8 requests in flight through the proxy for `ms`. Most must succeed; a request answered otherwise
- * is reported, not failed on: in two clean-clone CI runs of the whole suite one request here stalled until
- * the proxy's 30 s request deadline answered 408 (cause not found yet; it never happens with this file
- * alone), and this test is about the page, not the proxy (ingress-security.test.ts holds the proxy to it).
+ * Keeps 8 requests in flight through the proxy for `ms`; every one must succeed. (Two replicas of
+ * DashFront share DashWorker's slots, so some calls are refused "full" and retried: that path once left a
+ * call queued until the proxy's deadline answered 408 — the router race test/unit/router.test.ts pins.)
  */
 async function runLoad(url: string, ms: number): Promise<void> {
   const end = Date.now() + ms;
@@ -123,7 +122,5 @@ async function runLoad(url: string, ms: number): Promise<void> {
     }
   };
   await Promise.all(Array.from({ length: 8 }, worker));
-  const odd = statuses.filter((s) => s !== 200);
-  if (odd.length > 0) console.warn(`[dashboard test] ${odd.length} of ${statuses.length} load requests: ${odd}`);
-  expect(statuses.filter((s) => s === 200).length).toBeGreaterThan(statuses.length / 2);
+  expect(statuses.filter((s) => s !== 200)).toEqual([]);
 }

@@ -205,4 +205,39 @@ describe('Router', () => {
     expect(warnings).toHaveLength(1);
     expect(warnings[0]).toMatch(/D\.routingKey threw \(bad key\)/);
   });
+
+  it('retries a call refused "full" even when its timer fires a millisecond early and the clock ticks during dispatch', async () => {
+    // A replica that answered "full" is skipped for 10 ms. Node may run the retry timer a millisecond
+    // before that by Date.now(); if the clock then ticked between the retry's pick (still blocked) and
+    // the scheduling of the next retry (no longer blocked), no timer was set and the call waited for
+    // ever (seen as 408s through the proxy under load, when two callers share one replica's slots).
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout'] });
+    let clock = 1_000;
+    let tickOnRead = false;
+    const now = vi.spyOn(Date, 'now').mockImplementation(() => (tickOnRead ? clock++ : clock));
+    try {
+      const { calls, replicas } = fakes(['r1'], 2);
+      const r = router(0);
+      r.setReplicas(replicas);
+      let settled: unknown;
+      const p = r.call('m', [], { requestId: '1' }).then((v) => (settled = v));
+      await Promise.resolve();
+      calls[0]!.reject(new UnavailableError('replica at maxOngoingRequests', { retryable: true, reason: 'full' }));
+      await vi.advanceTimersByTimeAsync(0);
+      expect(calls).toHaveLength(1); // blocked until 1_010: the call waits, requeued
+      clock = 1_009; // the retry timer runs at 1_009 by Date.now() ...
+      tickOnRead = true; // ... and each later read of the clock finds it a millisecond on
+      await vi.advanceTimersByTimeAsync(10);
+      tickOnRead = false;
+      clock = 1_020;
+      await vi.advanceTimersByTimeAsync(20);
+      expect(calls).toHaveLength(2);
+      calls[1]!.resolve('ok');
+      await p;
+      expect(settled).toBe('ok');
+    } finally {
+      now.mockRestore();
+      vi.useRealTimers();
+    }
+  });
 });

@@ -238,8 +238,9 @@ export class Router {
     const refused = this.closedWith ?? this.unavailable;
     if (refused) return Promise.reject(refused);
     if (source?.aborted) return Promise.reject(abortReason(source));
+    const now = Date.now();
     if (this.waiters.length === 0) {
-      const entry = this.pick(key, modelId);
+      const entry = this.pick(now, key, modelId);
       if (entry) return Promise.resolve(entry);
     }
     const max = this.options.maxQueuedRequests;
@@ -273,12 +274,12 @@ export class Router {
       };
       if (source) onAbort(source, onAborted);
       this.waiters.push(waiter);
-      this.scheduleRetry();
+      this.scheduleRetry(now);
     });
   }
 
-  private pick(key?: string, modelId?: string): Entry | undefined {
-    const now = Date.now();
+  /** `now`: the time the caller also schedules its retry by (see scheduleRetry). */
+  private pick(now: number, key?: string, modelId?: string): Entry | undefined {
     const id =
       modelId !== undefined
         ? chooseMultiplexed(this.list, modelId, now, {}, this.options.random)
@@ -298,17 +299,22 @@ export class Router {
   }
 
   private dispatch(): void {
+    const now = Date.now();
     while (this.waiters.length > 0) {
-      const entry = this.pick(undefined, this.waiters[0]!.modelId);
+      const entry = this.pick(now, undefined, this.waiters[0]!.modelId);
       if (!entry) break;
       this.waiters.shift()!.resolve(entry);
     }
-    if (this.waiters.length > 0) this.scheduleRetry();
+    if (this.waiters.length > 0) this.scheduleRetry(now);
   }
 
-  /** Replicas skipped after a "full" answer become eligible again on a timer, not only on a release. */
-  private scheduleRetry(): void {
-    const now = Date.now();
+  /**
+   * Replicas skipped after a "full" answer become eligible again on a timer, not only on a release.
+   * `now` must be the time the failed pick used: read afresh, the clock may have passed a replica's
+   * block since, and no timer would be set for the waiter that pick just turned away (a timer may fire
+   * a millisecond early by Date.now(); the waiter then stayed queued until its request timed out).
+   */
+  private scheduleRetry(now: number): void {
     const until = Math.min(...[...this.replicas.values()].map((r) => r.blockedUntilMs ?? 0).filter((t) => t > now));
     if (!Number.isFinite(until) || this.retryTimer) return;
     this.retryTimer = setTimeout(() => {
