@@ -26,6 +26,12 @@ export const GRAPH_METHODS = {
   generate: 'generateStream',
 } as const;
 
+/**
+ * A graph class's `static internalMethods` (core: callable through handles, refused to a proxy's client):
+ * the front has already checked keys, limits and the request by the time it calls these.
+ */
+export const GRAPH_INTERNAL_METHODS: readonly string[] = Object.values(GRAPH_METHODS);
+
 /** A prompt: text, chat messages (the model's template applies), or token ids. */
 export type GraphPrompt =
   | { text: string }

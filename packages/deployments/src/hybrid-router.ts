@@ -40,6 +40,7 @@ import {
   type GraphPrepared,
   type GraphRequest,
 } from './graph.js';
+import { GRAPH_INTERNAL_METHODS } from './graph.js';
 import { LLM_GRPC_SERVICE } from './grpc/llm-grpc.js';
 import { apiOf } from './guards/http-rewrite.js';
 import type { HttpChunk, ModelInfo } from './handler-context.js';
@@ -125,6 +126,8 @@ interface Routed {
 type Attempt<T> = { ok: true; value: T } | { ok: false; error?: unknown };
 
 export class HybridRouter implements GenerationGraph {
+  /** The graph methods the front calls (graph.ts): through handles only, never from a proxy's client. */
+  static internalMethods: readonly string[] = GRAPH_INTERNAL_METHODS;
   /** Serves llm.proto itself (`serve run` binds it to the declarer nearest the ingress), choosing per request. */
   static grpcServices = [LLM_GRPC_SERVICE];
   /** Malformed JSON is forwarded as it came, so a model answers it in its own API's shape. */

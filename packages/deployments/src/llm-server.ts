@@ -22,6 +22,7 @@ import { type ContextBase, RequestGate } from './request-gate.js';
 import { engineBackend } from './engine-backend.js';
 import { startGeneration } from './generation.js';
 import type { GenerationGraph, GraphDelta, GraphInfo, GraphPrepared, GraphRequest } from './graph.js';
+import { GRAPH_INTERNAL_METHODS } from './graph.js';
 import { engineDeltas, graphPrepared, graphSpec } from './graph-deltas.js';
 import { preparePrompt } from './prepare-prompt.js';
 import { engineSpeculation, speculationBanner } from './engine-speculation.js';
@@ -55,6 +56,8 @@ export interface LoadedState {
 }
 
 export class LLMServer implements GenerationGraph {
+  /** The graph methods the front calls (graph.ts): through handles only, never from a proxy's client. */
+  static internalMethods: readonly string[] = GRAPH_INTERNAL_METHODS;
   /** Picked up by `serve run` (grpcServicesOf): the Llm service of protos/llm.proto, served by this deployment. */
   static grpcServices = [LLM_GRPC_SERVICE];
   /** The proxy hands over a JSON body that does not parse, so that it is answered in OpenAI's or TGI's error shape. */

@@ -35,6 +35,7 @@ import {
   type GraphPrepared,
   type GraphRequest,
 } from './graph.js';
+import { GRAPH_INTERNAL_METHODS } from './graph.js';
 import { LLM_GRPC_SERVICE } from './grpc/llm-grpc.js';
 
 export { LruTtlCache, type LruTtlOptions } from './lru-ttl-cache.js';
@@ -102,6 +103,8 @@ export interface ResponseCacheOptions extends Omit<LruTtlOptions, 'now'> {
 }
 
 export class ResponseCache implements GenerationGraph {
+  /** The graph methods the front calls (graph.ts): through handles only, never from a proxy's client. */
+  static internalMethods: readonly string[] = GRAPH_INTERNAL_METHODS;
   /** Serves llm.proto itself (`serve run` binds it to the declarer nearest the ingress), so gRPC calls pass the cache. */
   static grpcServices = [LLM_GRPC_SERVICE];
   /** Malformed JSON is forwarded as it came, so the model answers it in its own API's shape. */

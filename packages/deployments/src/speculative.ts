@@ -19,6 +19,7 @@ import { InvalidParameterError } from './errors.js';
 import { FrontServer } from './front-server.js';
 import { localClient } from './graph-client.js';
 import type { GenerationGraph, GraphDelta, GraphInfo, GraphPrepared, GraphRequest, GraphToken } from './graph.js';
+import { GRAPH_INTERNAL_METHODS } from './graph.js';
 import { LLM_GRPC_SERVICE, type GrpcGenerateRequest } from './grpc/llm-grpc.js';
 import type { HttpChunk } from './handler-context.js';
 import { RequestGate } from './request-gate.js';
@@ -51,6 +52,8 @@ export interface SpeculativePipelineOptions {
 }
 
 export class SpeculativePipeline implements GenerationGraph {
+  /** The graph methods the front calls (graph.ts): through handles only, never from a proxy's client. */
+  static internalMethods: readonly string[] = GRAPH_INTERNAL_METHODS;
   /** The proxy hands over a JSON body that does not parse, so that it is answered in OpenAI's error shape. */
   static handlesMalformedJson = true;
   /** llm.proto over gRPC, served through the same front code as its HTTP. */

@@ -27,6 +27,8 @@ export interface ReplicaInfo {
   rawHttp: boolean;
   /** The class's `static handlesMalformedJson` (see RouteInfo). */
   handlesMalformedJson?: boolean;
+  /** The class's `static internalMethods` (see RouteInfo); absent when none. */
+  internalMethods?: string[];
   pid: number;
 }
 

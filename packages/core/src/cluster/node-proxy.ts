@@ -245,6 +245,7 @@ function keepKnownMethods(routes: RouteInfo[], previous: RouteInfo[]): RouteInfo
       methods: known.methods,
       rawHttp: known.rawHttp,
       ...(known.handlesMalformedJson ? { handlesMalformedJson: true } : {}),
+      ...(known.internalMethods ? { internalMethods: known.internalMethods } : {}),
     };
   });
 }

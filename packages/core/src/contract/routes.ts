@@ -27,6 +27,12 @@ export interface RouteInfo {
    * answers 400 / 401 / 403 itself.
    */
   handlesMalformedJson?: boolean;
+  /**
+   * Per deployment, the methods its class lists in `static internalMethods`: callable by the app's other
+   * deployments through handles, refused (404, as an unknown method) to a proxy's client. `methods` above
+   * leaves the ingress's out. Absent when no deployment has any.
+   */
+  internalMethods?: Record<string, string[]>;
 }
 
 export interface CallOptions {

@@ -85,14 +85,19 @@ export class ApplicationState {
 
   route(): RouteInfo {
     const info = this.deployments.get(this.ingress)?.info;
+    const internal: Record<string, string[]> = {};
+    for (const [name, d] of this.deployments) if (d.info?.internalMethods) internal[name] = d.info.internalMethods;
+    const hidden = new Set(internal[this.ingress]);
+    const methods = Object.fromEntries(Object.entries(info?.methods ?? {}).filter(([m]) => !hidden.has(m)));
     return {
       app: this.name,
       routePrefix: this.routePrefix,
       ingress: this.ingress,
       deployments: [...this.deployments.keys()],
-      methods: info?.methods ?? {},
+      methods,
       rawHttp: info?.rawHttp ?? false,
       ...(info?.handlesMalformedJson ? { handlesMalformedJson: true } : {}),
+      ...(Object.keys(internal).length > 0 ? { internalMethods: internal } : {}),
     };
   }
 

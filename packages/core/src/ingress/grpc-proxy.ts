@@ -251,11 +251,14 @@ export class GrpcProxy implements AsyncDisposable {
     }
     labels.app = route.app;
     labels.deployment = deployment;
-    // Methods are known for the ingress only; other deployments report unknown methods themselves.
+    // Methods are known for the ingress only; other deployments report unknown methods themselves. A
+    // deployment's internal methods (handles only, RouteInfo.internalMethods) are answered as unknown.
     const kind = deployment === route.ingress ? route.methods[req.method] : undefined;
-    if (deployment === route.ingress && !kind) {
+    const ingress = deployment === route.ingress;
+    if (ingress ? !kind : route.internalMethods?.[deployment]?.includes(req.method)) {
+      const available = ingress ? `; available: ${Object.keys(route.methods).join(', ') || '(none)'}` : '';
       throw new NotFoundError(
-        `Deployment '${deployment}' of application '${route.app}' has no method '${req.method}'; available: ${Object.keys(route.methods).join(', ') || '(none)'}.`,
+        `Deployment '${deployment}' of application '${route.app}' has no method '${req.method}'${available}.`,
       );
     }
     const text = req.payload?.length ? Buffer.from(req.payload).toString('utf8') : undefined;

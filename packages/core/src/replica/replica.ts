@@ -105,6 +105,7 @@ export class Replica implements CallServer, ReplicaControl {
     if (init.userConfig !== undefined) await this.reconfigure(init.userConfig);
     const info: ReplicaInfo = { methods: this.callable.methods, rawHttp: this.callable.rawHttp, pid: process.pid };
     if (this.callable.rawHttp && this.callable.handlesMalformedJson) info.handlesMalformedJson = true;
+    if (this.callable.internalMethods.length > 0) info.internalMethods = this.callable.internalMethods;
     return info;
   }
 

@@ -31,12 +31,15 @@ type Method = (...args: unknown[]) => unknown;
 
 export class UserCallable {
   readonly methods: Record<string, MethodKind>;
+  /** The class's `static internalMethods` that are methods of it (see RouteInfo.internalMethods). */
+  readonly internalMethods: string[];
 
   constructor(
     private readonly instance: object,
     private readonly deployment: string,
   ) {
     this.methods = methodsOf(instance);
+    this.internalMethods = internalMethodsOf(instance, deployment).filter((m) => Object.hasOwn(this.methods, m));
   }
 
   get rawHttp(): boolean {
@@ -151,4 +154,18 @@ export function methodsOf(instance: object): Record<string, MethodKind> {
     }
   }
   return methods;
+}
+
+/**
+ * `static internalMethods` of the instance's class (inherited statics count): methods meant for the
+ * app's other deployments only — a graph's token stream behind an API front, a KV handoff between
+ * prefill and decode — which skip the checks of the class's public entry points (keys, rate limits,
+ * audit) or take payloads only a peer should send. The proxies refuse them to their clients.
+ */
+function internalMethodsOf(instance: object, deployment: string): string[] {
+  const declared = (instance.constructor as { internalMethods?: unknown }).internalMethods;
+  if (declared === undefined) return [];
+  if (!Array.isArray(declared) || !declared.every((m) => typeof m === 'string'))
+    throw new TypeError(`${deployment}: static internalMethods must be an array of method names`);
+  return [...new Set(declared as string[])];
 }

@@ -13,6 +13,13 @@ import { kvTransferOf } from './pd-engine.js';
 import type { DecodeItem, KvReport, PdDelta, PdRequest } from './pd-wire.js';
 
 export class DecodeServer extends LLMServer {
+  /** The router's calls, through handles only: a client must not hand the engine KV bytes of its own. */
+  static override internalMethods: readonly string[] = [
+    ...LLMServer.internalMethods,
+    'decode',
+    'generateLocal',
+    'kvReport',
+  ];
   /**
    * Continues a request from a PrefillServer's handoff (prompt ids, parameters, seed, first token, the
    * prompt's KV). Items: a report once the handoff is accepted here, the outputs from the second token

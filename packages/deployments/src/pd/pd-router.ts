@@ -23,6 +23,7 @@ import {
 } from '@flotilla/core';
 import type { SamplingParams } from '@flotilla/engine';
 import type { GenerationGraph, GraphDelta, GraphInfo, GraphPrepared, GraphRequest } from '../graph.js';
+import { GRAPH_INTERNAL_METHODS } from '../graph.js';
 import { ModelUnavailableError } from '../errors.js';
 import { DecodeChoice, type DecodeChoiceOptions } from './decode-choice.js';
 import type { DecodeServer } from './decode-server.js';
@@ -48,6 +49,8 @@ export type PdRouteRequest = Omit<PdRequest, 'params'> & {
 };
 
 export class PdRouter implements GenerationGraph {
+  /** The graph methods the front calls (graph.ts): through handles only, never from a proxy's client. */
+  static internalMethods: readonly string[] = GRAPH_INTERNAL_METHODS;
   protected readonly choice: DecodeChoice;
   protected readonly pdStats = new PdStats();
   protected readonly modelName: string;

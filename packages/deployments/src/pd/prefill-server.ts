@@ -15,6 +15,13 @@ import { kvTransferOf } from './pd-engine.js';
 import type { KvReport, PdRequest, PrefillHandoff, PrefillItem } from './pd-wire.js';
 
 export class PrefillServer extends LLMServer {
+  /** The router's KV handoff calls, through handles only (a client could otherwise read KV state). */
+  static override internalMethods: readonly string[] = [
+    ...LLMServer.internalMethods,
+    'prefill',
+    'prefillStream',
+    'kvReport',
+  ];
   /**
    * The first token of `req` and its prompt's KV. Cancelling the call (the caller's signal) aborts the
    * request and frees its blocks; once it has returned, this side holds nothing of the request.
