@@ -1,8 +1,8 @@
 /**
  * LLMFront over three graphs of different kinds behind one endpoint (`serve run`, gRPC on), chosen by
  * `model`: an LLMServer (`stories`), a SpeculativePipeline whose target is the same model (`speculative`)
- * and a ResponseCache over another model (`cached`). The official openai client (completions and chat,
- * whole and streamed), TGI's /generate and llm.proto's Generate through the front; the API key enforced
+ * and a ResponseCache over another model (`cached`). The official openai client (completions, chat and
+ * the Responses API, whole and streamed), TGI's /generate and llm.proto's Generate through the front; the API key enforced
  * by the front; vLLM's 404 for an unknown model; what a graph cannot do refused by the field's name (n on
  * the pipeline, logprobs on a cache hit); the speculative graph's greedy text equal to the target's alone.
  */
@@ -144,6 +144,36 @@ describeWithModels('LLMFront: several graphs behind one endpoint, chosen by mode
       );
     }
   }, 240_000);
+
+  it('the Responses API over a graph: output_text equals chat greedy text, whole and streamed', async () => {
+    const prompt = 'Tom had a dog';
+    for (const model of ['speculative', 'stories']) {
+      const chat = await client.chat.completions.create({
+        model,
+        messages: [{ role: 'user', content: prompt }],
+        max_tokens: 16,
+        temperature: 0,
+      });
+      const whole = await client.responses.create({ model, input: prompt, max_output_tokens: 16, temperature: 0 });
+      expect(whole.output_text.length).toBeGreaterThan(0);
+      expect(whole.output_text).toBe(chat.choices[0]!.message.content);
+      expect(whole.usage?.output_tokens).toBe(chat.usage?.completion_tokens);
+      let streamed = '';
+      let completed = false;
+      for await (const ev of await client.responses.create({
+        model,
+        input: prompt,
+        max_output_tokens: 16,
+        temperature: 0,
+        stream: true,
+      })) {
+        if (ev.type === 'response.output_text.delta') streamed += ev.delta;
+        if (ev.type === 'response.completed' || ev.type === 'response.incomplete') completed = true;
+      }
+      expect(streamed).toBe(whole.output_text);
+      expect(completed).toBe(true);
+    }
+  }, 120_000);
 
   it('the cached graph answers four ways, a repeat from the cache; logprobs on a hit is 400 naming logprobs', async () => {
     const r = await fourWays('cached', 'Lily went to the park', 16);

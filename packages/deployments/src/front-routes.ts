@@ -1,13 +1,14 @@
 /**
  * LLMFront's HTTP route table: the generation routes of LLMServer (the same handlers: openai/routes.ts,
- * tgi/routes.ts) over the graph a request names, and a /v1/models that lists every graph. Routes that
- * need an engine of the front's own (embeddings, /v1/responses, /tokenize) are not served: 404 naming
- * what is.
+ * openai/responses-api.ts, tgi/routes.ts) over the graph a request names, and a /v1/models that lists
+ * every graph. Routes that need an engine of the front's own (embeddings, /tokenize) are not served: 404
+ * naming what is.
  */
 import type { HttpRequestLike } from '@flotilla/core';
 import { ModelNotFoundError } from './errors.js';
 import type { GenerationContext, HttpChunk, ModelInfo, RouteHandler } from './handler-context.js';
 import { lookupRoute, type Route } from './http-routes.js';
+import { responses } from './openai/responses-api.js';
 import { chatCompletions, completions, modelList, openAiError } from './openai/routes.js';
 import { generate, generateStream, info, tgiError } from './tgi/routes.js';
 
@@ -62,6 +63,7 @@ const tgi = (name: string, handler: RouteHandler<FrontContext>, generates = true
 const ROUTES: Record<string, Route<FrontContext>> = {
   'POST /v1/completions': openai('POST /v1/completions', completions),
   'POST /v1/chat/completions': openai('POST /v1/chat/completions', chatCompletions),
+  'POST /v1/responses': openai('POST /v1/responses', responses),
   'GET /v1/models': openai('GET /v1/models', listModels, false),
   'POST /generate': tgi('POST /generate', generate),
   'POST /generate_stream': tgi('POST /generate_stream', generateStream),
@@ -82,7 +84,7 @@ export function findFrontRoute(req: HttpRequestLike): Route<FrontContext> {
     ROUTES,
     MODEL_ROUTE,
     req,
-    'front speaks OpenAI (/v1/completions, /v1/chat/completions, /v1/models) and TGI (/generate, /generate_stream, ' +
+    'front speaks OpenAI (/v1/completions, /v1/chat/completions, /v1/responses, /v1/models) and TGI (/generate, /generate_stream, ' +
       '/info, /health) over its generation graphs.',
   );
 }

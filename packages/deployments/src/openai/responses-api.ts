@@ -1,6 +1,7 @@
 /**
- * POST /v1/responses — OpenAI's Responses API as vLLM serves it, on the same engine path as chat
- * (chat template, preparePrompt, the rate limiter, startGeneration):
+ * POST /v1/responses — OpenAI's Responses API as vLLM serves it, on the same path as chat (the
+ * generation backend: the chat template, the checks, the rate limiter; LLMServer's engine or, behind
+ * LLMFront, the graph the request's `model` names):
  *
  * - Request: `input` as text or a list of items — messages ({ role, content } with text or
  *   input_text/output_text parts; `type: 'message'` optional), `function_call` items (an earlier call of
@@ -27,10 +28,9 @@
 import { randomBytes } from 'node:crypto';
 import type { HttpRequestLike } from '@flotilla/core';
 import type { RequestOutput } from '@flotilla/engine';
-import { collectGeneration, startGeneration, UsageTracker } from '../generation.js';
-import { SSE_HEADERS, type HandlerContext, type HttpChunk } from '../handler-context.js';
+import { collectGeneration, UsageTracker } from '../generation.js';
+import { SSE_HEADERS, type GenerationContext, type HttpChunk } from '../handler-context.js';
 import { checkModelName } from '../model-name.js';
-import { preparePrompt } from '../prepare-prompt.js';
 import { openAiError } from './routes.js';
 import { parseResponsesRequest } from './responses-request.js';
 import { OutputBuilder, outputReader, type ResponseState, responseObject } from './responses-output.js';
@@ -41,13 +41,13 @@ function sseEvent(ev: Record<string, unknown>): string {
   return `event: ${ev.type as string}\ndata: ${JSON.stringify(ev)}\n\n`;
 }
 
-export async function* responses(req: HttpRequestLike, ctx: HandlerContext): AsyncGenerator<HttpChunk> {
+export async function* responses(req: HttpRequestLike, ctx: GenerationContext): AsyncGenerator<HttpChunk> {
   const r = parseResponsesRequest(req.body);
   checkModelName(r.model, ctx.model);
-  const prepared = await preparePrompt(ctx, r.spec);
+  const prepared = await ctx.backend.prepare(r.spec);
   ctx.promptText = prepared.promptText;
   await ctx.admit(prepared);
-  const stream = startGeneration(ctx.engine, prepared, r.spec.names, { requestId: ctx.requestId, signal: ctx.signal });
+  const stream = ctx.backend.start(prepared, r.spec.names);
   const state: ResponseState = {
     id: `resp_${randomBytes(12).toString('hex')}`,
     createdAt: Math.floor(Date.now() / 1000),
