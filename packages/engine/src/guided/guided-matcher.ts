@@ -41,6 +41,9 @@ export class GuidedMatcher {
       const mask = new Uint32Array(m.buffer, m.byteOffset, m.length);
       this.mask = mask.some((w) => w !== 0) ? mask : this.fallback;
     });
+    // Prefetches call this without awaiting: a failure is kept in `pending` for the step that awaits it,
+    // and must not surface meanwhile as an unhandled rejection.
+    this.pending.catch(() => {});
     return this.pending;
   }
 
