@@ -2,7 +2,9 @@
  * LLMEngine: requests in, streams of outputs back. Owns the scheduler, the block manager and the
  * model runner over one native model, and a step loop that runs while there is work: each iteration
  * schedules, awaits the native step (the event loop stays free meanwhile) and turns sampled tokens
- * into text. When idle the loop ends; the next request starts it again (no timers, no spinning).
+ * into text (step-outputs.ts). When idle the loop ends; the next request starts it again (no timers,
+ * no spinning). Admission is here; the live requests are request-table.ts's, the KV handoff path
+ * kv-transfer/handoff-requests.ts's, adapter leases lora/request-leases.ts's.
  */
 import { randomInt } from 'node:crypto';
 import { BlockManager } from './block-manager.js';
