@@ -9,11 +9,10 @@
  */
 import { InferenceClient } from '@huggingface/inference';
 import OpenAI from 'openai';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { LLMEngine } from '@flotilla/engine';
-import { serveRun, type ServeRun } from '../fixtures/apps/deploy-llm-harness.js';
+import { describe, expect, it } from 'vitest';
+import type { ServeRun } from '../fixtures/apps/deploy-llm-harness.js';
+import { greedyText, serveExample, speculativeTarget } from '../helpers/example-servers.js';
 import { describeWithModels } from '../helpers/models.js';
-import { defaultPair } from '../../examples/speculative.js';
 
 const PROMPT = 'Once upon a time';
 const MAX = 12;
@@ -106,16 +105,9 @@ function expectConsistent(a: Answers): void {
 }
 
 async function targetAlone(prompt: string | { messages: { role: 'user'; content: string }[] }): Promise<string> {
-  const pair = defaultPair();
-  const engine = await LLMEngine.create({
-    model: pair.target,
-    numThreads: 1,
-    ...(pair.tokenizer ? { tokenizerPath: pair.tokenizer } : {}),
-  });
+  const engine = await speculativeTarget();
   try {
-    let text = '';
-    for await (const out of engine.generate(prompt, { temperature: 0, maxTokens: MAX })) text += out.text;
-    return text;
+    return await greedyText(engine, prompt, MAX);
   } finally {
     await engine.dispose();
   }
@@ -123,17 +115,11 @@ async function targetAlone(prompt: string | { messages: { role: 'user'; content:
 
 describeWithModels('every example graph answers the openai and Hugging Face clients unmodified', () => {
   describe('examples/speculative.ts', () => {
-    let server: ServeRun;
-    beforeAll(async () => {
-      server = await serveRun(['examples/speculative.ts:app'], 180_000);
-    }, 200_000);
-    afterAll(async () => {
-      await server?.stop();
-    });
+    const server = serveExample('speculative.ts');
 
     it("takes any name (the endpoint URL, 'tgi', another) as 'speculative'; greedy text is the target's alone", async () => {
-      expect(server.grpcAddress).toMatch(/:\d+$/);
-      const a = await askEverything(server);
+      expect(server().grpcAddress).toMatch(/:\d+$/);
+      const a = await askEverything(server());
       expectConsistent(a);
       expect(new Set(a.models)).toEqual(new Set(['speculative']));
       expect(a.completion).toBe(await targetAlone(PROMPT));
@@ -142,19 +128,13 @@ describeWithModels('every example graph answers the openai and Hugging Face clie
   });
 
   describe('examples/hybrid-router.ts', () => {
-    let server: ServeRun;
-    beforeAll(async () => {
-      server = await serveRun(['examples/hybrid-router.ts:app'], 180_000);
-    }, 200_000);
-    afterAll(async () => {
-      await server?.stop();
-    });
+    const server = serveExample('hybrid-router.ts');
 
     it('takes any name as the router (the classifier chooses); answers carry the answering model', async () => {
-      const openai = new OpenAI({ baseURL: `${server.url}/v1`, apiKey: 'none', maxRetries: 0 });
+      const openai = new OpenAI({ baseURL: `${server().url}/v1`, apiKey: 'none', maxRetries: 0 });
       const ids = (await openai.models.list()).data.map((m) => m.id);
       expect(ids[0]).toBe('hybrid');
-      const a = await askEverything(server);
+      const a = await askEverything(server());
       expectConsistent(a);
       // 'Once upon a time' is easy: the classifier picks the small model whatever the name.
       expect(new Set(a.models)).toEqual(new Set([ids[1]]));
@@ -167,19 +147,13 @@ describeWithModels('every example graph answers the openai and Hugging Face clie
   });
 
   describe('examples/cached-llm.ts', () => {
-    let server: ServeRun;
-    beforeAll(async () => {
-      server = await serveRun(['examples/cached-llm.ts:app'], 180_000);
-    }, 200_000);
-    afterAll(async () => {
-      await server?.stop();
-    });
+    const server = serveExample('cached-llm.ts');
 
     it('takes any name as the served model, through the cache', async () => {
-      const openai = new OpenAI({ baseURL: `${server.url}/v1`, apiKey: 'none', maxRetries: 0 });
+      const openai = new OpenAI({ baseURL: `${server().url}/v1`, apiKey: 'none', maxRetries: 0 });
       const ids = (await openai.models.list()).data.map((m) => m.id);
       expect(ids).toHaveLength(1);
-      const a = await askEverything(server);
+      const a = await askEverything(server());
       expectConsistent(a);
       expect(new Set(a.models)).toEqual(new Set(ids));
       // The cache keys on the whole body, `model` included (it cannot know that the model behind takes any name).
@@ -193,16 +167,10 @@ describeWithModels('every example graph answers the openai and Hugging Face clie
   });
 
   describe('examples/llm-front.ts (two graphs: strict)', () => {
-    let server: ServeRun;
-    beforeAll(async () => {
-      server = await serveRun(['examples/llm-front.ts:app'], 180_000);
-    }, 200_000);
-    afterAll(async () => {
-      await server?.stop();
-    });
+    const server = serveExample('llm-front.ts');
 
     it("answers an unknown name with vLLM's 404 model_not_found, from both clients; a graph's name works", async () => {
-      const openai = new OpenAI({ baseURL: `${server.url}/v1`, apiKey: 'none', maxRetries: 0 });
+      const openai = new OpenAI({ baseURL: `${server().url}/v1`, apiKey: 'none', maxRetries: 0 });
       const missing = await openai.completions
         .create({ model: 'gpt-4o', prompt: PROMPT, max_tokens: 4 })
         .catch((e: unknown) => e);
@@ -212,7 +180,7 @@ describeWithModels('every example graph answers the openai and Hugging Face clie
         .create({ model: 'tgi', messages: [{ role: 'user', content: PROMPT }], max_tokens: 4 })
         .catch((e: unknown) => e);
       expect((chatMissing as InstanceType<typeof OpenAI.NotFoundError>).code).toBe('model_not_found');
-      const hf = new InferenceClient(undefined, { endpointUrl: server.url });
+      const hf = new InferenceClient(undefined, { endpointUrl: server().url });
       const refused = await hf
         .chatCompletion({ model: 'tgi', messages: [{ role: 'user', content: PROMPT }], max_tokens: 3 })
         .catch((e: unknown) => e);

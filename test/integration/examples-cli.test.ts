@@ -11,10 +11,9 @@ import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
 import OpenAI from 'openai';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { LLMEngine, type PromptInput } from '@flotilla/engine';
-import { serveRun, type ServeRun } from '../fixtures/apps/deploy-llm-harness.js';
+import type { LLMEngine } from '@flotilla/engine';
+import { greedyText, serveExample, speculativeTarget } from '../helpers/example-servers.js';
 import { describeWithModels, repoRoot } from '../helpers/models.js';
-import { defaultPair } from '../../examples/speculative.js';
 
 type Reply = { choices: Array<{ text: string; finish_reason: string }>; usage: { total_tokens: number } };
 
@@ -61,38 +60,25 @@ async function fourWays(client: OpenAI, model: string, prompt: string, maxTokens
   return { completion, completionStream, chat, chatStream, usage };
 }
 
-async function engineText(engine: LLMEngine, prompt: PromptInput, maxTokens: number): Promise<string> {
-  let text = '';
-  for await (const out of engine.generate(prompt, { temperature: 0, maxTokens })) text += out.text;
-  return text;
-}
-
 describeWithModels('examples through serve run and the official openai client', () => {
   describe('examples/speculative.ts', () => {
-    let server: ServeRun;
+    const server = serveExample('speculative.ts');
     let engine: LLMEngine;
     beforeAll(async () => {
-      server = await serveRun(['examples/speculative.ts:app'], 180_000);
-      const pair = defaultPair();
-      engine = await LLMEngine.create({
-        model: pair.target,
-        numThreads: 1,
-        ...(pair.tokenizer ? { tokenizerPath: pair.tokenizer } : {}),
-      });
+      engine = await speculativeTarget();
     }, 200_000);
     afterAll(async () => {
       await engine?.dispose();
-      await server?.stop();
     });
 
     it('starts with gRPC on, lists its model, and its greedy text equals the target alone (completion and chat)', async () => {
-      expect(server.grpcAddress).toMatch(/:\d+$/);
-      const client = new OpenAI({ baseURL: `${server.url}/v1`, apiKey: 'none', maxRetries: 0 });
+      expect(server().grpcAddress).toMatch(/:\d+$/);
+      const client = new OpenAI({ baseURL: `${server().url}/v1`, apiKey: 'none', maxRetries: 0 });
       expect((await client.models.list()).data.map((m) => m.id)).toEqual(['speculative']);
       for (const prompt of ['Once upon a time', 'The little dog']) {
         const r = await fourWays(client, 'speculative', prompt, 40);
-        const alone = await engineText(engine, prompt, 40);
-        const aloneChat = await engineText(engine, { messages: [{ role: 'user', content: prompt }] }, 40);
+        const alone = await greedyText(engine, prompt, 40);
+        const aloneChat = await greedyText(engine, { messages: [{ role: 'user', content: prompt }] }, 40);
         expect(alone.length).toBeGreaterThan(10);
         expect(r.completion.choices[0]!.text).toBe(alone);
         expect(r.completionStream).toBe(alone);
@@ -104,7 +90,7 @@ describeWithModels('examples through serve run and the official openai client', 
     }, 240_000);
 
     it('refuses what the pipeline does not do, in OpenAI shape; takes any model name', async () => {
-      const client = new OpenAI({ baseURL: `${server.url}/v1`, apiKey: 'none', maxRetries: 0 });
+      const client = new OpenAI({ baseURL: `${server().url}/v1`, apiKey: 'none', maxRetries: 0 });
       const err = await client.completions
         .create({ model: 'speculative', prompt: 'Hi', max_tokens: 4, n: 2 })
         .catch((e: unknown) => e);
@@ -122,16 +108,10 @@ describeWithModels('examples through serve run and the official openai client', 
   });
 
   describe('examples/hybrid-router.ts', () => {
-    let server: ServeRun;
-    beforeAll(async () => {
-      server = await serveRun(['examples/hybrid-router.ts:app'], 180_000);
-    }, 200_000);
-    afterAll(async () => {
-      await server?.stop();
-    });
+    const server = serveExample('hybrid-router.ts');
 
     it('starts with gRPC on and answers the openai client; the router picks per request and says which', async () => {
-      const client = new OpenAI({ baseURL: `${server.url}/v1`, apiKey: 'none', maxRetries: 0 });
+      const client = new OpenAI({ baseURL: `${server().url}/v1`, apiKey: 'none', maxRetries: 0 });
       const ids = (await client.models.list()).data.map((m) => m.id);
       expect(ids[0]).toBe('hybrid');
       expect(ids).toHaveLength(3);
@@ -154,13 +134,13 @@ describeWithModels('examples through serve run and the official openai client', 
         .create({ model: ids[1]!, prompt: 'Explain why the sky is blue', max_tokens: 4 })
         .withResponse();
       expect(named.response.headers.get('x-flotilla-model')).toBe('small');
-      const metrics = await (await fetch(`${server.url}/metrics`)).text();
+      const metrics = await (await fetch(`${server().url}/metrics`)).text();
       expect(metrics).toMatch(/flotilla_hybrid_decisions_total\{[^}]*model="small"[^}]*reason="classifier"/);
       expect(metrics).toMatch(/flotilla_hybrid_savings_usd_total\{[^}]*\} [0-9.e-]+/);
     }, 240_000);
 
     it('answers llm.proto over gRPC (both LLMServers behind one ingress)', async () => {
-      const { client, generate } = llmClient(server.grpcAddress);
+      const { client, generate } = llmClient(server().grpcAddress);
       try {
         const r = await generate({ prompt: 'Sara had a red ball', max_tokens: 8, temperature: 0 });
         expect(r.choices[0]!.text.length).toBeGreaterThan(0);
@@ -172,16 +152,10 @@ describeWithModels('examples through serve run and the official openai client', 
   });
 
   describe('examples/cached-llm.ts', () => {
-    let server: ServeRun;
-    beforeAll(async () => {
-      server = await serveRun(['examples/cached-llm.ts:app'], 180_000);
-    }, 200_000);
-    afterAll(async () => {
-      await server?.stop();
-    });
+    const server = serveExample('cached-llm.ts');
 
     it('starts with gRPC on, answers the openai client, and serves a repeated greedy request from the cache', async () => {
-      const client = new OpenAI({ baseURL: `${server.url}/v1`, apiKey: 'none', maxRetries: 0 });
+      const client = new OpenAI({ baseURL: `${server().url}/v1`, apiKey: 'none', maxRetries: 0 });
       const model = (await client.models.list()).data[0]!.id;
       const r = await fourWays(client, model, 'Once upon a time', 16);
       expect(r.completionStream).toBe(r.completion.choices[0]!.text);
@@ -195,7 +169,7 @@ describeWithModels('examples through serve run and the official openai client', 
         .create({ model, prompt: 'Once upon a time', max_tokens: 16, temperature: 1 })
         .withResponse();
       expect(sampled.response.headers.get('x-flotilla-cache')).toBeNull();
-      const { client: grpcClient, generate } = llmClient(server.grpcAddress);
+      const { client: grpcClient, generate } = llmClient(server().grpcAddress);
       try {
         const a = await generate({ prompt: 'Lily', max_tokens: 8, temperature: 0 });
         const b = await generate({ prompt: 'Lily', max_tokens: 8, temperature: 0 });
@@ -204,34 +178,23 @@ describeWithModels('examples through serve run and the official openai client', 
       } finally {
         grpcClient.close();
       }
-      const metrics = await (await fetch(`${server.url}/metrics`)).text();
+      const metrics = await (await fetch(`${server().url}/metrics`)).text();
       expect(metrics).toMatch(/flotilla_response_cache_lookups_total\{[^}]*result="hit"[^}]*\} [2-9]/);
     }, 240_000);
   });
   describe('examples/llm-front.ts', () => {
-    let server: ServeRun;
-    beforeAll(async () => {
-      server = await serveRun(['examples/llm-front.ts:app'], 180_000);
-    }, 200_000);
-    afterAll(async () => {
-      await server?.stop();
-    });
+    const server = serveExample('llm-front.ts');
 
     it('serves two graphs behind one endpoint chosen by model: the speculative one equals the target, the hybrid one routes', async () => {
-      const client = new OpenAI({ baseURL: `${server.url}/v1`, apiKey: 'none', maxRetries: 0 });
+      const client = new OpenAI({ baseURL: `${server().url}/v1`, apiKey: 'none', maxRetries: 0 });
       expect((await client.models.list()).data.map((m) => m.id)).toEqual(['speculative', 'hybrid']);
-      const pair = defaultPair();
-      const engine = await LLMEngine.create({
-        model: pair.target,
-        ...(pair.tokenizer ? { tokenizerPath: pair.tokenizer } : {}),
-        numThreads: 1,
-      });
+      const engine = await speculativeTarget();
       try {
         const prompt = 'Once upon a time';
         const r = await fourWays(client, 'speculative', prompt, 24);
-        const alone = await engineText(engine, prompt, 24);
+        const alone = await greedyText(engine, prompt, 24);
         expect(r.completion.choices[0]!.text).toBe(alone);
-        expect(r.chatStream).toBe(await engineText(engine, { messages: [{ role: 'user', content: prompt }] }, 24));
+        expect(r.chatStream).toBe(await greedyText(engine, { messages: [{ role: 'user', content: prompt }] }, 24));
       } finally {
         await engine.dispose();
       }
@@ -245,11 +208,11 @@ describeWithModels('examples through serve run and the official openai client', 
         .create({ model: 'other', prompt: 'Hi', max_tokens: 4 })
         .catch((e: unknown) => e);
       expect((wrong as InstanceType<typeof OpenAI.NotFoundError>).status).toBe(404);
-      const metrics = await (await fetch(`${server.url}/metrics`)).text();
+      const metrics = await (await fetch(`${server().url}/metrics`)).text();
       expect(metrics).toMatch(/flotilla_hybrid_decisions_total\{[^}]*model="small"[^}]*reason="classifier"/);
       expect(metrics).toMatch(/flotilla_hybrid_decisions_total\{[^}]*model="large"[^}]*reason="classifier"/);
       expect(metrics).toMatch(/flotilla_response_cache_lookups_total\{[^}]*result="hit"[^}]*\} [1-9]/);
-      const { client: grpcClient, generate } = llmClient(server.grpcAddress);
+      const { client: grpcClient, generate } = llmClient(server().grpcAddress);
       try {
         const g = await generate({ model: 'hybrid', prompt: 'Lily', max_tokens: 8, temperature: 0 });
         expect(g.choices[0]!.text.length).toBeGreaterThan(0);

@@ -1,7 +1,8 @@
 /**
  * Shared by the native-*.test.ts files: a llama2.c manifest reader (so these tests do not depend on
- * the model-loader package), and a tiny sequence runner that builds NativeStepBatch arrays the way the
- * scheduler does — blocks per sequence, slot mapping, chunked prefill — for greedy or sampled runs.
+ * the model-loader package), and a tiny sequence runner that fills NativeStepBatch arrays (allocated by
+ * the engine's allocateStepBatch) the way the scheduler does — blocks per sequence, slot mapping,
+ * chunked prefill — for greedy or sampled runs.
  */
 import { readFileSync, openSync, readSync, closeSync, statSync } from 'node:fs';
 import type {
@@ -10,6 +11,7 @@ import type {
   NativeStepBatch,
   NativeTensorSpec,
 } from '../../packages/engine/src/native/native-types.js';
+import { allocateStepBatch } from '../../packages/engine/src/native/step-batch-buffers.js';
 import { models } from '../helpers/models.js';
 
 /** NativeLoadOptions for a llama2.c checkpoint (legacy v0 layout, see test/fixtures/models/README.md). */
@@ -127,30 +129,16 @@ export function buildBatch(model: NativeModel, blocks: Blocks, work: Work[]): Na
     bs = model.blockSize;
   for (const w of work) blocks.ensure(w.seq, w.seq.computed + w.n);
   const maxBlocksPerSeq = Math.max(...work.map((w) => w.seq.blocks.length));
-  const b: NativeStepBatch = {
-    numSeqs: S,
-    numTokens: T,
-    maxBlocksPerSeq,
-    tokenIds: new Int32Array(T),
-    positions: new Int32Array(T),
-    slotMapping: new Int32Array(T),
-    queryStartLoc: new Int32Array(S + 1),
-    contextLens: new Int32Array(S),
-    blockTables: new Int32Array(S * maxBlocksPerSeq),
-    sampleMask: new Uint8Array(S),
-    temperature: new Float32Array(S),
-    topK: new Int32Array(S),
-    topP: new Float32Array(S),
-    minP: new Float32Array(S),
-    repetitionPenalty: new Float32Array(S),
-    presencePenalty: new Float32Array(S),
-    frequencyPenalty: new Float32Array(S),
-    seeds: new Uint32Array(S),
-    penaltyTokens: new Int32Array(work.reduce((a, w) => a + w.seq.computed + w.n, 0)),
-    penaltyOffsets: new Int32Array(S + 1),
-    penaltyPromptLens: new Int32Array(S),
-    numLogprobs: new Int32Array(S),
-  };
+  // The engine's preallocated arrays, sized for exactly this step (maxModelLen gives maxBlocksPerSeq).
+  const b = allocateStepBatch({
+    maxNumBatchedTokens: T,
+    maxNumSeqs: S,
+    maxModelLen: maxBlocksPerSeq * bs,
+    blockSize: bs,
+  });
+  b.numSeqs = S;
+  b.numTokens = T;
+  b.penaltyTokens = new Int32Array(work.reduce((a, w) => a + w.seq.computed + w.n, 0));
   let t = 0,
     p = 0;
   work.forEach(({ seq, n }, s) => {

@@ -10,7 +10,7 @@
  * to one that keeps failing until a probe succeeds.
  *
  * It serves the models' own APIs: OpenAI and TGI over HTTP (`handleHttp` forwards each request to the
- * chosen model's LLMServer, with `x-flotilla-model: small|large` on the reply), llm.proto over gRPC
+ * chosen model's LLMServer, with `x-flotilla-model: small|large` on the reply: hybrid-http.ts), llm.proto over gRPC
  * (`grpcGenerate`, `grpcGenerateStream`) and handles (`generate`). A request whose `model` names one of
  * the two models goes to it; no model, the router's own name (`servedModelName`, default 'hybrid') or any
  * other name (as TGI; `strictModelName`: vLLM's 404) lets the classifier choose. It is also a GenerationGraph (graph.ts), so an LLMFront can serve it among other
@@ -22,13 +22,7 @@
  * export const app = Router.bind(Small.bind({ model: s }), Large.bind({ model: l }), { classifier: 'heuristic' });
  * ```
  */
-import {
-  type DeploymentHandle,
-  type GrpcCallInfo,
-  type HttpRequestLike,
-  type HttpResponseLike,
-  registerErrorClasses,
-} from '@flotilla/core';
+import type { DeploymentHandle, GrpcCallInfo, HttpRequestLike } from '@flotilla/core';
 import { Counter, Registry } from 'prom-client';
 import { backoffDelayMs, CircuitBreaker, type BackoffOptions, type CircuitBreakerOptions } from './circuit-breaker.js';
 import { ModelNotFoundError } from './errors.js';
@@ -42,25 +36,23 @@ import {
 } from './graph.js';
 import { GRAPH_INTERNAL_METHODS } from './graph.js';
 import { LLM_GRPC_SERVICE } from './grpc/llm-grpc.js';
-import { apiOf } from './guards/http-rewrite.js';
+import { noModelAnswered } from './hybrid-errors.js';
+import { type Attempt, forwardHttp, type HybridCalls, type Routed } from './hybrid-http.js';
 import type { HttpChunk, ModelInfo } from './handler-context.js';
-import { openAiError } from './openai/routes.js';
-import { tgiError } from './tgi/routes.js';
 import {
   bodyOf,
   DEFAULT_COST_PER_1K_TOKENS,
   estimatedTokens,
   heuristicChoice,
   isClientError,
-  isRecord,
   openStream,
   promptText,
   reportedTokens,
-  sseUsageTokens,
   type HeuristicOptions,
   type ModelChoice,
 } from './hybrid-policy.js';
 
+export { HybridUnavailableError } from './hybrid-errors.js';
 export {
   DEFAULT_COST_PER_1K_TOKENS,
   estimatedCost,
@@ -103,28 +95,6 @@ export interface HybridRouterOptions {
   strictModelName?: boolean;
 }
 
-/** No model could answer: both failed or both circuits are open. */
-export class HybridUnavailableError extends Error {
-  readonly code = 'E_HYBRID_UNAVAILABLE';
-  constructor(
-    message: string,
-    override readonly cause?: unknown,
-  ) {
-    super(message);
-    this.name = 'HybridUnavailableError';
-  }
-}
-registerErrorClasses({ HybridUnavailableError });
-
-/** Where a request goes: the models in the order to try, the request to send, and why the first. */
-interface Routed {
-  order: ModelChoice[];
-  request: Record<string, unknown>;
-  reason: string;
-}
-
-type Attempt<T> = { ok: true; value: T } | { ok: false; error?: unknown };
-
 export class HybridRouter implements GenerationGraph {
   /** The graph methods the front calls (graph.ts): through handles only, never from a proxy's client. */
   static internalMethods: readonly string[] = GRAPH_INTERNAL_METHODS;
@@ -141,6 +111,15 @@ export class HybridRouter implements GenerationGraph {
   private readonly savings: Counter;
   private readonly failures: Counter<'model'>;
   #names: Partial<Record<ModelChoice, string>> = {};
+  /** What the HTTP forwarding (hybrid-http.ts) uses of the router. */
+  readonly #calls: HybridCalls = {
+    alias: () => this.options.servedModelName ?? 'hybrid',
+    route: (req, unnamed) => this.#route(req, unnamed),
+    named: (name) => this.#named(name),
+    handle: (model) => this.#handle(model),
+    withRetries: (model, call) => this.#withRetries(model, call),
+    answered: (model, reason, req, tokens) => this.#answered(model, reason, req, tokens),
+  };
 
   constructor(
     private readonly small: DeploymentHandle,
@@ -211,10 +190,7 @@ export class HybridRouter implements GenerationGraph {
       }
       lastError = attempt.error ?? lastError;
     }
-    throw new HybridUnavailableError(
-      `no model could answer: ${(lastError as Error | undefined)?.message ?? 'both circuits are open'}`,
-      lastError,
-    );
+    throw noModelAnswered(lastError);
   }
 
   /** llm.proto Generate (gRPC and handles): as generate(), passing the call's metadata on. */
@@ -243,90 +219,16 @@ export class HybridRouter implements GenerationGraph {
       this.#answered(model, model === order[0] ? reason : 'fallback', req, tokens);
       return;
     }
-    throw new HybridUnavailableError(
-      `no model could answer: ${(lastError as Error | undefined)?.message ?? 'both circuits are open'}`,
-      lastError,
-    );
+    throw noModelAnswered(lastError);
   }
 
   /**
-   * The models' HTTP APIs (OpenAI, TGI): a generation request goes to the chosen model's handleHttp, with
+   * The models' HTTP APIs (OpenAI, TGI), forwarded to the chosen model's handleHttp (hybrid-http.ts): with
    * `x-flotilla-model` on the reply; before the reply's head a failure (a thrown call, a 5xx) falls back to
    * the other. GET /v1/models lists the router's name and both models; /health is 200 while either model is.
    */
   async *handleHttp(req: HttpRequestLike): AsyncGenerator<HttpChunk> {
-    const path = req.path.replace(/\/+$/, '') || '/';
-    const api = req.bodyError === undefined ? apiOf(req.method, path) : 'none';
-    if (req.method === 'GET' && path === '/health') {
-      yield await this.#health(req);
-      return;
-    }
-    if (req.method === 'GET' && path === '/v1/models') {
-      yield await this.#models(req);
-      return;
-    }
-    const body = isRecord(req.body) ? req.body : {};
-    if (api === 'none') {
-      // Routes that generate nothing (tokenize, /info, /v1/models/{id}, unknown paths): the model named, else the large one.
-      const named = await this.#named(body.model);
-      yield* this.#handle(named ?? 'large').stream.handleHttp!(req) as AsyncIterable<HttpChunk>;
-      return;
-    }
-    let routed: Routed;
-    try {
-      routed = await this.#route(body, (r) => {
-        const out = { ...r };
-        delete out.model;
-        return out;
-      });
-    } catch (err) {
-      yield api === 'tgi' ? tgiError(err) : openAiError(err);
-      return;
-    }
-    const { order, request, reason } = routed;
-    const forward: HttpRequestLike = request === body ? req : { ...req, body: request };
-    let lastError: unknown;
-    let lastHead: HttpResponseLike | undefined;
-    for (const model of order) {
-      const attempt = await this.#withRetries(model, async (h) => {
-        const opened = await openStream(h.stream.handleHttp!(forward) as AsyncIterable<HttpChunk>);
-        const head = opened.first;
-        if (typeof head !== 'string' && head !== undefined && head.status >= 500) {
-          lastHead = head;
-          await opened.value[Symbol.asyncIterator]().return?.();
-          throw new Error(`${model} model answered ${head.status}`);
-        }
-        return opened;
-      });
-      if (!attempt.ok) {
-        lastError = attempt.error ?? lastError;
-        continue;
-      }
-      let headSeen = false;
-      let tokens: number | undefined;
-      for await (const chunk of attempt.value.value) {
-        if (!headSeen && typeof chunk !== 'string') {
-          headSeen = true;
-          tokens = reportedTokens(chunk.body);
-          yield { ...chunk, headers: { ...chunk.headers, 'x-flotilla-model': model } };
-          continue;
-        }
-        if (typeof chunk === 'string') tokens = sseUsageTokens(chunk) ?? tokens;
-        yield chunk;
-      }
-      this.#answered(model, model === order[0] ? reason : 'fallback', body, tokens);
-      return;
-    }
-    if (lastHead) {
-      yield lastHead;
-      return;
-    }
-    const err = new HybridUnavailableError(
-      `no model could answer: ${(lastError as Error | undefined)?.message ?? 'both circuits are open'}`,
-      lastError,
-    );
-    const rendered = api === 'tgi' ? tgiError(err) : openAiError(err);
-    yield { ...rendered, status: 503 };
+    yield* forwardHttp(this.#calls, req);
   }
 
   /** GenerationGraph: the router under its own name; the shorter context of the two models. */
@@ -357,10 +259,7 @@ export class HybridRouter implements GenerationGraph {
         return { ...attempt.value, state: { model, reason: model === first ? 'classifier' : 'fallback' } };
       lastError = attempt.error ?? lastError;
     }
-    throw new HybridUnavailableError(
-      `no model could answer: ${(lastError as Error | undefined)?.message ?? 'both circuits are open'}`,
-      lastError,
-    );
+    throw noModelAnswered(lastError);
   }
 
   /** GenerationGraph: the chosen model's deltas; a failure before the first falls back to the other model. */
@@ -391,10 +290,7 @@ export class HybridRouter implements GenerationGraph {
       this.#answered(model, model === first ? reason : 'fallback', body, tokens);
       return;
     }
-    throw new HybridUnavailableError(
-      `no model could answer: ${(lastError as Error | undefined)?.message ?? 'both circuits are open'}`,
-      lastError,
-    );
+    throw noModelAnswered(lastError);
   }
 
   /** Decisions per model and reason, failures, dollars spent and saved, and breaker states (for tests and dashboards). */
@@ -507,60 +403,5 @@ export class HybridRouter implements GenerationGraph {
       }
     }
     return { ok: false, error };
-  }
-
-  async #health(req: HttpRequestLike): Promise<HttpChunk> {
-    const heads = await Promise.all(
-      (['small', 'large'] as const).map(async (m) => {
-        try {
-          for await (const c of this.#handle(m).stream.handleHttp!(req) as AsyncIterable<HttpChunk>)
-            if (typeof c !== 'string') return c.status;
-        } catch {
-          /* unreachable: not healthy */
-        }
-        return 503;
-      }),
-    );
-    const [small, large] = heads as [number, number];
-    return small === 200 || large === 200
-      ? { status: 200, body: { small, large } }
-      : { status: 503, body: { error: 'no model is healthy', error_type: 'unhealthy', small, large } };
-  }
-
-  /** GET /v1/models: the router's own name first, then both models' entries. */
-  async #models(req: HttpRequestLike): Promise<HttpChunk> {
-    const lists = await Promise.all(
-      (['small', 'large'] as const).map(async (m) => {
-        for await (const c of this.#handle(m).stream.handleHttp!(req) as AsyncIterable<HttpChunk>) {
-          if (typeof c === 'string') continue;
-          if (c.status !== 200) return c;
-          return ((c.body as { data?: unknown[] })?.data ?? []) as Array<Record<string, unknown>>;
-        }
-        return [];
-      }),
-    );
-    const refused = lists.find((l): l is HttpResponseLike => !Array.isArray(l));
-    if (refused) return refused;
-    const data = (lists as Array<Array<Record<string, unknown>>>).flat();
-    const alias = this.options.servedModelName ?? 'hybrid';
-    const lens = data.map((d) => d.max_model_len).filter((n): n is number => typeof n === 'number');
-    return {
-      status: 200,
-      body: {
-        object: 'list',
-        data: [
-          {
-            id: alias,
-            object: 'model',
-            created: Math.min(...data.map((d) => Number(d.created) || 0)),
-            owned_by: 'flotilla',
-            root: alias,
-            max_model_len: lens.length > 0 ? Math.min(...lens) : null,
-            description: 'routes each request to the small or the large model',
-          },
-          ...data,
-        ],
-      },
-    };
   }
 }
