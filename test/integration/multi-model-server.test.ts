@@ -5,16 +5,20 @@
  * equals the same model's served alone by an in-process LLMServer (greedy); the replicas load only what
  * is routed to them and repeats hit the holder (their /-/status `models`); under concurrent streams over
  * all five (more than the four slots) models are evicted and every request still ends with its model's
- * text; /v1/models lists the catalogue, an unknown name is 404 model_not_found, TGI picks by the header.
+ * text; /v1/models lists the catalogue, an unknown name is 404 model_not_found (gRPC NOT_FOUND), TGI picks
+ * by the header, llm.proto by the request's `model`.
  * Behind an LLMFront, the request's `model` reaches the graph's router: each model is loaded once.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import * as grpc from '@grpc/grpc-js';
+import * as protoLoader from '@grpc/proto-loader';
 import OpenAI from 'openai';
 import type { HttpRequestLike, ServeStatus } from '@flotilla/core';
 import { makeRandomModel } from '@flotilla/engine';
 import { afterAll, beforeAll, expect, it } from 'vitest';
+import { LLM_GRPC_SERVICE } from '../../packages/deployments/src/grpc/llm-grpc.js';
 import { LLMServer } from '../../packages/deployments/src/llm-server.js';
 import { catalogueModelId } from '../../packages/deployments/src/multi-model-server.js';
 import { fleetFrontApp, fleetOptions, multiModelApp } from '../fixtures/apps/multi-model.js';
@@ -66,7 +70,7 @@ describeWithModels('MultiModelServer (2 thread replicas x 2 models, 5 base model
         { name: 'fleet', routePrefix: '/', app: multiModelApp(catalogue) },
         { name: 'front', routePrefix: '/front', app: fleetFrontApp(catalogue) },
       ],
-      { grpc: false },
+      { grpcServices: [{ ...LLM_GRPC_SERVICE, app: 'fleet' }] },
     );
     await eventually(
       () => replicasOf(served.instance.status(), 'fleet').filter((r) => r.state === 'RUNNING').length === 2,
@@ -138,7 +142,7 @@ describeWithModels('MultiModelServer (2 thread replicas x 2 models, 5 base model
     await eventually(() => held().every((m) => (m?.ids.length ?? 0) <= 2), 10_000, 'within capacity').catch(withHeld);
   });
 
-  it('lists the whole catalogue, answers an unknown model with 404 model_not_found, and TGI by the header', async () => {
+  it('lists the catalogue, answers an unknown model with 404, TGI by the header, gRPC by `model`', async () => {
     const list = await client.models.list();
     expect(list.data.map((m) => m.id)).toEqual(Object.keys(catalogue));
     const err = await complete('nope').catch((e: unknown) => e);
@@ -158,7 +162,32 @@ describeWithModels('MultiModelServer (2 thread replicas x 2 models, 5 base model
     });
     expect(unknown.status).toBe(404);
     expect(((await unknown.json()) as { error_type: string }).error_type).toBeTruthy(); // TGI's shape
+    const reply = (await grpcGenerate({ model: 'rand1', prompt: PROMPT, max_tokens: TOKENS, temperature: 0 })) as {
+      model: string;
+      choices: Array<{ text: string }>;
+    };
+    expect(reply.model).toBe('rand1');
+    expect(reply.choices[0]!.text).toBe(expected.get('rand1'));
+    const missing = await grpcGenerate({ model: 'nope', prompt: PROMPT, max_tokens: 4 }).catch((e: unknown) => e);
+    expect((missing as grpc.ServiceError).code).toBe(grpc.status.NOT_FOUND);
   });
+
+  /** llm.proto's Generate on the proxy's gRPC port. */
+  const grpcGenerate = (req: Record<string, unknown>): Promise<unknown> => {
+    const def = protoLoader.loadSync(LLM_GRPC_SERVICE.protoPath, { keepCase: true, longs: Number, defaults: true });
+    const pkg = grpc.loadPackageDefinition(def) as unknown as {
+      flotilla: { llm: { v1: { Llm: grpc.ServiceClientConstructor } } };
+    };
+    const c = new pkg.flotilla.llm.v1.Llm(served.grpcAddress, grpc.credentials.createInsecure()) as grpc.Client &
+      Record<string, (...args: unknown[]) => unknown>;
+    return new Promise((resolve, reject) =>
+      c.Generate!(req, (err: grpc.ServiceError | null, reply: unknown) => {
+        c.close();
+        if (err) reject(err);
+        else resolve(reply);
+      }),
+    );
+  };
 
   it("behind an LLMFront, routes a request's model to the graph replica that holds it", async () => {
     const front = new OpenAI({ baseURL: `${served.url}/front/v1`, apiKey: 'none', maxRetries: 0 });

@@ -22,8 +22,14 @@
  *   audit. A name outside the catalogue is 404 model_not_found in the route's shape (gRPC NOT_FOUND);
  *   /v1/models lists the whole catalogue (max_model_len where this replica knows it).
  */
-import { getMultiplexedModelId, multiplexed, type DeploymentHandle, type HttpRequestLike } from '@flotilla/core';
-import { LLMServerConfigError, ModelNotFoundError, ModelUnavailableError } from './errors.js';
+import {
+  type DeploymentHandle,
+  getMultiplexedModelId,
+  type HttpRequestLike,
+  multiplexed,
+  NotFoundError,
+} from '@flotilla/core';
+import { LLMApiError, LLMServerConfigError, ModelNotFoundError, ModelUnavailableError } from './errors.js';
 import { type CatalogContext, type CatalogEntry, findCatalogRoute } from './front-routes.js';
 import type { GraphInfo } from './graph.js';
 import type { HttpChunk } from './handler-context.js';
@@ -107,7 +113,8 @@ export class MultiModelServer extends LLMServer {
   /** Loads a catalogued model into this replica (on a miss of the replica's cache only). */
   @multiplexed({ maxModelsPerReplica: (self: MultiModelServer) => self.modelCapacity })
   async servedModel(name: string): Promise<ResidentModel> {
-    const entry = this.#catalogue.get(name)!; // requestState checked the name
+    const entry = this.#catalogue.get(name);
+    if (!entry) throw new NotFoundError(`no model '${name}' in the catalogue`); // core's 404 (requestState checks first)
     const o = this.options as MultiModelServerOptions;
     const { state, metrics } = await this.loadModel(
       {
@@ -197,6 +204,7 @@ export class MultiModelServer extends LLMServer {
     try {
       return (await this.servedModel(name)).state;
     } catch (err) {
+      if (err instanceof LLMApiError) throw err; // e.g. shutting down
       throw new ModelUnavailableError(`The model '${name}' failed to load: ${(err as Error).message}`);
     }
   }
