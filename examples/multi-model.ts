@@ -21,12 +21,12 @@
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { deployment } from '@flotilla/core';
-import { MultiModelServer, type MultiModelServerOptions } from '@flotilla/deployments';
+import { type CatalogueModel, MultiModelServer, type MultiModelServerOptions } from '@flotilla/deployments';
 
 const bundled = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../test/fixtures/models');
 
 /** The bundled models: a llama2.c checkpoint, its GGUF and Hugging Face copies, and a second model. */
-export const BUNDLED: NonNullable<MultiModelServerOptions['models']> = {
+export const BUNDLED: Record<string, string | CatalogueModel> = {
   stories260K: path.join(bundled, 'stories260K/stories260K.bin'),
   'stories260K-gguf': path.join(bundled, 'stories260K/stories260K-f32.gguf'),
   'stories260K-hf': path.join(bundled, 'stories260K-hf'),
