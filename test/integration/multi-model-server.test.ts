@@ -116,6 +116,12 @@ describeWithModels('MultiModelServer (2 thread replicas x 2 models, 5 base model
     const after = held();
     for (const m of after) expect(m?.capacity).toBe(2);
     expect(after.flatMap((m) => m?.ids ?? []).sort()).toEqual([...names].sort());
+    // /metrics: each loaded model's engine series by its name, and core's multiplexing gauges.
+    const metrics = await (await fetch(`${served.url}/metrics`)).text();
+    for (const name of names) {
+      expect(metrics).toMatch(new RegExp(`vllm:generation_tokens_total\\{[^}]*model_name="${name}"`));
+      expect(metrics).toMatch(new RegExp(`flotilla_replica_multiplexed_model_loaded\\{[^}]*model="${name}"`));
+    }
   });
 
   it('evicts under pressure without failing a running request', async () => {
