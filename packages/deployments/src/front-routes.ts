@@ -6,29 +6,33 @@
  */
 import type { HttpRequestLike } from '@flotilla/core';
 import { ModelNotFoundError } from './errors.js';
-import type { GenerationContext, HttpChunk, ModelInfo, RouteHandler } from './handler-context.js';
+import type { GenerationContext, HttpChunk, ModelInfo, RouteContext, RouteHandler } from './handler-context.js';
 import { lookupRoute, type Route } from './http-routes.js';
 import { responses } from './openai/responses-api.js';
 import { chatCompletions, completions, modelList, openAiError } from './openai/routes.js';
 import { generate, generateStream, info, tgiError } from './tgi/routes.js';
 
-/** One graph as /v1/models lists it. */
+/** One graph (or one model of a multiplexed catalogue) as /v1/models lists it. */
 export interface CatalogEntry {
   model: ModelInfo;
-  maxModelLen: number;
+  /** Null when not known without loading the model (MultiModelServer's models not loaded in this replica). */
+  maxModelLen: number | null;
   description?: string;
 }
 
-/** A generation context plus the front's catalog (every graph, for /v1/models). */
-export interface FrontContext extends GenerationContext {
+/** What the listing routes read: every model served (LLMFront's graphs, MultiModelServer's catalogue). */
+export interface CatalogContext extends RouteContext {
   catalog(): Promise<CatalogEntry[]>;
 }
 
-async function* listModels(_req: HttpRequestLike, ctx: FrontContext): AsyncGenerator<HttpChunk> {
+/** A generation context plus the front's catalog (every graph, for /v1/models). */
+export interface FrontContext extends GenerationContext, CatalogContext {}
+
+async function* listModels(_req: HttpRequestLike, ctx: CatalogContext): AsyncGenerator<HttpChunk> {
   yield { status: 200, body: { object: 'list', data: (await ctx.catalog()).map(entryOf) } };
 }
 
-async function* oneModel(req: HttpRequestLike, ctx: FrontContext): AsyncGenerator<HttpChunk> {
+async function* oneModel(req: HttpRequestLike, ctx: CatalogContext): AsyncGenerator<HttpChunk> {
   const id = decodeURIComponent(req.path.replace(/\/+$/, '').slice('/v1/models/'.length));
   const all = await ctx.catalog();
   const found = all.find((e) => e.model.name === id);
@@ -72,6 +76,24 @@ const ROUTES: Record<string, Route<FrontContext>> = {
 };
 
 const MODEL_ROUTE = openai('GET /v1/models/{id}', oneModel, false);
+
+const listing = (name: string, handler: RouteHandler<CatalogContext>): Route<CatalogContext> => ({
+  name,
+  handler,
+  renderError: openAiError,
+  authenticated: true,
+  generates: false,
+});
+const LIST_ROUTE = listing('GET /v1/models', listModels);
+const LIST_ONE_ROUTE = listing('GET /v1/models/{id}', oneModel);
+
+/** GET /v1/models and /v1/models/{id} over a catalog (MultiModelServer's), or undefined for other requests. */
+export function findCatalogRoute(req: HttpRequestLike): Route<CatalogContext> | undefined {
+  if (req.method !== 'GET') return undefined;
+  const path = req.path.replace(/\/+$/, '');
+  if (path === '/v1/models') return LIST_ROUTE;
+  return path.startsWith('/v1/models/') ? LIST_ONE_ROUTE : undefined;
+}
 
 /** Whether a route speaks TGI (its requests name no model; token texts go on every event). */
 export function isTgiRoute(route: Route<FrontContext>): boolean {

@@ -7,6 +7,9 @@
  * LLMServer do), unless `strictModelName`. With several, `model` picks one by the name it was bound under;
  * no model picks the first; an unknown name is 404 model_not_found (vLLM's answer), in the route's shape.
  * TGI bodies carry no model: a top-level `model` is read (and removed) if present, else the first graph.
+ * A name that is no graph's but one of a graph's GraphInfo.models (a MultiModelServer's catalogue, a
+ * MultiLoraServer's adapters) picks that graph, and goes with the request as GraphRequest.model and as the
+ * graph calls' multiplexed model id (graph-client.ts), so the graph's router prefers a replica holding it.
  */
 import type { GrpcCallInfo, HttpRequestLike } from '@flotilla/core';
 import { ModelNotFoundError, ModelUnavailableError } from './errors.js';
@@ -16,7 +19,7 @@ import type { GraphClient } from './graph-client.js';
 import type { GraphInfo } from './graph.js';
 import { grpcGenerate, grpcGenerateStream, type GrpcGenerateRequest } from './grpc/llm-grpc.js';
 import type { HttpChunk, ModelInfo } from './handler-context.js';
-import { LLMMetrics } from './llm-metrics.js';
+import { LLMMetrics, mergeFamilies } from './llm-metrics.js';
 import { resolveLimits, type LLMServerLimits } from './llm-server-options.js';
 import type { ContextBase, RequestGate } from './request-gate.js';
 
@@ -81,7 +84,7 @@ export class FrontServer {
     tokenInfo: boolean,
     tgi = false,
   ): Promise<FrontContext> {
-    const [name, client] = this.#pick(requested);
+    const [name, client, model] = await this.#pick(requested);
     const info = await this.#info(client);
     const limits = resolveLimits(this.#options.limits, info.maxModelLen);
     return {
@@ -91,9 +94,10 @@ export class FrontServer {
         tokenInfo,
         tgi,
         onFinished: (e) => this.#metricsOf(name).observe(e),
+        ...(model !== undefined ? { model } : {}),
       }),
       limits,
-      model: this.#modelInfo(name, info),
+      model: this.#modelInfo(model ?? name, info),
       catalog: () => this.#catalog(),
     };
   }
@@ -113,10 +117,13 @@ export class FrontServer {
     return m;
   }
 
-  #pick(requested: string | undefined): [string, GraphClient] {
+  /** The graph (its name and client) a request's `model` picks, and the graph's own model it names, if any. */
+  async #pick(requested: string | undefined): Promise<[string, GraphClient, string?]> {
     const byName = requested ? this.#graphs.get(requested) : undefined;
     if (byName) return [requested!, byName];
-    if (requested && this.#graphs.size > 1)
+    const within = requested ? await this.#holderOf(requested) : undefined;
+    if (within) return [...within, requested];
+    if (requested && (this.#graphs.size > 1 || within === null))
       throw new ModelNotFoundError(
         `The model '${requested}' does not exist; this server serves '${this.names.join("', '")}'.`,
         'model',
@@ -126,13 +133,28 @@ export class FrontServer {
     return first;
   }
 
+  /**
+   * The graph listing `model` among its GraphInfo.models; null when none does but some graph lists models
+   * (the front then serves several models, and another name is not taken as the one graph's); undefined
+   * when no graph lists any. Graphs that cannot be reached are skipped.
+   */
+  async #holderOf(model: string): Promise<[string, GraphClient] | null | undefined> {
+    let lists = false;
+    for (const [name, client] of this.#graphs) {
+      const models = (await client.info().catch(() => undefined))?.models;
+      if (models?.includes(model)) return [name, client];
+      lists ||= models !== undefined;
+    }
+    return lists ? null : undefined;
+  }
+
   #modelInfo(name: string, info: GraphInfo): ModelInfo {
     return {
       name,
       path: name,
       randomWeights: info.randomWeights === true,
       createdS: info.createdS ?? this.#createdS,
-      strictName: this.#options.strictModelName === true || this.#graphs.size > 1,
+      strictName: this.#options.strictModelName === true || this.#graphs.size > 1 || info.models !== undefined,
     };
   }
 
@@ -145,17 +167,21 @@ export class FrontServer {
     }
   }
 
+  /** Every graph by its bound name, then the models it lists (GraphInfo.models) by theirs. */
   async #catalog(): Promise<CatalogEntry[]> {
-    return Promise.all(
+    const perGraph = await Promise.all(
       [...this.#graphs].map(async ([name, client]) => {
         const info = await this.#info(client);
-        return {
+        const own: CatalogEntry = {
           model: this.#modelInfo(name, info),
           maxModelLen: info.maxModelLen,
           ...(info.description ? { description: info.description } : {}),
         };
+        const listed = (info.models ?? []).filter((m) => m !== name && !this.#graphs.has(m));
+        return [own, ...listed.map((m) => ({ model: this.#modelInfo(m, info), maxModelLen: info.maxModelLen }))];
       }),
     );
+    return perGraph.flat();
   }
 
   /** 200 once every graph answers its info; 503 while any is loading or unreachable. */
@@ -173,18 +199,6 @@ export class FrontServer {
       clearTimeout(timer);
     }
   }
-}
-
-/** Metric families of several registries, same-named ones as one family (their values side by side). */
-function mergeFamilies(registries: Array<Array<{ name: string; values: unknown[] }>>): unknown[] {
-  const byName = new Map<string, { name: string; values: unknown[] }>();
-  for (const families of registries)
-    for (const f of families) {
-      const seen = byName.get(f.name);
-      if (seen) seen.values = [...seen.values, ...f.values];
-      else byName.set(f.name, { ...f, values: [...f.values] });
-    }
-  return [...byName.values()];
 }
 
 /** OpenAI's logprobs (completions: a number; chat: true) or TGI-style details asked for. */

@@ -43,7 +43,14 @@ export function graphBackend(
   client: GraphClient,
   info: GraphInfo,
   limits: ResolvedLimits,
-  request: { requestId: string; tokenInfo: boolean; tgi: boolean; onFinished?: (e: FinishedEvent) => void },
+  request: {
+    requestId: string;
+    tokenInfo: boolean;
+    tgi: boolean;
+    onFinished?: (e: FinishedEvent) => void;
+    /** One of the graph's GraphInfo.models the request names (GraphRequest.model). */
+    model?: string;
+  },
 ): GenerationBackend {
   const tokens = new LearntTokens();
   let sent: GraphRequest | undefined;
@@ -69,6 +76,7 @@ export function graphBackend(
           ? { defaultMaxTokens: Math.min(spec.defaultMaxTokens, limits.maxTokens) }
           : {}),
         ...(request.tokenInfo ? { tokenInfo: true } : {}),
+        ...(request.model !== undefined ? { model: request.model } : {}),
       };
       let prepared: GraphPrepared;
       try {

@@ -23,8 +23,9 @@ export interface GraphClient {
 export function handleClient(handle: DeploymentHandle): GraphClient {
   return cachedInfo({
     info: () => handle.remote(GRAPH_METHODS.info, []) as Promise<GraphInfo>,
-    tokenize: (req) => handle.remote(GRAPH_METHODS.tokenize, [req]) as Promise<GraphPrepared>,
-    generate: (req) => handle.remoteStream(GRAPH_METHODS.generate, [req]) as AsyncIterable<GraphDelta>,
+    // A request naming one of a multiplexed graph's models is that call's model id: its holders are preferred.
+    tokenize: (req) => handle.remote(GRAPH_METHODS.tokenize, [req], modelOf(req)) as Promise<GraphPrepared>,
+    generate: (req) => handle.remoteStream(GRAPH_METHODS.generate, [req], modelOf(req)) as AsyncIterable<GraphDelta>,
   });
 }
 
@@ -35,6 +36,10 @@ export function localClient(graph: GenerationGraph): GraphClient {
     tokenize: async (req) => graph.tokenizePrompt(req),
     generate: (req) => graph.generateStream(req),
   });
+}
+
+function modelOf(req: GraphRequest): Parameters<DeploymentHandle['remote']>[2] {
+  return req.model !== undefined ? { multiplexedModelId: req.model } : undefined;
 }
 
 function cachedInfo(client: GraphClient): GraphClient {

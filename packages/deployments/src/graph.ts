@@ -55,6 +55,12 @@ export interface GraphRequest {
   optionalLogprobs?: number;
   /** Put `tokens` (text bytes and special flags) on the deltas: the front has no tokenizer of its own. */
   tokenInfo?: boolean;
+  /**
+   * A model among the graph's GraphInfo.models (a multiplexed graph's model or adapter) that the request
+   * names; the front also makes it the call's multiplexedModelId, so the router prefers a replica holding
+   * it. Absent: the graph's own model.
+   */
+  model?: string;
   /** What tokenizePrompt returned for this request, passed back to generateStream (absent on tokenizePrompt). */
   prepared?: GraphPrepared;
 }
@@ -111,6 +117,12 @@ export interface GraphInfo {
   maxConcurrentRequests?: number;
   /** What it is, for /v1/models' description. */
   description?: string;
+  /**
+   * Further names a request may give as `model` on this graph (MultiModelServer's catalogue, MultiLoraServer's
+   * adapters): the front sends a request naming one to this graph with GraphRequest.model, and lists them in
+   * its /v1/models.
+   */
+  models?: string[];
 }
 
 /** The three methods; a deployment class implements them (async or not, generators for the stream). */

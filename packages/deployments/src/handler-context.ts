@@ -68,7 +68,12 @@ export interface HandlerContext extends GenerationContext {
 }
 
 export type HttpChunk = HttpResponseLike | string;
-export type RouteHandler<C extends GenerationContext = HandlerContext> = (
+/** What the request gate reads of any route's context: the prompt, for audit lines (logPrompts). */
+export interface RouteContext {
+  promptText?: string;
+}
+
+export type RouteHandler<C extends RouteContext = HandlerContext> = (
   req: HttpRequestLike,
   ctx: C,
 ) => AsyncGenerator<HttpChunk, void, undefined>;

@@ -4,7 +4,7 @@
  */
 import type { HttpRequestLike, HttpResponseLike } from '@flotilla/core';
 import { type LLMApiError, MethodNotAllowedError, RouteNotFoundError } from './errors.js';
-import type { GenerationContext, HandlerContext, RouteHandler } from './handler-context.js';
+import type { HandlerContext, RouteContext, RouteHandler } from './handler-context.js';
 import { embeddings } from './openai/embeddings.js';
 import { responses } from './openai/responses-api.js';
 import { loadLoraAdapter, unloadLoraAdapter } from './openai/lora-routes.js';
@@ -12,7 +12,7 @@ import { chatCompletions, completions, model, models, openAiError } from './open
 import { detokenize, tokenize } from './openai/tokenize.js';
 import { generate, generateStream, info, tgiError } from './tgi/routes.js';
 
-export interface Route<C extends GenerationContext = HandlerContext> {
+export interface Route<C extends RouteContext = HandlerContext> {
   /** For audit lines and metrics: e.g. 'POST /v1/completions'. */
   name: string;
   handler: RouteHandler<C>;
@@ -64,7 +64,7 @@ const MODEL_ROUTE = openai('GET /v1/models/{id}', model, false);
  * unknown paths and wrong methods get a handler that throws the right error in the right API's shape.
  * `speaks` completes "No route ...: this <speaks>" for clients that asked for a path nobody serves.
  */
-export function lookupRoute<C extends GenerationContext>(
+export function lookupRoute<C extends RouteContext>(
   table: Readonly<Record<string, Route<C>>>,
   modelRoute: Route<C>,
   req: HttpRequestLike,

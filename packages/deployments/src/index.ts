@@ -4,6 +4,12 @@
  */
 export { LLMServer, type LoadedState } from './llm-server.js';
 export { MultiLoraServer, requestModelId } from './lora-multiplex.js';
+export {
+  MultiModelServer,
+  catalogueModelId,
+  type CatalogueModel,
+  type MultiModelServerOptions,
+} from './multi-model-server.js';
 export { llmRoutingKey, ROUTING_KEY_CHARS } from './llm-routing-key.js';
 export type { LLMServerOptions, LLMServerLimits, ResolvedLimits } from './llm-server-options.js';
 export { resolveLimits, DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_N, DEFAULT_MAX_STOP } from './llm-server-options.js';

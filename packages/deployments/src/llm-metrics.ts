@@ -7,6 +7,7 @@
 import { Counter, Gauge, Histogram, Registry, type MetricObjectWithValues, type MetricValue } from 'prom-client';
 import type { EngineEvent, EngineStats, LLMEngine } from '@flotilla/engine';
 import { VllmMetrics } from './vllm-metrics.js';
+import { loraRequests, registerLoraRequestsInfo } from './vllm-lora-metric.js';
 
 const PREFIX = 'flotilla_llm_';
 /** vLLM's TTFT buckets (seconds). */
@@ -32,11 +33,12 @@ export class LLMMetrics {
 
   /**
    * `opts.vllm`: also register vLLM's names (default false); `maxModelLen` bounds their token-count buckets
-   * (default 2048); `numSpeculativeTokens`: the engine speculates with this k (adds the spec-decode counters).
+   * (default 2048); `numSpeculativeTokens`: the engine speculates with this k (adds the spec-decode counters);
+   * `maxLoras`: the engine's LoRA slots, when it has any (adds vllm:lora_requests_info, vllm-lora-metric.ts).
    */
   constructor(
     private readonly modelName: string,
-    opts: { vllm?: boolean; maxModelLen?: number; numSpeculativeTokens?: number } = {},
+    opts: { vllm?: boolean; maxModelLen?: number; numSpeculativeTokens?: number; maxLoras?: number } = {},
   ) {
     const registers = [this.registry];
     const labelNames = ['model_name'];
@@ -103,6 +105,10 @@ export class LLMMetrics {
         maxModelLen: opts.maxModelLen ?? 2048,
         ...(opts.numSpeculativeTokens !== undefined ? { numSpeculativeTokens: opts.numSpeculativeTokens } : {}),
       });
+    if (opts.vllm && opts.maxLoras)
+      registerLoraRequestsInfo(this.registry, opts.maxLoras, () =>
+        this.engine ? loraRequests(this.engine) : undefined,
+      );
   }
 
   /** Starts observing `engine` (once loaded). */
@@ -137,4 +143,16 @@ export class LLMMetrics {
     this.success.inc({ ...labels, finished_reason: e.finishReason });
     this.vllm?.observe(e);
   }
+}
+
+/** Metric families of several registries, same-named ones as one family (their values side by side). */
+export function mergeFamilies(registries: Array<Array<{ name: string; values: unknown[] }>>): unknown[] {
+  const byName = new Map<string, { name: string; values: unknown[] }>();
+  for (const families of registries)
+    for (const f of families) {
+      const seen = byName.get(f.name);
+      if (seen) seen.values = [...seen.values, ...f.values];
+      else byName.set(f.name, { ...f, values: [...f.values] });
+    }
+  return [...byName.values()];
 }

@@ -16,8 +16,8 @@
  * replica calls dispose() once when it stops, which frees the engine's native memory.
  */
 import type { DeploymentHandle, GrpcCallInfo, HttpRequestLike, IngressKeys } from '@flotilla/core';
-import { getRequestContext, modelLoadProgress, readKeyFile } from '@flotilla/core';
-import { LLMEngine, type EngineSpeculativeOptions, type EngineStats } from '@flotilla/engine';
+import { getRequestContext, readKeyFile } from '@flotilla/core';
+import type { EngineSpeculativeOptions, EngineStats, LLMEngine } from '@flotilla/engine';
 import { type ContextBase, RequestGate } from './request-gate.js';
 import { engineBackend } from './engine-backend.js';
 import { startGeneration } from './generation.js';
@@ -25,10 +25,10 @@ import type { GenerationGraph, GraphDelta, GraphInfo, GraphPrepared, GraphReques
 import { GRAPH_INTERNAL_METHODS } from './graph.js';
 import { engineDeltas, graphPrepared, graphSpec } from './graph-deltas.js';
 import { preparePrompt } from './prepare-prompt.js';
-import { engineSpeculation, speculationBanner } from './engine-speculation.js';
+import { engineSpeculation } from './engine-speculation.js';
 import { LLMServerConfigError, ModelUnavailableError, UnsupportedTaskError } from './errors.js';
-import type { HandlerContext, HttpChunk, ModelInfo } from './handler-context.js';
-import { findRoute } from './http-routes.js';
+import type { HandlerContext, HttpChunk, ModelInfo, RouteContext } from './handler-context.js';
+import { findRoute, type Route } from './http-routes.js';
 import type { Guard } from './guard.js';
 import {
   LLM_GRPC_SERVICE,
@@ -38,22 +38,16 @@ import {
   type GrpcGenerateRequest,
 } from './grpc/llm-grpc.js';
 import { grpcEmbed, type GrpcEmbedRequest } from './grpc/embed.js';
-import { LLMMetrics } from './llm-metrics.js';
+import type { LLMMetrics } from './llm-metrics.js';
 import { llmRoutingKey, ROUTING_KEY_CHARS } from './llm-routing-key.js';
-import { resolveLimits, type LLMServerOptions, type ResolvedLimits } from './llm-server-options.js';
-import { checkModelPaths, randomWeightsBanner, resolveModelSource } from './model-source.js';
-import { OffLoopTokenizer } from './off-loop-tokenizer.js';
-import { loadLoraModules, loraEngineOptions, parseLoraModules, type LoraModule } from './openai/lora-routes.js';
+import type { LLMServerOptions } from './llm-server-options.js';
+import { checkModelPaths } from './model-source.js';
+import type { OffLoopTokenizer } from './off-loop-tokenizer.js';
+import { parseLoraModules, type LoraModule } from './openai/lora-routes.js';
 import type { RateLimiter } from './rate-limiter.js';
+import { type LoadedState, loadServedModel } from './server-load.js';
 
-/** What a loaded server holds; absent while loading. */
-export interface LoadedState {
-  engine: LLMEngine;
-  model: ModelInfo;
-  limits: ResolvedLimits;
-  /** The engine's tokenizer, with long texts encoded off the event loop. */
-  encoder: OffLoopTokenizer;
-}
+export type { LoadedState } from './server-load.js';
 
 export class LLMServer implements GenerationGraph {
   /** The graph methods the front calls (graph.ts): through handles only, never from a proxy's client. */
@@ -64,6 +58,12 @@ export class LLMServer implements GenerationGraph {
   static handlesMalformedJson = true;
   /** Leading prompt characters that make up the routing key; a subclass may set its own. Default: 256. */
   static routingKeyChars = ROUTING_KEY_CHARS;
+  /**
+   * Whether the constructor loads `options.model` (the one model every request runs on). False in a
+   * subclass that picks a model per request (MultiModelServer overrides requestState): nothing loads at
+   * start, /health is 200 at once.
+   */
+  protected static loadsModelAtStart = true;
 
   /**
    * The routing key for `routing: 'prefix-aware'`: the first routingKeyChars characters of the prompt of
@@ -80,7 +80,8 @@ export class LLMServer implements GenerationGraph {
   readonly #gate: RequestGate;
   #state: LoadedState | undefined;
   #loadError: Error | undefined;
-  readonly #loading: Promise<LoadedState>;
+  /** The start-up load; undefined when the class loads models per request (loadsModelAtStart false). */
+  readonly #loading: Promise<LoadedState> | undefined;
   #metrics: LLMMetrics | undefined;
   /** The engine's speculative-decoding option, from options (engine-speculation.ts); undefined: off. */
   readonly #speculative: EngineSpeculativeOptions | undefined;
@@ -110,6 +111,7 @@ export class LLMServer implements GenerationGraph {
     this.#speculative = engineSpeculation(options);
     this.options = options;
     this.#gate = new RequestGate(options, rateLimiter);
+    if (!(new.target as typeof LLMServer).loadsModelAtStart) return;
     this.#loading = this.#load();
     this.#loading.catch((err: Error) => {
       this.#loadError = err;
@@ -137,9 +139,8 @@ export class LLMServer implements GenerationGraph {
     }
     const route = findRoute(req);
     yield* this.#gate.http(req, route, async (base) => {
-      this.#checkTask(route.generates, route.embeds === true, route.name);
-      const state = await this.#ready();
-      await this.beforeRequest('handleHttp', req);
+      this.checkTask(route.generates, route.embeds === true, route.name);
+      const state = await this.requestState('handleHttp', req);
       const admin = this.#gate.isAdmin(req);
       return this.#context(base, state, admin ? state.model : withoutPath(state.model), admin);
     });
@@ -187,16 +188,16 @@ export class LLMServer implements GenerationGraph {
 
   /** GenerationGraph: tokenizes and checks a request against the model and this server's limits; generates nothing. */
   async tokenizePrompt(req: GraphRequest): Promise<GraphPrepared> {
-    this.#checkTask(true, false, 'generation');
-    const state = await this.#ready();
-    return graphPrepared(await preparePrompt(state, graphSpec(req)));
+    this.checkTask(true, false, 'generation');
+    const state = await this.requestState('tokenizePrompt', req);
+    return graphPrepared(await preparePrompt(state, graphSpecOn(state, req)));
   }
 
   /** GenerationGraph: the request's outputs as deltas (the caller, LLMFront, did keys, limits and audit). */
   async *generateStream(req: GraphRequest): AsyncGenerator<GraphDelta> {
-    this.#checkTask(true, false, 'generation');
-    const state = await this.#ready();
-    const prepared = await preparePrompt(state, graphSpec(req));
+    this.checkTask(true, false, 'generation');
+    const state = await this.requestState('generateStream', req);
+    const prepared = await preparePrompt(state, graphSpecOn(state, req));
     const stream = startGeneration(state.engine, prepared, req.names, {
       requestId: req.requestId,
       ...(getRequestContext()?.signal ? { signal: getRequestContext()!.signal } : {}),
@@ -217,9 +218,38 @@ export class LLMServer implements GenerationGraph {
    */
   protected async beforeRequest(_method: string, _request: unknown): Promise<void> {}
 
+  /**
+   * The loaded model a request runs on, once its key is checked (HTTP and gRPC) or as a graph call
+   * (tokenizePrompt, generateStream): `method` and `request` as the call's. Here the server's one model
+   * (waited for) after beforeRequest; MultiModelServer picks (and loads) the model the request names. A
+   * throw is answered in the route's error shape.
+   */
+  protected async requestState(method: string, request: unknown): Promise<LoadedState> {
+    const state = await this.#ready();
+    await this.beforeRequest(method, request);
+    return state;
+  }
+
+  /**
+   * An HTTP request through this server's gate (keys, body limits, rate limits, audit line, errors in
+   * the route's shape) on a route of a subclass's own, whose context `context` builds.
+   */
+  protected gated<C extends RouteContext>(
+    req: HttpRequestLike,
+    route: Route<C>,
+    context: (base: ContextBase) => Promise<C>,
+  ): AsyncGenerator<HttpChunk> {
+    return this.#gate.http(req, route, context);
+  }
+
   /** The adapters loaded with the model: lora_modules; MultiLoraServer (lora-multiplex.ts) loads them on demand instead. */
   protected startupAdapters(): LoraModule[] {
     return parseLoraModules(this.options.loraModules);
+  }
+
+  /** Whether an HTTP request may see model paths (an admin key, or a server without keys); see RequestGate.isAdmin. */
+  protected isAdmin(req: HttpRequestLike): boolean {
+    return this.#gate.isAdmin(req);
   }
 
   /** The engine, for subclasses (e.g. to observe its events); undefined while loading. */
@@ -283,7 +313,7 @@ export class LLMServer implements GenerationGraph {
    */
   dispose(): Promise<void> {
     this.#disposing ??= (async () => {
-      const state = this.#state ?? (await this.#loading.catch(() => undefined));
+      const state = this.#state ?? (await this.#loading?.catch(() => undefined));
       this.#metrics?.detach();
       await state?.encoder.dispose();
       await state?.engine.dispose();
@@ -296,53 +326,19 @@ export class LLMServer implements GenerationGraph {
   }
 
   async #load(): Promise<LoadedState> {
-    const o = this.options;
-    const source = await resolveModelSource(o.model, o.tokenizer);
-    if (source.randomWeights) process.stderr.write(randomWeightsBanner(source));
-    const engine = await LLMEngine.create({
-      model: source.path,
-      ...(source.tokenizer !== undefined ? { tokenizerPath: source.tokenizer } : {}),
-      ...(o.quantize ? { weightFormat: o.quantize } : {}),
-      ...(o.quantization ? { quantization: o.quantization } : {}),
-      ...(o.kvCacheDtype ? { kvDtype: o.kvCacheDtype } : {}),
-      ...(this.#speculative ? { speculative: this.#speculative } : {}),
-      // A bar on a terminal, a few plain lines otherwise: loading (and quantizing) a big model takes a while.
-      onProgress: modelLoadProgress(o.quantize ? `${source.defaultName} (${o.quantize})` : source.defaultName),
-      ...pick(o, [
-        'kvCacheBytes',
-        'maxNumSeqs',
-        'maxNumBatchedTokens',
-        'maxModelLen',
-        'enablePrefixCaching',
-        'numThreads',
-        'device',
-        'chatTemplate',
-        'pooling',
-      ]),
-      ...loraEngineOptions(o),
-    });
-    await loadLoraModules(engine, this.startupAdapters());
-    if (this.#speculative) process.stderr.write(speculationBanner(this.#speculative));
-    const model: ModelInfo = {
-      name: o.servedModelName ?? source.defaultName,
-      path: source.path,
-      randomWeights: source.randomWeights,
-      createdS: Math.floor(Date.now() / 1000),
-      strictName: o.strictModelName === true,
-    };
-    this.#metrics = new LLMMetrics(model.name, {
-      vllm: o.vllmMetrics ?? true,
-      maxModelLen: engine.maxModelLen,
-      ...(this.#speculative ? { numSpeculativeTokens: this.#speculative.k } : {}),
-    });
-    this.#metrics.attach(engine);
-    const encoder = new OffLoopTokenizer(engine.tokenizer, { model: source.path, tokenizer: source.tokenizer });
-    this.#state = { engine, model, limits: resolveLimits(o.limits, engine.maxModelLen), encoder };
-    return this.#state;
+    const { state, metrics } = await this.loadModel(this.options, this.startupAdapters());
+    this.#metrics = metrics;
+    this.#state = state;
+    return state;
+  }
+
+  /** Loads a model with this server's engine options (server-load.ts); MultiModelServer loads its catalogue's. */
+  protected loadModel(options: LLMServerOptions, adapters: LoraModule[]): ReturnType<typeof loadServedModel> {
+    return loadServedModel(options, adapters, this.#speculative);
   }
 
   /** Refuses a route the server's task does not serve (options.task), as UnsupportedTaskError (400). */
-  #checkTask(generates: boolean, embeds: boolean, what: string): void {
+  protected checkTask(generates: boolean, embeds: boolean, what: string): void {
     const task = this.options.task ?? 'auto';
     if (task === 'embed' && generates)
       throw new UnsupportedTaskError(
@@ -358,6 +354,7 @@ export class LLMServer implements GenerationGraph {
     if (this.#disposing) throw new ModelUnavailableError('The server is shutting down; retry against another replica.');
     if (this.#state) return this.#state;
     if (this.#loadError) throw new ModelUnavailableError(`The model failed to load: ${this.#loadError.message}`);
+    if (!this.#loading) throw new ModelUnavailableError('This server loads the model each request names.');
     try {
       return await this.#loading;
     } catch (err) {
@@ -377,9 +374,8 @@ export class LLMServer implements GenerationGraph {
   /** Refuses a route the task does not serve, waits for the model, builds the context. */
   #grpcContext(route: string, method: string, request: unknown): (base: ContextBase) => Promise<HandlerContext> {
     return async (base) => {
-      this.#checkTask(route !== 'grpc Embed', route === 'grpc Embed', route);
-      const state = await this.#ready();
-      await this.beforeRequest(method, request);
+      this.checkTask(route !== 'grpc Embed', route === 'grpc Embed', route);
+      const state = await this.requestState(method, request);
       return this.#context(base, state, state.model);
     };
   }
@@ -400,7 +396,7 @@ export class LLMServer implements GenerationGraph {
   #health(): HttpChunk {
     if (this.#disposing)
       return { status: 503, body: { error: 'the server is shutting down', error_type: 'unhealthy' } };
-    if (this.#state) return { status: 200, body: {} };
+    if (this.#state || !this.#loading) return { status: 200, body: {} };
     if (this.#loadError)
       return {
         status: 503,
@@ -415,8 +411,8 @@ function withoutPath(model: ModelInfo): ModelInfo {
   return { ...model, path: model.name };
 }
 
-function pick<T extends object, K extends keyof T>(o: T, keys: K[]): Partial<Pick<T, K>> {
-  const out: Partial<Pick<T, K>> = {};
-  for (const k of keys) if (o[k] !== undefined) out[k] = o[k];
-  return out;
+/** A graph request's spec on `state`'s engine: `req.model` naming one of its LoRA adapters runs on it. */
+function graphSpecOn(state: LoadedState, req: GraphRequest) {
+  const spec = graphSpec(req);
+  return req.model !== undefined && state.engine.adapters?.has(req.model) ? { ...spec, adapter: req.model } : spec;
 }

@@ -23,24 +23,34 @@
 import type { DeploymentHandle } from '@flotilla/core';
 import { multiplexed } from '@flotilla/core';
 import { LLMServerConfigError, ModelNotFoundError } from './errors.js';
+import type { GraphInfo } from './graph.js';
 import { LLMServer } from './llm-server.js';
 import type { LLMServerOptions } from './llm-server-options.js';
 import { loraEngineOptions, parseLoraModules, type LoraModule } from './openai/lora-routes.js';
 import type { RateLimiter } from './rate-limiter.js';
 
 type Rec = Record<string, unknown>;
+/** Calls whose first argument carries the model as `model`: llm.proto's and GenerationGraph's. */
+const GRAPH_AND_GRPC_CALLS = new Set([
+  'grpcGenerate',
+  'grpcGenerateStream',
+  'grpcEmbed',
+  'tokenizePrompt',
+  'generateStream',
+]);
 const isRecord = (v: unknown): v is Rec => typeof v === 'object' && v !== null && !Array.isArray(v);
 const nonEmpty = (v: unknown): string | undefined => (typeof v === 'string' && v !== '' ? v : undefined);
 
 /**
  * The model a call of LLMServer's `method` names, read as the routes read it (llm-routing-key.ts reads
  * the same calls): any OpenAI POST body's `model`; TGI's `parameters.adapter_id` on /generate,
- * /generate_stream and /; a gRPC request's `model`. Undefined for none; never throws.
+ * /generate_stream and /; a gRPC request's `model`; a graph request's `model` (LLMFront's tokenizePrompt
+ * and generateStream calls, graph.ts). Undefined for none; never throws.
  */
 export function requestModelId(method: string, args: readonly unknown[]): string | undefined {
   const a = args[0];
   if (!isRecord(a)) return undefined;
-  if (method === 'grpcGenerate' || method === 'grpcGenerateStream' || method === 'grpcEmbed') return nonEmpty(a.model);
+  if (GRAPH_AND_GRPC_CALLS.has(method)) return nonEmpty(a.model);
   if (method !== 'handleHttp' || a.method !== 'POST' || typeof a.path !== 'string' || !isRecord(a.body))
     return undefined;
   const path = a.path.replace(/\/+$/, '') || '/';
@@ -89,6 +99,11 @@ export class MultiLoraServer extends LLMServer {
         if (!this.#stopping && engine.adapters?.has(name)) await engine.unloadAdapter(name);
       },
     };
+  }
+
+  /** GenerationGraph: the base model's info with the catalogue's adapters as `models` (LLMFront routes them here). */
+  override async graphInfo(): Promise<GraphInfo> {
+    return { ...(await super.graphInfo()), models: this.catalogue() };
   }
 
   /** The catalogue's names, for /v1/models-like listings (the loaded ones are in /-/status `models`). */

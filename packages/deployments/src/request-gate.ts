@@ -14,7 +14,7 @@ import { AuthenticationError, LLMServerConfigError, RateLimiterUnavailableError 
 import { grpcAuthHeaders, grpcClientOf, toCoreError, type GrpcGenerateRequest } from './grpc/llm-grpc.js';
 import { Guard, admissionOf, checkBodySize, type Admission, type RateDecision, type RateLimits } from './guard.js';
 import { type GuardHooks, guardGrpcReply, guardGrpcRequest, guardGrpcStream, guardHttp } from './guards/guard-flow.js';
-import { estimatedTokens, type GenerationContext, type HttpChunk } from './handler-context.js';
+import { estimatedTokens, type GenerationContext, type HttpChunk, type RouteContext } from './handler-context.js';
 import type { Route } from './http-routes.js';
 import { resolveLimits, type LLMServerLimits } from './llm-server-options.js';
 import { malformedBodyError } from './malformed-body.js';
@@ -87,7 +87,7 @@ export class RequestGate {
    * a model, refuse the route, pick a graph) builds the handler's context; the handler's chunks pass the PII
    * guard and get the cost header; a failure before the head is answered in the route's own shape.
    */
-  async *http<C extends GenerationContext>(
+  async *http<C extends RouteContext>(
     req: HttpRequestLike,
     route: Route<C>,
     context: (base: ContextBase) => Promise<C>,

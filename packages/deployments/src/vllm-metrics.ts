@@ -44,6 +44,8 @@ export const VLLM_METRIC_NAMES = {
     'vllm:spec_decode_num_accepted_tokens_total',
     'vllm:spec_decode_num_accepted_tokens_per_pos_total',
   ],
+  /** With LoRA slots (vllm-lora-metric.ts). */
+  lora: ['vllm:lora_requests_info'],
 } as const;
 
 /** vLLM's buckets (seconds), as in its v1 Prometheus logger. */

@@ -21,21 +21,24 @@ export interface LoraModule {
   path: string;
 }
 
-/** `lora_modules`: 'name=path,name=path' (vLLM's CLI form) or { name: path }. */
-export function parseLoraModules(v: string | Record<string, string> | undefined): LoraModule[] {
+/** `lora_modules`: 'name=path,name=path' (vLLM's CLI form) or { name: path }; `option` names it in errors. */
+export function parseLoraModules(
+  v: string | Record<string, string> | undefined,
+  option = 'lora_modules',
+): LoraModule[] {
   if (v === undefined || v === '') return [];
   const entries =
     typeof v === 'string'
       ? v.split(',').map((item) => {
           const eq = item.indexOf('=');
           if (eq <= 0 || eq === item.length - 1)
-            throw new LLMServerConfigError(`lora_modules: '${item}' is not name=path (write name=path,name=path)`);
+            throw new LLMServerConfigError(`${option}: '${item}' is not name=path (write name=path,name=path)`);
           return [item.slice(0, eq).trim(), item.slice(eq + 1).trim()] as const;
         })
       : Object.entries(v);
   const seen = new Set<string>();
   return entries.map(([name, path]) => {
-    if (seen.has(name)) throw new LLMServerConfigError(`lora_modules: '${name}' is given twice`);
+    if (seen.has(name)) throw new LLMServerConfigError(`${option}: '${name}' is given twice`);
     seen.add(name);
     return { name, path };
   });

@@ -50,7 +50,7 @@ export async function* model(req: HttpRequestLike, ctx: GenerationContext): Asyn
   yield { status: 200, body: modelList(ctx.model, ctx.backend.maxModelLen).data[0] };
 }
 
-export function modelList(model: ModelInfo, maxModelLen: number) {
+export function modelList(model: ModelInfo, maxModelLen: number | null) {
   return {
     object: 'list',
     data: [

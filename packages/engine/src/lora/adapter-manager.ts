@@ -62,6 +62,8 @@ export class AdapterManager {
   /** Slot → the last native call on it: loads and unloads of a slot run in the order they were issued. */
   private readonly ops = new Map<number, Promise<unknown>>();
   private waiters: (() => void)[] = [];
+  /** Adapter name → requests waiting for a slot for it (every slot pinned). */
+  private readonly slotWaits = new Map<string, number>();
   private nextUid = 1;
 
   constructor(
@@ -79,6 +81,17 @@ export class AdapterManager {
 
   list(): AdapterInfo[] {
     return [...this.registry.values()].map((r) => this.info(r));
+  }
+
+  /** The adapter in native slot `slot` (a sequence's loraSlot), or null when the slot is empty. */
+  nameInSlot(slot: number): string | null {
+    const key = this.slots.nameIn(slot);
+    return key !== null ? (this.byKey.get(key)?.name ?? null) : null;
+  }
+
+  /** Adapters whose requests wait for a slot to free (every slot pinned), once each. */
+  waitingForSlot(): string[] {
+    return [...this.slotWaits.keys()];
   }
 
   /**
@@ -188,7 +201,13 @@ export class AdapterManager {
   }
 
   private wait(reg: Registered): Promise<AdapterLease> {
-    return new Promise((resolve, reject) => {
+    this.slotWaits.set(reg.name, (this.slotWaits.get(reg.name) ?? 0) + 1);
+    const done = () => {
+      const n = (this.slotWaits.get(reg.name) ?? 1) - 1;
+      if (n > 0) this.slotWaits.set(reg.name, n);
+      else this.slotWaits.delete(reg.name);
+    };
+    return new Promise<AdapterLease>((resolve, reject) => {
       const retry = () => {
         if (reg.removed) return reject(new AdapterNotFoundError(reg.name));
         const lease = this.tryAcquire(reg);
@@ -196,7 +215,7 @@ export class AdapterManager {
         Promise.resolve(lease).then(resolve, reject);
       };
       this.waiters.push(retry);
-    });
+    }).finally(done);
   }
 
   private wake(): void {
