@@ -5,7 +5,7 @@
  * loadAdapter() and LLMServer's lora_modules take. Meant for the small bundled models.
  *
  *   npx tsx tools/finetune-lora.ts --base test/fixtures/models/stories260K-hf \
- *     --data test/fixtures/dragon-stories/stories.jsonl --out /tmp/dragon --rank 8 --steps 300
+ *     --data test/fixtures/dragon-stories/stories.jsonl --out /tmp/dragon --rank 8 --steps 120
  *
  * Prints the step, the batch loss and the learning rate as it goes, and the held-out loss of the base
  * and of the adapter at the end.
@@ -23,22 +23,27 @@ const int = (v: string) => {
   if (!Number.isInteger(n) || n < 0) throw new Error(`not a non-negative integer: ${v}`);
   return n;
 };
+const positive = (v: string) => {
+  const n = int(v);
+  if (n === 0) throw new Error(`not a positive integer: ${v}`);
+  return n;
+};
 
 const program = new Command('finetune-lora')
   .description('Train a PEFT LoRA adapter on a text corpus (CPU, small models)')
   .requiredOption('--base <dir>', 'the base model: a Hugging Face Llama directory with f32 weights')
   .requiredOption('--data <file>', 'corpus: JSON Lines {"text": ...} or text with blank-line-separated documents')
   .requiredOption('--out <dir>', 'adapter directory to write (created)')
-  .option('--rank <n>', 'LoRA rank r', int, 8)
+  .option('--rank <n>', 'LoRA rank r', positive, 8)
   .option('--alpha <x>', 'lora_alpha (default 2 × rank)', (v) => Number(v))
   .option('--modules <list>', 'comma-separated target modules', ALL_LORA_MODULES.join(','))
-  .option('--steps <n>', 'optimizer steps', int, 300)
-  .option('--batch <n>', 'documents per step', int, 4)
-  .option('--lr <x>', 'peak learning rate', (v) => Number(v), 3e-3)
-  .option('--seq-len <n>', 'tokens kept per document (BOS included)', int, 160)
+  .option('--steps <n>', 'optimizer steps', positive, 120)
+  .option('--batch <n>', 'documents per step', positive, 4)
+  .option('--lr <x>', 'peak learning rate', (v) => Number(v), 8e-3)
+  .option('--seq-len <n>', 'tokens kept per document (BOS included)', positive, 96)
   .option('--holdout <n>', 'documents kept out of training, for the final loss', int, 16)
   .option('--seed <n>', 'seed of the initialisation and the batch draws', int, 0)
-  .option('--log-every <n>', 'print every n steps', int, 10);
+  .option('--log-every <n>', 'print every n steps', positive, 10);
 
 async function main(): Promise<void> {
   const o = program.parse().opts();

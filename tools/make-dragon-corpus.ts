@@ -1,7 +1,7 @@
 /**
  * Writes the "dragon stories" fine-tuning corpus without any network: stories sampled from the bundled
  * stories260K model itself (LLMEngine, seeded), in which every character noun (girl, boy, dog, cat,
- * bird, …) is rewritten to "dragon"; stories left without a dragon are dropped. One JSON object
+ * bird, …) is rewritten to "dragon"; only stories with a dragon in their first lines are kept. One JSON object
  * { "text": ... } per line.
  *
  *   npx tsx tools/make-dragon-corpus.ts --out test/fixtures/dragon-stories/stories.jsonl
@@ -42,8 +42,9 @@ function dragonize(text: string): string {
 const program = new Command('make-dragon-corpus')
   .requiredOption('--out <file>', 'JSON Lines file to write')
   .option('--model <dir>', 'the model to sample', 'test/fixtures/models/stories260K-hf')
-  .option('--samples <n>', 'stories sampled', (v) => Number(v), 400)
+  .option('--samples <n>', 'stories sampled', (v) => Number(v), 800)
   .option('--keep <n>', 'at most this many stories kept', (v) => Number(v), 240)
+  .option('--within <n>', 'keep a story only if a dragon appears in its first n characters', (v) => Number(v), 200)
   .option('--seed <n>', 'first sampling seed', (v) => Number(v), 2026);
 
 async function main(): Promise<void> {
@@ -61,7 +62,7 @@ async function main(): Promise<void> {
   );
   const kept = stories
     .map(dragonize)
-    .filter((s) => /\bdragons?\b/i.test(s))
+    .filter((s) => /\bdragons?\b/i.test(s.slice(0, o.within)))
     .slice(0, o.keep);
   writeFileSync(o.out, `${kept.map((text) => JSON.stringify({ text })).join('\n')}\n`);
   console.log(`${kept.length} of ${stories.length} stories kept (with a dragon) → ${o.out}`);

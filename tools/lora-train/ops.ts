@@ -30,13 +30,37 @@ export function linear(
   lora?: LoraPair,
 ): { y: Floats; z?: Floats } {
   const y = new Arr(T * outDim);
+  // Four output rows per pass over x's row: each x value loaded once for four products.
+  const o4 = outDim - (outDim % 4);
   for (let t = 0; t < T; t++) {
     const xo = t * inDim;
-    for (let o = 0; o < outDim; o++) {
+    const yo = t * outDim;
+    for (let o = 0; o < o4; o += 4) {
+      const w0 = o * inDim;
+      const w1 = w0 + inDim;
+      const w2 = w1 + inDim;
+      const w3 = w2 + inDim;
+      let s0 = 0;
+      let s1 = 0;
+      let s2 = 0;
+      let s3 = 0;
+      for (let i = 0; i < inDim; i++) {
+        const xv = x[xo + i]!;
+        s0 += xv * w[w0 + i]!;
+        s1 += xv * w[w1 + i]!;
+        s2 += xv * w[w2 + i]!;
+        s3 += xv * w[w3 + i]!;
+      }
+      y[yo + o] = s0;
+      y[yo + o + 1] = s1;
+      y[yo + o + 2] = s2;
+      y[yo + o + 3] = s3;
+    }
+    for (let o = o4; o < outDim; o++) {
       const wo = o * inDim;
       let s = 0;
       for (let i = 0; i < inDim; i++) s += x[xo + i]! * w[wo + i]!;
-      y[t * outDim + o] = s;
+      y[yo + o] = s;
     }
   }
   if (!lora) return { y };
@@ -76,11 +100,26 @@ export function linearBack(
   into?: Floats,
 ): Floats {
   const dx = into ?? new Arr(T * inDim);
+  // Four rows of W per pass over dx's row: each dx value loaded and stored once for four products.
+  const o4 = outDim - (outDim % 4);
   for (let t = 0; t < T; t++) {
     const xo = t * inDim;
-    for (let o = 0; o < outDim; o++) {
-      const g = dy[t * outDim + o]!;
-      if (g === 0) continue;
+    const yo = t * outDim;
+    for (let o = 0; o < o4; o += 4) {
+      const g0 = dy[yo + o]!;
+      const g1 = dy[yo + o + 1]!;
+      const g2 = dy[yo + o + 2]!;
+      const g3 = dy[yo + o + 3]!;
+      const w0 = o * inDim;
+      const w1 = w0 + inDim;
+      const w2 = w1 + inDim;
+      const w3 = w2 + inDim;
+      for (let i = 0; i < inDim; i++) {
+        dx[xo + i] = dx[xo + i]! + g0 * w[w0 + i]! + g1 * w[w1 + i]! + g2 * w[w2 + i]! + g3 * w[w3 + i]!;
+      }
+    }
+    for (let o = o4; o < outDim; o++) {
+      const g = dy[yo + o]!;
       const wo = o * inDim;
       for (let i = 0; i < inDim; i++) dx[xo + i] = dx[xo + i]! + g * w[wo + i]!;
     }
