@@ -71,17 +71,30 @@ export async function writeRandomAdapter(
     }
   }
   await writeSafetensors(path.join(dir, 'adapter_model.safetensors'), tensors, o.dtype ?? 'f32');
+  await writeAdapterConfig(dir, {
+    rank: o.rank,
+    alpha: o.alpha ?? 2 * o.rank,
+    targetModules: modules,
+    baseModel: o.baseModel ?? null,
+  });
+}
+
+/** adapter_config.json as PEFT's save_pretrained writes it for a plain LoRA (no DoRA, no patterns). */
+export async function writeAdapterConfig(
+  dir: string,
+  o: { rank: number; alpha: number; targetModules: string[]; baseModel: string | null },
+): Promise<void> {
   const adapterConfig = {
     peft_type: 'LORA',
     task_type: 'CAUSAL_LM',
     r: o.rank,
-    lora_alpha: o.alpha ?? 2 * o.rank,
+    lora_alpha: o.alpha,
     lora_dropout: 0,
-    target_modules: modules,
+    target_modules: o.targetModules,
     bias: 'none',
     fan_in_fan_out: false,
     use_rslora: false,
-    base_model_name_or_path: o.baseModel ?? null,
+    base_model_name_or_path: o.baseModel,
   };
   await writeFile(path.join(dir, 'adapter_config.json'), JSON.stringify(adapterConfig, null, 2));
 }
@@ -114,7 +127,8 @@ export async function writeSafetensors(
   }
 }
 
-function peftModule(module: string): { scope: string; canonical: string } {
+/** Where PEFT module `module` sits in a layer and the engine's canonical name of its weight. */
+export function peftModule(module: string): { scope: string; canonical: string } {
   const m = MODULES[module];
   if (!m) throw new Error(`unknown LoRA module ${module} (one of ${ALL_LORA_MODULES.join(', ')})`);
   return m;
