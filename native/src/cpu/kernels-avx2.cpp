@@ -6,7 +6,7 @@
 #include <algorithm>
 #include <cstring>
 
-#include "kernels-f32act.h"
+#include "kernels-avx2-f32act.h"
 #include "kernels.h"
 #include "ops.h"
 
@@ -263,16 +263,11 @@ void to_f16(const float* x, uint16_t* out, int n) {
   for (; i < n; i++) out[i] = f32_to_fp16(x[i]);
 }
 
-// f32 activations: the rows decoded, then this set's f32 tiles (kernels-f32act.h).
-void matmul_f32act(const Weight& w, const MatmulIn& in, float* y, int ldy, int n0, int n1) {
-  matmul_f32act_decoded(matmul, w, in, y, ldy, n0, n1);
-}
-
 }  // namespace
 
 const CpuKernels& avx2_kernels() {
   static const CpuKernels k = {"avx2", matmul, quant_act_bytes, quantize_act, dot_kv, axpy_kv, false, nullptr, nullptr,
-                                flotilla::rmsnorm, flotilla::swiglu, flotilla::add_into, nullptr, nullptr, to_f16, matmul_f32act};
+                                flotilla::rmsnorm, flotilla::swiglu, flotilla::add_into, nullptr, nullptr, to_f16, avx2::matmul_f32act_rows};
   return k;
 }
 
