@@ -79,11 +79,16 @@ bool check_f32act() {
   if (cpu_runs("avx512")) sets.push_back(&avx512_kernels());
 #endif
   bool ok = true;
-  for (const CpuKernels* k : sets)
-    for (DType t : {DType::Q8_0, DType::Q4_0, DType::Q4_Z, DType::Q8_Z}) {
-      ok &= check(*k, t, false);
-      if (k->panels) ok &= check(*k, t, true);
-    }
+  for (const CpuKernels* k : sets) ok &= check_f32act_set(*k);
+  return ok;
+}
+
+bool check_f32act_set(const CpuKernels& k) {
+  bool ok = true;
+  for (DType t : {DType::Q8_0, DType::Q4_0, DType::Q4_Z, DType::Q8_Z}) {
+    ok &= check(k, t, false);
+    if (k.panels) ok &= check(k, t, true);
+  }
   return ok;
 }
 
