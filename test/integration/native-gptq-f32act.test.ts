@@ -10,6 +10,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { loadModel } from '../../packages/engine/src/model-loader/load-model.js';
 import { readModelSpec } from '../../packages/engine/src/model-loader/read-model-spec.js';
 import {
   makeRandomQuantizedModel,
@@ -104,6 +105,26 @@ describe('native GPTQ / AWQ checkpoints with activations f32', () => {
       f32.dispose();
     });
   }
+
+  it('loadModel (what LLMEngine.create and LLMServer call) passes activations through', async () => {
+    const scheme = SCHEMES['gptq 4-bit asym g64 desc_act (q4_z)']!;
+    const dir = path.join(tmp, 'load-model');
+    await makeRandomQuantizedModel(CONFIG, { dir, scheme, seed: SEED, std: 0.08 });
+    const spec = await readModelSpec(dir);
+    const weights = randomQuantizedWeights(CONFIG, SEED, 0.08);
+    const f32 = await loadNative().loadModel({
+      ...referenceManifest(spec, weights, scheme, SEED, 'f32', path.join(dir, 'ref-f32.bin')),
+      numBlocks: 8,
+    });
+    const ref = await prefillLogits(f32, TOKENS);
+    const exact = await loadModel(dir, { activations: 'f32', numBlocks: 8 });
+    const int8 = await loadModel(dir, { numBlocks: 8 });
+    expect(maxAbsDiff(await prefillLogits(exact.model, TOKENS), ref)).toBeLessThan(MAX_DIFF);
+    expect(maxAbsDiff(await prefillLogits(int8.model, TOKENS), ref)).toBeGreaterThan(INT8_MIN_DIFF);
+    exact.dispose();
+    int8.dispose();
+    f32.dispose();
+  });
 
   it('an unknown activations value is refused with E_DTYPE', async () => {
     const dir = path.join(tmp, 'bad-activations');
