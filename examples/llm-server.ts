@@ -4,6 +4,7 @@
  *   serve run examples/llm-server.ts:app model=test/fixtures/models/stories260K/stories260K.bin
  *   serve run examples/llm-server.ts:app model=PATH tokenizer=PATH quantize=int8
  *   serve run examples/llm-server.ts:app model=GPTQ_OR_AWQ_DIR quantization=gptq   # pre-quantized (vLLM's name)
+ *   serve run examples/llm-server.ts:app model=GPTQ_OR_AWQ_DIR activations=f32      # f32 activations: the dequantized model's logits
  *   serve run examples/llm-server.ts:app            # no model: random weights (said so at start and in /v1/models)
  *
  * Try it:
@@ -16,7 +17,8 @@
  *
  * Other options (key=value): served_name=NAME, api_keys=K1,K2, api_key_file=FILE, admin_keys=K1,K2 (also the
  * proxy's monitoring routes and /-/shutdown; the only keys shown model paths), metrics_keys=K1,K2 (/metrics, /-/status,
- * /-/dashboard only), max_num_seqs=N, kv_cache_mb=N,
+ * /-/dashboard only), max_num_seqs=N, kv_cache_mb=N, activations=int8|f32 (what quantized weights multiply on the CPU:
+ * int8-quantized activations, the default and fastest, or the f32 ones; docs/quantized-checkpoints.md),
  * kv_cache_dtype=auto|f32|f16|int8|fp8 (default auto: f16 for a model held in f16; int8 on the CPU, fp8 on CUDA),
  * speculative_model=PATH num_speculative_tokens=K speculative_method=draft|ngram prompt_lookup_max=N prompt_lookup_min=N
  * speculative_disable_by_batch_size=N (speculative decoding in the engine, vLLM's names; default off),
@@ -41,6 +43,7 @@ export function llmOptions(args: Record<string, string | undefined>): LLMServerO
     tokenizer,
     quantize,
     quantization,
+    activations,
     served_name,
     api_keys,
     api_key_file,
@@ -73,11 +76,14 @@ export function llmOptions(args: Record<string, string | undefined>): LLMServerO
   if (quantization !== undefined && quantization !== 'gptq' && quantization !== 'awq')
     throw new Error(`quantization must be gptq or awq, got ${quantization}`);
   if (kv_cache_dtype !== undefined) checkKvCacheDtype(kv_cache_dtype);
+  if (activations !== undefined && activations !== 'int8' && activations !== 'f32')
+    throw new Error(`activations must be int8 or f32, got ${activations}`);
   const options: LLMServerOptions = {};
   if (model) options.model = model;
   if (tokenizer) options.tokenizer = tokenizer;
   if (quantize) options.quantize = quantize;
   if (quantization) options.quantization = quantization;
+  if (activations) options.activations = activations;
   if (served_name) options.servedModelName = served_name;
   if (api_keys) options.apiKeys = api_keys.split(',').filter(Boolean);
   if (api_key_file) options.apiKeyFile = api_key_file;

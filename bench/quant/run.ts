@@ -3,8 +3,11 @@
  * default): the same seeded weights written as an f16 Hugging Face checkpoint (loaded with the engine's
  * int8 and int4, quantized at load) and as GPTQ / AWQ checkpoints (round to nearest in their layouts,
  * repacked at load). For each: weights MB held, load time, single-sequence decode and batch-32 decode
- * tok/s. Every model is loaded at once and the decode rounds go model after model, round after round,
- * so load from other processes weighs on all alike: compare the ratios, not the absolute figures.
+ * tok/s, each layout loaded twice: with activations 'int8' (the default: VNNI / maddubs integer dot
+ * products) and 'f32' (the f32 activations against the weights widened in registers: the dequantized
+ * model's logits), side by side. Every model is loaded at once and the decode rounds go model after
+ * model, round after round, so load from other processes weighs on all alike: compare the ratios, not
+ * the absolute figures.
  * llama.cpp's Q4_0/Q8_0 are not measured here (no llama.cpp on the machines this runs on).
  *
  *   npx tsx bench/quant/run.ts [--model 110m|15m] [--rounds 4] [--threads N]
@@ -21,7 +24,11 @@ import { makeRandomQuantizedModel } from '../../packages/engine/src/model-loader
 import { readModelSpec } from '../../packages/engine/src/model-loader/read-model-spec.js';
 import type { QuantScheme } from '../../packages/engine/src/model-loader/writers/gptq-quantize.js';
 import { loadNative } from '../../packages/engine/src/native/load-native.js';
-import type { NativeModel, NativeWeightFormat } from '../../packages/engine/src/native/native-types.js';
+import type {
+  NativeLoadOptions,
+  NativeModel,
+  NativeWeightFormat,
+} from '../../packages/engine/src/native/native-types.js';
 import { interleavedBlocks, interleavedDecode } from '../engine/measure.js';
 
 const { values } = parseArgs({
@@ -71,21 +78,33 @@ const PLANS = [
 ];
 const binding = loadNative();
 console.log(`cpu ${JSON.stringify(binding.cpuFeatures())}`);
-const loaded: { layout: Layout; model: NativeModel; loadS: number; single: number[]; batch32: number[] }[] = [];
+type Activations = NonNullable<NativeLoadOptions['activations']>;
+interface Loaded {
+  layout: Layout;
+  activations: Activations;
+  model: NativeModel;
+  loadS: number;
+  single: number[];
+  batch32: number[];
+}
+const loaded: Loaded[] = [];
 for (const layout of LAYOUTS) {
   const spec = await readModelSpec(await checkpoint(layout));
-  const t0 = performance.now();
-  const model = await binding.loadModel({
-    config: spec.config,
-    files: spec.files,
-    tensors: spec.tensors,
-    ...(layout.weightFormat ? { weightFormat: layout.weightFormat } : {}),
-    numBlocks: interleavedBlocks(PLANS, 1, 16),
-    maxBatchTokens: 512,
-    maxBatchSeqs: 32,
-    ...(threads ? { numThreads: threads } : {}),
-  });
-  loaded.push({ layout, model, loadS: (performance.now() - t0) / 1000, single: [], batch32: [] });
+  for (const activations of ['int8', 'f32'] as const) {
+    const t0 = performance.now();
+    const model = await binding.loadModel({
+      config: spec.config,
+      files: spec.files,
+      tensors: spec.tensors,
+      ...(layout.weightFormat ? { weightFormat: layout.weightFormat } : {}),
+      activations,
+      numBlocks: interleavedBlocks(PLANS, 1, 16),
+      maxBatchTokens: 512,
+      maxBatchSeqs: 32,
+      ...(threads ? { numThreads: threads } : {}),
+    });
+    loaded.push({ layout, activations, model, loadS: (performance.now() - t0) / 1000, single: [], batch32: [] });
+  }
 }
 for (let r = 0; r < rounds; r++) {
   for (const m of loaded) {
@@ -95,9 +114,10 @@ for (let r = 0; r < rounds; r++) {
   }
 }
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
-const base = loaded.find((m) => m.layout.weightFormat === 'int4')!;
+const base = loaded.find((m) => m.layout.weightFormat === 'int4' && m.activations === 'int8')!;
 const rows = loaded.map((m) => ({
   layout: m.layout.name,
+  activations: m.activations,
   kernels: m.model.kernels,
   threads: m.model.numThreads,
   weightMB: m.model.weightBytes / 2 ** 20,
@@ -108,12 +128,23 @@ const rows = loaded.map((m) => ({
   batch32VsEngineInt4: median(m.batch32) / median(base.batch32),
 }));
 console.log(
-  `\n${preset} model, ${rounds} interleaved rounds (medians); ratios against the engine's own int4 in the same run`,
+  `\n${preset} model, ${rounds} interleaved rounds (medians); ratios against the engine's own int4 (int8 activations) in the same run`,
 );
-console.log('layout                          weights MB  load s  decode tok/s  batch-32 tok/s  decode/int4  b32/int4');
-for (const r of rows)
+console.log(
+  'layout                          weights MB  load s  decode tok/s  batch-32 tok/s  decode/int4  b32/int4  (int8 / f32 activations)',
+);
+const pairs = LAYOUTS.map((l) => rows.filter((r) => r.layout === l.name));
+for (const [i8, f32] of pairs) {
+  const both = (f: (r: (typeof rows)[number]) => number, digits: number, width: number, suffix = '') =>
+    `${f(i8!).toFixed(digits)}${suffix} / ${f(f32!).toFixed(digits)}${suffix}`.padStart(width);
   console.log(
-    `${r.layout.padEnd(31)} ${r.weightMB.toFixed(1).padStart(10)} ${r.loadS.toFixed(2).padStart(7)} ${r.singleTokS.toFixed(1).padStart(13)} ${r.batch32TokS.toFixed(1).padStart(15)} ${r.singleVsEngineInt4.toFixed(2).padStart(11)}x ${r.batch32VsEngineInt4.toFixed(2).padStart(8)}x`,
+    `${i8!.layout.padEnd(31)} ${i8!.weightMB.toFixed(1).padStart(10)} ${both((r) => r.loadS, 2, 13)} ${both((r) => r.singleTokS, 1, 15)} ${both((r) => r.batch32TokS, 1, 15)} ${both((r) => r.singleVsEngineInt4, 2, 13, 'x')} ${both((r) => r.batch32VsEngineInt4, 2, 13, 'x')}`,
+  );
+}
+console.log('\nf32 activations against int8 activations, same weights (medians):');
+for (const [i8, f32] of pairs)
+  console.log(
+    `${i8!.layout.padEnd(31)} decode ${(f32!.singleTokS / i8!.singleTokS).toFixed(2)}x  batch-32 ${(f32!.batch32TokS / i8!.batch32TokS).toFixed(2)}x`,
   );
 for (const m of loaded) m.model.dispose();
 const outDir = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../results');

@@ -26,6 +26,9 @@ struct BackendOptions {
   // Resident LoRA adapters (core/lora.h), owned by the Engine; null when maxLoras is 0.
   const LoraPool* lora = nullptr;
   int maxLoraRank = 0;
+  // CPU only: quantized weights multiply the f32 activations (CpuKernels::matmul_f32act) instead of
+  // int8-quantized ones (LoadSpec::f32Activations, the engine's activations 'f32').
+  bool f32Activations = false;
 };
 
 // Where a backend that samples on its device writes a step's results: (S) tokens and logprobs,

@@ -22,6 +22,7 @@
 #include "../src/cpu/kernels.h"
 #include "gemm-bench.h"
 #include "goldens.h"
+#include "f32act-checks.h"
 #include "kernel-checks.h"
 #include "kv-int8-checks.h"
 #include "pool-checks.h"
@@ -196,7 +197,7 @@ int main(int argc, char** argv) {
       std::printf("SKIP: no models folder (pass --models DIR or set FLOTILLA_MODELS)\n");
       return 77;
     }
-    const bool kernelsOk = check_pool() & (o.device != "cpu" || (check_kernels() & check_kv_int8()));
+    const bool kernelsOk = check_pool() & (o.device != "cpu" || (check_kernels() & check_kv_int8() & check_f32act()));
     const bool ok = check_goldens(dir, o) && kernelsOk;
     bench(dir + "/stories260K/stories260K.bin", o);
     return ok ? 0 : 1;

@@ -1,5 +1,7 @@
 // The key=value arguments of examples/llm-server.ts (what `serve run` passes) become LLMServerOptions.
 import { describe, expect, it } from 'vitest';
+import { LLMServerConfigError } from '../../packages/deployments/src/errors.js';
+import { LLMServer } from '../../packages/deployments/src/llm-server.js';
 import { KvCacheDtypeError } from '../../packages/engine/src/kv-cache-dtype.js';
 import { llmOptions } from '../../examples/llm-server.js';
 
@@ -28,6 +30,14 @@ describe('examples/llm-server.ts arguments', () => {
     expect(() => llmOptions({ quantization: 'bitsandbytes' })).toThrow(
       /quantization must be gptq or awq, got bitsandbytes/,
     );
+    expect(llmOptions({ activations: 'f32' }).activations).toBe('f32');
+    expect(llmOptions({ activations: 'int8' }).activations).toBe('int8');
+    expect(() => llmOptions({ activations: 'f16' })).toThrow(/activations must be int8 or f32, got f16/);
     expect(() => llmOptions({ modle: 'x' })).toThrow(/unknown argument modle/);
+  });
+
+  it('LLMServer refuses an activations value other than int8 or f32 before loading anything', () => {
+    expect(() => new LLMServer({ activations: 'f16' as 'f32' })).toThrow(LLMServerConfigError);
+    expect(() => new LLMServer({ activations: 'f16' as 'f32' })).toThrow(/activations must be 'int8' or 'f32'/);
   });
 });

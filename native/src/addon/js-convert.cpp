@@ -157,6 +157,9 @@ LoadSpec parse_load_spec(Napi::Object o) {
   if (kv != "auto" && !parse_kv_type(kv, &s.kvType))
     fail("E_DTYPE", "kvDtype (kv_cache_dtype) must be 'auto', 'f32', 'f16', 'int8' or 'fp8', got '" + kv + "'");
   s.kvAuto = kv == "auto";
+  const std::string act = string(o, "activations", "int8");
+  if (act != "int8" && act != "f32") fail("E_DTYPE", "activations must be 'int8' or 'f32', got '" + act + "'");
+  s.f32Activations = act == "f32";
   s.maxBatchTokens = integer(o, "maxBatchTokens", "options.", false, 2048);
   s.maxBatchSeqs = integer(o, "maxBatchSeqs", "options.", false, 256);
   s.numThreads = integer(o, "numThreads", "options.", false, 0);

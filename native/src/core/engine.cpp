@@ -75,6 +75,8 @@ std::unique_ptr<Engine> Engine::load(const LoadSpec& spec, ProgressFn progress, 
   // before the weights load
   if (spec.kvType == KvType::Fp8 && !cuda)
     fail("E_DTYPE", "kvDtype 'fp8' (kv_cache_dtype) needs the CUDA backend; the CPU backend takes 'int8' for an 8-bit KV cache");
+  if (spec.f32Activations && cuda)
+    fail("E_DEVICE", "activations 'f32' is a CPU backend option (its quantized matmuls); the CUDA backend runs f16 activations");
   if (spec.kvType == KvType::I8 && cuda)
     fail("E_DTYPE", "kvDtype 'int8' (kv_cache_dtype) is the CPU backend's 8-bit KV cache; the CUDA backend takes 'fp8'");
   e->weights_ = load_weights(spec, *e->pool_, progress, ctx);
@@ -87,6 +89,7 @@ std::unique_ptr<Engine> Engine::load(const LoadSpec& spec, ProgressFn progress, 
   e->maxBatchSeqs_ = spec.maxBatchSeqs;
   const uint64_t fingerprint = model_fingerprint(*e->weights_);  // before a backend rewrites the weights
   BackendOptions bo{0, spec.blockSize, e->kvType_, spec.maxBatchTokens, spec.maxBatchSeqs};
+  bo.f32Activations = spec.f32Activations;
   if (spec.maxLoras > 0) {
     if (cuda) fail("E_DEVICE", "LoRA adapters (maxLoras) run on the CPU backend only; src/cuda/lora.cu is not wired into the CUDA backend yet");
     e->lora_ = std::make_unique<LoraPool>(spec.config, spec.maxLoras, spec.maxLoraRank, select_kernels().panels);

@@ -69,6 +69,9 @@ struct LoadSpec {
   double gpuMemoryUtilization = 0.9;  // CUDA: fraction of device memory for weights + activations + KV
   int maxLoras = 0;     // LoRA adapter slots (core/lora.h); 0: none
   int maxLoraRank = 0;  // largest adapter rank a slot holds
+  // activations 'f32': the CPU backend's quantized matmuls take f32 activations (weights widened in
+  // registers) instead of int8 ones; 'int8' (false) is the default. CUDA refuses it (E_DEVICE).
+  bool f32Activations = false;
 };
 
 bool parse_weight_format(const std::string& name, WeightFormat* out);

@@ -19,7 +19,7 @@ namespace {
 // Activations preallocated for maxBatchTokens rows; nothing is allocated per step.
 struct Scratch {
   AlignedBuffer x, xb, q, k, v, att, h1, h3, fin, xq, rope;
-  Scratch(const ModelConfig& c, int T, const CpuKernels& kern) {
+  Scratch(const ModelConfig& c, int T, const CpuKernels& kern, bool f32Act) {
     const size_t qDim = size_t(c.nHeads) * c.headDim(), wide = std::max<size_t>({size_t(c.dim), qDim, size_t(c.hiddenDim)});
     x = AlignedBuffer(4 * T * size_t(c.dim), "activations");
     xb = AlignedBuffer(4 * T * std::max<size_t>(c.dim, qDim), "activations");
@@ -30,7 +30,8 @@ struct Scratch {
     h1 = AlignedBuffer(4 * T * size_t(c.hiddenDim), "activations");
     h3 = AlignedBuffer(4 * T * size_t(c.hiddenDim), "activations");
     fin = AlignedBuffer(4 * T * size_t(c.dim), "activations");
-    xq = AlignedBuffer(kern.quant_act_bytes(int(wide)) * T, "activations");
+    // f32 activations gather act-order (GPTQ desc_act) rows here as floats
+    xq = AlignedBuffer(std::max(kern.quant_act_bytes(int(wide)), f32Act ? 4 * wide : 0) * T, "activations");
     rope = AlignedBuffer(4 * T * size_t(c.headDim()), "activations");
   }
 };
@@ -75,7 +76,7 @@ class CpuBackend : public Backend {
  public:
   CpuBackend(ModelWeights& w, const BackendOptions& o, ThreadPool& pool)
       : w_(w), c_(w.config), pool_(pool), kern_(select_kernels()), kv_(c_, o.numBlocks, o.blockSize, o.kvType, kern_.to_f16),
-        attn_(c_, o.maxBatchTokens, o.maxBatchSeqs), s_(c_, o.maxBatchTokens, kern_), invFreq_(c_.headDim() / 2),
+        attn_(c_, o.maxBatchTokens, o.maxBatchSeqs), s_(c_, o.maxBatchTokens, kern_, o.f32Activations), f32Act_(o.f32Activations), invFreq_(c_.headDim() / 2),
         loraPool_(o.lora), lora_(c_, o.lora ? o.maxBatchTokens : 0, std::max(1, o.maxLoraRank)) {
     kv_.prefault(pool_);
     if (kern_.panels) {  // the kernels read F32/F16/BF16/Q8_0/Q4_0 matrices (and the embedding lookup reads rows) from panels
@@ -110,7 +111,7 @@ class CpuBackend : public Backend {
     float* fin = s_.fin.as<float>();
     trunk(b, rows, numRows, fin);
     const MatmulOut out{&w_.classifier(), logits};
-    matmul_parallel(pool_, kern_, fin, numRows, dim, s_.xq.as<uint8_t>(), &out, 1);
+    matmul_parallel(pool_, kern_, fin, numRows, dim, s_.xq.as<uint8_t>(), &out, 1, f32Act_);
     clock_.lap(PhaseClock::kHead);
   }
 
@@ -155,7 +156,7 @@ class CpuBackend : public Backend {
     rows_parallel(T, [&](int t) { kern_.rmsnorm(xb + size_t(t) * dim, x + size_t(t) * dim, lw.attnNorm.f32(), dim, c_.normEps); });
     clock_.lap(PhaseClock::kNorm);
     const MatmulOut qkv[3] = {{&lw.wq, q}, {&lw.wk, k}, {&lw.wv, v}};
-    matmul_parallel(pool_, kern_, xb, T, dim, xq, qkv, 3);
+    matmul_parallel(pool_, kern_, xb, T, dim, xq, qkv, 3, f32Act_);
     const LoraOut qkvLora[3] = {{kLoraQ, q}, {kLoraK, k}, {kLoraV, v}};
     lora_.apply(pool_, kern_, l, xb, dim, qkvLora, 3);
     clock_.lap(PhaseClock::kQkv);
@@ -167,7 +168,7 @@ class CpuBackend : public Backend {
     attn_.run(pool_, kern_, kv_, l, b, q, att);
     clock_.lap(PhaseClock::kAttn);
     const MatmulOut o{&lw.wo, xb};
-    matmul_parallel(pool_, kern_, att, T, qDim, xq, &o, 1);
+    matmul_parallel(pool_, kern_, att, T, qDim, xq, &o, 1, f32Act_);
     const LoraOut oLora{kLoraO, xb};
     lora_.apply(pool_, kern_, l, att, qDim, &oLora, 1);
     clock_.lap(PhaseClock::kWo);
@@ -177,14 +178,14 @@ class CpuBackend : public Backend {
     });
     clock_.lap(PhaseClock::kFfnNorm);
     const MatmulOut gateUp[2] = {{&lw.w1, h1}, {&lw.w3, h3}};
-    matmul_parallel(pool_, kern_, xb, T, dim, xq, gateUp, 2);
+    matmul_parallel(pool_, kern_, xb, T, dim, xq, gateUp, 2, f32Act_);
     const LoraOut gateUpLora[2] = {{kLoraGate, h1}, {kLoraUp, h3}};
     lora_.apply(pool_, kern_, l, xb, dim, gateUpLora, 2);
     clock_.lap(PhaseClock::kW1W3);
     rows_parallel(T, [&](int t) { kern_.swiglu(h1 + size_t(t) * hid, h3 + size_t(t) * hid, hid); });
     clock_.lap(PhaseClock::kSwiglu);
     const MatmulOut down{&lw.w2, xb};
-    matmul_parallel(pool_, kern_, h1, T, hid, xq, &down, 1);
+    matmul_parallel(pool_, kern_, h1, T, hid, xq, &down, 1, f32Act_);
     const LoraOut downLora{kLoraDown, xb};
     lora_.apply(pool_, kern_, l, h1, hid, &downLora, 1);
     clock_.lap(PhaseClock::kW2);
@@ -199,6 +200,7 @@ class CpuBackend : public Backend {
   KvCache kv_;
   PagedAttention attn_;
   Scratch s_;
+  bool f32Act_;  // activations 'f32' (BackendOptions::f32Activations)
   std::vector<float> invFreq_;
   const LoraPool* loraPool_;
   LoraApply lora_;

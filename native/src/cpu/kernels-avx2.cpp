@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cstring>
 
+#include "kernels-avx2-f32act.h"
 #include "kernels.h"
 #include "ops.h"
 
@@ -266,7 +267,7 @@ void to_f16(const float* x, uint16_t* out, int n) {
 
 const CpuKernels& avx2_kernels() {
   static const CpuKernels k = {"avx2", matmul, quant_act_bytes, quantize_act, dot_kv, axpy_kv, false, nullptr, nullptr,
-                                flotilla::rmsnorm, flotilla::swiglu, flotilla::add_into, nullptr, nullptr, to_f16};
+                                flotilla::rmsnorm, flotilla::swiglu, flotilla::add_into, nullptr, nullptr, to_f16, avx2::matmul_f32act_rows};
   return k;
 }
 

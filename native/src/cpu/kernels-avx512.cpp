@@ -18,8 +18,10 @@
 
 #include "avx512-util.h"
 #include "kernels-avx512-attn.h"
+#include "kernels-avx512-f32act.h"
 #include "kernels-avx512-int.h"
 #include "kernels-avx512-rows.h"
+#include "kernels-f32act.h"
 #include "kernels.h"
 
 namespace flotilla {
@@ -251,11 +253,17 @@ void axpy_kv(float a, const uint8_t* v, float* y, int n, KvType t) {
   else axpy_kv_t<LoadF32>(a, v, y, n);
 }
 
+// f32 activations: panels through their own kernel, row-major rows decoded into this set's f32 tiles.
+void matmul_f32act(const Weight& w, const MatmulIn& in, float* y, int ldy, int n0, int n1) {
+  if (w.panels) return avx512::matmul_f32act_panels(w, in, y, ldy, n0, n1);
+  matmul_f32act_decoded(matmul, w, in, y, ldy, n0, n1);
+}
+
 }  // namespace
 
 const CpuKernels& avx512_kernels() {
   static const CpuKernels k = {"avx512", matmul, avx512::quant_act_bytes, avx512::quantize_act, dot_kv, axpy_kv, true, avx512::attend, avx512::attend_heads,
-                                avx512::rmsnorm, avx512::swiglu, avx512::add_into, avx512::argmax, avx512::sum_exp, avx512::to_f16};
+                                avx512::rmsnorm, avx512::swiglu, avx512::add_into, avx512::argmax, avx512::sum_exp, avx512::to_f16, matmul_f32act};
   return k;
 }
 

@@ -4,6 +4,7 @@
 #include <cmath>
 #include <cstring>
 
+#include "kernels-f32act.h"
 #include "kernels.h"
 #include "ops.h"
 
@@ -113,11 +114,15 @@ void axpy_kv(float a, const uint8_t* v, float* y, int n, KvType t) {
   for (int i = 0; i < n; i++) y[i] += a * load_elem(d, v, i);
 }
 
+void matmul_f32act(const Weight& w, const MatmulIn& in, float* y, int ldy, int n0, int n1) {
+  matmul_f32act_decoded(matmul, w, in, y, ldy, n0, n1);
+}
+
 }  // namespace
 
 const CpuKernels& scalar_kernels() {
   static const CpuKernels k = {"scalar", matmul, quant_act_bytes, quantize_act, dot_kv, axpy_kv, false, nullptr, nullptr,
-                                flotilla::rmsnorm, flotilla::swiglu, flotilla::add_into, nullptr, nullptr, nullptr};
+                                flotilla::rmsnorm, flotilla::swiglu, flotilla::add_into, nullptr, nullptr, nullptr, matmul_f32act};
   return k;
 }
 

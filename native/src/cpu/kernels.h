@@ -68,6 +68,10 @@ struct CpuKernels {
   // n floats to IEEE half, rounded to nearest even: f32_to_fp16's bits for every non-NaN input (NaN
   // payloads may differ); null means f32_to_fp16 per element (the KV cache's f16 store).
   void (*to_f16)(const float* x, uint16_t* out, int n);
+  // matmul's contract for a quantized weight (Q8_0, Q4_0, Q4_Z, Q8_Z) against the f32 activations in.x
+  // (in.xq unused): the weight widened in registers, no activation quantization (the engine's
+  // `activations: 'f32'`; kernels-f32act.h). Never null.
+  void (*matmul_f32act)(const Weight& w, const MatmulIn& in, float* y, int ldy, int n0, int n1);
 };
 
 // The scalar and AVX2 sets quantize activations to an array of BlockQ8Act (dtype.h).

@@ -44,6 +44,11 @@ export interface LLMServerOptions {
    * bitsandbytes and other methods are refused with the list of what is read. Default: from config.json.
    */
   quantization?: 'gptq' | 'awq';
+  /**
+   * What quantized weights (quantize, GPTQ/AWQ) multiply on the CPU: 'int8' activations (fastest) or
+   * 'f32' (the dequantized model's logits up to float rounding; NativeLoadOptions.activations). Default 'int8'.
+   */
+  activations?: 'int8' | 'f32';
   /** Name clients pass as `model` and see in /v1/models. Default: the model file or directory name ('random-weights' without a model). */
   servedModelName?: string;
   /**

@@ -103,6 +103,8 @@ export class LLMServer implements GenerationGraph {
     if (options.quantize !== undefined && options.quantize !== 'int8' && options.quantize !== 'int4') {
       throw new LLMServerConfigError(`quantize must be 'int8' or 'int4', got ${JSON.stringify(options.quantize)}`);
     }
+    if (options.activations !== undefined && options.activations !== 'int8' && options.activations !== 'f32')
+      throw new LLMServerConfigError(`activations must be 'int8' or 'f32', got ${JSON.stringify(options.activations)}`);
     if (options.task !== undefined && !['auto', 'generate', 'embed'].includes(options.task))
       throw new LLMServerConfigError(`task must be 'auto', 'generate' or 'embed', got ${JSON.stringify(options.task)}`);
     if (options.pooling !== undefined && options.pooling !== 'mean' && options.pooling !== 'last')

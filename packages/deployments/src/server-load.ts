@@ -52,6 +52,7 @@ export async function loadServedModel(
     onProgress: modelLoadProgress(o.quantize ? `${source.defaultName} (${o.quantize})` : source.defaultName),
     ...pick(o, [
       'kvCacheBytes',
+      'activations',
       'maxNumSeqs',
       'maxNumBatchedTokens',
       'maxModelLen',

@@ -105,6 +105,15 @@ export interface NativeLoadOptions {
    * Default 'auto'.
    */
   kvDtype?: 'auto' | 'f32' | 'f16' | 'int8' | 'fp8' | 'fp8_e4m3';
+  /**
+   * What the CPU backend's quantized matmuls (int8/int4 weights, GPTQ/AWQ checkpoints: Q8_0, Q4_0, Q4_Z,
+   * Q8_Z) multiply the weights by. 'int8': activations quantized to int8 per group of 32 (VNNI integer
+   * dot products; fastest, logits within ~0.1 of the dequantized model's). 'f32': the f32 activations
+   * themselves against the 4/8-bit weights widened in registers (weights stay quantized in memory):
+   * the dequantized model's logits up to float rounding (docs/quantized-checkpoints.md). No effect on
+   * float weights. The CUDA backend refuses 'f32' (E_DEVICE). Default 'int8'.
+   */
+  activations?: 'int8' | 'f32';
   /** Most tokens one step may carry (sizes the preallocated activations). Default 2048. */
   maxBatchTokens?: number;
   /** Most sequences one step may carry. Default 256. */
