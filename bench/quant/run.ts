@@ -5,13 +5,21 @@
  * repacked at load). For each: weights MB held, load time, single-sequence decode and batch-32 decode
  * tok/s. Every model is loaded at once and the decode rounds go model after model, round after round,
  * so load from other processes weighs on all alike: compare the ratios, not the absolute figures.
- * llama.cpp's Q4_0/Q8_0 are not measured here (no llama.cpp on the machines this runs on).
  *
- *   npx tsx bench/quant/run.ts [--model 110m|15m] [--rounds 4] [--threads N]
+ * The same seeded weights are also written as GGUF Q4_0 and Q8_0 files and loaded by the engine as they
+ * are (weightFormat 'auto': every matrix, the tied embedding included, stays Q4_0/Q8_0). Given a
+ * llama.cpp build (`--llama-cpp DIR`, its build/bin directory, or LLAMA_CPP_BIN; nothing is downloaded),
+ * llama.cpp runs the very same files in the same rounds, after the engine's models, with the engine's
+ * thread count (see llama-cpp.ts for its commands), and a second table gives engine / llama.cpp.
+ * Without it the bench says llama.cpp was not measured.
+ *
+ *   npx tsx bench/quant/run.ts [--model 110m|15m] [--rounds 4] [--threads N] [--llama-cpp DIR] [--gguf-only]
+ *
+ * --gguf-only skips the GPTQ/AWQ checkpoints (keeps the engine's int8/int4 and the GGUF files).
  *
  * Prints a table and writes bench/results/quant-<time>.json.
  */
-import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, renameSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -23,14 +31,18 @@ import type { QuantScheme } from '../../packages/engine/src/model-loader/writers
 import { loadNative } from '../../packages/engine/src/native/load-native.js';
 import type { NativeModel, NativeWeightFormat } from '../../packages/engine/src/native/native-types.js';
 import { interleavedBlocks, interleavedDecode } from '../engine/measure.js';
+import { batchedBenchDecode, llamaBenchDecode, llamaCppDir } from './llama-cpp.js';
 
 const { values } = parseArgs({
   options: {
     model: { type: 'string', default: '110m' },
     rounds: { type: 'string', default: '4' },
     threads: { type: 'string' },
+    'llama-cpp': { type: 'string' },
+    'gguf-only': { type: 'boolean', default: false },
   },
 });
+const llamaCpp = llamaCppDir(values['llama-cpp']);
 const preset = values.model as keyof typeof MODEL_PRESETS;
 const rounds = Number(values.rounds);
 const threads = values.threads ? Number(values.threads) : undefined;
@@ -40,8 +52,10 @@ interface Layout {
   name: string;
   scheme?: QuantScheme;
   weightFormat?: NativeWeightFormat;
+  gguf?: GgufQuant;
 }
-const LAYOUTS: Layout[] = [
+type GgufQuant = 'q8_0' | 'q4_0';
+const ALL_LAYOUTS: Layout[] = [
   { name: 'engine int8 (from f16)', weightFormat: 'int8' },
   { name: 'engine int4 (from f16)', weightFormat: 'int4' },
   { name: 'GPTQ 8-bit sym g128', scheme: { method: 'gptq', bits: 8, groupSize: 128, sym: true } },
@@ -53,9 +67,27 @@ const LAYOUTS: Layout[] = [
     scheme: { method: 'gptq', bits: 4, groupSize: 128, sym: false, descAct: true },
   },
   { name: 'AWQ 4-bit g128', scheme: { method: 'awq', bits: 4, groupSize: 128 } },
+  { name: 'GGUF Q8_0 (engine)', gguf: 'q8_0' },
+  { name: 'GGUF Q4_0 (engine)', gguf: 'q4_0' },
 ];
+const LAYOUTS = values['gguf-only'] ? ALL_LAYOUTS.filter((l) => !l.scheme) : ALL_LAYOUTS;
 
 async function checkpoint(l: Layout): Promise<string> {
+  if (l.gguf) {
+    const dir = path.join(os.tmpdir(), 'flotilla-bench-models', `quant-${preset}-gguf`);
+    const file = path.join(dir, `${preset}-${l.gguf}.gguf`);
+    if (existsSync(file)) return file;
+    console.log(`writing ${preset} ${l.gguf} to ${file} ...`);
+    const partial = await makeRandomModel(MODEL_PRESETS[preset], {
+      format: 'gguf',
+      dtype: l.gguf,
+      dir,
+      seed: SEED,
+      name: `${preset}-${l.gguf}-partial`,
+    });
+    renameSync(partial, file); // only a whole file is reused by later runs
+    return file;
+  }
   const tag = l.scheme ? l.name.replace(/[^a-z0-9]+/gi, '-').toLowerCase() : 'f16';
   const dir = path.join(os.tmpdir(), 'flotilla-bench-models', `quant-${preset}-${tag}`);
   if (existsSync(path.join(dir, 'tokenizer.json'))) return dir;
@@ -71,7 +103,20 @@ const PLANS = [
 ];
 const binding = loadNative();
 console.log(`cpu ${JSON.stringify(binding.cpuFeatures())}`);
-const loaded: { layout: Layout; model: NativeModel; loadS: number; single: number[]; batch32: number[] }[] = [];
+/** One measured layout: the engine on a checkpoint, or llama.cpp on a GGUF file; one sample per round each. */
+interface Entry {
+  name: string;
+  gguf?: GgufQuant;
+  engine?: NativeModel;
+  kernels: string;
+  threads: number;
+  weightMB: number;
+  loadS: number[];
+  single: number[];
+  batch32: number[];
+  measure: () => Promise<void>;
+}
+const entries: Entry[] = [];
 for (const layout of LAYOUTS) {
   const spec = await readModelSpec(await checkpoint(layout));
   const t0 = performance.now();
@@ -85,42 +130,103 @@ for (const layout of LAYOUTS) {
     maxBatchSeqs: 32,
     ...(threads ? { numThreads: threads } : {}),
   });
-  loaded.push({ layout, model, loadS: (performance.now() - t0) / 1000, single: [], batch32: [] });
+  const e: Entry = {
+    name: layout.name,
+    ...(layout.gguf ? { gguf: layout.gguf } : {}),
+    engine: model,
+    kernels: model.kernels,
+    threads: model.numThreads,
+    weightMB: model.weightBytes / 2 ** 20,
+    loadS: [(performance.now() - t0) / 1000],
+    single: [],
+    batch32: [],
+    measure: async () => {
+      const rates = await interleavedDecode(model, PLANS, 1);
+      e.single.push(rates.get(1)!.tokS);
+      e.batch32.push(rates.get(32)!.tokS);
+    },
+  };
+  entries.push(e);
 }
-for (let r = 0; r < rounds; r++) {
-  for (const m of loaded) {
-    const rates = await interleavedDecode(m.model, PLANS, 1);
-    m.single.push(rates.get(1)!.tokS);
-    m.batch32.push(rates.get(32)!.tokS);
+let llamaCppBuild = '';
+if (llamaCpp) {
+  const t = entries[0]!.threads; // the engine's thread count
+  for (const gguf of ['q8_0', 'q4_0'] as const) {
+    const file = await checkpoint({ name: gguf, gguf });
+    const e: Entry = {
+      name: `llama.cpp ${gguf.toUpperCase()} (same file)`,
+      gguf,
+      kernels: 'llama.cpp',
+      threads: t,
+      weightMB: 0,
+      loadS: [],
+      single: [],
+      batch32: [],
+      measure: async () => {
+        const d = await llamaBenchDecode(llamaCpp, file, t);
+        const b = await batchedBenchDecode(llamaCpp, file, t);
+        llamaCppBuild = d.build;
+        e.kernels = `llama.cpp ${d.build}`;
+        e.weightMB = d.modelBytes / 2 ** 20;
+        e.single.push(d.tokS);
+        e.batch32.push(b.tokS);
+        e.loadS.push(b.loadS);
+      },
+    };
+    entries.push(e);
   }
 }
+for (let r = 0; r < rounds; r++) for (const e of entries) await e.measure();
+for (const e of entries) e.engine?.dispose();
+
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
-const base = loaded.find((m) => m.layout.weightFormat === 'int4')!;
-const rows = loaded.map((m) => ({
-  layout: m.layout.name,
-  kernels: m.model.kernels,
-  threads: m.model.numThreads,
-  weightMB: m.model.weightBytes / 2 ** 20,
-  loadS: m.loadS,
-  singleTokS: median(m.single),
-  batch32TokS: median(m.batch32),
-  singleVsEngineInt4: median(m.single) / median(base.single),
-  batch32VsEngineInt4: median(m.batch32) / median(base.batch32),
+const base = entries.find((e) => e.name.startsWith('engine int4'))!;
+const rows = entries.map((e) => ({
+  layout: e.name,
+  kernels: e.kernels,
+  threads: e.threads,
+  weightMB: e.weightMB,
+  loadS: median(e.loadS),
+  singleTokS: median(e.single),
+  batch32TokS: median(e.batch32),
+  singleVsEngineInt4: median(e.single) / median(base.single),
+  batch32VsEngineInt4: median(e.batch32) / median(base.batch32),
 }));
+const f = (x: number, w: number, d = 1) => x.toFixed(d).padStart(w);
 console.log(
   `\n${preset} model, ${rounds} interleaved rounds (medians); ratios against the engine's own int4 in the same run`,
 );
 console.log('layout                          weights MB  load s  decode tok/s  batch-32 tok/s  decode/int4  b32/int4');
 for (const r of rows)
   console.log(
-    `${r.layout.padEnd(31)} ${r.weightMB.toFixed(1).padStart(10)} ${r.loadS.toFixed(2).padStart(7)} ${r.singleTokS.toFixed(1).padStart(13)} ${r.batch32TokS.toFixed(1).padStart(15)} ${r.singleVsEngineInt4.toFixed(2).padStart(11)}x ${r.batch32VsEngineInt4.toFixed(2).padStart(8)}x`,
+    `${r.layout.padEnd(31)} ${f(r.weightMB, 10)} ${f(r.loadS, 7, 2)} ${f(r.singleTokS, 13)} ${f(r.batch32TokS, 15)} ${f(r.singleVsEngineInt4, 11, 2)}x ${f(r.batch32VsEngineInt4, 8, 2)}x`,
   );
-for (const m of loaded) m.model.dispose();
+const versus = !llamaCpp
+  ? []
+  : (['q8_0', 'q4_0'] as const).map((gguf) => {
+      const row = (byEngine: boolean) => rows[entries.findIndex((e) => e.gguf === gguf && !!e.engine === byEngine)]!;
+      const [eng, ref] = [row(true), row(false)];
+      return {
+        file: gguf,
+        weightMB: { engine: eng.weightMB, llamaCpp: ref.weightMB },
+        loadS: { engine: eng.loadS, llamaCpp: ref.loadS },
+        decodeEngineOverLlamaCpp: eng.singleTokS / ref.singleTokS,
+        batch32EngineOverLlamaCpp: eng.batch32TokS / ref.batch32TokS,
+      };
+    });
+if (llamaCpp) {
+  console.log(
+    `\nengine / llama.cpp (${llamaCppBuild}, ${llamaCpp}) on the same GGUF file, ${entries[0]!.threads} threads`,
+  );
+  console.log('file   weights MB eng/l.cpp  load s eng/l.cpp  decode eng/l.cpp  batch-32 eng/l.cpp');
+  for (const v of versus)
+    console.log(
+      `${v.file.toUpperCase().padEnd(6)} ${f(v.weightMB.engine, 9)} / ${f(v.weightMB.llamaCpp, 6)} ${f(v.loadS.engine, 7, 2)} / ${f(v.loadS.llamaCpp, 5, 2)} ${f(v.decodeEngineOverLlamaCpp, 15, 2)}x ${f(v.batch32EngineOverLlamaCpp, 18, 2)}x`,
+    );
+} else console.log('\nllama.cpp not measured: pass --llama-cpp DIR (its build/bin) or set LLAMA_CPP_BIN');
 const outDir = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../results');
 mkdirSync(outDir, { recursive: true });
 const out = path.join(outDir, `quant-${new Date().toISOString().replace(/[:.]/g, '-')}.json`);
-writeFileSync(
-  out,
-  JSON.stringify({ preset, rounds, cpu: binding.cpuFeatures(), llamaCpp: 'not available', rows }, null, 2),
-);
+const llama = llamaCpp ? { dir: llamaCpp, build: llamaCppBuild, versus } : 'not measured (no --llama-cpp DIR)';
+writeFileSync(out, JSON.stringify({ preset, rounds, cpu: binding.cpuFeatures(), llamaCpp: llama, rows }, null, 2));
 console.log(`wrote ${out}`);
