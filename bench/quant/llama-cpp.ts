@@ -42,10 +42,9 @@ export function llamaCppDir(option: string | undefined): string | undefined {
   return path.resolve(dir);
 }
 
-async function tool(dir: string, name: string, args: string[]): Promise<string> {
+async function tool(dir: string, name: string, args: string[]): Promise<{ stdout: string; stderr: string }> {
   try {
-    const { stdout, stderr } = await run(path.join(dir, name), args, { maxBuffer: 64 * 2 ** 20 });
-    return `${stdout}\n${stderr}`;
+    return await run(path.join(dir, name), args, { maxBuffer: 64 * 2 ** 20 });
   } catch (err) {
     const e = err as { stderr?: string; message: string };
     const tail = (e.stderr ?? '').trim().split('\n').slice(-5).join('\n');
@@ -70,16 +69,18 @@ export async function llamaBenchDecode(
   reps = 1,
 ): Promise<LlamaBenchDecode> {
   const args = ['-m', file, '-p', '0', '-n', String(tokens), '-r', String(reps), '-t', String(threads), '-o', 'json'];
-  const out = await tool(dir, 'llama-bench', args);
-  const start = out.indexOf('[');
-  const end = out.lastIndexOf(']');
-  let rows: { avg_ts: number; model_size: number; build_commit: string; n_gen: number }[];
+  return parseLlamaBench((await tool(dir, 'llama-bench', args)).stdout, tokens);
+}
+
+/** Reads llama-bench's `-o json` stdout: the tg<tokens> row (no prompt). */
+export function parseLlamaBench(out: string, tokens: number): LlamaBenchDecode {
+  let rows: { avg_ts: number; model_size: number; build_commit: string; n_gen: number; n_prompt: number }[];
   try {
-    rows = JSON.parse(out.slice(start, end + 1));
+    rows = JSON.parse(out.slice(out.indexOf('['), out.lastIndexOf(']') + 1));
   } catch {
     throw new LlamaCppError('E_LLAMA_CPP_OUTPUT', `llama-bench printed no JSON results:\n${out.slice(-500)}`);
   }
-  const tg = rows.find((r) => r.n_gen === tokens);
+  const tg = rows.find((r) => r.n_gen === tokens && r.n_prompt === 0);
   if (!tg) throw new LlamaCppError('E_LLAMA_CPP_OUTPUT', `llama-bench printed no tg${tokens} row`);
   return { tokS: tg.avg_ts, modelBytes: tg.model_size, build: tg.build_commit };
 }
@@ -115,8 +116,15 @@ export async function batchedBenchDecode(
     String(threads),
   ];
   args.push('-npp', String(prompt), '-ntg', String(steps), '-npl', String(batch));
-  const out = await tool(dir, 'llama-batched-bench', args);
-  // |    PP |     TG |    B |   N_KV |   T_PP s | S_PP t/s |   T_TG s | S_TG t/s |      T s |    S t/s |
+  const { stdout, stderr } = await tool(dir, 'llama-batched-bench', args);
+  return parseBatchedBench(`${stdout}\n${stderr}`, prompt, steps, batch);
+}
+
+/**
+ * Reads llama-batched-bench's table row for (prompt, steps, batch) and the load time llama_perf prints:
+ * |    PP |     TG |    B |   N_KV |   T_PP s | S_PP t/s |   T_TG s | S_TG t/s |      T s |    S t/s |
+ */
+export function parseBatchedBench(out: string, prompt: number, steps: number, batch: number): BatchedDecode {
   const row = out
     .split('\n')
     .map((l) => l.split('|').map((c) => c.trim()))
