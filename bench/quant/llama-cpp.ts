@@ -3,15 +3,17 @@
  * downloaded or built here): the directory holding `llama-bench` and `llama-batched-bench`, from
  * `--llama-cpp DIR` or the environment variable LLAMA_CPP_BIN.
  *
- * - single-sequence decode: `llama-bench -p 0 -n <tokens> -r <reps> -t <threads> -o json` (its tg test:
- *   one sequence, context 0 to <tokens>, after its own warm-up run); avg_ts and model_size are read.
+ * - single-sequence decode: `llama-bench -p 0 -n 32 -r 1 -t <threads> -o json` (its tg32 test: one
+ *   sequence, context 0 to 32, after its own warm-up run); avg_ts and model_size are read.
  * - batch-32 decode: `llama-batched-bench -npp 8 -ntg 16 -npl 32 -t <threads>` (32 sequences of an
  *   8-token prompt, then 16 decode steps of 32 tokens each); S_TG t/s of the B = 32 row is read, and
  *   the "load time" llama.cpp itself reports at exit (model load, context creation and its 16-token
  *   warm-up, through the first evaluation, so mmap page faults are counted).
  *
  * Both run as child processes with llama.cpp's defaults otherwise (mmap, f16 KV cache, no flash
- * attention), so they inherit this process's niceness.
+ * attention), so they inherit this process's niceness. On an oversubscribed machine llama.cpp at 2+
+ * threads can lose 10x or more (its threads meet at a barrier after every graph node): compare on a quiet
+ * machine or at --threads 1 (docs/quantized-checkpoints.md).
  */
 import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';

@@ -11,7 +11,8 @@
  * llama.cpp build (`--llama-cpp DIR`, its build/bin directory, or LLAMA_CPP_BIN; nothing is downloaded),
  * llama.cpp runs the very same files in the same rounds, after the engine's models, with the engine's
  * thread count (see llama-cpp.ts for its commands), and a second table gives engine / llama.cpp.
- * Without it the bench says llama.cpp was not measured.
+ * Without it the bench says llama.cpp was not measured. Figures and the llama.cpp build used:
+ * docs/quantized-checkpoints.md.
  *
  *   npx tsx bench/quant/run.ts [--model 110m|15m] [--rounds 4] [--threads N] [--llama-cpp DIR] [--gguf-only]
  *
