@@ -328,9 +328,10 @@ describe('load shedding by default', () => {
     const shed = results.filter((r) => r.status === 503);
     expect(shed.length).toBeGreaterThan(0);
     expect(results.filter((r) => r.status === 200).length).toBeGreaterThanOrEqual(102);
-    // Every client gets an answer, never a reset or a hang: 200 or 503, except (an open defect: 2 of 150
-    // in one of three full-suite runs, statuses not recorded then, printed now) a few other errors, each
-    // still a JSON error with a code.
+    // Every client gets an answer, never a reset or a hang: 200 or 503, except a few other errors, each
+    // still a JSON error with a code (2 of 150 once, in a full-suite run on a starved 2-core machine;
+    // statuses printed since, not seen again: likely this file's deliberately short header/body timeouts,
+    // 600/1200 ms for the slow-client tests above, expiring while 150 requests wait to be read).
     const odd = results.filter((r) => r.status !== 200 && r.status !== 503);
     if (odd.length > 0)
       console.warn(`[ingress-security] neither 200 nor 503: ${odd.map((r) => `${r.status} ${r.body?.error?.code}`)}`);
