@@ -9,7 +9,14 @@ import * as protoLoader from '@grpc/proto-loader';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SERVE_PROTO_PATH } from '../../packages/core/src/ingress/grpc-proxy.js';
 import { GRAPH_METHODS } from '../../packages/deployments/src/graph.js';
-import { HybridRouter, LLMServer, ResponseCache, SpeculativePipeline } from '../../packages/deployments/src/index.js';
+import {
+  HybridRouter,
+  LLMServer,
+  MultiLoraServer,
+  MultiModelServer,
+  ResponseCache,
+  SpeculativePipeline,
+} from '../../packages/deployments/src/index.js';
 import { DecodeServer } from '../../packages/deployments/src/pd/decode-server.js';
 import { PdRouter } from '../../packages/deployments/src/pd/pd-router.js';
 import { PrefillServer } from '../../packages/deployments/src/pd/prefill-server.js';
@@ -81,5 +88,14 @@ describe('internal methods', () => {
       expect(cls.internalMethods).toEqual(expect.arrayContaining(graph));
     expect(PrefillServer.internalMethods).toEqual(expect.arrayContaining([...graph, 'prefill', 'prefillStream']));
     expect(DecodeServer.internalMethods).toEqual(expect.arrayContaining([...graph, 'decode', 'generateLocal']));
+    // The optional graph methods LLMFront calls for /v1/embeddings, Embed, /tokenize and /detokenize, on
+    // the classes that implement them (MultiModelServer and MultiLoraServer inherit LLMServer's list).
+    const optional = ['tokenizeEmbeddingInputs', 'embedTokens', 'tokenizeText', 'detokenizeTokens'];
+    expect(graph).toEqual(expect.arrayContaining(optional));
+    for (const cls of [LLMServer, MultiModelServer, MultiLoraServer]) {
+      expect(cls.internalMethods).toEqual(expect.arrayContaining(optional));
+      for (const m of optional)
+        expect(typeof (cls.prototype as unknown as Record<string, unknown>)[m]).toBe('function');
+    }
   });
 });

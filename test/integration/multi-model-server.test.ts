@@ -7,7 +7,8 @@
  * all five (more than the four slots) models are evicted and every request still ends with its model's
  * text; /v1/models lists the catalogue, an unknown name is 404 model_not_found (gRPC NOT_FOUND), TGI picks
  * by the header, llm.proto by the request's `model`.
- * Behind an LLMFront, the request's `model` reaches the graph's router: each model is loaded once.
+ * Behind an LLMFront, the request's `model` reaches the graph's router: each model is loaded once; the
+ * front's embeddings and /tokenize run on the model named, equal to the fleet's own answers.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -215,6 +216,24 @@ describeWithModels('MultiModelServer (2 thread replicas x 2 models, 5 base model
     ).toEqual(['rand1', 'xs']);
   });
 
+  it('behind an LLMFront, embeddings and /tokenize run on the model the request names, as the fleet answers', async () => {
+    const front = new OpenAI({ baseURL: `${served.url}/front/v1`, apiKey: 'none', maxRetries: 0 });
+    const bits = (v: ArrayLike<number>) => Buffer.from(Float32Array.from(v).buffer).toString('hex');
+    const post = async (base: string, route: string, body: unknown) =>
+      (await fetch(`${served.url}${base}${route}`, { method: 'POST', body: JSON.stringify(body) })).json();
+    const vectors: string[] = [];
+    for (const name of ['xs', 'rand1']) {
+      const viaFront = await front.embeddings.create({ model: name, input: PROMPT });
+      const direct = await client.embeddings.create({ model: name, input: PROMPT });
+      expect(viaFront.model).toBe(name);
+      expect(bits(viaFront.data[0]!.embedding)).toBe(bits(direct.data[0]!.embedding));
+      vectors.push(bits(viaFront.data[0]!.embedding));
+      const body = { model: name, prompt: PROMPT };
+      expect(await post('/front', '/tokenize', body)).toEqual(await post('', '/tokenize', body));
+    }
+    expect(vectors[0]).not.toBe(vectors[1]); // two models, two answers
+  });
+
   it('reads the model a call names: OpenAI and /tokenize bodies, gRPC and graph requests, not TGI bodies', () => {
     const http = (p: string, body: unknown) => ['handleHttp', [{ method: 'POST', path: p, body }]] as const;
     expect(catalogueModelId(...http('/v1/chat/completions', { model: 'xs', messages: [] }))).toBe('xs');
@@ -222,6 +241,8 @@ describeWithModels('MultiModelServer (2 thread replicas x 2 models, 5 base model
     expect(catalogueModelId(...http('/generate', { inputs: 'x', parameters: { adapter_id: 'xs' } }))).toBeUndefined();
     expect(catalogueModelId('grpcGenerate', [{ model: 'xs', prompt: 'x' }])).toBe('xs');
     expect(catalogueModelId('generateStream', [{ model: 'xs', requestId: 'r' }])).toBe('xs');
+    for (const method of ['tokenizeEmbeddingInputs', 'embedTokens', 'tokenizeText', 'detokenizeTokens'])
+      expect(catalogueModelId(method, [{ model: 'xs', requestId: 'r' }])).toBe('xs');
     expect(catalogueModelId('graphInfo', [])).toBeUndefined();
   });
 });

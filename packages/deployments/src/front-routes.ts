@@ -1,14 +1,16 @@
 /**
- * LLMFront's HTTP route table: the generation routes of LLMServer (the same handlers: openai/routes.ts,
- * openai/responses-api.ts, tgi/routes.ts) over the graph a request names, and a /v1/models that lists
- * every graph. Routes that need an engine of the front's own (embeddings, /tokenize) are not served: 404
- * naming what is.
+ * LLMFront's HTTP route table: LLMServer's routes (the same handlers: openai/routes.ts,
+ * openai/responses-api.ts, openai/embeddings.ts, openai/tokenize.ts, tgi/routes.ts) over the graph a request
+ * names, and a /v1/models that lists every graph. /v1/embeddings, /tokenize and /detokenize reach the graph's
+ * optional methods (graph-tools.ts): a graph that does not declare them is a 400 naming the model.
  */
 import type { HttpRequestLike } from '@flotilla/core';
 import { ModelNotFoundError } from './errors.js';
 import type { GenerationContext, HttpChunk, ModelInfo, RouteContext, RouteHandler } from './handler-context.js';
 import { lookupRoute, type Route } from './http-routes.js';
+import { type Embedder, embeddingsRoute } from './openai/embeddings.js';
 import { responses } from './openai/responses-api.js';
+import { detokenizeRoute, type TextTokenizer, tokenizeRoute } from './openai/tokenize.js';
 import { chatCompletions, completions, modelList, openAiError } from './openai/routes.js';
 import { generate, generateStream, info, tgiError } from './tgi/routes.js';
 
@@ -25,8 +27,13 @@ export interface CatalogContext extends RouteContext {
   catalog(): Promise<CatalogEntry[]>;
 }
 
-/** A generation context plus the front's catalog (every graph, for /v1/models). */
-export interface FrontContext extends GenerationContext, CatalogContext {}
+/** A generation context plus the front's catalog (every graph, for /v1/models) and the graph's optional parts. */
+export interface FrontContext extends GenerationContext, CatalogContext {
+  /** The picked graph's embeddings; throws UnsupportedTaskError where the graph has none. */
+  embedder(): Embedder;
+  /** The picked graph's tokenizer; throws UnsupportedTaskError where the graph has none. */
+  textTokenizer(): TextTokenizer;
+}
 
 async function* listModels(_req: HttpRequestLike, ctx: CatalogContext): AsyncGenerator<HttpChunk> {
   yield { status: 200, body: { object: 'list', data: (await ctx.catalog()).map(entryOf) } };
@@ -69,6 +76,24 @@ const ROUTES: Record<string, Route<FrontContext>> = {
   'POST /v1/chat/completions': openai('POST /v1/chat/completions', chatCompletions),
   'POST /v1/responses': openai('POST /v1/responses', responses),
   'GET /v1/models': openai('GET /v1/models', listModels, false),
+  'POST /v1/embeddings': {
+    ...openai(
+      'POST /v1/embeddings',
+      embeddingsRoute<FrontContext>((ctx) => ctx.embedder()),
+      false,
+    ),
+    embeds: true,
+  },
+  'POST /tokenize': openai(
+    'POST /tokenize',
+    tokenizeRoute<FrontContext>((ctx) => ctx.textTokenizer()),
+    false,
+  ),
+  'POST /detokenize': openai(
+    'POST /detokenize',
+    detokenizeRoute<FrontContext>((ctx) => ctx.textTokenizer()),
+    false,
+  ),
   'POST /generate': tgi('POST /generate', generate),
   'POST /generate_stream': tgi('POST /generate_stream', generateStream),
   'POST /': tgi('POST /', generate),
@@ -106,7 +131,7 @@ export function findFrontRoute(req: HttpRequestLike): Route<FrontContext> {
     ROUTES,
     MODEL_ROUTE,
     req,
-    'front speaks OpenAI (/v1/completions, /v1/chat/completions, /v1/responses, /v1/models) and TGI (/generate, /generate_stream, ' +
-      '/info, /health) over its generation graphs.',
+    'front speaks OpenAI (/v1/completions, /v1/chat/completions, /v1/responses, /v1/embeddings, /v1/models, ' +
+      "vLLM's /tokenize and /detokenize) and TGI (/generate, /generate_stream, /info, /health) over its generation graphs.",
   );
 }

@@ -17,6 +17,8 @@ import { type CatalogEntry, type FrontContext, findFrontRoute, isTgiRoute } from
 import { graphBackend } from './graph-backend.js';
 import type { GraphClient } from './graph-client.js';
 import type { GraphInfo } from './graph.js';
+import { graphEmbedder, graphTokenizer } from './graph-tools.js';
+import { grpcEmbed, type GrpcEmbedRequest } from './grpc/embed.js';
 import { grpcGenerate, grpcGenerateStream, type GrpcGenerateRequest } from './grpc/llm-grpc.js';
 import type { HttpChunk, ModelInfo } from './handler-context.js';
 import { LLMMetrics, mergeFamilies } from './llm-metrics.js';
@@ -77,6 +79,14 @@ export class FrontServer {
     return this.#gate.grpcStream(request, callInfo, 'grpc GenerateStream', context, grpcGenerateStream);
   }
 
+  /** llm.proto Embed over the graph `model` picks (openai/embeddings.ts's code, as LLMServer's). */
+  grpcEmbed(request: GrpcEmbedRequest, callInfo?: GrpcCallInfo): Promise<unknown> {
+    const context = (base: ContextBase) => this.#context(base, request.model, false);
+    return this.#gate.grpcPlain(request, callInfo, 'grpc Embed', context, (r, ctx) =>
+      grpcEmbed(r as GrpcEmbedRequest, ctx, ctx.embedder()),
+    );
+  }
+
   /** The graph named `requested` (see the top of this file) and its context. */
   async #context(
     base: ContextBase,
@@ -87,6 +97,7 @@ export class FrontServer {
     const [name, client, model] = await this.#pick(requested);
     const info = await this.#info(client);
     const limits = resolveLimits(this.#options.limits, info.maxModelLen);
+    const call = { requestId: base.requestId, name: model ?? name, ...(model !== undefined ? { model } : {}) };
     return {
       ...base,
       backend: graphBackend(client, info, limits, {
@@ -99,6 +110,8 @@ export class FrontServer {
       limits,
       model: this.#modelInfo(model ?? name, info),
       catalog: () => this.#catalog(),
+      embedder: () => graphEmbedder(client, info, limits, call),
+      textTokenizer: () => graphTokenizer(client, info, call),
     };
   }
 

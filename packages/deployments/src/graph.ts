@@ -18,12 +18,22 @@
  */
 import type { ChatMessage, SamplingParams, TokenLogprob, ToolDefinition } from '@flotilla/engine';
 import type { ParamNames } from './generation.js';
+import type { EmbeddingInput } from './openai/embeddings.js';
+import type { TokenizeRequest } from './openai/tokenize.js';
 
 /** The methods the front calls on a graph's handle (they must exist under these names). */
 export const GRAPH_METHODS = {
   info: 'graphInfo',
   tokenize: 'tokenizePrompt',
   generate: 'generateStream',
+  /** Optional (GraphInfo.embeddings): embedding inputs → token ids, checked; computes nothing. */
+  embedInputs: 'tokenizeEmbeddingInputs',
+  /** Optional (GraphInfo.embeddings): checked token ids → unit vectors. */
+  embed: 'embedTokens',
+  /** Optional (GraphInfo.tokenizer): vLLM's /tokenize over the graph's model. */
+  tokenizeText: 'tokenizeText',
+  /** Optional (GraphInfo.tokenizer): vLLM's /detokenize over the graph's model. */
+  detokenize: 'detokenizeTokens',
 } as const;
 
 /**
@@ -123,11 +133,66 @@ export interface GraphInfo {
    * its /v1/models.
    */
   models?: string[];
+  /** The graph serves tokenizeEmbeddingInputs and embedTokens (LLMFront's /v1/embeddings, llm.proto Embed). */
+  embeddings?: boolean;
+  /** The graph serves tokenizeText and detokenizeTokens (LLMFront's /tokenize, /detokenize). */
+  tokenizer?: boolean;
 }
 
-/** The three methods; a deployment class implements them (async or not, generators for the stream). */
+/**
+ * A model's info as a graph that forwards it (ResponseCache, PdRouter) gives it: generation only, without
+ * the optional methods it does not forward.
+ */
+export function generationOnly(info: GraphInfo): GraphInfo {
+  const { embeddings: _embeddings, tokenizer: _tokenizer, ...rest } = info;
+  return rest;
+}
+
+/**
+ * Embeddings over a graph, in two calls as generation is, so that the front admits the request by its
+ * prompt tokens between them: tokenizeEmbeddingInputs checks `dimensions` and every input (errors name
+ * `input` or `input[i]`) and returns the token ids; embedTokens returns one unit float32 vector per id list.
+ */
+export interface GraphEmbedRequest {
+  requestId: string;
+  inputs: EmbeddingInput[];
+  /** The client's `dimensions`: only the model's own size is accepted. */
+  dimensions?: number;
+  /** As GraphRequest.model. */
+  model?: string;
+}
+
+export interface GraphEmbedTokensRequest {
+  requestId: string;
+  /** What tokenizeEmbeddingInputs returned. */
+  tokenIds: number[][];
+  model?: string;
+}
+
+/** vLLM's /tokenize over a graph: the ids a completion or chat request would start from. */
+export interface GraphTokenizeRequest {
+  requestId: string;
+  request: TokenizeRequest;
+  model?: string;
+}
+
+export interface GraphDetokenizeRequest {
+  requestId: string;
+  /** Non-negative integers, no more than the model's context; the graph checks them against its vocabulary. */
+  tokens: number[];
+  model?: string;
+}
+
+/**
+ * The three methods; a deployment class implements them (async or not, generators for the stream), and
+ * the optional ones that its GraphInfo declares (embeddings, tokenizer).
+ */
 export interface GenerationGraph {
   graphInfo(): Promise<GraphInfo> | GraphInfo;
   tokenizePrompt(req: GraphRequest): Promise<GraphPrepared> | GraphPrepared;
   generateStream(req: GraphRequest): AsyncIterable<GraphDelta>;
+  tokenizeEmbeddingInputs?(req: GraphEmbedRequest): Promise<number[][]>;
+  embedTokens?(req: GraphEmbedTokensRequest): Promise<Float32Array[]>;
+  tokenizeText?(req: GraphTokenizeRequest): Promise<{ tokens: number[]; maxModelLen: number }>;
+  detokenizeTokens?(req: GraphDetokenizeRequest): Promise<string>;
 }

@@ -12,17 +12,20 @@
  *
  * Serves POST /v1/completions and /v1/chat/completions (the chat template is the graph's model's), GET
  * /v1/models (every graph, by the name it was bound under) and /v1/models/{id}, TGI's POST /generate,
- * /generate_stream and GET /info, /health, and llm.proto's Generate and GenerateStream over gRPC. Keys,
+ * /generate_stream and GET /info, /health, and llm.proto's Generate and GenerateStream over gRPC; and, over
+ * graphs that declare them (GraphInfo.embeddings, .tokenizer: LLMServer and its subclasses), POST
+ * /v1/embeddings and llm.proto's Embed, vLLM's /tokenize and /detokenize. Keys,
  * rate limits (its own buckets or a shared RateLimiter, the third argument), body limits, the PII guard,
  * the audit line and cost accounting are LLMServer's own code (request-gate.ts); requests are parsed and
  * answered by LLMServer's route handlers, so errors have the same shapes and codes.
  */
 import type { DeploymentHandle, GrpcCallInfo, HttpRequestLike, IngressKeys } from '@flotilla/core';
 import { readKeyFile } from '@flotilla/core';
-import { LLMServerConfigError, UnsupportedTaskError } from './errors.js';
+import { LLMServerConfigError } from './errors.js';
 import { FrontServer, type FrontServerOptions } from './front-server.js';
 import { handleClient } from './graph-client.js';
-import { LLM_GRPC_SERVICE, toCoreError, type GrpcGenerateRequest } from './grpc/llm-grpc.js';
+import type { GrpcEmbedRequest } from './grpc/embed.js';
+import { LLM_GRPC_SERVICE, type GrpcGenerateRequest } from './grpc/llm-grpc.js';
 import type { HttpChunk } from './handler-context.js';
 import type { RateLimiter } from './rate-limiter.js';
 import { type GateOptions, RequestGate } from './request-gate.js';
@@ -77,9 +80,9 @@ export class LLMFront {
     yield* this.#server.grpcGenerateStream(request, callInfo);
   }
 
-  /** llm.proto Embed: a front serves generation only (400, UnsupportedTaskError as INVALID_ARGUMENT). */
-  async grpcEmbed(): Promise<never> {
-    throw toCoreError(new UnsupportedTaskError('Embed is not served by LLMFront: send embeddings to an LLMServer'));
+  /** llm.proto Embed; `model` picks the graph (one that declares GraphInfo.embeddings). */
+  grpcEmbed(request: GrpcEmbedRequest, callInfo?: GrpcCallInfo): Promise<unknown> {
+    return this.#server.grpcEmbed(request, callInfo);
   }
 
   /** The names requests may give as `model`, in binding order (the first is the default). */

@@ -21,7 +21,17 @@ import type { EngineSpeculativeOptions, EngineStats, LLMEngine } from '@flotilla
 import { type ContextBase, RequestGate } from './request-gate.js';
 import { engineBackend } from './engine-backend.js';
 import { startGeneration } from './generation.js';
-import type { GenerationGraph, GraphDelta, GraphInfo, GraphPrepared, GraphRequest } from './graph.js';
+import type {
+  GenerationGraph,
+  GraphDelta,
+  GraphDetokenizeRequest,
+  GraphEmbedRequest,
+  GraphEmbedTokensRequest,
+  GraphInfo,
+  GraphPrepared,
+  GraphRequest,
+  GraphTokenizeRequest,
+} from './graph.js';
 import { GRAPH_INTERNAL_METHODS } from './graph.js';
 import { engineDeltas, graphPrepared, graphSpec } from './graph-deltas.js';
 import { preparePrompt } from './prepare-prompt.js';
@@ -30,20 +40,16 @@ import { LLMServerConfigError, ModelUnavailableError, UnsupportedTaskError } fro
 import type { HandlerContext, HttpChunk, ModelInfo, RouteContext } from './handler-context.js';
 import { findRoute, type Route } from './http-routes.js';
 import type { Guard } from './guard.js';
-import {
-  LLM_GRPC_SERVICE,
-  grpcGenerate,
-  grpcGenerateStream,
-  toCoreError,
-  type GrpcGenerateRequest,
-} from './grpc/llm-grpc.js';
+import { LLM_GRPC_SERVICE, grpcGenerate, grpcGenerateStream, type GrpcGenerateRequest } from './grpc/llm-grpc.js';
 import { grpcEmbed, type GrpcEmbedRequest } from './grpc/embed.js';
 import type { LLMMetrics } from './llm-metrics.js';
 import { llmRoutingKey, ROUTING_KEY_CHARS } from './llm-routing-key.js';
 import type { LLMServerOptions } from './llm-server-options.js';
 import { checkModelPaths } from './model-source.js';
 import type { OffLoopTokenizer } from './off-loop-tokenizer.js';
+import { engineEmbedder } from './openai/embeddings.js';
 import { parseLoraModules, type LoraModule } from './openai/lora-routes.js';
+import { engineTokenizer } from './openai/tokenize.js';
 import type { RateLimiter } from './rate-limiter.js';
 import { type LoadedState, loadServedModel } from './server-load.js';
 
@@ -164,16 +170,11 @@ export class LLMServer implements GenerationGraph {
   }
 
   /** gRPC Embed (embeddings, as /v1/embeddings); also callable through a handle. */
-  async grpcEmbed(request: GrpcEmbedRequest, callInfo?: GrpcCallInfo): Promise<unknown> {
-    const call = await this.#grpcCall(request as GrpcGenerateRequest, callInfo, 'grpc Embed');
-    try {
-      const reply = await grpcEmbed(request, call.ctx);
-      call.end(0);
-      return reply;
-    } catch (err) {
-      call.end(1, err);
-      throw toCoreError(err);
-    }
+  grpcEmbed(request: GrpcEmbedRequest, callInfo?: GrpcCallInfo): Promise<unknown> {
+    const context = this.#grpcContext('grpc Embed', 'grpcEmbed', request);
+    return this.#gate.grpcPlain(request, callInfo, 'grpc Embed', context, (r, ctx) =>
+      grpcEmbed(r as GrpcEmbedRequest, ctx, engineEmbedder(ctx)),
+    );
   }
 
   /** GenerationGraph (graph.ts): this server's model, for LLMFront's /v1/models and /info; waits for the load. */
@@ -185,7 +186,39 @@ export class LLMServer implements GenerationGraph {
       createdS: model.createdS,
       randomWeights: model.randomWeights,
       maxConcurrentRequests: engine.scheduler.maxNumSeqs,
+      ...this.graphCapabilities(),
     };
+  }
+
+  /** What GraphInfo says this server serves beyond generation: embeddings unless task 'generate'; tokenize. */
+  protected graphCapabilities(): Pick<GraphInfo, 'embeddings' | 'tokenizer'> {
+    return { embeddings: (this.options.task ?? 'auto') !== 'generate', tokenizer: true };
+  }
+
+  /** GenerationGraph (optional): the embedding inputs' token ids, checked against the model and `dimensions`. */
+  async tokenizeEmbeddingInputs(req: GraphEmbedRequest): Promise<number[][]> {
+    this.checkTask(false, true, 'embeddings');
+    const state = await this.requestState('tokenizeEmbeddingInputs', req);
+    return engineEmbedder(graphTarget(state)).prepare(req.inputs, req.dimensions);
+  }
+
+  /** GenerationGraph (optional): the vectors of tokenizeEmbeddingInputs' ids (the front admitted them). */
+  async embedTokens(req: GraphEmbedTokensRequest): Promise<Float32Array[]> {
+    this.checkTask(false, true, 'embeddings');
+    const state = await this.requestState('embedTokens', req);
+    return engineEmbedder(graphTarget(state)).embed(req.tokenIds);
+  }
+
+  /** GenerationGraph (optional): vLLM's /tokenize on this server's model (the front checked sizes and admitted). */
+  async tokenizeText(req: GraphTokenizeRequest): Promise<{ tokens: number[]; maxModelLen: number }> {
+    const state = await this.requestState('tokenizeText', req);
+    return engineTokenizer(state).tokenize(req.request);
+  }
+
+  /** GenerationGraph (optional): vLLM's /detokenize on this server's model. */
+  async detokenizeTokens(req: GraphDetokenizeRequest): Promise<string> {
+    const state = await this.requestState('detokenizeTokens', req);
+    return engineTokenizer(state).detokenize(req.tokens);
   }
 
   /** GenerationGraph: tokenizes and checks a request against the model and this server's limits; generates nothing. */
@@ -364,15 +397,6 @@ export class LLMServer implements GenerationGraph {
     }
   }
 
-  /** Authenticates, waits for the model and returns the context plus `end`, which settles the rate limit and writes the audit line. */
-  #grpcCall(
-    request: GrpcGenerateRequest,
-    callInfo: GrpcCallInfo | undefined,
-    route: string,
-  ): Promise<{ ctx: HandlerContext; end: (failed: number, err?: unknown) => void }> {
-    return this.#gate.grpcCall(request, callInfo, route, this.#grpcContext(route, 'grpcEmbed', request));
-  }
-
   /** Refuses a route the task does not serve, waits for the model, builds the context. */
   #grpcContext(route: string, method: string, request: unknown): (base: ContextBase) => Promise<HandlerContext> {
     return async (base) => {
@@ -417,4 +441,10 @@ function withoutPath(model: ModelInfo): ModelInfo {
 function graphSpecOn(state: LoadedState, req: GraphRequest) {
   const spec = graphSpec(req);
   return req.model !== undefined && state.engine.adapters?.has(req.model) ? { ...spec, adapter: req.model } : spec;
+}
+
+/** A loaded model as a graph call's Embedder sees it: the call's abort signal (the caller went away). */
+function graphTarget(state: LoadedState) {
+  const signal = getRequestContext()?.signal;
+  return { engine: state.engine, encoder: state.encoder, limits: state.limits, signal };
 }

@@ -23,7 +23,7 @@
 import type { DeploymentHandle } from '@flotilla/core';
 import { multiplexed } from '@flotilla/core';
 import { LLMServerConfigError, ModelNotFoundError } from './errors.js';
-import type { GraphInfo } from './graph.js';
+import { GRAPH_INTERNAL_METHODS, type GraphInfo } from './graph.js';
 import { LLMServer } from './llm-server.js';
 import type { LLMServerOptions } from './llm-server-options.js';
 import { loraEngineOptions, parseLoraModules, type LoraModule } from './openai/lora-routes.js';
@@ -31,13 +31,7 @@ import type { RateLimiter } from './rate-limiter.js';
 
 type Rec = Record<string, unknown>;
 /** Calls whose first argument carries the model as `model`: llm.proto's and GenerationGraph's. */
-const GRAPH_AND_GRPC_CALLS = new Set([
-  'grpcGenerate',
-  'grpcGenerateStream',
-  'grpcEmbed',
-  'tokenizePrompt',
-  'generateStream',
-]);
+const GRAPH_AND_GRPC_CALLS = new Set(['grpcGenerate', 'grpcGenerateStream', 'grpcEmbed', ...GRAPH_INTERNAL_METHODS]);
 const isRecord = (v: unknown): v is Rec => typeof v === 'object' && v !== null && !Array.isArray(v);
 const nonEmpty = (v: unknown): string | undefined => (typeof v === 'string' && v !== '' ? v : undefined);
 

@@ -164,7 +164,13 @@ export class MultiModelServer extends LLMServer {
     const [first] = this.#catalogue.keys();
     const maxModelLen =
       this.options.maxModelLen ?? (await this.requestState('graphInfo', undefined)).engine.maxModelLen;
-    return { name: first!, maxModelLen, createdS: this.#createdS, models: this.catalogue() };
+    return {
+      name: first!,
+      maxModelLen,
+      createdS: this.#createdS,
+      models: this.catalogue(),
+      ...this.graphCapabilities(),
+    };
   }
 
   override async collectMetrics(): Promise<unknown[]> {

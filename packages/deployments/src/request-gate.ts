@@ -189,6 +189,25 @@ export class RequestGate {
     }
   }
 
+  /** llm.proto Embed through the gate: grpcCall, `run`, `end` (vectors carry no text for the PII guard). */
+  async grpcPlain<C extends GenerationContext>(
+    request: unknown,
+    callInfo: GrpcCallInfo | undefined,
+    route: string,
+    context: (base: ContextBase) => Promise<C>,
+    run: (request: unknown, ctx: C) => Promise<unknown>,
+  ): Promise<unknown> {
+    const call = await this.grpcCall(request as GrpcGenerateRequest, callInfo, route, context);
+    try {
+      const reply = await run(request, call.ctx);
+      call.end(0);
+      return reply;
+    } catch (err) {
+      call.end(1, err);
+      throw toCoreError(err);
+    }
+  }
+
   /** llm.proto Generate through the gate: grpcCall, the PII guard on the request and the reply, `end`. */
   async grpcUnary<C extends GenerationContext>(
     request: GrpcGenerateRequest,

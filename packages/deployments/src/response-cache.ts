@@ -35,7 +35,7 @@ import {
   type GraphPrepared,
   type GraphRequest,
 } from './graph.js';
-import { GRAPH_INTERNAL_METHODS } from './graph.js';
+import { GRAPH_INTERNAL_METHODS, generationOnly } from './graph.js';
 import { LLM_GRPC_SERVICE } from './grpc/llm-grpc.js';
 
 export { LruTtlCache, type LruTtlOptions } from './lru-ttl-cache.js';
@@ -227,9 +227,9 @@ export class ResponseCache implements GenerationGraph {
     yield { ...only, headers: { ...only.headers, 'x-flotilla-cache': 'miss' } };
   }
 
-  /** GenerationGraph: the model's info (behind LLMFront, the cache is the model). */
-  graphInfo(): Promise<GraphInfo> {
-    return this.llm.remote(GRAPH_METHODS.info, []) as Promise<GraphInfo>;
+  /** GenerationGraph: the model's info (behind LLMFront, the cache is the model), for generation only. */
+  async graphInfo(): Promise<GraphInfo> {
+    return generationOnly((await this.llm.remote(GRAPH_METHODS.info, [])) as GraphInfo);
   }
 
   /** GenerationGraph: the model's tokenizePrompt; logprobs asked of a request the cache would answer is refused (400). */

@@ -1,12 +1,12 @@
 /**
- * protos/llm.proto's Embed on an LLMServer: EmbedRequest → the same checks and engine path as HTTP's
+ * protos/llm.proto's Embed on an LLMServer or an LLMFront (over a graph's Embedder): EmbedRequest → the same checks and engine path as HTTP's
  * /v1/embeddings (openai/embeddings.ts), errors naming the proto's fields, vectors as repeated float (the
  * engine's float32 values, exactly).
  */
 import { InvalidParameterError } from '../errors.js';
-import type { HandlerContext } from '../handler-context.js';
+import type { GenerationContext } from '../handler-context.js';
 import { checkModelName } from '../model-name.js';
-import { type EmbeddingInput, embedInputs, MAX_EMBEDDING_INPUTS } from '../openai/embeddings.js';
+import { type Embedder, type EmbeddingInput, embedInputs, MAX_EMBEDDING_INPUTS } from '../openai/embeddings.js';
 
 /** EmbedRequest as proto-loader hands it over (keepCase; repeated fields are empty when unset). */
 export interface GrpcEmbedRequest {
@@ -17,7 +17,7 @@ export interface GrpcEmbedRequest {
   dimensions?: number;
 }
 
-export async function grpcEmbed(req: GrpcEmbedRequest, ctx: HandlerContext): Promise<unknown> {
+export async function grpcEmbed(req: GrpcEmbedRequest, ctx: GenerationContext, embedder: Embedder): Promise<unknown> {
   checkModelName(req.model, ctx.model);
   const texts = req.input ?? [];
   const idLists = req.input_token_ids ?? [];
@@ -34,7 +34,7 @@ export async function grpcEmbed(req: GrpcEmbedRequest, ctx: HandlerContext): Pro
     if ('text' in x ? x.text.length === 0 : x.tokenIds.length === 0)
       throw new InvalidParameterError(inputs.length === 1 ? 'input' : `input[${i}]`, 'must not be empty');
   });
-  const { embeddings, promptTokens } = await embedInputs(ctx, inputs, req.dimensions || undefined);
+  const { embeddings, promptTokens } = await embedInputs(ctx, embedder, inputs, req.dimensions || undefined);
   return {
     id: `embd-${ctx.requestId}`,
     model: ctx.model.name,

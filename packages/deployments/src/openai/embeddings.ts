@@ -4,11 +4,12 @@
  * float32 bytes, what the openai clients ask for by default and decode); `dimensions` only as the model's
  * own size (no Matryoshka truncation: any other value is a 400); `user` accepted. The vectors come from
  * LLMEngine.embed() (unit length, pooled as the model says). Usage counts the prompt tokens of every input.
+ * The same code serves LLMServer (its engine) and LLMFront (a graph's tokenizeEmbeddingInputs and embedTokens).
  */
 import type { HttpRequestLike } from '@flotilla/core';
 import { InvalidParameterError } from '../errors.js';
 import { toApiError } from '../generation.js';
-import type { HandlerContext, HttpChunk } from '../handler-context.js';
+import type { GenerationContext, HandlerContext, HttpChunk } from '../handler-context.js';
 import { checkModelName } from '../model-name.js';
 import { checkPromptSize } from '../prompt-limits.js';
 import { BodyReader, describe } from '../validate.js';
@@ -78,20 +79,58 @@ export function embeddingBase64(v: Float32Array): string {
   return bytes.toString('base64');
 }
 
+/** What computes embeddings for the routes: LLMServer's own engine (engineEmbedder) or a graph (graph-tools.ts). */
+export interface Embedder {
+  /** Checks `dimensions` and tokenizes and checks every input (errors name `input` or `input[i]`); computes nothing. */
+  prepare(inputs: EmbeddingInput[], dimensions: number | undefined): Promise<number[][]>;
+  /** One unit vector per prepared input, in order. */
+  embed(prompts: number[][]): Promise<Float32Array[]>;
+}
+
+/** The engine, its tokenizer and the limits an Embedder over a loaded model reads. */
+export type EmbeddingTarget = Pick<HandlerContext, 'engine' | 'encoder' | 'limits' | 'signal'>;
+
+/** An Embedder over a loaded model (LLMServer's routes and its graph methods). */
+export function engineEmbedder(t: EmbeddingTarget): Embedder {
+  return {
+    async prepare(inputs, dimensions) {
+      const dim = t.engine.embedding.dim;
+      if (dimensions !== undefined && dimensions !== dim) {
+        throw new InvalidParameterError(
+          'dimensions',
+          `this model does not support Matryoshka truncation: its embeddings have ${dim} dimensions, got ${dimensions}`,
+        );
+      }
+      return prepareEmbeddingInputs(t, inputs);
+    },
+    async embed(prompts) {
+      try {
+        const results = await t.engine.embed(
+          prompts.map((tokenIds) => ({ tokenIds })),
+          t.signal ? { signal: t.signal } : {},
+        );
+        return results.map((r) => r.embedding);
+      } catch (err) {
+        throw toApiError(err, { prompt: 'input' });
+      }
+    },
+  };
+}
+
 /**
  * Tokenizes and checks every input (sizes first, long texts off the event loop, then the engine's own
  * checks), in request order; errors name the input (`input` or `input[i]`).
  */
-export async function prepareEmbeddingInputs(ctx: HandlerContext, inputs: EmbeddingInput[]): Promise<number[][]> {
+async function prepareEmbeddingInputs(t: EmbeddingTarget, inputs: EmbeddingInput[]): Promise<number[][]> {
   const out: number[][] = [];
   for (let i = 0; i < inputs.length; i++) {
     const input = inputs[i]!;
     const param = inputs.length === 1 ? 'input' : `input[${i}]`;
-    checkPromptSize(input, ctx.limits, param);
+    checkPromptSize(input, t.limits, param);
     try {
-      if ('tokenIds' in input) out.push(ctx.engine.prepareEmbedding({ tokenIds: input.tokenIds }));
-      else if (input.text.length < ctx.encoder.offLoopChars) out.push(ctx.engine.prepareEmbedding(input.text));
-      else out.push(ctx.engine.prepareEmbedding({ tokenIds: await ctx.encoder.encode(input.text) }));
+      if ('tokenIds' in input) out.push(t.engine.prepareEmbedding({ tokenIds: input.tokenIds }));
+      else if (input.text.length < t.encoder.offLoopChars) out.push(t.engine.prepareEmbedding(input.text));
+      else out.push(t.engine.prepareEmbedding({ tokenIds: await t.encoder.encode(input.text) }));
     } catch (err) {
       throw toApiError(err, { prompt: param });
     }
@@ -100,52 +139,46 @@ export async function prepareEmbeddingInputs(ctx: HandlerContext, inputs: Embedd
 }
 
 /**
- * The protocol-neutral part of an embeddings request (HTTP and gRPC): `dimensions` checked against the
- * model's size, every input prepared, the rate limiter passed (prompt tokens only), the engine's vectors,
- * usage filled in.
+ * The protocol-neutral part of an embeddings request (HTTP and gRPC, LLMServer and LLMFront): every input
+ * prepared, the rate limiter passed (prompt tokens only), the vectors, usage filled in.
  */
 export async function embedInputs(
-  ctx: HandlerContext,
+  ctx: GenerationContext,
+  embedder: Embedder,
   inputs: EmbeddingInput[],
   dimensions: number | undefined,
 ): Promise<{ embeddings: Float32Array[]; promptTokens: number }> {
-  const dim = ctx.engine.embedding.dim;
-  if (dimensions !== undefined && dimensions !== dim) {
-    throw new InvalidParameterError(
-      'dimensions',
-      `this model does not support Matryoshka truncation: its embeddings have ${dim} dimensions, got ${dimensions}`,
-    );
-  }
-  const prompts = await prepareEmbeddingInputs(ctx, inputs);
+  const prompts = await embedder.prepare(inputs, dimensions);
   const promptTokens = prompts.reduce((n, p) => n + p.length, 0);
   await ctx.admit({ tokenIds: prompts.flat(), params: { maxTokens: 0, n: 1 }, promptText: '' });
-  try {
-    const results = await ctx.engine.embed(
-      prompts.map((tokenIds) => ({ tokenIds })),
-      ctx.signal ? { signal: ctx.signal } : {},
-    );
-    ctx.usage.promptTokens = promptTokens;
-    return { embeddings: results.map((r) => r.embedding), promptTokens };
-  } catch (err) {
-    throw toApiError(err, { prompt: 'input' });
-  }
+  const embeddings = await embedder.embed(prompts);
+  ctx.usage.promptTokens = promptTokens;
+  return { embeddings, promptTokens };
 }
 
-export async function* embeddings(req: HttpRequestLike, ctx: HandlerContext): AsyncGenerator<HttpChunk> {
-  const r = parseEmbeddingRequest(req.body);
-  checkModelName(r.model, ctx.model);
-  const { embeddings, promptTokens } = await embedInputs(ctx, r.inputs, r.dimensions);
-  yield {
-    status: 200,
-    body: {
-      object: 'list',
-      data: embeddings.map((e, index) => ({
-        object: 'embedding',
-        index,
-        embedding: r.encodingFormat === 'base64' ? embeddingBase64(e) : Array.from(e),
-      })),
-      model: ctx.model.name,
-      usage: { prompt_tokens: promptTokens, total_tokens: promptTokens },
-    },
+/** POST /v1/embeddings over whatever `embedderOf` gives for the request's context. */
+export function embeddingsRoute<C extends GenerationContext>(
+  embedderOf: (ctx: C) => Embedder | Promise<Embedder>,
+): (req: HttpRequestLike, ctx: C) => AsyncGenerator<HttpChunk> {
+  return async function* (req, ctx) {
+    const r = parseEmbeddingRequest(req.body);
+    checkModelName(r.model, ctx.model);
+    const { embeddings, promptTokens } = await embedInputs(ctx, await embedderOf(ctx), r.inputs, r.dimensions);
+    yield {
+      status: 200,
+      body: {
+        object: 'list',
+        data: embeddings.map((e, index) => ({
+          object: 'embedding',
+          index,
+          embedding: r.encodingFormat === 'base64' ? embeddingBase64(e) : Array.from(e),
+        })),
+        model: ctx.model.name,
+        usage: { prompt_tokens: promptTokens, total_tokens: promptTokens },
+      },
+    };
   };
 }
+
+/** LLMServer's POST /v1/embeddings, over its own engine. */
+export const embeddings = embeddingsRoute<HandlerContext>(engineEmbedder);

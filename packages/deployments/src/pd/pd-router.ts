@@ -23,7 +23,7 @@ import {
 } from '@flotilla/core';
 import type { SamplingParams } from '@flotilla/engine';
 import type { GenerationGraph, GraphDelta, GraphInfo, GraphPrepared, GraphRequest } from '../graph.js';
-import { GRAPH_INTERNAL_METHODS } from '../graph.js';
+import { GRAPH_INTERNAL_METHODS, generationOnly } from '../graph.js';
 import { ModelUnavailableError } from '../errors.js';
 import { DecodeChoice, type DecodeChoiceOptions } from './decode-choice.js';
 import type { DecodeServer } from './decode-server.js';
@@ -69,7 +69,7 @@ export class PdRouter implements GenerationGraph {
   /** GenerationGraph: the decode side's model under this graph's name. */
   async graphInfo(): Promise<GraphInfo> {
     const info = (await this.decodeHandle.remote('graphInfo', [])) as GraphInfo;
-    return { ...info, name: this.modelName, description: 'prefill/decode disaggregation (PdRouter)' };
+    return { ...generationOnly(info), name: this.modelName, description: 'prefill/decode disaggregation (PdRouter)' };
   }
 
   /** GenerationGraph: tokenized and checked by a PrefillServer (by a DecodeServer when none answers). */
