@@ -126,10 +126,16 @@ void ThreadPool::worker_loop(int tid) {
   // 0, not posted_'s value now: a job (or the shutdown) posted before this thread ran is still seen
   uint32_t seen = 0;
   for (;;) {
+    const int64_t waitFrom = now_ns();
     if (!spin_until([&] { return posted_.load(std::memory_order_acquire) != seen || stop_.load(std::memory_order_relaxed); }, &spinNs)) {
       sleepers_.fetch_add(1);
       while (posted_.load() == seen && !stop_.load()) futex_wait(posted_, seen);
       sleepers_.fetch_sub(1);
+      // The job came within the longest spin: the budget had shrunk below the gaps between one step's
+      // jobs (each timeout halves it, only a gap shorter than the budget doubles it), so the worker
+      // slept through them and joined each job a futex wake-up late. Spin twice this gap next time.
+      const int64_t waited = now_ns() - waitFrom;
+      if (waited < kMaxSpinNs) spinNs = static_cast<int>(std::max<int64_t>(spinNs, std::min<int64_t>(kMaxSpinNs, 2 * waited)));
     }
     seen = posted_.load(std::memory_order_acquire);
     if (stop_.load()) return;

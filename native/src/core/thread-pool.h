@@ -6,7 +6,9 @@
 // Waiting (a worker for the next job, the caller for the last items) spins for a short, adaptive
 // time and then sleeps on a futex: on an idle machine the gaps between the jobs of one engine step
 // are shorter than the spin, so nobody sleeps; when the cores are oversubscribed a spinner would only
-// take time from the thread it waits for, so the spin shrinks after each wait that had to sleep.
+// take time from the thread it waits for, so the spin shrinks after each wait that had to sleep, and a
+// worker's grows back to twice the wait when a job came within the longest spin (it had slept through
+// a gap between one step's jobs and joined the job a futex wake-up late).
 #pragma once
 #include <algorithm>
 #include <atomic>

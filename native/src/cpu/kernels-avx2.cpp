@@ -15,7 +15,6 @@ namespace flotilla {
 namespace {
 
 constexpr int kRows = 4, kToks = 2, kTokenBlock = 64;
-constexpr int kPrefetchGroups = 16;  // ~0.5 KiB ahead in each weight row
 
 inline float hsum(__m256 v) {
   __m128 a = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
@@ -78,23 +77,13 @@ void tile_float(const Weight& w, int n, const MatmulIn& in, int t, float* y, int
     for (int r = 0; r < R; r++) y[size_t(t + j) * ldy + n + r] = hsum(acc[r][j]);
 }
 
-// 32 weights of group g as int8: Q8_0 as stored, Q4_0 unpacked to [-8, 7].
+// 32 weights of group g as int8: Q8_0 as stored (Q4_0 has its own tile, tile_q4).
 struct LoadQ8 {
   static constexpr int kBlockBytes = sizeof(BlockQ8);
   static __m256i load(const uint8_t* row, int g, float* d) {
     const auto* b = reinterpret_cast<const BlockQ8*>(row) + g;
     *d = _cvtsh_ss(b->d);
     return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b->qs));
-  }
-};
-struct LoadQ4 {
-  static constexpr int kBlockBytes = sizeof(BlockQ4);
-  static __m256i load(const uint8_t* row, int g, float* d) {
-    const auto* b = reinterpret_cast<const BlockQ4*>(row) + g;
-    *d = _cvtsh_ss(b->d);
-    const __m128i raw = _mm_loadu_si128(reinterpret_cast<const __m128i*>(b->qs));
-    const __m256i v = _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(raw, 4), raw), _mm256_set1_epi8(0x0f));
-    return _mm256_sub_epi8(v, _mm256_set1_epi8(8));
   }
 };
 
@@ -119,12 +108,16 @@ void tile_quant(const Weight& w, int n, const MatmulIn& in, int t, float* y, int
     for (int j = 0; j < NT; j++) acc[r][j] = _mm256_setzero_ps();
   const __m256i ones = _mm256_set1_epi16(1);
   const int nb = groups_of(in.K);
+  // The tile's R rows are one contiguous run of R * rowBytes bytes, read as R streams that restart
+  // at every tile, which the hardware prefetcher follows badly; so the run is prefetched as one
+  // linear stream one tile ahead, R blocks' worth of lines per group: the next tile's rows are in
+  // L1 when it starts (every line, row R-1's first ones included, lands before it is read).
+  const char* ahead = reinterpret_cast<const char*>(wr[0]) + size_t(R) * w.rowBytes;
   for (int g = 0; g < nb; g++) {
     __m256i wq[R], aw[R];
     float dw[R];
+    for (int off = 0; off < R * Q::kBlockBytes; off += 64) _mm_prefetch(ahead + size_t(g) * R * Q::kBlockBytes + off, _MM_HINT_T0);
     for (int r = 0; r < R; r++) {
-      // the integer loop is too long for the hardware prefetcher to keep enough lines in flight
-      _mm_prefetch(reinterpret_cast<const char*>(wr[r]) + (g + kPrefetchGroups) * Q::kBlockBytes, _MM_HINT_T0);
       wq[r] = Q::load(wr[r], g, &dw[r]);
       aw[r] = _mm256_sign_epi8(wq[r], wq[r]);  // |w| as unsigned for maddubs; the sign moves to x
     }
@@ -134,6 +127,46 @@ void tile_quant(const Weight& w, int n, const MatmulIn& in, int t, float* y, int
       for (int r = 0; r < R; r++) {
         const __m256i prod = _mm256_madd_epi16(_mm256_maddubs_epi16(aw[r], _mm256_sign_epi8(xv, wq[r])), ones);
         acc[r][j] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(prod), _mm256_set1_ps(dw[r] * xb.d), acc[r][j]);
+      }
+    }
+  }
+  for (int j = 0; j < NT; j++)
+    for (int r = 0; r < R; r++) y[size_t(t + j) * ldy + n + r] = hsum(acc[r][j]);
+}
+
+// Q4_0 without the sign trick: maddubs takes the nibbles (0..15) as they are, unsigned, against the
+// signed activations, and 8 * (sum of x over each 4 lanes' bytes), computed once per token and group
+// and shared by the tile's rows, is subtracted after madd. Each int32 lane is then exactly the sum of
+// (q - 8) * x over its 4 bytes that the sign trick gives (no maddubs saturation: 2 * 15 * 127 fits in
+// 16 bits), so the floats, and the bits of y, are the same; 3 fewer byte ops per row and group.
+template <int R, int NT>
+void tile_q4(const Weight& w, int n, const MatmulIn& in, int t, float* y, int ldy) {
+  __m256 acc[R][NT];
+  const uint8_t* wr[R];
+  for (int r = 0; r < R; r++) wr[r] = w.row(n + r);
+  for (int r = 0; r < R; r++)
+    for (int j = 0; j < NT; j++) acc[r][j] = _mm256_setzero_ps();
+  const __m256i ones = _mm256_set1_epi16(1), eights = _mm256_set1_epi8(8), low = _mm256_set1_epi8(0x0f);
+  const int nb = groups_of(in.K);
+  const char* ahead = reinterpret_cast<const char*>(wr[0]) + size_t(R) * w.rowBytes;  // as in tile_quant
+  for (int g = 0; g < nb; g++) {
+    for (int off = 0; off < R * int(sizeof(BlockQ4)); off += 64) _mm_prefetch(ahead + size_t(g) * R * sizeof(BlockQ4) + off, _MM_HINT_T0);
+    __m256i xv[NT], xo[NT];
+    float xd[NT];
+    for (int j = 0; j < NT; j++) {
+      const BlockQ8Act& xb = reinterpret_cast<const BlockQ8Act*>(in.xq + size_t(t + j) * in.ldq)[g];
+      xv[j] = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xb.qs));
+      xo[j] = _mm256_madd_epi16(_mm256_maddubs_epi16(eights, xv[j]), ones);
+      xd[j] = xb.d;
+    }
+    for (int r = 0; r < R; r++) {
+      const auto* b = reinterpret_cast<const BlockQ4*>(wr[r]) + g;
+      const float dw = _cvtsh_ss(b->d);
+      const __m128i raw = _mm_loadu_si128(reinterpret_cast<const __m128i*>(b->qs));
+      const __m256i q = _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(raw, 4), raw), low);
+      for (int j = 0; j < NT; j++) {
+        const __m256i prod = _mm256_sub_epi32(_mm256_madd_epi16(_mm256_maddubs_epi16(q, xv[j]), ones), xo[j]);
+        acc[r][j] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(prod), _mm256_set1_ps(dw * xd[j]), acc[r][j]);
       }
     }
   }
@@ -158,6 +191,13 @@ struct QuantTiles {
                                                {tile_quant<Q, 4, 1>, tile_quant<Q, 4, 2>}};
 };
 
+struct Q4Tiles {
+  static constexpr TileFn fns[kRows][kToks] = {{tile_q4<1, 1>, tile_q4<1, 2>},
+                                               {tile_q4<2, 1>, tile_q4<2, 2>},
+                                               {tile_q4<3, 1>, tile_q4<3, 2>},
+                                               {tile_q4<4, 1>, tile_q4<4, 2>}};
+};
+
 void run_tiles(const TileFn (&fns)[kRows][kToks], const Weight& w, const MatmulIn& in, float* y, int ldy, int n0, int n1) {
   for (int t0 = 0; t0 < in.T; t0 += kTokenBlock) {
     const int t1 = std::min(in.T, t0 + kTokenBlock);
@@ -174,7 +214,7 @@ void matmul(const Weight& w, const MatmulIn& in, float* y, int ldy, int n0, int 
     case DType::F16: return run_tiles(FloatTiles<LoadF16>::fns, w, in, y, ldy, n0, n1);
     case DType::BF16: return run_tiles(FloatTiles<LoadBF16>::fns, w, in, y, ldy, n0, n1);
     case DType::Q8_0: return run_tiles(QuantTiles<LoadQ8>::fns, w, in, y, ldy, n0, n1);
-    case DType::Q4_0: return run_tiles(QuantTiles<LoadQ4>::fns, w, in, y, ldy, n0, n1);
+    case DType::Q4_0: return run_tiles(Q4Tiles::fns, w, in, y, ldy, n0, n1);
     case DType::Q4_Z: return run_tiles(QuantTiles<LoadQ4Z>::fns, w, in, y, ldy, n0, n1);
     case DType::Q8_Z: return scalar_kernels().matmul(w, in, y, ldy, n0, n1);  // q - z needs 9 bits: no maddubs; same activations
   }
