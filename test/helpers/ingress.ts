@@ -4,6 +4,9 @@
  */
 import { startServe, type ApplicationSpec, type ServeInstance } from '../../packages/core/src/serve-instance.js';
 import { Ingress, type IngressOptions } from '../../packages/core/src/ingress/ingress.js';
+import * as grpc from '@grpc/grpc-js';
+import * as protoLoader from '@grpc/proto-loader';
+import { SERVE_PROTO_PATH } from '../../packages/core/src/ingress/grpc-proxy.js';
 
 export interface Served {
   instance: ServeInstance;
@@ -52,4 +55,12 @@ export async function eventually(
     await new Promise((resolve) => setTimeout(resolve, 50));
   }
   throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+}
+
+/** A client of the proxy's protos/serve.proto Serve service (Call, Stream, ListApplications, Healthz), plaintext. */
+export function serveClient(address: string): any {
+  const pkg = grpc.loadPackageDefinition(
+    protoLoader.loadSync(SERVE_PROTO_PATH, { keepCase: true, defaults: true }),
+  ) as any;
+  return new pkg.flotilla.serve.v1.Serve(address, grpc.credentials.createInsecure());
 }

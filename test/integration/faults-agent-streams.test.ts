@@ -7,14 +7,13 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import path from 'node:path';
 import * as grpc from '@grpc/grpc-js';
-import * as protoLoader from '@grpc/proto-loader';
 import { afterAll, expect, it } from 'vitest';
 import { startServe, type ServeInstance } from '@flotilla/core';
 import { Ingress } from '../../packages/core/src/ingress/ingress.js';
-import { SERVE_PROTO_PATH } from '../../packages/core/src/ingress/grpc-proxy.js';
 import { eventually } from '../helpers/eventually.js';
 import { repoRoot } from '../helpers/models.js';
 import { app } from '../../examples/cluster.js';
+import { serveClient } from '../helpers/ingress.js';
 
 const children: ChildProcess[] = [];
 let instance: ServeInstance | undefined;
@@ -69,10 +68,7 @@ it('kill -9 of an agent mid-stream: SSE through a relaying replica gets `event: 
   const agent = await startAgent(instance.cluster!.address, 'n1');
   await instance.apply([{ name: 'c', app }], { timeoutS: 90 });
   ingress = await Ingress.start(instance, { http: { port: 0 }, grpc: { port: 0 }, events: instance.events });
-  const pkg = grpc.loadPackageDefinition(
-    protoLoader.loadSync(SERVE_PROTO_PATH, { keepCase: true, defaults: true }),
-  ) as any;
-  client = new pkg.flotilla.serve.v1.Serve(ingress.grpc!.address, grpc.credentials.createInsecure());
+  client = serveClient(ingress.grpc!.address);
 
   let grpcFirst!: () => void;
   const grpcStarted = new Promise<void>((r) => {

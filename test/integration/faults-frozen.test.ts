@@ -9,11 +9,9 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import * as grpc from '@grpc/grpc-js';
-import * as protoLoader from '@grpc/proto-loader';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { SERVE_PROTO_PATH } from '../../packages/core/src/ingress/grpc-proxy.js';
 import { HEALTH_CHECK_TIMEOUT_S, rawTicker, ticker } from '../fixtures/apps/frozen.js';
-import { eventually, serveForTest, type Served } from '../helpers/ingress.js';
+import { eventually, serveForTest, type Served, serveClient } from '../helpers/ingress.js';
 
 let served: Served;
 let client: grpc.Client & Record<string, (...args: unknown[]) => grpc.ClientReadableStream<{ payload: Buffer }>>;
@@ -26,10 +24,7 @@ beforeAll(async () => {
     { name: 'tick', routePrefix: '/tick', app: ticker() },
     { name: 'raw', routePrefix: '/raw', app: rawTicker() },
   ]);
-  const pkg = grpc.loadPackageDefinition(
-    protoLoader.loadSync(SERVE_PROTO_PATH, { keepCase: true, defaults: true }),
-  ) as any;
-  client = new pkg.flotilla.serve.v1.Serve(served.grpcAddress, grpc.credentials.createInsecure());
+  client = serveClient(served.grpcAddress);
   dir = mkdtempSync(path.join(tmpdir(), 'flotilla-frozen-'));
 }, 120_000);
 afterAll(async () => {

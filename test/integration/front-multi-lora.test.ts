@@ -4,17 +4,17 @@
  * reaches the graph as GraphRequest.model, which loads the adapter and runs on it: the same greedy text as
  * the adapter on the server's own endpoint; an unknown name is 404 model_not_found.
  */
-import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import type { HttpRequestLike } from '@flotilla/core';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { writeRandomAdapter } from '../../packages/engine/src/model-loader/writers/peft-writer.js';
 import { FrontServer } from '../../packages/deployments/src/front-server.js';
 import { localClient } from '../../packages/deployments/src/graph-client.js';
 import { MultiLoraServer } from '../../packages/deployments/src/lora-multiplex.js';
 import { RequestGate } from '../../packages/deployments/src/request-gate.js';
-import { STORIES260K_HF_CONFIG, describeWithModels, models } from '../helpers/models.js';
+import { describeWithModels, models } from '../helpers/models.js';
+import { writeStoriesAdapters } from '../helpers/lora-adapters.js';
 
 let n = 0;
 function req(method: string, p: string, body?: unknown): HttpRequestLike {
@@ -29,16 +29,13 @@ describeWithModels('MultiLoraServer behind the front', { timeout: 60_000 }, () =
   let server: MultiLoraServer;
   let front: FrontServer;
   beforeAll(async () => {
-    for (const [i, name] of ['a0', 'a1'].entries()) {
-      mkdirSync(path.join(dir, name));
-      await writeRandomAdapter(path.join(dir, name), STORIES260K_HF_CONFIG, { rank: 8, seed: 60 + i, std: 0.1 });
-    }
+    const loraModules = await writeStoriesAdapters(dir, ['a0', 'a1'], 60);
     server = new MultiLoraServer({
       model: models.stories260KHf,
       servedModelName: 'stories',
       numThreads: 1,
       auditLog: 'none',
-      loraModules: `a0=${path.join(dir, 'a0')},a1=${path.join(dir, 'a1')}`,
+      loraModules,
       maxLoras: 1,
       maxLoraRank: 8,
     });

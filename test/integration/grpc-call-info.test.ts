@@ -4,12 +4,10 @@
  * says — a client must not choose its address (rate-limit buckets) or claim another key's identity.
  */
 import * as grpc from '@grpc/grpc-js';
-import * as protoLoader from '@grpc/proto-loader';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { SERVE_PROTO_PATH } from '../../packages/core/src/ingress/grpc-proxy.js';
 import { grpcServicesOf } from '../../packages/core/src/ingress/grpc-services.js';
 import { whoAmIApp } from '../fixtures/apps/call-info-app.js';
-import { type Served, serveForTest } from '../helpers/ingress.js';
+import { type Served, serveForTest, serveClient } from '../helpers/ingress.js';
 
 let served: Served;
 let client: any;
@@ -19,10 +17,7 @@ beforeAll(async () => {
     http: false,
     grpcServices: grpcServicesOf('who', whoAmIApp),
   });
-  const pkg = grpc.loadPackageDefinition(
-    protoLoader.loadSync(SERVE_PROTO_PATH, { keepCase: true, defaults: true }),
-  ) as any;
-  client = new pkg.flotilla.serve.v1.Serve(served.grpcAddress, grpc.credentials.createInsecure());
+  client = serveClient(served.grpcAddress);
 });
 afterAll(async () => {
   client?.close();

@@ -4,10 +4,9 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
-import { SERVE_PROTO_PATH } from '../../packages/core/src/ingress/grpc-proxy.js';
 import { grpcServicesOf } from '../../packages/core/src/ingress/grpc-services.js';
 import { app, IngressFront } from '../fixtures/apps/ingress-app.js';
-import { eventually, serveForTest, type Served } from '../helpers/ingress.js';
+import { eventually, serveForTest, type Served, serveClient } from '../helpers/ingress.js';
 
 let served: Served;
 let client: any;
@@ -18,10 +17,7 @@ beforeAll(async () => {
     http: false,
     grpcServices: grpcServicesOf('main', app),
   });
-  const pkg = grpc.loadPackageDefinition(
-    protoLoader.loadSync(SERVE_PROTO_PATH, { keepCase: true, defaults: true }),
-  ) as any;
-  client = new pkg.flotilla.serve.v1.Serve(served.grpcAddress, grpc.credentials.createInsecure());
+  client = serveClient(served.grpcAddress);
   const echoPkg = grpc.loadPackageDefinition(
     protoLoader.loadSync(IngressFront.grpcServices[0]!.protoPath, { keepCase: true }),
   ) as any;

@@ -8,11 +8,9 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import net from 'node:net';
 import * as grpc from '@grpc/grpc-js';
-import * as protoLoader from '@grpc/proto-loader';
-import { SERVE_PROTO_PATH } from '../../packages/core/src/ingress/grpc-proxy.js';
 import { HttpProxy } from '../../packages/core/src/ingress/http-proxy.js';
 import { echo, narrow, renderer, witness } from '../fixtures/apps/ingress-secure.js';
-import { eventually, serveForTest, type Served } from '../helpers/ingress.js';
+import { eventually, serveForTest, type Served, serveClient } from '../helpers/ingress.js';
 
 const API = 'api-key-0000001';
 const ADMIN = 'admin-key-000001';
@@ -42,10 +40,7 @@ beforeAll(async () => {
       },
     },
   );
-  const pkg = grpc.loadPackageDefinition(
-    protoLoader.loadSync(SERVE_PROTO_PATH, { keepCase: true, defaults: true }),
-  ) as any;
-  client = new pkg.flotilla.serve.v1.Serve(served.grpcAddress, grpc.credentials.createInsecure());
+  client = serveClient(served.grpcAddress);
 }, 60_000);
 afterAll(async () => {
   client?.close();

@@ -5,9 +5,7 @@
  * calls between deployments still reach them. Real runtime, thread replicas, both proxies.
  */
 import * as grpc from '@grpc/grpc-js';
-import * as protoLoader from '@grpc/proto-loader';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { SERVE_PROTO_PATH } from '../../packages/core/src/ingress/grpc-proxy.js';
 import { GRAPH_METHODS } from '../../packages/deployments/src/graph.js';
 import {
   HybridRouter,
@@ -21,17 +19,14 @@ import { DecodeServer } from '../../packages/deployments/src/pd/decode-server.js
 import { PdRouter } from '../../packages/deployments/src/pd/pd-router.js';
 import { PrefillServer } from '../../packages/deployments/src/pd/prefill-server.js';
 import { app } from '../fixtures/apps/internal-methods.js';
-import { serveForTest, type Served } from '../helpers/ingress.js';
+import { serveForTest, type Served, serveClient } from '../helpers/ingress.js';
 
 let served: Served;
 let client: any;
 
 beforeAll(async () => {
   served = await serveForTest([{ name: 'vault', routePrefix: '/', app }]);
-  const pkg = grpc.loadPackageDefinition(
-    protoLoader.loadSync(SERVE_PROTO_PATH, { keepCase: true, defaults: true }),
-  ) as any;
-  client = new pkg.flotilla.serve.v1.Serve(served.grpcAddress, grpc.credentials.createInsecure());
+  client = serveClient(served.grpcAddress);
 }, 60_000);
 afterAll(async () => {
   client?.close();

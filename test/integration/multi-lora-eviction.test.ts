@@ -4,19 +4,17 @@
  * adapter loads beside it (the engine holds both); when the second request ends, over capacity, its idle
  * adapter is evicted from the cache and unloaded from the engine, never the pinned one. Answers equal those of LLMServer with both loaded.
  */
-import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import type { HttpRequestLike } from '@flotilla/core';
 import type { LLMEngine } from '@flotilla/engine';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { writeRandomAdapter } from '../../packages/engine/src/model-loader/writers/peft-writer.js';
 import { LLMServer } from '../../packages/deployments/src/llm-server.js';
 import { MultiLoraServer } from '../../packages/deployments/src/lora-multiplex.js';
 import { endRequest, requestContextStorage, type RequestContext } from '../../packages/core/src/request-context.js';
-import { STORIES260K_HF_CONFIG, describeWithModels, models } from '../helpers/models.js';
-
-const hfConfig = STORIES260K_HF_CONFIG;
+import { describeWithModels, models } from '../helpers/models.js';
+import { writeStoriesAdapters } from '../helpers/lora-adapters.js';
 
 const request = (model: string): HttpRequestLike => ({
   method: 'POST',
@@ -48,11 +46,7 @@ describeWithModels('MultiLoraServer eviction (one LoRA slot, in process)', () =>
   const dir = mkdtempSync(path.join(tmpdir(), 'flotilla-multi-lora-evict-'));
   let modules = '';
   beforeAll(async () => {
-    for (const [i, name] of ['a0', 'a1'].entries()) {
-      mkdirSync(path.join(dir, name));
-      await writeRandomAdapter(path.join(dir, name), hfConfig, { rank: 8, seed: 90 + i, std: 0.1 });
-    }
-    modules = `a0=${path.join(dir, 'a0')},a1=${path.join(dir, 'a1')}`;
+    modules = await writeStoriesAdapters(dir, ['a0', 'a1'], 90);
   });
   afterAll(() => rmSync(dir, { recursive: true, force: true }));
 

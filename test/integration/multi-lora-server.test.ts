@@ -5,20 +5,19 @@
  * `models`), repeated names are hits without another load, each answer equals the same adapter's on a
  * single in-process LLMServer holding all four (greedy), and an unknown name is 404 model_not_found.
  */
-import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import OpenAI from 'openai';
 import type { HttpRequestLike, ServeStatus } from '@flotilla/core';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { writeRandomAdapter } from '../../packages/engine/src/model-loader/writers/peft-writer.js';
 import { LLMServer } from '../../packages/deployments/src/llm-server.js';
 import { requestModelId } from '../../packages/deployments/src/lora-multiplex.js';
 import { multiLoraApp } from '../fixtures/apps/multi-lora.js';
 import { eventually, serveForTest, type Served } from '../helpers/ingress.js';
-import { STORIES260K_HF_CONFIG, describeWithModels, models } from '../helpers/models.js';
+import { describeWithModels, models } from '../helpers/models.js';
+import { writeStoriesAdapters } from '../helpers/lora-adapters.js';
 
-const hfConfig = STORIES260K_HF_CONFIG;
 const ADAPTERS = ['a0', 'a1', 'a2', 'a3'];
 const PROMPT = 'Once upon a time';
 const TOKENS = 12;
@@ -34,11 +33,7 @@ describeWithModels('MultiLoraServer (3 thread replicas, adapters multiplexed)', 
   let client: OpenAI;
 
   beforeAll(async () => {
-    for (const [i, name] of ADAPTERS.entries()) {
-      mkdirSync(path.join(dir, name));
-      await writeRandomAdapter(path.join(dir, name), hfConfig, { rank: 8, seed: 70 + i, std: 0.1 });
-    }
-    const modules = ADAPTERS.map((a) => `${a}=${path.join(dir, a)}`).join(',');
+    const modules = await writeStoriesAdapters(dir, ADAPTERS, 70);
     // The reference: one engine holding all four adapters, through LLMServer's own handler.
     const single = new LLMServer({
       model: models.stories260KHf,

@@ -5,11 +5,9 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import * as grpc from '@grpc/grpc-js';
-import * as protoLoader from '@grpc/proto-loader';
-import { SERVE_PROTO_PATH } from '../../packages/core/src/ingress/grpc-proxy.js';
 import type { ServeStatus } from '@flotilla/core';
 import { frontApp, muxApp, pinnedApp, processApp } from '../fixtures/apps/multiplexing.js';
-import { eventually, serveForTest, type Served } from '../helpers/ingress.js';
+import { eventually, serveForTest, type Served, serveClient } from '../helpers/ingress.js';
 import { renderStatus } from '../../packages/core/src/cli/status-table.js';
 
 interface Prediction {
@@ -79,10 +77,7 @@ describe('model multiplexing (real runtime, 3 thread replicas)', () => {
   });
 
   it('takes the model id from gRPC metadata (serve.proto Call)', async () => {
-    const pkg = grpc.loadPackageDefinition(
-      protoLoader.loadSync(SERVE_PROTO_PATH, { keepCase: true, defaults: true }),
-    ) as any;
-    const client = new pkg.flotilla.serve.v1.Serve(served.grpcAddress, grpc.credentials.createInsecure());
+    const client = serveClient(served.grpcAddress);
     try {
       const call = (id: string) =>
         new Promise<Prediction>((resolve, reject) => {

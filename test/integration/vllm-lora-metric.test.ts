@@ -3,16 +3,16 @@
  * random PEFT adapters): its labels name the adapters with running and waiting requests and the slots
  * (max_lora), its value is the scrape time; absent without LoRA.
  */
-import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import type { HttpRequestLike } from '@flotilla/core';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { writeRandomAdapter } from '../../packages/engine/src/model-loader/writers/peft-writer.js';
 import { LLMServer } from '../../packages/deployments/src/llm-server.js';
 import { LORA_REQUESTS_INFO } from '../../packages/deployments/src/vllm-lora-metric.js';
 import { eventually } from '../helpers/ingress.js';
-import { STORIES260K_HF_CONFIG, describeWithModels, models } from '../helpers/models.js';
+import { describeWithModels, models } from '../helpers/models.js';
+import { writeStoriesAdapters } from '../helpers/lora-adapters.js';
 
 type Family = { name: string; values: Array<{ labels: Record<string, string>; value: number }> };
 
@@ -38,16 +38,13 @@ describeWithModels('vllm:lora_requests_info', { timeout: 60_000 }, () => {
   const dir = mkdtempSync(path.join(tmpdir(), 'flotilla-lora-metric-'));
   let server: LLMServer;
   beforeAll(async () => {
-    for (const [i, name] of ['a0', 'a1'].entries()) {
-      mkdirSync(path.join(dir, name));
-      await writeRandomAdapter(path.join(dir, name), STORIES260K_HF_CONFIG, { rank: 8, seed: 90 + i, std: 0.1 });
-    }
+    const loraModules = await writeStoriesAdapters(dir, ['a0', 'a1'], 90);
     server = new LLMServer({
       model: models.stories260KHf,
       servedModelName: 'stories',
       numThreads: 1,
       auditLog: 'none',
-      loraModules: `a0=${path.join(dir, 'a0')},a1=${path.join(dir, 'a1')}`,
+      loraModules,
       maxLoras: 1,
       maxLoraRank: 8,
     });
